@@ -1,0 +1,175 @@
+// The one authenticator: turns any credential into an identity with its expiry, or one typed failure.
+// Every endpoint and the HTTP routes go through it; nothing else verifies a token.
+import type { JWT } from '@fastify/jwt'
+import { hashRefreshToken, newRefreshToken, newSessionId } from './refresh-tokens.js'
+import type { Revocations } from './revocations.js'
+import type {
+  Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
+} from '../../types/index.js'
+
+export interface AuthSuccess {
+  ok: true
+  identity: Identity
+  /** The refresh session behind the credential (`sid`), when there is one. */
+  session: string | undefined
+  /** Epoch milliseconds when the access token expires; null when it never does. */
+  expiresAt: number | null
+  /** Set when the authentication issued tokens (email/password and refresh-token forms). */
+  issued?: { access_token: string, expires: number, refresh_token: string }
+}
+
+export type AuthFailureCode = 'AUTH_FAILED' | 'TOKEN_EXPIRED' | 'INVALID_CREDENTIALS' | 'SERVICE_UNAVAILABLE'
+
+export interface AuthFailure {
+  ok: false
+  code: AuthFailureCode
+  /** Why, for logs and hooks; never contains the credential. */
+  reason: string
+}
+
+export type AuthResult = AuthSuccess | AuthFailure
+
+const fail = (code: AuthFailureCode, reason: string): AuthFailure => ({ ok: false, code, reason })
+
+export const defaultMapClaims: MapClaims = (claims) => {
+  const user = claims.id ?? claims.sub
+  if (typeof user !== 'string' || user === '') return null
+  return {
+    user,
+    role: typeof claims.role === 'string' ? claims.role : null,
+    admin: claims.admin_access === true || claims.admin === true
+  }
+}
+
+export interface AuthenticatorOptions {
+  jwt: JWT
+  mapClaims: MapClaims
+  verifyCredentials: VerifyCredentials
+  sessionStore: SessionStore
+  revocations: Revocations
+  accessTokenTtlMs: number
+  refreshTokenTtlMs: number
+  /** Called once a session has ended, so its sockets can be revoked. */
+  onSessionEnded: (session: string) => void
+}
+
+export class Authenticator {
+  readonly #options: AuthenticatorOptions
+
+  constructor (options: AuthenticatorOptions) {
+    this.#options = options
+  }
+
+  /** Synchronous, so a socket authenticated by access token never waits a tick. */
+  verifyAccessToken (token: string): AuthSuccess | AuthFailure {
+    let claims: Record<string, unknown>
+    try {
+      claims = this.#options.jwt.verify(token)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      return code === 'FAST_JWT_EXPIRED' ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
+    }
+    const identity = this.#options.mapClaims(claims)
+    if (!identity) return fail('AUTH_FAILED', 'token names no user')
+    const session = typeof claims.sid === 'string' ? claims.sid : undefined
+    if (session !== undefined && this.#options.revocations.has(session)) return fail('AUTH_FAILED', 'session revoked')
+    const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
+    return { ok: true, identity, session, expiresAt }
+  }
+
+  /** Any of the three forms; access tokens answer synchronously. */
+  authenticate (credential: Credential): AuthResult | Promise<AuthResult> {
+    if ('access_token' in credential) return this.verifyAccessToken(credential.access_token)
+    if ('refresh_token' in credential) return this.refresh(credential.refresh_token)
+    return this.login(credential)
+  }
+
+  async login (credential: PasswordCredential): Promise<AuthResult> {
+    let identity: Identity | null
+    try {
+      identity = await this.#options.verifyCredentials(credential)
+    } catch {
+      return fail('SERVICE_UNAVAILABLE', 'credential check failed')
+    }
+    if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
+    const refreshToken = newRefreshToken()
+    const session = newSessionId()
+    try {
+      await this.#options.sessionStore.create({
+        id: session,
+        identity,
+        tokenHash: hashRefreshToken(refreshToken),
+        expiresAt: Date.now() + this.#options.refreshTokenTtlMs
+      })
+    } catch {
+      return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
+    }
+    return this.#issue(identity, session, refreshToken)
+  }
+
+  async refresh (refreshToken: string): Promise<AuthResult> {
+    const next = newRefreshToken()
+    try {
+      const rotated = await this.#options.sessionStore.rotate(
+        hashRefreshToken(refreshToken), hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs)
+      if (rotated.status === 'unknown') return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
+      if (rotated.status === 'reused') {
+        // A rotated token presented again means two holders: end the session for both.
+        await this.endSession(rotated.sessionId)
+        return fail('INVALID_CREDENTIALS', 'refresh token reused; session revoked')
+      }
+      return this.#issue(rotated.session.identity, rotated.session.id, next)
+    } catch {
+      return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
+    }
+  }
+
+  /** Ends the session a refresh token belongs to. */
+  async logout (refreshToken: string): Promise<AuthFailure | { ok: true }> {
+    try {
+      const found = await this.#options.sessionStore.lookup(hashRefreshToken(refreshToken))
+      if (found.status === 'current') {
+        await this.endSession(found.session.id)
+        return { ok: true }
+      }
+      // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
+      if (found.status === 'reused') await this.endSession(found.sessionId)
+    } catch {
+      return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
+    }
+    return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
+  }
+
+  async endSession (session: string): Promise<void> {
+    await this.#options.sessionStore.end(session)
+    this.#options.revocations.add(session)
+    this.#options.onSessionEnded(session)
+  }
+
+  async endUser (user: string): Promise<void> {
+    for (const session of await this.#options.sessionStore.endUser(user)) {
+      this.#options.revocations.add(session)
+      this.#options.onSessionEnded(session)
+    }
+  }
+
+  signAccessToken (identity: Identity, session?: string): { access_token: string, expires: number, expiresAt: number } {
+    const expires = this.#options.accessTokenTtlMs
+    const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
+    if (session !== undefined) claims.sid = session
+    const accessToken = this.#options.jwt.sign(claims, { expiresIn: expires })
+    const { exp } = this.#options.jwt.decode<{ exp: number }>(accessToken)!
+    return { access_token: accessToken, expires, expiresAt: exp * 1000 }
+  }
+
+  #issue (identity: Identity, session: string, refreshToken: string): AuthSuccess {
+    const { access_token: accessToken, expires, expiresAt } = this.signAccessToken(identity, session)
+    return {
+      ok: true,
+      identity,
+      session,
+      expiresAt,
+      issued: { access_token: accessToken, expires, refresh_token: refreshToken }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// The embedded user directory: the default `verifyCredentials`. Passwords are kept only as argon2id hashes, and
+// hashing runs on libuv's thread pool, never on the event loop.
+import { randomUUID } from 'node:crypto'
+import argon2 from 'argon2'
+import { decodeBase32, verifyTotp } from './totp.js'
+import type { DirectoryUser, Identity, PasswordCredential } from '../../types/index.js'
+
+// OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+const hashOptions = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
+
+interface Entry {
+  identity: Identity
+  passwordHash: string
+  otpKey: Buffer | null
+}
+
+export class UserDirectory {
+  readonly #users = new Map<string, Entry>()
+  // Unknown emails are checked against this, so a wrong email costs the same time as a wrong password.
+  #decoyHash: Promise<string> | null = null
+
+  async add (user: DirectoryUser): Promise<Identity> {
+    const email = user.email.trim().toLowerCase()
+    const identity: Identity = { user: randomUUID(), role: user.role ?? null, admin: user.admin === true }
+    this.#users.set(email, {
+      identity,
+      passwordHash: await argon2.hash(user.password, hashOptions),
+      otpKey: user.otpSecret ? decodeBase32(user.otpSecret) : null
+    })
+    return identity
+  }
+
+  get size (): number {
+    return this.#users.size
+  }
+
+  /** The email of a user id, for the reference server's `me`. */
+  emailOf (user: string): string | null {
+    for (const [email, entry] of this.#users) {
+      if (entry.identity.user === user) return email
+    }
+    return null
+  }
+
+  readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential): Promise<Identity | null> => {
+    const entry = this.#users.get(email.trim().toLowerCase())
+    if (!entry) {
+      this.#decoyHash ??= argon2.hash(randomUUID(), hashOptions)
+      await argon2.verify(await this.#decoyHash, password)
+      return null
+    }
+    if (!await argon2.verify(entry.passwordHash, password)) return null
+    if (entry.otpKey && !(typeof otp === 'string' && verifyTotp(entry.otpKey, otp))) return null
+    return { ...entry.identity }
+  }
+}

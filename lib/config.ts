@@ -1,0 +1,188 @@
+// Resolves plugin options over Directus's environment variables into one frozen config, once, at registration.
+// Options are written onto the variables they override and validated by the same @fastify/env schema, so a bad
+// value fails boot the same way whichever side it came from.
+import Fastify from 'fastify'
+import fastifyEnv from '@fastify/env'
+import ms from 'ms'
+import { InvalidConfigError } from './errors.js'
+import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
+
+export const authModes: readonly AuthMode[] = ['public', 'handshake', 'strict']
+
+const endpoints: Record<EndpointName, { prefix: string, path: string }> = {
+  rest: { prefix: 'WEBSOCKETS_REST_', path: '/websocket' },
+  graphql: { prefix: 'WEBSOCKETS_GRAPHQL_', path: '/graphql' },
+  logs: { prefix: 'WEBSOCKETS_LOGS_', path: '/websocket/logs' }
+}
+
+export interface EndpointConfig {
+  name: EndpointName
+  enabled: boolean
+  path: string
+  authMode: AuthMode
+  authTimeoutMs: number
+  /** Infinity when unlimited. */
+  connLimit: number
+}
+
+export interface Config {
+  endpoints: Record<EndpointName, EndpointConfig>
+  heartbeat: { enabled: boolean, periodMs: number }
+  maxPayload: number
+  accessTokenTtlMs: number
+  refreshTokenTtlMs: number
+  secret: string | undefined
+  /** Origins (scheme://host[:port]) allowed besides the request's own host. */
+  origins: ReadonlySet<string>
+  publicRole: string | null
+  authRoutes: { prefix: string } | null
+}
+
+// A fresh schema per registration: @fastify/env mutates the one it is given.
+function envSchema () {
+  const properties: Record<string, object> = {
+    WEBSOCKETS_HEARTBEAT_ENABLED: { type: 'boolean', default: true },
+    WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, default: 30 },
+    WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
+    ACCESS_TOKEN_TTL: { type: 'string', default: '15m' },
+    REFRESH_TOKEN_TTL: { type: 'string', default: '7d' },
+    SECRET: { type: 'string', minLength: 1 },
+    PUBLIC_URL: { type: 'string' },
+    CORS_ORIGIN: { type: 'string' }
+  }
+  for (const { prefix, path } of Object.values(endpoints)) {
+    properties[`${prefix}ENABLED`] = { type: 'boolean', default: true }
+    properties[`${prefix}PATH`] = { type: 'string', pattern: '^/', default: path }
+    properties[`${prefix}AUTH`] = { type: 'string', enum: [...authModes], default: 'handshake' }
+    properties[`${prefix}AUTH_TIMEOUT`] = { type: 'number', exclusiveMinimum: 0, default: 10 }
+    properties[`${prefix}CONN_LIMIT`] = { type: 'integer', minimum: 1 }
+  }
+  return { type: 'object', properties }
+}
+
+// Which option each variable comes from, so an error can name both.
+function optionValues (options: RealtimeOptions): Record<string, { value: unknown, option: string }> {
+  const values: Record<string, { value: unknown, option: string }> = {}
+  const set = (variable: string, option: string, value: unknown) => {
+    if (value !== undefined) values[variable] = { value, option }
+  }
+  const endpointOptions = { rest: options.rest }
+  for (const [name, endpoint] of Object.entries(endpointOptions)) {
+    const { prefix } = endpoints[name as EndpointName]
+    if (endpoint === false) {
+      set(`${prefix}ENABLED`, name, false)
+      continue
+    }
+    set(`${prefix}ENABLED`, `${name}.enabled`, endpoint?.enabled)
+    set(`${prefix}PATH`, `${name}.path`, endpoint?.path)
+    set(`${prefix}AUTH`, `${name}.auth`, endpoint?.auth)
+    set(`${prefix}AUTH_TIMEOUT`, `${name}.authTimeout`, endpoint?.authTimeout)
+    set(`${prefix}CONN_LIMIT`, `${name}.connLimit`, endpoint?.connLimit)
+  }
+  set('WEBSOCKETS_HEARTBEAT_ENABLED', 'heartbeat.enabled', options.heartbeat?.enabled)
+  set('WEBSOCKETS_HEARTBEAT_PERIOD', 'heartbeat.period', options.heartbeat?.period)
+  set('WEBSOCKETS_MAX_PAYLOAD', 'maxPayload', options.maxPayload)
+  set('ACCESS_TOKEN_TTL', 'accessTokenTtl', options.accessTokenTtl === undefined ? undefined : String(options.accessTokenTtl))
+  set('REFRESH_TOKEN_TTL', 'refreshTokenTtl', options.refreshTokenTtl === undefined ? undefined : String(options.refreshTokenTtl))
+  set('SECRET', 'secret', options.secret)
+  set('PUBLIC_URL', 'publicUrl', options.publicUrl)
+  set('CORS_ORIGIN', 'origins', options.origins?.join(','))
+  return values
+}
+
+interface SchemaError { instancePath: string, keyword: string, params: Record<string, unknown>, message?: string }
+
+function describe (error: SchemaError, from: Record<string, { option: string }>): string {
+  const variable = error.instancePath.replace(/^\//, '') || String(error.params.missingProperty)
+  const option = from[variable] ? ` (option ${from[variable].option})` : ''
+  const allowed = error.keyword === 'enum' ? `: one of ${(error.params.allowedValues as string[]).join(', ')}` : ''
+  return `${variable}${option} ${error.message}${allowed}`
+}
+
+async function readEnvironment (data: Record<string, unknown>, from: Record<string, { option: string }>) {
+  // An encapsulated throwaway instance: @fastify/env decorates the instance, and the app's own `config` is not ours.
+  const scratch = Fastify()
+  try {
+    await scratch.register(fastifyEnv, { schema: envSchema(), data, confKey: 'realtimeEnv' })
+    await scratch.ready()
+    return (scratch as unknown as { realtimeEnv: Record<string, unknown> }).realtimeEnv
+  } catch (err) {
+    const errors = (err as { errors?: SchemaError[] }).errors
+    throw errors ? new InvalidConfigError(errors.map(e => describe(e, from)).join('; ')) : err
+  } finally {
+    await scratch.close()
+  }
+}
+
+function duration (variable: string, value: string): number {
+  // A bare number is milliseconds, as in Directus.
+  const parsed = /^\d+$/.test(value) ? Number(value) : ms(value as ms.StringValue)
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
+    throw new InvalidConfigError(`${variable} must be a positive duration such as 15m, 7d or 900000 (got "${value}")`)
+  }
+  return parsed
+}
+
+function origin (variable: string, value: string): string {
+  if (value === '*' || value === 'true') {
+    throw new InvalidConfigError(`${variable} must list origins: a wildcard would let any site open sockets with your users' cookies`)
+  }
+  try {
+    const url = new URL(value)
+    if (url.origin === 'null') throw new Error('opaque origin')
+    return url.origin
+  } catch {
+    throw new InvalidConfigError(`${variable} must be URLs such as https://app.example.com (got "${value}")`)
+  }
+}
+
+export async function resolveConfig (options: RealtimeOptions): Promise<Readonly<Config>> {
+  const env = options.env ?? process.env
+  const data: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined || value === '') continue
+    // Directus spells "unlimited" Infinity; the auth modes are case-insensitive.
+    if (key.endsWith('_CONN_LIMIT') && /^infinity$/i.test(value)) continue
+    data[key] = key.endsWith('_AUTH') ? value.toLowerCase() : value
+  }
+  const fromOptions = optionValues(options)
+  for (const [variable, { value }] of Object.entries(fromOptions)) {
+    data[variable] = typeof value === 'string' && variable.endsWith('_AUTH') ? value.toLowerCase() : value
+  }
+  const raw = await readEnvironment(data, fromOptions)
+
+  const resolvedEndpoints = {} as Record<EndpointName, EndpointConfig>
+  for (const [name, { prefix }] of Object.entries(endpoints) as [EndpointName, { prefix: string }][]) {
+    resolvedEndpoints[name] = Object.freeze({
+      name,
+      enabled: raw[`${prefix}ENABLED`] as boolean,
+      path: raw[`${prefix}PATH`] as string,
+      authMode: raw[`${prefix}AUTH`] as AuthMode,
+      authTimeoutMs: Math.round((raw[`${prefix}AUTH_TIMEOUT`] as number) * 1000),
+      connLimit: (raw[`${prefix}CONN_LIMIT`] as number | undefined) ?? Infinity
+    })
+  }
+
+  const origins = new Set<string>()
+  if (typeof raw.PUBLIC_URL === 'string') origins.add(origin('PUBLIC_URL', raw.PUBLIC_URL))
+  const corsOrigin = fromOptions.CORS_ORIGIN ? 'origins' : 'CORS_ORIGIN'
+  for (const value of String(raw.CORS_ORIGIN ?? '').split(',').map(v => v.trim()).filter(Boolean)) {
+    origins.add(origin(corsOrigin, value))
+  }
+
+  const authRoutes = options.authRoutes
+  return Object.freeze({
+    endpoints: Object.freeze(resolvedEndpoints),
+    heartbeat: Object.freeze({
+      enabled: raw.WEBSOCKETS_HEARTBEAT_ENABLED as boolean,
+      periodMs: Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000)
+    }),
+    maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
+    accessTokenTtlMs: duration('ACCESS_TOKEN_TTL', raw.ACCESS_TOKEN_TTL as string),
+    refreshTokenTtlMs: duration('REFRESH_TOKEN_TTL', raw.REFRESH_TOKEN_TTL as string),
+    secret: raw.SECRET as string | undefined,
+    origins,
+    publicRole: options.publicRole ?? null,
+    authRoutes: authRoutes ? Object.freeze({ prefix: (typeof authRoutes === 'object' && authRoutes.prefix) || '/auth' }) : null
+  })
+}

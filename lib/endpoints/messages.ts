@@ -1,0 +1,66 @@
+// Reading client frames: JSON parsing, the envelope, and the three forms of the auth message.
+import type { RawData } from 'ws'
+import type { Credential } from '../../types/index.js'
+import type { Uid } from './frames.js'
+
+export type Envelope =
+  | { ok: true, message: Record<string, unknown> & { type: string }, uid: Uid }
+  | { ok: false, type: string, uid: Uid, problem: string }
+
+export const unparsable = Symbol('unparsable')
+
+function toText (data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString()
+  return Buffer.from(data as Buffer).toString()
+}
+
+export function parseFrame (data: RawData): unknown {
+  try {
+    return JSON.parse(toText(data))
+  } catch {
+    return unparsable
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** The envelope every frame needs: a JSON object with a string `type`, and a string or number `uid` if any. */
+export function readEnvelope (parsed: unknown): Envelope {
+  if (!isObject(parsed) || typeof parsed.type !== 'string') {
+    return { ok: false, type: 'server', uid: undefined, problem: 'A message must be a JSON object with a string "type".' }
+  }
+  const { type, uid } = parsed
+  if (uid !== undefined && typeof uid !== 'string' && !(typeof uid === 'number' && Number.isFinite(uid))) {
+    return { ok: false, type, uid: undefined, problem: '"uid" must be a string or a number.' }
+  }
+  return { ok: true, message: parsed as Record<string, unknown> & { type: string }, uid }
+}
+
+const forms = [['access_token'], ['email', 'password'], ['refresh_token']] as const
+
+/** The credential of an auth message, or what is wrong with it. */
+export function readCredential (message: Record<string, unknown>): { credential: Credential } | { problem: string } {
+  const present = forms.filter(form => form.some(field => message[field] !== undefined))
+  if (present.length === 0) {
+    return { problem: 'An auth message must carry "access_token", "email" and "password", or "refresh_token".' }
+  }
+  if (present.length > 1 || (message.otp !== undefined && present[0][0] !== 'email')) {
+    return { problem: 'An auth message must carry only one of "access_token", "email" and "password" (with "otp"), or "refresh_token".' }
+  }
+  const fields: readonly string[] = present[0]
+  for (const field of fields) {
+    if (typeof message[field] !== 'string' || message[field] === '') {
+      return { problem: `"${field}" must be a non-empty string.` }
+    }
+  }
+  if (message.otp !== undefined && typeof message.otp !== 'string') {
+    return { problem: '"otp" must be a string.' }
+  }
+  if (fields[0] === 'email') {
+    const { email, password, otp } = message as { email: string, password: string, otp?: string }
+    return { credential: otp === undefined ? { email, password } : { email, password, otp } }
+  }
+  if (fields[0] === 'access_token') return { credential: { access_token: message.access_token as string } }
+  return { credential: { refresh_token: message.refresh_token as string } }
+}

@@ -1,0 +1,181 @@
+// The JSON endpoint (`/websocket`, PROTOCOL.md section 4): turns frames into guard calls and guard decisions into
+// frames and close codes.
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { RawData, WebSocket } from 'ws'
+import type { Authenticator, AuthResult } from '../auth/authenticator.js'
+import type { EndpointConfig } from '../config.js'
+import { CloseCode, messages, RealtimeError } from '../errors.js'
+import { Connection } from '../connection/connection.js'
+import { ConnectionGuard, type ExpiryCode } from '../connection/guard.js'
+import { Inbox } from '../connection/inbox.js'
+import type { Registry } from '../connection/registry.js'
+import { clientInfo, upgradeCredential } from './upgrade.js'
+import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
+import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
+import type { MessageHandler, RealtimeMessage } from '../../types/index.js'
+
+export interface JsonEndpointOptions {
+  endpoint: EndpointConfig
+  authenticator: Authenticator
+  registry: Registry
+  publicRole: string | null
+  maxPayload: number
+  log: FastifyBaseLogger
+  /** Messages of any type the endpoint does not own itself. */
+  onMessage?: MessageHandler
+}
+
+const expiryMessages: Record<ExpiryCode, string> = {
+  TOKEN_EXPIRED: messages.tokenExpired,
+  AUTH_REVOKED: messages.sessionRevoked
+}
+
+/** One socket on the JSON endpoint. */
+class JsonSocket {
+  readonly connection: Connection
+  readonly #options: JsonEndpointOptions
+
+  constructor (socket: WebSocket, request: FastifyRequest, options: JsonEndpointOptions) {
+    this.#options = options
+    const { endpoint } = options
+    const guard = new ConnectionGuard({
+      authMode: endpoint.authMode,
+      authTimeoutMs: endpoint.authTimeoutMs,
+      client: clientInfo(request),
+      publicRole: options.publicRole,
+      events: {
+        onExpire: (code) => this.connection.send(errorFrame('auth', code, expiryMessages[code])),
+        onAuthTimeout: (phase) => {
+          this.connection.send(phase === 'handshake'
+            ? errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed)
+            : errorFrame('auth', 'AUTH_TIMEOUT', messages.authTimeout))
+          this.connection.close(CloseCode.AuthTimeout)
+        }
+      }
+    }, upgradeCredential(request))
+    this.connection = new Connection(endpoint.name, socket, guard)
+    socket.on('message', new Inbox(socket, this.#receive).receive)
+  }
+
+  readonly #receive = (data: RawData, isBinary: boolean): void | Promise<void> => {
+    const { connection } = this
+    connection.active = true
+    // Frames still buffered behind a close are not the application's business.
+    if (connection.socket.readyState !== connection.socket.OPEN) return
+    // ws enforces maxPayload when the plugin configured it; an app's own @fastify/websocket may allow more.
+    if (byteLength(data) > this.#options.maxPayload) {
+      connection.close(CloseCode.MessageTooBig)
+      return
+    }
+    const parsed = parseFrame(data)
+    if (connection.guard.phase === 'handshake') return this.#handshake(parsed)
+
+    if (parsed === unparsable) {
+      connection.send(errorFrame('server', 'INVALID_PAYLOAD', messages.unparsable))
+      return
+    }
+    const envelope = readEnvelope(parsed)
+    if (!envelope.ok) {
+      connection.send(errorFrame(envelope.type, 'INVALID_PAYLOAD', envelope.problem, envelope.uid))
+      return
+    }
+    const { message, uid } = envelope
+    switch (message.type) {
+      case 'auth': return this.#auth(message, uid, false)
+      case 'ping':
+        connection.send(withUid({ type: 'pong' }, uid))
+        return
+      case 'pong': return // an answer to the heartbeat: being active was all it had to say
+      default: this.#application(message as RealtimeMessage, uid)
+    }
+  }
+
+  /** The first frame of a handshake-mode socket: a valid auth message, or the end. */
+  #handshake (parsed: unknown): void | Promise<void> {
+    const envelope = readEnvelope(parsed === unparsable ? null : parsed)
+    if (!envelope.ok || envelope.message.type !== 'auth') {
+      this.#handshakeFailed(envelope.uid)
+      return
+    }
+    return this.#auth(envelope.message, envelope.uid, true)
+  }
+
+  #auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
+    const read = readCredential(message)
+    if ('problem' in read) {
+      if (handshake) this.#handshakeFailed(uid)
+      else this.connection.send(errorFrame('auth', 'INVALID_PAYLOAD', read.problem, uid))
+      return
+    }
+    const result = this.#options.authenticator.authenticate(read.credential)
+    if (result instanceof Promise) return result.then(settled => this.#authSettled(settled, uid, handshake))
+    this.#authSettled(result, uid, handshake)
+  }
+
+  #authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
+    const { connection } = this
+    if (connection.guard.phase === 'closed') return
+    if (result.ok) {
+      connection.guard.authenticate(result)
+      connection.send(authOkFrame(uid, result.issued?.refresh_token))
+      return
+    }
+    if (result.code === 'SERVICE_UNAVAILABLE') {
+      // The check could not run: nothing is known about the credential, so the identity stays as it was.
+      connection.send(errorFrame('auth', 'SERVICE_UNAVAILABLE', messages.serviceUnavailable, uid))
+      if (handshake) connection.close(CloseCode.TryAgainLater)
+      return
+    }
+    if (handshake) {
+      this.#handshakeFailed(uid)
+      return
+    }
+    connection.send(errorFrame('auth', 'AUTH_FAILED', messages.authFailed, uid))
+    if (connection.guard.fail()) connection.close(CloseCode.Unauthorized)
+  }
+
+  #handshakeFailed (uid: Uid): void {
+    this.connection.send(errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed, uid))
+    this.connection.guard.fail()
+    this.connection.close(CloseCode.Unauthorized)
+  }
+
+  #application (message: RealtimeMessage, uid: Uid): void {
+    const { onMessage, log } = this.#options
+    const answer = (err: unknown) => {
+      if (err instanceof RealtimeError) {
+        this.connection.send(errorFrame(message.type, err.code, err.message, uid))
+        return
+      }
+      log.error({ err, type: message.type }, 'realtime message handler failed')
+      this.connection.send(errorFrame(message.type, 'INTERNAL_SERVER_ERROR', messages.internal, uid))
+    }
+    if (!onMessage) {
+      answer(new RealtimeError('INVALID_PAYLOAD', `Unknown message type "${message.type}".`))
+      return
+    }
+    try {
+      const pending = onMessage(message, this.connection)
+      // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
+      if (pending instanceof Promise) pending.catch(answer)
+    } catch (err) {
+      answer(err)
+    }
+  }
+}
+
+function byteLength (data: RawData): number {
+  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : (data as Buffer).byteLength
+}
+
+/** The websocket handler of the JSON endpoint. */
+export function jsonEndpoint (options: JsonEndpointOptions) {
+  return function open (socket: WebSocket, request: FastifyRequest): void {
+    const { connection } = new JsonSocket(socket, request, options)
+    options.registry.add(connection)
+    socket.once('close', () => {
+      connection.guard.close()
+      options.registry.delete(connection)
+    })
+  }
+}

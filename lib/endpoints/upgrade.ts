@@ -1,0 +1,95 @@
+// The upgrade gate: runs before the socket opens (PROTOCOL.md section 3), in this order: origin, connection limit,
+// credential on the request, strict mode. It replies with HTTP errors, so a refused client never gets a socket.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Authenticator, AuthSuccess } from '../auth/authenticator.js'
+import type { EndpointConfig } from '../config.js'
+import { httpErrorBody, messages } from '../errors.js'
+import { authenticatedAccountability, type ClientInfo } from '../connection/accountability.js'
+
+/** What the gate hands the endpoint: the credential it verified, kept off the public request decoration. */
+const upgrades = new WeakMap<FastifyRequest, AuthSuccess>()
+
+export function upgradeCredential (request: FastifyRequest): AuthSuccess | null {
+  return upgrades.get(request) ?? null
+}
+
+export function clientInfo (request: FastifyRequest): ClientInfo {
+  return {
+    ip: request.ip,
+    userAgent: request.headers['user-agent'] ?? null,
+    origin: request.headers.origin ?? null
+  }
+}
+
+/** No Origin (not a browser), the request's own host, or an allowed origin. */
+export function originAllowed (request: FastifyRequest, allowed: ReadonlySet<string>): boolean {
+  const origin = request.headers.origin
+  if (origin === undefined) return true
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return false
+  }
+  if (url.origin === 'null' || url.origin !== origin.replace(/\/$/, '')) return false
+  return url.host === request.headers.host || allowed.has(url.origin)
+}
+
+/** The access token on the upgrade request: the query parameter wins over the @fastify/jwt cookie. */
+function requestToken (fastify: FastifyInstance, request: FastifyRequest): string | null | undefined {
+  const query = request.query as Record<string, unknown>
+  if (query.access_token !== undefined) {
+    // Repeated or empty parameters are a bad credential, not a missing one.
+    return typeof query.access_token === 'string' && query.access_token !== '' ? query.access_token : null
+  }
+  const cookie = fastify.jwt.cookie
+  const cookies = (request as { cookies?: Record<string, string | undefined> }).cookies
+  if (cookie && cookies?.[cookie.cookieName] !== undefined) {
+    try {
+      return fastify.jwt.lookupToken(request, { onlyCookie: true })
+    } catch {
+      return null // a signed cookie whose signature does not hold
+    }
+  }
+  return undefined
+}
+
+function refuse (reply: FastifyReply, status: number, code: Parameters<typeof httpErrorBody>[0], message: string) {
+  return reply.code(status).send(httpErrorBody(code, message))
+}
+
+export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>) {
+  let open = 0
+
+  return async function gate (request: FastifyRequest, reply: FastifyReply) {
+    if (!request.ws) return // a plain HTTP request: @fastify/websocket answers it
+
+    if (!originAllowed(request, origins)) return refuse(reply, 403, 'FORBIDDEN', messages.forbidden)
+
+    if (open >= endpoint.connLimit) return refuse(reply, 503, 'SERVICE_UNAVAILABLE', messages.serviceUnavailable)
+    // The reservation lives as long as the TCP connection: refused, failed or closed, it is given back once.
+    open++
+    reply.raw.socket!.once('close', () => { open-- })
+
+    const token = requestToken(fastify, request)
+    let upgrade: AuthSuccess | null = null
+    if (token !== undefined) {
+      const result = token === null ? null : authenticator.verifyAccessToken(token)
+      if (!result?.ok) {
+        const expired = result?.code === 'TOKEN_EXPIRED'
+        return refuse(reply, 401, expired ? 'TOKEN_EXPIRED' : 'AUTH_FAILED', expired ? messages.tokenExpired : messages.authFailed)
+      }
+      upgrade = result
+      upgrades.set(request, result)
+    } else if (endpoint.authMode === 'strict') {
+      return refuse(reply, 401, 'AUTH_FAILED', messages.authFailed)
+    }
+
+    request.realtime = {
+      endpoint: endpoint.name,
+      authMode: endpoint.authMode,
+      accountability: upgrade && authenticatedAccountability(upgrade.identity, upgrade.session, clientInfo(request)),
+      expiresAt: upgrade?.expiresAt ?? null
+    }
+  }
+}

@@ -1,0 +1,67 @@
+// Directus-compatible HTTP auth routes (PROTOCOL.md section 7), so the Directus SDK's `authentication('json')`
+// works and a refresh token is one session whether it is used over HTTP or on a socket.
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
+import { httpErrorBody, messages } from '../errors.js'
+
+const loginBody = {
+  type: 'object',
+  required: ['email', 'password'],
+  properties: {
+    email: { type: 'string', minLength: 1 },
+    password: { type: 'string', minLength: 1 },
+    otp: { type: 'string' },
+    mode: { type: 'string', enum: ['json'] }
+  }
+} as const
+
+const refreshBody = {
+  type: 'object',
+  required: ['refresh_token'],
+  properties: {
+    refresh_token: { type: 'string', minLength: 1 },
+    mode: { type: 'string', enum: ['json'] }
+  }
+} as const
+
+function sendFailure (reply: FastifyReply, failure: AuthFailure) {
+  if (failure.code === 'SERVICE_UNAVAILABLE') {
+    return reply.code(503).send(httpErrorBody('SERVICE_UNAVAILABLE', messages.serviceUnavailable))
+  }
+  return reply.code(401).send(httpErrorBody('INVALID_CREDENTIALS', messages.invalidCredentials))
+}
+
+function sendTokens (reply: FastifyReply, result: AuthResult) {
+  if (!result.ok) return sendFailure(reply, result)
+  return reply.send({ data: result.issued })
+}
+
+export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, prefix: string): void {
+  // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
+  const schemaErrorFormatter = () => Object.assign(new Error('Invalid payload.'), { statusCode: 400 })
+  const errorHandler = (error: { statusCode?: number, message: string }, _request: unknown, reply: FastifyReply) => {
+    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
+    return reply.code(status).send(httpErrorBody(status === 400 ? 'INVALID_PAYLOAD' : 'INTERNAL_SERVER_ERROR',
+      status === 400 ? error.message : messages.internal))
+  }
+
+  fastify.register(async (routes) => {
+    routes.setSchemaErrorFormatter(schemaErrorFormatter)
+    routes.setErrorHandler(errorHandler)
+
+    routes.post<{ Body: { email: string, password: string, otp?: string } }>('/login', { schema: { body: loginBody } },
+      async (request, reply) => {
+        const { email, password, otp } = request.body
+        return sendTokens(reply, await authenticator.login(otp === undefined ? { email, password } : { email, password, otp }))
+      })
+
+    routes.post<{ Body: { refresh_token: string } }>('/refresh', { schema: { body: refreshBody } },
+      async (request, reply) => sendTokens(reply, await authenticator.refresh(request.body.refresh_token)))
+
+    routes.post<{ Body: { refresh_token: string } }>('/logout', { schema: { body: refreshBody } },
+      async (request, reply) => {
+        const result = await authenticator.logout(request.body.refresh_token)
+        return result.ok ? reply.code(204).send() : sendFailure(reply, result)
+      })
+  }, { prefix })
+}

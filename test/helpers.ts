@@ -1,0 +1,94 @@
+// Test helpers: a real server on loopback and a real `ws` client that records every frame and the close.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import WebSocket from 'ws'
+import type { Test } from 'tap'
+import realtime, { type RealtimeOptions } from '../lib/index.js'
+
+export const secret = 'a-test-secret-that-is-long-enough'
+export const admin = { email: 'admin@example.com', password: 'd1r3ctu5', admin: true, role: 'administrator' }
+export const editor = { email: 'editor@example.com', password: 'edit0r!', role: 'editor' }
+
+export interface Built {
+  app: FastifyInstance
+  url: (path: string) => string
+}
+
+/** An app with the plugin, listening on a random loopback port; closed at the end of the test. */
+export async function build (t: Test, options: RealtimeOptions = {}, serverOptions: FastifyServerOptions = {}): Promise<Built> {
+  const app = Fastify(serverOptions)
+  await app.register(realtime, { env: {}, secret, ...options })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  return { app, url: (path) => `ws://127.0.0.1:${port}${path}` }
+}
+
+export interface Closed {
+  code: number
+  reason: string
+}
+
+/** A `ws` client that queues what arrives, so a test reads frames in order with `next()`. */
+export class Client {
+  readonly ws: WebSocket
+  readonly frames: unknown[] = []
+  readonly closed: Promise<Closed>
+  readonly opened: Promise<void>
+  #waiters: ((frame: unknown) => void)[] = []
+
+  constructor (url: string, options: WebSocket.ClientOptions & { protocols?: string | string[] } = {}) {
+    const { protocols, ...rest } = options
+    this.ws = new WebSocket(url, protocols, rest)
+    this.ws.on('message', (data) => {
+      const text = data.toString()
+      let frame: unknown
+      try { frame = JSON.parse(text) } catch { frame = text }
+      const waiter = this.#waiters.shift()
+      if (waiter) waiter(frame)
+      else this.frames.push(frame)
+    })
+    this.closed = new Promise(resolve => this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve())
+      this.ws.once('error', reject)
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    })
+    this.ws.on('error', () => {})
+  }
+
+  /** The next frame (already received or still to come). */
+  next (): Promise<unknown> {
+    if (this.frames.length > 0) return Promise.resolve(this.frames.shift())
+    return new Promise(resolve => this.#waiters.push(resolve))
+  }
+
+  send (frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  close (): Promise<Closed> {
+    this.ws.close()
+    return this.closed
+  }
+}
+
+/** Opens a socket and waits for it to be open. */
+export async function connect (url: string, options: WebSocket.ClientOptions & { protocols?: string | string[] } = {}): Promise<Client> {
+  const client = new Client(url, options)
+  await client.opened
+  return client
+}
+
+/** The HTTP status a refused upgrade got. */
+export function refusedWith (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options)
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => resolve({ status: res.statusCode!, body }))
+    })
+    ws.on('open', () => { ws.close(); reject(new Error('the upgrade was accepted')) })
+    ws.on('error', () => {})
+  })
+}

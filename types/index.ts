@@ -1,0 +1,248 @@
+// The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
+// lib/ imports its types from here, so the contract and the code cannot drift.
+import type { FastifyJWTOptions } from '@fastify/jwt'
+
+/** How a socket on an endpoint must authenticate (PROTOCOL.md section 4). */
+export type AuthMode = 'public' | 'handshake' | 'strict'
+
+/** The three endpoints, by their configuration prefix (`WEBSOCKETS_REST_`, `WEBSOCKETS_GRAPHQL_`, `WEBSOCKETS_LOGS_`). */
+export type EndpointName = 'rest' | 'graphql' | 'logs'
+
+/** Who is behind a socket. Every open socket always has one; the public one has `user: null`. */
+export interface Accountability {
+  user: string | null
+  role: string | null
+  admin: boolean
+  ip: string | null
+  userAgent: string | null
+  origin: string | null
+  /** The refresh session the credential belongs to, when it carries one (`sid` claim). */
+  session?: string
+}
+
+/** What a credential proves: the user part of an accountability. */
+export interface Identity {
+  user: string
+  role: string | null
+  admin: boolean
+}
+
+/** Codes of the error frames and HTTP errors the plugin sends (PROTOCOL.md section 8). */
+export type WireErrorCode =
+  | 'AUTH_FAILED'
+  | 'TOKEN_EXPIRED'
+  | 'AUTH_REVOKED'
+  | 'AUTH_TIMEOUT'
+  | 'INVALID_PAYLOAD'
+  | 'INVALID_CREDENTIALS'
+  | 'REQUESTS_EXCEEDED'
+  | 'FORBIDDEN'
+  | 'SERVICE_UNAVAILABLE'
+  | 'INTERNAL_SERVER_ERROR'
+
+/** The three forms of credential an auth message (or an HTTP route) can carry. */
+export type Credential =
+  | { access_token: string }
+  | { email: string, password: string, otp?: string }
+  | { refresh_token: string }
+
+export interface PasswordCredential {
+  email: string
+  password: string
+  otp?: string
+}
+
+/**
+ * Checks an email and password (and one-time password, when the user has one).
+ * Resolves the identity, or null when the credentials are wrong. Throwing means the check itself failed
+ * (the client gets SERVICE_UNAVAILABLE).
+ */
+export type VerifyCredentials = (credential: PasswordCredential) => Promise<Identity | null>
+
+/** A user of the embedded directory (the default `verifyCredentials`). */
+export interface DirectoryUser {
+  email: string
+  password: string
+  role?: string | null
+  admin?: boolean
+  /** Base32 TOTP secret: when set, logins must carry a valid `otp`. */
+  otpSecret?: string
+}
+
+/** Maps verified access-token claims to an identity; null rejects the token. */
+export type MapClaims = (claims: Record<string, unknown>) => Identity | null
+
+/** A refresh session as a store keeps it. Tokens are never stored, only their hashes. */
+export interface RefreshSession {
+  id: string
+  identity: Identity
+  /** Hash of the one refresh token that may be used next. */
+  tokenHash: string
+  /** Epoch milliseconds after which the session is gone. */
+  expiresAt: number
+}
+
+/** What `rotate` found for a presented refresh-token hash. */
+export type RotateResult =
+  | { status: 'rotated', session: RefreshSession }
+  | { status: 'reused', sessionId: string }
+  | { status: 'unknown' }
+
+/** What `lookup` found for a refresh-token hash. */
+export type TokenLookup =
+  | { status: 'current', session: RefreshSession }
+  | { status: 'reused', sessionId: string }
+  | { status: 'unknown' }
+
+/**
+ * Where refresh sessions live. Every method is atomic on its own: two concurrent `rotate` calls with the same
+ * hash see exactly one `rotated`; the other sees `reused`.
+ */
+export interface SessionStore {
+  /** Stores a new session. */
+  create (session: RefreshSession): Promise<void>
+  /**
+   * Replaces the current token hash `tokenHash` with `nextTokenHash` and extends the session to `expiresAt`.
+   * A hash that was current once but has been rotated since answers `reused` (and the caller ends the session).
+   */
+  rotate (tokenHash: string, nextTokenHash: string, expiresAt: number): Promise<RotateResult>
+  /** What a hash is, without changing anything: a session's current token, a rotated one, or unknown. */
+  lookup (tokenHash: string): Promise<TokenLookup>
+  /** Ends a session: none of its tokens works any more. Resolves the ended session's identity, or null. */
+  end (sessionId: string): Promise<Identity | null>
+  /** Ends every session of a user; resolves their ids. */
+  endUser (user: string): Promise<string[]>
+}
+
+/** Per-endpoint options; each overrides the matching `WEBSOCKETS_X_*` variable. */
+export interface EndpointOptions {
+  /** Mount the endpoint (`WEBSOCKETS_X_ENABLED`, default true). */
+  enabled?: boolean
+  /** Route path (`WEBSOCKETS_X_PATH`). */
+  path?: string
+  /** Auth mode (`WEBSOCKETS_X_AUTH`, default `handshake`). */
+  auth?: AuthMode
+  /** Seconds to authenticate (`WEBSOCKETS_X_AUTH_TIMEOUT`, default 10). */
+  authTimeout?: number
+  /** Open connections per process on this endpoint (`WEBSOCKETS_X_CONN_LIMIT`, default unlimited). */
+  connLimit?: number
+}
+
+/** A JSON message on `/websocket` that the plugin does not own itself. */
+export interface RealtimeMessage {
+  type: string
+  uid?: string | number
+  [key: string]: unknown
+}
+
+/** One open socket, as the application sees it. */
+export interface RealtimeConnection {
+  readonly id: string
+  readonly endpoint: EndpointName
+  /** Always present: the public accountability when nobody is authenticated. */
+  readonly accountability: Accountability
+  /** Sends a JSON message (serialized once). */
+  send (message: object): void
+  close (code?: number, reason?: string): void
+}
+
+/** Handles a JSON message the plugin does not own; throw a `RealtimeError` to answer with an error frame. */
+export type MessageHandler = (message: RealtimeMessage, connection: RealtimeConnection) => void | Promise<void>
+
+/** Which sockets a `send`/`close` call reaches. */
+export interface ConnectionFilter {
+  user?: string
+  session?: string
+  endpoint?: EndpointName
+}
+
+export interface RestEndpointOptions extends EndpointOptions {
+  /** Handler for application messages (any `type` but `auth`, `ping` and `pong`). */
+  onMessage?: MessageHandler
+}
+
+export interface AuthRoutesOptions {
+  /** Prefix of the routes (default `/auth`): `POST {prefix}/login`, `/refresh`, `/logout`. */
+  prefix?: string
+}
+
+export interface RealtimeOptions {
+  /** Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). */
+  env?: Record<string, string | undefined>
+  /** Signs and verifies access tokens when the app has not registered `@fastify/jwt` itself (`SECRET`). */
+  secret?: string
+  /** Further `@fastify/jwt` options for the instance the plugin registers (ignored when the app has its own). */
+  jwt?: Omit<FastifyJWTOptions, 'secret'>
+  /** The JSON endpoint, or false to leave it out. */
+  rest?: RestEndpointOptions | false
+  /** Heartbeat (`WEBSOCKETS_HEARTBEAT_ENABLED`, `WEBSOCKETS_HEARTBEAT_PERIOD` in seconds). */
+  heartbeat?: { enabled?: boolean, period?: number }
+  /** Largest frame accepted in bytes (`WEBSOCKETS_MAX_PAYLOAD`, default 65536); larger closes with 1009. */
+  maxPayload?: number
+  /** Lifetime of issued access tokens (`ACCESS_TOKEN_TTL`, default `15m`): milliseconds or an `ms` string. */
+  accessTokenTtl?: string | number
+  /** Lifetime of refresh sessions (`REFRESH_TOKEN_TTL`, default `7d`). */
+  refreshTokenTtl?: string | number
+  /** The server's public URL (`PUBLIC_URL`): its origin may open sockets. */
+  publicUrl?: string
+  /** Further origins allowed to open sockets (`CORS_ORIGIN`, comma-separated). A wildcard is refused. */
+  origins?: string[]
+  /** Role of the public accountability (default null). */
+  publicRole?: string | null
+  /** Claims to identity (default: `id` or `sub`, `role`, `admin_access`). */
+  mapClaims?: MapClaims
+  /** Email/password check (default: the embedded directory seeded from `users`). */
+  verifyCredentials?: VerifyCredentials
+  /** Users of the embedded directory. */
+  users?: DirectoryUser[]
+  /** Refresh-session store (default: in memory). */
+  sessionStore?: SessionStore
+  /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
+  authRoutes?: boolean | AuthRoutesOptions
+}
+
+/** What the upgrade gate resolved, on every websocket request (`request.realtime`). */
+export interface RealtimeUpgrade {
+  endpoint: EndpointName
+  authMode: AuthMode
+  /** Set when the upgrade request carried a valid credential (URL or cookie token). */
+  accountability: Accountability | null
+  /** Epoch milliseconds when that credential expires. */
+  expiresAt: number | null
+}
+
+/** Tokens handed out by a login or refresh. */
+export interface IssuedTokens {
+  access_token: string
+  /** Milliseconds the access token is valid for. */
+  expires: number
+  refresh_token: string
+}
+
+/** `fastify.realtime`: the application API. */
+export interface RealtimeApi {
+  /** Sends a JSON message to every matching socket; returns how many got it. */
+  send (filter: ConnectionFilter, message: object): number
+  /** Closes every matching socket; returns how many. */
+  close (filter: ConnectionFilter, code?: number, reason?: string): number
+  /** The open sockets that match. */
+  connections (filter?: ConnectionFilter): RealtimeConnection[]
+  /** Logs in with email and password: a new refresh session and its tokens. */
+  login (credential: PasswordCredential): Promise<IssuedTokens>
+  /** Ends a refresh session and revokes every socket it authenticated (AUTH_REVOKED). */
+  revokeSession (sessionId: string): Promise<void>
+  /** Ends every refresh session of a user and revokes their sockets. */
+  revokeUser (user: string): Promise<void>
+  /** Signs an access token for an identity (with its session id, when given). */
+  signAccessToken (identity: Identity, sessionId?: string): { access_token: string, expires: number }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The resolved auth mode and upgrade credential on the plugin's websocket routes; null elsewhere. */
+    realtime: RealtimeUpgrade | null
+  }
+  interface FastifyInstance {
+    realtime: RealtimeApi
+  }
+}
