@@ -62,7 +62,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       publicRole: config.publicRole,
       maxPayload: config.maxPayload,
       log: fastify.log,
-      onMessage: options.rest ? options.rest.onMessage : undefined
+      handlers: (options.rest && options.rest.handlers) || {}
     }))
   }
 

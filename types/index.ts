@@ -157,8 +157,11 @@ export interface ConnectionFilter {
 }
 
 export interface RestEndpointOptions extends EndpointOptions {
-  /** Handler for application messages (any `type` but `auth`, `ping` and `pong`). */
-  onMessage?: MessageHandler
+  /**
+   * Handlers of application messages by `type` (any but `auth`, `ping` and `pong`, which the plugin owns).
+   * A type without a handler answers INVALID_PAYLOAD.
+   */
+  handlers?: Record<string, MessageHandler>
 }
 
 export interface AuthRoutesOptions {

@@ -21,8 +21,8 @@ export interface JsonEndpointOptions {
   publicRole: string | null
   maxPayload: number
   log: FastifyBaseLogger
-  /** Messages of any type the endpoint does not own itself. */
-  onMessage?: MessageHandler
+  /** Handlers of the message types the endpoint does not own itself. */
+  handlers: Record<string, MessageHandler>
 }
 
 const expiryMessages: Record<ExpiryCode, string> = {
@@ -141,7 +141,7 @@ class JsonSocket {
   }
 
   #application (message: RealtimeMessage, uid: Uid): void {
-    const { onMessage, log } = this.#options
+    const { handlers, log } = this.#options
     const answer = (err: unknown) => {
       if (err instanceof RealtimeError) {
         this.connection.send(errorFrame(message.type, err.code, err.message, uid))
@@ -150,12 +150,14 @@ class JsonSocket {
       log.error({ err, type: message.type }, 'realtime message handler failed')
       this.connection.send(errorFrame(message.type, 'INTERNAL_SERVER_ERROR', messages.internal, uid))
     }
-    if (!onMessage) {
+    // An own property only: a "__proto__" or "constructor" type must not reach Object.prototype.
+    const handler = Object.hasOwn(handlers, message.type) ? handlers[message.type] : undefined
+    if (!handler) {
       answer(new RealtimeError('INVALID_PAYLOAD', `Unknown message type "${message.type}".`))
       return
     }
     try {
-      const pending = onMessage(message, this.connection)
+      const pending = handler(message, this.connection)
       // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
       if (pending instanceof Promise) pending.catch(answer)
     } catch (err) {
