@@ -157,7 +157,8 @@ export class Authenticator {
     const expires = this.#options.accessTokenTtlMs
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     if (session !== undefined) claims.sid = session
-    const accessToken = this.#options.jwt.sign(claims, { expiresIn: expires })
+    // @fastify/jwt reads a number as seconds and a numeric string as milliseconds.
+    const accessToken = this.#options.jwt.sign(claims, { expiresIn: String(expires) })
     const { exp } = this.#options.jwt.decode<{ exp: number }>(accessToken)!
     return { access_token: accessToken, expires, expiresAt: exp * 1000 }
   }

@@ -1,0 +1,161 @@
+// Expiry, revocation and the re-auth window on /websocket (PROTOCOL.md section 4).
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { RealtimeConnection, RealtimeMessage } from '../lib/index.js'
+import { admin, build, connect } from './helpers.js'
+
+const whoami = { whoami: (_m: RealtimeMessage, c: RealtimeConnection) => c.send({ type: 'whoami', user: c.accountability.user }) }
+const tokenExpired = { type: 'auth', status: 'error', error: { code: 'TOKEN_EXPIRED', message: 'Token expired.' } }
+const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
+const authTimedOut = { type: 'auth', status: 'error', error: { code: 'AUTH_TIMEOUT', message: 'Authentication timed out.' } }
+
+/** A token for `user` that expires at the next whole second but one (exp is in seconds). */
+function shortToken (app: FastifyInstance, user: string) {
+  const exp = Math.floor(Date.now() / 1000) + 1
+  return { token: app.jwt.sign({ id: user, exp }), exp }
+}
+
+t.test('at exp, TOKEN_EXPIRED arrives to the second and the socket drops to public', async t => {
+  const { app, url } = await build(t, { rest: { handlers: whoami } })
+  const { token, exp } = shortToken(app, 'u1')
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  t.same(await client.next(), tokenExpired)
+  t.ok(Date.now() >= exp * 1000, 'not before exp')
+  client.send({ type: 'whoami' })
+  t.same(await client.next(), { type: 'whoami', user: null }, 'public in the re-auth window')
+  client.send({ type: 'ping', uid: 'after-expiry' })
+  t.same(await client.next(), { type: 'pong', uid: 'after-expiry' })
+  await client.close()
+})
+
+t.test('without re-auth in the window: AUTH_TIMEOUT and 4408', async t => {
+  const { app, url } = await build(t, { rest: { authTimeout: 0.2 } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: shortToken(app, 'u1').token })
+  await client.next()
+  t.same(await client.next(), tokenExpired)
+  t.same(await client.next(), authTimedOut)
+  t.equal((await client.closed).code, 4408)
+})
+
+t.test('re-auth in the window restores an identity and a new expiry, again and again', async t => {
+  const { app, url } = await build(t, { rest: { handlers: whoami, authTimeout: 5 }, users: [admin], accessTokenTtl: 1000 })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  let { refresh_token: refreshToken } = await client.next() as { refresh_token: string }
+  for (let round = 0; round < 2; round++) {
+    t.same(await client.next(), tokenExpired, `round ${round}: expired`)
+    client.send({ type: 'auth', refresh_token: refreshToken, uid: 're' })
+    const ok = await client.next() as { refresh_token: string }
+    t.match(ok, { type: 'auth', status: 'ok', uid: 're', refresh_token: String })
+    refreshToken = ok.refresh_token
+    client.send({ type: 'whoami' })
+    t.match(await client.next(), { type: 'whoami', user: String }, 'authenticated again')
+  }
+  t.same(await client.next(), tokenExpired, 'third expiry')
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'long' }) })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  await client.close()
+})
+
+t.test('a failed re-auth in the window closes 4401', async t => {
+  const { app, url } = await build(t)
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: shortToken(app, 'u1').token })
+  await client.next()
+  t.same(await client.next(), tokenExpired)
+  client.send({ type: 'auth', access_token: 'bad', uid: 'x' })
+  t.match(await client.next(), { error: { code: 'AUTH_FAILED', message: 'Authentication failed.' }, uid: 'x' })
+  t.equal((await client.closed).code, 4401)
+})
+
+t.test('public mode: expiry drops to public and the socket stays open', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: whoami, authTimeout: 0.1 } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: shortToken(app, 'u1').token })
+  await client.next()
+  t.same(await client.next(), tokenExpired)
+  // Longer than the auth timeout: public mode has no re-auth deadline.
+  await new Promise(resolve => setTimeout(resolve, 300))
+  client.send({ type: 'whoami' })
+  t.same(await client.next(), { type: 'whoami', user: null })
+  await client.close()
+})
+
+t.test('a URL token expires like any other', async t => {
+  const { app, url } = await build(t, { rest: { authTimeout: 0.2 } })
+  const client = await connect(url(`/websocket?access_token=${shortToken(app, 'u1').token}`))
+  t.same(await client.next(), tokenExpired)
+  t.same(await client.next(), authTimedOut)
+  t.equal((await client.closed).code, 4408)
+})
+
+t.test('a token without exp never expires the socket', async t => {
+  const { app, url } = await build(t, { rest: { handlers: whoami } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'forever' }, { expiresIn: undefined }) })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  client.send({ type: 'whoami' })
+  t.same(await client.next(), { type: 'whoami', user: 'forever' })
+  await client.close()
+})
+
+t.test('a deadline beyond what one timer can hold is reached in hops', async t => {
+  const { app, url } = await build(t, { rest: { handlers: whoami } })
+  const far = app.jwt.sign({ id: 'far', exp: Math.floor(Date.now() / 1000) + 60 * 60 * 24 * 365 })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: far })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  client.send({ type: 'whoami' })
+  t.same(await client.next(), { type: 'whoami', user: 'far' })
+  await client.close()
+})
+
+t.test('logout revokes the session: AUTH_REVOKED, public, re-auth window; its tokens are refused', async t => {
+  const { app, url } = await build(t, { rest: { handlers: whoami, authTimeout: 0.3 }, users: [admin], authRoutes: true })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
+  const byToken = await connect(url('/websocket'))
+  byToken.send({ type: 'auth', access_token: accessToken })
+  await byToken.next()
+  const byUrl = await connect(url(`/websocket?access_token=${accessToken}`))
+  const other = await connect(url('/websocket'))
+  other.send({ type: 'auth', email: admin.email, password: admin.password })
+  await other.next()
+
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
+  t.equal(logout.statusCode, 204)
+  t.same(await byToken.next(), sessionRevoked)
+  t.same(await byUrl.next(), sessionRevoked)
+  byToken.send({ type: 'whoami' })
+  t.same(await byToken.next(), { type: 'whoami', user: null })
+  t.same(await byToken.next(), authTimedOut)
+  t.equal((await byToken.closed).code, 4408)
+
+  const again = await connect(url('/websocket'))
+  again.send({ type: 'auth', access_token: accessToken })
+  t.match(await again.next(), { error: { code: 'AUTH_FAILED' } }, 'the session\'s access token is refused')
+  other.send({ type: 'whoami' })
+  t.match(await other.next(), { type: 'whoami', user: String }, 'another session is untouched')
+  await Promise.all([other.close(), byUrl.closed])
+})
+
+t.test('revokeUser ends every session of the user; tokens issued elsewhere (no sid) are untouched', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: whoami }, users: [admin] })
+  const a = await connect(url('/websocket'))
+  a.send({ type: 'auth', email: admin.email, password: admin.password })
+  await a.next()
+  a.send({ type: 'whoami' })
+  const { user } = await a.next() as { user: string }
+  const foreign = await connect(url('/websocket'))
+  foreign.send({ type: 'auth', access_token: app.jwt.sign({ id: user }) })
+  await foreign.next()
+
+  await app.realtime.revokeUser(user)
+  t.same(await a.next(), sessionRevoked)
+  foreign.send({ type: 'whoami' })
+  t.same(await foreign.next(), { type: 'whoami', user }, 'no sid: ends only at its expiry')
+  await Promise.all([a.close(), foreign.close()])
+})

@@ -1,0 +1,39 @@
+// The heartbeat (PROTOCOL.md section 4): server pings, and the close of a silent client.
+import t from 'tap'
+import { build, connect } from './helpers.js'
+
+t.test('every period a ping; a client that answers stays open', async t => {
+  const { app, url } = await build(t, { heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }) })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  for (let beat = 0; beat < 4; beat++) {
+    t.same(await client.next(), { type: 'ping' }, `beat ${beat}`)
+    client.send({ type: 'pong' })
+  }
+  t.equal(client.ws.readyState, client.ws.OPEN)
+  await client.close()
+})
+
+t.test('a client that sends nothing during the period after a ping is closed', async t => {
+  const { url } = await build(t, { rest: { auth: 'public' }, heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  t.same(await client.next(), { type: 'ping' }, 'public sockets are pinged too')
+  t.equal((await client.closed).code, 1005, 'closed without a status, as Directus does')
+})
+
+t.test('sockets still in their handshake are not pinged: the auth timeout covers them', async t => {
+  const { url } = await build(t, { rest: { authTimeout: 0.5 }, heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  t.match(await client.next(), { type: 'auth', error: { code: 'AUTH_FAILED' } }, 'the first frame is the handshake failure, no ping')
+  t.equal((await client.closed).code, 4408)
+})
+
+t.test('WEBSOCKETS_HEARTBEAT_ENABLED=false sends no ping', async t => {
+  const { url } = await build(t, { env: { WEBSOCKETS_HEARTBEAT_ENABLED: 'false', WEBSOCKETS_HEARTBEAT_PERIOD: '0.05' }, rest: { auth: 'public' } })
+  const client = await connect(url('/websocket'))
+  await new Promise(resolve => setTimeout(resolve, 300))
+  client.send({ type: 'ping', uid: 'mine' })
+  t.same(await client.next(), { type: 'pong', uid: 'mine' }, 'the first frame is the answer to our ping')
+  await client.close()
+})
