@@ -1,0 +1,31 @@
+// No socket leaves a timer or handle behind once closed.
+import t from 'tap'
+import { admin, build, connect, type Client } from './helpers.js'
+
+const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length
+
+t.test('closed sockets leave no timer behind, whatever phase they closed in', async t => {
+  const { app, url } = await build(t, { users: [admin], heartbeat: { enabled: false } })
+  const baseline = timers()
+  const clients: Client[] = []
+  for (let i = 0; i < 10; i++) clients.push(await connect(url('/websocket'))) // handshake: auth timer
+  for (let i = 0; i < 10; i++) {
+    const client = await connect(url('/websocket'))
+    client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: `u${i}`, role: null, admin: false }).access_token })
+    await client.next() // authenticated: expiry timer
+    clients.push(client)
+  }
+  const expiring = await connect(url('/websocket'))
+  expiring.send({ type: 'auth', access_token: app.jwt.sign({ id: 'soon', exp: Math.floor(Date.now() / 1000) + 1 }) })
+  await expiring.next()
+  await expiring.next() // TOKEN_EXPIRED: now in the re-auth window
+  clients.push(expiring)
+  t.ok(timers() >= baseline + 21, 'each socket holds a timer while open')
+
+  // Half closed by the client, half by the server.
+  await Promise.all(clients.slice(0, 10).map(client => client.close()))
+  app.realtime.close({})
+  await Promise.all(clients.map(client => client.closed))
+  while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
+  t.equal(timers(), baseline, 'back to the baseline')
+})
