@@ -15,7 +15,7 @@ export function upgradeCredential (request: FastifyRequest): AuthSuccess | null 
 
 export function clientInfo (request: FastifyRequest): ClientInfo {
   return {
-    ip: request.ip,
+    ip: request.ip ?? null, // undefined under injectWS, which has no socket address
     userAgent: request.headers['user-agent'] ?? null,
     origin: request.headers.origin ?? null
   }
