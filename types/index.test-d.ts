@@ -1,0 +1,52 @@
+// Type tests of the public contract: checked by `tsc --noEmit` (npm test), never run.
+import Fastify from 'fastify'
+import { expectTypeOf } from 'expect-type'
+import realtime, {
+  MemorySessionStore, RealtimeError,
+  type Accountability, type AuthMode, type IssuedTokens, type RealtimeConnection, type RealtimeUpgrade, type SessionStore
+} from '../lib/index.js'
+
+const app = Fastify()
+await app.register(realtime, {
+  secret: 's',
+  rest: {
+    auth: 'strict',
+    authTimeout: 2.5,
+    handlers: {
+      hello (message, connection) {
+        expectTypeOf(message.type).toEqualTypeOf<string>()
+        expectTypeOf(message.uid).toEqualTypeOf<string | number | undefined>()
+        expectTypeOf(connection).toEqualTypeOf<RealtimeConnection>()
+        expectTypeOf(connection.accountability.user).toEqualTypeOf<string | null>()
+      },
+      async later () {}
+    }
+  },
+  sessionStore: new MemorySessionStore(),
+  verifyCredentials: async ({ email }) => email === 'a@b.c' ? { user: '1', role: null, admin: false } : null,
+  mapClaims: (claims) => typeof claims.sub === 'string' ? { user: claims.sub, role: null, admin: false } : null,
+  authRoutes: { prefix: '/api/auth' }
+})
+await app.register(realtime, { rest: false })
+
+// @ts-expect-error: not an auth mode
+await app.register(realtime, { rest: { auth: 'open' } })
+// @ts-expect-error: handlers are functions
+await app.register(realtime, { rest: { handlers: { x: 1 } } })
+
+app.get('/x', async (request) => {
+  expectTypeOf(request.realtime).toEqualTypeOf<RealtimeUpgrade | null>()
+  if (request.realtime) {
+    expectTypeOf(request.realtime.authMode).toEqualTypeOf<AuthMode>()
+    expectTypeOf(request.realtime.accountability).toEqualTypeOf<Accountability | null>()
+  }
+})
+
+expectTypeOf(app.realtime.send({ user: 'u' }, { type: 'x' })).toEqualTypeOf<number>()
+expectTypeOf(app.realtime.connections()).toEqualTypeOf<RealtimeConnection[]>()
+expectTypeOf(app.realtime.login({ email: 'a', password: 'b' })).toEqualTypeOf<Promise<IssuedTokens>>()
+expectTypeOf(app.realtime.revokeSession('s')).toEqualTypeOf<Promise<void>>()
+expectTypeOf(new RealtimeError('FORBIDDEN', 'no').code).toEqualTypeOf<RealtimeError['code']>()
+// @ts-expect-error: not a wire code
+new RealtimeError('NOPE', 'no') // eslint-disable-line no-new
+expectTypeOf<MemorySessionStore>().toMatchTypeOf<SessionStore>()
