@@ -31,7 +31,6 @@ export class ConnectionGuard {
   readonly authMode: AuthMode
   #accountability: Accountability
   #phase: GuardPhase
-  #expiresAt: number | null = null
   #expiryTimer: NodeJS.Timeout | null = null
   #authTimer: NodeJS.Timeout | null = null
   readonly #options: GuardOptions
@@ -59,18 +58,12 @@ export class ConnectionGuard {
     return this.#phase
   }
 
-  /** Epoch milliseconds when the current credential expires; null for public or non-expiring ones. */
-  get expiresAt (): number | null {
-    return this.#expiresAt
-  }
-
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
     this.#clearTimers()
     this.#accountability = authenticatedAccountability(success.identity, success.session, this.#options.client)
     this.#phase = 'open'
-    this.#expiresAt = success.expiresAt
     if (success.expiresAt !== null) this.#expireAt(success.expiresAt)
   }
 
@@ -105,7 +98,6 @@ export class ConnectionGuard {
   #dropToPublic (): void {
     this.#clearTimers()
     this.#accountability = publicAccountability(this.#options.publicRole, this.#options.client)
-    this.#expiresAt = null
   }
 
   #expireAt (deadline: number): void {

@@ -13,10 +13,6 @@ export class Registry {
     this.#connections.delete(connection)
   }
 
-  get size (): number {
-    return this.#connections.size
-  }
-
   * matching (filter: ConnectionFilter = {}): Generator<Connection> {
     for (const connection of this.#connections) {
       const { user, session } = connection.accountability

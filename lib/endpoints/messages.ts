@@ -9,14 +9,10 @@ export type Envelope =
 
 export const unparsable = Symbol('unparsable')
 
-function toText (data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString()
-  return Buffer.from(data as Buffer).toString()
-}
-
+// ws hands over a Buffer: sockets keep the default binaryType, 'nodebuffer'.
 export function parseFrame (data: RawData): unknown {
   try {
-    return JSON.parse(toText(data))
+    return JSON.parse((data as Buffer).toString())
   } catch {
     return unparsable
   }

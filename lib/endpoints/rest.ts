@@ -63,7 +63,7 @@ class JsonSocket {
     // Frames still buffered behind a close are not the application's business.
     if (connection.socket.readyState !== connection.socket.OPEN) return
     // ws enforces maxPayload when the plugin configured it; an app's own @fastify/websocket may allow more.
-    if (byteLength(data) > this.#options.maxPayload) {
+    if ((data as Buffer).byteLength > this.#options.maxPayload) {
       connection.close(CloseCode.MessageTooBig)
       return
     }
@@ -164,10 +164,6 @@ class JsonSocket {
       answer(err)
     }
   }
-}
-
-function byteLength (data: RawData): number {
-  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : (data as Buffer).byteLength
 }
 
 /** The websocket handler of the JSON endpoint. */
