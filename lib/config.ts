@@ -36,6 +36,8 @@ export interface Config {
   origins: ReadonlySet<string>
   publicRole: string | null
   authRoutes: { prefix: string } | null
+  /** Limits of GraphQL documents (Directus's GRAPHQL_* variables). */
+  graphql: { queryTokenLimit: number, introspection: boolean }
 }
 
 // A fresh schema per registration: @fastify/env mutates the one it is given.
@@ -48,7 +50,9 @@ function envSchema () {
     REFRESH_TOKEN_TTL: { type: 'string', default: '7d' },
     SECRET: { type: 'string', minLength: 1 },
     PUBLIC_URL: { type: 'string' },
-    CORS_ORIGIN: { type: 'string' }
+    CORS_ORIGIN: { type: 'string' },
+    GRAPHQL_QUERY_TOKEN_LIMIT: { type: 'integer', minimum: 1, default: 5000 },
+    GRAPHQL_INTROSPECTION: { type: 'boolean', default: true }
   }
   for (const { prefix, path } of Object.values(endpoints)) {
     properties[`${prefix}ENABLED`] = { type: 'boolean', default: true }
@@ -66,7 +70,7 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   const set = (variable: string, option: string, value: unknown) => {
     if (value !== undefined) values[variable] = { value, option }
   }
-  const endpointOptions = { rest: options.rest }
+  const endpointOptions = { rest: options.rest, graphql: options.graphql }
   for (const [name, endpoint] of Object.entries(endpointOptions)) {
     const { prefix } = endpoints[name as EndpointName]
     if (endpoint === false) {
@@ -87,34 +91,45 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   set('SECRET', 'secret', options.secret)
   set('PUBLIC_URL', 'publicUrl', options.publicUrl)
   set('CORS_ORIGIN', 'origins', options.origins?.join(','))
+  const graphql = options.graphql || undefined
+  set('GRAPHQL_QUERY_TOKEN_LIMIT', 'graphql.queryTokenLimit', graphql?.queryTokenLimit)
+  set('GRAPHQL_INTROSPECTION', 'graphql.introspection', graphql?.introspection)
   return values
 }
 
 interface SchemaError { instancePath: string, keyword: string, params: Record<string, unknown>, message?: string }
 
-function describe (error: SchemaError, from: Record<string, { option: string }>): string {
-  const variable = error.instancePath.replace(/^\//, '') || String(error.params.missingProperty)
-  const option = from[variable] ? ` (option ${from[variable].option})` : ''
-  const allowed = error.keyword === 'enum' ? `: one of ${(error.params.allowedValues as string[]).join(', ')}` : ''
-  return `${variable}${option} ${error.message}${allowed}`
+type Sources = Record<string, { option: string }>
+
+/** `VARIABLE (option name)`: what the user has to look for, whichever side the value came from. */
+function label (variable: string, from: Sources): string {
+  return from[variable] ? `${variable} (option ${from[variable].option})` : variable
 }
 
-async function readEnvironment (data: Record<string, unknown>, from: Record<string, { option: string }>) {
+function describe (error: SchemaError, from: Sources): string {
+  const allowed = error.keyword === 'enum' ? `: one of ${(error.params.allowedValues as string[]).join(', ')}` : ''
+  return `${label(error.instancePath.slice(1), from)} ${error.message}${allowed}`
+}
+
+async function readEnvironment (data: Record<string, unknown>, from: Sources) {
   // An encapsulated throwaway instance: @fastify/env decorates the instance, and the app's own `config` is not ours.
   const scratch = Fastify()
   try {
-    await scratch.register(fastifyEnv, { schema: envSchema(), data, confKey: 'realtimeEnv' })
+    // env: false, since `data` already is the chosen environment (options.env or process.env), not a layer over it.
+    await scratch.register(fastifyEnv, { schema: envSchema(), data, env: false, confKey: 'realtimeEnv' })
     await scratch.ready()
     return (scratch as unknown as { realtimeEnv: Record<string, unknown> }).realtimeEnv
   } catch (err) {
-    const errors = (err as { errors?: SchemaError[] }).errors
-    throw errors ? new InvalidConfigError(errors.map(e => describe(e, from)).join('; ')) : err
+    // With neither dotenv nor a custom Ajv, env-schema fails only on validation, always with `errors`.
+    const { errors } = err as { errors: SchemaError[] }
+    throw new InvalidConfigError(errors.map(e => describe(e, from)).join('; '))
   } finally {
     await scratch.close()
   }
 }
 
 function duration (variable: string, value: string): number {
+  // `variable` is a label: the variable, and the option when it came from one.
   // A bare number is milliseconds, as in Directus.
   const parsed = /^\d+$/.test(value) ? Number(value) : ms(value as ms.StringValue)
   if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
@@ -124,6 +139,7 @@ function duration (variable: string, value: string): number {
 }
 
 function origin (variable: string, value: string): string {
+  // `variable` is a label: the variable, and the option when it came from one.
   if (value === '*' || value === 'true') {
     throw new InvalidConfigError(`${variable} must list origins: a wildcard would let any site open sockets with your users' cookies`)
   }
@@ -132,7 +148,7 @@ function origin (variable: string, value: string): string {
     if (url.origin === 'null') throw new Error('opaque origin')
     return url.origin
   } catch {
-    throw new InvalidConfigError(`${variable} must be URLs such as https://app.example.com (got "${value}")`)
+    throw new InvalidConfigError(`${variable} must be a URL such as https://app.example.com (got "${value}")`)
   }
 }
 
@@ -141,13 +157,17 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
   const data: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined || value === '') continue
-    // Directus spells "unlimited" Infinity; the auth modes are case-insensitive.
-    if (key.endsWith('_CONN_LIMIT') && /^infinity$/i.test(value)) continue
-    data[key] = key.endsWith('_AUTH') ? value.toLowerCase() : value
+    data[key] = value
   }
   const fromOptions = optionValues(options)
-  for (const [variable, { value }] of Object.entries(fromOptions)) {
-    data[variable] = typeof value === 'string' && variable.endsWith('_AUTH') ? value.toLowerCase() : value
+  for (const [variable, { value }] of Object.entries(fromOptions)) data[variable] = value
+  for (const [variable, value] of Object.entries(data)) {
+    // Directus spells "unlimited" Infinity; auth modes and booleans are case-insensitive.
+    if (variable.endsWith('_CONN_LIMIT') && (value === Infinity || (typeof value === 'string' && /^infinity$/i.test(value)))) {
+      delete data[variable]
+    } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED'))) {
+      data[variable] = value.toLowerCase()
+    }
   }
   const raw = await readEnvironment(data, fromOptions)
 
@@ -158,16 +178,15 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       enabled: raw[`${prefix}ENABLED`] as boolean,
       path: raw[`${prefix}PATH`] as string,
       authMode: raw[`${prefix}AUTH`] as AuthMode,
-      authTimeoutMs: Math.round((raw[`${prefix}AUTH_TIMEOUT`] as number) * 1000),
+      authTimeoutMs: Math.max(1, Math.round((raw[`${prefix}AUTH_TIMEOUT`] as number) * 1000)),
       connLimit: (raw[`${prefix}CONN_LIMIT`] as number | undefined) ?? Infinity
     })
   }
 
   const origins = new Set<string>()
-  if (typeof raw.PUBLIC_URL === 'string') origins.add(origin('PUBLIC_URL', raw.PUBLIC_URL))
-  const corsOrigin = fromOptions.CORS_ORIGIN ? 'origins' : 'CORS_ORIGIN'
+  if (typeof raw.PUBLIC_URL === 'string') origins.add(origin(label('PUBLIC_URL', fromOptions), raw.PUBLIC_URL))
   for (const value of String(raw.CORS_ORIGIN ?? '').split(',').map(v => v.trim()).filter(Boolean)) {
-    origins.add(origin(corsOrigin, value))
+    origins.add(origin(label('CORS_ORIGIN', fromOptions), value))
   }
 
   const authRoutes = options.authRoutes
@@ -178,11 +197,15 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       periodMs: Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000)
     }),
     maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
-    accessTokenTtlMs: duration('ACCESS_TOKEN_TTL', raw.ACCESS_TOKEN_TTL as string),
-    refreshTokenTtlMs: duration('REFRESH_TOKEN_TTL', raw.REFRESH_TOKEN_TTL as string),
+    accessTokenTtlMs: duration(label('ACCESS_TOKEN_TTL', fromOptions), raw.ACCESS_TOKEN_TTL as string),
+    refreshTokenTtlMs: duration(label('REFRESH_TOKEN_TTL', fromOptions), raw.REFRESH_TOKEN_TTL as string),
     secret: raw.SECRET as string | undefined,
     origins,
     publicRole: options.publicRole ?? null,
-    authRoutes: authRoutes ? Object.freeze({ prefix: (typeof authRoutes === 'object' && authRoutes.prefix) || '/auth' }) : null
+    authRoutes: authRoutes ? Object.freeze({ prefix: (typeof authRoutes === 'object' && authRoutes.prefix) || '/auth' }) : null,
+    graphql: Object.freeze({
+      queryTokenLimit: raw.GRAPHQL_QUERY_TOKEN_LIMIT as number,
+      introspection: raw.GRAPHQL_INTROSPECTION as boolean
+    })
   })
 }

@@ -37,6 +37,7 @@ export function verifyTotp (key: Buffer, otp: string, now = Date.now()): boolean
   const counter = Math.floor(now / stepMs)
   let valid = false
   for (const drift of [-1, 0, 1]) {
+    if (counter + drift < 0) continue
     const expected = Buffer.from(totp(key, counter + drift))
     if (expected.length === given.length && timingSafeEqual(expected, given)) valid = true
   }

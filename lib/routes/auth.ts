@@ -1,6 +1,6 @@
 // Directus-compatible HTTP auth routes (PROTOCOL.md section 7), so the Directus SDK's `authentication('json')`
 // works and a refresh token is one session whether it is used over HTTP or on a socket.
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
 import { httpErrorBody, messages } from '../errors.js'
 
@@ -39,10 +39,13 @@ function sendTokens (reply: FastifyReply, result: AuthResult) {
 export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, prefix: string): void {
   // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
   const schemaErrorFormatter = () => Object.assign(new Error('Invalid payload.'), { statusCode: 400 })
-  const errorHandler = (error: { statusCode?: number, message: string }, _request: unknown, reply: FastifyReply) => {
-    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
-    return reply.code(status).send(httpErrorBody(status === 400 ? 'INVALID_PAYLOAD' : 'INTERNAL_SERVER_ERROR',
-      status === 400 ? error.message : messages.internal))
+  const errorHandler = (error: { statusCode?: number, message: string }, request: FastifyRequest, reply: FastifyReply) => {
+    if (error.statusCode && error.statusCode < 500) {
+      // The client's fault (bad body, wrong content type, too large): say what, with Fastify's status.
+      return reply.code(error.statusCode).send(httpErrorBody('INVALID_PAYLOAD', error.message))
+    }
+    request.log.error({ err: error }, 'auth route failed')
+    return reply.code(500).send(httpErrorBody('INTERNAL_SERVER_ERROR', messages.internal))
   }
 
   fastify.register(async (routes) => {

@@ -1,0 +1,621 @@
+// Unit tests of lib/auth: the session store, revocations, TOTP, the user directory and the authenticator (the latter
+// over a real @fastify/jwt).
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import { MemorySessionStore } from '../lib/auth/memory-session-store.js'
+import { Revocations } from '../lib/auth/revocations.js'
+import { decodeBase32, totp, verifyTotp } from '../lib/auth/totp.js'
+import { UserDirectory } from '../lib/auth/user-directory.js'
+import { Authenticator, defaultMapClaims, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../lib/auth/authenticator.js'
+import { hashRefreshToken, newRefreshToken, newSessionId } from '../lib/auth/refresh-tokens.js'
+import type { Identity, RefreshSession, SessionStore } from '../lib/index.js'
+import { secret } from './helpers.js'
+
+const alice: Identity = { user: 'alice', role: 'editor', admin: false }
+const bob: Identity = { user: 'bob', role: null, admin: true }
+const hour = 3_600_000
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+function session (id: string, tokenHash: string, identity: Identity = alice, expiresAt = Date.now() + hour): RefreshSession {
+  return { id, identity, tokenHash, expiresAt }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// MemorySessionStore
+
+t.test('MemorySessionStore: create then lookup finds the current session', async (t) => {
+  const store = new MemorySessionStore()
+  const created = session('s1', 'h1')
+  await store.create(created)
+  t.same(await store.lookup('h1'), { status: 'current', session: created })
+})
+
+t.test('MemorySessionStore: create keeps its own copy of the session', async (t) => {
+  const store = new MemorySessionStore()
+  const created = session('s1', 'h1')
+  await store.create(created)
+  created.tokenHash = 'tampered'
+  t.match(await store.lookup('h1'), { status: 'current', session: { tokenHash: 'h1' } })
+})
+
+t.test('MemorySessionStore: rotate replaces the hash and extends the session', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'))
+  const later = Date.now() + 2 * hour
+  t.same(await store.rotate('h1', 'h2', later), {
+    status: 'rotated',
+    session: { id: 's1', identity: alice, tokenHash: 'h2', expiresAt: later }
+  })
+  t.match(await store.lookup('h2'), { status: 'current', session: { id: 's1', expiresAt: later } })
+})
+
+t.test('MemorySessionStore: a rotated hash presented again is reused', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'))
+  await store.rotate('h1', 'h2', Date.now() + hour)
+  t.same(await store.rotate('h1', 'h3', Date.now() + hour), { status: 'reused', sessionId: 's1' })
+  t.same(await store.lookup('h1'), { status: 'reused', sessionId: 's1' })
+  t.match(await store.lookup('h2'), { status: 'current' }, 'reuse alone changes nothing: the caller ends the session')
+})
+
+t.test('MemorySessionStore: of two concurrent rotations of one hash, exactly one rotates', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'))
+  const results = await Promise.all([store.rotate('h1', 'a', Date.now() + hour), store.rotate('h1', 'b', Date.now() + hour)])
+  t.same(results.map(r => r.status).sort(), ['reused', 'rotated'])
+})
+
+t.test('MemorySessionStore: unknown hashes are unknown', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'))
+  t.same(await store.rotate('nope', 'h2', Date.now() + hour), { status: 'unknown' })
+  t.same(await store.lookup('nope'), { status: 'unknown' })
+})
+
+t.test('MemorySessionStore: an expired session is unknown, by its current and its rotated hashes', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'))
+  await store.rotate('h1', 'h2', Date.now() - 1)
+  t.same(await store.lookup('h2'), { status: 'unknown' })
+  t.same(await store.lookup('h1'), { status: 'unknown' })
+  t.same(await store.rotate('h2', 'h3', Date.now() + hour), { status: 'unknown' })
+  t.equal(await store.end('s1'), null, 'presenting it forgot it')
+
+  await store.create(session('s2', 'x1', alice, Date.now() - 1))
+  t.same(await store.rotate('x1', 'x2', Date.now() + hour), { status: 'unknown' })
+})
+
+t.test('MemorySessionStore: end ends a session and resolves its identity', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'))
+  await store.rotate('h1', 'h2', Date.now() + hour)
+  t.same(await store.end('s1'), alice)
+  t.same(await store.lookup('h2'), { status: 'unknown' })
+  t.same(await store.lookup('h1'), { status: 'unknown' }, 'rotated hashes are forgotten too')
+  t.equal(await store.end('s1'), null)
+  t.equal(await store.end('never'), null)
+})
+
+t.test('MemorySessionStore: endUser ends every session of that user only', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('a1', 'ha1', alice))
+  await store.create(session('a2', 'ha2', alice))
+  await store.create(session('b1', 'hb1', bob))
+  t.same((await store.endUser('alice')).sort(), ['a1', 'a2'])
+  t.same(await store.lookup('ha1'), { status: 'unknown' })
+  t.same(await store.lookup('ha2'), { status: 'unknown' })
+  t.match(await store.lookup('hb1'), { status: 'current' })
+  t.same(await store.endUser('alice'), [])
+})
+
+t.test('MemorySessionStore: create sweeps expired sessions with sweepEveryMs: 0', async (t) => {
+  const store = new MemorySessionStore({ sweepEveryMs: 0 })
+  await store.create(session('old', 'h-old', alice, Date.now() - 1))
+  await store.create(session('live', 'h-live', bob))
+  await store.create(session('new', 'h-new', bob))
+  t.equal(await store.end('old'), null, 'the expired session was swept')
+  t.same(await store.end('live'), bob, 'an unexpired one was kept')
+})
+
+t.test('MemorySessionStore: create does not sweep before sweepEveryMs has passed', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('old', 'h-old', alice, Date.now() - 1))
+  await store.create(session('new', 'h-new', bob))
+  t.same(await store.end('old'), alice, 'still there: nobody presented it and no sweep ran')
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Revocations
+
+t.test('Revocations: add then has', async (t) => {
+  const revocations = new Revocations(hour)
+  t.notOk(revocations.has('s1'))
+  revocations.add('s1')
+  t.ok(revocations.has('s1'))
+  t.notOk(revocations.has('s2'))
+})
+
+t.test('Revocations: an entry expires after the ttl and is pruned by later adds', async (t) => {
+  const revocations = new Revocations(20)
+  revocations.add('s1')
+  revocations.add('s2')
+  t.ok(revocations.has('s1'))
+  await sleep(30)
+  t.notOk(revocations.has('s1'))
+  t.notOk(revocations.has('s2'))
+  revocations.add('s3')
+  t.ok(revocations.has('s3'))
+  t.notOk(revocations.has('s1'))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// TOTP
+
+const rfcKey = Buffer.from('12345678901234567890')
+const rfcSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
+
+t.test('totp: RFC 6238 test vectors (SHA-1, 6 digits)', async (t) => {
+  t.same(decodeBase32(rfcSecret), rfcKey)
+  // RFC 6238 appendix B, last six digits of the 8-digit values.
+  const vectors: [number, string][] = [
+    [59, '287082'],
+    [1111111109, '081804'],
+    [1111111111, '050471'],
+    [1234567890, '005924'],
+    [2000000000, '279037'],
+    [20000000000, '353130']
+  ]
+  for (const [seconds, code] of vectors) {
+    t.equal(totp(rfcKey, Math.floor(seconds / 30)), code, `T=${seconds}`)
+    t.ok(verifyTotp(rfcKey, code, seconds * 1000), `verifies at T=${seconds}`)
+  }
+})
+
+t.test('totp: base32 is case-insensitive and ignores spaces and padding', async (t) => {
+  t.same(decodeBase32('gezd gnbv gy3t qojq gezd gnbv gy3t qojq'), rfcKey)
+  t.equal(decodeBase32('MZXW6===').toString(), 'foo')
+  t.equal(decodeBase32('MZXW6YQ=').toString(), 'foob')
+  t.equal(decodeBase32('').length, 0)
+})
+
+t.test('totp: bad base32 throws', async (t) => {
+  t.throws(() => decodeBase32('GEZDGNBV1'), { name: 'TypeError', message: 'OTP secret must be base32' })
+  t.throws(() => decodeBase32('GEZD-GNBV'), TypeError)
+})
+
+t.test('totp: accepts the neighbouring steps and nothing further', async (t) => {
+  const code = '081804' // step 37037036: T = 1111111080 .. 1111111109 s
+  const start = 1111111080_000
+  t.ok(verifyTotp(rfcKey, code, start), 'same step, first ms')
+  t.ok(verifyTotp(rfcKey, code, start + 29_999), 'same step, last ms')
+  t.ok(verifyTotp(rfcKey, code, start - 1), 'the clock one step behind')
+  t.ok(verifyTotp(rfcKey, code, start - 30_000), 'the clock one step behind, first ms')
+  t.ok(verifyTotp(rfcKey, code, start + 59_999), 'the clock one step ahead')
+  t.notOk(verifyTotp(rfcKey, code, start - 30_001), 'two steps behind')
+  t.notOk(verifyTotp(rfcKey, code, start + 60_000), 'two steps ahead')
+})
+
+t.test('totp: wrong codes and wrong lengths are refused', async (t) => {
+  t.notOk(verifyTotp(rfcKey, '287083', 59_000))
+  t.notOk(verifyTotp(rfcKey, '28708', 59_000))
+  t.notOk(verifyTotp(rfcKey, '2870820', 59_000))
+  t.notOk(verifyTotp(rfcKey, '', 59_000))
+  t.notOk(verifyTotp(rfcKey, '94287082', 59_000), 'the 8-digit value')
+})
+
+t.test('totp: verifyTotp defaults to the current time', async (t) => {
+  t.ok(verifyTotp(rfcKey, totp(rfcKey, Math.floor(Date.now() / 30_000))))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// UserDirectory
+
+const otpSecret = 'JBSWY3DPEHPK3PXP'
+
+async function directory () {
+  const users = new UserDirectory()
+  const carol = await users.add({ email: ' Carol@Example.com ', password: 'c4r0l!', role: 'editor' })
+  const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', admin: true, otpSecret })
+  return { users, carol, dave }
+}
+
+t.test('UserDirectory: add resolves a fresh identity with defaults', async (t) => {
+  const users = new UserDirectory()
+  const plain = await users.add({ email: 'plain@example.com', password: 'p' })
+  t.match(plain, { user: /^[0-9a-f-]{36}$/, role: null, admin: false })
+  const other = await users.add({ email: 'other@example.com', password: 'p', role: 'r', admin: true })
+  t.match(other, { role: 'r', admin: true })
+  t.not(other.user, plain.user)
+  t.equal(users.size, 2)
+})
+
+t.test('UserDirectory: the right password resolves the identity', async (t) => {
+  const { users, carol } = await directory()
+  t.same(await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }), carol)
+  t.same(carol, { user: carol.user, role: 'editor', admin: false })
+})
+
+t.test('UserDirectory: a wrong password resolves null', async (t) => {
+  const { users } = await directory()
+  t.equal(await users.verifyCredentials({ email: 'carol@example.com', password: 'wrong' }), null)
+})
+
+t.test('UserDirectory: an unknown email resolves null', async (t) => {
+  const { users } = await directory()
+  t.equal(await users.verifyCredentials({ email: 'nobody@example.com', password: 'c4r0l!' }), null)
+  t.equal(await users.verifyCredentials({ email: 'nobody-else@example.com', password: 'x' }), null, 'twice: the decoy hash is reused')
+})
+
+t.test('UserDirectory: emails are case-insensitive and trimmed', async (t) => {
+  const { users, carol } = await directory()
+  t.same(await users.verifyCredentials({ email: '  CAROL@EXAMPLE.COM', password: 'c4r0l!' }), carol)
+  t.equal(users.emailOf(carol.user), 'carol@example.com')
+  t.equal(users.emailOf('someone-else'), null)
+})
+
+t.test('UserDirectory: an otp is required when the user has an otpSecret', async (t) => {
+  const { users, dave } = await directory()
+  const now = totp(decodeBase32(otpSecret), Math.floor(Date.now() / 30_000))
+  const wrong = String((Number(now) + 500_000) % 1_000_000).padStart(6, '0')
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!' }), null, 'missing')
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: wrong }), null, 'wrong')
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null, 'right otp, wrong password')
+  t.same(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), dave, 'right')
+  t.same(dave, { user: dave.user, role: null, admin: true })
+})
+
+t.test('UserDirectory: an otp is ignored for a user without otpSecret', async (t) => {
+  const { users, carol } = await directory()
+  t.same(await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!', otp: '000000' }), carol)
+})
+
+t.test('UserDirectory: a bad otpSecret is refused when the user is added', async (t) => {
+  await t.rejects(new UserDirectory().add({ email: 'e@example.com', password: 'p', otpSecret: 'not base32!' }), TypeError)
+})
+
+t.test('UserDirectory: verifyCredentials returns a copy of the identity', async (t) => {
+  const { users, carol } = await directory()
+  const first = (await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }))!
+  first.admin = true
+  t.same(await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }), carol)
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Refresh tokens
+
+t.test('refresh tokens: 256 random bits, url-safe, hashed with SHA-256', async (t) => {
+  const token = newRefreshToken()
+  t.match(token, /^[A-Za-z0-9_-]{43}$/)
+  t.equal(Buffer.from(token, 'base64url').length, 32)
+  t.not(newRefreshToken(), token)
+  t.equal(hashRefreshToken(token), hashRefreshToken(token))
+  t.not(hashRefreshToken(token), token)
+  t.match(newSessionId(), /^[0-9a-f-]{36}$/)
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authenticator
+
+/** A store whose every method fails, as an unreachable backend would. */
+class BrokenStore implements SessionStore {
+  create (): Promise<void> { return Promise.reject(new Error('store down')) }
+  rotate (): Promise<never> { return Promise.reject(new Error('store down')) }
+  lookup (): Promise<never> { return Promise.reject(new Error('store down')) }
+  end (): Promise<never> { return Promise.reject(new Error('store down')) }
+  endUser (): Promise<never> { return Promise.reject(new Error('store down')) }
+}
+
+async function jwtApp (t: Test, key = secret): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret: key })
+  await app.ready()
+  return app
+}
+
+interface Harness {
+  app: FastifyInstance
+  authenticator: Authenticator
+  store: SessionStore
+  revocations: Revocations
+  /** Sessions reported to onSessionEnded, in order. */
+  ended: string[]
+}
+
+async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): Promise<Harness> {
+  const app = await jwtApp(t)
+  const ended: string[] = []
+  const store = options.sessionStore ?? new MemorySessionStore()
+  const revocations = options.revocations ?? new Revocations(15 * 60_000)
+  const authenticator = new Authenticator({
+    jwt: app.jwt,
+    mapClaims: defaultMapClaims,
+    verifyCredentials: async ({ email, password }) => email === 'alice@example.com' && password === 'secret' ? alice : null,
+    sessionStore: store,
+    revocations,
+    accessTokenTtlMs: 15 * 60_000,
+    refreshTokenTtlMs: hour,
+    onSessionEnded: (ended_) => ended.push(ended_),
+    ...options
+  })
+  return { app, authenticator, store, revocations, ended }
+}
+
+const credentials = { email: 'alice@example.com', password: 'secret' }
+
+function success (t: Test, result: AuthResult): AuthSuccess {
+  t.ok(result.ok, 'succeeded')
+  if (!result.ok) throw new Error(`failed: ${result.code} ${result.reason}`)
+  return result
+}
+
+t.test('defaultMapClaims: id or sub, role, admin_access or admin', async (t) => {
+  t.same(defaultMapClaims({ id: 'u1', role: 'editor', admin_access: true }), { user: 'u1', role: 'editor', admin: true })
+  t.same(defaultMapClaims({ sub: 'u2', admin: true }), { user: 'u2', role: null, admin: true })
+  t.same(defaultMapClaims({ id: 'u3', sub: 'ignored', role: 42, admin_access: 'yes' }), { user: 'u3', role: null, admin: false })
+  t.equal(defaultMapClaims({ id: '' }), null)
+  t.equal(defaultMapClaims({ id: 7 }), null)
+  t.equal(defaultMapClaims({ role: 'editor' }), null)
+})
+
+t.test('Authenticator: verifyAccessToken accepts a valid token', async (t) => {
+  const { app, authenticator } = await harness(t)
+  const token = app.jwt.sign({ id: 'u1', role: 'editor', admin_access: false }, { expiresIn: '5m' })
+  const result = success(t, authenticator.verifyAccessToken(token))
+  t.same(result.identity, { user: 'u1', role: 'editor', admin: false })
+  t.equal(result.session, undefined, 'a token issued elsewhere has no session')
+  t.equal(result.expiresAt, app.jwt.decode<{ exp: number }>(token)!.exp * 1000)
+})
+
+t.test('Authenticator: verifyAccessToken of a token without exp never expires', async (t) => {
+  const { app, authenticator } = await harness(t)
+  const result = success(t, authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' })))
+  t.equal(result.expiresAt, null)
+})
+
+t.test('Authenticator: verifyAccessToken of an expired token is TOKEN_EXPIRED', async (t) => {
+  const { app, authenticator } = await harness(t)
+  const token = app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
+  t.match(authenticator.verifyAccessToken(token), { ok: false, code: 'TOKEN_EXPIRED', reason: 'token expired' })
+})
+
+t.test('Authenticator: verifyAccessToken of garbage is AUTH_FAILED', async (t) => {
+  const { authenticator } = await harness(t)
+  for (const token of ['garbage', '', 'a.b.c']) {
+    const result = authenticator.verifyAccessToken(token)
+    t.match(result, { ok: false, code: 'AUTH_FAILED', reason: /^invalid token/ }, JSON.stringify(token))
+    t.notMatch((result as { reason: string }).reason, token || 'never', 'the reason never carries the token')
+  }
+})
+
+t.test('Authenticator: verifyAccessToken of a token signed with another key is AUTH_FAILED', async (t) => {
+  const { authenticator } = await harness(t)
+  const other = await jwtApp(t, 'some-other-secret')
+  t.match(authenticator.verifyAccessToken(other.jwt.sign({ id: 'u1' })), { ok: false, code: 'AUTH_FAILED' })
+})
+
+t.test('Authenticator: verifyAccessToken of a token naming no user is AUTH_FAILED', async (t) => {
+  const { app, authenticator } = await harness(t)
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ role: 'editor' })), {
+    ok: false, code: 'AUTH_FAILED', reason: 'token names no user'
+  })
+})
+
+t.test('Authenticator: verifyAccessToken uses the mapClaims it was given', async (t) => {
+  const { app, authenticator } = await harness(t, {
+    mapClaims: (claims) => typeof claims.uid === 'number' ? { user: `u${claims.uid}`, role: 'mapped', admin: false } : null
+  })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ uid: 7 })), { ok: true, identity: { user: 'u7', role: 'mapped' } })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' })), { ok: false, code: 'AUTH_FAILED' })
+})
+
+t.test('Authenticator: verifyAccessToken of a revoked session is AUTH_FAILED', async (t) => {
+  const { authenticator, revocations } = await harness(t)
+  const { access_token: token } = authenticator.signAccessToken(alice, 'sid-1')
+  t.match(authenticator.verifyAccessToken(token), { ok: true, session: 'sid-1' })
+  revocations.add('sid-1')
+  t.match(authenticator.verifyAccessToken(token), { ok: false, code: 'AUTH_FAILED', reason: 'session revoked' })
+})
+
+t.test('Authenticator: a non-string sid claim is no session', async (t) => {
+  const { app, authenticator, revocations } = await harness(t)
+  revocations.add('42')
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1', sid: 42 })), { ok: true, session: undefined })
+})
+
+t.test('Authenticator: signAccessToken puts the identity and the session in the claims', async (t) => {
+  const { app, authenticator } = await harness(t)
+  const withSession = authenticator.signAccessToken(alice, 'sid-1')
+  t.equal(withSession.expires, 15 * 60_000)
+  const decoded = app.jwt.decode<Record<string, unknown>>(withSession.access_token)!
+  t.match(decoded, { id: 'alice', role: 'editor', admin_access: false, sid: 'sid-1' })
+  t.equal(withSession.expiresAt, (decoded.exp as number) * 1000)
+  const without = app.jwt.decode<Record<string, unknown>>(authenticator.signAccessToken(bob).access_token)!
+  t.notOk('sid' in without)
+  t.match(without, { id: 'bob', role: null, admin_access: true })
+})
+
+t.test('Authenticator: login issues tokens carrying the session id', async (t) => {
+  const { app, authenticator, store } = await harness(t)
+  const result = success(t, await authenticator.login(credentials))
+  t.same(result.identity, alice)
+  t.match(result.session, /^[0-9a-f-]{36}$/)
+  t.match(result.issued, { access_token: String, expires: 15 * 60_000, refresh_token: /^[A-Za-z0-9_-]{43,}$/ })
+  t.match(app.jwt.decode(result.issued!.access_token), { id: 'alice', sid: result.session })
+  t.equal(result.expiresAt, app.jwt.decode<{ exp: number }>(result.issued!.access_token)!.exp * 1000)
+  t.match(authenticator.verifyAccessToken(result.issued!.access_token), { ok: true, session: result.session, identity: alice })
+  t.match(await store.lookup(hashRefreshToken(result.issued!.refresh_token)), { status: 'current', session: { id: result.session } })
+})
+
+t.test('Authenticator: login with wrong credentials is INVALID_CREDENTIALS', async (t) => {
+  const { authenticator } = await harness(t)
+  t.match(await authenticator.login({ ...credentials, password: 'wrong' }), { ok: false, code: 'INVALID_CREDENTIALS' })
+})
+
+t.test('Authenticator: login passes the otp to verifyCredentials', async (t) => {
+  const seen: unknown[] = []
+  const { authenticator } = await harness(t, { verifyCredentials: async (credential) => { seen.push(credential); return alice } })
+  success(t, await authenticator.login({ ...credentials, otp: '123456' }))
+  t.same(seen, [{ ...credentials, otp: '123456' }])
+})
+
+t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE', async (t) => {
+  const { authenticator } = await harness(t, { verifyCredentials: async () => { throw new Error('directory down') } })
+  t.match(await authenticator.login(credentials), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+})
+
+t.test('Authenticator: refresh rotates the refresh token and keeps the session', async (t) => {
+  const { authenticator } = await harness(t)
+  const login = success(t, await authenticator.login(credentials))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  t.equal(refreshed.session, login.session)
+  t.same(refreshed.identity, alice)
+  t.not(refreshed.issued!.refresh_token, login.issued!.refresh_token)
+  t.match(refreshed.issued!.refresh_token, /^[A-Za-z0-9_-]{43,}$/)
+  t.match(authenticator.verifyAccessToken(refreshed.issued!.access_token), { ok: true, session: login.session })
+  success(t, await authenticator.refresh(refreshed.issued!.refresh_token))
+})
+
+t.test('Authenticator: a rotated refresh token used again is reuse and revokes the session', async (t) => {
+  const { authenticator, ended, revocations } = await harness(t)
+  const login = success(t, await authenticator.login(credentials))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  t.match(await authenticator.refresh(login.issued!.refresh_token), {
+    ok: false, code: 'INVALID_CREDENTIALS', reason: 'refresh token reused; session revoked'
+  })
+  t.same(ended, [login.session])
+  t.ok(revocations.has(login.session!))
+  t.match(await authenticator.refresh(refreshed.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' },
+    'the newest token died with the session')
+  t.match(authenticator.verifyAccessToken(refreshed.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(login.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
+})
+
+t.test('Authenticator: two concurrent refreshes with one token: one succeeds, the other is reuse', async (t) => {
+  const { authenticator, ended } = await harness(t)
+  const login = success(t, await authenticator.login(credentials))
+  const results = await Promise.all([
+    authenticator.refresh(login.issued!.refresh_token),
+    authenticator.refresh(login.issued!.refresh_token)
+  ])
+  t.same(results.map(r => r.ok).sort(), [false, true])
+  t.same(ended, [login.session])
+})
+
+t.test('Authenticator: refresh with an unknown token is INVALID_CREDENTIALS', async (t) => {
+  const { authenticator, ended } = await harness(t)
+  t.match(await authenticator.refresh(newRefreshToken()), {
+    ok: false, code: 'INVALID_CREDENTIALS', reason: 'unknown or expired refresh token'
+  })
+  t.same(ended, [])
+})
+
+t.test('Authenticator: refresh with an expired session is INVALID_CREDENTIALS', async (t) => {
+  const { authenticator } = await harness(t, { refreshTokenTtlMs: 1 })
+  const login = success(t, await authenticator.login(credentials))
+  await sleep(5)
+  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+})
+
+t.test('Authenticator: authenticate dispatches the three credential forms', async (t) => {
+  const { authenticator } = await harness(t)
+  const login = success(t, await authenticator.authenticate(credentials))
+  t.ok(login.issued)
+  const byRefresh = success(t, await authenticator.authenticate({ refresh_token: login.issued!.refresh_token }))
+  t.ok(byRefresh.issued)
+  const byToken = authenticator.authenticate({ access_token: byRefresh.issued!.access_token })
+  t.notOk(byToken instanceof Promise, 'an access token answers synchronously')
+  t.match(byToken, { ok: true, session: login.session, identity: alice })
+  t.notOk((byToken as AuthSuccess).issued)
+})
+
+t.test('Authenticator: logout ends the session of a current refresh token', async (t) => {
+  const { authenticator, ended, revocations } = await harness(t)
+  const login = success(t, await authenticator.login(credentials))
+  t.same(await authenticator.logout(login.issued!.refresh_token), { ok: true })
+  t.same(ended, [login.session])
+  t.ok(revocations.has(login.session!))
+  t.match(authenticator.verifyAccessToken(login.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
+  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+})
+
+t.test('Authenticator: logout with a rotated refresh token is reuse: the session ends, the caller is refused', async (t) => {
+  const { authenticator, ended } = await harness(t)
+  const login = success(t, await authenticator.login(credentials))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(ended, [login.session])
+  t.match(await authenticator.refresh(refreshed.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+})
+
+t.test('Authenticator: logout with an unknown refresh token is INVALID_CREDENTIALS', async (t) => {
+  const { authenticator, ended } = await harness(t)
+  t.match(await authenticator.logout('unknown'), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(ended, [])
+})
+
+t.test('Authenticator: a store that throws is SERVICE_UNAVAILABLE for login, refresh and logout', async (t) => {
+  const { authenticator, ended } = await harness(t, { sessionStore: new BrokenStore() })
+  t.match(await authenticator.login(credentials), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session store unavailable' })
+  t.match(await authenticator.refresh(newRefreshToken()), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.logout(newRefreshToken()), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.same(ended, [])
+})
+
+t.test('Authenticator: a store that fails while ending a reused session is SERVICE_UNAVAILABLE', async (t) => {
+  const memory = new MemorySessionStore()
+  let endFails = false
+  // The memory store, except that `end` fails once asked to.
+  const store: SessionStore = {
+    create: (s) => memory.create(s),
+    rotate: (a, b, c) => memory.rotate(a, b, c),
+    lookup: (h) => memory.lookup(h),
+    end: (id) => endFails ? Promise.reject(new Error('store down')) : memory.end(id),
+    endUser: (u) => memory.endUser(u)
+  }
+  const { authenticator, ended } = await harness(t, { sessionStore: store })
+  const login = success(t, await authenticator.login(credentials))
+  success(t, await authenticator.refresh(login.issued!.refresh_token))
+  endFails = true
+  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.same(ended, [], 'nothing was reported ended')
+})
+
+t.test('Authenticator: endSession ends the session, revokes it and reports it', async (t) => {
+  const { authenticator, ended, revocations } = await harness(t)
+  const login = success(t, await authenticator.login(credentials))
+  await authenticator.endSession(login.session!)
+  t.same(ended, [login.session])
+  t.ok(revocations.has(login.session!))
+  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+})
+
+t.test('Authenticator: endUser ends, revokes and reports every session of the user', async (t) => {
+  const users: Record<string, Identity> = { alice, bob }
+  const { authenticator, ended, revocations } = await harness(t, {
+    verifyCredentials: async ({ email }) => users[email] ?? null
+  })
+  const a1 = success(t, await authenticator.login({ email: 'alice', password: 'x' }))
+  const a2 = success(t, await authenticator.login({ email: 'alice', password: 'x' }))
+  const b1 = success(t, await authenticator.login({ email: 'bob', password: 'x' }))
+  await authenticator.endUser('alice')
+  t.same([...ended].sort(), [a1.session, a2.session].sort())
+  t.ok(revocations.has(a1.session!))
+  t.ok(revocations.has(a2.session!))
+  t.notOk(revocations.has(b1.session!))
+  t.match(authenticator.verifyAccessToken(a1.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(b1.issued!.access_token), { ok: true, identity: bob })
+  t.match(await authenticator.refresh(a2.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  success(t, await authenticator.refresh(b1.issued!.refresh_token))
+  await authenticator.endUser('nobody')
+  t.equal(ended.length, 2)
+})
+
+t.test('Authenticator: endUser rejects when the store does', async (t) => {
+  const { authenticator } = await harness(t, { sessionStore: new BrokenStore() })
+  await t.rejects(authenticator.endUser('alice'), { message: 'store down' })
+  await t.rejects(authenticator.endSession('sid'), { message: 'store down' })
+})
