@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import realtime, { UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
+import { referenceSchema } from './schema.js'
 
 export interface ReferenceServer {
   app: FastifyInstance
@@ -11,14 +12,28 @@ export interface ReferenceServer {
 }
 
 // `?access_token=` must never reach a log line: the request serializer drops it from the URL.
+// Keys are compared decoded, as the query parser decodes them: `access%5Ftoken` is `access_token` too.
 export function redactUrl (url: string): string {
-  return url.replace(/([?&]access_token=)[^&#]*/gi, '$1[redacted]')
+  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, separator: string, key: string) => {
+    let name = key
+    try { name = decodeURIComponent(key.replace(/\+/g, ' ')) } catch {}
+    return name.toLowerCase() === 'access_token' ? `${separator}${key}=[redacted]` : pair
+  })
 }
 
-export async function buildReferenceServer (env: Record<string, string | undefined> = process.env): Promise<ReferenceServer> {
+export interface ReferenceServerOptions {
+  /** Where log lines go instead of stdout (one JSON line per `write`), e.g. to capture them in tests. */
+  logStream?: { write (line: string): void }
+}
+
+export async function buildReferenceServer (
+  env: Record<string, string | undefined> = process.env,
+  options: ReferenceServerOptions = {}
+): Promise<ReferenceServer> {
   const app = Fastify({
     logger: {
       level: env.LOG_LEVEL ?? 'info',
+      stream: options.logStream,
       serializers: {
         req: (request) => ({ method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip })
       }
@@ -48,15 +63,23 @@ export async function buildReferenceServer (env: Record<string, string | undefin
     env: { ...env, SECRET: secret },
     verifyCredentials: directory.verifyCredentials,
     authRoutes: true,
+    // Several `npm start`s on one Redis act as one server: shared sessions and revocations.
+    redis: env.REDIS_URL || undefined,
     rest: {
       handlers: {
         whoami (message, connection) {
           connection.send({ type: 'whoami', uid: message.uid, data: me(connection.accountability) })
         }
       }
-    }
+    },
+    graphql: { schema: referenceSchema(me) }
   })
 
+  // Fastify's default 404 logs and echoes the URL, query string and all.
+  app.setNotFoundHandler((request, reply) => {
+    request.log.info({ url: redactUrl(request.url) }, 'route not found')
+    return reply.code(404).send({ errors: [{ message: 'Route not found.', extensions: { code: 'ROUTE_NOT_FOUND' } }] })
+  })
   app.get('/server/ping', async (_request, reply) => reply.type('text/plain').send('pong'))
   return { app, generatedPassword }
 }

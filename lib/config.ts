@@ -114,18 +114,13 @@ function describe (error: SchemaError, from: Sources): string {
 async function readEnvironment (data: Record<string, unknown>, from: Sources) {
   // An encapsulated throwaway instance: @fastify/env decorates the instance, and the app's own `config` is not ours.
   const scratch = Fastify()
-  try {
-    // env: false, since `data` already is the chosen environment (options.env or process.env), not a layer over it.
-    await scratch.register(fastifyEnv, { schema: envSchema(), data, env: false, confKey: 'realtimeEnv' })
-    await scratch.ready()
-    return (scratch as unknown as { realtimeEnv: Record<string, unknown> }).realtimeEnv
-  } catch (err) {
-    // With neither dotenv nor a custom Ajv, env-schema fails only on validation, always with `errors`.
-    const { errors } = err as { errors: SchemaError[] }
-    throw new InvalidConfigError(errors.map(e => describe(e, from)).join('; '))
-  } finally {
-    await scratch.close()
-  }
+  // env: false, since `data` already is the chosen environment (options.env or process.env), not a layer over it.
+  scratch.register(fastifyEnv, { schema: envSchema(), data, env: false, confKey: 'realtimeEnv' })
+  const failure = await scratch.ready().then(() => null, (err: { errors: SchemaError[] }) => err)
+  await scratch.close()
+  // With neither dotenv nor a custom Ajv, env-schema fails only on validation, always with `errors`.
+  if (failure) throw new InvalidConfigError(failure.errors.map(e => describe(e, from)).join('; '))
+  return (scratch as unknown as { realtimeEnv: Record<string, unknown> }).realtimeEnv
 }
 
 function duration (variable: string, value: string): number {
@@ -165,7 +160,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     // Directus spells "unlimited" Infinity; auth modes and booleans are case-insensitive.
     if (variable.endsWith('_CONN_LIMIT') && (value === Infinity || (typeof value === 'string' && /^infinity$/i.test(value)))) {
       delete data[variable]
-    } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED'))) {
+    } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED') || variable === 'GRAPHQL_INTROSPECTION')) {
       data[variable] = value.toLowerCase()
     }
   }

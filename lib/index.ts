@@ -8,6 +8,10 @@ import { InvalidConfigError, messages, RealtimeError } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { MemorySessionStore } from './auth/memory-session-store.js'
 import { Revocations } from './auth/revocations.js'
+import { MemoryRevocationFeed, type RevocationFeed } from './auth/revocation-feed.js'
+import { connectRedis } from './redis/connection.js'
+import { RedisSessionStore } from './redis/session-store.js'
+import { RedisRevocationFeed } from './redis/revocation-feed.js'
 import { UserDirectory } from './auth/user-directory.js'
 import { Registry } from './connection/registry.js'
 import { jsonEndpoint } from './endpoints/rest.js'
@@ -36,16 +40,33 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     verifyCredentials = directory.verifyCredentials
   }
 
+  // One process by default; with Redis, sessions and revocations are shared by every process on it.
+  let sessionStore = options.sessionStore
+  let revocationFeed: RevocationFeed = new MemoryRevocationFeed()
+  if (options.redis) {
+    const redis = connectRedis(options.redis, fastify.log)
+    fastify.addHook('onClose', () => redis.close())
+    const prefix = options.redisPrefix ?? 'realtime:'
+    sessionStore ??= new RedisSessionStore(redis.commands, prefix)
+    revocationFeed = new RedisRevocationFeed(redis, prefix, fastify.log)
+  }
+
   const registry = new Registry()
+  const revocations = new Revocations()
+  revocationFeed.start((session, until) => {
+    revocations.add(session, until)
+    registry.revokeSession(session)
+  })
   const authenticator = new Authenticator({
     jwt: fastify.jwt,
     mapClaims: options.mapClaims ?? defaultMapClaims,
     verifyCredentials,
-    sessionStore: options.sessionStore ?? new MemorySessionStore(),
-    revocations: new Revocations(config.accessTokenTtlMs),
+    sessionStore: sessionStore ?? new MemorySessionStore(),
+    revocations,
+    revocationFeed,
     accessTokenTtlMs: config.accessTokenTtlMs,
     refreshTokenTtlMs: config.refreshTokenTtlMs,
-    onSessionEnded: (session) => registry.revokeSession(session)
+    storeTimeoutMs: 3_000
   })
 
   fastify.decorateRequest('realtime', null)
@@ -66,6 +87,31 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }))
   }
 
+  const graphql = config.endpoints.graphql
+  // Only with a schema: without one there is nothing to serve (WEBSOCKETS_GRAPHQL_ENABLED alone mounts nothing).
+  if (graphql.enabled && options.graphql && options.graphql.schema) {
+    // graphql is an optional peer dependency: only the apps that serve GraphQL load it.
+    const { graphqlEndpoint } = await import('./endpoints/graphql.js')
+    const { markGraphqlUpgrade, preferGraphqlTransportWs } = await import('./endpoints/subprotocol.js')
+    preferGraphqlTransportWs(fastify.websocketServer)
+    fastify.get(graphql.path, {
+      websocket: true,
+      onRequest: [upgradeGate(fastify, graphql, authenticator, config.origins), markGraphqlUpgrade]
+    }, graphqlEndpoint({
+      endpoint: graphql,
+      authenticator,
+      registry,
+      publicRole: config.publicRole,
+      maxPayload: config.maxPayload,
+      log: fastify.log,
+      operations: {
+        schema: options.graphql.schema,
+        context: options.graphql.context,
+        ...config.graphql
+      }
+    }))
+  }
+
   if (config.heartbeat.enabled) {
     const stop = startHeartbeat(registry, ['rest'], config.heartbeat.periodMs)
     fastify.addHook('onClose', async () => stop())
@@ -77,6 +123,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     send (filter, message) {
       let count = 0
       for (const connection of registry.matching(filter)) {
+        if (connection.endpoint === 'graphql') continue // it speaks only graphql-transport-ws
         connection.send(message)
         count++
       }
@@ -112,5 +159,6 @@ export default fp(realtime, {
 
 export { RealtimeError, CloseCode } from './errors.js'
 export { MemorySessionStore } from './auth/memory-session-store.js'
+export { fromFastifySessionStore, type CallbackSessionStore } from './auth/fastify-session-store.js'
 export { UserDirectory } from './auth/user-directory.js'
 export type * from '../types/index.js'

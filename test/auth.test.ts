@@ -129,23 +129,26 @@ t.test('MemorySessionStore: create does not sweep before sweepEveryMs has passed
 // Revocations
 
 t.test('Revocations: add then has', async (t) => {
-  const revocations = new Revocations(hour)
+  const revocations = new Revocations()
   t.notOk(revocations.has('s1'))
-  revocations.add('s1')
+  revocations.add('s1', Date.now() + hour)
   t.ok(revocations.has('s1'))
   t.notOk(revocations.has('s2'))
 })
 
 t.test('Revocations: an entry expires after the ttl and is pruned by later adds', async (t) => {
-  const revocations = new Revocations(20)
-  revocations.add('s1')
-  revocations.add('s2')
+  const revocations = new Revocations()
+  revocations.add('s1', Date.now() + 20)
+  revocations.add('s2', Date.now() + 20)
   t.ok(revocations.has('s1'))
   await sleep(30)
   t.notOk(revocations.has('s1'))
   t.notOk(revocations.has('s2'))
-  revocations.add('s3')
+  revocations.add('s3', Date.now() + hour)
   t.ok(revocations.has('s3'))
+  revocations.add('s3', Date.now() + 10)
+  await sleep(30)
+  t.ok(revocations.has('s3'), 'a later deadline is kept over an earlier one')
   t.notOk(revocations.has('s1'))
 })
 
@@ -319,7 +322,7 @@ interface Harness {
   authenticator: Authenticator
   store: SessionStore
   revocations: Revocations
-  /** Sessions reported to onSessionEnded, in order. */
+  /** Sessions published as revoked, in order. */
   ended: string[]
 }
 
@@ -327,7 +330,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
   const app = await jwtApp(t)
   const ended: string[] = []
   const store = options.sessionStore ?? new MemorySessionStore()
-  const revocations = options.revocations ?? new Revocations(15 * 60_000)
+  const revocations = options.revocations ?? new Revocations()
   const authenticator = new Authenticator({
     jwt: app.jwt,
     mapClaims: defaultMapClaims,
@@ -336,7 +339,14 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     revocations,
     accessTokenTtlMs: 15 * 60_000,
     refreshTokenTtlMs: hour,
-    onSessionEnded: (ended_) => ended.push(ended_),
+    revocationFeed: {
+      async publish (session, until) {
+        ended.push(session)
+        revocations.add(session, until)
+      },
+      start () {}
+    },
+    storeTimeoutMs: 1_000,
     ...options
   })
   return { app, authenticator, store, revocations, ended }
@@ -414,13 +424,13 @@ t.test('Authenticator: verifyAccessToken of a revoked session is AUTH_FAILED', a
   const { authenticator, revocations } = await harness(t)
   const { access_token: token } = authenticator.signAccessToken(alice, 'sid-1')
   t.match(authenticator.verifyAccessToken(token), { ok: true, session: 'sid-1' })
-  revocations.add('sid-1')
+  revocations.add('sid-1', Date.now() + hour)
   t.match(authenticator.verifyAccessToken(token), { ok: false, code: 'AUTH_FAILED', reason: 'session revoked' })
 })
 
 t.test('Authenticator: a non-string sid claim is no session', async (t) => {
   const { app, authenticator, revocations } = await harness(t)
-  revocations.add('42')
+  revocations.add('42', Date.now() + hour)
   t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1', sid: 42 })), { ok: true, session: undefined })
 })
 
@@ -618,4 +628,16 @@ t.test('Authenticator: endUser rejects when the store does', async (t) => {
   const { authenticator } = await harness(t, { sessionStore: new BrokenStore() })
   await t.rejects(authenticator.endUser('alice'), { message: 'store down' })
   await t.rejects(authenticator.endSession('sid'), { message: 'store down' })
+})
+
+t.test('Authenticator: a session store that hangs fails closed at the deadline', async (t) => {
+  const hanging = new MemorySessionStore()
+  hanging.rotate = () => new Promise(() => {})
+  const { authenticator } = await harness(t, { sessionStore: hanging, storeTimeoutMs: 20 })
+  t.match(await authenticator.refresh('whatever'), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+})
+
+t.test('totp: the first steps of the epoch have no earlier neighbour to check', async (t) => {
+  const key = decodeBase32('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ')
+  t.ok(verifyTotp(key, totp(key, 0), 10_000))
 })

@@ -16,7 +16,7 @@ t.test('closed sockets leave no timer behind, whatever phase they closed in', as
     clients.push(client)
   }
   const expiring = await connect(url('/websocket'))
-  expiring.send({ type: 'auth', access_token: app.jwt.sign({ id: 'soon', exp: Math.floor(Date.now() / 1000) + 1 }) })
+  expiring.send({ type: 'auth', access_token: app.jwt.sign({ id: 'soon', exp: Math.floor(Date.now() / 1000) + 2 }) })
   await expiring.next()
   await expiring.next() // TOKEN_EXPIRED: now in the re-auth window
   clients.push(expiring)
@@ -28,4 +28,17 @@ t.test('closed sockets leave no timer behind, whatever phase they closed in', as
   await Promise.all(clients.map(client => client.closed))
   while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
   t.equal(timers(), baseline, 'back to the baseline')
+})
+
+t.test('a socket that closes while its password is being checked leaves nothing behind', async t => {
+  const { app, url } = await build(t, { users: [admin], heartbeat: { enabled: false } })
+  const baseline = timers()
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  await client.close()
+  // The check finishes after the close: its result must not restart a timer on the closed socket.
+  while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
+  const login = await app.realtime.login({ email: admin.email, password: admin.password }) // after the first check
+  t.ok(login.access_token)
+  t.equal(timers(), baseline, 'no timer left')
 })

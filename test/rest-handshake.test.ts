@@ -197,3 +197,29 @@ t.test('SERVICE_UNAVAILABLE when the credential check cannot run: 1013 on the ha
   down = false
   await later.close()
 })
+
+t.test('frames behind a failed handshake are dropped, not run as nobody', async t => {
+  const { url } = await build(t)
+  const client = await connect(url('/websocket'))
+  // One write, so both frames are already in the server's buffer when the first one closes the socket.
+  client.ws.send('hello')
+  client.ws.send(JSON.stringify({ type: 'ping', uid: 'behind' }))
+  t.same(await client.next(), handshakeFailed())
+  t.equal((await client.closed).code, 4401)
+  t.same(client.frames, [], 'no pong')
+})
+
+t.test('a user with a one-time-password secret authenticates with email, password and otp', async t => {
+  const { totp, decodeBase32 } = await import('../lib/auth/totp.js')
+  const otpSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
+  const { url } = await build(t, { users: [{ ...admin, otpSecret }] })
+  const otp = totp(decodeBase32(otpSecret), Math.floor(Date.now() / 30_000))
+  const withOtp = await connect(url('/websocket'))
+  withOtp.send({ type: 'auth', email: admin.email, password: admin.password, otp, uid: 'otp' })
+  t.match(await withOtp.next(), { type: 'auth', status: 'ok', uid: 'otp', refresh_token: String })
+  await withOtp.close()
+  const without = await connect(url('/websocket'))
+  without.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.same(await without.next(), handshakeFailed())
+  t.equal((await without.closed).code, 4401)
+})

@@ -1,6 +1,8 @@
 // The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
 // lib/ imports its types from here, so the contract and the code cannot drift.
 import type { FastifyJWTOptions } from '@fastify/jwt'
+import type { Redis } from 'ioredis'
+import type { GraphQLSchema } from 'graphql'
 
 /** How a socket on an endpoint must authenticate (PROTOCOL.md section 4). */
 export type AuthMode = 'public' | 'handshake' | 'strict'
@@ -61,6 +63,8 @@ export type VerifyCredentials = (credential: PasswordCredential) => Promise<Iden
 
 /** A user of the embedded directory (the default `verifyCredentials`). */
 export interface DirectoryUser {
+  /** The user id (default: derived from the email, the same in every process). */
+  id?: string
   email: string
   password: string
   role?: string | null
@@ -164,6 +168,29 @@ export interface RestEndpointOptions extends EndpointOptions {
   handlers?: Record<string, MessageHandler>
 }
 
+/**
+ * The `contextValue` of every GraphQL operation: the socket's accountability when the operation started, plus what
+ * the `context` option adds (which cannot replace the accountability).
+ */
+export interface GraphqlContext {
+  accountability: Accountability
+  [key: string]: unknown
+}
+
+export interface GraphqlEndpointOptions extends EndpointOptions {
+  /**
+   * The schema operations run against, or a function of the accountability returning one (called for every
+   * operation, so a role can see its own schema). Without a schema the endpoint is not mounted.
+   */
+  schema?: GraphQLSchema | ((accountability: Accountability) => GraphQLSchema | Promise<GraphQLSchema>)
+  /** Adds fields to every operation's context, next to `accountability`. */
+  context?: (accountability: Accountability, connection: RealtimeConnection) => Record<string, unknown> | Promise<Record<string, unknown>>
+  /** Most tokens a query document may have (`GRAPHQL_QUERY_TOKEN_LIMIT`, default 5000); longer ones are not parsed. */
+  queryTokenLimit?: number
+  /** Allow `__schema` and `__type` queries (`GRAPHQL_INTROSPECTION`, default true). */
+  introspection?: boolean
+}
+
 export interface AuthRoutesOptions {
   /** Prefix of the routes (default `/auth`): `POST {prefix}/login`, `/refresh`, `/logout`. */
   prefix?: string
@@ -178,6 +205,8 @@ export interface RealtimeOptions {
   jwt?: Omit<FastifyJWTOptions, 'secret'>
   /** The JSON endpoint, or false to leave it out. */
   rest?: RestEndpointOptions | false
+  /** The GraphQL endpoint (mounted only with a `schema`), or false to leave it out. */
+  graphql?: GraphqlEndpointOptions | false
   /** Heartbeat (`WEBSOCKETS_HEARTBEAT_ENABLED`, `WEBSOCKETS_HEARTBEAT_PERIOD` in seconds). */
   heartbeat?: { enabled?: boolean, period?: number }
   /** Largest frame accepted in bytes (`WEBSOCKETS_MAX_PAYLOAD`, default 65536); larger closes with 1009. */
@@ -198,8 +227,15 @@ export interface RealtimeOptions {
   verifyCredentials?: VerifyCredentials
   /** Users of the embedded directory. */
   users?: DirectoryUser[]
-  /** Refresh-session store (default: in memory). */
+  /** Refresh-session store (default: in memory, or on `redis` when given). */
   sessionStore?: SessionStore
+  /**
+   * Redis (a URL, or the app's ioredis client) to share refresh sessions and revocations between processes.
+   * Without it everything stays in this process.
+   */
+  redis?: string | Redis
+  /** Prefix of every Redis key and channel the plugin uses (default `realtime:`). */
+  redisPrefix?: string
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
   authRoutes?: boolean | AuthRoutesOptions
 }
@@ -224,7 +260,7 @@ export interface IssuedTokens {
 
 /** `fastify.realtime`: the application API. */
 export interface RealtimeApi {
-  /** Sends a JSON message to every matching socket; returns how many got it. */
+  /** Sends a JSON message to every matching socket but the GraphQL ones (they speak only graphql-transport-ws); returns how many got it. */
   send (filter: ConnectionFilter, message: object): number
   /** Closes every matching socket; returns how many. */
   close (filter: ConnectionFilter, code?: number, reason?: string): number

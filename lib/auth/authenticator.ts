@@ -3,6 +3,7 @@
 import type { JWT } from '@fastify/jwt'
 import { hashRefreshToken, newRefreshToken, newSessionId } from './refresh-tokens.js'
 import type { Revocations } from './revocations.js'
+import type { RevocationFeed } from './revocation-feed.js'
 import type {
   Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
 } from '../../types/index.js'
@@ -47,10 +48,21 @@ export interface AuthenticatorOptions {
   verifyCredentials: VerifyCredentials
   sessionStore: SessionStore
   revocations: Revocations
+  /** Carries an ended session to every process, so its sockets lose it and its tokens are refused. */
+  revocationFeed: RevocationFeed
   accessTokenTtlMs: number
   refreshTokenTtlMs: number
-  /** Called once a session has ended, so its sockets can be revoked. */
-  onSessionEnded: (session: string) => void
+  /** How long a session-store call may take before the auth fails closed (SERVICE_UNAVAILABLE). */
+  storeTimeoutMs: number
+}
+
+/** A store that hangs must not hang the client: past the deadline it counts as unavailable. */
+function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`session store took more than ${ms} ms`)), ms)
+  })
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
 
 export class Authenticator {
@@ -95,12 +107,12 @@ export class Authenticator {
     const refreshToken = newRefreshToken()
     const session = newSessionId()
     try {
-      await this.#options.sessionStore.create({
+      await this.#store(store => store.create({
         id: session,
         identity,
         tokenHash: hashRefreshToken(refreshToken),
         expiresAt: Date.now() + this.#options.refreshTokenTtlMs
-      })
+      }))
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
@@ -110,8 +122,8 @@ export class Authenticator {
   async refresh (refreshToken: string): Promise<AuthResult> {
     const next = newRefreshToken()
     try {
-      const rotated = await this.#options.sessionStore.rotate(
-        hashRefreshToken(refreshToken), hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs)
+      const rotated = await this.#store(store => store.rotate(
+        hashRefreshToken(refreshToken), hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs))
       if (rotated.status === 'unknown') return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
       if (rotated.status === 'reused') {
         // A rotated token presented again means two holders: end the session for both.
@@ -127,7 +139,7 @@ export class Authenticator {
   /** Ends the session a refresh token belongs to. */
   async logout (refreshToken: string): Promise<AuthFailure | { ok: true }> {
     try {
-      const found = await this.#options.sessionStore.lookup(hashRefreshToken(refreshToken))
+      const found = await this.#store(store => store.lookup(hashRefreshToken(refreshToken)))
       if (found.status === 'current') {
         await this.endSession(found.session.id)
         return { ok: true }
@@ -141,16 +153,21 @@ export class Authenticator {
   }
 
   async endSession (session: string): Promise<void> {
-    await this.#options.sessionStore.end(session)
-    this.#options.revocations.add(session)
-    this.#options.onSessionEnded(session)
+    await this.#store(store => store.end(session))
+    await this.#revoke(session)
   }
 
   async endUser (user: string): Promise<void> {
-    for (const session of await this.#options.sessionStore.endUser(user)) {
-      this.#options.revocations.add(session)
-      this.#options.onSessionEnded(session)
-    }
+    for (const session of await this.#store(store => store.endUser(user))) await this.#revoke(session)
+  }
+
+  #revoke (session: string): Promise<void> {
+    // Tokens signed from now on for this session cannot exist; the ones out there live at most one TTL.
+    return this.#options.revocationFeed.publish(session, Date.now() + this.#options.accessTokenTtlMs)
+  }
+
+  #store<T> (call: (store: SessionStore) => Promise<T>): Promise<T> {
+    return deadline(call(this.#options.sessionStore), this.#options.storeTimeoutMs)
   }
 
   signAccessToken (identity: Identity, session?: string): { access_token: string, expires: number, expiresAt: number } {

@@ -1,20 +1,15 @@
 // Sessions whose access tokens must be refused until those tokens have expired on their own.
 export class Revocations {
   readonly #until = new Map<string, number>()
-  readonly #ttlMs: number
 
-  /** @param ttlMs the longest an access token lives: past it, no token of a revoked session is left to refuse. */
-  constructor (ttlMs: number) {
-    this.#ttlMs = ttlMs
-  }
-
-  add (session: string): void {
+  /** @param until epoch milliseconds when the session's last access token expires: no token is left to refuse then. */
+  add (session: string, until: number): void {
     const now = Date.now()
     // Amortized clean-up: every revocation also forgets the ones whose tokens are all gone.
-    for (const [id, until] of this.#until) {
-      if (until <= now) this.#until.delete(id)
+    for (const [id, deadline] of this.#until) {
+      if (deadline <= now) this.#until.delete(id)
     }
-    this.#until.set(session, now + this.#ttlMs)
+    this.#until.set(session, Math.max(until, this.#until.get(session) ?? 0))
   }
 
   has (session: string): boolean {

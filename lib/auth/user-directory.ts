@@ -1,12 +1,18 @@
 // The embedded user directory: the default `verifyCredentials`. Passwords are kept only as argon2id hashes, and
 // hashing runs on libuv's thread pool, never on the event loop.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import argon2 from 'argon2'
 import { decodeBase32, verifyTotp } from './totp.js'
 import type { DirectoryUser, Identity, PasswordCredential } from '../../types/index.js'
 
 // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
 const hashOptions = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
+
+/** A stable id from the email: every process seeded with the same users agrees on their ids. */
+function userIdOf (email: string): string {
+  const hex = createHash('sha256').update(`fastify-realtime:${email}`).digest('hex')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`
+}
 
 interface Entry {
   identity: Identity
@@ -21,7 +27,7 @@ export class UserDirectory {
 
   async add (user: DirectoryUser): Promise<Identity> {
     const email = user.email.trim().toLowerCase()
-    const identity: Identity = { user: randomUUID(), role: user.role ?? null, admin: user.admin === true }
+    const identity: Identity = { user: user.id ?? userIdOf(email), role: user.role ?? null, admin: user.admin === true }
     this.#users.set(email, {
       identity,
       passwordHash: await argon2.hash(user.password, hashOptions),

@@ -75,7 +75,6 @@ export class ConnectionGuard {
 
   /** The credential ran out (or its session ended): public, then the re-auth window unless public mode. */
   expire (code: ExpiryCode): void {
-    if (this.#phase === 'closed') return
     this.#dropToPublic()
     if (this.authMode !== 'public') {
       this.#phase = 'reauth'

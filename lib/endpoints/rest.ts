@@ -113,8 +113,8 @@ class JsonSocket {
   }
 
   #authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
+    // The socket may have closed meanwhile: the closed guard ignores the result, and nothing is sent.
     const { connection } = this
-    if (connection.guard.phase === 'closed') return
     if (result.ok) {
       connection.guard.authenticate(result)
       connection.send(authOkFrame(uid, result.issued?.refresh_token))

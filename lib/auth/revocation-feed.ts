@@ -1,0 +1,23 @@
+// How a revocation reaches every process: the memory feed for one process, the Redis feed for several.
+/** Called once per revoked session on every process, with when its last access token expires. */
+export type RevokedHandler = (session: string, until: number) => void
+
+export interface RevocationFeed {
+  /** Announces a revocation; every process's handler sees it, this one's included. */
+  publish (session: string, until: number): Promise<void>
+  /** Starts delivering revocations (past ones still in force too, where the feed keeps them). */
+  start (onRevoked: RevokedHandler): void
+}
+
+export class MemoryRevocationFeed implements RevocationFeed {
+  // Set by `start`, which the plugin calls at registration, before anything can be revoked.
+  #onRevoked!: RevokedHandler
+
+  async publish (session: string, until: number): Promise<void> {
+    this.#onRevoked(session, until)
+  }
+
+  start (onRevoked: RevokedHandler): void {
+    this.#onRevoked = onRevoked
+  }
+}

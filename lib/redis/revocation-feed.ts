@@ -1,0 +1,58 @@
+// Revocations across processes: a key per revoked session (so a process that starts, or reconnects, later still
+// learns of it) and a pub/sub message (so running processes hear of it at once).
+import type { FastifyBaseLogger } from 'fastify'
+import type { RedisConnections } from './connection.js'
+import type { RevocationFeed, RevokedHandler } from '../auth/revocation-feed.js'
+
+export class RedisRevocationFeed implements RevocationFeed {
+  readonly #redis: RedisConnections
+  readonly #prefix: string
+  readonly #channel: string
+  readonly #log: FastifyBaseLogger
+
+  constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
+    this.#redis = redis
+    this.#prefix = prefix
+    this.#channel = `${prefix}revocations`
+    this.#log = log
+  }
+
+  async publish (session: string, until: number): Promise<void> {
+    await this.#redis.commands.multi()
+      .set(`${this.#prefix}revoked:${session}`, String(until), 'PXAT', until)
+      .publish(this.#channel, JSON.stringify({ session, until }))
+      .exec()
+  }
+
+  start (onRevoked: RevokedHandler): void {
+    const { commands, subscriber } = this.#redis
+    // The subscriber listens to this one channel only.
+    subscriber.on('message', (_channel: string, message: string) => {
+      try {
+        const { session, until } = JSON.parse(message) as { session: unknown, until: unknown }
+        if (typeof session === 'string' && typeof until === 'number') onRevoked(session, until)
+      } catch {
+        this.#log.warn(`ignored a malformed message on ${this.#channel}`)
+      }
+    })
+    subscriber.subscribe(this.#channel).catch(() => {}) // retried by ioredis on reconnect; the outage is logged
+    // Whatever was revoked while this process was away is still in Redis.
+    const replay = () => { this.#replay(onRevoked).catch(() => {}) }
+    commands.on('ready', replay)
+    if (commands.status === 'ready') replay()
+  }
+
+  async #replay (onRevoked: RevokedHandler): Promise<void> {
+    const { commands } = this.#redis
+    let cursor = '0'
+    do {
+      const [next, keys] = await commands.scan(cursor, 'MATCH', `${this.#prefix}revoked:*`, 'COUNT', 500)
+      cursor = next
+      if (keys.length === 0) continue
+      const untils = await commands.mget(keys)
+      keys.forEach((key, i) => {
+        if (untils[i] !== null) onRevoked(key.slice(`${this.#prefix}revoked:`.length), Number(untils[i]))
+      })
+    } while (cursor !== '0')
+  }
+}

@@ -1,0 +1,42 @@
+// A @fastify/session store serving as the refresh-session store.
+import t from 'tap'
+import { MemoryStore } from '@fastify/session'
+import { fromFastifySessionStore, MemorySessionStore } from '../lib/index.js'
+import { admin, build } from './helpers.js'
+import { storeContract } from './store-contract.js'
+
+t.test('the memory store keeps the session-store contract', async t => {
+  await storeContract(t, new MemorySessionStore())
+})
+
+t.test('a @fastify/session store, adapted, keeps the session-store contract', async t => {
+  await storeContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }))
+})
+
+t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
+  const records = new Map<string, { cookie: { expires: string } }>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const expiresAt = Date.now() + 60_000
+  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt })
+  t.same([...records.keys()].sort(), ['realtime:session:s1', 'realtime:token:h1', 'realtime:user-sessions:u1'])
+  for (const record of records.values()) t.equal(record.cookie.expires, new Date(expiresAt).toISOString())
+})
+
+t.test('store errors fail closed over HTTP', async t => {
+  const broken = new MemoryStore()
+  broken.get = (_id, callback) => callback(new Error('store down'))
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(broken) })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(login.statusCode, 503)
+})
+
+t.test('the plugin logs in, refreshes and logs out through an adapted store', async t => {
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(new MemoryStore()) })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { refresh_token: first } = login.json().data
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: first } })
+  t.equal(refreshed.statusCode, 200)
+  const { refresh_token: second } = refreshed.json().data
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: second } })).statusCode, 204)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: second } })).statusCode, 401)
+})
