@@ -2,23 +2,13 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
-import realtime, { UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
+import realtime, { realtimeSerializers, redactUrl, UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
 import { referenceSchema } from './schema.js'
 
 export interface ReferenceServer {
   app: FastifyInstance
   /** Set when ADMIN_PASSWORD was not given: the one generated for this start. */
   generatedPassword: string | null
-}
-
-// `?access_token=` must never reach a log line: the request serializer drops it from the URL.
-// Keys are compared decoded, as the query parser decodes them: `access%5Ftoken` is `access_token` too.
-export function redactUrl (url: string): string {
-  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, separator: string, key: string) => {
-    let name = key
-    try { name = decodeURIComponent(key.replace(/\+/g, ' ')) } catch {}
-    return name.toLowerCase() === 'access_token' ? `${separator}${key}=[redacted]` : pair
-  })
 }
 
 export interface ReferenceServerOptions {
@@ -34,9 +24,8 @@ export async function buildReferenceServer (
     logger: {
       level: env.LOG_LEVEL ?? 'info',
       stream: options.logStream,
-      serializers: {
-        req: (request) => ({ method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip })
-      }
+      // `?access_token=` must never reach a log line: the request serializer cuts it out of the URL.
+      serializers: realtimeSerializers
     }
   })
 

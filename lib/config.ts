@@ -5,6 +5,7 @@ import Fastify from 'fastify'
 import fastifyEnv from '@fastify/env'
 import ms from 'ms'
 import { InvalidConfigError } from './errors.js'
+import type { AttemptLimit } from './auth/attempt-limiter.js'
 import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
 
 export const authModes: readonly AuthMode[] = ['public', 'handshake', 'strict']
@@ -38,6 +39,8 @@ export interface Config {
   authRoutes: { prefix: string } | null
   /** Limits of GraphQL documents (Directus's GRAPHQL_* variables). */
   graphql: { queryTokenLimit: number, introspection: boolean }
+  /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
+  attemptLimit: Readonly<AttemptLimit> | null
 }
 
 // A fresh schema per registration: @fastify/env mutates the one it is given.
@@ -70,7 +73,7 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   const set = (variable: string, option: string, value: unknown) => {
     if (value !== undefined) values[variable] = { value, option }
   }
-  const endpointOptions = { rest: options.rest, graphql: options.graphql }
+  const endpointOptions = { rest: options.rest, graphql: options.graphql, logs: options.logs }
   for (const [name, endpoint] of Object.entries(endpointOptions)) {
     const { prefix } = endpoints[name as EndpointName]
     if (endpoint === false) {
@@ -147,6 +150,16 @@ function origin (variable: string, value: string): string {
   }
 }
 
+function attemptLimit (option: RealtimeOptions['attemptLimit']): Readonly<AttemptLimit> | null {
+  if (option === false) return null
+  const limit = { points: option?.points ?? 10, durationSeconds: option?.durationSeconds ?? 60 }
+  for (const [name, value] of Object.entries(limit)) {
+    // Whole seconds: Redis counts its windows in them.
+    if (!Number.isInteger(value) || value < 1) throw new InvalidConfigError(`attemptLimit.${name} must be a positive integer (got ${value})`)
+  }
+  return Object.freeze(limit)
+}
+
 export async function resolveConfig (options: RealtimeOptions): Promise<Readonly<Config>> {
   const env = options.env ?? process.env
   const data: Record<string, unknown> = {}
@@ -201,6 +214,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     graphql: Object.freeze({
       queryTokenLimit: raw.GRAPHQL_QUERY_TOKEN_LIMIT as number,
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
-    })
+    }),
+    attemptLimit: attemptLimit(options.attemptLimit)
   })
 }

@@ -37,6 +37,11 @@ export const CloseCode = {
   TooManyRequests: 4429
 } as const
 
+/** The REQUESTS_EXCEEDED message, the same on a socket and over HTTP. */
+export function requestsExceeded (retryAfterMs: number): string {
+  return `Too many requests, retry after ${retryAfterMs}ms.`
+}
+
 /** The Directus-style HTTP error body. */
 export function httpErrorBody (code: WireErrorCode, message: string) {
   return { errors: [{ message, extensions: { code } }] }

@@ -1,17 +1,24 @@
 // fastify-realtime: Directus-style authenticated realtime for any Fastify app.
+import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import { resolveConfig } from './config.js'
-import { InvalidConfigError, messages, RealtimeError } from './errors.js'
+import { InvalidConfigError, messages, RealtimeError, requestsExceeded } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
+import { createAttemptLimiter } from './auth/attempt-limiter.js'
 import { MemorySessionStore } from './auth/memory-session-store.js'
 import { Revocations } from './auth/revocations.js'
 import { MemoryRevocationFeed, type RevocationFeed } from './auth/revocation-feed.js'
-import { connectRedis } from './redis/connection.js'
+import { connectRedis, opened } from './redis/connection.js'
 import { RedisSessionStore } from './redis/session-store.js'
 import { RedisRevocationFeed } from './redis/revocation-feed.js'
+import { RedisLogFeed } from './redis/log-feed.js'
+import { MemoryLogFeed, type LogFeed } from './logs/feed.js'
+import { captureLogLines } from './logs/capture.js'
+import { LogStream } from './endpoints/logs.js'
+import { RealtimeEvents } from './events.js'
 import { UserDirectory } from './auth/user-directory.js'
 import { Registry } from './connection/registry.js'
 import { jsonEndpoint } from './endpoints/rest.js'
@@ -30,7 +37,15 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     await fastify.register(fastifyJwt, { ...options.jwt, secret: config.secret })
   }
   if (!fastify.hasPlugin('@fastify/websocket')) {
-    await fastify.register(fastifyWebsocket, { options: { maxPayload: config.maxPayload } })
+    await fastify.register(fastifyWebsocket, {
+      options: { maxPayload: config.maxPayload },
+      // ws closes a socket whose frame it refuses (1009 over maxPayload, 1007 not UTF-8) itself; the default handler
+      // would terminate it under that close, and the client would get 1006 instead.
+      errorHandler: (err, socket, request) => {
+        request.log.info({ err }, 'websocket frame refused')
+        socket.close()
+      }
+    })
   }
 
   let verifyCredentials = options.verifyCredentials
@@ -41,17 +56,15 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   }
 
   // One process by default; with Redis, sessions and revocations are shared by every process on it.
-  let sessionStore = options.sessionStore
-  let revocationFeed: RevocationFeed = new MemoryRevocationFeed()
-  if (options.redis) {
-    const redis = connectRedis(options.redis, fastify.log)
-    fastify.addHook('onClose', () => redis.close())
-    const prefix = options.redisPrefix ?? 'realtime:'
-    sessionStore ??= new RedisSessionStore(redis.commands, prefix)
-    revocationFeed = new RedisRevocationFeed(redis, prefix, fastify.log)
-  }
+  const redis = options.redis ? connectRedis(options.redis, fastify.log) : null
+  const redisPrefix = options.redisPrefix ?? 'realtime:'
+  if (redis) fastify.addHook('onClose', () => redis.close())
+  if (redis) await opened(redis.commands)
+  const sessionStore = options.sessionStore ?? (redis ? new RedisSessionStore(redis.commands, redisPrefix) : new MemorySessionStore())
+  const revocationFeed: RevocationFeed = redis ? new RedisRevocationFeed(redis, redisPrefix, fastify.log) : new MemoryRevocationFeed()
 
   const registry = new Registry()
+  const events = new RealtimeEvents(fastify.log)
   const revocations = new Revocations()
   revocationFeed.start((session, until) => {
     revocations.add(session, until)
@@ -61,12 +74,14 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     jwt: fastify.jwt,
     mapClaims: options.mapClaims ?? defaultMapClaims,
     verifyCredentials,
-    sessionStore: sessionStore ?? new MemorySessionStore(),
+    sessionStore,
     revocations,
     revocationFeed,
     accessTokenTtlMs: config.accessTokenTtlMs,
     refreshTokenTtlMs: config.refreshTokenTtlMs,
-    storeTimeoutMs: 3_000
+    storeTimeoutMs: 3_000,
+    // On Redis when there is one, so a client cannot get a fresh allowance from each process.
+    attemptLimiter: createAttemptLimiter(config.attemptLimit, redis ? { client: redis.commands, prefix: redisPrefix } : undefined)
   })
 
   fastify.decorateRequest('realtime', null)
@@ -84,6 +99,30 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       maxPayload: config.maxPayload,
       log: fastify.log,
       handlers: (options.rest && options.rest.handlers) || {}
+    }))
+  }
+
+  const logs = config.endpoints.logs
+  if (logs.enabled) {
+    // Every process's lines with Redis (each tagged with the process that logged it), this one's without.
+    const node = randomUUID()
+    const logFeed: LogFeed = redis ? new RedisLogFeed(redis, redisPrefix, node) : new MemoryLogFeed(node)
+    const stream = new LogStream()
+    logFeed.start((line, from) => stream.deliver(line, from))
+    const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line))
+    if (stopCapture) fastify.addHook('onClose', async () => stopCapture())
+    fastify.get(logs.path, {
+      websocket: true,
+      onRequest: upgradeGate(fastify, logs, authenticator, config.origins)
+    }, jsonEndpoint({
+      endpoint: logs,
+      authenticator,
+      registry,
+      publicRole: config.publicRole,
+      maxPayload: config.maxPayload,
+      log: fastify.log,
+      handlers: stream.handlers,
+      onClose: (connection) => stream.remove(connection)
     }))
   }
 
@@ -113,13 +152,15 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   }
 
   if (config.heartbeat.enabled) {
-    const stop = startHeartbeat(registry, ['rest'], config.heartbeat.periodMs)
+    const stop = startHeartbeat(registry, ['rest', 'logs'], config.heartbeat.periodMs)
     fastify.addHook('onClose', async () => stop())
   }
 
   if (config.authRoutes) authRoutes(fastify, authenticator, config.authRoutes.prefix)
 
   const api: RealtimeApi = {
+    on: (event, listener) => events.on(event, listener),
+    off: (event, listener) => events.off(event, listener),
     send (filter, message) {
       let count = 0
       for (const connection of registry.matching(filter)) {
@@ -138,6 +179,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     async login (credential) {
       const result = await authenticator.login(credential)
       if (!result.ok) {
+        if (result.code === 'REQUESTS_EXCEEDED') throw new RealtimeError(result.code, requestsExceeded(result.retryAfterMs))
         throw new RealtimeError(result.code, result.code === 'SERVICE_UNAVAILABLE' ? messages.serviceUnavailable : messages.invalidCredentials)
       }
       return result.issued!
@@ -158,6 +200,7 @@ export default fp(realtime, {
 })
 
 export { RealtimeError, CloseCode } from './errors.js'
+export { redactUrl, redactLogObject, realtimeSerializers } from './redaction.js'
 export { MemorySessionStore } from './auth/memory-session-store.js'
 export { fromFastifySessionStore, type CallbackSessionStore } from './auth/fastify-session-store.js'
 export { UserDirectory } from './auth/user-directory.js'

@@ -9,6 +9,7 @@ import { decodeBase32, totp, verifyTotp } from '../lib/auth/totp.js'
 import { UserDirectory } from '../lib/auth/user-directory.js'
 import { Authenticator, defaultMapClaims, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../lib/auth/authenticator.js'
 import { hashRefreshToken, newRefreshToken, newSessionId } from '../lib/auth/refresh-tokens.js'
+import { createAttemptLimiter } from '../lib/auth/attempt-limiter.js'
 import type { Identity, RefreshSession, SessionStore } from '../lib/index.js'
 import { secret } from './helpers.js'
 
@@ -347,6 +348,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
       start () {}
     },
     storeTimeoutMs: 1_000,
+    attemptLimiter: createAttemptLimiter(null),
     ...options
   })
   return { app, authenticator, store, revocations, ended }

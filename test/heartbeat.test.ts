@@ -1,6 +1,8 @@
 // The heartbeat (PROTOCOL.md section 4): server pings, and the close of a silent client.
 import t from 'tap'
 import { build, connect } from './helpers.js'
+import { startHeartbeat } from '../lib/endpoints/heartbeat.js'
+import type { Registry } from '../lib/connection/registry.js'
 
 t.test('every period a ping; a client that answers stays open', async t => {
   const { app, url } = await build(t, { heartbeat: { period: 0.1 } })
@@ -36,4 +38,31 @@ t.test('WEBSOCKETS_HEARTBEAT_ENABLED=false sends no ping', async t => {
   client.send({ type: 'ping', uid: 'mine' })
   t.same(await client.next(), { type: 'pong', uid: 'mine' }, 'the first frame is the answer to our ping')
   await client.close()
+})
+
+t.test('a beat pings its sockets a slice at a time, the event loop turning in between', async t => {
+  const order: (number | string)[] = []
+  let pinged!: () => void
+  const allPinged = new Promise<void>(resolve => { pinged = resolve })
+  const connections = [0, 1, 2].map(i => ({
+    endpoint: 'rest',
+    guard: { phase: 'open' },
+    pinged: false,
+    active: false,
+    close () {},
+    socket: {
+      send () {
+        order.push(i)
+        if (i === 0) setImmediate(() => order.push('turn'))
+        if (order.length === 4) pinged()
+      }
+    }
+  }))
+  const registry = { * matching () { yield * connections } } as unknown as Registry
+  const stop = startHeartbeat(registry, ['rest'], 20, 1)
+  const hold = setTimeout(() => {}, 5000) // the heartbeat's own timer does not keep the process alive
+  await allPinged
+  stop()
+  clearTimeout(hold)
+  t.same(order, [0, 'turn', 1, 2], 'other work ran between two slices')
 })

@@ -3,7 +3,8 @@
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { buildReferenceServer, redactUrl, type ReferenceServer } from '../example/app.js'
+import { buildReferenceServer, type ReferenceServer } from '../example/app.js'
+import { redactUrl } from '../lib/index.js'
 import { admin, connect, editor, refusedWith, secret } from './helpers.js'
 
 const baseEnv = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password, SECRET: secret, LOG_LEVEL: 'silent' }

@@ -107,6 +107,26 @@ t.test('a frame over the payload limit closes the socket with 1009', async t => 
   t.equal((await client.closed).code, 1009)
 })
 
+t.test('1009 and 1007 still reach a client that keeps sending, and are not logged as errors', async t => {
+  const errors: string[] = []
+  const { url } = await build(t, { rest: { auth: 'public' }, maxPayload: 1024 }, {
+    logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } }
+  })
+  // Frames after the refused one arrive while ws closes the socket: it must not be torn down under its close frame.
+  for (const [code, refused] of [[1009, 'x'.repeat(2048)], [1007, Buffer.from([0xff])]] as const) {
+    const codes: number[] = []
+    for (let round = 0; round < 10; round++) { // a race when it goes wrong: a few rounds make it show
+      const client = await connect(url('/websocket'))
+      for (let i = 0; i < 20; i++) client.send({ type: 'ping', uid: i })
+      client.ws.send(refused, { binary: false })
+      for (let i = 0; i < 50; i++) client.send({ type: 'ping', uid: 'y'.repeat(i * 50) })
+      codes.push((await client.closed).code)
+    }
+    t.same(codes, Array(10).fill(code), `closed ${code}`)
+  }
+  t.same(errors, [], 'a client sending what it must not is not a server error')
+})
+
 t.test('the payload limit holds when the app brought its own @fastify/websocket with a larger one', async t => {
   const app = Fastify()
   await app.register(fastifyWebsocket)

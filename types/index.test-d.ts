@@ -28,6 +28,10 @@ await app.register(realtime, {
   authRoutes: { prefix: '/api/auth' }
 })
 await app.register(realtime, { rest: false })
+await app.register(realtime, { attemptLimit: { points: 5, durationSeconds: 300 } })
+await app.register(realtime, { attemptLimit: false })
+// @ts-expect-error: the window is in seconds, a number
+await app.register(realtime, { attemptLimit: { durationSeconds: '1m' } })
 
 // @ts-expect-error: not an auth mode
 await app.register(realtime, { rest: { auth: 'open' } })

@@ -191,6 +191,14 @@ export interface GraphqlEndpointOptions extends EndpointOptions {
   introspection?: boolean
 }
 
+/** Limits on email/password attempts (PROTOCOL.md section 8). */
+export interface AttemptLimitOptions {
+  /** Failures allowed per client IP and per email inside one window (default 10); the next ones are refused. */
+  points?: number
+  /** Length of the window in whole seconds (default 60), from the first attempt it counts. */
+  durationSeconds?: number
+}
+
 export interface AuthRoutesOptions {
   /** Prefix of the routes (default `/auth`): `POST {prefix}/login`, `/refresh`, `/logout`. */
   prefix?: string
@@ -205,6 +213,8 @@ export interface RealtimeOptions {
   jwt?: Omit<FastifyJWTOptions, 'secret'>
   /** The JSON endpoint, or false to leave it out. */
   rest?: RestEndpointOptions | false
+  /** The logs endpoint (`/websocket/logs`): the app's log lines streamed to admins, or false to leave it out. */
+  logs?: EndpointOptions | false
   /** The GraphQL endpoint (mounted only with a `schema`), or false to leave it out. */
   graphql?: GraphqlEndpointOptions | false
   /** Heartbeat (`WEBSOCKETS_HEARTBEAT_ENABLED`, `WEBSOCKETS_HEARTBEAT_PERIOD` in seconds). */
@@ -238,6 +248,13 @@ export interface RealtimeOptions {
   redisPrefix?: string
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
   authRoutes?: boolean | AuthRoutesOptions
+  /**
+   * Email/password attempts (socket auth messages, `POST /auth/login`, `login()`) limited per client IP and per
+   * email: after `points` failures (default 10) inside `durationSeconds` (default 60) the next ones get
+   * REQUESTS_EXCEEDED without their password being checked, until the window passes. Counted on `redis` when it is
+   * given, so every process shares the counters. false turns the limits off.
+   */
+  attemptLimit?: AttemptLimitOptions | false
 }
 
 /** What the upgrade gate resolved, on every websocket request (`request.realtime`). */
@@ -258,6 +275,23 @@ export interface IssuedTokens {
   refresh_token: string
 }
 
+/** Why a credential was refused (never the credential itself). */
+export type AuthFailureCode = 'AUTH_FAILED' | 'TOKEN_EXPIRED' | 'INVALID_CREDENTIALS' | 'SERVICE_UNAVAILABLE' | 'REQUESTS_EXCEEDED'
+
+/** The payloads of the events of `fastify.realtime.on`. */
+export interface RealtimeEventMap {
+  /** A socket was authenticated: at the upgrade, by an auth message or by `connection_init`. */
+  auth: { connection: RealtimeConnection }
+  /** A credential was refused, at the upgrade or on a socket. `reason` says why, for logs; never the credential. */
+  authFailed: { endpoint: EndpointName, code: AuthFailureCode, reason: string, ip: string | null }
+  /** A socket's credential ran out (TOKEN_EXPIRED) or its session ended (AUTH_REVOKED): it is public now. */
+  expire: { connection: RealtimeConnection, code: 'TOKEN_EXPIRED' | 'AUTH_REVOKED' }
+  /** A socket is gone. */
+  close: { connection: RealtimeConnection, code: number }
+}
+
+export type RealtimeEventName = keyof RealtimeEventMap
+
 /** `fastify.realtime`: the application API. */
 export interface RealtimeApi {
   /** Sends a JSON message to every matching socket but the GraphQL ones (they speak only graphql-transport-ws); returns how many got it. */
@@ -272,6 +306,9 @@ export interface RealtimeApi {
   revokeSession (sessionId: string): Promise<void>
   /** Ends every refresh session of a user and revokes their sockets. */
   revokeUser (user: string): Promise<void>
+  /** Observes authentications, refusals, expiries and closes. */
+  on<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void
+  off<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void
   /** Signs an access token for an identity (with its session id, when given). */
   signAccessToken (identity: Identity, sessionId?: string): { access_token: string, expires: number }
 }

@@ -3,6 +3,7 @@
 import type { JWT } from '@fastify/jwt'
 import { hashRefreshToken, newRefreshToken, newSessionId } from './refresh-tokens.js'
 import type { Revocations } from './revocations.js'
+import type { AttemptLimiter } from './attempt-limiter.js'
 import type { RevocationFeed } from './revocation-feed.js'
 import type {
   Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
@@ -19,18 +20,27 @@ export interface AuthSuccess {
   issued?: { access_token: string, expires: number, refresh_token: string }
 }
 
-export type AuthFailureCode = 'AUTH_FAILED' | 'TOKEN_EXPIRED' | 'INVALID_CREDENTIALS' | 'SERVICE_UNAVAILABLE'
+export type AuthFailureCode = 'AUTH_FAILED' | 'TOKEN_EXPIRED' | 'INVALID_CREDENTIALS' | 'SERVICE_UNAVAILABLE' | 'REQUESTS_EXCEEDED'
 
-export interface AuthFailure {
-  ok: false
-  code: AuthFailureCode
-  /** Why, for logs and hooks; never contains the credential. */
-  reason: string
-}
+export type AuthFailure =
+  | {
+    ok: false
+    code: Exclude<AuthFailureCode, 'REQUESTS_EXCEEDED'>
+    /** Why, for logs and hooks; never contains the credential. */
+    reason: string
+  }
+  | {
+    ok: false
+    /** Too many failed email/password attempts: refused without checking the password. */
+    code: 'REQUESTS_EXCEEDED'
+    reason: string
+    /** Milliseconds until the client may try again. */
+    retryAfterMs: number
+  }
 
 export type AuthResult = AuthSuccess | AuthFailure
 
-const fail = (code: AuthFailureCode, reason: string): AuthFailure => ({ ok: false, code, reason })
+const fail = (code: Exclude<AuthFailureCode, 'REQUESTS_EXCEEDED'>, reason: string): AuthFailure => ({ ok: false, code, reason })
 
 export const defaultMapClaims: MapClaims = (claims) => {
   const user = claims.id ?? claims.sub
@@ -52,15 +62,17 @@ export interface AuthenticatorOptions {
   revocationFeed: RevocationFeed
   accessTokenTtlMs: number
   refreshTokenTtlMs: number
-  /** How long a session-store call may take before the auth fails closed (SERVICE_UNAVAILABLE). */
+  /** How long a session-store (or attempt-counter) call may take before the auth fails closed (SERVICE_UNAVAILABLE). */
   storeTimeoutMs: number
+  /** Limits email/password attempts per client IP and per email. */
+  attemptLimiter: AttemptLimiter
 }
 
 /** A store that hangs must not hang the client: past the deadline it counts as unavailable. */
 function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout
   const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`session store took more than ${ms} ms`)), ms)
+    timer = setTimeout(() => reject(new Error(`store took more than ${ms} ms`)), ms)
   })
   return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
@@ -89,14 +101,24 @@ export class Authenticator {
     return { ok: true, identity, session, expiresAt }
   }
 
-  /** Any of the three forms; access tokens answer synchronously. */
-  authenticate (credential: Credential): AuthResult | Promise<AuthResult> {
+  /** Any of the three forms; access tokens answer synchronously. `ip` is the client's, for the attempt limits. */
+  authenticate (credential: Credential, ip: string | null = null): AuthResult | Promise<AuthResult> {
     if ('access_token' in credential) return this.verifyAccessToken(credential.access_token)
     if ('refresh_token' in credential) return this.refresh(credential.refresh_token)
-    return this.login(credential)
+    return this.login(credential, ip)
   }
 
-  async login (credential: PasswordCredential): Promise<AuthResult> {
+  /** `ip` is the client's address; null (the application API) counts the attempt against the email only. */
+  async login (credential: PasswordCredential, ip: string | null = null): Promise<AuthResult> {
+    const { attemptLimiter, storeTimeoutMs } = this.#options
+    let retryAfterMs: number
+    try {
+      retryAfterMs = await deadline(attemptLimiter.begin(ip, credential.email), storeTimeoutMs)
+    } catch {
+      // Never a bypass: without the counters the password is not checked.
+      return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
+    }
+    if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
     let identity: Identity | null
     try {
       identity = await this.#options.verifyCredentials(credential)
@@ -107,12 +129,15 @@ export class Authenticator {
     const refreshToken = newRefreshToken()
     const session = newSessionId()
     try {
-      await this.#store(store => store.create({
-        id: session,
-        identity,
-        tokenHash: hashRefreshToken(refreshToken),
-        expiresAt: Date.now() + this.#options.refreshTokenTtlMs
-      }))
+      await Promise.all([
+        this.#store(store => store.create({
+          id: session,
+          identity,
+          tokenHash: hashRefreshToken(refreshToken),
+          expiresAt: Date.now() + this.#options.refreshTokenTtlMs
+        })),
+        deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)
+      ])
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }

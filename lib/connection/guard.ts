@@ -27,6 +27,9 @@ export interface GuardOptions {
 // setTimeout holds at most 2^31-1 ms (24.8 days); later deadlines are reached in hops.
 const longestTimeoutMs = 2 ** 31 - 1
 
+// One callback for every socket's expiry timer, the guard its argument: a closure would live as long as the socket.
+const expireGuard = (guard: ConnectionGuard) => guard.expire('TOKEN_EXPIRED')
+
 export class ConnectionGuard {
   readonly authMode: AuthMode
   #accountability: Accountability
@@ -103,7 +106,7 @@ export class ConnectionGuard {
     const delay = deadline - Date.now()
     this.#expiryTimer = delay > longestTimeoutMs
       ? setTimeout(() => this.#expireAt(deadline), longestTimeoutMs)
-      : setTimeout(() => this.expire('TOKEN_EXPIRED'), Math.max(0, delay))
+      : setTimeout(expireGuard, Math.max(0, delay), this)
   }
 
   #waitForAuth (phase: 'handshake' | 'reauth'): void {

@@ -3,39 +3,45 @@
 // socket is paused meanwhile, so TCP back-pressure, not this queue, bounds what a client can pile up.
 import type { RawData, WebSocket } from 'ws'
 
-export type FrameHandler = (data: RawData, isBinary: boolean) => void | Promise<void>
+/** Takes the frames, one at a time (an object with a method, so that no socket keeps a closure for it). */
+export interface FrameReceiver {
+  receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
+}
 
 export class Inbox {
   readonly #socket: WebSocket
-  readonly #handle: FrameHandler
-  readonly #backlog: [RawData, boolean][] = []
+  readonly #receiver: FrameReceiver
+  // Made on the first frame that has to wait: most sockets never need one, and every idle socket would keep it.
+  #backlog: [RawData, boolean][] | null = null
   #busy = false
 
-  constructor (socket: WebSocket, handle: FrameHandler) {
+  constructor (socket: WebSocket, receiver: FrameReceiver) {
     this.#socket = socket
-    this.#handle = handle
+    this.#receiver = receiver
   }
 
   readonly receive = (data: RawData, isBinary: boolean): void => {
     if (this.#busy) {
-      this.#backlog.push([data, isBinary])
+      (this.#backlog ??= []).push([data, isBinary])
       return
     }
     this.#run(data, isBinary)
   }
 
   #run (data: RawData, isBinary: boolean): void {
-    const pending = this.#handle(data, isBinary)
+    const pending = this.#receiver.receiveFrame(data, isBinary)
     if (!pending) return
     this.#busy = true
     this.#socket.pause()
-    pending.then(this.#drain, this.#drain)
+    const drain = () => this.#drain()
+    pending.then(drain, drain)
   }
 
-  readonly #drain = (): void => {
+  #drain (): void {
     this.#busy = false
-    while (!this.#busy && this.#backlog.length > 0) {
-      const [data, isBinary] = this.#backlog.shift()!
+    const backlog = this.#backlog ?? []
+    while (!this.#busy && backlog.length > 0) {
+      const [data, isBinary] = backlog.shift()!
       this.#run(data, isBinary)
     }
     if (!this.#busy) this.#socket.resume()

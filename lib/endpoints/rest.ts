@@ -4,10 +4,10 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { Authenticator, AuthResult } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
-import { CloseCode, messages, RealtimeError } from '../errors.js'
+import { CloseCode, messages, RealtimeError, requestsExceeded } from '../errors.js'
 import { Connection } from '../connection/connection.js'
-import { ConnectionGuard, type ExpiryCode } from '../connection/guard.js'
-import { Inbox } from '../connection/inbox.js'
+import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
+import { Inbox, type FrameReceiver } from '../connection/inbox.js'
 import type { Registry } from '../connection/registry.js'
 import { clientInfo, upgradeCredential } from './upgrade.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
@@ -23,6 +23,8 @@ export interface JsonEndpointOptions {
   log: FastifyBaseLogger
   /** Handlers of the message types the endpoint does not own itself. */
   handlers: Record<string, MessageHandler>
+  /** Told when a socket is gone (the logs endpoint forgets its subscription). */
+  onClose?: (connection: Connection) => void
 }
 
 const expiryMessages: Record<ExpiryCode, string> = {
@@ -30,8 +32,11 @@ const expiryMessages: Record<ExpiryCode, string> = {
   AUTH_REVOKED: messages.sessionRevoked
 }
 
-/** One socket on the JSON endpoint. */
-class JsonSocket {
+/**
+ * One socket on the JSON endpoint. It takes its inbox's frames and its guard's events itself, in methods: closures
+ * would be kept by every open socket.
+ */
+class JsonSocket implements GuardEvents, FrameReceiver {
   readonly connection: Connection
   readonly #options: JsonEndpointOptions
 
@@ -43,21 +48,25 @@ class JsonSocket {
       authTimeoutMs: endpoint.authTimeoutMs,
       client: clientInfo(request),
       publicRole: options.publicRole,
-      events: {
-        onExpire: (code) => this.connection.send(errorFrame('auth', code, expiryMessages[code])),
-        onAuthTimeout: (phase) => {
-          this.connection.send(phase === 'handshake'
-            ? errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed)
-            : errorFrame('auth', 'AUTH_TIMEOUT', messages.authTimeout))
-          this.connection.close(CloseCode.AuthTimeout)
-        }
-      }
+      events: this
     }, upgradeCredential(request))
     this.connection = new Connection(endpoint.name, socket, guard)
-    socket.on('message', new Inbox(socket, this.#receive).receive)
+    socket.on('message', new Inbox(socket, this).receive)
   }
 
-  readonly #receive = (data: RawData, isBinary: boolean): void | Promise<void> => {
+  onExpire (code: ExpiryCode): void {
+    this.connection.send(errorFrame('auth', code, expiryMessages[code]))
+  }
+
+  onAuthTimeout (phase: 'handshake' | 'reauth'): void {
+    this.connection.send(phase === 'handshake'
+      ? errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed)
+      : errorFrame('auth', 'AUTH_TIMEOUT', messages.authTimeout))
+    this.connection.close(CloseCode.AuthTimeout)
+  }
+
+  /** Called by the inbox, one frame after the other. */
+  receiveFrame (data: RawData, isBinary: boolean): void | Promise<void> {
     const { connection } = this
     connection.active = true
     // Frames still buffered behind a close are not the application's business.
@@ -107,7 +116,7 @@ class JsonSocket {
       else this.connection.send(errorFrame('auth', 'INVALID_PAYLOAD', read.problem, uid))
       return
     }
-    const result = this.#options.authenticator.authenticate(read.credential)
+    const result = this.#options.authenticator.authenticate(read.credential, this.connection.accountability.ip)
     if (result instanceof Promise) return result.then(settled => this.#authSettled(settled, uid, handshake))
     this.#authSettled(result, uid, handshake)
   }
@@ -118,6 +127,12 @@ class JsonSocket {
     if (result.ok) {
       connection.guard.authenticate(result)
       connection.send(authOkFrame(uid, result.issued?.refresh_token))
+      return
+    }
+    if (result.code === 'REQUESTS_EXCEEDED') {
+      // Refused before the password was checked: the identity stays as it was, as for SERVICE_UNAVAILABLE.
+      connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(result.retryAfterMs), uid))
+      if (handshake) connection.close(CloseCode.TooManyRequests)
       return
     }
     if (result.code === 'SERVICE_UNAVAILABLE') {
@@ -171,9 +186,11 @@ export function jsonEndpoint (options: JsonEndpointOptions) {
   return function open (socket: WebSocket, request: FastifyRequest): void {
     const { connection } = new JsonSocket(socket, request, options)
     options.registry.add(connection)
-    socket.once('close', () => {
+    // 'close' comes once: `on` spares every open socket the wrapper `once` would keep.
+    socket.on('close', () => {
       connection.guard.close()
       options.registry.delete(connection)
+      options.onClose?.(connection)
     })
   }
 }

@@ -67,9 +67,12 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
     if (!originAllowed(request, origins)) return refuse(reply, 403, 'FORBIDDEN', messages.forbidden)
 
     if (open >= endpoint.connLimit) return refuse(reply, 503, 'SERVICE_UNAVAILABLE', messages.serviceUnavailable)
-    // The reservation lives as long as the TCP connection: refused, failed or closed, it is given back once.
-    open++
-    reply.raw.socket!.once('close', () => { open-- })
+    // The reservation lives as long as the TCP connection: refused, failed or closed, it is given back once. Without
+    // a limit nothing is counted: the listener would be one more thing every open socket keeps.
+    if (endpoint.connLimit !== Infinity) {
+      open++
+      reply.raw.socket!.once('close', () => { open-- })
+    }
 
     const token = requestToken(fastify, request)
     let upgrade: AuthSuccess | null = null

@@ -33,6 +33,24 @@ export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBas
   })
 }
 
+/**
+ * Resolves once a connection still opening is up, or has failed once. Start-up waits for it: commands fail at once
+ * until the connection is ready, so the first logins would otherwise meet SERVICE_UNAVAILABLE; an unreachable Redis
+ * still lets the server start (and ioredis keeps retrying).
+ */
+export function opened (redis: Redis): Promise<void> {
+  if (redis.status !== 'connecting' && redis.status !== 'connect') return Promise.resolve()
+  return new Promise(resolve => {
+    const done = () => {
+      redis.off('ready', done)
+      redis.off('error', done)
+      resolve()
+    }
+    redis.on('ready', done)
+    redis.on('error', done)
+  })
+}
+
 /** `redis` is a URL (the plugin owns the connections) or the app's ioredis client (the plugin owns only its duplicate). */
 export function connectRedis (redis: string | Redis, log: FastifyBaseLogger): RedisConnections {
   const owned = typeof redis === 'string'

@@ -26,8 +26,9 @@ export class RedisRevocationFeed implements RevocationFeed {
 
   start (onRevoked: RevokedHandler): void {
     const { commands, subscriber } = this.#redis
-    // The subscriber listens to this one channel only.
-    subscriber.on('message', (_channel: string, message: string) => {
+    // The subscriber connection is shared: log lines arrive on it too.
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.#channel) return
       try {
         const { session, until } = JSON.parse(message) as { session: unknown, until: unknown }
         if (typeof session === 'string' && typeof until === 'number') onRevoked(session, until)

@@ -2,7 +2,7 @@
 // works and a refresh token is one session whether it is used over HTTP or on a socket.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
-import { httpErrorBody, messages } from '../errors.js'
+import { httpErrorBody, messages, requestsExceeded } from '../errors.js'
 
 const loginBody = {
   type: 'object',
@@ -25,6 +25,10 @@ const refreshBody = {
 } as const
 
 function sendFailure (reply: FastifyReply, failure: AuthFailure) {
+  if (failure.code === 'REQUESTS_EXCEEDED') {
+    return reply.code(429).header('retry-after', Math.ceil(failure.retryAfterMs / 1000))
+      .send(httpErrorBody('REQUESTS_EXCEEDED', requestsExceeded(failure.retryAfterMs)))
+  }
   if (failure.code === 'SERVICE_UNAVAILABLE') {
     return reply.code(503).send(httpErrorBody('SERVICE_UNAVAILABLE', messages.serviceUnavailable))
   }
@@ -55,7 +59,8 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     routes.post<{ Body: { email: string, password: string, otp?: string } }>('/login', { schema: { body: loginBody } },
       async (request, reply) => {
         const { email, password, otp } = request.body
-        return sendTokens(reply, await authenticator.login(otp === undefined ? { email, password } : { email, password, otp }))
+        const credential = otp === undefined ? { email, password } : { email, password, otp }
+        return sendTokens(reply, await authenticator.login(credential, request.ip))
       })
 
     routes.post<{ Body: { refresh_token: string } }>('/refresh', { schema: { body: refreshBody } },

@@ -1,0 +1,136 @@
+// The orchestrator's side: server processes driven over IPC, load tasks in worker threads, and the statistics.
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import type { ServerKind } from './servers.js'
+import type { DelaySample, MemorySample, ServerRequest } from './server-process.js'
+import type { HoldReady, HoldResult, HoldTask, LoadTask } from './load.js'
+
+const serverScript = fileURLToPath(new URL('./server-process.js', import.meta.url))
+const loadScript = fileURLToPath(new URL('./load.js', import.meta.url))
+
+/** A server in its own process. */
+export class ServerHandle {
+  readonly kind: ServerKind
+  readonly port: number
+  readonly #child: ChildProcess
+  readonly #waiting = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  #nextId = 0
+
+  private constructor (kind: ServerKind, port: number, child: ChildProcess) {
+    this.kind = kind
+    this.port = port
+    this.#child = child
+    child.on('message', (message: { id: number, result?: unknown, error?: string }) => {
+      const waiter = this.#waiting.get(message.id)
+      if (!waiter) return
+      this.#waiting.delete(message.id)
+      if (message.error) waiter.reject(new Error(message.error))
+      else waiter.resolve(message.result)
+    })
+  }
+
+  static start (kind: ServerKind): Promise<ServerHandle> {
+    // BENCH_CPU_PROF=dir writes a V8 CPU profile of every server process there (node --cpu-prof).
+    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`] : []
+    const child = fork(serverScript, [kind], { execArgv: ['--expose-gc', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${kind} server did not start in 20 s`)), 20_000)
+      child.once('exit', (code) => reject(new Error(`the ${kind} server exited with ${code}`)))
+      child.once('message', (message: { port: number }) => {
+        clearTimeout(timer)
+        resolve(new ServerHandle(kind, message.port, child))
+      })
+    })
+  }
+
+  request<T> (request: ServerRequest): Promise<T> {
+    if (!this.#child.connected) return Promise.reject(new Error(`the ${this.kind} server is gone`))
+    const id = this.#nextId++
+    this.#child.send({ id, request })
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.kind} server: no answer to ${request.cmd}`)), 30_000)
+      this.#waiting.set(id, {
+        resolve: (value) => { clearTimeout(timer); resolve(value as T) },
+        reject: (err) => { clearTimeout(timer); reject(err) }
+      })
+    })
+  }
+
+  memory (): Promise<MemorySample> { return this.request({ cmd: 'memory' }) }
+  cpu (): Promise<{ cpuMicros: number, at: number }> { return this.request({ cmd: 'cpu' }) }
+  connections (): Promise<number> { return this.request({ cmd: 'connections' }) }
+  startDelay (resolution: number): Promise<void> { return this.request({ cmd: 'eld-start', resolution }) }
+  stopDelay (): Promise<DelaySample> { return this.request({ cmd: 'eld-stop' }) }
+  sign (count: number, exp?: number[]): Promise<string[]> { return this.request({ cmd: 'sign', count, exp }) }
+
+  /** Waits (bounded) until the server has no open socket. */
+  async drained (limitMs = 15_000): Promise<number> {
+    const until = Date.now() + limitMs
+    let open = await this.connections()
+    while (open > 0 && Date.now() < until) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+      open = await this.connections()
+    }
+    return open
+  }
+
+  async stop (): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return
+    const exited = new Promise(resolve => this.#child.once('exit', resolve))
+    await this.request({ cmd: 'exit' }).catch(() => {})
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5_000)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+/** Runs a one-shot load task in a worker thread and returns what it posts. */
+export function runLoad<T> (task: Exclude<LoadTask, HoldTask>): Promise<T> {
+  const worker = new Worker(loadScript, { workerData: task })
+  return new Promise<T>((resolve, reject) => {
+    worker.once('message', (result: T) => {
+      resolve(result)
+      worker.terminate().catch(() => {})
+    })
+    worker.once('error', reject)
+    worker.once('exit', (code) => { if (code !== 0) reject(new Error(`load worker exited with ${code}`)) })
+  })
+}
+
+/** A hold task: `ready` once the sockets are authenticated, `release()` closes them and gives the result. */
+export async function holdSockets (task: HoldTask): Promise<{ ready: HoldReady, release: () => Promise<HoldResult> }> {
+  const worker = new Worker(loadScript, { workerData: task })
+  const next = <T>() => new Promise<T>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  const ready = await next<HoldReady>()
+  return {
+    ready,
+    async release () {
+      const result = next<HoldResult>()
+      worker.postMessage('close')
+      const final = await result
+      await worker.terminate()
+      return final
+    }
+  }
+}
+
+/** Nearest-rank percentile of unsorted values. */
+export function percentile (values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN
+  const sorted = Float64Array.from(values).sort()
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]
+}
+
+export function median (values: readonly number[]): number {
+  if (values.length === 0) return NaN
+  const sorted = Float64Array.from(values).sort()
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))

@@ -1,0 +1,139 @@
+// `npm run bench`: every scenario of issue 6 against its baselines, in one run, on this machine. Servers run in child
+// processes, the load in worker threads of this one. Prints the table; writes bench/results/results.json and
+// chart.svg (a partial or quick run writes *.tmp files instead, which git ignores).
+//   node dist/bench/run.js [scenario numbers...]   e.g. `node dist/bench/run.js 1 6`
+//   BENCH_QUICK=1            fewer rounds and sockets, to try things out
+//   BENCH_CPU_PROF=<dir>     a V8 CPU profile of every server process
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { ServerHandle } from './harness.js'
+import { markdownTable, svgChart, textTable, type Machine } from './report.js'
+import {
+  credentialStorm, expiryPrecision, graphqlHandshake, jsonHandshake, memoryPerSocket, pingPong,
+  type Budget, type ScenarioResult
+} from './scenarios.js'
+
+const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
+
+function openFileLimits (): { soft: number, hard: number } {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find(l => l.startsWith('Max open files'))
+  const [soft, hard] = (line ?? '').split(/\s+/).slice(3, 5).map(v => v === 'unlimited' ? Infinity : Number(v))
+  return { soft: soft || 1024, hard: hard || 1024 }
+}
+
+/**
+ * This process holds every client socket, each server process its own: both need `sockets` descriptors and some.
+ * Node cannot raise its own limit, so a soft limit below what is needed re-runs the script under `ulimit -n`.
+ */
+function ensureDescriptors (sockets: number): number {
+  const needed = sockets + 1024
+  const { soft, hard } = openFileLimits()
+  if (soft >= needed) return sockets
+  if (hard >= needed && !process.env.BENCH_ULIMIT_RAISED) {
+    const limit = Number.isFinite(hard) ? hard : needed
+    const rerun = spawnSync('sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_ULIMIT_RAISED: '1' }
+    })
+    process.exit(rerun.status ?? 1)
+  }
+  const fitting = Math.max(1000, Math.floor((Math.min(soft, hard) - 1024) / 1000) * 1000)
+  console.error(`open-file limit ${soft} (hard ${hard}): ${fitting} sockets instead of ${sockets}`)
+  return fitting
+}
+
+function machine (): Machine {
+  const cpus = os.cpus()
+  return {
+    cores: cpus.length,
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30)
+  }
+}
+
+const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`)
+
+async function main (): Promise<void> {
+  const selected = new Set(process.argv.slice(2).map(Number).filter(n => n >= 1 && n <= 6))
+  const all = selected.size === 0
+  const wants = (id: number) => all || selected.has(id)
+  const quick = process.env.BENCH_QUICK === '1'
+  const budget: Budget = {
+    rounds: quick ? 2 : 5,
+    roundMs: quick ? 700 : 1500,
+    sockets: ensureDescriptors(quick ? 2000 : 10_000)
+  }
+  const started = Date.now()
+  const results: ScenarioResult[] = []
+
+  const plugin = await ServerHandle.start('plugin')
+  const bare = await ServerHandle.start('bare')
+  const servers = { plugin, bare }
+  try {
+    const tokens = await plugin.sign(budget.sockets)
+    if (wants(1)) {
+      progress('1 JSON handshake')
+      results.push(await jsonHandshake(servers, tokens.slice(0, 100), budget))
+    }
+    if (wants(6)) {
+      progress('6 ping/pong')
+      results.push(await pingPong(servers, tokens, budget))
+    }
+    let openMs = 4000
+    if (wants(2)) {
+      progress('2 memory per socket')
+      const memory = await memoryPerSocket(servers, tokens, budget)
+      openMs = memory.openMs
+      results.push(memory)
+    }
+    await bare.stop()
+    if (wants(3)) {
+      progress('3 expiry precision')
+      results.push(await expiryPrecision(plugin, budget, openMs))
+    }
+    if (wants(5)) {
+      progress('5 credential storm')
+      results.push(await credentialStorm(plugin, tokens))
+    }
+    if (wants(4)) {
+      progress('4 GraphQL handshake')
+      const graphqlWs = await ServerHandle.start('graphql-ws')
+      const mercurius = await ServerHandle.start('mercurius')
+      try {
+        results.push(await graphqlHandshake(plugin, graphqlWs, mercurius, tokens.slice(0, 100), budget))
+      } finally {
+        await graphqlWs.stop()
+        await mercurius.stop()
+      }
+    }
+  } finally {
+    await plugin.stop()
+    await bare.stop().catch(() => {})
+  }
+
+  results.sort((a, b) => a.id - b.id)
+  const about = machine()
+  const generatedAt = new Date().toISOString()
+  const durationS = Math.round((Date.now() - started) / 1000)
+  console.log(textTable(about, results))
+  const goals = results.flatMap(r => r.goals)
+  const missed = goals.filter(g => !g.met)
+  console.log(`\n${goals.length - missed.length} of ${goals.length} goals met${missed.length ? `; missed: ${missed.map(g => g.name).join(', ')}` : ''} (${durationS} s)`)
+
+  // Only a full run is a result; a partial or quick one is kept beside it as *.tmp.
+  const suffix = all && !quick ? '' : '.tmp'
+  mkdirSync(resultsDir, { recursive: true })
+  const report = { machine: about, generatedAt, durationS, budget, goals, scenarios: results }
+  writeFileSync(`${resultsDir}results.json${suffix}`, JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(`${resultsDir}chart.svg${suffix}`, svgChart(about, results.flatMap(r => r.chart), generatedAt.slice(0, 10)))
+  writeFileSync(`${resultsDir}table.md${suffix}`, markdownTable(about, results) + '\n')
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

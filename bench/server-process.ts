@@ -1,0 +1,100 @@
+// A benchmarked server in its own process (`node --expose-gc server-process.js <kind>`), so that it has a core and a
+// file-descriptor table of its own. The parent drives it over IPC: memory after GC, CPU time, event-loop delay,
+// tokens, open sockets.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import { startServer, type ServerKind } from './servers.js'
+
+export interface MemorySample {
+  heapUsed: number
+  external: number
+  rss: number
+}
+
+export interface DelaySample {
+  /** Raw histogram values in ms: each is the resolution plus the delay. */
+  p50: number
+  p99: number
+  max: number
+  count: number
+}
+
+export type ServerRequest =
+  | { cmd: 'memory' }
+  | { cmd: 'cpu' }
+  | { cmd: 'eld-start', resolution: number }
+  | { cmd: 'eld-stop' }
+  | { cmd: 'sign', count: number, exp?: number[] }
+  | { cmd: 'connections' }
+  | { cmd: 'exit' }
+
+const gc = (globalThis as { gc?: () => void }).gc
+
+async function collect (): Promise<void> {
+  // Several passes with turns of the loop between them: sockets closed a moment ago release in steps.
+  for (let pass = 0; pass < 4; pass++) {
+    gc?.()
+    await sleep(25)
+  }
+}
+
+async function serve (app: FastifyInstance, request: ServerRequest, state: { eld: IntervalHistogram | null }): Promise<unknown> {
+  switch (request.cmd) {
+    case 'memory': {
+      await collect()
+      const { heapUsed, external, rss } = process.memoryUsage()
+      return { heapUsed, external, rss } satisfies MemorySample
+    }
+    case 'cpu': {
+      const { user, system } = process.cpuUsage()
+      return { cpuMicros: user + system, at: performance.now() }
+    }
+    case 'eld-start':
+      state.eld = monitorEventLoopDelay({ resolution: request.resolution })
+      state.eld.enable()
+      return null
+    case 'eld-stop': {
+      const eld = state.eld!
+      eld.disable()
+      state.eld = null
+      return { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6, count: eld.count } satisfies DelaySample
+    }
+    case 'sign': {
+      const tokens: string[] = []
+      for (let i = 0; i < request.count; i++) {
+        const user = `bench-user-${i}`
+        tokens.push(request.exp
+          // Tokens as another issuer would sign them: the expiry is in whole seconds, as JWTs carry it.
+          ? app.jwt.sign({ id: user, role: null, admin_access: false, exp: request.exp[i] })
+          : app.realtime.signAccessToken({ user, role: null, admin: false }).access_token)
+      }
+      return tokens
+    }
+    case 'connections':
+      return app.websocketServer.clients.size
+    case 'exit':
+      await app.close()
+      setImmediate(() => process.exit(0))
+      return null
+  }
+}
+
+async function main (): Promise<void> {
+  const kind = process.argv[2] as ServerKind
+  const app = await startServer(kind)
+  const state = { eld: null as IntervalHistogram | null }
+  process.on('message', (message: { id: number, request: ServerRequest }) => {
+    serve(app, message.request, state).then(
+      (result) => process.send!({ id: message.id, result }),
+      (err: Error) => process.send!({ id: message.id, error: err.stack ?? String(err) }))
+  })
+  // The parent is gone: so is the server.
+  process.on('disconnect', () => process.exit(0))
+  process.send!({ ready: true, port: (app.server.address() as { port: number }).port })
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,89 @@
+// Credential-attempt limits (PROTOCOL.md section 8): email/password attempts counted per client IP and per email,
+// in this process by default or on Redis so that every process shares the counters. The counting is
+// rate-limiter-flexible's: a fixed window that opens with the first counted attempt.
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
+
+/** The resolved `attemptLimit` option. */
+export interface AttemptLimit {
+  /** Failures allowed per IP and per email inside one window. */
+  points: number
+  durationSeconds: number
+}
+
+export interface AttemptLimiter {
+  /**
+   * Counts an attempt before its password is checked, so parallel attempts cannot slip past the limit between a
+   * check and a count. Resolves 0 when it may go on, or the milliseconds until its IP or email may try again.
+   * Rejects when the counters cannot be reached, and the caller fails closed.
+   */
+  begin (ip: string | null, email: string): Promise<number>
+  /** The attempt succeeded: it stops counting against the IP, and the email's failures are forgotten. */
+  succeeded (ip: string | null, email: string): Promise<void>
+}
+
+/** The Redis the counters live on when several processes share them. */
+export interface AttemptCounters {
+  client: Redis
+  /** The plugin's key prefix (`redisPrefix`). */
+  prefix: string
+}
+
+const unlimited: AttemptLimiter = {
+  begin: async () => 0,
+  succeeded: async () => {}
+}
+
+// As the embedded directory matches it, so case variants share one counter; hashed, so a key stays small and no
+// email address sits in Redis.
+function emailKey (email: string): string {
+  return createHash('sha256').update(email.trim().toLowerCase()).digest('base64url')
+}
+
+class CountedAttempts implements AttemptLimiter {
+  readonly #byIp: RateLimiterAbstract
+  readonly #byEmail: RateLimiterAbstract
+
+  constructor (limiter: (name: string) => RateLimiterAbstract) {
+    this.#byIp = limiter('ip')
+    this.#byEmail = limiter('email')
+  }
+
+  async begin (ip: string | null, email: string): Promise<number> {
+    try {
+      // Without a client address (the application API) only the email is counted.
+      if (ip !== null) await this.#byIp.consume(ip)
+      await this.#byEmail.consume(emailKey(email))
+      return 0
+    } catch (err) {
+      // The library refuses with its result; anything else is the store failing.
+      if (err instanceof RateLimiterRes) return Math.max(1, Math.ceil(err.msBeforeNext))
+      throw err
+    }
+  }
+
+  async succeeded (ip: string | null, email: string): Promise<void> {
+    await Promise.all([
+      ip === null ? null : this.#byIp.reward(ip),
+      this.#byEmail.delete(emailKey(email))
+    ])
+  }
+}
+
+/** The limiter for the option: none when it is off, counters on Redis when `counters` is given, else in memory. */
+export function createAttemptLimiter (limit: AttemptLimit | null, counters?: AttemptCounters): AttemptLimiter {
+  if (limit === null) return unlimited
+  const { points, durationSeconds: duration } = limit
+  if (!counters) return new CountedAttempts(name => new RateLimiterMemory({ keyPrefix: `attempts:${name}`, points, duration }))
+  return new CountedAttempts(name => new RateLimiterRedis({
+    storeClient: counters.client,
+    keyPrefix: `${counters.prefix}attempts:${name}`,
+    points,
+    duration,
+    // A refused key stays refused in this process until its window ends: hammering it costs Redis nothing.
+    inMemoryBlockOnConsumed: points + 1
+    // No insuranceLimiter: counting in memory while Redis is away would give every process its own allowance.
+    // A store error fails the attempt closed (SERVICE_UNAVAILABLE) instead.
+  }))
+}

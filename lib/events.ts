@@ -1,0 +1,33 @@
+// What a user can observe (`fastify.realtime.on(...)`): authentications, refusals, expiries and closes. A
+// listener that throws is logged and never breaks the socket it was told about.
+import { EventEmitter } from 'node:events'
+import type { FastifyBaseLogger } from 'fastify'
+import type { RealtimeEventMap, RealtimeEventName } from '../types/index.js'
+
+export class RealtimeEvents {
+  readonly #emitter = new EventEmitter()
+  readonly #log: FastifyBaseLogger
+
+  constructor (log: FastifyBaseLogger) {
+    this.#log = log
+  }
+
+  on<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void {
+    this.#emitter.on(event, listener)
+  }
+
+  off<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void {
+    this.#emitter.off(event, listener)
+  }
+
+  emit<E extends RealtimeEventName> (event: E, payload: RealtimeEventMap[E]): void {
+    if (this.#emitter.listenerCount(event) === 0) return
+    for (const listener of this.#emitter.listeners(event)) {
+      try {
+        listener(payload)
+      } catch (err) {
+        this.#log.error({ err, event }, 'a realtime event listener failed')
+      }
+    }
+  }
+}

@@ -1,0 +1,30 @@
+// Log lines across processes: every process publishes its lines, and hears every process's, its own included.
+import type { RedisConnections } from './connection.js'
+import type { LineHandler, LogFeed } from '../logs/feed.js'
+
+export class RedisLogFeed implements LogFeed {
+  readonly #redis: RedisConnections
+  readonly #channel: string
+  readonly #node: string
+
+  constructor (redis: RedisConnections, prefix: string, node: string) {
+    this.#redis = redis
+    this.#channel = `${prefix}logs`
+    this.#node = node
+  }
+
+  publish (line: string): void {
+    // Never logged when it fails: that line would come back here, and Redis being away is logged already.
+    this.#redis.commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
+  }
+
+  start (onLine: LineHandler): void {
+    const { subscriber } = this.#redis
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.#channel) return
+      const split = message.indexOf('\n')
+      if (split > 0) onLine(message.slice(split + 1), message.slice(0, split))
+    })
+    subscriber.subscribe(this.#channel).catch(() => {}) // retried by ioredis on reconnect; the outage is logged
+  }
+}
