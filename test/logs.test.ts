@@ -188,12 +188,13 @@ t.test('with Redis, a subscriber on one process gets the lines of every process'
   const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, b.url('/websocket/logs'), token)
   // The subscription to Redis may still be on its way: log until a line comes through.
+  const arrived = line(client, 'from a')
   let got: { node: string } | undefined
-  const arrived = line(client, 'from a').then(frame => { got = frame })
-  while (!got) {
+  for (let attempt = 0; got === undefined && attempt < 200; attempt++) {
     a.app.log.info('from a')
-    await Promise.race([arrived, new Promise(resolve => setTimeout(resolve, 50))])
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
   }
+  if (!got) throw new Error('no line from the other process')
   b.app.log.info('from b')
   const own = await line(client, 'from b')
   t.not(got.node, own.node, 'each line names the process that logged it')
