@@ -63,8 +63,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const sessionStore = options.sessionStore ?? (redis ? new RedisSessionStore(redis.commands, redisPrefix) : new MemorySessionStore())
   const revocationFeed: RevocationFeed = redis ? new RedisRevocationFeed(redis, redisPrefix, fastify.log) : new MemoryRevocationFeed()
 
-  const registry = new Registry()
   const events = new RealtimeEvents(fastify.log)
+  const registry = new Registry(events)
   const revocations = new Revocations()
   revocationFeed.start((session, until) => {
     revocations.add(session, until)
@@ -90,7 +90,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   if (rest.enabled) {
     fastify.get(rest.path, {
       websocket: true,
-      onRequest: upgradeGate(fastify, rest, authenticator, config.origins)
+      onRequest: upgradeGate(fastify, rest, authenticator, config.origins, registry)
     }, jsonEndpoint({
       endpoint: rest,
       authenticator,
@@ -113,7 +113,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     if (stopCapture) fastify.addHook('onClose', async () => stopCapture())
     fastify.get(logs.path, {
       websocket: true,
-      onRequest: upgradeGate(fastify, logs, authenticator, config.origins)
+      onRequest: upgradeGate(fastify, logs, authenticator, config.origins, registry)
     }, jsonEndpoint({
       endpoint: logs,
       authenticator,
@@ -135,7 +135,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     preferGraphqlTransportWs(fastify.websocketServer)
     fastify.get(graphql.path, {
       websocket: true,
-      onRequest: [upgradeGate(fastify, graphql, authenticator, config.origins), markGraphqlUpgrade]
+      onRequest: [upgradeGate(fastify, graphql, authenticator, config.origins, registry), markGraphqlUpgrade]
     }, graphqlEndpoint({
       endpoint: graphql,
       authenticator,

@@ -40,7 +40,7 @@ t.test('WEBSOCKETS_HEARTBEAT_ENABLED=false sends no ping', async t => {
   await client.close()
 })
 
-t.test('a beat pings its sockets a slice at a time, the event loop turning in between', async t => {
+t.test('a beat pings its sockets a slice at a time, spread out, the event loop turning in between', async t => {
   const order: (number | string)[] = []
   let pinged!: () => void
   const allPinged = new Promise<void>(resolve => { pinged = resolve })

@@ -200,3 +200,51 @@ t.test('with Redis, a subscriber on one process gets the lines of every process'
   t.not(got.node, own.node, 'each line names the process that logged it')
   await client.close()
 })
+
+t.test('the tap keeps the destination\'s own properties and methods, and can be undone', async t => {
+  const { default: pino } = await import('pino')
+  const { captureLogLines } = await import('../lib/logs/capture.js')
+  const written: string[] = []
+  const destination = { fd: 7, write (line: string) { written.push(line) }, flushSync () { return this.fd } }
+  const logger = pino({ base: null }, destination)
+  const tapped: string[] = []
+  const stop = captureLogLines(logger as never, (line) => tapped.push(line))!
+  logger.info('one')
+  const proxied = (logger as unknown as Record<symbol, typeof destination>)[pino.symbols.streamSym]
+  t.equal(proxied.fd, 7, 'a plain property reads through')
+  t.equal(proxied.flushSync(), 7, 'a method runs with the real destination as this')
+  stop()
+  logger.info('two')
+  t.equal(written.length, 2)
+  t.equal(tapped.length, 1, 'nothing after stop')
+})
+
+t.test('deeply nested log objects are cut short, and lines that are not pino\'s are ignored', async t => {
+  const { redactLogObject } = await import('../lib/index.js')
+  let deep: Record<string, unknown> = { password: 'p' }
+  for (let i = 0; i < 40; i++) deep = { inner: deep }
+  let cursor = redactLogObject(deep) as Record<string, unknown>
+  let depth = 0
+  while (typeof cursor === 'object') { cursor = cursor.inner as Record<string, unknown>; depth++ }
+  t.equal(cursor, '[redacted]')
+  t.equal(depth, 33)
+
+  const server = await RedisServer.start(t)
+  const { app, url } = await logsApp(t, { redis: server.url, redisPrefix: 'garbage:' })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  let got: { data: Record<string, unknown> } | undefined
+  const arrived = line(client, 'real')
+  for (let attempt = 0; got === undefined && attempt < 200; attempt++) {
+    await redis.publish('garbage:logs', 'elsewhere\nnot json')
+    await redis.publish('garbage:logs', 'elsewhere\n{"msg":"real","no":"level"}')
+    await redis.publish('garbage:logs', 'no-node-separator')
+    app.log.info('real')
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
+  }
+  t.equal(got?.data.level, 30, 'only the real line came through')
+  await client.close()
+})

@@ -42,16 +42,22 @@ type ConnectionParams = Record<string, unknown> | undefined
  * `connection_init`: an `access_token` in its payload authenticates the socket, in every mode; without one, only a
  * socket past its handshake (public mode, or authenticated at the upgrade) is let in. Refused: 4403 `Forbidden`.
  */
-function admit (connection: GraphqlConnection, params: ConnectionParams, authenticator: Authenticator): boolean {
+function admit (connection: GraphqlConnection, params: ConnectionParams, authenticator: Authenticator, registry: Registry): boolean {
   const { guard } = connection
   const token = params?.access_token
-  if (token === undefined || token === null) return guard.phase !== 'handshake'
+  if (token === undefined || token === null) {
+    if (guard.phase !== 'handshake') return true
+    registry.refused(connection.endpoint, 'AUTH_FAILED', 'connection_init without access_token', connection.accountability.ip)
+    return false
+  }
   const result = typeof token === 'string' ? authenticator.verifyAccessToken(token) : null
   if (!result?.ok) {
+    registry.refused(connection.endpoint, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'access_token is not a string', connection.accountability.ip)
     guard.fail()
     return false
   }
   guard.authenticate(result)
+  registry.authenticated(connection)
   return true
 }
 
@@ -69,7 +75,7 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     // every socket that must authenticate and dies with the guard; graphql-ws's own init timer would be a second
     // clock for the same wait, with its own default (3 s).
     connectionInitWaitTimeout: 0,
-    onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
+    onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator, registry),
     onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload)
   })
 
@@ -82,7 +88,8 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
       events: {
         // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
         // graphql-ws client retries on 4403, so one whose connectionParams is a function comes back with a new token.
-        onExpire: () => {
+        onExpire: (code) => {
+          registry.expired(connection, code)
           guard.close() // no re-auth window to wait for
           socket.close(CloseCode.Forbidden, 'Forbidden')
         },
@@ -115,7 +122,7 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
 
     socket.once('close', (code, reason) => {
       guard.close()
-      registry.delete(connection)
+      registry.delete(connection, code)
       // Ends every running subscription (their iterators' `return`).
       closed(code, reason.toString()).catch((err: unknown) => log.error({ err }, 'a graphql subscription failed to end'))
     })

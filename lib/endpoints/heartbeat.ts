@@ -7,10 +7,13 @@ import type { EndpointName } from '../../types/index.js'
 const ping = JSON.stringify({ type: 'ping' })
 
 /**
- * How many sockets a beat visits before the event loop turns: a send costs tens of microseconds, and ten thousand
- * sockets in one go would hold the loop (expiry timers, every other socket) for a third of a second.
+ * A beat pings its sockets a slice at a time, spread over up to a second (a quarter of the period when that is
+ * shorter). In one go, ten thousand sends would hold the event loop for a third of a second, and their ten thousand
+ * pongs, arriving together, for as long again; spread out, expiry timers and other sockets hardly notice a beat.
+ * Each socket keeps its place in the order, so its pings stay one period apart.
  */
-const beatSlice = 256
+const beatSlice = 100
+const beatSpreadMs = 1000
 
 function visit (connection: Connection): void {
   // A socket that closed since the beat began is visited all the same: ws drops what is sent on it.
@@ -25,22 +28,23 @@ function visit (connection: Connection): void {
 }
 
 export function startHeartbeat (registry: Registry, endpoints: EndpointName[], periodMs: number, slice = beatSlice): () => void {
-  let next: NodeJS.Immediate | undefined
+  let next: NodeJS.Timeout | undefined
   const timer = setInterval(() => {
     const due: Connection[] = []
     for (const endpoint of endpoints) {
       for (const connection of registry.matching({ endpoint })) due.push(connection)
     }
+    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil(due.length / slice)
     const step = (from: number) => {
       const to = Math.min(from + slice, due.length)
       for (let i = from; i < to; i++) visit(due[i])
-      next = to < due.length ? setImmediate(step, to) : undefined
+      next = to < due.length ? setTimeout(step, pauseMs, to).unref() : undefined
     }
     step(0)
   }, periodMs)
   timer.unref()
   return () => {
     clearInterval(timer)
-    clearImmediate(next)
+    clearTimeout(next)
   }
 }

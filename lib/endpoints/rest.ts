@@ -2,7 +2,7 @@
 // frames and close codes.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { Authenticator, AuthResult } from '../auth/authenticator.js'
+import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import { CloseCode, messages, RealtimeError, requestsExceeded } from '../errors.js'
 import { Connection } from '../connection/connection.js'
@@ -56,6 +56,7 @@ class JsonSocket implements GuardEvents, FrameReceiver {
 
   onExpire (code: ExpiryCode): void {
     this.connection.send(errorFrame('auth', code, expiryMessages[code]))
+    this.#options.registry.expired(this.connection, code)
   }
 
   onAuthTimeout (phase: 'handshake' | 'reauth'): void {
@@ -103,7 +104,7 @@ class JsonSocket implements GuardEvents, FrameReceiver {
   #handshake (parsed: unknown): void | Promise<void> {
     const envelope = readEnvelope(parsed === unparsable ? null : parsed)
     if (!envelope.ok || envelope.message.type !== 'auth') {
-      this.#handshakeFailed(envelope.uid)
+      this.#handshakeFailed(envelope.uid, { ok: false, code: 'AUTH_FAILED', reason: 'the first message was not an auth message' })
       return
     }
     return this.#auth(envelope.message, envelope.uid, true)
@@ -112,7 +113,7 @@ class JsonSocket implements GuardEvents, FrameReceiver {
   #auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
     const read = readCredential(message)
     if ('problem' in read) {
-      if (handshake) this.#handshakeFailed(uid)
+      if (handshake) this.#handshakeFailed(uid, { ok: false, code: 'AUTH_FAILED', reason: 'malformed auth message' })
       else this.connection.send(errorFrame('auth', 'INVALID_PAYLOAD', read.problem, uid))
       return
     }
@@ -124,35 +125,47 @@ class JsonSocket implements GuardEvents, FrameReceiver {
   #authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
     // The socket may have closed meanwhile: the closed guard ignores the result, and nothing is sent.
     const { connection } = this
+    const { registry, endpoint } = this.#options
     if (result.ok) {
       connection.guard.authenticate(result)
       connection.send(authOkFrame(uid, result.issued?.refresh_token))
+      if (connection.guard.phase !== 'closed') registry.authenticated(connection)
       return
     }
+    if (handshake) {
+      this.#handshakeFailed(uid, result)
+      return
+    }
+    registry.refused(endpoint.name, result.code, result.reason, connection.accountability.ip)
     if (result.code === 'REQUESTS_EXCEEDED') {
       // Refused before the password was checked: the identity stays as it was, as for SERVICE_UNAVAILABLE.
       connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(result.retryAfterMs), uid))
-      if (handshake) connection.close(CloseCode.TooManyRequests)
       return
     }
     if (result.code === 'SERVICE_UNAVAILABLE') {
       // The check could not run: nothing is known about the credential, so the identity stays as it was.
       connection.send(errorFrame('auth', 'SERVICE_UNAVAILABLE', messages.serviceUnavailable, uid))
-      if (handshake) connection.close(CloseCode.TryAgainLater)
-      return
-    }
-    if (handshake) {
-      this.#handshakeFailed(uid)
       return
     }
     connection.send(errorFrame('auth', 'AUTH_FAILED', messages.authFailed, uid))
     if (connection.guard.fail()) connection.close(CloseCode.Unauthorized)
   }
 
-  #handshakeFailed (uid: Uid): void {
-    this.connection.send(errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed, uid))
-    this.connection.guard.fail()
-    this.connection.close(CloseCode.Unauthorized)
+  /** The handshake's one message failed: say so the protocol's way for each cause, and end the socket. */
+  #handshakeFailed (uid: Uid, failure: AuthFailure): void {
+    const { connection } = this
+    this.#options.registry.refused(this.#options.endpoint.name, failure.code, failure.reason, connection.accountability.ip)
+    if (failure.code === 'REQUESTS_EXCEEDED') {
+      connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(failure.retryAfterMs), uid))
+      connection.close(CloseCode.TooManyRequests)
+    } else if (failure.code === 'SERVICE_UNAVAILABLE') {
+      connection.send(errorFrame('auth', 'SERVICE_UNAVAILABLE', messages.serviceUnavailable, uid))
+      connection.close(CloseCode.TryAgainLater)
+    } else {
+      connection.send(errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed, uid))
+      connection.guard.fail()
+      connection.close(CloseCode.Unauthorized)
+    }
   }
 
   #application (message: RealtimeMessage, uid: Uid): void {
@@ -187,9 +200,9 @@ export function jsonEndpoint (options: JsonEndpointOptions) {
     const { connection } = new JsonSocket(socket, request, options)
     options.registry.add(connection)
     // 'close' comes once: `on` spares every open socket the wrapper `once` would keep.
-    socket.on('close', () => {
+    socket.on('close', (code: number) => {
       connection.guard.close()
-      options.registry.delete(connection)
+      options.registry.delete(connection, code)
       options.onClose?.(connection)
     })
   }

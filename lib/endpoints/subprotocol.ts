@@ -4,7 +4,7 @@
 // one graphql-ws closes with 4406. GraphQL upgrades are marked on their way through the route's hooks, and for those
 // graphql-transport-ws wins whenever it is offered; every other choice stays what it was.
 import type { IncomingMessage } from 'node:http'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { WebSocketServer } from 'ws'
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws'
 
@@ -23,7 +23,8 @@ export function preferGraphqlTransportWs (server: WebSocketServer): void {
   }
 }
 
-/** A route hook: this request is a GraphQL upgrade. */
-export async function markGraphqlUpgrade (request: FastifyRequest): Promise<void> {
+/** A route hook (a callback one: no promise for every upgrade): this request is a GraphQL upgrade. */
+export function markGraphqlUpgrade (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   graphqlUpgrades.add(request.raw)
+  done()
 }

@@ -1,10 +1,11 @@
 // The upgrade gate: runs before the socket opens (PROTOCOL.md section 3), in this order: origin, connection limit,
 // credential on the request, strict mode. It replies with HTTP errors, so a refused client never gets a socket.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Authenticator, AuthSuccess } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import { httpErrorBody, messages } from '../errors.js'
 import { authenticatedAccountability, type ClientInfo } from '../connection/accountability.js'
+import type { Registry } from '../connection/registry.js'
 
 /** What the gate hands the endpoint: the credential it verified, kept off the public request decoration. */
 const upgrades = new WeakMap<FastifyRequest, AuthSuccess>()
@@ -54,15 +55,17 @@ function requestToken (fastify: FastifyInstance, request: FastifyRequest): strin
   return undefined
 }
 
-function refuse (reply: FastifyReply, status: number, code: Parameters<typeof httpErrorBody>[0], message: string) {
-  return reply.code(status).send(httpErrorBody(code, message))
+function refuse (reply: FastifyReply, status: number, code: Parameters<typeof httpErrorBody>[0], message: string): void {
+  reply.code(status).send(httpErrorBody(code, message))
 }
 
-export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>) {
+export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>, registry: Registry) {
   let open = 0
 
-  return async function gate (request: FastifyRequest, reply: FastifyReply) {
-    if (!request.ws) return // a plain HTTP request: @fastify/websocket answers it
+  // A callback hook, not an async one: no promise and no extra turn for every upgrade. A refusal sends its reply and
+  // does not call `done`.
+  return function gate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (!request.ws) return done() // a plain HTTP request: @fastify/websocket answers it
 
     if (!originAllowed(request, origins)) return refuse(reply, 403, 'FORBIDDEN', messages.forbidden)
 
@@ -79,12 +82,14 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
     if (token !== undefined) {
       const result = token === null ? null : authenticator.verifyAccessToken(token)
       if (!result?.ok) {
+        registry.refused(endpoint.name, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'empty or repeated access_token', clientInfo(request).ip)
         const expired = result?.code === 'TOKEN_EXPIRED'
         return refuse(reply, 401, expired ? 'TOKEN_EXPIRED' : 'AUTH_FAILED', expired ? messages.tokenExpired : messages.authFailed)
       }
       upgrade = result
       upgrades.set(request, result)
     } else if (endpoint.authMode === 'strict') {
+      registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', clientInfo(request).ip)
       return refuse(reply, 401, 'AUTH_FAILED', messages.authFailed)
     }
 
@@ -94,5 +99,6 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
       accountability: upgrade && authenticatedAccountability(upgrade.identity, upgrade.session, clientInfo(request)),
       expiresAt: upgrade?.expiresAt ?? null
     }
+    done()
   }
 }

@@ -1,0 +1,112 @@
+// What a user can observe: `fastify.realtime.on('auth' | 'authFailed' | 'expire' | 'close', ...)`.
+import t from 'tap'
+import { buildSchema } from 'graphql'
+import type { RealtimeEventMap } from '../lib/index.js'
+import { admin, build, connect, refusedWith } from './helpers.js'
+
+type Seen = { event: string, detail: Record<string, unknown> }
+
+function record (app: { realtime: { on: <E extends keyof RealtimeEventMap>(e: E, l: (p: RealtimeEventMap[E]) => void) => void } }) {
+  const seen: Seen[] = []
+  app.realtime.on('auth', ({ connection }) => seen.push({ event: 'auth', detail: { endpoint: connection.endpoint, user: connection.accountability.user } }))
+  app.realtime.on('authFailed', (failure) => seen.push({ event: 'authFailed', detail: { ...failure } }))
+  app.realtime.on('expire', ({ connection, code }) => seen.push({ event: 'expire', detail: { endpoint: connection.endpoint, code } }))
+  app.realtime.on('close', ({ connection, code }) => seen.push({ event: 'close', detail: { endpoint: connection.endpoint, code } }))
+  return seen
+}
+
+t.test('a socket\'s life on /websocket, event by event, never with the credential', async t => {
+  const { app, url } = await build(t, { users: [admin], rest: { authTimeout: 0.3 } })
+  const seen = record(app)
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) + 2 }) })
+  await client.next()
+  await client.next() // TOKEN_EXPIRED
+  client.send({ type: 'auth', access_token: 'not-a-token' })
+  await client.next()
+  await client.closed
+  while (!seen.some(s => s.event === 'close')) await new Promise(resolve => setImmediate(resolve))
+  t.same(seen, [
+    { event: 'auth', detail: { endpoint: 'rest', user: 'u1' } },
+    { event: 'expire', detail: { endpoint: 'rest', code: 'TOKEN_EXPIRED' } },
+    { event: 'authFailed', detail: { endpoint: 'rest', code: 'AUTH_FAILED', reason: 'invalid token (FAST_JWT_MALFORMED)', ip: '127.0.0.1' } },
+    { event: 'close', detail: { endpoint: 'rest', code: 4401 } }
+  ])
+  t.notMatch(JSON.stringify(seen), /not-a-token/)
+})
+
+t.test('handshake failures, upgrade refusals and revocations are reported with their reason code', async t => {
+  const { app, url } = await build(t, { users: [admin], rest: { auth: 'handshake' } })
+  const seen = record(app)
+  const first = await connect(url('/websocket'))
+  first.send('hello')
+  await first.closed
+  const wrong = await connect(url('/websocket'))
+  wrong.send({ type: 'auth', email: admin.email, password: 'wrong-password' })
+  await wrong.closed
+  t.equal((await refusedWith(url('/websocket?access_token=bad'))).status, 401)
+
+  const tokens = await app.realtime.login({ email: admin.email, password: admin.password })
+  const byUrl = await connect(url(`/websocket?access_token=${tokens.access_token}`))
+  await app.realtime.revokeUser(app.realtime.connections()[0].accountability.user!)
+  await byUrl.next()
+  await byUrl.close()
+  while (seen.filter(s => s.event === 'close').length < 3) await new Promise(resolve => setImmediate(resolve))
+
+  const failures = seen.filter(s => s.event === 'authFailed').map(s => [s.detail.code, s.detail.reason])
+  t.same(failures, [
+    ['AUTH_FAILED', 'the first message was not an auth message'],
+    ['INVALID_CREDENTIALS', 'wrong email, password or otp'],
+    ['AUTH_FAILED', 'invalid token (FAST_JWT_MALFORMED)']
+  ])
+  t.match(seen.filter(s => s.event !== 'authFailed' && s.event !== 'close'), [
+    { event: 'auth', detail: { endpoint: 'rest', user: String } },
+    { event: 'expire', detail: { code: 'AUTH_REVOKED' } }
+  ])
+  t.notMatch(JSON.stringify(seen), /wrong-password|d1r3ctu5/)
+})
+
+t.test('GraphQL sockets report the same events', async t => {
+  const schema = buildSchema('type Query { me: String }')
+  const { app, url } = await build(t, { graphql: { schema } })
+  const seen = record(app)
+  const good = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  good.send({ type: 'connection_init', payload: { access_token: app.jwt.sign({ id: 'g1' }) } })
+  t.same(await good.next(), { type: 'connection_ack' })
+  await good.close()
+  const bad = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  bad.send({ type: 'connection_init', payload: { access_token: 'bad' } })
+  t.equal((await bad.closed).code, 4403)
+  const none = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  none.send({ type: 'connection_init', payload: { access_token: 5 } })
+  t.equal((await none.closed).code, 4403)
+  const empty = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  empty.send({ type: 'connection_init' })
+  t.equal((await empty.closed).code, 4403)
+  while (seen.filter(s => s.event === 'close').length < 4) await new Promise(resolve => setImmediate(resolve))
+  t.match(seen.filter(s => s.event !== 'close'), [
+    { event: 'auth', detail: { endpoint: 'graphql', user: 'g1' } },
+    { event: 'authFailed', detail: { endpoint: 'graphql', code: 'AUTH_FAILED', reason: /invalid token/ } },
+    { event: 'authFailed', detail: { endpoint: 'graphql', code: 'AUTH_FAILED', reason: 'access_token is not a string' } },
+    { event: 'authFailed', detail: { endpoint: 'graphql', code: 'AUTH_FAILED', reason: 'connection_init without access_token' } }
+  ])
+})
+
+t.test('a listener that throws is logged and breaks nothing; off() stops a listener', async t => {
+  const logged: string[] = []
+  const { app, url } = await build(t, { rest: { auth: 'strict' } }, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  let calls = 0
+  const counting = () => { calls++ }
+  app.realtime.on('auth', () => { throw new Error('listener bug') })
+  app.realtime.on('auth', counting)
+  const client = await connect(url(`/websocket?access_token=${app.jwt.sign({ id: 'u1' })}`))
+  client.send({ type: 'ping' })
+  t.same(await client.next(), { type: 'pong' }, 'the socket works')
+  t.equal(calls, 1, 'the next listener still ran')
+  t.match(logged.join(''), /a realtime event listener failed/)
+  app.realtime.off('auth', counting)
+  await (await connect(url(`/websocket?access_token=${app.jwt.sign({ id: 'u2' })}`))).close()
+  t.equal(calls, 1)
+  t.equal((await refusedWith(url('/websocket'))).status, 401)
+  await client.close()
+})
