@@ -7,6 +7,11 @@ import type { FastifyBaseLogger } from 'fastify'
 export interface RedisConnections {
   commands: Redis
   subscriber: Redis
+  /**
+   * Calls `onMessage` for every message on `channel`, across reconnects, and `onSubscribed` each time the
+   * subscription is (re)established: what was published while it was not is not delivered.
+   */
+  listen (channel: string, onMessage: (message: string) => void, onSubscribed?: () => void): void
   close (): Promise<void>
 }
 
@@ -55,13 +60,24 @@ export function opened (redis: Redis): Promise<void> {
 export function connectRedis (redis: string | Redis, log: FastifyBaseLogger): RedisConnections {
   const owned = typeof redis === 'string'
   const commands = owned ? new Redis(redis, commandOptions) : redis
-  // Subscriptions are queued while disconnected: ioredis replays them on every reconnect.
-  const subscriber = commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null })
+  // A subscription waits for its connection however long Redis is away: no offline-queue limit, no timeout.
+  const subscriber = commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })
   if (owned) watch(commands, 'commands', log)
   watch(subscriber, 'subscriber', log)
+  const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: () => void }>()
+  subscriber.on('message', (channel: string, message: string) => listeners.get(channel)?.onMessage(message))
+  const subscribe = (channel: string) => {
+    subscriber.subscribe(channel).then(() => listeners.get(channel)?.onSubscribed?.(), () => {})
+  }
+  // Subscribing again on every (re)connection: a SUBSCRIBE that failed is never lost, and a repeated one is harmless.
+  subscriber.on('ready', () => { for (const channel of listeners.keys()) subscribe(channel) })
   return {
     commands,
     subscriber,
+    listen (channel, onMessage, onSubscribed) {
+      listeners.set(channel, { onMessage, onSubscribed })
+      subscribe(channel) // a failure is retried at the next 'ready'; outages are logged
+    },
     async close () {
       subscriber.disconnect()
       if (owned) commands.disconnect()

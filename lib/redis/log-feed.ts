@@ -19,12 +19,9 @@ export class RedisLogFeed implements LogFeed {
   }
 
   start (onLine: LineHandler): void {
-    const { subscriber } = this.#redis
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel !== this.#channel) return
+    this.#redis.listen(this.#channel, (message) => {
       const split = message.indexOf('\n')
       if (split > 0) onLine(message.slice(split + 1), message.slice(0, split))
     })
-    subscriber.subscribe(this.#channel).catch(() => {}) // retried by ioredis on reconnect; the outage is logged
   }
 }

@@ -25,22 +25,17 @@ export class RedisRevocationFeed implements RevocationFeed {
   }
 
   start (onRevoked: RevokedHandler): void {
-    const { commands, subscriber } = this.#redis
-    // The subscriber connection is shared: log lines arrive on it too.
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel !== this.#channel) return
+    // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis.
+    const replay = () => { this.#replay(onRevoked).catch(() => {}) }
+    this.#redis.listen(this.#channel, (message) => {
       try {
         const { session, until } = JSON.parse(message) as { session: unknown, until: unknown }
         if (typeof session === 'string' && typeof until === 'number') onRevoked(session, until)
       } catch {
         this.#log.warn(`ignored a malformed message on ${this.#channel}`)
       }
-    })
-    subscriber.subscribe(this.#channel).catch(() => {}) // retried by ioredis on reconnect; the outage is logged
-    // Whatever was revoked while this process was away is still in Redis.
-    const replay = () => { this.#replay(onRevoked).catch(() => {}) }
-    commands.on('ready', replay)
-    if (commands.status === 'ready') replay()
+    }, replay)
+    this.#redis.commands.on('ready', replay) // the replay needs the command connection too
   }
 
   async #replay (onRevoked: RevokedHandler): Promise<void> {
