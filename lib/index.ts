@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
-import { resolveConfig } from './config.js'
+import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, messages, RealtimeError, requestsExceeded } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { createAttemptLimiter } from './auth/attempt-limiter.js'
@@ -86,20 +86,15 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
 
   fastify.decorateRequest('realtime', null)
 
+  /** What every endpoint adapter shares, for one endpoint. */
+  const adapterOptions = (endpoint: EndpointConfig) =>
+    ({ endpoint, authenticator, registry, publicRole: config.publicRole, maxPayload: config.maxPayload, log: fastify.log })
+  const gate = (endpoint: EndpointConfig) => upgradeGate(fastify, endpoint, authenticator, config.origins, registry)
+
   const rest = config.endpoints.rest
   if (rest.enabled) {
-    fastify.get(rest.path, {
-      websocket: true,
-      onRequest: upgradeGate(fastify, rest, authenticator, config.origins, registry)
-    }, jsonEndpoint({
-      endpoint: rest,
-      authenticator,
-      registry,
-      publicRole: config.publicRole,
-      maxPayload: config.maxPayload,
-      log: fastify.log,
-      handlers: (options.rest && options.rest.handlers) || {}
-    }))
+    fastify.get(rest.path, { websocket: true, onRequest: gate(rest) },
+      jsonEndpoint({ ...adapterOptions(rest), handlers: (options.rest && options.rest.handlers) || {} }))
   }
 
   const logs = config.endpoints.logs
@@ -111,19 +106,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     logFeed.start((line, from) => stream.deliver(line, from))
     const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line))
     if (stopCapture) fastify.addHook('onClose', async () => stopCapture())
-    fastify.get(logs.path, {
-      websocket: true,
-      onRequest: upgradeGate(fastify, logs, authenticator, config.origins, registry)
-    }, jsonEndpoint({
-      endpoint: logs,
-      authenticator,
-      registry,
-      publicRole: config.publicRole,
-      maxPayload: config.maxPayload,
-      log: fastify.log,
-      handlers: stream.handlers,
-      onClose: (connection) => stream.remove(connection)
-    }))
+    fastify.get(logs.path, { websocket: true, onRequest: gate(logs) },
+      jsonEndpoint({ ...adapterOptions(logs), handlers: stream.handlers, onClose: (connection) => stream.remove(connection) }))
   }
 
   const graphql = config.endpoints.graphql
@@ -135,14 +119,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     preferGraphqlTransportWs(fastify.websocketServer)
     fastify.get(graphql.path, {
       websocket: true,
-      onRequest: [upgradeGate(fastify, graphql, authenticator, config.origins, registry), markGraphqlUpgrade]
+      onRequest: [gate(graphql), markGraphqlUpgrade]
     }, graphqlEndpoint({
-      endpoint: graphql,
-      authenticator,
-      registry,
-      publicRole: config.publicRole,
-      maxPayload: config.maxPayload,
-      log: fastify.log,
+      ...adapterOptions(graphql),
       operations: {
         schema: options.graphql.schema,
         context: options.graphql.context,

@@ -1,26 +1,20 @@
 // The GraphQL endpoint (`/graphql`, PROTOCOL.md section 5): graphql-ws's protocol core (`makeServer`) over the
 // @fastify/websocket socket. graphql-ws speaks graphql-transport-ws, the only thing ever sent here; this adapter
 // decides who is let in at `connection_init`, keeps the socket's guard, and ends the socket when its credential ends.
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
 import { CloseCode as GraphqlCloseCode, makeServer } from 'graphql-ws'
 import type { Authenticator } from '../auth/authenticator.js'
-import type { EndpointConfig } from '../config.js'
 import { CloseCode, InvalidConfigError } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
 import { clientInfo, upgradeCredential } from './upgrade.js'
 import { operationPreparer, type OperationOptions } from './graphql-operation.js'
+import type { AdapterOptions } from './adapter.js'
 
-export interface GraphqlAdapterOptions {
-  endpoint: EndpointConfig
-  authenticator: Authenticator
-  registry: Registry
-  publicRole: string | null
-  maxPayload: number
-  log: FastifyBaseLogger
+export interface GraphqlAdapterOptions extends AdapterOptions {
   operations: OperationOptions
 }
 

@@ -16,7 +16,6 @@ const beatSlice = 100
 const beatSpreadMs = 1000
 
 function visit (connection: Connection): void {
-  // A socket that closed since the beat began is visited all the same: ws drops what is sent on it.
   if (connection.guard.phase === 'handshake') return
   if (connection.pinged && !connection.active) {
     connection.close()
@@ -27,20 +26,29 @@ function visit (connection: Connection): void {
   connection.socket.send(ping)
 }
 
+function * connectionsOf (registry: Registry, endpoints: EndpointName[]): Generator<Connection> {
+  for (const endpoint of endpoints) yield * registry.matching({ endpoint })
+}
+
 export function startHeartbeat (registry: Registry, endpoints: EndpointName[], periodMs: number, slice = beatSlice): () => void {
   let next: NodeJS.Timeout | undefined
   const timer = setInterval(() => {
-    const due: Connection[] = []
-    for (const endpoint of endpoints) {
-      for (const connection of registry.matching({ endpoint })) due.push(connection)
+    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil([...connectionsOf(registry, endpoints)].length / slice)
+    // A live walk over the registry, not a list made at the start: a socket that closes during the beat is skipped,
+    // not kept alive until its turn comes.
+    const walk = connectionsOf(registry, endpoints)
+    const step = () => {
+      for (let i = 0; i < slice; i++) {
+        const { done, value } = walk.next()
+        if (done) {
+          next = undefined
+          return
+        }
+        visit(value)
+      }
+      next = setTimeout(step, pauseMs).unref()
     }
-    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil(due.length / slice)
-    const step = (from: number) => {
-      const to = Math.min(from + slice, due.length)
-      for (let i = from; i < to; i++) visit(due[i])
-      next = to < due.length ? setTimeout(step, pauseMs, to).unref() : undefined
-    }
-    step(0)
+    step()
   }, periodMs)
   timer.unref()
   return () => {

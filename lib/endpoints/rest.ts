@@ -1,26 +1,19 @@
 // The JSON endpoint (`/websocket`, PROTOCOL.md section 4): turns frames into guard calls and guard decisions into
 // frames and close codes.
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
-import type { EndpointConfig } from '../config.js'
+import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
 import { CloseCode, messages, RealtimeError, requestsExceeded } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
 import { Inbox, type FrameReceiver } from '../connection/inbox.js'
-import type { Registry } from '../connection/registry.js'
 import { clientInfo, upgradeCredential } from './upgrade.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
+import type { AdapterOptions } from './adapter.js'
 import type { MessageHandler, RealtimeMessage } from '../../types/index.js'
 
-export interface JsonEndpointOptions {
-  endpoint: EndpointConfig
-  authenticator: Authenticator
-  registry: Registry
-  publicRole: string | null
-  maxPayload: number
-  log: FastifyBaseLogger
+export interface JsonEndpointOptions extends AdapterOptions {
   /** Handlers of the message types the endpoint does not own itself. */
   handlers: Record<string, MessageHandler>
   /** Told when a socket is gone (the logs endpoint forgets its subscription). */
