@@ -6,7 +6,7 @@ import type { Revocations } from './revocations.js'
 import type { AttemptLimiter } from './attempt-limiter.js'
 import type { RevocationFeed } from './revocation-feed.js'
 import type {
-  Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
+  AuthFailureCode, Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
 } from '../../types/index.js'
 
 export interface AuthSuccess {
@@ -19,8 +19,6 @@ export interface AuthSuccess {
   /** Set when the authentication issued tokens (email/password and refresh-token forms). */
   issued?: { access_token: string, expires: number, refresh_token: string }
 }
-
-export type AuthFailureCode = 'AUTH_FAILED' | 'TOKEN_EXPIRED' | 'INVALID_CREDENTIALS' | 'SERVICE_UNAVAILABLE' | 'REQUESTS_EXCEEDED'
 
 export type AuthFailure =
   | {
