@@ -98,8 +98,8 @@ export function runLoad<T> (task: Exclude<LoadTask, HoldTask>): Promise<T> {
   })
 }
 
-/** A hold task: `ready` once the sockets are authenticated, `release()` closes them and gives the result. */
-export async function holdSockets (task: HoldTask): Promise<{ ready: HoldReady, release: () => Promise<HoldResult> }> {
+/** One worker of a hold task: `ready` once its sockets are authenticated, `release()` closes them. */
+async function holdPart (task: HoldTask): Promise<{ ready: HoldReady, release: () => Promise<HoldResult> }> {
   const worker = new Worker(loadScript, { workerData: task })
   const next = <T>() => new Promise<T>((resolve, reject) => {
     worker.once('message', resolve)
@@ -114,6 +114,38 @@ export async function holdSockets (task: HoldTask): Promise<{ ready: HoldReady, 
       const final = await result
       await worker.terminate()
       return final
+    }
+  }
+}
+
+/**
+ * A hold task spread over `workers` threads, so that a burst to every socket (expiries, heartbeat pings to answer)
+ * is read by two clients at once rather than queued behind one: `ready` once all are authenticated.
+ */
+export async function holdSockets (task: HoldTask, workers = 2): Promise<{ ready: HoldReady, release: () => Promise<HoldResult> }> {
+  const size = Math.ceil(task.frames.length / workers)
+  const parts = await Promise.all(Array.from({ length: workers }, (_v, i) => holdPart({
+    ...task,
+    frames: task.frames.slice(i * size, (i + 1) * size),
+    expiresAt: task.expiresAt?.slice(i * size, (i + 1) * size),
+    concurrency: Math.ceil(task.concurrency / workers)
+  })))
+  const ready: HoldReady = {
+    type: 'ready',
+    authenticated: parts.reduce((sum, p) => sum + p.ready.authenticated, 0),
+    failed: parts.reduce((sum, p) => sum + p.ready.failed, 0),
+    elapsedMs: Math.max(...parts.map(p => p.ready.elapsedMs))
+  }
+  return {
+    ready,
+    async release () {
+      const results = await Promise.all(parts.map(p => p.release()))
+      return {
+        type: 'result',
+        expiredLatencies: results.flatMap(r => r.expiredLatencies),
+        unexpectedCloses: results.reduce((sum, r) => sum + r.unexpectedCloses, 0),
+        closeMs: Math.max(...results.map(r => r.closeMs))
+      }
     }
   }
 }

@@ -7,6 +7,8 @@ export interface Machine {
   node: string
   os: string
   memoryGiB: number
+  /** 1-minute load average when the run started and when it ended: other work on the machine skews every number. */
+  load: [number, number]
 }
 
 const columns = ['scenario', 'measure', 'fastify-realtime', 'baseline', 'ratio/value', 'goal', 'met'] as const
@@ -23,7 +25,8 @@ export function textTable (machine: Machine, scenarios: ScenarioResult[]): strin
   const widths = columns.map((_c, i) => Math.max(...all.map(line => line[i].length)))
   const render = (line: string[]) => line.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()
   return [
-    `machine: ${machine.cores} cores, ${machine.cpu}, Node ${machine.node}, ${machine.os}, ${machine.memoryGiB} GiB`,
+    `machine: ${machine.cores} cores, ${machine.cpu}, Node ${machine.node}, ${machine.os}, ${machine.memoryGiB} GiB; ` +
+      `load average ${machine.load[0].toFixed(2)} at the start, ${machine.load[1].toFixed(2)} at the end`,
     '',
     render(all[0]),
     widths.map(w => '-'.repeat(w)).join('  '),
@@ -37,7 +40,8 @@ const escapeCell = (text: string) => text.replace(/\|/g, '\\|')
 export function markdownTable (machine: Machine, scenarios: ScenarioResult[]): string {
   const lines = scenarios.flatMap(s => s.rows.map((row, i) => cells(s, row, i === 0)))
   return [
-    `Machine: ${machine.cores} cores, ${machine.cpu}, Node ${machine.node}, ${machine.os}.`,
+    `Machine: ${machine.cores} cores, ${machine.cpu}, Node ${machine.node}, ${machine.os}; load average ` +
+      `${machine.load[0].toFixed(2)} at the start of the run, ${machine.load[1].toFixed(2)} at its end.`,
     '',
     `| ${columns.join(' | ')} |`,
     `| ${columns.map(() => '---').join(' | ')} |`,
@@ -60,9 +64,10 @@ function compact (value: number): string {
  * grey, the goal as a dashed red mark.
  */
 export function svgChart (machine: Machine, rows: ChartRow[], generatedAt: string): string {
-  const width = 860
-  const labelWidth = 250
-  const barArea = width - labelWidth - 90
+  const width = 900
+  const labelWidth = 240
+  // Room on the right for the longest value label.
+  const barArea = width - labelWidth - 250
   const barHeight = 16
   const gap = 4
   const rowGap = 18
@@ -73,15 +78,19 @@ export function svgChart (machine: Machine, rows: ChartRow[], generatedAt: strin
     const scale = Math.max(...row.bars.map(b => b.value), row.limit?.value ?? 0) * 1.08 || 1
     const rowHeight = row.bars.length * (barHeight + gap) - gap
     parts.push(`<text x="${labelWidth - 12}" y="${y + rowHeight / 2 + 4}" text-anchor="end" class="label">${xml(row.label)}</text>`)
+    const labels: string[] = []
     row.bars.forEach((bar, i) => {
       const w = Math.max(1, (bar.value / scale) * barArea)
       const by = y + i * (barHeight + gap)
       parts.push(`<rect x="${labelWidth}" y="${by}" width="${w.toFixed(1)}" height="${barHeight}" fill="${palette[Math.min(i, palette.length - 1)]}"><title>${xml(`${bar.name}: ${compact(bar.value)}${row.unit}`)}</title></rect>`)
-      parts.push(`<text x="${(labelWidth + w + 6).toFixed(1)}" y="${by + barHeight - 4}" class="value">${xml(`${compact(bar.value)}${row.unit}  ${bar.name}`)}</text>`)
+      labels.push(`<text x="${(labelWidth + w + 6).toFixed(1)}" y="${by + barHeight - 4}" class="value">${xml(`${compact(bar.value)}${row.unit}  ${bar.name}`)}</text>`)
     })
+    // The goal mark under the value labels, which have a halo to stay readable over it.
+    const mark = parts.length
+    parts.push(...labels)
     if (row.limit) {
       const x = labelWidth + (row.limit.value / scale) * barArea
-      parts.push(`<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${y - 4}" y2="${y + rowHeight + 4}" class="goal"/>`)
+      parts.splice(mark, 0, `<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${y - 4}" y2="${y + rowHeight + 4}" class="goal"/>`)
       parts.push(`<text x="${x.toFixed(1)}" y="${y + rowHeight + 14}" text-anchor="middle" class="goaltext">${xml(`goal ${row.limit.better === 'above' ? '≥' : '≤'} ${row.limit.label}`)}</text>`)
     }
     y += rowHeight + rowGap + (row.limit ? 10 : 0)
@@ -89,10 +98,10 @@ export function svgChart (machine: Machine, rows: ChartRow[], generatedAt: strin
   const height = y + 10
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
-    '<style>.label{font-size:12px;fill:#222}.value{font-size:11px;fill:#333}.goal{stroke:#d43c3c;stroke-width:2;stroke-dasharray:4 3}.goaltext{font-size:10px;fill:#d43c3c}.title{font-size:15px;font-weight:600;fill:#111}.sub{font-size:11px;fill:#555}</style>',
+    '<style>.label{font-size:12px;fill:#222}.value{font-size:11px;fill:#333;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.goal{stroke:#d43c3c;stroke-width:2;stroke-dasharray:4 3}.goaltext{font-size:10px;fill:#d43c3c}.title{font-size:15px;font-weight:600;fill:#111}.sub{font-size:11px;fill:#555}</style>',
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     '<text x="16" y="24" class="title">fastify-realtime benchmarks (npm run bench)</text>',
-    `<text x="16" y="42" class="sub">${xml(`${machine.cores} cores, ${machine.cpu}, Node ${machine.node}; medians of alternating rounds; ${generatedAt}`)}</text>`,
+    `<text x="16" y="42" class="sub">${xml(`${machine.cores} cores, ${machine.cpu}, Node ${machine.node}; load average ${machine.load[0].toFixed(1)} to ${machine.load[1].toFixed(1)}; medians of alternating rounds; ${generatedAt}`)}</text>`,
     ...parts,
     '</svg>',
     ''

@@ -44,9 +44,10 @@ function ensureDescriptors (sockets: number): number {
   return fitting
 }
 
-function machine (): Machine {
+function machine (loadAtStart: number): Machine {
   const cpus = os.cpus()
   return {
+    load: [loadAtStart, os.loadavg()[0]],
     cores: cpus.length,
     cpu: cpus[0]?.model.trim() ?? 'unknown',
     node: process.version,
@@ -63,11 +64,12 @@ async function main (): Promise<void> {
   const wants = (id: number) => all || selected.has(id)
   const quick = process.env.BENCH_QUICK === '1'
   const budget: Budget = {
-    rounds: quick ? 2 : 5,
-    roundMs: quick ? 700 : 1500,
+    rounds: quick ? 2 : 8,
+    roundMs: quick ? 700 : 1000,
     sockets: ensureDescriptors(quick ? 2000 : 10_000)
   }
   const started = Date.now()
+  const loadAtStart = os.loadavg()[0]
   const results: ScenarioResult[] = []
 
   const plugin = await ServerHandle.start('plugin')
@@ -116,7 +118,7 @@ async function main (): Promise<void> {
   }
 
   results.sort((a, b) => a.id - b.id)
-  const about = machine()
+  const about = machine(loadAtStart)
   const generatedAt = new Date().toISOString()
   const durationS = Math.round((Date.now() - started) / 1000)
   console.log(textTable(about, results))
