@@ -4,7 +4,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import WebSocket from 'ws'
-import { build, secret } from './helpers.js'
+import { build, recordCrashes, secret } from './helpers.js'
 
 const seed = process.env.FUZZ_SEED === undefined ? 20250605 : Number(process.env.FUZZ_SEED)
 const frames = process.env.FUZZ_FRAMES === undefined ? 10_000 : Number(process.env.FUZZ_FRAMES)
@@ -79,14 +79,7 @@ function problem (reply: unknown): string | null {
 }
 
 t.test('/websocket/logs: random and malformed frames from non-admins never get a log line', async t => {
-  const crashes: unknown[] = []
-  const onCrash = (err: unknown) => { crashes.push(err) }
-  process.on('unhandledRejection', onCrash)
-  process.on('uncaughtException', onCrash)
-  t.teardown(() => {
-    process.off('unhandledRejection', onCrash)
-    process.off('uncaughtException', onCrash)
-  })
+  const crashes = recordCrashes(t)
   const { app, url } = await build(t, { secret, maxPayload: 4096, logs: { auth: 'public' }, attemptLimit: false },
     { logger: { level: 'info', stream: { write () {} } } })
   // The app keeps logging all along: a leak would have lines to leak.

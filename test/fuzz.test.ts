@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify'
 import type {
   AuthMode, GraphqlContext, Identity, PasswordCredential, RealtimeConnection, RealtimeMessage, RealtimeOptions
 } from '../lib/index.js'
-import { build } from './helpers.js'
+import { build, recordCrashes } from './helpers.js'
 
 const seed = process.env.FUZZ_SEED === undefined ? 20_250_605 : Number(process.env.FUZZ_SEED)
 if (!Number.isSafeInteger(seed)) throw new Error(`FUZZ_SEED must be an integer (got "${process.env.FUZZ_SEED}")`)
@@ -25,15 +25,7 @@ const runLength = { minLength: 40, maxLength: 60 }
 /** Longest wait for an answer: a socket that goes silent for this long is a failure, not a slow machine. */
 const answerTimeoutMs = 10_000
 
-// No crash and no unhandled rejection: the server runs in this process, so either would land here.
-const crashes: unknown[] = []
-const onCrash = (err: unknown) => { crashes.push(err) }
-process.on('unhandledRejection', onCrash)
-process.on('uncaughtException', onCrash)
-t.teardown(() => {
-  process.off('unhandledRejection', onCrash)
-  process.off('uncaughtException', onCrash)
-})
+const crashes = recordCrashes(t)
 function assertNoCrash (): void {
   if (crashes.length > 0) throw new Error(`the process crashed or rejected unhandled: ${String(crashes[0])}`)
 }

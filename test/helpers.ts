@@ -92,3 +92,19 @@ export function refusedWith (url: string, options: WebSocket.ClientOptions = {})
     ws.on('error', () => {})
   })
 }
+
+/**
+ * Collects crashes and unhandled rejections for the rest of the test file (the server runs in the test's process,
+ * so either would land here); the file asserts the list stays empty.
+ */
+export function recordCrashes (t: Test): unknown[] {
+  const crashes: unknown[] = []
+  const onCrash = (err: unknown) => { crashes.push(err) }
+  process.on('unhandledRejection', onCrash)
+  process.on('uncaughtException', onCrash)
+  t.teardown(() => {
+    process.off('unhandledRejection', onCrash)
+    process.off('uncaughtException', onCrash)
+  })
+  return crashes
+}
