@@ -93,15 +93,8 @@ async function rateRound (server: ServerHandle, run: () => Promise<HandshakeResu
   }
 }
 
-interface Summary {
-  rate: number
-  p50: number
-  p99: number
-  authP50: number
-  authP99: number
-  cpuPerOp: number
-  cpuShare: number
-  failed: number
+/** The median of each measure over the rounds, with the rounds themselves. */
+interface Summary extends RateRound {
   rounds: RateRound[]
 }
 

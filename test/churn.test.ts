@@ -9,8 +9,8 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
-import type { GraphqlContext, RealtimeConnection, RealtimeMessage } from '../lib/index.js'
-import { build, connect, type Client } from './helpers.js'
+import type { GraphqlContext, RealtimeConnection } from '../lib/index.js'
+import { build, connect, whoami, type Client } from './helpers.js'
 
 const waves = process.env.CHURN_WAVES === undefined ? 8 : Number(process.env.CHURN_WAVES)
 const waveSize = 50
@@ -60,10 +60,6 @@ const tokenExpired = authError('TOKEN_EXPIRED', 'Token expired.')
 const sessionRevoked = authError('AUTH_REVOKED', 'Session revoked.')
 const authTimedOut = authError('AUTH_TIMEOUT', 'Authentication timed out.')
 const handshakeFailed = authError('AUTH_FAILED', 'Authentication handshake failed.')
-
-const whoami = (message: RealtimeMessage, connection: RealtimeConnection) => {
-  connection.send({ type: 'whoami', uid: message.uid, user: connection.accountability.user })
-}
 
 const schema = new GraphQLSchema({
   query: new GraphQLObjectType({

@@ -11,9 +11,9 @@ import { GraphQLInt, GraphQLObjectType, GraphQLSchema, GraphQLString } from 'gra
 import { validateMessage } from 'graphql-ws'
 import type { FastifyInstance } from 'fastify'
 import type {
-  AuthMode, GraphqlContext, Identity, PasswordCredential, RealtimeConnection, RealtimeMessage, RealtimeOptions
+  AuthMode, GraphqlContext, Identity, PasswordCredential, RealtimeOptions
 } from '../lib/index.js'
-import { build, recordCrashes } from './helpers.js'
+import { build, recordCrashes, whoami } from './helpers.js'
 
 const seed = process.env.FUZZ_SEED === undefined ? 20_250_605 : Number(process.env.FUZZ_SEED)
 if (!Number.isSafeInteger(seed)) throw new Error(`FUZZ_SEED must be an integer (got "${process.env.FUZZ_SEED}")`)
@@ -37,11 +37,6 @@ const validLogin = { email: 'fuzz@example.com', password: 'correct horse battery
 const passwordUser: Identity = { user: 'pw-user', role: 'editor', admin: false }
 const verifyCredentials = async ({ email, password }: PasswordCredential) =>
   email === validLogin.email && password === validLogin.password ? passwordUser : null
-
-/** What a socket's accountability is, as the application sees it: the fuzz checks it against its model. */
-const whoami = (message: RealtimeMessage, connection: RealtimeConnection) => {
-  connection.send({ type: 'whoami', uid: message.uid, user: connection.accountability.user })
-}
 
 const schema = new GraphQLSchema({
   query: new GraphQLObjectType({

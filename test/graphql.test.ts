@@ -206,6 +206,19 @@ t.test("an app's own @fastify/websocket: its handleProtocols keeps the other rou
   t.equal((await closedWith(socket)).code, 1009)
 })
 
+/** Subscribes to ticks and resolves once they run again on a new socket, after `closes` recorded a close. */
+function ticksCarryOnAfterAClose (client: GqlClient, closes: number[]): Promise<void> {
+  client.on('closed', (event) => closes.push((event as { code: number }).code))
+  return new Promise<void>((resolve, reject) => {
+    client.subscribe<{ ticks: number }>({ query: 'subscription { ticks(every: 50) }' }, {
+      // Ticks start again at 1 on the new socket: two of them after a close show it carried on.
+      next: (result) => { if (closes.length > 0 && result.data!.ticks === 2) resolve() },
+      error: reject,
+      complete: () => reject(new Error('completed'))
+    })
+  })
+}
+
 t.test('a ticks subscription is closed with 4403 at the token\'s expiry', async t => {
   const { app, url } = await build(t, { graphql: { schema } })
   const { token, exp } = shortToken(app, 'u1')
@@ -237,15 +250,7 @@ t.test('a client whose connectionParams is a function reconnects with a fresh to
     shouldRetry: () => true,
     retryWait: async () => {}
   })
-  client.on('closed', (event) => closes.push((event as { code: number }).code))
-  await new Promise<void>((resolve, reject) => {
-    client.subscribe<{ ticks: number }>({ query: 'subscription { ticks(every: 50) }' }, {
-      // Ticks start again at 1 on the new socket: two of them after a 4403 show it carried on.
-      next: (result) => { if (closes.length > 0 && result.data!.ticks === 2) resolve() },
-      error: reject,
-      complete: () => reject(new Error('completed'))
-    })
-  })
+  await ticksCarryOnAfterAClose(client, closes)
   t.same(closes, [4403])
   t.equal(calls, 2, 'a fresh token for the second socket')
   t.match(await execute(client, meQuery), { data: { me: { id: 'u1', role: 'renewed' } } })
@@ -261,14 +266,7 @@ t.test('strict: a client whose url is a function reconnects with a fresh URL tok
     retryAttempts: 3,
     retryWait: async () => {}
   })
-  client.on('closed', (event) => closes.push((event as { code: number }).code))
-  await new Promise<void>((resolve, reject) => {
-    client.subscribe<{ ticks: number }>({ query: 'subscription { ticks(every: 50) }' }, {
-      next: (result) => { if (closes.length > 0 && result.data!.ticks === 2) resolve() },
-      error: reject,
-      complete: () => reject(new Error('completed'))
-    })
-  })
+  await ticksCarryOnAfterAClose(client, closes)
   t.same(closes, [4403])
   t.match(await execute(client, meQuery), { data: { me: { id: 'u1', role: 'renewed' } } })
 })

@@ -2,7 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
-import realtime, { type RealtimeOptions } from '../lib/index.js'
+import realtime, { type RealtimeConnection, type RealtimeMessage, type RealtimeOptions } from '../lib/index.js'
 
 export const secret = 'a-test-secret-that-is-long-enough'
 export const admin = { email: 'admin@example.com', password: 'd1r3ctu5', admin: true, role: 'administrator' }
@@ -107,4 +107,9 @@ export function recordCrashes (t: Test): unknown[] {
     process.off('uncaughtException', onCrash)
   })
   return crashes
+}
+
+/** A `whoami` message handler: answers with the socket's user, the accountability as the application sees it. */
+export const whoami = (message: RealtimeMessage, connection: RealtimeConnection) => {
+  connection.send({ type: 'whoami', uid: message.uid, user: connection.accountability.user })
 }
