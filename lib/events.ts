@@ -20,8 +20,12 @@ export class RealtimeEvents {
     this.#emitter.off(event, listener)
   }
 
+  /** Whether anybody listens: a payload nobody would see is not built. */
+  has (event: RealtimeEventName): boolean {
+    return this.#emitter.listenerCount(event) > 0
+  }
+
   emit<E extends RealtimeEventName> (event: E, payload: RealtimeEventMap[E]): void {
-    if (this.#emitter.listenerCount(event) === 0) return
     for (const listener of this.#emitter.listeners(event)) {
       try {
         listener(payload)

@@ -8,6 +8,7 @@ import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, messages, RealtimeError, requestsExceeded } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { createAttemptLimiter } from './auth/attempt-limiter.js'
+import { accessTokenVerifier } from './auth/access-token-verifier.js'
 import { MemorySessionStore } from './auth/memory-session-store.js'
 import { Revocations } from './auth/revocations.js'
 import { MemoryRevocationFeed, type RevocationFeed } from './auth/revocation-feed.js'
@@ -21,6 +22,7 @@ import { LogStream } from './endpoints/logs.js'
 import { RealtimeEvents } from './events.js'
 import { UserDirectory } from './auth/user-directory.js'
 import { Registry } from './connection/registry.js'
+import { guardPolicy } from './connection/guard.js'
 import { jsonEndpoint } from './endpoints/rest.js'
 import { upgradeGate } from './endpoints/upgrade.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
@@ -30,11 +32,15 @@ import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
 
+  // The SECRET of the @fastify/jwt the plugin registers with fast-jwt's default verify options: its tokens may take
+  // the verifier's short path. An app's own @fastify/jwt, or verify options, leave every token to @fastify/jwt.
+  let ownSecret: string | null = null
   if (!fastify.hasDecorator('jwt')) {
     if (!config.secret) {
       throw new InvalidConfigError('SECRET (option secret) is required to sign access tokens, unless the app registers @fastify/jwt itself')
     }
     await fastify.register(fastifyJwt, { ...options.jwt, secret: config.secret })
+    if (options.jwt?.verify === undefined) ownSecret = config.secret
   }
   if (!fastify.hasPlugin('@fastify/websocket')) {
     await fastify.register(fastifyWebsocket, {
@@ -72,6 +78,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   })
   const authenticator = new Authenticator({
     jwt: fastify.jwt,
+    verifyToken: accessTokenVerifier(fastify.jwt, ownSecret),
     mapClaims: options.mapClaims ?? defaultMapClaims,
     verifyCredentials,
     sessionStore,
@@ -87,8 +94,14 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   fastify.decorateRequest('realtime', null)
 
   /** What every endpoint adapter shares, for one endpoint. */
-  const adapterOptions = (endpoint: EndpointConfig) =>
-    ({ endpoint, authenticator, registry, publicRole: config.publicRole, maxPayload: config.maxPayload, log: fastify.log })
+  const adapterOptions = (endpoint: EndpointConfig) => ({
+    endpoint,
+    authenticator,
+    registry,
+    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs),
+    maxPayload: config.maxPayload,
+    log: fastify.log
+  })
   const gate = (endpoint: EndpointConfig) => upgradeGate(fastify, endpoint, authenticator, config.origins, registry)
 
   const rest = config.endpoints.rest
@@ -138,7 +151,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   if (config.authRoutes) authRoutes(fastify, authenticator, config.authRoutes.prefix)
 
   const api: RealtimeApi = {
-    on: (event, listener) => events.on(event, listener),
+    on: (event, listener) => registry.on(event, listener),
     off: (event, listener) => events.off(event, listener),
     send (filter, message) {
       let count = 0

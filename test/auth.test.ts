@@ -334,6 +334,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
   const revocations = options.revocations ?? new Revocations()
   const authenticator = new Authenticator({
     jwt: app.jwt,
+    verifyToken: (token) => app.jwt.verify(token),
     mapClaims: defaultMapClaims,
     verifyCredentials: async ({ email, password }) => email === 'alice@example.com' && password === 'secret' ? alice : null,
     sessionStore: store,

@@ -110,3 +110,23 @@ t.test('a listener that throws is logged and breaks nothing; off() stops a liste
   t.equal((await refusedWith(url('/websocket'))).status, 401)
   await client.close()
 })
+
+t.test('a close listener sees the client address, even one added while the socket was open and never asked for it', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const early = await connect(url('/websocket'))
+  const addresses: (string | null)[] = []
+  app.realtime.on('close', ({ connection }) => addresses.push(connection.accountability.ip))
+  const late = await connect(url('/websocket'))
+  await Promise.all([early.close(), late.close()])
+  while (addresses.length < 2) await new Promise(resolve => setImmediate(resolve))
+  t.same(addresses, ['127.0.0.1', '127.0.0.1'])
+})
+
+t.test('behind a trusted proxy the address is the forwarded one, as request.ip has it', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } }, { trustProxy: true })
+  const proxied = await connect(url('/websocket'), { headers: { 'x-forwarded-for': '203.0.113.7' } })
+  const direct = await connect(url('/websocket'))
+  while (app.realtime.connections().length < 2) await new Promise(resolve => setImmediate(resolve))
+  t.same(app.realtime.connections().map(connection => connection.accountability.ip).sort(), ['127.0.0.1', '203.0.113.7'])
+  await Promise.all([proxied.close(), direct.close()])
+})

@@ -4,6 +4,7 @@ import type { JWT } from '@fastify/jwt'
 import { hashRefreshToken, newRefreshToken, newSessionId } from './refresh-tokens.js'
 import type { Revocations } from './revocations.js'
 import type { AttemptLimiter } from './attempt-limiter.js'
+import type { VerifyAccessToken } from './access-token-verifier.js'
 import type { RevocationFeed } from './revocation-feed.js'
 import type {
   AuthFailureCode, Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
@@ -51,7 +52,10 @@ export const defaultMapClaims: MapClaims = (claims) => {
 }
 
 export interface AuthenticatorOptions {
+  /** Signs access tokens. */
   jwt: JWT
+  /** Verifies them: @fastify/jwt's verify, or its short path for the plugin's own tokens. */
+  verifyToken: VerifyAccessToken
   mapClaims: MapClaims
   verifyCredentials: VerifyCredentials
   sessionStore: SessionStore
@@ -86,7 +90,7 @@ export class Authenticator {
   verifyAccessToken (token: string): AuthSuccess | AuthFailure {
     let claims: Record<string, unknown>
     try {
-      claims = this.#options.jwt.verify(token)
+      claims = this.#options.verifyToken(token)
     } catch (err) {
       const code = (err as { code?: string }).code
       return code === 'FAST_JWT_EXPIRED' ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)

@@ -1,10 +1,40 @@
 // Building accountabilities: the one place an identity meets the client it came from.
+import type { FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
 import type { Accountability, Identity } from '../../types/index.js'
 
-export interface ClientInfo {
-  ip: string | null
-  userAgent: string | null
-  origin: string | null
+/**
+ * Where a socket came from. The address is read from the TCP socket when first asked for (a system call most
+ * handshakes never need), which is what `request.ip` answers too unless a proxy header is there to interpret.
+ */
+export class ClientInfo {
+  readonly userAgent: string | null
+  readonly origin: string | null
+  #socket: Socket | null
+  #ip: string | null | undefined
+
+  constructor (request: FastifyRequest) {
+    this.userAgent = request.headers['user-agent'] ?? null
+    this.origin = request.headers.origin ?? null
+    // With X-Forwarded-For, `request.ip` applies the app's trustProxy setting: that answer is taken now.
+    const forwarded = request.headers['x-forwarded-for'] !== undefined
+    this.#ip = forwarded ? request.ip : undefined
+    this.#socket = forwarded ? null : request.raw.socket
+  }
+
+  /** null under injectWS, whose sockets have no address, and for an address first asked for after the close. */
+  get ip (): string | null {
+    if (this.#ip === undefined) {
+      this.#ip = this.#socket?.remoteAddress ?? null
+      this.#socket = null
+    }
+    return this.#ip
+  }
+
+  /** Reads the address now, while the socket has one. */
+  pin (): void {
+    this.ip // eslint-disable-line @typescript-eslint/no-unused-expressions -- the getter reads and keeps it
+  }
 }
 
 export function authenticatedAccountability (identity: Identity, session: string | undefined, client: ClientInfo): Accountability {

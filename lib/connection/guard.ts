@@ -1,8 +1,9 @@
-// The connection guard: the one owner of a socket's accountability and its timers. It knows nothing of frames;
+// The connection guard: the one owner of a socket's accountability and its deadlines. It knows nothing of frames;
 // the endpoint adapter tells it what arrived and renders what it decides.
 import type { AuthSuccess } from '../auth/authenticator.js'
 import { authenticatedAccountability, publicAccountability, type ClientInfo } from './accountability.js'
-import type { Accountability, AuthMode } from '../../types/index.js'
+import { AuthWindows, ExpiryClock, type Authenticating, type Expiring } from './deadlines.js'
+import type { Accountability, AuthMode, Identity } from '../../types/index.js'
 
 /** handshake: waiting for the first auth; open: serving; reauth: credential gone, waiting for a new one. */
 export type GuardPhase = 'handshake' | 'open' | 'reauth' | 'closed'
@@ -16,45 +17,63 @@ export interface GuardEvents {
   onAuthTimeout (phase: 'handshake' | 'reauth'): void
 }
 
-export interface GuardOptions {
+/** What every guard of an endpoint shares: its mode, its public role and its clocks. */
+export interface GuardPolicy {
   authMode: AuthMode
-  authTimeoutMs: number
-  client: ClientInfo
   publicRole: string | null
-  events: GuardEvents
+  expiries: ExpiryClock
+  authWindows: AuthWindows
 }
 
-// setTimeout holds at most 2^31-1 ms (24.8 days); later deadlines are reached in hops.
-const longestTimeoutMs = 2 ** 31 - 1
+export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number): GuardPolicy {
+  return { authMode, publicRole, expiries: new ExpiryClock(), authWindows: new AuthWindows(authTimeoutMs) }
+}
 
-// One callback for every socket's expiry timer, the guard its argument: a closure would live as long as the socket.
-const expireGuard = (guard: ConnectionGuard) => guard.expire('TOKEN_EXPIRED')
-
-export class ConnectionGuard {
-  readonly authMode: AuthMode
-  #accountability: Accountability
+export class ConnectionGuard implements Expiring, Authenticating {
+  readonly #policy: GuardPolicy
+  readonly #client: ClientInfo
+  readonly #events: GuardEvents
   #phase: GuardPhase
-  #expiryTimer: NodeJS.Timeout | null = null
-  #authTimer: NodeJS.Timeout | null = null
-  readonly #options: GuardOptions
+  #identity: Identity | null = null
+  #session: string | undefined = undefined
+  /** Built when first asked for: most sockets are never asked, and every idle one would keep it. */
+  #accountability: Accountability | null = null
+  #expiresAt: number | null = null
+  #inAuthWindow = false
 
-  constructor (options: GuardOptions, upgrade: AuthSuccess | null) {
-    this.#options = options
-    this.authMode = options.authMode
-    this.#accountability = publicAccountability(options.publicRole, options.client)
+  constructor (policy: GuardPolicy, client: ClientInfo, events: GuardEvents, upgrade: AuthSuccess | null) {
+    this.#policy = policy
+    this.#client = client
+    this.#events = events
     if (upgrade) {
       this.#phase = 'open'
       this.authenticate(upgrade)
-    } else if (options.authMode === 'public') {
+    } else if (policy.authMode === 'public') {
       this.#phase = 'open'
     } else {
       this.#phase = 'handshake'
-      this.#waitForAuth('handshake')
+      this.#openAuthWindow()
     }
   }
 
+  get client (): ClientInfo {
+    return this.#client
+  }
+
   get accountability (): Accountability {
+    this.#accountability ??= this.#identity
+      ? authenticatedAccountability(this.#identity, this.#session, this.#client)
+      : publicAccountability(this.#policy.publicRole, this.#client)
     return this.#accountability
+  }
+
+  /** The accountability's user and session, without building it (filters run over every socket). */
+  get user (): string | null {
+    return this.#identity && this.#identity.user
+  }
+
+  get session (): string | undefined {
+    return this.#session
   }
 
   get phase (): GuardPhase {
@@ -64,62 +83,72 @@ export class ConnectionGuard {
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
-    this.#clearTimers()
-    this.#accountability = authenticatedAccountability(success.identity, success.session, this.#options.client)
+    this.#clearDeadlines()
+    this.#identity = success.identity
+    this.#session = success.session
+    this.#accountability = null
     this.#phase = 'open'
-    if (success.expiresAt !== null) this.#expireAt(success.expiresAt)
+    if (success.expiresAt !== null) {
+      this.#expiresAt = success.expiresAt
+      this.#policy.expiries.schedule(this, success.expiresAt)
+    }
   }
 
   /** A credential was refused: back to public. Answers whether the mode says the socket must close. */
   fail (): boolean {
     this.#dropToPublic()
-    return this.authMode !== 'public'
+    return this.#policy.authMode !== 'public'
+  }
+
+  /** The expiry clock: the credential ran out. */
+  onExpiry (): void {
+    this.#expiresAt = null
+    this.expire('TOKEN_EXPIRED')
   }
 
   /** The credential ran out (or its session ended): public, then the re-auth window unless public mode. */
   expire (code: ExpiryCode): void {
     this.#dropToPublic()
-    if (this.authMode !== 'public') {
+    if (this.#policy.authMode !== 'public') {
       this.#phase = 'reauth'
-      this.#waitForAuth('reauth')
+      this.#openAuthWindow()
     }
-    this.#options.events.onExpire(code)
+    this.#events.onExpire(code)
   }
 
   /** The session behind the socket ended: treated as an expiry with its own code. */
   revoke (): void {
-    if (this.#accountability.session !== undefined) this.expire('AUTH_REVOKED')
+    if (this.#session !== undefined) this.expire('AUTH_REVOKED')
   }
 
-  /** The socket is gone: no timer outlives it. */
+  /** The auth windows: nobody authenticated in time. */
+  onAuthWindowEnd (): void {
+    this.#inAuthWindow = false
+    this.#events.onAuthTimeout(this.#phase === 'reauth' ? 'reauth' : 'handshake')
+  }
+
+  /** The socket is gone: no deadline outlives it. */
   close (): void {
-    this.#clearTimers()
+    this.#clearDeadlines()
     this.#phase = 'closed'
   }
 
   #dropToPublic (): void {
-    this.#clearTimers()
-    this.#accountability = publicAccountability(this.#options.publicRole, this.#options.client)
+    this.#clearDeadlines()
+    this.#identity = null
+    this.#session = undefined
+    this.#accountability = null
   }
 
-  #expireAt (deadline: number): void {
-    const delay = deadline - Date.now()
-    this.#expiryTimer = delay > longestTimeoutMs
-      ? setTimeout(() => this.#expireAt(deadline), longestTimeoutMs)
-      : setTimeout(expireGuard, Math.max(0, delay), this)
+  #openAuthWindow (): void {
+    this.#inAuthWindow = true
+    this.#policy.authWindows.open(this)
   }
 
-  #waitForAuth (phase: 'handshake' | 'reauth'): void {
-    this.#authTimer = setTimeout(() => {
-      this.#authTimer = null
-      this.#options.events.onAuthTimeout(phase)
-    }, this.#options.authTimeoutMs)
-  }
-
-  #clearTimers (): void {
-    if (this.#expiryTimer) clearTimeout(this.#expiryTimer)
-    if (this.#authTimer) clearTimeout(this.#authTimer)
-    this.#expiryTimer = null
-    this.#authTimer = null
+  #clearDeadlines (): void {
+    if (this.#expiresAt !== null) this.#policy.expiries.cancel(this, this.#expiresAt)
+    if (this.#inAuthWindow) this.#policy.authWindows.close(this)
+    this.#expiresAt = null
+    this.#inAuthWindow = false
   }
 }

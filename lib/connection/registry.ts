@@ -3,7 +3,8 @@
 import type { Connection } from './connection.js'
 import type { ExpiryCode } from './guard.js'
 import type { RealtimeEvents } from '../events.js'
-import type { AuthFailureCode, ConnectionFilter, EndpointName } from '../../types/index.js'
+import type { ClientInfo } from './accountability.js'
+import type { AuthFailureCode, ConnectionFilter, EndpointName, RealtimeEventMap, RealtimeEventName } from '../../types/index.js'
 
 export class Registry {
   readonly #connections = new Set<Connection>()
@@ -13,32 +14,43 @@ export class Registry {
     this.#events = events
   }
 
+  /**
+   * A listener of the application's. A 'close' listener may read a socket's address once the socket is gone, when
+   * there is none to read: from then on every socket's address is read while it is open.
+   */
+  on<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void {
+    this.#events.on(event, listener)
+    if (event === 'close') for (const connection of this.#connections) connection.guard.client.pin()
+  }
+
   /** A socket opened; one authenticated at the upgrade counts as an authentication. */
   add (connection: Connection): void {
     this.#connections.add(connection)
-    if (connection.accountability.user !== null) this.authenticated(connection)
+    if (this.#events.has('close')) connection.guard.client.pin()
+    if (connection.guard.user !== null) this.authenticated(connection)
   }
 
   delete (connection: Connection, code: number): void {
     this.#connections.delete(connection)
-    this.#events.emit('close', { connection, code })
+    if (this.#events.has('close')) this.#events.emit('close', { connection, code })
   }
 
   authenticated (connection: Connection): void {
-    this.#events.emit('auth', { connection })
+    if (this.#events.has('auth')) this.#events.emit('auth', { connection })
   }
 
-  refused (endpoint: EndpointName, code: AuthFailureCode, reason: string, ip: string | null): void {
-    this.#events.emit('authFailed', { endpoint, code, reason, ip })
+  /** `client` is where the refused credential came from, for its address. */
+  refused (endpoint: EndpointName, code: AuthFailureCode, reason: string, client: ClientInfo): void {
+    if (this.#events.has('authFailed')) this.#events.emit('authFailed', { endpoint, code, reason, ip: client.ip })
   }
 
   expired (connection: Connection, code: ExpiryCode): void {
-    this.#events.emit('expire', { connection, code })
+    if (this.#events.has('expire')) this.#events.emit('expire', { connection, code })
   }
 
   * matching (filter: ConnectionFilter = {}): Generator<Connection> {
     for (const connection of this.#connections) {
-      const { user, session } = connection.accountability
+      const { user, session } = connection.guard
       if (filter.endpoint !== undefined && connection.endpoint !== filter.endpoint) continue
       if (filter.user !== undefined && user !== filter.user) continue
       if (filter.session !== undefined && session !== filter.session) continue

@@ -3,12 +3,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Authenticator } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import type { Registry } from '../connection/registry.js'
+import type { GuardPolicy } from '../connection/guard.js'
 
 export interface AdapterOptions {
   endpoint: EndpointConfig
   authenticator: Authenticator
   registry: Registry
-  publicRole: string | null
+  /** The endpoint's mode, public role and clocks, shared by its guards. */
+  policy: GuardPolicy
   maxPayload: number
   log: FastifyBaseLogger
 }

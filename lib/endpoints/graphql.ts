@@ -1,18 +1,20 @@
 // The GraphQL endpoint (`/graphql`, PROTOCOL.md section 5): graphql-ws's protocol core (`makeServer`) over the
 // @fastify/websocket socket. graphql-ws speaks graphql-transport-ws, the only thing ever sent here; this adapter
 // decides who is let in at `connection_init`, keeps the socket's guard, and ends the socket when its credential ends.
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
-import { CloseCode as GraphqlCloseCode, makeServer } from 'graphql-ws'
+import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
 import type { Authenticator } from '../auth/authenticator.js'
 import { CloseCode, InvalidConfigError } from '../errors.js'
 import { Connection } from '../connection/connection.js'
-import { ConnectionGuard } from '../connection/guard.js'
+import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
-import { clientInfo, upgradeCredential } from './upgrade.js'
+import { upgradeCredential } from './upgrade.js'
+import { ClientInfo } from '../connection/accountability.js'
 import { operationPreparer, type OperationOptions } from './graphql-operation.js'
 import type { AdapterOptions } from './adapter.js'
+import type { EndpointName } from '../../types/index.js'
 
 export interface GraphqlAdapterOptions extends AdapterOptions {
   operations: OperationOptions
@@ -41,12 +43,12 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
   const token = params?.access_token
   if (token === undefined || token === null) {
     if (guard.phase !== 'handshake') return true
-    registry.refused(connection.endpoint, 'AUTH_FAILED', 'connection_init without access_token', connection.accountability.ip)
+    registry.refused(connection.endpoint, 'AUTH_FAILED', 'connection_init without access_token', connection.guard.client)
     return false
   }
   const result = typeof token === 'string' ? authenticator.verifyAccessToken(token) : null
   if (!result?.ok) {
-    registry.refused(connection.endpoint, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'access_token is not a string', connection.accountability.ip)
+    registry.refused(connection.endpoint, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'access_token is not a string', connection.guard.client)
     guard.fail()
     return false
   }
@@ -73,52 +75,97 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload)
   })
 
+  const handling: GraphqlHandling = { server, registry, log, maxPayload, policy: options.policy, name: endpoint.name }
   return function open (socket: WebSocket, request: FastifyRequest): void {
-    const guard = new ConnectionGuard({
-      authMode: endpoint.authMode,
-      authTimeoutMs: endpoint.authTimeoutMs,
-      client: clientInfo(request),
-      publicRole: options.publicRole,
-      events: {
-        // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
-        // graphql-ws client retries on 4403, so one whose connectionParams is a function comes back with a new token.
-        onExpire: (code) => {
-          registry.expired(connection, code)
-          guard.close() // no re-auth window to wait for
-          socket.close(CloseCode.Forbidden, 'Forbidden')
-        },
-        onAuthTimeout: () => socket.close(CloseCode.AuthTimeout, 'Connection initialisation timeout')
-      }
-    }, upgradeCredential(request))
-    const connection = new GraphqlConnection(endpoint.name, socket, guard)
-    registry.add(connection)
+    new GraphqlSocket(socket, request, handling) // eslint-disable-line no-new -- it lives as the socket's listeners
+  }
+}
 
-    const closed = server.opened({
-      protocol: socket.protocol, // graphql-ws closes 4406 unless it is graphql-transport-ws
-      // ws drops what is sent on a closing socket: a subscription may still emit while its socket closes.
-      send: (data) => socket.send(data),
-      close: (code, reason) => socket.close(code, reason),
-      onMessage: (handle) => socket.on('message', (data: RawData) => {
-        // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
-        if (socket.readyState !== socket.OPEN) return
-        // ws enforces maxPayload when the plugin configured it; an app's own @fastify/websocket may allow more.
-        if ((data as Buffer).byteLength > maxPayload) {
-          socket.close(CloseCode.MessageTooBig)
-          return
-        }
-        handle((data as Buffer).toString()).catch((err: unknown) => {
-          // A schema or context function threw: graphql-ws's answer to an error of the server's own.
-          log.error({ err }, 'graphql operation failed')
-          socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
-        })
-      })
-    }, { connection })
+/** What every socket of the endpoint shares. */
+interface GraphqlHandling {
+  server: Server<Extra>
+  registry: Registry
+  log: FastifyBaseLogger
+  maxPayload: number
+  policy: GuardPolicy
+  name: EndpointName
+}
 
-    socket.once('close', (code, reason) => {
-      guard.close()
-      registry.delete(connection, code)
-      // Ends every running subscription (their iterators' `return`).
-      closed(code, reason.toString()).catch((err: unknown) => log.error({ err }, 'a graphql subscription failed to end'))
-    })
+/**
+ * One socket of the endpoint, in methods rather than closures (every open socket would keep those): the guard's
+ * events, and the socket graphql-ws's protocol core talks to (`send`, `close`, `onMessage`).
+ */
+class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
+  readonly connection: GraphqlConnection
+  readonly #socket: WebSocket
+  readonly #handling: GraphqlHandling
+  readonly #closed: (code?: number, reason?: string) => Promise<void>
+  #handle: ((data: string) => Promise<void>) | null = null
+
+  constructor (socket: WebSocket, request: FastifyRequest, handling: GraphqlHandling) {
+    this.#socket = socket
+    this.#handling = handling
+    const guard = new ConnectionGuard(handling.policy, new ClientInfo(request), this, upgradeCredential(request))
+    this.connection = new GraphqlConnection(handling.name, socket, guard)
+    handling.registry.add(this.connection)
+    this.#closed = handling.server.opened(this, this)
+    socket.on('close', this.#onClose)
+  }
+
+  /** graphql-ws closes 4406 unless it is graphql-transport-ws. */
+  get protocol (): string {
+    return this.#socket.protocol
+  }
+
+  // ws drops what is sent on a closing socket: a subscription may still emit while its socket closes.
+  send (data: string): void {
+    this.#socket.send(data)
+  }
+
+  close (code?: number, reason?: string): void {
+    this.#socket.close(code, reason)
+  }
+
+  onMessage (handle: (data: string) => Promise<void>): void {
+    this.#handle = handle
+    this.#socket.on('message', this.#receive)
+  }
+
+  // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
+  // graphql-ws client retries on 4403, so one whose connectionParams is a function comes back with a new token.
+  onExpire (code: ExpiryCode): void {
+    this.#handling.registry.expired(this.connection, code)
+    this.connection.guard.close() // no re-auth window to wait for
+    this.#socket.close(CloseCode.Forbidden, 'Forbidden')
+  }
+
+  onAuthTimeout (): void {
+    this.#socket.close(CloseCode.AuthTimeout, 'Connection initialisation timeout')
+  }
+
+  readonly #receive = (data: RawData): void => {
+    const socket = this.#socket
+    // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
+    if (socket.readyState !== socket.OPEN) return
+    // ws enforces maxPayload when the plugin configured it; an app's own @fastify/websocket may allow more.
+    if ((data as Buffer).byteLength > this.#handling.maxPayload) {
+      socket.close(CloseCode.MessageTooBig)
+      return
+    }
+    this.#handle!((data as Buffer).toString()).catch(this.#failed)
+  }
+
+  /** A schema or context function threw: graphql-ws's answer to an error of the server's own. */
+  readonly #failed = (err: unknown): void => {
+    this.#handling.log.error({ err }, 'graphql operation failed')
+    this.#socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
+  }
+
+  readonly #onClose = (code: number, reason: Buffer): void => {
+    const { registry, log } = this.#handling
+    this.connection.guard.close()
+    registry.delete(this.connection, code)
+    // Ends every running subscription (their iterators' `return`).
+    this.#closed(code, reason.toString()).catch((err: unknown) => log.error({ err }, 'a graphql subscription failed to end'))
   }
 }

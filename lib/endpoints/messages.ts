@@ -34,18 +34,29 @@ export function readEnvelope (parsed: unknown): Envelope {
 }
 
 const forms = [['access_token'], ['email', 'password'], ['refresh_token']] as const
+type Form = typeof forms[number]
+
+/** The form an auth message uses, by the fields it carries: null for none, 'several' for more than one. */
+function formOf (message: Record<string, unknown>): Form | null | 'several' {
+  let found: Form | null = null
+  for (const form of forms) {
+    if (message[form[0]] === undefined && (form.length === 1 || message[form[1]] === undefined)) continue
+    if (found) return 'several'
+    found = form
+  }
+  return found
+}
 
 /** The credential of an auth message, or what is wrong with it. */
 export function readCredential (message: Record<string, unknown>): { credential: Credential } | { problem: string } {
-  const present = forms.filter(form => form.some(field => message[field] !== undefined))
-  if (present.length === 0) {
+  const form = formOf(message)
+  if (form === null) {
     return { problem: 'An auth message must carry "access_token", "email" and "password", or "refresh_token".' }
   }
-  if (present.length > 1 || (message.otp !== undefined && present[0][0] !== 'email')) {
+  if (form === 'several' || (message.otp !== undefined && form[0] !== 'email')) {
     return { problem: 'An auth message must carry only one of "access_token", "email" and "password" (with "otp"), or "refresh_token".' }
   }
-  const fields: readonly string[] = present[0]
-  for (const field of fields) {
+  for (const field of form) {
     if (typeof message[field] !== 'string' || message[field] === '') {
       return { problem: `"${field}" must be a non-empty string.` }
     }
@@ -53,10 +64,10 @@ export function readCredential (message: Record<string, unknown>): { credential:
   if (message.otp !== undefined && typeof message.otp !== 'string') {
     return { problem: '"otp" must be a string.' }
   }
-  if (fields[0] === 'email') {
+  if (form[0] === 'email') {
     const { email, password, otp } = message as { email: string, password: string, otp?: string }
     return { credential: otp === undefined ? { email, password } : { email, password, otp } }
   }
-  if (fields[0] === 'access_token') return { credential: { access_token: message.access_token as string } }
+  if (form[0] === 'access_token') return { credential: { access_token: message.access_token as string } }
   return { credential: { refresh_token: message.refresh_token as string } }
 }

@@ -7,7 +7,8 @@ import { CloseCode, messages, RealtimeError, requestsExceeded } from '../errors.
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
 import { Inbox, type FrameReceiver } from '../connection/inbox.js'
-import { clientInfo, upgradeCredential } from './upgrade.js'
+import { upgradeCredential } from './upgrade.js'
+import { ClientInfo } from '../connection/accountability.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
 import type { AdapterOptions } from './adapter.js'
@@ -35,15 +36,8 @@ class JsonSocket implements GuardEvents, FrameReceiver {
 
   constructor (socket: WebSocket, request: FastifyRequest, options: JsonEndpointOptions) {
     this.#options = options
-    const { endpoint } = options
-    const guard = new ConnectionGuard({
-      authMode: endpoint.authMode,
-      authTimeoutMs: endpoint.authTimeoutMs,
-      client: clientInfo(request),
-      publicRole: options.publicRole,
-      events: this
-    }, upgradeCredential(request))
-    this.connection = new Connection(endpoint.name, socket, guard)
+    const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, upgradeCredential(request))
+    this.connection = new Connection(options.endpoint.name, socket, guard)
     socket.on('message', new Inbox(socket, this).receive)
   }
 
@@ -110,7 +104,9 @@ class JsonSocket implements GuardEvents, FrameReceiver {
       else this.connection.send(errorFrame('auth', 'INVALID_PAYLOAD', read.problem, uid))
       return
     }
-    const result = this.#options.authenticator.authenticate(read.credential, this.connection.accountability.ip)
+    // The client's address counts email/password attempts; the other forms never need it.
+    const ip = 'email' in read.credential ? this.connection.guard.client.ip : null
+    const result = this.#options.authenticator.authenticate(read.credential, ip)
     if (result instanceof Promise) return result.then(settled => this.#authSettled(settled, uid, handshake))
     this.#authSettled(result, uid, handshake)
   }
@@ -129,7 +125,7 @@ class JsonSocket implements GuardEvents, FrameReceiver {
       this.#handshakeFailed(uid, result)
       return
     }
-    registry.refused(endpoint.name, result.code, result.reason, connection.accountability.ip)
+    registry.refused(endpoint.name, result.code, result.reason, connection.guard.client)
     if (result.code === 'REQUESTS_EXCEEDED') {
       // Refused before the password was checked: the identity stays as it was, as for SERVICE_UNAVAILABLE.
       connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(result.retryAfterMs), uid))
@@ -147,7 +143,7 @@ class JsonSocket implements GuardEvents, FrameReceiver {
   /** The handshake's one message failed: say so the protocol's way for each cause, and end the socket. */
   #handshakeFailed (uid: Uid, failure: AuthFailure): void {
     const { connection } = this
-    this.#options.registry.refused(this.#options.endpoint.name, failure.code, failure.reason, connection.accountability.ip)
+    this.#options.registry.refused(this.#options.endpoint.name, failure.code, failure.reason, connection.guard.client)
     if (failure.code === 'REQUESTS_EXCEEDED') {
       connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(failure.retryAfterMs), uid))
       connection.close(CloseCode.TooManyRequests)

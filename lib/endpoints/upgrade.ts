@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import type { Authenticator, AuthSuccess } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import { httpErrorBody, messages } from '../errors.js'
-import { authenticatedAccountability, type ClientInfo } from '../connection/accountability.js'
+import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 
 /** What the gate hands the endpoint: the credential it verified, kept off the public request decoration. */
@@ -12,14 +12,6 @@ const upgrades = new WeakMap<FastifyRequest, AuthSuccess>()
 
 export function upgradeCredential (request: FastifyRequest): AuthSuccess | null {
   return upgrades.get(request) ?? null
-}
-
-export function clientInfo (request: FastifyRequest): ClientInfo {
-  return {
-    ip: request.ip ?? null, // undefined under injectWS, which has no socket address
-    userAgent: request.headers['user-agent'] ?? null,
-    origin: request.headers.origin ?? null
-  }
 }
 
 /** No Origin (not a browser), the request's own host, or an allowed origin. */
@@ -82,21 +74,21 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
     if (token !== undefined) {
       const result = token === null ? null : authenticator.verifyAccessToken(token)
       if (!result?.ok) {
-        registry.refused(endpoint.name, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'empty or repeated access_token', clientInfo(request).ip)
+        registry.refused(endpoint.name, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'empty or repeated access_token', new ClientInfo(request))
         const expired = result?.code === 'TOKEN_EXPIRED'
         return refuse(reply, 401, expired ? 'TOKEN_EXPIRED' : 'AUTH_FAILED', expired ? messages.tokenExpired : messages.authFailed)
       }
       upgrade = result
       upgrades.set(request, result)
     } else if (endpoint.authMode === 'strict') {
-      registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', clientInfo(request).ip)
+      registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', new ClientInfo(request))
       return refuse(reply, 401, 'AUTH_FAILED', messages.authFailed)
     }
 
     request.realtime = {
       endpoint: endpoint.name,
       authMode: endpoint.authMode,
-      accountability: upgrade && authenticatedAccountability(upgrade.identity, upgrade.session, clientInfo(request)),
+      accountability: upgrade && authenticatedAccountability(upgrade.identity, upgrade.session, new ClientInfo(request)),
       expiresAt: upgrade?.expiresAt ?? null
     }
     done()

@@ -1,0 +1,111 @@
+// The guards' clocks: token expiries and auth windows for every socket of an endpoint, on a handful of Node timers
+// instead of one or two per socket. A socket's deadline is then a Set entry: cheaper to make and to drop on every
+// handshake, and lighter for every idle socket to keep.
+
+/** Told by the expiry clock when its credential ran out. */
+export interface Expiring {
+  onExpiry (): void
+}
+
+/** Told by the auth windows when nobody authenticated in time. */
+export interface Authenticating {
+  onAuthWindowEnd (): void
+}
+
+// setTimeout holds at most 2^31-1 ms (24.8 days); later deadlines are reached in hops.
+const longestTimeoutMs = 2 ** 31 - 1
+
+interface Bucket {
+  timer: NodeJS.Timeout
+  targets: Set<Expiring>
+}
+
+/**
+ * Token expiries, grouped by deadline: access tokens carry `exp` in whole seconds, so every socket whose token was
+ * signed in the same second shares one bucket and one timer, which fires at the deadline to the millisecond.
+ */
+export class ExpiryClock {
+  readonly #buckets = new Map<number, Bucket>()
+  readonly #now: () => number
+
+  /** `now`: the wall clock `exp` is measured on (a test's own, to see a timer that fires before it). */
+  constructor (now: () => number = Date.now) {
+    this.#now = now
+  }
+
+  /** Calls `target.onExpiry()` at `deadline` (epoch milliseconds) unless cancelled first. */
+  schedule (target: Expiring, deadline: number): void {
+    let bucket = this.#buckets.get(deadline)
+    if (!bucket) {
+      bucket = { timer: this.#arm(deadline), targets: new Set() }
+      this.#buckets.set(deadline, bucket)
+    }
+    bucket.targets.add(target)
+  }
+
+  cancel (target: Expiring, deadline: number): void {
+    const bucket = this.#buckets.get(deadline)
+    if (!bucket || !bucket.targets.delete(target) || bucket.targets.size > 0) return
+    // An empty bucket's timer would keep the process alive for nobody.
+    clearTimeout(bucket.timer)
+    this.#buckets.delete(deadline)
+  }
+
+  #arm (deadline: number): NodeJS.Timeout {
+    return setTimeout(this.#fire, Math.min(Math.max(0, deadline - this.#now()), longestTimeoutMs), deadline)
+  }
+
+  readonly #fire = (deadline: number): void => {
+    const bucket = this.#buckets.get(deadline)!
+    if (deadline > this.#now()) {
+      // Not there yet: a hop of a far deadline, or a timer that ran ahead of the wall clock.
+      bucket.timer = this.#arm(deadline)
+      return
+    }
+    // Taken out first: a target that schedules again while it expires starts a bucket of its own.
+    this.#buckets.delete(deadline)
+    for (const target of bucket.targets) target.onExpiry()
+  }
+}
+
+/**
+ * Auth windows (the handshake's, and re-auth after an expiry): all of one length, so they end in the order they
+ * began. One timer waits for the oldest; a window that closes early is only taken out of the queue.
+ */
+export class AuthWindows {
+  readonly lengthMs: number
+  // Insertion order is start order, so the first entry is always the next to end.
+  readonly #open = new Map<Authenticating, number>()
+  #timer: NodeJS.Timeout | null = null
+
+  constructor (lengthMs: number) {
+    this.lengthMs = lengthMs
+  }
+
+  open (target: Authenticating): void {
+    this.#open.delete(target) // a window opened again starts again, at the end of the queue
+    this.#open.set(target, performance.now() + this.lengthMs)
+    this.#timer ??= setTimeout(this.#fire, this.lengthMs)
+  }
+
+  close (target: Authenticating): void {
+    if (!this.#open.delete(target) || this.#open.size > 0) return
+    clearTimeout(this.#timer!)
+    this.#timer = null
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = null
+    const now = performance.now()
+    for (const [target, end] of this.#open) {
+      if (end > now) {
+        // A window opened by a target told just now has armed a timer for its own end, later than this one.
+        if (this.#timer) clearTimeout(this.#timer)
+        this.#timer = setTimeout(this.#fire, end - now)
+        return
+      }
+      this.#open.delete(target)
+      target.onAuthWindowEnd()
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// The guards' clocks: a handful of timers for every socket's expiry and auth window.
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { AuthWindows, ExpiryClock } from '../lib/connection/deadlines.js'
+
+const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length
+
+t.test('expiries sharing a deadline share one timer, which goes with the last of them', async t => {
+  const clock = new ExpiryClock()
+  const baseline = timers()
+  const expired: number[] = []
+  const targets = Array.from({ length: 100 }, (_v, i) => ({ onExpiry: () => expired.push(i) }))
+  const deadline = Date.now() + 60_000
+  for (const target of targets) clock.schedule(target, deadline)
+  clock.schedule(targets[0], deadline + 1000)
+  t.equal(timers(), baseline + 2, 'one timer per deadline')
+  for (const target of targets) clock.cancel(target, deadline)
+  t.equal(timers(), baseline + 1, 'the emptied deadline has no timer left')
+  clock.cancel(targets[0], deadline + 1000)
+  clock.cancel(targets[0], deadline + 1000) // twice, or never scheduled: nothing happens
+  t.equal(timers(), baseline)
+  t.same(expired, [])
+})
+
+t.test('every target of a deadline is told once, at the deadline; one that schedules again meanwhile starts anew', async t => {
+  const clock = new ExpiryClock()
+  const told: string[] = []
+  const deadline = Date.now() + 20
+  const again = { onExpiry: () => { told.push(`again at ${Date.now() >= deadline}`); if (told.length < 3) clock.schedule(again, deadline) } }
+  clock.schedule({ onExpiry: () => told.push(`first at ${Date.now() >= deadline}`) }, deadline)
+  clock.schedule(again, deadline)
+  while (told.length < 3) await sleep(5)
+  t.same(told, ['first at true', 'again at true', 'again at true'])
+})
+
+t.test('a timer that fires before the wall clock reaches the deadline waits again', async t => {
+  let behind = 0
+  const now = () => Date.now() - behind
+  const clock = new ExpiryClock(now)
+  const deadline = now() + 20
+  const told: number[] = []
+  clock.schedule({ onExpiry: () => told.push(now()) }, deadline)
+  behind = 40 // the clock falls behind after the timer was set: it fires 40 ms early by that clock
+  while (told.length === 0) await sleep(5)
+  t.ok(told[0] >= deadline, `told ${told[0] - deadline} ms after the deadline, never before`)
+})
+
+t.test('auth windows end in the order they opened, on one timer', async t => {
+  const windows = new AuthWindows(40)
+  const baseline = timers()
+  const ended: string[] = []
+  const target = (name: string) => ({ onAuthWindowEnd: () => ended.push(name) })
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(target)
+  windows.open(a)
+  await sleep(10)
+  windows.open(b)
+  windows.open(c)
+  windows.open(d)
+  t.equal(timers(), baseline + 1, 'one timer for four windows')
+  windows.close(a) // the oldest closes early: the timer wakes at its end and waits for the next
+  windows.close(c)
+  windows.open(b) // opened again: it starts again, after d
+  while (ended.length < 2) await sleep(5)
+  t.same(ended, ['d', 'b'])
+  t.equal(timers(), baseline, 'no timer once every window is over')
+  windows.open(a)
+  windows.close(a)
+  windows.close(a)
+  t.equal(timers(), baseline, 'closed before its end: no timer left')
+})
+
+t.test('a target that opens a window while told its end gets a timer of its own', async t => {
+  const windows = new AuthWindows(20)
+  const ended: string[] = []
+  const again = { onAuthWindowEnd: () => { ended.push('again'); if (ended.length < 3) windows.open(again) } }
+  windows.open({ onAuthWindowEnd: () => ended.push('first') })
+  await sleep(2)
+  windows.open(again)
+  windows.open({ onAuthWindowEnd: () => ended.push('later') })
+  while (ended.length < 4) await sleep(5)
+  t.same(ended, ['first', 'again', 'later', 'again'])
+})
