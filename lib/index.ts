@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, messages, RealtimeError, requestsExceeded } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
@@ -102,7 +102,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     maxPayload: config.maxPayload,
     log: fastify.log
   })
-  const gate = (endpoint: EndpointConfig) => upgradeGate(fastify, endpoint, authenticator, config.origins, registry)
+  const gate = (endpoint: EndpointConfig, admitted?: (request: FastifyRequest) => void) =>
+    upgradeGate(fastify, endpoint, authenticator, config.origins, registry, admitted)
 
   const rest = config.endpoints.rest
   if (rest.enabled) {
@@ -132,7 +133,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     preferGraphqlTransportWs(fastify.websocketServer)
     fastify.get(graphql.path, {
       websocket: true,
-      onRequest: [gate(graphql), markGraphqlUpgrade]
+      onRequest: gate(graphql, markGraphqlUpgrade)
     }, graphqlEndpoint({
       ...adapterOptions(graphql),
       operations: {

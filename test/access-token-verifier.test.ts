@@ -43,6 +43,11 @@ t.test('HMAC-SHA256 is createHmac\'s, for keys of any length and messages longer
       return mac.digest(message) === sign(message, Buffer.from(key)) && mac.digest('x') === sign('x', Buffer.from(key))
     }
   ), { seed, numRuns: 300 })
+  // Around the block size: keys longer than 64 bytes are hashed first.
+  for (const length of [0, 63, 64, 65, 200]) {
+    const key = Buffer.alloc(length, 0xa5)
+    t.equal(new HmacSha256(key).digest('header.payload'), sign('header.payload', key), `a ${length}-byte key`)
+  }
 })
 
 t.test('the short path accepts the plugin\'s tokens with fast-jwt\'s claims, and nothing fast-jwt refuses', async t => {

@@ -70,7 +70,10 @@ export class ExpiryClock {
 
 /**
  * Auth windows (the handshake's, and re-auth after an expiry): all of one length, so they end in the order they
- * began. One timer waits for the oldest; a window that closes early is only taken out of the queue.
+ * began. One timer waits for the oldest; a window that closes early is only taken out of the queue, and the timer,
+ * when it comes, waits for the next one or stops. Most windows close within a millisecond of opening: arming and
+ * clearing a timer for each would cost more than the rest of the bookkeeping. The timer is unref'd: it never keeps
+ * a process alive, the sockets it waits for do.
  */
 export class AuthWindows {
   readonly lengthMs: number
@@ -85,13 +88,16 @@ export class AuthWindows {
   open (target: Authenticating): void {
     this.#open.delete(target) // a window opened again starts again, at the end of the queue
     this.#open.set(target, performance.now() + this.lengthMs)
-    this.#timer ??= setTimeout(this.#fire, this.lengthMs)
+    // A pending timer is due no later than this window's end: it was armed for a window that opened before.
+    if (this.#timer === null) this.#arm(this.lengthMs)
   }
 
   close (target: Authenticating): void {
-    if (!this.#open.delete(target) || this.#open.size > 0) return
-    clearTimeout(this.#timer!)
-    this.#timer = null
+    this.#open.delete(target)
+  }
+
+  #arm (delayMs: number): void {
+    this.#timer = setTimeout(this.#fire, delayMs).unref()
   }
 
   readonly #fire = (): void => {
@@ -99,9 +105,9 @@ export class AuthWindows {
     const now = performance.now()
     for (const [target, end] of this.#open) {
       if (end > now) {
-        // A window opened by a target told just now has armed a timer for its own end, later than this one.
+        // A window opened by a target told just now has armed the timer for its own end, later than this one.
         if (this.#timer) clearTimeout(this.#timer)
-        this.#timer = setTimeout(this.#fire, end - now)
+        this.#arm(end - now)
         return
       }
       this.#open.delete(target)

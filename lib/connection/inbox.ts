@@ -3,22 +3,18 @@
 // socket is paused meanwhile, so TCP back-pressure, not this queue, bounds what a client can pile up.
 import type { RawData, WebSocket } from 'ws'
 
-/** Takes the frames, one at a time (an object with a method, so that no socket keeps a closure for it). */
-export interface FrameReceiver {
-  receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
-}
-
-export class Inbox {
+/** An endpoint's socket extends it and takes the frames, one at a time, in `receiveFrame`. */
+export abstract class Inbox {
   readonly #socket: WebSocket
-  readonly #receiver: FrameReceiver
   // Made on the first frame that has to wait: most sockets never need one, and every idle socket would keep it.
   #backlog: [RawData, boolean][] | null = null
   #busy = false
 
-  constructor (socket: WebSocket, receiver: FrameReceiver) {
+  constructor (socket: WebSocket) {
     this.#socket = socket
-    this.#receiver = receiver
   }
+
+  abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
   readonly receive = (data: RawData, isBinary: boolean): void => {
     if (this.#busy) {
@@ -29,7 +25,7 @@ export class Inbox {
   }
 
   #run (data: RawData, isBinary: boolean): void {
-    const pending = this.#receiver.receiveFrame(data, isBinary)
+    const pending = this.receiveFrame(data, isBinary)
     if (!pending) return
     this.#busy = true
     this.#socket.pause()

@@ -6,7 +6,7 @@ import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
 import { CloseCode, messages, RealtimeError, requestsExceeded } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
-import { Inbox, type FrameReceiver } from '../connection/inbox.js'
+import { Inbox } from '../connection/inbox.js'
 import { upgradeCredential } from './upgrade.js'
 import { ClientInfo } from '../connection/accountability.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
@@ -27,18 +27,19 @@ const expiryMessages: Record<ExpiryCode, string> = {
 }
 
 /**
- * One socket on the JSON endpoint. It takes its inbox's frames and its guard's events itself, in methods: closures
+ * One socket on the JSON endpoint. It is its own inbox and takes its guard's events itself, in methods: closures
  * would be kept by every open socket.
  */
-class JsonSocket implements GuardEvents, FrameReceiver {
+class JsonSocket extends Inbox implements GuardEvents {
   readonly connection: Connection
   readonly #options: JsonEndpointOptions
 
   constructor (socket: WebSocket, request: FastifyRequest, options: JsonEndpointOptions) {
+    super(socket)
     this.#options = options
     const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, upgradeCredential(request))
     this.connection = new Connection(options.endpoint.name, socket, guard)
-    socket.on('message', new Inbox(socket, this).receive)
+    socket.on('message', this.receive)
   }
 
   onExpire (code: ExpiryCode): void {

@@ -1,30 +1,31 @@
 // Subprotocol negotiation for the GraphQL endpoint. ws picks a socket's subprotocol during the upgrade with one
 // `handleProtocols` for the whole server, which the JSON endpoints and the app's own routes share; left unset, it
 // takes the first protocol the client offers, so a client offering `graphql-ws, graphql-transport-ws` would get the
-// one graphql-ws closes with 4406. GraphQL upgrades are marked on their way through the route's hooks, and for those
-// graphql-transport-ws wins whenever it is offered; every other choice stays what it was.
+// one graphql-ws closes with 4406. GraphQL upgrades are marked on their way through the route's upgrade gate, and for
+// those graphql-transport-ws wins whenever it is offered; every other choice stays what it was.
 import type { IncomingMessage } from 'node:http'
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { WebSocketServer } from 'ws'
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws'
 
 type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => string | false
 
-const graphqlUpgrades = new WeakSet<IncomingMessage>()
+// A mark on the request itself: a WeakSet entry would cost every GraphQL upgrade more than the property does.
+const graphqlUpgrade = Symbol('fastify-realtime.graphqlUpgrade')
+type Marked = IncomingMessage & { [graphqlUpgrade]?: true }
 
 /** Makes `server` pick graphql-transport-ws for the upgrades `markGraphqlUpgrade` marked. */
 export function preferGraphqlTransportWs (server: WebSocketServer): void {
   const previous = server.options.handleProtocols as HandleProtocols | undefined
   server.options.handleProtocols = (protocols: Set<string>, request: IncomingMessage) => {
-    if (graphqlUpgrades.has(request) && protocols.has(GRAPHQL_TRANSPORT_WS_PROTOCOL)) return GRAPHQL_TRANSPORT_WS_PROTOCOL
+    if ((request as Marked)[graphqlUpgrade] && protocols.has(GRAPHQL_TRANSPORT_WS_PROTOCOL)) return GRAPHQL_TRANSPORT_WS_PROTOCOL
     // ws's own default: the first offered. A client offering no graphql-transport-ws still gets a socket, to be
     // closed with 4406 and a reason, rather than a failed handshake it cannot explain.
     return previous ? previous(protocols, request) : protocols.values().next().value!
   }
 }
 
-/** A route hook (a callback one: no promise for every upgrade): this request is a GraphQL upgrade. */
-export function markGraphqlUpgrade (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  graphqlUpgrades.add(request.raw)
-  done()
+/** Called by the GraphQL route's upgrade gate: this request is a GraphQL upgrade. */
+export function markGraphqlUpgrade (request: FastifyRequest): void {
+  (request.raw as Marked)[graphqlUpgrade] = true
 }

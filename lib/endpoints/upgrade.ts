@@ -51,7 +51,8 @@ function refuse (reply: FastifyReply, status: number, code: Parameters<typeof ht
   reply.code(status).send(httpErrorBody(code, message))
 }
 
-export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>, registry: Registry) {
+/** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
+export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>, registry: Registry, admitted?: (request: FastifyRequest) => void) {
   let open = 0
 
   // A callback hook, not an async one: no promise and no extra turn for every upgrade. A refusal sends its reply and
@@ -91,6 +92,7 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
       accountability: upgrade && authenticatedAccountability(upgrade.identity, upgrade.session, new ClientInfo(request)),
       expiresAt: upgrade?.expiresAt ?? null
     }
+    admitted?.(request)
     done()
   }
 }
