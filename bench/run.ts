@@ -3,7 +3,7 @@
 // chart.svg (a partial or quick run writes *.tmp files instead, which git ignores).
 //   node dist/bench/run.js [scenario numbers...]   e.g. `node dist/bench/run.js 1 6`
 //   BENCH_QUICK=1            fewer rounds and sockets, to try things out
-//   BENCH_ROUNDS=<n>         alternating rounds per throughput goal (default 8): more for steadier medians
+//   BENCH_ROUNDS=<n>         alternating rounds per throughput goal (default 16): more for steadier medians
 //   BENCH_CPU_PROF=<dir>     a V8 CPU profile of every server process
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -65,7 +65,7 @@ async function main (): Promise<void> {
   const wants = (id: number) => all || selected.has(id)
   const quick = process.env.BENCH_QUICK === '1'
   const budget: Budget = {
-    rounds: Number(process.env.BENCH_ROUNDS) || (quick ? 2 : 8),
+    rounds: Number(process.env.BENCH_ROUNDS) || (quick ? 2 : 16),
     roundMs: quick ? 700 : 1000,
     sockets: ensureDescriptors(quick ? 2000 : 10_000)
   }

@@ -75,7 +75,15 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload)
   })
 
-  const handling: GraphqlHandling = { server, registry, log, maxPayload, policy: options.policy, name: endpoint.name }
+  const handling: GraphqlHandling = {
+    server,
+    registry,
+    log,
+    maxPayload,
+    policy: options.policy,
+    name: endpoint.name,
+    endFailed: (err) => log.error({ err }, 'a graphql subscription failed to end')
+  }
   return function open (socket: WebSocket, request: FastifyRequest): void {
     new GraphqlSocket(socket, request, handling) // eslint-disable-line no-new -- it lives as the socket's listeners
   }
@@ -89,6 +97,8 @@ interface GraphqlHandling {
   maxPayload: number
   policy: GuardPolicy
   name: EndpointName
+  /** Logs a subscription whose iterator threw while its socket closed: one function for every socket. */
+  endFailed: (err: unknown) => void
 }
 
 /**
@@ -162,10 +172,10 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
   }
 
   readonly #onClose = (code: number, reason: Buffer): void => {
-    const { registry, log } = this.#handling
+    const { registry, endFailed } = this.#handling
     this.connection.guard.close()
     registry.delete(this.connection, code)
     // Ends every running subscription (their iterators' `return`).
-    this.#closed(code, reason.toString()).catch((err: unknown) => log.error({ err }, 'a graphql subscription failed to end'))
+    this.#closed(code, reason.toString()).catch(endFailed)
   }
 }
