@@ -98,7 +98,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     endpoint,
     authenticator,
     registry,
-    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs),
+    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log),
     maxPayload: config.maxPayload,
     log: fastify.log
   })
@@ -168,7 +168,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       for (const connection of matching) connection.close(code, reason)
       return matching.length
     },
-    connections: (filter) => [...registry.matching(filter)],
+    connections: (filter) => registry.list(filter),
     async login (credential) {
       const result = await authenticator.login(credential)
       if (!result.ok) {

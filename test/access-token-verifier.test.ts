@@ -119,3 +119,16 @@ t.test('verify options given to the plugin\'s @fastify/jwt hold on the sockets',
   t.same(await issued.next(), { type: 'auth', status: 'ok' })
   await issued.close()
 })
+
+t.test('a SECRET longer than a block and not ASCII: the short path and fast-jwt agree', async t => {
+  const long = 'ключ-'.repeat(20)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret: long })
+  await app.ready()
+  const verify = accessTokenVerifier(app.jwt, long)
+  const signed = app.jwt.sign({ id: 'u' })
+  t.same(verify(signed), app.jwt.verify(signed))
+  t.same(verifyStandardHs256(signed, new HmacSha256(Buffer.from(long))), app.jwt.verify(signed), 'by the short path')
+  t.same(new HmacSha256(Buffer.from(long)).digest('x'.repeat(5000)), sign('x'.repeat(5000), long), 'a message past the scratch space')
+})

@@ -1,12 +1,17 @@
 // The guards' clocks: a handful of timers for every socket's expiry and auth window.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { AuthWindows, ExpiryClock } from '../lib/connection/deadlines.js'
+import { ConnectionGuard, guardPolicy, type GuardEvents } from '../lib/connection/guard.js'
+import { ClientInfo } from '../lib/connection/accountability.js'
+import type { AuthSuccess } from '../lib/auth/authenticator.js'
 
 const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length
+const unexpected = (err: unknown) => { throw new Error(`no target should throw: ${String(err)}`) }
 
 t.test('expiries sharing a deadline share one timer, which goes with the last of them', async t => {
-  const clock = new ExpiryClock()
+  const clock = new ExpiryClock(unexpected)
   const baseline = timers()
   const expired: number[] = []
   const targets = Array.from({ length: 100 }, (_v, i) => ({ onExpiry: () => expired.push(i) }))
@@ -23,7 +28,7 @@ t.test('expiries sharing a deadline share one timer, which goes with the last of
 })
 
 t.test('every target of a deadline is told once, at the deadline; one that schedules again meanwhile starts anew', async t => {
-  const clock = new ExpiryClock()
+  const clock = new ExpiryClock(unexpected)
   const told: string[] = []
   const deadline = Date.now() + 20
   const again = { onExpiry: () => { told.push(`again at ${Date.now() >= deadline}`); if (told.length < 3) clock.schedule(again, deadline) } }
@@ -36,7 +41,7 @@ t.test('every target of a deadline is told once, at the deadline; one that sched
 t.test('a timer that fires before the wall clock reaches the deadline waits again', async t => {
   let behind = 0
   const now = () => Date.now() - behind
-  const clock = new ExpiryClock(now)
+  const clock = new ExpiryClock(unexpected, now)
   const deadline = now() + 20
   const told: number[] = []
   clock.schedule({ onExpiry: () => told.push(now()) }, deadline)
@@ -92,4 +97,39 @@ t.test('a target that opens a window while told its end gets a timer of its own'
   windows.open({ onAuthWindowEnd: () => ended.push('later') })
   while (ended.length < 4) await sleep(5)
   t.same(ended, ['first', 'again', 'later', 'again'])
+})
+
+t.test('a target that throws is reported; the rest of its bucket expires all the same', async t => {
+  const errors: unknown[] = []
+  const clock = new ExpiryClock((err) => errors.push(err))
+  const told: string[] = []
+  const deadline = Date.now() + 10
+  clock.schedule({ onExpiry: () => { told.push('a'); throw new Error('boom') } }, deadline)
+  clock.schedule({ onExpiry: () => told.push('b') }, deadline)
+  while (told.length < 2) await sleep(5)
+  t.same(told, ['a', 'b'])
+  t.match(errors, [{ message: 'boom' }])
+})
+
+t.test('a guard closed or authenticated anew while its bucket fires ignores the old deadline', async t => {
+  const policy = guardPolicy('handshake', null, 10_000, { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger)
+  const client = new ClientInfo({ headers: {}, raw: { socket: null } } as unknown as FastifyRequest)
+  const expiresAt = Date.now() + 20
+  const success = (user: string, at: number): AuthSuccess => ({ ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt: at })
+  const expired: string[] = []
+  const guards: ConnectionGuard[] = []
+  const events = (name: string, act: () => void): GuardEvents => ({
+    onExpire: () => { expired.push(name); act() },
+    onAuthTimeout: () => {}
+  })
+  // The first to expire closes the second and authenticates the third anew, as another socket's listener might.
+  guards.push(new ConnectionGuard(policy, client, events('first', () => { guards[1].close(); guards[2].authenticate(success('third', Date.now() + 60_000)) }), success('first', expiresAt)))
+  guards.push(new ConnectionGuard(policy, client, events('second', () => {}), success('second', expiresAt)))
+  guards.push(new ConnectionGuard(policy, client, events('third', () => {}), success('third', expiresAt)))
+  while (expired.length === 0) await sleep(5)
+  await sleep(20)
+  t.same(expired, ['first'])
+  t.equal(guards[2].phase, 'open')
+  t.equal(guards[2].user, 'third')
+  for (const guard of guards) guard.close()
 })

@@ -1,7 +1,7 @@
 // What a user can observe: `fastify.realtime.on('auth' | 'authFailed' | 'expire' | 'close', ...)`.
 import t from 'tap'
 import { buildSchema } from 'graphql'
-import type { RealtimeEventMap } from '../lib/index.js'
+import { MemorySessionStore, type RealtimeEventMap } from '../lib/index.js'
 import { admin, build, connect, refusedWith } from './helpers.js'
 
 type Seen = { event: string, detail: Record<string, unknown> }
@@ -129,4 +129,54 @@ t.test('behind a trusted proxy the address is the forwarded one, as request.ip h
   while (app.realtime.connections().length < 2) await new Promise(resolve => setImmediate(resolve))
   t.same(app.realtime.connections().map(connection => connection.accountability.ip).sort(), ['127.0.0.1', '203.0.113.7'])
   await Promise.all([proxied.close(), direct.close()])
+})
+
+t.test('without trustProxy a forwarded address is not believed', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const client = await connect(url('/websocket'), { headers: { 'x-forwarded-for': '203.0.113.7' } })
+  while (app.realtime.connections().length < 1) await new Promise(resolve => setImmediate(resolve))
+  t.same(app.realtime.connections().map(connection => connection.accountability.ip), ['127.0.0.1'])
+  await client.close()
+})
+
+t.test('the address is known to code that reads it after the socket is gone', async t => {
+  const stalled: (() => void)[] = []
+  const store = new MemorySessionStore()
+  const sessionStore = Object.assign(Object.create(store), {
+    // A refresh that answers only once the client has left.
+    rotate: (...args: Parameters<MemorySessionStore['rotate']>) => new Promise(resolve => stalled.push(() => resolve(store.rotate(...args))))
+  }) as MemorySessionStore
+  const addresses: Record<string, unknown> = {}
+  let handled: () => void = () => {}
+  const { app, url } = await build(t, {
+    sessionStore,
+    heartbeat: { enabled: false },
+    rest: {
+      auth: 'public',
+      handlers: {
+        async later (_message, connection) {
+          await new Promise<void>(resolve => { handled = resolve })
+          addresses.handler = connection.accountability.ip
+        }
+      }
+    }
+  })
+  const failed = new Promise<string | null>(resolve => app.realtime.on('authFailed', ({ ip }) => resolve(ip)))
+  const refreshing = await connect(url('/websocket'))
+  refreshing.send({ type: 'auth', refresh_token: 'never-issued' })
+  while (stalled.length === 0) await new Promise(resolve => setImmediate(resolve))
+  await refreshing.close()
+  while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
+  stalled[0]()
+  addresses.refused = await failed
+
+  const handling = await connect(url('/websocket'))
+  handling.send({ type: 'later' })
+  while (app.realtime.connections().length < 1) await new Promise(resolve => setImmediate(resolve))
+  await new Promise(resolve => setTimeout(resolve, 20))
+  await handling.close()
+  while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
+  handled()
+  while (addresses.handler === undefined) await new Promise(resolve => setImmediate(resolve))
+  t.same(addresses, { refused: '127.0.0.1', handler: '127.0.0.1' })
 })

@@ -9,7 +9,7 @@ const digestSize = 32
 
 export class HmacSha256 {
   // (key ⊕ ipad) ‖ message: the message is written after the block on every call.
-  #inner: Buffer
+  readonly #inner = Buffer.alloc(blockSize + 1024)
   // (key ⊕ opad) ‖ inner digest.
   readonly #outer = Buffer.alloc(blockSize + digestSize)
 
@@ -17,7 +17,6 @@ export class HmacSha256 {
     // Keys longer than a block are hashed first; shorter ones are padded with zeros.
     const block = Buffer.alloc(blockSize)
     ;(key.length > blockSize ? hash('sha256', key, 'buffer') : key).copy(block)
-    this.#inner = Buffer.alloc(blockSize + 512)
     for (let i = 0; i < blockSize; i++) {
       this.#inner[i] = block[i] ^ 0x36
       this.#outer[i] = block[i] ^ 0x5c
@@ -27,14 +26,13 @@ export class HmacSha256 {
   /** The MAC of `message` (an ASCII string: a JWT's signing input is base64url and dots), in base64url. */
   digest (message: string): string {
     const length = blockSize + message.length
-    if (length > this.#inner.length) {
-      const grown = Buffer.alloc(length * 2)
-      this.#inner.copy(grown, 0, 0, blockSize)
-      this.#inner = grown
-    }
-    this.#inner.write(message, blockSize, 'latin1')
+    // A message longer than the scratch space (a token with large claims) gets a buffer of its own for the call,
+    // rather than a larger scratch space for good.
+    const inner = length <= this.#inner.length ? this.#inner : Buffer.alloc(length)
+    if (inner !== this.#inner) this.#inner.copy(inner, 0, 0, blockSize)
+    inner.write(message, blockSize, 'latin1')
     // The inner digest goes through a latin1 string ('binary', one char per byte) straight into the outer block.
-    this.#outer.write(hash('sha256', this.#inner.subarray(0, length), 'binary'), blockSize, 'latin1')
+    this.#outer.write(hash('sha256', inner.subarray(0, length), 'binary'), blockSize, 'latin1')
     return hash('sha256', this.#outer, 'base64url')
   }
 }

@@ -4,9 +4,9 @@ import type { WebSocket } from 'ws'
 import type { ConnectionGuard } from './guard.js'
 import type { Accountability, EndpointName, RealtimeConnection } from '../../types/index.js'
 
-// Ids unique to this process (a count) and across processes (a random prefix per process): cheaper to make for
-// every socket than a random UUID, and a short flat string for it to keep.
-const processPrefix = randomUUID().slice(0, 8)
+// Ids unique to this process (a count) and across processes (a random UUID per process): cheaper to make for every
+// socket than a UUID each.
+const processPrefix = randomUUID()
 let opened = 0
 
 function connectionId (): string {

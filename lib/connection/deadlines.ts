@@ -2,9 +2,9 @@
 // instead of one or two per socket. A socket's deadline is then a Set entry: cheaper to make and to drop on every
 // handshake, and lighter for every idle socket to keep.
 
-/** Told by the expiry clock when its credential ran out. */
+/** Told by the expiry clock when its credential ran out, with the deadline it was scheduled for. */
 export interface Expiring {
-  onExpiry (): void
+  onExpiry (deadline: number): void
 }
 
 /** Told by the auth windows when nobody authenticated in time. */
@@ -26,10 +26,15 @@ interface Bucket {
  */
 export class ExpiryClock {
   readonly #buckets = new Map<number, Bucket>()
+  readonly #onError: (err: unknown) => void
   readonly #now: () => number
 
-  /** `now`: the wall clock `exp` is measured on (a test's own, to see a timer that fires before it). */
-  constructor (now: () => number = Date.now) {
+  /**
+   * `onError`: told of a target that threw when told its expiry (the others are told all the same). `now`: the wall
+   * clock `exp` is measured on (a test's own, to see a timer that fires before it).
+   */
+  constructor (onError: (err: unknown) => void, now: () => number = Date.now) {
+    this.#onError = onError
     this.#now = now
   }
 
@@ -62,9 +67,16 @@ export class ExpiryClock {
       bucket.timer = this.#arm(deadline)
       return
     }
-    // Taken out first: a target that schedules again while it expires starts a bucket of its own.
+    // Taken out first: a target that schedules again while it expires starts a bucket of its own. A target that moved
+    // on meanwhile (closed, or authenticated anew) ignores the deadline; one that throws keeps no other from expiring.
     this.#buckets.delete(deadline)
-    for (const target of bucket.targets) target.onExpiry()
+    for (const target of bucket.targets) {
+      try {
+        target.onExpiry(deadline)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
   }
 }
 

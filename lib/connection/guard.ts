@@ -1,5 +1,6 @@
 // The connection guard: the one owner of a socket's accountability and its deadlines. It knows nothing of frames;
 // the endpoint adapter tells it what arrived and renders what it decides.
+import type { FastifyBaseLogger } from 'fastify'
 import type { AuthSuccess } from '../auth/authenticator.js'
 import { authenticatedAccountability, publicAccountability, type ClientInfo } from './accountability.js'
 import { AuthWindows, ExpiryClock, type Authenticating, type Expiring } from './deadlines.js'
@@ -25,8 +26,10 @@ export interface GuardPolicy {
   authWindows: AuthWindows
 }
 
-export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number): GuardPolicy {
-  return { authMode, publicRole, expiries: new ExpiryClock(), authWindows: new AuthWindows(authTimeoutMs) }
+/** `log`: where a socket whose expiry failed is reported (the other sockets expire all the same). */
+export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger): GuardPolicy {
+  const expiries = new ExpiryClock((err) => log.error({ err }, 'a socket\'s expiry failed'))
+  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs) }
 }
 
 export class ConnectionGuard implements Expiring, Authenticating {
@@ -100,8 +103,9 @@ export class ConnectionGuard implements Expiring, Authenticating {
     return this.#policy.authMode !== 'public'
   }
 
-  /** The expiry clock: the credential ran out. */
-  onExpiry (): void {
+  /** The expiry clock: the credential ran out, unless the guard moved on since its bucket started firing. */
+  onExpiry (deadline: number): void {
+    if (this.#phase === 'closed' || this.#expiresAt !== deadline) return
     this.#expiresAt = null
     this.expire('TOKEN_EXPIRED')
   }

@@ -36,7 +36,7 @@ export class Registry {
   }
 
   authenticated (connection: Connection): void {
-    if (this.#events.has('auth')) this.#events.emit('auth', { connection })
+    if (this.#events.has('auth')) this.#events.emit('auth', { connection: this.#handOut(connection) })
   }
 
   /** `client` is where the refused credential came from, for its address. */
@@ -45,7 +45,21 @@ export class Registry {
   }
 
   expired (connection: Connection, code: ExpiryCode): void {
-    if (this.#events.has('expire')) this.#events.emit('expire', { connection, code })
+    if (this.#events.has('expire')) this.#events.emit('expire', { connection: this.#handOut(connection), code })
+  }
+
+  /** The matching sockets, for the application. */
+  list (filter?: ConnectionFilter): Connection[] {
+    return Array.from(this.matching(filter), connection => this.#handOut(connection))
+  }
+
+  /**
+   * A connection the application gets hold of may be read after its socket is gone: its address is read first, while
+   * there is one. Sockets nobody hands out never pay for the system call.
+   */
+  #handOut (connection: Connection): Connection {
+    connection.guard.client.pin()
+    return connection
   }
 
   * matching (filter: ConnectionFilter = {}): Generator<Connection> {

@@ -108,7 +108,11 @@ class JsonSocket extends Inbox implements GuardEvents {
     // The client's address counts email/password attempts; the other forms never need it.
     const ip = 'email' in read.credential ? this.connection.guard.client.ip : null
     const result = this.#options.authenticator.authenticate(read.credential, ip)
-    if (result instanceof Promise) return result.then(settled => this.#authSettled(settled, uid, handshake))
+    if (result instanceof Promise) {
+      // The client may be gone by the time the check answers, and its address with the socket: read it now.
+      this.connection.guard.client.pin()
+      return result.then(settled => this.#authSettled(settled, uid, handshake))
+    }
     this.#authSettled(result, uid, handshake)
   }
 
@@ -174,6 +178,8 @@ class JsonSocket extends Inbox implements GuardEvents {
       answer(new RealtimeError('INVALID_PAYLOAD', `Unknown message type "${message.type}".`))
       return
     }
+    // The handler may read the accountability after the socket is gone, its address with it.
+    this.connection.guard.client.pin()
     try {
       const pending = handler(message, this.connection)
       // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
