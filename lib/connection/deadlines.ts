@@ -38,7 +38,7 @@ export class ExpiryClock {
     this.#now = now
   }
 
-  /** Calls `target.onExpiry()` at `deadline` (epoch milliseconds) unless cancelled first. */
+  /** Calls `target.onExpiry(deadline)` at `deadline` (epoch milliseconds) unless cancelled first. */
   schedule (target: Expiring, deadline: number): void {
     let bucket = this.#buckets.get(deadline)
     if (!bucket) {
