@@ -79,3 +79,14 @@ t.test('login through the API issues a session whose tokens work on the socket',
 
   await t.rejects(app.realtime.login({ email: admin.email, password: 'wrong' }), { code: 'INVALID_CREDENTIALS', message: 'Invalid user credentials.' })
 })
+
+t.test('connection ids: one per socket, the same on every read, a UUID of the process then a count', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const clients = [await connect(url('/websocket')), await connect(url('/websocket')), await connect(url('/websocket'))]
+  while (app.realtime.connections().length < 3) await new Promise(resolve => setImmediate(resolve))
+  const ids = app.realtime.connections().map(connection => connection.id)
+  t.equal(new Set(ids).size, 3)
+  t.same(app.realtime.connections().map(connection => connection.id), ids, 'stable')
+  for (const id of ids) t.match(id, /^[0-9a-f-]{36}-[0-9a-z]+$/, 'a UUID of the process, then a count')
+  await Promise.all(clients.map(client => client.close()))
+})

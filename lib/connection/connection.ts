@@ -4,17 +4,13 @@ import type { WebSocket } from 'ws'
 import type { ConnectionGuard } from './guard.js'
 import type { Accountability, EndpointName, RealtimeConnection } from '../../types/index.js'
 
-// Ids unique to this process (a count) and across processes (a random UUID per process): cheaper to make for every
-// socket than a UUID each.
+// Ids unique to this process (a count) and across processes (a random UUID per process), given when first asked
+// for: most sockets never are, and each would keep one all the same.
 const processPrefix = randomUUID()
-let opened = 0
-
-function connectionId (): string {
-  return `${processPrefix}-${(++opened).toString(36)}`
-}
+let given = 0
 
 export class Connection implements RealtimeConnection {
-  readonly id = connectionId()
+  #id: string | null = null
   readonly endpoint: EndpointName
   readonly socket: WebSocket
   readonly guard: ConnectionGuard
@@ -26,6 +22,11 @@ export class Connection implements RealtimeConnection {
     this.endpoint = endpoint
     this.socket = socket
     this.guard = guard
+  }
+
+  get id (): string {
+    this.#id ??= `${processPrefix}-${(++given).toString(36)}`
+    return this.#id
   }
 
   get accountability (): Accountability {
