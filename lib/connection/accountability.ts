@@ -24,16 +24,15 @@ export class ClientInfo {
 
   /** null under injectWS, whose sockets have no address, and for an address first asked for after the close. */
   get ip (): string | null {
-    if (this.#ip === undefined) {
-      this.#ip = this.#socket?.remoteAddress ?? null
-      this.#socket = null
-    }
-    return this.#ip
+    this.pin()
+    return this.#ip as string | null
   }
 
   /** Reads the address now, while the socket has one. */
   pin (): void {
-    this.ip // eslint-disable-line @typescript-eslint/no-unused-expressions -- the getter reads and keeps it
+    if (this.#ip !== undefined) return
+    this.#ip = this.#socket?.remoteAddress ?? null
+    this.#socket = null
   }
 }
 
