@@ -24,7 +24,8 @@ export async function buildReferenceServer (
     logger: {
       level: env.LOG_LEVEL ?? 'info',
       stream: options.logStream,
-      // `?access_token=` must never reach a log line: the request serializer cuts it out of the URL.
+      // No credential reaches a log line at any level: `req` cuts `?access_token=` out of the URL, `err` drops a
+      // malformed request's raw bytes (Fastify's client errors at trace) and credentials in messages and properties.
       serializers: realtimeSerializers
     }
   })
@@ -50,7 +51,8 @@ export async function buildReferenceServer (
 
   await app.register(realtime, {
     env: { ...env, SECRET: secret },
-    verifyCredentials: directory.verifyCredentials,
+    // The plugin's own directory would do; this one also tells `me` a user's email.
+    users: directory,
     authRoutes: true,
     // Several `npm start`s on one Redis act as one server: shared sessions and revocations.
     redis: env.REDIS_URL || undefined,

@@ -30,6 +30,12 @@ export interface Config {
   endpoints: Record<EndpointName, EndpointConfig>
   heartbeat: { enabled: boolean, periodMs: number }
   maxPayload: number
+  /** Unsent bytes a socket may hold before it is closed as too slow (1008). */
+  maxBufferedBytes: number
+  /** The `iss` of the access tokens the plugin signs, and what it requires of the ones it verifies itself. */
+  issuer: string
+  /** Password checks waiting for a turn: at most `limit` in all and `perAddress` from one client address. */
+  passwordQueue: { limit: number, perAddress: number }
   accessTokenTtlMs: number
   refreshTokenTtlMs: number
   secret: string | undefined
@@ -37,8 +43,16 @@ export interface Config {
   origins: ReadonlySet<string>
   publicRole: string | null
   authRoutes: { prefix: string } | null
-  /** Limits of GraphQL documents (Directus's GRAPHQL_* variables). */
-  graphql: { queryTokenLimit: number, introspection: boolean }
+  /** Limits of GraphQL documents (Directus's GRAPHQL_* variables, and the cost bounds of PROTOCOL.md section 11). */
+  graphql: {
+    queryTokenLimit: number
+    queryDepthLimit: number
+    queryAliasLimit: number
+    queryFieldLimit: number
+    /** Operations in flight on one socket. */
+    operationLimit: number
+    introspection: boolean
+  }
   /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
   attemptLimit: Readonly<AttemptLimit> | null
 }
@@ -49,12 +63,20 @@ function envSchema () {
     WEBSOCKETS_HEARTBEAT_ENABLED: { type: 'boolean', default: true },
     WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, default: 30 },
     WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
+    WEBSOCKETS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1, default: 1024 * 1024 },
+    ACCESS_TOKEN_ISSUER: { type: 'string', minLength: 1, default: 'fastify-realtime' },
+    PASSWORD_QUEUE_LIMIT: { type: 'integer', minimum: 1, default: 256 },
+    PASSWORD_QUEUE_PER_ADDRESS: { type: 'integer', minimum: 1, default: 4 },
     ACCESS_TOKEN_TTL: { type: 'string', default: '15m' },
     REFRESH_TOKEN_TTL: { type: 'string', default: '7d' },
     SECRET: { type: 'string', minLength: 1 },
     PUBLIC_URL: { type: 'string' },
     CORS_ORIGIN: { type: 'string' },
     GRAPHQL_QUERY_TOKEN_LIMIT: { type: 'integer', minimum: 1, default: 5000 },
+    GRAPHQL_QUERY_DEPTH_LIMIT: { type: 'integer', minimum: 1, default: 10 },
+    GRAPHQL_QUERY_ALIAS_LIMIT: { type: 'integer', minimum: 0, default: 15 },
+    GRAPHQL_QUERY_FIELD_LIMIT: { type: 'integer', minimum: 1, default: 200 },
+    GRAPHQL_OPERATION_LIMIT: { type: 'integer', minimum: 1, default: 100 },
     GRAPHQL_INTROSPECTION: { type: 'boolean', default: true }
   }
   for (const { prefix, path } of Object.values(endpoints)) {
@@ -89,6 +111,10 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   set('WEBSOCKETS_HEARTBEAT_ENABLED', 'heartbeat.enabled', options.heartbeat?.enabled)
   set('WEBSOCKETS_HEARTBEAT_PERIOD', 'heartbeat.period', options.heartbeat?.period)
   set('WEBSOCKETS_MAX_PAYLOAD', 'maxPayload', options.maxPayload)
+  set('WEBSOCKETS_MAX_BUFFERED_BYTES', 'maxBufferedBytes', options.maxBufferedBytes)
+  set('ACCESS_TOKEN_ISSUER', 'issuer', options.issuer)
+  set('PASSWORD_QUEUE_LIMIT', 'passwordQueue.limit', options.passwordQueue?.limit)
+  set('PASSWORD_QUEUE_PER_ADDRESS', 'passwordQueue.perAddress', options.passwordQueue?.perAddress)
   set('ACCESS_TOKEN_TTL', 'accessTokenTtl', options.accessTokenTtl === undefined ? undefined : String(options.accessTokenTtl))
   set('REFRESH_TOKEN_TTL', 'refreshTokenTtl', options.refreshTokenTtl === undefined ? undefined : String(options.refreshTokenTtl))
   set('SECRET', 'secret', options.secret)
@@ -96,6 +122,10 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   set('CORS_ORIGIN', 'origins', options.origins?.join(','))
   const graphql = options.graphql || undefined
   set('GRAPHQL_QUERY_TOKEN_LIMIT', 'graphql.queryTokenLimit', graphql?.queryTokenLimit)
+  set('GRAPHQL_QUERY_DEPTH_LIMIT', 'graphql.queryDepthLimit', graphql?.queryDepthLimit)
+  set('GRAPHQL_QUERY_ALIAS_LIMIT', 'graphql.queryAliasLimit', graphql?.queryAliasLimit)
+  set('GRAPHQL_QUERY_FIELD_LIMIT', 'graphql.queryFieldLimit', graphql?.queryFieldLimit)
+  set('GRAPHQL_OPERATION_LIMIT', 'graphql.operationLimit', graphql?.operationLimit)
   set('GRAPHQL_INTROSPECTION', 'graphql.introspection', graphql?.introspection)
   return values
 }
@@ -205,6 +235,12 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       periodMs: Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000)
     }),
     maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
+    maxBufferedBytes: raw.WEBSOCKETS_MAX_BUFFERED_BYTES as number,
+    issuer: raw.ACCESS_TOKEN_ISSUER as string,
+    passwordQueue: Object.freeze({
+      limit: raw.PASSWORD_QUEUE_LIMIT as number,
+      perAddress: raw.PASSWORD_QUEUE_PER_ADDRESS as number
+    }),
     accessTokenTtlMs: duration(label('ACCESS_TOKEN_TTL', fromOptions), raw.ACCESS_TOKEN_TTL as string),
     refreshTokenTtlMs: duration(label('REFRESH_TOKEN_TTL', fromOptions), raw.REFRESH_TOKEN_TTL as string),
     secret: raw.SECRET as string | undefined,
@@ -213,6 +249,10 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     authRoutes: authRoutes ? Object.freeze({ prefix: (typeof authRoutes === 'object' && authRoutes.prefix) || '/auth' }) : null,
     graphql: Object.freeze({
       queryTokenLimit: raw.GRAPHQL_QUERY_TOKEN_LIMIT as number,
+      queryDepthLimit: raw.GRAPHQL_QUERY_DEPTH_LIMIT as number,
+      queryAliasLimit: raw.GRAPHQL_QUERY_ALIAS_LIMIT as number,
+      queryFieldLimit: raw.GRAPHQL_QUERY_FIELD_LIMIT as number,
+      operationLimit: raw.GRAPHQL_OPERATION_LIMIT as number,
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
     }),
     attemptLimit: attemptLimit(options.attemptLimit)

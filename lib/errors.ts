@@ -28,6 +28,7 @@ export class RealtimeError extends Error {
 /** Websocket close codes the plugin uses (1xxx from RFC 6455, 4xxx from the Directus protocol). */
 export const CloseCode = {
   Normal: 1000,
+  PolicyViolation: 1008,
   MessageTooBig: 1009,
   TryAgainLater: 1013,
   Unauthorized: 4401,

@@ -8,14 +8,15 @@ import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, messages, RealtimeError, requestsExceeded } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { createAttemptLimiter } from './auth/attempt-limiter.js'
-import { accessTokenVerifier } from './auth/access-token-verifier.js'
+import { PasswordChecks } from './auth/password-checks.js'
 import { MemorySessionStore } from './auth/memory-session-store.js'
 import { Revocations } from './auth/revocations.js'
 import { MemoryRevocationFeed, type RevocationFeed } from './auth/revocation-feed.js'
-import { connectRedis, opened } from './redis/connection.js'
+import { connectRedis, opened, within } from './redis/connection.js'
 import { RedisSessionStore } from './redis/session-store.js'
 import { RedisRevocationFeed } from './redis/revocation-feed.js'
 import { RedisLogFeed } from './redis/log-feed.js'
+import { RedisOtpSteps } from './redis/otp-steps.js'
 import { MemoryLogFeed, type LogFeed } from './logs/feed.js'
 import { captureLogLines } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
@@ -23,6 +24,7 @@ import { RealtimeEvents } from './events.js'
 import { UserDirectory } from './auth/user-directory.js'
 import { Registry } from './connection/registry.js'
 import { guardPolicy } from './connection/guard.js'
+import { Outbound } from './connection/outbound.js'
 import { jsonEndpoint } from './endpoints/rest.js'
 import { upgradeGate } from './endpoints/upgrade.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
@@ -32,15 +34,18 @@ import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
 
-  // The SECRET of the @fastify/jwt the plugin registers with fast-jwt's default verify options: its tokens may take
-  // the verifier's short path. An app's own @fastify/jwt, or verify options, leave every token to @fastify/jwt.
-  let ownSecret: string | null = null
   if (!fastify.hasDecorator('jwt')) {
     if (!config.secret) {
       throw new InvalidConfigError('SECRET (option secret) is required to sign access tokens, unless the app registers @fastify/jwt itself')
     }
-    await fastify.register(fastifyJwt, { ...options.jwt, secret: config.secret })
-    if (options.jwt?.verify === undefined) ownSecret = config.secret
+    // Its own key, its own issuer: what the app signs with `fastify.jwt` carries it, and a token signed with SECRET
+    // by anything else is no realtime credential.
+    await fastify.register(fastifyJwt, {
+      ...options.jwt,
+      secret: config.secret,
+      sign: { iss: config.issuer, ...options.jwt?.sign },
+      verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...options.jwt?.verify }
+    })
   }
   if (!fastify.hasPlugin('@fastify/websocket')) {
     await fastify.register(fastifyWebsocket, {
@@ -54,32 +59,43 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     })
   }
 
-  let verifyCredentials = options.verifyCredentials
-  if (!verifyCredentials) {
-    const directory = new UserDirectory()
-    for (const user of options.users ?? []) await directory.add(user)
-    verifyCredentials = directory.verifyCredentials
-  }
-
-  // One process by default; with Redis, sessions and revocations are shared by every process on it.
+  // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   const redis = options.redis ? connectRedis(options.redis, fastify.log) : null
   const redisPrefix = options.redisPrefix ?? 'realtime:'
   if (redis) fastify.addHook('onClose', () => redis.close())
   if (redis) await opened(redis.commands)
+
+  let verifyCredentials = options.verifyCredentials
+  if (!verifyCredentials) {
+    let directory = options.users
+    if (!(directory instanceof UserDirectory)) {
+      const users = directory ?? []
+      directory = new UserDirectory()
+      for (const user of users) await directory.add(user)
+    }
+    if (redis) directory.useOtpSteps(new RedisOtpSteps(redis.commands, redisPrefix))
+    verifyCredentials = directory.verifyCredentials
+  }
   const sessionStore = options.sessionStore ?? (redis ? new RedisSessionStore(redis.commands, redisPrefix) : new MemorySessionStore())
   const revocationFeed: RevocationFeed = redis ? new RedisRevocationFeed(redis, redisPrefix, fastify.log) : new MemoryRevocationFeed()
 
   const events = new RealtimeEvents(fastify.log)
   const registry = new Registry(events)
   const revocations = new Revocations()
-  revocationFeed.start((session, until) => {
+  const loaded = new Promise<void>(resolve => revocationFeed.start((session, until) => {
     revocations.add(session, until)
     registry.revokeSession(session)
-  })
+  }, () => {
+    revocations.markLoaded()
+    resolve()
+  }))
+  // While Redis answers, start-up waits for the revocations (a few milliseconds), so the process does not start cold.
+  if (redis?.commands.status === 'ready') await within(loaded, 2_000)
   const authenticator = new Authenticator({
     jwt: fastify.jwt,
-    verifyToken: accessTokenVerifier(fastify.jwt, ownSecret),
-    mapClaims: options.mapClaims ?? defaultMapClaims,
+    verifyToken: (token) => fastify.jwt.verify(token),
+    issuer: config.issuer,
+    mapClaims: options.mapClaims ?? defaultMapClaims(config.issuer),
     verifyCredentials,
     sessionStore,
     revocations,
@@ -87,11 +103,13 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     accessTokenTtlMs: config.accessTokenTtlMs,
     refreshTokenTtlMs: config.refreshTokenTtlMs,
     storeTimeoutMs: 3_000,
+    passwordChecks: new PasswordChecks(config.passwordQueue),
     // On Redis when there is one, so a client cannot get a fresh allowance from each process.
     attemptLimiter: createAttemptLimiter(config.attemptLimit, redis ? { client: redis.commands, prefix: redisPrefix } : undefined)
   })
 
   fastify.decorateRequest('realtime', null)
+  const outbound = new Outbound(config.maxBufferedBytes)
 
   /** What every endpoint adapter shares, for one endpoint. */
   const adapterOptions = (endpoint: EndpointConfig) => ({
@@ -100,6 +118,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     registry,
     policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log),
     maxPayload: config.maxPayload,
+    outbound,
     log: fastify.log
   })
   const gate = (endpoint: EndpointConfig, admitted?: (request: FastifyRequest) => void) =>
@@ -116,7 +135,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     // Every process's lines with Redis (each tagged with the process that logged it), this one's without.
     const node = randomUUID()
     const logFeed: LogFeed = redis ? new RedisLogFeed(redis, redisPrefix, node) : new MemoryLogFeed(node)
-    const stream = new LogStream()
+    const stream = new LogStream(outbound)
     logFeed.start((line, from) => stream.deliver(line, from))
     const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line))
     if (stopCapture) fastify.addHook('onClose', async () => stopCapture())

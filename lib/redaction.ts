@@ -1,39 +1,118 @@
 // Credentials never reach a log line, the logs stream or an error message: the one place that knows what to hide.
-const secretKeys = /^(access_?token|refresh_?token|password|otp|authorization|cookie|set-cookie|secret|token)$/i
+import pino from 'pino'
+
+/** Names whose value is hidden: as a field, a query or form pair, a header or a JSON member. */
+const names = 'access_?token|refresh_?token|password|otp|authorization|proxy-authorization|cookie|set-cookie|secret|token|rawPacket'
+const secretNames = new RegExp(`^(?:${names})$`, 'i')
 const redacted = '[redacted]'
 
-/**
- * Hides `access_token` query values. Keys are compared decoded, as the query parser decodes them:
- * `access%5Ftoken` is `access_token` too.
- */
-export function redactUrl (url: string): string {
-  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, separator: string, key: string) => {
-    let name = key
-    try { name = decodeURIComponent(key.replace(/\+/g, ' ')) } catch {}
-    return name.toLowerCase() === 'access_token' ? `${separator}${key}=${redacted}` : pair
-  })
+// Text with none of these holds nothing to hide: most strings, and most lines, stop at this one test. No
+// alternative is shorter than 3 characters, which lets the scan skip ahead (3 times faster than with `%` or `//`).
+const suspect = /passw|token|secret|otp|authoriz|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer/i
+// Each rule below starts only at a boundary and consumes only what it hides, so no credential sits inside what
+// another match skipped, and a long or hostile string costs linear time.
+// `name=` of a `name=value` pair (query strings, form bodies, cookies); its value ends at `&`, `#`, `"` or a space.
+const pairNames = /(?:^|[?&;,\s"'])([^=&#?;,\s"']*)=/g
+const pairValue = /[^&#\s"]*/y
+// `name: value` and `"name": value` (header lines, JSON); an unquoted value ends at the end of its line, `,` or `}`.
+const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names})\\?"?[ \t]*:[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`, 'gi')
+// A JWT (an access token) wherever it is, whatever it is called.
+const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
+// The password of a URL's user info (`redis://user:password@host`).
+const userInfo = /(\/\/[^\s/:@]*:)[^\s/?#@]*@/g
+// V8 quotes up to 20 characters of a JSON.parse failure's source ("... is not valid JSON"): a body's password.
+const jsonSources = /, (?:\.\.\.)?"[\s\S]{0,40}"(?:\.\.\.)? is not valid JSON/g
+
+/** Hides the value of each pair named like a credential; names compare decoded, as the query parser decodes them. */
+function hidePairs (text: string): string {
+  let kept = ''
+  let copied = 0
+  pairNames.lastIndex = 0
+  for (let pair = pairNames.exec(text); pair !== null; pair = pairNames.exec(text)) {
+    let name = pair[1]
+    try { name = decodeURIComponent(name.replace(/\+/g, ' ')) } catch {} // `access%5Ftoken` is `access_token` too
+    if (!secretNames.test(name)) continue
+    pairValue.lastIndex = pairNames.lastIndex
+    pairValue.test(text)
+    kept += `${text.slice(copied, pairNames.lastIndex)}${redacted}`
+    copied = pairNames.lastIndex = pairValue.lastIndex
+  }
+  return kept + text.slice(copied)
 }
 
-/** A copy of a log object with every credential-named field hidden and tokens cut out of URLs, at any depth. */
-export function redactLogObject (value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return value.includes('=') ? redactUrl(value) : value
+/** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
+export function redactText (text: string): string {
+  if (!suspect.test(text)) return text
+  return hidePairs(text)
+    .replace(namedValues, `$1${redacted}`)
+    .replace(jwts, redacted)
+    .replace(userInfo, `$1${redacted}@`)
+    .replace(jsonSources, `, "${redacted}" is not valid JSON`)
+}
+
+/** A URL is text like any other: `?access_token=` and the rest go the same way. */
+export const redactUrl = redactText
+
+/** Raw bytes (a Buffer, or one pino already wrote as JSON) may hold a whole request: they are never shown. */
+function isRawBytes (value: object): boolean {
+  const bytes = value as { type?: unknown, data?: unknown }
+  return ArrayBuffer.isView(value) || (bytes.type === 'Buffer' && Array.isArray(bytes.data))
+}
+
+function redactValue (value: unknown, depth: number, ancestors: Set<object>): unknown {
+  if (typeof value === 'string') return redactText(value)
   if (typeof value !== 'object' || value === null) return value
-  if (depth > 32) return redacted // deeper than any log object worth streaming
-  if (Array.isArray(value)) return value.map(item => redactLogObject(item, depth + 1))
-  // No prototype: a "__proto__" key stays a plain field.
-  const copy: Record<string, unknown> = Object.create(null)
-  for (const [key, field] of Object.entries(value)) {
-    copy[key] = secretKeys.test(key) ? redacted : redactLogObject(field, depth + 1)
+  if (depth > 32 || isRawBytes(value)) return redacted // deeper than any log object worth streaming
+  if (ancestors.has(value)) return '[Circular]'
+  const { toJSON } = value as { toJSON?: unknown }
+  // What pino would write (a Date's string, a URL's href) is what gets redacted.
+  if (typeof toJSON === 'function') return redactValue(toJSON.call(value), depth + 1, ancestors)
+  ancestors.add(value)
+  let copy: unknown
+  if (Array.isArray(value)) {
+    copy = value.map(item => redactValue(item, depth + 1, ancestors))
+  } else {
+    // No prototype: a "__proto__" key stays a plain field.
+    const fields: Record<string, unknown> = Object.create(null)
+    for (const [key, field] of Object.entries(value)) {
+      fields[key] = secretNames.test(key) ? redacted : redactValue(field, depth + 1, ancestors)
+    }
+    copy = fields
   }
+  ancestors.delete(value)
   return copy
 }
 
 /**
- * Fastify logger serializers that keep credentials out of request logs:
+ * A copy of a log object with credentials hidden at any depth: credential-named fields and raw bytes become
+ * `[redacted]`, and credentials inside strings (query values, headers, JSON members, JWTs) are cut out.
+ */
+export function redactLogObject (value: unknown): unknown {
+  return redactValue(value, 0, new Set())
+}
+
+/** A pino line with its credentials hidden; a line with nothing suspect is returned as it is, unparsed. */
+export function redactLogLine (line: string): string {
+  if (!suspect.test(line)) return line
+  let entry: unknown
+  try {
+    entry = JSON.parse(line)
+  } catch {
+    return redactText(line) // not a pino line: its text, then
+  }
+  return `${JSON.stringify(redactLogObject(entry))}\n`
+}
+
+/**
+ * Fastify logger serializers that keep credentials out of request and error logs:
  * `Fastify({ logger: { serializers: realtimeSerializers } })`.
  */
 export const realtimeSerializers = {
   req (request: { method: string, url: string, host?: string, ip?: string }) {
     return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip }
+  },
+  /** pino's own error serializer, then redacted: Fastify's client errors carry the raw request (`rawPacket`). */
+  err (err: Error) {
+    return redactLogObject(pino.stdSerializers.err(err)) as { type: string, message: string, stack: string, [key: string]: unknown }
   }
 }

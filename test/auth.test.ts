@@ -2,14 +2,18 @@
 // over a real @fastify/jwt).
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import FakeTimers from '@sinonjs/fake-timers'
 import fastifyJwt from '@fastify/jwt'
 import { MemorySessionStore } from '../lib/auth/memory-session-store.js'
 import { Revocations } from '../lib/auth/revocations.js'
-import { decodeBase32, totp, verifyTotp } from '../lib/auth/totp.js'
+import { TOTP } from 'otpauth'
+import { otpKey, totpStep } from '../lib/auth/totp.js'
+import { MemoryOtpSteps } from '../lib/auth/otp-steps.js'
 import { UserDirectory } from '../lib/auth/user-directory.js'
 import { Authenticator, defaultMapClaims, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../lib/auth/authenticator.js'
-import { hashRefreshToken, newRefreshToken, newSessionId } from '../lib/auth/refresh-tokens.js'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from '../lib/auth/refresh-tokens.js'
 import { createAttemptLimiter } from '../lib/auth/attempt-limiter.js'
+import { PasswordChecks } from '../lib/auth/password-checks.js'
 import type { Identity, RefreshSession, SessionStore } from '../lib/index.js'
 import { secret } from './helpers.js'
 
@@ -25,105 +29,126 @@ function session (id: string, tokenHash: string, identity: Identity = alice, exp
 // ---------------------------------------------------------------------------------------------------------------
 // MemorySessionStore
 
+/** A deadline well ahead, for writes that must act. */
+const soon = () => Date.now() + hour
+/** The token `tokenHash` of session `sessionId`, as a store sees it. */
+const token = (sessionId: string, tokenHash: string) => ({ sessionId, tokenHash })
+
 t.test('MemorySessionStore: create then lookup finds the current session', async (t) => {
   const store = new MemorySessionStore()
   const created = session('s1', 'h1')
-  await store.create(created)
-  t.same(await store.lookup('h1'), { status: 'current', session: created })
+  await store.create(created, soon())
+  t.same(await store.lookup(token('s1', 'h1')), { status: 'current', session: created })
 })
 
 t.test('MemorySessionStore: create keeps its own copy of the session', async (t) => {
   const store = new MemorySessionStore()
   const created = session('s1', 'h1')
-  await store.create(created)
+  await store.create(created, soon())
   created.tokenHash = 'tampered'
-  t.match(await store.lookup('h1'), { status: 'current', session: { tokenHash: 'h1' } })
+  t.match(await store.lookup(token('s1', 'h1')), { status: 'current', session: { tokenHash: 'h1' } })
 })
 
 t.test('MemorySessionStore: rotate replaces the hash and extends the session', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('s1', 'h1'))
+  await store.create(session('s1', 'h1'), soon())
   const later = Date.now() + 2 * hour
-  t.same(await store.rotate('h1', 'h2', later), {
+  t.same(await store.rotate(token('s1', 'h1'), 'h2', later, soon()), {
     status: 'rotated',
     session: { id: 's1', identity: alice, tokenHash: 'h2', expiresAt: later }
   })
-  t.match(await store.lookup('h2'), { status: 'current', session: { id: 's1', expiresAt: later } })
+  t.match(await store.lookup(token('s1', 'h2')), { status: 'current', session: { id: 's1', expiresAt: later } })
 })
 
-t.test('MemorySessionStore: a rotated hash presented again is reused', async (t) => {
+t.test('MemorySessionStore: a rotated token presented again is reused, and so is any other naming the session', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('s1', 'h1'))
-  await store.rotate('h1', 'h2', Date.now() + hour)
-  t.same(await store.rotate('h1', 'h3', Date.now() + hour), { status: 'reused', sessionId: 's1' })
-  t.same(await store.lookup('h1'), { status: 'reused', sessionId: 's1' })
-  t.match(await store.lookup('h2'), { status: 'current' }, 'reuse alone changes nothing: the caller ends the session')
+  await store.create(session('s1', 'h1'), soon())
+  await store.rotate(token('s1', 'h1'), 'h2', Date.now() + hour, soon())
+  t.same(await store.rotate(token('s1', 'h1'), 'h3', Date.now() + hour, soon()), { status: 'reused', sessionId: 's1' })
+  t.same(await store.lookup(token('s1', 'h1')), { status: 'reused', sessionId: 's1' })
+  t.same(await store.lookup(token('s1', 'forged')), { status: 'reused', sessionId: 's1' })
+  t.match(await store.lookup(token('s1', 'h2')), { status: 'current' }, 'reuse alone changes nothing: the caller ends the session')
 })
 
-t.test('MemorySessionStore: of two concurrent rotations of one hash, exactly one rotates', async (t) => {
+t.test('MemorySessionStore: of two concurrent rotations of one token, exactly one rotates', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('s1', 'h1'))
-  const results = await Promise.all([store.rotate('h1', 'a', Date.now() + hour), store.rotate('h1', 'b', Date.now() + hour)])
+  await store.create(session('s1', 'h1'), soon())
+  const results = await Promise.all([
+    store.rotate(token('s1', 'h1'), 'a', Date.now() + hour, soon()),
+    store.rotate(token('s1', 'h1'), 'b', Date.now() + hour, soon())
+  ])
   t.same(results.map(r => r.status).sort(), ['reused', 'rotated'])
 })
 
-t.test('MemorySessionStore: unknown hashes are unknown', async (t) => {
+t.test('MemorySessionStore: tokens of unknown sessions are unknown', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('s1', 'h1'))
-  t.same(await store.rotate('nope', 'h2', Date.now() + hour), { status: 'unknown' })
-  t.same(await store.lookup('nope'), { status: 'unknown' })
+  await store.create(session('s1', 'h1'), soon())
+  t.same(await store.rotate(token('nope', 'h1'), 'h2', Date.now() + hour, soon()), { status: 'unknown' })
+  t.same(await store.lookup(token('nope', 'h1')), { status: 'unknown' })
 })
 
-t.test('MemorySessionStore: an expired session is unknown, by its current and its rotated hashes', async (t) => {
+t.test('MemorySessionStore: an expired session is unknown, by its current and its rotated tokens', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('s1', 'h1'))
-  await store.rotate('h1', 'h2', Date.now() - 1)
-  t.same(await store.lookup('h2'), { status: 'unknown' })
-  t.same(await store.lookup('h1'), { status: 'unknown' })
-  t.same(await store.rotate('h2', 'h3', Date.now() + hour), { status: 'unknown' })
-  t.equal(await store.end('s1'), null, 'presenting it forgot it')
+  await store.create(session('s1', 'h1'), soon())
+  await store.rotate(token('s1', 'h1'), 'h2', Date.now() - 1, soon())
+  t.same(await store.lookup(token('s1', 'h2')), { status: 'unknown' })
+  t.same(await store.lookup(token('s1', 'h1')), { status: 'unknown' })
+  t.same(await store.rotate(token('s1', 'h2'), 'h3', Date.now() + hour, soon()), { status: 'unknown' })
+  t.equal(await store.end('s1', soon()), null, 'presenting it forgot it')
 
-  await store.create(session('s2', 'x1', alice, Date.now() - 1))
-  t.same(await store.rotate('x1', 'x2', Date.now() + hour), { status: 'unknown' })
+  await store.create(session('s2', 'x1', alice, Date.now() - 1), soon())
+  t.same(await store.rotate(token('s2', 'x1'), 'x2', Date.now() + hour, soon()), { status: 'unknown' })
+})
+
+t.test('MemorySessionStore: writes past their deadline reject and change nothing', async (t) => {
+  const store = new MemorySessionStore()
+  await store.create(session('s1', 'h1'), soon())
+  const passed = Date.now() - 1
+  await t.rejects(store.create(session('s2', 'x1'), passed), { name: 'DeadlinePassedError' })
+  await t.rejects(store.rotate(token('s1', 'h1'), 'h2', Date.now() + hour, passed), { name: 'DeadlinePassedError' })
+  await t.rejects(store.end('s1', passed), { name: 'DeadlinePassedError' })
+  await t.rejects(store.endUser('alice', passed), { name: 'DeadlinePassedError' })
+  t.match(await store.lookup(token('s1', 'h1')), { status: 'current' })
+  t.same(await store.lookup(token('s2', 'x1')), { status: 'unknown' })
 })
 
 t.test('MemorySessionStore: end ends a session and resolves its identity', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('s1', 'h1'))
-  await store.rotate('h1', 'h2', Date.now() + hour)
-  t.same(await store.end('s1'), alice)
-  t.same(await store.lookup('h2'), { status: 'unknown' })
-  t.same(await store.lookup('h1'), { status: 'unknown' }, 'rotated hashes are forgotten too')
-  t.equal(await store.end('s1'), null)
-  t.equal(await store.end('never'), null)
+  await store.create(session('s1', 'h1'), soon())
+  await store.rotate(token('s1', 'h1'), 'h2', Date.now() + hour, soon())
+  t.same(await store.end('s1', soon()), alice)
+  t.same(await store.lookup(token('s1', 'h2')), { status: 'unknown' })
+  t.same(await store.lookup(token('s1', 'h1')), { status: 'unknown' }, 'rotated tokens are unknown too')
+  t.equal(await store.end('s1', soon()), null)
+  t.equal(await store.end('never', soon()), null)
 })
 
 t.test('MemorySessionStore: endUser ends every session of that user only', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('a1', 'ha1', alice))
-  await store.create(session('a2', 'ha2', alice))
-  await store.create(session('b1', 'hb1', bob))
-  t.same((await store.endUser('alice')).sort(), ['a1', 'a2'])
-  t.same(await store.lookup('ha1'), { status: 'unknown' })
-  t.same(await store.lookup('ha2'), { status: 'unknown' })
-  t.match(await store.lookup('hb1'), { status: 'current' })
-  t.same(await store.endUser('alice'), [])
+  await store.create(session('a1', 'ha1', alice), soon())
+  await store.create(session('a2', 'ha2', alice), soon())
+  await store.create(session('b1', 'hb1', bob), soon())
+  t.same((await store.endUser('alice', soon())).sort(), ['a1', 'a2'])
+  t.same(await store.lookup(token('a1', 'ha1')), { status: 'unknown' })
+  t.same(await store.lookup(token('a2', 'ha2')), { status: 'unknown' })
+  t.match(await store.lookup(token('b1', 'hb1')), { status: 'current' })
+  t.same(await store.endUser('alice', soon()), [])
 })
 
 t.test('MemorySessionStore: create sweeps expired sessions with sweepEveryMs: 0', async (t) => {
   const store = new MemorySessionStore({ sweepEveryMs: 0 })
-  await store.create(session('old', 'h-old', alice, Date.now() - 1))
-  await store.create(session('live', 'h-live', bob))
-  await store.create(session('new', 'h-new', bob))
-  t.equal(await store.end('old'), null, 'the expired session was swept')
-  t.same(await store.end('live'), bob, 'an unexpired one was kept')
+  await store.create(session('old', 'h-old', alice, Date.now() - 1), soon())
+  await store.create(session('live', 'h-live', bob), soon())
+  await store.create(session('new', 'h-new', bob), soon())
+  t.equal(await store.end('old', soon()), null, 'the expired session was swept')
+  t.same(await store.end('live', soon()), bob, 'an unexpired one was kept')
 })
 
 t.test('MemorySessionStore: create does not sweep before sweepEveryMs has passed', async (t) => {
   const store = new MemorySessionStore()
-  await store.create(session('old', 'h-old', alice, Date.now() - 1))
-  await store.create(session('new', 'h-new', bob))
-  t.same(await store.end('old'), alice, 'still there: nobody presented it and no sweep ran')
+  await store.create(session('old', 'h-old', alice, Date.now() - 1), soon())
+  await store.create(session('new', 'h-new', bob), soon())
+  t.same(await store.end('old', soon()), alice, 'still there: nobody presented it and no sweep ran')
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -135,6 +160,13 @@ t.test('Revocations: add then has', async (t) => {
   revocations.add('s1', Date.now() + hour)
   t.ok(revocations.has('s1'))
   t.notOk(revocations.has('s2'))
+})
+
+t.test('Revocations: not loaded until the feed says so, then for good', async (t) => {
+  const revocations = new Revocations()
+  t.notOk(revocations.loaded)
+  revocations.markLoaded()
+  t.ok(revocations.loaded)
 })
 
 t.test('Revocations: an entry expires after the ttl and is pruned by later adds', async (t) => {
@@ -156,11 +188,11 @@ t.test('Revocations: an entry expires after the ttl and is pruned by later adds'
 // ---------------------------------------------------------------------------------------------------------------
 // TOTP
 
-const rfcKey = Buffer.from('12345678901234567890')
-const rfcSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
+const rfcSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ' // '12345678901234567890', RFC 6238's SHA-1 key
+const rfcKey = otpKey(rfcSecret)
 
-t.test('totp: RFC 6238 test vectors (SHA-1, 6 digits)', async (t) => {
-  t.same(decodeBase32(rfcSecret), rfcKey)
+t.test('totp: RFC 6238 test vectors (SHA-1, 6 digits) name their step', async (t) => {
+  t.equal(Buffer.from(rfcKey.bytes).toString(), '12345678901234567890')
   // RFC 6238 appendix B, last six digits of the 8-digit values.
   const vectors: [number, string][] = [
     [59, '287082'],
@@ -171,45 +203,55 @@ t.test('totp: RFC 6238 test vectors (SHA-1, 6 digits)', async (t) => {
     [20000000000, '353130']
   ]
   for (const [seconds, code] of vectors) {
-    t.equal(totp(rfcKey, Math.floor(seconds / 30)), code, `T=${seconds}`)
-    t.ok(verifyTotp(rfcKey, code, seconds * 1000), `verifies at T=${seconds}`)
+    t.equal(totpStep(rfcKey, code, seconds * 1000), Math.floor(seconds / 30), `T=${seconds}`)
   }
 })
 
 t.test('totp: base32 is case-insensitive and ignores spaces and padding', async (t) => {
-  t.same(decodeBase32('gezd gnbv gy3t qojq gezd gnbv gy3t qojq'), rfcKey)
-  t.equal(decodeBase32('MZXW6===').toString(), 'foo')
-  t.equal(decodeBase32('MZXW6YQ=').toString(), 'foob')
-  t.equal(decodeBase32('').length, 0)
+  t.same(otpKey('gezd gnbv gy3t qojq gezd gnbv gy3t qojq').bytes, rfcKey.bytes)
+  t.equal(Buffer.from(otpKey('MZXW6===').bytes).toString(), 'foo')
+  t.equal(Buffer.from(otpKey('MZXW6YQ=').bytes).toString(), 'foob')
 })
 
 t.test('totp: bad base32 throws', async (t) => {
-  t.throws(() => decodeBase32('GEZDGNBV1'), { name: 'TypeError', message: 'OTP secret must be base32' })
-  t.throws(() => decodeBase32('GEZD-GNBV'), TypeError)
+  t.throws(() => otpKey('GEZDGNBV1'), { name: 'TypeError', message: 'OTP secret must be base32' })
+  t.throws(() => otpKey('GEZD-GNBV'), TypeError)
 })
 
-t.test('totp: accepts the neighbouring steps and nothing further', async (t) => {
+t.test('totp: accepts the neighbouring steps and nothing further, and says which step the code is', async (t) => {
   const code = '081804' // step 37037036: T = 1111111080 .. 1111111109 s
+  const step = 37037036
   const start = 1111111080_000
-  t.ok(verifyTotp(rfcKey, code, start), 'same step, first ms')
-  t.ok(verifyTotp(rfcKey, code, start + 29_999), 'same step, last ms')
-  t.ok(verifyTotp(rfcKey, code, start - 1), 'the clock one step behind')
-  t.ok(verifyTotp(rfcKey, code, start - 30_000), 'the clock one step behind, first ms')
-  t.ok(verifyTotp(rfcKey, code, start + 59_999), 'the clock one step ahead')
-  t.notOk(verifyTotp(rfcKey, code, start - 30_001), 'two steps behind')
-  t.notOk(verifyTotp(rfcKey, code, start + 60_000), 'two steps ahead')
+  t.equal(totpStep(rfcKey, code, start), step, 'same step, first ms')
+  t.equal(totpStep(rfcKey, code, start + 29_999), step, 'same step, last ms')
+  t.equal(totpStep(rfcKey, code, start - 1), step, 'the clock one step behind')
+  t.equal(totpStep(rfcKey, code, start - 30_000), step, 'the clock one step behind, first ms')
+  t.equal(totpStep(rfcKey, code, start + 59_999), step, 'the clock one step ahead')
+  t.equal(totpStep(rfcKey, code, start - 30_001), null, 'two steps behind')
+  t.equal(totpStep(rfcKey, code, start + 60_000), null, 'two steps ahead')
 })
 
-t.test('totp: wrong codes and wrong lengths are refused', async (t) => {
-  t.notOk(verifyTotp(rfcKey, '287083', 59_000))
-  t.notOk(verifyTotp(rfcKey, '28708', 59_000))
-  t.notOk(verifyTotp(rfcKey, '2870820', 59_000))
-  t.notOk(verifyTotp(rfcKey, '', 59_000))
-  t.notOk(verifyTotp(rfcKey, '94287082', 59_000), 'the 8-digit value')
+t.test('totp: wrong codes, wrong lengths and other characters are refused', async (t) => {
+  for (const code of ['287083', '28708', '2870820', '', '94287082', '28708x', '２８７０８２', 'éééééé']) {
+    t.equal(totpStep(rfcKey, code, 59_000), null, JSON.stringify(code))
+  }
 })
 
-t.test('totp: verifyTotp defaults to the current time', async (t) => {
-  t.ok(verifyTotp(rfcKey, totp(rfcKey, Math.floor(Date.now() / 30_000))))
+t.test('totp: totpStep defaults to the current time', async (t) => {
+  t.equal(totpStep(rfcKey, TOTP.generate({ secret: rfcKey })), Math.floor(Date.now() / 30_000))
+})
+
+t.test('totp: the first step of the epoch has no earlier neighbour to check', async (t) => {
+  t.equal(totpStep(rfcKey, TOTP.generate({ secret: rfcKey, timestamp: 0 }), 10_000), 0)
+})
+
+t.test('MemoryOtpSteps: a step is claimed once per user, and only when newer than the last', async (t) => {
+  const steps = new MemoryOtpSteps()
+  t.ok(await steps.claim('alice', 10))
+  t.notOk(await steps.claim('alice', 10), 'the same step again: a replay')
+  t.notOk(await steps.claim('alice', 9), 'an older step')
+  t.ok(await steps.claim('bob', 10), 'another user\'s codes are their own')
+  t.ok(await steps.claim('alice', 11))
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -260,13 +302,34 @@ t.test('UserDirectory: emails are case-insensitive and trimmed', async (t) => {
 
 t.test('UserDirectory: an otp is required when the user has an otpSecret', async (t) => {
   const { users, dave } = await directory()
-  const now = totp(decodeBase32(otpSecret), Math.floor(Date.now() / 30_000))
+  const now = TOTP.generate({ secret: otpKey(otpSecret) })
   const wrong = String((Number(now) + 500_000) % 1_000_000).padStart(6, '0')
   t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!' }), null, 'missing')
   t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: wrong }), null, 'wrong')
   t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null, 'right otp, wrong password')
   t.same(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), dave, 'right')
   t.same(dave, { user: dave.user, role: null, admin: true })
+})
+
+t.test('UserDirectory: an otp is accepted once; a wrong password does not use it up', async (t) => {
+  const claimed: [string, number][] = []
+  const memory = new MemoryOtpSteps()
+  const users = new UserDirectory()
+  users.useOtpSteps({ claim: (user, step) => { claimed.push([user, step]); return memory.claim(user, step) } })
+  const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
+  const now = TOTP.generate({ secret: otpKey(otpSecret) })
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null)
+  t.same(claimed, [], 'the code is claimed only once the password holds')
+  t.same(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), dave)
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), null, 'replayed')
+  t.equal(claimed.length, 2)
+})
+
+t.test('UserDirectory: a record of used steps that fails makes the check fail (SERVICE_UNAVAILABLE upstream)', async (t) => {
+  const users = new UserDirectory()
+  users.useOtpSteps({ claim: () => Promise.reject(new Error('redis down')) })
+  await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
+  await t.rejects(users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: TOTP.generate({ secret: otpKey(otpSecret) }) }))
 })
 
 t.test('UserDirectory: an otp is ignored for a user without otpSecret', async (t) => {
@@ -288,14 +351,23 @@ t.test('UserDirectory: verifyCredentials returns a copy of the identity', async 
 // ---------------------------------------------------------------------------------------------------------------
 // Refresh tokens
 
-t.test('refresh tokens: 256 random bits, url-safe, hashed with SHA-256', async (t) => {
-  const token = newRefreshToken()
-  t.match(token, /^[A-Za-z0-9_-]{43}$/)
-  t.equal(Buffer.from(token, 'base64url').length, 32)
-  t.not(newRefreshToken(), token)
+t.test('refresh tokens: the session id then 256 random bits, url-safe, hashed with SHA-256', async (t) => {
+  const session = newSessionId()
+  t.match(session, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  const token = newRefreshToken(session)
+  t.match(token, /^[A-Za-z0-9_-]{64}$/)
+  t.equal(Buffer.from(token, 'base64url').length, 48)
+  t.not(newRefreshToken(session), token)
   t.equal(hashRefreshToken(token), hashRefreshToken(token))
   t.not(hashRefreshToken(token), token)
-  t.match(newSessionId(), /^[0-9a-f-]{36}$/)
+  t.same(readRefreshToken(token), { sessionId: session, tokenHash: hashRefreshToken(token) })
+})
+
+t.test('refresh tokens: anything else is no token', async (t) => {
+  const token = newRefreshToken(newSessionId())
+  for (const other of ['', 'whatever', token.slice(1), `${token}A`, `${token.slice(0, 63)}=`, `${token.slice(0, 63)}!`]) {
+    t.equal(readRefreshToken(other), null, JSON.stringify(other))
+  }
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -327,15 +399,24 @@ interface Harness {
   ended: string[]
 }
 
+/** Revocations as a process that has loaded them has them. */
+function loadedRevocations (): Revocations {
+  const revocations = new Revocations()
+  revocations.markLoaded()
+  return revocations
+}
+
 async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): Promise<Harness> {
   const app = await jwtApp(t)
   const ended: string[] = []
   const store = options.sessionStore ?? new MemorySessionStore()
-  const revocations = options.revocations ?? new Revocations()
+  const revocations = options.revocations ?? loadedRevocations()
   const authenticator = new Authenticator({
     jwt: app.jwt,
     verifyToken: (token) => app.jwt.verify(token),
-    mapClaims: defaultMapClaims,
+    mapClaims: defaultMapClaims('fastify-realtime'),
+    issuer: 'fastify-realtime',
+    passwordChecks: new PasswordChecks({ limit: 16, perAddress: 4 }),
     verifyCredentials: async ({ email, password }) => email === 'alice@example.com' && password === 'secret' ? alice : null,
     sessionStore: store,
     revocations,
@@ -363,13 +444,16 @@ function success (t: Test, result: AuthResult): AuthSuccess {
   return result
 }
 
-t.test('defaultMapClaims: id or sub, role, admin_access or admin', async (t) => {
-  t.same(defaultMapClaims({ id: 'u1', role: 'editor', admin_access: true }), { user: 'u1', role: 'editor', admin: true })
-  t.same(defaultMapClaims({ sub: 'u2', admin: true }), { user: 'u2', role: null, admin: true })
-  t.same(defaultMapClaims({ id: 'u3', sub: 'ignored', role: 42, admin_access: 'yes' }), { user: 'u3', role: null, admin: false })
-  t.equal(defaultMapClaims({ id: '' }), null)
-  t.equal(defaultMapClaims({ id: 7 }), null)
-  t.equal(defaultMapClaims({ role: 'editor' }), null)
+t.test('defaultMapClaims: id or sub, role, and admin_access only from the plugin\'s own issuer', async (t) => {
+  const mapClaims = defaultMapClaims('fastify-realtime')
+  t.same(mapClaims({ id: 'u1', role: 'editor', admin_access: true, iss: 'fastify-realtime' }), { user: 'u1', role: 'editor', admin: true })
+  t.same(mapClaims({ id: 'u1', admin_access: true }), { user: 'u1', role: null, admin: false }, 'no issuer: not admin')
+  t.same(mapClaims({ id: 'u1', admin_access: true, iss: 'elsewhere' }), { user: 'u1', role: null, admin: false }, 'another issuer')
+  t.same(mapClaims({ sub: 'u2', admin: true, iss: 'fastify-realtime' }), { user: 'u2', role: null, admin: false }, 'a bare admin claim')
+  t.same(mapClaims({ id: 'u3', sub: 'ignored', role: 42, admin_access: 'yes', iss: 'fastify-realtime' }), { user: 'u3', role: null, admin: false })
+  t.equal(mapClaims({ id: '' }), null)
+  t.equal(mapClaims({ id: 7 }), null)
+  t.equal(mapClaims({ role: 'editor' }), null)
 })
 
 t.test('Authenticator: verifyAccessToken accepts a valid token', async (t) => {
@@ -454,11 +538,11 @@ t.test('Authenticator: login issues tokens carrying the session id', async (t) =
   const result = success(t, await authenticator.login(credentials))
   t.same(result.identity, alice)
   t.match(result.session, /^[0-9a-f-]{36}$/)
-  t.match(result.issued, { access_token: String, expires: 15 * 60_000, refresh_token: /^[A-Za-z0-9_-]{43,}$/ })
+  t.match(result.issued, { access_token: String, expires: 15 * 60_000, refresh_token: /^[A-Za-z0-9_-]{64}$/ })
   t.match(app.jwt.decode(result.issued!.access_token), { id: 'alice', sid: result.session })
   t.equal(result.expiresAt, app.jwt.decode<{ exp: number }>(result.issued!.access_token)!.exp * 1000)
   t.match(authenticator.verifyAccessToken(result.issued!.access_token), { ok: true, session: result.session, identity: alice })
-  t.match(await store.lookup(hashRefreshToken(result.issued!.refresh_token)), { status: 'current', session: { id: result.session } })
+  t.match(await store.lookup(readRefreshToken(result.issued!.refresh_token)!), { status: 'current', session: { id: result.session } })
 })
 
 t.test('Authenticator: login with wrong credentials is INVALID_CREDENTIALS', async (t) => {
@@ -518,9 +602,10 @@ t.test('Authenticator: two concurrent refreshes with one token: one succeeds, th
 
 t.test('Authenticator: refresh with an unknown token is INVALID_CREDENTIALS', async (t) => {
   const { authenticator, ended } = await harness(t)
-  t.match(await authenticator.refresh(newRefreshToken()), {
+  t.match(await authenticator.refresh(newRefreshToken(newSessionId())), {
     ok: false, code: 'INVALID_CREDENTIALS', reason: 'unknown or expired refresh token'
   })
+  t.match(await authenticator.refresh('not a token'), { ok: false, code: 'INVALID_CREDENTIALS' }, 'nor is what is no token')
   t.same(ended, [])
 })
 
@@ -572,8 +657,8 @@ t.test('Authenticator: logout with an unknown refresh token is INVALID_CREDENTIA
 t.test('Authenticator: a store that throws is SERVICE_UNAVAILABLE for login, refresh and logout', async (t) => {
   const { authenticator, ended } = await harness(t, { sessionStore: new BrokenStore() })
   t.match(await authenticator.login(credentials), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session store unavailable' })
-  t.match(await authenticator.refresh(newRefreshToken()), { ok: false, code: 'SERVICE_UNAVAILABLE' })
-  t.match(await authenticator.logout(newRefreshToken()), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.refresh(newRefreshToken(newSessionId())), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.logout(newRefreshToken(newSessionId())), { ok: false, code: 'SERVICE_UNAVAILABLE' })
   t.same(ended, [])
 })
 
@@ -582,11 +667,11 @@ t.test('Authenticator: a store that fails while ending a reused session is SERVI
   let endFails = false
   // The memory store, except that `end` fails once asked to.
   const store: SessionStore = {
-    create: (s) => memory.create(s),
-    rotate: (a, b, c) => memory.rotate(a, b, c),
+    create: (s, d) => memory.create(s, d),
+    rotate: (a, b, c, d) => memory.rotate(a, b, c, d),
     lookup: (h) => memory.lookup(h),
-    end: (id) => endFails ? Promise.reject(new Error('store down')) : memory.end(id),
-    endUser: (u) => memory.endUser(u)
+    end: (id, d) => endFails ? Promise.reject(new Error('store down')) : memory.end(id, d),
+    endUser: (u, d) => memory.endUser(u, d)
   }
   const { authenticator, ended } = await harness(t, { sessionStore: store })
   const login = success(t, await authenticator.login(credentials))
@@ -637,10 +722,62 @@ t.test('Authenticator: a session store that hangs fails closed at the deadline',
   const hanging = new MemorySessionStore()
   hanging.rotate = () => new Promise(() => {})
   const { authenticator } = await harness(t, { sessionStore: hanging, storeTimeoutMs: 20 })
-  t.match(await authenticator.refresh('whatever'), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.refresh(newRefreshToken(newSessionId())), { ok: false, code: 'SERVICE_UNAVAILABLE' })
 })
 
-t.test('totp: the first steps of the epoch have no earlier neighbour to check', async (t) => {
-  const key = decodeBase32('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ')
-  t.ok(verifyTotp(key, totp(key, 0), 10_000))
+t.test('Authenticator: a store write carries a deadline a third of the way into the store timeout', async (t) => {
+  const clock = FakeTimers.install({ now: 1_000_000, toFake: ['Date'] })
+  t.teardown(() => clock.uninstall())
+  const memory = new MemorySessionStore()
+  const deadlines: number[] = []
+  const store: SessionStore = {
+    create: (s, d) => { deadlines.push(d); return memory.create(s, d) },
+    rotate: (a, b, c, d) => { deadlines.push(d); return memory.rotate(a, b, c, d) },
+    lookup: (h) => memory.lookup(h),
+    end: (id, d) => { deadlines.push(d); return memory.end(id, d) },
+    endUser: (u, d) => { deadlines.push(d); return memory.endUser(u, d) }
+  }
+  const { authenticator } = await harness(t, { sessionStore: store, storeTimeoutMs: 3_000 })
+  const login = success(t, await authenticator.login(credentials))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  await authenticator.logout(refreshed.issued!.refresh_token)
+  await authenticator.endUser('alice')
+  t.same(deadlines, [1_001_000, 1_001_000, 1_001_000, 1_001_000])
+})
+
+t.test('Authenticator: a refresh whose store acts only after the timeout is SERVICE_UNAVAILABLE, and has not rotated', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout'] })
+  t.teardown(() => clock.uninstall())
+  const memory = new MemorySessionStore()
+  let slow = false
+  // The memory store, except that a slow rotation reaches it only after the caller has given up.
+  const store: SessionStore = {
+    create: (s, d) => memory.create(s, d),
+    rotate: (a, b, c, d) => slow
+      ? new Promise((resolve, reject) => setTimeout(() => memory.rotate(a, b, c, d).then(resolve, reject), 5_000))
+      : memory.rotate(a, b, c, d),
+    lookup: (h) => memory.lookup(h),
+    end: (id, d) => memory.end(id, d),
+    endUser: (u, d) => memory.endUser(u, d)
+  }
+  const { authenticator, ended } = await harness(t, { sessionStore: store, storeTimeoutMs: 3_000 })
+  const login = success(t, await authenticator.login(credentials))
+  slow = true
+  const timedOut = authenticator.refresh(login.issued!.refresh_token)
+  await clock.tickAsync(3_000)
+  t.match(await timedOut, { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  await clock.tickAsync(2_000) // the late rotation reaches the store now, past its deadline
+  slow = false
+  success(t, await authenticator.refresh(login.issued!.refresh_token))
+  t.same(ended, [], 'the retry was no reuse')
+})
+
+t.test('Authenticator: until the revocations are loaded, a token with a session is SERVICE_UNAVAILABLE', async (t) => {
+  const revocations = new Revocations()
+  const { app, authenticator } = await harness(t, { revocations })
+  const { access_token: withSession } = authenticator.signAccessToken(alice, 'sid-1')
+  t.match(authenticator.verifyAccessToken(withSession), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'revocations not loaded yet' })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' })), { ok: true, session: undefined }, 'without a session: unaffected')
+  revocations.markLoaded()
+  t.match(authenticator.verifyAccessToken(withSession), { ok: true, session: 'sid-1' })
 })

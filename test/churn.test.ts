@@ -77,7 +77,8 @@ t.test('sockets churning through every phase leave nothing behind', async t => {
     rest: { auth: 'handshake', authTimeout: 2, handlers: { whoami } },
     graphql: { auth: 'handshake', schema },
     // Dozens of password logins from one address at once are the point here; the limits are tested on their own.
-    attemptLimit: false
+    attemptLimit: false,
+    passwordQueue: { limit: 1000, perAddress: 1000 }
   })
   const long = (id: string) => app.jwt.sign({ id })
   const short = (id: string) => app.jwt.sign({ id, exp: Math.floor(Date.now() / 1000) + 2 })

@@ -72,6 +72,9 @@ t.test('defaults: every value from PROTOCOL.md section 1 when nothing is configu
   })
   t.same(config.heartbeat, { enabled: true, periodMs: 30_000 })
   t.equal(config.maxPayload, 65536)
+  t.equal(config.maxBufferedBytes, 1024 * 1024)
+  t.equal(config.issuer, 'fastify-realtime')
+  t.same(config.passwordQueue, { limit: 256, perAddress: 4 })
   t.equal(config.accessTokenTtlMs, 15 * 60_000)
   t.equal(config.refreshTokenTtlMs, 7 * 24 * 3_600_000)
   t.equal(config.secret, undefined)
@@ -474,6 +477,55 @@ t.test('invalid WEBSOCKETS_MAX_PAYLOAD fails boot', async (t) => {
     await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_MAX_PAYLOAD: value } }, /WEBSOCKETS_MAX_PAYLOAD must be/)
   }
   await bootFails(t, { env: {}, secret, maxPayload: 0 }, /WEBSOCKETS_MAX_PAYLOAD \(option maxPayload\) must be >= 1/)
+})
+
+t.test('hostile-client bounds and the issuer: environment, options over it, and boot failures', async (t) => {
+  const env = {
+    WEBSOCKETS_MAX_BUFFERED_BYTES: '4096',
+    ACCESS_TOKEN_ISSUER: 'https://realtime.example.com',
+    PASSWORD_QUEUE_LIMIT: '10',
+    PASSWORD_QUEUE_PER_ADDRESS: '2'
+  }
+  const fromEnv = await resolveConfig({ env })
+  t.equal(fromEnv.maxBufferedBytes, 4096)
+  t.equal(fromEnv.issuer, 'https://realtime.example.com')
+  t.same(fromEnv.passwordQueue, { limit: 10, perAddress: 2 })
+  t.ok(Object.isFrozen(fromEnv.passwordQueue))
+  const fromOptions = await resolveConfig({ env, maxBufferedBytes: 8192, issuer: 'app', passwordQueue: { limit: 20 } })
+  t.equal(fromOptions.maxBufferedBytes, 8192)
+  t.equal(fromOptions.issuer, 'app')
+  t.same(fromOptions.passwordQueue, { limit: 20, perAddress: 2 }, 'an option left out keeps the environment value')
+
+  const started = await start(t, { env: { SECRET: secret, ACCESS_TOKEN_ISSUER: 'from-env' } })
+  t.equal(claims(started.app, started.app.realtime.signAccessToken(identity).access_token).iss, 'from-env')
+
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_MAX_BUFFERED_BYTES: '0' } }, /WEBSOCKETS_MAX_BUFFERED_BYTES must be >= 1/)
+  await bootFails(t, { env: {}, secret, maxBufferedBytes: 1.5 }, /WEBSOCKETS_MAX_BUFFERED_BYTES \(option maxBufferedBytes\) must be integer/)
+  await bootFails(t, { env: {}, secret, issuer: '' }, /ACCESS_TOKEN_ISSUER \(option issuer\) must NOT have fewer than 1 characters/)
+  await bootFails(t, { env: { SECRET: secret, PASSWORD_QUEUE_LIMIT: 'many' } }, /PASSWORD_QUEUE_LIMIT must be integer/)
+  await bootFails(t, { env: {}, secret, passwordQueue: { perAddress: 0 } }, /PASSWORD_QUEUE_PER_ADDRESS \(option passwordQueue\.perAddress\) must be >= 1/)
+})
+
+t.test('GraphQL cost limits: defaults, environment, options over it, and boot failures', async (t) => {
+  t.match((await resolveConfig({ env: {} })).graphql, { queryDepthLimit: 10, queryAliasLimit: 15, queryFieldLimit: 200, operationLimit: 100 })
+  const env = { GRAPHQL_QUERY_DEPTH_LIMIT: '4', GRAPHQL_QUERY_ALIAS_LIMIT: '0', GRAPHQL_QUERY_FIELD_LIMIT: '50', GRAPHQL_OPERATION_LIMIT: '7' }
+  const fromEnv = await resolveConfig({ env })
+  t.match(fromEnv.graphql, { queryDepthLimit: 4, queryAliasLimit: 0, queryFieldLimit: 50, operationLimit: 7 }, 'an alias limit of 0 forbids aliases')
+  t.ok(Object.isFrozen(fromEnv.graphql))
+  const fromOptions = await resolveConfig({ env, graphql: { queryDepthLimit: 5, queryAliasLimit: 6, queryFieldLimit: 70 } })
+  t.match(fromOptions.graphql, { queryDepthLimit: 5, queryAliasLimit: 6, queryFieldLimit: 70, operationLimit: 7 }, 'an option left out keeps the environment value')
+  t.match((await resolveConfig({ env, graphql: { operationLimit: 8 } })).graphql, { operationLimit: 8 })
+
+  for (const variable of ['GRAPHQL_QUERY_DEPTH_LIMIT', 'GRAPHQL_QUERY_FIELD_LIMIT', 'GRAPHQL_OPERATION_LIMIT']) {
+    for (const value of ['0', '1.5', 'lots']) {
+      await bootFails(t, { env: { SECRET: secret, [variable]: value } }, new RegExp(`^Invalid configuration: ${variable} must be`))
+    }
+  }
+  await bootFails(t, { env: { SECRET: secret, GRAPHQL_QUERY_ALIAS_LIMIT: '-1' } }, /GRAPHQL_QUERY_ALIAS_LIMIT must be >= 0/)
+  await bootFails(t, { env: {}, secret, graphql: { queryDepthLimit: 0 } }, /GRAPHQL_QUERY_DEPTH_LIMIT \(option graphql\.queryDepthLimit\) must be >= 1/)
+  await bootFails(t, { env: {}, secret, graphql: { queryAliasLimit: 1.5 } }, /GRAPHQL_QUERY_ALIAS_LIMIT \(option graphql\.queryAliasLimit\) must be integer/)
+  await bootFails(t, { env: {}, secret, graphql: { queryFieldLimit: -3 } }, /GRAPHQL_QUERY_FIELD_LIMIT \(option graphql\.queryFieldLimit\) must be >= 1/)
+  await bootFails(t, { env: {}, secret, graphql: { operationLimit: 0 } }, /GRAPHQL_OPERATION_LIMIT \(option graphql\.operationLimit\) must be >= 1/)
 })
 
 t.test('every invalid value is reported at once', async (t) => {

@@ -163,7 +163,7 @@ t.test('the address is known to code that reads it after the socket is gone', as
   })
   const failed = new Promise<string | null>(resolve => app.realtime.on('authFailed', ({ ip }) => resolve(ip)))
   const refreshing = await connect(url('/websocket'))
-  refreshing.send({ type: 'auth', refresh_token: 'never-issued' })
+  refreshing.send({ type: 'auth', refresh_token: 'never-issued'.padEnd(64, 'A') }) // shaped as one: it reaches the store
   while (stalled.length === 0) await new Promise(resolve => setImmediate(resolve))
   await refreshing.close()
   while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))

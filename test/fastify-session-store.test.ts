@@ -17,8 +17,10 @@ t.test('records carry their expiry as cookie.expires, for stores that expire by 
   const records = new Map<string, { cookie: { expires: string } }>()
   const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
   const expiresAt = Date.now() + 60_000
-  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt })
-  t.same([...records.keys()].sort(), ['realtime:session:s1', 'realtime:token:h1', 'realtime:user-sessions:u1'])
+  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
+  t.same([...records.keys()].sort(), ['realtime:session:s1', 'realtime:user-sessions:u1'], 'one record per session, one per user')
+  await store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', expiresAt, Date.now() + 1_000)
+  t.equal(records.size, 2, 'and no more after a rotation')
   for (const record of records.values()) t.equal(record.cookie.expires, new Date(expiresAt).toISOString())
 })
 

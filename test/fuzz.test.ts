@@ -325,6 +325,13 @@ const passwordForm = (parsed: unknown) => isObject(parsed) && parsed.type === 'a
   typeof parsed.email === 'string' && typeof parsed.password === 'string' && parsed.access_token === undefined &&
   parsed.refresh_token === undefined
 
+/** An auth message checked asynchronously (a password or a refresh token): frames behind it wait, bounded in bytes. */
+const checkedLater = (frame: Frame) => {
+  const parsed = refusedByWs(frame) ? undefined : parsedOf(frame)
+  return isObject(parsed) && parsed.type === 'auth' && authShape(parsed) !== 'malformed' &&
+    (passwordForm(parsed) || typeof parsed.refresh_token === 'string')
+}
+
 interface RestState {
   mode: AuthMode
   phase: 'handshake' | 'open'
@@ -525,11 +532,17 @@ async function restRun (server: Server, mode: AuthMode, run: RestRun): Promise<n
     // ws refuses a frame over the payload limit (1009) or a text frame that is not UTF-8 (1007) as it reads it, ahead
     // of the frames queued behind an asynchronous auth: those end unanswered, and the next socket gets them again.
     let closer = answered
+    // Past the max payload's worth of frames queued behind a password or refresh check, the socket is closed 1008
+    // (PROTOCOL.md section 11): the check, its answer never sent, is done; the frames after it go to the next socket.
+    const overflowed = sock.closed?.code === 1008
+    if (overflowed && (sock.closed!.reason !== 'Too many frames queued.' || !checkedLater(frames[answered]) || segments[answered].length > 0)) {
+      throw new Error(`${mode} /websocket: closed 1008 ${sock.closed!.reason} after ${short(frames[answered].data)}: ${short(segments[answered])}`)
+    }
     if (sock.closed && (sock.closed.code === 1009 || sock.closed.code === 1007)) {
       closer = frames.findIndex((frame, i) => i >= answered && refusedByWs(frame))
       if (closer === -1) throw new Error(`closed ${sock.closed.code} with no frame that calls for it: ${short(segments[answered])}`)
     }
-    if (sock.closed && closer === answered) check(answered, segments[answered], sock.closed)
+    if (sock.closed && !overflowed && closer === answered) check(answered, segments[answered], sock.closed)
     if (sock.closed && closer > answered) {
       for (const reply of segments[answered]) {
         const problem = contractProblem(reply)
@@ -537,9 +550,10 @@ async function restRun (server: Server, mode: AuthMode, run: RestRun): Promise<n
       }
       check(closer, [], sock.closed)
     }
-    const done = sock.closed ? [...batch.slice(0, answered), batch[closer]] : batch
+    const done = overflowed ? batch.slice(0, answered + 1) : sock.closed ? [...batch.slice(0, answered), batch[closer]] : batch
     fuzzed += done.filter(({ fuzz }) => fuzz).length
-    pending = sock.closed ? [...batch.slice(answered, closer), ...batch.slice(closer + 1)].filter(({ fuzz }) => fuzz).map(({ spec }) => spec) : []
+    const left = overflowed ? batch.slice(answered + 1) : sock.closed ? [...batch.slice(answered, closer), ...batch.slice(closer + 1)] : []
+    pending = left.filter(({ fuzz }) => fuzz).map(({ spec }) => spec)
     await sock.close()
     assertNoCrash()
   }

@@ -50,12 +50,10 @@ t.test('a beat pings its sockets a slice at a time, spread out, the event loop t
     pinged: false,
     active: false,
     close () {},
-    socket: {
-      send () {
-        order.push(i)
-        if (i === 0) setImmediate(() => order.push('turn'))
-        if (order.length === 4) pinged()
-      }
+    sendFrame () {
+      order.push(i)
+      if (i === 0) setImmediate(() => order.push('turn'))
+      if (order.length === 4) pinged()
     }
   }))
   const registry = { * matching () { yield * connections } } as unknown as Registry

@@ -1,8 +1,10 @@
 // A run that uses every credential (passwords, access tokens on the URL and in frames, refresh tokens over HTTP and
-// on sockets, failures included) and then reads every log line it wrote, at trace level: none carries a credential.
+// on sockets, failures included, and malformed requests Fastify logs with their raw bytes) and then reads every log
+// line it wrote, at trace level: none carries a credential.
 import t from 'tap'
 import { buildReferenceServer } from '../example/app.js'
 import { connect, refusedWith } from './helpers.js'
+import { malformedRequests, readable, sendRaw } from './hostile/malformed-http.js'
 
 t.test('no token or password appears anywhere in the logs of a run that used them', async t => {
   const lines: string[] = []
@@ -46,6 +48,8 @@ t.test('no token or password appears anywhere in the logs of a run that used the
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: fromPassword.refresh_token })
   })
   t.equal(logout.status, 204)
+  const malformed = malformedRequests({ accessToken: tokens.access_token, refreshToken: fromPassword.refresh_token, password })
+  for (const request of malformed) t.match(await sendRaw(port, request), /^HTTP\/1.1 4\d\d /, 'a malformed request is refused')
   const streamed: string[] = []
   logs.send({ type: 'ping', uid: 'end' })
   for (;;) {
@@ -55,7 +59,10 @@ t.test('no token or password appears anywhere in the logs of a run that used the
   }
   await logs.close()
 
-  const everything = lines.join('') + streamed.join('')
+  // Raw bytes are decoded: a secret inside a byte array is still there.
+  const everything = readable(lines.join('') + streamed.join(''))
+  t.equal(lines.filter(line => line.includes('"msg":"client ')).length, malformed.length, 'Fastify logged each client error')
+  t.equal(streamed.filter(frame => frame.includes('"msg":"client ')).length, malformed.length, 'and each was streamed')
   t.ok(lines.length > 10, `${lines.length} log lines written`)
   t.ok(streamed.length > 3, `${streamed.length} frames streamed to the logs subscriber`)
   for (const secret of secrets) t.notOk(everything.includes(secret), `no ${secret.slice(0, 6)}... in the logs`)

@@ -50,6 +50,15 @@ export class RedisServer {
     })
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, commands wait unanswered until `resume`. */
+  pause (): void {
+    this.#process!.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.#process!.kill('SIGCONT')
+  }
+
   stop (): Promise<void> {
     const child = this.#process
     this.#process = null

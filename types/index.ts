@@ -3,6 +3,7 @@
 import type { FastifyJWTOptions } from '@fastify/jwt'
 import type { Redis } from 'ioredis'
 import type { GraphQLSchema } from 'graphql'
+import type { UserDirectory } from '../lib/auth/user-directory.js'
 
 /** How a socket on an endpoint must authenticate (PROTOCOL.md section 4). */
 export type AuthMode = 'public' | 'handshake' | 'strict'
@@ -76,7 +77,10 @@ export interface DirectoryUser {
 /** Maps verified access-token claims to an identity; null rejects the token. */
 export type MapClaims = (claims: Record<string, unknown>) => Identity | null
 
-/** A refresh session as a store keeps it. Tokens are never stored, only their hashes. */
+/**
+ * A refresh session as a store keeps it: one record, whatever the number of rotations. Tokens are never stored, only
+ * the hash of the current one.
+ */
 export interface RefreshSession {
   id: string
   identity: Identity
@@ -86,36 +90,45 @@ export interface RefreshSession {
   expiresAt: number
 }
 
-/** What `rotate` found for a presented refresh-token hash. */
+/** A refresh token as a store sees it: the session it names (every token carries its session's id) and its hash. */
+export interface PresentedToken {
+  sessionId: string
+  tokenHash: string
+}
+
+/** What `rotate` found for a presented refresh token. */
 export type RotateResult =
   | { status: 'rotated', session: RefreshSession }
   | { status: 'reused', sessionId: string }
   | { status: 'unknown' }
 
-/** What `lookup` found for a refresh-token hash. */
+/** What `lookup` found for a presented refresh token. */
 export type TokenLookup =
   | { status: 'current', session: RefreshSession }
   | { status: 'reused', sessionId: string }
   | { status: 'unknown' }
 
 /**
- * Where refresh sessions live. Every method is atomic on its own: two concurrent `rotate` calls with the same
- * hash see exactly one `rotated`; the other sees `reused`.
+ * Where refresh sessions live: one record per session, its current token's hash, whatever the number of rotations.
+ * A presented token is `current` when its hash is its session's, `reused` when its session is live but the hash is
+ * another (a rotated token, or a forged one: the caller ends the session), `unknown` when its session is gone or
+ * expired.
+ *
+ * Every method is atomic on its own: two concurrent `rotate` calls with the same token see exactly one `rotated`; the
+ * other sees `reused`. Every write takes a `deadline` (epoch milliseconds, the caller's clock): by then the caller has
+ * answered SERVICE_UNAVAILABLE, so a write that would start acting after it rejects instead and changes nothing.
  */
 export interface SessionStore {
   /** Stores a new session. */
-  create (session: RefreshSession): Promise<void>
-  /**
-   * Replaces the current token hash `tokenHash` with `nextTokenHash` and extends the session to `expiresAt`.
-   * A hash that was current once but has been rotated since answers `reused` (and the caller ends the session).
-   */
-  rotate (tokenHash: string, nextTokenHash: string, expiresAt: number): Promise<RotateResult>
-  /** What a hash is, without changing anything: a session's current token, a rotated one, or unknown. */
-  lookup (tokenHash: string): Promise<TokenLookup>
+  create (session: RefreshSession, deadline: number): Promise<void>
+  /** Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. */
+  rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult>
+  /** What a token is, without changing anything. */
+  lookup (token: PresentedToken): Promise<TokenLookup>
   /** Ends a session: none of its tokens works any more. Resolves the ended session's identity, or null. */
-  end (sessionId: string): Promise<Identity | null>
+  end (sessionId: string, deadline: number): Promise<Identity | null>
   /** Ends every session of a user; resolves their ids. */
-  endUser (user: string): Promise<string[]>
+  endUser (user: string, deadline: number): Promise<string[]>
 }
 
 /** Per-endpoint options; each overrides the matching `WEBSOCKETS_X_*` variable. */
@@ -187,6 +200,20 @@ export interface GraphqlEndpointOptions extends EndpointOptions {
   context?: (accountability: Accountability, connection: RealtimeConnection) => Record<string, unknown> | Promise<Record<string, unknown>>
   /** Most tokens a query document may have (`GRAPHQL_QUERY_TOKEN_LIMIT`, default 5000); longer ones are not parsed. */
   queryTokenLimit?: number
+  /**
+   * Deepest nesting of fields in an operation (`GRAPHQL_QUERY_DEPTH_LIMIT`, default 10; fragments add none). A document
+   * past it, or past the two limits below, is refused before graphql-js validates it: its operation gets an `error`.
+   */
+  queryDepthLimit?: number
+  /** Most aliases in an operation (`GRAPHQL_QUERY_ALIAS_LIMIT`, default 15; 0 forbids them); `__typename` ones are free. */
+  queryAliasLimit?: number
+  /** Most fields in a document, each counted where it is written (`GRAPHQL_QUERY_FIELD_LIMIT`, default 200). */
+  queryFieldLimit?: number
+  /**
+   * Most operations in flight on one socket (`GRAPHQL_OPERATION_LIMIT`, default 100): queries until answered,
+   * subscriptions until they end or the client completes them. The excess get an `error` message for their id.
+   */
+  operationLimit?: number
   /** Allow `__schema` and `__type` queries (`GRAPHQL_INTROSPECTION`, default true). */
   introspection?: boolean
 }
@@ -221,6 +248,25 @@ export interface RealtimeOptions {
   heartbeat?: { enabled?: boolean, period?: number }
   /** Largest frame accepted in bytes (`WEBSOCKETS_MAX_PAYLOAD`, default 65536); larger closes with 1009. */
   maxPayload?: number
+  /**
+   * Unsent bytes one socket may hold (`WEBSOCKETS_MAX_BUFFERED_BYTES`, default 1 MiB), whatever produced them:
+   * replies, `send()`, heartbeats, GraphQL results. A client that reads slower is closed with 1008 `Client too slow.`
+   * (and cut off 1 s later if the close cannot reach it). The logs stream drops lines for it instead.
+   */
+  maxBufferedBytes?: number
+  /**
+   * The `iss` claim of the access tokens the plugin signs (`ACCESS_TOKEN_ISSUER`, default `fastify-realtime`). When the
+   * plugin registers `@fastify/jwt` itself, it accepts only tokens with this issuer; with the app's own, any token the
+   * app's `@fastify/jwt` verifies is a credential, but only this issuer's carry `admin_access`.
+   */
+  issuer?: string
+  /**
+   * Password checks waiting for their turn (argon2 keeps a core busy for each): at most `limit` in all
+   * (`PASSWORD_QUEUE_LIMIT`, default 256) and `perAddress` from one client address (`PASSWORD_QUEUE_PER_ADDRESS`,
+   * default 4), served in turn between addresses. Past either, a login is refused at once with SERVICE_UNAVAILABLE
+   * (HTTP 503 with `Retry-After`).
+   */
+  passwordQueue?: { limit?: number, perAddress?: number }
   /** Lifetime of issued access tokens (`ACCESS_TOKEN_TTL`, default `15m`): milliseconds or an `ms` string. */
   accessTokenTtl?: string | number
   /** Lifetime of refresh sessions (`REFRESH_TOKEN_TTL`, default `7d`). */
@@ -235,8 +281,11 @@ export interface RealtimeOptions {
   mapClaims?: MapClaims
   /** Email/password check (default: the embedded directory seeded from `users`). */
   verifyCredentials?: VerifyCredentials
-  /** Users of the embedded directory. */
-  users?: DirectoryUser[]
+  /**
+   * Users of the embedded directory, or a `UserDirectory` the app made (to look its users up itself). With `redis`,
+   * the plugin keeps the directory's used one-time codes there.
+   */
+  users?: DirectoryUser[] | UserDirectory
   /** Refresh-session store (default: in memory, or on `redis` when given). */
   sessionStore?: SessionStore
   /**

@@ -1,10 +1,10 @@
 // The one authenticator: turns any credential into an identity with its expiry, or one typed failure.
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { JWT } from '@fastify/jwt'
-import { hashRefreshToken, newRefreshToken, newSessionId } from './refresh-tokens.js'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
 import type { Revocations } from './revocations.js'
 import type { AttemptLimiter } from './attempt-limiter.js'
-import type { VerifyAccessToken } from './access-token-verifier.js'
+import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from './revocation-feed.js'
 import type {
   AuthFailureCode, Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
@@ -41,21 +41,32 @@ export type AuthResult = AuthSuccess | AuthFailure
 
 const fail = (code: Exclude<AuthFailureCode, 'REQUESTS_EXCEEDED'>, reason: string): AuthFailure => ({ ok: false, code, reason })
 
-export const defaultMapClaims: MapClaims = (claims) => {
-  const user = claims.id ?? claims.sub
-  if (typeof user !== 'string' || user === '') return null
-  return {
-    user,
-    role: typeof claims.role === 'string' ? claims.role : null,
-    admin: claims.admin_access === true || claims.admin === true
+/** Verified claims, or a throw with fast-jwt's error code (`FAST_JWT_EXPIRED`, ...): `@fastify/jwt`'s verify. */
+export type VerifyAccessToken = (token: string) => Record<string, unknown>
+
+/**
+ * The default `mapClaims`: `id` or `sub`, `role`; admin only for a token this plugin issued (`iss`) with
+ * `admin_access`, so that no other token signed with the same key, for whatever purpose, is an admin's.
+ */
+export function defaultMapClaims (issuer: string): MapClaims {
+  return (claims) => {
+    const user = claims.id ?? claims.sub
+    if (typeof user !== 'string' || user === '') return null
+    return {
+      user,
+      role: typeof claims.role === 'string' ? claims.role : null,
+      admin: claims.iss === issuer && claims.admin_access === true
+    }
   }
 }
 
 export interface AuthenticatorOptions {
   /** Signs access tokens. */
   jwt: JWT
-  /** Verifies them: @fastify/jwt's verify, or its short path for the plugin's own tokens. */
+  /** Verifies them: @fastify/jwt's verify. */
   verifyToken: VerifyAccessToken
+  /** The `iss` of the tokens it signs. */
+  issuer: string
   mapClaims: MapClaims
   verifyCredentials: VerifyCredentials
   sessionStore: SessionStore
@@ -64,10 +75,15 @@ export interface AuthenticatorOptions {
   revocationFeed: RevocationFeed
   accessTokenTtlMs: number
   refreshTokenTtlMs: number
-  /** How long a session-store (or attempt-counter) call may take before the auth fails closed (SERVICE_UNAVAILABLE). */
+  /**
+   * How long a session-store (or attempt-counter) call may take before the auth fails closed (SERVICE_UNAVAILABLE).
+   * A session-store write must start acting within the first third of it, or not at all (its `deadline`).
+   */
   storeTimeoutMs: number
   /** Limits email/password attempts per client IP and per email. */
   attemptLimiter: AttemptLimiter
+  /** Where password checks wait for their turn. */
+  passwordChecks: PasswordChecks
 }
 
 /** A store that hangs must not hang the client: past the deadline it counts as unavailable. */
@@ -98,6 +114,8 @@ export class Authenticator {
     const identity = this.#options.mapClaims(claims)
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
     const session = typeof claims.sid === 'string' ? claims.sid : undefined
+    // A process that has never loaded the revocations cannot tell a revoked session: the client may try again later.
+    if (session !== undefined && !this.#options.revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
     if (session !== undefined && this.#options.revocations.has(session)) return fail('AUTH_FAILED', 'session revoked')
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
     return { ok: true, identity, session, expiresAt }
@@ -123,21 +141,21 @@ export class Authenticator {
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
     let identity: Identity | null
     try {
-      identity = await this.#options.verifyCredentials(credential)
-    } catch {
-      return fail('SERVICE_UNAVAILABLE', 'credential check failed')
+      identity = await this.#options.passwordChecks.run(ip, () => this.#options.verifyCredentials(credential))
+    } catch (err) {
+      return fail('SERVICE_UNAVAILABLE', err instanceof PasswordQueueFull ? 'too many password checks waiting' : 'credential check failed')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
-    const refreshToken = newRefreshToken()
     const session = newSessionId()
+    const refreshToken = newRefreshToken(session)
     try {
       await Promise.all([
-        this.#store(store => store.create({
+        this.#store((store, deadline) => store.create({
           id: session,
           identity,
           tokenHash: hashRefreshToken(refreshToken),
           expiresAt: Date.now() + this.#options.refreshTokenTtlMs
-        })),
+        }, deadline)),
         deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)
       ])
     } catch {
@@ -147,10 +165,12 @@ export class Authenticator {
   }
 
   async refresh (refreshToken: string): Promise<AuthResult> {
-    const next = newRefreshToken()
+    const presented = readRefreshToken(refreshToken)
+    if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
+    const next = newRefreshToken(presented.sessionId)
     try {
-      const rotated = await this.#store(store => store.rotate(
-        hashRefreshToken(refreshToken), hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs))
+      const rotated = await this.#store((store, deadline) => store.rotate(
+        presented, hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs, deadline))
       if (rotated.status === 'unknown') return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
       if (rotated.status === 'reused') {
         // A rotated token presented again means two holders: end the session for both.
@@ -165,8 +185,10 @@ export class Authenticator {
 
   /** Ends the session a refresh token belongs to. */
   async logout (refreshToken: string): Promise<AuthFailure | { ok: true }> {
+    const presented = readRefreshToken(refreshToken)
+    if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     try {
-      const found = await this.#store(store => store.lookup(hashRefreshToken(refreshToken)))
+      const found = await this.#store(store => store.lookup(presented))
       if (found.status === 'current') {
         await this.endSession(found.session.id)
         return { ok: true }
@@ -180,12 +202,12 @@ export class Authenticator {
   }
 
   async endSession (session: string): Promise<void> {
-    await this.#store(store => store.end(session))
+    await this.#store((store, deadline) => store.end(session, deadline))
     await this.#revoke(session)
   }
 
   async endUser (user: string): Promise<void> {
-    for (const session of await this.#store(store => store.endUser(user))) await this.#revoke(session)
+    for (const session of await this.#store((store, deadline) => store.endUser(user, deadline))) await this.#revoke(session)
   }
 
   #revoke (session: string): Promise<void> {
@@ -193,13 +215,19 @@ export class Authenticator {
     return this.#options.revocationFeed.publish(session, Date.now() + this.#options.accessTokenTtlMs)
   }
 
-  #store<T> (call: (store: SessionStore) => Promise<T>): Promise<T> {
-    return deadline(call(this.#options.sessionStore), this.#options.storeTimeoutMs)
+  /**
+   * A store call, given up on after `storeTimeoutMs`. A write's deadline comes a third of the way in: the two thirds
+   * left are the margin for clock skew between this process and the store and for the reply's way back (and for
+   * ioredis's own 2 s command timeout), so a write either acts while its answer is still awaited or never.
+   */
+  #store<T> (call: (store: SessionStore, deadline: number) => Promise<T>): Promise<T> {
+    const { sessionStore, storeTimeoutMs } = this.#options
+    return deadline(call(sessionStore, Date.now() + storeTimeoutMs / 3), storeTimeoutMs)
   }
 
   signAccessToken (identity: Identity, session?: string): { access_token: string, expires: number, expiresAt: number } {
     const expires = this.#options.accessTokenTtlMs
-    const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
+    const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin, iss: this.#options.issuer }
     if (session !== undefined) claims.sid = session
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds.
     const accessToken = this.#options.jwt.sign(claims, { expiresIn: String(expires) })

@@ -2,7 +2,8 @@
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
 // uses of one refresh token may both succeed; use the built-in Redis store where that matters.
 import { promisify } from 'node:util'
-import type { Identity, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
+import { refuseLate } from './write-deadline.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
 
 type Callback = (err?: unknown) => void
 
@@ -13,12 +14,11 @@ export interface CallbackSessionStore {
   destroy (sessionId: string, callback: Callback): void
 }
 
+/** One record per session, whatever the number of rotations: a token names its session. */
 interface SessionRecord {
   identity: Identity
   tokenHash: string
   expiresAt: number
-  /** Every hash the session has had, for reuse detection and for deleting them with it. */
-  tokenHashes: string[]
 }
 
 // Stores such as connect-redis take a record's lifetime from `cookie.expires`.
@@ -27,69 +27,66 @@ const lifetime = (expiresAt: number) => ({ cookie: { expires: new Date(expiresAt
 export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string } = {}): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
   const get = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
-  const set = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
-  const destroy = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>
+  const setNow = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
+  const destroyNow = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>
+  // Not atomic: the deadline is checked before each write, so no write starts once the caller has given up.
+  const set = (deadline: number, id: string, record: object) => { refuseLate(deadline); return setNow(id, record) }
+  const destroy = (deadline: number, id: string) => { refuseLate(deadline); return destroyNow(id) }
   const sessionKey = (id: string) => `${prefix}session:${id}`
-  const tokenKey = (hash: string) => `${prefix}token:${hash}`
   const userKey = (user: string) => `${prefix}user-sessions:${user}`
 
-  async function find (tokenHash: string): Promise<{ id: string, record: SessionRecord } | null> {
-    const token = await get(tokenKey(tokenHash)) as { sessionId: string } | null | undefined
-    if (!token) return null
-    const record = await get(sessionKey(token.sessionId)) as SessionRecord | null | undefined
+  async function find (sessionId: string): Promise<SessionRecord | null> {
+    const record = await get(sessionKey(sessionId)) as SessionRecord | null | undefined
     // Not every store honours `cookie.expires`: the expiry is checked here too.
-    if (!record || record.expiresAt <= Date.now()) return null
-    return { id: token.sessionId, record }
+    return record && record.expiresAt > Date.now() ? record : null
   }
 
-  async function save (id: string, record: SessionRecord): Promise<void> {
-    await set(sessionKey(id), { ...record, ...lifetime(record.expiresAt) })
-    await set(tokenKey(record.tokenHash), { sessionId: id, ...lifetime(record.expiresAt) })
-  }
+  const save = (deadline: number, id: string, record: SessionRecord) =>
+    set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
 
   const toSession = (id: string, record: SessionRecord): RefreshSession =>
     ({ id, identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt })
 
-  async function end (sessionId: string): Promise<Identity | null> {
+  async function lookup ({ sessionId, tokenHash }: PresentedToken): Promise<TokenLookup> {
+    const record = await find(sessionId)
+    if (!record) return { status: 'unknown' }
+    if (record.tokenHash !== tokenHash) return { status: 'reused', sessionId }
+    return { status: 'current', session: toSession(sessionId, record) }
+  }
+
+  async function end (sessionId: string, deadline: number): Promise<Identity | null> {
     const record = await get(sessionKey(sessionId)) as SessionRecord | null | undefined
     if (!record) return null
-    for (const hash of record.tokenHashes) await destroy(tokenKey(hash))
-    await destroy(sessionKey(sessionId))
+    await destroy(deadline, sessionKey(sessionId))
     return record.identity
   }
 
   return {
-    async create (session) {
-      await save(session.id, { identity: session.identity, tokenHash: session.tokenHash, expiresAt: session.expiresAt, tokenHashes: [session.tokenHash] })
+    async create (session, deadline) {
+      await save(deadline, session.id, session)
       const user = await get(userKey(session.identity.user)) as { sessions: string[] } | null | undefined
-      await set(userKey(session.identity.user), { sessions: [...(user?.sessions ?? []), session.id], ...lifetime(session.expiresAt) })
+      await set(deadline, userKey(session.identity.user), { sessions: [...(user?.sessions ?? []), session.id], ...lifetime(session.expiresAt) })
     },
 
-    async rotate (tokenHash, nextTokenHash, expiresAt): Promise<RotateResult> {
-      const found = await find(tokenHash)
-      if (!found) return { status: 'unknown' }
-      if (found.record.tokenHash !== tokenHash) return { status: 'reused', sessionId: found.id }
-      const record = { ...found.record, tokenHash: nextTokenHash, expiresAt, tokenHashes: [...found.record.tokenHashes, nextTokenHash] }
-      await save(found.id, record)
-      return { status: 'rotated', session: toSession(found.id, record) }
+    async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {
+      const found = await lookup(token)
+      if (found.status !== 'current') return found
+      const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
+      await save(deadline, token.sessionId, record)
+      return { status: 'rotated', session: record }
     },
 
-    async lookup (tokenHash): Promise<TokenLookup> {
-      const found = await find(tokenHash)
-      if (!found) return { status: 'unknown' }
-      if (found.record.tokenHash !== tokenHash) return { status: 'reused', sessionId: found.id }
-      return { status: 'current', session: toSession(found.id, found.record) }
-    },
+    lookup,
 
     end,
 
-    async endUser (user) {
+    async endUser (user, deadline) {
       const sessions = (await get(userKey(user)) as { sessions: string[] } | null | undefined)?.sessions ?? []
       const ended: string[] = []
       for (const id of sessions) {
-        if (await end(id)) ended.push(id)
+        if (await end(id, deadline)) ended.push(id)
       }
-      await destroy(userKey(user))
+      await destroy(deadline, userKey(user))
       return ended
     }
   }

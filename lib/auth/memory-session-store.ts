@@ -1,15 +1,10 @@
-// The default refresh-session store: one process, nothing to set up.
-import type { Identity, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
-
-interface Stored {
-  session: RefreshSession
-  /** Every hash the session has had: the current one and the rotated ones (for reuse detection). */
-  hashes: Set<string>
-}
+// The default refresh-session store: one process, nothing to set up. One record per session, whatever the number of
+// rotations: a token names its session, so a hash that is not the session's current one is reuse.
+import { refuseLate } from './write-deadline.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
 
 export class MemorySessionStore implements SessionStore {
-  readonly #sessions = new Map<string, Stored>()
-  readonly #byHash = new Map<string, string>()
+  readonly #sessions = new Map<string, RefreshSession>()
   readonly #sweepEveryMs: number
   #sweptAt = Date.now()
 
@@ -18,63 +13,56 @@ export class MemorySessionStore implements SessionStore {
     this.#sweepEveryMs = options.sweepEveryMs ?? 60_000
   }
 
-  async create (session: RefreshSession): Promise<void> {
+  async create (session: RefreshSession, deadline: number): Promise<void> {
+    refuseLate(deadline)
     this.#sweep()
-    this.#sessions.set(session.id, { session: { ...session }, hashes: new Set([session.tokenHash]) })
-    this.#byHash.set(session.tokenHash, session.id)
+    this.#sessions.set(session.id, { ...session })
   }
 
-  async rotate (tokenHash: string, nextTokenHash: string, expiresAt: number): Promise<RotateResult> {
-    const stored = this.#live(tokenHash)
-    if (!stored) return { status: 'unknown' }
-    if (stored.session.tokenHash !== tokenHash) return { status: 'reused', sessionId: stored.session.id }
-    stored.session.tokenHash = nextTokenHash
-    stored.session.expiresAt = expiresAt
-    stored.hashes.add(nextTokenHash)
-    this.#byHash.set(nextTokenHash, stored.session.id)
-    return { status: 'rotated', session: { ...stored.session } }
+  async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
+    refuseLate(deadline)
+    const found = this.#find(token)
+    if (found.status !== 'current') return found
+    const session = this.#sessions.get(token.sessionId)!
+    session.tokenHash = nextTokenHash
+    session.expiresAt = expiresAt
+    return { status: 'rotated', session: { ...session } }
   }
 
-  async lookup (tokenHash: string): Promise<TokenLookup> {
-    const stored = this.#live(tokenHash)
-    if (!stored) return { status: 'unknown' }
-    if (stored.session.tokenHash !== tokenHash) return { status: 'reused', sessionId: stored.session.id }
-    return { status: 'current', session: { ...stored.session } }
+  async lookup (token: PresentedToken): Promise<TokenLookup> {
+    return this.#find(token)
   }
 
-  async end (sessionId: string): Promise<Identity | null> {
-    const stored = this.#sessions.get(sessionId)
-    if (!stored) return null
-    this.#drop(stored)
-    return stored.session.identity
+  async end (sessionId: string, deadline: number): Promise<Identity | null> {
+    refuseLate(deadline)
+    const session = this.#sessions.get(sessionId)
+    if (!session) return null
+    this.#sessions.delete(sessionId)
+    return session.identity
   }
 
-  async endUser (user: string): Promise<string[]> {
+  async endUser (user: string, deadline: number): Promise<string[]> {
+    refuseLate(deadline)
     const ended: string[] = []
-    for (const stored of this.#sessions.values()) {
-      if (stored.session.identity.user === user) {
-        this.#drop(stored)
-        ended.push(stored.session.id)
+    for (const session of this.#sessions.values()) {
+      if (session.identity.user === user) {
+        this.#sessions.delete(session.id)
+        ended.push(session.id)
       }
     }
     return ended
   }
 
-  /** The unexpired session a hash (current or rotated) belongs to. */
-  #live (tokenHash: string): Stored | null {
-    const id = this.#byHash.get(tokenHash)
-    const stored = id === undefined ? undefined : this.#sessions.get(id)
-    if (!stored) return null
-    if (stored.session.expiresAt <= Date.now()) {
-      this.#drop(stored)
-      return null
+  /** `lookup` without a turn, so that `rotate` reads and writes in one. */
+  #find ({ sessionId, tokenHash }: PresentedToken): TokenLookup {
+    const session = this.#sessions.get(sessionId)
+    if (!session) return { status: 'unknown' }
+    if (session.expiresAt <= Date.now()) {
+      this.#sessions.delete(sessionId)
+      return { status: 'unknown' }
     }
-    return stored
-  }
-
-  #drop (stored: Stored): void {
-    this.#sessions.delete(stored.session.id)
-    for (const hash of stored.hashes) this.#byHash.delete(hash)
+    if (session.tokenHash !== tokenHash) return { status: 'reused', sessionId }
+    return { status: 'current', session: { ...session } }
   }
 
   // Expired sessions nobody presents again would otherwise stay forever.
@@ -82,8 +70,8 @@ export class MemorySessionStore implements SessionStore {
     const now = Date.now()
     if (now - this.#sweptAt < this.#sweepEveryMs) return
     this.#sweptAt = now
-    for (const stored of this.#sessions.values()) {
-      if (stored.session.expiresAt <= now) this.#drop(stored)
+    for (const session of this.#sessions.values()) {
+      if (session.expiresAt <= now) this.#sessions.delete(session.id)
     }
   }
 }

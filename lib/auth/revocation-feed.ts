@@ -5,8 +5,11 @@ export type RevokedHandler = (session: string, until: number) => void
 export interface RevocationFeed {
   /** Announces a revocation; every process's handler sees it, this one's included. */
   publish (session: string, until: number): Promise<void>
-  /** Starts delivering revocations (past ones still in force too, where the feed keeps them). */
-  start (onRevoked: RevokedHandler): void
+  /**
+   * Starts delivering revocations (past ones still in force too, where the feed keeps them), and calls `onLoaded`
+   * once this process knows every revocation in force and hears every new one (again, maybe, after an outage).
+   */
+  start (onRevoked: RevokedHandler, onLoaded: () => void): void
 }
 
 export class MemoryRevocationFeed implements RevocationFeed {
@@ -17,7 +20,9 @@ export class MemoryRevocationFeed implements RevocationFeed {
     this.#onRevoked(session, until)
   }
 
-  start (onRevoked: RevokedHandler): void {
+  // One process: every revocation there is was made here, after the start.
+  start (onRevoked: RevokedHandler, onLoaded: () => void): void {
     this.#onRevoked = onRevoked
+    onLoaded()
   }
 }

@@ -1,30 +1,14 @@
 // The embedded user directory: the default `verifyCredentials`. Passwords are kept only as argon2id hashes, and
-// hashing runs on libuv's thread pool, never on the event loop.
+// hashing runs on libuv's thread pool, never on the event loop (the plugin's password-check queue gives checks turns).
 import { createHash, randomUUID } from 'node:crypto'
-import { availableParallelism } from 'node:os'
 import argon2 from 'argon2'
-import { decodeBase32, verifyTotp } from './totp.js'
+import type { Secret } from 'otpauth'
+import { otpKey, totpStep } from './totp.js'
+import { MemoryOtpSteps, type OtpSteps } from './otp-steps.js'
 import type { DirectoryUser, Identity, PasswordCredential } from '../../types/index.js'
 
 // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
 const hashOptions = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
-
-/**
- * Password checks take turns: each keeps a core busy for tens of milliseconds, and as many at once as libuv has
- * threads (4) would leave the event loop no core of its own (50 logins at once on two cores made pings 10x slower).
- * One core stays the loop's; the checks queue, round-robin, on one lane per other core.
- */
-const hashLanes: Promise<unknown>[] = Array.from({ length: Math.max(1, availableParallelism() - 1) }, () => Promise.resolve())
-let nextLane = 0
-const settled = () => {}
-
-function inTurn<T> (check: () => Promise<T>): Promise<T> {
-  const lane = nextLane
-  nextLane = (nextLane + 1) % hashLanes.length
-  const result = hashLanes[lane].then(check)
-  hashLanes[lane] = result.then(settled, settled)
-  return result
-}
 
 /** A stable id from the email: every process seeded with the same users agrees on their ids. */
 function userIdOf (email: string): string {
@@ -35,13 +19,22 @@ function userIdOf (email: string): string {
 interface Entry {
   identity: Identity
   passwordHash: string
-  otpKey: Buffer | null
+  otpKey: Secret | null
 }
 
 export class UserDirectory {
   readonly #users = new Map<string, Entry>()
   // Unknown emails are checked against this, so a wrong email costs the same time as a wrong password.
   #decoyHash: Promise<string> | null = null
+  #otpSteps: OtpSteps = new MemoryOtpSteps()
+
+  /**
+   * Where each user's last accepted TOTP step is kept (default: in this process). The plugin puts it on its Redis,
+   * so that a code is used once across processes.
+   */
+  useOtpSteps (otpSteps: OtpSteps): void {
+    this.#otpSteps = otpSteps
+  }
 
   async add (user: DirectoryUser): Promise<Identity> {
     const email = user.email.trim().toLowerCase()
@@ -49,7 +42,7 @@ export class UserDirectory {
     this.#users.set(email, {
       identity,
       passwordHash: await argon2.hash(user.password, hashOptions),
-      otpKey: user.otpSecret ? decodeBase32(user.otpSecret) : null
+      otpKey: user.otpSecret ? otpKey(user.otpSecret) : null
     })
     return identity
   }
@@ -71,11 +64,15 @@ export class UserDirectory {
     if (!entry) {
       this.#decoyHash ??= argon2.hash(randomUUID(), hashOptions)
       const decoyHash = await this.#decoyHash
-      await inTurn(() => argon2.verify(decoyHash, password))
+      await argon2.verify(decoyHash, password)
       return null
     }
-    if (!await inTurn(() => argon2.verify(entry.passwordHash, password))) return null
-    if (entry.otpKey && !(typeof otp === 'string' && verifyTotp(entry.otpKey, otp))) return null
+    if (!await argon2.verify(entry.passwordHash, password)) return null
+    if (entry.otpKey) {
+      const step = typeof otp === 'string' ? totpStep(entry.otpKey, otp) : null
+      // A code is good once: its replay, or an older code, fails exactly as a wrong one does.
+      if (step === null || !await this.#otpSteps.claim(entry.identity.user, step)) return null
+    }
     return { ...entry.identity }
   }
 }

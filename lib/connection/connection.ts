@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { ConnectionGuard } from './guard.js'
+import type { Outbound } from './outbound.js'
 import type { Accountability, EndpointName, RealtimeConnection } from '../../types/index.js'
 
 // Ids unique to this process (a count) and across processes (a random UUID per process), given when first asked
@@ -14,14 +15,16 @@ export class Connection implements RealtimeConnection {
   readonly endpoint: EndpointName
   readonly socket: WebSocket
   readonly guard: ConnectionGuard
+  readonly #outbound: Outbound
   /** Heartbeat state: pinged at the last beat, and whether anything arrived since. */
   pinged = false
   active = false
 
-  constructor (endpoint: EndpointName, socket: WebSocket, guard: ConnectionGuard) {
+  constructor (endpoint: EndpointName, socket: WebSocket, guard: ConnectionGuard, outbound: Outbound) {
     this.endpoint = endpoint
     this.socket = socket
     this.guard = guard
+    this.#outbound = outbound
   }
 
   get id (): string {
@@ -34,7 +37,12 @@ export class Connection implements RealtimeConnection {
   }
 
   send (message: object): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message))
+    if (this.socket.readyState === this.socket.OPEN) this.sendFrame(JSON.stringify(message))
+  }
+
+  /** A frame serialized already; within the cap on unsent bytes, like everything sent here. */
+  sendFrame (frame: string): void {
+    this.#outbound.send(this.socket, frame)
   }
 
   close (code?: number, reason?: string): void {

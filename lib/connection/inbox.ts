@@ -1,27 +1,56 @@
 // Processes a socket's frames one after the other, in arrival order. A frame whose handling is asynchronous (a
 // password check, a refresh) holds back the later ones instead of letting them overtake it or be dropped; the
-// socket is paused meanwhile, so TCP back-pressure, not this queue, bounds what a client can pile up.
+// socket is paused meanwhile, so TCP back-pressure bounds what a client can pile up, and what ws had read already
+// is bounded here, in bytes (PROTOCOL.md section 11).
 import type { RawData, WebSocket } from 'ws'
+import { CloseCode } from '../errors.js'
+
+/** What a queued frame costs besides its bytes: its buffer object and its place in the queue, roughly. */
+const queuedFrameOverhead = 64
+
+export const backlogFullReason = 'Too many frames queued.'
+
+interface Backlog {
+  frames: [RawData, boolean][]
+  bytes: number
+}
 
 /** An endpoint's socket extends it and takes the frames, one at a time, in `receiveFrame`. */
 export abstract class Inbox {
   readonly #socket: WebSocket
+  readonly #maxBacklogBytes: number
   // Made on the first frame that has to wait: most sockets never need one, and every idle socket would keep it.
-  #backlog: [RawData, boolean][] | null = null
+  #backlog: Backlog | null = null
   #busy = false
 
-  constructor (socket: WebSocket) {
+  /** `maxBacklogBytes`: what the frames waiting behind a pending one may cost, the max payload. */
+  constructor (socket: WebSocket, maxBacklogBytes: number) {
     this.#socket = socket
+    this.#maxBacklogBytes = maxBacklogBytes
   }
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
   readonly receive = (data: RawData, isBinary: boolean): void => {
     if (this.#busy) {
-      (this.#backlog ??= []).push([data, isBinary])
+      this.#queue(data, isBinary)
       return
     }
     this.#run(data, isBinary)
+  }
+
+  #queue (data: RawData, isBinary: boolean): void {
+    const backlog = this.#backlog ??= { frames: [], bytes: 0 }
+    backlog.bytes += (data as Buffer).byteLength + queuedFrameOverhead
+    if (backlog.bytes > this.#maxBacklogBytes) {
+      // Nothing queued may run now that one frame is missing: the client gets the close, and the queue goes. Reading
+      // resumes so that the client's answer to the close arrives; whatever else it sends is dropped unread.
+      backlog.frames.length = 0
+      this.#socket.close(CloseCode.PolicyViolation, backlogFullReason)
+      this.#socket.resume()
+      return
+    }
+    backlog.frames.push([data, isBinary])
   }
 
   #run (data: RawData, isBinary: boolean): void {
@@ -35,9 +64,10 @@ export abstract class Inbox {
 
   #drain (): void {
     this.#busy = false
-    const backlog = this.#backlog ?? []
-    while (!this.#busy && backlog.length > 0) {
-      const [data, isBinary] = backlog.shift()!
+    const frames = this.#backlog?.frames ?? []
+    while (!this.#busy && frames.length > 0) {
+      const [data, isBinary] = frames.shift()!
+      this.#backlog!.bytes -= (data as Buffer).byteLength + queuedFrameOverhead
       this.#run(data, isBinary)
     }
     if (!this.#busy) this.#socket.resume()

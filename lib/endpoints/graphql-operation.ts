@@ -1,26 +1,37 @@
-// Turning a `subscribe` message into what graphql executes: the document parsed within the token limit, the schema
-// for the socket's accountability, validation (without introspection when it is off), and the context.
+// Turning a `subscribe` message into what graphql executes: a slot among the socket's operations in flight, the
+// document parsed within the token limit, the schema for the socket's accountability, validation (the cost bounds,
+// then graphql-js's rules, without introspection when it is off), and the context.
 import {
-  NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate,
-  type DocumentNode, type ExecutionArgs, type GraphQLError
+  GraphQLError, NoSchemaIntrospectionCustomRule, getOperationAST, parse, specifiedRules, validate,
+  type DocumentNode, type ExecutionArgs
 } from 'graphql'
 import type { SubscribePayload } from 'graphql-ws'
 import type { GraphqlContext, GraphqlEndpointOptions, RealtimeConnection } from '../../types/index.js'
+import { costCheck, type CostLimits } from './graphql-cost.js'
 
-export interface OperationOptions {
+export interface OperationOptions extends CostLimits {
   schema: NonNullable<GraphqlEndpointOptions['schema']>
   context: GraphqlEndpointOptions['context']
   queryTokenLimit: number
+  /** Operations in flight on one socket. */
+  operationLimit: number
   introspection: boolean
 }
 
+/** The operations in flight on one socket, each by its `subscribe` payload: a client may reuse an id meanwhile. */
+export type OperationsInFlight = Set<SubscribePayload>
+
+type Prepared = ExecutionArgs | readonly GraphQLError[]
+
 export type PrepareOperation =
-  (connection: RealtimeConnection, payload: SubscribePayload) => Promise<ExecutionArgs | readonly GraphQLError[]>
+  (connection: RealtimeConnection, payload: SubscribePayload, inFlight: OperationsInFlight) => Promise<Prepared>
 
 export function operationPreparer (options: OperationOptions): PrepareOperation {
+  const cost = costCheck(options)
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule]
+  const tooMany = [new GraphQLError(`Too many operations in flight: at most ${options.operationLimit} on one socket.`)]
 
-  return async function prepare (connection, payload) {
+  async function executionArgs (connection: RealtimeConnection, payload: SubscribePayload): Promise<Prepared> {
     let document: DocumentNode
     try {
       // The token limit stops the parser itself, before a huge document costs more than its bytes.
@@ -31,8 +42,13 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     // The accountability the operation started with, for the schema and for every resolver it runs.
     const { accountability } = connection
     const schema = typeof options.schema === 'function' ? await options.schema(accountability) : options.schema
+    // The cost bounds first: graphql-js's own rules validate only a document within them.
+    const refused = cost(schema, document)
+    if (refused.length > 0) return refused
     const errors = validate(schema, document, rules)
     if (errors.length > 0) return errors
+    // graphql-ws refuses it after onSubscribe, where nothing gives its slot back: refused here, in graphql-ws's words.
+    if (!getOperationAST(document, payload.operationName)) return [new GraphQLError('Unable to identify operation')]
     const extension = options.context ? await options.context(accountability, connection) : undefined
     const contextValue: GraphqlContext = { ...extension, accountability }
     return {
@@ -42,5 +58,15 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
       variableValues: payload.variables,
       contextValue
     }
+  }
+
+  return async function prepare (connection, payload, inFlight) {
+    // Counted before the first await: each subscribe of a burst sees every one before it.
+    if (inFlight.size >= options.operationLimit) return tooMany
+    inFlight.add(payload)
+    const prepared = await executionArgs(connection, payload)
+    // Refused, it never runs, and no onComplete will come. (A throw closes the socket 4500: no slot outlives it.)
+    if (Array.isArray(prepared)) inFlight.delete(payload)
+    return prepared
   }
 }

@@ -6,13 +6,14 @@ import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
 import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
 import type { Authenticator } from '../auth/authenticator.js'
-import { CloseCode, InvalidConfigError } from '../errors.js'
+import { CloseCode, InvalidConfigError, messages } from '../errors.js'
 import { Connection } from '../connection/connection.js'
+import type { Outbound } from '../connection/outbound.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
 import { upgradeCredential } from './upgrade.js'
 import { ClientInfo } from '../connection/accountability.js'
-import { operationPreparer, type OperationOptions } from './graphql-operation.js'
+import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import type { AdapterOptions } from './adapter.js'
 import type { EndpointName } from '../../types/index.js'
 
@@ -30,6 +31,7 @@ class GraphqlConnection extends Connection {
 
 interface Extra {
   connection: GraphqlConnection
+  operations: OperationsInFlight
 }
 
 type ConnectionParams = Record<string, unknown> | undefined
@@ -49,7 +51,9 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
   const result = typeof token === 'string' ? authenticator.verifyAccessToken(token) : null
   if (!result?.ok) {
     registry.refused(connection.endpoint, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'access_token is not a string', connection.guard.client)
-    guard.fail()
+    // Nothing known yet of the token's session (a cold process): closed so that the client tries again, not refused.
+    if (result?.code === 'SERVICE_UNAVAILABLE') connection.close(CloseCode.TryAgainLater, messages.serviceUnavailable)
+    else guard.fail()
     return false
   }
   guard.authenticate(result)
@@ -72,7 +76,9 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     // clock for the same wait, with its own default (3 s).
     connectionInitWaitTimeout: 0,
     onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator, registry),
-    onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload)
+    onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload, ctx.extra.operations),
+    // Every operation onSubscribe let through ends here (done, failed, or completed by the client): its slot is free.
+    onComplete: (ctx, _id, payload) => { ctx.extra.operations.delete(payload) }
   })
 
   const handling: GraphqlHandling = {
@@ -80,6 +86,7 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     registry,
     log,
     maxPayload,
+    outbound: options.outbound,
     policy: options.policy,
     name: endpoint.name,
     endFailed: (err) => log.error({ err }, 'a graphql subscription failed to end')
@@ -95,6 +102,7 @@ interface GraphqlHandling {
   registry: Registry
   log: FastifyBaseLogger
   maxPayload: number
+  outbound: Outbound
   policy: GuardPolicy
   name: EndpointName
   /** Logs a subscription whose iterator threw while its socket closed: one function for every socket. */
@@ -107,6 +115,7 @@ interface GraphqlHandling {
  */
 class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
   readonly connection: GraphqlConnection
+  readonly operations: OperationsInFlight = new Set()
   readonly #socket: WebSocket
   readonly #handling: GraphqlHandling
   readonly #closed: (code?: number, reason?: string) => Promise<void>
@@ -116,7 +125,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     this.#socket = socket
     this.#handling = handling
     const guard = new ConnectionGuard(handling.policy, new ClientInfo(request), this, upgradeCredential(request))
-    this.connection = new GraphqlConnection(handling.name, socket, guard)
+    this.connection = new GraphqlConnection(handling.name, socket, guard, handling.outbound)
     handling.registry.add(this.connection)
     this.#closed = handling.server.opened(this, this)
     socket.on('close', this.#onClose)
@@ -127,9 +136,9 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     return this.#socket.protocol
   }
 
-  // ws drops what is sent on a closing socket: a subscription may still emit while its socket closes.
+  // A subscription may still emit while its socket closes: the outbound drops it.
   send (data: string): void {
-    this.#socket.send(data)
+    this.connection.sendFrame(data)
   }
 
   close (code?: number, reason?: string): void {

@@ -23,7 +23,7 @@ function visit (connection: Connection): void {
   }
   connection.pinged = true
   connection.active = false
-  connection.socket.send(ping)
+  connection.sendFrame(ping)
 }
 
 function * connectionsOf (registry: Registry, endpoints: EndpointName[]): Generator<Connection> {

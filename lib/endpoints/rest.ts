@@ -35,10 +35,10 @@ class JsonSocket extends Inbox implements GuardEvents {
   readonly #options: JsonEndpointOptions
 
   constructor (socket: WebSocket, request: FastifyRequest, options: JsonEndpointOptions) {
-    super(socket)
+    super(socket, options.maxPayload)
     this.#options = options
     const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, upgradeCredential(request))
-    this.connection = new Connection(options.endpoint.name, socket, guard)
+    this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound)
     socket.on('message', this.receive)
   }
 

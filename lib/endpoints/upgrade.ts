@@ -14,7 +14,7 @@ export function upgradeCredential (request: FastifyRequest): AuthSuccess | null 
   return upgrades.get(request) ?? null
 }
 
-/** No Origin (not a browser), the request's own host, or an allowed origin. */
+/** No Origin (not a browser), the request's own origin (scheme, host and port), or an allowed origin. */
 export function originAllowed (request: FastifyRequest, allowed: ReadonlySet<string>): boolean {
   const origin = request.headers.origin
   if (origin === undefined) return true
@@ -25,7 +25,9 @@ export function originAllowed (request: FastifyRequest, allowed: ReadonlySet<str
     return false
   }
   if (url.origin === 'null' || url.origin !== origin.replace(/\/$/, '')) return false
-  return url.host === request.headers.host || allowed.has(url.origin)
+  // A page served by this server: browsers send the host of the page's URL, so the two spell its origin alike.
+  // Under trustProxy, `request.protocol` and `request.host` are the ones the proxy forwarded.
+  return allowed.has(url.origin) || url.origin === `${request.protocol}://${request.host}`
 }
 
 /** The access token on the upgrade request: the query parameter wins over the @fastify/jwt cookie. */
@@ -76,6 +78,8 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
       const result = token === null ? null : authenticator.verifyAccessToken(token)
       if (!result?.ok) {
         registry.refused(endpoint.name, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'empty or repeated access_token', new ClientInfo(request))
+        // Nothing known yet of the token's session (a cold process): not a bad credential, the client may retry.
+        if (result?.code === 'SERVICE_UNAVAILABLE') return refuse(reply, 503, 'SERVICE_UNAVAILABLE', messages.serviceUnavailable)
         const expired = result?.code === 'TOKEN_EXPIRED'
         return refuse(reply, 401, expired ? 'TOKEN_EXPIRED' : 'AUTH_FAILED', expired ? messages.tokenExpired : messages.authFailed)
       }

@@ -3,6 +3,7 @@
 // it there sees every line without touching the destination itself.
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
+import { redactLogLine } from '../redaction.js'
 
 type Destination = { write (line: string): unknown }
 
@@ -13,7 +14,8 @@ export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) 
   if (typeof destination?.write !== 'function') return null // logger: false, or a logger of the app's own kind
   const write = (line: string) => {
     const written = destination.write(line)
-    onLine(line)
+    // Redacted before it leaves: with Redis, a line crosses the network to every process.
+    onLine(redactLogLine(line))
     return written
   }
   // Everything but `write` (flush, fd, ...) still reaches the real destination, with the real `this`.

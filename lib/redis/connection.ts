@@ -56,6 +56,13 @@ export function opened (redis: Redis): Promise<void> {
   })
 }
 
+/** Resolves once `ready` has, or after `ms`: start-up waits for shared state to load, but never hangs on it. */
+export function within (ready: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout
+  const timeout = new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })
+  return Promise.race([ready, timeout]).finally(() => clearTimeout(timer))
+}
+
 /** `redis` is a URL (the plugin owns the connections) or the app's ioredis client (the plugin owns only its duplicate). */
 export function connectRedis (redis: string | Redis, log: FastifyBaseLogger): RedisConnections {
   const owned = typeof redis === 'string'

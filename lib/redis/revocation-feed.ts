@@ -24,9 +24,14 @@ export class RedisRevocationFeed implements RevocationFeed {
       .exec()
   }
 
-  start (onRevoked: RevokedHandler): void {
-    // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis.
-    const replay = () => { this.#replay(onRevoked).catch(() => {}) }
+  start (onRevoked: RevokedHandler, onLoaded: () => void): void {
+    // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis. A replay
+    // that began once subscribed leaves nothing unknown: what came before is in the keys, what after is heard.
+    let subscribed = false
+    const replay = () => {
+      const complete = subscribed
+      this.#replay(onRevoked).then(() => { if (complete) onLoaded() }, () => {})
+    }
     this.#redis.listen(this.#channel, (message) => {
       try {
         const { session, until } = JSON.parse(message) as { session: unknown, until: unknown }
@@ -34,7 +39,10 @@ export class RedisRevocationFeed implements RevocationFeed {
       } catch {
         this.#log.warn(`ignored a malformed message on ${this.#channel}`)
       }
-    }, replay)
+    }, () => {
+      subscribed = true
+      replay()
+    })
     this.#redis.commands.on('ready', replay) // the replay needs the command connection too
   }
 

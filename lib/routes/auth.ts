@@ -30,7 +30,8 @@ function sendFailure (reply: FastifyReply, failure: AuthFailure) {
       .send(httpErrorBody('REQUESTS_EXCEEDED', requestsExceeded(failure.retryAfterMs)))
   }
   if (failure.code === 'SERVICE_UNAVAILABLE') {
-    return reply.code(503).send(httpErrorBody('SERVICE_UNAVAILABLE', messages.serviceUnavailable))
+    // Every cause (a store down, a full password queue) passes within seconds.
+    return reply.code(503).header('retry-after', 1).send(httpErrorBody('SERVICE_UNAVAILABLE', messages.serviceUnavailable))
   }
   return reply.code(401).send(httpErrorBody('INVALID_CREDENTIALS', messages.invalidCredentials))
 }

@@ -1,0 +1,74 @@
+// Password checks take turns. Each keeps a core busy for tens of milliseconds (argon2), so they run one per spare
+// core, and the waiting ones queue per client address and are served an address at a time: a storm of wrong
+// passwords from many addresses delays a legitimate login by one round, not by the whole storm. The queue is bounded
+// in all and per address; past either, a check is refused at once (PROTOCOL.md section 11).
+import { availableParallelism } from 'node:os'
+
+export interface PasswordQueueLimits {
+  /** Checks waiting for a turn, from every address. */
+  limit: number
+  /** Checks waiting for a turn from one client address (the application's own calls, without one, are not capped). */
+  perAddress: number
+}
+
+/** Thrown (as the rejection) when the queue is full: the caller answers SERVICE_UNAVAILABLE. */
+export class PasswordQueueFull extends Error {
+  constructor () {
+    super('password check queue full')
+    this.name = 'PasswordQueueFull'
+  }
+}
+
+type Waiting = () => void
+
+export class PasswordChecks {
+  readonly #limits: PasswordQueueLimits
+  readonly #lanes: number
+  #running = 0
+  #waiting = 0
+  /** Waiting checks by address, in the order the addresses take their turns (a Map keeps insertion order). */
+  readonly #queues = new Map<string | null, Waiting[]>()
+
+  /** One lane per core but the one the event loop keeps. */
+  constructor (limits: PasswordQueueLimits, lanes = Math.max(1, availableParallelism() - 1)) {
+    this.#limits = limits
+    this.#lanes = lanes
+  }
+
+  /** Runs `check` in its turn; rejects with PasswordQueueFull without running it when the queue is full. */
+  run<T> (address: string | null, check: () => Promise<T>): Promise<T> {
+    if (this.#running < this.#lanes) return this.#start(check)
+    const queue = this.#queues.get(address)
+    if (this.#waiting >= this.#limits.limit || (address !== null && (queue?.length ?? 0) >= this.#limits.perAddress)) {
+      return Promise.reject(new PasswordQueueFull())
+    }
+    return new Promise<T>((resolve, reject) => {
+      const turn = () => { this.#start(check).then(resolve, reject) }
+      if (queue) queue.push(turn)
+      else this.#queues.set(address, [turn])
+      this.#waiting++
+    })
+  }
+
+  async #start<T> (check: () => Promise<T>): Promise<T> {
+    this.#running++
+    try {
+      return await check()
+    } finally {
+      this.#running--
+      this.#next()
+    }
+  }
+
+  #next (): void {
+    // The address whose turn it is goes to the back of the line, with the rest of its checks.
+    const next = this.#queues.entries().next()
+    if (next.done) return
+    const [address, queue] = next.value
+    this.#queues.delete(address)
+    const turn = queue.shift()!
+    if (queue.length > 0) this.#queues.set(address, queue)
+    this.#waiting--
+    turn()
+  }
+}

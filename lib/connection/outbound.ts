@@ -1,0 +1,36 @@
+// Every frame the plugin sends goes out here, whatever produced it: a client that stops reading can make the server
+// hold at most the cap for it (PROTOCOL.md section 11), then it is closed and, if even the close cannot reach it, cut.
+import type { WebSocket } from 'ws'
+import { CloseCode } from '../errors.js'
+
+export const tooSlowReason = 'Client too slow.'
+const closeGraceMs = 1000
+
+/** One per plugin instance: the cap on unsent bytes every socket shares. */
+export class Outbound {
+  readonly maxBufferedBytes: number
+
+  constructor (maxBufferedBytes: number) {
+    this.maxBufferedBytes = maxBufferedBytes
+  }
+
+  /** Sends `frame` unless the socket is closing; a socket that would go over the cap is closed instead. */
+  send (socket: WebSocket, frame: string): void {
+    if (socket.readyState !== socket.OPEN) return
+    if (this.fits(socket, frame)) socket.send(frame)
+    else tooSlow(socket)
+  }
+
+  /** Whether `frame` can be sent without going over the cap (the logs stream drops a line that cannot). */
+  fits (socket: WebSocket, frame: string): boolean {
+    // String length for bytes: exact for ASCII, and never more than three times off; the cap is about megabytes.
+    return socket.bufferedAmount + frame.length <= this.maxBufferedBytes
+  }
+}
+
+function tooSlow (socket: WebSocket): void {
+  socket.close(CloseCode.PolicyViolation, tooSlowReason)
+  // The close frame waits behind everything unsent; a client that never reads would keep all of it until ws's own
+  // 30 s close timeout.
+  setTimeout(() => socket.terminate(), closeGraceMs).unref()
+}

@@ -1,0 +1,35 @@
+// Each user's last accepted TOTP step on Redis, so that a code accepted by one process is a replay on every other.
+// One compare-and-set script: of two logins with one code at once, on two processes, exactly one claims its step.
+import type { Redis } from 'ioredis'
+import { refuseLateLua } from './write-deadline.js'
+import type { OtpSteps } from '../auth/otp-steps.js'
+
+// A code is good for its step and the next two (a clock a step behind), and processes' clocks differ a little: after
+// four steps no code of a recorded step is valid anywhere, and the key can go.
+const keepMs = 4 * 30_000
+// ioredis gives up on a command after 2 s (lib/redis/connection.ts): a claim that has not acted within 1 s never
+// will, so a login answered SERVICE_UNAVAILABLE has not used its code up.
+const actWithinMs = 1_000
+
+// KEYS: the user's key. ARGV: deadline, step, keepMs. 1 when the step was newer and is now the user's last.
+const claimScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(last) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`
+
+export class RedisOtpSteps implements OtpSteps {
+  readonly #redis: Redis
+  readonly #prefix: string
+
+  constructor (redis: Redis, prefix: string) {
+    this.#redis = redis
+    this.#prefix = prefix
+  }
+
+  async claim (user: string, step: number): Promise<boolean> {
+    const claimed = await this.#redis.eval(claimScript, 1, `${this.#prefix}otp-step:${user}`, Date.now() + actWithinMs, step, keepMs)
+    return claimed === 1
+  }
+}

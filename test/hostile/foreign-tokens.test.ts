@@ -1,0 +1,58 @@
+// Foreign tokens (PROTOCOL.md section 11): a token signed with SECRET for another purpose is no realtime credential
+// (the plugin's own tokens carry and require its issuer), and `admin` comes only from tokens the plugin issued or
+// from the app's mapClaims.
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import { createSigner } from 'fast-jwt'
+import realtime from '../../lib/index.js'
+import { admin, build, connect, refusedWith, secret } from '../helpers.js'
+
+const signedElsewhere = createSigner({ key: secret, expiresIn: 60_000 })
+
+t.test('an HS256 token signed with SECRET without the plugin\'s issuer is refused everywhere', async t => {
+  const { url } = await build(t, { users: [admin] })
+  for (const claims of [{ id: 'u1' }, { id: 'u1', admin: true }, { id: 'u1', admin_access: true, iss: 'billing' }]) {
+    const token = signedElsewhere(claims)
+    t.equal((await refusedWith(url(`/websocket?access_token=${token}`))).status, 401, `${JSON.stringify(claims)} at the upgrade`)
+    const client = await connect(url('/websocket'))
+    client.send({ type: 'auth', access_token: token })
+    t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } }, 'in an auth message')
+    t.equal((await client.closed).code, 4401)
+  }
+})
+
+t.test('the plugin\'s own tokens carry its issuer, and its admins stay admins', async t => {
+  const { app, url } = await build(t, { users: [admin], issuer: 'realtime.example.com' })
+  const issued = await app.realtime.login({ email: admin.email, password: admin.password })
+  t.equal(app.jwt.decode<{ iss: string }>(issued.access_token)!.iss, 'realtime.example.com')
+  const client = await connect(url(`/websocket/logs?access_token=${issued.access_token}`))
+  client.send({ type: 'subscribe', log_level: 'error' })
+  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'error' }, 'an admin may read the logs')
+  await client.close()
+})
+
+t.test('with the app\'s own @fastify/jwt, its tokens authenticate, but a bare admin claim makes no admin', async t => {
+  const app = Fastify()
+  await app.register(fastifyJwt, { secret })
+  await app.register(realtime, { env: {} })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  for (const claims of [{ sub: 'u1', admin: true }, { sub: 'u1', admin_access: true }]) {
+    const client = await connect(`ws://127.0.0.1:${port}/websocket/logs?access_token=${app.jwt.sign(claims)}`)
+    client.send({ type: 'subscribe', log_level: 'error' })
+    t.match(await client.next(), { error: { code: 'FORBIDDEN' } }, `${JSON.stringify(claims)} is no admin`)
+    await client.close()
+  }
+})
+
+t.test('mapClaims decides admin for the app\'s own tokens', async t => {
+  const { app, url } = await build(t, { mapClaims: (claims) => ({ user: String(claims.sub), role: null, admin: claims.scope === 'ops' }) })
+  const token = signedElsewhere({ sub: 'u1', scope: 'ops', iss: 'fastify-realtime' })
+  const client = await connect(url(`/websocket/logs?access_token=${token}`))
+  client.send({ type: 'subscribe', log_level: 'error' })
+  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'error' })
+  await client.close()
+  t.ok(app.realtime)
+})

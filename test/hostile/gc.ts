@@ -1,0 +1,13 @@
+// A full garbage collection on demand, so a test measures what the server keeps, not what it has yet to collect.
+import v8 from 'node:v8'
+import vm from 'node:vm'
+
+v8.setFlagsFromString('--expose-gc')
+const collect = vm.runInNewContext('gc') as () => void
+
+/** Heap and buffers held after a full collection, in bytes. */
+export function retainedBytes (): number {
+  collect()
+  const { heapUsed, external } = process.memoryUsage()
+  return heapUsed + external
+}

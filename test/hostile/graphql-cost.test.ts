@@ -1,0 +1,75 @@
+// GraphQL cost (PROTOCOL.md section 11): a document over the depth, alias or field limit is refused with an `error`
+// message for its operation before graphql-js validates it (its OverlappingFieldsCanBeMerged is quadratic in
+// repeated fields), and the socket stays open.
+import t from 'tap'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { buildSchema } from 'graphql'
+import { referenceSchema } from '../../example/schema.js'
+import { build } from '../helpers.js'
+import { GraphqlSocket, type Frame } from './graphql-socket.js'
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+const reference = referenceSchema(() => null)
+// Nests as deep as a client likes.
+const nested = buildSchema('type Query { node: Node } type Node { id: ID, node: Node }')
+
+const refused = (id: string, message: string): Frame[] => [{ id, type: 'error', payload: [{ message }] }]
+const answered = (id: string, data: unknown): Frame[] => [{ id, type: 'next', payload: { data } }, { id, type: 'complete' }]
+/** `{ node { node { ... { id } } } }`: `depth` fields deep. */
+const deep = (depth: number) => `{ ${'node { '.repeat(depth - 1)}id${' }'.repeat(depth - 1)} }`
+const aliased = (aliases: number) => `{ ${Array.from({ length: aliases }, (_, i) => `a${i}: node { id }`).join(' ')} }`
+const fields = (count: number, field = '__typename') => `{ ${`${field} `.repeat(count)}}`
+
+t.test('30 documents of 1,249 repeated fields are refused and hold the event loop less than 500 ms in all', async t => {
+  const { url } = await build(t, { graphql: { auth: 'public', schema: reference } })
+  const attacker = await GraphqlSocket.open(url('/graphql'))
+  // 12 KB and 4,998 tokens: under the token limit (5000), and a valid query.
+  const query = `{ ${'me { id } '.repeat(1249)}}`
+  // Measured on a server that has run a while: the first documents of a fresh process warm the JIT up, whatever they are.
+  const warmUp = Array.from({ length: 30 }, (_, i) => `warm-up-${i}`)
+  for (const id of warmUp) attacker.subscribe(id, query)
+  await attacker.until(() => warmUp.every(id => attacker.ended(id)), 60_000)
+  const ids = Array.from({ length: 30 }, (_, i) => `attack-${i}`)
+  const delay = monitorEventLoopDelay({ resolution: 10 })
+  delay.enable()
+  await sleep(50) // the histogram's first tick: a stall before it would go unrecorded
+  for (const id of ids) attacker.subscribe(id, query)
+  await attacker.until(() => ids.every(id => attacker.ended(id)), 60_000)
+  await sleep(50) // and one after the last stall, which records it
+  delay.disable()
+  const held = delay.max / 1e6
+  t.ok(held < 500, `the event loop was held at most ${held.toFixed(1)} ms`)
+  for (const id of ids) {
+    t.same(attacker.frames.get(id), refused(id, 'Syntax Error: Query field limit of 200 exceeded.'), id)
+  }
+  t.same(await attacker.result('after', '{ me { id } }'), answered('after', { me: null }), 'the socket stays open')
+})
+
+t.test('each limit refuses its document with an error for its id before graphql-js validation; the socket stays open', async t => {
+  const { url } = await build(t, { graphql: { auth: 'public', schema: nested } })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  t.same(await client.result('depth-10', deep(10)), answered('depth-10', { node: null }), 'depth 10 runs')
+  t.same(await client.result('depth-11', deep(11)), refused('depth-11', 'Syntax Error: Query depth limit of 10 exceeded, found 11.'))
+  t.same(await client.result('aliases-15', aliased(15)), answered('aliases-15', Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`a${i}`, null]))), '15 aliases run')
+  t.same(await client.result('aliases-16', aliased(16)), refused('aliases-16', 'Syntax Error: Aliases limit of 15 exceeded, found 16.'))
+  t.same(await client.result('fields-200', fields(200)), answered('fields-200', { __typename: 'Query' }), '200 fields run')
+  t.same(await client.result('fields-201', fields(201)), refused('fields-201', 'Syntax Error: Query field limit of 200 exceeded.'))
+  // 201 unknown fields: graphql-js would answer 100 "Cannot query field" errors, had it run.
+  t.same(await client.result('unknown', fields(201, 'nope')), refused('unknown', 'Syntax Error: Query field limit of 200 exceeded.'),
+    'only the limit: graphql-js never validated it')
+  t.same(await client.result('after', '{ node { id } }'), answered('after', { node: null }), 'the socket stays open')
+})
+
+t.test('the limits come from the options and the environment', async t => {
+  const { url } = await build(t, {
+    env: { GRAPHQL_QUERY_DEPTH_LIMIT: '2', GRAPHQL_QUERY_ALIAS_LIMIT: '1' },
+    graphql: { auth: 'public', schema: nested, queryFieldLimit: 5 }
+  })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  t.same(await client.result('depth', deep(3)), refused('depth', 'Syntax Error: Query depth limit of 2 exceeded, found 3.'))
+  t.same(await client.result('aliases', aliased(2)), refused('aliases', 'Syntax Error: Aliases limit of 1 exceeded, found 2.'))
+  t.same(await client.result('fields', fields(6)), refused('fields', 'Syntax Error: Query field limit of 5 exceeded.'))
+  t.same(await client.result('within', '{ a: node { id } }'), answered('within', { a: null }))
+  t.same(await client.result('fragment', '{ ...F } fragment F on Query { node { id } }'), answered('fragment', { node: null }),
+    'a fragment adds no depth')
+})

@@ -1,0 +1,52 @@
+// Frames behind a pending check (PROTOCOL.md section 11): what a socket sends while its password is being checked
+// is kept in order, but at most the max payload's worth of it; past that the socket is closed 1008.
+import t from 'tap'
+import type { Socket } from 'node:net'
+import { build, connect } from '../helpers.js'
+import { retainedBytes } from './gc.js'
+
+const sockets = 20
+// 64 KB of empty text frames as a client puts them on the wire: six bytes each (header and mask), in one write.
+const emptyFrames = Buffer.concat(Array.from({ length: 11_000 }, () => Buffer.from([0x81, 0x80, 1, 2, 3, 4])))
+
+t.test('empty frames queued behind a slow password check cost at most the max payload per socket', async t => {
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  const { url } = await build(t, {
+    heartbeat: { enabled: false },
+    attemptLimit: false,
+    // A password check that answers only when the test says so: every frame after the auth message must wait.
+    verifyCredentials: async () => { await held; return null }
+  })
+  const clients = await Promise.all(Array.from({ length: sockets }, () => connect(url('/websocket'))))
+  const before = retainedBytes()
+  for (const client of clients) {
+    client.send({ type: 'auth', email: 'someone@example.com', password: 'wrong' })
+    ;(client.ws as unknown as { _socket: Socket })._socket.write(emptyFrames)
+  }
+  const closes = await Promise.all(clients.map(client => client.closed))
+  const perSocket = (retainedBytes() - before) / sockets
+  release()
+  t.same(closes[0], { code: 1008, reason: 'Too many frames queued.' })
+  t.ok(closes.every(close => close.code === 1008), 'every flooding socket was closed 1008')
+  t.ok(perSocket < 128 * 1024, `the server kept ${Math.round(perSocket / 1024)} KiB per socket`)
+})
+
+t.test('frames within the bound still wait for the check and run after it, in order', async t => {
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  const { url } = await build(t, {
+    heartbeat: { enabled: false },
+    attemptLimit: false,
+    verifyCredentials: async () => { await held; return { user: 'u1', role: null, admin: false } }
+  })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: 'someone@example.com', password: 'right', uid: 'a' })
+  for (let i = 0; i < 100; i++) client.send({ type: 'ping', uid: i })
+  // Every frame has reached the server's queue before the check answers: resolving after the last pong's turn.
+  await new Promise(resolve => setTimeout(resolve, 50))
+  release()
+  t.match(await client.next(), { type: 'auth', status: 'ok', uid: 'a' })
+  for (let i = 0; i < 100; i++) t.same(await client.next(), { type: 'pong', uid: i })
+  await client.close()
+})

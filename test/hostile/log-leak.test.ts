@@ -1,0 +1,151 @@
+// Hostile clients against the logs (PROTOCOL.md section 11): at trace, Fastify logs a malformed request with its raw
+// bytes (`err.rawPacket`), and an error may carry a credential in its message or its properties. Neither the
+// reference server's log output nor the logs stream may show one.
+import t, { type Test } from 'tap'
+import { buildReferenceServer } from '../../example/app.js'
+import { connect, type Client } from '../helpers.js'
+import { malformedRequests, readable, sendRaw, type Credentials } from './malformed-http.js'
+
+const password = 'hostile-test-admin-password'
+
+interface Watched {
+  app: Awaited<ReturnType<typeof buildReferenceServer>>['app']
+  port: number
+  credentials: Credentials
+  /** Every line the server wrote, parsed. */
+  written: () => Record<string, unknown>[]
+  /** Everything the server wrote and streamed so far, raw bytes decoded. */
+  everything: () => Promise<string>
+  /** The `data` of every line streamed to the admin subscriber so far. */
+  streamed: Record<string, unknown>[]
+}
+
+/** The reference server at trace, its log output captured, and an admin subscribed to its logs at trace. */
+async function watchedServer (t: Test): Promise<Watched> {
+  const lines: string[] = []
+  const { app } = await buildReferenceServer(
+    { ADMIN_EMAIL: 'admin@example.com', ADMIN_PASSWORD: password, SECRET: 'a-secret-for-the-hostile-log-test', LOG_LEVEL: 'trace' },
+    { logStream: { write: (line: string) => { lines.push(line) } } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const login = await fetch(`http://127.0.0.1:${port}/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin@example.com', password })
+  })
+  const tokens = (await login.json() as { data: { access_token: string, refresh_token: string } }).data
+  const subscriber: Client = await connect(`ws://127.0.0.1:${port}/websocket/logs`)
+  subscriber.send({ type: 'auth', access_token: tokens.access_token })
+  await subscriber.next()
+  subscriber.send({ type: 'subscribe', log_level: 'trace' })
+  await subscriber.next()
+  t.teardown(() => subscriber.close())
+  const streamed: Record<string, unknown>[] = []
+  let marks = 0
+  return {
+    app,
+    port,
+    credentials: { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, password },
+    written: () => lines.map(line => JSON.parse(line) as Record<string, unknown>),
+    streamed,
+    async everything () {
+      // A ping's pong comes after every line logged before it.
+      const uid = `mark-${marks++}`
+      subscriber.send({ type: 'ping', uid })
+      for (;;) {
+        const frame = await subscriber.next() as { type: string, uid?: string, data?: Record<string, unknown> }
+        if (frame.type === 'pong' && frame.uid === uid) break
+        if (frame.type === 'logs' && frame.data) streamed.push(frame.data)
+      }
+      return readable(lines.join('') + JSON.stringify(streamed))
+    }
+  }
+}
+
+function noSecrets (t: Test, everything: string, credentials: Credentials) {
+  for (const [name, secret] of Object.entries(credentials)) {
+    t.notOk(everything.includes(secret), `no ${name} in the log output nor in the logs stream`)
+  }
+}
+
+t.test('a malformed request at trace leaves no credential in the log or the logs stream', async t => {
+  const server = await watchedServer(t)
+  const answers = []
+  for (const request of malformedRequests(server.credentials)) answers.push(await sendRaw(server.port, request))
+  t.match(answers, [/^HTTP\/1.1 400 /, /^HTTP\/1.1 400 /, /^HTTP\/1.1 431 /], 'each request is refused')
+  const everything = await server.everything()
+
+  const clientErrors = (lines: Record<string, unknown>[]) => lines.filter(line => /^client (error|header_overflow)$/.test(String(line.msg)))
+  t.equal(clientErrors(server.written()).length, 3, 'Fastify logged each client error')
+  t.equal(clientErrors(server.streamed).length, 3, 'and each reached the subscriber')
+  for (const line of [...clientErrors(server.written()), ...clientErrors(server.streamed)]) {
+    const err = line.err as Record<string, unknown>
+    t.match(err, { message: /^Parse Error/, code: /^HPE_/ }, 'the line still says what went wrong')
+    t.notOk(Array.isArray((err.rawPacket as { data?: unknown } | undefined)?.data), 'without the raw bytes')
+  }
+  noSecrets(t, everything, server.credentials)
+})
+
+t.test('an error carrying credentials in its message and properties is logged redacted', async t => {
+  const server = await watchedServer(t)
+  const { accessToken, refreshToken } = server.credentials
+  const context: Record<string, unknown> = { redis: `redis://default:${password}@127.0.0.1:6379` }
+  context.self = context
+  const err = Object.assign(new Error(`GET /upstream?access_token=${accessToken} failed with {"password":"${password}"}`), {
+    body: `email=admin%40example.com&password=${password}`,
+    request: { headers: { authorization: `Bearer ${accessToken}`, cookie: `directus_refresh_token=${refreshToken}` } },
+    response: `HTTP/1.1 401\r\nSet-Cookie: directus_refresh_token=${refreshToken}; HttpOnly\r\n`,
+    detail: `retried with ${accessToken}`,
+    attempts: [`/cb?access_token=${accessToken}`, { otp: '123456' }],
+    url: new URL(`https://upstream.example/cb?access_token=${accessToken}`),
+    payload: Buffer.from(JSON.stringify({ password })),
+    context
+  })
+  server.app.log.error({ err }, 'upstream call failed')
+  server.app.log.trace({ err }, 'the same at trace')
+  const everything = await server.everything()
+
+  const logged = [...server.written(), ...server.streamed].filter(line => line.msg === 'upstream call failed')
+  t.equal(logged.length, 2, 'logged and streamed')
+  for (const line of logged) {
+    t.match(line.err, {
+      type: 'Error',
+      message: 'GET /upstream?access_token=[redacted] failed with {"password":[redacted]}',
+      request: { headers: { authorization: '[redacted]', cookie: '[redacted]' } },
+      detail: 'retried with [redacted]',
+      attempts: ['/cb?access_token=[redacted]', { otp: '[redacted]' }],
+      url: 'https://upstream.example/cb?access_token=[redacted]',
+      payload: '[redacted]',
+      context: { redis: 'redis://default:[redacted]@127.0.0.1:6379', self: '[Circular]' }
+    }, 'what went wrong is kept, the credentials are not')
+  }
+  noSecrets(t, everything, server.credentials)
+})
+
+t.test('a JSON.parse failure quoting a body is logged without the quote', async t => {
+  const server = await watchedServer(t)
+  let err: unknown
+  try { JSON.parse(password) } catch (error) { err = error }
+  server.app.log.warn({ err }, 'a body that is not JSON')
+  const everything = await server.everything()
+
+  const logged = [...server.written(), ...server.streamed].filter(line => line.msg === 'a body that is not JSON')
+  t.equal(logged.length, 2, 'logged and streamed')
+  for (const line of logged) t.match(line.err, { type: 'SyntaxError', message: 'Unexpected token \'h\', "[redacted]" is not valid JSON' })
+  t.notOk(everything.includes(password.slice(0, 10)), 'not even the part V8 quotes')
+})
+
+t.test('the logs stream hides raw bytes and credentials in any field, not only err', async t => {
+  const server = await watchedServer(t)
+  // The app's own output is the app's serializers' business (realtimeSerializers covers req and err): only the
+  // stream is checked here.
+  server.app.log.info({ payload: Buffer.from(`password=${password}`), note: `password=${password}` }, 'raw bytes')
+  await server.everything()
+  const [line] = server.streamed.filter(line => line.msg === 'raw bytes')
+  t.match(line, { payload: '[redacted]', note: 'password=[redacted]' })
+})
+
+t.test('a line that is not pino\'s is redacted as text', async t => {
+  const { redactLogLine } = await import('../../lib/redaction.js')
+  t.equal(redactLogLine(`not json: password=${password}`), 'not json: password=[redacted]')
+  t.equal(redactLogLine('{"msg":"nothing to hide"}\n'), '{"msg":"nothing to hide"}\n', 'a plain line is left as it is')
+})

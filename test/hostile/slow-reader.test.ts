@@ -1,0 +1,73 @@
+// Slow readers (PROTOCOL.md section 11): a client that stops reading can make the server hold at most
+// WEBSOCKETS_MAX_BUFFERED_BYTES for it, whatever it makes the server send, and is closed 1008 then cut off.
+import t from 'tap'
+import type { WebSocket } from 'ws'
+import type { Connection } from '../../lib/connection/connection.js'
+import { build, connect, type Client } from '../helpers.js'
+
+const uid = 'u'.repeat(60 * 1024)
+const cap = 1024 * 1024
+
+/** Sends `count` pings with a 60 KB uid, each once the last has left, or until the connection is gone. */
+async function flood (client: Client, count: number): Promise<void> {
+  const frame = JSON.stringify({ type: 'ping', uid })
+  for (let sent = 0; sent < count; sent++) {
+    if (await new Promise<Error | undefined>(resolve => client.ws.send(frame, resolve))) return
+  }
+}
+
+/** The server's side of the one open socket of `app`. */
+function serverSocket (app: Awaited<ReturnType<typeof build>>['app']): WebSocket {
+  return (app.realtime.connections()[0] as Connection).socket
+}
+
+t.test('a client that stops reading its pongs is cut off after at most the cap, in public mode with no login', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const closed = new Promise<void>(resolve => app.realtime.on('close', () => resolve()))
+  const client = await connect(url('/websocket'))
+  const socket = serverSocket(app)
+  client.ws.pause() // reads nothing more: the server's pongs pile up behind TCP back-pressure
+  let peak = 0
+  const sample = setInterval(() => { peak = Math.max(peak, socket.bufferedAmount) }, 5)
+  const rssBefore = process.memoryUsage().rss
+  await flood(client, 2000) // 120 MB of pongs, were they all kept
+  await closed
+  clearInterval(sample)
+  const grown = process.memoryUsage().rss - rssBefore
+  t.ok(peak <= cap + uid.length + 100, `the server buffered at most the cap and one frame (peak ${peak} B)`)
+  t.ok(grown < 96 * 1024 * 1024, `resident memory grew ${(grown / 1048576).toFixed(1)} MiB`)
+  t.equal(app.realtime.connections().length, 0, 'the socket is gone')
+  client.ws.terminate()
+})
+
+t.test('a slow client that reads again gets the close: 1008 Client too slow.', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false }, maxBufferedBytes: 256 * 1024 })
+  const client = await connect(url('/websocket'))
+  const socket = serverSocket(app)
+  client.ws.pause()
+  const frame = JSON.stringify({ type: 'ping', uid })
+  // Until the server starts closing: then the client reads what reached it, and the close behind it.
+  while (socket.readyState === socket.OPEN) await new Promise(resolve => client.ws.send(frame, resolve))
+  client.ws.resume()
+  t.same(await client.closed, { code: 1008, reason: 'Client too slow.' })
+  const pongs = client.frames.filter(f => (f as { type?: string }).type === 'pong')
+  t.ok(pongs.length > 0, `the pongs sent before it arrived first (${pongs.length})`)
+})
+
+t.test('application sends to a slow reader are bounded too', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false }, maxBufferedBytes: 128 * 1024 })
+  const client = await connect(url('/websocket'))
+  const socket = serverSocket(app)
+  client.ws.pause()
+  const message = { type: 'news', body: 'n'.repeat(32 * 1024) }
+  let peak = 0
+  for (let i = 0; i < 2000 && socket.readyState === socket.OPEN; i++) {
+    app.realtime.send({}, message)
+    peak = Math.max(peak, socket.bufferedAmount)
+    if (i % 10 === 0) await new Promise(resolve => setImmediate(resolve))
+  }
+  t.ok(socket.readyState !== socket.OPEN, 'the socket is closing')
+  t.ok(peak <= 128 * 1024, `the server buffered at most the cap (peak ${peak} B)`)
+  client.ws.resume()
+  t.equal((await client.closed).code, 1008)
+})
