@@ -5,7 +5,7 @@ import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
-import { InvalidConfigError, messages, RealtimeError, requestsExceeded } from './errors.js'
+import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { createAttemptLimiter } from './auth/attempt-limiter.js'
 import { PasswordChecks } from './auth/password-checks.js'
@@ -116,7 +116,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     endpoint,
     authenticator,
     registry,
-    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log),
+    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log, registry),
     maxPayload: config.maxPayload,
     outbound,
     log: fastify.log
@@ -164,7 +164,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   }
 
   if (config.heartbeat.enabled) {
-    const stop = startHeartbeat(registry, ['rest', 'logs'], config.heartbeat.periodMs)
+    // Every endpoint's sockets, each pinged in its own protocol's terms (`Connection.ping`).
+    const stop = startHeartbeat(registry, config.heartbeat.periodMs)
     fastify.addHook('onClose', async () => stop())
   }
 
@@ -190,10 +191,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     connections: (filter) => registry.list(filter),
     async login (credential) {
       const result = await authenticator.login(credential)
-      if (!result.ok) {
-        if (result.code === 'REQUESTS_EXCEEDED') throw new RealtimeError(result.code, requestsExceeded(result.retryAfterMs))
-        throw new RealtimeError(result.code, result.code === 'SERVICE_UNAVAILABLE' ? messages.serviceUnavailable : messages.invalidCredentials)
-      }
+      if (!result.ok) throw RealtimeError.of(refusal(result, 'INVALID_CREDENTIALS'))
       return result.issued!
     },
     revokeSession: (session) => authenticator.endSession(session),

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { buildSchema } from 'graphql'
 import { MemorySessionStore, type RealtimeEventMap } from '../lib/index.js'
-import { admin, build, connect, refusedWith } from './helpers.js'
+import { admin, build, connect, fakeClock, refusedWith } from './helpers.js'
 
 type Seen = { event: string, detail: Record<string, unknown> }
 
@@ -16,11 +16,14 @@ function record (app: { realtime: { on: <E extends keyof RealtimeEventMap>(e: E,
 }
 
 t.test('a socket\'s life on /websocket, event by event, never with the credential', async t => {
+  const clock = fakeClock(t)
   const { app, url } = await build(t, { users: [admin], rest: { authTimeout: 0.3 } })
   const seen = record(app)
   const client = await connect(url('/websocket'))
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) + 2 }) })
+  const exp = Math.floor(Date.now() / 1000) + 2
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1', exp }) })
   await client.next()
+  clock.tick(exp * 1000 - Date.now())
   await client.next() // TOKEN_EXPIRED
   client.send({ type: 'auth', access_token: 'not-a-token' })
   await client.next()
@@ -163,9 +166,15 @@ t.test('the address is known to code that reads it after the socket is gone', as
   })
   const failed = new Promise<string | null>(resolve => app.realtime.on('authFailed', ({ ip }) => resolve(ip)))
   const refreshing = await connect(url('/websocket'))
+  // The socket reads nothing while its check is pending, its close frame included, until the store's deadline (3 s,
+  // on a fake clock) ends the check.
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   refreshing.send({ type: 'auth', refresh_token: 'never-issued'.padEnd(64, 'A') }) // shaped as one: it reaches the store
   while (stalled.length === 0) await new Promise(resolve => setImmediate(resolve))
-  await refreshing.close()
+  const closing = refreshing.close()
+  clock.tick(3_000)
+  await closing
+  clock.uninstall()
   while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
   stalled[0]()
   addresses.refused = await failed
@@ -179,4 +188,56 @@ t.test('the address is known to code that reads it after the socket is gone', as
   handled()
   while (addresses.handler === undefined) await new Promise(resolve => setImmediate(resolve))
   t.same(addresses, { refused: '127.0.0.1', handler: '127.0.0.1' })
+})
+
+t.test('what a listener sends comes after the frame its event is about', async t => {
+  const { app, url } = await build(t, { users: [admin], rest: { auth: 'public' } })
+  app.realtime.on('auth', ({ connection }) => connection.send({ type: 'welcome' }))
+  app.realtime.on('expire', ({ connection, code }) => connection.send({ type: 'goodbye', code }))
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.match(await client.next(), { type: 'auth', status: 'ok', refresh_token: String })
+  t.same(await client.next(), { type: 'welcome' })
+  await app.realtime.revokeUser(app.realtime.connections()[0].accountability.user!)
+  t.match(await client.next(), { type: 'auth', error: { code: 'AUTH_REVOKED' } })
+  t.same(await client.next(), { type: 'goodbye', code: 'AUTH_REVOKED' })
+  await client.close()
+})
+
+t.test('a GraphQL socket whose session ends reports expire, and closes 4403', async t => {
+  const schema = buildSchema('type Query { me: String }')
+  const { app, url } = await build(t, { users: [admin], graphql: { schema } })
+  const seen = record(app)
+  const tokens = await app.realtime.login({ email: admin.email, password: admin.password })
+  const client = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  client.send({ type: 'connection_init', payload: { access_token: tokens.access_token } })
+  t.same(await client.next(), { type: 'connection_ack' })
+  await app.realtime.revokeUser(app.realtime.connections()[0].accountability.user!)
+  t.same(await client.closed, { code: 4403, reason: 'Forbidden' })
+  while (!seen.some(s => s.event === 'close')) await new Promise(resolve => setImmediate(resolve))
+  t.same(seen.map(s => s.event), ['auth', 'expire', 'close'])
+  t.match(seen[1], { detail: { endpoint: 'graphql', code: 'AUTH_REVOKED' } })
+})
+
+t.test('an authentication that settles after its socket is gone is not reported', async t => {
+  let release: () => Promise<unknown> = async () => {}
+  // A refresh that answers only once the client has left.
+  const sessionStore = new class extends MemorySessionStore {
+    override rotate (...args: Parameters<MemorySessionStore['rotate']>) {
+      return new Promise<Awaited<ReturnType<MemorySessionStore['rotate']>>>(resolve => {
+        release = () => { const rotated = super.rotate(...args); resolve(rotated); return rotated }
+      })
+    }
+  }()
+  const { app, url } = await build(t, { sessionStore, users: [admin], heartbeat: { enabled: false }, rest: { auth: 'public' } })
+  const tokens = await app.realtime.login({ email: admin.email, password: admin.password })
+  const seen = record(app)
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', refresh_token: tokens.refresh_token })
+  while (app.realtime.connections().length === 0) await new Promise(resolve => setImmediate(resolve))
+  await client.close()
+  while (!seen.some(s => s.event === 'close')) await new Promise(resolve => setImmediate(resolve))
+  await release()
+  await new Promise(resolve => setImmediate(resolve)) // the settled check has run: promises go before it
+  t.same(seen.map(s => s.event), ['close'], 'no auth for a socket that is gone')
 })

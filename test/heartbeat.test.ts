@@ -50,14 +50,14 @@ t.test('a beat pings its sockets a slice at a time, spread out, the event loop t
     pinged: false,
     active: false,
     close () {},
-    sendFrame () {
+    ping () {
       order.push(i)
       if (i === 0) setImmediate(() => order.push('turn'))
       if (order.length === 4) pinged()
     }
   }))
   const registry = { * matching () { yield * connections } } as unknown as Registry
-  const stop = startHeartbeat(registry, ['rest'], 20, 1)
+  const stop = startHeartbeat(registry, 20, 1)
   const hold = setTimeout(() => {}, 5000) // the heartbeat's own timer does not keep the process alive
   await allPinged
   stop()

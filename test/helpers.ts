@@ -2,7 +2,11 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
-import realtime, { type RealtimeConnection, type RealtimeMessage, type RealtimeOptions } from '../lib/index.js'
+import realtime, {
+  UserDirectory, type DirectoryUser, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
+} from '../lib/index.js'
+
+export { fakeClock, nextSecond, stoppedDate } from './clock.js'
 
 export const secret = 'a-test-secret-that-is-long-enough'
 export const admin = { email: 'admin@example.com', password: 'd1r3ctu5', admin: true, role: 'administrator' }
@@ -13,10 +17,28 @@ export interface Built {
   url: (path: string) => string
 }
 
-/** An app with the plugin, listening on a random loopback port; closed at the end of the test. */
+/**
+ * The cheapest argon2id the directory takes (1 MiB, one pass: about a millisecond), for the test apps' users: the
+ * suite adds and checks hundreds of passwords, and what it tests is what a check decides, not what it costs. A test of
+ * the cost itself makes its `UserDirectory` with the default (OWASP's 19 MiB, 2 passes).
+ */
+export const testHashing: PasswordHashing = { memoryCost: 1024, timeCost: 1 }
+
+/** An embedded directory of `users`, hashed at `testHashing`. */
+export async function directoryOf (users: DirectoryUser[]): Promise<UserDirectory> {
+  const directory = new UserDirectory({ passwordHashing: testHashing })
+  for (const user of users) await directory.add(user)
+  return directory
+}
+
+/**
+ * An app with the plugin, listening on a random loopback port; closed at the end of the test. Its `users`, when a
+ * list, are hashed at `testHashing`.
+ */
 export async function build (t: Test, options: RealtimeOptions = {}, serverOptions: FastifyServerOptions = {}): Promise<Built> {
   const app = Fastify(serverOptions)
-  await app.register(realtime, { env: {}, secret, ...options })
+  const users = Array.isArray(options.users) ? await directoryOf(options.users) : options.users
+  await app.register(realtime, { env: {}, secret, ...options, users })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }

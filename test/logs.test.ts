@@ -4,7 +4,7 @@ import type { Test } from 'tap'
 import Fastify from 'fastify'
 import realtime, { type RealtimeOptions } from '../lib/index.js'
 import type { Connection } from '../lib/connection/connection.js'
-import { admin, build, connect, refusedWith, secret, type Client } from './helpers.js'
+import { admin, build, connect, fakeClock, refusedWith, secret, type Client } from './helpers.js'
 import { RedisServer } from './redis-server.js'
 
 // The app logs at info to a sink: the stream taps the logger, not the destination.
@@ -102,12 +102,15 @@ t.test('streamed lines never carry a token, a password or an authorization heade
 })
 
 t.test('a subscriber whose credential expires gets nothing more until it is an admin again', async t => {
+  const clock = fakeClock(t)
   const { app, url } = await logsApp(t)
   const client = await connect(url('/websocket/logs'))
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'a', admin_access: true, exp: Math.floor(Date.now() / 1000) + 2 }) })
+  const exp = Math.floor(Date.now() / 1000) + 2
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'a', admin_access: true, exp }) })
   await client.next()
   client.send({ type: 'subscribe', log_level: 'info' })
   await client.next()
+  clock.tick(exp * 1000 - Date.now())
   for (;;) {
     const frame = await client.next() as { error?: { code: string } }
     if (frame.error?.code === 'TOKEN_EXPIRED') break

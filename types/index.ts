@@ -74,6 +74,24 @@ export interface DirectoryUser {
   otpSecret?: string
 }
 
+/**
+ * The argon2id cost of the embedded directory's password hashes, paid once per user added and once per password
+ * checked. The default is OWASP's baseline for argon2id: 19 MiB (`memoryCost: 19456`), 2 passes (`timeCost: 2`),
+ * 1 lane. Lowering it is for tests, which add and check hundreds of passwords; in production keep it or raise it.
+ */
+export interface PasswordHashing {
+  /** Memory per hash, in KiB (default 19456; at least 8). */
+  memoryCost?: number
+  /** Passes over that memory (default 2; at least 1). */
+  timeCost?: number
+}
+
+/** Options of `new UserDirectory(options)`, a directory the app makes and hands to the plugin as `users`. */
+export interface UserDirectoryOptions {
+  /** The cost of its password hashes (default: OWASP's 19 MiB, 2 passes). */
+  passwordHashing?: PasswordHashing
+}
+
 /** Maps verified access-token claims to an identity; null rejects the token. */
 export type MapClaims = (claims: Record<string, unknown>) => Identity | null
 
@@ -244,7 +262,11 @@ export interface RealtimeOptions {
   logs?: EndpointOptions | false
   /** The GraphQL endpoint (mounted only with a `schema`), or false to leave it out. */
   graphql?: GraphqlEndpointOptions | false
-  /** Heartbeat (`WEBSOCKETS_HEARTBEAT_ENABLED`, `WEBSOCKETS_HEARTBEAT_PERIOD` in seconds). */
+  /**
+   * Heartbeat (`WEBSOCKETS_HEARTBEAT_ENABLED`, `WEBSOCKETS_HEARTBEAT_PERIOD` in seconds): every socket past its
+   * handshake is pinged each period (`{"type":"ping"}` on the JSON endpoints, a WebSocket ping frame on `/graphql`)
+   * and closed if it answers nothing during the period after a ping.
+   */
   heartbeat?: { enabled?: boolean, period?: number }
   /** Largest frame accepted in bytes (`WEBSOCKETS_MAX_PAYLOAD`, default 65536); larger closes with 1009. */
   maxPayload?: number

@@ -5,10 +5,19 @@ import argon2 from 'argon2'
 import type { Secret } from 'otpauth'
 import { otpKey, totpStep } from './totp.js'
 import { MemoryOtpSteps, type OtpSteps } from './otp-steps.js'
-import type { DirectoryUser, Identity, PasswordCredential } from '../../types/index.js'
+import { InvalidConfigError } from '../errors.js'
+import type { DirectoryUser, Identity, PasswordCredential, UserDirectoryOptions } from '../../types/index.js'
 
 // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
-const hashOptions = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
+const owaspHashing = { memoryCost: 19_456, timeCost: 2 }
+
+/** argon2's own floors: 8 KiB per lane, one pass. */
+function checkedCost (name: 'memoryCost' | 'timeCost', value: number, least: number): number {
+  if (!Number.isSafeInteger(value) || value < least) {
+    throw new InvalidConfigError(`passwordHashing.${name} must be an integer of at least ${least} (got ${value})`)
+  }
+  return value
+}
 
 /** A stable id from the email: every process seeded with the same users agrees on their ids. */
 function userIdOf (email: string): string {
@@ -27,6 +36,17 @@ export class UserDirectory {
   // Unknown emails are checked against this, so a wrong email costs the same time as a wrong password.
   #decoyHash: Promise<string> | null = null
   #otpSteps: OtpSteps = new MemoryOtpSteps()
+  readonly #hashOptions: { type: typeof argon2.argon2id, memoryCost: number, timeCost: number, parallelism: 1 }
+
+  constructor (options: UserDirectoryOptions = {}) {
+    const { memoryCost = owaspHashing.memoryCost, timeCost = owaspHashing.timeCost } = options.passwordHashing ?? {}
+    this.#hashOptions = {
+      type: argon2.argon2id,
+      memoryCost: checkedCost('memoryCost', memoryCost, 8),
+      timeCost: checkedCost('timeCost', timeCost, 1),
+      parallelism: 1
+    }
+  }
 
   /**
    * Where each user's last accepted TOTP step is kept (default: in this process). The plugin puts it on its Redis,
@@ -41,7 +61,7 @@ export class UserDirectory {
     const identity: Identity = { user: user.id ?? userIdOf(email), role: user.role ?? null, admin: user.admin === true }
     this.#users.set(email, {
       identity,
-      passwordHash: await argon2.hash(user.password, hashOptions),
+      passwordHash: await argon2.hash(user.password, this.#hashOptions),
       otpKey: user.otpSecret ? otpKey(user.otpSecret) : null
     })
     return identity
@@ -62,7 +82,7 @@ export class UserDirectory {
   readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential): Promise<Identity | null> => {
     const entry = this.#users.get(email.trim().toLowerCase())
     if (!entry) {
-      this.#decoyHash ??= argon2.hash(randomUUID(), hashOptions)
+      this.#decoyHash ??= argon2.hash(randomUUID(), this.#hashOptions)
       const decoyHash = await this.#decoyHash
       await argon2.verify(decoyHash, password)
       return null

@@ -10,13 +10,15 @@ import type { Accountability, EndpointName, RealtimeConnection } from '../../typ
 const processPrefix = randomUUID()
 let given = 0
 
+const jsonPing = JSON.stringify({ type: 'ping' })
+
 export class Connection implements RealtimeConnection {
   #id: string | null = null
   readonly endpoint: EndpointName
   readonly socket: WebSocket
   readonly guard: ConnectionGuard
   readonly #outbound: Outbound
-  /** Heartbeat state: pinged at the last beat, and whether anything arrived since. */
+  /** Heartbeat state: pinged at the last beat, and whether anything (a frame, a pong) arrived since. */
   pinged = false
   active = false
 
@@ -43,6 +45,11 @@ export class Connection implements RealtimeConnection {
   /** A frame serialized already; within the cap on unsent bytes, like everything sent here. */
   sendFrame (frame: string): void {
     this.#outbound.send(this.socket, frame)
+  }
+
+  /** The heartbeat's ping, in the endpoint's own terms: `{"type":"ping"}` on the JSON endpoints (section 4). */
+  ping (): void {
+    this.sendFrame(jsonPing)
   }
 
   close (code?: number, reason?: string): void {

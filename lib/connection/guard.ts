@@ -1,35 +1,44 @@
 // The connection guard: the one owner of a socket's accountability and its deadlines. It knows nothing of frames;
 // the endpoint adapter tells it what arrived and renders what it decides.
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuthSuccess } from '../auth/authenticator.js'
+import type { AuthFailure, AuthSuccess } from '../auth/authenticator.js'
 import { authenticatedAccountability, publicAccountability, type ClientInfo } from './accountability.js'
 import { AuthWindows, ExpiryClock, type Authenticating, type Expiring } from './deadlines.js'
+import type { Connection } from './connection.js'
+import { Registry } from './registry.js'
+import { RealtimeEvents } from '../events.js'
 import type { Accountability, AuthMode, Identity } from '../../types/index.js'
 
-/** handshake: waiting for the first auth; open: serving; reauth: credential gone, waiting for a new one. */
+/** handshake: waiting for the first auth; open: serving; reauth: credential gone, a new one due or the socket ends. */
 export type GuardPhase = 'handshake' | 'open' | 'reauth' | 'closed'
 
 export type ExpiryCode = 'TOKEN_EXPIRED' | 'AUTH_REVOKED'
 
 export interface GuardEvents {
-  /** The credential ran out or was revoked: the guard is public already, and waiting for re-auth unless public. */
+  /** The credential ran out or was revoked: the guard is public already, and waiting for re-auth. */
   onExpire (code: ExpiryCode): void
-  /** Nobody authenticated in time: the adapter says so and closes. */
+  /** Nobody authenticated in time: the adapter says so, and closes unless the mode is public. */
   onAuthTimeout (phase: 'handshake' | 'reauth'): void
 }
 
-/** What every guard of an endpoint shares: its mode, its public role and its clocks. */
+/** What every guard of an endpoint shares: its mode, its public role, its clocks and where it reports. */
 export interface GuardPolicy {
   authMode: AuthMode
   publicRole: string | null
   expiries: ExpiryClock
   authWindows: AuthWindows
+  /** Told of every authentication, refusal and expiry, for `fastify.realtime.on(...)`. */
+  registry: Registry
 }
 
-/** `log`: where a socket whose expiry failed is reported (the other sockets expire all the same). */
-export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger): GuardPolicy {
+/**
+ * `log`: where a socket whose expiry failed is reported (the other sockets expire all the same). `registry`: the
+ * plugin's; a guard made on its own reports to one nobody listens to.
+ */
+export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger,
+  registry = new Registry(new RealtimeEvents(log))): GuardPolicy {
   const expiries = new ExpiryClock((err) => log.error({ err }, 'a socket\'s expiry failed'))
-  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs) }
+  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry }
 }
 
 export class ConnectionGuard implements Expiring, Authenticating {
@@ -43,6 +52,8 @@ export class ConnectionGuard implements Expiring, Authenticating {
   #accountability: Accountability | null = null
   #expiresAt: number | null = null
   #inAuthWindow = false
+  /** The socket's connection once the registry has it: what the guard's reports are about. */
+  #connection: Connection | null = null
 
   constructor (policy: GuardPolicy, client: ClientInfo, events: GuardEvents, upgrade: AuthSuccess | null) {
     this.#policy = policy
@@ -83,6 +94,12 @@ export class ConnectionGuard implements Expiring, Authenticating {
     return this.#phase
   }
 
+  /** The registry has the socket: from now on what happens to it is reported, an authentication at the upgrade first. */
+  registered (connection: Connection): void {
+    this.#connection = connection
+    if (this.#identity) this.#policy.registry.authenticated(connection)
+  }
+
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
@@ -95,12 +112,16 @@ export class ConnectionGuard implements Expiring, Authenticating {
       this.#expiresAt = success.expiresAt
       this.#policy.expiries.schedule(this, success.expiresAt)
     }
+    if (this.#connection) this.#policy.registry.authenticated(this.#connection)
   }
 
-  /** A credential was refused: back to public. Answers whether the mode says the socket must close. */
-  fail (): boolean {
-    this.#dropToPublic()
-    return this.#policy.authMode !== 'public'
+  /**
+   * A credential was refused: back to public, unless it was never checked (too many attempts, or the check could not
+   * run), which leaves the identity as it was.
+   */
+  refuse (failure: AuthFailure): void {
+    this.#policy.registry.refused(this.#connection!.endpoint, failure.code, failure.reason, this.#client)
+    if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.#dropToPublic()
   }
 
   /** The expiry clock: the credential ran out, unless the guard moved on since its bucket started firing. */
@@ -110,14 +131,16 @@ export class ConnectionGuard implements Expiring, Authenticating {
     this.expire('TOKEN_EXPIRED')
   }
 
-  /** The credential ran out (or its session ended): public, then the re-auth window unless public mode. */
+  /**
+   * The credential ran out (or its session ended): public, then the re-auth window. Public mode waits too, only to say
+   * when the time ran out: its socket stays open.
+   */
   expire (code: ExpiryCode): void {
     this.#dropToPublic()
-    if (this.#policy.authMode !== 'public') {
-      this.#phase = 'reauth'
-      this.#openAuthWindow()
-    }
+    if (this.#policy.authMode !== 'public') this.#phase = 'reauth'
+    this.#openAuthWindow()
     this.#events.onExpire(code)
+    this.#policy.registry.expired(this.#connection!, code)
   }
 
   /** The session behind the socket ended: treated as an expiry with its own code. */
@@ -128,7 +151,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** The auth windows: nobody authenticated in time. */
   onAuthWindowEnd (): void {
     this.#inAuthWindow = false
-    this.#events.onAuthTimeout(this.#phase === 'reauth' ? 'reauth' : 'handshake')
+    this.#events.onAuthTimeout(this.#phase === 'handshake' ? 'handshake' : 'reauth')
   }
 
   /** The socket is gone: no deadline outlives it. */

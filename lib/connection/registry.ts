@@ -1,5 +1,5 @@
 // Every open socket of this process, for the application API, the heartbeat and revocations; and where the
-// endpoints report what happens to them, for `fastify.realtime.on(...)`.
+// guards report what happens to them, for `fastify.realtime.on(...)`.
 import type { Connection } from './connection.js'
 import type { ExpiryCode } from './guard.js'
 import type { RealtimeEvents } from '../events.js'
@@ -23,11 +23,11 @@ export class Registry {
     if (event === 'close') for (const connection of this.#connections) connection.guard.client.pin()
   }
 
-  /** A socket opened; one authenticated at the upgrade counts as an authentication. */
+  /** A socket opened: its guard reports from now on (one authenticated at the upgrade counts as an authentication). */
   add (connection: Connection): void {
     this.#connections.add(connection)
     if (this.#events.has('close')) connection.guard.client.pin()
-    if (connection.guard.user !== null) this.authenticated(connection)
+    connection.guard.registered(connection)
   }
 
   delete (connection: Connection, code: number): void {
@@ -39,7 +39,7 @@ export class Registry {
     if (this.#events.has('auth')) this.#events.emit('auth', { connection: this.#handOut(connection) })
   }
 
-  /** `client` is where the refused credential came from, for its address. */
+  /** `client` is where the refused credential came from, for its address (the upgrade gate has no guard yet). */
   refused (endpoint: EndpointName, code: AuthFailureCode, reason: string, client: ClientInfo): void {
     if (this.#events.has('authFailed')) this.#events.emit('authFailed', { endpoint, code, reason, ip: client.ip })
   }

@@ -1,12 +1,13 @@
 // The GraphQL endpoint (`/graphql`, PROTOCOL.md section 5): graphql-ws's protocol core (`makeServer`) over the
-// @fastify/websocket socket. graphql-ws speaks graphql-transport-ws, the only thing ever sent here; this adapter
-// decides who is let in at `connection_init`, keeps the socket's guard, and ends the socket when its credential ends.
+// @fastify/websocket socket. graphql-ws speaks graphql-transport-ws, the only messages ever sent here (the heartbeat
+// sends WebSocket ping frames); this adapter decides who is let in at `connection_init`, keeps the socket's guard,
+// and ends the socket when its credential ends.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
 import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
-import type { Authenticator } from '../auth/authenticator.js'
-import { CloseCode, InvalidConfigError, messages } from '../errors.js'
+import type { Authenticator, AuthResult } from '../auth/authenticator.js'
+import { CloseCode, graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
@@ -27,6 +28,13 @@ class GraphqlConnection extends Connection {
   override send (): void {
     throw new TypeError('A GraphQL socket carries only graphql-transport-ws frames: send JSON messages on /websocket')
   }
+
+  // A WebSocket ping frame, not a graphql-transport-ws `ping` message: the client's WebSocket answers it by itself
+  // (browsers included), whatever its GraphQL library does with messages, before connection_init as after. A
+  // two-byte control frame, not data: it bypasses the outbound cap.
+  override ping (): void {
+    this.socket.ping()
+  }
 }
 
 interface Extra {
@@ -38,27 +46,24 @@ type ConnectionParams = Record<string, unknown> | undefined
 
 /**
  * `connection_init`: an `access_token` in its payload authenticates the socket, in every mode; without one, only a
- * socket past its handshake (public mode, or authenticated at the upgrade) is let in. Refused: 4403 `Forbidden`.
+ * socket past its handshake (public mode, or authenticated at the upgrade) is let in. A refusal closes the socket as
+ * the failure table says (4403 `Forbidden`, 1013 for a cold process); graphql-ws's own close then finds it closing.
  */
-function admit (connection: GraphqlConnection, params: ConnectionParams, authenticator: Authenticator, registry: Registry): boolean {
+function admit (connection: GraphqlConnection, params: ConnectionParams, authenticator: Authenticator): boolean {
   const { guard } = connection
   const token = params?.access_token
-  if (token === undefined || token === null) {
-    if (guard.phase !== 'handshake') return true
-    registry.refused(connection.endpoint, 'AUTH_FAILED', 'connection_init without access_token', connection.guard.client)
-    return false
+  const missing = token === undefined || token === null
+  if (missing && guard.phase !== 'handshake') return true
+  const result: AuthResult = typeof token === 'string'
+    ? authenticator.verifyAccessToken(token)
+    : { ok: false, code: 'AUTH_FAILED', reason: missing ? 'connection_init without access_token' : 'access_token is not a string' }
+  if (result.ok) {
+    guard.authenticate(result)
+    return true
   }
-  const result = typeof token === 'string' ? authenticator.verifyAccessToken(token) : null
-  if (!result?.ok) {
-    registry.refused(connection.endpoint, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'access_token is not a string', connection.guard.client)
-    // Nothing known yet of the token's session (a cold process): closed so that the client tries again, not refused.
-    if (result?.code === 'SERVICE_UNAVAILABLE') connection.close(CloseCode.TryAgainLater, messages.serviceUnavailable)
-    else guard.fail()
-    return false
-  }
-  guard.authenticate(result)
-  registry.authenticated(connection)
-  return true
+  guard.refuse(result)
+  connection.close(...graphqlClose(refusal(result, 'AUTH_FAILED')))
+  return false
 }
 
 /** The websocket handler of the GraphQL endpoint. */
@@ -75,7 +80,7 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     // every socket that must authenticate and dies with the guard; graphql-ws's own init timer would be a second
     // clock for the same wait, with its own default (3 s).
     connectionInitWaitTimeout: 0,
-    onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator, registry),
+    onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
     onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload, ctx.extra.operations),
     // Every operation onSubscribe let through ends here (done, failed, or completed by the client): its slot is free.
     onComplete: (ctx, _id, payload) => { ctx.extra.operations.delete(payload) }
@@ -129,6 +134,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     handling.registry.add(this.connection)
     this.#closed = handling.server.opened(this, this)
     socket.on('close', this.#onClose)
+    socket.on('pong', this.#answered)
   }
 
   /** graphql-ws closes 4406 unless it is graphql-transport-ws. */
@@ -153,16 +159,21 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
   // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
   // graphql-ws client retries on 4403, so one whose connectionParams is a function comes back with a new token.
   onExpire (code: ExpiryCode): void {
-    this.#handling.registry.expired(this.connection, code)
     this.connection.guard.close() // no re-auth window to wait for
-    this.#socket.close(CloseCode.Forbidden, 'Forbidden')
+    this.close(...graphqlClose({ code }))
   }
 
   onAuthTimeout (): void {
-    this.#socket.close(CloseCode.AuthTimeout, 'Connection initialisation timeout')
+    this.close(...graphqlClose({ code: 'AUTH_TIMEOUT' }))
+  }
+
+  /** The heartbeat's answer: a pong frame, or any message (`#receive`). */
+  readonly #answered = (): void => {
+    this.connection.active = true
   }
 
   readonly #receive = (data: RawData): void => {
+    this.#answered()
     const socket = this.#socket
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
     if (socket.readyState !== socket.OPEN) return

@@ -1,10 +1,9 @@
-// The heartbeat: every period, a `{"type":"ping"}` to every socket past its handshake; a socket that sent nothing
-// during the period after its ping is closed.
+// The heartbeat (PROTOCOL.md sections 4 and 5): every period, a ping to every socket past its handshake, on every
+// endpoint (`{"type":"ping"}` on the JSON ones, a WebSocket ping frame on /graphql); a socket that answered nothing (no
+// frame; no pong either on /graphql) during the period after its ping is closed, within two periods of its last sign
+// of life.
 import type { Connection } from '../connection/connection.js'
 import type { Registry } from '../connection/registry.js'
-import type { EndpointName } from '../../types/index.js'
-
-const ping = JSON.stringify({ type: 'ping' })
 
 /**
  * A beat pings its sockets a slice at a time, spread over up to a second (a quarter of the period when that is
@@ -18,25 +17,21 @@ const beatSpreadMs = 1000
 function visit (connection: Connection): void {
   if (connection.guard.phase === 'handshake') return
   if (connection.pinged && !connection.active) {
-    connection.close()
+    connection.close() // no status (1005), as Directus; graphql-ws clients retry on it
     return
   }
   connection.pinged = true
   connection.active = false
-  connection.sendFrame(ping)
+  connection.ping()
 }
 
-function * connectionsOf (registry: Registry, endpoints: EndpointName[]): Generator<Connection> {
-  for (const endpoint of endpoints) yield * registry.matching({ endpoint })
-}
-
-export function startHeartbeat (registry: Registry, endpoints: EndpointName[], periodMs: number, slice = beatSlice): () => void {
+export function startHeartbeat (registry: Registry, periodMs: number, slice = beatSlice): () => void {
   let next: NodeJS.Timeout | undefined
   const timer = setInterval(() => {
-    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil([...connectionsOf(registry, endpoints)].length / slice)
+    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil([...registry.matching()].length / slice)
     // A live walk over the registry, not a list made at the start: a socket that closes during the beat is skipped,
     // not kept alive until its turn comes.
-    const walk = connectionsOf(registry, endpoints)
+    const walk = registry.matching()
     const step = () => {
       for (let i = 0; i < slice; i++) {
         const { done, value } = walk.next()

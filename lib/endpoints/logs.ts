@@ -1,6 +1,6 @@
 // The logs endpoint (`/websocket/logs`, PROTOCOL.md section 6): the JSON endpoint with two message types of its own,
 // `subscribe` and `unsubscribe`, streaming the app's log lines to admin subscribers.
-import { messages, RealtimeError } from '../errors.js'
+import { RealtimeError } from '../errors.js'
 import type { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import type { MessageHandler, RealtimeConnection } from '../../types/index.js'
@@ -45,7 +45,7 @@ export class LogStream {
 
   readonly handlers: Record<string, MessageHandler> = {
     subscribe: (message, connection) => {
-      if (!connection.accountability.admin) throw new RealtimeError('FORBIDDEN', messages.forbidden)
+      if (!connection.accountability.admin) throw RealtimeError.of({ code: 'FORBIDDEN' })
       const level = message.log_level
       if (typeof level !== 'string' || !Object.hasOwn(logLevels, level)) {
         throw new RealtimeError('INVALID_PAYLOAD', `"log_level" must be one of ${Object.keys(logLevels).join(', ')}.`)

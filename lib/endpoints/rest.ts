@@ -3,7 +3,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
-import { CloseCode, messages, RealtimeError, requestsExceeded } from '../errors.js'
+import { CloseCode, failureClose, failureFrame, RealtimeError, refusal, type Failure } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
@@ -21,10 +21,7 @@ export interface JsonEndpointOptions extends AdapterOptions {
   onClose?: (connection: Connection) => void
 }
 
-const expiryMessages: Record<ExpiryCode, string> = {
-  TOKEN_EXPIRED: messages.tokenExpired,
-  AUTH_REVOKED: messages.sessionRevoked
-}
+const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
 
 /**
  * One socket on the JSON endpoint. It is its own inbox and takes its guard's events itself, in methods: closures
@@ -43,15 +40,11 @@ class JsonSocket extends Inbox implements GuardEvents {
   }
 
   onExpire (code: ExpiryCode): void {
-    this.connection.send(errorFrame('auth', code, expiryMessages[code]))
-    this.#options.registry.expired(this.connection, code)
+    this.#tell({ code }, 'auth', undefined)
   }
 
   onAuthTimeout (phase: 'handshake' | 'reauth'): void {
-    this.connection.send(phase === 'handshake'
-      ? errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed)
-      : errorFrame('auth', 'AUTH_TIMEOUT', messages.authTimeout))
-    this.connection.close(CloseCode.AuthTimeout)
+    this.#tell({ code: 'AUTH_TIMEOUT' }, 'auth', undefined, phase === 'handshake')
   }
 
   /** Called by the inbox, one frame after the other. */
@@ -69,12 +62,12 @@ class JsonSocket extends Inbox implements GuardEvents {
     if (connection.guard.phase === 'handshake') return this.#handshake(parsed)
 
     if (parsed === unparsable) {
-      connection.send(errorFrame('server', 'INVALID_PAYLOAD', messages.unparsable))
+      this.#tell(cannotParse, 'server', undefined)
       return
     }
     const envelope = readEnvelope(parsed)
     if (!envelope.ok) {
-      connection.send(errorFrame(envelope.type, 'INVALID_PAYLOAD', envelope.problem, envelope.uid))
+      this.#tell({ code: 'INVALID_PAYLOAD', problem: envelope.problem }, envelope.type, envelope.uid)
       return
     }
     const { message, uid } = envelope
@@ -102,7 +95,7 @@ class JsonSocket extends Inbox implements GuardEvents {
     const read = readCredential(message)
     if ('problem' in read) {
       if (handshake) this.#handshakeFailed(uid, { ok: false, code: 'AUTH_FAILED', reason: 'malformed auth message' })
-      else this.connection.send(errorFrame('auth', 'INVALID_PAYLOAD', read.problem, uid))
+      else this.#tell({ code: 'INVALID_PAYLOAD', problem: read.problem }, 'auth', uid)
       return
     }
     // The client's address counts email/password attempts; the other forms never need it.
@@ -118,48 +111,32 @@ class JsonSocket extends Inbox implements GuardEvents {
 
   #authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
     // The socket may have closed meanwhile: the closed guard ignores the result, and nothing is sent.
-    const { connection } = this
-    const { registry, endpoint } = this.#options
     if (result.ok) {
-      connection.guard.authenticate(result)
-      connection.send(authOkFrame(uid, result.issued?.refresh_token))
-      if (connection.guard.phase !== 'closed') registry.authenticated(connection)
+      // The client hears first: what an 'auth' listener sends it comes after the ok.
+      this.connection.send(authOkFrame(uid, result.issued?.refresh_token))
+      this.connection.guard.authenticate(result)
       return
     }
     if (handshake) {
       this.#handshakeFailed(uid, result)
       return
     }
-    registry.refused(endpoint.name, result.code, result.reason, connection.guard.client)
-    if (result.code === 'REQUESTS_EXCEEDED') {
-      // Refused before the password was checked: the identity stays as it was, as for SERVICE_UNAVAILABLE.
-      connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(result.retryAfterMs), uid))
-      return
-    }
-    if (result.code === 'SERVICE_UNAVAILABLE') {
-      // The check could not run: nothing is known about the credential, so the identity stays as it was.
-      connection.send(errorFrame('auth', 'SERVICE_UNAVAILABLE', messages.serviceUnavailable, uid))
-      return
-    }
-    connection.send(errorFrame('auth', 'AUTH_FAILED', messages.authFailed, uid))
-    if (connection.guard.fail()) connection.close(CloseCode.Unauthorized)
+    this.connection.guard.refuse(result)
+    this.#tell(refusal(result, 'AUTH_FAILED'), 'auth', uid)
   }
 
-  /** The handshake's one message failed: say so the protocol's way for each cause, and end the socket. */
+  /** The handshake's one message failed: the table says how for each cause, and the socket ends. */
   #handshakeFailed (uid: Uid, failure: AuthFailure): void {
-    const { connection } = this
-    this.#options.registry.refused(this.#options.endpoint.name, failure.code, failure.reason, connection.guard.client)
-    if (failure.code === 'REQUESTS_EXCEEDED') {
-      connection.send(errorFrame('auth', 'REQUESTS_EXCEEDED', requestsExceeded(failure.retryAfterMs), uid))
-      connection.close(CloseCode.TooManyRequests)
-    } else if (failure.code === 'SERVICE_UNAVAILABLE') {
-      connection.send(errorFrame('auth', 'SERVICE_UNAVAILABLE', messages.serviceUnavailable, uid))
-      connection.close(CloseCode.TryAgainLater)
-    } else {
-      connection.send(errorFrame('auth', 'AUTH_FAILED', messages.handshakeFailed, uid))
-      connection.guard.fail()
-      connection.close(CloseCode.Unauthorized)
-    }
+    this.connection.guard.refuse(failure)
+    this.#tell(refusal(failure, 'AUTH_FAILED'), 'auth', uid, true)
+  }
+
+  /** Tells the client of a failure, in answer to a message of `type`, and closes where the table says so. */
+  #tell (failure: Failure, type: string, uid: Uid, handshake = false): void {
+    const stage = handshake ? 'handshake' : this.#options.policy.authMode === 'public' ? 'public' : 'open'
+    this.connection.send(failureFrame(failure, type, uid, stage))
+    const closes = failureClose(failure, stage)
+    if (closes !== undefined) this.connection.close(closes)
   }
 
   #application (message: RealtimeMessage, uid: Uid): void {
@@ -170,12 +147,12 @@ class JsonSocket extends Inbox implements GuardEvents {
         return
       }
       log.error({ err, type: message.type }, 'realtime message handler failed')
-      this.connection.send(errorFrame(message.type, 'INTERNAL_SERVER_ERROR', messages.internal, uid))
+      this.#tell({ code: 'INTERNAL_SERVER_ERROR' }, message.type, uid)
     }
     // An own property only: a "__proto__" or "constructor" type must not reach Object.prototype.
     const handler = Object.hasOwn(handlers, message.type) ? handlers[message.type] : undefined
     if (!handler) {
-      answer(new RealtimeError('INVALID_PAYLOAD', `Unknown message type "${message.type}".`))
+      this.#tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${message.type}".` }, message.type, uid)
       return
     }
     // The handler may read the accountability after the socket is gone, its address with it.

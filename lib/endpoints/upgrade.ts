@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Authenticator, AuthSuccess } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
-import { httpErrorBody, messages } from '../errors.js'
+import { refuseUpgrade } from '../errors.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 
@@ -49,10 +49,6 @@ function requestToken (fastify: FastifyInstance, request: FastifyRequest): strin
   return undefined
 }
 
-function refuse (reply: FastifyReply, status: number, code: Parameters<typeof httpErrorBody>[0], message: string): void {
-  reply.code(status).send(httpErrorBody(code, message))
-}
-
 /** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
 export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>, registry: Registry, admitted?: (request: FastifyRequest) => void) {
   let open = 0
@@ -62,9 +58,9 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
   return function gate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (!request.ws) return done() // a plain HTTP request: @fastify/websocket answers it
 
-    if (!originAllowed(request, origins)) return refuse(reply, 403, 'FORBIDDEN', messages.forbidden)
+    if (!originAllowed(request, origins)) return refuseUpgrade(reply, { code: 'FORBIDDEN' })
 
-    if (open >= endpoint.connLimit) return refuse(reply, 503, 'SERVICE_UNAVAILABLE', messages.serviceUnavailable)
+    if (open >= endpoint.connLimit) return refuseUpgrade(reply, { code: 'SERVICE_UNAVAILABLE' })
     // The reservation lives as long as the TCP connection: refused, failed or closed, it is given back once. Without
     // a limit nothing is counted: the listener would be one more thing every open socket keeps.
     if (endpoint.connLimit !== Infinity) {
@@ -77,17 +73,16 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
     if (token !== undefined) {
       const result = token === null ? null : authenticator.verifyAccessToken(token)
       if (!result?.ok) {
-        registry.refused(endpoint.name, result?.code ?? 'AUTH_FAILED', result?.reason ?? 'empty or repeated access_token', new ClientInfo(request))
-        // Nothing known yet of the token's session (a cold process): not a bad credential, the client may retry.
-        if (result?.code === 'SERVICE_UNAVAILABLE') return refuse(reply, 503, 'SERVICE_UNAVAILABLE', messages.serviceUnavailable)
-        const expired = result?.code === 'TOKEN_EXPIRED'
-        return refuse(reply, 401, expired ? 'TOKEN_EXPIRED' : 'AUTH_FAILED', expired ? messages.tokenExpired : messages.authFailed)
+        const failure = result ?? { ok: false, code: 'AUTH_FAILED', reason: 'empty or repeated access_token' }
+        registry.refused(endpoint.name, failure.code, failure.reason, new ClientInfo(request))
+        // Told as it is: an expired token (TOKEN_EXPIRED) or a cold process (SERVICE_UNAVAILABLE, for the client to retry).
+        return refuseUpgrade(reply, failure)
       }
       upgrade = result
       upgrades.set(request, result)
     } else if (endpoint.authMode === 'strict') {
       registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', new ClientInfo(request))
-      return refuse(reply, 401, 'AUTH_FAILED', messages.authFailed)
+      return refuseUpgrade(reply, { code: 'AUTH_FAILED' })
     }
 
     request.realtime = {

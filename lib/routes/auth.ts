@@ -2,7 +2,7 @@
 // works and a refresh token is one session whether it is used over HTTP or on a socket.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
-import { httpErrorBody, messages, requestsExceeded } from '../errors.js'
+import { refusal, replyWithFailure } from '../errors.js'
 
 const loginBody = {
   type: 'object',
@@ -25,15 +25,7 @@ const refreshBody = {
 } as const
 
 function sendFailure (reply: FastifyReply, failure: AuthFailure) {
-  if (failure.code === 'REQUESTS_EXCEEDED') {
-    return reply.code(429).header('retry-after', Math.ceil(failure.retryAfterMs / 1000))
-      .send(httpErrorBody('REQUESTS_EXCEEDED', requestsExceeded(failure.retryAfterMs)))
-  }
-  if (failure.code === 'SERVICE_UNAVAILABLE') {
-    // Every cause (a store down, a full password queue) passes within seconds.
-    return reply.code(503).header('retry-after', 1).send(httpErrorBody('SERVICE_UNAVAILABLE', messages.serviceUnavailable))
-  }
-  return reply.code(401).send(httpErrorBody('INVALID_CREDENTIALS', messages.invalidCredentials))
+  return replyWithFailure(reply, refusal(failure, 'INVALID_CREDENTIALS'))
 }
 
 function sendTokens (reply: FastifyReply, result: AuthResult) {
@@ -47,10 +39,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   const errorHandler = (error: { statusCode?: number, message: string }, request: FastifyRequest, reply: FastifyReply) => {
     if (error.statusCode && error.statusCode < 500) {
       // The client's fault (bad body, wrong content type, too large): say what, with Fastify's status.
-      return reply.code(error.statusCode).send(httpErrorBody('INVALID_PAYLOAD', error.message))
+      return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
     }
     request.log.error({ err: error }, 'auth route failed')
-    return reply.code(500).send(httpErrorBody('INTERNAL_SERVER_ERROR', messages.internal))
+    return replyWithFailure(reply, { code: 'INTERNAL_SERVER_ERROR' })
   }
 
   fastify.register(async (routes) => {

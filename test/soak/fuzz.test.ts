@@ -12,8 +12,8 @@ import { validateMessage } from 'graphql-ws'
 import type { FastifyInstance } from 'fastify'
 import type {
   AuthMode, GraphqlContext, Identity, PasswordCredential, RealtimeOptions
-} from '../lib/index.js'
-import { build, recordCrashes, whoami } from './helpers.js'
+} from '../../lib/index.js'
+import { build, recordCrashes, whoami } from '../helpers.js'
 
 const seed = process.env.FUZZ_SEED === undefined ? 20_250_605 : Number(process.env.FUZZ_SEED)
 if (!Number.isSafeInteger(seed)) throw new Error(`FUZZ_SEED must be an integer (got "${process.env.FUZZ_SEED}")`)

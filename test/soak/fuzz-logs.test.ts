@@ -4,7 +4,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import WebSocket from 'ws'
-import { build, recordCrashes, secret } from './helpers.js'
+import { build, recordCrashes, secret } from '../helpers.js'
 
 const seed = process.env.FUZZ_SEED === undefined ? 20250605 : Number(process.env.FUZZ_SEED)
 const frames = process.env.FUZZ_FRAMES === undefined ? 10_000 : Number(process.env.FUZZ_FRAMES)

@@ -9,8 +9,8 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
-import type { GraphqlContext, RealtimeConnection } from '../lib/index.js'
-import { build, connect, whoami, type Client } from './helpers.js'
+import type { GraphqlContext, RealtimeConnection } from '../../lib/index.js'
+import { build, connect, whoami, type Client } from '../helpers.js'
 
 const waves = process.env.CHURN_WAVES === undefined ? 8 : Number(process.env.CHURN_WAVES)
 const waveSize = 50

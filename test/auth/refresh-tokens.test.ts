@@ -1,0 +1,22 @@
+// Refresh tokens (lib/auth/refresh-tokens.ts): the session they name, their randomness, and the hash stores keep.
+import t from 'tap'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
+
+t.test('refresh tokens: the session id then 256 random bits, url-safe, hashed with SHA-256', async (t) => {
+  const session = newSessionId()
+  t.match(session, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  const token = newRefreshToken(session)
+  t.match(token, /^[A-Za-z0-9_-]{64}$/)
+  t.equal(Buffer.from(token, 'base64url').length, 48)
+  t.not(newRefreshToken(session), token)
+  t.equal(hashRefreshToken(token), hashRefreshToken(token))
+  t.not(hashRefreshToken(token), token)
+  t.same(readRefreshToken(token), { sessionId: session, tokenHash: hashRefreshToken(token) })
+})
+
+t.test('refresh tokens: anything else is no token', async (t) => {
+  const token = newRefreshToken(newSessionId())
+  for (const other of ['', 'whatever', token.slice(1), `${token}A`, `${token.slice(0, 63)}=`, `${token.slice(0, 63)}!`]) {
+    t.equal(readRefreshToken(other), null, JSON.stringify(other))
+  }
+})

@@ -1,0 +1,126 @@
+// The embedded user directory (lib/auth/user-directory.ts): argon2id hashes at the cost it is given, case-insensitive
+// emails, unknown emails checked against a decoy, and TOTP codes accepted once. Its users are hashed at the test cost
+// (`testHashing`), but for the test of the default cost.
+import t from 'tap'
+import argon2 from 'argon2'
+import { TOTP } from 'otpauth'
+import { otpKey } from '../../lib/auth/totp.js'
+import { MemoryOtpSteps } from '../../lib/auth/otp-steps.js'
+import { UserDirectory } from '../../lib/auth/user-directory.js'
+import { testHashing } from '../helpers.js'
+
+const otpSecret = 'JBSWY3DPEHPK3PXP'
+
+async function directory () {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  const carol = await users.add({ email: ' Carol@Example.com ', password: 'c4r0l!', role: 'editor' })
+  const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', admin: true, otpSecret })
+  return { users, carol, dave }
+}
+
+t.test('UserDirectory: add resolves a fresh identity with defaults', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  const plain = await users.add({ email: 'plain@example.com', password: 'p' })
+  t.match(plain, { user: /^[0-9a-f-]{36}$/, role: null, admin: false })
+  const other = await users.add({ email: 'other@example.com', password: 'p', role: 'r', admin: true })
+  t.match(other, { role: 'r', admin: true })
+  t.not(other.user, plain.user)
+  t.equal(users.size, 2)
+})
+
+t.test('UserDirectory: the right password resolves the identity', async (t) => {
+  const { users, carol } = await directory()
+  t.same(await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }), carol)
+  t.same(carol, { user: carol.user, role: 'editor', admin: false })
+})
+
+t.test('UserDirectory: a wrong password resolves null', async (t) => {
+  const { users } = await directory()
+  t.equal(await users.verifyCredentials({ email: 'carol@example.com', password: 'wrong' }), null)
+})
+
+t.test('UserDirectory: an unknown email resolves null', async (t) => {
+  const { users } = await directory()
+  t.equal(await users.verifyCredentials({ email: 'nobody@example.com', password: 'c4r0l!' }), null)
+  t.equal(await users.verifyCredentials({ email: 'nobody-else@example.com', password: 'x' }), null, 'twice: the decoy hash is reused')
+})
+
+t.test('UserDirectory: emails are case-insensitive and trimmed', async (t) => {
+  const { users, carol } = await directory()
+  t.same(await users.verifyCredentials({ email: '  CAROL@EXAMPLE.COM', password: 'c4r0l!' }), carol)
+  t.equal(users.emailOf(carol.user), 'carol@example.com')
+  t.equal(users.emailOf('someone-else'), null)
+})
+
+t.test('UserDirectory: an otp is required when the user has an otpSecret', async (t) => {
+  const { users, dave } = await directory()
+  const now = TOTP.generate({ secret: otpKey(otpSecret) })
+  const wrong = String((Number(now) + 500_000) % 1_000_000).padStart(6, '0')
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!' }), null, 'missing')
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: wrong }), null, 'wrong')
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null, 'right otp, wrong password')
+  t.same(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), dave, 'right')
+  t.same(dave, { user: dave.user, role: null, admin: true })
+})
+
+t.test('UserDirectory: an otp is accepted once; a wrong password does not use it up', async (t) => {
+  const claimed: [string, number][] = []
+  const memory = new MemoryOtpSteps()
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  users.useOtpSteps({ claim: (user, step) => { claimed.push([user, step]); return memory.claim(user, step) } })
+  const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
+  const now = TOTP.generate({ secret: otpKey(otpSecret) })
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null)
+  t.same(claimed, [], 'the code is claimed only once the password holds')
+  t.same(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), dave)
+  t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: now }), null, 'replayed')
+  t.equal(claimed.length, 2)
+})
+
+t.test('UserDirectory: a record of used steps that fails makes the check fail (SERVICE_UNAVAILABLE upstream)', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  users.useOtpSteps({ claim: () => Promise.reject(new Error('redis down')) })
+  await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
+  await t.rejects(users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: TOTP.generate({ secret: otpKey(otpSecret) }) }))
+})
+
+t.test('UserDirectory: an otp is ignored for a user without otpSecret', async (t) => {
+  const { users, carol } = await directory()
+  t.same(await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!', otp: '000000' }), carol)
+})
+
+t.test('UserDirectory: a bad otpSecret is refused when the user is added', async (t) => {
+  await t.rejects(new UserDirectory({ passwordHashing: testHashing }).add({ email: 'e@example.com', password: 'p', otpSecret: 'not base32!' }), TypeError)
+})
+
+t.test('UserDirectory: verifyCredentials returns a copy of the identity', async (t) => {
+  const { users, carol } = await directory()
+  const first = (await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }))!
+  first.admin = true
+  t.same(await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }), carol)
+})
+
+t.test('UserDirectory: passwords are hashed with argon2id at OWASP\'s cost unless told otherwise', async (t) => {
+  const hashes = t.capture(argon2, 'hash', argon2.hash)
+  const owasp = new UserDirectory()
+  await owasp.add({ email: 'a@example.com', password: 'p' })
+  await owasp.verifyCredentials({ email: 'nobody@example.com', password: 'p' })
+  const cheap = new UserDirectory({ passwordHashing: { memoryCost: 8, timeCost: 1 } })
+  await cheap.add({ email: 'b@example.com', password: 'p' })
+  const encoded = await Promise.all(hashes.calls.map(call => (call as { returned: Promise<string> }).returned))
+  t.equal(encoded.length, 3, 'a user, the decoy, a user')
+  const owaspCost = /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/
+  t.match(encoded, [owaspCost, owaspCost, /^\$argon2id\$v=19\$m=8,p=1,t=1\$/],
+    '19 MiB, 1 lane, 2 passes by default, the decoy too; the cost given otherwise')
+  t.match(await cheap.verifyCredentials({ email: 'b@example.com', password: 'p' }), { role: null, admin: false }, 'and checks with it')
+})
+
+t.test('UserDirectory: a cost argon2 cannot run is refused when the directory is made', async (t) => {
+  for (const [passwordHashing, message] of [
+    [{ memoryCost: 7 }, 'passwordHashing.memoryCost must be an integer of at least 8 (got 7)'],
+    [{ memoryCost: 1024.5 }, 'passwordHashing.memoryCost must be an integer of at least 8 (got 1024.5)'],
+    [{ timeCost: 0 }, 'passwordHashing.timeCost must be an integer of at least 1 (got 0)']
+  ] as const) {
+    t.throws(() => new UserDirectory({ passwordHashing }), { code: 'FST_REALTIME_INVALID_CONFIG', message: `Invalid configuration: ${message}` })
+  }
+})
