@@ -71,3 +71,14 @@ t.test('application sends to a slow reader are bounded too', async t => {
   client.ws.resume()
   t.equal((await client.closed).code, 1008)
 })
+
+t.test('a frame sent after the close began is dropped, not sent behind the close', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const client = await connect(url('/websocket'))
+  const connection = app.realtime.connections()[0] as Connection
+  connection.close(1000, 'bye')
+  connection.send({ type: 'late' })
+  connection.sendFrame(JSON.stringify({ type: 'later' })) // the path the heartbeat and GraphQL results take
+  t.same(await client.closed, { code: 1000, reason: 'bye' })
+  t.same(client.frames, [], 'nothing reached the client')
+})
