@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import fastifyEnv from '@fastify/env'
 import ms from 'ms'
 import { InvalidConfigError } from './errors.js'
-import type { AttemptLimit } from './auth/attempt-limiter.js'
+import type { AttemptLimit } from './stores/attempts/contract.js'
 import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
 
 export const authModes: readonly AuthMode[] = ['public', 'handshake', 'strict']

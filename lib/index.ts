@@ -7,17 +7,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
-import { createAttemptLimiter } from './auth/attempt-limiter.js'
 import { PasswordChecks } from './auth/password-checks.js'
-import { MemorySessionStore } from './auth/memory-session-store.js'
 import { Revocations } from './auth/revocations.js'
-import { MemoryRevocationFeed, type RevocationFeed } from './auth/revocation-feed.js'
-import { connectRedis, opened, within } from './redis/connection.js'
-import { RedisSessionStore } from './redis/session-store.js'
-import { RedisRevocationFeed } from './redis/revocation-feed.js'
-import { RedisLogFeed } from './redis/log-feed.js'
-import { RedisOtpSteps } from './redis/otp-steps.js'
-import { MemoryLogFeed, type LogFeed } from './logs/feed.js'
+import { connectRedis, opened, within } from './stores/redis-connection.js'
+import { memoryBackend, redisBackend } from './stores/backend.js'
+import { unlimited } from './stores/attempts/contract.js'
 import { captureLogLines } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
 import { RealtimeEvents } from './events.js'
@@ -64,6 +58,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const redisPrefix = options.redisPrefix ?? 'realtime:'
   if (redis) fastify.addHook('onClose', () => redis.close())
   if (redis) await opened(redis.commands)
+  const backend = redis ? redisBackend(redis, redisPrefix, fastify.log) : memoryBackend
 
   let verifyCredentials = options.verifyCredentials
   if (!verifyCredentials) {
@@ -73,11 +68,11 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       directory = new UserDirectory()
       for (const user of users) await directory.add(user)
     }
-    if (redis) directory.useOtpSteps(new RedisOtpSteps(redis.commands, redisPrefix))
+    if (backend.otpSteps) directory.useOtpSteps(backend.otpSteps())
     verifyCredentials = directory.verifyCredentials
   }
-  const sessionStore = options.sessionStore ?? (redis ? new RedisSessionStore(redis.commands, redisPrefix) : new MemorySessionStore())
-  const revocationFeed: RevocationFeed = redis ? new RedisRevocationFeed(redis, redisPrefix, fastify.log) : new MemoryRevocationFeed()
+  const sessionStore = options.sessionStore ?? backend.sessions()
+  const revocationFeed = backend.revocationFeed()
 
   const events = new RealtimeEvents(fastify.log)
   const registry = new Registry(events)
@@ -104,8 +99,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     refreshTokenTtlMs: config.refreshTokenTtlMs,
     storeTimeoutMs: 3_000,
     passwordChecks: new PasswordChecks(config.passwordQueue),
-    // On Redis when there is one, so a client cannot get a fresh allowance from each process.
-    attemptLimiter: createAttemptLimiter(config.attemptLimit, redis ? { client: redis.commands, prefix: redisPrefix } : undefined)
+    attemptLimiter: config.attemptLimit ? backend.attempts(config.attemptLimit) : unlimited
   })
 
   fastify.decorateRequest('realtime', null)
@@ -134,7 +128,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   if (logs.enabled) {
     // Every process's lines with Redis (each tagged with the process that logged it), this one's without.
     const node = randomUUID()
-    const logFeed: LogFeed = redis ? new RedisLogFeed(redis, redisPrefix, node) : new MemoryLogFeed(node)
+    const logFeed = backend.logFeed(node)
     const stream = new LogStream(outbound)
     logFeed.start((line, from) => stream.deliver(line, from))
     const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line))
@@ -211,7 +205,7 @@ export default fp(realtime, {
 
 export { RealtimeError, CloseCode } from './errors.js'
 export { redactUrl, redactLogObject, realtimeSerializers } from './redaction.js'
-export { MemorySessionStore } from './auth/memory-session-store.js'
-export { fromFastifySessionStore, type CallbackSessionStore } from './auth/fastify-session-store.js'
+export { MemorySessionStore } from './stores/sessions/memory.js'
+export { fromFastifySessionStore, type CallbackSessionStore } from './stores/sessions/fastify-session.js'
 export { UserDirectory } from './auth/user-directory.js'
 export type * from '../types/index.js'

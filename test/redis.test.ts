@@ -4,11 +4,9 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import { EventEmitter } from 'node:events'
-import { RedisSessionStore } from '../lib/redis/session-store.js'
-import { watch } from '../lib/redis/connection.js'
+import { watch } from '../lib/stores/redis-connection.js'
 import { admin, build, connect, refusedWith, type Built } from './helpers.js'
 import { RedisServer } from './redis-server.js'
-import { storeContract } from './store-contract.js'
 import type { RealtimeOptions } from '../lib/index.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
@@ -26,14 +24,6 @@ async function login (built: Built) {
 function refresh (built: Built, refreshToken: string) {
   return built.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } })
 }
-
-t.test('the Redis store keeps the session contract', async t => {
-  const server = await RedisServer.start(t)
-  const redis = new Redis(server.url)
-  t.teardown(() => redis.disconnect())
-  await storeContract(t, new RedisSessionStore(redis, 'test:'))
-  t.same(await redis.keys('test:*'), [], 'an ended or expired session leaves no key behind')
-})
 
 t.test('a refresh token from one process works on another, and rotates', async t => {
   const server = await RedisServer.start(t)

@@ -3,9 +3,9 @@
 import type { JWT } from '@fastify/jwt'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
 import type { Revocations } from './revocations.js'
-import type { AttemptLimiter } from './attempt-limiter.js'
+import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
-import type { RevocationFeed } from './revocation-feed.js'
+import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
 import type {
   AuthFailureCode, Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
 } from '../../types/index.js'

@@ -1,6 +1,6 @@
 // Time-based one-time passwords (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits), as authenticator apps make them, through
 // otpauth. Checking a code says which time step it belongs to, so that each user's codes are accepted once
-// (lib/auth/otp-steps.ts): a code whose step is not newer than the user's last accepted one is a replay.
+// (lib/stores/otp-steps/): a code whose step is not newer than the user's last accepted one is a replay.
 import { Secret, TOTP } from 'otpauth'
 
 const sixDigits = /^[0-9]{6}$/

@@ -3,11 +3,11 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
-import { MemorySessionStore } from '../../lib/auth/memory-session-store.js'
+import { MemorySessionStore } from '../../lib/stores/sessions/memory.js'
 import { Revocations } from '../../lib/auth/revocations.js'
 import { Authenticator, defaultMapClaims, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../../lib/auth/authenticator.js'
 import { newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
-import { createAttemptLimiter } from '../../lib/auth/attempt-limiter.js'
+import { unlimited } from '../../lib/stores/attempts/contract.js'
 import { PasswordChecks } from '../../lib/auth/password-checks.js'
 import type { Identity, SessionStore } from '../../lib/index.js'
 import { fakeClock } from '../clock.js'
@@ -74,7 +74,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
       start () {}
     },
     storeTimeoutMs: 1_000,
-    attemptLimiter: createAttemptLimiter(null),
+    attemptLimiter: unlimited,
     ...options
   })
   return { app, authenticator, store, revocations, ended }

@@ -1,9 +1,8 @@
 // Time-based one-time codes (lib/auth/totp.ts, RFC 6238) and the record of the steps each user has used
-// (lib/auth/otp-steps.ts).
+// (lib/stores/otp-steps/).
 import t from 'tap'
 import { TOTP } from 'otpauth'
 import { otpKey, totpStep } from '../../lib/auth/totp.js'
-import { MemoryOtpSteps } from '../../lib/auth/otp-steps.js'
 import { fakeClock } from '../clock.js'
 
 const rfcSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ' // '12345678901234567890', RFC 6238's SHA-1 key
@@ -62,13 +61,4 @@ t.test('totp: totpStep defaults to the current time', async (t) => {
 
 t.test('totp: the first step of the epoch has no earlier neighbour to check', async (t) => {
   t.equal(totpStep(rfcKey, TOTP.generate({ secret: rfcKey, timestamp: 0 }), 10_000), 0)
-})
-
-t.test('MemoryOtpSteps: a step is claimed once per user, and only when newer than the last', async (t) => {
-  const steps = new MemoryOtpSteps()
-  t.ok(await steps.claim('alice', 10))
-  t.notOk(await steps.claim('alice', 10), 'the same step again: a replay')
-  t.notOk(await steps.claim('alice', 9), 'an older step')
-  t.ok(await steps.claim('bob', 10), 'another user\'s codes are their own')
-  t.ok(await steps.claim('alice', 11))
 })

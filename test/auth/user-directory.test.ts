@@ -5,7 +5,7 @@ import t from 'tap'
 import argon2 from 'argon2'
 import { TOTP } from 'otpauth'
 import { otpKey } from '../../lib/auth/totp.js'
-import { MemoryOtpSteps } from '../../lib/auth/otp-steps.js'
+import { MemoryOtpSteps } from '../../lib/stores/otp-steps/memory.js'
 import { UserDirectory } from '../../lib/auth/user-directory.js'
 import { testHashing } from '../helpers.js'
 

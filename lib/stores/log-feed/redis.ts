@@ -1,6 +1,6 @@
 // Log lines across processes: every process publishes its lines, and hears every process's, its own included.
-import type { RedisConnections } from './connection.js'
-import type { LineHandler, LogFeed } from '../logs/feed.js'
+import type { RedisConnections } from '../redis-connection.js'
+import type { LineHandler, LogFeed } from './contract.js'
 
 export class RedisLogFeed implements LogFeed {
   readonly #redis: RedisConnections

@@ -11,18 +11,3 @@ export interface RevocationFeed {
    */
   start (onRevoked: RevokedHandler, onLoaded: () => void): void
 }
-
-export class MemoryRevocationFeed implements RevocationFeed {
-  // Set by `start`, which the plugin calls at registration, before anything can be revoked.
-  #onRevoked!: RevokedHandler
-
-  async publish (session: string, until: number): Promise<void> {
-    this.#onRevoked(session, until)
-  }
-
-  // One process: every revocation there is was made here, after the start.
-  start (onRevoked: RevokedHandler, onLoaded: () => void): void {
-    this.#onRevoked = onRevoked
-    onLoaded()
-  }
-}

@@ -1,7 +1,7 @@
 // The default refresh-session store: one process, nothing to set up. One record per session, whatever the number of
 // rotations: a token names its session, so a hash that is not the session's current one is reuse.
-import { refuseLate } from './write-deadline.js'
-import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
+import { refuseLate } from '../write-deadline.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, RefreshSession>()

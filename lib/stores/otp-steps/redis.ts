@@ -1,13 +1,13 @@
 // Each user's last accepted TOTP step on Redis, so that a code accepted by one process is a replay on every other.
 // One compare-and-set script: of two logins with one code at once, on two processes, exactly one claims its step.
 import type { Redis } from 'ioredis'
-import { refuseLateLua } from './write-deadline.js'
-import type { OtpSteps } from '../auth/otp-steps.js'
+import { refuseLateLua } from '../write-deadline.js'
+import type { OtpSteps } from './contract.js'
 
 // A code is good for its step and the next two (a clock a step behind), and processes' clocks differ a little: after
 // four steps no code of a recorded step is valid anywhere, and the key can go.
 const keepMs = 4 * 30_000
-// ioredis gives up on a command after 2 s (lib/redis/connection.ts): a claim that has not acted within 1 s never
+// ioredis gives up on a command after 2 s (lib/stores/redis-connection.ts): a claim that has not acted within 1 s never
 // will, so a login answered SERVICE_UNAVAILABLE has not used its code up.
 const actWithinMs = 1_000
 

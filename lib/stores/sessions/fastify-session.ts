@@ -2,8 +2,8 @@
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
 // uses of one refresh token may both succeed; use the built-in Redis store where that matters.
 import { promisify } from 'node:util'
-import { refuseLate } from './write-deadline.js'
-import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
+import { refuseLate } from '../write-deadline.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 type Callback = (err?: unknown) => void
 
@@ -55,7 +55,7 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   }
 
   async function end (sessionId: string, deadline: number): Promise<Identity | null> {
-    const record = await get(sessionKey(sessionId)) as SessionRecord | null | undefined
+    const record = await find(sessionId)
     if (!record) return null
     await destroy(deadline, sessionKey(sessionId))
     return record.identity

@@ -3,8 +3,8 @@
 // (its current token's hash) whatever the number of rotations, and a set per user; keys expire with their session
 // (PXAT), so nothing needs sweeping. The key names live in the scripts' shared preamble only.
 import type { Redis } from 'ioredis'
-import { refuseLateLua } from './write-deadline.js'
-import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../types/index.js'
+import { refuseLateLua } from '../write-deadline.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 // ARGV[1] is always the key prefix; the writes' ARGV[2] their deadline.
 const preamble = `${refuseLateLua}

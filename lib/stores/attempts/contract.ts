@@ -1,9 +1,8 @@
 // Credential-attempt limits (PROTOCOL.md section 8): email/password attempts counted per client IP and per email,
-// in this process by default or on Redis so that every process shares the counters. The counting is
-// rate-limiter-flexible's: a fixed window that opens with the first counted attempt.
+// in this process or on Redis so that every process shares the counters. The counting is rate-limiter-flexible's:
+// a fixed window that opens with the first counted attempt; the backends differ only in where the counters live.
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 
 /** The resolved `attemptLimit` option. */
 export interface AttemptLimit {
@@ -23,14 +22,8 @@ export interface AttemptLimiter {
   succeeded (ip: string | null, email: string): Promise<void>
 }
 
-/** The Redis the counters live on when several processes share them. */
-export interface AttemptCounters {
-  client: Redis
-  /** The plugin's key prefix (`redisPrefix`). */
-  prefix: string
-}
-
-const unlimited: AttemptLimiter = {
+/** The limiter of `attemptLimit: false`. */
+export const unlimited: AttemptLimiter = {
   begin: async () => 0,
   succeeded: async () => {}
 }
@@ -41,11 +34,12 @@ function emailKey (email: string): string {
   return createHash('sha256').update(email.trim().toLowerCase()).digest('base64url')
 }
 
-class CountedAttempts implements AttemptLimiter {
+/** Two counters, per IP and per email, each a rate-limiter-flexible limiter named `ip` or `email`. */
+export class CountedAttempts implements AttemptLimiter {
   readonly #byIp: RateLimiterAbstract
   readonly #byEmail: RateLimiterAbstract
 
-  constructor (limiter: (name: string) => RateLimiterAbstract) {
+  constructor (limiter: (name: 'ip' | 'email') => RateLimiterAbstract) {
     this.#byIp = limiter('ip')
     this.#byEmail = limiter('email')
   }
@@ -69,21 +63,4 @@ class CountedAttempts implements AttemptLimiter {
       this.#byEmail.delete(emailKey(email))
     ])
   }
-}
-
-/** The limiter for the option: none when it is off, counters on Redis when `counters` is given, else in memory. */
-export function createAttemptLimiter (limit: AttemptLimit | null, counters?: AttemptCounters): AttemptLimiter {
-  if (limit === null) return unlimited
-  const { points, durationSeconds: duration } = limit
-  if (!counters) return new CountedAttempts(name => new RateLimiterMemory({ keyPrefix: `attempts:${name}`, points, duration }))
-  return new CountedAttempts(name => new RateLimiterRedis({
-    storeClient: counters.client,
-    keyPrefix: `${counters.prefix}attempts:${name}`,
-    points,
-    duration,
-    // A refused key stays refused in this process until its window ends: hammering it costs Redis nothing.
-    inMemoryBlockOnConsumed: points + 1
-    // No insuranceLimiter: counting in memory while Redis is away would give every process its own allowance.
-    // A store error fails the attempt closed (SERVICE_UNAVAILABLE) instead.
-  }))
 }

@@ -11,3 +11,16 @@ export class DeadlinePassedError extends Error {
 export function refuseLate (deadline: number): void {
   if (Date.now() > deadline) throw new DeadlinePassedError()
 }
+
+/**
+ * The same check inside a Redis script, against Redis's own clock, before the script changes anything: a command the
+ * app gave up on, still queued when Redis comes back (a pause, a long fork), then does nothing.
+ */
+export const refuseLateLua = `
+local function refuseLate (deadline)
+  local time = redis.call('TIME')
+  if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(deadline) then
+    error({ err = 'DEADLINE the write\\'s deadline passed before it could act' })
+  end
+end
+`

@@ -1,8 +1,8 @@
 // Revocations across processes: a key per revoked session (so a process that starts, or reconnects, later still
 // learns of it) and a pub/sub message (so running processes hear of it at once).
 import type { FastifyBaseLogger } from 'fastify'
-import type { RedisConnections } from './connection.js'
-import type { RevocationFeed, RevokedHandler } from '../auth/revocation-feed.js'
+import type { RedisConnections } from '../redis-connection.js'
+import type { RevocationFeed, RevokedHandler } from './contract.js'
 
 export class RedisRevocationFeed implements RevocationFeed {
   readonly #redis: RedisConnections
@@ -28,10 +28,7 @@ export class RedisRevocationFeed implements RevocationFeed {
     // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis. A replay
     // that began once subscribed leaves nothing unknown: what came before is in the keys, what after is heard.
     let subscribed = false
-    const replay = () => {
-      const complete = subscribed
-      this.#replay(onRevoked).then(() => { if (complete) onLoaded() }, () => {})
-    }
+    const replay = () => { this.#replay(onRevoked).then(onLoaded, () => {}) }
     this.#redis.listen(this.#channel, (message) => {
       try {
         const { session, until } = JSON.parse(message) as { session: unknown, until: unknown }
@@ -43,7 +40,8 @@ export class RedisRevocationFeed implements RevocationFeed {
       subscribed = true
       replay()
     })
-    this.#redis.commands.on('ready', replay) // the replay needs the command connection too
+    // The replay needs the command connection too: one that failed while it was away is made again once it is back.
+    this.#redis.commands.on('ready', () => { if (subscribed) replay() })
   }
 
   async #replay (onRevoked: RevokedHandler): Promise<void> {

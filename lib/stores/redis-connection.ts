@@ -83,7 +83,8 @@ export function connectRedis (redis: string | Redis, log: FastifyBaseLogger): Re
     subscriber,
     listen (channel, onMessage, onSubscribed) {
       listeners.set(channel, { onMessage, onSubscribed })
-      subscribe(channel) // a failure is retried at the next 'ready'; outages are logged
+      // Not yet connected: the first 'ready' subscribes. A failure is retried at the next 'ready'; outages are logged.
+      if (subscriber.status === 'ready') subscribe(channel)
     },
     async close () {
       subscriber.disconnect()

@@ -1,0 +1,46 @@
+// Where the state that processes share lives: this process's memory by default, or one Redis for every process on
+// it. The plugin picks a backend once, and takes every store from it.
+import type { FastifyBaseLogger } from 'fastify'
+import type { RedisConnections } from './redis-connection.js'
+import type { AttemptLimit, AttemptLimiter } from './attempts/contract.js'
+import { memoryAttempts } from './attempts/memory.js'
+import { redisAttempts } from './attempts/redis.js'
+import type { LogFeed } from './log-feed/contract.js'
+import { MemoryLogFeed } from './log-feed/memory.js'
+import { RedisLogFeed } from './log-feed/redis.js'
+import type { OtpSteps } from './otp-steps/contract.js'
+import { RedisOtpSteps } from './otp-steps/redis.js'
+import type { RevocationFeed } from './revocation-feed/contract.js'
+import { MemoryRevocationFeed } from './revocation-feed/memory.js'
+import { RedisRevocationFeed } from './revocation-feed/redis.js'
+import { MemorySessionStore } from './sessions/memory.js'
+import { RedisSessionStore } from './sessions/redis.js'
+import type { SessionStore } from '../../types/index.js'
+
+export interface Backend {
+  sessions (): SessionStore
+  revocationFeed (): RevocationFeed
+  /** `node` names this process in the lines it publishes. */
+  logFeed (node: string): LogFeed
+  attempts (limit: AttemptLimit): AttemptLimiter
+  /** Absent in memory: a user directory keeps its own, in this process. */
+  otpSteps?: () => OtpSteps
+}
+
+export const memoryBackend: Backend = {
+  sessions: () => new MemorySessionStore(),
+  revocationFeed: () => new MemoryRevocationFeed(),
+  logFeed: (node) => new MemoryLogFeed(node),
+  attempts: (limit) => memoryAttempts(limit)
+}
+
+/** Every key and channel starts with `prefix` (the `redisPrefix` option). */
+export function redisBackend (redis: RedisConnections, prefix: string, log: FastifyBaseLogger): Backend {
+  return {
+    sessions: () => new RedisSessionStore(redis.commands, prefix),
+    revocationFeed: () => new RedisRevocationFeed(redis, prefix, log),
+    logFeed: (node) => new RedisLogFeed(redis, prefix, node),
+    attempts: (limit) => redisAttempts(limit, redis.commands, prefix),
+    otpSteps: () => new RedisOtpSteps(redis.commands, prefix)
+  }
+}

@@ -1,0 +1,74 @@
+// The log-feed contract (lib/stores/log-feed/contract.ts), run against memory and Redis: a line reaches this
+// process's subscribers, and on a shared feed every process's, tagged with the process that logged it.
+import t, { type Test } from 'tap'
+import type { LogFeed } from '../../lib/stores/log-feed/contract.js'
+import { MemoryLogFeed } from '../../lib/stores/log-feed/memory.js'
+import { RedisLogFeed } from '../../lib/stores/log-feed/redis.js'
+import { connectRedis, opened, type RedisConnections } from '../../lib/stores/redis-connection.js'
+import { RedisServer } from '../redis-server.js'
+import { silentLog } from './silent-log.js'
+
+/** A started feed and the lines it delivers, as `node line`. */
+function started (feed: LogFeed) {
+  const lines: string[] = []
+  let waiting: (() => void) | null = null
+  feed.start((line, node) => {
+    lines.push(`${node} ${line}`)
+    waiting?.()
+  })
+  const next = () => new Promise<void>(resolve => { waiting = resolve })
+  return { feed, lines, next }
+}
+
+/**
+ * `make(node)` gives the feed of process `node`; `listening(count)` resolves once `count` started feeds hear lines
+ * (a subscription takes a round trip); `shared`: processes share one backend (memory has one process).
+ */
+async function logFeedContract (t: Test, make: (node: string) => LogFeed, listening: (count: number) => Promise<void>, shared: boolean): Promise<void> {
+  const a = started(make('a'))
+  await listening(1)
+  let heard = a.next()
+  a.feed.publish('{"msg":"one"}')
+  await heard
+  t.same(a.lines, ['a {"msg":"one"}'], 'publish: this process\'s subscribers get the line, tagged with this process')
+  if (!shared) return
+
+  const b = started(make('b'))
+  await listening(2)
+  heard = a.next()
+  const heardByB = b.next()
+  b.feed.publish('{"msg":"two"}\n{"msg":"three"}')
+  await Promise.all([heard, heardByB])
+  t.same(a.lines.at(-1), 'b {"msg":"two"}\n{"msg":"three"}', 'a line from another process, tagged with it, whole')
+  t.same(b.lines, ['b {"msg":"two"}\n{"msg":"three"}'], 'and its own')
+}
+
+t.test('memory', async t => {
+  await logFeedContract(t, (node) => new MemoryLogFeed(node), async () => {}, false)
+})
+
+t.test('Redis', async t => {
+  const server = await RedisServer.start(t)
+  const processes: RedisConnections[] = []
+  t.teardown(() => Promise.all(processes.map(p => p.close())))
+  const redis = connectRedis(server.url, silentLog)
+  processes.push(redis)
+  await opened(redis.commands)
+  const listening = async (count: number) => {
+    while ((await redis.commands.pubsub('NUMSUB', 'test:logs'))[1] !== count) await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  await logFeedContract(t, (node) => {
+    const connections = connectRedis(server.url, silentLog)
+    processes.push(connections)
+    return new RedisLogFeed(connections, 'test:', node)
+  }, listening, true)
+
+  const feed = new RedisLogFeed(redis, 'test:', 'c')
+  const { lines, next } = started(feed)
+  await listening(3)
+  await redis.commands.publish('test:logs', 'a message without its process')
+  const heard = next()
+  feed.publish('{"msg":"four"}')
+  await heard
+  t.same(lines, ['c {"msg":"four"}'], 'a malformed message on the channel is ignored')
+})

@@ -1,0 +1,82 @@
+// The session-store contract (types/index.ts `SessionStore`), run against every implementation: memory, Redis, and a
+// @fastify/session store through the adapter.
+import t, { type Test } from 'tap'
+import { MemoryStore } from '@fastify/session'
+import { Redis } from 'ioredis'
+import { fromFastifySessionStore, MemorySessionStore, type Identity, type SessionStore } from '../../lib/index.js'
+import { RedisSessionStore } from '../../lib/stores/sessions/redis.js'
+import { RedisServer } from '../redis-server.js'
+
+/** A deadline well ahead: the write acts. */
+const soon = () => Date.now() + 10_000
+/** A deadline that has passed (by more than any clock's rounding): the write must not act. */
+const passed = () => Date.now() - 1_000
+
+const alice: Identity = { user: 'alice', role: 'editor', admin: false }
+const bob: Identity = { user: 'bob', role: null, admin: true }
+
+/** `atomic`: two rotations of one token at once see exactly one `rotated` (the adapter's stores cannot promise it). */
+async function sessionContract (t: Test, store: SessionStore, { atomic }: { atomic: boolean }): Promise<void> {
+  const expiresAt = Date.now() + 60_000
+  const s1 = (tokenHash: string) => ({ sessionId: 's1', tokenHash })
+  const created = { id: 's1', identity: alice, tokenHash: 'h1', expiresAt }
+  await store.create(created, soon())
+  created.tokenHash = 'tampered'
+  await store.create({ id: 's2', identity: alice, tokenHash: 'x1', expiresAt }, soon())
+  t.same(await store.lookup(s1('h1')), { status: 'current', session: { id: 's1', identity: alice, tokenHash: 'h1', expiresAt } },
+    'lookup: current, as created (the store kept its own copy)')
+  t.same(await store.rotate(s1('h1'), 'h2', expiresAt + 1, soon()), { status: 'rotated', session: { id: 's1', identity: alice, tokenHash: 'h2', expiresAt: expiresAt + 1 } }, 'rotate')
+  t.same(await store.rotate(s1('h1'), 'h3', expiresAt, soon()), { status: 'reused', sessionId: 's1' }, 'rotate: a rotated token is reuse')
+  t.same(await store.lookup(s1('h1')), { status: 'reused', sessionId: 's1' }, 'lookup: a rotated token is reuse')
+  t.same(await store.lookup(s1('forged')), { status: 'reused', sessionId: 's1' }, 'lookup: any other hash naming a live session is reuse')
+  t.same(await store.lookup({ sessionId: 'nope', tokenHash: 'h2' }), { status: 'unknown' }, 'lookup: unknown session')
+  t.same(await store.rotate({ sessionId: 'nope', tokenHash: 'h2' }, 'h4', expiresAt, soon()), { status: 'unknown' }, 'rotate: unknown session')
+
+  await t.rejects(store.rotate(s1('h2'), 'late', expiresAt, passed()), 'rotate past its deadline: rejected')
+  await t.rejects(store.create({ id: 's9', identity: alice, tokenHash: 'z1', expiresAt }, passed()), 'create past its deadline: rejected')
+  await t.rejects(store.end('s1', passed()), 'end past its deadline: rejected')
+  await t.rejects(store.endUser('alice', passed()), 'endUser past its deadline: rejected')
+  t.match(await store.lookup(s1('h2')), { status: 'current' }, 'and none of them acted')
+  t.same(await store.lookup({ sessionId: 's9', tokenHash: 'z1' }), { status: 'unknown' })
+  t.match(await store.lookup({ sessionId: 's2', tokenHash: 'x1' }), { status: 'current' })
+
+  if (atomic) {
+    const both = await Promise.all([store.rotate(s1('h2'), 'a', expiresAt, soon()), store.rotate(s1('h2'), 'b', expiresAt, soon())])
+    t.same(both.map(r => r.status).sort(), ['reused', 'rotated'], 'of two rotations of one token at once, exactly one rotates')
+  }
+
+  t.same(await store.end('s1', soon()), alice, 'end: the identity')
+  t.same(await store.end('s1', soon()), null, 'end: once')
+  t.same(await store.lookup(s1('h2')), { status: 'unknown' }, 'an ended session\'s tokens are gone')
+  await store.create({ id: 'b1', identity: bob, tokenHash: 'y1', expiresAt }, soon())
+  t.same(await store.endUser('alice', soon()), ['s2'], 'endUser: the sessions it ended')
+  t.same(await store.endUser('alice', soon()), [], 'endUser: none left')
+  t.match(await store.lookup({ sessionId: 'b1', tokenHash: 'y1' }), { status: 'current' }, 'endUser: another user\'s sessions stay')
+
+  await store.create({ id: 's3', identity: alice, tokenHash: 'e1', expiresAt: Date.now() + 30 }, soon())
+  await store.create({ id: 's4', identity: alice, tokenHash: 'r1', expiresAt }, soon())
+  await store.rotate({ sessionId: 's4', tokenHash: 'r1' }, 'r2', Date.now() + 30, soon())
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.same(await store.lookup({ sessionId: 's3', tokenHash: 'e1' }), { status: 'unknown' }, 'an expired session is unknown')
+  t.same(await store.rotate({ sessionId: 's3', tokenHash: 'e1' }, 'e2', Date.now() + 60_000, soon()), { status: 'unknown' }, 'and cannot be rotated')
+  t.same(await store.lookup({ sessionId: 's4', tokenHash: 'r1' }), { status: 'unknown' }, 'a session expired after a rotation is unknown by its older tokens too')
+  t.same(await store.end('s4', soon()), null, 'and there is nothing to end')
+  await store.end('b1', soon())
+}
+
+t.test('memory', async t => {
+  await sessionContract(t, new MemorySessionStore(), { atomic: true })
+})
+
+t.test('Redis', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
+  t.same(await redis.keys('test:session:*'), [], 'an ended or expired session leaves no key behind')
+  for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
+})
+
+t.test('a @fastify/session store, adapted', async t => {
+  await sessionContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }), { atomic: false })
+})
