@@ -55,7 +55,22 @@ export interface Config {
   }
   /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
   attemptLimit: Readonly<AttemptLimit> | null
+  /** The login modes' cookies (PROTOCOL.md section 7). */
+  cookies: { refresh: CookieConfig, session: CookieConfig & { ttlMs: number } }
 }
+
+export interface CookieConfig {
+  name: string
+  secure: boolean
+  sameSite: 'lax' | 'strict' | 'none'
+  domain: string | undefined
+}
+
+// Directus's variables for its two cookies, and their defaults.
+const cookieVariables = {
+  refresh: { prefix: 'REFRESH_TOKEN_COOKIE_', name: 'directus_refresh_token' },
+  session: { prefix: 'SESSION_COOKIE_', name: 'directus_session_token' }
+} as const
 
 // A fresh schema per registration: @fastify/env mutates the one it is given.
 function envSchema () {
@@ -79,6 +94,13 @@ function envSchema () {
     GRAPHQL_OPERATION_LIMIT: { type: 'integer', minimum: 1, default: 100 },
     GRAPHQL_INTROSPECTION: { type: 'boolean', default: true }
   }
+  for (const { prefix, name } of Object.values(cookieVariables)) {
+    properties[`${prefix}NAME`] = { type: 'string', pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', default: name }
+    properties[`${prefix}SECURE`] = { type: 'boolean', default: false }
+    properties[`${prefix}SAME_SITE`] = { type: 'string', enum: ['lax', 'strict', 'none'], default: 'lax' }
+    properties[`${prefix}DOMAIN`] = { type: 'string', minLength: 1 }
+  }
+  properties.SESSION_COOKIE_TTL = { type: 'string', default: '1d' }
   for (const { prefix, path } of Object.values(endpoints)) {
     properties[`${prefix}ENABLED`] = { type: 'boolean', default: true }
     properties[`${prefix}PATH`] = { type: 'string', pattern: '^/', default: path }
@@ -120,6 +142,15 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   set('SECRET', 'secret', options.secret)
   set('PUBLIC_URL', 'publicUrl', options.publicUrl)
   set('CORS_ORIGIN', 'origins', options.origins?.join(','))
+  for (const [cookie, { prefix }] of Object.entries(cookieVariables)) {
+    const chosen = options.cookies?.[cookie as keyof typeof cookieVariables]
+    set(`${prefix}NAME`, `cookies.${cookie}.name`, chosen?.name)
+    set(`${prefix}SECURE`, `cookies.${cookie}.secure`, chosen?.secure)
+    set(`${prefix}SAME_SITE`, `cookies.${cookie}.sameSite`, chosen?.sameSite)
+    set(`${prefix}DOMAIN`, `cookies.${cookie}.domain`, chosen?.domain)
+  }
+  const sessionTtl = options.cookies?.session?.ttl
+  set('SESSION_COOKIE_TTL', 'cookies.session.ttl', sessionTtl === undefined ? undefined : String(sessionTtl))
   const graphql = options.graphql || undefined
   set('GRAPHQL_QUERY_TOKEN_LIMIT', 'graphql.queryTokenLimit', graphql?.queryTokenLimit)
   set('GRAPHQL_QUERY_DEPTH_LIMIT', 'graphql.queryDepthLimit', graphql?.queryDepthLimit)
@@ -203,7 +234,8 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     // Directus spells "unlimited" Infinity; auth modes and booleans are case-insensitive.
     if (variable.endsWith('_CONN_LIMIT') && (value === Infinity || (typeof value === 'string' && /^infinity$/i.test(value)))) {
       delete data[variable]
-    } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED') || variable === 'GRAPHQL_INTROSPECTION')) {
+    } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED') || variable.endsWith('_SAME_SITE') ||
+      variable.endsWith('_COOKIE_SECURE') || variable === 'GRAPHQL_INTROSPECTION')) {
       data[variable] = value.toLowerCase()
     }
   }
@@ -225,6 +257,21 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
   if (typeof raw.PUBLIC_URL === 'string') origins.add(origin(label('PUBLIC_URL', fromOptions), raw.PUBLIC_URL))
   for (const value of String(raw.CORS_ORIGIN ?? '').split(',').map(v => v.trim()).filter(Boolean)) {
     origins.add(origin(label('CORS_ORIGIN', fromOptions), value))
+  }
+
+  const cookie = (which: keyof typeof cookieVariables): CookieConfig => {
+    const { prefix } = cookieVariables[which]
+    const resolved = {
+      name: raw[`${prefix}NAME`] as string,
+      secure: raw[`${prefix}SECURE`] as boolean,
+      sameSite: raw[`${prefix}SAME_SITE`] as CookieConfig['sameSite'],
+      domain: raw[`${prefix}DOMAIN`] as string | undefined
+    }
+    // Browsers drop a SameSite=None cookie that is not Secure: the login would seem to work and nothing would stick.
+    if (resolved.sameSite === 'none' && !resolved.secure) {
+      throw new InvalidConfigError(`${label(`${prefix}SAME_SITE`, fromOptions)} none needs ${label(`${prefix}SECURE`, fromOptions)} true: browsers refuse a SameSite=None cookie that is not Secure`)
+    }
+    return Object.freeze(resolved)
   }
 
   const authRoutes = options.authRoutes
@@ -255,6 +302,10 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       operationLimit: raw.GRAPHQL_OPERATION_LIMIT as number,
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
     }),
-    attemptLimit: attemptLimit(options.attemptLimit)
+    attemptLimit: attemptLimit(options.attemptLimit),
+    cookies: Object.freeze({
+      refresh: cookie('refresh'),
+      session: Object.freeze({ ...cookie('session'), ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string) })
+    })
   })
 }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
+import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
@@ -41,6 +42,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...options.jwt?.verify }
     })
   }
+  // The login modes set cookies, and the session cookie authenticates upgrades: parsed by the app's own
+  // @fastify/cookie when it has one.
+  if (config.authRoutes && !fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
   if (!fastify.hasPlugin('@fastify/websocket')) {
     await fastify.register(fastifyWebsocket, {
       options: { maxPayload: config.maxPayload },
@@ -97,6 +101,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     revocationFeed,
     accessTokenTtlMs: config.accessTokenTtlMs,
     refreshTokenTtlMs: config.refreshTokenTtlMs,
+    sessionTokenTtlMs: config.cookies.session.ttlMs,
     storeTimeoutMs: 3_000,
     passwordChecks: new PasswordChecks(config.passwordQueue),
     attemptLimiter: config.attemptLimit ? backend.attempts(config.attemptLimit) : unlimited
@@ -116,7 +121,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     log: fastify.log
   })
   const gate = (endpoint: EndpointConfig, admitted?: (request: FastifyRequest) => void) =>
-    upgradeGate(fastify, endpoint, authenticator, config.origins, registry, admitted)
+    upgradeGate(fastify, endpoint, { authenticator, origins: config.origins, registry, sessionCookie: config.cookies.session.name }, admitted)
 
   const rest = config.endpoints.rest
   if (rest.enabled) {
@@ -163,7 +168,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     fastify.addHook('onClose', async () => stop())
   }
 
-  if (config.authRoutes) authRoutes(fastify, authenticator, config.authRoutes.prefix)
+  if (config.authRoutes) authRoutes(fastify, authenticator, { ...config, prefix: config.authRoutes.prefix })
 
   const api: RealtimeApi = {
     on: (event, listener) => registry.on(event, listener),

@@ -230,22 +230,27 @@ t.test('bad bodies are 400 INVALID_PAYLOAD in the Directus error shape', async (
     ['login', { password: admin.password }],
     ['login', { email: '', password: admin.password }],
     ['login', { email: admin.email, password: '' }],
-    ['login', { email: admin.email, password: admin.password, mode: 'cookie' }],
+    ['login', { email: admin.email, password: admin.password, mode: 'token' }],
     ['login', { email: { $ne: null }, password: admin.password }],
     ['login', []],
     ['login', undefined],
-    ['refresh', {}],
     ['refresh', { refresh_token: '' }],
-    ['refresh', { refresh_token: 'x', mode: 'session' }],
-    ['refresh', undefined],
-    ['logout', {}],
+    ['refresh', { refresh_token: 'x', mode: 'token' }],
     ['logout', { refresh_token: '' }],
+    ['logout', []],
+    ['refresh', undefined],
     ['logout', undefined]
   ]
   for (const [route, payload] of cases) {
     const response = await post(app, `/auth/${route}`, payload)
     t.equal(response.statusCode, 400, `${route} ${JSON.stringify(payload)}`)
     t.same(response.json(), invalidPayload, `${route} ${JSON.stringify(payload)}`)
+  }
+  // No refresh token in the body, nor a cookie for the mode (a session refresh names its mode, or it is json's).
+  const noToken = { errors: [{ message: 'The refresh token is required in either the payload or cookie.', extensions: { code: 'INVALID_PAYLOAD' } }] }
+  for (const [route, payload] of [['refresh', {}], ['refresh', { refresh_token: 'x', mode: 'session' }], ['logout', {}], ['logout', { mode: 'cookie' }]] as const) {
+    const response = await post(app, `/auth/${route}`, payload)
+    t.same([response.statusCode, response.json()], [400, noToken], `${route} ${JSON.stringify(payload)}`)
   }
 })
 

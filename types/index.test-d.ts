@@ -33,6 +33,12 @@ await app.register(realtime, { attemptLimit: false })
 // @ts-expect-error: the window is in seconds, a number
 await app.register(realtime, { attemptLimit: { durationSeconds: '1m' } })
 
+await app.register(realtime, { cookies: { refresh: { secure: true, sameSite: 'strict', domain: 'example.com' }, session: { name: 'sid', ttl: '12h' } } })
+// @ts-expect-error: not a SameSite value
+await app.register(realtime, { cookies: { session: { sameSite: 'sometimes' } } })
+// @ts-expect-error: a refresh cookie's lifetime is the refresh session's (refreshTokenTtl)
+await app.register(realtime, { cookies: { refresh: { ttl: '1d' } } })
+
 // @ts-expect-error: not an auth mode
 await app.register(realtime, { rest: { auth: 'open' } })
 // @ts-expect-error: handlers are functions

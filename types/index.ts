@@ -320,12 +320,35 @@ export interface RealtimeOptions {
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
   authRoutes?: boolean | AuthRoutesOptions
   /**
+   * The cookies of the `cookie` and `session` login modes, named and set as Directus's (`REFRESH_TOKEN_COOKIE_*` and
+   * `SESSION_COOKIE_*`). The session cookie also authenticates a socket at the upgrade, on every endpoint.
+   */
+  cookies?: {
+    refresh?: CookieOptions
+    session?: CookieOptions & {
+      /** Lifetime of a session token and its cookie (`SESSION_COOKIE_TTL`, default `1d`). */
+      ttl?: string | number
+    }
+  }
+  /**
    * Email/password attempts (socket auth messages, `POST /auth/login`, `login()`) limited per client IP and per
    * email: after `points` failures (default 10) inside `durationSeconds` (default 60) the next ones get
    * REQUESTS_EXCEEDED without their password being checked, until the window passes. Counted on `redis` when it is
    * given, so every process shares the counters. false turns the limits off.
    */
   attemptLimit?: AttemptLimitOptions | false
+}
+
+/** A cookie the auth routes set. Always HttpOnly, with `Path=/`. */
+export interface CookieOptions {
+  /** Default `directus_refresh_token` (`REFRESH_TOKEN_COOKIE_NAME`), `directus_session_token` (`SESSION_COOKIE_NAME`). */
+  name?: string
+  /** `Secure` (`*_COOKIE_SECURE`, default false): set it when the app is served over HTTPS. */
+  secure?: boolean
+  /** `SameSite` (`*_COOKIE_SAME_SITE`, default `lax`); `none` needs `secure`. */
+  sameSite?: 'lax' | 'strict' | 'none'
+  /** `Domain` (`*_COOKIE_DOMAIN`, default none: the host that set it). */
+  domain?: string
 }
 
 /** What the upgrade gate resolved, on every websocket request (`request.realtime`). */

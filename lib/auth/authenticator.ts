@@ -75,6 +75,8 @@ export interface AuthenticatorOptions {
   revocationFeed: RevocationFeed
   accessTokenTtlMs: number
   refreshTokenTtlMs: number
+  /** Lifetime of a session token (`SESSION_COOKIE_TTL`). */
+  sessionTokenTtlMs: number
   /**
    * How long a session-store (or attempt-counter) call may take before the auth fails closed (SERVICE_UNAVAILABLE).
    * A session-store write must start acting within the first third of it, or not at all (its `deadline`).
@@ -104,13 +106,53 @@ export class Authenticator {
 
   /** Synchronous, so a socket authenticated by access token never waits a tick. */
   verifyAccessToken (token: string): AuthSuccess | AuthFailure {
-    let claims: Record<string, unknown>
+    const verified = this.#verify(token)
+    if (!verified.ok) return verified
+    // A session token counts only while current (`verifySessionToken`).
+    if (this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'a session token is no access token')
+    return this.#identify(verified.claims)
+  }
+
+  /**
+   * A session token (the session cookie): verified as an access token is, and current only while the refresh token
+   * it carries is its session's current one, so that a cookie replaced by a refresh, or ended by a logout, is refused.
+   */
+  async verifySessionToken (token: string): Promise<AuthResult> {
+    const verified = this.#verify(token)
+    if (!verified.ok) return verified
+    const presented = this.#isSessionToken(verified.claims) ? readRefreshToken(verified.claims.session) : null
+    if (!presented) return fail('AUTH_FAILED', 'not a session token')
+    const result = this.#identify(verified.claims)
+    if (!result.ok) return result
     try {
-      claims = this.#options.verifyToken(token)
+      const found = await this.#store(store => store.lookup(presented))
+      return found.status === 'current' ? result : fail('AUTH_FAILED', 'session token replaced or ended')
+    } catch {
+      return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
+    }
+  }
+
+  /** The refresh token a session token carries, for the session routes; expired or not ours: null. */
+  sessionTokenRefreshToken (token: string): string | null {
+    const verified = this.#verify(token)
+    return verified.ok && this.#isSessionToken(verified.claims) ? verified.claims.session : null
+  }
+
+  /** One this plugin signed with its session's refresh token (another issuer's `session` claim is its own business). */
+  #isSessionToken (claims: Record<string, unknown>): claims is { session: string } {
+    return claims.iss === this.#options.issuer && typeof claims.session === 'string'
+  }
+
+  #verify (token: string): { ok: true, claims: Record<string, unknown> } | AuthFailure {
+    try {
+      return { ok: true, claims: this.#options.verifyToken(token) }
     } catch (err) {
       const code = (err as { code?: string }).code
       return code === 'FAST_JWT_EXPIRED' ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
     }
+  }
+
+  #identify (claims: Record<string, unknown>): AuthSuccess | AuthFailure {
     const identity = this.#options.mapClaims(claims)
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
     const session = typeof claims.sid === 'string' ? claims.sid : undefined
@@ -226,13 +268,24 @@ export class Authenticator {
   }
 
   signAccessToken (identity: Identity, session?: string): { access_token: string, expires: number, expiresAt: number } {
-    const expires = this.#options.accessTokenTtlMs
+    const { token, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs)
+    return { access_token: token, expires, expiresAt }
+  }
+
+  /** A session token for `issued`'s session: an access token that lives `sessionTokenTtlMs` and carries its refresh token. */
+  signSessionToken (issued: AuthSuccess): { session_token: string, expires: number } {
+    const { token, expires } = this.#sign(issued.identity, issued.session, this.#options.sessionTokenTtlMs, issued.issued!.refresh_token)
+    return { session_token: token, expires }
+  }
+
+  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin, iss: this.#options.issuer }
     if (session !== undefined) claims.sid = session
+    if (refreshToken !== undefined) claims.session = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds.
-    const accessToken = this.#options.jwt.sign(claims, { expiresIn: String(expires) })
-    const { exp } = this.#options.jwt.decode<{ exp: number }>(accessToken)!
-    return { access_token: accessToken, expires, expiresAt: exp * 1000 }
+    const token = this.#options.jwt.sign(claims, { expiresIn: String(ttlMs) })
+    const { exp } = this.#options.jwt.decode<{ exp: number }>(token)!
+    return { token, expires: ttlMs, expiresAt: exp * 1000 }
   }
 
   #issue (identity: Identity, session: string, refreshToken: string): AuthSuccess {

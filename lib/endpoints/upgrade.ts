@@ -1,7 +1,7 @@
 // The upgrade gate: runs before the socket opens (PROTOCOL.md section 3), in this order: origin, connection limit,
 // credential on the request, strict mode. It replies with HTTP errors, so a refused client never gets a socket.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { Authenticator, AuthSuccess } from '../auth/authenticator.js'
+import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
@@ -30,31 +30,65 @@ export function originAllowed (request: FastifyRequest, allowed: ReadonlySet<str
   return allowed.has(url.origin) || url.origin === `${request.protocol}://${request.host}`
 }
 
-/** The access token on the upgrade request: the query parameter wins over the @fastify/jwt cookie. */
-function requestToken (fastify: FastifyInstance, request: FastifyRequest): string | null | undefined {
+/** What the gate checks an upgrade against. */
+export interface GateOptions {
+  authenticator: Authenticator
+  /** Allowed origins besides the request's own. */
+  origins: ReadonlySet<string>
+  registry: Registry
+  /** The session cookie's name (`SESSION_COOKIE_NAME`). */
+  sessionCookie: string
+}
+
+/**
+ * The credential on the upgrade request: the query parameter wins over the session cookie, and that one over the
+ * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails).
+ */
+function requestCredential (fastify: FastifyInstance, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | undefined {
   const query = request.query as Record<string, unknown>
   if (query.access_token !== undefined) {
     // Repeated or empty parameters are a bad credential, not a missing one.
-    return typeof query.access_token === 'string' && query.access_token !== '' ? query.access_token : null
+    return { token: typeof query.access_token === 'string' && query.access_token !== '' ? query.access_token : null, session: false }
   }
-  const cookie = fastify.jwt.cookie
   const cookies = (request as { cookies?: Record<string, string | undefined> }).cookies
+  const session = cookies?.[sessionCookie]
+  if (session !== undefined) return { token: session, session: true }
+  const cookie = fastify.jwt.cookie
   if (cookie && cookies?.[cookie.cookieName] !== undefined) {
     try {
-      return fastify.jwt.lookupToken(request, { onlyCookie: true })
+      return { token: fastify.jwt.lookupToken(request, { onlyCookie: true }), session: false }
     } catch {
-      return null // a signed cookie whose signature does not hold
+      return { token: null, session: false }
     }
   }
   return undefined
 }
 
 /** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
-export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, authenticator: Authenticator, origins: ReadonlySet<string>, registry: Registry, admitted?: (request: FastifyRequest) => void) {
+export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
+  const { authenticator, origins, registry, sessionCookie } = options
   let open = 0
 
-  // A callback hook, not an async one: no promise and no extra turn for every upgrade. A refusal sends its reply and
-  // does not call `done`.
+  /** The credential's verdict: the socket opens with it, or the upgrade is refused as the failure says. */
+  function settle (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, result: AuthResult | null): void {
+    if (result !== null && !result.ok) {
+      registry.refused(endpoint.name, result.code, result.reason, new ClientInfo(request))
+      // Told as it is: an expired token (TOKEN_EXPIRED) or a cold process (SERVICE_UNAVAILABLE, for the client to retry).
+      return refuseUpgrade(reply, result)
+    }
+    if (result !== null) upgrades.set(request, result)
+    request.realtime = {
+      endpoint: endpoint.name,
+      authMode: endpoint.authMode,
+      accountability: result && authenticatedAccountability(result.identity, result.session, new ClientInfo(request)),
+      expiresAt: result?.expiresAt ?? null
+    }
+    admitted?.(request)
+    done()
+  }
+
+  // A callback hook, not an async one: no promise and no extra turn for an upgrade that needs none. A refusal sends
+  // its reply and does not call `done`.
   return function gate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (!request.ws) return done() // a plain HTTP request: @fastify/websocket answers it
 
@@ -68,30 +102,15 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
       reply.raw.socket!.once('close', () => { open-- })
     }
 
-    const token = requestToken(fastify, request)
-    let upgrade: AuthSuccess | null = null
-    if (token !== undefined) {
-      const result = token === null ? null : authenticator.verifyAccessToken(token)
-      if (!result?.ok) {
-        const failure = result ?? { ok: false, code: 'AUTH_FAILED', reason: 'empty or repeated access_token' }
-        registry.refused(endpoint.name, failure.code, failure.reason, new ClientInfo(request))
-        // Told as it is: an expired token (TOKEN_EXPIRED) or a cold process (SERVICE_UNAVAILABLE, for the client to retry).
-        return refuseUpgrade(reply, failure)
-      }
-      upgrade = result
-      upgrades.set(request, result)
-    } else if (endpoint.authMode === 'strict') {
+    const credential = requestCredential(fastify, request, sessionCookie)
+    if (credential === undefined) {
+      if (endpoint.authMode !== 'strict') return settle(request, reply, done, null)
       registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', new ClientInfo(request))
       return refuseUpgrade(reply, { code: 'AUTH_FAILED' })
     }
-
-    request.realtime = {
-      endpoint: endpoint.name,
-      authMode: endpoint.authMode,
-      accountability: upgrade && authenticatedAccountability(upgrade.identity, upgrade.session, new ClientInfo(request)),
-      expiresAt: upgrade?.expiresAt ?? null
-    }
-    admitted?.(request)
-    done()
+    if (credential.token === null) return settle(request, reply, done, { ok: false, code: 'AUTH_FAILED', reason: 'empty or repeated access_token' })
+    if (!credential.session) return settle(request, reply, done, authenticator.verifyAccessToken(credential.token))
+    // A session cookie is current only while its session's store says so: one lookup.
+    authenticator.verifySessionToken(credential.token).then(result => settle(request, reply, done, result), done)
   }
 }

@@ -1,8 +1,15 @@
-// Directus-compatible HTTP auth routes (PROTOCOL.md section 7), so the Directus SDK's `authentication('json')`
-// works and a refresh token is one session whether it is used over HTTP or on a socket.
+// Directus-compatible HTTP auth routes (PROTOCOL.md section 7) in its three modes: `json` (tokens in the body, what
+// the SDK uses outside browsers), `cookie` (the refresh token in an HttpOnly cookie) and `session` (the whole session
+// in an HttpOnly cookie, which also authenticates sockets at the upgrade). A refresh token is one session whether it
+// is used over HTTP or on a socket.
+import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
+import type { Authenticator, AuthFailure, AuthResult, AuthSuccess } from '../auth/authenticator.js'
+import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
+
+type Mode = 'json' | 'cookie' | 'session'
+const modes: Mode[] = ['json', 'cookie', 'session']
 
 const loginBody = {
   type: 'object',
@@ -11,29 +18,29 @@ const loginBody = {
     email: { type: 'string', minLength: 1 },
     password: { type: 'string', minLength: 1 },
     otp: { type: 'string' },
-    mode: { type: 'string', enum: ['json'] }
+    mode: { type: 'string', enum: modes }
   }
 } as const
 
-const refreshBody = {
+// The token may come from the body or from a cookie, so the body may be empty.
+const tokenBody = {
   type: 'object',
-  required: ['refresh_token'],
   properties: {
     refresh_token: { type: 'string', minLength: 1 },
-    mode: { type: 'string', enum: ['json'] }
+    mode: { type: 'string', enum: modes }
   }
 } as const
+
+interface TokenBody { refresh_token?: string, mode?: Mode }
+
+const noRefreshToken = 'The refresh token is required in either the payload or cookie.'
 
 function sendFailure (reply: FastifyReply, failure: AuthFailure) {
   return replyWithFailure(reply, refusal(failure, 'INVALID_CREDENTIALS'))
 }
 
-function sendTokens (reply: FastifyReply, result: AuthResult) {
-  if (!result.ok) return sendFailure(reply, result)
-  return reply.send({ data: result.issued })
-}
-
-export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, prefix: string): void {
+export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, config: Pick<Config, 'cookies' | 'refreshTokenTtlMs'> & { prefix: string }): void {
+  const { refresh: refreshCookie, session: sessionCookie } = config.cookies
   // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
   const schemaErrorFormatter = () => Object.assign(new Error('Invalid payload.'), { statusCode: 400 })
   const errorHandler = (error: { statusCode?: number, message: string }, request: FastifyRequest, reply: FastifyReply) => {
@@ -45,24 +52,71 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     return replyWithFailure(reply, { code: 'INTERNAL_SERVER_ERROR' })
   }
 
+  const attributes = (cookie: CookieConfig, maxAgeMs?: number): CookieSerializeOptions => ({
+    path: '/',
+    httpOnly: true,
+    sameSite: cookie.sameSite,
+    secure: cookie.secure,
+    ...(cookie.domain === undefined ? {} : { domain: cookie.domain }),
+    ...(maxAgeMs === undefined ? {} : { maxAge: Math.floor(maxAgeMs / 1000) })
+  })
+
+  /** The body for a successful login or refresh in `mode`, with the cookie that mode sets. */
+  function sendIssued (reply: FastifyReply, result: AuthResult, mode: Mode) {
+    if (!result.ok) return sendFailure(reply, result)
+    const issued = result.issued!
+    if (mode === 'json') return reply.send({ data: issued })
+    if (mode === 'cookie') {
+      reply.setCookie(refreshCookie.name, issued.refresh_token, attributes(refreshCookie, config.refreshTokenTtlMs))
+      return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
+    }
+    const { session_token: sessionToken, expires } = authenticator.signSessionToken(result as AuthSuccess)
+    reply.setCookie(sessionCookie.name, sessionToken, attributes(sessionCookie, expires))
+    return reply.send({ data: { expires } })
+  }
+
+  /**
+   * The refresh token a request presents in `mode`: the body's or the refresh cookie's, or the one the session cookie
+   * carries. undefined: none at all (400); null: a session cookie that is no valid session token (401).
+   */
+  function presentedRefreshToken (request: FastifyRequest<{ Body: TokenBody | undefined }>, mode: Mode): string | null | undefined {
+    if (mode === 'session') {
+      const token = request.cookies[sessionCookie.name]
+      return token === undefined ? undefined : authenticator.sessionTokenRefreshToken(token)
+    }
+    return request.body?.refresh_token ?? request.cookies[refreshCookie.name]
+  }
+
   fastify.register(async (routes) => {
     routes.setSchemaErrorFormatter(schemaErrorFormatter)
     routes.setErrorHandler(errorHandler)
 
-    routes.post<{ Body: { email: string, password: string, otp?: string } }>('/login', { schema: { body: loginBody } },
+    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { schema: { body: loginBody } },
       async (request, reply) => {
-        const { email, password, otp } = request.body
+        const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
-        return sendTokens(reply, await authenticator.login(credential, request.ip))
+        return sendIssued(reply, await authenticator.login(credential, request.ip), mode)
       })
 
-    routes.post<{ Body: { refresh_token: string } }>('/refresh', { schema: { body: refreshBody } },
-      async (request, reply) => sendTokens(reply, await authenticator.refresh(request.body.refresh_token)))
+    routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody } }, async (request, reply) => {
+      const mode = request.body?.mode ?? 'json'
+      const token = presentedRefreshToken(request, mode)
+      if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
+      if (token === null) return sendFailure(reply, { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' })
+      return sendIssued(reply, await authenticator.refresh(token), mode)
+    })
 
-    routes.post<{ Body: { refresh_token: string } }>('/logout', { schema: { body: refreshBody } },
-      async (request, reply) => {
-        const result = await authenticator.logout(request.body.refresh_token)
-        return result.ok ? reply.code(204).send() : sendFailure(reply, result)
-      })
-  }, { prefix })
+    routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody } }, async (request, reply) => {
+      const mode = request.body?.mode ?? 'json'
+      const token = presentedRefreshToken(request, mode)
+      if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
+      // The browser forgets the cookie whatever the answer: the client asked to be logged out.
+      if (mode === 'session') reply.clearCookie(sessionCookie.name, attributes(sessionCookie))
+      else if (request.cookies[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, attributes(refreshCookie))
+      const result = token === null
+        ? { ok: false as const, code: 'INVALID_CREDENTIALS' as const, reason: 'invalid session token' }
+        : await authenticator.logout(token)
+      return result.ok ? reply.code(204).send() : sendFailure(reply, result)
+    })
+  }, { prefix: config.prefix })
 }

@@ -28,9 +28,9 @@ export class GraphqlSocket {
     })
   }
 
-  /** Opens a socket on `url` and waits for the `connection_ack` of its `connection_init`. */
-  static async open (url: string): Promise<GraphqlSocket> {
-    const client = await connect(url, { protocols: 'graphql-transport-ws' })
+  /** Opens a socket on `url` (with `headers`) and waits for the `connection_ack` of its `connection_init`. */
+  static async open (url: string, headers: Record<string, string> = {}): Promise<GraphqlSocket> {
+    const client = await connect(url, { protocols: 'graphql-transport-ws', headers })
     const socket = new GraphqlSocket(client)
     client.send({ type: 'connection_init' })
     const ack = await client.next()
