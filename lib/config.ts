@@ -55,6 +55,10 @@ export interface Config {
   }
   /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
   attemptLimit: Readonly<AttemptLimit> | null
+  /** `NODE_ENV` is `production`: what is only warned about elsewhere fails boot. */
+  production: boolean
+  /** What was set but not used, for the plugin to log once it has a logger. */
+  warnings: readonly string[]
   /** The login modes' cookies (PROTOCOL.md section 7). */
   cookies: { refresh: CookieConfig, session: CookieConfig & { ttlMs: number } }
 }
@@ -197,9 +201,12 @@ function duration (variable: string, value: string): number {
   return parsed
 }
 
+// What @fastify/cors takes for "any origin" (or none): fine for HTTP, never for sockets that carry cookies.
+const corsOnly = new Set(['*', 'true', 'false'])
+
 function origin (variable: string, value: string): string {
   // `variable` is a label: the variable, and the option when it came from one.
-  if (value === '*' || value === 'true') {
+  if (corsOnly.has(value)) {
     throw new InvalidConfigError(`${variable} must list origins: a wildcard would let any site open sockets with your users' cookies`)
   }
   try {
@@ -255,7 +262,13 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
 
   const origins = new Set<string>()
   if (typeof raw.PUBLIC_URL === 'string') origins.add(origin(label('PUBLIC_URL', fromOptions), raw.PUBLIC_URL))
+  const warnings: string[] = []
   for (const value of String(raw.CORS_ORIGIN ?? '').split(',').map(v => v.trim()).filter(Boolean)) {
+    // The app's CORS_ORIGIN may be set for @fastify/cors: a value it can use and sockets cannot is left to it.
+    if (corsOnly.has(value) && !fromOptions.CORS_ORIGIN) {
+      warnings.push(`CORS_ORIGIN "${value}" is ignored for sockets (any origin would let every site open them with your users' cookies): list the origins allowed to open sockets in the plugin's \`origins\` option`)
+      continue
+    }
     origins.add(origin(label('CORS_ORIGIN', fromOptions), value))
   }
 
@@ -303,6 +316,8 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
     }),
     attemptLimit: attemptLimit(options.attemptLimit),
+    production: env.NODE_ENV === 'production',
+    warnings: Object.freeze(warnings),
     cookies: Object.freeze({
       refresh: cookie('refresh'),
       session: Object.freeze({ ...cookie('session'), ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string) })

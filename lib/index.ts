@@ -26,12 +26,21 @@ import { startHeartbeat } from './endpoints/heartbeat.js'
 import { authRoutes } from './routes/auth.js'
 import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 
+// HS256's key should be as long as its hash: 256 bits, 32 characters at the very least.
+const minSecretLength = 32
+
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
+  for (const warning of config.warnings) fastify.log.warn(warning)
 
   if (!fastify.hasDecorator('jwt')) {
     if (!config.secret) {
       throw new InvalidConfigError('SECRET (option secret) is required to sign access tokens, unless the app registers @fastify/jwt itself')
+    }
+    if (config.secret.length < minSecretLength) {
+      const weak = `SECRET (option secret) is ${config.secret.length} characters: anyone who guesses it signs tokens as any user; use ${minSecretLength} random characters or more (openssl rand -base64 32)`
+      if (config.production) throw new InvalidConfigError(weak)
+      fastify.log.warn(`${weak}. With NODE_ENV=production this fails boot`)
     }
     // Its own key, its own issuer: what the app signs with `fastify.jwt` carries it, and a token signed with SECRET
     // by anything else is no realtime credential.

@@ -561,11 +561,33 @@ t.test('bad durations fail boot', async (t) => {
   await bootFails(t, { env: {}, secret, refreshTokenTtl: 'soon' }, /REFRESH_TOKEN_TTL \(option refreshTokenTtl\) must be a positive duration .*"soon"/)
 })
 
-t.test('wildcard CORS_ORIGIN is refused', async (t) => {
-  for (const value of ['*', 'true', 'https://app.example.com,*']) {
-    await bootFails(t, { env: { SECRET: secret, CORS_ORIGIN: value } }, /CORS_ORIGIN must list origins: a wildcard/)
+t.test('a CORS_ORIGIN for @fastify/cors only (*, true, false) is ignored for sockets, with a warning naming the origins option', async (t) => {
+  for (const value of ['*', 'true', 'false', 'https://app.example.com,*']) {
+    const lines: string[] = []
+    const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', CORS_ORIGIN: value } }, async (app) => {
+      app.log.warn = ((line: string) => { lines.push(line) }) as never
+    })
+    const bad = value.split(',').at(-1)!
+    t.same(lines, [`CORS_ORIGIN "${bad}" is ignored for sockets (any origin would let every site open them with your users' cookies): list the origins allowed to open sockets in the plugin's \`origins\` option`], value)
+    t.equal((await refusedWith(started.url('/websocket'), { headers: { origin: 'https://evil.example' } })).status, 403, `${value}: other origins still refused`)
   }
+  const config = await resolveConfig({ env: { CORS_ORIGIN: 'https://app.example.com,*' } })
+  t.same([...config.origins], ['https://app.example.com'], 'the listed origins are kept')
+  // The option is the plugin's own: there a wildcard is a mistake.
   await bootFails(t, { env: {}, secret, origins: ['*'] }, /CORS_ORIGIN \(option origins\) must list origins: a wildcard/)
+})
+
+t.test('a short SECRET is warned about, and fails boot with NODE_ENV=production', async (t) => {
+  const lines: string[] = []
+  await start(t, { env: { SECRET: 'short' } }, async (app) => {
+    app.log.warn = ((line: string) => { lines.push(line) }) as never
+  })
+  t.match(lines, [/^SECRET \(option secret\) is 5 characters: .* use 32 random characters or more .*\. With NODE_ENV=production this fails boot$/])
+  await bootFails(t, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(31) } }, /SECRET \(option secret\) is 31 characters/)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(32) } })
+  t.pass('32 characters boot in production')
 })
 
 t.test('malformed origins are refused', async (t) => {
