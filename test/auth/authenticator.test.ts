@@ -66,6 +66,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     revocations,
     accessTokenTtlMs: 15 * 60_000,
     refreshTokenTtlMs: hour,
+    sessionTokenTtlMs: 24 * hour,
     revocationFeed: {
       async publish (session, until) {
         ended.push(session)
