@@ -28,3 +28,8 @@ export const nextSecond = () => Math.floor(Date.now() / 1000) + 1
 export function stoppedDate (t: Test, ms = 20): Clock {
   return fakeClock(t, ['Date'], nextSecond() * 1000 - ms)
 }
+
+/** Waits, a turn of the event loop at a time (real turns: fake clocks leave setImmediate alone), until `done` holds. */
+export async function until (done: () => boolean): Promise<void> {
+  while (!done()) await new Promise(resolve => setImmediate(resolve))
+}

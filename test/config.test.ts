@@ -7,12 +7,7 @@ import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import realtime, { type RealtimeOptions, type RealtimeUpgrade } from '../lib/index.js'
 import { resolveConfig } from '../lib/config.js'
-import { connect, fakeClock, refusedWith, secret } from './helpers.js'
-
-/** Waits, a turn of the loop at a time (real turns: the fake clock leaves setImmediate alone), until `done` holds. */
-async function until (done: () => boolean): Promise<void> {
-  while (!done()) await new Promise(resolve => setImmediate(resolve))
-}
+import { connect, fakeClock, refusedWith, secret, until } from './helpers.js'
 
 const invalid = 'FST_REALTIME_INVALID_CONFIG'
 const identity = { user: 'user-1', role: 'editor', admin: false }

@@ -6,7 +6,7 @@ import realtime, {
   UserDirectory, type DirectoryUser, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
 } from '../lib/index.js'
 
-export { fakeClock, nextSecond, stoppedDate } from './clock.js'
+export { fakeClock, nextSecond, stoppedDate, until } from './clock.js'
 
 export const secret = 'a-test-secret-that-is-long-enough'
 export const admin = { email: 'admin@example.com', password: 'd1r3ctu5', admin: true, role: 'administrator' }
