@@ -6,7 +6,8 @@ import WebSocket from 'ws'
 import { createClient, type ClientOptions } from 'graphql-ws'
 import type { ExecutionResult } from 'graphql'
 import { referenceSchema } from '../example/schema.js'
-import { build, connect, type Client } from './helpers.js'
+import { build, connect, fakeClock, until, type Client } from './helpers.js'
+import type { Connection } from '../lib/connection/connection.js'
 import type { RealtimeOptions } from '../lib/index.js'
 
 const schema = referenceSchema(() => null)
@@ -50,12 +51,22 @@ t.test('a socket that answers nothing is closed without a status at the beat aft
 })
 
 t.test('any message counts as an answer: protocol pongs keep a socket without automatic pongs open', async t => {
-  const { url } = await build(t, { ...graphql({ auth: 'public' }), heartbeat: { period: 0.2 } })
+  // Beats on a fake clock: a busy machine could otherwise hold an answer past a real period.
+  const clock = fakeClock(t, ['setInterval', 'clearInterval'])
+  const { app, url } = await build(t, { ...graphql({ auth: 'public' }), heartbeat: { period: 0.2 } })
   const peer = await deadPeer(url('/graphql'))
   peer.client.send({ type: 'connection_init' })
   t.same(await peer.client.next(), { type: 'connection_ack' })
+  const server = app.realtime.connections()[0] as Connection
   // An unsolicited graphql-transport-ws pong (a one-way heartbeat in its protocol) after each of the first 5 pings.
   peer.client.ws.on('ping', () => { if (peer.pings <= 5) peer.client.send({ type: 'pong' }) })
+  for (let beat = 1; beat <= 5; beat++) {
+    clock.tick(200)
+    await until(() => server.active)
+  }
+  clock.tick(200) // the sixth ping, unanswered
+  await until(() => peer.pings === 6)
+  clock.tick(200)
   t.equal((await peer.client.closed).code, 1005)
   t.equal(peer.pings, 6, 'open across five answered pings, closed at the beat after the first unanswered one')
   t.same(peer.client.frames, [], 'a pong message is not answered')
@@ -78,6 +89,8 @@ t.test('sockets still in their handshake are not pinged: the auth timeout covers
 })
 
 t.test('a live graphql-ws client stays open across many beats and its subscription keeps running', async t => {
+  // Beats on a fake clock (the ticks keep real time): a busy machine could otherwise hold a pong past a real period.
+  const clock = fakeClock(t, ['setInterval', 'clearInterval'])
   const { app, url } = await build(t, { ...graphql(), heartbeat: { period: 0.2 } })
   let pings = 0
   const messageTypes = new Set<unknown>()
@@ -93,10 +106,16 @@ t.test('a live graphql-ws client stays open across many beats and its subscripti
   const client = createClient({ url: url('/graphql'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { access_token: app.jwt.sign({ id: 'u1' }) }, on })
   t.teardown(() => client.dispose())
   const ticks: number[] = []
-  for await (const result of client.iterate({ query: 'subscription { ticks(every: 20) }' })) {
-    ticks.push((result as ExecutionResult<{ ticks: number }>).data!.ticks)
-    if (pings >= 8) break // seven periods at least, with a tick after the eighth ping
+  const iterator = client.iterate({ query: 'subscription { ticks(every: 20) }' })
+  ticks.push(((await iterator.next()).value as ExecutionResult<{ ticks: number }>).data!.ticks)
+  const server = app.realtime.connections()[0] as Connection
+  for (let beat = 1; beat <= 8; beat++) {
+    clock.tick(200) // the beat marks the socket silent and pings it; only its pong marks it active again
+    await until(() => server.active)
+    ticks.push(((await iterator.next()).value as ExecutionResult<{ ticks: number }>).data!.ticks)
   }
+  await iterator.return?.()
+  t.equal(pings, 8)
   t.same(ticks, ticks.map((_tick, i) => i + 1), 'one subscription throughout, never restarted')
   t.same(closes, [], 'never closed')
   t.same([...messageTypes], ['connection_ack', 'next'], 'liveness took no message')
