@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import realtime, { realtimeSerializers, redactUrl, UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
 import { referenceSchema } from './schema.js'
+import { demoPage } from './demo/plugin.js'
 
 export interface ReferenceServer {
   app: FastifyInstance
@@ -72,6 +73,8 @@ export async function buildReferenceServer (
     return reply.code(404).send({ errors: [{ message: 'Route not found.', extensions: { code: 'ROUTE_NOT_FOUND' } }] })
   })
   app.get('/server/ping', async (_request, reply) => reply.type('text/plain').send('pong'))
+  // GET /: log in, open sockets and watch their frames in a browser.
+  await app.register(demoPage)
   return { app, generatedPassword }
 }
 
