@@ -1,6 +1,5 @@
-// The guards' clocks: token expiries and auth windows for every socket of an endpoint, on a handful of Node timers
-// instead of one or two per socket. A socket's deadline is then a Set entry: cheaper to make and to drop on every
-// handshake, and lighter for every idle socket to keep.
+// The guards' clocks: token expiries for every socket of an endpoint on a handful of Node timers instead of one per
+// socket (a socket's expiry is then a Set entry, lighter for every idle socket to keep), and the auth windows.
 
 /** Told by the expiry clock when its credential ran out, with the deadline it was scheduled for. */
 export interface Expiring {
@@ -81,49 +80,31 @@ export class ExpiryClock {
 }
 
 /**
- * Auth windows (the handshake's, and re-auth after an expiry): all of one length, so they end in the order they
- * began. One timer waits for the oldest; a window that closes early is only taken out of the queue, and the timer,
- * when it comes, waits for the next one or stops. Most windows close within a millisecond of opening: arming and
- * clearing a timer for each would cost more than the rest of the bookkeeping. The timer is unref'd: it never keeps
- * a process alive, the sockets it waits for do.
+ * Auth windows (the handshake's, and re-auth after an expiry): one timer each, cleared when the window closes. The
+ * timers are unref'd: they never keep a process alive, the sockets they wait for do.
  */
 export class AuthWindows {
   readonly lengthMs: number
-  // Insertion order is start order, so the first entry is always the next to end.
-  readonly #open = new Map<Authenticating, number>()
-  #timer: NodeJS.Timeout | null = null
+  readonly #open = new Map<Authenticating, NodeJS.Timeout>()
 
   constructor (lengthMs: number) {
     this.lengthMs = lengthMs
   }
 
   open (target: Authenticating): void {
-    this.#open.delete(target) // a window opened again starts again, at the end of the queue
-    this.#open.set(target, performance.now() + this.lengthMs)
-    // A pending timer is due no later than this window's end: it was armed for a window that opened before.
-    if (this.#timer === null) this.#arm(this.lengthMs)
+    this.close(target) // a window opened again starts again
+    this.#open.set(target, setTimeout(this.#fire, this.lengthMs, target).unref())
   }
 
   close (target: Authenticating): void {
+    const timer = this.#open.get(target)
+    if (timer === undefined) return
+    clearTimeout(timer)
     this.#open.delete(target)
   }
 
-  #arm (delayMs: number): void {
-    this.#timer = setTimeout(this.#fire, delayMs).unref()
-  }
-
-  readonly #fire = (): void => {
-    this.#timer = null
-    const now = performance.now()
-    for (const [target, end] of this.#open) {
-      if (end > now) {
-        // A window opened by a target told just now has armed the timer for its own end, later than this one.
-        if (this.#timer) clearTimeout(this.#timer)
-        this.#arm(end - now)
-        return
-      }
-      this.#open.delete(target)
-      target.onAuthWindowEnd()
-    }
+  readonly #fire = (target: Authenticating): void => {
+    this.#open.delete(target)
+    target.onAuthWindowEnd()
   }
 }
