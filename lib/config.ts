@@ -76,8 +76,12 @@ const cookieVariables = {
   session: { prefix: 'SESSION_COOKIE_', name: 'directus_session_token' }
 } as const
 
-// A fresh schema per registration: @fastify/env mutates the one it is given.
-function envSchema () {
+// One schema for every registration: @fastify/env's validator (a shared Ajv) compiles a schema once per object, and
+// the one change it makes to it (no additional properties) is the same every time.
+let schema: object | undefined
+const envSchema = () => (schema ??= buildEnvSchema())
+
+function buildEnvSchema () {
   const properties: Record<string, object> = {
     WEBSOCKETS_HEARTBEAT_ENABLED: { type: 'boolean', default: true },
     WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, default: 30 },

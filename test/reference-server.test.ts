@@ -1,5 +1,6 @@
-// The reference server (`npm start`, PROTOCOL.md section 9): ping, seeded users, the user file, whoami, and a request
-// log that never carries the `?access_token=` value.
+// The reference server (`npm start`, PROTOCOL.md section 9): ping, seeded users, the user file, whoami, a request
+// log that never carries the `?access_token=` value, and what the demo page serves (its files and the client
+// libraries, nothing else; test/browser/demo.test.ts drives it).
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
@@ -157,4 +158,25 @@ t.test('an unknown route neither logs nor echoes the access token', async t => {
   t.same(response.json(), { errors: [{ message: 'Route not found.', extensions: { code: 'ROUTE_NOT_FOUND' } }] })
   t.notMatch(lines.join('') + response.body, /sekrit/)
   t.match(lines.join(''), /route not found/)
+})
+
+t.test('GET / serves the page; /demo/ serves its script and the client libraries, and no other file', async t => {
+  const { app } = await start(t, baseEnv)
+  const served = {
+    '/': 'text/html; charset=utf-8',
+    '/demo/page.js': 'text/javascript; charset=utf-8',
+    '/demo/sdk.js': 'text/javascript; charset=utf-8',
+    '/demo/graphql-ws/client.js': 'text/javascript; charset=utf-8'
+  }
+  for (const [url, type] of Object.entries(served)) {
+    const response = await app.inject({ url })
+    t.same({ url, status: response.statusCode, type: response.headers['content-type'] }, { url, status: 200, type })
+  }
+  const client = (await app.inject({ url: '/demo/graphql-ws/client.js' })).body
+  for (const chunk of new Set([...client.matchAll(/from '\.\/([\w-]+\.js)'/g)].map(([, name]) => name))) {
+    t.equal((await app.inject({ url: `/demo/graphql-ws/${chunk}` })).statusCode, 200, `${chunk}, imported by client.js`)
+  }
+  for (const url of ['/demo/graphql-ws/index.js', '/demo/sdk.js.map', '/demo/index.html', '/demo/plugin.ts', '/demo/../package.json', '/demo/graphql-ws/../../package.json']) {
+    t.equal((await app.inject({ url })).statusCode, 404, url)
+  }
 })

@@ -1,5 +1,5 @@
 // The demo page at `/` of the reference server, driven end to end in Chromium as a newcomer would: fill the form,
-// click, and read the frames in the log. Also what it serves: its files and the client libraries, nothing else.
+// click, and read the frames in the log. What it serves is checked in test/reference-server.test.ts.
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { admin, stoppedDate } from '../helpers.js'
@@ -32,27 +32,6 @@ async function logIn (page: Page, origin: string, mode: string): Promise<void> {
   await page.getByRole('button', { name: 'Log in' }).click()
   await page.locator('#status', { hasText: `logged in (${mode})` }).waitFor()
 }
-
-t.test('GET / serves the page; /demo/ serves its script and the client libraries, and no other file', async t => {
-  const { app } = await startReference(t)
-  const served = {
-    '/': 'text/html; charset=utf-8',
-    '/demo/page.js': 'text/javascript; charset=utf-8',
-    '/demo/sdk.js': 'text/javascript; charset=utf-8',
-    '/demo/graphql-ws/client.js': 'text/javascript; charset=utf-8'
-  }
-  for (const [url, type] of Object.entries(served)) {
-    const response = await app.inject({ url })
-    t.same({ url, status: response.statusCode, type: response.headers['content-type'] }, { url, status: 200, type })
-  }
-  const client = (await app.inject({ url: '/demo/graphql-ws/client.js' })).body
-  for (const chunk of new Set([...client.matchAll(/from '\.\/([\w-]+\.js)'/g)].map(([, name]) => name))) {
-    t.equal((await app.inject({ url: `/demo/graphql-ws/${chunk}` })).statusCode, 200, `${chunk}, imported by client.js`)
-  }
-  for (const url of ['/demo/graphql-ws/index.js', '/demo/sdk.js.map', '/demo/index.html', '/demo/plugin.ts', '/demo/../package.json', '/demo/graphql-ws/../../package.json']) {
-    t.equal((await app.inject({ url })).statusCode, 404, url)
-  }
-})
 
 for (const mode of ['json', 'cookie', 'session']) {
   t.test(`${mode} mode: log in, connect, whoami, GraphQL me and ticks, log out, and each frame is logged as it arrives`, async t => {
