@@ -104,7 +104,7 @@ export class Authenticator {
     this.#options = options
   }
 
-  /** Synchronous: the upgrade gate and graphql-ws's onConnect verify a token in their own turn. */
+  /** Synchronous, so a socket authenticated by access token never waits a tick. */
   verifyAccessToken (token: string): AuthSuccess | AuthFailure {
     const verified = this.#verify(token)
     if (!verified.ok) return verified
@@ -163,8 +163,12 @@ export class Authenticator {
     return { ok: true, identity, session, expiresAt }
   }
 
-  /** Any of the three forms. `ip` is the client's, for the attempt limits. */
-  async authenticate (credential: Credential, ip: string | null = null): Promise<AuthResult> {
+  /**
+   * Any of the three forms. `ip` is the client's, for the attempt limits. An access token answers synchronously: the
+   * frames a client pipelines behind its auth message are then read at once, not held (and counted against the
+   * backlog bound) while a promise settles.
+   */
+  authenticate (credential: Credential, ip: string | null = null): AuthResult | Promise<AuthResult> {
     if ('access_token' in credential) return this.verifyAccessToken(credential.access_token)
     if ('refresh_token' in credential) return this.refresh(credential.refresh_token)
     return this.login(credential, ip)

@@ -2,7 +2,7 @@
 // frames and close codes.
 import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { AuthFailure } from '../auth/authenticator.js'
+import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
 import { CloseCode, failureClose, failureFrame, RealtimeError, refusal, type Failure } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
@@ -91,7 +91,7 @@ class JsonSocket extends Inbox implements GuardEvents {
     return this.#auth(envelope.message, envelope.uid, true)
   }
 
-  async #auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): Promise<void> {
+  #auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
     const read = readCredential(message)
     if ('problem' in read) {
       if (handshake) this.#handshakeFailed(uid, { ok: false, code: 'AUTH_FAILED', reason: 'malformed auth message' })
@@ -100,9 +100,16 @@ class JsonSocket extends Inbox implements GuardEvents {
     }
     // The client's address counts email/password attempts; the other forms never need it.
     const ip = 'email' in read.credential ? this.connection.guard.client.ip : null
-    // A password or refresh check takes turns: the client may be gone when it answers, its address with the socket.
-    if (!('access_token' in read.credential)) this.connection.guard.client.pin()
-    const result = await this.#options.authenticator.authenticate(read.credential, ip)
+    const result = this.#options.authenticator.authenticate(read.credential, ip)
+    if (result instanceof Promise) {
+      // The client may be gone by the time the check answers, and its address with the socket: read it now.
+      this.connection.guard.client.pin()
+      return result.then(settled => this.#authSettled(settled, uid, handshake))
+    }
+    this.#authSettled(result, uid, handshake)
+  }
+
+  #authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
     // The socket may have closed meanwhile: the closed guard ignores the result, and nothing is sent.
     if (result.ok) {
       // The client hears first: what an 'auth' listener sends it comes after the ok.

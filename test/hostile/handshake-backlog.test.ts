@@ -50,3 +50,24 @@ t.test('frames within the bound still wait for the check and run after it, in or
   for (let i = 0; i < 100; i++) t.same(await client.next(), { type: 'pong', uid: i })
   await client.close()
 })
+
+t.test('frames pipelined behind an access-token auth are read at once: no backlog, whatever their size', async t => {
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, maxPayload: 1024 })
+  const client = await connect(url('/websocket'))
+  // One write: the auth message and 4 KiB of pings behind it reach the server in one chunk, read in one turn.
+  const frames = [{ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }), uid: 'a' }, ...Array.from({ length: 40 }, (_v, i) => ({ type: 'ping', uid: `${i}`.padStart(80, '0') }))]
+  ;(client.ws as unknown as { _socket: Socket })._socket.write(Buffer.concat(frames.map(frame => maskedText(JSON.stringify(frame)))))
+  // A close instead of the answers ends the test at once, with its code.
+  const next = () => Promise.race([client.next(), client.closed.then(closed => ({ closed }))])
+  t.match(await next(), { type: 'auth', status: 'ok', uid: 'a' })
+  for (let i = 0; i < 40; i++) t.same(await next(), { type: 'pong', uid: `${i}`.padStart(80, '0') })
+  await client.close()
+})
+
+/** A client's text frame (masked, as clients must), for a test that writes several in one TCP write. */
+function maskedText (text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  const length = payload.length < 126 ? Buffer.from([0x80 | payload.length]) : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 0xff])
+  return Buffer.concat([Buffer.from([0x81]), length, mask, payload.map((byte, i) => byte ^ mask[i % 4]!)])
+}
