@@ -5,7 +5,7 @@ import t from 'tap'
 import { admin, stoppedDate } from '../helpers.js'
 import { launchChromium } from './chromium.js'
 import { startReference } from './reference.js'
-import { authError, authOk, isFrame, isResponse, SdkPage } from './sdk-page.js'
+import { authError, authOk, isFrame, isResponse, logoutRevokes, SdkPage } from './sdk-page.js'
 
 const browser = await launchChromium(t)
 const adminMe = { email: admin.email, role: 'administrator', admin: true }
@@ -61,10 +61,6 @@ t.test('logout with the cookie revokes the session: AUTH_REVOKED on the socket, 
   await page.connect('handshake')
   t.match(await page.whoami('before'), adminMe)
 
-  await page.logout()
-  t.equal((await page.next(isResponse('/auth/logout'))).status, 204)
-  const revoked = await page.next(isFrame('websocket', frame => frame.type === 'auth' && frame.status === 'error'))
-  t.same(revoked.frame, { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
-  t.equal(await page.whoami('after'), null, 'open, with the public accountability')
+  await logoutRevokes(t, page)
   t.equal(await page.cookie('directus_refresh_token'), undefined)
 })

@@ -195,3 +195,12 @@ export class SdkPage {
     return (await this.context.cookies()).find(cookie => cookie.name === name)
   }
 }
+
+/** Logs out through the SDK: 204, then the open socket's AUTH_REVOKED, after which it is open as the public. */
+export async function logoutRevokes (t: Test, page: SdkPage): Promise<void> {
+  await page.logout()
+  t.equal((await page.next(isResponse('/auth/logout'))).status, 204)
+  const revoked = await page.next(isFrame('websocket', authError('AUTH_REVOKED')))
+  t.same(revoked.frame, { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+  t.equal(await page.whoami('after'), null, 'open, with the public accountability')
+}

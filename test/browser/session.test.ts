@@ -5,7 +5,7 @@ import t from 'tap'
 import { admin, stoppedDate } from '../helpers.js'
 import { launchChromium } from './chromium.js'
 import { startReference } from './reference.js'
-import { authError, isFrame, isResponse, SdkPage } from './sdk-page.js'
+import { authError, isFrame, isResponse, logoutRevokes, SdkPage } from './sdk-page.js'
 
 const browser = await launchChromium(t)
 const adminMe = { email: admin.email, role: 'administrator', admin: true }
@@ -62,11 +62,7 @@ t.test('logout with the cookie: AUTH_REVOKED on the socket, the cookie cleared, 
   await page.connect('public')
   t.match(await page.whoami('before'), adminMe)
 
-  await page.logout()
-  t.equal((await page.next(isResponse('/auth/logout'))).status, 204)
-  const revoked = await page.next(isFrame('websocket', frame => frame.type === 'auth'))
-  t.same(revoked.frame, { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
-  t.equal(await page.whoami('after'), null, 'open, with the public accountability')
+  await logoutRevokes(t, page)
   t.equal(await page.cookie('directus_session_token'), undefined)
 
   // A copy of the cookie taken before the logout opens nothing.
