@@ -275,21 +275,25 @@ t.test('an unsupported content type is refused in the Directus error shape', asy
   t.match(response.json(), { errors: [{ message: String, extensions: { code: String } }] })
 })
 
-t.test('an unexpected error is 500 in the Directus error shape, without its message', async (t) => {
+t.test('errors from the app\'s own hooks (a rate limit\'s 429, a failure) are answered by the app\'s error handler', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  // An application hook that fails on the plugin's routes.
-  app.addHook('preHandler', async (request) => {
-    if (request.headers['x-fail'] !== undefined) throw new Error('secret internals')
+  app.addHook('onRequest', async (request) => {
+    if (request.headers['x-limited'] !== undefined) throw Object.assign(new Error('Rate limit exceeded, retry in 1 minute'), { statusCode: 429 })
   })
+  app.addHook('preHandler', async (request) => {
+    if (request.headers['x-fail'] !== undefined) throw new Error('down')
+  })
+  app.setErrorHandler((error: { statusCode?: number, message: string }, _request, reply) => reply.code(error.statusCode ?? 500).send({ mine: error.message }))
   await app.register(realtime, { env: {}, secret, authRoutes: true, users })
   const response = await app.inject({
-    method: 'POST', url: '/auth/login', headers: { 'x-fail': '1' }, payload: { email: admin.email, password: admin.password }
+    method: 'POST', url: '/auth/login', headers: { 'x-limited': '1' }, payload: { email: admin.email, password: admin.password }
   })
-  t.equal(response.statusCode, 500)
-  t.same(response.json(), {
-    errors: [{ message: 'An unexpected error occurred.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }]
-  })
+  t.same([response.statusCode, response.json()], [429, { mine: 'Rate limit exceeded, retry in 1 minute' }])
+  const failed = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'x-fail': '1' }, payload: { email: admin.email, password: admin.password } })
+  t.same([failed.statusCode, failed.json()], [500, { mine: 'down' }])
+  const bad = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email } })
+  t.same([bad.statusCode, bad.json()], [400, invalidPayload], 'a bad body is still the plugin\'s to answer')
 })
 
 t.test('authRoutes: { prefix } mounts the routes under it', async (t) => {

@@ -43,13 +43,14 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   const { refresh: refreshCookie, session: sessionCookie } = config.cookies
   // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
   const schemaErrorFormatter = () => Object.assign(new Error('Invalid payload.'), { statusCode: 400 })
-  const errorHandler = (error: { statusCode?: number, message: string }, request: FastifyRequest, reply: FastifyReply) => {
-    if (error.statusCode && error.statusCode < 500) {
-      // The client's fault (bad body, wrong content type, too large): say what, with Fastify's status.
+  const errorHandler = (error: { statusCode?: number, code?: string, message: string }, _request: FastifyRequest, reply: FastifyReply) => {
+    if (error.code === 'FST_ERR_VALIDATION' || error.code?.startsWith('FST_ERR_CTP_')) {
+      // The body's fault (bad fields, wrong content type, too large, not JSON): say what, with Fastify's status.
       return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
     }
-    request.log.error({ err: error }, 'auth route failed')
-    return replyWithFailure(reply, { code: 'INTERNAL_SERVER_ERROR' })
+    // Any other error is the app's, from its own hooks (a rate limit's 429, its auth's 401, a failure): its error
+    // handler answers it, as on every other route.
+    throw error
   }
 
   const attributes = (cookie: CookieConfig, maxAgeMs?: number): CookieSerializeOptions => ({
