@@ -4,7 +4,7 @@
 // is used over HTTP or on a socket.
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Authenticator, AuthFailure, AuthResult, AuthSuccess } from '../auth/authenticator.js'
+import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 
@@ -71,7 +71,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       reply.setCookie(refreshCookie.name, issued.refresh_token, attributes(refreshCookie, config.refreshTokenTtlMs))
       return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
     }
-    const { session_token: sessionToken, expires } = authenticator.signSessionToken(result as AuthSuccess)
+    const { session_token: sessionToken, expires } = authenticator.signSessionToken(result)
     reply.setCookie(sessionCookie.name, sessionToken, attributes(sessionCookie, expires))
     return reply.send({ data: { expires } })
   }
