@@ -72,7 +72,8 @@ async function serve (app: FastifyInstance, request: ServerRequest, state: { eld
       return tokens
     }
     case 'connections':
-      return app.websocketServer.clients.size
+      // The plugin's sockets are its own ws server's, out of the app's sight; the baselines' are @fastify/websocket's.
+      return app.hasDecorator('realtime') ? app.realtime.connections().length : app.websocketServer.clients.size
     case 'exit':
       await app.close()
       setImmediate(() => process.exit(0))

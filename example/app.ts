@@ -5,6 +5,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import realtime, { realtimeSerializers, redactUrl, UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
 import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
+import { providerJwt } from './identity-provider.js'
+import fastifyJwt from '@fastify/jwt'
 
 export interface ReferenceServer {
   app: FastifyInstance
@@ -46,9 +48,21 @@ export async function buildReferenceServer (
     app.log.warn('SECRET is not set: access tokens are signed with a key generated for this start and die with it')
   }
 
-  const me = (identity: { user: string | null, role: string | null, admin: boolean }) => identity.user === null
-    ? null
-    : { id: identity.user, email: directory.emailOf(identity.user), role: identity.role, admin: identity.admin }
+  // A provider's user is not in the directory: its email is the token's `email` claim, kept by `onAuthenticate`.
+  const me = (identity: { user: string | null, role: string | null, admin: boolean }, context: Readonly<Record<string, unknown>>) =>
+    identity.user === null
+      ? null
+      : { id: identity.user, email: directory.emailOf(identity.user) ?? (context.email as string | undefined) ?? null, role: identity.role, admin: identity.admin }
+
+  if (env.JWKS_URL) {
+    await app.register(fastifyJwt, providerJwt({
+      jwksUrl: env.JWKS_URL,
+      issuer: env.JWT_ISSUER || undefined,
+      audience: env.JWT_AUDIENCE || undefined,
+      secret,
+      ownIssuer: env.ACCESS_TOKEN_ISSUER ?? 'fastify-realtime'
+    }))
+  }
 
   await app.register(realtime, {
     env: { ...env, SECRET: secret },
@@ -57,10 +71,11 @@ export async function buildReferenceServer (
     authRoutes: true,
     // Several `npm start`s on one Redis act as one server: shared sessions and revocations.
     redis: env.REDIS_URL || undefined,
+    onAuthenticate: ({ claims }) => typeof claims?.email === 'string' ? { email: claims.email } : undefined,
     rest: {
       handlers: {
         whoami (message, connection) {
-          connection.send({ type: 'whoami', uid: message.uid, data: me(connection.accountability) })
+          connection.send({ type: 'whoami', uid: message.uid, data: me(connection.accountability, connection.context) })
         }
       }
     },

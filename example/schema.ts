@@ -43,13 +43,14 @@ export function ticks (every: number): AsyncIterableIterator<number> {
   }
 }
 
-/** `me` answers what `me(accountability)` says: null for the public accountability. */
-export function referenceSchema (me: (accountability: Accountability) => Me | null): GraphQLSchema {
+/** `me` answers what `me(accountability, context)` says: null for the public accountability. */
+export function referenceSchema (me: (accountability: Accountability, context: GraphqlContext) => Me | null): GraphQLSchema {
   const Me = new GraphQLObjectType({
     name: 'Me',
     fields: {
       id: { type: new GraphQLNonNull(GraphQLID) },
-      email: { type: new GraphQLNonNull(GraphQLString) },
+      // null for a provider's user whose token carries no email
+      email: { type: GraphQLString },
       role: { type: GraphQLString },
       admin: { type: new GraphQLNonNull(GraphQLBoolean) }
     }
@@ -58,7 +59,7 @@ export function referenceSchema (me: (accountability: Accountability) => Me | nu
     query: new GraphQLObjectType({
       name: 'Query',
       fields: {
-        me: { type: Me, resolve: (_root, _args, context: GraphqlContext) => me(context.accountability) }
+        me: { type: Me, resolve: (_root, _args, context: GraphqlContext) => me(context.accountability, context) }
       }
     }),
     subscription: new GraphQLObjectType({

@@ -1,10 +1,10 @@
 // One table for every failure the plugin tells a client (PROTOCOL.md section 8): per wire code its message, HTTP
 // status and close codes. An adapter says which failure and where; the table says how. Boot errors are below it.
-import createError from '@fastify/error'
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
 import type { FastifyReply } from 'fastify'
 import type { AuthFailure } from './auth/authenticator.js'
 import { errorFrame, type Uid } from './endpoints/frames.js'
-import type { WireErrorCode } from '../types/index.js'
+import type { RealtimeErrorCode, WireErrorCode } from '../types/index.js'
 
 /** Websocket close codes the plugin uses (1xxx from RFC 6455, 4xxx from the Directus protocol). */
 export const CloseCode = {
@@ -160,13 +160,21 @@ export function refuseUpgrade (reply: FastifyReply, failure: Failure<HttpCode>):
   reply.code(statusOf(failure)).send(httpBody(failure))
 }
 
-/** An error the application (or the plugin) answers a message with: rendered as an error frame. */
+/**
+ * An error the application (or the plugin) answers a message with: rendered as an error frame with its code and
+ * message. The code is one of the plugin's (`WireErrorCode`) or the application's own. Shaped as a `FastifyError`
+ * (`code`, `statusCode`), so thrown from an HTTP route it answers with its status: the table's for the plugin's codes
+ * (INVALID_CREDENTIALS 401), `options.statusCode` for the application's (none: 500). `@fastify/error` makes one class
+ * per code; this one carries any code, so it is a class of its own.
+ */
 export class RealtimeError extends Error {
-  readonly code: WireErrorCode
-  constructor (code: WireErrorCode, message: string) {
-    super(message)
+  readonly code: RealtimeErrorCode
+  readonly statusCode: number | undefined
+  constructor (code: RealtimeErrorCode, message: string, options: { statusCode?: number, cause?: unknown } = {}) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined)
     this.name = 'RealtimeError'
     this.code = code
+    this.statusCode = options.statusCode ?? tableStatus(code)
   }
 
   /** The error of a failure of the table, with its message. */
@@ -175,4 +183,17 @@ export class RealtimeError extends Error {
   }
 }
 
-export const InvalidConfigError = createError<[string]>('FST_REALTIME_INVALID_CONFIG', 'Invalid configuration: %s')
+/** The HTTP status the table gives a code of the plugin's, whatever the failure's details. */
+function tableStatus (code: RealtimeErrorCode): number | undefined {
+  if (!Object.hasOwn(failures, code)) return undefined
+  const { status } = failures[code as WireErrorCode] as Rule<Failure>
+  return typeof status === 'function' ? status({ code } as Failure) : status
+}
+
+// Boot errors, made with @fastify/error as Fastify's own and its plugins' are: one class per code, `err.code` stable.
+// Annotated with the imported interface: inferred, the declaration would name `createError.FastifyErrorConstructor`,
+// which the published types cannot resolve under the `bundler` and `node10` module resolutions (TS2503).
+
+/** An option or environment variable the plugin cannot use, named in the message; registration fails with it. */
+export const InvalidConfigError: FastifyErrorConstructor<{ code: 'FST_REALTIME_INVALID_CONFIG', statusCode: 500 }, [problem: string]> =
+  createError('FST_REALTIME_INVALID_CONFIG', 'Invalid configuration: %s', 500)

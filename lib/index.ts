@@ -1,15 +1,13 @@
 // fastify-realtime: Directus-style authenticated realtime for any Fastify app.
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import fastifyJwt from '@fastify/jwt'
-import fastifyWebsocket from '@fastify/websocket'
-import fastifyCookie from '@fastify/cookie'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, RegisterOptions } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
-import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
+import { RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { PasswordChecks } from './auth/password-checks.js'
-import { Revocations } from './auth/revocations.js'
+import { readRevocation, Revocations } from './auth/revocations.js'
+import { tokenJwt } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { captureLogLines } from './logs/capture.js'
@@ -23,47 +21,17 @@ import { jsonEndpoint } from './endpoints/rest.js'
 import { upgradeGate } from './endpoints/upgrade.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
 import { authRoutes } from './routes/auth.js'
+import { RouteScope } from './routes/scope.js'
 import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
-
-// HS256's key should be as long as its hash: 256 bits, 32 characters at the very least.
-const minSecretLength = 32
 
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
 
-  if (!fastify.hasDecorator('jwt')) {
-    if (!config.secret) {
-      throw new InvalidConfigError('SECRET (option secret) is required to sign access tokens, unless the app registers @fastify/jwt itself')
-    }
-    if (config.secret.length < minSecretLength) {
-      const weak = `SECRET (option secret) is ${config.secret.length} characters: anyone who guesses it signs tokens as any user; use ${minSecretLength} random characters or more (openssl rand -base64 32)`
-      if (config.production) throw new InvalidConfigError(weak)
-      fastify.log.warn(`${weak}. With NODE_ENV=production this fails boot`)
-    }
-    // Its own key, its own issuer: what the app signs with `fastify.jwt` carries it, and a token signed with SECRET
-    // by anything else is no realtime credential.
-    await fastify.register(fastifyJwt, {
-      ...options.jwt,
-      secret: config.secret,
-      sign: { iss: config.issuer, ...options.jwt?.sign },
-      verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...options.jwt?.verify }
-    })
-  }
-  // The login modes set cookies, and the session cookie authenticates upgrades: parsed by the app's own
-  // @fastify/cookie when it has one.
-  if (config.authRoutes && !fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
-  if (!fastify.hasPlugin('@fastify/websocket')) {
-    await fastify.register(fastifyWebsocket, {
-      options: { maxPayload: config.maxPayload },
-      // ws closes a socket whose frame it refuses (1009 over maxPayload, 1007 not UTF-8) itself; the default handler
-      // would terminate it under that close, and the client would get 1006 instead.
-      errorHandler: (err, socket, request) => {
-        request.log.info({ err }, 'websocket frame refused')
-        socket.close()
-      }
-    })
-  }
+  // The plugin's own @fastify/jwt refuses on HTTP what the authenticator refuses (called once requests come, when it exists).
+  const { jwt, verify: verifyToken, claimsOf } = await tokenJwt(fastify, options, config, (claims) => authenticator.trusts(claims))
+  // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
+  const routes = new RouteScope(config.maxPayload)
 
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
@@ -97,17 +65,26 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const events = new RealtimeEvents(fastify.log)
   const registry = new Registry(events)
   const revocations = new Revocations()
-  const loaded = new Promise<void>(resolve => revocationFeed.start((session, until) => {
-    revocations.add(session, until)
-    registry.revokeSession(session)
+  const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
+    const revoked = readRevocation(id)
+    if ('user' in revoked) {
+      revocations.addUser(revoked.user, revoked.at, until)
+      registry.revokeUser(revoked.user, revoked.at)
+      return
+    }
+    revocations.add(revoked.session, until)
+    registry.revokeSession(revoked.session)
   }, () => {
     revocations.markLoaded()
     resolve()
   }))
   await revocationsLoaded(loaded)
   const authenticator = new Authenticator({
-    jwt: fastify.jwt,
-    verifyToken: (token) => fastify.jwt.verify(token),
+    jwt,
+    claimsOf,
+    verifyToken,
+    onAuthenticate: options.onAuthenticate,
+    log: fastify.log,
     issuer: config.issuer,
     mapClaims: options.mapClaims ?? defaultMapClaims(config.issuer),
     verifyCredentials,
@@ -136,11 +113,11 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     log: fastify.log
   })
   const gate = (endpoint: EndpointConfig, admitted?: (request: FastifyRequest) => void) =>
-    upgradeGate(fastify, endpoint, { authenticator, origins: config.origins, registry, sessionCookie: config.cookies.session.name }, admitted)
+    upgradeGate(endpoint, { authenticator, jwt, origins: config.origins, registry, sessionCookie: config.cookies.session.name }, admitted)
 
   const rest = config.endpoints.rest
   if (rest.enabled) {
-    fastify.get(rest.path, { websocket: true, onRequest: gate(rest) },
+    routes.websocket(rest.path, gate(rest),
       jsonEndpoint({ ...adapterOptions(rest), handlers: (options.rest && options.rest.handlers) || {} }))
   }
 
@@ -153,7 +130,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     logFeed.start((line, from) => stream.deliver(line, from))
     const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line))
     if (stopCapture) fastify.addHook('onClose', async () => stopCapture())
-    fastify.get(logs.path, { websocket: true, onRequest: gate(logs) },
+    routes.websocket(logs.path, gate(logs),
       jsonEndpoint({ ...adapterOptions(logs), handlers: stream.handlers, onClose: (connection) => stream.remove(connection) }))
   }
 
@@ -163,11 +140,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     // graphql is an optional peer dependency: only the apps that serve GraphQL load it.
     const { graphqlEndpoint } = await import('./endpoints/graphql.js')
     const { markGraphqlUpgrade, preferGraphqlTransportWs } = await import('./endpoints/subprotocol.js')
-    preferGraphqlTransportWs(fastify.websocketServer)
-    fastify.get(graphql.path, {
-      websocket: true,
-      onRequest: gate(graphql, markGraphqlUpgrade)
-    }, graphqlEndpoint({
+    preferGraphqlTransportWs(routes.sockets.server)
+    routes.websocket(graphql.path, gate(graphql, markGraphqlUpgrade), graphqlEndpoint({
       ...adapterOptions(graphql),
       operations: {
         schema: options.graphql.schema,
@@ -183,7 +157,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     fastify.addHook('onClose', async () => stop())
   }
 
-  if (config.authRoutes) authRoutes(fastify, authenticator, { ...config, prefix: config.authRoutes.prefix })
+  const authPrefix = config.authRoutes?.prefix
+  if (authPrefix) routes.http((scope) => authRoutes(scope, authenticator, { ...config, prefix: authPrefix }))
+  // `register(realtime, { prefix })`: Fastify leaves it to the plugin, which shares the app's instance.
+  await routes.mount(fastify, { prefix: (options as RegisterOptions).prefix, cookies: config.authRoutes !== null })
 
   const api: RealtimeApi = {
     on: (event, listener) => registry.on(event, listener),
@@ -204,12 +181,13 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     },
     connections: (filter) => registry.list(filter),
     async login (credential) {
-      const result = await authenticator.login(credential)
+      const result = await authenticator.login(credential, null)
       if (!result.ok) throw RealtimeError.of(refusal(result, 'INVALID_CREDENTIALS'))
       return result.issued!
     },
     revokeSession: (session) => authenticator.endSession(session),
     revokeUser: (user) => authenticator.endUser(user),
+    trusted: (_request, claims) => authenticator.trusts(claims),
     signAccessToken (identity, session) {
       const { access_token: accessToken, expires } = authenticator.signAccessToken(identity, session)
       return { access_token: accessToken, expires }
@@ -223,7 +201,7 @@ export default fp(realtime, {
   name: 'fastify-realtime'
 })
 
-export { RealtimeError, CloseCode } from './errors.js'
+export { RealtimeError, CloseCode, InvalidConfigError } from './errors.js'
 export { redactUrl, redactLogObject, realtimeSerializers } from './redaction.js'
 export { MemorySessionStore } from './stores/sessions/memory.js'
 export { fromFastifySessionStore, type CallbackSessionStore } from './stores/sessions/fastify-session.js'

@@ -115,7 +115,7 @@ t.test('a guard closed or authenticated anew while its bucket fires ignores the 
   const policy = guardPolicy('handshake', null, 10_000, { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger)
   const client = new ClientInfo({ headers: {}, raw: { socket: null } } as unknown as FastifyRequest)
   const expiresAt = Date.now() + 20
-  const success = (user: string, at: number): AuthSuccess => ({ ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt: at })
+  const success = (user: string, at: number): AuthSuccess => ({ ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt: at, issuedAt: 0 })
   const expired: string[] = []
   const guards: ConnectionGuard[] = []
   const events = (name: string, act: () => void): GuardEvents => ({

@@ -189,16 +189,20 @@ t.test('without graphql-transport-ws the socket closes 4406; offered among other
   await json.close()
 })
 
-t.test("an app's own @fastify/websocket: its handleProtocols keeps the other routes, and the payload limit holds", async t => {
+t.test("an app's own @fastify/websocket: its handleProtocols is its routes' alone, and the payload limit holds", async t => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyWebsocket, { options: { handleProtocols: (protocols: Set<string>) => [...protocols].at(-1)! } })
   await app.register(realtime, { env: { WEBSOCKETS_MAX_PAYLOAD: '1024' }, secret, rest: { auth: 'public' }, graphql: { auth: 'public', schema } })
+  app.get('/chat', { websocket: true }, () => {})
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
   const url = (path: string) => `ws://127.0.0.1:${port}${path}`
-  const json = await connect(url('/websocket'), { protocols: [protocol, 'chat'] })
-  t.equal(json.ws.protocol, 'chat', "the app's choice")
+  const chat = await connect(url('/chat'), { protocols: [protocol, 'chat'] })
+  t.equal(chat.ws.protocol, 'chat', "the app's choice on the app's route")
+  await chat.close()
+  const json = await connect(url('/websocket'), { protocols: ['chat', protocol] })
+  t.equal(json.ws.protocol, 'chat', "ws's own on the plugin's: the first offered")
   await json.close()
   const socket = await raw(url('/graphql'), [protocol, 'chat'])
   t.equal(socket.client.ws.protocol, protocol)

@@ -1,6 +1,7 @@
 // The plugin under `app.injectWS`, as users test their apps.
 import t from 'tap'
 import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
 import type WebSocket from 'ws'
 import realtime from '../lib/index.js'
 import { secret } from './helpers.js'
@@ -8,6 +9,8 @@ import { secret } from './helpers.js'
 t.test('injectWS: handshake, ping and expiry-free close without a listening server', async t => {
   const app = Fastify()
   await app.register(realtime, { env: {}, secret, heartbeat: { enabled: false } })
+  // `injectWS` is @fastify/websocket's: the app registers it, before the plugin or after it.
+  await app.register(fastifyWebsocket)
   t.teardown(() => app.close())
   await app.ready()
   const frames: unknown[] = []

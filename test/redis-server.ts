@@ -1,42 +1,74 @@
 // A real redis-server (the Debian package) on a free loopback port, for the tests that need one.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** `count` distinct free loopback ports (all held open at once, so none is picked twice). */
+export async function freePorts (count: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<Server>((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
+    server.listen(0, '127.0.0.1', () => resolve(server))
+  })))
+  const ports = servers.map(server => (server.address() as AddressInfo).port)
+  await Promise.all(servers.map(server => new Promise(resolve => server.close(resolve))))
+  return ports
 }
 
 export class RedisServer {
   readonly port: number
+  readonly #args: string[]
+  readonly #config: string[]
   #process: ChildProcess | null = null
 
-  private constructor (port: number) {
+  /** `args` go after the defaults, and `config` (a config file) before them. */
+  constructor (port: number, args: string[] = [], config?: string) {
     this.port = port
+    this.#args = args
+    this.#config = config ? [config] : []
   }
 
   /** Starts one for this test; it is stopped at the test's end. */
   static async start (t: Test): Promise<RedisServer> {
-    const server = new RedisServer(await freePort())
+    const [port] = await freePorts(1)
+    const server = new RedisServer(port!)
     await server.start()
     t.teardown(() => server.stop())
     return server
+  }
+
+  /** Started, and not stopped since. */
+  get running (): boolean {
+    return this.#process !== null
+  }
+
+  /** A Sentinel monitoring `master` as `name`, with a quorum of one; stopped, and its config file removed, at the test's end. */
+  static async sentinel (t: Test, master: RedisServer, name: string): Promise<RedisServer> {
+    const dir = await mkdtemp(join(tmpdir(), 'realtime-sentinel-'))
+    const config = join(dir, 'sentinel.conf')
+    // Sentinel rewrites its config file as it learns: it must be a file of its own.
+    await writeFile(config, `sentinel monitor ${name} 127.0.0.1 ${master.port} 1\n`)
+    const [port] = await freePorts(1)
+    const sentinel = new RedisServer(port!, ['--sentinel'], config)
+    t.teardown(async () => {
+      await sentinel.stop()
+      await rm(dir, { recursive: true, force: true })
+    })
+    await sentinel.start()
+    return sentinel
   }
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  /** (Re)starts the server on its port, empty. */
+  /** (Re)starts the server on its port, empty (but for what `args` keep elsewhere: a cluster node's config file). */
   start (): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    const defaults = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+    const child = spawn('redis-server', [...this.#config, ...defaults, ...this.#args],
       { stdio: ['ignore', 'pipe', 'inherit'] })
     this.#process = child
     return new Promise((resolve, reject) => {
@@ -45,7 +77,8 @@ export class RedisServer {
       child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)))
       child.stdout!.on('data', (chunk: Buffer) => {
         output += chunk.toString()
-        if (output.includes('Ready to accept connections')) resolve()
+        // A Sentinel says neither: it is ready once it monitors its master.
+        if (output.includes('Ready to accept connections') || output.includes('+monitor master')) resolve()
       })
     })
   }

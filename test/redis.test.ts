@@ -173,7 +173,7 @@ t.test('the app\'s own ioredis client can be given; a malformed message on the c
   t.teardown(() => redis.disconnect())
   const a = await build(t, { users: [admin], authRoutes: true, redis, redisPrefix: 'app1:', rest: { handlers: whoami } }, silent)
   const tokens = await login(a)
-  t.ok((await redis.keys('app1:session:*')).length === 1, 'sessions live under the prefix')
+  t.ok((await redis.keys('app1:{s:*}:session')).length === 1, 'sessions live under the prefix')
   const client = await connect(a.url('/websocket'))
   client.send({ type: 'auth', access_token: tokens.access_token })
   await client.next()
@@ -182,6 +182,25 @@ t.test('the app\'s own ioredis client can be given; a malformed message on the c
   client.send({ type: 'whoami' })
   t.match(await client.next(), { type: 'whoami', user: String }, 'still authenticated')
   await client.close()
+})
+
+t.test('a client that finds its Redis through Sentinel is a plain ioredis client: processes share sessions and revocations', async t => {
+  const server = await RedisServer.start(t)
+  const sentinel = await RedisServer.sentinel(t, server, 'realtime')
+  const client = () => {
+    const redis = new Redis({ sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'realtime' })
+    t.teardown(() => redis.disconnect())
+    return redis
+  }
+  const [a, b] = [await node(t, server, { redis: client() }), await node(t, server, { redis: client() })]
+  const tokens = await login(a)
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: tokens.access_token })
+  t.same(await onB.next(), { type: 'auth', status: 'ok' })
+  t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
+  t.match(await onB.next(), { error: { code: 'AUTH_REVOKED' } }, 'a logout on one reaches a socket on the other')
+  t.equal((await refresh(b, tokens.refresh_token)).statusCode, 401, 'and the session is gone for both')
+  await onB.close()
 })
 
 t.test('an outage is logged once when it starts and once when it ends', async t => {

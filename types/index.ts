@@ -1,7 +1,8 @@
 // The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
 // lib/ imports its types from here, so the contract and the code cannot drift.
 import type { FastifyJWTOptions } from '@fastify/jwt'
-import type { Redis } from 'ioredis'
+import type { FastifyRequest } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
 import type { GraphQLSchema } from 'graphql'
 import type { UserDirectory } from '../lib/auth/user-directory.js'
 
@@ -42,6 +43,32 @@ export type WireErrorCode =
   | 'FORBIDDEN'
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR'
+
+/**
+ * The code of a `RealtimeError`: one of the plugin's, or the application's own (any string; the built-in ones keep
+ * their autocompletion).
+ */
+export type RealtimeErrorCode = WireErrorCode | (string & {})
+
+/** Units of an `ms` duration (`15m`, `7 days`, `1.5h`), as the `ms` package reads them (case-insensitive). */
+type DurationUnit =
+  | 'ms' | 'msec' | 'msecs' | 'millisecond' | 'milliseconds'
+  | 's' | 'sec' | 'secs' | 'second' | 'seconds'
+  | 'm' | 'min' | 'mins' | 'minute' | 'minutes'
+  | 'h' | 'hr' | 'hrs' | 'hour' | 'hours'
+  | 'd' | 'day' | 'days'
+  | 'w' | 'week' | 'weeks'
+  | 'y' | 'yr' | 'yrs' | 'year' | 'years'
+
+/**
+ * A duration: milliseconds, or an `ms` string such as `15m`, `7d`, `12 hours` (`ms`'s own `StringValue`, written out
+ * here so the published types need no `@types/ms`). Checked again at registration: it must be positive.
+ */
+export type Duration =
+  | number
+  | `${number}`
+  | `${number}${DurationUnit | Capitalize<DurationUnit> | Uppercase<DurationUnit>}`
+  | `${number} ${DurationUnit | Capitalize<DurationUnit> | Uppercase<DurationUnit>}`
 
 /** The three forms of credential an auth message (or an HTTP route) can carry. */
 export type Credential =
@@ -176,6 +203,12 @@ export interface RealtimeConnection {
   readonly endpoint: EndpointName
   /** Always present: the public accountability when nobody is authenticated. */
   readonly accountability: Accountability
+  /** The upgrade request: its headers, cookies, session, `request.log`, and `request.user` from the app's @fastify/jwt. */
+  readonly request: FastifyRequest
+  /** What `onAuthenticate` returned for the socket's current credential; empty while nobody is authenticated. */
+  readonly context: Readonly<Record<string, unknown>>
+  /** The application's own state for this socket, from its open to its close. */
+  readonly state: Record<string, unknown>
   /** Sends a JSON message (serialized once). */
   send (message: object): void
   close (code?: number, reason?: string): void
@@ -183,6 +216,35 @@ export interface RealtimeConnection {
 
 /** Handles a JSON message the plugin does not own; throw a `RealtimeError` to answer with an error frame. */
 export type MessageHandler = (message: RealtimeMessage, connection: RealtimeConnection) => void | Promise<void>
+
+/**
+ * A schema of a whole message (`type` and `uid` included), compiled by the app's validator compiler: a JSON schema for
+ * Fastify's default Ajv, or whatever a custom `setValidatorCompiler` takes.
+ */
+export type MessageSchema = object
+
+/**
+ * A handler whose messages are validated first: one that does not match `schema` answers INVALID_PAYLOAD naming the
+ * failing path, and the handler is not called. `M` types the message the schema guarantees:
+ * `const chat: ValidatedMessageHandler<{ text: string }> = { schema, handler (message) { message.text } }`.
+ */
+export interface ValidatedMessageHandler<M extends object = RealtimeMessage> {
+  schema: MessageSchema
+  handler (message: M & RealtimeMessage, connection: RealtimeConnection): void | Promise<void>
+}
+
+/** Message types the plugin answers itself: no handler can take them. */
+export type ReservedMessageType = 'auth' | 'ping' | 'pong'
+
+/** Handlers of application messages, by `type`: a function, or a schema and a function. */
+export type MessageHandlers =
+  // Written out, not `ValidatedMessageHandler`: TypeScript would compare a `ValidatedMessageHandler<M>` with it by `M`
+  // alone, and refuse every `M` without a `type`. Structurally (a method's parameters both ways) any `M` fits.
+  & Record<string, MessageHandler | {
+    schema: MessageSchema
+    handler (message: RealtimeMessage, connection: RealtimeConnection): void | Promise<void>
+  }>
+  & { [T in ReservedMessageType]?: never }
 
 /** Which sockets a `send`/`close` call reaches. */
 export interface ConnectionFilter {
@@ -193,10 +255,10 @@ export interface ConnectionFilter {
 
 export interface RestEndpointOptions extends EndpointOptions {
   /**
-   * Handlers of application messages by `type` (any but `auth`, `ping` and `pong`, which the plugin owns).
-   * A type without a handler answers INVALID_PAYLOAD.
+   * Handlers of application messages by `type` (any but `auth`, `ping` and `pong`, which the plugin owns): a function,
+   * or `{ schema, handler }` to validate the messages first. A type without a handler answers INVALID_PAYLOAD.
    */
-  handlers?: Record<string, MessageHandler>
+  handlers?: MessageHandlers
 }
 
 /**
@@ -236,6 +298,29 @@ export interface GraphqlEndpointOptions extends EndpointOptions {
   introspection?: boolean
 }
 
+/** Where a credential was presented: at the upgrade, in an auth message, in `connection_init`, or on an HTTP auth route. */
+export type CredentialSource = 'upgrade' | 'auth' | 'connection_init' | 'login' | 'refresh'
+
+/** What `onAuthenticate` is told of a credential the plugin verified. */
+export interface AuthenticateEvent {
+  identity: Identity
+  /** The verified token's claims (an access or session token); null for email/password and refresh tokens. */
+  claims: Record<string, unknown> | null
+  /** The socket's upgrade request, or the HTTP auth route's request. */
+  request: FastifyRequest
+  source: CredentialSource
+  /** The socket's endpoint; null on the HTTP auth routes. */
+  endpoint: EndpointName | null
+}
+
+/**
+ * The app's check at every authentication, after the credential is verified: false refuses it (AUTH_FAILED), an
+ * object becomes the socket's `context` (and joins every GraphQL operation's context), anything else admits it.
+ * A throw is a check that could not run: SERVICE_UNAVAILABLE.
+ */
+export type OnAuthenticate = (event: AuthenticateEvent) =>
+  boolean | void | Record<string, unknown> | Promise<boolean | void | Record<string, unknown>>
+
 /** Limits on email/password attempts (PROTOCOL.md section 8). */
 export interface AttemptLimitOptions {
   /** Failures allowed per client IP and per email inside one window (default 10); the next ones are refused. */
@@ -254,8 +339,13 @@ export interface RealtimeOptions {
   env?: Record<string, string | undefined>
   /** Signs and verifies access tokens when the app has not registered `@fastify/jwt` itself (`SECRET`). */
   secret?: string
-  /** Further `@fastify/jwt` options for the instance the plugin registers (ignored when the app has its own). */
+  /**
+   * Further `@fastify/jwt` options for the instance the plugin registers. When the app registered its own, only
+   * `namespace` (and `jwtVerify`, when the app renamed it) are read: which of its instances verifies socket tokens.
+   */
   jwt?: Omit<FastifyJWTOptions, 'secret'>
+  /** Runs at every authentication, after the credential is verified: see `OnAuthenticate`. */
+  onAuthenticate?: OnAuthenticate
   /** The JSON endpoint, or false to leave it out. */
   rest?: RestEndpointOptions | false
   /** The logs endpoint (`/websocket/logs`): the app's log lines streamed to admins, or false to leave it out. */
@@ -290,9 +380,9 @@ export interface RealtimeOptions {
    */
   passwordQueue?: { limit?: number, perAddress?: number }
   /** Lifetime of issued access tokens (`ACCESS_TOKEN_TTL`, default `15m`): milliseconds or an `ms` string. */
-  accessTokenTtl?: string | number
+  accessTokenTtl?: Duration
   /** Lifetime of refresh sessions (`REFRESH_TOKEN_TTL`, default `7d`). */
-  refreshTokenTtl?: string | number
+  refreshTokenTtl?: Duration
   /** The server's public URL (`PUBLIC_URL`): its origin may open sockets. */
   publicUrl?: string
   /** Further origins allowed to open sockets (`CORS_ORIGIN`, comma-separated). A wildcard is refused. */
@@ -311,10 +401,11 @@ export interface RealtimeOptions {
   /** Refresh-session store (default: in memory, or on `redis` when given). */
   sessionStore?: SessionStore
   /**
-   * Redis (a URL, or the app's ioredis client) to share refresh sessions and revocations between processes.
-   * Without it everything stays in this process.
+   * Redis to share refresh sessions and revocations between processes: a URL, the app's ioredis client (one server,
+   * or one that Sentinel finds), or the app's ioredis `Cluster` (a Redis Cluster). Without it everything stays in
+   * this process.
    */
-  redis?: string | Redis
+  redis?: string | Redis | Cluster
   /** Prefix of every Redis key and channel the plugin uses (default `realtime:`). */
   redisPrefix?: string
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
@@ -327,7 +418,7 @@ export interface RealtimeOptions {
     refresh?: CookieOptions
     session?: CookieOptions & {
       /** Lifetime of a session token and its cookie (`SESSION_COOKIE_TTL`, default `1d`). */
-      ttl?: string | number
+      ttl?: Duration
     }
   }
   /**
@@ -398,11 +489,19 @@ export interface RealtimeApi {
   login (credential: PasswordCredential): Promise<IssuedTokens>
   /** Ends a refresh session and revokes every socket it authenticated (AUTH_REVOKED). */
   revokeSession (sessionId: string): Promise<void>
-  /** Ends every refresh session of a user and revokes their sockets. */
+  /**
+   * Ends every refresh session of a user and revokes their sockets on every process, whatever their token; the
+   * user's tokens issued until now are refused (for one access-token TTL).
+   */
   revokeUser (user: string): Promise<void>
   /** Observes authentications, refusals, expiries and closes. */
   on<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void
   off<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void
+  /**
+   * Whether verified claims are still good (no ended session, no revoked user): hand it to the app's @fastify/jwt as
+   * `trusted`, so its HTTP routes refuse a logged-out token as the sockets do.
+   */
+  trusted (request: FastifyRequest, claims: Record<string, unknown>): boolean
   /** Signs an access token for an identity (with its session id, when given). */
   signAccessToken (identity: Identity, sessionId?: string): { access_token: string, expires: number }
 }

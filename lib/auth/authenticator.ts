@@ -1,13 +1,16 @@
 // The one authenticator: turns any credential into an identity with its expiry, or one typed failure.
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { JWT } from '@fastify/jwt'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Claims, VerifyAccessToken } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
-import type { Revocations } from './revocations.js'
+import { revocationId, type Revocations } from './revocations.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
 import type {
-  AuthFailureCode, Credential, Identity, MapClaims, PasswordCredential, SessionStore, VerifyCredentials
+  AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, MapClaims, OnAuthenticate, PasswordCredential,
+  SessionStore, VerifyCredentials
 } from '../../types/index.js'
 
 export interface AuthSuccess {
@@ -17,8 +20,12 @@ export interface AuthSuccess {
   session: string | undefined
   /** Epoch milliseconds when the access token expires; null when it never does. */
   expiresAt: number | null
+  /** Epoch milliseconds when the credential was issued: a user's revocation ends the sockets of older ones. */
+  issuedAt: number
   /** Set when the authentication issued tokens (email/password and refresh-token forms). */
   issued?: { access_token: string, expires: number, refresh_token: string }
+  /** What the app's `onAuthenticate` added, for handlers and GraphQL resolvers. */
+  context?: Record<string, unknown>
 }
 
 export type AuthFailure =
@@ -41,8 +48,24 @@ export type AuthResult = AuthSuccess | AuthFailure
 
 const fail = (code: Exclude<AuthFailureCode, 'REQUESTS_EXCEEDED'>, reason: string): AuthFailure => ({ ok: false, code, reason })
 
-/** Verified claims, or a throw with fast-jwt's error code (`FAST_JWT_EXPIRED`, ...): `@fastify/jwt`'s verify. */
-export type VerifyAccessToken = (token: string) => Record<string, unknown>
+/** Where a credential is presented, for the app's `onAuthenticate`; the client's address counts password attempts. */
+export interface AuthContext {
+  request: FastifyRequest
+  source: CredentialSource
+  /** The socket's endpoint; null on the HTTP routes. */
+  endpoint: EndpointName | null
+  /** The client's address, for the attempt limits (email/password only); null counts against the email alone. */
+  ip: string | null
+}
+
+/** A verdict now, or once a lookup (a session store, an async key, the app's hook) has answered. */
+type Pending<T> = T | Promise<T>
+
+const then = <T, U> (value: Pending<T>, next: (value: T) => Pending<U>): Pending<U> =>
+  value instanceof Promise ? value.then(next) : next(value)
+
+// Both @fastify/jwt's request verify and fast-jwt say "expired" in their own words.
+const expiredCodes = new Set(['FAST_JWT_EXPIRED', 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'])
 
 /**
  * The default `mapClaims`: `id` or `sub`, `role`; admin only for a token this plugin issued (`iss`) with
@@ -63,8 +86,14 @@ export function defaultMapClaims (issuer: string): MapClaims {
 export interface AuthenticatorOptions {
   /** Signs access tokens. */
   jwt: JWT
-  /** Verifies them: @fastify/jwt's verify. */
+  /** A token's claims, unverified (the expiry of one just signed). */
+  claimsOf: (token: string) => Claims
+  /** Verifies them: @fastify/jwt's verify, as the app configured it. */
   verifyToken: VerifyAccessToken
+  /** The app's check at every authentication. */
+  onAuthenticate?: OnAuthenticate
+  /** Where a hook that threw is reported. */
+  log: FastifyBaseLogger
   /** The `iss` of the tokens it signs. */
   issuer: string
   mapClaims: MapClaims
@@ -104,79 +133,131 @@ export class Authenticator {
     this.#options = options
   }
 
-  /** Synchronous, so a socket authenticated by access token never waits a tick. */
-  verifyAccessToken (token: string): AuthSuccess | AuthFailure {
-    const verified = this.#verify(token)
-    if (!verified.ok) return verified
-    // A session token counts only while current (`verifySessionToken`).
-    if (this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'a session token is no access token')
-    return this.#identify(verified.claims)
+  /**
+   * An access token: in the same turn when @fastify/jwt verifies it so (a static key) and the app has no
+   * `onAuthenticate`, so a socket authenticated by one never waits a tick.
+   */
+  verifyAccessToken (token: string, at: AuthContext): Pending<AuthResult> {
+    return then(this.#verify(token, at.request), (verified) => {
+      if (!verified.ok) return verified
+      // A session token counts only while current (`verifySessionToken`).
+      if (this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'a session token is no access token')
+      return this.#admit(this.#identify(verified.claims), verified.claims, at)
+    })
   }
 
   /**
    * A session token (the session cookie): verified as an access token is, and current only while the refresh token
    * it carries is its session's current one, so that a cookie replaced by a refresh, or ended by a logout, is refused.
    */
-  async verifySessionToken (token: string): Promise<AuthResult> {
-    const verified = this.#verify(token)
+  async verifySessionToken (token: string, at: AuthContext): Promise<AuthResult> {
+    const verified = await this.#verify(token, at.request)
     if (!verified.ok) return verified
     const presented = this.#isSessionToken(verified.claims) ? readRefreshToken(verified.claims.session) : null
     if (!presented) return fail('AUTH_FAILED', 'not a session token')
+    const { session: refreshToken, ...claims } = verified.claims
     const result = this.#identify(verified.claims)
     if (!result.ok) return result
     try {
       const found = await this.#store(store => store.lookup(presented))
-      return found.status === 'current' ? result : fail('AUTH_FAILED', 'session token replaced or ended')
+      if (found.status !== 'current') return fail('AUTH_FAILED', 'session token replaced or ended')
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
+    // The hook sees the claims without the refresh token they carry: a hook that logs them logs no credential.
+    return this.#admit(result, claims, at)
   }
 
   /** The refresh token a session token carries, for the session routes; expired or not ours: null. */
-  sessionTokenRefreshToken (token: string): string | null {
-    const verified = this.#verify(token)
+  async sessionTokenRefreshToken (token: string, request: FastifyRequest): Promise<string | null> {
+    const verified = await this.#verify(token, request)
     return verified.ok && this.#isSessionToken(verified.claims) ? verified.claims.session : null
   }
 
+  /**
+   * Whether verified claims are still good: no ended session, no revoked user. For @fastify/jwt's `trusted`, so the
+   * app's HTTP routes refuse what the sockets refuse.
+   */
+  trusts (claims: Claims): boolean {
+    // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
+    return this.#options.mapClaims(claims) === null || this.#identify(claims).ok
+  }
+
   /** One this plugin signed with its session's refresh token (another issuer's `session` claim is its own business). */
-  #isSessionToken (claims: Record<string, unknown>): claims is { session: string } {
+  #isSessionToken (claims: Claims): claims is { session: string } {
     return claims.iss === this.#options.issuer && typeof claims.session === 'string'
   }
 
-  #verify (token: string): { ok: true, claims: Record<string, unknown> } | AuthFailure {
-    try {
-      return { ok: true, claims: this.#options.verifyToken(token) }
-    } catch (err) {
+  #verify (token: string, request: FastifyRequest): Pending<{ ok: true, claims: Claims } | AuthFailure> {
+    const refused = (err: unknown): AuthFailure => {
       const code = (err as { code?: string }).code
-      return code === 'FAST_JWT_EXPIRED' ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
+      return expiredCodes.has(code!) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
+    }
+    try {
+      const claims = this.#options.verifyToken(token, request)
+      // A key lookup that hangs must not hang the client: past the deadline the token counts as unverified.
+      if (claims instanceof Promise) {
+        return deadline(claims, this.#options.storeTimeoutMs).then(claims => ({ ok: true as const, claims }), refused)
+      }
+      return { ok: true, claims }
+    } catch (err) {
+      return refused(err)
     }
   }
 
-  #identify (claims: Record<string, unknown>): AuthSuccess | AuthFailure {
+  #identify (claims: Claims): AuthSuccess | AuthFailure {
     const identity = this.#options.mapClaims(claims)
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
+    const { revocations } = this.#options
     const session = typeof claims.sid === 'string' ? claims.sid : undefined
     // A process that has never loaded the revocations cannot tell a revoked session: the client may try again later.
-    if (session !== undefined && !this.#options.revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
-    if (session !== undefined && this.#options.revocations.has(session)) return fail('AUTH_FAILED', 'session revoked')
+    if (session !== undefined && !revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
+    if (session !== undefined && revocations.has(session)) return fail('AUTH_FAILED', 'session revoked')
+    const iat = typeof claims.iat === 'number' ? claims.iat : undefined
+    if (revocations.revokesUser(identity.user, iat)) return fail('AUTH_FAILED', 'user revoked')
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    return { ok: true, identity, session, expiresAt }
+    return { ok: true, identity, session, expiresAt, issuedAt: iat === undefined ? 0 : iat * 1000 }
   }
 
   /**
-   * Any of the three forms. `ip` is the client's, for the attempt limits. An access token answers synchronously: the
-   * frames a client pipelines behind its auth message are then read at once, not held (and counted against the
-   * backlog bound) while a promise settles.
+   * The app's `onAuthenticate` on a verified credential: false refuses it (AUTH_FAILED), an object is the context
+   * handlers see, a throw is a check that could not run (SERVICE_UNAVAILABLE). A refused login or refresh leaves no
+   * session behind.
    */
-  authenticate (credential: Credential, ip: string | null = null): AuthResult | Promise<AuthResult> {
-    if ('access_token' in credential) return this.verifyAccessToken(credential.access_token)
-    if ('refresh_token' in credential) return this.refresh(credential.refresh_token)
-    return this.login(credential, ip)
+  #admit (result: AuthResult, claims: Claims | null, at: AuthContext): Pending<AuthResult> {
+    const hook = this.#options.onAuthenticate
+    if (!hook || !result.ok) return result
+    const { request, source, endpoint } = at
+    const refused = async (failure: AuthFailure): Promise<AuthFailure> => {
+      if (result.issued) await this.endSession(result.session!).catch(() => {})
+      return failure
+    }
+    return (async () => {
+      try {
+        const verdict = await hook({ identity: result.identity, claims, request, source, endpoint })
+        if (verdict === false) return refused(fail('AUTH_FAILED', 'refused by onAuthenticate'))
+        return typeof verdict === 'object' && verdict !== null ? { ...result, context: verdict } : result
+      } catch (err) {
+        this.#options.log.error({ err }, 'onAuthenticate failed')
+        return refused(fail('SERVICE_UNAVAILABLE', 'onAuthenticate failed'))
+      }
+    })()
   }
 
-  /** `ip` is the client's address; null (the application API) counts the attempt against the email only. */
-  async login (credential: PasswordCredential, ip: string | null = null): Promise<AuthResult> {
+  /**
+   * Any of the three forms. An access token answers synchronously where it can: the frames a client pipelines behind
+   * its auth message are then read at once, not held (and counted against the backlog bound) while a promise settles.
+   */
+  authenticate (credential: Credential, at: AuthContext): Pending<AuthResult> {
+    if ('access_token' in credential) return this.verifyAccessToken(credential.access_token, at)
+    if ('refresh_token' in credential) return this.refresh(credential.refresh_token, at)
+    return this.login(credential, at)
+  }
+
+  /** `at`: where the client presented it; null for the application API (no hook, attempts counted per email only). */
+  async login (credential: PasswordCredential, at: AuthContext | null): Promise<AuthResult> {
     const { attemptLimiter, storeTimeoutMs } = this.#options
+    const ip = at && at.ip
     let retryAfterMs: number
     try {
       retryAfterMs = await deadline(attemptLimiter.begin(ip, credential.email), storeTimeoutMs)
@@ -207,10 +288,11 @@ export class Authenticator {
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
-    return this.#issue(identity, session, refreshToken)
+    const issued = this.#issue(identity, session, refreshToken)
+    return at ? this.#admit(issued, null, at) : issued
   }
 
-  async refresh (refreshToken: string): Promise<AuthResult> {
+  async refresh (refreshToken: string, at: AuthContext): Promise<AuthResult> {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     const next = newRefreshToken(presented.sessionId)
@@ -223,7 +305,7 @@ export class Authenticator {
         await this.endSession(rotated.sessionId)
         return fail('INVALID_CREDENTIALS', 'refresh token reused; session revoked')
       }
-      return this.#issue(rotated.session.identity, rotated.session.id, next)
+      return await this.#admit(this.#issue(rotated.session.identity, rotated.session.id, next), null, at)
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
@@ -249,16 +331,21 @@ export class Authenticator {
 
   async endSession (session: string): Promise<void> {
     await this.#store((store, deadline) => store.end(session, deadline))
-    await this.#revoke(session)
+    await this.#revoke(revocationId.session(session))
   }
 
+  /** Ends the user's sessions, and refuses every token of the user issued until now, with a session or without. */
   async endUser (user: string): Promise<void> {
-    for (const session of await this.#store((store, deadline) => store.endUser(user, deadline))) await this.#revoke(session)
+    for (const session of await this.#store((store, deadline) => store.endUser(user, deadline))) {
+      await this.#revoke(revocationId.session(session))
+    }
+    await this.#revoke(revocationId.user(user, Date.now()))
   }
 
-  #revoke (session: string): Promise<void> {
-    // Tokens signed from now on for this session cannot exist; the ones out there live at most one TTL.
-    return this.#options.revocationFeed.publish(session, Date.now() + this.#options.accessTokenTtlMs)
+  #revoke (id: string): Promise<void> {
+    // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
+    // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only.
+    return this.#options.revocationFeed.publish(id, Date.now() + this.#options.accessTokenTtlMs)
   }
 
   /**
@@ -288,7 +375,7 @@ export class Authenticator {
     if (refreshToken !== undefined) claims.session = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds.
     const token = this.#options.jwt.sign(claims, { expiresIn: String(ttlMs) })
-    const { exp } = this.#options.jwt.decode<{ exp: number }>(token)!
+    const exp = this.#options.claimsOf(token).exp as number
     return { token, expires: ttlMs, expiresAt: exp * 1000 }
   }
 
@@ -299,6 +386,7 @@ export class Authenticator {
       identity,
       session,
       expiresAt,
+      issuedAt: Date.now(),
       issued: { access_token: accessToken, expires, refresh_token: refreshToken }
     }
   }

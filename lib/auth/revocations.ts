@@ -1,22 +1,48 @@
-// Sessions whose access tokens must be refused until those tokens have expired on their own. Until the revocation
-// feed has loaded the set once, nothing is known of any session: a cold process cannot tell a revoked one.
+// What must be refused until the tokens it concerns have expired on their own: ended sessions (every token carrying
+// the session), and revoked users (every token of the user issued up to the revocation). Until the revocation feed
+// has loaded the set once, nothing is known: a cold process cannot tell a revoked session.
 export class Revocations {
   readonly #until = new Map<string, number>()
+  readonly #users = new Map<string, { at: number, until: number }>()
   #loaded = false
 
   /** @param until epoch milliseconds when the session's last access token expires: no token is left to refuse then. */
   add (session: string, until: number): void {
-    const now = Date.now()
-    // Amortized clean-up: every revocation also forgets the ones whose tokens are all gone.
-    for (const [id, deadline] of this.#until) {
-      if (deadline <= now) this.#until.delete(id)
-    }
+    this.#forgetPast()
     this.#until.set(session, Math.max(until, this.#until.get(session) ?? 0))
   }
 
   has (session: string): boolean {
     const until = this.#until.get(session)
     return until !== undefined && until > Date.now()
+  }
+
+  /** The user's tokens issued at or before `at` (epoch milliseconds) are refused until `until`. */
+  addUser (user: string, at: number, until: number): void {
+    this.#forgetPast()
+    const known = this.#users.get(user)
+    this.#users.set(user, { at: Math.max(at, known?.at ?? 0), until: Math.max(until, known?.until ?? 0) })
+  }
+
+  /**
+   * Whether a token of `user` issued at `issuedAt` (epoch seconds, a token's `iat`; none: as old as can be) is refused.
+   * A whole second counts: a token of the revocation's own second is refused too.
+   */
+  revokesUser (user: string, issuedAt: number | undefined): boolean {
+    const revoked = this.#users.get(user)
+    if (revoked === undefined || revoked.until <= Date.now()) return false
+    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000)
+  }
+
+  /** Amortized clean-up: every revocation also forgets the ones whose tokens are all gone. */
+  #forgetPast (): void {
+    const now = Date.now()
+    for (const [id, deadline] of this.#until) {
+      if (deadline <= now) this.#until.delete(id)
+    }
+    for (const [user, { until }] of this.#users) {
+      if (until <= now) this.#users.delete(user)
+    }
   }
 
   /** Whether the set has been loaded once; from then on, an outage leaves the process with what it knows. */
@@ -27,4 +53,21 @@ export class Revocations {
   markLoaded (): void {
     this.#loaded = true
   }
+}
+
+/**
+ * What travels the revocation feed: `session:<id>` for an ended session, `user:<at>:<user>` for a revoked user. Ids
+ * without either prefix are sessions (as an earlier version published them).
+ */
+export const revocationId = {
+  session: (session: string): string => `session:${session}`,
+  user: (user: string, at: number): string => `user:${at}:${user}`
+}
+
+export type Revoked = { session: string } | { user: string, at: number }
+
+export function readRevocation (id: string): Revoked {
+  if (id.startsWith('session:')) return { session: id.slice('session:'.length) }
+  const match = /^user:(\d+):/.exec(id)
+  return match ? { user: id.slice(match[0].length), at: Number(match[1]) } : { session: id }
 }

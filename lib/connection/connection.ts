@@ -1,5 +1,6 @@
 // One open socket as the application sees it: its guard, its endpoint, and a way to reach it.
 import { randomUUID } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { ConnectionGuard } from './guard.js'
 import type { Outbound } from './outbound.js'
@@ -17,15 +18,19 @@ export class Connection implements RealtimeConnection {
   readonly endpoint: EndpointName
   readonly socket: WebSocket
   readonly guard: ConnectionGuard
+  readonly request: FastifyRequest
   readonly #outbound: Outbound
+  /** Made when the app first asks: most sockets never carry any. */
+  #state: Record<string, unknown> | null = null
   /** Heartbeat state: pinged at the last beat, and whether anything (a frame, a pong) arrived since. */
   pinged = false
   active = false
 
-  constructor (endpoint: EndpointName, socket: WebSocket, guard: ConnectionGuard, outbound: Outbound) {
+  constructor (endpoint: EndpointName, socket: WebSocket, guard: ConnectionGuard, outbound: Outbound, request: FastifyRequest) {
     this.endpoint = endpoint
     this.socket = socket
     this.guard = guard
+    this.request = request
     this.#outbound = outbound
   }
 
@@ -36,6 +41,15 @@ export class Connection implements RealtimeConnection {
 
   get accountability (): Accountability {
     return this.guard.accountability
+  }
+
+  get context (): Readonly<Record<string, unknown>> {
+    return this.guard.context
+  }
+
+  get state (): Record<string, unknown> {
+    this.#state ??= {}
+    return this.#state
   }
 
   send (message: object): void {

@@ -41,6 +41,8 @@ export function guardPolicy (authMode: AuthMode, publicRole: string | null, auth
   return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry }
 }
 
+const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
+
 export class ConnectionGuard implements Expiring, Authenticating {
   readonly #policy: GuardPolicy
   readonly #client: ClientInfo
@@ -51,6 +53,9 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** Built when first asked for: most sockets are never asked, and every idle one would keep it. */
   #accountability: Accountability | null = null
   #expiresAt: number | null = null
+  /** When the credential was issued (epoch milliseconds), and what the app's `onAuthenticate` made of it. */
+  #issuedAt = 0
+  #context: Readonly<Record<string, unknown>> = noContext
   #inAuthWindow = false
   /** The socket's connection once the registry has it: what the guard's reports are about. */
   #connection: Connection | null = null
@@ -90,6 +95,10 @@ export class ConnectionGuard implements Expiring, Authenticating {
     return this.#session
   }
 
+  get context (): Readonly<Record<string, unknown>> {
+    return this.#context
+  }
+
   get phase (): GuardPhase {
     return this.#phase
   }
@@ -106,6 +115,8 @@ export class ConnectionGuard implements Expiring, Authenticating {
     this.#clearDeadlines()
     this.#identity = success.identity
     this.#session = success.session
+    this.#issuedAt = success.issuedAt
+    this.#context = success.context ?? noContext
     this.#accountability = null
     this.#phase = 'open'
     if (success.expiresAt !== null) {
@@ -148,6 +159,11 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (this.#session !== undefined) this.expire('AUTH_REVOKED')
   }
 
+  /** The user was revoked at `at` (epoch milliseconds): a credential issued up to that second ends as a revoked one. */
+  revokeUser (at: number): void {
+    if (this.#identity !== null && this.#issuedAt <= Math.floor(at / 1000) * 1000 + 999) this.expire('AUTH_REVOKED')
+  }
+
   /** The auth windows: nobody authenticated in time. */
   onAuthWindowEnd (): void {
     this.#inAuthWindow = false
@@ -164,6 +180,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
     this.#clearDeadlines()
     this.#identity = null
     this.#session = undefined
+    this.#context = noContext
     this.#accountability = null
   }
 

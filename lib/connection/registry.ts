@@ -76,4 +76,9 @@ export class Registry {
   revokeSession (session: string): void {
     for (const connection of this.matching({ session })) connection.guard.revoke()
   }
+
+  /** The user was revoked at `at`: every socket authenticated with a credential issued until then loses it. */
+  revokeUser (user: string, at: number): void {
+    for (const connection of this.matching({ user })) connection.guard.revokeUser(at)
+  }
 }

@@ -1,9 +1,9 @@
 // Frames of the JSON protocol (`/websocket`, `/websocket/logs`), with Directus's field order.
-import type { WireErrorCode } from '../../types/index.js'
+import type { RealtimeErrorCode } from '../../types/index.js'
 
 export type Uid = string | number | undefined
 
-export function errorFrame (type: string, code: WireErrorCode, message: string, uid?: Uid) {
+export function errorFrame (type: string, code: RealtimeErrorCode, message: string, uid?: Uid) {
   return uid === undefined
     ? { type, status: 'error', error: { code, message } }
     : { type, status: 'error', error: { code, message }, uid }

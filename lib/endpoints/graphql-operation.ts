@@ -39,8 +39,9 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     } catch (err) {
       return [err as GraphQLError] // parse throws only GraphQLErrors: syntax, or the token limit
     }
-    // The accountability the operation started with, for the schema and for every resolver it runs.
-    const { accountability } = connection
+    // The accountability (and `onAuthenticate`'s context) the operation started with, for the schema and for every
+    // resolver it runs.
+    const { accountability, context } = connection
     const schema = typeof options.schema === 'function' ? await options.schema(accountability) : options.schema
     // The cost bounds first: graphql-js's own rules validate only a document within them.
     const refused = cost(schema, document)
@@ -50,7 +51,7 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     // graphql-ws refuses it after onSubscribe, where nothing gives its slot back: refused here, in graphql-ws's words.
     if (!getOperationAST(document, payload.operationName)) return [new GraphQLError('Unable to identify operation')]
     const extension = options.context ? await options.context(accountability, connection) : undefined
-    const contextValue: GraphqlContext = { ...extension, accountability }
+    const contextValue: GraphqlContext = { ...context, ...extension, accountability }
     return {
       schema,
       document,

@@ -7,7 +7,7 @@ import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
 import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
 import type { Authenticator, AuthResult } from '../auth/authenticator.js'
-import { CloseCode, graphqlClose, InvalidConfigError, refusal } from '../errors.js'
+import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
@@ -49,26 +49,32 @@ type ConnectionParams = Record<string, unknown> | undefined
  * socket past its handshake (public mode, or authenticated at the upgrade) is let in. A refusal closes the socket as
  * the failure table says (4403 `Forbidden`, 1013 for a cold process); graphql-ws's own close then finds it closing.
  */
-function admit (connection: GraphqlConnection, params: ConnectionParams, authenticator: Authenticator): boolean {
+function admit (connection: GraphqlConnection, params: ConnectionParams, authenticator: Authenticator): boolean | Promise<boolean> {
   const { guard } = connection
   const token = params?.access_token
   const missing = token === undefined || token === null
   if (missing && guard.phase !== 'handshake') return true
-  const result: AuthResult = typeof token === 'string'
-    ? authenticator.verifyAccessToken(token)
-    : { ok: false, code: 'AUTH_FAILED', reason: missing ? 'connection_init without access_token' : 'access_token is not a string' }
-  if (result.ok) {
-    guard.authenticate(result)
-    return true
+  const settle = (result: AuthResult): boolean => {
+    if (result.ok) {
+      guard.authenticate(result)
+      return true
+    }
+    guard.refuse(result)
+    connection.close(...graphqlClose(refusal(result, 'AUTH_FAILED')))
+    return false
   }
-  guard.refuse(result)
-  connection.close(...graphqlClose(refusal(result, 'AUTH_FAILED')))
-  return false
+  if (typeof token !== 'string') {
+    return settle({ ok: false, code: 'AUTH_FAILED', reason: missing ? 'connection_init without access_token' : 'access_token is not a string' })
+  }
+  const result = authenticator.verifyAccessToken(token, {
+    request: connection.request, source: 'connection_init', endpoint: connection.endpoint, ip: null
+  })
+  return result instanceof Promise ? result.then(settle) : settle(result)
 }
 
 /** The websocket handler of the GraphQL endpoint. */
 export function graphqlEndpoint (options: GraphqlAdapterOptions) {
-  const { endpoint, authenticator, registry, log, maxPayload } = options
+  const { endpoint, authenticator, registry, log } = options
   const { schema } = options.operations
   if (typeof schema !== 'function' && !isSchema(schema)) {
     throw new InvalidConfigError('graphql.schema must be a GraphQLSchema or a function of the accountability returning one')
@@ -90,7 +96,6 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     server,
     registry,
     log,
-    maxPayload,
     outbound: options.outbound,
     policy: options.policy,
     name: endpoint.name,
@@ -106,7 +111,6 @@ interface GraphqlHandling {
   server: Server<Extra>
   registry: Registry
   log: FastifyBaseLogger
-  maxPayload: number
   outbound: Outbound
   policy: GuardPolicy
   name: EndpointName
@@ -130,7 +134,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     this.#socket = socket
     this.#handling = handling
     const guard = new ConnectionGuard(handling.policy, new ClientInfo(request), this, upgradeCredential(request))
-    this.connection = new GraphqlConnection(handling.name, socket, guard, handling.outbound)
+    this.connection = new GraphqlConnection(handling.name, socket, guard, handling.outbound, request)
     handling.registry.add(this.connection)
     this.#closed = handling.server.opened(this, this)
     socket.on('close', this.#onClose)
@@ -177,11 +181,6 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     const socket = this.#socket
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
     if (socket.readyState !== socket.OPEN) return
-    // ws enforces maxPayload when the plugin configured it; an app's own @fastify/websocket may allow more.
-    if ((data as Buffer).byteLength > this.#handling.maxPayload) {
-      socket.close(CloseCode.MessageTooBig)
-      return
-    }
     this.#handle!((data as Buffer).toString()).catch(this.#failed)
   }
 

@@ -3,7 +3,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
-import { CloseCode, failureClose, failureFrame, RealtimeError, refusal, type Failure } from '../errors.js'
+import { failureClose, failureFrame, RealtimeError, refusal, type Failure } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
@@ -11,17 +11,21 @@ import { upgradeCredential } from './upgrade.js'
 import { ClientInfo } from '../connection/accountability.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
+import { handlerTable, validateMessage, type HandlerEntry } from './handlers.js'
 import type { AdapterOptions } from './adapter.js'
-import type { MessageHandler, RealtimeMessage } from '../../types/index.js'
+import type { MessageHandler, RealtimeMessage, ValidatedMessageHandler } from '../../types/index.js'
 
 export interface JsonEndpointOptions extends AdapterOptions {
-  /** Handlers of the message types the endpoint does not own itself. */
-  handlers: Record<string, MessageHandler>
+  /** Handlers of the message types the endpoint does not own itself, each a function or a schema and a function. */
+  handlers: Readonly<Record<string, MessageHandler | ValidatedMessageHandler>>
   /** Told when a socket is gone (the logs endpoint forgets its subscription). */
   onClose?: (connection: Connection) => void
 }
 
 const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
+
+/** The endpoint's options with its handlers checked, once, at registration. */
+type SocketOptions = Omit<JsonEndpointOptions, 'handlers'> & { handlers: Map<string, HandlerEntry> }
 
 /**
  * One socket on the JSON endpoint. It is its own inbox and takes its guard's events itself, in methods: closures
@@ -29,13 +33,13 @@ const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to pars
  */
 class JsonSocket extends Inbox implements GuardEvents {
   readonly connection: Connection
-  readonly #options: JsonEndpointOptions
+  readonly #options: SocketOptions
 
-  constructor (socket: WebSocket, request: FastifyRequest, options: JsonEndpointOptions) {
+  constructor (socket: WebSocket, request: FastifyRequest, options: SocketOptions) {
     super(socket, options.maxPayload)
     this.#options = options
     const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, upgradeCredential(request))
-    this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound)
+    this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound, request)
     socket.on('message', this.receive)
   }
 
@@ -53,11 +57,6 @@ class JsonSocket extends Inbox implements GuardEvents {
     connection.active = true
     // Frames still buffered behind a close are not the application's business.
     if (connection.socket.readyState !== connection.socket.OPEN) return
-    // ws enforces maxPayload when the plugin configured it; an app's own @fastify/websocket may allow more.
-    if ((data as Buffer).byteLength > this.#options.maxPayload) {
-      connection.close(CloseCode.MessageTooBig)
-      return
-    }
     const parsed = parseFrame(data)
     if (connection.guard.phase === 'handshake') return this.#handshake(parsed)
 
@@ -99,8 +98,10 @@ class JsonSocket extends Inbox implements GuardEvents {
       return
     }
     // The client's address counts email/password attempts; the other forms never need it.
-    const ip = 'email' in read.credential ? this.connection.guard.client.ip : null
-    const result = this.#options.authenticator.authenticate(read.credential, ip)
+    const { connection } = this
+    const ip = 'email' in read.credential ? connection.guard.client.ip : null
+    const result = this.#options.authenticator.authenticate(read.credential,
+      { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip })
     if (result instanceof Promise) {
       // The client may be gone by the time the check answers, and its address with the socket: read it now.
       this.connection.guard.client.pin()
@@ -141,24 +142,33 @@ class JsonSocket extends Inbox implements GuardEvents {
 
   #application (message: RealtimeMessage, uid: Uid): void {
     const { handlers, log } = this.#options
+    const { type } = message
     const answer = (err: unknown) => {
       if (err instanceof RealtimeError) {
-        this.connection.send(errorFrame(message.type, err.code, err.message, uid))
+        this.connection.send(errorFrame(type, err.code, err.message, uid))
         return
       }
-      log.error({ err, type: message.type }, 'realtime message handler failed')
-      this.#tell({ code: 'INTERNAL_SERVER_ERROR' }, message.type, uid)
+      log.error({ err, type }, 'realtime message handler failed')
+      this.#tell({ code: 'INTERNAL_SERVER_ERROR' }, type, uid)
     }
-    // An own property only: a "__proto__" or "constructor" type must not reach Object.prototype.
-    const handler = Object.hasOwn(handlers, message.type) ? handlers[message.type] : undefined
-    if (!handler) {
-      this.#tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${message.type}".` }, message.type, uid)
+    // A Map: a "__proto__" or "constructor" type cannot reach Object.prototype.
+    const entry = handlers.get(type)
+    if (!entry) {
+      this.#tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${type}".` }, type, uid)
       return
     }
-    // The handler may read the accountability after the socket is gone, its address with it.
-    this.connection.guard.client.pin()
     try {
-      const pending = handler(message, this.connection)
+      if (entry.schema) {
+        const validated = validateMessage(this.connection.request, entry.schema, message)
+        if ('problem' in validated) {
+          this.#tell({ code: 'INVALID_PAYLOAD', problem: validated.problem }, type, uid)
+          return
+        }
+        message = validated.message
+      }
+      // The handler may read the accountability after the socket is gone, its address with it.
+      this.connection.guard.client.pin()
+      const pending = entry.handler(message, this.connection)
       // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
       if (pending instanceof Promise) pending.catch(answer)
     } catch (err) {
@@ -168,7 +178,11 @@ class JsonSocket extends Inbox implements GuardEvents {
 }
 
 /** The websocket handler of the JSON endpoint. */
-export function jsonEndpoint (options: JsonEndpointOptions) {
+export function jsonEndpoint (endpointOptions: JsonEndpointOptions) {
+  const options: SocketOptions = {
+    ...endpointOptions,
+    handlers: handlerTable(endpointOptions.handlers, `${endpointOptions.endpoint.name}.handlers`)
+  }
   return function open (socket: WebSocket, request: FastifyRequest): void {
     const { connection } = new JsonSocket(socket, request, options)
     options.registry.add(connection)

@@ -1,5 +1,5 @@
 // Subprotocol negotiation for the GraphQL endpoint. ws picks a socket's subprotocol during the upgrade with one
-// `handleProtocols` for the whole server, which the JSON endpoints and the app's own routes share; left unset, it
+// `handleProtocols` for the whole server, which the plugin's three endpoints share (socket-server.ts); left unset, it
 // takes the first protocol the client offers, so a client offering `graphql-ws, graphql-transport-ws` would get the
 // one graphql-ws closes with 4406. GraphQL upgrades are marked on their way through the route's upgrade gate, and for
 // those graphql-transport-ws wins whenever it is offered; every other choice stays what it was.
@@ -14,15 +14,15 @@ type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => str
 const graphqlUpgrade = Symbol('fastify-realtime.graphqlUpgrade')
 type Marked = IncomingMessage & { [graphqlUpgrade]?: true }
 
-/** Makes `server` pick graphql-transport-ws for the upgrades `markGraphqlUpgrade` marked. */
+/** Makes `server`, the plugin's own, pick graphql-transport-ws for the upgrades `markGraphqlUpgrade` marked. */
 export function preferGraphqlTransportWs (server: WebSocketServer): void {
-  const previous = server.options.handleProtocols as HandleProtocols | undefined
-  server.options.handleProtocols = (protocols: Set<string>, request: IncomingMessage) => {
+  const handleProtocols: HandleProtocols = (protocols, request) => {
     if ((request as Marked)[graphqlUpgrade] && protocols.has(GRAPHQL_TRANSPORT_WS_PROTOCOL)) return GRAPHQL_TRANSPORT_WS_PROTOCOL
     // ws's own default: the first offered. A client offering no graphql-transport-ws still gets a socket, to be
     // closed with 4406 and a reason, rather than a failed handshake it cannot explain.
-    return previous ? previous(protocols, request) : protocols.values().next().value!
+    return protocols.values().next().value!
   }
+  server.options.handleProtocols = handleProtocols
 }
 
 /** Called by the GraphQL route's upgrade gate: this request is a GraphQL upgrade. */

@@ -1,6 +1,7 @@
 // The upgrade gate: runs before the socket opens (PROTOCOL.md section 3), in this order: origin, connection limit,
 // credential on the request, strict mode. It replies with HTTP errors, so a refused client never gets a socket.
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { JWT } from '@fastify/jwt'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
@@ -33,6 +34,8 @@ export function originAllowed (request: FastifyRequest, allowed: ReadonlySet<str
 /** What the gate checks an upgrade against. */
 export interface GateOptions {
   authenticator: Authenticator
+  /** The @fastify/jwt whose cookie (if any) carries a token. */
+  jwt: JWT
   /** Allowed origins besides the request's own. */
   origins: ReadonlySet<string>
   registry: Registry
@@ -44,7 +47,7 @@ export interface GateOptions {
  * The credential on the upgrade request: the query parameter wins over the session cookie, and that one over the
  * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails).
  */
-function requestCredential (fastify: FastifyInstance, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | undefined {
+function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | undefined {
   const query = request.query as Record<string, unknown>
   if (query.access_token !== undefined) {
     // Repeated or empty parameters are a bad credential, not a missing one.
@@ -53,10 +56,10 @@ function requestCredential (fastify: FastifyInstance, request: FastifyRequest, s
   const cookies = (request as { cookies?: Record<string, string | undefined> }).cookies
   const session = cookies?.[sessionCookie]
   if (session !== undefined) return { token: session, session: true }
-  const cookie = fastify.jwt.cookie
+  const cookie = jwt.cookie
   if (cookie && cookies?.[cookie.cookieName] !== undefined) {
     try {
-      return { token: fastify.jwt.lookupToken(request, { onlyCookie: true }), session: false }
+      return { token: jwt.lookupToken(request, { onlyCookie: true }), session: false }
     } catch {
       return { token: null, session: false }
     }
@@ -65,8 +68,8 @@ function requestCredential (fastify: FastifyInstance, request: FastifyRequest, s
 }
 
 /** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
-export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
-  const { authenticator, origins, registry, sessionCookie } = options
+export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
+  const { authenticator, jwt, origins, registry, sessionCookie } = options
   let open = 0
 
   /** The credential's verdict: the socket opens with it, or the upgrade is refused as the failure says. */
@@ -102,15 +105,19 @@ export function upgradeGate (fastify: FastifyInstance, endpoint: EndpointConfig,
       reply.raw.socket!.once('close', () => { open-- })
     }
 
-    const credential = requestCredential(fastify, request, sessionCookie)
+    const credential = requestCredential(jwt, request, sessionCookie)
     if (credential === undefined) {
       if (endpoint.authMode !== 'strict') return settle(request, reply, done, null)
       registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', new ClientInfo(request))
       return refuseUpgrade(reply, { code: 'AUTH_FAILED' })
     }
     if (credential.token === null) return settle(request, reply, done, { ok: false, code: 'AUTH_FAILED', reason: 'empty or repeated access_token' })
-    if (!credential.session) return settle(request, reply, done, authenticator.verifyAccessToken(credential.token))
+    const at = { request, source: 'upgrade', endpoint: endpoint.name, ip: null } as const
     // A session cookie is current only while its session's store says so: one lookup.
-    authenticator.verifySessionToken(credential.token).then(result => settle(request, reply, done, result), done)
+    const result = credential.session
+      ? authenticator.verifySessionToken(credential.token, at)
+      : authenticator.verifyAccessToken(credential.token, at)
+    if (!(result instanceof Promise)) return settle(request, reply, done, result)
+    result.then(result => settle(request, reply, done, result), done)
   }
 }

@@ -80,10 +80,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
    * The refresh token a request presents in `mode`: the body's or the refresh cookie's, or the one the session cookie
    * carries. undefined: none at all (400); null: a session cookie that is no valid session token (401).
    */
-  function presentedRefreshToken (request: FastifyRequest<{ Body: TokenBody | undefined }>, mode: Mode): string | null | undefined {
+  async function presentedRefreshToken (request: FastifyRequest<{ Body: TokenBody | undefined }>, mode: Mode): Promise<string | null | undefined> {
     if (mode === 'session') {
       const token = request.cookies[sessionCookie.name]
-      return token === undefined ? undefined : authenticator.sessionTokenRefreshToken(token)
+      return token === undefined ? undefined : authenticator.sessionTokenRefreshToken(token, request)
     }
     return request.body?.refresh_token ?? request.cookies[refreshCookie.name]
   }
@@ -96,20 +96,20 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
-        return sendIssued(reply, await authenticator.login(credential, request.ip), mode)
+        return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip }), mode)
       })
 
     routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody } }, async (request, reply) => {
       const mode = request.body?.mode ?? 'json'
-      const token = presentedRefreshToken(request, mode)
+      const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       if (token === null) return sendFailure(reply, { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' })
-      return sendIssued(reply, await authenticator.refresh(token), mode)
+      return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip }), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody } }, async (request, reply) => {
       const mode = request.body?.mode ?? 'json'
-      const token = presentedRefreshToken(request, mode)
+      const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       // The browser forgets the cookie whatever the answer: the client asked to be logged out.
       if (mode === 'session') reply.clearCookie(sessionCookie.name, attributes(sessionCookie))

@@ -1,18 +1,28 @@
 // The plugin's Redis connections: one for commands, one for subscriptions (a subscribed connection can do nothing
 // else). Commands fail at once while Redis is away (no offline queue), so callers fail closed instead of hanging;
 // ioredis keeps reconnecting, and everything works again once Redis is back.
-import { Redis } from 'ioredis'
+import { EventEmitter } from 'node:events'
+import { Redis, type Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 
+/** One Redis (a plain ioredis client, Sentinel-managed or not) or a Redis Cluster. */
+export type RedisClient = Redis | Cluster
+
 export interface RedisConnections {
-  commands: Redis
-  subscriber: Redis
+  commands: RedisClient
   /**
    * Calls `onMessage` for every message on `channel`, across reconnects, and `onSubscribed` each time the
    * subscription is (re)established: what was published while it was not is not delivered.
    */
   listen (channel: string, onMessage: (message: string) => void, onSubscribed?: () => void): void
   close (): Promise<void>
+}
+
+/** What `listen` needs of its connection: a plain ioredis client has it, a cluster's is a `NodeSubscriber`. */
+interface Subscriber extends NodeJS.EventEmitter {
+  readonly status: string
+  subscribe (channel: string): Promise<unknown>
+  disconnect (): void
 }
 
 const commandOptions = {
@@ -22,6 +32,9 @@ const commandOptions = {
   commandTimeout: 2_000,
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000)
 }
+
+// A subscription waits for its connection however long Redis is away: no offline-queue limit, no timeout.
+const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined }
 
 /** Logs the first error of each outage and the recovery, not every failed reconnect. */
 export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBaseLogger): void {
@@ -43,7 +56,7 @@ export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBas
  * until the connection is ready, so the first logins would otherwise meet SERVICE_UNAVAILABLE; an unreachable Redis
  * still lets the server start (and ioredis keeps retrying).
  */
-export function opened (redis: Redis): Promise<void> {
+export function opened (redis: RedisClient): Promise<void> {
   if (redis.status !== 'connecting' && redis.status !== 'connect') return Promise.resolve()
   return new Promise(resolve => {
     const done = () => {
@@ -63,12 +76,71 @@ export function within (ready: Promise<void>, ms: number): Promise<void> {
   return Promise.race([ready, timeout]).finally(() => clearTimeout(timer))
 }
 
-/** `redis` is a URL (the plugin owns the connections) or the app's ioredis client (the plugin owns only its duplicate). */
-export function connectRedis (redis: string | Redis, log: FastifyBaseLogger): RedisConnections {
+/**
+ * A cluster's subscriber: one connection to any of its nodes, since a PUBLISH reaches every node. It moves to another
+ * node when its own stays away (a failed-over master's address may never answer again), and emits `ready` on every
+ * connection, wherever: ioredis's own cluster subscriber moves silently, so what was published meanwhile (a
+ * revocation) would never be read again.
+ */
+class NodeSubscriber extends EventEmitter implements Subscriber {
+  readonly #cluster: Cluster
+  #connection: Redis | null = null
+  #closed = false
+  readonly #connect = () => {
+    if (this.#closed) return
+    const nodes = this.#cluster.nodes()
+    if (nodes.length === 0) {
+      // The cluster's nodes are known once it is connected.
+      this.#cluster.once('ready', this.#connect)
+      return
+    }
+    const { host, port } = nodes[Math.floor(Math.random() * nodes.length)]!.options
+    const connection = new Redis({
+      ...this.#cluster.options.redisOptions,
+      host,
+      port,
+      ...subscriberOptions,
+      lazyConnect: false,
+      // Three tries at this node, then another.
+      retryStrategy: (attempt: number) => attempt > 3 ? null : attempt * 100
+    })
+    connection.on('error', (err: Error) => this.emit('error', err))
+    connection.on('ready', () => this.emit('ready'))
+    connection.on('message', (channel: string, message: string) => this.emit('message', channel, message))
+    connection.once('end', this.#connect)
+    this.#connection = connection
+  }
+
+  constructor (cluster: Cluster) {
+    super()
+    this.#cluster = cluster
+    this.#connect()
+  }
+
+  get status (): string {
+    return this.#connection?.status ?? 'wait'
+  }
+
+  /** Called once `ready`: there is a connection. */
+  subscribe (channel: string): Promise<unknown> {
+    return this.#connection!.subscribe(channel)
+  }
+
+  disconnect (): void {
+    this.#closed = true
+    this.#cluster.off('ready', this.#connect)
+    this.#connection?.disconnect()
+  }
+}
+
+/**
+ * `redis` is a URL (the plugin owns the connections) or the app's ioredis client or Cluster (the plugin owns only
+ * its subscriber).
+ */
+export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogger): RedisConnections {
   const owned = typeof redis === 'string'
   const commands = owned ? new Redis(redis, commandOptions) : redis
-  // A subscription waits for its connection however long Redis is away: no offline-queue limit, no timeout.
-  const subscriber = commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })
+  const subscriber: Subscriber = commands.isCluster ? new NodeSubscriber(commands as Cluster) : (commands as Redis).duplicate(subscriberOptions)
   if (owned) watch(commands, 'commands', log)
   watch(subscriber, 'subscriber', log)
   const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: () => void }>()
@@ -80,7 +152,6 @@ export function connectRedis (redis: string | Redis, log: FastifyBaseLogger): Re
   subscriber.on('ready', () => { for (const channel of listeners.keys()) subscribe(channel) })
   return {
     commands,
-    subscriber,
     listen (channel, onMessage, onSubscribed) {
       listeners.set(channel, { onMessage, onSubscribed })
       // Not yet connected: the first 'ready' subscribes. A failure is retried at the next 'ready'; outages are logged.

@@ -1,11 +1,11 @@
 // The authenticator (lib/auth/authenticator.ts) over a real @fastify/jwt: every credential form to one result or one
 // typed failure, refresh-token rotation and reuse, sessions ended and revoked, and a store that fails or hangs.
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { MemorySessionStore } from '../../lib/stores/sessions/memory.js'
-import { Revocations } from '../../lib/auth/revocations.js'
-import { Authenticator, defaultMapClaims, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../../lib/auth/authenticator.js'
+import { readRevocation, Revocations } from '../../lib/auth/revocations.js'
+import { Authenticator, defaultMapClaims, type AuthContext, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../../lib/auth/authenticator.js'
 import { newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { unlimited } from '../../lib/stores/attempts/contract.js'
 import { PasswordChecks } from '../../lib/auth/password-checks.js'
@@ -58,6 +58,8 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
   const authenticator = new Authenticator({
     jwt: app.jwt,
     verifyToken: (token) => app.jwt.verify(token),
+    claimsOf: (token) => app.jwt.decode(token)!,
+    log: app.log,
     mapClaims: defaultMapClaims('fastify-realtime'),
     issuer: 'fastify-realtime',
     passwordChecks: new PasswordChecks({ limit: 16, perAddress: 4 }),
@@ -68,9 +70,15 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     refreshTokenTtlMs: hour,
     sessionTokenTtlMs: 24 * hour,
     revocationFeed: {
-      async publish (session, until) {
-        ended.push(session)
-        revocations.add(session, until)
+      async publish (id, until) {
+        const revoked = readRevocation(id)
+        if ('user' in revoked) {
+          ended.push(`user:${revoked.user}`)
+          revocations.addUser(revoked.user, revoked.at, until)
+        } else {
+          ended.push(revoked.session)
+          revocations.add(revoked.session, until)
+        }
       },
       start () {}
     },
@@ -83,7 +91,12 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
 
 const credentials = { email: 'alice@example.com', password: 'secret' }
 
-function success (t: Test, result: AuthResult): AuthSuccess {
+/** Where the test presents its credentials: a socket's auth message, from no address. */
+const at: AuthContext = { request: {} as FastifyRequest, source: 'auth', endpoint: 'rest', ip: null }
+
+/** A verdict the authenticator gave in the same turn (a promise where the test awaited none fails). */
+function success (t: Test, result: AuthResult | Promise<AuthResult>): AuthSuccess {
+  if (result instanceof Promise) throw new Error('answered with a promise')
   t.ok(result.ok, 'succeeded')
   if (!result.ok) throw new Error(`failed: ${result.code} ${result.reason}`)
   return result
@@ -104,7 +117,7 @@ t.test('defaultMapClaims: id or sub, role, and admin_access only from the plugin
 t.test('Authenticator: verifyAccessToken accepts a valid token', async (t) => {
   const { app, authenticator } = await harness(t)
   const token = app.jwt.sign({ id: 'u1', role: 'editor', admin_access: false }, { expiresIn: '5m' })
-  const result = success(t, authenticator.verifyAccessToken(token))
+  const result = success(t, authenticator.verifyAccessToken(token, at))
   t.same(result.identity, { user: 'u1', role: 'editor', admin: false })
   t.equal(result.session, undefined, 'a token issued elsewhere has no session')
   t.equal(result.expiresAt, app.jwt.decode<{ exp: number }>(token)!.exp * 1000)
@@ -112,20 +125,20 @@ t.test('Authenticator: verifyAccessToken accepts a valid token', async (t) => {
 
 t.test('Authenticator: verifyAccessToken of a token without exp never expires', async (t) => {
   const { app, authenticator } = await harness(t)
-  const result = success(t, authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' })))
+  const result = success(t, authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' }), at))
   t.equal(result.expiresAt, null)
 })
 
 t.test('Authenticator: verifyAccessToken of an expired token is TOKEN_EXPIRED', async (t) => {
   const { app, authenticator } = await harness(t)
   const token = app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
-  t.match(authenticator.verifyAccessToken(token), { ok: false, code: 'TOKEN_EXPIRED', reason: 'token expired' })
+  t.match(authenticator.verifyAccessToken(token, at), { ok: false, code: 'TOKEN_EXPIRED', reason: 'token expired' })
 })
 
 t.test('Authenticator: verifyAccessToken of garbage is AUTH_FAILED', async (t) => {
   const { authenticator } = await harness(t)
   for (const token of ['garbage', '', 'a.b.c']) {
-    const result = authenticator.verifyAccessToken(token)
+    const result = authenticator.verifyAccessToken(token, at)
     t.match(result, { ok: false, code: 'AUTH_FAILED', reason: /^invalid token/ }, JSON.stringify(token))
     t.notMatch((result as { reason: string }).reason, token || 'never', 'the reason never carries the token')
   }
@@ -134,12 +147,12 @@ t.test('Authenticator: verifyAccessToken of garbage is AUTH_FAILED', async (t) =
 t.test('Authenticator: verifyAccessToken of a token signed with another key is AUTH_FAILED', async (t) => {
   const { authenticator } = await harness(t)
   const other = await jwtApp(t, 'some-other-secret')
-  t.match(authenticator.verifyAccessToken(other.jwt.sign({ id: 'u1' })), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(other.jwt.sign({ id: 'u1' }), at), { ok: false, code: 'AUTH_FAILED' })
 })
 
 t.test('Authenticator: verifyAccessToken of a token naming no user is AUTH_FAILED', async (t) => {
   const { app, authenticator } = await harness(t)
-  t.match(authenticator.verifyAccessToken(app.jwt.sign({ role: 'editor' })), {
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ role: 'editor' }), at), {
     ok: false, code: 'AUTH_FAILED', reason: 'token names no user'
   })
 })
@@ -148,22 +161,22 @@ t.test('Authenticator: verifyAccessToken uses the mapClaims it was given', async
   const { app, authenticator } = await harness(t, {
     mapClaims: (claims) => typeof claims.uid === 'number' ? { user: `u${claims.uid}`, role: 'mapped', admin: false } : null
   })
-  t.match(authenticator.verifyAccessToken(app.jwt.sign({ uid: 7 })), { ok: true, identity: { user: 'u7', role: 'mapped' } })
-  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' })), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ uid: 7 }), at), { ok: true, identity: { user: 'u7', role: 'mapped' } })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' }), at), { ok: false, code: 'AUTH_FAILED' })
 })
 
 t.test('Authenticator: verifyAccessToken of a revoked session is AUTH_FAILED', async (t) => {
   const { authenticator, revocations } = await harness(t)
   const { access_token: token } = authenticator.signAccessToken(alice, 'sid-1')
-  t.match(authenticator.verifyAccessToken(token), { ok: true, session: 'sid-1' })
+  t.match(authenticator.verifyAccessToken(token, at), { ok: true, session: 'sid-1' })
   revocations.add('sid-1', Date.now() + hour)
-  t.match(authenticator.verifyAccessToken(token), { ok: false, code: 'AUTH_FAILED', reason: 'session revoked' })
+  t.match(authenticator.verifyAccessToken(token, at), { ok: false, code: 'AUTH_FAILED', reason: 'session revoked' })
 })
 
 t.test('Authenticator: a non-string sid claim is no session', async (t) => {
   const { app, authenticator, revocations } = await harness(t)
   revocations.add('42', Date.now() + hour)
-  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1', sid: 42 })), { ok: true, session: undefined })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1', sid: 42 }), at), { ok: true, session: undefined })
 })
 
 t.test('Authenticator: signAccessToken puts the identity and the session in the claims', async (t) => {
@@ -180,66 +193,66 @@ t.test('Authenticator: signAccessToken puts the identity and the session in the 
 
 t.test('Authenticator: login issues tokens carrying the session id', async (t) => {
   const { app, authenticator, store } = await harness(t)
-  const result = success(t, await authenticator.login(credentials))
+  const result = success(t, await authenticator.login(credentials, at))
   t.same(result.identity, alice)
   t.match(result.session, /^[0-9a-f-]{36}$/)
   t.match(result.issued, { access_token: String, expires: 15 * 60_000, refresh_token: /^[A-Za-z0-9_-]{64}$/ })
   t.match(app.jwt.decode(result.issued!.access_token), { id: 'alice', sid: result.session })
   t.equal(result.expiresAt, app.jwt.decode<{ exp: number }>(result.issued!.access_token)!.exp * 1000)
-  t.match(authenticator.verifyAccessToken(result.issued!.access_token), { ok: true, session: result.session, identity: alice })
+  t.match(authenticator.verifyAccessToken(result.issued!.access_token, at), { ok: true, session: result.session, identity: alice })
   t.match(await store.lookup(readRefreshToken(result.issued!.refresh_token)!), { status: 'current', session: { id: result.session } })
 })
 
 t.test('Authenticator: login with wrong credentials is INVALID_CREDENTIALS', async (t) => {
   const { authenticator } = await harness(t)
-  t.match(await authenticator.login({ ...credentials, password: 'wrong' }), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.match(await authenticator.login({ ...credentials, password: 'wrong' }, at), { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
 t.test('Authenticator: login passes the otp to verifyCredentials', async (t) => {
   const seen: unknown[] = []
   const { authenticator } = await harness(t, { verifyCredentials: async (credential) => { seen.push(credential); return alice } })
-  success(t, await authenticator.login({ ...credentials, otp: '123456' }))
+  success(t, await authenticator.login({ ...credentials, otp: '123456' }, at))
   t.same(seen, [{ ...credentials, otp: '123456' }])
 })
 
 t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE', async (t) => {
   const { authenticator } = await harness(t, { verifyCredentials: async () => { throw new Error('directory down') } })
-  t.match(await authenticator.login(credentials), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.login(credentials, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
 })
 
 t.test('Authenticator: refresh rotates the refresh token and keeps the session', async (t) => {
   const { authenticator } = await harness(t)
-  const login = success(t, await authenticator.login(credentials))
-  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  const login = success(t, await authenticator.login(credentials, at))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token, at))
   t.equal(refreshed.session, login.session)
   t.same(refreshed.identity, alice)
   t.not(refreshed.issued!.refresh_token, login.issued!.refresh_token)
   t.match(refreshed.issued!.refresh_token, /^[A-Za-z0-9_-]{43,}$/)
-  t.match(authenticator.verifyAccessToken(refreshed.issued!.access_token), { ok: true, session: login.session })
-  success(t, await authenticator.refresh(refreshed.issued!.refresh_token))
+  t.match(authenticator.verifyAccessToken(refreshed.issued!.access_token, at), { ok: true, session: login.session })
+  success(t, await authenticator.refresh(refreshed.issued!.refresh_token, at))
 })
 
 t.test('Authenticator: a rotated refresh token used again is reuse and revokes the session', async (t) => {
   const { authenticator, ended, revocations } = await harness(t)
-  const login = success(t, await authenticator.login(credentials))
-  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
-  t.match(await authenticator.refresh(login.issued!.refresh_token), {
+  const login = success(t, await authenticator.login(credentials, at))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token, at))
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), {
     ok: false, code: 'INVALID_CREDENTIALS', reason: 'refresh token reused; session revoked'
   })
   t.same(ended, [login.session])
   t.ok(revocations.has(login.session!))
-  t.match(await authenticator.refresh(refreshed.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' },
+  t.match(await authenticator.refresh(refreshed.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' },
     'the newest token died with the session')
-  t.match(authenticator.verifyAccessToken(refreshed.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
-  t.match(authenticator.verifyAccessToken(login.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(refreshed.issued!.access_token, at), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(login.issued!.access_token, at), { ok: false, code: 'AUTH_FAILED' })
 })
 
 t.test('Authenticator: two concurrent refreshes with one token: one succeeds, the other is reuse', async (t) => {
   const { authenticator, ended } = await harness(t)
-  const login = success(t, await authenticator.login(credentials))
+  const login = success(t, await authenticator.login(credentials, at))
   const results = await Promise.all([
-    authenticator.refresh(login.issued!.refresh_token),
-    authenticator.refresh(login.issued!.refresh_token)
+    authenticator.refresh(login.issued!.refresh_token, at),
+    authenticator.refresh(login.issued!.refresh_token, at)
   ])
   t.same(results.map(r => r.ok).sort(), [false, true])
   t.same(ended, [login.session])
@@ -247,28 +260,28 @@ t.test('Authenticator: two concurrent refreshes with one token: one succeeds, th
 
 t.test('Authenticator: refresh with an unknown token is INVALID_CREDENTIALS', async (t) => {
   const { authenticator, ended } = await harness(t)
-  t.match(await authenticator.refresh(newRefreshToken(newSessionId())), {
+  t.match(await authenticator.refresh(newRefreshToken(newSessionId()), at), {
     ok: false, code: 'INVALID_CREDENTIALS', reason: 'unknown or expired refresh token'
   })
-  t.match(await authenticator.refresh('not a token'), { ok: false, code: 'INVALID_CREDENTIALS' }, 'nor is what is no token')
+  t.match(await authenticator.refresh('not a token', at), { ok: false, code: 'INVALID_CREDENTIALS' }, 'nor is what is no token')
   t.same(ended, [])
 })
 
 t.test('Authenticator: refresh with an expired session is INVALID_CREDENTIALS', async (t) => {
   const clock = fakeClock(t, ['Date'])
   const { authenticator } = await harness(t, { refreshTokenTtlMs: 60_000 })
-  const login = success(t, await authenticator.login(credentials))
+  const login = success(t, await authenticator.login(credentials, at))
   clock.tick(60_000)
-  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
 t.test('Authenticator: authenticate dispatches the three credential forms', async (t) => {
   const { authenticator } = await harness(t)
-  const login = success(t, await authenticator.authenticate(credentials))
+  const login = success(t, await authenticator.authenticate(credentials, at))
   t.ok(login.issued)
-  const byRefresh = success(t, await authenticator.authenticate({ refresh_token: login.issued!.refresh_token }))
+  const byRefresh = success(t, await authenticator.authenticate({ refresh_token: login.issued!.refresh_token }, at))
   t.ok(byRefresh.issued)
-  const byToken = authenticator.authenticate({ access_token: byRefresh.issued!.access_token })
+  const byToken = authenticator.authenticate({ access_token: byRefresh.issued!.access_token }, at)
   t.notOk(byToken instanceof Promise, 'an access token answers synchronously')
   t.match(byToken, { ok: true, session: login.session, identity: alice })
   t.notOk((byToken as AuthSuccess).issued)
@@ -276,22 +289,22 @@ t.test('Authenticator: authenticate dispatches the three credential forms', asyn
 
 t.test('Authenticator: logout ends the session of a current refresh token', async (t) => {
   const { authenticator, ended, revocations } = await harness(t)
-  const login = success(t, await authenticator.login(credentials))
+  const login = success(t, await authenticator.login(credentials, at))
   t.same(await authenticator.logout(login.issued!.refresh_token), { ok: true })
   t.same(ended, [login.session])
   t.ok(revocations.has(login.session!))
-  t.match(authenticator.verifyAccessToken(login.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
-  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.match(authenticator.verifyAccessToken(login.issued!.access_token, at), { ok: false, code: 'AUTH_FAILED' })
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
   t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
 t.test('Authenticator: logout with a rotated refresh token is reuse: the session ends, the caller is refused', async (t) => {
   const { authenticator, ended } = await harness(t)
-  const login = success(t, await authenticator.login(credentials))
-  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  const login = success(t, await authenticator.login(credentials, at))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token, at))
   t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
   t.same(ended, [login.session])
-  t.match(await authenticator.refresh(refreshed.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.match(await authenticator.refresh(refreshed.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
 t.test('Authenticator: logout with an unknown refresh token is INVALID_CREDENTIALS', async (t) => {
@@ -302,8 +315,8 @@ t.test('Authenticator: logout with an unknown refresh token is INVALID_CREDENTIA
 
 t.test('Authenticator: a store that throws is SERVICE_UNAVAILABLE for login, refresh and logout', async (t) => {
   const { authenticator, ended } = await harness(t, { sessionStore: new BrokenStore() })
-  t.match(await authenticator.login(credentials), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session store unavailable' })
-  t.match(await authenticator.refresh(newRefreshToken(newSessionId())), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.login(credentials, at), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session store unavailable' })
+  t.match(await authenticator.refresh(newRefreshToken(newSessionId()), at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
   t.match(await authenticator.logout(newRefreshToken(newSessionId())), { ok: false, code: 'SERVICE_UNAVAILABLE' })
   t.same(ended, [])
 })
@@ -320,21 +333,21 @@ t.test('Authenticator: a store that fails while ending a reused session is SERVI
     endUser: (u, d) => memory.endUser(u, d)
   }
   const { authenticator, ended } = await harness(t, { sessionStore: store })
-  const login = success(t, await authenticator.login(credentials))
-  success(t, await authenticator.refresh(login.issued!.refresh_token))
+  const login = success(t, await authenticator.login(credentials, at))
+  success(t, await authenticator.refresh(login.issued!.refresh_token, at))
   endFails = true
-  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
   t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' })
   t.same(ended, [], 'nothing was reported ended')
 })
 
 t.test('Authenticator: endSession ends the session, revokes it and reports it', async (t) => {
   const { authenticator, ended, revocations } = await harness(t)
-  const login = success(t, await authenticator.login(credentials))
+  const login = success(t, await authenticator.login(credentials, at))
   await authenticator.endSession(login.session!)
   t.same(ended, [login.session])
   t.ok(revocations.has(login.session!))
-  t.match(await authenticator.refresh(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
 t.test('Authenticator: endUser ends, revokes and reports every session of the user', async (t) => {
@@ -342,20 +355,22 @@ t.test('Authenticator: endUser ends, revokes and reports every session of the us
   const { authenticator, ended, revocations } = await harness(t, {
     verifyCredentials: async ({ email }) => users[email] ?? null
   })
-  const a1 = success(t, await authenticator.login({ email: 'alice', password: 'x' }))
-  const a2 = success(t, await authenticator.login({ email: 'alice', password: 'x' }))
-  const b1 = success(t, await authenticator.login({ email: 'bob', password: 'x' }))
+  const a1 = success(t, await authenticator.login({ email: 'alice', password: 'x' }, at))
+  const a2 = success(t, await authenticator.login({ email: 'alice', password: 'x' }, at))
+  const b1 = success(t, await authenticator.login({ email: 'bob', password: 'x' }, at))
   await authenticator.endUser('alice')
-  t.same([...ended].sort(), [a1.session, a2.session].sort())
+  t.same(ended.slice(0, 2).sort(), [a1.session, a2.session].sort())
+  t.equal(ended[2], 'user:alice', 'then the user, for the tokens that carry no session')
   t.ok(revocations.has(a1.session!))
   t.ok(revocations.has(a2.session!))
   t.notOk(revocations.has(b1.session!))
-  t.match(authenticator.verifyAccessToken(a1.issued!.access_token), { ok: false, code: 'AUTH_FAILED' })
-  t.match(authenticator.verifyAccessToken(b1.issued!.access_token), { ok: true, identity: bob })
-  t.match(await authenticator.refresh(a2.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
-  success(t, await authenticator.refresh(b1.issued!.refresh_token))
+  t.match(authenticator.verifyAccessToken(a1.issued!.access_token, at), { ok: false, code: 'AUTH_FAILED' })
+  t.match(authenticator.verifyAccessToken(b1.issued!.access_token, at), { ok: true, identity: bob })
+  t.match(await authenticator.refresh(a2.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
+  success(t, await authenticator.refresh(b1.issued!.refresh_token, at))
   await authenticator.endUser('nobody')
-  t.equal(ended.length, 2)
+  t.equal(ended.length, 4, 'a user without sessions is revoked all the same')
+  t.equal(ended[3], 'user:nobody')
 })
 
 t.test('Authenticator: endUser rejects when the store does', async (t) => {
@@ -369,7 +384,7 @@ t.test('Authenticator: a session store that hangs fails closed at the deadline',
   const hanging = new MemorySessionStore()
   hanging.rotate = () => new Promise(() => {})
   const { authenticator } = await harness(t, { sessionStore: hanging, storeTimeoutMs: 3_000 })
-  const refreshed = authenticator.refresh(newRefreshToken(newSessionId()))
+  const refreshed = authenticator.refresh(newRefreshToken(newSessionId()), at)
   clock.tick(3_000)
   t.match(await refreshed, { ok: false, code: 'SERVICE_UNAVAILABLE' })
 })
@@ -386,8 +401,8 @@ t.test('Authenticator: a store write carries a deadline a third of the way into 
     endUser: (u, d) => { deadlines.push(d); return memory.endUser(u, d) }
   }
   const { authenticator } = await harness(t, { sessionStore: store, storeTimeoutMs: 3_000 })
-  const login = success(t, await authenticator.login(credentials))
-  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token))
+  const login = success(t, await authenticator.login(credentials, at))
+  const refreshed = success(t, await authenticator.refresh(login.issued!.refresh_token, at))
   await authenticator.logout(refreshed.issued!.refresh_token)
   await authenticator.endUser('alice')
   t.same(deadlines, [1_001_000, 1_001_000, 1_001_000, 1_001_000])
@@ -408,14 +423,14 @@ t.test('Authenticator: a refresh whose store acts only after the timeout is SERV
     endUser: (u, d) => memory.endUser(u, d)
   }
   const { authenticator, ended } = await harness(t, { sessionStore: store, storeTimeoutMs: 3_000 })
-  const login = success(t, await authenticator.login(credentials))
+  const login = success(t, await authenticator.login(credentials, at))
   slow = true
-  const timedOut = authenticator.refresh(login.issued!.refresh_token)
+  const timedOut = authenticator.refresh(login.issued!.refresh_token, at)
   await clock.tickAsync(3_000)
   t.match(await timedOut, { ok: false, code: 'SERVICE_UNAVAILABLE' })
   await clock.tickAsync(2_000) // the late rotation reaches the store now, past its deadline
   slow = false
-  success(t, await authenticator.refresh(login.issued!.refresh_token))
+  success(t, await authenticator.refresh(login.issued!.refresh_token, at))
   t.same(ended, [], 'the retry was no reuse')
 })
 
@@ -423,8 +438,8 @@ t.test('Authenticator: until the revocations are loaded, a token with a session 
   const revocations = new Revocations()
   const { app, authenticator } = await harness(t, { revocations })
   const { access_token: withSession } = authenticator.signAccessToken(alice, 'sid-1')
-  t.match(authenticator.verifyAccessToken(withSession), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'revocations not loaded yet' })
-  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' })), { ok: true, session: undefined }, 'without a session: unaffected')
+  t.match(authenticator.verifyAccessToken(withSession, at), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'revocations not loaded yet' })
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' }), at), { ok: true, session: undefined }, 'without a session: unaffected')
   revocations.markLoaded()
-  t.match(authenticator.verifyAccessToken(withSession), { ok: true, session: 'sid-1' })
+  t.match(authenticator.verifyAccessToken(withSession, at), { ok: true, session: 'sid-1' })
 })

@@ -5,6 +5,7 @@ import { unlimited, type AttemptLimit, type AttemptLimiter } from '../../lib/sto
 import { memoryAttempts } from '../../lib/stores/attempts/memory.js'
 import { redisAttempts } from '../../lib/stores/attempts/redis.js'
 import { connectRedis, opened } from '../../lib/stores/redis-connection.js'
+import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { silentLog } from './silent-log.js'
 
@@ -64,4 +65,14 @@ t.test('Redis', async t => {
   t.notOk(keys.some(key => key.includes('@')), 'no email address is stored')
   await server.stop()
   await t.rejects(redisAttempts(limit, redis.commands, 'test:').begin('10.0.0.9', 'g@example.com'), 'counters out of reach: begin rejects, and the caller fails closed')
+})
+
+t.test('Redis Cluster', async t => {
+  const cluster = await RedisCluster.start(t)
+  // The app's own Cluster client, as it would pass it: the counters go wherever their keys' slots are.
+  const redis = cluster.client(t)
+  await attemptsContract(t, () => redisAttempts(limit, redis, 'test:'), true)
+  const keys = await cluster.keys('test:*')
+  t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')
+  t.ok((await cluster.onEachNode(node => node.dbsize())).filter(size => size > 0).length > 1, 'spread over the nodes')
 })

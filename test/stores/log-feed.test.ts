@@ -5,6 +5,7 @@ import type { LogFeed } from '../../lib/stores/log-feed/contract.js'
 import { MemoryLogFeed } from '../../lib/stores/log-feed/memory.js'
 import { RedisLogFeed } from '../../lib/stores/log-feed/redis.js'
 import { connectRedis, opened, type RedisConnections } from '../../lib/stores/redis-connection.js'
+import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { silentLog } from './silent-log.js'
 
@@ -71,4 +72,19 @@ t.test('Redis', async t => {
   feed.publish('{"msg":"four"}')
   await heard
   t.same(lines, ['c {"msg":"four"}'], 'a malformed message on the channel is ignored')
+})
+
+t.test('Redis Cluster', async t => {
+  const cluster = await RedisCluster.start(t)
+  const processes: RedisConnections[] = []
+  t.teardown(() => Promise.all(processes.map(p => p.close())))
+  // Each process listens on one node of its choosing: a PUBLISH on any node reaches them all.
+  const listening = async (count: number) => {
+    while (await cluster.subscribers('test:logs') !== count) await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  await logFeedContract(t, (node) => {
+    const connections = connectRedis(cluster.client(t), silentLog)
+    processes.push(connections)
+    return new RedisLogFeed(connections, 'test:', node)
+  }, listening, true)
 })

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import type { OtpSteps } from '../../lib/stores/otp-steps/contract.js'
 import { MemoryOtpSteps } from '../../lib/stores/otp-steps/memory.js'
 import { RedisOtpSteps } from '../../lib/stores/otp-steps/redis.js'
+import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 
 /** `make` gives the steps of another process each time; `shared`: they share one backend (memory has one process). */
@@ -38,4 +39,11 @@ t.test('Redis', async t => {
     return new RedisOtpSteps(client, 'test:')
   }, true)
   for (const key of await clients[0]!.keys('test:*')) t.ok(await clients[0]!.pttl(key) > 0, `${key} expires`)
+})
+
+t.test('Redis Cluster', async t => {
+  const cluster = await RedisCluster.start(t)
+  await otpStepsContract(t, () => new RedisOtpSteps(cluster.client(t), 'test:'), true)
+  t.same(await cluster.keys('test:*'), ['alice', 'bob', 'carol', 'dave'].map(user => `test:{u:${user}}:otp-step`),
+    'one key per user, under the user\'s hash tag')
 })

@@ -5,7 +5,8 @@ import { Redis } from 'ioredis'
 import type { RevocationFeed } from '../../lib/stores/revocation-feed/contract.js'
 import { MemoryRevocationFeed } from '../../lib/stores/revocation-feed/memory.js'
 import { RedisRevocationFeed } from '../../lib/stores/revocation-feed/redis.js'
-import { connectRedis } from '../../lib/stores/redis-connection.js'
+import { connectRedis, type RedisConnections } from '../../lib/stores/redis-connection.js'
+import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { silentLog } from './silent-log.js'
 
@@ -51,7 +52,7 @@ t.test('memory', async t => {
 
 t.test('Redis', async t => {
   const server = await RedisServer.start(t)
-  const processes: Array<ReturnType<typeof connectRedis>> = []
+  const processes: RedisConnections[] = []
   t.teardown(() => Promise.all(processes.map(p => p.close())))
   await revocationFeedContract(t, () => {
     const connections = connectRedis(server.url, silentLog)
@@ -60,5 +61,47 @@ t.test('Redis', async t => {
   }, true)
   const redis = new Redis(server.url)
   t.teardown(() => redis.disconnect())
-  t.same((await redis.keys('test:*')).sort(), ['test:revoked:s1', 'test:revoked:s2'], 'one key per revocation in force')
+  t.same(await redis.keys('test:*'), ['test:revoked'], 'one key')
+  t.same(await redis.zrange('test:revoked', 0, -1), ['s1', 's2'], 'holding the revocations in force: a lapsed one goes at the next publish')
+  t.ok(await redis.pttl('test:revoked') > 0, 'and expiring with the latest')
+})
+
+t.test('Redis Cluster', async t => {
+  const cluster = await RedisCluster.start(t)
+
+  t.test('the contract', async t => {
+    const processes: RedisConnections[] = []
+    t.teardown(() => Promise.all(processes.map(p => p.close())))
+    await revocationFeedContract(t, () => {
+      // Each process has its own client, as each app has.
+      const connections = connectRedis(cluster.client(t), silentLog)
+      processes.push(connections)
+      return new RedisRevocationFeed(connections, 'test:', silentLog)
+    }, true)
+    t.same(await cluster.keys('test:*'), ['test:revoked'], 'one key, on one node')
+  })
+
+  t.test('a process whose subscriber\'s node goes away listens on another, and misses nothing', async t => {
+    const client = cluster.client(t)
+    // The subscriber connects to any node; the test needs the revocation set on another one, to write it meanwhile.
+    for (let attempt = 0; ; attempt++) {
+      const prefix = `moved${attempt}:`
+      const connections = connectRedis(cluster.client(t), silentLog)
+      t.teardown(() => connections.close())
+      const listener = await started(new RedisRevocationFeed(connections, prefix, silentLog))
+      const counts = await cluster.onEachNode(async node => Number((await node.pubsub('NUMSUB', `${prefix}revocations`))[1]))
+      const subscribed = cluster.nodes[counts.indexOf(1)]!
+      if (subscribed === await cluster.nodeOf(`${prefix}revoked`)) {
+        await connections.close()
+        continue
+      }
+      await subscribed.stop()
+      const heard = listener.next()
+      await new RedisRevocationFeed({ commands: client } as RedisConnections, prefix, silentLog).publish('while-away', Date.now() + 60_000)
+      await heard
+      t.match(listener.heard.at(-1), ['while-away', Number], 'heard once listening on another node (or replayed from the set)')
+      t.equal(await cluster.subscribers(`${prefix}revocations`), 1, 'it listens on one of the nodes left')
+      break
+    }
+  })
 })

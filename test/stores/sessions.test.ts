@@ -5,6 +5,7 @@ import { MemoryStore } from '@fastify/session'
 import { Redis } from 'ioredis'
 import { fromFastifySessionStore, MemorySessionStore, type Identity, type SessionStore } from '../../lib/index.js'
 import { RedisSessionStore } from '../../lib/stores/sessions/redis.js'
+import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 
 /** A deadline well ahead: the write acts. */
@@ -73,8 +74,27 @@ t.test('Redis', async t => {
   const redis = new Redis(server.url)
   t.teardown(() => redis.disconnect())
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
-  t.same(await redis.keys('test:session:*'), [], 'an ended or expired session leaves no key behind')
+  t.same(await redis.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
   for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
+
+  const store = new RedisSessionStore(redis, 'test:')
+  const carol: Identity = { user: 'carol', role: null, admin: false }
+  await store.create({ id: 'c1', identity: carol, tokenHash: 'c', expiresAt: Date.now() + 60_000 }, soon())
+  t.same(await redis.smembers('test:{u:carol}:sessions'), ['c1'], 'a user\'s sessions are listed under the user\'s hash tag')
+  await redis.set('test:{u:carol}:sessions', 'not a set')
+  t.same(await store.end('c1', soon()), carol, 'a session ends even when its user\'s set cannot be updated')
+  t.same(await store.lookup({ sessionId: 'c1', tokenHash: 'c' }), { status: 'unknown' })
+})
+
+t.test('Redis Cluster', async t => {
+  const cluster = await RedisCluster.start(t)
+  const redis = cluster.client(t)
+  await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
+  t.same(await cluster.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
+  for (const key of await cluster.keys('test:*')) {
+    t.match(key, /^test:\{u:\w+\}:sessions$/, 'only users\' sets are left')
+    t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
+  }
 })
 
 t.test('a @fastify/session store, adapted', async t => {

@@ -1,12 +1,14 @@
 // Attempt counters on Redis, shared by every process: a client gets no fresh allowance from each process.
-import type { Redis } from 'ioredis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
+import type { RedisClient } from '../redis-connection.js'
+import { redisKeys } from '../redis-keys.js'
 import { CountedAttempts, type AttemptLimit, type AttemptLimiter } from './contract.js'
 
-export function redisAttempts ({ points, durationSeconds: duration }: AttemptLimit, client: Redis, prefix: string): AttemptLimiter {
+export function redisAttempts ({ points, durationSeconds: duration }: AttemptLimit, client: RedisClient, prefix: string): AttemptLimiter {
   return new CountedAttempts(name => new RateLimiterRedis({
     storeClient: client,
-    keyPrefix: `${prefix}attempts:${name}`,
+    // One key per counter, each read and written alone: any slot of a cluster will do.
+    keyPrefix: redisKeys(prefix).attempts(name),
     points,
     duration,
     // A refused key stays refused in this process until its window ends: hammering it costs Redis nothing.

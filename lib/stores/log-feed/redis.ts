@@ -1,5 +1,6 @@
 // Log lines across processes: every process publishes its lines, and hears every process's, its own included.
 import type { RedisConnections } from '../redis-connection.js'
+import { redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
 
 export class RedisLogFeed implements LogFeed {
@@ -9,7 +10,7 @@ export class RedisLogFeed implements LogFeed {
 
   constructor (redis: RedisConnections, prefix: string, node: string) {
     this.#redis = redis
-    this.#channel = `${prefix}logs`
+    this.#channel = redisKeys(prefix).logsChannel
     this.#node = node
   }
 

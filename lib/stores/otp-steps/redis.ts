@@ -1,7 +1,8 @@
 // Each user's last accepted TOTP step on Redis, so that a code accepted by one process is a replay on every other.
 // One compare-and-set script: of two logins with one code at once, on two processes, exactly one claims its step.
-import type { Redis } from 'ioredis'
 import { refuseLateLua } from '../write-deadline.js'
+import { redisKeys, type RedisKeys } from '../redis-keys.js'
+import type { RedisClient } from '../redis-connection.js'
 import type { OtpSteps } from './contract.js'
 
 // A code is good for its step and the next two (a clock a step behind), and processes' clocks differ a little: after
@@ -20,16 +21,16 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`
 
 export class RedisOtpSteps implements OtpSteps {
-  readonly #redis: Redis
-  readonly #prefix: string
+  readonly #redis: RedisClient
+  readonly #keys: RedisKeys
 
-  constructor (redis: Redis, prefix: string) {
+  constructor (redis: RedisClient, prefix: string) {
     this.#redis = redis
-    this.#prefix = prefix
+    this.#keys = redisKeys(prefix)
   }
 
   async claim (user: string, step: number): Promise<boolean> {
-    const claimed = await this.#redis.eval(claimScript, 1, `${this.#prefix}otp-step:${user}`, Date.now() + actWithinMs, step, keepMs)
+    const claimed = await this.#redis.eval(claimScript, 1, this.#keys.otpStep(user), Date.now() + actWithinMs, step, keepMs)
     return claimed === 1
   }
 }

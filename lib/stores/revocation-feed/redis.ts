@@ -1,32 +1,39 @@
-// Revocations across processes: a key per revoked session (so a process that starts, or reconnects, later still
-// learns of it) and a pub/sub message (so running processes hear of it at once).
+// Revocations across processes: one sorted set of the revocations in force, each scored by when it lapses (so a process
+// that starts, or reconnects, later still learns of them), and a pub/sub message (so running processes hear of it at
+// once). One key, so it lives in one slot of a cluster; a PUBLISH reaches every node of one.
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisConnections } from '../redis-connection.js'
+import { redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
 export class RedisRevocationFeed implements RevocationFeed {
   readonly #redis: RedisConnections
-  readonly #prefix: string
+  readonly #key: string
   readonly #channel: string
   readonly #log: FastifyBaseLogger
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
+    const keys = redisKeys(prefix)
     this.#redis = redis
-    this.#prefix = prefix
-    this.#channel = `${prefix}revocations`
+    this.#key = keys.revoked
+    this.#channel = keys.revocationsChannel
     this.#log = log
   }
 
   async publish (session: string, until: number): Promise<void> {
+    // The set lives as long as its latest revocation (NX sets a first expiry, GT lengthens it), and sheds the lapsed ones.
     await this.#redis.commands.multi()
-      .set(`${this.#prefix}revoked:${session}`, String(until), 'PXAT', until)
+      .zadd(this.#key, 'GT', until, session)
+      .zremrangebyscore(this.#key, '-inf', Date.now())
+      .pexpireat(this.#key, until, 'NX')
+      .pexpireat(this.#key, until, 'GT')
       .publish(this.#channel, JSON.stringify({ session, until }))
       .exec()
   }
 
   start (onRevoked: RevokedHandler, onLoaded: () => void): void {
     // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis. A replay
-    // that began once subscribed leaves nothing unknown: what came before is in the keys, what after is heard.
+    // that began once subscribed leaves nothing unknown: what came before is in the set, what after is heard.
     let subscribed = false
     const replay = () => { this.#replay(onRevoked).then(onLoaded, () => {}) }
     this.#redis.listen(this.#channel, (message) => {
@@ -45,16 +52,16 @@ export class RedisRevocationFeed implements RevocationFeed {
   }
 
   async #replay (onRevoked: RevokedHandler): Promise<void> {
-    const { commands } = this.#redis
     let cursor = '0'
     do {
-      const [next, keys] = await commands.scan(cursor, 'MATCH', `${this.#prefix}revoked:*`, 'COUNT', 500)
+      const [next, entries] = await this.#redis.commands.zscan(this.#key, cursor, 'COUNT', 500)
       cursor = next
-      if (keys.length === 0) continue
-      const untils = await commands.mget(keys)
-      keys.forEach((key, i) => {
-        if (untils[i] !== null) onRevoked(key.slice(`${this.#prefix}revoked:`.length), Number(untils[i]))
-      })
+      // Lapsed ones stay in the set until the next publish sheds them.
+      const now = Date.now()
+      for (let i = 0; i < entries.length; i += 2) {
+        const until = Number(entries[i + 1])
+        if (until > now) onRevoked(entries[i]!, until)
+      }
     } while (cursor !== '0')
   }
 }

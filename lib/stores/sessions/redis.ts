@@ -1,110 +1,139 @@
-// Refresh sessions on Redis, shared by every process. Each method is one Lua script, so Redis runs it atomically:
-// of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`. A session is one hash
-// (its current token's hash) whatever the number of rotations, and a set per user; keys expire with their session
-// (PXAT), so nothing needs sweeping. The key names live in the scripts' shared preamble only.
-import type { Redis } from 'ioredis'
+// Refresh sessions on Redis, shared by every process. A session is one hash (its current token's hash) whatever the
+// number of rotations, in its own slot of a cluster; a user's set of session ids lives in the user's. No script
+// touches both, since a token names its session and not its user: each script reads or writes one key, atomically,
+// and the writes that need both keys take one script per key, in an order that never loses a session:
+// - create writes the session, then adds it to its user's set. A session whose add failed is one whose token was
+//   never handed out: nobody can present it, and it expires.
+// - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
+//   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`.
+// - end and endUser end each session in its own script; an id left in a user's set after its session ended is
+//   skipped, and goes with the set.
+// The user's set lives as long as the longest of its sessions, so endUser finds every live one. Keys expire with their
+// sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
+// the write's deadline.
 import { refuseLateLua } from '../write-deadline.js'
+import { redisKeys, type RedisKeys } from '../redis-keys.js'
+import type { RedisClient } from '../redis-connection.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
-// ARGV[1] is always the key prefix; the writes' ARGV[2] their deadline.
-const preamble = `${refuseLateLua}
-local p = ARGV[1]
-local function sessionKey (id) return p .. 'session:' .. id end
-local function userKey (user) return p .. 'user-sessions:' .. user end
--- The user's set lives as long as the longest of its sessions.
-local function keepUser (user, expiresAt)
-  if redis.call('PEXPIRETIME', userKey(user)) < tonumber(expiresAt) then redis.call('PEXPIREAT', userKey(user), expiresAt) end
-end
--- status, identity JSON, expiresAt of a presented token: 'current', 'reused' or 'unknown'.
-local function find (id, hash)
-  local session = redis.call('HMGET', sessionKey(id), 'tokenHash', 'identity', 'expiresAt')
+// status, identity JSON, expiresAt of the token whose hash is `hash`, against the session at KEYS[1]: 'current',
+// 'reused' or 'unknown'.
+const findLua = `
+local function find (hash)
+  local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'identity', 'expiresAt')
   if not session[1] then return 'unknown' end
   if session[1] ~= hash then return 'reused' end
   return 'current', session[2], session[3]
 end
-local function endSession (id)
-  local identity = redis.call('HGET', sessionKey(id), 'identity')
-  redis.call('DEL', sessionKey(id))
-  if identity then redis.call('SREM', userKey(cjson.decode(identity).user), id) end
-  return identity
-end
 `
 
-// ARGV: prefix, deadline, id, identity JSON, hash, expiresAt, user.
-const createScript = `${preamble}
-refuseLate(ARGV[2])
-redis.call('HSET', sessionKey(ARGV[3]), 'identity', ARGV[4], 'tokenHash', ARGV[5], 'expiresAt', ARGV[6])
-redis.call('PEXPIREAT', sessionKey(ARGV[3]), ARGV[6])
-redis.call('SADD', userKey(ARGV[7]), ARGV[3])
-keepUser(ARGV[7], ARGV[6])
+// KEYS: the session. ARGV: deadline, identity JSON, hash, expiresAt.
+const createScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+redis.call('HSET', KEYS[1], 'identity', ARGV[2], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1`
 
-// ARGV: prefix, id, hash.
-const lookupScript = `${preamble}
-local status, identity, expiresAt = find(ARGV[2], ARGV[3])
+// KEYS: the user's set. ARGV: deadline, session id, its expiresAt. The set lives as long as the longest of its sessions.
+const indexScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+redis.call('SADD', KEYS[1], ARGV[2])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return 1`
+
+// KEYS: the session. ARGV: hash.
+const lookupScript = `${findLua}
+local status, identity, expiresAt = find(ARGV[1])
 return {status, identity, expiresAt}`
 
-// ARGV: prefix, deadline, id, hash, next hash, expiresAt.
-const rotateScript = `${preamble}
-refuseLate(ARGV[2])
-local status, identity = find(ARGV[3], ARGV[4])
+// KEYS: the session. ARGV: deadline, hash, next hash, expiresAt.
+const rotateScript = `${refuseLateLua}${findLua}
+refuseLate(ARGV[1])
+local status, identity = find(ARGV[2])
 if status ~= 'current' then return {status} end
-redis.call('HSET', sessionKey(ARGV[3]), 'tokenHash', ARGV[5], 'expiresAt', ARGV[6])
-redis.call('PEXPIREAT', sessionKey(ARGV[3]), ARGV[6])
-keepUser(cjson.decode(identity).user, ARGV[6])
-return {'rotated', identity, ARGV[6]}`
+redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return {'rotated', identity, ARGV[4]}`
 
-// ARGV: prefix, deadline, id. The ended session's identity JSON, or nil.
-const endScript = `${preamble}
-refuseLate(ARGV[2])
-return endSession(ARGV[3])`
+// KEYS: the session. ARGV: deadline. The ended session's identity JSON, or nil.
+const endScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+local identity = redis.call('HGET', KEYS[1], 'identity')
+redis.call('DEL', KEYS[1])
+return identity`
 
-// ARGV: prefix, deadline, user. The ids of the sessions it ended.
-const endUserScript = `${preamble}
-refuseLate(ARGV[2])
-local ended = {}
-for _, id in ipairs(redis.call('SMEMBERS', userKey(ARGV[3]))) do
-  if endSession(id) then table.insert(ended, id) end
-end
-redis.call('DEL', userKey(ARGV[3]))
-return ended`
+// KEYS: the user's set. ARGV: deadline. The ids in it, for endUser to end.
+const userSessionsScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+return redis.call('SMEMBERS', KEYS[1])`
 
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
 
 export class RedisSessionStore implements SessionStore {
-  readonly #redis: Redis
-  readonly #prefix: string
+  readonly #redis: RedisClient
+  readonly #keys: RedisKeys
 
-  constructor (redis: Redis, prefix: string) {
+  constructor (redis: RedisClient, prefix: string) {
     this.#redis = redis
-    this.#prefix = prefix
+    this.#keys = redisKeys(prefix)
   }
 
   async create (session: RefreshSession, deadline: number): Promise<void> {
-    await this.#redis.eval(createScript, 0, this.#prefix, deadline,
-      session.id, JSON.stringify(session.identity), session.tokenHash, session.expiresAt, session.identity.user)
+    await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
+      JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
+    await this.#index(session.identity.user, session.id, session.expiresAt, deadline)
   }
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
-    const reply = await this.#redis.eval(rotateScript, 0, this.#prefix, deadline, token.sessionId, token.tokenHash, nextTokenHash, expiresAt) as Reply
+    const found = await this.#lookup(token)
+    if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
+    // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
+    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline)
+    const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), deadline,
+      token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
     return this.#notCurrent(reply, token.sessionId)
   }
 
   async lookup (token: PresentedToken): Promise<TokenLookup> {
-    const reply = await this.#redis.eval(lookupScript, 0, this.#prefix, token.sessionId, token.tokenHash) as Reply
+    const reply = await this.#lookup(token)
     if (reply[0] === 'current') return { status: 'current', session: this.#session(reply, token.sessionId, token.tokenHash) }
     return this.#notCurrent(reply, token.sessionId)
   }
 
   async end (sessionId: string, deadline: number): Promise<Identity | null> {
-    const identity = await this.#redis.eval(endScript, 0, this.#prefix, deadline, sessionId) as string | null
-    return identity ? JSON.parse(identity) as Identity : null
+    const ended = await this.#end(sessionId, deadline)
+    if (ended) await this.#forget(ended.user, [sessionId])
+    return ended
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
-    return await this.#redis.eval(endUserScript, 0, this.#prefix, deadline, user) as string[]
+    const ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), deadline) as string[]
+    const ended = await Promise.all(ids.map(id => this.#end(id, deadline)))
+    await this.#forget(user, ids)
+    return ids.filter((_id, i) => ended[i] !== null)
+  }
+
+  #lookup ({ sessionId, tokenHash }: PresentedToken): Promise<Reply> {
+    return this.#redis.eval(lookupScript, 1, this.#keys.session(sessionId), tokenHash) as Promise<Reply>
+  }
+
+  async #index (user: string, sessionId: string, expiresAt: number, deadline: number): Promise<void> {
+    await this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt)
+  }
+
+  async #end (sessionId: string, deadline: number): Promise<Identity | null> {
+    const identity = await this.#redis.eval(endScript, 1, this.#keys.session(sessionId), deadline) as string | null
+    return identity ? JSON.parse(identity) as Identity : null
+  }
+
+  /**
+   * Takes ended sessions out of their user's set. Best effort: the sessions have ended whatever happens here, and an
+   * id left behind is skipped by endUser and expires with the set.
+   */
+  async #forget (user: string, sessionIds: string[]): Promise<void> {
+    if (sessionIds.length > 0) await this.#redis.srem(this.#keys.userSessions(user), ...sessionIds).catch(() => {})
   }
 
   #session ([, identity, expiresAt]: Reply, id: string, tokenHash: string): RefreshSession {

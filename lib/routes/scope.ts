@@ -1,0 +1,75 @@
+// Where the plugin's routes live: a scope of their own, under the `prefix` the app registered the plugin with (the
+// plugin shares the app's instance through fastify-plugin, so Fastify itself ignores it). What the routes need and the
+// app has not registered (@fastify/websocket, @fastify/cookie) is registered inside that scope, out of the app's
+// sight: the app may register its own before the plugin or after it, with its own options, and never meets the
+// plugin's. Whichever @fastify/websocket upgrades them, the plugin's sockets come from its own server (socket-server.ts).
+import { EventEmitter } from 'node:events'
+import type { IncomingMessage, Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import fastifyCookie from '@fastify/cookie'
+import fastifyWebsocket from '@fastify/websocket'
+import type { FastifyInstance, onRequestHookHandler } from 'fastify'
+import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
+
+const forwarded = Symbol('fastify-realtime.forwardedUpgrade')
+type Forwarded = IncomingMessage & { [forwarded]?: true }
+
+export class RouteScope {
+  readonly sockets: SocketServer
+  readonly #routes: ((scope: FastifyInstance) => void)[] = []
+
+  constructor (maxPayload: number) {
+    this.sockets = new SocketServer(maxPayload)
+  }
+
+  /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
+  websocket (path: string, gate: onRequestHookHandler, open: SocketHandler): void {
+    const { sockets } = this
+    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open)))
+  }
+
+  /** Routes of another kind, added to the scope by `add`. */
+  http (add: (scope: FastifyInstance) => void): void {
+    this.#routes.push(add)
+  }
+
+  /** Registers the scope and its routes; `cookies`: the routes read cookies (the session cookie, the login modes). */
+  async mount (fastify: FastifyInstance, { prefix, cookies }: { prefix: string | undefined, cookies: boolean }): Promise<void> {
+    const { sockets } = this
+    const appsWebsocket = fastify.hasDecorator('websocketServer')
+    const appsCookie = fastify.hasPlugin('@fastify/cookie')
+    // The plugin's @fastify/websocket listens to this, not to the app's server: see the onReady hook below.
+    const upgrades = new EventEmitter()
+    await fastify.register(async (scope) => {
+      if (cookies && !appsCookie) await scope.register(fastifyCookie)
+      if (!appsWebsocket) await scope.register(fastifyWebsocket, { options: { server: upgrades as unknown as Server } })
+      sockets.takeUpgradesFrom(scope.websocketServer)
+      for (const add of this.#routes) add(scope)
+    }, { prefix })
+
+    let forward: ((request: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
+    if (!appsWebsocket) {
+      fastify.addHook('onReady', async () => {
+        // A @fastify/websocket the app registered after the plugin listens to the app's upgrades and routes them, the
+        // plugin's with the rest: a second listener would route each upgrade twice.
+        if (fastify.hasDecorator('websocketServer')) return
+        forward = (request, socket, head) => {
+          (request as Forwarded)[forwarded] = true
+          upgrades.emit('upgrade', request, socket, head)
+        }
+        fastify.server.on('upgrade', forward)
+      })
+      // An upgrade to any other route gets its HTTP answer (a 404, mostly): then its socket is done with, as
+      // @fastify/websocket ends the ones it routed.
+      fastify.addHook('onResponse', (request, _reply, done) => {
+        if ((request.raw as Forwarded)[forwarded]) request.raw.socket.destroy()
+        done()
+      })
+    }
+    fastify.addHook('preClose', (done) => {
+      if (forward) fastify.server.off('upgrade', forward)
+      sockets.close()
+      done()
+    })
+  }
+}

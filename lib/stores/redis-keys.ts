@@ -1,0 +1,30 @@
+// Every key and channel the plugin keeps on Redis, all under `prefix` (the `redisPrefix` option). A session's key
+// carries its id as a hash tag, a user's keys the user: in a Redis Cluster each lives in one slot, and one user's keys
+// in the same one. No script or transaction touches more than one key, so none can span two slots (a session's user
+// is known only once its key has been read: its key cannot be tagged with the user).
+export interface RedisKeys {
+  /** A refresh session: a hash of its identity, current token hash and expiry. */
+  session (id: string): string
+  /** The ids of a user's sessions, for `endUser`. */
+  userSessions (user: string): string
+  /** A user's last accepted TOTP step. */
+  otpStep (user: string): string
+  /** Every revocation in force, scored by when it lapses. */
+  revoked: string
+  /** rate-limiter-flexible's counters, `<attempts>:<ip or email hash>`. */
+  attempts (counter: 'ip' | 'email'): string
+  revocationsChannel: string
+  logsChannel: string
+}
+
+export function redisKeys (prefix: string): RedisKeys {
+  return {
+    session: (id) => `${prefix}{s:${id}}:session`,
+    userSessions: (user) => `${prefix}{u:${user}}:sessions`,
+    otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
+    revoked: `${prefix}revoked`,
+    attempts: (counter) => `${prefix}attempts:${counter}`,
+    revocationsChannel: `${prefix}revocations`,
+    logsChannel: `${prefix}logs`
+  }
+}

@@ -1,0 +1,246 @@
+// The package as a user gets it: `npm pack` (which builds dist/ through `prepack`), the tarball installed into a
+// consumer project of its own, then the plugin imported from ES modules and required from CommonJS and registered on
+// a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
+// bundler and node10, strict and with skipLibCheck false. Not in `npm test` (it packs and installs: `npm run
+// test:package`). The install prefers npm's cache, which CI's `npm ci` has just filled.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const installed = (name: string): string =>
+  (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+
+interface Ran { code: number, stdout: string, stderr: string }
+
+function run (command: string, args: string[], cwd: string): Promise<Ran> {
+  return new Promise(resolve => {
+    execFile(command, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+async function ok (command: string, args: string[], cwd: string): Promise<string> {
+  const ran = await run(command, args, cwd)
+  if (ran.code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${ran.code}):\n${ran.stdout}\n${ran.stderr}`)
+  return ran.stdout
+}
+
+function write (file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, text)
+}
+
+const work = mkdtempSync(join(tmpdir(), 'fastify-realtime-package-'))
+// KEEP_CONSUMER=1 keeps it, to look into a failure.
+if (process.env.KEEP_CONSUMER) t.comment(`consumer kept in ${work}`)
+else t.teardown(() => rmSync(work, { recursive: true, force: true }))
+
+// The tarball, and its files as the consumer's node_modules has them.
+const started = Date.now()
+const seconds = () => `${Math.round((Date.now() - started) / 1000)} s`
+await ok('npm', ['pack', '--silent', '--pack-destination', work], root)
+t.comment(`built and packed: ${seconds()}`)
+const tarball = join(work, readdirSync(work).find(file => file.endsWith('.tgz'))!)
+const consumer = join(work, 'consumer')
+write(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+// The peer dependencies (fastify, and graphql for the GraphQL endpoint) and @types/node, at the versions the repository
+// tests with, so that npm's cache has them. Install scripts run, as for a user: argon2 may build itself.
+await ok('npm', [
+  'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
+  ...['fastify', 'graphql', '@types/node'].map(name => `${name}@${installed(name)}`)
+], consumer)
+t.comment(`installed: ${seconds()}`)
+const packageDir = join(consumer, 'node_modules', 'fastify-realtime')
+const shipped = readdirSync(packageDir, { recursive: true, withFileTypes: true })
+  .filter(entry => entry.isFile())
+  .map(entry => relative(packageDir, join(entry.parentPath, entry.name)).split(sep).join('/'))
+  .sort()
+
+t.test('the tarball: the built plugin and its documents, nothing else, and nothing that points out of it', async t => {
+  for (const file of ['package.json', 'README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts']) {
+    t.ok(shipped.includes(file), `ships ${file}`)
+  }
+  const allowed = /^(package\.json|README\.md|LICENSE|docs\/.+|dist\/(lib|types|cjs)\/.+\.(js|d\.ts|json))$/
+  t.same(shipped.filter(file => !allowed.test(file)), [], 'no sources, source maps, tests, examples or benchmarks')
+  t.same(shipped.filter(file => /^dist\/cjs\/.+\.json$/.test(file)), ['dist/cjs/package.json'])
+
+  // Every relative import, require and declaration reference of the built files, and every relative link of the
+  // documents, lands on a shipped file.
+  const dangling: string[] = []
+  for (const file of shipped) {
+    const text = readFileSync(join(packageDir, file), 'utf8')
+    if (file.endsWith('.js') && text.includes('sourceMappingURL')) dangling.push(`${file}: a source map comment`)
+    const specifiers = file.endsWith('.md')
+      ? [...text.matchAll(/\]\((?!https?:|mailto:|#)([^)\s#]+)(?:#[^)]*)?\)/g)].map(match => match[1])
+      : [...text.matchAll(/(?:from\s+|import\s*\(\s*|require\s*\(\s*|reference path=)['"](\.{1,2}\/[^'"]+)['"]/g)].map(match => match[1])
+    for (const specifier of specifiers) {
+      const target = join(dirname(file), specifier!).split(sep).join('/')
+      if (!shipped.includes(target)) dangling.push(`${file}: ${specifier}`)
+    }
+  }
+  t.same(dangling, [], 'no import, reference or link to a file the package does not ship')
+})
+
+// The same checks from both module systems, printed as JSON: the entry it resolves to, the exports, a registration with
+// a 32-character secret, a user directory (argon2), the GraphQL endpoint (loaded on demand), a login; then every module
+// of the build it uses loads, the ones the plugin loads only on demand included.
+const checks = `
+const directory = new lib.UserDirectory({ passwordHashing: { memoryCost: 1024, timeCost: 1 } })
+await directory.add({ email: 'ada@example.com', password: 'correct horse battery', role: 'admin', admin: true })
+const app = Fastify()
+await app.register(plugin, {
+  secret: 'a-packaging-test-secret-of-32-chars!',
+  users: directory,
+  graphql: { schema: buildSchema('type Query { hello: String }') }
+})
+await app.ready()
+const tokens = await app.realtime.login({ email: 'ada@example.com', password: 'correct horse battery' })
+const error = new lib.RealtimeError('FORBIDDEN', 'Not yours.')
+const result = {
+  entry: entry.slice(entry.indexOf('fastify-realtime/')),
+  exports: Object.keys(lib).sort(),
+  routes: ['/websocket', '/websocket/logs', '/graphql'].filter(url => app.hasRoute({ method: 'GET', url })),
+  loggedIn: typeof tokens.access_token === 'string' && typeof tokens.refresh_token === 'string',
+  error: [error instanceof Error, error.code, error.message],
+  closeCode: lib.CloseCode.Unauthorized,
+  redacted: lib.redactUrl('redis://user:hunter2@localhost:6379').includes('hunter2') ? 'leaked' : 'redacted'
+}
+await app.close()
+const built = dirname(fileURLToPath(entry))
+let modules = 0
+for (const file of readdirSync(built, { recursive: true })) {
+  if (file.endsWith('.js')) { await load(join(built, file)); modules++ }
+}
+result.modules = modules
+console.log(JSON.stringify(result))
+`
+
+const esm = `import Fastify from 'fastify'
+import { buildSchema } from 'graphql'
+import { readdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import plugin, * as lib from 'fastify-realtime'
+
+const entry = import.meta.resolve('fastify-realtime')
+const load = (file) => import(pathToFileURL(file).href)
+${checks}`
+
+const cjs = `const Fastify = require('fastify')
+const { buildSchema } = require('graphql')
+const { readdirSync } = require('node:fs')
+const { dirname, join } = require('node:path')
+const { pathToFileURL, fileURLToPath } = require('node:url')
+const lib = require('fastify-realtime')
+const plugin = require('fastify-realtime').default
+
+const entry = pathToFileURL(require.resolve('fastify-realtime')).href
+const load = (file) => require(file)
+async function main () {
+  // The plugin itself is what require() gives, as with the official Fastify plugins.
+  const bare = Fastify()
+  bare.register(require('fastify-realtime'), { secret: 'a-packaging-test-secret-of-32-chars!' })
+  await bare.ready()
+  const same = [plugin === lib, lib.fastifyRealtime === lib, typeof bare.realtime.send]
+  await bare.close()
+${checks.replace('console.log(JSON.stringify(result))', 'result.same = same\nconsole.log(JSON.stringify(result))')}
+}
+main().catch(error => { console.error(error); process.exit(1) })
+`
+
+write(join(consumer, 'runtime.mjs'), esm)
+write(join(consumer, 'runtime.cjs'), cjs)
+
+// The checks below are CPU-bound: two at a time.
+let running = 0
+const waiting: (() => void)[] = []
+async function queued (command: string, args: string[]): Promise<Ran> {
+  // A finished check hands its place to the next one waiting.
+  if (running < 2) running++
+  else await new Promise<void>(resolve => waiting.push(resolve))
+  try {
+    return await run(command, args, consumer)
+  } finally {
+    const next = waiting.shift()
+    if (next) next()
+    else running--
+  }
+}
+const esmRun = queued(process.execPath, ['runtime.mjs'])
+const cjsRun = queued(process.execPath, ['runtime.cjs'])
+
+const expected = {
+  routes: ['/websocket', '/websocket/logs', '/graphql'],
+  loggedIn: true,
+  error: [true, 'FORBIDDEN', 'Not yours.'],
+  closeCode: 4401,
+  redacted: 'redacted'
+}
+
+t.test('import from an ES module: the ESM build, registered on an app', async t => {
+  const ran = await esmRun
+  t.equal(ran.code, 0, ran.code === 0 ? 'runs' : `fails:\n${ran.stderr}${ran.stdout}`)
+  const result = JSON.parse(ran.stdout)
+  t.match(result, { ...expected, entry: 'fastify-realtime/dist/lib/index.js' })
+  t.ok(result.exports.includes('default') && result.exports.includes('RealtimeError') && result.exports.includes('redactUrl'))
+  t.ok(result.modules > 10, `${result.modules} modules load`)
+})
+
+t.test('require from CommonJS: the CommonJS build, the plugin itself with its named exports on it', async t => {
+  const ran = await cjsRun
+  t.equal(ran.code, 0, ran.code === 0 ? 'runs' : `fails:\n${ran.stderr}${ran.stdout}`)
+  const result = JSON.parse(ran.stdout)
+  t.match(result, { ...expected, entry: 'fastify-realtime/dist/cjs/index.js' })
+  t.same(result.same, [true, true, 'function'], "require('fastify-realtime') is the plugin, and so are .default and .fastifyRealtime")
+  // `fastifyRealtime` is the CommonJS entry's own (the ES module may name it too).
+  const named = (exports: string[]) => exports.filter(name => name !== 'fastifyRealtime')
+  const esmExports = (JSON.parse((await esmRun).stdout) as { exports: string[] }).exports
+  t.same(named(result.exports), named(esmExports), 'the same exports as the ES module')
+  t.ok(result.modules > 10, `${result.modules} modules load`)
+})
+
+// What a TypeScript user writes, checked with the repository's tsc against the installed package: a registration with
+// typed options (a wrong option must fail), the named exports, and the decorator's type.
+const usage = `import Fastify from 'fastify'
+import realtime, { CloseCode, RealtimeError, UserDirectory, redactUrl, type RealtimeApi, type RealtimeOptions } from 'fastify-realtime'
+
+export async function start (): Promise<RealtimeApi> {
+  const options: RealtimeOptions = { secret: 'a-packaging-test-secret-of-32-chars!', users: new UserDirectory() }
+  const app = Fastify()
+  await app.register(realtime, options)
+  // @ts-expect-error the options are typed: a secret is a string
+  await app.register(realtime, { secret: 42 })
+  await app.ready()
+  const error: RealtimeError = new RealtimeError('FORBIDDEN', 'Not yours.')
+  const code: number = CloseCode.Unauthorized
+  const url: string = redactUrl('redis://user:hunter2@localhost:6379')
+  app.log.info({ code: error.code, close: code, url })
+  return app.realtime
+}
+`
+const strict = { strict: true, skipLibCheck: false, noEmit: true, target: 'ES2022', types: ['node'] }
+const projects = {
+  'node16, ESM': { dir: 'esm', type: 'module', options: { module: 'Node16', moduleResolution: 'Node16' } },
+  'node16, CommonJS': { dir: 'cjs', type: 'commonjs', options: { module: 'Node16', moduleResolution: 'Node16' } },
+  bundler: { dir: 'bundler', type: 'module', options: { module: 'ESNext', moduleResolution: 'Bundler' } },
+  node10: { dir: 'node10', type: 'commonjs', options: { module: 'CommonJS', moduleResolution: 'Node10', esModuleInterop: true } }
+}
+for (const { dir, type, options } of Object.values(projects)) {
+  write(join(consumer, dir, 'package.json'), JSON.stringify({ type }))
+  write(join(consumer, dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strict, ...options }, files: ['usage.ts'] }))
+  write(join(consumer, dir, 'usage.ts'), usage)
+}
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+for (const [name, { dir }] of Object.entries(projects)) {
+  const checked = queued(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')])
+  t.test(`types: moduleResolution ${name}, strict, skipLibCheck false`, async t => {
+    const ran = await checked
+    t.equal(ran.stdout + ran.stderr, '', 'no error')
+    t.equal(ran.code, 0)
+  })
+}
