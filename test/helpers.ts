@@ -135,3 +135,19 @@ export function recordCrashes (t: Test): unknown[] {
 export const whoami = (message: RealtimeMessage, connection: RealtimeConnection) => {
   connection.send({ type: 'whoami', uid: message.uid, user: connection.accountability.user })
 }
+
+// The real timers, taken before any test fakes them.
+const realSetTimeout = setTimeout
+const realClearTimeout = clearTimeout
+
+/**
+ * `promise`, or a failure naming `what` if it has not settled within `ms` of real time: for a frame or close that only
+ * a bug leaves unsent, so the test says which instead of reaching tap's timeout. Far above what load adds on loopback.
+ */
+export function within<T> (promise: Promise<T>, what: string, ms = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = realSetTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => realClearTimeout(timer))
+}

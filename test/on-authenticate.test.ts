@@ -8,7 +8,7 @@ import {
   MemorySessionStore, type AuthenticateEvent, type CredentialSource, type GraphqlContext, type MessageHandlers,
   type RefreshSession, type TokenLookup
 } from '../lib/index.js'
-import { admin, build, connect, fakeClock, refusedWith, type Client } from './helpers.js'
+import { admin, build, connect, fakeClock, refusedWith, within, type Client } from './helpers.js'
 
 const protocol = 'graphql-transport-ws'
 
@@ -30,19 +30,6 @@ const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REV
 const invalidCredentials = { errors: [{ message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } }] }
 const authFailedBody = JSON.stringify({ errors: [{ message: 'Authentication failed.', extensions: { code: 'AUTH_FAILED' } }] })
 const unavailableBody = JSON.stringify({ errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
-
-// The real timers, taken before any test fakes them: a frame or close the plugin fails to send ends the wait with a
-// failure, not with tap's timeout.
-const realSetTimeout = setTimeout
-const realClearTimeout = clearTimeout
-
-function within<T> (promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = realSetTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, late]).finally(() => realClearTimeout(timer))
-}
 
 const next = (client: Client, what: string) => within(client.next(), what)
 const closed = (client: Client, what: string) => within(client.closed, what)

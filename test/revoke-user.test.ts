@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { buildSchema } from 'graphql'
 import realtime, { type Identity, type RealtimeOptions } from '../lib/index.js'
-import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, type Built, type Client } from './helpers.js'
+import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, within, type Built, type Client } from './helpers.js'
 import { RedisServer } from './redis-server.js'
 
 const protocol = 'graphql-transport-ws'
@@ -17,19 +17,6 @@ const authFailedBody = JSON.stringify({ errors: [{ message: 'Authentication fail
 
 const alice: Identity = { user: 'alice', role: 'editor', admin: false }
 const bob: Identity = { user: 'bob', role: 'editor', admin: false }
-
-// The real timers, taken before any test fakes them: a frame or close the plugin fails to send ends the wait with a
-// failure, not with tap's timeout.
-const realSetTimeout = setTimeout
-const realClearTimeout = clearTimeout
-
-function within<T> (promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = realSetTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, late]).finally(() => realClearTimeout(timer))
-}
 
 const next = (client: Client, what: string) => within(client.next(), what)
 
