@@ -67,6 +67,9 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
   const apps = namespace === undefined ? registered : registered?.[namespace]
   if (apps && typeof apps.verify === 'function') {
     const verifyName = options.jwt?.jwtVerify ?? (namespace === undefined ? 'jwtVerify' : `${namespace}JwtVerify`)
+    if (!fastify.hasRequestDecorator(verifyName)) {
+      throw new InvalidConfigError(`the app's @fastify/jwt has no request.${verifyName}: set the option jwt.jwtVerify to the name it was registered with`)
+    }
     const claimsOf = claimsReader(apps)
     return { jwt: apps, verify: requestVerifier(claimsOf, verifyName), claimsOf }
   }

@@ -47,3 +47,11 @@ t.test('the plugin\'s own instance: the app\'s `trusted` runs beside the revocat
   await app.realtime.revokeSession(sid)
   t.match((await me()).json(), { code: 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED' }, 'and the revocation check too')
 })
+
+t.test('the app\'s instance renamed without jwt.jwtVerify: boot says which option to set', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { namespace: 'app', jwtVerify: 'checkToken', secret })
+  await t.rejects(async () => { await app.register(realtime, { env: {}, jwt: { namespace: 'app' } }) },
+    /no request\.appJwtVerify: set the option jwt\.jwtVerify/)
+})
