@@ -327,6 +327,8 @@ t.test('a provider that never answers: the upgrade is refused 401 and the auth m
   t.teardown(() => server.app.close())
   await server.app.listen({ host: '127.0.0.1', port: 0 })
   const hanging = (path: string) => `ws://127.0.0.1:${(server.app.server.address() as AddressInfo).port}${path}`
+  const reasons: string[] = []
+  server.app.realtime.on('authFailed', ({ reason }) => reasons.push(reason))
   const token = provider.sign(rsa)
   const [upgrade, message] = await Promise.all([
     refusedWith(hanging(`/websocket?access_token=${token}`)),
@@ -334,6 +336,7 @@ t.test('a provider that never answers: the upgrade is refused 401 and the auth m
   ])
   t.match(upgrade, { status: 401, body: /AUTH_FAILED/ })
   t.match(message, { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  t.same(reasons, ['key lookup failed or took too long', 'key lookup failed or took too long'], 'said so to the app')
   t.match(await authAndWhoami(url('/websocket'), token), patOk, 'the other server, whose provider answers, is not held up')
 })
 

@@ -191,7 +191,8 @@ export class Authenticator {
   #verify (token: string, request: FastifyRequest): Pending<{ ok: true, claims: Claims } | AuthFailure> {
     const refused = (err: unknown): AuthFailure => {
       const code = (err as { code?: string }).code
-      return expiredCodes.has(code!) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
+      if (code === undefined) return fail('AUTH_FAILED', 'key lookup failed or took too long')
+      return expiredCodes.has(code) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
     }
     try {
       const claims = this.#options.verifyToken(token, request)
