@@ -2,7 +2,7 @@
 // its answer to a refused frame hold on its routes and nowhere else, whatever the app gave its own @fastify/websocket.
 // @fastify/websocket upgrades every route with the one server it decorates its instance with (`websocketServer`,
 // the app's own when the app registered it), through that server's `handleUpgrade`: the one place where an upgrade to
-// a plugin route can be handed to this server instead. test/socket-server.test.ts fails if @fastify/websocket stops
+// a plugin route can be handed to this server instead. test/plugin/socket-server.test.ts fails if @fastify/websocket stops
 // upgrading there.
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'

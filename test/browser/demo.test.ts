@@ -1,5 +1,5 @@
 // The demo page at `/` of the reference server, driven end to end in Chromium as a newcomer would: fill the form,
-// click, and read the frames in the log. What it serves is checked in test/reference-server.test.ts.
+// click, and read the frames in the log. What it serves is checked in test/reference-server/reference-server.test.ts.
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { admin, stoppedDate } from '../helpers.js'

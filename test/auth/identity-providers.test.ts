@@ -1,0 +1,386 @@
+// Tokens of an identity provider (docs/protocol.md section 10): the reference server with JWKS_URL, JWT_ISSUER and
+// JWT_AUDIENCE against a local JWKS server. RS256, ES256 and EdDSA on every credential form, the server's own tokens
+// beside them, rotation by `kid`, an outage, and every refusal.
+import { createServer, type Server } from 'node:http'
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { createSigner } from 'fast-jwt'
+import { createClient } from 'graphql-ws'
+import WebSocket from 'ws'
+import Fastify from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import buildGetJwks from 'get-jwks'
+import realtime from '../../lib/index.js'
+import { buildReferenceServer } from '../../example/app.js'
+import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate } from '../helpers.js'
+
+const issuer = 'https://id.example.com/'
+const audience = 'realtime-api'
+
+interface ProviderKey {
+  kid: string
+  alg: 'RS256' | 'ES256' | 'EdDSA'
+  privateKey: KeyObject
+  publicJwk: Record<string, unknown>
+}
+
+// RSA key generation is the file's costliest step: each key is made once and shared by the tests that name it.
+const made = new Map<string, ProviderKey>()
+
+function providerKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
+  const known = made.get(`${alg}:${kid}`)
+  if (known) return known
+  const key = newProviderKey(kid, alg)
+  made.set(`${alg}:${kid}`, key)
+  return key
+}
+
+function newProviderKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
+  const { privateKey, publicKey } = alg === 'RS256'
+    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+    : alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519')
+  return { kid, alg, privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
+}
+
+/** The provider: publishes `keys`, counts fetches, and answers 503 while `down`. */
+class Provider {
+  keys: ProviderKey[] = []
+  fetches = 0
+  down = false
+  readonly #server: Server
+
+  constructor () {
+    this.#server = createServer((_request, response) => {
+      this.fetches++
+      if (this.down) {
+        response.writeHead(503).end()
+        return
+      }
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end(JSON.stringify({ keys: this.keys.map(key => key.publicJwk) }))
+    })
+  }
+
+  async start (t: Test): Promise<string> {
+    await new Promise<void>(resolve => this.#server.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => { this.#server.close() })
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/oauth/jwks.json`
+  }
+
+  /** A token signed by `key`, with the provider's issuer and audience unless `claims` says otherwise. */
+  sign (key: ProviderKey, claims: Record<string, unknown> = {}, ttlSeconds = 300): string {
+    const pem = key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+    const signer = createSigner({ key: pem, algorithm: key.alg, kid: key.kid, expiresIn: ttlSeconds * 1000 })
+    return signer({ sub: 'provider-user', email: 'pat@example.com', role: 'editor', iss: issuer, aud: audience, ...claims })
+  }
+}
+
+async function start (t: Test, provider: Provider, env: Record<string, string> = {}) {
+  const jwksUrl = await provider.start(t)
+  const server = await buildReferenceServer({
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    SECRET: secret,
+    LOG_LEVEL: 'silent',
+    JWKS_URL: jwksUrl,
+    JWT_ISSUER: issuer,
+    JWT_AUDIENCE: audience,
+    ...env
+  })
+  t.teardown(() => server.app.close())
+  await server.app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = server.app.server.address() as AddressInfo
+  return { server, url: (path: string) => `ws://127.0.0.1:${port}${path}` }
+}
+
+/** Authenticates a handshake-mode socket with `token` in an auth message; answers the auth reply and whoami's. */
+async function authAndWhoami (url: string, token: string): Promise<{ auth: unknown, whoami?: unknown }> {
+  const client = await connect(url)
+  client.send({ type: 'auth', access_token: token })
+  const auth = await client.next()
+  if ((auth as { status: string }).status !== 'ok') {
+    await client.close()
+    return { auth }
+  }
+  client.send({ type: 'whoami' })
+  const whoami = await client.next()
+  await client.close()
+  return { auth, whoami }
+}
+
+const patOk = {
+  auth: { type: 'auth', status: 'ok' },
+  whoami: { type: 'whoami', data: { id: 'provider-user', email: 'pat@example.com', role: 'editor', admin: false } }
+}
+
+t.test('RS256, ES256 and EdDSA provider tokens authenticate an auth message, with the identity of section 10', async t => {
+  const provider = new Provider()
+  provider.keys = [providerKey('rsa-1', 'RS256'), providerKey('ec-1', 'ES256'), providerKey('ed-1', 'EdDSA')]
+  const { url } = await start(t, provider)
+  for (const key of provider.keys) {
+    t.match(await authAndWhoami(url('/websocket'), provider.sign(key)), patOk, key.alg)
+  }
+  t.equal(provider.fetches, 1, 'one fetch of the set serves its three keys')
+})
+
+t.test('a provider token authenticates at the upgrade (?access_token=) and in GraphQL connection_init', async t => {
+  const provider = new Provider()
+  const [ec, ed] = provider.keys = [providerKey('ec-1', 'ES256'), providerKey('ed-1', 'EdDSA')]
+  const { url } = await start(t, provider, { WEBSOCKETS_REST_AUTH: 'strict' })
+  const client = await connect(url(`/websocket?access_token=${provider.sign(ec)}`))
+  client.send({ type: 'whoami' })
+  t.match(await client.next(), patOk.whoami)
+  await client.close()
+
+  const graphql = createClient({ url: url('/graphql'), webSocketImpl: WebSocket, connectionParams: { access_token: provider.sign(ed) }, retryAttempts: 0, lazy: true })
+  t.teardown(() => graphql.dispose())
+  const result = await new Promise((resolve, reject) => {
+    graphql.subscribe({ query: '{ me { id email role admin } }' }, { next: resolve, error: reject, complete: () => {} })
+  })
+  t.same(result, { data: { me: { id: 'provider-user', email: 'pat@example.com', role: 'editor', admin: false } } })
+})
+
+t.test('the server\'s own tokens keep working beside the provider\'s', async t => {
+  const provider = new Provider()
+  provider.keys = [providerKey('rsa-1', 'RS256')]
+  const { server, url } = await start(t, provider)
+  const login = await server.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(login.statusCode, 200)
+  t.match(await authAndWhoami(url('/websocket'), login.json().data.access_token),
+    { auth: { status: 'ok' }, whoami: { data: { email: admin.email, admin: true } } })
+  t.equal(provider.fetches, 0, 'no key lookup for the server\'s own token')
+})
+
+t.test('a key the provider starts publishing is accepted without a restart; unknown kids fetch at most once per 5 s', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  const next = providerKey('rsa-2', 'RS256')
+  provider.keys = [first]
+  const { url } = await start(t, provider)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(first)), patOk)
+  t.equal(provider.fetches, 1)
+
+  provider.keys = [first, next]
+  clock.tick(5_000)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(next)), patOk, 'the new kid fetched the set again')
+  t.equal(provider.fetches, 2)
+
+  clock.tick(5_000)
+  const unknown = providerKey('rsa-9', 'RS256')
+  const unknowns = [provider.sign(unknown), provider.sign(unknown, { sub: 'x' }), provider.sign(providerKey('rsa-8', 'RS256'))]
+  for (const token of unknowns) {
+    t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  }
+  t.equal(provider.fetches, 3, 'three unknown kids inside 5 s: one fetch')
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(first)), patOk, 'known keys do not wait for the window')
+  t.equal(provider.fetches, 3)
+})
+
+t.test('while the provider is down, cached keys verify and others fail with AUTH_FAILED', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  const cached = providerKey('rsa-1', 'RS256')
+  provider.keys = [cached]
+  const { url } = await start(t, provider)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(cached)), patOk)
+  provider.down = true
+  provider.keys = [cached, providerKey('rsa-2', 'RS256')]
+  clock.tick(11 * 60_000) // past the set's time to live: the next token fetches it again, and the fetch fails
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(cached)), patOk, 'the cached key, with the set out of date')
+  t.equal(provider.fetches, 2)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(provider.keys[1])), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  provider.down = false
+  clock.tick(5_000)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(provider.keys[1])), patOk, 'back: the new key is fetched')
+})
+
+t.test('refused: alg none, key confusion, a wrong or missing iss or aud, the server\'s own issuer, an expired token', async t => {
+  const provider = new Provider()
+  const rsa = providerKey('rsa-1', 'RS256')
+  provider.keys = [rsa]
+  const { url } = await start(t, provider)
+  const publicPem = (await import('node:crypto')).createPublicKey(rsa.privateKey).export({ format: 'pem', type: 'spki' }).toString()
+  const claims = { sub: 'provider-user', iss: issuer, aud: audience }
+  const refusals: Array<[string, string, string]> = [
+    ['alg none', createSigner({ algorithm: 'none', kid: 'rsa-1' } as never)(claims), 'AUTH_FAILED'],
+    ['HS256 signed with the provider\'s public key', createSigner({ key: publicPem, algorithm: 'HS256', kid: 'rsa-1' })(claims), 'AUTH_FAILED'],
+    ['another issuer', provider.sign(rsa, { iss: 'https://evil.example.com/' }), 'AUTH_FAILED'],
+    ['no issuer', provider.sign(rsa, { iss: undefined }), 'AUTH_FAILED'],
+    ['another audience', provider.sign(rsa, { aud: 'other-api' }), 'AUTH_FAILED'],
+    ['no audience', provider.sign(rsa, { aud: undefined }), 'AUTH_FAILED'],
+    ['an audience list without ours', provider.sign(rsa, { aud: ['a', 'b'] }), 'AUTH_FAILED'],
+    ['the server\'s own issuer, admin_access', provider.sign(rsa, { iss: 'fastify-realtime', admin_access: true }), 'AUTH_FAILED'],
+    // A handshake tells every failure alike (section 4); the upgrade says which.
+    ['expired', provider.sign(rsa, {}, -10), 'AUTH_FAILED']
+  ]
+  for (const [name, token, code] of refusals) {
+    t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code } } }, name)
+  }
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa, { aud: ['other', audience] })), patOk, 'an audience list with ours')
+  t.match(await refusedWith(url(`/websocket?access_token=${refusals[1][1]}`)), { status: 401, body: /AUTH_FAILED/ }, 'at the upgrade too')
+  t.match(await refusedWith(url(`/websocket?access_token=${provider.sign(rsa, {}, -10)}`)), { status: 401, body: /TOKEN_EXPIRED/ },
+    'an expired one said so at the upgrade')
+})
+
+t.test('a provider token expires at its exp: TOKEN_EXPIRED on the JSON socket, 4403 on GraphQL', async t => {
+  const clock = stoppedDate(t)
+  const provider = new Provider()
+  const rsa = providerKey('rsa-1', 'RS256')
+  provider.keys = [rsa]
+  const { url } = await start(t, provider)
+  const token = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'rsa-1' })(
+    { sub: 'provider-user', iss: issuer, aud: audience, exp: nextSecond() })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token })
+  t.match(await client.next(), { type: 'auth', status: 'ok' })
+  const graphql = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  graphql.send({ type: 'connection_init', payload: { access_token: token } })
+  t.match(await graphql.next(), { type: 'connection_ack' })
+  clock.tick(40)
+  t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'TOKEN_EXPIRED' } })
+  t.match(await graphql.closed, { code: 4403 })
+  await client.close()
+})
+
+t.test('the app\'s own @fastify/jwt with get-jwks, in a namespace and with formatUser: sockets verify as its routes do', async t => {
+  const provider = new Provider()
+  const rsa = providerKey('rsa-1', 'RS256')
+  provider.keys = [rsa]
+  const jwksUrl = await provider.start(t)
+  const jwks = buildGetJwks({ jwksPath: new URL(jwksUrl).pathname })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const distrusted = new Set<string>()
+  await app.register(fastifyJwt, {
+    namespace: 'idp',
+    decode: { complete: true },
+    secret: (_request: unknown, token: { header: { kid: string, alg: string } }) =>
+      jwks.getPublicKey({ domain: new URL(jwksUrl).origin, kid: token.header.kid, alg: token.header.alg }),
+    verify: { allowedIss: issuer, allowedAud: audience },
+    formatUser: (claims: Record<string, unknown>) => ({ name: claims.email }),
+    trusted: (_request: unknown, claims: Record<string, unknown>) => !distrusted.has(claims.sub as string)
+  } as never)
+  await app.register(realtime, {
+    env: {},
+    jwt: { namespace: 'idp' },
+    rest: {
+      handlers: {
+        whoami (message, connection) {
+          connection.send({ type: 'whoami', user: connection.accountability.user, formatted: (connection.request as unknown as { user: unknown }).user })
+        }
+      }
+    }
+  })
+  app.get('/me', async (request) => {
+    await (request as unknown as { idpJwtVerify: () => Promise<unknown> }).idpJwtVerify()
+    return (request as unknown as { user: unknown }).user
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = (path: string) => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}${path}`
+
+  const token = provider.sign(rsa)
+  const http = await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })
+  t.same(http.json(), { name: 'pat@example.com' }, 'the route accepts it')
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token })
+  t.match(await client.next(), { type: 'auth', status: 'ok' }, 'and so does the socket')
+  client.send({ type: 'whoami' })
+  t.same(await client.next(), { type: 'whoami', user: 'provider-user', formatted: { name: 'pat@example.com' } })
+  await client.close()
+
+  distrusted.add('provider-user')
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401)
+  t.match(await refusedWith(url(`/websocket?access_token=${token}`)), { status: 401, body: /AUTH_FAILED/ }, 'its trusted check too')
+})
+
+t.test('boot: the app\'s namespaced @fastify/jwt without jwt.namespace nor SECRET says what to set', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { namespace: 'idp', secret })
+  await t.rejects(async () => { await app.register(realtime, { env: {} }) }, /namespaces \(idp\): set the option jwt\.namespace/)
+})
+
+t.test('beside the app\'s namespaced @fastify/jwt, SECRET gives the plugin a namespace of its own', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { namespace: 'idp', secret: 'another-secret-that-is-long-enough-to-use' })
+  await app.register(realtime, { env: {}, secret, authRoutes: true, users: [admin] })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(login.statusCode, 200)
+  const token: string = login.json().data.access_token
+  t.ok((app.jwt as unknown as Record<string, { verify: (token: string) => unknown }>).realtime.verify(token), 'signed by fastify.jwt.realtime')
+})
+
+t.test('a provider that never answers: the upgrade is refused 401 and the auth message AUTH_FAILED, nothing hangs', async t => {
+  const provider = new Provider()
+  const rsa = providerKey('rsa-1', 'RS256')
+  provider.keys = [rsa]
+  const { url } = await start(t, provider)
+  // Every request from now on is held open, unanswered.
+  const silent = createServer(() => {})
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { silent.closeAllConnections(); silent.close() })
+  const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/jwks.json`
+  const server = await buildReferenceServer({ ADMIN_PASSWORD: admin.password, SECRET: secret, LOG_LEVEL: 'silent', JWKS_URL: silentUrl })
+  t.teardown(() => server.app.close())
+  await server.app.listen({ host: '127.0.0.1', port: 0 })
+  const hanging = (path: string) => `ws://127.0.0.1:${(server.app.server.address() as AddressInfo).port}${path}`
+  const reasons: string[] = []
+  server.app.realtime.on('authFailed', ({ reason }) => reasons.push(reason))
+  const token = provider.sign(rsa)
+  const [upgrade, message] = await Promise.all([
+    refusedWith(hanging(`/websocket?access_token=${token}`)),
+    authAndWhoami(hanging('/websocket'), token)
+  ])
+  t.match(upgrade, { status: 401, body: /AUTH_FAILED/ })
+  t.match(message, { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  t.same(reasons, ['key lookup failed or took too long', 'key lookup failed or took too long'], 'said so to the app')
+  t.match(await authAndWhoami(url('/websocket'), token), patOk, 'the other server, whose provider answers, is not held up')
+})
+
+t.test('the key set as published: keys without kid or alg, keys Node cannot import, a set without keys', async t => {
+  const provider = new Provider()
+  const rsa = providerKey('rsa-1', 'RS256')
+  const ec = providerKey('ec-1', 'ES256')
+  const { alg: _alg, ...withoutAlg } = providerKey('rsa-2', 'RS256').publicJwk
+  const noAlg = { ...providerKey('rsa-2', 'RS256'), publicJwk: withoutAlg }
+  const broken = { ...providerKey('rsa-3', 'RS256'), publicJwk: { kty: 'RSA', kid: 'rsa-3', n: 'AQAB' } }
+  const { kid: _kid, ...withoutKid } = providerKey('rsa-4', 'RS256').publicJwk
+  const nameless = { ...providerKey('rsa-4', 'RS256'), publicJwk: withoutKid }
+  provider.keys = [rsa, ec, noAlg, broken, nameless]
+  const { url } = await start(t, provider)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(noAlg)), patOk, 'a key without alg serves its kid')
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa, { email: undefined })),
+    { whoami: { data: { id: 'provider-user', email: null } } }, 'no email claim: null')
+  // ES256's kid on an RS256 token: the set says which algorithm the key is for.
+  const misnamed = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'ec-1' })(
+    { sub: 'provider-user', iss: issuer, aud: audience })
+  const kidless = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256' })(
+    { sub: 'provider-user', iss: issuer, aud: audience })
+  for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless]]) {
+    t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }, name)
+  }
+})
+
+t.test('a provider that answers without keys: its tokens fail, the server\'s own work', async t => {
+  const empty = createServer((_request, response) => { response.writeHead(200, { 'content-type': 'application/json' }).end('{}') })
+  await new Promise<void>(resolve => empty.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { empty.close() })
+  const server = await buildReferenceServer({
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    SECRET: secret,
+    LOG_LEVEL: 'silent',
+    JWKS_URL: `http://127.0.0.1:${(empty.address() as AddressInfo).port}/jwks.json`
+  })
+  t.teardown(() => server.app.close())
+  await server.app.listen({ host: '127.0.0.1', port: 0 })
+  const url = (path: string) => `ws://127.0.0.1:${(server.app.server.address() as AddressInfo).port}${path}`
+  const provider = new Provider()
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(providerKey('rsa-1', 'RS256'), { aud: undefined })),
+    { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  const login = await server.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.match(await authAndWhoami(url('/websocket'), login.json().data.access_token), { auth: { status: 'ok' } })
+})

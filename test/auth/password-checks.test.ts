@@ -1,0 +1,79 @@
+// The password-check queue: lanes, turns between addresses, and its bounds (PROTOCOL.md section 11).
+import t from 'tap'
+import { PasswordChecks } from '../../lib/auth/password-checks.js'
+
+/** A check that finishes when the test says so, recording when it started. */
+function held (started: string[], name: string) {
+  let finish!: (value: string) => void
+  let fail!: (err: Error) => void
+  const done = new Promise<string>((resolve, reject) => { finish = resolve; fail = reject })
+  return {
+    check: () => { started.push(name); return done },
+    finish: () => finish(name),
+    fail: () => fail(new Error(name))
+  }
+}
+
+t.test('checks wait for a lane and take turns between addresses', async t => {
+  const started: string[] = []
+  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, 1)
+  const first = held(started, 'a1')
+  const running = queue.run('a', first.check)
+  const rest = [['a', 'a2'], ['a', 'a3'], ['b', 'b1'], ['c', 'c1'], ['b', 'b2']].map(([address, name]) => {
+    const check = held(started, name)
+    return { check, result: queue.run(address, check.check) }
+  })
+  t.same(started, ['a1'], 'one lane: the others wait')
+  for (const { check } of rest) check.finish()
+  first.finish()
+  t.equal(await running, 'a1')
+  t.same(await Promise.all(rest.map(({ result }) => result)), ['a2', 'a3', 'b1', 'c1', 'b2'])
+  t.same(started, ['a1', 'a2', 'b1', 'c1', 'a3', 'b2'], 'an address at a time, each to the back of the line after its turn')
+})
+
+t.test('a check that fails gives its lane to the next one', async t => {
+  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, 1)
+  const started: string[] = []
+  const failing = held(started, 'bad')
+  const next = held(started, 'next')
+  const failed = queue.run('a', failing.check)
+  const waiting = queue.run('b', next.check)
+  failing.fail()
+  await t.rejects(failed, { message: 'bad' })
+  next.finish()
+  t.equal(await waiting, 'next')
+})
+
+t.test('past the limit, or past an address\'s share, a check is refused at once and never runs', async t => {
+  const queue = new PasswordChecks({ limit: 3, perAddress: 2 }, 1)
+  const started: string[] = []
+  const running = held(started, 'running')
+  queue.run('a', running.check)
+  const waiting = [held(started, 'a1'), held(started, 'a2'), held(started, 'b1')]
+  const results = [queue.run('a', waiting[0].check), queue.run('a', waiting[1].check), queue.run('b', waiting[2].check)]
+  await t.rejects(queue.run('a', held(started, 'a3').check), { name: 'PasswordQueueFull' }, 'the address has two waiting')
+  await t.rejects(queue.run('c', held(started, 'c1').check), { name: 'PasswordQueueFull' }, 'three wait in all')
+  running.finish()
+  for (const check of waiting) check.finish()
+  t.same(await Promise.all(results), ['a1', 'a2', 'b1'])
+  t.same(started, ['running', 'a1', 'b1', 'a2'], 'turns between addresses')
+  t.notOk(started.includes('a3') || started.includes('c1'), 'refused checks never ran')
+})
+
+t.test('the application\'s own calls (no address) share the limit but not a per-address share', async t => {
+  const queue = new PasswordChecks({ limit: 3, perAddress: 1 }, 1)
+  const started: string[] = []
+  const running = held(started, 'running')
+  queue.run(null, running.check)
+  const waiting = [held(started, 'x'), held(started, 'y'), held(started, 'z')]
+  const results = waiting.map(check => queue.run(null, check.check))
+  await t.rejects(queue.run(null, held(started, 'over').check), { name: 'PasswordQueueFull' })
+  running.finish()
+  for (const check of waiting) check.finish()
+  t.same(await Promise.all(results), ['x', 'y', 'z'])
+})
+
+t.test('by default, one lane per core but the event loop\'s', async t => {
+  const queue = new PasswordChecks({ limit: 1, perAddress: 1 })
+  t.equal(await queue.run('a', async () => 'ran'), 'ran')
+})

@@ -1,0 +1,283 @@
+// fastify.realtime.revokeUser for every token of the user, with a session or without (signAccessToken without a
+// session id, the app's own jwt.sign): its sockets get AUTH_REVOKED, its tokens issued up to the revocation's second
+// are refused for one access-token TTL, on every process; and fastify.realtime.trusted, so that the app's HTTP routes
+// refuse what the sockets refuse.
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import { buildSchema } from 'graphql'
+import realtime, { type Identity, type RealtimeOptions } from '../../lib/index.js'
+import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
+
+const protocol = 'graphql-transport-ws'
+const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
+const handshakeFailed = { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication handshake failed.' } }
+const authFailedBody = JSON.stringify({ errors: [{ message: 'Authentication failed.', extensions: { code: 'AUTH_FAILED' } }] })
+
+const alice: Identity = { user: 'alice', role: 'editor', admin: false }
+const bob: Identity = { user: 'bob', role: 'editor', admin: false }
+
+const next = (client: Client, what: string) => within(client.next(), what)
+
+/** Asks for the socket's user; the answer also shows what arrived before it. */
+async function whoIs (client: Client, uid: string): Promise<unknown> {
+  client.send({ type: 'whoami', uid })
+  return next(client, 'the whoami answer')
+}
+
+/** A socket authenticated by an auth message with `token`. */
+async function authenticated (url: string, token: string): Promise<Client> {
+  const client = await connect(url)
+  client.send({ type: 'auth', access_token: token })
+  const answer = await next(client, 'the auth answer')
+  if ((answer as { status?: string }).status !== 'ok') throw new Error(`not authenticated: ${JSON.stringify(answer)}`)
+  return client
+}
+
+/** A new socket's handshake with `token` is refused as a bad credential, and the socket closed 4401. */
+async function refusedOnAuth (t: Test, url: string, token: string, what: string): Promise<void> {
+  const client = await connect(url)
+  client.send({ type: 'auth', access_token: token })
+  t.same(await next(client, 'the auth answer'), handshakeFailed, `${what}: refused in an auth message`)
+  t.equal((await within(client.closed, 'the close')).code, 4401, `${what}: closed 4401`)
+}
+
+const upgradeRefused = { status: 401, body: authFailedBody }
+
+t.test('revokeUser revokes the sockets of tokens without a session, and refuses those tokens afterwards', async t => {
+  const { app, url } = await build(t, { rest: { handlers: { whoami }, authTimeout: 5 } })
+  const signed = app.realtime.signAccessToken(alice).access_token
+  t.equal(app.jwt.decode<{ sid?: string }>(signed)!.sid, undefined, 'a token without a session')
+  const own = app.jwt.sign({ id: 'alice' })
+  const bobs = app.realtime.signAccessToken(bob).access_token
+
+  const bySigned = await authenticated(url('/websocket'), signed)
+  const byOwn = await authenticated(url('/websocket'), own)
+  const byUrl = await connect(url(`/websocket?access_token=${signed}`))
+  const bobSocket = await authenticated(url('/websocket'), bobs)
+
+  await app.realtime.revokeUser('alice')
+  for (const [client, what] of [[bySigned, 'signAccessToken'], [byOwn, 'the app\'s jwt.sign'], [byUrl, 'at the upgrade']] as const) {
+    client.send({ type: 'whoami', uid: 'after' })
+    t.same(await next(client, 'AUTH_REVOKED'), sessionRevoked, `${what}: AUTH_REVOKED, before anything sent after the revocation`)
+    t.same(await next(client, 'the whoami answer'), { type: 'whoami', uid: 'after', user: null }, `${what}: public now`)
+  }
+  t.same(await whoIs(bobSocket, 'bob'), { type: 'whoami', uid: 'bob', user: 'bob' }, 'another user\'s socket is untouched')
+
+  for (const [token, what] of [[signed, 'signAccessToken'], [own, 'the app\'s jwt.sign']] as const) {
+    await refusedOnAuth(t, url('/websocket'), token, what)
+    t.same(await refusedWith(url(`/websocket?access_token=${token}`)), upgradeRefused, `${what}: 401 at the upgrade`)
+  }
+  // The revoked socket, in its re-auth window, cannot come back with its old token either.
+  bySigned.send({ type: 'auth', access_token: signed, uid: 'back' })
+  t.same(await next(bySigned, 'the auth answer'), {
+    type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication failed.' }, uid: 'back'
+  })
+  t.equal((await within(bySigned.closed, 'the close')).code, 4401)
+
+  const bobAgain = await authenticated(url('/websocket'), bobs)
+  t.same(await whoIs(bobAgain, 'b2'), { type: 'whoami', uid: 'b2', user: 'bob' }, 'another user\'s token works on a new socket')
+  await Promise.all([byOwn, byUrl, bobSocket, bobAgain].map(client => client.close()))
+})
+
+t.test('revokeUser closes a sessionless GraphQL socket 4403', async t => {
+  const { app, url } = await build(t, { graphql: { schema: buildSchema('type Query { hello: String }') } })
+  const socket = await connect(url('/graphql'), { protocols: protocol })
+  socket.send({ type: 'connection_init', payload: { access_token: app.realtime.signAccessToken(alice).access_token } })
+  t.same(await next(socket, 'connection_ack'), { type: 'connection_ack' })
+  const bobs = await connect(url(`/graphql?access_token=${app.realtime.signAccessToken(bob).access_token}`), { protocols: protocol })
+  bobs.send({ type: 'connection_init' })
+  t.same(await next(bobs, 'connection_ack'), { type: 'connection_ack' })
+  await app.realtime.revokeUser('alice')
+  t.same(await within(socket.closed, 'the 4403 close'), { code: 4403, reason: 'Forbidden' })
+  bobs.send({ type: 'ping' })
+  t.same(await next(bobs, 'pong'), { type: 'pong' }, 'another user\'s socket is open')
+  await bobs.close()
+})
+
+t.test('a token of the user signed in a later second than the revocation works', async t => {
+  // Only the Date is fake: the revocation's second and the tokens' `iat` are the test's to choose; sockets, timers
+  // and the expiry clock run in real time.
+  const clock = fakeClock(t, ['Date'])
+  const { app, url } = await build(t, { rest: { handlers: { whoami }, authTimeout: 5 } })
+  const before = app.realtime.signAccessToken(alice).access_token
+  const client = await authenticated(url('/websocket'), before)
+  client.send({ type: 'ping', uid: 'fake-date' })
+  t.same(await next(client, 'pong'), { type: 'pong', uid: 'fake-date' }, 'sockets work under a fake Date')
+
+  await app.realtime.revokeUser('alice')
+  t.same(await next(client, 'AUTH_REVOKED'), sessionRevoked)
+  const sameSecond = app.realtime.signAccessToken(alice).access_token
+  t.equal(app.jwt.decode<{ iat: number }>(sameSecond)!.iat, app.jwt.decode<{ iat: number }>(before)!.iat, 'the Date has not moved')
+  await refusedOnAuth(t, url('/websocket'), sameSecond, 'signed after the revocation, in its second')
+
+  clock.tick(1_000)
+  const later = app.realtime.signAccessToken(alice).access_token
+  const laterOwn = app.jwt.sign({ id: 'alice' })
+  client.send({ type: 'auth', access_token: later, uid: 'later' })
+  t.same(await next(client, 'the auth answer'), { type: 'auth', status: 'ok', uid: 'later' }, 'the revoked socket comes back with a new token')
+  t.same(await whoIs(client, 'w1'), { type: 'whoami', uid: 'w1', user: 'alice' })
+  const byUrl = await connect(url(`/websocket?access_token=${later}`))
+  t.same(await whoIs(byUrl, 'w2'), { type: 'whoami', uid: 'w2', user: 'alice' }, 'at the upgrade')
+  const byOwn = await authenticated(url('/websocket'), laterOwn)
+  t.same(await whoIs(byOwn, 'w3'), { type: 'whoami', uid: 'w3', user: 'alice' }, 'the app\'s own jwt.sign')
+  t.same(await refusedWith(url(`/websocket?access_token=${before}`)), upgradeRefused, 'the old token stays refused')
+  await Promise.all([client, byUrl, byOwn].map(socket => socket.close()))
+})
+
+t.test('the user\'s older tokens are refused for one access-token TTL', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const { app, url } = await build(t, { accessTokenTtl: '1m', rest: { handlers: { whoami } } })
+  // The app's own token, longer-lived than the plugin's: refused while the plugin's could still be out there.
+  const longLived = app.jwt.sign({ id: 'alice' }, { expiresIn: '1h' })
+  await app.realtime.revokeUser('alice')
+  t.same(await refusedWith(url(`/websocket?access_token=${longLived}`)), upgradeRefused)
+  clock.tick(59_999)
+  t.same(await refusedWith(url(`/websocket?access_token=${longLived}`)), upgradeRefused, 'a millisecond before the TTL is over')
+  clock.tick(1)
+  const client = await connect(url(`/websocket?access_token=${longLived}`))
+  t.same(await whoIs(client, 'w'), { type: 'whoami', uid: 'w', user: 'alice' }, 'one TTL on, the revocation is forgotten')
+  await client.close()
+})
+
+/** An app with the plugin and a route of its own verifying the bearer token with @fastify/jwt, as apps do. */
+async function appWithRoutes (t: Test, options: RealtimeOptions, before?: (app: FastifyInstance) => Promise<void>): Promise<Built> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  if (before) await before(app)
+  await app.register(realtime, { env: {}, authRoutes: true, rest: { handlers: { whoami }, authTimeout: 5 }, ...options, users: await directoryOf([admin]) })
+  app.get('/me', async (request) => {
+    await request.jwtVerify()
+    return request.user
+  })
+  // The check on its own, on claims decoded without verifying them.
+  app.get('/trusted', async (request) => {
+    const claims = app.jwt.decode<Record<string, unknown>>(request.headers.authorization!.slice('Bearer '.length))!
+    return { trusted: app.realtime.trusted(request, claims) }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  return { app, url: (path) => `ws://127.0.0.1:${port}${path}` }
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', headers: bearer(token) })
+async function trusted (app: FastifyInstance, token: string): Promise<boolean> {
+  return (await app.inject({ url: '/trusted', headers: bearer(token) })).json().trusted
+}
+async function login (t: Test, app: FastifyInstance) {
+  const response = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(response.statusCode, 200, 'logged in')
+  return response.json().data as { access_token: string, refresh_token: string }
+}
+const untrusted = { statusCode: 401, code: 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED' }
+
+t.test('the plugin\'s own @fastify/jwt refuses, on the app\'s routes, a logged-out session\'s and a revoked user\'s tokens', async t => {
+  const { app } = await appWithRoutes(t, { secret })
+  const tokens = await login(t, app)
+  const other = await login(t, app)
+  const fresh = await me(app, tokens.access_token)
+  t.equal(fresh.statusCode, 200, 'a fresh login token')
+  t.match(fresh.json(), { id: String, sid: String, iss: 'fastify-realtime' })
+  t.equal(await trusted(app, tokens.access_token), true)
+
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
+  t.equal(logout.statusCode, 204)
+  const loggedOut = await me(app, tokens.access_token)
+  t.equal(loggedOut.statusCode, 401, 'the logged-out session\'s token')
+  t.match(loggedOut.json(), untrusted)
+  t.equal(await trusted(app, tokens.access_token), false)
+  t.equal((await me(app, other.access_token)).statusCode, 200, 'another session of the same user')
+
+  const sessionless = app.realtime.signAccessToken(alice).access_token
+  const own = app.jwt.sign({ id: 'alice' })
+  const bobs = app.realtime.signAccessToken(bob).access_token
+  for (const token of [sessionless, own, bobs]) t.equal((await me(app, token)).statusCode, 200)
+  await app.realtime.revokeUser('alice')
+  for (const [token, what] of [[sessionless, 'signAccessToken'], [own, 'the app\'s jwt.sign']] as const) {
+    const refused = await me(app, token)
+    t.equal(refused.statusCode, 401, `${what}: a revoked user's token without a session`)
+    t.match(refused.json(), untrusted)
+    t.equal(await trusted(app, token), false)
+  }
+  t.equal((await me(app, bobs)).statusCode, 200, 'another user\'s token')
+  t.equal(await trusted(app, bobs), true)
+  t.equal((await me(app, other.access_token)).statusCode, 200, 'another user\'s session')
+})
+
+t.test('the trusted check refuses only ended sessions and revoked users: a token naming no user is the app\'s business', async t => {
+  const { app } = await appWithRoutes(t, { secret })
+  // Signed with the same @fastify/jwt for a purpose of the app's own: no `id` or `sub`, never a socket credential.
+  const purpose = app.jwt.sign({ purpose: 'unsubscribe', list: 'news' })
+  const answer = await me(app, purpose)
+  t.equal(answer.statusCode, 200, 'the app\'s route verifies it as before the plugin wired `trusted`')
+  t.match(answer.json(), { purpose: 'unsubscribe' })
+  t.equal(await trusted(app, purpose), true)
+})
+
+t.test('an app\'s own @fastify/jwt, registered first, takes fastify.realtime.trusted as its `trusted`', async t => {
+  const { app, url } = await appWithRoutes(t, {}, async (app) => {
+    await app.register(fastifyJwt, { secret, trusted: (request, claims) => app.realtime.trusted(request, claims) })
+  })
+  // A logged-out session: its socket is revoked, its token refused by the socket and by the app's route.
+  const tokens = await login(t, app)
+  t.equal((await me(app, tokens.access_token)).statusCode, 200)
+  const ofSession = await authenticated(url('/websocket'), tokens.access_token)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
+  t.same(await next(ofSession, 'AUTH_REVOKED'), sessionRevoked)
+  t.match((await me(app, tokens.access_token)).json(), untrusted)
+  t.same(await refusedWith(url(`/websocket?access_token=${tokens.access_token}`)), upgradeRefused)
+
+  // A revoked user's token of the app's own signing.
+  const own = app.jwt.sign({ id: 'alice' })
+  const bobs = app.jwt.sign({ id: 'bob' })
+  t.equal((await me(app, own)).statusCode, 200)
+  const bySocket = await authenticated(url('/websocket'), own)
+  await app.realtime.revokeUser('alice')
+  bySocket.send({ type: 'whoami', uid: 'after' })
+  t.same(await next(bySocket, 'AUTH_REVOKED'), sessionRevoked)
+  t.same(await next(bySocket, 'the whoami answer'), { type: 'whoami', uid: 'after', user: null })
+  t.match((await me(app, own)).json(), untrusted)
+  t.same(await refusedWith(url(`/websocket?access_token=${own}`)), upgradeRefused)
+  await refusedOnAuth(t, url('/websocket'), own, 'the app\'s token')
+  t.equal((await me(app, bobs)).statusCode, 200, 'another user\'s token')
+  const bobSocket = await authenticated(url('/websocket'), bobs)
+  await Promise.all([ofSession.close(), bySocket.close(), bobSocket.close()])
+})
+
+t.test('across processes on one Redis: revokeUser on one reaches a sessionless socket on another, which then refuses the token', async t => {
+  const server = await RedisServer.start(t)
+  const node = () => build(t, { redis: server.url, rest: { handlers: { whoami }, authTimeout: 5 } }, { logger: false })
+  const [a, b] = [await node(), await node()]
+  const token = b.app.realtime.signAccessToken(alice).access_token
+  const onB = await authenticated(b.url('/websocket'), token)
+  const byUrlOnB = await connect(b.url(`/websocket?access_token=${a.app.jwt.sign({ id: 'alice' })}`))
+  const bobOnB = await authenticated(b.url('/websocket'), b.app.realtime.signAccessToken(bob).access_token)
+
+  await a.app.realtime.revokeUser('alice')
+  t.same(await next(onB, 'AUTH_REVOKED on b'), sessionRevoked, 'signAccessToken, on the other process')
+  t.same(await next(byUrlOnB, 'AUTH_REVOKED on b'), sessionRevoked, 'the app\'s jwt.sign at the upgrade, on the other process')
+  t.same(await whoIs(onB, 'w'), { type: 'whoami', uid: 'w', user: null })
+  t.same(await whoIs(bobOnB, 'b'), { type: 'whoami', uid: 'b', user: 'bob' }, 'another user\'s socket is untouched')
+
+  t.same(await refusedWith(b.url(`/websocket?access_token=${token}`)), upgradeRefused, 'b refuses the old token at the upgrade')
+  await refusedOnAuth(t, b.url('/websocket'), token, 'on b')
+  t.same(await refusedWith(a.url(`/websocket?access_token=${token}`)), upgradeRefused, 'and a')
+  const c = await node()
+  t.same(await refusedWith(c.url(`/websocket?access_token=${token}`)), upgradeRefused, 'a process started afterwards learns it from Redis')
+  await Promise.all([onB.close(), byUrlOnB.close(), bobOnB.close()])
+})
+
+t.test('a session id of the app\'s that reads like a user\'s revocation is revoked as a session, and revokes no user', async t => {
+  const { app, url } = await build(t, { rest: { handlers: { whoami } } })
+  // signAccessToken and revokeSession take any session id; a user's revocation travels the same feed as `user:<at>:<user>`.
+  const session = 'user:1:bob'
+  const ofSession = await authenticated(url('/websocket'), app.realtime.signAccessToken(alice, session).access_token)
+  const bobSocket = await authenticated(url('/websocket'), app.jwt.sign({ id: 'bob' }, { noTimestamp: true }))
+  await app.realtime.revokeSession(session)
+  ofSession.send({ type: 'whoami', uid: 'after' })
+  t.same(await next(ofSession, 'AUTH_REVOKED'), sessionRevoked, 'the session\'s socket is revoked')
+  t.same(await whoIs(bobSocket, 'bob'), { type: 'whoami', uid: 'bob', user: 'bob' }, 'bob is not revoked')
+  await Promise.all([ofSession.close(), bobSocket.close()])
+})

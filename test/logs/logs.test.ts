@@ -1,0 +1,253 @@
+// The logs endpoint (PROTOCOL.md section 6): the app's log lines streamed to admin subscribers.
+import t from 'tap'
+import type { Test } from 'tap'
+import Fastify from 'fastify'
+import realtime, { type RealtimeOptions } from '../../lib/index.js'
+import type { Connection } from '../../lib/connection/connection.js'
+import { admin, build, connect, fakeClock, refusedWith, secret, type Client } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
+
+// The app logs at info to a sink: the stream taps the logger, not the destination.
+const quiet = { logger: { level: 'trace', stream: { write () {} } } }
+
+async function logsApp (t: Test, options: RealtimeOptions = {}) {
+  return build(t, { users: [admin], ...options }, quiet)
+}
+
+async function subscriber (t: Test, url: string, token: string, level = 'info'): Promise<Client> {
+  const client = await connect(url)
+  client.send({ type: 'auth', access_token: token })
+  await client.next()
+  client.send({ type: 'subscribe', log_level: level })
+  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: level }, `subscribed at ${level}`)
+  return client
+}
+
+/** The next `logs` data frame whose message is `msg`, skipping other lines (request logs and the like). */
+async function line (client: Client, msg: string): Promise<{ data: Record<string, unknown>, node: string }> {
+  for (;;) {
+    const frame = await client.next() as { type: string, data?: { msg?: string }, node: string }
+    if (frame.type === 'logs' && frame.data?.msg === msg) return frame as { data: Record<string, unknown>, node: string }
+  }
+}
+
+t.test('an admin subscribes and gets the app\'s lines of its level and above, tagged with the node', async t => {
+  const { app, url } = await logsApp(t)
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const info = await subscriber(t, url('/websocket/logs'), token, 'info')
+  const warn = await subscriber(t, url('/websocket/logs'), token, 'warn')
+  app.log.debug('not for anyone')
+  app.log.info('for info')
+  app.log.warn('for both')
+  const first = await line(info, 'for info')
+  t.match(first, { type: 'logs', data: { level: 30, msg: 'for info' }, node: String })
+  t.equal((await line(info, 'for both')).data.level, 40)
+  t.match(await warn.next(), { type: 'logs', data: { level: 40, msg: 'for both' } }, 'the warn subscriber skipped info')
+
+  info.send({ type: 'unsubscribe', uid: 1 })
+  t.same(await info.next(), { type: 'logs', event: 'unsubscribe' })
+  app.log.warn('after unsubscribe')
+  await line(warn, 'after unsubscribe')
+  info.send({ type: 'ping' })
+  t.same(await info.next(), { type: 'pong' }, 'nothing arrived on the unsubscribed socket meanwhile')
+  await Promise.all([info.close(), warn.close()])
+})
+
+t.test('non-admins get FORBIDDEN, bad levels INVALID_PAYLOAD', async t => {
+  const { app, url } = await logsApp(t)
+  const client = await connect(url('/websocket/logs'))
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'e', role: 'editor', admin: false }).access_token })
+  await client.next()
+  client.send({ type: 'subscribe', log_level: 'info', uid: 's' })
+  t.same(await client.next(), {
+    type: 'subscribe', status: 'error', error: { code: 'FORBIDDEN', message: "You don't have permission to access this." }, uid: 's'
+  })
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token })
+  await client.next()
+  for (const level of ['loud', 5, undefined, 'toString']) {
+    client.send({ type: 'subscribe', log_level: level })
+    t.match(await client.next(), {
+      type: 'subscribe', status: 'error', error: { code: 'INVALID_PAYLOAD', message: '"log_level" must be one of trace, debug, info, warn, error, fatal.' }
+    }, `level ${level}`)
+  }
+  await client.close()
+})
+
+t.test('streamed lines never carry a token, a password or an authorization header', async t => {
+  const { app, url } = await logsApp(t)
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  app.log.info({
+    password: 'hunter2',
+    nested: { refresh_token: 'r-secret', headers: { authorization: 'Bearer b-secret', cookie: 'c=secret' } },
+    url: `/websocket?access_token=${token}`,
+    list: [{ access_token: 'a-secret' }]
+  }, 'with secrets')
+  const { data } = await line(client, 'with secrets')
+  t.same(data.nested, { refresh_token: '[redacted]', headers: { authorization: '[redacted]', cookie: '[redacted]' } })
+  t.equal(data.password, '[redacted]')
+  t.equal(data.url, '/websocket?access_token=[redacted]')
+  t.same(data.list, [{ access_token: '[redacted]' }])
+
+  // Fastify's own request line for a socket opened with a URL token.
+  await (await connect(url(`/websocket?access_token=${token}`))).close()
+  for (;;) {
+    const frame = await client.next() as { data: { req?: { url: string } } }
+    if (frame.data.req?.url.startsWith('/websocket?')) {
+      t.equal(frame.data.req.url, '/websocket?access_token=[redacted]')
+      break
+    }
+  }
+  await client.close()
+})
+
+t.test('a subscriber whose credential expires gets nothing more until it is an admin again', async t => {
+  const clock = fakeClock(t)
+  const { app, url } = await logsApp(t)
+  const client = await connect(url('/websocket/logs'))
+  const exp = Math.floor(Date.now() / 1000) + 2
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'a', admin_access: true, exp }) })
+  await client.next()
+  client.send({ type: 'subscribe', log_level: 'info' })
+  await client.next()
+  clock.tick(exp * 1000 - Date.now())
+  for (;;) {
+    const frame = await client.next() as { error?: { code: string } }
+    if (frame.error?.code === 'TOKEN_EXPIRED') break
+  }
+  app.log.info('while public')
+  client.send({ type: 'ping', uid: 'p' })
+  t.same(await client.next(), { type: 'pong', uid: 'p' }, 'no line while public')
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  app.log.info('admin again')
+  await line(client, 'admin again')
+  await client.close()
+})
+
+t.test('WEBSOCKETS_LOGS_AUTH is honoured: strict refuses the upgrade, public opens as nobody', async t => {
+  const strict = await logsApp(t, { env: { WEBSOCKETS_LOGS_AUTH: 'strict' } })
+  t.equal((await refusedWith(strict.url('/websocket/logs'))).status, 401)
+  const token = strict.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const byUrl = await connect(strict.url(`/websocket/logs?access_token=${token}`))
+  byUrl.send({ type: 'subscribe', log_level: 'error' })
+  t.same(await byUrl.next(), { type: 'logs', event: 'subscribe', log_level: 'error' })
+  await byUrl.close()
+
+  const open = await logsApp(t, { logs: { auth: 'public' } })
+  const client = await connect(open.url('/websocket/logs'))
+  client.send({ type: 'subscribe', log_level: 'info' })
+  t.match(await client.next(), { error: { code: 'FORBIDDEN' } })
+  await client.close()
+})
+
+t.test('a slow subscriber never makes the server buffer without bound: its lines are dropped', async t => {
+  const maxBufferedBytes = 256 * 1024
+  const { app, url } = await logsApp(t, { maxBufferedBytes })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  const server = app.realtime.connections({ endpoint: 'logs' })[0] as Connection
+  client.ws.pause() // stops reading: TCP back-pressure builds up to the server
+  const padding = 'x'.repeat(16 * 1024)
+  let peak = 0
+  for (let i = 0; i < 2000; i++) {
+    app.log.info({ padding }, 'bulk')
+    peak = Math.max(peak, server.socket.bufferedAmount)
+    if (i % 100 === 0) await new Promise(resolve => setImmediate(resolve))
+  }
+  t.ok(peak > 0, 'the client really stopped reading')
+  t.ok(peak <= maxBufferedBytes, `buffered at most the limit (peak ${peak})`)
+  client.ws.resume()
+  await client.close()
+})
+
+t.test('the endpoint can be left out, and a logger that is not pino streams nothing', async t => {
+  const off = await logsApp(t, { logs: false })
+  t.notOk(off.app.hasRoute({ method: 'GET', url: '/websocket/logs' }))
+
+  const lines: string[] = []
+  const custom = {
+    level: 'info',
+    info: (message: string) => { lines.push(message) },
+    error () {},
+    debug () {},
+    fatal () {},
+    warn () {},
+    trace () {},
+    silent () {},
+    child () { return custom }
+  }
+  const app = Fastify({ loggerInstance: custom as never })
+  await app.register(realtime, { env: {}, secret })
+  t.teardown(() => app.close())
+  await app.ready()
+  t.ok(app.hasRoute({ method: 'GET', url: '/websocket/logs' }))
+})
+
+t.test('with Redis, a subscriber on one process gets the lines of every process', async t => {
+  const server = await RedisServer.start(t)
+  const a = await logsApp(t, { redis: server.url })
+  const b = await logsApp(t, { redis: server.url })
+  const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, b.url('/websocket/logs'), token)
+  // The subscription to Redis may still be on its way: log until a line comes through.
+  const arrived = line(client, 'from a')
+  let got: { node: string } | undefined
+  for (let attempt = 0; got === undefined && attempt < 200; attempt++) {
+    a.app.log.info('from a')
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
+  }
+  if (!got) throw new Error('no line from the other process')
+  b.app.log.info('from b')
+  const own = await line(client, 'from b')
+  t.not(got.node, own.node, 'each line names the process that logged it')
+  await client.close()
+})
+
+t.test('the tap keeps the destination\'s own properties and methods, and can be undone', async t => {
+  const { default: pino } = await import('pino')
+  const { captureLogLines } = await import('../../lib/logs/capture.js')
+  const written: string[] = []
+  const destination = { fd: 7, write (line: string) { written.push(line) }, flushSync () { return this.fd } }
+  const logger = pino({ base: null }, destination)
+  const tapped: string[] = []
+  const stop = captureLogLines(logger as never, (line) => tapped.push(line))!
+  logger.info('one')
+  const proxied = (logger as unknown as Record<symbol, typeof destination>)[pino.symbols.streamSym]
+  t.equal(proxied.fd, 7, 'a plain property reads through')
+  t.equal(proxied.flushSync(), 7, 'a method runs with the real destination as this')
+  stop()
+  logger.info('two')
+  t.equal(written.length, 2)
+  t.equal(tapped.length, 1, 'nothing after stop')
+})
+
+t.test('deeply nested log objects are cut short, and lines that are not pino\'s are ignored', async t => {
+  const { redactLogObject } = await import('../../lib/index.js')
+  let deep: Record<string, unknown> = { password: 'p' }
+  for (let i = 0; i < 40; i++) deep = { inner: deep }
+  let cursor = redactLogObject(deep) as Record<string, unknown>
+  let depth = 0
+  while (typeof cursor === 'object') { cursor = cursor.inner as Record<string, unknown>; depth++ }
+  t.equal(cursor, '[redacted]')
+  t.equal(depth, 33)
+
+  const server = await RedisServer.start(t)
+  const { app, url } = await logsApp(t, { redis: server.url, redisPrefix: 'garbage:' })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  let got: { data: Record<string, unknown> } | undefined
+  const arrived = line(client, 'real')
+  for (let attempt = 0; got === undefined && attempt < 200; attempt++) {
+    await redis.publish('garbage:logs', 'elsewhere\nnot json')
+    await redis.publish('garbage:logs', 'elsewhere\n{"msg":"real","no":"level"}')
+    await redis.publish('garbage:logs', 'no-node-separator')
+    app.log.info('real')
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
+  }
+  t.equal(got?.data.level, 30, 'only the real line came through')
+  await client.close()
+})

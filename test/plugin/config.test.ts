@@ -1,0 +1,654 @@
+// Configuration (PROTOCOL.md section 1): environment variables, plugin options over them, and boot failures that name
+// what is wrong. Effects are checked through behaviour (routes, upgrades, frames, tokens) wherever one exists.
+import t, { type Test } from 'tap'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import fastifyWebsocket from '@fastify/websocket'
+import realtime, { type RealtimeOptions, type RealtimeUpgrade } from '../../lib/index.js'
+import { resolveConfig } from '../../lib/config.js'
+import { connect, fakeClock, refusedWith, secret, until } from '../helpers.js'
+
+const invalid = 'FST_REALTIME_INVALID_CONFIG'
+const identity = { user: 'user-1', role: 'editor', admin: false }
+
+interface Started {
+  app: FastifyInstance
+  url: (path: string) => string
+  /** What the upgrade gate put on each websocket request, in order. */
+  upgrades: RealtimeUpgrade[]
+}
+
+/** A listening app with the plugin registered with exactly these options (no defaults added). */
+async function start (t: Test, options: RealtimeOptions, before?: (app: FastifyInstance) => Promise<void>): Promise<Started> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const upgrades: RealtimeUpgrade[] = []
+  app.addHook('preHandler', async (request) => {
+    if (request.realtime) upgrades.push(request.realtime)
+  })
+  if (before) await before(app)
+  await app.register(realtime, options)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  return { app, upgrades, url: (path) => `ws://127.0.0.1:${port}${path}` }
+}
+
+/** Boots an app with these options and expects the boot to fail with this error. */
+async function bootFails (t: Test, options: RealtimeOptions, message: RegExp) {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(realtime, options)
+    await app.ready()
+  }, { code: invalid, message })
+}
+
+/** The auth mode the gate resolved for an upgrade on this path (with a valid token, so every mode lets it in). */
+async function authModeAt (started: Started, path: string) {
+  const { access_token: token } = started.app.realtime.signAccessToken(identity)
+  const client = await connect(started.url(`${path}?access_token=${token}`))
+  await client.close()
+  return started.upgrades.at(-1)!.authMode
+}
+
+function hasJsonRoute (app: FastifyInstance, url: string) {
+  return app.hasRoute({ method: 'GET', url })
+}
+
+function claims (app: FastifyInstance, token: string) {
+  return app.jwt.decode<Record<string, unknown>>(token)!
+}
+
+t.test('defaults: every value from PROTOCOL.md section 1 when nothing is configured', async (t) => {
+  const config = await resolveConfig({ env: {} })
+  const endpoint = (name: string, path: string) => ({
+    name, enabled: true, path, authMode: 'handshake', authTimeoutMs: 10_000, connLimit: Infinity
+  })
+  t.same(config.endpoints, {
+    rest: endpoint('rest', '/websocket'),
+    graphql: endpoint('graphql', '/graphql'),
+    logs: endpoint('logs', '/websocket/logs')
+  })
+  t.same(config.heartbeat, { enabled: true, periodMs: 30_000 })
+  t.equal(config.maxPayload, 65536)
+  t.equal(config.maxBufferedBytes, 1024 * 1024)
+  t.equal(config.issuer, 'fastify-realtime')
+  t.same(config.passwordQueue, { limit: 256, perAddress: 4 })
+  t.equal(config.accessTokenTtlMs, 15 * 60_000)
+  t.equal(config.refreshTokenTtlMs, 7 * 24 * 3_600_000)
+  t.equal(config.secret, undefined)
+  t.same([...config.origins], [])
+  t.equal(config.publicRole, null)
+  t.equal(config.authRoutes, null)
+})
+
+t.test('the resolved config is frozen', async (t) => {
+  const config = await resolveConfig({ env: {} })
+  t.ok(Object.isFrozen(config))
+  t.ok(Object.isFrozen(config.endpoints))
+  t.ok(Object.isFrozen(config.endpoints.rest))
+  t.ok(Object.isFrozen(config.heartbeat))
+})
+
+t.test('empty and undefined environment values count as unset', async (t) => {
+  const config = await resolveConfig({
+    env: { WEBSOCKETS_REST_PATH: '', WEBSOCKETS_REST_AUTH: undefined, WEBSOCKETS_HEARTBEAT_PERIOD: '', SECRET: '' }
+  })
+  t.equal(config.endpoints.rest.path, '/websocket')
+  t.equal(config.endpoints.rest.authMode, 'handshake')
+  t.equal(config.heartbeat.periodMs, 30_000)
+  t.equal(config.secret, undefined)
+})
+
+t.test('every endpoint reads its own WEBSOCKETS_X_ variables', async (t) => {
+  const config = await resolveConfig({
+    env: {
+      WEBSOCKETS_GRAPHQL_PATH: '/gql',
+      WEBSOCKETS_GRAPHQL_AUTH: 'Public',
+      WEBSOCKETS_GRAPHQL_CONN_LIMIT: '7',
+      WEBSOCKETS_LOGS_ENABLED: 'false',
+      WEBSOCKETS_LOGS_AUTH: 'STRICT',
+      WEBSOCKETS_LOGS_AUTH_TIMEOUT: '2.5'
+    }
+  })
+  t.match(config.endpoints.graphql, { path: '/gql', authMode: 'public', connLimit: 7, enabled: true })
+  t.match(config.endpoints.logs, { path: '/websocket/logs', authMode: 'strict', authTimeoutMs: 2500, enabled: false })
+  t.match(config.endpoints.rest, { path: '/websocket', authMode: 'handshake', connLimit: Infinity })
+})
+
+t.test('env WEBSOCKETS_REST_PATH moves the JSON endpoint', async (t) => {
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_PATH: '/realtime' } })
+  t.ok(hasJsonRoute(started.app, '/realtime'))
+  t.notOk(hasJsonRoute(started.app, '/websocket'))
+  const client = await connect(started.url('/realtime'))
+  client.send({ type: 'auth', access_token: started.app.realtime.signAccessToken(identity).access_token })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  await client.close()
+})
+
+t.test('env WEBSOCKETS_REST_AUTH is case-insensitive and reaches request.realtime.authMode', async (t) => {
+  for (const [value, mode] of [['STRICT', 'strict'], ['Public', 'public'], ['handshake', 'handshake']]) {
+    const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: value } })
+    t.equal(await authModeAt(started, '/websocket'), mode, value)
+  }
+})
+
+t.test('env WEBSOCKETS_REST_AUTH=STRICT refuses an upgrade without a credential', async (t) => {
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'STRICT' } })
+  t.equal((await refusedWith(started.url('/websocket'))).status, 401)
+})
+
+t.test('the resolved auth mode defaults to handshake on the request', async (t) => {
+  const started = await start(t, { env: { SECRET: secret } })
+  t.equal(await authModeAt(started, '/websocket'), 'handshake')
+  t.match(started.upgrades.at(-1), { endpoint: 'rest', accountability: { user: identity.user } })
+})
+
+t.test('env WEBSOCKETS_REST_AUTH_TIMEOUT takes decimal seconds', async (t) => {
+  const config = await resolveConfig({ env: { WEBSOCKETS_REST_AUTH_TIMEOUT: '0.15' } })
+  t.equal(config.endpoints.rest.authTimeoutMs, 150)
+
+  const clock = fakeClock(t)
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: '0.15' } })
+  const client = await connect(started.url('/websocket'))
+  await until(() => started.app.realtime.connections().length === 1)
+  clock.tick(149)
+  t.equal(started.app.realtime.connections().length, 1, 'open 149 ms on')
+  clock.tick(1)
+  t.same(await client.next(), {
+    type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication handshake failed.' }
+  }, 'closed at 150 ms, not after the default 10 s')
+  t.equal((await client.closed).code, 4408)
+})
+
+t.test('env WEBSOCKETS_REST_CONN_LIMIT caps open sockets with 503', async (t) => {
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', WEBSOCKETS_REST_CONN_LIMIT: '1' } })
+  const first = await connect(started.url('/websocket'))
+  t.equal((await refusedWith(started.url('/websocket'))).status, 503)
+  await first.close()
+})
+
+t.test('env WEBSOCKETS_REST_CONN_LIMIT=Infinity (any case) means unlimited', async (t) => {
+  for (const value of ['Infinity', 'infinity', 'INFINITY']) {
+    const config = await resolveConfig({ env: { WEBSOCKETS_REST_CONN_LIMIT: value } })
+    t.equal(config.endpoints.rest.connLimit, Infinity, value)
+  }
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', WEBSOCKETS_REST_CONN_LIMIT: 'Infinity' } })
+  const clients = await Promise.all([1, 2, 3].map(() => connect(started.url('/websocket'))))
+  t.equal(started.app.realtime.connections().length, 3)
+  await Promise.all(clients.map(client => client.close()))
+})
+
+t.test('env WEBSOCKETS_REST_ENABLED=false leaves the endpoint out', async (t) => {
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_ENABLED: 'false' } })
+  t.notOk(hasJsonRoute(started.app, '/websocket'))
+  t.equal((await refusedWith(started.url('/websocket'))).status, 404)
+})
+
+t.test('env WEBSOCKETS_HEARTBEAT_PERIOD sets the ping period in seconds', async (t) => {
+  const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
+  const started = await start(t, {
+    env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', WEBSOCKETS_HEARTBEAT_PERIOD: '0.05' }
+  })
+  const client = await connect(started.url('/websocket'))
+  clock.tick(50)
+  t.same(await client.next(), { type: 'ping' }, 'a ping 50 ms on, not 30 s')
+  await client.close()
+})
+
+t.test('env WEBSOCKETS_HEARTBEAT_ENABLED=false sends no heartbeat', async (t) => {
+  const started = await start(t, {
+    env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', WEBSOCKETS_HEARTBEAT_ENABLED: 'false', WEBSOCKETS_HEARTBEAT_PERIOD: '0.02' }
+  })
+  const client = await connect(started.url('/websocket'))
+  await new Promise(resolve => setTimeout(resolve, 150))
+  client.send({ type: 'ping', uid: 1 })
+  t.same(await client.next(), { type: 'pong', uid: 1 }, 'nothing arrived before the pong')
+  await client.close()
+})
+
+t.test('env WEBSOCKETS_MAX_PAYLOAD caps frames (1009 past it)', async (t) => {
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', WEBSOCKETS_MAX_PAYLOAD: '64' } })
+  const client = await connect(started.url('/websocket'))
+  client.send({ type: 'ping', uid: 'small' })
+  t.same(await client.next(), { type: 'pong', uid: 'small' })
+  client.send({ type: 'ping', uid: 'x'.repeat(100) })
+  t.equal((await client.closed).code, 1009)
+})
+
+t.test('env ACCESS_TOKEN_TTL sets the lifetime of issued access tokens', async (t) => {
+  const started = await start(t, { env: { SECRET: secret, ACCESS_TOKEN_TTL: '2m' } })
+  const signed = started.app.realtime.signAccessToken(identity)
+  t.equal(signed.expires, 120_000)
+  const { exp, iat } = claims(started.app, signed.access_token) as { exp: number, iat: number }
+  t.equal(exp - iat, 120, 'exp is 120 seconds after iat')
+})
+
+t.test('options.env is the whole environment: process.env does not leak under it', async (t) => {
+  process.env.WEBSOCKETS_REST_AUTH = 'STRICT'
+  t.teardown(() => { delete process.env.WEBSOCKETS_REST_AUTH })
+  t.equal((await resolveConfig({ env: {} })).endpoints.rest.authMode, 'handshake')
+  t.equal((await resolveConfig({})).endpoints.rest.authMode, 'strict', 'process.env, normalized, when no env is given')
+})
+
+t.test('connLimit Infinity and case-insensitive booleans', async (t) => {
+  const config = await resolveConfig({ env: { WEBSOCKETS_REST_CONN_LIMIT: '5', WEBSOCKETS_HEARTBEAT_ENABLED: 'FALSE' }, rest: { connLimit: Infinity } })
+  t.equal(config.endpoints.rest.connLimit, Infinity, 'the option wins, unlimited')
+  t.equal(config.heartbeat.enabled, false)
+})
+
+t.test('a bare number of ACCESS_TOKEN_TTL or REFRESH_TOKEN_TTL is milliseconds', async (t) => {
+  const config = await resolveConfig({ env: { ACCESS_TOKEN_TTL: '900000', REFRESH_TOKEN_TTL: '60000' } })
+  t.equal(config.accessTokenTtlMs, 900_000)
+  t.equal(config.refreshTokenTtlMs, 60_000)
+})
+
+t.test('env REFRESH_TOKEN_TTL sets how long a refresh session lives', async (t) => {
+  t.equal((await resolveConfig({ env: { REFRESH_TOKEN_TTL: '1d' } })).refreshTokenTtlMs, 86_400_000)
+  const started = await start(t, {
+    env: { SECRET: secret, REFRESH_TOKEN_TTL: '30' },
+    authRoutes: true,
+    verifyCredentials: async () => identity
+  })
+  const issued = await started.app.realtime.login({ email: 'a@example.com', password: 'x' })
+  await new Promise(resolve => setTimeout(resolve, 60))
+  const refreshed = await started.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: issued.refresh_token } })
+  t.equal(refreshed.statusCode, 401)
+})
+
+t.test('env SECRET signs the access tokens', async (t) => {
+  const started = await start(t, { env: { SECRET: 'the-env-secret' } })
+  const verifier = Fastify()
+  t.teardown(() => verifier.close())
+  await verifier.register(fastifyJwt, { secret: 'the-env-secret' })
+  await verifier.ready()
+  t.match(verifier.jwt.verify(started.app.realtime.signAccessToken(identity).access_token), { id: identity.user })
+})
+
+t.test('env PUBLIC_URL lets its origin open sockets', async (t) => {
+  const started = await start(t, {
+    env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', PUBLIC_URL: 'https://app.example.com/admin/' }
+  })
+  const client = await connect(started.url('/websocket'), { origin: 'https://app.example.com' })
+  await client.close()
+  t.equal((await refusedWith(started.url('/websocket'), { origin: 'https://evil.example.com' })).status, 403)
+  t.same([...(await resolveConfig({ env: { PUBLIC_URL: 'https://app.example.com/admin/' } })).origins], ['https://app.example.com'])
+})
+
+t.test('env CORS_ORIGIN lists further allowed origins, comma-separated', async (t) => {
+  const CORS_ORIGIN = 'https://a.example.com, https://b.example.com:8443/ ,'
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', CORS_ORIGIN } })
+  for (const origin of ['https://a.example.com', 'https://b.example.com:8443']) {
+    const client = await connect(started.url('/websocket'), { origin })
+    await client.close()
+  }
+  t.equal((await refusedWith(started.url('/websocket'), { origin: 'https://c.example.com' })).status, 403)
+  const config = await resolveConfig({ env: { CORS_ORIGIN, PUBLIC_URL: 'http://localhost:8055' } })
+  t.same([...config.origins].sort(), ['http://localhost:8055', 'https://a.example.com', 'https://b.example.com:8443'])
+})
+
+t.test('options only: every option sets its value', async (t) => {
+  const options: RealtimeOptions = {
+    env: {},
+    secret: 'an-option-secret',
+    rest: { path: '/live', auth: 'public', authTimeout: 0.25, connLimit: 2 },
+    heartbeat: { enabled: false, period: 12 },
+    maxPayload: 128,
+    accessTokenTtl: '5m',
+    refreshTokenTtl: 3_600_000,
+    publicUrl: 'https://app.example.com',
+    origins: ['https://other.example.com'],
+    publicRole: 'guest',
+    authRoutes: { prefix: '/api/auth' }
+  }
+  const config = await resolveConfig(options)
+  t.match(config.endpoints.rest, { enabled: true, path: '/live', authMode: 'public', authTimeoutMs: 250, connLimit: 2 })
+  t.same(config.heartbeat, { enabled: false, periodMs: 12_000 })
+  t.equal(config.maxPayload, 128)
+  t.equal(config.accessTokenTtlMs, 300_000)
+  t.equal(config.refreshTokenTtlMs, 3_600_000)
+  t.equal(config.secret, 'an-option-secret')
+  t.same([...config.origins].sort(), ['https://app.example.com', 'https://other.example.com'])
+  t.equal(config.publicRole, 'guest')
+  t.same(config.authRoutes, { prefix: '/api/auth' })
+
+  const started = await start(t, {
+    ...options,
+    rest: {
+      ...options.rest,
+      handlers: { whoami: (message, connection) => connection.send({ type: 'whoami', data: connection.accountability }) }
+    }
+  })
+  t.ok(hasJsonRoute(started.app, '/live'))
+  t.notOk(hasJsonRoute(started.app, '/websocket'))
+  t.ok(started.app.hasRoute({ method: 'POST', url: '/api/auth/login' }))
+  t.equal(started.app.realtime.signAccessToken(identity).expires, 300_000)
+  t.equal(await authModeAt(started, '/live'), 'public')
+
+  const first = await connect(started.url('/live'), { origin: 'https://other.example.com' })
+  first.send({ type: 'whoami' })
+  t.match(await first.next(), { type: 'whoami', data: { user: null, role: 'guest', admin: false } })
+  const second = await connect(started.url('/live'), { origin: 'https://app.example.com' })
+  t.equal((await refusedWith(started.url('/live'))).status, 503, 'connLimit 2')
+  second.send({ type: 'ping', uid: 'x'.repeat(128) })
+  t.equal((await second.closed).code, 1009, 'maxPayload 128')
+  await first.close()
+})
+
+t.test('options only: rest: false and rest.enabled: false leave the endpoint out', async (t) => {
+  for (const rest of [false, { enabled: false }] as const) {
+    const started = await start(t, { env: {}, secret, rest })
+    t.notOk(hasJsonRoute(started.app, '/websocket'))
+  }
+})
+
+t.test('options only: heartbeat.period in seconds', async (t) => {
+  const started = await start(t, { env: {}, secret, rest: { auth: 'public' }, heartbeat: { period: 0.05 } })
+  const client = await connect(started.url('/websocket'))
+  t.same(await client.next(), { type: 'ping' })
+  await client.close()
+})
+
+t.test('options only: rest.auth is case-insensitive too', async (t) => {
+  const config = await resolveConfig({ env: {}, rest: { auth: 'Strict' as 'strict' } })
+  t.equal(config.endpoints.rest.authMode, 'strict')
+})
+
+t.test('options only: authRoutes true or {} mounts them under /auth', async (t) => {
+  for (const authRoutes of [true, {}]) {
+    t.same((await resolveConfig({ env: {}, authRoutes })).authRoutes, { prefix: '/auth' })
+  }
+  t.equal((await resolveConfig({ env: {}, authRoutes: false })).authRoutes, null)
+  const started = await start(t, { env: {}, secret, authRoutes: true })
+  for (const route of ['login', 'refresh', 'logout']) {
+    t.ok(started.app.hasRoute({ method: 'POST', url: `/auth/${route}` }), route)
+  }
+})
+
+t.test('both: options win over the environment', async (t) => {
+  const env = {
+    SECRET: 'the-env-secret',
+    WEBSOCKETS_REST_PATH: '/from-env',
+    WEBSOCKETS_REST_AUTH: 'strict',
+    WEBSOCKETS_REST_AUTH_TIMEOUT: '3',
+    WEBSOCKETS_REST_CONN_LIMIT: '5',
+    WEBSOCKETS_REST_ENABLED: 'false',
+    WEBSOCKETS_HEARTBEAT_ENABLED: 'false',
+    WEBSOCKETS_HEARTBEAT_PERIOD: '3',
+    WEBSOCKETS_MAX_PAYLOAD: '1000',
+    ACCESS_TOKEN_TTL: '1h',
+    REFRESH_TOKEN_TTL: '2d',
+    PUBLIC_URL: 'https://env.example.com',
+    CORS_ORIGIN: 'https://env-cors.example.com'
+  }
+  const options: RealtimeOptions = {
+    env,
+    secret: 'the-option-secret',
+    rest: { enabled: true, path: '/from-options', auth: 'public', authTimeout: 4, connLimit: 6 },
+    heartbeat: { enabled: true, period: 4 },
+    maxPayload: 2000,
+    accessTokenTtl: '2h',
+    refreshTokenTtl: '3d',
+    publicUrl: 'https://options.example.com',
+    origins: ['https://options-cors.example.com']
+  }
+  const config = await resolveConfig(options)
+  t.same(config.endpoints.rest, {
+    name: 'rest', enabled: true, path: '/from-options', authMode: 'public', authTimeoutMs: 4000, connLimit: 6
+  })
+  t.same(config.heartbeat, { enabled: true, periodMs: 4000 })
+  t.equal(config.maxPayload, 2000)
+  t.equal(config.accessTokenTtlMs, 2 * 3_600_000)
+  t.equal(config.refreshTokenTtlMs, 3 * 86_400_000)
+  t.equal(config.secret, 'the-option-secret')
+  t.same([...config.origins].sort(), ['https://options-cors.example.com', 'https://options.example.com'])
+
+  const started = await start(t, options)
+  t.ok(hasJsonRoute(started.app, '/from-options'))
+  t.notOk(hasJsonRoute(started.app, '/from-env'))
+  t.equal(await authModeAt(started, '/from-options'), 'public')
+  const verifier = Fastify()
+  t.teardown(() => verifier.close())
+  await verifier.register(fastifyJwt, { secret: 'the-option-secret' })
+  await verifier.ready()
+  t.match(verifier.jwt.verify(started.app.realtime.signAccessToken(identity).access_token), { id: identity.user })
+})
+
+t.test('both: an option left undefined keeps the environment value', async (t) => {
+  const config = await resolveConfig({
+    env: { WEBSOCKETS_REST_PATH: '/from-env', WEBSOCKETS_REST_AUTH: 'strict' },
+    rest: { auth: 'public' }
+  })
+  t.equal(config.endpoints.rest.path, '/from-env')
+  t.equal(config.endpoints.rest.authMode, 'public')
+})
+
+t.test('invalid WEBSOCKETS_REST_AUTH fails boot naming the variable and the allowed values', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'bogus' } },
+    /^Invalid configuration: WEBSOCKETS_REST_AUTH must be equal to one of the allowed values: one of public, handshake, strict$/)
+})
+
+t.test('invalid rest.auth option fails boot naming the variable, the option and the allowed values', async (t) => {
+  await bootFails(t, { env: {}, secret, rest: { auth: 'open' as 'public' } },
+    /WEBSOCKETS_REST_AUTH \(option rest\.auth\).*public, handshake, strict/)
+  await bootFails(t, { env: {}, secret, rest: { auth: 42 as unknown as 'public' } },
+    /WEBSOCKETS_REST_AUTH \(option rest\.auth\).*public, handshake, strict/)
+})
+
+t.test('invalid WEBSOCKETS_GRAPHQL_AUTH and WEBSOCKETS_LOGS_AUTH fail boot too', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_GRAPHQL_AUTH: 'none' } }, /WEBSOCKETS_GRAPHQL_AUTH.*public, handshake, strict/)
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_LOGS_AUTH: 'admin' } }, /WEBSOCKETS_LOGS_AUTH.*public, handshake, strict/)
+})
+
+t.test('invalid WEBSOCKETS_REST_AUTH_TIMEOUT fails boot', async (t) => {
+  for (const value of ['soon', '0', '-1']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be/)
+  }
+  await bootFails(t, { env: {}, secret, rest: { authTimeout: 0 } }, /WEBSOCKETS_REST_AUTH_TIMEOUT \(option rest\.authTimeout\) must be > 0/)
+})
+
+t.test('invalid WEBSOCKETS_REST_CONN_LIMIT fails boot', async (t) => {
+  for (const value of ['0', '1.5', 'lots', '-3']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_CONN_LIMIT: value } }, /WEBSOCKETS_REST_CONN_LIMIT must be/)
+  }
+  await bootFails(t, { env: {}, secret, rest: { connLimit: 0 } }, /WEBSOCKETS_REST_CONN_LIMIT \(option rest\.connLimit\) must be >= 1/)
+})
+
+t.test('invalid WEBSOCKETS_REST_ENABLED fails boot', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_ENABLED: 'maybe' } }, /WEBSOCKETS_REST_ENABLED must be boolean/)
+  await bootFails(t, { env: {}, secret, rest: { enabled: 'yes' as unknown as boolean } },
+    /WEBSOCKETS_REST_ENABLED \(option rest\.enabled\) must be boolean/)
+})
+
+t.test('invalid WEBSOCKETS_REST_PATH fails boot', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_PATH: 'websocket' } }, /WEBSOCKETS_REST_PATH must match pattern "\^\/"/)
+  await bootFails(t, { env: {}, secret, rest: { path: 'live' } }, /WEBSOCKETS_REST_PATH \(option rest\.path\) must match/)
+})
+
+t.test('invalid WEBSOCKETS_HEARTBEAT_ENABLED and WEBSOCKETS_HEARTBEAT_PERIOD fail boot', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_ENABLED: 'sometimes' } }, /WEBSOCKETS_HEARTBEAT_ENABLED must be boolean/)
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: '0' } }, /WEBSOCKETS_HEARTBEAT_PERIOD must be > 0/)
+  await bootFails(t, { env: {}, secret, heartbeat: { period: -1 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be > 0/)
+  await bootFails(t, { env: {}, secret, heartbeat: { enabled: 'no' as unknown as boolean } },
+    /WEBSOCKETS_HEARTBEAT_ENABLED \(option heartbeat\.enabled\) must be boolean/)
+})
+
+t.test('invalid WEBSOCKETS_MAX_PAYLOAD fails boot', async (t) => {
+  for (const value of ['0', '1.5', 'big']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_MAX_PAYLOAD: value } }, /WEBSOCKETS_MAX_PAYLOAD must be/)
+  }
+  await bootFails(t, { env: {}, secret, maxPayload: 0 }, /WEBSOCKETS_MAX_PAYLOAD \(option maxPayload\) must be >= 1/)
+})
+
+t.test('hostile-client bounds and the issuer: environment, options over it, and boot failures', async (t) => {
+  const env = {
+    WEBSOCKETS_MAX_BUFFERED_BYTES: '4096',
+    ACCESS_TOKEN_ISSUER: 'https://realtime.example.com',
+    PASSWORD_QUEUE_LIMIT: '10',
+    PASSWORD_QUEUE_PER_ADDRESS: '2'
+  }
+  const fromEnv = await resolveConfig({ env })
+  t.equal(fromEnv.maxBufferedBytes, 4096)
+  t.equal(fromEnv.issuer, 'https://realtime.example.com')
+  t.same(fromEnv.passwordQueue, { limit: 10, perAddress: 2 })
+  t.ok(Object.isFrozen(fromEnv.passwordQueue))
+  const fromOptions = await resolveConfig({ env, maxBufferedBytes: 8192, issuer: 'app', passwordQueue: { limit: 20 } })
+  t.equal(fromOptions.maxBufferedBytes, 8192)
+  t.equal(fromOptions.issuer, 'app')
+  t.same(fromOptions.passwordQueue, { limit: 20, perAddress: 2 }, 'an option left out keeps the environment value')
+
+  const started = await start(t, { env: { SECRET: secret, ACCESS_TOKEN_ISSUER: 'from-env' } })
+  t.equal(claims(started.app, started.app.realtime.signAccessToken(identity).access_token).iss, 'from-env')
+
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_MAX_BUFFERED_BYTES: '0' } }, /WEBSOCKETS_MAX_BUFFERED_BYTES must be >= 1/)
+  await bootFails(t, { env: {}, secret, maxBufferedBytes: 1.5 }, /WEBSOCKETS_MAX_BUFFERED_BYTES \(option maxBufferedBytes\) must be integer/)
+  await bootFails(t, { env: {}, secret, issuer: '' }, /ACCESS_TOKEN_ISSUER \(option issuer\) must NOT have fewer than 1 characters/)
+  await bootFails(t, { env: { SECRET: secret, PASSWORD_QUEUE_LIMIT: 'many' } }, /PASSWORD_QUEUE_LIMIT must be integer/)
+  await bootFails(t, { env: {}, secret, passwordQueue: { perAddress: 0 } }, /PASSWORD_QUEUE_PER_ADDRESS \(option passwordQueue\.perAddress\) must be >= 1/)
+})
+
+t.test('GraphQL cost limits: defaults, environment, options over it, and boot failures', async (t) => {
+  t.match((await resolveConfig({ env: {} })).graphql, { queryDepthLimit: 10, queryAliasLimit: 15, queryFieldLimit: 200, operationLimit: 100 })
+  const env = { GRAPHQL_QUERY_DEPTH_LIMIT: '4', GRAPHQL_QUERY_ALIAS_LIMIT: '0', GRAPHQL_QUERY_FIELD_LIMIT: '50', GRAPHQL_OPERATION_LIMIT: '7' }
+  const fromEnv = await resolveConfig({ env })
+  t.match(fromEnv.graphql, { queryDepthLimit: 4, queryAliasLimit: 0, queryFieldLimit: 50, operationLimit: 7 }, 'an alias limit of 0 forbids aliases')
+  t.ok(Object.isFrozen(fromEnv.graphql))
+  const fromOptions = await resolveConfig({ env, graphql: { queryDepthLimit: 5, queryAliasLimit: 6, queryFieldLimit: 70 } })
+  t.match(fromOptions.graphql, { queryDepthLimit: 5, queryAliasLimit: 6, queryFieldLimit: 70, operationLimit: 7 }, 'an option left out keeps the environment value')
+  t.match((await resolveConfig({ env, graphql: { operationLimit: 8 } })).graphql, { operationLimit: 8 })
+
+  for (const variable of ['GRAPHQL_QUERY_DEPTH_LIMIT', 'GRAPHQL_QUERY_FIELD_LIMIT', 'GRAPHQL_OPERATION_LIMIT']) {
+    for (const value of ['0', '1.5', 'lots']) {
+      await bootFails(t, { env: { SECRET: secret, [variable]: value } }, new RegExp(`^Invalid configuration: ${variable} must be`))
+    }
+  }
+  await bootFails(t, { env: { SECRET: secret, GRAPHQL_QUERY_ALIAS_LIMIT: '-1' } }, /GRAPHQL_QUERY_ALIAS_LIMIT must be >= 0/)
+  await bootFails(t, { env: {}, secret, graphql: { queryDepthLimit: 0 } }, /GRAPHQL_QUERY_DEPTH_LIMIT \(option graphql\.queryDepthLimit\) must be >= 1/)
+  await bootFails(t, { env: {}, secret, graphql: { queryAliasLimit: 1.5 } }, /GRAPHQL_QUERY_ALIAS_LIMIT \(option graphql\.queryAliasLimit\) must be integer/)
+  await bootFails(t, { env: {}, secret, graphql: { queryFieldLimit: -3 } }, /GRAPHQL_QUERY_FIELD_LIMIT \(option graphql\.queryFieldLimit\) must be >= 1/)
+  await bootFails(t, { env: {}, secret, graphql: { operationLimit: 0 } }, /GRAPHQL_OPERATION_LIMIT \(option graphql\.operationLimit\) must be >= 1/)
+})
+
+t.test('every invalid value is reported at once', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const error = await app.register(realtime, {
+    env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'x', WEBSOCKETS_MAX_PAYLOAD: '0' },
+    rest: { path: 'p' }
+  }).ready().then(() => null, (err: Error) => err)
+  t.match(error, { code: invalid })
+  const problems = error!.message.replace(/^Invalid configuration: /, '').split('; ').sort()
+  t.same(problems, [
+    'WEBSOCKETS_MAX_PAYLOAD must be >= 1',
+    'WEBSOCKETS_REST_AUTH must be equal to one of the allowed values: one of public, handshake, strict',
+    'WEBSOCKETS_REST_PATH (option rest.path) must match pattern "^/"'
+  ])
+})
+
+t.test('bad durations fail boot', async (t) => {
+  for (const value of ['forever', '0', '-5m', '9'.repeat(400), '0s']) {
+    await bootFails(t, { env: { SECRET: secret, ACCESS_TOKEN_TTL: value } },
+      /ACCESS_TOKEN_TTL must be a positive duration such as 15m, 7d or 900000/)
+  }
+  await bootFails(t, { env: { SECRET: secret, REFRESH_TOKEN_TTL: 'a week' } }, /REFRESH_TOKEN_TTL must be a positive duration .*"a week"/)
+  await bootFails(t, { env: {}, secret, accessTokenTtl: 0 }, /ACCESS_TOKEN_TTL \(option accessTokenTtl\) must be a positive duration .*"0"/)
+  // A JavaScript caller's mistake: TypeScript refuses it.
+  await bootFails(t, { env: {}, secret, refreshTokenTtl: 'soon' as never }, /REFRESH_TOKEN_TTL \(option refreshTokenTtl\) must be a positive duration .*"soon"/)
+})
+
+t.test('a CORS_ORIGIN for @fastify/cors only (*, true, false) is ignored for sockets, with a warning naming the origins option', async (t) => {
+  for (const value of ['*', 'true', 'false', 'https://app.example.com,*']) {
+    const lines: string[] = []
+    const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', CORS_ORIGIN: value } }, async (app) => {
+      app.log.warn = ((line: string) => { lines.push(line) }) as never
+    })
+    const bad = value.split(',').at(-1)!
+    t.same(lines, [`CORS_ORIGIN "${bad}" is ignored for sockets (any origin would let every site open them with your users' cookies): list the origins allowed to open sockets in the plugin's \`origins\` option`], value)
+    t.equal((await refusedWith(started.url('/websocket'), { headers: { origin: 'https://evil.example' } })).status, 403, `${value}: other origins still refused`)
+  }
+  const config = await resolveConfig({ env: { CORS_ORIGIN: 'https://app.example.com,*' } })
+  t.same([...config.origins], ['https://app.example.com'], 'the listed origins are kept')
+  // The option is the plugin's own: there a wildcard is a mistake.
+  await bootFails(t, { env: {}, secret, origins: ['*'] }, /CORS_ORIGIN \(option origins\) must list origins: a wildcard/)
+})
+
+t.test('a short SECRET is warned about, and fails boot with NODE_ENV=production', async (t) => {
+  const lines: string[] = []
+  await start(t, { env: { SECRET: 'short' } }, async (app) => {
+    app.log.warn = ((line: string) => { lines.push(line) }) as never
+  })
+  t.match(lines, [/^SECRET \(option secret\) is 5 characters: .* use 32 random characters or more .*\. With NODE_ENV=production this fails boot$/])
+  await bootFails(t, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(31) } }, /SECRET \(option secret\) is 31 characters/)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(32) } })
+  t.pass('32 characters boot in production')
+})
+
+t.test('malformed origins are refused', async (t) => {
+  for (const value of ['app.example.com', 'https://ok.example.com,not a url', 'file:///etc/passwd', 'data:text/plain,x']) {
+    await bootFails(t, { env: { SECRET: secret, CORS_ORIGIN: value } }, /CORS_ORIGIN must be a URL such as https:\/\/app\.example\.com/)
+  }
+  await bootFails(t, { env: {}, secret, origins: ['//no-scheme.example.com'] }, /CORS_ORIGIN \(option origins\) must be a URL .*"\/\/no-scheme\.example\.com"/)
+})
+
+t.test('a malformed PUBLIC_URL is refused', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, PUBLIC_URL: 'localhost:8055' } }, /PUBLIC_URL must be a URL .*"localhost:8055"/)
+  await bootFails(t, { env: {}, secret, publicUrl: '/admin' }, /PUBLIC_URL \(option publicUrl\) must be a URL .*"\/admin"/)
+})
+
+t.test('a missing SECRET fails boot when the app has no @fastify/jwt', async (t) => {
+  await bootFails(t, { env: {} }, /SECRET \(option secret\) is required to sign access tokens/)
+  await bootFails(t, { env: { SECRET: '' } }, /SECRET \(option secret\) is required/)
+  await bootFails(t, { env: {}, secret: '' }, /SECRET \(option secret\) must NOT have fewer than 1 characters/)
+})
+
+t.test("an app's own @fastify/jwt and @fastify/websocket are used as they are", async (t) => {
+  const started = await start(t, { env: {}, rest: { auth: 'strict' }, maxPayload: 64 }, async (app) => {
+    await app.register(fastifyJwt, { secret: 'the-app-secret' })
+    await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } })
+  })
+  const { app } = started
+  t.equal(app.websocketServer.options.maxPayload, 4096, "the app's websocket server, not a second one")
+
+  // A token the app signed itself, without the plugin, opens a strict socket.
+  const own = app.jwt.sign({ id: 'app-user', role: 'editor' })
+  const client = await connect(started.url(`/websocket?access_token=${own}`))
+  t.match(started.upgrades.at(-1), { authMode: 'strict', accountability: { user: 'app-user', role: 'editor' } })
+  // The plugin still enforces its own maxPayload on frames the app's server lets through.
+  client.send({ type: 'ping', uid: 'x'.repeat(100) })
+  t.equal((await client.closed).code, 1009)
+
+  // The plugin signs with the app's key.
+  t.match(app.jwt.verify(app.realtime.signAccessToken(identity).access_token), { id: identity.user })
+  // A token under another key is refused.
+  const stranger = Fastify()
+  t.teardown(() => stranger.close())
+  await stranger.register(fastifyJwt, { secret: 'another-secret' })
+  await stranger.ready()
+  t.equal((await refusedWith(started.url(`/websocket?access_token=${stranger.jwt.sign({ id: 'x' })}`))).status, 401)
+})
+
+t.test('options.jwt reaches the @fastify/jwt the plugin registers', async (t) => {
+  const started = await start(t, { env: {}, secret, jwt: { sign: { iss: 'fastify-realtime-test' } } })
+  t.match(claims(started.app, started.app.realtime.signAccessToken(identity).access_token), { iss: 'fastify-realtime-test' })
+})
+
+t.test('resolveConfig on its own: invalid values reject with FST_REALTIME_INVALID_CONFIG', async (t) => {
+  await t.rejects(resolveConfig({ env: { WEBSOCKETS_REST_AUTH: 'nope' } }), {
+    code: invalid,
+    statusCode: 500,
+    message: /WEBSOCKETS_REST_AUTH.*public, handshake, strict/
+  })
+})
+
+t.test('without an env option, process.env is read', async (t) => {
+  const saved = process.env.WEBSOCKETS_REST_PATH
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.WEBSOCKETS_REST_PATH
+    else process.env.WEBSOCKETS_REST_PATH = saved
+  })
+  process.env.WEBSOCKETS_REST_PATH = '/from-process-env'
+  t.equal((await resolveConfig({})).endpoints.rest.path, '/from-process-env')
+})

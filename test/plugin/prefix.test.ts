@@ -1,0 +1,57 @@
+// `register(realtime, { prefix })`: every route of the plugin is mounted under it, as any plugin's routes would be.
+// fastify-plugin makes the plugin share the app's instance, so Fastify leaves the prefix to the plugin.
+import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import { buildSchema } from 'graphql'
+import realtime from '../../lib/index.js'
+import { admin, connect, directoryOf, refusedWith, secret } from '../helpers.js'
+
+const schema = buildSchema('type Query { hello: String }')
+
+const paths = ['/websocket', '/websocket/logs', '/graphql']
+const authPaths = ['/auth/login', '/auth/refresh', '/auth/logout']
+
+t.test('every route of the plugin is mounted under the prefix it was registered with', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    prefix: '/api', env: {}, secret, authRoutes: true, users: await directoryOf([admin]), graphql: { schema }, heartbeat: { enabled: false }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const url = (path: string) => `ws://127.0.0.1:${port}${path}`
+
+  for (const path of paths) {
+    t.ok(app.hasRoute({ method: 'GET', url: `/api${path}` }), `GET /api${path}`)
+    t.notOk(app.hasRoute({ method: 'GET', url: path }), `no GET ${path}`)
+  }
+  for (const path of authPaths) {
+    t.ok(app.hasRoute({ method: 'POST', url: `/api${path}` }), `POST /api${path}`)
+    t.notOk(app.hasRoute({ method: 'POST', url: path }), `no POST ${path}`)
+  }
+
+  const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: admin })
+  t.equal(login.statusCode, 200, 'logged in at /api/auth/login')
+  const { access_token: accessToken } = login.json<{ data: { access_token: string } }>().data
+  const socket = await connect(url('/api/websocket'))
+  socket.send({ type: 'auth', access_token: accessToken, uid: 1 })
+  t.same(await socket.next(), { type: 'auth', status: 'ok', uid: 1 }, 'a socket on /api/websocket')
+  await socket.close()
+  t.equal((await refusedWith(url('/websocket'))).status, 404, 'nothing on /websocket')
+})
+
+t.test('the prefix adds to the one of the scope the plugin is registered in, and to authRoutes.prefix', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(async (v1) => {
+    await v1.register(realtime, { prefix: '/live', env: {}, secret, authRoutes: { prefix: '/session' }, rest: { auth: 'public' } })
+  }, { prefix: '/v1' })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  t.ok(app.hasRoute({ method: 'POST', url: '/v1/live/session/login' }))
+  const socket = await connect(`ws://127.0.0.1:${port}/v1/live/websocket`)
+  socket.send({ type: 'ping', uid: 1 })
+  t.same(await socket.next(), { type: 'pong', uid: 1 })
+  await socket.close()
+})

@@ -1,0 +1,81 @@
+// Registration order: the app's @fastify/websocket and @fastify/cookie may come before the plugin or after it; its
+// @fastify/jwt comes before it, and after it boot fails with an error that says so.
+import t, { type Test } from 'tap'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifyJwt from '@fastify/jwt'
+import fastifyWebsocket from '@fastify/websocket'
+import realtime, { type RealtimeOptions } from '../../lib/index.js'
+import { admin, connect, directoryOf, secret } from '../helpers.js'
+
+/** Boots an app where `register` registers the app's plugin, before the plugin or after it. */
+async function boot (t: Test, order: 'before' | 'after', register: (app: FastifyInstance) => PromiseLike<unknown>,
+  options: RealtimeOptions, routes?: (app: FastifyInstance) => void) {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  if (order === 'before') await register(app)
+  await app.register(realtime, { env: {}, heartbeat: { enabled: false }, ...options })
+  if (order === 'after') await register(app)
+  routes?.(app)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  return { app, url: (path: string) => `ws://127.0.0.1:${port}${path}` }
+}
+
+t.test("the app's @fastify/websocket before or after the plugin: both boot, and both serve their routes", async t => {
+  for (const order of ['before', 'after'] as const) {
+    const { app, url } = await boot(t, order, (app) => app.register(fastifyWebsocket), { secret, rest: { auth: 'public' } }, (app) => {
+      app.get('/echo', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(data.toString())) })
+    })
+    const own = await connect(url('/echo'))
+    own.send('hello')
+    t.equal(await own.next(), 'hello', `${order}: the app's route`)
+    const plugin = await connect(url('/websocket'))
+    plugin.send({ type: 'ping', uid: 1 })
+    t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
+    t.equal(app.websocketServer.clients.size, 1, `${order}: one @fastify/websocket, the app's, for the app's routes`)
+    await Promise.all([own.close(), plugin.close()])
+  }
+})
+
+t.test("the app's @fastify/cookie before or after the plugin: both boot, and both read cookies", async t => {
+  for (const order of ['before', 'after'] as const) {
+    const { app, url } = await boot(t, order, (app) => app.register(fastifyCookie), {
+      secret, authRoutes: true, users: await directoryOf([admin]), rest: { auth: 'strict' }
+    }, (app) => {
+      app.get('/flavour', async (request) => ({ flavour: request.cookies.flavour }))
+    })
+    const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { ...admin, mode: 'session' } })
+    t.equal(login.statusCode, 200, `${order}: session login`)
+    const session = login.cookies.find(cookie => cookie.name === 'directus_session_token')!
+    // The session cookie authenticates an upgrade to a strict endpoint: the plugin's routes read it.
+    const socket = await connect(url('/websocket'), { headers: { cookie: `${session.name}=${session.value}` } })
+    socket.send({ type: 'ping', uid: 1 })
+    t.same(await socket.next(), { type: 'pong', uid: 1 }, `${order}: authenticated by the session cookie`)
+    await socket.close()
+    const flavour = await app.inject({ url: '/flavour', headers: { cookie: 'flavour=plain' } })
+    t.same(flavour.json(), { flavour: 'plain' }, `${order}: the app's routes read theirs`)
+  }
+})
+
+t.test("the app's @fastify/jwt goes before the plugin; after it, boot says so", async t => {
+  const appJwt = { secret: 'the-app-secret-the-app-secret-32' }
+  const { app, url } = await boot(t, 'before', (app) => app.register(fastifyJwt, appJwt), { rest: { auth: 'strict' } })
+  const socket = await connect(url(`/websocket?access_token=${app.jwt.sign({ id: 'app-user' })}`))
+  socket.send({ type: 'ping', uid: 1 })
+  t.same(await socket.next(), { type: 'pong', uid: 1 }, "before: the app's own verifies the sockets' tokens")
+  await socket.close()
+
+  // After: without SECRET, the plugin has nothing to sign with when it registers, and says where @fastify/jwt goes.
+  const late = Fastify()
+  t.teardown(() => late.close())
+  await t.rejects(async () => {
+    late.register(realtime, { env: {} })
+    late.register(fastifyJwt, appJwt)
+    await late.ready()
+  }, {
+    code: 'FST_REALTIME_INVALID_CONFIG',
+    message: /unless the app registers @fastify\/jwt itself, before fastify-realtime/
+  })
+})

@@ -1,0 +1,217 @@
+// Several processes on one Redis (PROTOCOL.md sections 4, 7, 8): shared sessions, revocations that reach every
+// process, and fail-closed behaviour while Redis is away. Two app instances stand for two processes.
+import t from 'tap'
+import type { Test } from 'tap'
+import { Redis } from 'ioredis'
+import { EventEmitter } from 'node:events'
+import { watch } from '../../lib/stores/redis-connection.js'
+import { admin, build, connect, refusedWith, type Built } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
+import type { RealtimeOptions } from '../../lib/index.js'
+
+const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
+const silent = { logger: false } as const
+
+async function node (t: Test, redis: RedisServer, options: RealtimeOptions = {}): Promise<Built> {
+  return build(t, { users: [admin], authRoutes: true, redis: redis.url, rest: { handlers: whoami, authTimeout: 5 }, ...options }, silent)
+}
+
+async function login (built: Built) {
+  const response = await built.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  return response.json().data as { access_token: string, refresh_token: string }
+}
+
+function refresh (built: Built, refreshToken: string) {
+  return built.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } })
+}
+
+t.test('a refresh token from one process works on another, and rotates', async t => {
+  const server = await RedisServer.start(t)
+  const [a, b] = [await node(t, server), await node(t, server)]
+  const tokens = await login(a)
+  const rotated = await refresh(b, tokens.refresh_token)
+  t.equal(rotated.statusCode, 200)
+  t.equal((await refresh(a, rotated.json().data.refresh_token)).statusCode, 200, 'the rotated token works back on the first')
+
+  const client = await connect(b.url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  const { refresh_token: fromSocket } = await client.next() as { refresh_token: string }
+  const onA = await connect(a.url('/websocket'))
+  onA.send({ type: 'auth', refresh_token: fromSocket, uid: 1 })
+  t.match(await onA.next(), { type: 'auth', status: 'ok', uid: 1, refresh_token: String }, 'socket-issued, used on the other process')
+  await Promise.all([client.close(), onA.close()])
+})
+
+t.test('logout on one process revokes the session\'s sockets on another within a second; its tokens are refused everywhere', async t => {
+  const server = await RedisServer.start(t)
+  const [a, b] = [await node(t, server), await node(t, server)]
+  const tokens = await login(a)
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: tokens.access_token })
+  t.same(await onB.next(), { type: 'auth', status: 'ok' })
+
+  const logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
+  t.equal(logout.statusCode, 204)
+  t.same(await onB.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+  onB.send({ type: 'whoami' })
+  t.same(await onB.next(), { type: 'whoami', user: null })
+  t.equal((await refusedWith(b.url(`/websocket?access_token=${tokens.access_token}`))).status, 401, 'refused at the upgrade on b')
+  t.equal((await refusedWith(a.url(`/websocket?access_token=${tokens.access_token}`))).status, 401, 'and on a')
+  await onB.close()
+
+  // A process that starts after the revocation learns of it from Redis; until it has loaded the revocations, it
+  // refuses every token with a session as SERVICE_UNAVAILABLE.
+  const c = await node(t, server)
+  let frame: { error?: { code: string } }
+  do {
+    const client = await connect(c.url('/websocket'))
+    client.send({ type: 'auth', access_token: tokens.access_token })
+    frame = await client.next() as typeof frame
+    await client.close()
+    if (frame.error?.code === 'SERVICE_UNAVAILABLE') await new Promise(resolve => setTimeout(resolve, 20))
+  } while (frame.error?.code === 'SERVICE_UNAVAILABLE')
+  t.match(frame, { error: { code: 'AUTH_FAILED' } }, 'a later process refuses the revoked session\'s token')
+})
+
+t.test('reuse of a rotated token on another process ends the session everywhere', async t => {
+  const server = await RedisServer.start(t)
+  const [a, b] = [await node(t, server), await node(t, server)]
+  const tokens = await login(a)
+  const onA = await connect(a.url('/websocket'))
+  onA.send({ type: 'auth', access_token: tokens.access_token })
+  await onA.next()
+  const rotated = (await refresh(a, tokens.refresh_token)).json().data.refresh_token
+  const reuse = await refresh(b, tokens.refresh_token)
+  t.equal(reuse.statusCode, 401)
+  t.same(reuse.json(), { errors: [{ message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } }] })
+  t.equal((await refresh(a, rotated)).statusCode, 401, 'the newest token died with the session')
+  t.match(await onA.next(), { error: { code: 'AUTH_REVOKED' } })
+  await onA.close()
+})
+
+t.test('of two concurrent refreshes of one token on two processes, exactly one wins', async t => {
+  const server = await RedisServer.start(t)
+  const [a, b] = [await node(t, server), await node(t, server)]
+  for (let round = 0; round < 10; round++) {
+    const tokens = await login(a)
+    const results = await Promise.all([refresh(a, tokens.refresh_token), refresh(b, tokens.refresh_token)])
+    t.same(results.map(r => r.statusCode).sort(), [200, 401], `round ${round}`)
+  }
+})
+
+t.test('revokeUser on one process reaches the user\'s sockets on another', async t => {
+  const server = await RedisServer.start(t)
+  const [a, b] = [await node(t, server), await node(t, server)]
+  const client = await connect(b.url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  await client.next()
+  client.send({ type: 'whoami' })
+  const { user } = await client.next() as { user: string }
+  await a.app.realtime.revokeUser(user)
+  t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } })
+  await client.close()
+})
+
+t.test('Redis away: refresh and password auth fail closed, access tokens go on, and all recovers when it is back', async t => {
+  const server = await RedisServer.start(t)
+  const a = await node(t, server)
+  const tokens = await login(a)
+  await server.stop()
+
+  const started = Date.now()
+  const down = await refresh(a, tokens.refresh_token)
+  t.equal(down.statusCode, 503)
+  t.same(down.json(), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
+  const loginDown = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(loginDown.statusCode, 503)
+  t.ok(Date.now() - started < 5_000, 'within 5 s')
+
+  const socket = await connect(a.url('/websocket'))
+  socket.send({ type: 'auth', access_token: tokens.access_token })
+  t.same(await socket.next(), { type: 'auth', status: 'ok' }, 'access tokens need no Redis')
+  socket.send({ type: 'auth', refresh_token: tokens.refresh_token, uid: 'r' })
+  t.same(await socket.next(), {
+    type: 'auth', status: 'error', error: { code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable.' }, uid: 'r'
+  })
+  socket.send({ type: 'whoami' })
+  t.match(await socket.next(), { type: 'whoami', user: String }, 'the identity stayed')
+
+  const handshake = await connect(a.url('/websocket'))
+  handshake.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.match(await handshake.next(), { error: { code: 'SERVICE_UNAVAILABLE' } })
+  t.equal((await handshake.closed).code, 1013)
+
+  await server.start() // empty: the old session is gone with the old server
+  let back = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  for (let attempt = 0; back.statusCode !== 200 && attempt < 200; attempt++) {
+    await new Promise(resolve => setTimeout(resolve, 25))
+    back = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  }
+  t.equal(back.statusCode, 200, 'login works again without a restart')
+  t.equal((await refresh(a, back.json().data.refresh_token)).statusCode, 200)
+  await socket.close()
+})
+
+t.test('Redis unreachable at start-up: the server starts, and works once Redis comes', async t => {
+  const server = await RedisServer.start(t)
+  await server.stop()
+  const a = await node(t, server)
+  const down = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(down.statusCode, 503)
+  await server.start()
+  let back = down
+  for (let attempt = 0; back.statusCode !== 200 && attempt < 200; attempt++) {
+    await new Promise(resolve => setTimeout(resolve, 25))
+    back = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  }
+  t.equal(back.statusCode, 200)
+})
+
+t.test('the app\'s own ioredis client can be given; a malformed message on the channel is ignored', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const a = await build(t, { users: [admin], authRoutes: true, redis, redisPrefix: 'app1:', rest: { handlers: whoami } }, silent)
+  const tokens = await login(a)
+  t.ok((await redis.keys('app1:{s:*}:session')).length === 1, 'sessions live under the prefix')
+  const client = await connect(a.url('/websocket'))
+  client.send({ type: 'auth', access_token: tokens.access_token })
+  await client.next()
+  await redis.publish('app1:revocations', 'not json')
+  await redis.publish('app1:revocations', JSON.stringify({ session: 5 }))
+  client.send({ type: 'whoami' })
+  t.match(await client.next(), { type: 'whoami', user: String }, 'still authenticated')
+  await client.close()
+})
+
+t.test('a client that finds its Redis through Sentinel is a plain ioredis client: processes share sessions and revocations', async t => {
+  const server = await RedisServer.start(t)
+  const sentinel = await RedisServer.sentinel(t, server, 'realtime')
+  const client = () => {
+    const redis = new Redis({ sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'realtime' })
+    t.teardown(() => redis.disconnect())
+    return redis
+  }
+  const [a, b] = [await node(t, server, { redis: client() }), await node(t, server, { redis: client() })]
+  const tokens = await login(a)
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: tokens.access_token })
+  t.same(await onB.next(), { type: 'auth', status: 'ok' })
+  t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
+  t.match(await onB.next(), { error: { code: 'AUTH_REVOKED' } }, 'a logout on one reaches a socket on the other')
+  t.equal((await refresh(b, tokens.refresh_token)).statusCode, 401, 'and the session is gone for both')
+  await onB.close()
+})
+
+t.test('an outage is logged once when it starts and once when it ends', async t => {
+  const lines: string[] = []
+  const log = { error: (_o: object, line: string) => lines.push(`error ${line}`), info: (line: string) => lines.push(`info ${line}`) }
+  const events = new EventEmitter()
+  watch(events, 'commands', log as never)
+  events.emit('ready')
+  events.emit('error', new Error('ECONNREFUSED'))
+  events.emit('error', new Error('ECONNREFUSED'))
+  events.emit('ready')
+  events.emit('ready')
+  t.same(lines, ['error Redis (commands) unavailable; retrying', 'info Redis (commands) connected again'])
+})

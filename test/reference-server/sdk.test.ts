@@ -1,0 +1,216 @@
+// The real `@directus/sdk` 18 realtime client against the reference server (PROTOCOL.md sections 4, 7 and 9):
+// HTTP login and refresh through `authentication('json')`, sockets through `realtime()`, unmodified.
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import WebSocket from 'ws'
+import { authentication, createDirectus, realtime, type WebSocketAuthModes, type WebSocketInterface } from '@directus/sdk'
+import { buildReferenceServer } from '../../example/app.js'
+import { admin, secret, stoppedDate } from '../helpers.js'
+
+// ws emits frames that arrive in one chunk synchronously by default, and the SDK, which re-registers its
+// listener between frames, then loses some: one event per tick, as in a browser.
+class NodeWebSocket extends WebSocket {
+  constructor (url: string, protocols?: string | string[]) {
+    super(url, protocols, { allowSynchronousEvents: false })
+  }
+}
+
+interface Frame {
+  type: string
+  uid?: string | number
+  status?: string
+  error?: { code: string, message: string }
+  data?: unknown
+}
+
+const adminMe = { email: admin.email, role: 'administrator', admin: true }
+
+interface Server {
+  url: string
+  /** Successful `POST /auth/refresh` responses so far. */
+  refreshes: () => number
+  /** Query strings of the upgrade requests to `/websocket`, in order. */
+  upgrades: Record<string, unknown>[]
+}
+
+async function start (t: Test, env: Record<string, string> = {}): Promise<Server> {
+  const { app } = await buildReferenceServer({
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    SECRET: secret,
+    LOG_LEVEL: 'silent',
+    WEBSOCKETS_REST_AUTH: 'handshake',
+    ...env
+  })
+  let refreshes = 0
+  const upgrades: Record<string, unknown>[] = []
+  app.addHook('onRequest', async (request) => {
+    if (request.ws) upgrades.push({ ...request.query as Record<string, unknown> })
+  })
+  // Counted before the answer leaves, so before the client can act on it.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.url === '/auth/refresh' && reply.statusCode === 200) refreshes++
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as AddressInfo
+  return { url: `http://127.0.0.1:${port}`, refreshes: () => refreshes, upgrades }
+}
+
+function sdk (t: Test, url: string, authMode: WebSocketAuthModes) {
+  const client = createDirectus(url, { globals: { WebSocket: NodeWebSocket } })
+    .with(authentication('json'))
+    .with(realtime({ authMode, reconnect: false, heartbeat: true }))
+  // Nothing left open: no socket, and no refresh timer from a login.
+  t.teardown(() => {
+    client.stopRefreshing()
+    client.disconnect()
+  })
+  return client
+}
+
+type Client = ReturnType<typeof sdk>
+
+/** The next frame of that type the SDK hands to its `onWebSocket('message')` listeners. */
+function sdkMessage (client: Client, type: string): Promise<Frame> {
+  return new Promise(resolve => {
+    const off = client.onWebSocket('message', (frame: Frame) => {
+      if (frame.type !== type) return
+      off()
+      resolve(frame)
+    })
+  })
+}
+
+/** Asks the server who the socket is, through the SDK's own send and message listeners. */
+async function whoami (client: Client): Promise<unknown> {
+  const reply = sdkMessage(client, 'whoami')
+  client.sendMessage({ type: 'whoami' })
+  return (await reply).data
+}
+
+/**
+ * Every frame of the raw socket the SDK opened, in order. The SDK keeps the auth error frames (TOKEN_EXPIRED,
+ * AUTH_REVOKED) to itself and misses frames while it awaits a refresh, so events it handles are read here.
+ */
+class Recorder {
+  readonly frames: Frame[] = []
+  #cursor = 0
+  #waiters: (() => void)[] = []
+
+  constructor (socket: WebSocketInterface) {
+    socket.addEventListener('message', (event: { data: unknown }) => {
+      this.frames.push(JSON.parse(String(event.data)) as Frame)
+      for (const wake of this.#waiters.splice(0)) wake()
+    })
+  }
+
+  /** The first frame past the previous match that matches; resolves with it and its index. */
+  async next (match: (frame: Frame) => boolean): Promise<{ frame: Frame, index: number }> {
+    for (;;) {
+      while (this.#cursor < this.frames.length) {
+        const index = this.#cursor++
+        if (match(this.frames[index])) return { frame: this.frames[index], index }
+      }
+      await new Promise<void>(resolve => this.#waiters.push(resolve))
+    }
+  }
+}
+
+const isAuthError = (code: string) => (frame: Frame) => frame.type === 'auth' && frame.error?.code === code
+const isAuthOk = (frame: Frame) => frame.type === 'auth' && frame.status === 'ok'
+
+t.test('handshake mode: the SDK logs in over HTTP and authenticates the socket with its access token', { timeout: 30_000 }, async t => {
+  const { url } = await start(t)
+  const client = sdk(t, url, 'handshake')
+  const login = await client.login(admin.email, admin.password)
+  t.match(login, { access_token: String, refresh_token: String, expires: Number })
+  await client.connect()
+
+  const me = await whoami(client) as { id: string }
+  t.same(me, { id: me.id, ...adminMe })
+  t.type(me.id, 'string')
+  client.disconnect()
+})
+
+t.test('strict mode: the SDK puts the access token on the URL, and without a login it gets HTTP 401', { timeout: 30_000 }, async t => {
+  const { url, upgrades } = await start(t, { WEBSOCKETS_REST_AUTH: 'strict' })
+  const client = sdk(t, url, 'strict')
+  await client.login(admin.email, admin.password)
+  await client.connect()
+  t.same(upgrades, [{ access_token: await client.getToken() }])
+  t.match(await whoami(client), adminMe)
+  client.disconnect()
+
+  const anonymous = sdk(t, url, 'strict')
+  let opened = false
+  anonymous.onWebSocket('open', () => { opened = true })
+  await t.rejects(anonymous.connect(), { message: /401/ })
+  t.equal(opened, false)
+  t.same(upgrades[1], {}, 'no token to put on the URL')
+  anonymous.disconnect()
+})
+
+t.test('public mode: the SDK connects without a login, then an auth message upgrades the identity', { timeout: 30_000 }, async t => {
+  const { url } = await start(t, { WEBSOCKETS_REST_AUTH: 'public' })
+  const client = sdk(t, url, 'public')
+  await client.connect()
+  t.equal(await whoami(client), null)
+
+  await client.login(admin.email, admin.password)
+  const accessToken = await client.getToken()
+  const ok = sdkMessage(client, 'auth')
+  client.sendMessage({ type: 'auth', access_token: accessToken })
+  t.match(await ok, { type: 'auth', status: 'ok', uid: String })
+  t.match(await whoami(client), adminMe)
+  client.disconnect()
+})
+
+t.test('survives a token expiry: TOKEN_EXPIRED, an HTTP refresh, a re-auth, and the socket stays open', { timeout: 30_000 }, async t => {
+  // Tokens live a second, on a Date stopped just before the one the first token ends at: it expires when the test
+  // ticks the Date, and the tokens after it never do.
+  const clock = stoppedDate(t)
+  const { url, refreshes } = await start(t, { ACCESS_TOKEN_TTL: '1s' })
+  const client = sdk(t, url, 'handshake')
+  let closed = false
+  client.onWebSocket('close', () => { closed = true })
+  await client.login(admin.email, admin.password)
+  const socket = await client.connect()
+  const recorder = new Recorder(socket)
+  let refreshesAtExpiry = -1
+  socket.addEventListener('message', (event: { data: unknown }) => {
+    // Counted as the frame arrives, before the SDK can react to it.
+    if (refreshesAtExpiry === -1 && String(event.data).includes('TOKEN_EXPIRED')) refreshesAtExpiry = refreshes()
+  })
+
+  clock.tick(20)
+  const expired = await recorder.next(isAuthError('TOKEN_EXPIRED'))
+  t.same(expired.frame, { type: 'auth', status: 'error', error: { code: 'TOKEN_EXPIRED', message: 'Token expired.' } })
+  t.not(refreshesAtExpiry, -1)
+  await recorder.next(isAuthOk)
+  t.ok(refreshes() > refreshesAtExpiry, 'the SDK refreshed over HTTP before re-authenticating')
+
+  client.sendMessage({ type: 'whoami', uid: 'after-expiry' })
+  const reply = await recorder.next(frame => frame.type === 'whoami' && frame.uid === 'after-expiry')
+  t.match(reply.frame.data, adminMe, 'authenticated again')
+  t.equal(closed, false, 'no close event')
+  t.equal(socket.readyState, WebSocket.OPEN)
+  client.disconnect()
+})
+
+t.test('logout over HTTP revokes the session: its open socket gets AUTH_REVOKED', { timeout: 30_000 }, async t => {
+  const { url } = await start(t)
+  const client = sdk(t, url, 'handshake')
+  await client.login(admin.email, admin.password)
+  const socket = await client.connect()
+  const recorder = new Recorder(socket)
+  t.match(await whoami(client), adminMe)
+
+  await client.logout()
+  const revoked = await recorder.next(frame => frame.type === 'auth' && frame.status === 'error')
+  t.same(revoked.frame, { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+  // The re-auth window: open, with the public accountability.
+  t.equal(await whoami(client), null)
+  t.equal(socket.readyState, WebSocket.OPEN)
+  client.disconnect()
+})

@@ -1,0 +1,251 @@
+// Credential-attempt limits (PROTOCOL.md section 8): email/password attempts limited per client IP and per email,
+// over a socket and over POST /auth/login, in memory or shared on Redis, failing closed when Redis is away.
+import t, { type Test } from 'tap'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { once } from 'node:events'
+import { Redis } from 'ioredis'
+import { MemorySessionStore, RealtimeError, type RealtimeOptions } from '../../lib/index.js'
+import { resolveConfig } from '../../lib/config.js'
+import { admin, build, connect, editor, fakeClock, type Built, type Client } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
+
+const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
+const silent = { logger: false } as const
+const retryAfterPattern = /^Too many requests, retry after (\d+)ms\.$/
+const invalidCredentials = { errors: [{ message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } }] }
+const serviceUnavailable = { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] }
+
+function limited (t: Test, options: RealtimeOptions = {}, redis?: RedisServer): Promise<Built> {
+  return build(t, {
+    users: [admin, editor],
+    authRoutes: true,
+    rest: { handlers: whoami },
+    ...(redis ? { redis: redis.url } : {}),
+    ...options
+  }, silent)
+}
+
+function login (app: FastifyInstance, credentials: { email: string, password: string }, remoteAddress = '127.0.0.1') {
+  return app.inject({ method: 'POST', url: '/auth/login', payload: credentials, remoteAddress })
+}
+
+const wrong = (email: string) => ({ email, password: 'not-the-password' })
+
+/** The retry-after milliseconds of a REQUESTS_EXCEEDED message, checked to lie inside the window. */
+function retryAfterOf (t: Test, message: string, windowMs = 60_000): number {
+  const match = retryAfterPattern.exec(message)
+  t.ok(match, `"${message}" names the retry-after`)
+  const ms = Number(match![1])
+  t.ok(ms > 0 && ms <= windowMs, `${ms} ms lies inside the window`)
+  return ms
+}
+
+/** A 429 with Directus's body (exactly) and Retry-After in seconds; resolves the retry-after milliseconds. */
+function tooMany (t: Test, response: LightMyRequestResponse, windowMs?: number): number {
+  t.equal(response.statusCode, 429)
+  const body = response.json()
+  const ms = retryAfterOf(t, body.errors[0].message, windowMs)
+  t.same(body, { errors: [{ message: `Too many requests, retry after ${ms}ms.`, extensions: { code: 'REQUESTS_EXCEEDED' } }] })
+  t.equal(response.headers['retry-after'], String(Math.ceil(ms / 1000)), 'Retry-After in seconds')
+  return ms
+}
+
+/** The exact REQUESTS_EXCEEDED frame (with its uid); resolves the retry-after milliseconds. */
+async function exceededFrame (t: Test, client: Client, uid?: string | number): Promise<number> {
+  const frame = await client.next() as { error: { message: string } }
+  const ms = retryAfterOf(t, frame.error.message)
+  const error = { code: 'REQUESTS_EXCEEDED', message: `Too many requests, retry after ${ms}ms.` }
+  t.same(frame, uid === undefined ? { type: 'auth', status: 'error', error } : { type: 'auth', status: 'error', error, uid })
+  return ms
+}
+
+async function failHandshake (t: Test, url: string, email: string): Promise<void> {
+  const client = await connect(url)
+  client.send({ type: 'auth', ...wrong(email) })
+  t.match(await client.next(), { error: { code: 'AUTH_FAILED' } })
+  t.equal((await client.closed).code, 4401)
+}
+
+t.test('per IP on a socket: after 10 failures the handshake gets REQUESTS_EXCEEDED and 4429, a later auth leaves the socket as it was', async t => {
+  const { app, url } = await limited(t)
+  for (let i = 0; i < 10; i++) await failHandshake(t, url('/websocket'), `nobody${i}@example.com`)
+
+  const refused = await connect(url('/websocket'))
+  refused.send({ type: 'auth', email: admin.email, password: admin.password, uid: 'h' })
+  await exceededFrame(t, refused, 'h')
+  t.equal((await refused.closed).code, 4429, 'the right password was not even checked')
+
+  // Access tokens are not limited; a later password attempt is refused and changes nothing.
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  client.send({ type: 'auth', email: admin.email, password: admin.password, uid: 7 })
+  await exceededFrame(t, client, 7)
+  client.send({ type: 'whoami' })
+  t.same(await client.next(), { type: 'whoami', user: 'u1' }, 'the identity stayed and the socket is open')
+  client.send({ type: 'auth', email: editor.email, password: editor.password })
+  await exceededFrame(t, client)
+  await client.close()
+
+  // The socket's failures count for POST /auth/login from the same IP.
+  tooMany(t, await login(app, admin))
+})
+
+t.test('per IP over HTTP: after 10 failures the next login is 429 with Retry-After; other IPs go on', async t => {
+  const { app } = await limited(t)
+  for (let i = 0; i < 10; i++) {
+    const response = await login(app, wrong(`nobody${i}@example.com`), '10.0.0.1')
+    t.same([response.statusCode, response.json()], [401, invalidCredentials], `failure ${i + 1}`)
+  }
+  tooMany(t, await login(app, admin, '10.0.0.1'))
+  tooMany(t, await login(app, wrong(editor.email), '10.0.0.1'))
+  t.equal((await login(app, admin, '10.0.0.2')).statusCode, 200, 'another IP')
+})
+
+t.test('per email over HTTP: 10 failures from 10 IPs refuse the email from any IP; other emails go on', async t => {
+  const { app } = await limited(t)
+  for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(admin.email), `10.0.1.${i}`)).statusCode, 401)
+  tooMany(t, await login(app, admin, '10.0.2.1'))
+  // Case and spaces make no new email.
+  tooMany(t, await login(app, { email: ' Admin@Example.COM', password: admin.password }, '10.0.2.2'))
+  t.equal((await login(app, editor, '10.0.2.1')).statusCode, 200, 'another email from the same IP')
+})
+
+t.test('per email on a socket: an email refused after failures from other IPs gets REQUESTS_EXCEEDED and 4429', async t => {
+  const { app, url } = await limited(t)
+  for (let i = 0; i < 10; i++) await login(app, wrong(editor.email), `10.0.3.${i}`)
+  const refused = await connect(url('/websocket'))
+  refused.send({ type: 'auth', email: editor.email, password: editor.password })
+  await exceededFrame(t, refused)
+  t.equal((await refused.closed).code, 4429)
+
+  const other = await connect(url('/websocket'))
+  other.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.match(await other.next(), { type: 'auth', status: 'ok' }, 'another email from the same IP')
+  await other.close()
+})
+
+t.test('successful logins do not count, and forget the email\'s failures', async t => {
+  const { app } = await limited(t)
+  for (let i = 0; i < 9; i++) t.equal((await login(app, wrong(admin.email), '10.0.4.1')).statusCode, 401)
+  for (let i = 0; i < 5; i++) t.equal((await login(app, editor, '10.0.4.1')).statusCode, 200, 'successes from the same IP')
+  t.equal((await login(app, wrong(editor.email), '10.0.4.1')).statusCode, 401, 'the 10th failure is still checked')
+  tooMany(t, await login(app, editor, '10.0.4.1'))
+
+  // The admin email had 9 failures (from 10.0.4.1); a success forgets them.
+  t.equal((await login(app, admin, '10.0.5.1')).statusCode, 200)
+  for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(admin.email), `10.0.6.${i}`)).statusCode, 401, `failure ${i + 1} after the success`)
+  tooMany(t, await login(app, admin, '10.0.5.1'))
+})
+
+t.test('the window passes: attempts are checked again', async t => {
+  // The counters' window ends by the Date (their own timers only forget them later).
+  const clock = fakeClock(t, ['Date'])
+  const { app, url } = await limited(t, { attemptLimit: { points: 2, durationSeconds: 1 } })
+  await login(app, wrong(admin.email))
+  await failHandshake(t, url('/websocket'), admin.email)
+  const retryAfterMs = tooMany(t, await login(app, admin), 1_000)
+  const refused = await connect(url('/websocket'))
+  refused.send({ type: 'auth', email: admin.email, password: admin.password })
+  await exceededFrame(t, refused)
+  await refused.closed
+
+  clock.tick(retryAfterMs)
+  t.equal((await login(app, admin)).statusCode, 200, 'after the window')
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.match(await client.next(), { type: 'auth', status: 'ok' })
+  await client.close()
+})
+
+t.test('the application API counts against the email: it rejects with REQUESTS_EXCEEDED', async t => {
+  const { app } = await limited(t)
+  for (let i = 0; i < 10; i++) {
+    await t.rejects(app.realtime.login(wrong(admin.email)), { code: 'INVALID_CREDENTIALS' })
+  }
+  const error = await app.realtime.login(admin).then(() => null, (err: RealtimeError) => err)
+  t.ok(error instanceof RealtimeError)
+  t.equal(error!.code, 'REQUESTS_EXCEEDED')
+  retryAfterOf(t, error!.message)
+  t.equal((await login(app, editor, '10.0.7.1')).statusCode, 200, 'other emails go on')
+})
+
+t.test('attemptLimit: false turns the limits off', async t => {
+  const { app } = await limited(t, { attemptLimit: false })
+  for (let i = 0; i < 15; i++) t.equal((await login(app, wrong(admin.email))).statusCode, 401)
+  t.equal((await login(app, admin)).statusCode, 200)
+})
+
+t.test('attemptLimit is resolved with its defaults and checked at boot', async t => {
+  t.same((await resolveConfig({ env: {} })).attemptLimit, { points: 10, durationSeconds: 60 })
+  t.same((await resolveConfig({ env: {}, attemptLimit: { points: 3 } })).attemptLimit, { points: 3, durationSeconds: 60 })
+  t.same((await resolveConfig({ env: {}, attemptLimit: { durationSeconds: 5 } })).attemptLimit, { points: 10, durationSeconds: 5 })
+  t.equal((await resolveConfig({ env: {}, attemptLimit: false })).attemptLimit, null)
+  await t.rejects(resolveConfig({ env: {}, attemptLimit: { points: 0 } }), {
+    code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: attemptLimit.points must be a positive integer (got 0)'
+  })
+  await t.rejects(resolveConfig({ env: {}, attemptLimit: { durationSeconds: 1.5 } }), {
+    message: 'Invalid configuration: attemptLimit.durationSeconds must be a positive integer (got 1.5)'
+  })
+})
+
+t.test('on Redis the counters are shared by every process', async t => {
+  const server = await RedisServer.start(t)
+  // b is given the app's own client, already connected.
+  const appClient = new Redis(server.url)
+  t.teardown(() => appClient.disconnect())
+  await once(appClient, 'ready')
+  const [a, b] = [await limited(t, {}, server), await limited(t, { redis: appClient })]
+  for (let i = 0; i < 5; i++) {
+    t.equal((await login(a.app, wrong(`a${i}@example.com`), '10.0.8.1')).statusCode, 401)
+    t.equal((await login(b.app, wrong(`b${i}@example.com`), '10.0.8.1')).statusCode, 401)
+  }
+  // Per IP, on either process.
+  tooMany(t, await login(a.app, admin, '10.0.8.1'))
+  tooMany(t, await login(b.app, admin, '10.0.8.1'))
+
+  for (let i = 0; i < 5; i++) {
+    await login(a.app, wrong(editor.email), `10.0.9.${i}`)
+    await login(b.app, wrong(editor.email), `10.0.10.${i}`)
+  }
+  // Per email, on b and on a socket of a.
+  tooMany(t, await login(b.app, editor, '10.0.11.1'))
+  const refused = await connect(a.url('/websocket'))
+  refused.send({ type: 'auth', email: editor.email, password: editor.password, uid: 1 })
+  await exceededFrame(t, refused, 1)
+  t.equal((await refused.closed).code, 4429)
+
+  const keys = await appClient.keys('realtime:attempts:*')
+  t.ok(keys.includes('realtime:attempts:ip:10.0.8.1'), 'counters live under the plugin\'s prefix')
+  t.notOk(keys.some(key => key.includes('@')), 'no email address is stored')
+})
+
+t.test('Redis away: password auth fails closed with SERVICE_UNAVAILABLE, never unlimited, and recovers', async t => {
+  const server = await RedisServer.start(t)
+  // Sessions in memory: only the attempt counters need Redis, so a 503 here is theirs.
+  const { app, url } = await limited(t, { sessionStore: new MemorySessionStore() }, server)
+  for (let i = 0; i < 10; i++) await login(app, wrong(admin.email), `10.0.12.${i}`)
+  tooMany(t, await login(app, admin, '10.0.12.10'))
+  await server.stop()
+
+  const started = Date.now()
+  for (const [credentials, from] of [[admin, '10.0.13.1'], [editor, '10.0.13.2'], [wrong(editor.email), '10.0.13.3']] as const) {
+    const response = await login(app, credentials, from)
+    t.same([response.statusCode, response.json()], [503, serviceUnavailable], `${credentials.email} from ${from}`)
+  }
+  const handshake = await connect(url('/websocket'))
+  handshake.send({ type: 'auth', email: editor.email, password: editor.password, uid: 'd' })
+  t.same(await handshake.next(), {
+    type: 'auth', status: 'error', error: { code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable.' }, uid: 'd'
+  })
+  t.equal((await handshake.closed).code, 1013)
+  t.ok(Date.now() - started < 5_000, 'within 5 s')
+
+  await server.start() // empty: the counters are gone with the old server
+  let back = await login(app, editor, '10.0.13.2')
+  for (let attempt = 0; back.statusCode !== 200 && attempt < 200; attempt++) {
+    await new Promise(resolve => setTimeout(resolve, 25))
+    back = await login(app, editor, '10.0.13.2')
+  }
+  t.equal(back.statusCode, 200, 'works again without a restart')
+})

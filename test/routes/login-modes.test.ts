@@ -1,0 +1,270 @@
+// The `cookie` and `session` login modes (PROTOCOL.md section 7) and the session cookie at the upgrade (section 3):
+// Directus's cookie names and attributes, rotation and reuse detection through the cookie, logout clearing it and
+// revoking the sockets it opened. What only a browser shows (SameSite, the origin check with a real cookie jar) is in
+// test/browser/.
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import { MemoryStore } from '@fastify/session'
+import realtime, { fromFastifySessionStore, type RealtimeOptions } from '../../lib/index.js'
+import { resolveConfig } from '../../lib/config.js'
+import { admin, build, connect, directoryOf, refusedWith, secret, stoppedDate, whoami, type Built } from '../helpers.js'
+import { GraphqlSocket } from '../hostile/graphql-socket.js'
+import { referenceSchema } from '../../example/schema.js'
+
+const invalidCredentials = { errors: [{ message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } }] }
+
+const me = ({ user, role, admin }: { user: string | null, role: string | null, admin: boolean }) => user === null ? null : { id: user, email: null, role, admin }
+
+function modes (t: Test, options: RealtimeOptions = {}): Promise<Built> {
+  return build(t, {
+    users: [admin],
+    authRoutes: true,
+    rest: { handlers: { whoami } },
+    graphql: { schema: referenceSchema(me) },
+    ...options
+  }, { logger: false })
+}
+
+function post (app: FastifyInstance, route: string, payload: object, cookie?: string) {
+  return app.inject({ method: 'POST', url: `/auth/${route}`, payload, ...(cookie ? { headers: { cookie } } : {}) })
+}
+
+const login = (app: FastifyInstance, mode: 'cookie' | 'session') => post(app, 'login', { email: admin.email, password: admin.password, mode })
+
+/** The one Set-Cookie header of a response. */
+function setCookie (response: LightMyRequestResponse): string {
+  const header = response.headers['set-cookie']
+  if (typeof header !== 'string') throw new Error(`one Set-Cookie expected, got ${JSON.stringify(header)}`)
+  return header
+}
+
+/** `name=value` of a Set-Cookie header: what the browser sends back. */
+const sent = (header: string) => header.split(';')[0]!
+const wsUrl = (built: Built, path = '/websocket') => built.url(path)
+
+t.test('cookie mode: the refresh token goes to an HttpOnly cookie with Directus\'s attributes, not the body', async t => {
+  const { app } = await modes(t)
+  const response = await login(app, 'cookie')
+  t.equal(response.statusCode, 200)
+  const body = response.json()
+  t.same(Object.keys(body.data).sort(), ['access_token', 'expires'])
+  t.equal(body.data.expires, 900_000)
+  t.match(setCookie(response), /^directus_refresh_token=[A-Za-z0-9_-]{64}; Max-Age=604800; Path=\/; HttpOnly; SameSite=Lax$/)
+})
+
+t.test('cookie mode: refresh with the cookie alone rotates it; the old cookie is then refused, and its reuse ends the session', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const first = await login(app, 'cookie')
+  const cookie = sent(setCookie(first))
+  const client = await connect(wsUrl(built))
+  client.send({ type: 'auth', access_token: first.json().data.access_token })
+  t.match(await client.next(), { type: 'auth', status: 'ok' })
+
+  const refreshed = await post(app, 'refresh', { mode: 'cookie' }, cookie)
+  t.equal(refreshed.statusCode, 200)
+  t.same(Object.keys(refreshed.json().data).sort(), ['access_token', 'expires'])
+  const rotated = sent(setCookie(refreshed))
+  t.not(rotated, cookie, 'a new cookie')
+
+  const reused = await post(app, 'refresh', { mode: 'cookie' }, cookie)
+  t.same([reused.statusCode, reused.json()], [401, invalidCredentials], 'the old cookie: 401')
+  t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } }, 'and its reuse revoked the session\'s sockets')
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, rotated)).statusCode, 401, 'the new cookie died with the session')
+})
+
+t.test('cookie mode: logout with the cookie clears it and revokes the session\'s sockets', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const response = await login(app, 'cookie')
+  const cookie = sent(setCookie(response))
+  const client = await connect(wsUrl(built))
+  client.send({ type: 'auth', access_token: response.json().data.access_token })
+  await client.next()
+  const logout = await post(app, 'logout', { mode: 'cookie' }, cookie)
+  t.equal(logout.statusCode, 204)
+  t.equal(setCookie(logout), 'directus_refresh_token=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax')
+  t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } })
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, cookie)).statusCode, 401, 'the cookie is refused from then on')
+  t.equal((await post(app, 'logout', { mode: 'cookie' }, cookie)).statusCode, 401, 'and cannot log out twice')
+})
+
+t.test('json mode takes the refresh cookie when the body has no token, as Directus does', async t => {
+  const { app } = await modes(t)
+  const cookie = sent(setCookie(await login(app, 'cookie')))
+  const refreshed = await post(app, 'refresh', {}, cookie)
+  t.equal(refreshed.statusCode, 200)
+  t.same(Object.keys(refreshed.json().data).sort(), ['access_token', 'expires', 'refresh_token'])
+})
+
+t.test('session mode: the session token goes to an HttpOnly cookie, and the body says only when it expires', async t => {
+  const { app } = await modes(t)
+  const response = await login(app, 'session')
+  t.same(response.json(), { data: { expires: 86_400_000 } })
+  t.match(setCookie(response), /^directus_session_token=[\w-]+\.[\w-]+\.[\w-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/)
+})
+
+t.test('the session cookie authenticates the upgrade on every endpoint and in every mode', async t => {
+  for (const auth of ['public', 'handshake', 'strict'] as const) {
+    const built = await modes(t, { rest: { auth, handlers: { whoami } }, graphql: { auth, schema: referenceSchema(me) }, logs: { auth } })
+    const cookie = sent(setCookie(await login(built.app, 'session')))
+    const client = await connect(wsUrl(built), { headers: { cookie } })
+    client.send({ type: 'whoami', uid: 1 })
+    t.match(await client.next(), { type: 'whoami', uid: 1, user: String }, `${auth}: /websocket opens authenticated`)
+    const graphql = await GraphqlSocket.open(wsUrl(built, '/graphql'), { cookie })
+    t.match(await graphql.result('me', '{ me { id } }'), [{ type: 'next', payload: { data: { me: { id: String } } } }, { type: 'complete' }], `${auth}: /graphql`)
+    const logs = await connect(wsUrl(built, '/websocket/logs'), { headers: { cookie } })
+    logs.send({ type: 'subscribe', log_level: 'info' })
+    t.same(await logs.next(), { type: 'logs', event: 'subscribe', log_level: 'info' }, `${auth}: /websocket/logs, as the admin`)
+    await Promise.all([client.close(), graphql.client.close(), logs.close()])
+  }
+})
+
+t.test('the query token wins over the session cookie, and the refresh cookie is never a socket credential', async t => {
+  const built = await modes(t, { rest: { auth: 'strict', handlers: { whoami } } })
+  const session = sent(setCookie(await login(built.app, 'session')))
+  const refresh = sent(setCookie(await login(built.app, 'cookie')))
+  const token = built.app.realtime.signAccessToken({ user: 'from-the-query', role: null, admin: false }).access_token
+  const client = await connect(`${wsUrl(built)}?access_token=${token}`, { headers: { cookie: session } })
+  client.send({ type: 'whoami' })
+  t.match(await client.next(), { user: 'from-the-query' })
+  await client.close()
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: refresh } })).status, 401, 'strict: the refresh cookie alone is no credential')
+})
+
+t.test('only a session token of this plugin is a session cookie', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const identity = { id: 'u1', role: null, admin_access: false, iss: 'fastify-realtime', sid: '9b2f6c1e-0d3a-4b5c-8d7e-6f5a4b3c2d1e' }
+  const cookies = {
+    'an access token': app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token,
+    'a token whose session claim is no refresh token': app.jwt.sign({ ...identity, session: 'not-a-refresh-token' }),
+    'another issuer\'s token with a session claim': app.jwt.sign({ ...identity, iss: 'elsewhere', session: 'x'.repeat(64) }),
+    garbage: 'not-a-jwt'
+  }
+  for (const [what, token] of Object.entries(cookies)) {
+    const cookie = `directus_session_token=${token}`
+    t.equal((await refusedWith(wsUrl(built), { headers: { cookie } })).status, 401, `${what}: no socket`)
+    const refresh = await post(app, 'refresh', { mode: 'session' }, cookie)
+    t.same([refresh.statusCode, refresh.json()], [401, invalidCredentials], `${what}: no refresh`)
+  }
+})
+
+t.test('a session token is no access token: an auth message carrying one fails', async t => {
+  const built = await modes(t)
+  const cookie = sent(setCookie(await login(built.app, 'session')))
+  const client = await connect(wsUrl(built))
+  client.send({ type: 'auth', access_token: cookie.split('=')[1] })
+  t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } })
+})
+
+t.test('session mode: refresh replaces the cookie; the old one is refused at the upgrade, and refreshing with it ends the session', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const old = sent(setCookie(await login(app, 'session')))
+  t.same((await post(app, 'refresh', {}, old)).json().errors[0].extensions.code, 'INVALID_PAYLOAD', 'without the mode: no refresh token')
+  const refreshed = await post(app, 'refresh', { mode: 'session' }, old)
+  t.same([refreshed.statusCode, refreshed.json()], [200, { data: { expires: 86_400_000 } }])
+  const current = sent(setCookie(refreshed))
+  t.not(current, old)
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: old } })).status, 401, 'the replaced cookie opens no socket')
+  const client = await connect(wsUrl(built), { headers: { cookie: current } })
+  client.send({ type: 'whoami' })
+  t.match(await client.next(), { user: String }, 'the new one does')
+
+  const reused = await post(app, 'refresh', { mode: 'session' }, old)
+  t.same([reused.statusCode, reused.json()], [401, invalidCredentials])
+  t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } }, 'reuse of the old cookie revoked the session')
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401)
+})
+
+t.test('session mode: logout clears the cookie, and every socket it opened gets AUTH_REVOKED (4403 on GraphQL)', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const cookie = sent(setCookie(await login(app, 'session')))
+  const client = await connect(wsUrl(built), { headers: { cookie } })
+  const graphql = await GraphqlSocket.open(wsUrl(built, '/graphql'), { cookie })
+  const logout = await post(app, 'logout', { mode: 'session' }, cookie)
+  t.equal(logout.statusCode, 204)
+  t.equal(setCookie(logout), 'directus_session_token=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax')
+  t.same(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+  t.equal((await graphql.client.closed).code, 4403)
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie } })).status, 401, 'the old cookie opens nothing')
+  const again = await post(app, 'logout', { mode: 'session' }, cookie)
+  t.same([again.statusCode, again.json()], [401, invalidCredentials], 'nor logs out twice')
+  const forged = await post(app, 'logout', { mode: 'session' }, 'directus_session_token=not-a-token')
+  t.same([forged.statusCode, forged.json()], [401, invalidCredentials], 'a cookie that is no session token: 401')
+})
+
+t.test('a session-cookie socket expires at the session token\'s exp like any other', async t => {
+  const clock = stoppedDate(t)
+  const built = await modes(t, { cookies: { session: { ttl: '1s' } } })
+  const cookie = sent(setCookie(await login(built.app, 'session')))
+  const client = await connect(wsUrl(built), { headers: { cookie } })
+  clock.tick(2_000)
+  t.same(await client.next(), { type: 'auth', status: 'error', error: { code: 'TOKEN_EXPIRED', message: 'Token expired.' } })
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie } })).status, 401, 'and the expired cookie opens nothing')
+})
+
+t.test('with the session store away, a session cookie gets 503 at the upgrade, never a socket', async t => {
+  const memory = new MemoryStore()
+  let down = false
+  const store = {
+    get: (id: string, callback: (err: unknown, session?: unknown) => void) => down ? callback(new Error('store down')) : memory.get(id, callback as never),
+    set: memory.set.bind(memory),
+    destroy: memory.destroy.bind(memory)
+  }
+  const built = await modes(t, { sessionStore: fromFastifySessionStore(store) })
+  const cookie = sent(setCookie(await login(built.app, 'session')))
+  down = true
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie } })).status, 503)
+})
+
+t.test('a page of another origin cannot open a socket with the user\'s session cookie', async t => {
+  const built = await modes(t)
+  const cookie = sent(setCookie(await login(built.app, 'session')))
+  const refused = await refusedWith(wsUrl(built), { headers: { cookie, origin: 'http://evil.example' } })
+  t.equal(refused.status, 403)
+})
+
+t.test('the cookies\' names and attributes come from Directus\'s variables or the options', async t => {
+  const { app } = await modes(t, {
+    env: {
+      REFRESH_TOKEN_COOKIE_NAME: 'rt',
+      REFRESH_TOKEN_COOKIE_SECURE: 'true',
+      REFRESH_TOKEN_COOKIE_SAME_SITE: 'Strict',
+      REFRESH_TOKEN_COOKIE_DOMAIN: 'example.com',
+      SESSION_COOKIE_TTL: '2h'
+    },
+    cookies: { session: { name: 'st', sameSite: 'none', secure: true } }
+  })
+  t.match(setCookie(await login(app, 'cookie')), /^rt=[\w-]{64}; Max-Age=604800; Domain=example.com; Path=\/; HttpOnly; Secure; SameSite=Strict$/)
+  const session = await login(app, 'session')
+  t.match(setCookie(session), /^st=[\w.-]+; Max-Age=7200; Path=\/; HttpOnly; Secure; SameSite=None$/)
+  t.same(session.json(), { data: { expires: 7_200_000 } })
+})
+
+t.test('bad cookie settings fail boot, naming the variable and the option', async t => {
+  await t.rejects(resolveConfig({ env: { SESSION_COOKIE_SAME_SITE: 'none' } }), {
+    code: 'FST_REALTIME_INVALID_CONFIG',
+    message: 'Invalid configuration: SESSION_COOKIE_SAME_SITE none needs SESSION_COOKIE_SECURE true: browsers refuse a SameSite=None cookie that is not Secure'
+  })
+  await t.rejects(resolveConfig({ env: {}, cookies: { refresh: { sameSite: 'none' } } }), {
+    message: /REFRESH_TOKEN_COOKIE_SAME_SITE \(option cookies.refresh.sameSite\) none needs REFRESH_TOKEN_COOKIE_SECURE true/
+  })
+  await t.rejects(resolveConfig({ env: { REFRESH_TOKEN_COOKIE_SAME_SITE: 'sometimes' } }), {
+    message: /REFRESH_TOKEN_COOKIE_SAME_SITE must be equal to one of the allowed values: one of lax, strict, none/
+  })
+  await t.rejects(resolveConfig({ env: {}, cookies: { session: { name: 'a b' } } }), { message: /SESSION_COOKIE_NAME \(option cookies.session.name\) must match pattern/ })
+  await t.rejects(resolveConfig({ env: { SESSION_COOKIE_TTL: 'soon' } }), { message: /SESSION_COOKIE_TTL must be a positive duration/ })
+})
+
+t.test('the app\'s own @fastify/cookie is used, registered before the plugin', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie)
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), authRoutes: true })
+  const response = await login(app, 'cookie')
+  t.match(setCookie(response), /^directus_refresh_token=/)
+})

@@ -1,0 +1,92 @@
+// The application API: message handlers, and reaching sockets by user or session.
+import t from 'tap'
+import { RealtimeError } from '../../lib/index.js'
+import { admin, build, connect } from '../helpers.js'
+
+t.test('handlers get the message and the socket with its accountability; errors become error frames', async t => {
+  const logged: string[] = []
+  const { app, url } = await build(t, {
+    rest: {
+      handlers: {
+        echo: (message, connection) => connection.send({ type: 'echo', uid: message.uid, user: connection.accountability.user, body: message.body }),
+        later: async (message, connection) => { connection.send({ type: 'later', uid: message.uid }) },
+        forbidden: () => { throw new RealtimeError('FORBIDDEN', "You don't have permission to access this.") },
+        rejects: async () => { throw new RealtimeError('INVALID_PAYLOAD', 'No such collection.') },
+        crashes: () => { throw new Error('secret internals') }
+      }
+    }
+  }, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }) })
+  await client.next()
+
+  client.send({ type: 'echo', uid: 1, body: { a: [1] } })
+  t.same(await client.next(), { type: 'echo', uid: 1, user: 'u1', body: { a: [1] } })
+  client.send({ type: 'later', uid: 2 })
+  t.same(await client.next(), { type: 'later', uid: 2 })
+  client.send({ type: 'forbidden', uid: 3 })
+  t.same(await client.next(), {
+    type: 'forbidden', status: 'error', error: { code: 'FORBIDDEN', message: "You don't have permission to access this." }, uid: 3
+  })
+  client.send({ type: 'rejects', uid: 4 })
+  t.same(await client.next(), { type: 'rejects', status: 'error', error: { code: 'INVALID_PAYLOAD', message: 'No such collection.' }, uid: 4 })
+  client.send({ type: 'crashes', uid: 5 })
+  t.same(await client.next(), {
+    type: 'crashes', status: 'error', error: { code: 'INTERNAL_SERVER_ERROR', message: 'An unexpected error occurred.' }, uid: 5
+  })
+  t.match(logged.join(''), /secret internals/, 'the real error is logged, not sent')
+  await client.close()
+})
+
+t.test('send, close and connections reach sockets by user, session and endpoint', async t => {
+  const { app, url } = await build(t, { users: [admin] })
+  const alice1 = await connect(url('/websocket'))
+  alice1.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'alice', role: null, admin: false }, 's-a1').access_token })
+  const alice2 = await connect(url('/websocket'))
+  alice2.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'alice', role: null, admin: false }, 's-a2').access_token })
+  const bob = await connect(url('/websocket'))
+  bob.send({ type: 'auth', access_token: app.jwt.sign({ sub: 'bob' }) })
+  await Promise.all([alice1.next(), alice2.next(), bob.next()])
+
+  t.equal(app.realtime.connections().length, 3)
+  t.same(app.realtime.connections({ user: 'bob' }).map(c => c.accountability.user), ['bob'])
+  t.equal(app.realtime.connections({ endpoint: 'graphql' }).length, 0)
+  t.equal(app.realtime.send({ user: 'alice' }, { type: 'notice', text: 'hi' }), 2)
+  t.same(await alice1.next(), { type: 'notice', text: 'hi' })
+  t.same(await alice2.next(), { type: 'notice', text: 'hi' })
+  t.equal(app.realtime.send({ session: 's-a2' }, { type: 'only-a2' }), 1)
+  t.same(await alice2.next(), { type: 'only-a2' })
+
+  t.equal(app.realtime.close({ user: 'alice', session: 's-a1' }, 4000, 'bye'), 1)
+  t.same(await alice1.closed, { code: 4000, reason: 'bye' })
+  t.equal(app.realtime.close({ user: 'nobody' }), 0)
+  await Promise.all([alice2.close(), bob.close()])
+})
+
+t.test('login through the API issues a session whose tokens work on the socket', async t => {
+  const { app, url } = await build(t, { users: [admin] })
+  const tokens = await app.realtime.login({ email: admin.email, password: admin.password })
+  t.match(tokens, { access_token: String, expires: 900000, refresh_token: /^[\w-]{43,}$/ })
+  const claims = app.jwt.decode<{ sid: string, admin_access: boolean, role: string }>(tokens.access_token)!
+  t.match(claims, { sid: String, admin_access: true, role: 'administrator' })
+
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: tokens.access_token })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  await app.realtime.revokeSession(claims.sid)
+  t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } })
+  await client.close()
+
+  await t.rejects(app.realtime.login({ email: admin.email, password: 'wrong' }), { code: 'INVALID_CREDENTIALS', message: 'Invalid user credentials.' })
+})
+
+t.test('connection ids: one per socket, the same on every read, a UUID of the process then a count', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const clients = [await connect(url('/websocket')), await connect(url('/websocket')), await connect(url('/websocket'))]
+  while (app.realtime.connections().length < 3) await new Promise(resolve => setImmediate(resolve))
+  const ids = app.realtime.connections().map(connection => connection.id)
+  t.equal(new Set(ids).size, 3)
+  t.same(app.realtime.connections().map(connection => connection.id), ids, 'stable')
+  for (const id of ids) t.match(id, /^[0-9a-f-]{36}-[0-9a-z]+$/, 'a UUID of the process, then a count')
+  await Promise.all(clients.map(client => client.close()))
+})

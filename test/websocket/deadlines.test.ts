@@ -1,0 +1,135 @@
+// The guards' clocks: a handful of timers for every socket's expiry and auth window.
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { AuthWindows, ExpiryClock } from '../../lib/connection/deadlines.js'
+import { ConnectionGuard, guardPolicy, type GuardEvents } from '../../lib/connection/guard.js'
+import { ClientInfo } from '../../lib/connection/accountability.js'
+import type { AuthSuccess } from '../../lib/auth/authenticator.js'
+
+const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length
+const unexpected = (err: unknown) => { throw new Error(`no target should throw: ${String(err)}`) }
+
+t.test('expiries sharing a deadline share one timer, which goes with the last of them', async t => {
+  const clock = new ExpiryClock(unexpected)
+  const baseline = timers()
+  const expired: number[] = []
+  const targets = Array.from({ length: 100 }, (_v, i) => ({ onExpiry: () => expired.push(i) }))
+  const deadline = Date.now() + 60_000
+  for (const target of targets) clock.schedule(target, deadline)
+  clock.schedule(targets[0], deadline + 1000)
+  t.equal(timers(), baseline + 2, 'one timer per deadline')
+  for (const target of targets) clock.cancel(target, deadline)
+  t.equal(timers(), baseline + 1, 'the emptied deadline has no timer left')
+  clock.cancel(targets[0], deadline + 1000)
+  clock.cancel(targets[0], deadline + 1000) // twice, or never scheduled: nothing happens
+  t.equal(timers(), baseline)
+  t.same(expired, [])
+})
+
+t.test('every target of a deadline is told once, at the deadline; one that schedules again meanwhile starts anew', async t => {
+  const clock = new ExpiryClock(unexpected)
+  const told: string[] = []
+  const deadline = Date.now() + 20
+  const again = { onExpiry: () => { told.push(`again at ${Date.now() >= deadline}`); if (told.length < 3) clock.schedule(again, deadline) } }
+  clock.schedule({ onExpiry: () => told.push(`first at ${Date.now() >= deadline}`) }, deadline)
+  clock.schedule(again, deadline)
+  while (told.length < 3) await sleep(5)
+  t.same(told, ['first at true', 'again at true', 'again at true'])
+})
+
+t.test('a timer that fires before the wall clock reaches the deadline waits again', async t => {
+  let behind = 0
+  const now = () => Date.now() - behind
+  const clock = new ExpiryClock(unexpected, now)
+  const deadline = now() + 20
+  const told: number[] = []
+  clock.schedule({ onExpiry: () => told.push(now()) }, deadline)
+  behind = 40 // the clock falls behind after the timer was set: it fires 40 ms early by that clock
+  while (told.length === 0) await sleep(5)
+  t.ok(told[0] >= deadline, `told ${told[0] - deadline} ms after the deadline, never before`)
+})
+
+t.test('auth windows end in the order they opened; their timer never holds the process', async t => {
+  const windows = new AuthWindows(40)
+  const baseline = timers()
+  const ended: string[] = []
+  const target = (name: string) => ({ onAuthWindowEnd: () => ended.push(name) })
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(target)
+  windows.open(a)
+  await sleep(10)
+  windows.open(b)
+  windows.open(c)
+  windows.open(d)
+  t.equal(timers(), baseline, 'unref\'d: only open sockets keep a process alive')
+  windows.close(a) // the oldest closes early: the timer wakes at its end and waits for the next
+  windows.close(c)
+  windows.open(b) // opened again: it starts again, after d
+  while (ended.length < 2) await sleep(5)
+  t.same(ended, ['d', 'b'])
+  windows.open(a)
+  windows.close(a)
+  windows.close(a) // twice, or never opened: nothing happens
+  await sleep(60)
+  t.same(ended, ['d', 'b'], 'a window closed before its end never ends')
+})
+
+t.test('a window opened after all closed, while the timer of an earlier one is pending, ends on time', async t => {
+  const windows = new AuthWindows(30)
+  const early = { onAuthWindowEnd: () => t.fail('closed before its end') }
+  windows.open(early)
+  windows.close(early) // the queue is empty; the timer stays, due at early's end
+  await sleep(15)
+  const opened = performance.now()
+  const endedAfter: number[] = []
+  windows.open({ onAuthWindowEnd: () => endedAfter.push(performance.now() - opened) })
+  while (endedAfter.length === 0) await sleep(5)
+  t.ok(endedAfter[0] >= 29, `ended ${endedAfter[0].toFixed(1)} ms after it opened, not at the earlier window's end`)
+})
+
+t.test('a target that opens a window while told its end gets a timer of its own', async t => {
+  const windows = new AuthWindows(20)
+  const ended: string[] = []
+  const again = { onAuthWindowEnd: () => { ended.push('again'); if (ended.length < 3) windows.open(again) } }
+  windows.open({ onAuthWindowEnd: () => ended.push('first') })
+  await sleep(2)
+  windows.open(again)
+  windows.open({ onAuthWindowEnd: () => ended.push('later') })
+  while (ended.length < 4) await sleep(5)
+  t.same(ended, ['first', 'again', 'later', 'again'])
+})
+
+t.test('a target that throws is reported; the rest of its bucket expires all the same', async t => {
+  const errors: unknown[] = []
+  const clock = new ExpiryClock((err) => errors.push(err))
+  const told: string[] = []
+  const deadline = Date.now() + 10
+  clock.schedule({ onExpiry: () => { told.push('a'); throw new Error('boom') } }, deadline)
+  clock.schedule({ onExpiry: () => told.push('b') }, deadline)
+  while (told.length < 2) await sleep(5)
+  t.same(told, ['a', 'b'])
+  t.match(errors, [{ message: 'boom' }])
+})
+
+t.test('a guard closed or authenticated anew while its bucket fires ignores the old deadline', async t => {
+  const policy = guardPolicy('handshake', null, 10_000, { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger)
+  const client = new ClientInfo({ headers: {}, raw: { socket: null } } as unknown as FastifyRequest)
+  const expiresAt = Date.now() + 20
+  const success = (user: string, at: number): AuthSuccess => ({ ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt: at, issuedAt: 0 })
+  const expired: string[] = []
+  const guards: ConnectionGuard[] = []
+  const events = (name: string, act: () => void): GuardEvents => ({
+    onExpire: () => { expired.push(name); act() },
+    onAuthTimeout: () => {}
+  })
+  // The first to expire closes the second and authenticates the third anew, as another socket's listener might.
+  guards.push(new ConnectionGuard(policy, client, events('first', () => { guards[1].close(); guards[2].authenticate(success('third', Date.now() + 60_000)) }), success('first', expiresAt)))
+  guards.push(new ConnectionGuard(policy, client, events('second', () => {}), success('second', expiresAt)))
+  guards.push(new ConnectionGuard(policy, client, events('third', () => {}), success('third', expiresAt)))
+  while (expired.length === 0) await sleep(5)
+  await sleep(20)
+  t.same(expired, ['first'])
+  t.equal(guards[2].phase, 'open')
+  t.equal(guards[2].user, 'third')
+  for (const guard of guards) guard.close()
+})

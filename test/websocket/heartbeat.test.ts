@@ -1,0 +1,79 @@
+// The heartbeat (PROTOCOL.md section 4): server pings, and the close of a silent client. On a fake clock: a period
+// of real time would have to hold a client's answer, which a busy machine can delay past it.
+import t from 'tap'
+import { build, connect, fakeClock, until } from '../helpers.js'
+import { startHeartbeat } from '../../lib/endpoints/heartbeat.js'
+import type { Registry } from '../../lib/connection/registry.js'
+import type { Connection } from '../../lib/connection/connection.js'
+
+const heartbeatTimers = ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] as const
+
+t.test('every period a ping; a client that answers stays open', async t => {
+  const clock = fakeClock(t, [...heartbeatTimers])
+  const { app, url } = await build(t, { heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }) })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  const server = app.realtime.connections()[0] as Connection
+  for (let beat = 0; beat < 4; beat++) {
+    clock.tick(100)
+    t.same(await client.next(), { type: 'ping' }, `beat ${beat}`)
+    client.send({ type: 'pong' })
+    await until(() => server.active)
+  }
+  t.equal(client.ws.readyState, client.ws.OPEN)
+  await client.close()
+})
+
+t.test('a client that sends nothing during the period after a ping is closed', async t => {
+  const clock = fakeClock(t, [...heartbeatTimers])
+  const { url } = await build(t, { rest: { auth: 'public' }, heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  clock.tick(100)
+  t.same(await client.next(), { type: 'ping' }, 'public sockets are pinged too')
+  clock.tick(100)
+  t.equal((await client.closed).code, 1005, 'closed without a status, as Directus does')
+})
+
+t.test('sockets still in their handshake are not pinged: the auth timeout covers them', async t => {
+  const clock = fakeClock(t, [...heartbeatTimers, 'performance'])
+  const { url } = await build(t, { rest: { authTimeout: 0.5 }, heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  for (let beat = 0; beat < 5; beat++) clock.tick(100)
+  t.match(await client.next(), { type: 'auth', error: { code: 'AUTH_FAILED' } }, 'the first frame is the handshake failure, no ping')
+  t.equal((await client.closed).code, 4408)
+})
+
+t.test('WEBSOCKETS_HEARTBEAT_ENABLED=false sends no ping', async t => {
+  const { url } = await build(t, { env: { WEBSOCKETS_HEARTBEAT_ENABLED: 'false', WEBSOCKETS_HEARTBEAT_PERIOD: '0.05' }, rest: { auth: 'public' } })
+  const client = await connect(url('/websocket'))
+  await new Promise(resolve => setTimeout(resolve, 300))
+  client.send({ type: 'ping', uid: 'mine' })
+  t.same(await client.next(), { type: 'pong', uid: 'mine' }, 'the first frame is the answer to our ping')
+  await client.close()
+})
+
+t.test('a beat pings its sockets a slice at a time, spread out, the event loop turning in between', async t => {
+  const order: (number | string)[] = []
+  let pinged!: () => void
+  const allPinged = new Promise<void>(resolve => { pinged = resolve })
+  const connections = [0, 1, 2].map(i => ({
+    endpoint: 'rest',
+    guard: { phase: 'open' },
+    pinged: false,
+    active: false,
+    close () {},
+    ping () {
+      order.push(i)
+      if (i === 0) setImmediate(() => order.push('turn'))
+      if (order.length === 4) pinged()
+    }
+  }))
+  const registry = { * matching () { yield * connections } } as unknown as Registry
+  const stop = startHeartbeat(registry, 20, 1)
+  const hold = setTimeout(() => {}, 5000) // the heartbeat's own timer does not keep the process alive
+  await allPinged
+  stop()
+  clearTimeout(hold)
+  t.same(order, [0, 'turn', 1, 2], 'other work ran between two slices')
+})

@@ -1,0 +1,142 @@
+// The upgrade gate (PROTOCOL.md section 3) and the payload limit.
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifyJwt from '@fastify/jwt'
+import fastifyWebsocket from '@fastify/websocket'
+import realtime, { type RealtimeUpgrade } from '../../lib/index.js'
+import { build, connect, refusedWith, secret } from '../helpers.js'
+
+t.test('origin: none, the own host, PUBLIC_URL and allowed origins pass; others get 403', async t => {
+  const { url } = await build(t, { rest: { auth: 'public' }, publicUrl: 'https://api.example.com/base', origins: ['https://app.example.com'] })
+  const { port } = new URL(url('/'))
+  for (const origin of [undefined, `http://127.0.0.1:${port}`, 'https://api.example.com', 'https://app.example.com']) {
+    const client = await connect(url('/websocket'), origin ? { origin } : {})
+    client.send({ type: 'ping' })
+    t.same(await client.next(), { type: 'pong' }, `origin ${origin} passes`)
+    await client.close()
+  }
+  for (const origin of ['https://evil.example.com', 'null', 'not a url', 'https://app.example.com/path', 'http://app.example.com']) {
+    const refused = await refusedWith(url('/websocket'), { origin })
+    t.equal(refused.status, 403, `origin ${origin} refused`)
+    t.same(JSON.parse(refused.body), { errors: [{ message: "You don't have permission to access this.", extensions: { code: 'FORBIDDEN' } }] })
+  }
+})
+
+t.test('the connection limit counts handshake-phase sockets and answers 503 past it', async t => {
+  const { url } = await build(t, { rest: { connLimit: 2 } })
+  const one = await connect(url('/websocket'))
+  const two = await connect(url('/websocket'))
+  const refused = await refusedWith(url('/websocket'))
+  t.equal(refused.status, 503)
+  t.same(JSON.parse(refused.body), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
+  await one.close()
+  // The slot comes back with the TCP close, which may trail the websocket close by a tick.
+  let three
+  for (let attempt = 0; !three; attempt++) {
+    three = await connect(url('/websocket')).catch(() => undefined)
+    if (!three && attempt > 100) t.fail('the slot never came back')
+  }
+  t.pass('a closed socket gives its slot back')
+  await Promise.all([two.close(), three.close()])
+})
+
+t.test('refused upgrades give their slot back too', async t => {
+  const { url } = await build(t, { rest: { auth: 'strict', connLimit: 1 } })
+  for (let i = 0; i < 3; i++) t.equal((await refusedWith(url('/websocket'))).status, 401)
+  t.equal((await refusedWith(url('/websocket?access_token=bad'))).status, 401, 'still 401, not 503')
+})
+
+t.test('the request carries the resolved auth mode and upgrade accountability', async t => {
+  const seen: (RealtimeUpgrade | null)[] = []
+  const app = Fastify()
+  await app.register(realtime, { env: { WEBSOCKETS_REST_AUTH: 'Public' }, secret })
+  app.addHook('preHandler', async (request) => { seen.push(request.realtime) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: true }, 'sid-1')
+
+  await (await connect(`ws://127.0.0.1:${port}/websocket`)).close()
+  await (await connect(`ws://127.0.0.1:${port}/websocket?access_token=${token.access_token}`, { headers: { 'user-agent': 'ua' } })).close()
+  t.same(seen[0], { endpoint: 'rest', authMode: 'public', accountability: null, expiresAt: null })
+  t.match(seen[1], {
+    endpoint: 'rest',
+    authMode: 'public',
+    accountability: { user: 'u1', role: null, admin: true, ip: '127.0.0.1', userAgent: 'ua', origin: null, session: 'sid-1' },
+    expiresAt: Number
+  })
+  const plain = await app.inject({ url: '/websocket' })
+  t.equal(plain.statusCode, 404, 'a plain GET is not an upgrade')
+})
+
+t.test('the @fastify/jwt cookie authenticates at the upgrade; the query parameter wins over it', async t => {
+  const app = Fastify()
+  await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
+  await app.register(fastifyJwt, { secret, cookie: { cookieName: 'session_token', signed: true } })
+  await app.register(realtime, {
+    env: {},
+    rest: { auth: 'strict', handlers: { whoami: (_m, c) => c.send({ type: 'whoami', user: c.accountability.user }) } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const url = `ws://127.0.0.1:${port}/websocket`
+  const fromCookie = app.jwt.sign({ id: 'cookie-user' })
+  const fromQuery = app.jwt.sign({ id: 'query-user' })
+  const cookie = `session_token=${app.signCookie(fromCookie)}`
+
+  const byCookie = await connect(url, { headers: { cookie } })
+  byCookie.send({ type: 'whoami' })
+  t.same(await byCookie.next(), { type: 'whoami', user: 'cookie-user' })
+  await byCookie.close()
+
+  const byQuery = await connect(`${url}?access_token=${fromQuery}`, { headers: { cookie } })
+  byQuery.send({ type: 'whoami' })
+  t.same(await byQuery.next(), { type: 'whoami', user: 'query-user' })
+  await byQuery.close()
+
+  t.equal((await refusedWith(url, { headers: { cookie: `session_token=${fromCookie}` } })).status, 401, 'an unsigned cookie')
+  t.equal((await refusedWith(url, { headers: { cookie: 'other=1' } })).status, 401, 'no token cookie: strict refuses')
+})
+
+t.test('a frame over the payload limit closes the socket with 1009', async t => {
+  const { url } = await build(t, { rest: { auth: 'public' }, maxPayload: 1024 })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'ping', uid: 'x'.repeat(2048) })
+  t.equal((await client.closed).code, 1009)
+})
+
+t.test('1009 and 1007 still reach a client that keeps sending, and are not logged as errors', async t => {
+  const errors: string[] = []
+  const { url } = await build(t, { rest: { auth: 'public' }, maxPayload: 1024 }, {
+    logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } }
+  })
+  // Frames after the refused one arrive while ws closes the socket: it must not be torn down under its close frame.
+  for (const [code, refused] of [[1009, 'x'.repeat(2048)], [1007, Buffer.from([0xff])]] as const) {
+    const codes: number[] = []
+    for (let round = 0; round < 10; round++) { // a race when it goes wrong: a few rounds make it show
+      const client = await connect(url('/websocket'))
+      for (let i = 0; i < 20; i++) client.send({ type: 'ping', uid: i })
+      client.ws.send(refused, { binary: false })
+      for (let i = 0; i < 50; i++) client.send({ type: 'ping', uid: 'y'.repeat(i * 50) })
+      codes.push((await client.closed).code)
+    }
+    t.same(codes, Array(10).fill(code), `closed ${code}`)
+  }
+  t.same(errors, [], 'a client sending what it must not is not a server error')
+})
+
+t.test('the payload limit holds when the app brought its own @fastify/websocket with a larger one', async t => {
+  const app = Fastify()
+  await app.register(fastifyWebsocket)
+  await app.register(realtime, { env: { WEBSOCKETS_MAX_PAYLOAD: '1024', WEBSOCKETS_REST_AUTH: 'public' }, secret })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const client = await connect(`ws://127.0.0.1:${port}/websocket`)
+  client.send({ type: 'ping', uid: 'small' })
+  t.same(await client.next(), { type: 'pong', uid: 'small' })
+  client.ws.send([Buffer.from('{"type":"ping","uid":"'), Buffer.alloc(2048, 'x'), Buffer.from('"}')].reduce((a, b) => Buffer.concat([a, b])))
+  t.equal((await client.closed).code, 1009)
+})
