@@ -1,13 +1,17 @@
 // The orchestrator's side: server processes driven over IPC, load tasks in worker threads, and the statistics.
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFile, fork, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { ServerKind } from './servers.js'
 import type { DelaySample, MemorySample, ServerRequest } from './server-process.js'
 import type { HoldReady, HoldResult, HoldTask, LoadTask } from './load.js'
+import type { StartupMemory } from './scenarios.js'
+import type { StartupKind } from './startup.js'
 
 const serverScript = fileURLToPath(new URL('./server-process.js', import.meta.url))
 const loadScript = fileURLToPath(new URL('./load.js', import.meta.url))
+const startupScript = fileURLToPath(new URL('./startup.js', import.meta.url))
 
 /** A server in its own process. */
 export class ServerHandle {
@@ -148,6 +152,20 @@ export async function holdSockets (task: HoldTask, workers = 2): Promise<{ ready
       }
     }
   }
+}
+
+/** The resident memory of a fresh process of each kind once it listens: the median of `runs`, kinds alternating. */
+export async function startupMemory (runs = 3): Promise<StartupMemory> {
+  const kinds: StartupKind[] = ['bare', 'plugin', 'plugin-user']
+  const samples = new Map<StartupKind, number[]>(kinds.map(kind => [kind, []]))
+  for (let run = 0; run < runs; run++) {
+    for (const kind of run % 2 === 0 ? kinds : [...kinds].reverse()) {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', startupScript, kind])
+      samples.get(kind)!.push((JSON.parse(stdout) as { rss: number }).rss)
+    }
+  }
+  const of = (kind: StartupKind) => median(samples.get(kind)!)
+  return { bare: of('bare'), plugin: of('plugin'), pluginUser: of('plugin-user') }
 }
 
 /** Nearest-rank percentile of unsorted values. */

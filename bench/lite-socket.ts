@@ -4,6 +4,21 @@
 // Sec-WebSocket-Accept.
 import net from 'node:net'
 
+/** What the load generator uses of a client socket: LiteSocket, or WsSocket over the `ws` client. */
+export interface ClientSocket {
+  /** Emits 'close' once TCP is gone. */
+  readonly tcp: { once: (event: 'close', listener: () => void) => unknown }
+  opened: boolean
+  closed: boolean
+  /** Free for the scenario: what it needs to remember per socket. */
+  tag: unknown
+  send: (text: string) => void
+  /** A frame built by textFrame. */
+  sendFrame: (frame: Buffer) => void
+  close: () => void
+  destroy: () => void
+}
+
 export interface LiteSocketOptions {
   port: number
   path: string
@@ -11,10 +26,10 @@ export interface LiteSocketOptions {
   protocol?: string
   /** A loopback source address: spreads the ephemeral ports of a run over several addresses. */
   localAddress?: string
-  onOpen?: (socket: LiteSocket) => void
-  onText?: (text: string, socket: LiteSocket) => void
+  onOpen?: (socket: ClientSocket) => void
+  onText?: (text: string, socket: ClientSocket) => void
   /** Once, when TCP is gone; `opened` says whether the upgrade had succeeded. */
-  onClose?: (socket: LiteSocket, opened: boolean) => void
+  onClose?: (socket: ClientSocket, opened: boolean) => void
 }
 
 const zeroMask = Buffer.alloc(4)
@@ -45,7 +60,7 @@ export function textFrame (text: string): Buffer {
   return Buffer.concat([header, zeroMask, payload])
 }
 
-export class LiteSocket {
+export class LiteSocket implements ClientSocket {
   readonly tcp: net.Socket
   opened = false
   closed = false

@@ -1,12 +1,19 @@
 // The load generator: runs in a worker thread (workerData is the task), on the lite client. Every loop is bounded
 // in count and in time; whatever is still open at the end is closed or destroyed.
 import { parentPort, workerData } from 'node:worker_threads'
-import { LiteSocket, textFrame } from './lite-socket.js'
+import { LiteSocket, textFrame, type ClientSocket, type LiteSocketOptions } from './lite-socket.js'
+import { WsSocket } from './ws-socket.js'
 
 interface Target {
   port: number
   path: string
   protocol?: string
+  /** The lite client (default), or the `ws` package's. */
+  client?: 'lite' | 'ws'
+}
+
+function connect (target: Target, options: LiteSocketOptions): ClientSocket {
+  return target.client === 'ws' ? new WsSocket(options) : new LiteSocket(options)
 }
 
 /** Closed-loop handshakes: open, send `frames[i]`, wait for a text containing `success`, close; `concurrency` at once. */
@@ -68,7 +75,7 @@ function handshakes (task: HandshakeTask): Promise<HandshakeResult> {
     let completed = 0
     let failed = 0
     let inFlight = 0
-    const open = new Set<LiteSocket>()
+    const open = new Set<ClientSocket>()
     const start = performance.now()
     const deadline = start + task.durationMs
     let finished = false
@@ -87,7 +94,7 @@ function handshakes (task: HandshakeTask): Promise<HandshakeResult> {
         let succeeded = false
         let openedAt = 0
         inFlight++
-        const socket = new LiteSocket({
+        const socket = connect(task, {
           port: task.port,
           path: task.path,
           protocol: task.protocol,
@@ -124,10 +131,10 @@ function handshakes (task: HandshakeTask): Promise<HandshakeResult> {
 
 /** Opens one socket per frame, `concurrency` handshakes at a time; resolves when each is authenticated or gone. */
 function openAuthenticated (
-  target: Target, frames: string[], concurrency: number, onText?: (text: string, socket: LiteSocket) => void
-): Promise<{ sockets: LiteSocket[], failed: number, elapsedMs: number }> {
+  target: Target, frames: string[], concurrency: number, onText?: (text: string, socket: ClientSocket) => void
+): Promise<{ sockets: ClientSocket[], failed: number, elapsedMs: number }> {
   return new Promise((resolve) => {
-    const sockets: LiteSocket[] = []
+    const sockets: ClientSocket[] = []
     let next = 0
     let pending = 0
     let failed = 0
@@ -143,7 +150,7 @@ function openAuthenticated (
         const frame = textFrame(frames[index])
         let authenticated = false
         pending++
-        const socket = new LiteSocket({
+        const socket = connect(target, {
           ...target,
           localAddress: localAddress(index),
           onOpen: (s) => s.sendFrame(frame),
@@ -174,7 +181,7 @@ function openAuthenticated (
 }
 
 /** Closes every socket and waits (bounded) until TCP is gone for all of them. */
-function closeAll (sockets: LiteSocket[], limitMs = 20_000): Promise<number> {
+function closeAll (sockets: ClientSocket[], limitMs = 20_000): Promise<number> {
   const start = performance.now()
   return new Promise((resolve) => {
     let open = sockets.filter(s => !s.closed).length
@@ -209,7 +216,7 @@ async function pingpong (task: PingPongTask): Promise<PingPongResult> {
   const done = new Promise<void>(resolve => { resolveDone = resolve })
   const sentAt = new Float64Array(task.frames.length)
   const pings = task.frames.map((_frame, i) => textFrame(`{"type":"ping","uid":${i}}`))
-  const send = (socket: LiteSocket) => {
+  const send = (socket: ClientSocket) => {
     const i = socket.tag as number
     sent++
     outstanding++

@@ -9,11 +9,11 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { ServerHandle } from './harness.js'
+import { ServerHandle, startupMemory } from './harness.js'
 import { markdownTable, svgChart, textTable, type Machine } from './report.js'
 import {
-  credentialStorm, expiryPrecision, graphqlHandshake, jsonHandshake, memoryPerSocket, pingPong,
-  type Budget, type ScenarioResult
+  credentialStorm, expiryPrecision, graphqlHandshake, handshakeTokens, jsonHandshake, memoryPerSocket, pingPong,
+  TokenPool, type Budget, type ScenarioResult
 } from './scenarios.js'
 
 const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
@@ -80,7 +80,7 @@ async function main (): Promise<void> {
     const tokens = await plugin.sign(budget.sockets)
     if (wants(1)) {
       progress('1 JSON handshake')
-      results.push(await jsonHandshake(servers, tokens.slice(0, 100), budget))
+      results.push(await jsonHandshake(servers, new TokenPool(await plugin.sign(handshakeTokens(budget))), budget))
     }
     if (wants(6)) {
       progress('6 ping/pong')
@@ -104,7 +104,7 @@ async function main (): Promise<void> {
     let openMs = 4000
     if (wants(2)) {
       progress('2 memory per socket')
-      const memory = await memoryPerSocket(servers, tokens, budget)
+      const memory = await memoryPerSocket(servers, tokens, budget, await startupMemory())
       openMs = memory.openMs
       results.push(memory)
     }
