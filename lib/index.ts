@@ -28,8 +28,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
 
-  // The plugin's own @fastify/jwt refuses on HTTP what the authenticator refuses (called once requests come, when it exists).
-  const { jwt, verify: verifyToken, claimsOf } = await tokenJwt(fastify, options, config, (claims) => authenticator.trusts(claims))
+  const { jwt, verify: verifyToken, claimsOf } = await tokenJwt(fastify, options, config)
   // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
   const routes = new RouteScope(config.maxPayload)
 
@@ -188,6 +187,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     revokeSession: (session) => authenticator.endSession(session),
     revokeUser: (user) => authenticator.endUser(user),
     trusted: (_request, claims) => authenticator.trusts(claims),
+    jwt,
     signAccessToken (identity, session) {
       const { access_token: accessToken, expires } = authenticator.signAccessToken(identity, session)
       return { access_token: accessToken, expires }

@@ -1,6 +1,6 @@
 // The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
 // lib/ imports its types from here, so the contract and the code cannot drift.
-import type { FastifyJWTOptions } from '@fastify/jwt'
+import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { GraphQLSchema } from 'graphql'
@@ -502,6 +502,11 @@ export interface RealtimeApi {
    * `trusted`, so its HTTP routes refuse a logged-out token as the sockets do.
    */
   trusted (request: FastifyRequest, claims: Record<string, unknown>): boolean
+  /**
+   * The @fastify/jwt that signs and verifies the realtime tokens: the app's own when it registered one before the
+   * plugin, else the plugin's, from `secret`, which never decorates the app itself.
+   */
+  readonly jwt: JWT
   /** Signs an access token for an identity (with its session id, when given). */
   signAccessToken (identity: Identity, sessionId?: string): { access_token: string, expires: number }
 }

@@ -1,5 +1,5 @@
 // Which @fastify/jwt signs and verifies the realtime tokens: the app's own (root or namespaced), or one the plugin
-// registers with SECRET. Either way every token goes through @fastify/jwt, in whatever configuration the app gave it.
+// registers with SECRET, out of the app's sight. Either way every token goes through @fastify/jwt.
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidConfigError } from '../errors.js'
@@ -57,11 +57,12 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
 }
 
 /**
- * `config.secret`: SECRET or the `secret` option; `config.issuer`: the `iss` of the tokens it signs. `trusts`: the
- * revocation check, the `trusted` of the instance the plugin registers (the app plugs it into its own).
+ * `config.secret`: SECRET or the `secret` option; `config.issuer`: the `iss` of the tokens it signs. The instance the
+ * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
+ * `fastify.jwt`, `request.user` and `request.jwtVerify` to itself.
  */
 export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptions,
-  config: { secret?: string, issuer: string, production: boolean }, trusts: (claims: Claims) => boolean): Promise<TokenJwt> {
+  config: { secret?: string, issuer: string, production: boolean }): Promise<TokenJwt> {
   const namespace = options.jwt?.namespace
   const registered = fastify.hasDecorator('jwt') ? fastify.jwt as JWT & Record<string, JWT | undefined> : undefined
   const apps = namespace === undefined ? registered : registered?.[namespace]
@@ -84,20 +85,21 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     if (config.production) throw new InvalidConfigError(weak)
     fastify.log.warn(`${weak}. With NODE_ENV=production this fails boot`)
   }
-  // Its own key, its own issuer: what the app signs with `fastify.jwt` carries it, and a token signed with SECRET by
-  // anything else is no realtime credential. Beside the app's namespaced instances it takes a namespace of its own.
-  const own = namespace ?? (registered ? 'realtime' : undefined)
-  const appTrusted = options.jwt?.trusted
-  await fastify.register(fastifyJwt, {
-    ...options.jwt,
-    // The app's HTTP routes verifying with it refuse a revoked token as the sockets do, and pass the app's own check.
-    trusted: (request, claims) => trusts(claims as Claims) && (appTrusted ? appTrusted(request, claims) : true),
-    ...(own === undefined ? {} : { namespace: own }),
-    secret: config.secret,
-    sign: { iss: config.issuer, ...options.jwt?.sign },
-    verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...options.jwt?.verify }
+  // Its own key, its own issuer: a token signed with SECRET by anything else is no realtime credential. Its request
+  // decorators stay in its scope; beside the app's namespaced instances, whose `fastify.jwt` every scope shares, it
+  // joins them as `realtime`.
+  const { namespace: _namespace, jwtVerify: _jwtVerify, ...own } = options.jwt ?? {}
+  let jwt!: JWT
+  await fastify.register(async function realtimeJwt (scope) {
+    await scope.register(fastifyJwt, {
+      ...own,
+      ...(registered ? { namespace: 'realtime' } : {}),
+      secret: config.secret!,
+      sign: { iss: config.issuer, ...own.sign },
+      verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...own.verify }
+    })
+    jwt = registered ? registered.realtime! : scope.jwt
   })
-  const jwt = own === undefined ? fastify.jwt : (fastify.jwt as unknown as Record<string, JWT>)[own]
   // A static key: verified in the same turn, with fast-jwt's cached verifier.
   return { jwt, verify: (token) => jwt.verify<Claims>(token), claimsOf: claimsReader(jwt) }
 }

@@ -310,7 +310,9 @@ t.test('beside the app\'s namespaced @fastify/jwt, SECRET gives the plugin a nam
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(login.statusCode, 200)
   const token: string = login.json().data.access_token
-  t.ok((app.jwt as unknown as Record<string, { verify: (token: string) => unknown }>).realtime.verify(token), 'signed by fastify.jwt.realtime')
+  t.ok(app.realtime.jwt.verify(token), 'signed by the plugin\'s own')
+  t.equal(app.realtime.jwt, (app.jwt as unknown as Record<string, unknown>).realtime, 'fastify.jwt.realtime')
+  t.notOk(app.hasRequestDecorator('realtimeJwtVerify'), 'its request decorators stay in its scope')
 })
 
 t.test('a provider that never answers: the upgrade is refused 401 and the auth message AUTH_FAILED, nothing hangs', async t => {

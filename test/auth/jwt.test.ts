@@ -1,5 +1,5 @@
-// Which @fastify/jwt verifies socket tokens: the app's (renamed verify decorator, namespace) or the plugin's own (with
-// a namespace asked for, and the app's own `trusted` kept beside the revocation check).
+// Which @fastify/jwt verifies socket tokens: the app's (renamed verify decorator, namespace) or the plugin's own, which
+// never decorates the app.
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
@@ -19,33 +19,13 @@ t.test('the app\'s instance with a renamed verify decorator: jwt.jwtVerify names
   await client.close()
 })
 
-t.test('jwt.namespace without an app instance: the plugin registers its own under it', async t => {
-  const { app } = await build(t, { jwt: { namespace: 'realtime' }, users: await directoryOf([admin]) })
-  const own = (app.jwt as unknown as Record<string, { verify: (token: string) => { id: string } }>).realtime
+t.test('the plugin\'s own instance, from SECRET, stays out of the app: fastify.realtime.jwt signs and verifies', async t => {
+  const { app } = await build(t, { jwt: { namespace: 'realtime', sign: { aud: 'sockets' } }, users: await directoryOf([admin]) })
+  t.notOk(app.hasDecorator('jwt'), 'no fastify.jwt')
+  t.notOk(app.hasRequestDecorator('jwtVerify'), 'no request.jwtVerify')
+  t.notOk(app.hasRequestDecorator('user'), 'no request.user')
   const { access_token: token } = await app.realtime.login(admin)
-  t.ok(own.verify(token).id, 'signed and verified by fastify.jwt.realtime')
-})
-
-t.test('the plugin\'s own instance: the app\'s `trusted` runs beside the revocation check', async t => {
-  const refused = new Set<string>()
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, {
-    env: {},
-    secret,
-    jwt: { trusted: (_request, claims) => !refused.has((claims as { id: string }).id) },
-    users: await directoryOf([admin])
-  })
-  app.get('/me', async (request) => { await request.jwtVerify(); return { ok: true } })
-  const { access_token: token } = await app.realtime.login(admin)
-  const me = () => app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })
-  t.equal((await me()).statusCode, 200)
-  refused.add(app.jwt.decode<{ id: string }>(token)!.id)
-  t.equal((await me()).statusCode, 401, 'the app\'s check refuses')
-  refused.clear()
-  const { sid } = app.jwt.decode<{ sid: string }>(token)!
-  await app.realtime.revokeSession(sid)
-  t.match((await me()).json(), { code: 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED' }, 'and the revocation check too')
+  t.match(app.realtime.jwt.verify(token), { aud: 'sockets', iss: 'fastify-realtime' }, 'its options and issuer apply')
 })
 
 t.test('the app\'s instance renamed without jwt.jwtVerify: boot says which option to set', async t => {

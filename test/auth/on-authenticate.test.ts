@@ -345,7 +345,7 @@ t.test('the context goes with the credential: cleared when it expires or its ses
   })
   const exp = Math.floor(Date.now() / 1000) + 2
   const client = await connect(url('/websocket'))
-  t.same(await authWith(client, app.jwt.sign({ id: 'u1', exp })), { type: 'auth', status: 'ok' })
+  t.same(await authWith(client, app.realtime.jwt.sign({ id: 'u1', exp })), { type: 'auth', status: 'ok' })
   t.same(await ask(client, 'context', 'before'), { type: 'context', uid: 'before', context: { tenant: 'tenant-of-u1' } })
   clock.tick(exp * 1000 - Date.now())
   t.same(await next(client, 'TOKEN_EXPIRED'), tokenExpired)

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { buildSchema } from 'graphql'
-import realtime, { type Identity, type RealtimeOptions } from '../../lib/index.js'
+import realtime, { type Identity } from '../../lib/index.js'
 import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
@@ -48,8 +48,8 @@ const upgradeRefused = { status: 401, body: authFailedBody }
 t.test('revokeUser revokes the sockets of tokens without a session, and refuses those tokens afterwards', async t => {
   const { app, url } = await build(t, { rest: { handlers: { whoami }, authTimeout: 5 } })
   const signed = app.realtime.signAccessToken(alice).access_token
-  t.equal(app.jwt.decode<{ sid?: string }>(signed)!.sid, undefined, 'a token without a session')
-  const own = app.jwt.sign({ id: 'alice' })
+  t.equal(app.realtime.jwt.decode<{ sid?: string }>(signed)!.sid, undefined, 'a token without a session')
+  const own = app.realtime.jwt.sign({ id: 'alice' })
   const bobs = app.realtime.signAccessToken(bob).access_token
 
   const bySigned = await authenticated(url('/websocket'), signed)
@@ -109,12 +109,12 @@ t.test('a token of the user signed in a later second than the revocation works',
   await app.realtime.revokeUser('alice')
   t.same(await next(client, 'AUTH_REVOKED'), sessionRevoked)
   const sameSecond = app.realtime.signAccessToken(alice).access_token
-  t.equal(app.jwt.decode<{ iat: number }>(sameSecond)!.iat, app.jwt.decode<{ iat: number }>(before)!.iat, 'the Date has not moved')
+  t.equal(app.realtime.jwt.decode<{ iat: number }>(sameSecond)!.iat, app.realtime.jwt.decode<{ iat: number }>(before)!.iat, 'the Date has not moved')
   await refusedOnAuth(t, url('/websocket'), sameSecond, 'signed after the revocation, in its second')
 
   clock.tick(1_000)
   const later = app.realtime.signAccessToken(alice).access_token
-  const laterOwn = app.jwt.sign({ id: 'alice' })
+  const laterOwn = app.realtime.jwt.sign({ id: 'alice' })
   client.send({ type: 'auth', access_token: later, uid: 'later' })
   t.same(await next(client, 'the auth answer'), { type: 'auth', status: 'ok', uid: 'later' }, 'the revoked socket comes back with a new token')
   t.same(await whoIs(client, 'w1'), { type: 'whoami', uid: 'w1', user: 'alice' })
@@ -130,7 +130,7 @@ t.test('the user\'s older tokens are refused for one access-token TTL', async t 
   const clock = fakeClock(t, ['Date'])
   const { app, url } = await build(t, { accessTokenTtl: '1m', rest: { handlers: { whoami } } })
   // The app's own token, longer-lived than the plugin's: refused while the plugin's could still be out there.
-  const longLived = app.jwt.sign({ id: 'alice' }, { expiresIn: '1h' })
+  const longLived = app.realtime.jwt.sign({ id: 'alice' }, { expiresIn: '1h' })
   await app.realtime.revokeUser('alice')
   t.same(await refusedWith(url(`/websocket?access_token=${longLived}`)), upgradeRefused)
   clock.tick(59_999)
@@ -141,19 +141,22 @@ t.test('the user\'s older tokens are refused for one access-token TTL', async t 
   await client.close()
 })
 
-/** An app with the plugin and a route of its own verifying the bearer token with @fastify/jwt, as apps do. */
-async function appWithRoutes (t: Test, options: RealtimeOptions, before?: (app: FastifyInstance) => Promise<void>): Promise<Built> {
+/**
+ * An app with its own @fastify/jwt, registered first with the plugin's check as its `trusted`, the plugin, and a route
+ * verifying the bearer token, as apps do.
+ */
+async function appWithRoutes (t: Test): Promise<Built> {
   const app = Fastify()
   t.teardown(() => app.close())
-  if (before) await before(app)
-  await app.register(realtime, { env: {}, authRoutes: true, rest: { handlers: { whoami }, authTimeout: 5 }, ...options, users: await directoryOf([admin]) })
+  await app.register(fastifyJwt, { secret, trusted: (request, claims) => app.realtime.trusted(request, claims) })
+  await app.register(realtime, { env: {}, authRoutes: true, rest: { handlers: { whoami }, authTimeout: 5 }, users: await directoryOf([admin]) })
   app.get('/me', async (request) => {
     await request.jwtVerify()
     return request.user
   })
   // The check on its own, on claims decoded without verifying them.
   app.get('/trusted', async (request) => {
-    const claims = app.jwt.decode<Record<string, unknown>>(request.headers.authorization!.slice('Bearer '.length))!
+    const claims = app.realtime.jwt.decode<Record<string, unknown>>(request.headers.authorization!.slice('Bearer '.length))!
     return { trusted: app.realtime.trusted(request, claims) }
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -173,13 +176,13 @@ async function login (t: Test, app: FastifyInstance) {
 }
 const untrusted = { statusCode: 401, code: 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED' }
 
-t.test('the plugin\'s own @fastify/jwt refuses, on the app\'s routes, a logged-out session\'s and a revoked user\'s tokens', async t => {
-  const { app } = await appWithRoutes(t, { secret })
+t.test('the app\'s @fastify/jwt with fastify.realtime.trusted refuses, on its routes, a logged-out session\'s and a revoked user\'s tokens', async t => {
+  const { app } = await appWithRoutes(t)
   const tokens = await login(t, app)
   const other = await login(t, app)
   const fresh = await me(app, tokens.access_token)
   t.equal(fresh.statusCode, 200, 'a fresh login token')
-  t.match(fresh.json(), { id: String, sid: String, iss: 'fastify-realtime' })
+  t.match(fresh.json(), { id: String, sid: String })
   t.equal(await trusted(app, tokens.access_token), true)
 
   const logout = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
@@ -191,7 +194,7 @@ t.test('the plugin\'s own @fastify/jwt refuses, on the app\'s routes, a logged-o
   t.equal((await me(app, other.access_token)).statusCode, 200, 'another session of the same user')
 
   const sessionless = app.realtime.signAccessToken(alice).access_token
-  const own = app.jwt.sign({ id: 'alice' })
+  const own = app.realtime.jwt.sign({ id: 'alice' })
   const bobs = app.realtime.signAccessToken(bob).access_token
   for (const token of [sessionless, own, bobs]) t.equal((await me(app, token)).statusCode, 200)
   await app.realtime.revokeUser('alice')
@@ -207,9 +210,9 @@ t.test('the plugin\'s own @fastify/jwt refuses, on the app\'s routes, a logged-o
 })
 
 t.test('the trusted check refuses only ended sessions and revoked users: a token naming no user is the app\'s business', async t => {
-  const { app } = await appWithRoutes(t, { secret })
+  const { app } = await appWithRoutes(t)
   // Signed with the same @fastify/jwt for a purpose of the app's own: no `id` or `sub`, never a socket credential.
-  const purpose = app.jwt.sign({ purpose: 'unsubscribe', list: 'news' })
+  const purpose = app.realtime.jwt.sign({ purpose: 'unsubscribe', list: 'news' })
   const answer = await me(app, purpose)
   t.equal(answer.statusCode, 200, 'the app\'s route verifies it as before the plugin wired `trusted`')
   t.match(answer.json(), { purpose: 'unsubscribe' })
@@ -217,9 +220,7 @@ t.test('the trusted check refuses only ended sessions and revoked users: a token
 })
 
 t.test('an app\'s own @fastify/jwt, registered first, takes fastify.realtime.trusted as its `trusted`', async t => {
-  const { app, url } = await appWithRoutes(t, {}, async (app) => {
-    await app.register(fastifyJwt, { secret, trusted: (request, claims) => app.realtime.trusted(request, claims) })
-  })
+  const { app, url } = await appWithRoutes(t)
   // A logged-out session: its socket is revoked, its token refused by the socket and by the app's route.
   const tokens = await login(t, app)
   t.equal((await me(app, tokens.access_token)).statusCode, 200)
@@ -230,8 +231,8 @@ t.test('an app\'s own @fastify/jwt, registered first, takes fastify.realtime.tru
   t.same(await refusedWith(url(`/websocket?access_token=${tokens.access_token}`)), upgradeRefused)
 
   // A revoked user's token of the app's own signing.
-  const own = app.jwt.sign({ id: 'alice' })
-  const bobs = app.jwt.sign({ id: 'bob' })
+  const own = app.realtime.jwt.sign({ id: 'alice' })
+  const bobs = app.realtime.jwt.sign({ id: 'bob' })
   t.equal((await me(app, own)).statusCode, 200)
   const bySocket = await authenticated(url('/websocket'), own)
   await app.realtime.revokeUser('alice')
@@ -252,7 +253,7 @@ t.test('across processes on one Redis: revokeUser on one reaches a sessionless s
   const [a, b] = [await node(), await node()]
   const token = b.app.realtime.signAccessToken(alice).access_token
   const onB = await authenticated(b.url('/websocket'), token)
-  const byUrlOnB = await connect(b.url(`/websocket?access_token=${a.app.jwt.sign({ id: 'alice' })}`))
+  const byUrlOnB = await connect(b.url(`/websocket?access_token=${a.app.realtime.jwt.sign({ id: 'alice' })}`))
   const bobOnB = await authenticated(b.url('/websocket'), b.app.realtime.signAccessToken(bob).access_token)
 
   await a.app.realtime.revokeUser('alice')
@@ -274,7 +275,7 @@ t.test('a session id of the app\'s that reads like a user\'s revocation is revok
   // signAccessToken and revokeSession take any session id; a user's revocation travels the same feed as `user:<at>:<user>`.
   const session = 'user:1:bob'
   const ofSession = await authenticated(url('/websocket'), app.realtime.signAccessToken(alice, session).access_token)
-  const bobSocket = await authenticated(url('/websocket'), app.jwt.sign({ id: 'bob' }, { noTimestamp: true }))
+  const bobSocket = await authenticated(url('/websocket'), app.realtime.jwt.sign({ id: 'bob' }, { noTimestamp: true }))
   await app.realtime.revokeSession(session)
   ofSession.send({ type: 'whoami', uid: 'after' })
   t.same(await next(ofSession, 'AUTH_REVOKED'), sessionRevoked, 'the session\'s socket is revoked')

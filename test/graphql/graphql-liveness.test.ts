@@ -42,7 +42,7 @@ function graphql (options: RealtimeOptions['graphql'] = {}): { graphql: Realtime
 t.test('a socket that answers nothing is closed without a status at the beat after its unanswered ping', async t => {
   const { app, url } = await build(t, { ...graphql(), heartbeat: { period: 0.1 } })
   const peer = await deadPeer(url('/graphql'))
-  peer.client.send({ type: 'connection_init', payload: { access_token: app.jwt.sign({ id: 'u1' }) } })
+  peer.client.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: 'u1' }) } })
   t.same(await peer.client.next(), { type: 'connection_ack' })
   t.equal((await peer.client.closed).code, 1005, 'no status, as the JSON heartbeat: graphql-ws clients retry on it')
   t.equal(peer.pings, 1, 'one ping frame, unanswered: closed within two periods of silence')
@@ -103,7 +103,7 @@ t.test('a live graphql-ws client stays open across many beats and its subscripti
     closed: (event) => { closes.push(event) }
   }
   // keepAlive 0 (the default): the client sends no ping of its own, so only its WebSocket's pongs answer the server.
-  const client = createClient({ url: url('/graphql'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { access_token: app.jwt.sign({ id: 'u1' }) }, on })
+  const client = createClient({ url: url('/graphql'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { access_token: app.realtime.jwt.sign({ id: 'u1' }) }, on })
   t.teardown(() => client.dispose())
   const ticks: number[] = []
   const iterator = client.iterate({ query: 'subscription { ticks(every: 20) }' })

@@ -23,7 +23,7 @@ const meQuery = '{ me { id email role admin } }'
 /** A token for `user` that expires at the next whole second: under `stoppedDate`, when the test ticks the clock. */
 function shortToken (app: FastifyInstance, user: string) {
   const exp = nextSecond()
-  return { token: app.jwt.sign({ id: user, exp }), exp }
+  return { token: app.realtime.jwt.sign({ id: user, exp }), exp }
 }
 
 /** The real graphql-ws client over `ws`, disposed at the end of the test; no retries unless asked. */
@@ -92,7 +92,7 @@ t.test('public: me is null without a token; a connection_init access_token makes
   t.same(await execute(gqlClient(t, url('/graphql')), meQuery), { data: { me: null } })
   const nullToken = gqlClient(t, url('/graphql'), { connectionParams: { access_token: null } })
   t.same(await execute(nullToken, meQuery), { data: { me: null } }, 'a null token is no token')
-  const token = app.jwt.sign({ id: 'u1', role: 'editor' })
+  const token = app.realtime.jwt.sign({ id: 'u1', role: 'editor' })
   const client = gqlClient(t, url('/graphql'), { connectionParams: { access_token: token } })
   t.same(await execute(client, meQuery), { data: { me: { id: 'u1', email: 'u1@example.com', role: 'editor', admin: false } } })
 })
@@ -111,13 +111,13 @@ t.test('public: an invalid connection_init token closes 4403 Forbidden, and noth
 
 t.test('handshake: the connection_init access_token authenticates, or the URL token without one', async t => {
   const { app, url } = await build(t, { graphql: { schema } })
-  const token = app.jwt.sign({ id: 'admin-1', role: 'administrator', admin_access: true })
+  const token = app.realtime.jwt.sign({ id: 'admin-1', role: 'administrator', admin_access: true })
   const byInit = gqlClient(t, url('/graphql'), { connectionParams: { access_token: token } })
   const expected = { data: { me: { id: 'admin-1', email: 'admin-1@example.com', role: 'administrator', admin: true } } }
   t.same(await execute(byInit, meQuery), expected)
   const byUrl = gqlClient(t, url(`/graphql?access_token=${token}`))
   t.same(await execute(byUrl, meQuery), expected, 'authenticated at the upgrade: no token needed in connection_init')
-  const other = app.jwt.sign({ id: 'u2' })
+  const other = app.realtime.jwt.sign({ id: 'u2' })
   const both = gqlClient(t, url(`/graphql?access_token=${token}`), { connectionParams: { access_token: other } })
   t.match(await execute(both, meQuery), { data: { me: { id: 'u2' } } }, 'a connection_init token replaces the URL one')
 })
@@ -126,7 +126,7 @@ t.test('handshake: a missing, invalid or expired token closes 4403 at once', asy
   fakeClock(t, ['setTimeout', 'clearTimeout', 'performance']) // the auth window never ends: each 4403 is the token's
   const { app, url } = await build(t, { graphql: { schema } })
   t.same(await failure(gqlClient(t, url('/graphql')), meQuery), { code: 4403, reason: 'Forbidden' }, 'graphql-ws client')
-  const expired = app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
+  const expired = app.realtime.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
   const inits = [
     { type: 'connection_init' },
     { type: 'connection_init', payload: {} },
@@ -156,7 +156,7 @@ t.test('handshake: a silent client is closed 4408 when the auth timeout runs out
 
 t.test('strict: the URL token authenticates; without one the upgrade gets HTTP 401', async t => {
   const { app, url } = await build(t, { graphql: { auth: 'strict', schema } })
-  const token = app.jwt.sign({ id: 'u1' })
+  const token = app.realtime.jwt.sign({ id: 'u1' })
   t.match(await execute(gqlClient(t, url(`/graphql?access_token=${token}`)), meQuery), { data: { me: { id: 'u1' } } })
   t.equal((await refusedWith(url('/graphql'))).status, 401)
   t.equal((await refusedWith(url('/graphql?access_token=bad'))).status, 401)
@@ -178,7 +178,7 @@ t.test('without graphql-transport-ws the socket closes 4406; offered among other
     t.same(await closedWith(socket), { code: 4406, reason: 'Subprotocol not acceptable' }, protocols.join() || 'none')
     t.same(socket.foreign, [])
   }
-  const token = app.jwt.sign({ id: 'u1' })
+  const token = app.realtime.jwt.sign({ id: 'u1' })
   const socket = await raw(url('/graphql'), ['graphql-ws', protocol])
   t.equal(socket.client.ws.protocol, protocol)
   socket.client.send({ type: 'connection_init', payload: { access_token: token } })
@@ -258,7 +258,7 @@ t.test('a ticks subscription is closed with 4403 at the token\'s expiry', async 
 t.test('a client whose connectionParams is a function reconnects with a fresh token after the 4403 and carries on', async t => {
   const clock = stoppedDate(t)
   const { app, url } = await build(t, { graphql: { schema } })
-  const tokens = [shortToken(app, 'u1').token, app.jwt.sign({ id: 'u1', role: 'renewed' })]
+  const tokens = [shortToken(app, 'u1').token, app.realtime.jwt.sign({ id: 'u1', role: 'renewed' })]
   let calls = 0
   const closes: number[] = []
   const client = gqlClient(t, url('/graphql'), {
@@ -276,7 +276,7 @@ t.test('a client whose connectionParams is a function reconnects with a fresh to
 t.test('strict: a client whose url is a function reconnects with a fresh URL token after the 4403', async t => {
   const clock = stoppedDate(t)
   const { app, url } = await build(t, { graphql: { auth: 'strict', schema } })
-  const tokens = [shortToken(app, 'u1').token, app.jwt.sign({ id: 'u1', role: 'renewed' })]
+  const tokens = [shortToken(app, 'u1').token, app.realtime.jwt.sign({ id: 'u1', role: 'renewed' })]
   let calls = 0
   const closes: number[] = []
   const client = gqlClient(t, url('/graphql'), {
@@ -311,7 +311,7 @@ t.test('logout over HTTP closes the socket of its session with 4403', async t =>
 t.test('GraphQL sockets are in the registry; JSON messages never reach them', async t => {
   const { app, url } = await build(t, { graphql: { schema, auth: 'public' }, rest: { auth: 'public' } })
   const socket = await raw(url('/graphql'))
-  socket.client.send({ type: 'connection_init', payload: { access_token: app.jwt.sign({ id: 'u1' }) } })
+  socket.client.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: 'u1' }) } })
   await socket.client.next()
   const json = await connect(url('/websocket'))
   const [connection] = app.realtime.connections({ endpoint: 'graphql' })
@@ -348,7 +348,7 @@ t.test('every operation gets the accountability in its context, with the context
       }
     }
   })
-  const client = gqlClient(t, url('/graphql'), { connectionParams: { access_token: app.jwt.sign({ id: 'u1' }) } })
+  const client = gqlClient(t, url('/graphql'), { connectionParams: { access_token: app.realtime.jwt.sign({ id: 'u1' }) } })
   t.same(await execute(client, '{ context }'), { data: { context: '{"user":"u1","tenant":"acme"}' } }, 'the extension cannot replace the accountability')
   t.same(seen, ['graphql:u1'])
 })
@@ -361,7 +361,7 @@ t.test('the schema can be a function of the accountability', async t => {
   })
   const anonymous = gqlClient(t, url('/graphql'))
   t.match(await failure(anonymous, '{ secret }'), /Cannot query field "secret" on type "Query"/)
-  const adminToken = app.jwt.sign({ id: 'a', admin_access: true })
+  const adminToken = app.realtime.jwt.sign({ id: 'a', admin_access: true })
   const administrator = gqlClient(t, url('/graphql'), { connectionParams: { access_token: adminToken } })
   t.same(await execute(administrator, '{ secret }'), { data: { secret: null } })
 })
@@ -508,7 +508,7 @@ t.test('closed GraphQL sockets leave no timer behind: auth wait, expiry, running
   for (let i = 0; i < 4; i++) {
     const socket = await raw(url('/graphql'))
     const exp = Math.floor(Date.now() / 1000) + 600
-    socket.client.send({ type: 'connection_init', payload: { access_token: app.jwt.sign({ id: `u${i}`, exp }) } })
+    socket.client.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: `u${i}`, exp }) } })
     await socket.client.next() // authenticated: the expiry clock
     socket.client.send({ id: 'ticks', type: 'subscribe', payload: { query: 'subscription { ticks(every: 60000) }' } })
     socket.client.send({ type: 'ping' })

@@ -25,7 +25,7 @@ t.test('an HS256 token signed with SECRET without the plugin\'s issuer is refuse
 t.test('the plugin\'s own tokens carry its issuer, and its admins stay admins', async t => {
   const { app, url } = await build(t, { users: [admin], issuer: 'realtime.example.com' })
   const issued = await app.realtime.login({ email: admin.email, password: admin.password })
-  t.equal(app.jwt.decode<{ iss: string }>(issued.access_token)!.iss, 'realtime.example.com')
+  t.equal(app.realtime.jwt.decode<{ iss: string }>(issued.access_token)!.iss, 'realtime.example.com')
   const client = await connect(url(`/websocket/logs?access_token=${issued.access_token}`))
   client.send({ type: 'subscribe', log_level: 'error' })
   t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'error' }, 'an admin may read the logs')
@@ -40,7 +40,7 @@ t.test('with the app\'s own @fastify/jwt, its tokens authenticate, but a bare ad
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
   for (const claims of [{ sub: 'u1', admin: true }, { sub: 'u1', admin_access: true }]) {
-    const client = await connect(`ws://127.0.0.1:${port}/websocket/logs?access_token=${app.jwt.sign(claims)}`)
+    const client = await connect(`ws://127.0.0.1:${port}/websocket/logs?access_token=${app.realtime.jwt.sign(claims)}`)
     client.send({ type: 'subscribe', log_level: 'error' })
     t.match(await client.next(), { error: { code: 'FORBIDDEN' } }, `${JSON.stringify(claims)} is no admin`)
     await client.close()

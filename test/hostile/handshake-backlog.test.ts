@@ -55,7 +55,7 @@ t.test('frames pipelined behind an access-token auth are read at once: no backlo
   const { app, url } = await build(t, { heartbeat: { enabled: false }, maxPayload: 1024 })
   const client = await connect(url('/websocket'))
   // One write: the auth message and 4 KiB of pings behind it reach the server in one chunk, read in one turn.
-  const frames = [{ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }), uid: 'a' }, ...Array.from({ length: 40 }, (_v, i) => ({ type: 'ping', uid: `${i}`.padStart(80, '0') }))]
+  const frames = [{ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'u1' }), uid: 'a' }, ...Array.from({ length: 40 }, (_v, i) => ({ type: 'ping', uid: `${i}`.padStart(80, '0') }))]
   ;(client.ws as unknown as { _socket: Socket })._socket.write(Buffer.concat(frames.map(frame => maskedText(JSON.stringify(frame)))))
   // A close instead of the answers ends the test at once, with its code.
   const next = () => Promise.race([client.next(), client.closed.then(closed => ({ closed }))])

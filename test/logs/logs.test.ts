@@ -106,7 +106,7 @@ t.test('a subscriber whose credential expires gets nothing more until it is an a
   const { app, url } = await logsApp(t)
   const client = await connect(url('/websocket/logs'))
   const exp = Math.floor(Date.now() / 1000) + 2
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'a', admin_access: true, exp }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'a', admin_access: true, exp }) })
   await client.next()
   client.send({ type: 'subscribe', log_level: 'info' })
   await client.next()

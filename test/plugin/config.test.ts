@@ -57,7 +57,7 @@ function hasJsonRoute (app: FastifyInstance, url: string) {
 }
 
 function claims (app: FastifyInstance, token: string) {
-  return app.jwt.decode<Record<string, unknown>>(token)!
+  return app.realtime.jwt.decode<Record<string, unknown>>(token)!
 }
 
 t.test('defaults: every value from PROTOCOL.md section 1 when nothing is configured', async (t) => {
@@ -613,7 +613,7 @@ t.test("an app's own @fastify/jwt and @fastify/websocket are used as they are", 
   t.equal(app.websocketServer.options.maxPayload, 4096, "the app's websocket server, not a second one")
 
   // A token the app signed itself, without the plugin, opens a strict socket.
-  const own = app.jwt.sign({ id: 'app-user', role: 'editor' })
+  const own = app.realtime.jwt.sign({ id: 'app-user', role: 'editor' })
   const client = await connect(started.url(`/websocket?access_token=${own}`))
   t.match(started.upgrades.at(-1), { authMode: 'strict', accountability: { user: 'app-user', role: 'editor' } })
   // The plugin still enforces its own maxPayload on frames the app's server lets through.
@@ -621,7 +621,7 @@ t.test("an app's own @fastify/jwt and @fastify/websocket are used as they are", 
   t.equal((await client.closed).code, 1009)
 
   // The plugin signs with the app's key.
-  t.match(app.jwt.verify(app.realtime.signAccessToken(identity).access_token), { id: identity.user })
+  t.match(app.realtime.jwt.verify(app.realtime.signAccessToken(identity).access_token), { id: identity.user })
   // A token under another key is refused.
   const stranger = Fastify()
   t.teardown(() => stranger.close())

@@ -1,5 +1,6 @@
-// Registration order: the app's @fastify/websocket and @fastify/cookie may come before the plugin or after it; its
-// @fastify/jwt comes before it, and after it boot fails with an error that says so.
+// Registration order: the app's @fastify/websocket, @fastify/cookie and @fastify/jwt may come before the plugin or after
+// it. A @fastify/jwt before the plugin verifies socket tokens; after it, it is the app's alone, and without SECRET boot
+// fails with an error that says where it goes.
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -7,7 +8,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
-import { admin, connect, directoryOf, secret } from '../helpers.js'
+import { admin, connect, directoryOf, refusedWith, secret } from '../helpers.js'
 
 /** Boots an app where `register` registers the app's plugin, before the plugin or after it. */
 async function boot (t: Test, order: 'before' | 'after', register: (app: FastifyInstance) => PromiseLike<unknown>,
@@ -59,21 +60,38 @@ t.test("the app's @fastify/cookie before or after the plugin: both boot, and bot
   }
 })
 
-t.test("the app's @fastify/jwt goes before the plugin; after it, boot says so", async t => {
+t.test("the app's @fastify/jwt before the plugin verifies socket tokens; after it, beside the plugin's own from SECRET", async t => {
   const appJwt = { secret: 'the-app-secret-the-app-secret-32' }
   const { app, url } = await boot(t, 'before', (app) => app.register(fastifyJwt, appJwt), { rest: { auth: 'strict' } })
+  t.equal(app.realtime.jwt, app.jwt, "before: the plugin uses the app's")
   const socket = await connect(url(`/websocket?access_token=${app.jwt.sign({ id: 'app-user' })}`))
   socket.send({ type: 'ping', uid: 1 })
   t.same(await socket.next(), { type: 'pong', uid: 1 }, "before: the app's own verifies the sockets' tokens")
   await socket.close()
 
-  // After: without SECRET, the plugin has nothing to sign with when it registers, and says where @fastify/jwt goes.
-  const late = Fastify()
-  t.teardown(() => late.close())
+  // After, with SECRET: the plugin's own instance never decorated the app, so the app's registers as it would alone.
+  const after = await boot(t, 'after', (app) => app.register(fastifyJwt, appJwt), { secret, rest: { auth: 'strict' } }, (app) => {
+    app.get('/me', async (request) => { await request.jwtVerify(); return request.user })
+  })
+  t.not(after.app.realtime.jwt, after.app.jwt, 'after: the plugin keeps its own')
+  const mine = after.app.jwt.sign({ id: 'app-user' })
+  t.match((await after.app.inject({ url: '/me', headers: { authorization: `Bearer ${mine}` } })).json(), { id: 'app-user' },
+    "after: the app's routes verify with the app's")
+  const plugins = after.app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+  const late = await connect(after.url(`/websocket?access_token=${plugins}`))
+  late.send({ type: 'ping', uid: 2 })
+  t.same(await late.next(), { type: 'pong', uid: 2 }, "after: the plugin's tokens open sockets")
+  await late.close()
+  t.equal((await refusedWith(after.url(`/websocket?access_token=${mine}`))).status, 401,
+    "after: the app's tokens are no socket credential (its instance came too late to be the plugin's)")
+
+  // After, without SECRET: the plugin has nothing to sign with when it registers, and says where @fastify/jwt goes.
+  const unsigned = Fastify()
+  t.teardown(() => unsigned.close())
   await t.rejects(async () => {
-    late.register(realtime, { env: {} })
-    late.register(fastifyJwt, appJwt)
-    await late.ready()
+    unsigned.register(realtime, { env: {} })
+    unsigned.register(fastifyJwt, appJwt)
+    await unsigned.ready()
   }, {
     code: 'FST_REALTIME_INVALID_CONFIG',
     message: /unless the app registers @fastify\/jwt itself, before fastify-realtime/

@@ -75,7 +75,7 @@ t.test('on a Redis Cluster', async t => {
     const first = (await login(a)).json().data
     const second = (await login(b)).json().data
     const sockets = [await authenticated(b, first.access_token), await authenticated(a, second.access_token)]
-    const user = (b.app.jwt.decode(first.access_token) as { id: string }).id
+    const user = (b.app.realtime.jwt.decode(first.access_token) as { id: string }).id
     await a.app.realtime.revokeUser(user)
     for (const socket of sockets) t.match(await socket.next(), { error: { code: 'AUTH_REVOKED' } })
     t.equal((await refresh(b, first.refresh_token)).statusCode, 401, 'every session of the user ended')

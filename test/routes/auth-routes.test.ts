@@ -39,7 +39,7 @@ async function login (t: Test, app: FastifyInstance, credentials: object = admin
 }
 
 function sid (app: FastifyInstance, token: string): string {
-  return app.jwt.decode<{ sid: string }>(token)!.sid
+  return app.realtime.jwt.decode<{ sid: string }>(token)!.sid
 }
 
 function assertTokens (t: Test, response: LightMyRequestResponse) {
@@ -66,7 +66,7 @@ const brokenStore: SessionStore = {
 t.test('POST /auth/login answers the Directus token shape', async (t) => {
   const { app } = await withRoutes(t)
   const tokens = assertTokens(t, await post(app, '/auth/login', { email: admin.email, password: admin.password }))
-  t.match(app.jwt.verify(tokens.access_token), {
+  t.match(app.realtime.jwt.verify(tokens.access_token), {
     id: String, role: 'administrator', admin_access: true, sid: /^[0-9a-f-]{36}$/
   })
 })
@@ -127,7 +127,7 @@ t.test('POST /auth/refresh rotates the refresh token within the same session', a
   const second = assertTokens(t, await post(app, '/auth/refresh', { refresh_token: first.refresh_token, mode: 'json' }))
   t.not(second.refresh_token, first.refresh_token)
   t.equal(sid(app, second.access_token), sid(app, first.access_token))
-  t.match(app.jwt.verify(second.access_token), { role: 'administrator', admin_access: true })
+  t.match(app.realtime.jwt.verify(second.access_token), { role: 'administrator', admin_access: true })
   const third = assertTokens(t, await post(app, '/auth/refresh', { refresh_token: second.refresh_token }))
   t.equal(sid(app, third.access_token), sid(app, first.access_token))
 })
@@ -315,7 +315,7 @@ t.test('fastify.realtime.login issues tokens of a new session', async (t) => {
   t.same(Object.keys(tokens).sort(), ['access_token', 'expires', 'refresh_token'])
   t.equal(tokens.expires, 15 * 60_000)
   t.match(tokens.refresh_token, refreshTokenPattern)
-  t.match(app.jwt.verify(tokens.access_token), { role: 'editor', admin_access: false, sid: String })
+  t.match(app.realtime.jwt.verify(tokens.access_token), { role: 'editor', admin_access: false, sid: String })
   assertTokens(t, await post(app, '/auth/refresh', { refresh_token: tokens.refresh_token }))
 })
 
@@ -355,7 +355,7 @@ t.test('fastify.realtime.revokeUser ends every session of one user', async (t) =
   const first = await login(t, app, admin)
   const second = await login(t, app, admin)
   const someoneElse = await login(t, app, editor)
-  const user = app.jwt.decode<{ id: string }>(first.access_token)!.id
+  const user = app.realtime.jwt.decode<{ id: string }>(first.access_token)!.id
   const client = await connect(url(`/websocket?access_token=${second.access_token}`))
   await app.realtime.revokeUser(user)
   t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
@@ -372,7 +372,7 @@ t.test('fastify.realtime.signAccessToken signs a token the sockets accept', asyn
   const signed = app.realtime.signAccessToken(identity)
   t.same(Object.keys(signed).sort(), ['access_token', 'expires'])
   t.equal(signed.expires, 15 * 60_000)
-  const claims = app.jwt.verify<Record<string, unknown>>(signed.access_token)
+  const claims = app.realtime.jwt.verify<Record<string, unknown>>(signed.access_token)
   t.match(claims, { id: 'external-user', role: 'viewer', admin_access: false })
   t.notOk('sid' in claims)
   const client = await connect(url(`/websocket?access_token=${signed.access_token}`))

@@ -139,8 +139,8 @@ t.test('only a session token of this plugin is a session cookie', async t => {
   const identity = { id: 'u1', role: null, admin_access: false, iss: 'fastify-realtime', sid: '9b2f6c1e-0d3a-4b5c-8d7e-6f5a4b3c2d1e' }
   const cookies = {
     'an access token': app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token,
-    'a token whose session claim is no refresh token': app.jwt.sign({ ...identity, session: 'not-a-refresh-token' }),
-    'another issuer\'s token with a session claim': app.jwt.sign({ ...identity, iss: 'elsewhere', session: 'x'.repeat(64) }),
+    'a token whose session claim is no refresh token': app.realtime.jwt.sign({ ...identity, session: 'not-a-refresh-token' }),
+    'another issuer\'s token with a session claim': app.realtime.jwt.sign({ ...identity, iss: 'elsewhere', session: 'x'.repeat(64) }),
     garbage: 'not-a-jwt'
   }
   for (const [what, token] of Object.entries(cookies)) {

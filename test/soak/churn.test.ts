@@ -80,9 +80,9 @@ t.test('sockets churning through every phase leave nothing behind', async t => {
     attemptLimit: false,
     passwordQueue: { limit: 1000, perAddress: 1000 }
   })
-  const long = (id: string) => app.jwt.sign({ id })
-  const short = (id: string) => app.jwt.sign({ id, exp: Math.floor(Date.now() / 1000) + 2 })
-  const sidOf = (accessToken: string) => app.jwt.decode<{ sid: string }>(accessToken)!.sid
+  const long = (id: string) => app.realtime.jwt.sign({ id })
+  const short = (id: string) => app.realtime.jwt.sign({ id, exp: Math.floor(Date.now() / 1000) + 2 })
+  const sidOf = (accessToken: string) => app.realtime.jwt.decode<{ sid: string }>(accessToken)!.sid
 
   // Every connection object the server makes, weakly: none may outlive its socket.
   const seen = new Map<string, WeakRef<RealtimeConnection>>()

@@ -85,19 +85,19 @@ async function server (t: Test, options: RealtimeOptions): Promise<Server> {
   const { app, url } = await build(t, {
     maxPayload, verifyCredentials, heartbeat: { enabled: false }, ...options
   }, { logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } } })
-  const access = app.jwt.sign({ id: 'frame-user' })
+  const access = app.realtime.jwt.sign({ id: 'frame-user' })
   const [header, , signature] = access.split('.')
   // Credentials that must fail, each in its own way, next to the valid ones (`access`, `url`, `email` + `password`).
   const ended = await app.realtime.login(validLogin)
-  await app.realtime.revokeSession(app.jwt.decode<{ sid: string }>(ended.access_token)!.sid)
+  await app.realtime.revokeSession(app.realtime.jwt.decode<{ sid: string }>(ended.access_token)!.sid)
   const secrets = {
     access,
-    url: app.jwt.sign({ id: 'url-user' }),
-    expired: app.jwt.sign({ id: 'frame-user', exp: Math.floor(Date.now() / 1000) - 60 }),
+    url: app.realtime.jwt.sign({ id: 'url-user' }),
+    expired: app.realtime.jwt.sign({ id: 'frame-user', exp: Math.floor(Date.now() / 1000) - 60 }),
     forged: `${header}.${base64url({ id: 'frame-user', admin: true })}.${signature}`,
     none: `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ id: 'frame-user' })}.`,
-    nouser: app.jwt.sign({ role: 'admin', admin_access: true }),
-    revoked: app.jwt.sign({ id: 'frame-user', sid: app.jwt.decode<{ sid: string }>(ended.access_token)!.sid }),
+    nouser: app.realtime.jwt.sign({ role: 'admin', admin_access: true }),
+    revoked: app.realtime.jwt.sign({ id: 'frame-user', sid: app.realtime.jwt.decode<{ sid: string }>(ended.access_token)!.sid }),
     ended: ended.refresh_token,
     email: validLogin.email,
     password: validLogin.password

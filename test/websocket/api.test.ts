@@ -17,7 +17,7 @@ t.test('handlers get the message and the socket with its accountability; errors 
     }
   }, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
   const client = await connect(url('/websocket'))
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'u1' }) })
   await client.next()
 
   client.send({ type: 'echo', uid: 1, body: { a: [1] } })
@@ -45,7 +45,7 @@ t.test('send, close and connections reach sockets by user, session and endpoint'
   const alice2 = await connect(url('/websocket'))
   alice2.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'alice', role: null, admin: false }, 's-a2').access_token })
   const bob = await connect(url('/websocket'))
-  bob.send({ type: 'auth', access_token: app.jwt.sign({ sub: 'bob' }) })
+  bob.send({ type: 'auth', access_token: app.realtime.jwt.sign({ sub: 'bob' }) })
   await Promise.all([alice1.next(), alice2.next(), bob.next()])
 
   t.equal(app.realtime.connections().length, 3)
@@ -67,7 +67,7 @@ t.test('login through the API issues a session whose tokens work on the socket',
   const { app, url } = await build(t, { users: [admin] })
   const tokens = await app.realtime.login({ email: admin.email, password: admin.password })
   t.match(tokens, { access_token: String, expires: 900000, refresh_token: /^[\w-]{43,}$/ })
-  const claims = app.jwt.decode<{ sid: string, admin_access: boolean, role: string }>(tokens.access_token)!
+  const claims = app.realtime.jwt.decode<{ sid: string, admin_access: boolean, role: string }>(tokens.access_token)!
   t.match(claims, { sid: String, admin_access: true, role: 'administrator' })
 
   const client = await connect(url('/websocket'))

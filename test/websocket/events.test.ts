@@ -21,7 +21,7 @@ t.test('a socket\'s life on /websocket, event by event, never with the credentia
   const seen = record(app)
   const client = await connect(url('/websocket'))
   const exp = Math.floor(Date.now() / 1000) + 2
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1', exp }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'u1', exp }) })
   await client.next()
   clock.tick(exp * 1000 - Date.now())
   await client.next() // TOKEN_EXPIRED
@@ -74,7 +74,7 @@ t.test('GraphQL sockets report the same events', async t => {
   const { app, url } = await build(t, { graphql: { schema } })
   const seen = record(app)
   const good = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
-  good.send({ type: 'connection_init', payload: { access_token: app.jwt.sign({ id: 'g1' }) } })
+  good.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: 'g1' }) } })
   t.same(await good.next(), { type: 'connection_ack' })
   await good.close()
   const bad = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
@@ -102,13 +102,13 @@ t.test('a listener that throws is logged and breaks nothing; off() stops a liste
   const counting = () => { calls++ }
   app.realtime.on('auth', () => { throw new Error('listener bug') })
   app.realtime.on('auth', counting)
-  const client = await connect(url(`/websocket?access_token=${app.jwt.sign({ id: 'u1' })}`))
+  const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u1' })}`))
   client.send({ type: 'ping' })
   t.same(await client.next(), { type: 'pong' }, 'the socket works')
   t.equal(calls, 1, 'the next listener still ran')
   t.match(logged.join(''), /a realtime event listener failed/)
   app.realtime.off('auth', counting)
-  await (await connect(url(`/websocket?access_token=${app.jwt.sign({ id: 'u2' })}`))).close()
+  await (await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u2' })}`))).close()
   t.equal(calls, 1)
   t.equal((await refusedWith(url('/websocket'))).status, 401)
   await client.close()

@@ -12,7 +12,7 @@ const authTimedOut = { type: 'auth', status: 'error', error: { code: 'AUTH_TIMEO
 /** A token for `user` that expires in one to two seconds (exp is in whole seconds), on the test's fake clock. */
 function shortToken (app: FastifyInstance, user: string) {
   const exp = Math.floor(Date.now() / 1000) + 2
-  return { token: app.jwt.sign({ id: user, exp }), exp }
+  return { token: app.realtime.jwt.sign({ id: user, exp }), exp }
 }
 
 t.test('at exp, TOKEN_EXPIRED arrives to the second and the socket drops to public', async t => {
@@ -67,7 +67,7 @@ t.test('re-auth in the window restores an identity and a new expiry, again and a
   }
   clock.tick(1_000)
   t.same(await client.next(), tokenExpired, 'third expiry')
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'long' }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'long' }) })
   t.same(await client.next(), { type: 'auth', status: 'ok' })
   await client.close()
 })
@@ -112,7 +112,7 @@ t.test('public mode: TOKEN_EXPIRED, then AUTH_TIMEOUT once the window passes, an
   clock.tick(100)
   t.same(await client.next(), authTimedOut, 'the window ran out')
   t.same(await whoIs(client), { type: 'whoami', user: null }, 'open, public, and no close came with it')
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'back' }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'back' }) })
   t.same(await client.next(), { type: 'auth', status: 'ok' }, 'it may still authenticate')
   t.same(await whoIs(client), { type: 'whoami', user: 'back' })
   await client.close()
@@ -150,7 +150,7 @@ t.test('public mode: an auth message inside the window ends it, accepted or refu
   await app.realtime.revokeUser(user)
   t.same(await accepted.next(), sessionRevoked)
   t.same(await refused.next(), sessionRevoked)
-  accepted.send({ type: 'auth', access_token: app.jwt.sign({ id: 'again' }), uid: 'a' })
+  accepted.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'again' }), uid: 'a' })
   t.same(await accepted.next(), { type: 'auth', status: 'ok', uid: 'a' })
   refused.send({ type: 'auth', access_token: 'bad', uid: 'r' })
   t.same(await refused.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication failed.' }, uid: 'r' })
@@ -168,7 +168,7 @@ t.test('public mode: a window that no auth message ends is told even when anothe
   const { user } = await whoIs(early) as { user: string }
   await app.realtime.revokeUser(user)
   t.same(await early.next(), sessionRevoked)
-  early.send({ type: 'auth', access_token: app.jwt.sign({ id: 'again' }) })
+  early.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'again' }) })
   t.same(await early.next(), { type: 'auth', status: 'ok' })
   t.same(await late.next(), sessionRevoked)
   t.same(await late.next(), authTimedOut)
@@ -191,7 +191,7 @@ t.test('a URL token expires like any other', async t => {
 t.test('a token without exp never expires the socket', async t => {
   const { app, url } = await build(t, { rest: { handlers: whoami } })
   const client = await connect(url('/websocket'))
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'forever' }, { expiresIn: undefined }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'forever' }, { expiresIn: undefined }) })
   t.same(await client.next(), { type: 'auth', status: 'ok' })
   client.send({ type: 'whoami' })
   t.same(await client.next(), { type: 'whoami', user: 'forever' })
@@ -203,7 +203,7 @@ t.test('a deadline beyond what one timer can hold is reached in hops', async t =
   const { app, url } = await build(t, { rest: { handlers: whoami } })
   const exp = Math.floor(Date.now() / 1000) + 60 * 60 * 24 * 365
   const client = await connect(url('/websocket'))
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'far', exp }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'far', exp }) })
   t.same(await client.next(), { type: 'auth', status: 'ok' })
   client.send({ type: 'whoami' })
   t.same(await client.next(), { type: 'whoami', user: 'far' })
@@ -254,7 +254,7 @@ t.test('revokeUser ends every session of the user, and the sockets of its tokens
   a.send({ type: 'whoami' })
   const { user } = await a.next() as { user: string }
   const foreign = await connect(url('/websocket'))
-  foreign.send({ type: 'auth', access_token: app.jwt.sign({ id: user }) })
+  foreign.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: user }) })
   await foreign.next()
 
   await app.realtime.revokeUser(user)

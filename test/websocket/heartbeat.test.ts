@@ -12,7 +12,7 @@ t.test('every period a ping; a client that answers stays open', async t => {
   const clock = fakeClock(t, [...heartbeatTimers])
   const { app, url } = await build(t, { heartbeat: { period: 0.1 } })
   const client = await connect(url('/websocket'))
-  client.send({ type: 'auth', access_token: app.jwt.sign({ id: 'u1' }) })
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'u1' }) })
   t.same(await client.next(), { type: 'auth', status: 'ok' })
   const server = app.realtime.connections()[0] as Connection
   for (let beat = 0; beat < 4; beat++) {

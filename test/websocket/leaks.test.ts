@@ -18,7 +18,7 @@ t.test('closed sockets leave no timer behind, whatever phase they closed in', as
     clients.push(client)
   }
   const expiring = await connect(url('/websocket'))
-  expiring.send({ type: 'auth', access_token: app.jwt.sign({ id: 'soon', exp: nextSecond() }) })
+  expiring.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'soon', exp: nextSecond() }) })
   await expiring.next()
   clock.tick(20)
   await expiring.next() // TOKEN_EXPIRED: now in the re-auth window

@@ -52,7 +52,7 @@ t.test('email and password authenticate and hand out a refresh token, which auth
 
 t.test('a first frame that is not a valid auth message fails the handshake with 4401', async t => {
   const { app, url } = await build(t, { users: [admin] })
-  const expired = app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
+  const expired = app.realtime.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
   const cases: [string, unknown, string | undefined][] = [
     ['not JSON', 'hello', undefined],
     ['not auth', { type: 'ping', uid: 'p' }, 'p'],

@@ -50,7 +50,7 @@ t.test('strict: a bad or expired URL token gets HTTP 401', async t => {
   t.equal((await refusedWith(url('/websocket?access_token=bad'))).status, 401)
   t.equal((await refusedWith(url('/websocket?access_token='))).status, 401)
   t.equal((await refusedWith(url('/websocket?access_token=a&access_token=b'))).status, 401)
-  const expired = app.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
+  const expired = app.realtime.jwt.sign({ id: 'u1', exp: Math.floor(Date.now() / 1000) - 10 })
   const refused = await refusedWith(url(`/websocket?access_token=${expired}`))
   t.equal(refused.status, 401)
   t.same(JSON.parse(refused.body), { errors: [{ message: 'Token expired.', extensions: { code: 'TOKEN_EXPIRED' } }] })

@@ -82,8 +82,8 @@ t.test('the @fastify/jwt cookie authenticates at the upgrade; the query paramete
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
   const url = `ws://127.0.0.1:${port}/websocket`
-  const fromCookie = app.jwt.sign({ id: 'cookie-user' })
-  const fromQuery = app.jwt.sign({ id: 'query-user' })
+  const fromCookie = app.realtime.jwt.sign({ id: 'cookie-user' })
+  const fromQuery = app.realtime.jwt.sign({ id: 'query-user' })
   const cookie = `session_token=${app.signCookie(fromCookie)}`
 
   const byCookie = await connect(url, { headers: { cookie } })
