@@ -56,6 +56,7 @@ expectTypeOf(app.realtime.send({ user: 'u' }, { type: 'x' })).toEqualTypeOf<numb
 expectTypeOf(app.realtime.connections()).toEqualTypeOf<RealtimeConnection[]>()
 expectTypeOf(app.realtime.login({ email: 'a', password: 'b' })).toEqualTypeOf<Promise<IssuedTokens>>()
 expectTypeOf(app.realtime.revokeSession('s')).toEqualTypeOf<Promise<void>>()
+expectTypeOf(app.realtime.jwt.sign({ id: 'u' })).toEqualTypeOf<string>()
 expectTypeOf(new RealtimeError('FORBIDDEN', 'no').code).toEqualTypeOf<RealtimeError['code']>()
 // The application's own codes are codes too: see types/handlers.test-d.ts.
 expectTypeOf<MemorySessionStore>().toMatchTypeOf<SessionStore>()
