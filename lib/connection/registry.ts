@@ -23,6 +23,11 @@ export class Registry {
     if (event === 'close') for (const connection of this.#connections) connection.guard.client.pin()
   }
 
+  /** How many sockets are open. */
+  get size (): number {
+    return this.#connections.size
+  }
+
   /** A socket opened: its guard reports from now on (one authenticated at the upgrade counts as an authentication). */
   add (connection: Connection): void {
     this.#connections.add(connection)

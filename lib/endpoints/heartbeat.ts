@@ -28,17 +28,23 @@ function visit (connection: Connection): void {
 export function startHeartbeat (registry: Registry, periodMs: number, slice = beatSlice): () => void {
   let next: NodeJS.Timeout | undefined
   const timer = setInterval(() => {
-    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil([...registry.matching()].length / slice)
+    // A beat visits as many sockets as were open when it started. Unbounded, a walk meeting sockets that open faster
+    // than it goes would run into the next beat, whose walk would ping a socket a moment after this one did and close
+    // it before its pong could come. For the same reason a walk still going when the next beat starts ends there.
+    clearTimeout(next)
+    let left = registry.size
+    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil(left / slice)
     // A live walk over the registry, not a list made at the start: a socket that closes during the beat is skipped,
     // not kept alive until its turn comes.
     const walk = registry.matching()
     const step = () => {
       for (let i = 0; i < slice; i++) {
         const { done, value } = walk.next()
-        if (done) {
+        if (done || left === 0) {
           next = undefined
           return
         }
+        left--
         visit(value)
       }
       next = setTimeout(step, pauseMs).unref()

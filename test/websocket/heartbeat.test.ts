@@ -69,11 +69,47 @@ t.test('a beat pings its sockets a slice at a time, spread out, the event loop t
       if (order.length === 4) pinged()
     }
   }))
-  const registry = { * matching () { yield * connections } } as unknown as Registry
+  const registry = { size: connections.length, * matching () { yield * connections } } as unknown as Registry
   const stop = startHeartbeat(registry, 20, 1)
   const hold = setTimeout(() => {}, 5000) // the heartbeat's own timer does not keep the process alive
   await allPinged
   stop()
   clearTimeout(hold)
   t.same(order, [0, 'turn', 1, 2], 'other work ran between two slices')
+})
+
+t.test('sockets opening faster than a beat walks: each is pinged once a period, none closed before its pong can come', async t => {
+  const clock = fakeClock(t, [...heartbeatTimers, 'Date'])
+  const live = new Set<object>()
+  const pingedAt = new Map<object, number[]>()
+  let closes = 0
+  const open = () => {
+    const connection = {
+      endpoint: 'rest',
+      guard: { phase: 'open' },
+      pinged: false,
+      active: false,
+      close () {
+        closes++
+        live.delete(connection)
+      },
+      ping () {
+        pingedAt.set(connection, [...pingedAt.get(connection) ?? [], Date.now()])
+        // Its client answers 50 ms later; meanwhile two more sockets open.
+        setTimeout(() => { connection.active = true }, 50)
+        open()
+        open()
+      }
+    }
+    live.add(connection)
+  }
+  for (let i = 0; i < 300; i++) open()
+  const registry = { get size () { return live.size }, * matching () { yield * live } } as unknown as Registry
+  const stop = startHeartbeat(registry, 1000, 100)
+  t.teardown(stop)
+  clock.tick(3500)
+  t.equal(closes, 0, 'no answering socket closed')
+  const gaps = [...pingedAt.values()].flatMap(times => times.slice(1).map((at, i) => at - times[i]))
+  t.ok(gaps.length > 0, 'sockets were pinged on several beats')
+  t.ok(Math.min(...gaps) >= 750, `pings of one socket at least a period less the spread apart (closest ${Math.min(...gaps)} ms)`)
 })
