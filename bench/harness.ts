@@ -1,6 +1,7 @@
 // The orchestrator's side: server processes driven over IPC, load tasks in worker threads, and the statistics.
 import { execFile, fork, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { ServerKind } from './servers.js'
@@ -166,6 +167,13 @@ export async function startupMemory (runs = 3): Promise<StartupMemory> {
   }
   const of = (kind: StartupKind) => median(samples.get(kind)!)
   return { bare: of('bare'), plugin: of('plugin'), pluginUser: of('plugin-user') }
+}
+
+/** This process's limits on open files (and so every child's). */
+export function openFileLimits (): { soft: number, hard: number } {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find(l => l.startsWith('Max open files'))
+  const [soft, hard] = (line ?? '').split(/\s+/).slice(3, 5).map(v => v === 'unlimited' ? Infinity : Number(v))
+  return { soft: soft || 1024, hard: hard || 1024 }
 }
 
 /** Nearest-rank percentile of unsorted values. */

@@ -6,23 +6,18 @@
 //   BENCH_ROUNDS=<n>         alternating rounds per throughput goal (default 16): more for steadier medians
 //   BENCH_CPU_PROF=<dir>     a V8 CPU profile of every server process
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { ServerHandle, startupMemory } from './harness.js'
+import { openFileLimits, ServerHandle, startupMemory } from './harness.js'
 import { markdownTable, svgChart, textTable, type Machine } from './report.js'
+import { scaleFactor, scaleScenarios } from './scale.js'
 import {
   credentialStorm, expiryPrecision, graphqlHandshake, handshakeTokens, jsonHandshake, memoryPerSocket, pingPong,
   TokenPool, type Budget, type ScenarioResult
 } from './scenarios.js'
 
 const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
-
-function openFileLimits (): { soft: number, hard: number } {
-  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find(l => l.startsWith('Max open files'))
-  const [soft, hard] = (line ?? '').split(/\s+/).slice(3, 5).map(v => v === 'unlimited' ? Infinity : Number(v))
-  return { soft: soft || 1024, hard: hard || 1024 }
-}
 
 /**
  * This process holds every client socket, each server process its own: both need `sockets` descriptors and some.
@@ -59,7 +54,31 @@ function machine (loadAtStart: number): Machine {
 
 const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`)
 
+/**
+ * `--scale [7 8 9]`: the scale scenarios (bench/scale.ts) instead, BENCH_SCALE_FACTOR multiplying every socket count;
+ * bench/results/scale.json and scale.md (*.tmp for a partial run or a factor other than 1).
+ */
+async function scaleRun (): Promise<void> {
+  const { hard } = openFileLimits()
+  ensureDescriptors(Math.min(19_000, hard - 1024)) // every process here and below may then open as many files as allowed
+  const started = Date.now()
+  const loadAtStart = os.loadavg()[0]
+  const results = await scaleScenarios(progress)
+  const about = machine(loadAtStart)
+  const durationS = Math.round((Date.now() - started) / 1000)
+  console.log(textTable(about, results))
+  const goals = results.flatMap(r => r.goals)
+  const missed = goals.filter(g => !g.met)
+  console.log(`\n${goals.length - missed.length} of ${goals.length} goals met${missed.length ? `; missed: ${missed.map(g => g.name).join(', ')}` : ''} (${durationS} s)`)
+  const suffix = results.length === 3 && scaleFactor === 1 ? '' : '.tmp'
+  mkdirSync(resultsDir, { recursive: true })
+  const report = { machine: about, generatedAt: new Date().toISOString(), durationS, scaleFactor, goals, scenarios: results }
+  writeFileSync(`${resultsDir}scale.json${suffix}`, JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(`${resultsDir}scale.md${suffix}`, markdownTable(about, results) + '\n')
+}
+
 async function main (): Promise<void> {
+  if (process.argv.includes('--scale')) return scaleRun()
   const selected = new Set(process.argv.slice(2).map(Number).filter(n => n >= 1 && n <= 6))
   const all = selected.size === 0
   const wants = (id: number) => all || selected.has(id)

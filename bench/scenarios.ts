@@ -55,11 +55,11 @@ export interface Budget {
 }
 
 const ok = '"status":"ok"'
-const fmt = (value: number, digits = 0) => Number.isFinite(value)
+export const fmt = (value: number, digits = 0) => Number.isFinite(value)
   ? value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
   : 'n/a'
-const ms = (value: number) => fmt(value, value < 10 ? 2 : 1)
-const ratio = (value: number) => fmt(value, 2)
+export const ms = (value: number) => fmt(value, value < 10 ? 2 : 1)
+export const ratio = (value: number) => fmt(value, 2)
 
 interface RateRound {
   rate: number

@@ -4,7 +4,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { startServer, type ServerKind } from './servers.js'
+import { startServer, stormUsers, type ServerKind } from './servers.js'
 
 export interface MemorySample {
   heapUsed: number
@@ -28,6 +28,27 @@ export type ServerRequest =
   | { cmd: 'sign', count: number, exp?: number[] }
   | { cmd: 'connections' }
   | { cmd: 'exit' }
+  // The scale benchmark's (bench/scale.ts):
+  | { cmd: 'sockets' }
+  | { cmd: 'sign-user', user: string, count: number }
+  | { cmd: 'login', count: number, concurrency: number }
+  | { cmd: 'revoke-user', user: string }
+  | { cmd: 'revoke-session', session: string }
+
+/** A session made by `login`: its access token names it (`sid`). */
+export interface BenchSession {
+  session: string
+  user: string
+  access_token: string
+}
+
+/** When a revocation call began and when it resolved here, epoch ms with sub-ms precision. */
+export interface CallTimes {
+  calledAt: number
+  resolvedAt: number
+}
+
+const epochNow = () => performance.timeOrigin + performance.now()
 
 const gc = (globalThis as { gc?: () => void }).gc
 
@@ -66,7 +87,7 @@ async function serve (app: FastifyInstance, request: ServerRequest, state: { eld
         const user = `bench-user-${i}`
         tokens.push(request.exp
           // Tokens as another issuer would sign them: the expiry is in whole seconds, as JWTs carry it.
-          ? app.jwt.sign({ id: user, role: null, admin_access: false, exp: request.exp[i] })
+          ? app.realtime.jwt.sign({ id: user, role: null, admin_access: false, exp: request.exp[i] })
           : app.realtime.signAccessToken({ user, role: null, admin: false }).access_token)
       }
       return tokens
@@ -74,6 +95,43 @@ async function serve (app: FastifyInstance, request: ServerRequest, state: { eld
     case 'connections':
       // The plugin's sockets are its own ws server's, out of the app's sight; the baselines' are @fastify/websocket's.
       return app.hasDecorator('realtime') ? app.realtime.connections().length : app.websocketServer.clients.size
+    case 'sockets':
+      // TCP connections of the HTTP server, upgraded or not: unlike `connections`, it hands no socket out (the plugin
+      // reads the address of every socket it hands out), so it leaves the memory it counts as it is.
+      return await new Promise<number>((resolve, reject) => app.server.getConnections((err, count) => err ? reject(err) : resolve(count)))
+    case 'sign-user': {
+      const tokens: string[] = []
+      for (let i = 0; i < request.count; i++) {
+        tokens.push(app.realtime.signAccessToken({ user: request.user, role: null, admin: false }).access_token)
+      }
+      return tokens
+    }
+    case 'login': {
+      // Real sessions (in the session store: Redis for plugin-redis), of the storm users in turn, a few logins at once.
+      const sessions: BenchSession[] = []
+      let next = 0
+      const worker = async () => {
+        while (next < request.count) {
+          const { email, password } = stormUsers[next++ % stormUsers.length]
+          const issued = await app.realtime.login({ email, password })
+          // The token's own claims, read without verifying (it was signed a moment ago): its session and user.
+          const claims = app.realtime.jwt.decode<{ sid: string, id: string }>(issued.access_token)!
+          sessions.push({ session: claims.sid, user: claims.id, access_token: issued.access_token })
+        }
+      }
+      await Promise.all(Array.from({ length: Math.max(1, request.concurrency) }, worker))
+      return sessions
+    }
+    case 'revoke-user': {
+      const calledAt = epochNow()
+      await app.realtime.revokeUser(request.user)
+      return { calledAt, resolvedAt: epochNow() } satisfies CallTimes
+    }
+    case 'revoke-session': {
+      const calledAt = epochNow()
+      await app.realtime.revokeSession(request.session)
+      return { calledAt, resolvedAt: epochNow() } satisfies CallTimes
+    }
     case 'exit':
       await app.close()
       setImmediate(() => process.exit(0))

@@ -12,8 +12,11 @@ export const secret = 'the-benchmark-secret-a-long-one-0123456789'
 /** The users of the credential storm: fifty people logging in at once, each with their own email and password. */
 export const stormUsers = Array.from({ length: 50 }, (_v, i) => ({ email: `storm-${i}@example.com`, password: `storm password ${i}` }))
 
-/** plugin: fastify-realtime; bare: @fastify/websocket answering the same JSON frames without verifying anything. */
-export type ServerKind = 'plugin' | 'bare' | 'graphql-ws' | 'mercurius'
+/**
+ * plugin: fastify-realtime; bare: @fastify/websocket answering the same JSON frames without verifying anything;
+ * plugin-redis: the plugin server on the Redis at BENCH_REDIS_URL, one of several processes (the scale benchmark).
+ */
+export type ServerKind = 'plugin' | 'bare' | 'graphql-ws' | 'mercurius' | 'plugin-redis'
 
 const done: IteratorReturnResult<undefined> = { value: undefined, done: true }
 
@@ -48,6 +51,21 @@ async function pluginServer (app: FastifyInstance): Promise<void> {
     accessTokenTtl: '1h',
     users: stormUsers,
     graphql: { schema: schema() }
+  })
+}
+
+/** The same plugin server, one of several processes sharing sessions and revocations on one Redis (BENCH_REDIS_URL). */
+async function pluginRedisServer (app: FastifyInstance): Promise<void> {
+  const redis = process.env.BENCH_REDIS_URL
+  if (!redis) throw new Error('plugin-redis needs BENCH_REDIS_URL')
+  await app.register(realtime, {
+    env: {},
+    secret,
+    heartbeat: { period: 5 },
+    accessTokenTtl: '1h',
+    users: stormUsers,
+    graphql: { schema: schema() },
+    redis
   })
 }
 
@@ -103,7 +121,7 @@ async function mercuriusServer (app: FastifyInstance): Promise<void> {
 
 export async function startServer (kind: ServerKind): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
-  const setup = { plugin: pluginServer, bare: bareServer, 'graphql-ws': graphqlWsServer, mercurius: mercuriusServer }[kind]
+  const setup = { plugin: pluginServer, bare: bareServer, 'graphql-ws': graphqlWsServer, mercurius: mercuriusServer, 'plugin-redis': pluginRedisServer }[kind]
   await setup(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   return app
