@@ -6,13 +6,13 @@ import type { Connection } from '../connection/connection.js'
 import type { Registry } from '../connection/registry.js'
 
 /**
- * A beat pings its sockets a slice at a time, spread over up to a second (a quarter of the period when that is
- * shorter). In one go, ten thousand sends would hold the event loop for a third of a second, and their ten thousand
- * pongs, arriving together, for as long again; spread out, expiry timers and other sockets hardly notice a beat.
- * Each socket keeps its place in the order, so its pings stay one period apart.
+ * A beat pings its sockets a slice at a time, spread over half the period. In one go, ten thousand sends would hold
+ * the event loop for a third of a second, and their ten thousand pongs, arriving together, for as long again; spread
+ * out, expiry timers and other sockets hardly notice a beat, and processes sharing cores do not beat all at once.
+ * Each socket keeps its place in the order, so its pings stay about one period apart, never under half of one.
  */
 const beatSlice = 100
-const beatSpreadMs = 1000
+const beatSpread = 0.5
 
 function visit (connection: Connection): void {
   if (connection.guard.phase === 'handshake') return
@@ -33,7 +33,7 @@ export function startHeartbeat (registry: Registry, periodMs: number, slice = be
     // it before its pong could come. For the same reason a walk still going when the next beat starts ends there.
     clearTimeout(next)
     let left = registry.size
-    const pauseMs = Math.min(beatSpreadMs, periodMs / 4) / Math.ceil(left / slice)
+    const pauseMs = periodMs * beatSpread / Math.ceil(left / slice)
     // A live walk over the registry, not a list made at the start: a socket that closes during the beat is skipped,
     // not kept alive until its turn comes.
     const walk = registry.matching()
