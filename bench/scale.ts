@@ -13,6 +13,7 @@
 //   BENCH_STORM_WINDOW=<n>    scenario 8's handshakes in flight at once (default 500, within the listen backlog of
 //                             511; 0: every client at once)
 import { fork, type ChildProcess } from 'node:child_process'
+import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { median, openFileLimits, percentile, ServerHandle, sleep } from './harness.js'
 import { BenchRedis } from './redis.js'
@@ -376,6 +377,13 @@ interface ClusterMeasure {
   spreadSeconds: number
   perProcess: ProcessMeasure[]
   revocations: RevokeRound[]
+  /**
+   * An idle Node process on the same machine, no socket and no plugin, its event loop measured in the same windows:
+   * what the machine's own scheduling costs every process (fifteen of them share two cores here).
+   */
+  canary: { heartbeat: DelaySample, expiry: DelaySample }
+  /** The machine's 1-minute load average at the end of the heartbeat and expiry windows. */
+  loadAverage: { heartbeat: number, expiry: number }
 }
 
 const heartbeatPeriodMs = 5000 // servers.ts
@@ -393,11 +401,14 @@ async function clusterAtScale (signer: ServerHandle, progress: (text: string) =>
   const redis = await BenchRedis.start()
   const servers: ServerHandle[] = []
   const clients: ClientHandle[] = []
+  let canary: ServerHandle | null = null
   const previousUrl = process.env.BENCH_REDIS_URL
   process.env.BENCH_REDIS_URL = redis.url // the servers' environment: they are forked from here
   try {
     progress(`7b starting ${processes} plugin processes on one Redis`)
     await startServers('plugin-redis', processes, servers)
+    canary = await ServerHandle.start('bare')
+    const watched = [...servers, canary]
     await startClients(Math.max(2, Math.ceil(total / perClient)), clients)
     const before = await Promise.all(servers.map(s => s.memory()))
     // What a process costs without a socket, the delay monitor on as in the windows below (it costs most of it):
@@ -484,21 +495,25 @@ async function clusterAtScale (signer: ServerHandle, progress: (text: string) =>
     const windowStart = firstExp * 1000 - 1000
     const heartbeatSockets = await Promise.all(servers.map(sockets))
     progress(`7b heartbeats: ${fmt((windowStart - Date.now()) / 1000, 1)} s`)
-    await Promise.all(servers.map(s => s.startDelay(resolution)))
+    await Promise.all(watched.map(s => s.startDelay(resolution)))
     const hbCpuBefore = await Promise.all(servers.map(s => s.cpu()))
     const hbStart = Date.now()
     await sleep(Math.max(0, windowStart - Date.now()))
     const hbDelay: DelaySample[] = await Promise.all(servers.map(s => s.stopDelay()))
+    const canaryHeartbeat = await canary.stopDelay()
+    const loadHeartbeat = os.loadavg()[0]
     const hbCpuAfter = await Promise.all(servers.map(s => s.cpu()))
     const hbWindowMs = Date.now() - hbStart
 
     // The expiries (and the heartbeats among them), from a second before the first to half a second after the last.
     progress('7b expiries')
     const windowEnd = (firstExp + spreadSeconds - 1) * 1000 + 500
-    await Promise.all(servers.map(s => s.startDelay(resolution)))
+    await Promise.all(watched.map(s => s.startDelay(resolution)))
     const exCpuBefore = await Promise.all(servers.map(s => s.cpu()))
     await sleep(Math.max(0, windowEnd - Date.now()))
     const exDelay: DelaySample[] = await Promise.all(servers.map(s => s.stopDelay()))
+    const canaryExpiry = await canary.stopDelay()
+    const loadExpiry = os.loadavg()[0]
     const exCpuAfter = await Promise.all(servers.map(s => s.cpu()))
 
     // Collected and closed before the re-auth windows (10 s after each exp) start closing the expired sockets.
@@ -551,10 +566,12 @@ async function clusterAtScale (signer: ServerHandle, progress: (text: string) =>
       heartbeatPeriodS: heartbeatPeriodMs / 1000,
       spreadSeconds,
       perProcess,
-      revocations
+      revocations,
+      canary: { heartbeat: canaryHeartbeat, expiry: canaryExpiry },
+      loadAverage: { heartbeat: loadHeartbeat, expiry: loadExpiry }
     }
   } finally {
-    await stopAll(clients, servers, redis)
+    await stopAll(clients, canary ? [...servers, canary] : servers, redis)
     if (previousUrl === undefined) delete process.env.BENCH_REDIS_URL
     else process.env.BENCH_REDIS_URL = previousUrl
   }
@@ -607,6 +624,8 @@ async function atScale (signer: ServerHandle, progress: (text: string) => void):
     { measure: 'TOKEN_EXPIRED after exp p50 / p99 / max (ms), worst process', plugin: `${ms(worst(p => p.expiry.latenessMs.p50))} / ${ms(expiryP99)} / ${ms(worst(p => p.expiry.latenessMs.max))}`, baseline: '', value: ms(expiryP99), goal: '<= 50 ms', met: expiryMet },
     { measure: 'event-loop delay during heartbeats p99 / max (ms), worst process', plugin: `${ms(worst(p => p.heartbeat.delayP99))} / ${ms(stall)}`, baseline: '', value: ms(stall), goal: 'max <= 20 ms', met: stallMet },
     { measure: 'event-loop delay during expiries p99 / max (ms), worst process', plugin: `${ms(worst(p => p.expiry.delayP99))} / ${ms(worst(p => p.expiry.delayMax))}`, baseline: '', value: '', goal: '', met: null },
+    { measure: 'an idle Node process beside them, no socket: event-loop delay p99 / max (ms), heartbeats; expiries', plugin: `${ms(above(cluster.canary.heartbeat.p99))} / ${ms(above(cluster.canary.heartbeat.max))}; ${ms(above(cluster.canary.expiry.p99))} / ${ms(above(cluster.canary.expiry.max))}`, baseline: '', value: '', goal: '', met: null },
+    { measure: 'load average at the end of the heartbeat; expiry window (2 cores)', plugin: `${fmt(cluster.loadAverage.heartbeat, 1)}; ${fmt(cluster.loadAverage.expiry, 1)}`, baseline: '', value: '', goal: '', met: null },
     { measure: `revokeUser to the last AUTH_REVOKED on ${cluster.processes} processes, median / max of ${cluster.revocations.length} (ms)`, plugin: `${ms(revokeMedian)} / ${ms(revokeMax)}`, baseline: '', value: ms(revokeMedian), goal: '<= 100 ms', met: revokeMet },
     { measure: 'RSS per socket per process (bytes)', plugin: pp.map(p => fmt(p.rssPerSocket)).join(', '), baseline: '', value: '', goal: '', met: null },
     { measure: 'server CPU per socket per heartbeat (µs), per expiry (µs), median process', plugin: `${noisy(beatMicros, 2)}, ${noisy(expiryMicros, 1)}`, baseline: '', value: '', goal: '', met: null },
