@@ -43,21 +43,7 @@ function schema (): GraphQLSchema {
  * The plugin with its defaults (handshake mode on /websocket and /graphql, limits as shipped), but for the heartbeat:
  * every 5 s instead of 30, so that beats (a ping to each of thousands of sockets) fall inside every measurement.
  */
-async function pluginServer (app: FastifyInstance): Promise<void> {
-  await app.register(realtime, {
-    env: {},
-    secret,
-    heartbeat: { period: 5 },
-    accessTokenTtl: '1h',
-    users: stormUsers,
-    graphql: { schema: schema() }
-  })
-}
-
-/** The same plugin server, one of several processes sharing sessions and revocations on one Redis (BENCH_REDIS_URL). */
-async function pluginRedisServer (app: FastifyInstance): Promise<void> {
-  const redis = process.env.BENCH_REDIS_URL
-  if (!redis) throw new Error('plugin-redis needs BENCH_REDIS_URL')
+async function pluginServer (app: FastifyInstance, redis?: string): Promise<void> {
   await app.register(realtime, {
     env: {},
     secret,
@@ -65,8 +51,15 @@ async function pluginRedisServer (app: FastifyInstance): Promise<void> {
     accessTokenTtl: '1h',
     users: stormUsers,
     graphql: { schema: schema() },
-    redis
+    ...(redis ? { redis } : {})
   })
+}
+
+/** The same plugin server, one of several processes sharing sessions and revocations on one Redis (BENCH_REDIS_URL). */
+async function pluginRedisServer (app: FastifyInstance): Promise<void> {
+  const redis = process.env.BENCH_REDIS_URL
+  if (!redis) throw new Error('plugin-redis needs BENCH_REDIS_URL')
+  await pluginServer(app, redis)
 }
 
 /** What an app without the plugin would write: parse, answer auth and ping, check nothing. */
