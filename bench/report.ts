@@ -63,7 +63,7 @@ function compact (value: number): string {
  * One row per measure, each on its own scale (its largest bar or goal), fastify-realtime first, the baselines in
  * grey, the goal as a dashed red mark.
  */
-export function svgChart (machine: Machine, rows: ChartRow[], generatedAt: string): string {
+export function svgChart (machine: Machine, rows: ChartRow[], generatedAt: string, command = 'npm run bench'): string {
   const width = 900
   const labelWidth = 240
   // Room on the right for the longest value label.
@@ -100,7 +100,7 @@ export function svgChart (machine: Machine, rows: ChartRow[], generatedAt: strin
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
     '<style>.label{font-size:12px;fill:#222}.value{font-size:11px;fill:#333;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.goal{stroke:#d43c3c;stroke-width:2;stroke-dasharray:4 3}.goaltext{font-size:10px;fill:#d43c3c}.title{font-size:15px;font-weight:600;fill:#111}.sub{font-size:11px;fill:#555}</style>',
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    '<text x="16" y="24" class="title">fastify-realtime benchmarks (npm run bench)</text>',
+    `<text x="16" y="24" class="title">fastify-realtime benchmarks (${command})</text>`,
     `<text x="16" y="42" class="sub">${xml(`${machine.cores} cores, ${machine.cpu}, Node ${machine.node}; load average ${machine.load[0].toFixed(1)} to ${machine.load[1].toFixed(1)}; medians of alternating rounds; ${generatedAt}`)}</text>`,
     ...parts,
     '</svg>',

@@ -18,6 +18,8 @@ import {
 } from './scenarios.js'
 
 const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
+// docs/performance.md shows the charts of the last full runs: the package ships docs/, not bench/results/.
+const docsDir = fileURLToPath(new URL('../../docs/', import.meta.url))
 
 /**
  * This process holds every client socket, each server process its own: both need `sockets` descriptors and some.
@@ -72,9 +74,13 @@ async function scaleRun (): Promise<void> {
   console.log(`\n${goals.length - missed.length} of ${goals.length} goals met${missed.length ? `; missed: ${missed.map(g => g.name).join(', ')}` : ''} (${durationS} s)`)
   const suffix = results.length === 3 && scaleFactor === 1 ? '' : '.tmp'
   mkdirSync(resultsDir, { recursive: true })
-  const report = { machine: about, generatedAt: new Date().toISOString(), durationS, scaleFactor, goals, scenarios: results }
+  const generatedAt = new Date().toISOString()
+  const report = { machine: about, generatedAt, durationS, scaleFactor, goals, scenarios: results }
   writeFileSync(`${resultsDir}scale.json${suffix}`, JSON.stringify(report, null, 2) + '\n')
   writeFileSync(`${resultsDir}scale.md${suffix}`, markdownTable(about, results) + '\n')
+  const chart = svgChart(about, results.flatMap(r => r.chart), generatedAt.slice(0, 10), 'npm run bench -- --scale')
+  writeFileSync(`${resultsDir}scale.svg${suffix}`, chart)
+  if (!suffix) writeFileSync(`${docsDir}performance-scale.svg`, chart)
 }
 
 async function main (): Promise<void> {
@@ -155,7 +161,9 @@ async function main (): Promise<void> {
   mkdirSync(resultsDir, { recursive: true })
   const report = { machine: about, generatedAt, durationS, budget, goals, scenarios: results }
   writeFileSync(`${resultsDir}results.json${suffix}`, JSON.stringify(report, null, 2) + '\n')
-  writeFileSync(`${resultsDir}chart.svg${suffix}`, svgChart(about, results.flatMap(r => r.chart), generatedAt.slice(0, 10)))
+  const chart = svgChart(about, results.flatMap(r => r.chart), generatedAt.slice(0, 10))
+  writeFileSync(`${resultsDir}chart.svg${suffix}`, chart)
+  if (!suffix) writeFileSync(`${docsDir}performance.svg`, chart)
   writeFileSync(`${resultsDir}table.md${suffix}`, markdownTable(about, results) + '\n')
 }
 
