@@ -31,7 +31,8 @@ export abstract class Inbox {
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
-  readonly receive = (data: RawData, isBinary: boolean): void => {
+  /** A frame arrived: handled now, or queued behind the one still pending. */
+  receive (data: RawData, isBinary: boolean): void {
     if (this.#busy) {
       this.#queue(data, isBinary)
       return

@@ -13,6 +13,7 @@ import type { Outbound } from '../connection/outbound.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
 import { upgradeCredential } from './upgrade.js'
+import type { SocketOwner } from './socket-server.js'
 import { ClientInfo } from '../connection/accountability.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import type { AdapterOptions } from './adapter.js'
@@ -101,8 +102,8 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     name: endpoint.name,
     endFailed: (err) => log.error({ err }, 'a graphql subscription failed to end')
   }
-  return function open (socket: WebSocket, request: FastifyRequest): void {
-    new GraphqlSocket(socket, request, handling) // eslint-disable-line no-new -- it lives as the socket's listeners
+  return function open (socket: WebSocket, request: FastifyRequest): GraphqlSocket {
+    return new GraphqlSocket(socket, request, handling)
   }
 }
 
@@ -119,10 +120,10 @@ interface GraphqlHandling {
 }
 
 /**
- * One socket of the endpoint, in methods rather than closures (every open socket would keep those): the guard's
- * events, and the socket graphql-ws's protocol core talks to (`send`, `close`, `onMessage`).
+ * One socket of the endpoint, in methods rather than closures (every open socket would keep those): its socket's
+ * events, the guard's, and the socket graphql-ws's protocol core talks to (`send`, `close`, `onMessage`).
  */
-class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
+class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner {
   readonly connection: GraphqlConnection
   readonly operations: OperationsInFlight = new Set()
   readonly #socket: WebSocket
@@ -137,8 +138,10 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     this.connection = new GraphqlConnection(handling.name, socket, guard, handling.outbound, request)
     handling.registry.add(this.connection)
     this.#closed = handling.server.opened(this, this)
-    socket.on('close', this.#onClose)
-    socket.on('pong', this.#answered)
+  }
+
+  get request (): FastifyRequest {
+    return this.connection.request
   }
 
   /** graphql-ws closes 4406 unless it is graphql-transport-ws. */
@@ -155,9 +158,9 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     this.#socket.close(code, reason)
   }
 
+  /** graphql-ws hands its frame handler over as the socket opens (in `opened`). */
   onMessage (handle: (data: string) => Promise<void>): void {
     this.#handle = handle
-    this.#socket.on('message', this.#receive)
   }
 
   // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
@@ -171,26 +174,26 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra {
     this.close(...graphqlClose({ code: 'AUTH_TIMEOUT' }))
   }
 
-  /** The heartbeat's answer: a pong frame, or any message (`#receive`). */
-  readonly #answered = (): void => {
+  /** The heartbeat's answer: a pong frame, or any message (`receive`). */
+  answered (): void {
     this.connection.active = true
   }
 
-  readonly #receive = (data: RawData): void => {
-    this.#answered()
+  receive (data: RawData): void {
+    this.answered()
     const socket = this.#socket
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
     if (socket.readyState !== socket.OPEN) return
-    this.#handle!((data as Buffer).toString()).catch(this.#failed)
+    this.#handle!((data as Buffer).toString()).catch((err: unknown) => this.#failed(err))
   }
 
   /** A schema or context function threw: graphql-ws's answer to an error of the server's own. */
-  readonly #failed = (err: unknown): void => {
+  #failed (err: unknown): void {
     this.#handling.log.error({ err }, 'graphql operation failed')
     this.#socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
   }
 
-  readonly #onClose = (code: number, reason: Buffer): void => {
+  closed (code: number, reason: Buffer): void {
     const { registry, endFailed } = this.#handling
     this.connection.guard.close()
     registry.delete(this.connection, code)

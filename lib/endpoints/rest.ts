@@ -13,6 +13,7 @@ import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
 import { handlerTable, validateMessage, type HandlerEntry } from './handlers.js'
 import type { AdapterOptions } from './adapter.js'
+import type { SocketOwner } from './socket-server.js'
 import type { MessageHandler, RealtimeMessage, ValidatedMessageHandler } from '../../types/index.js'
 
 export interface JsonEndpointOptions extends AdapterOptions {
@@ -28,10 +29,10 @@ const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to pars
 type SocketOptions = Omit<JsonEndpointOptions, 'handlers'> & { handlers: Map<string, HandlerEntry> }
 
 /**
- * One socket on the JSON endpoint. It is its own inbox and takes its guard's events itself, in methods: closures
- * would be kept by every open socket.
+ * One socket on the JSON endpoint. It is its own inbox and takes its socket's and its guard's events itself, in
+ * methods: closures would be kept by every open socket.
  */
-class JsonSocket extends Inbox implements GuardEvents {
+class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   readonly connection: Connection
   readonly #options: SocketOptions
 
@@ -40,7 +41,17 @@ class JsonSocket extends Inbox implements GuardEvents {
     this.#options = options
     const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, upgradeCredential(request))
     this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound, request)
-    socket.on('message', this.receive)
+  }
+
+  get request (): FastifyRequest {
+    return this.connection.request
+  }
+
+  closed (code: number): void {
+    const { connection } = this
+    connection.guard.close()
+    this.#options.registry.delete(connection, code)
+    this.#options.onClose?.(connection)
   }
 
   onExpire (code: ExpiryCode): void {
@@ -183,14 +194,9 @@ export function jsonEndpoint (endpointOptions: JsonEndpointOptions) {
     ...endpointOptions,
     handlers: handlerTable(endpointOptions.handlers, `${endpointOptions.endpoint.name}.handlers`)
   }
-  return function open (socket: WebSocket, request: FastifyRequest): void {
-    const { connection } = new JsonSocket(socket, request, options)
-    options.registry.add(connection)
-    // 'close' comes once: `on` spares every open socket the wrapper `once` would keep.
-    socket.on('close', (code: number) => {
-      connection.guard.close()
-      options.registry.delete(connection, code)
-      options.onClose?.(connection)
-    })
+  return function open (socket: WebSocket, request: FastifyRequest): JsonSocket {
+    const owner = new JsonSocket(socket, request, options)
+    options.registry.add(owner.connection)
+    return owner
   }
 }

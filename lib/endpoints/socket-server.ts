@@ -6,20 +6,62 @@
 // upgrading there.
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { WebSocketServer, type WebSocket } from 'ws'
+import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
 type Claimed = IncomingMessage & { [ownUpgrade]?: WebSocketServer }
 
-/** What takes a plugin route's socket once it is open. */
-export type SocketHandler = (socket: WebSocket, request: FastifyRequest) => void
+/** What serves one plugin socket: the socket's events come to it. */
+export interface SocketOwner {
+  /** The upgrade request: its log reports a refused frame. */
+  readonly request: FastifyRequest
+  receive (data: RawData, isBinary: boolean): void
+  closed (code: number, reason: Buffer): void
+  /** A pong frame came (only owners that have this method are told). */
+  answered? (): void
+}
+
+/** What takes a plugin route's socket once it is open, and serves it. */
+export type SocketHandler = (socket: WebSocket, request: FastifyRequest) => SocketOwner
+
+const ownerKey = Symbol('fastify-realtime.socketOwner')
+type Owned = WebSocket & { [ownerKey]: SocketOwner }
+const ownerOf = (socket: WebSocket): SocketOwner => (socket as Owned)[ownerKey]
+
+// The listeners every socket shares: each finds its socket's owner on the socket. A closure per socket and event
+// would be kept by every idle socket (docs/performance.md).
+function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
+  ownerOf(this).receive(data, isBinary)
+}
+
+function onPong (this: WebSocket): void {
+  ownerOf(this).answered!()
+}
+
+/**
+ * A frame ws refuses (1009 over maxPayload, 1007 not UTF-8) is a client's fault, and ws closes the socket with its
+ * code itself: the error handler of the app's @fastify/websocket (terminating, by default) would tear it down under
+ * that close, and the client would get 1006.
+ */
+function onError (this: WebSocket, err: Error): void {
+  ownerOf(this).request.log.info({ err }, 'websocket frame refused')
+  this.close()
+}
 
 export class SocketServer {
   readonly server: WebSocketServer
+  /** The open sockets, to close with the app (ws's own tracking would keep a closure per socket). */
+  readonly #open = new Set<WebSocket>()
+  readonly #onClose: (this: WebSocket, code: number, reason: Buffer) => void
 
   constructor (maxPayload: number) {
-    this.server = new WebSocketServer({ noServer: true, maxPayload })
+    this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
+    const open = this.#open
+    this.#onClose = function (code, reason) {
+      open.delete(this)
+      ownerOf(this).closed(code, reason)
+    }
   }
 
   /** Makes `shared`, the server of a @fastify/websocket, hand the upgrades `claim` marked over to this one. */
@@ -38,25 +80,23 @@ export class SocketServer {
     done()
   }
 
-  /**
-   * A plugin route's socket handler. A frame ws refuses (1009 over maxPayload, 1007 not UTF-8) is a client's fault,
-   * and ws closes the socket with its code itself: the error handler of the app's @fastify/websocket (terminating,
-   * by default) would tear it down under that close, and the client would get 1006.
-   */
-  handler (open: SocketHandler): SocketHandler {
+  /** A plugin route's socket handler: `open` makes the socket's owner, and the socket's events go to it. */
+  handler (open: SocketHandler): (socket: WebSocket, request: FastifyRequest) => void {
     return (socket, request) => {
       socket.removeAllListeners('error') // @fastify/websocket's, added just before it called this handler
-      socket.on('error', (err) => {
-        request.log.info({ err }, 'websocket frame refused')
-        socket.close()
-      })
-      open(socket, request)
+      const owner = open(socket, request);
+      (socket as Owned)[ownerKey] = owner
+      this.#open.add(socket)
+      socket.on('error', onError)
+      socket.on('message', onMessage)
+      socket.on('close', this.#onClose)
+      if (owner.answered) socket.on('pong', onPong)
     }
   }
 
   /** Closes every socket, as @fastify/websocket does its own when the app closes (not waiting for their answers). */
   close (): void {
-    for (const socket of this.server.clients) socket.close()
+    for (const socket of this.#open) socket.close()
     this.server.close()
   }
 }

@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWebsocket, { type WebsocketPluginOptions } from '@fastify/websocket'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
-import { connect, secret } from '../helpers.js'
+import { referenceSchema } from '../../example/schema.js'
+import type { Connection } from '../../lib/connection/connection.js'
+import { connect, secret, until } from '../helpers.js'
 
 type Order = 'none' | 'before' | 'after'
 
@@ -186,4 +188,21 @@ t.test('without a @fastify/websocket of the app, the plugin leaves none on the a
   const client = await connect(url('/websocket'))
   await app.close()
   t.equal((await client.closed).code, 1005, 'closed with the app')
+})
+
+t.test('every plugin socket shares its listeners: an idle socket keeps no closure of its own for its events', async t => {
+  const { app, url } = await boot(t, 'none', { graphql: { schema: referenceSchema(() => null) } })
+  const json = [await connect(url('/websocket')), await connect(url('/websocket'))]
+  const graphql = [
+    await connect(url('/graphql'), { protocols: 'graphql-transport-ws' }),
+    await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  ]
+  await until(() => app.realtime.connections().length === 4)
+  const sockets = (app.realtime.connections() as Connection[]).map(connection => connection.socket)
+  for (const event of ['message', 'close', 'error', 'pong'] as const) {
+    const listeners = new Set(sockets.flatMap(socket => socket.listeners(event)))
+    t.ok(listeners.size <= 1, `one '${event}' listener for every socket, not one each (${listeners.size})`)
+  }
+  t.equal(sockets[0].listenerCount('pong'), 0, 'a JSON socket has no pong listener: its heartbeat answers are frames')
+  await Promise.all([...json, ...graphql].map(client => client.close()))
 })
