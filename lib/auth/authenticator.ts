@@ -337,10 +337,13 @@ export class Authenticator {
 
   /** Ends the user's sessions, and refuses every token of the user issued until now, with a session or without. */
   async endUser (user: string): Promise<void> {
-    for (const session of await this.#store((store, deadline) => store.endUser(user, deadline))) {
-      await this.#revoke(revocationId.session(session))
-    }
-    await this.#revoke(revocationId.user(user, Date.now()))
+    // The user's revocation goes out first, not after a round trip per session: it ends every socket of the user on
+    // every process. Each ended session is revoked as well, for a token its refresh issued in a later second meanwhile.
+    const [, sessions] = await Promise.all([
+      this.#revoke(revocationId.user(user, Date.now())),
+      this.#store((store, deadline) => store.endUser(user, deadline))
+    ])
+    await Promise.all(sessions.map(session => this.#revoke(revocationId.session(session))))
   }
 
   #revoke (id: string): Promise<void> {

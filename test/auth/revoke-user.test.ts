@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { buildSchema } from 'graphql'
-import realtime, { type Identity } from '../../lib/index.js'
+import realtime, { MemorySessionStore, type Identity } from '../../lib/index.js'
 import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
@@ -79,6 +79,25 @@ t.test('revokeUser revokes the sockets of tokens without a session, and refuses 
   const bobAgain = await authenticated(url('/websocket'), bobs)
   t.same(await whoIs(bobAgain, 'b2'), { type: 'whoami', uid: 'b2', user: 'bob' }, 'another user\'s token works on a new socket')
   await Promise.all([byOwn, byUrl, bobSocket, bobAgain].map(client => client.close()))
+})
+
+t.test('revokeUser reaches the user\'s sockets before the session store has ended their sessions', async t => {
+  // A store that answers endUser only when told: the revocation must not wait for it (a round trip per session, once).
+  let release!: () => void
+  const answered = new Promise<void>(resolve => { release = resolve })
+  class SlowStore extends MemorySessionStore {
+    override async endUser (user: string, deadline: number): Promise<string[]> {
+      await answered
+      return super.endUser(user, deadline)
+    }
+  }
+  const { app, url } = await build(t, { sessionStore: new SlowStore(), rest: { handlers: { whoami } } })
+  const client = await authenticated(url('/websocket'), app.realtime.signAccessToken(alice).access_token)
+  const revoked = app.realtime.revokeUser('alice')
+  t.same(await next(client, 'AUTH_REVOKED'), sessionRevoked, 'revoked while the store has not answered')
+  release()
+  await revoked
+  await client.close()
 })
 
 t.test('revokeUser closes a sessionless GraphQL socket 4403', async t => {
