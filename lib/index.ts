@@ -29,9 +29,6 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   for (const warning of config.warnings) fastify.log.warn(warning)
 
   const { jwt, verify: verifyToken, claimsOf } = await tokenJwt(fastify, options, config)
-  // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
-  const routes = new RouteScope(config.maxPayload)
-
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
   // In memory the revocations are loaded as the feed starts.
@@ -63,6 +60,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
 
   const events = new RealtimeEvents(fastify.log)
   const registry = new Registry(events)
+  // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
+  const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching(), connection => connection.socket))
   const revocations = new Revocations()
   const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
     const revoked = readRevocation(id)

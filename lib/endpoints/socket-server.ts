@@ -35,6 +35,10 @@ function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
   ownerOf(this).receive(data, isBinary)
 }
 
+function onClose (this: WebSocket, code: number, reason: Buffer): void {
+  ownerOf(this).closed(code, reason)
+}
+
 function onPong (this: WebSocket): void {
   ownerOf(this).answered!()
 }
@@ -51,17 +55,15 @@ function onError (this: WebSocket, err: Error): void {
 
 export class SocketServer {
   readonly server: WebSocketServer
-  /** The open sockets, to close with the app (ws's own tracking would keep a closure per socket). */
-  readonly #open = new Set<WebSocket>()
-  readonly #onClose: (this: WebSocket, code: number, reason: Buffer) => void
+  readonly #open: () => Iterable<WebSocket>
 
-  constructor (maxPayload: number) {
+  /**
+   * `open`: the sockets open now, to close with the app. The plugin's registry has every one of them; ws's own
+   * tracking would keep a second entry and a closure per socket.
+   */
+  constructor (maxPayload: number, open: () => Iterable<WebSocket>) {
     this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
-    const open = this.#open
-    this.#onClose = function (code, reason) {
-      open.delete(this)
-      ownerOf(this).closed(code, reason)
-    }
+    this.#open = open
   }
 
   /** Makes `shared`, the server of a @fastify/websocket, hand the upgrades `claim` marked over to this one. */
@@ -86,17 +88,16 @@ export class SocketServer {
       socket.removeAllListeners('error') // @fastify/websocket's, added just before it called this handler
       const owner = open(socket, request);
       (socket as Owned)[ownerKey] = owner
-      this.#open.add(socket)
       socket.on('error', onError)
       socket.on('message', onMessage)
-      socket.on('close', this.#onClose)
+      socket.on('close', onClose)
       if (owner.answered) socket.on('pong', onPong)
     }
   }
 
   /** Closes every socket, as @fastify/websocket does its own when the app closes (not waiting for their answers). */
   close (): void {
-    for (const socket of this.#open) socket.close()
+    for (const socket of this.#open()) socket.close()
     this.server.close()
   }
 }

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream'
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
+import type { WebSocket } from 'ws'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 
 const forwarded = Symbol('fastify-realtime.forwardedUpgrade')
@@ -18,8 +19,9 @@ export class RouteScope {
   readonly sockets: SocketServer
   readonly #routes: ((scope: FastifyInstance) => void)[] = []
 
-  constructor (maxPayload: number) {
-    this.sockets = new SocketServer(maxPayload)
+  /** `open`: the plugin's sockets open now (its registry's), which close with the app. */
+  constructor (maxPayload: number, open: () => Iterable<WebSocket>) {
+    this.sockets = new SocketServer(maxPayload, open)
   }
 
   /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
