@@ -442,14 +442,14 @@ export interface CookieOptions {
   domain?: string
 }
 
-/** What the upgrade gate resolved, on every websocket request (`request.realtime`). */
+/** What the upgrade gate resolved, on every websocket request (`request.realtime`); frozen. */
 export interface RealtimeUpgrade {
-  endpoint: EndpointName
-  authMode: AuthMode
+  readonly endpoint: EndpointName
+  readonly authMode: AuthMode
   /** Set when the upgrade request carried a valid credential (URL or cookie token). */
-  accountability: Accountability | null
+  readonly accountability: Accountability | null
   /** Epoch milliseconds when that credential expires. */
-  expiresAt: number | null
+  readonly expiresAt: number | null
 }
 
 /** Tokens handed out by a login or refresh. */

@@ -20,7 +20,10 @@ export interface AuthSuccess {
   session: string | undefined
   /** Epoch milliseconds when the access token expires; null when it never does. */
   expiresAt: number | null
-  /** Epoch milliseconds when the credential was issued: a user's revocation ends the sockets of older ones. */
+  /**
+   * Epoch seconds (a token's `iat`) when the credential was issued: a user's revocation ends the sockets of older ones.
+   * Whole seconds are small integers, which a guard keeps in place rather than as a number object of their own.
+   */
   issuedAt: number
   /** Set when the authentication issued tokens (email/password and refresh-token forms). */
   issued?: { access_token: string, expires: number, refresh_token: string }
@@ -214,10 +217,11 @@ export class Authenticator {
     // A process that has never loaded the revocations cannot tell a revoked session: the client may try again later.
     if (session !== undefined && !revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
     if (session !== undefined && revocations.has(session)) return fail('AUTH_FAILED', 'session revoked')
-    const iat = typeof claims.iat === 'number' ? claims.iat : undefined
+    // The second it was issued in: NumericDate may carry a fraction, and revocations are whole seconds.
+    const iat = typeof claims.iat === 'number' ? Math.floor(claims.iat) : undefined
     if (revocations.revokesUser(identity.user, iat)) return fail('AUTH_FAILED', 'user revoked')
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    return { ok: true, identity, session, expiresAt, issuedAt: iat === undefined ? 0 : iat * 1000 }
+    return { ok: true, identity, session, expiresAt, issuedAt: iat ?? 0 }
   }
 
   /**
@@ -390,7 +394,7 @@ export class Authenticator {
       identity,
       session,
       expiresAt,
-      issuedAt: Date.now(),
+      issuedAt: Math.floor(Date.now() / 1000),
       issued: { access_token: accessToken, expires, refresh_token: refreshToken }
     }
   }

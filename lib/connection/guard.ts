@@ -53,7 +53,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** Built when first asked for: most sockets are never asked, and every idle one would keep it. */
   #accountability: Accountability | null = null
   #expiresAt: number | null = null
-  /** When the credential was issued (epoch milliseconds), and what the app's `onAuthenticate` made of it. */
+  /** When the credential was issued (epoch seconds), and what the app's `onAuthenticate` made of it. */
   #issuedAt = 0
   #context: Readonly<Record<string, unknown>> = noContext
   #inAuthWindow = false
@@ -161,7 +161,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   /** The user was revoked at `at` (epoch milliseconds): a credential issued up to that second ends as a revoked one. */
   revokeUser (at: number): void {
-    if (this.#identity !== null && this.#issuedAt <= Math.floor(at / 1000) * 1000 + 999) this.expire('AUTH_REVOKED')
+    if (this.#identity !== null && this.#issuedAt <= Math.floor(at / 1000)) this.expire('AUTH_REVOKED')
   }
 
   /** The auth windows: nobody authenticated in time. */

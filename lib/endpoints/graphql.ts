@@ -12,7 +12,7 @@ import { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
-import { upgradeCredential } from './upgrade.js'
+import { takeUpgradeCredential } from './upgrade.js'
 import type { SocketOwner } from './socket-server.js'
 import { ClientInfo } from '../connection/accountability.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
@@ -134,7 +134,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   constructor (socket: WebSocket, request: FastifyRequest, handling: GraphqlHandling) {
     this.#socket = socket
     this.#handling = handling
-    const guard = new ConnectionGuard(handling.policy, new ClientInfo(request), this, upgradeCredential(request))
+    const guard = new ConnectionGuard(handling.policy, new ClientInfo(request), this, takeUpgradeCredential(request))
     this.connection = new GraphqlConnection(handling.name, socket, guard, handling.outbound, request)
     handling.registry.add(this.connection)
     this.#closed = handling.server.opened(this, this)

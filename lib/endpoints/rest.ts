@@ -7,7 +7,7 @@ import { failureClose, failureFrame, RealtimeError, refusal, type Failure } from
 import { Connection } from '../connection/connection.js'
 import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
-import { upgradeCredential } from './upgrade.js'
+import { takeUpgradeCredential } from './upgrade.js'
 import { ClientInfo } from '../connection/accountability.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
@@ -39,7 +39,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   constructor (socket: WebSocket, request: FastifyRequest, options: SocketOptions) {
     super(socket, options.maxPayload)
     this.#options = options
-    const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, upgradeCredential(request))
+    const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, takeUpgradeCredential(request))
     this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound, request)
   }
 

@@ -7,12 +7,17 @@ import type { EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
+import type { RealtimeUpgrade } from '../../types/index.js'
 
 /** What the gate hands the endpoint: the credential it verified, kept off the public request decoration. */
 const upgrades = new WeakMap<FastifyRequest, AuthSuccess>()
 
-export function upgradeCredential (request: FastifyRequest): AuthSuccess | null {
-  return upgrades.get(request) ?? null
+/** Taken once, by the socket it opens: the request outlives the upgrade (connection.request), its entry need not. */
+export function takeUpgradeCredential (request: FastifyRequest): AuthSuccess | null {
+  const credential = upgrades.get(request)
+  if (credential === undefined) return null
+  upgrades.delete(request)
+  return credential
 }
 
 /** No Origin (not a browser), the request's own origin (scheme, host and port), or an allowed origin. */
@@ -71,6 +76,8 @@ function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: st
 export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
   const { authenticator, jwt, origins, registry, sessionCookie } = options
   let open = 0
+  // Every upgrade without a credential resolves alike: one frozen answer for all of them, not one kept per socket.
+  const withoutCredential: RealtimeUpgrade = Object.freeze({ endpoint: endpoint.name, authMode: endpoint.authMode, accountability: null, expiresAt: null })
 
   /** The credential's verdict: the socket opens with it, or the upgrade is refused as the failure says. */
   function settle (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, result: AuthResult | null): void {
@@ -79,12 +86,16 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
       // Told as it is: an expired token (TOKEN_EXPIRED) or a cold process (SERVICE_UNAVAILABLE, for the client to retry).
       return refuseUpgrade(reply, result)
     }
-    if (result !== null) upgrades.set(request, result)
-    request.realtime = {
-      endpoint: endpoint.name,
-      authMode: endpoint.authMode,
-      accountability: result && authenticatedAccountability(result.identity, result.session, new ClientInfo(request)),
-      expiresAt: result?.expiresAt ?? null
+    if (result === null) {
+      request.realtime = withoutCredential
+    } else {
+      upgrades.set(request, result)
+      request.realtime = Object.freeze({
+        endpoint: endpoint.name,
+        authMode: endpoint.authMode,
+        accountability: authenticatedAccountability(result.identity, result.session, new ClientInfo(request)),
+        expiresAt: result.expiresAt
+      })
     }
     admitted?.(request)
     done()

@@ -2,6 +2,7 @@
 // session id, the app's own jwt.sign): its sockets get AUTH_REVOKED, its tokens issued up to the revocation's second
 // are refused for one access-token TTL, on every process; and fastify.realtime.trusted, so that the app's HTTP routes
 // refuse what the sockets refuse.
+import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
@@ -19,6 +20,13 @@ const alice: Identity = { user: 'alice', role: 'editor', admin: false }
 const bob: Identity = { user: 'bob', role: 'editor', admin: false }
 
 const next = (client: Client, what: string) => within(client.next(), what)
+
+/** An HS256 token with exactly these claims, as another issuer may sign it (fast-jwt's signer rounds `iat` down). */
+function signedAsIs (claims: object): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const input = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
+}
 
 /** Asks for the socket's user; the answer also shows what arrived before it. */
 async function whoIs (client: Client, uid: string): Promise<unknown> {
@@ -130,6 +138,9 @@ t.test('a token of the user signed in a later second than the revocation works',
   const sameSecond = app.realtime.signAccessToken(alice).access_token
   t.equal(app.realtime.jwt.decode<{ iat: number }>(sameSecond)!.iat, app.realtime.jwt.decode<{ iat: number }>(before)!.iat, 'the Date has not moved')
   await refusedOnAuth(t, url('/websocket'), sameSecond, 'signed after the revocation, in its second')
+  // NumericDate may carry a fraction: the token was still issued in the revocation's second.
+  const claims = app.realtime.jwt.decode<{ iat: number }>(before)!
+  await refusedOnAuth(t, url('/websocket'), signedAsIs({ ...claims, iat: claims.iat + 0.5 }), 'an iat with a fraction, in its second')
 
   clock.tick(1_000)
   const later = app.realtime.signAccessToken(alice).access_token
