@@ -66,6 +66,10 @@ t.test('the request carries the resolved auth mode and upgrade accountability', 
     accountability: { user: 'u1', role: null, admin: true, ip: '127.0.0.1', userAgent: 'ua', origin: null, session: 'sid-1' },
     expiresAt: Number
   })
+  // What the gate decided, kept as long as the socket: frozen, and one object for every upgrade without a credential.
+  await (await connect(`ws://127.0.0.1:${port}/websocket`)).close()
+  t.equal(seen[2], seen[0], 'upgrades without a credential share one')
+  t.ok(Object.isFrozen(seen[0]) && Object.isFrozen(seen[1]), 'frozen, with a credential or without')
   const plain = await app.inject({ url: '/websocket' })
   t.equal(plain.statusCode, 404, 'a plain GET is not an upgrade')
 })
