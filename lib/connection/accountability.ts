@@ -1,25 +1,29 @@
 // Building accountabilities: the one place an identity meets the client it came from.
 import type { FastifyRequest } from 'fastify'
-import type { Socket } from 'node:net'
 import type { Accountability, Identity } from '../../types/index.js'
 
 /**
- * Where a socket came from. The address is read from the TCP socket when first asked for (a system call most
- * handshakes never need), which is what `request.ip` answers too unless a proxy header is there to interpret.
+ * Where a socket came from, read from its upgrade request, which the connection keeps anyway. The address is read from
+ * the TCP socket when first asked for (a system call most handshakes never need), which is what `request.ip` answers
+ * too unless a proxy header is there to interpret.
  */
 export class ClientInfo {
-  readonly userAgent: string | null
-  readonly origin: string | null
-  #socket: Socket | null
+  readonly #request: FastifyRequest
+  /** undefined until read. */
   #ip: string | null | undefined
 
   constructor (request: FastifyRequest) {
-    this.userAgent = request.headers['user-agent'] ?? null
-    this.origin = request.headers.origin ?? null
+    this.#request = request
     // With X-Forwarded-For, `request.ip` applies the app's trustProxy setting: that answer is taken now.
-    const forwarded = request.headers['x-forwarded-for'] !== undefined
-    this.#ip = forwarded ? request.ip : undefined
-    this.#socket = forwarded ? null : request.raw.socket
+    this.#ip = request.headers['x-forwarded-for'] !== undefined ? request.ip : undefined
+  }
+
+  get userAgent (): string | null {
+    return this.#request.headers['user-agent'] ?? null
+  }
+
+  get origin (): string | null {
+    return this.#request.headers.origin ?? null
   }
 
   /** null under injectWS, whose sockets have no address, and for an address first asked for after the close. */
@@ -30,9 +34,7 @@ export class ClientInfo {
 
   /** Reads the address now, while the socket has one. */
   pin (): void {
-    if (this.#ip !== undefined) return
-    this.#ip = this.#socket?.remoteAddress ?? null
-    this.#socket = null
+    this.#ip ??= this.#request.raw.socket?.remoteAddress ?? null
   }
 }
 

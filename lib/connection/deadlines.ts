@@ -1,9 +1,9 @@
 // The guards' clocks: token expiries for every socket of an endpoint on a handful of Node timers instead of one per
 // socket (a socket's expiry is then a Set entry, lighter for every idle socket to keep), and the auth windows.
 
-/** Told by the expiry clock when its credential ran out, with the deadline it was scheduled for. */
+/** Told by the expiry clock when its credential ran out. */
 export interface Expiring {
-  onExpiry (deadline: number): void
+  onExpiry (): void
 }
 
 /** Told by the auth windows when nobody authenticated in time. */
@@ -14,9 +14,14 @@ export interface Authenticating {
 // setTimeout holds at most 2^31-1 ms (24.8 days); later deadlines are reached in hops.
 const longestTimeoutMs = 2 ** 31 - 1
 
-interface Bucket {
+/**
+ * The targets of one deadline. A target keeps the bucket it was scheduled in rather than the deadline: a reference,
+ * where epoch milliseconds would be a number object of its own on every idle socket.
+ */
+export interface ExpiryBucket {
+  readonly deadline: number
   timer: NodeJS.Timeout
-  targets: Set<Expiring>
+  readonly targets: Set<Expiring>
 }
 
 /**
@@ -24,7 +29,7 @@ interface Bucket {
  * signed in the same second shares one bucket and one timer, which fires at the deadline to the millisecond.
  */
 export class ExpiryClock {
-  readonly #buckets = new Map<number, Bucket>()
+  readonly #buckets = new Map<number, ExpiryBucket>()
   readonly #onError: (err: unknown) => void
   readonly #now: () => number
 
@@ -37,22 +42,22 @@ export class ExpiryClock {
     this.#now = now
   }
 
-  /** Calls `target.onExpiry(deadline)` at `deadline` (epoch milliseconds) unless cancelled first. */
-  schedule (target: Expiring, deadline: number): void {
+  /** Calls `target.onExpiry()` at `deadline` (epoch milliseconds) unless cancelled first, even while it fires. */
+  schedule (target: Expiring, deadline: number): ExpiryBucket {
     let bucket = this.#buckets.get(deadline)
     if (!bucket) {
-      bucket = { timer: this.#arm(deadline), targets: new Set() }
+      bucket = { deadline, timer: this.#arm(deadline), targets: new Set() }
       this.#buckets.set(deadline, bucket)
     }
     bucket.targets.add(target)
+    return bucket
   }
 
-  cancel (target: Expiring, deadline: number): void {
-    const bucket = this.#buckets.get(deadline)
-    if (!bucket || !bucket.targets.delete(target) || bucket.targets.size > 0) return
+  cancel (target: Expiring, bucket: ExpiryBucket): void {
+    if (!bucket.targets.delete(target) || bucket.targets.size > 0 || this.#buckets.get(bucket.deadline) !== bucket) return
     // An empty bucket's timer would keep the process alive for nobody.
     clearTimeout(bucket.timer)
-    this.#buckets.delete(deadline)
+    this.#buckets.delete(bucket.deadline)
   }
 
   #arm (deadline: number): NodeJS.Timeout {
@@ -67,11 +72,11 @@ export class ExpiryClock {
       return
     }
     // Taken out first: a target that schedules again while it expires starts a bucket of its own. A target that moved
-    // on meanwhile (closed, or authenticated anew) ignores the deadline; one that throws keeps no other from expiring.
+    // on meanwhile (closed, or authenticated anew) has left the bucket; one that throws keeps no other from expiring.
     this.#buckets.delete(deadline)
     for (const target of bucket.targets) {
       try {
-        target.onExpiry(deadline)
+        target.onExpiry()
       } catch (err) {
         this.#onError(err)
       }

@@ -3,7 +3,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuthFailure, AuthSuccess } from '../auth/authenticator.js'
 import { authenticatedAccountability, publicAccountability, type ClientInfo } from './accountability.js'
-import { AuthWindows, ExpiryClock, type Authenticating, type Expiring } from './deadlines.js'
+import { AuthWindows, ExpiryClock, type Authenticating, type Expiring, type ExpiryBucket } from './deadlines.js'
 import type { Connection } from './connection.js'
 import { Registry } from './registry.js'
 import { RealtimeEvents } from '../events.js'
@@ -43,6 +43,8 @@ export function guardPolicy (authMode: AuthMode, publicRole: string | null, auth
 
 const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
 
+// Every socket keeps one. Its helper methods are `private`, not `#`: #methods give each instance a brand, a field of its
+// own (docs/performance.md).
 export class ConnectionGuard implements Expiring, Authenticating {
   readonly #policy: GuardPolicy
   readonly #client: ClientInfo
@@ -52,7 +54,8 @@ export class ConnectionGuard implements Expiring, Authenticating {
   #session: string | undefined = undefined
   /** Built when first asked for: most sockets are never asked, and every idle one would keep it. */
   #accountability: Accountability | null = null
-  #expiresAt: number | null = null
+  /** Where the credential's expiry is scheduled, while it is. */
+  #expiry: ExpiryBucket | null = null
   /** When the credential was issued (epoch seconds), and what the app's `onAuthenticate` made of it. */
   #issuedAt = 0
   #context: Readonly<Record<string, unknown>> = noContext
@@ -71,7 +74,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
       this.#phase = 'open'
     } else {
       this.#phase = 'handshake'
-      this.#openAuthWindow()
+      this.openAuthWindow()
     }
   }
 
@@ -112,17 +115,14 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
-    this.#clearDeadlines()
+    this.clearDeadlines()
     this.#identity = success.identity
     this.#session = success.session
     this.#issuedAt = success.issuedAt
     this.#context = success.context ?? noContext
     this.#accountability = null
     this.#phase = 'open'
-    if (success.expiresAt !== null) {
-      this.#expiresAt = success.expiresAt
-      this.#policy.expiries.schedule(this, success.expiresAt)
-    }
+    if (success.expiresAt !== null) this.#expiry = this.#policy.expiries.schedule(this, success.expiresAt)
     if (this.#connection) this.#policy.registry.authenticated(this.#connection)
   }
 
@@ -132,13 +132,12 @@ export class ConnectionGuard implements Expiring, Authenticating {
    */
   refuse (failure: AuthFailure): void {
     this.#policy.registry.refused(this.#connection!.endpoint, failure.code, failure.reason, this.#client)
-    if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.#dropToPublic()
+    if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.dropToPublic()
   }
 
-  /** The expiry clock: the credential ran out, unless the guard moved on since its bucket started firing. */
-  onExpiry (deadline: number): void {
-    if (this.#phase === 'closed' || this.#expiresAt !== deadline) return
-    this.#expiresAt = null
+  /** The expiry clock: the credential ran out (a guard that moved on has left its bucket, even while it fired). */
+  onExpiry (): void {
+    this.#expiry = null
     this.expire('TOKEN_EXPIRED')
   }
 
@@ -147,9 +146,9 @@ export class ConnectionGuard implements Expiring, Authenticating {
    * when the time ran out: its socket stays open.
    */
   expire (code: ExpiryCode): void {
-    this.#dropToPublic()
+    this.dropToPublic()
     if (this.#policy.authMode !== 'public') this.#phase = 'reauth'
-    this.#openAuthWindow()
+    this.openAuthWindow()
     this.#events.onExpire(code)
     this.#policy.registry.expired(this.#connection!, code)
   }
@@ -172,27 +171,27 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   /** The socket is gone: no deadline outlives it. */
   close (): void {
-    this.#clearDeadlines()
+    this.clearDeadlines()
     this.#phase = 'closed'
   }
 
-  #dropToPublic (): void {
-    this.#clearDeadlines()
+  private dropToPublic (): void {
+    this.clearDeadlines()
     this.#identity = null
     this.#session = undefined
     this.#context = noContext
     this.#accountability = null
   }
 
-  #openAuthWindow (): void {
+  private openAuthWindow (): void {
     this.#inAuthWindow = true
     this.#policy.authWindows.open(this)
   }
 
-  #clearDeadlines (): void {
-    if (this.#expiresAt !== null) this.#policy.expiries.cancel(this, this.#expiresAt)
+  private clearDeadlines (): void {
+    if (this.#expiry !== null) this.#policy.expiries.cancel(this, this.#expiry)
     if (this.#inAuthWindow) this.#policy.authWindows.close(this)
-    this.#expiresAt = null
+    this.#expiry = null
     this.#inAuthWindow = false
   }
 }

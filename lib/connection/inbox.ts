@@ -15,62 +15,63 @@ interface Backlog {
   bytes: number
 }
 
-/** An endpoint's socket extends it and takes the frames, one at a time, in `receiveFrame`. */
+/**
+ * An endpoint's socket extends it and takes the frames, one at a time, in `receiveFrame`. It names the socket and the
+ * bound, which it holds already: fields here would be kept twice by every idle socket. Its helper methods are
+ * `private`, not `#`, for the same reason: #methods give each instance a brand, a field of its own.
+ */
 export abstract class Inbox {
-  readonly #socket: WebSocket
-  readonly #maxBacklogBytes: number
   // Made on the first frame that has to wait: most sockets never need one, and every idle socket would keep it.
   #backlog: Backlog | null = null
   #busy = false
 
-  /** `maxBacklogBytes`: what the frames waiting behind a pending one may cost, the max payload. */
-  constructor (socket: WebSocket, maxBacklogBytes: number) {
-    this.#socket = socket
-    this.#maxBacklogBytes = maxBacklogBytes
-  }
+  protected abstract get inboxSocket (): WebSocket
+  /** What the frames waiting behind a pending one may cost: the max payload. */
+  protected abstract get maxBacklogBytes (): number
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
   /** A frame arrived: handled now, or queued behind the one still pending. */
   receive (data: RawData, isBinary: boolean): void {
     if (this.#busy) {
-      this.#queue(data, isBinary)
+      this.queue(data, isBinary)
       return
     }
-    this.#run(data, isBinary)
+    this.run(data, isBinary)
   }
 
-  #queue (data: RawData, isBinary: boolean): void {
+  private queue (data: RawData, isBinary: boolean): void {
     const backlog = this.#backlog ??= { frames: [], bytes: 0 }
     backlog.bytes += (data as Buffer).byteLength + queuedFrameOverhead
-    if (backlog.bytes > this.#maxBacklogBytes) {
+    if (backlog.bytes > this.maxBacklogBytes) {
       // Nothing queued may run now that one frame is missing: the client gets the close, and the queue goes. Reading
       // resumes so that the client's answer to the close arrives; whatever else it sends is dropped unread.
       backlog.frames.length = 0
-      this.#socket.close(CloseCode.PolicyViolation, backlogFullReason)
-      this.#socket.resume()
+      const socket = this.inboxSocket
+      socket.close(CloseCode.PolicyViolation, backlogFullReason)
+      socket.resume()
       return
     }
     backlog.frames.push([data, isBinary])
   }
 
-  #run (data: RawData, isBinary: boolean): void {
+  private run (data: RawData, isBinary: boolean): void {
     const pending = this.receiveFrame(data, isBinary)
     if (!pending) return
     this.#busy = true
-    this.#socket.pause()
-    const drain = () => this.#drain()
+    this.inboxSocket.pause()
+    const drain = () => this.drain()
     pending.then(drain, drain)
   }
 
-  #drain (): void {
+  private drain (): void {
     this.#busy = false
     const frames = this.#backlog?.frames ?? []
     while (!this.#busy && frames.length > 0) {
       const [data, isBinary] = frames.shift()!
       this.#backlog!.bytes -= (data as Buffer).byteLength + queuedFrameOverhead
-      this.#run(data, isBinary)
+      this.run(data, isBinary)
     }
-    if (!this.#busy) this.#socket.resume()
+    if (!this.#busy) this.inboxSocket.resume()
   }
 }

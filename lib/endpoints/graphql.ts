@@ -121,7 +121,8 @@ interface GraphqlHandling {
 
 /**
  * One socket of the endpoint, in methods rather than closures (every open socket would keep those): its socket's
- * events, the guard's, and the socket graphql-ws's protocol core talks to (`send`, `close`, `onMessage`).
+ * events, the guard's, and the socket graphql-ws's protocol core talks to (`send`, `close`, `onMessage`). Its helper
+ * is `private`, not `#`: #methods give each instance a brand, a field of its own.
  */
 class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner {
   readonly connection: GraphqlConnection
@@ -184,11 +185,11 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     const socket = this.#socket
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
     if (socket.readyState !== socket.OPEN) return
-    this.#handle!((data as Buffer).toString()).catch((err: unknown) => this.#failed(err))
+    this.#handle!((data as Buffer).toString()).catch((err: unknown) => this.failed(err))
   }
 
   /** A schema or context function threw: graphql-ws's answer to an error of the server's own. */
-  #failed (err: unknown): void {
+  private failed (err: unknown): void {
     this.#handling.log.error({ err }, 'graphql operation failed')
     this.#socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
   }

@@ -30,14 +30,15 @@ type SocketOptions = Omit<JsonEndpointOptions, 'handlers'> & { handlers: Map<str
 
 /**
  * One socket on the JSON endpoint. It is its own inbox and takes its socket's and its guard's events itself, in
- * methods: closures would be kept by every open socket.
+ * methods: closures would be kept by every open socket. Its helpers are `private`, not `#`: #methods give each
+ * instance a brand, a field of its own.
  */
 class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   readonly connection: Connection
   readonly #options: SocketOptions
 
   constructor (socket: WebSocket, request: FastifyRequest, options: SocketOptions) {
-    super(socket, options.maxPayload)
+    super()
     this.#options = options
     const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, takeUpgradeCredential(request))
     this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound, request)
@@ -45,6 +46,14 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   get request (): FastifyRequest {
     return this.connection.request
+  }
+
+  protected get inboxSocket (): WebSocket {
+    return this.connection.socket
+  }
+
+  protected get maxBacklogBytes (): number {
+    return this.#options.maxPayload
   }
 
   closed (code: number): void {
@@ -55,11 +64,11 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   }
 
   onExpire (code: ExpiryCode): void {
-    this.#tell({ code }, 'auth', undefined)
+    this.tell({ code }, 'auth', undefined)
   }
 
   onAuthTimeout (phase: 'handshake' | 'reauth'): void {
-    this.#tell({ code: 'AUTH_TIMEOUT' }, 'auth', undefined, phase === 'handshake')
+    this.tell({ code: 'AUTH_TIMEOUT' }, 'auth', undefined, phase === 'handshake')
   }
 
   /** Called by the inbox, one frame after the other. */
@@ -69,43 +78,43 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     // Frames still buffered behind a close are not the application's business.
     if (connection.socket.readyState !== connection.socket.OPEN) return
     const parsed = parseFrame(data)
-    if (connection.guard.phase === 'handshake') return this.#handshake(parsed)
+    if (connection.guard.phase === 'handshake') return this.handshake(parsed)
 
     if (parsed === unparsable) {
-      this.#tell(cannotParse, 'server', undefined)
+      this.tell(cannotParse, 'server', undefined)
       return
     }
     const envelope = readEnvelope(parsed)
     if (!envelope.ok) {
-      this.#tell({ code: 'INVALID_PAYLOAD', problem: envelope.problem }, envelope.type, envelope.uid)
+      this.tell({ code: 'INVALID_PAYLOAD', problem: envelope.problem }, envelope.type, envelope.uid)
       return
     }
     const { message, uid } = envelope
     switch (message.type) {
-      case 'auth': return this.#auth(message, uid, false)
+      case 'auth': return this.auth(message, uid, false)
       case 'ping':
         connection.send(withUid({ type: 'pong' }, uid))
         return
       case 'pong': return // an answer to the heartbeat: being active was all it had to say
-      default: this.#application(message as RealtimeMessage, uid)
+      default: this.application(message as RealtimeMessage, uid)
     }
   }
 
   /** The first frame of a handshake-mode socket: a valid auth message, or the end. */
-  #handshake (parsed: unknown): void | Promise<void> {
+  private handshake (parsed: unknown): void | Promise<void> {
     const envelope = readEnvelope(parsed === unparsable ? null : parsed)
     if (!envelope.ok || envelope.message.type !== 'auth') {
-      this.#handshakeFailed(envelope.uid, { ok: false, code: 'AUTH_FAILED', reason: 'the first message was not an auth message' })
+      this.handshakeFailed(envelope.uid, { ok: false, code: 'AUTH_FAILED', reason: 'the first message was not an auth message' })
       return
     }
-    return this.#auth(envelope.message, envelope.uid, true)
+    return this.auth(envelope.message, envelope.uid, true)
   }
 
-  #auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
+  private auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
     const read = readCredential(message)
     if ('problem' in read) {
-      if (handshake) this.#handshakeFailed(uid, { ok: false, code: 'AUTH_FAILED', reason: 'malformed auth message' })
-      else this.#tell({ code: 'INVALID_PAYLOAD', problem: read.problem }, 'auth', uid)
+      if (handshake) this.handshakeFailed(uid, { ok: false, code: 'AUTH_FAILED', reason: 'malformed auth message' })
+      else this.tell({ code: 'INVALID_PAYLOAD', problem: read.problem }, 'auth', uid)
       return
     }
     // The client's address counts email/password attempts; the other forms never need it.
@@ -116,12 +125,12 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     if (result instanceof Promise) {
       // The client may be gone by the time the check answers, and its address with the socket: read it now.
       this.connection.guard.client.pin()
-      return result.then(settled => this.#authSettled(settled, uid, handshake))
+      return result.then(settled => this.authSettled(settled, uid, handshake))
     }
-    this.#authSettled(result, uid, handshake)
+    this.authSettled(result, uid, handshake)
   }
 
-  #authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
+  private authSettled (result: AuthResult, uid: Uid, handshake: boolean): void {
     // The socket may have closed meanwhile: the closed guard ignores the result, and nothing is sent.
     if (result.ok) {
       // The client hears first: what an 'auth' listener sends it comes after the ok.
@@ -130,28 +139,28 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       return
     }
     if (handshake) {
-      this.#handshakeFailed(uid, result)
+      this.handshakeFailed(uid, result)
       return
     }
     this.connection.guard.refuse(result)
-    this.#tell(refusal(result, 'AUTH_FAILED'), 'auth', uid)
+    this.tell(refusal(result, 'AUTH_FAILED'), 'auth', uid)
   }
 
   /** The handshake's one message failed: the table says how for each cause, and the socket ends. */
-  #handshakeFailed (uid: Uid, failure: AuthFailure): void {
+  private handshakeFailed (uid: Uid, failure: AuthFailure): void {
     this.connection.guard.refuse(failure)
-    this.#tell(refusal(failure, 'AUTH_FAILED'), 'auth', uid, true)
+    this.tell(refusal(failure, 'AUTH_FAILED'), 'auth', uid, true)
   }
 
   /** Tells the client of a failure, in answer to a message of `type`, and closes where the table says so. */
-  #tell (failure: Failure, type: string, uid: Uid, handshake = false): void {
+  private tell (failure: Failure, type: string, uid: Uid, handshake = false): void {
     const stage = handshake ? 'handshake' : this.#options.policy.authMode === 'public' ? 'public' : 'open'
     this.connection.send(failureFrame(failure, type, uid, stage))
     const closes = failureClose(failure, stage)
     if (closes !== undefined) this.connection.close(closes)
   }
 
-  #application (message: RealtimeMessage, uid: Uid): void {
+  private application (message: RealtimeMessage, uid: Uid): void {
     const { handlers, log } = this.#options
     const { type } = message
     const answer = (err: unknown) => {
@@ -160,19 +169,19 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
         return
       }
       log.error({ err, type }, 'realtime message handler failed')
-      this.#tell({ code: 'INTERNAL_SERVER_ERROR' }, type, uid)
+      this.tell({ code: 'INTERNAL_SERVER_ERROR' }, type, uid)
     }
     // A Map: a "__proto__" or "constructor" type cannot reach Object.prototype.
     const entry = handlers.get(type)
     if (!entry) {
-      this.#tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${type}".` }, type, uid)
+      this.tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${type}".` }, type, uid)
       return
     }
     try {
       if (entry.schema) {
         const validated = validateMessage(this.connection.request, entry.schema, message)
         if ('problem' in validated) {
-          this.#tell({ code: 'INVALID_PAYLOAD', problem: validated.problem }, type, uid)
+          this.tell({ code: 'INVALID_PAYLOAD', problem: validated.problem }, type, uid)
           return
         }
         message = validated.message
