@@ -3,27 +3,29 @@ import type { FastifyRequest } from 'fastify'
 import type { Accountability, Identity } from '../../types/index.js'
 
 /**
- * Where a socket came from, read from its upgrade request, which the connection keeps anyway. The address is read from
- * the TCP socket when first asked for (a system call most handshakes never need), which is what `request.ip` answers
- * too unless a proxy header is there to interpret.
+ * Where a client came from, read from its upgrade request: a connection is one (it keeps the request for handlers
+ * anyway), and so is an upgrade refused before any socket. The address is read from the TCP socket when first asked
+ * for (a system call most handshakes never need), which is what `request.ip` answers too unless a proxy header is there
+ * to interpret.
  */
 export class ClientInfo {
-  readonly #request: FastifyRequest
+  /** The upgrade request: it lives as long as its socket. */
+  readonly request: FastifyRequest
   /** undefined until read. */
   #ip: string | null | undefined
 
   constructor (request: FastifyRequest) {
-    this.#request = request
+    this.request = request
     // With X-Forwarded-For, `request.ip` applies the app's trustProxy setting: that answer is taken now.
     this.#ip = request.headers['x-forwarded-for'] !== undefined ? request.ip : undefined
   }
 
   get userAgent (): string | null {
-    return this.#request.headers['user-agent'] ?? null
+    return this.request.headers['user-agent'] ?? null
   }
 
   get origin (): string | null {
-    return this.#request.headers.origin ?? null
+    return this.request.headers.origin ?? null
   }
 
   /** null under injectWS, whose sockets have no address, and for an address first asked for after the close. */
@@ -34,7 +36,7 @@ export class ClientInfo {
 
   /** Reads the address now, while the socket has one. */
   pin (): void {
-    this.#ip ??= this.#request.raw.socket?.remoteAddress ?? null
+    this.#ip ??= this.request.raw.socket?.remoteAddress ?? null
   }
 }
 

@@ -2,7 +2,9 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { ConnectionGuard } from './guard.js'
+import { ConnectionGuard, type GuardEvents, type GuardPolicy } from './guard.js'
+import { ClientInfo } from './accountability.js'
+import type { AuthSuccess } from '../auth/authenticator.js'
 import type { Outbound } from './outbound.js'
 import type { Accountability, EndpointName, RealtimeConnection } from '../../types/index.js'
 
@@ -13,12 +15,12 @@ let given = 0
 
 const jsonPing = JSON.stringify({ type: 'ping' })
 
-export class Connection implements RealtimeConnection {
+/** A connection is its client's info (its upgrade request, its address) and owns its guard, which reports about it. */
+export class Connection extends ClientInfo implements RealtimeConnection {
   #id: string | null = null
   readonly endpoint: EndpointName
   readonly socket: WebSocket
   readonly guard: ConnectionGuard
-  readonly request: FastifyRequest
   readonly #outbound: Outbound
   /** Made when the app first asks: most sockets never carry any. */
   #state: Record<string, unknown> | null = null
@@ -26,12 +28,14 @@ export class Connection implements RealtimeConnection {
   pinged = false
   active = false
 
-  constructor (endpoint: EndpointName, socket: WebSocket, guard: ConnectionGuard, outbound: Outbound, request: FastifyRequest) {
+  /** `upgrade`: the credential the upgrade request carried, verified by the gate. */
+  constructor (endpoint: EndpointName, socket: WebSocket, request: FastifyRequest, outbound: Outbound,
+    policy: GuardPolicy, events: GuardEvents, upgrade: AuthSuccess | null) {
+    super(request)
     this.endpoint = endpoint
     this.socket = socket
-    this.guard = guard
-    this.request = request
     this.#outbound = outbound
+    this.guard = new ConnectionGuard(policy, this, events, upgrade)
   }
 
   get id (): string {

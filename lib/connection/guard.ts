@@ -2,7 +2,7 @@
 // the endpoint adapter tells it what arrived and renders what it decides.
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuthFailure, AuthSuccess } from '../auth/authenticator.js'
-import { authenticatedAccountability, publicAccountability, type ClientInfo } from './accountability.js'
+import { authenticatedAccountability, publicAccountability } from './accountability.js'
 import { AuthWindows, ExpiryClock, type Authenticating, type Expiring, type ExpiryBucket } from './deadlines.js'
 import type { Connection } from './connection.js'
 import { Registry } from './registry.js'
@@ -47,7 +47,8 @@ const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
 // own (docs/performance.md).
 export class ConnectionGuard implements Expiring, Authenticating {
   readonly #policy: GuardPolicy
-  readonly #client: ClientInfo
+  /** What the guard's reports are about, and where its client came from. */
+  readonly #connection: Connection
   readonly #events: GuardEvents
   #phase: GuardPhase
   #identity: Identity | null = null
@@ -59,17 +60,15 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** When the credential was issued (epoch seconds), and what the app's `onAuthenticate` made of it. */
   #issuedAt = 0
   #context: Readonly<Record<string, unknown>> = noContext
-  #inAuthWindow = false
-  /** The socket's connection once the registry has it: what the guard's reports are about. */
-  #connection: Connection | null = null
 
-  constructor (policy: GuardPolicy, client: ClientInfo, events: GuardEvents, upgrade: AuthSuccess | null) {
+  /** Made by its connection: `upgrade` is reported once the registry has the connection (`registered`). */
+  constructor (policy: GuardPolicy, connection: Connection, events: GuardEvents, upgrade: AuthSuccess | null) {
     this.#policy = policy
-    this.#client = client
+    this.#connection = connection
     this.#events = events
     if (upgrade) {
       this.#phase = 'open'
-      this.authenticate(upgrade)
+      this.adopt(upgrade)
     } else if (policy.authMode === 'public') {
       this.#phase = 'open'
     } else {
@@ -78,14 +77,10 @@ export class ConnectionGuard implements Expiring, Authenticating {
     }
   }
 
-  get client (): ClientInfo {
-    return this.#client
-  }
-
   get accountability (): Accountability {
     this.#accountability ??= this.#identity
-      ? authenticatedAccountability(this.#identity, this.#session, this.#client)
-      : publicAccountability(this.#policy.publicRole, this.#client)
+      ? authenticatedAccountability(this.#identity, this.#session, this.#connection)
+      : publicAccountability(this.#policy.publicRole, this.#connection)
     return this.#accountability
   }
 
@@ -107,14 +102,18 @@ export class ConnectionGuard implements Expiring, Authenticating {
   }
 
   /** The registry has the socket: from now on what happens to it is reported, an authentication at the upgrade first. */
-  registered (connection: Connection): void {
-    this.#connection = connection
-    if (this.#identity) this.#policy.registry.authenticated(connection)
+  registered (): void {
+    if (this.#identity) this.#policy.registry.authenticated(this.#connection)
   }
 
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
+    this.adopt(success)
+    this.#policy.registry.authenticated(this.#connection)
+  }
+
+  private adopt (success: AuthSuccess): void {
     this.clearDeadlines()
     this.#identity = success.identity
     this.#session = success.session
@@ -123,7 +122,6 @@ export class ConnectionGuard implements Expiring, Authenticating {
     this.#accountability = null
     this.#phase = 'open'
     if (success.expiresAt !== null) this.#expiry = this.#policy.expiries.schedule(this, success.expiresAt)
-    if (this.#connection) this.#policy.registry.authenticated(this.#connection)
   }
 
   /**
@@ -131,7 +129,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
    * run), which leaves the identity as it was.
    */
   refuse (failure: AuthFailure): void {
-    this.#policy.registry.refused(this.#connection!.endpoint, failure.code, failure.reason, this.#client)
+    this.#policy.registry.refused(this.#connection.endpoint, failure.code, failure.reason, this.#connection)
     if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.dropToPublic()
   }
 
@@ -150,7 +148,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (this.#policy.authMode !== 'public') this.#phase = 'reauth'
     this.openAuthWindow()
     this.#events.onExpire(code)
-    this.#policy.registry.expired(this.#connection!, code)
+    this.#policy.registry.expired(this.#connection, code)
   }
 
   /** The session behind the socket ended: treated as an expiry with its own code. */
@@ -165,7 +163,6 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   /** The auth windows: nobody authenticated in time. */
   onAuthWindowEnd (): void {
-    this.#inAuthWindow = false
     this.#events.onAuthTimeout(this.#phase === 'handshake' ? 'handshake' : 'reauth')
   }
 
@@ -184,14 +181,12 @@ export class ConnectionGuard implements Expiring, Authenticating {
   }
 
   private openAuthWindow (): void {
-    this.#inAuthWindow = true
     this.#policy.authWindows.open(this)
   }
 
   private clearDeadlines (): void {
     if (this.#expiry !== null) this.#policy.expiries.cancel(this, this.#expiry)
-    if (this.#inAuthWindow) this.#policy.authWindows.close(this)
+    this.#policy.authWindows.close(this) // none open: a lookup, where a flag would be a field on every socket
     this.#expiry = null
-    this.#inAuthWindow = false
   }
 }

@@ -20,7 +20,7 @@ export class Registry {
    */
   on<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void {
     this.#events.on(event, listener)
-    if (event === 'close') for (const connection of this.#connections) connection.guard.client.pin()
+    if (event === 'close') for (const connection of this.#connections) connection.pin()
   }
 
   /** How many sockets are open. */
@@ -31,8 +31,8 @@ export class Registry {
   /** A socket opened: its guard reports from now on (one authenticated at the upgrade counts as an authentication). */
   add (connection: Connection): void {
     this.#connections.add(connection)
-    if (this.#events.has('close')) connection.guard.client.pin()
-    connection.guard.registered(connection)
+    if (this.#events.has('close')) connection.pin()
+    connection.guard.registered()
   }
 
   delete (connection: Connection, code: number): void {
@@ -63,7 +63,7 @@ export class Registry {
    * there is one. Sockets nobody hands out never pay for the system call.
    */
   #handOut (connection: Connection): Connection {
-    connection.guard.client.pin()
+    connection.pin()
     return connection
   }
 

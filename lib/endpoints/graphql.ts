@@ -10,11 +10,10 @@ import type { Authenticator, AuthResult } from '../auth/authenticator.js'
 import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
-import { ConnectionGuard, type ExpiryCode, type GuardEvents, type GuardPolicy } from '../connection/guard.js'
+import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
 import { takeUpgradeCredential } from './upgrade.js'
 import type { SocketOwner } from './socket-server.js'
-import { ClientInfo } from '../connection/accountability.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import type { AdapterOptions } from './adapter.js'
 import type { EndpointName } from '../../types/index.js'
@@ -135,8 +134,8 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   constructor (socket: WebSocket, request: FastifyRequest, handling: GraphqlHandling) {
     this.#socket = socket
     this.#handling = handling
-    const guard = new ConnectionGuard(handling.policy, new ClientInfo(request), this, takeUpgradeCredential(request))
-    this.connection = new GraphqlConnection(handling.name, socket, guard, handling.outbound, request)
+    this.connection = new GraphqlConnection(handling.name, socket, request, handling.outbound, handling.policy, this,
+      takeUpgradeCredential(request))
     handling.registry.add(this.connection)
     this.#closed = handling.server.opened(this, this)
   }

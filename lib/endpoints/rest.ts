@@ -5,10 +5,9 @@ import type { RawData, WebSocket } from 'ws'
 import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
 import { failureClose, failureFrame, RealtimeError, refusal, type Failure } from '../errors.js'
 import { Connection } from '../connection/connection.js'
-import { ConnectionGuard, type ExpiryCode, type GuardEvents } from '../connection/guard.js'
+import type { ExpiryCode, GuardEvents } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
 import { takeUpgradeCredential } from './upgrade.js'
-import { ClientInfo } from '../connection/accountability.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
 import { handlerTable, validateMessage, type HandlerEntry } from './handlers.js'
@@ -40,8 +39,8 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   constructor (socket: WebSocket, request: FastifyRequest, options: SocketOptions) {
     super()
     this.#options = options
-    const guard = new ConnectionGuard(options.policy, new ClientInfo(request), this, takeUpgradeCredential(request))
-    this.connection = new Connection(options.endpoint.name, socket, guard, options.outbound, request)
+    this.connection = new Connection(options.endpoint.name, socket, request, options.outbound, options.policy, this,
+      takeUpgradeCredential(request))
   }
 
   get request (): FastifyRequest {
@@ -119,12 +118,12 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     }
     // The client's address counts email/password attempts; the other forms never need it.
     const { connection } = this
-    const ip = 'email' in read.credential ? connection.guard.client.ip : null
+    const ip = 'email' in read.credential ? connection.ip : null
     const result = this.#options.authenticator.authenticate(read.credential,
       { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip })
     if (result instanceof Promise) {
       // The client may be gone by the time the check answers, and its address with the socket: read it now.
-      this.connection.guard.client.pin()
+      this.connection.pin()
       return result.then(settled => this.authSettled(settled, uid, handshake))
     }
     this.authSettled(result, uid, handshake)
@@ -187,7 +186,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
         message = validated.message
       }
       // The handler may read the accountability after the socket is gone, its address with it.
-      this.connection.guard.client.pin()
+      this.connection.pin()
       const pending = entry.handler(message, this.connection)
       // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
       if (pending instanceof Promise) pending.catch(answer)

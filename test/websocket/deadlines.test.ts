@@ -3,8 +3,10 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { AuthWindows, ExpiryClock } from '../../lib/connection/deadlines.js'
-import { ConnectionGuard, guardPolicy, type GuardEvents } from '../../lib/connection/guard.js'
-import { ClientInfo } from '../../lib/connection/accountability.js'
+import type { WebSocket } from 'ws'
+import { guardPolicy, type ConnectionGuard, type GuardEvents } from '../../lib/connection/guard.js'
+import { Connection } from '../../lib/connection/connection.js'
+import { Outbound } from '../../lib/connection/outbound.js'
 import type { AuthSuccess } from '../../lib/auth/authenticator.js'
 
 const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length
@@ -135,7 +137,8 @@ t.test('a target that throws is reported; the rest of its bucket expires all the
 
 t.test('a guard closed or authenticated anew while its bucket fires is not told the old deadline', async t => {
   const policy = guardPolicy('handshake', null, 10_000, { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger)
-  const client = new ClientInfo({ headers: {}, raw: { socket: null } } as unknown as FastifyRequest)
+  const request = { headers: {}, raw: { socket: null } } as unknown as FastifyRequest
+  const outbound = new Outbound(1024)
   const expiresAt = Date.now() + 20
   const success = (user: string, at: number): AuthSuccess => ({ ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt: at, issuedAt: 0 })
   const expired: string[] = []
@@ -145,9 +148,11 @@ t.test('a guard closed or authenticated anew while its bucket fires is not told 
     onAuthTimeout: () => {}
   })
   // The first to expire closes the second and authenticates the third anew, as another socket's listener might.
-  guards.push(new ConnectionGuard(policy, client, events('first', () => { guards[1].close(); guards[2].authenticate(success('third', Date.now() + 60_000)) }), success('first', expiresAt)))
-  guards.push(new ConnectionGuard(policy, client, events('second', () => {}), success('second', expiresAt)))
-  guards.push(new ConnectionGuard(policy, client, events('third', () => {}), success('third', expiresAt)))
+  const guard = (name: string, act: () => void) =>
+    new Connection('rest', {} as WebSocket, request, outbound, policy, events(name, act), success(name, expiresAt)).guard
+  guards.push(guard('first', () => { guards[1].close(); guards[2].authenticate(success('third', Date.now() + 60_000)) }))
+  guards.push(guard('second', () => {}))
+  guards.push(guard('third', () => {}))
   while (expired.length === 0) await sleep(5)
   await sleep(20)
   t.same(expired, ['first'])
