@@ -24,9 +24,8 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   readonly #outbound: Outbound
   /** Made when the app first asks: most sockets never carry any. */
   #state: Record<string, unknown> | null = null
-  /** Heartbeat state: pinged at the last beat, and whether anything (a frame, a pong) arrived since. */
-  pinged = false
-  active = false
+  /** The heartbeat's: pinged at the last beat, and nothing (no frame, no pong) arrived since. */
+  unanswered = false
 
   /** `upgrade`: the credential the upgrade request carried, verified by the gate. */
   constructor (endpoint: EndpointName, socket: WebSocket, request: FastifyRequest, outbound: Outbound,

@@ -176,7 +176,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
 
   /** The heartbeat's answer: a pong frame, or any message (`receive`). */
   answered (): void {
-    this.connection.active = true
+    this.connection.unanswered = false
   }
 
   receive (data: RawData): void {

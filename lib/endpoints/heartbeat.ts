@@ -16,12 +16,11 @@ const beatSpread = 0.5
 
 function visit (connection: Connection): void {
   if (connection.guard.phase === 'handshake') return
-  if (connection.pinged && !connection.active) {
+  if (connection.unanswered) {
     connection.close() // no status (1005), as Directus; graphql-ws clients retry on it
     return
   }
-  connection.pinged = true
-  connection.active = false
+  connection.unanswered = true
   connection.ping()
 }
 

@@ -73,7 +73,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   /** Called by the inbox, one frame after the other. */
   receiveFrame (data: RawData, isBinary: boolean): void | Promise<void> {
     const { connection } = this
-    connection.active = true
+    connection.unanswered = false
     // Frames still buffered behind a close are not the application's business.
     if (connection.socket.readyState !== connection.socket.OPEN) return
     const parsed = parseFrame(data)

@@ -19,7 +19,7 @@ t.test('every period a ping; a client that answers stays open', async t => {
     clock.tick(100)
     t.same(await client.next(), { type: 'ping' }, `beat ${beat}`)
     client.send({ type: 'pong' })
-    await until(() => server.active)
+    await until(() => !server.unanswered)
   }
   t.equal(client.ws.readyState, client.ws.OPEN)
   await client.close()
@@ -87,8 +87,7 @@ t.test('sockets opening faster than a beat walks: each is pinged once a period, 
     const connection = {
       endpoint: 'rest',
       guard: { phase: 'open' },
-      pinged: false,
-      active: false,
+      unanswered: false,
       close () {
         closes++
         live.delete(connection)
@@ -96,7 +95,7 @@ t.test('sockets opening faster than a beat walks: each is pinged once a period, 
       ping () {
         pingedAt.set(connection, [...pingedAt.get(connection) ?? [], Date.now()])
         // Its client answers 50 ms later; meanwhile two more sockets open.
-        setTimeout(() => { connection.active = true }, 50)
+        setTimeout(() => { connection.unanswered = false }, 50)
         open()
         open()
       }
