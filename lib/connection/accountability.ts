@@ -36,7 +36,7 @@ export class ClientInfo {
 
   /** Reads the address now, while the socket has one. */
   pin (): void {
-    this.#ip ??= this.request.raw.socket?.remoteAddress ?? null
+    if (this.#ip === undefined) this.#ip = this.request.raw.socket?.remoteAddress ?? null
   }
 }
 
