@@ -105,7 +105,12 @@ async function main (): Promise<void> {
     const tokens = await plugin.sign(budget.sockets)
     if (wants(1)) {
       progress('1 JSON handshake')
-      results.push(await jsonHandshake(servers, new TokenPool(await plugin.sign(handshakeTokens(budget))), budget))
+      const verifying = await ServerHandle.start('bare-verify')
+      try {
+        results.push(await jsonHandshake(servers, verifying, new TokenPool(await plugin.sign(handshakeTokens(budget))), budget))
+      } finally {
+        await verifying.stop()
+      }
     }
     if (wants(6)) {
       progress('6 ping/pong')
@@ -117,13 +122,15 @@ async function main (): Promise<void> {
     // is always a fresh one.
     if (wants(4)) {
       progress('4 GraphQL handshake')
-      const graphqlWs = await ServerHandle.start('graphql-ws')
-      const mercurius = await ServerHandle.start('mercurius')
+      const baselines = {
+        graphqlWs: await ServerHandle.start('graphql-ws'),
+        verifying: await ServerHandle.start('graphql-ws-verify'),
+        mercurius: await ServerHandle.start('mercurius')
+      }
       try {
-        results.push(await graphqlHandshake(plugin, graphqlWs, mercurius, tokens.slice(0, 100), budget))
+        results.push(await graphqlHandshake(plugin, baselines, tokens.slice(0, 100), budget))
       } finally {
-        await graphqlWs.stop()
-        await mercurius.stop()
+        for (const server of Object.values(baselines)) await server.stop()
       }
     }
     let openMs = 4000

@@ -17,6 +17,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { median, openFileLimits, percentile, ServerHandle, sleep } from './harness.js'
 import { BenchRedis } from './redis.js'
+import { heartbeatPeriodS } from './servers.js'
 import { fmt, ms, ratio, type ChartRow, type Goal, type Row, type ScenarioResult } from './scenarios.js'
 import type { BenchSession, CallTimes, DelaySample, MemorySample } from './server-process.js'
 import type { ClientRequest, CloseResult, GroupStats, OpenResult, RevokedEvent } from './scale-client.js'
@@ -245,8 +246,10 @@ const cpuShare = (before: CpuSample, after: CpuSample) => (after.cpuMicros - bef
 // ---------------------------------------------------------------------------------------------------------------
 // 7a. RSS per idle socket in one process, plugin vs bare
 
+type MemoryKind = 'plugin' | 'bare' | 'bare-heartbeat'
+
 interface MemoryRound {
-  kind: 'plugin' | 'bare'
+  kind: MemoryKind
   rssPerSocket: number
   heapPerSocket: number
   rssBefore: number
@@ -258,7 +261,7 @@ interface MemoryRound {
 }
 
 /** A fresh server (RSS before its first socket), `frames.length` idle authenticated sockets, RSS after GC. */
-async function memoryRound (kind: 'plugin' | 'bare', frames: string[], clients: ClientHandle[], round: number): Promise<MemoryRound> {
+async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientHandle[], round: number): Promise<MemoryRound> {
   const server = await ServerHandle.start(kind)
   const group = `memory-${kind}-${round}`
   try {
@@ -289,11 +292,17 @@ interface MemoryMeasure {
   count: number
   plugin: MemoryRound[]
   bare: MemoryRound[]
+  /** bare with a heartbeat at the plugin server's period: what the heartbeat alone costs. */
+  heartbeat: MemoryRound[]
   pluginRss: number
   bareRss: number
+  heartbeatRss: number
   pluginHeap: number
   bareHeap: number
+  heartbeatHeap: number
   ratio: number
+  /** bare-heartbeat / bare */
+  heartbeatRatio: number
   complete: boolean
 }
 
@@ -305,24 +314,29 @@ async function memoryInOneProcess (signer: ServerHandle, progress: (text: string
   try {
     await startClients(Math.max(1, Math.ceil(count / perClient)), clients)
     const rounds: MemoryRound[] = []
-    // Alternating, a fresh process each round: plugin, bare, bare, plugin.
-    for (const [i, kind] of (['plugin', 'bare', 'bare', 'plugin'] as const).entries()) {
-      progress(`7a round ${i + 1}/4: ${kind}, ${fmt(count)} sockets in one process`)
+    // A fresh process each round, in an order that gives every kind the same average place.
+    const order = ['plugin', 'bare', 'bare-heartbeat', 'bare-heartbeat', 'bare', 'plugin'] as const
+    for (const [i, kind] of order.entries()) {
+      progress(`7a round ${i + 1}/${order.length}: ${kind}, ${fmt(count)} sockets in one process`)
       rounds.push(await memoryRound(kind, frames, clients, i))
     }
-    const plugin = rounds.filter(r => r.kind === 'plugin')
-    const bare = rounds.filter(r => r.kind === 'bare')
-    const pluginRss = median(plugin.map(r => r.rssPerSocket))
-    const bareRss = median(bare.map(r => r.rssPerSocket))
+    const of = (kind: MemoryKind) => rounds.filter(r => r.kind === kind)
+    const [plugin, bare, heartbeat] = [of('plugin'), of('bare'), of('bare-heartbeat')]
+    const rss = (kind: MemoryRound[]) => median(kind.map(r => r.rssPerSocket))
+    const heap = (kind: MemoryRound[]) => median(kind.map(r => r.heapPerSocket))
     return {
       count,
       plugin,
       bare,
-      pluginRss,
-      bareRss,
-      pluginHeap: median(plugin.map(r => r.heapPerSocket)),
-      bareHeap: median(bare.map(r => r.heapPerSocket)),
-      ratio: pluginRss / bareRss,
+      heartbeat,
+      pluginRss: rss(plugin),
+      bareRss: rss(bare),
+      heartbeatRss: rss(heartbeat),
+      pluginHeap: heap(plugin),
+      bareHeap: heap(bare),
+      heartbeatHeap: heap(heartbeat),
+      ratio: rss(plugin) / rss(bare),
+      heartbeatRatio: rss(heartbeat) / rss(bare),
       complete: rounds.every(r => r.authenticated === count)
     }
   } finally {
@@ -386,7 +400,7 @@ interface ClusterMeasure {
   loadAverage: { heartbeat: number, expiry: number }
 }
 
-const heartbeatPeriodMs = 5000 // servers.ts
+const heartbeatPeriodMs = heartbeatPeriodS * 1000
 
 async function clusterAtScale (signer: ServerHandle, progress: (text: string) => void): Promise<ClusterMeasure> {
   const processes = 6
@@ -620,6 +634,8 @@ async function atScale (signer: ServerHandle, progress: (text: string) => void):
   const rows: Row[] = [
     { measure: `RSS per idle socket, one process, ${fmt(memory.count)} sockets (bytes)`, plugin: fmt(memory.pluginRss), baseline: fmt(memory.bareRss), value: `${ratio(memory.ratio)}x`, goal: '<= 1.05x', met: memoryMet },
     { measure: 'heap + external per idle socket, one process (bytes)', plugin: fmt(memory.pluginHeap), baseline: fmt(memory.bareHeap), value: '', goal: '', met: null },
+    { measure: `the heartbeat alone: bare-heartbeat's RSS per idle socket (a ping every ${heartbeatPeriodS} s, as the plugin here), and its ratio to bare`, plugin: '', baseline: fmt(memory.heartbeatRss), value: `${ratio(memory.heartbeatRatio)}x`, goal: 'reported', met: null },
+    { measure: 'plugin / bare-heartbeat: RSS; heap + external (bytes)', plugin: `${fmt(memory.pluginRss)}; ${fmt(memory.pluginHeap)}`, baseline: `${fmt(memory.heartbeatRss)}; ${fmt(memory.heartbeatHeap)}`, value: `${ratio(memory.pluginRss / memory.heartbeatRss)}x; ${ratio(memory.pluginHeap / memory.heartbeatHeap)}x`, goal: 'reported', met: null },
     { measure: `${fmt(cluster.total)} sockets on ${cluster.processes} processes + Redis: authenticated / failed / closed unasked`, plugin: `${fmt(cluster.authenticated)} / ${fmt(cluster.failed)} / ${fmt(sum(pp.map(p => p.unexpectedCloses)))}`, baseline: '', value: '', goal: '', met: null },
     { measure: 'TOKEN_EXPIRED after exp p50 / p99 / max (ms), worst process', plugin: `${ms(worst(p => p.expiry.latenessMs.p50))} / ${ms(expiryP99)} / ${ms(worst(p => p.expiry.latenessMs.max))}`, baseline: '', value: ms(expiryP99), goal: '<= 50 ms', met: expiryMet },
     { measure: 'event-loop delay during heartbeats p99 / max (ms), worst process', plugin: `${ms(worst(p => p.heartbeat.delayP99))} / ${ms(stall)}`, baseline: '', value: ms(stall), goal: 'max <= 20 ms', met: stallMet },
@@ -643,7 +659,11 @@ async function atScale (signer: ServerHandle, progress: (text: string) => void):
     {
       label: '7 RSS per idle socket (1 process)',
       unit: ' B',
-      bars: [{ name: 'fastify-realtime', value: memory.pluginRss }, { name: 'bare @fastify/websocket', value: memory.bareRss }],
+      bars: [
+        { name: 'fastify-realtime', value: memory.pluginRss },
+        { name: 'bare @fastify/websocket', value: memory.bareRss },
+        { name: 'bare + heartbeat', value: memory.heartbeatRss }
+      ],
       limit: { value: 1.05 * memory.bareRss, better: 'below', label: '1.05 × bare' }
     },
     { label: '7 TOKEN_EXPIRED p99, 6 processes', unit: ' ms', bars: [{ name: 'worst process', value: expiryP99 }], limit: { value: 50, better: 'below', label: '50 ms' } },

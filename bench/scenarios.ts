@@ -168,46 +168,58 @@ export class TokenPool {
 /** The most handshakes one round may open: the pool gives each of the plugin's rounds this many fresh tokens. */
 export const handshakesPerRound = 3000
 
-/** Tokens for the pool of `jsonHandshake`: both clients' warm-up and measured rounds, and one set for the bare server. */
-export const handshakeTokens = (budget: Budget) => handshakesPerRound * (2 * (budget.rounds + 1) + 2)
+/**
+ * Tokens for the pool of `jsonHandshake`, with both clients: fresh ones for every round of the two verifying servers,
+ * and one set for the bare server.
+ */
+export const handshakeTokens = (budget: Budget) => handshakesPerRound * (4 * (budget.rounds + 1) + 2)
 
 const authFrames = (tokens: string[]) => tokens.map(token => JSON.stringify({ type: 'auth', access_token: token, uid: 'bench' }))
 
 /**
  * 1. Open /websocket, authenticate with an access token of its own, get status ok, close: with the lite client and
- * with `ws`'s.
+ * with `ws`'s. Beside bare, which verifies nothing, bare-verify verifies each token with @fastify/jwt and does nothing
+ * else: its rate against bare's is the most any server that verifies the token can reach, whatever else it does.
  */
-export async function jsonHandshake (servers: Servers, pool: TokenPool, budget: Budget): Promise<ScenarioResult> {
+export async function jsonHandshake (servers: Servers, verifying: ServerHandle, pool: TokenPool, budget: Budget): Promise<ScenarioResult> {
   const target = 0.9
   const views = []
   for (const client of ['lite', 'ws'] as const) {
-    // The bare server verifies nothing: any token does, the same ones every round.
+    // Any token does for bare: the same ones every round; the verifying servers never see a token twice.
     const bareFrames = authFrames(pool.take(handshakesPerRound))
-    const [plugin, bare] = await alternate([servers.plugin, servers.bare], budget, (server, durationMs) => {
-      const frames = server === servers.plugin ? authFrames(pool.take(handshakesPerRound)) : bareFrames
+    const [plugin, bare, verify] = await alternate([servers.plugin, servers.bare, verifying], budget, (server, durationMs) => {
+      const frames = server === servers.bare ? bareFrames : authFrames(pool.take(handshakesPerRound))
       return runLoad<HandshakeResult>({
         kind: 'handshakes', port: server.port, path: '/websocket', client, frames, success: ok, concurrency: 16, durationMs, maxOps: frames.length
       })
     })
     const rateRatio = pairedRatio(plugin, bare)
-    views.push({ client, plugin, bare, rateRatio, met: rateRatio >= target && plugin.failed === 0 })
+    views.push({ client, plugin, bare, verify, rateRatio, met: rateRatio >= target && plugin.failed === 0 && verify.failed === 0 })
   }
   return {
     id: 1,
     title: 'JSON handshake (a token of its own per connection)',
-    rows: views.flatMap(({ client, plugin, bare, rateRatio, met }) => [
+    rows: views.flatMap(({ client, plugin, bare, verify, rateRatio, met }) => [
       { measure: `handshakes/s (open, auth, ok, close) [${clientName[client]}]`, plugin: fmt(plugin.rate), baseline: fmt(bare.rate), value: ratio(rateRatio), goal: `>= ${target}`, met },
+      { measure: `verifying alone: bare-verify's handshakes/s, and its ratio to bare [${clientName[client]}]`, plugin: '', baseline: fmt(verify.rate), value: ratio(pairedRatio(verify, bare)), goal: 'reported', met: null },
+      { measure: `plugin / bare-verify [${clientName[client]}]`, plugin: fmt(plugin.rate), baseline: fmt(verify.rate), value: ratio(pairedRatio(plugin, verify)), goal: 'reported', met: null },
       { measure: `latency p50 / p99 (ms) [${clientName[client]}]`, plugin: `${ms(plugin.p50)} / ${ms(plugin.p99)}`, baseline: `${ms(bare.p50)} / ${ms(bare.p99)}`, value: '', goal: '', met: null },
-      { measure: `server CPU per handshake (µs) [${clientName[client]}]`, plugin: fmt(plugin.cpuPerOp), baseline: fmt(bare.cpuPerOp), value: ratio(bare.cpuPerOp / plugin.cpuPerOp), goal: '', met: null }
+      { measure: `server CPU per handshake (µs) [${clientName[client]}; bare / bare-verify]`, plugin: fmt(plugin.cpuPerOp), baseline: `${fmt(bare.cpuPerOp)} / ${fmt(verify.cpuPerOp)}`, value: ratio(bare.cpuPerOp / plugin.cpuPerOp), goal: '', met: null }
     ]),
     goals: views.map(({ client, rateRatio, met }) => ({ name: `JSON handshake rate vs bare (${clientName[client]})`, value: rateRatio, target: `>= ${target}`, met })),
-    chart: views.map(({ client, plugin, bare }) => ({
+    chart: views.map(({ client, plugin, bare, verify }) => ({
       label: `1 JSON handshakes (${clientName[client]})`,
       unit: '/s',
-      bars: [{ name: 'fastify-realtime', value: plugin.rate }, { name: 'bare @fastify/websocket', value: bare.rate }],
+      bars: [
+        { name: 'fastify-realtime', value: plugin.rate },
+        { name: 'bare @fastify/websocket', value: bare.rate },
+        { name: 'bare + @fastify/jwt verify', value: verify.rate }
+      ],
       limit: { value: target * bare.rate, better: 'above' as const, label: `${target} × bare` }
     })),
-    details: Object.fromEntries(views.map(({ client, plugin, bare, rateRatio }) => [client, { plugin: rateDetails(plugin), bare: rateDetails(bare), ratio: rateRatio }]))
+    details: Object.fromEntries(views.map(({ client, plugin, bare, verify, rateRatio }) => [client, {
+      plugin: rateDetails(plugin), bare: rateDetails(bare), bareVerify: rateDetails(verify), ratio: rateRatio, verifyingAlone: pairedRatio(verify, bare), vsBareVerify: pairedRatio(plugin, verify)
+    }]))
   }
 }
 
@@ -402,25 +414,30 @@ export async function expiryPrecision (server: ServerHandle, budget: Budget, ope
   }
 }
 
-/** 4. graphql-transport-ws: connection_init with a token to connection_ack. */
-export async function graphqlHandshake (plugin: ServerHandle, graphqlWs: ServerHandle, mercurius: ServerHandle, tokens: string[], budget: Budget): Promise<ScenarioResult> {
+/**
+ * 4. graphql-transport-ws: connection_init with a token to connection_ack. graphql-ws-verify is graphql-ws with an
+ * onConnect that verifies the token with @fastify/jwt and does nothing else: the most a verifying server can reach.
+ */
+export async function graphqlHandshake (plugin: ServerHandle, baselines: { graphqlWs: ServerHandle, verifying: ServerHandle, mercurius: ServerHandle }, tokens: string[], budget: Budget): Promise<ScenarioResult> {
   const frames = tokens.map(token => JSON.stringify({ type: 'connection_init', payload: { access_token: token } }))
-  const [ours, bare, merc] = await alternate([plugin, graphqlWs, mercurius], budget, (server, durationMs) => runLoad<HandshakeResult>({
+  const [ours, bare, verify, merc] = await alternate([plugin, baselines.graphqlWs, baselines.verifying, baselines.mercurius], budget, (server, durationMs) => runLoad<HandshakeResult>({
     kind: 'handshakes', port: server.port, path: '/graphql', protocol: 'graphql-transport-ws', frames, success: 'connection_ack', concurrency: 16, durationMs, maxOps: 100_000
   }))
   const vsBare = pairedRatio(ours, bare)
   const vsMercurius = pairedRatio(ours, merc)
-  const bareMet = vsBare >= 0.95 && ours.failed === 0
+  const bareMet = vsBare >= 0.95 && ours.failed === 0 && verify.failed === 0
   const mercMet = vsMercurius > 1 && ours.failed === 0
   return {
     id: 4,
     title: 'GraphQL connection_init -> connection_ack',
     rows: [
       { measure: 'handshakes/s vs graphql-ws (no auth)', plugin: fmt(ours.rate), baseline: fmt(bare.rate), value: ratio(vsBare), goal: '>= 0.95', met: bareMet },
+      { measure: 'verifying alone: graphql-ws-verify\'s handshakes/s (onConnect, @fastify/jwt), and its ratio to graphql-ws', plugin: '', baseline: fmt(verify.rate), value: ratio(pairedRatio(verify, bare)), goal: 'reported', met: null },
+      { measure: 'plugin / graphql-ws-verify', plugin: fmt(ours.rate), baseline: fmt(verify.rate), value: ratio(pairedRatio(ours, verify)), goal: 'reported', met: null },
       { measure: 'handshakes/s vs mercurius (onConnect check)', plugin: fmt(ours.rate), baseline: fmt(merc.rate), value: ratio(vsMercurius), goal: '> 1 (ahead)', met: mercMet },
       { measure: 'init -> ack p50 / p99 (ms) [graphql-ws]', plugin: `${ms(ours.authP50)} / ${ms(ours.authP99)}`, baseline: `${ms(bare.authP50)} / ${ms(bare.authP99)}`, value: '', goal: '', met: null },
       { measure: 'init -> ack p50 / p99 (ms) [mercurius]', plugin: '', baseline: `${ms(merc.authP50)} / ${ms(merc.authP99)}`, value: '', goal: '', met: null },
-      { measure: 'server CPU per handshake (µs) [graphql-ws / mercurius]', plugin: fmt(ours.cpuPerOp), baseline: `${fmt(bare.cpuPerOp)} / ${fmt(merc.cpuPerOp)}`, value: '', goal: '', met: null }
+      { measure: 'server CPU per handshake (µs) [graphql-ws / graphql-ws-verify / mercurius]', plugin: fmt(ours.cpuPerOp), baseline: `${fmt(bare.cpuPerOp)} / ${fmt(verify.cpuPerOp)} / ${fmt(merc.cpuPerOp)}`, value: '', goal: '', met: null }
     ],
     goals: [
       { name: 'GraphQL handshake rate vs graphql-ws', value: vsBare, target: '>= 0.95', met: bareMet },
@@ -429,10 +446,24 @@ export async function graphqlHandshake (plugin: ServerHandle, graphqlWs: ServerH
     chart: [{
       label: '4 GraphQL init -> ack',
       unit: '/s',
-      bars: [{ name: 'fastify-realtime', value: ours.rate }, { name: 'graphql-ws (no auth)', value: bare.rate }, { name: 'mercurius (onConnect)', value: merc.rate }],
+      bars: [
+        { name: 'fastify-realtime', value: ours.rate },
+        { name: 'graphql-ws (no auth)', value: bare.rate },
+        { name: 'graphql-ws + @fastify/jwt verify', value: verify.rate },
+        { name: 'mercurius (onConnect)', value: merc.rate }
+      ],
       limit: { value: 0.95 * bare.rate, better: 'above', label: '0.95 × graphql-ws' }
     }],
-    details: { plugin: rateDetails(ours), graphqlWs: rateDetails(bare), mercurius: rateDetails(merc), vsGraphqlWs: vsBare, vsMercurius }
+    details: {
+      plugin: rateDetails(ours),
+      graphqlWs: rateDetails(bare),
+      graphqlWsVerify: rateDetails(verify),
+      mercurius: rateDetails(merc),
+      vsGraphqlWs: vsBare,
+      verifyingAlone: pairedRatio(verify, bare),
+      vsGraphqlWsVerify: pairedRatio(ours, verify),
+      vsMercurius
+    }
   }
 }
 

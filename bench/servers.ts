@@ -6,17 +6,26 @@ import fastifyJwt from '@fastify/jwt'
 import mercurius from 'mercurius'
 import { GraphQLInt, GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
 import { makeHandler } from 'graphql-ws/use/@fastify/websocket'
+import type { WebSocket } from 'ws'
 import realtime from '../lib/index.js'
 
 export const secret = 'the-benchmark-secret-a-long-one-0123456789'
+/** The heartbeat period of the plugin server here, and of bare-heartbeat. */
+export const heartbeatPeriodS = 5
 /** The users of the credential storm: fifty people logging in at once, each with their own email and password. */
 export const stormUsers = Array.from({ length: 50 }, (_v, i) => ({ email: `storm-${i}@example.com`, password: `storm password ${i}` }))
 
+/** The `iss` the plugin signs with by default, which the verifying baselines require as it does. */
+const issuer = 'fastify-realtime'
+
 /**
  * plugin: fastify-realtime; bare: @fastify/websocket answering the same JSON frames without verifying anything;
- * plugin-redis: the plugin server on the Redis at BENCH_REDIS_URL, one of several processes (the scale benchmark).
+ * bare-verify and graphql-ws-verify: bare and graphql-ws with each token verified by @fastify/jwt as the plugin
+ * verifies it, and nothing else; bare-heartbeat: bare with the protocol's heartbeat, and nothing else (each shows what
+ * its one duty costs alone); plugin-redis: the plugin server on the Redis at BENCH_REDIS_URL, one of several processes
+ * (the scale benchmark).
  */
-export type ServerKind = 'plugin' | 'bare' | 'graphql-ws' | 'mercurius' | 'plugin-redis'
+export type ServerKind = 'plugin' | 'bare' | 'bare-verify' | 'bare-heartbeat' | 'graphql-ws' | 'graphql-ws-verify' | 'mercurius' | 'plugin-redis'
 
 const done: IteratorReturnResult<undefined> = { value: undefined, done: true }
 
@@ -47,7 +56,7 @@ async function pluginServer (app: FastifyInstance, redis?: string): Promise<void
   await app.register(realtime, {
     env: {},
     secret,
-    heartbeat: { period: 5 },
+    heartbeat: { period: heartbeatPeriodS },
     accessTokenTtl: '1h',
     users: stormUsers,
     graphql: { schema: schema() },
@@ -62,12 +71,36 @@ async function pluginRedisServer (app: FastifyInstance): Promise<void> {
   await pluginServer(app, redis)
 }
 
-/** What an app without the plugin would write: parse, answer auth and ping, check nothing. */
-async function bareServer (app: FastifyInstance): Promise<void> {
+/** Verifies as the plugin does by default: the same key, `iss` required and checked, fast-jwt's cached verifier. */
+async function verifyingJwt (app: FastifyInstance): Promise<(token: unknown) => boolean> {
+  await app.register(fastifyJwt, { secret, verify: { allowedIss: issuer, requiredClaims: ['iss'] } })
+  return (token) => {
+    if (typeof token !== 'string') return false
+    try {
+      app.jwt.verify(token)
+      return true
+    } catch {
+      return false
+    }
+  }
+}
+
+interface BareOptions {
+  /** Judges the auth message's token; any will do when absent. */
+  admit?: (token: unknown) => boolean
+  /** Told of every frame a socket sends. */
+  heard?: (socket: WebSocket) => void
+  /** Told of each socket once its auth message is answered ok. */
+  admitted?: (socket: WebSocket) => void
+}
+
+/** What an app without the plugin would write: parse, answer auth and ping, check nothing it is not told to. */
+async function bareServer (app: FastifyInstance, { admit = () => true, heard, admitted }: BareOptions = {}): Promise<void> {
   await app.register(fastifyWebsocket, { options: { maxPayload: 65536 } })
   app.get('/websocket', { websocket: true }, (socket) => {
     socket.on('message', (data: Buffer) => {
-      let message: { type?: unknown, uid?: unknown }
+      heard?.(socket)
+      let message: { type?: unknown, uid?: unknown, access_token?: unknown }
       try {
         message = JSON.parse(data.toString())
       } catch {
@@ -75,7 +108,12 @@ async function bareServer (app: FastifyInstance): Promise<void> {
       }
       const uid = message.uid
       if (message.type === 'auth') {
+        if (!admit(message.access_token)) {
+          socket.close(1008)
+          return
+        }
         socket.send(JSON.stringify(uid === undefined ? { type: 'auth', status: 'ok' } : { type: 'auth', status: 'ok', uid }))
+        admitted?.(socket)
       } else if (message.type === 'ping') {
         socket.send(JSON.stringify(uid === undefined ? { type: 'pong' } : { type: 'pong', uid }))
       }
@@ -83,10 +121,45 @@ async function bareServer (app: FastifyInstance): Promise<void> {
   })
 }
 
+/** The bare server verifying each token, and nothing more. */
+async function bareVerifyServer (app: FastifyInstance): Promise<void> {
+  await bareServer(app, { admit: await verifyingJwt(app) })
+}
+
+/**
+ * The bare server with the heartbeat of PROTOCOL.md (a `{"type":"ping"}` to every authenticated socket each period,
+ * the end of one that sent nothing since the last), written as an app would, at the plugin server's period.
+ */
+async function bareHeartbeatServer (app: FastifyInstance): Promise<void> {
+  // Weak sets: an entry goes with its socket, and is a slot in a table, not an object or a listener per socket.
+  const authenticated = new WeakSet<WebSocket>()
+  const quiet = new WeakSet<WebSocket>()
+  await bareServer(app, { heard: (socket) => quiet.delete(socket), admitted: (socket) => authenticated.add(socket) })
+  const timer = setInterval(() => {
+    for (const socket of app.websocketServer.clients) {
+      if (!authenticated.has(socket)) continue
+      if (quiet.has(socket)) {
+        socket.terminate()
+        continue
+      }
+      quiet.add(socket)
+      socket.send('{"type":"ping"}')
+    }
+  }, heartbeatPeriodS * 1000)
+  app.addHook('onClose', async () => clearInterval(timer))
+}
+
 /** graphql-ws's own @fastify/websocket handler, no onConnect: anyone is acknowledged. */
 async function graphqlWsServer (app: FastifyInstance): Promise<void> {
   await app.register(fastifyWebsocket, { options: { maxPayload: 65536 } })
   app.get('/graphql', { websocket: true }, makeHandler({ schema: schema() }))
+}
+
+/** graphql-ws's handler with an onConnect that verifies `connectionParams.access_token`, and nothing more. */
+async function graphqlWsVerifyServer (app: FastifyInstance): Promise<void> {
+  const admit = await verifyingJwt(app)
+  await app.register(fastifyWebsocket, { options: { maxPayload: 65536 } })
+  app.get('/graphql', { websocket: true }, makeHandler({ schema: schema(), onConnect: ({ connectionParams }) => admit(connectionParams?.access_token) }))
 }
 
 /** mercurius subscriptions (graphql-transport-ws) with the token checked in onConnect, by the same @fastify/jwt. */
@@ -114,7 +187,16 @@ async function mercuriusServer (app: FastifyInstance): Promise<void> {
 
 export async function startServer (kind: ServerKind): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
-  const setup = { plugin: pluginServer, bare: bareServer, 'graphql-ws': graphqlWsServer, mercurius: mercuriusServer, 'plugin-redis': pluginRedisServer }[kind]
+  const setup = {
+    plugin: pluginServer,
+    bare: bareServer,
+    'bare-verify': bareVerifyServer,
+    'bare-heartbeat': bareHeartbeatServer,
+    'graphql-ws': graphqlWsServer,
+    'graphql-ws-verify': graphqlWsVerifyServer,
+    mercurius: mercuriusServer,
+    'plugin-redis': pluginRedisServer
+  }[kind]
   await setup(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   return app
