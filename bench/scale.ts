@@ -23,6 +23,7 @@ import type { BenchSession, CallTimes, DelaySample, MemorySample } from './serve
 import type { ClientRequest, CloseResult, GroupStats, OpenResult, RevokedEvent } from './scale-client.js'
 
 const clientScript = fileURLToPath(new URL('./scale-client.js', import.meta.url))
+const heartbeatPeriodMs = heartbeatPeriodS * 1000
 
 function readScaleFactor (): number {
   const raw = process.env.BENCH_SCALE_FACTOR
@@ -258,16 +259,24 @@ interface MemoryRound {
   failed: number
   serverSockets: number
   openMs: number
+  /** Heartbeat pings the clients got while their sockets opened. */
+  pings: number
 }
 
-/** A fresh server (RSS before its first socket), `frames.length` idle authenticated sockets, RSS after GC. */
+/**
+ * A fresh server (RSS before its first socket), `frames.length` idle authenticated sockets, RSS after GC, 500 ms
+ * after the last socket opened, and for a server with a heartbeat no earlier than 500 ms after its first beat began:
+ * a server that opened its sockets within one period would otherwise be measured without its heartbeat.
+ */
 async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientHandle[], round: number): Promise<MemoryRound> {
   const server = await ServerHandle.start(kind)
+  // The heartbeat's timer starts as the server is set up, before it listens: its first beat is at most a period away.
+  const firstBeatAt = Date.now() + heartbeatPeriodMs
   const group = `memory-${kind}-${round}`
   try {
     const before = await server.memory()
     const opened = await openSpread(clients, server, group, frames, { concurrency: 128, addressOffset: round })
-    await sleep(500)
+    await sleep(kind === 'bare' ? 500 : Math.max(500, firstBeatAt + 500 - Date.now()))
     const during: MemorySample = await server.memory()
     const serverSockets = await sockets(server)
     await closeSpread(clients, group)
@@ -281,7 +290,8 @@ async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientH
       authenticated: n,
       failed: opened.failed,
       serverSockets,
-      openMs: opened.elapsedMs
+      openMs: opened.elapsedMs,
+      pings: opened.pings
     }
   } finally {
     await server.stop()
@@ -399,8 +409,6 @@ interface ClusterMeasure {
   /** The machine's 1-minute load average at the end of the heartbeat and expiry windows. */
   loadAverage: { heartbeat: number, expiry: number }
 }
-
-const heartbeatPeriodMs = heartbeatPeriodS * 1000
 
 async function clusterAtScale (signer: ServerHandle, progress: (text: string) => void): Promise<ClusterMeasure> {
   const processes = 6

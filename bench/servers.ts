@@ -71,7 +71,10 @@ async function pluginRedisServer (app: FastifyInstance): Promise<void> {
   await pluginServer(app, redis)
 }
 
-/** Verifies as the plugin does by default: the same key, `iss` required and checked, fast-jwt's cached verifier. */
+/**
+ * Verifies as the plugin does by default: the same key, `iss` required and checked, through the verifier @fastify/jwt
+ * builds once at registration (fast-jwt's cache of verified tokens off, as in the plugin).
+ */
 async function verifyingJwt (app: FastifyInstance): Promise<(token: unknown) => boolean> {
   await app.register(fastifyJwt, { secret, verify: { allowedIss: issuer, requiredClaims: ['iss'] } })
   return (token) => {
@@ -128,7 +131,8 @@ async function bareVerifyServer (app: FastifyInstance): Promise<void> {
 
 /**
  * The bare server with the heartbeat of PROTOCOL.md (a `{"type":"ping"}` to every authenticated socket each period,
- * the end of one that sent nothing since the last), written as an app would, at the plugin server's period.
+ * and a close with no status for one that sent nothing since the last), written as an app would, at the plugin
+ * server's period: one loop over the sockets, where the plugin spreads a beat over half the period.
  */
 async function bareHeartbeatServer (app: FastifyInstance): Promise<void> {
   // Weak sets: an entry goes with its socket, and is a slot in a table, not an object or a listener per socket.
@@ -139,7 +143,7 @@ async function bareHeartbeatServer (app: FastifyInstance): Promise<void> {
     for (const socket of app.websocketServer.clients) {
       if (!authenticated.has(socket)) continue
       if (quiet.has(socket)) {
-        socket.terminate()
+        socket.close()
         continue
       }
       quiet.add(socket)
