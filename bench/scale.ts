@@ -332,8 +332,8 @@ async function memoryInOneProcess (signer: ServerHandle, progress: (text: string
     }
     const of = (kind: MemoryKind) => rounds.filter(r => r.kind === kind)
     const [plugin, bare, heartbeat] = [of('plugin'), of('bare'), of('bare-heartbeat')]
-    const rss = (kind: MemoryRound[]) => median(kind.map(r => r.rssPerSocket))
-    const heap = (kind: MemoryRound[]) => median(kind.map(r => r.heapPerSocket))
+    const rss = (ofKind: MemoryRound[]) => median(ofKind.map(r => r.rssPerSocket))
+    const heap = (ofKind: MemoryRound[]) => median(ofKind.map(r => r.heapPerSocket))
     return {
       count,
       plugin,
