@@ -113,7 +113,11 @@ function summarize (rounds: RateRound[]): Summary {
   }
 }
 
-/** A warm-up round each (not counted), then `rounds` rounds, the order of the servers alternating every round. */
+/**
+ * A warm-up round each (not counted), then `rounds` rounds, the order of the servers alternating every round. The
+ * first server is the plugin; the others are baselines, and one that fails an operation is broken, not slow: the run
+ * stops rather than compare the plugin against it.
+ */
 async function alternate (servers: ServerHandle[], budget: Budget, run: (server: ServerHandle, durationMs: number) => Promise<HandshakeResult | PingPongResult>): Promise<Summary[]> {
   for (const server of servers) await run(server, Math.min(500, budget.roundMs))
   const rounds: RateRound[][] = servers.map(() => [])
@@ -124,7 +128,11 @@ async function alternate (servers: ServerHandle[], budget: Budget, run: (server:
       await sleep(100)
     }
   }
-  return rounds.map(summarize)
+  const summaries = rounds.map(summarize)
+  summaries.forEach((summary, i) => {
+    if (i > 0 && summary.failed > 0) throw new Error(`${servers[i].kind} failed ${summary.failed} operations: the baseline is broken`)
+  })
+  return summaries
 }
 
 /**
@@ -193,7 +201,6 @@ export async function jsonHandshake (servers: Servers, verifying: ServerHandle, 
         kind: 'handshakes', port: server.port, path: '/websocket', client, frames, success: ok, concurrency: 16, durationMs, maxOps: frames.length
       })
     })
-    if (verify.failed > 0) throw new Error(`bare-verify refused ${verify.failed} handshakes: the baseline is broken`)
     const rateRatio = pairedRatio(plugin, bare)
     views.push({ client, plugin, bare, verify, rateRatio, met: rateRatio >= target && plugin.failed === 0 })
   }
@@ -426,7 +433,6 @@ export async function graphqlHandshake (plugin: ServerHandle, baselines: { graph
   }))
   const vsBare = pairedRatio(ours, bare)
   const vsMercurius = pairedRatio(ours, merc)
-  if (verify.failed > 0) throw new Error(`graphql-ws-verify refused ${verify.failed} handshakes: the baseline is broken`)
   const bareMet = vsBare >= 0.95 && ours.failed === 0
   const mercMet = vsMercurius > 1 && ours.failed === 0
   return {
