@@ -115,8 +115,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   private adopt (success: AuthSuccess): void {
     this.clearDeadlines()
-    this.#identity = success.identity
-    this.#session = success.session
+    this.identify(success.identity, success.session)
     this.#issuedAt = success.issuedAt
     this.#context = success.context ?? noContext
     this.#accountability = null
@@ -174,10 +173,18 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   private dropToPublic (): void {
     this.clearDeadlines()
-    this.#identity = null
-    this.#session = undefined
+    this.identify(null, undefined)
     this.#context = noContext
     this.#accountability = null
+  }
+
+  /** Whose the socket is: the registry finds it by its user and its session. */
+  private identify (identity: Identity | null, session: string | undefined): void {
+    const registry = this.#policy.registry
+    if (this.#identity !== null) registry.unindex(this.#connection, this.#identity.user, this.#session)
+    this.#identity = identity
+    this.#session = session
+    if (identity !== null) registry.index(this.#connection, identity.user, session)
   }
 
   private openAuthWindow (): void {

@@ -1,6 +1,7 @@
 // Every open socket of this process, for the application API, the heartbeat and revocations; and where the
 // guards report what happens to them, for `fastify.realtime.on(...)`.
 import type { Connection } from './connection.js'
+import { ConnectionIndex } from './connection-index.js'
 import type { ExpiryCode } from './guard.js'
 import type { RealtimeEvents } from '../events.js'
 import type { ClientInfo } from './accountability.js'
@@ -8,6 +9,8 @@ import type { AuthFailureCode, ConnectionFilter, EndpointName, RealtimeEventMap,
 
 export class Registry {
   readonly #connections = new Set<Connection>()
+  readonly #byUser = new ConnectionIndex()
+  readonly #bySession = new ConnectionIndex()
   readonly #events: RealtimeEvents
 
   constructor (events: RealtimeEvents) {
@@ -31,13 +34,30 @@ export class Registry {
   /** A socket opened: its guard reports from now on (one authenticated at the upgrade counts as an authentication). */
   add (connection: Connection): void {
     this.#connections.add(connection)
+    const { user, session } = connection.guard
+    if (user !== null) this.index(connection, user, session)
     if (this.#events.has('close')) connection.pin()
     connection.guard.registered()
   }
 
   delete (connection: Connection, code: number): void {
+    const { user, session } = connection.guard
+    if (user !== null) this.unindex(connection, user, session)
     this.#connections.delete(connection)
     if (this.#events.has('close')) this.#events.emit('close', { connection, code })
+  }
+
+  /** The socket's guard took a user (and session): found by them from now on, once the registry has the socket. */
+  index (connection: Connection, user: string, session: string | undefined): void {
+    if (!this.#connections.has(connection)) return
+    this.#byUser.add(user, connection)
+    if (session !== undefined) this.#bySession.add(session, connection)
+  }
+
+  /** The socket's guard let its user (and session) go. */
+  unindex (connection: Connection, user: string, session: string | undefined): void {
+    this.#byUser.delete(user, connection)
+    if (session !== undefined) this.#bySession.delete(session, connection)
   }
 
   authenticated (connection: Connection): void {
@@ -68,7 +88,11 @@ export class Registry {
   }
 
   * matching (filter: ConnectionFilter = {}): Generator<Connection> {
-    for (const connection of this.#connections) {
+    // A user or session filter visits that key's sockets alone (a filter from plain JS may hold something else).
+    const candidates = typeof filter.session === 'string'
+      ? this.#bySession.get(filter.session)
+      : typeof filter.user === 'string' ? this.#byUser.get(filter.user) : this.#connections
+    for (const connection of candidates) {
       const { user, session } = connection.guard
       if (filter.endpoint !== undefined && connection.endpoint !== filter.endpoint) continue
       if (filter.user !== undefined && user !== filter.user) continue

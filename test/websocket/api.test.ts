@@ -1,7 +1,7 @@
 // The application API: message handlers, and reaching sockets by user or session.
 import t from 'tap'
 import { RealtimeError } from '../../lib/index.js'
-import { admin, build, connect } from '../helpers.js'
+import { admin, build, connect, until } from '../helpers.js'
 
 t.test('handlers get the message and the socket with its accountability; errors become error frames', async t => {
   const logged: string[] = []
@@ -61,6 +61,40 @@ t.test('send, close and connections reach sockets by user, session and endpoint'
   t.same(await alice1.closed, { code: 4000, reason: 'bye' })
   t.equal(app.realtime.close({ user: 'nobody' }), 0)
   await Promise.all([alice2.close(), bob.close()])
+})
+
+t.test('a socket is reached by the user and session it holds now, however it came by them or lost them', async t => {
+  const { app, url } = await build(t)
+  const token = (user: string, session?: string) => app.realtime.signAccessToken({ user, role: null, admin: false }, session).access_token
+  const reach = (filter: { user?: string, session?: string }) => app.realtime.connections(filter).length
+
+  const upgraded = await connect(url(`/websocket?access_token=${token('carol', 's-c')}`))
+  t.same([reach({ user: 'carol' }), reach({ session: 's-c' })], [1, 1], 'authenticated on the upgrade request')
+
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token('dave', 's-d') })
+  await client.next()
+  t.same([reach({ user: 'dave' }), reach({ session: 's-d' })], [1, 1], 'authenticated by an auth message')
+  client.send({ type: 'auth', access_token: token('erin', 's-e') })
+  await client.next()
+  t.same([reach({ user: 'dave' }), reach({ session: 's-d' }), reach({ user: 'erin', session: 's-e' })], [0, 0, 1],
+    'authenticated again, as someone else')
+  t.equal(app.realtime.send({ user: 'dave' }, { type: 'for-dave' }), 0)
+
+  await app.realtime.revokeSession('s-e')
+  t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } })
+  t.same([reach({ user: 'erin' }), reach({ session: 's-e' })], [0, 0], 'revoked: public')
+  client.send({ type: 'auth', access_token: token('frank') })
+  await client.next()
+  t.same([reach({ user: 'frank' }), reach({ session: 's-e' })], [1, 0], 'a token without a session')
+  client.send({ type: 'auth', access_token: 'not a token' })
+  t.match(await client.next(), { error: { code: 'AUTH_FAILED' } })
+  t.equal(reach({ user: 'frank' }), 0, 'refused: public')
+
+  await upgraded.close()
+  await until(() => reach({ user: 'carol' }) === 0 && reach({ session: 's-c' }) === 0)
+  t.pass('closed: reached no more')
+  await client.close()
 })
 
 t.test('login through the API issues a session whose tokens work on the socket', async t => {
