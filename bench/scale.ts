@@ -19,7 +19,7 @@ import { median, openFileLimits, percentile, ServerHandle, sleep } from './harne
 import { BenchRedis } from './redis.js'
 import { heartbeatPeriodS } from './servers.js'
 import { fmt, ms, ratio, type ChartRow, type Goal, type Row, type ScenarioResult } from './scenarios.js'
-import type { BenchSession, CallTimes, DelaySample, MemorySample } from './server-process.js'
+import type { BenchSession, CallTimes, DelaySample, MemorySample, PushSample } from './server-process.js'
 import type { ClientRequest, CloseResult, GroupStats, OpenResult, RevokedEvent } from './scale-client.js'
 
 const clientScript = fileURLToPath(new URL('./scale-client.js', import.meta.url))
@@ -261,7 +261,12 @@ interface MemoryRound {
   openMs: number
   /** Heartbeat pings the clients got while their sockets opened. */
   pings: number
+  /** The plugin's: `send({ user })` to one user's socket among all of them, after the memory sample. */
+  push: PushSample | null
 }
+
+/** Pushes timed in each plugin round of 7a. */
+const pushCalls = 200
 
 /**
  * A fresh server (RSS before its first socket), `frames.length` idle authenticated sockets, RSS after GC, 500 ms
@@ -279,6 +284,7 @@ async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientH
     await sleep(kind === 'bare' ? 500 : Math.max(500, firstBeatAt + 500 - Date.now()))
     const during: MemorySample = await server.memory()
     const serverSockets = await sockets(server)
+    const push = kind === 'plugin' ? await server.request<PushSample>({ cmd: 'push', users: frames.length, count: pushCalls }) : null
     await closeSpread(clients, group)
     const n = opened.authenticated
     return {
@@ -291,7 +297,8 @@ async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientH
       failed: opened.failed,
       serverSockets,
       openMs: opened.elapsedMs,
-      pings: opened.pings
+      pings: opened.pings,
+      push
     }
   } finally {
     await server.stop()
@@ -313,6 +320,8 @@ interface MemoryMeasure {
   ratio: number
   /** bare-heartbeat / bare */
   heartbeatRatio: number
+  /** `send({ user })` in the plugin rounds: µs per call, and the sockets reached of those aimed at (one per call). */
+  push: { p50: number, p99: number, reached: number, calls: number }
   complete: boolean
 }
 
@@ -334,6 +343,8 @@ async function memoryInOneProcess (signer: ServerHandle, progress: (text: string
     const [plugin, bare, heartbeat] = [of('plugin'), of('bare'), of('bare-heartbeat')]
     const rss = (ofKind: MemoryRound[]) => median(ofKind.map(r => r.rssPerSocket))
     const heap = (ofKind: MemoryRound[]) => median(ofKind.map(r => r.heapPerSocket))
+    const pushes = plugin.map(r => r.push!)
+    const pushMicros = pushes.flatMap(p => p.micros)
     return {
       count,
       plugin,
@@ -347,6 +358,7 @@ async function memoryInOneProcess (signer: ServerHandle, progress: (text: string
       heartbeatHeap: heap(heartbeat),
       ratio: rss(plugin) / rss(bare),
       heartbeatRatio: rss(heartbeat) / rss(bare),
+      push: { p50: percentile(pushMicros, 50), p99: percentile(pushMicros, 99), reached: sum(pushes.map(p => p.reached)), calls: pushMicros.length },
       complete: rounds.every(r => r.authenticated === count)
     }
   } finally {
@@ -644,6 +656,7 @@ async function atScale (signer: ServerHandle, progress: (text: string) => void):
     { measure: 'heap + external per idle socket, one process (bytes)', plugin: fmt(memory.pluginHeap), baseline: fmt(memory.bareHeap), value: '', goal: '', met: null },
     { measure: `the heartbeat alone: bare-heartbeat's RSS per idle socket (a ping every ${heartbeatPeriodS} s, as the plugin here), and its ratio to bare`, plugin: '', baseline: fmt(memory.heartbeatRss), value: `${ratio(memory.heartbeatRatio)}x`, goal: 'reported', met: null },
     { measure: 'plugin / bare-heartbeat: RSS; heap + external (bytes)', plugin: `${fmt(memory.pluginRss)}; ${fmt(memory.pluginHeap)}`, baseline: `${fmt(memory.heartbeatRss)}; ${fmt(memory.heartbeatHeap)}`, value: `${ratio(memory.pluginRss / memory.heartbeatRss)}x; ${ratio(memory.pluginHeap / memory.heartbeatHeap)}x`, goal: 'reported', met: null },
+    { measure: `send({ user }) to one user's socket among ${fmt(memory.count)}, one process: per call p50 / p99 (µs); sockets reached / calls`, plugin: `${fmt(memory.push.p50, 1)} / ${fmt(memory.push.p99, 1)}; ${fmt(memory.push.reached)} / ${fmt(memory.push.calls)}`, baseline: '', value: '', goal: 'reported', met: null },
     { measure: `${fmt(cluster.total)} sockets on ${cluster.processes} processes + Redis: authenticated / failed / closed unasked`, plugin: `${fmt(cluster.authenticated)} / ${fmt(cluster.failed)} / ${fmt(sum(pp.map(p => p.unexpectedCloses)))}`, baseline: '', value: '', goal: '', met: null },
     { measure: 'TOKEN_EXPIRED after exp p50 / p99 / max (ms), worst process', plugin: `${ms(worst(p => p.expiry.latenessMs.p50))} / ${ms(expiryP99)} / ${ms(worst(p => p.expiry.latenessMs.max))}`, baseline: '', value: ms(expiryP99), goal: '<= 50 ms', met: expiryMet },
     { measure: 'event-loop delay during heartbeats p99 / max (ms), worst process', plugin: `${ms(worst(p => p.heartbeat.delayP99))} / ${ms(stall)}`, baseline: '', value: ms(stall), goal: 'max <= 20 ms', met: stallMet },

@@ -34,6 +34,16 @@ export type ServerRequest =
   | { cmd: 'login', count: number, concurrency: number }
   | { cmd: 'revoke-user', user: string }
   | { cmd: 'revoke-session', session: string }
+  | { cmd: 'push', users: number, count: number }
+
+/** The user of the i-th token `sign` makes: one socket each, in the benchmarks that open one per token. */
+export const benchUser = (i: number) => `bench-user-${i}`
+
+/** `push`: each call's time (µs), and how many sockets the calls reached in all. */
+export interface PushSample {
+  micros: number[]
+  reached: number
+}
 
 /** A session made by `login`: its access token names it (`sid`). */
 export interface BenchSession {
@@ -84,7 +94,7 @@ async function serve (app: FastifyInstance, request: ServerRequest, state: { eld
     case 'sign': {
       const tokens: string[] = []
       for (let i = 0; i < request.count; i++) {
-        const user = `bench-user-${i}`
+        const user = benchUser(i)
         tokens.push(request.exp
           // Tokens as another issuer would sign them: the expiry is in whole seconds, as JWTs carry it.
           ? app.realtime.jwt.sign({ id: user, role: null, admin_access: false, exp: request.exp[i] })
@@ -121,6 +131,18 @@ async function serve (app: FastifyInstance, request: ServerRequest, state: { eld
       }
       await Promise.all(Array.from({ length: Math.max(1, request.concurrency) }, worker))
       return sessions
+    }
+    case 'push': {
+      // fastify.realtime.send({ user }) to one of the first `users` users in turn, as an app pushes to one person.
+      const micros: number[] = []
+      let reached = 0
+      for (let i = 0; i < request.count; i++) {
+        const user = benchUser((i * 7919) % request.users)
+        const start = performance.now()
+        reached += app.realtime.send({ user }, { type: 'notice' })
+        micros.push((performance.now() - start) * 1000)
+      }
+      return { micros, reached } satisfies PushSample
     }
     case 'revoke-user': {
       const calledAt = epochNow()
