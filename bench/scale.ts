@@ -263,7 +263,12 @@ interface MemoryRound {
   pings: number
   /** The plugin's: `send({ user })` to one user's socket among all of them, after the memory sample. */
   push: PushSample | null
+  /** A server with a heartbeat: its CPU over `beatWindows` periods after the memory sample, µs per socket per beat. */
+  cpuPerSocketPerBeat: number | null
 }
+
+/** Periods over which 7a measures a heartbeat's CPU. */
+const beatWindows = 2
 
 /** Pushes timed in each plugin round of 7a. */
 const pushCalls = 200
@@ -285,8 +290,15 @@ async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientH
     const during: MemorySample = await server.memory()
     const serverSockets = await sockets(server)
     const push = kind === 'plugin' ? await server.request<PushSample>({ cmd: 'push', users: frames.length, count: pushCalls }) : null
-    await closeSpread(clients, group)
     const n = opened.authenticated
+    let cpuPerSocketPerBeat: number | null = null
+    if (kind !== 'bare') {
+      const start = await server.cpu()
+      await sleep(beatWindows * heartbeatPeriodMs)
+      const end = await server.cpu()
+      cpuPerSocketPerBeat = (end.cpuMicros - start.cpuMicros) / ((end.at - start.at) / heartbeatPeriodMs) / n
+    }
+    await closeSpread(clients, group)
     return {
       kind,
       rssPerSocket: (during.rss - before.rss) / n,
@@ -298,7 +310,8 @@ async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientH
       serverSockets,
       openMs: opened.elapsedMs,
       pings: opened.pings,
-      push
+      push,
+      cpuPerSocketPerBeat
     }
   } finally {
     await server.stop()
@@ -322,6 +335,8 @@ interface MemoryMeasure {
   heartbeatRatio: number
   /** `send({ user })` in the plugin rounds: µs per call, and the sockets reached of those aimed at (one per call). */
   push: { p50: number, p99: number, reached: number, calls: number }
+  /** Server CPU per socket per beat, µs: the plugin's, and bare-heartbeat's (medians of the rounds). */
+  beatCpu: { plugin: number, heartbeat: number }
   complete: boolean
 }
 
@@ -359,6 +374,7 @@ async function memoryInOneProcess (signer: ServerHandle, progress: (text: string
       ratio: rss(plugin) / rss(bare),
       heartbeatRatio: rss(heartbeat) / rss(bare),
       push: { p50: percentile(pushMicros, 50), p99: percentile(pushMicros, 99), reached: sum(pushes.map(p => p.reached)), calls: pushMicros.length },
+      beatCpu: { plugin: median(plugin.map(r => r.cpuPerSocketPerBeat!)), heartbeat: median(heartbeat.map(r => r.cpuPerSocketPerBeat!)) },
       complete: rounds.every(r => r.authenticated === count)
     }
   } finally {
@@ -656,6 +672,7 @@ async function atScale (signer: ServerHandle, progress: (text: string) => void):
     { measure: 'heap + external per idle socket, one process (bytes)', plugin: fmt(memory.pluginHeap), baseline: fmt(memory.bareHeap), value: '', goal: '', met: null },
     { measure: `the heartbeat alone: bare-heartbeat's RSS per idle socket (a ping every ${heartbeatPeriodS} s, as the plugin here), and its ratio to bare`, plugin: '', baseline: fmt(memory.heartbeatRss), value: `${ratio(memory.heartbeatRatio)}x`, goal: 'reported', met: null },
     { measure: 'plugin / bare-heartbeat: RSS; heap + external (bytes)', plugin: `${fmt(memory.pluginRss)}; ${fmt(memory.pluginHeap)}`, baseline: `${fmt(memory.heartbeatRss)}; ${fmt(memory.heartbeatHeap)}`, value: `${ratio(memory.pluginRss / memory.heartbeatRss)}x; ${ratio(memory.pluginHeap / memory.heartbeatHeap)}x`, goal: 'reported', met: null },
+    { measure: 'server CPU per socket per beat, one process (µs) [bare-heartbeat: one loop over the sockets]', plugin: fmt(memory.beatCpu.plugin, 1), baseline: fmt(memory.beatCpu.heartbeat, 1), value: `${ratio(memory.beatCpu.plugin / memory.beatCpu.heartbeat)}x`, goal: 'reported', met: null },
     { measure: `send({ user }) to one user's socket among ${fmt(memory.count)}, one process: per call p50 / p99 (µs); sockets reached / calls`, plugin: `${fmt(memory.push.p50, 1)} / ${fmt(memory.push.p99, 1)}; ${fmt(memory.push.reached)} / ${fmt(memory.push.calls)}`, baseline: '', value: '', goal: 'reported', met: null },
     { measure: `${fmt(cluster.total)} sockets on ${cluster.processes} processes + Redis: authenticated / failed / closed unasked`, plugin: `${fmt(cluster.authenticated)} / ${fmt(cluster.failed)} / ${fmt(sum(pp.map(p => p.unexpectedCloses)))}`, baseline: '', value: '', goal: '', met: null },
     { measure: 'TOKEN_EXPIRED after exp p50 / p99 / max (ms), worst process', plugin: `${ms(worst(p => p.expiry.latenessMs.p50))} / ${ms(expiryP99)} / ${ms(worst(p => p.expiry.latenessMs.max))}`, baseline: '', value: ms(expiryP99), goal: '<= 50 ms', met: expiryMet },
