@@ -29,7 +29,7 @@ export class ConnectionIndex {
     return held instanceof Set ? held : [held]
   }
 
-  /** How many keys have a socket. */
+  /** How many keys have a socket: a key left without one is forgotten, not kept empty. */
   get size (): number {
     return this.#byKey.size
   }

@@ -55,3 +55,14 @@ t.test('a user or session filter reads no other socket than that key\'s', async 
   t.equal(registry.list({ user: null } as never).length, 0, 'a filter that is no string walks every socket, as before')
   t.equal(registry.list({ session: null } as never).length, 0)
 })
+
+t.test('a socket that closes leaves no key behind in either index', async t => {
+  const registry = new Registry(new RealtimeEvents(silent))
+  const guard = { user: 'alice', session: 's-1', registered () {} }
+  const connection = { endpoint: 'rest', guard, pin () {} } as unknown as Connection
+  registry.add(connection)
+  registry.delete(connection, 1000)
+  registry.index(connection, 'alice', 's-1')
+  t.same(registry.list({ user: 'alice' }), [], 'gone, and not found again by a guard that reports after the close')
+  t.same(registry.list({ session: 's-1' }), [])
+})
