@@ -116,10 +116,13 @@ function summarize (rounds: RateRound[]): Summary {
 /**
  * A warm-up round each (not counted), then `rounds` rounds, the order of the servers alternating every round. The
  * first server is the plugin; the others are baselines, and one that fails an operation is broken, not slow: the run
- * stops rather than compare the plugin against it.
+ * stops rather than compare the plugin against it, at the warm-up if it fails there.
  */
 async function alternate (servers: ServerHandle[], budget: Budget, run: (server: ServerHandle, durationMs: number) => Promise<HandshakeResult | PingPongResult>): Promise<Summary[]> {
-  for (const server of servers) await run(server, Math.min(500, budget.roundMs))
+  const whole = (i: number, failed: number) => {
+    if (i > 0 && failed > 0) throw new Error(`${servers[i].kind} failed ${failed} operations: the baseline is broken`)
+  }
+  for (const [i, server] of servers.entries()) whole(i, (await run(server, Math.min(500, budget.roundMs))).failed)
   const rounds: RateRound[][] = servers.map(() => [])
   for (let round = 0; round < budget.rounds; round++) {
     const order = round % 2 === 0 ? servers.map((_s, i) => i) : servers.map((_s, i) => servers.length - 1 - i)
@@ -129,9 +132,7 @@ async function alternate (servers: ServerHandle[], budget: Budget, run: (server:
     }
   }
   const summaries = rounds.map(summarize)
-  summaries.forEach((summary, i) => {
-    if (i > 0 && summary.failed > 0) throw new Error(`${servers[i].kind} failed ${summary.failed} operations: the baseline is broken`)
-  })
+  summaries.forEach((summary, i) => whole(i, summary.failed))
   return summaries
 }
 

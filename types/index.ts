@@ -24,7 +24,11 @@ export interface Accountability {
   session?: string
 }
 
-/** What a credential proves: the user part of an accountability. */
+/**
+ * What a credential proves: the user part of an accountability. The plugin keeps the object it is given (from
+ * `mapClaims`, `verifyCredentials`, a session) for as long as a socket holds it, and finds the socket by its `user`:
+ * do not change it afterwards.
+ */
 export interface Identity {
   user: string
   role: string | null

@@ -84,7 +84,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
     return this.#accountability
   }
 
-  /** The accountability's user and session, without building it (filters run over every socket). */
+  /** The accountability's user and session, without building it (the heartbeat and filters read them). */
   get user (): string | null {
     return this.#identity && this.#identity.user
   }
@@ -103,7 +103,9 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   /** The registry has the socket: from now on what happens to it is reported, an authentication at the upgrade first. */
   registered (): void {
-    if (this.#identity) this.#policy.registry.authenticated(this.#connection)
+    if (this.#identity === null) return
+    this.#policy.registry.index(this.#connection, this.#identity.user, this.#session)
+    this.#policy.registry.authenticated(this.#connection)
   }
 
   /** A credential was verified: it replaces the accountability and the expiry. */
@@ -168,6 +170,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** The socket is gone: no deadline outlives it. */
   close (): void {
     this.clearDeadlines()
+    if (this.#identity !== null) this.#policy.registry.unindex(this.#connection, this.#identity.user, this.#session)
     this.#phase = 'closed'
   }
 

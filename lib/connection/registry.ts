@@ -34,30 +34,35 @@ export class Registry {
   /** A socket opened: its guard reports from now on (one authenticated at the upgrade counts as an authentication). */
   add (connection: Connection): void {
     this.#connections.add(connection)
-    const { user, session } = connection.guard
-    if (user !== null) this.index(connection, user, session)
     if (this.#events.has('close')) connection.pin()
     connection.guard.registered()
   }
 
+  /** The socket is gone; its guard, closed first, has taken it out of the indexes. */
   delete (connection: Connection, code: number): void {
-    const { user, session } = connection.guard
-    if (user !== null) this.unindex(connection, user, session)
     this.#connections.delete(connection)
     if (this.#events.has('close')) this.#events.emit('close', { connection, code })
   }
 
-  /** The socket's guard took a user (and session): found by them from now on, once the registry has the socket. */
+  /**
+   * The socket's guard took a user (and session), or has one as the registry takes the socket: found by them from now
+   * on. Its guard tells the indexes of every change, and it alone.
+   */
   index (connection: Connection, user: string, session: string | undefined): void {
     if (!this.#connections.has(connection)) return
     this.#byUser.add(user, connection)
     if (session !== undefined) this.#bySession.add(session, connection)
   }
 
-  /** The socket's guard let its user (and session) go. */
+  /** The socket's guard let its user (and session) go, or closed. */
   unindex (connection: Connection, user: string, session: string | undefined): void {
     this.#byUser.delete(user, connection)
     if (session !== undefined) this.#bySession.delete(session, connection)
+  }
+
+  /** How many users and sessions have a socket here. */
+  get indexed (): { users: number, sessions: number } {
+    return { users: this.#byUser.size, sessions: this.#bySession.size }
   }
 
   authenticated (connection: Connection): void {
