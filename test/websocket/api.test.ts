@@ -1,7 +1,7 @@
 // The application API: message handlers, and reaching sockets by user or session.
 import t from 'tap'
 import { RealtimeError } from '../../lib/index.js'
-import { admin, build, connect, until } from '../helpers.js'
+import { admin, build, connect } from '../helpers.js'
 
 t.test('handlers get the message and the socket with its accountability; errors become error frames', async t => {
   const logged: string[] = []
@@ -91,9 +91,12 @@ t.test('a socket is reached by the user and session it holds now, however it cam
   t.match(await client.next(), { error: { code: 'AUTH_FAILED' } })
   t.equal(reach({ user: 'frank' }), 0, 'refused: public')
 
+  const gone = new Promise<void>(resolve => app.realtime.on('close', ({ connection }) => {
+    if (connection.accountability.user === 'carol') resolve()
+  }))
   await upgraded.close()
-  await until(() => reach({ user: 'carol' }) === 0 && reach({ session: 's-c' }) === 0)
-  t.pass('closed: reached no more')
+  await gone
+  t.same([reach({ user: 'carol' }), reach({ session: 's-c' })], [0, 0], 'closed: reached no more')
   await client.close()
 })
 
