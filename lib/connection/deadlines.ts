@@ -1,8 +1,13 @@
 // The guards' clocks: token expiries for every socket of an endpoint on a handful of Node timers instead of one per
 // socket (a socket's expiry is then a Set entry, lighter for every idle socket to keep), and the auth windows.
 
-/** Told by the expiry clock when its credential ran out. */
+/**
+ * Told by the expiry clock when its credential ran out, in two steps: every target of a deadline is told
+ * (`tellExpiry`: its client hears), then each settles (`onExpiry`), so that the last client of a deadline waits for
+ * the others' frames alone, not for their bookkeeping as well.
+ */
 export interface Expiring {
+  tellExpiry (): void
   onExpiry (): void
 }
 
@@ -74,12 +79,15 @@ export class ExpiryClock {
     // Taken out first: a target that schedules again while it expires starts a bucket of its own. A target that moved
     // on meanwhile (closed, or authenticated anew) has left the bucket; one that throws keeps no other from expiring.
     this.#buckets.delete(deadline)
-    for (const target of bucket.targets) {
-      try {
-        target.onExpiry()
-      } catch (err) {
-        this.#onError(err)
-      }
+    for (const target of bucket.targets) this.#call(target, 'tellExpiry')
+    for (const target of bucket.targets) this.#call(target, 'onExpiry')
+  }
+
+  #call (target: Expiring, step: keyof Expiring): void {
+    try {
+      target[step]()
+    } catch (err) {
+      this.#onError(err)
     }
   }
 }

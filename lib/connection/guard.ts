@@ -134,21 +134,37 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.dropToPublic()
   }
 
-  /** The expiry clock: the credential ran out (a guard that moved on has left its bucket, even while it fired). */
-  onExpiry (): void {
+  /**
+   * The expiry clock, first: the credential ran out, and the client hears. Out of its bucket's reach from now on (a
+   * guard that moved on has left its bucket, even while it fired): told, it settles next, whatever its endpoint did.
+   */
+  tellExpiry (): void {
     this.#expiry = null
-    this.expire('TOKEN_EXPIRED')
+    this.#events.onExpire('TOKEN_EXPIRED')
+  }
+
+  /** The expiry clock, once every client of the deadline heard; a revocation meanwhile has settled the guard already. */
+  onExpiry (): void {
+    if (this.#identity !== null) this.settle('TOKEN_EXPIRED')
+  }
+
+  /** The credential ended now (its session or its user was revoked): the client hears, then the guard settles. */
+  expire (code: ExpiryCode): void {
+    this.#events.onExpire(code)
+    this.settle(code)
   }
 
   /**
-   * The credential ran out (or its session ended): public, then the re-auth window. Public mode waits too, only to say
-   * when the time ran out: its socket stays open.
+   * Public, then the re-auth window, unless the endpoint closed as it told (GraphQL ends the socket). Public mode waits
+   * too, only to say when the time ran out: its socket stays open.
    */
-  expire (code: ExpiryCode): void {
+  private settle (code: ExpiryCode): void {
+    const ended = this.#phase === 'closed'
     this.dropToPublic()
-    if (this.#policy.authMode !== 'public') this.#phase = 'reauth'
-    this.openAuthWindow()
-    this.#events.onExpire(code)
+    if (!ended) {
+      if (this.#policy.authMode !== 'public') this.#phase = 'reauth'
+      this.openAuthWindow()
+    }
     this.#policy.registry.expired(this.#connection, code)
   }
 

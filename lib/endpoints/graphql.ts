@@ -166,7 +166,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
   // graphql-ws client retries on 4403, so one whose connectionParams is a function comes back with a new token.
   onExpire (code: ExpiryCode): void {
-    this.connection.guard.close() // no re-auth window to wait for
+    this.connection.guard.close() // no re-auth window to wait for: the guard settles closed
     this.close(...graphqlClose({ code }))
   }
 

@@ -3,9 +3,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
-import { failureClose, failureFrame, RealtimeError, refusal, type Failure } from '../errors.js'
+import { failureClose, failureFrame, RealtimeError, refusal, type Failure, type SocketStage } from '../errors.js'
 import { Connection } from '../connection/connection.js'
-import type { ExpiryCode, GuardEvents } from '../connection/guard.js'
+import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
 import { takeUpgradeCredential } from './upgrade.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
@@ -24,8 +24,24 @@ export interface JsonEndpointOptions extends AdapterOptions {
 
 const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
 
-/** The endpoint's options with its handlers checked, once, at registration. */
-type SocketOptions = Omit<JsonEndpointOptions, 'handlers'> & { handlers: Map<string, HandlerEntry> }
+/** A failure as a socket hears it: its frame, and the close that follows it, if any. */
+interface Notice {
+  frame: string
+  closes: number | undefined
+}
+
+function notice (failure: Failure, type: string, uid: Uid, stage: SocketStage): Notice {
+  return { frame: JSON.stringify(failureFrame(failure, type, uid, stage)), closes: failureClose(failure, stage) }
+}
+
+/**
+ * The endpoint's options with its handlers checked, once, at registration, and the notice of an ended credential,
+ * the same for every socket of the endpoint: a second's expiries are told one socket after the other.
+ */
+type SocketOptions = Omit<JsonEndpointOptions, 'handlers'> & {
+  handlers: Map<string, HandlerEntry>
+  expiryNotices: Readonly<Record<ExpiryCode, Notice>>
+}
 
 /**
  * One socket on the JSON endpoint. It is its own inbox and takes its socket's and its guard's events itself, in
@@ -63,7 +79,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   }
 
   onExpire (code: ExpiryCode): void {
-    this.tell({ code }, 'auth', undefined)
+    this.deliver(this.#options.expiryNotices[code])
   }
 
   onAuthTimeout (phase: 'handshake' | 'reauth'): void {
@@ -153,9 +169,11 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   /** Tells the client of a failure, in answer to a message of `type`, and closes where the table says so. */
   private tell (failure: Failure, type: string, uid: Uid, handshake = false): void {
-    const stage = handshake ? 'handshake' : this.#options.policy.authMode === 'public' ? 'public' : 'open'
-    this.connection.send(failureFrame(failure, type, uid, stage))
-    const closes = failureClose(failure, stage)
+    this.deliver(notice(failure, type, uid, handshake ? 'handshake' : pastHandshake(this.#options.policy)))
+  }
+
+  private deliver ({ frame, closes }: Notice): void {
+    this.connection.sendFrame(frame)
     if (closes !== undefined) this.connection.close(closes)
   }
 
@@ -196,11 +214,19 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   }
 }
 
+/** Where a socket past its handshake hears of a failure: in public mode none ends it. */
+const pastHandshake = (policy: GuardPolicy): SocketStage => policy.authMode === 'public' ? 'public' : 'open'
+
 /** The websocket handler of the JSON endpoint. */
 export function jsonEndpoint (endpointOptions: JsonEndpointOptions) {
+  const stage = pastHandshake(endpointOptions.policy)
   const options: SocketOptions = {
     ...endpointOptions,
-    handlers: handlerTable(endpointOptions.handlers, `${endpointOptions.endpoint.name}.handlers`)
+    handlers: handlerTable(endpointOptions.handlers, `${endpointOptions.endpoint.name}.handlers`),
+    expiryNotices: {
+      TOKEN_EXPIRED: notice({ code: 'TOKEN_EXPIRED' }, 'auth', undefined, stage),
+      AUTH_REVOKED: notice({ code: 'AUTH_REVOKED' }, 'auth', undefined, stage)
+    }
   }
   return function open (socket: WebSocket, request: FastifyRequest): JsonSocket {
     const owner = new JsonSocket(socket, request, options)

@@ -7,16 +7,20 @@ import type { WebSocket } from 'ws'
 import { guardPolicy, type ConnectionGuard, type GuardEvents } from '../../lib/connection/guard.js'
 import { Connection } from '../../lib/connection/connection.js'
 import { Outbound } from '../../lib/connection/outbound.js'
+import { Registry } from '../../lib/connection/registry.js'
+import { RealtimeEvents } from '../../lib/events.js'
 import type { AuthSuccess } from '../../lib/auth/authenticator.js'
 
 const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length
 const unexpected = (err: unknown) => { throw new Error(`no target should throw: ${String(err)}`) }
+/** A target of the expiry clock that does nothing when told, and `settle` when it settles. */
+const settling = (settle: () => void) => ({ tellExpiry: () => {}, onExpiry: settle })
 
 t.test('expiries sharing a deadline share one timer, which goes with the last of them', async t => {
   const clock = new ExpiryClock(unexpected)
   const baseline = timers()
   const expired: number[] = []
-  const targets = Array.from({ length: 100 }, (_v, i) => ({ onExpiry: () => expired.push(i) }))
+  const targets = Array.from({ length: 100 }, (_v, i) => settling(() => expired.push(i)))
   const deadline = Date.now() + 60_000
   const buckets = new Set(targets.map(target => clock.schedule(target, deadline)))
   t.equal(buckets.size, 1, 'one bucket per deadline')
@@ -36,8 +40,8 @@ t.test('every target of a deadline is told once, at the deadline; one that sched
   const clock = new ExpiryClock(unexpected)
   const told: string[] = []
   const deadline = Date.now() + 20
-  const again = { onExpiry: () => { told.push(`again at ${Date.now() >= deadline}`); if (told.length < 3) clock.schedule(again, deadline) } }
-  clock.schedule({ onExpiry: () => told.push(`first at ${Date.now() >= deadline}`) }, deadline)
+  const again = settling(() => { told.push(`again at ${Date.now() >= deadline}`); if (told.length < 3) clock.schedule(again, deadline) })
+  clock.schedule(settling(() => told.push(`first at ${Date.now() >= deadline}`)), deadline)
   clock.schedule(again, deadline)
   while (told.length < 3) await sleep(5)
   t.same(told, ['first at true', 'again at true', 'again at true'])
@@ -47,16 +51,14 @@ t.test('cancelling a bucket that fired leaves the bucket scheduled again for its
   const clock = new ExpiryClock(unexpected)
   const told: string[] = []
   const deadline = Date.now() + 10
-  const target = {
-    onExpiry: () => {
-      told.push('told')
-      if (told.length > 1) return
-      // As a guard authenticated anew for the same second, while its old bucket fires.
-      const fired = first
-      clock.schedule(target, deadline)
-      clock.cancel(target, fired)
-    }
-  }
+  const target = settling(() => {
+    told.push('told')
+    if (told.length > 1) return
+    // As a guard authenticated anew for the same second, while its old bucket fires.
+    const fired = first
+    clock.schedule(target, deadline)
+    clock.cancel(target, fired)
+  })
   const first = clock.schedule(target, deadline)
   while (told.length < 2) await sleep(5)
   t.same(told, ['told', 'told'])
@@ -68,7 +70,7 @@ t.test('a timer that fires before the wall clock reaches the deadline waits agai
   const clock = new ExpiryClock(unexpected, now)
   const deadline = now() + 20
   const told: number[] = []
-  clock.schedule({ onExpiry: () => told.push(now()) }, deadline)
+  clock.schedule(settling(() => told.push(now())), deadline)
   behind = 40 // the clock falls behind after the timer was set: it fires 40 ms early by that clock
   while (told.length === 0) await sleep(5)
   t.ok(told[0] >= deadline, `told ${told[0] - deadline} ms after the deadline, never before`)
@@ -123,16 +125,28 @@ t.test('a target that opens a window while told its end gets a timer of its own'
   t.same(ended, ['first', 'again', 'later', 'again'])
 })
 
-t.test('a target that throws is reported; the rest of its bucket expires all the same', async t => {
+t.test('every target of a deadline is told before any settles', async t => {
+  const clock = new ExpiryClock(unexpected)
+  const steps: string[] = []
+  const deadline = Date.now() + 10
+  for (const name of ['a', 'b', 'c']) {
+    clock.schedule({ tellExpiry: () => steps.push(`told ${name}`), onExpiry: () => steps.push(`settled ${name}`) }, deadline)
+  }
+  while (steps.length < 6) await sleep(5)
+  t.same(steps, ['told a', 'told b', 'told c', 'settled a', 'settled b', 'settled c'])
+})
+
+t.test('a target that throws is reported; the rest of its bucket expires all the same, and it settles all the same', async t => {
   const errors: unknown[] = []
   const clock = new ExpiryClock((err) => errors.push(err))
-  const told: string[] = []
+  const steps: string[] = []
   const deadline = Date.now() + 10
-  clock.schedule({ onExpiry: () => { told.push('a'); throw new Error('boom') } }, deadline)
-  clock.schedule({ onExpiry: () => told.push('b') }, deadline)
-  while (told.length < 2) await sleep(5)
-  t.same(told, ['a', 'b'])
-  t.match(errors, [{ message: 'boom' }])
+  clock.schedule({ tellExpiry: () => { steps.push('told a'); throw new Error('told') }, onExpiry: () => steps.push('settled a') }, deadline)
+  clock.schedule({ tellExpiry: () => steps.push('told b'), onExpiry: () => { steps.push('settled b'); throw new Error('settled') } }, deadline)
+  clock.schedule({ tellExpiry: () => steps.push('told c'), onExpiry: () => steps.push('settled c') }, deadline)
+  while (steps.length < 6) await sleep(5)
+  t.same(steps, ['told a', 'told b', 'told c', 'settled a', 'settled b', 'settled c'])
+  t.match(errors, [{ message: 'told' }, { message: 'settled' }])
 })
 
 t.test('a guard closed or authenticated anew while its bucket fires is not told the old deadline', async t => {
@@ -147,7 +161,7 @@ t.test('a guard closed or authenticated anew while its bucket fires is not told 
     onExpire: () => { expired.push(name); act() },
     onAuthTimeout: () => {}
   })
-  // The first to expire closes the second and authenticates the third anew, as another socket's listener might.
+  // The first to be told closes the second and authenticates the third anew, before either of them is told.
   const guard = (name: string, act: () => void) =>
     new Connection('rest', {} as WebSocket, request, outbound, policy, events(name, act), success(name, expiresAt)).guard
   guards.push(guard('first', () => { guards[1].close(); guards[2].authenticate(success('third', Date.now() + 60_000)) }))
@@ -158,5 +172,34 @@ t.test('a guard closed or authenticated anew while its bucket fires is not told 
   t.same(expired, ['first'])
   t.equal(guards[2].phase, 'open')
   t.equal(guards[2].user, 'third')
+  for (const guard of guards) guard.close()
+})
+
+t.test('the guards of one deadline are all told before any drops its credential and reports the expiry', async t => {
+  const log = { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger
+  const registry = new Registry(new RealtimeEvents(log))
+  const policy = guardPolicy('handshake', null, 10_000, log, registry)
+  const request = { headers: {}, raw: { socket: null } } as unknown as FastifyRequest
+  const expiresAt = Date.now() + 20
+  const steps: string[] = []
+  const guards: ConnectionGuard[] = []
+  const users = () => guards.map(guard => guard.user ?? '-').join(' ')
+  registry.on('expire', ({ connection, code }) => steps.push(`${code} reported as ${connection.accountability.user}, while ${users()}`))
+  // The second closes as it is told, as a GraphQL socket does: it settles closed, public all the same.
+  for (const [name, onExpire] of [['a', () => {}], ['b', () => guards[1].close()], ['c', () => {}]] as const) {
+    const events: GuardEvents = { onExpire: () => { steps.push(`${name} told, while ${users()}`); onExpire() }, onAuthTimeout: () => {} }
+    const success: AuthSuccess = { ok: true, identity: { user: name, role: null, admin: false }, session: undefined, expiresAt, issuedAt: 0 }
+    guards.push(new Connection('rest', {} as WebSocket, request, new Outbound(1024), policy, events, success).guard)
+  }
+  while (steps.length < 6) await sleep(5)
+  t.same(steps, [
+    'a told, while a b c',
+    'b told, while a b c',
+    'c told, while a b c',
+    'TOKEN_EXPIRED reported as null, while - b c',
+    'TOKEN_EXPIRED reported as null, while - - c',
+    'TOKEN_EXPIRED reported as null, while - - -'
+  ])
+  t.same(guards.map(guard => guard.phase), ['reauth', 'closed', 'reauth'])
   for (const guard of guards) guard.close()
 })
