@@ -203,3 +203,28 @@ t.test('the guards of one deadline are all told before any drops its credential 
   t.same(guards.map(guard => guard.phase), ['reauth', 'closed', 'reauth'])
   for (const guard of guards) guard.close()
 })
+
+t.test('a guard revoked after it was told, before it settled, settles once, as revoked', async t => {
+  const log = { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger
+  const registry = new Registry(new RealtimeEvents(log))
+  const policy = guardPolicy('handshake', null, 10_000, log, registry)
+  const request = { headers: {}, raw: { socket: null } } as unknown as FastifyRequest
+  const expiresAt = Date.now() + 20
+  const steps: string[] = []
+  const connections: Connection[] = []
+  // As an `expire` listener might: the first socket's report revokes the second's user, told already.
+  registry.on('expire', ({ connection, code }) => {
+    steps.push(`${connection === connections[0] ? 'a' : 'b'} ${code}`)
+    if (steps.length === 3) connections[1].guard.revokeUser(Date.now())
+  })
+  for (const name of ['a', 'b']) {
+    const events: GuardEvents = { onExpire: (code) => steps.push(`${name} told ${code}`), onAuthTimeout: () => {} }
+    const success: AuthSuccess = { ok: true, identity: { user: name, role: null, admin: false }, session: undefined, expiresAt, issuedAt: 0 }
+    connections.push(new Connection('rest', {} as WebSocket, request, new Outbound(1024), policy, events, success))
+  }
+  while (steps.length < 5) await sleep(5)
+  await sleep(20)
+  t.same(steps, ['a told TOKEN_EXPIRED', 'b told TOKEN_EXPIRED', 'a TOKEN_EXPIRED', 'b told AUTH_REVOKED', 'b AUTH_REVOKED'])
+  t.same(connections.map(({ guard }) => [guard.phase, guard.user]), [['reauth', null], ['reauth', null]])
+  for (const { guard } of connections) guard.close()
+})
