@@ -1,5 +1,5 @@
 // The guards' clocks: a handful of timers for every socket's expiry and auth window.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { AuthWindows, ExpiryClock } from '../../lib/connection/deadlines.js'
@@ -175,21 +175,27 @@ t.test('a guard closed or authenticated anew while its bucket fires is not told 
   for (const guard of guards) guard.close()
 })
 
-t.test('the guards of one deadline are all told before any drops its credential and reports the expiry', async t => {
+/** Guards on one registry whose credentials end at one deadline, 20 ms from now. */
+function sameDeadline (t: Test) {
   const log = { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger
   const registry = new Registry(new RealtimeEvents(log))
   const policy = guardPolicy('handshake', null, 10_000, log, registry)
   const request = { headers: {}, raw: { socket: null } } as unknown as FastifyRequest
   const expiresAt = Date.now() + 20
+  const connect = (user: string, events: GuardEvents): Connection => new Connection('rest', {} as WebSocket, request,
+    new Outbound(1024), policy, events, { ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt, issuedAt: 0 })
+  return { registry, connect }
+}
+
+t.test('the guards of one deadline are all told before any drops its credential and reports the expiry', async t => {
+  const { registry, connect } = sameDeadline(t)
   const steps: string[] = []
   const guards: ConnectionGuard[] = []
   const users = () => guards.map(guard => guard.user ?? '-').join(' ')
   registry.on('expire', ({ connection, code }) => steps.push(`${code} reported as ${connection.accountability.user}, while ${users()}`))
   // The second closes as it is told, as a GraphQL socket does: it settles closed, public all the same.
   for (const [name, onExpire] of [['a', () => {}], ['b', () => guards[1].close()], ['c', () => {}]] as const) {
-    const events: GuardEvents = { onExpire: () => { steps.push(`${name} told, while ${users()}`); onExpire() }, onAuthTimeout: () => {} }
-    const success: AuthSuccess = { ok: true, identity: { user: name, role: null, admin: false }, session: undefined, expiresAt, issuedAt: 0 }
-    guards.push(new Connection('rest', {} as WebSocket, request, new Outbound(1024), policy, events, success).guard)
+    guards.push(connect(name, { onExpire: () => { steps.push(`${name} told, while ${users()}`); onExpire() }, onAuthTimeout: () => {} }).guard)
   }
   while (steps.length < 6) await sleep(5)
   t.same(steps, [
@@ -205,11 +211,7 @@ t.test('the guards of one deadline are all told before any drops its credential 
 })
 
 t.test('a guard revoked after it was told, before it settled, settles once, as revoked', async t => {
-  const log = { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger
-  const registry = new Registry(new RealtimeEvents(log))
-  const policy = guardPolicy('handshake', null, 10_000, log, registry)
-  const request = { headers: {}, raw: { socket: null } } as unknown as FastifyRequest
-  const expiresAt = Date.now() + 20
+  const { registry, connect } = sameDeadline(t)
   const steps: string[] = []
   const connections: Connection[] = []
   // As an `expire` listener might: the first socket's report revokes the second's user, told already.
@@ -218,9 +220,7 @@ t.test('a guard revoked after it was told, before it settled, settles once, as r
     if (steps.length === 3) connections[1].guard.revokeUser(Date.now())
   })
   for (const name of ['a', 'b']) {
-    const events: GuardEvents = { onExpire: (code) => steps.push(`${name} told ${code}`), onAuthTimeout: () => {} }
-    const success: AuthSuccess = { ok: true, identity: { user: name, role: null, admin: false }, session: undefined, expiresAt, issuedAt: 0 }
-    connections.push(new Connection('rest', {} as WebSocket, request, new Outbound(1024), policy, events, success))
+    connections.push(connect(name, { onExpire: (code) => steps.push(`${name} told ${code}`), onAuthTimeout: () => {} }))
   }
   while (steps.length < 5) await sleep(5)
   await sleep(20)
