@@ -29,6 +29,11 @@ export interface GuardPolicy {
   authWindows: AuthWindows
   /** Told of every authentication, refusal and expiry, for `fastify.realtime.on(...)`. */
   registry: Registry
+  /**
+   * Whether a socket whose credential ended waits for a new one on it (the JSON endpoints' re-auth window), or is ended
+   * by its endpoint as it is told (GraphQL).
+   */
+  reauthenticates: boolean
 }
 
 /**
@@ -38,7 +43,7 @@ export interface GuardPolicy {
 export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger,
   registry = new Registry(new RealtimeEvents(log))): GuardPolicy {
   const expiries = new ExpiryClock((err) => log.error({ err }, 'a socket\'s expiry failed'))
-  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry }
+  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry, reauthenticates: true }
 }
 
 const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
@@ -135,35 +140,38 @@ export class ConnectionGuard implements Expiring, Authenticating {
   }
 
   /**
-   * The expiry clock, first: the credential ran out, and the client hears. Out of its bucket's reach from now on (a
-   * guard that moved on has left its bucket, even while it fired): told, it settles next, whatever its endpoint did.
+   * The expiry clock, first, for every socket of a deadline: the credential ran out, public at once (a socket told is
+   * nobody's: out of the indexes, sent no more as its user), and the client hears. The guard stays in its bucket until
+   * it settles, and one that moves on meanwhile (authenticated anew, closed) leaves it, as before it was told.
    */
   tellExpiry (): void {
-    this.#expiry = null
+    this.forget()
     this.#events.onExpire('TOKEN_EXPIRED')
   }
 
-  /** The expiry clock, once every client of the deadline heard; a revocation meanwhile has settled the guard already. */
+  /** The expiry clock, once every client of the deadline heard. */
   onExpiry (): void {
-    if (this.#identity !== null) this.settle('TOKEN_EXPIRED')
+    this.#expiry = null
+    this.settle('TOKEN_EXPIRED')
   }
 
-  /** The credential ended now (its session or its user was revoked): the client hears, then the guard settles. */
+  /** The credential ended now (its session or its user was revoked): public, the client hears, the guard settles. */
   expire (code: ExpiryCode): void {
+    this.dropToPublic()
     this.#events.onExpire(code)
     this.settle(code)
   }
 
   /**
-   * Public, then the re-auth window, unless the endpoint closed as it told (GraphQL ends the socket). Public mode waits
-   * too, only to say when the time ran out: its socket stays open.
+   * The re-auth window, then the report. Public mode waits too, only to say when the time ran out: its socket stays
+   * open. An endpoint that cannot re-authenticate on the socket ended it as it told it: the guard closes.
    */
   private settle (code: ExpiryCode): void {
-    const ended = this.#phase === 'closed'
-    this.dropToPublic()
-    if (!ended) {
+    if (this.#policy.reauthenticates) {
       if (this.#policy.authMode !== 'public') this.#phase = 'reauth'
       this.openAuthWindow()
+    } else {
+      this.close()
     }
     this.#policy.registry.expired(this.#connection, code)
   }
@@ -192,6 +200,11 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   private dropToPublic (): void {
     this.clearDeadlines()
+    this.forget()
+  }
+
+  /** No identity (and out of the indexes), no context: the public accountability. */
+  private forget (): void {
     this.identify(null, undefined)
     this.#context = noContext
     this.#accountability = null

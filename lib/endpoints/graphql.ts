@@ -97,7 +97,8 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     registry,
     log,
     outbound: options.outbound,
-    policy: options.policy,
+    // graphql-transport-ws cannot re-authenticate in band: a socket whose credential ends is closed (onExpire).
+    policy: { ...options.policy, reauthenticates: false },
     name: endpoint.name,
     endFailed: (err) => log.error({ err }, 'a graphql subscription failed to end')
   }
@@ -163,10 +164,9 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     this.#handle = handle
   }
 
-  // graphql-transport-ws cannot re-authenticate in band: the socket ends, and its subscriptions with it. The
-  // graphql-ws client retries on 4403, so one whose connectionParams is a function comes back with a new token.
+  // The socket ends, and its subscriptions with it; its guard closes as it settles. The graphql-ws client retries on
+  // 4403, so one whose connectionParams is a function comes back with a new token.
   onExpire (code: ExpiryCode): void {
-    this.connection.guard.close() // no re-auth window to wait for: the guard settles closed
     this.close(...graphqlClose({ code }))
   }
 

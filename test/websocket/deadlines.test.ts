@@ -175,46 +175,56 @@ t.test('a guard closed or authenticated anew while its bucket fires is not told 
   for (const guard of guards) guard.close()
 })
 
-/** Guards on one registry whose credentials end at one deadline, 20 ms from now. */
+/**
+ * Sockets in one registry whose credentials, each with a user and a session, end at one deadline, 20 ms from now;
+ * `graphql`: their endpoint ends a socket whose credential ended, as GraphQL does.
+ */
 function sameDeadline (t: Test) {
   const log = { error: () => t.fail('no expiry fails') } as unknown as FastifyBaseLogger
   const registry = new Registry(new RealtimeEvents(log))
   const policy = guardPolicy('handshake', null, 10_000, log, registry)
   const request = { headers: {}, raw: { socket: null } } as unknown as FastifyRequest
   const expiresAt = Date.now() + 20
-  const connect = (user: string, events: GuardEvents): Connection => new Connection('rest', {} as WebSocket, request,
-    new Outbound(1024), policy, events, { ok: true, identity: { user, role: null, admin: false }, session: undefined, expiresAt, issuedAt: 0 })
-  return { registry, connect }
+  const success = (user: string, at = expiresAt): AuthSuccess =>
+    ({ ok: true, identity: { user, role: null, admin: false }, session: `session of ${user}`, expiresAt: at, issuedAt: 0 })
+  const connect = (user: string, events: GuardEvents, graphql = false): Connection => {
+    const connection = new Connection(graphql ? 'graphql' : 'rest', {} as WebSocket, request, new Outbound(1024),
+      graphql ? { ...policy, reauthenticates: false } : policy, events, success(user))
+    registry.add(connection)
+    return connection
+  }
+  return { registry, connect, success }
 }
 
-t.test('the guards of one deadline are all told before any drops its credential and reports the expiry', async t => {
-  const { registry, connect } = sameDeadline(t)
-  const steps: string[] = []
-  const guards: ConnectionGuard[] = []
-  const users = () => guards.map(guard => guard.user ?? '-').join(' ')
-  registry.on('expire', ({ connection, code }) => steps.push(`${code} reported as ${connection.accountability.user}, while ${users()}`))
-  // The second closes as it is told, as a GraphQL socket does: it settles closed, public all the same.
-  for (const [name, onExpire] of [['a', () => {}], ['b', () => guards[1].close()], ['c', () => {}]] as const) {
-    guards.push(connect(name, { onExpire: () => { steps.push(`${name} told, while ${users()}`); onExpire() }, onAuthTimeout: () => {} }).guard)
-  }
-  while (steps.length < 6) await sleep(5)
-  t.same(steps, [
-    'a told, while a b c',
-    'b told, while a b c',
-    'c told, while a b c',
-    'TOKEN_EXPIRED reported as null, while - b c',
-    'TOKEN_EXPIRED reported as null, while - - c',
-    'TOKEN_EXPIRED reported as null, while - - -'
-  ])
-  t.same(guards.map(guard => guard.phase), ['reauth', 'closed', 'reauth'])
-  for (const guard of guards) guard.close()
-})
-
-t.test('a guard revoked after it was told, before it settled, settles once, as revoked', async t => {
+t.test('the sockets of one deadline are each public as they are told, and all told before any settles', async t => {
   const { registry, connect } = sameDeadline(t)
   const steps: string[] = []
   const connections: Connection[] = []
-  // As an `expire` listener might: the first socket's report revokes the second's user, told already.
+  const users = () => connections.map(({ guard }) => guard.user ?? '-').join(' ')
+  const indexed = () => `${registry.indexed.users} users, ${registry.indexed.sessions} sessions indexed`
+  const windows = () => connections.map(({ guard }) => guard.phase).join(' ')
+  registry.on('expire', ({ connection, code }) => steps.push(`${code} reported as ${connection.accountability.user}: ${windows()}`))
+  for (const [name, graphql] of [['a', false], ['b', true], ['c', false]] as const) {
+    connections.push(connect(name, { onExpire: () => steps.push(`${name} told: ${users()}, ${indexed()}`), onAuthTimeout: () => {} }, graphql))
+  }
+  while (steps.length < 6) await sleep(5)
+  t.same(steps, [
+    'a told: - b c, 2 users, 2 sessions indexed',
+    'b told: - - c, 1 users, 1 sessions indexed',
+    'c told: - - -, 0 users, 0 sessions indexed',
+    // b, on an endpoint that ends the socket, settles closed: no re-auth window.
+    'TOKEN_EXPIRED reported as null: reauth open open',
+    'TOKEN_EXPIRED reported as null: reauth closed open',
+    'TOKEN_EXPIRED reported as null: reauth closed reauth'
+  ])
+  for (const { guard } of connections) guard.close()
+})
+
+t.test('a socket told its expiry is nobody\'s: what an expire listener does to its user before it settles misses it', async t => {
+  const { registry, connect } = sameDeadline(t)
+  const steps: string[] = []
+  const connections: Connection[] = []
+  // As an `expire` listener might: the first socket's report revokes the second's user, who was told already.
   registry.on('expire', ({ connection, code }) => {
     steps.push(`${connection === connections[0] ? 'a' : 'b'} ${code}`)
     if (steps.length === 3) connections[1].guard.revokeUser(Date.now())
@@ -222,9 +232,29 @@ t.test('a guard revoked after it was told, before it settled, settles once, as r
   for (const name of ['a', 'b']) {
     connections.push(connect(name, { onExpire: (code) => steps.push(`${name} told ${code}`), onAuthTimeout: () => {} }))
   }
-  while (steps.length < 5) await sleep(5)
+  while (steps.length < 4) await sleep(5)
   await sleep(20)
-  t.same(steps, ['a told TOKEN_EXPIRED', 'b told TOKEN_EXPIRED', 'a TOKEN_EXPIRED', 'b told AUTH_REVOKED', 'b AUTH_REVOKED'])
+  t.same(steps, ['a told TOKEN_EXPIRED', 'b told TOKEN_EXPIRED', 'a TOKEN_EXPIRED', 'b TOKEN_EXPIRED'])
   t.same(connections.map(({ guard }) => [guard.phase, guard.user]), [['reauth', null], ['reauth', null]])
   for (const { guard } of connections) guard.close()
+})
+
+t.test('a socket told its expiry and authenticated anew before it settles keeps its new credential', async t => {
+  const { registry, connect, success } = sameDeadline(t)
+  const steps: string[] = []
+  const connections: Connection[] = []
+  registry.on('expire', ({ connection, code }) => {
+    steps.push(`${connection === connections[0] ? 'a' : 'b'} ${code}`)
+    connections[1].guard.authenticate(success('b again', Date.now() + 60_000))
+  })
+  for (const name of ['a', 'b']) {
+    connections.push(connect(name, { onExpire: (code) => steps.push(`${name} told ${code}`), onAuthTimeout: () => {} }))
+  }
+  while (steps.length < 3) await sleep(5)
+  await sleep(20)
+  t.same(steps, ['a told TOKEN_EXPIRED', 'b told TOKEN_EXPIRED', 'a TOKEN_EXPIRED'])
+  t.same(connections.map(({ guard }) => [guard.phase, guard.user]), [['reauth', null], ['open', 'b again']])
+  t.same(registry.indexed, { users: 1, sessions: 1 })
+  for (const { guard } of connections) guard.close()
+  t.same(registry.indexed, { users: 0, sessions: 0 }, 'nothing left in the indexes once the sockets are gone')
 })
