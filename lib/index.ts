@@ -105,7 +105,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     endpoint,
     authenticator,
     registry,
-    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log, registry),
+    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log, registry, revocations),
     maxPayload: config.maxPayload,
     outbound,
     log: fastify.log
@@ -167,6 +167,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       let count = 0
       for (const connection of registry.matching(filter)) {
         if (connection.endpoint === 'graphql') continue // it speaks only graphql-transport-ws
+        // Not yet let in: a client without a credential would otherwise read broadcasts for an auth window at a time.
+        if (connection.guard.phase === 'handshake') continue
         connection.send(message)
         count++
       }

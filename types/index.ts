@@ -483,7 +483,10 @@ export type RealtimeEventName = keyof RealtimeEventMap
 
 /** `fastify.realtime`: the application API. */
 export interface RealtimeApi {
-  /** Sends a JSON message to every matching socket but the GraphQL ones (they speak only graphql-transport-ws); returns how many got it. */
+  /**
+   * Sends a JSON message to every matching socket past its handshake but the GraphQL ones (they speak only
+   * graphql-transport-ws); returns how many got it.
+   */
   send (filter: ConnectionFilter, message: object): number
   /** Closes every matching socket; returns how many. */
   close (filter: ConnectionFilter, code?: number, reason?: string): number

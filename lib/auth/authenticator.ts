@@ -50,6 +50,8 @@ export type AuthFailure =
 export type AuthResult = AuthSuccess | AuthFailure
 
 const fail = (code: Exclude<AuthFailureCode, 'REQUESTS_EXCEEDED'>, reason: string): AuthFailure => ({ ok: false, code, reason })
+/** What the app's `mapClaims` gave when it threw. */
+const failed = Symbol('mapClaims failed')
 
 /** Where a credential is presented, for the app's `onAuthenticate`; the client's address counts password attempts. */
 export interface AuthContext {
@@ -183,7 +185,8 @@ export class Authenticator {
    */
   trusts (claims: Claims): boolean {
     // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
-    return this.#options.mapClaims(claims) === null || this.#identify(claims).ok
+    const identity = this.#identityOf(claims)
+    return identity === null || (identity !== failed && this.#identify(claims).ok)
   }
 
   /** One this plugin signed with its session's refresh token (another issuer's `session` claim is its own business). */
@@ -209,17 +212,31 @@ export class Authenticator {
     }
   }
 
+  /**
+   * The app's `mapClaims` on verified claims. A throw is a token the app cannot read (one of another purpose signed with
+   * the same key, a provider's without the claim it expects): refused like one naming no user, never a crash.
+   */
+  #identityOf (claims: Claims): Identity | null | typeof failed {
+    try {
+      return this.#options.mapClaims(claims)
+    } catch (err) {
+      this.#options.log.error({ err }, 'mapClaims failed')
+      return failed
+    }
+  }
+
   #identify (claims: Claims): AuthSuccess | AuthFailure {
-    const identity = this.#options.mapClaims(claims)
+    const identity = this.#identityOf(claims)
+    if (identity === failed) return fail('AUTH_FAILED', 'mapClaims failed')
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
     const { revocations } = this.#options
     const session = typeof claims.sid === 'string' ? claims.sid : undefined
     // A process that has never loaded the revocations cannot tell a revoked session: the client may try again later.
     if (session !== undefined && !revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
-    if (session !== undefined && revocations.has(session)) return fail('AUTH_FAILED', 'session revoked')
     // The second it was issued in: NumericDate may carry a fraction, and revocations are whole seconds.
     const iat = typeof claims.iat === 'number' ? Math.floor(claims.iat) : undefined
-    if (revocations.revokesUser(identity.user, iat)) return fail('AUTH_FAILED', 'user revoked')
+    const revoked = revocations.revoking(identity.user, session, iat)
+    if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
     return { ok: true, identity, session, expiresAt, issuedAt: iat ?? 0 }
   }

@@ -34,6 +34,15 @@ export class Revocations {
     return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000)
   }
 
+  /**
+   * What revokes a credential of `user` (and `session`) issued at `issuedAt` (as for `revokesUser`), if anything: the one
+   * check, made as a credential is verified and again as a socket takes it.
+   */
+  revoking (user: string, session: string | undefined, issuedAt: number | undefined): 'session' | 'user' | null {
+    if (session !== undefined && this.has(session)) return 'session'
+    return this.revokesUser(user, issuedAt) ? 'user' : null
+  }
+
   /** Amortized clean-up: every revocation also forgets the ones whose tokens are all gone. */
   #forgetPast (): void {
     const now = Date.now()

@@ -6,6 +6,7 @@ import { authenticatedAccountability, publicAccountability } from './accountabil
 import { AuthWindows, ExpiryClock, type Authenticating, type Expiring, type ExpiryBucket } from './deadlines.js'
 import type { Connection } from './connection.js'
 import { Registry } from './registry.js'
+import { Revocations } from '../auth/revocations.js'
 import { RealtimeEvents } from '../events.js'
 import type { Accountability, AuthMode, Identity } from '../../types/index.js'
 
@@ -34,6 +35,8 @@ export interface GuardPolicy {
    * by its endpoint as it is told (GraphQL).
    */
   reauthenticates: boolean
+  /** What has been revoked: checked again as a socket takes a credential (`authenticate`, `registered`). */
+  revocations: Revocations
 }
 
 /**
@@ -41,9 +44,9 @@ export interface GuardPolicy {
  * plugin's; a guard made on its own reports to one nobody listens to.
  */
 export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger,
-  registry = new Registry(new RealtimeEvents(log))): GuardPolicy {
+  registry = new Registry(new RealtimeEvents(log)), revocations = new Revocations()): GuardPolicy {
   const expiries = new ExpiryClock((err) => log.error({ err }, 'a socket\'s expiry failed'))
-  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry, reauthenticates: true }
+  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry, reauthenticates: true, revocations }
 }
 
 const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
@@ -110,14 +113,24 @@ export class ConnectionGuard implements Expiring, Authenticating {
   registered (): void {
     if (this.#identity === null) return
     this.#policy.registry.index(this.#connection, this.#identity.user, this.#session)
-    this.#policy.registry.authenticated(this.#connection)
+    this.reportAuthenticated()
   }
 
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
     this.adopt(success)
+    this.reportAuthenticated()
+  }
+
+  /**
+   * A revocation reaches the sockets holding the credential, and one checked before it but taken after (an async hook,
+   * a store, the app's own upgrade hooks in between) was not among them: it is revoked now, as it would have been then.
+   */
+  private reportAuthenticated (): void {
+    const revoked = this.#policy.revocations.revoking(this.#identity!.user, this.#session, this.#issuedAt) !== null
     this.#policy.registry.authenticated(this.#connection)
+    if (revoked) this.expire('AUTH_REVOKED')
   }
 
   private adopt (success: AuthSuccess): void {

@@ -2,11 +2,12 @@
 // (the plugin's own tokens carry and require its issuer), and `admin` comes only from tokens the plugin issued or
 // from the app's mapClaims.
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { createSigner } from 'fast-jwt'
 import realtime from '../../lib/index.js'
-import { admin, build, connect, refusedWith, secret } from '../helpers.js'
+import { buildSchema } from 'graphql'
+import { admin, build, connect, recordCrashes, refusedWith, secret } from '../helpers.js'
 
 const signedElsewhere = createSigner({ key: secret, expiresIn: 60_000 })
 
@@ -55,4 +56,27 @@ t.test('mapClaims decides admin for the app\'s own tokens', async t => {
   t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'error' })
   await client.close()
   t.ok(app.realtime)
+})
+
+t.test('a token the app\'s mapClaims cannot read (it throws) is refused everywhere, logged, and crashes nothing', async t => {
+  const crashes = recordCrashes(t)
+  const logged: unknown[] = []
+  const stream = { write: (line: string) => { if (line.includes('mapClaims failed')) logged.push(line) } }
+  const { app, url } = await build(t, {
+    // An app that expects a role claim on every token, and meets one signed for another purpose.
+    mapClaims: (claims) => ({ user: String(claims.sub), role: (claims.role as string).toLowerCase(), admin: false }),
+    graphql: { schema: buildSchema('type Query { hello: String }') }
+  }, { logger: { level: 'error', stream } })
+  const token = signedElsewhere({ sub: 'u1', purpose: 'unsubscribe', iss: 'fastify-realtime' })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token })
+  t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } }, 'in an auth message')
+  t.equal((await client.closed).code, 4401)
+  t.equal((await refusedWith(url(`/websocket?access_token=${token}`))).status, 401, 'at the upgrade')
+  const graphql = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  graphql.send({ type: 'connection_init', payload: { access_token: token } })
+  t.equal((await graphql.closed).code, 4403, 'in a connection_init')
+  t.notOk(app.realtime.trusted({} as FastifyRequest, app.realtime.jwt.decode(token)!), 'nor trusted on the app\'s routes')
+  t.equal(logged.length, 4, 'each time logged')
+  t.same(crashes, [])
 })

@@ -33,3 +33,27 @@ t.test('the plugin logs in, refreshes and logs out through an adapted store', as
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: second } })).statusCode, 204)
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: second } })).statusCode, 401)
 })
+
+t.test('logins of one user at once are all on its list, so that endUser ends every one; a failed change blocks none', async t => {
+  // A store across a network: every answer comes a moment later, so that the changes of the list overlap.
+  const records = new Map<string, unknown>()
+  let failing = false
+  const later = (answer: () => void) => { setTimeout(answer, 2) }
+  const store = fromFastifySessionStore({
+    get: (id, callback) => later(() => callback(null, structuredClone(records.get(id)))),
+    set: (id, record, callback) => later(() => {
+      if (failing && id.includes('user-sessions')) return callback(new Error('store down'))
+      records.set(id, record)
+      callback()
+    }),
+    destroy: (id, callback) => later(() => { records.delete(id); callback() })
+  })
+  const identity = { user: 'u1', role: null, admin: false }
+  const create = (id: string) => store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  await Promise.all(['s1', 's2', 's3', 's4', 's5'].map(create))
+  failing = true
+  await t.rejects(async () => { await create('s6') }, 'a change the store refuses fails its own login')
+  failing = false
+  await create('s7')
+  t.same((await store.endUser('u1', Date.now() + 1_000)).sort(), ['s1', 's2', 's3', 's4', 's5', 's7'], 'every session on the list is ended')
+})

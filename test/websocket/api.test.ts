@@ -57,6 +57,19 @@ t.test('send, close and connections reach sockets by user, session and endpoint'
   t.equal(app.realtime.send({ session: 's-a2' }, { type: 'only-a2' }), 1)
   t.same(await alice2.next(), { type: 'only-a2' })
 
+  // A socket still to authenticate (handshake mode) is no one's yet: no broadcast reaches it, and it gets the next frame
+  // it is owed, its answer.
+  const waiting = await connect(url('/websocket'))
+  t.equal(app.realtime.send({}, { type: 'everyone' }), 3, 'a broadcast reaches the three past their handshake')
+  for (const client of [alice1, alice2, bob]) t.same(await client.next(), { type: 'everyone' })
+  waiting.send({ type: 'auth', access_token: app.realtime.jwt.sign({ sub: 'carl' }) })
+  t.same(await waiting.next(), { type: 'auth', status: 'ok' }, 'and not the one still in its handshake')
+  t.equal(app.realtime.send({}, { type: 'everyone' }), 4, 'which is reached once it is in')
+  t.same(await waiting.next(), { type: 'everyone' })
+  t.equal(app.realtime.connections().length, 4)
+  for (const client of [alice1, alice2, bob]) await client.next()
+  await waiting.close()
+
   t.equal(app.realtime.close({ user: 'alice', session: 's-a1' }, 4000, 'bye'), 1)
   t.same(await alice1.closed, { code: 4000, reason: 'bye' })
   t.equal(app.realtime.close({ user: 'nobody' }), 0)

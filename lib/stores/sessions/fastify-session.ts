@@ -1,6 +1,7 @@
 // Lets a store written for @fastify/session (connect-redis, a database store, ...) keep refresh sessions.
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
-// uses of one refresh token may both succeed; use the built-in Redis store where that matters.
+// uses of one refresh token may both succeed; use the built-in Redis store where that matters. A user's list of
+// sessions is updated one change at a time within a process, not across processes.
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
@@ -41,6 +42,17 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
     return record && record.expiresAt > Date.now() ? record : null
   }
 
+  // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
+  // before the other's, and one session would be missing from it, out of reach of `endUser` (revokeUser).
+  const listChanges = new Map<string, Promise<void>>()
+  function changeList<T> (user: string, change: () => Promise<T>): Promise<T> {
+    const changed = (listChanges.get(user) ?? Promise.resolve()).then(change)
+    const settled = changed.then(() => {}, () => {})
+    listChanges.set(user, settled)
+    settled.then(() => { if (listChanges.get(user) === settled) listChanges.delete(user) })
+    return changed
+  }
+
   const save = (deadline: number, id: string, record: SessionRecord) =>
     set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
 
@@ -64,8 +76,11 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   return {
     async create (session, deadline) {
       await save(deadline, session.id, session)
-      const user = await get(userKey(session.identity.user)) as { sessions: string[] } | null | undefined
-      await set(deadline, userKey(session.identity.user), { sessions: [...(user?.sessions ?? []), session.id], ...lifetime(session.expiresAt) })
+      const key = userKey(session.identity.user)
+      await changeList(session.identity.user, async () => {
+        const user = await get(key) as { sessions: string[] } | null | undefined
+        await set(deadline, key, { sessions: [...(user?.sessions ?? []), session.id], ...lifetime(session.expiresAt) })
+      })
     },
 
     async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {
@@ -80,7 +95,7 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
     end,
 
-    async endUser (user, deadline) {
+    endUser: (user, deadline) => changeList(user, async () => {
       const sessions = (await get(userKey(user)) as { sessions: string[] } | null | undefined)?.sessions ?? []
       const ended: string[] = []
       for (const id of sessions) {
@@ -88,6 +103,6 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
       }
       await destroy(deadline, userKey(user))
       return ended
-    }
+    })
   }
 }
