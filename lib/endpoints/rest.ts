@@ -22,6 +22,19 @@ export interface JsonEndpointOptions extends AdapterOptions {
   onClose?: (connection: Connection) => void
 }
 
+/**
+ * App handlers one socket may have running at once. At the limit its next frame waits, the socket paused (the inbox's
+ * bound on what waits applies), until one ends: a client cannot start handlers, each holding its message, faster than
+ * they finish.
+ */
+export const handlerLimit = 100
+
+/** A socket's app handlers still running, and the frame waiting for one of them to end. */
+interface Running {
+  count: number
+  freed: (() => void) | null
+}
+
 const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
 
 /** A failure as a socket hears it: its frame, and the close that follows it, if any. */
@@ -51,6 +64,8 @@ type SocketOptions = Omit<JsonEndpointOptions, 'handlers'> & {
 class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   readonly connection: Connection
   readonly #options: SocketOptions
+  /** Made when its first async handler starts: most sockets never run one, and every idle socket would keep it. */
+  #running: Running | null = null
 
   constructor (socket: WebSocket, request: FastifyRequest, options: SocketOptions) {
     super()
@@ -111,7 +126,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
         connection.send(withUid({ type: 'pong' }, uid))
         return
       case 'pong': return // an answer to the heartbeat: being active was all it had to say
-      default: this.application(message as RealtimeMessage, uid)
+      default: return this.application(message as RealtimeMessage, uid)
     }
   }
 
@@ -177,7 +192,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     if (closes !== undefined) this.connection.close(closes)
   }
 
-  private application (message: RealtimeMessage, uid: Uid): void {
+  private application (message: RealtimeMessage, uid: Uid): void | Promise<void> {
     const { handlers, log } = this.#options
     const { type } = message
     const answer = (err: unknown) => {
@@ -207,10 +222,24 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       this.connection.pin()
       const pending = entry.handler(message, this.connection)
       // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
-      if (pending instanceof Promise) pending.catch(answer)
+      if (pending instanceof Promise) return this.running(pending.catch(answer))
     } catch (err) {
       answer(err)
     }
+  }
+
+  /** An app handler still running: at the limit, the socket's next frame waits until one of them ends. */
+  private running (handler: Promise<void>): void | Promise<void> {
+    const running = this.#running ??= { count: 0, freed: null }
+    running.count++
+    handler.then(() => {
+      running.count--
+      const { freed } = running
+      running.freed = null
+      freed?.()
+    })
+    if (running.count < handlerLimit) return
+    return new Promise(resolve => { running.freed = resolve })
   }
 }
 
