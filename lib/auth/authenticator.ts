@@ -122,11 +122,11 @@ export interface AuthenticatorOptions {
   passwordChecks: PasswordChecks
 }
 
-/** A store that hangs must not hang the client: past the deadline it counts as unavailable. */
+/** A store, key lookup or hook that hangs must not hang the client: past the deadline it counts as unavailable. */
 function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout
   const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`store took more than ${ms} ms`)), ms)
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
   })
   return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
@@ -256,7 +256,9 @@ export class Authenticator {
     }
     return (async () => {
       try {
-        const verdict = await hook({ identity: result.identity, claims, request, source, endpoint })
+        const pending = hook({ identity: result.identity, claims, request, source, endpoint })
+        // The socket waits for it, paused: a hook that hangs would hold it for good.
+        const verdict = pending instanceof Promise ? await deadline(pending, this.#options.storeTimeoutMs) : pending
         if (verdict === false) return refused(fail('AUTH_FAILED', 'refused by onAuthenticate'))
         return typeof verdict === 'object' && verdict !== null ? { ...result, context: verdict } : result
       } catch (err) {

@@ -407,6 +407,27 @@ t.test('a throwing onAuthenticate is SERVICE_UNAVAILABLE on every form, and is l
   await open.close()
 })
 
+t.test('an onAuthenticate that never answers is SERVICE_UNAVAILABLE at the store deadline (3 s), and is logged', async t => {
+  const clock = fakeClock(t)
+  let called!: () => void
+  const reached = new Promise<void>(resolve => { called = resolve })
+  const logged: string[] = []
+  const { app, url } = await build(t, {
+    onAuthenticate: () => {
+      called()
+      return new Promise(() => {})
+    }
+  }, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  const client = await connect(url('/websocket'))
+  const answer = authWith(client, app.realtime.signAccessToken(u1).access_token, 'h')
+  await within(reached, 'onAuthenticate')
+  clock.tick(3_000)
+  t.same(await answer, unavailable('h'))
+  t.equal((await closed(client, 'the 1013 close')).code, 1013, 'the handshake ends: try again later')
+  const failures = logged.map(line => JSON.parse(line)).filter(entry => entry.msg === 'onAuthenticate failed')
+  t.same(failures.map(entry => entry.err.message), ['no answer within 3000 ms'])
+})
+
 t.test('connection.state: the app\'s own object per socket, kept from one message to the next', async t => {
   const { app, url } = await build(t, { rest: { handlers } })
   const token = app.realtime.signAccessToken(u1).access_token
