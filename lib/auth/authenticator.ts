@@ -354,8 +354,10 @@ export class Authenticator {
   }
 
   async endSession (session: string): Promise<void> {
-    await this.#store((store, deadline) => store.end(session, deadline))
+    // The revocation first: ended first, a session whose revocation then failed could not be logged out again (its
+    // refresh token unknown), and its sockets would keep it. Revoked first, a retry ends what a failure left.
     await this.#revoke(revocationId.session(session))
+    await this.#store((store, deadline) => store.end(session, deadline))
   }
 
   /** Ends the user's sessions, and refuses every token of the user issued until now, with a session or without. */
