@@ -22,6 +22,7 @@ function gate () {
 }
 
 const rest = { handlers: { whoami } }
+const schema = new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }) })
 type App = FastifyInstance
 
 /** Logs in and returns the tokens and the session they carry. */
@@ -81,6 +82,23 @@ t.test('an upgrade whose app hook is pending as its session is revoked opens and
   await client.close()
 })
 
+t.test('a GraphQL upgrade whose app hook is pending as its session is revoked opens and closes 4403', async t => {
+  const hook = gate()
+  const app = Fastify()
+  app.addHook('preHandler', async (request) => { if (request.ws) await hook.wait() })
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), graphql: { schema } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const issued = await login(app)
+  const client = new Client(`ws://127.0.0.1:${port}/graphql?access_token=${issued.access_token}`, { protocols: 'graphql-transport-ws' })
+  await within(hook.arrived, 'the app\'s hook')
+  await app.realtime.revokeSession(issued.session)
+  hook.open()
+  t.equal((await within(client.closed, 'the close')).code, 4403)
+  t.same(app.realtime.connections({ session: issued.session }), [], 'held by no index')
+})
+
 t.test('a refresh whose rotation is on its way back as its session is revoked: ok, then AUTH_REVOKED', async t => {
   const inner = new MemorySessionStore()
   const answer = gate()
@@ -111,7 +129,6 @@ t.test('a refresh whose rotation is on its way back as its session is revoked: o
 
 t.test('a GraphQL connection_init whose onAuthenticate is pending as its session is revoked closes 4403', async t => {
   const hook = gate()
-  const schema = new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }) })
   const options: RealtimeOptions = { users: [admin], graphql: { schema }, onAuthenticate: async () => { await hook.wait() } }
   const { app, url } = await build(t, options)
   const { access_token: token, session } = await login(app)
