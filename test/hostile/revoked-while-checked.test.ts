@@ -62,20 +62,29 @@ for (const [what, revoke] of revocations) {
   })
 }
 
-t.test('an upgrade whose app hook is pending as its session is revoked opens and is told AUTH_REVOKED', async t => {
+/**
+ * An app whose async hook (any of the app's own, between the plugin's gate and the socket's opening) holds every
+ * upgrade until the test opens it; the client upgrades to `path` with a fresh login's token, and its session is
+ * revoked while the hook holds it.
+ */
+async function upgradeRevokedInHook (t: Test, path: string, options: RealtimeOptions, protocols?: string) {
   const hook = gate()
   const app = Fastify()
-  // Any async hook of the app's between the plugin's gate and the socket's opening.
   app.addHook('preHandler', async (request) => { if (request.ws) await hook.wait() })
-  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), rest })
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), ...options })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
   const issued = await login(app)
-  const client = new Client(`ws://127.0.0.1:${port}/websocket?access_token=${issued.access_token}`)
+  const client = new Client(`ws://127.0.0.1:${port}${path}?access_token=${issued.access_token}`, { protocols })
   await within(hook.arrived, 'the app\'s hook')
   await app.realtime.revokeSession(issued.session)
   hook.open()
+  return { app, client, issued }
+}
+
+t.test('an upgrade whose app hook is pending as its session is revoked opens and is told AUTH_REVOKED', async t => {
+  const { app, client, issued } = await upgradeRevokedInHook(t, '/websocket', { rest })
   await within(client.opened, 'the socket')
   t.match(await within(client.next(), 'the revocation'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
   await isNobody(t, client, app, issued)
@@ -83,18 +92,7 @@ t.test('an upgrade whose app hook is pending as its session is revoked opens and
 })
 
 t.test('a GraphQL upgrade whose app hook is pending as its session is revoked opens and closes 4403', async t => {
-  const hook = gate()
-  const app = Fastify()
-  app.addHook('preHandler', async (request) => { if (request.ws) await hook.wait() })
-  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), graphql: { schema } })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
-  const issued = await login(app)
-  const client = new Client(`ws://127.0.0.1:${port}/graphql?access_token=${issued.access_token}`, { protocols: 'graphql-transport-ws' })
-  await within(hook.arrived, 'the app\'s hook')
-  await app.realtime.revokeSession(issued.session)
-  hook.open()
+  const { app, client, issued } = await upgradeRevokedInHook(t, '/graphql', { graphql: { schema } }, 'graphql-transport-ws')
   t.equal((await within(client.closed, 'the close')).code, 4403)
   t.same(app.realtime.connections({ session: issued.session }), [], 'held by no index')
 })
