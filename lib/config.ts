@@ -81,10 +81,19 @@ const cookieVariables = {
 let schema: object | undefined
 const envSchema = () => (schema ??= buildEnvSchema())
 
+// Seconds a timer may wait: Node runs a longer one (Infinity too) after 1 ms, which would end every handshake at once.
+const longestTimerS = Math.floor((2 ** 31 - 1) / 1000)
+
+/** Whether the variable is one the schema reads as a number. */
+function isNumber (variable: string): boolean {
+  const property = (envSchema() as { properties: Record<string, { type?: string }> }).properties[variable]
+  return property !== undefined && (property.type === 'number' || property.type === 'integer')
+}
+
 function buildEnvSchema () {
   const properties: Record<string, object> = {
     WEBSOCKETS_HEARTBEAT_ENABLED: { type: 'boolean', default: true },
-    WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, default: 30 },
+    WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, maximum: longestTimerS, default: 30 },
     WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
     WEBSOCKETS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1, default: 1024 * 1024 },
     ACCESS_TOKEN_ISSUER: { type: 'string', minLength: 1, default: 'fastify-realtime' },
@@ -113,7 +122,7 @@ function buildEnvSchema () {
     properties[`${prefix}ENABLED`] = { type: 'boolean', default: true }
     properties[`${prefix}PATH`] = { type: 'string', pattern: '^/', default: path }
     properties[`${prefix}AUTH`] = { type: 'string', enum: [...authModes], default: 'handshake' }
-    properties[`${prefix}AUTH_TIMEOUT`] = { type: 'number', exclusiveMinimum: 0, default: 10 }
+    properties[`${prefix}AUTH_TIMEOUT`] = { type: 'number', exclusiveMinimum: 0, maximum: longestTimerS, default: 10 }
     properties[`${prefix}CONN_LIMIT`] = { type: 'integer', minimum: 1 }
   }
   return { type: 'object', properties }
@@ -245,6 +254,9 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     // Directus spells "unlimited" Infinity; auth modes and booleans are case-insensitive.
     if (variable.endsWith('_CONN_LIMIT') && (value === Infinity || (typeof value === 'string' && /^infinity$/i.test(value)))) {
       delete data[variable]
+    } else if (typeof value === 'string' && /^[+-]?infinity$/i.test(value) && isNumber(variable)) {
+      // Ajv would read the string as Infinity and let it past `maximum`; the number itself it refuses, by name.
+      data[variable] = Infinity
     } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED') || variable.endsWith('_SAME_SITE') ||
       variable.endsWith('_COOKIE_SECURE') || variable === 'GRAPHQL_INTROSPECTION')) {
       data[variable] = value.toLowerCase()
@@ -296,7 +308,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     endpoints: Object.freeze(resolvedEndpoints),
     heartbeat: Object.freeze({
       enabled: raw.WEBSOCKETS_HEARTBEAT_ENABLED as boolean,
-      periodMs: Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000)
+      periodMs: Math.max(1, Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000))
     }),
     maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
     maxBufferedBytes: raw.WEBSOCKETS_MAX_BUFFERED_BYTES as number,

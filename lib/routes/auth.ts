@@ -35,6 +35,9 @@ interface TokenBody { refresh_token?: string, mode?: Mode }
 
 const noRefreshToken = 'The refresh token is required in either the payload or cookie.'
 
+/** As Directus: the mode asked for, else `json` for a token in the body and `cookie` for one in the cookie. */
+const modeOf = (body: TokenBody | undefined): Mode => body?.mode ?? (body?.refresh_token === undefined ? 'cookie' : 'json')
+
 function sendFailure (reply: FastifyReply, failure: AuthFailure) {
   return replyWithFailure(reply, refusal(failure, 'INVALID_CREDENTIALS'))
 }
@@ -54,6 +57,8 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   }
 
   const attributes = (cookie: CookieConfig, maxAgeMs?: number): CookieSerializeOptions => ({
+    // Never signed, whatever the app's @fastify/cookie signs by default: the plugin reads its cookies as it set them.
+    signed: false,
     path: '/',
     httpOnly: true,
     sameSite: cookie.sameSite,
@@ -82,10 +87,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
    */
   async function presentedRefreshToken (request: FastifyRequest<{ Body: TokenBody | undefined }>, mode: Mode): Promise<string | null | undefined> {
     if (mode === 'session') {
-      const token = request.cookies[sessionCookie.name]
+      const token = request.cookies?.[sessionCookie.name]
       return token === undefined ? undefined : authenticator.sessionTokenRefreshToken(token, request)
     }
-    return request.body?.refresh_token ?? request.cookies[refreshCookie.name]
+    return request.body?.refresh_token ?? request.cookies?.[refreshCookie.name]
   }
 
   fastify.register(async (routes) => {
@@ -100,7 +105,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       })
 
     routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody } }, async (request, reply) => {
-      const mode = request.body?.mode ?? 'json'
+      const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       if (token === null) return sendFailure(reply, { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' })
@@ -108,15 +113,18 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody } }, async (request, reply) => {
-      const mode = request.body?.mode ?? 'json'
+      const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
-      // The browser forgets the cookie whatever the answer: the client asked to be logged out.
-      if (mode === 'session') reply.clearCookie(sessionCookie.name, attributes(sessionCookie))
-      else if (request.cookies[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, attributes(refreshCookie))
       const result = token === null
         ? { ok: false as const, code: 'INVALID_CREDENTIALS' as const, reason: 'invalid session token' }
         : await authenticator.logout(token)
+      // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
+      // cookie to try again, or the session would outlive the only credential that can end it.
+      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') {
+        if (mode === 'session') reply.clearCookie(sessionCookie.name, attributes(sessionCookie))
+        else if (request.cookies?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, attributes(refreshCookie))
+      }
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
   }, { prefix: config.prefix })

@@ -446,6 +446,14 @@ t.test('invalid WEBSOCKETS_REST_AUTH_TIMEOUT fails boot', async (t) => {
     await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be/)
   }
   await bootFails(t, { env: {}, secret, rest: { authTimeout: 0 } }, /WEBSOCKETS_REST_AUTH_TIMEOUT \(option rest\.authTimeout\) must be > 0/)
+  // Past what a timer can wait, Node would fire it at once: every handshake would end as it began.
+  for (const value of ['2147484', '3000000']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be <= 2147483/)
+  }
+  for (const value of ['Infinity', '-infinity']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be number/)
+  }
+  await bootFails(t, { env: {}, secret, graphql: { authTimeout: Infinity } }, /WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT \(option graphql\.authTimeout\) must be number/)
 })
 
 t.test('invalid WEBSOCKETS_REST_CONN_LIMIT fails boot', async (t) => {
@@ -470,6 +478,9 @@ t.test('invalid WEBSOCKETS_HEARTBEAT_ENABLED and WEBSOCKETS_HEARTBEAT_PERIOD fai
   await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_ENABLED: 'sometimes' } }, /WEBSOCKETS_HEARTBEAT_ENABLED must be boolean/)
   await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: '0' } }, /WEBSOCKETS_HEARTBEAT_PERIOD must be > 0/)
   await bootFails(t, { env: {}, secret, heartbeat: { period: -1 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be > 0/)
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: 'Infinity' } }, /WEBSOCKETS_HEARTBEAT_PERIOD must be number/)
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_MAX_PAYLOAD: 'infinity' } }, /WEBSOCKETS_MAX_PAYLOAD must be integer/)
+  await bootFails(t, { env: {}, secret, heartbeat: { period: 3_000_000 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be <= 2147483/)
   await bootFails(t, { env: {}, secret, heartbeat: { enabled: 'no' as unknown as boolean } },
     /WEBSOCKETS_HEARTBEAT_ENABLED \(option heartbeat\.enabled\) must be boolean/)
 })

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import { MemoryStore } from '@fastify/session'
-import realtime, { fromFastifySessionStore, type RealtimeOptions } from '../../lib/index.js'
+import realtime, { fromFastifySessionStore, MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
 import { admin, build, connect, directoryOf, refusedWith, secret, stoppedDate, whoami, type Built } from '../helpers.js'
 import { GraphqlSocket } from '../hostile/graphql-socket.js'
@@ -90,12 +90,47 @@ t.test('cookie mode: logout with the cookie clears it and revokes the session\'s
   t.equal((await post(app, 'logout', { mode: 'cookie' }, cookie)).statusCode, 401, 'and cannot log out twice')
 })
 
-t.test('json mode takes the refresh cookie when the body has no token, as Directus does', async t => {
+t.test('with no mode, a token in the body is json and the cookie alone is cookie mode, as Directus does', async t => {
   const { app } = await modes(t)
   const cookie = sent(setCookie(await login(app, 'cookie')))
+  // A browser refreshing with its cookie and an empty body: the cookie rotates, nothing goes to the body.
   const refreshed = await post(app, 'refresh', {}, cookie)
   t.equal(refreshed.statusCode, 200)
-  t.same(Object.keys(refreshed.json().data).sort(), ['access_token', 'expires', 'refresh_token'])
+  t.same(Object.keys(refreshed.json().data).sort(), ['access_token', 'expires'])
+  const rotated = sent(setCookie(refreshed))
+  t.not(rotated, cookie, 'the cookie rotated')
+  const again = await post(app, 'refresh', {}, rotated)
+  t.equal(again.statusCode, 200, 'and the rotated one refreshes again')
+  // json asked for: the cookie's token is taken, and the new one goes to the body.
+  const asJson = await post(app, 'refresh', { mode: 'json' }, sent(setCookie(again)))
+  t.equal(asJson.statusCode, 200)
+  t.same(Object.keys(asJson.json().data).sort(), ['access_token', 'expires', 'refresh_token'])
+  const { refresh_token: token } = asJson.json().data
+  const fromBody = await post(app, 'refresh', { refresh_token: token })
+  t.same(Object.keys(fromBody.json().data).sort(), ['access_token', 'expires', 'refresh_token'], 'a token in the body: json')
+  t.equal(fromBody.headers['set-cookie'], undefined)
+})
+
+t.test('a logout that could not run (503) keeps the cookie, so that it can be tried again', async t => {
+  let storeDown = false
+  const sessionStore = new MemorySessionStore()
+  const lookup = sessionStore.lookup.bind(sessionStore)
+  sessionStore.lookup = (token) => storeDown ? Promise.reject(new Error('store down')) : lookup(token)
+  const { app } = await modes(t, { sessionStore })
+  for (const mode of ['cookie', 'session'] as const) {
+    const cookie = sent(setCookie(await login(app, mode)))
+    storeDown = true
+    const failed = await post(app, 'logout', { mode }, cookie)
+    t.equal(failed.statusCode, 503, `${mode}: the store is away`)
+    t.equal(failed.headers['set-cookie'], undefined, `${mode}: the cookie is kept`)
+    storeDown = false
+    const retried = await post(app, 'logout', { mode }, cookie)
+    t.equal(retried.statusCode, 204, `${mode}: the retry logs out`)
+    t.match(setCookie(retried), /Max-Age=0/, `${mode}: and clears the cookie`)
+    const again = await post(app, 'logout', { mode }, cookie)
+    t.equal(again.statusCode, 401, `${mode}: a logged-out cookie is refused`)
+    t.match(setCookie(again), /Max-Age=0/, `${mode}: and cleared all the same`)
+  }
 })
 
 t.test('session mode: the session token goes to an HttpOnly cookie, and the body says only when it expires', async t => {
@@ -267,4 +302,34 @@ t.test('the app\'s own @fastify/cookie is used, registered before the plugin', a
   await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), authRoutes: true })
   const response = await login(app, 'cookie')
   t.match(setCookie(response), /^directus_refresh_token=/)
+})
+
+t.test('an app\'s @fastify/cookie that signs its cookies by default: the plugin\'s are unsigned, and every mode works', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie, { secret: 'a-cookie-secret', parseOptions: { signed: true } })
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), authRoutes: true })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  const refresh = sent(setCookie(await login(app, 'cookie')))
+  t.notMatch(refresh, /\.[\w+/-]{20,}$/, 'no signature appended')
+  t.equal((await post(app, 'refresh', {}, refresh)).statusCode, 200, 'the refresh cookie refreshes')
+  const session = sent(setCookie(await login(app, 'session')))
+  const client = await connect(`ws://127.0.0.1:${port}/websocket`, { headers: { cookie: session } })
+  await client.close()
+  t.equal((await post(app, 'logout', { mode: 'session' }, session)).statusCode, 204, 'the session cookie logs out')
+})
+
+t.test('an app\'s @fastify/cookie without its parsing hook: no cookie is read, and the routes answer as without one', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie, { hook: false })
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), authRoutes: true })
+  const refresh = sent(setCookie(await login(app, 'cookie')))
+  for (const route of ['refresh', 'logout']) {
+    const response = await post(app, route, {}, refresh)
+    t.equal(response.statusCode, 400, `${route}: no token found`)
+    t.match(response.json(), { errors: [{ extensions: { code: 'INVALID_PAYLOAD' } }] })
+  }
+  t.equal((await post(app, 'logout', { mode: 'session' }, refresh)).statusCode, 400, 'nor a session cookie')
 })
