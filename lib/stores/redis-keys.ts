@@ -5,7 +5,7 @@
 export interface RedisKeys {
   /** A refresh session: a hash of its identity, current token hash and expiry. */
   session (id: string): string
-  /** The ids of a user's sessions, for `endUser`. */
+  /** The ids of a user's sessions, scored by when each expires, for `endUser`. */
   userSessions (user: string): string
   /** A user's last accepted TOTP step. */
   otpStep (user: string): string
@@ -20,7 +20,9 @@ export interface RedisKeys {
 export function redisKeys (prefix: string): RedisKeys {
   return {
     session: (id) => `${prefix}{s:${id}}:session`,
-    userSessions: (user) => `${prefix}{u:${user}}:sessions`,
+    // Named anew when it became a sorted set (it was a set, `:sessions`): no deployment's old key meets a command of
+    // the wrong type.
+    userSessions: (user) => `${prefix}{u:${user}}:session-expiries`,
     otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,

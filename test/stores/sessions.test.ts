@@ -7,6 +7,7 @@ import { fromFastifySessionStore, MemorySessionStore, type Identity, type Sessio
 import { RedisSessionStore } from '../../lib/stores/sessions/redis.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
+import { fakeClock } from '../clock.js'
 
 /** A deadline well ahead: the write acts. */
 const soon = () => Date.now() + 10_000
@@ -80,10 +81,34 @@ t.test('Redis', async t => {
   const store = new RedisSessionStore(redis, 'test:')
   const carol: Identity = { user: 'carol', role: null, admin: false }
   await store.create({ id: 'c1', identity: carol, tokenHash: 'c', expiresAt: Date.now() + 60_000 }, soon())
-  t.same(await redis.smembers('test:{u:carol}:sessions'), ['c1'], 'a user\'s sessions are listed under the user\'s hash tag')
-  await redis.set('test:{u:carol}:sessions', 'not a set')
+  t.same(await redis.zrange('test:{u:carol}:session-expiries', 0, -1), ['c1'], 'a user\'s sessions are listed under the user\'s hash tag')
+  await redis.set('test:{u:carol}:session-expiries', 'not a set')
   t.same(await store.end('c1', soon()), carol, 'a session ends even when its user\'s set cannot be updated')
   t.same(await store.lookup({ sessionId: 'c1', tokenHash: 'c' }), { status: 'unknown' })
+})
+
+t.test('Redis: a user who keeps one session alive while others lapse keeps no more ids than live sessions', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const store = new RedisSessionStore(redis, 'test:')
+  const dave: Identity = { user: 'dave', role: null, admin: false }
+  const key = 'test:{u:dave}:session-expiries'
+  // Redis's own clock expires keys: the sessions here outlive the test, and the set is pruned by its scores.
+  const create = (id: string, ttl: number) => store.create({ id, identity: dave, tokenHash: id, expiresAt: Date.now() + ttl }, soon())
+  await create('kept', 3_600_000)
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 10; i++) await create(`lapsed-${round}-${i}`, 600_000 + i)
+    clock.tick(601_000) // the ten are past, by the scores
+    const next = Date.now() + 3_600_000
+    t.same(await store.rotate({ sessionId: 'kept', tokenHash: round === 0 ? 'kept' : `kept-${round - 1}` }, `kept-${round}`, next, soon()),
+      { status: 'rotated', session: { id: 'kept', identity: dave, tokenHash: `kept-${round}`, expiresAt: next } })
+    t.same(await redis.zrange(key, 0, -1), ['kept'], `round ${round}: the lapsed ones are gone from the set`)
+  }
+  await create('live', 3_600_000)
+  clock.tick(601_000)
+  t.same((await store.endUser('dave', soon())).sort(), ['kept', 'live'], 'endUser ends the live ones, and asks after no other')
 })
 
 t.test('Redis Cluster', async t => {
@@ -92,7 +117,7 @@ t.test('Redis Cluster', async t => {
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   t.same(await cluster.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
   for (const key of await cluster.keys('test:*')) {
-    t.match(key, /^test:\{u:\w+\}:sessions$/, 'only users\' sets are left')
+    t.match(key, /^test:\{u:\w+\}:session-expiries$/, 'only users\' sets are left')
     t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
   }
 })

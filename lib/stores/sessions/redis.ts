@@ -8,8 +8,9 @@
 //   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`.
 // - end and endUser end each session in its own script; an id left in a user's set after its session ended is
 //   skipped, and goes with the set.
-// The user's set lives as long as the longest of its sessions, so endUser finds every live one. Keys expire with their
-// sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
+// The user's set is sorted by when each session expires: every change to it drops the ones past, so a user who keeps
+// one session alive while others lapse keeps no more ids than live sessions. It lives as long as the longest of its
+// sessions, so endUser finds every live one. Keys expire with their sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
 // the write's deadline.
 import { refuseLateLua } from '../write-deadline.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
@@ -34,10 +35,12 @@ redis.call('HSET', KEYS[1], 'identity', ARGV[2], 'tokenHash', ARGV[3], 'expiresA
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1`
 
-// KEYS: the user's set. ARGV: deadline, session id, its expiresAt. The set lives as long as the longest of its sessions.
+// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, now. The set lives as long as the longest of its
+// sessions, and forgets the ones past.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1`
 
@@ -62,10 +65,10 @@ local identity = redis.call('HGET', KEYS[1], 'identity')
 redis.call('DEL', KEYS[1])
 return identity`
 
-// KEYS: the user's set. ARGV: deadline. The ids in it, for endUser to end.
+// KEYS: the user's set. ARGV: deadline, now. The ids of its sessions not yet past, for endUser to end.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-return redis.call('SMEMBERS', KEYS[1])`
+return redis.call('ZRANGE', KEYS[1], ARGV[2], '+inf', 'BYSCORE')`
 
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
@@ -109,7 +112,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
-    const ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), deadline) as string[]
+    const ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), deadline, Date.now()) as string[]
     const ended = await Promise.all(ids.map(id => this.#end(id, deadline)))
     await this.#forget(user, ids)
     return ids.filter((_id, i) => ended[i] !== null)
@@ -120,7 +123,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async #index (user: string, sessionId: string, expiresAt: number, deadline: number): Promise<void> {
-    await this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt)
+    await this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, Date.now())
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
@@ -133,7 +136,7 @@ export class RedisSessionStore implements SessionStore {
    * id left behind is skipped by endUser and expires with the set.
    */
   async #forget (user: string, sessionIds: string[]): Promise<void> {
-    if (sessionIds.length > 0) await this.#redis.srem(this.#keys.userSessions(user), ...sessionIds).catch(() => {})
+    if (sessionIds.length > 0) await this.#redis.zrem(this.#keys.userSessions(user), ...sessionIds).catch(() => {})
   }
 
   #session ([, identity, expiresAt]: Reply, id: string, tokenHash: string): RefreshSession {
