@@ -373,8 +373,10 @@ export class Authenticator {
 
   #revoke (id: string): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
-    // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only.
-    return this.#options.revocationFeed.publish(id, Date.now() + this.#options.accessTokenTtlMs)
+    // at most the longer of the two TTLs, an access token's or a session cookie's. The app's or a provider's tokens
+    // may live longer: they are refused for that long only.
+    const { accessTokenTtlMs, sessionTokenTtlMs } = this.#options
+    return this.#options.revocationFeed.publish(id, Date.now() + Math.max(accessTokenTtlMs, sessionTokenTtlMs))
   }
 
   /**

@@ -15,6 +15,8 @@ export interface RedisConnections {
    * subscription is (re)established: what was published while it was not is not delivered.
    */
   listen (channel: string, onMessage: (message: string) => void, onSubscribed?: () => void): void
+  /** Calls `listener` every time the command connection is (re)established, until `close`. */
+  onCommandsReady (listener: () => void): void
   close (): Promise<void>
 }
 
@@ -22,6 +24,7 @@ export interface RedisConnections {
 interface Subscriber extends NodeJS.EventEmitter {
   readonly status: string
   subscribe (channel: string): Promise<unknown>
+  ping (): Promise<unknown>
   disconnect (): void
 }
 
@@ -33,8 +36,33 @@ const commandOptions = {
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000)
 }
 
-// A subscription waits for its connection however long Redis is away: no offline-queue limit, no timeout.
-const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined }
+// A subscription waits for its connection however long Redis is away: no offline-queue limit, no timeout. It connects
+// at once, even duplicated from an app's client made with `lazyConnect` (nothing else would ever connect it).
+const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, lazyConnect: false }
+
+/** Ends a connection's socket at once: ioredis, not told to stop, connects again (`disconnect` would wait for an answer). */
+const cutSocket = (redis: Redis) => redis.stream.destroy()
+
+/** How often a connection is asked whether it is still there, and how long it has to answer. */
+const healthCheckMs = 5_000
+const answerWithinMs = 2_000
+
+/**
+ * A connection dropped without a word (a NAT or a load balancer forgetting an idle one) looks open for as long as TCP
+ * keeps trying, hours for one that only listens: whatever is published meanwhile never arrives. A PING unanswered in
+ * time cuts it, and ioredis connects again. Returns what stops the checks.
+ */
+export function checkHealth (connection: Pick<Subscriber, 'status' | 'ping'>, cut: () => void): () => void {
+  const timer = setInterval(() => {
+    // One away is ioredis's to bring back; one that seems up has to answer.
+    if (connection.status !== 'ready') return
+    const late = setTimeout(cut, answerWithinMs)
+    const answered = () => clearTimeout(late)
+    connection.ping().then(answered, answered)
+  }, healthCheckMs)
+  timer.unref()
+  return () => clearInterval(timer)
+}
 
 /** Logs the first error of each outage and the recovery, not every failed reconnect. */
 export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBaseLogger): void {
@@ -100,7 +128,6 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
       host,
       port,
       ...subscriberOptions,
-      lazyConnect: false,
       // Three tries at this node, then another.
       retryStrategy: (attempt: number) => attempt > 3 ? null : attempt * 100
     })
@@ -126,10 +153,19 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
     return this.#connection!.subscribe(channel)
   }
 
+  ping (): Promise<unknown> {
+    return this.#connection!.ping()
+  }
+
   disconnect (): void {
     this.#closed = true
     this.#cluster.off('ready', this.#connect)
     this.#connection?.disconnect()
+  }
+
+  /** Called once `ready`: the connection is cut, as a dead one's would be, and is made again (to another node if needed). */
+  cut (): void {
+    cutSocket(this.#connection!)
   }
 }
 
@@ -143,6 +179,10 @@ export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogge
   const subscriber: Subscriber = commands.isCluster ? new NodeSubscriber(commands as Cluster) : (commands as Redis).duplicate(subscriberOptions)
   if (owned) watch(commands, 'commands', log)
   watch(subscriber, 'subscriber', log)
+  // The subscriber, and the command connection the plugin owns (an app's client is the app's to watch).
+  const checks = [checkHealth(subscriber, () => subscriber instanceof NodeSubscriber ? subscriber.cut() : cutSocket(subscriber as Redis))]
+  if (owned) checks.push(checkHealth(commands, () => cutSocket(commands as Redis)))
+  const commandsReady: (() => void)[] = []
   const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: () => void }>()
   subscriber.on('message', (channel: string, message: string) => listeners.get(channel)?.onMessage(message))
   const subscribe = (channel: string) => {
@@ -157,7 +197,14 @@ export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogge
       // Not yet connected: the first 'ready' subscribes. A failure is retried at the next 'ready'; outages are logged.
       if (subscriber.status === 'ready') subscribe(channel)
     },
+    onCommandsReady (listener) {
+      commandsReady.push(listener)
+      commands.on('ready', listener)
+    },
     async close () {
+      for (const stop of checks) stop()
+      // An app's client outlives the plugin: it keeps no listener of a closed instance.
+      for (const listener of commandsReady) commands.off('ready', listener)
       subscriber.disconnect()
       if (owned) commands.disconnect()
     }

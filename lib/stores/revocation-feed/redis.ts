@@ -48,7 +48,7 @@ export class RedisRevocationFeed implements RevocationFeed {
       replay()
     })
     // The replay needs the command connection too: one that failed while it was away is made again once it is back.
-    this.#redis.commands.on('ready', () => { if (subscribed) replay() })
+    this.#redis.onCommandsReady(() => { if (subscribed) replay() })
   }
 
   async #replay (onRevoked: RevokedHandler): Promise<void> {

@@ -1,0 +1,117 @@
+// Redis connections dropped without a word (PROTOCOL.md section 7): a NAT or a load balancer between a process and
+// Redis forgets its connections, and neither side hears of it. The process finds out by a PING left unanswered,
+// connects again, and catches up on what was revoked meanwhile; and an app's own lazily connecting client still gets
+// its subscriber.
+import t, { type Test } from 'tap'
+import net from 'node:net'
+import { Redis } from 'ioredis'
+import { checkHealth } from '../../lib/stores/redis-connection.js'
+import { admin, build, connect, fakeClock, within } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
+
+/** A TCP proxy to `port` that can go silent on the connections it carries, as a forgetful NAT does. */
+async function proxyTo (t: Test, port: number) {
+  const carried = new Set<{ silent: boolean }>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1')
+    const link = { silent: false }
+    carried.add(link)
+    client.on('data', (chunk) => { if (!link.silent) upstream.write(chunk) })
+    upstream.on('data', (chunk) => { if (!link.silent) client.write(chunk) })
+    const end = () => { carried.delete(link); client.destroy(); upstream.destroy() }
+    client.on('close', end)
+    upstream.on('close', end)
+    client.on('error', () => {})
+    upstream.on('error', () => {})
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => server.close(() => resolve())))
+  return {
+    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    /** Every connection carried now passes nothing more, either way, and is never closed; new ones work. */
+    forget: () => { for (const link of carried) link.silent = true }
+  }
+}
+
+t.test('checkHealth: a connection that seems up is PINGed every 5 s, and cut when 2 s pass without an answer', async t => {
+  const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
+  let answer: (() => void) | null = null
+  const connection = {
+    status: 'connecting',
+    pings: 0,
+    ping () {
+      this.pings++
+      return new Promise<void>(resolve => { answer = resolve })
+    }
+  }
+  let cuts = 0
+  const stop = checkHealth(connection, () => { cuts++ })
+  clock.tick(5_000)
+  t.equal(connection.pings, 0, 'one away is left to ioredis')
+  connection.status = 'ready'
+  clock.tick(5_000)
+  t.equal(connection.pings, 1)
+  answer!()
+  await Promise.resolve()
+  clock.tick(2_000)
+  t.equal(cuts, 0, 'answered in time')
+  clock.tick(3_000)
+  t.equal(connection.pings, 2)
+  clock.tick(1_999)
+  t.equal(cuts, 0)
+  clock.tick(1)
+  t.equal(cuts, 1, 'cut when no answer came')
+  stop()
+  clock.tick(60_000)
+  t.equal(connection.pings, 2, 'and no more checks once stopped')
+})
+
+t.test('a process whose Redis connections went silent connects again, and its sockets hear the logout made meanwhile', async t => {
+  const redis = await RedisServer.start(t)
+  const proxy = await proxyTo(t, redis.port)
+  const options = { users: [admin], authRoutes: true }
+  const a = await build(t, { ...options, redis: redis.url }, { logger: false })
+  const b = await build(t, { ...options, redis: proxy.url }, { logger: false })
+  const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' })
+
+  proxy.forget()
+  const logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
+  t.equal(logout.statusCode, 204)
+  // b's subscriber heard nothing: its next PING goes unanswered, it connects again and reads what it missed.
+  t.match(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
+  const relogin = await b.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(relogin.statusCode, 200, 'and b\'s command connection works again')
+  await onB.close()
+})
+
+t.test('an app\'s own client made with lazyConnect: the plugin\'s subscriber connects all the same', async t => {
+  const redis = await RedisServer.start(t)
+  const client = new Redis(redis.url, { lazyConnect: true })
+  t.teardown(() => client.disconnect())
+  const a = await build(t, { users: [admin], authRoutes: true, redis: redis.url }, { logger: false })
+  const b = await build(t, { users: [admin], authRoutes: true, redis: client }, { logger: false })
+  const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' }, 'b has loaded the revocations: a token with a session is let in')
+  await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
+  t.match(await within(onB.next(), 'the revocation on b'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
+  await onB.close()
+})
+
+t.test('closed, the plugin leaves no listener on the app\'s own client', async t => {
+  const redis = await RedisServer.start(t)
+  const client = new Redis(redis.url)
+  t.teardown(() => client.disconnect())
+  const before = client.listenerCount('ready')
+  for (let i = 0; i < 3; i++) {
+    const { app } = await build(t, { redis: client }, { logger: false })
+    await app.close()
+  }
+  t.equal(client.listenerCount('ready'), before)
+})
