@@ -115,7 +115,8 @@ function buildEnvSchema () {
     properties[`${prefix}NAME`] = { type: 'string', pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', default: name }
     properties[`${prefix}SECURE`] = { type: 'boolean', default: false }
     properties[`${prefix}SAME_SITE`] = { type: 'string', enum: ['lax', 'strict', 'none'], default: 'lax' }
-    properties[`${prefix}DOMAIN`] = { type: 'string', minLength: 1 }
+    // A host name, as @fastify/cookie takes one: any other would fail every login that sets the cookie.
+    properties[`${prefix}DOMAIN`] = { type: 'string', pattern: '^\\.?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$' }
   }
   properties.SESSION_COOKIE_TTL = { type: 'string', default: '1d' }
   for (const { prefix, path } of Object.values(endpoints)) {
@@ -214,12 +215,14 @@ function duration (variable: string, value: string): number {
   return parsed
 }
 
-// What @fastify/cors takes for "any origin" (or none): fine for HTTP, never for sockets that carry cookies.
-const corsOnly = new Set(['*', 'true', 'false'])
+// What @fastify/cors takes for "any origin" (or none), and patterns (`https://*.example.com`, which no origin is):
+// fine for HTTP, never for sockets that carry cookies.
+const corsOnlyValues = new Set(['*', 'true', 'false'])
+const corsOnly = (value: string) => corsOnlyValues.has(value) || value.includes('*')
 
 function origin (variable: string, value: string): string {
   // `variable` is a label: the variable, and the option when it came from one.
-  if (corsOnly.has(value)) {
+  if (corsOnly(value)) {
     throw new InvalidConfigError(`${variable} must list origins: a wildcard would let any site open sockets with your users' cookies`)
   }
   try {
@@ -281,7 +284,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
   const warnings: string[] = []
   for (const value of String(raw.CORS_ORIGIN ?? '').split(',').map(v => v.trim()).filter(Boolean)) {
     // The app's CORS_ORIGIN may be set for @fastify/cors: a value it can use and sockets cannot is left to it.
-    if (corsOnly.has(value) && !fromOptions.CORS_ORIGIN) {
+    if (corsOnly(value) && !fromOptions.CORS_ORIGIN) {
       warnings.push(`CORS_ORIGIN "${value}" is ignored for sockets (any origin would let every site open them with your users' cookies): list the origins allowed to open sockets in the plugin's \`origins\` option`)
       continue
     }
@@ -296,11 +299,26 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       sameSite: raw[`${prefix}SAME_SITE`] as CookieConfig['sameSite'],
       domain: raw[`${prefix}DOMAIN`] as string | undefined
     }
-    // Browsers drop a SameSite=None cookie that is not Secure: the login would seem to work and nothing would stick.
+    // Browsers drop a SameSite=None cookie that is not Secure, a __Secure- or __Host- one that is not Secure, and a
+    // __Host- one with a domain: the login would seem to work and nothing would stick.
+    const name = label(`${prefix}NAME`, fromOptions)
+    const secure = label(`${prefix}SECURE`, fromOptions)
     if (resolved.sameSite === 'none' && !resolved.secure) {
-      throw new InvalidConfigError(`${label(`${prefix}SAME_SITE`, fromOptions)} none needs ${label(`${prefix}SECURE`, fromOptions)} true: browsers refuse a SameSite=None cookie that is not Secure`)
+      throw new InvalidConfigError(`${label(`${prefix}SAME_SITE`, fromOptions)} none needs ${secure} true: browsers refuse a SameSite=None cookie that is not Secure`)
+    }
+    if (/^__(?:secure|host)-/i.test(resolved.name) && !resolved.secure) {
+      throw new InvalidConfigError(`${name} ${resolved.name} needs ${secure} true: browsers refuse a cookie of that prefix that is not Secure`)
+    }
+    if (/^__host-/i.test(resolved.name) && resolved.domain !== undefined) {
+      throw new InvalidConfigError(`${name} ${resolved.name} takes no ${label(`${prefix}DOMAIN`, fromOptions)}: browsers refuse a __Host- cookie with a domain`)
     }
     return Object.freeze(resolved)
+  }
+  const refresh = cookie('refresh')
+  const session = cookie('session')
+  // The session cookie is read at the upgrade: the refresh cookie, read as one, would refuse every browser's socket.
+  if (refresh.name === session.name) {
+    throw new InvalidConfigError(`${label('REFRESH_TOKEN_COOKIE_NAME', fromOptions)} and ${label('SESSION_COOKIE_NAME', fromOptions)} must differ (both are ${refresh.name})`)
   }
 
   const authRoutes = options.authRoutes
@@ -335,8 +353,8 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     production: env.NODE_ENV === 'production',
     warnings: Object.freeze(warnings),
     cookies: Object.freeze({
-      refresh: cookie('refresh'),
-      session: Object.freeze({ ...cookie('session'), ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string) })
+      refresh,
+      session: Object.freeze({ ...session, ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string) })
     })
   })
 }

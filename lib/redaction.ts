@@ -1,8 +1,11 @@
 // Credentials never reach a log line, the logs stream or an error message: the one place that knows what to hide.
 import pino from 'pino'
 
-/** Names whose value is hidden: as a field, a query or form pair, a header or a JSON member. */
-const names = 'access_?token|refresh_?token|password|otp|authorization|proxy-authorization|cookie|set-cookie|secret|token|rawPacket'
+/**
+ * Names whose value is hidden: as a field, a query or form pair, a header or a JSON member. A refresh or session token
+ * may carry a prefix: the plugin's cookies are `directus_refresh_token` and `directus_session_token`.
+ */
+const names = 'access[_-]?token|[\\w-]*(?:refresh|session)[_-]?token|password|otp|authorization|proxy-authorization|cookies?|set-cookie|secret|token|rawPacket'
 const secretNames = new RegExp(`^(?:${names})$`, 'i')
 const redacted = '[redacted]'
 

@@ -22,7 +22,8 @@ const loginBody = {
   }
 } as const
 
-// The token may come from the body or from a cookie, so the body may be empty.
+// The token may come from the body or from a cookie, so the body may be an empty object; a POST with no JSON body at
+// all is refused (400), as no cross-site form or fetch can send JSON without a CORS preflight.
 const tokenBody = {
   type: 'object',
   properties: {

@@ -149,3 +149,14 @@ t.test('a line that is not pino\'s is redacted as text', async t => {
   t.equal(redactLogLine(`not json: password=${password}`), 'not json: password=[redacted]')
   t.equal(redactLogLine('{"msg":"nothing to hide"}\n'), '{"msg":"nothing to hide"}\n', 'a plain line is left as it is')
 })
+
+t.test('the plugin\'s own cookies, by their names, and a request\'s cookies object are hidden', async t => {
+  const { redactLogLine, redactLogObject } = await import('../../lib/redaction.js')
+  const refresh = 'HKBamq0Rr5W4P2xQ'
+  t.equal(redactLogLine(`set directus_refresh_token=${refresh}`), 'set directus_refresh_token=[redacted]')
+  t.equal(redactLogLine(`x-refresh-token: ${refresh}`), 'x-refresh-token: [redacted]')
+  t.same(redactLogObject({ cookies: { directus_refresh_token: refresh }, directus_session_token: refresh, page: 2 }),
+    { cookies: '[redacted]', directus_session_token: '[redacted]', page: 2 })
+  t.same(redactLogObject({ my_access_token_count: 3, next_page: 'a' }), { my_access_token_count: 3, next_page: 'a' },
+    'names that only hold a credential\'s name are kept')
+})

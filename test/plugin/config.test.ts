@@ -569,7 +569,7 @@ t.test('bad durations fail boot', async (t) => {
 })
 
 t.test('a CORS_ORIGIN for @fastify/cors only (*, true, false) is ignored for sockets, with a warning naming the origins option', async (t) => {
-  for (const value of ['*', 'true', 'false', 'https://app.example.com,*']) {
+  for (const value of ['*', 'true', 'false', 'https://app.example.com,*', 'https://*.example.com']) {
     const lines: string[] = []
     const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', CORS_ORIGIN: value } }, async (app) => {
       app.log.warn = ((line: string) => { lines.push(line) }) as never
@@ -582,6 +582,23 @@ t.test('a CORS_ORIGIN for @fastify/cors only (*, true, false) is ignored for soc
   t.same([...config.origins], ['https://app.example.com'], 'the listed origins are kept')
   // The option is the plugin's own: there a wildcard is a mistake.
   await bootFails(t, { env: {}, secret, origins: ['*'] }, /CORS_ORIGIN \(option origins\) must list origins: a wildcard/)
+  await bootFails(t, { env: {}, secret, origins: ['https://*.example.com'] }, /CORS_ORIGIN \(option origins\) must list origins: a wildcard/)
+})
+
+t.test('cookie settings browsers would refuse, or that would read one cookie as the other, fail boot', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, REFRESH_TOKEN_COOKIE_NAME: 'rt', SESSION_COOKIE_NAME: 'rt' } },
+    /REFRESH_TOKEN_COOKIE_NAME and SESSION_COOKIE_NAME must differ \(both are rt\)/)
+  await bootFails(t, { env: {}, secret, cookies: { session: { name: '__Host-session' } } },
+    /SESSION_COOKIE_NAME \(option cookies\.session\.name\) __Host-session needs SESSION_COOKIE_SECURE true/)
+  await bootFails(t, { env: { SECRET: secret, REFRESH_TOKEN_COOKIE_NAME: '__Secure-rt' } }, /REFRESH_TOKEN_COOKIE_NAME __Secure-rt needs REFRESH_TOKEN_COOKIE_SECURE true/)
+  await bootFails(t, { env: { SECRET: secret, SESSION_COOKIE_NAME: '__Host-s', SESSION_COOKIE_SECURE: 'true', SESSION_COOKIE_DOMAIN: 'example.com' } },
+    /SESSION_COOKIE_NAME __Host-s takes no SESSION_COOKIE_DOMAIN/)
+  for (const domain of ['a;b', 'exa mple.com', ' ', 'example.com/', '-example.com']) {
+    await bootFails(t, { env: { SECRET: secret, REFRESH_TOKEN_COOKIE_DOMAIN: domain } }, /REFRESH_TOKEN_COOKIE_DOMAIN must match pattern/)
+  }
+  const config = await resolveConfig({ env: { SESSION_COOKIE_NAME: '__Host-s', SESSION_COOKIE_SECURE: 'true', REFRESH_TOKEN_COOKIE_DOMAIN: '.example.com' } })
+  t.equal(config.cookies.session.name, '__Host-s', 'a __Host- cookie, Secure and without a domain, boots')
+  t.equal(config.cookies.refresh.domain, '.example.com')
 })
 
 t.test('a short SECRET is warned about, and fails boot with NODE_ENV=production', async (t) => {
