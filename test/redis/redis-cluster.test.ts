@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import type { ClusterOptions } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
-import { admin, build, connect, editor, refusedWith, whoami, type Built, type Client } from '../helpers.js'
+import { admin, build, connect, editor, refusedWith, whoami, within, type Built, type Client } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
 
 // What the README recommends: commands fail at once while the cluster is away, and give up after 2 s.
@@ -119,6 +119,24 @@ t.test('on a Redis Cluster', async t => {
     t.equal((await login(b, wrong(editor.email), '10.0.2.2')).statusCode, 401)
     t.equal((await login(a, editor, '10.0.2.3')).statusCode, 429, 'and an email\'s')
     t.equal((await login(b, admin, '10.0.2.4')).statusCode, 200, 'another email from another IP goes on')
+  })
+
+  t.test('a subscriber whose PING went unanswered (the cluster frozen) is cut, comes back, and hears the next logout', async t => {
+    const [a, b] = [await node(t, 'frozen:'), await node(t, 'frozen:')]
+    const tokens = (await login(a)).json().data
+    const onB = await authenticated(b, tokens.access_token)
+    for (const node of cluster.nodes) node.pause()
+    // A health check (every 5 s) meets the silence and, 2 s on, cuts the connection.
+    await new Promise(resolve => setTimeout(resolve, 8_000))
+    for (const node of cluster.nodes) node.resume()
+    let logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
+    while (logout.statusCode === 503) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
+    }
+    t.equal(logout.statusCode, 204)
+    t.same(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+    await onB.close()
   })
 
   // Last: it takes the cluster down.
