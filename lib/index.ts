@@ -167,8 +167,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       let count = 0
       for (const connection of registry.matching(filter)) {
         if (connection.endpoint === 'graphql') continue // it speaks only graphql-transport-ws
-        // Not yet let in: a client without a credential would otherwise read broadcasts for an auth window at a time.
-        if (connection.guard.phase === 'handshake') continue
+        // Not let in, or no longer: a client without a credential would otherwise read broadcasts an auth window at a
+        // time (in public mode every socket past its handshake stays in, as public).
+        const { phase } = connection.guard
+        if (phase === 'handshake' || phase === 'reauth') continue
         connection.send(message)
         count++
       }

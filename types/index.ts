@@ -320,7 +320,7 @@ export interface AuthenticateEvent {
 /**
  * The app's check at every authentication, after the credential is verified: false refuses it (AUTH_FAILED), an
  * object becomes the socket's `context` (and joins every GraphQL operation's context), anything else admits it.
- * A throw is a check that could not run: SERVICE_UNAVAILABLE.
+ * A throw, or no answer within 3 s, is a check that could not run: SERVICE_UNAVAILABLE.
  */
 export type OnAuthenticate = (event: AuthenticateEvent) =>
   boolean | void | Record<string, unknown> | Promise<boolean | void | Record<string, unknown>>
@@ -484,8 +484,8 @@ export type RealtimeEventName = keyof RealtimeEventMap
 /** `fastify.realtime`: the application API. */
 export interface RealtimeApi {
   /**
-   * Sends a JSON message to every matching socket past its handshake but the GraphQL ones (they speak only
-   * graphql-transport-ws); returns how many got it.
+   * Sends a JSON message to every matching socket past its handshake, and not waiting to authenticate again, but the
+   * GraphQL ones (they speak only graphql-transport-ws); returns how many got it.
    */
   send (filter: ConnectionFilter, message: object): number
   /** Closes every matching socket; returns how many. */

@@ -112,8 +112,9 @@ export interface AuthenticatorOptions {
   /** Lifetime of a session token (`SESSION_COOKIE_TTL`). */
   sessionTokenTtlMs: number
   /**
-   * How long a session-store (or attempt-counter) call may take before the auth fails closed (SERVICE_UNAVAILABLE).
-   * A session-store write must start acting within the first third of it, or not at all (its `deadline`).
+   * How long a session-store (or attempt-counter) call, a key lookup or the app's `onAuthenticate` may take before the
+   * auth fails closed (SERVICE_UNAVAILABLE). A session-store write must start acting within the first third of it, or
+   * not at all (its `deadline`).
    */
   storeTimeoutMs: number
   /** Limits email/password attempts per client IP and per email. */
@@ -121,6 +122,9 @@ export interface AuthenticatorOptions {
   /** Where password checks wait for their turn. */
   passwordChecks: PasswordChecks
 }
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as { then?: unknown } | null)?.then === 'function'
 
 /** A store, key lookup or hook that hangs must not hang the client: past the deadline it counts as unavailable. */
 function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
@@ -257,8 +261,9 @@ export class Authenticator {
     return (async () => {
       try {
         const pending = hook({ identity: result.identity, claims, request, source, endpoint })
-        // The socket waits for it, paused: a hook that hangs would hold it for good.
-        const verdict = pending instanceof Promise ? await deadline(pending, this.#options.storeTimeoutMs) : pending
+        // The socket waits for it, paused: a hook that hangs would hold it for good. Any thenable is awaited (a
+        // library's promise, another realm's): one taken for a verdict would admit whatever it resolves to.
+        const verdict = isThenable(pending) ? await deadline(Promise.resolve(pending), this.#options.storeTimeoutMs) : pending
         if (verdict === false) return refused(fail('AUTH_FAILED', 'refused by onAuthenticate'))
         return typeof verdict === 'object' && verdict !== null ? { ...result, context: verdict } : result
       } catch (err) {
@@ -373,10 +378,9 @@ export class Authenticator {
 
   #revoke (id: string): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
-    // at most the longer of the two TTLs, an access token's or a session cookie's. The app's or a provider's tokens
-    // may live longer: they are refused for that long only.
-    const { accessTokenTtlMs, sessionTokenTtlMs } = this.#options
-    return this.#options.revocationFeed.publish(id, Date.now() + Math.max(accessTokenTtlMs, sessionTokenTtlMs))
+    // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only, and so is a
+    // session token on the app's own routes (the plugin's own routes and upgrades ask the store about it).
+    return this.#options.revocationFeed.publish(id, Date.now() + this.#options.accessTokenTtlMs)
   }
 
   /**

@@ -25,7 +25,8 @@ export interface JsonEndpointOptions extends AdapterOptions {
 /**
  * App handlers one socket may have running at once. At the limit its next frame waits, the socket paused (the inbox's
  * bound on what waits applies), until one ends: a client cannot start handlers, each holding its message, faster than
- * they finish.
+ * they finish. Frames keep their order, so a ping or an auth message behind the waiting ones waits too: a socket
+ * whose handlers hold every slot for a whole heartbeat period is closed as silent.
  */
 export const handlerLimit = 100
 
@@ -221,7 +222,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       // The handler may read the accountability after the socket is gone, its address with it.
       this.connection.pin()
       const pending = entry.handler(message, this.connection)
-      // Application handlers run concurrently: a slow one must not hold back pings or re-authentication.
+      // Application handlers run concurrently: below the limit, a slow one holds back no ping or re-authentication.
       if (pending instanceof Promise) return this.running(pending.catch(answer))
     } catch (err) {
       answer(err)
@@ -232,12 +233,14 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   private running (handler: Promise<void>): void | Promise<void> {
     const running = this.#running ??= { count: 0, freed: null }
     running.count++
-    handler.then(() => {
-      running.count--
+    const ended = () => {
+      // None left: an idle socket keeps no record of them.
+      if (--running.count === 0) this.#running = null
       const { freed } = running
       running.freed = null
       freed?.()
-    })
+    }
+    handler.then(ended, ended)
     if (running.count < handlerLimit) return
     return new Promise(resolve => { running.freed = resolve })
   }

@@ -24,7 +24,6 @@ export interface RedisConnections {
 interface Subscriber extends NodeJS.EventEmitter {
   readonly status: string
   subscribe (channel: string): Promise<unknown>
-  ping (): Promise<unknown>
   disconnect (): void
 }
 
@@ -40,25 +39,38 @@ const commandOptions = {
 // at once, even duplicated from an app's client made with `lazyConnect` (nothing else would ever connect it).
 const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, lazyConnect: false }
 
-/** Ends a connection's socket at once: ioredis, not told to stop, connects again (`disconnect` would wait for an answer). */
-const cutSocket = (redis: Redis) => redis.stream.destroy()
-
 /** How often a connection is asked whether it is still there, and how long it has to answer. */
 const healthCheckMs = 5_000
 const answerWithinMs = 2_000
 
+/** What the health check needs of a connection: ioredis's own. */
+export interface Checked {
+  readonly status: string
+  ping (): Promise<unknown>
+  readonly stream: { destroy (): void }
+}
+
 /**
  * A connection dropped without a word (a NAT or a load balancer forgetting an idle one) looks open for as long as TCP
  * keeps trying, hours for one that only listens: whatever is published meanwhile never arrives. A PING unanswered in
- * time cuts it, and ioredis connects again. Returns what stops the checks.
+ * time cuts it (its socket destroyed, so ioredis, not told to stop, connects again). `current` is the connection to
+ * check now (a cluster's subscriber moves between nodes). Returns what stops the checks.
  */
-export function checkHealth (connection: Pick<Subscriber, 'status' | 'ping'>, cut: () => void): () => void {
+export function checkHealth (current: () => Checked | null): () => void {
   const timer = setInterval(() => {
+    const connection = current()
     // One away is ioredis's to bring back; one that seems up has to answer.
-    if (connection.status !== 'ready') return
-    const late = setTimeout(cut, answerWithinMs)
-    const answered = () => clearTimeout(late)
-    connection.ping().then(answered, answered)
+    if (connection === null || connection.status !== 'ready') return
+    let answered = false
+    // Timers run before the poll for I/O: after a stall longer than the wait, an answer that came is read first. A
+    // PING that failed (ioredis's own timeout) is no answer; a connection that went away meanwhile is ioredis's.
+    const late = setTimeout(() => setImmediate(() => {
+      if (!answered && connection.status === 'ready') connection.stream.destroy()
+    }), answerWithinMs)
+    connection.ping().then(() => {
+      answered = true
+      clearTimeout(late)
+    }, () => {})
   }, healthCheckMs)
   timer.unref()
   return () => clearInterval(timer)
@@ -153,19 +165,15 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
     return this.#connection!.subscribe(channel)
   }
 
-  ping (): Promise<unknown> {
-    return this.#connection!.ping()
-  }
-
   disconnect (): void {
     this.#closed = true
     this.#cluster.off('ready', this.#connect)
     this.#connection?.disconnect()
   }
 
-  /** Called once `ready`: the connection is cut, as a dead one's would be, and is made again (to another node if needed). */
-  cut (): void {
-    cutSocket(this.#connection!)
+  /** The connection to this node, for the health check: cut, it is made again (to another node if need be). */
+  get connection (): Redis | null {
+    return this.#connection
   }
 }
 
@@ -180,8 +188,8 @@ export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogge
   if (owned) watch(commands, 'commands', log)
   watch(subscriber, 'subscriber', log)
   // The subscriber, and the command connection the plugin owns (an app's client is the app's to watch).
-  const checks = [checkHealth(subscriber, () => subscriber instanceof NodeSubscriber ? subscriber.cut() : cutSocket(subscriber as Redis))]
-  if (owned) checks.push(checkHealth(commands, () => cutSocket(commands as Redis)))
+  const checks = [checkHealth(subscriber instanceof NodeSubscriber ? () => subscriber.connection : () => subscriber as Redis)]
+  if (owned) checks.push(checkHealth(() => commands as Redis))
   const commandsReady: (() => void)[] = []
   const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: () => void }>()
   subscriber.on('message', (channel: string, message: string) => listeners.get(channel)?.onMessage(message))

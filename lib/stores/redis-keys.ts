@@ -1,12 +1,14 @@
 // Every key and channel the plugin keeps on Redis, all under `prefix` (the `redisPrefix` option). A session's key
 // carries its id as a hash tag, a user's keys the user: in a Redis Cluster each lives in one slot, and one user's keys
-// in the same one. No script or transaction touches more than one key, so none can span two slots (a session's user
+// in the same one. No script or transaction touches keys of two tags, so none can span two slots (a session's user
 // is known only once its key has been read: its key cannot be tagged with the user).
 export interface RedisKeys {
   /** A refresh session: a hash of its identity, current token hash and expiry. */
   session (id: string): string
   /** The ids of a user's sessions, scored by when each expires, for `endUser`. */
   userSessions (user: string): string
+  /** The plain set of them that 0.1.0 kept, read by `endUser` until it expires: sessions a process of 0.1.0 made. */
+  userSessionsBefore (user: string): string
   /** A user's last accepted TOTP step. */
   otpStep (user: string): string
   /** Every revocation in force, scored by when it lapses. */
@@ -20,9 +22,9 @@ export interface RedisKeys {
 export function redisKeys (prefix: string): RedisKeys {
   return {
     session: (id) => `${prefix}{s:${id}}:session`,
-    // Named anew when it became a sorted set (it was a set, `:sessions`): no deployment's old key meets a command of
-    // the wrong type.
+    // Named anew when it became a sorted set: no old key meets a command of the wrong type.
     userSessions: (user) => `${prefix}{u:${user}}:session-expiries`,
+    userSessionsBefore: (user) => `${prefix}{u:${user}}:sessions`,
     otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,

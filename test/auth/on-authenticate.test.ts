@@ -428,6 +428,15 @@ t.test('an onAuthenticate that never answers is SERVICE_UNAVAILABLE at the store
   t.same(failures.map(entry => entry.err.message), ['no answer within 3000 ms'])
 })
 
+t.test('an onAuthenticate that answers with a thenable of its own (a library\'s promise) is awaited: false refuses', async t => {
+  const { app, url } = await build(t, {
+    onAuthenticate: () => ({ then: (resolve: (verdict: boolean) => void) => resolve(false) }) as unknown as Promise<boolean>
+  })
+  const client = await connect(url('/websocket'))
+  t.same(await authWith(client, app.realtime.signAccessToken(u1).access_token, 'h'), handshakeFailed('h'))
+  t.equal((await closed(client, 'the 4401 close')).code, 4401)
+})
+
 t.test('connection.state: the app\'s own object per socket, kept from one message to the next', async t => {
   const { app, url } = await build(t, { rest: { handlers } })
   const token = app.realtime.signAccessToken(u1).access_token

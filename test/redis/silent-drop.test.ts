@@ -35,35 +35,56 @@ async function proxyTo (t: Test, port: number) {
 
 t.test('checkHealth: a connection that seems up is PINGed every 5 s, and cut when 2 s pass without an answer', async t => {
   const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
+  const turn = () => new Promise(resolve => setImmediate(resolve))
   let answer: (() => void) | null = null
+  let fail: (() => void) | null = null
+  let cuts = 0
   const connection = {
     status: 'connecting',
     pings: 0,
     ping () {
       this.pings++
-      return new Promise<void>(resolve => { answer = resolve })
-    }
+      return new Promise<void>((resolve, reject) => { answer = resolve; fail = () => reject(new Error('Command timed out')) })
+    },
+    stream: { destroy: () => { cuts++ } }
   }
-  let cuts = 0
-  const stop = checkHealth(connection, () => { cuts++ })
+  let current: typeof connection | null = null
+  const stop = checkHealth(() => current)
   clock.tick(5_000)
-  t.equal(connection.pings, 0, 'one away is left to ioredis')
+  current = connection
+  clock.tick(5_000)
+  t.equal(connection.pings, 0, 'none yet, or one away, is left to ioredis')
   connection.status = 'ready'
   clock.tick(5_000)
   t.equal(connection.pings, 1)
   answer!()
-  await Promise.resolve()
+  await turn()
   clock.tick(2_000)
+  await turn()
   t.equal(cuts, 0, 'answered in time')
   clock.tick(3_000)
-  t.equal(connection.pings, 2)
+  // A loop held past the wait: its timers run first, then the answer that came meanwhile is read, and it counts.
+  clock.tick(2_000)
+  answer!()
+  await turn()
+  t.equal(cuts, 0, 'an answer read just after the wait ran out')
+  clock.tick(3_000)
+  t.equal(connection.pings, 3)
   clock.tick(1_999)
+  await turn()
   t.equal(cuts, 0)
+  fail!() // ioredis's own timeout is no answer
   clock.tick(1)
+  await turn()
   t.equal(cuts, 1, 'cut when no answer came')
+  clock.tick(3_000)
+  connection.status = 'reconnecting' // gone meanwhile: ioredis's to bring back
+  clock.tick(2_000)
+  await turn()
+  t.equal(cuts, 1, 'a connection that went away meanwhile is not cut')
   stop()
   clock.tick(60_000)
-  t.equal(connection.pings, 2, 'and no more checks once stopped')
+  t.equal(connection.pings, 4, 'and no more checks once stopped')
 })
 
 t.test('a process whose Redis connections went silent connects again, and its sockets hear the logout made meanwhile', async t => {
@@ -96,9 +117,18 @@ t.test('an app\'s own client made with lazyConnect: the plugin\'s subscriber con
   const b = await build(t, { users: [admin], authRoutes: true, redis: client }, { logger: false })
   const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
-  const onB = await connect(b.url('/websocket'))
-  onB.send({ type: 'auth', access_token: accessToken })
-  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' }, 'b has loaded the revocations: a token with a session is let in')
+  // b's client connects on its first command: registration does not wait for it, and b is cold until its subscriber
+  // has read the revocations (SERVICE_UNAVAILABLE, for the client to try again).
+  const admitted = async () => {
+    for (;;) {
+      const client = await connect(b.url('/websocket'))
+      client.send({ type: 'auth', access_token: accessToken })
+      if ((await client.next() as { status: string }).status === 'ok') return client
+      await client.closed
+    }
+  }
+  const onB = await within(admitted(), 'b loading the revocations', 20_000)
+  t.pass('b has loaded the revocations: a token with a session is let in')
   await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
   t.match(await within(onB.next(), 'the revocation on b'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
   await onB.close()

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { MemoryStore } from '@fastify/session'
 import { fromFastifySessionStore } from '../../lib/index.js'
-import { admin, build } from '../helpers.js'
+import { admin, build, fakeClock, until } from '../helpers.js'
 
 t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
   const records = new Map<string, { cookie: { expires: string } }>()
@@ -56,4 +56,32 @@ t.test('logins of one user at once are all on its list, so that endUser ends eve
   failing = false
   await create('s7')
   t.same((await store.endUser('u1', Date.now() + 1_000)).sort(), ['s1', 's2', 's3', 's4', 's5', 's7'], 'every session on the list is ended')
+})
+
+t.test('a store that never answers one login holds the user\'s next one only until the plugin has given up on it', async t => {
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const records = new Map<string, unknown>()
+  const store = fromFastifySessionStore({
+    get: (id, callback) => setImmediate(() => callback(null, structuredClone(records.get(id)))),
+    set: (id, record, callback) => {
+      // The list write of the first login never answers.
+      if ((record as { sessions?: string[] }).sessions?.includes('s1')) return
+      setImmediate(() => { records.set(id, record); callback() })
+    },
+    destroy: (id, callback) => setImmediate(() => { records.delete(id); callback() })
+  })
+  const identity = { user: 'u1', role: null, admin: false }
+  const create = (id: string) => store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  let first = 'pending'
+  create('s1').then(() => { first = 'answered' }, () => { first = 'failed' })
+  await until(() => records.has('realtime:session:s1'))
+  let second = false
+  const next = create('s2').then(() => { second = true })
+  await new Promise(resolve => setImmediate(resolve))
+  t.notOk(second, 'the next waits for the one before')
+  clock.tick(3_000) // the first's deadline (1 s) and the store timeout's margin after it (2 s)
+  await next
+  t.ok(second, 'then goes on')
+  t.equal(first, 'pending', 'the stuck one is still stuck, and no longer in the way')
+  t.same((records.get('realtime:user-sessions:u1') as { sessions: string[] }).sessions, ['s2'])
 })

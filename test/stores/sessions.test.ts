@@ -111,6 +111,21 @@ t.test('Redis: a user who keeps one session alive while others lapse keeps no mo
   t.same((await store.endUser('dave', soon())).sort(), ['kept', 'live'], 'endUser ends the live ones, and asks after no other')
 })
 
+t.test('Redis: endUser also ends the sessions a process of 0.1.0 indexed in the plain set it kept', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const store = new RedisSessionStore(redis, 'test:')
+  const erin: Identity = { user: 'erin', role: null, admin: false }
+  await store.create({ id: 'new', identity: erin, tokenHash: 'n', expiresAt: Date.now() + 60_000 }, soon())
+  await store.create({ id: 'old', identity: erin, tokenHash: 'o', expiresAt: Date.now() + 60_000 }, soon())
+  // As 0.1.0 indexed it: in a plain set under `:sessions`, not in the sorted one.
+  await redis.zrem('test:{u:erin}:session-expiries', 'old')
+  await redis.sadd('test:{u:erin}:sessions', 'old')
+  t.same((await store.endUser('erin', soon())).sort(), ['new', 'old'])
+  t.same(await store.lookup({ sessionId: 'old', tokenHash: 'o' }), { status: 'unknown' }, 'the old one ended too')
+})
+
 t.test('Redis Cluster', async t => {
   const cluster = await RedisCluster.start(t)
   const redis = cluster.client(t)

@@ -97,6 +97,8 @@ t.test('a socket is reached by the user and session it holds now, however it cam
   await app.realtime.revokeSession('s-e')
   t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } })
   t.same([reach({ user: 'erin' }), reach({ session: 's-e' })], [0, 0], 'revoked: public')
+  t.equal(app.realtime.send({}, { type: 'everyone' }), 1, 'and waiting to authenticate again, out of broadcasts')
+  t.same(await upgraded.next(), { type: 'everyone' })
   client.send({ type: 'auth', access_token: token('frank') })
   await client.next()
   t.same([reach({ user: 'frank' }), reach({ session: 's-e' })], [1, 0], 'a token without a session')

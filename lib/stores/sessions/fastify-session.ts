@@ -8,6 +8,9 @@ import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionSto
 
 type Callback = (err?: unknown) => void
 
+/** After a write's deadline, how long until the plugin has given up on the call (its 3 s store timeout). */
+const givenUpAfterMs = 2_000
+
 /** The callback contract of @fastify/session stores. */
 export interface CallbackSessionStore {
   set (sessionId: string, session: object, callback: Callback): void
@@ -43,11 +46,17 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   }
 
   // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
-  // before the other's, and one session would be missing from it, out of reach of `endUser` (revokeUser).
+  // before the other's, and one session would be missing from it, out of reach of `endUser` (revokeUser). A store that
+  // never answers holds the next change only until this one's writes could no longer start (its deadline) and the
+  // plugin has given up on it (the store timeout).
   const listChanges = new Map<string, Promise<void>>()
-  function changeList<T> (user: string, change: () => Promise<T>): Promise<T> {
+  function changeList<T> (user: string, deadline: number, change: () => Promise<T>): Promise<T> {
     const changed = (listChanges.get(user) ?? Promise.resolve()).then(change)
-    const settled = changed.then(() => {}, () => {})
+    let timer: NodeJS.Timeout | undefined
+    const settled = Promise.race([
+      changed.then(() => {}, () => {}),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, deadline + givenUpAfterMs - Date.now()) })
+    ]).finally(() => clearTimeout(timer))
     listChanges.set(user, settled)
     settled.then(() => { if (listChanges.get(user) === settled) listChanges.delete(user) })
     return changed
@@ -77,7 +86,7 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
     async create (session, deadline) {
       await save(deadline, session.id, session)
       const key = userKey(session.identity.user)
-      await changeList(session.identity.user, async () => {
+      await changeList(session.identity.user, deadline, async () => {
         const user = await get(key) as { sessions: string[] } | null | undefined
         await set(deadline, key, { sessions: [...(user?.sessions ?? []), session.id], ...lifetime(session.expiresAt) })
       })
@@ -95,7 +104,7 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
     end,
 
-    endUser: (user, deadline) => changeList(user, async () => {
+    endUser: (user, deadline) => changeList(user, deadline, async () => {
       const sessions = (await get(userKey(user)) as { sessions: string[] } | null | undefined)?.sessions ?? []
       const ended: string[] = []
       for (const id of sessions) {

@@ -1,7 +1,7 @@
 // Refresh sessions on Redis, shared by every process. A session is one hash (its current token's hash) whatever the
 // number of rotations, in its own slot of a cluster; a user's set of session ids lives in the user's. No script
-// touches both, since a token names its session and not its user: each script reads or writes one key, atomically,
-// and the writes that need both keys take one script per key, in an order that never loses a session:
+// touches both, since a token names its session and not its user: each script reads or writes one session's or one
+// user's keys, atomically, and the writes that need both take one script each, in an order that never loses a session:
 // - create writes the session, then adds it to its user's set. A session whose add failed is one whose token was
 //   never handed out: nobody can present it, and it expires.
 // - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
@@ -39,7 +39,7 @@ return 1`
 // sessions, and forgets the ones past.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1`
@@ -65,10 +65,15 @@ local identity = redis.call('HGET', KEYS[1], 'identity')
 redis.call('DEL', KEYS[1])
 return identity`
 
-// KEYS: the user's set. ARGV: deadline, now. The ids of its sessions not yet past, for endUser to end.
+// KEYS: the user's set, and the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it
+// expires with its sessions). ARGV: deadline, now. The ids of the sessions not yet past, for endUser to end.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-return redis.call('ZRANGE', KEYS[1], ARGV[2], '+inf', 'BYSCORE')`
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], '+inf', 'BYSCORE')
+if redis.call('TYPE', KEYS[2]).ok == 'set' then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(ids, id) end
+end
+return ids`
 
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
@@ -112,7 +117,8 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
-    const ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), deadline, Date.now()) as string[]
+    const ids = await this.#redis.eval(userSessionsScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
+      deadline, Date.now()) as string[]
     const ended = await Promise.all(ids.map(id => this.#end(id, deadline)))
     await this.#forget(user, ids)
     return ids.filter((_id, i) => ended[i] !== null)
