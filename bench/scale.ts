@@ -2,7 +2,7 @@
 //   7 At scale: RSS per idle socket in one process holding ~19,000 (plugin vs bare), then 100,000 sockets on six
 //     plugin processes sharing one Redis: TOKEN_EXPIRED lateness, event-loop stalls during heartbeats, revokeUser
 //     across every process, and what one process would need for 1,000,000 sockets.
-//   8 Reconnect storm: 10,000 clients holding tokens reconnect at once, plugin vs bare, alternating rounds.
+//   8 Reconnect storm: 10,000 clients holding tokens reconnect at once, plugin vs bare and bare-verify, rounds in turn.
 //   9 Logout fan-out: four plugin processes on one Redis; a logout on one, AUTH_REVOKED on the other three.
 // Servers run in child processes (server-process.ts), the sockets in client processes (scale-client.ts), none over
 // 15,000 sockets (a process may open 20,000 files). Every process started here is stopped at the end of its scenario,
@@ -721,8 +721,12 @@ async function atScale (signer: ServerHandle, progress: (text: string) => void):
 // ---------------------------------------------------------------------------------------------------------------
 // 8. Reconnect storm
 
+/** The plugin, bare, and bare-verify: bare checking each token through @fastify/jwt and nothing else. */
+const stormKinds = ['plugin', 'bare', 'bare-verify'] as const
+type StormKind = typeof stormKinds[number]
+
 interface StormRound {
-  kind: 'plugin' | 'bare'
+  kind: StormKind
   totalMs: number
   authenticated: number
   failures: Record<string, number>
@@ -744,7 +748,7 @@ async function stormRound (server: ServerHandle, frames: string[], clients: Clie
   await closeSpread(clients, group)
   const leftOpen = await drained(server)
   return {
-    kind: server.kind as 'plugin' | 'bare',
+    kind: server.kind as StormKind,
     totalMs: opened.spanMs,
     authenticated: opened.authenticated,
     failures: opened.failures,
@@ -769,27 +773,32 @@ async function reconnectStorm (signer: ServerHandle, progress: (text: string) =>
   const servers: ServerHandle[] = []
   const clients: ClientHandle[] = []
   try {
-    const [plugin, bare] = [await ServerHandle.start('plugin'), await ServerHandle.start('bare')]
-    servers.push(plugin, bare)
+    for (const kind of stormKinds) servers.push(await ServerHandle.start(kind))
     await startClients(Math.max(1, Math.ceil(count / perClient)), clients)
-    // A storm each to warm up (not counted), then the rounds, the order alternating.
-    for (const server of [plugin, bare]) {
+    // A storm each to warm up (not counted), then the rounds, each server first, second and last in turn.
+    for (const server of servers) {
       progress(`8 warm-up storm: ${server.kind}, ${fmt(count)} sockets`)
       await stormRound(server, frames, clients, window, 0)
     }
-    const measured: StormRound[][] = [[], []]
+    const measured: StormRound[][] = servers.map(() => [])
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? [0, 1] : [1, 0]
-      for (const i of order) {
-        progress(`8 round ${round + 1}/${rounds}: ${[plugin, bare][i].kind}`)
-        measured[i].push(await stormRound([plugin, bare][i], frames, clients, window, round + 1))
+      for (let k = 0; k < servers.length; k++) {
+        const i = (k + round) % servers.length
+        progress(`8 round ${round + 1}/${rounds}: ${servers[i].kind}`)
+        measured[i].push(await stormRound(servers[i], frames, clients, window, round + 1))
         await sleep(200)
       }
     }
-    const [ours, theirs] = measured
-    const timeRatio = median(ours.map((r, i) => r.totalMs / theirs[i].totalMs))
+    const [ours, theirs, verifying] = measured
+    const paired = (a: StormRound[], b: StormRound[]) => median(a.map((r, i) => r.totalMs / b[i].totalMs))
+    const timeRatio = paired(ours, theirs)
+    const verifyRatio = paired(verifying, theirs)
+    // The plugin beats every 5 s here and the baselines never: its storms with no beat inside, against bare's.
+    const calm = ours.flatMap((r, i) => r.pings === 0 ? [r.totalMs / theirs[i].totalMs] : [])
     const pluginMs = median(ours.map(r => r.totalMs))
     const bareMs = median(theirs.map(r => r.totalMs))
+    const verifyMs = median(verifying.map(r => r.totalMs))
+    const cpu = (rs: StormRound[]) => fmt(median(rs.map(r => r.cpuMicrosPerSocket)))
     const delayP99 = median(ours.map(r => r.delayP99))
     const failures = (rs: StormRound[]) => {
       const all: Record<string, number> = {}
@@ -808,8 +817,11 @@ async function reconnectStorm (signer: ServerHandle, progress: (text: string) =>
       rows: [
         { measure: 'readmitted per round (min); refused or timed out, all rounds', plugin: `${fmt(Math.min(...ours.map(r => r.authenticated)))}; ${failureText(pluginFailures)}`, baseline: `${fmt(Math.min(...theirs.map(r => r.authenticated)))}; ${failureText(failures(theirs))}`, value: `${fmt(Math.min(...ours.map(r => r.authenticated)))} / ${fmt(count)}`, goal: 'all, no AUTH_TIMEOUT', met: admittedMet },
         { measure: 'first connect to last ok (ms)', plugin: ms(pluginMs), baseline: ms(bareMs), value: ratio(timeRatio), goal: '<= 1.15', met: timeMet },
+        { measure: 'verifying alone: bare-verify\'s first connect to last ok (ms), and its ratio to bare', plugin: '', baseline: ms(verifyMs), value: ratio(verifyRatio), goal: 'reported', met: null },
+        { measure: 'plugin / bare-verify', plugin: ms(pluginMs), baseline: ms(verifyMs), value: ratio(paired(ours, verifying)), goal: 'reported', met: null },
+        { measure: `plugin / bare in the storms without a plugin heartbeat inside (${calm.length} of ${rounds})`, plugin: '', baseline: '', value: calm.length > 0 ? ratio(median(calm)) : '-', goal: 'reported', met: null },
         { measure: 'server event-loop delay in the storm p99 / max (ms)', plugin: `${ms(delayP99)} / ${ms(median(ours.map(r => r.delayMax)))}`, baseline: `${ms(median(theirs.map(r => r.delayP99)))} / ${ms(median(theirs.map(r => r.delayMax)))}`, value: ms(delayP99), goal: 'p99 <= 50 ms', met: delayMet },
-        { measure: 'server CPU per reconnect (µs)', plugin: fmt(median(ours.map(r => r.cpuMicrosPerSocket))), baseline: fmt(median(theirs.map(r => r.cpuMicrosPerSocket))), value: '', goal: '', met: null },
+        { measure: 'server CPU per reconnect (µs) [bare / bare-verify]', plugin: cpu(ours), baseline: `${cpu(theirs)} / ${cpu(verifying)}`, value: '', goal: '', met: null },
         { measure: `storms with a heartbeat inside (of ${rounds}); handshakes in flight at most`, plugin: `${ours.filter(r => r.pings > 0).length}; ${fmt(window)}`, baseline: `-; ${fmt(window)}`, value: '', goal: '', met: null }
       ],
       goals: [
@@ -821,12 +833,16 @@ async function reconnectStorm (signer: ServerHandle, progress: (text: string) =>
         {
           label: '8 reconnect storm, first to last ok',
           unit: ' ms',
-          bars: [{ name: 'fastify-realtime', value: pluginMs }, { name: 'bare @fastify/websocket', value: bareMs }],
+          bars: [
+            { name: 'fastify-realtime', value: pluginMs },
+            { name: 'bare @fastify/websocket', value: bareMs },
+            { name: 'bare + @fastify/jwt verify', value: verifyMs }
+          ],
           limit: { value: 1.15 * bareMs, better: 'below', label: '1.15 × bare' }
         },
         { label: '8 event-loop delay p99 in the storm', unit: ' ms', bars: [{ name: 'fastify-realtime', value: delayP99 }], limit: { value: 50, better: 'below', label: '50 ms' } }
       ],
-      details: { scaleFactor, count, window, rounds, plugin: ours, bare: theirs, ratio: timeRatio }
+      details: { scaleFactor, count, window, rounds, plugin: ours, bare: theirs, bareVerify: verifying, ratio: timeRatio, verifyingAlone: verifyRatio, withoutHeartbeat: calm }
     }
   } finally {
     await stopAll(clients, servers)
