@@ -66,7 +66,7 @@ export function checkHealth (current: () => Checked | null): () => void {
     // PING that failed (ioredis's own timeout) is no answer; a connection that went away meanwhile is ioredis's.
     const late = setTimeout(() => setImmediate(() => {
       if (!answered && connection.status === 'ready') connection.stream.destroy()
-    }), answerWithinMs)
+    }), answerWithinMs).unref()
     connection.ping().then(() => {
       answered = true
       clearTimeout(late)
