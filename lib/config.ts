@@ -321,6 +321,12 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     throw new InvalidConfigError(`${label('REFRESH_TOKEN_COOKIE_NAME', fromOptions)} and ${label('SESSION_COOKIE_NAME', fromOptions)} must differ (both are ${refresh.name})`)
   }
 
+  // Keys are tagged `{s:<id>}` and `{u:<user>}` so that one session's or one user's keys share a cluster slot: a brace
+  // in the prefix would be read as the tag instead, and a script over two of a user's keys would span two slots.
+  if (options.redisPrefix !== undefined && /[{}]/.test(options.redisPrefix)) {
+    throw new InvalidConfigError(`redisPrefix must not contain { or } (got "${options.redisPrefix}"): Redis Cluster reads them as the keys' hash tags`)
+  }
+
   const authRoutes = options.authRoutes
   return Object.freeze({
     endpoints: Object.freeze(resolvedEndpoints),

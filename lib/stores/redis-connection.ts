@@ -47,13 +47,15 @@ const answerWithinMs = 2_000
 export interface Checked {
   readonly status: string
   ping (): Promise<unknown>
-  readonly stream: { destroy (): void }
+  readonly stream: { readonly bytesRead: number, destroy (): void }
 }
 
 /**
  * A connection dropped without a word (a NAT or a load balancer forgetting an idle one) looks open for as long as TCP
- * keeps trying, hours for one that only listens: whatever is published meanwhile never arrives. A PING unanswered in
- * time cuts it (its socket destroyed, so ioredis, not told to stop, connects again). `current` is the connection to
+ * keeps trying, hours for one that only listens: whatever is published meanwhile never arrives. A PING is sent, and a
+ * connection that has read nothing at all in the time it has to answer is cut (its socket destroyed, so ioredis, not
+ * told to stop, connects again). Bytes read are the sign of life, not the PING's promise: after an event-loop stall
+ * ioredis's own command timeout may reject it before the answer that came is read. `current` is the connection to
  * check now (a cluster's subscriber moves between nodes). Returns what stops the checks.
  */
 export function checkHealth (current: () => Checked | null): () => void {
@@ -61,16 +63,14 @@ export function checkHealth (current: () => Checked | null): () => void {
     const connection = current()
     // One away is ioredis's to bring back; one that seems up has to answer.
     if (connection === null || connection.status !== 'ready') return
-    let answered = false
-    // Timers run before the poll for I/O: after a stall longer than the wait, an answer that came is read first. A
-    // PING that failed (ioredis's own timeout) is no answer; a connection that went away meanwhile is ioredis's.
-    const late = setTimeout(() => setImmediate(() => {
-      if (!answered && connection.status === 'ready') connection.stream.destroy()
+    const { stream } = connection
+    const read = stream.bytesRead
+    connection.ping().catch(() => {})
+    // Timers run before the poll for I/O: one turn after the wait, what came during a stall has been read. A connection
+    // that went away or was made anew meanwhile is ioredis's.
+    setTimeout(() => setImmediate(() => {
+      if (connection.status === 'ready' && connection.stream === stream && stream.bytesRead === read) stream.destroy()
     }), answerWithinMs).unref()
-    connection.ping().then(() => {
-      answered = true
-      clearTimeout(late)
-    }, () => {})
   }, healthCheckMs)
   timer.unref()
   return () => clearInterval(timer)

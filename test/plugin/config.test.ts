@@ -585,6 +585,13 @@ t.test('a CORS_ORIGIN for @fastify/cors only (*, true, false) is ignored for soc
   await bootFails(t, { env: {}, secret, origins: ['https://*.example.com'] }, /CORS_ORIGIN \(option origins\) must list origins: a wildcard/)
 })
 
+t.test('a redisPrefix with a brace fails boot: a cluster would read it as the keys\' hash tag', async (t) => {
+  for (const redisPrefix of ['app{}:', '{tenant}:']) {
+    await bootFails(t, { env: {}, secret, redisPrefix }, /redisPrefix must not contain \{ or \}/)
+  }
+  t.ok(await resolveConfig({ env: {}, redisPrefix: 'tenant-a:' }), 'any other prefix boots')
+})
+
 t.test('cookie settings browsers would refuse, or that would read one cookie as the other, fail boot', async (t) => {
   await bootFails(t, { env: { SECRET: secret, REFRESH_TOKEN_COOKIE_NAME: 'rt', SESSION_COOKIE_NAME: 'rt' } },
     /REFRESH_TOKEN_COOKIE_NAME and SESSION_COOKIE_NAME must differ \(both are rt\)/)

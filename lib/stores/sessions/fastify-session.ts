@@ -8,8 +8,11 @@ import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionSto
 
 type Callback = (err?: unknown) => void
 
-/** After a write's deadline, how long until the plugin has given up on the call (its 3 s store timeout). */
-const givenUpAfterMs = 2_000
+/**
+ * After a write's deadline, how long a change that never answered holds the next: a write that has not landed in a
+ * minute is taken for lost (one that lands later could still overwrite the next change's list).
+ */
+const takenForLostAfterMs = 60_000
 
 /** The callback contract of @fastify/session stores. */
 export interface CallbackSessionStore {
@@ -47,15 +50,14 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
   // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
   // before the other's, and one session would be missing from it, out of reach of `endUser` (revokeUser). A store that
-  // never answers holds the next change only until this one's writes could no longer start (its deadline) and the
-  // plugin has given up on it (the store timeout).
+  // never answers holds the user's next change a minute, not for good.
   const listChanges = new Map<string, Promise<void>>()
   function changeList<T> (user: string, deadline: number, change: () => Promise<T>): Promise<T> {
     const changed = (listChanges.get(user) ?? Promise.resolve()).then(change)
     let timer: NodeJS.Timeout | undefined
     const settled = Promise.race([
       changed.then(() => {}, () => {}),
-      new Promise<void>(resolve => { timer = setTimeout(resolve, deadline + givenUpAfterMs - Date.now()) })
+      new Promise<void>(resolve => { timer = setTimeout(resolve, deadline + takenForLostAfterMs - Date.now()).unref() })
     ]).finally(() => clearTimeout(timer))
     listChanges.set(user, settled)
     settled.then(() => { if (listChanges.get(user) === settled) listChanges.delete(user) })
