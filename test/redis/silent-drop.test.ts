@@ -149,3 +149,24 @@ t.test('closed, the plugin leaves no listener on the app\'s own client', async t
   }
   t.equal(client.listenerCount('ready'), before)
 })
+
+t.test('a logout revokes the process\'s own sockets at once, even while its subscriber cannot connect', async t => {
+  const redis = await RedisServer.start(t)
+  const operator = new Redis(redis.url)
+  t.teardown(() => operator.disconnect())
+  const { app, url } = await build(t, { users: [admin], authRoutes: true, redis: redis.url }, { logger: false })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(client.next(), 'the ok'), { type: 'auth', status: 'ok' })
+  // Redis takes no new connection, and the plugin's subscriber is cut: only its command connection (and ours) is left.
+  const connected = Number(/connected_clients:(\d+)/.exec(await operator.info('clients'))![1])
+  await operator.config('SET', 'maxclients', String(connected - 1))
+  t.teardown(() => operator.config('SET', 'maxclients', '10000'))
+  await operator.client('KILL', 'TYPE', 'pubsub')
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
+  t.equal(logout.statusCode, 204)
+  t.match(await within(client.next(), 'the revocation'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
+  await client.close()
+})

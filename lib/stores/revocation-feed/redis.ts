@@ -11,6 +11,8 @@ export class RedisRevocationFeed implements RevocationFeed {
   readonly #key: string
   readonly #channel: string
   readonly #log: FastifyBaseLogger
+  // Set by `start`, which the plugin calls at registration, before anything can be revoked.
+  #onRevoked!: RevokedHandler
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
     const keys = redisKeys(prefix)
@@ -29,9 +31,13 @@ export class RedisRevocationFeed implements RevocationFeed {
       .pexpireat(this.#key, until, 'GT')
       .publish(this.#channel, JSON.stringify({ session, until }))
       .exec()
+    // This process's own sockets hear of it now, not when its subscriber hears it back (if it is connected): a
+    // revocation is applied twice alike.
+    this.#onRevoked(session, until)
   }
 
   start (onRevoked: RevokedHandler, onLoaded: () => void): void {
+    this.#onRevoked = onRevoked
     // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis. A replay
     // that began once subscribed leaves nothing unknown: what came before is in the set, what after is heard.
     let subscribed = false
