@@ -1,6 +1,7 @@
 // Revocations across processes: one sorted set of the revocations in force, each scored by when it lapses (so a process
 // that starts, or reconnects, later still learns of them), and a pub/sub message (so running processes hear of it at
 // once). One key, so it lives in one slot of a cluster; a PUBLISH reaches every node of one.
+import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisConnections } from '../redis-connection.js'
 import { redisKeys } from '../redis-keys.js'
@@ -11,8 +12,11 @@ export class RedisRevocationFeed implements RevocationFeed {
   readonly #key: string
   readonly #channel: string
   readonly #log: FastifyBaseLogger
-  // Set by `start`, which the plugin calls at registration, before anything can be revoked.
-  #onRevoked!: RevokedHandler
+  /** Names this feed's own messages, which it has applied as it published them. */
+  readonly #id = randomUUID()
+  // Set by `start`, which the plugin calls at registration, before anything can be revoked; a feed that only
+  // publishes (not started) has no sockets of its own to tell.
+  #onRevoked: RevokedHandler | undefined
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
     const keys = redisKeys(prefix)
@@ -29,11 +33,10 @@ export class RedisRevocationFeed implements RevocationFeed {
       .zremrangebyscore(this.#key, '-inf', Date.now())
       .pexpireat(this.#key, until, 'NX')
       .pexpireat(this.#key, until, 'GT')
-      .publish(this.#channel, JSON.stringify({ session, until }))
+      .publish(this.#channel, JSON.stringify({ session, until, from: this.#id }))
       .exec()
-    // This process's own sockets hear of it now, not when its subscriber hears it back (if it is connected): a
-    // revocation is applied twice alike.
-    this.#onRevoked(session, until)
+    // This process's own sockets hear of it now, not when its subscriber hears it back (if it is connected at all).
+    this.#onRevoked?.(session, until)
   }
 
   start (onRevoked: RevokedHandler, onLoaded: () => void): void {
@@ -44,7 +47,8 @@ export class RedisRevocationFeed implements RevocationFeed {
     const replay = () => { this.#replay(onRevoked).then(onLoaded, () => {}) }
     this.#redis.listen(this.#channel, (message) => {
       try {
-        const { session, until } = JSON.parse(message) as { session: unknown, until: unknown }
+        const { session, until, from } = JSON.parse(message) as { session: unknown, until: unknown, from?: unknown }
+        if (from === this.#id) return
         if (typeof session === 'string' && typeof until === 'number') onRevoked(session, until)
       } catch {
         this.#log.warn(`ignored a malformed message on ${this.#channel}`)
