@@ -73,12 +73,14 @@ const then = <T, U> (value: Pending<T>, next: (value: T) => Pending<U>): Pending
 const expiredCodes = new Set(['FAST_JWT_EXPIRED', 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'])
 
 /**
- * The default `mapClaims`: `id` or `sub`, `role`; admin only for a token this plugin issued (`iss`) with
- * `admin_access`, so that no other token signed with the same key, for whatever purpose, is an admin's.
+ * The default `mapClaims`: the user is `id` (else `sub`) in a token this plugin issued (`iss`), `sub` (else `id`) in any
+ * other, as a provider's token names its user by `sub` and may carry an `id` of its own; `role`; admin only for a
+ * token this plugin issued with `admin_access`, so that no other token signed with the same key, for whatever purpose,
+ * is an admin's.
  */
 export function defaultMapClaims (issuer: string): MapClaims {
   return (claims) => {
-    const user = claims.id ?? claims.sub
+    const user = claims.iss === issuer ? claims.id ?? claims.sub : claims.sub ?? claims.id
     if (typeof user !== 'string' || user === '') return null
     return {
       user,

@@ -102,7 +102,7 @@ function success (t: Test, result: AuthResult | Promise<AuthResult>): AuthSucces
   return result
 }
 
-t.test('defaultMapClaims: id or sub, role, and admin_access only from the plugin\'s own issuer', async (t) => {
+t.test('defaultMapClaims: id then sub from the plugin\'s own issuer, sub then id from any other, role, and admin_access only from its own', async (t) => {
   const mapClaims = defaultMapClaims('fastify-realtime')
   t.same(mapClaims({ id: 'u1', role: 'editor', admin_access: true, iss: 'fastify-realtime' }), { user: 'u1', role: 'editor', admin: true })
   t.same(mapClaims({ id: 'u1', admin_access: true }), { user: 'u1', role: null, admin: false }, 'no issuer: not admin')
@@ -112,6 +112,10 @@ t.test('defaultMapClaims: id or sub, role, and admin_access only from the plugin
   t.equal(mapClaims({ id: '' }), null)
   t.equal(mapClaims({ id: 7 }), null)
   t.equal(mapClaims({ role: 'editor' }), null)
+  // A provider's token names its user by `sub`: an `id` beside it (one the provider lets users set) names nobody.
+  t.same(mapClaims({ sub: 'mallory', id: 'the-admins-id', iss: 'https://id.example.com/' }), { user: 'mallory', role: null, admin: false })
+  t.same(mapClaims({ id: 'u4', iss: 'https://id.example.com/' }), { user: 'u4', role: null, admin: false }, 'an `id` alone still names its user')
+  t.same(mapClaims({ sub: 'u5', iss: 'fastify-realtime' }), { user: 'u5', role: null, admin: false }, 'and a `sub` alone, whoever issued it')
 })
 
 t.test('Authenticator: verifyAccessToken accepts a valid token', async (t) => {
