@@ -299,7 +299,10 @@ export class Authenticator {
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
     let identity: Identity | null
     try {
-      identity = await this.#options.passwordChecks.run(ip, () => this.#options.verifyCredentials(credential))
+      // A check that never answers (a directory's connection dropped) gives its lane back at the deadline, or every
+      // later login would wait behind it.
+      identity = await this.#options.passwordChecks.run(ip,
+        () => deadline(Promise.resolve().then(() => this.#options.verifyCredentials(credential)), storeTimeoutMs))
     } catch (err) {
       return fail('SERVICE_UNAVAILABLE', err instanceof PasswordQueueFull ? 'too many password checks waiting' : 'credential check failed')
     }

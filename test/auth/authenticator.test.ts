@@ -224,6 +224,20 @@ t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE', async
   t.match(await authenticator.login(credentials, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
 })
 
+t.test('Authenticator: a verifyCredentials that never answers is SERVICE_UNAVAILABLE at the deadline, and frees its lane', async (t) => {
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const { authenticator } = await harness(t, {
+    passwordChecks: new PasswordChecks({ limit: 16, perAddress: 4 }, 1),
+    verifyCredentials: async ({ email }) => email === 'stuck@example.com' ? new Promise<null>(() => {}) : alice
+  })
+  const stuck = authenticator.login({ email: 'stuck@example.com', password: 'x' }, at)
+  const next = authenticator.login(credentials, at)
+  await new Promise(resolve => setImmediate(resolve))
+  clock.tick(1_000) // the store deadline of this harness
+  t.match(await stuck, { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'credential check failed' })
+  t.match(await next, { ok: true, identity: alice }, 'the next login had its turn')
+})
+
 t.test('Authenticator: refresh rotates the refresh token and keeps the session', async (t) => {
   const { authenticator } = await harness(t)
   const login = success(t, await authenticator.login(credentials, at))
