@@ -42,6 +42,9 @@ class KeySet {
     const now = Date.now()
     const due = !this.#keys.has(kid) || now - this.#fetchedAt >= keyTtlMs
     if (due && now - this.#triedAt >= refetchEveryMs) await this.#refetch()
+    // A fetch on its way (another token's) may bring the key: every token that needs it waits for it, not only the
+    // one that started it, or the clients reconnecting after a restart or a key rotation would be refused but one.
+    else if (due && this.#fetching) await this.#fetching.catch(() => {})
     const key = this.#keys.get(kid)
     if (key === undefined) throw new Error(`unknown key ${kid}`)
     if (key.alg !== undefined && key.alg !== alg) throw new Error(`key ${kid} is for ${key.alg}`)

@@ -43,11 +43,12 @@ function newProviderKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
   return { kid, alg, privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
 }
 
-/** The provider: publishes `keys`, counts fetches, and answers 503 while `down`. */
+/** The provider: publishes `keys`, counts fetches, answers 503 while `down`, and `delayMs` late. */
 class Provider {
   keys: ProviderKey[] = []
   fetches = 0
   down = false
+  delayMs = 0
   readonly #server: Server
 
   constructor () {
@@ -57,8 +58,11 @@ class Provider {
         response.writeHead(503).end()
         return
       }
-      response.writeHead(200, { 'content-type': 'application/json' })
-      response.end(JSON.stringify({ keys: this.keys.map(key => key.publicJwk) }))
+      const keys = JSON.stringify({ keys: this.keys.map(key => key.publicJwk) })
+      setTimeout(() => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.end(keys)
+      }, this.delayMs)
     })
   }
 
@@ -176,6 +180,18 @@ t.test('a key the provider starts publishing is accepted without a restart; unkn
   t.equal(provider.fetches, 3, 'three unknown kids inside 5 s: one fetch')
   t.match(await authAndWhoami(url('/websocket'), provider.sign(first)), patOk, 'known keys do not wait for the window')
   t.equal(provider.fetches, 3)
+})
+
+t.test('clients reconnecting at once after a restart all wait for the one fetch of the key set, and get in', async t => {
+  const provider = new Provider()
+  const key = providerKey('rsa-1', 'RS256')
+  provider.keys = [key]
+  provider.delayMs = 100 // the provider's answer is on its way while the others arrive
+  const { url } = await start(t, provider)
+  const answers = await Promise.all(Array.from({ length: 5 }, (_v, i) =>
+    authAndWhoami(url('/websocket'), provider.sign(key, { sub: `user-${i}` }))))
+  for (const [i, answer] of answers.entries()) t.match(answer, { auth: { type: 'auth', status: 'ok' }, whoami: { data: { id: `user-${i}` } } })
+  t.equal(provider.fetches, 1, 'one fetch for all of them')
 })
 
 t.test('while the provider is down, cached keys verify and others fail with AUTH_FAILED', async t => {
