@@ -28,7 +28,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
 
-  const { jwt, verify: verifyToken, claimsOf } = await tokenJwt(fastify, options, config)
+  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config)
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
   // In memory the revocations are loaded as the feed starts.
@@ -105,7 +105,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     endpoint,
     authenticator,
     registry,
-    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log, registry, revocations),
+    policy: guardPolicy(endpoint.authMode, config.publicRole, endpoint.authTimeoutMs, fastify.log, registry, revocations, requestUsers),
     maxPayload: config.maxPayload,
     outbound,
     log: fastify.log

@@ -16,6 +16,39 @@ export interface TokenJwt {
   verify: VerifyAccessToken
   /** A token's claims, unverified, whatever the instance's `decode` options (`complete` for a key lookup by `kid`). */
   claimsOf: (token: string) => Claims
+  /** The app's instance writes what it made of a token on the request; the plugin's own writes nothing there. */
+  requestUsers: RequestUsers | null
+}
+
+/**
+ * `request.user` (the app's `decoratorName`) on a socket's upgrade request, kept to the socket's current credential:
+ * the app's @fastify/jwt writes what it made of every token it verifies there, one the plugin then refuses too, and
+ * nothing clears it when the credential ends.
+ */
+export class RequestUsers {
+  readonly #field: string
+  /** What the credential each socket holds made, by its request. */
+  readonly #held = new WeakMap<object, unknown>()
+
+  constructor (field: string) {
+    this.#field = field
+  }
+
+  /** The socket took the credential just verified on its request: what that verification wrote is the socket's. */
+  took (request: object): void {
+    this.#held.set(request, (request as Record<string, unknown>)[this.#field])
+  }
+
+  /** A credential was refused, and the socket keeps the one it held. */
+  kept (request: object): void {
+    (request as Record<string, unknown>)[this.#field] = this.#held.get(request) ?? null
+  }
+
+  /** The socket holds no credential any more. */
+  dropped (request: object): void {
+    this.#held.delete(request)
+    ;(request as Record<string, unknown>)[this.#field] = null
+  }
 }
 
 const payloadOnly = { complete: false }
@@ -72,7 +105,8 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
       throw new InvalidConfigError(`the app's @fastify/jwt has no request.${verifyName}: set the option jwt.jwtVerify to the name it was registered with`)
     }
     const claimsOf = claimsReader(apps)
-    return { jwt: apps, verify: requestVerifier(claimsOf, verifyName), claimsOf }
+    const field = (apps as unknown as { options: { decoratorName: string } }).options.decoratorName
+    return { jwt: apps, verify: requestVerifier(claimsOf, verifyName), claimsOf, requestUsers: new RequestUsers(field) }
   }
   if (!config.secret) {
     const namespaces = registered ? Object.keys(registered) : []
@@ -101,5 +135,5 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     jwt = registered ? registered.realtime! : scope.jwt
   })
   // A static key: verified in the same turn, with fast-jwt's cached verifier.
-  return { jwt, verify: (token) => jwt.verify<Claims>(token), claimsOf: claimsReader(jwt) }
+  return { jwt, verify: (token) => jwt.verify<Claims>(token), claimsOf: claimsReader(jwt), requestUsers: null }
 }

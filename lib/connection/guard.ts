@@ -7,6 +7,7 @@ import { AuthWindows, ExpiryClock, type Authenticating, type Expiring, type Expi
 import type { Connection } from './connection.js'
 import { Registry } from './registry.js'
 import { Revocations } from '../auth/revocations.js'
+import type { RequestUsers } from '../auth/jwt.js'
 import { RealtimeEvents } from '../events.js'
 import type { Accountability, AuthMode, Identity } from '../../types/index.js'
 
@@ -37,6 +38,8 @@ export interface GuardPolicy {
   reauthenticates: boolean
   /** What has been revoked: checked again as a socket takes a credential (`authenticate`, `registered`). */
   revocations: Revocations
+  /** The app's @fastify/jwt's `request.user`, kept to each socket's credential; none with the plugin's own instance. */
+  requestUsers: RequestUsers | null
 }
 
 /**
@@ -44,9 +47,11 @@ export interface GuardPolicy {
  * plugin's; a guard made on its own reports to one nobody listens to.
  */
 export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger,
-  registry = new Registry(new RealtimeEvents(log)), revocations = new Revocations()): GuardPolicy {
+  registry = new Registry(new RealtimeEvents(log)), revocations = new Revocations(), requestUsers: RequestUsers | null = null): GuardPolicy {
   const expiries = new ExpiryClock((err) => log.error({ err }, 'a socket\'s expiry failed'))
-  return { authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry, reauthenticates: true, revocations }
+  return {
+    authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry, reauthenticates: true, revocations, requestUsers
+  }
 }
 
 const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
@@ -150,6 +155,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   refuse (failure: AuthFailure): void {
     this.#policy.registry.refused(this.#connection.endpoint, failure.code, failure.reason, this.#connection)
     if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.dropToPublic()
+    else this.#policy.requestUsers?.kept(this.#connection.request)
   }
 
   /**
@@ -230,6 +236,11 @@ export class ConnectionGuard implements Expiring, Authenticating {
     this.#identity = identity
     this.#session = session
     if (identity !== null) registry.index(this.#connection, identity.user, session)
+    const users = this.#policy.requestUsers
+    if (users !== null) {
+      if (identity === null) users.dropped(this.#connection.request)
+      else users.took(this.#connection.request)
+    }
   }
 
   private openAuthWindow (): void {

@@ -4,7 +4,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import realtime from '../../lib/index.js'
-import { admin, build, connect, directoryOf, secret } from '../helpers.js'
+import { admin, build, connect, directoryOf, nextSecond, secret, stoppedDate } from '../helpers.js'
 
 t.test('the app\'s instance with a renamed verify decorator: jwt.jwtVerify names it', async t => {
   const app = Fastify()
@@ -34,4 +34,47 @@ t.test('the app\'s instance renamed without jwt.jwtVerify: boot says which optio
   await app.register(fastifyJwt, { namespace: 'app', jwtVerify: 'checkToken', secret })
   await t.rejects(async () => { await app.register(realtime, { env: {}, jwt: { namespace: 'app' } }) },
     /no request\.appJwtVerify: set the option jwt\.jwtVerify/)
+})
+
+t.test('connection.request.user follows the socket\'s credential: refused, kept, expired', async t => {
+  const clock = stoppedDate(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret, formatUser: (claims) => ({ name: (claims as { id: string }).id }) })
+  let hookDown = false
+  await app.register(realtime, {
+    env: {},
+    rest: { auth: 'public', handlers: { who: (message, connection) => connection.send({ type: 'who', uid: message.uid, user: connection.accountability.user, requestUser: (connection.request as unknown as { user: unknown }).user }) } },
+    onAuthenticate: ({ identity }) => {
+      if (hookDown) throw new Error('tenants offline')
+      return identity.user !== 'bob'
+    }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await connect(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/websocket`)
+  const who = async (uid: string) => {
+    client.send({ type: 'who', uid })
+    return client.next()
+  }
+  const auth = async (id: string, exp?: number) => {
+    client.send({ type: 'auth', access_token: app.jwt.sign(exp === undefined ? { id } : { id, exp }) })
+    return client.next()
+  }
+  hookDown = true
+  t.match(await auth('dave'), { error: { code: 'SERVICE_UNAVAILABLE' } })
+  t.same(await who('0'), { type: 'who', uid: '0', user: null, requestUser: null }, 'a check that could not run, with nothing held: nobody\'s')
+  hookDown = false
+  t.match(await auth('alice'), { status: 'ok' })
+  t.same(await who('1'), { type: 'who', uid: '1', user: 'alice', requestUser: { name: 'alice' } }, 'what the app made of the token')
+  hookDown = true
+  t.match(await auth('carol'), { error: { code: 'SERVICE_UNAVAILABLE' } })
+  t.same(await who('2'), { type: 'who', uid: '2', user: 'alice', requestUser: { name: 'alice' } }, 'a check that could not run keeps the credential')
+  hookDown = false
+  t.match(await auth('bob'), { error: { code: 'AUTH_FAILED' } })
+  t.same(await who('3'), { type: 'who', uid: '3', user: null, requestUser: null }, 'a refused one is nobody\'s, not the refused user\'s')
+  t.match(await auth('alice', nextSecond()), { status: 'ok' })
+  clock.tick(20)
+  t.match(await client.next(), { error: { code: 'TOKEN_EXPIRED' } })
+  t.same(await who('4'), { type: 'who', uid: '4', user: null, requestUser: null }, 'an expired one is nobody\'s')
+  await client.close()
 })
