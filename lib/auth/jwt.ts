@@ -34,9 +34,14 @@ export class RequestUsers {
     this.#field = field
   }
 
-  /** The socket took the credential just verified on its request: what that verification wrote is the socket's. */
-  took (request: object): void {
-    this.#held.set(request, (request as Record<string, unknown>)[this.#field])
+  /**
+   * The socket took a credential: what the app's instance wrote as it verified it (`byToken`), or nothing (a password
+   * or a refresh token, which it did not verify).
+   */
+  took (request: object, byToken: boolean): void {
+    const fields = request as Record<string, unknown>
+    if (!byToken) fields[this.#field] = null
+    this.#held.set(request, fields[this.#field])
   }
 
   /** A credential was refused, and the socket keeps the one it held. */

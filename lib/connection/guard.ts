@@ -141,6 +141,9 @@ export class ConnectionGuard implements Expiring, Authenticating {
   private adopt (success: AuthSuccess): void {
     this.clearDeadlines()
     this.identify(success.identity, success.session)
+    // A token verified by the app's @fastify/jwt left what it made of it on the request; a password or a refresh token
+    // was verified by no one there.
+    this.#policy.requestUsers?.took(this.#connection.request, success.issued === undefined)
     this.#issuedAt = success.issuedAt
     this.#context = success.context ?? noContext
     this.#accountability = null
@@ -225,6 +228,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** No identity (and out of the indexes), no context: the public accountability. */
   private forget (): void {
     this.identify(null, undefined)
+    this.#policy.requestUsers?.dropped(this.#connection.request)
     this.#context = noContext
     this.#accountability = null
   }
@@ -236,11 +240,6 @@ export class ConnectionGuard implements Expiring, Authenticating {
     this.#identity = identity
     this.#session = session
     if (identity !== null) registry.index(this.#connection, identity.user, session)
-    const users = this.#policy.requestUsers
-    if (users !== null) {
-      if (identity === null) users.dropped(this.#connection.request)
-      else users.took(this.#connection.request)
-    }
   }
 
   private openAuthWindow (): void {

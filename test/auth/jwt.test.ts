@@ -44,6 +44,7 @@ t.test('connection.request.user follows the socket\'s credential: refused, kept,
   let hookDown = false
   await app.register(realtime, {
     env: {},
+    users: await directoryOf([admin]),
     rest: { auth: 'public', handlers: { who: (message, connection) => connection.send({ type: 'who', uid: message.uid, user: connection.accountability.user, requestUser: (connection.request as unknown as { user: unknown }).user }) } },
     onAuthenticate: ({ identity }) => {
       if (hookDown) throw new Error('tenants offline')
@@ -72,6 +73,10 @@ t.test('connection.request.user follows the socket\'s credential: refused, kept,
   hookDown = false
   t.match(await auth('bob'), { error: { code: 'AUTH_FAILED' } })
   t.same(await who('3'), { type: 'who', uid: '3', user: null, requestUser: null }, 'a refused one is nobody\'s, not the refused user\'s')
+  t.match(await auth('alice'), { status: 'ok' })
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.match(await client.next(), { status: 'ok' })
+  t.match(await who('3b'), { type: 'who', uid: '3b', user: String, requestUser: null }, 'a password verified by no token: nothing the app made, and not alice\'s')
   t.match(await auth('alice', nextSecond()), { status: 'ok' })
   clock.tick(20)
   t.match(await client.next(), { error: { code: 'TOKEN_EXPIRED' } })
