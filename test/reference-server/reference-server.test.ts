@@ -142,7 +142,9 @@ t.test('redactUrl', async t => {
     ['/websocket?my_access_token=abc', '/websocket?my_access_token=abc'],
     ['/access_token=abc', '/access_token=abc'],
     ['/websocket?access%5Ftoken=abc', '/websocket?access%5Ftoken=[redacted]'],
-    ['/websocket?access%5token=abc', '/websocket?access%5token=abc']
+    ['/websocket?access%5token=abc', '/websocket?access%5token=abc'],
+    // Every character encoded, the name's and the value's: no `token` nor `eyJ` to spot until decoded.
+    ['/websocket?access_t%6Fken=%65%79%4a%68%62', '/websocket?access_t%6Fken=[redacted]']
   ]
   for (const [url, redacted] of cases) t.equal(redactUrl(url), redacted, url)
 })
