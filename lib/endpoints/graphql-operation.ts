@@ -18,13 +18,17 @@ export interface OperationOptions extends CostLimits {
   introspection: boolean
 }
 
-/** The operations in flight on one socket, each by its `subscribe` payload: a client may reuse an id meanwhile. */
-export type OperationsInFlight = Set<SubscribePayload>
+/**
+ * The operations in flight on one socket, by id, until each has ended (not when the client completes it: its
+ * resolvers may still run). An id is refused while its operation runs: graphql-ws, ending the first, would forget the
+ * second, which would then run on after its socket closed.
+ */
+export type OperationsInFlight = Map<string, SubscribePayload>
 
 type Prepared = ExecutionArgs | readonly GraphQLError[]
 
 export type PrepareOperation =
-  (connection: RealtimeConnection, payload: SubscribePayload, inFlight: OperationsInFlight) => Promise<Prepared>
+  (connection: RealtimeConnection, id: string, payload: SubscribePayload, inFlight: OperationsInFlight) => Promise<Prepared>
 
 export function operationPreparer (options: OperationOptions): PrepareOperation {
   const cost = costCheck(options)
@@ -61,13 +65,14 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     }
   }
 
-  return async function prepare (connection, payload, inFlight) {
+  return async function prepare (connection, id, payload, inFlight) {
+    if (inFlight.has(id)) return [new GraphQLError(`Operation ${id} is still running: use another id.`)]
     // Counted before the first await: each subscribe of a burst sees every one before it.
     if (inFlight.size >= options.operationLimit) return tooMany
-    inFlight.add(payload)
+    inFlight.set(id, payload)
     const prepared = await executionArgs(connection, payload)
     // Refused, it never runs, and no onComplete will come. (A throw closes the socket 4500: no slot outlives it.)
-    if (Array.isArray(prepared)) inFlight.delete(payload)
+    if (Array.isArray(prepared)) inFlight.delete(id)
     return prepared
   }
 }

@@ -87,9 +87,10 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     // clock for the same wait, with its own default (3 s).
     connectionInitWaitTimeout: 0,
     onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
-    onSubscribe: (ctx, _id, payload) => prepare(ctx.extra.connection, payload, ctx.extra.operations),
-    // Every operation onSubscribe let through ends here (done, failed, or completed by the client): its slot is free.
-    onComplete: (ctx, _id, payload) => { ctx.extra.operations.delete(payload) }
+    onSubscribe: (ctx, id, payload) => prepare(ctx.extra.connection, id, payload, ctx.extra.operations),
+    // Every operation onSubscribe let through ends here, once it has run out (done, failed, or completed by the
+    // client): its id and its slot are free.
+    onComplete: (ctx, id) => { ctx.extra.operations.delete(id) }
   })
 
   const handling: GraphqlHandling = {
@@ -126,7 +127,7 @@ interface GraphqlHandling {
  */
 class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner {
   readonly connection: GraphqlConnection
-  readonly operations: OperationsInFlight = new Set()
+  readonly operations: OperationsInFlight = new Map()
   readonly #socket: WebSocket
   readonly #handling: GraphqlHandling
   readonly #closed: (code?: number, reason?: string) => Promise<void>

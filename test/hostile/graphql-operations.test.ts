@@ -81,3 +81,26 @@ t.test('an operation gives its slot back when it completes, fails, is refused or
   t.same(await client.result('after-unnamed', '{ hello }'), hello('after-unnamed'), 'a document whose operation is unknown')
   t.same(await client.result('named', 'query A { hello } query B { hello }', 'B'), hello('named'))
 })
+
+t.test('an id is refused while its operation still runs, completed by the client or not; free again once it has ended', async t => {
+  let finish!: () => void
+  const finished = new Promise<string>(resolve => { finish = () => resolve('late') })
+  const schema = new GraphQLSchema({
+    query: new GraphQLObjectType({ name: 'Query', fields: { slow: { type: GraphQLString, resolve: () => finished } } }),
+    subscription: operations.getSubscriptionType()!
+  })
+  const { url } = await build(t, { graphql: { auth: 'public', schema } })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  client.subscribe('x', '{ slow }')
+  client.complete('x') // its resolver still runs
+  await client.roundTrip()
+  t.same(await client.result('x', 'subscription { wait }'),
+    [{ id: 'x', type: 'error', payload: [{ message: 'Operation x is still running: use another id.' }] }],
+    'refused: graphql-ws, ending the first, would forget the second, which would run on after the socket closed')
+  finish()
+  await client.roundTrip()
+  client.frames.delete('x')
+  t.same(await client.result('x', 'subscription { once }'), [{ id: 'x', type: 'next', payload: { data: { once: 'once' } } }, { id: 'x', type: 'complete' }],
+    'the first has ended: the id is free')
+  t.equal(client.client.ws.readyState, client.client.ws.OPEN)
+})
