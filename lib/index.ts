@@ -24,11 +24,14 @@ import { authRoutes } from './routes/auth.js'
 import { RouteScope } from './routes/scope.js'
 import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 
+/** How long a session-store call, a key lookup or the app's `onAuthenticate` may take before the auth fails closed. */
+const storeTimeoutMs = 3_000
+
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
 
-  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config)
+  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, storeTimeoutMs)
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
   // In memory the revocations are loaded as the feed starts.
@@ -92,7 +95,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     accessTokenTtlMs: config.accessTokenTtlMs,
     refreshTokenTtlMs: config.refreshTokenTtlMs,
     sessionTokenTtlMs: config.cookies.session.ttlMs,
-    storeTimeoutMs: 3_000,
+    storeTimeoutMs,
     passwordChecks: new PasswordChecks(config.passwordQueue),
     attemptLimiter: config.attemptLimit ? backend.attempts(config.attemptLimit) : unlimited
   })

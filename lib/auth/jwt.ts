@@ -73,13 +73,16 @@ type RequestVerify = (options: object, callback: (err: Error | null) => void) =>
  * `formatUser` (the formatted user lands on the upgrade request) all apply. A static key answers in the same turn;
  * only a lookup that really waits makes it a promise.
  */
-function requestVerifier (claimsOf: (token: string) => Claims, verifyName: string): VerifyAccessToken {
+function requestVerifier (claimsOf: (token: string) => Claims, verifyName: string, users: RequestUsers, waitMs: number): VerifyAccessToken {
   return (token, request) => {
     let done: { err: Error | null } | undefined
     let settle: ((err: Error | null) => void) | undefined
+    let abandoned = false
     const verify = (request as unknown as Record<string, RequestVerify>)[verifyName]
     verify.call(request, { verify: { extractToken: () => token } }, (err) => {
-      if (settle) settle(err)
+      // Given up on (its key lookup took too long): what it wrote of the refused token on the request is undone.
+      if (abandoned) users.kept(request)
+      else if (settle) settle(err)
       else done = { err }
     })
     // Verified already: its claims, whatever `formatUser` made of them for the request.
@@ -89,7 +92,15 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
       return claims()
     }
     return new Promise((resolve, reject) => {
-      settle = (err) => err ? reject(err) : resolve(claims())
+      const late = setTimeout(() => {
+        abandoned = true
+        reject(new Error(`no answer within ${waitMs} ms`))
+      }, waitMs)
+      settle = (err) => {
+        clearTimeout(late)
+        if (err) reject(err)
+        else resolve(claims())
+      }
     })
   }
 }
@@ -99,8 +110,9 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
  * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
  * `fastify.jwt`, `request.user` and `request.jwtVerify` to itself.
  */
+/** `waitMs`: how long a verification may wait for the app's key lookup (the store timeout) before it is refused. */
 export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptions,
-  config: { secret?: string, issuer: string, production: boolean }): Promise<TokenJwt> {
+  config: { secret?: string, issuer: string, production: boolean }, waitMs: number): Promise<TokenJwt> {
   const namespace = options.jwt?.namespace
   const registered = fastify.hasDecorator('jwt') ? fastify.jwt as JWT & Record<string, JWT | undefined> : undefined
   const apps = namespace === undefined ? registered : registered?.[namespace]
@@ -110,8 +122,8 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
       throw new InvalidConfigError(`the app's @fastify/jwt has no request.${verifyName}: set the option jwt.jwtVerify to the name it was registered with`)
     }
     const claimsOf = claimsReader(apps)
-    const field = (apps as unknown as { options: { decoratorName: string } }).options.decoratorName
-    return { jwt: apps, verify: requestVerifier(claimsOf, verifyName), claimsOf, requestUsers: new RequestUsers(field) }
+    const requestUsers = new RequestUsers((apps as unknown as { options: { decoratorName: string } }).options.decoratorName)
+    return { jwt: apps, verify: requestVerifier(claimsOf, verifyName, requestUsers, waitMs), claimsOf, requestUsers }
   }
   if (!config.secret) {
     const namespaces = registered ? Object.keys(registered) : []

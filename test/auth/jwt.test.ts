@@ -3,8 +3,9 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
+import { createSigner } from 'fast-jwt'
 import realtime from '../../lib/index.js'
-import { admin, build, connect, directoryOf, nextSecond, secret, stoppedDate } from '../helpers.js'
+import { admin, build, connect, directoryOf, fakeClock, nextSecond, secret, stoppedDate, within } from '../helpers.js'
 
 t.test('the app\'s instance with a renamed verify decorator: jwt.jwtVerify names it', async t => {
   const app = Fastify()
@@ -81,5 +82,46 @@ t.test('connection.request.user follows the socket\'s credential: refused, kept,
   clock.tick(20)
   t.match(await client.next(), { error: { code: 'TOKEN_EXPIRED' } })
   t.same(await who('4'), { type: 'who', uid: '4', user: null, requestUser: null }, 'an expired one is nobody\'s')
+  await client.close()
+})
+
+t.test('a key lookup that answers after the wait leaves no trace on connection.request.user', async t => {
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  let asked!: () => void
+  const lookedUp = new Promise<void>(resolve => { asked = resolve })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, {
+    formatUser: (claims: object) => ({ name: (claims as { id: string }).id }),
+    decode: { complete: true },
+    // The key of `slow` tokens answers only when the test says so: past the wait.
+    secret: async (_request: unknown, token: { header: { kid?: string } }) => {
+      if (token.header.kid === 'slow') {
+        asked()
+        await released
+      }
+      return secret
+    }
+  } as never)
+  await app.register(realtime, {
+    env: {},
+    rest: { auth: 'public', handlers: { who: (message, connection) => connection.send({ type: 'who', uid: message.uid, user: connection.accountability.user, requestUser: (connection.request as unknown as { user: unknown }).user }) } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await connect(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/websocket`)
+  const sign = (id: string, kid: string) => createSigner({ key: secret, kid, expiresIn: 60_000 })({ id })
+  client.send({ type: 'auth', access_token: sign('mallory', 'slow') })
+  await within(lookedUp, 'the key lookup')
+  await new Promise(resolve => setImmediate(resolve))
+  clock.tick(3_000)
+  t.match(await client.next(), { error: { code: 'AUTH_FAILED' } }, 'no key within 3 s: refused')
+  client.send({ type: 'auth', access_token: sign('alice', 'fast') })
+  t.match(await client.next(), { status: 'ok' })
+  release() // mallory's key comes at last, and @fastify/jwt writes what it made of her token
+  await new Promise(resolve => setImmediate(resolve))
+  client.send({ type: 'who', uid: 'w' })
+  t.same(await client.next(), { type: 'who', uid: 'w', user: 'alice', requestUser: { name: 'alice' } })
   await client.close()
 })
