@@ -192,7 +192,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     },
     revokeSession: (session) => authenticator.endSession(session),
     revokeUser: (user) => authenticator.endUser(user),
-    trusted: (_request, claims) => authenticator.trusts(claims),
+    trusted: (request, claims) => authenticator.trusts(request, claims),
     jwt,
     signAccessToken (identity, session) {
       const { access_token: accessToken, expires } = authenticator.signAccessToken(identity, session)

@@ -506,9 +506,11 @@ export interface RealtimeApi {
   off<E extends RealtimeEventName> (event: E, listener: (payload: RealtimeEventMap[E]) => void): void
   /**
    * Whether verified claims are still good (no ended session, no revoked user): hand it to the app's @fastify/jwt as
-   * `trusted`, so its HTTP routes refuse a logged-out token as the sockets do.
+   * `trusted`, so its HTTP routes refuse a logged-out token as the sockets do. For a session token (the session
+   * cookie's) it asks the session store, and answers with a promise: rejected with a 503 `RealtimeError` when the
+   * store cannot say. Await it when you call it yourself.
    */
-  trusted (request: FastifyRequest, claims: Record<string, unknown>): boolean
+  trusted (request: FastifyRequest, claims: Record<string, unknown>): boolean | Promise<boolean>
   /**
    * The @fastify/jwt that signs and verifies the realtime tokens: the app's own when it registered one before the
    * plugin, else the plugin's, from `secret`, which never decorates the app itself.

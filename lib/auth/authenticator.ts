@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Claims, VerifyAccessToken } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
 import { revocationId, type Revocations } from './revocations.js'
+import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
@@ -65,6 +66,7 @@ export interface AuthContext {
 
 /** A verdict now, or once a lookup (a session store, an async key, the app's hook) has answered. */
 type Pending<T> = T | Promise<T>
+type Verified = { ok: true, claims: Claims } | AuthFailure
 
 const then = <T, U> (value: Pending<T>, next: (value: T) => Pending<U>): Pending<U> =>
   value instanceof Promise ? value.then(next) : next(value)
@@ -139,6 +141,8 @@ function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
 
 export class Authenticator {
   readonly #options: AuthenticatorOptions
+  /** Requests whose session token the plugin is verifying to check it against the store itself. */
+  readonly #checkingOwn = new WeakSet<FastifyRequest>()
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -162,16 +166,13 @@ export class Authenticator {
    * it carries is its session's current one, so that a cookie replaced by a refresh, or ended by a logout, is refused.
    */
   async verifySessionToken (token: string, at: AuthContext): Promise<AuthResult> {
-    const verified = await this.#verify(token, at.request)
+    const verified = await this.#verifyOwnSessionToken(token, at.request)
     if (!verified.ok) return verified
-    const presented = this.#isSessionToken(verified.claims) ? readRefreshToken(verified.claims.session) : null
-    if (!presented) return fail('AUTH_FAILED', 'not a session token')
+    if (!this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'not a session token')
     const { session: refreshToken, ...claims } = verified.claims
     const result = this.#identify(verified.claims)
-    if (!result.ok) return result
     try {
-      const found = await this.#store(store => store.lookup(presented))
-      if (found.status !== 'current') return fail('AUTH_FAILED', 'session token replaced or ended')
+      if (!await this.#isCurrent(refreshToken)) return fail('AUTH_FAILED', 'session token replaced or ended')
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
@@ -181,18 +182,42 @@ export class Authenticator {
 
   /** The refresh token a session token carries, for the session routes; expired or not ours: null. */
   async sessionTokenRefreshToken (token: string, request: FastifyRequest): Promise<string | null> {
-    const verified = await this.#verify(token, request)
+    const verified = await this.#verifyOwnSessionToken(token, request)
     return verified.ok && this.#isSessionToken(verified.claims) ? verified.claims.session : null
   }
 
   /**
-   * Whether verified claims are still good: no ended session, no revoked user. For @fastify/jwt's `trusted`, so the
-   * app's HTTP routes refuse what the sockets refuse.
+   * A session token the plugin checks against the store itself: `trusts` leaves the store to it, so that its refresh
+   * and logout still see a replaced cookie (reuse) and an unreachable store (503), not an untrusted token.
    */
-  trusts (claims: Claims): boolean {
+  async #verifyOwnSessionToken (token: string, request: FastifyRequest): Promise<Verified> {
+    this.#checkingOwn.add(request)
+    try {
+      return await this.#verify(token, request)
+    } finally {
+      this.#checkingOwn.delete(request)
+    }
+  }
+
+  /**
+   * Whether verified claims are still good: no ended session, no revoked user. For @fastify/jwt's `trusted`, so the
+   * app's HTTP routes refuse what the sockets refuse. A session token (the session cookie's) lives as long as its
+   * session, past any revocation's memory: it is asked of the store, as the plugin's own routes ask, so the answer is
+   * then a promise, rejected (503) when the store cannot say.
+   */
+  trusts (request: FastifyRequest, claims: Claims): boolean | Promise<boolean> {
     // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
     const identity = this.#identityOf(claims)
-    return identity === null || (identity !== failed && this.#identify(claims).ok)
+    if (identity === null) return true
+    if (identity === failed || !this.#identify(claims).ok) return false
+    if (!this.#isSessionToken(claims) || this.#checkingOwn.has(request)) return true
+    return this.#isCurrent(claims.session).catch(() => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) })
+  }
+
+  /** Whether a session token's refresh token is still its session's current one; rejects when the store cannot say. */
+  async #isCurrent (refreshToken: string): Promise<boolean> {
+    const presented = readRefreshToken(refreshToken)
+    return presented !== null && (await this.#store(store => store.lookup(presented))).status === 'current'
   }
 
   /** One this plugin signed with its session's refresh token (another issuer's `session` claim is its own business). */
@@ -200,7 +225,7 @@ export class Authenticator {
     return claims.iss === this.#options.issuer && typeof claims.session === 'string'
   }
 
-  #verify (token: string, request: FastifyRequest): Pending<{ ok: true, claims: Claims } | AuthFailure> {
+  #verify (token: string, request: FastifyRequest): Pending<Verified> {
     const refused = (err: unknown): AuthFailure => {
       const code = (err as { code?: string }).code
       if (code === undefined) return fail('AUTH_FAILED', 'key lookup failed or took too long')
@@ -383,8 +408,8 @@ export class Authenticator {
 
   #revoke (id: string): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
-    // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only, and so is a
-    // session token on the app's own routes (the plugin's own routes and upgrades ask the store about it).
+    // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only. A session
+    // token lives longer too, but ends with its session: whoever checks it asks the store (`trusts`).
     return this.#options.revocationFeed.publish(id, Date.now() + this.#options.accessTokenTtlMs)
   }
 

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { buildSchema } from 'graphql'
-import realtime, { MemorySessionStore, type Identity } from '../../lib/index.js'
+import realtime, { MemorySessionStore, type Identity, type RealtimeOptions } from '../../lib/index.js'
 import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
@@ -175,11 +175,11 @@ t.test('the user\'s older tokens are refused for one access-token TTL', async t 
  * An app with its own @fastify/jwt, registered first with the plugin's check as its `trusted`, the plugin, and a route
  * verifying the bearer token, as apps do.
  */
-async function appWithRoutes (t: Test): Promise<Built> {
+async function appWithRoutes (t: Test, options: RealtimeOptions = {}): Promise<Built> {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyJwt, { secret, trusted: (request, claims) => app.realtime.trusted(request, claims) })
-  await app.register(realtime, { env: {}, authRoutes: true, rest: { handlers: { whoami }, authTimeout: 5 }, users: await directoryOf([admin]) })
+  await app.register(realtime, { env: {}, authRoutes: true, rest: { handlers: { whoami }, authTimeout: 5 }, users: await directoryOf([admin]), ...options })
   app.get('/me', async (request) => {
     await request.jwtVerify()
     return request.user
@@ -187,7 +187,7 @@ async function appWithRoutes (t: Test): Promise<Built> {
   // The check on its own, on claims decoded without verifying them.
   app.get('/trusted', async (request) => {
     const claims = app.realtime.jwt.decode<Record<string, unknown>>(request.headers.authorization!.slice('Bearer '.length))!
-    return { trusted: app.realtime.trusted(request, claims) }
+    return { trusted: await app.realtime.trusted(request, claims) }
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
@@ -237,6 +237,69 @@ t.test('the app\'s @fastify/jwt with fastify.realtime.trusted refuses, on its ro
   t.equal((await me(app, bobs)).statusCode, 200, 'another user\'s token')
   t.equal(await trusted(app, bobs), true)
   t.equal((await me(app, other.access_token)).statusCode, 200, 'another user\'s session')
+})
+
+/** A session-mode login: the session token its cookie carries. */
+async function sessionLogin (t: Test, app: FastifyInstance): Promise<string> {
+  const response = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password, mode: 'session' } })
+  t.equal(response.statusCode, 200, 'logged in, session mode')
+  return response.cookies.find(cookie => cookie.name === 'directus_session_token')!.value
+}
+const sessionCookie = (token: string) => ({ cookie: `directus_session_token=${token}` })
+const sessionRoute = (app: FastifyInstance, route: 'refresh' | 'logout', token: string) =>
+  app.inject({ method: 'POST', url: `/auth/${route}`, payload: { mode: 'session' }, headers: sessionCookie(token) })
+const cookieOf = (response: { cookies: Array<{ name: string, value: string }> }) =>
+  response.cookies.find(cookie => cookie.name === 'directus_session_token')!.value
+
+t.test('a session token lives as long as its session on the app\'s routes: refused once logged out, past any access-token TTL, and once replaced', async t => {
+  // Only the Date is fake: a day-long session token outlives the logout's revocation (one access-token TTL).
+  const clock = fakeClock(t, ['Date'])
+  const { app, url } = await appWithRoutes(t, { accessTokenTtl: '1m' })
+  const token = await sessionLogin(t, app)
+  t.equal((await me(app, token)).statusCode, 200, 'a fresh session token')
+  t.equal(await trusted(app, token), true)
+  t.equal((await sessionRoute(app, 'logout', token)).statusCode, 204)
+  t.match((await me(app, token)).json(), untrusted, 'logged out')
+  clock.tick(61_000)
+  t.match((await me(app, token)).json(), untrusted, 'still, past the access-token TTL that the logout\'s revocation lasts')
+  t.equal(await trusted(app, token), false)
+
+  // Replaced by a refresh: the old cookie is refused on the app's routes, the new one trusted, and the plugin's own
+  // routes still see the old one as reuse, which ends the session.
+  const first = await sessionLogin(t, app)
+  const refreshed = await sessionRoute(app, 'refresh', first)
+  t.equal(refreshed.statusCode, 200, 'refreshed by the session cookie, with the app\'s `trusted` wired')
+  const second = cookieOf(refreshed)
+  t.match((await me(app, first)).json(), untrusted, 'the replaced session token')
+  t.equal((await me(app, second)).statusCode, 200, 'its replacement')
+  const socket = await connect(url('/websocket'), { headers: sessionCookie(second) })
+  t.match(await whoIs(socket, 'w'), { type: 'whoami', uid: 'w', user: String }, 'the upgrade takes the current cookie')
+  const reused = await sessionRoute(app, 'refresh', first)
+  t.same([reused.statusCode, reused.json().errors[0].extensions.code], [401, 'INVALID_CREDENTIALS'], 'the replaced cookie, replayed')
+  t.match((await me(app, second)).json(), untrusted, 'reuse ended the session: its current token too')
+  t.same(await next(socket, 'AUTH_REVOKED'), sessionRevoked, 'and its socket')
+  await socket.close()
+})
+
+t.test('a session token on the app\'s routes while the session store cannot answer: 503, and the plugin\'s own routes say so too', async t => {
+  let down = false
+  class FlakyStore extends MemorySessionStore {
+    override async lookup (token: Parameters<MemorySessionStore['lookup']>[0]) {
+      if (down) throw new Error('store down')
+      return super.lookup(token)
+    }
+  }
+  const { app } = await appWithRoutes(t, { sessionStore: new FlakyStore() })
+  const token = await sessionLogin(t, app)
+  const access = (await login(t, app)).access_token
+  down = true
+  const answer = await me(app, token)
+  t.same([answer.statusCode, answer.json().code], [503, 'SERVICE_UNAVAILABLE'], 'the app\'s route')
+  t.equal((await me(app, access)).statusCode, 200, 'an access token needs no store')
+  const logout = await sessionRoute(app, 'logout', token)
+  t.same([logout.statusCode, logout.json().errors[0].extensions.code], [503, 'SERVICE_UNAVAILABLE'], 'the plugin\'s logout')
+  down = false
+  t.equal((await me(app, token)).statusCode, 200, 'the session lived through the outage')
 })
 
 t.test('the trusted check refuses only ended sessions and revoked users: a token naming no user is the app\'s business', async t => {
