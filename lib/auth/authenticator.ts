@@ -139,10 +139,29 @@ function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
 
+/**
+ * The claims of what @fastify/jwt hands its `trusted`: the whole token (header, payload, signature) when the app
+ * verifies with `complete: true`, else the claims themselves.
+ */
+function payloadOf (verified: Claims): Claims {
+  const { header, payload, signature } = verified
+  const complete = typeof header === 'object' && header !== null && typeof payload === 'object' && payload !== null &&
+    typeof signature === 'string'
+  return complete ? payload as Claims : verified
+}
+
+const unavailable = () => RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' })
+
+/** A promise handled here as well: a caller that drops it (`trusted(...) && check`) must not crash the process. */
+function handled<T> (promise: Promise<T>): Promise<T> {
+  promise.catch(() => {})
+  return promise
+}
+
 export class Authenticator {
   readonly #options: AuthenticatorOptions
-  /** Requests whose session token the plugin is verifying to check it against the store itself. */
-  readonly #checkingOwn = new WeakSet<FastifyRequest>()
+  /** Requests the plugin is verifying a token on, through the app's @fastify/jwt: it checks the rest itself. */
+  readonly #verifying = new WeakSet<FastifyRequest>()
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -166,11 +185,12 @@ export class Authenticator {
    * it carries is its session's current one, so that a cookie replaced by a refresh, or ended by a logout, is refused.
    */
   async verifySessionToken (token: string, at: AuthContext): Promise<AuthResult> {
-    const verified = await this.#verifyOwnSessionToken(token, at.request)
+    const verified = await this.#verify(token, at.request)
     if (!verified.ok) return verified
     if (!this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'not a session token')
     const { session: refreshToken, ...claims } = verified.claims
     const result = this.#identify(verified.claims)
+    if (!result.ok) return result
     try {
       if (!await this.#isCurrent(refreshToken)) return fail('AUTH_FAILED', 'session token replaced or ended')
     } catch {
@@ -182,21 +202,8 @@ export class Authenticator {
 
   /** The refresh token a session token carries, for the session routes; expired or not ours: null. */
   async sessionTokenRefreshToken (token: string, request: FastifyRequest): Promise<string | null> {
-    const verified = await this.#verifyOwnSessionToken(token, request)
+    const verified = await this.#verify(token, request)
     return verified.ok && this.#isSessionToken(verified.claims) ? verified.claims.session : null
-  }
-
-  /**
-   * A session token the plugin checks against the store itself: `trusts` leaves the store to it, so that its refresh
-   * and logout still see a replaced cookie (reuse) and an unreachable store (503), not an untrusted token.
-   */
-  async #verifyOwnSessionToken (token: string, request: FastifyRequest): Promise<Verified> {
-    this.#checkingOwn.add(request)
-    try {
-      return await this.#verify(token, request)
-    } finally {
-      this.#checkingOwn.delete(request)
-    }
   }
 
   /**
@@ -205,13 +212,20 @@ export class Authenticator {
    * session, past any revocation's memory: it is asked of the store, as the plugin's own routes ask, so the answer is
    * then a promise, rejected (503) when the store cannot say.
    */
-  trusts (request: FastifyRequest, claims: Claims): boolean | Promise<boolean> {
+  trusts (request: FastifyRequest, verified: Claims): boolean | Promise<boolean> {
+    // The plugin's own verification, through the app's @fastify/jwt: it makes these checks itself, right after, with
+    // its own answers (a store away is a 503, a replaced refresh token is reuse, a session cookie is no access token).
+    if (this.#verifying.has(request)) return true
+    const claims = payloadOf(verified)
     // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
     const identity = this.#identityOf(claims)
     if (identity === null) return true
-    if (identity === failed || !this.#identify(claims).ok) return false
-    if (!this.#isSessionToken(claims) || this.#checkingOwn.has(request)) return true
-    return this.#isCurrent(claims.session).catch(() => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) })
+    if (identity === failed) return false
+    const identified = this.#identify(claims)
+    // Not loaded yet, the revocations cannot tell: the client may try again later, as on the sockets.
+    if (!identified.ok) return identified.code === 'SERVICE_UNAVAILABLE' ? handled(Promise.reject(unavailable())) : false
+    if (!this.#isSessionToken(claims)) return true
+    return handled(this.#isCurrent(claims.session).catch(() => { throw unavailable() }))
   }
 
   /** Whether a session token's refresh token is still its session's current one; rejects when the store cannot say. */
@@ -226,6 +240,14 @@ export class Authenticator {
   }
 
   #verify (token: string, request: FastifyRequest): Pending<Verified> {
+    this.#verifying.add(request)
+    const verified = this.#verifyMarked(token, request)
+    if (verified instanceof Promise) return verified.finally(() => this.#verifying.delete(request))
+    this.#verifying.delete(request)
+    return verified
+  }
+
+  #verifyMarked (token: string, request: FastifyRequest): Pending<Verified> {
     const refused = (err: unknown): AuthFailure => {
       const code = (err as { code?: string }).code
       if (code === undefined) return fail('AUTH_FAILED', 'key lookup failed or took too long')
@@ -274,28 +296,23 @@ export class Authenticator {
 
   /**
    * The app's `onAuthenticate` on a verified credential: false refuses it (AUTH_FAILED), an object is the context
-   * handlers see, a throw is a check that could not run (SERVICE_UNAVAILABLE). A refused login or refresh leaves no
-   * session behind.
+   * handlers see, a throw is a check that could not run (SERVICE_UNAVAILABLE).
    */
   #admit (result: AuthResult, claims: Claims | null, at: AuthContext): Pending<AuthResult> {
     const hook = this.#options.onAuthenticate
     if (!hook || !result.ok) return result
     const { request, source, endpoint } = at
-    const refused = async (failure: AuthFailure): Promise<AuthFailure> => {
-      if (result.issued) await this.endSession(result.session!).catch(() => {})
-      return failure
-    }
     return (async () => {
       try {
         const pending = hook({ identity: result.identity, claims, request, source, endpoint })
         // The socket waits for it, paused: a hook that hangs would hold it for good. Any thenable is awaited (a
         // library's promise, another realm's): one taken for a verdict would admit whatever it resolves to.
         const verdict = isThenable(pending) ? await deadline(Promise.resolve(pending), this.#options.storeTimeoutMs) : pending
-        if (verdict === false) return refused(fail('AUTH_FAILED', 'refused by onAuthenticate'))
+        if (verdict === false) return fail('AUTH_FAILED', 'refused by onAuthenticate')
         return typeof verdict === 'object' && verdict !== null ? { ...result, context: verdict } : result
       } catch (err) {
         this.#options.log.error({ err }, 'onAuthenticate failed')
-        return refused(fail('SERVICE_UNAVAILABLE', 'onAuthenticate failed'))
+        return fail('SERVICE_UNAVAILABLE', 'onAuthenticate failed')
       }
     })()
   }
@@ -348,26 +365,48 @@ export class Authenticator {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
     const issued = this.#issue(identity, session, refreshToken)
-    return at ? this.#admit(issued, null, at) : issued
+    if (!at) return issued
+    const admitted = await this.#admit(issued, null, at)
+    // A login the app refused, or could not check, leaves no session behind: its client never gets the tokens.
+    if (!admitted.ok) await this.endSession(session).catch(() => {})
+    return admitted
   }
 
   async refresh (refreshToken: string, at: AuthContext): Promise<AuthResult> {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
-    const next = newRefreshToken(presented.sessionId)
     try {
+      // The app's hook answers before the token rotates: a hook that cannot answer leaves the client's token good for a
+      // retry, where after the rotation the session would have had to end (the client never got the next token).
+      let context: Record<string, unknown> | undefined
+      if (this.#options.onAuthenticate) {
+        const found = await this.#store(store => store.lookup(presented))
+        if (found.status !== 'current') return await this.#notCurrent(found)
+        const { identity, id } = found.session
+        const admitted = await this.#admit({ ok: true, identity, session: id, expiresAt: null, issuedAt: 0 }, null, at)
+        if (!admitted.ok) {
+          // Refused by the app: the session ends with it, its sockets and access tokens too.
+          if (admitted.code === 'AUTH_FAILED') await this.endSession(id)
+          return admitted
+        }
+        context = admitted.context
+      }
+      const next = newRefreshToken(presented.sessionId)
       const rotated = await this.#store((store, deadline) => store.rotate(
         presented, hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs, deadline))
-      if (rotated.status === 'unknown') return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
-      if (rotated.status === 'reused') {
-        // A rotated token presented again means two holders: end the session for both.
-        await this.endSession(rotated.sessionId)
-        return fail('INVALID_CREDENTIALS', 'refresh token reused; session revoked')
-      }
-      return await this.#admit(this.#issue(rotated.session.identity, rotated.session.id, next), null, at)
+      if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
+      const issued = this.#issue(rotated.session.identity, rotated.session.id, next)
+      return context ? { ...issued, context } : issued
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
+  }
+
+  /** A refresh token that is not its session's current one. A rotated one presented again means two holders: the session ends for both. */
+  async #notCurrent (found: { status: 'unknown' } | { status: 'reused', sessionId: string }): Promise<AuthFailure> {
+    if (found.status === 'unknown') return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
+    await this.endSession(found.sessionId)
+    return fail('INVALID_CREDENTIALS', 'refresh token reused; session revoked')
   }
 
   /** Ends the session a refresh token belongs to. */
@@ -376,16 +415,13 @@ export class Authenticator {
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     try {
       const found = await this.#store(store => store.lookup(presented))
-      if (found.status === 'current') {
-        await this.endSession(found.session.id)
-        return { ok: true }
-      }
       // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
-      if (found.status === 'reused') await this.endSession(found.sessionId)
+      if (found.status !== 'current') return await this.#notCurrent(found)
+      await this.endSession(found.session.id)
+      return { ok: true }
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
-    return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
   }
 
   async endSession (session: string): Promise<void> {

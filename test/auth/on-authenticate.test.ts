@@ -407,6 +407,46 @@ t.test('a throwing onAuthenticate is SERVICE_UNAVAILABLE on every form, and is l
   await open.close()
 })
 
+t.test('a refresh whose onAuthenticate cannot answer keeps its session: the same refresh token works on the retry', async t => {
+  const store = new WatchedStore()
+  let broken = true
+  const { app, url } = await build(t, {
+    users: [admin],
+    authRoutes: true,
+    sessionStore: store,
+    rest: { handlers },
+    onAuthenticate: ({ source }) => {
+      if (broken && source === 'refresh') throw new Error('tenants offline')
+      if (broken && source === 'auth') return Promise.reject(new Error('tenants offline'))
+      return { tenant: 't1' }
+    }
+  }, { logger: false })
+  broken = false
+  const tokens = (await post(app, '/auth/login', { email: admin.email, password: admin.password })).json().data
+  const ofSession = await connect(url('/websocket'))
+  t.same(await authWith(ofSession, tokens.access_token), { type: 'auth', status: 'ok' })
+  broken = true
+
+  const refused = await post(app, '/auth/refresh', { refresh_token: tokens.refresh_token })
+  t.same([refused.statusCode, refused.json()], [503, JSON.parse(unavailableBody)], 'POST /auth/refresh: 503')
+  t.equal((await store.newest()).status, 'current', 'the refresh token has not rotated')
+  const bySocket = await connect(url('/websocket'))
+  bySocket.send({ type: 'auth', refresh_token: tokens.refresh_token, uid: 'r' })
+  t.same(await next(bySocket, 'the auth answer'), unavailable('r'), 'an auth message: SERVICE_UNAVAILABLE')
+  t.match(await ask(ofSession, 'whoami', 'w'), { type: 'whoami', uid: 'w', user: String }, 'the session\'s socket is untouched')
+
+  broken = false
+  const retried = await post(app, '/auth/refresh', { refresh_token: tokens.refresh_token })
+  t.equal(retried.statusCode, 200, 'the retry with the same refresh token')
+  t.equal((await store.newest()).status, 'reused', 'rotated now')
+  const next1 = retried.json().data.refresh_token
+  const again = await connect(url('/websocket'))
+  again.send({ type: 'auth', refresh_token: next1 })
+  t.match(await next(again, 'the auth answer'), { type: 'auth', status: 'ok', refresh_token: String }, 'and by an auth message, the next one')
+  t.same(await ask(again, 'context', 'c'), { type: 'context', uid: 'c', context: { tenant: 't1' } }, 'with the hook\'s context')
+  await Promise.all([ofSession.close(), bySocket.close(), again.close()])
+})
+
 t.test('an onAuthenticate that never answers is SERVICE_UNAVAILABLE at the store deadline (3 s), and is logged', async t => {
   const clock = fakeClock(t)
   let called!: () => void

@@ -3,13 +3,15 @@
 // are refused for one access-token TTL, on every process; and fastify.realtime.trusted, so that the app's HTTP routes
 // refuse what the sockets refuse.
 import { createHmac } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyJwt from '@fastify/jwt'
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { buildSchema } from 'graphql'
 import realtime, { MemorySessionStore, type Identity, type RealtimeOptions } from '../../lib/index.js'
-import { admin, build, connect, directoryOf, fakeClock, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
+import { admin, build, connect, directoryOf, fakeClock, recordCrashes, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
+import { hashRefreshToken, newRefreshToken, newSessionId } from '../../lib/auth/refresh-tokens.js'
 
 const protocol = 'graphql-transport-ws'
 const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
@@ -175,10 +177,10 @@ t.test('the user\'s older tokens are refused for one access-token TTL', async t 
  * An app with its own @fastify/jwt, registered first with the plugin's check as its `trusted`, the plugin, and a route
  * verifying the bearer token, as apps do.
  */
-async function appWithRoutes (t: Test, options: RealtimeOptions = {}): Promise<Built> {
+async function appWithRoutes (t: Test, options: RealtimeOptions = {}, jwtOptions: Partial<FastifyJWTOptions> = {}): Promise<Built> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(fastifyJwt, { secret, trusted: (request, claims) => app.realtime.trusted(request, claims) })
+  await app.register(fastifyJwt, { secret, trusted: (request, claims) => app.realtime.trusted(request, claims), ...jwtOptions })
   await app.register(realtime, { env: {}, authRoutes: true, rest: { handlers: { whoami }, authTimeout: 5 }, users: await directoryOf([admin]), ...options })
   app.get('/me', async (request) => {
     await request.jwtVerify()
@@ -188,6 +190,11 @@ async function appWithRoutes (t: Test, options: RealtimeOptions = {}): Promise<B
   app.get('/trusted', async (request) => {
     const claims = app.realtime.jwt.decode<Record<string, unknown>>(request.headers.authorization!.slice('Bearer '.length))!
     return { trusted: await app.realtime.trusted(request, claims) }
+  })
+  // Composed as a boolean, the check's promise is dropped: wrong (it must be awaited), but no crash.
+  app.get('/composed', async (request) => {
+    const claims = app.realtime.jwt.decode<Record<string, unknown>>(request.headers.authorization!.slice('Bearer '.length))!
+    return { trusted: app.realtime.trusted(request, claims) && true }
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
@@ -281,25 +288,84 @@ t.test('a session token lives as long as its session on the app\'s routes: refus
   await socket.close()
 })
 
-t.test('a session token on the app\'s routes while the session store cannot answer: 503, and the plugin\'s own routes say so too', async t => {
-  let down = false
-  class FlakyStore extends MemorySessionStore {
-    override async lookup (token: Parameters<MemorySessionStore['lookup']>[0]) {
-      if (down) throw new Error('store down')
-      return super.lookup(token)
-    }
+/** A memory store whose lookups it counts, and which fails them while `down`. */
+class FlakyStore extends MemorySessionStore {
+  down = false
+  lookups = 0
+  override async lookup (token: Parameters<MemorySessionStore['lookup']>[0]) {
+    this.lookups++
+    if (this.down) throw new Error('store down')
+    return super.lookup(token)
   }
-  const { app } = await appWithRoutes(t, { sessionStore: new FlakyStore() })
+}
+
+t.test('a session token on the app\'s routes while the session store cannot answer: 503, and the plugin\'s own routes say so too', async t => {
+  const crashes = recordCrashes(t)
+  const store = new FlakyStore()
+  const { app, url } = await appWithRoutes(t, { sessionStore: store })
   const token = await sessionLogin(t, app)
+  const loggedOut = await sessionLogin(t, app)
+  t.equal((await sessionRoute(app, 'logout', loggedOut)).statusCode, 204)
   const access = (await login(t, app)).access_token
-  down = true
+  store.down = true
   const answer = await me(app, token)
   t.same([answer.statusCode, answer.json().code], [503, 'SERVICE_UNAVAILABLE'], 'the app\'s route')
   t.equal((await me(app, access)).statusCode, 200, 'an access token needs no store')
   const logout = await sessionRoute(app, 'logout', token)
   t.same([logout.statusCode, logout.json().errors[0].extensions.code], [503, 'SERVICE_UNAVAILABLE'], 'the plugin\'s logout')
-  down = false
+  t.notOk(logout.cookies.some(cookie => cookie.name === 'directus_session_token'), 'which keeps the cookie')
+  t.same(await refusedWith(url('/websocket'), { headers: sessionCookie(token) }), {
+    status: 503, body: JSON.stringify({ errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
+  }, 'the upgrade with the session cookie')
+  t.same(await refusedWith(url('/websocket'), { headers: sessionCookie(loggedOut) }), upgradeRefused,
+    'a logged-out session cookie: refused (401) by its revocation, not sent to try again')
+  t.equal((await app.inject({ url: '/composed', headers: bearer(token) })).statusCode, 200)
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(crashes, [], 'a dropped answer rejects no promise unhandled')
+  store.down = false
   t.equal((await me(app, token)).statusCode, 200, 'the session lived through the outage')
+})
+
+t.test('a session token offered as an access token is refused without asking the store', async t => {
+  const store = new FlakyStore()
+  const { app, url } = await appWithRoutes(t, { sessionStore: store })
+  const token = await sessionLogin(t, app)
+  store.lookups = 0
+  await refusedOnAuth(t, url('/websocket'), token, 'a session token in an auth message')
+  t.same(await refusedWith(url(`/websocket?access_token=${token}`)), upgradeRefused, 'and in the upgrade\'s URL')
+  t.equal(store.lookups, 0, 'no lookup')
+})
+
+t.test('a process that has not loaded the revocations: 503 for a session cookie, on the app\'s routes and the plugin\'s', async t => {
+  // Nothing listens on the port: the revocations never load.
+  const port = await new Promise<number>(resolve => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+  const store = new MemorySessionStore()
+  const { app } = await appWithRoutes(t, { redis: `redis://127.0.0.1:${port}`, sessionStore: store })
+  const session = newSessionId()
+  const refreshToken = newRefreshToken(session)
+  const identity = { user: 'u1', role: null, admin: false }
+  await store.create({ id: session, identity, tokenHash: hashRefreshToken(refreshToken), expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  const claims = { id: 'u1', iss: app.realtime.jwt.decode<{ iss: string }>(app.realtime.signAccessToken(identity).access_token)!.iss }
+  const token = app.realtime.jwt.sign({ ...claims, sid: session, session: refreshToken })
+  const answer = await me(app, token)
+  t.same([answer.statusCode, answer.json().code], [503, 'SERVICE_UNAVAILABLE'], 'the app\'s route')
+  const logout = await sessionRoute(app, 'logout', token)
+  t.equal(logout.statusCode, 503, 'the plugin\'s logout')
+  t.notOk(logout.cookies.some(cookie => cookie.name === 'directus_session_token'), 'which keeps the cookie')
+  t.equal((await me(app, app.realtime.jwt.sign(claims))).statusCode, 200, 'a token without a session is unaffected')
+})
+
+t.test('an app verifying with `complete: true` hands `trusted` the whole token: its claims are still checked', async t => {
+  const { app } = await appWithRoutes(t, {}, { verify: { complete: true } })
+  const own = app.realtime.jwt.sign({ id: 'alice' })
+  t.match((await me(app, own)).json(), { payload: { id: 'alice' } }, 'the whole token')
+  await app.realtime.revokeUser('alice')
+  t.match((await me(app, own)).json(), untrusted, 'a revoked user\'s')
 })
 
 t.test('the trusted check refuses only ended sessions and revoked users: a token naming no user is the app\'s business', async t => {
