@@ -85,7 +85,6 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     claimsOf,
     verifyToken,
     onAuthenticate: options.onAuthenticate,
-    log: fastify.log,
     issuer: config.issuer,
     mapClaims: options.mapClaims ?? defaultMapClaims(config.issuer),
     verifyCredentials,

@@ -101,8 +101,6 @@ export interface AuthenticatorOptions {
   verifyToken: VerifyAccessToken
   /** The app's check at every authentication. */
   onAuthenticate?: OnAuthenticate
-  /** Where a hook that threw is reported. */
-  log: FastifyBaseLogger
   /** The `iss` of the tokens it signs. */
   issuer: string
   mapClaims: MapClaims
@@ -176,7 +174,7 @@ export class Authenticator {
       if (!verified.ok) return verified
       // A session token counts only while current (`verifySessionToken`).
       if (this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'a session token is no access token')
-      return this.#admit(this.#identify(verified.claims), verified.claims, at)
+      return this.#admit(this.#identify(verified.claims, at.request.log), verified.claims, at)
     })
   }
 
@@ -189,7 +187,7 @@ export class Authenticator {
     if (!verified.ok) return verified
     if (!this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'not a session token')
     const { session: refreshToken, ...claims } = verified.claims
-    const result = this.#identify(verified.claims)
+    const result = this.#identify(verified.claims, at.request.log)
     if (!result.ok) return result
     try {
       if (!await this.#isCurrent(refreshToken)) return fail('AUTH_FAILED', 'session token replaced or ended')
@@ -218,10 +216,10 @@ export class Authenticator {
     if (this.#verifying.has(request)) return true
     const claims = payloadOf(verified)
     // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
-    const identity = this.#identityOf(claims)
+    const identity = this.#identityOf(claims, request.log)
     if (identity === null) return true
     if (identity === failed) return false
-    const identified = this.#identify(claims)
+    const identified = this.#identify(claims, request.log)
     // Not loaded yet, the revocations cannot tell: the client may try again later, as on the sockets.
     if (!identified.ok) return identified.code === 'SERVICE_UNAVAILABLE' ? handled(Promise.reject(unavailable())) : false
     if (!this.#isSessionToken(claims)) return true
@@ -269,17 +267,17 @@ export class Authenticator {
    * The app's `mapClaims` on verified claims. A throw is a token the app cannot read (one of another purpose signed with
    * the same key, a provider's without the claim it expects): refused like one naming no user, never a crash.
    */
-  #identityOf (claims: Claims): Identity | null | typeof failed {
+  #identityOf (claims: Claims, log: FastifyBaseLogger): Identity | null | typeof failed {
     try {
       return this.#options.mapClaims(claims)
     } catch (err) {
-      this.#options.log.error({ err }, 'mapClaims failed')
+      log.error({ err }, 'mapClaims failed')
       return failed
     }
   }
 
-  #identify (claims: Claims): AuthSuccess | AuthFailure {
-    const identity = this.#identityOf(claims)
+  #identify (claims: Claims, log: FastifyBaseLogger): AuthSuccess | AuthFailure {
+    const identity = this.#identityOf(claims, log)
     if (identity === failed) return fail('AUTH_FAILED', 'mapClaims failed')
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
     const { revocations } = this.#options
@@ -311,7 +309,7 @@ export class Authenticator {
         if (verdict === false) return fail('AUTH_FAILED', 'refused by onAuthenticate')
         return typeof verdict === 'object' && verdict !== null ? { ...result, context: verdict } : result
       } catch (err) {
-        this.#options.log.error({ err }, 'onAuthenticate failed')
+        request.log.error({ err }, 'onAuthenticate failed')
         return fail('SERVICE_UNAVAILABLE', 'onAuthenticate failed')
       }
     })()

@@ -2,7 +2,7 @@
 // @fastify/websocket socket. graphql-ws speaks graphql-transport-ws, the only messages ever sent here (the heartbeat
 // sends WebSocket ping frames); this adapter decides who is let in at `connection_init`, keeps the socket's guard,
 // and ends the socket when its credential ends.
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
 import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
@@ -74,7 +74,7 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
 
 /** The websocket handler of the GraphQL endpoint. */
 export function graphqlEndpoint (options: GraphqlAdapterOptions) {
-  const { endpoint, authenticator, registry, log } = options
+  const { endpoint, authenticator, registry } = options
   const { schema } = options.operations
   if (typeof schema !== 'function' && !isSchema(schema)) {
     throw new InvalidConfigError('graphql.schema must be a GraphQLSchema or a function of the accountability returning one')
@@ -96,12 +96,10 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
   const handling: GraphqlHandling = {
     server,
     registry,
-    log,
     outbound: options.outbound,
     // graphql-transport-ws cannot re-authenticate in band: a socket whose credential ends is closed (onExpire).
     policy: { ...options.policy, reauthenticates: false },
-    name: endpoint.name,
-    endFailed: (err) => log.error({ err }, 'a graphql subscription failed to end')
+    name: endpoint.name
   }
   return function open (socket: WebSocket, request: FastifyRequest): GraphqlSocket {
     return new GraphqlSocket(socket, request, handling)
@@ -112,12 +110,9 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
 interface GraphqlHandling {
   server: Server<Extra>
   registry: Registry
-  log: FastifyBaseLogger
   outbound: Outbound
   policy: GuardPolicy
   name: EndpointName
-  /** Logs a subscription whose iterator threw while its socket closed: one function for every socket. */
-  endFailed: (err: unknown) => void
 }
 
 /**
@@ -190,15 +185,14 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
 
   /** A schema or context function threw: graphql-ws's answer to an error of the server's own. */
   private failed (err: unknown): void {
-    this.#handling.log.error({ err }, 'graphql operation failed')
+    this.request.log.error({ err }, 'graphql operation failed')
     this.#socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
   }
 
   closed (code: number, reason: Buffer): void {
-    const { registry, endFailed } = this.#handling
     this.connection.guard.close()
-    registry.delete(this.connection, code)
+    this.#handling.registry.delete(this.connection, code)
     // Ends every running subscription (their iterators' `return`).
-    this.#closed(code, reason.toString()).catch(endFailed)
+    this.#closed(code, reason.toString()).catch((err: unknown) => this.request.log.error({ err }, 'a graphql subscription failed to end'))
   }
 }

@@ -194,14 +194,14 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   }
 
   private application (message: RealtimeMessage, uid: Uid): void | Promise<void> {
-    const { handlers, log } = this.#options
+    const { handlers } = this.#options
     const { type } = message
     const answer = (err: unknown) => {
       if (err instanceof RealtimeError) {
         this.connection.send(errorFrame(type, err.code, err.message, uid))
         return
       }
-      log.error({ err, type }, 'realtime message handler failed')
+      this.connection.request.log.error({ err, type }, 'realtime message handler failed')
       this.tell({ code: 'INTERNAL_SERVER_ERROR' }, type, uid)
     }
     // A Map: a "__proto__" or "constructor" type cannot reach Object.prototype.

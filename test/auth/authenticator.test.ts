@@ -59,7 +59,6 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     jwt: app.jwt,
     verifyToken: (token) => app.jwt.verify(token),
     claimsOf: (token) => app.jwt.decode(token)!,
-    log: app.log,
     mapClaims: defaultMapClaims('fastify-realtime'),
     issuer: 'fastify-realtime',
     passwordChecks: new PasswordChecks({ limit: 16, perAddress: 4 }),

@@ -404,6 +404,7 @@ t.test('a throwing onAuthenticate is SERVICE_UNAVAILABLE on every form, and is l
     'tenants offline (auth)', 'tenants offline (auth)', 'tenants offline (upgrade)', 'tenants offline (connection_init)',
     'tenants offline (login)'
   ], 'every failure logged, with its error')
+  t.ok(failures.every(entry => typeof entry.reqId === 'string'), 'on the request\'s logger')
   await open.close()
 })
 

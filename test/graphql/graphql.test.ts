@@ -379,8 +379,8 @@ t.test('a schema or context function that throws closes the socket 4500 and is l
     t.same(await failure(gqlClient(t, url('/graphql')), meQuery), { code: 4500, reason: 'Internal server error' }, option)
   }
   t.match(lines.map(line => JSON.parse(line)), [
-    { msg: 'graphql operation failed', err: { message: 'no schema today' } },
-    { msg: 'graphql operation failed', err: { message: 'no context today' } }
+    { msg: 'graphql operation failed', err: { message: 'no schema today' }, reqId: String },
+    { msg: 'graphql operation failed', err: { message: 'no context today' }, reqId: String }
   ])
 })
 
@@ -412,7 +412,7 @@ t.test('a subscription that fails to end is logged, and its socket closes all th
   await socket.client.close()
   await noGraphqlSocketLeft(app)
   while (lines.length === 0) await new Promise(resolve => setTimeout(resolve, 5))
-  t.match(JSON.parse(lines[0]), { msg: 'a graphql subscription failed to end', err: { message: 'cannot stop' } })
+  t.match(JSON.parse(lines[0]), { msg: 'a graphql subscription failed to end', err: { message: 'cannot stop' }, reqId: String }, 'on the request\'s logger')
 })
 
 t.test('a document over the query token limit is refused without being parsed; the socket stays open', async t => {

@@ -34,7 +34,8 @@ t.test('handlers get the message and the socket with its accountability; errors 
   t.same(await client.next(), {
     type: 'crashes', status: 'error', error: { code: 'INTERNAL_SERVER_ERROR', message: 'An unexpected error occurred.' }, uid: 5
   })
-  t.match(logged.join(''), /secret internals/, 'the real error is logged, not sent')
+  t.match(logged.map(line => JSON.parse(line)), [{ msg: 'realtime message handler failed', err: { message: 'secret internals' }, reqId: String }],
+    'the real error is logged, not sent, on the request\'s logger')
   await client.close()
 })
 
