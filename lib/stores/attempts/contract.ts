@@ -20,12 +20,19 @@ export interface AttemptLimiter {
   begin (ip: string | null, email: string): Promise<number>
   /** The attempt succeeded: it stops counting against the IP, and the email's failures are forgotten. */
   succeeded (ip: string | null, email: string): Promise<void>
+  /**
+   * The attempt's password was never checked (the password queue was full): it stops counting against the IP and the
+   * email, so that a flood of the queue cannot spend a user's attempts. Never for a check that ran, even one that
+   * threw or timed out.
+   */
+  unchecked (ip: string | null, email: string): Promise<void>
 }
 
 /** The limiter of `attemptLimit: false`. */
 export const unlimited: AttemptLimiter = {
   begin: async () => 0,
-  succeeded: async () => {}
+  succeeded: async () => {},
+  unchecked: async () => {}
 }
 
 // As the embedded directory matches it, so case variants share one counter; hashed, so a key stays small and no
@@ -63,4 +70,20 @@ export class CountedAttempts implements AttemptLimiter {
       this.#byEmail.delete(emailKey(email))
     ])
   }
+
+  async unchecked (ip: string | null, email: string): Promise<void> {
+    await Promise.all([
+      ip === null ? null : giveBack(this.#byIp, ip),
+      giveBack(this.#byEmail, emailKey(email))
+    ])
+  }
+}
+
+/**
+ * One point back on a counter. rate-limiter-flexible's `reward` on a counter whose window has ended meanwhile opens a
+ * new window at -1 (one attempt more than `points`): that point is taken back, leaving a window at 0.
+ */
+async function giveBack (limiter: RateLimiterAbstract, key: string): Promise<void> {
+  const { consumedPoints } = await limiter.reward(key)
+  if (consumedPoints < 0) await limiter.penalty(key)
 }
