@@ -103,6 +103,24 @@ t.test('per IP over HTTP: after 10 failures the next login is 429 with Retry-Aft
   t.equal((await login(app, admin, '10.0.0.2')).statusCode, 200, 'another IP')
 })
 
+t.test('per IP over HTTP, an IPv6 client is its /64 and an IPv4-mapped address is its IPv4', async t => {
+  const { app } = await limited(t)
+  // Ten failures from ten addresses of one /64: a client holding it could rotate through 2^64.
+  for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(`nobody${i}@example.com`), `2001:db8:1:2:${i + 1}::1`)).statusCode, 401)
+  tooMany(t, await login(app, admin, '2001:db8:1:2:ffff:ffff:ffff:ffff'))
+  tooMany(t, await login(app, admin, '2001:0db8:0001:0002::abcd'))
+  t.equal((await login(app, admin, '2001:db8:1:3::1')).statusCode, 200, 'another /64 goes on')
+
+  // A dual-stack socket sees an IPv4 client as ::ffff:a.b.c.d: both spellings share the IPv4's counter.
+  for (let i = 0; i < 5; i++) {
+    t.equal((await login(app, wrong(`v4-${i}@example.com`), '10.0.30.1')).statusCode, 401)
+    t.equal((await login(app, wrong(`mapped-${i}@example.com`), '::ffff:10.0.30.1')).statusCode, 401)
+  }
+  tooMany(t, await login(app, editor, '10.0.30.1'))
+  tooMany(t, await login(app, editor, '::ffff:10.0.30.1'))
+  t.equal((await login(app, editor, '::ffff:10.0.30.2')).statusCode, 200, 'another IPv4 goes on')
+})
+
 t.test('per email over HTTP: 10 failures from 10 IPs refuse the email from any IP; other emails go on', async t => {
   const { app } = await limited(t)
   for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(admin.email), `10.0.1.${i}`)).statusCode, 401)

@@ -1,6 +1,6 @@
 // The attempt-limiter contract (lib/stores/attempts/contract.ts), run against memory and Redis: attempts counted per
-// IP and per email inside a window, successes forgotten, attempts never checked given back, and on a shared backend
-// one count for every process.
+// IP (an IPv6 client's /64) and per email inside a window, successes forgotten, attempts never checked given back,
+// and on a shared backend one count for every process.
 import t, { type Test } from 'tap'
 import { setTimeout } from 'node:timers/promises'
 import { unlimited, type AttemptLimit, type AttemptLimiter } from '../../lib/stores/attempts/contract.js'
@@ -54,6 +54,23 @@ async function attemptsContract (t: Test, make: () => AttemptLimiter, shared: bo
   t.equal(await limiter.begin(null, 'u6@example.com'), 0, 'unchecked without an IP: the email has its attempt back')
   t.ok(refusal(await limiter.begin(null, 'u6@example.com')))
 
+  // An IPv6 client counts for its /64, however it spells its address; an IPv4-mapped address counts as its IPv4.
+  t.equal(await limiter.begin('2001:db8:1:2::1', 'v1@example.com'), 0)
+  await limiter.unchecked('2001:db8:1:2::99', 'v1@example.com')
+  t.equal(await limiter.begin('2001:db8:1:2:ffff:ffff:ffff:ffff', 'v2@example.com'), 0)
+  t.equal(await limiter.begin('2001:0db8:0001:0002:0:0:0:abcd', 'v3@example.com'), 0, 'an attempt given back to the /64')
+  t.ok(refusal(await limiter.begin('2001:db8:1:2::5', 'v4@example.com')), 'IPv6: one counter per /64')
+  t.equal(await limiter.begin('2001:db8:1:3::1', 'v4@example.com'), 0, 'another /64 has its own')
+  t.equal(await limiter.begin('2001:db8:5:6::1', 'v5@example.com'), 0)
+  t.equal(await limiter.begin('2001:db8:5:6::2', 'v5@example.com'), 0)
+  await limiter.succeeded('2001:db8:5:6::3', 'v5@example.com')
+  t.equal(await limiter.begin('2001:db8:5:6::4', 'v5@example.com'), 0, 'a success gives the /64 its attempt back')
+  t.ok(refusal(await limiter.begin('2001:db8:5:6::5', 'v5@example.com')))
+  t.equal(await limiter.begin('10.0.3.1', 'v6@example.com'), 0)
+  t.equal(await limiter.begin('::ffff:10.0.3.1', 'v7@example.com'), 0)
+  t.ok(refusal(await limiter.begin('::ffff:a00:301', 'v8@example.com')), 'an IPv4-mapped address counts as its IPv4')
+  t.equal(await limiter.begin('::ffff:10.0.3.2', 'v8@example.com'), 0)
+
   if (!shared) return
   const other = make()
   t.ok(refusal(await other.begin('10.0.0.1', 'f@example.com')), 'an IP refused on one process is refused on another')
@@ -101,6 +118,7 @@ t.test('Redis', async t => {
 
   const keys = await redis.commands.keys('test:*')
   t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')
+  t.ok(keys.includes('test:attempts:ip:2001:db8:1:2::/64'), 'an IPv6 client\'s under its /64')
   t.notOk(keys.some(key => key.includes('@')), 'no email address is stored')
   await server.stop()
   await t.rejects(redisAttempts(limit, redis.commands, 'test:').begin('10.0.0.9', 'g@example.com'), 'counters out of reach: begin rejects, and the caller fails closed')

@@ -3,6 +3,7 @@
 // a fixed window that opens with the first counted attempt; the backends differ only in where the counters live.
 import { createHash } from 'node:crypto'
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
+import { clientNetwork } from '../../client-network.js'
 
 /** The resolved `attemptLimit` option. */
 export interface AttemptLimit {
@@ -11,6 +12,7 @@ export interface AttemptLimit {
   durationSeconds: number
 }
 
+/** `ip` is the client's address; an IPv6 one counts for its whole /64 (see `clientNetwork`). */
 export interface AttemptLimiter {
   /**
    * Counts an attempt before its password is checked, so parallel attempts cannot slip past the limit between a
@@ -54,7 +56,7 @@ export class CountedAttempts implements AttemptLimiter {
   async begin (ip: string | null, email: string): Promise<number> {
     try {
       // Without a client address (the application API) only the email is counted.
-      if (ip !== null) await this.#byIp.consume(ip)
+      if (ip !== null) await this.#byIp.consume(clientNetwork(ip))
       await this.#byEmail.consume(emailKey(email))
       return 0
     } catch (err) {
@@ -66,14 +68,14 @@ export class CountedAttempts implements AttemptLimiter {
 
   async succeeded (ip: string | null, email: string): Promise<void> {
     await Promise.all([
-      ip === null ? null : this.#byIp.reward(ip),
+      ip === null ? null : this.#byIp.reward(clientNetwork(ip)),
       this.#byEmail.delete(emailKey(email))
     ])
   }
 
   async unchecked (ip: string | null, email: string): Promise<void> {
     await Promise.all([
-      ip === null ? null : giveBack(this.#byIp, ip),
+      ip === null ? null : giveBack(this.#byIp, clientNetwork(ip)),
       giveBack(this.#byEmail, emailKey(email))
     ])
   }
