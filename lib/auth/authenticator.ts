@@ -344,7 +344,12 @@ export class Authenticator {
       identity = await this.#options.passwordChecks.run(ip,
         () => deadline(Promise.resolve().then(() => this.#options.verifyCredentials(credential)), storeTimeoutMs))
     } catch (err) {
-      return fail('SERVICE_UNAVAILABLE', err instanceof PasswordQueueFull ? 'too many password checks waiting' : 'credential check failed')
+      if (!(err instanceof PasswordQueueFull)) return fail('SERVICE_UNAVAILABLE', 'credential check failed')
+      // The password was never checked: the attempt is given back, or a flood of the queue from anywhere would spend
+      // the user's attempts and lock their email out. A check that ran (threw, timed out) keeps counting. Should the
+      // counters not answer, it keeps counting too.
+      await Promise.allSettled([deadline(attemptLimiter.unchecked(ip, credential.email), storeTimeoutMs)])
+      return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
     const session = newSessionId()

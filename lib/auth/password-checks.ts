@@ -1,8 +1,10 @@
 // Password checks take turns. Each keeps a core busy for tens of milliseconds (argon2), so they run one per spare
 // core, and the waiting ones queue per client address and are served an address at a time: a storm of wrong
 // passwords from many addresses delays a legitimate login by one round, not by the whole storm. The queue is bounded
-// in all and per address; past either, a check is refused at once (PROTOCOL.md section 11).
+// in all and per address; past either, a check is refused at once (PROTOCOL.md section 11). An address here is a
+// client's network (lib/client-network.ts): an IPv6 client has a /64's worth of addresses, and one share for them.
 import { availableParallelism } from 'node:os'
+import { clientNetwork } from '../client-network.js'
 
 export interface PasswordQueueLimits {
   /** Checks waiting for a turn, from every address. */
@@ -35,9 +37,13 @@ export class PasswordChecks {
     this.#lanes = lanes
   }
 
-  /** Runs `check` in its turn; rejects with PasswordQueueFull without running it when the queue is full. */
-  run<T> (address: string | null, check: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `check` in its turn; rejects with PasswordQueueFull without running it when the queue is full. `ip`: the
+   * client's address; its network takes the turns and has the share (an IPv6 address, its /64: see `clientNetwork`).
+   */
+  run<T> (ip: string | null, check: () => Promise<T>): Promise<T> {
     if (this.#running < this.#lanes) return this.#start(check)
+    const address = ip === null ? null : clientNetwork(ip)
     const queue = this.#queues.get(address)
     if (this.#waiting >= this.#limits.limit || (address !== null && (queue?.length ?? 0) >= this.#limits.perAddress)) {
       return Promise.reject(new PasswordQueueFull())

@@ -60,6 +60,24 @@ t.test('past the limit, or past an address\'s share, a check is refused at once 
   t.notOk(started.includes('a3') || started.includes('c1'), 'refused checks never ran')
 })
 
+t.test('an address is its network: an IPv6 client\'s /64, an IPv4-mapped address\'s IPv4', async t => {
+  const queue = new PasswordChecks({ limit: 10, perAddress: 1 }, 1)
+  const started: string[] = []
+  const running = held(started, 'running')
+  queue.run('192.0.2.9', running.check)
+  const submit = (address: string, name: string) => {
+    const check = held(started, name)
+    return { check, result: queue.run(address, check.check).catch((err: Error) => err.name) }
+  }
+  const admitted = ['2001:db8:1:2::1', '2001:db8:1:3::1', '::ffff:192.0.2.1', '192.0.2.2', 'not-an-address'].map(address => submit(address, address))
+  const refused = ['2001:db8:1:2:ffff:ffff:ffff:ffff', '192.0.2.1', 'not-an-address'].map(address => submit(address, `${address} again`))
+  running.finish()
+  for (const { check } of [...admitted, ...refused]) check.finish()
+  t.same(await Promise.all(admitted.map(({ result }) => result)), ['2001:db8:1:2::1', '2001:db8:1:3::1', '::ffff:192.0.2.1', '192.0.2.2', 'not-an-address'])
+  t.same(await Promise.all(refused.map(({ result }) => result)), ['PasswordQueueFull', 'PasswordQueueFull', 'PasswordQueueFull'],
+    'one share for a /64, one for an IPv4 mapped or not; what is no address is a key of its own')
+})
+
 t.test('the application\'s own calls (no address) share the limit but not a per-address share', async t => {
   const queue = new PasswordChecks({ limit: 3, perAddress: 1 }, 1)
   const started: string[] = []

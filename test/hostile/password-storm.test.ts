@@ -1,8 +1,10 @@
 // Password checks (PROTOCOL.md section 11): a storm of wrong passwords from many addresses neither queues without
-// bound nor holds a legitimate login behind it; a full queue answers SERVICE_UNAVAILABLE at once.
+// bound nor holds a legitimate login behind it; a full queue answers SERVICE_UNAVAILABLE at once. An IPv6 client has
+// one share of the queue for its whole /64.
 import t from 'tap'
 import { request } from 'node:http'
 import { availableParallelism } from 'node:os'
+import { setTimeout } from 'node:timers/promises'
 import { UserDirectory } from '../../lib/index.js'
 import { admin, build, connect, editor } from '../helpers.js'
 
@@ -77,4 +79,39 @@ t.test('a full password queue refuses a socket auth at once: SERVICE_UNAVAILABLE
   const closes = await Promise.all(holders.map(holder => holder.closed))
   t.equal(closes.filter(close => close.code === 1013).length, 8 - lanes - 1, 'the refused handshakes closed 1013')
   t.equal(closes.filter(close => close.code === 4401).length, lanes + 1, 'the checked ones failed as wrong passwords')
+})
+
+t.test('the queue\'s per-address share is per network: an IPv6 client\'s /64, an IPv4-mapped address\'s IPv4', async t => {
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  const lanes = Math.max(1, availableParallelism() - 1)
+  let busy!: () => void
+  const lanesBusy = new Promise<void>(resolve => { busy = resolve })
+  let calls = 0
+  const { app } = await build(t, {
+    authRoutes: true,
+    attemptLimit: false,
+    passwordQueue: { limit: 100, perAddress: 1 },
+    verifyCredentials: async () => {
+      if (++calls === lanes) busy()
+      await held
+      return null
+    }
+  })
+  const login = (remoteAddress: string) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'a@example.com', password: 'x' }, remoteAddress })
+  const running = Array.from({ length: lanes }, (_, i) => login(`10.0.40.${i}`))
+  await lanesBusy
+  // Each network may have one check waiting: of two from one network, one is refused at once.
+  const sameSixtyFour = [login('2001:db8:1:2::1'), login('2001:db8:1:2:ffff:ffff:ffff:ffff')]
+  const sameIPv4 = [login('10.0.41.1'), login('::ffff:10.0.41.1')]
+  const others = [login('2001:db8:1:3::1'), login('::ffff:10.0.41.2')]
+  // Bounded, so that the code before this bound (nothing refused: they all wait) fails rather than hangs.
+  await Promise.race([Promise.all([Promise.race(sameSixtyFour), Promise.race(sameIPv4)]), setTimeout(2_000)])
+  release()
+  const statuses = async (answers: Promise<{ statusCode: number }>[]) => (await Promise.all(answers)).map(answer => answer.statusCode).sort()
+  t.same(await statuses(running), Array(lanes).fill(401))
+  t.same(await statuses(sameSixtyFour), [401, 503], 'two addresses of one /64: one share')
+  t.same(await statuses(sameIPv4), [401, 503], 'an IPv4 and its mapped form: one share')
+  t.same(await statuses(others), [401, 401], 'another /64, another IPv4: shares of their own')
 })

@@ -3,10 +3,11 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { once } from 'node:events'
+import { availableParallelism } from 'node:os'
 import { Redis } from 'ioredis'
 import { MemorySessionStore, RealtimeError, type RealtimeOptions } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
-import { admin, build, connect, editor, fakeClock, type Built, type Client } from '../helpers.js'
+import { admin, build, connect, directoryOf, editor, fakeClock, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
@@ -102,6 +103,24 @@ t.test('per IP over HTTP: after 10 failures the next login is 429 with Retry-Aft
   t.equal((await login(app, admin, '10.0.0.2')).statusCode, 200, 'another IP')
 })
 
+t.test('per IP over HTTP, an IPv6 client is its /64 and an IPv4-mapped address is its IPv4', async t => {
+  const { app } = await limited(t)
+  // Ten failures from ten addresses of one /64: a client holding it could rotate through 2^64.
+  for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(`nobody${i}@example.com`), `2001:db8:1:2:${i + 1}::1`)).statusCode, 401)
+  tooMany(t, await login(app, admin, '2001:db8:1:2:ffff:ffff:ffff:ffff'))
+  tooMany(t, await login(app, admin, '2001:0db8:0001:0002::abcd'))
+  t.equal((await login(app, admin, '2001:db8:1:3::1')).statusCode, 200, 'another /64 goes on')
+
+  // A dual-stack socket sees an IPv4 client as ::ffff:a.b.c.d: both spellings share the IPv4's counter.
+  for (let i = 0; i < 5; i++) {
+    t.equal((await login(app, wrong(`v4-${i}@example.com`), '10.0.30.1')).statusCode, 401)
+    t.equal((await login(app, wrong(`mapped-${i}@example.com`), '::ffff:10.0.30.1')).statusCode, 401)
+  }
+  tooMany(t, await login(app, editor, '10.0.30.1'))
+  tooMany(t, await login(app, editor, '::ffff:10.0.30.1'))
+  t.equal((await login(app, editor, '::ffff:10.0.30.2')).statusCode, 200, 'another IPv4 goes on')
+})
+
 t.test('per email over HTTP: 10 failures from 10 IPs refuse the email from any IP; other emails go on', async t => {
   const { app } = await limited(t)
   for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(admin.email), `10.0.1.${i}`)).statusCode, 401)
@@ -168,6 +187,49 @@ t.test('the application API counts against the email: it rejects with REQUESTS_E
   t.equal(error!.code, 'REQUESTS_EXCEEDED')
   retryAfterOf(t, error!.message)
   t.equal((await login(app, editor, '10.0.7.1')).statusCode, 200, 'other emails go on')
+})
+
+t.test('a login refused because the password queue is full does not count: flooding the queue locks no user out', async t => {
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  const directory = await directoryOf([admin, editor])
+  const { app, url } = await limited(t, {
+    attemptLimit: { points: 2, durationSeconds: 60 },
+    passwordQueue: { limit: 1, perAddress: 1 },
+    verifyCredentials: async credential => {
+      if (credential.password === 'hold') await held
+      return directory.verifyCredentials(credential)
+    }
+  })
+  // The attacker fills the queue from addresses of its own: every lane busy, one check waiting, the next refused.
+  const lanes = Math.max(1, availableParallelism() - 1)
+  const flood = Array.from({ length: lanes + 2 }, (_, i) => login(app, { email: `flood${i}@example.com`, password: 'hold' }, `10.0.20.${i}`))
+  t.equal((await Promise.race(flood)).statusCode, 503, 'the queue is full')
+
+  // The user, from an address of their own, is refused more times than the limit allows failures: unchecked each time.
+  for (let i = 0; i < 3; i++) {
+    const response = await login(app, admin, '10.0.21.1')
+    t.same([response.statusCode, response.json(), response.headers['retry-after']], [503, serviceUnavailable, '1'], `login ${i + 1}: 503, not 429`)
+  }
+  const socket = await connect(url('/websocket'))
+  socket.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.match(await socket.next(), { type: 'auth', status: 'error', error: { code: 'SERVICE_UNAVAILABLE' } })
+  t.equal((await socket.closed).code, 1013, 'over a socket too')
+  await t.rejects(app.realtime.login(admin), { code: 'SERVICE_UNAVAILABLE' }, 'and from the application API')
+
+  release()
+  t.same((await Promise.all(flood)).map(response => response.statusCode).sort(), [...Array(lanes + 1).fill(401), 503])
+  t.equal((await login(app, admin, '10.0.21.1')).statusCode, 200, 'once the flood has passed, the user logs in: no refusal counted')
+})
+
+t.test('a password check that ran counts, even when it threw: failing closed', async t => {
+  const { app } = await limited(t, {
+    attemptLimit: { points: 2, durationSeconds: 60 },
+    verifyCredentials: async () => { throw new Error('directory down') }
+  })
+  for (let i = 0; i < 2; i++) t.equal((await login(app, admin, '10.0.22.1')).statusCode, 503)
+  tooMany(t, await login(app, admin, '10.0.22.1'))
+  tooMany(t, await login(app, admin, '10.0.22.2'))
 })
 
 t.test('attemptLimit: false turns the limits off', async t => {

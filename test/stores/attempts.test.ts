@@ -1,6 +1,8 @@
 // The attempt-limiter contract (lib/stores/attempts/contract.ts), run against memory and Redis: attempts counted per
-// IP and per email inside a window, successes forgotten, and on a shared backend one count for every process.
+// IP (an IPv6 client's /64) and per email inside a window, successes forgotten, attempts never checked given back,
+// and on a shared backend one count for every process.
 import t, { type Test } from 'tap'
+import { setTimeout } from 'node:timers/promises'
 import { unlimited, type AttemptLimit, type AttemptLimiter } from '../../lib/stores/attempts/contract.js'
 import { memoryAttempts } from '../../lib/stores/attempts/memory.js'
 import { redisAttempts } from '../../lib/stores/attempts/redis.js'
@@ -35,6 +37,40 @@ async function attemptsContract (t: Test, make: () => AttemptLimiter, shared: bo
   await limiter.succeeded(null, 'd@example.com')
   t.equal(await limiter.begin(null, 'd@example.com'), 0)
 
+  // A password never checked (the queue was full) gives its attempt back, on each counter, one point only.
+  t.equal(await limiter.begin('10.0.1.1', 'u1@example.com'), 0)
+  t.equal(await limiter.begin('10.0.1.1', 'u2@example.com'), 0)
+  await limiter.unchecked('10.0.1.1', 'u2@example.com')
+  t.equal(await limiter.begin('10.0.1.1', 'u3@example.com'), 0, 'unchecked: the IP has its attempt back')
+  t.ok(refusal(await limiter.begin('10.0.1.1', 'u4@example.com')), 'one attempt, no more')
+  t.equal(await limiter.begin('10.0.1.2', 'u5@example.com'), 0)
+  t.equal(await limiter.begin('10.0.1.3', 'u5@example.com'), 0)
+  await limiter.unchecked('10.0.1.3', 'u5@example.com')
+  t.equal(await limiter.begin('10.0.1.4', 'u5@example.com'), 0, 'unchecked: the email has its attempt back')
+  t.ok(refusal(await limiter.begin('10.0.1.5', 'u5@example.com')), 'one attempt, no more')
+  t.equal(await limiter.begin(null, 'u6@example.com'), 0)
+  t.equal(await limiter.begin(null, 'u6@example.com'), 0)
+  await limiter.unchecked(null, 'u6@example.com')
+  t.equal(await limiter.begin(null, 'u6@example.com'), 0, 'unchecked without an IP: the email has its attempt back')
+  t.ok(refusal(await limiter.begin(null, 'u6@example.com')))
+
+  // An IPv6 client counts for its /64, however it spells its address; an IPv4-mapped address counts as its IPv4.
+  t.equal(await limiter.begin('2001:db8:1:2::1', 'v1@example.com'), 0)
+  await limiter.unchecked('2001:db8:1:2::99', 'v1@example.com')
+  t.equal(await limiter.begin('2001:db8:1:2:ffff:ffff:ffff:ffff', 'v2@example.com'), 0)
+  t.equal(await limiter.begin('2001:0db8:0001:0002:0:0:0:abcd', 'v3@example.com'), 0, 'an attempt given back to the /64')
+  t.ok(refusal(await limiter.begin('2001:db8:1:2::5', 'v4@example.com')), 'IPv6: one counter per /64')
+  t.equal(await limiter.begin('2001:db8:1:3::1', 'v4@example.com'), 0, 'another /64 has its own')
+  t.equal(await limiter.begin('2001:db8:5:6::1', 'v5@example.com'), 0)
+  t.equal(await limiter.begin('2001:db8:5:6::2', 'v5@example.com'), 0)
+  await limiter.succeeded('2001:db8:5:6::3', 'v5@example.com')
+  t.equal(await limiter.begin('2001:db8:5:6::4', 'v5@example.com'), 0, 'a success gives the /64 its attempt back')
+  t.ok(refusal(await limiter.begin('2001:db8:5:6::5', 'v5@example.com')))
+  t.equal(await limiter.begin('10.0.3.1', 'v6@example.com'), 0)
+  t.equal(await limiter.begin('::ffff:10.0.3.1', 'v7@example.com'), 0)
+  t.ok(refusal(await limiter.begin('::ffff:a00:301', 'v8@example.com')), 'an IPv4-mapped address counts as its IPv4')
+  t.equal(await limiter.begin('::ffff:10.0.3.2', 'v8@example.com'), 0)
+
   if (!shared) return
   const other = make()
   t.ok(refusal(await other.begin('10.0.0.1', 'f@example.com')), 'an IP refused on one process is refused on another')
@@ -43,13 +79,32 @@ async function attemptsContract (t: Test, make: () => AttemptLimiter, shared: bo
   t.ok(refusal(await other.begin('10.0.0.8', 'f@example.com')), 'an email\'s failures add up across processes')
 }
 
+/**
+ * An attempt given back after its window has ended (begun at the window's last moment) gives nothing: the next window
+ * allows `points` attempts, not one more (rate-limiter-flexible's reward of a gone counter starts it at -1).
+ */
+async function givenBackLate (t: Test, limiter: AttemptLimiter): Promise<void> {
+  t.equal(await limiter.begin('10.0.2.1', 'late@example.com'), 0)
+  await setTimeout(1_100)
+  await limiter.unchecked('10.0.2.1', 'late@example.com')
+  t.equal(await limiter.begin('10.0.2.1', 'late@example.com'), 0)
+  t.equal(await limiter.begin('10.0.2.1', 'late@example.com'), 0)
+  t.ok(refusal(await limiter.begin('10.0.2.1', 'late@example.com')), 'the window after it allows its points, no more')
+  await limiter.unchecked(null, 'late2@example.com')
+  t.equal(await limiter.begin(null, 'late2@example.com'), 0)
+  t.equal(await limiter.begin(null, 'late2@example.com'), 0)
+  t.ok(refusal(await limiter.begin(null, 'late2@example.com')), 'nor does one given back to a counter that never was')
+}
+
 t.test('unlimited (attemptLimit: false)', async t => {
   for (let i = 0; i < 5; i++) t.equal(await unlimited.begin('10.0.0.1', 'a@example.com'), 0)
   await unlimited.succeeded('10.0.0.1', 'a@example.com')
+  await unlimited.unchecked('10.0.0.1', 'a@example.com')
 })
 
 t.test('memory', async t => {
   await attemptsContract(t, () => memoryAttempts(limit), false)
+  await givenBackLate(t, memoryAttempts({ points: 2, durationSeconds: 1 }))
 })
 
 t.test('Redis', async t => {
@@ -59,9 +114,11 @@ t.test('Redis', async t => {
   t.teardown(() => redis.close())
   await opened(redis.commands)
   await attemptsContract(t, () => redisAttempts(limit, redis.commands, 'test:'), true)
+  await givenBackLate(t, redisAttempts({ points: 2, durationSeconds: 1 }, redis.commands, 'late:'))
 
   const keys = await redis.commands.keys('test:*')
   t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')
+  t.ok(keys.includes('test:attempts:ip:2001:db8:1:2::/64'), 'an IPv6 client\'s under its /64')
   t.notOk(keys.some(key => key.includes('@')), 'no email address is stored')
   await server.stop()
   await t.rejects(redisAttempts(limit, redis.commands, 'test:').begin('10.0.0.9', 'g@example.com'), 'counters out of reach: begin rejects, and the caller fails closed')
@@ -72,6 +129,7 @@ t.test('Redis Cluster', async t => {
   // The app's own Cluster client, as it would pass it: the counters go wherever their keys' slots are.
   const redis = cluster.client(t)
   await attemptsContract(t, () => redisAttempts(limit, redis, 'test:'), true)
+  await givenBackLate(t, redisAttempts({ points: 2, durationSeconds: 1 }, redis, 'late:'))
   const keys = await cluster.keys('test:*')
   t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')
   t.ok((await cluster.onEachNode(node => node.dbsize())).filter(size => size > 0).length > 1, 'spread over the nodes')

@@ -3,6 +3,7 @@
 // a fixed window that opens with the first counted attempt; the backends differ only in where the counters live.
 import { createHash } from 'node:crypto'
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
+import { clientNetwork } from '../../client-network.js'
 
 /** The resolved `attemptLimit` option. */
 export interface AttemptLimit {
@@ -11,6 +12,7 @@ export interface AttemptLimit {
   durationSeconds: number
 }
 
+/** `ip` is the client's address; an IPv6 one counts for its whole /64 (see `clientNetwork`). */
 export interface AttemptLimiter {
   /**
    * Counts an attempt before its password is checked, so parallel attempts cannot slip past the limit between a
@@ -20,12 +22,19 @@ export interface AttemptLimiter {
   begin (ip: string | null, email: string): Promise<number>
   /** The attempt succeeded: it stops counting against the IP, and the email's failures are forgotten. */
   succeeded (ip: string | null, email: string): Promise<void>
+  /**
+   * The attempt's password was never checked (the password queue was full): it stops counting against the IP and the
+   * email, so that a flood of the queue cannot spend a user's attempts. Never for a check that ran, even one that
+   * threw or timed out.
+   */
+  unchecked (ip: string | null, email: string): Promise<void>
 }
 
 /** The limiter of `attemptLimit: false`. */
 export const unlimited: AttemptLimiter = {
   begin: async () => 0,
-  succeeded: async () => {}
+  succeeded: async () => {},
+  unchecked: async () => {}
 }
 
 // As the embedded directory matches it, so case variants share one counter; hashed, so a key stays small and no
@@ -47,7 +56,7 @@ export class CountedAttempts implements AttemptLimiter {
   async begin (ip: string | null, email: string): Promise<number> {
     try {
       // Without a client address (the application API) only the email is counted.
-      if (ip !== null) await this.#byIp.consume(ip)
+      if (ip !== null) await this.#byIp.consume(clientNetwork(ip))
       await this.#byEmail.consume(emailKey(email))
       return 0
     } catch (err) {
@@ -59,8 +68,24 @@ export class CountedAttempts implements AttemptLimiter {
 
   async succeeded (ip: string | null, email: string): Promise<void> {
     await Promise.all([
-      ip === null ? null : this.#byIp.reward(ip),
+      ip === null ? null : this.#byIp.reward(clientNetwork(ip)),
       this.#byEmail.delete(emailKey(email))
     ])
   }
+
+  async unchecked (ip: string | null, email: string): Promise<void> {
+    await Promise.all([
+      ip === null ? null : giveBack(this.#byIp, clientNetwork(ip)),
+      giveBack(this.#byEmail, emailKey(email))
+    ])
+  }
+}
+
+/**
+ * One point back on a counter. rate-limiter-flexible's `reward` on a counter whose window has ended meanwhile opens a
+ * new window at -1 (one attempt more than `points`): that point is taken back, leaving a window at 0.
+ */
+async function giveBack (limiter: RateLimiterAbstract, key: string): Promise<void> {
+  const { consumedPoints } = await limiter.reward(key)
+  if (consumedPoints < 0) await limiter.penalty(key)
 }

@@ -1,0 +1,12 @@
+// What the attempt limits count per client and the password queue serves in turns: a client's network, not its bare
+// address. An IPv6 client holds at least a /64 (2^64 addresses it can rotate through), so an IPv6 address stands for
+// its /64; an IPv4 address, or one mapped into IPv6 (::ffff:192.0.2.1, a dual-stack socket's IPv4 client), for itself.
+import ipaddr from 'ipaddr.js'
+
+/** The key of `ip`'s network: `192.0.2.1`, `2001:db8:1:2::/64`. A string that is no address is taken as it is. */
+export function clientNetwork (ip: string): string {
+  if (!ipaddr.isValid(ip)) return ip
+  const address = ipaddr.process(ip)
+  if (address instanceof ipaddr.IPv4) return address.toString()
+  return `${new ipaddr.IPv6([...address.parts.slice(0, 4), 0, 0, 0, 0]).toString()}/64`
+}
