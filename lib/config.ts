@@ -5,6 +5,7 @@ import Fastify from 'fastify'
 import fastifyEnv from '@fastify/env'
 import ms from 'ms'
 import { InvalidConfigError } from './errors.js'
+import { checkOptionKinds } from './option-kinds.js'
 import type { AttemptLimit } from './stores/attempts/contract.js'
 import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
 
@@ -245,6 +246,7 @@ function attemptLimit (option: RealtimeOptions['attemptLimit']): Readonly<Attemp
 }
 
 export async function resolveConfig (options: RealtimeOptions): Promise<Readonly<Config>> {
+  checkOptionKinds(options)
   const env = options.env ?? process.env
   const data: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(env)) {

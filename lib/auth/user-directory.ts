@@ -58,6 +58,7 @@ export class UserDirectory {
   }
 
   async add (user: DirectoryUser): Promise<Identity> {
+    checkUser(user)
     const email = user.email.trim().toLowerCase()
     const identity: Identity = { user: user.id ?? userIdOf(email), role: user.role ?? null, admin: user.admin === true }
     this.#users.set(email, {
@@ -95,5 +96,18 @@ export class UserDirectory {
       if (step === null || !await this.#otpSteps.claim(entry.identity.user, step)) return null
     }
     return { ...entry.identity }
+  }
+}
+
+/** A user to add; a password or a TOTP secret is never repeated in the error. */
+export function checkUser (user: DirectoryUser, name = 'the user'): void {
+  if (typeof user !== 'object' || user === null) throw new InvalidConfigError(`${name} must be a user: { email, password }`)
+  if (typeof user.email !== 'string' || user.email.trim() === '') throw new InvalidConfigError(`${name}'s email must be an email address`)
+  if (typeof user.password !== 'string' || user.password === '') throw new InvalidConfigError(`${name}'s password must be a non-empty string`)
+  if (user.otpSecret === undefined) return
+  try {
+    otpKey(String(user.otpSecret))
+  } catch {
+    throw new InvalidConfigError(`${name}'s otpSecret must be a base32 TOTP secret`)
   }
 }

@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
-import realtime, { type RealtimeOptions, type RealtimeUpgrade } from '../../lib/index.js'
+import realtime, { UserDirectory, type RealtimeOptions, type RealtimeUpgrade } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
-import { connect, fakeClock, refusedWith, secret, until } from '../helpers.js'
+import { admin, connect, fakeClock, refusedWith, secret, until } from '../helpers.js'
 
 const invalid = 'FST_REALTIME_INVALID_CONFIG'
 const identity = { user: 'user-1', role: 'editor', admin: false }
@@ -590,6 +590,29 @@ t.test('a redisPrefix with a brace fails boot: a cluster would read it as the ke
     await bootFails(t, { env: {}, secret, redisPrefix }, /redisPrefix must not contain \{ or \}/)
   }
   t.ok(await resolveConfig({ env: {}, redisPrefix: 'tenant-a:' }), 'any other prefix boots')
+})
+
+t.test('options of the wrong kind fail boot, naming the option, and never echo a password or a secret', async (t) => {
+  const cases: Array<[RealtimeOptions, RegExp]> = [
+    [{ verifyCredentials: 'x' as never }, /verifyCredentials must be a function \(got "x"\)/],
+    [{ mapClaims: {} as never }, /mapClaims must be a function \(got object\)/],
+    [{ onAuthenticate: true as never }, /onAuthenticate must be a function \(got boolean\)/],
+    [{ origins: 'https://app.example.com' as never }, /origins must be a list of origins, such as \['https:\/\/app.example.com'\] \(got "https:\/\/app.example.com"\)/],
+    [{ origins: [1] as never }, /origins must be a list of origins/],
+    [{ users: {} as never }, /users must be a list of users or a UserDirectory \(got object\)/],
+    [{ users: [null] as never }, /users\[0\] must be a user: \{ email, password \}/],
+    [{ users: [admin, { password: 'p' }] as never }, /users\[1\]'s email must be an email address/],
+    [{ users: [{ email: 'a@example.com', password: 42 }] as never }, /users\[0\]'s password must be a non-empty string$/],
+    [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret$/],
+    [{ sessionStore: {} as never }, /sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got object\)/],
+    [{ sessionStore: null as never }, /sessionStore must be a session store .* \(got null\)/],
+    [{ redis: 1234 as never }, /redis must be a URL or an ioredis client \(got number\)/],
+    [{ redis: [] as never }, /redis must be a URL or an ioredis client \(got an array\)/]
+  ]
+  for (const [options, message] of cases) await bootFails(t, { env: {}, secret, ...options }, message)
+  // The app's own directory, given the same user, says the same.
+  await t.rejects(async () => { await new UserDirectory().add({ email: 'a@example.com', password: '' }) },
+    { code: invalid, message: /the user's password must be a non-empty string/ })
 })
 
 t.test('cookie settings browsers would refuse, or that would read one cookie as the other, fail boot', async (t) => {

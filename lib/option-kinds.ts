@@ -1,0 +1,39 @@
+// The plugin's options that are code or collections, not settings: a value of the wrong kind fails `register` with
+// the option's name, not later with a TypeError from deep inside, or never (a `verifyCredentials` that is no function
+// booted and answered every login 503).
+import { InvalidConfigError } from './errors.js'
+import { checkUser, UserDirectory } from './auth/user-directory.js'
+import type { RealtimeOptions } from '../types/index.js'
+
+const sessionStoreMethods = ['create', 'rotate', 'lookup', 'end', 'endUser'] as const
+
+const isFunction = (value: unknown) => typeof value === 'function'
+
+export function checkOptionKinds (options: RealtimeOptions): void {
+  const fail = (option: string, kind: string, value: unknown) => {
+    throw new InvalidConfigError(`${option} must be ${kind} (got ${describe(value)})`)
+  }
+  for (const option of ['verifyCredentials', 'mapClaims', 'onAuthenticate'] as const) {
+    if (options[option] !== undefined && !isFunction(options[option])) fail(option, 'a function', options[option])
+  }
+  const { origins, users, sessionStore, redis } = options
+  if (origins !== undefined && !(Array.isArray(origins) && origins.every(origin => typeof origin === 'string'))) {
+    fail('origins', 'a list of origins, such as [\'https://app.example.com\']', origins)
+  }
+  // A UserDirectory of the app's, or the users to put in one.
+  if (users !== undefined && !(users instanceof UserDirectory)) {
+    if (!Array.isArray(users)) fail('users', 'a list of users or a UserDirectory', users)
+    users.forEach((user, index) => checkUser(user, `users[${index}]`))
+  }
+  if (sessionStore !== undefined && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)?.[method]))) {
+    fail('sessionStore', `a session store (${sessionStoreMethods.join(', ')})`, sessionStore)
+  }
+  if (redis !== undefined && typeof redis !== 'string' && !isFunction((redis as { publish?: unknown } | null)?.publish)) {
+    fail('redis', 'a URL or an ioredis client', redis)
+  }
+}
+
+function describe (value: unknown): string {
+  if (value === null || Array.isArray(value)) return value === null ? 'null' : 'an array'
+  return typeof value === 'string' ? `"${value}"` : typeof value
+}
