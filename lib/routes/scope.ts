@@ -14,6 +14,9 @@ import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 
 const forwarded = Symbol('fastify-realtime.forwardedUpgrade')
 type Forwarded = IncomingMessage & { [forwarded]?: true }
+// The response a listener routing the upgrade gave its socket (Node's ServerResponse.assignSocket sets it, and throws
+// ERR_HTTP_SOCKET_ASSIGNED when it is set already).
+type Assigned = Duplex & { _httpMessage?: unknown }
 
 export class RouteScope {
   readonly sockets: SocketServer
@@ -57,6 +60,11 @@ export class RouteScope {
         if (fastify.hasDecorator('websocketServer')) return
         forward = (request, socket, head) => {
           (request as Forwarded)[forwarded] = true
+          // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
+          // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
+          // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again
+          // would fail (a warning, `websocket upgrade failed`, for every socket).
+          if ((socket as Assigned)._httpMessage) return
           upgrades.emit('upgrade', request, socket, head)
         }
         fastify.server.on('upgrade', forward)

@@ -75,6 +75,25 @@ t.test('mercurius subscriptions and the plugin on the @fastify/websocket the app
   t.same(warnings, [])
 })
 
+t.test("mercurius subscriptions with mercurius's own @fastify/websocket, before or after the plugin: no warning either", async t => {
+  for (const order of ['before', 'after'] as const) {
+    // mercurius's @fastify/websocket, in its scope, and the plugin's both routed every upgrade: the second failed and
+    // logged `websocket upgrade failed`.
+    const warnings: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(line) } } } })
+    if (order === 'before') await app.register(mercurius, { schema: mercuriusSchema, resolvers, subscription: true })
+    await app.register(realtime, { env: {}, secret, graphql: false, rest: { auth: 'public' } })
+    if (order === 'after') await app.register(mercurius, { schema: mercuriusSchema, resolvers, subscription: true })
+    const url = await listen(t, app)
+    t.same(await first(t, url('/graphql'), 'subscription { tick }'), { data: { tick: 1 } }, `${order}: mercurius's subscription`)
+    const socket = await connect(url('/websocket'))
+    socket.send({ type: 'ping', uid: 1 })
+    t.same(await socket.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's /websocket`)
+    await socket.close()
+    t.same(warnings, [], `${order}: no warning`)
+  }
+})
+
 t.test("mercurius registered after the plugin keeps its own @fastify/websocket and limits (1 MiB, not the plugin's 64 KiB)", async t => {
   const app = Fastify({ logger: { level: 'error' } })
   await app.register(realtime, { env: {}, secret, graphql: false, rest: { auth: 'public' } })

@@ -1,11 +1,13 @@
 // The package as a user gets it: `npm pack` (which builds dist/ through `prepack`), the tarball installed into a
 // consumer project of its own, then the plugin imported from ES modules and required from CommonJS and registered on
 // a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
-// bundler and node10, strict and with skipLibCheck false. Not in `npm test` (it packs and installs: `npm run
-// test:package`). The install prefers npm's cache, which CI's `npm ci` has just filled.
+// bundler and node10, strict and with skipLibCheck false, with graphql (an optional peer) installed and without. Not in
+// `npm test` (it packs and installs: `npm run test:package`). The install prefers npm's cache, which CI's `npm ci` has
+// just filled.
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -205,9 +207,10 @@ t.test('require from CommonJS: the CommonJS build, the plugin itself with its na
 })
 
 // What a TypeScript user writes, checked with the repository's tsc against the installed package: a registration with
-// typed options (a wrong option must fail), the named exports, and the decorator's type.
-const usage = `import Fastify from 'fastify'
-import realtime, { CloseCode, RealtimeError, UserDirectory, redactUrl, type RealtimeApi, type RealtimeOptions } from 'fastify-realtime'
+// typed options (a wrong option must fail), the named exports, and the decorator's type. With graphql installed, a
+// schema is graphql's GraphQLSchema (SDL must fail); without it, the same minus the schema must check as well.
+const usageOf = (graphql: boolean) => `import Fastify from 'fastify'
+${graphql ? "import { buildSchema } from 'graphql'\n" : ''}import realtime, { CloseCode, RealtimeError, UserDirectory, redactUrl, type RealtimeApi, type RealtimeOptions } from 'fastify-realtime'
 
 export async function start (): Promise<RealtimeApi> {
   const options: RealtimeOptions = { secret: 'a-packaging-test-secret-of-32-chars!', users: new UserDirectory() }
@@ -215,7 +218,12 @@ export async function start (): Promise<RealtimeApi> {
   await app.register(realtime, options)
   // @ts-expect-error the options are typed: a secret is a string
   await app.register(realtime, { secret: 42 })
-  await app.ready()
+${graphql
+  ? `  await app.register(realtime, { ...options, graphql: { schema: buildSchema('type Query { hello: String }') } })
+  // @ts-expect-error with graphql installed, a schema is its GraphQLSchema: SDL is none
+  await app.register(realtime, { ...options, graphql: { schema: 'type Query { hello: String }' } })
+`
+  : ''}  await app.ready()
   const error: RealtimeError = new RealtimeError('FORBIDDEN', 'Not yours.')
   const code: number = CloseCode.Unauthorized
   const url: string = redactUrl('redis://user:hunter2@localhost:6379')
@@ -231,16 +239,49 @@ const projects = {
   node10: { dir: 'node10', type: 'commonjs', options: { module: 'CommonJS', moduleResolution: 'Node10', esModuleInterop: true } }
 }
 for (const { dir, type, options } of Object.values(projects)) {
-  write(join(consumer, dir, 'package.json'), JSON.stringify({ type }))
-  write(join(consumer, dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strict, ...options }, files: ['usage.ts'] }))
-  write(join(consumer, dir, 'usage.ts'), usage)
+  for (const [project, graphql] of [[dir, true], [`${dir}-no-graphql`, false]] as const) {
+    write(join(consumer, project, 'package.json'), JSON.stringify({ type }))
+    write(join(consumer, project, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strict, ...options }, files: ['usage.ts'] }))
+    write(join(consumer, project, 'usage.ts'), usageOf(graphql))
+  }
 }
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+const withGraphql: Promise<Ran>[] = []
 for (const [name, { dir }] of Object.entries(projects)) {
   const checked = queued(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')])
+  withGraphql.push(checked)
   t.test(`types: moduleResolution ${name}, strict, skipLibCheck false`, async t => {
     const ran = await checked
     t.equal(ran.stdout + ran.stderr, '', 'no error')
     t.equal(ran.code, 0)
+  })
+}
+
+// graphql is an optional peer dependency. npm installs it all the same, where the package sees it (it is a dependency
+// of @escape.tech/graphql-armor-*), but a layout that keeps it out of the package's sight (pnpm without hoisting,
+// Yarn PnP) must type-check too: once everything above is done with it, the consumer's graphql is hidden, and the
+// projects are checked again without it. (The declarations imported GraphQLSchema from it: TS2307.)
+const withoutGraphql = Promise.allSettled([esmRun, cjsRun, ...withGraphql]).then(async () => {
+  const graphql = join(consumer, 'node_modules', 'graphql')
+  renameSync(graphql, `${graphql}.hidden`)
+  try {
+    let seen: string | null = null
+    try {
+      seen = createRequire(join(packageDir, 'package.json')).resolve('graphql')
+    } catch {}
+    const ran = await Promise.all(Object.values(projects).map(({ dir }) =>
+      queued(process.execPath, [tsc, '-p', join(`${dir}-no-graphql`, 'tsconfig.json')])))
+    return { seen, ran }
+  } finally {
+    renameSync(`${graphql}.hidden`, graphql)
+  }
+})
+for (const [index, name] of Object.keys(projects).entries()) {
+  t.test(`types without graphql installed: moduleResolution ${name}, strict, skipLibCheck false`, async t => {
+    const { seen, ran } = await withoutGraphql
+    // A node_modules/graphql above the consumer (in the temporary directory's parents) would hide the case.
+    t.equal(seen, null, seen ? `graphql is still found, at ${seen}: set TMPDIR to a directory without one above it` : 'graphql is not found')
+    t.equal(ran[index]!.stdout + ran[index]!.stderr, '', 'no error')
+    t.equal(ran[index]!.code, 0)
   })
 }

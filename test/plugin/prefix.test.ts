@@ -55,3 +55,25 @@ t.test('the prefix adds to the one of the scope the plugin is registered in, and
   t.same(await socket.next(), { type: 'pong', uid: 1 })
   await socket.close()
 })
+
+t.test('the plugin registered twice, under two prefixes in sibling scopes: both serve their sockets, each upgrade routed once', async t => {
+  // Each instance's @fastify/websocket routed every upgrade through the whole app, and the second one to try failed,
+  // logging `websocket upgrade failed` (ERR_HTTP_SOCKET_ASSIGNED) for every socket.
+  const warnings: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(line) } } } })
+  t.teardown(() => app.close())
+  for (const prefix of ['/v1', '/v2']) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { prefix, env: {}, secret, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+    })
+  }
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  for (const prefix of ['/v1', '/v2']) {
+    const socket = await connect(`ws://127.0.0.1:${port}${prefix}/websocket`)
+    socket.send({ type: 'ping', uid: 1 })
+    t.same(await socket.next(), { type: 'pong', uid: 1 }, `a socket on ${prefix}/websocket`)
+    await socket.close()
+  }
+  t.same(warnings, [], 'no warning')
+})

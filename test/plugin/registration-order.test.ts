@@ -3,17 +3,18 @@
 // fails with an error that says where it goes.
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
+import type WebSocket from 'ws'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import { admin, connect, directoryOf, refusedWith, secret } from '../helpers.js'
 
 /** Boots an app where `register` registers the app's plugin, before the plugin or after it. */
 async function boot (t: Test, order: 'before' | 'after', register: (app: FastifyInstance) => PromiseLike<unknown>,
-  options: RealtimeOptions, routes?: (app: FastifyInstance) => void) {
-  const app = Fastify()
+  options: RealtimeOptions, routes?: (app: FastifyInstance) => void, serverOptions: FastifyServerOptions = {}) {
+  const app = Fastify(serverOptions)
   t.teardown(() => app.close())
   if (order === 'before') await register(app)
   await app.register(realtime, { env: {}, heartbeat: { enabled: false }, ...options })
@@ -37,6 +38,37 @@ t.test("the app's @fastify/websocket before or after the plugin: both boot, and 
     t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
     t.equal(app.websocketServer.clients.size, 1, `${order}: one @fastify/websocket, the app's, for the app's routes`)
     await Promise.all([own.close(), plugin.close()])
+  }
+})
+
+t.test("the app's @fastify/websocket in a scope of its own, before or after the plugin: each upgrade routed once, no warning", async t => {
+  for (const order of ['before', 'after'] as const) {
+    // Every @fastify/websocket listening to the server routes each upgrade through the whole app: the app's, in its
+    // scope, and the plugin's own (which that scope hides from the plugin) both did, and the second failed, logging
+    // `websocket upgrade failed` (ERR_HTTP_SOCKET_ASSIGNED) for every socket.
+    const warnings: string[] = []
+    const logger = { level: 'warn', stream: { write: (line: string) => { warnings.push(line) } } }
+    let scope: FastifyInstance | undefined
+    const { url } = await boot(t, order, (app) => app.register(async (api) => {
+      await api.register(fastifyWebsocket)
+      api.get('/echo', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(data.toString())) })
+      scope = api
+    }), { secret, rest: { auth: 'public' } }, undefined, { logger })
+    const own = await connect(url('/echo'))
+    own.send('hello')
+    t.equal(await own.next(), 'hello', `${order}: the app's route`)
+    const plugin = await connect(url('/websocket'))
+    plugin.send({ type: 'ping', uid: 1 })
+    t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
+    t.equal((await refusedWith(url('/nothing'))).status, 404, `${order}: no route, a 404`)
+    // The app's injectWS, in the app's scope, reaches the plugin's routes too.
+    const injected: WebSocket = await scope!.injectWS('/websocket')
+    const pong = new Promise<unknown>(resolve => injected.once('message', (data) => resolve(JSON.parse(data.toString()))))
+    injected.send(JSON.stringify({ type: 'ping', uid: 2 }))
+    t.same(await pong, { type: 'pong', uid: 2 }, `${order}: injectWS`)
+    injected.terminate()
+    await Promise.all([own.close(), plugin.close()])
+    t.same(warnings, [], `${order}: no warning`)
   }
 })
 
