@@ -1,5 +1,6 @@
 // Test helpers: a real server on loopback and a real `ws` client that records every frame and the close.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { createConnection } from 'node:net'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
 import realtime, {
@@ -112,6 +113,20 @@ export function refusedWith (url: string, options: WebSocket.ClientOptions = {})
     })
     ws.on('open', () => { ws.close(); reject(new Error('the upgrade was accepted')) })
     ws.on('error', () => {})
+  })
+}
+
+/** A raw upgrade request to `path`: what the server answers, once it has closed the connection (the client never does). */
+export function upgradeAnswered (port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    })
+    let answer = ''
+    socket.on('data', (chunk) => { answer += chunk.toString() })
+    socket.on('close', () => resolve(answer))
+    socket.on('error', reject)
   })
 }
 

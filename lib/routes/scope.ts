@@ -4,7 +4,7 @@
 // sight: the app may register its own before the plugin or after it, with its own options, and never meets the
 // plugin's. Whichever @fastify/websocket upgrades them, the plugin's sockets come from its own server (socket-server.ts).
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage, Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
@@ -12,11 +12,9 @@ import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 
-const forwarded = Symbol('fastify-realtime.forwardedUpgrade')
-type Forwarded = IncomingMessage & { [forwarded]?: true }
 // The response a listener routing the upgrade gave its socket (Node's ServerResponse.assignSocket sets it, and throws
 // ERR_HTTP_SOCKET_ASSIGNED when it is set already).
-type Assigned = Duplex & { _httpMessage?: unknown }
+type Assigned = Duplex & { _httpMessage?: ServerResponse }
 
 export class RouteScope {
   readonly sockets: SocketServer
@@ -59,21 +57,19 @@ export class RouteScope {
         // plugin's with the rest: a second listener would route each upgrade twice.
         if (fastify.hasDecorator('websocketServer')) return
         forward = (request, socket, head) => {
-          (request as Forwarded)[forwarded] = true
           // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
           // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again
           // would fail (a warning, `websocket upgrade failed`, for every socket).
-          if ((socket as Assigned)._httpMessage) return
-          upgrades.emit('upgrade', request, socket, head)
+          if (!(socket as Assigned)._httpMessage) upgrades.emit('upgrade', request, socket, head)
+          // An upgrade that gets an HTTP answer (a refusal, or a 404 from a scope no @fastify/websocket's hook sees, the
+          // app's root) is done with once it is sent, whoever routed it: the client would otherwise hold the connection
+          // open, and `close()` would wait for it. A socket upgraded is ws's, and its response never finishes.
+          const response = (socket as Assigned)._httpMessage
+          if (response?.writableFinished) socket.destroy()
+          else response?.once('finish', () => socket.destroy())
         }
         fastify.server.on('upgrade', forward)
-      })
-      // An upgrade to any other route gets its HTTP answer (a 404, mostly): then its socket is done with, as
-      // @fastify/websocket ends the ones it routed.
-      fastify.addHook('onResponse', (request, _reply, done) => {
-        if ((request.raw as Forwarded)[forwarded]) request.raw.socket.destroy()
-        done()
       })
     }
     fastify.addHook('preClose', (done) => {

@@ -90,7 +90,8 @@ t.test('UserDirectory: an otp is ignored for a user without otpSecret', async (t
 })
 
 t.test('UserDirectory: a bad otpSecret is refused when the user is added', async (t) => {
-  await t.rejects(new UserDirectory({ passwordHashing: testHashing }).add({ email: 'e@example.com', password: 'p', otpSecret: 'not base32!' }), TypeError)
+  await t.rejects(new UserDirectory({ passwordHashing: testHashing }).add({ email: 'e@example.com', password: 'p', otpSecret: 'not base32!' }),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: the user\'s otpSecret must be a base32 TOTP secret' })
 })
 
 t.test('UserDirectory: verifyCredentials returns a copy of the identity', async (t) => {

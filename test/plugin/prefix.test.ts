@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { buildSchema } from 'graphql'
 import realtime from '../../lib/index.js'
-import { admin, connect, directoryOf, refusedWith, secret } from '../helpers.js'
+import { admin, connect, directoryOf, refusedWith, secret, upgradeAnswered, within } from '../helpers.js'
 
 const schema = buildSchema('type Query { hello: String }')
 
@@ -76,4 +76,18 @@ t.test('the plugin registered twice, under two prefixes in sibling scopes: both 
     await socket.close()
   }
   t.same(warnings, [], 'no warning')
+})
+
+t.test('the plugin registered in a scope of the app\'s: an upgrade to no route gets its 404, and its connection is closed', async t => {
+  // The 404 comes from the app's root, outside the plugin's scope: a hook of the plugin's scope never saw it, and the
+  // connection stayed open as long as the client kept it (a client could hold the server's sockets that way).
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(async (scope) => {
+    await scope.register(realtime, { prefix: '/v1', env: {}, secret, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  t.match(await within(upgradeAnswered(port, '/nothing'), 'the close of an upgrade to no route'), /^HTTP\/1\.1 404 /)
+  t.match(await within(upgradeAnswered(port, '/v1/websocket?access_token=bad'), 'the close of a refused upgrade'), /^HTTP\/1\.1 401 /)
 })

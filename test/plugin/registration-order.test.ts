@@ -9,7 +9,7 @@ import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import type WebSocket from 'ws'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
-import { admin, connect, directoryOf, refusedWith, secret } from '../helpers.js'
+import { admin, connect, directoryOf, refusedWith, secret, upgradeAnswered, within } from '../helpers.js'
 
 /** Boots an app where `register` registers the app's plugin, before the plugin or after it. */
 async function boot (t: Test, order: 'before' | 'after', register: (app: FastifyInstance) => PromiseLike<unknown>,
@@ -61,6 +61,8 @@ t.test("the app's @fastify/websocket in a scope of its own, before or after the 
     plugin.send({ type: 'ping', uid: 1 })
     t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
     t.equal((await refusedWith(url('/nothing'))).status, 404, `${order}: no route, a 404`)
+    t.match(await within(upgradeAnswered(Number(new URL(url('/')).port), '/nothing'), 'the close'), /^HTTP\/1\.1 404 /,
+      `${order}: whose connection the server closes`)
     // The app's injectWS, in the app's scope, reaches the plugin's routes too.
     const injected: WebSocket = await scope!.injectWS('/websocket')
     const pong = new Promise<unknown>(resolve => injected.once('message', (data) => resolve(JSON.parse(data.toString()))))
