@@ -2,6 +2,7 @@
 // in count and in time; whatever is still open at the end is closed or destroyed.
 import { parentPort, workerData } from 'node:worker_threads'
 import { LiteSocket, textFrame, type ClientSocket, type LiteSocketOptions } from './lite-socket.js'
+import { sourceAddress } from './source-address.js'
 import { WsSocket } from './ws-socket.js'
 
 interface Target {
@@ -64,8 +65,6 @@ export interface PingerResult { samples: [number, number][], failed: number }
 const ok = '"status":"ok"'
 // How long the tail of a closed loop may take to drain before it is cut.
 const drainLimitMs = 10_000
-// Source addresses for the client's ephemeral ports: tens of thousands of short connections per run.
-const localAddress = (i: number) => `127.0.0.${2 + (i % 16)}`
 
 function handshakes (task: HandshakeTask): Promise<HandshakeResult> {
   return new Promise((resolve) => {
@@ -98,7 +97,7 @@ function handshakes (task: HandshakeTask): Promise<HandshakeResult> {
           port: task.port,
           path: task.path,
           protocol: task.protocol,
-          localAddress: localAddress(started),
+          localAddress: sourceAddress(started),
           onOpen: (s) => {
             openedAt = performance.now()
             s.sendFrame(frame)
@@ -152,7 +151,7 @@ function openAuthenticated (
         pending++
         const socket = connect(target, {
           ...target,
-          localAddress: localAddress(index),
+          localAddress: sourceAddress(index),
           onOpen: (s) => s.sendFrame(frame),
           onText: (text, s) => {
             if (!authenticated) {

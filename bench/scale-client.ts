@@ -4,6 +4,7 @@
 // precision (performance.timeOrigin + performance.now()), comparable across the processes of one machine. Every
 // wait is bounded; whatever is left open at `close` or `exit` is destroyed.
 import { LiteSocket, textFrame } from './lite-socket.js'
+import { sourceAddress } from './source-address.js'
 
 export type ClientRequest =
   | {
@@ -19,7 +20,7 @@ export type ClientRequest =
     expiresAt?: number[]
     /** Handshakes (connect to `auth` answer) in flight at once in this group. */
     concurrency: number
-    /** Spreads the group's source addresses: socket i binds 127.0.0.(2 + (addressOffset + i) % 16). */
+    /** Where the group's source addresses start, groups 4,099 addresses apart: socket i binds `sourceAddress(addressOffset * 4_099 + i)`. */
     addressOffset: number
     /** Report every AUTH_REVOKED to the parent as it arrives (`RevokedEvent`), and close that socket. */
     pushRevoked?: boolean
@@ -129,7 +130,7 @@ function open (request: Extract<ClientRequest, { cmd: 'open' }>): Promise<OpenRe
         const socket = new LiteSocket({
           port: request.port,
           path: request.path,
-          localAddress: `127.0.0.${2 + ((request.addressOffset + index) % 16)}`,
+          localAddress: sourceAddress(request.addressOffset * 4_099 + index),
           onOpen: (s) => s.sendFrame(frame),
           onText: (text, s) => {
             if (s.tag === 'waiting') {
