@@ -97,6 +97,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   fastify.register(async (routes) => {
     routes.setSchemaErrorFormatter(schemaErrorFormatter)
     routes.setErrorHandler(errorHandler)
+    // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
+    // CORS preflight, and would log a browser in as the form's author (login CSRF), or out.
+    routes.removeAllContentTypeParsers()
+    routes.addContentTypeParser('application/json', { parseAs: 'string' }, routes.getDefaultJsonParser('error', 'error'))
 
     routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { schema: { body: loginBody } },
       async (request, reply) => {

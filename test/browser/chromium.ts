@@ -6,12 +6,12 @@ import type { Test } from 'tap'
 
 const executablePath = '/usr/bin/chromium'
 
-/** Chromium, closed when `t` (the file's root test) ends. */
-export async function launchChromium (t: Test): Promise<Browser> {
+/** Chromium, closed when `t` (the file's root test) ends; `args`: more command-line switches. */
+export async function launchChromium (t: Test, args: string[] = []): Promise<Browser> {
   if (!existsSync(executablePath)) {
     throw new Error(`the browser tests need Debian's Chromium at ${executablePath} (apt-get install chromium)`)
   }
-  const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] })
+  const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', ...args] })
   t.teardown(() => browser.close())
   return browser
 }

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import realtime, { RealtimeError, type RealtimeOptions, type SessionStore } from '../../lib/index.js'
 import { Secret, TOTP } from 'otpauth'
-import { admin, build, connect, editor, refusedWith, secret } from '../helpers.js'
+import { admin, build, connect, directoryOf, editor, refusedWith, secret } from '../helpers.js'
 
 const otpSecret = 'JBSWY3DPEHPK3PXP'
 const guarded = { email: 'guarded@example.com', password: 'gu4rd3d!', otpSecret }
@@ -273,6 +273,40 @@ t.test('an unsupported content type is refused in the Directus error shape', asy
   })
   t.equal(response.statusCode, 415)
   t.match(response.json(), { errors: [{ message: String, extensions: { code: String } }] })
+})
+
+t.test('the auth routes take JSON alone, whatever the app parses: a form body is 415 (no login or logout by a form of another site)', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // What @fastify/formbody and a text parser of the app's register: bodies a cross-site form or a simple fetch sends.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)))
+  })
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(body as string))
+    } catch (err) {
+      done(err as Error)
+    }
+  })
+  await app.register(realtime, { env: {}, secret, authRoutes: true, users: await directoryOf(users) })
+  app.post('/form', async (request) => request.body)
+  const form = `email=${encodeURIComponent(admin.email)}&password=${encodeURIComponent(admin.password)}&mode=session`
+  const json = JSON.stringify({ email: admin.email, password: admin.password, mode: 'session' })
+  for (const [type, payload] of [['application/x-www-form-urlencoded', form], ['text/plain', json]]) {
+    for (const route of ['login', 'refresh', 'logout']) {
+      const response = await app.inject({ method: 'POST', url: `/auth/${route}`, headers: { 'content-type': type }, payload })
+      t.equal(response.statusCode, 415, `${route}, ${type}`)
+      t.match(response.json(), { errors: [{ message: String, extensions: { code: 'INVALID_PAYLOAD' } }] })
+      t.notOk(response.cookies.length, 'no cookie set or cleared')
+    }
+  }
+  const login = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/json' }, payload: json })
+  t.equal(login.statusCode, 200, 'JSON logs in')
+  const poisoned = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"admin":true}}' })
+  t.equal(poisoned.statusCode, 400, 'a poisoned JSON body is refused, as Fastify\'s own parser refuses it')
+  t.same((await app.inject({ method: 'POST', url: '/form', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' })).json(), { a: '1' },
+    'the app\'s own routes keep its parsers')
 })
 
 t.test('errors from the app\'s own hooks (a rate limit\'s 429, a failure) are answered by the app\'s error handler', async (t) => {

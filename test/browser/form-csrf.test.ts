@@ -1,0 +1,56 @@
+// Login CSRF: a page of another site submits a plain HTML form (no CORS preflight) to the app's `/auth/login` with the
+// attacker's credentials. An app that parses forms for its own routes (@fastify/formbody) parsed the plugin's too: the
+// browser took the attacker's session cookie, and the user's next socket ran as the attacker. The auth routes take JSON
+// alone. app.test and evil.test are two sites, both resolved to loopback.
+import { parse } from 'node:querystring'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import t from 'tap'
+import realtime from '../../lib/index.js'
+import { admin, directoryOf, secret, whoami } from '../helpers.js'
+import { launchChromium, openPage } from './chromium.js'
+
+const browser = await launchChromium(t, ['--host-resolver-rules=MAP *.test 127.0.0.1'])
+const attacker = { email: 'attacker@evil.test', password: 'attacker-pw', role: 'editor' }
+
+/** The user, as the socket a page of the app opens with the browser's cookies says. */
+const socketUser = (page: import('playwright-core').Page) => page.evaluate(() => new Promise(resolve => {
+  const socket = new WebSocket(`${location.origin.replace('http', 'ws')}/websocket`)
+  socket.onopen = () => socket.send(JSON.stringify({ type: 'whoami', uid: 'w' }))
+  socket.onmessage = (event) => {
+    resolve(JSON.parse(event.data).user)
+    socket.close()
+  }
+}))
+
+t.test('a form of another site cannot log the browser in as its author, though the app parses forms', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => done(null, parse(body as string)))
+  await app.register(realtime, { env: {}, secret, authRoutes: true, users: await directoryOf([admin, attacker]), rest: { handlers: { whoami } } })
+  app.get('/', (_request, reply) => reply.type('text/html').send('<!doctype html><title>app</title>'))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const origin = `http://app.test:${(app.server.address() as AddressInfo).port}`
+
+  const evil = Fastify()
+  t.teardown(() => evil.close())
+  evil.get('/', (_request, reply) => reply.type('text/html').send(`<!doctype html><form method=POST action="${origin}/auth/login">` +
+    `<input name=email value="${attacker.email}"><input name=password value="${attacker.password}"><input name=mode value=session>` +
+    '</form><script>document.forms[0].submit()</script>'))
+  await evil.listen({ host: '127.0.0.1', port: 0 })
+
+  const page = await openPage(t, browser)
+  await page.goto(`${origin}/`)
+  const status = await page.evaluate(async (user) => (await fetch('/auth/login', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...user, mode: 'session' })
+  })).status, { email: admin.email, password: admin.password })
+  t.equal(status, 200, 'the user logs in')
+  const user = await socketUser(page)
+  t.type(user, 'string')
+
+  const hostile = await page.context().newPage()
+  const answered = hostile.waitForResponse(`${origin}/auth/login`)
+  await hostile.goto(`http://evil.test:${(evil.server.address() as AddressInfo).port}/`)
+  t.equal((await answered).status(), 415, 'the form is refused')
+  t.equal(await socketUser(page), user, 'the user\'s socket is still the user\'s')
+})
