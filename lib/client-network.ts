@@ -1,6 +1,8 @@
 // What the attempt limits count per client and the password queue serves in turns: a client's network, not its bare
 // address. An IPv6 client holds at least a /64 (2^64 addresses it can rotate through), so an IPv6 address stands for
 // its /64; an IPv4 address, or one mapped into IPv6 (::ffff:192.0.2.1, a dual-stack socket's IPv4 client), for itself.
+// Some IPv6 addresses carry an IPv4 client in their last 32 bits, whose /64 is every client of a translator or relay:
+// NAT64 (64:ff9b::192.0.2.1) and Teredo (the client's address inverted) stand for that IPv4 client.
 import ipaddr from 'ipaddr.js'
 
 /** The key of `ip`'s network: `192.0.2.1`, `2001:db8:1:2::/64`. A string that is no address is taken as it is. */
@@ -8,5 +10,10 @@ export function clientNetwork (ip: string): string {
   if (!ipaddr.isValid(ip)) return ip
   const address = ipaddr.process(ip)
   if (address instanceof ipaddr.IPv4) return address.toString()
+  const range = address.range()
+  if (range === 'rfc6052' || range === 'teredo') {
+    const last = address.toByteArray().slice(12)
+    return new ipaddr.IPv4(range === 'teredo' ? last.map(byte => byte ^ 0xff) : last).toString()
+  }
   return `${new ipaddr.IPv6([...address.parts.slice(0, 4), 0, 0, 0, 0]).toString()}/64`
 }

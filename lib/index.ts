@@ -84,6 +84,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     jwt,
     claimsOf,
     verifyToken,
+    appVerifies: requestUsers !== null,
     onAuthenticate: options.onAuthenticate,
     issuer: config.issuer,
     mapClaims: options.mapClaims ?? defaultMapClaims(config.issuer),

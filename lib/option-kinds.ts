@@ -13,27 +13,28 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   const fail = (option: string, kind: string, value: unknown) => {
     throw new InvalidConfigError(`${option} must be ${kind} (got ${describe(value)})`)
   }
+  // null is unset, as the plugin reads these options (`redis: process.env.REDIS_URL ?? null`).
   for (const option of ['verifyCredentials', 'mapClaims', 'onAuthenticate'] as const) {
-    if (options[option] !== undefined && !isFunction(options[option])) fail(option, 'a function', options[option])
+    if (options[option] != null && !isFunction(options[option])) fail(option, 'a function', options[option])
   }
   const { origins, users, sessionStore, redis } = options
-  if (origins !== undefined && !(Array.isArray(origins) && origins.every(origin => typeof origin === 'string'))) {
+  if (origins != null && !(Array.isArray(origins) && origins.every(origin => typeof origin === 'string'))) {
     fail('origins', 'a list of origins, such as [\'https://app.example.com\']', origins)
   }
   // A UserDirectory of the app's, or the users to put in one.
-  if (users !== undefined && !(users instanceof UserDirectory)) {
+  if (users != null && !(users instanceof UserDirectory)) {
     if (!Array.isArray(users)) fail('users', 'a list of users or a UserDirectory', users)
     users.forEach((user, index) => checkUser(user, `users[${index}]`))
   }
-  if (sessionStore !== undefined && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)?.[method]))) {
+  if (sessionStore != null && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)[method]))) {
     fail('sessionStore', `a session store (${sessionStoreMethods.join(', ')})`, sessionStore)
   }
-  if (redis !== undefined && typeof redis !== 'string' && !isFunction((redis as { publish?: unknown } | null)?.publish)) {
+  if (redis != null && typeof redis !== 'string' && !isFunction((redis as { publish?: unknown }).publish)) {
     fail('redis', 'a URL or an ioredis client', redis)
   }
 }
 
 function describe (value: unknown): string {
-  if (value === null || Array.isArray(value)) return value === null ? 'null' : 'an array'
+  if (Array.isArray(value)) return 'an array'
   return typeof value === 'string' ? `"${value}"` : typeof value
 }

@@ -99,6 +99,8 @@ export interface AuthenticatorOptions {
   claimsOf: (token: string) => Claims
   /** Verifies them: @fastify/jwt's verify, as the app configured it. */
   verifyToken: VerifyAccessToken
+  /** `verifyToken` is the app's @fastify/jwt, per request: its `trusted` may be `trusts`, called back during it. */
+  appVerifies: boolean
   /** The app's check at every authentication. */
   onAuthenticate?: OnAuthenticate
   /** The `iss` of the tokens it signs. */
@@ -148,8 +150,6 @@ function payloadOf (verified: Claims): Claims {
   return complete ? payload as Claims : verified
 }
 
-const unavailable = () => RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' })
-
 /** A promise handled here as well: a caller that drops it (`trusted(...) && check`) must not crash the process. */
 function handled<T> (promise: Promise<T>): Promise<T> {
   promise.catch(() => {})
@@ -158,8 +158,12 @@ function handled<T> (promise: Promise<T>): Promise<T> {
 
 export class Authenticator {
   readonly #options: AuthenticatorOptions
-  /** Requests the plugin is verifying a token on, through the app's @fastify/jwt: it checks the rest itself. */
-  readonly #verifying = new WeakSet<FastifyRequest>()
+  /**
+   * The tokens the plugin is verifying through the app's @fastify/jwt, by request, as their claims' JSON: `trusts`
+   * leaves those to the plugin, and only those (a handler of the app's may verify another token on the same request
+   * meanwhile).
+   */
+  readonly #verifying = new WeakMap<FastifyRequest, Set<string>>()
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -211,19 +215,20 @@ export class Authenticator {
    * then a promise, rejected (503) when the store cannot say.
    */
   trusts (request: FastifyRequest, verified: Claims): boolean | Promise<boolean> {
+    const claims = payloadOf(verified)
     // The plugin's own verification, through the app's @fastify/jwt: it makes these checks itself, right after, with
     // its own answers (a store away is a 503, a replaced refresh token is reuse, a session cookie is no access token).
-    if (this.#verifying.has(request)) return true
-    const claims = payloadOf(verified)
+    const marks = this.#verifying.get(request)
+    if (marks !== undefined && marks.size > 0 && marks.has(JSON.stringify(claims))) return true
     // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
     const identity = this.#identityOf(claims, request.log)
     if (identity === null) return true
     if (identity === failed) return false
-    const identified = this.#identify(claims, request.log)
-    // Not loaded yet, the revocations cannot tell: the client may try again later, as on the sockets.
-    if (!identified.ok) return identified.code === 'SERVICE_UNAVAILABLE' ? handled(Promise.reject(unavailable())) : false
+    // Refused in the same turn where it can be (a revoked session or user, revocations not loaded yet): an app that
+    // composes the answer as a boolean, without awaiting it, still refuses those.
+    if (!this.#identify(claims, request.log).ok) return false
     if (!this.#isSessionToken(claims)) return true
-    return handled(this.#isCurrent(claims.session).catch(() => { throw unavailable() }))
+    return handled(this.#isCurrent(claims.session).catch(() => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) }))
   }
 
   /** Whether a session token's refresh token is still its session's current one; rejects when the store cannot say. */
@@ -238,14 +243,30 @@ export class Authenticator {
   }
 
   #verify (token: string, request: FastifyRequest): Pending<Verified> {
-    this.#verifying.add(request)
-    const verified = this.#verifyMarked(token, request)
-    if (verified instanceof Promise) return verified.finally(() => this.#verifying.delete(request))
-    this.#verifying.delete(request)
+    const unmark = this.#options.appVerifies ? this.#mark(token, request) : null
+    const verified = this.#verifyToken(token, request)
+    if (unmark === null) return verified
+    if (verified instanceof Promise) return verified.finally(unmark)
+    unmark()
     return verified
   }
 
-  #verifyMarked (token: string, request: FastifyRequest): Pending<Verified> {
+  /** Marks a verification of the plugin's own, for `trusts`; a token that does not decode fails before `trusted`. */
+  #mark (token: string, request: FastifyRequest): (() => void) | null {
+    let key: string
+    try {
+      key = JSON.stringify(this.#options.claimsOf(token))
+    } catch {
+      return null
+    }
+    // One at a time on a request: its socket waits for each of its credentials, paused, and a route has one.
+    let marks = this.#verifying.get(request)
+    if (marks === undefined) this.#verifying.set(request, marks = new Set())
+    const marked = marks.add(key)
+    return () => marked.delete(key)
+  }
+
+  #verifyToken (token: string, request: FastifyRequest): Pending<Verified> {
     const refused = (err: unknown): AuthFailure => {
       const code = (err as { code?: string }).code
       if (code === undefined) return fail('AUTH_FAILED', 'key lookup failed or took too long')

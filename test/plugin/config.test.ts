@@ -605,11 +605,17 @@ t.test('options of the wrong kind fail boot, naming the option, and never echo a
     [{ users: [{ email: 'a@example.com', password: 42 }] as never }, /users\[0\]'s password must be a non-empty string$/],
     [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret$/],
     [{ sessionStore: {} as never }, /sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got object\)/],
-    [{ sessionStore: null as never }, /sessionStore must be a session store .* \(got null\)/],
     [{ redis: 1234 as never }, /redis must be a URL or an ioredis client \(got number\)/],
     [{ redis: [] as never }, /redis must be a URL or an ioredis client \(got an array\)/]
   ]
   for (const [options, message] of cases) await bootFails(t, { env: {}, secret, ...options }, message)
+  // null is unset (`redis: process.env.REDIS_URL ?? null`), as it always was.
+  const unset = Fastify()
+  t.teardown(() => unset.close())
+  await unset.register(realtime, {
+    env: {}, secret, ...Object.fromEntries(['verifyCredentials', 'mapClaims', 'onAuthenticate', 'origins', 'users', 'sessionStore', 'redis'].map(option => [option, null]))
+  })
+  t.ok(await unset.ready(), 'every one of them null: boots')
   // The app's own directory, given the same user, says the same.
   await t.rejects(async () => { await new UserDirectory().add({ email: 'a@example.com', password: '' }) },
     { code: invalid, message: /the user's password must be a non-empty string/ })

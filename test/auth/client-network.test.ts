@@ -1,0 +1,20 @@
+// What the attempt limits and the password queue count a client by: its network.
+import t from 'tap'
+import { clientNetwork } from '../../lib/client-network.js'
+
+t.test('an IPv4 address, mapped or not, is itself; an IPv6 address is its /64', async t => {
+  t.equal(clientNetwork('192.0.2.1'), '192.0.2.1')
+  t.equal(clientNetwork('::ffff:192.0.2.1'), '192.0.2.1')
+  t.equal(clientNetwork('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+  t.equal(clientNetwork('2001:db8:1:2:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
+  t.equal(clientNetwork('not-an-address'), 'not-an-address')
+})
+
+t.test('an IPv6 address that carries an IPv4 client (NAT64, Teredo) is that client, not the translator\'s /64', async t => {
+  // Behind NAT64, every IPv4 client of the translator shares 64:ff9b::/64: counted by it, one would lock all out.
+  t.equal(clientNetwork('64:ff9b::c000:201'), '192.0.2.1')
+  t.equal(clientNetwork('64:ff9b::c633:6401'), '198.51.100.1')
+  t.equal(clientNetwork('64:ff9b:1::c000:201'), '192.0.2.1')
+  // Teredo keeps the client's public IPv4 inverted in the last 32 bits (RFC 4380's example: 192.0.2.45).
+  t.equal(clientNetwork('2001:0:4136:e378:8000:63bf:3fff:fdd2'), '192.0.2.45')
+})
