@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { upgraded } from '../routes/answered-upgrades.js'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
@@ -86,6 +87,7 @@ export class SocketServer {
   handler (open: SocketHandler): (socket: WebSocket, request: FastifyRequest) => void {
     return (socket, request) => {
       socket.removeAllListeners('error') // @fastify/websocket's, added just before it called this handler
+      upgraded(request.raw.socket)
       const owner = open(socket, request);
       (socket as Owned)[ownerKey] = owner
       socket.on('error', onError)

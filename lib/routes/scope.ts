@@ -4,17 +4,14 @@
 // sight: the app may register its own before the plugin or after it, with its own options, and never meets the
 // plugin's. Whichever @fastify/websocket upgrades them, the plugin's sockets come from its own server (socket-server.ts).
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
-
-// The response a listener routing the upgrade gave its socket (Node's ServerResponse.assignSocket sets it, and throws
-// ERR_HTTP_SOCKET_ASSIGNED when it is set already).
-type Assigned = Duplex & { _httpMessage?: ServerResponse }
+import { responseOf, routeWatched } from './answered-upgrades.js'
 
 export class RouteScope {
   readonly sockets: SocketServer
@@ -61,13 +58,7 @@ export class RouteScope {
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
           // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again
           // would fail (a warning, `websocket upgrade failed`, for every socket).
-          if (!(socket as Assigned)._httpMessage) upgrades.emit('upgrade', request, socket, head)
-          // An upgrade that gets an HTTP answer (a refusal, or a 404 from a scope no @fastify/websocket's hook sees, the
-          // app's root) is done with once it is sent, whoever routed it: the client would otherwise hold the connection
-          // open, and `close()` would wait for it. A socket upgraded is ws's, and its response never finishes.
-          const response = (socket as Assigned)._httpMessage
-          if (response?.writableFinished) socket.destroy()
-          else response?.once('finish', () => socket.destroy())
+          routeWatched(socket, () => { if (!responseOf(socket)) upgrades.emit('upgrade', request, socket, head) })
         }
         fastify.server.on('upgrade', forward)
       })

@@ -1,0 +1,42 @@
+// An upgrade answered over HTTP (a refusal, a 404 from whichever scope answers it, the app's root included) is done with
+// once the answer is sent: the client would otherwise hold the connection open, and `close()` would wait for it.
+// @fastify/websocket ends the ones its own hooks see; the plugin watches every upgrade it forwards.
+import type { ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+
+// The response a listener routing the upgrade gave its socket (Node's ServerResponse.assignSocket sets it, and throws
+// ERR_HTTP_SOCKET_ASSIGNED when it is set already).
+type Assigned = Duplex & { _httpMessage?: ServerResponse }
+
+/** The response a listener routing this upgrade gave its socket; none while no listener has routed it. */
+export const responseOf = (socket: Duplex): ServerResponse | undefined => (socket as Assigned)._httpMessage
+
+// One function for every upgrade, no closure: the response stays with its socket.
+function endAnswered (this: ServerResponse): void {
+  this.socket?.destroy()
+}
+
+// The upgrade being routed in this turn, and whether it went through as it was: most do, in the same turn.
+let routing: Duplex | null = null
+let upgradedWhileRouting = false
+
+/** Routes an upgrade (`route`), then ends its connection once it is answered over HTTP, unless it went through. */
+export function routeWatched (socket: Duplex, route: () => void): void {
+  routing = socket
+  upgradedWhileRouting = false
+  try {
+    route()
+  } finally {
+    routing = null
+  }
+  if (upgradedWhileRouting) return
+  const response = responseOf(socket)
+  if (response?.writableFinished) socket.destroy()
+  else response?.on('finish', endAnswered)
+}
+
+/** The upgrade went through: its response is never sent, and keeps no listener for the socket's life. */
+export function upgraded (socket: Duplex | undefined): void {
+  if (socket === routing) upgradedWhileRouting = true
+  else if (socket) responseOf(socket)?.off('finish', endAnswered)
+}
