@@ -9,7 +9,7 @@ import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import type WebSocket from 'ws'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
-import { admin, connect, directoryOf, refusedWith, secret, upgradeAnswered, within } from '../helpers.js'
+import { admin, connect, directoryOf, refusedWith, secret, upgradeAnswered, within, type Client } from '../helpers.js'
 
 /** Boots an app where `register` registers the app's plugin, before the plugin or after it. */
 async function boot (t: Test, order: 'before' | 'after', register: (app: FastifyInstance) => PromiseLike<unknown>,
@@ -25,17 +25,23 @@ async function boot (t: Test, order: 'before' | 'after', register: (app: Fastify
   return { app, url: (path: string) => `ws://127.0.0.1:${port}${path}` }
 }
 
+/** The app's `/echo` and the plugin's `/websocket` each answer a socket of their own; both left open. */
+async function bothServe (t: Test, url: (path: string) => string, order: string): Promise<[Client, Client]> {
+  const own = await connect(url('/echo'))
+  own.send('hello')
+  t.equal(await own.next(), 'hello', `${order}: the app's route`)
+  const plugin = await connect(url('/websocket'))
+  plugin.send({ type: 'ping', uid: 1 })
+  t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
+  return [own, plugin]
+}
+
 t.test("the app's @fastify/websocket before or after the plugin: both boot, and both serve their routes", async t => {
   for (const order of ['before', 'after'] as const) {
     const { app, url } = await boot(t, order, (app) => app.register(fastifyWebsocket), { secret, rest: { auth: 'public' } }, (app) => {
       app.get('/echo', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(data.toString())) })
     })
-    const own = await connect(url('/echo'))
-    own.send('hello')
-    t.equal(await own.next(), 'hello', `${order}: the app's route`)
-    const plugin = await connect(url('/websocket'))
-    plugin.send({ type: 'ping', uid: 1 })
-    t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
+    const [own, plugin] = await bothServe(t, url, order)
     t.equal(app.websocketServer.clients.size, 1, `${order}: one @fastify/websocket, the app's, for the app's routes`)
     await Promise.all([own.close(), plugin.close()])
   }
@@ -54,12 +60,7 @@ t.test("the app's @fastify/websocket in a scope of its own, before or after the 
       api.get('/echo', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(data.toString())) })
       scope = api
     }), { secret, rest: { auth: 'public' } }, undefined, { logger })
-    const own = await connect(url('/echo'))
-    own.send('hello')
-    t.equal(await own.next(), 'hello', `${order}: the app's route`)
-    const plugin = await connect(url('/websocket'))
-    plugin.send({ type: 'ping', uid: 1 })
-    t.same(await plugin.next(), { type: 'pong', uid: 1 }, `${order}: the plugin's route`)
+    const [own, plugin] = await bothServe(t, url, order)
     t.equal((await refusedWith(url('/nothing'))).status, 404, `${order}: no route, a 404`)
     t.match(await within(upgradeAnswered(Number(new URL(url('/')).port), '/nothing'), 'the close'), /^HTTP\/1\.1 404 /,
       `${order}: whose connection the server closes`)
