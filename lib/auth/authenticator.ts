@@ -159,11 +159,11 @@ function handled<T> (promise: Promise<T>): Promise<T> {
 export class Authenticator {
   readonly #options: AuthenticatorOptions
   /**
-   * The tokens the plugin is verifying through the app's @fastify/jwt, by request, as their claims' JSON: `trusts`
-   * leaves those to the plugin, and only those (a handler of the app's may verify another token on the same request
+   * The token the plugin is verifying through the app's @fastify/jwt, by request, as its claims' JSON: `trusts` leaves
+   * that one to the plugin, and only that one (a handler of the app's may verify another token on the same request
    * meanwhile).
    */
-  readonly #verifying = new WeakMap<FastifyRequest, Set<string>>()
+  readonly #verifying = new WeakMap<FastifyRequest, string>()
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -218,8 +218,8 @@ export class Authenticator {
     const claims = payloadOf(verified)
     // The plugin's own verification, through the app's @fastify/jwt: it makes these checks itself, right after, with
     // its own answers (a store away is a 503, a replaced refresh token is reuse, a session cookie is no access token).
-    const marks = this.#verifying.get(request)
-    if (marks !== undefined && marks.size > 0 && marks.has(JSON.stringify(claims))) return true
+    const verifying = this.#verifying.get(request)
+    if (verifying !== undefined && verifying === JSON.stringify(claims)) return true
     // A token that names no user is the app's own business (an unsubscribe link, say): nothing of it is revoked.
     const identity = this.#identityOf(claims, request.log)
     if (identity === null) return true
@@ -259,11 +259,10 @@ export class Authenticator {
     } catch {
       return null
     }
-    // One at a time on a request: its socket waits for each of its credentials, paused, and a route has one.
-    let marks = this.#verifying.get(request)
-    if (marks === undefined) this.#verifying.set(request, marks = new Set())
-    const marked = marks.add(key)
-    return () => marked.delete(key)
+    // One at a time on a request: its socket waits for each of its credentials, paused, and a route has one. Nothing
+    // stays once it is done: an upgrade request lives as long as its socket.
+    this.#verifying.set(request, key)
+    return () => this.#verifying.delete(request)
   }
 
   #verifyToken (token: string, request: FastifyRequest): Pending<Verified> {
