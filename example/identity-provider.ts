@@ -23,6 +23,23 @@ const refetchEveryMs = 5_000
 // reached, the keys of the last set stay in use.
 const keyTtlMs = 10 * 60_000
 const fetchTimeoutMs = 3_000
+// A key set is a few kilobytes. A bigger answer (a wrong URL, a compromised host) is refused unread past this, and
+// no more keys are imported than a provider rotates through.
+const maxJwksBytes = 256 * 1024
+const maxKeys = 100
+
+/** The body as text; refused, without reading the rest, past `limit` bytes. */
+async function bodyWithin (response: Response, limit: number): Promise<string> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  // No body at all (a 204) is no key set either: iterating nothing throws, and the fetch fails.
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength
+    if (size > limit) throw new Error(`the JWKS is over ${limit} bytes`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString()
+}
 
 type Decoded = { header: { alg?: string, kid?: string }, payload: Record<string, unknown> }
 
@@ -61,9 +78,9 @@ class KeySet {
   async #fetch (): Promise<void> {
     const response = await fetch(this.#url, { signal: AbortSignal.timeout(fetchTimeoutMs) })
     if (!response.ok) throw new Error(`the JWKS answered ${response.status}`)
-    const { keys } = await response.json() as { keys?: Array<Record<string, unknown>> }
+    const { keys } = JSON.parse(await bodyWithin(response, maxJwksBytes)) as { keys?: Array<Record<string, unknown>> }
     const next = new Map<string, { alg: string | undefined, pem: string }>()
-    for (const jwk of keys ?? []) {
+    for (const jwk of (keys ?? []).slice(0, maxKeys)) {
       if (typeof jwk.kid !== 'string') continue
       try {
         // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).

@@ -43,12 +43,13 @@ function newProviderKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
   return { kid, alg, privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
 }
 
-/** The provider: publishes `keys`, counts fetches, answers 503 while `down`, and `delayMs` late. */
+/** The provider: publishes `keys`, counts fetches, answers 503 while `down`, `delayMs` late, and `padding` bytes more. */
 class Provider {
   keys: ProviderKey[] = []
   fetches = 0
   down = false
   delayMs = 0
+  padding = 0
   readonly #server: Server
 
   constructor () {
@@ -58,7 +59,7 @@ class Provider {
         response.writeHead(503).end()
         return
       }
-      const keys = JSON.stringify({ keys: this.keys.map(key => key.publicJwk) })
+      const keys = JSON.stringify({ keys: this.keys.map(key => key.publicJwk), ...(this.padding ? { padding: 'x'.repeat(this.padding) } : {}) })
       setTimeout(() => {
         response.writeHead(200, { 'content-type': 'application/json' })
         response.end(keys)
@@ -380,6 +381,25 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
   for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless]]) {
     t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }, name)
   }
+})
+
+t.test('a key set over 256 KiB is refused unread: the keys of the last set stay, the new ones are not taken', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  const rsa = providerKey('rsa-1', 'RS256')
+  provider.keys = [rsa]
+  const { url } = await start(t, provider)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa)), patOk)
+  const ec = providerKey('ec-1', 'ES256')
+  provider.keys = [rsa, ec]
+  provider.padding = 256 * 1024
+  clock.tick(5_000)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(ec)), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } },
+    'a key only the oversized set has')
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa)), patOk, 'the last set\'s keys still verify')
+  provider.padding = 200 * 1024
+  clock.tick(5_000)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(ec)), patOk, 'a set under the cap is taken')
 })
 
 t.test('a provider that answers without keys: its tokens fail, the server\'s own work', async t => {
