@@ -195,13 +195,19 @@ t.test('clients reconnecting at once after a restart all wait for the one fetch 
   t.equal(provider.fetches, 1, 'one fetch for all of them')
 })
 
-t.test('while the provider is down, cached keys verify and others fail with AUTH_FAILED', async t => {
+/** A server whose provider publishes one RS256 key, fetched already: a token of it authenticates. Only the Date is fake. */
+async function withCachedKey (t: Test) {
   const clock = fakeClock(t, ['Date'])
   const provider = new Provider()
   const cached = providerKey('rsa-1', 'RS256')
   provider.keys = [cached]
   const { url } = await start(t, provider)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(cached)), patOk)
+  return { clock, provider, cached, url }
+}
+
+t.test('while the provider is down, cached keys verify and others fail with AUTH_FAILED', async t => {
+  const { clock, provider, cached, url } = await withCachedKey(t)
   provider.down = true
   provider.keys = [cached, providerKey('rsa-2', 'RS256')]
   clock.tick(11 * 60_000) // past the set's time to live: the next token fetches it again, and the fetch fails
@@ -384,12 +390,7 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
 })
 
 t.test('a key set over 256 KiB is refused unread: the keys of the last set stay, the new ones are not taken', async t => {
-  const clock = fakeClock(t, ['Date'])
-  const provider = new Provider()
-  const rsa = providerKey('rsa-1', 'RS256')
-  provider.keys = [rsa]
-  const { url } = await start(t, provider)
-  t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa)), patOk)
+  const { clock, provider, cached: rsa, url } = await withCachedKey(t)
   const ec = providerKey('ec-1', 'ES256')
   provider.keys = [rsa, ec]
   provider.padding = 256 * 1024
