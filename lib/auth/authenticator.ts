@@ -309,7 +309,8 @@ export class Authenticator {
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    return { ok: true, identity, session, expiresAt, issuedAt: iat ?? 0 }
+    // A socket holding it was issued it by now, whatever its issuer's clock says: a later revocation of the user ends it.
+    return { ok: true, identity, session, expiresAt, issuedAt: Math.min(iat ?? 0, Math.floor(Date.now() / 1000)) }
   }
 
   /**

@@ -158,6 +158,27 @@ t.test('a token of the user signed in a later second than the revocation works',
   await Promise.all([client, byUrl, byOwn].map(socket => socket.close()))
 })
 
+t.test('a token from an issuer whose clock runs ahead (its iat later than now) is revoked all the same', async t => {
+  const { app, url } = await build(t, { rest: { handlers: { whoami }, authTimeout: 5 } })
+  const now = Math.floor(Date.now() / 1000)
+  // fast-jwt's signer takes a payload's own `iat`: an issuer 30 s ahead, as a provider's clock may be.
+  const ahead = app.realtime.jwt.sign({ id: 'alice', iat: now + 30 })
+  const bobAhead = app.realtime.jwt.sign({ id: 'bob', iat: now + 30 })
+  const client = await authenticated(url('/websocket'), ahead)
+  const byUrl = await connect(url(`/websocket?access_token=${ahead}`))
+  t.same(await whoIs(byUrl, 'w'), { type: 'whoami', uid: 'w', user: 'alice' }, 'accepted while its user is not revoked')
+
+  await app.realtime.revokeUser('alice')
+  for (const [socket, what] of [[client, 'by an auth message'], [byUrl, 'at the upgrade']] as const) {
+    t.same(await next(socket, 'AUTH_REVOKED'), sessionRevoked, `${what}: its socket is revoked`)
+  }
+  await refusedOnAuth(t, url('/websocket'), ahead, 'the same token afterwards')
+  t.same(await refusedWith(url(`/websocket?access_token=${ahead}`)), upgradeRefused, 'the same token afterwards: 401 at the upgrade')
+  const bobs = await authenticated(url('/websocket'), bobAhead)
+  t.same(await whoIs(bobs, 'b'), { type: 'whoami', uid: 'b', user: 'bob' }, 'another user\'s token from that issuer works')
+  await Promise.all([client, byUrl, bobs].map(socket => socket.close()))
+})
+
 t.test('the user\'s older tokens are refused for one access-token TTL', async t => {
   const clock = fakeClock(t, ['Date'])
   const { app, url } = await build(t, { accessTokenTtl: '1m', rest: { handlers: { whoami } } })
