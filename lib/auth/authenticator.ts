@@ -62,6 +62,11 @@ export interface AuthContext {
   endpoint: EndpointName | null
   /** The client's address, for the attempt limits (email/password only); null counts against the email alone. */
   ip: string | null
+  /**
+   * Whether the client still waits for the answer. A refresh token whose client left is not rotated: the client would
+   * never hear of the next one, and its retry with this one would count as reuse and end the session.
+   */
+  waiting?: () => boolean
 }
 
 /** A verdict now, or once a lookup (a session store, an async key, the app's hook) has answered. */
@@ -415,6 +420,7 @@ export class Authenticator {
         }
         context = admitted.context
       }
+      if (at.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its refresh token rotated')
       const next = newRefreshToken(presented.sessionId)
       const rotated = await this.#store((store, deadline) => store.rotate(
         presented, hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs, deadline))

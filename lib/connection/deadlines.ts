@@ -94,11 +94,12 @@ export class ExpiryClock {
 
 /**
  * Auth windows (the handshake's, and re-auth after an expiry): one timer each, cleared when the window closes. The
- * timers are unref'd: they never keep a process alive, the sockets they wait for do.
+ * timers are unref'd: they never keep a process alive, the sockets they wait for do. A window is the client's time to
+ * answer: it stops while the answer is checked (`hold`), and runs on if the check settles nothing (`release`).
  */
 export class AuthWindows {
   readonly lengthMs: number
-  readonly #open = new Map<Authenticating, NodeJS.Timeout>()
+  readonly #open = new Map<Authenticating, AuthWindow>()
 
   constructor (lengthMs: number) {
     this.lengthMs = lengthMs
@@ -106,14 +107,33 @@ export class AuthWindows {
 
   open (target: Authenticating): void {
     this.close(target) // a window opened again starts again
-    this.#open.set(target, setTimeout(this.#fire, this.lengthMs, target).unref())
+    this.#open.set(target, this.#run(target, this.lengthMs))
   }
 
   close (target: Authenticating): void {
-    const timer = this.#open.get(target)
-    if (timer === undefined) return
-    clearTimeout(timer)
+    const window = this.#open.get(target)
+    if (window === undefined) return
+    if (window.timer !== null) clearTimeout(window.timer)
     this.#open.delete(target)
+  }
+
+  /** The client answered: its window waits for the check, however long the server takes (the check has its own bounds). */
+  hold (target: Authenticating): void {
+    const window = this.#open.get(target)
+    if (window === undefined || window.timer === null) return
+    clearTimeout(window.timer)
+    this.#open.set(target, { timer: null, leftMs: window.endsAt - Date.now() })
+  }
+
+  /** The check settled nothing (a refusal that leaves the socket waiting): the client's time runs on where it stopped. */
+  release (target: Authenticating): void {
+    const window = this.#open.get(target)
+    if (window === undefined || window.timer !== null) return
+    this.#open.set(target, this.#run(target, Math.max(0, window.leftMs)))
+  }
+
+  #run (target: Authenticating, ms: number): AuthWindow {
+    return { timer: setTimeout(this.#fire, ms, target).unref(), endsAt: Date.now() + ms }
   }
 
   readonly #fire = (target: Authenticating): void => {
@@ -121,3 +141,6 @@ export class AuthWindows {
     target.onAuthWindowEnd()
   }
 }
+
+/** A window running (its timer, and when it ends), or held while the client's answer is checked (the time it had left). */
+type AuthWindow = { timer: NodeJS.Timeout, endsAt: number } | { timer: null, leftMs: number }

@@ -208,6 +208,16 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (this.#identity !== null && this.#issuedAt <= Math.floor(at / 1000)) this.expire('AUTH_REVOKED')
   }
 
+  /** The client answered its auth window: the window waits for the answer's check. */
+  checking (): void {
+    this.#policy.authWindows.hold(this)
+  }
+
+  /** The check answered: a window it did not close (a refusal that leaves the socket waiting) runs on. */
+  checked (): void {
+    if (this.#phase !== 'closed') this.#policy.authWindows.release(this)
+  }
+
   /** The auth windows: nobody authenticated in time. */
   onAuthWindowEnd (): void {
     this.#events.onAuthTimeout(this.#phase === 'handshake' ? 'handshake' : 'reauth')

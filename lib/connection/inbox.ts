@@ -1,7 +1,7 @@
 // Processes a socket's frames one after the other, in arrival order. A frame whose handling is asynchronous (a
 // password check, a refresh) holds back the later ones instead of letting them overtake it or be dropped; the
-// socket is paused meanwhile, so TCP back-pressure bounds what a client can pile up, and what ws had read already
-// is bounded here, in bytes (PROTOCOL.md section 11).
+// socket is paused while frames wait, so TCP back-pressure bounds what a client can pile up, and what ws had read
+// already is bounded here, in bytes (PROTOCOL.md section 11).
 import type { RawData, WebSocket } from 'ws'
 import { CloseCode } from '../errors.js'
 
@@ -41,6 +41,9 @@ export abstract class Inbox {
   }
 
   private queue (data: RawData, isBinary: boolean): void {
+    // Paused once a frame has to wait, not while the pending one alone is: until then the socket reads on, and a
+    // client that leaves during a check is seen to leave (a refresh token it would never hear of is not rotated).
+    this.inboxSocket.pause()
     const backlog = this.#backlog ??= { frames: [], bytes: 0 }
     backlog.bytes += (data as Buffer).byteLength + queuedFrameOverhead
     if (backlog.bytes > this.maxBacklogBytes) {
@@ -59,7 +62,6 @@ export abstract class Inbox {
     const pending = this.receiveFrame(data, isBinary)
     if (!pending) return
     this.#busy = true
-    this.inboxSocket.pause()
     const drain = () => this.drain()
     pending.then(drain, drain)
   }

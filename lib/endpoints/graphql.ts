@@ -69,7 +69,10 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
   const result = authenticator.verifyAccessToken(token, {
     request: connection.request, source: 'connection_init', endpoint: connection.endpoint, ip: null
   })
-  return result instanceof Promise ? result.then(settle) : settle(result)
+  if (!(result instanceof Promise)) return settle(result)
+  // It answered in time: the auth window waits for the check, whose every answer ends it (authenticated, or closed).
+  guard.checking()
+  return result.then(settle)
 }
 
 /** The websocket handler of the GraphQL endpoint. */

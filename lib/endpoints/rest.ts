@@ -150,13 +150,20 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     }
     // The client's address counts email/password attempts; the other forms never need it.
     const { connection } = this
+    const { socket, guard } = connection
     const ip = 'email' in read.credential ? connection.ip : null
     const result = this.#options.authenticator.authenticate(read.credential,
-      { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip })
+      { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip, waiting: () => socket.readyState === socket.OPEN })
     if (result instanceof Promise) {
       // The client may be gone by the time the check answers, and its address with the socket: read it now.
-      this.connection.pin()
-      return result.then(settled => this.authSettled(settled, uid, handshake))
+      connection.pin()
+      // It answered in time: an auth window ending while the server checks would refuse a credential the check may
+      // accept (and a refresh token it rotates, which the client would never hear of).
+      guard.checking()
+      return result.then(settled => {
+        this.authSettled(settled, uid, handshake)
+        guard.checked()
+      })
     }
     this.authSettled(result, uid, handshake)
   }

@@ -114,7 +114,8 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       if (token === null) return sendFailure(reply, { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' })
-      return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip }), mode)
+      const waiting = () => !request.raw.socket.destroyed
+      return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting }), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody } }, async (request, reply) => {
