@@ -39,13 +39,15 @@ t.test('Revocations: an entry expires after the ttl and is pruned by later adds'
 })
 
 t.test('Revocations: a user\'s tokens issued up to the revocation\'s second, until its end; the latest wins', async (t) => {
-  const clock = fakeClock(t, ['Date'], 1_000_500)
+  // Revoked at 1000.5 s, looked at 1002 s: a token of 1001 s was issued after the revocation, in the server's past.
+  const clock = fakeClock(t, ['Date'], 1_002_000)
   const revocations = new Revocations()
-  const at = Date.now()
-  revocations.addUser('u1', at, at + hour)
+  const at = 1_000_500
+  revocations.addUser('u1', at, Date.now() + hour)
   t.ok(revocations.revokesUser('u1', 999), 'an earlier second')
   t.ok(revocations.revokesUser('u1', 1000), 'the revocation\'s own second')
   t.notOk(revocations.revokesUser('u1', 1001), 'a later second')
+  t.ok(revocations.revokesUser('u1', 1003), 'a second still to come: its issuer\'s clock runs ahead')
   t.ok(revocations.revokesUser('u1', undefined), 'no iat: as old as can be')
   t.notOk(revocations.revokesUser('u2', 999), 'another user')
   revocations.addUser('u1', at + 2_000, at + 10)
