@@ -1,6 +1,7 @@
 // The logs endpoint (`/websocket/logs`, PROTOCOL.md section 6): the JSON endpoint with two message types of its own,
 // `subscribe` and `unsubscribe`, streaming the app's log lines to admin subscribers.
 import { RealtimeError } from '../errors.js'
+import { withUid } from './frames.js'
 import type { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import type { MessageHandler, RealtimeConnection } from '../../types/index.js'
@@ -51,11 +52,11 @@ export class LogStream {
         throw new RealtimeError('INVALID_PAYLOAD', `"log_level" must be one of ${Object.keys(logLevels).join(', ')}.`)
       }
       this.#subscribers.set(connection, logLevels[level])
-      connection.send({ type: 'logs', event: 'subscribe', log_level: level })
+      connection.send(withUid({ type: 'logs', event: 'subscribe', log_level: level }, message.uid))
     },
-    unsubscribe: (_message, connection) => {
+    unsubscribe: (message, connection) => {
       this.#subscribers.delete(connection)
-      connection.send({ type: 'logs', event: 'unsubscribe' })
+      connection.send(withUid({ type: 'logs', event: 'unsubscribe' }, message.uid))
     }
   }
 }

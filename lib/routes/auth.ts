@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
+import { stringFields } from './string-fields.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
@@ -102,14 +103,14 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     routes.removeAllContentTypeParsers()
     routes.addContentTypeParser('application/json', { parseAs: 'string' }, routes.getDefaultJsonParser('error', 'error'))
 
-    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { schema: { body: loginBody } },
+    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { schema: { body: loginBody }, preValidation: stringFields(loginBody) },
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
         return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip }), mode)
       })
 
-    routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody } }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody }, preValidation: stringFields(tokenBody) }, async (request, reply) => {
       const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
@@ -118,7 +119,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting }), mode)
     })
 
-    routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody } }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody }, preValidation: stringFields(tokenBody) }, async (request, reply) => {
       const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })

@@ -1,6 +1,8 @@
 // Tokens of an identity provider (docs/protocol.md section 10): the reference server with JWKS_URL, JWT_ISSUER and
 // JWT_AUDIENCE against a local JWKS server. RS256, ES256 and EdDSA on every credential form, the server's own tokens
-// beside them, rotation by `kid`, an outage, and every refusal.
+// beside them, rotation by `kid`, an outage, and every refusal; and the key lookup README.md gives an app's own
+// @fastify/jwt with get-jwks.
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
@@ -10,9 +12,10 @@ import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
-import buildGetJwks from 'get-jwks'
+import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 import realtime from '../../lib/index.js'
 import { buildReferenceServer } from '../../example/app.js'
+import { providerKeyLookup } from '../../example/provider-keys.js'
 import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate } from '../helpers.js'
 
 const issuer = 'https://id.example.com/'
@@ -43,7 +46,7 @@ function newProviderKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
   return { kid, alg, privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
 }
 
-/** The provider: publishes `keys`, counts fetches, answers 503 while `down`, `delayMs` late, and `padding` bytes more. */
+/** The provider: publishes `keys` (and its discovery document), counts fetches, answers 503 while `down`, `delayMs` late, and `padding` bytes more. */
 class Provider {
   keys: ProviderKey[] = []
   fetches = 0
@@ -53,10 +56,15 @@ class Provider {
   readonly #server: Server
 
   constructor () {
-    this.#server = createServer((_request, response) => {
+    this.#server = createServer((request, response) => {
       this.fetches++
       if (this.down) {
         response.writeHead(503).end()
+        return
+      }
+      if (request.url === '/.well-known/openid-configuration') {
+        const origin = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: `${origin}/`, jwks_uri: `${origin}/oauth/jwks.json` }))
         return
       }
       const keys = JSON.stringify({ keys: this.keys.map(key => key.publicJwk), ...(this.padding ? { padding: 'x'.repeat(this.padding) } : {}) })
@@ -316,6 +324,100 @@ t.test('the app\'s own @fastify/jwt with get-jwks, in a namespace and with forma
   distrusted.add('provider-user')
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401)
   t.match(await refusedWith(url(`/websocket?access_token=${token}`)), { status: 401, body: /AUTH_FAILED/ }, 'its trusted check too')
+})
+
+/** An app whose own @fastify/jwt looks the provider's keys up as README.md shows: get-jwks, with providerDiscovery. */
+async function withKeyLookup (t: Test, provider: Provider, options: GetJwksOptions = {}) {
+  // Without the trailing slash, as Keycloak's and Okta's issuers are: get-jwks adds it to the URLs it fetches.
+  const iss = new URL(await provider.start(t)).origin
+  const getPublicKey = providerKeyLookup({ providerDiscovery: true, issuersWhitelist: [iss], ...options })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, {
+    decode: { complete: true },
+    secret: (_request: unknown, token: { header: { kid: string, alg: string }, payload: { iss: string } }) =>
+      getPublicKey({ domain: token.payload.iss, kid: token.header.kid, alg: token.header.alg }),
+    verify: { allowedIss: iss, allowedAud: audience }
+  } as never)
+  await app.register(realtime, { env: {} })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = (path: string) => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}${path}`
+  const sign = (key: ProviderKey, claims: Record<string, unknown> = {}) => provider.sign(key, { iss, ...claims })
+  /** The answer to an auth message with `token`. */
+  async function auth (token: string): Promise<unknown> {
+    const client = await connect(url('/websocket'))
+    client.send({ type: 'auth', access_token: token })
+    const answer = await client.next()
+    await client.close()
+    return answer
+  }
+  return { iss, url, sign, auth }
+}
+
+const authOk = { type: 'auth', status: 'ok' }
+const authFailed = { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } }
+
+t.test('the README\'s get-jwks lookup: made-up kids reach the provider once per 5 s, a key it starts publishing is accepted', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  const next = providerKey('rsa-2', 'RS256')
+  provider.keys = [first]
+  provider.delayMs = 50 // the provider's answer is on its way while the others arrive
+  const { iss, url, sign, auth } = await withKeyLookup(t, provider)
+  const answers = await Promise.all(Array.from({ length: 5 }, (_v, i) => auth(sign(first, { sub: `user-${i}` }))))
+  t.same(answers, Array(5).fill(authOk), 'clients arriving at once all get in')
+  t.equal(provider.fetches, 2, 'with one lookup: the discovery document and the key set')
+  provider.delayMs = 0
+
+  clock.tick(5_000)
+  // Signed with any key at all: a client needs none of the provider's, only its issuer's URL.
+  const forger = providerKey('forger', 'RS256').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+  for (let i = 0; i < 50; i++) {
+    const forged = createSigner({ key: forger, algorithm: 'RS256', kid: `made-up-${i}` })({ sub: 'x', iss, aud: audience })
+    t.match(await refusedWith(url(`/websocket?access_token=${forged}`)), { status: 401 })
+  }
+  t.equal(provider.fetches, 4, 'fifty made-up kids inside 5 s: one lookup')
+  t.same(await auth(sign(first)), authOk, 'a known key does not wait for the window')
+
+  provider.keys = [first, next]
+  t.match(await auth(sign(next)), authFailed, 'a new kid inside the window is not asked for')
+  t.equal(provider.fetches, 4)
+  clock.tick(5_000)
+  t.same(await auth(sign(next)), authOk, 'past it, the new key is fetched and accepted')
+  t.equal(provider.fetches, 6)
+  t.match(await auth(provider.sign(first, { iss: 'https://elsewhere.example.com/' })), authFailed, 'another issuer is not looked up')
+  t.match(await auth(createSigner({ key: 'a-shared-secret-as-long-as-it-should-be', algorithm: 'HS256', kid: 'rsa-1' })({ iss, aud: audience })),
+    authFailed, 'nor an algorithm no public key verifies')
+  t.equal(provider.fetches, 6)
+})
+
+t.test('the README\'s get-jwks lookup: a key found verifies between fetches, and one the provider stops publishing is dropped', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  provider.keys = [first]
+  // get-jwks keeps a key 1 ms (its own clock is real time), and so its copy for a failed fetch.
+  const { sign, auth } = await withKeyLookup(t, provider, { ttl: 1 })
+  const outdated = () => new Promise(resolve => setTimeout(resolve, 10))
+  t.same(await auth(sign(first)), authOk)
+  t.equal(provider.fetches, 2)
+  await outdated()
+  t.same(await auth(sign(first)), authOk, 'out of get-jwks\'s cache inside the window: the key last found')
+  t.equal(provider.fetches, 2)
+
+  provider.keys = [providerKey('rsa-2', 'RS256')]
+  clock.tick(5_000)
+  await outdated()
+  t.match(await auth(sign(first)), authFailed, 'past the window, asked again: no longer published')
+  t.equal(provider.fetches, 4)
+  t.match(await auth(sign(first)), authFailed, 'and no longer answered from the last one found')
+  t.equal(provider.fetches, 4)
+})
+
+t.test('README.md shows the key lookup of example/provider-keys.ts as it is', async t => {
+  const source = readFileSync('example/provider-keys.ts', 'utf8')
+  t.ok(readFileSync('README.md', 'utf8').includes(source.slice(source.indexOf('import '))))
 })
 
 t.test('boot: the app\'s namespaced @fastify/jwt without jwt.namespace nor SECRET says what to set', async t => {

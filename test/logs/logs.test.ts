@@ -44,13 +44,27 @@ t.test('an admin subscribes and gets the app\'s lines of its level and above, ta
   t.equal((await line(info, 'for both')).data.level, 40)
   t.match(await warn.next(), { type: 'logs', data: { level: 40, msg: 'for both' } }, 'the warn subscriber skipped info')
 
-  info.send({ type: 'unsubscribe', uid: 1 })
+  info.send({ type: 'unsubscribe' })
   t.same(await info.next(), { type: 'logs', event: 'unsubscribe' })
   app.log.warn('after unsubscribe')
   await line(warn, 'after unsubscribe')
   info.send({ type: 'ping' })
   t.same(await info.next(), { type: 'pong' }, 'nothing arrived on the unsubscribed socket meanwhile')
   await Promise.all([info.close(), warn.close()])
+})
+
+t.test('the answers to subscribe and unsubscribe carry the message\'s uid, and none without one', async t => {
+  const { app, url } = await logsApp(t)
+  const client = await connect(url('/websocket/logs'))
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token })
+  await client.next()
+  client.send({ type: 'subscribe', log_level: 'warn', uid: 's' })
+  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'warn', uid: 's' })
+  client.send({ type: 'unsubscribe', uid: 1 })
+  t.same(await client.next(), { type: 'logs', event: 'unsubscribe', uid: 1 })
+  client.send({ type: 'subscribe', log_level: 'error' })
+  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'error' })
+  await client.close()
 })
 
 t.test('non-admins get FORBIDDEN, bad levels INVALID_PAYLOAD', async t => {
