@@ -23,7 +23,7 @@ export interface OperationOptions extends CostLimits {
  * resolvers may still run). An id is refused while its operation runs: graphql-ws, ending the first, would forget the
  * second, which would then run on after its socket closed.
  */
-export type OperationsInFlight = Map<string, SubscribePayload>
+export type OperationsInFlight = Set<string>
 
 type Prepared = ExecutionArgs | readonly GraphQLError[]
 
@@ -38,8 +38,10 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
   async function executionArgs (connection: RealtimeConnection, payload: SubscribePayload): Promise<Prepared> {
     let document: DocumentNode
     try {
-      // The token limit stops the parser itself, before a huge document costs more than its bytes.
-      document = parse(payload.query, { maxTokens: options.queryTokenLimit })
+      // The token limit stops the parser itself, before a huge document costs more than its bytes. Without locations:
+      // every node's would keep the document's whole token list alive as long as a subscription runs, comments
+      // included, which the limit does not count (64 KiB of `#` lines kept about 2 MB per operation).
+      document = parse(payload.query, { maxTokens: options.queryTokenLimit, noLocation: true })
     } catch (err) {
       return [err as GraphQLError] // parse throws only GraphQLErrors: syntax, or the token limit
     }
@@ -69,7 +71,7 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     if (inFlight.has(id)) return [new GraphQLError(`Operation ${id} is still running: use another id.`)]
     // Counted before the first await: each subscribe of a burst sees every one before it.
     if (inFlight.size >= options.operationLimit) return tooMany
-    inFlight.set(id, payload)
+    inFlight.add(id)
     const prepared = await executionArgs(connection, payload)
     // Refused, it never runs, and no onComplete will come. (A throw closes the socket 4500: no slot outlives it.)
     if (Array.isArray(prepared)) inFlight.delete(id)

@@ -75,6 +75,20 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
   return result.then(settle)
 }
 
+/** What graphql-ws reads as a message and refuses from a client: it throws for these, as for a server's own error. */
+const serverMessageTypes = new Set<unknown>(['next', 'error', 'connection_ack'])
+
+/** A frame graphql-ws threw on is a message it read: one it cannot read it closes 4400 without throwing. */
+const typeOf = (text: string): unknown => (JSON.parse(text) as { type?: unknown }).type
+
+/** A close reason as ws takes it, at most 123 bytes: graphql-ws puts the client's operation id in some. */
+function closeReason (reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason
+  let clipped = reason.slice(0, 123)
+  while (Buffer.byteLength(clipped) > 123) clipped = clipped.slice(0, -1)
+  return clipped
+}
+
 /** The websocket handler of the GraphQL endpoint. */
 export function graphqlEndpoint (options: GraphqlAdapterOptions) {
   const { endpoint, authenticator, registry } = options
@@ -125,7 +139,7 @@ interface GraphqlHandling {
  */
 class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner {
   readonly connection: GraphqlConnection
-  readonly operations: OperationsInFlight = new Map()
+  readonly operations: OperationsInFlight = new Set()
   readonly #socket: WebSocket
   readonly #handling: GraphqlHandling
   readonly #closed: (code?: number, reason?: string) => Promise<void>
@@ -154,8 +168,9 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     this.connection.sendFrame(data)
   }
 
-  close (code?: number, reason?: string): void {
-    this.#socket.close(code, reason)
+  // graphql-ws names a reason with every close.
+  close (code: number, reason: string): void {
+    this.#socket.close(code, closeReason(reason))
   }
 
   /** graphql-ws hands its frame handler over as the socket opens (in `opened`). */
@@ -183,11 +198,19 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     const socket = this.#socket
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
     if (socket.readyState !== socket.OPEN) return
-    this.#handle!((data as Buffer).toString()).catch((err: unknown) => this.failed(err))
+    const text = (data as Buffer).toString()
+    this.#handle!(text).catch((err: unknown) => this.failed(err, text))
   }
 
-  /** A schema or context function threw: graphql-ws's answer to an error of the server's own. */
-  private failed (err: unknown): void {
+  /**
+   * graphql-ws threw on a frame. A message only a server sends is the client's fault, closed as graphql-ws closes
+   * what it cannot read; otherwise a schema or context function threw: graphql-ws's answer to an error of the server's.
+   */
+  private failed (err: unknown, text: string): void {
+    if (serverMessageTypes.has(typeOf(text))) {
+      this.#socket.close(GraphqlCloseCode.BadRequest, 'Invalid message received')
+      return
+    }
     this.request.log.error({ err }, 'graphql operation failed')
     this.#socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
   }

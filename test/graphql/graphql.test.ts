@@ -384,6 +384,30 @@ t.test('a schema or context function that throws closes the socket 4500 and is l
   ])
 })
 
+t.test('a client\'s protocol mistakes close as the client\'s: 4400 for a server\'s message, 4409 for a long id in use; nothing logged', async t => {
+  const lines: string[] = []
+  const { url } = await build(t, { graphql: { auth: 'public', schema: referenceSchema(() => null) } },
+    { logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  async function closedAfter (frames: object[]) {
+    const client = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+    client.send({ type: 'connection_init' })
+    t.same(await client.next(), { type: 'connection_ack' })
+    for (const frame of frames) client.send(frame)
+    return client.closed
+  }
+  const invalid = { code: 4400, reason: 'Invalid message received' }
+  t.same(await closedAfter([{ id: '1', type: 'next', payload: {} }]), invalid, 'next')
+  t.same(await closedAfter([{ type: 'connection_ack' }]), invalid, 'connection_ack')
+  t.same(await closedAfter([{ id: '1', type: 'error', payload: [{ message: 'x' }] }]), invalid, 'error')
+  const subscribe = (id: string) => ({ id, type: 'subscribe', payload: { query: 'subscription { ticks(every: 100000) }' } })
+  for (const id of ['x'.repeat(130), 'é'.repeat(70)]) {
+    const closed = await closedAfter([subscribe(id), subscribe(id)])
+    t.equal(closed.code, 4409, `an id of ${id.length} characters in use`)
+    t.ok(Buffer.byteLength(closed.reason) <= 123 && closed.reason.startsWith(`Subscriber for ${id.slice(0, 20)}`), closed.reason)
+  }
+  t.same(lines, [], 'nothing logged at warn or above')
+})
+
 t.test('a subscription that fails to end is logged, and its socket closes all the same', async t => {
   const lines: string[] = []
   const stubborn = new GraphQLSchema({
