@@ -184,6 +184,43 @@ t.test('the app\'s own ioredis client can be given; a malformed message on the c
   await client.close()
 })
 
+t.test('apps kept apart by their clients\' keyPrefix on one Redis hear nothing of each other: no log line, no revocation', async t => {
+  const server = await RedisServer.start(t)
+  const client = (keyPrefix: string) => {
+    const redis = new Redis(server.url, { keyPrefix })
+    t.teardown(() => redis.disconnect())
+    return redis
+  }
+  const logged = { logger: { level: 'info', stream: { write () {} } } }
+  const a = await build(t, { users: [admin], authRoutes: true, redis: client('appA:'), rest: { handlers: whoami } }, logged)
+  const b = await build(t, { users: [admin], authRoutes: true, redis: client('appB:') }, logged)
+  const tokens = await login(a)
+  const logs = await connect(a.url('/websocket/logs'))
+  logs.send({ type: 'auth', access_token: tokens.access_token })
+  await logs.next()
+  logs.send({ type: 'subscribe', log_level: 'info' })
+  await logs.next()
+  const socket = await connect(a.url('/websocket'))
+  socket.send({ type: 'auth', access_token: tokens.access_token })
+  await socket.next()
+  socket.send({ type: 'whoami' })
+  const { user } = await socket.next() as { user: string }
+
+  b.app.log.info('a line of app B')
+  // The same id on B (the embedded directory derives it from the email). Published after B's line, on one connection.
+  await b.app.realtime.revokeUser(user)
+  // Published after both: A's subscriber, had it heard them, would have heard them first.
+  a.app.log.info('a line of app A')
+  const frames: Array<{ type: string, data?: { msg?: string } }> = []
+  do frames.push(await logs.next() as typeof frames[number])
+  while (frames.at(-1)!.type === 'logs' && frames.at(-1)!.data!.msg !== 'a line of app A')
+  t.notOk(frames.some(frame => frame.data?.msg === 'a line of app B'), 'A\'s logs carry none of B\'s lines')
+  t.match(frames.at(-1), { data: { msg: 'a line of app A' } }, 'and their subscriber stays')
+  socket.send({ type: 'whoami' })
+  t.same(await socket.next(), { type: 'whoami', user }, 'B\'s revocation of its user is not A\'s')
+  await Promise.all([logs.close(), socket.close()])
+})
+
 t.test('a client that finds its Redis through Sentinel is a plain ioredis client: processes share sessions and revocations', async t => {
   const server = await RedisServer.start(t)
   const sentinel = await RedisServer.sentinel(t, server, 'realtime')

@@ -19,7 +19,7 @@ export class RedisRevocationFeed implements RevocationFeed {
   #onRevoked: RevokedHandler | undefined
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
-    const keys = redisKeys(prefix)
+    const keys = redisKeys(prefix, redis.commands.options.keyPrefix)
     this.#redis = redis
     this.#key = keys.revoked
     this.#channel = keys.revocationsChannel
