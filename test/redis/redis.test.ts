@@ -4,9 +4,12 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import { EventEmitter } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { watch } from '../../lib/stores/redis-connection.js'
-import { admin, build, connect, refusedWith, type Built } from '../helpers.js'
-import { RedisServer } from '../redis-server.js'
+import { admin, build, connect, fakeClock, refusedWith, type Built } from '../helpers.js'
+import { freePorts, RedisServer } from '../redis-server.js'
 import type { RealtimeOptions } from '../../lib/index.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
@@ -150,6 +153,41 @@ t.test('Redis away: refresh and password auth fail closed, access tokens go on, 
   t.equal(back.statusCode, 200, 'login works again without a restart')
   t.equal((await refresh(a, back.json().data.refresh_token)).statusCode, 200)
   await socket.close()
+})
+
+t.test('a logout lost with Redis restarted from an older snapshot: the session stays ended, after its revocation too', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'realtime-snapshot-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const [port] = await freePorts(1)
+  // A snapshot only when told (SAVE), read back at each start: a server between two saves.
+  const server = new RedisServer(port!, ['--dir', dir, '--dbfilename', 'dump.rdb'])
+  t.teardown(() => server.stop())
+  await server.start()
+  const a = await node(t, server, { accessTokenTtl: '1m' })
+  const tokens = await login(a)
+  const sessionLogin = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password, mode: 'session' } })
+  const cookie = { cookie: `directus_session_token=${sessionLogin.cookies.find(cookie => cookie.name === 'directus_session_token')!.value}` }
+  const redis = new Redis(server.url)
+  await redis.save()
+  redis.disconnect()
+  t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
+  t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { mode: 'session' }, headers: cookie })).statusCode, 204)
+
+  await server.stop()
+  await server.start()
+  // Once this process's connections are back.
+  const loginAgain = () => a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  while ((await loginAgain()).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 25))
+  const refused = await refresh(a, tokens.refresh_token)
+  t.equal(refused.statusCode, 401, 'the session is back in Redis, but this process heard its logout: its refresh token is refused')
+  t.match(refused.json(), { errors: [{ extensions: { code: 'INVALID_CREDENTIALS' } }] })
+  t.equal((await refusedWith(a.url('/websocket'), { headers: cookie })).status, 401, 'and its session cookie')
+
+  // Once the revocations lapse (one access-token TTL), what stands is the store: both sessions were ended there again.
+  const clock = fakeClock(t, ['Date'])
+  clock.tick(61_000)
+  t.equal((await refresh(a, tokens.refresh_token)).statusCode, 401, 'the refresh token stays refused')
+  t.equal((await refusedWith(a.url('/websocket'), { headers: cookie })).status, 401, 'and the session cookie')
 })
 
 t.test('Redis unreachable at start-up: the server starts, and works once Redis comes', async t => {
