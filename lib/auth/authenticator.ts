@@ -197,7 +197,11 @@ export class Authenticator {
     if (!this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'not a session token')
     const { session: refreshToken, ...claims } = verified.claims
     const result = this.#identify(verified.claims, at.request.log)
-    if (!result.ok) return result
+    if (!result.ok) {
+      const { sid } = verified.claims
+      if (typeof sid === 'string' && this.#options.revocations.has(sid)) await this.#endAgain(sid)
+      return result
+    }
     try {
       if (!await this.#isCurrent(refreshToken)) return fail('AUTH_FAILED', 'session token replaced or ended')
     } catch {
@@ -243,7 +247,7 @@ export class Authenticator {
   }
 
   /** One this plugin signed with its session's refresh token (another issuer's `session` claim is its own business). */
-  #isSessionToken (claims: Claims): claims is { session: string } {
+  #isSessionToken (claims: Claims): claims is Claims & { session: string } {
     return claims.iss === this.#options.issuer && typeof claims.session === 'string'
   }
 
@@ -404,6 +408,10 @@ export class Authenticator {
   async refresh (refreshToken: string, at: AuthContext): Promise<AuthResult> {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
+    if (this.#options.revocations.has(presented.sessionId)) {
+      await this.#endAgain(presented.sessionId)
+      return fail('INVALID_CREDENTIALS', 'session ended')
+    }
     try {
       // The app's hook answers before the token rotates: a hook that cannot answer leaves the client's token good for a
       // retry, where after the rotation the session would have had to end (the client never got the next token).
@@ -430,6 +438,15 @@ export class Authenticator {
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
+  }
+
+  /**
+   * Ends in the store a session this process knows ended (its revocation is in force), which the store may hold all the
+   * same: a Redis restarted from a snapshot older than the logout. Ended there again (if the store answers), it stays
+   * ended once the revocation lapses.
+   */
+  async #endAgain (session: string): Promise<void> {
+    await Promise.allSettled([this.#store((store, deadline) => store.end(session, deadline))])
   }
 
   /** A refresh token that is not its session's current one. A rotated one presented again means two holders: the session ends for both. */

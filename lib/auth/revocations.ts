@@ -4,6 +4,8 @@
 export class Revocations {
   readonly #until = new Map<string, number>()
   readonly #users = new Map<string, { at: number, until: number }>()
+  /** How many entries the last clean-up kept: the next one waits until there are twice as many. */
+  #kept = 0
   #loaded = false
 
   /** @param until epoch milliseconds when the session's last access token expires: no token is left to refuse then. */
@@ -20,8 +22,10 @@ export class Revocations {
   /** The user's tokens issued at or before `at` (epoch milliseconds) are refused until `until`. */
   addUser (user: string, at: number, until: number): void {
     this.#forgetPast()
+    // One that has lapsed, not forgotten yet, counts for nothing: its time is not merged into the new one.
     const known = this.#users.get(user)
-    this.#users.set(user, { at: Math.max(at, known?.at ?? 0), until: Math.max(until, known?.until ?? 0) })
+    const live = known !== undefined && known.until > Date.now() ? known : undefined
+    this.#users.set(user, { at: Math.max(at, live?.at ?? 0), until: Math.max(until, live?.until ?? 0) })
   }
 
   /**
@@ -45,8 +49,13 @@ export class Revocations {
     return this.revokesUser(user, issuedAt) ? 'user' : null
   }
 
-  /** Amortized clean-up: every revocation also forgets the ones whose tokens are all gone. */
+  /**
+   * Forgets the revocations whose tokens are all gone, once the entries have doubled since the last time: a replay of
+   * the whole set adds each entry once, and pays for one pass over them all, not one per entry. `has` and `revokesUser`
+   * check the time themselves, so what waits to be forgotten refuses nothing.
+   */
   #forgetPast (): void {
+    if (this.#until.size + this.#users.size <= 2 * this.#kept) return
     const now = Date.now()
     for (const [id, deadline] of this.#until) {
       if (deadline <= now) this.#until.delete(id)
@@ -54,6 +63,7 @@ export class Revocations {
     for (const [user, { until }] of this.#users) {
       if (until <= now) this.#users.delete(user)
     }
+    this.#kept = this.#until.size + this.#users.size
   }
 
   /** Whether the set has been loaded once; from then on, an outage leaves the process with what it knows. */

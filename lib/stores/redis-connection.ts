@@ -130,8 +130,10 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
     if (this.#closed) return
     const nodes = this.#cluster.nodes()
     if (nodes.length === 0) {
-      // The cluster's nodes are known once it is connected.
+      // The cluster's nodes are known once it is connected. One made with `lazyConnect` is connected here: nothing else
+      // would connect it before its first command, and a process that never listens is cold and deaf.
       this.#cluster.once('ready', this.#connect)
+      if (this.#cluster.status === 'wait') this.#cluster.connect().catch(() => {})
       return
     }
     const { host, port } = nodes[Math.floor(Math.random() * nodes.length)]!.options

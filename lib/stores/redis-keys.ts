@@ -15,11 +15,13 @@ export interface RedisKeys {
   revoked: string
   /** rate-limiter-flexible's counters, `<attempts>:<ip or email hash>`. */
   attempts (counter: 'ip' | 'email'): string
+  /** The channels: under the client's own `keyPrefix` too, which ioredis puts on keys, not on channels. */
   revocationsChannel: string
   logsChannel: string
 }
 
-export function redisKeys (prefix: string): RedisKeys {
+/** `keyPrefix`: the ioredis client's (a Cluster's too), so that apps it keeps apart are apart on pub/sub as well. */
+export function redisKeys (prefix: string, keyPrefix = ''): RedisKeys {
   return {
     session: (id) => `${prefix}{s:${id}}:session`,
     // Named anew when it became a sorted set: no old key meets a command of the wrong type.
@@ -28,7 +30,7 @@ export function redisKeys (prefix: string): RedisKeys {
     otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,
-    revocationsChannel: `${prefix}revocations`,
-    logsChannel: `${prefix}logs`
+    revocationsChannel: `${keyPrefix}${prefix}revocations`,
+    logsChannel: `${keyPrefix}${prefix}logs`
   }
 }

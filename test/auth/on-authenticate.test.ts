@@ -8,6 +8,7 @@ import {
   MemorySessionStore, type AuthenticateEvent, type CredentialSource, type GraphqlContext, type MessageHandlers,
   type RefreshSession, type TokenLookup
 } from '../../lib/index.js'
+import { newRefreshToken, newSessionId } from '../../lib/auth/refresh-tokens.js'
 import { admin, build, connect, fakeClock, refusedWith, within, type Client } from '../helpers.js'
 
 const protocol = 'graphql-transport-ws'
@@ -274,6 +275,8 @@ t.test('false refuses the credential on every form, as a failed one; a refused l
   t.equal((await refusedWith(url(`/websocket?access_token=${tokens.access_token}`))).status, 401, 'its access token is refused')
   refusing.clear()
   t.equal((await post(app, '/auth/refresh', { refresh_token: tokens.refresh_token })).statusCode, 401, 'its refresh token too, admitted or not')
+  const unknown = await post(app, '/auth/refresh', { refresh_token: newRefreshToken(newSessionId()) })
+  t.same([unknown.statusCode, unknown.json()], [401, invalidCredentials], 'a refresh token the store does not know, admitted or not')
 
   // Admitted again, every form works.
   const admitted = await connect(url(`/websocket?access_token=${token}`))

@@ -1,5 +1,5 @@
 // Revoked sessions (lib/auth/revocations.ts): refused until their last access token has expired, on a fake `Date`.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readRevocation, revocationId, Revocations } from '../../lib/auth/revocations.js'
 import { fakeClock } from '../clock.js'
 
@@ -20,7 +20,7 @@ t.test('Revocations: not loaded until the feed says so, then for good', async (t
   t.ok(revocations.loaded)
 })
 
-t.test('Revocations: an entry expires after the ttl and is pruned by later adds', async (t) => {
+t.test('Revocations: an entry expires after the ttl, whatever is added later', async (t) => {
   const clock = fakeClock(t, ['Date'])
   const revocations = new Revocations()
   revocations.add('s1', Date.now() + 20)
@@ -62,6 +62,41 @@ t.test('Revocations: a user\'s tokens issued up to the revocation\'s second, unt
   revocations.addUser('u3', Date.now(), Date.now() + hour)
   revocations.addUser('u1', 0, Date.now() + 5)
   t.notOk(revocations.revokesUser('u1', 1), 'an ended revocation was forgotten, not merged')
+})
+
+/** How many entries every loop over a Map visits from now on: the work of forgetting the revocations past. */
+function mapVisits (t: Test): () => number {
+  const entries = Map.prototype[Symbol.iterator]
+  let visits = 0
+  t.capture(Map.prototype, Symbol.iterator, function (this: Map<unknown, unknown>) {
+    const iterator = entries.call(this)
+    return Object.assign(Object.create(iterator) as typeof iterator, { next: () => { visits++; return iterator.next() } })
+  })
+  return () => visits
+}
+
+t.test('Revocations: a replay of n revocations visits each entry a few times in all, not once per revocation', async (t) => {
+  const revocations = new Revocations()
+  const until = Date.now() + hour
+  const n = 5_000
+  const visits = mapVisits(t)
+  for (let i = 0; i < n; i++) revocations.add(`s${i}`, until)
+  for (let i = 0; i < n; i++) revocations.addUser(`u${i}`, Date.now(), until)
+  t.ok(visits() <= 3 * 2 * n, `${visits()} entries visited for ${2 * n} revocations`)
+  t.ok(revocations.has('s0') && revocations.revokesUser(`u${n - 1}`, undefined), 'all kept')
+})
+
+t.test('Revocations: the lapsed ones are forgotten as the set grows again', async (t) => {
+  const clock = fakeClock(t, ['Date'])
+  const revocations = new Revocations()
+  for (let i = 0; i < 100; i++) revocations.add(`lapsing${i}`, Date.now() + 20)
+  for (let i = 0; i < 100; i++) revocations.addUser(`lapsing${i}`, Date.now(), Date.now() + 20)
+  clock.tick(20)
+  const forgotten = t.capture(Map.prototype, 'delete', Map.prototype.delete)
+  for (let i = 0; i < 400; i++) revocations.add(`s${i}`, Date.now() + hour)
+  t.equal(forgotten.calls.length, 200, 'every lapsed one, once')
+  t.notOk(revocations.has('lapsing0'))
+  t.ok(revocations.has('s0'))
 })
 
 t.test('readRevocation: session, user, and an untagged id as a session', async (t) => {

@@ -139,6 +139,29 @@ t.test('on a Redis Cluster', async t => {
     await onB.close()
   })
 
+  t.test('a process whose Cluster client is made with lazyConnect (and a keyPrefix) loads the revocations, and hears a logout', async t => {
+    const process = (options: ClusterOptions) => build(t, {
+      users: [admin], authRoutes: true, redisPrefix: 'lazy:', redis: cluster.client(t, { ...clientOptions, keyPrefix: 'app:', ...options })
+    }, { logger: false })
+    const [a, b] = [await process({}), await process({ lazyConnect: true })]
+    const tokens = (await login(a)).json().data
+    // Until it has loaded the revocations, it refuses a token with a session (SERVICE_UNAVAILABLE).
+    const admitted = async () => {
+      for (;;) {
+        const client = await connect(b.url('/websocket'))
+        client.send({ type: 'auth', access_token: tokens.access_token })
+        if ((await client.next() as { status: string }).status === 'ok') return client
+        await client.closed
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
+    const onB = await within(admitted(), 'b loading the revocations', 20_000)
+    t.equal(await cluster.subscribers('app:lazy:revocations'), 2, 'both listen, on the channel under the client\'s keyPrefix')
+    t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
+    t.same(await onB.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+    await onB.close()
+  })
+
   // Last: it takes the cluster down.
   t.test('the cluster away: refresh and password auth fail closed, access tokens go on, and all recovers when it is back', async t => {
     const a = await node(t, 'away:')

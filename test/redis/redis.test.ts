@@ -4,9 +4,12 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import { EventEmitter } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { watch } from '../../lib/stores/redis-connection.js'
-import { admin, build, connect, refusedWith, type Built } from '../helpers.js'
-import { RedisServer } from '../redis-server.js'
+import { admin, build, connect, fakeClock, refusedWith, type Built } from '../helpers.js'
+import { freePorts, RedisServer } from '../redis-server.js'
 import type { RealtimeOptions } from '../../lib/index.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
@@ -152,6 +155,41 @@ t.test('Redis away: refresh and password auth fail closed, access tokens go on, 
   await socket.close()
 })
 
+t.test('a logout lost with Redis restarted from an older snapshot: the session stays ended, after its revocation too', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'realtime-snapshot-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const [port] = await freePorts(1)
+  // A snapshot only when told (SAVE), read back at each start: a server between two saves.
+  const server = new RedisServer(port!, ['--dir', dir, '--dbfilename', 'dump.rdb'])
+  t.teardown(() => server.stop())
+  await server.start()
+  const a = await node(t, server, { accessTokenTtl: '1m' })
+  const tokens = await login(a)
+  const sessionLogin = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password, mode: 'session' } })
+  const cookie = { cookie: `directus_session_token=${sessionLogin.cookies.find(cookie => cookie.name === 'directus_session_token')!.value}` }
+  const redis = new Redis(server.url)
+  await redis.save()
+  redis.disconnect()
+  t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
+  t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { mode: 'session' }, headers: cookie })).statusCode, 204)
+
+  await server.stop()
+  await server.start()
+  // Once this process's connections are back.
+  const loginAgain = () => a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  while ((await loginAgain()).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 25))
+  const refused = await refresh(a, tokens.refresh_token)
+  t.equal(refused.statusCode, 401, 'the session is back in Redis, but this process heard its logout: its refresh token is refused')
+  t.match(refused.json(), { errors: [{ extensions: { code: 'INVALID_CREDENTIALS' } }] })
+  t.equal((await refusedWith(a.url('/websocket'), { headers: cookie })).status, 401, 'and its session cookie')
+
+  // Once the revocations lapse (one access-token TTL), what stands is the store: both sessions were ended there again.
+  const clock = fakeClock(t, ['Date'])
+  clock.tick(61_000)
+  t.equal((await refresh(a, tokens.refresh_token)).statusCode, 401, 'the refresh token stays refused')
+  t.equal((await refusedWith(a.url('/websocket'), { headers: cookie })).status, 401, 'and the session cookie')
+})
+
 t.test('Redis unreachable at start-up: the server starts, and works once Redis comes', async t => {
   const server = await RedisServer.start(t)
   await server.stop()
@@ -182,6 +220,43 @@ t.test('the app\'s own ioredis client can be given; a malformed message on the c
   client.send({ type: 'whoami' })
   t.match(await client.next(), { type: 'whoami', user: String }, 'still authenticated')
   await client.close()
+})
+
+t.test('apps kept apart by their clients\' keyPrefix on one Redis hear nothing of each other: no log line, no revocation', async t => {
+  const server = await RedisServer.start(t)
+  const client = (keyPrefix: string) => {
+    const redis = new Redis(server.url, { keyPrefix })
+    t.teardown(() => redis.disconnect())
+    return redis
+  }
+  const logged = { logger: { level: 'info', stream: { write () {} } } }
+  const a = await build(t, { users: [admin], authRoutes: true, redis: client('appA:'), rest: { handlers: whoami } }, logged)
+  const b = await build(t, { users: [admin], authRoutes: true, redis: client('appB:') }, logged)
+  const tokens = await login(a)
+  const logs = await connect(a.url('/websocket/logs'))
+  logs.send({ type: 'auth', access_token: tokens.access_token })
+  await logs.next()
+  logs.send({ type: 'subscribe', log_level: 'info' })
+  await logs.next()
+  const socket = await connect(a.url('/websocket'))
+  socket.send({ type: 'auth', access_token: tokens.access_token })
+  await socket.next()
+  socket.send({ type: 'whoami' })
+  const { user } = await socket.next() as { user: string }
+
+  b.app.log.info('a line of app B')
+  // The same id on B (the embedded directory derives it from the email). Published after B's line, on one connection.
+  await b.app.realtime.revokeUser(user)
+  // Published after both: A's subscriber, had it heard them, would have heard them first.
+  a.app.log.info('a line of app A')
+  const frames: Array<{ type: string, data?: { msg?: string } }> = []
+  do frames.push(await logs.next() as typeof frames[number])
+  while (frames.at(-1)!.type === 'logs' && frames.at(-1)!.data!.msg !== 'a line of app A')
+  t.notOk(frames.some(frame => frame.data?.msg === 'a line of app B'), 'A\'s logs carry none of B\'s lines')
+  t.match(frames.at(-1), { data: { msg: 'a line of app A' } }, 'and their subscriber stays')
+  socket.send({ type: 'whoami' })
+  t.same(await socket.next(), { type: 'whoami', user }, 'B\'s revocation of its user is not A\'s')
+  await Promise.all([logs.close(), socket.close()])
 })
 
 t.test('a client that finds its Redis through Sentinel is a plain ioredis client: processes share sessions and revocations', async t => {

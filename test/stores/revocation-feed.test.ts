@@ -1,5 +1,6 @@
 // The revocation-feed contract (lib/stores/revocation-feed/contract.ts), run against memory and Redis: a revocation
 // reaches this process's handler and, on a shared feed, every other process's, including one that starts later.
+import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import type { RevocationFeed } from '../../lib/stores/revocation-feed/contract.js'
@@ -64,6 +65,35 @@ t.test('Redis', async t => {
   t.same(await redis.keys('test:*'), ['test:revoked'], 'one key')
   t.same(await redis.zrange('test:revoked', 0, -1), ['s1', 's2'], 'holding the revocations in force: a lapsed one goes at the next publish')
   t.ok(await redis.pttl('test:revoked') > 0, 'and expiring with the latest')
+})
+
+t.test('Redis: the set is read again once subscribed again, not when only the command connection comes back', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  const connections = connectRedis(server.url, silentLog)
+  t.teardown(async () => {
+    redis.disconnect()
+    await connections.close()
+  })
+  const reads = async () => Number(/cmdstat_zscan:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0)
+  let loaded = () => {}
+  const nextLoad = () => new Promise<void>(resolve => { loaded = resolve })
+  const first = nextLoad()
+  new RedisRevocationFeed(connections, 'test:', silentLog).start(() => {}, () => loaded())
+  await first
+  t.equal(await reads(), 1, 'read once at the start')
+
+  const back = once(connections.commands, 'ready')
+  await redis.client('KILL', 'ID', String(await connections.commands.client('ID')))
+  await back
+  // After whatever the feed sent on its return.
+  await connections.commands.ping()
+  t.equal(await reads(), 1, 'the subscription heard everything meanwhile: nothing to read again')
+
+  const again = nextLoad()
+  await redis.client('KILL', 'TYPE', 'pubsub')
+  await again
+  t.equal(await reads(), 2, 'a subscription made again reads it again')
 })
 
 t.test('Redis Cluster', async t => {

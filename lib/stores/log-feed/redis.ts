@@ -10,7 +10,7 @@ export class RedisLogFeed implements LogFeed {
 
   constructor (redis: RedisConnections, prefix: string, node: string) {
     this.#redis = redis
-    this.#channel = redisKeys(prefix).logsChannel
+    this.#channel = redisKeys(prefix, redis.commands.options.keyPrefix).logsChannel
     this.#node = node
   }
 

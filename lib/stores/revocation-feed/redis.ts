@@ -19,7 +19,7 @@ export class RedisRevocationFeed implements RevocationFeed {
   #onRevoked: RevokedHandler | undefined
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
-    const keys = redisKeys(prefix)
+    const keys = redisKeys(prefix, redis.commands.options.keyPrefix)
     this.#redis = redis
     this.#key = keys.revoked
     this.#channel = keys.revocationsChannel
@@ -43,8 +43,15 @@ export class RedisRevocationFeed implements RevocationFeed {
     this.#onRevoked = onRevoked
     // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis. A replay
     // that began once subscribed leaves nothing unknown: what came before is in the set, what after is heard.
-    let subscribed = false
-    const replay = () => { this.#replay(onRevoked).then(onLoaded, () => {}) }
+    let subscriptions = 0
+    let replayed = 0
+    const replay = () => {
+      const after = subscriptions
+      this.#replay(onRevoked).then(() => {
+        replayed = Math.max(replayed, after)
+        onLoaded()
+      }, () => {})
+    }
     this.#redis.listen(this.#channel, (message) => {
       try {
         const { session, until, from } = JSON.parse(message) as { session: unknown, until: unknown, from?: unknown }
@@ -54,11 +61,12 @@ export class RedisRevocationFeed implements RevocationFeed {
         this.#log.warn(`ignored a malformed message on ${this.#channel}`)
       }
     }, () => {
-      subscribed = true
+      subscriptions++
       replay()
     })
     // The replay needs the command connection too: one that failed while it was away is made again once it is back.
-    this.#redis.onCommandsReady(() => { if (subscribed) replay() })
+    // A subscription replayed already is not (after an outage, both connections come back: the set is read once).
+    this.#redis.onCommandsReady(() => { if (replayed < subscriptions) replay() })
   }
 
   async #replay (onRevoked: RevokedHandler): Promise<void> {
