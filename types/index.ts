@@ -297,7 +297,7 @@ export interface GraphqlEndpointOptions extends EndpointOptions {
   queryDepthLimit?: number
   /** Most aliases in an operation (`GRAPHQL_QUERY_ALIAS_LIMIT`, default 15; 0 forbids them); `__typename` ones are free. */
   queryAliasLimit?: number
-  /** Most fields in a document, each counted where it is written (`GRAPHQL_QUERY_FIELD_LIMIT`, default 200). */
+  /** Most fields and fragment spreads in a document, each counted where it is written (`GRAPHQL_QUERY_FIELD_LIMIT`, default 200). */
   queryFieldLimit?: number
   /**
    * Most operations in flight on one socket (`GRAPHQL_OPERATION_LIMIT`, default 100): queries until answered,

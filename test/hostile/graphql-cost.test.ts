@@ -1,7 +1,7 @@
 // GraphQL cost (PROTOCOL.md section 11): a document over the depth, alias or field limit is refused with an `error`
 // message for its operation before graphql-js validates it (its OverlappingFieldsCanBeMerged is quadratic in
 // repeated fields), and the socket stays open.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildSchema, parse, validate } from 'graphql'
 import { referenceSchema } from '../../example/schema.js'
 import { build } from '../helpers.js'
@@ -20,11 +20,13 @@ const deep = (depth: number) => `{ ${'node { '.repeat(depth - 1)}id${' }'.repeat
 const aliased = (aliases: number) => `{ ${Array.from({ length: aliases }, (_, i) => `a${i}: node { id }`).join(' ')} }`
 const fields = (count: number, field = '__typename') => `{ ${`${field} `.repeat(count)}}`
 
-t.test('30 documents of 1,249 repeated fields are refused for a fraction of what validating them would cost', async t => {
+/**
+ * 30 copies of `query` are refused with `message`, for a quarter of the CPU graphql-js takes to validate them: the bound
+ * stops them before validation.
+ */
+async function refusedBeforeValidation (t: Test, query: string, message: string): Promise<void> {
   const { url } = await build(t, { graphql: { auth: 'public', schema: reference } })
   const attacker = await GraphqlSocket.open(url('/graphql'))
-  // 12 KB and 4,998 tokens: under the token limit (5000), and a valid query.
-  const query = `{ ${'me { id } '.repeat(1249)}}`
   // Measured on a server that has run a while: the first documents of a fresh process warm the JIT up, whatever they are.
   const warmUp = Array.from({ length: 30 }, (_, i) => `warm-up-${i}`)
   for (const id of warmUp) attacker.subscribe(id, query)
@@ -45,10 +47,20 @@ t.test('30 documents of 1,249 repeated fields are refused for a fraction of what
   // Validated, they would cost 30 times that: a quarter of it leaves room for a busy machine's spread.
   t.ok(spent < ids.length * oneValidation / 4,
     `the process spent ${spent.toFixed(1)} ms of CPU on them, client included, against ${oneValidation.toFixed(1)} ms for graphql-js to validate one`)
-  for (const id of ids) {
-    t.same(attacker.frames.get(id), refused(id, 'Syntax Error: Query field limit of 200 exceeded.'), id)
-  }
+  for (const id of ids) t.same(attacker.frames.get(id), refused(id, message), id)
   t.same(await attacker.result('after', '{ me { id } }'), answered('after', { me: null }), 'the socket stays open')
+}
+
+t.test('30 documents of 1,249 repeated fields are refused for a fraction of what validating them would cost', async t => {
+  // 12 KB and 4,998 tokens: under the token limit (5000), and a valid query.
+  await refusedBeforeValidation(t, `{ ${'me { id } '.repeat(1249)}}`, 'Syntax Error: Query field limit of 200 exceeded.')
+})
+
+t.test('30 documents of 60 fragments, each spreading all the ones before it, are refused as cheaply: spreads count as fields', async t => {
+  // One field each, 1,770 spreads: about 3,600 tokens, under the token limit, and a valid query.
+  const fragments = Array.from({ length: 60 }, (_, i) =>
+    `fragment F${i} on Me { id ${Array.from({ length: i }, (_, j) => `...F${j}`).join(' ')} }`)
+  await refusedBeforeValidation(t, `{ me { ...F59 } } ${fragments.join(' ')}`, 'Syntax Error: Query field limit of 200 exceeded.')
 })
 
 t.test('each limit refuses its document with an error for its id before graphql-js validation; the socket stays open', async t => {
