@@ -142,7 +142,8 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   readonly operations: OperationsInFlight = new Set()
   readonly #socket: WebSocket
   readonly #handling: GraphqlHandling
-  readonly #closed: (code?: number, reason?: string) => Promise<void>
+  /** graphql-ws's end of the socket: every running operation's end. Null once called. */
+  #closed: ((code?: number, reason?: string) => Promise<void>) | null
   #handle: ((data: string) => Promise<void>) | null = null
 
   constructor (socket: WebSocket, request: FastifyRequest, handling: GraphqlHandling) {
@@ -181,7 +182,11 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   // The socket ends, and its subscriptions with it; its guard closes as it settles. The graphql-ws client retries on
   // 4403, so one whose connectionParams is a function comes back with a new token.
   onExpire (code: ExpiryCode): void {
-    this.close(...graphqlClose({ code }))
+    const [closeCode, reason] = graphqlClose({ code })
+    this.close(closeCode, reason)
+    // Its operations end now, not once the client answers the close (ws waits 30 s for one that never does): their
+    // resolvers would run on as the credential that just ended.
+    this.end(closeCode, reason)
   }
 
   onAuthTimeout (): void {
@@ -218,7 +223,14 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   closed (code: number, reason: Buffer): void {
     this.connection.guard.close()
     this.#handling.registry.delete(this.connection, code)
-    // Ends every running subscription (their iterators' `return`).
-    this.#closed(code, reason.toString()).catch((err: unknown) => this.request.log.error({ err }, 'a graphql subscription failed to end'))
+    this.end(code, reason.toString())
+  }
+
+  /** Ends every running operation (their iterators' `return`), once. */
+  private end (code: number, reason: string): void {
+    const closed = this.#closed
+    if (closed === null) return
+    this.#closed = null
+    closed(code, reason).catch((err: unknown) => this.request.log.error({ err }, 'a graphql subscription failed to end'))
   }
 }

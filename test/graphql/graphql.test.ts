@@ -439,6 +439,42 @@ t.test('a subscription that fails to end is logged, and its socket closes all th
   t.match(JSON.parse(lines[0]), { msg: 'a graphql subscription failed to end', err: { message: 'cannot stop' }, reqId: String }, 'on the request\'s logger')
 })
 
+t.test('a revoked socket\'s subscriptions end at once, though its client never answers the close', async t => {
+  let ended: () => void
+  const ending = new Promise<void>(resolve => { ended = resolve })
+  const watched = new GraphQLSchema({
+    query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }),
+    subscription: new GraphQLObjectType({
+      name: 'Subscription',
+      fields: {
+        waiting: {
+          type: GraphQLString,
+          subscribe: () => ({
+            next: () => new Promise<IteratorResult<string>>(() => {}),
+            return: async () => { ended(); return { done: true, value: undefined } },
+            [Symbol.asyncIterator] () { return this }
+          })
+        }
+      }
+    })
+  })
+  const { app, url } = await build(t, { graphql: { auth: 'handshake', schema: watched } })
+  const closes: number[] = []
+  app.realtime.on('close', ({ code }) => { closes.push(code) })
+  const socket = await raw(url('/graphql'))
+  socket.client.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: 'u' }) } })
+  await socket.client.next()
+  socket.client.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { waiting }' } })
+  socket.client.send({ type: 'ping' })
+  t.same(await socket.client.next(), { type: 'pong' }) // the subscription is running by now
+  // The client reads nothing more: it never sees the close, nor answers it.
+  ;(socket.client.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+  await app.realtime.revokeUser('u')
+  await ending
+  t.same(closes, [], 'ended before the socket closed: the close is still waiting for the client')
+  socket.client.ws.terminate()
+})
+
 t.test('a document over the query token limit is refused without being parsed; the socket stays open', async t => {
   const { url } = await build(t, { graphql: { auth: 'public', schema, queryTokenLimit: 10 } })
   const client = gqlClient(t, url('/graphql'))
