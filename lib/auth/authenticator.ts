@@ -493,7 +493,10 @@ export class Authenticator {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
     // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only. A session
     // token lives longer too, but ends with its session: whoever checks it asks the store (`trusts`).
-    return this.#options.revocationFeed.publish(id, Date.now() + this.#options.accessTokenTtlMs)
+    // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
+    // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
+    const { revocationFeed, accessTokenTtlMs, storeTimeoutMs } = this.#options
+    return deadline(revocationFeed.publish(id, Date.now() + accessTokenTtlMs), storeTimeoutMs)
   }
 
   /**
