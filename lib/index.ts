@@ -31,7 +31,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
 
-  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, storeTimeoutMs)
+  // A key lookup waits no longer than a client is given to authenticate: an unknown kid fails within the auth timeout.
+  const keyLookupMs = Math.min(storeTimeoutMs, ...Object.values(config.endpoints).filter(e => e.enabled).map(e => e.authTimeoutMs))
+  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, keyLookupMs)
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
   // In memory the revocations are loaded as the feed starts.
@@ -96,6 +98,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     refreshTokenTtlMs: config.refreshTokenTtlMs,
     sessionTokenTtlMs: config.cookies.session.ttlMs,
     storeTimeoutMs,
+    keyLookupMs,
     passwordChecks: new PasswordChecks(config.passwordQueue),
     attemptLimiter: config.attemptLimit ? backend.attempts(config.attemptLimit) : unlimited
   })

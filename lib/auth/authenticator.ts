@@ -126,6 +126,8 @@ export interface AuthenticatorOptions {
    * not at all (its `deadline`).
    */
   storeTimeoutMs: number
+  /** How long a key lookup may take: the store timeout, or the shortest auth timeout if shorter. */
+  keyLookupMs: number
   /** Limits email/password attempts per client IP and per email. */
   attemptLimiter: AttemptLimiter
   /** Where password checks wait for their turn. */
@@ -284,7 +286,7 @@ export class Authenticator {
       const claims = this.#options.verifyToken(token, request)
       // A key lookup that hangs must not hang the client: past the deadline the token counts as unverified.
       if (claims instanceof Promise) {
-        return deadline(claims, this.#options.storeTimeoutMs).then(claims => ({ ok: true as const, claims }), refused)
+        return deadline(claims, this.#options.keyLookupMs).then(claims => ({ ok: true as const, claims }), refused)
       }
       return { ok: true, claims }
     } catch (err) {

@@ -110,7 +110,7 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
  * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
  * `fastify.jwt`, `request.user` and `request.jwtVerify` to itself.
  */
-/** `waitMs`: how long a verification may wait for the app's key lookup (the store timeout) before it is refused. */
+/** `waitMs`: how long a verification may wait for the app's key lookup before it is refused. */
 export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptions,
   config: { secret?: string, issuer: string, production: boolean }, waitMs: number): Promise<TokenJwt> {
   const namespace = options.jwt?.namespace

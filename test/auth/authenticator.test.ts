@@ -83,6 +83,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
       start () {}
     },
     storeTimeoutMs: 1_000,
+    keyLookupMs: 1_000,
     attemptLimiter: unlimited,
     ...options
   })

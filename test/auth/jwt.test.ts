@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { createSigner } from 'fast-jwt'
 import realtime from '../../lib/index.js'
-import { admin, build, connect, directoryOf, fakeClock, nextSecond, secret, stoppedDate, within } from '../helpers.js'
+import { admin, build, connect, directoryOf, fakeClock, nextSecond, refusedWith, secret, stoppedDate, within } from '../helpers.js'
 
 t.test('the app\'s instance with a renamed verify decorator: jwt.jwtVerify names it', async t => {
   const app = Fastify()
@@ -124,4 +124,28 @@ t.test('a key lookup that answers after the wait leaves no trace on connection.r
   client.send({ type: 'who', uid: 'w' })
   t.same(await client.next(), { type: 'who', uid: 'w', user: 'alice', requestUser: { name: 'alice' } })
   await client.close()
+})
+
+t.test('a key lookup waits no longer than the shortest auth timeout, when it is under the store timeout', async t => {
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  let asked!: () => void
+  const lookedUp = new Promise<void>(resolve => { asked = resolve })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, {
+    decode: { complete: true },
+    // A provider that never answers.
+    secret: async () => {
+      asked()
+      return new Promise<string>(() => {})
+    }
+  } as never)
+  await app.register(realtime, { env: { WEBSOCKETS_REST_AUTH_TIMEOUT: '0.5' } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const token = createSigner({ key: secret, expiresIn: 60_000 })({ id: 'u' })
+  const upgrade = refusedWith(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/websocket?access_token=${token}`)
+  await within(lookedUp, 'the key lookup')
+  await new Promise(resolve => setImmediate(resolve))
+  clock.tick(500)
+  t.match(await within(upgrade, 'the upgrade\'s answer'), { status: 401 }, 'refused as the auth timeout runs out')
 })
