@@ -71,5 +71,8 @@ export class Connection extends ClientInfo implements RealtimeConnection {
 
   close (code?: number, reason?: string): void {
     this.socket.close(code, reason)
+    // A socket paused with frames waiting reads on: its client's answer to the close completes it, where ws would
+    // otherwise wait 30 s for it. What else arrives is dropped unread (the inbox).
+    this.socket.resume()
   }
 }

@@ -41,6 +41,8 @@ export abstract class Inbox {
   }
 
   private queue (data: RawData, isBinary: boolean): void {
+    // Frames behind a close are nobody's business: dropped, and the socket reads on until its client answers the close.
+    if (this.inboxSocket.readyState !== this.inboxSocket.OPEN) return
     // Paused once a frame has to wait, not while the pending one alone is: until then the socket reads on, and a
     // client that leaves during a check is seen to leave (a refresh token it would never hear of is not rotated).
     this.inboxSocket.pause()

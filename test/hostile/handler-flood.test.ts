@@ -3,7 +3,7 @@
 import t from 'tap'
 import { handlerLimit } from '../../lib/endpoints/rest.js'
 import type { MessageHandler } from '../../types/index.js'
-import { build, connect, within } from '../helpers.js'
+import { build, connect, fakeClock, within } from '../helpers.js'
 
 t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait their turn, in order, and all are answered`, async t => {
   let open!: () => void
@@ -44,4 +44,29 @@ t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait th
   const at = (type: string) => answers.findIndex(a => (a as { type: string }).type === type)
   t.ok(at('pong') > at('probe'), 'and the ping after it, still answered at once, not behind the handlers')
   await client.close()
+})
+
+t.test('a socket closed while its frames wait for a handler slot closes as its client answers, not 30 s later', async t => {
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  t.teardown(() => open())
+  let started = 0
+  let allRunning!: () => void
+  const limitReached = new Promise<void>(resolve => { allRunning = resolve })
+  const slow: MessageHandler = async () => {
+    if (++started === handlerLimit) allRunning()
+    await gate
+  }
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { slow } }, heartbeat: { enabled: false } })
+  const serverClosed = new Promise<number>(resolve => app.realtime.on('close', ({ code }) => resolve(code)))
+  const client = await connect(url('/websocket'))
+  for (let i = 0; i < handlerLimit + 10; i++) client.send({ type: 'slow', uid: i })
+  // The handlers hold every slot, and the frames behind them wait: the socket is paused.
+  await within(limitReached, 'every slot taken')
+  // ws's own wait for the client's answer (30 s) never ends here: only the answer can close the socket.
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
+  t.equal(app.realtime.close({}, 4000, 'bye'), 1)
+  t.same(await within(client.closed, 'the client\'s close'), { code: 4000, reason: 'bye' })
+  t.equal(await within(serverClosed, 'the server\'s close event'), 4000, 'the server closed it as the client answered')
+  t.equal(started, handlerLimit, 'the frames behind the close were dropped unread')
 })
