@@ -95,11 +95,14 @@ export class ExpiryClock {
 /**
  * Auth windows (the handshake's, and re-auth after an expiry): one timer each, cleared when the window closes. The
  * timers are unref'd: they never keep a process alive, the sockets they wait for do. A window is the client's time to
- * answer: it stops while the answer is checked (`hold`), and runs on if the check settles nothing (`release`).
+ * answer: it stops while an answer is checked (`hold`, a window opened meanwhile too), and runs on if the check settles
+ * nothing (`release`).
  */
 export class AuthWindows {
   readonly lengthMs: number
   readonly #open = new Map<Authenticating, AuthWindow>()
+  /** The targets whose client's answer is being checked. */
+  readonly #checking = new Set<Authenticating>()
 
   constructor (lengthMs: number) {
     this.lengthMs = lengthMs
@@ -107,7 +110,8 @@ export class AuthWindows {
 
   open (target: Authenticating): void {
     this.close(target) // a window opened again starts again
-    this.#open.set(target, this.#run(target, this.lengthMs))
+    // A window opened while an answer is checked (the credential ended meanwhile) waits for it too.
+    this.#open.set(target, this.#checking.has(target) ? { timer: null, leftMs: this.lengthMs } : this.#run(target, this.lengthMs))
   }
 
   close (target: Authenticating): void {
@@ -119,17 +123,25 @@ export class AuthWindows {
 
   /** The client answered: its window waits for the check, however long the server takes (the check has its own bounds). */
   hold (target: Authenticating): void {
+    this.#checking.add(target)
     const window = this.#open.get(target)
     if (window === undefined || window.timer === null) return
     clearTimeout(window.timer)
     this.#open.set(target, { timer: null, leftMs: window.endsAt - Date.now() })
   }
 
-  /** The check settled nothing (a refusal that leaves the socket waiting): the client's time runs on where it stopped. */
+  /** The check answered: a window it did not close (a refusal that leaves the socket waiting) runs on where it stopped. */
   release (target: Authenticating): void {
+    this.#checking.delete(target)
     const window = this.#open.get(target)
     if (window === undefined || window.timer !== null) return
     this.#open.set(target, this.#run(target, Math.max(0, window.leftMs)))
+  }
+
+  /** The target is gone: no window, no check. */
+  end (target: Authenticating): void {
+    this.#checking.delete(target)
+    this.close(target)
   }
 
   #run (target: Authenticating, ms: number): AuthWindow {

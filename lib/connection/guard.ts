@@ -208,7 +208,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (this.#identity !== null && this.#issuedAt <= Math.floor(at / 1000)) this.expire('AUTH_REVOKED')
   }
 
-  /** The client answered its auth window: the window waits for the answer's check. */
+  /** The client answered: its auth window, open now or opened before the answer is checked, waits for the check. */
   checking (): void {
     this.#policy.authWindows.hold(this)
   }
@@ -226,6 +226,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** The socket is gone: no deadline outlives it. */
   close (): void {
     this.clearDeadlines()
+    this.#policy.authWindows.end(this)
     if (this.#identity !== null) this.#policy.registry.unindex(this.#connection, this.#identity.user, this.#session)
     this.#phase = 'closed'
   }

@@ -31,6 +31,9 @@ export abstract class Inbox {
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
+  /** A frame that has to wait, told as it arrives (it will reach `receiveFrame` later, unless the socket closes first). */
+  protected abstract waits (data: RawData): void
+
   /** A frame arrived: handled now, or queued behind the one still pending. */
   receive (data: RawData, isBinary: boolean): void {
     if (this.#busy) {
@@ -58,6 +61,7 @@ export abstract class Inbox {
       return
     }
     backlog.frames.push([data, isBinary])
+    this.waits(data)
   }
 
   private run (data: RawData, isBinary: boolean): void {

@@ -72,7 +72,11 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
   if (!(result instanceof Promise)) return settle(result)
   // It answered in time: the auth window waits for the check, whose every answer ends it (authenticated, or closed).
   guard.checking()
-  return result.then(settle)
+  return result.then((settled) => {
+    const admitted = settle(settled)
+    guard.checked()
+    return admitted
+  })
 }
 
 /** What graphql-ws reads as a message and refuses from a client: it throws for these, as for a server's own error. */

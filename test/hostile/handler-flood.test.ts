@@ -1,6 +1,7 @@
 // A client that sends messages faster than the app's async handlers finish (PROTOCOL.md section 11): at most
 // `handlerLimit` of one socket's handlers run at once; its later frames wait, the socket paused, and none is lost.
 import t from 'tap'
+import type { Socket } from 'node:net'
 import { handlerLimit } from '../../lib/endpoints/rest.js'
 import type { MessageHandler } from '../../types/index.js'
 import { build, connect, fakeClock, within } from '../helpers.js'
@@ -69,4 +70,38 @@ t.test('a socket closed while its frames wait for a handler slot closes as its c
   t.same(await within(client.closed, 'the client\'s close'), { code: 4000, reason: 'bye' })
   t.equal(await within(serverClosed, 'the server\'s close event'), 4000, 'the server closed it as the client answered')
   t.equal(started, handlerLimit, 'the frames behind the close were dropped unread')
+})
+
+t.test('an auth message sent in its window while the handlers hold every slot is answered, however long it waits', async t => {
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  t.teardown(() => open())
+  let started = 0
+  let allRunning!: () => void
+  const limitReached = new Promise<void>(resolve => { allRunning = resolve })
+  const slow: MessageHandler = async () => {
+    if (++started === handlerLimit) allRunning()
+    await gate
+  }
+  const whoami: MessageHandler = (message, connection) => connection.send({ type: 'whoami', user: connection.accountability.user })
+  const { app, url } = await build(t, { rest: { auth: 'handshake', authTimeout: 1, handlers: { slow, whoami } }, heartbeat: { enabled: false } })
+  const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'first' })}`))
+  for (let i = 0; i < handlerLimit; i++) client.send({ type: 'slow', uid: i })
+  await within(limitReached, 'every slot taken')
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout', 'performance'])
+  await app.realtime.revokeUser('first')
+  t.match(await within(client.next(), 'AUTH_REVOKED'), { error: { code: 'AUTH_REVOKED' } })
+  // At once, well inside the window; it waits behind the handlers, for ten windows' time.
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'second' }), uid: 'again' })
+  client.send({ type: 'whoami' })
+  // Once the server has read every byte the client wrote, the auth message waits in the inbox.
+  const [connection] = app.realtime.connections()
+  const sent = (client.ws as unknown as { _socket: Socket })._socket
+  while (connection.request.raw.socket.bytesRead < sent.bytesWritten) await new Promise(resolve => setImmediate(resolve))
+  clock.tick(10_000)
+  open()
+  t.same(await within(client.next(), 'the auth answer'), { type: 'auth', status: 'ok', uid: 'again' }, 'no AUTH_TIMEOUT')
+  t.same(await within(client.next(), 'whoami'), { type: 'whoami', user: 'second' })
+  clock.uninstall()
+  await client.close()
 })

@@ -102,6 +102,27 @@ t.test('re-auth: an auth message inside the window, checked past it, is answered
   await client.close()
 })
 
+t.test('re-auth sent just before the credential ends: the window that opens during its check waits for it too', async t => {
+  const { app, url, check } = await appWithHeldCheck(t, 'auth', {
+    rest: { ...windowed, handlers: { whoami: (_message, c) => c.send({ type: 'whoami', user: c.accountability.user }) } }
+  })
+  const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'first' })}`))
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout', 'performance'])
+  // The client authenticates anew (as the SDK does before its token expires) ...
+  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'second' }), uid: 'r' })
+  await check.entered()
+  // ... and its credential ends while that answer is checked.
+  await app.realtime.revokeUser('first')
+  t.same(await next(client, 'AUTH_REVOKED'), sessionRevoked)
+  clock.tick(2_000)
+  check.answer(true)
+  t.same(await next(client, 'the auth answer'), { type: 'auth', status: 'ok', uid: 'r' }, 'answered by its check, no AUTH_TIMEOUT')
+  clock.uninstall()
+  client.send({ type: 'whoami' })
+  t.same(await next(client, 'whoami'), { type: 'whoami', user: 'second' })
+  await client.close()
+})
+
 t.test('re-auth: a check that settles nothing (SERVICE_UNAVAILABLE) leaves the window running where it stopped', async t => {
   const { app, url, check } = await appWithHeldCheck(t, 'auth')
   const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u' })}`))
