@@ -30,14 +30,15 @@ export class Revocations {
 
   /**
    * Whether a token of `user` issued at `issuedAt` (epoch seconds, a token's `iat`; none: as old as can be) is refused.
-   * A whole second counts: a token of the revocation's own second is refused too. So does one issued later than now:
-   * its issuer's clock runs ahead of this one, and it may have been issued before the revocation all the same.
+   * A whole second counts: a token of the revocation's own second is refused too. So is one issued more than a second
+   * later than now: its issuer's clock runs ahead of this one, and it may have been issued before the revocation all the
+   * same (the second spares the milliseconds between two processes' clocks).
    */
   revokesUser (user: string, issuedAt: number | undefined): boolean {
     const revoked = this.#users.get(user)
     const now = Date.now()
     if (revoked === undefined || revoked.until <= now) return false
-    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || issuedAt > Math.floor(now / 1000)
+    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || issuedAt > Math.floor(now / 1000) + 1
   }
 
   /**
