@@ -15,8 +15,9 @@ const redacted = '[redacted]'
 const suspect = /passw|token|secret|otp|authoriz|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|%[0-9a-f]{2}/i
 // Each rule below starts only at a boundary and consumes only what it hides, so no credential sits inside what
 // another match skipped, and a long or hostile string costs linear time.
-// `name=` of a `name=value` pair (query strings, form bodies, cookies); its value ends at `&`, `#`, `"` or a space.
-const pairNames = /(?:^|[?&;,\s"'])([^=&#?;,\s"']*)=/g
+// `name=` of a `name=value` pair (query strings, form bodies, cookies, `state=access_token=...`); its value ends at
+// `&`, `#`, `"` or a space.
+const pairNames = /(?<![^?&;,\s"'=])([^=&#?;,\s"']*)=/g
 const pairValue = /[^&#\s"]*/y
 // `name: value` and `"name": value` (header lines, JSON); an unquoted value ends at the end of its line, `,` or `}`.
 const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names})\\?"?[ \t]*:[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`, 'gi')
@@ -44,14 +45,37 @@ function hidePairs (text: string): string {
   return kept + text.slice(copied)
 }
 
-/** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
-export function redactText (text: string): string {
+/**
+ * Percent-escapes decoded. Where they are not UTF-8 (`decodeURIComponent` throws on a stray `%E0`), the ASCII ones
+ * only, in one native pass: the others (and `%u`) are escaped first, so `unescape` gives them back as they were.
+ */
+function decodeEscapes (text: string): string {
+  try { return decodeURIComponent(text) } catch { return unescape(text.replace(/%(?=[89a-fu])/gi, '%25')) }
+}
+
+/**
+ * The credentials in text cut out, and again in its decoded form for `decodings` more rounds: a redirect URL
+ * (`?next=%2Fwebsocket%3Faccess_token%3D...`) carries a credential encoded once or twice inside a value. The decoded
+ * form is returned only if it hid something more; it is decoded from the redacted text, so an encoded `&` inside a
+ * hidden password does not end it early.
+ */
+function redactEncoded (text: string, decodings: number): string {
   if (!suspect.test(text)) return text
-  return hidePairs(text)
+  const hidden = hidePairs(text)
     .replace(namedValues, `$1${redacted}`)
     .replace(jwts, redacted)
     .replace(userInfo, `$1${redacted}@`)
     .replace(jsonSources, `, "${redacted}" is not valid JSON`)
+  if (decodings === 0) return hidden
+  const decoded = decodeEscapes(hidden)
+  if (decoded === hidden) return hidden
+  const deeper = redactEncoded(decoded, decodings - 1)
+  return deeper === decoded ? hidden : deeper
+}
+
+/** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
+export function redactText (text: string): string {
+  return redactEncoded(text, 2)
 }
 
 /** A URL is text like any other: `?access_token=` and the rest go the same way. */

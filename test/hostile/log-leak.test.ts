@@ -121,6 +121,19 @@ t.test('an error carrying credentials in its message and properties is logged re
   noSecrets(t, everything, server.credentials)
 })
 
+t.test('an access token percent-encoded in a login redirect is logged and streamed redacted', async t => {
+  const server = await watchedServer(t)
+  const next = encodeURIComponent(`/websocket?access_token=${server.credentials.accessToken}`)
+  t.equal((await fetch(`http://127.0.0.1:${server.port}/login?next=${next}`)).status, 404)
+  const everything = await server.everything()
+
+  const logged = [...server.written(), ...server.streamed].filter(line => line.msg === 'incoming request' &&
+    String((line.req as { url: string }).url).startsWith('/login'))
+  t.equal(logged.length, 2, 'logged (through realtimeSerializers) and streamed')
+  for (const line of logged) t.match(line.req, { url: '/login?next=/websocket?access_token=[redacted]' })
+  noSecrets(t, everything, server.credentials)
+})
+
 t.test('a JSON.parse failure quoting a body is logged without the quote', async t => {
   const server = await watchedServer(t)
   let err: unknown
