@@ -5,23 +5,30 @@ import pino from 'pino'
  * Names whose value is hidden: as a field, a query or form pair, a header or a JSON member. A refresh or session token
  * may carry a prefix: the plugin's cookies are `directus_refresh_token` and `directus_session_token`.
  */
-const names = 'access[_-]?token|[\\w-]*(?:refresh|session)[_-]?token|password|otp|authorization|proxy-authorization|cookies?|set-cookie|secret|token|rawPacket'
-const secretNames = new RegExp(`^(?:${names})$`, 'i')
+const names = 'access[_-]?token|[\\w-]*(?:refresh|session)[_-]?token|otp|authorization|proxy-authorization|cookies?|set-cookie|token|rawPacket'
+// Words that make any name holding them a credential's name, camelCase or not: `otpSecret`, `new_password`,
+// `x-api-key` (where `my_access_token_count` only holds a credential's name).
+const credentialWords = 'pass(?:word|wd|phrase)|secret|api[_-]?key|private[_-]?key'
+const secretNames = new RegExp(`^(?:${names})$|${credentialWords}`, 'i')
 const redacted = '[redacted]'
 
 // Text with none of these holds nothing to hide: most strings, and most lines, stop at this one test (a
 // percent-encoded character may spell a credential's name). No alternative is shorter than 3 characters, which lets
-// the scan skip ahead (3 times faster than with `%` or `//`).
-const suspect = /passw|token|secret|otp|authoriz|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|%[0-9a-f]{2}/i
+// the scan skip ahead (3 times faster than with `%` or `//`); words are spelled out (`api[_-]?key` scans slower).
+const suspect = /passw|passph|token|secret|apikey|api_key|api-key|privatekey|private_key|private-key|otp|authoriz|bearer|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|%[0-9a-f]{2}/i
 // Each rule below starts only at a boundary and consumes only what it hides, so no credential sits inside what
 // another match skipped, and a long or hostile string costs linear time.
-// `name=` of a `name=value` pair (query strings, form bodies, cookies); its value ends at `&`, `#`, `"` or a space.
-const pairNames = /(?:^|[?&;,\s"'])([^=&#?;,\s"']*)=/g
+// `name=` of a `name=value` pair (query strings, form bodies, cookies, `state=access_token=...`); its value ends at
+// `&`, `#`, `"` or a space.
+const pairNames = /(?<![^?&;,\s"'=])([^=&#?;,\s"']*)=/g
 const pairValue = /[^&#\s"]*/y
 // `name: value` and `"name": value` (header lines, JSON); an unquoted value ends at the end of its line, `,` or `}`.
-const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names})\\?"?[ \t]*:[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`, 'gi')
+// A name holding a credential word is taken whole after one look ahead (no backtracking into it for each word).
+const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names}|(?=[\w-]*?(?:${credentialWords}))[\w-]+)\\?"?[ \t]*:[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`, 'gi')
 // A JWT (an access token) wherever it is, whatever it is called.
 const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
+// The token of `Bearer <token>` (an `authorization` header's value, alone in `rawHeaders`), whatever its form.
+const bearerTokens = /(?<![\w-])(bearer[ \t]+)[\w.~+/-]+=*/gi
 // The password of a URL's user info (`redis://user:password@host`).
 const userInfo = /(\/\/[^\s/:@]*:)[^\s/?#@]*@/g
 // V8 quotes up to 20 characters of a JSON.parse failure's source ("... is not valid JSON"): a body's password.
@@ -44,14 +51,38 @@ function hidePairs (text: string): string {
   return kept + text.slice(copied)
 }
 
-/** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
-export function redactText (text: string): string {
+/**
+ * Percent-escapes decoded. Where they are not UTF-8 (`decodeURIComponent` throws on a stray `%E0`), the ASCII ones
+ * only, in one native pass: the others (and `%u`) are escaped first, so `unescape` gives them back as they were.
+ */
+function decodeEscapes (text: string): string {
+  try { return decodeURIComponent(text) } catch { return unescape(text.replace(/%(?=[89a-fu])/gi, '%25')) }
+}
+
+/**
+ * The credentials in text cut out, and again in its decoded form for `decodings` more rounds: a redirect URL
+ * (`?next=%2Fwebsocket%3Faccess_token%3D...`) carries a credential encoded once or twice inside a value. The decoded
+ * form is returned only if it hid something more; it is decoded from the redacted text, so an encoded `&` inside a
+ * hidden password does not end it early.
+ */
+function redactEncoded (text: string, decodings: number): string {
   if (!suspect.test(text)) return text
-  return hidePairs(text)
+  const hidden = hidePairs(text)
     .replace(namedValues, `$1${redacted}`)
     .replace(jwts, redacted)
+    .replace(bearerTokens, `$1${redacted}`)
     .replace(userInfo, `$1${redacted}@`)
     .replace(jsonSources, `, "${redacted}" is not valid JSON`)
+  if (decodings === 0) return hidden
+  const decoded = decodeEscapes(hidden)
+  if (decoded === hidden) return hidden
+  const deeper = redactEncoded(decoded, decodings - 1)
+  return deeper === decoded ? hidden : deeper
+}
+
+/** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
+export function redactText (text: string): string {
+  return redactEncoded(text, 2)
 }
 
 /** A URL is text like any other: `?access_token=` and the rest go the same way. */

@@ -121,6 +121,19 @@ t.test('an error carrying credentials in its message and properties is logged re
   noSecrets(t, everything, server.credentials)
 })
 
+t.test('an access token percent-encoded in a login redirect is logged and streamed redacted', async t => {
+  const server = await watchedServer(t)
+  const next = encodeURIComponent(`/websocket?access_token=${server.credentials.accessToken}`)
+  t.equal((await fetch(`http://127.0.0.1:${server.port}/login?next=${next}`)).status, 404)
+  const everything = await server.everything()
+
+  const logged = [...server.written(), ...server.streamed].filter(line => line.msg === 'incoming request' &&
+    String((line.req as { url: string }).url).startsWith('/login'))
+  t.equal(logged.length, 2, 'logged (through realtimeSerializers) and streamed')
+  for (const line of logged) t.match(line.req, { url: '/login?next=/websocket?access_token=[redacted]' })
+  noSecrets(t, everything, server.credentials)
+})
+
 t.test('a JSON.parse failure quoting a body is logged without the quote', async t => {
   const server = await watchedServer(t)
   let err: unknown
@@ -159,4 +172,50 @@ t.test('the plugin\'s own cookies, by their names, and a request\'s cookies obje
     { cookies: '[redacted]', directus_session_token: '[redacted]', page: 2 })
   t.same(redactLogObject({ my_access_token_count: 3, next_page: 'a' }), { my_access_token_count: 3, next_page: 'a' },
     'names that only hold a credential\'s name are kept')
+})
+
+t.test('names holding a credential word are hidden, camelCase or not, and a bearer token wherever it is', async t => {
+  const server = await watchedServer(t)
+  const seed = 'JBSWY3DPEHPK3PXP' // a DirectoryUser's otpSecret: a TOTP seed
+  server.app.log.info({
+    user: { email: 'x@example.com', otpSecret: seed },
+    body: { current_password: 'hunter2-current', new_password: 'hunter2-new', newPassword: 'hunter2-new' },
+    env: { ADMIN_PASSWORD: 'hunter2-admin', DB_PASSWD: 'hunter2-db', GPG_PASSPHRASE: 'hunter2-gpg' },
+    oauth: { client_secret: 'opaque-client-secret', privateKey: 'opaque-private-key', private_key: 'opaque-private-key' },
+    headers: { 'x-api-key': 'opaque-api-key', 'X-API-Key': 'opaque-api-key' },
+    settings: { apiKey: 'opaque-api-key', api_key: 'opaque-api-key' },
+    rawHeaders: ['Authorization', 'Bearer opaque-bearer-token', 'Proxy-Authorization', 'bearer opaque-bearer-token'],
+    note: '{"newPassword":"hunter2-new"} otp_secret=JBSWY3DPEHPK3PXP&next=/ x-api-key: opaque-api-key',
+    kept: { passenger: 'Ada', compass: 'north', apiVersion: 2, keyboard: 'qwerty', prose: 'Basic auth is off; the keys are safe' }
+  }, 'credential words')
+  await server.everything() // the app's own output is its serializers' business: the stream is checked
+  const [line] = server.streamed.filter(line => line.msg === 'credential words')
+  t.match(line, {
+    user: { email: 'x@example.com', otpSecret: '[redacted]' },
+    body: { current_password: '[redacted]', new_password: '[redacted]', newPassword: '[redacted]' },
+    env: { ADMIN_PASSWORD: '[redacted]', DB_PASSWD: '[redacted]', GPG_PASSPHRASE: '[redacted]' },
+    oauth: { client_secret: '[redacted]', privateKey: '[redacted]', private_key: '[redacted]' },
+    headers: { 'x-api-key': '[redacted]', 'X-API-Key': '[redacted]' },
+    settings: { apiKey: '[redacted]', api_key: '[redacted]' },
+    rawHeaders: ['Authorization', 'Bearer [redacted]', 'Proxy-Authorization', 'bearer [redacted]'],
+    note: '{"newPassword":[redacted]} otp_secret=[redacted]&next=/ x-api-key: [redacted]',
+    kept: { passenger: 'Ada', compass: 'north', apiVersion: 2, keyboard: 'qwerty', prose: 'Basic auth is off; the keys are safe' }
+  })
+  const streamed = JSON.stringify(line)
+  for (const secret of [seed, 'hunter2', 'opaque']) t.notOk(streamed.includes(secret), `no ${secret} in the logs stream`)
+})
+
+t.test('a bearer token in text is hidden, the rest of the text kept', async t => {
+  const { redactUrl } = await import('../../lib/redaction.js')
+  t.equal(redactUrl('upstream 401 for Bearer abc.DEF-_~+/gh== (expired)'), 'upstream 401 for Bearer [redacted] (expired)')
+  t.equal(redactUrl('curl -H "Authorization: Bearer abc"'), 'curl -H "Authorization: [redacted]')
+  t.equal(redactUrl('Use Basic auth or a Bearer [token]'), 'Use Basic auth or a Bearer [token]', 'a placeholder is not a token')
+})
+
+t.test('a line whose only credential is one of these words is not let through by the quick scan', async t => {
+  const { redactLogLine } = await import('../../lib/redaction.js')
+  for (const name of ['GPG_PASSPHRASE', 'apiKey', 'api_key', 'x-api-key', 'privateKey', 'private_key', 'private-key']) {
+    t.equal(redactLogLine(`{"msg":"x","${name}":"k"}\n`), `{"msg":"x","${name}":"[redacted]"}\n`, name)
+  }
+  t.equal(redactLogLine('{"msg":"x","rawHeaders":["X-Upstream","Bearer k"]}\n'), '{"msg":"x","rawHeaders":["X-Upstream","Bearer [redacted]"]}\n')
 })

@@ -144,7 +144,26 @@ t.test('redactUrl', async t => {
     ['/websocket?access%5Ftoken=abc', '/websocket?access%5Ftoken=[redacted]'],
     ['/websocket?access%5token=abc', '/websocket?access%5token=abc'],
     // Every character encoded, the name's and the value's: no `token` nor `eyJ` to spot until decoded.
-    ['/websocket?access_t%6Fken=%65%79%4a%68%62', '/websocket?access_t%6Fken=[redacted]']
+    ['/websocket?access_t%6Fken=%65%79%4a%68%62', '/websocket?access_t%6Fken=[redacted]'],
+    // Escapes with nothing to hide behind them are left as they are.
+    ['/files/my%20report.pdf?token_count=2&q=a%2Fb', '/files/my%20report.pdf?token_count=2&q=a%2Fb']
+  ]
+  for (const [url, redacted] of cases) t.equal(redactUrl(url), redacted, url)
+})
+
+t.test('redactUrl hides a credential percent-encoded inside a value, once or twice', async t => {
+  const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImEifQ.c2lnbmF0dXJl'
+  const once = (text: string) => encodeURIComponent(text)
+  const cases: [string, string][] = [
+    // A login redirect back to a socket URL: `=` is `%3D`, so nothing marks where the JWT starts.
+    [`/login?next=${once(`/websocket?access_token=${jwt}`)}`, '/login?next=/websocket?access_token=[redacted]'],
+    [`/login?next=${once(`/websocket?x=${jwt}`)}`, '/login?next=/websocket?x=[redacted]'],
+    [`/login?next=${once(`/cb?next=${once(`/websocket?access_token=${jwt}`)}`)}`, '/login?next=/cb?next=/websocket?access_token=[redacted]'],
+    [`/login?redirect=${once('/cb?refresh_token=opaque-rt-123&x=1')}`, '/login?redirect=/cb?refresh_token=[redacted]&x=1'],
+    [`/login?redirect=${once(`/cb?r=${once('/a?password=hunter2&x=1')}`)}`, '/login?redirect=/cb?r=/a?password=[redacted]&x=1'],
+    [`/sso?state=${once('access_token=opaque-at')}&bad=%E0%A4%A&%zz`, '/sso?state=access_token=[redacted]&bad=%E0%A4%A&%zz'],
+    // What was hidden before decoding stays hidden: an encoded `&` inside a password does not end it.
+    ['/login?password=p%26ss&next=%2Fhome%3Faccess_token%3Dopaque-at', '/login?password=[redacted]&next=/home?access_token=[redacted]']
   ]
   for (const [url, redacted] of cases) t.equal(redactUrl(url), redacted, url)
 })
