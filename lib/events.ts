@@ -1,5 +1,5 @@
 // What a user can observe (`fastify.realtime.on(...)`): authentications, refusals, expiries and closes. A
-// listener that throws is logged and never breaks the socket it was told about.
+// listener that throws, or whose promise rejects, is logged and never breaks the socket it was told about.
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RealtimeEventMap, RealtimeEventName } from '../types/index.js'
@@ -26,11 +26,14 @@ export class RealtimeEvents {
   }
 
   emit<E extends RealtimeEventName> (event: E, payload: RealtimeEventMap[E]): void {
+    const failed = (err: unknown) => this.#log.error({ err, event }, 'a realtime event listener failed')
     for (const listener of this.#emitter.listeners(event)) {
       try {
-        listener(payload)
+        // An async listener (an audit store's write) rejects instead: unheard, that would end the process.
+        const pending: unknown = listener(payload)
+        if (pending instanceof Promise) pending.catch(failed)
       } catch (err) {
-        this.#log.error({ err, event }, 'a realtime event listener failed')
+        failed(err)
       }
     }
   }

@@ -32,9 +32,23 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   if (redis != null && typeof redis !== 'string' && !isFunction((redis as { publish?: unknown }).publish)) {
     fail('redis', 'a URL or an ioredis client', redis)
   }
+  // ioredis reads a string that is no redis URL as a socket path, and fails every command after boot: refused now,
+  // without echoing it (a URL may carry a password).
+  if (typeof redis === 'string' && !isRedisUrl(redis)) {
+    throw new InvalidConfigError('redis must be a redis:// or rediss:// URL (such as redis://127.0.0.1:6379) or an ioredis client')
+  }
 }
 
 function describe (value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   return typeof value === 'string' ? `"${value}"` : typeof value
+}
+
+function isRedisUrl (value: string): boolean {
+  try {
+    const { protocol, hostname } = new URL(value)
+    return (protocol === 'redis:' || protocol === 'rediss:') && hostname !== ''
+  } catch {
+    return false
+  }
 }

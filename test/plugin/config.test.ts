@@ -606,7 +606,12 @@ t.test('options of the wrong kind fail boot, naming the option, and never echo a
     [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret$/],
     [{ sessionStore: {} as never }, /sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got object\)/],
     [{ redis: 1234 as never }, /redis must be a URL or an ioredis client \(got number\)/],
-    [{ redis: [] as never }, /redis must be a URL or an ioredis client \(got an array\)/]
+    [{ redis: [] as never }, /redis must be a URL or an ioredis client \(got an array\)/],
+    // ioredis would take these for socket paths, and fail every command once booted.
+    [{ redis: 'not a url' }, /redis must be a redis:\/\/ or rediss:\/\/ URL \(such as redis:\/\/127\.0\.0\.1:6379\) or an ioredis client$/],
+    [{ redis: 'localhost' }, /redis must be a redis:\/\/ or rediss:\/\/ URL/],
+    [{ redis: 'htp://:s3cret@127.0.0.1:6379' }, /redis must be a redis:\/\/ or rediss:\/\/ URL \(such as redis:\/\/127\.0\.0\.1:6379\) or an ioredis client$/],
+    [{ redis: 'redis://' }, /redis must be a redis:\/\/ or rediss:\/\/ URL/]
   ]
   for (const [options, message] of cases) await bootFails(t, { env: {}, secret, ...options }, message)
   // null is unset (`redis: process.env.REDIS_URL ?? null`), as it always was.

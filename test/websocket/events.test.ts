@@ -2,7 +2,7 @@
 import t from 'tap'
 import { buildSchema } from 'graphql'
 import { MemorySessionStore, type RealtimeEventMap } from '../../lib/index.js'
-import { admin, build, connect, fakeClock, refusedWith } from '../helpers.js'
+import { admin, build, connect, fakeClock, recordCrashes, refusedWith } from '../helpers.js'
 
 type Seen = { event: string, detail: Record<string, unknown> }
 
@@ -111,6 +111,21 @@ t.test('a listener that throws is logged and breaks nothing; off() stops a liste
   await (await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u2' })}`))).close()
   t.equal(calls, 1)
   t.equal((await refusedWith(url('/websocket'))).status, 401)
+  await client.close()
+})
+
+t.test('an async listener whose promise rejects (an audit store away) is logged and breaks nothing', async t => {
+  const logged: string[] = []
+  const crashes = recordCrashes(t)
+  const { app, url } = await build(t, {}, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  app.realtime.on('authFailed', async ({ code }) => { throw new Error(`audit store down (${code})`) })
+  t.equal((await refusedWith(url('/websocket?access_token=forged'))).status, 401, 'refused')
+  while (logged.length === 0) await new Promise(resolve => setImmediate(resolve))
+  t.match(JSON.parse(logged[0]), { msg: 'a realtime event listener failed', event: 'authFailed', err: { message: 'audit store down (AUTH_FAILED)' } })
+  const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u' })}`))
+  client.send({ type: 'ping' })
+  t.same(await client.next(), { type: 'pong' }, 'the server serves on')
+  t.same(crashes, [], 'no unhandled rejection')
   await client.close()
 })
 
