@@ -4,7 +4,8 @@ import type { WebSocket } from 'ws'
 import { CloseCode } from '../errors.js'
 
 export const tooSlowReason = 'Client too slow.'
-const closeGraceMs = 1000
+/** How long a closed socket's client has to answer the close before the socket is cut (ws alone waits 30 s). */
+export const closeGraceMs = 1000
 
 /** One per plugin instance: the cap on unsent bytes every socket shares. */
 export class Outbound {

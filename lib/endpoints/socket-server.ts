@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
+import { closeGraceMs } from '../connection/outbound.js'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
@@ -97,9 +98,17 @@ export class SocketServer {
     }
   }
 
-  /** Closes every socket, as @fastify/websocket does its own when the app closes (not waiting for their answers). */
+  /**
+   * Closes every socket, as @fastify/websocket does its own when the app closes, and cuts those whose client has not
+   * answered within the grace: the app's close waits for every connection, and ws would wait 30 s for a silent client.
+   */
   close (): void {
-    for (const socket of this.#open()) socket.close()
+    const sockets = [...this.#open()]
+    for (const socket of sockets) {
+      socket.close()
+      socket.resume() // one paused with frames waiting reads its client's answer
+    }
+    if (sockets.length > 0) setTimeout(() => { for (const socket of sockets) socket.terminate() }, closeGraceMs).unref()
     this.server.close()
   }
 }

@@ -8,7 +8,7 @@ import fastifyWebsocket, { type WebsocketPluginOptions } from '@fastify/websocke
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import { referenceSchema } from '../../example/schema.js'
 import type { Connection } from '../../lib/connection/connection.js'
-import { connect, secret, until } from '../helpers.js'
+import { connect, fakeClock, secret, until, within } from '../helpers.js'
 
 type Order = 'none' | 'before' | 'after'
 
@@ -205,4 +205,40 @@ t.test('every plugin socket shares its listeners: an idle socket keeps no closur
   }
   t.equal(sockets[0].listenerCount('pong'), 0, 'a JSON socket has no pong listener: its heartbeat answers are frames')
   await Promise.all([...json, ...graphql].map(client => client.close()))
+})
+
+t.test('app.close() cuts a socket whose client never answers the close, a second on, and reads a paused one\'s answer', async t => {
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  t.teardown(() => open())
+  let started = 0
+  let allRunning!: () => void
+  const limitReached = new Promise<void>(resolve => { allRunning = resolve })
+  const app = Fastify()
+  await app.register(realtime, {
+    env: {},
+    secret,
+    heartbeat: { enabled: false },
+    rest: { auth: 'public', handlers: { job: async () => { if (++started === 100) allRunning(); await gate } } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `ws://127.0.0.1:${(app.server.address() as net.AddressInfo).port}/websocket`
+  // An honest client whose server socket is paused, its frames waiting for a handler slot ...
+  const busy = await connect(url)
+  for (let i = 0; i < 110; i++) busy.send({ type: 'job' })
+  await limitReached
+  // ... and one that reads nothing more, and never answers.
+  const silent = await connect(url)
+  ;(silent.ws as unknown as { _socket: net.Socket })._socket.pause()
+  // ws's own 30 s wait, and the plugin's grace, are the test's to end.
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  let closed = false
+  const closing = app.close().then(() => { closed = true })
+  t.equal((await within(busy.closed, 'the busy client\'s close')).code, 1005, 'the paused socket read its client\'s answer')
+  await new Promise(resolve => setImmediate(resolve))
+  t.notOk(closed, 'the silent one holds the close until the grace ends')
+  clock.tick(1_000)
+  await within(closing, 'app.close()')
+  t.ok(closed, 'then it is cut')
+  silent.ws.terminate()
 })
