@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RealtimeEventMap, RealtimeEventName } from '../types/index.js'
+import { isThenable } from './thenable.js'
 
 export class RealtimeEvents {
   readonly #emitter = new EventEmitter()
@@ -31,7 +32,7 @@ export class RealtimeEvents {
       try {
         // An async listener (an audit store's write) rejects instead: unheard, that would end the process.
         const pending: unknown = listener(payload)
-        if (pending instanceof Promise) pending.catch(failed)
+        if (isThenable(pending)) Promise.resolve(pending).catch(failed)
       } catch (err) {
         failed(err)
       }

@@ -9,6 +9,7 @@ import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
+import { isThenable } from '../thenable.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, MapClaims, OnAuthenticate, PasswordCredential,
   SessionStore, VerifyCredentials
@@ -133,9 +134,6 @@ export interface AuthenticatorOptions {
   /** Where password checks wait for their turn. */
   passwordChecks: PasswordChecks
 }
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as { then?: unknown } | null)?.then === 'function'
 
 /** A store, key lookup or hook that hangs must not hang the client: past the deadline it counts as unavailable. */
 function deadline<T> (work: Promise<T>, ms: number): Promise<T> {

@@ -95,14 +95,14 @@ export class ExpiryClock {
 /**
  * Auth windows (the handshake's, and re-auth after an expiry): one timer each, cleared when the window closes. The
  * timers are unref'd: they never keep a process alive, the sockets they wait for do. A window is the client's time to
- * answer: it stops while an answer is checked (`hold`, a window opened meanwhile too), and runs on if the check settles
- * nothing (`release`).
+ * answer: it stops while an answer waits or is checked (`hold`, a window opened meanwhile too), and runs on once every
+ * answer held for has settled nothing (`release`).
  */
 export class AuthWindows {
   readonly lengthMs: number
   readonly #open = new Map<Authenticating, AuthWindow>()
-  /** The targets whose client's answer is being checked. */
-  readonly #checking = new Set<Authenticating>()
+  /** How many of each target's client's answers wait or are being checked. */
+  readonly #checking = new Map<Authenticating, number>()
 
   constructor (lengthMs: number) {
     this.lengthMs = lengthMs
@@ -123,15 +123,20 @@ export class AuthWindows {
 
   /** The client answered: its window waits for the check, however long the server takes (the check has its own bounds). */
   hold (target: Authenticating): void {
-    this.#checking.add(target)
+    this.#checking.set(target, (this.#checking.get(target) ?? 0) + 1)
     const window = this.#open.get(target)
     if (window === undefined || window.timer === null) return
     clearTimeout(window.timer)
     this.#open.set(target, { timer: null, leftMs: window.endsAt - Date.now() })
   }
 
-  /** The check answered: a window it did not close (a refusal that leaves the socket waiting) runs on where it stopped. */
+  /** An answer held for settled: once none is left, a window they did not close runs on where it stopped. */
   release (target: Authenticating): void {
+    const left = this.#checking.get(target)! - 1 // every release follows its hold
+    if (left > 0) {
+      this.#checking.set(target, left)
+      return
+    }
     this.#checking.delete(target)
     const window = this.#open.get(target)
     if (window === undefined || window.timer !== null) return

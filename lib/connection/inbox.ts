@@ -11,7 +11,8 @@ const queuedFrameOverhead = 64
 export const backlogFullReason = 'Too many frames queued.'
 
 interface Backlog {
-  frames: [RawData, boolean][]
+  /** Each frame, whether it is binary, and whether its owner holds something for it (`waits`). */
+  frames: [RawData, boolean, boolean][]
   bytes: number
 }
 
@@ -31,8 +32,12 @@ export abstract class Inbox {
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
-  /** A frame that has to wait, told as it arrives (it will reach `receiveFrame` later, unless the socket closes first). */
-  protected abstract waits (data: RawData): void
+  /**
+   * A frame that has to wait, told as it arrives: true if the owner holds something for it (an auth window), which
+   * `ran` gives back once the frame has run, whatever its handling did (unless the socket closes first).
+   */
+  protected abstract waits (data: RawData): boolean
+  protected abstract ran (): void
 
   /** A frame arrived: handled now, or queued behind the one still pending. */
   receive (data: RawData, isBinary: boolean): void {
@@ -60,15 +65,20 @@ export abstract class Inbox {
       socket.resume()
       return
     }
-    backlog.frames.push([data, isBinary])
-    this.waits(data)
+    backlog.frames.push([data, isBinary, this.waits(data)])
   }
 
-  private run (data: RawData, isBinary: boolean): void {
+  private run (data: RawData, isBinary: boolean, held = false): void {
     const pending = this.receiveFrame(data, isBinary)
-    if (!pending) return
+    if (!pending) {
+      if (held) this.ran()
+      return
+    }
     this.#busy = true
-    const drain = () => this.drain()
+    const drain = () => {
+      if (held) this.ran()
+      this.drain()
+    }
     pending.then(drain, drain)
   }
 
@@ -76,9 +86,9 @@ export abstract class Inbox {
     this.#busy = false
     const frames = this.#backlog?.frames ?? []
     while (!this.#busy && frames.length > 0) {
-      const [data, isBinary] = frames.shift()!
+      const [data, isBinary, held] = frames.shift()!
       this.#backlog!.bytes -= (data as Buffer).byteLength + queuedFrameOverhead
-      this.run(data, isBinary)
+      this.run(data, isBinary, held)
     }
     if (!this.#busy) this.inboxSocket.resume()
   }

@@ -104,12 +104,18 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   /**
    * An auth message that has to wait (behind a check, or the handlers at their limit) was sent in time all the same: the
-   * auth window waits for it, and for its check. Only a frame that names the type is read twice.
+   * auth window waits for it until it has run (`ran`). Only a frame that names the type is read twice.
    */
-  protected waits (data: RawData): void {
-    if (!(data as Buffer).includes('"auth"')) return
+  protected waits (data: RawData): boolean {
+    if (!(data as Buffer).includes('"auth"')) return false
     const parsed = parseFrame(data)
-    if (parsed !== unparsable && (parsed as { type?: unknown } | null)?.type === 'auth') this.connection.guard.checking()
+    if (parsed === unparsable || (parsed as { type?: unknown } | null)?.type !== 'auth') return false
+    this.connection.guard.checking()
+    return true
+  }
+
+  protected ran (): void {
+    this.connection.guard.checked()
   }
 
   /** Called by the inbox, one frame after the other. */
@@ -151,15 +157,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     return this.auth(envelope.message, envelope.uid, true)
   }
 
-  /** An auth message, answered; its auth window, held while it waited or was checked, runs on if it settled nothing. */
   private auth (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
-    const { guard } = this.connection
-    const answered = this.check(message, uid, handshake)
-    if (answered instanceof Promise) return answered.then(() => guard.checked())
-    guard.checked()
-  }
-
-  private check (message: Record<string, unknown>, uid: Uid, handshake: boolean): void | Promise<void> {
     const read = readCredential(message)
     if ('problem' in read) {
       if (handshake) this.handshakeFailed(uid, { ok: false, code: 'AUTH_FAILED', reason: 'malformed auth message' })
@@ -178,7 +176,10 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       // It answered in time: an auth window ending while the server checks would refuse a credential the check may
       // accept (and a refresh token it rotates, which the client would never hear of).
       guard.checking()
-      return result.then(settled => this.authSettled(settled, uid, handshake))
+      return result.then(settled => {
+        this.authSettled(settled, uid, handshake)
+        guard.checked()
+      })
     }
     this.authSettled(result, uid, handshake)
   }

@@ -1,10 +1,11 @@
 // A client that sends messages faster than the app's async handlers finish (PROTOCOL.md section 11): at most
 // `handlerLimit` of one socket's handlers run at once; its later frames wait, the socket paused, and none is lost.
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import type { Socket } from 'node:net'
 import { handlerLimit } from '../../lib/endpoints/rest.js'
 import type { MessageHandler } from '../../types/index.js'
-import { build, connect, fakeClock, within } from '../helpers.js'
+import { admin, build, connect, fakeClock, within, type Client } from '../helpers.js'
 
 t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait their turn, in order, and all are answered`, async t => {
   let open!: () => void
@@ -47,61 +48,93 @@ t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait th
   await client.close()
 })
 
-t.test('a socket closed while its frames wait for a handler slot closes as its client answers, not 30 s later', async t => {
+/** A `slow` handler that holds its slot until `open`, and a promise that resolves once `handlerLimit` of them run. */
+function slotHolder (t: Test) {
   let open!: () => void
   const gate = new Promise<void>(resolve => { open = resolve })
   t.teardown(() => open())
-  let started = 0
-  let allRunning!: () => void
-  const limitReached = new Promise<void>(resolve => { allRunning = resolve })
-  const slow: MessageHandler = async () => {
-    if (++started === handlerLimit) allRunning()
-    await gate
+  let taken!: () => void
+  const allTaken = new Promise<void>(resolve => { taken = resolve })
+  const holder = {
+    started: 0,
+    open: () => open(),
+    allTaken: () => within(allTaken, 'every slot taken'),
+    slow: (async () => {
+      if (++holder.started === handlerLimit) taken()
+      await gate
+    }) as MessageHandler
   }
-  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { slow } }, heartbeat: { enabled: false } })
+  return holder
+}
+
+/** Resolves once the server has read every byte the client wrote: what it sent waits in the inbox by then. */
+async function readByServer (app: FastifyInstance, client: Client): Promise<void> {
+  const [connection] = app.realtime.connections()
+  const sent = (client.ws as unknown as { _socket: Socket })._socket
+  while (connection.request.raw.socket.bytesRead < sent.bytesWritten) await new Promise(resolve => setImmediate(resolve))
+}
+
+t.test('a socket closed while its frames wait for a handler slot closes as its client answers, not 30 s later', async t => {
+  const slots = slotHolder(t)
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { slow: slots.slow } }, heartbeat: { enabled: false } })
   const serverClosed = new Promise<number>(resolve => app.realtime.on('close', ({ code }) => resolve(code)))
   const client = await connect(url('/websocket'))
   for (let i = 0; i < handlerLimit + 10; i++) client.send({ type: 'slow', uid: i })
   // The handlers hold every slot, and the frames behind them wait: the socket is paused.
-  await within(limitReached, 'every slot taken')
+  await slots.allTaken()
   // ws's own wait for the client's answer (30 s) never ends here: only the answer can close the socket.
   fakeClock(t, ['setTimeout', 'clearTimeout'])
   t.equal(app.realtime.close({}, 4000, 'bye'), 1)
   t.same(await within(client.closed, 'the client\'s close'), { code: 4000, reason: 'bye' })
   t.equal(await within(serverClosed, 'the server\'s close event'), 4000, 'the server closed it as the client answered')
-  t.equal(started, handlerLimit, 'the frames behind the close were dropped unread')
+  t.equal(slots.started, handlerLimit, 'the frames behind the close were dropped unread')
 })
 
 t.test('an auth message sent in its window while the handlers hold every slot is answered, however long it waits', async t => {
-  let open!: () => void
-  const gate = new Promise<void>(resolve => { open = resolve })
-  t.teardown(() => open())
-  let started = 0
-  let allRunning!: () => void
-  const limitReached = new Promise<void>(resolve => { allRunning = resolve })
-  const slow: MessageHandler = async () => {
-    if (++started === handlerLimit) allRunning()
-    await gate
-  }
+  const slots = slotHolder(t)
   const whoami: MessageHandler = (message, connection) => connection.send({ type: 'whoami', user: connection.accountability.user })
-  const { app, url } = await build(t, { rest: { auth: 'handshake', authTimeout: 1, handlers: { slow, whoami } }, heartbeat: { enabled: false } })
+  const { app, url } = await build(t, {
+    users: [admin], rest: { auth: 'handshake', authTimeout: 1, handlers: { slow: slots.slow, whoami } }, heartbeat: { enabled: false }
+  })
+  // A refresh token: its check, which runs once the handlers let it, is a store's, asynchronous.
+  const { refresh_token: refreshToken } = await app.realtime.login({ email: admin.email, password: admin.password })
   const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'first' })}`))
   for (let i = 0; i < handlerLimit; i++) client.send({ type: 'slow', uid: i })
-  await within(limitReached, 'every slot taken')
+  await slots.allTaken()
   const clock = fakeClock(t, ['setTimeout', 'clearTimeout', 'performance'])
   await app.realtime.revokeUser('first')
   t.match(await within(client.next(), 'AUTH_REVOKED'), { error: { code: 'AUTH_REVOKED' } })
   // At once, well inside the window; it waits behind the handlers, for ten windows' time.
-  client.send({ type: 'auth', access_token: app.realtime.jwt.sign({ id: 'second' }), uid: 'again' })
+  client.send({ type: 'auth', refresh_token: refreshToken, uid: 'again' })
   client.send({ type: 'whoami' })
-  // Once the server has read every byte the client wrote, the auth message waits in the inbox.
-  const [connection] = app.realtime.connections()
-  const sent = (client.ws as unknown as { _socket: Socket })._socket
-  while (connection.request.raw.socket.bytesRead < sent.bytesWritten) await new Promise(resolve => setImmediate(resolve))
+  await readByServer(app, client)
   clock.tick(10_000)
-  open()
-  t.same(await within(client.next(), 'the auth answer'), { type: 'auth', status: 'ok', uid: 'again' }, 'no AUTH_TIMEOUT')
-  t.same(await within(client.next(), 'whoami'), { type: 'whoami', user: 'second' })
+  slots.open()
+  t.match(await within(client.next(), 'the auth answer'), { type: 'auth', status: 'ok', uid: 'again', refresh_token: String }, 'no AUTH_TIMEOUT')
+  t.match(await within(client.next(), 'whoami'), { type: 'whoami', user: String })
   clock.uninstall()
   await client.close()
+})
+
+t.test('an auth message that waited, then failed before its check (a bad uid), holds no later window', async t => {
+  const slots = slotHolder(t)
+  const { app, url } = await build(t, { rest: { auth: 'strict', authTimeout: 1, handlers: { slow: slots.slow } }, heartbeat: { enabled: false } })
+  const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'first' })}`))
+  for (let i = 0; i < handlerLimit; i++) client.send({ type: 'slow', uid: i })
+  await slots.allTaken()
+  // Frames that name "auth" and are none: not held for.
+  client.ws.send('{"auth"')
+  client.send({ type: 'ping', uid: 'auth' })
+  client.send({ type: 'auth', uid: true, access_token: 'x' })
+  await readByServer(app, client)
+  slots.open()
+  t.match(await within(client.next(), 'the unparsable frame\'s answer'), { type: 'server', error: { code: 'INVALID_PAYLOAD' } })
+  t.same(await within(client.next(), 'pong'), { type: 'pong', uid: 'auth' })
+  t.match(await within(client.next(), 'INVALID_PAYLOAD'), { type: 'auth', error: { code: 'INVALID_PAYLOAD' } })
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout', 'performance'])
+  await app.realtime.revokeUser('first')
+  t.match(await within(client.next(), 'AUTH_REVOKED'), { error: { code: 'AUTH_REVOKED' } })
+  clock.tick(1_000)
+  t.match(await within(client.next(), 'AUTH_TIMEOUT'), { error: { code: 'AUTH_TIMEOUT' } }, 'the window ran and ended')
+  t.equal((await within(client.closed, 'the close')).code, 4408)
 })

@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { AuthWindows, ExpiryClock } from '../../lib/connection/deadlines.js'
+import { fakeClock } from '../helpers.js'
 import type { WebSocket } from 'ws'
 import { guardPolicy, type ConnectionGuard, type GuardEvents } from '../../lib/connection/guard.js'
 import { Connection } from '../../lib/connection/connection.js'
@@ -257,4 +258,24 @@ t.test('a socket told its expiry and authenticated anew before it settles keeps 
   t.same(registry.indexed, { users: 1, sessions: 1 })
   for (const { guard } of connections) guard.close()
   t.same(registry.indexed, { users: 0, sessions: 0 }, 'nothing left in the indexes once the sockets are gone')
+})
+
+t.test('a window held for two answers runs on once both have settled, with the time it had left', async t => {
+  const clock = fakeClock(t)
+  const windows = new AuthWindows(1_000)
+  let ended = 0
+  const target = { onAuthWindowEnd: () => { ended++ } }
+  windows.open(target)
+  clock.tick(400)
+  windows.hold(target) // an auth message waiting behind other frames
+  windows.hold(target) // and another
+  clock.tick(5_000)
+  windows.release(target) // the first settled nothing: the second still waits
+  clock.tick(5_000)
+  t.equal(ended, 0, 'held while one answer is left')
+  windows.release(target)
+  clock.tick(599)
+  t.equal(ended, 0, 'the 600 ms it had left run again')
+  clock.tick(1)
+  t.equal(ended, 1)
 })

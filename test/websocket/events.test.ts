@@ -1,4 +1,5 @@
 // What a user can observe: `fastify.realtime.on('auth' | 'authFailed' | 'expire' | 'close', ...)`.
+import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { buildSchema } from 'graphql'
 import { MemorySessionStore, type RealtimeEventMap } from '../../lib/index.js'
@@ -119,9 +120,14 @@ t.test('an async listener whose promise rejects (an audit store away) is logged 
   const crashes = recordCrashes(t)
   const { app, url } = await build(t, {}, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
   app.realtime.on('authFailed', async ({ code }) => { throw new Error(`audit store down (${code})`) })
+  // Another realm's promise (a vm context's, a library's) rejects the same way.
+  app.realtime.on('authFailed', () => runInNewContext('Promise.reject(new Error("audit store of another realm down"))'))
   t.equal((await refusedWith(url('/websocket?access_token=forged'))).status, 401, 'refused')
-  while (logged.length === 0) await new Promise(resolve => setImmediate(resolve))
-  t.match(JSON.parse(logged[0]), { msg: 'a realtime event listener failed', event: 'authFailed', err: { message: 'audit store down (AUTH_FAILED)' } })
+  while (logged.length < 2) await new Promise(resolve => setImmediate(resolve))
+  t.match(logged.map(line => JSON.parse(line)), [
+    { msg: 'a realtime event listener failed', event: 'authFailed', err: { message: 'audit store down (AUTH_FAILED)' } },
+    { msg: 'a realtime event listener failed', event: 'authFailed', err: { message: 'audit store of another realm down' } }
+  ])
   const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u' })}`))
   client.send({ type: 'ping' })
   t.same(await client.next(), { type: 'pong' }, 'the server serves on')
