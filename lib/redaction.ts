@@ -18,9 +18,9 @@ const redacted = '[redacted]'
 const suspect = /passw|passph|token|secret|apikey|api_key|api-key|privatekey|private_key|private-key|otp|authoriz|bearer|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|%[0-9a-f]{2}/i
 // Each rule below starts only at a boundary and consumes only what it hides, so no credential sits inside what
 // another match skipped, and a long or hostile string costs linear time.
-// `name=` of a `name=value` pair (query strings, form bodies, cookies, `state=access_token=...`); its value ends at
-// `&`, `#`, `"` or a space.
-const pairNames = /(?<![^?&;,\s"'=])([^=&#?;,\s"']*)=/g
+// `name=` of a `name=value` pair (query strings, form bodies, cookies, `state=access_token=...`, a URL's fragment as an
+// OAuth redirect carries tokens: `#access_token=...`); its value ends at `&`, `#`, `"` or a space.
+const pairNames = /(?<![^?&;,\s"'=#])([^=&#?;,\s"']*)=/g
 const pairValue = /[^&#\s"]*/y
 // `name: value` and `"name": value` (header lines, JSON); an unquoted value ends at the end of its line, `,` or `}`.
 // A name holding a credential word is taken whole after one look ahead (no backtracking into it for each word).

@@ -136,6 +136,9 @@ t.test('redactUrl', async t => {
     ['/websocket?access_token=abc.def.ghi', '/websocket?access_token=[redacted]'],
     ['/websocket?a=1&access_token=abc&b=2', '/websocket?a=1&access_token=[redacted]&b=2'],
     ['/websocket?access_token=abc#frag', '/websocket?access_token=[redacted]#frag'],
+    // An OAuth redirect's fragment carries its tokens as pairs.
+    ['/cb#refresh_token=opaque-rt&state=s', '/cb#refresh_token=[redacted]&state=s'],
+    ['/cb?x=1#access_token=opaque-at', '/cb?x=1#access_token=[redacted]'],
     ['/websocket?ACCESS_TOKEN=abc', '/websocket?ACCESS_TOKEN=[redacted]'],
     ['/websocket?access_token=a&access_token=b', '/websocket?access_token=[redacted]&access_token=[redacted]'],
     ['/websocket?access_token=', '/websocket?access_token=[redacted]'],
