@@ -103,6 +103,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     routes.removeAllContentTypeParsers()
     routes.addContentTypeParser('application/json', { parseAs: 'string' }, routes.getDefaultJsonParser('error', 'error'))
 
+    const tokenFields = stringFields(tokenBody)
     routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { schema: { body: loginBody }, preValidation: stringFields(loginBody) },
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
@@ -110,7 +111,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
         return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip }), mode)
       })
 
-    routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody }, preValidation: stringFields(tokenBody) }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody }, preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
@@ -119,7 +120,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting }), mode)
     })
 
-    routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody }, preValidation: stringFields(tokenBody) }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody }, preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })

@@ -165,12 +165,18 @@ t.test('the server\'s own tokens keep working beside the provider\'s', async t =
   t.equal(provider.fetches, 0, 'no key lookup for the server\'s own token')
 })
 
-t.test('a key the provider starts publishing is accepted without a restart; unknown kids fetch at most once per 5 s', async t => {
+/** A provider publishing `first`, with `next` ready for it to start publishing, on a fake Date. */
+function rotatingProvider (t: Test) {
   const clock = fakeClock(t, ['Date'])
   const provider = new Provider()
   const first = providerKey('rsa-1', 'RS256')
   const next = providerKey('rsa-2', 'RS256')
   provider.keys = [first]
+  return { clock, provider, first, next }
+}
+
+t.test('a key the provider starts publishing is accepted without a restart; unknown kids fetch at most once per 5 s', async t => {
+  const { clock, provider, first, next } = rotatingProvider(t)
   const { url } = await start(t, provider)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(first)), patOk)
   t.equal(provider.fetches, 1)
@@ -358,11 +364,7 @@ const authOk = { type: 'auth', status: 'ok' }
 const authFailed = { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } }
 
 t.test('the README\'s get-jwks lookup: made-up kids reach the provider once per 5 s, a key it starts publishing is accepted', async t => {
-  const clock = fakeClock(t, ['Date'])
-  const provider = new Provider()
-  const first = providerKey('rsa-1', 'RS256')
-  const next = providerKey('rsa-2', 'RS256')
-  provider.keys = [first]
+  const { clock, provider, first, next } = rotatingProvider(t)
   provider.delayMs = 50 // the provider's answer is on its way while the others arrive
   const { iss, url, sign, auth } = await withKeyLookup(t, provider)
   const answers = await Promise.all(Array.from({ length: 5 }, (_v, i) => auth(sign(first, { sub: `user-${i}` }))))
