@@ -7,6 +7,7 @@ import {
 } from 'graphql'
 import type { SubscribePayload } from 'graphql-ws'
 import type { GraphqlContext, GraphqlEndpointOptions, RealtimeConnection } from '../../types/index.js'
+import type { Connection } from '../connection/connection.js'
 import { costCheck, type CostLimits } from './graphql-cost.js'
 
 export interface OperationOptions extends CostLimits {
@@ -28,12 +29,13 @@ export type OperationsInFlight = Set<string>
 type Prepared = ExecutionArgs | readonly GraphQLError[]
 
 export type PrepareOperation =
-  (connection: RealtimeConnection, id: string, payload: SubscribePayload, inFlight: OperationsInFlight) => Promise<Prepared>
+  (connection: Connection, id: string, payload: SubscribePayload, inFlight: OperationsInFlight) => Promise<Prepared>
 
 export function operationPreparer (options: OperationOptions): PrepareOperation {
   const cost = costCheck(options)
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule]
   const tooMany = [new GraphQLError(`Too many operations in flight: at most ${options.operationLimit} on one socket.`)]
+  const ended = [new GraphQLError('The socket closed before the operation could run.')]
 
   async function executionArgs (connection: RealtimeConnection, payload: SubscribePayload): Promise<Prepared> {
     let document: DocumentNode
@@ -72,7 +74,10 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     // Counted before the first await: each subscribe of a burst sees every one before it.
     if (inFlight.size >= options.operationLimit) return tooMany
     inFlight.add(id)
-    const prepared = await executionArgs(connection, payload)
+    let prepared = await executionArgs(connection, payload)
+    // The credential it was asked under ended (expiry, revocation: the socket closes) while the app's schema or
+    // context function ran: graphql-ws would still execute it, as that accountability. Nobody reads the error.
+    if (connection.socket.readyState !== connection.socket.OPEN) prepared = ended
     // Refused, it never runs, and no onComplete will come. (A throw closes the socket 4500: no slot outlives it.)
     if (Array.isArray(prepared)) inFlight.delete(id)
     return prepared

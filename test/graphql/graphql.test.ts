@@ -475,6 +475,41 @@ t.test('a revoked socket\'s subscriptions end at once, though its client never a
   socket.client.ws.terminate()
 })
 
+for (const step of ['schema', 'context'] as const) {
+  t.test(`an operation whose ${step} function outlasts its socket's credential never runs`, async t => {
+    let release: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const ran: string[] = []
+    const guarded = new GraphQLSchema({
+      query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }),
+      mutation: new GraphQLObjectType({
+        name: 'Mutation',
+        fields: { spend: { type: GraphQLString, resolve: (_, __, { accountability }: GraphqlContext) => { ran.push(String(accountability.user)); return 'spent' } } }
+      })
+    })
+    const waits = async () => { await gate }
+    const { app, url } = await build(t, {
+      graphql: {
+        auth: 'handshake',
+        schema: step === 'schema' ? async () => { await waits(); return guarded } : guarded,
+        context: step === 'context' ? async () => { await waits(); return {} } : undefined
+      }
+    })
+    const socket = await raw(url('/graphql'))
+    socket.client.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: 'u' }) } })
+    await socket.client.next()
+    socket.client.send({ id: '1', type: 'subscribe', payload: { query: 'mutation { spend }' } })
+    socket.client.send({ type: 'ping' })
+    t.same(await socket.client.next(), { type: 'pong' }) // the operation is waiting on the app's function by now
+    await app.realtime.revokeUser('u')
+    t.same(await closedWith(socket), { code: 4403, reason: 'Forbidden' })
+    release!()
+    await new Promise(setImmediate) // the operation's every step after the wait is a microtask
+    t.same(ran, [], 'the mutation did not run as the revoked user')
+    t.same(socket.foreign, [])
+  })
+}
+
 t.test('a document over the query token limit is refused without being parsed; the socket stays open', async t => {
   const { url } = await build(t, { graphql: { auth: 'public', schema, queryTokenLimit: 10 } })
   const client = gqlClient(t, url('/graphql'))
