@@ -248,6 +248,24 @@ t.test('the tap keeps the destination\'s own properties and methods, and can be 
   t.equal(tapped.length, 1, 'nothing after stop')
 })
 
+t.test('an app whose Fastify logs through another pino major (pino 9 beside the plugin\'s own) streams its lines', async t => {
+  // Fastify 5 takes pino 9 or 10; npm nests the plugin's own where the app's differs, and pino's symbols are the
+  // module's own, not registered ones.
+  const { default: pino9 } = await import('pino-9')
+  const lines: string[] = []
+  const app = Fastify({ loggerInstance: pino9({ level: 'info' }, { write (line: string) { lines.push(line) } }) })
+  await app.register(realtime, { env: {}, secret, users: [admin] })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, `ws://127.0.0.1:${port}/websocket/logs`, token)
+  app.log.info('from pino 9')
+  t.match(await line(client, 'from pino 9'), { type: 'logs', data: { level: 30, msg: 'from pino 9' } })
+  t.ok(lines.some(written => written.includes('from pino 9')), 'and the app\'s destination still got it')
+  await client.close()
+})
+
 t.test('deeply nested log objects are cut short, and lines that are not pino\'s are ignored', async t => {
   const { redactLogObject } = await import('../../lib/index.js')
   let deep: Record<string, unknown> = { password: 'p' }
