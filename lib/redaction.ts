@@ -10,6 +10,10 @@ const names = 'access[_-]?token|[\\w-]*(?:refresh|session)[_-]?token|otp|authori
 // `x-api-key` (where `my_access_token_count` only holds a credential's name).
 const credentialWords = 'pass(?:word|wd|phrase)|secret|api[_-]?key|private[_-]?key'
 const secretNames = new RegExp(`^(?:${names})$|${credentialWords}`, 'i')
+// Fields holding headers as a list of names and values in turn: Node's `rawHeaders` and `rawTrailers`, undici's and
+// `http.request`'s `headers` given as an array (a list of pairs for `fetch`); not `allowedHeaders`, a list of names.
+const headerLists = /^(?:raw)?(?:headers|trailers)$/i
+const headerName = /^[!#$%&'*+.^`|~\w-]+$/
 const redacted = '[redacted]'
 
 // Text with none of these holds nothing to hide: most strings, and most lines, stop at this one test (a
@@ -94,23 +98,35 @@ function isRawBytes (value: object): boolean {
   return ArrayBuffer.isView(value) || (bytes.type === 'Buffer' && Array.isArray(bytes.data))
 }
 
-function redactValue (value: unknown, depth: number, ancestors: Set<object>): unknown {
+/** Names and values in turn, the names header names: a list of strings that holds anything else is an ordinary list. */
+function isHeaderList (list: unknown[]): list is string[] {
+  return list.length % 2 === 0 && list.every((item, index) => typeof item === 'string' && (index % 2 === 1 || headerName.test(item)))
+}
+
+/** A field's value, or a header's: hidden whole under a credential's name, whatever its form (`Basic ...`, a key). */
+function redactNamed (name: string, value: unknown, depth: number, ancestors: Set<object>): unknown {
+  return secretNames.test(name) ? redacted : redactValue(value, depth + 1, ancestors, headerLists.test(name))
+}
+
+function redactValue (value: unknown, depth: number, ancestors: Set<object>, inHeaders = false): unknown {
   if (typeof value === 'string') return redactText(value)
   if (typeof value !== 'object' || value === null) return value
   if (depth > 32 || isRawBytes(value)) return redacted // deeper than any log object worth streaming
   if (ancestors.has(value)) return '[Circular]'
   const { toJSON } = value as { toJSON?: unknown }
   // What pino would write (a Date's string, a URL's href) is what gets redacted.
-  if (typeof toJSON === 'function') return redactValue(toJSON.call(value), depth + 1, ancestors)
+  if (typeof toJSON === 'function') return redactValue(toJSON.call(value), depth + 1, ancestors, inHeaders)
   ancestors.add(value)
   let copy: unknown
   if (Array.isArray(value)) {
-    copy = value.map(item => redactValue(item, depth + 1, ancestors))
+    copy = inHeaders && isHeaderList(value)
+      ? value.map((item, index) => index % 2 === 0 ? redactText(item) : redactNamed(value[index - 1], item, depth, ancestors))
+      : value.map(item => redactValue(item, depth + 1, ancestors, inHeaders))
   } else {
     // No prototype: a "__proto__" key stays a plain field.
     const fields: Record<string, unknown> = Object.create(null)
     for (const [key, field] of Object.entries(value)) {
-      fields[key] = secretNames.test(key) ? redacted : redactValue(field, depth + 1, ancestors)
+      fields[key] = redactNamed(key, field, depth, ancestors)
     }
     copy = fields
   }

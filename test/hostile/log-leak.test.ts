@@ -197,12 +197,41 @@ t.test('names holding a credential word are hidden, camelCase or not, and a bear
     oauth: { client_secret: '[redacted]', privateKey: '[redacted]', private_key: '[redacted]' },
     headers: { 'x-api-key': '[redacted]', 'X-API-Key': '[redacted]' },
     settings: { apiKey: '[redacted]', api_key: '[redacted]' },
-    rawHeaders: ['Authorization', 'Bearer [redacted]', 'Proxy-Authorization', 'bearer [redacted]'],
+    rawHeaders: ['Authorization', '[redacted]', 'Proxy-Authorization', '[redacted]'],
     note: '{"newPassword":[redacted]} otp_secret=[redacted]&next=/ x-api-key: [redacted]',
     kept: { passenger: 'Ada', compass: 'north', apiVersion: 2, keyboard: 'qwerty', prose: 'Basic auth is off; the keys are safe' }
   })
   const streamed = JSON.stringify(line)
   for (const secret of [seed, 'hunter2', 'opaque']) t.notOk(streamed.includes(secret), `no ${secret} in the logs stream`)
+})
+
+t.test('a credential-named header\'s value in a list of headers is hidden, whatever its form', async t => {
+  const server = await watchedServer(t)
+  const request = { method: 'GET', url: '/', headers: ['X-Api-Key', 'abc123opaque', 'Accept', 'text/plain'] }
+  server.app.log.info({
+    // Node's rawHeaders: names and values in turn, the values as sent.
+    incoming: { rawHeaders: ['Host', 'h', 'X-Api-Key', 'abc123opaque', 'Authorization', 'Basic dXNlcjpwYXNz', 'Cookie', 'sid=opaque-sid'] },
+    upstream: { rawTrailers: ['Set-Cookie', 'opaque-sid'] },
+    request, // undici's and http.request's headers as a flat list
+    init: { headers: [['authorization', 'Basic dXNlcjpwYXNz'], ['accept', '*/*']] }, // fetch's list of pairs
+    // Lists that are not headers keep their items.
+    missing: ['password', 'otp'],
+    cors: { allowedHeaders: ['Authorization', 'Content-Type'] },
+    note: { headers: ['Authorization', 'is off', 'for now'] }
+  }, 'header lists')
+  await server.everything()
+  const [line] = server.streamed.filter(line => line.msg === 'header lists')
+  t.match(line, {
+    incoming: { rawHeaders: ['Host', 'h', 'X-Api-Key', '[redacted]', 'Authorization', '[redacted]', 'Cookie', '[redacted]'] },
+    upstream: { rawTrailers: ['Set-Cookie', '[redacted]'] },
+    request: { headers: ['X-Api-Key', '[redacted]', 'Accept', 'text/plain'] },
+    init: { headers: [['authorization', '[redacted]'], ['accept', '*/*']] },
+    missing: ['password', 'otp'],
+    cors: { allowedHeaders: ['Authorization', 'Content-Type'] },
+    note: { headers: ['Authorization', 'is off', 'for now'] }
+  })
+  const streamed = JSON.stringify(line)
+  for (const secret of ['abc123opaque', 'dXNlcjpwYXNz', 'opaque-sid']) t.notOk(streamed.includes(secret), `no ${secret} in the logs stream`)
 })
 
 t.test('a bearer token in text is hidden, the rest of the text kept', async t => {
