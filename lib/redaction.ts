@@ -17,9 +17,10 @@ const headerName = /^[!#$%&'*+.^`|~\w-]+$/
 const redacted = '[redacted]'
 
 // Text with none of these holds nothing to hide: most strings, and most lines, stop at this one test (a
-// percent-encoded character may spell a credential's name). No alternative is shorter than 3 characters, which lets
-// the scan skip ahead (3 times faster than with `%` or `//`); words are spelled out (`api[_-]?key` scans slower).
-const suspect = /passw|passph|token|secret|apikey|api_key|api-key|privatekey|private_key|private-key|otp|authoriz|bearer|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|%[0-9a-f]{2}/i
+// percent-encoded character, or a JSON escape, may spell a credential's name). No alternative is shorter than 3
+// characters, which lets the scan skip ahead (3 times faster than with `%` or `//`); words are spelled out
+// (`api[_-]?key` scans slower), and the two escapes share one alternative (as two, they scan slower).
+const suspect = /passw|passph|token|secret|apikey|api_key|api-key|privatekey|private_key|private-key|otp|authoriz|bearer|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|(?:%|\\u00)[0-9a-f]{2}/i
 // Each rule below starts only at a boundary and consumes only what it hides, so no credential sits inside what
 // another match skipped, and a long or hostile string costs linear time.
 // `name=` of a `name=value` pair (query strings, form bodies, cookies, `state=access_token=...`, a URL's fragment as an
@@ -28,7 +29,12 @@ const pairNames = /(?<![^?&;,\s"'=#])([^=&#?;,\s"']*)=/g
 const pairValue = /[^&#\s"]*/y
 // `name: value` and `"name": value` (header lines, JSON); an unquoted value ends at the end of its line, `,` or `}`.
 // A name holding a credential word is taken whole after one look ahead (no backtracking into it for each word).
-const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names}|(?=[\w-]*?(?:${credentialWords}))[\w-]+)\\?"?[ \t]*:[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`, 'gi')
+const namedValue = String.raw`(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`
+const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names}|(?=[\w-]*?(?:${credentialWords}))[\w-]+)\\?"?[ \t]*:[ \t]*)${namedValue}`, 'gi')
+// A JSON member whose name is spelled with escapes (`"access\u005ftoken":`, in JSON text or JSON quoted in JSON): its
+// name compares decoded, as JSON.parse reads it. The look ahead keeps other members to one scan of their name.
+const escapedNames = /(?<![\w-])\\?"(?=[\w\\-]*\\u)((?:[\w-]|\\\\?u[0-9a-f]{4})+)\\?"[ \t]*:[ \t]*/gi
+const escapedValue = new RegExp(namedValue, 'y')
 // A JWT (an access token) wherever it is, whatever it is called.
 const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
 // The token of `Bearer <token>` (an `authorization` header's value, alone in `rawHeaders`), whatever its form.
@@ -38,21 +44,32 @@ const userInfo = /(\/\/[^\s/:@]*:)[^\s/?#@]*@/g
 // V8 quotes up to 20 characters of a JSON.parse failure's source ("... is not valid JSON"): a body's password.
 const jsonSources = /, (?:\.\.\.)?"[\s\S]{0,40}"(?:\.\.\.)? is not valid JSON/g
 
-/** Hides the value of each pair named like a credential; names compare decoded, as the query parser decodes them. */
-function hidePairs (text: string): string {
+/**
+ * Hides the value (`value`, sticky) after each name `named` finds (its first group) that is a credential's once read
+ * as its parser reads it.
+ */
+function hideNamed (text: string, named: RegExp, value: RegExp, read: (name: string) => string): string {
   let kept = ''
   let copied = 0
-  pairNames.lastIndex = 0
-  for (let pair = pairNames.exec(text); pair !== null; pair = pairNames.exec(text)) {
-    let name = pair[1]
-    try { name = decodeURIComponent(name.replace(/\+/g, ' ')) } catch {} // `access%5Ftoken` is `access_token` too
-    if (!secretNames.test(name)) continue
-    pairValue.lastIndex = pairNames.lastIndex
-    pairValue.test(text)
-    kept += `${text.slice(copied, pairNames.lastIndex)}${redacted}`
-    copied = pairNames.lastIndex = pairValue.lastIndex
+  named.lastIndex = 0
+  for (let match = named.exec(text); match !== null; match = named.exec(text)) {
+    if (!secretNames.test(read(match[1]))) continue
+    value.lastIndex = named.lastIndex
+    value.test(text)
+    kept += `${text.slice(copied, named.lastIndex)}${redacted}`
+    copied = named.lastIndex = value.lastIndex
   }
   return kept + text.slice(copied)
+}
+
+/** A pair's name as the query parser decodes it: `access%5Ftoken` is `access_token` too. */
+function readPairName (name: string): string {
+  try { return decodeURIComponent(name.replace(/\+/g, ' ')) } catch { return name }
+}
+
+/** A member's name as JSON.parse reads it: `access\u005ftoken` is `access_token`. */
+function readMemberName (name: string): string {
+  return name.replace(/\\\\?u(....)/g, (_, code: string) => String.fromCharCode(parseInt(code, 16)))
 }
 
 /**
@@ -71,7 +88,8 @@ function decodeEscapes (text: string): string {
  */
 function redactEncoded (text: string, decodings: number): string {
   if (!suspect.test(text)) return text
-  const hidden = hidePairs(text)
+  const pairsHidden = hideNamed(text, pairNames, pairValue, readPairName)
+  const hidden = hideNamed(pairsHidden, escapedNames, escapedValue, readMemberName)
     .replace(namedValues, `$1${redacted}`)
     .replace(jwts, redacted)
     .replace(bearerTokens, `$1${redacted}`)

@@ -234,6 +234,27 @@ t.test('a credential-named header\'s value in a list of headers is hidden, whate
   for (const secret of ['abc123opaque', 'dXNlcjpwYXNz', 'opaque-sid']) t.notOk(streamed.includes(secret), `no ${secret} in the logs stream`)
 })
 
+t.test('a JSON member whose name is spelled with escapes is hidden, its name read as JSON.parse reads it', async t => {
+  const { redactLogLine, redactUrl } = await import('../../lib/redaction.js')
+  const frame = String.raw`{"type":"auth","access\u005ftoken":"opaque-at"}`
+  t.same(JSON.parse(frame), { type: 'auth', access_token: 'opaque-at' }, 'the name is access_token to JSON.parse')
+  t.equal(redactUrl(`invalid frame ${frame}`), String.raw`invalid frame {"type":"auth","access\u005ftoken":[redacted]}`)
+  // No credential's word is left to the quick scan: a printable character's escape sends the text on.
+  t.equal(redactUrl(String.raw`{"p\u0061ssword":"hunter2","\u0072efresh_token":"opaque-rt"}`),
+    String.raw`{"p\u0061ssword":[redacted],"\u0072efresh_token":[redacted]}`)
+  // As pino writes a message quoting it: the escapes' backslashes escaped again.
+  const line = `${JSON.stringify({ level: 30, msg: String.raw`echo {"p\u0061ssword":"hunter2"}` })}\n`
+  t.equal(redactLogLine(line), `${JSON.stringify({ level: 30, msg: String.raw`echo {"p\u0061ssword":[redacted]}` })}\n`)
+  t.equal(redactLogLine(String.raw`not json: {\"p\\u0061ssword\":\"hunter2\"}`), String.raw`not json: {\"p\\u0061ssword\":[redacted]}`)
+  t.equal(redactUrl(String.raw`{"caf\u00e9":"x","n\u0061me":"Ada","token\u005fcount":2}`),
+    String.raw`{"caf\u00e9":"x","n\u0061me":"Ada","token\u005fcount":2}`, 'other members are kept')
+  // Hostile text: names of escapes that never end, or that end over and over; each costs one scan.
+  const endless = `"${'\\u0061'.repeat(200_000)}`
+  t.equal(redactUrl(endless), endless)
+  const restarting = '"\\u0061"'.repeat(100_000)
+  t.equal(redactUrl(restarting), restarting)
+})
+
 t.test('a bearer token in text is hidden, the rest of the text kept', async t => {
   const { redactUrl } = await import('../../lib/redaction.js')
   t.equal(redactUrl('upstream 401 for Bearer abc.DEF-_~+/gh== (expired)'), 'upstream 401 for Bearer [redacted] (expired)')
