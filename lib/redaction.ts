@@ -35,6 +35,11 @@ const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names}|(?=[\w-]*?
 // name compares decoded, as JSON.parse reads it. The look ahead keeps other members to one scan of their name.
 const escapedNames = /(?<![\w-])\\?"(?=[\w\\-]*\\u)((?:[\w-]|\\\\?u[0-9a-f]{4})+)\\?"[ \t]*:[ \t]*/gi
 const escapedValue = new RegExp(namedValue, 'y')
+// A browser's WebSocket cannot set headers, so some clients carry the token in the subprotocol list instead:
+// `access_token.<token>`, Kubernetes' `base64url.bearer.authorization.k8s.io.<token>`, `Authorization, <token>`. The
+// plugin reads no credential there (it picks graphql-transport-ws, or the first offered), so none is kept there.
+const protocolHeader = /^sec-websocket-protocol$/i
+const protocolLists = /(?<![\w-])(sec-websocket-protocol\\?"?[ \t]*:[ \t]*\\?"?)([^\r\n"\\]*)/gi
 // A JWT (an access token) wherever it is, whatever it is called.
 const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
 // The token of `Bearer <token>` (an `authorization` header's value, alone in `rawHeaders`), whatever its form.
@@ -72,6 +77,25 @@ function readMemberName (name: string): string {
   return name.replace(/\\\\?u(....)/g, (_, code: string) => String.fromCharCode(parseInt(code, 16)))
 }
 
+/** A subprotocol entry's dotted part, or a whole entry, that names a credential (or says what one is). */
+function isCredentialPart (part: string): boolean {
+  return secretNames.test(part) || /^bearer$/i.test(part)
+}
+
+/** A subprotocol list with what follows a credential-named part hidden: the rest of its entry, or the next entry. */
+function hideProtocols (list: string): string {
+  let afterName = false
+  return list.replace(/[^,\s]+/g, entry => {
+    const parts = entry.split('.')
+    const named = parts.findIndex(isCredentialPart)
+    const hidden = afterName
+      ? redacted
+      : named === -1 || named === parts.length - 1 ? entry : `${parts.slice(0, named + 1).join('.')}.${redacted}`
+    afterName = named === parts.length - 1
+    return hidden
+  })
+}
+
 /**
  * Percent-escapes decoded. Where they are not UTF-8 (`decodeURIComponent` throws on a stray `%E0`), the ASCII ones
  * only, in one native pass: the others (and `%u`) are escaped first, so `unescape` gives them back as they were.
@@ -91,6 +115,7 @@ function redactEncoded (text: string, decodings: number): string {
   const pairsHidden = hideNamed(text, pairNames, pairValue, readPairName)
   const hidden = hideNamed(pairsHidden, escapedNames, escapedValue, readMemberName)
     .replace(namedValues, `$1${redacted}`)
+    .replace(protocolLists, (_, name: string, list: string) => `${name}${hideProtocols(list)}`)
     .replace(jwts, redacted)
     .replace(bearerTokens, `$1${redacted}`)
     .replace(userInfo, `$1${redacted}@`)
@@ -121,9 +146,14 @@ function isHeaderList (list: unknown[]): list is string[] {
   return list.length % 2 === 0 && list.every((item, index) => typeof item === 'string' && (index % 2 === 1 || headerName.test(item)))
 }
 
-/** A field's value, or a header's: hidden whole under a credential's name, whatever its form (`Basic ...`, a key). */
+/**
+ * A field's value, or a header's: hidden whole under a credential's name, whatever its form (`Basic ...`, a key);
+ * a subprotocol list with its credentials cut out.
+ */
 function redactNamed (name: string, value: unknown, depth: number, ancestors: Set<object>): unknown {
-  return secretNames.test(name) ? redacted : redactValue(value, depth + 1, ancestors, headerLists.test(name))
+  if (secretNames.test(name)) return redacted
+  if (typeof value === 'string' && protocolHeader.test(name)) return hideProtocols(redactText(value))
+  return redactValue(value, depth + 1, ancestors, headerLists.test(name))
 }
 
 function redactValue (value: unknown, depth: number, ancestors: Set<object>, inHeaders = false): unknown {

@@ -255,6 +255,41 @@ t.test('a JSON member whose name is spelled with escapes is hidden, its name rea
   t.equal(redactUrl(restarting), restarting)
 })
 
+t.test('a token carried in the subprotocol list is hidden, the protocols kept', async t => {
+  const server = await watchedServer(t)
+  const upgrade = (protocols: string) => ({ 'sec-websocket-protocol': protocols, 'sec-websocket-version': '13' })
+  server.app.log.info({
+    // A browser's WebSocket cannot set headers: clients smuggle the token as a subprotocol.
+    dotted: upgrade('graphql-transport-ws, access_token.abc123opaque'),
+    kubernetes: upgrade('base64url.bearer.authorization.k8s.io.YWJjMTIzb3BhcXVl, base64.binary.k8s.io'),
+    following: upgrade('Authorization, abc123opaque'),
+    jwt: upgrade(`graphql-ws, ${server.credentials.accessToken}`),
+    rawHeaders: ['Sec-WebSocket-Protocol', 'graphql-transport-ws, access_token, abc123opaque', 'Host', 'h'],
+    plain: upgrade('graphql-transport-ws, graphql-ws')
+  }, 'subprotocols')
+  await server.everything() // the app's own output is its serializers' business: the stream is checked
+  const [line] = server.streamed.filter(line => line.msg === 'subprotocols')
+  const protocols = (value: string) => ({ 'sec-websocket-protocol': value, 'sec-websocket-version': '13' })
+  t.match(line, {
+    dotted: protocols('graphql-transport-ws, access_token.[redacted]'),
+    kubernetes: protocols('base64url.bearer.[redacted], base64.binary.k8s.io'),
+    following: protocols('Authorization, [redacted]'),
+    jwt: protocols('graphql-ws, [redacted]'),
+    rawHeaders: ['Sec-WebSocket-Protocol', 'graphql-transport-ws, access_token, [redacted]', 'Host', 'h'],
+    plain: protocols('graphql-transport-ws, graphql-ws')
+  })
+  for (const secret of ['abc123opaque', 'YWJjMTIzb3BhcXVl', server.credentials.accessToken]) {
+    t.notOk(JSON.stringify(line).includes(secret), `no ${secret.slice(0, 12)} in the logs stream`)
+  }
+
+  const { redactUrl } = await import('../../lib/redaction.js')
+  t.equal(redactUrl('GET /graphql HTTP/1.1\r\nSec-WebSocket-Protocol: graphql-transport-ws, access_token.abc123opaque\r\nHost: h\r\n'),
+    'GET /graphql HTTP/1.1\r\nSec-WebSocket-Protocol: graphql-transport-ws, access_token.[redacted]\r\nHost: h\r\n', 'in a raw request')
+  t.equal(redactUrl('{"sec-websocket-protocol":"Authorization, abc123opaque","host":"h"}'),
+    '{"sec-websocket-protocol":"Authorization, [redacted]","host":"h"}', 'in JSON text')
+  t.equal(redactUrl('needs authorization, then abc123opaque'), 'needs authorization, then abc123opaque', 'only in that header')
+})
+
 t.test('a bearer token in text is hidden, the rest of the text kept', async t => {
   const { redactUrl } = await import('../../lib/redaction.js')
   t.equal(redactUrl('upstream 401 for Bearer abc.DEF-_~+/gh== (expired)'), 'upstream 401 for Bearer [redacted] (expired)')
