@@ -46,6 +46,9 @@ const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
 const bearerTokens = /(?<![\w-])(bearer[ \t]+)[\w.~+/-]+=*/gi
 // The password of a URL's user info (`redis://user:password@host`).
 const userInfo = /(\/\/[^\s/:@]*:)[^\s/?#@]*@/g
+// A part of a path, a name or a value (between `/`, `?`, `=`, `&`, ...) still percent-encoded after the last round of
+// decoding: whatever is outside such parts is plain text the rules above have read.
+const stillEncoded = /(?<![^\s&#?="'/])[^\s&#?="'/]*%[0-9a-f]{2}[^\s&#?="'/]*/gi
 // V8 quotes up to 20 characters of a JSON.parse failure's source ("... is not valid JSON"): a body's password.
 const jsonSources = /, (?:\.\.\.)?"[\s\S]{0,40}"(?:\.\.\.)? is not valid JSON/g
 
@@ -106,9 +109,10 @@ function decodeEscapes (text: string): string {
 
 /**
  * The credentials in text cut out, and again in its decoded form for `decodings` more rounds: a redirect URL
- * (`?next=%2Fwebsocket%3Faccess_token%3D...`) carries a credential encoded once or twice inside a value. The decoded
- * form is returned only if it hid something more; it is decoded from the redacted text, so an encoded `&` inside a
- * hidden password does not end it early.
+ * (`?next=%2Fwebsocket%3Faccess_token%3D...`) carries a credential encoded inside a value, once per redirect it went
+ * through. The decoded form is returned only if it hid something more; it is decoded from the redacted text, so an
+ * encoded `&` inside a hidden password does not end it early. Each round is one pass, so the rounds are bounded: what
+ * is still encoded after the last one is hidden, as it may hide a credential one round deeper.
  */
 function redactEncoded (text: string, decodings: number): string {
   if (!suspect.test(text)) return text
@@ -120,16 +124,16 @@ function redactEncoded (text: string, decodings: number): string {
     .replace(bearerTokens, `$1${redacted}`)
     .replace(userInfo, `$1${redacted}@`)
     .replace(jsonSources, `, "${redacted}" is not valid JSON`)
-  if (decodings === 0) return hidden
   const decoded = decodeEscapes(hidden)
   if (decoded === hidden) return hidden
+  if (decodings === 0) return hidden.replace(stillEncoded, redacted)
   const deeper = redactEncoded(decoded, decodings - 1)
   return deeper === decoded ? hidden : deeper
 }
 
 /** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
 export function redactText (text: string): string {
-  return redactEncoded(text, 2)
+  return redactEncoded(text, 5)
 }
 
 /** A URL is text like any other: `?access_token=` and the rest go the same way. */
