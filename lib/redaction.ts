@@ -10,12 +10,17 @@ const names = 'access[_-]?token|[\\w-]*(?:refresh|session)[_-]?token|otp|authori
 // `x-api-key` (where `my_access_token_count` only holds a credential's name).
 const credentialWords = 'pass(?:word|wd|phrase)|secret|api[_-]?key|private[_-]?key'
 const secretNames = new RegExp(`^(?:${names})$|${credentialWords}`, 'i')
+// Fields holding headers as a list of names and values in turn: Node's `rawHeaders` and `rawTrailers`, undici's and
+// `http.request`'s `headers` given as an array (a list of pairs for `fetch`); not `allowedHeaders`, a list of names.
+const headerLists = /^(?:raw)?(?:headers|trailers)$/i
+const headerName = /^[!#$%&'*+.^`|~\w-]+$/
 const redacted = '[redacted]'
 
 // Text with none of these holds nothing to hide: most strings, and most lines, stop at this one test (a
-// percent-encoded character may spell a credential's name). No alternative is shorter than 3 characters, which lets
-// the scan skip ahead (3 times faster than with `%` or `//`); words are spelled out (`api[_-]?key` scans slower).
-const suspect = /passw|passph|token|secret|apikey|api_key|api-key|privatekey|private_key|private-key|otp|authoriz|bearer|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|%[0-9a-f]{2}/i
+// percent-encoded character, or a JSON escape, may spell a credential's name). No alternative is shorter than 3
+// characters, which lets the scan skip ahead (3 times faster than with `%` or `//`); words are spelled out
+// (`api[_-]?key` scans slower), and the two escapes share one alternative (as two, they scan slower).
+const suspect = /passw|passph|token|secret|apikey|api_key|api-key|privatekey|private_key|private-key|otp|authoriz|bearer|cookie|rawpacket|eyJ|:\/\/|valid JSON|buffer|(?:%|\\u00)[0-9a-f]{2}/i
 // Each rule below starts only at a boundary and consumes only what it hides, so no credential sits inside what
 // another match skipped, and a long or hostile string costs linear time.
 // `name=` of a `name=value` pair (query strings, form bodies, cookies, `state=access_token=...`, a URL's fragment as an
@@ -24,31 +29,74 @@ const pairNames = /(?<![^?&;,\s"'=#])([^=&#?;,\s"']*)=/g
 const pairValue = /[^&#\s"]*/y
 // `name: value` and `"name": value` (header lines, JSON); an unquoted value ends at the end of its line, `,` or `}`.
 // A name holding a credential word is taken whole after one look ahead (no backtracking into it for each word).
-const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names}|(?=[\w-]*?(?:${credentialWords}))[\w-]+)\\?"?[ \t]*:[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`, 'gi')
+const namedValue = String.raw`(?:"(?:[^"\\]|\\.)*"?|[^\r\n,}]*)`
+const namedValues = new RegExp(String.raw`(?<![\w-])(\\?"?(?:${names}|(?=[\w-]*?(?:${credentialWords}))[\w-]+)\\?"?[ \t]*:[ \t]*)${namedValue}`, 'gi')
+// A JSON member whose name is spelled with escapes (`"access\u005ftoken":`, in JSON text or JSON quoted in JSON): its
+// name compares decoded, as JSON.parse reads it. The look ahead keeps other members to one scan of their name.
+const escapedNames = /(?<![\w-])\\?"(?=[\w\\-]*\\u)((?:[\w-]|\\\\?u[0-9a-f]{4})+)\\?"[ \t]*:[ \t]*/gi
+const escapedValue = new RegExp(namedValue, 'y')
+// A browser's WebSocket cannot set headers, so some clients carry the token in the subprotocol list instead:
+// `access_token.<token>`, Kubernetes' `base64url.bearer.authorization.k8s.io.<token>`, `Authorization, <token>`. The
+// plugin reads no credential there (it picks graphql-transport-ws, or the first offered), so none is kept there.
+const protocolHeader = /^sec-websocket-protocol$/i
+const protocolLists = /(?<![\w-])(sec-websocket-protocol\\?"?[ \t]*:[ \t]*\\?"?)([^\r\n"\\]*)/gi
 // A JWT (an access token) wherever it is, whatever it is called.
 const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
 // The token of `Bearer <token>` (an `authorization` header's value, alone in `rawHeaders`), whatever its form.
 const bearerTokens = /(?<![\w-])(bearer[ \t]+)[\w.~+/-]+=*/gi
 // The password of a URL's user info (`redis://user:password@host`).
 const userInfo = /(\/\/[^\s/:@]*:)[^\s/?#@]*@/g
+// A part of a path, a name or a value (between `/`, `?`, `=`, `&`, ...) still percent-encoded after the last round of
+// decoding: whatever is outside such parts is plain text the rules above have read.
+const stillEncoded = /(?<![^\s&#?="'/])[^\s&#?="'/]*%[0-9a-f]{2}[^\s&#?="'/]*/gi
 // V8 quotes up to 20 characters of a JSON.parse failure's source ("... is not valid JSON"): a body's password.
 const jsonSources = /, (?:\.\.\.)?"[\s\S]{0,40}"(?:\.\.\.)? is not valid JSON/g
 
-/** Hides the value of each pair named like a credential; names compare decoded, as the query parser decodes them. */
-function hidePairs (text: string): string {
+/**
+ * Hides the value (`value`, sticky) after each name `named` finds (its first group) that is a credential's once read
+ * as its parser reads it.
+ */
+function hideNamed (text: string, named: RegExp, value: RegExp, read: (name: string) => string): string {
   let kept = ''
   let copied = 0
-  pairNames.lastIndex = 0
-  for (let pair = pairNames.exec(text); pair !== null; pair = pairNames.exec(text)) {
-    let name = pair[1]
-    try { name = decodeURIComponent(name.replace(/\+/g, ' ')) } catch {} // `access%5Ftoken` is `access_token` too
-    if (!secretNames.test(name)) continue
-    pairValue.lastIndex = pairNames.lastIndex
-    pairValue.test(text)
-    kept += `${text.slice(copied, pairNames.lastIndex)}${redacted}`
-    copied = pairNames.lastIndex = pairValue.lastIndex
+  named.lastIndex = 0
+  for (let match = named.exec(text); match !== null; match = named.exec(text)) {
+    if (!secretNames.test(read(match[1]))) continue
+    value.lastIndex = named.lastIndex
+    value.test(text)
+    kept += `${text.slice(copied, named.lastIndex)}${redacted}`
+    copied = named.lastIndex = value.lastIndex
   }
   return kept + text.slice(copied)
+}
+
+/** A pair's name as the query parser decodes it: `access%5Ftoken` is `access_token` too. */
+function readPairName (name: string): string {
+  try { return decodeURIComponent(name.replace(/\+/g, ' ')) } catch { return name }
+}
+
+/** A member's name as JSON.parse reads it: `access\u005ftoken` is `access_token`. */
+function readMemberName (name: string): string {
+  return name.replace(/\\\\?u(....)/g, (_, code: string) => String.fromCharCode(parseInt(code, 16)))
+}
+
+/** A subprotocol entry's dotted part, or a whole entry, that names a credential (or says what one is). */
+function isCredentialPart (part: string): boolean {
+  return secretNames.test(part) || /^bearer$/i.test(part)
+}
+
+/** A subprotocol list with what follows a credential-named part hidden: the rest of its entry, or the next entry. */
+function hideProtocols (list: string): string {
+  let afterName = false
+  return list.replace(/[^,\s]+/g, entry => {
+    const parts = entry.split('.')
+    const named = parts.findIndex(isCredentialPart)
+    const hidden = afterName
+      ? redacted
+      : named === -1 || named === parts.length - 1 ? entry : `${parts.slice(0, named + 1).join('.')}.${redacted}`
+    afterName = named === parts.length - 1
+    return hidden
+  })
 }
 
 /**
@@ -61,28 +109,31 @@ function decodeEscapes (text: string): string {
 
 /**
  * The credentials in text cut out, and again in its decoded form for `decodings` more rounds: a redirect URL
- * (`?next=%2Fwebsocket%3Faccess_token%3D...`) carries a credential encoded once or twice inside a value. The decoded
- * form is returned only if it hid something more; it is decoded from the redacted text, so an encoded `&` inside a
- * hidden password does not end it early.
+ * (`?next=%2Fwebsocket%3Faccess_token%3D...`) carries a credential encoded inside a value, once per redirect it went
+ * through. The decoded form is returned only if it hid something more; it is decoded from the redacted text, so an
+ * encoded `&` inside a hidden password does not end it early. Each round is one pass, so the rounds are bounded: what
+ * is still encoded after the last one is hidden, as it may hide a credential one round deeper.
  */
 function redactEncoded (text: string, decodings: number): string {
   if (!suspect.test(text)) return text
-  const hidden = hidePairs(text)
+  const pairsHidden = hideNamed(text, pairNames, pairValue, readPairName)
+  const hidden = hideNamed(pairsHidden, escapedNames, escapedValue, readMemberName)
     .replace(namedValues, `$1${redacted}`)
+    .replace(protocolLists, (_, name: string, list: string) => `${name}${hideProtocols(list)}`)
     .replace(jwts, redacted)
     .replace(bearerTokens, `$1${redacted}`)
     .replace(userInfo, `$1${redacted}@`)
     .replace(jsonSources, `, "${redacted}" is not valid JSON`)
-  if (decodings === 0) return hidden
   const decoded = decodeEscapes(hidden)
   if (decoded === hidden) return hidden
+  if (decodings === 0) return hidden.replace(stillEncoded, redacted)
   const deeper = redactEncoded(decoded, decodings - 1)
   return deeper === decoded ? hidden : deeper
 }
 
 /** Text (a URL, a message, a stack, a raw request) with the credentials it carries cut out. */
 export function redactText (text: string): string {
-  return redactEncoded(text, 2)
+  return redactEncoded(text, 5)
 }
 
 /** A URL is text like any other: `?access_token=` and the rest go the same way. */
@@ -94,23 +145,40 @@ function isRawBytes (value: object): boolean {
   return ArrayBuffer.isView(value) || (bytes.type === 'Buffer' && Array.isArray(bytes.data))
 }
 
-function redactValue (value: unknown, depth: number, ancestors: Set<object>): unknown {
+/** Names and values in turn, the names header names: a list of strings that holds anything else is an ordinary list. */
+function isHeaderList (list: unknown[]): list is string[] {
+  return list.length % 2 === 0 && list.every((item, index) => typeof item === 'string' && (index % 2 === 1 || headerName.test(item)))
+}
+
+/**
+ * A field's value, or a header's: hidden whole under a credential's name, whatever its form (`Basic ...`, a key);
+ * a subprotocol list with its credentials cut out.
+ */
+function redactNamed (name: string, value: unknown, depth: number, ancestors: Set<object>): unknown {
+  if (secretNames.test(name)) return redacted
+  if (typeof value === 'string' && protocolHeader.test(name)) return hideProtocols(redactText(value))
+  return redactValue(value, depth + 1, ancestors, headerLists.test(name))
+}
+
+function redactValue (value: unknown, depth: number, ancestors: Set<object>, inHeaders = false): unknown {
   if (typeof value === 'string') return redactText(value)
   if (typeof value !== 'object' || value === null) return value
   if (depth > 32 || isRawBytes(value)) return redacted // deeper than any log object worth streaming
   if (ancestors.has(value)) return '[Circular]'
   const { toJSON } = value as { toJSON?: unknown }
   // What pino would write (a Date's string, a URL's href) is what gets redacted.
-  if (typeof toJSON === 'function') return redactValue(toJSON.call(value), depth + 1, ancestors)
+  if (typeof toJSON === 'function') return redactValue(toJSON.call(value), depth + 1, ancestors, inHeaders)
   ancestors.add(value)
   let copy: unknown
   if (Array.isArray(value)) {
-    copy = value.map(item => redactValue(item, depth + 1, ancestors))
+    copy = inHeaders && isHeaderList(value)
+      ? value.map((item, index) => index % 2 === 0 ? redactText(item) : redactNamed(value[index - 1], item, depth, ancestors))
+      : value.map(item => redactValue(item, depth + 1, ancestors, inHeaders))
   } else {
     // No prototype: a "__proto__" key stays a plain field.
     const fields: Record<string, unknown> = Object.create(null)
     for (const [key, field] of Object.entries(value)) {
-      fields[key] = secretNames.test(key) ? redacted : redactValue(field, depth + 1, ancestors)
+      fields[key] = redactNamed(key, field, depth, ancestors)
     }
     copy = fields
   }

@@ -197,12 +197,97 @@ t.test('names holding a credential word are hidden, camelCase or not, and a bear
     oauth: { client_secret: '[redacted]', privateKey: '[redacted]', private_key: '[redacted]' },
     headers: { 'x-api-key': '[redacted]', 'X-API-Key': '[redacted]' },
     settings: { apiKey: '[redacted]', api_key: '[redacted]' },
-    rawHeaders: ['Authorization', 'Bearer [redacted]', 'Proxy-Authorization', 'bearer [redacted]'],
+    rawHeaders: ['Authorization', '[redacted]', 'Proxy-Authorization', '[redacted]'],
     note: '{"newPassword":[redacted]} otp_secret=[redacted]&next=/ x-api-key: [redacted]',
     kept: { passenger: 'Ada', compass: 'north', apiVersion: 2, keyboard: 'qwerty', prose: 'Basic auth is off; the keys are safe' }
   })
   const streamed = JSON.stringify(line)
   for (const secret of [seed, 'hunter2', 'opaque']) t.notOk(streamed.includes(secret), `no ${secret} in the logs stream`)
+})
+
+t.test('a credential-named header\'s value in a list of headers is hidden, whatever its form', async t => {
+  const server = await watchedServer(t)
+  const request = { method: 'GET', url: '/', headers: ['X-Api-Key', 'abc123opaque', 'Accept', 'text/plain'] }
+  server.app.log.info({
+    // Node's rawHeaders: names and values in turn, the values as sent.
+    incoming: { rawHeaders: ['Host', 'h', 'X-Api-Key', 'abc123opaque', 'Authorization', 'Basic dXNlcjpwYXNz', 'Cookie', 'sid=opaque-sid'] },
+    upstream: { rawTrailers: ['Set-Cookie', 'opaque-sid'] },
+    request, // undici's and http.request's headers as a flat list
+    init: { headers: [['authorization', 'Basic dXNlcjpwYXNz'], ['accept', '*/*']] }, // fetch's list of pairs
+    // Lists that are not headers keep their items.
+    missing: ['password', 'otp'],
+    cors: { allowedHeaders: ['Authorization', 'Content-Type'] },
+    note: { headers: ['Authorization', 'is off', 'for now'] }
+  }, 'header lists')
+  await server.everything()
+  const [line] = server.streamed.filter(line => line.msg === 'header lists')
+  t.match(line, {
+    incoming: { rawHeaders: ['Host', 'h', 'X-Api-Key', '[redacted]', 'Authorization', '[redacted]', 'Cookie', '[redacted]'] },
+    upstream: { rawTrailers: ['Set-Cookie', '[redacted]'] },
+    request: { headers: ['X-Api-Key', '[redacted]', 'Accept', 'text/plain'] },
+    init: { headers: [['authorization', '[redacted]'], ['accept', '*/*']] },
+    missing: ['password', 'otp'],
+    cors: { allowedHeaders: ['Authorization', 'Content-Type'] },
+    note: { headers: ['Authorization', 'is off', 'for now'] }
+  })
+  const streamed = JSON.stringify(line)
+  for (const secret of ['abc123opaque', 'dXNlcjpwYXNz', 'opaque-sid']) t.notOk(streamed.includes(secret), `no ${secret} in the logs stream`)
+})
+
+t.test('a JSON member whose name is spelled with escapes is hidden, its name read as JSON.parse reads it', async t => {
+  const { redactLogLine, redactUrl } = await import('../../lib/redaction.js')
+  const frame = String.raw`{"type":"auth","access\u005ftoken":"opaque-at"}`
+  t.same(JSON.parse(frame), { type: 'auth', access_token: 'opaque-at' }, 'the name is access_token to JSON.parse')
+  t.equal(redactUrl(`invalid frame ${frame}`), String.raw`invalid frame {"type":"auth","access\u005ftoken":[redacted]}`)
+  // No credential's word is left to the quick scan: a printable character's escape sends the text on.
+  t.equal(redactUrl(String.raw`{"p\u0061ssword":"hunter2","\u0072efresh_token":"opaque-rt"}`),
+    String.raw`{"p\u0061ssword":[redacted],"\u0072efresh_token":[redacted]}`)
+  // As pino writes a message quoting it: the escapes' backslashes escaped again.
+  const line = `${JSON.stringify({ level: 30, msg: String.raw`echo {"p\u0061ssword":"hunter2"}` })}\n`
+  t.equal(redactLogLine(line), `${JSON.stringify({ level: 30, msg: String.raw`echo {"p\u0061ssword":[redacted]}` })}\n`)
+  t.equal(redactLogLine(String.raw`not json: {\"p\\u0061ssword\":\"hunter2\"}`), String.raw`not json: {\"p\\u0061ssword\":[redacted]}`)
+  t.equal(redactUrl(String.raw`{"caf\u00e9":"x","n\u0061me":"Ada","token\u005fcount":2}`),
+    String.raw`{"caf\u00e9":"x","n\u0061me":"Ada","token\u005fcount":2}`, 'other members are kept')
+  // Hostile text: names of escapes that never end, or that end over and over; each costs one scan.
+  const endless = `"${'\\u0061'.repeat(200_000)}`
+  t.equal(redactUrl(endless), endless)
+  const restarting = '"\\u0061"'.repeat(100_000)
+  t.equal(redactUrl(restarting), restarting)
+})
+
+t.test('a token carried in the subprotocol list is hidden, the protocols kept', async t => {
+  const server = await watchedServer(t)
+  const upgrade = (protocols: string) => ({ 'sec-websocket-protocol': protocols, 'sec-websocket-version': '13' })
+  server.app.log.info({
+    // A browser's WebSocket cannot set headers: clients smuggle the token as a subprotocol.
+    dotted: upgrade('graphql-transport-ws, access_token.abc123opaque'),
+    kubernetes: upgrade('base64url.bearer.authorization.k8s.io.YWJjMTIzb3BhcXVl, base64.binary.k8s.io'),
+    following: upgrade('Authorization, abc123opaque'),
+    jwt: upgrade(`graphql-ws, ${server.credentials.accessToken}`),
+    rawHeaders: ['Sec-WebSocket-Protocol', 'graphql-transport-ws, access_token, abc123opaque', 'Host', 'h'],
+    plain: upgrade('graphql-transport-ws, graphql-ws')
+  }, 'subprotocols')
+  await server.everything() // the app's own output is its serializers' business: the stream is checked
+  const [line] = server.streamed.filter(line => line.msg === 'subprotocols')
+  const protocols = (value: string) => ({ 'sec-websocket-protocol': value, 'sec-websocket-version': '13' })
+  t.match(line, {
+    dotted: protocols('graphql-transport-ws, access_token.[redacted]'),
+    kubernetes: protocols('base64url.bearer.[redacted], base64.binary.k8s.io'),
+    following: protocols('Authorization, [redacted]'),
+    jwt: protocols('graphql-ws, [redacted]'),
+    rawHeaders: ['Sec-WebSocket-Protocol', 'graphql-transport-ws, access_token, [redacted]', 'Host', 'h'],
+    plain: protocols('graphql-transport-ws, graphql-ws')
+  })
+  for (const secret of ['abc123opaque', 'YWJjMTIzb3BhcXVl', server.credentials.accessToken]) {
+    t.notOk(JSON.stringify(line).includes(secret), `no ${secret.slice(0, 12)} in the logs stream`)
+  }
+
+  const { redactUrl } = await import('../../lib/redaction.js')
+  t.equal(redactUrl('GET /graphql HTTP/1.1\r\nSec-WebSocket-Protocol: graphql-transport-ws, access_token.abc123opaque\r\nHost: h\r\n'),
+    'GET /graphql HTTP/1.1\r\nSec-WebSocket-Protocol: graphql-transport-ws, access_token.[redacted]\r\nHost: h\r\n', 'in a raw request')
+  t.equal(redactUrl('{"sec-websocket-protocol":"Authorization, abc123opaque","host":"h"}'),
+    '{"sec-websocket-protocol":"Authorization, [redacted]","host":"h"}', 'in JSON text')
+  t.equal(redactUrl('needs authorization, then abc123opaque'), 'needs authorization, then abc123opaque', 'only in that header')
 })
 
 t.test('a bearer token in text is hidden, the rest of the text kept', async t => {

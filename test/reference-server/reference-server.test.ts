@@ -171,6 +171,25 @@ t.test('redactUrl hides a credential percent-encoded inside a value, once or twi
   for (const [url, redacted] of cases) t.equal(redactUrl(url), redacted, url)
 })
 
+t.test('redactUrl finds a credential encoded as deep as redirect chains go, and hides what is encoded deeper', async t => {
+  const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImEifQ.c2lnbmF0dXJl'
+  const encoded = (text: string, times: number): string => times === 0 ? text : encoded(encodeURIComponent(text), times - 1)
+  for (const times of [3, 4, 5]) {
+    t.equal(redactUrl(`/login?next=${encoded('/websocket?access_token=opaque-at&x=1', times)}`),
+      '/login?next=/websocket?access_token=[redacted]&x=1', `encoded ${times} times: found, and logged decoded`)
+  }
+  for (const times of [6, 8, 12]) {
+    t.equal(redactUrl(`/login?next=${encoded(`/websocket?access_token=${jwt}`, times)}&page=2`), '/login?next=[redacted]&page=2',
+      `encoded ${times} times: what is still encoded after five rounds is hidden`)
+  }
+  t.equal(redactUrl(`/files/${encoded('a b', 7)}?page=2`), '/files/[redacted]?page=2', 'whatever it holds')
+  const shallow = `/files/${encoded('a b', 5)}`
+  t.equal(redactUrl(shallow), shallow, 'text with nothing to hide keeps its escapes')
+  // Hostile text, each round one pass: a character encoded 300,000 times, and 100,000 runs encoded seven times.
+  t.equal(redactUrl(`x=%${'25'.repeat(300_000)}41`), 'x=[redacted]')
+  t.equal(redactUrl(`x=1${`&${encoded('A&', 7)}`.repeat(100_000)}`), `x=1${'&[redacted]'.repeat(100_000)}`)
+})
+
 t.test('an unknown route neither logs nor echoes the access token', async t => {
   const lines: string[] = []
   // LOG_LEVEL unset: info is the default, so the 404 line is there to look at.
