@@ -33,6 +33,8 @@ export interface Config {
   maxPayload: number
   /** Unsent bytes a socket may hold before it is closed as too slow (1008). */
   maxBufferedBytes: number
+  /** Open sockets one client network may hold across the endpoints; Infinity when unlimited. */
+  addressConnLimit: number
   /** The `iss` of the access tokens the plugin signs, and what it requires of the ones it verifies itself. */
   issuer: string
   /** Password checks waiting for a turn: at most `limit` in all and `perAddress` from one client address. */
@@ -97,6 +99,7 @@ function buildEnvSchema () {
     WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, maximum: longestTimerS, default: 30 },
     WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
     WEBSOCKETS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1, default: 1024 * 1024 },
+    WEBSOCKETS_ADDRESS_CONN_LIMIT: { type: 'integer', minimum: 1 },
     ACCESS_TOKEN_ISSUER: { type: 'string', minLength: 1, default: 'fastify-realtime' },
     PASSWORD_QUEUE_LIMIT: { type: 'integer', minimum: 1, default: 256 },
     PASSWORD_QUEUE_PER_ADDRESS: { type: 'integer', minimum: 1, default: 4 },
@@ -153,6 +156,7 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   set('WEBSOCKETS_HEARTBEAT_PERIOD', 'heartbeat.period', options.heartbeat?.period)
   set('WEBSOCKETS_MAX_PAYLOAD', 'maxPayload', options.maxPayload)
   set('WEBSOCKETS_MAX_BUFFERED_BYTES', 'maxBufferedBytes', options.maxBufferedBytes)
+  set('WEBSOCKETS_ADDRESS_CONN_LIMIT', 'connLimitPerAddress', options.connLimitPerAddress)
   set('ACCESS_TOKEN_ISSUER', 'issuer', options.issuer)
   set('PASSWORD_QUEUE_LIMIT', 'passwordQueue.limit', options.passwordQueue?.limit)
   set('PASSWORD_QUEUE_PER_ADDRESS', 'passwordQueue.perAddress', options.passwordQueue?.perAddress)
@@ -338,6 +342,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     }),
     maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
     maxBufferedBytes: raw.WEBSOCKETS_MAX_BUFFERED_BYTES as number,
+    addressConnLimit: (raw.WEBSOCKETS_ADDRESS_CONN_LIMIT as number | undefined) ?? Infinity,
     issuer: raw.ACCESS_TOKEN_ISSUER as string,
     passwordQueue: Object.freeze({
       limit: raw.PASSWORD_QUEUE_LIMIT as number,

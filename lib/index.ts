@@ -19,6 +19,7 @@ import { guardPolicy } from './connection/guard.js'
 import { Outbound } from './connection/outbound.js'
 import { jsonEndpoint } from './endpoints/rest.js'
 import { upgradeGate } from './endpoints/upgrade.js'
+import { AddressLimit } from './endpoints/address-limit.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
 import { authRoutes } from './routes/auth.js'
 import { RouteScope } from './routes/scope.js'
@@ -116,8 +117,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     outbound,
     log: fastify.log
   })
+  const addressLimit = new AddressLimit(config.addressConnLimit)
   const gate = (endpoint: EndpointConfig, admitted?: (request: FastifyRequest) => void) =>
-    upgradeGate(endpoint, { authenticator, jwt, origins: config.origins, registry, sessionCookie: config.cookies.session.name }, admitted)
+    upgradeGate(endpoint, { authenticator, jwt, origins: config.origins, registry, sessionCookie: config.cookies.session.name, addressLimit }, admitted)
 
   const rest = config.endpoints.rest
   if (rest.enabled) {

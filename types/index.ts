@@ -377,6 +377,12 @@ export interface RealtimeOptions {
    */
   maxBufferedBytes?: number
   /**
+   * Open sockets one client may hold across the plugin's endpoints, per process (`WEBSOCKETS_ADDRESS_CONN_LIMIT`,
+   * default unlimited): a client is its address as Fastify reads it (`request.ip`, under `trustProxy`), an IPv6 one
+   * its /64. Past it the upgrade is refused with HTTP 429 `REQUESTS_EXCEEDED`.
+   */
+  connLimitPerAddress?: number
+  /**
    * The `iss` claim of the access tokens the plugin signs (`ACCESS_TOKEN_ISSUER`, default `fastify-realtime`). When the
    * plugin registers `@fastify/jwt` itself, it accepts only tokens with this issuer; with the app's own, any token the
    * app's `@fastify/jwt` verifies is a credential, but only this issuer's carry `admin_access`.

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticator.js'
 import type { EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
+import type { AddressLimit } from './address-limit.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 import type { RealtimeUpgrade } from '../../types/index.js'
@@ -46,6 +47,8 @@ export interface GateOptions {
   registry: Registry
   /** The session cookie's name (`SESSION_COOKIE_NAME`). */
   sessionCookie: string
+  /** Open sockets per client, shared by every endpoint. */
+  addressLimit: AddressLimit
 }
 
 /**
@@ -74,7 +77,7 @@ function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: st
 
 /** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
 export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
-  const { authenticator, jwt, origins, registry, sessionCookie } = options
+  const { authenticator, jwt, origins, registry, sessionCookie, addressLimit } = options
   let open = 0
   // Every upgrade without a credential resolves alike: one frozen answer for all of them, not one kept per socket.
   const withoutCredential: RealtimeUpgrade = Object.freeze({ endpoint: endpoint.name, authMode: endpoint.authMode, accountability: null, expiresAt: null })
@@ -108,6 +111,8 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
 
     if (!originAllowed(request, origins)) return refuseUpgrade(reply, { code: 'FORBIDDEN' })
 
+    // The client's own limit first: a client at it is told so, and takes none of the endpoint's places.
+    if (!addressLimit.take(request.ip, reply.raw.socket!)) return refuseUpgrade(reply, { code: 'REQUESTS_EXCEEDED', retryAfterMs: 1000 })
     if (open >= endpoint.connLimit) return refuseUpgrade(reply, { code: 'SERVICE_UNAVAILABLE' })
     // The reservation lives as long as the TCP connection: refused, failed or closed, it is given back once. Without
     // a limit nothing is counted: the listener would be one more thing every open socket keeps.

@@ -180,6 +180,16 @@ t.test('env WEBSOCKETS_REST_CONN_LIMIT=Infinity (any case) means unlimited', asy
   await Promise.all(clients.map(client => client.close()))
 })
 
+t.test('env WEBSOCKETS_ADDRESS_CONN_LIMIT caps one client\'s sockets with 429; unset or Infinity, unlimited; the option wins', async (t) => {
+  t.equal((await resolveConfig({ env: {} })).addressConnLimit, Infinity, 'unlimited by default')
+  t.equal((await resolveConfig({ env: { WEBSOCKETS_ADDRESS_CONN_LIMIT: 'infinity' } })).addressConnLimit, Infinity)
+  t.equal((await resolveConfig({ env: { WEBSOCKETS_ADDRESS_CONN_LIMIT: '5' }, connLimitPerAddress: 9 })).addressConnLimit, 9)
+  const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH: 'public', WEBSOCKETS_ADDRESS_CONN_LIMIT: '1' } })
+  const first = await connect(started.url('/websocket'))
+  t.equal((await refusedWith(started.url('/websocket'))).status, 429)
+  await first.close()
+})
+
 t.test('env WEBSOCKETS_REST_ENABLED=false leaves the endpoint out', async (t) => {
   const started = await start(t, { env: { SECRET: secret, WEBSOCKETS_REST_ENABLED: 'false' } })
   t.notOk(hasJsonRoute(started.app, '/websocket'))
@@ -454,6 +464,13 @@ t.test('invalid WEBSOCKETS_REST_AUTH_TIMEOUT fails boot', async (t) => {
     await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be number/)
   }
   await bootFails(t, { env: {}, secret, graphql: { authTimeout: Infinity } }, /WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT \(option graphql\.authTimeout\) must be number/)
+})
+
+t.test('invalid WEBSOCKETS_ADDRESS_CONN_LIMIT fails boot', async (t) => {
+  for (const value of ['0', '2.5', 'lots']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_ADDRESS_CONN_LIMIT: value } }, /WEBSOCKETS_ADDRESS_CONN_LIMIT must be/)
+  }
+  await bootFails(t, { env: {}, secret, connLimitPerAddress: 0 }, /WEBSOCKETS_ADDRESS_CONN_LIMIT \(option connLimitPerAddress\) must be >= 1/)
 })
 
 t.test('invalid WEBSOCKETS_REST_CONN_LIMIT fails boot', async (t) => {

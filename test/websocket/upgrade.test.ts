@@ -41,6 +41,44 @@ t.test('the connection limit counts handshake-phase sockets and answers 503 past
   await Promise.all([two.close(), three.close()])
 })
 
+t.test('connLimitPerAddress: one client\'s open sockets across the endpoints, 429 past it; other clients pass', async t => {
+  const { url } = await build(t, { rest: { auth: 'public' }, logs: { auth: 'public' }, connLimitPerAddress: 2 })
+  const one = await connect(url('/websocket'))
+  const two = await connect(url('/websocket/logs'))
+  const refused = await refusedWith(url('/websocket'))
+  t.equal(refused.status, 429, 'the third socket of 127.0.0.1, whatever the endpoint')
+  t.same(JSON.parse(refused.body), { errors: [{ message: 'Too many requests, retry after 1000ms.', extensions: { code: 'REQUESTS_EXCEEDED' } }] })
+  t.equal((await refusedWith(url('/websocket/logs'))).status, 429)
+  const other = await connect(url('/websocket'), { localAddress: '127.0.0.2' })
+  other.send({ type: 'ping' })
+  t.same(await other.next(), { type: 'pong' }, 'another address has places of its own')
+  await one.close()
+  // The place comes back with the TCP close, which may trail the websocket close by a tick.
+  let three
+  for (let attempt = 0; !three; attempt++) {
+    three = await connect(url('/websocket')).catch(() => undefined)
+    if (!three && attempt > 100) t.fail('the place never came back')
+  }
+  t.pass('a closed socket gives its place back')
+  await Promise.all([two.close(), three.close(), other.close()])
+})
+
+t.test('connLimitPerAddress counts the client Fastify reads behind a proxy, an IPv6 client by its /64', async t => {
+  const { url } = await build(t, { rest: { auth: 'public' }, connLimitPerAddress: 1 }, { trustProxy: '127.0.0.1' })
+  const forwarded = (address: string) => ({ headers: { 'x-forwarded-for': address } })
+  const first = await connect(url('/websocket'), forwarded('2001:db8:1:2::1'))
+  t.equal((await refusedWith(url('/websocket'), forwarded('2001:db8:1:2::ffff'))).status, 429, 'the same /64')
+  const second = await connect(url('/websocket'), forwarded('2001:db8:1:3::1'))
+  const third = await connect(url('/websocket'), forwarded('192.0.2.7'))
+  t.pass('other networks pass though they share the proxy\'s address')
+  await Promise.all([first.close(), second.close(), third.close()])
+})
+
+t.test('refused upgrades give their place back', async t => {
+  const { url } = await build(t, { rest: { auth: 'strict' }, connLimitPerAddress: 1 })
+  for (let i = 0; i < 3; i++) t.equal((await refusedWith(url('/websocket'))).status, 401)
+})
+
 t.test('refused upgrades give their slot back too', async t => {
   const { url } = await build(t, { rest: { auth: 'strict', connLimit: 1 } })
   for (let i = 0; i < 3; i++) t.equal((await refusedWith(url('/websocket'))).status, 401)
