@@ -24,19 +24,25 @@ export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) 
   const streamSym = streamSymbolOf(logger)
   const destination = streamSym && logger[streamSym]
   if (streamSym === undefined || typeof destination?.write !== 'function') return null // logger: false, or not pino
+  let tapping = true
   const write = (line: string) => {
     const written = destination.write(line)
     // Redacted before it leaves: with Redis, a line crosses the network to every process.
-    onLine(redactLogLine(line))
+    if (tapping) onLine(redactLogLine(line))
     return written
   }
   // Everything but `write` (flush, fd, ...) still reaches the real destination, with the real `this`.
-  logger[streamSym] = new Proxy(destination, {
+  const tap = new Proxy(destination, {
     get (target, property) {
       if (property === 'write') return write
       const value = Reflect.get(target, property, target)
       return typeof value === 'function' ? value.bind(target) : value
     }
   })
-  return () => { logger[streamSym] = destination }
+  logger[streamSym] = tap
+  return () => {
+    tapping = false
+    // Another app on the same logger may have tapped it since: its tap stays, and this one passes lines through.
+    if (logger[streamSym] === tap) logger[streamSym] = destination
+  }
 }

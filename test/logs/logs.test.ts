@@ -266,6 +266,24 @@ t.test('an app whose Fastify logs through another pino major (pino 9 beside the 
   await client.close()
 })
 
+t.test('two apps on one logger: the one that closes first leaves the other\'s tap in place, and its own stops', async t => {
+  const { default: pino } = await import('pino')
+  const { captureLogLines } = await import('../../lib/logs/capture.js')
+  const written: string[] = []
+  const logger = pino({ base: null }, { write (line: string) { written.push(line) } })
+  const first: string[] = []
+  const second: string[] = []
+  const stopFirst = captureLogLines(logger as never, (line) => first.push(line))!
+  const stopSecond = captureLogLines(logger as never, (line) => second.push(line))!
+  logger.info('both')
+  stopFirst()
+  logger.info('second only')
+  stopSecond()
+  logger.info('neither')
+  t.same([first.length, second.length, written.length], [1, 2, 3])
+  t.match(second[1], /second only/)
+})
+
 t.test('deeply nested log objects are cut short, and lines that are not pino\'s are ignored', async t => {
   const { redactLogObject } = await import('../../lib/index.js')
   let deep: Record<string, unknown> = { password: 'p' }
