@@ -1,6 +1,7 @@
 // Open sockets per client, across the plugin's endpoints: one client (an IPv4 address, an IPv6 /64) cannot take every
 // place the connection limits leave, nor every file descriptor the process has.
 import type { Socket } from 'node:net'
+import type { FastifyRequest } from 'fastify'
 import { clientNetwork } from '../client-network.js'
 
 export class AddressLimit {
@@ -13,10 +14,10 @@ export class AddressLimit {
     this.#limit = limit
   }
 
-  /** Counts a socket against its client's network until its TCP connection closes; false past the limit. */
-  take (ip: string, socket: Socket): boolean {
+  /** Counts the upgrade's socket against its client's network until its TCP connection closes; false past the limit. */
+  take (request: FastifyRequest, socket: Socket): boolean {
     if (this.#limit === Infinity) return true
-    const network = clientNetwork(ip)
+    const network = clientNetwork(request.ip)
     const open = this.#open.get(network) ?? 0
     if (open >= this.#limit) return false
     this.#open.set(network, open + 1)

@@ -112,7 +112,7 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
     if (!originAllowed(request, origins)) return refuseUpgrade(reply, { code: 'FORBIDDEN' })
 
     // The client's own limit first: a client at it is told so, and takes none of the endpoint's places.
-    if (!addressLimit.take(request.ip, reply.raw.socket!)) return refuseUpgrade(reply, { code: 'REQUESTS_EXCEEDED', retryAfterMs: 1000 })
+    if (!addressLimit.take(request, reply.raw.socket!)) return refuseUpgrade(reply, { code: 'REQUESTS_EXCEEDED', retryAfterMs: 1000 })
     if (open >= endpoint.connLimit) return refuseUpgrade(reply, { code: 'SERVICE_UNAVAILABLE' })
     // The reservation lives as long as the TCP connection: refused, failed or closed, it is given back once. Without
     // a limit nothing is counted: the listener would be one more thing every open socket keeps.

@@ -55,21 +55,23 @@ export interface Checked {
  * keeps trying, hours for one that only listens: whatever is published meanwhile never arrives. A PING is sent, and a
  * connection that has read nothing at all in the time it has to answer is cut (its socket destroyed, so ioredis, not
  * told to stop, connects again). Bytes read are the sign of life, not the PING's promise: after an event-loop stall
- * ioredis's own command timeout may reject it before the answer that came is read. `current` is the connection to
- * check now (a cluster's subscriber moves between nodes). Returns what stops the checks.
+ * ioredis's own command timeout may reject it before the answer that came is read. A connection still in its ready
+ * check (`connect`: TCP up, ioredis's INFO unanswered, as from a hung Redis whose kernel still accepts) has to answer
+ * that, which ioredis never times out. `current` is the connection to check now (a cluster's subscriber moves between
+ * nodes). Returns what stops the checks.
  */
 export function checkHealth (current: () => Checked | null): () => void {
   const timer = setInterval(() => {
     const connection = current()
-    // One away is ioredis's to bring back; one that seems up has to answer.
-    if (connection === null || connection.status !== 'ready') return
-    const { stream } = connection
+    // One away is ioredis's to bring back; one that seems up, or half up, has to answer.
+    if (connection === null || (connection.status !== 'ready' && connection.status !== 'connect')) return
+    const { stream, status } = connection
     const read = stream.bytesRead
-    connection.ping().catch(() => {})
+    if (status === 'ready') connection.ping().catch(() => {})
     // Timers run before the poll for I/O: one turn after the wait, what came during a stall has been read. A connection
-    // that went away or was made anew meanwhile is ioredis's.
+    // that went away, moved on or was made anew meanwhile is ioredis's.
     setTimeout(() => setImmediate(() => {
-      if (connection.status === 'ready' && connection.stream === stream && stream.bytesRead === read) stream.destroy()
+      if (connection.status === status && connection.stream === stream && stream.bytesRead === read) stream.destroy()
     }), answerWithinMs).unref()
   }, healthCheckMs)
   timer.unref()
@@ -118,14 +120,20 @@ export function within (ready: Promise<void>, ms: number): Promise<void> {
 
 /**
  * A cluster's subscriber: one connection to any of its nodes, since a PUBLISH reaches every node. It moves to another
- * node when its own stays away (a failed-over master's address may never answer again), and emits `ready` on every
- * connection, wherever: ioredis's own cluster subscriber moves silently, so what was published meanwhile (a
- * revocation) would never be read again.
+ * node whenever its own is lost (a failed-over master may never answer again: a hung one's kernel still accepts
+ * connections, which never get ready), and emits `ready` on every connection, wherever: ioredis's own cluster
+ * subscriber moves silently, so what was published meanwhile (a revocation) would never be read again.
  */
 class NodeSubscriber extends EventEmitter implements Subscriber {
   readonly #cluster: Cluster
   #connection: Redis | null = null
   #closed = false
+  /** Connections lost in a row: the next node is tried a little later each time, so a cluster away costs no spin. */
+  #losses = 0
+  readonly #moveOn = () => {
+    setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
+  }
+
   readonly #connect = () => {
     if (this.#closed) return
     const nodes = this.#cluster.nodes()
@@ -136,19 +144,26 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
       if (this.#cluster.status === 'wait') this.#cluster.connect().catch(() => {})
       return
     }
-    const { host, port } = nodes[Math.floor(Math.random() * nodes.length)]!.options
+    // Another node than the one just lost, where there is another.
+    const lost = this.#connection?.options
+    const others = nodes.filter(({ options }) => options.host !== lost?.host || options.port !== lost?.port)
+    const choices = others.length > 0 ? others : nodes
+    const { host, port } = choices[Math.floor(Math.random() * choices.length)]!.options
     const connection = new Redis({
       ...this.#cluster.options.redisOptions,
       host,
       port,
       ...subscriberOptions,
-      // Three tries at this node, then another.
-      retryStrategy: (attempt: number) => attempt > 3 ? null : attempt * 100
+      // No second try at this node: lost, it ends, and another is tried.
+      retryStrategy: () => null
     })
     connection.on('error', (err: Error) => this.emit('error', err))
-    connection.on('ready', () => this.emit('ready'))
+    connection.on('ready', () => {
+      this.#losses = 0
+      this.emit('ready')
+    })
     connection.on('message', (channel: string, message: string) => this.emit('message', channel, message))
-    connection.once('end', this.#connect)
+    connection.once('end', this.#moveOn)
     this.#connection = connection
   }
 

@@ -2,10 +2,11 @@
 // reach every process, shared attempt counters. Two app instances stand for two processes, each with its own ioredis
 // Cluster client, as each app would make it; each behaviour has a prefix of its own on one cluster.
 import t, { type Test } from 'tap'
-import type { ClusterOptions } from 'ioredis'
+import { Redis, type ClusterOptions } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { admin, build, connect, editor, refusedWith, whoami, within, type Built, type Client } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
+import type { RedisServer } from '../redis-server.js'
 
 // What the README recommends: commands fail at once while the cluster is away, and give up after 2 s.
 const clientOptions: ClusterOptions = { enableOfflineQueue: false, redisOptions: { commandTimeout: 2_000, maxRetriesPerRequest: 1 } }
@@ -159,6 +160,43 @@ t.test('on a Redis Cluster', async t => {
     t.equal(await cluster.subscribers('app:lazy:revocations'), 2, 'both listen, on the channel under the client\'s keyPrefix')
     t.equal((await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })).statusCode, 204)
     t.same(await onB.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+    await onB.close()
+  })
+
+  t.test('a subscriber whose node hangs (connections accepted, never answered) moves to another node and hears the next logout', async t => {
+    const [a, b] = [await node(t, 'hung:'), await node(t, 'hung:')]
+    const tokens = (await login(a)).json().data
+    const onB = await authenticated(b, tokens.access_token)
+    /** Each node's listeners on the process's revocation channel; a hung node is not asked. */
+    const listeners = (hung?: RedisServer) => Promise.all(cluster.nodes.map(async server => {
+      if (server === hung) return 0
+      const redis = new Redis(server.port, '127.0.0.1')
+      try { return Number((await redis.pubsub('NUMSUB', 'hung:revocations'))[1]) } finally { redis.disconnect() }
+    }))
+    let counts = await listeners()
+    while (counts.reduce((sum, count) => sum + count, 0) < 2) counts = await listeners()
+    // The node where one of the two listens; the other may listen there too.
+    const hung = cluster.nodes[counts.findIndex(count => count > 0)]!
+    const others = counts[cluster.nodes.indexOf(hung)]!
+    hung.pause()
+    t.teardown(() => { if (hung.running) hung.resume() })
+    const moved = async () => {
+      for (;;) {
+        const elsewhere = (await listeners(hung)).reduce((sum, count) => sum + count, 0)
+        if (elsewhere === 2) return
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    }
+    await within(moved(), `the ${others} listener(s) on the hung node moving`, 40_000)
+    t.pass('both listen on the nodes that answer')
+    hung.resume()
+    let logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
+    while (logout.statusCode === 503) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
+    }
+    t.equal(logout.statusCode, 204)
+    t.same(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
     await onB.close()
   })
 

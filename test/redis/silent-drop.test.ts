@@ -12,9 +12,12 @@ import { RedisServer } from '../redis-server.js'
 /** A TCP proxy to `port` that can go silent on the connections it carries, as a forgetful NAT does. */
 async function proxyTo (t: Test, port: number) {
   const carried = new Set<{ silent: boolean }>()
+  let hung = false
+  let accepted = 0
   const server = net.createServer((client) => {
+    accepted++
     const upstream = net.connect(port, '127.0.0.1')
-    const link = { silent: false }
+    const link = { silent: hung }
     carried.add(link)
     client.on('data', (chunk) => { if (!link.silent) upstream.write(chunk) })
     upstream.on('data', (chunk) => { if (!link.silent) client.write(chunk) })
@@ -29,7 +32,16 @@ async function proxyTo (t: Test, port: number) {
   return {
     url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     /** Every connection carried now passes nothing more, either way, and is never closed; new ones work. */
-    forget: () => { for (const link of carried) link.silent = true }
+    forget: () => { for (const link of carried) link.silent = true },
+    /** As a hung Redis: what is carried goes silent, and so do new connections, accepted all the same, until `recover`. */
+    hang: () => {
+      hung = true
+      for (const link of carried) link.silent = true
+    },
+    /** New connections pass again (as to a promoted replica); the ones made while hung stay silent for good. */
+    recover: () => { hung = false },
+    /** Connections accepted so far. */
+    get accepted () { return accepted }
   }
 }
 
@@ -110,6 +122,50 @@ t.test('a process whose Redis connections went silent connects again, and its so
   t.match(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
   const relogin = await b.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(relogin.statusCode, 200, 'and b\'s command connection works again')
+  await onB.close()
+})
+
+t.test('checkHealth: a connection stuck in its ready check (TCP up, INFO unanswered, a hung Redis) is cut 2 s after a check finds it', async t => {
+  const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
+  const turn = () => new Promise(resolve => setImmediate(resolve))
+  let cuts = 0
+  const connection = { status: 'connect', pings: 0, stream: { bytesRead: 0, destroy () { cuts++ } }, ping () { this.pings++; return Promise.resolve() } }
+  const stop = checkHealth(() => connection)
+  clock.tick(5_000)
+  connection.status = 'ready' // its INFO answered in time
+  connection.stream.bytesRead += 3_000
+  clock.tick(2_000)
+  await turn()
+  t.equal(cuts, 0, 'it got ready: not cut')
+  connection.status = 'connect'
+  clock.tick(3_000)
+  clock.tick(2_000)
+  await turn()
+  t.equal(cuts, 1, 'nothing read in its ready check: cut')
+  t.equal(connection.pings, 0, 'no PING is sent to a connection not ready (ioredis would queue or refuse it)')
+  stop()
+})
+
+t.test('a process whose Redis hung (connections accepted, never answered) listens again once a reachable one takes over', async t => {
+  const redis = await RedisServer.start(t)
+  const proxy = await proxyTo(t, redis.port)
+  const options = { users: [admin], authRoutes: true }
+  const a = await build(t, { ...options, redis: redis.url }, { logger: false })
+  const b = await build(t, { ...options, redis: proxy.url }, { logger: false })
+  const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' })
+
+  const before = proxy.accepted
+  proxy.hang()
+  // The health check cuts b's silent connections; ioredis connects again, and those hang in their ready check.
+  while (proxy.accepted < before + 2) await new Promise(resolve => setTimeout(resolve, 100))
+  proxy.recover()
+  const logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
+  t.equal(logout.statusCode, 204)
+  t.match(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
   await onB.close()
 })
 
