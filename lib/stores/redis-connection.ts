@@ -130,6 +130,8 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
   #closed = false
   /** Connections lost in a row: the next node is tried a little later each time, so a cluster away costs no spin. */
   #losses = 0
+  /** Where the next connection goes: processes start at random nodes, and spread. */
+  #turn = Math.floor(Math.random() * 1_000)
   readonly #moveOn = () => {
     setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
   }
@@ -144,11 +146,8 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
       if (this.#cluster.status === 'wait') this.#cluster.connect().catch(() => {})
       return
     }
-    // Another node than the one just lost, where there is another.
-    const lost = this.#connection?.options
-    const others = nodes.filter(({ options }) => options.host !== lost?.host || options.port !== lost?.port)
-    const choices = others.length > 0 ? others : nodes
-    const { host, port } = choices[Math.floor(Math.random() * choices.length)]!.options
+    // The nodes in turn, from a random one: the next connection goes to the node after the one just lost.
+    const { host, port } = nodes[this.#turn++ % nodes.length]!.options
     const connection = new Redis({
       ...this.#cluster.options.redisOptions,
       host,

@@ -9,7 +9,9 @@ import { RedisCluster } from '../redis-cluster.js'
 import type { RedisServer } from '../redis-server.js'
 
 // What the README recommends: commands fail at once while the cluster is away, and give up after 2 s.
-const clientOptions: ClusterOptions = { enableOfflineQueue: false, redisOptions: { commandTimeout: 2_000, maxRetriesPerRequest: 1 } }
+const clientOptions: ClusterOptions = {
+  enableOfflineQueue: false, redisOptions: { commandTimeout: 2_000, maxRetriesPerRequest: 1 }, slotsRefreshInterval: 2_000
+}
 
 t.test('on a Redis Cluster', async t => {
   const cluster = await RedisCluster.start(t)
