@@ -7,31 +7,24 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
-import { stringFields } from './string-fields.js'
+import { bodyFields, type BodyField } from './body-fields.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
 
-const loginBody = {
-  type: 'object',
-  required: ['email', 'password'],
-  properties: {
-    email: { type: 'string', minLength: 1 },
-    password: { type: 'string', minLength: 1 },
-    otp: { type: 'string' },
-    mode: { type: 'string', enum: modes }
-  }
-} as const
+const loginBody: BodyField[] = [
+  { name: 'email', required: true, nonEmpty: true },
+  { name: 'password', required: true, nonEmpty: true },
+  { name: 'otp' },
+  { name: 'mode', oneOf: modes }
+]
 
 // The token may come from the body or from a cookie, so the body may be an empty object; a POST with no JSON body at
 // all is refused (400), as no cross-site form or fetch can send JSON without a CORS preflight.
-const tokenBody = {
-  type: 'object',
-  properties: {
-    refresh_token: { type: 'string', minLength: 1 },
-    mode: { type: 'string', enum: modes }
-  }
-} as const
+const tokenBody: BodyField[] = [
+  { name: 'refresh_token', nonEmpty: true },
+  { name: 'mode', oneOf: modes }
+]
 
 interface TokenBody { refresh_token?: string, mode?: Mode }
 
@@ -47,10 +40,9 @@ function sendFailure (reply: FastifyReply, failure: AuthFailure) {
 export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, config: Pick<Config, 'cookies' | 'refreshTokenTtlMs'> & { prefix: string }): void {
   const { refresh: refreshCookie, session: sessionCookie } = config.cookies
   // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
-  const schemaErrorFormatter = () => Object.assign(new Error('Invalid payload.'), { statusCode: 400 })
   const errorHandler = (error: { statusCode?: number, code?: string, message: string }, _request: FastifyRequest, reply: FastifyReply) => {
-    if (error.code === 'FST_ERR_VALIDATION' || error.code?.startsWith('FST_ERR_CTP_')) {
-      // The body's fault (bad fields, wrong content type, too large, not JSON): say what, with Fastify's status.
+    if (error.code?.startsWith('FST_ERR_CTP_')) {
+      // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status.
       return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
     }
     // Any other error is the app's, from its own hooks (a rate limit's 429, its auth's 401, a failure): its error
@@ -96,22 +88,21 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   }
 
   fastify.register(async (routes) => {
-    routes.setSchemaErrorFormatter(schemaErrorFormatter)
     routes.setErrorHandler(errorHandler)
     // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
     // CORS preflight, and would log a browser in as the form's author (login CSRF), or out.
     routes.removeAllContentTypeParsers()
     routes.addContentTypeParser('application/json', { parseAs: 'string' }, routes.getDefaultJsonParser('error', 'error'))
 
-    const tokenFields = stringFields(tokenBody)
-    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { schema: { body: loginBody }, preValidation: stringFields(loginBody) },
+    const tokenFields = bodyFields(tokenBody)
+    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { preValidation: bodyFields(loginBody) },
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
         return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip }), mode)
       })
 
-    routes.post<{ Body: TokenBody | undefined }>('/refresh', { schema: { body: tokenBody }, preValidation: tokenFields }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/refresh', { preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
@@ -120,7 +111,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting }), mode)
     })
 
-    routes.post<{ Body: TokenBody | undefined }>('/logout', { schema: { body: tokenBody }, preValidation: tokenFields }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/logout', { preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })

@@ -82,3 +82,32 @@ for (const order of ['before', 'after'] as const) {
     }
   })
 }
+
+t.test('an app on fastify-type-provider-zod: the auth routes check their bodies themselves, and its OpenAPI document builds', async t => {
+  const { serializerCompiler, validatorCompiler, jsonSchemaTransform } = await import('fastify-type-provider-zod')
+  const { z } = await import('zod')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // As its README sets it up: the app's compilers read zod schemas only.
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  await app.register(fastifySwagger, { openapi: { info: { title: 'app', version: '1.0.0' } }, transform: jsonSchemaTransform })
+  app.post('/sum', { schema: { body: z.object({ a: z.number(), b: z.number() }) } }, async (request) => {
+    const { a, b } = request.body as { a: number, b: number }
+    return { sum: a + b }
+  })
+  await app.register(realtime, { env: {}, secret, authRoutes: true, users: await directoryOf([admin]), heartbeat: { enabled: false } })
+  await app.ready()
+
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: admin })
+  t.equal(login.statusCode, 200, 'logged in')
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: login.json().data.refresh_token } })
+  t.equal(refresh.statusCode, 200, 'refreshed')
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refresh.json().data.refresh_token } })
+  t.equal(logout.statusCode, 204, 'logged out')
+  const bad = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email } })
+  t.same([bad.statusCode, bad.json()], [400, { errors: [{ message: 'Invalid payload.', extensions: { code: 'INVALID_PAYLOAD' } }] }])
+  t.same((await app.inject({ method: 'POST', url: '/sum', payload: { a: 1, b: 2 } })).json(), { sum: 3 }, 'the app\'s own zod route')
+  const paths = Object.keys((app.swagger() as { paths: Record<string, unknown> }).paths)
+  t.ok(paths.includes('/sum') && paths.includes('/auth/login'), 'the app\'s document, the auth routes in it')
+})
