@@ -34,7 +34,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
 
   // A key lookup waits no longer than a client is given to authenticate: an unknown kid fails within the auth timeout.
   const keyLookupMs = Math.min(storeTimeoutMs, ...Object.values(config.endpoints).filter(e => e.enabled).map(e => e.authTimeoutMs))
-  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, keyLookupMs)
+  // Passwords are checked (a directory, or the app's check): logins sign tokens of the plugin's own.
+  const logins = options.verifyCredentials != null || options.users instanceof UserDirectory || (options.users?.length ?? 0) > 0
+  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, keyLookupMs, logins)
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
   // In memory the revocations are loaded as the feed starts.

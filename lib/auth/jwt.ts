@@ -3,6 +3,7 @@
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidConfigError } from '../errors.js'
+import { isThenable } from '../thenable.js'
 import type { RealtimeOptions } from '../../types/index.js'
 
 /** Verified claims, or a throw (or rejection) with @fastify/jwt's or fast-jwt's error code. */
@@ -110,9 +111,29 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
  * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
  * `fastify.jwt`, `request.user` and `request.jwtVerify` to itself.
  */
-/** `waitMs`: how long a verification may wait for the app's key lookup before it is refused. */
+/**
+ * Whether `jwt.sign` gives a token in the same turn: an instance whose key is a function (a JWKS lookup) or public
+ * only cannot sign, or signs in a callback.
+ */
+function signsAtOnce (jwt: JWT): boolean {
+  try {
+    const token: unknown = jwt.sign({ probe: true })
+    if (isThenable(token)) token.then(undefined, () => {})
+    return typeof token === 'string'
+  } catch {
+    return false
+  }
+}
+
+/** The `iss` the app's instance puts on a token the plugin signs: its own `sign.iss`, where it has one, wins. */
+const signedIssuer = (jwt: JWT, issuer: string): unknown => jwt.decode<Claims>(jwt.sign({ iss: issuer }), payloadOnly)!.iss
+
+/**
+ * `waitMs`: how long a verification may wait for the app's key lookup before it is refused. `logins`: whether the
+ * plugin signs tokens of its own (passwords are checked), which the app's instance must then do at once.
+ */
 export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptions,
-  config: { secret?: string, issuer: string, production: boolean }, waitMs: number): Promise<TokenJwt> {
+  config: { secret?: string, issuer: string, production: boolean }, waitMs: number, logins: boolean): Promise<TokenJwt> {
   const namespace = options.jwt?.namespace
   const registered = fastify.hasDecorator('jwt') ? fastify.jwt as JWT & Record<string, JWT | undefined> : undefined
   const apps = namespace === undefined ? registered : registered?.[namespace]
@@ -120,6 +141,14 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     const verifyName = options.jwt?.jwtVerify ?? (namespace === undefined ? 'jwtVerify' : `${namespace}JwtVerify`)
     if (!fastify.hasRequestDecorator(verifyName)) {
       throw new InvalidConfigError(`the app's @fastify/jwt has no request.${verifyName}: set the option jwt.jwtVerify to the name it was registered with`)
+    }
+    if (logins && !signsAtOnce(apps)) {
+      throw new InvalidConfigError('the app\'s @fastify/jwt cannot sign a token at once (its key is a function, or public only), and the plugin signs the access tokens of its logins: give it a signing key (secret: { private, public }, where public may be a key function), or leave users and verifyCredentials out')
+    }
+    // Its tokens would carry the app's issuer, and their admin_access would be read from no token.
+    const issued = logins ? signedIssuer(apps, config.issuer) : config.issuer
+    if (issued !== config.issuer) {
+      throw new InvalidConfigError(`the app's @fastify/jwt signs every token with iss "${String(issued)}" (its sign.iss): set the plugin's issuer (ACCESS_TOKEN_ISSUER) to it, or the plugin's logins would carry no admin access`)
     }
     const claimsOf = claimsReader(apps)
     const requestUsers = new RequestUsers((apps as unknown as { options: { decoratorName: string } }).options.decoratorName)

@@ -37,6 +37,34 @@ t.test('the app\'s instance renamed without jwt.jwtVerify: boot says which optio
     /no request\.appJwtVerify: set the option jwt\.jwtVerify/)
 })
 
+t.test('with logins, the app\'s instance must sign at once and leave the issuer to the plugin: boot says what to change', async t => {
+  const key = secret
+  const users = await directoryOf([admin])
+  const boot = async (jwtOptions: object, options: object = { users }) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(fastifyJwt, jwtOptions as never)
+    await app.register(realtime, { env: {}, authRoutes: true, ...options })
+    await app.ready()
+    return app
+  }
+  const cannotSign = /cannot sign a token at once \(its key is a function, or public only\)/
+  // A key function (a JWKS lookup) signs in a callback only; a public key alone cannot sign.
+  await t.rejects(async () => { await boot({ secret: async () => key }) }, { message: cannotSign })
+  await t.rejects(async () => { await boot({ secret: { public: key } }) }, { message: cannotSign })
+  await t.rejects(async () => { await boot({ secret: async () => key }, { verifyCredentials: async () => null }) }, { message: cannotSign })
+  await t.rejects(async () => { await boot({ secret: key, sign: { iss: 'the-app' } }) },
+    { message: /signs every token with iss "the-app" \(its sign\.iss\): set the plugin's issuer \(ACCESS_TOKEN_ISSUER\) to it/ })
+
+  const identityProvider = await boot({ secret: async () => key }, {})
+  t.ok(identityProvider.hasRoute({ method: 'GET', url: '/websocket' }), 'without logins, a key function verifies as before')
+  const sameIssuer = await boot({ secret: key, sign: { iss: 'the-app' } }, { users, issuer: 'the-app' })
+  const login = await sameIssuer.inject({ method: 'POST', url: '/auth/login', payload: admin })
+  t.equal(login.statusCode, 200, 'the issuer the app signs with, named')
+  const both = await boot({ secret: { private: key, public: async () => key } })
+  t.equal((await both.inject({ method: 'POST', url: '/auth/login', payload: admin })).statusCode, 200, 'a signing key beside a key function for verifying')
+})
+
 t.test('connection.request.user follows the socket\'s credential: refused, kept, expired', async t => {
   const clock = stoppedDate(t)
   const app = Fastify()
