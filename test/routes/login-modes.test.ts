@@ -333,3 +333,27 @@ t.test('an app\'s @fastify/cookie without its parsing hook: no cookie is read, a
   }
   t.equal((await post(app, 'logout', { mode: 'session' }, refresh)).statusCode, 400, 'nor a session cookie')
 })
+
+t.test('an app whose @fastify/cookie parses in a later hook: the session and @fastify/jwt cookies still authenticate at the upgrade', async t => {
+  const fastifyJwt = (await import('@fastify/jwt')).default
+  for (const hook of ['preParsing', 'preValidation', 'preHandler'] as const) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(fastifyCookie, { hook })
+    await app.register(fastifyJwt, { secret, cookie: { cookieName: 'token', signed: false } })
+    await app.register(realtime, { env: {}, authRoutes: true, users: await directoryOf([admin]), rest: { auth: 'strict', handlers: { whoami } } })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const built = { app, url: (path: string) => `ws://127.0.0.1:${(app.server.address() as { port: number }).port}${path}` }
+    const cookies = {
+      session: sent(setCookie(await login(app, 'session'))),
+      '@fastify/jwt': `token=${app.jwt.sign({ id: 'u2' })}`
+    }
+    for (const [which, cookie] of Object.entries(cookies)) {
+      const client = await connect(wsUrl(built), { headers: { cookie } })
+      client.send({ type: 'whoami' })
+      t.match(await client.next(), { type: 'whoami', user: which === 'session' ? String : 'u2' }, `${hook}: the ${which} cookie`)
+      await client.close()
+    }
+    t.equal((await refusedWith(wsUrl(built))).status, 401, `${hook}: no cookie, no socket in strict mode`)
+  }
+})
