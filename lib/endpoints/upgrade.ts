@@ -6,6 +6,7 @@ import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticat
 import type { EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
 import type { AddressLimit } from './address-limit.js'
+import { requestCookies } from '../routes/request-cookies.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 import type { RealtimeUpgrade } from '../../types/index.js'
@@ -51,23 +52,6 @@ export interface GateOptions {
   addressLimit: AddressLimit
 }
 
-type Cookies = Record<string, string | undefined>
-
-/**
- * The upgrade request's cookies. An app's @fastify/cookie may parse them in a later hook than the gate's `onRequest`
- * (its `hook` option): the gate then parses them itself, with the app's parser, and leaves them on the request, where
- * @fastify/jwt's cookie lookup reads them. Without a cookie parser, none.
- */
-function cookiesOf (request: FastifyRequest): Cookies | undefined {
-  const fields = request as unknown as { cookies?: Cookies | null }
-  if (fields.cookies != null) return fields.cookies
-  const parse = (request.server as unknown as { parseCookie?: (header: string) => Cookies }).parseCookie
-  const header = request.headers.cookie
-  if (parse === undefined || header === undefined) return undefined
-  fields.cookies = parse(header)
-  return fields.cookies
-}
-
 /**
  * The credential on the upgrade request: the query parameter wins over the session cookie, and that one over the
  * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails).
@@ -78,7 +62,7 @@ function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: st
     // Repeated or empty parameters are a bad credential, not a missing one.
     return { token: typeof query.access_token === 'string' && query.access_token !== '' ? query.access_token : null, session: false }
   }
-  const cookies = cookiesOf(request)
+  const cookies = requestCookies(request)
   const session = cookies?.[sessionCookie]
   if (session !== undefined) return { token: session, session: true }
   const cookie = jwt.cookie

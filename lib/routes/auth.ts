@@ -8,6 +8,7 @@ import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticat
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
+import { requestCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
@@ -81,10 +82,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
    */
   async function presentedRefreshToken (request: FastifyRequest<{ Body: TokenBody | undefined }>, mode: Mode): Promise<string | null | undefined> {
     if (mode === 'session') {
-      const token = request.cookies?.[sessionCookie.name]
+      const token = requestCookies(request)?.[sessionCookie.name]
       return token === undefined ? undefined : authenticator.sessionTokenRefreshToken(token, request)
     }
-    return request.body?.refresh_token ?? request.cookies?.[refreshCookie.name]
+    return request.body?.refresh_token ?? requestCookies(request)?.[refreshCookie.name]
   }
 
   fastify.register(async (routes) => {
@@ -122,7 +123,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       // cookie to try again, or the session would outlive the only credential that can end it.
       if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') {
         if (mode === 'session') reply.clearCookie(sessionCookie.name, attributes(sessionCookie))
-        else if (request.cookies?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, attributes(refreshCookie))
+        else if (requestCookies(request)?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, attributes(refreshCookie))
       }
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
