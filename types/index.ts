@@ -95,13 +95,13 @@ export type VerifyCredentials = (credential: PasswordCredential) => Promise<Iden
 /** A user of the embedded directory (the default `verifyCredentials`). */
 export interface DirectoryUser {
   /** The user id (default: derived from the email, the same in every process). */
-  id?: string
+  id?: string | undefined
   email: string
   password: string
-  role?: string | null
-  admin?: boolean
+  role?: string | null | undefined
+  admin?: boolean | undefined
   /** Base32 TOTP secret: when set, logins must carry a valid `otp`. */
-  otpSecret?: string
+  otpSecret?: string | undefined
 }
 
 /**
@@ -111,15 +111,15 @@ export interface DirectoryUser {
  */
 export interface PasswordHashing {
   /** Memory per hash, in KiB (default 19456; at least 8). */
-  memoryCost?: number
+  memoryCost?: number | undefined
   /** Passes over that memory (default 2; at least 1). */
-  timeCost?: number
+  timeCost?: number | undefined
 }
 
 /** Options of `new UserDirectory(options)`, a directory the app makes and hands to the plugin as `users`. */
 export interface UserDirectoryOptions {
   /** The cost of its password hashes (default: OWASP's 19 MiB, 2 passes). */
-  passwordHashing?: PasswordHashing
+  passwordHashing?: PasswordHashing | undefined
 }
 
 /** Maps verified access-token claims to an identity; null rejects the token. */
@@ -182,15 +182,15 @@ export interface SessionStore {
 /** Per-endpoint options; each overrides the matching `WEBSOCKETS_X_*` variable. */
 export interface EndpointOptions {
   /** Mount the endpoint (`WEBSOCKETS_X_ENABLED`, default true). */
-  enabled?: boolean
+  enabled?: boolean | undefined
   /** Route path (`WEBSOCKETS_X_PATH`). */
-  path?: string
+  path?: string | undefined
   /** Auth mode (`WEBSOCKETS_X_AUTH`, default `handshake`). */
-  auth?: AuthMode
+  auth?: AuthMode | undefined
   /** Seconds to authenticate (`WEBSOCKETS_X_AUTH_TIMEOUT`, default 10). */
-  authTimeout?: number
+  authTimeout?: number | undefined
   /** Open connections per process on this endpoint (`WEBSOCKETS_X_CONN_LIMIT`, default unlimited). */
-  connLimit?: number
+  connLimit?: number | undefined
 }
 
 /** A JSON message on `/websocket` that the plugin does not own itself. */
@@ -251,9 +251,9 @@ export type MessageHandlers =
 
 /** Which sockets a `send`/`close` call reaches. */
 export interface ConnectionFilter {
-  user?: string
-  session?: string
-  endpoint?: EndpointName
+  user?: string | undefined
+  session?: string | undefined
+  endpoint?: EndpointName | undefined
 }
 
 export interface RestEndpointOptions extends EndpointOptions {
@@ -261,7 +261,7 @@ export interface RestEndpointOptions extends EndpointOptions {
    * Handlers of application messages by `type` (any but `auth`, `ping` and `pong`, which the plugin owns): a function,
    * or `{ schema, handler }` to validate the messages first. A type without a handler answers INVALID_PAYLOAD.
    */
-  handlers?: MessageHandlers
+  handlers?: MessageHandlers | undefined
 }
 
 /**
@@ -285,27 +285,27 @@ export interface GraphqlEndpointOptions extends EndpointOptions {
    * The schema operations run against, or a function of the accountability returning one (called for every
    * operation, so a role can see its own schema). Without a schema the endpoint is not mounted.
    */
-  schema?: GraphQLSchema | ((accountability: Accountability) => GraphQLSchema | Promise<GraphQLSchema>)
+  schema?: GraphQLSchema | ((accountability: Accountability) => GraphQLSchema | Promise<GraphQLSchema>) | undefined
   /** Adds fields to every operation's context, next to `accountability`. */
-  context?: (accountability: Accountability, connection: RealtimeConnection) => Record<string, unknown> | Promise<Record<string, unknown>>
+  context?: ((accountability: Accountability, connection: RealtimeConnection) => Record<string, unknown> | Promise<Record<string, unknown>>) | undefined
   /** Most tokens a query document may have (`GRAPHQL_QUERY_TOKEN_LIMIT`, default 5000); longer ones are not parsed. */
-  queryTokenLimit?: number
+  queryTokenLimit?: number | undefined
   /**
    * Deepest nesting of fields in an operation (`GRAPHQL_QUERY_DEPTH_LIMIT`, default 10; fragments add none). A document
    * past it, or past the two limits below, is refused before graphql-js validates it: its operation gets an `error`.
    */
-  queryDepthLimit?: number
+  queryDepthLimit?: number | undefined
   /** Most aliases in an operation (`GRAPHQL_QUERY_ALIAS_LIMIT`, default 15; 0 forbids them); `__typename` ones are free. */
-  queryAliasLimit?: number
+  queryAliasLimit?: number | undefined
   /** Most fields and fragment spreads in a document, each counted where it is written (`GRAPHQL_QUERY_FIELD_LIMIT`, default 200). */
-  queryFieldLimit?: number
+  queryFieldLimit?: number | undefined
   /**
    * Most operations in flight on one socket (`GRAPHQL_OPERATION_LIMIT`, default 100): queries until answered,
    * subscriptions until they end or the client completes them. The excess get an `error` message for their id.
    */
-  operationLimit?: number
+  operationLimit?: number | undefined
   /** Allow `__schema` and `__type` queries (`GRAPHQL_INTROSPECTION`, default true). */
-  introspection?: boolean
+  introspection?: boolean | undefined
 }
 
 /** Where a credential was presented: at the upgrade, in an auth message, in `connection_init`, or on an HTTP auth route. */
@@ -334,128 +334,128 @@ export type OnAuthenticate = (event: AuthenticateEvent) =>
 /** Limits on email/password attempts (PROTOCOL.md section 8). */
 export interface AttemptLimitOptions {
   /** Failures allowed per client IP and per email inside one window (default 10); the next ones are refused. */
-  points?: number
+  points?: number | undefined
   /** Length of the window in whole seconds (default 60), from the first attempt it counts. */
-  durationSeconds?: number
+  durationSeconds?: number | undefined
 }
 
 export interface AuthRoutesOptions {
   /** Prefix of the routes (default `/auth`): `POST {prefix}/login`, `/refresh`, `/logout`. */
-  prefix?: string
+  prefix?: string | undefined
 }
 
 export interface RealtimeOptions {
   /** Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined> | undefined
   /** Signs and verifies access tokens when the app has not registered `@fastify/jwt` itself (`SECRET`). */
-  secret?: string
+  secret?: string | undefined
   /**
    * Further `@fastify/jwt` options for the instance the plugin registers. When the app registered its own, only
    * `namespace` (and `jwtVerify`, when the app renamed it) are read: which of its instances verifies socket tokens.
    */
-  jwt?: Omit<FastifyJWTOptions, 'secret'>
+  jwt?: Omit<FastifyJWTOptions, 'secret'> | undefined
   /** Runs at every authentication, after the credential is verified: see `OnAuthenticate`. */
-  onAuthenticate?: OnAuthenticate
+  onAuthenticate?: OnAuthenticate | undefined
   /** The JSON endpoint, or false to leave it out. */
-  rest?: RestEndpointOptions | false
+  rest?: RestEndpointOptions | false | undefined
   /** The logs endpoint (`/websocket/logs`): the app's log lines streamed to admins, or false to leave it out. */
-  logs?: EndpointOptions | false
+  logs?: EndpointOptions | false | undefined
   /** The GraphQL endpoint (mounted only with a `schema`), or false to leave it out. */
-  graphql?: GraphqlEndpointOptions | false
+  graphql?: GraphqlEndpointOptions | false | undefined
   /**
    * Heartbeat (`WEBSOCKETS_HEARTBEAT_ENABLED`, `WEBSOCKETS_HEARTBEAT_PERIOD` in seconds): every socket past its
    * handshake is pinged each period (`{"type":"ping"}` on the JSON endpoints, a WebSocket ping frame on `/graphql`)
    * and closed if it answers nothing during the period after a ping.
    */
-  heartbeat?: { enabled?: boolean, period?: number }
+  heartbeat?: { enabled?: boolean | undefined, period?: number | undefined } | undefined
   /** Largest frame accepted in bytes (`WEBSOCKETS_MAX_PAYLOAD`, default 65536); larger closes with 1009. */
-  maxPayload?: number
+  maxPayload?: number | undefined
   /**
    * Unsent bytes one socket may hold (`WEBSOCKETS_MAX_BUFFERED_BYTES`, default 1 MiB), whatever produced them:
    * replies, `send()`, heartbeats, GraphQL results. A client that reads slower is closed with 1008 `Client too slow.`
    * (and cut off 1 s later if the close cannot reach it). The logs stream drops lines for it instead.
    */
-  maxBufferedBytes?: number
+  maxBufferedBytes?: number | undefined
   /**
    * Open sockets one client may hold across the plugin's endpoints, per process (`WEBSOCKETS_ADDRESS_CONN_LIMIT`,
    * default unlimited): a client is its address as Fastify reads it (`request.ip`, under `trustProxy`), an IPv6 one
    * its /64. Past it the upgrade is refused with HTTP 429 `REQUESTS_EXCEEDED`.
    */
-  connLimitPerAddress?: number
+  connLimitPerAddress?: number | undefined
   /**
    * The `iss` claim of the access tokens the plugin signs (`ACCESS_TOKEN_ISSUER`, default `fastify-realtime`). When the
    * plugin registers `@fastify/jwt` itself, it accepts only tokens with this issuer; with the app's own, any token the
    * app's `@fastify/jwt` verifies is a credential, but only this issuer's carry `admin_access`.
    */
-  issuer?: string
+  issuer?: string | undefined
   /**
    * Password checks waiting for their turn (argon2 keeps a core busy for each): at most `limit` in all
    * (`PASSWORD_QUEUE_LIMIT`, default 256) and `perAddress` from one client address (`PASSWORD_QUEUE_PER_ADDRESS`,
    * default 4), served in turn between addresses. Past either, a login is refused at once with SERVICE_UNAVAILABLE
    * (HTTP 503 with `Retry-After`).
    */
-  passwordQueue?: { limit?: number, perAddress?: number }
+  passwordQueue?: { limit?: number | undefined, perAddress?: number | undefined } | undefined
   /** Lifetime of issued access tokens (`ACCESS_TOKEN_TTL`, default `15m`): milliseconds or an `ms` string. */
-  accessTokenTtl?: Duration
+  accessTokenTtl?: Duration | undefined
   /** Lifetime of refresh sessions (`REFRESH_TOKEN_TTL`, default `7d`). */
-  refreshTokenTtl?: Duration
+  refreshTokenTtl?: Duration | undefined
   /** The server's public URL (`PUBLIC_URL`): its origin may open sockets. */
-  publicUrl?: string
+  publicUrl?: string | undefined
   /** Further origins allowed to open sockets (`CORS_ORIGIN`, comma-separated). A wildcard is refused. */
-  origins?: string[]
+  origins?: string[] | undefined
   /** Role of the public accountability (default null). */
-  publicRole?: string | null
+  publicRole?: string | null | undefined
   /** Claims to identity (default: `id` or `sub`, `role`, `admin_access`). */
-  mapClaims?: MapClaims
+  mapClaims?: MapClaims | undefined
   /** Email/password check (default: the embedded directory seeded from `users`). */
-  verifyCredentials?: VerifyCredentials
+  verifyCredentials?: VerifyCredentials | undefined
   /**
    * Users of the embedded directory, or a `UserDirectory` the app made (to look its users up itself). With `redis`,
    * the plugin keeps the directory's used one-time codes there.
    */
-  users?: DirectoryUser[] | UserDirectory
+  users?: DirectoryUser[] | UserDirectory | undefined
   /** Refresh-session store (default: in memory, or on `redis` when given). */
-  sessionStore?: SessionStore
+  sessionStore?: SessionStore | undefined
   /**
    * Redis to share refresh sessions and revocations between processes: a URL, the app's ioredis client (one server,
    * or one that Sentinel finds), or the app's ioredis `Cluster` (a Redis Cluster). Without it everything stays in
    * this process.
    */
-  redis?: string | Redis | Cluster
+  redis?: string | Redis | Cluster | undefined
   /** Prefix of every Redis key and channel the plugin uses (default `realtime:`). */
-  redisPrefix?: string
+  redisPrefix?: string | undefined
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
-  authRoutes?: boolean | AuthRoutesOptions
+  authRoutes?: boolean | AuthRoutesOptions | undefined
   /**
    * The cookies of the `cookie` and `session` login modes, named and set as Directus's (`REFRESH_TOKEN_COOKIE_*` and
    * `SESSION_COOKIE_*`). The session cookie also authenticates a socket at the upgrade, on every endpoint.
    */
   cookies?: {
-    refresh?: CookieOptions
+    refresh?: CookieOptions | undefined
     session?: CookieOptions & {
       /** Lifetime of a session token and its cookie (`SESSION_COOKIE_TTL`, default `1d`). */
-      ttl?: Duration
-    }
-  }
+      ttl?: Duration | undefined
+    } | undefined
+  } | undefined
   /**
    * Email/password attempts (socket auth messages, `POST /auth/login`, `login()`) limited per client IP and per
    * email: after `points` failures (default 10) inside `durationSeconds` (default 60) the next ones get
    * REQUESTS_EXCEEDED without their password being checked, until the window passes. Counted on `redis` when it is
    * given, so every process shares the counters. false turns the limits off.
    */
-  attemptLimit?: AttemptLimitOptions | false
+  attemptLimit?: AttemptLimitOptions | false | undefined
 }
 
 /** A cookie the auth routes set. Always HttpOnly, with `Path=/`. */
 export interface CookieOptions {
   /** Default `directus_refresh_token` (`REFRESH_TOKEN_COOKIE_NAME`), `directus_session_token` (`SESSION_COOKIE_NAME`). */
-  name?: string
+  name?: string | undefined
   /** `Secure` (`*_COOKIE_SECURE`, default false): set it when the app is served over HTTPS. */
-  secure?: boolean
+  secure?: boolean | undefined
   /** `SameSite` (`*_COOKIE_SAME_SITE`, default `lax`); `none` needs `secure`. */
-  sameSite?: 'lax' | 'strict' | 'none'
+  sameSite?: 'lax' | 'strict' | 'none' | undefined
   /** `Domain` (`*_COOKIE_DOMAIN`, default none: the host that set it). */
-  domain?: string
+  domain?: string | undefined
 }
 
 /** What the upgrade gate resolved, on every websocket request (`request.realtime`); frozen. */

@@ -1,7 +1,7 @@
 // The package as a user gets it: `npm pack` (which builds dist/ through `prepack`), the tarball installed into a
 // consumer project of its own, then the plugin imported from ES modules and required from CommonJS and registered on
 // a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
-// bundler and node10, strict and with skipLibCheck false, with graphql (an optional peer) installed and without. Not in
+// bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without. Not in
 // `npm test` (it packs and installs: `npm run test:package`). The install prefers npm's cache, which CI's `npm ci` has
 // just filled.
 import t from 'tap'
@@ -214,8 +214,11 @@ ${graphql ? "import { buildSchema } from 'graphql'\n" : ''}import realtime, { Cl
 
 export async function start (): Promise<RealtimeApi> {
   const options: RealtimeOptions = { secret: 'a-packaging-test-secret-of-32-chars!', users: new UserDirectory() }
+  // What the README writes: settings read from the environment, each possibly unset.
+  const fromEnv: RealtimeOptions = { secret: process.env.SECRET, publicUrl: process.env.PUBLIC_URL, redis: process.env.REDIS_URL, rest: { path: process.env.WS_PATH } }
   const app = Fastify()
   await app.register(realtime, options)
+  await app.register(realtime, { ...fromEnv, rest: false })
   // @ts-expect-error the options are typed: a secret is a string
   await app.register(realtime, { secret: 42 })
 ${graphql
@@ -231,7 +234,7 @@ ${graphql
   return app.realtime
 }
 `
-const strict = { strict: true, skipLibCheck: false, noEmit: true, target: 'ES2022', types: ['node'] }
+const strict = { strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, target: 'ES2022', types: ['node'] }
 const projects = {
   'node16, ESM': { dir: 'esm', type: 'module', options: { module: 'Node16', moduleResolution: 'Node16' } },
   'node16, CommonJS': { dir: 'cjs', type: 'commonjs', options: { module: 'Node16', moduleResolution: 'Node16' } },
