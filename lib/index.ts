@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, RegisterOptions } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
-import { RealtimeError, refusal } from './errors.js'
+import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { PasswordChecks } from './auth/password-checks.js'
 import { readRevocation, Revocations } from './auth/revocations.js'
@@ -29,6 +29,11 @@ import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 const storeTimeoutMs = 3_000
 
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
+  // WebSockets upgrade HTTP/1.1 requests: a server speaking HTTP/2 alone would boot with no reachable socket.
+  const { http2, https } = fastify.initialConfig as { http2?: boolean, https?: boolean | { allowHTTP1?: boolean } }
+  if (http2 && !(typeof https === 'object' && https.allowHTTP1)) {
+    throw new InvalidConfigError('WebSockets need HTTP/1.1 upgrades: with http2, serve HTTP/1.1 as well (https: { allowHTTP1: true, ... })')
+  }
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
 

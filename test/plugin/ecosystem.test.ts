@@ -111,3 +111,14 @@ t.test('an app on fastify-type-provider-zod: the auth routes check their bodies 
   const paths = Object.keys((app.swagger() as { paths: Record<string, unknown> }).paths)
   t.ok(paths.includes('/sum') && paths.includes('/auth/login'), 'the app\'s document, the auth routes in it')
 })
+
+t.test('a server speaking HTTP/2 alone fails boot, saying so; with HTTP/1.1 beside it (allowHTTP1), it boots', async t => {
+  const http2Only = Fastify({ http2: true })
+  t.teardown(() => http2Only.close())
+  await t.rejects(async () => { await http2Only.register(realtime, { env: {}, secret }) },
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: /WebSockets need HTTP\/1\.1 upgrades: with http2, serve HTTP\/1\.1 as well/ })
+  const both = Fastify({ http2: true, https: { allowHTTP1: true } })
+  t.teardown(() => both.close())
+  await both.register(realtime, { env: {}, secret })
+  t.ok(both.hasRoute({ method: 'GET', url: '/websocket' }))
+})
