@@ -62,8 +62,11 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     let directory = options.users
     if (!(directory instanceof UserDirectory)) {
       const users = directory ?? []
-      directory = new UserDirectory()
-      for (const user of users) await directory.add(user)
+      const made = new UserDirectory()
+      // All at once (argon2 hashes on libuv's threads): one after another, a few hundred users outlast Fastify's plugin
+      // timeout.
+      await Promise.all(users.map(user => made.add(user)))
+      directory = made
     }
     if (backend.otpSteps) directory.useOtpSteps(backend.otpSteps())
     verifyCredentials = directory.verifyCredentials

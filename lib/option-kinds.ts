@@ -24,7 +24,14 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   // A UserDirectory of the app's, or the users to put in one.
   if (users != null && !(users instanceof UserDirectory)) {
     if (!Array.isArray(users)) fail('users', 'a list of users or a UserDirectory', users)
-    users.forEach((user, index) => checkUser(user, `users[${index}]`))
+    const listed = new Map<string, number>()
+    users.forEach((user, index) => {
+      checkUser(user, `users[${index}]`)
+      // Hashed all at once, a user listed twice would keep whichever password finished last.
+      const email = user.email.trim().toLowerCase()
+      if (listed.has(email)) throw new InvalidConfigError(`users[${index}] has the email of users[${listed.get(email)}]: list each user once`)
+      listed.set(email, index)
+    })
   }
   if (sessionStore != null && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)[method]))) {
     fail('sessionStore', `a session store (${sessionStoreMethods.join(', ')})`, sessionStore)

@@ -621,6 +621,7 @@ t.test('options of the wrong kind fail boot, naming the option, and never echo a
     [{ users: [admin, { password: 'p' }] as never }, /users\[1\]'s email must be an email address/],
     [{ users: [{ email: 'a@example.com', password: 42 }] as never }, /users\[0\]'s password must be a non-empty string$/],
     [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret$/],
+    [{ users: [admin, { email: 'b@example.com', password: 'p' }, { email: ` ${admin.email.toUpperCase()}`, password: 'q' }] }, /users\[2\] has the email of users\[0\]: list each user once$/],
     [{ sessionStore: {} as never }, /sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got object\)/],
     [{ redis: 1234 as never }, /redis must be a URL or an ioredis client \(got number\)/],
     [{ redis: [] as never }, /redis must be a URL or an ioredis client \(got an array\)/],
