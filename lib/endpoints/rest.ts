@@ -176,10 +176,11 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       // It answered in time: an auth window ending while the server checks would refuse a credential the check may
       // accept (and a refresh token it rotates, which the client would never hear of).
       guard.checking()
-      return result.then(settled => {
-        this.authSettled(settled, uid, handshake)
-        guard.checked()
-      })
+      return result.then(settled => { this.authSettled(settled, uid, handshake) }, (err: unknown) => {
+        // A check that failed unforeseen (the app's identity no token can carry) is told as one that could not run.
+        connection.request.log.error({ err }, 'an auth check failed')
+        this.authSettled({ ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'the auth check failed' }, uid, handshake)
+      }).finally(() => guard.checked())
     }
     this.authSettled(result, uid, handshake)
   }

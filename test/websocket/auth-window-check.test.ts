@@ -196,3 +196,16 @@ t.test('GraphQL: a connection_init checked past the window is answered by its ch
   t.same(await next(client, 'connection_ack'), { type: 'connection_ack' }, 'no 4408')
   await client.close()
 })
+
+t.test('a check that fails unforeseen (an identity no token can carry) is told as one that could not run, and logged', async t => {
+  const logged: string[] = []
+  const { url } = await build(t, {
+    // The app's check answers with an identity the token cannot carry (a BigInt id): signing its token throws.
+    verifyCredentials: async () => ({ user: 7n as unknown as string, role: null, admin: false })
+  }, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  t.same(await next(client, 'the answer'), { type: 'auth', status: 'error', error: { code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable.' } })
+  t.equal((await client.closed).code, 1013, 'the handshake ends as a cold process\'s does, not held open for good')
+  t.ok(logged.some(line => line.includes('an auth check failed')), 'logged')
+})
