@@ -36,6 +36,19 @@ t.test('on a Redis Cluster', async t => {
     return built.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } })
   }
 
+  /** A logout on `a`, tried again while the cluster answers 503, reaches `onB` on the other process. */
+  async function loggedOutOnceBack (t: Test, a: Built, refreshToken: string, onB: Client) {
+    const logout = () => a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
+    let answer = await logout()
+    while (answer.statusCode === 503) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      answer = await logout()
+    }
+    t.equal(answer.statusCode, 204)
+    t.same(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
+    await onB.close()
+  }
+
   async function authenticated (built: Built, accessToken: string): Promise<Client> {
     const client = await connect(built.url('/websocket'))
     client.send({ type: 'auth', access_token: accessToken })
@@ -132,14 +145,7 @@ t.test('on a Redis Cluster', async t => {
     // A health check (every 5 s) meets the silence and, 2 s on, cuts the connection.
     await new Promise(resolve => setTimeout(resolve, 8_000))
     for (const node of cluster.nodes) node.resume()
-    let logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
-    while (logout.statusCode === 503) {
-      await new Promise(resolve => setTimeout(resolve, 100))
-      logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
-    }
-    t.equal(logout.statusCode, 204)
-    t.same(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
-    await onB.close()
+    await loggedOutOnceBack(t, a, tokens.refresh_token, onB)
   })
 
   t.test('a process whose Cluster client is made with lazyConnect (and a keyPrefix) loads the revocations, and hears a logout', async t => {
@@ -192,14 +198,7 @@ t.test('on a Redis Cluster', async t => {
     await within(moved(), `the ${others} listener(s) on the hung node moving`, 40_000)
     t.pass('both listen on the nodes that answer')
     hung.resume()
-    let logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
-    while (logout.statusCode === 503) {
-      await new Promise(resolve => setTimeout(resolve, 100))
-      logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: tokens.refresh_token } })
-    }
-    t.equal(logout.statusCode, 204)
-    t.same(await within(onB.next(), 'the revocation on b', 20_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } })
-    await onB.close()
+    await loggedOutOnceBack(t, a, tokens.refresh_token, onB)
   })
 
   // Last: it takes the cluster down.

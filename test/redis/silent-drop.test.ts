@@ -45,6 +45,24 @@ async function proxyTo (t: Test, port: number) {
   }
 }
 
+/**
+ * Two processes on one Redis, b's connections through a proxy; a user logged in on a, whose socket is authenticated
+ * on b.
+ */
+async function twoProcesses (t: Test) {
+  const redis = await RedisServer.start(t)
+  const proxy = await proxyTo(t, redis.port)
+  const options = { users: [admin], authRoutes: true }
+  const a = await build(t, { ...options, redis: redis.url }, { logger: false })
+  const b = await build(t, { ...options, redis: proxy.url }, { logger: false })
+  const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' })
+  return { a, b, proxy, refreshToken: refreshToken as string, onB }
+}
+
 t.test('checkHealth: a connection that seems up is PINGed every 5 s, and cut when it reads nothing in the next 2 s', async t => {
   const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
   const turn = () => new Promise(resolve => setImmediate(resolve))
@@ -104,16 +122,7 @@ t.test('checkHealth: a connection that seems up is PINGed every 5 s, and cut whe
 })
 
 t.test('a process whose Redis connections went silent connects again, and its sockets hear the logout made meanwhile', async t => {
-  const redis = await RedisServer.start(t)
-  const proxy = await proxyTo(t, redis.port)
-  const options = { users: [admin], authRoutes: true }
-  const a = await build(t, { ...options, redis: redis.url }, { logger: false })
-  const b = await build(t, { ...options, redis: proxy.url }, { logger: false })
-  const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
-  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
-  const onB = await connect(b.url('/websocket'))
-  onB.send({ type: 'auth', access_token: accessToken })
-  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' })
+  const { a, b, proxy, refreshToken, onB } = await twoProcesses(t)
 
   proxy.forget()
   const logout = await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refreshToken } })
@@ -147,16 +156,7 @@ t.test('checkHealth: a connection stuck in its ready check (TCP up, INFO unanswe
 })
 
 t.test('a process whose Redis hung (connections accepted, never answered) listens again once a reachable one takes over', async t => {
-  const redis = await RedisServer.start(t)
-  const proxy = await proxyTo(t, redis.port)
-  const options = { users: [admin], authRoutes: true }
-  const a = await build(t, { ...options, redis: redis.url }, { logger: false })
-  const b = await build(t, { ...options, redis: proxy.url }, { logger: false })
-  const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
-  const { access_token: accessToken, refresh_token: refreshToken } = login.json().data
-  const onB = await connect(b.url('/websocket'))
-  onB.send({ type: 'auth', access_token: accessToken })
-  t.same(await within(onB.next(), 'the ok'), { type: 'auth', status: 'ok' })
+  const { a, proxy, refreshToken, onB } = await twoProcesses(t)
 
   const before = proxy.accepted
   proxy.hang()
