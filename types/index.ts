@@ -251,9 +251,9 @@ export type MessageHandlers =
 
 /** Which sockets a `send`/`close` call reaches. */
 export interface ConnectionFilter {
-  user?: string | undefined
-  session?: string | undefined
-  endpoint?: EndpointName | undefined
+  user?: string
+  session?: string
+  endpoint?: EndpointName
 }
 
 export interface RestEndpointOptions extends EndpointOptions {

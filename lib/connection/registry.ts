@@ -7,6 +7,8 @@ import type { RealtimeEvents } from '../events.js'
 import type { ClientInfo } from './accountability.js'
 import type { AuthFailureCode, ConnectionFilter, EndpointName, RealtimeEventMap, RealtimeEventName } from '../../types/index.js'
 
+const filterFields = ['user', 'session', 'endpoint'] as const
+
 export class Registry {
   readonly #connections = new Set<Connection>()
   readonly #byUser = new ConnectionIndex()
@@ -92,8 +94,19 @@ export class Registry {
     return connection
   }
 
-  * matching (filter: ConnectionFilter = {}): Generator<Connection> {
-    // A user or session filter visits that key's sockets alone (a filter from plain JS may hold something else).
+  /** The sockets `filter` names, every one of them for none; a field given names a value, or it throws. */
+  matching (filter: ConnectionFilter = {}): Generator<Connection> {
+    for (const field of filterFields) {
+      // `{ user: request.user?.id }` with no user would otherwise reach every socket (a private message to all).
+      if (field in filter && typeof filter[field] !== 'string') {
+        throw new TypeError(`filter.${field} must be a string (got ${filter[field] === null ? 'null' : typeof filter[field]}): a filter without it reaches every socket`)
+      }
+    }
+    return this.#matching(filter)
+  }
+
+  * #matching (filter: ConnectionFilter): Generator<Connection> {
+    // A user or session filter visits that key's sockets alone.
     const candidates = typeof filter.session === 'string'
       ? this.#bySession.get(filter.session)
       : typeof filter.user === 'string' ? this.#byUser.get(filter.user) : this.#connections

@@ -1,11 +1,11 @@
 // The upgrade gate (PROTOCOL.md section 3) and the payload limit.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import realtime, { type RealtimeUpgrade } from '../../lib/index.js'
-import { build, connect, refusedWith, secret } from '../helpers.js'
+import { build, connect, refusedWith, secret, type Client } from '../helpers.js'
 
 t.test('origin: none, the own host, PUBLIC_URL and allowed origins pass; others get 403', async t => {
   const { url } = await build(t, { rest: { auth: 'public' }, publicUrl: 'https://api.example.com/base', origins: ['https://app.example.com'] })
@@ -23,6 +23,18 @@ t.test('origin: none, the own host, PUBLIC_URL and allowed origins pass; others 
   }
 })
 
+/** A socket on `url` once a closed one's place has come back with its TCP close, which may trail the websocket close. */
+async function placeBack (t: Test, url: string): Promise<Client> {
+  for (let attempt = 0; ; attempt++) {
+    const opened = await connect(url).catch(() => undefined)
+    if (opened) {
+      t.pass('a closed socket gives its place back')
+      return opened
+    }
+    if (attempt > 100) throw new Error('the place never came back')
+  }
+}
+
 t.test('the connection limit counts handshake-phase sockets and answers 503 past it', async t => {
   const { url } = await build(t, { rest: { connLimit: 2 } })
   const one = await connect(url('/websocket'))
@@ -31,13 +43,7 @@ t.test('the connection limit counts handshake-phase sockets and answers 503 past
   t.equal(refused.status, 503)
   t.same(JSON.parse(refused.body), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
   await one.close()
-  // The slot comes back with the TCP close, which may trail the websocket close by a tick.
-  let three
-  for (let attempt = 0; !three; attempt++) {
-    three = await connect(url('/websocket')).catch(() => undefined)
-    if (!three && attempt > 100) t.fail('the slot never came back')
-  }
-  t.pass('a closed socket gives its slot back')
+  const three = await placeBack(t, url('/websocket'))
   await Promise.all([two.close(), three.close()])
 })
 
@@ -53,13 +59,7 @@ t.test('connLimitPerAddress: one client\'s open sockets across the endpoints, 42
   other.send({ type: 'ping' })
   t.same(await other.next(), { type: 'pong' }, 'another address has places of its own')
   await one.close()
-  // The place comes back with the TCP close, which may trail the websocket close by a tick.
-  let three
-  for (let attempt = 0; !three; attempt++) {
-    three = await connect(url('/websocket')).catch(() => undefined)
-    if (!three && attempt > 100) t.fail('the place never came back')
-  }
-  t.pass('a closed socket gives its place back')
+  const three = await placeBack(t, url('/websocket'))
   await Promise.all([two.close(), three.close(), other.close()])
 })
 
