@@ -521,11 +521,12 @@ export class Authenticator {
   }
 
   #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string) {
-    const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin, iss: this.#options.issuer }
+    const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     if (session !== undefined) claims.sid = session
     if (refreshToken !== undefined) claims.session = refreshToken
-    // @fastify/jwt reads a number as seconds and a numeric string as milliseconds.
-    const token = this.#options.jwt.sign(claims, { expiresIn: String(ttlMs) })
+    // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
+    // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
+    const token = this.#options.jwt.sign(claims, { expiresIn: String(ttlMs), iss: this.#options.issuer })
     const exp = this.#options.claimsOf(token).exp as number
     return { token, expires: ttlMs, expiresAt: exp * 1000 }
   }

@@ -125,9 +125,6 @@ function signsAtOnce (jwt: JWT): boolean {
   }
 }
 
-/** The `iss` the app's instance puts on a token the plugin signs: its own `sign.iss`, where it has one, wins. */
-const signedIssuer = (jwt: JWT, issuer: string): unknown => jwt.decode<Claims>(jwt.sign({ iss: issuer }), payloadOnly)!.iss
-
 /**
  * `waitMs`: how long a verification may wait for the app's key lookup before it is refused. `logins`: whether the
  * plugin signs tokens of its own (passwords are checked), which the app's instance must then do at once.
@@ -144,11 +141,6 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     }
     if (logins && !signsAtOnce(apps)) {
       throw new InvalidConfigError('the app\'s @fastify/jwt cannot sign a token at once (its key is a function, or public only), and the plugin signs the access tokens of its logins: give it a signing key (secret: { private, public }, where public may be a key function), or leave users and verifyCredentials out')
-    }
-    // Its tokens would carry the app's issuer, and their admin_access would be read from no token.
-    const issued = logins ? signedIssuer(apps, config.issuer) : config.issuer
-    if (issued !== config.issuer) {
-      throw new InvalidConfigError(`the app's @fastify/jwt signs every token with iss "${String(issued)}" (its sign.iss): set the plugin's issuer (ACCESS_TOKEN_ISSUER) to it, or the plugin's logins would carry no admin access`)
     }
     const claimsOf = claimsReader(apps)
     const requestUsers = new RequestUsers((apps as unknown as { options: { decoratorName: string } }).options.decoratorName)

@@ -37,7 +37,7 @@ t.test('the app\'s instance renamed without jwt.jwtVerify: boot says which optio
     /no request\.appJwtVerify: set the option jwt\.jwtVerify/)
 })
 
-t.test('with logins, the app\'s instance must sign at once and leave the issuer to the plugin: boot says what to change', async t => {
+t.test('with logins, the app\'s instance must sign at once, or boot says what to change; the plugin\'s tokens carry its issuer whatever the app\'s sign.iss', async t => {
   const key = secret
   const users = await directoryOf([admin])
   const boot = async (jwtOptions: object, options: object = { users }) => {
@@ -53,14 +53,16 @@ t.test('with logins, the app\'s instance must sign at once and leave the issuer 
   await t.rejects(async () => { await boot({ secret: async () => key }) }, { message: cannotSign })
   await t.rejects(async () => { await boot({ secret: { public: key } }) }, { message: cannotSign })
   await t.rejects(async () => { await boot({ secret: async () => key }, { verifyCredentials: async () => null }) }, { message: cannotSign })
-  await t.rejects(async () => { await boot({ secret: key, sign: { iss: 'the-app' } }) },
-    { message: /signs every token with iss "the-app" \(its sign\.iss\): set the plugin's issuer \(ACCESS_TOKEN_ISSUER\) to it/ })
 
   const identityProvider = await boot({ secret: async () => key }, {})
   t.ok(identityProvider.hasRoute({ method: 'GET', url: '/websocket' }), 'without logins, a key function verifies as before')
-  const sameIssuer = await boot({ secret: key, sign: { iss: 'the-app' } }, { users, issuer: 'the-app' })
-  const login = await sameIssuer.inject({ method: 'POST', url: '/auth/login', payload: admin })
-  t.equal(login.statusCode, 200, 'the issuer the app signs with, named')
+  // The app's instance signs its own tokens with its issuer; the plugin's keep the plugin's, and their admin access.
+  const ownIssuer = await boot({ secret: key, sign: { iss: 'the-app' } })
+  const login = await ownIssuer.inject({ method: 'POST', url: '/auth/login', payload: admin })
+  t.match(ownIssuer.jwt.decode(login.json().data.access_token), { iss: 'fastify-realtime', admin_access: true }, 'a login')
+  t.match(ownIssuer.jwt.decode(ownIssuer.realtime.signAccessToken({ user: 'root', role: null, admin: true }).access_token),
+    { iss: 'fastify-realtime', admin_access: true }, 'signAccessToken')
+  t.match(ownIssuer.jwt.decode(ownIssuer.jwt.sign({ id: 'x' })), { iss: 'the-app' }, 'the app\'s own tokens')
   const both = await boot({ secret: { private: key, public: async () => key } })
   t.equal((await both.inject({ method: 'POST', url: '/auth/login', payload: admin })).statusCode, 200, 'a signing key beside a key function for verifying')
 })
