@@ -51,7 +51,9 @@ function onPong (this: WebSocket): void {
  * that close, and the client would get 1006.
  */
 function onError (this: WebSocket, err: Error): void {
-  ownerOf(this).request.log.info({ err }, 'websocket frame refused')
+  // At debug, without a stack: any client can send such frames, once per socket it opens.
+  const { code, message } = err as Error & { code?: string }
+  ownerOf(this).request.log.debug({ code, message }, 'websocket frame refused')
   this.close()
 }
 

@@ -149,10 +149,10 @@ t.test('a frame over the payload limit closes the socket with 1009', async t => 
   t.equal((await client.closed).code, 1009)
 })
 
-t.test('1009 and 1007 still reach a client that keeps sending, and are not logged as errors', async t => {
-  const errors: string[] = []
+t.test('1009 and 1007 still reach a client that keeps sending, and are logged at debug alone, without a stack', async t => {
+  const lines: { level: number, msg: string, code?: string, message?: string, err?: unknown }[] = []
   const { url } = await build(t, { rest: { auth: 'public' }, maxPayload: 1024 }, {
-    logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } }
+    logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
   })
   // Frames after the refused one arrive while ws closes the socket: it must not be torn down under its close frame.
   for (const [code, refused] of [[1009, 'x'.repeat(2048)], [1007, Buffer.from([0xff])]] as const) {
@@ -166,7 +166,13 @@ t.test('1009 and 1007 still reach a client that keeps sending, and are not logge
     }
     t.same(codes, Array(10).fill(code), `closed ${code}`)
   }
-  t.same(errors, [], 'a client sending what it must not is not a server error')
+  const refused = lines.filter(line => line.msg === 'websocket frame refused')
+  t.equal(refused.length, 20, 'one line a socket')
+  t.ok(refused.every(line => line.level === 20 && line.err === undefined && typeof line.code === 'string' && typeof line.message === 'string'),
+    'at debug, its code and message: any client can send such frames')
+  const requestLines = new Set(['incoming request', 'request completed'])
+  t.same(lines.filter(line => line.level > 20 && !requestLines.has(line.msg) && !line.msg.startsWith('Server listening')), [],
+    'nothing above debug but Fastify\'s own lines')
 })
 
 t.test('the payload limit holds when the app brought its own @fastify/websocket with a larger one', async t => {
