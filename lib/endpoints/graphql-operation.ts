@@ -9,6 +9,7 @@ import type { SubscribePayload } from 'graphql-ws'
 import type { GraphqlContext, GraphqlEndpointOptions, RealtimeConnection } from '../../types/index.js'
 import type { Connection } from '../connection/connection.js'
 import { costCheck, type CostLimits } from './graphql-cost.js'
+import { NoSkipAtSubscriptionRoot } from './graphql-subscription-root.js'
 
 export interface OperationOptions extends CostLimits {
   schema: NonNullable<GraphqlEndpointOptions['schema']>
@@ -33,7 +34,7 @@ export type PrepareOperation =
 
 export function operationPreparer (options: OperationOptions): PrepareOperation {
   const cost = costCheck(options)
-  const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule]
+  const rules = [...specifiedRules, NoSkipAtSubscriptionRoot, ...options.introspection ? [] : [NoSchemaIntrospectionCustomRule]]
   const tooMany = [new GraphQLError(`Too many operations in flight: at most ${options.operationLimit} on one socket.`)]
   const ended = [new GraphQLError('The socket closed before the operation could run.')]
 

@@ -510,6 +510,26 @@ for (const step of ['schema', 'context'] as const) {
   })
 }
 
+t.test('@skip or @include at a subscription\'s root is refused for its id (graphql 16 threw from inside subscribe): no error logged, the socket stays', async t => {
+  const logged: string[] = []
+  const { url } = await build(t, { graphql: { auth: 'public', schema } }, { logger: { level: 'warn', stream: { write: (line: string) => { logged.push(line) } } } })
+  const client = gqlClient(t, url('/graphql'))
+  const refused = /must not use `@skip` or `@include` directives in the top level selection\./
+  t.match(await failure(client, 'subscription { ticks(every: 20) @skip(if: true) }'), /^Anonymous Subscription must not use/)
+  t.match(await failure(client, 'subscription S { ...F } fragment F on Subscription { ticks(every: 20) @include(if: false) }'), /^Subscription "S" must not use/)
+  t.match(await failure(client, 'subscription { ... on Subscription { ticks(every: 20) @skip(if: false) } }'), refused, 'in an inline fragment at the root')
+  t.match(await failure(client, 'subscription { ...F ...F } fragment F on Subscription { ticks(every: 20) @skip(if: true) }'), refused, 'a fragment spread twice')
+  t.match(await failure(client, 'subscription { ...Missing }'), /Unknown fragment "Missing"/, 'an unknown fragment is graphql-js\'s to refuse')
+  const ticked: number[] = []
+  for await (const result of client.iterate({ query: 'subscription { ...F ...F } fragment F on Subscription { ticks(every: 5) }' })) {
+    ticked.push((result.data as { ticks: number }).ticks)
+    if (ticked.length === 2) break
+  }
+  t.same(ticked, [1, 2], 'a subscription without them runs')
+  t.same(await execute(client, meQuery), { data: { me: null } }, 'the socket stays open')
+  t.same(logged, [], 'nothing logged: the client\'s document, not the server\'s failure')
+})
+
 t.test('a document over the query token limit is refused without being parsed; the socket stays open', async t => {
   const { url } = await build(t, { graphql: { auth: 'public', schema, queryTokenLimit: 10 } })
   const client = gqlClient(t, url('/graphql'))
