@@ -4,10 +4,13 @@ import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RealtimeEventMap, RealtimeEventName } from '../types/index.js'
 import { isThenable } from './thenable.js'
+import { RepeatedFailures } from './repeated-failures.js'
 
 export class RealtimeEvents {
   readonly #emitter = new EventEmitter()
   readonly #log: FastifyBaseLogger
+  /** Each listener's failures, logged apart: one listener's bug does not hide another's. */
+  readonly #failures = new WeakMap<object, RepeatedFailures>()
 
   constructor (log: FastifyBaseLogger) {
     this.#log = log
@@ -26,9 +29,18 @@ export class RealtimeEvents {
     return this.#emitter.listenerCount(event) > 0
   }
 
+  #failuresOf (listener: object): RepeatedFailures {
+    let failures = this.#failures.get(listener)
+    if (failures === undefined) {
+      failures = new RepeatedFailures('a realtime event listener failed')
+      this.#failures.set(listener, failures)
+    }
+    return failures
+  }
+
   emit<E extends RealtimeEventName> (event: E, payload: RealtimeEventMap[E]): void {
-    const failed = (err: unknown) => this.#log.error({ err, event }, 'a realtime event listener failed')
     for (const listener of this.#emitter.listeners(event)) {
+      const failed = (err: unknown) => this.#failuresOf(listener).log(this.#log, { err, event })
       try {
         // An async listener (an audit store's write) rejects instead: unheard, that would end the process.
         const pending: unknown = listener(payload)

@@ -10,6 +10,7 @@ import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
 import { isThenable } from '../thenable.js'
+import { RepeatedFailures } from '../repeated-failures.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, MapClaims, OnAuthenticate, PasswordCredential,
   SessionStore, VerifyCredentials
@@ -169,6 +170,7 @@ export class Authenticator {
    * meanwhile).
    */
   readonly #verifying = new WeakMap<FastifyRequest, string>()
+  readonly #mapClaimsFailures = new RepeatedFailures('mapClaims failed')
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -300,7 +302,7 @@ export class Authenticator {
     try {
       return this.#options.mapClaims(claims)
     } catch (err) {
-      log.error({ err }, 'mapClaims failed')
+      this.#mapClaimsFailures.log(log, { err })
       return failed
     }
   }

@@ -128,9 +128,12 @@ t.test('an async listener whose promise rejects (an audit store away) is logged 
     { msg: 'a realtime event listener failed', event: 'authFailed', err: { message: 'audit store down (AUTH_FAILED)' } },
     { msg: 'a realtime event listener failed', event: 'authFailed', err: { message: 'audit store of another realm down' } }
   ])
+  // Each listener's failures are logged once a minute: any client can set them off again.
+  t.equal((await refusedWith(url('/websocket?access_token=forged-again'))).status, 401)
   const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u' })}`))
   client.send({ type: 'ping' })
   t.same(await client.next(), { type: 'pong' }, 'the server serves on')
+  t.equal(logged.length, 2, 'the second refusal\'s failures are not logged again within the minute')
   t.same(crashes, [], 'no unhandled rejection')
   await client.close()
 })
