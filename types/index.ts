@@ -251,8 +251,10 @@ export type MessageHandlers =
 
 /** Which sockets a `send`/`close` call reaches. */
 export interface ConnectionFilter {
-  user?: string
-  session?: string
+  /** null: the sockets with no user (public ones). */
+  user?: string | null
+  /** null: the sockets with no session. */
+  session?: string | null
   endpoint?: EndpointName
 }
 

@@ -94,12 +94,16 @@ export class Registry {
     return connection
   }
 
-  /** The sockets `filter` names, every one of them for none; a field given names a value, or it throws. */
+  /**
+   * The sockets `filter` names, every one of them for none; a field given names a value (null: the sockets without
+   * one), or it throws.
+   */
   matching (filter: ConnectionFilter = {}): Generator<Connection> {
     for (const field of filterFields) {
+      const value: unknown = filter[field]
       // `{ user: request.user?.id }` with no user would otherwise reach every socket (a private message to all).
-      if (field in filter && typeof filter[field] !== 'string') {
-        throw new TypeError(`filter.${field} must be a string (got ${filter[field] === null ? 'null' : typeof filter[field]}): a filter without it reaches every socket`)
+      if (field in filter && typeof value !== 'string' && value !== null) {
+        throw new TypeError(`filter.${field} must be a string (got ${typeof value}): a filter without it reaches every socket`)
       }
     }
     return this.#matching(filter)

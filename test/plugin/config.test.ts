@@ -718,8 +718,8 @@ t.test("an app's own @fastify/jwt and @fastify/websocket are used as they are", 
 })
 
 t.test('options.jwt reaches the @fastify/jwt the plugin registers', async (t) => {
-  const started = await start(t, { env: {}, secret, jwt: { sign: { iss: 'fastify-realtime-test' } } })
-  t.match(claims(started.app, started.app.realtime.signAccessToken(identity).access_token), { iss: 'fastify-realtime-test' })
+  const started = await start(t, { env: {}, secret, jwt: { sign: { aud: 'fastify-realtime-test' } } })
+  t.match(claims(started.app, started.app.realtime.signAccessToken(identity).access_token), { aud: 'fastify-realtime-test', iss: 'fastify-realtime' })
 })
 
 t.test('resolveConfig on its own: invalid values reject with FST_REALTIME_INVALID_CONFIG', async (t) => {
