@@ -483,12 +483,15 @@ export class Authenticator {
   /** Ends the user's sessions, and refuses every token of the user issued until now, with a session or without. */
   async endUser (user: string): Promise<void> {
     // The user's revocation goes out first, not after a round trip per session: it ends every socket of the user on
-    // every process. Each ended session is revoked as well, for a token its refresh issued in a later second meanwhile.
-    const [, sessions] = await Promise.all([
+    // every process. A refresh meanwhile issues its token before the store ends its session, so before the store
+    // answers: one more revocation of the user, stamped then, refuses it (one, not one per ended session).
+    // Stamped also when the store gave up part-way: the sessions it ended by then are covered.
+    const done = await Promise.allSettled([
       this.#revoke(revocationId.user(user, Date.now())),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
-    await Promise.all(sessions.map(session => this.#revoke(revocationId.session(session))))
+    await this.#revoke(revocationId.user(user, Date.now()))
+    for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
   }
 
   #revoke (id: string): Promise<void> {

@@ -10,8 +10,11 @@ import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { buildSchema } from 'graphql'
 import realtime, { MemorySessionStore, type Identity, type RealtimeOptions } from '../../lib/index.js'
 import { admin, build, connect, directoryOf, fakeClock, recordCrashes, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
+import FakeTimers from '@sinonjs/fake-timers'
+import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
-import { hashRefreshToken, newRefreshToken, newSessionId } from '../../lib/auth/refresh-tokens.js'
+import { RedisSessionStore } from '../../lib/stores/sessions/redis.js'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 
 const protocol = 'graphql-transport-ws'
 const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
@@ -447,6 +450,49 @@ t.test('across processes on one Redis: revokeUser on one reaches a sessionless s
   const c = await node()
   t.same(await refusedWith(c.url(`/websocket?access_token=${token}`)), upgradeRefused, 'a process started afterwards learns it from Redis')
   await Promise.all([onB.close(), byUrlOnB.close(), bobOnB.close()])
+})
+
+t.test('on Redis, revokeUser ends many sessions a batch at a time, newest first: one that runs out of time has ended some, the next goes on from there', async t => {
+  // A Date that keeps up with Redis's clock (the scripts' deadlines are checked against it) until the test jumps it.
+  const clock = FakeTimers.install({ now: Date.now(), toFake: ['Date'], shouldAdvanceTime: true, advanceTimeDelta: 5 })
+  t.teardown(() => clock.uninstall())
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  // Time runs out once the first batch is out of the user's set: the clock jumps past the call's deadline.
+  let runOut = true
+  const slow = new Proxy(redis, {
+    get (target, name) {
+      const value = Reflect.get(target, name) as unknown
+      if (name !== 'eval') return typeof value === 'function' ? value.bind(target) : value
+      return async (script: string, ...args: (string | number)[]) => {
+        const reply = await (target as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval(script, ...args)
+        if (runOut && script.includes('SREM')) { runOut = false; clock.tick(60_000) }
+        return reply
+      }
+    }
+  })
+  const store = new RedisSessionStore(slow, 'realtime:')
+  // Made by the store, not by logins: 1,200 password checks would take minutes.
+  const refreshTokens = Array.from({ length: 1_200 }, () => newRefreshToken(newSessionId()))
+  const tokens = refreshTokens.map(token => readRefreshToken(token)!)
+  await Promise.all(tokens.map(({ sessionId, tokenHash }, i) =>
+    store.create({ id: sessionId, identity: alice, tokenHash, expiresAt: Date.now() + 3_600_000 + i }, Date.now() + 10_000)))
+  const { app } = await build(t, { redis: server.url, sessionStore: store, authRoutes: true }, { logger: false })
+  const current = async () => (await Promise.all(tokens.map(async token => (await store.lookup(token)).status === 'current')))
+
+  await t.rejects(app.realtime.revokeUser('alice'), 'out of time: it fails')
+  const left = await current()
+  t.same([left.indexOf(false), left.lastIndexOf(true)], [700, 699], 'it has ended the newest 500, and no other')
+  t.equal(await redis.zcard('realtime:{u:alice}:session-expiries'), 700, 'and taken them out of the user\'s set')
+
+  await app.realtime.revokeUser('alice')
+  t.same((await current()).filter(Boolean), [], 'the next one ends the rest')
+  for (const token of refreshTokens) {
+    const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } })
+    if (refreshed.statusCode !== 401) t.fail(`a refresh token still refreshes: ${refreshed.statusCode}`)
+  }
+  t.ok(await redis.zcard('realtime:revoked') <= 4, 'at most two revocations of the user per call, not one per session')
 })
 
 t.test('a session id of the app\'s that reads like a user\'s revocation is revoked as a session, and revokes no user', async t => {

@@ -65,7 +65,7 @@ t.test('a store that never answers one login holds the user\'s next one a minute
     get: (id, callback) => setImmediate(() => callback(null, structuredClone(records.get(id)))),
     set: (id, record, callback) => {
       // The list write of the first login never answers.
-      if ((record as { sessions?: string[] }).sessions?.includes('s1')) return
+      if ((record as { sessions?: { id: string }[] }).sessions?.some(listed => listed.id === 's1')) return
       setImmediate(() => { records.set(id, record); callback() })
     },
     destroy: (id, callback) => setImmediate(() => { records.delete(id); callback() })
@@ -86,5 +86,70 @@ t.test('a store that never answers one login holds the user\'s next one a minute
   await next
   t.ok(second, 'then goes on')
   t.equal(first, 'pending', 'the stuck one is still stuck, and no longer in the way')
-  t.same((records.get('realtime:user-sessions:u1') as { sessions: string[] }).sessions, ['s2'])
+  t.same((records.get('realtime:user-sessions:u1') as { sessions: { id: string }[] }).sessions.map(listed => listed.id), ['s2'])
+})
+
+t.test('a user\'s list holds the live sessions only: ended and expired ones go at the next change, a rotated one stays', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const records = new Map<string, { sessions?: { id: string, expiresAt: number }[] }>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const identity = { user: 'u1', role: null, admin: false }
+  const listed = () => records.get('realtime:user-sessions:u1')?.sessions?.map(session => session.id)
+  const create = (id: string, ttl = 60_000) => store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + ttl }, Date.now() + 1_000)
+  for (let i = 0; i < 100; i++) {
+    await create(`gone-${i}`)
+    await store.end(`gone-${i}`, Date.now() + 1_000)
+  }
+  t.equal(listed(), undefined, '100 logins each followed by its logout: no list left')
+  await create('lapses', 1_000)
+  await create('rotated', 1_000)
+  await store.rotate({ sessionId: 'rotated', tokenHash: 'rotated' }, 'rotated-2', Date.now() + 60_000, Date.now() + 1_000)
+  clock.tick(2_000)
+  await create('live')
+  t.same(listed(), ['rotated', 'live'], 'the lapsed one is gone; the rotated one lives on, and stays')
+  t.same(await store.endUser('u1', Date.now() + 1_000), ['live', 'rotated'], 'endUser ends them, newest first')
+  t.equal(listed(), undefined)
+})
+
+t.test('a list of plain ids (as 0.1.0 wrote it) is read, its ids expiring with it', async t => {
+  const records = new Map<string, unknown>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const identity = { user: 'u1', role: null, admin: false }
+  const create = (id: string) => store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  await create('old')
+  await create('lapsed')
+  records.set('realtime:user-sessions:u1', { sessions: ['old'], cookie: { expires: new Date(Date.now() + 60_000).toISOString() } })
+  await create('new')
+  t.same((records.get('realtime:user-sessions:u1') as { sessions: { id: string }[] }).sessions.map(session => session.id), ['old', 'new'])
+  records.set('realtime:user-sessions:u1', { sessions: ['old', 'new', 'lapsed'], cookie: { expires: new Date(Date.now() - 1).toISOString() } })
+  t.same(await store.endUser('u1', Date.now() + 1_000), [], 'a list past its expiry holds nothing')
+  records.set('realtime:user-sessions:u1', { sessions: ['old', 'new'], cookie: { expires: new Date(Date.now() + 60_000).toISOString() } })
+  t.same((await store.endUser('u1', Date.now() + 1_000)).sort(), ['new', 'old'])
+})
+
+t.test('endUser ends the newest first, a batch at a time: one that runs out of time has ended some, the next goes on', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const records = new Map<string, unknown>()
+  const memory = new MemoryStore(records as Map<string, never>)
+  let runOut = false
+  const store = fromFastifySessionStore({
+    get: (id, callback) => memory.get(id, callback),
+    destroy: (id, callback) => memory.destroy(id, callback),
+    set: (id, record, callback) => memory.set(id, record as never, (err?: unknown) => {
+      // Time runs out once the first batch is off the list: the clock jumps past the call's deadline.
+      if (runOut && id.includes('user-sessions')) { runOut = false; clock.tick(60_000) }
+      callback(err)
+    })
+  })
+  const identity = { user: 'u1', role: null, admin: false }
+  const ids = Array.from({ length: 120 }, (_, i) => `s${i}`)
+  for (const [i, id] of ids.entries()) await store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + 600_000 + i }, Date.now() + 1_000)
+  const live = async () => (await Promise.all(ids.map(async id => (await store.lookup({ sessionId: id, tokenHash: id })).status === 'current')))
+  runOut = true
+  await t.rejects(store.endUser('u1', Date.now() + 1_000), 'out of time: it fails')
+  const left = await live()
+  t.same([left.indexOf(false), left.lastIndexOf(true)], [70, 69], 'it has ended the newest 50, and no other')
+  t.equal((records.get('realtime:user-sessions:u1') as { sessions: unknown[] }).sessions.length, 70, 'and taken them off the list')
+  t.equal((await store.endUser('u1', Date.now() + 1_000)).length, 70, 'the next one ends the rest')
+  t.same((await live()).filter(Boolean), [])
 })

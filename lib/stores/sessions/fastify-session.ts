@@ -1,7 +1,8 @@
 // Lets a store written for @fastify/session (connect-redis, a database store, ...) keep refresh sessions.
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
 // uses of one refresh token may both succeed; use the built-in Redis store where that matters. A user's list of
-// sessions is updated one change at a time within a process, not across processes.
+// sessions is updated one change at a time within a process, not across processes. It lists each session with its
+// expiry (moved on by a refresh), so that it holds the live ones only: each change drops the ended and the past.
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
@@ -19,6 +20,24 @@ export interface CallbackSessionStore {
   set (sessionId: string, session: object, callback: Callback): void
   get (sessionId: string, callback: (err: unknown, session?: unknown) => void): void
   destroy (sessionId: string, callback: Callback): void
+}
+
+/**
+ * How many sessions endUser ends at a time, newest first: the list is written back after each batch, so an endUser that
+ * runs out of time has ended some, and the next goes on from there.
+ */
+const endUserBatch = 50
+
+/** A session on its user's list, with when it expires, so that the list forgets it then. */
+interface ListedSession {
+  id: string
+  expiresAt: number
+}
+
+/** A user's list as stored: plain ids are what 0.1.0 wrote, and expire with the list. */
+interface UserRecord {
+  sessions: (string | ListedSession)[]
+  cookie: { expires: string }
 }
 
 /** One record per session, whatever the number of rotations: a token names its session. */
@@ -70,6 +89,29 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   const toSession = (id: string, record: SessionRecord): RefreshSession =>
     ({ id, identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt })
 
+  /** The user's listed sessions not yet past. */
+  async function listed (user: string): Promise<ListedSession[]> {
+    const list = await get(userKey(user)) as UserRecord | null | undefined
+    if (!list) return []
+    const lapsesAt = Date.parse(list.cookie.expires)
+    const now = Date.now()
+    return list.sessions.map(listedSession => typeof listedSession === 'string' ? { id: listedSession, expiresAt: lapsesAt } : listedSession)
+      .filter(listedSession => listedSession.expiresAt > now)
+  }
+
+  /** Writes the list back; it lives as long as the longest of its sessions, and goes once it has none. */
+  async function relist (user: string, sessions: ListedSession[], deadline: number): Promise<void> {
+    if (sessions.length === 0) return await destroy(deadline, userKey(user))
+    await set(deadline, userKey(user), { sessions, ...lifetime(Math.max(...sessions.map(listedSession => listedSession.expiresAt))) })
+  }
+
+  /** Sets (or drops, with expiresAt null) one session on its user's list, and forgets the ones past. */
+  const listSession = (user: string, id: string, expiresAt: number | null, deadline: number) => changeList(user, deadline, async () => {
+    const sessions = (await listed(user)).filter(listedSession => listedSession.id !== id)
+    if (expiresAt !== null) sessions.push({ id, expiresAt })
+    await relist(user, sessions, deadline)
+  })
+
   async function lookup ({ sessionId, tokenHash }: PresentedToken): Promise<TokenLookup> {
     const record = await find(sessionId)
     if (!record) return { status: 'unknown' }
@@ -77,7 +119,8 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
     return { status: 'current', session: toSession(sessionId, record) }
   }
 
-  async function end (sessionId: string, deadline: number): Promise<Identity | null> {
+  /** Ends the session alone; its user's list is the caller's to change. */
+  async function endAlone (sessionId: string, deadline: number): Promise<Identity | null> {
     const record = await find(sessionId)
     if (!record) return null
     await destroy(deadline, sessionKey(sessionId))
@@ -87,16 +130,14 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   return {
     async create (session, deadline) {
       await save(deadline, session.id, session)
-      const key = userKey(session.identity.user)
-      await changeList(session.identity.user, deadline, async () => {
-        const user = await get(key) as { sessions: string[] } | null | undefined
-        await set(deadline, key, { sessions: [...(user?.sessions ?? []), session.id], ...lifetime(session.expiresAt) })
-      })
+      await listSession(session.identity.user, session.id, session.expiresAt, deadline)
     },
 
     async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {
       const found = await lookup(token)
       if (found.status !== 'current') return found
+      // The list first: a rotation that then fails leaves the session listed longer, never shorter than it lives.
+      await listSession(found.session.identity.user, token.sessionId, expiresAt, deadline)
       const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
       await save(deadline, token.sessionId, record)
       return { status: 'rotated', session: record }
@@ -104,15 +145,26 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
     lookup,
 
-    end,
+    async end (sessionId, deadline) {
+      const identity = await endAlone(sessionId, deadline)
+      // Best effort: the session has ended whatever happens here, and an id left on the list is skipped by endUser.
+      if (identity) await listSession(identity.user, sessionId, null, deadline).catch(() => {})
+      return identity
+    },
 
     endUser: (user, deadline) => changeList(user, deadline, async () => {
-      const sessions = (await get(userKey(user)) as { sessions: string[] } | null | undefined)?.sessions ?? []
+      // Each batch gets the time the whole call was given, counted from when it starts, as on Redis.
+      const window = deadline - Date.now()
+      const sessions = (await listed(user)).sort((a, b) => b.expiresAt - a.expiresAt)
       const ended: string[] = []
-      for (const id of sessions) {
-        if (await end(id, deadline)) ended.push(id)
-      }
-      await destroy(deadline, userKey(user))
+      do {
+        refuseLate(deadline)
+        const batchDeadline = Date.now() + window
+        const batch = sessions.splice(0, endUserBatch)
+        const identities = await Promise.all(batch.map(listedSession => endAlone(listedSession.id, batchDeadline)))
+        ended.push(...batch.filter((_listedSession, i) => identities[i] !== null).map(listedSession => listedSession.id))
+        await relist(user, sessions, batchDeadline)
+      } while (sessions.length > 0)
       return ended
     })
   }

@@ -7,12 +7,14 @@
 // - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
 //   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`.
 // - end and endUser end each session in its own script; an id left in a user's set after its session ended is
-//   skipped, and goes with the set.
+//   skipped, and goes with the set. endUser takes the user's ids a batch at a time, newest first (the sessions in use;
+//   the oldest lapse first anyway), and drops each batch from the set once ended: one that runs out of time has ended
+//   some, and the next goes on from there.
 // The user's set is sorted by when each session expires: every change to it drops the ones past, so a user who keeps
 // one session alive while others lapse keeps no more ids than live sessions. It lives as long as the longest of its
 // sessions, so endUser finds every live one. Keys expire with their sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
 // the write's deadline.
-import { refuseLateLua } from '../write-deadline.js'
+import { refuseLate, refuseLateLua } from '../write-deadline.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
@@ -66,14 +68,25 @@ redis.call('DEL', KEYS[1])
 return identity`
 
 // KEYS: the user's set, and the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it
-// expires with its sessions). ARGV: deadline, now. The ids of the sessions not yet past, for endUser to end.
+// expires with its sessions). ARGV: deadline, now, how many. Up to that many ids of sessions not yet past, the newest
+// first, for endUser to end; the plain set's once the sorted one has none left.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], '+inf', 'BYSCORE')
-if redis.call('TYPE', KEYS[2]).ok == 'set' then
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(ids, id) end
-end
+local ids = redis.call('ZRANGE', KEYS[1], '+inf', ARGV[2], 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[3])
+if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[3]) end
 return ids`
+
+// KEYS: the user's set, and the plain set before it. ARGV: the ids of ended sessions.
+const forgetScript = `
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+if redis.call('TYPE', KEYS[2]).ok == 'set' then redis.call('SREM', KEYS[2], unpack(ARGV)) end
+return 1`
+
+/**
+ * How many sessions endUser ends at a time: each batch is taken out of the user's set once ended, so an endUser that
+ * runs out of time has ended some, and the next one goes on from there rather than starting over.
+ */
+const endUserBatch = 500
 
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
@@ -117,11 +130,20 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
-    const ids = await this.#redis.eval(userSessionsScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
-      deadline, Date.now()) as string[]
-    const ended = await Promise.all(ids.map(id => this.#end(id, deadline)))
-    await this.#forget(user, ids)
-    return ids.filter((_id, i) => ended[i] !== null)
+    // Each batch gets the time the whole call was given, counted from when it starts: a batch started before the
+    // deadline acts while its caller still waits, whatever the number of batches before it.
+    const window = deadline - Date.now()
+    const keys = [this.#keys.userSessions(user), this.#keys.userSessionsBefore(user)]
+    const ended: string[] = []
+    for (;;) {
+      refuseLate(deadline)
+      const batchDeadline = Date.now() + window
+      const ids = await this.#redis.eval(userSessionsScript, 2, ...keys, batchDeadline, Date.now(), endUserBatch) as string[]
+      if (ids.length === 0) return ended
+      const identities = await Promise.all(ids.map(id => this.#end(id, batchDeadline)))
+      await this.#redis.eval(forgetScript, 2, ...keys, ...ids)
+      ended.push(...ids.filter((_id, i) => identities[i] !== null))
+    }
   }
 
   #lookup ({ sessionId, tokenHash }: PresentedToken): Promise<Reply> {
