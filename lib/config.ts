@@ -35,6 +35,8 @@ export interface Config {
   maxBufferedBytes: number
   /** Open sockets one client network may hold across the endpoints; Infinity when unlimited. */
   addressConnLimit: number
+  /** Refresh sessions one user keeps in the plugin's own stores: a new one past it ends the oldest. */
+  maxSessionsPerUser: number
   /** The `iss` of the access tokens the plugin signs, and what it requires of the ones it verifies itself. */
   issuer: string
   /** Password checks waiting for a turn: at most `limit` in all and `perAddress` from one client address. */
@@ -100,6 +102,7 @@ function buildEnvSchema () {
     WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
     WEBSOCKETS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1, default: 1024 * 1024 },
     WEBSOCKETS_ADDRESS_CONN_LIMIT: { type: 'integer', minimum: 1 },
+    MAX_SESSIONS_PER_USER: { type: 'integer', minimum: 1, default: 100 },
     ACCESS_TOKEN_ISSUER: { type: 'string', minLength: 1, default: 'fastify-realtime' },
     PASSWORD_QUEUE_LIMIT: { type: 'integer', minimum: 1, default: 256 },
     PASSWORD_QUEUE_PER_ADDRESS: { type: 'integer', minimum: 1, default: 4 },
@@ -157,6 +160,7 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   set('WEBSOCKETS_MAX_PAYLOAD', 'maxPayload', options.maxPayload)
   set('WEBSOCKETS_MAX_BUFFERED_BYTES', 'maxBufferedBytes', options.maxBufferedBytes)
   set('WEBSOCKETS_ADDRESS_CONN_LIMIT', 'connLimitPerAddress', options.connLimitPerAddress)
+  set('MAX_SESSIONS_PER_USER', 'maxSessionsPerUser', options.maxSessionsPerUser)
   set('ACCESS_TOKEN_ISSUER', 'issuer', options.issuer)
   set('PASSWORD_QUEUE_LIMIT', 'passwordQueue.limit', options.passwordQueue?.limit)
   set('PASSWORD_QUEUE_PER_ADDRESS', 'passwordQueue.perAddress', options.passwordQueue?.perAddress)
@@ -343,6 +347,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
     maxBufferedBytes: raw.WEBSOCKETS_MAX_BUFFERED_BYTES as number,
     addressConnLimit: (raw.WEBSOCKETS_ADDRESS_CONN_LIMIT as number | undefined) ?? Infinity,
+    maxSessionsPerUser: raw.MAX_SESSIONS_PER_USER as number,
     issuer: raw.ACCESS_TOKEN_ISSUER as string,
     passwordQueue: Object.freeze({
       limit: raw.PASSWORD_QUEUE_LIMIT as number,

@@ -71,7 +71,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     if (backend.otpSteps) directory.useOtpSteps(backend.otpSteps())
     verifyCredentials = directory.verifyCredentials
   }
-  const sessionStore = options.sessionStore ?? backend.sessions()
+  const sessionStore = options.sessionStore ?? backend.sessions(config.maxSessionsPerUser)
   const revocationFeed = backend.revocationFeed()
 
   const events = new RealtimeEvents(fastify.log)

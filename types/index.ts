@@ -167,8 +167,11 @@ export type TokenLookup =
  * answered SERVICE_UNAVAILABLE, so a write that would start acting after it rejects instead and changes nothing.
  */
 export interface SessionStore {
-  /** Stores a new session. */
-  create (session: RefreshSession, deadline: number): Promise<void>
+  /**
+   * Stores a new session. A store that keeps each user within a number of sessions (the plugin's own, with
+   * `maxSessionsPerUser`) ends the user's oldest past it, and resolves their ids: the plugin revokes them.
+   */
+  create (session: RefreshSession, deadline: number): Promise<void | string[]>
   /** Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. */
   rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult>
   /** What a token is, without changing anything. */
@@ -384,6 +387,12 @@ export interface RealtimeOptions {
    * its /64. Past it the upgrade is refused with HTTP 429 `REQUESTS_EXCEEDED`.
    */
   connLimitPerAddress?: number | undefined
+  /**
+   * Refresh sessions one user keeps (`MAX_SESSIONS_PER_USER`, default 100), in the plugin's own stores (memory and
+   * Redis): a login past it ends the user's oldest session (on Redis, the one that expires first), its sockets and
+   * tokens with it. A `sessionStore` of the app's keeps its own count.
+   */
+  maxSessionsPerUser?: number | undefined
   /**
    * The `iss` claim of the access tokens the plugin signs (`ACCESS_TOKEN_ISSUER`, default `fastify-realtime`). When the
    * plugin registers `@fastify/jwt` itself, it accepts only tokens with this issuer; with the app's own, any token the

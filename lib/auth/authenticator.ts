@@ -387,7 +387,7 @@ export class Authenticator {
     const session = newSessionId()
     const refreshToken = newRefreshToken(session)
     try {
-      await Promise.all([
+      const [ended] = await Promise.all([
         this.#store((store, deadline) => store.create({
           id: session,
           identity,
@@ -396,6 +396,8 @@ export class Authenticator {
         }, deadline)),
         deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)
       ])
+      // Sessions past the user's limit, ended by the store: their sockets end too, and their access tokens are refused.
+      await Promise.all((ended ?? []).map(id => this.#revoke(revocationId.session(id))))
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }

@@ -18,7 +18,8 @@ import { RedisSessionStore } from './sessions/redis.js'
 import type { SessionStore } from '../../types/index.js'
 
 export interface Backend {
-  sessions (): SessionStore
+  /** `maxSessionsPerUser`: a new session past it ends the user's oldest. */
+  sessions (maxSessionsPerUser: number): SessionStore
   revocationFeed (): RevocationFeed
   /** `node` names this process in the lines it publishes. */
   logFeed (node: string): LogFeed
@@ -28,7 +29,7 @@ export interface Backend {
 }
 
 export const memoryBackend: Backend = {
-  sessions: () => new MemorySessionStore(),
+  sessions: (maxSessionsPerUser) => new MemorySessionStore({ maxSessionsPerUser }),
   revocationFeed: () => new MemoryRevocationFeed(),
   logFeed: (node) => new MemoryLogFeed(node),
   attempts: (limit) => memoryAttempts(limit)
@@ -37,7 +38,7 @@ export const memoryBackend: Backend = {
 /** Every key and channel starts with `prefix` (the `redisPrefix` option). */
 export function redisBackend (redis: RedisConnections, prefix: string, log: FastifyBaseLogger): Backend {
   return {
-    sessions: () => new RedisSessionStore(redis.commands, prefix),
+    sessions: (maxSessionsPerUser) => new RedisSessionStore(redis.commands, prefix, maxSessionsPerUser),
     revocationFeed: () => new RedisRevocationFeed(redis, prefix, log),
     logFeed: (node) => new RedisLogFeed(redis, prefix, node),
     attempts: (limit) => redisAttempts(limit, redis.commands, prefix),

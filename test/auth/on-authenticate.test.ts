@@ -99,7 +99,7 @@ function post (app: FastifyInstance, url: string, payload: object, headers: Reco
 class WatchedStore extends MemorySessionStore {
   readonly created: RefreshSession[] = []
 
-  override async create (session: RefreshSession, deadline: number): Promise<void> {
+  override async create (session: RefreshSession, deadline: number): Promise<string[]> {
     this.created.push({ ...session })
     return super.create(session, deadline)
   }

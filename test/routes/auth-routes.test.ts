@@ -454,3 +454,27 @@ t.test('the plugin registers without authRoutes or users', async (t) => {
   await app.ready()
   await t.rejects(app.realtime.login({ email: admin.email, password: admin.password }), { code: 'INVALID_CREDENTIALS' })
 })
+
+t.test('maxSessionsPerUser: a login past it ends the user\'s oldest session, its socket and its refresh token', async (t) => {
+  const { app, url } = await withRoutes(t, { maxSessionsPerUser: 2 })
+  const first = await login(t, app)
+  const socket = await connect(url('/websocket'))
+  socket.send({ type: 'auth', access_token: first.access_token })
+  t.same(await socket.next(), { type: 'auth', status: 'ok' })
+  const second = await login(t, app)
+  await login(t, app, editor) // another user's count is its own
+  t.equal((await post(app, '/auth/refresh', { refresh_token: second.refresh_token })).statusCode, 200, 'within the limit')
+  await login(t, app)
+  t.match(await socket.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } }, 'the oldest session\'s socket')
+  t.same((await post(app, '/auth/refresh', { refresh_token: first.refresh_token })).json(), invalidCredentials, 'and its refresh token')
+  t.equal((await refusedWith(url(`/websocket?access_token=${first.access_token}`))).status, 401, 'and its access token')
+  await socket.close()
+})
+
+t.test('MAX_SESSIONS_PER_USER: 100 by default, from the environment, and a bad value fails boot', async (t) => {
+  const { resolveConfig } = await import('../../lib/config.js')
+  t.equal((await resolveConfig({ env: {} })).maxSessionsPerUser, 100)
+  t.equal((await resolveConfig({ env: { MAX_SESSIONS_PER_USER: '5' } })).maxSessionsPerUser, 5)
+  t.equal((await resolveConfig({ env: { MAX_SESSIONS_PER_USER: '5' }, maxSessionsPerUser: 7 })).maxSessionsPerUser, 7, 'the option wins')
+  await t.rejects(resolveConfig({ env: { MAX_SESSIONS_PER_USER: '0' } }), { code: 'FST_REALTIME_INVALID_CONFIG', message: /MAX_SESSIONS_PER_USER must be >= 1/ })
+})

@@ -66,8 +66,30 @@ async function sessionContract (t: Test, store: SessionStore, { atomic }: { atom
   await store.end('b1', soon())
 }
 
+/**
+ * `store` keeps 2 sessions a user: a new one past it ends the one created or refreshed longest ago (on Redis, the one
+ * that expires first: a refresh moves a session's expiry on), and resolves its id.
+ */
+async function limitContract (t: Test, store: SessionStore): Promise<void> {
+  const at = Date.now() + 60_000
+  const session = (id: string, identity: Identity, expiresAt: number) => ({ id, identity, tokenHash: id, expiresAt })
+  t.same(await store.create(session('k1', alice, at), soon()), [], 'within the limit: none ended')
+  t.same(await store.create(session('k2', alice, at + 1), soon()), [])
+  t.same(await store.create(session('b1', bob, at), soon()), [], 'another user\'s sessions count for that user')
+  t.same(await store.create(session('k3', alice, at + 2), soon()), ['k1'], 'past it: the oldest, ended')
+  t.same(await store.lookup({ sessionId: 'k1', tokenHash: 'k1' }), { status: 'unknown' }, 'its tokens are gone')
+  t.match(await store.rotate({ sessionId: 'k2', tokenHash: 'k2' }, 'k2b', at + 3, soon()), { status: 'rotated' })
+  t.same(await store.create(session('k4', alice, at + 4), soon()), ['k3'], 'a refreshed session is used: the other goes')
+  t.match(await store.lookup({ sessionId: 'k2', tokenHash: 'k2b' }), { status: 'current' })
+  t.same((await store.endUser('alice', soon())).sort(), ['k2', 'k4'], 'endUser: the ones the limit left')
+  t.same(await store.endUser('bob', soon()), ['b1'])
+  t.same(await store.create(session('k5', alice, at), soon()), [], 'and the user starts anew')
+  await store.end('k5', soon())
+}
+
 t.test('memory', async t => {
   await sessionContract(t, new MemorySessionStore(), { atomic: true })
+  await limitContract(t, new MemorySessionStore({ maxSessionsPerUser: 2 }))
 })
 
 t.test('Redis', async t => {
@@ -77,6 +99,8 @@ t.test('Redis', async t => {
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   t.same(await redis.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
   for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
+  await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
+  t.same(await redis.keys('limit:{s:*'), [], 'the sessions the limit ended leave no key behind')
 
   const store = new RedisSessionStore(redis, 'test:')
   const carol: Identity = { user: 'carol', role: null, admin: false }
@@ -130,6 +154,7 @@ t.test('Redis Cluster', async t => {
   const cluster = await RedisCluster.start(t)
   const redis = cluster.client(t)
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
+  await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   t.same(await cluster.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
   for (const key of await cluster.keys('test:*')) {
     t.match(key, /^test:\{u:\w+\}:session-expiries$/, 'only users\' sets are left')

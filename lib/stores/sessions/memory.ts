@@ -5,18 +5,35 @@ import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionSto
 
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, RefreshSession>()
+  /** Each user's session ids, the least recently created or refreshed first: what the limit ends, and endUser reads. */
+  readonly #byUser = new Map<string, Set<string>>()
   readonly #sweepEveryMs: number
+  readonly #maxSessionsPerUser: number
   #sweptAt = Date.now()
 
-  /** @param options.sweepEveryMs how often `create` also forgets expired sessions (default one minute) */
-  constructor (options: { sweepEveryMs?: number } = {}) {
+  /**
+   * @param options.sweepEveryMs how often `create` also forgets expired sessions (default one minute)
+   * @param options.maxSessionsPerUser sessions one user keeps; a new one past it ends the oldest (default unlimited)
+   */
+  constructor (options: { sweepEveryMs?: number, maxSessionsPerUser?: number } = {}) {
     this.#sweepEveryMs = options.sweepEveryMs ?? 60_000
+    this.#maxSessionsPerUser = options.maxSessionsPerUser ?? Infinity
   }
 
-  async create (session: RefreshSession, deadline: number): Promise<void> {
+  async create (session: RefreshSession, deadline: number): Promise<string[]> {
     refuseLate(deadline)
     this.#sweep()
     this.#sessions.set(session.id, { ...session })
+    const { user } = session.identity
+    const ids = this.#byUser.get(user) ?? new Set<string>()
+    this.#byUser.set(user, ids.add(session.id))
+    const ended: string[] = []
+    for (const id of ids) {
+      if (ids.size <= this.#maxSessionsPerUser) break
+      this.#delete(id)
+      ended.push(id)
+    }
+    return ended
   }
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
@@ -26,6 +43,10 @@ export class MemorySessionStore implements SessionStore {
     const session = this.#sessions.get(token.sessionId)!
     session.tokenHash = nextTokenHash
     session.expiresAt = expiresAt
+    // Used now: the last its user's limit ends, as on Redis, where the session that expires first goes first.
+    const ids = this.#byUser.get(session.identity.user)!
+    ids.delete(session.id)
+    ids.add(session.id)
     return { status: 'rotated', session: { ...session } }
   }
 
@@ -37,20 +58,24 @@ export class MemorySessionStore implements SessionStore {
     refuseLate(deadline)
     const session = this.#sessions.get(sessionId)
     if (!session) return null
-    this.#sessions.delete(sessionId)
+    this.#delete(sessionId)
     return session.identity
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
     refuseLate(deadline)
-    const ended: string[] = []
-    for (const session of this.#sessions.values()) {
-      if (session.identity.user === user) {
-        this.#sessions.delete(session.id)
-        ended.push(session.id)
-      }
-    }
+    const ended = [...this.#byUser.get(user) ?? []]
+    for (const id of ended) this.#delete(id)
     return ended
+  }
+
+  /** A session and its entry in its user's ids. */
+  #delete (sessionId: string): void {
+    const session = this.#sessions.get(sessionId)!
+    this.#sessions.delete(sessionId)
+    const ids = this.#byUser.get(session.identity.user)!
+    ids.delete(sessionId)
+    if (ids.size === 0) this.#byUser.delete(session.identity.user)
   }
 
   /** `lookup` without a turn, so that `rotate` reads and writes in one. */
@@ -58,7 +83,7 @@ export class MemorySessionStore implements SessionStore {
     const session = this.#sessions.get(sessionId)
     if (!session) return { status: 'unknown' }
     if (session.expiresAt <= Date.now()) {
-      this.#sessions.delete(sessionId)
+      this.#delete(sessionId)
       return { status: 'unknown' }
     }
     if (session.tokenHash !== tokenHash) return { status: 'reused', sessionId }
@@ -71,7 +96,7 @@ export class MemorySessionStore implements SessionStore {
     if (now - this.#sweptAt < this.#sweepEveryMs) return
     this.#sweptAt = now
     for (const session of this.#sessions.values()) {
-      if (session.expiresAt <= now) this.#sessions.delete(session.id)
+      if (session.expiresAt <= now) this.#delete(session.id)
     }
   }
 }

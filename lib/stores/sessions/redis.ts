@@ -37,14 +37,22 @@ redis.call('HSET', KEYS[1], 'identity', ARGV[2], 'tokenHash', ARGV[3], 'expiresA
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1`
 
-// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, now. The set lives as long as the longest of its
-// sessions, and forgets the ones past.
+// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, now, how many sessions the user keeps (0: no
+// limit). The set lives as long as the longest of its sessions, and forgets the ones past. Past the limit it gives
+// up the sessions that expire first (the oldest, or the least used), and returns their ids for the caller to end.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
-return 1`
+local keep = tonumber(ARGV[5])
+local over = redis.call('ZCARD', KEYS[1]) - keep
+local ended = {}
+if keep > 0 and over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], over)
+  for i = 1, #popped, 2 do table.insert(ended, popped[i]) end
+end
+return ended`
 
 // KEYS: the session. ARGV: hash.
 const lookupScript = `${findLua}
@@ -94,23 +102,30 @@ type Reply = [string, string?, string?]
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
+  /** 0: no limit. */
+  readonly #maxSessionsPerUser: number
 
-  constructor (redis: RedisClient, prefix: string) {
+  /** `maxSessionsPerUser`: sessions one user keeps; a new one past it ends those that expire first. */
+  constructor (redis: RedisClient, prefix: string, maxSessionsPerUser = Infinity) {
     this.#redis = redis
     this.#keys = redisKeys(prefix)
+    this.#maxSessionsPerUser = maxSessionsPerUser === Infinity ? 0 : maxSessionsPerUser
   }
 
-  async create (session: RefreshSession, deadline: number): Promise<void> {
+  async create (session: RefreshSession, deadline: number): Promise<string[]> {
     await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
-    await this.#index(session.identity.user, session.id, session.expiresAt, deadline)
+    const over = await this.#index(session.identity.user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser)
+    // Each in its own slot: a script of its own each.
+    await Promise.all(over.map(id => this.#end(id, deadline)))
+    return over
   }
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
     const found = await this.#lookup(token)
     if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
-    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline)
+    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline, 0)
     const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), deadline,
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
@@ -150,8 +165,9 @@ export class RedisSessionStore implements SessionStore {
     return this.#redis.eval(lookupScript, 1, this.#keys.session(sessionId), tokenHash) as Promise<Reply>
   }
 
-  async #index (user: string, sessionId: string, expiresAt: number, deadline: number): Promise<void> {
-    await this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, Date.now())
+  /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, already off the set. */
+  #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
+    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, Date.now(), keep) as Promise<string[]>
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
