@@ -107,11 +107,6 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
 }
 
 /**
- * `config.secret`: SECRET or the `secret` option; `config.issuer`: the `iss` of the tokens it signs. The instance the
- * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
- * `fastify.jwt`, `request.user` and `request.jwtVerify` to itself.
- */
-/**
  * Whether `jwt.sign` gives a token in the same turn: an instance whose key is a function (a JWKS lookup) or public
  * only cannot sign, or signs in a callback.
  */
@@ -126,6 +121,9 @@ function signsAtOnce (jwt: JWT): boolean {
 }
 
 /**
+ * `config.secret`: SECRET or the `secret` option; `config.issuer`: the `iss` of the tokens it signs. The instance the
+ * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
+ * `fastify.jwt`, `request.user` and `request.jwtVerify` to itself.
  * `waitMs`: how long a verification may wait for the app's key lookup before it is refused. `logins`: whether the
  * plugin signs tokens of its own (passwords are checked), which the app's instance must then do at once.
  */
