@@ -144,7 +144,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     const logFeed = backend.logFeed(node)
     const stream = new LogStream(outbound)
     logFeed.start((line, from) => stream.deliver(line, from))
-    const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line))
+    // In one process, a line goes nowhere while nobody subscribes; with Redis, another process may.
+    const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line), () => logFeed.shared || stream.listened)
     if (stopCapture) fastify.addHook('onClose', async () => stopCapture())
     routes.websocket(logs.path, gate(logs),
       jsonEndpoint({ ...adapterOptions(logs), handlers: stream.handlers, onClose: (connection) => stream.remove(connection) }))

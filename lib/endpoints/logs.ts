@@ -18,6 +18,11 @@ export class LogStream {
     this.#outbound = outbound
   }
 
+  /** Whether anybody subscribes here. */
+  get listened (): boolean {
+    return this.#subscribers.size > 0
+  }
+
   /** A line of any process, redacted where it was captured: parsed and serialized once, whoever gets it. */
   deliver (line: string, node: string): void {
     if (this.#subscribers.size === 0) return

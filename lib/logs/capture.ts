@@ -18,8 +18,11 @@ function streamSymbolOf (logger: object): symbol | undefined {
   return undefined
 }
 
-/** Starts forwarding the logger's lines to `onLine`; returns how to stop, or null for a logger that is not pino. */
-export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) => void): (() => void) | null {
+/**
+ * Starts forwarding the logger's lines to `onLine` while `wanted()` says someone may read them (a line nobody reads is
+ * not redacted); returns how to stop, or null for a logger that is not pino.
+ */
+export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) => void, wanted: () => boolean = () => true): (() => void) | null {
   const logger = log as unknown as Record<symbol, Destination | undefined>
   const streamSym = streamSymbolOf(logger)
   const destination = streamSym && logger[streamSym]
@@ -28,7 +31,7 @@ export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) 
   const write = (line: string) => {
     const written = destination.write(line)
     // Redacted before it leaves: with Redis, a line crosses the network to every process.
-    if (tapping) onLine(redactLogLine(line))
+    if (tapping && wanted()) onLine(redactLogLine(line))
     return written
   }
   // Everything but `write` (flush, fd, ...) still reaches the real destination, with the real `this`.

@@ -246,6 +246,18 @@ t.test('the tap keeps the destination\'s own properties and methods, and can be 
   logger.info('two')
   t.equal(written.length, 2)
   t.equal(tapped.length, 1, 'nothing after stop')
+
+  // While nobody may read them, lines are neither redacted nor handed on; the destination gets every one.
+  let wanted = false
+  const heard: string[] = []
+  const stopWanting = captureLogLines(logger as never, (line) => heard.push(line), () => wanted)!
+  logger.info({ password: 'hunter2' }, 'unread')
+  wanted = true
+  logger.info({ password: 'hunter2' }, 'read')
+  stopWanting()
+  t.equal(written.length, 4)
+  t.equal(heard.length, 1, 'the line nobody could read was not handed on')
+  t.match(heard[0], /"password":"\[redacted\]".*"msg":"read"/)
 })
 
 t.test('an app whose Fastify logs through another pino major (pino 9 beside the plugin\'s own) streams its lines', async t => {

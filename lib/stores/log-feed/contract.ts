@@ -3,6 +3,8 @@
 export type LineHandler = (line: string, node: string) => void
 
 export interface LogFeed {
+  /** Whether other processes read what is published: then every line goes out, whoever listens here. */
+  readonly shared: boolean
   publish (line: string): void
   start (onLine: LineHandler): void
 }

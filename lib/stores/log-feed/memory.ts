@@ -2,6 +2,7 @@
 import type { LineHandler, LogFeed } from './contract.js'
 
 export class MemoryLogFeed implements LogFeed {
+  readonly shared = false
   readonly #node: string
   // Set by `start`, which the plugin calls at registration, before any line is captured.
   #onLine!: LineHandler

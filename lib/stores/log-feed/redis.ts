@@ -4,6 +4,7 @@ import { redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
 
 export class RedisLogFeed implements LogFeed {
+  readonly shared = true
   readonly #redis: RedisConnections
   readonly #channel: string
   readonly #node: string
