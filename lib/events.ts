@@ -29,24 +29,23 @@ export class RealtimeEvents {
     return this.#emitter.listenerCount(event) > 0
   }
 
-  #failuresOf (listener: object): RepeatedFailures {
+  #failed (listener: object, event: RealtimeEventName, err: unknown): void {
     let failures = this.#failures.get(listener)
     if (failures === undefined) {
       failures = new RepeatedFailures('a realtime event listener failed')
       this.#failures.set(listener, failures)
     }
-    return failures
+    failures.log(this.#log, { err, event })
   }
 
   emit<E extends RealtimeEventName> (event: E, payload: RealtimeEventMap[E]): void {
     for (const listener of this.#emitter.listeners(event)) {
-      const failed = (err: unknown) => this.#failuresOf(listener).log(this.#log, { err, event })
       try {
         // An async listener (an audit store's write) rejects instead: unheard, that would end the process.
         const pending: unknown = listener(payload)
-        if (isThenable(pending)) Promise.resolve(pending).catch(failed)
+        if (isThenable(pending)) Promise.resolve(pending).catch((err: unknown) => this.#failed(listener, event, err))
       } catch (err) {
-        failed(err)
+        this.#failed(listener, event, err)
       }
     }
   }

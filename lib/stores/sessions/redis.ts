@@ -140,7 +140,9 @@ export class RedisSessionStore implements SessionStore {
 
   async end (sessionId: string, deadline: number): Promise<Identity | null> {
     const ended = await this.#end(sessionId, deadline)
-    if (ended) await this.#forget(ended.user, [sessionId])
+    // Best effort: the session has ended whatever happens here, and an id left behind is skipped by endUser and
+    // expires with the set.
+    if (ended) await this.#forget(ended.user, [sessionId]).catch(() => {})
     return ended
   }
 
@@ -148,15 +150,15 @@ export class RedisSessionStore implements SessionStore {
     // Each batch gets the time the whole call was given, counted from when it starts: a batch started before the
     // deadline acts while its caller still waits, whatever the number of batches before it.
     const window = deadline - Date.now()
-    const keys = [this.#keys.userSessions(user), this.#keys.userSessionsBefore(user)]
     const ended: string[] = []
     for (;;) {
       refuseLate(deadline)
       const batchDeadline = Date.now() + window
-      const ids = await this.#redis.eval(userSessionsScript, 2, ...keys, batchDeadline, Date.now(), endUserBatch) as string[]
+      const ids = await this.#redis.eval(userSessionsScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
+        batchDeadline, Date.now(), endUserBatch) as string[]
       if (ids.length === 0) return ended
       const identities = await Promise.all(ids.map(id => this.#end(id, batchDeadline)))
-      await this.#redis.eval(forgetScript, 2, ...keys, ...ids)
+      await this.#forget(user, ids)
       ended.push(...ids.filter((_id, i) => identities[i] !== null))
     }
   }
@@ -175,12 +177,9 @@ export class RedisSessionStore implements SessionStore {
     return identity ? JSON.parse(identity) as Identity : null
   }
 
-  /**
-   * Takes ended sessions out of their user's set. Best effort: the sessions have ended whatever happens here, and an
-   * id left behind is skipped by endUser and expires with the set.
-   */
+  /** Takes ended sessions out of their user's sets. */
   async #forget (user: string, sessionIds: string[]): Promise<void> {
-    if (sessionIds.length > 0) await this.#redis.zrem(this.#keys.userSessions(user), ...sessionIds).catch(() => {})
+    await this.#redis.eval(forgetScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user), ...sessionIds)
   }
 
   #session ([, identity, expiresAt]: Reply, id: string, tokenHash: string): RefreshSession {
