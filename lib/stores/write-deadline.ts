@@ -14,12 +14,16 @@ export function refuseLate (deadline: number): void {
 
 /**
  * The same check inside a Redis script, against Redis's own clock, before the script changes anything: a command the
- * app gave up on, still queued when Redis comes back (a pause, a long fork), then does nothing.
+ * app gave up on, still queued when Redis comes back (a pause, a long fork), then does nothing. It also gives scripts
+ * `redisNow`: Redis's clock in epoch milliseconds, the one that expires keys.
  */
 export const refuseLateLua = `
-local function refuseLate (deadline)
+local function redisNow ()
   local time = redis.call('TIME')
-  if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(deadline) then
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local function refuseLate (deadline)
+  if redisNow() > tonumber(deadline) then
     error({ err = 'DEADLINE the write\\'s deadline passed before it could act' })
   end
 end

@@ -111,28 +111,55 @@ t.test('Redis', async t => {
   t.same(await store.lookup({ sessionId: 'c1', tokenHash: 'c' }), { status: 'unknown' })
 })
 
+/** Waits until Redis's own clock, which expires its keys, has passed `at` (epoch milliseconds). */
+async function redisPast (redis: Redis, at: number): Promise<void> {
+  for (;;) {
+    const [seconds, micros] = await redis.time()
+    if (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) > at) return
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
 t.test('Redis: a user who keeps one session alive while others lapse keeps no more ids than live sessions', async t => {
-  const clock = fakeClock(t, ['Date'])
   const server = await RedisServer.start(t)
   const redis = new Redis(server.url)
   t.teardown(() => redis.disconnect())
   const store = new RedisSessionStore(redis, 'test:')
   const dave: Identity = { user: 'dave', role: null, admin: false }
   const key = 'test:{u:dave}:session-expiries'
-  // Redis's own clock expires keys: the sessions here outlive the test, and the set is pruned by its scores.
-  const create = (id: string, ttl: number) => store.create({ id, identity: dave, tokenHash: id, expiresAt: Date.now() + ttl }, soon())
-  await create('kept', 3_600_000)
+  const create = (id: string, expiresAt: number) => store.create({ id, identity: dave, tokenHash: id, expiresAt }, soon())
+  await create('kept', Date.now() + 3_600_000)
   for (let round = 0; round < 3; round++) {
-    for (let i = 0; i < 10; i++) await create(`lapsed-${round}-${i}`, 600_000 + i)
-    clock.tick(601_000) // the ten are past, by the scores
+    // Lapsing in 50 ms by Redis's clock, which is the one that expires them.
+    const lapse = Date.now() + 50
+    for (let i = 0; i < 10; i++) await create(`lapsed-${round}-${i}`, lapse + i)
+    await redisPast(redis, lapse + 10)
     const next = Date.now() + 3_600_000
     t.same(await store.rotate({ sessionId: 'kept', tokenHash: round === 0 ? 'kept' : `kept-${round - 1}` }, `kept-${round}`, next, soon()),
       { status: 'rotated', session: { id: 'kept', identity: dave, tokenHash: `kept-${round}`, expiresAt: next } })
     t.same(await redis.zrange(key, 0, -1), ['kept'], `round ${round}: the lapsed ones are gone from the set`)
   }
-  await create('live', 3_600_000)
-  clock.tick(601_000)
+  await create('live', Date.now() + 3_600_000)
+  const lapse = Date.now() + 50
+  await create('lapsing', lapse)
+  await redisPast(redis, lapse)
   t.same((await store.endUser('dave', soon())).sort(), ['kept', 'live'], 'endUser ends the live ones, and asks after no other')
+})
+
+t.test('Redis: a process whose clock runs ahead of Redis\'s neither forgets nor skips a live session', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const store = new RedisSessionStore(redis, 'test:')
+  const frank: Identity = { user: 'frank', role: null, admin: false }
+  // Both expire in a minute by Redis's clock; this process's clock then runs two minutes ahead.
+  const inAMinute = Date.now() + 60_000
+  await store.create({ id: 'earlier', identity: frank, tokenHash: 'e', expiresAt: inAMinute }, soon())
+  clock.tick(120_000)
+  await store.create({ id: 'later', identity: frank, tokenHash: 'l', expiresAt: inAMinute }, soon())
+  t.same((await redis.zrange('test:{u:frank}:session-expiries', 0, -1)).sort(), ['earlier', 'later'], 'both stay on the user\'s set')
+  t.same((await store.endUser('frank', soon())).sort(), ['earlier', 'later'], 'endUser ends both')
 })
 
 t.test('Redis: endUser also ends the sessions a process of 0.1.0 indexed in the plain set it kept', async t => {

@@ -37,15 +37,16 @@ redis.call('HSET', KEYS[1], 'identity', ARGV[2], 'tokenHash', ARGV[3], 'expiresA
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1`
 
-// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, now, how many sessions the user keeps (0: no
-// limit). The set lives as long as the longest of its sessions, and forgets the ones past. Past the limit it gives
-// up the sessions that expire first (the oldest, or the least used), and returns their ids for the caller to end.
+// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, how many sessions the user keeps (0: no limit).
+// The set lives as long as the longest of its sessions, and forgets the ones past by Redis's clock, which expires
+// them (a process's clock running ahead would drop live ones). Past the limit it gives up the sessions that expire
+// first (the oldest, or the least used), and returns their ids for the caller to end.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', redisNow())
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
-local keep = tonumber(ARGV[5])
+local keep = tonumber(ARGV[4])
 local over = redis.call('ZCARD', KEYS[1]) - keep
 local ended = {}
 if keep > 0 and over > 0 then
@@ -76,12 +77,12 @@ redis.call('DEL', KEYS[1])
 return identity`
 
 // KEYS: the user's set, and the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it
-// expires with its sessions). ARGV: deadline, now, how many. Up to that many ids of sessions not yet past, the newest
-// first, for endUser to end; the plain set's once the sorted one has none left.
+// expires with its sessions). ARGV: deadline, how many. Up to that many ids of sessions not yet past by Redis's
+// clock, the newest first, for endUser to end; the plain set's once the sorted one has none left.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-local ids = redis.call('ZRANGE', KEYS[1], '+inf', ARGV[2], 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[3])
-if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[3]) end
+local ids = redis.call('ZRANGE', KEYS[1], '+inf', '(' .. redisNow(), 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
+if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[2]) end
 return ids`
 
 // KEYS: the user's set, and the plain set before it. ARGV: the ids of ended sessions.
@@ -155,7 +156,7 @@ export class RedisSessionStore implements SessionStore {
       refuseLate(deadline)
       const batchDeadline = Date.now() + window
       const ids = await this.#redis.eval(userSessionsScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
-        batchDeadline, Date.now(), endUserBatch) as string[]
+        batchDeadline, endUserBatch) as string[]
       if (ids.length === 0) return ended
       const identities = await Promise.all(ids.map(id => this.#end(id, batchDeadline)))
       await this.#forget(user, ids)
@@ -169,7 +170,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, already off the set. */
   #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
-    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, Date.now(), keep) as Promise<string[]>
+    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
