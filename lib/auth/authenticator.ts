@@ -386,6 +386,7 @@ export class Authenticator {
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
     const session = newSessionId()
     const refreshToken = newRefreshToken(session)
+    const issuedAt = Date.now()
     try {
       const [ended] = await Promise.all([
         this.#store((store, deadline) => store.create({
@@ -401,7 +402,7 @@ export class Authenticator {
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
-    const issued = this.#issue(identity, session, refreshToken)
+    const issued = this.#issue(identity, session, refreshToken, issuedAt)
     if (!at) return issued
     const admitted = await this.#admit(issued, null, at)
     // A login the app refused, or could not check, leaves no session behind: its client never gets the tokens.
@@ -434,10 +435,11 @@ export class Authenticator {
       }
       if (at.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its refresh token rotated')
       const next = newRefreshToken(presented.sessionId)
+      const issuedAt = Date.now()
       const rotated = await this.#store((store, deadline) => store.rotate(
         presented, hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs, deadline))
       if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
-      const issued = this.#issue(rotated.session.identity, rotated.session.id, next)
+      const issued = this.#issue(rotated.session.identity, rotated.session.id, next, issuedAt)
       return context ? { ...issued, context } : issued
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
@@ -485,9 +487,10 @@ export class Authenticator {
   /** Ends the user's sessions, and refuses every token of the user issued until now, with a session or without. */
   async endUser (user: string): Promise<void> {
     // The user's revocation goes out first, not after a round trip per session: it ends every socket of the user on
-    // every process. A refresh meanwhile issues its token before the store ends its session, so before the store
-    // answers: one more revocation of the user, stamped then, refuses it (one, not one per ended session).
-    // Stamped also when the store gave up part-way: the sessions it ended by then are covered.
+    // every process. A login or refresh meanwhile writes its session before the store ends it, and its token is issued
+    // as of before that write (`#issue`): one more revocation of the user, stamped once the store answers, refuses it
+    // (one, not one per ended session). Stamped also when the store gave up part-way: the sessions it ended by then
+    // are covered.
     const done = await Promise.allSettled([
       this.#revoke(revocationId.user(user, Date.now())),
       this.#store((store, deadline) => store.endUser(user, deadline))
@@ -527,8 +530,10 @@ export class Authenticator {
     return { session_token: token, expires }
   }
 
-  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string) {
+  /** `issuedAt`: epoch milliseconds the token is issued at (its `iat`, and its TTL counted from it); now by default. */
+  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt?: number) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
+    if (issuedAt !== undefined) claims.iat = Math.floor(issuedAt / 1000)
     if (session !== undefined) claims.sid = session
     if (refreshToken !== undefined) claims.session = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
@@ -538,14 +543,19 @@ export class Authenticator {
     return { token, expires: ttlMs, expiresAt: exp * 1000 }
   }
 
-  #issue (identity: Identity, session: string, refreshToken: string): AuthSuccess {
-    const { access_token: accessToken, expires, expiresAt } = this.signAccessToken(identity, session)
+  /**
+   * The tokens of a session the store has just written, issued as of `issuedAt`, taken before the write: a revokeUser
+   * that ended the session after the write stamps its last revocation once it has, so later than that, and refuses the
+   * token however long this process stalled between the write and the signing.
+   */
+  #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
+    const { token: accessToken, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
     return {
       ok: true,
       identity,
       session,
       expiresAt,
-      issuedAt: Math.floor(Date.now() / 1000),
+      issuedAt: Math.floor(issuedAt / 1000),
       issued: { access_token: accessToken, expires, refresh_token: refreshToken }
     }
   }

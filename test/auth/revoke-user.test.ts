@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { buildSchema } from 'graphql'
-import realtime, { MemorySessionStore, type Identity, type RealtimeOptions } from '../../lib/index.js'
+import realtime, { MemorySessionStore, type Identity, type PresentedToken, type RealtimeOptions, type RefreshSession, type RotateResult } from '../../lib/index.js'
 import { admin, build, connect, directoryOf, fakeClock, recordCrashes, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
 import FakeTimers from '@sinonjs/fake-timers'
 import { Redis } from 'ioredis'
@@ -111,6 +111,51 @@ t.test('revokeUser reaches the user\'s sockets before the session store has ende
   release()
   await revoked
   await client.close()
+})
+
+t.test('a login or refresh whose process stalls between its store write and its signing, while revokeUser ends its session: its token is refused', async t => {
+  // Only the Date is fake: the stall is the test's to make as long as it likes, sockets and timers run in real time.
+  const clock = fakeClock(t, ['Date'])
+  let stall: { reached: () => void, over: Promise<void> } | null = null
+  const stalled = async () => {
+    if (!stall) return
+    stall.reached()
+    await stall.over
+  }
+  class StallingStore extends MemorySessionStore {
+    override async create (session: RefreshSession, deadline: number): Promise<string[]> {
+      const ended = await super.create(session, deadline)
+      await stalled()
+      return ended
+    }
+
+    override async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
+      const rotated = await super.rotate(token, nextTokenHash, expiresAt, deadline)
+      await stalled()
+      return rotated
+    }
+  }
+  const { app, url } = await build(t, { sessionStore: new StallingStore(), users: [admin], authRoutes: true, rest: { handlers: { whoami } } })
+  const loggedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  const { access_token: first, refresh_token: refreshToken } = loggedIn.json().data
+  const user = app.realtime.jwt.decode<{ id: string }>(first)!.id
+  const requests = {
+    refresh: () => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } }),
+    login: () => app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  }
+  for (const [what, request] of Object.entries(requests)) {
+    let release!: () => void
+    const reached = new Promise<void>(resolve => { stall = { reached: resolve, over: new Promise(resolve => { release = resolve }) } })
+    const answer = request()
+    await reached
+    stall = null
+    await app.realtime.revokeUser(user)
+    clock.tick(2_000) // the process stalls past the revocation's second, and the next
+    release()
+    const response = await answer
+    t.equal(response.statusCode, 200, `${what}: answered with tokens`)
+    await refusedOnAuth(t, url('/websocket'), response.json().data.access_token, `${what}: its access token`)
+  }
 })
 
 t.test('revokeUser closes a sessionless GraphQL socket 4403', async t => {
