@@ -191,4 +191,17 @@ t.test('Redis Cluster', async t => {
 
 t.test('a @fastify/session store, adapted', async t => {
   await sessionContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }), { atomic: false })
+  const records: ConstructorParameters<typeof MemoryStore>[0] = new Map()
+  await limitContract(t, fromFastifySessionStore(new MemoryStore(records), { prefix: 'limit:', maxSessionsPerUser: 2 }))
+  t.same([...records!.keys()], [], 'the sessions the limit ended leave no record behind')
+})
+
+t.test('the memory store and a @fastify/session store, adapted, keep 100 sessions a user by default', async t => {
+  for (const store of [new MemorySessionStore(), fromFastifySessionStore(new MemoryStore())]) {
+    const at = Date.now() + 60_000
+    const created = []
+    for (let i = 0; i < 100; i++) created.push(...await store.create({ id: `s${i}`, identity: alice, tokenHash: 'h', expiresAt: at + i }, soon()) ?? [])
+    t.same(created, [], 'the first 100 stay')
+    t.same(await store.create({ id: 's100', identity: alice, tokenHash: 'h', expiresAt: at + 100 }, soon()), ['s0'], 'the 101st ends the first')
+  }
 })

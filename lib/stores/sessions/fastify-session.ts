@@ -2,7 +2,8 @@
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
 // uses of one refresh token may both succeed; use the built-in Redis store where that matters. A user's list of
 // sessions is updated one change at a time within a process, not across processes. It lists each session with its
-// expiry (moved on by a refresh), so that it holds the live ones only: each change drops the ended and the past.
+// expiry (moved on by a refresh), so that it holds the live ones only: each change drops the ended and the past, and a
+// login past the user's limit ends the sessions that expire first (created or refreshed longest ago).
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
@@ -50,8 +51,14 @@ interface SessionRecord {
 // Stores such as connect-redis take a record's lifetime from `cookie.expires`.
 const lifetime = (expiresAt: number) => ({ cookie: { expires: new Date(expiresAt).toISOString(), originalMaxAge: expiresAt - Date.now() } })
 
-export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string } = {}): SessionStore {
+/**
+ * @param options.prefix what the keys start with (default `realtime:`)
+ * @param options.maxSessionsPerUser sessions one user keeps; a new one past it ends those that expire first (default
+ * 100, as the plugin's own stores)
+ */
+export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number } = {}): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
+  const maxSessionsPerUser = options.maxSessionsPerUser ?? 100
   const get = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
   const setNow = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
   const destroyNow = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>
@@ -105,11 +112,16 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
     await set(deadline, userKey(user), { sessions, ...lifetime(Math.max(...sessions.map(listedSession => listedSession.expiresAt))) })
   }
 
-  /** Sets (or drops, with expiresAt null) one session on its user's list, and forgets the ones past. */
-  const listSession = (user: string, id: string, expiresAt: number | null, deadline: number) => changeList(user, deadline, async () => {
+  /**
+   * Sets (or drops, with expiresAt null) one session on its user's list, and forgets the ones past. Past `keep`, the
+   * ones that expire first are left off too: resolves them, for the caller to end.
+   */
+  const listSession = (user: string, id: string, expiresAt: number | null, deadline: number, keep = Infinity) => changeList(user, deadline, async () => {
     const sessions = (await listed(user)).filter(listedSession => listedSession.id !== id)
     if (expiresAt !== null) sessions.push({ id, expiresAt })
+    const over = sessions.length > keep ? sessions.sort((a, b) => a.expiresAt - b.expiresAt).splice(0, sessions.length - keep) : []
     await relist(user, sessions, deadline)
+    return over
   })
 
   async function lookup ({ sessionId, tokenHash }: PresentedToken): Promise<TokenLookup> {
@@ -130,7 +142,9 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   return {
     async create (session, deadline) {
       await save(deadline, session.id, session)
-      await listSession(session.identity.user, session.id, session.expiresAt, deadline)
+      const over = await listSession(session.identity.user, session.id, session.expiresAt, deadline, maxSessionsPerUser)
+      await Promise.all(over.map(listedSession => endAlone(listedSession.id, deadline)))
+      return over.map(listedSession => listedSession.id)
     },
 
     async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {

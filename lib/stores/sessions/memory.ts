@@ -13,11 +13,11 @@ export class MemorySessionStore implements SessionStore {
 
   /**
    * @param options.sweepEveryMs how often `create` also forgets expired sessions (default one minute)
-   * @param options.maxSessionsPerUser sessions one user keeps; a new one past it ends the oldest (default unlimited)
+   * @param options.maxSessionsPerUser sessions one user keeps; a new one past it ends the oldest (default 100, as the plugin's)
    */
   constructor (options: { sweepEveryMs?: number, maxSessionsPerUser?: number } = {}) {
     this.#sweepEveryMs = options.sweepEveryMs ?? 60_000
-    this.#maxSessionsPerUser = options.maxSessionsPerUser ?? Infinity
+    this.#maxSessionsPerUser = options.maxSessionsPerUser ?? 100
   }
 
   async create (session: RefreshSession, deadline: number): Promise<string[]> {
