@@ -142,11 +142,14 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     // Every process's lines with Redis (each tagged with the process that logged it), this one's without.
     const node = randomUUID()
     const logFeed = backend.logFeed(node)
-    const stream = new LogStream(outbound)
-    logFeed.start((line, from) => stream.deliver(line, from))
-    // In one process, a line goes nowhere while nobody subscribes; with Redis, another process may.
-    const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line), () => logFeed.shared || stream.listened)
-    if (stopCapture) fastify.addHook('onClose', async () => stopCapture())
+    const stream = new LogStream(outbound, () => logFeed.listening())
+    logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened)
+    // A line goes nowhere while nobody subscribes, here or (with Redis) in another process.
+    const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line), () => logFeed.wanted)
+    fastify.addHook('onClose', async () => {
+      logFeed.stop()
+      if (stopCapture) stopCapture()
+    })
     routes.websocket(logs.path, gate(logs),
       jsonEndpoint({ ...adapterOptions(logs), handlers: stream.handlers, onClose: (connection) => stream.remove(connection) }))
   }

@@ -13,9 +13,12 @@ export class LogStream {
   /** Subscribers and the lowest level each wants. */
   readonly #subscribers = new Map<RealtimeConnection, number>()
   readonly #outbound: Outbound
+  readonly #onFirstSubscriber: () => void
 
-  constructor (outbound: Outbound) {
+  /** `onFirstSubscriber`: called when a subscriber comes while there was none. */
+  constructor (outbound: Outbound, onFirstSubscriber: () => void) {
     this.#outbound = outbound
+    this.#onFirstSubscriber = onFirstSubscriber
   }
 
   /** Whether anybody subscribes here. */
@@ -56,7 +59,9 @@ export class LogStream {
       if (typeof level !== 'string' || !Object.hasOwn(logLevels, level)) {
         throw new RealtimeError('INVALID_PAYLOAD', `"log_level" must be one of ${Object.keys(logLevels).join(', ')}.`)
       }
+      const first = this.#subscribers.size === 0
       this.#subscribers.set(connection, logLevels[level])
+      if (first) this.#onFirstSubscriber()
       connection.send(withUid({ type: 'logs', event: 'subscribe', log_level: level }, message.uid))
     },
     unsubscribe: (message, connection) => {

@@ -4,7 +4,8 @@ import type { Test } from 'tap'
 import Fastify from 'fastify'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
-import { admin, build, connect, fakeClock, refusedWith, secret, type Client } from '../helpers.js'
+import { admin, build, connect, fakeClock, refusedWith, secret, within, type Client } from '../helpers.js'
+import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
 
 // The app logs at info to a sink: the stream taps the logger, not the destination.
@@ -227,6 +228,56 @@ t.test('with Redis, a subscriber on one process gets the lines of every process'
   b.app.log.info('from b')
   const own = await line(client, 'from b')
   t.not(got.node, own.node, 'each line names the process that logged it')
+  await client.close()
+})
+
+t.test('with Redis, no process publishes its lines while no process has a subscriber, and each stops once the last has gone', async t => {
+  // The reminders of a process with subscribers, and how long the others count on them, run on the fake clock.
+  const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval'])
+  const server = await RedisServer.start(t)
+  // What goes over Redis, as another process would hear it: log lines, and revocations to mark where a process is.
+  const heard: string[] = []
+  const listener = new Redis(server.url)
+  t.teardown(() => listener.disconnect())
+  listener.on('message', (_channel: string, message: string) => heard.push(message))
+  await listener.subscribe('realtime:logs', 'realtime:revocations')
+  const a = await logsApp(t, { redis: server.url, heartbeat: { enabled: false } })
+  const b = await logsApp(t, { redis: server.url, heartbeat: { enabled: false } })
+  /** Resolves once what `built` published so far has been heard: a revocation it publishes after, on one connection. */
+  let marks = 0
+  const caughtUp = async (built: typeof a) => {
+    const mark = `mark-${marks++}`
+    await built.app.realtime.revokeUser(mark)
+    while (!heard.some(message => message.includes(mark))) await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  const lines = (msg: string) => heard.filter(message => message.includes(`"msg":"${msg}"`)).length
+
+  for (let i = 0; i < 100; i++) a.app.log.info('nobody reads this')
+  await caughtUp(a)
+  t.equal(lines('nobody reads this'), 0, 'no subscriber anywhere: nothing published')
+
+  const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, b.url('/websocket/logs'), token)
+  // The subscriber's process tells the others at once; the first line may still cross that.
+  const arrived = line(client, 'read on b')
+  let got: { node: string } | undefined
+  while (got === undefined) {
+    a.app.log.info('read on b')
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 20))])
+  }
+  for (const seconds of [10, 20, 30, 40]) {
+    clock.tick(10_000)
+    a.app.log.info(`${seconds} s on`)
+    t.match(await within(line(client, `${seconds} s on`), `the line ${seconds} s on`), { node: got.node },
+      `${seconds} s on: still published (the subscriber's process says so again)`)
+  }
+
+  client.send({ type: 'unsubscribe' })
+  await client.next()
+  clock.tick(30_000)
+  a.app.log.info('read by nobody again')
+  await caughtUp(a)
+  t.equal(lines('read by nobody again'), 0, 'the last subscriber gone: no longer published')
   await client.close()
 })
 

@@ -6,17 +6,18 @@ import { MemoryLogFeed } from '../../lib/stores/log-feed/memory.js'
 import { RedisLogFeed } from '../../lib/stores/log-feed/redis.js'
 import { connectRedis, opened, type RedisConnections } from '../../lib/stores/redis-connection.js'
 import { RedisCluster } from '../redis-cluster.js'
+import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
 import { silentLog } from './silent-log.js'
 
-/** A started feed and the lines it delivers, as `node line`. */
-function started (feed: LogFeed) {
+/** A started feed and the lines it delivers, as `node line`; `listened`: whether its process has subscribers. */
+function started (feed: LogFeed, listened = () => false) {
   const lines: string[] = []
   let waiting: (() => void) | null = null
   feed.start((line, node) => {
     lines.push(`${node} ${line}`)
     waiting?.()
-  })
+  }, listened)
   const next = () => new Promise<void>(resolve => { waiting = resolve })
   return { feed, lines, next }
 }
@@ -72,6 +73,28 @@ t.test('Redis', async t => {
   feed.publish('{"msg":"four"}')
   await heard
   t.same(lines, ['c {"msg":"four"}'], 'a malformed message on the channel is ignored')
+})
+
+t.test('Redis: a process with subscribers says so again as soon as its subscription is back', async t => {
+  const server = await RedisServer.start(t)
+  const redis = connectRedis(server.url, silentLog)
+  t.teardown(() => redis.close())
+  const listener = new Redis(server.url)
+  t.teardown(() => listener.disconnect())
+  const heard: string[] = []
+  listener.on('message', (_channel: string, message: string) => heard.push(message))
+  const listenerId = String(await listener.client('ID'))
+  await listener.subscribe('test:logs')
+  const feed = new RedisLogFeed(redis, 'test:', 'a')
+  t.teardown(() => feed.stop())
+  started(feed, () => true)
+  while ((await redis.commands.pubsub('NUMSUB', 'test:logs'))[1] !== 2) await new Promise(resolve => setTimeout(resolve, 10))
+  t.same(heard, [], 'nothing said yet: its subscribers came before')
+  // The feed's subscription dropped, as by a Redis restart; the test's own stays.
+  const subscribed = String(await redis.commands.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
+  for (const [, id] of subscribed.matchAll(/^id=(\d+) /gm)) if (id !== listenerId) await redis.commands.client('KILL', 'ID', id)
+  while (heard.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
+  t.same(heard, ['listening'], 'back: it says it listens, and the others publish again')
 })
 
 t.test('Redis Cluster', async t => {

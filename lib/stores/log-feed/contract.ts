@@ -3,8 +3,18 @@
 export type LineHandler = (line: string, node: string) => void
 
 export interface LogFeed {
-  /** Whether other processes read what is published: then every line goes out, whoever listens here. */
-  readonly shared: boolean
+  /**
+   * Whether a line published now may reach a subscriber: one of this process's, or with Redis one of any process's.
+   * A line nobody may read is neither redacted nor published.
+   */
+  readonly wanted: boolean
   publish (line: string): void
-  start (onLine: LineHandler): void
+  /**
+   * Delivers every line of the feed to `onLine`. `listened` says whether this process has subscribers: with Redis, the
+   * other processes are told so, again and again while it has.
+   */
+  start (onLine: LineHandler, listened: () => boolean): void
+  /** This process's first subscriber came: the other processes are told at once. */
+  listening (): void
+  stop (): void
 }

@@ -2,20 +2,29 @@
 import type { LineHandler, LogFeed } from './contract.js'
 
 export class MemoryLogFeed implements LogFeed {
-  readonly shared = false
   readonly #node: string
   // Set by `start`, which the plugin calls at registration, before any line is captured.
   #onLine!: LineHandler
+  #listened!: () => boolean
 
   constructor (node: string) {
     this.#node = node
+  }
+
+  get wanted (): boolean {
+    return this.#listened()
   }
 
   publish (line: string): void {
     this.#onLine(line, this.#node)
   }
 
-  start (onLine: LineHandler): void {
+  start (onLine: LineHandler, listened: () => boolean): void {
     this.#onLine = onLine
+    this.#listened = listened
   }
+
+  // Nobody else to tell.
+  listening (): void {}
+  stop (): void {}
 }

@@ -1,13 +1,25 @@
-// Log lines across processes: every process publishes its lines, and hears every process's, its own included.
+// Log lines across processes: every process hears every process's lines, its own included. A process publishes its
+// lines only while one process or another has a subscriber: each with subscribers says so on the channel, at its first
+// and then every few seconds, and the others publish until they have not heard it for three times that.
 import type { RedisConnections } from '../redis-connection.js'
 import { redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
 
+/** How often a process with subscribers says so. */
+const remindEveryMs = 10_000
+/** How long the others publish after the last time they heard it: a reminder or two may be lost to a reconnect. */
+const listenersLapseAfterMs = 3 * remindEveryMs
+/** What a process with subscribers says. No line is this: a line comes after its process's id and a newline. */
+const listeningMessage = 'listening'
+
 export class RedisLogFeed implements LogFeed {
-  readonly shared = true
   readonly #redis: RedisConnections
   readonly #channel: string
   readonly #node: string
+  #listened!: () => boolean
+  /** Until when another process is known to have subscribers (epoch milliseconds). */
+  #listenedElsewhereUntil = 0
+  #reminders: NodeJS.Timeout | undefined
 
   constructor (redis: RedisConnections, prefix: string, node: string) {
     this.#redis = redis
@@ -15,15 +27,36 @@ export class RedisLogFeed implements LogFeed {
     this.#node = node
   }
 
+  get wanted (): boolean {
+    return this.#listened() || Date.now() < this.#listenedElsewhereUntil
+  }
+
   publish (line: string): void {
     // Never logged when it fails: that line would come back here, and Redis being away is logged already.
     this.#redis.commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
   }
 
-  start (onLine: LineHandler): void {
+  start (onLine: LineHandler, listened: () => boolean): void {
+    this.#listened = listened
     this.#redis.listen(this.#channel, (message) => {
+      if (message === listeningMessage) {
+        this.#listenedElsewhereUntil = Date.now() + listenersLapseAfterMs
+        return
+      }
       const split = message.indexOf('\n')
       if (split > 0) onLine(message.slice(split + 1), message.slice(0, split))
+    }, () => {
+      // Back after an outage: the others may have stopped publishing meanwhile.
+      if (listened()) this.listening()
     })
+    this.#reminders = setInterval(() => { if (listened()) this.listening() }, remindEveryMs).unref()
+  }
+
+  listening (): void {
+    this.#redis.commands.publish(this.#channel, listeningMessage).catch(() => {})
+  }
+
+  stop (): void {
+    clearInterval(this.#reminders)
   }
 }
