@@ -30,8 +30,7 @@ export class Outbound {
 }
 
 function tooSlow (socket: WebSocket): void {
+  // The close frame waits behind everything unsent: a client that never reads keeps it until the close grace
+  // (`closeGraceMs`, the socket server's close timeout) cuts it.
   socket.close(CloseCode.PolicyViolation, tooSlowReason)
-  // The close frame waits behind everything unsent; a client that never reads would keep all of it until ws's own
-  // 30 s close timeout.
-  setTimeout(() => socket.terminate(), closeGraceMs).unref()
 }
