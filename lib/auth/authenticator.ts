@@ -66,7 +66,8 @@ export interface AuthContext {
   ip: string | null
   /**
    * Whether the client still waits for the answer. A refresh token whose client left is not rotated: the client would
-   * never hear of the next one, and its retry with this one would count as reuse and end the session.
+   * never hear of the next one, and its retry with this one would count as reuse and end the session. A login whose
+   * client left makes no session: nobody would hold it, and past the user's limit it would end one somebody does.
    */
   waiting?: () => boolean
 }
@@ -384,6 +385,11 @@ export class Authenticator {
       return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
+    if (at?.waiting?.() === false) {
+      // The password was right all the same: it counts as a success.
+      await Promise.allSettled([deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)])
+      return fail('SERVICE_UNAVAILABLE', 'the client left before its session was made')
+    }
     const session = newSessionId()
     const refreshToken = newRefreshToken(session)
     const issuedAt = Date.now()

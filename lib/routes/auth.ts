@@ -88,6 +88,9 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     return request.body?.refresh_token ?? requestCookies(request)?.[refreshCookie.name]
   }
 
+  /** Whether the client of `request` still waits for the answer (`AuthContext.waiting`). */
+  const waitingOf = (request: FastifyRequest) => () => !request.raw.socket.destroyed
+
   fastify.register(async (routes) => {
     routes.setErrorHandler(errorHandler)
     // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
@@ -100,7 +103,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
-        return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip }), mode)
+        return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) }), mode)
       })
 
     routes.post<{ Body: TokenBody | undefined }>('/refresh', { preValidation: tokenFields }, async (request, reply) => {
@@ -108,8 +111,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const token = await presentedRefreshToken(request, mode)
       if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       if (token === null) return sendFailure(reply, { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' })
-      const waiting = () => !request.raw.socket.destroyed
-      return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting }), mode)
+      return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) }), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { preValidation: tokenFields }, async (request, reply) => {

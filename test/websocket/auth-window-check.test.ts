@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { buildSchema } from 'graphql'
 import type { FastifyInstance } from 'fastify'
 import type { AuthenticateEvent, CredentialSource, RealtimeOptions } from '../../lib/index.js'
-import { admin, build, connect, fakeClock, within, type Client } from '../helpers.js'
+import { admin, build, connect, directoryOf, fakeClock, until, within, type Client } from '../helpers.js'
 
 const authTimedOut = { type: 'auth', status: 'error', error: { code: 'AUTH_TIMEOUT', message: 'Authentication timed out.' } }
 const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
@@ -183,6 +183,40 @@ t.test('an HTTP refresh whose client left before the check answered does not rot
     return pending
   })()
   t.equal(refreshed.statusCode, 200, 'the client\'s retry with the token it holds works')
+})
+
+t.test('a client that leaves while its password is checked makes no session: the user\'s own sessions stay', async t => {
+  // The password is checked, then held: the client leaves meanwhile. One session a user, so one made for nobody would
+  // end the user's own.
+  const directory = await directoryOf([admin])
+  let held: Promise<void> | null = null
+  let entered!: () => void
+  const { app, url } = await build(t, {
+    users: directory,
+    authRoutes: true,
+    maxSessionsPerUser: 1,
+    verifyCredentials: async (credential) => {
+      const identity = await directory.verifyCredentials(credential)
+      if (held) {
+        entered()
+        await held
+      }
+      return identity
+    }
+  })
+  const token = await login(t, app)
+  let release!: () => void
+  held = new Promise(resolve => { release = resolve })
+  const checking = new Promise<void>(resolve => { entered = resolve })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password })
+  await within(checking, 'the password check')
+  await client.close()
+  await within(until(() => app.realtime.connections().length === 0), 'the server to see the socket go')
+  release()
+  // What follows the check is in memory, without I/O: done long before a timer fires.
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal((await refreshOverHttp(app, token)).statusCode, 200, 'the session the user holds lives')
 })
 
 t.test('GraphQL: a connection_init checked past the window is answered by its check', async t => {
