@@ -140,7 +140,7 @@ t.test('endUser ends the newest first, a batch at a time: one that runs out of t
       if (runOut && id.includes('user-sessions')) { runOut = false; clock.tick(60_000) }
       callback(err)
     })
-  })
+  }, { maxSessionsPerUser: 200 })
   const identity = { user: 'u1', role: null, admin: false }
   const ids = Array.from({ length: 120 }, (_, i) => `s${i}`)
   for (const [i, id] of ids.entries()) await store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + 600_000 + i }, Date.now() + 1_000)
