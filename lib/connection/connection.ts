@@ -6,6 +6,7 @@ import { ConnectionGuard, type GuardEvents, type GuardPolicy } from './guard.js'
 import { ClientInfo } from './accountability.js'
 import type { AuthSuccess } from '../auth/authenticator.js'
 import type { Outbound } from './outbound.js'
+import { cutAfterGrace } from './close-grace.js'
 import type { Accountability, EndpointName, RealtimeConnection } from '../../types/index.js'
 
 // Ids unique to this process (a count) and across processes (a random UUID per process), given when first asked
@@ -74,5 +75,11 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     // A socket paused with frames waiting reads on: its client's answer to the close completes it, where ws would
     // otherwise wait 30 s for it. What else arrives is dropped unread (the inbox).
     this.socket.resume()
+  }
+
+  /** Closes the socket of a client that is silent (the heartbeat, its auth window), and cuts it after the grace. */
+  closeSilent (code?: number, reason?: string): void {
+    this.close(code, reason)
+    cutAfterGrace(this.socket)
   }
 }

@@ -2,10 +2,9 @@
 // hold at most the cap for it (PROTOCOL.md section 11), then it is closed and, if even the close cannot reach it, cut.
 import type { WebSocket } from 'ws'
 import { CloseCode } from '../errors.js'
+import { cutAfterGrace } from './close-grace.js'
 
 export const tooSlowReason = 'Client too slow.'
-/** How long a closed socket's client has to answer the close before the socket is cut (ws alone waits 30 s). */
-export const closeGraceMs = 1000
 
 /** One per plugin instance: the cap on unsent bytes every socket shares. */
 export class Outbound {
@@ -30,7 +29,7 @@ export class Outbound {
 }
 
 function tooSlow (socket: WebSocket): void {
-  // The close frame waits behind everything unsent: a client that never reads keeps it until the close grace
-  // (`closeGraceMs`, the socket server's close timeout) cuts it.
+  // The close frame waits behind everything unsent, which a client that does not read never gets to.
   socket.close(CloseCode.PolicyViolation, tooSlowReason)
+  cutAfterGrace(socket)
 }

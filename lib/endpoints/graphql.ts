@@ -10,6 +10,7 @@ import type { Authenticator, AuthResult } from '../auth/authenticator.js'
 import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
+import { cutAfterGrace } from '../connection/close-grace.js'
 import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
 import { takeUpgradeCredential } from './upgrade.js'
@@ -195,6 +196,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
 
   onAuthTimeout (): void {
     this.close(...graphqlClose({ code: 'AUTH_TIMEOUT' }))
+    cutAfterGrace(this.#socket)
   }
 
   /** The heartbeat's answer: a pong frame, or any message (`receive`). */

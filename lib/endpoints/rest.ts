@@ -7,6 +7,7 @@ import { failureClose, failureFrame, RealtimeError, refusal, type Failure, type 
 import { Connection } from '../connection/connection.js'
 import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
+import { cutAfterGrace } from '../connection/close-grace.js'
 import { takeUpgradeCredential } from './upgrade.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
@@ -100,6 +101,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   onAuthTimeout (phase: 'handshake' | 'reauth'): void {
     this.tell({ code: 'AUTH_TIMEOUT' }, 'auth', undefined, phase === 'handshake')
+    cutAfterGrace(this.connection.socket)
   }
 
   /**

@@ -6,9 +6,9 @@
 // upgrading there.
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { WebSocketServer, type RawData, type ServerOptions, type WebSocket } from 'ws'
+import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
-import { closeGraceMs } from '../connection/outbound.js'
+import { cutAfterGrace } from '../connection/close-grace.js'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
@@ -55,6 +55,7 @@ function onError (this: WebSocket, err: Error): void {
   const { code, message } = err as Error & { code?: string }
   ownerOf(this).request.log.debug({ code, message }, 'websocket frame refused')
   this.close()
+  cutAfterGrace(this)
 }
 
 export class SocketServer {
@@ -66,11 +67,7 @@ export class SocketServer {
    * tracking would keep a second entry and a closure per socket.
    */
   constructor (maxPayload: number, open: () => Iterable<WebSocket>) {
-    // A socket the server closes is cut `closeGraceMs` on if its client has not answered, not ws's 30 s: until then it
-    // keeps its places under the connection limits, and its GraphQL operations run on. (`closeTimeout` is ws 8.23's,
-    // which @types/ws does not list yet.)
-    const options: ServerOptions & { closeTimeout: number } = { noServer: true, maxPayload, clientTracking: false, closeTimeout: closeGraceMs }
-    this.server = new WebSocketServer(options)
+    this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
     this.#open = open
   }
 
@@ -105,13 +102,14 @@ export class SocketServer {
   }
 
   /**
-   * Closes every socket, as @fastify/websocket does its own when the app closes; those whose client has not answered
-   * within the grace are cut (the server's `closeTimeout`).
+   * Closes every socket, as @fastify/websocket does its own when the app closes, and cuts those whose client has not
+   * answered within the grace: the app's close waits for every connection.
    */
   close (): void {
     for (const socket of this.#open()) {
       socket.close()
       socket.resume() // one paused with frames waiting reads its client's answer
+      cutAfterGrace(socket)
     }
     this.server.close()
   }

@@ -1,9 +1,11 @@
 // A client that never answers the server's close (PROTOCOL.md section 11): the socket is cut a second on, not after
 // ws's own 30 s, so a silent flood holds its places under the connection limits for the auth window and that second.
-import t from 'tap'
-import type { Socket } from 'node:net'
+// A client still reading what came before the app's close is not cut: it gets the close.
+import t, { type Test } from 'tap'
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net'
 import { buildSchema } from 'graphql'
-import { build, connect, fakeClock, refusedWith, type Client } from '../helpers.js'
+import type { Connection } from '../../lib/connection/connection.js'
+import { build, connect, fakeClock, refusedWith, within, type Client } from '../helpers.js'
 
 const realSetTimeout = setTimeout
 
@@ -22,7 +24,7 @@ function silence (client: Client): void {
 
 for (const endpoint of ['websocket', 'graphql'] as const) {
   t.test(`/${endpoint}: a silent client closed at the end of its auth window frees its place a second on`, async t => {
-    // The auth window and ws's close timer run on the fake clock; sockets in real time.
+    // The auth window and the close grace run on the fake clock; sockets in real time.
     const clock = fakeClock(t)
     const { app, url } = await build(t, {
       heartbeat: { enabled: false },
@@ -44,3 +46,62 @@ for (const endpoint of ['websocket', 'graphql'] as const) {
     await next.close()
   })
 }
+
+t.test('a dead peer the heartbeat closes frees its place a second on', async t => {
+  const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
+  const { app, url } = await build(t, { heartbeat: { period: 5 }, rest: { auth: 'public', connLimit: 1 } })
+  const silent = await connect(url('/websocket'))
+  t.teardown(() => silent.ws.terminate())
+  silence(silent)
+  clock.tick(5_000) // pinged
+  clock.tick(5_000) // unanswered: closed
+  const socket = (app.realtime.connections()[0] as Connection).socket
+  await eventually(() => socket.readyState === socket.CLOSING, 'the heartbeat\'s close')
+  t.equal((await refusedWith(url('/websocket'))).status, 503, 'its place is still taken')
+  clock.tick(1_000)
+  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
+  const next = await connect(url('/websocket'))
+  t.pass('a new client takes the place')
+  await next.close()
+})
+
+/**
+ * A TCP proxy to `port` whose way back to the client is slow: it reads the server's bytes a chunk every 20 ms.
+ */
+async function slowLink (t: Test, port: number) {
+  const link = { port: 0 }
+  const proxy = createServer(client => {
+    const server = connectTcp(port, '127.0.0.1')
+    client.pipe(server)
+    server.on('data', chunk => {
+      client.write(chunk)
+      server.pause()
+      realSetTimeout(() => server.resume(), 20)
+    })
+    const end = () => { client.destroy(); server.destroy() }
+    client.on('close', end).on('error', end)
+    server.on('close', end).on('error', end)
+  })
+  await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => proxy.close())
+  link.port = (proxy.address() as AddressInfo).port
+  return link
+}
+
+t.test('a slow client still reading what was sent before the app\'s close gets all of it, and the close', async t => {
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public' }, maxBufferedBytes: 64 * 1024 * 1024 })
+  const link = await slowLink(t, Number(new URL(url('/')).port))
+  const client = await connect(`ws://127.0.0.1:${link.port}/websocket`)
+  const socket = (app.realtime.connections()[0] as Connection).socket
+  const part = 'p'.repeat(256 * 1024)
+  let sent = 0
+  // Until the process itself holds 4 MB: the kernel's buffers are full, and more waits behind them. At the link's
+  // pace the client reads it all over seconds, well past the close grace.
+  while (socket.bufferedAmount < 4 * 1024 * 1024) {
+    app.realtime.send({}, { type: 'part', n: sent++, part })
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  app.realtime.close({}, 4000, 'moved elsewhere')
+  t.same(await within(client.closed, 'the close'), { code: 4000, reason: 'moved elsewhere' }, 'the close came')
+  t.equal(client.frames.filter(frame => (frame as { type?: string }).type === 'part').length, sent, `every part came (${sent})`)
+})
