@@ -251,6 +251,11 @@ t.test('with Redis, no process publishes its lines while no process has a subscr
     while (!heard.some(message => message.includes(mark))) await new Promise(resolve => setTimeout(resolve, 10))
   }
   const lines = (msg: string) => heard.filter(message => message.includes(`"msg":"${msg}"`)).length
+  // Just started, each publishes until it has had the time to hear of a subscriber.
+  a.app.log.info('just started')
+  await caughtUp(a)
+  t.equal(lines('just started'), 1, 'a process just started publishes')
+  clock.tick(30_000)
 
   for (let i = 0; i < 100; i++) a.app.log.info('nobody reads this')
   await caughtUp(a)
@@ -271,6 +276,11 @@ t.test('with Redis, no process publishes its lines while no process has a subscr
     t.match(await within(line(client, `${seconds} s on`), `the line ${seconds} s on`), { node: got.node },
       `${seconds} s on: still published (the subscriber's process says so again)`)
   }
+
+  // A process started now publishes at once, not at the subscriber's next reminder.
+  const c = await logsApp(t, { redis: server.url, heartbeat: { enabled: false } })
+  c.app.log.info('from a process started now')
+  t.not((await within(line(client, 'from a process started now'), 'the new process\'s line')).node, got.node, 'it comes, from the new process')
 
   client.send({ type: 'unsubscribe' })
   await client.next()

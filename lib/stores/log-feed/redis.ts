@@ -1,6 +1,7 @@
 // Log lines across processes: every process hears every process's lines, its own included. A process publishes its
 // lines only while one process or another has a subscriber: each with subscribers says so on the channel, at its first
-// and then every few seconds, and the others publish until they have not heard it for three times that.
+// and then every few seconds, and the others publish until they have not heard it for three times that (and for that
+// long after they start or their subscription comes back, not knowing yet).
 import type { RedisConnections } from '../redis-connection.js'
 import { redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
@@ -38,6 +39,7 @@ export class RedisLogFeed implements LogFeed {
 
   start (onLine: LineHandler, listened: () => boolean): void {
     this.#listened = listened
+    this.#assumeListened()
     this.#redis.listen(this.#channel, (message) => {
       if (message === listeningMessage) {
         this.#listenedElsewhereUntil = Date.now() + listenersLapseAfterMs
@@ -46,10 +48,19 @@ export class RedisLogFeed implements LogFeed {
       const split = message.indexOf('\n')
       if (split > 0) onLine(message.slice(split + 1), message.slice(0, split))
     }, () => {
-      // Back after an outage: the others may have stopped publishing meanwhile.
+      // Back after an outage: the others may have stopped publishing meanwhile, and this one missed their reminders.
+      this.#assumeListened()
       if (listened()) this.listening()
     })
     this.#reminders = setInterval(() => { if (listened()) this.listening() }, remindEveryMs).unref()
+  }
+
+  /**
+   * A process just started, or back after an outage, has not heard the reminders of the processes with subscribers:
+   * it publishes until it has had the time to.
+   */
+  #assumeListened (): void {
+    this.#listenedElsewhereUntil = Date.now() + listenersLapseAfterMs
   }
 
   listening (): void {
