@@ -536,15 +536,21 @@ export class Authenticator {
     return { session_token: token, expires }
   }
 
-  /** `issuedAt`: epoch milliseconds the token is issued at (its `iat`, and its TTL counted from it); now by default. */
+  /** `issuedAt`: epoch milliseconds the token reads as issued at (its `iat`), now by default; it lives `ttlMs` from now. */
   #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt?: number) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
-    if (issuedAt !== undefined) claims.iat = Math.floor(issuedAt / 1000)
+    let lifeMs = ttlMs
+    if (issuedAt !== undefined) {
+      // fast-jwt counts `exp` from the `iat` it is given: the time since then is added, so the token lives as `expires` says.
+      const iat = Math.floor(issuedAt / 1000)
+      claims.iat = iat
+      lifeMs += Date.now() - iat * 1000
+    }
     if (session !== undefined) claims.sid = session
     if (refreshToken !== undefined) claims.session = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
     // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
-    const token = this.#options.jwt.sign(claims, { expiresIn: String(ttlMs), iss: this.#options.issuer })
+    const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })
     const exp = this.#options.claimsOf(token).exp as number
     return { token, expires: ttlMs, expiresAt: exp * 1000 }
   }

@@ -154,7 +154,10 @@ t.test('a login or refresh whose process stalls between its store write and its 
     release()
     const response = await answer
     t.equal(response.statusCode, 200, `${what}: answered with tokens`)
-    await refusedOnAuth(t, url('/websocket'), response.json().data.access_token, `${what}: its access token`)
+    const { access_token: accessToken, expires } = response.json().data
+    const { exp } = app.realtime.jwt.decode<{ exp: number }>(accessToken)!
+    t.ok(exp * 1000 > Date.now() + expires - 1_000, `${what}: it lives as long as \`expires\` says, from its answer`)
+    await refusedOnAuth(t, url('/websocket'), accessToken, `${what}: its access token`)
   }
 })
 
