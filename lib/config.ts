@@ -6,6 +6,7 @@ import fastifyEnv from '@fastify/env'
 import ms from 'ms'
 import { InvalidConfigError } from './errors.js'
 import { checkOptionKinds } from './option-kinds.js'
+import { defaultSessionsPerUser } from './stores/sessions/per-user-limit.js'
 import type { AttemptLimit } from './stores/attempts/contract.js'
 import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
 
@@ -102,7 +103,7 @@ function buildEnvSchema () {
     WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
     WEBSOCKETS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1, default: 1024 * 1024 },
     WEBSOCKETS_ADDRESS_CONN_LIMIT: { type: 'integer', minimum: 1 },
-    MAX_SESSIONS_PER_USER: { type: 'integer', minimum: 1, default: 100 },
+    MAX_SESSIONS_PER_USER: { type: 'integer', minimum: 1, default: defaultSessionsPerUser },
     ACCESS_TOKEN_ISSUER: { type: 'string', minLength: 1, default: 'fastify-realtime' },
     PASSWORD_QUEUE_LIMIT: { type: 'integer', minimum: 1, default: 256 },
     PASSWORD_QUEUE_PER_ADDRESS: { type: 'integer', minimum: 1, default: 4 },

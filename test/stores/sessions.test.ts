@@ -196,6 +196,17 @@ t.test('a @fastify/session store, adapted', async t => {
   t.same([...records.keys()], [], 'the sessions the limit ended leave no record behind')
 })
 
+t.test('a store\'s maxSessionsPerUser is a whole number of at least 1, or Infinity', async t => {
+  for (const maxSessionsPerUser of [0, -1, 1.5, NaN]) {
+    t.throws(() => new MemorySessionStore({ maxSessionsPerUser }), { code: 'FST_REALTIME_INVALID_CONFIG' }, `memory: ${maxSessionsPerUser}`)
+    t.throws(() => fromFastifySessionStore(new MemoryStore(), { maxSessionsPerUser }), { code: 'FST_REALTIME_INVALID_CONFIG' }, `adapted: ${maxSessionsPerUser}`)
+  }
+  const unlimited = new MemorySessionStore({ maxSessionsPerUser: Infinity })
+  const at = Date.now() + 60_000
+  for (let i = 0; i < 150; i++) await unlimited.create({ id: `s${i}`, identity: alice, tokenHash: 'h', expiresAt: at }, soon())
+  t.same(await unlimited.create({ id: 's150', identity: alice, tokenHash: 'h', expiresAt: at }, soon()), [], 'Infinity: no limit')
+})
+
 t.test('the memory store and a @fastify/session store, adapted, keep 100 sessions a user by default', async t => {
   for (const store of [new MemorySessionStore(), fromFastifySessionStore(new MemoryStore())]) {
     const at = Date.now() + 60_000

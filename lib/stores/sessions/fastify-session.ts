@@ -6,6 +6,7 @@
 // login past the user's limit ends the sessions that expire first (created or refreshed longest ago).
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
+import { sessionsPerUser } from './per-user-limit.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 type Callback = (err?: unknown) => void
@@ -58,7 +59,7 @@ const lifetime = (expiresAt: number) => ({ cookie: { expires: new Date(expiresAt
  */
 export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number } = {}): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
-  const maxSessionsPerUser = options.maxSessionsPerUser ?? 100
+  const maxSessionsPerUser = sessionsPerUser(options.maxSessionsPerUser)
   const get = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
   const setNow = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
   const destroyNow = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>

@@ -1,6 +1,7 @@
 // The default refresh-session store: one process, nothing to set up. One record per session, whatever the number of
 // rotations: a token names its session, so a hash that is not the session's current one is reuse.
 import { refuseLate } from '../write-deadline.js'
+import { sessionsPerUser } from './per-user-limit.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 export class MemorySessionStore implements SessionStore {
@@ -17,7 +18,7 @@ export class MemorySessionStore implements SessionStore {
    */
   constructor (options: { sweepEveryMs?: number, maxSessionsPerUser?: number } = {}) {
     this.#sweepEveryMs = options.sweepEveryMs ?? 60_000
-    this.#maxSessionsPerUser = options.maxSessionsPerUser ?? 100
+    this.#maxSessionsPerUser = sessionsPerUser(options.maxSessionsPerUser)
   }
 
   async create (session: RefreshSession, deadline: number): Promise<string[]> {
