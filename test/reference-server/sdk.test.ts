@@ -304,8 +304,41 @@ t.test('the README\'s NodeWebSocket keeps the SDK\'s removals working: no close 
   client.disconnect()
 })
 
-t.test('the README shows the NodeWebSocket the tests use, as it is', async t => {
+t.test('AUTH_REVOKED, which the SDK ignores: the README\'s listener disconnects it, and a new login connects again', { timeout: 90_000 }, async t => {
+  // A re-auth window longer than the wait: only the listener closes the socket in time.
+  const { url } = await start(t, { WEBSOCKETS_REST_AUTH_TIMEOUT: '60' })
+  const client = sdk(t, url, 'handshake', true)
+  const { refresh_token: refreshToken } = await client.login(admin.email, admin.password)
+  const sdkMessages: Frame[] = []
+  client.onWebSocket('message', (frame: Frame) => { sdkMessages.push(frame) })
+  // The README's (Reconnecting), verbatim.
+  client.onWebSocket('open', function () {
+    this.addEventListener('message', (event) => {
+      const frame = JSON.parse(event.data)
+      if (frame.type === 'auth' && frame.error?.code === 'AUTH_REVOKED') {
+        client.disconnect() // then log in again, and connect()
+      }
+    })
+  })
+  await client.connect()
+
+  const closed = sdkEvent(client, 'close')
+  // Logged out elsewhere: the SDK still holds the session's access token.
+  await fetch(`${url}/auth/logout`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) })
+  await within(closed, 'the listener disconnected the SDK')
+  t.notOk(sdkMessages.some(frame => frame.error?.code === 'AUTH_REVOKED'), 'the SDK\'s own message listeners never see it')
+
+  await client.login(admin.email, admin.password)
+  await client.connect()
+  t.match(await whoami(client), adminMe)
+  client.disconnect()
+})
+
+t.test('the README shows the NodeWebSocket and the AUTH_REVOKED listener the tests use, as they are', async t => {
   const readme = readFileSync('README.md', 'utf8')
   const helper = readFileSync('test/node-websocket.ts', 'utf8')
-  t.ok(readme.includes(helper.slice(helper.indexOf('// ws, delivering')).replace('export class', 'class')))
+  t.ok(readme.includes(helper.slice(helper.indexOf('// ws, delivering')).replace('export class', 'class')), 'NodeWebSocket')
+  const self = readFileSync('test/reference-server/sdk.test.ts', 'utf8')
+  const listener = self.slice(self.indexOf("  client.onWebSocket('open', function () {"), self.indexOf('  await client.connect()\n\n  const closed'))
+  t.ok(readme.includes(listener.replace(/^ {2}/gm, '')), 'the AUTH_REVOKED listener')
 })
