@@ -11,7 +11,7 @@ import { resolveConfig } from '../../lib/config.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { referenceSchema, ticks, type Me } from '../../example/schema.js'
 import { buildReferenceServer } from '../../example/app.js'
-import { admin, build, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, type Client } from '../helpers.js'
+import { admin, build, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, within, type Client } from '../helpers.js'
 
 const protocol = 'graphql-transport-ws'
 const me = (accountability: Accountability): Me | null => accountability.user === null
@@ -287,6 +287,33 @@ t.test('strict: a client whose url is a function reconnects with a fresh URL tok
   await ticksCarryOnAfterAClose(client, closes, () => clock.tick(20))
   t.same(closes, [4403])
   t.match(await execute(client, meQuery), { data: { me: { id: 'u1', role: 'renewed' } } })
+})
+
+t.test('a client with shouldRetry: () => true comes back after HTTP 503 at the upgrade once a place frees', { timeout: 90_000 }, async t => {
+  const { app, url } = await build(t, { graphql: { schema, connLimit: 1 } })
+  const holder = await raw(url('/graphql'))
+  const errors: string[] = []
+  // graphql-ws's default retryAttempts and backoff; by default it retries closes only, and a refused upgrade is an error.
+  const client = gqlClient(t, url('/graphql'), {
+    connectionParams: { access_token: app.realtime.jwt.sign({ id: 'u1' }) },
+    retryAttempts: 5,
+    shouldRetry: () => true
+  })
+  const refused = new Promise<void>(resolve => client.on('error', (event) => {
+    errors.push((event as { message: string }).message)
+    resolve()
+  }))
+  const ticked = new Promise<number>((resolve, reject) => {
+    client.subscribe<{ ticks: number }>({ query: 'subscription { ticks(every: 20) }' }, {
+      next: (result) => resolve(result.data!.ticks),
+      error: reject,
+      complete: () => reject(new Error('completed'))
+    })
+  })
+  await within(refused, 'the upgrade was refused')
+  t.same(errors, ['Unexpected server response: 503'])
+  await holder.client.close()
+  t.equal(await within(ticked, 'the subscription started on a retry'), 1)
 })
 
 t.test('logout over HTTP closes the socket of its session with 4403', async t => {

@@ -1,19 +1,14 @@
 // The real `@directus/sdk` 18 realtime client against the reference server (PROTOCOL.md sections 4, 7 and 9):
 // HTTP login and refresh through `authentication('json')`, sockets through `realtime()`, unmodified.
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { authentication, createDirectus, realtime, type WebSocketAuthModes, type WebSocketInterface } from '@directus/sdk'
 import { buildReferenceServer } from '../../example/app.js'
-import { admin, secret, stoppedDate } from '../helpers.js'
-
-// ws emits frames that arrive in one chunk synchronously by default, and the SDK, which re-registers its
-// listener between frames, then loses some: one event per tick, as in a browser.
-class NodeWebSocket extends WebSocket {
-  constructor (url: string, protocols?: string | string[]) {
-    super(url, protocols, { allowSynchronousEvents: false })
-  }
-}
+import { admin, connect, secret, stoppedDate, within, type Client as Socket } from '../helpers.js'
+import { NodeWebSocket } from '../node-websocket.js'
 
 interface Frame {
   type: string
@@ -26,6 +21,8 @@ interface Frame {
 const adminMe = { email: admin.email, role: 'administrator', admin: true }
 
 interface Server {
+  app: FastifyInstance
+  port: number
   url: string
   /** Successful `POST /auth/refresh` responses so far. */
   refreshes: () => number
@@ -33,7 +30,13 @@ interface Server {
   upgrades: Record<string, unknown>[]
 }
 
-async function start (t: Test, env: Record<string, string> = {}): Promise<Server> {
+interface StartOptions {
+  port?: number
+  /** Runs once the server is built, and it listens once this has finished: to add the test's hooks, or to wait. */
+  beforeListen?: (app: FastifyInstance) => void | Promise<void>
+}
+
+async function start (t: Test, env: Record<string, string> = {}, { port = 0, beforeListen }: StartOptions = {}): Promise<Server> {
   const { app } = await buildReferenceServer({
     ADMIN_EMAIL: admin.email,
     ADMIN_PASSWORD: admin.password,
@@ -51,16 +54,18 @@ async function start (t: Test, env: Record<string, string> = {}): Promise<Server
   app.addHook('onSend', async (request, reply) => {
     if (request.url === '/auth/refresh' && reply.statusCode === 200) refreshes++
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  await beforeListen?.(app)
+  await app.listen({ host: '127.0.0.1', port })
   t.teardown(() => app.close())
-  const { port } = app.server.address() as AddressInfo
-  return { url: `http://127.0.0.1:${port}`, refreshes: () => refreshes, upgrades }
+  const address = app.server.address() as AddressInfo
+  return { app, port: address.port, url: `http://127.0.0.1:${address.port}`, refreshes: () => refreshes, upgrades }
 }
 
-function sdk (t: Test, url: string, authMode: WebSocketAuthModes) {
+/** `reconnect`: the SDK's own default (a retry a second after each close, ten in a row) instead of none. */
+function sdk (t: Test, url: string, authMode: WebSocketAuthModes, reconnect = false) {
   const client = createDirectus(url, { globals: { WebSocket: NodeWebSocket } })
     .with(authentication('json'))
-    .with(realtime({ authMode, reconnect: false, heartbeat: true }))
+    .with(realtime({ authMode, heartbeat: true, ...(reconnect ? {} : { reconnect: false }) }))
   // Nothing left open: no socket, and no refresh timer from a login.
   t.teardown(() => {
     client.stopRefreshing()
@@ -213,4 +218,127 @@ t.test('logout over HTTP revokes the session: its open socket gets AUTH_REVOKED'
   t.equal(await whoami(client), null)
   t.equal(socket.readyState, WebSocket.OPEN)
   client.disconnect()
+})
+
+/** The SDK's next `onWebSocket` event of that type. */
+function sdkEvent (client: Client, type: 'open' | 'close' | 'error'): Promise<void> {
+  return new Promise(resolve => {
+    const off = client.onWebSocket(type, () => {
+      off()
+      resolve()
+    })
+  })
+}
+
+/** A plain socket on `/websocket` marked as the test's own, retried while the server still refuses it. */
+async function blocker (url: string): Promise<Socket> {
+  for (;;) {
+    try {
+      return await connect(`${url.replace('http', 'ws')}/websocket`, { headers: { 'x-test-blocker': '1' } })
+    } catch {}
+  }
+}
+
+t.test('in Node, with the README\'s NodeWebSocket, the SDK retries past a refused upgrade (429 at connLimitPerAddress)', { timeout: 90_000 }, async t => {
+  let holding = false
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  let refuse!: (status: number) => void
+  const refusal = new Promise<number>(resolve => { refuse = resolve })
+  const { app, url } = await start(t, { WEBSOCKETS_ADDRESS_CONN_LIMIT: '1' }, {
+    beforeListen: app => {
+      // The SDK's retry waits here until the blocker holds the place: it reaches the limit second, whatever the timing.
+      app.addHook('onRequest', async request => {
+        if (holding && request.ws && request.headers['x-test-blocker'] === undefined) await released
+      })
+      app.addHook('onResponse', async (request, reply) => {
+        if (request.ws && request.headers['x-test-blocker'] === undefined && reply.statusCode >= 400) refuse(reply.statusCode)
+      })
+    }
+  })
+  const client = sdk(t, url, 'handshake', true)
+  await client.login(admin.email, admin.password)
+  await client.connect()
+
+  holding = true
+  const closed = sdkEvent(client, 'close')
+  app.realtime.close({ endpoint: 'rest' }, 1013, 'Try again later.')
+  await within(closed, 'the SDK\'s socket closed')
+  const taken = await within(blocker(url), 'the blocker took the address\'s place')
+  release()
+  t.equal(await within(refusal, 'the SDK\'s retry was refused'), 429)
+
+  const reopened = sdkEvent(client, 'open')
+  await taken.close()
+  await within(reopened, 'the SDK reconnected once the place was free')
+  t.match(await whoami(client), adminMe)
+  client.disconnect()
+})
+
+t.test('in Node, with the README\'s NodeWebSocket, the SDK reconnects after app.close() once the server is back on its port', { timeout: 90_000 }, async t => {
+  const first = await start(t)
+  const client = sdk(t, first.url, 'handshake', true)
+  await client.login(admin.email, admin.password)
+  await client.connect()
+
+  const noServer = sdkEvent(client, 'error')
+  const reopened = sdkEvent(client, 'open')
+  // Built meanwhile, listening as soon as a retry has found no server: well within the SDK's ten.
+  const second = start(t, {}, { port: first.port, beforeListen: () => noServer })
+  await first.app.close()
+  await within(second, 'the server restarted after a retry found no server')
+  await within(reopened, 'the SDK reconnected to the restarted server')
+  t.match(await whoami(client), adminMe)
+  client.disconnect()
+})
+
+t.test('the README\'s NodeWebSocket keeps the SDK\'s removals working: no close listener left behind per frame', { timeout: 30_000 }, async t => {
+  const { url } = await start(t)
+  const client = sdk(t, url, 'handshake')
+  await client.login(admin.email, admin.password)
+  const socket = await client.connect() as unknown as WebSocket
+  await whoami(client)
+  const listening = socket.listenerCount('close')
+  for (let i = 0; i < 20; i++) await whoami(client)
+  t.equal(socket.listenerCount('close'), listening, 'the SDK adds and removes one for every frame it reads')
+  client.disconnect()
+})
+
+t.test('AUTH_REVOKED, which the SDK ignores: the README\'s listener disconnects it, and a new login connects again', { timeout: 90_000 }, async t => {
+  // A re-auth window longer than the wait: only the listener closes the socket in time.
+  const { url } = await start(t, { WEBSOCKETS_REST_AUTH_TIMEOUT: '60' })
+  const client = sdk(t, url, 'handshake', true)
+  const { refresh_token: refreshToken } = await client.login(admin.email, admin.password)
+  const sdkMessages: Frame[] = []
+  client.onWebSocket('message', (frame: Frame) => { sdkMessages.push(frame) })
+  // The README's (Reconnecting), verbatim.
+  client.onWebSocket('open', function () {
+    this.addEventListener('message', (event) => {
+      const frame = JSON.parse(event.data)
+      if (frame.type === 'auth' && frame.error?.code === 'AUTH_REVOKED') {
+        client.disconnect() // then log in again, and connect()
+      }
+    })
+  })
+  await client.connect()
+
+  const closed = sdkEvent(client, 'close')
+  // Logged out elsewhere: the SDK still holds the session's access token.
+  await fetch(`${url}/auth/logout`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) })
+  await within(closed, 'the listener disconnected the SDK')
+  t.notOk(sdkMessages.some(frame => frame.error?.code === 'AUTH_REVOKED'), 'the SDK\'s own message listeners never see it')
+
+  await client.login(admin.email, admin.password)
+  await client.connect()
+  t.match(await whoami(client), adminMe)
+  client.disconnect()
+})
+
+t.test('the README shows the NodeWebSocket and the AUTH_REVOKED listener the tests use, as they are', async t => {
+  const readme = readFileSync('README.md', 'utf8')
+  const helper = readFileSync('test/node-websocket.ts', 'utf8')
+  t.ok(readme.includes(helper.slice(helper.indexOf('// ws, delivering')).replace('export class', 'class')), 'NodeWebSocket')
+  const self = readFileSync('test/reference-server/sdk.test.ts', 'utf8')
+  const listener = self.slice(self.indexOf("  client.onWebSocket('open', function () {"), self.indexOf('  await client.connect()\n\n  const closed'))
+  t.ok(readme.includes(listener.replace(/^ {2}/gm, '')), 'the AUTH_REVOKED listener')
 })
