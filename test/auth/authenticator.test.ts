@@ -208,6 +208,21 @@ t.test('Authenticator: login issues tokens carrying the session id', async (t) =
   t.match(await store.lookup(readRefreshToken(result.issued!.refresh_token)!), { status: 'current', session: { id: result.session } })
 })
 
+t.test('Authenticator: login with a store of the app\'s whose create resolves nothing (it keeps no per-user count)', async (t) => {
+  const memory = new MemorySessionStore()
+  const store: SessionStore = {
+    create: async (session, deadline) => { await memory.create(session, deadline) },
+    rotate: (...args) => memory.rotate(...args),
+    lookup: (token) => memory.lookup(token),
+    end: (...args) => memory.end(...args),
+    endUser: (...args) => memory.endUser(...args)
+  }
+  const { authenticator, ended } = await harness(t, { sessionStore: store })
+  const result = success(t, await authenticator.login(credentials, at))
+  t.match(await store.lookup(readRefreshToken(result.issued!.refresh_token)!), { status: 'current' }, 'the session is made')
+  t.same(ended, [], 'and no other is revoked')
+})
+
 t.test('Authenticator: login with wrong credentials is INVALID_CREDENTIALS', async (t) => {
   const { authenticator } = await harness(t)
   t.match(await authenticator.login({ ...credentials, password: 'wrong' }, at), { ok: false, code: 'INVALID_CREDENTIALS' })
