@@ -77,7 +77,7 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     this.socket.resume()
   }
 
-  /** Closes the socket of a client that is silent (the heartbeat, its auth window), and cuts it after the grace. */
+  /** Closes the socket of a client gone silent (the heartbeat found it so), and cuts it after the grace. */
   closeSilent (code?: number, reason?: string): void {
     this.close(code, reason)
     cutAfterGrace(this.socket)
