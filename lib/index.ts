@@ -48,13 +48,19 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   let revocationsLoaded = (loaded: Promise<void>): Promise<void> => loaded
   if (options.redis) {
     // ioredis is loaded by the apps that use it only: it is a third of the plugin's load time.
-    const { connectRedis, opened, within } = await import('./stores/redis-connection.js')
+    const { connectRedis, opened, warnIfEvicting, within } = await import('./stores/redis-connection.js')
     const redis = connectRedis(options.redis, fastify.log)
     fastify.addHook('onClose', () => redis.close())
     await opened(redis.commands)
+    await warnIfEvicting(redis.commands, fastify.log)
     backend = redisBackend(redis, options.redisPrefix ?? 'realtime:', fastify.log)
     // While Redis answers, start-up waits for the revocations (a few milliseconds), so the process does not start cold.
-    revocationsLoaded = (loaded) => redis.commands.status === 'ready' ? within(loaded, 2_000) : Promise.resolve()
+    revocationsLoaded = async (loaded) => {
+      if (redis.commands.status !== 'ready') return
+      let read = false
+      await within(loaded.then(() => { read = true }), 2_000)
+      if (!read) fastify.log.warn('the revocations in force were not read from Redis within 2 s: tokens with a session are refused until they are')
+    }
   }
 
   let verifyCredentials = options.verifyCredentials

@@ -111,6 +111,26 @@ export function opened (redis: RedisClient): Promise<void> {
   })
 }
 
+/**
+ * Warns when Redis may evict the plugin's keys: all of them expire, so any eviction policy but `noeviction` may drop
+ * the revocations in force (a logged-out token accepted by a process started later), a user's set of sessions
+ * (revokeUser missing some), attempt counters and used one-time codes (the shortest-lived go first under
+ * `volatile-ttl`). Says nothing when INFO is refused or Redis is away.
+ */
+export async function warnIfEvicting (redis: RedisClient, log: FastifyBaseLogger): Promise<void> {
+  let info: string
+  try {
+    info = await redis.info('memory')
+  } catch {
+    return
+  }
+  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
+  const limited = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0) > 0
+  if (limited && policy !== undefined && policy !== 'noeviction') {
+    log.warn(`Redis may evict keys (maxmemory-policy ${policy}): revocations, sessions, attempt counters and used one-time codes could go. Use noeviction, or a Redis of their own`)
+  }
+}
+
 /** Resolves once `ready` has, or after `ms`: start-up waits for shared state to load, but never hangs on it. */
 export function within (ready: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout
@@ -210,7 +230,10 @@ export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogge
   const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: () => void }>()
   subscriber.on('message', (channel: string, message: string) => listeners.get(channel)?.onMessage(message))
   const subscribe = (channel: string) => {
-    subscriber.subscribe(channel).then(() => listeners.get(channel)?.onSubscribed?.(), () => {})
+    subscriber.subscribe(channel).then(() => listeners.get(channel)?.onSubscribed?.(), (err: unknown) => {
+      // Redis away is logged already; Redis refusing the channel (an ACL without it) is not, and never passes.
+      if (subscriber.status === 'ready') log.error({ err }, `could not subscribe to ${channel} on Redis`)
+    })
   }
   // Subscribing again on every (re)connection: a SUBSCRIBE that failed is never lost, and a repeated one is harmless.
   subscriber.on('ready', () => { for (const channel of listeners.keys()) subscribe(channel) })

@@ -15,13 +15,22 @@ export interface RedisKeys {
   revoked: string
   /** rate-limiter-flexible's counters, `<attempts>:<ip or email hash>`. */
   attempts (counter: 'ip' | 'email'): string
-  /** The channels: under the client's own `keyPrefix` too, which ioredis puts on keys, not on channels. */
+  /** The channels: under the client's `channelScope` too. */
   revocationsChannel: string
   logsChannel: string
 }
 
-/** `keyPrefix`: the ioredis client's (a Cluster's too), so that apps it keeps apart are apart on pub/sub as well. */
-export function redisKeys (prefix: string, keyPrefix = ''): RedisKeys {
+/**
+ * What keeps apart on pub/sub the apps a client keeps apart on keys: channels belong to the whole server, whatever the
+ * database, and ioredis puts its `keyPrefix` on keys, not on channels. Nothing for database 0 without a `keyPrefix`.
+ */
+export function channelScope (client: { options: { keyPrefix?: string, db?: number } }): string {
+  const { keyPrefix = '', db = 0 } = client.options
+  return `${db === 0 ? '' : `db${db}:`}${keyPrefix}`
+}
+
+/** `channelScope`: the client's, so that apps it keeps apart are apart on pub/sub as well. */
+export function redisKeys (prefix: string, channelScope = ''): RedisKeys {
   return {
     session: (id) => `${prefix}{s:${id}}:session`,
     // Named anew when it became a sorted set: no old key meets a command of the wrong type.
@@ -30,7 +39,7 @@ export function redisKeys (prefix: string, keyPrefix = ''): RedisKeys {
     otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,
-    revocationsChannel: `${keyPrefix}${prefix}revocations`,
-    logsChannel: `${keyPrefix}${prefix}logs`
+    revocationsChannel: `${channelScope}${prefix}revocations`,
+    logsChannel: `${channelScope}${prefix}logs`
   }
 }

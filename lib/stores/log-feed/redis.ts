@@ -3,7 +3,7 @@
 // and then every few seconds, and the others publish until they have not heard it for three times that (and for that
 // long after they start or their subscription comes back, not knowing yet).
 import type { RedisConnections } from '../redis-connection.js'
-import { redisKeys } from '../redis-keys.js'
+import { channelScope, redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
 
 /** How often a process with subscribers says so. */
@@ -24,7 +24,7 @@ export class RedisLogFeed implements LogFeed {
 
   constructor (redis: RedisConnections, prefix: string, node: string) {
     this.#redis = redis
-    this.#channel = redisKeys(prefix, redis.commands.options.keyPrefix).logsChannel
+    this.#channel = redisKeys(prefix, channelScope(redis.commands)).logsChannel
     this.#node = node
   }
 

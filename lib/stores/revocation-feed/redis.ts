@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisConnections } from '../redis-connection.js'
-import { redisKeys } from '../redis-keys.js'
+import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
 export class RedisRevocationFeed implements RevocationFeed {
@@ -19,7 +19,7 @@ export class RedisRevocationFeed implements RevocationFeed {
   #onRevoked: RevokedHandler | undefined
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
-    const keys = redisKeys(prefix, redis.commands.options.keyPrefix)
+    const keys = redisKeys(prefix, channelScope(redis.commands))
     this.#redis = redis
     this.#key = keys.revoked
     this.#channel = keys.revocationsChannel
@@ -27,6 +27,9 @@ export class RedisRevocationFeed implements RevocationFeed {
   }
 
   async publish (session: string, until: number): Promise<void> {
+    // This process's own sockets hear of it now, whatever Redis answers (one full refuses the write), and not when its
+    // subscriber hears it back.
+    this.#onRevoked?.(session, until)
     // The set lives as long as its latest revocation (NX sets a first expiry, GT lengthens it), and sheds the lapsed ones.
     await this.#redis.commands.multi()
       .zadd(this.#key, 'GT', until, session)
@@ -35,8 +38,6 @@ export class RedisRevocationFeed implements RevocationFeed {
       .pexpireat(this.#key, until, 'GT')
       .publish(this.#channel, JSON.stringify({ session, until, from: this.#id }))
       .exec()
-    // This process's own sockets hear of it now, not when its subscriber hears it back (if it is connected at all).
-    this.#onRevoked?.(session, until)
   }
 
   start (onRevoked: RevokedHandler, onLoaded: () => void): void {
@@ -50,7 +51,10 @@ export class RedisRevocationFeed implements RevocationFeed {
       this.#replay(onRevoked).then(() => {
         replayed = Math.max(replayed, after)
         onLoaded()
-      }, () => {})
+      }, (err: unknown) => {
+        // Redis away is logged already; Redis refusing the read (an ACL without the key) is not, and never passes.
+        if (this.#redis.commands.status === 'ready') this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key})`)
+      })
     }
     this.#redis.listen(this.#channel, (message) => {
       try {
