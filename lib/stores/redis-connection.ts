@@ -124,10 +124,10 @@ export async function warnIfEvicting (redis: RedisClient, log: FastifyBaseLogger
   } catch {
     return
   }
-  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
-  const limited = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0) > 0
-  if (limited && policy !== undefined && policy !== 'noeviction') {
-    log.warn(`Redis may evict keys (maxmemory-policy ${policy}): revocations, sessions, attempt counters and used one-time codes could go. Use noeviction, or a Redis of their own`)
+  // No limit (maxmemory 0), nothing is ever evicted, whatever the policy.
+  const evicting = /^maxmemory:[1-9]/m.test(info) && /^maxmemory_policy:(?!noeviction\s)(\S+)/m.exec(info)
+  if (evicting) {
+    log.warn(`Redis may evict keys (maxmemory-policy ${evicting[1]}): revocations, sessions, attempt counters and used one-time codes could go. Use noeviction, or a Redis of their own`)
   }
 }
 

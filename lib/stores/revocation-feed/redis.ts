@@ -52,8 +52,8 @@ export class RedisRevocationFeed implements RevocationFeed {
         replayed = Math.max(replayed, after)
         onLoaded()
       }, (err: unknown) => {
-        // Redis away is logged already; Redis refusing the read (an ACL without the key) is not, and never passes.
-        if (this.#redis.commands.status === 'ready') this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key})`)
+        // Retried at the next (re)connection; Redis refusing the read (an ACL without the key) never passes.
+        this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key})`)
       })
     }
     this.#redis.listen(this.#channel, (message) => {
