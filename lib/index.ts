@@ -52,7 +52,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     const redis = connectRedis(options.redis, fastify.log)
     fastify.addHook('onClose', () => redis.close())
     await opened(redis.commands)
-    await warnIfEvicting(redis.commands, fastify.log)
+    // Only while Redis answers, and not for long: an app's client queues commands while it is away, for good maybe.
+    if (redis.commands.status === 'ready') await within(warnIfEvicting(redis.commands, fastify.log), 2_000)
     backend = redisBackend(redis, options.redisPrefix ?? 'realtime:', fastify.log)
     // While Redis answers, start-up waits for the revocations (a few milliseconds), so the process does not start cold.
     revocationsLoaded = async (loaded) => {

@@ -4,6 +4,7 @@
 // already is bounded here, in bytes (PROTOCOL.md section 11).
 import type { RawData, WebSocket } from 'ws'
 import { CloseCode } from '../errors.js'
+import { cutAfterGrace } from './close-grace.js'
 
 /** What a queued frame costs besides its bytes: its buffer object and its place in the queue, roughly. */
 const queuedFrameOverhead = 64
@@ -63,6 +64,7 @@ export abstract class Inbox {
       const socket = this.inboxSocket
       socket.close(CloseCode.PolicyViolation, backlogFullReason)
       socket.resume()
+      cutAfterGrace(socket)
       return
     }
     backlog.frames.push([data, isBinary, this.waits(data)])

@@ -101,7 +101,6 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   onAuthTimeout (phase: 'handshake' | 'reauth'): void {
     this.tell({ code: 'AUTH_TIMEOUT' }, 'auth', undefined, phase === 'handshake')
-    cutAfterGrace(this.connection.socket)
   }
 
   /**
@@ -209,14 +208,19 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     this.tell(refusal(failure, 'AUTH_FAILED'), 'auth', uid, true)
   }
 
-  /** Tells the client of a failure, in answer to a message of `type`, and closes where the table says so. */
+  /**
+   * Tells the client of a failure, in answer to a message of `type`, and closes where the table says so. A client whose
+   * window ran out, or whose handshake failed, is cut if it does not answer the close: it has nothing to read but that.
+   */
   private tell (failure: Failure, type: string, uid: Uid, handshake = false): void {
-    this.deliver(notice(failure, type, uid, handshake ? 'handshake' : pastHandshake(this.#options.policy)))
+    this.deliver(notice(failure, type, uid, handshake ? 'handshake' : pastHandshake(this.#options.policy)), handshake || failure.code === 'AUTH_TIMEOUT')
   }
 
-  private deliver ({ frame, closes }: Notice): void {
+  private deliver ({ frame, closes }: Notice, cut = false): void {
     this.connection.sendFrame(frame)
-    if (closes !== undefined) this.connection.close(closes)
+    if (closes === undefined) return
+    this.connection.close(closes)
+    if (cut) cutAfterGrace(this.connection.socket)
   }
 
   private application (message: RealtimeMessage, uid: Uid): void | Promise<void> {

@@ -47,6 +47,61 @@ for (const endpoint of ['websocket', 'graphql'] as const) {
   })
 }
 
+t.test('a client whose handshake failed (a first frame that is no auth), then silent, frees its place a second on', async t => {
+  const clock = fakeClock(t)
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'handshake', connLimit: 1 } })
+  const client = await connect(url('/websocket'))
+  t.teardown(() => client.ws.terminate())
+  silence(client)
+  client.send({ type: 'hello' })
+  const socket = (app.realtime.connections()[0] as Connection).socket
+  await eventually(() => socket.readyState === socket.CLOSING, 'the close')
+  clock.tick(1_000)
+  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
+  const next = await connect(url('/websocket'))
+  t.pass('a new client takes the place')
+  await next.close()
+})
+
+t.test('public mode: the re-auth window that runs out leaves the socket open and public, past the grace', async t => {
+  const clock = fakeClock(t)
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public', authTimeout: 1 } })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'u', role: null, admin: false }).access_token })
+  await within(client.next(), 'the auth answer')
+  await app.realtime.revokeUser('u')
+  t.match(await within(client.next(), 'AUTH_REVOKED'), { error: { code: 'AUTH_REVOKED' } })
+  clock.tick(1_000)
+  t.match(await within(client.next(), 'AUTH_TIMEOUT'), { error: { code: 'AUTH_TIMEOUT' } })
+  clock.tick(2_000)
+  client.send({ type: 'ping', uid: 'later' })
+  t.same(await within(client.next(), 'the pong'), { type: 'pong', uid: 'later' }, 'still open')
+  await client.close()
+})
+
+t.test('a client whose frames queued behind a pending check passed the max payload, then silent, is cut a second on', async t => {
+  const clock = fakeClock(t)
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  t.teardown(() => release())
+  const { app, url } = await build(t, {
+    heartbeat: { enabled: false },
+    attemptLimit: false,
+    rest: { connLimit: 1 },
+    maxPayload: 1024,
+    verifyCredentials: async () => { await held; return null }
+  })
+  const client = await connect(url('/websocket'))
+  t.teardown(() => client.ws.terminate())
+  silence(client)
+  client.send({ type: 'auth', email: 'someone@example.com', password: 'wrong' })
+  for (let i = 0; i < 20; i++) client.send({ type: 'ping', uid: 'x'.repeat(100) })
+  const socket = (app.realtime.connections()[0] as Connection).socket
+  await eventually(() => socket.readyState === socket.CLOSING, 'the 1008 close')
+  clock.tick(1_000)
+  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
+})
+
 t.test('a dead peer the heartbeat closes frees its place a second on', async t => {
   const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
   const { app, url } = await build(t, { heartbeat: { period: 5 }, rest: { auth: 'public', connLimit: 1 } })

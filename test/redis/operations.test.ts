@@ -4,9 +4,10 @@
 import { readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
-import { admin, build, connect, within, type Built } from '../helpers.js'
-import { RedisServer } from '../redis-server.js'
-import type { RealtimeOptions } from '../../lib/index.js'
+import Fastify from 'fastify'
+import { admin, build, connect, secret, within, type Built } from '../helpers.js'
+import { freePorts, RedisServer } from '../redis-server.js'
+import realtime, { type RealtimeOptions } from '../../lib/index.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
 
@@ -47,6 +48,17 @@ t.test('an eviction policy that could drop the plugin\'s keys is warned of at st
   await redis.config('SET', 'maxmemory-policy', 'volatile-lru')
   const warned = await node(t, server.url)
   t.ok(warned.lines.some(line => line.includes('Redis may evict keys (maxmemory-policy volatile-lru)')), 'volatile-lru: warned')
+})
+
+t.test('an app\'s own client to a Redis that is away, queueing commands for good: the app starts all the same', async t => {
+  const [port] = await freePorts(1)
+  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null, retryStrategy: () => 50 })
+  t.teardown(() => client.disconnect())
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: {}, secret, redis: client })
+  await app.ready()
+  t.pass('ready')
 })
 
 t.test('Redis full: a revokeUser fails, and this process\'s sockets of the user are revoked all the same', async t => {
@@ -105,10 +117,16 @@ t.test('the README\'s ACL for the plugin\'s user lets every flow through, and Re
     '+zcard +zpopmin +pexpiretime'
   const readme = (await readFile('README.md', 'utf8')).replace(/\s+/g, ' ')
   t.ok(readme.includes(rules), 'the README gives these rules')
+  t.ok(readme.includes('on a database N other than 0, `+select` and `&dbN:realtime:*`'), 'and what changes on another database')
+  for (const db of [0, 1]) await t.test(`on database ${db}`, t => aclFlows(t, db === 0 ? rules : `${rules.replace('&realtime:*', '&db1:realtime:*')} +select`, db))
+})
+
+/** Every flow of the plugin, through an ACL user of `rules` on database `db`: Redis refuses nothing. */
+async function aclFlows (t: Test, rules: string, db: number): Promise<void> {
   const server = await RedisServer.start(t)
   const redis = admin$(t, server)
   await redis.acl('SETUSER', 'app', 'on', '>app-password', ...rules.split(' '))
-  const a = await node(t, `redis://app:app-password@127.0.0.1:${server.port}`, { maxSessionsPerUser: 1 })
+  const a = await node(t, `redis://app:app-password@127.0.0.1:${server.port}/${db}`, { maxSessionsPerUser: 1 })
   const wrong = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: 'wrong' } })
   t.equal(wrong.statusCode, 401, 'a wrong password is counted')
   const first = await loggedIn(a)
@@ -125,5 +143,7 @@ t.test('the README\'s ACL for the plugin\'s user lets every flow through, and Re
   t.equal((await a.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: first.refresh_token } })).statusCode, 401)
   t.same(await redis.acl('LOG'), [], 'nothing refused')
   t.same(a.lines, [], 'nothing logged')
+  await redis.select(db)
+  t.ok((await redis.keys('realtime:*')).length > 0, `the keys are on database ${db}`)
   await logs.close()
-})
+}
