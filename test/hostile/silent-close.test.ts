@@ -5,7 +5,8 @@ import t, { type Test } from 'tap'
 import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net'
 import { buildSchema } from 'graphql'
 import type { Connection } from '../../lib/connection/connection.js'
-import { build, connect, fakeClock, refusedWith, within, type Client } from '../helpers.js'
+import type { Clock } from '@sinonjs/fake-timers'
+import { build, connect, fakeClock, refusedWith, within, type Built, type Client } from '../helpers.js'
 
 const realSetTimeout = setTimeout
 
@@ -22,6 +23,20 @@ function silence (client: Client): void {
   ;(client.ws as unknown as { _socket: Socket })._socket.pause()
 }
 
+/**
+ * The server has closed `app`'s one socket (or is about to): once it is closing, a tick of the grace cuts it, and a new
+ * client takes its place.
+ */
+async function cutAndReplaced (t: Test, app: Built['app'], clock: Clock, url: string, options: { protocols?: string } = {}): Promise<void> {
+  const { socket } = app.realtime.connections()[0] as Connection
+  await eventually(() => socket.readyState === socket.CLOSING, 'the close')
+  clock.tick(1_000)
+  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
+  const next = await connect(url, options)
+  t.pass('a new client takes the place')
+  await next.close()
+}
+
 for (const endpoint of ['websocket', 'graphql'] as const) {
   t.test(`/${endpoint}: a silent client closed at the end of its auth window frees its place a second on`, async t => {
     // The auth window and the close grace run on the fake clock; sockets in real time.
@@ -36,14 +51,8 @@ for (const endpoint of ['websocket', 'graphql'] as const) {
     t.teardown(() => silent.ws.terminate())
     silence(silent)
     t.equal((await refusedWith(url(`/${endpoint}`))).status, 503, 'the one place is taken')
-    clock.tick(1_000)
-    const socket = app.realtime.connections()[0] as unknown as { socket: { readyState: number, CLOSING: number } }
-    await eventually(() => socket.socket.readyState === socket.socket.CLOSING, 'the close at the end of the auth window')
-    clock.tick(1_000)
-    await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
-    const next = await connect(url(`/${endpoint}`), protocols)
-    t.pass('a new client takes the place')
-    await next.close()
+    clock.tick(1_000) // the auth window ends
+    await cutAndReplaced(t, app, clock, url(`/${endpoint}`), protocols)
   })
 }
 
@@ -54,13 +63,7 @@ t.test('a client whose handshake failed (a first frame that is no auth), then si
   t.teardown(() => client.ws.terminate())
   silence(client)
   client.send({ type: 'hello' })
-  const socket = (app.realtime.connections()[0] as Connection).socket
-  await eventually(() => socket.readyState === socket.CLOSING, 'the close')
-  clock.tick(1_000)
-  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
-  const next = await connect(url('/websocket'))
-  t.pass('a new client takes the place')
-  await next.close()
+  await cutAndReplaced(t, app, clock, url('/websocket'))
 })
 
 t.test('public mode: the re-auth window that runs out leaves the socket open and public, past the grace', async t => {
@@ -108,16 +111,10 @@ t.test('a dead peer the heartbeat closes frees its place a second on', async t =
   const silent = await connect(url('/websocket'))
   t.teardown(() => silent.ws.terminate())
   silence(silent)
+  t.equal((await refusedWith(url('/websocket'))).status, 503, 'the one place is taken')
   clock.tick(5_000) // pinged
   clock.tick(5_000) // unanswered: closed
-  const socket = (app.realtime.connections()[0] as Connection).socket
-  await eventually(() => socket.readyState === socket.CLOSING, 'the heartbeat\'s close')
-  t.equal((await refusedWith(url('/websocket'))).status, 503, 'its place is still taken')
-  clock.tick(1_000)
-  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
-  const next = await connect(url('/websocket'))
-  t.pass('a new client takes the place')
-  await next.close()
+  await cutAndReplaced(t, app, clock, url('/websocket'))
 })
 
 /**
