@@ -77,8 +77,11 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     this.socket.resume()
   }
 
-  /** Closes the socket of a client gone silent (the heartbeat found it so), and cuts it after the grace. */
-  closeSilent (code?: number, reason?: string): void {
+  /**
+   * Closes the socket of a client gone silent (the heartbeat found it so) or refused in its handshake, and cuts it
+   * after the grace if it does not answer.
+   */
+  closeAndCut (code?: number, reason?: string): void {
     this.close(code, reason)
     cutAfterGrace(this.socket)
   }

@@ -21,9 +21,10 @@ export interface OperationOptions extends CostLimits {
 }
 
 /**
- * The operations in flight on one socket, by id, until each has ended (not when the client completes it: its
- * resolvers may still run). An id is refused while its operation runs: graphql-ws, ending the first, would forget the
- * second, which would then run on after its socket closed.
+ * The operations in flight on one socket, by id, until each has ended: a query once its resolvers have run (the
+ * client's `complete` cannot stop them), a subscription at the client's `complete` or the socket's close
+ * (graphql-subscription-end.ts). An id is refused while its operation runs: graphql-ws, ending the first, would forget
+ * the second, which would then run on after its socket closed.
  */
 export type OperationsInFlight = Set<string>
 

@@ -16,6 +16,7 @@ import type { Registry } from '../connection/registry.js'
 import { takeUpgradeCredential } from './upgrade.js'
 import type { SocketOwner } from './socket-server.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
+import { endingAtOnce } from './graphql-subscription-end.js'
 import type { AdapterOptions } from './adapter.js'
 import type { EndpointName } from '../../types/index.js'
 
@@ -61,7 +62,8 @@ function admit (connection: GraphqlConnection, params: ConnectionParams, authent
       return true
     }
     guard.refuse(result)
-    connection.close(...graphqlClose(refusal(result, 'AUTH_FAILED')))
+    // Refused in its handshake, the client has nothing to read but the close: cut if it does not answer.
+    connection.closeAndCut(...graphqlClose(refusal(result, 'AUTH_FAILED')))
     return false
   }
   if (typeof token !== 'string') {
@@ -110,6 +112,10 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     connectionInitWaitTimeout: 0,
     onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
     onSubscribe: (ctx, id, payload) => prepare(ctx.extra.connection, id, payload, ctx.extra.operations),
+    // A subscription ends when the client completes it or the socket closes, whatever its resolver awaits.
+    onOperation: (ctx, _id, _payload, _args, result) => Symbol.asyncIterator in result
+      ? endingAtOnce(result, (err) => ctx.extra.connection.request.log.error({ err }, 'a graphql subscription failed to end'))
+      : undefined,
     // Every operation onSubscribe let through ends here, once it has run out (done, failed, or completed by the
     // client): its id and its slot are free.
     onComplete: (ctx, id) => { ctx.extra.operations.delete(id) }
@@ -156,8 +162,9 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     this.#handling = handling
     this.connection = new GraphqlConnection(handling.name, socket, request, handling.outbound, handling.policy, this,
       takeUpgradeCredential(request))
-    handling.registry.add(this.connection)
+    // Opened first: registered, a socket whose credential was revoked meanwhile is closed at once, operations and all.
     this.#closed = handling.server.opened(this, this)
+    handling.registry.add(this.connection)
   }
 
   get request (): FastifyRequest {
@@ -174,9 +181,13 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     this.connection.sendFrame(data)
   }
 
-  // graphql-ws names a reason with every close.
+  /**
+   * graphql-ws's closes, each for a client that broke the protocol (4400, 4401, 4406, 4409, 4429) or was refused: its
+   * operations end at once, and it is cut if it does not answer.
+   */
   close (code: number, reason: string): void {
-    this.#socket.close(code, closeReason(reason))
+    this.closeAndEnd(code, reason)
+    cutAfterGrace(this.#socket)
   }
 
   /** graphql-ws hands its frame handler over as the socket opens (in `opened`). */
@@ -187,16 +198,20 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
   // The socket ends, and its subscriptions with it; its guard closes as it settles. The graphql-ws client retries on
   // 4403, so one whose connectionParams is a function comes back with a new token.
   onExpire (code: ExpiryCode): void {
-    const [closeCode, reason] = graphqlClose({ code })
-    this.close(closeCode, reason)
-    // Its operations end now, not once the client answers the close (ws waits 30 s for one that never does): their
-    // resolvers would run on as the credential that just ended.
-    this.end(closeCode, reason)
+    this.closeAndEnd(...graphqlClose({ code }))
   }
 
   onAuthTimeout (): void {
     this.close(...graphqlClose({ code: 'AUTH_TIMEOUT' }))
-    cutAfterGrace(this.#socket)
+  }
+
+  /**
+   * Operations end with the close, not once the client answers it (ws waits 30 s for one that never does): their
+   * resolvers would run on, as a credential that may just have ended.
+   */
+  private closeAndEnd (code: number, reason: string): void {
+    this.#socket.close(code, closeReason(reason))
+    this.end(code, reason)
   }
 
   /** The heartbeat's answer: a pong frame, or any message (`receive`). */
@@ -219,11 +234,11 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
    */
   private failed (err: unknown, text: string): void {
     if (serverMessageTypes.has(typeOf(text))) {
-      this.#socket.close(GraphqlCloseCode.BadRequest, 'Invalid message received')
+      this.close(GraphqlCloseCode.BadRequest, 'Invalid message received')
       return
     }
     this.request.log.error({ err }, 'graphql operation failed')
-    this.#socket.close(GraphqlCloseCode.InternalServerError, 'Internal server error')
+    this.closeAndEnd(GraphqlCloseCode.InternalServerError, 'Internal server error')
   }
 
   closed (code: number, reason: Buffer): void {

@@ -17,7 +17,7 @@ const beatSpread = 0.5
 function visit (connection: Connection): void {
   if (connection.guard.phase === 'handshake') return
   if (connection.unanswered) {
-    connection.closeSilent() // no status (1005), as Directus; graphql-ws clients retry on it
+    connection.closeAndCut() // no status (1005), as Directus; graphql-ws clients retry on it
     return
   }
   connection.unanswered = true

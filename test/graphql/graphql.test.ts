@@ -502,6 +502,46 @@ t.test('a revoked socket\'s subscriptions end at once, though its client never a
   socket.client.ws.terminate()
 })
 
+for (const [what, trigger, code] of [
+  ['a second connection_init', { type: 'connection_init' }, 4429],
+  ['a subscribe under a running id', { id: '1', type: 'subscribe', payload: { query: 'subscription { waiting }' } }, 4409],
+  ['a message graphql-ws cannot read', { type: 'nonsense' }, 4400]
+] as const) {
+  t.test(`graphql-ws's own close for ${what} (${code}) ends the socket's subscriptions at once, though its client never answers`, async t => {
+    let ended!: () => void
+    const ending = new Promise<void>(resolve => { ended = resolve })
+    const watched = new GraphQLSchema({
+      query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }),
+      subscription: new GraphQLObjectType({
+        name: 'Subscription',
+        fields: {
+          waiting: {
+            type: GraphQLString,
+            subscribe: () => ({
+              next: () => new Promise<IteratorResult<string>>(() => {}),
+              return: async () => { ended(); return { done: true, value: undefined } },
+              [Symbol.asyncIterator] () { return this }
+            })
+          }
+        }
+      })
+    })
+    const { url } = await build(t, { graphql: { auth: 'public', schema: watched } })
+    const socket = await raw(url('/graphql'))
+    socket.client.send({ type: 'connection_init' })
+    await socket.client.next()
+    socket.client.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { waiting }' } })
+    socket.client.send({ type: 'ping' })
+    t.same(await socket.client.next(), { type: 'pong' }) // the subscription is running by now
+    // The client reads nothing more: it never sees the close, nor answers it.
+    ;(socket.client.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+    socket.client.send(trigger)
+    await within(ending, 'the subscription\'s end')
+    t.pass('ended')
+    socket.client.ws.terminate()
+  })
+}
+
 for (const step of ['schema', 'context'] as const) {
   t.test(`an operation whose ${step} function outlasts its socket's credential never runs`, async t => {
     let release: () => void

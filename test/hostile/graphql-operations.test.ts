@@ -1,5 +1,6 @@
 // Operations in flight (PROTOCOL.md section 11): at most `operationLimit` (default 100) per GraphQL socket; the
 // excess get an `error` message for their id, the socket stays open, and an operation that ends gives its slot back.
+import { EventEmitter, on } from 'node:events'
 import t from 'tap'
 import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
 import { referenceSchema, ticks } from '../../example/schema.js'
@@ -80,6 +81,31 @@ t.test('an operation gives its slot back when it completes, fails, is refused or
     [{ id: 'unnamed', type: 'error', payload: [{ message: 'Unable to identify operation' }] }])
   t.same(await client.result('after-unnamed', '{ hello }'), hello('after-unnamed'), 'a document whose operation is unknown')
   t.same(await client.result('named', 'query A { hello } query B { hello }', 'B'), hello('named'))
+})
+
+t.test('a subscription waiting on an event source gives its slot back at the client\'s complete, and sends nothing after it', async t => {
+  const notices = new EventEmitter()
+  const schema = new GraphQLSchema({
+    query: operations.getQueryType()!,
+    subscription: new GraphQLObjectType({
+      name: 'Subscription',
+      fields: {
+        // Paused at an `await` between events: its `return` runs only at the next event.
+        notice: { type: GraphQLString, subscribe: async function * () { for await (const [notice] of on(notices, 'notice')) yield notice }, resolve: (value: string) => value }
+      }
+    })
+  })
+  const { url } = await build(t, { graphql: { auth: 'public', schema, operationLimit: 1 } })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  client.subscribe('n', 'subscription { notice }')
+  await client.roundTrip()
+  client.complete('n')
+  await client.roundTrip()
+  t.same(await client.result('after', '{ hello }'), hello('after'), 'its slot is free at once')
+  notices.emit('notice', 'late')
+  await client.roundTrip()
+  t.same(client.frames.get('n') ?? [], [], 'the event after the complete sends nothing')
+  t.equal(notices.listenerCount('notice'), 0, 'and the resolver has ended')
 })
 
 t.test('an id is refused while its operation still runs, completed by the client or not; free again once it has ended', async t => {

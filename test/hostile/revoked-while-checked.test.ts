@@ -8,7 +8,7 @@ import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
 import Fastify, { type FastifyInstance } from 'fastify'
 import realtime, { MemorySessionStore } from '../../lib/index.js'
 import type { RealtimeOptions, SessionStore } from '../../types/index.js'
-import { admin, build, Client, connect, directoryOf, recordCrashes, secret, whoami, within } from '../helpers.js'
+import { admin, build, Client, connect, directoryOf, recordCrashes, secret, until, whoami, within } from '../helpers.js'
 
 const crashes = recordCrashes(t)
 
@@ -95,6 +95,8 @@ t.test('a GraphQL upgrade whose app hook is pending as its session is revoked op
   const { app, client, issued } = await upgradeRevokedInHook(t, '/graphql', { graphql: { schema } }, 'graphql-transport-ws')
   t.equal((await within(client.closed, 'the close')).code, 4403)
   t.same(app.realtime.connections({ session: issued.session }), [], 'held by no index')
+  // Revoked as it registered, before graphql-ws had opened it: it closed all the same, and left the registry.
+  await within(until(() => app.realtime.connections().length === 0), 'the registry empty')
 })
 
 t.test('a refresh whose rotation is on its way back as its session is revoked: ok, then AUTH_REVOKED', async t => {

@@ -66,6 +66,19 @@ t.test('a client whose handshake failed (a first frame that is no auth), then si
   await cutAndReplaced(t, app, clock, url('/websocket'))
 })
 
+t.test('/graphql: a client whose connection_init was refused, then silent, frees its place a second on', async t => {
+  const clock = fakeClock(t)
+  const { app, url } = await build(t, {
+    heartbeat: { enabled: false },
+    graphql: { schema: buildSchema('type Query { hello: String }'), auth: 'handshake', connLimit: 1 }
+  })
+  const client = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  t.teardown(() => client.ws.terminate())
+  silence(client)
+  client.send({ type: 'connection_init', payload: { access_token: 'not a token' } })
+  await cutAndReplaced(t, app, clock, url('/graphql'), { protocols: 'graphql-transport-ws' })
+})
+
 t.test('public mode: the re-auth window that runs out leaves the socket open and public, past the grace', async t => {
   const clock = fakeClock(t)
   const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public', authTimeout: 1 } })
