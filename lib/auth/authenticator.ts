@@ -483,6 +483,14 @@ export class Authenticator {
     }
   }
 
+  /** Ends the session of a refresh token that is its session's current one; any other is left alone. */
+  async endCurrentSession (refreshToken: string): Promise<void> {
+    const presented = readRefreshToken(refreshToken)
+    if (!presented) return
+    const found = await this.#store(store => store.lookup(presented))
+    if (found.status === 'current') await this.endSession(found.session.id)
+  }
+
   async endSession (session: string): Promise<void> {
     // The revocation first: ended first, a session whose revocation then failed could not be logged out again (its
     // refresh token unknown), and its sockets would keep it. Revoked first, a retry ends what a failure left.

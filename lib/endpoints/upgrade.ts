@@ -6,7 +6,7 @@ import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticat
 import type { EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
 import type { AddressLimit } from './address-limit.js'
-import { requestCookies } from '../routes/request-cookies.js'
+import { pluginCookie, requestCookies } from '../routes/request-cookies.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 import type { RealtimeUpgrade } from '../../types/index.js'
@@ -54,7 +54,8 @@ export interface GateOptions {
 
 /**
  * The credential on the upgrade request: the query parameter wins over the session cookie, and that one over the
- * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails).
+ * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails, a
+ * session cookie sent twice).
  */
 function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | undefined {
   const query = request.query as Record<string, unknown>
@@ -62,9 +63,9 @@ function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: st
     // Repeated or empty parameters are a bad credential, not a missing one.
     return { token: typeof query.access_token === 'string' && query.access_token !== '' ? query.access_token : null, session: false }
   }
-  const cookies = requestCookies(request)
-  const session = cookies?.[sessionCookie]
+  const session = pluginCookie(request, sessionCookie)
   if (session !== undefined) return { token: session, session: true }
+  const cookies = requestCookies(request)
   const cookie = jwt.cookie
   if (cookie && cookies?.[cookie.cookieName] !== undefined) {
     try {

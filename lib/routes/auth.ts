@@ -8,7 +8,7 @@ import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticat
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
-import { requestCookies } from './request-cookies.js'
+import { pluginCookie, requestCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
@@ -78,14 +78,15 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
 
   /**
    * The refresh token a request presents in `mode`: the body's or the refresh cookie's, or the one the session cookie
-   * carries. undefined: none at all (400); null: a session cookie that is no valid session token (401).
+   * carries. undefined: none at all (400); null: a session cookie that is no valid session token, or a cookie of the
+   * plugin's sent twice (401).
    */
-  async function presentedRefreshToken (request: FastifyRequest<{ Body: TokenBody | undefined }>, mode: Mode): Promise<string | null | undefined> {
+  async function presentedRefreshToken (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): Promise<string | null | undefined> {
     if (mode === 'session') {
-      const token = requestCookies(request)?.[sessionCookie.name]
-      return token === undefined ? undefined : authenticator.sessionTokenRefreshToken(token, request)
+      const token = pluginCookie(request, sessionCookie.name)
+      return token == null ? token : authenticator.sessionTokenRefreshToken(token, request)
     }
-    return request.body?.refresh_token ?? requestCookies(request)?.[refreshCookie.name]
+    return request.body?.refresh_token ?? pluginCookie(request, refreshCookie.name)
   }
 
   /** Whether the client of `request` still waits for the answer (`AuthContext.waiting`). */
@@ -103,7 +104,14 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
-        return sendIssued(reply, await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) }), mode)
+        const result = await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) })
+        if (result.ok && mode !== 'json') {
+          // The cookie this login's replaces was the browser's only hold on its session: that session ends, and its
+          // sockets with it, or no logout could reach them.
+          const replaced = await presentedRefreshToken(request, mode)
+          if (replaced) await authenticator.endCurrentSession(replaced).catch(() => {})
+        }
+        return sendIssued(reply, result, mode)
       })
 
     routes.post<{ Body: TokenBody | undefined }>('/refresh', { preValidation: tokenFields }, async (request, reply) => {

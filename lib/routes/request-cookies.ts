@@ -17,3 +17,19 @@ export function requestCookies (request: FastifyRequest): Cookies | undefined {
   fields.cookies = parse(header)
   return fields.cookies
 }
+
+/**
+ * One of the plugin's own cookies: undefined when the request has none, null when it carries the name more than once.
+ * A page of a sibling subdomain can set a cookie of that name for the whole site (cookie tossing), which the browser
+ * then sends beside the app's own, the longer path first, and a parser keeps the first: the planted one.
+ */
+export function pluginCookie (request: FastifyRequest, name: string): string | null | undefined {
+  const value = requestCookies(request)?.[name]
+  if (value === undefined) return undefined
+  let count = 0
+  for (const pair of (request.headers.cookie ?? '').split(';')) {
+    const equals = pair.indexOf('=')
+    if ((equals === -1 ? pair : pair.slice(0, equals)).trim() === name) count++
+  }
+  return count > 1 ? null : value
+}

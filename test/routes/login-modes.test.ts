@@ -361,3 +361,53 @@ t.test('an app whose @fastify/cookie parses in a later hook: the session and @fa
     t.equal((await refusedWith(wsUrl(built))).status, 401, `${hook}: no cookie, no socket in strict mode`)
   }
 })
+
+t.test('a cookie of the plugin\'s sent twice (another one planted by a sibling subdomain for the whole site) is no credential', async t => {
+  const built = await modes(t, { rest: { auth: 'strict', handlers: { whoami } } })
+  const { app } = built
+  const victim = sent(setCookie(await login(app, 'session')))
+  const attacker = sent(setCookie(await login(app, 'session')))
+  // As the browser sends them: the planted one, on the longer path, first.
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: `${attacker}; ${victim}` } })).status, 401, 'the upgrade is refused')
+  const refreshed = await post(app, 'refresh', { mode: 'session' }, `${attacker}; ${victim}`)
+  t.same([refreshed.statusCode, refreshed.json()], [401, invalidCredentials], 'a session refresh: 401')
+  t.equal((await post(app, 'refresh', { mode: 'session' }, victim)).statusCode, 200, 'and the victim\'s own session was not rotated')
+
+  const victimRefresh = sent(setCookie(await login(app, 'cookie')))
+  const attackerRefresh = sent(setCookie(await login(app, 'cookie')))
+  const both = `${attackerRefresh}; ${victimRefresh}`
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, both)).statusCode, 401, 'a cookie refresh: 401')
+  t.equal((await post(app, 'logout', { mode: 'cookie' }, both)).statusCode, 401, 'a logout too')
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, victimRefresh)).statusCode, 200, 'and the victim\'s session lives')
+})
+
+for (const mode of ['cookie', 'session'] as const) {
+  t.test(`${mode} mode: a login over the browser's cookie ends the session it replaces, and its sockets`, async t => {
+    const built = await modes(t)
+    const { app } = built
+    const first = await login(app, mode)
+    const cookie = sent(setCookie(first))
+    const client = mode === 'session' ? await connect(wsUrl(built), { headers: { cookie } }) : await connect(wsUrl(built))
+    if (mode === 'cookie') {
+      client.send({ type: 'auth', access_token: first.json().data.access_token })
+      t.match(await client.next(), { type: 'auth', status: 'ok' })
+    }
+    client.send({ type: 'whoami', uid: 'w' })
+    t.match(await client.next(), { type: 'whoami', uid: 'w', user: String }, 'the first session\'s socket')
+    const again = await post(app, 'login', { email: admin.email, password: admin.password, mode }, cookie)
+    t.equal(again.statusCode, 200, 'the second login')
+    t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } }, 'the first session\'s socket is revoked')
+    t.equal((await post(app, 'refresh', { mode }, cookie)).statusCode, 401, 'and its cookie refused')
+    t.equal((await post(app, 'refresh', { mode }, sent(setCookie(again)))).statusCode, 200, 'the new one works')
+    await client.close()
+  })
+}
+
+t.test('a login over a cookie that is no current session\'s (garbage, or rotated since) ends nothing', async t => {
+  const { app } = await modes(t)
+  t.equal((await post(app, 'login', { email: admin.email, password: admin.password, mode: 'cookie' }, 'directus_refresh_token=garbage')).statusCode, 200)
+  const cookie = sent(setCookie(await login(app, 'cookie')))
+  const rotated = sent(setCookie(await post(app, 'refresh', { mode: 'cookie' }, cookie)))
+  t.equal((await post(app, 'login', { email: admin.email, password: admin.password, mode: 'cookie' }, cookie)).statusCode, 200, 'over the rotated-away one')
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, rotated)).statusCode, 200, 'the session it named lives on (its reuse is no login\'s business)')
+})
