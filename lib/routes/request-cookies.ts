@@ -26,10 +26,6 @@ export function requestCookies (request: FastifyRequest): Cookies | undefined {
 export function pluginCookie (request: FastifyRequest, name: string): string | null | undefined {
   const value = requestCookies(request)?.[name]
   if (value === undefined) return undefined
-  let count = 0
-  for (const pair of (request.headers.cookie ?? '').split(';')) {
-    const equals = pair.indexOf('=')
-    if ((equals === -1 ? pair : pair.slice(0, equals)).trim() === name) count++
-  }
-  return count > 1 ? null : value
+  const named = String(request.headers.cookie).split(';').filter(pair => pair.split('=', 1)[0]!.trim() === name)
+  return named.length > 1 ? null : value
 }
