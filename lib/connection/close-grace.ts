@@ -11,5 +11,7 @@ export const closeGraceMs = 1000
 
 /** Cuts `socket`, which the server has just closed, if its client has not answered within the grace. */
 export function cutAfterGrace (socket: WebSocket): void {
-  setTimeout(() => socket.terminate(), closeGraceMs).unref()
+  const timer = setTimeout(() => socket.terminate(), closeGraceMs).unref()
+  // Closed in time, the socket is let go at once, not held by its timer for the rest of the grace.
+  socket.once('close', () => clearTimeout(timer))
 }

@@ -435,6 +435,17 @@ t.test('a client\'s protocol mistakes close as the client\'s: 4400 for a server\
   t.same(lines, [], 'nothing logged at warn or above')
 })
 
+/** A raw socket, its connection acknowledged (with `params`), running `subscription { <field> }` under id 1. */
+async function subscribed (url: string, field: string, params?: object): Promise<RawSocket> {
+  const socket = await raw(url)
+  socket.client.send(params ? { type: 'connection_init', payload: params } : { type: 'connection_init' })
+  await socket.client.next()
+  socket.client.send({ id: '1', type: 'subscribe', payload: { query: `subscription { ${field} }` } })
+  socket.client.send({ type: 'ping' })
+  await socket.client.next() // the pong: the subscription is running by now
+  return socket
+}
+
 t.test('a subscription that fails to end is logged, and its socket closes all the same', async t => {
   const lines: string[] = []
   const stubborn = new GraphQLSchema({
@@ -454,22 +465,18 @@ t.test('a subscription that fails to end is logged, and its socket closes all th
     })
   })
   const { app, url } = await build(t, { graphql: { auth: 'public', schema: stubborn } }, { logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } } })
-  const socket = await raw(url('/graphql'))
-  socket.client.send({ type: 'connection_init' })
-  await socket.client.next()
-  socket.client.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { stuck }' } })
-  socket.client.send({ type: 'ping' })
-  t.same(await socket.client.next(), { type: 'pong' }) // the subscription is running by now
+  const socket = await subscribed(url('/graphql'), 'stuck')
   await socket.client.close()
   await noGraphqlSocketLeft(app)
   while (lines.length === 0) await new Promise(resolve => setTimeout(resolve, 5))
   t.match(JSON.parse(lines[0]), { msg: 'a graphql subscription failed to end', err: { message: 'cannot stop' }, reqId: String }, 'on the request\'s logger')
 })
 
-t.test('a revoked socket\'s subscriptions end at once, though its client never answers the close', async t => {
-  let ended: () => void
+/** A schema whose `subscription { waiting }` never gives a result, and resolves `ending` once asked to end. */
+function watchedSubscription () {
+  let ended!: () => void
   const ending = new Promise<void>(resolve => { ended = resolve })
-  const watched = new GraphQLSchema({
+  const schema = new GraphQLSchema({
     query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }),
     subscription: new GraphQLObjectType({
       name: 'Subscription',
@@ -485,15 +492,15 @@ t.test('a revoked socket\'s subscriptions end at once, though its client never a
       }
     })
   })
+  return { schema, ending }
+}
+
+t.test('a revoked socket\'s subscriptions end at once, though its client never answers the close', async t => {
+  const { schema: watched, ending } = watchedSubscription()
   const { app, url } = await build(t, { graphql: { auth: 'handshake', schema: watched } })
   const closes: number[] = []
   app.realtime.on('close', ({ code }) => { closes.push(code) })
-  const socket = await raw(url('/graphql'))
-  socket.client.send({ type: 'connection_init', payload: { access_token: app.realtime.jwt.sign({ id: 'u' }) } })
-  await socket.client.next()
-  socket.client.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { waiting }' } })
-  socket.client.send({ type: 'ping' })
-  t.same(await socket.client.next(), { type: 'pong' }) // the subscription is running by now
+  const socket = await subscribed(url('/graphql'), 'waiting', { access_token: app.realtime.jwt.sign({ id: 'u' }) })
   // The client reads nothing more: it never sees the close, nor answers it.
   ;(socket.client.ws as unknown as { _socket: { pause (): void } })._socket.pause()
   await app.realtime.revokeUser('u')
@@ -508,31 +515,9 @@ for (const [what, trigger, code] of [
   ['a message graphql-ws cannot read', { type: 'nonsense' }, 4400]
 ] as const) {
   t.test(`graphql-ws's own close for ${what} (${code}) ends the socket's subscriptions at once, though its client never answers`, async t => {
-    let ended!: () => void
-    const ending = new Promise<void>(resolve => { ended = resolve })
-    const watched = new GraphQLSchema({
-      query: new GraphQLObjectType({ name: 'Query', fields: { hello: { type: GraphQLString } } }),
-      subscription: new GraphQLObjectType({
-        name: 'Subscription',
-        fields: {
-          waiting: {
-            type: GraphQLString,
-            subscribe: () => ({
-              next: () => new Promise<IteratorResult<string>>(() => {}),
-              return: async () => { ended(); return { done: true, value: undefined } },
-              [Symbol.asyncIterator] () { return this }
-            })
-          }
-        }
-      })
-    })
+    const { schema: watched, ending } = watchedSubscription()
     const { url } = await build(t, { graphql: { auth: 'public', schema: watched } })
-    const socket = await raw(url('/graphql'))
-    socket.client.send({ type: 'connection_init' })
-    await socket.client.next()
-    socket.client.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { waiting }' } })
-    socket.client.send({ type: 'ping' })
-    t.same(await socket.client.next(), { type: 'pong' }) // the subscription is running by now
+    const socket = await subscribed(url('/graphql'), 'waiting')
     // The client reads nothing more: it never sees the close, nor answers it.
     ;(socket.client.ws as unknown as { _socket: { pause (): void } })._socket.pause()
     socket.client.send(trigger)
