@@ -106,7 +106,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
         const credential = otp === undefined ? { email, password } : { email, password, otp }
         const result = await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) })
         if (result.ok && mode !== 'json') {
-          // The cookie this login's replaces was the browser's only hold on its session: that session ends, and its
+          // The cookie this login replaces was the browser's only hold on its session: that session ends, and its
           // sockets with it, or no logout could reach them.
           const replaced = await presentedRefreshToken(request, mode)
           if (replaced) await authenticator.endCurrentSession(replaced).catch(() => {})
