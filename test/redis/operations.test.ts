@@ -90,6 +90,16 @@ t.test('an ACL user without the channels: logged, and start-up says the revocati
   t.ok(a.lines.some(line => line.includes('the revocations in force were not read from Redis within 2 s')), 'and the start without them')
 })
 
+t.test('an ACL user that may not read the revocations: the refused read is logged, and so is the start without them', async t => {
+  const server = await RedisServer.start(t)
+  const redis = admin$(t, server)
+  // Its channels, but none of its keys.
+  await redis.acl('SETUSER', 'app', 'on', '>app-password', '~other:*', '&*', '+@all')
+  const a = await node(t, `redis://app:app-password@127.0.0.1:${server.port}`)
+  t.ok(a.lines.some(line => line.includes('could not read the revocations in force from Redis (realtime:revoked)')), 'the refused read is logged')
+  t.ok(a.lines.some(line => line.includes('the revocations in force were not read from Redis within 2 s')), 'and the start without them')
+})
+
 t.test('apps on two databases of one Redis hear nothing of each other: channels belong to the whole server', async t => {
   const server = await RedisServer.start(t)
   const a = await node(t, `${server.url}/1`)
