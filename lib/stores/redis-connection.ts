@@ -231,8 +231,8 @@ export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogge
   subscriber.on('message', (channel: string, message: string) => listeners.get(channel)?.onMessage(message))
   const subscribe = (channel: string) => {
     subscriber.subscribe(channel).then(() => listeners.get(channel)?.onSubscribed?.(), (err: unknown) => {
-      // Redis away is logged already; Redis refusing the channel (an ACL without it) is not, and never passes.
-      if (subscriber.status === 'ready') log.error({ err }, `could not subscribe to ${channel} on Redis`)
+      // Retried at the next (re)connection; Redis refusing the channel (an ACL without it) never passes.
+      log.error({ err }, `could not subscribe to ${channel} on Redis`)
     })
   }
   // Subscribing again on every (re)connection: a SUBSCRIBE that failed is never lost, and a repeated one is harmless.
