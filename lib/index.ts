@@ -136,7 +136,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   })
   const addressLimit = new AddressLimit(config.addressConnLimit)
   const gate = (endpoint: EndpointConfig, admitted?: (request: FastifyRequest) => void) =>
-    upgradeGate(endpoint, { authenticator, jwt, origins: config.origins, registry, sessionCookie: config.cookies.session.name, addressLimit }, admitted)
+    upgradeGate(endpoint, { authenticator, jwt, origins: config.origins, registry, sessionCookie: config.cookies.session, addressLimit }, admitted)
 
   const rest = config.endpoints.rest
   if (rest.enabled) {

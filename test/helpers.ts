@@ -1,5 +1,6 @@
 // Test helpers: a real server on loopback and a real `ws` client that records every frame and the close.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { createConnection } from 'node:net'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
@@ -103,13 +104,19 @@ export async function connect (url: string, options: WebSocket.ClientOptions & {
 }
 
 /** The HTTP status a refused upgrade got. */
-export function refusedWith (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body: string }> {
+export async function refusedWith (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body: string }> {
+  const { status, body } = await upgradeRefusal(url, options)
+  return { status, body }
+}
+
+/** The answer a refused upgrade got: status, body and headers. */
+export function upgradeRefusal (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body: string, headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, options)
     ws.on('unexpected-response', (_req, res) => {
       let body = ''
       res.on('data', (chunk: Buffer) => { body += chunk.toString() })
-      res.on('end', () => resolve({ status: res.statusCode!, body }))
+      res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }))
     })
     ws.on('open', () => { ws.close(); reject(new Error('the upgrade was accepted')) })
     ws.on('error', () => {})

@@ -3,10 +3,11 @@
 import type { JWT } from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticator.js'
-import type { EndpointConfig } from '../config.js'
+import type { CookieConfig, EndpointConfig } from '../config.js'
 import { refuseUpgrade } from '../errors.js'
 import type { AddressLimit } from './address-limit.js'
-import { pluginCookie, requestCookies } from '../routes/request-cookies.js'
+import { dropCopies } from '../routes/plugin-cookies.js'
+import { pluginCookies, requestCookies } from '../routes/request-cookies.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 import type { RealtimeUpgrade } from '../../types/index.js'
@@ -46,25 +47,26 @@ export interface GateOptions {
   /** Allowed origins besides the request's own. */
   origins: ReadonlySet<string>
   registry: Registry
-  /** The session cookie's name (`SESSION_COOKIE_NAME`). */
-  sessionCookie: string
+  /** The session cookie (`SESSION_COOKIE_NAME` and its attributes). */
+  sessionCookie: CookieConfig
   /** Open sockets per client, shared by every endpoint. */
   addressLimit: AddressLimit
 }
 
 /**
  * The credential on the upgrade request: the query parameter wins over the session cookie, and that one over the
- * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails, a
- * session cookie sent twice).
+ * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails).
+ * `copies`: the session cookie sent more than once, no credential (plugin-cookies.ts).
  */
-function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | undefined {
+function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | { copies: string[] } | undefined {
   const query = request.query as Record<string, unknown>
   if (query.access_token !== undefined) {
     // Repeated or empty parameters are a bad credential, not a missing one.
     return { token: typeof query.access_token === 'string' && query.access_token !== '' ? query.access_token : null, session: false }
   }
-  const session = pluginCookie(request, sessionCookie)
-  if (session !== undefined) return { token: session, session: true }
+  const sessions = pluginCookies(request, sessionCookie)
+  if (sessions.length > 1) return { copies: sessions }
+  if (sessions.length === 1) return { token: sessions[0]!, session: true }
   const cookies = requestCookies(request)
   const cookie = jwt.cookie
   if (cookie && cookies?.[cookie.cookieName] !== undefined) {
@@ -76,6 +78,9 @@ function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: st
   }
   return undefined
 }
+
+const tossed = { ok: false, code: 'AUTH_FAILED', reason: 'the session cookie sent more than once' } as const
+const unavailable = { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session store unavailable' } as const
 
 /** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
 export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
@@ -123,11 +128,17 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
       reply.raw.socket!.once('close', () => { open-- })
     }
 
-    const credential = requestCredential(jwt, request, sessionCookie)
+    const credential = requestCredential(jwt, request, sessionCookie.name)
     if (credential === undefined) {
       if (endpoint.authMode !== 'strict') return settle(request, reply, done, null)
       registry.refused(endpoint.name, 'AUTH_FAILED', 'strict mode: no credential on the upgrade', new ClientInfo(request))
       return refuseUpgrade(reply, { code: 'AUTH_FAILED' })
+    }
+    if ('copies' in credential) {
+      Promise.all(credential.copies.map(token => authenticator.sessionTokenRefreshToken(token, request)))
+        .then(tokens => dropCopies(authenticator, request, reply, sessionCookie, tokens))
+        .then(dropped => settle(request, reply, done, dropped ? tossed : unavailable), done)
+      return
     }
     if (credential.token === null) return settle(request, reply, done, { ok: false, code: 'AUTH_FAILED', reason: 'empty or repeated access_token' })
     const at = { request, source: 'upgrade', endpoint: endpoint.name, ip: null } as const

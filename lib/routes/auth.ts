@@ -2,13 +2,13 @@
 // the SDK uses outside browsers), `cookie` (the refresh token in an HttpOnly cookie) and `session` (the whole session
 // in an HttpOnly cookie, which also authenticates sockets at the upgrade). A refresh token is one session whether it
 // is used over HTTP or on a socket.
-import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
-import type { Config, CookieConfig } from '../config.js'
+import type { Config } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
-import { pluginCookie, requestCookies } from './request-cookies.js'
+import { cookieAttributes, dropCopies } from './plugin-cookies.js'
+import { pluginCookies, requestCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
@@ -30,6 +30,9 @@ const tokenBody: BodyField[] = [
 interface TokenBody { refresh_token?: string, mode?: Mode }
 
 const noRefreshToken = 'The refresh token is required in either the payload or cookie.'
+const invalidSessionToken: AuthFailure = { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' }
+const tossed: AuthFailure = { ok: false, code: 'INVALID_CREDENTIALS', reason: 'a cookie of the plugin sent more than once' }
+const unavailable: AuthFailure = { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session store unavailable' }
 
 /** As Directus: the mode asked for, else `json` for a token in the body and `cookie` for one in the cookie. */
 const modeOf = (body: TokenBody | undefined): Mode => body?.mode ?? (body?.refresh_token === undefined ? 'cookie' : 'json')
@@ -51,42 +54,32 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     throw error
   }
 
-  const attributes = (cookie: CookieConfig, maxAgeMs?: number): CookieSerializeOptions => ({
-    // Never signed, whatever the app's @fastify/cookie signs by default: the plugin reads its cookies as it set them.
-    signed: false,
-    path: '/',
-    httpOnly: true,
-    sameSite: cookie.sameSite,
-    secure: cookie.secure,
-    ...(cookie.domain === undefined ? {} : { domain: cookie.domain }),
-    ...(maxAgeMs === undefined ? {} : { maxAge: Math.floor(maxAgeMs / 1000) })
-  })
-
   /** The body for a successful login or refresh in `mode`, with the cookie that mode sets. */
   function sendIssued (reply: FastifyReply, result: AuthResult, mode: Mode) {
     if (!result.ok) return sendFailure(reply, result)
     const issued = result.issued!
     if (mode === 'json') return reply.send({ data: issued })
     if (mode === 'cookie') {
-      reply.setCookie(refreshCookie.name, issued.refresh_token, attributes(refreshCookie, config.refreshTokenTtlMs))
+      reply.setCookie(refreshCookie.name, issued.refresh_token, cookieAttributes(refreshCookie, config.refreshTokenTtlMs))
       return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
     }
     const { session_token: sessionToken, expires } = authenticator.signSessionToken(result)
-    reply.setCookie(sessionCookie.name, sessionToken, attributes(sessionCookie, expires))
+    reply.setCookie(sessionCookie.name, sessionToken, cookieAttributes(sessionCookie, expires))
     return reply.send({ data: { expires } })
   }
 
+  const cookieOf = (mode: Mode) => mode === 'session' ? sessionCookie : refreshCookie
+
   /**
-   * The refresh token a request presents in `mode`: the body's or the refresh cookie's, or the one the session cookie
-   * carries. undefined: none at all (400); null: a session cookie that is no valid session token, or a cookie of the
-   * plugin's sent twice (401).
+   * The refresh tokens a request presents in `mode`: the body's, else one for each copy of the mode's cookie (the
+   * refresh token, or the one a session token carries; null for a session cookie that is no valid session token).
+   * None at all: 400; more than one: a cookie tossed beside the browser's own (plugin-cookies.ts).
    */
-  async function presentedRefreshToken (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): Promise<string | null | undefined> {
-    if (mode === 'session') {
-      const token = pluginCookie(request, sessionCookie.name)
-      return token == null ? token : authenticator.sessionTokenRefreshToken(token, request)
-    }
-    return request.body?.refresh_token ?? pluginCookie(request, refreshCookie.name)
+  async function presentedRefreshTokens (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): Promise<Array<string | null>> {
+    const inBody = mode === 'session' ? undefined : request.body?.refresh_token
+    if (inBody !== undefined) return [inBody]
+    const copies = pluginCookies(request, cookieOf(mode).name)
+    return mode === 'session' ? Promise.all(copies.map(token => authenticator.sessionTokenRefreshToken(token, request))) : copies
   }
 
   /** Whether the client of `request` still waits for the answer (`AuthContext.waiting`). */
@@ -107,33 +100,41 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
         const result = await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) })
         if (result.ok && mode !== 'json') {
           // The cookie this login replaces was the browser's only hold on its session: that session ends, and its
-          // sockets with it, or no logout could reach them.
-          const replaced = await presentedRefreshToken(request, mode)
-          if (replaced) await authenticator.endCurrentSession(replaced).catch(() => {})
+          // sockets with it, or no logout could reach them. Copies of it beside the own one go too, before the new one
+          // is set (plugin-cookies.ts).
+          const replaced = await presentedRefreshTokens(request, mode)
+          if (replaced.length > 1) await dropCopies(authenticator, request, reply, cookieOf(mode), replaced)
+          else if (replaced[0]) await authenticator.endCurrentSession(replaced[0]).catch(() => {})
         }
         return sendIssued(reply, result, mode)
       })
 
     routes.post<{ Body: TokenBody | undefined }>('/refresh', { preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
-      const token = await presentedRefreshToken(request, mode)
-      if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
-      if (token === null) return sendFailure(reply, { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' })
+      const tokens = await presentedRefreshTokens(request, mode)
+      if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
+      if (tokens.length > 1) {
+        if (!await dropCopies(authenticator, request, reply, cookieOf(mode), tokens)) return sendFailure(reply, unavailable)
+        return sendFailure(reply, tossed)
+      }
+      const [token] = tokens
+      if (token === null) return sendFailure(reply, invalidSessionToken)
       return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) }), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
-      const token = await presentedRefreshToken(request, mode)
-      if (token === undefined) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
-      const result = token === null
-        ? { ok: false as const, code: 'INVALID_CREDENTIALS' as const, reason: 'invalid session token' }
-        : await authenticator.logout(token)
+      const tokens = await presentedRefreshTokens(request, mode)
+      if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
+      // Logged out of every session the copies named, and rid of them all.
+      if (tokens.length > 1) return await dropCopies(authenticator, request, reply, cookieOf(mode), tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
+      const [token] = tokens
+      const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.
       if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') {
-        if (mode === 'session') reply.clearCookie(sessionCookie.name, attributes(sessionCookie))
-        else if (requestCookies(request)?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, attributes(refreshCookie))
+        if (mode === 'session') reply.clearCookie(sessionCookie.name, cookieAttributes(sessionCookie))
+        else if (requestCookies(request)?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, cookieAttributes(refreshCookie))
       }
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })

@@ -19,13 +19,16 @@ export function requestCookies (request: FastifyRequest): Cookies | undefined {
 }
 
 /**
- * One of the plugin's own cookies: undefined when the request has none, null when it carries the name more than once.
- * A page of a sibling subdomain can set a cookie of that name for the whole site (cookie tossing), which the browser
- * then sends beside the app's own, the longer path first, and a parser keeps the first: the planted one.
+ * Every copy of one of the plugin's own cookies the request carries, as the app's parser reads each. More than one: a
+ * page of a sibling subdomain set one of that name for the whole site (cookie tossing), which the browser sends beside
+ * the app's own, the longer path first; a parser keeps the first, the planted one (plugin-cookies.ts).
  */
-export function pluginCookie (request: FastifyRequest, name: string): string | null | undefined {
+export function pluginCookies (request: FastifyRequest, name: string): string[] {
   const value = requestCookies(request)?.[name]
-  if (value === undefined) return undefined
+  if (value === undefined) return []
   const named = String(request.headers.cookie).split(';').filter(pair => pair.split('=', 1)[0]!.trim() === name)
-  return named.length > 1 ? null : value
+  if (named.length <= 1) return [value]
+  // A parser is there: it read `value`.
+  const parse = (request.server as unknown as { parseCookie: (header: string) => Cookies }).parseCookie
+  return named.map(pair => parse(pair)[name]!)
 }

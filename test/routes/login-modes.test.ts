@@ -8,7 +8,7 @@ import fastifyCookie from '@fastify/cookie'
 import { MemoryStore } from '@fastify/session'
 import realtime, { fromFastifySessionStore, MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
-import { admin, build, connect, directoryOf, refusedWith, secret, stoppedDate, whoami, type Built } from '../helpers.js'
+import { admin, build, connect, directoryOf, refusedWith, secret, stoppedDate, upgradeRefusal, whoami, type Built } from '../helpers.js'
 import { GraphqlSocket } from '../hostile/graphql-socket.js'
 import { referenceSchema } from '../../example/schema.js'
 
@@ -362,23 +362,116 @@ t.test('an app whose @fastify/cookie parses in a later hook: the session and @fa
   }
 })
 
-t.test('a cookie of the plugin\'s sent twice (another one planted by a sibling subdomain for the whole site) is no credential', async t => {
+/** Every Set-Cookie header of a response. */
+function setCookies (headers: { 'set-cookie'?: string | string[] | undefined }): string[] {
+  const header = headers['set-cookie']
+  return header === undefined ? [] : typeof header === 'string' ? [header] : header
+}
+
+/** The copies a response clears, as `domain path` (host-only: `-`), sorted. */
+const cleared = (headers: { 'set-cookie'?: string | string[] | undefined }, name: string) => setCookies(headers)
+  .filter(header => header.startsWith(`${name}=;`) && /Max-Age=0/.test(header))
+  .map(header => `${/Domain=([^;]+)/.exec(header)?.[1] ?? '-'} ${/Path=([^;]+)/.exec(header)![1]}`).sort()
+
+/** Every domain and path a browser at app.realtime.test could have sent a copy with, for `paths`. */
+const everyCopy = (paths: string[]) => ['-', 'app.realtime.test', 'realtime.test'].flatMap(domain => paths.map(path => `${domain} ${path}`)).sort()
+const host = 'app.realtime.test'
+
+t.test('a cookie of the plugin\'s sent twice (another one planted by a sibling subdomain for the whole site): no credential, every copy dropped, each session named ended', async t => {
   const built = await modes(t, { rest: { auth: 'strict', handlers: { whoami } } })
   const { app } = built
-  const victim = sent(setCookie(await login(app, 'session')))
-  const attacker = sent(setCookie(await login(app, 'session')))
-  // As the browser sends them: the planted one, on the longer path, first.
-  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: `${attacker}; ${victim}` } })).status, 401, 'the upgrade is refused')
-  const refreshed = await post(app, 'refresh', { mode: 'session' }, `${attacker}; ${victim}`)
-  t.same([refreshed.statusCode, refreshed.json()], [401, invalidCredentials], 'a session refresh: 401')
-  t.equal((await post(app, 'refresh', { mode: 'session' }, victim)).statusCode, 200, 'and the victim\'s own session was not rotated')
+  const inject = (route: string, payload: object, cookie: string) => app.inject({ method: 'POST', url: `/auth/${route}`, payload, headers: { cookie, host } })
+  const sessions = async () => [sent(setCookie(await login(app, 'session'))), sent(setCookie(await login(app, 'session')))]
+  const refreshes = async () => [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))]
+  const ended = async (mode: 'cookie' | 'session', cookies: string[], what: string) => {
+    for (const cookie of cookies) t.equal((await post(app, 'refresh', { mode }, cookie)).statusCode, 401, `${what}: the session of each copy has ended`)
+  }
 
-  const victimRefresh = sent(setCookie(await login(app, 'cookie')))
-  const attackerRefresh = sent(setCookie(await login(app, 'cookie')))
+  // As the browser sends them: the planted one, on the longer path, first.
+  let [victim, attacker] = await sessions()
+  const upgrade = await upgradeRefusal(wsUrl(built), { headers: { cookie: `${attacker}; ${victim}`, host } })
+  t.equal(upgrade.status, 401, 'the upgrade is refused')
+  t.same(cleared(upgrade.headers, 'directus_session_token'), everyCopy(['/', '/websocket']), 'and the browser told to drop every copy it could have sent there')
+  await ended('session', [victim!, attacker!], 'the upgrade')
+
+  ;[victim, attacker] = await sessions()
+  const refreshed = await inject('refresh', { mode: 'session' }, `${attacker}; ${victim}`)
+  t.same([refreshed.statusCode, refreshed.json()], [401, invalidCredentials], 'a session refresh: 401')
+  t.same(cleared(refreshed.headers, 'directus_session_token'), everyCopy(['/', '/auth', '/auth/', '/auth/refresh']), 'every copy dropped')
+  await ended('session', [victim!, attacker!], 'a session refresh')
+
+  let [victimRefresh, attackerRefresh] = await refreshes()
   const both = `${attackerRefresh}; ${victimRefresh}`
-  t.equal((await post(app, 'refresh', { mode: 'cookie' }, both)).statusCode, 401, 'a cookie refresh: 401')
-  t.equal((await post(app, 'logout', { mode: 'cookie' }, both)).statusCode, 401, 'a logout too')
-  t.equal((await post(app, 'refresh', { mode: 'cookie' }, victimRefresh)).statusCode, 200, 'and the victim\'s session lives')
+  const refreshedCookie = await inject('refresh', { mode: 'cookie' }, both)
+  t.equal(refreshedCookie.statusCode, 401, 'a cookie refresh: 401')
+  t.same(cleared(refreshedCookie.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/refresh']), 'every copy dropped')
+  await ended('cookie', [victimRefresh!, attackerRefresh!], 'a cookie refresh')
+
+  ;[victimRefresh, attackerRefresh] = await refreshes()
+  const loggedOut = await inject('logout', { mode: 'cookie' }, `${attackerRefresh}; ${victimRefresh}`)
+  t.equal(loggedOut.statusCode, 204, 'a logout logs out of both')
+  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy dropped')
+  await ended('cookie', [victimRefresh!, attackerRefresh!], 'a logout')
+
+  ;[victim, attacker] = await sessions()
+  const loggedIn = await inject('login', { email: admin.email, password: admin.password, mode: 'session' }, `${attacker}; ${victim}`)
+  t.equal(loggedIn.statusCode, 200, 'a login')
+  const headers = setCookies(loggedIn.headers)
+  const own = headers.filter(header => !/Max-Age=0/.test(header))
+  t.equal(own.length, 1, 'sets its own cookie')
+  t.match(own[0], /^directus_session_token=[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax$/, 'host-only, on /')
+  t.same(cleared(loggedIn.headers, 'directus_session_token'), everyCopy(['/', '/auth', '/auth/', '/auth/login']).filter(copy => copy !== '- /'),
+    'and drops every other copy (the one it sets replaces the host-only copy on /)')
+  await ended('session', [victim!, attacker!], 'a login')
+  t.equal((await post(app, 'refresh', { mode: 'session' }, sent(own[0]!))).statusCode, 200, 'the new session works')
+})
+
+t.test('cookies sent twice with the session store away: 503, and every copy kept to try again', async t => {
+  let storeDown = false
+  const sessionStore = new MemorySessionStore()
+  const lookup = sessionStore.lookup.bind(sessionStore)
+  sessionStore.lookup = (token) => storeDown ? Promise.reject(new Error('store down')) : lookup(token)
+  const built = await modes(t, { sessionStore })
+  const { app } = built
+  const session = [sent(setCookie(await login(app, 'session'))), sent(setCookie(await login(app, 'session')))].join('; ')
+  const refresh = [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))].join('; ')
+  storeDown = true
+  const upgrade = await upgradeRefusal(wsUrl(built), { headers: { cookie: session } })
+  t.same([upgrade.status, setCookies(upgrade.headers)], [503, []], 'the upgrade')
+  for (const route of ['refresh', 'logout']) {
+    const answer = await post(app, route, { mode: 'cookie' }, refresh)
+    t.same([answer.statusCode, setCookies(answer.headers)], [503, []], route)
+  }
+  storeDown = false
+  t.equal((await post(app, 'logout', { mode: 'cookie' }, refresh)).statusCode, 204, 'a retry logs out')
+})
+
+t.test('copies dropped on a host the client made up: host-only alone for what cannot be a domain, eight parents at most', async t => {
+  const { app } = await modes(t)
+  const twice = async () => [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))].join('; ')
+  const domains = async (host: string, url = '/auth/refresh') => {
+    const answer = await app.inject({ method: 'POST', url, payload: { mode: 'cookie' }, headers: { cookie: await twice(), host } })
+    t.equal(answer.statusCode, 401, host.slice(-40))
+    return [...new Set(cleared(answer.headers, 'directus_refresh_token').map(copy => copy.split(' ')[0]))]
+  }
+  t.same(await domains('127.0.0.1:3000'), ['-'], 'an address')
+  t.same(await domains('[::1]:3000'), ['-'], 'an IPv6 address')
+  t.same(await domains('localhost'), ['-'], 'one label')
+  t.same(await domains('ev!l.realtime.test'), ['-'], 'no host name')
+  const deep = `${'a.'.repeat(300)}realtime.test`
+  t.equal((await domains(deep)).length, 9, 'host-only and eight parents of a host of 302 labels')
+  const answer = await app.inject({ method: 'POST', url: '/auth/refresh?x=<;>', payload: { mode: 'cookie' }, headers: { cookie: await twice(), host } })
+  t.same(cleared(answer.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/refresh']), 'the query is no path')
+})
+
+t.test('copies dropped: the configured domain too; a path no browser sends is only /; a session cookie that is no session token among them', async t => {
+  const { app } = await build(t, { users: [admin], authRoutes: true, env: { SESSION_COOKIE_DOMAIN: 'realtime.test', REFRESH_TOKEN_COOKIE_DOMAIN: 'realtime.test' } },
+    { logger: false, useSemicolonDelimiter: true })
+  const session = sent(setCookie(await login(app, 'session')))
+  const answer = await app.inject({ method: 'POST', url: '/auth/refresh;x=<>', payload: { mode: 'session' }, headers: { cookie: `directus_session_token=garbage; ${session}`, host: 'localhost' } })
+  t.equal(answer.statusCode, 401)
+  t.same(cleared(answer.headers, 'directus_session_token'), ['- /', 'realtime.test /'], 'host-only and the configured domain, on /')
+  t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'the session the valid copy named has ended')
 })
 
 for (const mode of ['cookie', 'session'] as const) {

@@ -1,0 +1,80 @@
+// How the plugin sets its two cookies, and how it has a browser drop every copy of one when a request carries it more
+// than once: a page of a sibling subdomain set one for the whole site (cookie tossing), or the app's cookie settings
+// changed under the browser. Nothing tells the browser's own copy from the other, so neither is a credential; and
+// unless the browser loses them all, its own copy stays beside the other one for as long as that one says: every
+// request refused, or, once a logout cleared the own one alone, the planted session the only one left.
+import { isIP } from 'node:net'
+import type { CookieSerializeOptions } from '@fastify/cookie'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Authenticator } from '../auth/authenticator.js'
+import type { CookieConfig } from '../config.js'
+
+/** The attributes of the plugin's cookie; `maxAgeMs` for a cookie set (none for one cleared). */
+export function cookieAttributes (cookie: CookieConfig, maxAgeMs?: number): CookieSerializeOptions {
+  return {
+    // Never signed, whatever the app's @fastify/cookie signs by default: the plugin reads its cookies as it set them.
+    signed: false,
+    path: '/',
+    httpOnly: true,
+    sameSite: cookie.sameSite,
+    secure: cookie.secure,
+    ...(cookie.domain === undefined ? {} : { domain: cookie.domain }),
+    ...(maxAgeMs === undefined ? {} : { maxAge: Math.floor(maxAgeMs / 1000) })
+  }
+}
+
+/**
+ * Ends the session each copy's refresh token names (null: a session cookie that is no session token), then has the
+ * browser drop every copy: no browser holds those sessions any more, and no logout could reach their sockets. False,
+ * and nothing dropped, when the store could not say: the browser keeps them to try again.
+ */
+export async function dropCopies (authenticator: Authenticator, request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig,
+  refreshTokens: Array<string | null>): Promise<boolean> {
+  try {
+    await Promise.all(refreshTokens.map(token => token === null ? undefined : authenticator.endCurrentSession(token)))
+  } catch {
+    return false
+  }
+  clearEveryCopy(request, reply, cookie)
+  return true
+}
+
+// A browser drops a cookie only for a clearing that names its domain and path. Parents deeper than this are no real
+// deployment's, and the Host header is the client's to make long.
+const maxParents = 8
+// What may go in a clearing's Domain and Path: a host name's labels, and a path's characters as a browser sends them
+// (percent-encoded); anything else is no copy a browser could hold, and would make @fastify/cookie throw.
+const label = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i
+const pathCharacters = /^[A-Za-z0-9\-._~!$&'()*+,=:@%/]*$/
+
+/** Clears `cookie` for every domain and path on which the browser could have sent a copy with this request. */
+function clearEveryCopy (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig): void {
+  const paths = pathsOf(request.url)
+  for (const domain of domainsOf(request.hostname, cookie.domain)) {
+    for (const path of paths) reply.clearCookie(cookie.name, { ...cookieAttributes({ ...cookie, domain }), path })
+  }
+}
+
+/** Host-only (undefined), the host and each of its parents but the last label, and the configured domain. */
+function domainsOf (hostname: string, configured: string | undefined): Set<string | undefined> {
+  const domains = new Set<string | undefined>([undefined])
+  const labels = hostname.split('.')
+  if (isIP(hostname) === 0 && labels.every(part => label.test(part))) {
+    for (let i = Math.max(0, labels.length - 1 - maxParents); i < labels.length - 1; i++) domains.add(labels.slice(i).join('.'))
+  }
+  if (configured !== undefined) domains.add(configured)
+  return domains
+}
+
+/** Every cookie path that matches the request's (RFC 6265 5.1.4): `/`, each prefix up to a `/`, with and without it, and the path itself. */
+function pathsOf (url: string): Set<string> {
+  const path = url.split('?', 1)[0]!
+  const paths = new Set(['/'])
+  if (!pathCharacters.test(path)) return paths
+  for (let slash = path.indexOf('/', 1); slash !== -1; slash = path.indexOf('/', slash + 1)) {
+    paths.add(path.slice(0, slash))
+    paths.add(path.slice(0, slash + 1))
+  }
+  paths.add(path)
+  return paths
+}
