@@ -275,6 +275,12 @@ export interface RestEndpointOptions extends EndpointOptions {
  */
 export interface GraphqlContext {
   accountability: Accountability
+  /**
+   * Aborted when the operation ends: the client's `complete`, the socket's close, or its own end. Hand it to what a
+   * subscription waits on (`on(emitter, event, { signal })`): a source that does not stop keeps its place among the
+   * socket's `operationLimit` until it does.
+   */
+  signal: AbortSignal
   [key: string]: unknown
 }
 

@@ -24,9 +24,10 @@ export interface OperationOptions extends CostLimits {
  * The operations in flight on one socket, by id, until each has ended: a query once its resolvers have run (the
  * client's `complete` cannot stop them), a subscription at the client's `complete` or the socket's close
  * (graphql-subscription-end.ts). An id is refused while its operation runs: graphql-ws, ending the first, would forget
- * the second, which would then run on after its socket closed.
+ * the second, which would then run on after its socket closed. An object: the slot of a subscription whose id is free
+ * again, and whose source has not stopped yet. Each with the controller of its context's `signal`.
  */
-export type OperationsInFlight = Set<string>
+export type OperationsInFlight = Map<string | object, AbortController>
 
 type Prepared = ExecutionArgs | readonly GraphQLError[]
 
@@ -39,7 +40,7 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
   const tooMany = [new GraphQLError(`Too many operations in flight: at most ${options.operationLimit} on one socket.`)]
   const ended = [new GraphQLError('The socket closed before the operation could run.')]
 
-  async function executionArgs (connection: RealtimeConnection, payload: SubscribePayload): Promise<Prepared> {
+  async function executionArgs (connection: RealtimeConnection, payload: SubscribePayload, signal: AbortSignal): Promise<Prepared> {
     let document: DocumentNode
     try {
       // The token limit stops the parser itself, before a huge document costs more than its bytes. Without locations:
@@ -61,7 +62,7 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     // graphql-ws refuses it after onSubscribe, where nothing gives its slot back: refused here, in graphql-ws's words.
     if (!getOperationAST(document, payload.operationName)) return [new GraphQLError('Unable to identify operation')]
     const extension = options.context ? await options.context(accountability, connection) : undefined
-    const contextValue: GraphqlContext = { ...context, ...extension, accountability }
+    const contextValue: GraphqlContext = { ...context, ...extension, accountability, signal }
     return {
       schema,
       document,
@@ -75,8 +76,9 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     if (inFlight.has(id)) return [new GraphQLError(`Operation ${id} is still running: use another id.`)]
     // Counted before the first await: each subscribe of a burst sees every one before it.
     if (inFlight.size >= options.operationLimit) return tooMany
-    inFlight.add(id)
-    let prepared = await executionArgs(connection, payload)
+    const controller = new AbortController()
+    inFlight.set(id, controller)
+    let prepared = await executionArgs(connection, payload, controller.signal)
     // The credential it was asked under ended (expiry, revocation: the socket closes) while the app's schema or
     // context function ran: graphql-ws would still execute it, as that accountability. Nobody reads the error.
     if (connection.socket.readyState !== connection.socket.OPEN) prepared = ended

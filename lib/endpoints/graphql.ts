@@ -112,13 +112,29 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     connectionInitWaitTimeout: 0,
     onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
     onSubscribe: (ctx, id, payload) => prepare(ctx.extra.connection, id, payload, ctx.extra.operations),
-    // A subscription ends when the client completes it or the socket closes, whatever its resolver awaits.
-    onOperation: (ctx, _id, _payload, _args, result) => Symbol.asyncIterator in result
-      ? endingAtOnce(result, (err) => ctx.extra.connection.request.log.error({ err }, 'a graphql subscription failed to end'))
-      : undefined,
+    // A subscription ends when the client completes it or the socket closes, whatever its resolver awaits. Its context's
+    // `signal` aborts then, to stop its source; one that does not stop keeps a slot among the socket's until it does,
+    // or completing in a loop would pile sources up.
+    onOperation: (ctx, id, _payload, _args, result) => {
+      if (!(Symbol.asyncIterator in result)) return undefined
+      const operations = ctx.extra.operations
+      const controller = operations.get(id)!
+      return endingAtOnce(result, {
+        onEnding: (sourceEnded) => {
+          const slot = {}
+          operations.set(slot, controller)
+          controller.abort()
+          sourceEnded.finally(() => operations.delete(slot)).catch(() => {})
+        },
+        onReturnFailed: (err) => ctx.extra.connection.request.log.error({ err }, 'a graphql subscription failed to end')
+      })
+    },
     // Every operation onSubscribe let through ends here, once it has run out (done, failed, or completed by the
-    // client): its id and its slot are free.
-    onComplete: (ctx, id) => { ctx.extra.operations.delete(id) }
+    // client): its id and its slot are free, and its signal aborts.
+    onComplete: (ctx, id) => {
+      ctx.extra.operations.get(id)?.abort()
+      ctx.extra.operations.delete(id)
+    }
   })
 
   const handling: GraphqlHandling = {
@@ -150,7 +166,7 @@ interface GraphqlHandling {
  */
 class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner {
   readonly connection: GraphqlConnection
-  readonly operations: OperationsInFlight = new Set()
+  readonly operations: OperationsInFlight = new Map()
   readonly #socket: WebSocket
   readonly #handling: GraphqlHandling
   /** graphql-ws's end of the socket: every running operation's end. Null once called. */
@@ -247,11 +263,12 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
     this.end(code, reason.toString())
   }
 
-  /** Ends every running operation (their iterators' `return`), once. */
+  /** Ends every running operation (their iterators' `return`, their signals), once. */
   private end (code: number, reason: string): void {
     const closed = this.#closed
     if (closed === null) return
     this.#closed = null
+    for (const controller of this.operations.values()) controller.abort()
     closed(code, reason).catch((err: unknown) => this.request.log.error({ err }, 'a graphql subscription failed to end'))
   }
 }

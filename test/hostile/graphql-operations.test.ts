@@ -5,6 +5,7 @@ import t from 'tap'
 import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
 import { referenceSchema, ticks } from '../../example/schema.js'
 import { build } from '../helpers.js'
+import type { GraphqlContext } from '../../lib/index.js'
 import { GraphqlSocket, type Frame } from './graphql-socket.js'
 
 const tooMany = (limit: number) => [{ message: `Too many operations in flight: at most ${limit} on one socket.` }]
@@ -83,29 +84,91 @@ t.test('an operation gives its slot back when it completes, fails, is refused or
   t.same(await client.result('named', 'query A { hello } query B { hello }', 'B'), hello('named'))
 })
 
-t.test('a subscription waiting on an event source gives its slot back at the client\'s complete, and sends nothing after it', async t => {
-  const notices = new EventEmitter()
-  const schema = new GraphQLSchema({
+/** A schema whose `notice` subscription waits on `notices` between events, with the context's signal or without. */
+function noticeSchema (notices: EventEmitter, withSignal: boolean) {
+  return new GraphQLSchema({
     query: operations.getQueryType()!,
     subscription: new GraphQLObjectType({
       name: 'Subscription',
       fields: {
-        // Paused at an `await` between events: its `return` runs only at the next event.
-        notice: { type: GraphQLString, subscribe: async function * () { for await (const [notice] of on(notices, 'notice')) yield notice }, resolve: (value: string) => value }
+        // Paused at an `await` between events: its `return` runs only at the next event, or when its signal aborts.
+        notice: {
+          type: GraphQLString,
+          subscribe: async function * (_root: unknown, _args: unknown, context: GraphqlContext) {
+            for await (const [notice] of on(notices, 'notice', withSignal ? { signal: context.signal } : {})) yield notice
+          },
+          resolve: (value: unknown) => value
+        }
       }
     })
   })
-  const { url } = await build(t, { graphql: { auth: 'public', schema, operationLimit: 1 } })
+}
+
+t.test('a subscription waiting on an event source with the context\'s signal stops at the client\'s complete: its slot is free at once, and nothing is sent after', async t => {
+  const notices = new EventEmitter()
+  const { url } = await build(t, { graphql: { auth: 'public', schema: noticeSchema(notices, true), operationLimit: 1 } })
   const client = await GraphqlSocket.open(url('/graphql'))
   client.subscribe('n', 'subscription { notice }')
   await client.roundTrip()
+  t.equal(notices.listenerCount('notice'), 1, 'it waits on the event source')
   client.complete('n')
   await client.roundTrip()
-  t.same(await client.result('after', '{ hello }'), hello('after'), 'its slot is free at once')
+  t.equal(notices.listenerCount('notice'), 0, 'its source has stopped, no event needed')
+  t.same(await client.result('after', '{ hello }'), hello('after'), 'its slot is free')
   notices.emit('notice', 'late')
   await client.roundTrip()
-  t.same(client.frames.get('n') ?? [], [], 'the event after the complete sends nothing')
-  t.equal(notices.listenerCount('notice'), 0, 'and the resolver has ended')
+  t.same(client.frames.get('n') ?? [], [], 'nothing is sent after the complete')
+})
+
+t.test('a source that does not stop at its signal keeps its slot until it does: subscribing and completing in a loop piles up no more than operationLimit', async t => {
+  const notices = new EventEmitter()
+  notices.setMaxListeners(0)
+  const { url } = await build(t, { graphql: { auth: 'public', schema: noticeSchema(notices, false), operationLimit: 5 } })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  for (let i = 0; i < 20; i++) {
+    client.subscribe(`n${i}`, 'subscription { notice }')
+    await client.roundTrip()
+    client.complete(`n${i}`)
+  }
+  await client.roundTrip()
+  t.equal(notices.listenerCount('notice'), 5, 'five sources still wait for their next event, no more')
+  const subscriptions = () => [...client.frames].filter(([id]) => id.startsWith('n'))
+  t.equal(subscriptions().filter(([, frames]) => frames.some(frame => frame.type === 'error')).length, 15, 'the others were refused')
+  t.match(await client.result('full', '{ hello }'), [{ type: 'error', payload: tooMany(5) }], 'until the sources stop, so is a query')
+  notices.emit('notice', 'late')
+  await client.roundTrip()
+  t.equal(notices.listenerCount('notice'), 0, 'at their next event, they stop')
+  t.same(await client.result('after', '{ hello }'), hello('after'), 'and their slots are free')
+  t.same(subscriptions().flatMap(([, frames]) => frames).filter(frame => frame.type === 'next'), [], 'what they gave after the complete was sent to nobody')
+})
+
+t.test('a query still running when its socket closes: its signal aborts', async t => {
+  let aborted!: () => void
+  const abortedOnce = new Promise<void>(resolve => { aborted = resolve })
+  let started!: () => void
+  const running = new Promise<void>(resolve => { started = resolve })
+  const schema = new GraphQLSchema({
+    query: new GraphQLObjectType({
+      name: 'Query',
+      fields: {
+        slow: {
+          type: GraphQLString,
+          resolve: (_root, _args, context: GraphqlContext) => new Promise(resolve => {
+            started()
+            context.signal.addEventListener('abort', () => { aborted(); resolve('aborted') })
+          })
+        }
+      }
+    }),
+    subscription: operations.getSubscriptionType()!
+  })
+  const { url } = await build(t, { graphql: { auth: 'public', schema } })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  client.subscribe('q', '{ slow }')
+  await running
+  client.client.ws.close()
+  await abortedOnce
+  t.pass('the resolver was told')
 })
 
 t.test('an id is refused while its operation still runs, completed by the client or not; free again once it has ended', async t => {
