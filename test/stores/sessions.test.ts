@@ -5,6 +5,7 @@ import { MemoryStore } from '@fastify/session'
 import { Redis } from 'ioredis'
 import { fromFastifySessionStore, MemorySessionStore, type Identity, type SessionStore } from '../../lib/index.js'
 import { RedisSessionStore } from '../../lib/stores/sessions/redis.js'
+import type { RedisClient } from '../../lib/stores/redis-connection.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { fakeClock } from '../clock.js'
@@ -87,6 +88,42 @@ async function limitContract (t: Test, store: SessionStore): Promise<void> {
   await store.end('k5', soon())
 }
 
+/**
+ * `store` keeps 1 session a user, and fails to end a session (a dropped connection, a deadline past) while `endsFail.on`.
+ * A login whose ending of the user's oldest fails leaves it live and listed: endUser (revokeUser), or the next login
+ * past the limit, ends it. Not the memory store's: it ends a session and unlists it in one turn.
+ */
+async function limitFailureContract (t: Test, store: SessionStore, endsFail: { on: boolean }): Promise<void> {
+  const at = Date.now() + 60_000
+  const login = (id: string, expiresAt: number) => store.create({ id, identity: alice, tokenHash: id, expiresAt }, soon())
+  const status = async (id: string) => (await store.lookup({ sessionId: id, tokenHash: id })).status
+  await login('old', at)
+  endsFail.on = true
+  await t.rejects(login('new', at + 1), 'the login fails (503 to its client)')
+  endsFail.on = false
+  t.equal(await status('old'), 'current', 'the oldest lives on')
+  t.ok((await store.endUser('alice', soon())).includes('old'), 'endUser finds it')
+  t.equal(await status('old'), 'unknown', 'and ends it')
+
+  await login('kept', at)
+  endsFail.on = true
+  await t.rejects(login('refused', at + 1))
+  endsFail.on = false
+  t.ok((await login('next', at + 2) ?? []).includes('kept'), 'the next login past the limit ends it')
+  t.equal(await status('kept'), 'unknown')
+  t.equal(await status('next'), 'current')
+  await store.endUser('alice', soon())
+}
+
+/** `redis`, whose scripts that call `command` fail as over a dropped connection while `failing.on`. */
+function failingScripts<Client extends RedisClient> (redis: Client, command: string, failing: { on: boolean }): Client {
+  const evalScript = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  redis.eval = ((script: string, ...args: unknown[]) => failing.on && script.includes(`redis.call('${command}'`)
+    ? Promise.reject(new Error('Connection is closed.'))
+    : evalScript(script, ...args)) as Client['eval']
+  return redis
+}
+
 t.test('memory', async t => {
   await sessionContract(t, new MemorySessionStore(), { atomic: true })
   await limitContract(t, new MemorySessionStore({ maxSessionsPerUser: 2 }))
@@ -109,6 +146,26 @@ t.test('Redis', async t => {
   await redis.set('test:{u:carol}:session-expiries', 'not a set')
   t.same(await store.end('c1', soon()), carol, 'a session ends even when its user\'s set cannot be updated')
   t.same(await store.lookup({ sessionId: 'c1', tokenHash: 'c' }), { status: 'unknown' })
+})
+
+t.test('Redis: a session the limit fails to end stays on its user\'s set; one it ended goes, even if taking it off fails', async t => {
+  const server = await RedisServer.start(t)
+  const endsFail = { on: false }
+  const redis = failingScripts(new Redis(server.url), 'DEL', endsFail)
+  t.teardown(() => redis.disconnect())
+  await limitFailureContract(t, new RedisSessionStore(redis, 'test:', 1), endsFail)
+
+  const forgetFails = { on: false }
+  const store = new RedisSessionStore(failingScripts(redis, 'ZREM', forgetFails), 'test:', 1)
+  const at = Date.now() + 60_000
+  await store.create({ id: 'first', identity: alice, tokenHash: 'first', expiresAt: at }, soon())
+  forgetFails.on = true
+  t.same(await store.create({ id: 'second', identity: alice, tokenHash: 'second', expiresAt: at + 1 }, soon()), ['first'],
+    'a login whose taking off of the ended one fails succeeds: that one has ended')
+  forgetFails.on = false
+  t.same(await store.lookup({ sessionId: 'first', tokenHash: 'first' }), { status: 'unknown' })
+  t.same(await store.endUser('alice', soon()), ['second'], 'endUser skips it')
+  t.same(await redis.keys('test:*'), [], 'and nothing is left')
 })
 
 /** Waits until Redis's own clock, which expires its keys, has passed `at` (epoch milliseconds). */
@@ -182,6 +239,8 @@ t.test('Redis Cluster', async t => {
   const redis = cluster.client(t)
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
+  const endsFail = { on: false }
+  await limitFailureContract(t, new RedisSessionStore(failingScripts(cluster.client(t), 'DEL', endsFail), 'test:', 1), endsFail)
   t.same(await cluster.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
   for (const key of await cluster.keys('test:*')) {
     t.match(key, /^test:\{u:\w+\}:session-expiries$/, 'only users\' sets are left')
@@ -194,6 +253,14 @@ t.test('a @fastify/session store, adapted', async t => {
   const records = new Map<string, unknown>()
   await limitContract(t, fromFastifySessionStore(new MemoryStore(records as Map<string, never>), { prefix: 'limit:', maxSessionsPerUser: 2 }))
   t.same([...records.keys()], [], 'the sessions the limit ended leave no record behind')
+
+  const endsFail = { on: false }
+  const memory = new MemoryStore(records as Map<string, never>)
+  await limitFailureContract(t, fromFastifySessionStore({
+    get: (id, callback) => memory.get(id, callback),
+    set: (id, record, callback) => memory.set(id, record as never, callback),
+    destroy: (id, callback) => endsFail.on && id.includes(':session:') ? callback(new Error('store down')) : memory.destroy(id, callback)
+  }, { prefix: 'limit:', maxSessionsPerUser: 1 }), endsFail)
 })
 
 t.test('a store\'s maxSessionsPerUser is a whole number of at least 1, or Infinity', async t => {

@@ -115,14 +115,16 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
   /**
    * Sets (or drops, with expiresAt null) one session on its user's list, and forgets the ones past. Past `keep`, the
-   * ones that expire first are left off too: resolves them, for the caller to end.
+   * ones that expire first are ended, then left off: resolves their ids. Ended first, or one whose end failed would be
+   * live and listed nowhere, out of reach of endUser.
    */
   const listSession = (user: string, id: string, expiresAt: number | null, deadline: number, keep = Infinity) => changeList(user, deadline, async () => {
     const sessions = (await listed(user)).filter(listedSession => listedSession.id !== id)
     if (expiresAt !== null) sessions.push({ id, expiresAt })
     const over = sessions.length > keep ? sessions.sort((a, b) => a.expiresAt - b.expiresAt).splice(0, sessions.length - keep) : []
+    await Promise.all(over.map(listedSession => endAlone(listedSession.id, deadline)))
     await relist(user, sessions, deadline)
-    return over
+    return over.map(listedSession => listedSession.id)
   })
 
   async function lookup ({ sessionId, tokenHash }: PresentedToken): Promise<TokenLookup> {
@@ -143,9 +145,7 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   return {
     async create (session, deadline) {
       await save(deadline, session.id, session)
-      const over = await listSession(session.identity.user, session.id, session.expiresAt, deadline, maxSessionsPerUser)
-      await Promise.all(over.map(listedSession => endAlone(listedSession.id, deadline)))
-      return over.map(listedSession => listedSession.id)
+      return await listSession(session.identity.user, session.id, session.expiresAt, deadline, maxSessionsPerUser)
     },
 
     async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {

@@ -3,7 +3,9 @@
 // touches both, since a token names its session and not its user: each script reads or writes one session's or one
 // user's keys, atomically, and the writes that need both take one script each, in an order that never loses a session:
 // - create writes the session, then adds it to its user's set. A session whose add failed is one whose token was
-//   never handed out: nobody can present it, and it expires.
+//   never handed out: nobody can present it, and it expires. Past the user's limit, the set names the sessions to end
+//   without dropping them; create ends them, then takes them off: one whose end failed stays listed, for endUser (and
+//   the next login) to find.
 // - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
 //   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`.
 // - end and endUser end each session in its own script; an id left in a user's set after its session ended is
@@ -39,8 +41,8 @@ return 1`
 
 // KEYS: the user's set. ARGV: deadline, session id, its expiresAt, how many sessions the user keeps (0: no limit).
 // The set lives as long as the longest of its sessions, and forgets the ones past by Redis's clock, which expires
-// them (a process's clock running ahead would drop live ones). Past the limit it gives up the sessions that expire
-// first (the oldest, or the least used), and returns their ids for the caller to end.
+// them (a process's clock running ahead would drop live ones). Past the limit it returns the ids of the sessions that
+// expire first (the oldest, or the least used), still listed, for the caller to end and then forget.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
@@ -48,12 +50,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', redisNow())
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 local keep = tonumber(ARGV[4])
 local over = redis.call('ZCARD', KEYS[1]) - keep
-local ended = {}
-if keep > 0 and over > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[1], over)
-  for i = 1, #popped, 2 do table.insert(ended, popped[i]) end
-end
-return ended`
+if keep > 0 and over > 0 then return redis.call('ZRANGE', KEYS[1], 0, over - 1) end
+return {}`
 
 // KEYS: the session. ARGV: hash.
 const lookupScript = `${findLua}
@@ -116,9 +114,12 @@ export class RedisSessionStore implements SessionStore {
   async create (session: RefreshSession, deadline: number): Promise<string[]> {
     await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
-    const over = await this.#index(session.identity.user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser)
-    // Each in its own slot: a script of its own each.
+    const { user } = session.identity
+    const over = await this.#index(user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser)
+    // Each in its own slot: a script of its own each. Ended first, forgotten second: a session whose end failed stays
+    // on the set, within reach of endUser. Forgetting is best effort, as in `end`.
     await Promise.all(over.map(id => this.#end(id, deadline)))
+    if (over.length > 0) await this.#forget(user, over).catch(() => {})
     return over
   }
 
@@ -168,7 +169,7 @@ export class RedisSessionStore implements SessionStore {
     return this.#redis.eval(lookupScript, 1, this.#keys.session(sessionId), tokenHash) as Promise<Reply>
   }
 
-  /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, already off the set. */
+  /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set. */
   #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
     return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
   }
