@@ -251,6 +251,10 @@ function attemptLimit (option: RealtimeOptions['attemptLimit']): Readonly<Attemp
     // Whole seconds: Redis counts its windows in them.
     if (!Number.isInteger(value) || value < 1) throw new InvalidConfigError(`attemptLimit.${name} must be a positive integer (got ${value})`)
   }
+  // The memory store ends a window with a timer: a longer one would end it after 1 ms, and no login would be limited.
+  if (limit.durationSeconds > longestTimerS) {
+    throw new InvalidConfigError(`attemptLimit.durationSeconds must be at most ${longestTimerS} (about 24 days; got ${limit.durationSeconds})`)
+  }
   return Object.freeze(limit)
 }
 
