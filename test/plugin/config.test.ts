@@ -611,10 +611,10 @@ t.test('a redisPrefix with a brace fails boot: a cluster would read it as the ke
 
 t.test('options of the wrong kind fail boot, naming the option, and never echo a password or a secret', async (t) => {
   const cases: Array<[RealtimeOptions, RegExp]> = [
-    [{ verifyCredentials: 'x' as never }, /verifyCredentials must be a function \(got "x"\)/],
+    [{ verifyCredentials: 'x' as never }, /verifyCredentials must be a function \(got a string of 1 character\)$/],
     [{ mapClaims: {} as never }, /mapClaims must be a function \(got object\)/],
     [{ onAuthenticate: true as never }, /onAuthenticate must be a function \(got boolean\)/],
-    [{ origins: 'https://app.example.com' as never }, /origins must be a list of origins, such as \['https:\/\/app.example.com'\] \(got "https:\/\/app.example.com"\)/],
+    [{ origins: 'https://app.example.com' as never }, /origins must be a list of origins, such as \['https:\/\/app.example.com'\] \(got a string of 23 characters\)$/],
     [{ origins: [1] as never }, /origins must be a list of origins/],
     [{ users: {} as never }, /users must be a list of users or a UserDirectory \(got object\)/],
     [{ users: [null] as never }, /users\[0\] must be a user: \{ email, password \}/],
@@ -632,6 +632,13 @@ t.test('options of the wrong kind fail boot, naming the option, and never echo a
     [{ redis: 'redis://' }, /redis must be a redis:\/\/ or rediss:\/\/ URL/]
   ]
   for (const [options, message] of cases) await bootFails(t, { env: {}, secret, ...options }, message)
+  // An environment variable given where an object was meant: the error says what it is, never what it holds.
+  const usersJson = JSON.stringify([{ ...admin, otpSecret: 'JBSWY3DPEHPK3PXP' }])
+  const databaseUrl = 'postgres://app:db-Pa55word@db.internal/app'
+  await bootFails(t, { env: {}, secret, users: usersJson as never },
+    new RegExp(`^Invalid configuration: users must be a list of users or a UserDirectory \\(got a string of ${usersJson.length} characters\\)$`))
+  await bootFails(t, { env: {}, secret, sessionStore: databaseUrl as never },
+    /^Invalid configuration: sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got a string of 42 characters\)$/)
   // null is unset (`redis: process.env.REDIS_URL ?? null`), as it always was.
   const unset = Fastify()
   t.teardown(() => unset.close())
