@@ -61,7 +61,7 @@ export interface Config {
   }
   /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
   attemptLimit: Readonly<AttemptLimit> | null
-  /** `NODE_ENV` is `production`: what is only warned about elsewhere fails boot. */
+  /** `NODE_ENV` (of the `env` option, else of the process) is `production`: what is only warned about elsewhere fails boot. */
   production: boolean
   /** What was set but not used, for the plugin to log once it has a logger. */
   warnings: readonly string[]
@@ -373,7 +373,9 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
     }),
     attemptLimit: attemptLimit(options.attemptLimit),
-    production: env.NODE_ENV === 'production',
+    // The process's own NODE_ENV under an `env` option that leaves it out: an app passing its settings alone is no
+    // less in production, and would boot with a guessable SECRET.
+    production: (options.env?.NODE_ENV ?? process.env.NODE_ENV) === 'production',
     warnings: Object.freeze(warnings),
     cookies: Object.freeze({
       refresh,

@@ -350,7 +350,10 @@ export interface AuthRoutesOptions {
 }
 
 export interface RealtimeOptions {
-  /** Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). */
+  /**
+   * Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). `NODE_ENV` is read from
+   * `process.env` when this leaves it out.
+   */
   env?: Record<string, string | undefined> | undefined
   /** Signs and verifies access tokens when the app has not registered `@fastify/jwt` itself (`SECRET`). */
   secret?: string | undefined

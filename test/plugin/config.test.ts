@@ -676,8 +676,35 @@ t.test('a short SECRET is warned about, and fails boot with NODE_ENV=production'
   await bootFails(t, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(31) } }, /SECRET \(option secret\) is 31 characters/)
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(32) } })
-  t.pass('32 characters boot in production')
+  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'abcdefgh'.repeat(4) } })
+  t.pass('32 characters, 8 of them distinct, boot in production')
+})
+
+t.test('a blank SECRET, or one of a few characters repeated, is as weak as a short one', async (t) => {
+  const lines: string[] = []
+  await start(t, { env: {}, secret: ' '.repeat(32) }, async (app) => {
+    app.log.warn = ((line: string) => { lines.push(line) }) as never
+  })
+  t.match(lines, [/^SECRET \(option secret\) is blank: .* use 32 random characters or more .*\. With NODE_ENV=production this fails boot$/])
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: ' '.repeat(32) }, /SECRET \(option secret\) is blank: anyone who guesses it/)
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'a'.repeat(32) }, /SECRET \(option secret\) has fewer than 8 distinct characters: anyone who guesses it/)
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'abcdefg'.repeat(5) }, /SECRET \(option secret\) has fewer than 8 distinct characters/)
+})
+
+t.test("NODE_ENV is read from the env option, else from the process's own environment", async (t) => {
+  const saved = process.env.NODE_ENV
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.NODE_ENV
+    else process.env.NODE_ENV = saved
+  })
+  process.env.NODE_ENV = 'production'
+  // An app passing its settings alone, without NODE_ENV among them, is in production all the same.
+  await bootFails(t, { env: { SECRET: 'short', PUBLIC_URL: 'https://app.example.com' } }, /SECRET \(option secret\) is 5 characters/)
+  t.equal((await resolveConfig({ env: {} })).production, true)
+  t.equal((await resolveConfig({ env: { NODE_ENV: 'development' } })).production, false, 'the env option wins')
+  delete process.env.NODE_ENV
+  t.equal((await resolveConfig({ env: { NODE_ENV: 'production' } })).production, true)
+  t.equal((await resolveConfig({ env: {} })).production, false)
 })
 
 t.test('malformed origins are refused', async (t) => {
