@@ -100,7 +100,7 @@ export interface DirectoryUser {
   password: string
   role?: string | null | undefined
   admin?: boolean | undefined
-  /** Base32 TOTP secret: when set, logins must carry a valid `otp`. */
+  /** Base32 TOTP secret of 16 characters or more (a 10-byte key): when set, logins must carry a valid `otp`. */
   otpSecret?: string | undefined
 }
 
