@@ -61,7 +61,7 @@ export interface Config {
   }
   /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
   attemptLimit: Readonly<AttemptLimit> | null
-  /** `NODE_ENV` is `production`: what is only warned about elsewhere fails boot. */
+  /** `NODE_ENV` (of the `env` option, else of the process) is `production`: what is only warned about elsewhere fails boot. */
   production: boolean
   /** What was set but not used, for the plugin to log once it has a logger. */
   warnings: readonly string[]
@@ -251,6 +251,10 @@ function attemptLimit (option: RealtimeOptions['attemptLimit']): Readonly<Attemp
     // Whole seconds: Redis counts its windows in them.
     if (!Number.isInteger(value) || value < 1) throw new InvalidConfigError(`attemptLimit.${name} must be a positive integer (got ${value})`)
   }
+  // The memory store ends a window with a timer: a longer one would end it after 1 ms, and no login would be limited.
+  if (limit.durationSeconds > longestTimerS) {
+    throw new InvalidConfigError(`attemptLimit.durationSeconds must be at most ${longestTimerS} (about 24 days; got ${limit.durationSeconds})`)
+  }
   return Object.freeze(limit)
 }
 
@@ -369,7 +373,9 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
     }),
     attemptLimit: attemptLimit(options.attemptLimit),
-    production: env.NODE_ENV === 'production',
+    // The process's own NODE_ENV under an `env` option that leaves it out: an app passing its settings alone is no
+    // less in production, and would boot with a guessable SECRET.
+    production: (options.env?.NODE_ENV ?? process.env.NODE_ENV) === 'production',
     warnings: Object.freeze(warnings),
     cookies: Object.freeze({
       refresh,

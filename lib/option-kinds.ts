@@ -46,9 +46,12 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   }
 }
 
+// Never the string itself: it is often an environment variable given where an object was meant (REALTIME_USERS with
+// its passwords, DATABASE_URL with its password), and boot errors end up in logs.
 function describe (value: unknown): string {
   if (Array.isArray(value)) return 'an array'
-  return typeof value === 'string' ? `"${value}"` : typeof value
+  if (typeof value !== 'string') return typeof value
+  return `a string of ${value.length} character${value.length === 1 ? '' : 's'}`
 }
 
 function isRedisUrl (value: string): boolean {

@@ -100,7 +100,7 @@ export interface DirectoryUser {
   password: string
   role?: string | null | undefined
   admin?: boolean | undefined
-  /** Base32 TOTP secret: when set, logins must carry a valid `otp`. */
+  /** Base32 TOTP secret of 16 characters or more (a 10-byte key): when set, logins must carry a valid `otp`. */
   otpSecret?: string | undefined
 }
 
@@ -356,7 +356,10 @@ export interface AuthRoutesOptions {
 }
 
 export interface RealtimeOptions {
-  /** Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). */
+  /**
+   * Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). `NODE_ENV` is read from
+   * `process.env` when this leaves it out.
+   */
   env?: Record<string, string | undefined> | undefined
   /** Signs and verifies access tokens when the app has not registered `@fastify/jwt` itself (`SECRET`). */
   secret?: string | undefined

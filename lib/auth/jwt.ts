@@ -66,6 +66,15 @@ function claimsReader (jwt: JWT): (token: string) => Claims {
 
 // HS256's key should be as long as its hash: 256 bits, 32 characters at the very least.
 const minSecretLength = 32
+// A long secret of a few characters repeated (a placeholder, 32 spaces) is guessed as soon as a short one.
+const minDistinctCharacters = 8
+
+/** What makes the secret guessable, or null. */
+function secretWeakness (secret: string): string | null {
+  if (secret.trim() === '') return 'is blank'
+  if (secret.length < minSecretLength) return `is ${secret.length} characters`
+  return new Set(secret).size < minDistinctCharacters ? `has fewer than ${minDistinctCharacters} distinct characters` : null
+}
 
 type RequestVerify = (options: object, callback: (err: Error | null) => void) => void
 
@@ -150,8 +159,9 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
       ? `the app's @fastify/jwt is registered with namespaces (${namespaces.join(', ')}): set the option jwt.namespace to the one that verifies socket tokens, or give SECRET (option secret)`
       : 'SECRET (option secret) is required to sign access tokens, unless the app registers @fastify/jwt itself, before fastify-realtime')
   }
-  if (config.secret.length < minSecretLength) {
-    const weak = `SECRET (option secret) is ${config.secret.length} characters: anyone who guesses it signs tokens as any user; use ${minSecretLength} random characters or more (openssl rand -base64 32)`
+  const weakness = secretWeakness(config.secret)
+  if (weakness) {
+    const weak = `SECRET (option secret) ${weakness}: anyone who guesses it signs tokens as any user; use ${minSecretLength} random characters or more (openssl rand -base64 32)`
     if (config.production) throw new InvalidConfigError(weak)
     fastify.log.warn(`${weak}. With NODE_ENV=production this fails boot`)
   }

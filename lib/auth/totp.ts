@@ -5,13 +5,23 @@ import { Secret, TOTP } from 'otpauth'
 
 const sixDigits = /^[0-9]{6}$/
 
-/** The key of a base32 secret (case-insensitive, spaces and padding ignored); a TypeError when it is not base32. */
+// 80 bits, the 16 base32 characters authenticator apps are usually given: a shorter key is guessed, and a blank
+// secret's key is empty, its codes computed by anyone who has the password.
+const minKeyBytes = 10
+
+/**
+ * The key of a base32 secret (case-insensitive, spaces and padding ignored); a TypeError when it is not base32 or
+ * its key is under 10 bytes.
+ */
 export function otpKey (secret: string): Secret {
+  let key: Secret
   try {
-    return Secret.fromBase32(secret.replace(/\s/g, ''))
+    key = Secret.fromBase32(secret.replace(/\s/g, ''))
   } catch {
     throw new TypeError('OTP secret must be base32')
   }
+  if (key.bytes.length < minKeyBytes) throw new TypeError(`OTP secret must be a key of ${minKeyBytes} bytes or more (16 base32 characters)`)
+  return key
 }
 
 /**

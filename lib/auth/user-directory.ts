@@ -64,7 +64,7 @@ export class UserDirectory {
     this.#users.set(email, {
       identity,
       passwordHash: await argon2.hash(user.password, this.#hashOptions),
-      otpKey: user.otpSecret ? otpKey(user.otpSecret) : null
+      otpKey: user.otpSecret == null ? null : otpKey(String(user.otpSecret))
     })
     return identity
   }
@@ -104,10 +104,11 @@ export function checkUser (user: DirectoryUser, name = 'the user'): void {
   if (typeof user !== 'object' || user === null) throw new InvalidConfigError(`${name} must be a user: { email, password }`)
   if (typeof user.email !== 'string' || user.email.trim() === '') throw new InvalidConfigError(`${name}'s email must be an email address`)
   if (typeof user.password !== 'string' || user.password === '') throw new InvalidConfigError(`${name}'s password must be a non-empty string`)
-  if (user.otpSecret === undefined) return
+  // Unset, as null is for the plugin's options; an empty string is a secret, refused below, not a user without one.
+  if (user.otpSecret == null) return
   try {
     otpKey(String(user.otpSecret))
   } catch {
-    throw new InvalidConfigError(`${name}'s otpSecret must be a base32 TOTP secret`)
+    throw new InvalidConfigError(`${name}'s otpSecret must be a base32 TOTP secret of 16 characters or more`)
   }
 }

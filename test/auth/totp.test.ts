@@ -26,13 +26,19 @@ t.test('totp: RFC 6238 test vectors (SHA-1, 6 digits) name their step', async (t
 
 t.test('totp: base32 is case-insensitive and ignores spaces and padding', async (t) => {
   t.same(otpKey('gezd gnbv gy3t qojq gezd gnbv gy3t qojq').bytes, rfcKey.bytes)
-  t.equal(Buffer.from(otpKey('MZXW6===').bytes).toString(), 'foo')
-  t.equal(Buffer.from(otpKey('MZXW6YQ=').bytes).toString(), 'foob')
+  t.equal(Buffer.from(otpKey('MZXW6YTBOJRGC6TROU======').bytes).toString(), 'foobarbazqu')
+  t.equal(Buffer.from(otpKey('MZXW6YTBOJRGC6TROV4A====').bytes).toString(), 'foobarbazqux')
 })
 
 t.test('totp: bad base32 throws', async (t) => {
   t.throws(() => otpKey('GEZDGNBV1'), { name: 'TypeError', message: 'OTP secret must be base32' })
   t.throws(() => otpKey('GEZD-GNBV'), TypeError)
+})
+
+t.test('totp: a key under 10 bytes throws: a blank secret\'s key is empty, its codes anyone\'s', async (t) => {
+  const tooShort = { name: 'TypeError', message: 'OTP secret must be a key of 10 bytes or more (16 base32 characters)' }
+  for (const secret of ['', ' ', 'A', '====', 'AAAAAAAAAAAAAAA']) t.throws(() => otpKey(secret), tooShort, JSON.stringify(secret))
+  t.equal(otpKey('AAAAAAAAAAAAAAAA').bytes.length, 10, '16 characters: 10 bytes')
 })
 
 t.test('totp: accepts the neighbouring steps and nothing further, and says which step the code is', async (t) => {

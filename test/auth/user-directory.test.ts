@@ -91,7 +91,21 @@ t.test('UserDirectory: an otp is ignored for a user without otpSecret', async (t
 
 t.test('UserDirectory: a bad otpSecret is refused when the user is added', async (t) => {
   await t.rejects(new UserDirectory({ passwordHashing: testHashing }).add({ email: 'e@example.com', password: 'p', otpSecret: 'not base32!' }),
-    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: the user\'s otpSecret must be a base32 TOTP secret' })
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: the user\'s otpSecret must be a base32 TOTP secret of 16 characters or more' })
+})
+
+t.test('UserDirectory: a blank or short otpSecret is refused when the user is added, never read as no OTP', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  // A blank secret gave an empty key, a short one a key of a few bits: the password alone computed the code.
+  for (const secret of ['', ' ', 'A', 'JBSWY3DPEHPK3PX']) {
+    await t.rejects(users.add({ email: 'e@example.com', password: 'p', otpSecret: secret }),
+      { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: the user\'s otpSecret must be a base32 TOTP secret of 16 characters or more' },
+      JSON.stringify(secret))
+  }
+  t.equal(users.size, 0, 'none of them added')
+  // null, as the plugin reads its options, is unset: a user without OTP.
+  await users.add({ email: 'e@example.com', password: 'p', otpSecret: null as never })
+  t.ok(await users.verifyCredentials({ email: 'e@example.com', password: 'p' }))
 })
 
 t.test('UserDirectory: verifyCredentials returns a copy of the identity', async (t) => {

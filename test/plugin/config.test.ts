@@ -611,16 +611,17 @@ t.test('a redisPrefix with a brace fails boot: a cluster would read it as the ke
 
 t.test('options of the wrong kind fail boot, naming the option, and never echo a password or a secret', async (t) => {
   const cases: Array<[RealtimeOptions, RegExp]> = [
-    [{ verifyCredentials: 'x' as never }, /verifyCredentials must be a function \(got "x"\)/],
+    [{ verifyCredentials: 'x' as never }, /verifyCredentials must be a function \(got a string of 1 character\)$/],
     [{ mapClaims: {} as never }, /mapClaims must be a function \(got object\)/],
     [{ onAuthenticate: true as never }, /onAuthenticate must be a function \(got boolean\)/],
-    [{ origins: 'https://app.example.com' as never }, /origins must be a list of origins, such as \['https:\/\/app.example.com'\] \(got "https:\/\/app.example.com"\)/],
+    [{ origins: 'https://app.example.com' as never }, /origins must be a list of origins, such as \['https:\/\/app.example.com'\] \(got a string of 23 characters\)$/],
     [{ origins: [1] as never }, /origins must be a list of origins/],
     [{ users: {} as never }, /users must be a list of users or a UserDirectory \(got object\)/],
     [{ users: [null] as never }, /users\[0\] must be a user: \{ email, password \}/],
     [{ users: [admin, { password: 'p' }] as never }, /users\[1\]'s email must be an email address/],
     [{ users: [{ email: 'a@example.com', password: 42 }] as never }, /users\[0\]'s password must be a non-empty string$/],
-    [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret$/],
+    [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret of 16 characters or more$/],
+    [{ users: [{ ...admin, otpSecret: ' ' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret of 16 characters or more$/],
     [{ users: [admin, { email: 'b@example.com', password: 'p' }, { email: ` ${admin.email.toUpperCase()}`, password: 'q' }] }, /users\[2\] has the email of users\[0\]: list each user once$/],
     [{ sessionStore: {} as never }, /sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got object\)/],
     [{ redis: 1234 as never }, /redis must be a URL or an ioredis client \(got number\)/],
@@ -632,6 +633,13 @@ t.test('options of the wrong kind fail boot, naming the option, and never echo a
     [{ redis: 'redis://' }, /redis must be a redis:\/\/ or rediss:\/\/ URL/]
   ]
   for (const [options, message] of cases) await bootFails(t, { env: {}, secret, ...options }, message)
+  // An environment variable given where an object was meant: the error says what it is, never what it holds.
+  const usersJson = JSON.stringify([{ ...admin, otpSecret: 'JBSWY3DPEHPK3PXP' }])
+  const databaseUrl = 'postgres://app:db-Pa55word@db.internal/app'
+  await bootFails(t, { env: {}, secret, users: usersJson as never },
+    new RegExp(`^Invalid configuration: users must be a list of users or a UserDirectory \\(got a string of ${usersJson.length} characters\\)$`))
+  await bootFails(t, { env: {}, secret, sessionStore: databaseUrl as never },
+    /^Invalid configuration: sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got a string of 42 characters\)$/)
   // null is unset (`redis: process.env.REDIS_URL ?? null`), as it always was.
   const unset = Fastify()
   t.teardown(() => unset.close())
@@ -669,8 +677,35 @@ t.test('a short SECRET is warned about, and fails boot with NODE_ENV=production'
   await bootFails(t, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(31) } }, /SECRET \(option secret\) is 31 characters/)
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(32) } })
-  t.pass('32 characters boot in production')
+  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'abcdefgh'.repeat(4) } })
+  t.pass('32 characters, 8 of them distinct, boot in production')
+})
+
+t.test('a blank SECRET, or one of a few characters repeated, is as weak as a short one', async (t) => {
+  const lines: string[] = []
+  await start(t, { env: {}, secret: ' '.repeat(32) }, async (app) => {
+    app.log.warn = ((line: string) => { lines.push(line) }) as never
+  })
+  t.match(lines, [/^SECRET \(option secret\) is blank: .* use 32 random characters or more .*\. With NODE_ENV=production this fails boot$/])
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: ' '.repeat(32) }, /SECRET \(option secret\) is blank: anyone who guesses it/)
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'a'.repeat(32) }, /SECRET \(option secret\) has fewer than 8 distinct characters: anyone who guesses it/)
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'abcdefg'.repeat(5) }, /SECRET \(option secret\) has fewer than 8 distinct characters/)
+})
+
+t.test("NODE_ENV is read from the env option, else from the process's own environment", async (t) => {
+  const saved = process.env.NODE_ENV
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.NODE_ENV
+    else process.env.NODE_ENV = saved
+  })
+  process.env.NODE_ENV = 'production'
+  // An app passing its settings alone, without NODE_ENV among them, is in production all the same.
+  await bootFails(t, { env: { SECRET: 'short', PUBLIC_URL: 'https://app.example.com' } }, /SECRET \(option secret\) is 5 characters/)
+  t.equal((await resolveConfig({ env: {} })).production, true)
+  t.equal((await resolveConfig({ env: { NODE_ENV: 'development' } })).production, false, 'the env option wins')
+  delete process.env.NODE_ENV
+  t.equal((await resolveConfig({ env: { NODE_ENV: 'production' } })).production, true)
+  t.equal((await resolveConfig({ env: {} })).production, false)
 })
 
 t.test('malformed origins are refused', async (t) => {

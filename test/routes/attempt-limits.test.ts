@@ -232,6 +232,14 @@ t.test('a password check that ran counts, even when it threw: failing closed', a
   tooMany(t, await login(app, admin, '10.0.22.2'))
 })
 
+t.test('the longest window accepted still limits: its timer fits setTimeout', async t => {
+  const { app } = await limited(t, { attemptLimit: { points: 2, durationSeconds: 2147483 } })
+  for (let i = 0; i < 2; i++) t.equal((await login(app, wrong(admin.email))).statusCode, 401)
+  // A timer past setTimeout's limit runs after 1 ms: this wait would have reset the counters.
+  await new Promise(resolve => setTimeout(resolve, 20))
+  tooMany(t, await login(app, admin), 2147483 * 1000)
+})
+
 t.test('attemptLimit: false turns the limits off', async t => {
   const { app } = await limited(t, { attemptLimit: false })
   for (let i = 0; i < 15; i++) t.equal((await login(app, wrong(admin.email))).statusCode, 401)
@@ -249,6 +257,11 @@ t.test('attemptLimit is resolved with its defaults and checked at boot', async t
   await t.rejects(resolveConfig({ env: {}, attemptLimit: { durationSeconds: 1.5 } }), {
     message: 'Invalid configuration: attemptLimit.durationSeconds must be a positive integer (got 1.5)'
   })
+  // Past setTimeout's limit the memory store's window ended after 1 ms: no login was ever limited.
+  await t.rejects(resolveConfig({ env: {}, attemptLimit: { durationSeconds: 30 * 24 * 3600 } }), {
+    message: 'Invalid configuration: attemptLimit.durationSeconds must be at most 2147483 (about 24 days; got 2592000)'
+  })
+  t.same((await resolveConfig({ env: {}, attemptLimit: { durationSeconds: 2147483 } })).attemptLimit, { points: 10, durationSeconds: 2147483 })
 })
 
 t.test('on Redis the counters are shared by every process', async t => {
