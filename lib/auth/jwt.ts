@@ -149,6 +149,9 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     if (logins && !signsAtOnce(apps)) {
       throw new InvalidConfigError('the app\'s @fastify/jwt cannot sign a token at once (its key is a function, or public only), and the plugin signs the access tokens of its logins: give it a signing key (secret: { private, public }, where public may be a key function), or leave users and verifyCredentials out')
     }
+    // SECRET is no key of the app's instance: a token it signs for another purpose (a magic link, an invitation) would
+    // open sockets all the same, whoever thought the plugin verified with SECRET.
+    if (config.secret) fastify.log.warn('SECRET (option secret) is not used: the app\'s @fastify/jwt, registered before fastify-realtime, verifies socket tokens, and every token it accepts opens a socket as its user')
     const claimsOf = claimsReader(apps)
     const requestUsers = new RequestUsers((apps as unknown as { options: { decoratorName: string } }).options.decoratorName)
     return { jwt: apps, verify: requestVerifier(claimsOf, verifyName, requestUsers, waitMs), claimsOf, requestUsers }

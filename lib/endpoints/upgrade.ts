@@ -11,6 +11,7 @@ import { pluginCookies, requestCookies } from '../routes/request-cookies.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
 import type { RealtimeUpgrade } from '../../types/index.js'
+import type { RequestUsers } from '../auth/jwt.js'
 
 /** What the gate hands the endpoint: the credential it verified, kept off the public request decoration. */
 const upgrades = new WeakMap<FastifyRequest, AuthSuccess>()
@@ -51,6 +52,8 @@ export interface GateOptions {
   sessionCookie: CookieConfig
   /** Open sockets per client, shared by every endpoint. */
   addressLimit: AddressLimit
+  /** `request.user` of the app's @fastify/jwt, kept to the socket's credential; null with the plugin's own. */
+  requestUsers: RequestUsers | null
 }
 
 /**
@@ -84,7 +87,7 @@ const unavailable = { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'session s
 
 /** `admitted`: told of every upgrade the gate lets through (the GraphQL route marks its own). */
 export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, admitted?: (request: FastifyRequest) => void) {
-  const { authenticator, jwt, origins, registry, sessionCookie, addressLimit } = options
+  const { authenticator, jwt, origins, registry, sessionCookie, addressLimit, requestUsers } = options
   let open = 0
   // Every upgrade without a credential resolves alike: one frozen answer for all of them, not one kept per socket.
   const withoutCredential: RealtimeUpgrade = Object.freeze({ endpoint: endpoint.name, authMode: endpoint.authMode, accountability: null, expiresAt: null })
@@ -97,6 +100,9 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
       return refuseUpgrade(reply, result)
     }
     if (result === null) {
+      // The app's own hooks may have verified a token the socket does not take (an Authorization header): the socket
+      // holds none, and `request.user` says so.
+      requestUsers?.dropped(request)
       request.realtime = withoutCredential
     } else {
       upgrades.set(request, result)

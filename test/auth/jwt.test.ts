@@ -115,6 +115,33 @@ t.test('connection.request.user follows the socket\'s credential: refused, kept,
   await client.close()
 })
 
+t.test('connection.request.user on a socket that opens without a credential: nobody\'s, whatever the app\'s own hook verified', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret })
+  // A common soft authentication: whoever the Authorization header names, if anyone.
+  app.addHook('onRequest', async (request) => { try { await request.jwtVerify() } catch {} })
+  await app.register(realtime, {
+    env: {},
+    rest: { auth: 'public', handlers: { who: (message, connection) => connection.send({ type: 'who', uid: message.uid, requestUser: (connection.request as unknown as { user: unknown }).user ?? null }) } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await connect(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/websocket`, { headers: { authorization: `Bearer ${app.jwt.sign({ id: 'alice' })}` } })
+  client.send({ type: 'who', uid: '1' })
+  t.same(await client.next(), { type: 'who', uid: '1', requestUser: null }, 'the header is no socket credential: the socket is public, and request.user says so')
+  await client.close()
+})
+
+t.test('SECRET beside the app\'s @fastify/jwt registered first: boot warns that it is not used', async t => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line).msg) } } } })
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret: 'the-apps-own-secret-for-magic-links-and-more' })
+  await app.register(realtime, { env: {}, secret, rest: { auth: 'public' } })
+  await app.ready()
+  t.match(lines, [/^SECRET \(option secret\) is not used: the app's @fastify\/jwt, registered before fastify-realtime, verifies socket tokens/])
+})
+
 t.test('a key lookup that answers after the wait leaves no trace on connection.request.user', async t => {
   const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   let release!: () => void

@@ -78,6 +78,16 @@ t.test('the plugin registered twice, under two prefixes in sibling scopes: both 
   t.same(warnings, [], 'no warning')
 })
 
+t.test('the plugin registered twice in one scope: boot says to give each a scope of its own', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { prefix: '/v1', env: {}, secret, rest: { auth: 'public' } })
+  await t.rejects(async () => {
+    await app.register(realtime, { prefix: '/v2', env: {}, secret, rest: { auth: 'public' } })
+    await app.ready()
+  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /^Invalid configuration: fastify-realtime is already registered in this scope: register each instance in a scope of its own/ })
+})
+
 t.test('the plugin registered in a scope of the app\'s: an upgrade to no route gets its 404, and its connection is closed', async t => {
   // The 404 comes from the app's root, outside the plugin's scope: a hook of the plugin's scope never saw it, and the
   // connection stayed open as long as the client kept it (a client could hold the server's sockets that way).
