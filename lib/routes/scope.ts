@@ -12,10 +12,13 @@ import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { responseOf, routeWatched } from './answered-upgrades.js'
+import { upgradePaths } from './upgrade-paths.js'
 
 export class RouteScope {
   readonly sockets: SocketServer
   readonly #routes: ((scope: FastifyInstance) => void)[] = []
+  /** The websocket routes' full paths, once mounted. */
+  readonly #paths = new Set<string>()
 
   /** `open`: the plugin's sockets open now (its registry's), which close with the app. */
   constructor (maxPayload: number, open: () => Iterable<WebSocket>) {
@@ -25,7 +28,10 @@ export class RouteScope {
   /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
   websocket (path: string, gate: onRequestHookHandler, open: SocketHandler): void {
     const { sockets } = this
-    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open)))
+    this.#routes.push(scope => {
+      scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open))
+      this.#paths.add(scope.prefix + path)
+    })
   }
 
   /** Routes of another kind, added to the scope by `add`. */
@@ -53,7 +59,12 @@ export class RouteScope {
         // A @fastify/websocket the app registered after the plugin listens to the app's upgrades and routes them, the
         // plugin's with the rest: a second listener would route each upgrade twice.
         if (fastify.hasDecorator('websocketServer')) return
+        const ours = upgradePaths(this.#paths, fastify.initialConfig)
         forward = (request, socket, head) => {
+          // An upgrade to another path is for another listener of the app's (a ws server of its own, socket.io):
+          // routed here, it would get Fastify's 404, written into a socket that listener may have upgraded. Alone on
+          // the server, the plugin routes them all, so that a stray upgrade gets its 404.
+          if (fastify.server.listenerCount('upgrade') > 1 && !ours(request.url!)) return
           // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
           // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again

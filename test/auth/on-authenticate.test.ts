@@ -328,11 +328,11 @@ t.test('the object onAuthenticate returns is the socket\'s context, in JSON hand
     header: 'from-upgrade',
     accountability: { user: 'g1', role: null, admin: false, ip: '127.0.0.1' }
   })
-  t.same(Object.keys(seen).sort(), ['accountability', 'extension', 'header', 'source', 'tenant'])
+  t.same(Object.keys(seen).sort(), ['accountability', 'extension', 'header', 'signal', 'source', 'tenant'])
   t.same(await graphqlContext(graphql, '2'), seen, 'every operation')
   const plain = await graphqlSocket(url(`/graphql?access_token=${sign('plain')}`))
   await init(t, plain)
-  t.same(Object.keys(await graphqlContext(plain, '1')).sort(), ['accountability', 'extension', 'header'], 'nothing returned: nothing added')
+  t.same(Object.keys(await graphqlContext(plain, '1')).sort(), ['accountability', 'extension', 'header', 'signal'], 'nothing returned: nothing added')
   const upgraded = await graphqlSocket(url(`/graphql?access_token=${sign('g2')}`))
   await init(t, upgraded)
   t.match(await graphqlContext(upgraded, '1'), { tenant: 'tenant-of-g2', source: 'upgrade', accountability: { user: 'g2' } })

@@ -3,7 +3,7 @@
 // revoking the sockets it opened. What only a browser shows (SameSite, the origin check with a real cookie jar) is in
 // test/browser/.
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import { MemoryStore } from '@fastify/session'
 import realtime, { fromFastifySessionStore, MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
@@ -466,7 +466,7 @@ t.test('copies dropped on a host the client made up: host-only alone for what ca
 
 t.test('copies dropped: the configured domain too; a path no browser sends is only /; a session cookie that is no session token among them', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, env: { SESSION_COOKIE_DOMAIN: 'realtime.test', REFRESH_TOKEN_COOKIE_DOMAIN: 'realtime.test' } },
-    { logger: false, useSemicolonDelimiter: true })
+    { logger: false, routerOptions: { useSemicolonDelimiter: true } as FastifyServerOptions['routerOptions'] })
   const session = sent(setCookie(await login(app, 'session')))
   const answer = await app.inject({ method: 'POST', url: '/auth/refresh;x=<>', payload: { mode: 'session' }, headers: { cookie: `directus_session_token=garbage; ${session}`, host: 'localhost' } })
   t.equal(answer.statusCode, 401)

@@ -1,0 +1,31 @@
+// Whether an upgrade's URL names one of the plugin's websocket routes, as the app's router would match it: its query
+// and (with `useSemicolonDelimiter`) parameters off, percent-decoded, and its options for trailing and duplicate
+// slashes and case. The routes are static paths, so this is all their matching takes.
+
+interface RouterOptions {
+  ignoreTrailingSlash?: boolean
+  ignoreDuplicateSlashes?: boolean
+  caseSensitive?: boolean
+  useSemicolonDelimiter?: boolean
+}
+
+/** `config`: the app's `initialConfig` (Fastify 5 has the router's options at the top and in `routerOptions`). */
+export function upgradePaths (paths: ReadonlySet<string>, config: RouterOptions & { routerOptions?: RouterOptions }): (url: string) => boolean {
+  const options = { ...config, ...config.routerOptions }
+  const normalize = (path: string): string => {
+    if (options.ignoreDuplicateSlashes) path = path.replace(/\/{2,}/g, '/')
+    if (options.ignoreTrailingSlash && path.length > 1 && path.endsWith('/')) path = path.slice(0, -1)
+    return options.caseSensitive === false ? path.toLowerCase() : path
+  }
+  const known = new Set([...paths].map(normalize))
+  return (url) => {
+    let path = url.split('?', 1)[0]!
+    if (options.useSemicolonDelimiter) path = path.split(';', 1)[0]!
+    try {
+      path = decodeURI(path)
+    } catch {
+      return false // no path the router matches
+    }
+    return known.has(normalize(path))
+  }
+}
