@@ -61,15 +61,16 @@ export class RouteScope {
         if (fastify.hasDecorator('websocketServer')) return
         const ours = upgradePaths(this.#paths, fastify.initialConfig)
         forward = (request, socket, head) => {
-          // An upgrade to another path is for another listener of the app's (a ws server of its own, socket.io):
-          // routed here, it would get Fastify's 404, written into a socket that listener may have upgraded. Alone on
-          // the server, the plugin routes them all, so that a stray upgrade gets its 404.
-          if (fastify.server.listenerCount('upgrade') > 1 && !ours(request.url!)) return
           // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
           // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again
-          // would fail (a warning, `websocket upgrade failed`, for every socket).
-          routeWatched(socket, () => { if (!responseOf(socket)) upgrades.emit('upgrade', request, socket, head) })
+          // would fail (a warning, `websocket upgrade failed`, for every socket): it is only watched.
+          const routed = responseOf(socket) !== undefined
+          // An upgrade no @fastify/websocket routed, to another path, is for another listener of the app's (a ws server
+          // of its own, socket.io): routed here, it would get Fastify's 404, written into a socket that listener may
+          // have upgraded. Alone on the server, the plugin routes them all, so that a stray upgrade gets its 404.
+          if (!routed && fastify.server.listenerCount('upgrade') > 1 && !ours(request.url!)) return
+          routeWatched(socket, () => { if (!routed) upgrades.emit('upgrade', request, socket, head) })
         }
         fastify.server.on('upgrade', forward)
       })
