@@ -129,6 +129,25 @@ function signsAtOnce (jwt: JWT): boolean {
   }
 }
 
+// What fast-jwt says of a token whose claims its options refuse (an issuer, an audience, a claim required).
+const claimRefusals = new Set(['FAST_JWT_INVALID_CLAIM_VALUE', 'FAST_JWT_INVALID_CLAIM_TYPE', 'FAST_JWT_MISSING_REQUIRED_CLAIM'])
+
+/**
+ * Why the app's instance refuses a token with the claims the plugin signs (authenticator.ts), as its verify options
+ * have it; null when it takes it, or when it cannot say at once (a key function: its verdict comes with the first login).
+ */
+function refusedClaims (jwt: JWT, issuer: string): string | null {
+  const token = jwt.sign({ id: 'probe', role: null, admin_access: false, sid: 'probe' }, { expiresIn: '60000', iss: issuer })
+  try {
+    const verified: unknown = jwt.verify(token)
+    if (isThenable(verified)) verified.then(undefined, () => {})
+    return null
+  } catch (err) {
+    const { code, message } = err as { code?: string, message: string }
+    return code !== undefined && claimRefusals.has(code) ? message : null
+  }
+}
+
 /**
  * `config.secret`: SECRET or the `secret` option; `config.issuer`: the `iss` of the tokens it signs. The instance the
  * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
@@ -148,6 +167,10 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     }
     if (logins && !signsAtOnce(apps)) {
       throw new InvalidConfigError('the app\'s @fastify/jwt cannot sign a token at once (its key is a function, or public only), and the plugin signs the access tokens of its logins: give it a signing key (secret: { private, public }, where public may be a key function), or leave users and verifyCredentials out')
+    }
+    const refused = logins ? refusedClaims(apps, config.issuer) : null
+    if (refused !== null) {
+      throw new InvalidConfigError(`the app's @fastify/jwt refuses the access tokens the plugin signs with it (${refused}): every login would answer a token no socket takes. Set the option issuer (ACCESS_TOKEN_ISSUER) to an issuer it allows, or allow ${config.issuer} (verify.allowedIss), and require no claim the plugin does not sign (verify.requiredClaims)`)
     }
     // SECRET is no key of the app's instance: a token it signs for another purpose (a magic link, an invitation) would
     // open sockets all the same, whoever thought the plugin verified with SECRET.

@@ -65,6 +65,19 @@ t.test('with logins, the app\'s instance must sign at once, or boot says what to
   t.match(ownIssuer.jwt.decode(ownIssuer.jwt.sign({ id: 'x' })), { iss: 'the-app' }, 'the app\'s own tokens')
   const both = await boot({ secret: { private: key, public: async () => key } })
   t.equal((await both.inject({ method: 'POST', url: '/auth/login', payload: admin })).statusCode, 200, 'a signing key beside a key function for verifying')
+
+  // An instance that verifies only its own issuer, or claims the plugin does not sign, would refuse every login's token.
+  const refuses = /^Invalid configuration: the app's @fastify\/jwt refuses the access tokens the plugin signs with it \(.+\): every login would answer a token no socket takes/
+  const checksIssuer = { secret: key, sign: { iss: 'the-app' }, verify: { allowedIss: 'the-app' } }
+  await t.rejects(async () => { await boot(checksIssuer) }, { message: refuses })
+  await t.rejects(async () => { await boot({ secret: key, verify: { requiredClaims: ['aud'] } }) }, { message: refuses })
+  const sameIssuer = await boot(checksIssuer, { users, issuer: 'the-app' })
+  await sameIssuer.listen({ host: '127.0.0.1', port: 0 })
+  const token = (await sameIssuer.inject({ method: 'POST', url: '/auth/login', payload: admin })).json().data.access_token
+  const client = await connect(`ws://127.0.0.1:${(sameIssuer.server.address() as { port: number }).port}/websocket`)
+  client.send({ type: 'auth', access_token: token })
+  t.match(await client.next(), { type: 'auth', status: 'ok' }, 'with the plugin\'s issuer set to the app\'s, its logins\' tokens open sockets')
+  await client.close()
 })
 
 t.test('connection.request.user follows the socket\'s credential: refused, kept, expired', async t => {
