@@ -6,6 +6,7 @@ import fastifyEnv from '@fastify/env'
 import ms from 'ms'
 import { InvalidConfigError } from './errors.js'
 import { checkOptionKinds } from './option-kinds.js'
+import { unknownOptions } from './option-names.js'
 import { defaultSessionsPerUser } from './stores/sessions/per-user-limit.js'
 import type { AttemptLimit } from './stores/attempts/contract.js'
 import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
@@ -296,7 +297,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
 
   const origins = new Set<string>()
   if (typeof raw.PUBLIC_URL === 'string') origins.add(origin(label('PUBLIC_URL', fromOptions), raw.PUBLIC_URL))
-  const warnings: string[] = []
+  const warnings: string[] = unknownOptions(options).map(name => `option ${name} is no option of fastify-realtime, and is ignored: a misspelling?`)
   for (const value of String(raw.CORS_ORIGIN ?? '').split(',').map(v => v.trim()).filter(Boolean)) {
     // The app's CORS_ORIGIN may be set for @fastify/cors: a value it can use and sockets cannot is left to it.
     if (corsOnly(value) && !fromOptions.CORS_ORIGIN) {

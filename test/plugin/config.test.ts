@@ -774,3 +774,20 @@ t.test('without an env option, process.env is read', async (t) => {
   process.env.WEBSOCKETS_REST_PATH = '/from-process-env'
   t.equal((await resolveConfig({})).endpoints.rest.path, '/from-process-env')
 })
+
+t.test('an option the plugin does not read, top level or an endpoint\'s, is named in a warning at boot; Fastify\'s register options are none', async (t) => {
+  const config = await resolveConfig({
+    env: {},
+    secret,
+    prefix: '/api',
+    logLevel: 'warn',
+    redisUrl: 'redis://127.0.0.1:6379',
+    rest: { auth: 'public', authMode: 'strict' },
+    graphql: { operationlimit: 10 },
+    logs: { enabled: true, paht: '/logs' }
+  } as RealtimeOptions)
+  t.same(config.warnings, ['redisUrl', 'rest.authMode', 'logs.paht', 'graphql.operationlimit']
+    .map(name => `option ${name} is no option of fastify-realtime, and is ignored: a misspelling?`))
+  t.same((await resolveConfig({ env: {}, secret, rest: { auth: 'public', handlers: {} }, logs: false, graphql: { operationLimit: 5 } })).warnings, [],
+    'every option it reads')
+})
