@@ -16,8 +16,10 @@ export interface Authenticating {
   onAuthWindowEnd (): void
 }
 
-// setTimeout holds at most 2^31-1 ms (24.8 days); later deadlines are reached in hops.
-const longestTimeoutMs = 2 ** 31 - 1
+// A timer waits on the monotonic clock, `exp` is on the wall clock: one stepped forward meanwhile (NTP, a resume from
+// suspend) brings the deadline closer, and a timer set for the whole wait would fire late by the step. Deadlines are
+// reached in hops of a minute at most, each measured anew (setTimeout holds 24.8 days at most anyway).
+const longestTimeoutMs = 60_000
 
 /**
  * The targets of one deadline. A target keeps the bucket it was scheduled in rather than the deadline: a reference,

@@ -77,6 +77,19 @@ t.test('a timer that fires before the wall clock reaches the deadline waits agai
   t.ok(told[0] >= deadline, `told ${told[0] - deadline} ms after the deadline, never before`)
 })
 
+t.test('a wall clock stepped forward while a deadline waits (NTP, a resume from suspend): told within a minute of the step', async t => {
+  const clock = fakeClock(t)
+  let ahead = 0
+  const expiries = new ExpiryClock(unexpected, () => Date.now() + ahead)
+  const told: number[] = []
+  expiries.schedule(settling(() => told.push(Date.now())), Date.now() + 15 * 60_000)
+  const stepped = Date.now()
+  ahead = 20 * 60_000 // the wall clock jumps 20 minutes: the token has expired by it
+  clock.tick(60_000)
+  t.equal(told.length, 1, 'told at the next hop')
+  t.ok(told[0]! - stepped <= 60_000, 'a minute after the step at most, not the 15 minutes the first timer was set for')
+})
+
 t.test('auth windows end in the order they opened; their timer never holds the process', async t => {
   const windows = new AuthWindows(40)
   const baseline = timers()
