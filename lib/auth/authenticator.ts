@@ -370,6 +370,9 @@ export class Authenticator {
       return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
     }
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
+    // What the check proves holds as of its start: a user revoked while it ran (a password changed, then revokeUser)
+    // gets no session from it, and its tokens read as issued then.
+    const checkedFrom = Date.now()
     let identity: Identity | null
     try {
       // A check that never answers (a directory's connection dropped) gives its lane back at the deadline, or every
@@ -392,7 +395,6 @@ export class Authenticator {
     }
     const session = newSessionId()
     const refreshToken = newRefreshToken(session)
-    const issuedAt = Date.now()
     try {
       const [ended] = await Promise.all([
         this.#store((store, deadline) => store.create({
@@ -408,7 +410,13 @@ export class Authenticator {
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
-    const issued = this.#issue(identity, session, refreshToken, issuedAt)
+    // Revoked since the check began, by this process or another (the revocation feed): its session ends at once. One
+    // revoked later still is refused by the revocation's second stamp (endUser), the tokens reading as issued before.
+    if (this.#options.revocations.revokesUser(identity.user, Math.floor(checkedFrom / 1000))) {
+      await this.endSession(session).catch(() => {})
+      return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
+    }
+    const issued = this.#issue(identity, session, refreshToken, checkedFrom)
     if (!at) return issued
     const admitted = await this.#admit(issued, null, at)
     // A login the app refused, or could not check, leaves no session behind: its client never gets the tokens.
@@ -564,9 +572,9 @@ export class Authenticator {
   }
 
   /**
-   * The tokens of a session the store has just written, issued as of `issuedAt`, taken before the write: a revokeUser
-   * that ended the session after the write stamps its last revocation once it has, so later than that, and refuses the
-   * token however long this process stalled between the write and the signing.
+   * The tokens of a session the store has just written, issued as of `issuedAt`, taken before the write (a login's,
+   * before its check): a revokeUser that ended the session after the write stamps its last revocation once it has, so
+   * later than that, and refuses the token however long this process stalled between the write and the signing.
    */
   #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
     const { token: accessToken, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)

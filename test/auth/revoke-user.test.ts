@@ -153,12 +153,46 @@ t.test('a login or refresh whose process stalls between its store write and its 
     clock.tick(2_000) // the process stalls past the revocation's second, and the next
     release()
     const response = await answer
+    if (what === 'login') {
+      // Its user was revoked after its credential check began: it makes no session (see the test below).
+      t.equal(response.statusCode, 401, 'login: refused')
+      continue
+    }
     t.equal(response.statusCode, 200, `${what}: answered with tokens`)
     const { access_token: accessToken, expires } = response.json().data
     const { exp } = app.realtime.jwt.decode<{ exp: number }>(accessToken)!
     t.ok(exp * 1000 > Date.now() + expires - 1_000, `${what}: it lives as long as \`expires\` says, from its answer`)
     await refusedOnAuth(t, url('/websocket'), accessToken, `${what}: its access token`)
   }
+})
+
+t.test('a login whose password check runs while revokeUser ends the user (a password changed, then revoked everywhere): no session, 401', async t => {
+  const clock = fakeClock(t, ['Date'])
+  let release: (() => void) | null = null
+  let reached!: () => void
+  const checking = new Promise<void>(resolve => { reached = resolve })
+  const sessionStore = new MemorySessionStore()
+  const { app } = await build(t, {
+    sessionStore,
+    authRoutes: true,
+    verifyCredentials: async ({ email }) => {
+      if (release === null) {
+        reached()
+        await new Promise<void>(resolve => { release = resolve })
+      }
+      return { user: email, role: null, admin: false }
+    }
+  })
+  const answer = app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'u1', password: 'old password' } })
+  await checking
+  await app.realtime.revokeUser('u1')
+  clock.tick(2_000) // the check ends seconds after the revocation
+  release!()
+  const response = await answer
+  t.same([response.statusCode, response.json().errors[0].extensions.code], [401, 'INVALID_CREDENTIALS'], 'refused')
+  t.same(await sessionStore.endUser('u1', Date.now() + 1000), [], 'and no session of it is left')
+  const after = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'u1', password: 'new password' } })
+  t.equal(after.statusCode, 200, 'a login begun after the revocation works')
 })
 
 t.test('revokeUser closes a sessionless GraphQL socket 4403', async t => {
