@@ -5,6 +5,13 @@
 // NAT64 (64:ff9b::192.0.2.1) and Teredo (the client's address inverted) stand for that IPv4 client.
 import ipaddr from 'ipaddr.js'
 
+/**
+ * The address of a client whose socket has none to read: its connection reset before the address was first asked
+ * for, or injectWS's. Every such client is one, counted and queued like any other: never the application's own
+ * logins (no address), which no per-address limit bounds.
+ */
+export const unknownAddress = 'unknown'
+
 /** The key of `ip`'s network: `192.0.2.1`, `2001:db8:1:2::/64`. A string that is no address is taken as it is. */
 export function clientNetwork (ip: string): string {
   if (!ipaddr.isValid(ip)) return ip

@@ -160,6 +160,8 @@ export function refuseUpgrade (reply: FastifyReply, failure: Failure<HttpCode>):
   reply.code(statusOf(failure)).send(httpBody(failure))
 }
 
+const realtimeErrorBrand = Symbol.for('fastify-realtime.RealtimeError')
+
 /**
  * An error the application (or the plugin) answers a message with: rendered as an error frame with its code and
  * message. The code is one of the plugin's (`WireErrorCode`) or the application's own. Shaped as a `FastifyError`
@@ -168,6 +170,15 @@ export function refuseUpgrade (reply: FastifyReply, failure: Failure<HttpCode>):
  * per code; this one carries any code, so it is a class of its own.
  */
 export class RealtimeError extends Error {
+  /**
+   * The package ships an ES module and a CommonJS copy, each with this class: an app mixing the two (a CommonJS library
+   * of its handlers) throws one copy's error where the other checks. Either copy's is one, by a brand both share.
+   */
+  static [Symbol.hasInstance] (value: unknown): boolean {
+    if (this !== RealtimeError) return Function.prototype[Symbol.hasInstance].call(this, value)
+    return typeof value === 'object' && value !== null && realtimeErrorBrand in value
+  }
+
   readonly code: RealtimeErrorCode
   readonly statusCode: number | undefined
   constructor (code: RealtimeErrorCode, message: string, options: { statusCode?: number, cause?: unknown } = {}) {
@@ -182,6 +193,9 @@ export class RealtimeError extends Error {
     return new RealtimeError(failure.code, messageOf(failure))
   }
 }
+
+// On the prototype: no own property of each error, nothing added to what serializers see.
+Object.defineProperty(RealtimeError.prototype, realtimeErrorBrand, { value: true })
 
 /** The HTTP status the table gives a code of the plugin's, whatever the failure's details. */
 function tableStatus (code: RealtimeErrorCode): number | undefined {

@@ -2,14 +2,19 @@
 // messages must match before it is called, validated by the app's own validator compiler as Fastify validates a body.
 import type { FastifyRequest } from 'fastify'
 import { InvalidConfigError } from '../errors.js'
+import { RepeatedFailures } from '../repeated-failures.js'
 import type {
   MessageHandler, MessageSchema, RealtimeMessage, ReservedMessageType, ValidatedMessageHandler
 } from '../../types/index.js'
 
-/** A message type's handler, and the schema its messages must match when it has one. */
+/**
+ * A message type's handler, the schema its messages must match when it has one, and its failures: a handler that
+ * throws on what a client sends (a field it reads without checking) would log a line per frame for any client.
+ */
 export interface HandlerEntry {
   handler: MessageHandler
   schema?: MessageSchema
+  failures: RepeatedFailures
 }
 
 const reserved: readonly string[] = ['auth', 'ping', 'pong'] satisfies ReservedMessageType[]
@@ -27,10 +32,11 @@ export function handlerTable (
     if (reserved.includes(type)) {
       throw new InvalidConfigError(`${option}.${type}: the plugin answers "${type}" messages itself (and "${reserved.join('", "')}"); give the handler another type`)
     }
+    const failures = new RepeatedFailures('realtime message handler failed')
     if (typeof entry === 'function') {
-      table.set(type, { handler: entry })
+      table.set(type, { handler: entry, failures })
     } else if (typeof entry?.handler === 'function' && typeof entry.schema === 'object' && entry.schema !== null) {
-      table.set(type, entry)
+      table.set(type, { handler: entry.handler, schema: entry.schema, failures })
     } else {
       throw new InvalidConfigError(`${option}.${type} must be a function, or { schema, handler } with a schema object and a function`)
     }

@@ -5,6 +5,8 @@ import type { RawData, WebSocket } from 'ws'
 import type { AuthFailure, AuthResult } from '../auth/authenticator.js'
 import { failureClose, failureFrame, RealtimeError, refusal, type Failure, type SocketStage } from '../errors.js'
 import { Connection } from '../connection/connection.js'
+import { isThenable } from '../thenable.js'
+import { unknownAddress } from '../client-network.js'
 import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.js'
 import { Inbox } from '../connection/inbox.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
@@ -168,7 +170,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     // The client's address counts email/password attempts; the other forms never need it.
     const { connection } = this
     const { socket, guard } = connection
-    const ip = 'email' in read.credential ? connection.ip : null
+    const ip = 'email' in read.credential ? connection.ip ?? unknownAddress : null
     const result = this.#options.authenticator.authenticate(read.credential,
       { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip, waiting: () => socket.readyState === socket.OPEN })
     if (result instanceof Promise) {
@@ -226,19 +228,19 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   private application (message: RealtimeMessage, uid: Uid): void | Promise<void> {
     const { handlers } = this.#options
     const { type } = message
-    const answer = (err: unknown) => {
-      if (err instanceof RealtimeError) {
-        this.connection.send(errorFrame(type, err.code, err.message, uid))
-        return
-      }
-      this.connection.request.log.error({ err, type }, 'realtime message handler failed')
-      this.tell({ code: 'INTERNAL_SERVER_ERROR' }, type, uid)
-    }
     // A Map: a "__proto__" or "constructor" type cannot reach Object.prototype.
     const entry = handlers.get(type)
     if (!entry) {
       this.tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${type}".` }, type, uid)
       return
+    }
+    const answer = (err: unknown) => {
+      if (err instanceof RealtimeError) {
+        this.connection.send(errorFrame(type, err.code, err.message, uid))
+        return
+      }
+      entry.failures.log(this.connection.request.log, { err, type })
+      this.tell({ code: 'INTERNAL_SERVER_ERROR' }, type, uid)
     }
     try {
       if (entry.schema) {
@@ -251,9 +253,10 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       }
       // The handler may read the accountability after the socket is gone, its address with it.
       this.connection.pin()
-      const pending = entry.handler(message, this.connection)
+      const pending: unknown = entry.handler(message, this.connection)
       // Application handlers run concurrently: below the limit, a slow one holds back no ping or re-authentication.
-      if (pending instanceof Promise) return this.running(pending.catch(answer))
+      // Any thenable counts (a library's promise, another realm's): its rejection is answered, its time counted.
+      if (isThenable(pending)) return this.running(Promise.resolve(pending).then(undefined, answer))
     } catch (err) {
       answer(err)
     }
