@@ -416,7 +416,15 @@ export class Authenticator {
       await this.endSession(session).catch(() => {})
       return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     }
-    const issued = this.#issue(identity, session, refreshToken, checkedFrom)
+    let issued: AuthSuccess
+    try {
+      issued = this.#issue(identity, session, refreshToken, checkedFrom)
+    } catch (err) {
+      // An identity no token can carry (verifyCredentials's): nobody gets the session. The caller tells it as a check
+      // that failed unforeseen, logged.
+      await this.endSession(session).catch(() => {})
+      throw err
+    }
     if (!at) return issued
     const admitted = await this.#admit(issued, null, at)
     // A login the app refused, or could not check, leaves no session behind: its client never gets the tokens.

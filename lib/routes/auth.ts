@@ -82,6 +82,12 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     return mode === 'session' ? Promise.all(copies.map(token => authenticator.sessionTokenRefreshToken(token, request))) : copies
   }
 
+  /** A check that failed unforeseen (an identity no token can carry) is told as one that could not run, and logged. */
+  const checked = (request: FastifyRequest, pending: Promise<AuthResult>): Promise<AuthResult> => pending.catch((err: unknown) => {
+    request.log.error({ err }, 'an auth check failed')
+    return unavailable
+  })
+
   /** Whether the client of `request` still waits for the answer (`AuthContext.waiting`). */
   const waitingOf = (request: FastifyRequest) => () => !request.raw.socket.destroyed
 
@@ -97,7 +103,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
-        const result = await authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) })
+        const result = await checked(request, authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) }))
         if (result.ok && mode !== 'json') {
           // The cookie this login replaces was the browser's only hold on its session: that session ends, and its
           // sockets with it, or no logout could reach them. Copies of it beside the own one go too, before the new one
@@ -119,7 +125,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       }
       const [token] = tokens
       if (token === null) return sendFailure(reply, invalidSessionToken)
-      return sendIssued(reply, await authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) }), mode)
+      return sendIssued(reply, await checked(request, authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) })), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { preValidation: tokenFields }, async (request, reply) => {

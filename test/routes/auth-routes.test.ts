@@ -1,7 +1,7 @@
 // The Directus-compatible HTTP auth routes (PROTOCOL.md section 7) and the auth part of the `fastify.realtime` API.
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
-import realtime, { RealtimeError, type RealtimeOptions, type SessionStore } from '../../lib/index.js'
+import realtime, { MemorySessionStore, RealtimeError, type RealtimeOptions, type SessionStore } from '../../lib/index.js'
 import { Secret, TOTP } from 'otpauth'
 import { admin, build, connect, directoryOf, editor, refusedWith, secret } from '../helpers.js'
 
@@ -477,4 +477,18 @@ t.test('MAX_SESSIONS_PER_USER: 100 by default, from the environment, and a bad v
   t.equal((await resolveConfig({ env: { MAX_SESSIONS_PER_USER: '5' } })).maxSessionsPerUser, 5)
   t.equal((await resolveConfig({ env: { MAX_SESSIONS_PER_USER: '5' }, maxSessionsPerUser: 7 })).maxSessionsPerUser, 7, 'the option wins')
   await t.rejects(resolveConfig({ env: { MAX_SESSIONS_PER_USER: '0' } }), { code: 'FST_REALTIME_INVALID_CONFIG', message: /MAX_SESSIONS_PER_USER must be >= 1/ })
+})
+
+t.test('a login whose identity no token can carry (verifyCredentials\'s): 503 in Directus\'s shape, logged, and no session left behind', async t => {
+  const errors: string[] = []
+  const sessionStore = new MemorySessionStore()
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { errors.push(JSON.parse(line).msg) } } } })
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {}, secret, authRoutes: true, sessionStore, verifyCredentials: async () => ({ user: 'u1', role: 10n as unknown as string, admin: false })
+  })
+  const response = await post(app, '/auth/login', { email: 'u1', password: 'p' })
+  t.same([response.statusCode, response.json()], [503, serviceUnavailable])
+  t.same(errors, ['an auth check failed'])
+  t.same(await sessionStore.endUser('u1', Date.now() + 1000), [], 'the session it had made has ended')
 })
