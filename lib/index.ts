@@ -198,13 +198,16 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     off: (event, listener) => events.off(event, listener),
     send (filter, message) {
       let count = 0
+      // One frame for every socket, serialized for the first open one: a message JSON cannot write throws before any
+      // socket got it.
+      let frame: string | undefined
       for (const connection of registry.matching(filter)) {
         if (connection.endpoint === 'graphql') continue // it speaks only graphql-transport-ws
         // Not let in, or no longer: a client without a credential would otherwise read broadcasts an auth window at a
         // time (in public mode every socket past its handshake stays in, as public).
         const { phase } = connection.guard
         if (phase === 'handshake' || phase === 'reauth') continue
-        connection.send(message)
+        if (connection.open) connection.sendFrame(frame ??= JSON.stringify(message))
         count++
       }
       return count

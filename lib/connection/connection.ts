@@ -57,7 +57,12 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   }
 
   send (message: object): void {
-    if (this.socket.readyState === this.socket.OPEN) this.sendFrame(JSON.stringify(message))
+    if (this.open) this.sendFrame(JSON.stringify(message))
+  }
+
+  /** Whether the socket takes frames still: a closing one is sent nothing, and nothing is serialized for it. */
+  get open (): boolean {
+    return this.socket.readyState === this.socket.OPEN
   }
 
   /** A frame serialized already; within the cap on unsent bytes, like everything sent here. */

@@ -117,25 +117,28 @@ export class ConnectionGuard implements Expiring, Authenticating {
   /** The registry has the socket: from now on what happens to it is reported, an authentication at the upgrade first. */
   registered (): void {
     if (this.#identity === null) return
+    if (this.revokedAsTaken(this.#identity.user, this.#session, this.#issuedAt)) return
     this.#policy.registry.index(this.#connection, this.#identity.user, this.#session)
-    this.reportAuthenticated()
+    this.#policy.registry.authenticated(this.#connection)
   }
 
   /** A credential was verified: it replaces the accountability and the expiry. */
   authenticate (success: AuthSuccess): void {
     if (this.#phase === 'closed') return
+    if (this.revokedAsTaken(success.identity.user, success.session, success.issuedAt)) return
     this.adopt(success)
-    this.reportAuthenticated()
+    this.#policy.registry.authenticated(this.#connection)
   }
 
   /**
    * A revocation reaches the sockets holding the credential, and one checked before it but taken after (an async hook,
    * a store, the app's own upgrade hooks in between) was not among them: it is revoked now, as it would have been then.
+   * The revoked identity is never the socket's: the app's `auth` listeners would act for it (a push to its user).
    */
-  private reportAuthenticated (): void {
-    const revoked = this.#policy.revocations.revoking(this.#identity!.user, this.#session, this.#issuedAt) !== null
-    this.#policy.registry.authenticated(this.#connection)
-    if (revoked) this.expire('AUTH_REVOKED')
+  private revokedAsTaken (user: string, session: string | undefined, issuedAt: number): boolean {
+    if (this.#policy.revocations.revoking(user, session, issuedAt) === null) return false
+    this.expire('AUTH_REVOKED')
+    return true
   }
 
   private adopt (success: AuthSuccess): void {

@@ -1,6 +1,7 @@
 // A revocation that lands while a credential is being checked (PROTOCOL.md sections 4 and 7): the check had passed, and
 // the socket was not yet among those holding the credential, so the revocation's walk missed it. The socket takes the
-// credential and is revoked at once, as if the revocation had come a moment later: never the revoked identity.
+// credential and is revoked at once, as if the revocation had come a moment later: never the revoked identity, and the
+// app's `auth` listeners never hear of it.
 import t, { type Test } from 'tap'
 import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
@@ -40,6 +41,21 @@ async function isNobody (t: Test, client: Client, app: App, { session, user }: {
   t.same(app.realtime.connections({ user }), [], 'nor by the user index')
 }
 
+/**
+ * What the app's listeners hear of the socket: an `auth` listener pushes the user's private data to the user's sockets
+ * (an ordinary welcome), which would reach a socket holding the revoked identity.
+ */
+function listen (app: App) {
+  const heard: string[] = []
+  app.realtime.on('auth', ({ connection }) => {
+    const { user } = connection.accountability
+    heard.push(`auth ${user}`)
+    app.realtime.send({ user: user! }, { type: 'welcome', secret: `inbox of ${user}` })
+  })
+  app.realtime.on('expire', ({ code }) => { heard.push(`expire ${code}`) })
+  return heard
+}
+
 const revocations = [
   ['its session', (app: App, { session }: { session: string }) => app.realtime.revokeSession(session)],
   ['its user', (app: App, { user }: { user: string }) => app.realtime.revokeUser(user)]
@@ -49,6 +65,7 @@ for (const [what, revoke] of revocations) {
   t.test(`an auth message whose onAuthenticate is pending as ${what} is revoked: ok, then AUTH_REVOKED`, async t => {
     const hook = gate()
     const { app, url } = await build(t, { users: [admin], rest, onAuthenticate: async () => { await hook.wait() } })
+    const heard = listen(app)
     const issued = await login(app)
     const client = await connect(url('/websocket'))
     client.send({ type: 'auth', access_token: issued.access_token })
@@ -58,6 +75,7 @@ for (const [what, revoke] of revocations) {
     t.same(await within(client.next(), 'the ok'), { type: 'auth', status: 'ok' })
     t.match(await within(client.next(), 'the revocation'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
     await isNobody(t, client, app, issued)
+    t.same(heard, ['expire AUTH_REVOKED'], 'the app hears of no authentication, and pushed nothing to the revoked user')
     await client.close()
   })
 }
@@ -75,28 +93,31 @@ async function upgradeRevokedInHook (t: Test, path: string, options: RealtimeOpt
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
+  const heard = listen(app)
   const issued = await login(app)
   const client = new Client(`ws://127.0.0.1:${port}${path}?access_token=${issued.access_token}`, { protocols })
   await within(hook.arrived, 'the app\'s hook')
   await app.realtime.revokeSession(issued.session)
   hook.open()
-  return { app, client, issued }
+  return { app, client, issued, heard }
 }
 
 t.test('an upgrade whose app hook is pending as its session is revoked opens and is told AUTH_REVOKED', async t => {
-  const { app, client, issued } = await upgradeRevokedInHook(t, '/websocket', { rest })
+  const { app, client, issued, heard } = await upgradeRevokedInHook(t, '/websocket', { rest })
   await within(client.opened, 'the socket')
   t.match(await within(client.next(), 'the revocation'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
   await isNobody(t, client, app, issued)
+  t.same(heard, ['expire AUTH_REVOKED'], 'the app hears of no authentication, and pushed nothing to the revoked user')
   await client.close()
 })
 
 t.test('a GraphQL upgrade whose app hook is pending as its session is revoked opens and closes 4403', async t => {
-  const { app, client, issued } = await upgradeRevokedInHook(t, '/graphql', { graphql: { schema } }, 'graphql-transport-ws')
+  const { app, client, issued, heard } = await upgradeRevokedInHook(t, '/graphql', { graphql: { schema } }, 'graphql-transport-ws')
   t.equal((await within(client.closed, 'the close')).code, 4403)
   t.same(app.realtime.connections({ session: issued.session }), [], 'held by no index')
   // Revoked as it registered, before graphql-ws had opened it: it closed all the same, and left the registry.
   await within(until(() => app.realtime.connections().length === 0), 'the registry empty')
+  t.same(heard, ['expire AUTH_REVOKED'], 'the app hears of no authentication')
 })
 
 t.test('a refresh whose rotation is on its way back as its session is revoked: ok, then AUTH_REVOKED', async t => {
@@ -115,6 +136,7 @@ t.test('a refresh whose rotation is on its way back as its session is revoked: o
     }
   }
   const { app, url } = await build(t, { users: [admin], rest, sessionStore })
+  const heard = listen(app)
   const issued = await login(app)
   const client = await connect(url('/websocket'))
   client.send({ type: 'auth', refresh_token: issued.refresh_token })
@@ -124,6 +146,7 @@ t.test('a refresh whose rotation is on its way back as its session is revoked: o
   t.match(await within(client.next(), 'the ok'), { type: 'auth', status: 'ok' })
   t.match(await within(client.next(), 'the revocation'), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } })
   await isNobody(t, client, app, issued)
+  t.same(heard, ['expire AUTH_REVOKED'], 'the app hears of no authentication, and pushed nothing to the revoked user')
   await client.close()
 })
 
@@ -131,6 +154,7 @@ t.test('a GraphQL connection_init whose onAuthenticate is pending as its session
   const hook = gate()
   const options: RealtimeOptions = { users: [admin], graphql: { schema }, onAuthenticate: async () => { await hook.wait() } }
   const { app, url } = await build(t, options)
+  const heard = listen(app)
   const { access_token: token, session } = await login(app)
   const closed = new Promise<number>(resolve => {
     const client = createClient({
@@ -149,6 +173,7 @@ t.test('a GraphQL connection_init whose onAuthenticate is pending as its session
   hook.open()
   t.equal(await within(closed, 'the close'), 4403)
   t.same(app.realtime.connections({ session }), [], 'held by no index')
+  t.same(heard, ['expire AUTH_REVOKED'], 'the app hears of no authentication')
 })
 
 t.test('nothing crashed', async t => {

@@ -86,6 +86,40 @@ t.test('send, close and connections reach sockets by user, session and endpoint'
   await Promise.all([alice2.close(), bob.close()])
 })
 
+t.test('a broadcast serializes its message once, for the first socket it goes to, and sends that frame to every one', async t => {
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  const clients = [await connect(url('/websocket')), await connect(url('/websocket')), await connect(url('/websocket'))]
+  while (app.realtime.connections().length < 3) await new Promise(resolve => setImmediate(resolve))
+  let serialized = 0
+  const news = { toJSON: () => { serialized++; return { type: 'news', text: 'hi' } } }
+  t.equal(app.realtime.send({}, news), 3)
+  t.equal(serialized, 1, 'serialized once for the three')
+  for (const client of clients) t.same(await client.next(), { type: 'news', text: 'hi' })
+
+  // What is serialized is what is sent: a message JSON cannot write throws, once, before any socket gets it.
+  let attempts = 0
+  const unwritable = { toJSON: () => { attempts++; throw new Error('not JSON') } }
+  t.throws(() => app.realtime.send({}, unwritable), { message: 'not JSON' })
+  t.equal(attempts, 1, 'tried once')
+  const circular: Record<string, unknown> = { type: 'loop' }
+  circular.self = circular
+  t.throws(() => app.realtime.send({}, circular), TypeError)
+
+  // A closing socket is sent nothing, and nothing is serialized for it.
+  const [closing] = app.realtime.connections()
+  closing.close(4000, 'bye')
+  serialized = 0
+  app.realtime.send({}, news)
+  t.equal(serialized, 1, 'once for the two still open')
+  t.same(await clients[0].closed, { code: 4000, reason: 'bye' }, 'the closing one got its close alone')
+  for (const client of clients.slice(1)) {
+    t.same(await client.next(), { type: 'news', text: 'hi' }, 'the others the news, and nothing of the messages that threw')
+    client.send({ type: 'ping', uid: 'after' })
+    t.same(await client.next(), { type: 'pong', uid: 'after' })
+  }
+  await Promise.all(clients.slice(1).map(client => client.close()))
+})
+
 t.test('a socket is reached by the user and session it holds now, however it came by them or lost them', async t => {
   const { app, url } = await build(t)
   const token = (user: string, session?: string) => app.realtime.signAccessToken({ user, role: null, admin: false }, session).access_token
