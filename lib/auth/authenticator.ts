@@ -172,6 +172,7 @@ export class Authenticator {
    */
   readonly #verifying = new WeakMap<FastifyRequest, string>()
   readonly #mapClaimsFailures = new RepeatedFailures('mapClaims failed')
+  readonly #credentialCheckFailures = new RepeatedFailures('a credential check failed')
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -380,7 +381,11 @@ export class Authenticator {
       identity = await this.#options.passwordChecks.run(ip,
         () => deadline(Promise.resolve().then(() => this.#options.verifyCredentials(credential)), storeTimeoutMs))
     } catch (err) {
-      if (!(err instanceof PasswordQueueFull)) return fail('SERVICE_UNAVAILABLE', 'credential check failed')
+      if (!(err instanceof PasswordQueueFull)) {
+        // The operator's only clue to a directory that is down; any client can set it off again and again.
+        if (at) this.#credentialCheckFailures.log(at.request.log, { err })
+        return fail('SERVICE_UNAVAILABLE', 'credential check failed')
+      }
       // The password was never checked: the attempt is given back, or a flood of the queue from anywhere would spend
       // the user's attempts and lock their email out. A check that ran (threw, timed out) keeps counting. Should the
       // counters not answer, it keeps counting too.

@@ -93,7 +93,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
 const credentials = { email: 'alice@example.com', password: 'secret' }
 
 /** Where the test presents its credentials: a socket's auth message, from no address. */
-const at: AuthContext = { request: {} as FastifyRequest, source: 'auth', endpoint: 'rest', ip: null }
+const at: AuthContext = { request: { log: { error () {} } } as unknown as FastifyRequest, source: 'auth', endpoint: 'rest', ip: null }
 
 /** A verdict the authenticator gave in the same turn (a promise where the test awaited none fails). */
 function success (t: Test, result: AuthResult | Promise<AuthResult>): AuthSuccess {
@@ -235,9 +235,13 @@ t.test('Authenticator: login passes the otp to verifyCredentials', async (t) => 
   t.same(seen, [{ ...credentials, otp: '123456' }])
 })
 
-t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE', async (t) => {
+t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE, and logged once a minute', async (t) => {
+  const logged: Array<[unknown, string]> = []
+  const request = { log: { error: (fields: unknown, message: string) => { logged.push([fields, message]) } } } as unknown as FastifyRequest
   const { authenticator } = await harness(t, { verifyCredentials: async () => { throw new Error('directory down') } })
-  t.match(await authenticator.login(credentials, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  for (let i = 0; i < 3; i++) t.match(await authenticator.login(credentials, { ...at, request }), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(logged, [[{ err: { message: 'directory down' } }, 'a credential check failed']], 'the cause, once for three')
+  t.match(await authenticator.login(credentials, null), { ok: false, code: 'SERVICE_UNAVAILABLE' }, 'the app\'s own login: told to the app')
 })
 
 t.test('Authenticator: a verifyCredentials that never answers is SERVICE_UNAVAILABLE at the deadline, and frees its lane', async (t) => {
