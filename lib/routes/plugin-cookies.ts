@@ -46,6 +46,7 @@ const maxParents = 8
 // (percent-encoded); anything else is no copy a browser could hold, and would make @fastify/cookie throw.
 const label = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i
 const pathCharacters = /^[A-Za-z0-9\-._~!$&'()*+,=:@%/]*$/
+const maxSegments = 16
 
 /** Clears `cookie` for every domain and path on which the browser could have sent a copy with this request. */
 function clearEveryCopy (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig): void {
@@ -66,11 +67,15 @@ function domainsOf (hostname: string, configured: string | undefined): Set<strin
   return domains
 }
 
-/** Every cookie path that matches the request's (RFC 6265 5.1.4): `/`, each prefix up to a `/`, with and without it, and the path itself. */
+/**
+ * Every cookie path that matches the request's (RFC 6265 5.1.4): `/`, each prefix up to a `/`, with and without it,
+ * and the path itself. None for a path of more segments than any of the plugin's routes has under a real prefix: a
+ * router that ignores duplicate slashes would take `/auth////…/logout`, each slash two more clearings.
+ */
 function pathsOf (url: string): Set<string> {
   const path = url.split('?', 1)[0]!
   const paths = new Set(['/'])
-  if (!pathCharacters.test(path)) return paths
+  if (!pathCharacters.test(path) || path.split('/').length > maxSegments) return paths
   for (let slash = path.indexOf('/', 1); slash !== -1; slash = path.indexOf('/', slash + 1)) {
     paths.add(path.slice(0, slash))
     paths.add(path.slice(0, slash + 1))

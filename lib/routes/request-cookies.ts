@@ -26,7 +26,9 @@ export function requestCookies (request: FastifyRequest): Cookies | undefined {
 export function pluginCookies (request: FastifyRequest, name: string): string[] {
   const value = requestCookies(request)?.[name]
   if (value === undefined) return []
-  const named = String(request.headers.cookie).split(';').filter(pair => pair.split('=', 1)[0]!.trim() === name)
+  // A pair without `=` is no copy: the parser gives it no value, and a browser holds it as a cookie without a name
+  // (one a sibling page can plant as `document.cookie = 'directus_session_token'`, and no clearing by name reaches).
+  const named = String(request.headers.cookie).split(';').filter(pair => pair.includes('=') && pair.split('=', 1)[0]!.trim() === name)
   if (named.length <= 1) return [value]
   // A parser is there: it read `value`.
   const parse = (request.server as unknown as { parseCookie: (header: string) => Cookies }).parseCookie

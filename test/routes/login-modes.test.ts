@@ -464,6 +464,18 @@ t.test('copies dropped on a host the client made up: host-only alone for what ca
   t.same(cleared(answer.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/refresh']), 'the query is no path')
 })
 
+t.test('a path of thousands of slashes (a router that ignores duplicate ones) clears on / alone; a pair without a value is no copy', async t => {
+  const { app } = await build(t, { users: [admin], authRoutes: true }, { logger: false, routerOptions: { ignoreDuplicateSlashes: true } })
+  const twice = [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))].join('; ')
+  const answer = await app.inject({ method: 'POST', url: `/auth${'/'.repeat(7000)}logout`, payload: { mode: 'cookie' }, headers: { cookie: twice, host: 'a.b.c.d.e.f.g.h.i.example.com' } })
+  t.equal(answer.statusCode, 204)
+  t.equal(setCookies(answer.headers).length, 9, 'host-only and eight parents, on / alone')
+  // A browser keeps `document.cookie = 'directus_refresh_token'` as a cookie without a name, and sends it as the bare word.
+  const own = sent(setCookie(await login(app, 'cookie')))
+  const refreshed = await post(app, 'refresh', { mode: 'cookie' }, `directus_refresh_token; ${own}`)
+  t.equal(refreshed.statusCode, 200, 'the cookie without a name beside the own one: the own one refreshes')
+})
+
 t.test('copies dropped: the configured domain too; a path no browser sends is only /; a session cookie that is no session token among them', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, env: { SESSION_COOKIE_DOMAIN: 'realtime.test', REFRESH_TOKEN_COOKIE_DOMAIN: 'realtime.test' } },
     { logger: false, routerOptions: { useSemicolonDelimiter: true } as FastifyServerOptions['routerOptions'] })
