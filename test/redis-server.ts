@@ -6,15 +6,30 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 
+// Below Linux's ephemeral range (32768 and up, /proc/sys/net/ipv4/ip_local_port_range): a port picked there and
+// given back could be taken by any outgoing connection of the suite before redis-server binds it. Here only another
+// listener could, and each is picked at random.
+const lowest = 20_000
+const range = 12_000
+
+/** Whether `port` can be listened on now; the server that tried is left open, to hold it, or null. */
+function holding (port: number): Promise<Server | null> {
+  return new Promise(resolve => {
+    const server = createServer()
+    server.once('error', () => resolve(null))
+    server.listen(port, '127.0.0.1', () => resolve(server))
+  })
+}
+
 /** `count` distinct free loopback ports (all held open at once, so none is picked twice). */
 export async function freePorts (count: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<Server>((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve(server))
-  })))
-  const ports = servers.map(server => (server.address() as AddressInfo).port)
-  await Promise.all(servers.map(server => new Promise(resolve => server.close(resolve))))
+  const held: Server[] = []
+  while (held.length < count) {
+    const server = await holding(lowest + Math.floor(Math.random() * range))
+    if (server) held.push(server)
+  }
+  const ports = held.map(server => (server.address() as AddressInfo).port)
+  await Promise.all(held.map(server => new Promise(resolve => server.close(resolve))))
   return ports
 }
 
