@@ -186,7 +186,7 @@ export class Authenticator {
     return then(this.#verify(token, at.request), (verified) => {
       if (!verified.ok) return verified
       // A session token counts only while current (`verifySessionToken`).
-      if (this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'a session token is no access token')
+      if (this.#refreshTokenOf(verified.claims) !== undefined) return fail('AUTH_FAILED', 'a session token is no access token')
       return this.#admit(this.#identify(verified.claims, at.request.log), verified.claims, at)
     })
   }
@@ -198,8 +198,9 @@ export class Authenticator {
   async verifySessionToken (token: string, at: AuthContext): Promise<AuthResult> {
     const verified = await this.#verify(token, at.request)
     if (!verified.ok) return verified
-    if (!this.#isSessionToken(verified.claims)) return fail('AUTH_FAILED', 'not a session token')
-    const { session: refreshToken, ...claims } = verified.claims
+    const refreshToken = this.#refreshTokenOf(verified.claims)
+    if (refreshToken === undefined) return fail('AUTH_FAILED', 'not a session token')
+    const { refresh_token: _refreshToken, session: _before, ...claims } = verified.claims
     const result = this.#identify(verified.claims, at.request.log)
     if (!result.ok) {
       const { sid } = verified.claims
@@ -218,7 +219,7 @@ export class Authenticator {
   /** The refresh token a session token carries, for the session routes; expired or not ours: null. */
   async sessionTokenRefreshToken (token: string, request: FastifyRequest): Promise<string | null> {
     const verified = await this.#verify(token, request)
-    return verified.ok && this.#isSessionToken(verified.claims) ? verified.claims.session : null
+    return (verified.ok && this.#refreshTokenOf(verified.claims)) || null
   }
 
   /**
@@ -240,8 +241,9 @@ export class Authenticator {
     // Refused in the same turn where it can be (a revoked session or user, revocations not loaded yet): an app that
     // composes the answer as a boolean, without awaiting it, still refuses those.
     if (!this.#identify(claims, request.log).ok) return false
-    if (!this.#isSessionToken(claims)) return true
-    return handled(this.#isCurrent(claims.session).catch(() => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) }))
+    const refreshToken = this.#refreshTokenOf(claims)
+    if (refreshToken === undefined) return true
+    return handled(this.#isCurrent(refreshToken).catch(() => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) }))
   }
 
   /** Whether a session token's refresh token is still its session's current one; rejects when the store cannot say. */
@@ -250,9 +252,15 @@ export class Authenticator {
     return presented !== null && (await this.#store(store => store.lookup(presented))).status === 'current'
   }
 
-  /** One this plugin signed with its session's refresh token (another issuer's `session` claim is its own business). */
-  #isSessionToken (claims: Claims): claims is Claims & { session: string } {
-    return claims.iss === this.#options.issuer && typeof claims.session === 'string'
+  /**
+   * The refresh token a session token (the session cookie) carries, one this plugin signed: under `refresh_token`, a
+   * name every log redacts (an app logging `request.user` logs no credential), or `session` in the cookies signed
+   * before. undefined for any other token (another issuer's claims are its own business).
+   */
+  #refreshTokenOf (claims: Claims): string | undefined {
+    if (claims.iss !== this.#options.issuer) return undefined
+    const carried = claims.refresh_token ?? claims.session
+    return typeof carried === 'string' ? carried : undefined
   }
 
   #verify (token: string, request: FastifyRequest): Pending<Verified> {
@@ -417,7 +425,7 @@ export class Authenticator {
     }
     // Revoked since the check began, by this process or another (the revocation feed): its session ends at once. One
     // revoked later still is refused by the revocation's second stamp (endUser), the tokens reading as issued before.
-    if (this.#options.revocations.revokesUser(identity.user, Math.floor(checkedFrom / 1000))) {
+    if ((this.#options.revocations.userRevokedAt(identity.user) ?? -Infinity) >= checkedFrom) {
       await this.endSession(session).catch(() => {})
       return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     }
@@ -565,18 +573,22 @@ export class Authenticator {
     return { session_token: token, expires }
   }
 
-  /** `issuedAt`: epoch milliseconds the token reads as issued at (its `iat`), now by default; it lives `ttlMs` from now. */
-  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt?: number) {
+  /**
+   * `issuedAt`: epoch milliseconds the token reads as issued at (its `iat`), now by default; it lives `ttlMs` from now.
+   * One issued after a revocation of its user, in the revocation's second, reads as issued the second after: a
+   * revocation refuses its whole second (revocations.ts), and the token would be refused as long as it lasts.
+   */
+  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now()) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
-    let lifeMs = ttlMs
-    if (issuedAt !== undefined) {
-      // fast-jwt counts `exp` from the `iat` it is given: the time since then is added, so the token lives as `expires` says.
-      const iat = Math.floor(issuedAt / 1000)
-      claims.iat = iat
-      lifeMs += Date.now() - iat * 1000
-    }
+    const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
+    let iat = Math.floor(issuedAt / 1000)
+    if (revokedAt !== undefined && issuedAt > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
+    claims.iat = iat
+    // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
+    // ahead of now), so the token lives as `expires` says.
+    const lifeMs = ttlMs + Date.now() - iat * 1000
     if (session !== undefined) claims.sid = session
-    if (refreshToken !== undefined) claims.session = refreshToken
+    if (refreshToken !== undefined) claims.refresh_token = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
     // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
     const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })

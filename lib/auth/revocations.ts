@@ -41,6 +41,12 @@ export class Revocations {
     return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || issuedAt > Math.floor(now / 1000) + 1
   }
 
+  /** When `user` was last revoked (epoch milliseconds), while that revocation lasts; undefined otherwise. */
+  userRevokedAt (user: string): number | undefined {
+    const revoked = this.#users.get(user)
+    return revoked !== undefined && revoked.until > Date.now() ? revoked.at : undefined
+  }
+
   /**
    * What revokes a credential of `user` (and `session`) issued at `issuedAt` (as for `revokesUser`), if anything: the one
    * check, made as a credential is verified and again as a socket takes it.

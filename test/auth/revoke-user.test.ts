@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { buildSchema } from 'graphql'
 import realtime, { MemorySessionStore, type Identity, type PresentedToken, type RealtimeOptions, type RefreshSession, type RotateResult } from '../../lib/index.js'
-import { admin, build, connect, directoryOf, fakeClock, recordCrashes, refusedWith, secret, whoami, within, type Built, type Client } from '../helpers.js'
+import { admin, build, connect, directoryOf, fakeClock, recordCrashes, refusedWith, secret, stoppedDate, whoami, within, type Built, type Client } from '../helpers.js'
 import FakeTimers from '@sinonjs/fake-timers'
 import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
@@ -193,6 +193,20 @@ t.test('a login whose password check runs while revokeUser ends the user (a pass
   t.same(await sessionStore.endUser('u1', Date.now() + 1000), [], 'and no session of it is left')
   const after = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'u1', password: 'new password' } })
   t.equal(after.statusCode, 200, 'a login begun after the revocation works')
+})
+
+t.test('a login right after revokeUser, in the same second (a password changed, then revoked, then the new one used): its token works', async t => {
+  const clock = stoppedDate(t, 900) // 100 ms into a second
+  const { app, url } = await build(t, { users: [admin], authRoutes: true, rest: { handlers: { whoami } } })
+  const user = app.realtime.jwt.decode<{ id: string }>((await app.inject({ method: 'POST', url: '/auth/login', payload: admin })).json().data.access_token)!.id
+  await app.realtime.revokeUser(user)
+  clock.tick(300)
+  const response = await app.inject({ method: 'POST', url: '/auth/login', payload: admin })
+  t.equal(response.statusCode, 200, 'the login')
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: response.json().data.access_token })
+  t.match(await client.next(), { type: 'auth', status: 'ok' }, 'its access token is no revoked one')
+  await client.close()
 })
 
 t.test('revokeUser closes a sessionless GraphQL socket 4403', async t => {

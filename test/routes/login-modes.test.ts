@@ -8,6 +8,7 @@ import fastifyCookie from '@fastify/cookie'
 import { MemoryStore } from '@fastify/session'
 import realtime, { fromFastifySessionStore, MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
+import { redactLogObject } from '../../lib/redaction.js'
 import { admin, build, connect, directoryOf, refusedWith, secret, stoppedDate, upgradeRefusal, whoami, type Built } from '../helpers.js'
 import { GraphqlSocket } from '../hostile/graphql-socket.js'
 import { referenceSchema } from '../../example/schema.js'
@@ -484,6 +485,25 @@ t.test('copies dropped: the configured domain too; a path no browser sends is on
   t.equal(answer.statusCode, 401)
   t.same(cleared(answer.headers, 'directus_session_token'), ['- /', 'realtime.test /'], 'host-only and the configured domain, on /')
   t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'the session the valid copy named has ended')
+})
+
+t.test('the session cookie carries its refresh token under a name every log hides; one signed before, under `session`, still works', async t => {
+  const built = await modes(t, { rest: { auth: 'strict', handlers: { whoami } } })
+  const { app } = built
+  const cookie = sent(setCookie(await login(app, 'session')))
+  const claims = app.realtime.jwt.decode<Record<string, unknown>>(cookie.slice(cookie.indexOf('=') + 1))!
+  t.match(claims, { refresh_token: /^[A-Za-z0-9_-]{64}$/ })
+  t.notOk('session' in claims, 'no claim of another name carries it')
+  t.equal((redactLogObject({ user: claims }) as { user: Record<string, unknown> }).user.refresh_token, '[redacted]', 'an app logging request.user logs no credential')
+
+  const json = (await post(app, 'login', { email: admin.email, password: admin.password })).json().data
+  const { sid, id, role, admin_access: adminAccess } = app.realtime.jwt.decode<Record<string, unknown>>(json.access_token)!
+  const before = app.realtime.jwt.sign({ id, role, admin_access: adminAccess, sid, session: json.refresh_token }, { expiresIn: '1h' })
+  const socket = await connect(wsUrl(built), { headers: { cookie: `directus_session_token=${before}` } })
+  socket.send({ type: 'whoami', uid: 'w' })
+  t.match(await socket.next(), { type: 'whoami', uid: 'w', user: id }, 'a cookie of the earlier shape opens its socket')
+  await socket.close()
+  t.equal((await post(app, 'refresh', { mode: 'session' }, `directus_session_token=${before}`)).statusCode, 200, 'and refreshes')
 })
 
 for (const mode of ['cookie', 'session'] as const) {
