@@ -276,9 +276,9 @@ export interface RestEndpointOptions extends EndpointOptions {
 export interface GraphqlContext {
   accountability: Accountability
   /**
-   * Aborted when the operation ends: the client's `complete`, the socket's close, or its own end. Hand it to what a
-   * subscription waits on (`on(emitter, event, { signal })`): a source that does not stop keeps its place among the
-   * socket's `operationLimit` until it does.
+   * Aborted when the operation ends: a subscription's at the client's `complete`, every operation's at the socket's
+   * close or its own end. Hand it to what a subscription waits on (`on(emitter, event, { signal })`): a source that
+   * does not stop keeps its place among the socket's `operationLimit` until it does.
    */
   signal: AbortSignal
   [key: string]: unknown
