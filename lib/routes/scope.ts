@@ -17,7 +17,7 @@ import { upgradePaths } from './upgrade-paths.js'
 export class RouteScope {
   readonly sockets: SocketServer
   readonly #routes: ((scope: FastifyInstance) => void)[] = []
-  /** The websocket routes' full paths, once mounted. */
+  /** The websocket routes' URLs, once mounted. */
   readonly #paths = new Set<string>()
 
   /** `open`: the plugin's sockets open now (its registry's), which close with the app. */
@@ -28,10 +28,7 @@ export class RouteScope {
   /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
   websocket (path: string, gate: onRequestHookHandler, open: SocketHandler): void {
     const { sockets } = this
-    this.#routes.push(scope => {
-      scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open))
-      this.#paths.add(scope.prefix + path)
-    })
+    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open)))
   }
 
   /** Routes of another kind, added to the scope by `add`. */
@@ -50,6 +47,13 @@ export class RouteScope {
       if (cookies && !appsCookie) await scope.register(fastifyCookie)
       if (!appsWebsocket) await scope.register(fastifyWebsocket, { options: { server: upgrades as unknown as Server } })
       sockets.takeUpgradesFrom(scope.websocketServer)
+      // The URLs the router has for them, as Fastify joins prefix and path; a route at the prefix itself also has its
+      // twin with a trailing slash, which Fastify adds without telling onRoute.
+      scope.addHook('onRoute', (route) => {
+        if (!route.websocket || route.method !== 'GET') return
+        this.#paths.add(route.url)
+        if (route.routePath === '') this.#paths.add(`${route.url}/`)
+      })
       for (const add of this.#routes) add(scope)
     }, { prefix })
 

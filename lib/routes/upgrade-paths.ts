@@ -22,6 +22,7 @@ export function upgradePaths (paths: ReadonlySet<string>, config: RouterOptions 
     let path = url.split('?', 1)[0]!
     if (options.useSemicolonDelimiter) path = path.split(';', 1)[0]!
     try {
+      // As the router decodes it: reserved characters (`%40`, `%2F`) stay escaped.
       path = decodeURI(path)
     } catch {
       return false // no path the router matches

@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import WebSocket, { WebSocketServer } from 'ws'
+import { buildSchema } from 'graphql'
 import realtime from '../../lib/index.js'
 import { upgradePaths } from '../../lib/routes/upgrade-paths.js'
 import { connect, secret, upgradeAnswered } from '../helpers.js'
@@ -55,6 +56,25 @@ t.test('with another listener on the server, the plugin still takes its paths as
   await client.close()
 })
 
+t.test('with another listener, a route at the prefix itself is taken at both its URLs, and one with a reserved character', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { prefix: '/rt', env: {}, secret, rest: { auth: 'public', path: '/' }, graphql: { path: '/g@1', auth: 'public', schema: buildSchema('type Query { hello: String }') }, heartbeat: { enabled: false } })
+  app.server.on('upgrade', () => {}) // the app's own listener, which takes none of these
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  for (const path of ['/rt', '/rt/']) {
+    const client = await connect(`ws://127.0.0.1:${port}${path}`)
+    client.send({ type: 'ping', uid: 1 })
+    t.same(await client.next(), { type: 'pong', uid: 1 }, path)
+    await client.close()
+  }
+  const graphql = await connect(`ws://127.0.0.1:${port}/rt/g@1`, { protocols: 'graphql-transport-ws' })
+  graphql.send({ type: 'connection_init' })
+  t.match(await graphql.next(), { type: 'connection_ack' }, '/rt/g@1')
+  await graphql.close()
+})
+
 t.test('alone on the server, the plugin answers a stray upgrade with its 404', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
@@ -68,6 +88,7 @@ t.test('upgradePaths: the router\'s options, percent-encoding, parameters', asyn
   const plain = upgradePaths(paths, {})
   t.ok(plain('/api/websocket?access_token=x'), 'the query is no part of the path')
   t.ok(plain('/api/websocke%74'), 'percent-decoded')
+  t.notOk(upgradePaths(new Set(['/a@b']), {})('/a%40b'), 'reserved characters stay escaped, as the router keeps them')
   t.notOk(plain('/api/websocket/'), 'a trailing slash is another path')
   t.notOk(plain('/API/websocket'), 'so is another case')
   t.notOk(plain('/api//websocket'), 'and a duplicate slash')
