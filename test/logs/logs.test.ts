@@ -54,6 +54,34 @@ t.test('an admin subscribes and gets the app\'s lines of its level and above, ta
   await Promise.all([info.close(), warn.close()])
 })
 
+t.test('an app whose pino writes level names (formatters.level) streams by level too, its custom levels included', async t => {
+  const { app, url } = await build(t, { users: [admin] }, {
+    logger: { level: 'trace', stream: { write () {} }, customLevels: { notice: 45 }, formatters: { level: (label: string) => ({ level: label }) } }
+  })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const warn = await subscriber(t, url('/websocket/logs'), token, 'warn')
+  app.log.info('below warn')
+  app.log.error('disk full')
+  t.match(await warn.next(), { type: 'logs', data: { level: 'error', msg: 'disk full' } }, 'the error line, not the info one')
+  ;(app.log as unknown as { notice: (msg: string) => void }).notice('a notice')
+  t.match(await warn.next(), { type: 'logs', data: { level: 'notice', msg: 'a notice' } }, 'a custom level above warn')
+  await warn.close()
+})
+
+t.test('a line whose level cannot be read reaches every subscriber, whatever its level', async t => {
+  // Google Cloud's `severity`, and an upper-case name pino does not know: neither can be ranked.
+  const { app, url } = await build(t, { users: [admin] }, {
+    logger: { level: 'trace', stream: { write () {} }, formatters: { level: (label: string) => label === 'debug' ? { level: 'DEBUG' } : { severity: label } } }
+  })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const fatal = await subscriber(t, url('/websocket/logs'), token, 'fatal')
+  app.log.info('no level')
+  t.match((await line(fatal, 'no level')).data, { severity: 'info' })
+  app.log.debug('unknown level')
+  t.match((await line(fatal, 'unknown level')).data, { level: 'DEBUG' })
+  await fatal.close()
+})
+
 t.test('the answers to subscribe and unsubscribe carry the message\'s uid, and none without one', async t => {
   const { app, url } = await logsApp(t)
   const client = await connect(url('/websocket/logs'))
@@ -378,7 +406,7 @@ t.test('deeply nested log objects are cut short, and lines that are not pino\'s 
   const arrived = line(client, 'real')
   for (let attempt = 0; got === undefined && attempt < 200; attempt++) {
     await redis.publish('garbage:logs', 'elsewhere\nnot json')
-    await redis.publish('garbage:logs', 'elsewhere\n{"msg":"real","no":"level"}')
+
     await redis.publish('garbage:logs', 'no-node-separator')
     app.log.info('real')
     got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
