@@ -259,6 +259,18 @@ t.test('with Redis, a subscriber on one process gets the lines of every process'
   await client.close()
 })
 
+t.test('with Redis away, a subscriber still gets its own process\'s lines, the one saying Redis is away included', async t => {
+  const server = await RedisServer.start(t)
+  const { app, url } = await logsApp(t, { redis: server.url })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  await server.stop()
+  t.match(await within(line(client, 'Redis (subscriber) unavailable; retrying'), 'the outage\'s line'), { data: { level: 50 } })
+  app.log.error('database down, here is why')
+  await within(line(client, 'database down, here is why'), 'a line logged during the outage')
+  await client.close()
+})
+
 t.test('with Redis, no process publishes its lines while no process has a subscriber, and each stops once the last has gone', async t => {
   // The reminders of a process with subscribers, and how long the others count on them, run on the fake clock.
   const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval'])

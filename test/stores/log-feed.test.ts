@@ -43,6 +43,11 @@ async function logFeedContract (t: Test, make: (node: string) => LogFeed, listen
   await Promise.all([heard, heardByB])
   t.same(a.lines.at(-1), 'b {"msg":"two"}\n{"msg":"three"}', 'a line from another process, tagged with it, whole')
   t.same(b.lines, ['b {"msg":"two"}\n{"msg":"three"}'], 'and its own')
+  // What Redis sends b after a's line it sent before: had b's own line come back, it would be here by now.
+  heard = b.next()
+  a.feed.publish('{"msg":"four"}')
+  await heard
+  t.same(b.lines, ['b {"msg":"two"}\n{"msg":"three"}', 'a {"msg":"four"}'], 'its own line once, not again from the shared feed')
 }
 
 t.test('memory', async t => {
@@ -68,11 +73,11 @@ t.test('Redis', async t => {
   const feed = new RedisLogFeed(redis, 'test:', 'c')
   const { lines, next } = started(feed)
   await listening(3)
-  await redis.commands.publish('test:logs', 'a message without its process')
   const heard = next()
-  feed.publish('{"msg":"four"}')
+  await redis.commands.publish('test:logs', 'a message without its process')
+  await redis.commands.publish('test:logs', 'd\n{"msg":"five"}')
   await heard
-  t.same(lines, ['c {"msg":"four"}'], 'a malformed message on the channel is ignored')
+  t.same(lines, ['d {"msg":"five"}'], 'a malformed message on the channel is ignored')
 })
 
 t.test('Redis: a process with subscribers says so again as soon as its subscription is back', async t => {
@@ -95,6 +100,19 @@ t.test('Redis: a process with subscribers says so again as soon as its subscript
   for (const [, id] of subscribed.matchAll(/^id=(\d+) /gm)) if (id !== listenerId) await redis.commands.client('KILL', 'ID', id)
   while (heard.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
   t.same(heard, ['listening'], 'back: it says it listens, and the others publish again')
+})
+
+t.test('Redis: a process\'s own lines reach its subscribers while Redis is away', async t => {
+  const server = await RedisServer.start(t)
+  const redis = connectRedis(server.url, silentLog)
+  t.teardown(() => redis.close())
+  await opened(redis.commands)
+  const feed = new RedisLogFeed(redis, 'test:', 'a')
+  t.teardown(() => feed.stop())
+  const { lines } = started(feed, () => true)
+  await server.stop()
+  feed.publish('{"msg":"Redis away"}')
+  t.same(lines, ['a {"msg":"Redis away"}'], 'delivered at once, not through Redis')
 })
 
 t.test('Redis Cluster', async t => {
