@@ -271,6 +271,26 @@ t.test('with Redis away, a subscriber still gets its own process\'s lines, the o
   await client.close()
 })
 
+t.test('with the app\'s own Redis client queueing commands while Redis is away, log lines are not queued', async t => {
+  const server = await RedisServer.start(t)
+  // BullMQ requires `maxRetriesPerRequest: null`: the client keeps every command until Redis is back.
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const { app, url } = await logsApp(t, { redis })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  const away = new Promise(resolve => redis.once('close', resolve))
+  await server.stop()
+  await away
+  const { offlineQueue } = redis as unknown as { offlineQueue: { length: number } }
+  const before = offlineQueue.length
+  for (let i = 0; i < 2000; i++) app.log.info('request completed')
+  t.equal(offlineQueue.length, before, 'nothing more waits for Redis')
+  await line(client, 'request completed')
+  await client.close()
+})
+
 t.test('with Redis, no process publishes its lines while no process has a subscriber, and each stops once the last has gone', async t => {
   // The reminders of a process with subscribers, and how long the others count on them, run on the fake clock.
   const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval'])

@@ -24,7 +24,7 @@ function started (feed: LogFeed, listened = () => false) {
 
 /**
  * `make(node)` gives the feed of process `node`; `listening(count)` resolves once `count` started feeds hear lines
- * (a subscription takes a round trip); `shared`: processes share one backend (memory has one process).
+ * (a subscription takes a round trip) and can publish theirs (a line is not published before its connection is up); `shared`: processes share one backend (memory has one process).
  */
 async function logFeedContract (t: Test, make: (node: string) => LogFeed, listening: (count: number) => Promise<void>, shared: boolean): Promise<void> {
   const a = started(make('a'))
@@ -63,6 +63,7 @@ t.test('Redis', async t => {
   await opened(redis.commands)
   const listening = async (count: number) => {
     while ((await redis.commands.pubsub('NUMSUB', 'test:logs'))[1] !== count) await new Promise(resolve => setTimeout(resolve, 10))
+    await Promise.all(processes.map(p => opened(p.commands)))
   }
   await logFeedContract(t, (node) => {
     const connections = connectRedis(server.url, silentLog)
@@ -122,6 +123,7 @@ t.test('Redis Cluster', async t => {
   // Each process listens on one node of its choosing: a PUBLISH on any node reaches them all.
   const listening = async (count: number) => {
     while (await cluster.subscribers('test:logs') !== count) await new Promise(resolve => setTimeout(resolve, 10))
+    await Promise.all(processes.map(p => opened(p.commands)))
   }
   await logFeedContract(t, (node) => {
     const connections = connectRedis(cluster.client(t), silentLog)

@@ -36,8 +36,12 @@ export class RedisLogFeed implements LogFeed {
 
   publish (line: string): void {
     this.#onLine(line, this.#node)
+    // Only on a connection that is up: an app's client may queue commands while Redis is away (BullMQ's
+    // `maxRetriesPerRequest: null`), and every line logged meanwhile would wait in memory. A line is droppable.
+    const { commands } = this.#redis
+    if (commands.status !== 'ready') return
     // Never logged when it fails: that line would come back here, and Redis being away is logged already.
-    this.#redis.commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
+    commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
   }
 
   start (onLine: LineHandler, listened: () => boolean): void {
