@@ -10,7 +10,7 @@ import { readRevocation, Revocations } from './auth/revocations.js'
 import { tokenJwt } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
-import { captureLogLines } from './logs/capture.js'
+import { captureLogLines, levelValuesOf } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
 import { RealtimeEvents } from './events.js'
 import { UserDirectory } from './auth/user-directory.js'
@@ -153,7 +153,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     // Every process's lines with Redis (each tagged with the process that logged it), this one's without.
     const node = randomUUID()
     const logFeed = backend.logFeed(node)
-    const stream = new LogStream(outbound, () => logFeed.listening())
+    const stream = new LogStream(outbound, levelValuesOf(fastify.log), () => logFeed.listening())
     logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened)
     // A line goes nowhere while nobody subscribes, here or (with Redis) in another process.
     const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line), () => logFeed.wanted)

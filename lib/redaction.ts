@@ -44,8 +44,10 @@ const protocolLists = /(?<![\w-])(sec-websocket-protocol\\?"?[ \t]*:[ \t]*\\?"?)
 const jwts = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*/g
 // The token of `Bearer <token>` (an `authorization` header's value, alone in `rawHeaders`), whatever its form.
 const bearerTokens = /(?<![\w-])(bearer[ \t]+)[\w.~+/-]+=*/gi
-// The password of a URL's user info (`redis://user:password@host`).
-const userInfo = /(\/\/[^\s/:@]*:)[^\s/?#@]*@/g
+// The password of a URL's user info (`redis://user:password@host`), read as WHATWG URL (and so ioredis) reads it: the
+// user info ends at the last `@` before the host's end (`/`, `?`, `#`), and its first `:` starts the password
+// (`redis://:p@ss@host`). The user stops at its first `:` and the password backs up only within its own run: linear.
+const userInfo = /(\/\/[^\s/?#:]*:)[^\s/?#]*@/g
 // A part of a path, a name or a value (between `/`, `?`, `=`, `&`, ...) still percent-encoded after the last round of
 // decoding: whatever is outside such parts is plain text the rules above have read.
 const stillEncoded = /(?<![^\s&#?="'/])[^\s&#?="'/]*%[0-9a-f]{2}[^\s&#?="'/]*/gi

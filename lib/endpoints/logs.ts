@@ -13,11 +13,16 @@ export class LogStream {
   /** Subscribers and the lowest level each wants. */
   readonly #subscribers = new Map<RealtimeConnection, number>()
   readonly #outbound: Outbound
+  readonly #levelValues: Record<string, number>
   readonly #onFirstSubscriber: () => void
 
-  /** `onFirstSubscriber`: called when a subscriber comes while there was none. */
-  constructor (outbound: Outbound, onFirstSubscriber: () => void) {
+  /**
+   * `levelValues`: the logger's own level names and numbers (pino's `logger.levels.values`), for lines that carry their
+   * level's name; `onFirstSubscriber`: called when a subscriber comes while there was none.
+   */
+  constructor (outbound: Outbound, levelValues: Record<string, number>, onFirstSubscriber: () => void) {
     this.#outbound = outbound
+    this.#levelValues = levelValues
     this.#onFirstSubscriber = onFirstSubscriber
   }
 
@@ -35,8 +40,7 @@ export class LogStream {
     } catch {
       return // not a pino line
     }
-    const level = (entry as { level?: unknown })?.level
-    if (typeof level !== 'number') return
+    const level = this.#levelOf((entry as { level?: unknown })?.level)
     let frame: string | undefined
     for (const [connection, lowest] of this.#subscribers) {
       // Admins only, at delivery time: a subscriber whose credential expired or was revoked gets nothing more.
@@ -46,6 +50,17 @@ export class LogStream {
       const { socket } = connection as Connection
       if (this.#outbound.fits(socket, frame)) socket.send(frame)
     }
+  }
+
+  /**
+   * A line's level as a number: pino writes the number, or the name where the app's `formatters.level` says so. A line
+   * whose level cannot be read (no `level`, another logger's name for it) counts as the most severe: every subscriber
+   * gets it, rather than none.
+   */
+  #levelOf (level: unknown): number {
+    if (typeof level === 'number') return level
+    if (typeof level === 'string' && Object.hasOwn(this.#levelValues, level)) return this.#levelValues[level]
+    return Infinity
   }
 
   remove (connection: RealtimeConnection): void {

@@ -3,6 +3,7 @@
 // it there sees every line without touching the destination itself.
 import type { FastifyBaseLogger } from 'fastify'
 import { redactLogLine } from '../redaction.js'
+import { logLevels } from '../endpoints/logs.js'
 
 type Destination = { write (line: string): unknown }
 
@@ -48,4 +49,9 @@ export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) 
     // Another app on the same logger may have tapped it since: its tap stays, and this one passes lines through.
     if (logger[streamSym] === tap) logger[streamSym] = destination
   }
+}
+
+/** The logger's level names and numbers, its custom levels included (pino's own, for a logger that is not pino). */
+export function levelValuesOf (log: FastifyBaseLogger): Record<string, number> {
+  return (log as { levels?: { values?: Record<string, number> } }).levels?.values ?? logLevels
 }

@@ -290,6 +290,33 @@ t.test('a token carried in the subprotocol list is hidden, the protocols kept', 
   t.equal(redactUrl('needs authorization, then abc123opaque'), 'needs authorization, then abc123opaque', 'only in that header')
 })
 
+t.test('a URL\'s password is hidden up to the last @ before the host, as WHATWG URL (and ioredis) reads it', async t => {
+  const { redactUrl, redactLogLine } = await import('../../lib/redaction.js')
+  for (const [url, hidden] of [
+    ['redis://:p@ssw0rd@redis.internal:6379/0', 'redis://:[redacted]@redis.internal:6379/0'],
+    ['redis://default:p@ss:w@rd@redis.internal', 'redis://default:[redacted]@redis.internal'],
+    ['rediss://us@er:p@ss@host/1?db=2', 'rediss://us@er:[redacted]@host/1?db=2'],
+    ['https://user:pw@host/path?mail=a@b.example#x@y', 'https://user:[redacted]@host/path?mail=a@b.example#x@y']
+  ]) {
+    const { password } = new URL(url)
+    t.ok(password.length > 0, `${url} has a password`)
+    t.equal(redactUrl(`connecting to ${url}`), `connecting to ${hidden}`, url)
+    t.equal(redactLogLine(`${JSON.stringify({ level: 30, msg: url })}\n`), `${JSON.stringify({ level: 30, msg: hidden })}\n`, 'streamed so')
+  }
+  for (const text of ['redis://host:6379/0 for a@b.example', 'redis://user@host:6379', '//a:b/c@d']) {
+    t.equal(redactUrl(text), text, `no password in ${text}`)
+  }
+  // Hostile text: user infos that never end, or that end over and over; each costs one scan.
+  const endless = `r://a:${'x@'.repeat(500_000)}`
+  t.ok(redactUrl(endless) === 'r://a:[redacted]@', 'a password of @s, hidden whole')
+  const unended = `r://a:${'x'.repeat(1_000_000)}`
+  t.ok(redactUrl(unended) === unended, 'a password with no @ after it')
+  const restarting = 'r://a:b'.repeat(150_000)
+  t.ok(redactUrl(restarting) === restarting, 'user infos starting over and over')
+  const users = `r://${'a@'.repeat(500_000)}`
+  t.ok(redactUrl(users) === users, 'a user of @s, with no password')
+})
+
 t.test('a bearer token in text is hidden, the rest of the text kept', async t => {
   const { redactUrl } = await import('../../lib/redaction.js')
   t.equal(redactUrl('upstream 401 for Bearer abc.DEF-_~+/gh== (expired)'), 'upstream 401 for Bearer [redacted] (expired)')

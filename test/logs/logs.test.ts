@@ -54,6 +54,34 @@ t.test('an admin subscribes and gets the app\'s lines of its level and above, ta
   await Promise.all([info.close(), warn.close()])
 })
 
+t.test('an app whose pino writes level names (formatters.level) streams by level too, its custom levels included', async t => {
+  const { app, url } = await build(t, { users: [admin] }, {
+    logger: { level: 'trace', stream: { write () {} }, customLevels: { notice: 45 }, formatters: { level: (label: string) => ({ level: label }) } }
+  })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const warn = await subscriber(t, url('/websocket/logs'), token, 'warn')
+  app.log.info('below warn')
+  app.log.error('disk full')
+  t.match(await warn.next(), { type: 'logs', data: { level: 'error', msg: 'disk full' } }, 'the error line, not the info one')
+  ;(app.log as unknown as { notice: (msg: string) => void }).notice('a notice')
+  t.match(await warn.next(), { type: 'logs', data: { level: 'notice', msg: 'a notice' } }, 'a custom level above warn')
+  await warn.close()
+})
+
+t.test('a line whose level cannot be read reaches every subscriber, whatever its level', async t => {
+  // Google Cloud's `severity`, and an upper-case name pino does not know: neither can be ranked.
+  const { app, url } = await build(t, { users: [admin] }, {
+    logger: { level: 'trace', stream: { write () {} }, formatters: { level: (label: string) => label === 'debug' ? { level: 'DEBUG' } : { severity: label } } }
+  })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const fatal = await subscriber(t, url('/websocket/logs'), token, 'fatal')
+  app.log.info('no level')
+  t.match((await line(fatal, 'no level')).data, { severity: 'info' })
+  app.log.debug('unknown level')
+  t.match((await line(fatal, 'unknown level')).data, { level: 'DEBUG' })
+  await fatal.close()
+})
+
 t.test('the answers to subscribe and unsubscribe carry the message\'s uid, and none without one', async t => {
   const { app, url } = await logsApp(t)
   const client = await connect(url('/websocket/logs'))
@@ -231,6 +259,38 @@ t.test('with Redis, a subscriber on one process gets the lines of every process'
   await client.close()
 })
 
+t.test('with Redis away, a subscriber still gets its own process\'s lines, the one saying Redis is away included', async t => {
+  const server = await RedisServer.start(t)
+  const { app, url } = await logsApp(t, { redis: server.url })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  await server.stop()
+  t.match(await within(line(client, 'Redis (subscriber) unavailable; retrying'), 'the outage\'s line'), { data: { level: 50 } })
+  app.log.error('database down, here is why')
+  await within(line(client, 'database down, here is why'), 'a line logged during the outage')
+  await client.close()
+})
+
+t.test('with the app\'s own Redis client queueing commands while Redis is away, log lines are not queued', async t => {
+  const server = await RedisServer.start(t)
+  // BullMQ requires `maxRetriesPerRequest: null`: the client keeps every command until Redis is back.
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const { app, url } = await logsApp(t, { redis })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  const away = new Promise(resolve => redis.once('close', resolve))
+  await server.stop()
+  await away
+  const { offlineQueue } = redis as unknown as { offlineQueue: { length: number } }
+  const before = offlineQueue.length
+  for (let i = 0; i < 2000; i++) app.log.info('request completed')
+  t.equal(offlineQueue.length, before, 'nothing more waits for Redis')
+  await line(client, 'request completed')
+  await client.close()
+})
+
 t.test('with Redis, no process publishes its lines while no process has a subscriber, and each stops once the last has gone', async t => {
   // The reminders of a process with subscribers, and how long the others count on them, run on the fake clock.
   const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval'])
@@ -378,7 +438,7 @@ t.test('deeply nested log objects are cut short, and lines that are not pino\'s 
   const arrived = line(client, 'real')
   for (let attempt = 0; got === undefined && attempt < 200; attempt++) {
     await redis.publish('garbage:logs', 'elsewhere\nnot json')
-    await redis.publish('garbage:logs', 'elsewhere\n{"msg":"real","no":"level"}')
+
     await redis.publish('garbage:logs', 'no-node-separator')
     app.log.info('real')
     got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])

@@ -24,7 +24,7 @@ function started (feed: LogFeed, listened = () => false) {
 
 /**
  * `make(node)` gives the feed of process `node`; `listening(count)` resolves once `count` started feeds hear lines
- * (a subscription takes a round trip); `shared`: processes share one backend (memory has one process).
+ * (a subscription takes a round trip) and can publish theirs (a line is not published before its connection is up); `shared`: processes share one backend (memory has one process).
  */
 async function logFeedContract (t: Test, make: (node: string) => LogFeed, listening: (count: number) => Promise<void>, shared: boolean): Promise<void> {
   const a = started(make('a'))
@@ -43,6 +43,11 @@ async function logFeedContract (t: Test, make: (node: string) => LogFeed, listen
   await Promise.all([heard, heardByB])
   t.same(a.lines.at(-1), 'b {"msg":"two"}\n{"msg":"three"}', 'a line from another process, tagged with it, whole')
   t.same(b.lines, ['b {"msg":"two"}\n{"msg":"three"}'], 'and its own')
+  // What Redis sends b after a's line it sent before: had b's own line come back, it would be here by now.
+  heard = b.next()
+  a.feed.publish('{"msg":"four"}')
+  await heard
+  t.same(b.lines, ['b {"msg":"two"}\n{"msg":"three"}', 'a {"msg":"four"}'], 'its own line once, not again from the shared feed')
 }
 
 t.test('memory', async t => {
@@ -58,6 +63,7 @@ t.test('Redis', async t => {
   await opened(redis.commands)
   const listening = async (count: number) => {
     while ((await redis.commands.pubsub('NUMSUB', 'test:logs'))[1] !== count) await new Promise(resolve => setTimeout(resolve, 10))
+    await Promise.all(processes.map(p => opened(p.commands)))
   }
   await logFeedContract(t, (node) => {
     const connections = connectRedis(server.url, silentLog)
@@ -68,11 +74,11 @@ t.test('Redis', async t => {
   const feed = new RedisLogFeed(redis, 'test:', 'c')
   const { lines, next } = started(feed)
   await listening(3)
-  await redis.commands.publish('test:logs', 'a message without its process')
   const heard = next()
-  feed.publish('{"msg":"four"}')
+  await redis.commands.publish('test:logs', 'a message without its process')
+  await redis.commands.publish('test:logs', 'd\n{"msg":"five"}')
   await heard
-  t.same(lines, ['c {"msg":"four"}'], 'a malformed message on the channel is ignored')
+  t.same(lines, ['d {"msg":"five"}'], 'a malformed message on the channel is ignored')
 })
 
 t.test('Redis: a process with subscribers says so again as soon as its subscription is back', async t => {
@@ -97,6 +103,19 @@ t.test('Redis: a process with subscribers says so again as soon as its subscript
   t.same(heard, ['listening'], 'back: it says it listens, and the others publish again')
 })
 
+t.test('Redis: a process\'s own lines reach its subscribers while Redis is away', async t => {
+  const server = await RedisServer.start(t)
+  const redis = connectRedis(server.url, silentLog)
+  t.teardown(() => redis.close())
+  await opened(redis.commands)
+  const feed = new RedisLogFeed(redis, 'test:', 'a')
+  t.teardown(() => feed.stop())
+  const { lines } = started(feed, () => true)
+  await server.stop()
+  feed.publish('{"msg":"Redis away"}')
+  t.same(lines, ['a {"msg":"Redis away"}'], 'delivered at once, not through Redis')
+})
+
 t.test('Redis Cluster', async t => {
   const cluster = await RedisCluster.start(t)
   const processes: RedisConnections[] = []
@@ -104,6 +123,7 @@ t.test('Redis Cluster', async t => {
   // Each process listens on one node of its choosing: a PUBLISH on any node reaches them all.
   const listening = async (count: number) => {
     while (await cluster.subscribers('test:logs') !== count) await new Promise(resolve => setTimeout(resolve, 10))
+    await Promise.all(processes.map(p => opened(p.commands)))
   }
   await logFeedContract(t, (node) => {
     const connections = connectRedis(cluster.client(t), silentLog)

@@ -1,4 +1,4 @@
-// How log lines reach the subscribers: straight to this process's, or through Redis to every process's.
+// How log lines reach the subscribers: straight to this process's, and with Redis through it to every other process's.
 /** Called for every line of every process on the feed, with the process that logged it. */
 export type LineHandler = (line: string, node: string) => void
 
@@ -8,10 +8,11 @@ export interface LogFeed {
    * A line nobody may read is neither redacted nor published.
    */
   readonly wanted: boolean
+  /** Delivers the line to this process's subscribers at once, and with Redis publishes it for the others. */
   publish (line: string): void
   /**
-   * Delivers every line of the feed to `onLine`. `listened` says whether this process has subscribers: with Redis, the
-   * other processes are told so, again and again while it has.
+   * Delivers every line of the feed to `onLine`, each once: this process's own when published. `listened` says
+   * whether this process has subscribers: with Redis, the other processes are told so, again and again while it has.
    */
   start (onLine: LineHandler, listened: () => boolean): void
   /** This process's first subscriber came: the other processes are told at once. */

@@ -1,4 +1,5 @@
-// Log lines across processes: every process hears every process's lines, its own included. A process publishes its
+// Log lines across processes: every process hears every process's lines, its own straight away (not through Redis,
+// which would leave its subscribers with nothing, not even the line saying Redis is away). A process publishes its
 // lines only while one process or another has a subscriber: each with subscribers says so on the channel, at its first
 // and then every few seconds, and the others publish until they have not heard it for three times that (and for that
 // long after they start or their subscription comes back, not knowing yet).
@@ -17,6 +18,7 @@ export class RedisLogFeed implements LogFeed {
   readonly #redis: RedisConnections
   readonly #channel: string
   readonly #node: string
+  #onLine!: LineHandler
   #listened!: () => boolean
   /** Until when another process is known to have subscribers (epoch milliseconds). */
   #listenedElsewhereUntil = 0
@@ -33,11 +35,17 @@ export class RedisLogFeed implements LogFeed {
   }
 
   publish (line: string): void {
+    this.#onLine(line, this.#node)
+    // Only on a connection that is up: an app's client may queue commands while Redis is away (BullMQ's
+    // `maxRetriesPerRequest: null`), and every line logged meanwhile would wait in memory. A line is droppable.
+    const { commands } = this.#redis
+    if (commands.status !== 'ready') return
     // Never logged when it fails: that line would come back here, and Redis being away is logged already.
-    this.#redis.commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
+    commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
   }
 
   start (onLine: LineHandler, listened: () => boolean): void {
+    this.#onLine = onLine
     this.#listened = listened
     this.#assumeListened()
     this.#redis.listen(this.#channel, (message) => {
@@ -46,7 +54,9 @@ export class RedisLogFeed implements LogFeed {
         return
       }
       const split = message.indexOf('\n')
-      if (split > 0) onLine(message.slice(split + 1), message.slice(0, split))
+      const node = message.slice(0, split)
+      // This process's own lines, back from Redis, were delivered when published.
+      if (split > 0 && node !== this.#node) onLine(message.slice(split + 1), node)
     }, () => {
       // Back after an outage: the others may have stopped publishing meanwhile, and this one missed their reminders.
       this.#assumeListened()
