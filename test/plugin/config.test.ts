@@ -19,6 +19,16 @@ interface Started {
   upgrades: RealtimeUpgrade[]
 }
 
+/** Sets a variable of the process's own environment for the rest of the test. */
+function processEnv (t: Test, name: string, value: string): void {
+  const saved = process.env[name]
+  t.teardown(() => {
+    if (saved === undefined) delete process.env[name]
+    else process.env[name] = saved
+  })
+  process.env[name] = value
+}
+
 /** A listening app with the plugin registered with exactly these options (no defaults added). */
 async function start (t: Test, options: RealtimeOptions, before?: (app: FastifyInstance) => Promise<void>): Promise<Started> {
   const app = Fastify()
@@ -693,12 +703,7 @@ t.test('a blank SECRET, or one of a few characters repeated, is as weak as a sho
 })
 
 t.test("NODE_ENV is read from the env option, else from the process's own environment", async (t) => {
-  const saved = process.env.NODE_ENV
-  t.teardown(() => {
-    if (saved === undefined) delete process.env.NODE_ENV
-    else process.env.NODE_ENV = saved
-  })
-  process.env.NODE_ENV = 'production'
+  processEnv(t, 'NODE_ENV', 'production')
   // An app passing its settings alone, without NODE_ENV among them, is in production all the same.
   await bootFails(t, { env: { SECRET: 'short', PUBLIC_URL: 'https://app.example.com' } }, /SECRET \(option secret\) is 5 characters/)
   t.equal((await resolveConfig({ env: {} })).production, true)
@@ -766,12 +771,7 @@ t.test('resolveConfig on its own: invalid values reject with FST_REALTIME_INVALI
 })
 
 t.test('without an env option, process.env is read', async (t) => {
-  const saved = process.env.WEBSOCKETS_REST_PATH
-  t.teardown(() => {
-    if (saved === undefined) delete process.env.WEBSOCKETS_REST_PATH
-    else process.env.WEBSOCKETS_REST_PATH = saved
-  })
-  process.env.WEBSOCKETS_REST_PATH = '/from-process-env'
+  processEnv(t, 'WEBSOCKETS_REST_PATH', '/from-process-env')
   t.equal((await resolveConfig({})).endpoints.rest.path, '/from-process-env')
 })
 
