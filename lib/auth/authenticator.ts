@@ -253,9 +253,9 @@ export class Authenticator {
   }
 
   /**
-   * The refresh token a session token (the session cookie) carries, one this plugin signed: under `refresh_token`, a
-   * name every log redacts (an app logging `request.user` logs no credential), or `session` in the cookies signed
-   * before. undefined for any other token (another issuer's claims are its own business).
+   * The refresh token a session token (the session cookie) carries, one this plugin signed: under `session`, or under
+   * `refresh_token`, the name a later release signs (a name every log hides), so that a rolling deploy to it keeps
+   * every cookie. undefined for any other token (another issuer's claims are its own business).
    */
   #refreshTokenOf (claims: Claims): string | undefined {
     if (claims.iss !== this.#options.issuer) return undefined
@@ -588,7 +588,9 @@ export class Authenticator {
     // ahead of now), so the token lives as `expires` says.
     const lifeMs = ttlMs + Date.now() - iat * 1000
     if (session !== undefined) claims.sid = session
-    if (refreshToken !== undefined) claims.refresh_token = refreshToken
+    // Under `session` still: a process of the release before reads no other name, and would take a session token
+    // without it for an access token. A later release signs `refresh_token`, a name every log hides.
+    if (refreshToken !== undefined) claims.session = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
     // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
     const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })
