@@ -202,6 +202,8 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
    * operations end at once, and it is cut if it does not answer.
    */
   close (code: number, reason: string): void {
+    // A `subscribe` before `connection_ack`: graphql-ws says 4401, Directus 4403 `Forbidden`, as for any refusal here.
+    if (code === GraphqlCloseCode.Unauthorized) [code, reason] = [GraphqlCloseCode.Forbidden, 'Forbidden']
     this.closeAndEnd(code, reason)
     cutAfterGrace(this.#socket)
   }

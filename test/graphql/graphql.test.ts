@@ -109,6 +109,16 @@ t.test('public: an invalid connection_init token closes 4403 Forbidden, and noth
   }
 })
 
+t.test('a subscribe before connection_ack closes 4403 Forbidden, as Directus closes it (graphql-ws alone: 4401)', async t => {
+  for (const auth of ['public', 'handshake'] as const) {
+    const { url } = await build(t, { graphql: { auth, schema } })
+    const socket = await raw(url('/graphql'))
+    socket.client.send({ id: '1', type: 'subscribe', payload: { query: meQuery } })
+    t.same(await closedWith(socket), { code: 4403, reason: 'Forbidden' }, auth)
+    t.same(socket.foreign, [])
+  }
+})
+
 t.test('handshake: the connection_init access_token authenticates, or the URL token without one', async t => {
   const { app, url } = await build(t, { graphql: { schema } })
   const token = app.realtime.jwt.sign({ id: 'admin-1', role: 'administrator', admin_access: true })
