@@ -729,7 +729,8 @@ function checkGql (state: GqlState, frame: Frame, replies: unknown[], closed: Cl
     case 'complete': return expect(null, null)
     case 'subscribe': {
       const id = message.id as string
-      if (!state.acked) return expect(null, 4401)
+      // Before the ack: 4403 `Forbidden`, as Directus closes it (graphql-ws alone says 4401).
+      if (!state.acked) return expect(null, 4403)
       // A subscription with that id may still be running (4409), or have ended already.
       if (closed?.code === 4409 && state.ids.has(id)) return expect(null, 4409)
       state.ids.add(id)
