@@ -79,7 +79,9 @@ export class LogStream {
       if (first) this.#onFirstSubscriber()
       connection.send(withUid({ type: 'logs', event: 'subscribe', log_level: level }, message.uid))
     },
+    // Directus refuses a non-admin's unsubscribe too: one that lost admin gets nothing delivered anyway (`deliver`).
     unsubscribe: (message, connection) => {
+      if (!connection.accountability.admin) throw RealtimeError.of({ code: 'FORBIDDEN' })
       this.#subscribers.delete(connection)
       connection.send(withUid({ type: 'logs', event: 'unsubscribe' }, message.uid))
     }

@@ -105,6 +105,10 @@ t.test('non-admins get FORBIDDEN, bad levels INVALID_PAYLOAD', async t => {
   t.same(await client.next(), {
     type: 'subscribe', status: 'error', error: { code: 'FORBIDDEN', message: "You don't have permission to access this." }, uid: 's'
   })
+  client.send({ type: 'unsubscribe', uid: 'u' })
+  t.same(await client.next(), {
+    type: 'unsubscribe', status: 'error', error: { code: 'FORBIDDEN', message: "You don't have permission to access this." }, uid: 'u'
+  }, 'as Directus answers a non-admin unsubscribe')
   client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token })
   await client.next()
   for (const level of ['loud', 5, undefined, 'toString']) {
