@@ -71,13 +71,17 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   const cookieOf = (mode: Mode) => mode === 'session' ? sessionCookie : refreshCookie
 
   /**
-   * The refresh tokens a request presents in `mode`: the body's, else one for each copy of the mode's cookie (the
-   * refresh token, or the one a session token carries; null for a session cookie that is no valid session token).
-   * None at all: 400; more than one: a cookie tossed beside the browser's own (plugin-cookies.ts).
+   * The refresh tokens a request presents in `mode`, from the one place that mode keeps it, as Directus reads them:
+   * `json` the body's, the others one for each copy of the mode's cookie (the refresh token, or the one a session token
+   * carries; null for a session cookie that is no valid session token). A `json` refresh never reads the HttpOnly
+   * cookie, or a page's script could trade it for a refresh token it can read. None at all: 400; more than one: a
+   * cookie tossed beside the browser's own (plugin-cookies.ts).
    */
   async function presentedRefreshTokens (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): Promise<Array<string | null>> {
-    const inBody = mode === 'session' ? undefined : request.body?.refresh_token
-    if (inBody !== undefined) return [inBody]
+    if (mode === 'json') {
+      const inBody = request.body?.refresh_token
+      return inBody === undefined ? [] : [inBody]
+    }
     const copies = pluginCookies(request, cookieOf(mode).name)
     return mode === 'session' ? Promise.all(copies.map(token => authenticator.sessionTokenRefreshToken(token, request))) : copies
   }

@@ -31,7 +31,7 @@ function post (app: FastifyInstance, route: string, payload: object, cookie?: st
   return app.inject({ method: 'POST', url: `/auth/${route}`, payload, ...(cookie ? { headers: { cookie } } : {}) })
 }
 
-const login = (app: FastifyInstance, mode: 'cookie' | 'session') => post(app, 'login', { email: admin.email, password: admin.password, mode })
+const login = (app: FastifyInstance, mode: 'json' | 'cookie' | 'session') => post(app, 'login', { email: admin.email, password: admin.password, mode })
 
 /** The one Set-Cookie header of a response. */
 function setCookie (response: LightMyRequestResponse): string {
@@ -102,14 +102,28 @@ t.test('with no mode, a token in the body is json and the cookie alone is cookie
   t.not(rotated, cookie, 'the cookie rotated')
   const again = await post(app, 'refresh', {}, rotated)
   t.equal(again.statusCode, 200, 'and the rotated one refreshes again')
-  // json asked for: the cookie's token is taken, and the new one goes to the body.
-  const asJson = await post(app, 'refresh', { mode: 'json' }, sent(setCookie(again)))
-  t.equal(asJson.statusCode, 200)
-  t.same(Object.keys(asJson.json().data).sort(), ['access_token', 'expires', 'refresh_token'])
-  const { refresh_token: token } = asJson.json().data
-  const fromBody = await post(app, 'refresh', { refresh_token: token })
+  const fromBody = await post(app, 'refresh', { refresh_token: (await login(app, 'json')).json().data.refresh_token })
   t.same(Object.keys(fromBody.json().data).sort(), ['access_token', 'expires', 'refresh_token'], 'a token in the body: json')
   t.equal(fromBody.headers['set-cookie'], undefined)
+})
+
+t.test('each mode reads its token from its own place alone, as Directus does: json the body, cookie the cookie', async t => {
+  const { app } = await modes(t)
+  const cookie = sent(setCookie(await login(app, 'cookie')))
+  // A page's script asking for json with the HttpOnly cookie alone would get a refresh token it can read, and the
+  // browser's own next refresh would be taken for a reuse.
+  for (const route of ['refresh', 'logout']) {
+    const asJson = await post(app, route, { mode: 'json' }, cookie)
+    t.equal(asJson.statusCode, 400, `${route}: json reads no cookie`)
+    t.same(asJson.json(), { errors: [{ message: 'The refresh token is required in either the payload or cookie.', extensions: { code: 'INVALID_PAYLOAD' } }] })
+    t.equal(asJson.headers['set-cookie'], undefined, 'the cookie is left alone')
+  }
+  // Cookie mode takes the cookie's token, not one in the body.
+  const other = (await login(app, 'json')).json().data.refresh_token
+  const asCookie = await post(app, 'refresh', { mode: 'cookie', refresh_token: other }, cookie)
+  t.equal(asCookie.statusCode, 200, 'the cookie, still current, refreshes')
+  t.equal((await post(app, 'refresh', { refresh_token: other })).statusCode, 200, 'the body\'s token was not used')
+  t.equal((await post(app, 'refresh', { mode: 'cookie', refresh_token: other })).statusCode, 400, 'no cookie: nothing to refresh')
 })
 
 t.test('a logout that could not run (503) keeps the cookie, so that it can be tried again', async t => {
