@@ -57,11 +57,18 @@ class KeySet {
 
   async key (kid: string, alg: string): Promise<string> {
     const now = Date.now()
-    const due = !this.#keys.has(kid) || now - this.#fetchedAt >= keyTtlMs
-    if (due && now - this.#triedAt >= refetchEveryMs) await this.#refetch()
-    // A fetch on its way (another token's) may bring the key: every token that needs it waits for it, not only the
-    // one that started it, or the clients reconnecting after a restart or a key rotation would be refused but one.
-    else if (due && this.#fetching) await this.#fetching.catch(() => {})
+    const fetchable = now - this.#triedAt >= refetchEveryMs
+    if (this.#keys.has(kid)) {
+      // A known key answers at once while the set is fetched again behind it: a provider slower than the auth timeout
+      // would otherwise fail every token arriving during each refetch, a reconnect storm's all at once.
+      if (now - this.#fetchedAt >= keyTtlMs && fetchable) this.#refetch() // never rejects: a failed fetch keeps the set
+    } else if (fetchable) {
+      await this.#refetch()
+    } else if (this.#fetching) {
+      // A fetch on its way (another token's) may bring the key: every token that needs it waits for it, not only the
+      // one that started it, or the clients reconnecting after a restart or a key rotation would be refused but one.
+      await this.#fetching.catch(() => {})
+    }
     const key = this.#keys.get(kid)
     if (key === undefined) throw new Error(`unknown key ${kid}`)
     if (key.alg !== undefined && key.alg !== alg) throw new Error(`key ${kid} is for ${key.alg}`)
@@ -103,6 +110,8 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
     // fast-jwt checks the values, but lets a claim that is missing pass: a provider token must carry them.
     if (options.issuer !== undefined && payload.iss === undefined) throw new Error('a provider token carries iss')
     if (options.audience !== undefined && payload.aud === undefined) throw new Error('a provider token carries aud')
+    // A socket it opened would never expire.
+    if (typeof payload.exp !== 'number') throw new Error('a provider token carries exp')
     // The server's own issuer is its own tokens' (an admin's among them): no provider speaks for it.
     if (payload.iss === options.ownIssuer) throw new Error('a provider token cannot carry the server\'s own issuer')
     return keys.key(kid, alg)

@@ -3,7 +3,7 @@
 // beside them, rotation by `kid`, an outage, and every refusal; and the key lookup README.md gives an app's own
 // @fastify/jwt with get-jwks.
 import { readFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
@@ -46,11 +46,16 @@ function newProviderKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
   return { kid, alg, privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
 }
 
-/** The provider: publishes `keys` (and its discovery document), counts fetches, answers 503 while `down`, `delayMs` late, and `padding` bytes more. */
+/**
+ * The provider: publishes `keys` (and its discovery document), counts fetches, answers 503 while `down`, `delayMs` late,
+ * and `padding` bytes more; while `hanging`, it answers nothing until `release()`.
+ */
 class Provider {
   keys: ProviderKey[] = []
   fetches = 0
   down = false
+  hanging = false
+  readonly #held: ServerResponse[] = []
   delayMs = 0
   padding = 0
   readonly #server: Server
@@ -58,6 +63,10 @@ class Provider {
   constructor () {
     this.#server = createServer((request, response) => {
       this.fetches++
+      if (this.hanging) {
+        this.#held.push(response)
+        return
+      }
       if (this.down) {
         response.writeHead(503).end()
         return
@@ -75,16 +84,22 @@ class Provider {
     })
   }
 
+  /** Answers the requests held while `hanging` (503), and holds no more. */
+  release (): void {
+    this.hanging = false
+    for (const response of this.#held.splice(0)) response.writeHead(503).end()
+  }
+
   async start (t: Test): Promise<string> {
     await new Promise<void>(resolve => this.#server.listen(0, '127.0.0.1', resolve))
     t.teardown(() => { this.#server.close() })
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/oauth/jwks.json`
   }
 
-  /** A token signed by `key`, with the provider's issuer and audience unless `claims` says otherwise. */
-  sign (key: ProviderKey, claims: Record<string, unknown> = {}, ttlSeconds = 300): string {
+  /** A token signed by `key`, with the provider's issuer and audience unless `claims` says otherwise; no `exp` for null. */
+  sign (key: ProviderKey, claims: Record<string, unknown> = {}, ttlSeconds: number | null = 300): string {
     const pem = key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
-    const signer = createSigner({ key: pem, algorithm: key.alg, kid: key.kid, expiresIn: ttlSeconds * 1000 })
+    const signer = createSigner({ key: pem, algorithm: key.alg, kid: key.kid, ...(ttlSeconds === null ? {} : { expiresIn: ttlSeconds * 1000 }) })
     return signer({ sub: 'provider-user', email: 'pat@example.com', role: 'editor', iss: issuer, aud: audience, ...claims })
   }
 }
@@ -210,12 +225,12 @@ t.test('clients reconnecting at once after a restart all wait for the one fetch 
 })
 
 /** A server whose provider publishes one RS256 key, fetched already: a token of it authenticates. Only the Date is fake. */
-async function withCachedKey (t: Test) {
+async function withCachedKey (t: Test, env: Record<string, string> = {}) {
   const clock = fakeClock(t, ['Date'])
   const provider = new Provider()
   const cached = providerKey('rsa-1', 'RS256')
   provider.keys = [cached]
-  const { url } = await start(t, provider)
+  const { url } = await start(t, provider, env)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(cached)), patOk)
   return { clock, provider, cached, url }
 }
@@ -233,7 +248,20 @@ t.test('while the provider is down, cached keys verify and others fail with AUTH
   t.match(await authAndWhoami(url('/websocket'), provider.sign(provider.keys[1])), patOk, 'back: the new key is fetched')
 })
 
-t.test('refused: alg none, key confusion, a wrong or missing iss or aud, the server\'s own issuer, an expired token', async t => {
+t.test('a provider that hangs once the set is out of date: a known key verifies at once, the set is fetched behind it', async t => {
+  // An auth timeout under the key set's fetch timeout (3 s): a token that waited for the fetch would be refused.
+  const { clock, provider, cached, url } = await withCachedKey(t, { WEBSOCKETS_REST_AUTH_TIMEOUT: '2' })
+  t.teardown(() => provider.release())
+  provider.hanging = true
+  clock.tick(11 * 60_000)
+  const storm = await Promise.all(Array.from({ length: 5 }, () => authAndWhoami(url('/websocket'), provider.sign(cached))))
+  t.same(storm.map(answer => (answer.auth as { status: string }).status), Array(5).fill('ok'), 'every client of a reconnect storm gets in')
+  t.equal(provider.fetches, 2, 'one fetch of the set, behind them')
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(providerKey('rsa-2', 'RS256'))),
+    { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }, 'an unknown kid still waits for a fetch, and is refused')
+})
+
+t.test('refused: alg none, key confusion, a wrong or missing iss or aud, the server\'s own issuer, no exp, an expired token', async t => {
   const provider = new Provider()
   const rsa = providerKey('rsa-1', 'RS256')
   provider.keys = [rsa]
@@ -249,6 +277,7 @@ t.test('refused: alg none, key confusion, a wrong or missing iss or aud, the ser
     ['no audience', provider.sign(rsa, { aud: undefined }), 'AUTH_FAILED'],
     ['an audience list without ours', provider.sign(rsa, { aud: ['a', 'b'] }), 'AUTH_FAILED'],
     ['the server\'s own issuer, admin_access', provider.sign(rsa, { iss: 'fastify-realtime', admin_access: true }), 'AUTH_FAILED'],
+    ['no exp: a socket it opened would never expire', provider.sign(rsa, {}, null), 'AUTH_FAILED'],
     // A handshake tells every failure alike (section 4); the upgrade says which.
     ['expired', provider.sign(rsa, {}, -10), 'AUTH_FAILED']
   ]
@@ -343,12 +372,12 @@ async function withKeyLookup (t: Test, provider: Provider, options: GetJwksOptio
     decode: { complete: true },
     secret: (_request: unknown, token: { header: { kid: string, alg: string }, payload: { iss: string } }) =>
       getPublicKey({ domain: token.payload.iss, kid: token.header.kid, alg: token.header.alg }),
-    verify: { allowedIss: iss, allowedAud: audience }
+    verify: { allowedIss: iss, allowedAud: audience, requiredClaims: ['iss', 'aud', 'exp'] }
   } as never)
   await app.register(realtime, { env: {} })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const url = (path: string) => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}${path}`
-  const sign = (key: ProviderKey, claims: Record<string, unknown> = {}) => provider.sign(key, { iss, ...claims })
+  const sign = (key: ProviderKey, claims: Record<string, unknown> = {}, ttlSeconds?: number | null) => provider.sign(key, { iss, ...claims }, ttlSeconds)
   /** The answer to an auth message with `token`. */
   async function auth (token: string): Promise<unknown> {
     const client = await connect(url('/websocket'))
@@ -392,6 +421,15 @@ t.test('the README\'s get-jwks lookup: made-up kids reach the provider once per 
   t.match(await auth(createSigner({ key: 'a-shared-secret-as-long-as-it-should-be', algorithm: 'HS256', kid: 'rsa-1' })({ iss, aud: audience })),
     authFailed, 'nor an algorithm no public key verifies')
   t.equal(provider.fetches, 6)
+})
+
+t.test('the README\'s get-jwks registration refuses a provider token without aud or exp, which fast-jwt alone lets pass', async t => {
+  const { provider, first } = rotatingProvider(t)
+  const { sign, auth } = await withKeyLookup(t, provider)
+  t.same(await auth(sign(first)), authOk)
+  t.match(await auth(sign(first, { aud: undefined })), authFailed, 'a token of the provider for no audience in particular')
+  t.match(await auth(sign(first, {}, null)), authFailed, 'a token that would never expire')
+  t.match(await auth(sign(first, { aud: 'other-api' })), authFailed, 'another audience')
 })
 
 t.test('the README\'s get-jwks lookup: a key found verifies between fetches, and one the provider stops publishing is dropped', async t => {
