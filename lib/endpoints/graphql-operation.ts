@@ -23,9 +23,9 @@ export interface OperationOptions extends CostLimits {
 /**
  * The operations in flight on one socket, by id, until each has ended: a query once its resolvers have run (the
  * client's `complete` cannot stop them), a subscription at the client's `complete` or the socket's close
- * (graphql-subscription-end.ts). An id is refused while its operation runs: graphql-ws, ending the first, would forget
- * the second, which would then run on after its socket closed. An object: the slot of a subscription whose id is free
- * again, and whose source has not stopped yet. Each with the controller of its context's `signal`.
+ * (graphql-subscription-end.ts). A `subscribe` reusing an id reaches here only once its first operation has ended
+ * (graphql-operation-ids.ts). An object: the slot of a subscription whose id is free again, and whose source has not
+ * stopped yet. Each with the controller of its context's `signal`.
  */
 export type OperationsInFlight = Map<string | object, AbortController>
 
@@ -73,7 +73,6 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
   }
 
   return async function prepare (connection, id, payload, inFlight) {
-    if (inFlight.has(id)) return [new GraphQLError(`Operation ${id} is still running: use another id.`)]
     // Counted before the first await: each subscribe of a burst sees every one before it.
     if (inFlight.size >= options.operationLimit) return tooMany
     const controller = new AbortController()

@@ -17,6 +17,7 @@ import { takeUpgradeCredential } from './upgrade.js'
 import type { SocketOwner } from './socket-server.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import { endingAtOnce } from './graphql-subscription-end.js'
+import { OperationIds, type FrameSink } from './graphql-operation-ids.js'
 import type { AdapterOptions } from './adapter.js'
 import type { EndpointName } from '../../types/index.js'
 
@@ -164,9 +165,10 @@ interface GraphqlHandling {
  * events, the guard's, and the socket graphql-ws's protocol core talks to (`send`, `close`, `onMessage`). Its helper
  * is `private`, not `#`: #methods give each instance a brand, a field of its own.
  */
-class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner {
+class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner, FrameSink {
   readonly connection: GraphqlConnection
   readonly operations: OperationsInFlight = new Map()
+  readonly #ids = new OperationIds(this)
   readonly #socket: WebSocket
   readonly #handling: GraphqlHandling
   /** graphql-ws's end of the socket: every running operation's end. Null once called. */
@@ -239,11 +241,18 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner 
 
   receive (data: RawData): void {
     this.answered()
-    const socket = this.#socket
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
-    if (socket.readyState !== socket.OPEN) return
-    const text = (data as Buffer).toString()
-    this.#handle!(text).catch((err: unknown) => this.failed(err, text))
+    if (!this.reading) return
+    this.#ids.receive((data as Buffer).toString())
+  }
+
+  get reading (): boolean {
+    return this.#socket.readyState === this.#socket.OPEN
+  }
+
+  /** A frame to graphql-ws, once its operation's id is free there (graphql-operation-ids.ts). */
+  pass (text: string): Promise<void> {
+    return this.#handle!(text).catch((err: unknown) => this.failed(err, text))
   }
 
   /**

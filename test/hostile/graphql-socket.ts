@@ -1,5 +1,6 @@
 // A raw graphql-transport-ws socket for the hostile GraphQL tests: it sends what a hostile client sends (bursts of
 // subscribes, huge documents) and keeps every frame the server answered, by operation id.
+import type { Socket } from 'node:net'
 import { connect, type Client } from '../helpers.js'
 
 export interface Frame {
@@ -44,6 +45,14 @@ export class GraphqlSocket {
 
   complete (id: string): void {
     this.client.send({ id, type: 'complete' })
+  }
+
+  /** Sends `frames` in one write: the server reads them at once, with no turn of its event loop between them. */
+  atOnce (...frames: Frame[]): void {
+    const tcp = (this.client.ws as unknown as { _socket: Socket })._socket
+    tcp.cork()
+    for (const frame of frames) this.client.send(frame)
+    tcp.uncork()
   }
 
   /** Whether the server ended the operation: an `error` or a `complete` arrived for it. */
