@@ -32,7 +32,8 @@ function operationOf (text: string): { type: MessageType, id: string } | null {
 }
 
 export class OperationIds {
-  readonly #inUse = new Map<string, IdInUse>()
+  /** Made at the first operation: most sockets of a busy server hold one or none, and idle ones none. */
+  #inUse: Map<string, IdInUse> | null = null
   readonly #sink: FrameSink
 
   constructor (sink: FrameSink) {
@@ -47,7 +48,7 @@ export class OperationIds {
       return
     }
     const { type, id } = operation
-    const inUse = this.#inUse.get(id)
+    const inUse = this.#inUse?.get(id)
     if (type === MessageType.Complete) this.complete(inUse, text)
     else if (inUse === undefined) this.start(id, text)
     else if (inUse.completed && inUse.waiting === null) inUse.waiting = text
@@ -67,9 +68,10 @@ export class OperationIds {
 
   private start (id: string, text: string): void {
     const inUse: IdInUse = { completed: false, waiting: null }
-    this.#inUse.set(id, inUse)
+    const ids = this.#inUse ??= new Map()
+    ids.set(id, inUse)
     this.#sink.pass(text).then(() => {
-      this.#inUse.delete(id)
+      ids.delete(id)
       // A frame behind a close is dropped, as every frame is.
       if (inUse.waiting !== null && this.#sink.reading) this.start(id, inUse.waiting)
     })
