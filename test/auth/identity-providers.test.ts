@@ -522,9 +522,9 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
   t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa, { email: undefined })),
     { whoami: { data: { id: 'provider-user', email: null } } }, 'no email claim: null')
   // ES256's kid on an RS256 token: the set says which algorithm the key is for.
-  const misnamed = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'ec-1' })(
+  const misnamed = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'ec-1', expiresIn: 60_000 })(
     { sub: 'provider-user', iss: issuer, aud: audience })
-  const kidless = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256' })(
+  const kidless = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', expiresIn: 60_000 })(
     { sub: 'provider-user', iss: issuer, aud: audience })
   for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless]]) {
     t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }, name)
