@@ -337,7 +337,9 @@ export interface AuthenticateEvent {
 /**
  * The app's check at every authentication, after the credential is verified: false refuses it (AUTH_FAILED), an
  * object becomes the socket's `context` (and joins every GraphQL operation's context), anything else admits it.
- * A throw, or no answer within 3 s, is a check that could not run: SERVICE_UNAVAILABLE.
+ * A throw, or no answer within 3 s, is a check that could not run: SERVICE_UNAVAILABLE. A login's check runs before
+ * its session is made: a login it refuses never reaches the session store, and so ends none of the user's sessions
+ * past `maxSessionsPerUser`.
  */
 export type OnAuthenticate = (event: AuthenticateEvent) =>
   boolean | void | Record<string, unknown> | Promise<boolean | void | Record<string, unknown>>

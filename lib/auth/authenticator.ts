@@ -401,13 +401,15 @@ export class Authenticator {
       return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
-    if (at?.waiting?.() === false) {
-      // The password was right all the same: it counts as a success.
-      await Promise.allSettled([deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)])
-      return fail('SERVICE_UNAVAILABLE', 'the client left before its session was made')
-    }
+    // The password was right: the attempt counts as a success, whether or not the login is then refused.
+    const counted = handled(deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs))
     const session = newSessionId()
     const refreshToken = newRefreshToken(session)
+    const admitted = await this.#admitLogin(identity, session, refreshToken, checkedFrom, at)
+    if (!admitted.ok) {
+      await Promise.allSettled([counted])
+      return admitted
+    }
     try {
       const [ended] = await Promise.all([
         this.#store((store, deadline) => store.create({
@@ -416,33 +418,46 @@ export class Authenticator {
           tokenHash: hashRefreshToken(refreshToken),
           expiresAt: Date.now() + this.#options.refreshTokenTtlMs
         }, deadline)),
-        deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)
+        counted
       ])
       // Sessions past the user's limit, ended by the store: their sockets end too, and their access tokens are refused.
       await Promise.all((ended ?? []).map(id => this.#revoke(revocationId.session(id))))
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
-    // Revoked since the check began, by this process or another (the revocation feed): its session ends at once. One
-    // revoked later still is refused by the revocation's second stamp (endUser), the tokens reading as issued before.
-    if ((this.#options.revocations.userRevokedAt(identity.user) ?? -Infinity) >= checkedFrom) {
+    // Revoked while the store wrote the session: it ends at once. One revoked later still is refused by the
+    // revocation's second stamp (endUser), the tokens reading as issued before.
+    if (this.#revokedSince(identity.user, checkedFrom)) {
       await this.endSession(session).catch(() => {})
       return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     }
-    let issued: AuthSuccess
-    try {
-      issued = this.#issue(identity, session, refreshToken, checkedFrom)
-    } catch (err) {
-      // An identity no token can carry (verifyCredentials's): nobody gets the session. The caller tells it as a check
-      // that failed unforeseen, logged.
-      await this.endSession(session).catch(() => {})
-      throw err
-    }
-    if (!at) return issued
-    const admitted = await this.#admit(issued, null, at)
-    // A login the app refused, or could not check, leaves no session behind: its client never gets the tokens.
-    if (!admitted.ok) await this.endSession(session).catch(() => {})
     return admitted
+  }
+
+  /**
+   * Every check of a login whose password was right, made before its session is: past the user's limit the store ends
+   * their oldest session to make room, and a login refused after that (by the app's hook, say, for a banned address)
+   * would let whoever holds the password end the user's sessions one by one. The tokens are signed for a session not
+   * made yet, and handed out only once it is.
+   */
+  async #admitLogin (identity: Identity, session: string, refreshToken: string, checkedFrom: number, at: AuthContext | null): Promise<AuthResult> {
+    if (this.#revokedSince(identity.user, checkedFrom)) return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
+    // An identity no token can carry (verifyCredentials's) throws: the caller tells it as a check that failed
+    // unforeseen, logged.
+    const issued = this.#issue(identity, session, refreshToken, checkedFrom)
+    const admitted = at ? await this.#admit(issued, null, at) : issued
+    // A login whose client left makes no session: nobody would hold it, and past the user's limit it would end one
+    // somebody does.
+    if (admitted.ok && at?.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its session was made')
+    return admitted
+  }
+
+  /**
+   * Whether `user` was revoked since a credential check began at `checkedFrom`, by this process or another (the
+   * revocation feed): what the check proved no longer holds (a password changed, then revokeUser).
+   */
+  #revokedSince (user: string, checkedFrom: number): boolean {
+    return (this.#options.revocations.userRevokedAt(user) ?? -Infinity) >= checkedFrom
   }
 
   async refresh (refreshToken: string, at: AuthContext): Promise<AuthResult> {
@@ -599,9 +614,10 @@ export class Authenticator {
   }
 
   /**
-   * The tokens of a session the store has just written, issued as of `issuedAt`, taken before the write (a login's,
-   * before its check): a revokeUser that ended the session after the write stamps its last revocation once it has, so
-   * later than that, and refuses the token however long this process stalled between the write and the signing.
+   * The tokens of a session the store has just written (a refresh's) or is about to (a login's), issued as of
+   * `issuedAt`, taken before the write (a login's, before its check): a revokeUser that ended the session after the
+   * write stamps its last revocation once it has, so later than that, and refuses the token however long this process
+   * stalled between the write and the signing.
    */
   #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
     const { token: accessToken, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
