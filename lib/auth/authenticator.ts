@@ -369,8 +369,10 @@ export class Authenticator {
 
   /** `at`: where the client presented it; null for the application API (no hook, attempts counted per email only). */
   async login (credential: PasswordCredential, at: AuthContext | null): Promise<AuthResult> {
-    const { attemptLimiter, storeTimeoutMs } = this.#options
+    const { attemptLimiter, storeTimeoutMs, sessionStore } = this.#options
     const ip = at && at.ip
+    // Asked beside the attempt counters, so that it costs the login no time of its own.
+    const checkBegins = sessionStore.checkBegins && handled(this.#store(store => store.checkBegins!()))
     let retryAfterMs: number
     try {
       retryAfterMs = await deadline(attemptLimiter.begin(ip, credential.email), storeTimeoutMs)
@@ -379,8 +381,16 @@ export class Authenticator {
       return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
     }
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
+    let checkBegan: number | undefined
+    try {
+      checkBegan = await checkBegins
+    } catch {
+      await this.#unchecked(ip, credential.email)
+      return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
+    }
     // What the check proves holds as of its start: a user revoked while it ran (a password changed, then revokeUser)
-    // gets no session from it, and its tokens read as issued then.
+    // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this
+    // process has not heard of the revocation yet.
     const checkedFrom = Date.now()
     let identity: Identity | null
     try {
@@ -394,10 +404,7 @@ export class Authenticator {
         if (at) this.#credentialCheckFailures.log(at.request.log, { err })
         return fail('SERVICE_UNAVAILABLE', 'credential check failed')
       }
-      // The password was never checked: the attempt is given back, or a flood of the queue from anywhere would spend
-      // the user's attempts and lock their email out. A check that ran (threw, timed out) keeps counting. Should the
-      // counters not answer, it keeps counting too.
-      await Promise.allSettled([deadline(attemptLimiter.unchecked(ip, credential.email), storeTimeoutMs)])
+      await this.#unchecked(ip, credential.email)
       return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
@@ -410,21 +417,25 @@ export class Authenticator {
       await Promise.allSettled([counted])
       return admitted
     }
+    let ended: string[]
     try {
-      const [ended] = await Promise.all([
-        this.#store((store, deadline) => store.create({
+      [ended] = await Promise.all([
+        this.#store(async (store, deadline) => await store.create({
           id: session,
           identity,
           tokenHash: hashRefreshToken(refreshToken),
           expiresAt: Date.now() + this.#options.refreshTokenTtlMs
-        }, deadline)),
+        }, deadline, checkBegan) ?? []),
         counted
       ])
-      // Sessions past the user's limit, ended by the store: their sockets end too, and their access tokens are refused.
-      await Promise.all((ended ?? []).map(id => this.#revoke(revocationId.session(id))))
+      // Sessions the store ended, past the user's limit: their sockets end too, and their access tokens are refused.
+      await Promise.all(ended.map(id => this.#revoke(revocationId.session(id))))
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
+    // This one among them: its user was revoked, on a process that this one has not heard from yet, after its check
+    // began, and the revocation may have missed it (`checkBegan`).
+    if (ended.includes(session)) return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     // Revoked while the store wrote the session: it ends at once. One revoked later still is refused by the
     // revocation's second stamp (endUser), the tokens reading as issued before.
     if (this.#revokedSince(identity.user, checkedFrom)) {
@@ -450,6 +461,16 @@ export class Authenticator {
     // somebody does.
     if (admitted.ok && at?.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its session was made')
     return admitted
+  }
+
+  /**
+   * A login's attempt whose password was never checked (the queue full, the store away) is given back, or a flood of
+   * the queue from anywhere would spend the user's attempts and lock their email out. A check that ran (threw, timed
+   * out) keeps counting. Should the counters not answer, it keeps counting too.
+   */
+  async #unchecked (ip: string | null, email: string): Promise<void> {
+    const { attemptLimiter, storeTimeoutMs } = this.#options
+    await Promise.allSettled([deadline(attemptLimiter.unchecked(ip, email), storeTimeoutMs)])
   }
 
   /**
