@@ -168,10 +168,21 @@ export type TokenLookup =
  */
 export interface SessionStore {
   /**
+   * Optional, for a store that processes share: where the store stands as a login's password check begins, a number
+   * it can order against `endUser` (one clock every process reads, a counter). The plugin asks it just before the
+   * check and hands the answer back to `create` as `checkBegan`; a store without it leaves the guard to each process,
+   * which refuses such a login only once it has heard of the revocation (see `create`).
+   */
+  checkBegins? (): Promise<number>
+  /**
    * Stores a new session. A store that keeps each user within a number of sessions (the plugin's own, with
    * `maxSessionsPerUser`) ends the user's oldest past it, and resolves their ids: the plugin revokes them.
+   * `checkBegan` (what `checkBegins` answered for this login; undefined without it): a login whose check began before
+   * an `endUser` of its user began may be listed after that `endUser` read the user's sessions, and would live on.
+   * The store keeps no such session: it ends it at once and resolves its id with the others, and the login fails as
+   * a wrong password does. A store may ignore it.
    */
-  create (session: RefreshSession, deadline: number): Promise<void | string[]>
+  create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<void | string[]>
   /** Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. */
   rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult>
   /** What a token is, without changing anything. */
@@ -337,7 +348,9 @@ export interface AuthenticateEvent {
 /**
  * The app's check at every authentication, after the credential is verified: false refuses it (AUTH_FAILED), an
  * object becomes the socket's `context` (and joins every GraphQL operation's context), anything else admits it.
- * A throw, or no answer within 3 s, is a check that could not run: SERVICE_UNAVAILABLE.
+ * A throw, or no answer within 3 s, is a check that could not run: SERVICE_UNAVAILABLE. A login's check runs before
+ * its session is made: a login it refuses never reaches the session store, and so ends none of the user's sessions
+ * past `maxSessionsPerUser`.
  */
 export type OnAuthenticate = (event: AuthenticateEvent) =>
   boolean | void | Record<string, unknown> | Promise<boolean | void | Record<string, unknown>>
@@ -530,7 +543,8 @@ export interface RealtimeApi {
   revokeSession (sessionId: string): Promise<void>
   /**
    * Ends every refresh session of a user and revokes their sockets on every process, whatever their token; the
-   * user's tokens issued until now are refused (for one access-token TTL).
+   * user's tokens issued until now are refused (for one access-token TTL). A login whose password check began before
+   * it gets no session (INVALID_CREDENTIALS), on any process with the Redis store (`SessionStore.checkBegins`).
    */
   revokeUser (user: string): Promise<void>
   /** Observes authentications, refusals, expiries and closes. */

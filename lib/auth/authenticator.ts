@@ -369,8 +369,10 @@ export class Authenticator {
 
   /** `at`: where the client presented it; null for the application API (no hook, attempts counted per email only). */
   async login (credential: PasswordCredential, at: AuthContext | null): Promise<AuthResult> {
-    const { attemptLimiter, storeTimeoutMs } = this.#options
+    const { attemptLimiter, storeTimeoutMs, sessionStore } = this.#options
     const ip = at && at.ip
+    // Asked beside the attempt counters, so that it costs the login no time of its own.
+    const checkBegins = sessionStore.checkBegins && handled(this.#store(store => store.checkBegins!()))
     let retryAfterMs: number
     try {
       retryAfterMs = await deadline(attemptLimiter.begin(ip, credential.email), storeTimeoutMs)
@@ -379,8 +381,16 @@ export class Authenticator {
       return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
     }
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
+    let checkBegan: number | undefined
+    try {
+      checkBegan = await checkBegins
+    } catch {
+      await this.#unchecked(ip, credential.email)
+      return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
+    }
     // What the check proves holds as of its start: a user revoked while it ran (a password changed, then revokeUser)
-    // gets no session from it, and its tokens read as issued then.
+    // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this
+    // process has not heard of the revocation yet.
     const checkedFrom = Date.now()
     let identity: Identity | null
     try {
@@ -394,55 +404,81 @@ export class Authenticator {
         if (at) this.#credentialCheckFailures.log(at.request.log, { err })
         return fail('SERVICE_UNAVAILABLE', 'credential check failed')
       }
-      // The password was never checked: the attempt is given back, or a flood of the queue from anywhere would spend
-      // the user's attempts and lock their email out. A check that ran (threw, timed out) keeps counting. Should the
-      // counters not answer, it keeps counting too.
-      await Promise.allSettled([deadline(attemptLimiter.unchecked(ip, credential.email), storeTimeoutMs)])
+      await this.#unchecked(ip, credential.email)
       return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
-    if (at?.waiting?.() === false) {
-      // The password was right all the same: it counts as a success.
-      await Promise.allSettled([deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)])
-      return fail('SERVICE_UNAVAILABLE', 'the client left before its session was made')
-    }
+    // The password was right: the attempt counts as a success, whether or not the login is then refused.
+    const counted = handled(deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs))
     const session = newSessionId()
     const refreshToken = newRefreshToken(session)
+    const admitted = await this.#admitLogin(identity, session, refreshToken, checkedFrom, at)
+    if (!admitted.ok) {
+      await Promise.allSettled([counted])
+      return admitted
+    }
+    let ended: string[]
     try {
-      const [ended] = await Promise.all([
-        this.#store((store, deadline) => store.create({
+      [ended] = await Promise.all([
+        this.#store(async (store, deadline) => await store.create({
           id: session,
           identity,
           tokenHash: hashRefreshToken(refreshToken),
           expiresAt: Date.now() + this.#options.refreshTokenTtlMs
-        }, deadline)),
-        deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs)
+        }, deadline, checkBegan) ?? []),
+        counted
       ])
-      // Sessions past the user's limit, ended by the store: their sockets end too, and their access tokens are refused.
-      await Promise.all((ended ?? []).map(id => this.#revoke(revocationId.session(id))))
+      // Sessions the store ended, past the user's limit: their sockets end too, and their access tokens are refused.
+      await Promise.all(ended.map(id => this.#revoke(revocationId.session(id))))
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
-    // Revoked since the check began, by this process or another (the revocation feed): its session ends at once. One
-    // revoked later still is refused by the revocation's second stamp (endUser), the tokens reading as issued before.
-    if ((this.#options.revocations.userRevokedAt(identity.user) ?? -Infinity) >= checkedFrom) {
+    // This one among them: its user was revoked, on a process that this one has not heard from yet, after its check
+    // began, and the revocation may have missed it (`checkBegan`).
+    if (ended.includes(session)) return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
+    // Revoked while the store wrote the session: it ends at once. One revoked later still is refused by the
+    // revocation's second stamp (endUser), the tokens reading as issued before.
+    if (this.#revokedSince(identity.user, checkedFrom)) {
       await this.endSession(session).catch(() => {})
       return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     }
-    let issued: AuthSuccess
-    try {
-      issued = this.#issue(identity, session, refreshToken, checkedFrom)
-    } catch (err) {
-      // An identity no token can carry (verifyCredentials's): nobody gets the session. The caller tells it as a check
-      // that failed unforeseen, logged.
-      await this.endSession(session).catch(() => {})
-      throw err
-    }
-    if (!at) return issued
-    const admitted = await this.#admit(issued, null, at)
-    // A login the app refused, or could not check, leaves no session behind: its client never gets the tokens.
-    if (!admitted.ok) await this.endSession(session).catch(() => {})
     return admitted
+  }
+
+  /**
+   * Every check of a login whose password was right, made before its session is: past the user's limit the store ends
+   * their oldest session to make room, and a login refused after that (by the app's hook, say, for a banned address)
+   * would let whoever holds the password end the user's sessions one by one. The tokens are signed for a session not
+   * made yet, and handed out only once it is.
+   */
+  async #admitLogin (identity: Identity, session: string, refreshToken: string, checkedFrom: number, at: AuthContext | null): Promise<AuthResult> {
+    if (this.#revokedSince(identity.user, checkedFrom)) return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
+    // An identity no token can carry (verifyCredentials's) throws: the caller tells it as a check that failed
+    // unforeseen, logged.
+    const issued = this.#issue(identity, session, refreshToken, checkedFrom)
+    const admitted = at ? await this.#admit(issued, null, at) : issued
+    // A login whose client left makes no session: nobody would hold it, and past the user's limit it would end one
+    // somebody does.
+    if (admitted.ok && at?.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its session was made')
+    return admitted
+  }
+
+  /**
+   * A login's attempt whose password was never checked (the queue full, the store away) is given back, or a flood of
+   * the queue from anywhere would spend the user's attempts and lock their email out. A check that ran (threw, timed
+   * out) keeps counting. Should the counters not answer, it keeps counting too.
+   */
+  async #unchecked (ip: string | null, email: string): Promise<void> {
+    const { attemptLimiter, storeTimeoutMs } = this.#options
+    await Promise.allSettled([deadline(attemptLimiter.unchecked(ip, email), storeTimeoutMs)])
+  }
+
+  /**
+   * Whether `user` was revoked since a credential check began at `checkedFrom`, by this process or another (the
+   * revocation feed): what the check proved no longer holds (a password changed, then revokeUser).
+   */
+  #revokedSince (user: string, checkedFrom: number): boolean {
+    return (this.#options.revocations.userRevokedAt(user) ?? -Infinity) >= checkedFrom
   }
 
   async refresh (refreshToken: string, at: AuthContext): Promise<AuthResult> {
@@ -599,9 +635,10 @@ export class Authenticator {
   }
 
   /**
-   * The tokens of a session the store has just written, issued as of `issuedAt`, taken before the write (a login's,
-   * before its check): a revokeUser that ended the session after the write stamps its last revocation once it has, so
-   * later than that, and refuses the token however long this process stalled between the write and the signing.
+   * The tokens of a session the store has just written (a refresh's) or is about to (a login's), issued as of
+   * `issuedAt`, taken before the write (a login's, before its check): a revokeUser that ended the session after the
+   * write stamps its last revocation once it has, so later than that, and refuses the token however long this process
+   * stalled between the write and the signing.
    */
   #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
     const { token: accessToken, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)

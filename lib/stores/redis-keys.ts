@@ -9,6 +9,13 @@ export interface RedisKeys {
   userSessions (user: string): string
   /** The plain set of them that 0.1.0 kept, read by `endUser` until it expires: sessions a process of 0.1.0 made. */
   userSessionsBefore (user: string): string
+  /** When `endUser` last began for a user, by `revocationClock`: a login whose check began before then is not listed. */
+  userSessionsEnded (user: string): string
+  /**
+   * Never written: the key whose node's clock orders logins' checks against `endUser` (in a cluster, one node's, so
+   * one clock for every process).
+   */
+  revocationClock: string
   /** A user's last accepted TOTP step. */
   otpStep (user: string): string
   /** Every revocation in force, scored by when it lapses. */
@@ -36,6 +43,8 @@ export function redisKeys (prefix: string, channelScope = ''): RedisKeys {
     // Named anew when it became a sorted set: no old key meets a command of the wrong type.
     userSessions: (user) => `${prefix}{u:${user}}:session-expiries`,
     userSessionsBefore: (user) => `${prefix}{u:${user}}:sessions`,
+    userSessionsEnded: (user) => `${prefix}{u:${user}}:sessions-ended-at`,
+    revocationClock: `${prefix}revocation-clock`,
     otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,

@@ -10,6 +10,7 @@ import {
 } from '../../lib/index.js'
 import { newRefreshToken, newSessionId } from '../../lib/auth/refresh-tokens.js'
 import { admin, build, connect, fakeClock, refusedWith, within, type Client } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
 
 const protocol = 'graphql-transport-ws'
 
@@ -205,7 +206,7 @@ t.test('every source calls onAuthenticate with the identity, the claims, the req
   await Promise.all([byUrl, byMessage, byPassword, byRefresh, logs, byInit, graphqlByUrl, byCookie].map(client => client.close()))
 })
 
-t.test('false refuses the credential on every form, as a failed one; a refused login or refresh ends its session', async t => {
+t.test('false refuses the credential on every form, as a failed one; a refused login makes no session, a refused refresh ends its own', async t => {
   const store = new WatchedStore()
   const refusing = new Set<CredentialSource>()
   const { app, url } = await build(t, {
@@ -228,7 +229,7 @@ t.test('false refuses the credential on every form, as a failed one; a refused l
   password.send({ type: 'auth', email: admin.email, password: admin.password })
   t.same(await next(password, 'the auth answer'), handshakeFailed(), 'email and password: no refresh token handed out')
   t.equal((await closed(password, 'the 4401 close')).code, 4401)
-  t.equal((await store.newest()).status, 'unknown', 'the session the refused login made is ended')
+  t.equal(store.created.length, 0, 'the refused login made no session')
 
   // An auth message past the handshake: refused, then the close AUTH_FAILED brings.
   refusing.clear()
@@ -252,13 +253,12 @@ t.test('false refuses the credential on every form, as a failed one; a refused l
   t.same(await closed(graphql, 'the 4403 close'), { code: 4403, reason: 'Forbidden' })
   refusing.clear()
 
-  // POST /auth/login: 401 as for a wrong password, and the session it made is ended.
+  // POST /auth/login: 401 as for a wrong password, and no session made.
   refusing.add('login')
   const login = await post(app, '/auth/login', { email: admin.email, password: admin.password })
   t.equal(login.statusCode, 401)
   t.same(login.json(), invalidCredentials)
-  t.equal(store.created.length, 2, 'a session was made before the check')
-  t.equal((await store.newest()).status, 'unknown', 'its refresh token no longer works')
+  t.equal(store.created.length, 0, 'the store was never asked: the check comes first')
   refusing.clear()
 
   // POST /auth/refresh: 401, and the whole session ends with it: its sockets and its access tokens.
@@ -282,6 +282,44 @@ t.test('false refuses the credential on every form, as a failed one; a refused l
   const admitted = await connect(url(`/websocket?access_token=${token}`))
   t.same(await ask(admitted, 'whoami', 'w'), { type: 'whoami', uid: 'w', user: 'u1' })
   await Promise.all([ofSession.close(), admitted.close()])
+})
+
+t.test('a login refused after its password check (onAuthenticate, an identity no token can carry) leaves the user\'s sessions alone: at the limit, the oldest still refreshes', async t => {
+  for (const backend of ['memory', 'Redis'] as const) {
+    t.test(backend, async t => {
+      const redis = backend === 'Redis' ? (await RedisServer.start(t)).url : undefined
+      let refusing = false
+      let unsignable = false
+      const { app, url } = await build(t, {
+        redis,
+        authRoutes: true,
+        maxSessionsPerUser: 1,
+        // A role no token can carry makes the signing throw.
+        verifyCredentials: async () => ({ user: 'u1', role: unsignable ? 10n as unknown as string : null, admin: false }),
+        // A banned address, say: whoever logs in from it has the password, and is refused all the same.
+        onAuthenticate: ({ source }) => !(refusing && (source === 'login' || source === 'auth'))
+      }, { logger: false })
+      const login = () => post(app, '/auth/login', { email: 'u1', password: 'p' })
+      const oldest = (await login()).json().data.refresh_token
+
+      refusing = true
+      for (let i = 0; i < 3; i++) t.same((await login()).json(), invalidCredentials, `refused login ${i}: 401`)
+      const socket = await connect(url('/websocket'))
+      socket.send({ type: 'auth', email: 'u1', password: 'p' })
+      t.same(await next(socket, 'the auth answer'), handshakeFailed(), 'refused on a socket too')
+      await closed(socket, 'the 4401 close')
+      refusing = false
+      unsignable = true
+      t.equal((await login()).statusCode, 503, 'a login whose tokens cannot be signed: 503')
+      unsignable = false
+
+      const refreshed = await post(app, '/auth/refresh', { refresh_token: oldest })
+      t.equal(refreshed.statusCode, 200, 'the user\'s session lives on')
+      t.equal((await login()).statusCode, 200, 'an admitted login')
+      const ended = await post(app, '/auth/refresh', { refresh_token: refreshed.json().data.refresh_token })
+      t.same([ended.statusCode, ended.json()], [401, invalidCredentials], 'does end it, past the limit of one')
+    })
+  }
 })
 
 t.test('the object onAuthenticate returns is the socket\'s context, in JSON handlers and GraphQL resolvers', async t => {
@@ -400,7 +438,7 @@ t.test('a throwing onAuthenticate is SERVICE_UNAVAILABLE on every form, and is l
   t.equal(login.statusCode, 503)
   t.equal(login.headers['retry-after'], '1')
   t.same(login.json(), JSON.parse(unavailableBody))
-  t.equal((await store.newest()).status, 'unknown', 'the login leaves no session behind')
+  t.equal(store.created.length, 0, 'the login made no session')
 
   const failures = logged.map(line => JSON.parse(line)).filter(entry => entry.msg === 'onAuthenticate failed')
   t.same(failures.map(entry => entry.err.message), [

@@ -4,6 +4,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import { EventEmitter } from 'node:events'
+import net from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -113,6 +114,88 @@ t.test('revokeUser on one process reaches the user\'s sockets on another', async
   await a.app.realtime.revokeUser(user)
   t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } })
   await client.close()
+})
+
+/**
+ * A TCP proxy to Redis that holds what it carries back to the connections that subscribed, while `hold`: a subscriber
+ * that is slow to hear, or has lost its connection without knowing it yet. Commands go through.
+ */
+async function subscriberHolder (t: Test, port: number) {
+  let holding = false
+  const held: Array<() => void> = []
+  const server = net.createServer(client => {
+    const upstream = net.connect(port, '127.0.0.1')
+    let subscriber = false
+    client.on('data', (chunk: Buffer) => {
+      if (/subscribe/i.test(chunk.toString('latin1'))) subscriber = true
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (subscriber && holding) held.push(() => client.write(chunk))
+      else client.write(chunk)
+    })
+    const end = () => { client.destroy(); upstream.destroy() }
+    for (const socket of [client, upstream]) {
+      socket.on('close', end)
+      socket.on('error', () => {})
+    }
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => server.close(() => resolve())))
+  return {
+    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    hold: () => { holding = true },
+    release: () => {
+      holding = false
+      for (const send of held.splice(0)) send()
+    }
+  }
+}
+
+t.test('a login on one process whose check began before a revokeUser on another, written after it, makes no session, though its process has not heard the revocation', async t => {
+  const server = await RedisServer.start(t)
+  const proxy = await subscriberHolder(t, server.port)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  let check: { began: () => void, ends: Promise<void> } | null = null
+  const options: RealtimeOptions = {
+    authRoutes: true,
+    rest: { handlers: whoami },
+    verifyCredentials: async ({ email }) => {
+      const held = check
+      check = null
+      if (held) {
+        held.began()
+        await held.ends
+      }
+      return { user: email, role: null, admin: false }
+    }
+  }
+  const a = await build(t, { ...options, redis: proxy.url }, silent)
+  const b = await build(t, { ...options, redis: server.url }, silent)
+  while (Number((await redis.pubsub('NUMSUB', 'realtime:revocations'))[1]) < 2) await new Promise(resolve => setTimeout(resolve, 10))
+  const login = (built: Built) => built.app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'u1', password: 'p' } })
+  const before = a.app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+
+  let endCheck!: () => void
+  const began = new Promise<void>(resolve => { check = { began: resolve, ends: new Promise(resolve => { endCheck = resolve }) } })
+  const answer = login(a)
+  await within(began, 'the password check on a')
+  proxy.hold()
+  await b.app.realtime.revokeUser('u1')
+  const unheard = await connect(a.url(`/websocket?access_token=${before}`))
+  await unheard.close()
+  t.pass('a has not heard of the revocation: it takes a token of the user issued before it')
+  endCheck()
+  const raced = await answer
+  t.same([raced.statusCode, raced.json()], [401, { errors: [{ message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } }] }],
+    'the login is refused as a wrong password')
+  t.same(await redis.keys('realtime:{s:*'), [], 'and its session is gone from Redis')
+  proxy.release()
+
+  const after = await login(a)
+  t.equal(after.statusCode, 200, 'a login begun after the revocation')
+  t.equal((await refresh(b, after.json().data.refresh_token)).statusCode, 200, 'its refresh token works on the other process')
 })
 
 t.test('Redis away: refresh and password auth fail closed, access tokens go on, and all recovers when it is back', async t => {

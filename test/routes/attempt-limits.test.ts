@@ -5,7 +5,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { once } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { Redis } from 'ioredis'
-import { MemorySessionStore, RealtimeError, type RealtimeOptions } from '../../lib/index.js'
+import { MemorySessionStore, RealtimeError, type RealtimeOptions, type RefreshSession } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
 import { admin, build, connect, directoryOf, editor, fakeClock, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
@@ -220,6 +220,37 @@ t.test('a login refused because the password queue is full does not count: flood
   release()
   t.same((await Promise.all(flood)).map(response => response.statusCode).sort(), [...Array(lanes + 1).fill(401), 503])
   t.equal((await login(app, admin, '10.0.21.1')).statusCode, 200, 'once the flood has passed, the user logs in: no refusal counted')
+})
+
+t.test('a login whose session store cannot say where its check begins (checkBegins) is 503 before its password is checked, and does not count', async t => {
+  let down = true
+  const handedBack: Array<number | undefined> = []
+  class OrderedStore extends MemorySessionStore {
+    async checkBegins (): Promise<number> {
+      if (down) throw new Error('store away')
+      return 7
+    }
+
+    override async create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<string[]> {
+      handedBack.push(checkBegan)
+      return super.create(session, deadline)
+    }
+  }
+  const directory = await directoryOf([admin])
+  let checked = 0
+  const { app } = await limited(t, {
+    attemptLimit: { points: 2, durationSeconds: 60 },
+    sessionStore: new OrderedStore(),
+    verifyCredentials: credential => { checked++; return directory.verifyCredentials(credential) }
+  })
+  for (let i = 0; i < 3; i++) {
+    const response = await login(app, wrong(admin.email), '10.0.23.1')
+    t.same([response.statusCode, response.json()], [503, serviceUnavailable], `login ${i + 1}: 503, not 429`)
+  }
+  t.equal(checked, 0, 'no password checked')
+  down = false
+  t.equal((await login(app, admin, '10.0.23.1')).statusCode, 200, 'the store back, the user logs in: no refusal counted')
+  t.same(handedBack, [7], 'and the store gets back what it answered')
 })
 
 t.test('a password check that ran counts, even when it threw: failing closed', async t => {

@@ -115,6 +115,29 @@ async function limitFailureContract (t: Test, store: SessionStore, endsFail: { o
   await store.endUser('alice', soon())
 }
 
+/**
+ * `store` keeps 1 session a user, and orders logins' checks against `endUser` (`checkBegins`): a login whose check began
+ * before an endUser of its user began is not kept, whenever it is written; one that began after it is.
+ */
+async function checkBeganContract (t: Test, store: SessionStore): Promise<void> {
+  const at = Date.now() + 60_000
+  const login = (id: string, checkBegan: number) => store.create({ id, identity: alice, tokenHash: id, expiresAt: at }, soon(), checkBegan)
+  const status = async (id: string) => (await store.lookup({ sessionId: id, tokenHash: id })).status
+  const before = await store.checkBegins!()
+  t.same(await login('kept', before), [], 'a login with no endUser since its check began: kept')
+  const racing = await store.checkBegins!()
+  t.same(await store.endUser('alice', soon()), ['kept'])
+  t.same(await login('late', racing), ['late'], 'one whose check began before the endUser, written after it: ended at once')
+  t.equal(await status('late'), 'unknown', 'its token is refused')
+  t.same(await login('after', await store.checkBegins!()), [], 'one whose check began after the endUser: kept')
+  t.equal(await status('after'), 'current')
+  t.same(await store.create({ id: 'plain', identity: alice, tokenHash: 'plain', expiresAt: at }, soon()), ['after'],
+    'a login without checkBegan: kept, and past the limit of one, the one before is ended')
+  t.same(await login('refused', racing), ['refused'], 'one that is not kept ends none of the user\'s sessions past the limit')
+  t.equal(await status('plain'), 'current')
+  t.same(await store.endUser('alice', soon()), ['plain'], 'and is not listed')
+}
+
 /** `redis`, whose scripts that call `command` fail as over a dropped connection while `failing.on`. */
 function failingScripts<Client extends RedisClient> (redis: Client, command: string, failing: { on: boolean }): Client {
   const evalScript = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
@@ -135,9 +158,13 @@ t.test('Redis', async t => {
   t.teardown(() => redis.disconnect())
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   t.same(await redis.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
-  for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
+  for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires (with the user's last session, or a day after the user's last endUser)`)
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   t.same(await redis.keys('limit:{s:*'), [], 'the sessions the limit ended leave no key behind')
+  await checkBeganContract(t, new RedisSessionStore(redis, 'began:', 1))
+  t.same(await redis.keys('began:{s:*'), [], 'a session not kept leaves no key behind')
+  const mark = await redis.pttl('began:{u:alice}:sessions-ended-at')
+  t.ok(mark > 23 * 3_600_000 && mark <= 24 * 3_600_000, 'the mark of the user\'s last endUser stays a day')
 
   const store = new RedisSessionStore(redis, 'test:')
   const carol: Identity = { user: 'carol', role: null, admin: false }
@@ -165,7 +192,7 @@ t.test('Redis: a session the limit fails to end stays on its user\'s set; one it
   forgetFails.on = false
   t.same(await store.lookup({ sessionId: 'first', tokenHash: 'first' }), { status: 'unknown' })
   t.same(await store.endUser('alice', soon()), ['second'], 'endUser skips it')
-  t.same(await redis.keys('test:*'), [], 'and nothing is left')
+  t.same(await redis.keys('test:*'), ['test:{u:alice}:sessions-ended-at'], 'and nothing is left but the mark of the endUser')
 })
 
 /** Waits until Redis's own clock, which expires its keys, has passed `at` (epoch milliseconds). */
@@ -241,10 +268,11 @@ t.test('Redis Cluster', async t => {
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   const endsFail = { on: false }
   await limitFailureContract(t, new RedisSessionStore(failingScripts(cluster.client(t), 'DEL', endsFail), 'test:', 1), endsFail)
+  await checkBeganContract(t, new RedisSessionStore(redis, 'began:', 1))
   t.same(await cluster.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
   for (const key of await cluster.keys('test:*')) {
-    t.match(key, /^test:\{u:\w+\}:session-expiries$/, 'only users\' sets are left')
-    t.ok(await redis.pttl(key) > 0, `${key} expires with the user's last session`)
+    t.match(key, /^test:\{u:\w+\}:(session-expiries|sessions-ended-at)$/, 'only users\' sets and marks of endUser are left')
+    t.ok(await redis.pttl(key) > 0, `${key} expires`)
   }
 })
 

@@ -3,7 +3,9 @@
 // uses of one refresh token may both succeed; use the built-in Redis store where that matters. A user's list of
 // sessions is updated one change at a time within a process, not across processes. It lists each session with its
 // expiry (moved on by a refresh), so that it holds the live ones only: each change drops the ended and the past, and a
-// login past the user's limit ends the sessions that expire first (created or refreshed longest ago).
+// login past the user's limit ends the sessions that expire first (created or refreshed longest ago). No
+// `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
+// another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'

@@ -1,5 +1,6 @@
 // The default refresh-session store: one process, nothing to set up. One record per session, whatever the number of
-// rotations: a token names its session, so a hash that is not the session's current one is reuse.
+// rotations: a token names its session, so a hash that is not the session's current one is reuse. No `checkBegins`:
+// every revocation is this process's own, applied before its endUser, and a login checks for it after its create.
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'

@@ -5,13 +5,17 @@
 // - create writes the session, then adds it to its user's set. A session whose add failed is one whose token was
 //   never handed out: nobody can present it, and it expires. Past the user's limit, the set names the sessions to end
 //   without dropping them; create ends them, then takes them off: one whose end failed stays listed, for endUser (and
-//   the next login) to find.
+//   the next login) to find. A session whose login's check began before an endUser of its user began is not added
+//   (endUser may have read the set before it came): create ends it.
 // - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
 //   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`.
 // - end and endUser end each session in its own script; an id left in a user's set after its session ended is
 //   skipped, and goes with the set. endUser takes the user's ids a batch at a time, newest first (the sessions in use;
 //   the oldest lapse first anyway), and drops each batch from the set once ended: one that runs out of time has ended
-//   some, and the next goes on from there.
+//   some, and the next goes on from there. It marks the user with when it began before it reads a thing (each batch
+//   marks the same time again).
+// When a check began and when an endUser did are read off one clock, Redis's at one key (`revocationClock`): on one
+// server or in a cluster, every process reads the same clock, whatever their own say.
 // The user's set is sorted by when each session expires: every change to it drops the ones past, so a user who keeps
 // one session alive while others lapse keeps no more ids than live sessions. It lives as long as the longest of its
 // sessions, so endUser finds every live one. Keys expire with their sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
@@ -39,12 +43,28 @@ redis.call('HSET', KEYS[1], 'identity', ARGV[2], 'tokenHash', ARGV[3], 'expiresA
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1`
 
-// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, how many sessions the user keeps (0: no limit).
+// Redis's clock in microseconds: a check that began at the very time an endUser did counts as before it, and the finer
+// the clock, the rarer a login refused so.
+const clockLua = `
+local function clock ()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+`
+
+// KEYS: the revocation clock (never written: it names the node). When a login's check, or an endUser, begins.
+const clockScript = `${clockLua}
+return clock()`
+
+// KEYS: the user's set, when the user's sessions were last ended. ARGV: deadline, session id, its expiresAt, how many
+// sessions the user keeps (0: no limit), when its login's check began ('': unknown).
 // The set lives as long as the longest of its sessions, and forgets the ones past by Redis's clock, which expires
 // them (a process's clock running ahead would drop live ones). Past the limit it returns the ids of the sessions that
-// expire first (the oldest, or the least used), still listed, for the caller to end and then forget.
+// expire first (the oldest, or the least used), still listed, for the caller to end and then forget. A session whose
+// check began before an endUser of its user began (or in its microsecond) is not listed: false.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
+if ARGV[5] ~= '' and tonumber(redis.call('GET', KEYS[2]) or '-1') >= tonumber(ARGV[5]) then return false end
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', redisNow())
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
@@ -74,11 +94,16 @@ local identity = redis.call('HGET', KEYS[1], 'identity')
 redis.call('DEL', KEYS[1])
 return identity`
 
-// KEYS: the user's set, and the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it
-// expires with its sessions). ARGV: deadline, how many. Up to that many ids of sessions not yet past by Redis's
-// clock, the newest first, for endUser to end; the plain set's once the sorted one has none left.
+// KEYS: the user's set, the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it expires
+// with its sessions), when the user's sessions were last ended. ARGV: deadline, how many, when this endUser began,
+// how long the mark of it stays. Marks the user first (the latest endUser's mark stands); then up to that many ids of
+// sessions not yet past by Redis's clock, the newest first, for endUser to end; the plain set's once the sorted one
+// has none left.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
+local ended = redis.call('GET', KEYS[3])
+if not ended or tonumber(ended) < tonumber(ARGV[3]) then ended = ARGV[3] end
+redis.call('SET', KEYS[3], ended, 'PX', ARGV[4])
 local ids = redis.call('ZRANGE', KEYS[1], '+inf', '(' .. redisNow(), 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
 if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[2]) end
 return ids`
@@ -94,6 +119,12 @@ return 1`
  * runs out of time has ended some, and the next one goes on from there rather than starting over.
  */
 const endUserBatch = 500
+
+/**
+ * How long a user's mark of their last endUser stays: far longer than a login takes from its check's start to its
+ * session's listing (each step gives up within seconds, and the queue ahead of a check is bounded).
+ */
+const endedMarkMs = 24 * 60 * 60 * 1000
 
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
@@ -111,11 +142,21 @@ export class RedisSessionStore implements SessionStore {
     this.#maxSessionsPerUser = maxSessionsPerUser === Infinity ? 0 : maxSessionsPerUser
   }
 
-  async create (session: RefreshSession, deadline: number): Promise<string[]> {
+  /** Redis's clock at `revocationClock`, which endUser marks its user by. */
+  async checkBegins (): Promise<number> {
+    return await this.#redis.eval(clockScript, 1, this.#keys.revocationClock) as number
+  }
+
+  async create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<string[]> {
     await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
     const { user } = session.identity
-    const over = await this.#index(user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser)
+    const over = await this.#index(user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser, checkBegan)
+    if (over === null) {
+      // Its user's sessions were ended after its check began: never listed, it would outlive them.
+      await this.#end(session.id, deadline)
+      return [session.id]
+    }
     // Each in its own slot: a script of its own each. Ended first, forgotten second: a session whose end failed stays
     // on the set, within reach of endUser. Forgetting is best effort, as in `end`.
     await Promise.all(over.map(id => this.#end(id, deadline)))
@@ -127,7 +168,7 @@ export class RedisSessionStore implements SessionStore {
     const found = await this.#lookup(token)
     if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
-    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline, 0)
+    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline, 0, undefined)
     const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), deadline,
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
@@ -152,12 +193,13 @@ export class RedisSessionStore implements SessionStore {
     // Each batch gets the time the whole call was given, counted from when it starts: a batch started before the
     // deadline acts while its caller still waits, whatever the number of batches before it.
     const window = deadline - Date.now()
+    const began = await this.checkBegins()
     const ended: string[] = []
     for (;;) {
       refuseLate(deadline)
       const batchDeadline = Date.now() + window
-      const ids = await this.#redis.eval(userSessionsScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
-        batchDeadline, endUserBatch) as string[]
+      const ids = await this.#redis.eval(userSessionsScript, 3, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
+        this.#keys.userSessionsEnded(user), batchDeadline, endUserBatch, began, endedMarkMs) as string[]
       if (ids.length === 0) return ended
       const identities = await Promise.all(ids.map(id => this.#end(id, batchDeadline)))
       await this.#forget(user, ids)
@@ -169,9 +211,13 @@ export class RedisSessionStore implements SessionStore {
     return this.#redis.eval(lookupScript, 1, this.#keys.session(sessionId), tokenHash) as Promise<Reply>
   }
 
-  /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set. */
-  #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
-    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
+  /**
+   * Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set, or null
+   * when the user's sessions were ended after `checkBegan`: the session is not listed.
+   */
+  #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number, checkBegan: number | undefined): Promise<string[] | null> {
+    return this.#redis.eval(indexScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsEnded(user), deadline, sessionId,
+      expiresAt, keep, checkBegan ?? '') as Promise<string[] | null>
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
