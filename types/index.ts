@@ -85,12 +85,22 @@ export interface PasswordCredential {
   otp?: string
 }
 
+/** What the plugin tells a credential check about the login it is part of. */
+export interface CredentialCheck {
+  /**
+   * Aborts when the login fails after a check that ended (or ran past its 3 s), for want of something other than the
+   * credential (SERVICE_UNAVAILABLE: the session store away, the app's `onAuthenticate` failing, the client gone): a
+   * one-time code the check used up can be given back, so that the client's retry with it works.
+   */
+  signal: AbortSignal
+}
+
 /**
  * Checks an email and password (and one-time password, when the user has one).
  * Resolves the identity, or null when the credentials are wrong. Throwing means the check itself failed
  * (the client gets SERVICE_UNAVAILABLE).
  */
-export type VerifyCredentials = (credential: PasswordCredential) => Promise<Identity | null>
+export type VerifyCredentials = (credential: PasswordCredential, check: CredentialCheck) => Promise<Identity | null>
 
 /** A user of the embedded directory (the default `verifyCredentials`). */
 export interface DirectoryUser {

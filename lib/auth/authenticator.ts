@@ -392,22 +392,46 @@ export class Authenticator {
     // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this
     // process has not heard of the revocation yet.
     const checkedFrom = Date.now()
+    // Aborted once the login has failed for want of something other than the credential, after its check: a one-time
+    // code the check used up is given back, for the client's retry (`CredentialCheck`).
+    const abandoned = new AbortController()
     let identity: Identity | null
-    try {
+    let verifying: Promise<Identity | null>
+    const verify = () => {
+      verifying = Promise.resolve().then(() => this.#options.verifyCredentials(credential, { signal: abandoned.signal }))
       // A check that never answers (a directory's connection dropped) gives its lane back at the deadline, or every
       // later login would wait behind it.
-      identity = await this.#options.passwordChecks.run(ip,
-        () => deadline(Promise.resolve().then(() => this.#options.verifyCredentials(credential)), storeTimeoutMs))
+      return deadline(verifying, storeTimeoutMs)
+    }
+    try {
+      identity = await this.#options.passwordChecks.run(ip, verify)
     } catch (err) {
       if (!(err instanceof PasswordQueueFull)) {
         // The operator's only clue to a directory that is down; any client can set it off again and again.
         if (at) this.#credentialCheckFailures.log(at.request.log, { err })
+        // Once the check has ended: one past its deadline may use a code up yet.
+        Promise.allSettled([verifying!]).then(() => abandoned.abort())
         return fail('SERVICE_UNAVAILABLE', 'credential check failed')
       }
       await this.#unchecked(ip, credential.email)
       return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
+    try {
+      const result = await this.#checkedLogin(credential, at, identity, checkedFrom, checkBegan)
+      if (!result.ok && result.code === 'SERVICE_UNAVAILABLE') abandoned.abort()
+      return result
+    } catch (err) {
+      abandoned.abort()
+      throw err
+    }
+  }
+
+  /** A login whose credential was right: the attempt counted as a success, its checks, then its session. */
+  async #checkedLogin (credential: PasswordCredential, at: AuthContext | null, identity: Identity, checkedFrom: number,
+    checkBegan: number | undefined): Promise<AuthResult> {
+    const { attemptLimiter, storeTimeoutMs } = this.#options
+    const ip = at && at.ip
     // The password was right: the attempt counts as a success, whether or not the login is then refused.
     const counted = handled(deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs))
     const session = newSessionId()

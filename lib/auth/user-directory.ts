@@ -7,7 +7,7 @@ import { otpKey, totpStep } from './totp.js'
 import type { OtpSteps } from '../stores/otp-steps/contract.js'
 import { MemoryOtpSteps } from '../stores/otp-steps/memory.js'
 import { InvalidConfigError } from '../errors.js'
-import type { DirectoryUser, Identity, PasswordCredential, UserDirectoryOptions } from '../../types/index.js'
+import type { CredentialCheck, DirectoryUser, Identity, PasswordCredential, UserDirectoryOptions } from '../../types/index.js'
 
 // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
 const owaspHashing = { memoryCost: 19_456, timeCost: 2 }
@@ -81,7 +81,7 @@ export class UserDirectory {
     return null
   }
 
-  readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential): Promise<Identity | null> => {
+  readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential, check?: CredentialCheck): Promise<Identity | null> => {
     const entry = this.#users.get(email.trim().toLowerCase())
     if (!entry) {
       this.#decoyHash ??= argon2.hash(randomUUID(), this.#hashOptions)
@@ -94,6 +94,10 @@ export class UserDirectory {
       const step = typeof otp === 'string' ? totpStep(entry.otpKey, otp) : null
       // A code is good once: its replay, or an older code, fails exactly as a wrong one does.
       if (step === null || !await this.#otpSteps.claim(entry.identity.user, step)) return null
+      // The login failed after this check for want of a store or a hook: the client's retry with this code works.
+      check?.signal.addEventListener('abort', () => {
+        Promise.allSettled([this.#otpSteps.giveBack(entry.identity.user, step)])
+      }, { once: true })
     }
     return { ...entry.identity }
   }

@@ -67,7 +67,7 @@ t.test('UserDirectory: an otp is accepted once; a wrong password does not use it
   const claimed: [string, number][] = []
   const memory = new MemoryOtpSteps()
   const users = new UserDirectory({ passwordHashing: testHashing })
-  users.useOtpSteps({ claim: (user, step) => { claimed.push([user, step]); return memory.claim(user, step) } })
+  users.useOtpSteps({ claim: (user, step) => { claimed.push([user, step]); return memory.claim(user, step) }, giveBack: (user, step) => memory.giveBack(user, step) })
   const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
   const now = TOTP.generate({ secret: otpKey(otpSecret) })
   t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null)
@@ -77,9 +77,34 @@ t.test('UserDirectory: an otp is accepted once; a wrong password does not use it
   t.equal(claimed.length, 2)
 })
 
+t.test('UserDirectory: a code whose login then failed (the check\'s signal aborted) is given back, once', async (t) => {
+  const memory = new MemoryOtpSteps()
+  let givingBackFails = false
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  users.useOtpSteps({
+    claim: (user, step) => memory.claim(user, step),
+    giveBack: (user, step) => givingBackFails ? Promise.reject(new Error('redis down')) : memory.giveBack(user, step)
+  })
+  const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
+  const credential = { email: 'dave@example.com', password: 'd4v3!', otp: TOTP.generate({ secret: otpKey(otpSecret) }) }
+  const failed = new AbortController()
+  t.same(await users.verifyCredentials(credential, { signal: failed.signal }), dave)
+  failed.abort()
+  await new Promise(resolve => setImmediate(resolve))
+  const succeeded = new AbortController()
+  t.same(await users.verifyCredentials(credential, { signal: succeeded.signal }), dave, 'given back: the retry works')
+  t.equal(await users.verifyCredentials(credential), null, 'used up by the login that went through')
+  // A store that cannot give it back leaves it used up, and nothing throws.
+  givingBackFails = true
+  const again = new AbortController()
+  t.same(await users.verifyCredentials({ ...credential, otp: TOTP.generate({ secret: otpKey(otpSecret), timestamp: Date.now() + 30_000 }) }, { signal: again.signal }), dave)
+  again.abort()
+  await new Promise(resolve => setImmediate(resolve))
+})
+
 t.test('UserDirectory: a record of used steps that fails makes the check fail (SERVICE_UNAVAILABLE upstream)', async (t) => {
   const users = new UserDirectory({ passwordHashing: testHashing })
-  users.useOtpSteps({ claim: () => Promise.reject(new Error('redis down')) })
+  users.useOtpSteps({ claim: () => Promise.reject(new Error('redis down')), giveBack: () => Promise.resolve() })
   await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
   await t.rejects(users.verifyCredentials({ email: 'dave@example.com', password: 'd4v3!', otp: TOTP.generate({ secret: otpKey(otpSecret) }) }))
 })

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import FakeTimers from '@sinonjs/fake-timers'
 import { Secret, TOTP } from 'otpauth'
-import { UserDirectory } from '../../lib/index.js'
+import { MemorySessionStore, UserDirectory } from '../../lib/index.js'
 import { admin, build, type Built } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
@@ -65,4 +65,43 @@ t.test('two processes on one Redis: a code accepted by one is refused by the oth
   const next = code(Date.now())
   const both = await Promise.all([login(a, next), login(b, next)])
   t.same(both.map(response => response.statusCode).sort(), [200, 401], 'the same code on both at once: exactly one login')
+})
+
+/** A session store whose next `create` fails once (a Redis blip), then works. */
+function storeMissingOneWrite () {
+  const store = new MemorySessionStore()
+  const create = store.create.bind(store)
+  let failNext = true
+  store.create = (...args) => {
+    if (!failNext) return create(...args)
+    failNext = false
+    return Promise.reject(new Error('connection lost'))
+  }
+  return store
+}
+
+t.test('a login answered 503 after its code was checked (the session store missed a write) leaves the code good for the retry', async t => {
+  fakeDate(t)
+  const app = await build(t, { users: [user], authRoutes: true, sessionStore: storeMissingOneWrite() }, { logger: false })
+  const now = code(Date.now())
+  t.equal((await login(app, now)).statusCode, 503, 'try again, says the answer')
+  t.equal((await login(app, now)).statusCode, 200, 'and the retry with the same code works')
+  t.equal((await login(app, now)).statusCode, 401, 'once: it is used up by the login that went through')
+})
+
+t.test('on Redis too, and a login the app\'s onAuthenticate could not check (it threw) gives its code back as well', async t => {
+  fakeDate(t)
+  const redis = await RedisServer.start(t)
+  let hookFails = true
+  const app = await build(t, {
+    users: [user],
+    authRoutes: true,
+    redis: redis.url,
+    onAuthenticate: () => { if (hookFails) throw new Error('the app\'s database is away') }
+  }, { logger: false })
+  const now = code(Date.now())
+  t.equal((await login(app, now)).statusCode, 503)
+  hookFails = false
+  t.equal((await login(app, now)).statusCode, 200, 'the retry with the same code works')
+  t.equal((await login(app, now)).statusCode, 401, 'once')
 })

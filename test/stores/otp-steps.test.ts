@@ -18,6 +18,14 @@ async function otpStepsContract (t: Test, make: () => OtpSteps, shared: boolean)
   t.equal(await steps.claim('bob', 100), true, 'each user has their own')
   const both = await Promise.all([steps.claim('carol', 7), steps.claim('carol', 7)])
   t.same(both.sort(), [false, true], 'of two claims of one step at once, exactly one wins')
+  await steps.giveBack('alice', 101)
+  t.equal(await steps.claim('alice', 101), true, 'a step given back is claimed again')
+  t.equal(await steps.claim('alice', 100), false, 'and the ones before it still are not')
+  await steps.claim('alice', 102)
+  await steps.giveBack('alice', 101)
+  t.equal(await steps.claim('alice', 102), false, 'a step given back once a newer one was claimed changes nothing')
+  await steps.giveBack('erin', 5)
+  t.equal(await steps.claim('erin', 5), true, 'nor does one of a user without any')
   if (!shared) return
   const other = make()
   t.equal(await other.claim('alice', 101), false, 'a step claimed on one process is a replay on another')
@@ -44,6 +52,6 @@ t.test('Redis', async t => {
 t.test('Redis Cluster', async t => {
   const cluster = await RedisCluster.start(t)
   await otpStepsContract(t, () => new RedisOtpSteps(cluster.client(t), 'test:'), true)
-  t.same(await cluster.keys('test:*'), ['alice', 'bob', 'carol', 'dave'].map(user => `test:{u:${user}}:otp-step`),
+  t.same(await cluster.keys('test:*'), ['alice', 'bob', 'carol', 'dave', 'erin'].map(user => `test:{u:${user}}:otp-step`),
     'one key per user, under the user\'s hash tag')
 })

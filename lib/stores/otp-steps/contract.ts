@@ -3,4 +3,6 @@
 export interface OtpSteps {
   /** Records `step` as the user's last accepted one when it is newer; resolves whether it was (false: a replay). */
   claim (user: string, step: number): Promise<boolean>
+  /** Makes `step` claimable again, when it is still the user's last: a login that used it up failed after its check. */
+  giveBack (user: string, step: number): Promise<void>
 }

@@ -20,6 +20,12 @@ if last and tonumber(last) >= tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`
 
+// KEYS: the user's key. ARGV: step, keepMs. The step before it becomes the user's last, if the step still is: a newer
+// one claimed meanwhile stands.
+const giveBackScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1] - 1, 'PX', ARGV[2]) end
+return 1`
+
 export class RedisOtpSteps implements OtpSteps {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
@@ -32,5 +38,9 @@ export class RedisOtpSteps implements OtpSteps {
   async claim (user: string, step: number): Promise<boolean> {
     const claimed = await this.#redis.eval(claimScript, 1, this.#keys.otpStep(user), Date.now() + actWithinMs, step, keepMs)
     return claimed === 1
+  }
+
+  async giveBack (user: string, step: number): Promise<void> {
+    await this.#redis.eval(giveBackScript, 1, this.#keys.otpStep(user), step, keepMs)
   }
 }
