@@ -17,6 +17,7 @@ import { UserDirectory } from './auth/user-directory.js'
 import { Registry } from './connection/registry.js'
 import { guardPolicy } from './connection/guard.js'
 import { Outbound } from './connection/outbound.js'
+import { checkClose } from './connection/close-frame.js'
 import { jsonEndpoint } from './endpoints/rest.js'
 import { upgradeGate } from './endpoints/upgrade.js'
 import { AddressLimit } from './endpoints/address-limit.js'
@@ -213,6 +214,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       return count
     },
     close (filter, code, reason) {
+      // Once, for every socket: a close ws cannot send would throw at the first open one, and reach none.
+      checkClose(code, reason)
       const matching = [...registry.matching(filter)]
       for (const connection of matching) connection.close(code, reason)
       return matching.length

@@ -1,23 +1,47 @@
-// The options the plugin reads, by name: one it does not know (a misspelling, `redisUrl` for `redis`) would be ignored
-// without a word, and a deployment would run without what it meant (each process with sessions of its own). Typed as
-// records of the option types' keys, so that an option added to the types and not here fails the type-check.
-import type { EndpointOptions, GraphqlEndpointOptions, RealtimeOptions, RestEndpointOptions } from '../types/index.js'
+// The options the plugin reads, by name: one it does not know (a misspelling, `redisUrl` for `redis`,
+// `cookies.refresh.secur` for `secure`) would be ignored without a word, and a deployment would run without what it
+// meant (each process with sessions of its own, a cookie without Secure). Typed as the option types' keys, so that an
+// option added to the types and not here fails the type-check.
+import type { CookieOptions, EndpointOptions, GraphqlEndpointOptions, RealtimeOptions, RestEndpointOptions } from '../types/index.js'
+
+/**
+ * The names of an options object, each `true` (a value the plugin takes whole: a setting, or an object of the app's,
+ * such as a schema, a client, a store, handlers or @fastify/jwt's options, never looked into) or the names of an
+ * options object of the plugin's own, looked into in turn.
+ */
+type Names<T> = { [K in keyof Required<T>]: true | Names<Extract<NonNullable<T[K]>, object>> }
+
+/** The same, as the walk reads it. */
+interface Table { readonly [name: string]: true | Table }
+
+const endpoint = { enabled: true, path: true, auth: true, authTimeout: true, connLimit: true } satisfies Names<EndpointOptions>
+const cookie = { name: true, secure: true, sameSite: true, domain: true } satisfies Names<CookieOptions>
 
 const top = {
   env: true,
   secret: true,
   jwt: true,
   onAuthenticate: true,
-  rest: true,
-  logs: true,
-  graphql: true,
-  heartbeat: true,
+  rest: { ...endpoint, handlers: true } satisfies Names<RestEndpointOptions>,
+  logs: endpoint,
+  graphql: {
+    ...endpoint,
+    schema: true,
+    context: true,
+    queryTokenLimit: true,
+    queryDepthLimit: true,
+    queryAliasLimit: true,
+    queryFieldLimit: true,
+    operationLimit: true,
+    introspection: true
+  } satisfies Names<GraphqlEndpointOptions>,
+  heartbeat: { enabled: true, period: true },
   maxPayload: true,
   maxBufferedBytes: true,
   connLimitPerAddress: true,
   maxSessionsPerUser: true,
   issuer: true,
-  passwordQueue: true,
+  passwordQueue: { limit: true, perAddress: true },
   accessTokenTtl: true,
   refreshTokenTtl: true,
   publicUrl: true,
@@ -29,42 +53,25 @@ const top = {
   sessionStore: true,
   redis: true,
   redisPrefix: true,
-  authRoutes: true,
-  cookies: true,
-  attemptLimit: true
-} satisfies Record<keyof RealtimeOptions, true>
+  authRoutes: { prefix: true },
+  cookies: { refresh: cookie, session: { ...cookie, ttl: true } },
+  attemptLimit: { points: true, durationSeconds: true }
+} satisfies Names<RealtimeOptions>
 
 // What Fastify's `register` passes beside the plugin's own.
-const registerOptions = ['prefix', 'logLevel', 'logSerializers']
+const known: Table = { ...top, prefix: true, logLevel: true, logSerializers: true }
 
-const endpoint = { enabled: true, path: true, auth: true, authTimeout: true, connLimit: true } satisfies Record<keyof EndpointOptions, true>
-const rest = { ...endpoint, handlers: true } satisfies Record<keyof RestEndpointOptions, true>
-const graphql = {
-  ...endpoint,
-  schema: true,
-  context: true,
-  queryTokenLimit: true,
-  queryDepthLimit: true,
-  queryAliasLimit: true,
-  queryFieldLimit: true,
-  operationLimit: true,
-  introspection: true
-} satisfies Record<keyof GraphqlEndpointOptions, true>
-
-const known: Record<string, ReadonlySet<string>> = {
-  '': new Set([...Object.keys(top), ...registerOptions]),
-  rest: new Set(Object.keys(rest)),
-  logs: new Set(Object.keys(endpoint)),
-  graphql: new Set(Object.keys(graphql))
-}
-
-/** The options given that the plugin does not read (`rest.authMode`), top level and endpoints'. */
+/** The options given that the plugin does not read, by their path (`rest.authMode`, `cookies.refresh.secur`). */
 export function unknownOptions (options: RealtimeOptions): string[] {
-  const unknown = Object.keys(options).filter(name => !known['']!.has(name))
-  for (const section of ['rest', 'logs', 'graphql'] as const) {
-    const given = options[section]
-    if (typeof given !== 'object' || given === null) continue
-    unknown.push(...Object.keys(given).filter(name => !known[section]!.has(name)).map(name => `${section}.${name}`))
+  const unknown: string[] = []
+  const look = (given: object, names: Table, path: string) => {
+    for (const [name, value] of Object.entries(given)) {
+      const read = Object.hasOwn(names, name) ? names[name] : undefined
+      if (read === undefined) unknown.push(path + name)
+      // Where an object of the plugin's is not one (`rest: false`, `authRoutes: true`), its kind is checked elsewhere.
+      else if (read !== true && typeof value === 'object' && value !== null) look(value, read, `${path}${name}.`)
+    }
   }
+  look(options, known, '')
   return unknown
 }

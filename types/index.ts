@@ -238,6 +238,11 @@ export interface RealtimeConnection {
   readonly state: Record<string, unknown>
   /** Sends a JSON message (serialized once). */
   send (message: object): void
+  /**
+   * Closes the socket: with no code (the client reads 1005), or with a code a close frame carries (1000-1003,
+   * 1007-1014, 3000-4999) and, optionally, a reason of at most 123 bytes of UTF-8. Any other close (a reason without a
+   * code too) throws a TypeError, and the socket stays open.
+   */
   close (code?: number, reason?: string): void
 }
 
@@ -543,7 +548,10 @@ export interface RealtimeApi {
    * GraphQL ones (they speak only graphql-transport-ws); returns how many got it.
    */
   send (filter: ConnectionFilter, message: object): number
-  /** Closes every matching socket; returns how many. */
+  /**
+   * Closes every matching socket; returns how many. The code and reason are `RealtimeConnection.close`'s: any other
+   * throws a TypeError before any socket is closed, whether one matches or not.
+   */
   close (filter: ConnectionFilter, code?: number, reason?: string): number
   /** The open sockets that match. */
   connections (filter?: ConnectionFilter): RealtimeConnection[]

@@ -7,6 +7,7 @@ import { ClientInfo } from './accountability.js'
 import type { AuthSuccess } from '../auth/authenticator.js'
 import type { Outbound } from './outbound.js'
 import { cutAfterGrace } from './close-grace.js'
+import { checkClose } from './close-frame.js'
 import type { Accountability, EndpointName, RealtimeConnection } from '../../types/index.js'
 
 // Ids unique to this process (a count) and across processes (a random UUID per process), given when first asked
@@ -76,6 +77,7 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   }
 
   close (code?: number, reason?: string): void {
+    checkClose(code, reason)
     this.socket.close(code, reason)
     // A socket paused with frames waiting reads on: its client's answer to the close completes it, where ws would
     // otherwise wait 30 s for it. What else arrives is dropped unread (the inbox).

@@ -11,6 +11,7 @@ import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
+import { closeReasonBytes } from '../connection/close-frame.js'
 import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.js'
 import type { Registry } from '../connection/registry.js'
 import { takeUpgradeCredential } from './upgrade.js'
@@ -91,9 +92,9 @@ const typeOf = (text: string): unknown => (JSON.parse(text) as { type?: unknown 
 
 /** A close reason as ws takes it, at most 123 bytes: graphql-ws puts the client's operation id in some. */
 function closeReason (reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason
-  let clipped = reason.slice(0, 123)
-  while (Buffer.byteLength(clipped) > 123) clipped = clipped.slice(0, -1)
+  if (Buffer.byteLength(reason) <= closeReasonBytes) return reason
+  let clipped = reason.slice(0, closeReasonBytes)
+  while (Buffer.byteLength(clipped) > closeReasonBytes) clipped = clipped.slice(0, -1)
   return clipped
 }
 

@@ -10,6 +10,7 @@ import { resolveConfig } from '../../lib/config.js'
 import { admin, connect, fakeClock, refusedWith, secret, until } from '../helpers.js'
 
 const invalid = 'FST_REALTIME_INVALID_CONFIG'
+const ignored = (name: string) => `option ${name} is no option of fastify-realtime, and is ignored: a misspelling?`
 const identity = { user: 'user-1', role: 'editor', admin: false }
 
 interface Started {
@@ -786,8 +787,85 @@ t.test('an option the plugin does not read, top level or an endpoint\'s, is name
     graphql: { operationlimit: 10 },
     logs: { enabled: true, paht: '/logs' }
   } as RealtimeOptions)
-  t.same(config.warnings, ['redisUrl', 'rest.authMode', 'logs.paht', 'graphql.operationlimit']
-    .map(name => `option ${name} is no option of fastify-realtime, and is ignored: a misspelling?`))
+  t.same(config.warnings, ['redisUrl', 'rest.authMode', 'graphql.operationlimit', 'logs.paht'].map(ignored))
   t.same((await resolveConfig({ env: {}, secret, rest: { auth: 'public', handlers: {} }, logs: false, graphql: { operationLimit: 5 } })).warnings, [],
     'every option it reads')
+})
+
+t.test('an option the plugin does not read inside one of its option objects is named by its path, once; the app\'s own objects are not looked into', async (t) => {
+  const config = await resolveConfig({
+    env: {},
+    secret,
+    heartbeat: { perod: 10 },
+    passwordQueue: { limt: 8, perAddress: 2 },
+    // A cookie meant Secure that would not be.
+    cookies: { refresh: { secur: true, sameSite: 'strict' }, session: { ttl: '2h', domian: 'example.com' }, sesion: {} },
+    attemptLimit: { point: 5 },
+    authRoutes: { prefx: '/login' },
+    graphql: { limits: { depth: 3 } }
+  } as RealtimeOptions)
+  t.same(config.warnings, [
+    'heartbeat.perod',
+    'passwordQueue.limt',
+    'cookies.refresh.secur',
+    'cookies.session.domian',
+    'cookies.sesion',
+    'attemptLimit.point',
+    'authRoutes.prefx',
+    'graphql.limits'
+  ].map(ignored))
+
+  // Every option, nested ones too: none is named. The app's objects (the environment, @fastify/jwt's options, a
+  // store, handlers, a schema's stand-in) hold names of their own, never read as options.
+  const store = { create: async () => {}, rotate: async () => ({ status: 'unknown' }), lookup: async () => ({ status: 'unknown' }), end: async () => null, endUser: async () => [], mine: 1 }
+  const every: Required<RealtimeOptions> = {
+    env: { ANY_VARIABLE: 'x' },
+    secret,
+    jwt: { sign: { aud: 'x' }, verify: { allowedAud: 'x' }, anything: true } as RealtimeOptions['jwt'] & object,
+    onAuthenticate: () => true,
+    rest: { enabled: true, path: '/ws', auth: 'public', authTimeout: 5, connLimit: 10, handlers: { echo: () => {}, schemaed: { schema: { type: 'object' }, handler: () => {} } } },
+    logs: { enabled: true, path: '/ws/logs', auth: 'strict', authTimeout: 5, connLimit: 10 },
+    graphql: {
+      enabled: true,
+      path: '/gql',
+      auth: 'handshake',
+      authTimeout: 5,
+      connLimit: 10,
+      schema: { notAnOption: true } as never,
+      context: () => ({}),
+      queryTokenLimit: 100,
+      queryDepthLimit: 5,
+      queryAliasLimit: 5,
+      queryFieldLimit: 50,
+      operationLimit: 5,
+      introspection: false
+    },
+    heartbeat: { enabled: true, period: 10 },
+    maxPayload: 1024,
+    maxBufferedBytes: 4096,
+    connLimitPerAddress: 10,
+    maxSessionsPerUser: 5,
+    issuer: 'me',
+    passwordQueue: { limit: 8, perAddress: 2 },
+    accessTokenTtl: '5m',
+    refreshTokenTtl: '1d',
+    publicUrl: 'https://app.example.com',
+    origins: ['https://other.example.com'],
+    publicRole: 'public',
+    mapClaims: () => null,
+    verifyCredentials: async () => null,
+    users: [{ email: 'a@example.com', password: 'pw', otpSecret: undefined }],
+    sessionStore: store as unknown as RealtimeOptions['sessionStore'] & object,
+    redis: 'redis://127.0.0.1:6379',
+    redisPrefix: 'rt:',
+    authRoutes: { prefix: '/auth' },
+    cookies: {
+      refresh: { name: 'refresh', secure: true, sameSite: 'none', domain: 'example.com' },
+      session: { name: 'session', secure: true, sameSite: 'strict', domain: 'example.com', ttl: '1h' }
+    },
+    attemptLimit: { points: 5, durationSeconds: 30 }
+  }
+  t.same((await resolveConfig(every)).warnings, [], 'every option it reads')
+  t.same((await resolveConfig({ env: {}, secret, rest: false, logs: false, graphql: false, authRoutes: true, attemptLimit: false })).warnings, [],
+    'and the options that are no objects where they may be one')
 })
