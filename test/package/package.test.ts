@@ -298,8 +298,10 @@ for (const [index, name] of Object.keys(projects).entries()) {
 }
 
 // Installed without hoisting (npm's nested strategy; pnpm's default is alike), the package finds only what it depends
-// on: ws, which it imports, was a devDependency (ERR_MODULE_NOT_FOUND). The client's ws is the repository's: one of the
-// consumer's own would be found by the package and hide a missing ws.
+// on: ws, which it imports, was a devDependency (ERR_MODULE_NOT_FOUND). On graphql 17 (or 16 before 16.10),
+// graphql-armor's depth and alias rules get a graphql 16 of their own, and their refusals were that copy's errors, which
+// graphql-ws took for a broken hook: the socket closed with 4500 instead of an `error` for the operation. The client's
+// ws is the repository's: one of the consumer's own would be found by the package and hide a missing ws.
 write(join(nested, 'graphql.mjs'), `import Fastify from 'fastify'
 import realtime from 'fastify-realtime'
 import { buildSchema, version } from 'graphql'
@@ -341,4 +343,15 @@ t.test('installed without hoisting (npm --install-strategy=nested), on graphql 1
   const { graphql, frames } = JSON.parse(ran.stdout) as { graphql: string, frames: unknown[] }
   t.match(graphql, /^17\./, `graphql ${graphql}`)
   t.same(frames[0], { type: 'connection_ack' }, 'serves /graphql')
+})
+
+t.test('on graphql 17, a too deep or too aliased document gets an error for its operation, and the socket stays open', async t => {
+  const ran = await nestedRun
+  if (ran.code !== 0) return t.fail('did not run (see above)')
+  const { frames, closed } = JSON.parse(ran.stdout) as { frames: { id?: string }[], closed: number }
+  const of = (id: string) => frames.filter(frame => frame.id === id)
+  t.same(of('deep'), [{ id: 'deep', type: 'error', payload: [{ message: 'Syntax Error: Query depth limit of 10 exceeded, found 11.' }] }])
+  t.same(of('aliased'), [{ id: 'aliased', type: 'error', payload: [{ message: 'Syntax Error: Aliases limit of 15 exceeded, found 16.' }] }])
+  t.same(of('after'), [{ id: 'after', type: 'next', payload: { data: { node: null } } }, { id: 'after', type: 'complete' }], 'then answers another')
+  t.equal(closed, 1005, 'closed by the client')
 })
