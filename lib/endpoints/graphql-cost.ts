@@ -14,9 +14,11 @@ export interface CostLimits {
 export type CostCheck = (schema: GraphQLSchema, document: DocumentNode) => readonly GraphQLError[]
 
 // graphql-armor throws its refusal by default, and validate() passes a throw on: reported, it is a validation error.
+// Made anew with the app's graphql: graphql-armor's is another copy when the app's is not ^16.10, and graphql-ws takes
+// another copy's error for a broken hook (it closes the socket, 4500). The refusal is a message alone.
 const reported = {
   propagateOnRejection: false,
-  onReject: [(context: ValidationContext | null, error: GraphQLError) => context!.reportError(error)]
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context!.reportError(new GraphQLError(error.message))]
 }
 
 /**

@@ -1,9 +1,9 @@
 // The package as a user gets it: `npm pack` (which builds dist/ through `prepack`), the tarball installed into a
 // consumer project of its own, then the plugin imported from ES modules and required from CommonJS and registered on
 // a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
-// bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without. Not in
-// `npm test` (it packs and installs: `npm run test:package`). The install prefers npm's cache, which CI's `npm ci` has
-// just filled.
+// bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without;
+// and a second consumer installed without hoisting, on graphql 17, serving /graphql. Not in `npm test` (it packs and
+// installs: `npm run test:package`). The installs prefer npm's cache, which CI's `npm ci` has just filled.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
@@ -50,6 +50,14 @@ t.comment(`built and packed: ${seconds()}`)
 const tarball = join(work, readdirSync(work).find(file => file.endsWith('.tgz'))!)
 const consumer = join(work, 'consumer')
 write(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+// The second consumer installs beside the first (its test is at the end).
+const nested = join(work, 'nested')
+write(join(nested, 'package.json'), JSON.stringify({ name: 'nested', private: true, type: 'module' }))
+// graphql 17 asks for Node 22 in its engines: npm only warns, and it runs on Node 20.
+const nestedInstall = run('npm', [
+  'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--install-strategy=nested', tarball,
+  `fastify@${installed('fastify')}`, 'graphql@17'
+], nested)
 // The peer dependencies (fastify, and graphql for the GraphQL endpoint) and @types/node, at the versions the repository
 // tests with, so that npm's cache has them. Install scripts run, as for a user: argon2 may build itself.
 await ok('npm', [
@@ -161,12 +169,12 @@ write(join(consumer, 'runtime.cjs'), cjs)
 // The checks below are CPU-bound: two at a time.
 let running = 0
 const waiting: (() => void)[] = []
-async function queued (command: string, args: string[]): Promise<Ran> {
+async function queued (command: string, args: string[], cwd = consumer): Promise<Ran> {
   // A finished check hands its place to the next one waiting.
   if (running < 2) running++
   else await new Promise<void>(resolve => waiting.push(resolve))
   try {
-    return await run(command, args, consumer)
+    return await run(command, args, cwd)
   } finally {
     const next = waiting.shift()
     if (next) next()
@@ -288,3 +296,62 @@ for (const [index, name] of Object.keys(projects).entries()) {
     t.equal(ran[index]!.code, 0)
   })
 }
+
+// Installed without hoisting (npm's nested strategy; pnpm's default is alike), the package finds only what it depends
+// on: ws, which it imports, was a devDependency (ERR_MODULE_NOT_FOUND). On graphql 17 (or 16 before 16.10),
+// graphql-armor's depth and alias rules get a graphql 16 of their own, and their refusals were that copy's errors, which
+// graphql-ws took for a broken hook: the socket closed with 4500 instead of an `error` for the operation. The client's
+// ws is the repository's: one of the consumer's own would be found by the package and hide a missing ws.
+write(join(nested, 'graphql.mjs'), `import Fastify from 'fastify'
+import realtime from 'fastify-realtime'
+import { buildSchema, version } from 'graphql'
+import WebSocket from '${import.meta.resolve('ws')}'
+
+const app = Fastify()
+await app.register(realtime, {
+  secret: 'a-packaging-test-secret-of-32-chars!',
+  graphql: { auth: 'public', schema: buildSchema('type Query { node: Node } type Node { id: ID, node: Node }') }
+})
+await app.listen({ host: '127.0.0.1', port: 0 })
+const socket = new WebSocket(\`ws://127.0.0.1:\${app.server.address().port}/graphql\`, 'graphql-transport-ws')
+const frames = []
+const subscribe = (id, query) => socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query } }))
+const ended = id => frames.some(frame => frame.id === id && (frame.type === 'error' || frame.type === 'complete'))
+socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })))
+socket.on('message', data => {
+  const frame = JSON.parse(data)
+  frames.push(frame)
+  if (frame.type === 'connection_ack') {
+    subscribe('deep', '{ node { node { node { node { node { node { node { node { node { node { id } } } } } } } } } } }')
+    subscribe('aliased', \`{ \${Array.from({ length: 16 }, (_, i) => \`a\${i}: node { id }\`).join(' ')} }\`)
+  } else if (frame.id !== 'after' && ended(frame.id) && ended('deep') && ended('aliased')) {
+    // Both answered: one more operation on the same socket.
+    subscribe('after', '{ node { id } }')
+  } else if (frame.id === 'after' && ended('after')) {
+    socket.close()
+  }
+})
+const closed = await new Promise(resolve => socket.on('close', code => resolve(code)))
+await app.close()
+console.log(JSON.stringify({ graphql: version, frames, closed }))
+`)
+const nestedRun = nestedInstall.then(ran => ran.code === 0 ? queued(process.execPath, ['graphql.mjs'], nested) : ran)
+
+t.test('installed without hoisting (npm --install-strategy=nested), on graphql 17: imports, registers and serves', async t => {
+  const ran = await nestedRun
+  if (!t.equal(ran.code, 0, ran.code === 0 ? 'installs and runs' : `fails:\n${ran.stderr}${ran.stdout}`)) return
+  const { graphql, frames } = JSON.parse(ran.stdout) as { graphql: string, frames: unknown[] }
+  t.match(graphql, /^17\./, `graphql ${graphql}`)
+  t.same(frames[0], { type: 'connection_ack' }, 'serves /graphql')
+})
+
+t.test('on graphql 17, a too deep or too aliased document gets an error for its operation, and the socket stays open', async t => {
+  const ran = await nestedRun
+  if (ran.code !== 0) return t.fail('did not run (see above)')
+  const { frames, closed } = JSON.parse(ran.stdout) as { frames: { id?: string }[], closed: number }
+  const of = (id: string) => frames.filter(frame => frame.id === id)
+  t.same(of('deep'), [{ id: 'deep', type: 'error', payload: [{ message: 'Syntax Error: Query depth limit of 10 exceeded, found 11.' }] }])
+  t.same(of('aliased'), [{ id: 'aliased', type: 'error', payload: [{ message: 'Syntax Error: Aliases limit of 15 exceeded, found 16.' }] }])
+  t.same(of('after'), [{ id: 'after', type: 'next', payload: { data: { node: null } } }, { id: 'after', type: 'complete' }], 'then answers another')
+  t.equal(closed, 1005, 'closed by the client')
+})
