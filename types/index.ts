@@ -181,7 +181,8 @@ export interface SessionStore {
    * Optional, for a store that processes share: where the store stands as a login's password check begins, a number
    * it can order against `endUser` (one clock every process reads, a counter). The plugin asks it just before the
    * check and hands the answer back to `create` as `checkBegan`; a store without it leaves the guard to each process,
-   * which refuses such a login only once it has heard of the revocation (see `create`).
+   * which refuses such a login only once it has heard of the revocation (see `create`), and so does a login whose
+   * `checkBegins` rejects.
    */
   checkBegins? (): Promise<number>
   /**
