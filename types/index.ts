@@ -187,7 +187,8 @@ export interface SessionStore {
   checkBegins? (): Promise<number>
   /**
    * Stores a new session. A store that keeps each user within a number of sessions (the plugin's own, with
-   * `maxSessionsPerUser`) ends the user's oldest past it, and resolves their ids: the plugin revokes them.
+   * `maxSessionsPerUser`) ends the user's oldest past it (never the session it stores, even one that expires first
+   * since the refresh lifetime was lowered), and resolves their ids: the plugin revokes them.
    * `checkBegan` (what `checkBegins` answered for this login; undefined without it): a login whose check began before
    * an `endUser` of its user began may be listed after that `endUser` read the user's sessions, and would live on.
    * The store keeps no such session: it ends it at once and resolves its id with the others, and the login fails as

@@ -85,7 +85,11 @@ async function limitContract (t: Test, store: SessionStore): Promise<void> {
   t.same((await store.endUser('alice', soon())).sort(), ['k2', 'k4'], 'endUser: the ones the limit left')
   t.same(await store.endUser('bob', soon()), ['b1'])
   t.same(await store.create(session('k5', alice, at), soon()), [], 'and the user starts anew')
-  await store.end('k5', soon())
+  await store.create(session('k6', alice, at + 10), soon())
+  // The refresh lifetime lowered since the others were made: the new session expires first, and is kept.
+  t.same(await store.create(session('k7', alice, at - 30_000), soon()), ['k5'], 'a new session that expires first: the oldest other goes')
+  t.match(await store.lookup({ sessionId: 'k7', tokenHash: 'k7' }), { status: 'current' }, 'the new one is live')
+  t.same((await store.endUser('alice', soon())).sort(), ['k6', 'k7'])
 }
 
 /**
@@ -158,13 +162,19 @@ t.test('Redis', async t => {
   t.teardown(() => redis.disconnect())
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   t.same(await redis.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
-  for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires (with the user's last session, or a day after the user's last endUser)`)
+  for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires (with the user's last session, or an hour after the user's last endUser)`)
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   t.same(await redis.keys('limit:{s:*'), [], 'the sessions the limit ended leave no key behind')
   await checkBeganContract(t, new RedisSessionStore(redis, 'began:', 1))
   t.same(await redis.keys('began:{s:*'), [], 'a session not kept leaves no key behind')
   const mark = await redis.pttl('began:{u:alice}:sessions-ended-at')
-  t.ok(mark > 23 * 3_600_000 && mark <= 24 * 3_600_000, 'the mark of the user\'s last endUser stays a day')
+  t.ok(mark > 59 * 60_000 && mark <= 60 * 60_000, 'the mark of the user\'s last endUser stays an hour')
+  // The clock's node away (on a cluster): the user's sessions end all the same, unmarked.
+  const clockless = new RedisSessionStore(redis, 'clockless:', 1)
+  clockless.checkBegins = () => Promise.reject(new Error('the clock\'s node is away'))
+  await clockless.create({ id: 'n1', identity: alice, tokenHash: 'n1', expiresAt: Date.now() + 60_000 }, soon())
+  t.same(await clockless.endUser('alice', soon()), ['n1'], 'endUser ends the sessions without the clock')
+  t.same(await redis.keys('clockless:*'), [], 'and marks nothing')
 
   const store = new RedisSessionStore(redis, 'test:')
   const carol: Identity = { user: 'carol', role: null, admin: false }

@@ -121,9 +121,11 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
    * live and listed nowhere, out of reach of endUser.
    */
   const listSession = (user: string, id: string, expiresAt: number | null, deadline: number, keep = Infinity) => changeList(user, deadline, async () => {
-    const sessions = (await listed(user)).filter(listedSession => listedSession.id !== id)
-    if (expiresAt !== null) sessions.push({ id, expiresAt })
-    const over = sessions.length > keep ? sessions.sort((a, b) => a.expiresAt - b.expiresAt).splice(0, sessions.length - keep) : []
+    // The others, the ones that expire first first: past `keep`, those go. Never this one, which would expire first
+    // once the refresh lifetime was lowered: its login would hand out the tokens of a session it had just ended.
+    const others = (await listed(user)).filter(listedSession => listedSession.id !== id).sort((a, b) => a.expiresAt - b.expiresAt)
+    const over = others.splice(0, Math.max(0, others.length + (expiresAt === null ? 0 : 1) - keep))
+    const sessions = expiresAt === null ? others : [...others, { id, expiresAt }]
     await Promise.all(over.map(listedSession => endAlone(listedSession.id, deadline)))
     await relist(user, sessions, deadline)
     return over.map(listedSession => listedSession.id)

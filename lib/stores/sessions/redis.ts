@@ -60,7 +60,8 @@ return clock()`
 // sessions the user keeps (0: no limit), when its login's check began ('': unknown).
 // The set lives as long as the longest of its sessions, and forgets the ones past by Redis's clock, which expires
 // them (a process's clock running ahead would drop live ones). Past the limit it returns the ids of the sessions that
-// expire first (the oldest, or the least used), still listed, for the caller to end and then forget. A session whose
+// expire first (the oldest, or the least used), still listed, for the caller to end and then forget; never the one
+// being listed, which expires first once the refresh lifetime was lowered. A session whose
 // check began before an endUser of its user began (or in its microsecond) is not listed: false.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
@@ -70,8 +71,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', redisNow())
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 local keep = tonumber(ARGV[4])
 local over = redis.call('ZCARD', KEYS[1]) - keep
-if keep > 0 and over > 0 then return redis.call('ZRANGE', KEYS[1], 0, over - 1) end
-return {}`
+local ended = {}
+if keep > 0 and over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, over)) do
+    if id ~= ARGV[2] and #ended < over then ended[#ended + 1] = id end
+  end
+end
+return ended`
 
 // KEYS: the session. ARGV: hash.
 const lookupScript = `${findLua}
@@ -95,15 +101,17 @@ redis.call('DEL', KEYS[1])
 return identity`
 
 // KEYS: the user's set, the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it expires
-// with its sessions), when the user's sessions were last ended. ARGV: deadline, how many, when this endUser began,
-// how long the mark of it stays. Marks the user first (the latest endUser's mark stands); then up to that many ids of
+// with its sessions), when the user's sessions were last ended. ARGV: deadline, how many, when this endUser began
+// ('': unknown, no mark), how long the mark of it stays. Marks the user first (the latest endUser's mark stands); then up to that many ids of
 // sessions not yet past by Redis's clock, the newest first, for endUser to end; the plain set's once the sorted one
 // has none left.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-local ended = redis.call('GET', KEYS[3])
-if not ended or tonumber(ended) < tonumber(ARGV[3]) then ended = ARGV[3] end
-redis.call('SET', KEYS[3], ended, 'PX', ARGV[4])
+if ARGV[3] ~= '' then
+  local ended = redis.call('GET', KEYS[3])
+  if not ended or tonumber(ended) < tonumber(ARGV[3]) then ended = ARGV[3] end
+  redis.call('SET', KEYS[3], ended, 'PX', ARGV[4])
+end
 local ids = redis.call('ZRANGE', KEYS[1], '+inf', '(' .. redisNow(), 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
 if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[2]) end
 return ids`
@@ -124,7 +132,7 @@ const endUserBatch = 500
  * How long a user's mark of their last endUser stays: far longer than a login takes from its check's start to its
  * session's listing (each step gives up within seconds, and the queue ahead of a check is bounded).
  */
-const endedMarkMs = 24 * 60 * 60 * 1000
+const endedMarkMs = 60 * 60 * 1000
 
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
@@ -193,7 +201,9 @@ export class RedisSessionStore implements SessionStore {
     // Each batch gets the time the whole call was given, counted from when it starts: a batch started before the
     // deadline acts while its caller still waits, whatever the number of batches before it.
     const window = deadline - Date.now()
-    const began = await this.checkBegins()
+    // Unread (the clock's node away), the user is not marked: the sessions end all the same, and logins racing this
+    // are left to their processes' own guard.
+    const began = await this.checkBegins().catch(() => '')
     const ended: string[] = []
     for (;;) {
       refuseLate(deadline)
