@@ -1,18 +1,23 @@
 // Answers lost on the way back from Redis (PROTOCOL.md section 8): the connection drops after Redis ran a script and
 // before its answer arrived, and ioredis sends the script again once connected (a plain client resends what went
 // unanswered; a Cluster client retries a command that failed with "Connection is closed"). The second run answers as
-// the first did: a refresh is no reuse.
+// the first did: a refresh is no reuse, a one-time code is no replay.
 import t, { type Test } from 'tap'
 import { Cluster, type ClusterOptions } from 'ioredis'
+import { TOTP } from 'otpauth'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
+import { otpKey } from '../../lib/auth/totp.js'
 import { admin, build, type Built } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { replyCuttingProxy, type ReplyCuttingProxy } from '../reply-cutting-proxy.js'
 
-// A piece of the rotation's script, and of no other's.
+const otpSecret = 'JBSWY3DPEHPK3PXP'
+const otpUser = { email: 'otp@example.com', password: 'otp-p4ss!', id: 'otp-user', otpSecret }
+// A piece of each script's text, and of no other's: the rotation's compare-and-set, the one-time code's claim.
 const rotation = "'rotated'"
+const claim = 'tonumber(last)'
 
 function post (built: Built, url: string, payload: object) {
   return built.app.inject({ method: 'POST', url, payload })
@@ -41,11 +46,28 @@ async function refreshWhoseAnswerIsLost (t: Test, redis: RealtimeOptions['redis'
     'presented, it was reuse: the session ended, its newest token with it')
 }
 
+/** The claim's answer is lost once: the login with the right password and a fresh code works, and the code is used. */
+async function loginWhoseClaimIsLost (t: Test, redis: RealtimeOptions['redis'], proxyOf: (key: string) => Promise<ReplyCuttingProxy>) {
+  const built = await build(t, { users: [otpUser], authRoutes: true, redis }, { logger: false })
+  const proxy = await proxyOf(`realtime:{u:${otpUser.id}}:otp-step`)
+  const credential = { email: otpUser.email, password: otpUser.password, otp: TOTP.generate({ secret: otpKey(otpSecret) }) }
+
+  proxy.cutAfter(claim)
+  const login = await post(built, '/auth/login', credential)
+  t.equal(proxy.cuts, 1, 'the claim ran on Redis, and its answer was lost with its connection')
+  t.equal(login.statusCode, 200, 'the claim sent again answers as the first did: no replay')
+  t.equal((await post(built, '/auth/login', credential)).statusCode, 401, 'the code is used: its replay is refused')
+}
+
 t.test('one Redis', async t => {
   const server = await RedisServer.start(t)
   t.test('a refresh whose rotation\'s answer is lost works, and its session lives', async t => {
     const proxy = await replyCuttingProxy(t, server.port)
     await refreshWhoseAnswerIsLost(t, proxy.url, async () => proxy)
+  })
+  t.test('a login whose one-time code\'s claim lost its answer works', async t => {
+    const proxy = await replyCuttingProxy(t, server.port)
+    await loginWhoseClaimIsLost(t, proxy.url, async () => proxy)
   })
 })
 
@@ -70,5 +92,9 @@ t.test('a Redis Cluster, each node behind a proxy', async t => {
   t.test('a refresh whose rotation\'s answer is lost works, and its session lives', async t => {
     const { redis, proxyOf } = await throughProxies(t)
     await refreshWhoseAnswerIsLost(t, redis, proxyOf)
+  })
+  t.test('a login whose one-time code\'s claim lost its answer works', async t => {
+    const { redis, proxyOf } = await throughProxies(t)
+    await loginWhoseClaimIsLost(t, redis, proxyOf)
   })
 })
