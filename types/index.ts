@@ -195,7 +195,11 @@ export interface SessionStore {
    * a wrong password does. A store may ignore it.
    */
   create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<void | string[]>
-  /** Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. */
+  /**
+   * Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. A store whose client
+   * may send a call again (its answer lost with its connection) answers the repeat, the session already at
+   * `nextTokenHash`, `rotated` as the first time.
+   */
   rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult>
   /** What a token is, without changing anything. */
   lookup (token: PresentedToken): Promise<TokenLookup>

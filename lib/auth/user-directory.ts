@@ -92,11 +92,12 @@ export class UserDirectory {
     if (!await argon2.verify(entry.passwordHash, password)) return null
     if (entry.otpKey) {
       const step = typeof otp === 'string' ? totpStep(entry.otpKey, otp) : null
+      const nonce = randomUUID()
       // A code is good once: its replay, or an older code, fails exactly as a wrong one does.
-      if (step === null || !await this.#otpSteps.claim(entry.identity.user, step)) return null
+      if (step === null || !await this.#otpSteps.claim(entry.identity.user, step, nonce)) return null
       // The login failed after this check for want of a store or a hook: the client's retry with this code works.
       check?.signal.addEventListener('abort', () => {
-        Promise.allSettled([this.#otpSteps.giveBack(entry.identity.user, step)])
+        Promise.allSettled([this.#otpSteps.giveBack(entry.identity.user, step, nonce)])
       }, { once: true })
     }
     return { ...entry.identity }

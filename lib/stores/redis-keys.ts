@@ -18,6 +18,8 @@ export interface RedisKeys {
   revocationClock: string
   /** A user's last accepted TOTP step. */
   otpStep (user: string): string
+  /** The nonce of the claim that set the user's last step: that claim made again is not a replay. */
+  otpClaim (user: string): string
   /** Every revocation in force, scored by when it lapses. */
   revoked: string
   /** rate-limiter-flexible's counters, `<attempts>:<ip or email hash>`. */
@@ -46,6 +48,7 @@ export function redisKeys (prefix: string, channelScope = ''): RedisKeys {
     userSessionsEnded: (user) => `${prefix}{u:${user}}:sessions-ended-at`,
     revocationClock: `${prefix}revocation-clock`,
     otpStep: (user) => `${prefix}{u:${user}}:otp-step`,
+    otpClaim: (user) => `${prefix}{u:${user}}:otp-claim`,
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,
     revocationsChannel: `${channelScope}${prefix}revocations`,

@@ -67,7 +67,7 @@ t.test('UserDirectory: an otp is accepted once; a wrong password does not use it
   const claimed: [string, number][] = []
   const memory = new MemoryOtpSteps()
   const users = new UserDirectory({ passwordHashing: testHashing })
-  users.useOtpSteps({ claim: (user, step) => { claimed.push([user, step]); return memory.claim(user, step) }, giveBack: (user, step) => memory.giveBack(user, step) })
+  users.useOtpSteps({ claim: (user, step, nonce) => { claimed.push([user, step]); return memory.claim(user, step, nonce) }, giveBack: (user, step, nonce) => memory.giveBack(user, step, nonce) })
   const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
   const now = TOTP.generate({ secret: otpKey(otpSecret) })
   t.equal(await users.verifyCredentials({ email: 'dave@example.com', password: 'wrong', otp: now }), null)
@@ -82,8 +82,8 @@ t.test('UserDirectory: a code whose login then failed (the check\'s signal abort
   let givingBackFails = false
   const users = new UserDirectory({ passwordHashing: testHashing })
   users.useOtpSteps({
-    claim: (user, step) => memory.claim(user, step),
-    giveBack: (user, step) => givingBackFails ? Promise.reject(new Error('redis down')) : memory.giveBack(user, step)
+    claim: (user, step, nonce) => memory.claim(user, step, nonce),
+    giveBack: (user, step, nonce) => givingBackFails ? Promise.reject(new Error('redis down')) : memory.giveBack(user, step, nonce)
   })
   const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
   const credential = { email: 'dave@example.com', password: 'd4v3!', otp: TOTP.generate({ secret: otpKey(otpSecret) }) }

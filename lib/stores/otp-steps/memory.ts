@@ -1,17 +1,18 @@
-// Each user's last accepted TOTP step, in this process.
+// Each user's last accepted TOTP step, in this process, and the claim that made it (none once given back).
 import type { OtpSteps } from './contract.js'
 
 export class MemoryOtpSteps implements OtpSteps {
-  readonly #last = new Map<string, number>()
+  readonly #last = new Map<string, { step: number, nonce: string | null }>()
 
-  async claim (user: string, step: number): Promise<boolean> {
+  async claim (user: string, step: number, nonce: string): Promise<boolean> {
     const last = this.#last.get(user)
-    if (last !== undefined && step <= last) return false
-    this.#last.set(user, step)
+    if (last !== undefined && step <= last.step) return step === last.step && nonce === last.nonce
+    this.#last.set(user, { step, nonce })
     return true
   }
 
-  async giveBack (user: string, step: number): Promise<void> {
-    if (this.#last.get(user) === step) this.#last.set(user, step - 1)
+  async giveBack (user: string, step: number, nonce: string): Promise<void> {
+    const last = this.#last.get(user)
+    if (last?.step === step && last.nonce === nonce) this.#last.set(user, { step: step - 1, nonce: null })
   }
 }

@@ -1,5 +1,8 @@
 // Each user's last accepted TOTP step on Redis, so that a code accepted by one process is a replay on every other.
 // One compare-and-set script: of two logins with one code at once, on two processes, exactly one claims its step.
+// Beside the step, in the user's slot, the nonce of the claim that set it: ioredis sends a script again when its
+// connection drops before the answer, and the claim made again must not find its own step taken. The step's key keeps
+// the format the release before read (GET, tonumber), so processes of both can run side by side.
 import { refuseLateLua } from '../write-deadline.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
@@ -12,18 +15,25 @@ const keepMs = 4 * 30_000
 // will, so a login answered SERVICE_UNAVAILABLE has not used its code up.
 const actWithinMs = 1_000
 
-// KEYS: the user's key. ARGV: deadline, step, keepMs. 1 when the step was newer and is now the user's last.
+// KEYS: the user's step, its claim's nonce. ARGV: deadline, step, keepMs, nonce. 1 when the step was newer and is now
+// the user's last, or is already, by this claim (made again: it changes nothing, so whatever the deadline).
 const claimScript = `${refuseLateLua}
-refuseLate(ARGV[1])
 local last = redis.call('GET', KEYS[1])
+if last == ARGV[2] and redis.call('GET', KEYS[2]) == ARGV[4] then return 1 end
+refuseLate(ARGV[1])
 if last and tonumber(last) >= tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 return 1`
 
-// KEYS: the user's key. ARGV: step, keepMs. The step before it becomes the user's last, if the step still is: a newer
-// one claimed meanwhile stands.
+// KEYS: the user's step, its claim's nonce. ARGV: step, keepMs, nonce. The step before it becomes the user's last, if
+// the claim is still the last: a newer one claimed meanwhile stands, and so does the same step claimed again (this
+// script made again after that).
 const giveBackScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1] - 1, 'PX', ARGV[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1] - 1, 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2])
+end
 return 1`
 
 export class RedisOtpSteps implements OtpSteps {
@@ -35,12 +45,13 @@ export class RedisOtpSteps implements OtpSteps {
     this.#keys = redisKeys(prefix)
   }
 
-  async claim (user: string, step: number): Promise<boolean> {
-    const claimed = await this.#redis.eval(claimScript, 1, this.#keys.otpStep(user), Date.now() + actWithinMs, step, keepMs)
+  async claim (user: string, step: number, nonce: string): Promise<boolean> {
+    const claimed = await this.#redis.eval(claimScript, 2, this.#keys.otpStep(user), this.#keys.otpClaim(user),
+      Date.now() + actWithinMs, step, keepMs, nonce)
     return claimed === 1
   }
 
-  async giveBack (user: string, step: number): Promise<void> {
-    await this.#redis.eval(giveBackScript, 1, this.#keys.otpStep(user), step, keepMs)
+  async giveBack (user: string, step: number, nonce: string): Promise<void> {
+    await this.#redis.eval(giveBackScript, 2, this.#keys.otpStep(user), this.#keys.otpClaim(user), step, keepMs, nonce)
   }
 }

@@ -8,7 +8,8 @@
 //   the next login) to find. A session whose login's check began before an endUser of its user began is not added
 //   (endUser may have read the set before it came): create ends it.
 // - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
-//   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`.
+//   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`,
+//   and a rotation sent again (its answer lost with its connection) sees `rotated` again.
 // - end and endUser end each session in its own script; an id left in a user's set after its session ended is
 //   skipped, and goes with the set. endUser takes the user's ids a batch at a time, newest first (the sessions in use;
 //   the oldest lapse first anyway), and drops each batch from the set once ended: one that runs out of time has ended
@@ -85,9 +86,14 @@ local status, identity, expiresAt = find(ARGV[1])
 return {status, identity, expiresAt}`
 
 // KEYS: the session. ARGV: deadline, hash, next hash, expiresAt.
+// A session already at the next hash was rotated by this very call, its answer lost: ioredis sends a script again
+// when its connection drops before the answer. It gets the first run's answer (reuse would end the session): the next
+// hash is of a token made for this call, which no client holds before the answer. It changes nothing: no deadline.
 const rotateScript = `${refuseLateLua}${findLua}
+local status, identity, expiresAt = find(ARGV[3])
+if status == 'current' then return {'rotated', identity, expiresAt} end
 refuseLate(ARGV[1])
-local status, identity = find(ARGV[2])
+status, identity = find(ARGV[2])
 if status ~= 'current' then return {status} end
 redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
