@@ -104,6 +104,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     revocations.markLoaded()
     resolve()
   }))
+  fastify.addHook('onClose', async () => revocationFeed.stop())
   await revocationsLoaded(loaded)
   const authenticator = new Authenticator({
     jwt,

@@ -80,7 +80,8 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
           revocations.add(revoked.session, until)
         }
       },
-      start () {}
+      start () {},
+      stop () {}
     },
     storeTimeoutMs: 1_000,
     keyLookupMs: 1_000,

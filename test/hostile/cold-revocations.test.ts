@@ -2,46 +2,18 @@
 // access tokens that carry a session with SERVICE_UNAVAILABLE until it has loaded it; then it refuses the revoked
 // ones and accepts the others, and goes on with what it knows when Redis is away again. Redis is reached through a
 // proxy the test opens and closes, so "Redis is down" for the cold process while the revocation already sits in it.
-import t from 'tap'
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
+import type { RealtimeOptions } from '../../lib/index.js'
 import { referenceSchema } from '../../example/schema.js'
-import { build, connect, refusedWith, whoami } from '../helpers.js'
+import { build, connect, refusedWith, whoami, within, type Built } from '../helpers.js'
+import { RedisCluster } from '../redis-cluster.js'
+import { Link } from '../redis-link.js'
 import { RedisServer } from '../redis-server.js'
 
 const unavailable = { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] }
 const identity = { user: 'u1', role: 'editor', admin: false }
 const schema = referenceSchema(() => null)
-
-/** A TCP proxy to Redis on a port of its own: closed, the port refuses connections as a Redis that is down does. */
-class Link {
-  readonly #server: Server
-  readonly #sockets = new Set<Socket>()
-  port = 0
-
-  constructor (redisPort: number) {
-    this.#server = createServer(client => {
-      const upstream = tcpConnect(redisPort, '127.0.0.1')
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket)
-        socket.on('error', () => {})
-        socket.on('close', () => { client.destroy(); upstream.destroy(); this.#sockets.delete(socket) })
-      }
-      client.pipe(upstream).pipe(client)
-    })
-  }
-
-  up (): Promise<void> {
-    return new Promise(resolve => this.#server.listen(this.port, '127.0.0.1', () => {
-      this.port = (this.#server.address() as { port: number }).port
-      resolve()
-    }))
-  }
-
-  down (): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy()
-    return new Promise(resolve => this.#server.close(() => resolve()))
-  }
-}
 
 /** Whether an upgrade with `token` opens (the socket is closed again at once), or the HTTP status that refused it. */
 async function upgrade (url: string): Promise<number | 'open'> {
@@ -52,6 +24,28 @@ async function upgrade (url: string): Promise<number | 'open'> {
   } catch (err) {
     return Number((err as Error).message.replace('HTTP ', ''))
   }
+}
+
+/** What an upgrade gets once it is no longer 503, tried again for 30 s at least (a cold process warming up). */
+async function warmed (url: string): Promise<number | 'open'> {
+  let status = await upgrade(url)
+  for (let attempt = 0; status === 503 && attempt < 1_200; attempt++) {
+    await new Promise(resolve => setTimeout(resolve, 25))
+    status = await upgrade(url)
+  }
+  return status
+}
+
+/** A process on `redis`, its log lines (info and up) in `lines`. */
+async function logged (t: Test, redis: RealtimeOptions['redis']): Promise<Built & { lines: string[] }> {
+  const lines: string[] = []
+  const built = await build(t, { redis }, { logger: { level: 'info', stream: { write: (line: string) => { lines.push(line) } } } })
+  return { ...built, lines }
+}
+
+/** Resolves once one of `lines` says `text`. */
+async function said (lines: string[], text: string): Promise<void> {
+  while (!lines.some(line => line.includes(text))) await new Promise(resolve => setTimeout(resolve, 20))
 }
 
 t.test('a process started while Redis is down refuses session tokens (503) until it has loaded the revocations', async t => {
@@ -96,12 +90,7 @@ t.test('a process started while Redis is down refuses session tokens (503) until
   t.same(await graphql.closed, { code: 1013, reason: 'Service unavailable.' }, 'GraphQL connection_init: 1013, to be retried')
 
   await link.up() // Redis reachable: the cold process subscribes and loads the revocation set
-  let status = await upgrade(cold.url(`/websocket?access_token=${valid}`))
-  for (let attempt = 0; status === 503 && attempt < 400; attempt++) {
-    await new Promise(resolve => setTimeout(resolve, 25))
-    status = await upgrade(cold.url(`/websocket?access_token=${valid}`))
-  }
-  t.equal(status, 'open', 'once loaded, a valid session token is accepted')
+  t.equal(await warmed(cold.url(`/websocket?access_token=${valid}`)), 'open', 'once loaded, a valid session token is accepted')
   t.equal(await upgrade(cold.url(`/websocket?access_token=${revoked}`)), 401, 'and the revoked one refused')
 
   await link.down() // an outage after the load: the process goes on with what it knows
@@ -111,4 +100,53 @@ t.test('a process started while Redis is down refuses session tokens (503) until
   init.send({ type: 'connection_init', payload: { access_token: valid } })
   t.match(await init.next(), { type: 'connection_ack' }, 'GraphQL too')
   await init.close()
+})
+
+t.test('a process whose first read of the revocations timed out, Redis up, reads them again by itself', async t => {
+  const redis = await RedisServer.start(t)
+  const issuer = await build(t, { redis: redis.url }, { logger: false })
+  await issuer.app.realtime.revokeSession('session-revoked')
+
+  // Redis busy (a DEBUG SLEEP, a long KEYS) as the process reads the set: the read gives up after 2 s, the connection
+  // stays up, so no reconnection comes to read it again.
+  const link = new Link(redis.port)
+  const busy = link.hold('zscan')
+  await link.up()
+  t.teardown(() => link.down())
+  const cold = await logged(t, `redis://127.0.0.1:${link.port}`)
+  await within(said(cold.lines, 'could not read the revocations in force from Redis (realtime:revoked)'), 'the read giving up')
+  const valid = cold.app.realtime.signAccessToken(identity, 'session-valid').access_token
+  const revoked = cold.app.realtime.signAccessToken(identity, 'session-revoked').access_token
+  t.equal(await upgrade(cold.url(`/websocket?access_token=${valid}`)), 503, 'cold: a valid session token is refused')
+
+  busy.release() // Redis answers again, on the same connection
+  t.equal(await warmed(cold.url(`/websocket?access_token=${valid}`)), 'open', 'without a restart, a valid session token is accepted')
+  t.equal(await upgrade(cold.url(`/websocket?access_token=${revoked}`)), 401, 'and the revoked one refused')
+  t.ok(cold.lines.some(line => /read the revocations in force from Redis \(realtime:revoked\) after \d+ failed tries/.test(line)), 'the late read is logged')
+})
+
+t.test('on a Redis Cluster, a process that started while the revocations\' slot was not served reads them once it is', async t => {
+  const cluster = await RedisCluster.start(t)
+  // As while the master holding the set is down with no replica to take over, or before one has: its slot is served by
+  // nobody, the others by their masters, and the cluster client stays ready throughout.
+  await cluster.onEachNode(node => node.config('SET', 'cluster-require-full-coverage', 'no'))
+  const clientOptions = { enableOfflineQueue: false, redisOptions: { commandTimeout: 2_000, maxRetriesPerRequest: 1 } }
+  const issuer = await build(t, { redis: cluster.client(t, clientOptions) }, { logger: false })
+  await issuer.app.realtime.revokeSession('session-revoked')
+  const owner = await cluster.nodeOf('realtime:revoked')
+  const [slot] = await cluster.onEachNode(node => node.cluster('KEYSLOT', 'realtime:revoked'))
+  await cluster.onEachNode(node => node.cluster('DELSLOTS', slot!))
+
+  const cold = await logged(t, cluster.client(t, clientOptions))
+  await within(said(cold.lines, 'could not read the revocations in force from Redis (realtime:revoked)'), 'the read failing')
+  const valid = cold.app.realtime.signAccessToken(identity, 'session-valid').access_token
+  const revoked = cold.app.realtime.signAccessToken(identity, 'session-revoked').access_token
+  t.equal(await upgrade(cold.url(`/websocket?access_token=${valid}`)), 503, 'cold: a valid session token is refused')
+
+  // Served again (the master back), the set still in it.
+  const master = new Redis(owner.port, '127.0.0.1')
+  await master.cluster('ADDSLOTS', slot!)
+  master.disconnect()
+  t.equal(await warmed(cold.url(`/websocket?access_token=${valid}`)), 'open', 'without a restart, a valid session token is accepted')
+  t.equal(await upgrade(cold.url(`/websocket?access_token=${revoked}`)), 401, 'and the revoked one refused')
 })

@@ -3,11 +3,14 @@
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
+import pino from 'pino'
 import type { RevocationFeed } from '../../lib/stores/revocation-feed/contract.js'
 import { MemoryRevocationFeed } from '../../lib/stores/revocation-feed/memory.js'
 import { RedisRevocationFeed } from '../../lib/stores/revocation-feed/redis.js'
 import { connectRedis, type RedisConnections } from '../../lib/stores/redis-connection.js'
+import { until, within } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
+import { Link } from '../redis-link.js'
 import { RedisServer } from '../redis-server.js'
 import { silentLog } from './silent-log.js'
 
@@ -94,6 +97,97 @@ t.test('Redis: the set is read again once subscribed again, not when only the co
   await redis.client('KILL', 'TYPE', 'pubsub')
   await again
   t.equal(await reads(), 2, 'a subscription made again reads it again')
+})
+
+/** A Redis whose user `app` may not read the feed's keys (`test:*`), an admin connection to it, and `app`'s URL. */
+async function refusingReads (t: Test) {
+  const server = await RedisServer.start(t)
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  await admin.acl('SETUSER', 'app', 'on', '>app-password', '~other:*', '&*', '+@all')
+  /** Reads of the set Redis refused so far. */
+  const refused = async () => Number(/cmdstat_zscan:.*rejected_calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0)
+  return { admin, refused, url: `redis://app:app-password@127.0.0.1:${server.port}` }
+}
+
+/** A logger whose lines go to `lines`, each as it is logged; `onLine` is called with each. */
+function linesLog (lines: string[], onLine: (line: string) => void = () => {}) {
+  return pino({ level: 'info' }, { write: (line: string) => { lines.push(line); onLine(line) } })
+}
+
+t.test('Redis: a read of the set that failed, the connections up, is tried again, later each time, until one passes', async t => {
+  const { admin, refused, url } = await refusingReads(t)
+  const connections = connectRedis(url, silentLog)
+  t.teardown(() => connections.close())
+  const lines: string[] = []
+  let loaded = false
+  new RedisRevocationFeed(connections, 'test:', linesLog(lines)).start(() => {}, () => { loaded = true })
+  await within(until(() => lines.length > 0), 'the first failure')
+  // Tried again 250 ms after the first failure, 500 ms after the second, 1 s after the third: not at a steady pace.
+  await new Promise(resolve => setTimeout(resolve, 1_500))
+  const tries = await refused()
+  t.ok(tries >= 2 && tries <= 4, `tried again, backing off (${tries} tries in 1.5 s)`)
+  t.equal(lines.filter(line => line.includes('could not read the revocations in force from Redis (test:revoked)')).length, 1, 'the failure logged once')
+
+  await admin.acl('SETUSER', 'app', '~test:*')
+  await within(until(() => loaded), 'the set read once Redis lets it')
+  t.match(lines.at(-1), /read the revocations in force from Redis \(test:revoked\) after \d+ failed tries/, 'the late read is logged')
+})
+
+t.test('Redis: stopped, a feed tries no read again, whether one was failing or waiting to be tried again', async t => {
+  const { refused, url } = await refusingReads(t)
+  const connections = connectRedis(url, silentLog)
+  t.teardown(() => connections.close())
+  const lines: string[] = []
+  // Stopped as the read fails (the failure is logged before anything else is done with it)...
+  const failing: RedisRevocationFeed = new RedisRevocationFeed(connections, 'test:', linesLog(lines, () => failing.stop()))
+  failing.start(() => {}, () => {})
+  await within(until(() => lines.length === 1), 'the first read failing')
+  // ...and once it waits to try again.
+  const waiting = new RedisRevocationFeed(connections, 'test:', linesLog(lines))
+  waiting.start(() => {}, () => {})
+  await within(until(() => lines.length === 2), 'the second feed\'s read failing')
+  await new Promise(resolve => setImmediate(resolve))
+  waiting.stop()
+  // Past when each would have tried again (250 ms), on connections still up.
+  await new Promise(resolve => setTimeout(resolve, 1_000))
+  t.equal(await refused(), 2, 'one read each, none after')
+})
+
+t.test('Redis: one read of the set at a time; a subscription made again during one reads once it is done', async t => {
+  const server = await RedisServer.start(t)
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  const link = new Link(server.port)
+  const busy = link.hold('zscan')
+  await link.up()
+  t.teardown(() => link.down())
+  // An app's own client with no command timeout: the read waits for as long as Redis is busy.
+  const commands = new Redis(`redis://127.0.0.1:${link.port}`)
+  t.teardown(() => commands.disconnect())
+  const connections = connectRedis(commands, silentLog)
+  t.teardown(() => connections.close())
+  let subscriptions = 0
+  let loads = 0
+  const counted: RedisConnections = {
+    ...connections,
+    listen: (channel, onMessage, onSubscribed) => connections.listen(channel, onMessage, () => {
+      subscriptions++
+      onSubscribed?.()
+    })
+  }
+  new RedisRevocationFeed(counted, 'test:', silentLog).start(() => {}, () => { loads++ })
+  await within(busy.held, 'the first read')
+  await admin.client('KILL', 'TYPE', 'pubsub')
+  await within(until(() => subscriptions === 2), 'the subscription made again')
+  // What the feed sent before this PING, on the same connection, reached the link before it.
+  commands.ping().catch(() => {})
+  await within(until(() => busy.sent().includes('ping')), 'the PING')
+  t.equal(busy.sent().split('zscan').length - 1, 1, 'no second read while the first is unanswered')
+
+  busy.release()
+  await within(until(() => loads === 2), 'both reads')
+  t.equal(Number(/cmdstat_zscan:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1]), 2, 'the second read once the first was done')
 })
 
 t.test('Redis Cluster', async t => {

@@ -10,4 +10,6 @@ export interface RevocationFeed {
    * once this process knows every revocation in force and hears every new one (again, maybe, after an outage).
    */
   start (onRevoked: RevokedHandler, onLoaded: () => void): void
+  /** Stops what `start` keeps trying (a replay that failed), at close. */
+  stop (): void
 }

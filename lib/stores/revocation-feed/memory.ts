@@ -13,4 +13,7 @@ export class MemoryRevocationFeed implements RevocationFeed {
     this.#onRevoked = onRevoked
     onLoaded()
   }
+
+  // Loaded as it starts: nothing to try again.
+  stop (): void {}
 }

@@ -7,6 +7,10 @@ import type { RedisConnections } from '../redis-connection.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
+/** How long after a failed replay the next is tried, doubling with each failure up to the longest. */
+const firstRetryMs = 250
+const longestRetryMs = 5_000
+
 export class RedisRevocationFeed implements RevocationFeed {
   readonly #redis: RedisConnections
   readonly #key: string
@@ -17,6 +21,9 @@ export class RedisRevocationFeed implements RevocationFeed {
   // Set by `start`, which the plugin calls at registration, before anything can be revoked; a feed that only
   // publishes (not started) has no sockets of its own to tell.
   #onRevoked: RevokedHandler | undefined
+  /** The next try of a replay that failed. */
+  #retry: NodeJS.Timeout | undefined
+  #stopped = false
 
   constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
     const keys = redisKeys(prefix, channelScope(redis.commands))
@@ -46,14 +53,38 @@ export class RedisRevocationFeed implements RevocationFeed {
     // that began once subscribed leaves nothing unknown: what came before is in the set, what after is heard.
     let subscriptions = 0
     let replayed = 0
+    // One replay at a time; a reason to replay that comes meanwhile (a new subscription) replays once it is done.
+    let replaying = false
+    let again = false
+    /** Replays failed in a row: the next is tried later each time, and only the first is logged. */
+    let failures = 0
     const replay = () => {
+      if (replaying) {
+        again = true
+        return
+      }
+      replaying = true
+      again = false
+      clearTimeout(this.#retry)
       const after = subscriptions
       this.#replay(onRevoked).then(() => {
         replayed = Math.max(replayed, after)
+        if (failures > 0) this.#log.info(`read the revocations in force from Redis (${this.#key}) after ${failures} failed tries`)
+        failures = 0
         onLoaded()
       }, (err: unknown) => {
-        // Retried at the next (re)connection; Redis refusing the read (an ACL without the key) never passes.
-        this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key})`)
+        // Redis refusing the read (an ACL without the key) never passes: retried all the same, logged once.
+        if (failures++ === 0) this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key}); retrying`)
+      }).finally(() => {
+        replaying = false
+        if (this.#stopped || replayed >= subscriptions) return
+        if (again) {
+          replay()
+          return
+        }
+        // Not only at the next (re)connection: a Cluster client stays ready through a master's failover, and a
+        // connection stays up under a read that timed out (Redis busy), so neither may ever come.
+        this.#retry = setTimeout(replay, Math.min(firstRetryMs * 2 ** (failures - 1), longestRetryMs)).unref()
       })
     }
     this.#redis.listen(this.#channel, (message) => {
@@ -68,9 +99,15 @@ export class RedisRevocationFeed implements RevocationFeed {
       subscriptions++
       replay()
     })
-    // The replay needs the command connection too: one that failed while it was away is made again once it is back.
-    // A subscription replayed already is not (after an outage, both connections come back: the set is read once).
+    // The replay needs the command connection too: one that failed while it was away is made again once it is back
+    // (sooner than its retry). A subscription replayed already is not (after an outage, both connections come back:
+    // the set is read once).
     this.#redis.onCommandsReady(() => { if (replayed < subscriptions) replay() })
+  }
+
+  stop (): void {
+    this.#stopped = true
+    clearTimeout(this.#retry)
   }
 
   async #replay (onRevoked: RevokedHandler): Promise<void> {
