@@ -92,13 +92,17 @@ export class UserDirectory {
     if (!await argon2.verify(entry.passwordHash, password)) return null
     if (entry.otpKey) {
       const step = typeof otp === 'string' ? totpStep(entry.otpKey, otp) : null
+      if (step === null) return null
+      const { user } = entry.identity
       const nonce = randomUUID()
-      // A code is good once: its replay, or an older code, fails exactly as a wrong one does.
-      if (step === null || !await this.#otpSteps.claim(entry.identity.user, step, nonce)) return null
-      // The login failed after this check for want of a store or a hook: the client's retry with this code works.
+      // The login failed after this check for want of a store or a hook, or the claim's answer never came (it may have
+      // landed): the code is given back, so that the client's retry with it works. A claim that did not land, or lost
+      // to a replay, has nothing to give back: the give-back names this claim.
       check?.signal.addEventListener('abort', () => {
-        Promise.allSettled([this.#otpSteps.giveBack(entry.identity.user, step, nonce)])
+        Promise.allSettled([this.#otpSteps.giveBack(user, step, nonce)])
       }, { once: true })
+      // A code is good once: its replay, or an older code, fails exactly as a wrong one does.
+      if (!await this.#otpSteps.claim(user, step, nonce)) return null
     }
     return { ...entry.identity }
   }

@@ -102,6 +102,28 @@ t.test('UserDirectory: a code whose login then failed (the check\'s signal abort
   await new Promise(resolve => setImmediate(resolve))
 })
 
+t.test('UserDirectory: a claim that landed but whose answer never came is given back when its login fails', async (t) => {
+  const memory = new MemoryOtpSteps()
+  let answerLost = true
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  users.useOtpSteps({
+    claim: async (user, step, nonce) => {
+      const claimed = await memory.claim(user, step, nonce)
+      if (answerLost) throw new Error('the connection dropped before the answer')
+      return claimed
+    },
+    giveBack: (user, step, nonce) => memory.giveBack(user, step, nonce)
+  })
+  const dave = await users.add({ email: 'dave@example.com', password: 'd4v3!', otpSecret })
+  const credential = { email: 'dave@example.com', password: 'd4v3!', otp: TOTP.generate({ secret: otpKey(otpSecret) }) }
+  const failed = new AbortController()
+  await t.rejects(users.verifyCredentials(credential, { signal: failed.signal }))
+  failed.abort()
+  await new Promise(resolve => setImmediate(resolve))
+  answerLost = false
+  t.same(await users.verifyCredentials(credential, { signal: new AbortController().signal }), dave, 'the retry with the code works')
+})
+
 t.test('UserDirectory: a record of used steps that fails makes the check fail (SERVICE_UNAVAILABLE upstream)', async (t) => {
   const users = new UserDirectory({ passwordHashing: testHashing })
   users.useOtpSteps({ claim: () => Promise.reject(new Error('redis down')), giveBack: () => Promise.resolve() })
