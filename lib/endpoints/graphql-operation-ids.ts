@@ -4,6 +4,8 @@
 // sent a stray `complete` (or its own result, as the second's) and deleted the entry, the second then running on unseen,
 // past its socket's close too. Such a `subscribe` waits here until graphql-ws is done with the id.
 import { CloseCode, MessageType, parseMessage } from 'graphql-ws'
+import { CloseCode as RealtimeCloseCode } from '../errors.js'
+import { backlogFullReason } from '../connection/inbox.js'
 
 /** The socket frames come from, and graphql-ws behind it. */
 export interface FrameSink {
@@ -11,6 +13,8 @@ export interface FrameSink {
   pass (text: string): Promise<void>
   /** Whether the socket still reads frames. */
   readonly reading: boolean
+  /** What the `subscribe`s waiting here may cost together, in bytes: the max payload, as frames queued on `/websocket`. */
+  readonly maxWaitingBytes: number
   close (code: number, reason: string): void
 }
 
@@ -51,9 +55,20 @@ export class OperationIds {
     const inUse = this.#inUse?.get(id)
     if (type === MessageType.Complete) this.complete(inUse, text)
     else if (inUse === undefined) this.start(id, text)
-    else if (inUse.completed && inUse.waiting === null) inUse.waiting = text
+    else if (inUse.completed && inUse.waiting === null) this.wait(inUse, text)
     // The first is live for the client: not completed, or itself a `subscribe` waiting. graphql-ws's own answer.
     else this.#sink.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`)
+  }
+
+  /**
+   * Held until its id is free. Each id holds one, but as many ids as operations may be in use (queries whose resolvers
+   * are slow, completed): past the bound, the socket closes as a `/websocket` one with too many frames queued does.
+   */
+  private wait (inUse: IdInUse, text: string): void {
+    let bytes = Buffer.byteLength(text)
+    for (const other of this.#inUse!.values()) bytes += other.waiting === null ? 0 : Buffer.byteLength(other.waiting)
+    if (bytes > this.#sink.maxWaitingBytes) this.#sink.close(RealtimeCloseCode.PolicyViolation, backlogFullReason)
+    else inUse.waiting = text
   }
 
   private complete (inUse: IdInUse | undefined, text: string): void {

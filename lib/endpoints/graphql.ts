@@ -145,7 +145,8 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     outbound: options.outbound,
     // graphql-transport-ws cannot re-authenticate in band: a socket whose credential ends is closed (onExpire).
     policy: { ...options.policy, reauthenticates: false },
-    name: endpoint.name
+    name: endpoint.name,
+    maxPayload: options.maxPayload
   }
   return function open (socket: WebSocket, request: FastifyRequest): GraphqlSocket {
     return new GraphqlSocket(socket, request, handling)
@@ -159,6 +160,7 @@ interface GraphqlHandling {
   outbound: Outbound
   policy: GuardPolicy
   name: EndpointName
+  maxPayload: number
 }
 
 /**
@@ -245,6 +247,10 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
     // Frames behind a close (the credential ended, the handshake ran out) would run as nobody: they are dropped.
     if (!this.reading) return
     this.#ids.receive((data as Buffer).toString())
+  }
+
+  get maxWaitingBytes (): number {
+    return this.#handling.maxPayload
   }
 
   get reading (): boolean {

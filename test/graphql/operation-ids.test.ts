@@ -151,3 +151,23 @@ t.test('a subscribe waiting for its id when its socket closes never runs', async
   await new Promise(resolve => setImmediate(resolve))
   t.equal(schemas, 1, 'only the first asked for its schema')
 })
+
+t.test('subscribes waiting for their ids cost at most the max payload together: past it the socket closes 1008, as a backlog does', async t => {
+  const { schema, finish } = schemaOf()
+  const { url } = await build(t, { env: { WEBSOCKETS_MAX_PAYLOAD: '4096' }, graphql: { auth: 'public', schema } })
+  const client = await GraphqlSocket.open(url('/graphql'))
+  const closed = new Promise<[number, string]>(resolve => client.client.ws.once('close', (code, reason) => resolve([code, reason.toString()])))
+  // Each waiting subscribe about 1.5 KB: two fit in 4 KiB, the third does not.
+  const padded = (n: number) => `subscription { tick } # ${'x'.repeat(1_500)} ${n}`
+  for (const id of ['a', 'b', 'c']) {
+    client.subscribe(id, '{ slow }')
+    client.complete(id)
+  }
+  client.subscribe('a', padded(1))
+  client.subscribe('b', padded(2))
+  await client.roundTrip()
+  t.equal(client.client.ws.readyState, client.client.ws.OPEN, 'two wait')
+  client.subscribe('c', padded(3))
+  t.same(await closed, [1008, 'Too many frames queued.'])
+  finish()
+})
