@@ -14,7 +14,7 @@
 //   skipped, and goes with the set. endUser takes the user's ids a batch at a time, newest first (the sessions in use;
 //   the oldest lapse first anyway), and drops each batch from the set once ended: one that runs out of time has ended
 //   some, and the next goes on from there. It marks the user with when it began before it reads a thing (each batch
-//   marks the same time again).
+//   marks the same time again); with the clock unread (its node away), it marks nothing and ends them all the same.
 // When a check began and when an endUser did are read off one clock, Redis's at one key (`revocationClock`): on one
 // server or in a cluster, every process reads the same clock, whatever their own say.
 // The user's set is sorted by when each session expires: every change to it drops the ones past, so a user who keeps
@@ -108,9 +108,9 @@ return identity`
 
 // KEYS: the user's set, the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it expires
 // with its sessions), when the user's sessions were last ended. ARGV: deadline, how many, when this endUser began
-// ('': unknown, no mark), how long the mark of it stays. Marks the user first (the latest endUser's mark stands); then up to that many ids of
-// sessions not yet past by Redis's clock, the newest first, for endUser to end; the plain set's once the sorted one
-// has none left.
+// ('': unknown, no mark), how long the mark of it stays. Marks the user first (the latest endUser's mark stands);
+// then up to that many ids of sessions not yet past by Redis's clock, the newest first, for endUser to end; the plain
+// set's once the sorted one has none left.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
 if ARGV[3] ~= '' then
