@@ -10,6 +10,8 @@ import { readRevocation, Revocations } from './auth/revocations.js'
 import { tokenJwt } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
+import { GiveBacks } from './stores/give-backs.js'
+import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
 import { captureLogLines, levelValuesOf } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
 import { RealtimeEvents } from './events.js'
@@ -69,6 +71,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }
   }
 
+  // What a failed login or refresh took from the stores, given back until it lands.
+  const giveBacks = new GiveBacks(storeTimeoutMs)
+  fastify.addHook('onClose', async () => giveBacks.stop())
   let verifyCredentials = options.verifyCredentials
   if (!verifyCredentials) {
     let directory = options.users
@@ -80,7 +85,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       await Promise.all(users.map(user => made.add(user)))
       directory = made
     }
-    if (backend.otpSteps) directory.useOtpSteps(backend.otpSteps())
+    if (backend.otpSteps) directory.useOtpSteps(givenBackUntilLanded(backend.otpSteps(), giveBacks))
     verifyCredentials = directory.verifyCredentials
   }
   const sessionStore = options.sessionStore ?? backend.sessions(config.maxSessionsPerUser)
@@ -124,7 +129,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     storeTimeoutMs,
     keyLookupMs,
     passwordChecks: new PasswordChecks(config.passwordQueue),
-    attemptLimiter: config.attemptLimit ? backend.attempts(config.attemptLimit) : unlimited
+    attemptLimiter: config.attemptLimit ? backend.attempts(config.attemptLimit) : unlimited,
+    giveBacks
   })
 
   fastify.decorateRequest('realtime', null)

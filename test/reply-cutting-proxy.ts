@@ -1,6 +1,8 @@
 // A TCP proxy in front of a Redis node that can lose one answer: the connection that carried a chosen command is cut
 // once Redis has answered it in full, before the answer reaches the client, as a reset or a NAT going away between
-// the two would. Redis has run the command; the client saw its connection drop, and ioredis sends it again.
+// the two would. Redis has run the command; the client saw its connection drop, and ioredis sends it again. Or the
+// answer is held, with all that follows it on that connection, until released: a connection gone silent one way
+// (commands still reach Redis and run), as a busy network or a Redis stalled before it writes its answers.
 import net from 'node:net'
 import type { Test } from 'tap'
 
@@ -38,6 +40,13 @@ export interface ReplyCuttingProxy {
    * chunk completing its answer arrives, and nothing of that chunk is passed on.
    */
   cutAfter (text: string): void
+  /** As `cutAfter`, but the connection stays up, its answers from that one on held until `release`. */
+  holdAfter (text: string): void
+  /** Passes on what was held, and holds nothing more. */
+  release (): void
+  /** Cuts every connection, and refuses new ones until `accept`: Redis away. */
+  cutAll (): void
+  accept (): void
   /** Connections cut so far. */
   readonly cuts: number
 }
@@ -45,9 +54,16 @@ export interface ReplyCuttingProxy {
 /** A proxy to `port` on loopback, closed with its connections at the test's end. */
 export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCuttingProxy> {
   let marker: string | null = null
+  let holding = false
+  const releases: (() => void)[] = []
   let cuts = 0
+  let refusing = false
   const sockets = new Set<net.Socket>()
   const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy()
+      return
+    }
     const upstream = net.connect(port, '127.0.0.1')
     for (const socket of [client, upstream]) {
       sockets.add(socket)
@@ -74,10 +90,24 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
       readCommands(chunk)
       upstream.write(chunk)
     })
+    let held: Buffer[] | null = null
     upstream.on('data', (chunk: Buffer) => {
       readAnswers(chunk)
+      if (held) {
+        held.push(chunk)
+        return
+      }
       if (cutAt === 0 || answered < cutAt) {
         client.write(chunk)
+        return
+      }
+      if (holding) {
+        cutAt = 0
+        held = [chunk]
+        releases.push(() => {
+          for (const chunk of held!) client.write(chunk)
+          held = null
+        })
         return
       }
       cuts++
@@ -95,7 +125,23 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
   return {
     port: own,
     url: `redis://127.0.0.1:${own}`,
-    cutAfter (text) { marker = text },
+    cutAfter (text) {
+      marker = text
+      holding = false
+    },
+    holdAfter (text) {
+      marker = text
+      holding = true
+    },
+    cutAll () {
+      refusing = true
+      for (const socket of sockets) socket.destroy()
+    },
+    accept () { refusing = false },
+    release () {
+      marker = null
+      for (const release of releases.splice(0)) release()
+    },
     get cuts () { return cuts }
   }
 }

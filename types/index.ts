@@ -201,6 +201,13 @@ export interface SessionStore {
    * `nextTokenHash`, `rotated` as the first time.
    */
   rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult>
+  /**
+   * Optional: takes back a rotation the plugin answered SERVICE_UNAVAILABLE for (its answer came late or not at all,
+   * or its client left): a session still at `nextTokenHash` goes back to `token`'s hash; any other stays as it is. Safe
+   * whenever it lands, with no deadline: nobody ever held the token of `nextTokenHash`. Without it, such a rotation
+   * stands, and the client's retry with the token it holds counts as reuse.
+   */
+  unrotate? (token: PresentedToken, nextTokenHash: string): Promise<void>
   /** What a token is, without changing anything. */
   lookup (token: PresentedToken): Promise<TokenLookup>
   /** Ends a session: none of its tokens works any more. Resolves the ended session's identity, or null. */

@@ -10,10 +10,12 @@ import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
 import { isThenable } from '../thenable.js'
+import { deadline } from '../deadline.js'
+import type { GiveBacks } from '../stores/give-backs.js'
 import { RepeatedFailures } from '../repeated-failures.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, MapClaims, OnAuthenticate, PasswordCredential,
-  SessionStore, VerifyCredentials
+  PresentedToken, SessionStore, VerifyCredentials
 } from '../../types/index.js'
 
 export interface AuthSuccess {
@@ -135,15 +137,8 @@ export interface AuthenticatorOptions {
   attemptLimiter: AttemptLimiter
   /** Where password checks wait for their turn. */
   passwordChecks: PasswordChecks
-}
-
-/** A store, key lookup or hook that hangs must not hang the client: past the deadline it counts as unavailable. */
-function deadline<T> (work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout
-  const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  })
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
+  /** Where a failed refresh gives its rotation back. */
+  giveBacks: GiveBacks
 }
 
 /**
@@ -156,6 +151,15 @@ function payloadOf (verified: Claims): Claims {
     typeof signature === 'string'
   return complete ? payload as Claims : verified
 }
+
+/** What a rotation's give-back gives back to: its session. */
+const rotationOf = (sessionId: string) => `rotation ${sessionId}`
+
+/**
+ * How long a rotation's give-back is tried: past it, a store away that long has turned the client's retries away
+ * (SERVICE_UNAVAILABLE) and the client has most likely logged in again.
+ */
+const unrotateForMs = 10 * 60_000
 
 /** A promise handled here as well: a caller that drops it (`trusted(...) && check`) must not crash the process. */
 function handled<T> (promise: Promise<T>): Promise<T> {
@@ -515,6 +519,9 @@ export class Authenticator {
       return fail('INVALID_CREDENTIALS', 'session ended')
     }
     try {
+      // A rotation of this session given back after a failure must have landed, or this one would be taken for reuse.
+      const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
+      if (settling) await settling
       // The app's hook answers before the token rotates: a hook that cannot answer leaves the client's token good for a
       // retry, where after the rotation the session would have had to end (the client never got the next token).
       let context: Record<string, unknown> | undefined
@@ -531,16 +538,42 @@ export class Authenticator {
         context = admitted.context
       }
       if (at.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its refresh token rotated')
-      const next = newRefreshToken(presented.sessionId)
-      const issuedAt = Date.now()
-      const rotated = await this.#store((store, deadline) => store.rotate(
-        presented, hashRefreshToken(next), Date.now() + this.#options.refreshTokenTtlMs, deadline))
-      if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
-      const issued = this.#issue(rotated.session.identity, rotated.session.id, next, issuedAt)
-      return context ? { ...issued, context } : issued
+      const issued = await this.#rotate(presented, at)
+      return context && issued.ok ? { ...issued, context } : issued
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
+  }
+
+  /**
+   * Rotates the refresh token, and takes the rotation back (`unrotate`) whenever its client does not get the next
+   * token: the store answered late or not at all (it may have rotated all the same), the client left meanwhile, the
+   * tokens could not be signed. The client then retries with the token it holds, which must still be current.
+   */
+  async #rotate (presented: PresentedToken, at: AuthContext): Promise<AuthResult> {
+    const next = newRefreshToken(presented.sessionId)
+    const nextTokenHash = hashRefreshToken(next)
+    const issuedAt = Date.now()
+    try {
+      const rotated = await this.#store((store, deadline) => store.rotate(
+        presented, nextTokenHash, Date.now() + this.#options.refreshTokenTtlMs, deadline))
+      if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
+      if (at.waiting?.() === false) {
+        this.#unrotate(presented, nextTokenHash)
+        return fail('SERVICE_UNAVAILABLE', 'the client left while its refresh token rotated')
+      }
+      return this.#issue(rotated.session.identity, rotated.session.id, next, issuedAt)
+    } catch (err) {
+      this.#unrotate(presented, nextTokenHash)
+      throw err
+    }
+  }
+
+  /** Given back until it lands, for a while: a client may retry at once or minutes later. */
+  #unrotate (presented: PresentedToken, nextTokenHash: string): void {
+    const { sessionStore, giveBacks } = this.#options
+    if (!sessionStore.unrotate) return
+    giveBacks.add(rotationOf(presented.sessionId), () => sessionStore.unrotate!(presented, nextTokenHash), unrotateForMs)
   }
 
   /**

@@ -9,6 +9,7 @@ import { Authenticator, defaultMapClaims, type AuthContext, type AuthenticatorOp
 import { newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { unlimited } from '../../lib/stores/attempts/contract.js'
 import { PasswordChecks } from '../../lib/auth/password-checks.js'
+import { GiveBacks } from '../../lib/stores/give-backs.js'
 import type { Identity, SessionStore } from '../../lib/index.js'
 import { fakeClock } from '../clock.js'
 import { secret } from '../helpers.js'
@@ -41,6 +42,11 @@ interface Harness {
   revocations: Revocations
   /** Sessions published as revoked, in order. */
   ended: string[]
+}
+
+function stoppedAtTeardown (t: Test, giveBacks: GiveBacks): GiveBacks {
+  t.teardown(() => giveBacks.stop())
+  return giveBacks
 }
 
 /** Revocations as a process that has loaded them has them. */
@@ -86,6 +92,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     storeTimeoutMs: 1_000,
     keyLookupMs: 1_000,
     attemptLimiter: unlimited,
+    giveBacks: stoppedAtTeardown(t, new GiveBacks(1_000)),
     ...options
   })
   return { app, authenticator, store, revocations, ended }
@@ -496,6 +503,77 @@ t.test('Authenticator: a refresh whose store acts only after the timeout is SERV
   slow = false
   success(t, await authenticator.refresh(login.issued!.refresh_token, at))
   t.same(ended, [], 'the retry was no reuse')
+})
+
+/** The memory store, whose rotations act and then answer as `answer` says: lost (rejected), or late (never here). */
+function rotatingStore (answer: { lost: boolean }, unrotates = { fail: false }): SessionStore {
+  const memory = new MemorySessionStore()
+  return {
+    create: (s, d) => memory.create(s, d),
+    rotate: async (a, b, c, d) => {
+      const rotated = await memory.rotate(a, b, c, d)
+      if (answer.lost) throw new Error('connection reset before the answer')
+      return rotated
+    },
+    unrotate: (a, b) => unrotates.fail ? Promise.reject(new Error('store away')) : memory.unrotate(a, b),
+    lookup: (h) => memory.lookup(h),
+    end: (id, d) => memory.end(id, d),
+    endUser: (u, d) => memory.endUser(u, d)
+  }
+}
+
+t.test('Authenticator: a refresh whose rotation acted but whose answer was lost is SERVICE_UNAVAILABLE, its rotation taken back', async (t) => {
+  const answer = { lost: false }
+  const { authenticator, ended } = await harness(t, { sessionStore: rotatingStore(answer) })
+  const login = success(t, await authenticator.login(credentials, at))
+  answer.lost = true
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  answer.lost = false
+  const retried = success(t, await authenticator.refresh(login.issued!.refresh_token, at))
+  t.same(ended, [], 'the retry with the token the client holds is no reuse')
+  success(t, await authenticator.refresh(retried.issued!.refresh_token, at))
+})
+
+t.test('Authenticator: while a rotation\'s give-back has not landed, a refresh of its session is SERVICE_UNAVAILABLE, and rotates nothing', async (t) => {
+  const answer = { lost: false }
+  const unrotates = { fail: true }
+  const { authenticator, ended } = await harness(t, { sessionStore: rotatingStore(answer, unrotates) })
+  const login = success(t, await authenticator.login(credentials, at))
+  const other = success(t, await authenticator.login(credentials, at))
+  answer.lost = true
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  answer.lost = false
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' },
+    'the store away still: the retry waits, it is not taken for reuse')
+  success(t, await authenticator.refresh(other.issued!.refresh_token, at))
+  unrotates.fail = false
+  success(t, await authenticator.refresh(login.issued!.refresh_token, at))
+  t.same(ended, [])
+})
+
+t.test('Authenticator: a refresh whose client left while its token rotated takes the rotation back', async (t) => {
+  const { authenticator, ended } = await harness(t)
+  const login = success(t, await authenticator.login(credentials, at))
+  let asked = 0
+  // Still there when the refresh begins; gone by the time the store has answered.
+  const leaving: AuthContext = { ...at, waiting: () => ++asked === 1 }
+  t.match(await authenticator.refresh(login.issued!.refresh_token, leaving), {
+    ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'the client left while its refresh token rotated'
+  })
+  success(t, await authenticator.refresh(login.issued!.refresh_token, at))
+  t.same(ended, [])
+})
+
+t.test('Authenticator: with a store of the app\'s that cannot take a rotation back, a lost answer\'s rotation stands', async (t) => {
+  const answer = { lost: false }
+  const { unrotate: _unrotate, ...store } = rotatingStore(answer)
+  const { authenticator, ended } = await harness(t, { sessionStore: store })
+  const login = success(t, await authenticator.login(credentials, at))
+  answer.lost = true
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  answer.lost = false
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' }, 'the retry is reuse')
+  t.same(ended, [login.session])
 })
 
 t.test('Authenticator: until the revocations are loaded, a token with a session is SERVICE_UNAVAILABLE', async (t) => {

@@ -7,6 +7,7 @@ import { Secret, TOTP } from 'otpauth'
 import { MemorySessionStore, UserDirectory } from '../../lib/index.js'
 import { admin, build, type Built } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
+import { replyCuttingProxy } from '../reply-cutting-proxy.js'
 
 const otpSecret = 'JBSWY3DPEHPK3PXP'
 const user = { ...admin, otpSecret }
@@ -103,5 +104,34 @@ t.test('on Redis too, and a login the app\'s onAuthenticate could not check (it 
   t.equal((await login(app, now)).statusCode, 503)
   hookFails = false
   t.equal((await login(app, now)).statusCode, 200, 'the retry with the same code works')
+  t.equal((await login(app, now)).statusCode, 401, 'once')
+})
+
+t.test('on Redis, a code whose give-back met Redis away is given back once it is back: the retry works', async t => {
+  fakeDate(t)
+  const redis = await RedisServer.start(t)
+  const proxy = await replyCuttingProxy(t, redis.port)
+  let first = true
+  const app = await build(t, {
+    users: [user],
+    authRoutes: true,
+    redis: proxy.url,
+    // The first login's hook loses Redis (the plugin's connection cut, and none let through) and then fails: the login
+    // answers 503 and gives its code back with no connection to Redis.
+    onAuthenticate: async () => {
+      if (!first) return
+      first = false
+      proxy.cutAll()
+      await new Promise(resolve => setTimeout(resolve, 50))
+      throw new Error('the app\'s database is away too')
+    }
+  }, { logger: false })
+  const now = code(Date.now())
+  t.equal((await login(app, now)).statusCode, 503)
+  proxy.accept()
+  let retried
+  do retried = await login(app, now)
+  while (retried.statusCode === 503)
+  t.equal(retried.statusCode, 200, 'once Redis is back, the retry with the same code works')
   t.equal((await login(app, now)).statusCode, 401, 'once')
 })

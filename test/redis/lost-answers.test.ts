@@ -1,12 +1,14 @@
 // Answers lost on the way back from Redis (PROTOCOL.md section 8): the connection drops after Redis ran a script and
 // before its answer arrived, and ioredis sends the script again once connected (a plain client resends what went
 // unanswered; a Cluster client retries a command that failed with "Connection is closed"). The second run answers as
-// the first did: a refresh is no reuse, a one-time code is no replay.
+// the first did: a refresh is no reuse, a one-time code is no replay. Or the answer is held past the store's timeout
+// (the connection gone silent one way): the refresh answered 503 gives its rotation back, and the client's retry with
+// the token it holds works, on this process and on another.
 import t, { type Test } from 'tap'
-import { Cluster, type ClusterOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import { TOTP } from 'otpauth'
 import type { RealtimeOptions } from '../../lib/index.js'
-import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
+import { hashRefreshToken, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { otpKey } from '../../lib/auth/totp.js'
 import { admin, build, type Built } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
@@ -68,6 +70,54 @@ t.test('one Redis', async t => {
   t.test('a login whose one-time code\'s claim lost its answer works', async t => {
     const proxy = await replyCuttingProxy(t, server.port)
     await loginWhoseClaimIsLost(t, proxy.url, async () => proxy)
+  })
+})
+
+t.test('one Redis: a refresh whose rotation\'s answer is held past the store timeout', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const sessionKey = (token: string) => `realtime:{s:${readRefreshToken(token)!.sessionId}}:session`
+  /** Redis itself, asked until the session is back at `token` (or a while has passed: the test then fails below). */
+  async function givenBack (token: string): Promise<string | null> {
+    let current: string | null = null
+    for (let tries = 0; tries < 200 && current !== hashRefreshToken(token); tries++) {
+      if (tries > 0) await new Promise(resolve => setTimeout(resolve, 100))
+      current = await redis.hget(sessionKey(token), 'tokenHash')
+    }
+    return current
+  }
+
+  t.test('its retry on another process works once the rotation is given back', async t => {
+    const proxy = await replyCuttingProxy(t, server.port)
+    const silent = await build(t, { users: [admin], authRoutes: true, redis: proxy.url }, { logger: false })
+    const other = await build(t, { users: [admin], authRoutes: true, redis: server.url }, { logger: false })
+    const login = await post(silent, '/auth/login', { email: admin.email, password: admin.password })
+    const { refresh_token: token } = login.json().data
+
+    proxy.holdAfter(rotation)
+    t.equal((await post(silent, '/auth/refresh', { refresh_token: token })).statusCode, 503, 'no answer in time: 503')
+    t.equal(await givenBack(token), hashRefreshToken(token), 'the rotation ran on Redis, and was taken back')
+    const retried = await post(other, '/auth/refresh', { refresh_token: token })
+    t.equal(retried.statusCode, 200, 'the retry elsewhere is no reuse')
+    proxy.release()
+    t.equal((await post(silent, '/auth/refresh', { refresh_token: retried.json().data.refresh_token })).statusCode, 200,
+      'the silent process, its answers come, refreshes the session it had given up on')
+  })
+
+  t.test('its retry on the same process works once the connection speaks again', async t => {
+    const proxy = await replyCuttingProxy(t, server.port)
+    const silent = await build(t, { users: [admin], authRoutes: true, redis: proxy.url }, { logger: false })
+    const login = await post(silent, '/auth/login', { email: admin.email, password: admin.password })
+    const { refresh_token: token } = login.json().data
+
+    proxy.holdAfter(rotation)
+    t.equal((await post(silent, '/auth/refresh', { refresh_token: token })).statusCode, 503, 'no answer in time: 503')
+    proxy.release()
+    const retried = await post(silent, '/auth/refresh', { refresh_token: token })
+    t.equal(retried.statusCode, 200, 'the retry is no reuse')
+    t.equal((await post(silent, '/auth/refresh', { refresh_token: retried.json().data.refresh_token })).statusCode, 200,
+      'and the session lives on')
   })
 })
 

@@ -245,9 +245,11 @@ t.test('a GraphQL socket whose session ends reports expire, and closes 4403', as
 
 t.test('an authentication that settles after its socket is gone is not reported', async t => {
   let release: () => Promise<unknown> = async () => {}
+  let holding = true
   // A refresh that answers only once the client has left.
   const sessionStore = new class extends MemorySessionStore {
     override rotate (...args: Parameters<MemorySessionStore['rotate']>) {
+      if (!holding) return super.rotate(...args)
       return new Promise<Awaited<ReturnType<MemorySessionStore['rotate']>>>(resolve => {
         release = () => { const rotated = super.rotate(...args); resolve(rotated); return rotated }
       })
@@ -263,5 +265,12 @@ t.test('an authentication that settles after its socket is gone is not reported'
   while (!seen.some(s => s.event === 'close')) await new Promise(resolve => setImmediate(resolve))
   await release()
   await new Promise(resolve => setImmediate(resolve)) // the settled check has run: promises go before it
-  t.same(seen.map(s => s.event), ['close'], 'no auth for a socket that is gone')
+  t.same(seen.map(s => s.event), ['close', 'authFailed'], 'no auth for a socket that is gone')
+  t.match(seen[1], { detail: { code: 'SERVICE_UNAVAILABLE', reason: 'the client left while its refresh token rotated' } },
+    'its rotation was taken back: the client never heard of the next token')
+  holding = false
+  const again = await connect(url('/websocket'))
+  again.send({ type: 'auth', refresh_token: tokens.refresh_token })
+  t.match(await again.next(), { type: 'auth', status: 'ok' }, 'the token it holds still works')
+  await again.close()
 })

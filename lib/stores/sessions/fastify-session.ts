@@ -6,6 +6,7 @@
 // login past the user's limit ends the sessions that expire first (created or refreshed longest ago). No
 // `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
 // another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
+// No `unrotate` either: read-then-write, one landing after a logout read the session would bring it back.
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'

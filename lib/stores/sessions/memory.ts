@@ -52,6 +52,11 @@ export class MemorySessionStore implements SessionStore {
     return { status: 'rotated', session: { ...session } }
   }
 
+  async unrotate (token: PresentedToken, nextTokenHash: string): Promise<void> {
+    const session = this.#sessions.get(token.sessionId)
+    if (session?.tokenHash === nextTokenHash) session.tokenHash = token.tokenHash
+  }
+
   async lookup (token: PresentedToken): Promise<TokenLookup> {
     return this.#find(token)
   }

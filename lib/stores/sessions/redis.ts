@@ -99,6 +99,11 @@ redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return {'rotated', identity, ARGV[4]}`
 
+// KEYS: the session. ARGV: hash, next hash. Whenever it lands: the next hash is of a token nobody was handed.
+const unrotateScript = `
+if redis.call('HGET', KEYS[1], 'tokenHash') == ARGV[2] then redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1]) end
+return 1`
+
 // KEYS: the session. ARGV: deadline. The ended session's identity JSON, or nil.
 const endScript = `${refuseLateLua}
 refuseLate(ARGV[1])
@@ -187,6 +192,10 @@ export class RedisSessionStore implements SessionStore {
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
     return this.#notCurrent(reply, token.sessionId)
+  }
+
+  async unrotate (token: PresentedToken, nextTokenHash: string): Promise<void> {
+    await this.#redis.eval(unrotateScript, 1, this.#keys.session(token.sessionId), token.tokenHash, nextTokenHash)
   }
 
   async lookup (token: PresentedToken): Promise<TokenLookup> {
