@@ -58,7 +58,13 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     const { connectRedis, opened, warnIfEvicting, within } = await import('./stores/redis-connection.js')
     const redis = connectRedis(options.redis, fastify.log)
     fastify.addHook('onClose', () => redis.close())
-    await opened(redis.commands)
+    // Bounded: an app's own client to a Redis that hangs (stopped, its kernel still accepting) never gets ready, and
+    // Fastify's plugin timeout would fail every start for as long as Redis hangs.
+    let answered = false
+    await within(opened(redis.commands).then(() => { answered = true }), 2_000)
+    if (!answered) {
+      fastify.log.warn('Redis did not answer within 2 s: starting without it (it is used as soon as it answers)')
+    }
     // Only while Redis answers, and not for long: an app's client queues commands while it is away, for good maybe.
     if (redis.commands.status === 'ready') await within(warnIfEvicting(redis.commands, fastify.log), 2_000)
     backend = redisBackend(redis, options.redisPrefix ?? 'realtime:', fastify.log)

@@ -2,6 +2,7 @@
 // of at start; a Redis full refuses a revocation's write, and this process's sockets are revoked all the same; an ACL
 // that refuses the channels is logged; and apps on two databases of one Redis are apart on pub/sub too.
 import { readFile } from 'node:fs/promises'
+import net from 'node:net'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import Fastify from 'fastify'
@@ -59,6 +60,25 @@ t.test('an app\'s own client to a Redis that is away, queueing commands for good
   await app.register(realtime, { env: {}, secret, redis: client })
   await app.ready()
   t.pass('ready')
+})
+
+t.test('an app\'s own client to a Redis that hangs (its kernel accepts, it never answers): the app starts, and says so', async t => {
+  // A Redis stopped (SIGSTOP) or stuck: connections are accepted, and nothing comes back, ever.
+  const accepted: net.Socket[] = []
+  const hung = net.createServer(socket => { accepted.push(socket) })
+  await new Promise<void>(resolve => hung.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of accepted) socket.destroy()
+    return new Promise(resolve => { hung.close(resolve) })
+  })
+  const client = new Redis({ port: (hung.address() as net.AddressInfo).port, host: '127.0.0.1', lazyConnect: false })
+  t.teardown(() => client.disconnect())
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: {}, secret, redis: client })
+  await app.ready()
+  t.ok(lines.some(line => line.includes('Redis did not answer within 2 s')), 'ready, and the start without Redis is logged')
 })
 
 t.test('Redis full: a revokeUser fails, and this process\'s sockets of the user are revoked all the same', async t => {
