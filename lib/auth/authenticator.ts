@@ -4,7 +4,7 @@ import type { JWT } from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Claims, VerifyAccessToken } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
-import { revocationId, type Revocations } from './revocations.js'
+import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
@@ -331,8 +331,7 @@ export class Authenticator {
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    // A socket holding it was issued it by now, whatever its issuer's clock says: a later revocation of the user ends it.
-    return { ok: true, identity, session, expiresAt, issuedAt: Math.min(iat ?? 0, Math.floor(Date.now() / 1000)) }
+    return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat) }
   }
 
   /**
@@ -657,23 +656,24 @@ export class Authenticator {
     // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
     const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })
     const exp = this.#options.claimsOf(token).exp as number
-    return { token, expires: ttlMs, expiresAt: exp * 1000 }
+    return { token, expires: ttlMs, expiresAt: exp * 1000, iat }
   }
 
   /**
    * The tokens of a session the store has just written (a refresh's) or is about to (a login's), issued as of
    * `issuedAt`, taken before the write (a login's, before its check): a revokeUser that ended the session after the
    * write stamps its last revocation once it has, so later than that, and refuses the token however long this process
-   * stalled between the write and the signing.
+   * stalled between the write and the signing. A socket that takes them holds them as of the token's `iat`, the second
+   * after a revocation in the same second: as of `issuedAt`'s, that revocation would end it at once.
    */
   #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
-    const { token: accessToken, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
+    const { token: accessToken, expires, expiresAt, iat } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
     return {
       ok: true,
       identity,
       session,
       expiresAt,
-      issuedAt: Math.floor(issuedAt / 1000),
+      issuedAt: iat,
       issued: { access_token: accessToken, expires, refresh_token: refreshToken }
     }
   }
