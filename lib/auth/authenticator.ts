@@ -2,7 +2,7 @@
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { JWT } from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Claims, VerifyAccessToken } from './jwt.js'
+import type { Claims, VerifiedToken, VerifyAccessToken } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
@@ -32,6 +32,11 @@ export interface AuthSuccess {
   issued?: { access_token: string, expires: number, refresh_token: string }
   /** What the app's `onAuthenticate` added, for handlers and GraphQL resolvers. */
   context?: Record<string, unknown>
+  /**
+   * What the app's @fastify/jwt made of the token, for `request.user` once a socket takes it; undefined for a
+   * credential it did not verify (a password, a refresh token) and with the plugin's own instance.
+   */
+  requestUser?: unknown
 }
 
 export type AuthFailure =
@@ -74,7 +79,7 @@ export interface AuthContext {
 
 /** A verdict now, or once a lookup (a session store, an async key, the app's hook) has answered. */
 type Pending<T> = T | Promise<T>
-type Verified = { ok: true, claims: Claims } | AuthFailure
+type Verified = ({ ok: true } & VerifiedToken) | AuthFailure
 
 const then = <T, U> (value: Pending<T>, next: (value: T) => Pending<U>): Pending<U> =>
   value instanceof Promise ? value.then(next) : next(value)
@@ -188,7 +193,7 @@ export class Authenticator {
       if (!verified.ok) return verified
       // A session token counts only while current (`verifySessionToken`).
       if (this.#refreshTokenOf(verified.claims) !== undefined) return fail('AUTH_FAILED', 'a session token is no access token')
-      return this.#admit(this.#identify(verified.claims, at.request.log), verified.claims, at)
+      return this.#admit(this.#identify(verified.claims, at.request.log, verified.requestUser), verified.claims, at)
     })
   }
 
@@ -202,7 +207,7 @@ export class Authenticator {
     const refreshToken = this.#refreshTokenOf(verified.claims)
     if (refreshToken === undefined) return fail('AUTH_FAILED', 'not a session token')
     const { refresh_token: _refreshToken, session: _before, ...claims } = verified.claims
-    const result = this.#identify(verified.claims, at.request.log)
+    const result = this.#identify(verified.claims, at.request.log, verified.requestUser)
     if (!result.ok) {
       const { sid } = verified.claims
       if (typeof sid === 'string' && this.#options.revocations.has(sid)) await this.#endAgain(sid)
@@ -294,12 +299,12 @@ export class Authenticator {
       return expiredCodes.has(code) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
     }
     try {
-      const claims = this.#options.verifyToken(token, request)
+      const verified = this.#options.verifyToken(token, request)
       // A key lookup that hangs must not hang the client: past the deadline the token counts as unverified.
-      if (claims instanceof Promise) {
-        return deadline(claims, this.#options.keyLookupMs).then(claims => ({ ok: true as const, claims }), refused)
+      if (verified instanceof Promise) {
+        return deadline(verified, this.#options.keyLookupMs).then(({ claims, requestUser }) => ({ ok: true as const, claims, requestUser }), refused)
       }
-      return { ok: true, claims }
+      return { ok: true, claims: verified.claims, requestUser: verified.requestUser }
     } catch (err) {
       return refused(err)
     }
@@ -318,7 +323,8 @@ export class Authenticator {
     }
   }
 
-  #identify (claims: Claims, log: FastifyBaseLogger): AuthSuccess | AuthFailure {
+  /** `requestUser`: what the app's @fastify/jwt made of the claims, for `request.user` once a socket takes them. */
+  #identify (claims: Claims, log: FastifyBaseLogger, requestUser?: unknown): AuthSuccess | AuthFailure {
     const identity = this.#identityOf(claims, log)
     if (identity === failed) return fail('AUTH_FAILED', 'mapClaims failed')
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
@@ -331,7 +337,7 @@ export class Authenticator {
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat) }
+    return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat), requestUser }
   }
 
   /**
