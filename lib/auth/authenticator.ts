@@ -112,6 +112,8 @@ export interface AuthenticatorOptions {
   claimsOf: (token: string) => Claims
   /** Verifies them: @fastify/jwt's verify, as the app configured it. */
   verifyToken: VerifyAccessToken
+  /** Its `verify.maxAge` in milliseconds: a token older than that since its `iat` is refused, as if expired. */
+  maxAgeMs: number | null
   /** `verifyToken` is the app's @fastify/jwt, per request: its `trusted` may be `trusts`, called back during it. */
   appVerifies: boolean
   /** The app's check at every authentication. */
@@ -336,8 +338,19 @@ export class Authenticator {
     const iat = typeof claims.iat === 'number' ? Math.floor(claims.iat) : undefined
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
-    const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat), requestUser }
+    return { ok: true, identity, session, expiresAt: this.#expiryOf(claims), issuedAt: heldIssuedAt(iat), requestUser }
+  }
+
+  /**
+   * When verified claims stop verifying (epoch milliseconds), so the socket holding them ends then: at `exp`, or once
+   * older than `maxAgeMs` (from `iat`, as fast-jwt counts it, and only for a token with one); null for neither.
+   */
+  #expiryOf (claims: Claims): number | null {
+    const { maxAgeMs } = this.#options
+    const exp = typeof claims.exp === 'number' ? claims.exp * 1000 : Infinity
+    const aged = maxAgeMs !== null && typeof claims.iat === 'number' ? claims.iat * 1000 + maxAgeMs : Infinity
+    const expiresAt = Math.min(exp, aged)
+    return expiresAt === Infinity ? null : expiresAt
   }
 
   /**
@@ -661,8 +674,7 @@ export class Authenticator {
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
     // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
     const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })
-    const exp = this.#options.claimsOf(token).exp as number
-    return { token, expires: ttlMs, expiresAt: exp * 1000, iat }
+    return { token, expires: ttlMs, expiresAt: this.#expiryOf(this.#options.claimsOf(token))!, iat }
   }
 
   /**

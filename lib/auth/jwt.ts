@@ -1,6 +1,7 @@
 // Which @fastify/jwt signs and verifies the realtime tokens: the app's own (root or namespaced), or one the plugin
 // registers with SECRET, out of the app's sight. Either way every token goes through @fastify/jwt.
 import fastifyJwt, { type JWT } from '@fastify/jwt'
+import { parse as parseSpan } from '@lukeed/ms'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidConfigError } from '../errors.js'
 import { isThenable } from '../thenable.js'
@@ -74,6 +75,18 @@ const payloadOnly = { complete: false }
 function claimsReader (jwt: JWT): (token: string) => Claims {
   const complete = (jwt.options.decode as { complete?: boolean } | undefined)?.complete === true
   return complete ? (token) => jwt.decode<Claims>(token, payloadOnly)! : (token) => jwt.decode<Claims>(token)!
+}
+
+/**
+ * The instance's `verify.maxAge` in milliseconds, read as @fastify/jwt reads it (a number counts seconds, a string is a
+ * time span, in milliseconds without a unit, by the same parser); null without one. fast-jwt then refuses a token whose
+ * `iat` is older, whatever its `exp`.
+ */
+export function maxAgeMs (jwt: JWT): number | null {
+  const maxAge: unknown = jwt.options.verify?.maxAge
+  const ms = typeof maxAge === 'number' ? maxAge * 1000 : typeof maxAge === 'string' ? parseSpan(maxAge) : undefined
+  // One @fastify/jwt cannot read either fails its registration (before 10.2.3 it was dropped: no maxAge).
+  return ms !== undefined && Number.isFinite(ms) ? ms : null
 }
 
 // HS256's key should be as long as its hash: 256 bits, 32 characters at the very least.
