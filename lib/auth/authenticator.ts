@@ -2,9 +2,9 @@
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { JWT } from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Claims, VerifyAccessToken } from './jwt.js'
+import type { Claims, VerifiedToken, VerifyAccessToken } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
-import { revocationId, type Revocations } from './revocations.js'
+import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
 import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
@@ -34,6 +34,11 @@ export interface AuthSuccess {
   issued?: { access_token: string, expires: number, refresh_token: string }
   /** What the app's `onAuthenticate` added, for handlers and GraphQL resolvers. */
   context?: Record<string, unknown>
+  /**
+   * What the app's @fastify/jwt made of the token, for `request.user` once a socket takes it; undefined for a
+   * credential it did not verify (a password, a refresh token) and with the plugin's own instance.
+   */
+  requestUser?: unknown
 }
 
 export type AuthFailure =
@@ -76,7 +81,7 @@ export interface AuthContext {
 
 /** A verdict now, or once a lookup (a session store, an async key, the app's hook) has answered. */
 type Pending<T> = T | Promise<T>
-type Verified = { ok: true, claims: Claims } | AuthFailure
+type Verified = ({ ok: true } & VerifiedToken) | AuthFailure
 
 const then = <T, U> (value: Pending<T>, next: (value: T) => Pending<U>): Pending<U> =>
   value instanceof Promise ? value.then(next) : next(value)
@@ -109,6 +114,8 @@ export interface AuthenticatorOptions {
   claimsOf: (token: string) => Claims
   /** Verifies them: @fastify/jwt's verify, as the app configured it. */
   verifyToken: VerifyAccessToken
+  /** Its `verify.maxAge` in milliseconds: a token older than that since its `iat` is refused, as if expired. */
+  maxAgeMs: number | null
   /** `verifyToken` is the app's @fastify/jwt, per request: its `trusted` may be `trusts`, called back during it. */
   appVerifies: boolean
   /** The app's check at every authentication. */
@@ -192,7 +199,7 @@ export class Authenticator {
       if (!verified.ok) return verified
       // A session token counts only while current (`verifySessionToken`).
       if (this.#refreshTokenOf(verified.claims) !== undefined) return fail('AUTH_FAILED', 'a session token is no access token')
-      return this.#admit(this.#identify(verified.claims, at.request.log), verified.claims, at)
+      return this.#admit(this.#identify(verified.claims, at.request.log, verified.requestUser), verified.claims, at)
     })
   }
 
@@ -206,7 +213,7 @@ export class Authenticator {
     const refreshToken = this.#refreshTokenOf(verified.claims)
     if (refreshToken === undefined) return fail('AUTH_FAILED', 'not a session token')
     const { refresh_token: _refreshToken, session: _before, ...claims } = verified.claims
-    const result = this.#identify(verified.claims, at.request.log)
+    const result = this.#identify(verified.claims, at.request.log, verified.requestUser)
     if (!result.ok) {
       const { sid } = verified.claims
       if (typeof sid === 'string' && this.#options.revocations.has(sid)) await this.#endAgain(sid)
@@ -298,12 +305,12 @@ export class Authenticator {
       return expiredCodes.has(code) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
     }
     try {
-      const claims = this.#options.verifyToken(token, request)
+      const verified = this.#options.verifyToken(token, request)
       // A key lookup that hangs must not hang the client: past the deadline the token counts as unverified.
-      if (claims instanceof Promise) {
-        return deadline(claims, this.#options.keyLookupMs).then(claims => ({ ok: true as const, claims }), refused)
+      if (verified instanceof Promise) {
+        return deadline(verified, this.#options.keyLookupMs).then(({ claims, requestUser }) => ({ ok: true as const, claims, requestUser }), refused)
       }
-      return { ok: true, claims }
+      return { ok: true, claims: verified.claims, requestUser: verified.requestUser }
     } catch (err) {
       return refused(err)
     }
@@ -322,7 +329,8 @@ export class Authenticator {
     }
   }
 
-  #identify (claims: Claims, log: FastifyBaseLogger): AuthSuccess | AuthFailure {
+  /** `requestUser`: what the app's @fastify/jwt made of the claims, for `request.user` once a socket takes them. */
+  #identify (claims: Claims, log: FastifyBaseLogger, requestUser?: unknown): AuthSuccess | AuthFailure {
     const identity = this.#identityOf(claims, log)
     if (identity === failed) return fail('AUTH_FAILED', 'mapClaims failed')
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
@@ -334,9 +342,19 @@ export class Authenticator {
     const iat = typeof claims.iat === 'number' ? Math.floor(claims.iat) : undefined
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
-    const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
-    // A socket holding it was issued it by now, whatever its issuer's clock says: a later revocation of the user ends it.
-    return { ok: true, identity, session, expiresAt, issuedAt: Math.min(iat ?? 0, Math.floor(Date.now() / 1000)) }
+    return { ok: true, identity, session, expiresAt: this.#expiryOf(claims), issuedAt: heldIssuedAt(iat), requestUser }
+  }
+
+  /**
+   * When verified claims stop verifying (epoch milliseconds), so the socket holding them ends then: at `exp`, or once
+   * older than `maxAgeMs` (from `iat`, as fast-jwt counts it, and only for a token with one); null for neither.
+   */
+  #expiryOf (claims: Claims): number | null {
+    const { maxAgeMs } = this.#options
+    const exp = typeof claims.exp === 'number' ? claims.exp * 1000 : Infinity
+    const aged = maxAgeMs !== null && typeof claims.iat === 'number' ? claims.iat * 1000 + maxAgeMs : Infinity
+    const expiresAt = Math.min(exp, aged)
+    return expiresAt === Infinity ? null : expiresAt
   }
 
   /**
@@ -689,24 +707,24 @@ export class Authenticator {
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
     // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
     const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })
-    const exp = this.#options.claimsOf(token).exp as number
-    return { token, expires: ttlMs, expiresAt: exp * 1000 }
+    return { token, expires: ttlMs, expiresAt: this.#expiryOf(this.#options.claimsOf(token))!, iat }
   }
 
   /**
    * The tokens of a session the store has just written (a refresh's) or is about to (a login's), issued as of
    * `issuedAt`, taken before the write (a login's, before its check): a revokeUser that ended the session after the
    * write stamps its last revocation once it has, so later than that, and refuses the token however long this process
-   * stalled between the write and the signing.
+   * stalled between the write and the signing. A socket that takes them holds them as of the token's `iat`, the second
+   * after a revocation in the same second: as of `issuedAt`'s, that revocation would end it at once.
    */
   #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
-    const { token: accessToken, expires, expiresAt } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
+    const { token: accessToken, expires, expiresAt, iat } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
     return {
       ok: true,
       identity,
       session,
       expiresAt,
-      issuedAt: Math.floor(issuedAt / 1000),
+      issuedAt: iat,
       issued: { access_token: accessToken, expires, refresh_token: refreshToken }
     }
   }

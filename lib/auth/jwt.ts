@@ -1,15 +1,25 @@
 // Which @fastify/jwt signs and verifies the realtime tokens: the app's own (root or namespaced), or one the plugin
 // registers with SECRET, out of the app's sight. Either way every token goes through @fastify/jwt.
 import fastifyJwt, { type JWT } from '@fastify/jwt'
+import { parse as parseSpan } from '@lukeed/ms'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidConfigError } from '../errors.js'
 import { isThenable } from '../thenable.js'
 import type { RealtimeOptions } from '../../types/index.js'
 
-/** Verified claims, or a throw (or rejection) with @fastify/jwt's or fast-jwt's error code. */
-export type VerifyAccessToken = (token: string, request: FastifyRequest) => Claims | Promise<Claims>
+/** A verified token, or a throw (or rejection) with @fastify/jwt's or fast-jwt's error code. */
+export type VerifyAccessToken = (token: string, request: FastifyRequest) => VerifiedToken | Promise<VerifiedToken>
 
 export type Claims = Record<string, unknown>
+
+export interface VerifiedToken {
+  claims: Claims
+  /**
+   * What the app's instance made of it for `request.user` (its `formatUser`), written there once a socket takes it
+   * (`RequestUsers.took`); undefined with the plugin's own instance.
+   */
+  requestUser?: unknown
+}
 
 export interface TokenJwt {
   /** Signs, and knows the app's token cookie. */
@@ -23,12 +33,13 @@ export interface TokenJwt {
 
 /**
  * `request.user` (the app's `decoratorName`) on a socket's upgrade request, kept to the socket's current credential:
- * the app's @fastify/jwt writes what it made of every token it verifies there, one the plugin then refuses too, and
- * nothing clears it when the credential ends.
+ * the app's @fastify/jwt writes what it made of every token it verifies there as soon as it has, before the plugin
+ * checks it (the revocations, the app's `onAuthenticate`, which may refuse it), and nothing clears it when the
+ * credential ends.
  */
 export class RequestUsers {
   readonly #field: string
-  /** What the credential each socket holds made, by its request. */
+  /** What the credential each socket holds made, by its request: null once it holds none. */
   readonly #held = new WeakMap<object, unknown>()
 
   constructor (field: string) {
@@ -36,24 +47,26 @@ export class RequestUsers {
   }
 
   /**
-   * The socket took a credential: what the app's instance wrote as it verified it (`byToken`), or nothing (a password
-   * or a refresh token, which it did not verify).
+   * The app's instance verifies a token on `request`: the returned function undoes what it wrote there, putting back
+   * what the socket holds by then (it may have taken another credential, or lost its own, while a key was looked up), or,
+   * on a request no socket holds anything of yet, what it said before.
    */
-  took (request: object, byToken: boolean): void {
+  verifying (request: object): () => void {
     const fields = request as Record<string, unknown>
-    if (!byToken) fields[this.#field] = null
-    this.#held.set(request, fields[this.#field])
+    const before = fields[this.#field]
+    return () => { fields[this.#field] = this.#held.has(request) ? this.#held.get(request) : before }
   }
 
-  /** A credential was refused, and the socket keeps the one it held. */
-  kept (request: object): void {
-    (request as Record<string, unknown>)[this.#field] = this.#held.get(request) ?? null
+  /** The socket took a credential: what the app's instance made of its token, or nothing (a password, a refresh token). */
+  took (request: object, requestUser: unknown): void {
+    const user = requestUser ?? null
+    this.#held.set(request, user)
+    ;(request as Record<string, unknown>)[this.#field] = user
   }
 
   /** The socket holds no credential any more. */
   dropped (request: object): void {
-    this.#held.delete(request)
-    ;(request as Record<string, unknown>)[this.#field] = null
+    this.took(request, null)
   }
 }
 
@@ -62,6 +75,18 @@ const payloadOnly = { complete: false }
 function claimsReader (jwt: JWT): (token: string) => Claims {
   const complete = (jwt.options.decode as { complete?: boolean } | undefined)?.complete === true
   return complete ? (token) => jwt.decode<Claims>(token, payloadOnly)! : (token) => jwt.decode<Claims>(token)!
+}
+
+/**
+ * The instance's `verify.maxAge` in milliseconds, read as @fastify/jwt reads it (a number counts seconds, a string is a
+ * time span, in milliseconds without a unit, by the same parser); null without one. fast-jwt then refuses a token whose
+ * `iat` is older, whatever its `exp`.
+ */
+export function maxAgeMs (jwt: JWT): number | null {
+  const maxAge: unknown = jwt.options.verify?.maxAge
+  const ms = typeof maxAge === 'number' ? maxAge * 1000 : typeof maxAge === 'string' ? parseSpan(maxAge) : undefined
+  // One @fastify/jwt cannot read either fails its registration (before 10.2.3 it was dropped: no maxAge).
+  return ms !== undefined && Number.isFinite(ms) ? ms : null
 }
 
 // HS256's key should be as long as its hash: 256 bits, 32 characters at the very least.
@@ -76,40 +101,42 @@ function secretWeakness (secret: string): string | null {
   return new Set(secret).size < minDistinctCharacters ? `has fewer than ${minDistinctCharacters} distinct characters` : null
 }
 
-type RequestVerify = (options: object, callback: (err: Error | null) => void) => void
+type RequestVerify = (options: object, callback: (err: Error | null, user?: unknown) => void) => void
 
 /**
  * The app's instance, verified per request as its HTTP routes are: its async key lookup (JWKS), `trusted`, and
- * `formatUser` (the formatted user lands on the upgrade request) all apply. A static key answers in the same turn;
- * only a lookup that really waits makes it a promise.
+ * `formatUser` (the formatted user lands on the upgrade request once a socket takes the token) all apply. A static
+ * key answers in the same turn; only a lookup that really waits makes it a promise.
  */
 function requestVerifier (claimsOf: (token: string) => Claims, verifyName: string, users: RequestUsers, waitMs: number): VerifyAccessToken {
   return (token, request) => {
-    let done: { err: Error | null } | undefined
-    let settle: ((err: Error | null) => void) | undefined
-    let abandoned = false
+    let done: { err: Error | null, requestUser: unknown } | undefined
+    let settle: ((err: Error | null, requestUser: unknown) => void) | undefined
     const verify = (request as unknown as Record<string, RequestVerify>)[verifyName]
-    verify.call(request, { verify: { extractToken: () => token } }, (err) => {
-      // Given up on (its key lookup took too long): what it wrote of the refused token on the request is undone.
-      if (abandoned) users.kept(request)
-      else if (settle) settle(err)
-      else done = { err }
+    // A handler of the socket's reads its request meanwhile, and a token that turns out refused is nobody's: what
+    // @fastify/jwt wrote is undone at once, and the guard writes it only as the socket takes the token.
+    const undo = users.verifying(request)
+    verify.call(request, { verify: { extractToken: () => token } }, (err, requestUser) => {
+      undo()
+      if (settle) settle(err, requestUser)
+      else done = { err, requestUser }
     })
     // Verified already: its claims, whatever `formatUser` made of them for the request.
-    const claims = () => claimsOf(token)
+    const verified = (requestUser: unknown): VerifiedToken => ({ claims: claimsOf(token), requestUser })
     if (done) {
       if (done.err) throw done.err
-      return claims()
+      return verified(done.requestUser)
     }
     return new Promise((resolve, reject) => {
       const late = setTimeout(() => {
-        abandoned = true
+        // Given up on (its key lookup took too long): its verdict, should it come, is nobody's.
+        settle = () => {}
         reject(new Error(`no answer within ${waitMs} ms`))
       }, waitMs)
-      settle = (err) => {
+      settle = (err, requestUser) => {
         clearTimeout(late)
         if (err) reject(err)
-        else resolve(claims())
+        else resolve(verified(requestUser))
       }
     })
   }
@@ -207,5 +234,5 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     jwt = registered ? registered.realtime! : scope.jwt
   })
   // A static key: verified in the same turn, with fast-jwt's cached verifier.
-  return { jwt, verify: (token) => jwt.verify<Claims>(token), claimsOf: claimsReader(jwt), requestUsers: null }
+  return { jwt, verify: (token) => ({ claims: jwt.verify<Claims>(token) }), claimsOf: claimsReader(jwt), requestUsers: null }
 }

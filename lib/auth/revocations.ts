@@ -30,15 +30,14 @@ export class Revocations {
 
   /**
    * Whether a token of `user` issued at `issuedAt` (epoch seconds, a token's `iat`; none: as old as can be) is refused.
-   * A whole second counts: a token of the revocation's own second is refused too. So is one issued more than a second
-   * later than now: its issuer's clock runs ahead of this one, and it may have been issued before the revocation all the
-   * same (the second spares the milliseconds between two processes' clocks).
+   * A whole second counts: a token of the revocation's own second is refused too. So is one ahead of the clock
+   * (`aheadOfClock`): it may have been issued before the revocation all the same.
    */
   revokesUser (user: string, issuedAt: number | undefined): boolean {
     const revoked = this.#users.get(user)
     const now = Date.now()
     if (revoked === undefined || revoked.until <= now) return false
-    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || issuedAt > Math.floor(now / 1000) + 1
+    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || aheadOfClock(issuedAt, now)
   }
 
   /** When `user` was last revoked (epoch milliseconds), while that revocation lasts; undefined otherwise. */
@@ -81,6 +80,26 @@ export class Revocations {
   markLoaded (): void {
     this.#loaded = true
   }
+}
+
+/**
+ * Whether a token's `iat` (epoch seconds) is more than a second later than the clock: its issuer's clock runs ahead of
+ * this one. The second spares the milliseconds between two processes' clocks, and a token signed after a revocation in
+ * the revocation's second, which reads as issued the next (authenticator.ts).
+ */
+function aheadOfClock (issuedAt: number, now: number): boolean {
+  return issuedAt > Math.floor(now / 1000) + 1
+}
+
+/**
+ * The second a socket that takes a credential issued at `issuedAt` (a token's `iat`; none: as old as can be) holds it as
+ * issued in, for the user's later revocations: the second it says, unless that is ahead of the clock; then this one, as
+ * it was issued by the time the socket took it, or an issuer whose clock runs ahead would outlive every revocation.
+ */
+export function heldIssuedAt (issuedAt: number | undefined): number {
+  if (issuedAt === undefined) return 0
+  const now = Date.now()
+  return aheadOfClock(issuedAt, now) ? Math.floor(now / 1000) : issuedAt
 }
 
 /**

@@ -144,9 +144,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   private adopt (success: AuthSuccess): void {
     this.clearDeadlines()
     this.identify(success.identity, success.session)
-    // A token verified by the app's @fastify/jwt left what it made of it on the request; a password or a refresh token
-    // was verified by no one there.
-    this.#policy.requestUsers?.took(this.#connection.request, success.issued === undefined)
+    this.#policy.requestUsers?.took(this.#connection.request, success.requestUser)
     this.#issuedAt = success.issuedAt
     this.#context = success.context ?? noContext
     this.#accountability = null
@@ -161,7 +159,6 @@ export class ConnectionGuard implements Expiring, Authenticating {
   refuse (failure: AuthFailure): void {
     this.#policy.registry.refused(this.#connection.endpoint, failure.code, failure.reason, this.#connection)
     if (failure.code !== 'REQUESTS_EXCEEDED' && failure.code !== 'SERVICE_UNAVAILABLE') this.dropToPublic()
-    else this.#policy.requestUsers?.kept(this.#connection.request)
   }
 
   /**

@@ -105,6 +105,8 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
       requestUsers?.dropped(request)
       request.realtime = withoutCredential
     } else {
+      // The app's later hooks on the upgrade read whose it is, as its routes would.
+      requestUsers?.took(request, result.requestUser)
       upgrades.set(request, result)
       request.realtime = Object.freeze({
         endpoint: endpoint.name,

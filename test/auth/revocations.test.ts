@@ -1,6 +1,6 @@
 // Revoked sessions (lib/auth/revocations.ts): refused until their last access token has expired, on a fake `Date`.
 import t, { type Test } from 'tap'
-import { readRevocation, revocationId, Revocations } from '../../lib/auth/revocations.js'
+import { heldIssuedAt, readRevocation, revocationId, Revocations } from '../../lib/auth/revocations.js'
 import { fakeClock } from '../clock.js'
 
 const hour = 3_600_000
@@ -63,6 +63,14 @@ t.test('Revocations: a user\'s tokens issued up to the revocation\'s second, unt
   revocations.addUser('u3', Date.now(), Date.now() + hour)
   revocations.addUser('u1', 0, Date.now() + 5)
   t.notOk(revocations.revokesUser('u1', 1), 'an ended revocation was forgotten, not merged')
+})
+
+t.test('heldIssuedAt: a socket holds a token as of its iat, up to a second ahead of the clock; further ahead, as of now', async (t) => {
+  fakeClock(t, ['Date'], 1_000_500)
+  t.equal(heldIssuedAt(999), 999, 'an earlier second')
+  t.equal(heldIssuedAt(1001), 1001, 'the next second: signed after a revocation in this one, or by a clock a moment ahead')
+  t.equal(heldIssuedAt(1030), 1000, 'its issuer\'s clock runs ahead: issued by now')
+  t.equal(heldIssuedAt(undefined), 0, 'no iat: as old as can be')
 })
 
 /** How many entries every loop over a Map visits from now on: the work of forgetting the revocations past. */
