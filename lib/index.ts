@@ -7,7 +7,7 @@ import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { PasswordChecks } from './auth/password-checks.js'
 import { readRevocation, Revocations } from './auth/revocations.js'
-import { maxAgeMs, tokenJwt } from './auth/jwt.js'
+import { tokenJwt, verifyWindow } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { GiveBacks } from './stores/give-backs.js'
@@ -121,7 +121,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     jwt,
     claimsOf,
     verifyToken,
-    maxAgeMs: maxAgeMs(jwt),
+    verifyWindow: verifyWindow(jwt),
     appVerifies: requestUsers !== null,
     onAuthenticate: options.onAuthenticate,
     issuer: config.issuer,

@@ -2,7 +2,7 @@
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { JWT } from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Claims, VerifiedToken, VerifyAccessToken } from './jwt.js'
+import type { Claims, VerifiedToken, VerifyAccessToken, VerifyWindow } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
@@ -114,8 +114,8 @@ export interface AuthenticatorOptions {
   claimsOf: (token: string) => Claims
   /** Verifies them: @fastify/jwt's verify, as the app configured it. */
   verifyToken: VerifyAccessToken
-  /** Its `verify.maxAge` in milliseconds: a token older than that since its `iat` is refused, as if expired. */
-  maxAgeMs: number | null
+  /** Its verify options' window: a token older than `maxAgeMs` is refused, one past `exp` by its tolerance taken. */
+  verifyWindow: VerifyWindow
   /** `verifyToken` is the app's @fastify/jwt, per request: its `trusted` may be `trusts`, called back during it. */
   appVerifies: boolean
   /** The app's check at every authentication. */
@@ -346,12 +346,13 @@ export class Authenticator {
   }
 
   /**
-   * When verified claims stop verifying (epoch milliseconds), so the socket holding them ends then: at `exp`, or once
-   * older than `maxAgeMs` (from `iat`, as fast-jwt counts it, and only for a token with one); null for neither.
+   * When verified claims stop verifying (epoch milliseconds), so the socket holding them ends then: at `exp` (and its
+   * clock tolerance), or once older than `maxAgeMs` (from `iat`, as fast-jwt counts it, with no tolerance, and only for
+   * a token with one); null for neither.
    */
   #expiryOf (claims: Claims): number | null {
-    const { maxAgeMs } = this.#options
-    const exp = typeof claims.exp === 'number' ? claims.exp * 1000 : Infinity
+    const { maxAgeMs, clockToleranceMs } = this.#options.verifyWindow
+    const exp = typeof claims.exp === 'number' ? claims.exp * 1000 + clockToleranceMs : Infinity
     const aged = maxAgeMs !== null && typeof claims.iat === 'number' ? claims.iat * 1000 + maxAgeMs : Infinity
     const expiresAt = Math.min(exp, aged)
     return expiresAt === Infinity ? null : expiresAt

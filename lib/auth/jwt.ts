@@ -77,16 +77,27 @@ function claimsReader (jwt: JWT): (token: string) => Claims {
   return complete ? (token) => jwt.decode<Claims>(token, payloadOnly)! : (token) => jwt.decode<Claims>(token)!
 }
 
+/** How long a verified token keeps verifying, as the instance's verify options say, besides its `exp`. */
+export interface VerifyWindow {
+  /** `verify.maxAge`: fast-jwt refuses a token whose `iat` is older, whatever its `exp`; null without one. */
+  maxAgeMs: number | null
+  /** `verify.clockTolerance`: fast-jwt takes a token that long past its `exp` (0 without one). */
+  clockToleranceMs: number
+}
+
 /**
- * The instance's `verify.maxAge` in milliseconds, read as @fastify/jwt reads it (a number counts seconds, a string is a
- * time span, in milliseconds without a unit, by the same parser); null without one. fast-jwt then refuses a token whose
- * `iat` is older, whatever its `exp`.
+ * The instance's window, read as @fastify/jwt reads its options: `maxAge` a number of seconds or a time span (in
+ * milliseconds without a unit, by the same parser), `clockTolerance` milliseconds, as fast-jwt takes it.
  */
-export function maxAgeMs (jwt: JWT): number | null {
-  const maxAge: unknown = jwt.options.verify?.maxAge
+export function verifyWindow (jwt: JWT): VerifyWindow {
+  const { maxAge, clockTolerance } = (jwt.options.verify ?? {}) as { maxAge?: unknown, clockTolerance?: unknown }
   const ms = typeof maxAge === 'number' ? maxAge * 1000 : typeof maxAge === 'string' ? parseSpan(maxAge) : undefined
-  // One @fastify/jwt cannot read either fails its registration (before 10.2.3 it was dropped: no maxAge).
-  return ms !== undefined && Number.isFinite(ms) ? ms : null
+  return {
+    // One @fastify/jwt cannot read either fails its registration (before 10.2.3 it was dropped: no maxAge).
+    maxAgeMs: ms !== undefined && Number.isFinite(ms) ? ms : null,
+    // fast-jwt refuses a negative or infinite one as it builds the verifier.
+    clockToleranceMs: typeof clockTolerance === 'number' && clockTolerance > 0 ? clockTolerance : 0
+  }
 }
 
 // HS256's key should be as long as its hash: 256 bits, 32 characters at the very least.

@@ -64,7 +64,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
   const authenticator = new Authenticator({
     jwt: app.jwt,
     verifyToken: (token) => ({ claims: app.jwt.verify(token) }),
-    maxAgeMs: null,
+    verifyWindow: { maxAgeMs: null, clockToleranceMs: 0 },
     appVerifies: false,
     claimsOf: (token) => app.jwt.decode(token)!,
     mapClaims: defaultMapClaims('fastify-realtime'),

@@ -1,7 +1,8 @@
 // `verify.maxAge` of the @fastify/jwt that verifies socket tokens: fast-jwt refuses a token older than that since its
 // `iat`, whatever its `exp`, so a socket holding one ends then too (TOKEN_EXPIRED), as it does at `exp`: the app's
 // instance (maxAge in seconds, or a time span), a token without `exp`, and the plugin's own instance with a login's
-// token. On a fake clock: the tokens' age is the test's to choose.
+// token. And `verify.clockTolerance`: a token past its `exp` by less still verifies, and its socket lives that long.
+// On a fake clock: the tokens' age is the test's to choose.
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
@@ -15,11 +16,11 @@ async function whoIs (client: Client, uid: string): Promise<unknown> {
   return within(client.next(), 'the whoami answer')
 }
 
-/** An app with its own @fastify/jwt verifying with `maxAge`, the plugin, and a route verifying the bearer token. */
-async function appWithMaxAge (t: Test, maxAge: number | string) {
+/** An app with its own @fastify/jwt verifying with `verify`, the plugin, and a route verifying the bearer token. */
+async function appWithMaxAge (t: Test, maxAge: number | string | undefined, verify: { clockTolerance?: number } = {}) {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(fastifyJwt, { secret, verify: { maxAge } })
+  await app.register(fastifyJwt, { secret, verify: { ...(maxAge === undefined ? {} : { maxAge }), ...verify } })
   await app.register(realtime, { env: {}, rest: { handlers: { whoami } } })
   app.get('/me', async (request) => { await request.jwtVerify(); return request.user })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -78,4 +79,25 @@ t.test('the plugin\'s own instance with jwt.verify.maxAge: a password login\'s s
   clock.tick(1)
   t.same(await within(client.next(), 'TOKEN_EXPIRED'), tokenExpired, 'at iat + maxAge, not at the 15 minutes of ACCESS_TOKEN_TTL')
   await client.close()
+})
+
+t.test('the app\'s clockTolerance: a socket\'s token ends at exp + the tolerance, when the app refuses it too, not at exp', async t => {
+  const clock = fakeClock(t)
+  const { app, url } = await appWithMaxAge(t, undefined, { clockTolerance: 5_000 })
+  const token = app.jwt.sign({ id: 'alice' }, { expiresIn: '1m' })
+  const { exp } = app.jwt.decode<{ exp: number }>(token)!
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token })
+  t.same(await client.next(), { type: 'auth', status: 'ok' })
+  clock.tick(exp * 1000 + 5_000 - Date.now() - 1)
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 200, 'past exp, within the tolerance: the app takes it')
+  t.same(await whoIs(client, 'before'), { type: 'whoami', uid: 'before', user: 'alice' }, 'and the socket is still its user\'s')
+  const late = await connect(url(`/websocket?access_token=${token}`))
+  t.same(await whoIs(late, 'late'), { type: 'whoami', uid: 'late', user: 'alice' }, 'a socket authenticated then is not told it expired at once')
+  clock.tick(1)
+  t.same(await within(client.next(), 'TOKEN_EXPIRED'), tokenExpired, 'expired at exp + the tolerance')
+  t.same(await within(late.next(), 'TOKEN_EXPIRED'), tokenExpired)
+  clock.tick(1)
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'as the app refuses it')
+  await Promise.all([client.close(), late.close()])
 })
