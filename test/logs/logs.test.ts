@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { admin, build, connect, fakeClock, refusedWith, secret, within, type Client } from '../helpers.js'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
 
 // The app logs at info to a sink: the stream taps the logger, not the destination.
@@ -292,6 +292,75 @@ t.test('with the app\'s own Redis client queueing commands while Redis is away, 
   for (let i = 0; i < 2000; i++) app.log.info('request completed')
   t.equal(offlineQueue.length, before, 'nothing more waits for Redis')
   await line(client, 'request completed')
+  await client.close()
+})
+
+/** What goes over the logs channel, as another process would hear it. */
+async function overRedis (t: Test, server: RedisServer): Promise<string[]> {
+  const heard: string[] = []
+  const listener = new Redis(server.url)
+  t.teardown(() => listener.disconnect())
+  listener.on('message', (_channel: string, message: string) => heard.push(message))
+  await listener.subscribe('realtime:logs')
+  return heard
+}
+
+/** The app's own client, made with `options`, and how many of its commands await Redis's answer. */
+function appClient (t: Test, server: RedisServer, options: RedisOptions) {
+  const redis = new Redis(server.url, options)
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  return { redis, unanswered: () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length }
+}
+
+t.test('with the app\'s own Redis client and Redis hung, at most 1,000 lines await its answer: the others are not published', async t => {
+  const server = await RedisServer.start(t)
+  const heard = await overRedis(t, server)
+  // BullMQ's options: no command timeout, and the plugin checks the health of its own connections only.
+  const { redis, unanswered } = appClient(t, server, { maxRetriesPerRequest: null })
+  const { app, url } = await logsApp(t, { redis })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  await redis.ping() // every line published so far answered
+  // Stopped, its kernel still accepts: the connection stays ready, and nothing is answered.
+  server.pause()
+  for (let i = 0; i < 3000; i++) app.log.info(`request ${i} completed`)
+  t.equal(unanswered(), 1000, 'a thousand lines await Redis, not three thousand')
+  await within(line(client, 'request 2999 completed'), 'this process\'s own subscriber gets every line')
+
+  server.resume()
+  await redis.ping()
+  app.log.info('answered: published again')
+  while (!heard.some(message => message.includes('answered: published again'))) await new Promise(resolve => setTimeout(resolve, 10))
+  const published = heard.filter(message => /request \d+ completed/.test(message))
+  t.equal(published.length, 1000, 'the thousand reached the other processes once Redis answered')
+  t.match(published.at(-1), /request 999 completed/, 'the first thousand: the lines after them were dropped')
+  await client.close()
+})
+
+t.test('with Redis hung, the lines awaiting its answer are at most maxBufferedBytes together, and a longer line is never published', async t => {
+  const maxBufferedBytes = 64 * 1024
+  const server = await RedisServer.start(t)
+  const heard = await overRedis(t, server)
+  // The README's options for the app's own client: a command waits 2 s for its answer.
+  const { redis, unanswered } = appClient(t, server, { commandTimeout: 2_000, maxRetriesPerRequest: 1 })
+  const { app, url } = await logsApp(t, { redis, maxBufferedBytes })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  // No subscriber could ever be sent it: its frame would be longer than the cap.
+  app.log.info({ padding: 'x'.repeat(maxBufferedBytes) }, 'too long for any subscriber')
+  app.log.info('after the long line')
+  await within(line(client, 'after the long line'), 'the line after it')
+  while (!heard.some(message => message.includes('after the long line'))) await new Promise(resolve => setTimeout(resolve, 10))
+  t.notOk(heard.some(message => message.includes('too long for any subscriber')), 'the long line was not published')
+
+  await redis.ping()
+  server.pause()
+  const padding = 'x'.repeat(4 * 1024)
+  for (let i = 0; i < 100; i++) app.log.info({ padding }, 'bulk')
+  const awaiting = unanswered()
+  t.ok(awaiting > 0 && awaiting * padding.length <= maxBufferedBytes, `${awaiting} lines of 4 KiB await Redis`)
+  server.resume()
   await client.close()
 })
 
