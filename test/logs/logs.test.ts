@@ -472,6 +472,63 @@ t.test('an app whose Fastify logs through another pino major (pino 9 beside the 
   await client.close()
 })
 
+/** The messages of the `logs` lines a subscriber gets up to the one whose message is `last`, that one included. */
+async function messagesUntil (client: Client, last: string): Promise<string[]> {
+  const messages: string[] = []
+  for (;;) {
+    const frame = await client.next() as { type: string, data?: { msg?: string } }
+    if (frame.type !== 'logs' || frame.data === undefined) continue
+    messages.push(String(frame.data.msg))
+    if (frame.data.msg === last) return messages
+  }
+}
+
+t.test('an app given its own pino (loggerInstance) streams the lines of that instance and of its children, made before it or after', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const root = pino({ level: 'info' }, { write (line: string) { written.push(line) } })
+  // Made before Fastify, as an app makes its workers' loggers.
+  const worker = root.child({ component: 'worker' })
+  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  root.error('from the instance')
+  worker.error('from a child made before')
+  root.child({ job: 7 }).error('from a child made after')
+  app.log.error('from fastify.log')
+  const messages = await within(messagesUntil(client, 'from fastify.log'), 'the lines of the instance')
+  t.same(messages.filter(msg => msg.startsWith('from ')),
+    ['from the instance', 'from a child made before', 'from a child made after', 'from fastify.log'], 'each streamed, once')
+  t.equal(written.filter(line => line.includes('"msg":"from ')).length, 4, 'and written once each')
+  await client.close()
+})
+
+t.test('apps sharing one loggerInstance each stream its every line once, and one closing leaves the other streaming them', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const root = pino({ level: 'info' }, { write (line: string) { written.push(line) } })
+  const a = await build(t, { users: [admin] }, { loggerInstance: root })
+  const b = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = a.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const onA = await subscriber(t, a.url('/websocket/logs'), token)
+  const onB = await subscriber(t, b.url('/websocket/logs'), token)
+  root.info('shared')
+  a.app.log.info('from a')
+  root.info('end of both')
+  for (const [name, client] of [['a', onA], ['b', onB]] as const) {
+    const messages = await within(messagesUntil(client, 'end of both'), `the lines on ${name}`)
+    t.same(messages.filter(msg => msg === 'shared' || msg === 'from a'), ['shared', 'from a'], `${name} streams each once`)
+  }
+  await onA.close()
+  await a.app.close()
+  root.info('a closed')
+  b.app.log.info('end of b')
+  const messages = await within(messagesUntil(onB, 'end of b'), 'the lines on b after a closed')
+  t.same(messages.filter(msg => msg === 'a closed'), ['a closed'], 'b streams the instance\'s lines still, once')
+  t.equal(written.filter(line => /"msg":"(shared|from a|a closed)"/.test(line)).length, 3, 'each line written once')
+  await onB.close()
+})
+
 t.test('two apps on one logger: the one that closes first leaves the other\'s tap in place, and its own stops', async t => {
   const { default: pino } = await import('pino')
   const { captureLogLines } = await import('../../lib/logs/capture.js')
