@@ -167,11 +167,13 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   if (logs.enabled) {
     // Every process's lines with Redis (each tagged with the process that logged it), this one's without.
     const node = randomUUID()
-    const logFeed = backend.logFeed(node)
+    // Redis is held to what a subscriber is: the lines it has not taken yet cost at most `maxBufferedBytes`.
+    const logFeed = backend.logFeed(node, config.maxBufferedBytes)
     const stream = new LogStream(outbound, levelValuesOf(fastify.log), () => logFeed.listening())
     logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened)
-    // A line goes nowhere while nobody subscribes, here or (with Redis) in another process.
-    const stopCapture = captureLogLines(fastify.log, (line) => logFeed.publish(line), () => logFeed.wanted)
+    // A line goes nowhere while nobody subscribes, here or (with Redis) in another process, nor one too long for any
+    // subscriber: every process would parse it for nothing.
+    const stopCapture = captureLogLines(fastify.log, (line) => { if (stream.sendable(line)) logFeed.publish(line) }, () => logFeed.wanted)
     fastify.addHook('onClose', async () => {
       logFeed.stop()
       if (stopCapture) stopCapture()

@@ -2,10 +2,12 @@
 import pino from 'pino'
 
 /**
- * Names whose value is hidden: as a field, a query or form pair, a header or a JSON member. A refresh or session token
- * may carry a prefix: the plugin's cookies are `directus_refresh_token` and `directus_session_token`.
+ * Names whose value is hidden: as a field, a query or form pair, a header or a JSON member. A refresh, session or auth
+ * token may carry a prefix: the plugin's cookies are `directus_refresh_token` and `directus_session_token`, and APIs
+ * take `x-auth-token` or OAuth 1's `oauth_token`; OpenID Connect's `id_token` is hidden by its name, whatever its form.
+ * A session's id names the session, and the plugin's own are not credentials: `sessionId` is kept.
  */
-const names = 'access[_-]?token|[\\w-]*(?:refresh|session)[_-]?token|otp|authorization|proxy-authorization|cookies?|set-cookie|token|rawPacket'
+const names = 'access[_-]?token|[\\w-]*(?:refresh|session|auth)[_-]?token|id[_-]?token|otp|authorization|proxy-authorization|cookies?|set-cookie|token|rawPacket'
 // Words that make any name holding them a credential's name, camelCase or not: `otpSecret`, `new_password`,
 // `x-api-key` (where `my_access_token_count` only holds a credential's name).
 const credentialWords = 'pass(?:word|wd|phrase)|secret|api[_-]?key|private[_-]?key'

@@ -31,6 +31,11 @@ export class LogStream {
     return this.#subscribers.size > 0
   }
 
+  /** Whether a line could ever be sent: its frame holds it whole, and no frame past `maxBufferedBytes` is. */
+  sendable (line: string): boolean {
+    return line.length <= this.#outbound.maxBufferedBytes
+  }
+
   /** A line of any process, redacted where it was captured: parsed and serialized once, whoever gets it. */
   deliver (line: string, node: string): void {
     if (this.#subscribers.size === 0) return

@@ -6,15 +6,18 @@ import { redactLogLine } from '../redaction.js'
 import { logLevels } from '../endpoints/logs.js'
 
 type Destination = { write (line: string): unknown }
+type Holder = Record<symbol, Destination | undefined>
 
 /**
- * The logger's destination symbol, found by its name: each copy of pino makes its own `Symbol('pino.stream')`, and
- * the app's Fastify may log through another copy than the plugin's (pino 9 beside 10).
+ * The logger's destination symbol and the logger that holds it: the root one, up the prototype chain. Fastify's own
+ * logger is a child of an app's `loggerInstance`, and a tap there would miss the lines of the instance and its other
+ * children. The symbol is found by its name: each copy of pino makes its own `Symbol('pino.stream')`, and the app's
+ * Fastify may log through another copy than the plugin's (pino 9 beside 10).
  */
-function streamSymbolOf (logger: object): symbol | undefined {
+function destinationOf (logger: object): { holder: Holder, symbol: symbol } | undefined {
   for (let level: object | null = logger; level !== null; level = Object.getPrototypeOf(level) as object | null) {
-    const found = Object.getOwnPropertySymbols(level).find(symbol => symbol.description === 'pino.stream')
-    if (found !== undefined) return found
+    const symbol = Object.getOwnPropertySymbols(level).find(own => own.description === 'pino.stream')
+    if (symbol !== undefined) return { holder: level as Holder, symbol }
   }
   return undefined
 }
@@ -24,10 +27,10 @@ function streamSymbolOf (logger: object): symbol | undefined {
  * not redacted); returns how to stop, or null for a logger that is not pino.
  */
 export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) => void, wanted: () => boolean = () => true): (() => void) | null {
-  const logger = log as unknown as Record<symbol, Destination | undefined>
-  const streamSym = streamSymbolOf(logger)
-  const destination = streamSym && logger[streamSym]
-  if (streamSym === undefined || typeof destination?.write !== 'function') return null // logger: false, or not pino
+  const found = destinationOf(log)
+  const destination = found && found.holder[found.symbol]
+  if (found === undefined || typeof destination?.write !== 'function') return null // logger: false, or not pino
+  const { holder, symbol } = found
   let tapping = true
   const write = (line: string) => {
     const written = destination.write(line)
@@ -43,11 +46,11 @@ export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) 
       return typeof value === 'function' ? value.bind(target) : value
     }
   })
-  logger[streamSym] = tap
+  holder[symbol] = tap
   return () => {
     tapping = false
     // Another app on the same logger may have tapped it since: its tap stays, and this one passes lines through.
-    if (logger[streamSym] === tap) logger[streamSym] = destination
+    if (holder[symbol] === tap) holder[symbol] = destination
   }
 }
 

@@ -21,8 +21,11 @@ export interface Backend {
   /** `maxSessionsPerUser`: a new session past it ends the user's oldest. */
   sessions (maxSessionsPerUser: number): SessionStore
   revocationFeed (): RevocationFeed
-  /** `node` names this process in the lines it publishes. */
-  logFeed (node: string): LogFeed
+  /**
+   * `node` names this process in the lines it publishes; `maxUnansweredBytes`: how long the lines it published and
+   * Redis has not answered yet may be together.
+   */
+  logFeed (node: string, maxUnansweredBytes: number): LogFeed
   attempts (limit: AttemptLimit): AttemptLimiter
   /** Absent in memory: a user directory keeps its own, in this process. */
   otpSteps?: () => OtpSteps
@@ -40,7 +43,7 @@ export function redisBackend (redis: RedisConnections, prefix: string, log: Fast
   return {
     sessions: (maxSessionsPerUser) => new RedisSessionStore(redis.commands, prefix, maxSessionsPerUser),
     revocationFeed: () => new RedisRevocationFeed(redis, prefix, log),
-    logFeed: (node) => new RedisLogFeed(redis, prefix, node),
+    logFeed: (node, maxUnansweredBytes) => new RedisLogFeed(redis, prefix, node, maxUnansweredBytes),
     attempts: (limit) => redisAttempts(limit, redis.commands, prefix),
     otpSteps: () => new RedisOtpSteps(redis.commands, prefix)
   }

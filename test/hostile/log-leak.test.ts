@@ -174,6 +174,21 @@ t.test('the plugin\'s own cookies, by their names, and a request\'s cookies obje
     'names that only hold a credential\'s name are kept')
 })
 
+t.test('auth tokens and OpenID Connect\'s id_token are hidden by their names, a session\'s id kept', async t => {
+  const { redactLogLine, redactLogObject, redactText } = await import('../../lib/redaction.js')
+  const opaque = 'k9Qe3Xz7Lw2pR4'
+  const named = ['auth_token', 'auth-token', 'authToken', 'x-auth-token', 'X-Auth-Token', 'oauth_token', 'id_token', 'idToken', 'id-token']
+  t.same(redactLogObject({ ...Object.fromEntries(named.map(name => [name, opaque])), sessionId: 's-1', session_id: 's-1', authorId: 3 }),
+    { ...Object.fromEntries(named.map(name => [name, '[redacted]'])), sessionId: 's-1', session_id: 's-1', authorId: 3 }, 'as fields')
+  t.equal(redactText(`/callback?state=s&id_token=${opaque}&auth_token=${opaque}#oauth_token=${opaque}`),
+    '/callback?state=s&id_token=[redacted]&auth_token=[redacted]#oauth_token=[redacted]', 'as query pairs')
+  t.equal(redactText(`X-Auth-Token: ${opaque}\r\nAccept: */*`), 'X-Auth-Token: [redacted]\r\nAccept: */*', 'as a header line')
+  t.equal(redactLogLine(`{"msg":"x","rawHeaders":["X-Auth-Token","${opaque}"],"body":"{\\"id_token\\":\\"${opaque}\\"}"}\n`),
+    '{"msg":"x","rawHeaders":["X-Auth-Token","[redacted]"],"body":"{\\"id_token\\":[redacted]}"}\n', 'in a list of headers, and a JSON member')
+  t.equal(redactText(`sessionId=s-1&session_id=s-1&author=ada&token=${opaque}`), 'sessionId=s-1&session_id=s-1&author=ada&token=[redacted]',
+    'a session\'s id kept in a line that hides something')
+})
+
 t.test('names holding a credential word are hidden, camelCase or not, and a bearer token wherever it is', async t => {
   const server = await watchedServer(t)
   const seed = 'JBSWY3DPEHPK3PXP' // a DirectoryUser's otpSecret: a TOTP seed

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { admin, build, connect, fakeClock, refusedWith, secret, within, type Client } from '../helpers.js'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
 
 // The app logs at info to a sink: the stream taps the logger, not the destination.
@@ -295,6 +295,75 @@ t.test('with the app\'s own Redis client queueing commands while Redis is away, 
   await client.close()
 })
 
+/** What goes over the logs channel, as another process would hear it. */
+async function overRedis (t: Test, server: RedisServer): Promise<string[]> {
+  const heard: string[] = []
+  const listener = new Redis(server.url)
+  t.teardown(() => listener.disconnect())
+  listener.on('message', (_channel: string, message: string) => heard.push(message))
+  await listener.subscribe('realtime:logs')
+  return heard
+}
+
+/** The app's own client, made with `options`, and how many of its commands await Redis's answer. */
+function appClient (t: Test, server: RedisServer, options: RedisOptions) {
+  const redis = new Redis(server.url, options)
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  return { redis, unanswered: () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length }
+}
+
+t.test('with the app\'s own Redis client and Redis hung, at most 1,000 lines await its answer: the others are not published', async t => {
+  const server = await RedisServer.start(t)
+  const heard = await overRedis(t, server)
+  // BullMQ's options: no command timeout, and the plugin checks the health of its own connections only.
+  const { redis, unanswered } = appClient(t, server, { maxRetriesPerRequest: null })
+  const { app, url } = await logsApp(t, { redis })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  await redis.ping() // every line published so far answered
+  // Stopped, its kernel still accepts: the connection stays ready, and nothing is answered.
+  server.pause()
+  for (let i = 0; i < 3000; i++) app.log.info(`request ${i} completed`)
+  t.equal(unanswered(), 1000, 'a thousand lines await Redis, not three thousand')
+  await within(line(client, 'request 2999 completed'), 'this process\'s own subscriber gets every line')
+
+  server.resume()
+  await redis.ping()
+  app.log.info('answered: published again')
+  while (!heard.some(message => message.includes('answered: published again'))) await new Promise(resolve => setTimeout(resolve, 10))
+  const published = heard.filter(message => /request \d+ completed/.test(message))
+  t.equal(published.length, 1000, 'the thousand reached the other processes once Redis answered')
+  t.match(published.at(-1), /request 999 completed/, 'the first thousand: the lines after them were dropped')
+  await client.close()
+})
+
+t.test('with Redis hung, the lines awaiting its answer are at most maxBufferedBytes together, and a longer line is never published', async t => {
+  const maxBufferedBytes = 64 * 1024
+  const server = await RedisServer.start(t)
+  const heard = await overRedis(t, server)
+  // The README's options for the app's own client: a command waits 2 s for its answer.
+  const { redis, unanswered } = appClient(t, server, { commandTimeout: 2_000, maxRetriesPerRequest: 1 })
+  const { app, url } = await logsApp(t, { redis, maxBufferedBytes })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  // No subscriber could ever be sent it: its frame would be longer than the cap.
+  app.log.info({ padding: 'x'.repeat(maxBufferedBytes) }, 'too long for any subscriber')
+  app.log.info('after the long line')
+  await within(line(client, 'after the long line'), 'the line after it')
+  while (!heard.some(message => message.includes('after the long line'))) await new Promise(resolve => setTimeout(resolve, 10))
+  t.notOk(heard.some(message => message.includes('too long for any subscriber')), 'the long line was not published')
+
+  await redis.ping()
+  server.pause()
+  const padding = 'x'.repeat(4 * 1024)
+  for (let i = 0; i < 100; i++) app.log.info({ padding }, 'bulk')
+  const awaiting = unanswered()
+  t.ok(awaiting > 0 && awaiting * padding.length <= maxBufferedBytes, `${awaiting} lines of 4 KiB await Redis`)
+  server.resume()
+  await client.close()
+})
+
 t.test('with Redis, no process publishes its lines while no process has a subscriber, and each stops once the last has gone', async t => {
   // The reminders of a process with subscribers, and how long the others count on them, run on the fake clock.
   const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval'])
@@ -401,6 +470,63 @@ t.test('an app whose Fastify logs through another pino major (pino 9 beside the 
   t.match(await line(client, 'from pino 9'), { type: 'logs', data: { level: 30, msg: 'from pino 9' } })
   t.ok(lines.some(written => written.includes('from pino 9')), 'and the app\'s destination still got it')
   await client.close()
+})
+
+/** The messages of the `logs` lines a subscriber gets up to the one whose message is `last`, that one included. */
+async function messagesUntil (client: Client, last: string): Promise<string[]> {
+  const messages: string[] = []
+  for (;;) {
+    const frame = await client.next() as { type: string, data?: { msg?: string } }
+    if (frame.type !== 'logs' || frame.data === undefined) continue
+    messages.push(String(frame.data.msg))
+    if (frame.data.msg === last) return messages
+  }
+}
+
+t.test('an app given its own pino (loggerInstance) streams the lines of that instance and of its children, made before it or after', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const root = pino({ level: 'info' }, { write (line: string) { written.push(line) } })
+  // Made before Fastify, as an app makes its workers' loggers.
+  const worker = root.child({ component: 'worker' })
+  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  root.error('from the instance')
+  worker.error('from a child made before')
+  root.child({ job: 7 }).error('from a child made after')
+  app.log.error('from fastify.log')
+  const messages = await within(messagesUntil(client, 'from fastify.log'), 'the lines of the instance')
+  t.same(messages.filter(msg => msg.startsWith('from ')),
+    ['from the instance', 'from a child made before', 'from a child made after', 'from fastify.log'], 'each streamed, once')
+  t.equal(written.filter(line => line.includes('"msg":"from ')).length, 4, 'and written once each')
+  await client.close()
+})
+
+t.test('apps sharing one loggerInstance each stream its every line once, and one closing leaves the other streaming them', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const root = pino({ level: 'info' }, { write (line: string) { written.push(line) } })
+  const a = await build(t, { users: [admin] }, { loggerInstance: root })
+  const b = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = a.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const onA = await subscriber(t, a.url('/websocket/logs'), token)
+  const onB = await subscriber(t, b.url('/websocket/logs'), token)
+  root.info('shared')
+  a.app.log.info('from a')
+  root.info('end of both')
+  for (const [name, client] of [['a', onA], ['b', onB]] as const) {
+    const messages = await within(messagesUntil(client, 'end of both'), `the lines on ${name}`)
+    t.same(messages.filter(msg => msg === 'shared' || msg === 'from a'), ['shared', 'from a'], `${name} streams each once`)
+  }
+  await onA.close()
+  await a.app.close()
+  root.info('a closed')
+  b.app.log.info('end of b')
+  const messages = await within(messagesUntil(onB, 'end of b'), 'the lines on b after a closed')
+  t.same(messages.filter(msg => msg === 'a closed'), ['a closed'], 'b streams the instance\'s lines still, once')
+  t.equal(written.filter(line => /"msg":"(shared|from a|a closed)"/.test(line)).length, 3, 'each line written once')
+  await onB.close()
 })
 
 t.test('two apps on one logger: the one that closes first leaves the other\'s tap in place, and its own stops', async t => {

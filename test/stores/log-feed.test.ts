@@ -68,10 +68,10 @@ t.test('Redis', async t => {
   await logFeedContract(t, (node) => {
     const connections = connectRedis(server.url, silentLog)
     processes.push(connections)
-    return new RedisLogFeed(connections, 'test:', node)
+    return new RedisLogFeed(connections, 'test:', node, 1024 * 1024)
   }, listening, true)
 
-  const feed = new RedisLogFeed(redis, 'test:', 'c')
+  const feed = new RedisLogFeed(redis, 'test:', 'c', 1024 * 1024)
   const { lines, next } = started(feed)
   await listening(3)
   const heard = next()
@@ -91,7 +91,7 @@ t.test('Redis: a process with subscribers says so again as soon as its subscript
   listener.on('message', (_channel: string, message: string) => heard.push(message))
   const listenerId = String(await listener.client('ID'))
   await listener.subscribe('test:logs')
-  const feed = new RedisLogFeed(redis, 'test:', 'a')
+  const feed = new RedisLogFeed(redis, 'test:', 'a', 1024 * 1024)
   t.teardown(() => feed.stop())
   started(feed, () => true)
   while ((await redis.commands.pubsub('NUMSUB', 'test:logs'))[1] !== 2) await new Promise(resolve => setTimeout(resolve, 10))
@@ -108,7 +108,7 @@ t.test('Redis: a process\'s own lines reach its subscribers while Redis is away'
   const redis = connectRedis(server.url, silentLog)
   t.teardown(() => redis.close())
   await opened(redis.commands)
-  const feed = new RedisLogFeed(redis, 'test:', 'a')
+  const feed = new RedisLogFeed(redis, 'test:', 'a', 1024 * 1024)
   t.teardown(() => feed.stop())
   const { lines } = started(feed, () => true)
   await server.stop()
@@ -128,6 +128,6 @@ t.test('Redis Cluster', async t => {
   await logFeedContract(t, (node) => {
     const connections = connectRedis(cluster.client(t), silentLog)
     processes.push(connections)
-    return new RedisLogFeed(connections, 'test:', node)
+    return new RedisLogFeed(connections, 'test:', node, 1024 * 1024)
   }, listening, true)
 })

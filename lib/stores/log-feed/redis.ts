@@ -13,6 +13,8 @@ const remindEveryMs = 10_000
 const listenersLapseAfterMs = 3 * remindEveryMs
 /** What a process with subscribers says. No line is this: a line comes after its process's id and a newline. */
 const listeningMessage = 'listening'
+/** How many lines may await Redis's answer at once. */
+const maxUnansweredLines = 1_000
 
 export class RedisLogFeed implements LogFeed {
   readonly #redis: RedisConnections
@@ -23,11 +25,17 @@ export class RedisLogFeed implements LogFeed {
   /** Until when another process is known to have subscribers (epoch milliseconds). */
   #listenedElsewhereUntil = 0
   #reminders: NodeJS.Timeout | undefined
+  readonly #maxUnansweredBytes: number
+  /** The lines published that Redis has not answered yet, and their length together. */
+  #unansweredLines = 0
+  #unansweredBytes = 0
 
-  constructor (redis: RedisConnections, prefix: string, node: string) {
+  /** `maxUnansweredBytes`: how long the lines awaiting Redis's answer may be together. */
+  constructor (redis: RedisConnections, prefix: string, node: string, maxUnansweredBytes: number) {
     this.#redis = redis
     this.#channel = redisKeys(prefix, channelScope(redis.commands)).logsChannel
     this.#node = node
+    this.#maxUnansweredBytes = maxUnansweredBytes
   }
 
   get wanted (): boolean {
@@ -40,8 +48,17 @@ export class RedisLogFeed implements LogFeed {
     // `maxRetriesPerRequest: null`), and every line logged meanwhile would wait in memory. A line is droppable.
     const { commands } = this.#redis
     if (commands.status !== 'ready') return
+    // A client may hold a PUBLISH until Redis answers, for good when Redis hangs with its connection up (BullMQ's client
+    // has no timeout, and only the plugin's own connections are health-checked): past the cap, lines are dropped.
+    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > this.#maxUnansweredBytes) return
+    this.#unansweredLines++
+    this.#unansweredBytes += line.length
+    const answered = () => {
+      this.#unansweredLines--
+      this.#unansweredBytes -= line.length
+    }
     // Never logged when it fails: that line would come back here, and Redis being away is logged already.
-    commands.publish(this.#channel, `${this.#node}\n${line}`).catch(() => {})
+    commands.publish(this.#channel, `${this.#node}\n${line}`).then(answered, answered)
   }
 
   start (onLine: LineHandler, listened: () => boolean): void {
