@@ -100,7 +100,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const events = new RealtimeEvents(fastify.log)
   const registry = new Registry(events)
   // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
-  const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching(), connection => connection.socket))
+  const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching()), storeTimeoutMs)
   const revocations = new Revocations()
   const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
     const revoked = readRevocation(id)

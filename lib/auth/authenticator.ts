@@ -7,7 +7,7 @@ import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } fro
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
-import { PasswordQueueFull, type PasswordChecks } from './password-checks.js'
+import { PasswordUnchecked, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
 import { isThenable } from '../thenable.js'
 import { deadline } from '../deadline.js'
@@ -429,9 +429,9 @@ export class Authenticator {
       return deadline(verifying, storeTimeoutMs)
     }
     try {
-      identity = await this.#options.passwordChecks.run(ip, verify)
+      identity = await this.#options.passwordChecks.run(ip, verify, at?.waiting)
     } catch (err) {
-      if (!(err instanceof PasswordQueueFull)) {
+      if (!(err instanceof PasswordUnchecked)) {
         // The operator's only clue to a directory that is down; any client can set it off again and again.
         if (at) this.#credentialCheckFailures.log(at.request.log, { err })
         // Once the check has ended: one past its deadline may use a code up yet.
@@ -439,7 +439,7 @@ export class Authenticator {
         return fail('SERVICE_UNAVAILABLE', 'credential check failed')
       }
       await this.#unchecked(ip, credential.email)
-      return fail('SERVICE_UNAVAILABLE', 'too many password checks waiting')
+      return fail('SERVICE_UNAVAILABLE', err.message)
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
     try {
@@ -513,9 +513,9 @@ export class Authenticator {
   }
 
   /**
-   * A login's attempt whose password was never checked (the queue full, the store away) is given back, or a flood of
-   * the queue from anywhere would spend the user's attempts and lock their email out. A check that ran (threw, timed
-   * out) keeps counting. Should the counters not answer, it keeps counting too.
+   * A login's attempt whose password was never checked (the queue full, its client gone before its turn, the store
+   * away) is given back, or a flood of the queue from anywhere would spend the user's attempts and lock their email
+   * out. A check that ran (threw, timed out) keeps counting. Should the counters not answer, it keeps counting too.
    */
   async #unchecked (ip: string | null, email: string): Promise<void> {
     const { attemptLimiter, storeTimeoutMs } = this.#options

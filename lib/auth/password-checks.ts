@@ -1,8 +1,9 @@
 // Password checks take turns. Each keeps a core busy for tens of milliseconds (argon2), so they run one per spare
 // core, and the waiting ones queue per client address and are served an address at a time: a storm of wrong
 // passwords from many addresses delays a legitimate login by one round, not by the whole storm. The queue is bounded
-// in all and per address; past either, a check is refused at once (PROTOCOL.md section 11). An address here is a
-// client's network (lib/client-network.ts): an IPv6 client has a /64's worth of addresses, and one share for them.
+// in all and per address; past either, a check is refused at once (PROTOCOL.md section 11); one whose client left
+// before its turn never runs. An address here is a client's network (lib/client-network.ts): an IPv6 client has a
+// /64's worth of addresses, and one share for them.
 import { availableParallelism } from 'node:os'
 import { clientNetwork } from '../client-network.js'
 
@@ -13,11 +14,25 @@ export interface PasswordQueueLimits {
   perAddress: number
 }
 
-/** Thrown (as the rejection) when the queue is full: the caller answers SERVICE_UNAVAILABLE. */
-export class PasswordQueueFull extends Error {
+/** A check that never ran: the caller answers SERVICE_UNAVAILABLE with its message, and gives its attempt back. */
+export class PasswordUnchecked extends Error {
+  constructor (name: string, message: string) {
+    super(message)
+    this.name = name
+  }
+}
+
+/** The queue is full. */
+export class PasswordQueueFull extends PasswordUnchecked {
   constructor () {
-    super('password check queue full')
-    this.name = 'PasswordQueueFull'
+    super('PasswordQueueFull', 'too many password checks waiting')
+  }
+}
+
+/** The check's client left before its turn came: nobody would hear the answer. */
+export class PasswordClientLeft extends PasswordUnchecked {
+  constructor () {
+    super('PasswordClientLeft', 'the client left before its password was checked')
   }
 }
 
@@ -38,22 +53,32 @@ export class PasswordChecks {
   }
 
   /**
-   * Runs `check` in its turn; rejects with PasswordQueueFull without running it when the queue is full. `ip`: the
-   * client's address; its network takes the turns and has the share (an IPv6 address, its /64: see `clientNetwork`).
+   * Runs `check` in its turn; rejects with PasswordQueueFull without running it when the queue is full, and with
+   * PasswordClientLeft when its turn comes and its client no longer `waiting`. `ip`: the client's address; its network
+   * takes the turns and has the share (an IPv6 address, its /64: see `clientNetwork`).
    */
-  run<T> (ip: string | null, check: () => Promise<T>): Promise<T> {
-    if (this.#running < this.#lanes) return this.#start(check)
+  run<T> (ip: string | null, check: () => Promise<T>, waiting?: () => boolean): Promise<T> {
+    if (this.#running < this.#lanes) return this.#turn(check, waiting)
     const address = ip === null ? null : clientNetwork(ip)
     const queue = this.#queues.get(address)
     if (this.#waiting >= this.#limits.limit || (address !== null && (queue?.length ?? 0) >= this.#limits.perAddress)) {
       return Promise.reject(new PasswordQueueFull())
     }
     return new Promise<T>((resolve, reject) => {
-      const turn = () => { this.#start(check).then(resolve, reject) }
+      const turn = () => { this.#turn(check, waiting).then(resolve, reject) }
       if (queue) queue.push(turn)
       else this.#queues.set(address, [turn])
       this.#waiting++
     })
+  }
+
+  /**
+   * A check's turn: its lane goes to the next one if its client left meanwhile (a flood of sockets that send a password
+   * and close would otherwise keep every lane hashing for nobody, long after they are gone).
+   */
+  #turn<T> (check: () => Promise<T>, waiting: (() => boolean) | undefined): Promise<T> {
+    if (waiting?.() === false) return Promise.reject(new PasswordClientLeft())
+    return this.#start(check)
   }
 
   async #start<T> (check: () => Promise<T>): Promise<T> {
@@ -67,14 +92,17 @@ export class PasswordChecks {
   }
 
   #next (): void {
-    // The address whose turn it is goes to the back of the line, with the rest of its checks.
-    const next = this.#queues.entries().next()
-    if (next.done) return
-    const [address, queue] = next.value
-    this.#queues.delete(address)
-    const turn = queue.shift()!
-    if (queue.length > 0) this.#queues.set(address, queue)
-    this.#waiting--
-    turn()
+    // A turn whose client left takes no lane: the next one takes it.
+    while (this.#running < this.#lanes) {
+      // The address whose turn it is goes to the back of the line, with the rest of its checks.
+      const next = this.#queues.entries().next()
+      if (next.done) return
+      const [address, queue] = next.value
+      this.#queues.delete(address)
+      const turn = queue.shift()!
+      if (queue.length > 0) this.#queues.set(address, queue)
+      this.#waiting--
+      turn()
+    }
   }
 }

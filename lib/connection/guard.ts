@@ -218,6 +218,11 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (this.#phase !== 'closed') this.#policy.authWindows.release(this)
   }
 
+  /** Once every answer of its client's that waits or is checked has settled (null: none is): the app's close waits for it. */
+  settled (): Promise<void> | null {
+    return this.#policy.authWindows.settled(this)
+  }
+
   /** The auth windows: nobody authenticated in time. */
   onAuthWindowEnd (): void {
     this.#events.onAuthTimeout(this.#phase === 'handshake' ? 'handshake' : 'reauth')

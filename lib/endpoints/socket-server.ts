@@ -9,6 +9,9 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
+import type { Connection } from '../connection/connection.js'
+import type { ConnectionGuard } from '../connection/guard.js'
+import { deadline } from '../deadline.js'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
@@ -60,15 +63,18 @@ function onError (this: WebSocket, err: Error): void {
 
 export class SocketServer {
   readonly server: WebSocketServer
-  readonly #open: () => Iterable<WebSocket>
+  readonly #open: () => Iterable<Connection>
+  readonly #answerWithinMs: number
 
   /**
    * `open`: the sockets open now, to close with the app. The plugin's registry has every one of them; ws's own
-   * tracking would keep a second entry and a closure per socket.
+   * tracking would keep a second entry and a closure per socket. `answerWithinMs`: how long the close waits for the
+   * credential checks in flight (the store timeout: each of a check's steps is given up on after it).
    */
-  constructor (maxPayload: number, open: () => Iterable<WebSocket>) {
+  constructor (maxPayload: number, open: () => Iterable<Connection>, answerWithinMs: number) {
     this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
     this.#open = open
+    this.#answerWithinMs = answerWithinMs
   }
 
   /** Makes `shared`, the server of a @fastify/websocket, hand the upgrades `claim` marked over to this one. */
@@ -103,14 +109,47 @@ export class SocketServer {
 
   /**
    * Closes every socket, as @fastify/websocket does its own when the app closes, and cuts those whose client has not
-   * answered within the grace: the app's close waits for every connection.
+   * answered within the grace: the app's close waits for every connection. A socket whose credential is being checked
+   * is closed once its client has the answer, within `answerWithinMs`: cut off, a check may have acted (a refresh
+   * token rotated, a session made) for a client that never hears of it, and the stores a take-back needs close next.
    */
-  close (): void {
-    for (const socket of this.#open()) {
-      socket.close()
-      socket.resume() // one paused with frames waiting reads its client's answer
-      cutAfterGrace(socket)
-    }
+  async close (): Promise<void> {
+    // No socket opens from now on: an upgrade still in the gate is answered 503, ws's answer once its server closed.
     this.server.close()
+    // Only the sockets with a check in flight cost a promise: thousands of idle ones are closed in one pass.
+    const unanswered = new Set<WebSocket>()
+    const answering: Promise<void>[] = []
+    const closeOnce = (socket: WebSocket) => { if (unanswered.delete(socket)) closeWithApp(socket) }
+    for (const { socket, guard } of this.#open()) {
+      if (guard.settled() === null) {
+        closeWithApp(socket)
+        continue
+      }
+      unanswered.add(socket)
+      answering.push(answered(guard).then(() => closeOnce(socket)))
+    }
+    if (answering.length === 0) return
+    await deadline(Promise.all(answering), this.#answerWithinMs).catch(() => {})
+    // Past the wait, closed unanswered.
+    for (const socket of unanswered) closeOnce(socket)
   }
+}
+
+/**
+ * Once the guard holds no answer: the socket is closed a turn later, so that an answer sent a few steps after its check
+ * settled (graphql-ws's `connection_ack`) goes first. A frame the client sent meanwhile may have started another check.
+ */
+async function answered (guard: ConnectionGuard): Promise<void> {
+  for (let settled = guard.settled(); settled !== null; settled = guard.settled()) {
+    await settled
+    await new Promise(resolve => setImmediate(resolve))
+  }
+}
+
+/** A socket closed with the app; one whose client left meanwhile needs nothing more. */
+function closeWithApp (socket: WebSocket): void {
+  if (socket.readyState === socket.CLOSED) return
+  socket.close()
+  socket.resume() // one paused with frames waiting reads its client's answer
+  cutAfterGrace(socket)
 }

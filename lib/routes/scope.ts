@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
-import type { WebSocket } from 'ws'
+import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { responseOf, routeWatched } from './answered-upgrades.js'
 import { upgradePaths } from './upgrade-paths.js'
@@ -20,9 +20,12 @@ export class RouteScope {
   /** The websocket routes' URLs, once mounted. */
   readonly #paths = new Set<string>()
 
-  /** `open`: the plugin's sockets open now (its registry's), which close with the app. */
-  constructor (maxPayload: number, open: () => Iterable<WebSocket>) {
-    this.sockets = new SocketServer(maxPayload, open)
+  /**
+   * `open`: the plugin's sockets open now (its registry's), which close with the app, once the answers to the
+   * credential checks in flight are sent, within `answerWithinMs`.
+   */
+  constructor (maxPayload: number, open: () => Iterable<Connection>, answerWithinMs: number) {
+    this.sockets = new SocketServer(maxPayload, open, answerWithinMs)
   }
 
   /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
@@ -79,10 +82,10 @@ export class RouteScope {
         fastify.server.on('upgrade', forward)
       })
     }
-    fastify.addHook('preClose', (done) => {
+    // Before onClose, where the stores close: the checks in flight still reach them.
+    fastify.addHook('preClose', async () => {
       if (forward) fastify.server.off('upgrade', forward)
-      sockets.close()
-      done()
+      await sockets.close()
     })
   }
 }

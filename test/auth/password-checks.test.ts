@@ -60,6 +60,27 @@ t.test('past the limit, or past an address\'s share, a check is refused at once 
   t.notOk(started.includes('a3') || started.includes('c1'), 'refused checks never ran')
 })
 
+t.test('a check whose client left before its turn never runs: the next one takes its lane', async t => {
+  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, 1)
+  const started: string[] = []
+  const clients = new Map([['a2', true], ['b1', true], ['c1', true]])
+  const submit = (address: string, name: string) => {
+    const check = held(started, name)
+    return { check, result: queue.run(address, check.check, () => clients.get(name) ?? true).catch((err: Error) => err.name) }
+  }
+  const running = submit('a', 'a1')
+  const waiting = [submit('a', 'a2'), submit('b', 'b1'), submit('c', 'c1')]
+  clients.set('a2', false)
+  clients.set('b1', false)
+  running.check.finish()
+  for (const { check } of waiting) check.finish()
+  t.same(await Promise.all([running, ...waiting].map(({ result }) => result)), ['a1', 'PasswordClientLeft', 'PasswordClientLeft', 'c1'])
+  t.same(started, ['a1', 'c1'], 'the lane went past the two whose clients left')
+  t.equal(await queue.run('d', held(started, 'gone').check, () => false).catch((err: Error) => err.message),
+    'the client left before its password was checked', 'nor does one whose client left before a lane was free for it')
+  t.same(started, ['a1', 'c1'])
+})
+
 t.test('an address is its network: an IPv6 client\'s /64, an IPv4-mapped address\'s IPv4', async t => {
   const queue = new PasswordChecks({ limit: 10, perAddress: 1 }, 1)
   const started: string[] = []

@@ -1,0 +1,208 @@
+// Shutting down (README, "Shutting down"): `app.close()` closes at once every socket of the plugin with no credential
+// check in flight, and a socket whose check is in flight once its client has the answer (within the store timeout): cut
+// off, a check may have acted (a refresh token rotated, a session made) for a client that never hears of it.
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { referenceSchema } from '../../example/schema.js'
+import { MemorySessionStore, type AuthenticateEvent, type CredentialSource, type Identity } from '../../lib/index.js'
+import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
+import { admin, build, connect, fakeClock, upgradeRefusal, within, type Built, type Client } from '../helpers.js'
+
+/** A step the test holds: `entered` once it has started, and it goes on once the test calls `release`. */
+class Held {
+  #entered!: () => void
+  readonly entered = within(new Promise<void>(resolve => { this.#entered = resolve }), 'the held step to start')
+  #release!: () => void
+  readonly #released = new Promise<void>(resolve => { this.#release = resolve })
+
+  /** Called by the step: resolves once the test releases it. */
+  readonly hold = (): Promise<void> => {
+    this.#entered()
+    return this.#released
+  }
+
+  release (): void {
+    this.#release()
+  }
+}
+
+/** The app's `onAuthenticate`, held for the credentials of `source`. */
+const heldFor = (source: CredentialSource, held: Held) => async (event: AuthenticateEvent) => {
+  if (event.source === source) await held.hold()
+  return true
+}
+
+const next = (client: Client, what: string) => within(client.next(), what)
+const closed = (client: Client, what: string) => within(client.closed, what)
+
+/**
+ * `app.close()`, once it has begun (Fastify runs its hooks a few turns after the call): a socket with no check in
+ * flight, opened at `path` for this, has been closed.
+ */
+async function beginClose (app: FastifyInstance, url: Built['url'], path = '/websocket'): Promise<{ closing: Promise<void> }> {
+  const idle = await connect(url(path))
+  const closing = app.close()
+  await closed(idle, 'an idle socket\'s close')
+  return { closing }
+}
+
+t.test('a refresh on its way to the store when the app closes: the client gets the rotated token, then the close', async t => {
+  const store = new MemorySessionStore()
+  const rotate = store.rotate.bind(store)
+  const held = new Held()
+  // The store has rotated: its answer is on its way back.
+  store.rotate = async (...args) => {
+    const rotated = await rotate(...args)
+    await held.hold()
+    return rotated
+  }
+  const { app, url } = await build(t, { users: [admin], sessionStore: store, heartbeat: { enabled: false } })
+  const { refresh_token: token } = await app.realtime.login({ email: admin.email, password: admin.password })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', refresh_token: token, uid: 'r' })
+  await held.entered
+  const { closing } = await beginClose(app, url)
+  t.equal(client.ws.readyState, client.ws.OPEN, 'the close waits for the check')
+  held.release()
+  const answer = await next(client, 'the auth answer') as { status: string, uid: string, refresh_token: string }
+  t.match(answer, { type: 'auth', status: 'ok', uid: 'r' }, 'answered')
+  t.not(answer.refresh_token, token, 'with the rotated token')
+  t.equal((await closed(client, 'the close')).code, 1005, 'then closed with the app')
+  await within(closing, 'app.close()')
+  t.equal((await store.lookup(readRefreshToken(answer.refresh_token)!)).status, 'current', 'the token the client holds is its session\'s')
+})
+
+t.test('a password login in flight when the app closes: the client gets its session\'s tokens, then the close', async t => {
+  const store = new MemorySessionStore()
+  const held = new Held()
+  const identity: Identity = { user: 'u1', role: null, admin: false }
+  const { app, url } = await build(t, {
+    sessionStore: store,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => { await held.hold(); return identity }
+  })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: 'u1@example.com', password: 'pw' })
+  await held.entered
+  const { closing } = await beginClose(app, url)
+  held.release()
+  const answer = await next(client, 'the auth answer') as { status: string, refresh_token: string }
+  t.equal(answer.status, 'ok', 'logged in')
+  t.equal((await closed(client, 'the close')).code, 1005)
+  await within(closing, 'app.close()')
+  t.equal((await store.lookup(readRefreshToken(answer.refresh_token)!)).status, 'current', 'the session made is the client\'s')
+})
+
+t.test('the JSON, logs and GraphQL endpoints each answer the check in flight before they close', async t => {
+  const held = { rest: new Held(), logs: new Held(), graphql: new Held() }
+  const { app, url } = await build(t, {
+    heartbeat: { enabled: false },
+    graphql: { schema: referenceSchema(() => null) },
+    onAuthenticate: async ({ endpoint }) => {
+      if (endpoint) await held[endpoint].hold()
+      return true
+    }
+  })
+  const token = app.realtime.signAccessToken({ user: 'u1', role: 'administrator', admin: true }).access_token
+  const json = await connect(url('/websocket'))
+  const logs = await connect(url('/websocket/logs'))
+  const graphql = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  json.send({ type: 'auth', access_token: token, uid: 'j' })
+  logs.send({ type: 'auth', access_token: token, uid: 'l' })
+  graphql.send({ type: 'connection_init', payload: { access_token: token } })
+  await Promise.all(Object.values(held).map(step => step.entered))
+  const { closing } = await beginClose(app, url)
+  for (const step of Object.values(held)) step.release()
+  t.same(await next(json, 'the JSON answer'), { type: 'auth', status: 'ok', uid: 'j' })
+  t.same(await next(logs, 'the logs answer'), { type: 'auth', status: 'ok', uid: 'l' })
+  t.same(await next(graphql, 'the GraphQL answer'), { type: 'connection_ack' })
+  for (const [client, name] of [[json, 'JSON'], [logs, 'logs'], [graphql, 'GraphQL']] as const) {
+    t.equal((await closed(client, `the ${name} close`)).code, 1005, `${name}: answered, then closed`)
+  }
+  await within(closing, 'app.close()')
+})
+
+t.test('thousands of idle sockets close at once, without the wait of a socket whose check is in flight', async t => {
+  const held = new Held()
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public' }, onAuthenticate: heldFor('auth', held) })
+  const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+  const checking = await connect(url('/websocket'))
+  checking.send({ type: 'auth', access_token: token, uid: 'c' })
+  await held.entered
+  const idle: Client[] = []
+  for (let i = 0; i < 2_000; i += 200) idle.push(...await Promise.all(Array.from({ length: 200 }, () => connect(url('/websocket')))))
+  // The cap on the wait is the test's: a close that waited for it would never end.
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const closing = app.close()
+  const codes = new Set((await within(Promise.all(idle.map(client => client.closed)), 'the idle sockets\' closes')).map(close => close.code))
+  t.same([...codes], [1005], 'every idle socket closed while the check is held')
+  held.release()
+  t.same(await next(checking, 'the auth answer'), { type: 'auth', status: 'ok', uid: 'c' })
+  t.equal((await closed(checking, 'the checked socket\'s close')).code, 1005)
+  await within(closing, 'app.close(), without the cap\'s timer')
+})
+
+t.test('a check still running past the store timeout is cut off by the close, unanswered', async t => {
+  const verifying = new Held()
+  const admitting = new Held()
+  const identity: Identity = { user: 'u1', role: null, admin: false }
+  const store = new MemorySessionStore()
+  const create = store.create.bind(store)
+  let created = 0
+  store.create = async (...args) => { created++; return await create(...args) }
+  const { app, url } = await build(t, {
+    sessionStore: store,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => { await verifying.hold(); return identity },
+    onAuthenticate: heldFor('auth', admitting)
+  })
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: 'u1@example.com', password: 'pw' })
+  await verifying.entered
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const { closing } = await beginClose(app, url)
+  // Each step of a check has the store timeout (3 s): two of them outlast the close's wait.
+  clock.tick(2_000)
+  verifying.release()
+  await admitting.entered
+  clock.tick(999)
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(client.ws.readyState, client.ws.OPEN, 'still waiting for the answer')
+  clock.tick(1)
+  t.equal((await closed(client, 'the close')).code, 1005, 'closed at the store timeout')
+  t.same(client.frames, [], 'unanswered')
+  await within(closing, 'app.close()')
+  // Its client gone, the login makes no session (`waiting`).
+  const failed = new Promise<string>(resolve => app.realtime.on('authFailed', ({ reason }) => resolve(reason)))
+  admitting.release()
+  t.equal(await within(failed, 'the login\'s end'), 'the client left before its session was made')
+  t.equal(created, 0, 'no session made for nobody')
+})
+
+t.test('an upgrade still in the gate when the app closes is answered 503', async t => {
+  const held = new Held()
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'strict' }, onAuthenticate: heldFor('upgrade', held) })
+  const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+  const refusal = upgradeRefusal(url(`/websocket?access_token=${token}`))
+  await held.entered
+  const { closing } = await beginClose(app, url, '/websocket/logs')
+  held.release()
+  t.equal((await within(refusal, 'the upgrade\'s answer')).status, 503)
+  await within(closing, 'app.close()')
+})
+
+t.test('a socket whose client leaves while its check is in flight no longer holds the close', async t => {
+  const held = new Held()
+  const { app, url } = await build(t, { heartbeat: { enabled: false }, onAuthenticate: heldFor('auth', held) })
+  const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: token })
+  await held.entered
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const { closing } = await beginClose(app, url)
+  t.equal(client.ws.readyState, client.ws.OPEN, 'held by its check')
+  client.ws.terminate()
+  await within(closing, 'app.close(), without the cap\'s timer')
+  held.release()
+  t.pass('closed once its client left')
+})
