@@ -90,7 +90,8 @@ export interface VerifyWindow {
  * milliseconds without a unit, by the same parser), `clockTolerance` milliseconds, as fast-jwt takes it.
  */
 export function verifyWindow (jwt: JWT): VerifyWindow {
-  const { maxAge, clockTolerance } = (jwt.options.verify ?? {}) as { maxAge?: unknown, clockTolerance?: unknown }
+  const maxAge: unknown = jwt.options.verify?.maxAge
+  const clockTolerance: unknown = jwt.options.verify?.clockTolerance
   const ms = typeof maxAge === 'number' ? maxAge * 1000 : typeof maxAge === 'string' ? parseSpan(maxAge) : undefined
   return {
     // One @fastify/jwt cannot read either fails its registration (before 10.2.3 it was dropped: no maxAge).
