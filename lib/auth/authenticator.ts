@@ -616,6 +616,8 @@ export class Authenticator {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     try {
+      // The token before a rotation still being given back is the client's own, no reuse.
+      await this.#options.giveBacks.settle(rotationOf(presented.sessionId))
       const found = await this.#store(store => store.lookup(presented))
       // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
       if (found.status !== 'current') return await this.#notCurrent(found)
@@ -630,6 +632,8 @@ export class Authenticator {
   async endCurrentSession (refreshToken: string): Promise<void> {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return
+    // As a logout: a rotation still being given back would bring the session back once it lands, out of reach.
+    await this.#options.giveBacks.settle(rotationOf(presented.sessionId))
     const found = await this.#store(store => store.lookup(presented))
     if (found.status === 'current') await this.endSession(found.session.id)
   }

@@ -552,6 +552,22 @@ t.test('Authenticator: while a rotation\'s give-back has not landed, a refresh o
   t.same(ended, [])
 })
 
+t.test('Authenticator: a logout with the token before a rotation still being given back waits for it: no reuse', async (t) => {
+  const answer = { lost: false }
+  const unrotates = { fail: true }
+  const { authenticator, ended } = await harness(t, { sessionStore: rotatingStore(answer, unrotates) })
+  const login = success(t, await authenticator.login(credentials, at))
+  answer.lost = true
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' },
+    'not yet given back: the logout waits, as for a store away')
+  await t.rejects(authenticator.endCurrentSession(login.issued!.refresh_token), 'and so does ending it from a cookie')
+  t.same(ended, [], 'nothing taken for reuse')
+  unrotates.fail = false
+  t.same(await authenticator.logout(login.issued!.refresh_token), { ok: true }, 'given back: the logout ends the session')
+  t.same(ended, [login.session])
+})
+
 t.test('Authenticator: a refresh whose client left while its token rotated takes the rotation back', async (t) => {
   const { authenticator, ended } = await harness(t)
   const login = success(t, await authenticator.login(credentials, at))

@@ -148,3 +148,23 @@ t.test('a Redis Cluster, each node behind a proxy', async t => {
     await loginWhoseClaimIsLost(t, redis, proxyOf)
   })
 })
+
+t.test('one Redis hung with its connection up, the app\'s own client with no command timeout: failed refreshes\' give-backs add no command while theirs wait', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const built = await build(t, { users: [admin], authRoutes: true, redis }, { logger: false })
+  const login = await post(built, '/auth/login', { email: admin.email, password: admin.password })
+  const { refresh_token: token } = login.json().data
+  /** ioredis's commands sent and waiting for their answers. */
+  const waiting = () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length
+
+  server.pause()
+  t.teardown(() => server.resume())
+  const answers = await Promise.all(Array.from({ length: 50 }, () => post(built, '/auth/refresh', { refresh_token: token })))
+  t.same(new Set(answers.map(answer => answer.statusCode)), new Set([503]), 'every refresh answered 503 at the store timeout')
+  const after = waiting()
+  // Past the 3 s a try is waited for, and two retry periods: each would be tried again meanwhile, one more command each.
+  await new Promise(resolve => setTimeout(resolve, 5_500))
+  t.equal(waiting(), after, 'none sent again while the one sent waits for Redis')
+})

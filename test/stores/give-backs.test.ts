@@ -46,9 +46,9 @@ t.test('given up on once its time has passed', async t => {
   const { store, giveBack } = flaky()
   giveBacks.add('codes bob', giveBack, 2_500)
   await clock.tickAsync(3_000)
-  t.equal(store.tries, 4, 'at once, then at 1, 2 and 3 s')
+  t.equal(store.tries, 3, 'at once, then at 1 and 2 s')
   await clock.tickAsync(3_000)
-  t.equal(store.tries, 4, 'not after its time')
+  t.equal(store.tries, 3, 'not after its time')
   t.equal(clock.countTimers(), 0)
   await giveBacks.settle('codes bob')
 })
@@ -77,18 +77,46 @@ t.test('each failed call gives its own back; settling waits for all of one owner
   t.equal(giveBacks.settle('session c'), null)
 })
 
-t.test('a try that never answers counts as failed after its time; one that throws at once as failed', async t => {
+t.test('a try that never answers: settling fails after its time, and no other try is sent while it is under way', async t => {
   const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'])
   const giveBacks = new GiveBacks(1_000)
   t.teardown(() => giveBacks.stop())
   let tries = 0
-  giveBacks.add('session hung', () => { tries++; return new Promise(() => {}) }, 60_000)
+  let answer: (() => void) | null = null
+  giveBacks.add('session hung', () => { tries++; return new Promise<void>(resolve => { answer = resolve }) }, 60_000)
   await until(() => tries === 1)
   const settling = t.rejects(giveBacks.settle('session hung')!, /has not landed/)
   await realTurn()
-  t.equal(tries, 1, 'one try at a time: settling waits for the one under way')
+  t.equal(tries, 1, 'settling waits for the try under way')
   await clock.tickAsync(1_000)
   await settling
+  await clock.tickAsync(10_000)
+  t.equal(tries, 1, 'a store that never answers holds one call, not one more every second')
+  answer!()
+  await until(() => giveBacks.settle('session hung') === null)
+  t.pass('its answer, however late, lands it')
+  t.equal(clock.countTimers(), 0)
+})
+
+t.test('one that throws at once fails', async t => {
+  const giveBacks = new GiveBacks(1_000)
+  t.teardown(() => giveBacks.stop())
   giveBacks.add('session thrown', () => { throw new Error('no connection') }, 60_000)
   await t.rejects(giveBacks.settle('session thrown')!)
+})
+
+t.test('at most 16 pending for one owner and 10,000 in all: past them a failed call\'s is dropped', async t => {
+  const giveBacks = new GiveBacks(1_000)
+  t.teardown(() => giveBacks.stop())
+  const away = () => Promise.reject(new Error('store away'))
+  let tried = 0
+  const counted = () => { tried++; return away() }
+  for (let i = 0; i < 20; i++) giveBacks.add('session busy', counted, 60_000)
+  await until(() => tried === 16)
+  await realTurn()
+  t.equal(tried, 16, 'one owner: 16')
+  for (let i = 0; i < 10_000; i++) giveBacks.add(`session ${i}`, counted, 60_000)
+  await until(() => tried === 10_000)
+  await realTurn()
+  t.equal(tried, 10_000, 'in all: 10,000')
 })
