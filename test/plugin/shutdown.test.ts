@@ -129,12 +129,13 @@ t.test('thousands of idle sockets close at once, without the wait of a socket wh
   const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public' }, onAuthenticate: heldFor('auth', held) })
   const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
   const checking = await connect(url('/websocket'))
+  // The caps are the test's: a close that waited for its own would never end, and the held check outlasts its store
+  // timeout however long the 2,000 sockets take to open.
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
   checking.send({ type: 'auth', access_token: token, uid: 'c' })
   await held.entered
   const idle: Client[] = []
   for (let i = 0; i < 2_000; i += 200) idle.push(...await Promise.all(Array.from({ length: 200 }, () => connect(url('/websocket')))))
-  // The cap on the wait is the test's: a close that waited for it would never end.
-  fakeClock(t, ['setTimeout', 'clearTimeout'])
   const closing = app.close()
   const codes = new Set((await within(Promise.all(idle.map(client => client.closed)), 'the idle sockets\' closes')).map(close => close.code))
   t.same([...codes], [1005], 'every idle socket closed while the check is held')
