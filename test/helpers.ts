@@ -1,7 +1,7 @@
 // Test helpers: a real server on loopback and a real `ws` client that records every frame and the close.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { createConnection } from 'node:net'
+import { createConnection, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
 import realtime, {
@@ -101,6 +101,16 @@ export async function connect (url: string, options: WebSocket.ClientOptions & {
   const client = new Client(url, options)
   await client.opened
   return client
+}
+
+/**
+ * Resolves once the server has read every byte the client wrote: what it sent waits in the inbox by then. The app's
+ * only socket is the client's.
+ */
+export async function readByServer (app: FastifyInstance, client: Client): Promise<void> {
+  const [connection] = app.realtime.connections()
+  const sent = (client.ws as unknown as { _socket: Socket })._socket
+  while (connection.request.raw.socket.bytesRead < sent.bytesWritten) await new Promise(resolve => setImmediate(resolve))
 }
 
 /** The HTTP status a refused upgrade got. */

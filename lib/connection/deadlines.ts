@@ -98,15 +98,13 @@ export class ExpiryClock {
  * Auth windows (the handshake's, and re-auth after an expiry): one timer each, cleared when the window closes. The
  * timers are unref'd: they never keep a process alive, the sockets they wait for do. A window is the client's time to
  * answer: it stops while an answer waits or is checked (`hold`, a window opened meanwhile too), and runs on once every
- * answer held for has settled nothing (`release`). The app's close waits for those answers too (`settled`).
+ * answer held for has settled nothing (`release`).
  */
 export class AuthWindows {
   readonly lengthMs: number
   readonly #open = new Map<Authenticating, AuthWindow>()
   /** How many of each target's client's answers wait or are being checked. */
   readonly #checking = new Map<Authenticating, number>()
-  /** What is told once a target's held answers have all settled, for the targets somebody waits for (`settled`). */
-  readonly #settling = new Map<Authenticating, Settling>()
 
   constructor (lengthMs: number) {
     this.lengthMs = lengthMs
@@ -142,40 +140,15 @@ export class AuthWindows {
       return
     }
     this.#checking.delete(target)
-    this.#settle(target)
     const window = this.#open.get(target)
     if (window === undefined || window.timer !== null) return
     this.#open.set(target, this.#run(target, Math.max(0, window.leftMs)))
   }
 
-  /**
-   * Resolves once every answer held for the target has settled, or the target is gone; null when none is held now.
-   * The app's close waits for it: a check cut off by the close may have acted (a refresh token rotated, a session
-   * made) for a client that would never hear of it.
-   */
-  settled (target: Authenticating): Promise<void> | null {
-    if (!this.#checking.has(target)) return null
-    let settling = this.#settling.get(target)
-    if (settling === undefined) {
-      let told!: () => void
-      settling = { promise: new Promise<void>(resolve => { told = resolve }), resolve: told }
-      this.#settling.set(target, settling)
-    }
-    return settling.promise
-  }
-
   /** The target is gone: no window, no check. */
   end (target: Authenticating): void {
     this.#checking.delete(target)
-    this.#settle(target)
     this.close(target)
-  }
-
-  #settle (target: Authenticating): void {
-    const settling = this.#settling.get(target)
-    if (settling === undefined) return
-    this.#settling.delete(target)
-    settling.resolve()
   }
 
   #run (target: Authenticating, ms: number): AuthWindow {
@@ -190,8 +163,3 @@ export class AuthWindows {
 
 /** A window running (its timer, and when it ends), or held while the client's answer is checked (the time it had left). */
 type AuthWindow = { timer: NodeJS.Timeout, endsAt: number } | { timer: null, leftMs: number }
-
-interface Settling {
-  promise: Promise<void>
-  resolve: () => void
-}

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AuthFailure, AuthSuccess } from '../auth/authenticator.js'
 import { authenticatedAccountability, publicAccountability } from './accountability.js'
 import { AuthWindows, ExpiryClock, type Authenticating, type Expiring, type ExpiryBucket } from './deadlines.js'
+import { ChecksInFlight } from './checks-in-flight.js'
 import type { Connection } from './connection.js'
 import { Registry } from './registry.js'
 import { Revocations } from '../auth/revocations.js'
@@ -29,6 +30,8 @@ export interface GuardPolicy {
   publicRole: string | null
   expiries: ExpiryClock
   authWindows: AuthWindows
+  /** The credential checks started and not answered: the app's close waits for them. */
+  checks: ChecksInFlight
   /** Told of every authentication, refusal and expiry, for `fastify.realtime.on(...)`. */
   registry: Registry
   /**
@@ -49,9 +52,9 @@ export interface GuardPolicy {
 export function guardPolicy (authMode: AuthMode, publicRole: string | null, authTimeoutMs: number, log: FastifyBaseLogger,
   registry = new Registry(new RealtimeEvents(log)), revocations = new Revocations(), requestUsers: RequestUsers | null = null): GuardPolicy {
   const expiries = new ExpiryClock((err) => log.error({ err }, 'a socket\'s expiry failed'))
-  return {
-    authMode, publicRole, expiries, authWindows: new AuthWindows(authTimeoutMs), registry, reauthenticates: true, revocations, requestUsers
-  }
+  const authWindows = new AuthWindows(authTimeoutMs)
+  const checks = new ChecksInFlight()
+  return { authMode, publicRole, expiries, authWindows, checks, registry, reauthenticates: true, revocations, requestUsers }
 }
 
 const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
@@ -208,19 +211,32 @@ export class ConnectionGuard implements Expiring, Authenticating {
     if (this.#identity !== null && this.#issuedAt <= Math.floor(at / 1000)) this.expire('AUTH_REVOKED')
   }
 
-  /** The client answered: its auth window, open now or opened before the answer is checked, waits for the check. */
+  /** The client answered, and its answer waits its turn: its auth window, open now or opened meanwhile, waits for it. */
+  waiting (): void {
+    this.#policy.authWindows.hold(this)
+  }
+
+  /** The answer that waited has run: a window it did not close runs on (its check, if any, holds the window itself). */
+  waited (): void {
+    if (this.#phase !== 'closed') this.#policy.authWindows.release(this)
+  }
+
+  /** The client's answer is being checked: its auth window waits for the check, and so does the app's close. */
   checking (): void {
     this.#policy.authWindows.hold(this)
+    this.#policy.checks.start(this)
   }
 
   /** The check answered: a window it did not close (a refusal that leaves the socket waiting) runs on. */
   checked (): void {
-    if (this.#phase !== 'closed') this.#policy.authWindows.release(this)
+    if (this.#phase === 'closed') return
+    this.#policy.authWindows.release(this)
+    this.#policy.checks.end(this)
   }
 
-  /** Once every answer of its client's that waits or is checked has settled (null: none is): the app's close waits for it. */
+  /** Once every check of its client's answers has answered (null: none is in flight): the app's close waits for it. */
   settled (): Promise<void> | null {
-    return this.#policy.authWindows.settled(this)
+    return this.#policy.checks.settled(this)
   }
 
   /** The auth windows: nobody authenticated in time. */
@@ -232,6 +248,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
   close (): void {
     this.clearDeadlines()
     this.#policy.authWindows.end(this)
+    this.#policy.checks.forget(this)
     if (this.#identity !== null) this.#policy.registry.unindex(this.#connection, this.#identity.user, this.#session)
     this.#phase = 'closed'
   }

@@ -107,18 +107,19 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   /**
    * An auth message that has to wait (behind a check, or the handlers at their limit) was sent in time all the same: the
-   * auth window waits for it until it has run (`ran`). Only a frame that names the type is read twice.
+   * auth window waits for it until it has run (`ran`). The app's close does not: nothing has acted for it yet, and it
+   * goes with the socket. Only a frame that names the type is read twice.
    */
   protected waits (data: RawData): boolean {
     if (!(data as Buffer).includes('"auth"')) return false
     const parsed = parseFrame(data)
     if (parsed === unparsable || (parsed as { type?: unknown } | null)?.type !== 'auth') return false
-    this.connection.guard.checking()
+    this.connection.guard.waiting()
     return true
   }
 
   protected ran (): void {
-    this.connection.guard.checked()
+    this.connection.guard.waited()
   }
 
   /** Called by the inbox, one frame after the other. */

@@ -112,6 +112,8 @@ export class SocketServer {
    * answered within the grace: the app's close waits for every connection. A socket whose credential is being checked
    * is closed once its client has the answer, within `answerWithinMs`: cut off, a check may have acted (a refresh
    * token rotated, a session made) for a client that never hears of it, and the stores a take-back needs close next.
+   * One whose auth message only waits its turn (behind the app's handlers) closes at once, the message unread: no check
+   * has started for it, nothing has acted.
    */
   async close (): Promise<void> {
     // No socket opens from now on: an upgrade still in the gate is answered 503, ws's answer once its server closed.

@@ -1,11 +1,9 @@
 // A client that sends messages faster than the app's async handlers finish (PROTOCOL.md section 11): at most
 // `handlerLimit` of one socket's handlers run at once; its later frames wait, the socket paused, and none is lost.
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
-import type { Socket } from 'node:net'
 import { handlerLimit } from '../../lib/endpoints/rest.js'
 import type { MessageHandler } from '../../types/index.js'
-import { admin, build, connect, fakeClock, within, type Client } from '../helpers.js'
+import { admin, build, connect, fakeClock, readByServer, within } from '../helpers.js'
 
 t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait their turn, in order, and all are answered`, async t => {
   let open!: () => void
@@ -65,13 +63,6 @@ function slotHolder (t: Test) {
     }) as MessageHandler
   }
   return holder
-}
-
-/** Resolves once the server has read every byte the client wrote: what it sent waits in the inbox by then. */
-async function readByServer (app: FastifyInstance, client: Client): Promise<void> {
-  const [connection] = app.realtime.connections()
-  const sent = (client.ws as unknown as { _socket: Socket })._socket
-  while (connection.request.raw.socket.bytesRead < sent.bytesWritten) await new Promise(resolve => setImmediate(resolve))
 }
 
 t.test('a socket closed while its frames wait for a handler slot closes as its client answers, not 30 s later', async t => {

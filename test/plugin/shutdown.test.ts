@@ -1,12 +1,14 @@
 // Shutting down (README, "Shutting down"): `app.close()` closes at once every socket of the plugin with no credential
 // check in flight, and a socket whose check is in flight once its client has the answer (within the store timeout): cut
-// off, a check may have acted (a refresh token rotated, a session made) for a client that never hears of it.
+// off, a check may have acted (a refresh token rotated, a session made) for a client that never hears of it. An auth
+// message that only waits its turn has started no check: its socket closes at once.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { referenceSchema } from '../../example/schema.js'
 import { MemorySessionStore, type AuthenticateEvent, type CredentialSource, type Identity } from '../../lib/index.js'
 import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
-import { admin, build, connect, fakeClock, upgradeRefusal, within, type Built, type Client } from '../helpers.js'
+import { handlerLimit } from '../../lib/endpoints/rest.js'
+import { admin, build, connect, fakeClock, readByServer, upgradeRefusal, within, type Built, type Client } from '../helpers.js'
 
 /** A step the test holds: `entered` once it has started, and it goes on once the test calls `release`. */
 class Held {
@@ -127,12 +129,13 @@ t.test('thousands of idle sockets close at once, without the wait of a socket wh
   const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public' }, onAuthenticate: heldFor('auth', held) })
   const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
   const checking = await connect(url('/websocket'))
+  // The caps are the test's: a close that waited for its own would never end, and the held check outlasts its store
+  // timeout however long the 2,000 sockets take to open.
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
   checking.send({ type: 'auth', access_token: token, uid: 'c' })
   await held.entered
   const idle: Client[] = []
   for (let i = 0; i < 2_000; i += 200) idle.push(...await Promise.all(Array.from({ length: 200 }, () => connect(url('/websocket')))))
-  // The cap on the wait is the test's: a close that waited for it would never end.
-  fakeClock(t, ['setTimeout', 'clearTimeout'])
   const closing = app.close()
   const codes = new Set((await within(Promise.all(idle.map(client => client.closed)), 'the idle sockets\' closes')).map(close => close.code))
   t.same([...codes], [1005], 'every idle socket closed while the check is held')
@@ -140,6 +143,37 @@ t.test('thousands of idle sockets close at once, without the wait of a socket wh
   t.same(await next(checking, 'the auth answer'), { type: 'auth', status: 'ok', uid: 'c' })
   t.equal((await closed(checking, 'the checked socket\'s close')).code, 1005)
   await within(closing, 'app.close(), without the cap\'s timer')
+})
+
+t.test('an auth message waiting behind the app\'s handlers when the app closes holds no close: it goes unread', async t => {
+  let free!: () => void
+  const busy = new Promise<void>(resolve => { free = resolve })
+  t.teardown(() => free())
+  let started = 0
+  let taken!: () => void
+  const allTaken = new Promise<void>(resolve => { taken = resolve })
+  const checked: unknown[] = []
+  const { app, url } = await build(t, {
+    heartbeat: { enabled: false },
+    rest: { handlers: { slow: async () => { if (++started === handlerLimit) taken(); await busy } } },
+    onAuthenticate: async (event) => { if (event.source === 'auth') checked.push(event); return true }
+  })
+  const token = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+  const client = await connect(url(`/websocket?access_token=${token}`))
+  for (let i = 0; i < handlerLimit; i++) client.send({ type: 'slow' })
+  await within(allTaken, 'every handler slot taken')
+  // Sent in time: it holds the auth window while it waits, and nothing else.
+  client.send({ type: 'auth', access_token: token, uid: 'waiting' })
+  await readByServer(app, client)
+  // The cap on the wait is the test's: a close that waited for the message would never end.
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const closing = app.close()
+  t.equal((await closed(client, 'the close')).code, 1005, 'closed at once')
+  await within(closing, 'app.close(), without the cap\'s timer')
+  free()
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(checked, [], 'the message behind the handlers was never checked')
+  t.same(client.frames, [], 'nor answered')
 })
 
 t.test('a check still running past the store timeout is cut off by the close, unanswered', async t => {
