@@ -32,6 +32,17 @@ async function line (client: Client, msg: string): Promise<{ data: Record<string
   }
 }
 
+/** The messages of the `logs` lines a subscriber gets up to the one whose message is `last`, that one included. */
+async function messagesUntil (client: Client, last: string): Promise<string[]> {
+  const messages: string[] = []
+  for (;;) {
+    const frame = await client.next() as { type: string, data?: { msg?: string } }
+    if (frame.type !== 'logs' || frame.data === undefined) continue
+    messages.push(String(frame.data.msg))
+    if (frame.data.msg === last) return messages
+  }
+}
+
 t.test('an admin subscribes and gets the app\'s lines of its level and above, tagged with the node', async t => {
   const { app, url } = await logsApp(t)
   const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
@@ -313,28 +324,61 @@ function appClient (t: Test, server: RedisServer, options: RedisOptions) {
   return { redis, unanswered: () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length }
 }
 
-t.test('with the app\'s own Redis client and Redis hung, at most 1,000 lines await its answer: the others are not published', async t => {
+t.test('with the app\'s own Redis client and Redis hung, at most 10,000 lines await its answer: the others are not published', async t => {
   const server = await RedisServer.start(t)
   const heard = await overRedis(t, server)
   // BullMQ's options: no command timeout, and the plugin checks the health of its own connections only.
   const { redis, unanswered } = appClient(t, server, { maxRetriesPerRequest: null })
-  const { app, url } = await logsApp(t, { redis })
+  // Room for every line awaiting Redis and for the subscriber's frames: the count is the bound here, not the bytes.
+  const { app, url } = await logsApp(t, { redis, maxBufferedBytes: 8 * 1024 * 1024 })
   const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, url('/websocket/logs'), token)
   await redis.ping() // every line published so far answered
   // Stopped, its kernel still accepts: the connection stays ready, and nothing is answered.
   server.pause()
-  for (let i = 0; i < 3000; i++) app.log.info(`request ${i} completed`)
-  t.equal(unanswered(), 1000, 'a thousand lines await Redis, not three thousand')
-  await within(line(client, 'request 2999 completed'), 'this process\'s own subscriber gets every line')
+  for (let i = 0; i < 12_000; i++) app.log.info(`request ${i} completed`)
+  t.equal(unanswered(), 10_000, 'ten thousand lines await Redis, not twelve thousand')
+  await within(line(client, 'request 11999 completed'), 'this process\'s own subscriber gets every line')
 
   server.resume()
   await redis.ping()
   app.log.info('answered: published again')
   while (!heard.some(message => message.includes('answered: published again'))) await new Promise(resolve => setTimeout(resolve, 10))
   const published = heard.filter(message => /request \d+ completed/.test(message))
-  t.equal(published.length, 1000, 'the thousand reached the other processes once Redis answered')
-  t.match(published.at(-1), /request 999 completed/, 'the first thousand: the lines after them were dropped')
+  t.equal(published.length, 10_000, 'the ten thousand reached the other processes once Redis answered')
+  t.match(published.at(-1), /request 9999 completed/, 'the first ten thousand: the lines after them were dropped')
+  await client.close()
+})
+
+t.test('with Redis well, a burst logged in one turn reaches the other processes whole, up to 10,000 lines', async t => {
+  const server = await RedisServer.start(t)
+  const heard = await overRedis(t, server)
+  const { redis } = appClient(t, server, {})
+  // Room for every line of the longer burst: the count is the bound here, not the bytes.
+  const a = await logsApp(t, { redis, maxBufferedBytes: 8 * 1024 * 1024 })
+  const b = await logsApp(t, { redis: server.url })
+  const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, b.url('/websocket/logs'), token)
+  // The subscription to Redis may still be on its way: log until a line comes through.
+  const arrived = line(client, 'from a')
+  let got: unknown
+  while (got === undefined) {
+    a.app.log.info('from a')
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
+  }
+  await redis.ping() // every line published so far answered
+
+  for (let i = 0; i < 1500; i++) a.app.log.info(`burst line ${i}`)
+  await redis.ping() // the burst answered: a line after it marks its end
+  a.app.log.info('end of the burst')
+  const messages = await within(messagesUntil(client, 'end of the burst'), 'the burst on the other process')
+  t.equal(messages.filter(msg => msg.startsWith('burst line ')).length, 1500, 'a subscriber of another process gets all 1,500 lines')
+
+  for (let i = 0; i < 10_000; i++) a.app.log.info(`long burst line ${i}`)
+  await redis.ping()
+  a.app.log.info('end of the long burst')
+  while (!heard.some(message => message.includes('end of the long burst'))) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(heard.filter(message => message.includes('"msg":"long burst line ')).length, 10_000, 'ten thousand lines in one turn, every one published')
   await client.close()
 })
 
@@ -471,17 +515,6 @@ t.test('an app whose Fastify logs through another pino major (pino 9 beside the 
   t.ok(lines.some(written => written.includes('from pino 9')), 'and the app\'s destination still got it')
   await client.close()
 })
-
-/** The messages of the `logs` lines a subscriber gets up to the one whose message is `last`, that one included. */
-async function messagesUntil (client: Client, last: string): Promise<string[]> {
-  const messages: string[] = []
-  for (;;) {
-    const frame = await client.next() as { type: string, data?: { msg?: string } }
-    if (frame.type !== 'logs' || frame.data === undefined) continue
-    messages.push(String(frame.data.msg))
-    if (frame.data.msg === last) return messages
-  }
-}
 
 t.test('an app given its own pino (loggerInstance) streams the lines of that instance and of its children, made before it or after', async t => {
   const { default: pino } = await import('pino')
