@@ -562,11 +562,92 @@ t.test('apps sharing one loggerInstance each stream its every line once, and one
   await onB.close()
 })
 
+t.test('apps given children of one root (loggerInstance) each stream their child\'s lines and its children\'s, not the root\'s nor a sibling\'s, and leave the loggers as they were', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const root = pino({ level: 'info' }, { write (line: string) { written.push(line) } })
+  const destination = (root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym]
+  // Two tenants' apps on one root, and a module of the host logging beside them.
+  const tenantA = root.child({ tenant: 'a' })
+  const tenantB = root.child({ tenant: 'b' })
+  const billing = root.child({ module: 'billing' })
+  const a = await build(t, { users: [admin] }, { loggerInstance: tenantA })
+  const b = await build(t, { users: [admin] }, { loggerInstance: tenantB })
+  const token = a.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const onA = await subscriber(t, a.url('/websocket/logs'), token)
+  const onB = await subscriber(t, b.url('/websocket/logs'), token)
+  root.info('from the root')
+  billing.info({ card: '4242' }, 'from a sibling')
+  tenantA.info('from a')
+  tenantA.child({ job: 7 }).info('from a child of a')
+  tenantB.info('from b')
+  a.app.log.info('end of a')
+  b.app.log.info('end of b')
+  const sent = ['from the root', 'from a sibling', 'from a', 'from a child of a', 'from b']
+  const onlyA = await within(messagesUntil(onA, 'end of a'), 'the lines on a')
+  t.same(onlyA.filter(msg => sent.includes(msg)), ['from a', 'from a child of a'], 'a streams its instance\'s lines and its children\'s only')
+  const onlyB = await within(messagesUntil(onB, 'end of b'), 'the lines on b')
+  t.same(onlyB.filter(msg => sent.includes(msg)), ['from b'], 'b streams its instance\'s lines only')
+  t.equal(written.filter(line => sent.some(msg => line.includes(`"msg":"${msg}"`))).length, 5, 'each line written once')
+
+  await Promise.all([onA.close(), onB.close()])
+  await Promise.all([a.app.close(), b.app.close()])
+  for (const [name, logger] of [['a', tenantA], ['b', tenantB]] as const) {
+    t.notOk(Object.getOwnPropertySymbols(logger).includes(pino.symbols.streamSym), `${name}'s logger holds no destination of its own again`)
+  }
+  t.equal((root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym], destination, 'the root\'s destination untouched')
+})
+
+t.test('an app given the root streams the lines of an app given a child of it, whichever was built first', async t => {
+  const { default: pino } = await import('pino')
+  const root = pino({ level: 'info' }, { write () {} })
+  const tenant = root.child({ tenant: 'a' })
+  // The tenant's app first: the host's tap, put on the root after, still gets the tenant's lines.
+  const onTenant = await build(t, { users: [admin] }, { loggerInstance: tenant })
+  const onRoot = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = onRoot.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const host = await subscriber(t, onRoot.url('/websocket/logs'), token)
+  const guest = await subscriber(t, onTenant.url('/websocket/logs'), token)
+  tenant.info('from the tenant')
+  root.info('from the root')
+  t.same((await within(messagesUntil(host, 'from the root'), 'the lines on the root\'s app')).filter(msg => msg.startsWith('from ')),
+    ['from the tenant', 'from the root'], 'the root\'s app streams the tenant\'s lines and its own')
+  tenant.info('end of the tenant')
+  t.same((await within(messagesUntil(guest, 'end of the tenant'), 'the lines on the tenant\'s app')).filter(msg => msg.startsWith('from ')),
+    ['from the tenant'], 'the tenant\'s app its own only')
+  await host.close()
+  await onRoot.app.close()
+  tenant.info('the root\'s app closed')
+  await within(line(guest, 'the root\'s app closed'), 'the tenant\'s app streams on')
+  await guest.close()
+})
+
+t.test('a logger writing to a multistream streams each line once, and each stream gets its levels', async t => {
+  const { default: pino } = await import('pino')
+  const info: string[] = []
+  const errors: string[] = []
+  // pino tells a multistream each line's level by setting it on the destination: through the tap, on the real one.
+  const root = pino({ level: 'info' }, pino.multistream([
+    { level: 'info', stream: { write (line: string) { info.push(line) } } },
+    { level: 'error', stream: { write (line: string) { errors.push(line) } } }
+  ]))
+  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  root.info('an info line')
+  root.error('an error line')
+  t.same((await within(messagesUntil(client, 'an error line'), 'the lines')).filter(msg => msg.startsWith('an ')), ['an info line', 'an error line'])
+  t.equal(info.filter(line => /"msg":"an (info|error) line"/.test(line)).length, 2, 'the info stream got both')
+  t.equal(errors.filter(line => /"msg":"an (info|error) line"/.test(line)).length, 1, 'the error stream the error only')
+  await client.close()
+})
+
 t.test('two apps on one logger: the one that closes first leaves the other\'s tap in place, and its own stops', async t => {
   const { default: pino } = await import('pino')
   const { captureLogLines } = await import('../../lib/logs/capture.js')
   const written: string[] = []
-  const logger = pino({ base: null }, { write (line: string) { written.push(line) } })
+  const destination = { write (line: string) { written.push(line) } }
+  const logger = pino({ base: null }, destination)
   const first: string[] = []
   const second: string[] = []
   const stopFirst = captureLogLines(logger as never, (line) => first.push(line))!
@@ -578,6 +659,24 @@ t.test('two apps on one logger: the one that closes first leaves the other\'s ta
   logger.info('neither')
   t.same([first.length, second.length, written.length], [1, 2, 3])
   t.match(second[1], /second only/)
+  t.equal((logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym], destination, 'the logger\'s own destination is back')
+})
+
+t.test('a destination put on the logger after the tap (another copy of the plugin\'s) stays when the tap is taken off', async t => {
+  const { default: pino } = await import('pino')
+  const { captureLogLines } = await import('../../lib/logs/capture.js')
+  const written: string[] = []
+  const logger = pino({ base: null }, { write (line: string) { written.push(line) } }) as unknown as Record<symbol, { write (line: string): unknown }>
+  const tapped: string[] = []
+  const stop = captureLogLines(logger as never, (line) => tapped.push(line))!
+  const tap = logger[pino.symbols.streamSym]!
+  const other: string[] = []
+  const wrapper = { write (line: string) { other.push(line); return tap.write(line) } }
+  logger[pino.symbols.streamSym] = wrapper
+  stop()
+  t.equal(logger[pino.symbols.streamSym], wrapper, 'the other tap stays')
+  ;(logger as unknown as { info (msg: string): void }).info('after')
+  t.same([tapped.length, other.length, written.length], [0, 1, 1], 'this one passes the line on, and hands it to nobody')
 })
 
 t.test('deeply nested log objects are cut short, and lines that are not pino\'s are ignored', async t => {
