@@ -1,56 +1,101 @@
-// Taps the app's own pino logger: every line it writes also reaches the logs endpoint. The logger keeps its
-// destination in one symbol on the root instance, which child loggers (request logs included) inherit, so swapping
-// it there sees every line without touching the destination itself.
+// Taps the logger the app gave Fastify: every line it and its children write also reaches the logs endpoint. pino keeps
+// the destination in one symbol, which a child logger inherits from its parent: the tap is put there as the given
+// logger's own, so the lines of that logger and of its every child (request logs included) pass through it, and those
+// of its parent and its siblings (another app's logger, on the same root) do not.
 import type { FastifyBaseLogger } from 'fastify'
 import { redactLogLine } from '../redaction.js'
 import { logLevels } from '../endpoints/logs.js'
 
 type Destination = { write (line: string): unknown }
 type Holder = Record<symbol, Destination | undefined>
+type Listener = { onLine: (line: string) => void, wanted: () => boolean }
 
 /**
- * The logger's destination symbol and the logger that holds it: the root one, up the prototype chain. Fastify's own
- * logger is a child of an app's `loggerInstance`, and a tap there would miss the lines of the instance and its other
- * children. The symbol is found by its name: each copy of pino makes its own `Symbol('pino.stream')`, and the app's
- * Fastify may log through another copy than the plugin's (pino 9 beside 10).
+ * pino's destination symbol, if `level` holds it as its own. It is found by its name: each copy of pino makes its own
+ * `Symbol('pino.stream')`, and the app's Fastify may log through another copy than the plugin's (pino 9 beside 10).
  */
-function destinationOf (logger: object): { holder: Holder, symbol: symbol } | undefined {
-  for (let level: object | null = logger; level !== null; level = Object.getPrototypeOf(level) as object | null) {
-    const symbol = Object.getOwnPropertySymbols(level).find(own => own.description === 'pino.stream')
-    if (symbol !== undefined) return { holder: level as Holder, symbol }
+function ownStreamSymbol (level: object): symbol | undefined {
+  return Object.getOwnPropertySymbols(level).find(own => own.description === 'pino.stream')
+}
+
+/** pino's destination symbol, held by the logger or by a parent up its prototype chain. */
+function streamSymbolOf (logger: object | null): symbol | undefined {
+  for (let level = logger; level !== null; level = Object.getPrototypeOf(level) as object | null) {
+    const symbol = ownStreamSymbol(level)
+    if (symbol !== undefined) return symbol
   }
   return undefined
 }
 
 /**
- * Starts forwarding the logger's lines to `onLine` while `wanted()` says someone may read them (a line nobody reads is
- * not redacted); returns how to stop, or null for a logger that is not pino.
+ * The logger the app gave Fastify: Fastify's own when Fastify made it from the `logger` options (it then holds the
+ * destination), else the `loggerInstance`, of which Fastify's own is a child.
  */
-export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) => void, wanted: () => boolean = () => true): (() => void) | null {
-  const found = destinationOf(log)
-  const destination = found && found.holder[found.symbol]
-  if (found === undefined || typeof destination?.write !== 'function') return null // logger: false, or not pino
-  const { holder, symbol } = found
-  let tapping = true
+function givenLogger (log: object): object | null {
+  return ownStreamSymbol(log) !== undefined ? log : Object.getPrototypeOf(log) as object | null
+}
+
+/** The tap on each logger, shared by the apps given it: each line is written once, and handed to each app once. */
+const taps = new WeakMap<object, { listeners: Set<Listener>, untap: () => void }>()
+
+/** Puts a tap on `logger` as its own destination, handing each line to `listeners`; returns how to take it off. */
+function tap (logger: Holder, symbol: symbol, listeners: Set<Listener>): () => void {
+  const owned = ownStreamSymbol(logger) === symbol
+  const held = logger[symbol]!
+  // A logger without a destination of its own writes to its parent's: read at each line, so that a tap put on the
+  // parent since (another app's, given the parent) gets this logger's lines too.
+  const destination = owned ? () => held : () => (Object.getPrototypeOf(logger) as Holder)[symbol]!
   const write = (line: string) => {
-    const written = destination.write(line)
+    const written = destination().write(line)
     // Redacted before it leaves: with Redis, a line crosses the network to every process.
-    if (tapping && wanted()) onLine(redactLogLine(line))
+    let redacted: string | undefined
+    for (const listener of listeners) if (listener.wanted()) listener.onLine(redacted ??= redactLogLine(line))
     return written
   }
-  // Everything but `write` (flush, fd, ...) still reaches the real destination, with the real `this`.
-  const tap = new Proxy(destination, {
-    get (target, property) {
+  // Everything but `write` (flush, fd, what pino sets on a multistream, ...) still reaches the real destination.
+  const proxy = new Proxy(held, {
+    get (_held, property) {
       if (property === 'write') return write
+      const target = destination()
       const value = Reflect.get(target, property, target)
       return typeof value === 'function' ? value.bind(target) : value
-    }
+    },
+    set: (_held, property, value) => Reflect.set(destination(), property, value)
   })
-  holder[symbol] = tap
+  logger[symbol] = proxy
   return () => {
-    tapping = false
-    // Another app on the same logger may have tapped it since: its tap stays, and this one passes lines through.
-    if (holder[symbol] === tap) holder[symbol] = destination
+    // Something put in place since (another copy of the plugin's tap) stays: this one then only passes lines on.
+    if (logger[symbol] !== proxy) return
+    if (owned) logger[symbol] = held
+    else delete logger[symbol]
+  }
+}
+
+/**
+ * Starts forwarding the lines of the logger the app gave Fastify (`log`: Fastify's own) and of its children to
+ * `onLine` while `wanted()` says someone may read them (a line nobody reads is not redacted); returns how to stop, or
+ * null for a logger that is not pino.
+ */
+export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) => void, wanted: () => boolean = () => true): (() => void) | null {
+  const logger = givenLogger(log)
+  const symbol = streamSymbolOf(logger)
+  const holder = logger as Holder
+  if (symbol === undefined || typeof holder[symbol]?.write !== 'function') return null // logger: false, or not pino
+  let shared = taps.get(holder)
+  if (shared === undefined) {
+    const listeners = new Set<Listener>()
+    shared = { listeners, untap: tap(holder, symbol, listeners) }
+    taps.set(holder, shared)
+  }
+  const { listeners, untap } = shared
+  const listener = { onLine, wanted }
+  listeners.add(listener)
+  return () => {
+    listeners.delete(listener)
+    // The last app on the logger gone: it is left as it was found.
+    if (listeners.size > 0) return
+    untap()
+    taps.delete(holder)
   }
 }
 

@@ -32,6 +32,17 @@ async function line (client: Client, msg: string): Promise<{ data: Record<string
   }
 }
 
+/** The messages of the `logs` lines a subscriber gets up to the one whose message is `last`, that one included. */
+async function messagesUntil (client: Client, last: string): Promise<string[]> {
+  const messages: string[] = []
+  for (;;) {
+    const frame = await client.next() as { type: string, data?: { msg?: string } }
+    if (frame.type !== 'logs' || frame.data === undefined) continue
+    messages.push(String(frame.data.msg))
+    if (frame.data.msg === last) return messages
+  }
+}
+
 t.test('an admin subscribes and gets the app\'s lines of its level and above, tagged with the node', async t => {
   const { app, url } = await logsApp(t)
   const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
@@ -313,28 +324,61 @@ function appClient (t: Test, server: RedisServer, options: RedisOptions) {
   return { redis, unanswered: () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length }
 }
 
-t.test('with the app\'s own Redis client and Redis hung, at most 1,000 lines await its answer: the others are not published', async t => {
+t.test('with the app\'s own Redis client and Redis hung, at most 10,000 lines await its answer: the others are not published', async t => {
   const server = await RedisServer.start(t)
   const heard = await overRedis(t, server)
   // BullMQ's options: no command timeout, and the plugin checks the health of its own connections only.
   const { redis, unanswered } = appClient(t, server, { maxRetriesPerRequest: null })
-  const { app, url } = await logsApp(t, { redis })
+  // Room for every line awaiting Redis and for the subscriber's frames: the count is the bound here, not the bytes.
+  const { app, url } = await logsApp(t, { redis, maxBufferedBytes: 8 * 1024 * 1024 })
   const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, url('/websocket/logs'), token)
   await redis.ping() // every line published so far answered
   // Stopped, its kernel still accepts: the connection stays ready, and nothing is answered.
   server.pause()
-  for (let i = 0; i < 3000; i++) app.log.info(`request ${i} completed`)
-  t.equal(unanswered(), 1000, 'a thousand lines await Redis, not three thousand')
-  await within(line(client, 'request 2999 completed'), 'this process\'s own subscriber gets every line')
+  for (let i = 0; i < 12_000; i++) app.log.info(`request ${i} completed`)
+  t.equal(unanswered(), 10_000, 'ten thousand lines await Redis, not twelve thousand')
+  await within(line(client, 'request 11999 completed'), 'this process\'s own subscriber gets every line')
 
   server.resume()
   await redis.ping()
   app.log.info('answered: published again')
   while (!heard.some(message => message.includes('answered: published again'))) await new Promise(resolve => setTimeout(resolve, 10))
   const published = heard.filter(message => /request \d+ completed/.test(message))
-  t.equal(published.length, 1000, 'the thousand reached the other processes once Redis answered')
-  t.match(published.at(-1), /request 999 completed/, 'the first thousand: the lines after them were dropped')
+  t.equal(published.length, 10_000, 'the ten thousand reached the other processes once Redis answered')
+  t.match(published.at(-1), /request 9999 completed/, 'the first ten thousand: the lines after them were dropped')
+  await client.close()
+})
+
+t.test('with Redis well, a burst logged in one turn reaches the other processes whole, up to 10,000 lines', async t => {
+  const server = await RedisServer.start(t)
+  const heard = await overRedis(t, server)
+  const { redis } = appClient(t, server, {})
+  // Room for every line of the longer burst: the count is the bound here, not the bytes.
+  const a = await logsApp(t, { redis, maxBufferedBytes: 8 * 1024 * 1024 })
+  const b = await logsApp(t, { redis: server.url })
+  const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, b.url('/websocket/logs'), token)
+  // The subscription to Redis may still be on its way: log until a line comes through.
+  const arrived = line(client, 'from a')
+  let got: unknown
+  while (got === undefined) {
+    a.app.log.info('from a')
+    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
+  }
+  await redis.ping() // every line published so far answered
+
+  for (let i = 0; i < 1500; i++) a.app.log.info(`burst line ${i}`)
+  await redis.ping() // the burst answered: a line after it marks its end
+  a.app.log.info('end of the burst')
+  const messages = await within(messagesUntil(client, 'end of the burst'), 'the burst on the other process')
+  t.equal(messages.filter(msg => msg.startsWith('burst line ')).length, 1500, 'a subscriber of another process gets all 1,500 lines')
+
+  for (let i = 0; i < 10_000; i++) a.app.log.info(`long burst line ${i}`)
+  await redis.ping()
+  a.app.log.info('end of the long burst')
+  while (!heard.some(message => message.includes('end of the long burst'))) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(heard.filter(message => message.includes('"msg":"long burst line ')).length, 10_000, 'ten thousand lines in one turn, every one published')
   await client.close()
 })
 
@@ -472,17 +516,6 @@ t.test('an app whose Fastify logs through another pino major (pino 9 beside the 
   await client.close()
 })
 
-/** The messages of the `logs` lines a subscriber gets up to the one whose message is `last`, that one included. */
-async function messagesUntil (client: Client, last: string): Promise<string[]> {
-  const messages: string[] = []
-  for (;;) {
-    const frame = await client.next() as { type: string, data?: { msg?: string } }
-    if (frame.type !== 'logs' || frame.data === undefined) continue
-    messages.push(String(frame.data.msg))
-    if (frame.data.msg === last) return messages
-  }
-}
-
 t.test('an app given its own pino (loggerInstance) streams the lines of that instance and of its children, made before it or after', async t => {
   const { default: pino } = await import('pino')
   const written: string[] = []
@@ -529,11 +562,92 @@ t.test('apps sharing one loggerInstance each stream its every line once, and one
   await onB.close()
 })
 
+t.test('apps given children of one root (loggerInstance) each stream their child\'s lines and its children\'s, not the root\'s nor a sibling\'s, and leave the loggers as they were', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const root = pino({ level: 'info' }, { write (line: string) { written.push(line) } })
+  const destination = (root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym]
+  // Two tenants' apps on one root, and a module of the host logging beside them.
+  const tenantA = root.child({ tenant: 'a' })
+  const tenantB = root.child({ tenant: 'b' })
+  const billing = root.child({ module: 'billing' })
+  const a = await build(t, { users: [admin] }, { loggerInstance: tenantA })
+  const b = await build(t, { users: [admin] }, { loggerInstance: tenantB })
+  const token = a.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const onA = await subscriber(t, a.url('/websocket/logs'), token)
+  const onB = await subscriber(t, b.url('/websocket/logs'), token)
+  root.info('from the root')
+  billing.info({ card: '4242' }, 'from a sibling')
+  tenantA.info('from a')
+  tenantA.child({ job: 7 }).info('from a child of a')
+  tenantB.info('from b')
+  a.app.log.info('end of a')
+  b.app.log.info('end of b')
+  const sent = ['from the root', 'from a sibling', 'from a', 'from a child of a', 'from b']
+  const onlyA = await within(messagesUntil(onA, 'end of a'), 'the lines on a')
+  t.same(onlyA.filter(msg => sent.includes(msg)), ['from a', 'from a child of a'], 'a streams its instance\'s lines and its children\'s only')
+  const onlyB = await within(messagesUntil(onB, 'end of b'), 'the lines on b')
+  t.same(onlyB.filter(msg => sent.includes(msg)), ['from b'], 'b streams its instance\'s lines only')
+  t.equal(written.filter(line => sent.some(msg => line.includes(`"msg":"${msg}"`))).length, 5, 'each line written once')
+
+  await Promise.all([onA.close(), onB.close()])
+  await Promise.all([a.app.close(), b.app.close()])
+  for (const [name, logger] of [['a', tenantA], ['b', tenantB]] as const) {
+    t.notOk(Object.getOwnPropertySymbols(logger).includes(pino.symbols.streamSym), `${name}'s logger holds no destination of its own again`)
+  }
+  t.equal((root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym], destination, 'the root\'s destination untouched')
+})
+
+t.test('an app given the root streams the lines of an app given a child of it, whichever was built first', async t => {
+  const { default: pino } = await import('pino')
+  const root = pino({ level: 'info' }, { write () {} })
+  const tenant = root.child({ tenant: 'a' })
+  // The tenant's app first: the host's tap, put on the root after, still gets the tenant's lines.
+  const onTenant = await build(t, { users: [admin] }, { loggerInstance: tenant })
+  const onRoot = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = onRoot.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const host = await subscriber(t, onRoot.url('/websocket/logs'), token)
+  const guest = await subscriber(t, onTenant.url('/websocket/logs'), token)
+  tenant.info('from the tenant')
+  root.info('from the root')
+  t.same((await within(messagesUntil(host, 'from the root'), 'the lines on the root\'s app')).filter(msg => msg.startsWith('from ')),
+    ['from the tenant', 'from the root'], 'the root\'s app streams the tenant\'s lines and its own')
+  tenant.info('end of the tenant')
+  t.same((await within(messagesUntil(guest, 'end of the tenant'), 'the lines on the tenant\'s app')).filter(msg => msg.startsWith('from ')),
+    ['from the tenant'], 'the tenant\'s app its own only')
+  await host.close()
+  await onRoot.app.close()
+  tenant.info('the root\'s app closed')
+  await within(line(guest, 'the root\'s app closed'), 'the tenant\'s app streams on')
+  await guest.close()
+})
+
+t.test('a logger writing to a multistream streams each line once, and each stream gets its levels', async t => {
+  const { default: pino } = await import('pino')
+  const info: string[] = []
+  const errors: string[] = []
+  // pino tells a multistream each line's level by setting it on the destination: through the tap, on the real one.
+  const root = pino({ level: 'info' }, pino.multistream([
+    { level: 'info', stream: { write (line: string) { info.push(line) } } },
+    { level: 'error', stream: { write (line: string) { errors.push(line) } } }
+  ]))
+  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: root })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  root.info('an info line')
+  root.error('an error line')
+  t.same((await within(messagesUntil(client, 'an error line'), 'the lines')).filter(msg => msg.startsWith('an ')), ['an info line', 'an error line'])
+  t.equal(info.filter(line => /"msg":"an (info|error) line"/.test(line)).length, 2, 'the info stream got both')
+  t.equal(errors.filter(line => /"msg":"an (info|error) line"/.test(line)).length, 1, 'the error stream the error only')
+  await client.close()
+})
+
 t.test('two apps on one logger: the one that closes first leaves the other\'s tap in place, and its own stops', async t => {
   const { default: pino } = await import('pino')
   const { captureLogLines } = await import('../../lib/logs/capture.js')
   const written: string[] = []
-  const logger = pino({ base: null }, { write (line: string) { written.push(line) } })
+  const destination = { write (line: string) { written.push(line) } }
+  const logger = pino({ base: null }, destination)
   const first: string[] = []
   const second: string[] = []
   const stopFirst = captureLogLines(logger as never, (line) => first.push(line))!
@@ -545,6 +659,24 @@ t.test('two apps on one logger: the one that closes first leaves the other\'s ta
   logger.info('neither')
   t.same([first.length, second.length, written.length], [1, 2, 3])
   t.match(second[1], /second only/)
+  t.equal((logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym], destination, 'the logger\'s own destination is back')
+})
+
+t.test('a destination put on the logger after the tap (another copy of the plugin\'s) stays when the tap is taken off', async t => {
+  const { default: pino } = await import('pino')
+  const { captureLogLines } = await import('../../lib/logs/capture.js')
+  const written: string[] = []
+  const logger = pino({ base: null }, { write (line: string) { written.push(line) } }) as unknown as Record<symbol, { write (line: string): unknown }>
+  const tapped: string[] = []
+  const stop = captureLogLines(logger as never, (line) => tapped.push(line))!
+  const tap = logger[pino.symbols.streamSym]!
+  const other: string[] = []
+  const wrapper = { write (line: string) { other.push(line); return tap.write(line) } }
+  logger[pino.symbols.streamSym] = wrapper
+  stop()
+  t.equal(logger[pino.symbols.streamSym], wrapper, 'the other tap stays')
+  ;(logger as unknown as { info (msg: string): void }).info('after')
+  t.same([tapped.length, other.length, written.length], [0, 1, 1], 'this one passes the line on, and hands it to nobody')
 })
 
 t.test('deeply nested log objects are cut short, and lines that are not pino\'s are ignored', async t => {

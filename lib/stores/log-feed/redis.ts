@@ -13,8 +13,11 @@ const remindEveryMs = 10_000
 const listenersLapseAfterMs = 3 * remindEveryMs
 /** What a process with subscribers says. No line is this: a line comes after its process's id and a newline. */
 const listeningMessage = 'listening'
-/** How many lines may await Redis's answer at once. */
-const maxUnansweredLines = 1_000
+/**
+ * How many lines may await Redis's answer at once, for the client's own cost of each command. No answer is read before
+ * the event loop's turn ends: a burst logged in one turn awaits it whole, and a healthy Redis carries one this long.
+ */
+const maxUnansweredLines = 10_000
 
 export class RedisLogFeed implements LogFeed {
   readonly #redis: RedisConnections
