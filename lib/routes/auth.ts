@@ -8,7 +8,7 @@ import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
 import { cookieAttributes, dropCopies } from './plugin-cookies.js'
-import { pluginCookies, requestCookies } from './request-cookies.js'
+import { pluginCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
@@ -158,20 +158,17 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const tokens = await presentedRefreshTokens(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       const own = mode === 'json' ? undefined : cookieOf(mode)
-      // The browser's other login cookie ends and goes too, as Directus 12 clears both: the browser keeps no login after a
-      // logout, nor a cookie whose session lives on out of any logout's reach. One the store could not end stays, and
-      // the logout goes no further (503): its retry does the rest.
-      if (own !== undefined && !await dropLoginCookies(request, reply, loginCookies.filter(cookie => cookie !== own))) return sendFailure(reply, unavailable)
+      // The browser's other login cookie (either, for `json`, which reads none) ends and goes too, as Directus 12 clears
+      // both: the browser keeps no login after a logout, nor a cookie whose session lives on out of any logout's reach.
+      // One the store could not end stays, and the logout goes no further (503): its retry does the rest.
+      if (!await dropLoginCookies(request, reply, loginCookies.filter(cookie => cookie !== own))) return sendFailure(reply, unavailable)
       // Logged out of every session the copies named, and rid of them all.
       if (tokens.length > 1) return await dropCopies(authenticator, request, reply, own!, tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
       const [token] = tokens
       const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.
-      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') {
-        if (own !== undefined) reply.clearCookie(own.name, cookieAttributes(own))
-        else if (requestCookies(request)?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, cookieAttributes(refreshCookie))
-      }
+      if (own !== undefined && (result.ok || result.code !== 'SERVICE_UNAVAILABLE')) reply.clearCookie(own.name, cookieAttributes(own))
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
   }, { prefix: config.prefix })

@@ -600,21 +600,23 @@ t.test('a session-mode login over a refresh cookie ends its session and clears i
   t.same(cleared(overGarbage.headers, 'directus_session_token'), ['- /'], 'a cookie-mode login clears a session cookie that is no session token')
 })
 
-for (const mode of ['cookie', 'session'] as const) {
+for (const mode of ['json', 'cookie', 'session'] as const) {
   t.test(`${mode} logout: each of the plugin's login cookies the request carries has its session ended and is cleared`, async t => {
     const built = await modes(t)
     const { app } = built
     // Both cookies, as a browser held them before a login cleared the other mode's (or when the store could not end it).
     const session = sent(setCookie(await login(app, 'session')))
     const refresh = sent(setCookie(await login(app, 'cookie')))
+    const body = (await login(app, 'json')).json().data.refresh_token
     const socket = await connect(wsUrl(built), { headers: { cookie: session } })
-    const logout = await post(app, 'logout', { mode }, `${session}; ${refresh}`)
+    const logout = await post(app, 'logout', mode === 'json' ? { refresh_token: body } : { mode }, `${session}; ${refresh}`)
     t.equal(logout.statusCode, 204)
     t.equal(setCookies(logout.headers).length, 2, 'two clearings')
     t.same([cleared(logout.headers, 'directus_refresh_token'), cleared(logout.headers, 'directus_session_token')], [['- /'], ['- /']], 'both cookies cleared')
     t.match(await socket.next(), revoked, 'the session cookie\'s socket is revoked')
     t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'the session cookie\'s session has ended')
     t.equal((await post(app, 'refresh', { mode: 'cookie' }, refresh)).statusCode, 401, 'the refresh cookie\'s too')
+    if (mode === 'json') t.equal((await post(app, 'refresh', { refresh_token: body })).statusCode, 401, 'and the body\'s')
   })
 }
 
@@ -640,6 +642,18 @@ t.test('a login or logout drops every copy of the other mode\'s cookie sent twic
   t.equal(loggedIn.statusCode, 200, 'a cookie-mode login')
   t.same(cleared(loggedIn.headers, 'directus_session_token'), everyCopy(['/', '/auth', '/auth/', '/auth/login']), 'every copy of the session cookie dropped')
   await ended(copies, 'a cookie-mode login')
+})
+
+t.test('a json logout ends the body\'s session and each cookie\'s, and drops every copy of a refresh cookie sent twice', async t => {
+  const { app } = await modes(t)
+  // As the browser sends them: the planted one, on the longer path, first.
+  const copies = [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))].reverse()
+  const body = (await login(app, 'json')).json().data.refresh_token
+  const loggedOut = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: body }, headers: { cookie: copies.join('; '), host } })
+  t.equal(loggedOut.statusCode, 204)
+  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy dropped, none left the browser\'s only one')
+  for (const cookie of copies) t.equal((await post(app, 'refresh', { mode: 'cookie' }, cookie)).statusCode, 401, 'the session of each copy has ended')
+  t.equal((await post(app, 'refresh', { refresh_token: body })).statusCode, 401, 'and the body\'s')
 })
 
 t.test('the other mode\'s cookie whose session the store cannot end is kept: a login still logs in, a logout answers 503 having done nothing, and its retry ends both', async t => {
