@@ -4,11 +4,11 @@
 // is used over HTTP or on a socket.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
-import type { Config } from '../config.js'
+import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
 import { cookieAttributes, dropCopies } from './plugin-cookies.js'
-import { pluginCookies, requestCookies } from './request-cookies.js'
+import { pluginCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
@@ -69,21 +69,43 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   }
 
   const cookieOf = (mode: Mode) => mode === 'session' ? sessionCookie : refreshCookie
+  // One for each cookie mode; a browser holds one of them at most.
+  const loginCookies = [refreshCookie, sessionCookie]
+
+  /**
+   * One refresh token for each copy of `cookie` the request carries: the refresh cookie's, or the one a session token
+   * carries (null for a session cookie that is no valid session token). More than one: a cookie tossed beside the
+   * browser's own (plugin-cookies.ts).
+   */
+  async function cookieRefreshTokens (request: FastifyRequest, cookie: CookieConfig): Promise<Array<string | null>> {
+    const copies = pluginCookies(request, cookie.name)
+    return cookie === sessionCookie ? Promise.all(copies.map(token => authenticator.sessionTokenRefreshToken(token, request))) : copies
+  }
 
   /**
    * The refresh tokens a request presents in `mode`, from the one place that mode keeps it, as Directus reads them:
-   * `json` the body's, the others one for each copy of the mode's cookie (the refresh token, or the one a session token
-   * carries; null for a session cookie that is no valid session token). A `json` refresh never reads the HttpOnly
-   * cookie, or a page's script could trade it for a refresh token it can read. None at all: 400; more than one: a
-   * cookie tossed beside the browser's own (plugin-cookies.ts).
+   * `json` the body's, the others the mode's cookie's. A `json` refresh never reads the HttpOnly cookie, or a page's
+   * script could trade it for a refresh token it can read. None at all: 400.
    */
   async function presentedRefreshTokens (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): Promise<Array<string | null>> {
     if (mode === 'json') {
       const inBody = request.body?.refresh_token
       return inBody === undefined ? [] : [inBody]
     }
-    const copies = pluginCookies(request, cookieOf(mode).name)
-    return mode === 'session' ? Promise.all(copies.map(token => authenticator.sessionTokenRefreshToken(token, request))) : copies
+    return cookieRefreshTokens(request, cookieOf(mode))
+  }
+
+  /**
+   * Ends the session of each of `cookies` the request carries, and has the browser drop it, every copy of it
+   * (plugin-cookies.ts). False when the store could not end one: that cookie stays, to try again.
+   */
+  async function dropLoginCookies (request: FastifyRequest, reply: FastifyReply, cookies: CookieConfig[]): Promise<boolean> {
+    let dropped = true
+    for (const cookie of cookies) {
+      const tokens = await cookieRefreshTokens(request, cookie)
+      if (tokens.length > 0 && !await dropCopies(authenticator, request, reply, cookie, tokens)) dropped = false
+    }
+    return dropped
   }
 
   /** A check that failed unforeseen (an identity no token can carry) is told as one that could not run, and logged. */
@@ -109,12 +131,11 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
         const credential = otp === undefined ? { email, password } : { email, password, otp }
         const result = await checked(request, authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) }))
         if (result.ok && mode !== 'json') {
-          // The cookie this login replaces was the browser's only hold on its session: that session ends, and its
-          // sockets with it, or no logout could reach them. Copies of it beside the own one go too, before the new one
-          // is set (plugin-cookies.ts).
-          const replaced = await presentedRefreshTokens(request, mode)
-          if (replaced.length > 1) await dropCopies(authenticator, request, reply, cookieOf(mode), replaced)
-          else if (replaced[0]) await authenticator.endCurrentSession(replaced[0]).catch(() => {})
+          // The cookie this login replaces, and the other mode's, were the browser's only hold on their sessions: those
+          // end, and their sockets with them, or no logout could reach them, and the browser keeps the new login alone
+          // (on a shared computer, no socket opened there after its logout is an earlier user's). Copies beside the own
+          // one go too, before the new one is set (plugin-cookies.ts).
+          await dropLoginCookies(request, reply, loginCookies)
         }
         return sendIssued(reply, result, mode)
       })
@@ -136,16 +157,18 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const mode = modeOf(request.body)
       const tokens = await presentedRefreshTokens(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
+      const own = mode === 'json' ? undefined : cookieOf(mode)
+      // The browser's other login cookie (either, for `json`, which reads none) ends and goes too, as Directus 12 clears
+      // both: the browser keeps no login after a logout, nor a cookie whose session lives on out of any logout's reach.
+      // One the store could not end stays, and the logout goes no further (503): its retry does the rest.
+      if (!await dropLoginCookies(request, reply, loginCookies.filter(cookie => cookie !== own))) return sendFailure(reply, unavailable)
       // Logged out of every session the copies named, and rid of them all.
-      if (tokens.length > 1) return await dropCopies(authenticator, request, reply, cookieOf(mode), tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
+      if (tokens.length > 1) return await dropCopies(authenticator, request, reply, own!, tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
       const [token] = tokens
       const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.
-      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') {
-        if (mode === 'session') reply.clearCookie(sessionCookie.name, cookieAttributes(sessionCookie))
-        else if (requestCookies(request)?.[refreshCookie.name] !== undefined) reply.clearCookie(refreshCookie.name, cookieAttributes(refreshCookie))
-      }
+      if (own !== undefined && (result.ok || result.code !== 'SERVICE_UNAVAILABLE')) reply.clearCookie(own.name, cookieAttributes(own))
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
   }, { prefix: config.prefix })

@@ -25,8 +25,9 @@ export function cookieAttributes (cookie: CookieConfig, maxAgeMs?: number): Cook
 
 /**
  * Ends the session each copy's refresh token names (null: a session cookie that is no session token), then has the
- * browser drop every copy: no browser holds those sessions any more, and no logout could reach their sockets. False,
- * and nothing dropped, when the store could not say: the browser keeps them to try again.
+ * browser drop the cookie: its one copy as the plugin set it, or every copy when the request carried more than one. No
+ * browser holds those sessions any more, and no logout could reach their sockets. False, and nothing dropped, when the
+ * store could not say: the browser keeps them to try again.
  */
 export async function dropCopies (authenticator: Authenticator, request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig,
   refreshTokens: Array<string | null>): Promise<boolean> {
@@ -35,7 +36,8 @@ export async function dropCopies (authenticator: Authenticator, request: Fastify
   } catch {
     return false
   }
-  clearEveryCopy(request, reply, cookie)
+  if (refreshTokens.length > 1) clearEveryCopy(request, reply, cookie)
+  else reply.clearCookie(cookie.name, cookieAttributes(cookie))
   return true
 }
 

@@ -1,7 +1,7 @@
 // The `cookie` and `session` login modes (PROTOCOL.md section 7) and the session cookie at the upgrade (section 3):
 // Directus's cookie names and attributes, rotation and reuse detection through the cookie, logout clearing it and
-// revoking the sockets it opened. What only a browser shows (SameSite, the origin check with a real cookie jar) is in
-// test/browser/.
+// revoking the sockets it opened, and a browser keeping one login cookie at most. What only a browser shows (SameSite,
+// the origin check with a real cookie jar) is in test/browser/.
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
@@ -9,7 +9,7 @@ import { MemoryStore } from '@fastify/session'
 import realtime, { fromFastifySessionStore, MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
 import { redactLogObject } from '../../lib/redaction.js'
-import { admin, build, connect, directoryOf, refusedWith, secret, stoppedDate, upgradeRefusal, whoami, type Built } from '../helpers.js'
+import { admin, build, connect, directoryOf, editor, refusedWith, secret, stoppedDate, upgradeRefusal, whoami, type Built } from '../helpers.js'
 import { GraphqlSocket } from '../hostile/graphql-socket.js'
 import { referenceSchema } from '../../example/schema.js'
 
@@ -549,4 +549,136 @@ t.test('a login over a cookie that is no current session\'s (garbage, or rotated
   const rotated = sent(setCookie(await post(app, 'refresh', { mode: 'cookie' }, cookie)))
   t.equal((await post(app, 'login', { email: admin.email, password: admin.password, mode: 'cookie' }, cookie)).statusCode, 200, 'over the rotated-away one')
   t.equal((await post(app, 'refresh', { mode: 'cookie' }, rotated)).statusCode, 200, 'the session it named lives on (its reuse is no login\'s business)')
+})
+
+const revoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED' } }
+
+t.test('a shared computer: a cookie-mode login over another user\'s session cookie ends that session and clears its cookie, so no later socket there is theirs', async t => {
+  const built = await modes(t, { users: [admin, editor], rest: { auth: 'public', handlers: { whoami } } })
+  const { app } = built
+  // The admin logs in in session mode, opens a socket, and walks away.
+  const session = sent(setCookie(await post(app, 'login', { email: admin.email, password: admin.password, mode: 'session' })))
+  const adminSocket = await connect(wsUrl(built), { headers: { cookie: session } })
+  adminSocket.send({ type: 'whoami', uid: 'w' })
+  const { user: adminId } = await adminSocket.next() as { user: string }
+  // The editor logs in in cookie mode in the same browser, which sends the admin's cookie along.
+  const editorLogin = await post(app, 'login', { email: editor.email, password: editor.password, mode: 'cookie' }, session)
+  t.equal(editorLogin.statusCode, 200)
+  t.same(cleared(editorLogin.headers, 'directus_session_token'), ['- /'], 'the admin\'s session cookie is cleared')
+  const refresh = setCookies(editorLogin.headers).filter(header => header.startsWith('directus_refresh_token='))
+  t.match(refresh, [/^directus_refresh_token=[\w-]{64}; Max-Age=604800;/], 'beside the editor\'s refresh cookie')
+  t.match(await adminSocket.next(), revoked, 'the admin\'s socket is revoked')
+  t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'and the admin\'s session has ended')
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: session } })).status, 401, 'a socket opened with the cookie kept from before is refused')
+
+  const logout = await post(app, 'logout', { mode: 'cookie' }, sent(refresh[0]!))
+  t.same([logout.statusCode, cleared(logout.headers, 'directus_refresh_token')], [204, ['- /']], 'the editor logs out')
+  const client = await connect(wsUrl(built))
+  client.send({ type: 'whoami', uid: 'w' })
+  const after = await client.next() as { user: string | null }
+  t.not(after.user, adminId, 'the next socket opened there is not the admin\'s')
+  t.equal(after.user, null, 'it is public')
+  await client.close()
+})
+
+t.test('a session-mode login over a refresh cookie ends its session and clears it; a session cookie that is no session token is cleared', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const cookieLogin = await login(app, 'cookie')
+  const refresh = sent(setCookie(cookieLogin))
+  const client = await connect(wsUrl(built))
+  client.send({ type: 'auth', access_token: cookieLogin.json().data.access_token })
+  t.match(await client.next(), { type: 'auth', status: 'ok' })
+  const loggedIn = await post(app, 'login', { email: admin.email, password: admin.password, mode: 'session' }, refresh)
+  t.equal(loggedIn.statusCode, 200)
+  t.same(cleared(loggedIn.headers, 'directus_refresh_token'), ['- /'], 'the refresh cookie is cleared')
+  t.match(await client.next(), revoked, 'the refresh cookie\'s session\'s socket is revoked')
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, refresh)).statusCode, 401, 'and its session has ended')
+
+  const overGarbage = await post(app, 'login', { email: admin.email, password: admin.password, mode: 'cookie' }, 'directus_session_token=not-a-token')
+  t.equal(overGarbage.statusCode, 200)
+  t.same(cleared(overGarbage.headers, 'directus_session_token'), ['- /'], 'a cookie-mode login clears a session cookie that is no session token')
+})
+
+for (const mode of ['json', 'cookie', 'session'] as const) {
+  t.test(`${mode} logout: each of the plugin's login cookies the request carries has its session ended and is cleared`, async t => {
+    const built = await modes(t)
+    const { app } = built
+    // Both cookies, as a browser held them before a login cleared the other mode's (or when the store could not end it).
+    const session = sent(setCookie(await login(app, 'session')))
+    const refresh = sent(setCookie(await login(app, 'cookie')))
+    const body = (await login(app, 'json')).json().data.refresh_token
+    const socket = await connect(wsUrl(built), { headers: { cookie: session } })
+    const logout = await post(app, 'logout', mode === 'json' ? { refresh_token: body } : { mode }, `${session}; ${refresh}`)
+    t.equal(logout.statusCode, 204)
+    t.equal(setCookies(logout.headers).length, 2, 'two clearings')
+    t.same([cleared(logout.headers, 'directus_refresh_token'), cleared(logout.headers, 'directus_session_token')], [['- /'], ['- /']], 'both cookies cleared')
+    t.match(await socket.next(), revoked, 'the session cookie\'s socket is revoked')
+    t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'the session cookie\'s session has ended')
+    t.equal((await post(app, 'refresh', { mode: 'cookie' }, refresh)).statusCode, 401, 'the refresh cookie\'s too')
+    if (mode === 'json') t.equal((await post(app, 'refresh', { refresh_token: body })).statusCode, 401, 'and the body\'s')
+  })
+}
+
+t.test('a login or logout drops every copy of the other mode\'s cookie sent twice, and ends each session they name', async t => {
+  const { app } = await modes(t)
+  const inject = (route: string, payload: object, cookie: string) => app.inject({ method: 'POST', url: `/auth/${route}`, payload, headers: { cookie, host } })
+  // As the browser sends them: the planted one, on the longer path, first.
+  const twice = async () => [sent(setCookie(await login(app, 'session'))), sent(setCookie(await login(app, 'session')))].reverse()
+  const ended = async (cookies: string[], what: string) => {
+    for (const cookie of cookies) t.equal((await post(app, 'refresh', { mode: 'session' }, cookie)).statusCode, 401, `${what}: the session of each copy has ended`)
+  }
+
+  let copies = await twice()
+  const refresh = sent(setCookie(await login(app, 'cookie')))
+  const loggedOut = await inject('logout', { mode: 'cookie' }, `${copies.join('; ')}; ${refresh}`)
+  t.equal(loggedOut.statusCode, 204, 'a cookie-mode logout')
+  t.same(cleared(loggedOut.headers, 'directus_session_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy of the session cookie dropped')
+  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), ['- /'], 'and its own cookie cleared')
+  await ended(copies, 'a cookie-mode logout')
+
+  copies = await twice()
+  const loggedIn = await inject('login', { email: admin.email, password: admin.password, mode: 'cookie' }, copies.join('; '))
+  t.equal(loggedIn.statusCode, 200, 'a cookie-mode login')
+  t.same(cleared(loggedIn.headers, 'directus_session_token'), everyCopy(['/', '/auth', '/auth/', '/auth/login']), 'every copy of the session cookie dropped')
+  await ended(copies, 'a cookie-mode login')
+})
+
+t.test('a json logout ends the body\'s session and each cookie\'s, and drops every copy of a refresh cookie sent twice', async t => {
+  const { app } = await modes(t)
+  // As the browser sends them: the planted one, on the longer path, first.
+  const copies = [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))].reverse()
+  const body = (await login(app, 'json')).json().data.refresh_token
+  const loggedOut = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: body }, headers: { cookie: copies.join('; '), host } })
+  t.equal(loggedOut.statusCode, 204)
+  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy dropped, none left the browser\'s only one')
+  for (const cookie of copies) t.equal((await post(app, 'refresh', { mode: 'cookie' }, cookie)).statusCode, 401, 'the session of each copy has ended')
+  t.equal((await post(app, 'refresh', { refresh_token: body })).statusCode, 401, 'and the body\'s')
+})
+
+t.test('the other mode\'s cookie whose session the store cannot end is kept: a login still logs in, a logout answers 503 having done nothing, and its retry ends both', async t => {
+  const unreachable = new Set<string>()
+  const sessionStore = new MemorySessionStore()
+  const lookup = sessionStore.lookup.bind(sessionStore)
+  sessionStore.lookup = (token) => unreachable.has(token.sessionId) ? Promise.reject(new Error('store down')) : lookup(token)
+  const built = await modes(t, { sessionStore })
+  const { app } = built
+  const session = sent(setCookie(await login(app, 'session')))
+  unreachable.add(app.realtime.jwt.decode<{ sid: string }>(session.slice(session.indexOf('=') + 1))!.sid)
+
+  const loggedIn = await post(app, 'login', { email: admin.email, password: admin.password, mode: 'cookie' }, session)
+  t.equal(loggedIn.statusCode, 200, 'the login')
+  const refresh = sent(setCookie(loggedIn)) // its own cookie alone: the session cookie is not cleared
+  const failed = await post(app, 'logout', { mode: 'cookie' }, `${session}; ${refresh}`)
+  t.same([failed.statusCode, setCookies(failed.headers)], [503, []], 'the logout: 503, both cookies kept')
+  const refreshed = await post(app, 'refresh', { mode: 'cookie' }, refresh)
+  t.equal(refreshed.statusCode, 200, 'its own session not ended either')
+  const current = sent(setCookie(refreshed))
+
+  unreachable.clear()
+  const socket = await connect(wsUrl(built), { headers: { cookie: session } })
+  const retried = await post(app, 'logout', { mode: 'cookie' }, `${session}; ${current}`)
+  t.same([retried.statusCode, cleared(retried.headers, 'directus_refresh_token'), cleared(retried.headers, 'directus_session_token')], [204, ['- /'], ['- /']], 'the retry logs out and clears both')
+  t.match(await socket.next(), revoked, 'the session cookie\'s socket is revoked')
+  t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'its session has ended')
 })
