@@ -52,15 +52,18 @@ function tap (logger: Holder, symbol: symbol, listeners: Set<Listener>): () => v
     for (const listener of listeners) if (listener.wanted()) listener.onLine(redacted ??= redactLogLine(line))
     return written
   }
-  // Everything but `write` (flush, fd, what pino sets on a multistream, ...) still reaches the real destination.
-  const proxy = new Proxy(held, {
-    get (_held, property) {
+  // Everything but `write` (flush, fd, what pino sets on a multistream, ...) still reaches the real destination. The
+  // proxy stands for an empty object, not the destination: one whose `write` is read-only (frozen) could not be shown
+  // with another `write`, and every log call would throw.
+  const proxy = new Proxy(Object.create(null) as Destination, {
+    get (_target, property) {
       if (property === 'write') return write
       const target = destination()
       const value = Reflect.get(target, property, target)
       return typeof value === 'function' ? value.bind(target) : value
     },
-    set: (_held, property, value) => Reflect.set(destination(), property, value)
+    has: (_target, property) => Reflect.has(destination(), property),
+    set: (_target, property, value) => Reflect.set(destination(), property, value)
   })
   logger[symbol] = proxy
   return () => {

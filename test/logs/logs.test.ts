@@ -536,6 +536,20 @@ t.test('an app given its own pino (loggerInstance) streams the lines of that ins
   await client.close()
 })
 
+t.test('an app whose pino destination is frozen (its write read-only) logs and streams as any other', async t => {
+  const { default: pino } = await import('pino')
+  const written: string[] = []
+  const destination = Object.freeze({ write (line: string) { written.push(line) } })
+  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: pino({ level: 'info' }, destination) })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  app.log.info('through a frozen destination')
+  t.match(await line(client, 'through a frozen destination'), { type: 'logs', data: { msg: 'through a frozen destination' } })
+  t.equal((await app.inject('/nowhere')).statusCode, 404, 'a request logs, and is answered')
+  t.ok(written.some(line => line.includes('through a frozen destination')), 'written to the destination too')
+  await client.close()
+})
+
 t.test('apps sharing one loggerInstance each stream its every line once, and one closing leaves the other streaming them', async t => {
   const { default: pino } = await import('pino')
   const written: string[] = []
