@@ -157,18 +157,25 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const mode = modeOf(request.body)
       const tokens = await presentedRefreshTokens(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
-      const own = mode === 'json' ? undefined : cookieOf(mode)
-      // The browser's other login cookie (either, for `json`, which reads none) ends and goes too, as Directus 12 clears
-      // both: the browser keeps no login after a logout, nor a cookie whose session lives on out of any logout's reach.
-      // One the store could not end stays, and the logout goes no further (503): its retry does the rest.
+      if (mode === 'json') {
+        // The body's session first, and the answer is its logout's, as Directus's. Then the browser's login cookies end
+        // and go too, as Directus 12 clears both, but one the store could not end: a later logout reaches it.
+        const result = await authenticator.logout(tokens[0]!)
+        for (const cookie of loginCookies) await dropLoginCookies(request, reply, [cookie])
+        return result.ok ? reply.code(204).send() : sendFailure(reply, result)
+      }
+      const own = cookieOf(mode)
+      // The browser's other login cookie ends and goes too, as Directus 12 clears both: the browser keeps no login after
+      // a logout, nor a cookie whose session lives on out of any logout's reach. One the store could not end stays, and
+      // the logout goes no further (503): its retry does the rest.
       if (!await dropLoginCookies(request, reply, loginCookies.filter(cookie => cookie !== own))) return sendFailure(reply, unavailable)
       // Logged out of every session the copies named, and rid of them all.
-      if (tokens.length > 1) return await dropCopies(authenticator, request, reply, own!, tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
+      if (tokens.length > 1) return await dropCopies(authenticator, request, reply, own, tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
       const [token] = tokens
       const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.
-      if (own !== undefined && (result.ok || result.code !== 'SERVICE_UNAVAILABLE')) reply.clearCookie(own.name, cookieAttributes(own))
+      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') reply.clearCookie(own.name, cookieAttributes(own))
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
   }, { prefix: config.prefix })

@@ -682,3 +682,46 @@ t.test('the other mode\'s cookie whose session the store cannot end is kept: a l
   t.match(await socket.next(), revoked, 'the session cookie\'s socket is revoked')
   t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'its session has ended')
 })
+
+/** A session store whose lookups of the sessions in `unreachable` fail, as a Redis Cluster node of their slot away. */
+function partlyReachable (): { sessionStore: MemorySessionStore, unreachable: Set<string>, lookups: () => number } {
+  const unreachable = new Set<string>()
+  const sessionStore = new MemorySessionStore()
+  const lookup = sessionStore.lookup.bind(sessionStore)
+  let count = 0
+  sessionStore.lookup = (token) => {
+    count++
+    return unreachable.has(token.sessionId) ? Promise.reject(new Error('node away')) : lookup(token)
+  }
+  return { sessionStore, unreachable, lookups: () => count }
+}
+
+/** The session a refresh token names, as its first 16 bytes spell it. */
+function sessionOf (refreshToken: string): string {
+  const hex = Buffer.from(refreshToken, 'base64url').toString('hex', 0, 16)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+t.test('a json logout ends the body\'s session first and answers for it alone; a cookie whose session the store cannot end is kept for a later logout', async t => {
+  const { sessionStore, unreachable } = partlyReachable()
+  const { app } = await modes(t, { sessionStore })
+  const refresh = sent(setCookie(await login(app, 'cookie')))
+  const session = sent(setCookie(await login(app, 'session')))
+  let body = (await login(app, 'json')).json().data.refresh_token as string
+  unreachable.add(sessionOf(refresh.slice(refresh.indexOf('=') + 1)))
+
+  const loggedOut = await post(app, 'logout', { refresh_token: body, mode: 'json' }, `${refresh}; ${session}`)
+  t.equal(loggedOut.statusCode, 204, 'the body\'s logout answers')
+  t.equal((await post(app, 'refresh', { refresh_token: body })).statusCode, 401, 'the body\'s session has ended')
+  t.same([cleared(loggedOut.headers, 'directus_refresh_token'), cleared(loggedOut.headers, 'directus_session_token')], [[], ['- /']],
+    'the session cookie, ended, is cleared; the refresh cookie the store could not end is kept')
+  t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'the session cookie\'s session has ended')
+
+  unreachable.clear()
+  body = (await login(app, 'json')).json().data.refresh_token
+  unreachable.add(sessionOf(body))
+  const bodyAway = await post(app, 'logout', { refresh_token: body }, refresh)
+  t.equal(bodyAway.statusCode, 503, 'the body\'s session the store cannot end: 503')
+  t.same(cleared(bodyAway.headers, 'directus_refresh_token'), ['- /'], 'the kept refresh cookie is ended and cleared all the same')
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, refresh)).statusCode, 401, 'its session has ended')
+})
