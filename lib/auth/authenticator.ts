@@ -235,6 +235,19 @@ export class Authenticator {
   }
 
   /**
+   * Ends the session a session cookie names, if current (`endCurrentSession`), and tells whether the cookie is the
+   * plugin's: signed with its key, expired or not. Another app on the same host shares the cookie's name.
+   */
+  async endSessionCookie (token: string, request: FastifyRequest): Promise<boolean> {
+    const verified = await this.#verify(token, request)
+    // fast-jwt checks the signature before `exp`: an expired token was signed with the key.
+    if (!verified.ok) return verified.code === 'TOKEN_EXPIRED'
+    const refreshToken = this.#refreshTokenOf(verified.claims)
+    if (refreshToken !== undefined) await this.endCurrentSession(refreshToken)
+    return true
+  }
+
+  /**
    * Whether verified claims are still good: no ended session, no revoked user. For @fastify/jwt's `trusted`, so the
    * app's HTTP routes refuse what the sockets refuse. A session token (the session cookie's) lives as long as its
    * session, past any revocation's memory: it is asked of the store, as the plugin's own routes ask, so the answer is
@@ -628,14 +641,18 @@ export class Authenticator {
     }
   }
 
-  /** Ends the session of a refresh token that is its session's current one; any other is left alone. */
-  async endCurrentSession (refreshToken: string): Promise<void> {
+  /**
+   * Ends the session of a refresh token that is its session's current one; any other is left alone. Tells whether the
+   * store knows the token (current or rotated): a refresh cookie of the plugin's, not another app's on the same host.
+   */
+  async endCurrentSession (refreshToken: string): Promise<boolean> {
     const presented = readRefreshToken(refreshToken)
-    if (!presented) return
+    if (!presented) return false
     // As a logout: a rotation still being given back would bring the session back once it lands, out of reach.
     await this.#options.giveBacks.settle(rotationOf(presented.sessionId))
     const found = await this.#store(store => store.lookup(presented))
     if (found.status === 'current') await this.endSession(found.session.id)
+    return found.status !== 'unknown'
   }
 
   async endSession (session: string): Promise<void> {

@@ -143,8 +143,7 @@ export function upgradeGate (endpoint: EndpointConfig, options: GateOptions, adm
       return refuseUpgrade(reply, { code: 'AUTH_FAILED' })
     }
     if ('copies' in credential) {
-      Promise.all(credential.copies.map(token => authenticator.sessionTokenRefreshToken(token, request)))
-        .then(tokens => dropCopies(authenticator, request, reply, sessionCookie, tokens))
+      dropCopies(request, reply, sessionCookie, credential.copies, copy => authenticator.endSessionCookie(copy, request))
         .then(dropped => settle(request, reply, done, dropped ? tossed : unavailable), done)
       return
     }

@@ -71,42 +71,35 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   const cookieOf = (mode: Mode) => mode === 'session' ? sessionCookie : refreshCookie
   // One for each cookie mode; a browser holds one of them at most.
   const loginCookies = [refreshCookie, sessionCookie]
+  const otherCookie = (cookie: CookieConfig) => cookie === sessionCookie ? refreshCookie : sessionCookie
 
   /**
-   * One refresh token for each copy of `cookie` the request carries: the refresh cookie's, or the one a session token
-   * carries (null for a session cookie that is no valid session token). More than one: a cookie tossed beside the
-   * browser's own (plugin-cookies.ts).
+   * What a request presents in `mode`, from the one place that mode keeps it, as Directus reads them: `json` the body's
+   * refresh token, the others each copy of the mode's cookie (more than one: a cookie tossed beside the browser's own,
+   * plugin-cookies.ts). A `json` refresh never reads the HttpOnly cookie, or a page's script could trade it for a
+   * refresh token it can read. None at all: 400.
    */
-  async function cookieRefreshTokens (request: FastifyRequest, cookie: CookieConfig): Promise<Array<string | null>> {
-    const copies = pluginCookies(request, cookie.name)
-    return cookie === sessionCookie ? Promise.all(copies.map(token => authenticator.sessionTokenRefreshToken(token, request))) : copies
-  }
-
-  /**
-   * The refresh tokens a request presents in `mode`, from the one place that mode keeps it, as Directus reads them:
-   * `json` the body's, the others the mode's cookie's. A `json` refresh never reads the HttpOnly cookie, or a page's
-   * script could trade it for a refresh token it can read. None at all: 400.
-   */
-  async function presentedRefreshTokens (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): Promise<Array<string | null>> {
+  function presented (request: FastifyRequest<{ Body?: TokenBody | undefined }>, mode: Mode): string[] {
     if (mode === 'json') {
       const inBody = request.body?.refresh_token
       return inBody === undefined ? [] : [inBody]
     }
-    return cookieRefreshTokens(request, cookieOf(mode))
+    return pluginCookies(request, cookieOf(mode).name)
   }
 
+  /** The refresh token of what a request presents: a session cookie's is the one its token carries (null for none valid). */
+  const refreshTokenOf = async (request: FastifyRequest, mode: Mode, token: string): Promise<string | null> =>
+    mode === 'session' ? authenticator.sessionTokenRefreshToken(token, request) : token
+
   /**
-   * Ends the session of each of `cookies` the request carries, and has the browser drop it, every copy of it
-   * (plugin-cookies.ts). False when the store could not end one: that cookie stays, to try again.
+   * Ends the session of each copy of `cookie` the request carries and has the browser drop them (plugin-cookies.ts),
+   * but for a single copy of `cookie` the plugin cannot show is its own, with `oursOnly`. False when the store could
+   * not end one: the cookie stays, to try again.
    */
-  async function dropLoginCookies (request: FastifyRequest, reply: FastifyReply, cookies: CookieConfig[]): Promise<boolean> {
-    let dropped = true
-    for (const cookie of cookies) {
-      const tokens = await cookieRefreshTokens(request, cookie)
-      if (tokens.length > 0 && !await dropCopies(authenticator, request, reply, cookie, tokens)) dropped = false
-    }
-    return dropped
-  }
+  const dropCookie = (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig, oursOnly: boolean) =>
+    dropCopies(request, reply, cookie, pluginCookies(request, cookie.name), cookie === sessionCookie
+      ? (copy) => authenticator.endSessionCookie(copy, request)
+      : (copy) => authenticator.endCurrentSession(copy), oursOnly)
 
   /** A check that failed unforeseen (an identity no token can carry) is told as one that could not run, and logged. */
   const checked = (request: FastifyRequest, pending: Promise<AuthResult>): Promise<AuthResult> => pending.catch((err: unknown) => {
@@ -134,44 +127,46 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
           // The cookie this login replaces, and the other mode's, were the browser's only hold on their sessions: those
           // end, and their sockets with them, or no logout could reach them, and the browser keeps the new login alone
           // (on a shared computer, no socket opened there after its logout is an earlier user's). Copies beside the own
-          // one go too, before the new one is set (plugin-cookies.ts).
-          await dropLoginCookies(request, reply, loginCookies)
+          // one go too, before the new one is set (plugin-cookies.ts). A lone cookie of the other mode's name may be
+          // another app's on the same host: it goes only if the plugin's.
+          const own = cookieOf(mode)
+          await dropCookie(request, reply, own, false)
+          await dropCookie(request, reply, otherCookie(own), true)
         }
         return sendIssued(reply, result, mode)
       })
 
     routes.post<{ Body: TokenBody | undefined }>('/refresh', { preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
-      const tokens = await presentedRefreshTokens(request, mode)
+      const tokens = presented(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
-      if (tokens.length > 1) {
-        if (!await dropCopies(authenticator, request, reply, cookieOf(mode), tokens)) return sendFailure(reply, unavailable)
-        return sendFailure(reply, tossed)
-      }
-      const [token] = tokens
+      if (tokens.length > 1) return sendFailure(reply, await dropCookie(request, reply, cookieOf(mode), false) ? tossed : unavailable)
+      const token = await refreshTokenOf(request, mode, tokens[0]!)
       if (token === null) return sendFailure(reply, invalidSessionToken)
       return sendIssued(reply, await checked(request, authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) })), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
-      const tokens = await presentedRefreshTokens(request, mode)
+      const tokens = presented(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
       if (mode === 'json') {
         // The body's session first, and the answer is its logout's, as Directus's. Then the browser's login cookies end
-        // and go too, as Directus 12 clears both, but one the store could not end: a later logout reaches it.
+        // and go too, as Directus 12 clears both, but a lone one the plugin cannot show is its own (another app's on the
+        // same host), and one the store could not end: a later logout reaches it.
         const result = await authenticator.logout(tokens[0]!)
-        for (const cookie of loginCookies) await dropLoginCookies(request, reply, [cookie])
+        for (const cookie of loginCookies) await dropCookie(request, reply, cookie, true)
         return result.ok ? reply.code(204).send() : sendFailure(reply, result)
       }
       const own = cookieOf(mode)
       // The browser's other login cookie ends and goes too, as Directus 12 clears both: the browser keeps no login after
-      // a logout, nor a cookie whose session lives on out of any logout's reach. One the store could not end stays, and
-      // the logout goes no further (503): its retry does the rest.
-      if (!await dropLoginCookies(request, reply, loginCookies.filter(cookie => cookie !== own))) return sendFailure(reply, unavailable)
+      // a logout, nor a cookie whose session lives on out of any logout's reach; a lone one the plugin cannot show is
+      // its own stays (another app's on the same host). One the store could not end stays, and the logout goes no
+      // further (503): its retry does the rest.
+      if (!await dropCookie(request, reply, otherCookie(own), true)) return sendFailure(reply, unavailable)
       // Logged out of every session the copies named, and rid of them all.
-      if (tokens.length > 1) return await dropCopies(authenticator, request, reply, own, tokens) ? reply.code(204).send() : sendFailure(reply, unavailable)
-      const [token] = tokens
+      if (tokens.length > 1) return await dropCookie(request, reply, own, false) ? reply.code(204).send() : sendFailure(reply, unavailable)
+      const token = await refreshTokenOf(request, mode, tokens[0]!)
       const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.

@@ -6,7 +6,6 @@
 import { isIP } from 'node:net'
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Authenticator } from '../auth/authenticator.js'
 import type { CookieConfig } from '../config.js'
 
 /** The attributes of the plugin's cookie; `maxAgeMs` for a cookie set (none for one cleared). */
@@ -23,21 +22,30 @@ export function cookieAttributes (cookie: CookieConfig, maxAgeMs?: number): Cook
   }
 }
 
+// Of a cookie sent more than once, the sessions of the last this many copies are ended, each a store lookup (a Cookie
+// header carries about 180 copies): the browser's own, on `/`, comes after every longer path (RFC 6265 5.4), and only
+// one copy for each domain shares its path. Every copy is dropped all the same.
+const maxCopiesEnded = 8
+
 /**
- * Ends the session each copy's refresh token names (null: a session cookie that is no session token), then has the
- * browser drop the cookie: its one copy as the plugin set it, or every copy when the request carried more than one. No
- * browser holds those sessions any more, and no logout could reach their sockets. False, and nothing dropped, when the
- * store could not say: the browser keeps them to try again.
+ * Ends the session each copy of `cookie` names (`end` tells whether a copy is the plugin's, and throws when the store
+ * cannot say), then has the browser drop the cookie: every copy when the request carried more than one; its one copy
+ * as the plugin set it, but with `oursOnly` one the plugin cannot show is its own: another app on the same host
+ * (another port, a Directus behind the same proxy) shares its name, and it may be the browser's only hold there. No
+ * browser holds the sessions ended any more, and no logout could reach their sockets. False, and nothing dropped, when
+ * the store could not say: the browser keeps them to try again.
  */
-export async function dropCopies (authenticator: Authenticator, request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig,
-  refreshTokens: Array<string | null>): Promise<boolean> {
+export async function dropCopies (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig, copies: string[],
+  end: (copy: string) => Promise<boolean>, oursOnly = false): Promise<boolean> {
+  if (copies.length === 0) return true
+  let ours: boolean[]
   try {
-    await Promise.all(refreshTokens.map(token => token === null ? undefined : authenticator.endCurrentSession(token)))
+    ours = await Promise.all(copies.slice(-maxCopiesEnded).map(end))
   } catch {
     return false
   }
-  if (refreshTokens.length > 1) clearEveryCopy(request, reply, cookie)
-  else reply.clearCookie(cookie.name, cookieAttributes(cookie))
+  if (copies.length > 1) clearEveryCopy(request, reply, cookie)
+  else if (ours[0]! || !oursOnly) reply.clearCookie(cookie.name, cookieAttributes(cookie))
   return true
 }
 

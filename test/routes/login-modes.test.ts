@@ -581,7 +581,7 @@ t.test('a shared computer: a cookie-mode login over another user\'s session cook
   await client.close()
 })
 
-t.test('a session-mode login over a refresh cookie ends its session and clears it; a session cookie that is no session token is cleared', async t => {
+t.test('a session-mode login over a refresh cookie ends its session and clears it; a session cookie that is no session token is left alone', async t => {
   const built = await modes(t)
   const { app } = built
   const cookieLogin = await login(app, 'cookie')
@@ -597,7 +597,7 @@ t.test('a session-mode login over a refresh cookie ends its session and clears i
 
   const overGarbage = await post(app, 'login', { email: admin.email, password: admin.password, mode: 'cookie' }, 'directus_session_token=not-a-token')
   t.equal(overGarbage.statusCode, 200)
-  t.same(cleared(overGarbage.headers, 'directus_session_token'), ['- /'], 'a cookie-mode login clears a session cookie that is no session token')
+  t.same(cleared(overGarbage.headers, 'directus_session_token'), [], 'a cookie-mode login leaves a session cookie that is no session token of its own')
 })
 
 for (const mode of ['json', 'cookie', 'session'] as const) {
@@ -724,4 +724,53 @@ t.test('a json logout ends the body\'s session first and answers for it alone; a
   t.equal(bodyAway.statusCode, 503, 'the body\'s session the store cannot end: 503')
   t.same(cleared(bodyAway.headers, 'directus_refresh_token'), ['- /'], 'the kept refresh cookie is ended and cleared all the same')
   t.equal((await post(app, 'refresh', { mode: 'cookie' }, refresh)).statusCode, 401, 'its session has ended')
+})
+
+t.test('another app on the same host (another port, a Directus behind the same proxy) shares the cookie names: a lone cookie of the other mode\'s name the plugin cannot show is its own is left alone', async t => {
+  const { app } = await modes(t, { users: [admin, editor] })
+  const { app: other } = await modes(t, { secret: 'the-other-app-s-secret-long-enough' })
+  const otherSession = sent(setCookie(await login(other, 'session')))
+  const otherRefresh = sent(setCookie(await login(other, 'cookie')))
+  const keeps = async (route: string, payload: object, cookie: string, what: string, clears: string[] = []) => {
+    const answer = await post(app, route, payload, cookie)
+    t.ok(answer.statusCode < 300, `${what}: ${answer.statusCode}`)
+    t.same(setCookies(answer.headers).filter(header => /Max-Age=0/.test(header)).map(header => header.split('=', 1)[0]), clears, `${what}: the other app's cookie kept`)
+  }
+
+  const body = async () => (await login(app, 'json')).json().data.refresh_token as string
+  await keeps('logout', { refresh_token: await body() }, `${otherSession}; ${otherRefresh}`, 'a json logout')
+  await keeps('login', { email: admin.email, password: admin.password, mode: 'cookie' }, otherSession, 'a cookie-mode login')
+  await keeps('login', { email: admin.email, password: admin.password, mode: 'session' }, otherRefresh, 'a session-mode login')
+  await keeps('logout', { mode: 'cookie' }, `${otherSession}; ${sent(setCookie(await login(app, 'cookie')))}`, 'a cookie-mode logout', ['directus_refresh_token'])
+  await keeps('logout', { mode: 'session' }, `${otherRefresh}; ${sent(setCookie(await login(app, 'session')))}`, 'a session-mode logout', ['directus_session_token'])
+  t.equal((await post(other, 'refresh', { mode: 'session' }, otherSession)).statusCode, 200, 'the other app\'s session lives on')
+  t.equal((await post(other, 'refresh', { mode: 'cookie' }, otherRefresh)).statusCode, 200, 'and its refresh cookie\'s')
+
+  // The plugin's own, though no longer current: a session token past its exp, a refresh cookie rotated since.
+  const { sid, id, role, admin_access: adminAccess } = app.realtime.jwt.decode<Record<string, unknown>>((await login(app, 'json')).json().data.access_token)!
+  const expired = app.realtime.jwt.sign({ id, role, admin_access: adminAccess, sid, session: await body(), iss: 'fastify-realtime', exp: Math.floor(Date.now() / 1000) - 60 })
+  t.ok(app.realtime.jwt.decode<{ exp: number }>(expired)!.exp * 1000 < Date.now(), 'a session token past its exp')
+  const rotated = sent(setCookie(await login(app, 'cookie')))
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, rotated)).statusCode, 200, 'a refresh cookie rotated since')
+  const ownOld = await post(app, 'logout', { refresh_token: await body() }, `directus_session_token=${expired}; ${rotated}`)
+  t.equal(ownOld.statusCode, 204, 'a json logout')
+  t.same([cleared(ownOld.headers, 'directus_refresh_token'), cleared(ownOld.headers, 'directus_session_token')], [['- /'], ['- /']],
+    'the plugin\'s own expired session cookie and rotated refresh cookie are cleared')
+  const accessToken = app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token
+  const signed = await post(app, 'logout', { refresh_token: await body() }, `directus_session_token=${accessToken}`)
+  t.same(cleared(signed.headers, 'directus_session_token'), ['- /'], 'and so is a token of its signing in the session cookie, though no session token')
+})
+
+t.test('a cookie sent 150 times costs eight store lookups, the browser\'s own copy (on /, sent last) among them, and every copy is dropped', async t => {
+  const { sessionStore, lookups } = partlyReachable()
+  const { app } = await modes(t, { sessionStore })
+  const own = sent(setCookie(await login(app, 'cookie')))
+  // Planted on longer paths, each a token of the plugin's shape the store must be asked about.
+  const planted = Array.from({ length: 150 }, (_, i) => `directus_refresh_token=${Buffer.alloc(48, i).toString('base64url')}`)
+  const before = lookups()
+  const loggedOut = await app.inject({ method: 'POST', url: '/auth/logout', payload: { mode: 'cookie' }, headers: { cookie: [...planted, own].join('; '), host } })
+  t.equal(loggedOut.statusCode, 204, 'the logout')
+  t.equal(lookups() - before, 8, 'eight lookups')
+  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy dropped')
+  t.equal((await post(app, 'refresh', { mode: 'cookie' }, own)).statusCode, 401, 'the browser\'s own copy\'s session has ended')
 })
