@@ -539,8 +539,14 @@ t.test('an app given its own pino (loggerInstance) streams the lines of that ins
 t.test('an app whose pino destination is frozen (its write read-only) logs and streams as any other', async t => {
   const { default: pino } = await import('pino')
   const written: string[] = []
-  const destination = Object.freeze({ write (line: string) { written.push(line) } })
-  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: pino({ level: 'info' }, destination) })
+  const destination = Object.freeze({ write (line: string) { written.push(line) }, fd: 7 })
+  const logger = pino({ level: 'info' }, destination)
+  const { app, url } = await build(t, { users: [admin] }, { loggerInstance: logger })
+  // What stands for the destination now answers as the destination does, `write` aside.
+  const stream = Object.getOwnPropertySymbols(logger).find(own => own.description === 'pino.stream')!
+  const tapped = (logger as unknown as Record<symbol, { fd?: number }>)[stream]!
+  t.not(tapped, destination, 'tapped')
+  t.ok('fd' in tapped && tapped.fd === 7 && !('flushSync' in tapped), 'its other members are the destination\'s')
   const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, url('/websocket/logs'), token)
   app.log.info('through a frozen destination')
