@@ -552,6 +552,7 @@ export class Authenticator {
     }
     try {
       // A rotation of this session given back after a failure must have landed, or this one would be taken for reuse.
+      // Awaited only when there is one (here as in a logout): with none, the store is called without a tick more.
       const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
       if (settling) await settling
       // The app's hook answers before the token rotates: a hook that cannot answer leaves the client's token good for a
@@ -630,7 +631,8 @@ export class Authenticator {
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     try {
       // The token before a rotation still being given back is the client's own, no reuse.
-      await this.#options.giveBacks.settle(rotationOf(presented.sessionId))
+      const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
+      if (settling) await settling
       const found = await this.#store(store => store.lookup(presented))
       // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
       if (found.status !== 'current') return await this.#notCurrent(found)
@@ -649,7 +651,8 @@ export class Authenticator {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return false
     // As a logout: a rotation still being given back would bring the session back once it lands, out of reach.
-    await this.#options.giveBacks.settle(rotationOf(presented.sessionId))
+    const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
+    if (settling) await settling
     const found = await this.#store(store => store.lookup(presented))
     if (found.status === 'current') await this.endSession(found.session.id)
     return found.status !== 'unknown'
