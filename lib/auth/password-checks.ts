@@ -1,5 +1,6 @@
 // Password checks take turns. Each keeps a core busy for tens of milliseconds (argon2), so they run one per spare
-// core, and the waiting ones queue per client address and are served an address at a time: a storm of wrong
+// core of the process, whichever of the plugin's registrations in it they are for (two tenants' storms would otherwise
+// take two cores each), and the waiting ones queue per client address and are served an address at a time: a storm of wrong
 // passwords from many addresses delays a legitimate login by one round, not by the whole storm. The queue is bounded
 // in all and per address; past either, a check is refused at once (PROTOCOL.md section 11); one whose client left
 // before its turn never runs. An address here is a client's network (lib/client-network.ts): an IPv6 client has a
@@ -38,16 +39,63 @@ export class PasswordClientLeft extends PasswordUnchecked {
 
 type Waiting = () => void
 
+/**
+ * The lanes of one process: one per core but the one the event loop keeps, shared by every registration's queue.
+ * A lane that frees goes to the queues with checks waiting in turn, a check each.
+ */
+export class PasswordLanes {
+  readonly #count: number
+  #running = 0
+  /** The queues with checks waiting, in the order they take their turns (a Set keeps insertion order). */
+  readonly #waiting = new Set<PasswordChecks>()
+
+  constructor (count = Math.max(1, availableParallelism() - 1)) {
+    this.#count = count
+  }
+
+  get free (): boolean {
+    return this.#running < this.#count
+  }
+
+  async run<T> (check: () => Promise<T>): Promise<T> {
+    this.#running++
+    try {
+      return await check()
+    } finally {
+      this.#running--
+      this.#next()
+    }
+  }
+
+  /** `queue` has a check waiting: it gets a lane in its turn. */
+  wait (queue: PasswordChecks): void {
+    this.#waiting.add(queue)
+  }
+
+  #next (): void {
+    // A turn whose client left takes no lane: the next one takes it.
+    while (this.free) {
+      const next = this.#waiting.values().next()
+      if (next.done) return
+      const queue = next.value
+      this.#waiting.delete(queue)
+      // To the back of the line, with the rest of its checks.
+      if (queue.startNext()) this.#waiting.add(queue)
+    }
+  }
+}
+
+/** The process's lanes, for every registration of the plugin in it. */
+const processLanes = new PasswordLanes()
+
 export class PasswordChecks {
   readonly #limits: PasswordQueueLimits
-  readonly #lanes: number
-  #running = 0
+  readonly #lanes: PasswordLanes
   #waiting = 0
   /** Waiting checks by address, in the order the addresses take their turns (a Map keeps insertion order). */
   readonly #queues = new Map<string | null, Waiting[]>()
 
-  /** One lane per core but the one the event loop keeps. */
-  constructor (limits: PasswordQueueLimits, lanes = Math.max(1, availableParallelism() - 1)) {
+  constructor (limits: PasswordQueueLimits, lanes = processLanes) {
     this.#limits = limits
     this.#lanes = lanes
   }
@@ -58,7 +106,7 @@ export class PasswordChecks {
    * takes the turns and has the share (an IPv6 address, its /64: see `clientNetwork`).
    */
   run<T> (ip: string | null, check: () => Promise<T>, waiting?: () => boolean): Promise<T> {
-    if (this.#running < this.#lanes) return this.#turn(check, waiting)
+    if (this.#lanes.free) return this.#turn(check, waiting)
     const address = ip === null ? null : clientNetwork(ip)
     const queue = this.#queues.get(address)
     if (this.#waiting >= this.#limits.limit || (address !== null && (queue?.length ?? 0) >= this.#limits.perAddress)) {
@@ -69,7 +117,22 @@ export class PasswordChecks {
       if (queue) queue.push(turn)
       else this.#queues.set(address, [turn])
       this.#waiting++
+      this.#lanes.wait(this)
     })
+  }
+
+  /**
+   * Starts the next waiting check, of the address whose turn it is (which goes to the back of the line, with the rest
+   * of its checks); tells whether more are waiting.
+   */
+  startNext (): boolean {
+    const [address, queue] = this.#queues.entries().next().value!
+    this.#queues.delete(address)
+    const turn = queue.shift()!
+    if (queue.length > 0) this.#queues.set(address, queue)
+    this.#waiting--
+    turn()
+    return this.#waiting > 0
   }
 
   /**
@@ -78,31 +141,6 @@ export class PasswordChecks {
    */
   #turn<T> (check: () => Promise<T>, waiting: (() => boolean) | undefined): Promise<T> {
     if (waiting?.() === false) return Promise.reject(new PasswordClientLeft())
-    return this.#start(check)
-  }
-
-  async #start<T> (check: () => Promise<T>): Promise<T> {
-    this.#running++
-    try {
-      return await check()
-    } finally {
-      this.#running--
-      this.#next()
-    }
-  }
-
-  #next (): void {
-    // A turn whose client left takes no lane: the next one takes it.
-    while (this.#running < this.#lanes) {
-      // The address whose turn it is goes to the back of the line, with the rest of its checks.
-      const next = this.#queues.entries().next()
-      if (next.done) return
-      const [address, queue] = next.value
-      this.#queues.delete(address)
-      const turn = queue.shift()!
-      if (queue.length > 0) this.#queues.set(address, queue)
-      this.#waiting--
-      turn()
-    }
+    return this.#lanes.run(check)
   }
 }

@@ -8,7 +8,7 @@ import { readRevocation, Revocations } from '../../lib/auth/revocations.js'
 import { Authenticator, defaultMapClaims, type AuthContext, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../../lib/auth/authenticator.js'
 import { newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { unlimited } from '../../lib/stores/attempts/contract.js'
-import { PasswordChecks } from '../../lib/auth/password-checks.js'
+import { PasswordChecks, PasswordLanes } from '../../lib/auth/password-checks.js'
 import { GiveBacks } from '../../lib/stores/give-backs.js'
 import type { Identity, SessionStore } from '../../lib/index.js'
 import { fakeClock } from '../clock.js'
@@ -256,7 +256,7 @@ t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE, and lo
 t.test('Authenticator: a verifyCredentials that never answers is SERVICE_UNAVAILABLE at the deadline, and frees its lane', async (t) => {
   const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const { authenticator } = await harness(t, {
-    passwordChecks: new PasswordChecks({ limit: 16, perAddress: 4 }, 1),
+    passwordChecks: new PasswordChecks({ limit: 16, perAddress: 4 }, new PasswordLanes(1)),
     verifyCredentials: async ({ email }) => email === 'stuck@example.com' ? new Promise<null>(() => {}) : alice
   })
   const stuck = authenticator.login({ email: 'stuck@example.com', password: 'x' }, at)

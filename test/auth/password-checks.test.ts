@@ -1,6 +1,6 @@
 // The password-check queue: lanes, turns between addresses, and its bounds (PROTOCOL.md section 11).
 import t from 'tap'
-import { PasswordChecks } from '../../lib/auth/password-checks.js'
+import { PasswordChecks, PasswordLanes } from '../../lib/auth/password-checks.js'
 
 /** A check that finishes when the test says so, recording when it started. */
 function held (started: string[], name: string) {
@@ -16,7 +16,7 @@ function held (started: string[], name: string) {
 
 t.test('checks wait for a lane and take turns between addresses', async t => {
   const started: string[] = []
-  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, 1)
+  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, new PasswordLanes(1))
   const first = held(started, 'a1')
   const running = queue.run('a', first.check)
   const rest = [['a', 'a2'], ['a', 'a3'], ['b', 'b1'], ['c', 'c1'], ['b', 'b2']].map(([address, name]) => {
@@ -32,7 +32,7 @@ t.test('checks wait for a lane and take turns between addresses', async t => {
 })
 
 t.test('a check that fails gives its lane to the next one', async t => {
-  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, 1)
+  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, new PasswordLanes(1))
   const started: string[] = []
   const failing = held(started, 'bad')
   const next = held(started, 'next')
@@ -45,7 +45,7 @@ t.test('a check that fails gives its lane to the next one', async t => {
 })
 
 t.test('past the limit, or past an address\'s share, a check is refused at once and never runs', async t => {
-  const queue = new PasswordChecks({ limit: 3, perAddress: 2 }, 1)
+  const queue = new PasswordChecks({ limit: 3, perAddress: 2 }, new PasswordLanes(1))
   const started: string[] = []
   const running = held(started, 'running')
   queue.run('a', running.check)
@@ -61,7 +61,7 @@ t.test('past the limit, or past an address\'s share, a check is refused at once 
 })
 
 t.test('a check whose client left before its turn never runs: the next one takes its lane', async t => {
-  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, 1)
+  const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, new PasswordLanes(1))
   const started: string[] = []
   const clients = new Map([['a2', true], ['b1', true], ['c1', true]])
   const submit = (address: string, name: string) => {
@@ -82,7 +82,7 @@ t.test('a check whose client left before its turn never runs: the next one takes
 })
 
 t.test('an address is its network: an IPv6 client\'s /64, an IPv4-mapped address\'s IPv4', async t => {
-  const queue = new PasswordChecks({ limit: 10, perAddress: 1 }, 1)
+  const queue = new PasswordChecks({ limit: 10, perAddress: 1 }, new PasswordLanes(1))
   const started: string[] = []
   const running = held(started, 'running')
   queue.run('192.0.2.9', running.check)
@@ -100,7 +100,7 @@ t.test('an address is its network: an IPv6 client\'s /64, an IPv4-mapped address
 })
 
 t.test('the application\'s own calls (no address) share the limit but not a per-address share', async t => {
-  const queue = new PasswordChecks({ limit: 3, perAddress: 1 }, 1)
+  const queue = new PasswordChecks({ limit: 3, perAddress: 1 }, new PasswordLanes(1))
   const started: string[] = []
   const running = held(started, 'running')
   queue.run(null, running.check)
