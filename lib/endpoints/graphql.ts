@@ -5,7 +5,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
-import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
+import {
+  CloseCode as GraphqlCloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Server, type WebSocket as GraphqlWsSocket
+} from 'graphql-ws'
 import type { Authenticator, AuthResult } from '../auth/authenticator.js'
 import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
@@ -16,6 +18,7 @@ import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.j
 import type { Registry } from '../connection/registry.js'
 import { takeUpgradeCredential } from './upgrade.js'
 import type { SocketOwner } from './socket-server.js'
+import { notAcceptable } from './subprotocol.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import { endingAtOnce } from './graphql-subscription-end.js'
 import { OperationIds, type FrameSink } from './graphql-operation-ids.js'
@@ -148,7 +151,9 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     name: endpoint.name,
     maxPayload: options.maxPayload
   }
-  return function open (socket: WebSocket, request: FastifyRequest): GraphqlSocket {
+  return function open (socket: WebSocket, request: FastifyRequest): SocketOwner {
+    // graphql-ws would close it from inside `opened`, before the socket could be told how to end: it gets no guard.
+    if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) return notAcceptable(socket, request)
     return new GraphqlSocket(socket, request, handling)
   }
 }
@@ -192,7 +197,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
     return this.connection.request
   }
 
-  /** graphql-ws closes 4406 unless it is graphql-transport-ws. */
+  /** graphql-transport-ws: a socket without it is never opened here (`notAcceptable`). */
   get protocol (): string {
     return this.#socket.protocol
   }
@@ -203,7 +208,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
   }
 
   /**
-   * graphql-ws's closes, each for a client that broke the protocol (4400, 4401, 4406, 4409, 4429) or was refused: its
+   * graphql-ws's closes, each for a client that broke the protocol (4400, 4401, 4409, 4429) or was refused: its
    * operations end at once, and it is cut if it does not answer.
    */
   close (code: number, reason: string): void {
