@@ -5,7 +5,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
-import { CloseCode as GraphqlCloseCode, makeServer, type Server, type WebSocket as GraphqlWsSocket } from 'graphql-ws'
+import {
+  CloseCode as GraphqlCloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Server, type WebSocket as GraphqlWsSocket
+} from 'graphql-ws'
 import type { Authenticator, AuthResult } from '../auth/authenticator.js'
 import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
 import { Connection } from '../connection/connection.js'
@@ -16,6 +18,7 @@ import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.j
 import type { Registry } from '../connection/registry.js'
 import { takeUpgradeCredential } from './upgrade.js'
 import type { SocketOwner } from './socket-server.js'
+import { notAcceptable } from './subprotocol.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import { endingAtOnce } from './graphql-subscription-end.js'
 import { OperationIds, type FrameSink } from './graphql-operation-ids.js'
@@ -148,7 +151,9 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     name: endpoint.name,
     maxPayload: options.maxPayload
   }
-  return function open (socket: WebSocket, request: FastifyRequest): GraphqlSocket {
+  return function open (socket: WebSocket, request: FastifyRequest): SocketOwner {
+    // graphql-ws would close it from inside `opened`, before the socket could be told how to end: it gets no guard.
+    if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) return notAcceptable(socket, request)
     return new GraphqlSocket(socket, request, handling)
   }
 }
@@ -183,7 +188,8 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
     this.#handling = handling
     this.connection = new GraphqlConnection(handling.name, socket, request, handling.outbound, handling.policy, this,
       takeUpgradeCredential(request))
-    // Opened first: registered, a socket whose credential was revoked meanwhile is closed at once, operations and all.
+    // Opened first: registered, a socket whose credential was revoked meanwhile is closed at once, and graphql-ws's end
+    // runs as it closes (`closed`: it has no operation yet, and its owner is told of closes only once it is open).
     this.#closed = handling.server.opened(this, this)
     handling.registry.add(this.connection)
   }
@@ -192,7 +198,7 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
     return this.connection.request
   }
 
-  /** graphql-ws closes 4406 unless it is graphql-transport-ws. */
+  /** graphql-transport-ws: a socket without it is never opened here (`notAcceptable`). */
   get protocol (): string {
     return this.#socket.protocol
   }
@@ -203,13 +209,13 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
   }
 
   /**
-   * graphql-ws's closes, each for a client that broke the protocol (4400, 4401, 4406, 4409, 4429) or was refused: its
-   * operations end at once, and it is cut if it does not answer.
+   * graphql-ws's closes, each for a client that broke the protocol (4400, 4401, 4409, 4429) or was refused: its
+   * operations end at once (`closing`), and it is cut if it does not answer.
    */
   close (code: number, reason: string): void {
     // A `subscribe` before `connection_ack`: graphql-ws says 4401, Directus 4403 `Forbidden`, as for any refusal here.
     if (code === GraphqlCloseCode.Unauthorized) [code, reason] = [GraphqlCloseCode.Forbidden, 'Forbidden']
-    this.closeAndEnd(code, reason)
+    this.closeWith(code, reason)
     cutAfterGrace(this.#socket)
   }
 
@@ -221,20 +227,16 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
   // The socket ends, and its subscriptions with it; its guard closes as it settles. The graphql-ws client retries on
   // 4403, so one whose connectionParams is a function comes back with a new token.
   onExpire (code: ExpiryCode): void {
-    this.closeAndEnd(...graphqlClose({ code }))
+    this.closeWith(...graphqlClose({ code }))
   }
 
   onAuthTimeout (): void {
     this.close(...graphqlClose({ code: 'AUTH_TIMEOUT' }))
   }
 
-  /**
-   * Operations end with the close, not once the client answers it (ws waits 30 s for one that never does): their
-   * resolvers would run on, as a credential that may just have ended.
-   */
-  private closeAndEnd (code: number, reason: string): void {
+  /** ws takes at most 123 bytes of reason; the close ends the operations (`closing`). */
+  private closeWith (code: number, reason: string): void {
     this.#socket.close(code, closeReason(reason))
-    this.end(code, reason)
   }
 
   /** The heartbeat's answer: a pong frame, or any message (`receive`). */
@@ -272,21 +274,26 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
       return
     }
     this.request.log.error({ err }, 'graphql operation failed')
-    this.closeAndEnd(GraphqlCloseCode.InternalServerError, 'Internal server error')
+    this.closeWith(GraphqlCloseCode.InternalServerError, 'Internal server error')
   }
 
-  closed (code: number, reason: Buffer): void {
+  closed (code: number): void {
     this.connection.guard.close()
     this.#handling.registry.delete(this.connection, code)
-    this.end(code, reason.toString())
+    this.closing() // done already, unless it closed before it was open or was lost without a close (TCP dropped)
   }
 
-  /** Ends every running operation (their iterators' `return`, their signals), once. */
-  private end (code: number, reason: string): void {
+  /**
+   * The server began closing the socket, whoever did (graphql-ws, the credential's end, the app, the heartbeat, the
+   * outbound cap, ws on a frame it refused): every running operation ends now (its iterator's `return`, its signal),
+   * once, not when the client answers the close (ws waits 30 s for one that never does): its resolvers would run on, as
+   * a credential that may just have ended. graphql-ws's end takes no code: it passes one only to hooks not set here.
+   */
+  closing (): void {
     const closed = this.#closed
     if (closed === null) return
     this.#closed = null
     for (const controller of this.operations.values()) controller.abort()
-    closed(code, reason).catch((err: unknown) => this.request.log.error({ err }, 'a graphql subscription failed to end'))
+    closed().catch((err: unknown) => this.request.log.error({ err }, 'a graphql subscription failed to end'))
   }
 }

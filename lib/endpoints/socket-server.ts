@@ -6,7 +6,7 @@
 // upgrading there.
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
 import type { Connection } from '../connection/connection.js'
@@ -23,6 +23,8 @@ export interface SocketOwner {
   readonly request: FastifyRequest
   receive (data: RawData, isBinary: boolean): void
   closed (code: number, reason: Buffer): void
+  /** The server began closing the socket, by whatever path (only owners that have this method are told). */
+  closing? (): void
   /** A pong frame came (only owners that have this method are told). */
   answered? (): void
 }
@@ -49,6 +51,18 @@ function onPong (this: WebSocket): void {
 }
 
 /**
+ * The plugin's sockets. Every close the server begins, whoever calls it (the plugin, the app, ws itself on a frame it
+ * refuses or as it answers a client's close), tells the socket's owner at once: its client may take ws's 30 s to answer.
+ * A socket closed while it opens has no owner yet, and nothing to tell.
+ */
+class PluginSocket extends WebSocket {
+  override close (code?: number, data?: string | Buffer): void {
+    super.close(code, data)
+    ;(this as WebSocket as Partial<Owned>)[ownerKey]?.closing?.()
+  }
+}
+
+/**
  * A frame ws refuses (1009 over maxPayload, 1007 not UTF-8) is a client's fault, and ws closes the socket with its
  * code itself: the error handler of the app's @fastify/websocket (terminating, by default) would tear it down under
  * that close, and the client would get 1006.
@@ -72,7 +86,7 @@ export class SocketServer {
    * credential checks in flight (the store timeout: each of a check's steps is given up on after it).
    */
   constructor (maxPayload: number, open: () => Iterable<Connection>, answerWithinMs: number) {
-    this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
+    this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false, WebSocket: PluginSocket })
     this.#open = open
     this.#answerWithinMs = answerWithinMs
   }

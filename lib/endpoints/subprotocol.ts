@@ -5,8 +5,12 @@
 // those graphql-transport-ws wins whenever it is offered; every other choice stays what it was.
 import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-import type { WebSocketServer } from 'ws'
+import type { WebSocket, WebSocketServer } from 'ws'
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws'
+import { CloseCode } from '../errors.js'
+import { cutAfterGrace } from '../connection/close-grace.js'
+import { takeUpgradeCredential } from './upgrade.js'
+import type { SocketOwner } from './socket-server.js'
 
 type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => string | false
 
@@ -28,4 +32,18 @@ export function preferGraphqlTransportWs (server: WebSocketServer): void {
 /** Called by the GraphQL route's upgrade gate: this request is a GraphQL upgrade. */
 export function markGraphqlUpgrade (request: FastifyRequest): void {
   (request.raw as Marked)[graphqlUpgrade] = true
+}
+
+const ignored = (): void => {}
+
+/**
+ * A GraphQL socket whose client did not offer graphql-transport-ws: closed 4406 with graphql-ws's (and Directus's)
+ * reason, and cut if its client does not answer. It gets no guard: its upgrade credential is let go unused, no auth
+ * window or expiry waits for it, and the app hears of no socket (no `auth`, `expire` or `close`).
+ */
+export function notAcceptable (socket: WebSocket, request: FastifyRequest): SocketOwner {
+  takeUpgradeCredential(request)
+  socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable')
+  cutAfterGrace(socket)
+  return { request, receive: ignored, closed: ignored }
 }
