@@ -32,9 +32,10 @@ import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 const storeTimeoutMs = 3_000
 
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
-  // A second instance in the same scope would fail on its first decoration, with Fastify's words and not ours.
+  // A second instance in the same scope, or in a child of one that has an instance, would fail on its first
+  // decoration, with Fastify's words and not ours.
   if (fastify.hasDecorator('realtime')) {
-    throw new InvalidConfigError('fastify-realtime is already registered in this scope: register each instance in a scope of its own (app.register(async (scope) => { await scope.register(realtime, { prefix: ... }) }))')
+    throw new InvalidConfigError('fastify-realtime is already registered in this scope or a parent scope: register instances in sibling scopes (app.register(async (scope) => { await scope.register(realtime, { prefix: ... }) }))')
   }
   // WebSockets upgrade HTTP/1.1 requests: a server speaking HTTP/2 alone would boot with no reachable socket.
   const { http2, https } = fastify.initialConfig as { http2?: boolean, https?: boolean | { allowHTTP1?: boolean } }

@@ -97,14 +97,26 @@ t.test('the plugin registered twice, with no listener of the app\'s: an upgrade 
   await within(app.close(), 'the app\'s close')
 })
 
-t.test('the plugin registered twice in one scope: boot says to give each a scope of its own', async t => {
+t.test('the plugin registered twice in one scope: boot says to register instances in sibling scopes', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(realtime, { prefix: '/v1', env: {}, secret, rest: { auth: 'public' } })
   await t.rejects(async () => {
     await app.register(realtime, { prefix: '/v2', env: {}, secret, rest: { auth: 'public' } })
     await app.ready()
-  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /^Invalid configuration: fastify-realtime is already registered in this scope: register each instance in a scope of its own/ })
+  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /^Invalid configuration: fastify-realtime is already registered in this scope or a parent scope: register instances in sibling scopes/ })
+})
+
+t.test('the plugin registered in a child of a scope that has it: boot says the parent scope has it', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: {}, secret, rest: { auth: 'public' } })
+  await t.rejects(async () => {
+    await app.register(async (tenant) => {
+      await tenant.register(realtime, { prefix: '/t1', env: {}, secret, rest: { auth: 'public' } })
+    })
+    await app.ready()
+  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /already registered in this scope or a parent scope: register instances in sibling scopes/ })
 })
 
 t.test('the plugin registered in a scope of the app\'s: an upgrade to no route gets its 404, and its connection is closed', async t => {
