@@ -26,6 +26,7 @@ import { AddressLimit } from './endpoints/address-limit.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
 import { authRoutes } from './routes/auth.js'
 import { RouteScope } from './routes/scope.js'
+import { claimCookieNames } from './routes/cookie-names.js'
 import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 
 /** How long a session-store call, a key lookup or the app's `onAuthenticate` may take before the auth fails closed. */
@@ -44,6 +45,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   }
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
+  // Before anything opens: two instances on one server sharing a cookie name fail boot.
+  const releaseCookieNames = claimCookieNames(fastify.server, fastify.prefix + ((options as RegisterOptions).prefix ?? ''), config)
+  fastify.addHook('onClose', async () => releaseCookieNames())
 
   // A key lookup waits no longer than a client is given to authenticate: an unknown kid fails within the auth timeout.
   const keyLookupMs = Math.min(storeTimeoutMs, ...Object.values(config.endpoints).filter(e => e.enabled).map(e => e.authTimeoutMs))
