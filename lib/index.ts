@@ -11,6 +11,7 @@ import { tokenJwt, verifyWindow } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { GiveBacks } from './stores/give-backs.js'
+import { usePrefix } from './stores/prefixes-in-use.js'
 import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
 import { captureLogLines, levelValuesOf } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
@@ -72,7 +73,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }
     // Only while Redis answers, and not for long: an app's client queues commands while it is away, for good maybe.
     if (redis.commands.status === 'ready') await within(warnIfEvicting(redis.commands, fastify.log), 2_000)
-    backend = redisBackend(redis, options.redisPrefix ?? 'realtime:', fastify.log)
+    const redisPrefix = options.redisPrefix ?? 'realtime:'
+    backend = redisBackend(redis, redisPrefix, fastify.log)
+    const releasePrefix = usePrefix(redis.commands, redisPrefix, fastify.log)
+    fastify.addHook('onClose', async () => releasePrefix())
     // While Redis answers, start-up waits for the revocations (a few milliseconds), so the process does not start cold.
     revocationsLoaded = async (loaded) => {
       if (redis.commands.status !== 'ready') return
