@@ -11,6 +11,7 @@ import { tokenJwt, verifyWindow } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { GiveBacks } from './stores/give-backs.js'
+import { usePrefix } from './stores/prefixes-in-use.js'
 import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
 import { captureLogLines, levelValuesOf } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
@@ -26,15 +27,17 @@ import { AddressLimit } from './endpoints/address-limit.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
 import { authRoutes } from './routes/auth.js'
 import { RouteScope } from './routes/scope.js'
+import { claimCookieNames } from './routes/cookie-names.js'
 import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
 
 /** How long a session-store call, a key lookup or the app's `onAuthenticate` may take before the auth fails closed. */
 const storeTimeoutMs = 3_000
 
 async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
-  // A second instance in the same scope would fail on its first decoration, with Fastify's words and not ours.
+  // A second instance in the same scope, or in a child of one that has an instance, would fail on its first
+  // decoration, with Fastify's words and not ours.
   if (fastify.hasDecorator('realtime')) {
-    throw new InvalidConfigError('fastify-realtime is already registered in this scope: register each instance in a scope of its own (app.register(async (scope) => { await scope.register(realtime, { prefix: ... }) }))')
+    throw new InvalidConfigError('fastify-realtime is already registered in this scope or a parent scope: register instances in sibling scopes (app.register(async (scope) => { await scope.register(realtime, { prefix: ... }) }))')
   }
   // WebSockets upgrade HTTP/1.1 requests: a server speaking HTTP/2 alone would boot with no reachable socket.
   const { http2, https } = fastify.initialConfig as { http2?: boolean, https?: boolean | { allowHTTP1?: boolean } }
@@ -43,6 +46,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   }
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
+  // Before anything opens: two instances on one server sharing a cookie name fail boot.
+  const releaseCookieNames = claimCookieNames(fastify.server, fastify.prefix + ((options as RegisterOptions).prefix ?? ''), config)
+  fastify.addHook('onClose', async () => releaseCookieNames())
 
   // A key lookup waits no longer than a client is given to authenticate: an unknown kid fails within the auth timeout.
   const keyLookupMs = Math.min(storeTimeoutMs, ...Object.values(config.endpoints).filter(e => e.enabled).map(e => e.authTimeoutMs))
@@ -67,7 +73,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }
     // Only while Redis answers, and not for long: an app's client queues commands while it is away, for good maybe.
     if (redis.commands.status === 'ready') await within(warnIfEvicting(redis.commands, fastify.log), 2_000)
-    backend = redisBackend(redis, options.redisPrefix ?? 'realtime:', fastify.log)
+    const redisPrefix = options.redisPrefix ?? 'realtime:'
+    backend = redisBackend(redis, redisPrefix, fastify.log)
+    const releasePrefix = usePrefix(redis.commands, redisPrefix, fastify.log)
+    fastify.addHook('onClose', async () => releasePrefix())
     // While Redis answers, start-up waits for the revocations (a few milliseconds), so the process does not start cold.
     revocationsLoaded = async (loaded) => {
       if (redis.commands.status !== 'ready') return

@@ -133,11 +133,14 @@ export function upgradeRefusal (url: string, options: WebSocket.ClientOptions = 
   })
 }
 
-/** A raw upgrade request to `path`: what the server answers, once it has closed the connection (the client never does). */
-export function upgradeAnswered (port: number, path: string): Promise<string> {
+/**
+ * A raw upgrade request to `path` (to `upgrade`, a WebSocket by default): what the server answers, once it has closed
+ * the connection (the client never does).
+ */
+export function upgradeAnswered (port: number, path: string, upgrade = 'websocket'): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
         'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
     })
     let answer = ''

@@ -14,6 +14,22 @@ import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { responseOf, routeWatched } from './answered-upgrades.js'
 import { upgradePaths } from './upgrade-paths.js'
 
+type Forward = (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+
+// The forwarders of every instance of the plugin, on whichever server: each tells the app's own listeners from them.
+const forwarders = new WeakSet<Forward>()
+
+/**
+ * Whether `forward` routes the upgrades to a path none of its routes has: when the plugin's forwarders are alone on
+ * the server, the last of them does (the others' routes had theirs), so that each gets one answer, Fastify's 404 to a
+ * stray one. Otherwise they are a listener of the app's (a ws server of its own, socket.io): routed here, one would
+ * get Fastify's 404, written into a socket that listener may have upgraded.
+ */
+function routesOthers (server: Server, forward: Forward): boolean {
+  const listeners = server.listeners('upgrade')
+  return listeners.at(-1) === forward && listeners.every(listener => forwarders.has(listener as Forward))
+}
+
 export class RouteScope {
   readonly sockets: SocketServer
   readonly #routes: ((scope: FastifyInstance) => void)[] = []
@@ -60,7 +76,7 @@ export class RouteScope {
       for (const add of this.#routes) add(scope)
     }, { prefix })
 
-    let forward: ((request: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
+    let forward: Forward | undefined
     if (!appsWebsocket) {
       fastify.addHook('onReady', async () => {
         // A @fastify/websocket the app registered after the plugin listens to the app's upgrades and routes them, the
@@ -73,12 +89,10 @@ export class RouteScope {
           // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again
           // would fail (a warning, `websocket upgrade failed`, for every socket): it is only watched.
           const routed = responseOf(socket) !== undefined
-          // An upgrade no @fastify/websocket routed, to another path, is for another listener of the app's (a ws server
-          // of its own, socket.io): routed here, it would get Fastify's 404, written into a socket that listener may
-          // have upgraded. Alone on the server, the plugin routes them all, so that a stray upgrade gets its 404.
-          if (!routed && fastify.server.listenerCount('upgrade') > 1 && !ours(request.url!)) return
+          if (!routed && !ours(request.url!) && !routesOthers(fastify.server, forward!)) return
           routeWatched(socket, () => { if (!routed) upgrades.emit('upgrade', request, socket, head) })
         }
+        forwarders.add(forward)
         fastify.server.on('upgrade', forward)
       })
     }

@@ -75,6 +75,31 @@ t.test('with another listener, a route at the prefix itself is taken at both its
   await graphql.close()
 })
 
+t.test('two instances of the plugin and the app\'s own listener: each takes its own paths, and the app\'s the rest', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  for (const prefix of ['/v1', '/v2']) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { prefix, env: {}, secret, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+    })
+  }
+  const chat = new WebSocketServer({ noServer: true })
+  t.teardown(() => chat.close())
+  chat.on('connection', (ws) => ws.on('message', (data) => ws.send(`echo:${String(data)}`)))
+  app.server.on('upgrade', (request, socket, head) => {
+    if (request.url === '/chat') chat.handleUpgrade(request, socket, head, (ws) => chat.emit('connection', ws, request))
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  t.equal(await chatEcho(`ws://127.0.0.1:${port}/chat`), 'echo:hi', 'the app\'s socket, untouched by either instance')
+  for (const prefix of ['/v1', '/v2']) {
+    const client = await connect(`ws://127.0.0.1:${port}${prefix}/websocket`)
+    client.send({ type: 'ping', uid: 1 })
+    t.same(await client.next(), { type: 'pong', uid: 1 }, prefix)
+    await client.close()
+  }
+})
+
 t.test('alone on the server, the plugin answers a stray upgrade with its 404', async t => {
   const app = Fastify()
   t.teardown(() => app.close())

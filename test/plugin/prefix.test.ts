@@ -78,14 +78,45 @@ t.test('the plugin registered twice, under two prefixes in sibling scopes: both 
   t.same(warnings, [], 'no warning')
 })
 
-t.test('the plugin registered twice in one scope: boot says to give each a scope of its own', async t => {
+t.test('the plugin registered twice, with no listener of the app\'s: an upgrade to no route gets one 404, its connection closed', async t => {
+  // Each instance took the other's forwarder for a listener of the app's and left the upgrade to it: never answered,
+  // its connection held for good (and the app's close with it), an app route asked with `Upgrade: h2c` never answered.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.get('/health', async () => 'ok')
+  for (const prefix of ['/v1', '/v2']) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { prefix, env: {}, secret, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+    })
+  }
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  t.match(await within(upgradeAnswered(port, '/nothing'), 'the close of an upgrade to no route'), /^HTTP\/1\.1 404 /)
+  t.match(await within(upgradeAnswered(port, '/health', 'h2c'), 'the close of an app route asked with h2c'), /^HTTP\/1\.1 200 [^]*\r\n\r\nok$/)
+  t.match(await within(upgradeAnswered(port, '/v2/websocket?access_token=bad'), 'the close of a refused upgrade'), /^HTTP\/1\.1 401 /)
+  await within(app.close(), 'the app\'s close')
+})
+
+t.test('the plugin registered twice in one scope: boot says to register instances in sibling scopes', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(realtime, { prefix: '/v1', env: {}, secret, rest: { auth: 'public' } })
   await t.rejects(async () => {
     await app.register(realtime, { prefix: '/v2', env: {}, secret, rest: { auth: 'public' } })
     await app.ready()
-  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /^Invalid configuration: fastify-realtime is already registered in this scope: register each instance in a scope of its own/ })
+  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /^Invalid configuration: fastify-realtime is already registered in this scope or a parent scope: register instances in sibling scopes/ })
+})
+
+t.test('the plugin registered in a child of a scope that has it: boot says the parent scope has it', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: {}, secret, rest: { auth: 'public' } })
+  await t.rejects(async () => {
+    await app.register(async (tenant) => {
+      await tenant.register(realtime, { prefix: '/t1', env: {}, secret, rest: { auth: 'public' } })
+    })
+    await app.ready()
+  }, { code: 'FST_REALTIME_INVALID_CONFIG', message: /already registered in this scope or a parent scope: register instances in sibling scopes/ })
 })
 
 t.test('the plugin registered in a scope of the app\'s: an upgrade to no route gets its 404, and its connection is closed', async t => {
