@@ -13,6 +13,7 @@ import { costCheck, type CostLimits } from './graphql-cost.js'
 import { documentTooDeep, nestingLimit, variablesTooDeep } from './graphql-nesting.js'
 import { NoSkipAtSubscriptionRoot } from './graphql-subscription-root.js'
 import { operationError } from './graphql-unexpected.js'
+import { introspectionDepthRule } from './graphql-version.js'
 
 export interface OperationOptions extends CostLimits {
   schema: NonNullable<GraphqlEndpointOptions['schema']>
@@ -52,8 +53,15 @@ export type PrepareOperation =
   (connection: Connection, id: string, payload: SubscribePayload, inFlight: OperationsInFlight) => Promise<Prepared>
 
 export function operationPreparer (options: OperationOptions): PrepareOperation {
+  // Fails boot on a graphql before 16.9: the cost bounds leave introspection to this rule.
+  const introspectionDepth = introspectionDepthRule()
   const cost = costCheck(options)
-  const rules = [...specifiedRules, NoSkipAtSubscriptionRoot, ...options.introspection ? [] : [NoSchemaIntrospectionCustomRule]]
+  const rules = [
+    // Named, though every graphql that has it lists it in specifiedRules: validation runs it whatever a later graphql
+    // lists there (17 also lists it apart, as a recommended rule).
+    ...specifiedRules.filter(rule => rule !== introspectionDepth), introspectionDepth,
+    NoSkipAtSubscriptionRoot, ...options.introspection ? [] : [NoSchemaIntrospectionCustomRule]
+  ]
   const tooMany = [new GraphQLError(`Too many operations in flight: at most ${options.operationLimit} on one socket.`)]
   const ended = [new GraphQLError('The socket closed before the operation could run.')]
   // Worded like the cost bounds' refusals (graphql-cost.ts).
