@@ -21,6 +21,7 @@ import type { SocketOwner } from './socket-server.js'
 import { notAcceptable } from './subprotocol.js'
 import { operationPreparer, type OperationOptions, type OperationsInFlight } from './graphql-operation.js'
 import { endingAtOnce } from './graphql-subscription-end.js'
+import { operationRunners } from './graphql-unexpected.js'
 import { OperationIds, type FrameSink } from './graphql-operation-ids.js'
 import type { AdapterOptions } from './adapter.js'
 import type { EndpointName } from '../../types/index.js'
@@ -117,6 +118,8 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     connectionInitWaitTimeout: 0,
     onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
     onSubscribe: (ctx, id, payload) => prepare(ctx.extra.connection, id, payload, ctx.extra.operations),
+    // graphql-js's, with what it throws or puts among a result's errors that is no GraphQLError answering its operation.
+    ...operationRunners(options.log),
     // A subscription ends when the client completes it or the socket closes, whatever its resolver awaits. Its context's
     // `signal` aborts then, to stop its source; one that does not stop keeps a slot among the socket's until it does,
     // or completing in a loop would pile sources up.
