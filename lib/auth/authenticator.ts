@@ -216,7 +216,9 @@ export class Authenticator {
     const result = this.#identify(verified.claims, at.request.log, verified.requestUser)
     if (!result.ok) {
       const { sid } = verified.claims
-      if (typeof sid === 'string' && this.#options.revocations.has(sid)) await this.#endAgain(sid)
+      if (typeof sid === 'string' && this.#options.revocations.has(sid) && !await this.#endAgain(sid)) {
+        return fail('SERVICE_UNAVAILABLE', 'session ended here, its revocation not sent')
+      }
       return result
     }
     try {
@@ -547,8 +549,10 @@ export class Authenticator {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     if (this.#options.revocations.has(presented.sessionId)) {
-      await this.#endAgain(presented.sessionId)
-      return fail('INVALID_CREDENTIALS', 'session ended')
+      // Until its end went out, the client keeps its token (503), for the logout's retry to end the session everywhere.
+      return await this.#endAgain(presented.sessionId)
+        ? fail('INVALID_CREDENTIALS', 'session ended')
+        : fail('SERVICE_UNAVAILABLE', 'session ended here, its revocation not sent')
     }
     try {
       // A rotation of this session given back after a failure must have landed, or this one would be taken for reuse.
@@ -610,12 +614,19 @@ export class Authenticator {
   }
 
   /**
-   * Ends in the store a session this process knows ended (its revocation is in force), which the store may hold all the
-   * same: a Redis restarted from a snapshot older than the logout. Ended there again (if the store answers), it stays
-   * ended once the revocation lapses.
+   * Ends again a session this process holds as ended (its revocation is in force), which the store may hold all the
+   * same: a Redis restarted from a snapshot older than the logout, or a logout answered 503 whose revocation this process
+   * applied but could not send. As `endSession`, the revocation goes out again first: ended in the store alone, the
+   * session's sockets elsewhere would keep it, and the client's retried logout would find its token unknown. Ended
+   * there again, it stays ended once the revocation lapses. Tells whether both went through.
    */
-  async #endAgain (session: string): Promise<void> {
-    await Promise.allSettled([this.#store((store, deadline) => store.end(session, deadline))])
+  async #endAgain (session: string): Promise<boolean> {
+    try {
+      await this.endSession(session)
+      return true
+    } catch {
+      return false
+    }
   }
 
   /** A refresh token that is not its session's current one. A rotated one presented again means two holders: the session ends for both. */
@@ -634,6 +645,11 @@ export class Authenticator {
       const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
       if (settling) await settling
       const found = await this.#store(store => store.lookup(presented))
+      // Gone from the store while this process holds it ended, its revocation may never have gone out (a login past the
+      // user's limit ended it, then could not send that): sent again, or a 503 to try again.
+      if (found.status === 'unknown' && this.#options.revocations.has(presented.sessionId)) {
+        await this.#revoke(revocationId.session(presented.sessionId))
+      }
       // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
       if (found.status !== 'current') return await this.#notCurrent(found)
       await this.endSession(found.session.id)

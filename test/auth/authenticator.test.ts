@@ -393,6 +393,65 @@ t.test('Authenticator: a store that fails while ending a reused session is SERVI
   t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
+/**
+ * A feed that, as Redis's, applies a revocation in this process before it writes it, and whose write fails while `down`
+ * says so (a full Redis, the revocation set's node failing over).
+ */
+function failingFeed (revocations: Revocations, down: { on: boolean }, sent: string[]): AuthenticatorOptions['revocationFeed'] {
+  return {
+    async publish (id, until) {
+      const revoked = readRevocation(id)
+      if ('session' in revoked) revocations.add(revoked.session, until)
+      if (down.on) throw new Error('OOM command not allowed')
+      sent.push(id)
+    },
+    start () {},
+    stop () {}
+  }
+}
+
+t.test('Authenticator: a session held ended here whose revocation could not go out is not ended in the store by a refresh until it does', async (t) => {
+  const revocations = loadedRevocations()
+  const down = { on: false }
+  const sent: string[] = []
+  const { authenticator, store } = await harness(t, { revocations, revocationFeed: failingFeed(revocations, down, sent) })
+  const login = success(t, await authenticator.login(credentials, at))
+  const presented = readRefreshToken(login.issued!.refresh_token)!
+  down.on = true
+  t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.ok(revocations.has(login.session!), 'this process holds it ended: its sockets here are revoked')
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'SERVICE_UNAVAILABLE' },
+    'a refresh here: the client keeps its token')
+  t.match(await store.lookup(presented), { status: 'current' }, 'the store still holds the session, for the logout\'s retry')
+  down.on = false
+  t.same(await authenticator.logout(login.issued!.refresh_token), { ok: true }, 'the retry ends it everywhere')
+  t.same(sent, [`session:${login.session}`])
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(sent, [`session:${login.session}`, `session:${login.session}`], 'a refresh of it sends its revocation again')
+})
+
+t.test('Authenticator: a logout of a session gone from the store that this process holds ended sends its revocation again', async (t) => {
+  const revocations = loadedRevocations()
+  const down = { on: false }
+  const sent: string[] = []
+  const { authenticator } = await harness(t, {
+    revocations,
+    revocationFeed: failingFeed(revocations, down, sent),
+    sessionStore: new MemorySessionStore({ maxSessionsPerUser: 1 })
+  })
+  const first = success(t, await authenticator.login(credentials, at))
+  down.on = true
+  // Past the user's limit, the store ends the first session; its revocation could not go out.
+  t.match(await authenticator.login(credentials, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  t.match(await authenticator.logout(first.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' },
+    'its logout cannot send it either: the client is to try again')
+  down.on = false
+  t.match(await authenticator.logout(first.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(sent, [`session:${first.session}`], 'sent by the logout that found its token unknown')
+  t.match(await authenticator.logout(newRefreshToken(newSessionId())), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(sent, [`session:${first.session}`], 'a token of a session not held ended sends nothing')
+})
+
 t.test('Authenticator: endSession ends the session, revokes it and reports it', async (t) => {
   const { authenticator, ended, revocations } = await harness(t)
   const login = success(t, await authenticator.login(credentials, at))
