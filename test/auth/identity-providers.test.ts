@@ -16,7 +16,7 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 import realtime from '../../lib/index.js'
 import { buildReferenceServer } from '../../example/app.js'
 import { providerKeyLookup } from '../../example/provider-keys.js'
-import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate } from '../helpers.js'
+import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, until } from '../helpers.js'
 
 const issuer = 'https://id.example.com/'
 const audience = 'realtime-api'
@@ -432,27 +432,95 @@ t.test('the README\'s get-jwks registration refuses a provider token without aud
   t.match(await auth(sign(first, { aud: 'other-api' })), authFailed, 'another audience')
 })
 
-t.test('the README\'s get-jwks lookup: a key found verifies between fetches, and one the provider stops publishing is dropped', async t => {
-  const clock = fakeClock(t, ['Date'])
+/** The clocks of the README's get-jwks lookup: its window's (`Date`) and get-jwks's cache's (`performance.now()`). */
+function lookupClock (t: Test): ReturnType<typeof fakeClock> {
+  const clock = fakeClock(t, ['Date', 'performance'])
+  // The fake performance.now() starts at 0, and lru-cache takes an entry stamped 0 for one that never ages.
+  clock.tick(1)
+  return clock
+}
+
+/**
+ * Moves the clocks of the README's get-jwks lookup `ms` on: its window's (`Date`) and get-jwks's cache's
+ * (`performance.now()`, which lru-cache reads once per real millisecond at most: the real 2 ms let it read it again).
+ */
+async function age (clock: ReturnType<typeof fakeClock>, ms: number): Promise<void> {
+  clock.tick(ms)
+  await new Promise(resolve => setTimeout(resolve, 2))
+}
+
+/** The answer to `token` once a lookup behind an earlier answer has dropped its key: asked a socket at a time. */
+async function onceDropped (auth: (token: string) => Promise<unknown>, token: string): Promise<unknown> {
+  let answer: unknown
+  for (let asked = 0; asked < 50; asked++) {
+    answer = await auth(token)
+    if ((answer as { status: string }).status !== 'ok') break
+  }
+  return answer
+}
+
+t.test('the README\'s get-jwks lookup: a known key answers at once, the provider up, down or withdrawing it; then it is dropped', async t => {
+  const clock = lookupClock(t)
   const provider = new Provider()
   const first = providerKey('rsa-1', 'RS256')
   provider.keys = [first]
-  // get-jwks keeps a key 1 ms (its own clock is real time), and so its copy for a failed fetch.
-  const { sign, auth } = await withKeyLookup(t, provider, { ttl: 1 })
-  const outdated = () => new Promise(resolve => setTimeout(resolve, 10))
+  const { sign, auth } = await withKeyLookup(t, provider) // get-jwks's own cache ttl: 60 s
   t.same(await auth(sign(first)), authOk)
+  t.equal(provider.fetches, 2, 'the discovery document and the key set')
+  await age(clock, 30_000)
+  t.same(await auth(sign(first)), authOk, 'in get-jwks\'s cache')
   t.equal(provider.fetches, 2)
-  await outdated()
-  t.same(await auth(sign(first)), authOk, 'out of get-jwks\'s cache inside the window: the key last found')
-  t.equal(provider.fetches, 2)
+  await age(clock, 31_000)
+  t.same(await auth(sign(first)), authOk, 'out of it: the key last found, looked up again behind it')
+  await until(() => provider.fetches === 4)
 
+  provider.down = true
+  await age(clock, 61_000)
+  t.same(await auth(sign(first)), authOk, 'the provider down: the key last found')
+  await until(() => provider.fetches === 5)
+  await age(clock, 5_000)
+  t.same(await auth(sign(first)), authOk, 'still, past the window: a lookup that failed keeps it')
+  await until(() => provider.fetches === 6)
+
+  provider.down = false
   provider.keys = [providerKey('rsa-2', 'RS256')]
-  clock.tick(5_000)
-  await outdated()
-  t.match(await auth(sign(first)), authFailed, 'past the window, asked again: no longer published')
-  t.equal(provider.fetches, 4)
-  t.match(await auth(sign(first)), authFailed, 'and no longer answered from the last one found')
-  t.equal(provider.fetches, 4)
+  await age(clock, 5_000)
+  // The trade-off the reference server's key set makes: a known key does not wait to learn it is withdrawn.
+  t.same(await auth(sign(first)), authOk, 'the one lookup that finds it withdrawn still answers with it')
+  t.match(await onceDropped(auth, sign(first)), authFailed, 'then it is refused (get-jwks\'s own copy of it is not taken)')
+  t.equal(provider.fetches, 8, 'without asking again inside the window')
+})
+
+t.test('the README\'s get-jwks lookup, get-jwks\'s cache shorter than the window: a known key out of it answers unasked', async t => {
+  const clock = lookupClock(t)
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  provider.keys = [first]
+  const { sign, auth } = await withKeyLookup(t, provider, { ttl: 2_000 })
+  t.same(await auth(sign(first)), authOk)
+  await age(clock, 3_000)
+  t.same(await auth(sign(first)), authOk, 'the key last found')
+  t.equal(provider.fetches, 2, 'not looked up again inside the window')
+})
+
+t.test('the README\'s get-jwks lookup: a provider that hangs once get-jwks\'s cache is out of date holds no token of a known key', async t => {
+  const clock = lookupClock(t)
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  provider.keys = [first]
+  const { sign, auth } = await withKeyLookup(t, provider)
+  t.teardown(() => provider.release())
+  t.same(await auth(sign(first)), authOk)
+  provider.hanging = true
+  await age(clock, 61_000)
+  // get-jwks caches the lookup on its way, which Node's fetch lets hang up to 300 s (undici's header timeout).
+  const storm = await Promise.all(Array.from({ length: 5 }, (_v, i) => auth(sign(first, { sub: `user-${i}` }))))
+  t.same(storm, Array(5).fill(authOk), 'every client of a reconnect storm gets in at once')
+  t.equal(provider.fetches, 3, 'one lookup, behind them, held by the provider')
+  t.match(await auth(sign(providerKey('rsa-2', 'RS256'))), authFailed, 'an unknown kid inside the window is refused')
+  await age(clock, 5_000)
+  t.same(await auth(sign(first)), authOk, 'past the window, the lookup still held: the key last found')
+  t.equal(provider.fetches, 3)
 })
 
 t.test('README.md shows the key lookup of example/provider-keys.ts as it is', async t => {
