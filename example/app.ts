@@ -60,7 +60,8 @@ export async function buildReferenceServer (
       issuer: env.JWT_ISSUER || undefined,
       audience: env.JWT_AUDIENCE || undefined,
       secret,
-      ownIssuer: env.ACCESS_TOKEN_ISSUER ?? 'fastify-realtime'
+      ownIssuer: env.ACCESS_TOKEN_ISSUER ?? 'fastify-realtime',
+      log: app.log
     }))
   }
 

@@ -16,7 +16,7 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 import realtime from '../../lib/index.js'
 import { buildReferenceServer } from '../../example/app.js'
 import { providerKeyLookup } from '../../example/provider-keys.js'
-import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, until } from '../helpers.js'
+import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, until, within } from '../helpers.js'
 
 const issuer = 'https://id.example.com/'
 const audience = 'realtime-api'
@@ -104,7 +104,7 @@ class Provider {
   }
 }
 
-async function start (t: Test, provider: Provider, env: Record<string, string> = {}) {
+async function start (t: Test, provider: Provider, env: Record<string, string> = {}, logStream?: { write (line: string): void }) {
   const jwksUrl = await provider.start(t)
   const server = await buildReferenceServer({
     ADMIN_EMAIL: admin.email,
@@ -115,7 +115,7 @@ async function start (t: Test, provider: Provider, env: Record<string, string> =
     JWT_ISSUER: issuer,
     JWT_AUDIENCE: audience,
     ...env
-  })
+  }, { logStream })
   t.teardown(() => server.app.close())
   await server.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = server.app.server.address() as AddressInfo
@@ -173,11 +173,12 @@ t.test('the server\'s own tokens keep working beside the provider\'s', async t =
   const provider = new Provider()
   provider.keys = [providerKey('rsa-1', 'RS256')]
   const { server, url } = await start(t, provider)
+  await within(until(() => provider.fetches === 1), 'the fetch of the key set at boot', 10_000)
   const login = await server.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(login.statusCode, 200)
   t.match(await authAndWhoami(url('/websocket'), login.json().data.access_token),
     { auth: { status: 'ok' }, whoami: { data: { email: admin.email, admin: true } } })
-  t.equal(provider.fetches, 0, 'no key lookup for the server\'s own token')
+  t.equal(provider.fetches, 1, 'no key lookup for the server\'s own token: the fetch at boot alone')
 })
 
 /** A provider publishing `first`, with `next` ready for it to start publishing, on a fake Date. */
@@ -222,6 +223,60 @@ t.test('clients reconnecting at once after a restart all wait for the one fetch 
     authAndWhoami(url('/websocket'), provider.sign(key, { sub: `user-${i}` }))))
   for (const [i, answer] of answers.entries()) t.match(answer, { auth: { type: 'auth', status: 'ok' }, whoami: { data: { id: `user-${i}` } } })
   t.equal(provider.fetches, 1, 'one fetch for all of them')
+})
+
+t.test('a key the provider replaces under the same kid is taken past the 5 s window; the one it retired stops verifying', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  // ES256: its signatures are r and s side by side, as the key set's own check of a token reads them.
+  const retired = newProviderKey('main', 'ES256')
+  const current = newProviderKey('main', 'ES256')
+  provider.keys = [retired]
+  const { url } = await start(t, provider)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(retired)), patOk)
+  t.equal(provider.fetches, 1)
+
+  provider.keys = [current]
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(current)), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } },
+    'inside the window, the set is not fetched again')
+  t.equal(provider.fetches, 1)
+  clock.tick(5_000)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(current)), patOk, 'past it, a token its kid\'s key did not sign fetches the set')
+  t.equal(provider.fetches, 2)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(retired)), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } },
+    'the retired key verifies no more')
+  const forged = createSigner({ key: newProviderKey('main', 'ES256').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'ES256', kid: 'main', expiresIn: 60_000 })
+  for (let i = 0; i < 3; i++) {
+    t.match(await authAndWhoami(url('/websocket'), forged({ sub: `x-${i}`, iss: issuer, aud: audience })), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  }
+  t.equal(provider.fetches, 2, 'tokens of a known kid signed by any key: no fetch inside the window')
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(current)), patOk)
+})
+
+t.test('the key set is fetched at boot, behind the start: a token finds its key at once; a provider down then is logged, not fatal', async t => {
+  const provider = new Provider()
+  const key = providerKey('rsa-1', 'RS256')
+  provider.keys = [key]
+  const { url } = await start(t, provider)
+  await within(until(() => provider.fetches === 1), 'the fetch of the key set at boot', 10_000)
+  provider.hanging = true
+  t.teardown(() => provider.release())
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(key)), patOk, 'the first token, the provider hanging since')
+  t.equal(provider.fetches, 1)
+
+  const clock = fakeClock(t, ['Date'])
+  const down = new Provider()
+  down.keys = [key]
+  down.down = true
+  const lines: string[] = []
+  const second = await start(t, down, { LOG_LEVEL: 'warn' }, { write: line => { lines.push(line) } })
+  const failed = () => lines.map(line => JSON.parse(line) as { level: number, msg: string })
+    .some(line => line.level === 40 && /key set could not be fetched/.test(line.msg))
+  await within(until(failed), 'the failed fetch at boot, logged', 10_000)
+  down.down = false
+  clock.tick(5_000)
+  t.match(await authAndWhoami(second.url('/websocket'), down.sign(key)), patOk, 'the provider back, a token fetches the set')
+  t.equal(down.fetches, 2)
 })
 
 /** A server whose provider publishes one RS256 key, fetched already: a token of it authenticates. Only the Date is fake. */
@@ -584,7 +639,8 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
   const broken = { ...providerKey('rsa-3', 'RS256'), publicJwk: { kty: 'RSA', kid: 'rsa-3', n: 'AQAB' } }
   const { kid: _kid, ...withoutKid } = providerKey('rsa-4', 'RS256').publicJwk
   const nameless = { ...providerKey('rsa-4', 'RS256'), publicJwk: withoutKid }
-  provider.keys = [rsa, ec, noAlg, broken, nameless]
+  const { alg: _edAlg, ...edWithoutAlg } = providerKey('ed-1', 'EdDSA').publicJwk
+  provider.keys = [rsa, ec, noAlg, broken, nameless, { ...providerKey('ed-1', 'EdDSA'), publicJwk: edWithoutAlg }]
   const { url } = await start(t, provider)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(noAlg)), patOk, 'a key without alg serves its kid')
   t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa, { email: undefined })),
@@ -594,7 +650,11 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
     { sub: 'provider-user', iss: issuer, aud: audience })
   const kidless = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', expiresIn: 60_000 })(
     { sub: 'provider-user', iss: issuer, aud: audience })
-  for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless]]) {
+  // An Ed25519 key the set names no algorithm for, on an RS256 token: no RSA signature can be checked with it.
+  const onEd25519 = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'ed-1', expiresIn: 60_000 })(
+    { sub: 'provider-user', iss: issuer, aud: audience })
+  for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless],
+    ['a key of another type, without alg', onEd25519]]) {
     t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }, name)
   }
 })
