@@ -673,6 +673,28 @@ t.test('a key set over 256 KiB is refused unread: the keys of the last set stay,
   t.match(await authAndWhoami(url('/websocket'), provider.sign(ec)), patOk, 'a set under the cap is taken')
 })
 
+t.test('boot: JWKS_URL without JWT_AUDIENCE fails in production and is warned of otherwise; SECRET is the provider instance\'s', async t => {
+  const provider = new Provider()
+  provider.keys = [providerKey('rsa-1', 'RS256')]
+  const env = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password, SECRET: secret, LOG_LEVEL: 'warn', JWKS_URL: await provider.start(t) }
+  await t.rejects(buildReferenceServer({ ...env, JWT_ISSUER: issuer, NODE_ENV: 'production' }, { logStream: { write () {} } }),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: /JWKS_URL is set without JWT_AUDIENCE: every token the provider signs authenticates/ })
+
+  /** The warnings a server built with `more` logs once ready. */
+  async function warnings (more: Record<string, string>): Promise<string[]> {
+    const lines: string[] = []
+    const server = await buildReferenceServer({ ...env, ...more }, { logStream: { write: line => { lines.push(line) } } })
+    t.teardown(() => server.app.close())
+    await server.app.ready()
+    return lines.map(line => JSON.parse(line) as { level: number, msg: string }).filter(line => line.level === 40).map(line => line.msg)
+  }
+  const unbound = await warnings({ NODE_ENV: 'development' })
+  t.ok(unbound.some(msg => /without JWT_AUDIENCE.*With NODE_ENV=production this fails boot/.test(msg)), 'no audience, outside production: warned')
+  t.ok(unbound.some(msg => /without JWT_ISSUER/.test(msg)), 'no issuer: warned')
+  t.same(await warnings({ NODE_ENV: 'production', JWT_ISSUER: issuer, JWT_AUDIENCE: audience }), [],
+    'both set: no warning, none about a SECRET the plugin would not use (the provider instance signs and verifies with it)')
+})
+
 t.test('a provider that answers without keys: its tokens fail, the server\'s own work', async t => {
   const empty = createServer((_request, response) => { response.writeHead(200, { 'content-type': 'application/json' }).end('{}') })
   await new Promise<void>(resolve => empty.listen(0, '127.0.0.1', resolve))
