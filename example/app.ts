@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
-import realtime, { realtimeSerializers, redactUrl, UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
+import realtime, { InvalidConfigError, realtimeSerializers, redactUrl, UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
 import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
@@ -55,17 +55,30 @@ export async function buildReferenceServer (
       : { id: identity.user, email: directory.emailOf(identity.user) ?? (context.email as string | undefined) ?? null, role: identity.role, admin: identity.admin }
 
   if (env.JWKS_URL) {
+    // A provider signs the tokens of all its clients with one key set (Google's, Azure AD's common endpoint, an Auth0
+    // tenant serving several apps): without an audience, a token minted for any of them opens a socket here.
+    if (!env.JWT_AUDIENCE) {
+      const unbound = 'JWKS_URL is set without JWT_AUDIENCE: every token the provider signs authenticates, whichever application it was minted for'
+      // As the plugin tells production: the process's NODE_ENV when `env` leaves it out.
+      if ((env.NODE_ENV ?? process.env.NODE_ENV) === 'production') throw new InvalidConfigError(unbound)
+      app.log.warn(`${unbound}. With NODE_ENV=production this fails boot`)
+    }
+    if (!env.JWT_ISSUER) app.log.warn('JWKS_URL is set without JWT_ISSUER: a token of any issuer whose key is in the set authenticates')
     await app.register(fastifyJwt, providerJwt({
       jwksUrl: env.JWKS_URL,
       issuer: env.JWT_ISSUER || undefined,
       audience: env.JWT_AUDIENCE || undefined,
       secret,
-      ownIssuer: env.ACCESS_TOKEN_ISSUER ?? 'fastify-realtime'
+      ownIssuer: env.ACCESS_TOKEN_ISSUER ?? 'fastify-realtime',
+      log: app.log
     }))
   }
 
+  // With JWKS_URL, SECRET is the key of the @fastify/jwt above, which the plugin verifies sockets and signs tokens
+  // with: it is given none of its own (it would say so, as a SECRET it does not use).
+  const { SECRET: _secret, ...withoutSecret } = env
   await app.register(realtime, {
-    env: { ...env, SECRET: secret },
+    env: env.JWKS_URL ? withoutSecret : { ...env, SECRET: secret },
     // The plugin's own directory would do; this one also tells `me` a user's email.
     users: directory,
     authRoutes: true,

@@ -1,7 +1,8 @@
 // Tokens of an identity provider beside the server's own (docs/protocol.md section 10): one @fastify/jwt whose key
 // lookup gives SECRET for the server's own HS256 tokens and the provider's published key, chosen by `kid`, for the
 // others. The plugin verifies sockets through it as the app's HTTP routes do.
-import { createPublicKey, type JsonWebKeyInput } from 'node:crypto'
+import { createPublicKey, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
 
 export interface ProviderOptions {
@@ -13,6 +14,8 @@ export interface ProviderOptions {
   /** The server's own key and issuer, for the tokens `/auth/login` signs. */
   secret: string
   ownIssuer: string
+  /** Where a failed fetch of the key set is told. */
+  log: FastifyBaseLogger
 }
 
 /** The provider's signatures; HMAC never, so no public key can be taken for a shared secret. */
@@ -41,33 +44,54 @@ async function bodyWithin (response: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString()
 }
 
-type Decoded = { header: { alg?: string, kid?: string }, payload: Record<string, unknown> }
+/** What @fastify/jwt's decoder (`complete: true`) gives the key lookup: the signed part and its signature too. */
+type Decoded = { header: { alg?: string, kid?: string }, payload: Record<string, unknown> } & Signed
+type Signed = { input: string, signature: string }
+type PublishedKey = { alg: string | undefined, pem: string, key: KeyObject }
+
+/** Each provider algorithm's digest, for `crypto.verify`. */
+const digests: Record<string, string | null> = { RS256: 'sha256', ES256: 'sha256', EdDSA: null }
+
+/** Whether `key` signed the token; fast-jwt checks it again, this tells a key replaced behind its `kid`. */
+function signedBy (key: KeyObject, alg: string, { input, signature }: Signed): boolean {
+  try {
+    // JWS signs ECDSA as r and s side by side, not in DER.
+    return verify(digests[alg], Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'))
+  } catch {
+    return false // a key of another type than the token's algorithm (an Ed25519 key for RS256)
+  }
+}
 
 /** The provider's published keys by `kid`, in PEM, as of the last fetch that worked. */
 class KeySet {
   readonly #url: string
-  #keys = new Map<string, { alg: string | undefined, pem: string }>()
+  readonly #log: FastifyBaseLogger
+  #keys = new Map<string, PublishedKey>()
   #fetchedAt = -Infinity
   #triedAt = -Infinity
   #fetching: Promise<void> | null = null
 
-  constructor (url: string) {
+  constructor (url: string, log: FastifyBaseLogger) {
     this.#url = url
+    this.#log = log
   }
 
-  async key (kid: string, alg: string): Promise<string> {
+  async key (kid: string, alg: string, token: Signed): Promise<string> {
     const now = Date.now()
     const fetchable = now - this.#triedAt >= refetchEveryMs
-    if (this.#keys.has(kid)) {
+    const known = this.#keys.get(kid)
+    if (known !== undefined && signedBy(known.key, alg, token)) {
       // A known key answers at once while the set is fetched again behind it: a provider slower than the auth timeout
       // would otherwise fail every token arriving during each refetch, a reconnect storm's all at once.
-      if (now - this.#fetchedAt >= keyTtlMs && fetchable) this.#refetch() // never rejects: a failed fetch keeps the set
+      if (now - this.#fetchedAt >= keyTtlMs && fetchable) this.refetch() // never rejects: a failed fetch keeps the set
     } else if (fetchable) {
-      await this.#refetch()
+      // An unknown kid, or a known one whose key did not sign the token: the provider may have replaced the key behind
+      // its kid, which would otherwise go unseen until the set ages out, the retired key verifying meanwhile.
+      await this.refetch()
     } else if (this.#fetching) {
       // A fetch on its way (another token's) may bring the key: every token that needs it waits for it, not only the
       // one that started it, or the clients reconnecting after a restart or a key rotation would be refused but one.
-      await this.#fetching.catch(() => {})
+      await this.#fetching
     }
     const key = this.#keys.get(kid)
     if (key === undefined) throw new Error(`unknown key ${kid}`)
@@ -75,24 +99,26 @@ class KeySet {
     return key.pem
   }
 
-  /** One fetch at a time, whoever asks; a failed one leaves the keys as they were. */
-  #refetch (): Promise<void> {
+  /** One fetch at a time, whoever asks; never rejects: a failed one is logged and leaves the keys as they were. */
+  refetch (): Promise<void> {
     this.#triedAt = Date.now()
-    this.#fetching ??= this.#fetch().finally(() => { this.#fetching = null })
-    return this.#fetching.catch(() => {})
+    this.#fetching ??= this.#fetch()
+      .catch((err: unknown) => { this.#log.warn({ err }, 'the identity provider\'s key set could not be fetched: the keys of the last one stay in use') })
+      .finally(() => { this.#fetching = null })
+    return this.#fetching
   }
 
   async #fetch (): Promise<void> {
     const response = await fetch(this.#url, { signal: AbortSignal.timeout(fetchTimeoutMs) })
     if (!response.ok) throw new Error(`the JWKS answered ${response.status}`)
     const { keys } = JSON.parse(await bodyWithin(response, maxJwksBytes)) as { keys?: Array<Record<string, unknown>> }
-    const next = new Map<string, { alg: string | undefined, pem: string }>()
+    const next = new Map<string, PublishedKey>()
     for (const jwk of (keys ?? []).slice(0, maxKeys)) {
       if (typeof jwk.kid !== 'string') continue
       try {
         // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).
-        const pem = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' }).export({ format: 'pem', type: 'spki' }).toString()
-        next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem })
+        const key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' })
+        next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key })
       } catch {} // a key Node cannot import verifies nothing
     }
     this.#keys = next
@@ -101,9 +127,14 @@ class KeySet {
 }
 
 export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
-  const keys = new KeySet(options.jwksUrl)
+  const keys = new KeySet(options.jwksUrl, options.log)
+  // Fetched at boot, behind the start: the first clients find their keys at once, where one that waited for a fetch
+  // could give up first (the Directus SDK waits 1 s for its auth reply). A failed fetch is logged, and is tried again
+  // by a token that needs the set, once per 5 s at most.
+  keys.refetch()
 
-  async function providerKey ({ header, payload }: Decoded): Promise<string> {
+  async function providerKey (token: Decoded): Promise<string> {
+    const { header, payload } = token
     const { alg, kid } = header as { alg: string, kid?: string }
     if (!providerAlgorithms.has(alg)) throw new Error(`algorithm ${alg} is not accepted from the provider`)
     if (typeof kid !== 'string') throw new Error('a provider token names its key (kid)')
@@ -114,7 +145,7 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
     if (typeof payload.exp !== 'number') throw new Error('a provider token carries exp')
     // The server's own issuer is its own tokens' (an admin's among them): no provider speaks for it.
     if (payload.iss === options.ownIssuer) throw new Error('a provider token cannot carry the server\'s own issuer')
-    return keys.key(kid, alg)
+    return keys.key(kid, alg, token)
   }
 
   return {

@@ -7,6 +7,8 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 const refetchEveryMs = 5_000
 // A public key verifies these alone: no other is looked up (nor kept).
 const publicKeyAlgorithms = /^((RS|PS|ES)(256|384|512)|EdDSA)$/
+// What get-jwks says when the provider answered without the key: the one failure that drops a key found before.
+const withdrawn = new Set(['JWK_NOT_FOUND', 'NO_JWKS'])
 
 const withSlash = (url: string) => (url.endsWith('/') ? url : `${url}/`)
 
@@ -21,22 +23,28 @@ export function providerKeyLookup (options: GetJwksOptions & { issuersWhitelist:
     const issuer = withSlash(String(domain))
     if (!issuers.has(issuer) || !publicKeyAlgorithms.test(alg)) throw new Error('not a key of an accepted issuer')
     const key = jwks.generateCacheKey(alg, kid, issuer)
-    // Not in get-jwks's cache, nor on its way there (a fetch other tokens wait for): this lookup would fetch.
-    if (jwks.cache.get(key) === undefined) {
-      if (Date.now() - (askedAt.get(issuer) ?? -Infinity) < refetchEveryMs) {
-        const last = found.get(key)
-        if (last === undefined) throw new Error(`unknown kid ${kid}, not asked for again yet`)
-        return last
-      }
-      askedAt.set(issuer, Date.now())
+    const last = found.get(key)
+    // In get-jwks's cache, or on its way there (a lookup other tokens wait for): nothing to fetch. A known key answers
+    // as last found, an unknown one waits for that lookup.
+    if (jwks.cache.get(key) !== undefined) return last ?? jwks.getPublicKey({ domain: issuer, kid, alg })
+    if (Date.now() - (askedAt.get(issuer) ?? -Infinity) < refetchEveryMs) {
+      if (last === undefined) throw new Error(`unknown kid ${kid}, not asked for again yet`)
+      return last
     }
-    try {
-      const pem = await jwks.getPublicKey({ domain: issuer, kid, alg })
+    askedAt.set(issuer, Date.now())
+    // get-jwks answers a failed fetch with the key it had, whatever the failure, a key the provider withdrew included:
+    // without its copy, the failure says which it was.
+    jwks.staleCache.delete(key)
+    const lookup = jwks.getPublicKey({ domain: issuer, kid, alg }).then(pem => {
       found.set(key, pem)
       return pem
-    } catch (err) {
-      found.delete(key)
+    }, (err: { code?: string }) => {
+      if (withdrawn.has(err.code ?? '')) found.delete(key)
       throw err
-    }
+    })
+    if (last === undefined) return lookup
+    // A known key answers at once, its lookup goes on behind it: a provider down, hung or slow holds no token of it.
+    lookup.catch(() => {})
+    return last
   }
 }

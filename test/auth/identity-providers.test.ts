@@ -16,7 +16,7 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 import realtime from '../../lib/index.js'
 import { buildReferenceServer } from '../../example/app.js'
 import { providerKeyLookup } from '../../example/provider-keys.js'
-import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate } from '../helpers.js'
+import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, until, within } from '../helpers.js'
 
 const issuer = 'https://id.example.com/'
 const audience = 'realtime-api'
@@ -104,7 +104,7 @@ class Provider {
   }
 }
 
-async function start (t: Test, provider: Provider, env: Record<string, string> = {}) {
+async function start (t: Test, provider: Provider, env: Record<string, string> = {}, logStream?: { write (line: string): void }) {
   const jwksUrl = await provider.start(t)
   const server = await buildReferenceServer({
     ADMIN_EMAIL: admin.email,
@@ -115,7 +115,7 @@ async function start (t: Test, provider: Provider, env: Record<string, string> =
     JWT_ISSUER: issuer,
     JWT_AUDIENCE: audience,
     ...env
-  })
+  }, { logStream })
   t.teardown(() => server.app.close())
   await server.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = server.app.server.address() as AddressInfo
@@ -173,11 +173,12 @@ t.test('the server\'s own tokens keep working beside the provider\'s', async t =
   const provider = new Provider()
   provider.keys = [providerKey('rsa-1', 'RS256')]
   const { server, url } = await start(t, provider)
+  await within(until(() => provider.fetches === 1), 'the fetch of the key set at boot', 10_000)
   const login = await server.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(login.statusCode, 200)
   t.match(await authAndWhoami(url('/websocket'), login.json().data.access_token),
     { auth: { status: 'ok' }, whoami: { data: { email: admin.email, admin: true } } })
-  t.equal(provider.fetches, 0, 'no key lookup for the server\'s own token')
+  t.equal(provider.fetches, 1, 'no key lookup for the server\'s own token: the fetch at boot alone')
 })
 
 /** A provider publishing `first`, with `next` ready for it to start publishing, on a fake Date. */
@@ -222,6 +223,60 @@ t.test('clients reconnecting at once after a restart all wait for the one fetch 
     authAndWhoami(url('/websocket'), provider.sign(key, { sub: `user-${i}` }))))
   for (const [i, answer] of answers.entries()) t.match(answer, { auth: { type: 'auth', status: 'ok' }, whoami: { data: { id: `user-${i}` } } })
   t.equal(provider.fetches, 1, 'one fetch for all of them')
+})
+
+t.test('a key the provider replaces under the same kid is taken past the 5 s window; the one it retired stops verifying', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const provider = new Provider()
+  // ES256: its signatures are r and s side by side, as the key set's own check of a token reads them.
+  const retired = newProviderKey('main', 'ES256')
+  const current = newProviderKey('main', 'ES256')
+  provider.keys = [retired]
+  const { url } = await start(t, provider)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(retired)), patOk)
+  t.equal(provider.fetches, 1)
+
+  provider.keys = [current]
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(current)), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } },
+    'inside the window, the set is not fetched again')
+  t.equal(provider.fetches, 1)
+  clock.tick(5_000)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(current)), patOk, 'past it, a token its kid\'s key did not sign fetches the set')
+  t.equal(provider.fetches, 2)
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(retired)), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } },
+    'the retired key verifies no more')
+  const forged = createSigner({ key: newProviderKey('main', 'ES256').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'ES256', kid: 'main', expiresIn: 60_000 })
+  for (let i = 0; i < 3; i++) {
+    t.match(await authAndWhoami(url('/websocket'), forged({ sub: `x-${i}`, iss: issuer, aud: audience })), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
+  }
+  t.equal(provider.fetches, 2, 'tokens of a known kid signed by any key: no fetch inside the window')
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(current)), patOk)
+})
+
+t.test('the key set is fetched at boot, behind the start: a token finds its key at once; a provider down then is logged, not fatal', async t => {
+  const provider = new Provider()
+  const key = providerKey('rsa-1', 'RS256')
+  provider.keys = [key]
+  const { url } = await start(t, provider)
+  await within(until(() => provider.fetches === 1), 'the fetch of the key set at boot', 10_000)
+  provider.hanging = true
+  t.teardown(() => provider.release())
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(key)), patOk, 'the first token, the provider hanging since')
+  t.equal(provider.fetches, 1)
+
+  const clock = fakeClock(t, ['Date'])
+  const down = new Provider()
+  down.keys = [key]
+  down.down = true
+  const lines: string[] = []
+  const second = await start(t, down, { LOG_LEVEL: 'warn' }, { write: line => { lines.push(line) } })
+  const failed = () => lines.map(line => JSON.parse(line) as { level: number, msg: string })
+    .some(line => line.level === 40 && /key set could not be fetched/.test(line.msg))
+  await within(until(failed), 'the failed fetch at boot, logged', 10_000)
+  down.down = false
+  clock.tick(5_000)
+  t.match(await authAndWhoami(second.url('/websocket'), down.sign(key)), patOk, 'the provider back, a token fetches the set')
+  t.equal(down.fetches, 2)
 })
 
 /** A server whose provider publishes one RS256 key, fetched already: a token of it authenticates. Only the Date is fake. */
@@ -432,27 +487,95 @@ t.test('the README\'s get-jwks registration refuses a provider token without aud
   t.match(await auth(sign(first, { aud: 'other-api' })), authFailed, 'another audience')
 })
 
-t.test('the README\'s get-jwks lookup: a key found verifies between fetches, and one the provider stops publishing is dropped', async t => {
-  const clock = fakeClock(t, ['Date'])
+/** The clocks of the README's get-jwks lookup: its window's (`Date`) and get-jwks's cache's (`performance.now()`). */
+function lookupClock (t: Test): ReturnType<typeof fakeClock> {
+  const clock = fakeClock(t, ['Date', 'performance'])
+  // The fake performance.now() starts at 0, and lru-cache takes an entry stamped 0 for one that never ages.
+  clock.tick(1)
+  return clock
+}
+
+/**
+ * Moves the clocks of the README's get-jwks lookup `ms` on: its window's (`Date`) and get-jwks's cache's
+ * (`performance.now()`, which lru-cache reads once per real millisecond at most: the real 2 ms let it read it again).
+ */
+async function age (clock: ReturnType<typeof fakeClock>, ms: number): Promise<void> {
+  clock.tick(ms)
+  await new Promise(resolve => setTimeout(resolve, 2))
+}
+
+/** The answer to `token` once a lookup behind an earlier answer has dropped its key: asked a socket at a time. */
+async function onceDropped (auth: (token: string) => Promise<unknown>, token: string): Promise<unknown> {
+  let answer: unknown
+  for (let asked = 0; asked < 50; asked++) {
+    answer = await auth(token)
+    if ((answer as { status: string }).status !== 'ok') break
+  }
+  return answer
+}
+
+t.test('the README\'s get-jwks lookup: a known key answers at once, the provider up, down or withdrawing it; then it is dropped', async t => {
+  const clock = lookupClock(t)
   const provider = new Provider()
   const first = providerKey('rsa-1', 'RS256')
   provider.keys = [first]
-  // get-jwks keeps a key 1 ms (its own clock is real time), and so its copy for a failed fetch.
-  const { sign, auth } = await withKeyLookup(t, provider, { ttl: 1 })
-  const outdated = () => new Promise(resolve => setTimeout(resolve, 10))
+  const { sign, auth } = await withKeyLookup(t, provider) // get-jwks's own cache ttl: 60 s
   t.same(await auth(sign(first)), authOk)
+  t.equal(provider.fetches, 2, 'the discovery document and the key set')
+  await age(clock, 30_000)
+  t.same(await auth(sign(first)), authOk, 'in get-jwks\'s cache')
   t.equal(provider.fetches, 2)
-  await outdated()
-  t.same(await auth(sign(first)), authOk, 'out of get-jwks\'s cache inside the window: the key last found')
-  t.equal(provider.fetches, 2)
+  await age(clock, 31_000)
+  t.same(await auth(sign(first)), authOk, 'out of it: the key last found, looked up again behind it')
+  await until(() => provider.fetches === 4)
 
+  provider.down = true
+  await age(clock, 61_000)
+  t.same(await auth(sign(first)), authOk, 'the provider down: the key last found')
+  await until(() => provider.fetches === 5)
+  await age(clock, 5_000)
+  t.same(await auth(sign(first)), authOk, 'still, past the window: a lookup that failed keeps it')
+  await until(() => provider.fetches === 6)
+
+  provider.down = false
   provider.keys = [providerKey('rsa-2', 'RS256')]
-  clock.tick(5_000)
-  await outdated()
-  t.match(await auth(sign(first)), authFailed, 'past the window, asked again: no longer published')
-  t.equal(provider.fetches, 4)
-  t.match(await auth(sign(first)), authFailed, 'and no longer answered from the last one found')
-  t.equal(provider.fetches, 4)
+  await age(clock, 5_000)
+  // The trade-off the reference server's key set makes: a known key does not wait to learn it is withdrawn.
+  t.same(await auth(sign(first)), authOk, 'the one lookup that finds it withdrawn still answers with it')
+  t.match(await onceDropped(auth, sign(first)), authFailed, 'then it is refused (get-jwks\'s own copy of it is not taken)')
+  t.equal(provider.fetches, 8, 'without asking again inside the window')
+})
+
+t.test('the README\'s get-jwks lookup, get-jwks\'s cache shorter than the window: a known key out of it answers unasked', async t => {
+  const clock = lookupClock(t)
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  provider.keys = [first]
+  const { sign, auth } = await withKeyLookup(t, provider, { ttl: 2_000 })
+  t.same(await auth(sign(first)), authOk)
+  await age(clock, 3_000)
+  t.same(await auth(sign(first)), authOk, 'the key last found')
+  t.equal(provider.fetches, 2, 'not looked up again inside the window')
+})
+
+t.test('the README\'s get-jwks lookup: a provider that hangs once get-jwks\'s cache is out of date holds no token of a known key', async t => {
+  const clock = lookupClock(t)
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  provider.keys = [first]
+  const { sign, auth } = await withKeyLookup(t, provider)
+  t.teardown(() => provider.release())
+  t.same(await auth(sign(first)), authOk)
+  provider.hanging = true
+  await age(clock, 61_000)
+  // get-jwks caches the lookup on its way, which Node's fetch lets hang up to 300 s (undici's header timeout).
+  const storm = await Promise.all(Array.from({ length: 5 }, (_v, i) => auth(sign(first, { sub: `user-${i}` }))))
+  t.same(storm, Array(5).fill(authOk), 'every client of a reconnect storm gets in at once')
+  t.equal(provider.fetches, 3, 'one lookup, behind them, held by the provider')
+  t.match(await auth(sign(providerKey('rsa-2', 'RS256'))), authFailed, 'an unknown kid inside the window is refused')
+  await age(clock, 5_000)
+  t.same(await auth(sign(first)), authOk, 'past the window, the lookup still held: the key last found')
+  t.equal(provider.fetches, 3)
 })
 
 t.test('README.md shows the key lookup of example/provider-keys.ts as it is', async t => {
@@ -516,7 +639,8 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
   const broken = { ...providerKey('rsa-3', 'RS256'), publicJwk: { kty: 'RSA', kid: 'rsa-3', n: 'AQAB' } }
   const { kid: _kid, ...withoutKid } = providerKey('rsa-4', 'RS256').publicJwk
   const nameless = { ...providerKey('rsa-4', 'RS256'), publicJwk: withoutKid }
-  provider.keys = [rsa, ec, noAlg, broken, nameless]
+  const { alg: _edAlg, ...edWithoutAlg } = providerKey('ed-1', 'EdDSA').publicJwk
+  provider.keys = [rsa, ec, noAlg, broken, nameless, { ...providerKey('ed-1', 'EdDSA'), publicJwk: edWithoutAlg }]
   const { url } = await start(t, provider)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(noAlg)), patOk, 'a key without alg serves its kid')
   t.match(await authAndWhoami(url('/websocket'), provider.sign(rsa, { email: undefined })),
@@ -526,7 +650,11 @@ t.test('the key set as published: keys without kid or alg, keys Node cannot impo
     { sub: 'provider-user', iss: issuer, aud: audience })
   const kidless = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', expiresIn: 60_000 })(
     { sub: 'provider-user', iss: issuer, aud: audience })
-  for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless]]) {
+  // An Ed25519 key the set names no algorithm for, on an RS256 token: no RSA signature can be checked with it.
+  const onEd25519 = createSigner({ key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'ed-1', expiresIn: 60_000 })(
+    { sub: 'provider-user', iss: issuer, aud: audience })
+  for (const [name, token] of [['a kid of another algorithm', misnamed], ['a key Node cannot import', provider.sign(broken)], ['no kid', kidless],
+    ['a key of another type, without alg', onEd25519]]) {
     t.match(await authAndWhoami(url('/websocket'), token), { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }, name)
   }
 })
@@ -543,6 +671,28 @@ t.test('a key set over 256 KiB is refused unread: the keys of the last set stay,
   provider.padding = 200 * 1024
   clock.tick(5_000)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(ec)), patOk, 'a set under the cap is taken')
+})
+
+t.test('boot: JWKS_URL without JWT_AUDIENCE fails in production and is warned of otherwise; SECRET is the provider instance\'s', async t => {
+  const provider = new Provider()
+  provider.keys = [providerKey('rsa-1', 'RS256')]
+  const env = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password, SECRET: secret, LOG_LEVEL: 'warn', JWKS_URL: await provider.start(t) }
+  await t.rejects(buildReferenceServer({ ...env, JWT_ISSUER: issuer, NODE_ENV: 'production' }, { logStream: { write () {} } }),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: /JWKS_URL is set without JWT_AUDIENCE: every token the provider signs authenticates/ })
+
+  /** The warnings a server built with `more` logs once ready. */
+  async function warnings (more: Record<string, string>): Promise<string[]> {
+    const lines: string[] = []
+    const server = await buildReferenceServer({ ...env, ...more }, { logStream: { write: line => { lines.push(line) } } })
+    t.teardown(() => server.app.close())
+    await server.app.ready()
+    return lines.map(line => JSON.parse(line) as { level: number, msg: string }).filter(line => line.level === 40).map(line => line.msg)
+  }
+  const unbound = await warnings({ NODE_ENV: 'development' })
+  t.ok(unbound.some(msg => /without JWT_AUDIENCE.*With NODE_ENV=production this fails boot/.test(msg)), 'no audience, outside production: warned')
+  t.ok(unbound.some(msg => /without JWT_ISSUER/.test(msg)), 'no issuer: warned')
+  t.same(await warnings({ NODE_ENV: 'production', JWT_ISSUER: issuer, JWT_AUDIENCE: audience }), [],
+    'both set: no warning, none about a SECRET the plugin would not use (the provider instance signs and verifies with it)')
 })
 
 t.test('a provider that answers without keys: its tokens fail, the server\'s own work', async t => {

@@ -1,13 +1,16 @@
 // The real `@directus/sdk` 18 realtime client against the reference server (PROTOCOL.md sections 4, 7 and 9):
 // HTTP login and refresh through `authentication('json')`, sockets through `realtime()`, unmodified.
 import { readFileSync } from 'node:fs'
+import { generateKeyPairSync } from 'node:crypto'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { authentication, createDirectus, realtime, type WebSocketAuthModes, type WebSocketInterface } from '@directus/sdk'
+import { createSigner } from 'fast-jwt'
+import { authentication, createDirectus, realtime, staticToken, type WebSocketAuthModes, type WebSocketInterface } from '@directus/sdk'
 import { buildReferenceServer } from '../../example/app.js'
-import { admin, connect, secret, stoppedDate, within, type Client as Socket } from '../helpers.js'
+import { admin, connect, secret, stoppedDate, until, within, type Client as Socket } from '../helpers.js'
 import { NodeWebSocket } from '../node-websocket.js'
 
 interface Frame {
@@ -332,6 +335,34 @@ t.test('AUTH_REVOKED, which the SDK ignores: the README\'s listener disconnects 
   await client.connect()
   t.match(await whoami(client), adminMe)
   client.disconnect()
+})
+
+t.test('a provider token through the SDK\'s handshake, its JWKS answering in 1.5 s: the key set was fetched at boot', { timeout: 30_000 }, async t => {
+  // The SDK waits 1 s for its auth reply, then rejects connect() and leaves its socket open, unauthenticated.
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'ec-1', alg: 'ES256' }] })
+  let answered = 0
+  const provider = createServer((_request, response) => {
+    setTimeout(() => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(jwks)
+      answered++
+    }, 1_500)
+  })
+  await new Promise<void>(resolve => provider.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { provider.closeAllConnections(); provider.close() })
+  const issuer = 'https://id.example.com/'
+  const { app, url } = await start(t, {
+    JWKS_URL: `http://127.0.0.1:${(provider.address() as AddressInfo).port}/jwks.json`, JWT_ISSUER: issuer, JWT_AUDIENCE: 'realtime-api'
+  })
+  await within(until(() => answered === 1), 'the fetch of the key set at boot', 10_000).catch((err: Error) => t.fail(err.message))
+
+  const token = createSigner({ key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'ES256', kid: 'ec-1', expiresIn: 300_000 })(
+    { sub: 'provider-user', email: 'pat@example.com', iss: issuer, aud: 'realtime-api' })
+  const client = createDirectus(url, { globals: { WebSocket: NodeWebSocket } }).with(staticToken(token)).with(realtime({ reconnect: false }))
+  t.teardown(() => client.disconnect())
+  t.equal(await client.connect().then(() => 'connected', () => 'rejected'), 'connected', 'the first client after the start')
+  t.same(app.realtime.connections().map(connection => connection.accountability.user), ['provider-user'])
+  t.equal(answered, 1, 'no fetch of its own')
 })
 
 t.test('the README shows the NodeWebSocket and the AUTH_REVOKED listener the tests use, as they are', async t => {
