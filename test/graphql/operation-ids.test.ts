@@ -94,11 +94,19 @@ t.test('the graphql-ws client naming its operations: unsubscribing and subscribi
   t.same(ended, ['first completed'], 'the first completed as the client stopped it; the second goes on')
 })
 
-t.test('a query subscribed, completed, and a mutation subscribed under its id in one read: only the mutation answers', async t => {
+t.test('a query subscribed, completed while it is prepared, and a mutation subscribed under its id in one read: only the mutation answers', async t => {
   const { schema } = schemaOf()
-  const { url } = await build(t, { graphql: { auth: 'public', schema } })
+  // The server handles one frame a turn: the context function holds the query in onSubscribe while the others come.
+  let prepare!: () => void
+  const preparing = new Promise<void>(resolve => { prepare = resolve })
+  t.teardown(() => prepare())
+  const context = async () => { await preparing; return {} }
+  const { url } = await build(t, { graphql: { auth: 'public', schema, context } })
   const client = await GraphqlSocket.open(url('/graphql'))
   client.atOnce(subscribe('q', '{ hello }'), complete('q'), subscribe('q', 'mutation { touch }'))
+  await client.roundTrip()
+  t.same(client.frames.get('q'), undefined, 'the mutation waits')
+  prepare()
   await client.until(() => client.ended('q'))
   await client.roundTrip()
   t.same(client.frames.get('q'), [{ id: 'q', type: 'next', payload: { data: { touch: 'touched' } } }, { id: 'q', type: 'complete' }])
@@ -127,6 +135,8 @@ t.test('a subscribe waiting for its id, completed before it ran: it never runs, 
   client.complete('x')
   client.subscribe('x', 'subscription { tick }')
   client.complete('x')
+  // The server has handled all four (one a turn) before the query ends.
+  await client.roundTrip()
   finish()
   await client.roundTrip()
   await client.roundTrip()

@@ -47,7 +47,7 @@ export class GraphqlSocket {
     this.client.send({ id, type: 'complete' })
   }
 
-  /** Sends `frames` in one write: the server reads them at once, with no turn of its event loop between them. */
+  /** Sends `frames` in one write: the server reads them at once (and handles one a turn of its event loop). */
   atOnce (...frames: Frame[]): void {
     const tcp = (this.client.ws as unknown as { _socket: Socket })._socket
     tcp.cork()
