@@ -1,7 +1,9 @@
 // Every key and channel the plugin keeps on Redis, all under `prefix` (the `redisPrefix` option). A session's key
 // carries its id as a hash tag, a user's keys the user: in a Redis Cluster each lives in one slot, and one user's keys
 // in the same one. No script or transaction touches keys of two tags, so none can span two slots (a session's user
-// is known only once its key has been read: its key cannot be tagged with the user).
+// is known only once its key has been read: its key cannot be tagged with the user). Nor, but the TOTP claim's, two
+// keys at all: while a slot moves between nodes its keys are on either, and Redis refuses a script whose keys are not
+// all on one (TRYAGAIN) until the move ends.
 export interface RedisKeys {
   /** A refresh session: a hash of its identity, current token hash and expiry. */
   session (id: string): string

@@ -9,6 +9,7 @@ import type { RedisClient } from '../../lib/stores/redis-connection.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { fakeClock } from '../clock.js'
+import { refuseLateLua } from '../../lib/stores/write-deadline.js'
 
 /** A deadline well ahead: the write acts. */
 const soon = () => Date.now() + 10_000
@@ -294,6 +295,50 @@ t.test('Redis: endUser also ends the sessions a process of 0.1.0 indexed in the 
   await redis.sadd('test:{u:erin}:sessions', 'old')
   t.same((await store.endUser('erin', soon())).sort(), ['new', 'old'])
   t.same(await store.lookup({ sessionId: 'old', tokenHash: 'o' }), { status: 'unknown' }, 'the old one ended too')
+})
+
+// The two scripts of the build before, which listed a session and read the mark of endUser in one, and marked and
+// read the set in the other: a process of it runs beside this one during a rolling deploy.
+const beforeIndexScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+if ARGV[5] ~= '' and tonumber(redis.call('GET', KEYS[2]) or '-1') >= tonumber(ARGV[5]) then return false end
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', redisNow())
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return {}`
+const beforeUserSessionsScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+if ARGV[3] ~= '' then
+  local ended = redis.call('GET', KEYS[3])
+  if not ended or tonumber(ended) < tonumber(ARGV[3]) then ended = ARGV[3] end
+  redis.call('SET', KEYS[3], ended, 'PX', ARGV[4])
+end
+local ids = redis.call('ZRANGE', KEYS[1], '+inf', '(' .. redisNow(), 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
+if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[2]) end
+return ids`
+
+t.test('Redis: beside a process of the build before, a login racing an endUser on the other gets no session', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const store = new RedisSessionStore(redis, 'test:')
+  const at = Date.now() + 60_000
+  const keys = ['test:{u:alice}:session-expiries', 'test:{u:alice}:sessions', 'test:{u:alice}:sessions-ended-at']
+
+  // Its login's check began, then this process's endUser read the set, then it lists its session.
+  await store.create({ id: 'kept', identity: alice, tokenHash: 'kept', expiresAt: at }, soon())
+  let racing = await store.checkBegins()
+  t.same(await store.endUser('alice', soon()), ['kept'])
+  t.equal(await redis.eval(beforeIndexScript, 2, keys[0]!, keys[2]!, soon(), 'theirs', at, 0, racing), null,
+    'the login on the process before finds the mark: it does not list its session (and ends it)')
+
+  // This process's login's check began, then the other's endUser marked and read the set, then it lists its session.
+  racing = await store.checkBegins()
+  t.same(await redis.eval(beforeUserSessionsScript, 3, ...keys, soon(), 500, await store.checkBegins(), 3_600_000), [])
+  t.same(await store.create({ id: 'ours', identity: alice, tokenHash: 'ours', expiresAt: at }, soon(), racing), ['ours'],
+    'the login on this process finds the mark of the other\'s: its session ends')
+  t.same(await store.lookup({ sessionId: 'ours', tokenHash: 'ours' }), { status: 'unknown' })
+  t.same(await redis.zrange(keys[0]!, 0, -1), [], 'and is taken off the set')
 })
 
 t.test('Redis Cluster', async t => {

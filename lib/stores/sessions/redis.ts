@@ -1,20 +1,25 @@
 // Refresh sessions on Redis, shared by every process. A session is one hash (its current token's hash) whatever the
 // number of rotations, in its own slot of a cluster; a user's set of session ids lives in the user's. No script
-// touches both, since a token names its session and not its user: each script reads or writes one session's or one
-// user's keys, atomically, and the writes that need both take one script each, in an order that never loses a session:
+// touches both, since a token names its session and not its user; none touches two keys at all, since a slot being
+// migrated (`redis-cli --cluster reshard`) has some keys on each node, and a script whose keys are not all on one answers
+// TRYAGAIN for as long as the migration lasts. Each script reads or writes one key, atomically, and the writes that need
+// two take one script each, in an order that never loses a session:
 // - create writes the session, then adds it to its user's set. A session whose add failed is one whose token was
 //   never handed out: nobody can present it, and it expires. Past the user's limit, the set names the sessions to end
 //   without dropping them; create ends them, then takes them off: one whose end failed stays listed, for endUser (and
-//   the next login) to find. A session whose login's check began before an endUser of its user began is not added
-//   (endUser may have read the set before it came): create ends it.
+//   the next login) to find. Listed, a session has its user's mark of endUser read: one whose login's check began
+//   before an endUser of its user began is ended and taken off (endUser may have read the set before it came).
 // - rotate reads the session (so learns its user), lengthens the user's set's life, then rotates in one
 //   compare-and-set: of two concurrent rotations of one token, on one process or two, exactly one sees `rotated`,
 //   and a rotation sent again (its answer lost with its connection) sees `rotated` again.
 // - end and endUser end each session in its own script; an id left in a user's set after its session ended is
 //   skipped, and goes with the set. endUser takes the user's ids a batch at a time, newest first (the sessions in use;
 //   the oldest lapse first anyway), and drops each batch from the set once ended: one that runs out of time has ended
-//   some, and the next goes on from there. It marks the user with when it began before it reads a thing (each batch
-//   marks the same time again); with the clock unread (its node away), it marks nothing and ends them all the same.
+//   some, and the next goes on from there. It marks the user with when it began before it reads a thing; with the
+//   clock unread (its node away), it marks nothing and ends them all the same. endUser marks, then reads the set; a
+//   login lists, then reads the mark: whichever comes second sees the other, so neither needs the two keys in one
+//   script. The keys and their meanings are those of the builds that did both in one script: beside their processes
+//   in a rolling deploy, each side still writes before it reads.
 // When a check began and when an endUser did are read off one clock, Redis's at one key (`revocationClock`): on one
 // server or in a cluster, every process reads the same clock, whatever their own say.
 // The user's set is sorted by when each session expires: every change to it drops the ones past, so a user who keeps
@@ -57,16 +62,13 @@ end
 const clockScript = `${clockLua}
 return clock()`
 
-// KEYS: the user's set, when the user's sessions were last ended. ARGV: deadline, session id, its expiresAt, how many
-// sessions the user keeps (0: no limit), when its login's check began ('': unknown).
+// KEYS: the user's set. ARGV: deadline, session id, its expiresAt, how many sessions the user keeps (0: no limit).
 // The set lives as long as the longest of its sessions, and forgets the ones past by Redis's clock, which expires
 // them (a process's clock running ahead would drop live ones). Past the limit it returns the ids of the sessions that
 // expire first (the oldest, or the least used), still listed, for the caller to end and then forget; never the one
-// being listed, which expires first once the refresh lifetime was lowered. A session whose
-// check began before an endUser of its user began (or in its microsecond) is not listed: false.
+// being listed, which expires first once the refresh lifetime was lowered.
 const indexScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-if ARGV[5] ~= '' and tonumber(redis.call('GET', KEYS[2]) or '-1') >= tonumber(ARGV[5]) then return false end
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', redisNow())
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
@@ -111,26 +113,35 @@ local identity = redis.call('HGET', KEYS[1], 'identity')
 redis.call('DEL', KEYS[1])
 return identity`
 
-// KEYS: the user's set, the plain set it was before it was sorted (what a process of 0.1.0 indexed, until it expires
-// with its sessions), when the user's sessions were last ended. ARGV: deadline, how many, when this endUser began
-// ('': unknown, no mark), how long the mark of it stays. Marks the user first (the latest endUser's mark stands);
-// then up to that many ids of sessions not yet past by Redis's clock, the newest first, for endUser to end; the plain
-// set's once the sorted one has none left.
+// KEYS: when the user's sessions were last ended. ARGV: deadline, when this endUser began, how long the mark of it
+// stays. The latest endUser's mark stands.
+const markEndedScript = `${refuseLateLua}
+refuseLate(ARGV[1])
+local ended = redis.call('GET', KEYS[1])
+if not ended or tonumber(ended) < tonumber(ARGV[2]) then ended = ARGV[2] end
+redis.call('SET', KEYS[1], ended, 'PX', ARGV[3])
+return 1`
+
+// KEYS: the user's set. ARGV: deadline, how many. Up to that many ids of sessions not yet past by Redis's clock, the
+// newest first, for endUser to end.
 const userSessionsScript = `${refuseLateLua}
 refuseLate(ARGV[1])
-if ARGV[3] ~= '' then
-  local ended = redis.call('GET', KEYS[3])
-  if not ended or tonumber(ended) < tonumber(ARGV[3]) then ended = ARGV[3] end
-  redis.call('SET', KEYS[3], ended, 'PX', ARGV[4])
-end
-local ids = redis.call('ZRANGE', KEYS[1], '+inf', '(' .. redisNow(), 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
-if #ids == 0 and redis.call('TYPE', KEYS[2]).ok == 'set' then ids = redis.call('SRANDMEMBER', KEYS[2], ARGV[2]) end
-return ids`
+return redis.call('ZRANGE', KEYS[1], '+inf', '(' .. redisNow(), 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])`
 
-// KEYS: the user's set, and the plain set before it. ARGV: the ids of ended sessions.
+// KEYS: the plain set the user's set was before it was sorted (what a process of 0.1.0 indexed, until it expires with
+// its sessions). ARGV: how many. Up to that many of its ids, read once the sorted set has none left.
+const userSessionsBeforeScript = `
+if redis.call('TYPE', KEYS[1]).ok ~= 'set' then return {} end
+return redis.call('SRANDMEMBER', KEYS[1], ARGV[1])`
+
+// KEYS: the user's set. ARGV: the ids of ended sessions.
 const forgetScript = `
 redis.call('ZREM', KEYS[1], unpack(ARGV))
-if redis.call('TYPE', KEYS[2]).ok == 'set' then redis.call('SREM', KEYS[2], unpack(ARGV)) end
+return 1`
+
+// KEYS: the plain set before it. ARGV: the ids of ended sessions.
+const forgetBeforeScript = `
+if redis.call('TYPE', KEYS[1]).ok == 'set' then redis.call('SREM', KEYS[1], unpack(ARGV)) end
 return 1`
 
 /**
@@ -170,24 +181,22 @@ export class RedisSessionStore implements SessionStore {
     await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
     const { user } = session.identity
-    const over = await this.#index(user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser, checkBegan)
-    if (over === null) {
-      // Its user's sessions were ended after its check began: never listed, it would outlive them.
-      await this.#end(session.id, deadline)
-      return [session.id]
-    }
+    const over = await this.#index(user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser)
+    // Its user's sessions ended after its check began, maybe read before it was listed: it would outlive them. It ends
+    // alone, none of the others past the limit.
+    const ended = checkBegan !== undefined && await this.#endedSince(user, checkBegan) ? [session.id] : over
     // Each in its own slot: a script of its own each. Ended first, forgotten second: a session whose end failed stays
     // on the set, within reach of endUser. Forgetting is best effort, as in `end`.
-    await Promise.all(over.map(id => this.#end(id, deadline)))
-    if (over.length > 0) await this.#forget(user, over).catch(() => {})
-    return over
+    await Promise.all(ended.map(id => this.#end(id, deadline)))
+    if (ended.length > 0) await this.#forget(user, ended).catch(() => {})
+    return ended
   }
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
     const found = await this.#lookup(token)
     if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
-    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline, 0, undefined)
+    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline, 0)
     const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), deadline,
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
@@ -218,16 +227,23 @@ export class RedisSessionStore implements SessionStore {
     const window = deadline - Date.now()
     // Unread (the clock's node away), the user is not marked: the sessions end all the same, and logins racing this
     // are left to their processes' own guard.
-    const began = await this.checkBegins().catch(() => '')
+    const began = await this.checkBegins().catch(() => null)
+    // Before the set is read: a login listed after that reads the mark.
+    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), deadline, began, endedMarkMs)
     const ended: string[] = []
     for (;;) {
       refuseLate(deadline)
       const batchDeadline = Date.now() + window
-      const ids = await this.#redis.eval(userSessionsScript, 3, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user),
-        this.#keys.userSessionsEnded(user), batchDeadline, endUserBatch, began, endedMarkMs) as string[]
+      let before = false
+      let ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), batchDeadline, endUserBatch) as string[]
+      if (ids.length === 0) {
+        before = true
+        ids = await this.#redis.eval(userSessionsBeforeScript, 1, this.#keys.userSessionsBefore(user), endUserBatch) as string[]
+      }
       if (ids.length === 0) return ended
       const identities = await Promise.all(ids.map(id => this.#end(id, batchDeadline)))
-      await this.#forget(user, ids)
+      if (before) await this.#redis.eval(forgetBeforeScript, 1, this.#keys.userSessionsBefore(user), ...ids)
+      else await this.#forget(user, ids)
       ended.push(...ids.filter((_id, i) => identities[i] !== null))
     }
   }
@@ -236,13 +252,14 @@ export class RedisSessionStore implements SessionStore {
     return this.#redis.eval(lookupScript, 1, this.#keys.session(sessionId), tokenHash) as Promise<Reply>
   }
 
-  /**
-   * Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set, or null
-   * when the user's sessions were ended after `checkBegan`: the session is not listed.
-   */
-  #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number, checkBegan: number | undefined): Promise<string[] | null> {
-    return this.#redis.eval(indexScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsEnded(user), deadline, sessionId,
-      expiresAt, keep, checkBegan ?? '') as Promise<string[] | null>
+  /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set. */
+  #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
+    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
+  }
+
+  /** Whether an endUser of `user` began after `checkBegan`, or in its microsecond. */
+  async #endedSince (user: string, checkBegan: number): Promise<boolean> {
+    return Number(await this.#redis.get(this.#keys.userSessionsEnded(user)) ?? -1) >= checkBegan
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
@@ -250,9 +267,9 @@ export class RedisSessionStore implements SessionStore {
     return identity ? JSON.parse(identity) as Identity : null
   }
 
-  /** Takes ended sessions out of their user's sets. */
+  /** Takes ended sessions out of their user's set. */
   async #forget (user: string, sessionIds: string[]): Promise<void> {
-    await this.#redis.eval(forgetScript, 2, this.#keys.userSessions(user), this.#keys.userSessionsBefore(user), ...sessionIds)
+    await this.#redis.eval(forgetScript, 1, this.#keys.userSessions(user), ...sessionIds)
   }
 
   #session ([, identity, expiresAt]: Reply, id: string, tokenHash: string): RefreshSession {

@@ -1,0 +1,92 @@
+// A user's slot being migrated on a Redis Cluster (MIGRATING on its source, IMPORTING on its target), as
+// `redis-cli --cluster reshard` leaves it while it moves the slot's keys, or for good when it is interrupted, until
+// `--cluster fix`: some of the user's keys on one node, some on the other, or none yet on the node that will hold them.
+import t, { type Test } from 'tap'
+import { Redis, type ClusterOptions } from 'ioredis'
+import { admin, build, editor, type Built } from '../helpers.js'
+import { RedisCluster } from '../redis-cluster.js'
+import type { RedisServer } from '../redis-server.js'
+
+// What the README recommends: commands fail at once while the cluster is away, and give up after 2 s.
+const clientOptions: ClusterOptions = {
+  enableOfflineQueue: false, redisOptions: { commandTimeout: 2_000, maxRetriesPerRequest: 1 }, slotsRefreshInterval: 2_000
+}
+
+/** Runs `command` on `node` alone, with a connection of its own. */
+async function on<T> (node: RedisServer, command: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis(node.port, '127.0.0.1')
+  try {
+    return await command(redis)
+  } finally {
+    redis.disconnect()
+  }
+}
+
+t.test('logins, refreshes and revokeUser of a user whose slot is being migrated', async t => {
+  const cluster = await RedisCluster.start(t)
+  const a: Built = await build(t, { users: [admin, editor], authRoutes: true, redis: cluster.client(t, clientOptions), redisPrefix: 'm:' })
+  const login = async (t: Test, who: { email: string, password: string }) => {
+    const reply = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: who.email, password: who.password } })
+    t.equal(reply.statusCode, 200, 'login')
+    return reply.json().data as { access_token: string, refresh_token: string }
+  }
+  const refresh = async (token: string) =>
+    (await a.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } })).statusCode
+  const userOf = (token: string) => (a.app.realtime.jwt.decode(token) as { id: string }).id
+
+  /** Puts the slot of `user`'s keys in migration from its node to another; ends it at the test's end. */
+  async function migrating (t: Test, user: string) {
+    const key = (name: string) => `m:{u:${user}}:${name}`
+    const source = await cluster.nodeOf(key('session-expiries'))
+    const target = cluster.nodes.find(node => node !== source)!
+    const slot = await on(source, redis => redis.cluster('KEYSLOT', key('session-expiries'))) as number
+    const [sourceId, targetId] = await Promise.all([source, target].map(node => on(node, redis => redis.cluster('MYID')) as Promise<string>))
+    await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId!))
+    await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId!))
+    t.teardown(async () => {
+      for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId!))
+    })
+    return {
+      key,
+      /** The keys of the slot that `node` holds. */
+      keysOn: (node: RedisServer) => on(node, redis => redis.cluster('GETKEYSINSLOT', slot, 100)) as Promise<string[]>,
+      /** Moves `keys` to the target, as the reshard does a batch at a time. */
+      move: (keys: string[]) => on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', ...keys)),
+      source,
+      target
+    }
+  }
+
+  t.test('its set on the source, no mark of an endUser anywhere (the usual case)', async t => {
+    const tokens = [await login(t, editor), await login(t, editor)]
+    const user = userOf(tokens[0]!.access_token)
+    const slot = await migrating(t, user)
+    t.same(await slot.keysOn(slot.source), [slot.key('session-expiries')])
+    tokens.push(await login(t, editor))
+    t.equal(await refresh(tokens[0]!.refresh_token), 200, 'refresh')
+    await a.app.realtime.revokeUser(user)
+    for (const token of tokens.slice(1)) t.equal(await refresh(token.refresh_token), 401, 'revokeUser ended every session of the user')
+    t.same(await slot.keysOn(slot.target), [slot.key('sessions-ended-at')], 'its mark went to the target')
+  })
+
+  t.test('its set on the source, the mark of its last endUser moved; then both moved', async t => {
+    const user = userOf((await login(t, admin)).access_token)
+    await a.app.realtime.revokeUser(user)
+    const tokens = [await login(t, admin), await login(t, admin), await login(t, admin)]
+    const slot = await migrating(t, user)
+    await slot.move([slot.key('sessions-ended-at')])
+    t.same([await slot.keysOn(slot.source), await slot.keysOn(slot.target)],
+      [[slot.key('session-expiries')], [slot.key('sessions-ended-at')]], 'the user\'s keys are split between the nodes')
+    tokens.push(await login(t, admin))
+    t.equal(await refresh(tokens[0]!.refresh_token), 200, 'refresh')
+    await a.app.realtime.revokeUser(user)
+    for (const token of tokens.slice(1)) t.equal(await refresh(token.refresh_token), 401, 'revokeUser ended every session of the user')
+
+    const again = [await login(t, admin), await login(t, admin)]
+    t.same([await slot.keysOn(slot.source), (await slot.keysOn(slot.target)).sort()],
+      [[], [slot.key('session-expiries'), slot.key('sessions-ended-at')]], 'every key of the user on the target')
+    t.equal(await refresh(again[0]!.refresh_token), 200, 'refresh')
+    await a.app.realtime.revokeUser(user)
+    t.equal(await refresh(again[1]!.refresh_token), 401, 'revokeUser ended every session of the user')
+  })
+})
