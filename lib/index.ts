@@ -1,7 +1,7 @@
 // fastify-realtime: Directus-style authenticated realtime for any Fastify app.
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest, RegisterOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
@@ -207,8 +207,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
 
   const authPrefix = config.authRoutes?.prefix
   if (authPrefix) routes.http((scope) => authRoutes(scope, authenticator, { ...config, prefix: authPrefix }))
-  // `register(realtime, { prefix })`: Fastify leaves it to the plugin, which shares the app's instance.
-  await routes.mount(fastify, { prefix: (options as RegisterOptions).prefix, cookies: config.authRoutes !== null })
+  // `register(realtime, { prefix, logLevel, logSerializers })`: Fastify leaves them to the plugin, which shares the
+  // app's instance; they are its routes'.
+  const { prefix, logLevel, logSerializers } = options
+  await routes.mount(fastify, { prefix, logLevel, logSerializers, cookies: config.authRoutes !== null })
 
   const api: RealtimeApi = {
     on: (event, listener) => registry.on(event, listener),

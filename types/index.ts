@@ -1,7 +1,7 @@
 // The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
 // lib/ imports its types from here, so the contract and the code cannot drift.
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyRequest, LogLevel, RegisterOptions } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { UserDirectory } from '../lib/auth/user-directory.js'
 
@@ -397,6 +397,17 @@ export interface AuthRoutesOptions {
 }
 
 export interface RealtimeOptions {
+  // Fastify's `register` options, typed as Fastify types them (no `| undefined`): `register` takes the options as
+  // Fastify's and the plugin's at once, and under `exactOptionalPropertyTypes` the two must agree.
+  /**
+   * Where the plugin's routes are mounted (default none): `/api` serves `/api/websocket`, `/api/auth/login`... Fastify's
+   * `register` option, which the plugin applies to its own routes only (it decorates the app it is registered on).
+   */
+  prefix?: string
+  /** The log level of the plugin's routes (Fastify's `register` option): `warn` leaves out their request logs. */
+  logLevel?: LogLevel
+  /** Serializers of the plugin's routes' log lines (Fastify's `register` option). */
+  logSerializers?: NonNullable<RegisterOptions['logSerializers']>
   /**
    * Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). `NODE_ENV` is read from
    * `process.env` when this leaves it out.
