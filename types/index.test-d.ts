@@ -50,7 +50,7 @@ await app.register(realtime, { rest: { auth: 'open' } })
 await app.register(realtime, { rest: { handlers: { x: 1 } } })
 
 app.get('/x', async (request) => {
-  expectTypeOf(request.realtime).toEqualTypeOf<RealtimeUpgrade | null>()
+  expectTypeOf(request.realtime).toEqualTypeOf<RealtimeUpgrade | null | undefined>()
   if (request.realtime) {
     expectTypeOf(request.realtime.authMode).toEqualTypeOf<AuthMode>()
     expectTypeOf(request.realtime.accountability).toEqualTypeOf<Accountability | null>()

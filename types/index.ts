@@ -1,9 +1,12 @@
 // The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
 // lib/ imports its types from here, so the contract and the code cannot drift.
-import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
+// Never @fastify/jwt's types: they would give every app that imports the plugin its decorators (types/jwt.ts).
 import type { FastifyRequest, LogLevel, RegisterOptions } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { UserDirectory } from '../lib/auth/user-directory.js'
+import type { JwtInstance, JwtOptions } from './jwt.js'
+
+export type * from './jwt.js'
 
 /** How a socket on an endpoint must authenticate (PROTOCOL.md section 4). */
 export type AuthMode = 'public' | 'handshake' | 'strict'
@@ -419,7 +422,7 @@ export interface RealtimeOptions {
    * Further `@fastify/jwt` options for the instance the plugin registers. When the app registered its own, only
    * `namespace` (and `jwtVerify`, when the app renamed it) are read: which of its instances verifies socket tokens.
    */
-  jwt?: Omit<FastifyJWTOptions, 'secret'> | undefined
+  jwt?: JwtOptions | undefined
   /** Runs at every authentication, after the credential is verified: see `OnAuthenticate`. */
   onAuthenticate?: OnAuthenticate | undefined
   /** The JSON endpoint, or false to leave it out. */
@@ -603,15 +606,18 @@ export interface RealtimeApi {
    * The @fastify/jwt that signs and verifies the realtime tokens: the app's own when it registered one before the
    * plugin, else the plugin's, from `secret`, which never decorates the app itself.
    */
-  readonly jwt: JWT
+  readonly jwt: JwtInstance
   /** Signs an access token for an identity (with its session id, when given). */
   signAccessToken (identity: Identity, sessionId?: string): { access_token: string, expires: number }
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The resolved auth mode and upgrade credential on the plugin's websocket routes; null elsewhere. */
-    realtime: RealtimeUpgrade | null
+    /**
+     * The resolved auth mode and upgrade credential on the plugin's websocket routes; null on the other routes of the
+     * scope the plugin is registered in (and its children), undefined outside it: a decoration is its scope's.
+     */
+    realtime: RealtimeUpgrade | null | undefined
   }
   interface FastifyInstance {
     realtime: RealtimeApi
