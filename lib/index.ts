@@ -226,7 +226,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
         // time (in public mode every socket past its handshake stays in, as public).
         const { phase } = connection.guard
         if (phase === 'handshake' || phase === 'reauth') continue
-        if (connection.open) connection.sendFrame(frame ??= JSON.stringify(message))
+        // A closing socket takes nothing, and is not counted: how many got it.
+        if (!connection.open) continue
+        connection.sendFrame(frame ??= JSON.stringify(message))
         count++
       }
       return count
@@ -234,9 +236,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     close (filter, code, reason) {
       // Once, for every socket: a close ws cannot send would throw at the first open one, and reach none.
       checkClose(code, reason)
-      const matching = [...registry.matching(filter)]
-      for (const connection of matching) connection.close(code, reason)
-      return matching.length
+      // A socket closing already is not closed again, nor counted.
+      const open = [...registry.matching(filter)].filter(connection => connection.open)
+      for (const connection of open) connection.close(code, reason)
+      return open.length
     },
     connections: (filter) => registry.list(filter),
     async login (credential) {

@@ -572,15 +572,15 @@ export type RealtimeEventName = keyof RealtimeEventMap
 export interface RealtimeApi {
   /**
    * Sends a JSON message to every matching socket past its handshake, and not waiting to authenticate again, but the
-   * GraphQL ones (they speak only graphql-transport-ws); returns how many got it.
+   * GraphQL ones (they speak only graphql-transport-ws) and those closing; returns how many got it.
    */
   send (filter: ConnectionFilter, message: object): number
   /**
-   * Closes every matching socket; returns how many. The code and reason are `RealtimeConnection.close`'s: any other
+   * Closes every matching open socket (one closing already keeps its close); returns how many. The code and reason are `RealtimeConnection.close`'s: any other
    * throws a TypeError before any socket is closed, whether one matches or not.
    */
   close (filter: ConnectionFilter, code?: number, reason?: string): number
-  /** The open sockets that match. */
+  /** The open sockets that match: not those closing (closed, their client yet to answer), which take no frame. */
   connections (filter?: ConnectionFilter): RealtimeConnection[]
   /** Logs in with email and password: a new refresh session and its tokens. */
   login (credential: PasswordCredential): Promise<IssuedTokens>
