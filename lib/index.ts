@@ -1,7 +1,7 @@
 // fastify-realtime: Directus-style authenticated realtime for any Fastify app.
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest, RegisterOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
@@ -217,8 +217,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
 
   const authPrefix = config.authRoutes?.prefix
   if (authPrefix) routes.http((scope) => authRoutes(scope, authenticator, { ...config, prefix: authPrefix }))
-  // `register(realtime, { prefix })`: Fastify leaves it to the plugin, which shares the app's instance.
-  await routes.mount(fastify, { prefix: (options as RegisterOptions).prefix, cookies: config.authRoutes !== null })
+  // `register(realtime, { prefix, logLevel, logSerializers })`: Fastify leaves them to the plugin, which shares the
+  // app's instance; they are its routes'.
+  const { prefix, logLevel, logSerializers } = options
+  await routes.mount(fastify, { prefix, logLevel, logSerializers, cookies: config.authRoutes !== null })
 
   const api: RealtimeApi = {
     on: (event, listener) => registry.on(event, listener),
@@ -234,7 +236,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
         // time (in public mode every socket past its handshake stays in, as public).
         const { phase } = connection.guard
         if (phase === 'handshake' || phase === 'reauth') continue
-        if (connection.open) connection.sendFrame(frame ??= JSON.stringify(message))
+        // A closing socket takes nothing, and is not counted: how many got it.
+        if (!connection.open) continue
+        connection.sendFrame(frame ??= JSON.stringify(message))
         count++
       }
       return count
@@ -242,9 +246,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     close (filter, code, reason) {
       // Once, for every socket: a close ws cannot send would throw at the first open one, and reach none.
       checkClose(code, reason)
-      const matching = [...registry.matching(filter)]
-      for (const connection of matching) connection.close(code, reason)
-      return matching.length
+      // A socket closing already is not closed again, nor counted.
+      const open = [...registry.matching(filter)].filter(connection => connection.open)
+      for (const connection of open) connection.close(code, reason)
+      return open.length
     },
     connections: (filter) => registry.list(filter),
     async login (credential) {

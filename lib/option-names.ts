@@ -18,6 +18,10 @@ const endpoint = { enabled: true, path: true, auth: true, authTimeout: true, con
 const cookie = { name: true, secure: true, sameSite: true, domain: true } satisfies Names<CookieOptions>
 
 const top = {
+  // Fastify's `register` options, which the plugin applies to its routes' scope.
+  prefix: true,
+  logLevel: true,
+  logSerializers: true,
   env: true,
   secret: true,
   jwt: true,
@@ -58,8 +62,7 @@ const top = {
   attemptLimit: { points: true, durationSeconds: true }
 } satisfies Names<RealtimeOptions>
 
-// What Fastify's `register` passes beside the plugin's own.
-const known: Table = { ...top, prefix: true, logLevel: true, logSerializers: true }
+const known: Table = top
 
 /** The options given that the plugin does not read, by their path (`rest.authMode`, `cookies.refresh.secur`). */
 export function unknownOptions (options: RealtimeOptions): string[] {

@@ -186,3 +186,22 @@ export function within<T> (promise: Promise<T>, what: string, ms = 30_000): Prom
   })
   return Promise.race([promise, late]).finally(() => realClearTimeout(timer))
 }
+
+/**
+ * Resolves once the app's server holds no TCP connection: every socket's client is gone, and its address with it.
+ * (`connections()` lists the open sockets alone: one its client closed may still be closing on the server.)
+ */
+export async function noTcpConnections (app: FastifyInstance): Promise<void> {
+  const count = () => new Promise<number>((resolve, reject) => app.server.getConnections((err, n) => err ? reject(err) : resolve(n)))
+  while (await count() > 0) await new Promise(resolve => setImmediate(resolve))
+}
+
+/**
+ * How many sockets the plugin has let go since the call (its `close` events): what a test waits on to know the server
+ * saw a socket go. `connections()` lists the open sockets alone, and one its client closed may still be closing there.
+ */
+export function letGoCount (app: FastifyInstance): () => number {
+  let gone = 0
+  app.realtime.on('close', () => { gone++ })
+  return () => gone
+}

@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import realtime, {
   MemorySessionStore, RealtimeError,
-  type Accountability, type AuthMode, type IssuedTokens, type RealtimeConnection, type RealtimeUpgrade, type SessionStore
+  type Accountability, type AuthMode, type IssuedTokens, type RealtimeConnection, type RealtimeOptions, type RealtimeUpgrade,
+  type SessionStore
 } from '../lib/index.js'
 
 const app = Fastify()
@@ -28,6 +29,10 @@ await app.register(realtime, {
   authRoutes: { prefix: '/api/auth' }
 })
 await app.register(realtime, { rest: false })
+// Fastify's register options the plugin applies to its routes are options too: options built apart keep them.
+const built = { secret: 's', prefix: '/api', logLevel: 'warn', logSerializers: { req: () => 'r' }, rest: { auth: 'public' } } satisfies RealtimeOptions
+await app.register(realtime, built)
+expectTypeOf({ logLevel: 'loud' } as const).not.toMatchTypeOf<RealtimeOptions>()
 await app.register(realtime, { attemptLimit: { points: 5, durationSeconds: 300 } })
 await app.register(realtime, { attemptLimit: false })
 // @ts-expect-error: the window is in seconds, a number
@@ -45,7 +50,7 @@ await app.register(realtime, { rest: { auth: 'open' } })
 await app.register(realtime, { rest: { handlers: { x: 1 } } })
 
 app.get('/x', async (request) => {
-  expectTypeOf(request.realtime).toEqualTypeOf<RealtimeUpgrade | null>()
+  expectTypeOf(request.realtime).toEqualTypeOf<RealtimeUpgrade | null | undefined>()
   if (request.realtime) {
     expectTypeOf(request.realtime.authMode).toEqualTypeOf<AuthMode>()
     expectTypeOf(request.realtime.accountability).toEqualTypeOf<Accountability | null>()

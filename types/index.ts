@@ -1,9 +1,12 @@
 // The public contract of fastify-realtime: what users configure, what sockets carry, what the plugin decorates.
 // lib/ imports its types from here, so the contract and the code cannot drift.
-import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
-import type { FastifyRequest } from 'fastify'
+// Never @fastify/jwt's types: they would give every app that imports the plugin its decorators (types/jwt.ts).
+import type { FastifyRequest, LogLevel, RegisterOptions } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { UserDirectory } from '../lib/auth/user-directory.js'
+import type { JwtInstance, JwtOptions } from './jwt.js'
+
+export type * from './jwt.js'
 
 /** How a socket on an endpoint must authenticate (PROTOCOL.md section 4). */
 export type AuthMode = 'public' | 'handshake' | 'strict'
@@ -397,6 +400,17 @@ export interface AuthRoutesOptions {
 }
 
 export interface RealtimeOptions {
+  // Fastify's `register` options, typed as Fastify types them (no `| undefined`): `register` takes the options as
+  // Fastify's and the plugin's at once, and under `exactOptionalPropertyTypes` the two must agree.
+  /**
+   * Where the plugin's routes are mounted (default none): `/api` serves `/api/websocket`, `/api/auth/login`... Fastify's
+   * `register` option, which the plugin applies to its own routes only (it decorates the app it is registered on).
+   */
+  prefix?: string
+  /** The log level of the plugin's routes (Fastify's `register` option): `warn` leaves out their request logs. */
+  logLevel?: LogLevel
+  /** Serializers of the plugin's routes' log lines (Fastify's `register` option). */
+  logSerializers?: NonNullable<RegisterOptions['logSerializers']>
   /**
    * Environment to read `WEBSOCKETS_*` and friends from (default `process.env`). `NODE_ENV` is read from
    * `process.env` when this leaves it out.
@@ -408,7 +422,7 @@ export interface RealtimeOptions {
    * Further `@fastify/jwt` options for the instance the plugin registers. When the app registered its own, only
    * `namespace` (and `jwtVerify`, when the app renamed it) are read: which of its instances verifies socket tokens.
    */
-  jwt?: Omit<FastifyJWTOptions, 'secret'> | undefined
+  jwt?: JwtOptions | undefined
   /** Runs at every authentication, after the credential is verified: see `OnAuthenticate`. */
   onAuthenticate?: OnAuthenticate | undefined
   /** The JSON endpoint, or false to leave it out. */
@@ -558,15 +572,15 @@ export type RealtimeEventName = keyof RealtimeEventMap
 export interface RealtimeApi {
   /**
    * Sends a JSON message to every matching socket past its handshake, and not waiting to authenticate again, but the
-   * GraphQL ones (they speak only graphql-transport-ws); returns how many got it.
+   * GraphQL ones (they speak only graphql-transport-ws) and those closing; returns how many got it.
    */
   send (filter: ConnectionFilter, message: object): number
   /**
-   * Closes every matching socket; returns how many. The code and reason are `RealtimeConnection.close`'s: any other
+   * Closes every matching open socket (one closing already keeps its close); returns how many. The code and reason are `RealtimeConnection.close`'s: any other
    * throws a TypeError before any socket is closed, whether one matches or not.
    */
   close (filter: ConnectionFilter, code?: number, reason?: string): number
-  /** The open sockets that match. */
+  /** The open sockets that match: not those closing (closed, their client yet to answer), which take no frame. */
   connections (filter?: ConnectionFilter): RealtimeConnection[]
   /** Logs in with email and password: a new refresh session and its tokens. */
   login (credential: PasswordCredential): Promise<IssuedTokens>
@@ -592,15 +606,18 @@ export interface RealtimeApi {
    * The @fastify/jwt that signs and verifies the realtime tokens: the app's own when it registered one before the
    * plugin, else the plugin's, from `secret`, which never decorates the app itself.
    */
-  readonly jwt: JWT
+  readonly jwt: JwtInstance
   /** Signs an access token for an identity (with its session id, when given). */
   signAccessToken (identity: Identity, sessionId?: string): { access_token: string, expires: number }
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The resolved auth mode and upgrade credential on the plugin's websocket routes; null elsewhere. */
-    realtime: RealtimeUpgrade | null
+    /**
+     * The resolved auth mode and upgrade credential on the plugin's websocket routes; null on the other routes of the
+     * scope the plugin is registered in (and its children), undefined outside it: a decoration is its scope's.
+     */
+    realtime: RealtimeUpgrade | null | undefined
   }
   interface FastifyInstance {
     realtime: RealtimeApi

@@ -1,6 +1,5 @@
 // The one authenticator: turns any credential into an identity with its expiry, or one typed failure.
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
-import type { JWT } from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Claims, VerifiedToken, VerifyAccessToken, VerifyWindow } from './jwt.js'
 import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
@@ -14,8 +13,8 @@ import { deadline } from '../deadline.js'
 import type { GiveBacks } from '../stores/give-backs.js'
 import { RepeatedFailures } from '../repeated-failures.js'
 import type {
-  AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, MapClaims, OnAuthenticate, PasswordCredential,
-  PresentedToken, SessionStore, VerifyCredentials
+  AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
+  PasswordCredential, PresentedToken, SessionStore, VerifyCredentials
 } from '../../types/index.js'
 
 export interface AuthSuccess {
@@ -109,7 +108,7 @@ export function defaultMapClaims (issuer: string): MapClaims {
 
 export interface AuthenticatorOptions {
   /** Signs access tokens. */
-  jwt: JWT
+  jwt: JwtInstance
   /** A token's claims, unverified (the expiry of one just signed). */
   claimsOf: (token: string) => Claims
   /** Verifies them: @fastify/jwt's verify, as the app configured it. */

@@ -1,11 +1,11 @@
 // Which @fastify/jwt signs and verifies the realtime tokens: the app's own (root or namespaced), or one the plugin
 // registers with SECRET, out of the app's sight. Either way every token goes through @fastify/jwt.
-import fastifyJwt, { type JWT } from '@fastify/jwt'
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { parse as parseSpan } from '@lukeed/ms'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidConfigError } from '../errors.js'
 import { isThenable } from '../thenable.js'
-import type { RealtimeOptions } from '../../types/index.js'
+import type { JwtInstance, RealtimeOptions } from '../../types/index.js'
 
 /** A verified token, or a throw (or rejection) with @fastify/jwt's or fast-jwt's error code. */
 export type VerifyAccessToken = (token: string, request: FastifyRequest) => VerifiedToken | Promise<VerifiedToken>
@@ -23,7 +23,7 @@ export interface VerifiedToken {
 
 export interface TokenJwt {
   /** Signs, and knows the app's token cookie. */
-  jwt: JWT
+  jwt: JwtInstance
   verify: VerifyAccessToken
   /** A token's claims, unverified, whatever the instance's `decode` options (`complete` for a key lookup by `kid`). */
   claimsOf: (token: string) => Claims
@@ -72,7 +72,7 @@ export class RequestUsers {
 
 const payloadOnly = { complete: false }
 
-function claimsReader (jwt: JWT): (token: string) => Claims {
+function claimsReader (jwt: JwtInstance): (token: string) => Claims {
   const complete = (jwt.options.decode as { complete?: boolean } | undefined)?.complete === true
   return complete ? (token) => jwt.decode<Claims>(token, payloadOnly)! : (token) => jwt.decode<Claims>(token)!
 }
@@ -89,7 +89,7 @@ export interface VerifyWindow {
  * The instance's window, read as @fastify/jwt reads its options: `maxAge` a number of seconds or a time span (in
  * milliseconds without a unit, by the same parser), `clockTolerance` milliseconds, as fast-jwt takes it.
  */
-export function verifyWindow (jwt: JWT): VerifyWindow {
+export function verifyWindow (jwt: JwtInstance): VerifyWindow {
   const maxAge: unknown = jwt.options.verify?.maxAge
   const clockTolerance: unknown = jwt.options.verify?.clockTolerance
   const ms = typeof maxAge === 'number' ? maxAge * 1000 : typeof maxAge === 'string' ? parseSpan(maxAge) : undefined
@@ -158,7 +158,7 @@ function requestVerifier (claimsOf: (token: string) => Claims, verifyName: strin
  * Whether `jwt.sign` gives a token in the same turn: an instance whose key is a function (a JWKS lookup) or public
  * only cannot sign, or signs in a callback.
  */
-function signsAtOnce (jwt: JWT): boolean {
+function signsAtOnce (jwt: JwtInstance): boolean {
   try {
     const token: unknown = jwt.sign({ probe: true })
     if (isThenable(token)) token.then(undefined, () => {})
@@ -175,7 +175,7 @@ const claimRefusals = new Set(['FAST_JWT_INVALID_CLAIM_VALUE', 'FAST_JWT_INVALID
  * Why the app's instance refuses a token with the claims the plugin signs (authenticator.ts), as its verify options
  * have it; null when it takes it, or when it cannot say at once (a key function: its verdict comes with the first login).
  */
-function refusedClaims (jwt: JWT, issuer: string): string | null {
+function refusedClaims (jwt: JwtInstance, issuer: string): string | null {
   const token = jwt.sign({ id: 'probe', role: null, admin_access: false, sid: 'probe' }, { expiresIn: '60000', iss: issuer })
   try {
     const verified: unknown = jwt.verify(token)
@@ -197,7 +197,7 @@ function refusedClaims (jwt: JWT, issuer: string): string | null {
 export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptions,
   config: { secret?: string, issuer: string, production: boolean }, waitMs: number, logins: boolean): Promise<TokenJwt> {
   const namespace = options.jwt?.namespace
-  const registered = fastify.hasDecorator('jwt') ? fastify.jwt as JWT & Record<string, JWT | undefined> : undefined
+  const registered = fastify.hasDecorator('jwt') ? fastify.jwt as JwtInstance & Record<string, JwtInstance | undefined> : undefined
   const apps = namespace === undefined ? registered : registered?.[namespace]
   if (apps && typeof apps.verify === 'function') {
     const verifyName = options.jwt?.jwtVerify ?? (namespace === undefined ? 'jwtVerify' : `${namespace}JwtVerify`)
@@ -233,8 +233,9 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
   // Its own key, its own issuer: a token signed with SECRET by anything else is no realtime credential. Its request
   // decorators stay in its scope; beside the app's namespaced instances, whose `fastify.jwt` every scope shares, it
   // joins them as `realtime`.
-  const { namespace: _namespace, jwtVerify: _jwtVerify, ...own } = options.jwt ?? {}
-  let jwt!: JWT
+  // The contract types them structurally (types/jwt.ts); they are @fastify/jwt's options all the same.
+  const { namespace: _namespace, jwtVerify: _jwtVerify, ...own } = (options.jwt ?? {}) as Omit<FastifyJWTOptions, 'secret'>
+  let jwt!: JwtInstance
   await fastify.register(async function realtimeJwt (scope) {
     await scope.register(fastifyJwt, {
       ...own,

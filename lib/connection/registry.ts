@@ -80,9 +80,14 @@ export class Registry {
     if (this.#events.has('expire')) this.#events.emit('expire', { connection: this.#handOut(connection), code })
   }
 
-  /** The matching sockets, for the application. */
+  /**
+   * The matching open sockets, for the application: one closing (its close sent, its client's answer awaited) takes no
+   * frame any more, and is left out. The plugin's own walks (shutdown, revocations, the heartbeat) see it still.
+   */
   list (filter?: ConnectionFilter): Connection[] {
-    return Array.from(this.matching(filter), connection => this.#handOut(connection))
+    const open: Connection[] = []
+    for (const connection of this.matching(filter)) if (connection.open) open.push(this.#handOut(connection))
+    return open
   }
 
   /**

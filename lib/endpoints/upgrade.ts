@@ -1,6 +1,5 @@
 // The upgrade gate: runs before the socket opens (PROTOCOL.md section 3), in this order: origin, connection limit,
 // credential on the request, strict mode. It replies with HTTP errors, so a refused client never gets a socket.
-import type { JWT } from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Authenticator, AuthResult, AuthSuccess } from '../auth/authenticator.js'
 import type { CookieConfig, EndpointConfig } from '../config.js'
@@ -10,7 +9,7 @@ import { dropCopies } from '../routes/plugin-cookies.js'
 import { pluginCookies, requestCookies } from '../routes/request-cookies.js'
 import { authenticatedAccountability, ClientInfo } from '../connection/accountability.js'
 import type { Registry } from '../connection/registry.js'
-import type { RealtimeUpgrade } from '../../types/index.js'
+import type { JwtInstance, RealtimeUpgrade } from '../../types/index.js'
 import type { RequestUsers } from '../auth/jwt.js'
 
 /** What the gate hands the endpoint: the credential it verified, kept off the public request decoration. */
@@ -44,7 +43,7 @@ export function originAllowed (request: FastifyRequest, allowed: ReadonlySet<str
 export interface GateOptions {
   authenticator: Authenticator
   /** The @fastify/jwt whose cookie (if any) carries a token. */
-  jwt: JWT
+  jwt: JwtInstance
   /** Allowed origins besides the request's own. */
   origins: ReadonlySet<string>
   registry: Registry
@@ -61,7 +60,7 @@ export interface GateOptions {
  * @fastify/jwt cookie. null: one that cannot be a token (empty, repeated, a signed cookie whose signature fails).
  * `copies`: the session cookie sent more than once, no credential (plugin-cookies.ts).
  */
-function requestCredential (jwt: JWT, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | { copies: string[] } | undefined {
+function requestCredential (jwt: JwtInstance, request: FastifyRequest, sessionCookie: string): { token: string | null, session: boolean } | { copies: string[] } | undefined {
   const query = request.query as Record<string, unknown>
   if (query.access_token !== undefined) {
     // Repeated or empty parameters are a bad credential, not a missing one.

@@ -8,7 +8,7 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, onRequestHookHandler, RegisterOptions } from 'fastify'
 import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { responseOf, routeWatched } from './answered-upgrades.js'
@@ -56,8 +56,11 @@ export class RouteScope {
     this.#routes.push(add)
   }
 
-  /** Registers the scope and its routes; `cookies`: the routes read cookies (the session cookie, the login modes). */
-  async mount (fastify: FastifyInstance, { prefix, cookies }: { prefix: string | undefined, cookies: boolean }): Promise<void> {
+  /**
+   * Registers the scope and its routes, with the `register` options the app gave the plugin (`prefix`, `logLevel`,
+   * `logSerializers`); `cookies`: the routes read cookies (the session cookie, the login modes).
+   */
+  async mount (fastify: FastifyInstance, { cookies, ...registered }: RegisterOptions & { cookies: boolean }): Promise<void> {
     const { sockets } = this
     const appsWebsocket = fastify.hasDecorator('websocketServer')
     const appsCookie = fastify.hasPlugin('@fastify/cookie')
@@ -75,7 +78,7 @@ export class RouteScope {
         if (route.routePath === '') this.#paths.add(`${route.url}/`)
       })
       for (const add of this.#routes) add(scope)
-    }, { prefix })
+    }, registered)
 
     let forward: Forward | undefined
     if (!appsWebsocket) {

@@ -11,7 +11,7 @@ import { resolveConfig } from '../../lib/config.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { referenceSchema, ticks, type Me } from '../../example/schema.js'
 import { buildReferenceServer } from '../../example/app.js'
-import { admin, build, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, within, type Client } from '../helpers.js'
+import { admin, build, connect, fakeClock, nextSecond, noTcpConnections, refusedWith, secret, stoppedDate, within, type Client } from '../helpers.js'
 
 const protocol = 'graphql-transport-ws'
 const me = (accountability: Accountability): Me | null => accountability.user === null
@@ -83,8 +83,18 @@ async function closedWith (socket: RawSocket) {
 
 const graphqlSockets = (app: FastifyInstance) => app.realtime.connections({ endpoint: 'graphql' }) as Connection[]
 
+/**
+ * No GraphQL socket open, nor a TCP connection: `connections()` lists the open sockets alone, and one its client closed
+ * may still be closing on the server.
+ */
 async function noGraphqlSocketLeft (app: FastifyInstance) {
   while (graphqlSockets(app).length > 0) await new Promise(resolve => setTimeout(resolve, 5))
+  await noTcpConnections(app)
+}
+
+/** Each of `connections` (taken while open) let go by the plugin: CLOSED, as ws emits the close it lets it go at. */
+async function letGo (connections: Connection[]) {
+  while (connections.some(({ socket }) => socket.readyState !== socket.CLOSED)) await new Promise(resolve => setTimeout(resolve, 5))
 }
 
 t.test('public: me is null without a token; a connection_init access_token makes it that user', async t => {
@@ -693,11 +703,13 @@ t.test('closed GraphQL sockets leave no timer behind: auth wait, expiry, running
     sockets.push(socket)
   }
   const open = timers()
+  const held = graphqlSockets(app)
+  t.equal(held.length, 8)
 
   await Promise.all(sockets.slice(0, 2).concat(sockets.slice(4, 6)).map(socket => socket.client.close()))
   app.realtime.close({ endpoint: 'graphql' })
   await Promise.all(sockets.map(socket => socket.client.closed))
-  await noGraphqlSocketLeft(app)
+  await letGo(held)
   // One or two expiry timers (the tokens' exp seconds), four tick timers; the auth windows' timer is unref'd.
   t.ok(open - timers() >= 5, `the timers of the 8 sockets are gone (${open} -> ${timers()})`)
   t.same(sockets.flatMap(socket => socket.foreign), [])

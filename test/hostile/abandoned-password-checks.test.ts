@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { request, type ClientRequest } from 'node:http'
 import { availableParallelism } from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { build, connect, within, type Client } from '../helpers.js'
+import { build, connect, letGoCount, within, type Client } from '../helpers.js'
 
 // As many checks run as there are lanes (a core each but the loop's); `queued` wait; one more is refused at once.
 const lanes = Math.max(1, availableParallelism() - 1)
@@ -45,6 +45,7 @@ t.test('a flood of password auths whose sockets close at once: the queued checks
   const { app, url, checks, release } = await heldChecks(t)
   const reasons: string[] = []
   app.realtime.on('authFailed', ({ reason }) => { reasons.push(reason) })
+  const gone = letGoCount(app)
   const flood: Client[] = await Promise.all(Array.from({ length: lanes + queued + 1 }, () => connect(url('/websocket'))))
   const refused = new Promise<unknown>(resolve => {
     for (const client of flood) {
@@ -56,7 +57,7 @@ t.test('a flood of password auths whose sockets close at once: the queued checks
   t.match(await within(refused, 'the full queue\'s refusal'), { error: { code: 'SERVICE_UNAVAILABLE' } })
   t.equal(checks.started, lanes, 'as many checks run as there are lanes')
   for (const client of flood) client.ws.terminate()
-  await within(until(() => app.realtime.connections().length === 0), 'the server to see every client gone')
+  await within(until(() => gone() === flood.length), 'the server to see every client gone')
   release()
   await within(until(() => reasons.length === lanes + queued + 1), 'every login\'s end')
   t.equal(checks.started, lanes, 'no check ran for a client gone')

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net'
 import { buildSchema } from 'graphql'
+import type { WebSocket } from 'ws'
 import type { Connection } from '../../lib/connection/connection.js'
 import type { Clock } from '@sinonjs/fake-timers'
 import { build, connect, fakeClock, refusedWith, within, type Built, type Client } from '../helpers.js'
@@ -24,14 +25,19 @@ function silence (client: Client): void {
 }
 
 /**
- * The server has closed `app`'s one socket (or is about to): once it is closing, a tick of the grace cuts it, and a new
- * client takes its place.
+ * The server side of `app`'s one socket, taken while it is open: `connections()` lists the open sockets alone. It is
+ * gone, its place free, once CLOSED (ws sets it as it emits the close the plugin lets the socket go at).
  */
-async function cutAndReplaced (t: Test, app: Built['app'], clock: Clock, url: string, options: { protocols?: string } = {}): Promise<void> {
-  const { socket } = app.realtime.connections()[0] as Connection
+const serverSocket = (app: Built['app']): WebSocket => (app.realtime.connections()[0] as Connection).socket
+
+/**
+ * The server has closed `socket` (or is about to): once it is closing, a tick of the grace cuts it, and a new client
+ * takes its place.
+ */
+async function cutAndReplaced (t: Test, socket: WebSocket, clock: Clock, url: string, options: { protocols?: string } = {}): Promise<void> {
   await eventually(() => socket.readyState === socket.CLOSING, 'the close')
   clock.tick(1_000)
-  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
+  await eventually(() => socket.readyState === socket.CLOSED, 'the socket cut')
   const next = await connect(url, options)
   t.pass('a new client takes the place')
   await next.close()
@@ -48,11 +54,12 @@ for (const endpoint of ['websocket', 'graphql'] as const) {
     })
     const protocols = endpoint === 'graphql' ? { protocols: 'graphql-transport-ws' } : {}
     const silent = await connect(url(`/${endpoint}`), protocols)
+    const socket = serverSocket(app)
     t.teardown(() => silent.ws.terminate())
     silence(silent)
     t.equal((await refusedWith(url(`/${endpoint}`))).status, 503, 'the one place is taken')
     clock.tick(1_000) // the auth window ends
-    await cutAndReplaced(t, app, clock, url(`/${endpoint}`), protocols)
+    await cutAndReplaced(t, socket, clock, url(`/${endpoint}`), protocols)
   })
 }
 
@@ -60,10 +67,11 @@ t.test('a client whose handshake failed (a first frame that is no auth), then si
   const clock = fakeClock(t)
   const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'handshake', connLimit: 1 } })
   const client = await connect(url('/websocket'))
+  const socket = serverSocket(app)
   t.teardown(() => client.ws.terminate())
   silence(client)
   client.send({ type: 'hello' })
-  await cutAndReplaced(t, app, clock, url('/websocket'))
+  await cutAndReplaced(t, socket, clock, url('/websocket'))
 })
 
 t.test('/graphql: a client whose connection_init was refused, then silent, frees its place a second on', async t => {
@@ -73,10 +81,11 @@ t.test('/graphql: a client whose connection_init was refused, then silent, frees
     graphql: { schema: buildSchema('type Query { hello: String }'), auth: 'handshake', connLimit: 1 }
   })
   const client = await connect(url('/graphql'), { protocols: 'graphql-transport-ws' })
+  const socket = serverSocket(app)
   t.teardown(() => client.ws.terminate())
   silence(client)
   client.send({ type: 'connection_init', payload: { access_token: 'not a token' } })
-  await cutAndReplaced(t, app, clock, url('/graphql'), { protocols: 'graphql-transport-ws' })
+  await cutAndReplaced(t, socket, clock, url('/graphql'), { protocols: 'graphql-transport-ws' })
 })
 
 t.test('public mode: the re-auth window that runs out leaves the socket open and public, past the grace', async t => {
@@ -108,26 +117,27 @@ t.test('a client whose frames queued behind a pending check passed the max paylo
     verifyCredentials: async () => { await held; return null }
   })
   const client = await connect(url('/websocket'))
+  const socket = serverSocket(app)
   t.teardown(() => client.ws.terminate())
   silence(client)
   client.send({ type: 'auth', email: 'someone@example.com', password: 'wrong' })
   for (let i = 0; i < 20; i++) client.send({ type: 'ping', uid: 'x'.repeat(100) })
-  const socket = (app.realtime.connections()[0] as Connection).socket
   await eventually(() => socket.readyState === socket.CLOSING, 'the 1008 close')
   clock.tick(1_000)
-  await eventually(() => app.realtime.connections().length === 0, 'the socket cut')
+  await eventually(() => socket.readyState === socket.CLOSED, 'the socket cut')
 })
 
 t.test('a dead peer the heartbeat closes frees its place a second on', async t => {
   const clock = fakeClock(t, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'])
   const { app, url } = await build(t, { heartbeat: { period: 5 }, rest: { auth: 'public', connLimit: 1 } })
   const silent = await connect(url('/websocket'))
+  const socket = serverSocket(app)
   t.teardown(() => silent.ws.terminate())
   silence(silent)
   t.equal((await refusedWith(url('/websocket'))).status, 503, 'the one place is taken')
   clock.tick(5_000) // pinged
   clock.tick(5_000) // unanswered: closed
-  await cutAndReplaced(t, app, clock, url('/websocket'))
+  await cutAndReplaced(t, socket, clock, url('/websocket'))
 })
 
 /**
@@ -157,7 +167,7 @@ t.test('a slow client still reading what was sent before the app\'s close gets a
   const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public' }, maxBufferedBytes: 64 * 1024 * 1024 })
   const link = await slowLink(t, Number(new URL(url('/')).port))
   const client = await connect(`ws://127.0.0.1:${link.port}/websocket`)
-  const socket = (app.realtime.connections()[0] as Connection).socket
+  const socket = serverSocket(app)
   const part = 'p'.repeat(256 * 1024)
   let sent = 0
   // Until the process itself holds 4 MB: the kernel's buffers are full, and more waits behind them. At the link's

@@ -58,11 +58,12 @@ const nestedInstall = run('npm', [
   'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--install-strategy=nested', tarball,
   `fastify@${installed('fastify')}`, 'graphql@17'
 ], nested)
-// The peer dependencies (fastify, and graphql for the GraphQL endpoint) and @types/node, at the versions the repository
-// tests with, so that npm's cache has them. Install scripts run, as for a user: argon2 may build itself.
+// The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, and @fastify/jwt for the project
+// of an app that registers its own, at the versions the repository tests with, so that npm's cache has them. Install
+// scripts run, as for a user: argon2 may build itself.
 await ok('npm', [
   'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
-  ...['fastify', 'graphql', '@types/node'].map(name => `${name}@${installed(name)}`)
+  ...['fastify', 'graphql', '@types/node', '@fastify/jwt'].map(name => `${name}@${installed(name)}`)
 ], consumer)
 t.comment(`installed: ${seconds()}`)
 const packageDir = join(consumer, 'node_modules', 'fastify-realtime')
@@ -215,8 +216,11 @@ t.test('require from CommonJS: the CommonJS build, the plugin itself with its na
 })
 
 // What a TypeScript user writes, checked with the repository's tsc against the installed package: a registration with
-// typed options (a wrong option must fail), the named exports, and the decorator's type. With graphql installed, a
-// schema is graphql's GraphQLSchema (SDL must fail); without it, the same minus the schema must check as well.
+// typed options (a wrong option must fail), options built apart with `satisfies`, the named exports, and the
+// decorators' types: the plugin's, and none of those of the plugins it registers itself, which this app never
+// registers (the declarations once imported @fastify/jwt's types, and its augmentation typed `app.jwt` and
+// `request.user` on every app). With graphql
+// installed, a schema is graphql's GraphQLSchema (SDL must fail); without it, the same minus the schema must check as well.
 const usageOf = (graphql: boolean) => `import Fastify from 'fastify'
 ${graphql ? "import { buildSchema } from 'graphql'\n" : ''}import realtime, { CloseCode, RealtimeError, UserDirectory, redactUrl, type RealtimeApi, type RealtimeOptions } from 'fastify-realtime'
 
@@ -229,6 +233,27 @@ export async function start (): Promise<RealtimeApi> {
   await app.register(realtime, { ...fromEnv, rest: false })
   // @ts-expect-error the options are typed: a secret is a string
   await app.register(realtime, { secret: 42 })
+  // Fastify's register options are options too.
+  const built = { secret: process.env.SECRET, prefix: '/api', logLevel: 'warn', rest: { auth: 'public' } } satisfies RealtimeOptions
+  await app.register(async (scope) => { await scope.register(realtime, built) })
+  // No @fastify/jwt, @fastify/websocket or @fastify/cookie here: none of their decorators type-checks.
+  // @ts-expect-error no app.jwt
+  void app.jwt
+  // @ts-expect-error no app.injectWS
+  void app.injectWS
+  app.get('/me', async (request) => {
+    // @ts-expect-error no request.jwtVerify
+    await request.jwtVerify()
+    // @ts-expect-error no request.user
+    void request.user
+    // @ts-expect-error no request.ws
+    void request.ws
+    // @ts-expect-error no request.cookies
+    void request.cookies
+    const upgrade: { accountability: unknown } | null | undefined = request.realtime
+    return { realtime: upgrade?.accountability ?? null }
+  })
+  const signed: string = app.realtime.jwt.sign({ sub: 'u1' }, { expiresIn: '1m' })
 ${graphql
   ? `  await app.register(realtime, { ...options, graphql: { schema: buildSchema('type Query { hello: String }') } })
   // @ts-expect-error with graphql installed, a schema is its GraphQLSchema: SDL is none
@@ -238,7 +263,7 @@ ${graphql
   const error: RealtimeError = new RealtimeError('FORBIDDEN', 'Not yours.')
   const code: number = CloseCode.Unauthorized
   const url: string = redactUrl('redis://user:hunter2@localhost:6379')
-  app.log.info({ code: error.code, close: code, url })
+  app.log.info({ code: error.code, close: code, url, signed })
   return app.realtime
 }
 `
@@ -256,9 +281,53 @@ for (const { dir, type, options } of Object.values(projects)) {
     write(join(consumer, project, 'usage.ts'), usageOf(graphql))
   }
 }
+// An app that registers @fastify/jwt itself, with its FastifyJWT augmented: its decorators and `request.user` come
+// from its own import, and its options and instance fit the plugin's (written-out) types for them.
+write(join(consumer, 'jwt', 'package.json'), JSON.stringify({ type: 'module' }))
+write(join(consumer, 'jwt', 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strict, ...projects['node16, ESM'].options }, files: ['usage.ts'] }))
+write(join(consumer, 'jwt', 'usage.ts'), `import Fastify from 'fastify'
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
+import realtime, { type JwtInstance, type RealtimeOptions } from 'fastify-realtime'
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: { sub: string, role: 'admin' | 'user' }
+    user: { id: string, admin: boolean }
+  }
+}
+
+export async function start (): Promise<string> {
+  const app = Fastify()
+  await app.register(fastifyJwt, {
+    secret: 'an-app-secret-of-32-characters-at-least-xx',
+    formatUser: (payload) => ({ id: payload.sub, admin: payload.role === 'admin' }),
+    trusted: (request, claims) => app.realtime.trusted(request, claims)
+  })
+  const jwt: Omit<FastifyJWTOptions, 'secret'> = { sign: { expiresIn: '15m' }, verify: { maxAge: '1h' } }
+  const options: RealtimeOptions = {
+    jwt,
+    rest: {
+      handlers: {
+        whoami (message, connection) {
+          const user: { id: string, admin: boolean } = connection.request.user
+          connection.send({ type: 'whoami', uid: message.uid, user })
+        }
+      }
+    }
+  }
+  await app.register(realtime, options)
+  app.get('/me', { onRequest: [async (request) => { await request.jwtVerify() }] }, async (request) => ({ id: request.user.id, upgrade: request.realtime?.accountability }))
+  const instance: JwtInstance = app.jwt
+  const signed: string = app.realtime.jwt.sign({ sub: 'u1', role: 'user' })
+  const verified: { sub: string } = app.realtime.jwt.verify<{ sub: string }>(signed)
+  const viaApp: string = app.jwt.sign({ sub: 'u1', role: 'admin' })
+  return [signed, verified.sub, viaApp, instance.lookupToken.name].join()
+}
+`)
+
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 const withGraphql: Promise<Ran>[] = []
-for (const [name, { dir }] of Object.entries(projects)) {
+for (const [name, { dir }] of [...Object.entries(projects), ['node16, ESM, an app with @fastify/jwt of its own', { dir: 'jwt' }] as const]) {
   const checked = queued(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')])
   withGraphql.push(checked)
   t.test(`types: moduleResolution ${name}, strict, skipLibCheck false`, async t => {

@@ -819,6 +819,9 @@ t.test('an option the plugin does not read inside one of its option objects is n
   // store, handlers, a schema's stand-in) hold names of their own, never read as options.
   const store = { create: async () => {}, rotate: async () => ({ status: 'unknown' }), lookup: async () => ({ status: 'unknown' }), end: async () => null, endUser: async () => [], mine: 1 }
   const every: Required<RealtimeOptions> = {
+    prefix: '/api',
+    logLevel: 'warn',
+    logSerializers: { req: () => 'request' },
     env: { ANY_VARIABLE: 'x' },
     secret,
     jwt: { sign: { aud: 'x' }, verify: { allowedAud: 'x' }, anything: true } as RealtimeOptions['jwt'] & object,

@@ -3,12 +3,13 @@
 // off, a check may have acted (a refresh token rotated, a session made) for a client that never hears of it. An auth
 // message that only waits its turn has started no check: its socket closes at once.
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { referenceSchema } from '../../example/schema.js'
-import { MemorySessionStore, type AuthenticateEvent, type CredentialSource, type Identity } from '../../lib/index.js'
+import realtime, { MemorySessionStore, type AuthenticateEvent, type CredentialSource, type Identity } from '../../lib/index.js'
 import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { handlerLimit } from '../../lib/endpoints/rest.js'
-import { admin, build, connect, fakeClock, readByServer, upgradeRefusal, within, type Built, type Client } from '../helpers.js'
+import { admin, build, connect, fakeClock, readByServer, secret, upgradeRefusal, within, type Built, type Client } from '../helpers.js'
 
 /** A step the test holds: `entered` once it has started, and it goes on once the test calls `release`. */
 class Held {
@@ -239,4 +240,28 @@ t.test('a socket whose client leaves while its check is in flight no longer hold
   await within(closing, 'app.close(), without the cap\'s timer')
   held.release()
   t.pass('closed once its client left')
+})
+
+t.test("a shutdown notice from the app's preClose hook added before the plugin reaches every client before its close", async t => {
+  // README, "Shutting down": the example as written there.
+  const app = Fastify()
+  app.addHook('preClose', async () => { app.realtime.send({}, { type: 'shutdown' }) })
+  await app.register(realtime, { env: {}, secret, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  // Added after the plugin, a hook finds every socket closing: the notice reaches none, and send() says so.
+  const late: number[] = []
+  app.addHook('preClose', async () => { late.push(app.realtime.send({}, { type: 'too late' })) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as AddressInfo
+  const clients = [await connect(`ws://127.0.0.1:${port}/websocket`), await connect(`ws://127.0.0.1:${port}/websocket`)]
+  for (const client of clients) {
+    client.send({ type: 'ping' })
+    await next(client, 'the pong')
+  }
+  await within(app.close(), 'app.close()')
+  for (const client of clients) {
+    t.equal((await closed(client, 'the close')).code, 1005)
+    t.same(client.frames, [{ type: 'shutdown' }], 'the notice, then the close')
+  }
+  t.same(late, [0], 'a hook added after the plugin reaches none')
 })

@@ -1,6 +1,6 @@
 // The application API: message handlers, and reaching sockets by user or session.
 import t from 'tap'
-import { RealtimeError } from '../../lib/index.js'
+import { RealtimeError, type RealtimeConnection } from '../../lib/index.js'
 import { admin, build, connect } from '../helpers.js'
 
 t.test('handlers get the message and the socket with its accountability; errors become error frames', async t => {
@@ -118,6 +118,35 @@ t.test('a broadcast serializes its message once, for the first socket it goes to
     t.same(await client.next(), { type: 'pong', uid: 'after' })
   }
   await Promise.all(clients.slice(1).map(client => client.close()))
+})
+
+t.test('a socket closing (its close sent, its client yet to answer) is no longer counted by send, listed or closed again', async t => {
+  let said: RealtimeConnection | undefined
+  const { app, url } = await build(t, {
+    rest: { auth: 'public', handlers: { hello: (_message, connection) => { said = connection; connection.send({ type: 'hello' }) } } },
+    heartbeat: { enabled: false }
+  })
+  const opened = async () => {
+    const client = await connect(url('/websocket'))
+    client.send({ type: 'hello' })
+    await client.next()
+    return { client, connection: said! }
+  }
+  const { client: leaving, connection: closing } = await opened()
+  const { client: staying, connection: stays } = await opened()
+  t.not(closing, stays)
+  // Its client reads nothing for now: the socket stays closing until it answers.
+  leaving.ws.pause()
+  closing.close(4000, 'bye')
+  t.equal(app.realtime.connections().length, 1, 'connections() lists the open one alone')
+  t.equal(app.realtime.connections()[0], stays)
+  t.equal(app.realtime.send({}, { type: 'news' }), 1, 'send() counts the one it sent to')
+  t.equal(app.realtime.close({}, 4001, 'again'), 1, 'close() closes, and counts, the open one alone')
+  t.same(await staying.closed, { code: 4001, reason: 'again' })
+  leaving.ws.resume()
+  t.same(await leaving.closed, { code: 4000, reason: 'bye' }, 'the closing one closes as it was closed')
+  t.same(leaving.frames, [], 'and got nothing after its close')
+  t.same(staying.frames, [{ type: 'news' }])
 })
 
 t.test('a socket is reached by the user and session it holds now, however it came by them or lost them', async t => {

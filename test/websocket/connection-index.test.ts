@@ -41,7 +41,7 @@ t.test('a user or session filter reads no other socket than that key\'s', async 
   const registry = new Registry(new RealtimeEvents(silent))
   let reads = 0
   const open = (user: string | null, session?: string) => {
-    const connection = { endpoint: 'rest', pin () {} } as unknown as Connection
+    const connection = { endpoint: 'rest', open: true, pin () {} } as unknown as Connection
     const guard = { registered: () => { if (user !== null) registry.index(connection, user, session) } }
     Object.defineProperty(guard, 'user', { get: () => { reads++; return user } })
     Object.defineProperty(guard, 'session', { get: () => { reads++; return session } })

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { buildSchema } from 'graphql'
 import { MemorySessionStore, type RealtimeEventMap } from '../../lib/index.js'
-import { admin, build, connect, fakeClock, recordCrashes, refusedWith } from '../helpers.js'
+import { admin, build, connect, fakeClock, noTcpConnections, recordCrashes, refusedWith } from '../helpers.js'
 
 type Seen = { event: string, detail: Record<string, unknown> }
 
@@ -199,7 +199,7 @@ t.test('the address is known to code that reads it after the socket is gone', as
   clock.tick(3_000)
   await closing
   clock.uninstall()
-  while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
+  await noTcpConnections(app)
   stalled[0]()
   addresses.refused = await failed
 
@@ -208,7 +208,7 @@ t.test('the address is known to code that reads it after the socket is gone', as
   while (app.realtime.connections().length < 1) await new Promise(resolve => setImmediate(resolve))
   await new Promise(resolve => setTimeout(resolve, 20))
   await handling.close()
-  while (app.realtime.connections().length > 0) await new Promise(resolve => setImmediate(resolve))
+  await noTcpConnections(app)
   handled()
   while (addresses.handler === undefined) await new Promise(resolve => setImmediate(resolve))
   t.same(addresses, { refused: '127.0.0.1', handler: '127.0.0.1' })

@@ -86,7 +86,7 @@ t.test('refused upgrades give their slot back too', async t => {
 })
 
 t.test('the request carries the resolved auth mode and upgrade accountability', async t => {
-  const seen: (RealtimeUpgrade | null)[] = []
+  const seen: (RealtimeUpgrade | null | undefined)[] = []
   const app = Fastify()
   await app.register(realtime, { env: { WEBSOCKETS_REST_AUTH: 'Public' }, secret })
   app.addHook('preHandler', async (request) => { seen.push(request.realtime) })
@@ -110,6 +110,19 @@ t.test('the request carries the resolved auth mode and upgrade accountability', 
   t.ok(Object.isFrozen(seen[0]) && Object.isFrozen(seen[1]), 'frozen, with a credential or without')
   const plain = await app.inject({ url: '/websocket' })
   t.equal(plain.statusCode, 404, 'a plain GET is not an upgrade')
+})
+
+t.test('request.realtime is null on the other routes of the scope the plugin is in, undefined outside it', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const seen = (request: { realtime: RealtimeUpgrade | null | undefined }) => ({ realtime: String(request.realtime) })
+  app.get('/outside', async (request) => seen(request))
+  await app.register(async (scope) => {
+    await scope.register(realtime, { env: {}, secret, prefix: '/rt' })
+    scope.get('/beside', async (request) => seen(request))
+  })
+  t.same((await app.inject('/outside')).json(), { realtime: 'undefined' })
+  t.same((await app.inject('/beside')).json(), { realtime: 'null' })
 })
 
 t.test('the @fastify/jwt cookie authenticates at the upgrade; the query parameter wins over it', async t => {
