@@ -47,7 +47,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
   // Before anything opens: two instances on one server sharing a cookie name fail boot.
-  const releaseCookieNames = claimCookieNames(fastify.server, fastify.prefix + ((options as RegisterOptions).prefix ?? ''), config)
+  const releaseCookieNames = claimCookieNames(fastify.server, fastify.prefix + (options.prefix ?? ''), config)
   fastify.addHook('onClose', async () => releaseCookieNames())
 
   // A key lookup waits no longer than a client is given to authenticate: an unknown kid fails within the auth timeout.
