@@ -197,8 +197,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     // graphql is an optional peer dependency: only the apps that serve GraphQL load it.
     const { graphqlEndpoint } = await import('./endpoints/graphql.js')
     const { markGraphqlUpgrade, preferGraphqlTransportWs } = await import('./endpoints/subprotocol.js')
-    preferGraphqlTransportWs(routes.sockets.paced)
-    // A document may take milliseconds to prepare: a socket's are taken one a turn (socket-server.ts).
+    preferGraphqlTransportWs(routes.sockets.server)
     routes.websocket(graphql.path, gate(graphql, markGraphqlUpgrade), graphqlEndpoint({
       ...adapterOptions(graphql),
       operations: {
@@ -206,7 +205,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
         context: options.graphql.context,
         ...config.graphql
       }
-    }), true)
+    }))
   }
 
   if (config.heartbeat.enabled) {

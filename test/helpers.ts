@@ -7,6 +7,7 @@ import type { Test } from 'tap'
 import realtime, {
   UserDirectory, type DirectoryUser, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
 } from '../lib/index.js'
+import type { Connection } from '../lib/connection/connection.js'
 
 export { fakeClock, nextSecond, stoppedDate, until } from './clock.js'
 
@@ -104,13 +105,24 @@ export async function connect (url: string, options: WebSocket.ClientOptions & {
 }
 
 /**
- * Resolves once the server has read every byte the client wrote: what it sent waits in the inbox by then. The app's
- * only socket is the client's.
+ * Resolves once the server has read every byte the client wrote and handed over every frame of them (one a turn): what
+ * it sent waits in the inbox by then. The app's only socket is the client's.
  */
 export async function readByServer (app: FastifyInstance, client: Client): Promise<void> {
   const [connection] = app.realtime.connections()
+  const { socket } = connection as Connection
   const sent = (client.ws as unknown as { _socket: Socket })._socket
-  while (connection.request.raw.socket.bytesRead < sent.bytesWritten) await new Promise(resolve => setImmediate(resolve))
+  let handed = 0
+  const counted = () => { handed++ }
+  socket.on('message', counted)
+  // Done once a whole turn, begun with every byte read, handed nothing over: a frame read waits a turn at most.
+  for (;;) {
+    const read = connection.request.raw.socket.bytesRead >= sent.bytesWritten
+    const before = handed
+    await new Promise(resolve => setImmediate(resolve))
+    if (read && handed === before) break
+  }
+  socket.off('message', counted)
 }
 
 /** The HTTP status a refused upgrade got. */

@@ -85,6 +85,7 @@ export abstract class Inbox {
   }
 
   private drain (): void {
+    // Back to back: ws handed them over one a turn as they came (socket-server.ts), and they cost the max payload at most.
     this.#busy = false
     const frames = this.#backlog?.frames ?? []
     while (!this.#busy && frames.length > 0) {

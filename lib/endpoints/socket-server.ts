@@ -76,15 +76,14 @@ function onError (this: WebSocket, err: Error): void {
 }
 
 export class SocketServer {
-  readonly server: WebSocketServer
   /**
-   * The same, for the routes whose frames may each cost milliseconds (GraphQL documents to parse and validate): a
-   * socket's messages come one a turn of the event loop (`allowSynchronousEvents: false`: ws emits the next in a
+   * A socket's messages come one a turn of the event loop (`allowSynchronousEvents: false`: ws emits the next in a
    * `setImmediate`, and pauses the socket once its receiver's buffer is full), so other sockets' frames come between a
-   * flooder's. Emitted at once, a read's messages held the loop: 1 MB/s of documents made another socket's ping wait
-   * 5.4 s. What waits stays bytes, a few reads' worth, the rest held back by TCP (PROTOCOL.md section 11).
+   * flooder's. Emitted at once, a read's messages held the loop: 1 MB/s of GraphQL documents made another socket's ping
+   * wait 5.4 s, a flood of JSON pings 2 s. What waits stays bytes, a few reads' worth, the rest held back by TCP
+   * (PROTOCOL.md section 11).
    */
-  readonly paced: WebSocketServer
+  readonly server: WebSocketServer
   readonly #open: () => Iterable<Connection>
   readonly #answerWithinMs: number
 
@@ -94,8 +93,7 @@ export class SocketServer {
    * credential checks in flight (the store timeout: each of a check's steps is given up on after it).
    */
   constructor (maxPayload: number, open: () => Iterable<Connection>, answerWithinMs: number) {
-    this.server = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false, WebSocket: PluginSocket })
-    this.paced = new WebSocketServer({
+    this.server = new WebSocketServer({
       noServer: true, maxPayload, clientTracking: false, WebSocket: PluginSocket, allowSynchronousEvents: false
     })
     this.#open = open
@@ -104,22 +102,18 @@ export class SocketServer {
 
   /** Makes `shared`, the server of a @fastify/websocket, hand the upgrades `claim` marked over to this one. */
   takeUpgradesFrom (shared: WebSocketServer): void {
-    const { server, paced } = this
+    const own = this.server
     const upgrade = shared.handleUpgrade
     shared.handleUpgrade = function (request, socket, head, callback) {
-      const own = (request as Claimed)[ownUpgrade]
-      if (own === server || own === paced) own.handleUpgrade(request, socket, head, callback)
+      if ((request as Claimed)[ownUpgrade] === own) own.handleUpgrade(request, socket, head, callback)
       else upgrade.call(this, request, socket, head, callback)
     }
   }
 
-  /** An onRequest hook of a plugin websocket route: its upgrades are this server's (`paced`: one message a turn). */
-  claim (paced: boolean): (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void {
-    const server = paced ? this.paced : this.server
-    return (request, _reply, done) => {
-      (request.raw as Claimed)[ownUpgrade] = server
-      done()
-    }
+  /** An onRequest hook of the plugin's websocket routes: their upgrades are this server's. */
+  readonly claim = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    (request.raw as Claimed)[ownUpgrade] = this.server
+    done()
   }
 
   /** A plugin route's socket handler: `open` makes the socket's owner, and the socket's events go to it. */
@@ -147,7 +141,6 @@ export class SocketServer {
   async close (): Promise<void> {
     // No socket opens from now on: an upgrade still in the gate is answered 503, ws's answer once its server closed.
     this.server.close()
-    this.paced.close()
     // Only the sockets with a check in flight cost a promise: thousands of idle ones are closed in one pass.
     const unanswered = new Set<WebSocket>()
     const answering: Promise<void>[] = []

@@ -44,11 +44,10 @@ export class RouteScope {
     this.sockets = new SocketServer(maxPayload, open, answerWithinMs)
   }
 
-  /** A websocket route: `gate` decides on the upgrade, `open` takes the socket; `paced`: its frames one a turn. */
-  websocket (path: string, gate: onRequestHookHandler, open: SocketHandler, paced = false): void {
+  /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
+  websocket (path: string, gate: onRequestHookHandler, open: SocketHandler): void {
     const { sockets } = this
-    const claim = sockets.claim(paced)
-    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [claim, gate] }, sockets.handler(open)))
+    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open)))
   }
 
   /** Routes of another kind, added to the scope by `add`. */

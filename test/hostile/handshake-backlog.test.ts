@@ -15,6 +15,9 @@ t.test('empty frames queued behind a slow password check cost at most the max pa
   const { url } = await build(t, {
     heartbeat: { enabled: false },
     attemptLimit: false,
+    // Every socket's check waits its turn, not refused by the per-address share: the test's sockets share an address,
+    // and their auth messages are all read before any socket's backlog fills (a socket's frames come one a turn).
+    passwordQueue: { perAddress: sockets },
     // A password check that answers only when the test says so: every frame after the auth message must wait.
     verifyCredentials: async () => { await held; return null }
   })
