@@ -145,6 +145,8 @@ export interface AuthenticatorOptions {
   passwordChecks: PasswordChecks
   /** Where a failed refresh gives its rotation back. */
   giveBacks: GiveBacks
+  /** How many sessions whose revocation did not go out are remembered (`maxUnsent` by default). */
+  unsentKept?: number
 }
 
 /**
@@ -167,6 +169,12 @@ const rotationOf = (sessionId: string) => `rotation ${sessionId}`
  */
 const unrotateForMs = 10 * 60_000
 
+/**
+ * How many sessions' revocations this process remembers as not gone out: past it, the oldest is forgotten (a refresh
+ * of it then ends it in the store alone, as one whose revocation went out).
+ */
+const maxUnsent = 10_000
+
 /** A promise handled here as well: a caller that drops it (`trusted(...) && check`) must not crash the process. */
 function handled<T> (promise: Promise<T>): Promise<T> {
   promise.catch(() => {})
@@ -184,6 +192,12 @@ export class Authenticator {
   readonly #mapClaimsFailures = new RepeatedFailures('mapClaims failed')
   readonly #credentialCheckFailures = new RepeatedFailures('a credential check failed')
   readonly #checkBeginsFailures = new RepeatedFailures('the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
+  /**
+   * Sessions ended here whose revocation did not go out (the feed applies it in this process first): only these are
+   * sent again when their tokens come back. Every ended session's would be a publish to every process for each replay
+   * of a token its holder kept.
+   */
+  readonly #unsent = new Set<string>()
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
@@ -492,7 +506,7 @@ export class Authenticator {
         counted
       ])
       // Sessions the store ended, past the user's limit: their sockets end too, and their access tokens are refused.
-      await Promise.all(ended.map(id => this.#revoke(revocationId.session(id))))
+      await Promise.all(ended.map(id => this.#revokeSession(id)))
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
     }
@@ -615,11 +629,15 @@ export class Authenticator {
   /**
    * Ends again a session this process holds as ended (its revocation is in force), which the store may hold all the
    * same: a Redis restarted from a snapshot older than the logout, or a logout answered 503 whose revocation this process
-   * applied but could not send. As `endSession`, the revocation goes out again first: ended in the store alone, the
-   * session's sockets elsewhere would keep it, and the client's retried logout would find its token unknown. Ended
-   * there again, it stays ended once the revocation lapses. Tells whether both went through.
+   * applied but could not send. Then, as `endSession`, the revocation goes out again first: ended in the store alone,
+   * the session's sockets elsewhere would keep it, and the client's retried logout would find its token unknown. Ended
+   * there again, it stays ended once the revocation lapses. Tells whether what it had to do went through.
    */
   async #endAgain (session: string): Promise<boolean> {
+    if (!this.#unsent.has(session)) {
+      await Promise.allSettled([this.#store((store, deadline) => store.end(session, deadline))])
+      return true
+    }
     try {
       await this.endSession(session)
       return true
@@ -644,11 +662,9 @@ export class Authenticator {
       const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
       if (settling) await settling
       const found = await this.#store(store => store.lookup(presented))
-      // Gone from the store while this process holds it ended, its revocation may never have gone out (a login past the
-      // user's limit ended it, then could not send that): sent again, or a 503 to try again.
-      if (found.status === 'unknown' && this.#options.revocations.has(presented.sessionId)) {
-        await this.#revoke(revocationId.session(presented.sessionId))
-      }
+      // Gone from the store while its revocation has not gone out (a login past the user's limit ended it, then could
+      // not send that): sent again, or a 503 to try again.
+      if (found.status === 'unknown' && this.#unsent.has(presented.sessionId)) await this.#revokeSession(presented.sessionId)
       // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
       if (found.status !== 'current') return await this.#notCurrent(found)
       await this.endSession(found.session.id)
@@ -676,8 +692,21 @@ export class Authenticator {
   async endSession (session: string): Promise<void> {
     // The revocation first: ended first, a session whose revocation then failed could not be logged out again (its
     // refresh token unknown), and its sockets would keep it. Revoked first, a retry ends what a failure left.
-    await this.#revoke(revocationId.session(session))
+    await this.#revokeSession(session)
     await this.#store((store, deadline) => store.end(session, deadline))
+  }
+
+  /** A session's revocation, remembered while it has not gone out. */
+  async #revokeSession (session: string): Promise<void> {
+    try {
+      await this.#revoke(revocationId.session(session))
+      this.#unsent.delete(session)
+    } catch (err) {
+      const kept = this.#options.unsentKept ?? maxUnsent
+      if (!this.#unsent.has(session) && this.#unsent.size === kept) this.#unsent.delete(this.#unsent.values().next().value!)
+      this.#unsent.add(session)
+      throw err
+    }
   }
 
   /** Ends the user's sessions, and refuses every token of the user issued until now, with a session or without. */

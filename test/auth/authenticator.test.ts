@@ -10,7 +10,7 @@ import { newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/
 import { unlimited } from '../../lib/stores/attempts/contract.js'
 import { PasswordChecks, PasswordLanes } from '../../lib/auth/password-checks.js'
 import { GiveBacks } from '../../lib/stores/give-backs.js'
-import type { Identity, SessionStore } from '../../lib/index.js'
+import type { Identity, RefreshSession, SessionStore } from '../../lib/index.js'
 import { fakeClock } from '../clock.js'
 import { secret } from '../helpers.js'
 
@@ -426,8 +426,47 @@ t.test('Authenticator: a session held ended here whose revocation could not go o
   down.on = false
   t.same(await authenticator.logout(login.issued!.refresh_token), { ok: true }, 'the retry ends it everywhere')
   t.same(sent, [`session:${login.session}`])
+  for (let i = 0; i < 20; i++) {
+    t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
+    t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'INVALID_CREDENTIALS' })
+  }
+  t.same(sent, [`session:${login.session}`], 'gone out, it is not sent again: a replayed token publishes nothing')
+  t.match(await store.lookup(presented), { status: 'unknown' })
+})
+
+t.test('Authenticator: past the sessions whose revocation did not go out that it keeps, the oldest is forgotten', async (t) => {
+  const revocations = loadedRevocations()
+  const down = { on: false }
+  const sent: string[] = []
+  const { authenticator } = await harness(t, { revocations, revocationFeed: failingFeed(revocations, down, sent), unsentKept: 1 })
+  const first = success(t, await authenticator.login(credentials, at))
+  const second = success(t, await authenticator.login(credentials, at))
+  down.on = true
+  for (const login of [first, second, second]) {
+    t.match(await authenticator.logout(login.issued!.refresh_token), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  }
+  down.on = false
+  t.match(await authenticator.refresh(first.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(sent, [], 'the first forgotten: its session ended in the store alone')
+  t.match(await authenticator.refresh(second.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
+  t.same(sent, [`session:${second.session}`], 'the second kept (once, though its logout failed twice): sent again')
+})
+
+t.test('Authenticator: a token of a session logged out here, replayed, publishes nothing and ends it in the store again', async (t) => {
+  const revocations = loadedRevocations()
+  const down = { on: false }
+  const sent: string[] = []
+  const restored = new MemorySessionStore()
+  const { authenticator } = await harness(t, { revocations, revocationFeed: failingFeed(revocations, down, sent), sessionStore: restored })
+  const login = success(t, await authenticator.login(credentials, at))
+  const presented = readRefreshToken(login.issued!.refresh_token)!
+  const { session } = await restored.lookup(presented) as { session: RefreshSession }
+  t.same(await authenticator.logout(login.issued!.refresh_token), { ok: true })
+  // A Redis restarted from a snapshot older than the logout: the session is back.
+  await restored.create(session, Date.now() + 60_000)
   t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS' })
-  t.same(sent, [`session:${login.session}`, `session:${login.session}`], 'a refresh of it sends its revocation again')
+  t.match(await restored.lookup(presented), { status: 'unknown' }, 'ended in the store again')
+  t.same(sent, [`session:${login.session}`], 'its revocation went out once')
 })
 
 t.test('Authenticator: a logout of a session gone from the store that this process holds ended sends its revocation again', async (t) => {
