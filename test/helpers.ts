@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { createConnection, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
+import type { Redis } from 'ioredis'
 import realtime, {
   UserDirectory, type DirectoryUser, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
 } from '../lib/index.js'
@@ -185,4 +186,13 @@ export function within<T> (promise: Promise<T>, what: string, ms = 30_000): Prom
     timer = realSetTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)
   })
   return Promise.race([promise, late]).finally(() => realClearTimeout(timer))
+}
+
+/**
+ * How many commands `redis` (an app's own client) has sent and awaits the answer to, the plugin's probes of its
+ * subscription aside: one PUBLISH at a time, every 5 s, on a channel under the prefix's `probe:`.
+ */
+export function awaitingAnswers (redis: Redis): number {
+  const { commandQueue } = redis as unknown as { commandQueue: { toArray (): { command: { name: string, args: unknown[] } }[] } }
+  return commandQueue.toArray().filter(({ command }) => command.name !== 'publish' || !String(command.args[0]).includes('probe:')).length
 }
