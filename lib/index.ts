@@ -62,7 +62,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   if (options.redis) {
     // ioredis is loaded by the apps that use it only: it is a third of the plugin's load time.
     const { connectRedis, opened, warnIfEvicting, within } = await import('./stores/redis-connection.js')
-    const redis = connectRedis(options.redis, fastify.log)
+    const redisPrefix = options.redisPrefix ?? 'realtime:'
+    const redis = connectRedis(options.redis, redisPrefix, fastify.log)
     fastify.addHook('onClose', () => redis.close())
     // Bounded: an app's own client to a Redis that hangs (stopped, its kernel still accepting) never gets ready, and
     // Fastify's plugin timeout would fail every start for as long as Redis hangs.
@@ -73,7 +74,6 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }
     // Only while Redis answers, and not for long: an app's client queues commands while it is away, for good maybe.
     if (redis.commands.status === 'ready') await within(warnIfEvicting(redis.commands, fastify.log), 2_000)
-    const redisPrefix = options.redisPrefix ?? 'realtime:'
     backend = redisBackend(redis, redisPrefix, fastify.log)
     const releasePrefix = usePrefix(redis.commands, redisPrefix, fastify.log)
     fastify.addHook('onClose', async () => releasePrefix())

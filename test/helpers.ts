@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { createConnection, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
+import type { Redis } from 'ioredis'
 import realtime, {
   UserDirectory, type DirectoryUser, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
 } from '../lib/index.js'
@@ -216,4 +217,13 @@ export function letGoCount (app: FastifyInstance): () => number {
   let gone = 0
   app.realtime.on('close', () => { gone++ })
   return () => gone
+}
+
+/**
+ * How many commands `redis` (an app's own client) has sent and awaits the answer to, the plugin's probes of its
+ * subscription aside: one PUBLISH at a time, every second, on a channel under the prefix's `probe:`.
+ */
+export function awaitingAnswers (redis: Redis): number {
+  const { commandQueue } = redis as unknown as { commandQueue: { toArray (): { command: { name: string, args: unknown[] } }[] } }
+  return commandQueue.toArray().filter(({ command }) => command.name !== 'publish' || !String(command.args[0]).includes('probe:')).length
 }

@@ -1,7 +1,9 @@
 // A real three-master Redis Cluster on loopback ports, made as an operator makes one: three redis-server in cluster
-// mode, joined by `redis-cli --cluster create` (both from the `redis-server` Debian package).
+// mode, joined by `redis-cli --cluster create` (both from the `redis-server` Debian package). Or one master alone;
+// replicas added as an operator adds them; each node's cluster bus behind a proxy that can cut it off.
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -9,31 +11,96 @@ import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { Test } from 'tap'
 import { freePorts, RedisServer } from './redis-server.js'
 
-export class RedisCluster {
-  /** Its three masters, in the order of their slot ranges. */
-  readonly nodes: RedisServer[]
+/** A TCP proxy to a node's cluster bus that can stop passing anything, as a firewall rule or a one-way partition. */
+interface BusProxy {
+  cut (): void
+}
 
-  private constructor (nodes: RedisServer[]) {
+/** A proxy on `port` to the bus on `target`, closed with its connections at the test's end. */
+async function busProxy (t: Test, port: number, target: number): Promise<BusProxy> {
+  let cut = false
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer(client => {
+    if (cut) {
+      client.destroy()
+      return
+    }
+    const upstream = net.connect(target, '127.0.0.1')
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    return new Promise<void>(resolve => server.close(() => resolve()))
+  })
+  return {
+    cut () {
+      cut = true
+      for (const socket of sockets) socket.destroy()
+    }
+  }
+}
+
+export interface StartOptions {
+  /** Three (the default), or one holding every slot (a cluster too small for `redis-cli --cluster create`). */
+  masters?: 1 | 3
+  /**
+   * Each node announces a proxy to its cluster bus as its bus (`cutBus`), and the nodes wait a minute before they count
+   * one that does not answer as failed: a node cut off stays in the cluster, hearing nothing of the others.
+   */
+  cuttableBus?: boolean
+}
+
+export class RedisCluster {
+  /** Its masters, in the order of their slot ranges. */
+  readonly nodes: RedisServer[]
+  readonly #busProxies: BusProxy[]
+  /** Where the nodes keep their config files. */
+  readonly #dir: string
+
+  private constructor (nodes: RedisServer[], busProxies: BusProxy[], dir: string) {
     this.nodes = nodes
+    this.#busProxies = busProxies
+    this.#dir = dir
   }
 
   /** Starts one for this test; it is stopped, and its nodes' config files removed, at the test's end. */
-  static async start (t: Test): Promise<RedisCluster> {
+  static async start (t: Test, { masters = 3, cuttableBus = false }: StartOptions = {}): Promise<RedisCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'realtime-cluster-'))
     // Each node's cluster bus gets a port of its own: the default, the client port + 10000, may not exist.
-    const ports = await freePorts(6)
-    const nodes = [0, 1, 2].map(i => new RedisServer(ports[i]!, [
-      '--cluster-enabled', 'yes', '--cluster-port', String(ports[i + 3]),
-      '--cluster-config-file', `nodes-${ports[i]}.conf`, '--dir', dir
+    const ports = await freePorts(3 * masters)
+    const [clients, buses, proxies] = [0, 1, 2].map(i => ports.slice(i * masters, (i + 1) * masters)) as [number[], number[], number[]]
+    const busProxies: BusProxy[] = []
+    const nodes = clients.map((port, i) => new RedisServer(port, [
+      '--cluster-enabled', 'yes', '--cluster-port', String(buses[i]),
+      '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir,
+      ...cuttableBus ? ['--cluster-announce-bus-port', String(proxies[i]), '--cluster-node-timeout', '60000'] : [],
+      // A node learns its address from the others: alone, it would name itself with none (CLUSTER SLOTS).
+      ...masters === 1 ? ['--cluster-announce-ip', '127.0.0.1'] : []
     ]))
-    const cluster = new RedisCluster(nodes)
+    if (cuttableBus) for (const [i, port] of proxies.entries()) busProxies.push(await busProxy(t, port, buses[i]!))
+    const cluster = new RedisCluster(nodes, busProxies, dir)
     t.teardown(async () => {
       await Promise.all(nodes.map(node => node.stop()))
       await rm(dir, { recursive: true, force: true })
     })
     await Promise.all(nodes.map(node => node.start()))
-    await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
-      '--cluster-replicas', '0', '--cluster-yes'])
+    if (masters === 1) {
+      await cluster.on(nodes[0]!, redis => redis.cluster('ADDSLOTSRANGE', 0, 16383))
+    } else {
+      await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
+        '--cluster-replicas', '0', '--cluster-yes'])
+    }
     // redis-cli returns once the nodes agree on the slots; each says `ok` once it has heard that they all do.
     for (const node of nodes) {
       const redis = new Redis(node.port, '127.0.0.1')
@@ -41,6 +108,50 @@ export class RedisCluster {
       redis.disconnect()
     }
     return cluster
+  }
+
+  /**
+   * `node` (started with `cuttableBus`) hears nothing more from the others on the cluster bus, PUBLISH relays included,
+   * as behind a firewall rule or a one-way partition; clients still reach it.
+   */
+  cutBus (node: RedisServer): void {
+    this.#busProxies[this.nodes.indexOf(node)]!.cut()
+  }
+
+  /**
+   * Starts a replica of `master` and joins it as an operator does (`redis-cli --cluster add-node --cluster-slave`);
+   * it is stopped at the test's end. Resolves once every master lists it (CLUSTER SLOTS), as clients then find it.
+   */
+  async addReplica (t: Test, master: RedisServer): Promise<RedisServer> {
+    const [port, bus] = await freePorts(2)
+    const replica = new RedisServer(port!, ['--cluster-enabled', 'yes', '--cluster-port', String(bus),
+      '--cluster-config-file', `nodes-${port}.conf`, '--dir', this.#dir])
+    t.teardown(() => replica.stop())
+    await replica.start()
+    // Clients find a replica once its master's replication stream has reached it (its offset is past 0): at once, and
+    // on the master's next PING to its replicas, every second rather than ten.
+    await this.on(master, redis => redis.config('SET', 'repl-diskless-sync-delay', '0', 'repl-ping-replica-period', '1'))
+    await promisify(execFile)('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${port}`, `127.0.0.1:${master.port}`,
+      '--cluster-slave', '--cluster-master-id', await this.idOf(master)])
+    const listed = async () => (await this.onEachNode(node => node.cluster('SLOTS') as Promise<unknown[][]>))
+      .every(ranges => ranges.some(range => range.slice(2).some(node => (node as [string, number])[1] === port)))
+    while (!(await listed())) await new Promise(resolve => setTimeout(resolve, 20))
+    return replica
+  }
+
+  /** Runs `command` on `node`, with a connection of its own. */
+  async on<T> (node: RedisServer, command: (redis: Redis) => Promise<T>): Promise<T> {
+    const redis = new Redis(node.port, '127.0.0.1')
+    try {
+      return await command(redis)
+    } finally {
+      redis.disconnect()
+    }
+  }
+
+  /** The node's id in the cluster (CLUSTER MYID). */
+  idOf (node: RedisServer): Promise<string> {
+    return this.on(node, redis => redis.cluster('MYID') as Promise<string>)
   }
 
   /** An ioredis Cluster client, as an app makes one, disconnected at the test's end. */

@@ -2,7 +2,9 @@
 // once Redis has answered it in full, before the answer reaches the client, as a reset or a NAT going away between
 // the two would. Redis has run the command; the client saw its connection drop, and ioredis sends it again. Or the
 // answer is held, with all that follows it on that connection, until released: a connection gone silent one way
-// (commands still reach Redis and run), as a busy network or a Redis stalled before it writes its answers.
+// (commands still reach Redis and run), as a busy network or a Redis stalled before it writes its answers. Or a
+// subscriber's connection goes deaf: up, answering its PINGs, never passed a message, as behind a proxy that lost its
+// own subscription.
 import net from 'node:net'
 import type { Test } from 'tap'
 
@@ -44,6 +46,11 @@ export interface ReplyCuttingProxy {
   holdAfter (text: string): void
   /** Passes on what was held, and holds nothing more. */
   release (): void
+  /**
+   * The connections carried now pass on nothing Redis pushes to a subscriber (`message`), and all the rest (PONGs,
+   * answers). Connections made later pass everything. For idle connections: a value half passed on is not expected.
+   */
+  deafen (): void
   /** Cuts every connection, and refuses new ones until `accept`: Redis away. */
   cutAll (): void
   accept (): void
@@ -59,6 +66,8 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
   let cuts = 0
   let refusing = false
   const sockets = new Set<net.Socket>()
+  /** What deafens each connection carried now. */
+  const deafeners = new Set<() => void>()
   const server = net.createServer((client) => {
     if (refusing) {
       client.destroy()
@@ -70,10 +79,17 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
       socket.on('error', () => {})
       socket.on('close', () => {
         sockets.delete(socket)
+        deafeners.delete(deafen)
         client.destroy()
         upstream.destroy()
       })
     }
+    // Read value by value once deaf: a push is `*3 $7 message ...` (RESP2, as ioredis speaks).
+    let deaf: ((chunk: Buffer) => void) | null = null
+    const deafen = () => {
+      deaf = valuesOf((value) => { if (!value.toString('latin1', 0, 16).startsWith('*3\r\n$7\r\nmessage')) client.write(value) })
+    }
+    deafeners.add(deafen)
     // Redis answers a connection's commands in the order they came: the nth answer is the nth command's.
     let sent = 0
     let answered = 0
@@ -93,6 +109,10 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
     let held: Buffer[] | null = null
     upstream.on('data', (chunk: Buffer) => {
       readAnswers(chunk)
+      if (deaf) {
+        deaf(chunk)
+        return
+      }
       if (held) {
         held.push(chunk)
         return
@@ -132,6 +152,9 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
     holdAfter (text) {
       marker = text
       holding = true
+    },
+    deafen () {
+      for (const deafen of deafeners) deafen()
     },
     cutAll () {
       refusing = true

@@ -1,9 +1,12 @@
 // The plugin's Redis connections: one for commands, one for subscriptions (a subscribed connection can do nothing
 // else). Commands fail at once while Redis is away (no offline queue), so callers fail closed instead of hanging;
 // ioredis keeps reconnecting, and everything works again once Redis is back.
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Redis, type Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+import { channelScope, redisKeys } from './redis-keys.js'
+import { probeSubscription } from './subscription-probe.js'
 
 /** One Redis (a plain ioredis client, Sentinel-managed or not) or a Redis Cluster. */
 export type RedisClient = Redis | Cluster
@@ -12,9 +15,11 @@ export interface RedisConnections {
   commands: RedisClient
   /**
    * Calls `onMessage` for every message on `channel`, across reconnects, and `onSubscribed` each time the
-   * subscription is (re)established: what was published while it was not is not delivered.
+   * subscription is (re)established: what was published while it was not is not delivered. `since` (epoch
+   * milliseconds): what was published from then on may have been missed (the subscriber may have been deaf before it
+   * was found out); what before, was heard.
    */
-  listen (channel: string, onMessage: (message: string) => void, onSubscribed?: () => void): void
+  listen (channel: string, onMessage: (message: string) => void, onSubscribed?: (since: number) => void): void
   /** Calls `listener` every time the command connection is (re)established, until `close`. */
   onCommandsReady (listener: () => void): void
   close (): Promise<void>
@@ -141,17 +146,22 @@ export function within (ready: Promise<void>, ms: number): Promise<void> {
 /**
  * A cluster's subscriber: one connection to any of its nodes, since a PUBLISH reaches every node. It moves to another
  * node whenever its own is lost (a failed-over master may never answer again: a hung one's kernel still accepts
- * connections, which never get ready), and emits `ready` on every connection, wherever: ioredis's own cluster
- * subscriber moves silently, so what was published meanwhile (a revocation) would never be read again.
+ * connections, which never get ready) or drops out of the cluster's nodes, and emits `ready` on every connection,
+ * wherever: ioredis's own cluster subscriber moves silently, so what was published meanwhile (a revocation) would never
+ * be read again.
  */
 class NodeSubscriber extends EventEmitter implements Subscriber {
   readonly #cluster: Cluster
   #connection: Redis | null = null
+  /** The cluster's own connection to the node listened on, which names it. */
+  #node: Redis | null = null
   #closed = false
   /** Connections lost in a row: the next node is tried a little later each time, so a cluster away costs no spin. */
   #losses = 0
   /** Where the next connection goes: processes start at random nodes, and spread. */
   #turn = Math.floor(Math.random() * 1_000)
+  /** Where the next probe goes, among the other masters. */
+  #probes = 0
   readonly #moveOn = () => {
     setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
   }
@@ -167,7 +177,8 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
       return
     }
     // The nodes in turn, from a random one: the next connection goes to the node after the one just lost.
-    const { host, port } = nodes[this.#turn++ % nodes.length]!.options
+    this.#node = nodes[this.#turn++ % nodes.length]!
+    const { host, port } = this.#node.options
     const connection = new Redis({
       ...this.#cluster.options.redisOptions,
       host,
@@ -186,9 +197,19 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
     this.#connection = connection
   }
 
+  /**
+   * A node the cluster client no longer lists (removed from the cluster, emptied of its slots, failed over) may hear
+   * nothing more, and answer all the same: its connection is left for another node's. (The client's own connection to
+   * a node lost unlists it too, until the client next reads the slots: a move for nothing, once.)
+   */
+  readonly #dropped = (node: Redis) => {
+    if (node === this.#node) this.#connection!.disconnect()
+  }
+
   constructor (cluster: Cluster) {
     super()
     this.#cluster = cluster
+    cluster.on('-node', this.#dropped)
     this.#connect()
   }
 
@@ -204,7 +225,18 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
   disconnect (): void {
     this.#closed = true
     this.#cluster.off('ready', this.#connect)
+    this.#cluster.off('-node', this.#dropped)
     this.#connection?.disconnect()
+  }
+
+  /**
+   * Where a probe of the subscription is published: a master other than the node listened on, each in turn, so that a
+   * node no longer hearing the others' relays is found whichever it is; the cluster's own choice when there is none
+   * (its one master listened on).
+   */
+  publisher (): RedisClient {
+    const others = this.#cluster.nodes('master').filter(node => node !== this.#node)
+    return others.length === 0 ? this.#cluster : others[this.#probes++ % others.length]!
   }
 
   /** The connection to this node, for the health check: cut, it is made again (to another node if need be). */
@@ -215,22 +247,34 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
 
 /**
  * `redis` is a URL (the plugin owns the connections) or the app's ioredis client or Cluster (the plugin owns only
- * its subscriber).
+ * its subscriber). `prefix` (the `redisPrefix` option) names the channel of the subscription's probe.
  */
-export function connectRedis (redis: string | RedisClient, log: FastifyBaseLogger): RedisConnections {
+export function connectRedis (redis: string | RedisClient, prefix: string, log: FastifyBaseLogger): RedisConnections {
   const owned = typeof redis === 'string'
   const commands = owned ? new Redis(redis, commandOptions) : redis
   const subscriber: Subscriber = commands.isCluster ? new NodeSubscriber(commands as Cluster) : (commands as Redis).duplicate(subscriberOptions)
   if (owned) watch(commands, 'commands', log)
   watch(subscriber, 'subscriber', log)
+  const listened = subscriber instanceof NodeSubscriber ? () => subscriber.connection : () => subscriber as Redis
   // The subscriber, and the command connection the plugin owns (an app's client is the app's to watch).
-  const checks = [checkHealth(subscriber instanceof NodeSubscriber ? () => subscriber.connection : () => subscriber as Redis)]
+  const checks = [checkHealth(listened)]
   if (owned) checks.push(checkHealth(() => commands as Redis))
+  // A channel of this process's own: no other process hears its probes. A probe goes out only while the command
+  // connection is up (an app's client may queue commands while Redis is away).
+  const probeChannel = redisKeys(prefix, channelScope(commands)).subscriptionProbe(randomUUID())
+  const publisher = subscriber instanceof NodeSubscriber ? () => subscriber.publisher() : () => commands
+  const probe = probeSubscription(listened, (message) => commands.status === 'ready'
+    ? publisher().publish(probeChannel, message)
+    : Promise.reject(new Error('Redis is away')), log)
+  checks.push(() => probe.stop())
   const commandsReady: (() => void)[] = []
-  const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: () => void }>()
+  const listeners = new Map<string, { onMessage: (message: string) => void, onSubscribed?: (since: number) => void }>()
+  listeners.set(probeChannel, { onMessage: probe.heard, onSubscribed: probe.subscribed })
   subscriber.on('message', (channel: string, message: string) => listeners.get(channel)?.onMessage(message))
   const subscribe = (channel: string) => {
-    subscriber.subscribe(channel).then(() => listeners.get(channel)?.onSubscribed?.(), (err: unknown) => {
+    // As the subscription is made: a probe heard on it later says nothing of what was missed before.
+    const since = probe.heardUpTo
+    subscriber.subscribe(channel).then(() => listeners.get(channel)?.onSubscribed?.(since), (err: unknown) => {
       // Retried at the next (re)connection; Redis refusing the channel (an ACL without it) never passes.
       log.error({ err }, `could not subscribe to ${channel} on Redis`)
     })

@@ -29,6 +29,8 @@ export interface RedisKeys {
   /** The channels: under the client's `channelScope` too. */
   revocationsChannel: string
   logsChannel: string
+  /** A process's own channel, on which it probes that its subscriber still hears what is published. */
+  subscriptionProbe (process: string): string
 }
 
 /**
@@ -54,6 +56,7 @@ export function redisKeys (prefix: string, channelScope = ''): RedisKeys {
     revoked: `${prefix}revoked`,
     attempts: (counter) => `${prefix}attempts:${counter}`,
     revocationsChannel: `${channelScope}${prefix}revocations`,
-    logsChannel: `${channelScope}${prefix}logs`
+    logsChannel: `${channelScope}${prefix}logs`,
+    subscriptionProbe: (process) => `${channelScope}${prefix}probe:${process}`
   }
 }

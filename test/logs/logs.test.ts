@@ -4,7 +4,7 @@ import type { Test } from 'tap'
 import Fastify from 'fastify'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
-import { admin, build, connect, fakeClock, refusedWith, secret, within, type Client } from '../helpers.js'
+import { admin, awaitingAnswers, build, connect, fakeClock, refusedWith, secret, within, type Client } from '../helpers.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
 
@@ -321,7 +321,7 @@ function appClient (t: Test, server: RedisServer, options: RedisOptions) {
   const redis = new Redis(server.url, options)
   redis.on('error', () => {})
   t.teardown(() => redis.disconnect())
-  return { redis, unanswered: () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length }
+  return { redis, unanswered: () => awaitingAnswers(redis) }
 }
 
 t.test('with the app\'s own Redis client and Redis hung, at most 10,000 lines await its answer: the others are not published', async t => {

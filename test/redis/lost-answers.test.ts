@@ -10,7 +10,7 @@ import { TOTP } from 'otpauth'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { hashRefreshToken, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { otpKey } from '../../lib/auth/totp.js'
-import { admin, build, type Built } from '../helpers.js'
+import { admin, awaitingAnswers, build, type Built } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { replyCuttingProxy, type ReplyCuttingProxy } from '../reply-cutting-proxy.js'
@@ -156,8 +156,8 @@ t.test('one Redis hung with its connection up, the app\'s own client with no com
   const built = await build(t, { users: [admin], authRoutes: true, redis }, { logger: false })
   const login = await post(built, '/auth/login', { email: admin.email, password: admin.password })
   const { refresh_token: token } = login.json().data
-  /** ioredis's commands sent and waiting for their answers. */
-  const waiting = () => (redis as unknown as { commandQueue: { length: number } }).commandQueue.length
+  /** ioredis's commands sent and waiting for their answers (the probe of the plugin's subscription aside). */
+  const waiting = () => awaitingAnswers(redis)
 
   server.pause()
   t.teardown(() => server.resume())

@@ -110,7 +110,7 @@ t.test('memory', async t => {
 t.test('Redis', async t => {
   const server = await RedisServer.start(t)
   // As the plugin connects: commands fail at once while Redis is away.
-  const redis = connectRedis(server.url, silentLog)
+  const redis = connectRedis(server.url, 'test:', silentLog)
   t.teardown(() => redis.close())
   await opened(redis.commands)
   await attemptsContract(t, () => redisAttempts(limit, redis.commands, 'test:'), true)

@@ -58,7 +58,7 @@ t.test('Redis', async t => {
   const server = await RedisServer.start(t)
   const processes: RedisConnections[] = []
   t.teardown(() => Promise.all(processes.map(p => p.close())))
-  const redis = connectRedis(server.url, silentLog)
+  const redis = connectRedis(server.url, 'test:', silentLog)
   processes.push(redis)
   await opened(redis.commands)
   const listening = async (count: number) => {
@@ -66,7 +66,7 @@ t.test('Redis', async t => {
     await Promise.all(processes.map(p => opened(p.commands)))
   }
   await logFeedContract(t, (node) => {
-    const connections = connectRedis(server.url, silentLog)
+    const connections = connectRedis(server.url, 'test:', silentLog)
     processes.push(connections)
     return new RedisLogFeed(connections, 'test:', node, 1024 * 1024)
   }, listening, true)
@@ -83,7 +83,7 @@ t.test('Redis', async t => {
 
 t.test('Redis: a process with subscribers says so again as soon as its subscription is back', async t => {
   const server = await RedisServer.start(t)
-  const redis = connectRedis(server.url, silentLog)
+  const redis = connectRedis(server.url, 'test:', silentLog)
   t.teardown(() => redis.close())
   const listener = new Redis(server.url)
   t.teardown(() => listener.disconnect())
@@ -106,7 +106,7 @@ t.test('Redis: a process with subscribers says so again as soon as its subscript
 
 t.test('Redis: a process\'s own lines reach its subscribers while Redis is away', async t => {
   const server = await RedisServer.start(t)
-  const redis = connectRedis(server.url, silentLog)
+  const redis = connectRedis(server.url, 'test:', silentLog)
   t.teardown(() => redis.close())
   await opened(redis.commands)
   const feed = new RedisLogFeed(redis, 'test:', 'a', 1024 * 1024)
@@ -127,7 +127,7 @@ t.test('Redis Cluster', async t => {
     await Promise.all(processes.map(p => opened(p.commands)))
   }
   await logFeedContract(t, (node) => {
-    const connections = connectRedis(cluster.client(t), silentLog)
+    const connections = connectRedis(cluster.client(t), 'test:', silentLog)
     processes.push(connections)
     return new RedisLogFeed(connections, 'test:', node, 1024 * 1024)
   }, listening, true)

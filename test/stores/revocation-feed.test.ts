@@ -59,21 +59,24 @@ t.test('Redis', async t => {
   const processes: RedisConnections[] = []
   t.teardown(() => Promise.all(processes.map(p => p.close())))
   await revocationFeedContract(t, () => {
-    const connections = connectRedis(server.url, silentLog)
+    const connections = connectRedis(server.url, 'test:', silentLog)
     processes.push(connections)
     return new RedisRevocationFeed(connections, 'test:', silentLog)
   }, true)
   const redis = new Redis(server.url)
   t.teardown(() => redis.disconnect())
   t.same(await redis.keys('test:*'), ['test:revoked'], 'one key')
-  t.same(await redis.zrange('test:revoked', 0, -1), ['s1', 's2'], 'holding the revocations in force: a lapsed one goes at the next publish')
-  t.ok(await redis.pttl('test:revoked') > 0, 'and expiring with the latest')
+  t.same(await redis.zrange('test:revoked', 0, -1), ['gone', 's1', 's2'], 'holding the revocations in force, and one lapsed less than a minute ago')
+  await new RedisRevocationFeed({ commands: redis } as RedisConnections, 'test:', silentLog).publish('long-gone', Date.now() - 60_001)
+  t.same(await redis.zrange('test:revoked', 0, -1), ['gone', 's1', 's2'], 'one lapsed longer ago goes at the next publish')
+  const expiry = Number(await redis.pexpiretime('test:revoked'))
+  t.ok(expiry > Date.now() + 110_000 && expiry <= Date.now() + 120_000, 'and it expires a minute after the latest lapses')
 })
 
 t.test('Redis: the set is read again once subscribed again, not when only the command connection comes back', async t => {
   const server = await RedisServer.start(t)
   const redis = new Redis(server.url)
-  const connections = connectRedis(server.url, silentLog)
+  const connections = connectRedis(server.url, 'test:', silentLog)
   t.teardown(async () => {
     redis.disconnect()
     await connections.close()
@@ -117,7 +120,7 @@ function linesLog (lines: string[], onLine: (line: string) => void = () => {}) {
 
 t.test('Redis: a read of the set that failed, the connections up, is tried again, later each time, until one passes', async t => {
   const { admin, refused, url } = await refusingReads(t)
-  const connections = connectRedis(url, silentLog)
+  const connections = connectRedis(url, 'test:', silentLog)
   t.teardown(() => connections.close())
   const lines: string[] = []
   let loaded = false
@@ -136,7 +139,7 @@ t.test('Redis: a read of the set that failed, the connections up, is tried again
 
 t.test('Redis: stopped, a feed tries no read again, whether one was failing or waiting to be tried again', async t => {
   const { refused, url } = await refusingReads(t)
-  const connections = connectRedis(url, silentLog)
+  const connections = connectRedis(url, 'test:', silentLog)
   t.teardown(() => connections.close())
   const lines: string[] = []
   // Stopped as the read fails (the failure is logged before anything else is done with it)...
@@ -165,15 +168,15 @@ t.test('Redis: one read of the set at a time; a subscription made again during o
   // An app's own client with no command timeout: the read waits for as long as Redis is busy.
   const commands = new Redis(`redis://127.0.0.1:${link.port}`)
   t.teardown(() => commands.disconnect())
-  const connections = connectRedis(commands, silentLog)
+  const connections = connectRedis(commands, 'test:', silentLog)
   t.teardown(() => connections.close())
   let subscriptions = 0
   let loads = 0
   const counted: RedisConnections = {
     ...connections,
-    listen: (channel, onMessage, onSubscribed) => connections.listen(channel, onMessage, () => {
+    listen: (channel, onMessage, onSubscribed) => connections.listen(channel, onMessage, (since) => {
       subscriptions++
-      onSubscribed?.()
+      onSubscribed?.(since)
     })
   }
   new RedisRevocationFeed(counted, 'test:', silentLog).start(() => {}, () => { loads++ })
@@ -198,7 +201,7 @@ t.test('Redis Cluster', async t => {
     t.teardown(() => Promise.all(processes.map(p => p.close())))
     await revocationFeedContract(t, () => {
       // Each process has its own client, as each app has.
-      const connections = connectRedis(cluster.client(t), silentLog)
+      const connections = connectRedis(cluster.client(t), 'test:', silentLog)
       processes.push(connections)
       return new RedisRevocationFeed(connections, 'test:', silentLog)
     }, true)
@@ -210,7 +213,7 @@ t.test('Redis Cluster', async t => {
     // The subscriber connects to any node; the test needs the revocation set on another one, to write it meanwhile.
     for (let attempt = 0; ; attempt++) {
       const prefix = `moved${attempt}:`
-      const connections = connectRedis(cluster.client(t), silentLog)
+      const connections = connectRedis(cluster.client(t), 'test:', silentLog)
       t.teardown(() => connections.close())
       const listener = await started(new RedisRevocationFeed(connections, prefix, silentLog))
       const counts = await cluster.onEachNode(async node => Number((await node.pubsub('NUMSUB', `${prefix}revocations`))[1]))

@@ -7,6 +7,11 @@ import type { RedisConnections } from '../redis-connection.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
+/**
+ * How long a revocation stays in the set once lapsed: a process whose subscriber was deaf or away meanwhile still
+ * replays it, for the sockets that outlive access tokens (a session cookie's).
+ */
+const keptLapsedMs = 60_000
 /** How long after a failed replay the next is tried, doubling with each failure up to the longest. */
 const firstRetryMs = 250
 const longestRetryMs = 5_000
@@ -37,12 +42,13 @@ export class RedisRevocationFeed implements RevocationFeed {
     // This process's own sockets hear of it now, whatever Redis answers (one full refuses the write), and not when its
     // subscriber hears it back.
     this.#onRevoked?.(session, until)
-    // The set lives as long as its latest revocation (NX sets a first expiry, GT lengthens it), and sheds the lapsed ones.
+    // The set lives as long as its latest revocation is kept (NX sets a first expiry, GT lengthens it), and sheds the
+    // ones lapsed for longer than they are kept.
     await this.#redis.commands.multi()
       .zadd(this.#key, 'GT', until, session)
-      .zremrangebyscore(this.#key, '-inf', Date.now())
-      .pexpireat(this.#key, until, 'NX')
-      .pexpireat(this.#key, until, 'GT')
+      .zremrangebyscore(this.#key, '-inf', Date.now() - keptLapsedMs)
+      .pexpireat(this.#key, until + keptLapsedMs, 'NX')
+      .pexpireat(this.#key, until + keptLapsedMs, 'GT')
       .publish(this.#channel, JSON.stringify({ session, until, from: this.#id }))
       .exec()
   }
@@ -53,6 +59,8 @@ export class RedisRevocationFeed implements RevocationFeed {
     // that began once subscribed leaves nothing unknown: what came before is in the set, what after is heard.
     let subscriptions = 0
     let replayed = 0
+    /** What the replays to come read: the revocations lapsing after then (the earliest of their subscriptions' `since`). */
+    let missedSince = Infinity
     // One replay at a time; a reason to replay that comes meanwhile (a new subscription) replays once it is done.
     let replaying = false
     let again = false
@@ -67,8 +75,9 @@ export class RedisRevocationFeed implements RevocationFeed {
       again = false
       clearTimeout(this.#retry)
       const after = subscriptions
-      this.#replay(onRevoked).then(() => {
+      this.#replay(onRevoked, missedSince).then(() => {
         replayed = Math.max(replayed, after)
+        if (replayed >= subscriptions) missedSince = Infinity
         if (failures > 0) this.#log.info(`read the revocations in force from Redis (${this.#key}) after ${failures} failed tries`)
         failures = 0
         onLoaded()
@@ -95,8 +104,9 @@ export class RedisRevocationFeed implements RevocationFeed {
       } catch {
         this.#log.warn(`ignored a malformed message on ${this.#channel}`)
       }
-    }, () => {
+    }, (since) => {
       subscriptions++
+      missedSince = Math.min(missedSince, since)
       replay()
     })
     // The replay needs the command connection too: one that failed while it was away is made again once it is back
@@ -110,16 +120,20 @@ export class RedisRevocationFeed implements RevocationFeed {
     clearTimeout(this.#retry)
   }
 
-  async #replay (onRevoked: RevokedHandler): Promise<void> {
+  /**
+   * Tells `onRevoked` of the revocations in force, and of those lapsed since `since`: this process may have missed them,
+   * and its sockets that outlive an access token (a session cookie's) may still be open.
+   */
+  async #replay (onRevoked: RevokedHandler, since: number): Promise<void> {
     let cursor = '0'
     do {
       const [next, entries] = await this.#redis.commands.zscan(this.#key, cursor, 'COUNT', 500)
       cursor = next
-      // Lapsed ones stay in the set until the next publish sheds them.
-      const now = Date.now()
+      // Lapsed ones stay in the set until a publish sheds them, a while after they lapse.
+      const from = Math.min(since, Date.now())
       for (let i = 0; i < entries.length; i += 2) {
         const until = Number(entries[i + 1])
-        if (until > now) onRevoked(entries[i]!, until)
+        if (until > from) onRevoked(entries[i]!, until)
       }
     } while (cursor !== '0')
   }
