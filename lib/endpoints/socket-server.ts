@@ -79,9 +79,8 @@ export class SocketServer {
   /**
    * A socket's messages come one a turn of the event loop (`allowSynchronousEvents: false`: ws emits the next in a
    * `setImmediate`, and pauses the socket once its receiver's buffer is full), so other sockets' frames come between a
-   * flooder's. Emitted at once, a read's messages held the loop: 1 MB/s of GraphQL documents made another socket's ping
-   * wait 5.4 s, a flood of JSON pings 2 s. What waits stays bytes, a few reads' worth, the rest held back by TCP
-   * (PROTOCOL.md section 11).
+   * flooder's, whose read would otherwise hold the loop (docs/hostile-clients.md). What waits stays bytes, a few reads'
+   * worth, the rest held back by TCP (PROTOCOL.md section 11).
    */
   readonly server: WebSocketServer
   readonly #open: () => Iterable<Connection>

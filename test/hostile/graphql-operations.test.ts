@@ -39,7 +39,7 @@ t.test('2,000 subscribes on one socket: the first 100 run, the other 1,900 get a
   for (const id of ids) attacker.subscribe(id, 'subscription { ticks(every: 100) }')
   const ticking = (id: string) => attacker.frames.get(id)?.[0]?.type === 'next'
   const settled = () => ids.filter(id => attacker.ended(id) || ticking(id)).length === ids.length
-  t.ok(await attacker.until(settled, 5_000), 'every subscribe was answered: by its ticks or by an error')
+  t.ok(await attacker.until(settled, 60_000), 'every subscribe was answered: by its ticks or by an error')
   t.same(ids.filter(ticking), ids.slice(0, 100), 'the first 100 tick')
   const errors = ids.filter(id => attacker.ended(id))
   t.same(errors, ids.slice(100), 'the other 1,900 are refused')
@@ -50,7 +50,7 @@ t.test('2,000 subscribes on one socket: the first 100 run, the other 1,900 get a
   await attacker.roundTrip()
   const again = Array.from({ length: 11 }, (_, i) => `again${i}`)
   for (const id of again) attacker.subscribe(id, 'subscription { ticks(every: 100) }')
-  t.ok(await attacker.until(() => again.every(id => attacker.ended(id) || ticking(id)), 5_000))
+  t.ok(await attacker.until(() => again.every(id => attacker.ended(id) || ticking(id)), 60_000))
   t.same(again.filter(ticking), again.slice(0, 10), 'the 10 slots the client completed run new subscriptions')
   t.same(attacker.frames.get('again10'), [{ id: 'again10', type: 'error', payload: tooMany(100) }], 'and no more')
 })
