@@ -12,6 +12,7 @@ import { cutAfterGrace } from '../connection/close-grace.js'
 import type { Connection } from '../connection/connection.js'
 import type { ConnectionGuard } from '../connection/guard.js'
 import { deadline } from '../deadline.js'
+import { paceAfterFrame, readAtOnce } from './paced-reads.js'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
@@ -56,6 +57,13 @@ function onPong (this: WebSocket): void {
  * A socket closed while it opens has no owner yet, and nothing to tell.
  */
 class PluginSocket extends WebSocket {
+  // Every frame the client sends is paced (paced-reads.ts), control frames too: a flood of pings would otherwise have
+  // each answered in the turn that read it. Here rather than in listeners: an idle socket keeps no more for it.
+  override emit (event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'message' || event === 'ping' || event === 'pong') paceAfterFrame(this)
+    return super.emit(event, ...args)
+  }
+
   override close (code?: number, data?: string | Buffer): void {
     super.close(code, data)
     ;(this as WebSocket as Partial<Owned>)[ownerKey]?.closing?.()
@@ -77,10 +85,10 @@ function onError (this: WebSocket, err: Error): void {
 
 export class SocketServer {
   /**
-   * A socket's messages come one a turn of the event loop (`allowSynchronousEvents: false`: ws emits the next in a
-   * `setImmediate`, and pauses the socket once its receiver's buffer is full), so other sockets' frames come between a
-   * flooder's, whose read would otherwise hold the loop (docs/hostile-clients.md). What waits stays bytes, a few reads'
-   * worth, the rest held back by TCP (PROTOCOL.md section 11).
+   * A socket's frames come one a turn of the event loop (paced-reads.ts; `allowSynchronousEvents: false` until a socket
+   * opens: ws emits its next frame in a `setImmediate`, and pauses the socket once its receiver's buffer is full), so
+   * other sockets' frames come between a flooder's, whose read would otherwise hold the loop
+   * (docs/hostile-clients.md). What waits stays bytes, a few reads' worth, the rest held back by TCP.
    */
   readonly server: WebSocketServer
   readonly #open: () => Iterable<Connection>
@@ -126,6 +134,7 @@ export class SocketServer {
       socket.on('message', onMessage)
       socket.on('close', onClose)
       if (owner.answered) socket.on('pong', onPong)
+      readAtOnce(socket)
     }
   }
 

@@ -79,3 +79,29 @@ t.test('the logs endpoint\'s sockets too: a ping waits for a few of another sock
   const count = await answeredAt - 1
   t.ok(count < bound, `${count} of the flood's pings were answered between the ping and its pong`)
 })
+
+t.test('control frames too: a message waits for a few of another socket\'s pings and pongs', async t => {
+  for (const kind of ['ping', 'pong'] as const) {
+    let frames = 0
+    const probe: MessageHandler = (message, connection) => connection.send({ type: 'probe', uid: message.uid, frames })
+    const { app, url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public', handlers: { probe } } })
+    const bystander = await connect(url('/websocket'))
+    const attacker = await connect(url('/websocket'))
+    // Counted as the server reads them; the probe goes with the first.
+    let before = 0
+    serverSide(app.realtime.connections(), attacker).socket.on(kind, () => {
+      if (++frames === 1) {
+        before = frames
+        bystander.send({ type: 'probe', uid: 'p' })
+      }
+    })
+    const tcp = (attacker.ws as unknown as { _socket: Socket })._socket
+    tcp.cork()
+    for (let i = 0; i < 10_000; i++) attacker.ws[kind]()
+    tcp.uncork()
+    const answer = await within(bystander.next(), 'the probe\'s answer') as { frames: number }
+    attacker.ws.terminate()
+    const between = answer.frames - before
+    t.ok(between < bound, `${kind}: ${between} of the flood's frames were read between the probe and its answer`)
+  }
+})

@@ -1,8 +1,8 @@
 // A client that sends its password on a socket and resets the connection at once. A socket's frames are handled one a
-// turn (PROTOCOL.md section 11), and the reset is seen in the turn that read the frame: the frame is dropped unread,
-// as any frame behind a close is, neither checked nor counted (its client is gone and could read no answer; a check
-// that never runs tells an attacker nothing). One handled before the reset is seen is an attempt like any other, of
-// the address the socket still has. Either way no reset lets a client past its address's limit.
+// turn (PROTOCOL.md section 11), the first of a read as it is read: one handled before the reset is seen is an attempt
+// like any other, of the address the socket still has. One behind it in a read that brought the reset is dropped
+// unread, as any frame behind a close is, neither checked nor counted (its client is gone and could read no answer; a
+// check that never runs tells an attacker nothing). Either way no reset lets a client past its address's limit.
 // A client the server has no address for (a server on a Unix socket, behind a proxy that sends no X-Forwarded-For)
 // is counted all the same: every such client shares one address.
 import { rm } from 'node:fs/promises'
