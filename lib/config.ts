@@ -90,6 +90,12 @@ const envSchema = () => (schema ??= buildEnvSchema())
 
 // Seconds a timer may wait: Node runs a longer one (Infinity too) after 1 ms, which would end every handshake at once.
 const longestTimerS = Math.floor((2 ** 31 - 1) / 1000)
+// The shortest heartbeat period and auth timeout, in seconds: no client answers in less (a 1 ms heartbeat closes every
+// socket at its first ping, and spins); the tests' own go down to 20 ms.
+const shortestTimerS = 0.01
+// The longest lifetime of a token, a session or a cookie: the cookie's Max-Age and Expires, and Redis's PX, are
+// valid far past it; 1e19 ms is valid for none of them (every login would fail).
+const longestDurationMs = ms('100y')
 
 /** Whether the variable is one the schema reads as a number. */
 function isNumber (variable: string): boolean {
@@ -100,7 +106,7 @@ function isNumber (variable: string): boolean {
 function buildEnvSchema () {
   const properties: Record<string, object> = {
     WEBSOCKETS_HEARTBEAT_ENABLED: { type: 'boolean', default: true },
-    WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', exclusiveMinimum: 0, maximum: longestTimerS, default: 30 },
+    WEBSOCKETS_HEARTBEAT_PERIOD: { type: 'number', minimum: shortestTimerS, maximum: longestTimerS, default: 30 },
     WEBSOCKETS_MAX_PAYLOAD: { type: 'integer', minimum: 1, default: 65536 },
     WEBSOCKETS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1, default: 1024 * 1024 },
     WEBSOCKETS_ADDRESS_CONN_LIMIT: { type: 'integer', minimum: 1 },
@@ -130,9 +136,10 @@ function buildEnvSchema () {
   properties.SESSION_COOKIE_TTL = { type: 'string', default: '1d' }
   for (const { prefix, path } of Object.values(endpoints)) {
     properties[`${prefix}ENABLED`] = { type: 'boolean', default: true }
-    properties[`${prefix}PATH`] = { type: 'string', pattern: '^/', default: path }
+    // A query or a fragment is never part of a request's path: the endpoint would never be reached.
+    properties[`${prefix}PATH`] = { type: 'string', pattern: '^/[^?#]*$', default: path }
     properties[`${prefix}AUTH`] = { type: 'string', enum: [...authModes], default: 'handshake' }
-    properties[`${prefix}AUTH_TIMEOUT`] = { type: 'number', exclusiveMinimum: 0, maximum: longestTimerS, default: 10 }
+    properties[`${prefix}AUTH_TIMEOUT`] = { type: 'number', minimum: shortestTimerS, maximum: longestTimerS, default: 10 }
     properties[`${prefix}CONN_LIMIT`] = { type: 'integer', minimum: 1 }
   }
   return { type: 'object', properties }
@@ -223,6 +230,7 @@ function duration (variable: string, value: string): number {
   if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
     throw new InvalidConfigError(`${variable} must be a positive duration such as 15m, 7d or 900000 (got "${value}")`)
   }
+  if (parsed > longestDurationMs) throw new InvalidConfigError(`${variable} must be at most 100 years (got "${value}")`)
   return parsed
 }
 
@@ -290,7 +298,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       enabled: raw[`${prefix}ENABLED`] as boolean,
       path: raw[`${prefix}PATH`] as string,
       authMode: raw[`${prefix}AUTH`] as AuthMode,
-      authTimeoutMs: Math.max(1, Math.round((raw[`${prefix}AUTH_TIMEOUT`] as number) * 1000)),
+      authTimeoutMs: Math.round((raw[`${prefix}AUTH_TIMEOUT`] as number) * 1000),
       connLimit: (raw[`${prefix}CONN_LIMIT`] as number | undefined) ?? Infinity
     })
   }
@@ -348,7 +356,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     endpoints: Object.freeze(resolvedEndpoints),
     heartbeat: Object.freeze({
       enabled: raw.WEBSOCKETS_HEARTBEAT_ENABLED as boolean,
-      periodMs: Math.max(1, Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000))
+      periodMs: Math.round((raw.WEBSOCKETS_HEARTBEAT_PERIOD as number) * 1000)
     }),
     maxPayload: raw.WEBSOCKETS_MAX_PAYLOAD as number,
     maxBufferedBytes: raw.WEBSOCKETS_MAX_BUFFERED_BYTES as number,

@@ -61,14 +61,23 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   let revocationsLoaded = (loaded: Promise<void>): Promise<void> => loaded
   if (options.redis) {
     // ioredis is loaded by the apps that use it only: it is a third of the plugin's load time.
-    const { connectRedis, opened, warnIfEvicting, within } = await import('./stores/redis-connection.js')
+    const { connectRedis, opened, refusedDatabase, warnIfEvicting, within } = await import('./stores/redis-connection.js')
     const redisPrefix = options.redisPrefix ?? 'realtime:'
     const redis = connectRedis(options.redis, redisPrefix, fastify.log)
     fastify.addHook('onClose', () => redis.close())
+    // The URL's database, refused by the server before the connection is ready: the sessions would go to database 0.
+    let refused: string | null = null
+    const onRefusal = (err: Error) => { refused ??= refusedDatabase(err) }
+    redis.commands.on('error', onRefusal)
     // Bounded: an app's own client to a Redis that hangs (stopped, its kernel still accepting) never gets ready, and
     // Fastify's plugin timeout would fail every start for as long as Redis hangs.
     let answered = false
     await within(opened(redis.commands).then(() => { answered = true }), 2_000)
+    redis.commands.off('error', onRefusal)
+    if (refused) {
+      await redis.close()
+      throw new InvalidConfigError(`redis names ${refused}`)
+    }
     if (!answered) {
       fastify.log.warn('Redis did not answer within 2 s: starting without it (it is used as soon as it answers)')
     }

@@ -1,6 +1,6 @@
-// The plugin's options that are code or collections, not settings: a value of the wrong kind fails `register` with
-// the option's name, not later with a TypeError from deep inside, or never (a `verifyCredentials` that is no function
-// booted and answered every login 503).
+// The plugin's options that are code, collections or objects of settings: a value of the wrong kind fails `register`
+// with the option's name, not later with a TypeError from deep inside, or never (a `verifyCredentials` that is no
+// function booted and answered every login 503).
 import { InvalidConfigError } from './errors.js'
 import { checkUser, UserDirectory } from './auth/user-directory.js'
 import type { RealtimeOptions } from '../types/index.js'
@@ -41,9 +41,60 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   }
   // ioredis reads a string that is no redis URL as a socket path, and fails every command after boot: refused now,
   // without echoing it (a URL may carry a password).
-  if (typeof redis === 'string' && !isRedisUrl(redis)) {
-    throw new InvalidConfigError('redis must be a redis:// or rediss:// URL (such as redis://127.0.0.1:6379) or an ioredis client')
+  if (typeof redis === 'string') {
+    const url = redisUrl(redis)
+    if (url === null) throw new InvalidConfigError('redis must be a redis:// or rediss:// URL (such as redis://127.0.0.1:6379) or an ioredis client')
+    // ioredis sends SELECT NaN for a database that is no number (its rejection is uncaught: the process ends) and
+    // SELECT -1 for a negative one (refused: every command then runs on database 0).
+    if (!isDatabase(url)) {
+      throw new InvalidConfigError('redis\'s database (the URL\'s path, or its db parameter) must be a whole number, such as redis://127.0.0.1:6379/0')
+    }
   }
+  for (const [option, takes, fits] of settingKinds) {
+    const value = valueAt(options, option)
+    // null is unset here too (and publicRole's documented "no role").
+    if (value != null && !fits(value)) fail(option, takes, value)
+  }
+}
+
+const isObject = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
+const isString = (value: unknown) => typeof value === 'string'
+const objectOrFalse = (value: unknown) => value === false || isObject(value)
+
+/**
+ * The options the plugin reads itself, and those that hold others, by path (parents first) with what they take: the
+ * values it hands to the environment schema are checked there. A value of another kind would be read with another
+ * meaning (`authRoutes: 'false'` mounting the routes, `heartbeat: false` leaving the heartbeat on).
+ */
+const settingKinds: ReadonlyArray<[option: string, takes: string, fits: (value: unknown) => boolean]> = [
+  ['env', 'an object of variables', isObject],
+  ['secret', 'a string', isString],
+  ['jwt', 'an object of @fastify/jwt\'s options', isObject],
+  ['rest', 'an object or false', objectOrFalse],
+  ['rest.handlers', 'an object of handlers by type', isObject],
+  ['logs', 'an object or false', objectOrFalse],
+  ['graphql', 'an object or false', objectOrFalse],
+  ['graphql.context', 'a function', isFunction],
+  ['heartbeat', 'an object, such as { enabled: false }', isObject],
+  ['passwordQueue', 'an object', isObject],
+  ['publicRole', 'a string or null', isString],
+  ['redisPrefix', 'a string', isString],
+  ['authRoutes', 'true, false or { prefix }', value => typeof value === 'boolean' || isObject(value)],
+  ['authRoutes.prefix', 'a string', isString],
+  ['cookies', 'an object', isObject],
+  ['cookies.refresh', 'an object', isObject],
+  ['cookies.session', 'an object', isObject],
+  ['attemptLimit', 'an object or false', objectOrFalse]
+]
+
+/** The value at a dotted path; undefined under a parent that is no object (which its own row reports). */
+function valueAt (options: RealtimeOptions, path: string): unknown {
+  let value: unknown = options
+  for (const name of path.split('.')) {
+    if (!isObject(value)) return undefined
+    value = (value as Record<string, unknown>)[name]
+  }
+  return value
 }
 
 // Never the string itself: it is often an environment variable given where an object was meant (REALTIME_USERS with
@@ -54,11 +105,17 @@ function describe (value: unknown): string {
   return `a string of ${value.length} character${value.length === 1 ? '' : 's'}`
 }
 
-function isRedisUrl (value: string): boolean {
+function redisUrl (value: string): URL | null {
   try {
-    const { protocol, hostname } = new URL(value)
-    return (protocol === 'redis:' || protocol === 'rediss:') && hostname !== ''
+    const url = new URL(value)
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' ? url : null
   } catch {
-    return false
+    return null
   }
+}
+
+/** Whether the URL names no database (0), or one by a whole number: in its path, else in a `db` parameter. */
+function isDatabase ({ pathname, searchParams }: URL): boolean {
+  const database = pathname.length > 1 ? pathname.slice(1) : searchParams.get('db')
+  return database === null || /^\d+$/.test(database)
 }

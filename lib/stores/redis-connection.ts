@@ -83,10 +83,21 @@ export function checkHealth (current: () => Checked | null): () => void {
   return () => clearInterval(timer)
 }
 
+/**
+ * The database a connection was refused (a URL's past the server's count), as the server said: ioredis logs it as an
+ * error and goes on, on database 0.
+ */
+export function refusedDatabase (err: Error & { command?: { name: string, args: unknown[] } }): string | null {
+  return err.command?.name === 'select' ? `database ${String(err.command.args[0])}, which the Redis server refuses (${err.message})` : null
+}
+
 /** Logs the first error of each outage and the recovery, not every failed reconnect. */
 export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBaseLogger): void {
   let healthy = true
   redis.on('error', (err: Error) => {
+    // No outage: the connection is up, on database 0. Boot fails on it; a Redis that was away at boot is told here.
+    const refused = refusedDatabase(err)
+    if (refused) return log.error(`the redis option names ${refused}: Redis (${role}) runs on database 0`)
     if (!healthy) return
     healthy = false
     log.error({ err: { message: err.message } }, `Redis (${role}) unavailable; retrying`)

@@ -7,7 +7,8 @@ import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import realtime, { UserDirectory, type RealtimeOptions, type RealtimeUpgrade } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
-import { admin, connect, fakeClock, refusedWith, secret, until } from '../helpers.js'
+import { admin, build, connect, fakeClock, recordCrashes, refusedWith, secret, until } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
 
 const invalid = 'FST_REALTIME_INVALID_CONFIG'
 const ignored = (name: string) => `option ${name} is no option of fastify-realtime, and is ignored: a misspelling?`
@@ -466,7 +467,7 @@ t.test('invalid WEBSOCKETS_REST_AUTH_TIMEOUT fails boot', async (t) => {
   for (const value of ['soon', '0', '-1']) {
     await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be/)
   }
-  await bootFails(t, { env: {}, secret, rest: { authTimeout: 0 } }, /WEBSOCKETS_REST_AUTH_TIMEOUT \(option rest\.authTimeout\) must be > 0/)
+  await bootFails(t, { env: {}, secret, rest: { authTimeout: 0 } }, /WEBSOCKETS_REST_AUTH_TIMEOUT \(option rest\.authTimeout\) must be >= 0\.01/)
   // Past what a timer can wait, Node would fire it at once: every handshake would end as it began.
   for (const value of ['2147484', '3000000']) {
     await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_AUTH_TIMEOUT: value } }, /WEBSOCKETS_REST_AUTH_TIMEOUT must be <= 2147483/)
@@ -498,14 +499,14 @@ t.test('invalid WEBSOCKETS_REST_ENABLED fails boot', async (t) => {
 })
 
 t.test('invalid WEBSOCKETS_REST_PATH fails boot', async (t) => {
-  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_PATH: 'websocket' } }, /WEBSOCKETS_REST_PATH must match pattern "\^\/"/)
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_PATH: 'websocket' } }, /WEBSOCKETS_REST_PATH must match pattern "\^\/\[\^\?#\]\*\$"/)
   await bootFails(t, { env: {}, secret, rest: { path: 'live' } }, /WEBSOCKETS_REST_PATH \(option rest\.path\) must match/)
 })
 
 t.test('invalid WEBSOCKETS_HEARTBEAT_ENABLED and WEBSOCKETS_HEARTBEAT_PERIOD fail boot', async (t) => {
   await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_ENABLED: 'sometimes' } }, /WEBSOCKETS_HEARTBEAT_ENABLED must be boolean/)
-  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: '0' } }, /WEBSOCKETS_HEARTBEAT_PERIOD must be > 0/)
-  await bootFails(t, { env: {}, secret, heartbeat: { period: -1 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be > 0/)
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: '0' } }, /WEBSOCKETS_HEARTBEAT_PERIOD must be >= 0\.01/)
+  await bootFails(t, { env: {}, secret, heartbeat: { period: -1 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be >= 0\.01/)
   await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: 'Infinity' } }, /WEBSOCKETS_HEARTBEAT_PERIOD must be number/)
   await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_MAX_PAYLOAD: 'infinity' } }, /WEBSOCKETS_MAX_PAYLOAD must be integer/)
   await bootFails(t, { env: {}, secret, heartbeat: { period: 3_000_000 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be <= 2147483/)
@@ -581,7 +582,7 @@ t.test('every invalid value is reported at once', async (t) => {
   t.same(problems, [
     'WEBSOCKETS_MAX_PAYLOAD must be >= 1',
     'WEBSOCKETS_REST_AUTH must be equal to one of the allowed values: one of public, handshake, strict',
-    'WEBSOCKETS_REST_PATH (option rest.path) must match pattern "^/"'
+    'WEBSOCKETS_REST_PATH (option rest.path) must match pattern "^/[^?#]*$"'
   ])
 })
 
@@ -871,4 +872,100 @@ t.test('an option the plugin does not read inside one of its option objects is n
   t.same((await resolveConfig(every)).warnings, [], 'every option it reads')
   t.same((await resolveConfig({ env: {}, secret, rest: false, logs: false, graphql: false, authRoutes: true, attemptLimit: false })).warnings, [],
     'and the options that are no objects where they may be one')
+})
+
+t.test('a redis URL whose path is no database number fails boot, naming the option and never echoing the URL', async (t) => {
+  // ioredis would send SELECT NaN (an uncaught rejection: the process ends) or SELECT -1 (refused, and every command
+  // then runs on database 0).
+  for (const redis of ['redis://127.0.0.1:6391/abc', 'redis://:s3cret@127.0.0.1:6391/-1', 'redis://127.0.0.1:6391/1.5',
+    'redis://127.0.0.1:6391/0/x', 'redis://127.0.0.1:6391/3abc', 'redis://127.0.0.1:6391?db=abc', 'rediss://127.0.0.1:6391/?db=-2']) {
+    await bootFails(t, { env: {}, secret, redis },
+      /^Invalid configuration: redis's database \(the URL's path, or its db parameter\) must be a whole number, such as redis:\/\/127\.0\.0\.1:6379\/0$/)
+  }
+  for (const redis of ['redis://127.0.0.1:6391', 'redis://127.0.0.1:6391/', 'redis://127.0.0.1:6391/0', 'redis://127.0.0.1:6391/15', 'redis://127.0.0.1:6391?db=2']) {
+    t.ok(await resolveConfig({ env: {}, redis }), `${redis} is a URL of a database`)
+  }
+})
+
+t.test('a database the Redis server does not have fails boot, naming it, instead of running on database 0', async (t) => {
+  const crashes = recordCrashes(t)
+  const server = await RedisServer.start(t)
+  // Before the check, this one ended the process: SELECT NaN rejected with nothing to catch it.
+  await bootFails(t, { env: {}, secret, redis: `redis://127.0.0.1:${server.port}/abc` }, /redis's database \(the URL's path, or its db parameter\) must be a whole number/)
+  await bootFails(t, { env: {}, secret, redis: `redis://127.0.0.1:${server.port}/99` },
+    /^Invalid configuration: redis names database 99, which the Redis server refuses \(ERR DB index is out of range\)$/)
+  const started = await start(t, { env: {}, secret, redis: `redis://127.0.0.1:${server.port}/15` })
+  t.ok(started.app.realtime, 'a database the server has boots')
+  t.same(crashes, [])
+})
+
+t.test('durations past 100 years fail boot: cookies, dates and Redis expiries could not hold them', async (t) => {
+  for (const [variable, value] of [['REFRESH_TOKEN_TTL', '9999999999999999999'], ['REFRESH_TOKEN_TTL', '101y'], ['ACCESS_TOKEN_TTL', '1000y'], ['SESSION_COOKIE_TTL', '40000d']]) {
+    await bootFails(t, { env: { SECRET: secret, [variable!]: value } }, new RegExp(`^Invalid configuration: ${variable} must be at most 100 years \\(got "${value}"\\)$`))
+  }
+  await bootFails(t, { env: {}, secret, cookies: { session: { ttl: 1e19 } } }, /SESSION_COOKIE_TTL \(option cookies\.session\.ttl\) must be at most 100 years/)
+  // The longest allowed works end to end: the cookie and session logins answer with their cookies.
+  const { app } = await build(t, { users: [admin], authRoutes: true, env: { REFRESH_TOKEN_TTL: '100y', SESSION_COOKIE_TTL: '100y', ACCESS_TOKEN_TTL: '100y' } })
+  for (const mode of ['json', 'cookie', 'session']) {
+    const response = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password, mode } })
+    t.equal(response.statusCode, 200, `${mode} login`)
+  }
+})
+
+t.test('the plugin\'s own options of the wrong kind fail boot, naming the option and what it takes', async (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ authRoutes: 'false' }, /^Invalid configuration: authRoutes must be true, false or \{ prefix \} \(got a string of 5 characters\)$/],
+    [{ authRoutes: { prefix: 5 } }, /^Invalid configuration: authRoutes\.prefix must be a string \(got number\)$/],
+    [{ heartbeat: false }, /^Invalid configuration: heartbeat must be an object, such as \{ enabled: false \} \(got boolean\)$/],
+    [{ rest: 'strict' }, /^Invalid configuration: rest must be an object or false \(got a string of 6 characters\)$/],
+    [{ rest: true }, /^Invalid configuration: rest must be an object or false \(got boolean\)$/],
+    [{ graphql: true }, /^Invalid configuration: graphql must be an object or false \(got boolean\)$/],
+    [{ logs: [] }, /^Invalid configuration: logs must be an object or false \(got an array\)$/],
+    [{ cookies: true }, /^Invalid configuration: cookies must be an object \(got boolean\)$/],
+    [{ cookies: { refresh: 'secure' } }, /^Invalid configuration: cookies\.refresh must be an object \(got a string of 6 characters\)$/],
+    [{ cookies: { session: 1 } }, /^Invalid configuration: cookies\.session must be an object \(got number\)$/],
+    [{ passwordQueue: 4 }, /^Invalid configuration: passwordQueue must be an object \(got number\)$/],
+    [{ attemptLimit: true }, /^Invalid configuration: attemptLimit must be an object or false \(got boolean\)$/],
+    [{ env: 'x' }, /^Invalid configuration: env must be an object of variables \(got a string of 1 character\)$/],
+    [{ publicRole: 5 }, /^Invalid configuration: publicRole must be a string or null \(got number\)$/],
+    [{ jwt: 'x' }, /^Invalid configuration: jwt must be an object of @fastify\/jwt's options \(got a string of 1 character\)$/],
+    [{ secret: 1234567890 }, /^Invalid configuration: secret must be a string \(got number\)$/],
+    [{ redisPrefix: 5 }, /^Invalid configuration: redisPrefix must be a string \(got number\)$/],
+    [{ rest: { handlers: 'whoami' } }, /^Invalid configuration: rest\.handlers must be an object of handlers by type \(got a string of 6 characters\)$/],
+    [{ graphql: { context: {} } }, /^Invalid configuration: graphql\.context must be a function \(got object\)$/]
+  ]
+  for (const [options, message] of cases) await bootFails(t, { env: {}, secret, ...options } as RealtimeOptions, message)
+  // Every documented form still boots: false for an endpoint, the attempt limits or the auth routes, and null as unset.
+  const config = await resolveConfig({
+    env: {},
+    rest: false,
+    graphql: false,
+    logs: {},
+    attemptLimit: false,
+    authRoutes: false,
+    heartbeat: { enabled: false },
+    publicRole: null,
+    cookies: { refresh: {}, session: { ttl: '2h' } },
+    ...Object.fromEntries(['jwt', 'passwordQueue', 'redisPrefix'].map(option => [option, null]))
+  })
+  t.match(config, { authRoutes: null, attemptLimit: null, heartbeat: { enabled: false }, publicRole: null })
+  t.match((await resolveConfig({ env: {}, authRoutes: { prefix: '/login' }, publicRole: 'public' })), { authRoutes: { prefix: '/login' }, publicRole: 'public' })
+})
+
+t.test('a heartbeat period or an auth timeout under 10 ms fails boot: no client answers that fast', async (t) => {
+  await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_HEARTBEAT_PERIOD: '0.001' } }, /^Invalid configuration: WEBSOCKETS_HEARTBEAT_PERIOD must be >= 0\.01$/)
+  for (const variable of ['WEBSOCKETS_REST_AUTH_TIMEOUT', 'WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT', 'WEBSOCKETS_LOGS_AUTH_TIMEOUT']) {
+    await bootFails(t, { env: { SECRET: secret, [variable]: '1e-9' } }, new RegExp(`^Invalid configuration: ${variable} must be >= 0\\.01$`))
+  }
+  await bootFails(t, { env: {}, secret, heartbeat: { period: 0.005 } }, /WEBSOCKETS_HEARTBEAT_PERIOD \(option heartbeat\.period\) must be >= 0\.01/)
+  const config = await resolveConfig({ env: { WEBSOCKETS_HEARTBEAT_PERIOD: '0.01' }, rest: { authTimeout: 0.01 } })
+  t.equal(config.heartbeat.periodMs, 10)
+  t.equal(config.endpoints.rest.authTimeoutMs, 10)
+})
+
+t.test('a WEBSOCKETS_X_PATH with a query or a fragment fails boot: no request path would ever match it', async (t) => {
+  for (const path of ['/ws?x=1', '/ws#x']) {
+    await bootFails(t, { env: { SECRET: secret, WEBSOCKETS_REST_PATH: path } }, /^Invalid configuration: WEBSOCKETS_REST_PATH must match pattern/)
+  }
+  await bootFails(t, { env: {}, secret, graphql: { path: '/gql?' } }, /WEBSOCKETS_GRAPHQL_PATH \(option graphql\.path\) must match pattern/)
 })
