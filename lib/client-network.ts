@@ -12,10 +12,19 @@ import ipaddr from 'ipaddr.js'
  */
 export const unknownAddress = 'unknown'
 
-/** The key of `ip`'s network: `192.0.2.1`, `2001:db8:1:2::/64`. A string that is no address is taken as it is. */
+// A proxy may forward the client's source port beside its address (Azure Application Gateway: `192.0.2.1:5678`,
+// `[2001:db8::1]:5678`): each new port is no new client. An IPv6 address without brackets is read whole.
+const withPort = /^(?:\[([^\]]*)\](?::\d+)?|([^:]*):\d+)$/
+
+/**
+ * The key of `ip`'s network: `192.0.2.1`, `2001:db8:1:2::/64`. A string that is no address, even without its port, is
+ * `unknownAddress`: one client, or every spelling a proxy (or a client under `trustProxy: true`) writes is a new one.
+ */
 export function clientNetwork (ip: string): string {
-  if (!ipaddr.isValid(ip)) return ip
-  const address = ipaddr.process(ip)
+  const [, bracketed, beforePort] = withPort.exec(ip) ?? []
+  const host = bracketed ?? beforePort ?? ip
+  if (!ipaddr.isValid(host)) return unknownAddress
+  const address = ipaddr.process(host)
   if (address instanceof ipaddr.IPv4) return address.toString()
   const range = address.range()
   if (range === 'rfc6052' || range === 'teredo') {

@@ -12,6 +12,9 @@ const names = 'access[_-]?token|[\\w-]*(?:refresh|session|auth)[_-]?token|id[_-]
 // `x-api-key` (where `my_access_token_count` only holds a credential's name).
 const credentialWords = 'pass(?:word|wd|phrase)|secret|api[_-]?key|private[_-]?key'
 const secretNames = new RegExp(`^(?:${names})$|${credentialWords}`, 'i')
+// The parts of a name as qs reads `a[]`, `a[0]`, `a[b]` and `a.b`, as clients write arrays and objects in a query,
+// and without the spaces a client left around it (`access_token%20=`).
+const nameParts = /[[\].\s]+/
 // Fields holding headers as a list of names and values in turn: Node's `rawHeaders` and `rawTrailers`, undici's and
 // `http.request`'s `headers` given as an array (a list of pairs for `fetch`); not `allowedHeaders`, a list of names.
 const headerLists = /^(?:raw)?(?:headers|trailers)$/i
@@ -56,6 +59,11 @@ const stillEncoded = /(?<![^\s&#?="'/])[^\s&#?="'/]*%[0-9a-f]{2}[^\s&#?="'/]*/gi
 // V8 quotes up to 20 characters of a JSON.parse failure's source ("... is not valid JSON"): a body's password.
 const jsonSources = /, (?:\.\.\.)?"[\s\S]{0,40}"(?:\.\.\.)? is not valid JSON/g
 
+/** A credential's name, whole or by one of its parts: `access_token[]` and `user[access_token]` are `access_token`'s. */
+function isSecretName (name: string): boolean {
+  return secretNames.test(name) || (nameParts.test(name) && name.split(nameParts).some(part => secretNames.test(part)))
+}
+
 /**
  * Hides the value (`value`, sticky) after each name `named` finds (its first group) that is a credential's once read
  * as its parser reads it.
@@ -65,7 +73,7 @@ function hideNamed (text: string, named: RegExp, value: RegExp, read: (name: str
   let copied = 0
   named.lastIndex = 0
   for (let match = named.exec(text); match !== null; match = named.exec(text)) {
-    if (!secretNames.test(read(match[1]))) continue
+    if (!isSecretName(read(match[1]))) continue
     value.lastIndex = named.lastIndex
     value.test(text)
     kept += `${text.slice(copied, named.lastIndex)}${redacted}`
@@ -159,7 +167,7 @@ function isHeaderList (list: unknown[]): list is string[] {
  * a subprotocol list with its credentials cut out.
  */
 function redactNamed (name: string, value: unknown, depth: number, ancestors: Set<object>): unknown {
-  if (secretNames.test(name)) return redacted
+  if (isSecretName(name)) return redacted
   if (typeof value === 'string' && protocolHeader.test(name)) return hideProtocols(redactText(value))
   return redactValue(value, depth + 1, ancestors, headerLists.test(name))
 }

@@ -7,7 +7,19 @@ t.test('an IPv4 address, mapped or not, is itself; an IPv6 address is its /64', 
   t.equal(clientNetwork('::ffff:192.0.2.1'), '192.0.2.1')
   t.equal(clientNetwork('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
   t.equal(clientNetwork('2001:db8:1:2:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
-  t.equal(clientNetwork('not-an-address'), 'not-an-address')
+})
+
+t.test('a forwarded address with its port (Azure Application Gateway writes one) is its address', async t => {
+  t.equal(clientNetwork('192.0.2.1:5678'), '192.0.2.1')
+  t.equal(clientNetwork('[2001:db8:1:2::1]:5678'), '2001:db8:1:2::/64')
+  t.equal(clientNetwork('[2001:db8:1:2::1]'), '2001:db8:1:2::/64')
+  t.equal(clientNetwork('[::ffff:192.0.2.1]:1'), '192.0.2.1')
+})
+
+t.test('a string that is no address is one client, unknown, not one client per spelling', async t => {
+  for (const ip of ['not-an-address', 'unknown', '', '192.0.2.1:', '192.0.2.1:port', '[2001:db8::1]x', '[not-an-address]:1', '2001:db8::1]:1', '192.0.2.1:1:2']) {
+    t.equal(clientNetwork(ip), 'unknown', JSON.stringify(ip))
+  }
 })
 
 t.test('an IPv6 address that carries an IPv4 client (NAT64, Teredo) is that client, not the translator\'s /64', async t => {

@@ -18,8 +18,8 @@ t.test('checks wait for a lane and take turns between addresses', async t => {
   const started: string[] = []
   const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, new PasswordLanes(1))
   const first = held(started, 'a1')
-  const running = queue.run('a', first.check)
-  const rest = [['a', 'a2'], ['a', 'a3'], ['b', 'b1'], ['c', 'c1'], ['b', 'b2']].map(([address, name]) => {
+  const running = queue.run('192.0.2.1', first.check)
+  const rest = [['192.0.2.1', 'a2'], ['192.0.2.1', 'a3'], ['192.0.2.2', 'b1'], ['192.0.2.3', 'c1'], ['192.0.2.2', 'b2']].map(([address, name]) => {
     const check = held(started, name)
     return { check, result: queue.run(address, check.check) }
   })
@@ -31,13 +31,28 @@ t.test('checks wait for a lane and take turns between addresses', async t => {
   t.same(started, ['a1', 'a2', 'b1', 'c1', 'a3', 'b2'], 'an address at a time, each to the back of the line after its turn')
 })
 
+t.test('an address with a port (as some proxies forward it) takes its address\'s share', async t => {
+  const queue = new PasswordChecks({ limit: 10, perAddress: 2 }, new PasswordLanes(1))
+  const started: string[] = []
+  const running = held(started, 'running')
+  const waiting = [held(started, 'w1'), held(started, 'w2')]
+  const results = [queue.run('192.0.2.1:1000', running.check), queue.run('192.0.2.1:1001', waiting[0].check), queue.run('192.0.2.1:1002', waiting[1].check)]
+  const past = ['192.0.2.1:1003', '192.0.2.1'].map(ip => queue.run(ip, async () => { started.push(ip); return ip }))
+  running.finish()
+  for (const check of waiting) check.finish()
+  t.same(await Promise.all(results), ['running', 'w1', 'w2'])
+  await t.rejects(past[0], { name: 'PasswordQueueFull' }, 'the address has two waiting, whatever its port')
+  await t.rejects(past[1], { name: 'PasswordQueueFull' }, 'with or without a port')
+  t.same(started, ['running', 'w1', 'w2'], 'refused checks never ran')
+})
+
 t.test('a check that fails gives its lane to the next one', async t => {
   const queue = new PasswordChecks({ limit: 10, perAddress: 3 }, new PasswordLanes(1))
   const started: string[] = []
   const failing = held(started, 'bad')
   const next = held(started, 'next')
-  const failed = queue.run('a', failing.check)
-  const waiting = queue.run('b', next.check)
+  const failed = queue.run('192.0.2.1', failing.check)
+  const waiting = queue.run('192.0.2.2', next.check)
   failing.fail()
   await t.rejects(failed, { message: 'bad' })
   next.finish()
@@ -48,11 +63,11 @@ t.test('past the limit, or past an address\'s share, a check is refused at once 
   const queue = new PasswordChecks({ limit: 3, perAddress: 2 }, new PasswordLanes(1))
   const started: string[] = []
   const running = held(started, 'running')
-  queue.run('a', running.check)
+  queue.run('192.0.2.1', running.check)
   const waiting = [held(started, 'a1'), held(started, 'a2'), held(started, 'b1')]
-  const results = [queue.run('a', waiting[0].check), queue.run('a', waiting[1].check), queue.run('b', waiting[2].check)]
-  await t.rejects(queue.run('a', held(started, 'a3').check), { name: 'PasswordQueueFull' }, 'the address has two waiting')
-  await t.rejects(queue.run('c', held(started, 'c1').check), { name: 'PasswordQueueFull' }, 'three wait in all')
+  const results = [queue.run('192.0.2.1', waiting[0].check), queue.run('192.0.2.1', waiting[1].check), queue.run('192.0.2.2', waiting[2].check)]
+  await t.rejects(queue.run('192.0.2.1', held(started, 'a3').check), { name: 'PasswordQueueFull' }, 'the address has two waiting')
+  await t.rejects(queue.run('192.0.2.3', held(started, 'c1').check), { name: 'PasswordQueueFull' }, 'three wait in all')
   running.finish()
   for (const check of waiting) check.finish()
   t.same(await Promise.all(results), ['a1', 'a2', 'b1'])
@@ -76,7 +91,7 @@ t.test('a check whose client left before its turn never runs: the next one takes
   for (const { check } of waiting) check.finish()
   t.same(await Promise.all([running, ...waiting].map(({ result }) => result)), ['a1', 'PasswordClientLeft', 'PasswordClientLeft', 'c1'])
   t.same(started, ['a1', 'c1'], 'the lane went past the two whose clients left')
-  t.equal(await queue.run('d', held(started, 'gone').check, () => false).catch((err: Error) => err.message),
+  t.equal(await queue.run('192.0.2.4', held(started, 'gone').check, () => false).catch((err: Error) => err.message),
     'the client left before its password was checked', 'nor does one whose client left before a lane was free for it')
   t.same(started, ['a1', 'c1'])
 })
@@ -91,12 +106,12 @@ t.test('an address is its network: an IPv6 client\'s /64, an IPv4-mapped address
     return { check, result: queue.run(address, check.check).catch((err: Error) => err.name) }
   }
   const admitted = ['2001:db8:1:2::1', '2001:db8:1:3::1', '::ffff:192.0.2.1', '192.0.2.2', 'not-an-address'].map(address => submit(address, address))
-  const refused = ['2001:db8:1:2:ffff:ffff:ffff:ffff', '192.0.2.1', 'not-an-address'].map(address => submit(address, `${address} again`))
+  const refused = ['2001:db8:1:2:ffff:ffff:ffff:ffff', '192.0.2.1', 'another-non-address'].map(address => submit(address, `${address} again`))
   running.finish()
   for (const { check } of [...admitted, ...refused]) check.finish()
   t.same(await Promise.all(admitted.map(({ result }) => result)), ['2001:db8:1:2::1', '2001:db8:1:3::1', '::ffff:192.0.2.1', '192.0.2.2', 'not-an-address'])
   t.same(await Promise.all(refused.map(({ result }) => result)), ['PasswordQueueFull', 'PasswordQueueFull', 'PasswordQueueFull'],
-    'one share for a /64, one for an IPv4 mapped or not; what is no address is a key of its own')
+    'one share for a /64, one for an IPv4 mapped or not, one for every string that is no address')
 })
 
 t.test('the application\'s own calls (no address) share the limit but not a per-address share', async t => {
@@ -114,5 +129,5 @@ t.test('the application\'s own calls (no address) share the limit but not a per-
 
 t.test('by default, one lane per core but the event loop\'s', async t => {
   const queue = new PasswordChecks({ limit: 1, perAddress: 1 })
-  t.equal(await queue.run('a', async () => 'ran'), 'ran')
+  t.equal(await queue.run('192.0.2.1', async () => 'ran'), 'ran')
 })

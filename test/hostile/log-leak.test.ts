@@ -134,6 +134,29 @@ t.test('an access token percent-encoded in a login redirect is logged and stream
   noSecrets(t, everything, server.credentials)
 })
 
+t.test('a credential-named query parameter written as qs writes arrays and objects is logged and streamed redacted', async t => {
+  const server = await watchedServer(t)
+  const { refreshToken } = server.credentials // opaque: a JWT is hidden wherever it is, whatever it is called
+  // Clients serialising `{ access_token: [token] }` or nested objects the qs way: the name carries a suffix or a prefix.
+  const names = ['access_token[]', 'access_token%5B%5D', 'access_token[0]', 'access_token%5B0%5D', 'access_token[x]',
+    'refresh_token[]', 'access_token.x', 'user[access_token]', 'auth.refresh_token', 'otp[]', 'access%5Ftoken%5B%5D', 'access_token%20']
+  for (const name of names) {
+    t.equal((await fetch(`http://127.0.0.1:${server.port}/leak-check?page[size]=2&${name}=${refreshToken}&sort.by=id`)).status, 404, name)
+  }
+  const everything = await server.everything()
+
+  const logged = [...server.written(), ...server.streamed].filter(line => line.msg === 'incoming request' &&
+    String((line.req as { url: string }).url).startsWith('/leak-check'))
+  t.equal(logged.length, 2 * names.length, 'logged (through realtimeSerializers) and streamed')
+  for (const line of logged) t.match(line.req, { url: /^\/leak-check\?page\[size\]=2&[^=]+=\[redacted\]&sort\.by=id$/ })
+  noSecrets(t, everything, server.credentials)
+
+  const { redactLogObject } = await import('../../lib/redaction.js')
+  t.same(redactLogObject({ query: { 'access_token[]': refreshToken, 'user[refresh_token]': refreshToken, 'access_token.0': refreshToken, 'page[size]': '2', 'my_access_token_count[]': '3' } }),
+    { query: { 'access_token[]': '[redacted]', 'user[refresh_token]': '[redacted]', 'access_token.0': '[redacted]', 'page[size]': '2', 'my_access_token_count[]': '3' } },
+    'a query object the app logs, its names kept whole by the parser')
+})
+
 t.test('a JSON.parse failure quoting a body is logged without the quote', async t => {
   const server = await watchedServer(t)
   let err: unknown

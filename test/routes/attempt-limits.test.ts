@@ -121,6 +121,21 @@ t.test('per IP over HTTP, an IPv6 client is its /64 and an IPv4-mapped address i
   t.equal((await login(app, editor, '::ffff:10.0.30.2')).statusCode, 200, 'another IPv4 goes on')
 })
 
+t.test('per IP behind a proxy: a forwarded address counts by itself, whatever port the proxy writes beside it', async t => {
+  // Azure Application Gateway forwards `192.0.2.10:5678`: every new source port is the same client.
+  const { url } = await build(t, { users: [admin, editor], authRoutes: true }, { logger: false, trustProxy: '127.0.0.1' })
+  const http = url('/auth/login').replace(/^ws/, 'http')
+  const loginFrom = (forwardedFor: string, credentials: { email: string, password: string }) => fetch(http, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor }, body: JSON.stringify(credentials)
+  })
+  for (let i = 0; i < 10; i++) t.equal((await loginFrom(`192.0.2.10:${2000 + i}`, wrong(`port${i}@example.com`))).status, 401)
+  t.equal((await loginFrom('192.0.2.10:3000', admin)).status, 429, 'a new port: the same client, refused')
+  t.equal((await loginFrom('192.0.2.10', admin)).status, 429, 'no port: the same client')
+  for (let i = 0; i < 10; i++) t.equal((await loginFrom(`[2001:db8:5::${i + 1}]:${2000 + i}`, wrong(`v6-${i}@example.com`))).status, 401)
+  t.equal((await loginFrom('[2001:db8:5::ffff]:3000', admin)).status, 429, 'an IPv6 client with a port, by its /64')
+  t.equal((await loginFrom('192.0.2.11:2000', admin)).status, 200, 'another client goes on')
+})
+
 t.test('per email over HTTP: 10 failures from 10 IPs refuse the email from any IP; other emails go on', async t => {
   const { app } = await limited(t)
   for (let i = 0; i < 10; i++) t.equal((await login(app, wrong(admin.email), `10.0.1.${i}`)).statusCode, 401)

@@ -74,6 +74,23 @@ t.test('connLimitPerAddress counts the client Fastify reads behind a proxy, an I
   await Promise.all([first.close(), second.close(), third.close()])
 })
 
+t.test('connLimitPerAddress counts a forwarded address by itself, whatever port the proxy writes beside it', async t => {
+  // Azure Application Gateway forwards `192.0.2.8:5678`, `[2001:db8::1]:5678`: each source port is no new client.
+  const { url } = await build(t, { rest: { auth: 'public' }, connLimitPerAddress: 2 }, { trustProxy: '127.0.0.1' })
+  const forwarded = (address: string) => ({ headers: { 'x-forwarded-for': address } })
+  const open = [await connect(url('/websocket'), forwarded('192.0.2.8:1001')), await connect(url('/websocket'), forwarded('192.0.2.8:1002'))]
+  for (const port of [1003, 1004, 1005, 1006]) {
+    t.equal((await refusedWith(url('/websocket'), forwarded(`192.0.2.8:${port}`))).status, 429, `192.0.2.8:${port}`)
+  }
+  t.equal((await refusedWith(url('/websocket'), forwarded('192.0.2.8'))).status, 429, 'and without a port')
+  open.push(await connect(url('/websocket'), forwarded('[2001:db8:1:2::1]:1')), await connect(url('/websocket'), forwarded('[2001:db8:1:2::2]:2')))
+  t.equal((await refusedWith(url('/websocket'), forwarded('[2001:db8:1:2::1]:3'))).status, 429, 'an IPv6 client with a port, by its /64')
+  // What is still no address is one client, not one per spelling.
+  open.push(await connect(url('/websocket'), forwarded('proxy-wrote-this')), await connect(url('/websocket'), forwarded('192.0.2.9:port')))
+  t.equal((await refusedWith(url('/websocket'), forwarded('[not-an-address]:1'))).status, 429, 'strings that are no address share one place')
+  await Promise.all(open.map(client => client.close()))
+})
+
 t.test('refused upgrades give their place back', async t => {
   const { url } = await build(t, { rest: { auth: 'strict' }, connLimitPerAddress: 1 })
   for (let i = 0; i < 3; i++) t.equal((await refusedWith(url('/websocket'))).status, 401)
