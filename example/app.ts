@@ -1,15 +1,18 @@
 // The reference server (`npm start`): the plugin with the embedded defaults, for trying it and for black-box tests.
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
-import realtime, { InvalidConfigError, realtimeSerializers, redactUrl, UserDirectory, type DirectoryUser, type Identity } from '../lib/index.js'
+import { pino } from 'pino'
+import realtime, { InvalidConfigError, realtimeSerializers, redactUrl, UserDirectory, type Identity } from '../lib/index.js'
 import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
+import { readUsersFile } from './users-file.js'
 import fastifyJwt from '@fastify/jwt'
 
 export interface ReferenceServer {
   app: FastifyInstance
+  /** ADMIN_EMAIL, or the default. */
+  adminEmail: string
   /** Set when ADMIN_PASSWORD was not given: the one generated for this start. */
   generatedPassword: string | null
 }
@@ -23,9 +26,16 @@ export async function buildReferenceServer (
   env: Record<string, string | undefined> = process.env,
   options: ReferenceServerOptions = {}
 ): Promise<ReferenceServer> {
+  // A variable set but empty, as compose files and `.env` templates write them, is unset.
+  const level = env.LOG_LEVEL || 'info'
+  // pino's own refusal names no variable.
+  if (!Object.hasOwn(pino.levels.values, level) && level !== 'silent') {
+    throw new InvalidConfigError(`LOG_LEVEL must be one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')}`)
+  }
+  if (env.JWKS_URL && !isHttpUrl(env.JWKS_URL)) throw new InvalidConfigError('JWKS_URL must be an http:// or https:// URL')
   const app = Fastify({
     logger: {
-      level: env.LOG_LEVEL ?? 'info',
+      level,
       stream: options.logStream,
       // No credential reaches a log line at any level: `req` cuts `?access_token=` out of the URL, `err` drops a
       // malformed request's raw bytes (Fastify's client errors at trace) and credentials in messages and properties.
@@ -35,11 +45,11 @@ export async function buildReferenceServer (
 
   const directory = new UserDirectory()
   const generatedPassword = env.ADMIN_PASSWORD ? null : randomBytes(12).toString('base64url')
-  const adminEmail = env.ADMIN_EMAIL ?? 'admin@example.com'
-  await directory.add({ email: adminEmail, password: env.ADMIN_PASSWORD ?? generatedPassword!, admin: true, role: 'administrator' })
+  const adminEmail = env.ADMIN_EMAIL || 'admin@example.com'
+  await directory.add({ email: adminEmail, password: env.ADMIN_PASSWORD || generatedPassword!, admin: true, role: 'administrator' })
+  // The directory refuses an email or an id it has (the admin's included): no user silently replaces another.
   if (env.USERS_FILE) {
-    const users = JSON.parse(await readFile(env.USERS_FILE, 'utf8')) as DirectoryUser[]
-    for (const user of users) await directory.add(user)
+    for (const user of await readUsersFile(env.USERS_FILE)) await directory.add(user)
   }
 
   let secret = env.SECRET
@@ -69,7 +79,8 @@ export async function buildReferenceServer (
       issuer: env.JWT_ISSUER || undefined,
       audience: env.JWT_AUDIENCE || undefined,
       secret,
-      ownIssuer: env.ACCESS_TOKEN_ISSUER ?? 'fastify-realtime',
+      // As the plugin reads it: empty is unset. Another issuer than the plugin's would fail every socket's login token.
+      ownIssuer: env.ACCESS_TOKEN_ISSUER || 'fastify-realtime',
       log: app.log
     }))
   }
@@ -103,7 +114,15 @@ export async function buildReferenceServer (
   app.get('/server/ping', async (_request, reply) => reply.type('text/plain').send('pong'))
   // GET /: log in, open sockets and watch their frames in a browser.
   await app.register(demoPage)
-  return { app, generatedPassword }
+  return { app, adminEmail, generatedPassword }
+}
+
+function isHttpUrl (value: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol)
+  } catch {
+    return false
+  }
 }
 
 export type { Identity }

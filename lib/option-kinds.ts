@@ -25,12 +25,16 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   if (users != null && !(users instanceof UserDirectory)) {
     if (!Array.isArray(users)) fail('users', 'a list of users or a UserDirectory', users)
     const listed = new Map<string, number>()
+    const ids = new Map<string, number>()
     users.forEach((user, index) => {
       checkUser(user, `users[${index}]`)
-      // Hashed all at once, a user listed twice would keep whichever password finished last.
+      // Said here with both indexes; the directory refuses them too, naming the emails.
       const email = user.email.trim().toLowerCase()
       if (listed.has(email)) throw new InvalidConfigError(`users[${index}] has the email of users[${listed.get(email)}]: list each user once`)
       listed.set(email, index)
+      if (user.id == null) return
+      if (ids.has(user.id)) throw new InvalidConfigError(`users[${index}] has the id of users[${ids.get(user.id)}]: give each user an id of their own`)
+      ids.set(user.id, index)
     })
   }
   if (sessionStore != null && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)[method]))) {

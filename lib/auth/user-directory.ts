@@ -34,6 +34,9 @@ interface Entry {
 
 export class UserDirectory {
   readonly #users = new Map<string, Entry>()
+  // The emails and ids taken, before the hash's await: the plugin adds its users all at once.
+  readonly #emails = new Set<string>()
+  readonly #emailsById = new Map<string, string>()
   // Unknown emails are checked against this, so a wrong email costs the same time as a wrong password.
   #decoyHash: Promise<string> | null = null
   #otpSteps: OtpSteps = new MemoryOtpSteps()
@@ -60,7 +63,15 @@ export class UserDirectory {
   async add (user: DirectoryUser): Promise<Identity> {
     checkUser(user)
     const email = user.email.trim().toLowerCase()
-    const identity: Identity = { user: user.id ?? userIdOf(email), role: user.role ?? null, admin: user.admin === true }
+    const id = user.id ?? userIdOf(email)
+    // Added again, a user would silently take the first one's place (password, role); two emails of one id would be
+    // one identity (one's socket the other's, a revocation of one ending both).
+    if (this.#emails.has(email)) throw new InvalidConfigError(`${email} is already in the directory: add each user once`)
+    const holder = this.#emailsById.get(id)
+    if (holder !== undefined) throw new InvalidConfigError(`${email} has the id of ${holder}: give each user an id of their own`)
+    this.#emails.add(email)
+    this.#emailsById.set(id, email)
+    const identity: Identity = { user: id, role: user.role ?? null, admin: user.admin === true }
     this.#users.set(email, {
       identity,
       passwordHash: await argon2.hash(user.password, this.#hashOptions),
@@ -75,10 +86,7 @@ export class UserDirectory {
 
   /** The email of a user id, for the reference server's `me`. */
   emailOf (user: string): string | null {
-    for (const [email, entry] of this.#users) {
-      if (entry.identity.user === user) return email
-    }
-    return null
+    return this.#emailsById.get(user) ?? null
   }
 
   readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential, check?: CredentialCheck): Promise<Identity | null> => {
@@ -113,6 +121,8 @@ export function checkUser (user: DirectoryUser, name = 'the user'): void {
   if (typeof user !== 'object' || user === null) throw new InvalidConfigError(`${name} must be a user: { email, password }`)
   if (typeof user.email !== 'string' || user.email.trim() === '') throw new InvalidConfigError(`${name}'s email must be an email address`)
   if (typeof user.password !== 'string' || user.password === '') throw new InvalidConfigError(`${name}'s password must be a non-empty string`)
+  // An id is the identity sockets and revocations go by: a number from a JSON file would be another key than its string.
+  if (user.id != null && (typeof user.id !== 'string' || user.id === '')) throw new InvalidConfigError(`${name}'s id must be a non-empty string`)
   // Unset, as null is for the plugin's options; an empty string is a secret, refused below, not a user without one.
   if (user.otpSecret == null) return
   try {

@@ -155,6 +155,32 @@ t.test('UserDirectory: a blank or short otpSecret is refused when the user is ad
   t.ok(await users.verifyCredentials({ email: 'e@example.com', password: 'p' }))
 })
 
+t.test('UserDirectory: an email or an id already there is refused, even added at the same time', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  const alice = await users.add({ id: 'user-1', email: 'alice@example.com', password: 'alice-pw', role: 'editor' })
+  await t.rejects(users.add({ email: ' ALICE@example.com', password: 'other', admin: true }),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: alice@example.com is already in the directory: add each user once' })
+  await t.rejects(users.add({ id: 'user-1', email: 'mallory@example.com', password: 'mallory-pw' }),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: mallory@example.com has the id of alice@example.com: give each user an id of their own' })
+  // An id given that is another user's derived one.
+  const bob = await users.add({ email: 'bob@example.com', password: 'p' })
+  await t.rejects(users.add({ id: bob.user!, email: 'eve@example.com', password: 'p' }), { message: /eve@example.com has the id of bob@example.com/ })
+  t.same(await users.verifyCredentials({ email: 'alice@example.com', password: 'alice-pw' }), alice, 'alice kept her password and role')
+  t.equal(await users.verifyCredentials({ email: 'alice@example.com', password: 'other' }), null)
+  t.equal(users.emailOf('user-1'), 'alice@example.com')
+  t.equal(users.emailOf('nobody'), null)
+
+  // Checked before the hash: of two adds at once, one is refused.
+  const both = await Promise.allSettled([users.add({ email: 'carol@example.com', password: 'one' }), users.add({ email: 'carol@example.com', password: 'two' })])
+  t.same(both.map(added => added.status), ['fulfilled', 'rejected'])
+  t.ok(await users.verifyCredentials({ email: 'carol@example.com', password: 'one' }), 'the first one stays')
+  t.equal(users.size, 3)
+  for (const id of ['', 7]) {
+    await t.rejects(users.add({ id: id as never, email: 'dan@example.com', password: 'p' }),
+      { message: 'Invalid configuration: the user\'s id must be a non-empty string' }, JSON.stringify(id))
+  }
+})
+
 t.test('UserDirectory: verifyCredentials returns a copy of the identity', async (t) => {
   const { users, carol } = await directory()
   const first = (await users.verifyCredentials({ email: 'carol@example.com', password: 'c4r0l!' }))!

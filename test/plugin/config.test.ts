@@ -635,6 +635,8 @@ t.test('options of the wrong kind fail boot, naming the option, and never echo a
     [{ users: [{ ...admin, otpSecret: 'not base32!' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret of 16 characters or more$/],
     [{ users: [{ ...admin, otpSecret: ' ' }] }, /users\[0\]'s otpSecret must be a base32 TOTP secret of 16 characters or more$/],
     [{ users: [admin, { email: 'b@example.com', password: 'p' }, { email: ` ${admin.email.toUpperCase()}`, password: 'q' }] }, /users\[2\] has the email of users\[0\]: list each user once$/],
+    [{ users: [{ ...admin, id: 'user-1' }, { email: 'b@example.com', password: 'p' }, { email: 'c@example.com', password: 'q', id: 'user-1' }] }, /users\[2\] has the id of users\[0\]: give each user an id of their own$/],
+    [{ users: [{ ...admin, id: 1 }] as never }, /users\[0\]'s id must be a non-empty string$/],
     [{ sessionStore: {} as never }, /sessionStore must be a session store \(create, rotate, lookup, end, endUser\) \(got object\)/],
     [{ redis: 1234 as never }, /redis must be a URL or an ioredis client \(got number\)/],
     [{ redis: [] as never }, /redis must be a URL or an ioredis client \(got an array\)/],
