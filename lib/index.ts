@@ -57,7 +57,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, keyLookupMs, logins)
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
-  // In memory the revocations are loaded as the feed starts.
+  // In memory the revocations are loaded as the feed starts (this process's own, from its start on).
   let revocationsLoaded = (loaded: Promise<void>): Promise<void> => loaded
   if (options.redis) {
     // ioredis is loaded by the apps that use it only: it is a third of the plugin's load time.
@@ -129,8 +129,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }
     revocations.add(revoked.session, until)
     registry.revokeSession(revoked.session)
-  }, () => {
-    revocations.markLoaded()
+  }, (knownSince) => {
+    revocations.markLoaded(knownSince)
     resolve()
   }))
   fastify.addHook('onClose', async () => revocationFeed.stop())

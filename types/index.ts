@@ -211,7 +211,10 @@ export interface SessionStore {
    * stands, and the client's retry with the token it holds counts as reuse.
    */
   unrotate? (token: PresentedToken, nextTokenHash: string): Promise<void>
-  /** What a token is, without changing anything. */
+  /**
+   * What a token is, without changing anything. Also asked with a hash no token has, whether a session still lives
+   * (`reused`) or not (`unknown`): without Redis, for an access token signed before the process started.
+   */
   lookup (token: PresentedToken): Promise<TokenLookup>
   /** Ends a session: none of its tokens works any more. Resolves the ended session's identity, or null. */
   end (sessionId: string, deadline: number): Promise<Identity | null>

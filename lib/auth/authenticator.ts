@@ -160,6 +160,9 @@ function payloadOf (verified: Claims): Claims {
   return complete ? payload as Claims : verified
 }
 
+/** The second a token was issued in: NumericDate may carry a fraction, and revocations are whole seconds. */
+const issuedAtOf = (claims: Claims): number | undefined => typeof claims.iat === 'number' ? Math.floor(claims.iat) : undefined
+
 /** What a rotation's give-back gives back to: its session. */
 const rotationOf = (sessionId: string) => `rotation ${sessionId}`
 
@@ -212,8 +215,31 @@ export class Authenticator {
       if (!verified.ok) return verified
       // A session token counts only while current (`verifySessionToken`).
       if (this.#refreshTokenOf(verified.claims) !== undefined) return fail('AUTH_FAILED', 'a session token is no access token')
-      return this.#admit(this.#identify(verified.claims, at.request.log, verified.requestUser), verified.claims, at)
+      const identified = this.#identify(verified.claims, at.request.log, verified.requestUser)
+      return then(this.#inStoreIfOlder(identified, verified.claims), result => this.#admit(result, verified.claims, at))
     })
+  }
+
+  /**
+   * An access token whose session may have ended before the revocations this process knows (`Revocations.predates`:
+   * signed before this process started, with the memory feed) counts only while the store still has its session. Any
+   * other is answered as it was, in the same turn.
+   */
+  #inStoreIfOlder (result: AuthResult, claims: Claims): Pending<AuthResult> {
+    if (!result.ok || !this.#predatesRevocations(result.session, claims)) return result
+    return this.#sessionInStore(result.session!).then(
+      lives => lives ? result : fail('AUTH_FAILED', 'session no longer stored (signed before this process started)'),
+      () => fail('SERVICE_UNAVAILABLE', 'session store unavailable'))
+  }
+
+  /** Whether a token's session (none: false) may have ended before the revocations this process knows begin. */
+  #predatesRevocations (session: string | undefined, claims: Claims): boolean {
+    return session !== undefined && this.#options.revocations.predates(session, issuedAtOf(claims))
+  }
+
+  /** Whether the store still has the session; rejects when it cannot say. A hash no token has: a live one is `reused`. */
+  async #sessionInStore (session: string): Promise<boolean> {
+    return (await this.#store(store => store.lookup({ sessionId: session, tokenHash: '' }))).status !== 'unknown'
   }
 
   /**
@@ -280,10 +306,14 @@ export class Authenticator {
     if (identity === failed) return false
     // Refused in the same turn where it can be (a revoked session or user, revocations not loaded yet): an app that
     // composes the answer as a boolean, without awaiting it, still refuses those.
-    if (!this.#identify(claims, request.log).ok) return false
+    const identified = this.#identify(claims, request.log)
+    if (!identified.ok) return false
     const refreshToken = this.#refreshTokenOf(claims)
-    if (refreshToken === undefined) return true
-    return handled(this.#isCurrent(refreshToken).catch(() => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) }))
+    const unavailable = () => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) }
+    if (refreshToken !== undefined) return handled(this.#isCurrent(refreshToken).catch(unavailable))
+    // An access token older than what this process knows of revocations: its session's being in the store says.
+    if (this.#predatesRevocations(identified.session, claims)) return handled(this.#sessionInStore(identified.session!).catch(unavailable))
+    return true
   }
 
   /** Whether a session token's refresh token is still its session's current one; rejects when the store cannot say. */
@@ -366,8 +396,7 @@ export class Authenticator {
     const session = typeof claims.sid === 'string' ? claims.sid : undefined
     // A process that has never loaded the revocations cannot tell a revoked session: the client may try again later.
     if (session !== undefined && !revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
-    // The second it was issued in: NumericDate may carry a fraction, and revocations are whole seconds.
-    const iat = typeof claims.iat === 'number' ? Math.floor(claims.iat) : undefined
+    const iat = issuedAtOf(claims)
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     return { ok: true, identity, session, expiresAt: this.#expiryOf(claims), issuedAt: heldIssuedAt(iat), requestUser }
@@ -769,7 +798,10 @@ export class Authenticator {
     // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
     // ahead of now), so the token lives as `expires` says.
     const lifeMs = ttlMs + Date.now() - iat * 1000
-    if (session !== undefined) claims.sid = session
+    if (session !== undefined) {
+      claims.sid = session
+      this.#options.revocations.signed(session, iat)
+    }
     // Under `session` still: a process of the release before reads no other name, and would take a session token
     // without it for an access token. A later release signs `refresh_token`, a name every log hides.
     if (refreshToken !== undefined) claims.session = refreshToken

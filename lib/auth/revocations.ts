@@ -1,12 +1,20 @@
 // What must be refused until the tokens it concerns have expired on their own: ended sessions (every token carrying
 // the session), and revoked users (every token of the user issued up to the revocation). Until the revocation feed
-// has loaded the set once, nothing is known: a cold process cannot tell a revoked session.
+// has loaded the set once, nothing is known: a cold process cannot tell a revoked session. A feed that does not outlive
+// its process (memory) knows the revocations made since it started only (`predates`).
 export class Revocations {
   readonly #until = new Map<string, number>()
   readonly #users = new Map<string, { at: number, until: number }>()
   /** How many entries the last clean-up kept: the next one waits until there are twice as many. */
   #kept = 0
   #loaded = false
+  /** The second (epoch seconds) from which every revocation made is known; -Infinity: all of them. */
+  #firstSecond = -Infinity
+  /**
+   * Sessions this process signed a token for in `#firstSecond`: an earlier process may have signed one in that second
+   * too (a restart within it), and `iat`, in whole seconds, cannot tell the two apart. Filled in that second only.
+   */
+  readonly #signedInFirstSecond = new Set<string>()
 
   /** @param until epoch milliseconds when the session's last access token expires: no token is left to refuse then. */
   add (session: string, until: number): void {
@@ -77,8 +85,26 @@ export class Revocations {
     return this.#loaded
   }
 
-  markLoaded (): void {
+  /** `knownSince`: epoch milliseconds from which the feed knows every revocation made; -Infinity for all of them. */
+  markLoaded (knownSince = -Infinity): void {
     this.#loaded = true
+    this.#firstSecond = Math.floor(knownSince / 1000)
+  }
+
+  /** This process signed a token of `session` issued at `issuedAt` (epoch seconds, its `iat`). */
+  signed (session: string, issuedAt: number): void {
+    if (issuedAt === this.#firstSecond) this.#signedInFirstSecond.add(session)
+  }
+
+  /**
+   * Whether a token of `session` issued at `issuedAt` (epoch seconds; none: as old as can be) may have been revoked
+   * before the revocations known here begin: by a process before this one, with the memory feed. Its session's being
+   * in the session store then says whether it was ended.
+   */
+  predates (session: string, issuedAt: number | undefined): boolean {
+    if (this.#firstSecond === -Infinity) return false
+    const at = issuedAt ?? -Infinity
+    return at < this.#firstSecond || (at === this.#firstSecond && !this.#signedInFirstSecond.has(session))
   }
 }
 

@@ -187,6 +187,42 @@ t.test('Authenticator: verifyAccessToken of a revoked session is AUTH_FAILED', a
   t.match(authenticator.verifyAccessToken(token, at), { ok: false, code: 'AUTH_FAILED', reason: 'session revoked' })
 })
 
+/** Revocations as the memory feed has them: this process's own, from now on. */
+function revocationsFromNow (): Revocations {
+  const revocations = new Revocations()
+  revocations.markLoaded(Date.now())
+  return revocations
+}
+
+t.test('Authenticator: revocations known from the process\'s start: a token signed here answers in the same turn, one signed before counts while its session is stored', async (t) => {
+  fakeClock(t, ['Date'])
+  const store = new MemorySessionStore()
+  const { app, authenticator } = await harness(t, { revocations: revocationsFromNow(), sessionStore: store })
+  const login = success(t, await authenticator.login(credentials, at))
+  success(t, authenticator.verifyAccessToken(login.issued!.access_token, at))
+  const request = at.request
+  t.equal(authenticator.trusts(request, app.jwt.verify(login.issued!.access_token)), true, 'trusted in the same turn too')
+
+  // Signed in this second by another process with the same key (one before a restart), for a session of the store
+  // this one signed nothing for: the store is asked.
+  const earlier = newSessionId()
+  await store.create({ id: earlier, identity: alice, tokenHash: 'h', expiresAt: Date.now() + hour }, Date.now() + 1_000)
+  const before = app.jwt.sign({ id: 'alice', iss: 'fastify-realtime', sid: earlier })
+  t.match(await authenticator.verifyAccessToken(before, at), { ok: true, session: earlier }, 'its session is stored')
+  t.equal(await authenticator.trusts(request, app.jwt.verify(before)), true)
+  await store.end(earlier, Date.now() + 1_000)
+  t.match(await authenticator.verifyAccessToken(before, at), { ok: false, code: 'AUTH_FAILED', reason: 'session no longer stored (signed before this process started)' })
+  t.equal(await authenticator.trusts(request, app.jwt.verify(before)), false)
+  t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'alice', iss: 'fastify-realtime' }), at), { ok: true }, 'a token without a session: not asked')
+})
+
+t.test('Authenticator: a token signed before the process started, its store away, is SERVICE_UNAVAILABLE', async (t) => {
+  const { app, authenticator } = await harness(t, { revocations: revocationsFromNow(), sessionStore: new BrokenStore() })
+  const before = app.jwt.sign({ id: 'alice', iss: 'fastify-realtime', sid: 'sid-1', iat: Math.floor(Date.now() / 1000) - 60 })
+  t.match(await authenticator.verifyAccessToken(before, at), { ok: false, code: 'SERVICE_UNAVAILABLE' })
+  await t.rejects(Promise.resolve(authenticator.trusts(at.request, app.jwt.verify(before))), { code: 'SERVICE_UNAVAILABLE', statusCode: 503 })
+})
+
 t.test('Authenticator: a non-string sid claim is no session', async (t) => {
   const { app, authenticator, revocations } = await harness(t)
   revocations.add('42', Date.now() + hour)

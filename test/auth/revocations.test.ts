@@ -20,6 +20,31 @@ t.test('Revocations: not loaded until the feed says so, then for good', async (t
   t.ok(revocations.loaded)
 })
 
+t.test('Revocations: with a feed that knows its process\'s own, a session token issued before its start predates them', async (t) => {
+  const clock = fakeClock(t, ['Date'], 1_000_500)
+  const revocations = new Revocations()
+  revocations.markLoaded(Date.now())
+  t.ok(revocations.predates('s1', 999), 'issued the second before')
+  t.ok(revocations.predates('s1', undefined), 'issued at no time said')
+  t.ok(revocations.predates('s1', 1_000), 'issued in its first second, by another process: iat cannot tell')
+  revocations.signed('s1', 1_000)
+  t.notOk(revocations.predates('s1', 1_000), 'signed here in that second')
+  t.ok(revocations.predates('s2', 1_000), 'another session still does')
+  t.notOk(revocations.predates('s2', 1_001), 'any later second is this process\'s')
+  clock.tick(1_000)
+  revocations.signed('s3', 1_001)
+  t.ok(revocations.predates('s3', 1_000), 'a token signed after the first second vouches for none in it')
+})
+
+t.test('Revocations: with a feed that keeps them all, nothing predates them', async (t) => {
+  const revocations = new Revocations()
+  revocations.markLoaded()
+  t.notOk(revocations.predates('s1', 0))
+  t.notOk(revocations.predates('s1', undefined))
+  revocations.signed('s1', 0)
+  t.notOk(revocations.predates('s1', 0))
+})
+
 t.test('Revocations: an entry expires after the ttl, whatever is added later', async (t) => {
   const clock = fakeClock(t, ['Date'])
   const revocations = new Revocations()

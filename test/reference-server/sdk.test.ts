@@ -12,6 +12,7 @@ import { authentication, createDirectus, realtime, staticToken, type WebSocketAu
 import { buildReferenceServer } from '../../example/app.js'
 import { admin, connect, secret, stoppedDate, until, within, type Client as Socket } from '../helpers.js'
 import { NodeWebSocket } from '../node-websocket.js'
+import { RedisServer } from '../redis-server.js'
 
 interface Frame {
   type: string
@@ -279,7 +280,10 @@ t.test('in Node, with the README\'s NodeWebSocket, the SDK retries past a refuse
 })
 
 t.test('in Node, with the README\'s NodeWebSocket, the SDK reconnects after app.close() once the server is back on its port', { timeout: 90_000 }, async t => {
-  const first = await start(t)
+  // On Redis, whose sessions and revocations outlive the process: a restart without it ends every session, and the
+  // reconnection's token is refused (test/auth/restart.test.ts).
+  const redis = await RedisServer.start(t)
+  const first = await start(t, { REDIS_URL: redis.url })
   const client = sdk(t, first.url, 'handshake', true)
   await client.login(admin.email, admin.password)
   await client.connect()
@@ -287,7 +291,7 @@ t.test('in Node, with the README\'s NodeWebSocket, the SDK reconnects after app.
   const noServer = sdkEvent(client, 'error')
   const reopened = sdkEvent(client, 'open')
   // Built meanwhile, listening as soon as a retry has found no server: well within the SDK's ten.
-  const second = start(t, {}, { port: first.port, beforeListen: () => noServer })
+  const second = start(t, { REDIS_URL: redis.url }, { port: first.port, beforeListen: () => noServer })
   await first.app.close()
   await within(second, 'the server restarted after a retry found no server')
   await within(reopened, 'the SDK reconnected to the restarted server')

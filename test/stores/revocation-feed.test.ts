@@ -19,17 +19,20 @@ async function started (feed: RevocationFeed) {
   const heard: Array<[string, number]> = []
   let waiting: (() => void) | null = null
   const next = () => new Promise<void>(resolve => { waiting = resolve })
-  await new Promise<void>(resolve => feed.start((session, until) => {
+  const knownSince = await new Promise<number>(resolve => feed.start((session, until) => {
     heard.push([session, until])
     waiting?.()
   }, resolve))
-  return { feed, heard, next }
+  return { feed, heard, next, knownSince }
 }
 
 /** `make` gives a feed of another process each time; `shared`: they share one backend (memory has one process). */
 async function revocationFeedContract (t: Test, make: () => RevocationFeed, shared: boolean): Promise<void> {
+  const startedAt = Date.now()
   const a = await started(make())
   t.pass('start: loaded')
+  if (shared) t.equal(a.knownSince, -Infinity, 'every revocation in force, whoever made it and whenever')
+  else t.ok(a.knownSince >= startedAt && a.knownSince <= Date.now(), 'its own, from its start: an earlier process\'s died with it')
   const until = Date.now() + 60_000
   let heard = a.next()
   await a.feed.publish('s1', until)

@@ -7,9 +7,11 @@ export interface RevocationFeed {
   publish (session: string, until: number): Promise<void>
   /**
    * Starts delivering revocations (past ones still in force too, where the feed keeps them), and calls `onLoaded`
-   * once this process knows every revocation in force and hears every new one (again, maybe, after an outage).
+   * once this process knows every revocation in force and hears every new one (again, maybe, after an outage), with
+   * since when (epoch milliseconds) it knows them: -Infinity for a feed that keeps them for processes started later
+   * (Redis), the process's start for one whose revocations die with it (memory).
    */
-  start (onRevoked: RevokedHandler, onLoaded: () => void): void
+  start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void
   /** Stops what `start` keeps trying (a replay that failed), at close. */
   stop (): void
 }

@@ -1,4 +1,5 @@
-// Revocations in one process: every revocation there is was made here, after the start.
+// Revocations in one process: the ones it knows were made here, after its start. An earlier run's, made with the same
+// secret, died with it: its tokens are known from its start on only (`Revocations.predates`).
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
 export class MemoryRevocationFeed implements RevocationFeed {
@@ -9,9 +10,9 @@ export class MemoryRevocationFeed implements RevocationFeed {
     this.#onRevoked(session, until)
   }
 
-  start (onRevoked: RevokedHandler, onLoaded: () => void): void {
+  start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void {
     this.#onRevoked = onRevoked
-    onLoaded()
+    onLoaded(Date.now())
   }
 
   // Loaded as it starts: nothing to try again.

@@ -53,7 +53,7 @@ export class RedisRevocationFeed implements RevocationFeed {
       .exec()
   }
 
-  start (onRevoked: RevokedHandler, onLoaded: () => void): void {
+  start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void {
     this.#onRevoked = onRevoked
     // Once subscribed (again), whatever was revoked while this process was not listening is still in Redis. A replay
     // that began once subscribed leaves nothing unknown: what came before is in the set, what after is heard.
@@ -80,7 +80,8 @@ export class RedisRevocationFeed implements RevocationFeed {
         if (replayed >= subscriptions) missedSince = Infinity
         if (failures > 0) this.#log.info(`read the revocations in force from Redis (${this.#key}) after ${failures} failed tries`)
         failures = 0
-        onLoaded()
+        // The set outlives every process: what it holds was revoked whenever, by whichever process.
+        onLoaded(-Infinity)
       }, (err: unknown) => {
         // Redis refusing the read (an ACL without the key) never passes: retried all the same, logged once.
         if (failures++ === 0) this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key}); retrying`)
