@@ -4,12 +4,13 @@
 import type { ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 
-// The response a listener routing the upgrade gave its socket (Node's ServerResponse.assignSocket sets it, and throws
-// ERR_HTTP_SOCKET_ASSIGNED when it is set already).
-type Assigned = Duplex & { _httpMessage?: ServerResponse }
+// The response the socket is writing (Node's ServerResponse.assignSocket sets it, and throws ERR_HTTP_SOCKET_ASSIGNED
+// when it is set already): a listener's routing the upgrade, or that of a request pipelined before it, still unanswered.
+// A keep-alive connection's is null once a request on it was answered: a fresh connection has none.
+type Assigned = Duplex & { _httpMessage?: ServerResponse | null }
 
-/** The response a listener routing this upgrade gave its socket; none while no listener has routed it. */
-export const responseOf = (socket: Duplex): ServerResponse | undefined => (socket as Assigned)._httpMessage
+/** The response the socket is writing; none on a fresh connection, nor once the requests before the upgrade are answered. */
+export const responseOf = (socket: Duplex): ServerResponse | undefined => (socket as Assigned)._httpMessage ?? undefined
 
 // One function for every upgrade, no closure: the response stays with its socket.
 function endAnswered (this: ServerResponse): void {
@@ -31,8 +32,9 @@ export function routeWatched (socket: Duplex, route: () => void): void {
   }
   if (upgradedWhileRouting) return
   const response = responseOf(socket)
-  if (response?.writableFinished) socket.destroy()
-  else response?.on('finish', endAnswered)
+  // No listener took it: nothing would ever answer it or end its connection.
+  if (!response || response.writableFinished) socket.destroy()
+  else response.on('finish', endAnswered)
 }
 
 /** The upgrade went through: its response is never sent, and keeps no listener for the socket's life. */

@@ -91,8 +91,15 @@ export class RouteScope {
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
           // another prefix), listened first and has routed this one, the plugin's routes included. Routing it again
           // would fail (a warning, `websocket upgrade failed`, for every socket): it is only watched.
-          const routed = responseOf(socket) !== undefined
+          const response = responseOf(socket)
+          const routed = response?.req === request
           if (!routed && !ours(request.url!) && !routesOthers(fastify.server, forward!)) return
+          // A request pipelined before it holds the connection (its response is the socket's): routed now, the upgrade
+          // would fail to take it. Once that one is answered, the upgrade is.
+          if (response && !routed) {
+            response.once('finish', () => forward!(request, socket, head))
+            return
+          }
           routeWatched(socket, () => { if (!routed) upgrades.emit('upgrade', request, socket, head) })
         }
         forwarders.add(forward)
