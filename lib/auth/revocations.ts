@@ -7,6 +7,8 @@ export class Revocations {
   readonly #users = new Map<string, { at: number, until: number }>()
   /** How many entries the last clean-up kept: the next one waits until there are twice as many. */
   #kept = 0
+  /** When the last of those has lapsed (epoch milliseconds): the next clean-up waits no longer. */
+  #keptLapseAt = -Infinity
   #loaded = false
   /** The second (epoch seconds) from which every revocation made is known; -Infinity: all of them. */
   #firstSecond = -Infinity
@@ -64,20 +66,26 @@ export class Revocations {
   }
 
   /**
-   * Forgets the revocations whose tokens are all gone, once the entries have doubled since the last time: a replay of
-   * the whole set adds each entry once, and pays for one pass over them all, not one per entry. `has` and `revokesUser`
-   * check the time themselves, so what waits to be forgotten refuses nothing.
+   * Forgets the revocations whose tokens are all gone, once the entries have doubled since the last time (a replay of
+   * the whole set adds each entry once, and pays for one pass over them all, not one per entry), or once all it kept
+   * then have lapsed (the pass forgets at least half of what it reads): what a burst left (a logout wave, a replay)
+   * goes at the first revocation past its lapse, not after as many new ones. `has` and `revokesUser` check the time
+   * themselves, so what waits to be forgotten refuses nothing.
    */
   #forgetPast (): void {
-    if (this.#until.size + this.#users.size <= 2 * this.#kept) return
     const now = Date.now()
+    if (this.#until.size + this.#users.size <= 2 * this.#kept && now < this.#keptLapseAt) return
+    let lapseAt = -Infinity
     for (const [id, deadline] of this.#until) {
       if (deadline <= now) this.#until.delete(id)
+      else lapseAt = Math.max(lapseAt, deadline)
     }
     for (const [user, { until }] of this.#users) {
       if (until <= now) this.#users.delete(user)
+      else lapseAt = Math.max(lapseAt, until)
     }
     this.#kept = this.#until.size + this.#users.size
+    this.#keptLapseAt = lapseAt
   }
 
   /** Whether the set has been loaded once; from then on, an outage leaves the process with what it knows. */

@@ -133,6 +133,22 @@ t.test('Revocations: the lapsed ones are forgotten as the set grows again', asyn
   t.ok(revocations.has('s0'))
 })
 
+t.test('Revocations: what a burst left is forgotten at the first revocation past its lapse, not after as many new ones', async (t) => {
+  const clock = fakeClock(t, ['Date'])
+  const revocations = new Revocations()
+  // A logout wave: the set doubled, and was cleaned, as it grew; the last clean-up kept most of it.
+  for (let i = 0; i < 1_000; i++) revocations.add(`wave${i}`, Date.now() + 20)
+  for (let i = 0; i < 1_000; i++) revocations.addUser(`wave${i}`, Date.now(), Date.now() + 20)
+  clock.tick(20)
+  const forgotten = t.capture(Map.prototype, 'delete', Map.prototype.delete)
+  revocations.add('later', Date.now() + hour)
+  t.equal(forgotten.calls.length, 2_000, 'every lapsed one, at once')
+  const visits = mapVisits(t)
+  for (let i = 0; i < 100; i++) revocations.add(`trickle${i}`, Date.now() + hour)
+  t.ok(visits() <= 3 * 100, `${visits()} entries visited for the 100 revocations after it`)
+  t.ok(revocations.has('later') && revocations.has('trickle99'))
+})
+
 t.test('readRevocation: session, user, and an untagged id as a session', async (t) => {
   t.same(readRevocation(revocationId.session('user:1:bob')), { session: 'user:1:bob' })
   t.same(readRevocation(revocationId.user('a:b', 42)), { user: 'a:b', at: 42 })
