@@ -1,7 +1,7 @@
 // An upgrade answered over HTTP (a refusal, a 404 from whichever scope answers it, the app's root included) is done with
 // once the answer is sent: the client would otherwise hold the connection open, and `close()` would wait for it.
 // @fastify/websocket ends the ones its own hooks see; the plugin watches every upgrade it forwards.
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 
 // The response the socket is writing (Node's ServerResponse.assignSocket sets it, and throws ERR_HTTP_SOCKET_ASSIGNED
@@ -41,4 +41,14 @@ export function routeWatched (socket: Duplex, route: () => void): void {
 export function upgraded (socket: Duplex | undefined): void {
   if (socket === routing) upgradedWhileRouting = true
   else if (socket) responseOf(socket)?.off('finish', endAnswered)
+}
+
+/**
+ * An 'upgrade' listener for an app whose own @fastify/websocket routes every upgrade: one pipelined behind a request
+ * still unanswered fails there (ERR_HTTP_SOCKET_ASSIGNED) and is left open, its connection held for good. Once that
+ * request is answered, a connection nothing reads (nothing upgraded it) is closed.
+ */
+export function closeIfLeft (_request: IncomingMessage, socket: Duplex): void {
+  // A turn after: one a @fastify/websocket that waits for the answer upgrades then is read (ws listens for its data).
+  responseOf(socket)?.once('finish', () => setImmediate(() => { if (socket.listenerCount('data') === 0) socket.destroy() }))
 }

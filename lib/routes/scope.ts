@@ -11,7 +11,7 @@ import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, onRequestHookHandler, RegisterOptions } from 'fastify'
 import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
-import { responseOf, routeWatched } from './answered-upgrades.js'
+import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
 import { upgradePaths } from './upgrade-paths.js'
 
 type Forward = (request: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -80,11 +80,15 @@ export class RouteScope {
     }, registered)
 
     let forward: Forward | undefined
-    if (!appsWebsocket) {
+    const closingLeftOnes = () => {
+      if (!fastify.server.listeners('upgrade').includes(closeIfLeft)) fastify.server.prependListener('upgrade', closeIfLeft)
+    }
+    if (appsWebsocket) fastify.addHook('onReady', async () => closingLeftOnes())
+    else {
       fastify.addHook('onReady', async () => {
         // A @fastify/websocket the app registered after the plugin listens to the app's upgrades and routes them, the
         // plugin's with the rest: a second listener would route each upgrade twice.
-        if (fastify.hasDecorator('websocketServer')) return
+        if (fastify.hasDecorator('websocketServer')) return closingLeftOnes()
         const ours = upgradePaths(this.#paths, fastify.initialConfig)
         forward = (request, socket, head) => {
           // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
@@ -109,6 +113,7 @@ export class RouteScope {
     // Before onClose, where the stores close: the checks in flight still reach them.
     fastify.addHook('preClose', async () => {
       if (forward) fastify.server.off('upgrade', forward)
+      fastify.server.off('upgrade', closeIfLeft)
       await sockets.close()
     })
   }

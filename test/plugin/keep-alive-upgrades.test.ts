@@ -2,13 +2,14 @@
 // a proxy's pooled connection) is routed as one on a fresh connection: answered, its checks run, its connection closed
 // once refused. Node leaves `socket._httpMessage` null after a keep-alive answer, where a fresh socket has none.
 import t, { type Test } from 'tap'
-import { Agent, get } from 'node:http'
+import { EventEmitter } from 'node:events'
+import { Agent, get, type IncomingMessage } from 'node:http'
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { buildSchema } from 'graphql'
 import realtime from '../../lib/index.js'
-import { routeWatched } from '../../lib/routes/answered-upgrades.js'
+import { closeIfLeft, routeWatched } from '../../lib/routes/answered-upgrades.js'
 import { connect, noTcpConnections, secret, within, type Client } from '../helpers.js'
 
 // Whose @fastify/websocket routes the upgrades: the plugin's own (the app has none), the app's, or the app's in a
@@ -137,7 +138,8 @@ for (const websocket of websockets) {
 
 // The app's own @fastify/websocket fails one: it routes the upgrade while the earlier request's response holds the
 // socket (ERR_HTTP_SOCKET_ASSIGNED), and leaves it unanswered. The plugin's listener (with none of the app's at the root)
-// routes the plugin's paths once those responses are sent, and alone on the server, the stray ones too.
+// routes the plugin's paths once those responses are sent, and alone on the server, the stray ones too. With the app's
+// at the root, the plugin closes the connection once those responses are sent: not held for good.
 t.test('an upgrade pipelined behind GETs in one write is answered after them', async t => {
   for (const websocket of ['none', 'the app\'s in a scope of its own'] as const) {
     const { app, port } = await boot(t, websocket)
@@ -157,6 +159,30 @@ t.test('an upgrade pipelined behind GETs in one write is answered after them', a
   }
 })
 
+t.test('an upgrade pipelined behind a GET, the app\'s @fastify/websocket at the root: closed once the GET is answered', async t => {
+  for (const order of ['before', 'after'] as const) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    if (order === 'before') await app.register(fastifyWebsocket)
+    app.get('/ping', async () => 'pong')
+    await app.register(realtime, { env: {}, secret, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+    if (order === 'after') await app.register(fastifyWebsocket)
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const port = (app.server.address() as AddressInfo).port
+    const pipelined = new RawConnection(port)
+    pipelined.socket.write(ping + upgrade('/websocket'))
+    await within(pipelined.closed, 'the connection closing')
+    t.same(pipelined.statuses(), ['HTTP/1.1 200'], `the app's registered ${order} the plugin`)
+    await within(noTcpConnections(app), 'no connection held')
+    // A fresh connection's upgrade is the app's @fastify/websocket's to route, as before.
+    const client = await connect(`ws://127.0.0.1:${port}/websocket`)
+    client.send({ type: 'ping' })
+    t.same(await within(client.next(), 'the pong'), { type: 'pong' })
+    client.ws.terminate()
+    await within(app.close(), 'app.close()')
+  }
+})
+
 t.test('an upgrade no listener took is closed', async t => {
   const server = createServer()
   t.teardown(() => server.close())
@@ -167,4 +193,21 @@ t.test('an upgrade no listener took is closed', async t => {
   routeWatched(socket, () => {})
   await within(new Promise(resolve => client.on('close', resolve)), 'the connection closing')
   t.ok(socket.destroyed)
+})
+
+t.test('a pipelined upgrade something took once the request before it was answered is left to it', async t => {
+  const server = createServer()
+  t.teardown(() => server.close())
+  const taken = new Promise<Socket>(resolve => server.on('connection', resolve))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const client = createConnection({ host: '127.0.0.1', port: (server.address() as AddressInfo).port })
+  t.teardown(() => client.destroy())
+  const socket = await taken
+  const before = new EventEmitter()
+  ;(socket as Socket & { _httpMessage: unknown })._httpMessage = before
+  closeIfLeft({} as IncomingMessage, socket)
+  before.emit('finish')
+  socket.on('data', () => {}) // what an upgrade reading the connection adds
+  await new Promise(resolve => setImmediate(resolve))
+  t.notOk(socket.destroyed)
 })
