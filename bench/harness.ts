@@ -192,3 +192,14 @@ export function median (values: readonly number[]): number {
 }
 
 export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+/**
+ * `count` tokens of the plugin's own kind (a session each), signed by `signer` once the processes started before this
+ * call are a whole second old (`iat` counts seconds). A process without Redis takes a session's token signed before its
+ * start only while its session store has the session (README, "A restart without Redis"), and the bench's sessions are
+ * in none: tokens from before would measure a refusal, not the handshake.
+ */
+export async function signedAfterStart (signer: ServerHandle, count: number): Promise<string[]> {
+  await sleep(1000 - Date.now() % 1000 + 1)
+  return await signer.sign(count)
+}

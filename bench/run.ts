@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { openFileLimits, ServerHandle, startupMemory } from './harness.js'
+import { openFileLimits, ServerHandle, signedAfterStart, startupMemory } from './harness.js'
 import { markdownTable, svgChart, textTable, type Machine } from './report.js'
 import { scaleFactor, scaleScenarios } from './scale.js'
 import {
@@ -107,7 +107,7 @@ async function main (): Promise<void> {
       progress('1 JSON handshake')
       // Signed by a process of their own: 200,000 tokens would leave the measured plugin process their garbage.
       const signer = await ServerHandle.start('plugin')
-      const pool = new TokenPool(await signer.sign(handshakeTokens(budget)).finally(() => signer.stop()))
+      const pool = new TokenPool(await signedAfterStart(signer, handshakeTokens(budget)).finally(() => signer.stop()))
       const verifying = await ServerHandle.start('bare-verify')
       try {
         results.push(await jsonHandshake(servers, verifying, pool, budget))
@@ -139,7 +139,9 @@ async function main (): Promise<void> {
     let openMs = 4000
     if (wants(2)) {
       progress('2 memory per socket')
-      const memory = await memoryPerSocket(servers, tokens, budget, await startupMemory())
+      // Each fresh process gets tokens signed after its start, by a process of their own.
+      const signer = await ServerHandle.start('plugin')
+      const memory = await memoryPerSocket(servers, tokens, budget, await startupMemory(), signer).finally(() => signer.stop())
       openMs = memory.openMs
       results.push(memory)
     }

@@ -15,7 +15,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { median, openFileLimits, percentile, ServerHandle, sleep } from './harness.js'
+import { median, openFileLimits, percentile, ServerHandle, signedAfterStart, sleep } from './harness.js'
 import { BenchRedis } from './redis.js'
 import { heartbeatPeriodS } from './servers.js'
 import { fmt, ms, ratio, type ChartRow, type Goal, type Row, type ScenarioResult } from './scenarios.js'
@@ -278,10 +278,11 @@ const pushCalls = 200
  * after the last socket opened, and for a server with a heartbeat no earlier than 500 ms after its first beat began:
  * a server that opened its sockets within one period would otherwise be measured without its heartbeat.
  */
-async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientHandle[], round: number): Promise<MemoryRound> {
+async function memoryRound (kind: MemoryKind, frames: string[], clients: ClientHandle[], round: number, signer: ServerHandle): Promise<MemoryRound> {
   const server = await ServerHandle.start(kind)
   // The heartbeat's timer starts as the server is set up, before it listens: its first beat is at most a period away.
   const firstBeatAt = Date.now() + heartbeatPeriodMs
+  if (kind === 'plugin') frames = (await signedAfterStart(signer, frames.length)).map(authFrame)
   const group = `memory-${kind}-${round}`
   try {
     const before = await server.memory()
@@ -352,7 +353,7 @@ async function memoryInOneProcess (signer: ServerHandle, progress: (text: string
     const order = ['plugin', 'bare', 'bare-heartbeat', 'bare-heartbeat', 'bare', 'plugin'] as const
     for (const [i, kind] of order.entries()) {
       progress(`7a round ${i + 1}/${order.length}: ${kind}, ${fmt(count)} sockets in one process`)
-      rounds.push(await memoryRound(kind, frames, clients, i))
+      rounds.push(await memoryRound(kind, frames, clients, i, signer))
     }
     const of = (kind: MemoryKind) => rounds.filter(r => r.kind === kind)
     const [plugin, bare, heartbeat] = [of('plugin'), of('bare'), of('bare-heartbeat')]
@@ -769,11 +770,13 @@ async function reconnectStorm (signer: ServerHandle, progress: (text: string) =>
   // waits out a 1 s retransmission, which would measure the kernel rather than the server. 0: all at once.
   const windowSetting = process.env.BENCH_STORM_WINDOW === undefined ? 500 : Number(process.env.BENCH_STORM_WINDOW)
   const window = windowSetting > 0 ? Math.min(windowSetting, count) : count
-  const frames = (await signer.sign(count)).map(authFrame)
   const servers: ServerHandle[] = []
   const clients: ClientHandle[] = []
   try {
     for (const kind of stormKinds) servers.push(await ServerHandle.start(kind))
+    // Signed once the servers are up: without Redis, a session's token from before a process started is its store's
+    // to vouch for (harness.ts); a deployment on Redis, whose processes know every revocation, takes them all alike.
+    const frames = (await signedAfterStart(signer, count)).map(authFrame)
     await startClients(Math.max(1, Math.ceil(count / perClient)), clients)
     // A storm each to warm up (not counted), then the rounds, each server first, second and last in turn.
     for (const server of servers) {

@@ -1,6 +1,6 @@
 // The six scenarios of the benchmark (issue 6). Throughput goals are ratios of medians over alternating rounds
 // against a baseline server measured in the same run by the same client; the others are limits measured here.
-import { holdSockets, median, percentile, runLoad, ServerHandle, sleep } from './harness.js'
+import { holdSockets, median, percentile, runLoad, ServerHandle, signedAfterStart, sleep } from './harness.js'
 import type { HandshakeResult, PingerResult, PingPongResult } from './load.js'
 import type { MemorySample } from './server-process.js'
 import { stormUsers } from './servers.js'
@@ -273,14 +273,17 @@ export interface StartupMemory {
 
 const mib = (bytes: number) => fmt(bytes / 2 ** 20, 1)
 
+const memoryFrames = (tokens: string[]) => tokens.map(token => JSON.stringify({ type: 'auth', access_token: token }))
+
 /**
  * What a fresh server process grows by in resident memory for `frames.length` sockets, as a deployment pays it: first
  * uses included, and no pages freed by an earlier round to reuse, which made a long-lived server's figure swing from
  * 4.8 to 8.3 KB per socket between two rounds of the same server.
  */
-async function freshRssPerSocket (kind: 'plugin' | 'bare', frames: string[]): Promise<number> {
+async function freshRssPerSocket (kind: 'plugin' | 'bare', frames: string[], signer: ServerHandle): Promise<number> {
   const server = await ServerHandle.start(kind)
   try {
+    if (kind === 'plugin') frames = memoryFrames(await signedAfterStart(signer, frames.length))
     const before = await server.memory()
     const held = await holdSockets({ kind: 'hold', port: server.port, path: '/websocket', frames, concurrency: 256 })
     await sleep(300)
@@ -293,8 +296,8 @@ async function freshRssPerSocket (kind: 'plugin' | 'bare', frames: string[]): Pr
 }
 
 /** 2. Memory of idle authenticated sockets, resident and on the heap, what is left once they close, and at startup. */
-export async function memoryPerSocket (servers: Servers, tokens: string[], budget: Budget, startup: StartupMemory): Promise<ScenarioResult & { openMs: number }> {
-  const frames = tokens.slice(0, budget.sockets).map(token => JSON.stringify({ type: 'auth', access_token: token }))
+export async function memoryPerSocket (servers: Servers, tokens: string[], budget: Budget, startup: StartupMemory, signer: ServerHandle): Promise<ScenarioResult & { openMs: number }> {
+  const frames = memoryFrames(tokens.slice(0, budget.sockets))
   const kinds = [servers.plugin, servers.bare]
   // Warm-up: code paths compiled and pools grown before anything is counted.
   for (const server of kinds) await memoryRound(server, frames.slice(0, 1000))
@@ -307,7 +310,7 @@ export async function memoryPerSocket (servers: Servers, tokens: string[], budge
   const fresh: Record<'plugin' | 'bare', number[]> = { plugin: [], bare: [] }
   for (let round = 0; round < 3; round++) {
     for (const kind of round % 2 === 0 ? ['plugin', 'bare'] as const : ['bare', 'plugin'] as const) {
-      fresh[kind].push(await freshRssPerSocket(kind, frames))
+      fresh[kind].push(await freshRssPerSocket(kind, frames, signer))
     }
   }
   const [plugin, bare] = rounds.map((r, i) => ({
