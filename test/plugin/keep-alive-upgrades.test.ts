@@ -183,26 +183,26 @@ t.test('an upgrade pipelined behind a GET, the app\'s @fastify/websocket at the 
   }
 })
 
-t.test('an upgrade no listener took is closed', async t => {
-  const server = createServer()
-  t.teardown(() => server.close())
-  const taken = new Promise<Socket>(resolve => server.on('connection', resolve))
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const client = createConnection({ host: '127.0.0.1', port: (server.address() as AddressInfo).port })
-  const socket = await taken
-  routeWatched(socket, () => {})
-  await within(new Promise(resolve => client.on('close', resolve)), 'the connection closing')
-  t.ok(socket.destroyed)
-})
-
-t.test('a pipelined upgrade something took once the request before it was answered is left to it', async t => {
+/** A plain TCP server's side of a connection to it, and the client's; both closed at the end of the test. */
+async function serverSide (t: Test): Promise<{ socket: Socket, client: Socket }> {
   const server = createServer()
   t.teardown(() => server.close())
   const taken = new Promise<Socket>(resolve => server.on('connection', resolve))
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const client = createConnection({ host: '127.0.0.1', port: (server.address() as AddressInfo).port })
   t.teardown(() => client.destroy())
-  const socket = await taken
+  return { socket: await taken, client }
+}
+
+t.test('an upgrade no listener took is closed', async t => {
+  const { socket, client } = await serverSide(t)
+  routeWatched(socket, () => {})
+  await within(new Promise(resolve => client.on('close', resolve)), 'the connection closing')
+  t.ok(socket.destroyed)
+})
+
+t.test('a pipelined upgrade something took once the request before it was answered is left to it', async t => {
+  const { socket } = await serverSide(t)
   const before = new EventEmitter()
   ;(socket as Socket & { _httpMessage: unknown })._httpMessage = before
   closeIfLeft({} as IncomingMessage, socket)
