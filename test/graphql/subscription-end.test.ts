@@ -56,11 +56,13 @@ t.test('results passed on are not kept: a subscription\'s memory does not grow w
     for (let i = 0; ; i++) yield 'x'.repeat(1000) + i
   }
   const results = endingAtOnce(events(), ignored)
-  for (let i = 0; i < 1000; i++) await results.next()
+  // Warmed up first: what compiling the loop leaves on the heap is no result kept.
+  for (let i = 0; i < 5000; i++) await results.next()
   const before = retainedBytes()
-  for (let i = 0; i < 20_000; i++) await results.next()
+  for (let i = 0; i < 40_000; i++) await results.next()
   const grown = retainedBytes() - before
-  t.ok(grown < 2_000_000, `20,000 results of 1 KB passed on, the subscription running: ${grown} bytes retained`)
+  // Kept, they held 19.5 MB; the heap's own noise on a busy machine reached 2.7 MB over half as many.
+  t.ok(grown < 5_000_000, `40,000 results of 1 KB passed on, the subscription running: ${grown} bytes retained`)
   await results.return()
 })
 
