@@ -18,15 +18,23 @@ export function upgradePaths (paths: ReadonlySet<string>, config: RouterOptions 
     return options.caseSensitive === false ? path.toLowerCase() : path
   }
   const known = new Set([...paths].map(normalize))
+  // Runs on every upgrade: cut by index, and decode only a path that has an escape (decodeURI leaves the rest as is).
   return (url) => {
-    let path = url.split('?', 1)[0]!
-    if (options.useSemicolonDelimiter) path = path.split(';', 1)[0]!
-    try {
-      // As the router decodes it: reserved characters (`%40`, `%2F`) stay escaped.
-      path = decodeURI(path)
-    } catch {
-      return false // no path the router matches
+    let path = cut(url, '?')
+    if (options.useSemicolonDelimiter) path = cut(path, ';')
+    if (path.includes('%')) {
+      try {
+        // As the router decodes it: reserved characters (`%40`, `%2F`) stay escaped.
+        path = decodeURI(path)
+      } catch {
+        return false // no path the router matches
+      }
     }
     return known.has(normalize(path))
   }
+}
+
+function cut (text: string, delimiter: string): string {
+  const at = text.indexOf(delimiter)
+  return at === -1 ? text : text.slice(0, at)
 }
