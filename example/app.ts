@@ -7,6 +7,7 @@ import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
 import { readUsersFile } from './users-file.js'
+import { isProduction } from '../lib/production.js'
 import fastifyJwt from '@fastify/jwt'
 
 export interface ReferenceServer {
@@ -69,8 +70,8 @@ export async function buildReferenceServer (
     // tenant serving several apps): without an audience, a token minted for any of them opens a socket here.
     if (!env.JWT_AUDIENCE) {
       const unbound = 'JWKS_URL is set without JWT_AUDIENCE: every token the provider signs authenticates, whichever application it was minted for'
-      // As the plugin tells production: the process's NODE_ENV when `env` leaves it out.
-      if ((env.NODE_ENV ?? process.env.NODE_ENV) === 'production') throw new InvalidConfigError(unbound)
+      // As the plugin tells production: the same function.
+      if (isProduction(env)) throw new InvalidConfigError(unbound)
       app.log.warn(`${unbound}. With NODE_ENV=production this fails boot`)
     }
     if (!env.JWT_ISSUER) app.log.warn('JWKS_URL is set without JWT_ISSUER: a token of any issuer whose key is in the set authenticates')

@@ -2,8 +2,9 @@
 // and V8's message quotes the text around it: a typo would put the file's passwords in the container's logs.
 import { readFile } from 'node:fs/promises'
 import { InvalidConfigError, type DirectoryUser } from '../lib/index.js'
+import { checkUsers } from '../lib/auth/user-directory.js'
 
-/** The users listed in the file at `path`; a boot error names USERS_FILE and where the file went wrong, never its text. */
+/** The users listed in the file at `path`; a boot error names USERS_FILE and where the file (or which entry) went wrong, never its text. */
 export async function readUsersFile (path: string): Promise<DirectoryUser[]> {
   let text: string
   try {
@@ -18,6 +19,8 @@ export async function readUsersFile (path: string): Promise<DirectoryUser[]> {
     throw new InvalidConfigError(`USERS_FILE ${path} is not JSON (${lineAndColumn(text, firstWrongCharacter(text))})`)
   }
   if (!Array.isArray(users)) throw new InvalidConfigError(`USERS_FILE ${path} must hold a JSON array of users: [{ "email", "password" }]`)
+  // As the plugin's `users` option is checked: each entry named by its index (USERS_FILE[2]), never its password.
+  checkUsers(users as DirectoryUser[], 'USERS_FILE')
   return users as DirectoryUser[]
 }
 

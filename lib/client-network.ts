@@ -3,6 +3,7 @@
 // its /64; an IPv4 address, or one mapped into IPv6 (::ffff:192.0.2.1, a dual-stack socket's IPv4 client), for itself.
 // Some IPv6 addresses carry an IPv4 client in their last 32 bits, whose /64 is every client of a translator or relay:
 // NAT64 (64:ff9b::192.0.2.1) and Teredo (the client's address inverted) stand for that IPv4 client.
+import { isIP } from 'node:net'
 import ipaddr from 'ipaddr.js'
 
 /**
@@ -19,12 +20,17 @@ const withPort = /^(?:\[([^\]]*)\](?::\d+)?|([^:]*):\d+)$/
 /**
  * The key of `ip`'s network: `192.0.2.1`, `2001:db8:1:2::/64`. A string that is no address, even without its port, is
  * `unknownAddress`: one client, or every spelling a proxy (or a client under `trustProxy: true`) writes is a new one.
+ * An IPv4 address is four decimal parts without leading zeros (`net.isIP`'s rule); any other spelling is no address.
  */
 export function clientNetwork (ip: string): string {
   const [, bracketed, beforePort] = withPort.exec(ip) ?? []
   const host = bracketed ?? beforePort ?? ip
-  if (!ipaddr.isValid(host)) return unknownAddress
-  const address = ipaddr.process(host)
+  // Node's rule, dotted decimal only: ipaddr.js reads 010.0.0.1 as octal (8.0.0.1), 127.1 and 0x7f.0.0.1 as
+  // 127.0.0.1, another client than the one the proxy's log shows.
+  if (isIP(host) === 0) return unknownAddress
+  // A zone (fe80::1%eth0) names an interface of the proxy's host, no part of the client; ipaddr.js refuses some
+  // that net.isIP takes (%eth-0), and would throw.
+  const address = ipaddr.process(host.replace(/%.*$/, ''))
   if (address instanceof ipaddr.IPv4) return address.toString()
   const range = address.range()
   if (range === 'rfc6052' || range === 'teredo') {

@@ -7,6 +7,7 @@ import ms from 'ms'
 import { InvalidConfigError } from './errors.js'
 import { checkOptionKinds } from './option-kinds.js'
 import { unknownOptions } from './option-names.js'
+import { isProduction } from './production.js'
 import { defaultSessionsPerUser } from './stores/sessions/per-user-limit.js'
 import type { AttemptLimit } from './stores/attempts/contract.js'
 import type { AuthMode, EndpointName, RealtimeOptions } from '../types/index.js'
@@ -62,7 +63,7 @@ export interface Config {
   }
   /** Failed email/password attempts allowed per IP and per email in a window; null when unlimited. */
   attemptLimit: Readonly<AttemptLimit> | null
-  /** `NODE_ENV` (of the `env` option, else of the process) is `production`: what is only warned about elsewhere fails boot. */
+  /** `NODE_ENV` (of the `env` option, else of the process) is `production`, in any case: what is only warned about elsewhere fails boot. */
   production: boolean
   /** What was set but not used, for the plugin to log once it has a logger. */
   warnings: readonly string[]
@@ -382,9 +383,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       introspection: raw.GRAPHQL_INTROSPECTION as boolean
     }),
     attemptLimit: attemptLimit(options.attemptLimit),
-    // The process's own NODE_ENV under an `env` option that leaves it out: an app passing its settings alone is no
-    // less in production, and would boot with a guessable SECRET.
-    production: (options.env?.NODE_ENV ?? process.env.NODE_ENV) === 'production',
+    production: isProduction(options.env),
     warnings: Object.freeze(warnings),
     cookies: Object.freeze({
       refresh,

@@ -2,7 +2,7 @@
 // with the option's name, not later with a TypeError from deep inside, or never (a `verifyCredentials` that is no
 // function booted and answered every login 503).
 import { InvalidConfigError } from './errors.js'
-import { checkUser, UserDirectory } from './auth/user-directory.js'
+import { checkUsers, UserDirectory } from './auth/user-directory.js'
 import type { RealtimeOptions } from '../types/index.js'
 
 const sessionStoreMethods = ['create', 'rotate', 'lookup', 'end', 'endUser'] as const
@@ -24,18 +24,7 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   // A UserDirectory of the app's, or the users to put in one.
   if (users != null && !(users instanceof UserDirectory)) {
     if (!Array.isArray(users)) fail('users', 'a list of users or a UserDirectory', users)
-    const listed = new Map<string, number>()
-    const ids = new Map<string, number>()
-    users.forEach((user, index) => {
-      checkUser(user, `users[${index}]`)
-      // Said here with both indexes; the directory refuses them too, naming the emails.
-      const email = user.email.trim().toLowerCase()
-      if (listed.has(email)) throw new InvalidConfigError(`users[${index}] has the email of users[${listed.get(email)}]: list each user once`)
-      listed.set(email, index)
-      if (user.id == null) return
-      if (ids.has(user.id)) throw new InvalidConfigError(`users[${index}] has the id of users[${ids.get(user.id)}]: give each user an id of their own`)
-      ids.set(user.id, index)
-    })
+    checkUsers(users, 'users')
   }
   if (sessionStore != null && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)[method]))) {
     fail('sessionStore', `a session store (${sessionStoreMethods.join(', ')})`, sessionStore)

@@ -107,10 +107,24 @@ const minSecretLength = 32
 const minDistinctCharacters = 8
 
 /** What makes the secret guessable, or null. */
-function secretWeakness (secret: string): string | null {
+export function secretWeakness (secret: string): string | null {
   if (secret.trim() === '') return 'is blank'
   if (secret.length < minSecretLength) return `is ${secret.length} characters`
-  return new Set(secret).size < minDistinctCharacters ? `has fewer than ${minDistinctCharacters} distinct characters` : null
+  if (new Set(secret).size < minDistinctCharacters) return `has fewer than ${minDistinctCharacters} distinct characters`
+  const pattern = repeatedPattern(secret)
+  return pattern !== null && pattern < minSecretLength ? `repeats its first ${pattern} characters` : null
+}
+
+/**
+ * The length of the shortest beginning the secret is made of, repeated whole at least twice (`0123456789` in
+ * `01234567890123456789012`), or null. Guessing it guesses the secret: it is as strong as a secret of that length.
+ * Twice: a random secret that merely ends as it begins (1 in 64 of 32 base64 characters) repeats nothing.
+ */
+function repeatedPattern (secret: string): number | null {
+  for (let length = 1; length <= secret.length / 2; length++) {
+    if (secret.startsWith(secret.slice(length))) return length
+  }
+  return null
 }
 
 type RequestVerify = (options: object, callback: (err: Error | null, user?: unknown) => void) => void

@@ -116,8 +116,26 @@ export class UserDirectory {
   }
 }
 
+/**
+ * Users to add, each named by its index in `list` (`users[2]`): a user listed twice, by email or by id, is said here
+ * with both indexes (the directory refuses them too, naming the emails).
+ */
+export function checkUsers (users: readonly DirectoryUser[], list: string): void {
+  const listed = new Map<string, number>()
+  const ids = new Map<string, number>()
+  users.forEach((user, index) => {
+    checkUser(user, `${list}[${index}]`)
+    const email = user.email.trim().toLowerCase()
+    if (listed.has(email)) throw new InvalidConfigError(`${list}[${index}] has the email of ${list}[${listed.get(email)}]: list each user once`)
+    listed.set(email, index)
+    if (user.id == null) return
+    if (ids.has(user.id)) throw new InvalidConfigError(`${list}[${index}] has the id of ${list}[${ids.get(user.id)}]: give each user an id of their own`)
+    ids.set(user.id, index)
+  })
+}
+
 /** A user to add; a password or a TOTP secret is never repeated in the error. */
-export function checkUser (user: DirectoryUser, name = 'the user'): void {
+function checkUser (user: DirectoryUser, name = 'the user'): void {
   if (typeof user !== 'object' || user === null) throw new InvalidConfigError(`${name} must be a user: { email, password }`)
   if (typeof user.email !== 'string' || user.email.trim() === '') throw new InvalidConfigError(`${name}'s email must be an email address`)
   if (typeof user.password !== 'string' || user.password === '') throw new InvalidConfigError(`${name}'s password must be a non-empty string`)

@@ -30,3 +30,15 @@ t.test('an IPv6 address that carries an IPv4 client (NAT64, Teredo) is that clie
   // Teredo keeps the client's public IPv4 inverted in the last 32 bits (RFC 4380's example: 192.0.2.45).
   t.equal(clientNetwork('2001:0:4136:e378:8000:63bf:3fff:fdd2'), '192.0.2.45')
 })
+
+t.test('an IPv4 address in another spelling than dotted decimal (leading zeros, fewer parts, hex) is no address', async t => {
+  // ipaddr.js reads 010.0.0.1 as octal (8.0.0.1) and 127.1 as 127.0.0.1: another client than the proxy's log shows.
+  for (const ip of ['010.0.0.1', '192.168.001.001', '0192.0.2.1', '192.0.2.01', '127.1', '10.1.1', '0x7f.0.0.1', '0xc0000201', '3221225985', '010.0.0.1:5678', '[::ffff:010.0.0.1]:1']) {
+    t.equal(clientNetwork(ip), 'unknown', JSON.stringify(ip))
+  }
+  t.equal(clientNetwork('0.0.0.0'), '0.0.0.0', 'a single 0 is no leading zero')
+  // Node's IPv6 zones take more characters than ipaddr.js reads: each address net.isIP takes is one ipaddr.js reads.
+  t.equal(clientNetwork('fe80::1%eth0'), 'fe80::/64')
+  t.equal(clientNetwork('fe80::1%eth-0.1'), 'fe80::/64')
+  t.equal(clientNetwork('10.0.0.1'), '10.0.0.1')
+})

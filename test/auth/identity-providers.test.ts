@@ -677,8 +677,11 @@ t.test('boot: JWKS_URL without JWT_AUDIENCE fails in production and is warned of
   const provider = new Provider()
   provider.keys = [providerKey('rsa-1', 'RS256')]
   const env = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password, SECRET: secret, LOG_LEVEL: 'warn', JWKS_URL: await provider.start(t) }
-  await t.rejects(buildReferenceServer({ ...env, JWT_ISSUER: issuer, NODE_ENV: 'production' }, { logStream: { write () {} } }),
-    { code: 'FST_REALTIME_INVALID_CONFIG', message: /JWKS_URL is set without JWT_AUDIENCE: every token the provider signs authenticates/ })
+  // Read as the plugin reads it: whatever its case, around spaces.
+  for (const production of ['production', 'Production', ' PRODUCTION\n']) {
+    await t.rejects(buildReferenceServer({ ...env, JWT_ISSUER: issuer, NODE_ENV: production }, { logStream: { write () {} } }),
+      { code: 'FST_REALTIME_INVALID_CONFIG', message: /JWKS_URL is set without JWT_AUDIENCE: every token the provider signs authenticates/ }, JSON.stringify(production))
+  }
 
   /** The warnings a server built with `more` logs once ready. */
   async function warnings (more: Record<string, string>): Promise<string[]> {

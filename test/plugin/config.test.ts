@@ -2,11 +2,13 @@
 // what is wrong. Effects are checked through behaviour (routes, upgrades, frames, tokens) wherever one exists.
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import realtime, { UserDirectory, type RealtimeOptions, type RealtimeUpgrade } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
+import { secretWeakness } from '../../lib/auth/jwt.js'
 import { admin, build, connect, fakeClock, recordCrashes, refusedWith, secret, until } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
@@ -691,8 +693,8 @@ t.test('a short SECRET is warned about, and fails boot with NODE_ENV=production'
   await bootFails(t, { env: { NODE_ENV: 'production', SECRET: 'x'.repeat(31) } }, /SECRET \(option secret\) is 31 characters/)
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'abcdefgh'.repeat(4) } })
-  t.pass('32 characters, 8 of them distinct, boot in production')
+  await app.register(realtime, { env: { NODE_ENV: 'production', SECRET: 'abcdefghbadcfehgcdabghefdcbahgfe' } })
+  t.pass('32 characters, 8 of them distinct, no pattern repeated, boot in production')
 })
 
 t.test('a blank SECRET, or one of a few characters repeated, is as weak as a short one', async (t) => {
@@ -706,6 +708,33 @@ t.test('a blank SECRET, or one of a few characters repeated, is as weak as a sho
   await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'abcdefg'.repeat(5) }, /SECRET \(option secret\) has fewer than 8 distinct characters/)
 })
 
+t.test('a SECRET that repeats a pattern shorter than 32 characters is as weak as that pattern', async (t) => {
+  const lines: string[] = []
+  await start(t, { env: {}, secret: '0123456789'.repeat(4) }, async (app) => {
+    app.log.warn = ((line: string) => { lines.push(line) }) as never
+  })
+  t.match(lines, [/^SECRET \(option secret\) repeats its first 10 characters: .* use 32 random characters or more .*\. With NODE_ENV=production this fails boot$/])
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'abcdefgh'.repeat(4) }, /SECRET \(option secret\) repeats its first 8 characters: anyone who guesses it/)
+  // Cut anywhere: the tail is the pattern's beginning all the same.
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'correct-horse-battery-'.repeat(3).slice(0, 50) }, /SECRET \(option secret\) repeats its first 22 characters/)
+  await bootFails(t, { env: { NODE_ENV: 'production' }, secret: 'ab'.repeat(16) }, /SECRET \(option secret\) has fewer than 8 distinct characters/)
+  t.equal(secretWeakness('0123456789abcdefghijklmnopqrstu'.repeat(2)), 'repeats its first 31 characters', 'as weak as a secret of 31')
+  t.equal(secretWeakness('0123456789abcdefghijklmnopqrstuv'.repeat(2)), null, 'a pattern of 32 characters is as strong as a secret of 32')
+  t.equal(secretWeakness('abcdefghijklmnopqrstuvwxyz0123ab'), null, 'ending as it begins is no repetition')
+})
+
+t.test('random secrets (hex and base64 of 32 random bytes, base64 of 24) are never weak', async (t) => {
+  const weak: string[] = []
+  for (let i = 0; i < 5_000; i++) {
+    const bytes = randomBytes(32)
+    // openssl rand -base64 24: 32 characters, the shortest a secret may be.
+    for (const secret of [bytes.toString('hex'), bytes.toString('base64'), bytes.toString('base64url'), bytes.subarray(0, 24).toString('base64')]) {
+      if (secretWeakness(secret) !== null) weak.push(secret)
+    }
+  }
+  t.same(weak, [], '20,000 secrets')
+})
+
 t.test("NODE_ENV is read from the env option, else from the process's own environment", async (t) => {
   processEnv(t, 'NODE_ENV', 'production')
   // An app passing its settings alone, without NODE_ENV among them, is in production all the same.
@@ -715,6 +744,18 @@ t.test("NODE_ENV is read from the env option, else from the process's own enviro
   delete process.env.NODE_ENV
   t.equal((await resolveConfig({ env: { NODE_ENV: 'production' } })).production, true)
   t.equal((await resolveConfig({ env: {} })).production, false)
+})
+
+t.test('NODE_ENV is production whatever its case, and around spaces', async (t) => {
+  for (const value of ['Production', 'PRODUCTION', ' production', 'production\n', '\tProduction ']) {
+    t.equal((await resolveConfig({ env: { NODE_ENV: value } })).production, true, JSON.stringify(value))
+    await bootFails(t, { env: { NODE_ENV: value, SECRET: 'short' } }, /SECRET \(option secret\) is 5 characters/)
+  }
+  for (const value of ['', 'development', 'preproduction', 'production-eu', 'prod']) {
+    t.equal((await resolveConfig({ env: { NODE_ENV: value } })).production, false, JSON.stringify(value))
+  }
+  processEnv(t, 'NODE_ENV', 'PRODUCTION ')
+  t.equal((await resolveConfig({ env: {} })).production, true, "the process's own, read alike")
 })
 
 t.test('malformed origins are refused', async (t) => {

@@ -112,15 +112,36 @@ t.test('a USERS_FILE that is missing, or holds no array, fails boot naming USERS
   t.equal((await login(server, admin.email, admin.password)).statusCode, 200, 'an empty list boots: the admin alone')
 })
 
+t.test('a wrong USERS_FILE entry fails boot naming its index, and no password', async t => {
+  const entries = [alice, bob, { password: 'Carol-Secret-Passw0rd' }, { email: 'dan@example.com', password: 'Dan-Secret-Passw0rd', otpSecret: 'not base32!' }]
+  const dir = t.testdir({
+    'no-email.json': JSON.stringify(entries.slice(0, 3)),
+    'no-password.json': JSON.stringify([alice, { email: 'carol@example.com' }]),
+    'not-a-user.json': JSON.stringify([alice, bob, 'Carol-Secret-Passw0rd']),
+    'bad-otp.json': JSON.stringify([alice, entries[3]])
+  })
+  const failures = {
+    'no-email.json': 'USERS_FILE[2]\'s email must be an email address',
+    'no-password.json': 'USERS_FILE[1]\'s password must be a non-empty string',
+    'not-a-user.json': 'USERS_FILE[2] must be a user: { email, password }',
+    'bad-otp.json': 'USERS_FILE[1]\'s otpSecret must be a base32 TOTP secret of 16 characters or more'
+  }
+  for (const [file, message] of Object.entries(failures)) {
+    const failed = await buildReferenceServer({ ...baseEnv, USERS_FILE: join(dir, file) }).then(() => null, (error: Error & { code: string }) => error)
+    t.match(failed, { code: invalid, message: `Invalid configuration: ${message}` }, file)
+    t.notMatch(failed?.message, /Passw0rd|not base32/, `${file}: no password, no secret`)
+  }
+})
+
 t.test('USERS_FILE users sharing an id fail boot: no one logs in as another', async t => {
   const dir = t.testdir({
     'users.json': JSON.stringify([{ ...alice, id: 'user-1', role: 'editor' }, { email: 'mallory@example.com', password: 'mallory-pw', id: 'user-1', role: 'viewer' }]),
     'numbers.json': JSON.stringify([{ ...alice, id: 1 }])
   })
   await t.rejects(start(t, { ...baseEnv, USERS_FILE: join(dir, 'users.json') }),
-    { code: invalid, message: 'Invalid configuration: mallory@example.com has the id of alice@example.com: give each user an id of their own' })
+    { code: invalid, message: 'Invalid configuration: USERS_FILE[1] has the id of USERS_FILE[0]: give each user an id of their own' })
   await t.rejects(start(t, { ...baseEnv, USERS_FILE: join(dir, 'numbers.json') }),
-    { code: invalid, message: 'Invalid configuration: the user\'s id must be a non-empty string' })
+    { code: invalid, message: 'Invalid configuration: USERS_FILE[0]\'s id must be a non-empty string' })
 })
 
 t.test('USERS_FILE cannot list a user twice, nor replace the admin', async t => {
@@ -129,7 +150,7 @@ t.test('USERS_FILE cannot list a user twice, nor replace the admin', async t => 
     'admin.json': JSON.stringify([{ email: admin.email, password: 'x', admin: false }])
   })
   await t.rejects(start(t, { ...baseEnv, USERS_FILE: join(dir, 'twice.json') }),
-    { code: invalid, message: 'Invalid configuration: bob@example.com is already in the directory: add each user once' })
+    { code: invalid, message: 'Invalid configuration: USERS_FILE[1] has the email of USERS_FILE[0]: list each user once' })
   await t.rejects(start(t, { ...baseEnv, USERS_FILE: join(dir, 'admin.json') }),
     { code: invalid, message: `Invalid configuration: ${admin.email} is already in the directory: add each user once` })
 })
