@@ -4,7 +4,7 @@
 // the app's own when the app registered it), through that server's `handleUpgrade`: the one place where an upgrade to
 // a plugin route can be handed to this server instead. test/plugin/socket-server.test.ts fails if @fastify/websocket stops
 // upgrading there.
-import type { IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
@@ -120,6 +120,7 @@ export class SocketServer {
   /** An onRequest hook of the plugin's websocket routes: their upgrades are this server's. */
   readonly claim = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     (request.raw as Claimed)[ownUpgrade] = this.server
+    versionAsSent(request.raw.headers)
     done()
   }
 
@@ -185,4 +186,13 @@ function closeWithApp (socket: WebSocket): void {
   socket.close()
   socket.resume() // one paused with frames waiting reads its client's answer
   cutAfterGrace(socket)
+}
+
+/**
+ * @fastify/websocket's `injectWS` writes `sec-websocket-version` as the number 13; ws from 8.23.1 compares it with
+ * '13', as Node's parser gives every header, and answers 400. The header as a socket would have sent it.
+ */
+function versionAsSent (headers: IncomingHttpHeaders): void {
+  const version: unknown = headers['sec-websocket-version']
+  if (typeof version === 'number') headers['sec-websocket-version'] = String(version)
 }
