@@ -6,7 +6,7 @@ import { resolveConfig, type EndpointConfig } from './config.js'
 import { InvalidConfigError, RealtimeError, refusal } from './errors.js'
 import { Authenticator, defaultMapClaims } from './auth/authenticator.js'
 import { PasswordChecks } from './auth/password-checks.js'
-import { readRevocation, Revocations } from './auth/revocations.js'
+import { readRevocation } from './auth/revocations.js'
 import { tokenJwt, verifyWindow } from './auth/jwt.js'
 import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
@@ -54,10 +54,11 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const keyLookupMs = Math.min(storeTimeoutMs, ...Object.values(config.endpoints).filter(e => e.enabled).map(e => e.authTimeoutMs))
   // Passwords are checked (a directory, or the app's check): logins sign tokens of the plugin's own.
   const logins = options.verifyCredentials != null || options.users instanceof UserDirectory || (options.users?.length ?? 0) > 0
-  const { jwt, verify: verifyToken, claimsOf, requestUsers } = await tokenJwt(fastify, options, config, keyLookupMs, logins)
+  const { jwt, verify: verifyToken, claimsOf, requestUsers, verifier } = await tokenJwt(fastify, options, config, keyLookupMs, logins)
   // One process by default; with Redis, sessions, revocations and used one-time codes are shared by every process on it.
   let backend: Backend = memoryBackend
-  // In memory the revocations are loaded as the feed starts (this process's own, from its start on).
+  // In memory the revocations are loaded as the feed starts (this process's own, from the start of the first
+  // registration that shares them on).
   let revocationsLoaded = (loaded: Promise<void>): Promise<void> => loaded
   if (options.redis) {
     // ioredis is loaded by the apps that use it only: it is a third of the plugin's load time.
@@ -113,13 +114,15 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     verifyCredentials = directory.verifyCredentials
   }
   const sessionStore = options.sessionStore ?? backend.sessions(config.maxSessionsPerUser)
-  const revocationFeed = backend.revocationFeed()
+  // Without Redis, registrations in this process that take each other's tokens share their revocations.
+  const revocationFeed = backend.revocationFeed(verifier)
+  fastify.addHook('onClose', async () => revocationFeed.stop())
 
   const events = new RealtimeEvents(fastify.log)
   const registry = new Registry(events)
   // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
   const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching()), storeTimeoutMs)
-  const revocations = new Revocations()
+  const { revocations } = revocationFeed
   const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
     const revoked = readRevocation(id)
     if ('user' in revoked) {
@@ -133,7 +136,6 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     revocations.markLoaded(knownSince)
     resolve()
   }))
-  fastify.addHook('onClose', async () => revocationFeed.stop())
   await revocationsLoaded(loaded)
   const authenticator = new Authenticator({
     jwt,

@@ -1,5 +1,6 @@
 // Which @fastify/jwt signs and verifies the realtime tokens: the app's own (root or namespaced), or one the plugin
 // registers with SECRET, out of the app's sight. Either way every token goes through @fastify/jwt.
+import { createHmac, randomBytes } from 'node:crypto'
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { parse as parseSpan } from '@lukeed/ms'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -29,6 +30,11 @@ export interface TokenJwt {
   claimsOf: (token: string) => Claims
   /** The app's instance writes what it made of a token on the request; the plugin's own writes nothing there. */
   requestUsers: RequestUsers | null
+  /**
+   * What verifies the tokens: registrations with one take each other's. The app's instance itself, or a digest of the
+   * secret (of this process's own key, so that what holds it gives no way to guess the secret offline).
+   */
+  verifier: object | string
 }
 
 /**
@@ -71,6 +77,9 @@ export class RequestUsers {
 }
 
 const payloadOnly = { complete: false }
+
+/** Keys this process's digests of secrets. */
+const digestKey = randomBytes(32)
 
 function claimsReader (jwt: JwtInstance): (token: string) => Claims {
   const complete = (jwt.options.decode as { complete?: boolean } | undefined)?.complete === true
@@ -230,7 +239,7 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     if (config.secret) fastify.log.warn('SECRET (option secret) is not used: the app\'s @fastify/jwt, registered before fastify-realtime, verifies socket tokens, and every token it accepts opens a socket as its user')
     const claimsOf = claimsReader(apps)
     const requestUsers = new RequestUsers((apps as unknown as { options: { decoratorName: string } }).options.decoratorName)
-    return { jwt: apps, verify: requestVerifier(claimsOf, verifyName, requestUsers, waitMs), claimsOf, requestUsers }
+    return { jwt: apps, verify: requestVerifier(claimsOf, verifyName, requestUsers, waitMs), claimsOf, requestUsers, verifier: apps }
   }
   if (!config.secret) {
     const namespaces = registered ? Object.keys(registered) : []
@@ -261,5 +270,6 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     jwt = registered ? registered.realtime! : scope.jwt
   })
   // A static key: verified in the same turn, with fast-jwt's cached verifier.
-  return { jwt, verify: (token) => ({ claims: jwt.verify<Claims>(token) }), claimsOf: claimsReader(jwt), requestUsers: null }
+  const verifier = createHmac('sha256', digestKey).update(config.secret).digest('base64')
+  return { jwt, verify: (token) => ({ claims: jwt.verify<Claims>(token) }), claimsOf: claimsReader(jwt), requestUsers: null, verifier }
 }

@@ -20,7 +20,11 @@ import type { SessionStore } from '../../types/index.js'
 export interface Backend {
   /** `maxSessionsPerUser`: a new session past it ends the user's oldest. */
   sessions (maxSessionsPerUser: number): SessionStore
-  revocationFeed (): RevocationFeed
+  /**
+   * `verifier`: what the registration verifies tokens with. In memory, the registrations with one take each other's
+   * tokens, and share their revocations.
+   */
+  revocationFeed (verifier: unknown): RevocationFeed
   /**
    * `node` names this process in the lines it publishes; `maxUnansweredBytes`: how long the lines it published and
    * Redis has not answered yet may be together.
@@ -33,7 +37,7 @@ export interface Backend {
 
 export const memoryBackend: Backend = {
   sessions: (maxSessionsPerUser) => new MemorySessionStore({ maxSessionsPerUser }),
-  revocationFeed: () => new MemoryRevocationFeed(),
+  revocationFeed: (verifier) => new MemoryRevocationFeed(verifier),
   logFeed: (node) => new MemoryLogFeed(node),
   attempts: (limit) => memoryAttempts(limit)
 }

@@ -77,6 +77,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     refreshTokenTtlMs: hour,
     sessionTokenTtlMs: 24 * hour,
     revocationFeed: {
+      revocations,
       async publish (id, until) {
         const revoked = readRevocation(id)
         if ('user' in revoked) {
@@ -435,6 +436,7 @@ t.test('Authenticator: a store that fails while ending a reused session is SERVI
  */
 function failingFeed (revocations: Revocations, down: { on: boolean }, sent: string[]): AuthenticatorOptions['revocationFeed'] {
   return {
+    revocations,
     async publish (id, until) {
       const revoked = readRevocation(id)
       if ('session' in revoked) revocations.add(revoked.session, until)

@@ -5,10 +5,10 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import pino from 'pino'
 import type { RevocationFeed } from '../../lib/stores/revocation-feed/contract.js'
-import { MemoryRevocationFeed } from '../../lib/stores/revocation-feed/memory.js'
+import { MemoryRevocationFeed, memoryFeedsInUse } from '../../lib/stores/revocation-feed/memory.js'
 import { RedisRevocationFeed } from '../../lib/stores/revocation-feed/redis.js'
 import { connectRedis, type RedisConnections } from '../../lib/stores/redis-connection.js'
-import { until, within } from '../helpers.js'
+import { fakeClock, until, within } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { Link } from '../redis-link.js'
 import { RedisServer } from '../redis-server.js'
@@ -55,6 +55,32 @@ async function revocationFeedContract (t: Test, make: () => RevocationFeed, shar
 
 t.test('memory', async t => {
   await revocationFeedContract(t, () => new MemoryRevocationFeed(), false)
+})
+
+t.test('memory: the feeds of one key share one set, begun at the first one\'s start, and hear each other\'s revocations', async t => {
+  const clock = fakeClock(t, ['Date'])
+  // The contract's feeds above are never stopped: their keys, each its own, are counted apart.
+  const before = memoryFeedsInUse()
+  const a = await started(new MemoryRevocationFeed('key'))
+  clock.tick(5_000)
+  const b = await started(new MemoryRevocationFeed('key'))
+  const other = await started(new MemoryRevocationFeed('another key'))
+  t.equal(b.knownSince, a.knownSince, 'the later one knows every revocation made since the first started')
+  t.equal(b.feed.revocations, a.feed.revocations, 'one set')
+  t.not(other.feed.revocations, a.feed.revocations, 'another key\'s is its own')
+  await a.feed.publish('s1', Date.now() + 60_000)
+  t.same([a.heard.length, b.heard.length, other.heard.length], [1, 1, 0], 'a revocation reaches the feeds of its key only')
+
+  a.feed.stop()
+  a.feed.stop()
+  await b.feed.publish('s2', Date.now() + 60_000)
+  t.same([a.heard.length, b.heard.length], [1, 2], 'a stopped feed hears nothing more, stopped twice or not')
+  t.equal(memoryFeedsInUse() - before, 2, 'the key is kept while a feed of it is not stopped')
+  b.feed.stop()
+  other.feed.stop()
+  // One made and stopped at once (a registration that failed before it started its feed).
+  new MemoryRevocationFeed('key').stop()
+  t.equal(memoryFeedsInUse() - before, 0, 'and let go with the last one')
 })
 
 t.test('Redis', async t => {

@@ -1,8 +1,15 @@
 // How a revocation reaches every process: the memory feed for one process, the Redis feed for several.
+import type { Revocations } from '../../auth/revocations.js'
+
 /** Called once per revoked session on every process, with when its last access token expires. */
 export type RevokedHandler = (session: string, until: number) => void
 
 export interface RevocationFeed {
+  /**
+   * What this process knows is revoked, filled by `start`'s handler: one set for the registrations that share the feed's
+   * revocations (in memory, those that verify with one key), each of which adds what it hears.
+   */
+  readonly revocations: Revocations
   /** Announces a revocation; every process's handler sees it, this one's included. */
   publish (session: string, until: number): Promise<void>
   /**

@@ -3,6 +3,7 @@
 // once). One key, so it lives in one slot of a cluster; a PUBLISH reaches every node of one.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import { Revocations } from '../../auth/revocations.js'
 import type { RedisConnections } from '../redis-connection.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
@@ -17,6 +18,8 @@ const firstRetryMs = 250
 const longestRetryMs = 5_000
 
 export class RedisRevocationFeed implements RevocationFeed {
+  // This registration's own: what another shares with it comes through Redis.
+  readonly revocations = new Revocations()
   readonly #redis: RedisConnections
   readonly #key: string
   readonly #channel: string
