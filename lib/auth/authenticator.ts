@@ -254,8 +254,8 @@ export class Authenticator {
     const { refresh_token: _refreshToken, session: _before, ...claims } = verified.claims
     const result = this.#identify(verified.claims, at.request.log, verified.requestUser)
     if (!result.ok) {
-      const { sid } = verified.claims
-      if (typeof sid === 'string' && this.#options.revocations.has(sid) && !await this.#endAgain(sid)) {
+      const sid = this.#sessionOf(verified.claims)
+      if (sid !== undefined && this.#options.revocations.has(sid) && !await this.#endAgain(sid)) {
         return fail('SERVICE_UNAVAILABLE', 'session ended here, its revocation not sent')
       }
       return result
@@ -333,6 +333,15 @@ export class Authenticator {
     return typeof carried === 'string' ? carried : undefined
   }
 
+  /**
+   * The refresh session a token belongs to: its `sid`, in a token of this plugin's issuer only. A provider's `sid`
+   * (Keycloak signs one) names a session of the provider's, which no store here holds: read as one, the token was refused
+   * after a restart and answered 503 while the revocations were away.
+   */
+  #sessionOf (claims: Claims): string | undefined {
+    return claims.iss === this.#options.issuer && typeof claims.sid === 'string' ? claims.sid : undefined
+  }
+
   #verify (token: string, request: FastifyRequest): Pending<Verified> {
     const unmark = this.#options.appVerifies ? this.#mark(token, request) : null
     const verified = this.#verifyToken(token, request)
@@ -393,7 +402,7 @@ export class Authenticator {
     if (identity === failed) return fail('AUTH_FAILED', 'mapClaims failed')
     if (!identity) return fail('AUTH_FAILED', 'token names no user')
     const { revocations } = this.#options
-    const session = typeof claims.sid === 'string' ? claims.sid : undefined
+    const session = this.#sessionOf(claims)
     // A process that has never loaded the revocations cannot tell a revoked session: the client may try again later.
     if (session !== undefined && !revocations.loaded) return fail('SERVICE_UNAVAILABLE', 'revocations not loaded yet')
     const iat = issuedAtOf(claims)

@@ -735,6 +735,8 @@ t.test('Authenticator: until the revocations are loaded, a token with a session 
   const { access_token: withSession } = authenticator.signAccessToken(alice, 'sid-1')
   t.match(authenticator.verifyAccessToken(withSession, at), { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'revocations not loaded yet' })
   t.match(authenticator.verifyAccessToken(app.jwt.sign({ id: 'u1' }), at), { ok: true, session: undefined }, 'without a session: unaffected')
+  const provider = app.jwt.sign({ sub: 'kc-user', iss: 'https://id.example.com/realms/app', sid: 'a-keycloak-session' })
+  t.match(authenticator.verifyAccessToken(provider, at), { ok: true, session: undefined }, 'a provider\'s `sid` is no session here: unaffected')
   revocations.markLoaded()
   t.match(authenticator.verifyAccessToken(withSession, at), { ok: true, session: 'sid-1' })
 })

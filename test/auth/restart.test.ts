@@ -144,6 +144,16 @@ t.test('memory stores: a restart forgets every session, and their access tokens 
   t.same(await everywhere(after, again.access_token), accepted(userOf(after, again.access_token)), 'a new login works')
 })
 
+t.test('a provider\'s token carrying a `sid` of its own (Keycloak signs one) outlives a restart: no store here holds the provider\'s sessions', async t => {
+  const before = await serve(t)
+  const token = before.app.jwt.sign({ sub: 'kc-user', iss: 'https://id.example.com/realms/app', sid: 'a-keycloak-session' })
+  t.same(await everywhere(before, token), accepted('kc-user'), 'before the restart')
+  await before.app.close()
+
+  const after = await serve(t)
+  t.same(await everywhere(after, token), accepted('kc-user'), 'after it, on every endpoint and route')
+})
+
 t.test('a session store that outlives the process: a live session\'s token works after a restart, a logged-out or revoked one does not', async t => {
   const store = persistentStore()
   const before = await serve(t, { sessionStore: fromFastifySessionStore(store) })
