@@ -201,9 +201,16 @@ export class Authenticator {
    * of a token its holder kept.
    */
   readonly #unsent = new Set<string>()
+  /**
+   * How long a user's revocation lasts: the longest life (from `iat`) of another issuer's token verified here, at least
+   * the access-token TTL (the plugin's own tokens) and at most the refresh-token TTL. A provider's tokens often live an
+   * hour or a day: one TTL of 15 minutes let a revoked user's token in again for the rest of its life.
+   */
+  #userRevocationMs: number
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
+    this.#userRevocationMs = options.accessTokenTtlMs
   }
 
   /**
@@ -408,7 +415,17 @@ export class Authenticator {
     const iat = issuedAtOf(claims)
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
-    return { ok: true, identity, session, expiresAt: this.#expiryOf(claims), issuedAt: heldIssuedAt(iat), requestUser }
+    const expiresAt = this.#expiryOf(claims)
+    if (claims.iss !== this.#options.issuer) this.#lived(expiresAt, iat)
+    return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat), requestUser }
+  }
+
+  /** Another issuer's token, verified: a user's revocation lasts as long as it may live (`#userRevocationMs`). */
+  #lived (expiresAt: number | null, iat: number | undefined): void {
+    const life = expiresAt === null ? Infinity : expiresAt - (iat === undefined ? Date.now() : iat * 1000)
+    if (life <= this.#userRevocationMs) return
+    const { accessTokenTtlMs, refreshTokenTtlMs } = this.#options
+    this.#userRevocationMs = Math.max(accessTokenTtlMs, Math.min(life, refreshTokenTtlMs))
   }
 
   /**
@@ -755,21 +772,21 @@ export class Authenticator {
     // (one, not one per ended session). Stamped also when the store gave up part-way: the sessions it ended by then
     // are covered.
     const done = await Promise.allSettled([
-      this.#revoke(revocationId.user(user, Date.now())),
+      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
-    await this.#revoke(revocationId.user(user, Date.now()))
+    await this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs)
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
   }
 
-  #revoke (id: string): Promise<void> {
-    // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
-    // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only. A session
-    // token lives longer too, but ends with its session: whoever checks it asks the store (`trusts`).
+  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs): Promise<void> {
+    // Tokens signed from now on for this session (or before now for this user) cannot exist; a session's out there
+    // live at most one TTL, a user's as long as the longest-lived seen (`#userRevocationMs`). A session token lives
+    // longer too, but ends with its session: whoever checks it asks the store (`trusts`).
     // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
     // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
-    const { revocationFeed, accessTokenTtlMs, storeTimeoutMs } = this.#options
-    return deadline(revocationFeed.publish(id, Date.now() + accessTokenTtlMs), storeTimeoutMs)
+    const { revocationFeed, storeTimeoutMs } = this.#options
+    return deadline(revocationFeed.publish(id, Date.now() + lastsMs), storeTimeoutMs)
   }
 
   /**

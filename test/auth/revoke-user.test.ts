@@ -1,6 +1,6 @@
 // fastify.realtime.revokeUser for every token of the user, with a session or without (signAccessToken without a
 // session id, the app's own jwt.sign): its sockets get AUTH_REVOKED, its tokens issued up to the revocation's second
-// are refused for one access-token TTL, on every process; and fastify.realtime.trusted, so that the app's HTTP routes
+// are refused for as long as they may live, on every process; and fastify.realtime.trusted, so that the app's HTTP routes
 // refuse what the sockets refuse.
 import { createHmac } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
@@ -294,6 +294,42 @@ t.test('the user\'s older tokens are refused for one access-token TTL', async t 
   const client = await connect(url(`/websocket?access_token=${longLived}`))
   t.same(await whoIs(client, 'w'), { type: 'whoami', uid: 'w', user: 'alice' }, 'one TTL on, the revocation is forgotten')
   await client.close()
+})
+
+t.test('a provider\'s tokens living longer than the plugin\'s: a user\'s revocation lasts the longest life verified here, at most one refresh-token TTL', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // The provider's key: the app's own @fastify/jwt, which takes any issuer.
+  await app.register(fastifyJwt, { secret })
+  await app.register(realtime, { env: {}, accessTokenTtl: '1m', refreshTokenTtl: '2h', rest: { handlers: { whoami } } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = (path: string) => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}${path}`
+  const provider = (user: string, expiresIn?: string) =>
+    app.jwt.sign({ sub: user, iss: 'https://id.example.com/' }, expiresIn === undefined ? {} : { expiresIn })
+  const seen = async (token: string, user: string) => {
+    const client = await connect(url(`/websocket?access_token=${token}`))
+    t.same(await whoIs(client, user), { type: 'whoami', uid: user, user }, `${user}'s token accepted`)
+    await client.close()
+  }
+
+  // An hour-long token, shown once: the user's revocation outlives the plugin's 1 m TTL, to the token's end.
+  const hourLong = provider('alice', '1h')
+  await seen(hourLong, 'alice')
+  await app.realtime.revokeUser('alice')
+  clock.tick(60_001)
+  t.same(await refusedWith(url(`/websocket?access_token=${hourLong}`)), upgradeRefused, 'past one access-token TTL, still refused')
+  clock.tick(3_600_000 - 60_001 - 1_000)
+  t.same(await refusedWith(url(`/websocket?access_token=${hourLong}`)), upgradeRefused, 'a second before the token\'s own end')
+
+  // A token without exp (or of ten days) is held to the refresh-token TTL: the revocation lapses after 2 h.
+  const endless = provider('bob')
+  await seen(endless, 'bob')
+  await app.realtime.revokeUser('bob')
+  clock.tick(7_200_000 - 1)
+  t.same(await refusedWith(url(`/websocket?access_token=${endless}`)), upgradeRefused, 'a millisecond before one refresh-token TTL')
+  clock.tick(1)
+  await seen(endless, 'bob')
 })
 
 /**
