@@ -1,7 +1,7 @@
 // A @fastify/session store serving as the refresh-session store, beyond the contract (test/stores/sessions.test.ts).
 import t from 'tap'
 import { MemoryStore } from '@fastify/session'
-import { fromFastifySessionStore } from '../../lib/index.js'
+import { fromFastifySessionStore, type CallbackSessionStore } from '../../lib/index.js'
 import { admin, build, fakeClock, until } from '../helpers.js'
 
 t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
@@ -13,6 +13,41 @@ t.test('records carry their expiry as cookie.expires, for stores that expire by 
   await store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', expiresAt, Date.now() + 1_000)
   t.equal(records.size, 2, 'and no more after a rotation')
   for (const record of records.values()) t.equal(record.cookie.expires, new Date(expiresAt).toISOString())
+})
+
+const oneDay = 86_400_000
+
+/**
+ * A store that keeps a record as long as its `cookie.maxAge` says, a day without one, as memorystore's getTTL does
+ * (better-sqlite3-session-store and connect-memcached read it too, and express-session writes it).
+ */
+function maxAgeStore (): CallbackSessionStore {
+  const records = new Map<string, { record: unknown, until: number }>()
+  return {
+    get: (id, callback) => {
+      const kept = records.get(id)
+      setImmediate(() => callback(null, kept && kept.until > Date.now() ? structuredClone(kept.record) : undefined))
+    },
+    set: (id, record, callback) => {
+      const maxAge = (record as { cookie?: { maxAge?: unknown } }).cookie?.maxAge
+      records.set(id, { record: structuredClone(record), until: Date.now() + (typeof maxAge === 'number' ? Math.floor(maxAge) : oneDay) })
+      setImmediate(callback)
+    },
+    destroy: (id, callback) => { records.delete(id); setImmediate(callback) }
+  }
+}
+
+t.test('records carry their lifetime as cookie.maxAge too, for stores that keep them by it', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const store = fromFastifySessionStore(maxAgeStore())
+  const week = 7 * oneDay
+  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt: Date.now() + week }, Date.now() + 1_000)
+  clock.tick(25 * 3_600_000)
+  t.equal((await store.lookup({ sessionId: 's1', tokenHash: 'h1' })).status, 'current', 'a 7-day session is there after 25 h idle')
+  await store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', Date.now() + week, Date.now() + 1_000)
+  clock.tick(week - 3_600_000)
+  t.equal((await store.lookup({ sessionId: 's1', tokenHash: 'h2' })).status, 'current', 'and a refresh moves its lifetime on')
+  t.same(await store.endUser('u1', Date.now() + 1_000), ['s1'], 'its user\'s list lives as long')
 })
 
 t.test('store errors fail closed over HTTP', async t => {

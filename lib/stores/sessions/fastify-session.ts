@@ -52,8 +52,12 @@ interface SessionRecord {
   expiresAt: number
 }
 
-// Stores such as connect-redis take a record's lifetime from `cookie.expires`.
-const lifetime = (expiresAt: number) => ({ cookie: { expires: new Date(expiresAt).toISOString(), originalMaxAge: expiresAt - Date.now() } })
+// Stores such as connect-redis take a record's lifetime from `cookie.expires`; memorystore, better-sqlite3-session-store
+// and connect-memcached from `cookie.maxAge`, as express-session's Cookie has it, and a day without it.
+function lifetime (expiresAt: number) {
+  const maxAge = expiresAt - Date.now()
+  return { cookie: { expires: new Date(expiresAt).toISOString(), originalMaxAge: maxAge, maxAge } }
+}
 
 /**
  * @param options.prefix what the keys start with (default `realtime:`)
