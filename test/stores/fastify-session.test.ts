@@ -58,6 +58,27 @@ t.test('store errors fail closed over HTTP', async t => {
   t.equal(login.statusCode, 503)
 })
 
+t.test('a store that calls back ENOENT for a missing record (session-file-store) has no record there, not an error', async t => {
+  const memory = new MemoryStore()
+  const files: CallbackSessionStore = {
+    get: (id, callback) => memory.get(id, (err, record) => callback(err ?? (record ? null : Object.assign(new Error(`ENOENT: no such file or directory, open '${id}.json'`), { code: 'ENOENT' })), record)),
+    set: (id, record, callback) => memory.set(id, record as never, callback),
+    destroy: (id, callback) => memory.destroy(id, callback)
+  }
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(files) })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(login.statusCode, 200, 'a login, its user with no list yet')
+  const { refresh_token: first } = login.json().data
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: first } })).statusCode, 204)
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: first } })
+  t.same([refresh.statusCode, refresh.json().errors[0].extensions.code], [401, 'INVALID_CREDENTIALS'], 'a logged-out token, its record gone')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).statusCode, 200, 'a login after the last logout')
+  const broken = new MemoryStore()
+  broken.get = (_id, callback) => callback(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }))
+  const other = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(broken) })
+  t.equal((await other.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).statusCode, 503, 'any other error is one')
+})
+
 t.test('the plugin logs in, refreshes and logs out through an adapted store', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(new MemoryStore()) })
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })

@@ -67,7 +67,12 @@ function lifetime (expiresAt: number) {
 export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number } = {}): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
   const maxSessionsPerUser = sessionsPerUser(options.maxSessionsPerUser)
-  const get = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
+  const getNow = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
+  // A missing record is no error, as express-session has it: session-file-store calls back ENOENT for one.
+  const get = (id: string) => getNow(id).catch((err: unknown) => {
+    if ((err as { code?: unknown } | null)?.code === 'ENOENT') return undefined
+    throw err
+  })
   const setNow = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
   const destroyNow = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>
   // Not atomic: the deadline is checked before each write, so no write starts once the caller has given up.
