@@ -114,6 +114,45 @@ t.test('logins of one user at once are all on its list, so that endUser ends eve
   t.same((await store.endUser('u1', Date.now() + 1_000)).sort(), ['s1', 's2', 's3', 's4', 's5', 's7'], 'every session on the list is ended')
 })
 
+t.test('of two uses of one refresh token at once on one process, one refreshes and the other is reuse', async t => {
+  // A store across a network: both reads of a rotation land before either write, unless the second waits its turn.
+  const memory = new MemoryStore()
+  const later = (answer: () => void) => { setTimeout(answer, 2) }
+  const remote: CallbackSessionStore = {
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  }
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(remote) })
+  const login = async () => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).json().data.refresh_token as string
+  const post = (url: string, token: string) => app.inject({ method: 'POST', url, payload: { refresh_token: token } })
+  for (let round = 0; round < 5; round++) {
+    const token = await login()
+    const both = await Promise.all([post('/auth/refresh', token), post('/auth/refresh', token)])
+    t.same(both.map(answer => answer.statusCode).sort(), [200, 401], `round ${round}: one refreshes, the other is reuse`)
+    const winner = both.find(answer => answer.statusCode === 200)!.json().data.refresh_token
+    t.equal((await post('/auth/refresh', winner)).statusCode, 401, 'and the reuse ended the session')
+  }
+})
+
+t.test('a session ended while it rotates stays ended', async t => {
+  const memory = new MemoryStore()
+  const later = (answer: () => void) => { setTimeout(answer, 2) }
+  const store = fromFastifySessionStore({
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  })
+  const expiresAt = Date.now() + 60_000
+  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
+  const [rotated] = await Promise.all([
+    store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', expiresAt, Date.now() + 1_000),
+    store.end('s1', Date.now() + 1_000)
+  ])
+  t.equal(rotated.status, 'rotated', 'the rotation came first')
+  t.same(await store.lookup({ sessionId: 's1', tokenHash: 'h2' }), { status: 'unknown' }, 'and the end after it, which it did not undo')
+})
+
 t.test('a store that never answers one login holds the user\'s next one a minute, not for good', async t => {
   const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const records = new Map<string, unknown>()

@@ -1,7 +1,8 @@
 // Lets a store written for @fastify/session (connect-redis, a database store, ...) keep refresh sessions.
-// Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
-// uses of one refresh token may both succeed; use the built-in Redis store where that matters. A user's list of
-// sessions is updated one change at a time within a process, not across processes. It lists each session with its
+// Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Within a process a
+// session's rotations and its end take turns; across processes two concurrent uses of one refresh token may both
+// succeed: use the built-in Redis store where that matters. A user's list of sessions is updated one change at a time
+// within a process, not across processes. It lists each session with its
 // expiry (moved on by a refresh), so that it holds the live ones only: each change drops the ended and the past, and a
 // login past the user's limit ends the sessions that expire first (created or refreshed longest ago). No
 // `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
@@ -10,15 +11,10 @@
 import { promisify } from 'node:util'
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
+import { Turns } from './turns.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 type Callback = (err?: unknown) => void
-
-/**
- * After a write's deadline, how long a change that never answered holds the next: a write that has not landed in a
- * minute is taken for lost (one that lands later could still overwrite the next change's list).
- */
-const takenForLostAfterMs = 60_000
 
 /** The callback contract of @fastify/session stores. */
 export interface CallbackSessionStore {
@@ -90,18 +86,12 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
   // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
   // before the other's, and one session would be missing from it, out of reach of `endUser` (revokeUser). A store that
   // never answers holds the user's next change a minute, not for good.
-  const listChanges = new Map<string, Promise<void>>()
-  function changeList<T> (user: string, deadline: number, change: () => Promise<T>): Promise<T> {
-    const changed = (listChanges.get(user) ?? Promise.resolve()).then(change)
-    let timer: NodeJS.Timeout | undefined
-    const settled = Promise.race([
-      changed.then(() => {}, () => {}),
-      new Promise<void>(resolve => { timer = setTimeout(resolve, deadline + takenForLostAfterMs - Date.now()).unref() })
-    ]).finally(() => clearTimeout(timer))
-    listChanges.set(user, settled)
-    settled.then(() => { if (listChanges.get(user) === settled) listChanges.delete(user) })
-    return changed
-  }
+  const listChanges = new Turns()
+  const changeList = <T>(user: string, deadline: number, change: () => Promise<T>) => listChanges.take(user, deadline, change)
+  // Each rotation or end of a session waits for the one before, so that of two uses of one token at once in this
+  // process one rotates and the other is reuse, and a rotation does not write back a session a logout has just ended.
+  // Across processes, read-then-write cannot promise it.
+  const sessionChanges = new Turns()
 
   const save = (deadline: number, id: string, record: SessionRecord) =>
     set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
@@ -162,7 +152,7 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
       return await listSession(session.identity.user, session.id, session.expiresAt, deadline, maxSessionsPerUser)
     },
 
-    async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {
+    rotate: (token, nextTokenHash, expiresAt, deadline) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
       const found = await lookup(token)
       if (found.status !== 'current') return found
       // The list first: a rotation that then fails leaves the session listed longer, never shorter than it lives.
@@ -170,16 +160,16 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
       const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
       await save(deadline, token.sessionId, record)
       return { status: 'rotated', session: record }
-    },
+    }),
 
     lookup,
 
-    async end (sessionId, deadline) {
+    end: (sessionId, deadline) => sessionChanges.take(sessionId, deadline, async () => {
       const identity = await endAlone(sessionId, deadline)
       // Best effort: the session has ended whatever happens here, and an id left on the list is skipped by endUser.
       if (identity) await listSession(identity.user, sessionId, null, deadline).catch(() => {})
       return identity
-    },
+    }),
 
     endUser: (user, deadline) => changeList(user, deadline, async () => {
       // Each batch gets the time the whole call was given, counted from when it starts, as on Redis.
