@@ -206,6 +206,38 @@ t.test('a user\'s list holds the live sessions only: ended and expired ones go a
   t.equal(listed(), undefined)
 })
 
+t.test('a lapsed session\'s record is destroyed once seen lapsed, for stores that keep records until told', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const records = new Map<string, unknown>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const create = (user: string, id: string, ttl: number) =>
+    store.create({ id, identity: { user, role: null, admin: false }, tokenHash: id, expiresAt: Date.now() + ttl }, Date.now() + 1_000)
+  for (let i = 0; i < 100; i++) await create(`u${i % 10}`, `lapses-${i}`, 1_000)
+  await create('u0', 'looked-up', 1_000)
+  clock.tick(2_000)
+  t.same(await store.lookup({ sessionId: 'looked-up', tokenHash: 'looked-up' }), { status: 'unknown' })
+  for (let i = 0; i < 10; i++) await create(`u${i}`, `live-${i}`, 60_000)
+  // Not waited for by the calls that found them lapsed.
+  for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
+  t.same([...records.keys()].filter(key => key.includes(':session:')).sort(), Array.from({ length: 10 }, (_, i) => `realtime:session:live-${i}`),
+    'the ten live sessions are left, and their ten lists')
+  t.equal(records.size, 20)
+})
+
+t.test('a listed session whose record lives on (refreshed on another process) is not destroyed with its list entry', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const records = new Map<string, unknown>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const identity = { user: 'u1', role: null, admin: false }
+  await store.create({ id: 's1', identity, tokenHash: 'h1', expiresAt: Date.now() + 1_000 }, Date.now() + 1_000)
+  // Another process's refresh, its list write lost: the record moved on, the list did not.
+  records.set('realtime:session:s1', { ...records.get('realtime:session:s1') as object, expiresAt: Date.now() + 60_000 })
+  clock.tick(2_000)
+  await store.create({ id: 's2', identity, tokenHash: 'h2', expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
+  t.match(await store.lookup({ sessionId: 's1', tokenHash: 'h1' }), { status: 'current' })
+})
+
 t.test('a list of plain ids (as 0.1.0 wrote it) is read, its ids expiring with it', async t => {
   const records = new Map<string, unknown>()
   const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))

@@ -79,8 +79,12 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
   async function find (sessionId: string): Promise<SessionRecord | null> {
     const record = await get(sessionKey(sessionId)) as SessionRecord | null | undefined
-    // Not every store honours `cookie.expires`: the expiry is checked here too.
-    return record && record.expiresAt > Date.now() ? record : null
+    if (!record) return null
+    // Not every store expires records (@fastify/session's MemoryStore keeps them until told): the expiry is checked
+    // here too, and a lapsed one destroyed, best effort, without keeping the caller waiting.
+    if (record.expiresAt > Date.now()) return record
+    destroyNow(sessionKey(sessionId)).catch(() => {})
+    return null
   }
 
   // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
@@ -105,8 +109,11 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
     if (!list) return []
     const lapsesAt = Date.parse(list.cookie.expires)
     const now = Date.now()
-    return list.sessions.map(listedSession => typeof listedSession === 'string' ? { id: listedSession, expiresAt: lapsesAt } : listedSession)
-      .filter(listedSession => listedSession.expiresAt > now)
+    const sessions = list.sessions.map(listedSession => typeof listedSession === 'string' ? { id: listedSession, expiresAt: lapsesAt } : listedSession)
+    // The lapsed ones' records are read, not destroyed blindly: one refreshed on another process, whose list write was
+    // lost, lives on. `find` destroys those past.
+    for (const lapsed of sessions.filter(listedSession => listedSession.expiresAt <= now)) find(lapsed.id).catch(() => {})
+    return sessions.filter(listedSession => listedSession.expiresAt > now)
   }
 
   /** Writes the list back; it lives as long as the longest of its sessions, and goes once it has none. */
