@@ -1,8 +1,9 @@
 // A @fastify/session store serving as the refresh-session store, beyond the contract (test/stores/sessions.test.ts).
-import t from 'tap'
+import t, { type Test } from 'tap'
+import Fastify from 'fastify'
 import { MemoryStore } from '@fastify/session'
-import { fromFastifySessionStore, type CallbackSessionStore } from '../../lib/index.js'
-import { admin, build, fakeClock, until } from '../helpers.js'
+import realtime, { fromFastifySessionStore, type CallbackSessionStore, type RealtimeOptions } from '../../lib/index.js'
+import { admin, build, fakeClock, secret, until } from '../helpers.js'
 
 t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
   const records = new Map<string, { cookie: { expires: string } }>()
@@ -56,6 +57,34 @@ t.test('store errors fail closed over HTTP', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(broken) })
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(login.statusCode, 503)
+})
+
+/** An app with an instance for each of `tenants` in sibling scopes, and the messages of its warnings. */
+async function tenantsOn (t: Test, tenants: RealtimeOptions[]) {
+  const warnings: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
+  t.teardown(() => app.close())
+  for (const [i, options] of tenants.entries()) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { prefix: `/t${i}`, env: {}, secret, heartbeat: { enabled: false }, ...options })
+    })
+  }
+  await app.ready()
+  return { app, warnings }
+}
+
+t.test('tenants given one store object and one prefix: boot warns once; on prefixes or stores of their own, not at all', async t => {
+  const store = new MemoryStore()
+  const shared = await tenantsOn(t, [0, 1, 2].map(() => ({ sessionStore: fromFastifySessionStore(store) })))
+  t.equal(shared.warnings.length, 1, 'one warning for three tenants')
+  t.equal(shared.warnings[0], 'another fastify-realtime in this process uses the same store with prefix "realtime:" (fromFastifySessionStore): the two share their sessions (a refresh token of one refreshes on the other). Unless they are one app, give each its own prefix')
+  await shared.app.close()
+  const apart = await tenantsOn(t, [
+    { sessionStore: fromFastifySessionStore(store, { prefix: 'a:' }) },
+    { sessionStore: fromFastifySessionStore(store, { prefix: 'b:' }) },
+    { sessionStore: fromFastifySessionStore(new MemoryStore(), { prefix: 'a:' }) }
+  ])
+  t.same(apart.warnings, [], 'distinct prefixes or stores, and those of the app closed are free again')
 })
 
 t.test('a store that calls back ENOENT for a missing record (session-file-store) has no record there, not an error', async t => {

@@ -9,12 +9,23 @@
 // another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
 // No `unrotate` either: read-then-write, one landing after a logout read the session would bring it back.
 import { promisify } from 'node:util'
+import type { FastifyBaseLogger } from 'fastify'
+import { useStorePrefix } from '../prefixes-in-use.js'
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
 import { Turns } from './turns.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 type Callback = (err?: unknown) => void
+
+/**
+ * What the plugin calls on an adapted store as it registers, with its logger: resolves what to call as it closes.
+ * Global, so that the ES module and the CommonJS copy of the package know each other's stores.
+ */
+export const onRegistration = Symbol.for('fastify-realtime.fromFastifySessionStore.onRegistration')
+
+/** A session store that may want to hear of its registrations. */
+export type RegisteredSessionStore = SessionStore & { [onRegistration]?: (log: FastifyBaseLogger) => () => void }
 
 /** The callback contract of @fastify/session stores. */
 export interface CallbackSessionStore {
@@ -61,6 +72,13 @@ function lifetime (expiresAt: number) {
  * 100, as the plugin's own stores)
  */
 export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number } = {}): SessionStore {
+  const adapted = adapt(store, options)
+  // Not enumerable: the store's shape is the contract's.
+  Object.defineProperty(adapted, onRegistration, { value: (log: FastifyBaseLogger) => useStorePrefix(store, options.prefix ?? 'realtime:', log) })
+  return adapted
+}
+
+function adapt (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number }): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
   const maxSessionsPerUser = sessionsPerUser(options.maxSessionsPerUser)
   const getNow = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
