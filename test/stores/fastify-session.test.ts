@@ -164,6 +164,28 @@ t.test('of two uses of one refresh token at once on one process, one refreshes a
   }
 })
 
+t.test('a store answering each call in 400 ms rotates within the write deadline: the list and the record are written at once', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const memory = new MemoryStore()
+  const later = (answer: () => void) => { setTimeout(answer, 400) }
+  const store = fromFastifySessionStore({
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  })
+  const expiresAt = Date.now() + 60_000
+  const created = store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
+  await clock.tickAsync(1_200)
+  await created
+  // The plugin gives a write a second from the call's start (a third of its 3 s store timeout).
+  const rotated = store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', expiresAt, Date.now() + 1_000)
+  await clock.tickAsync(1_200)
+  t.match(await rotated, { status: 'rotated' }, 'its last write starts 800 ms in')
+  const found = store.lookup({ sessionId: 's1', tokenHash: 'h2' })
+  await clock.tickAsync(400)
+  t.match(await found, { status: 'current' })
+})
+
 t.test('a session ended while it rotates stays ended', async t => {
   const memory = new MemoryStore()
   const later = (answer: () => void) => { setTimeout(answer, 2) }

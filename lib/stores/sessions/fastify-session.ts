@@ -180,10 +180,12 @@ function adapt (store: CallbackSessionStore, options: { prefix?: string, maxSess
     rotate: (token, nextTokenHash, expiresAt, deadline) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
       const found = await lookup(token)
       if (found.status !== 'current') return found
-      // The list first: a rotation that then fails leaves the session listed longer, never shorter than it lives.
-      await listSession(found.session.identity.user, token.sessionId, expiresAt, deadline)
+      // The list and the record at once, so that the last write starts two calls in, not three: a store answering in
+      // under half the write deadline (500 ms) a call can rotate. One that lands while the other fails leaves the
+      // session listed shorter than it lives only where the rotation answered 503: nobody holds its next token, and the
+      // retry with the one before is reuse, which ends it.
       const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
-      await save(deadline, token.sessionId, record)
+      await Promise.all([listSession(found.session.identity.user, token.sessionId, expiresAt, deadline), save(deadline, token.sessionId, record)])
       return { status: 'rotated', session: record }
     }),
 
