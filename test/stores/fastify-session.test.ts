@@ -108,6 +108,39 @@ t.test('a store that calls back ENOENT for a missing record (session-file-store)
   t.equal((await other.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).statusCode, 503, 'any other error is one')
 })
 
+t.test('a promise-style store is refused at its first call, on the app\'s log; a store whose async methods call back works', async t => {
+  const records = new Map<string, unknown>()
+  let calls = 0
+  // As @mgcrea/fastify-session-redis-store: set(id, data, expiry), each method a promise, no callback.
+  const promises = {
+    get: async (id: string) => { calls++; return records.get(id) ?? null },
+    set: async (id: string, record: object, _expiry?: number) => { calls++; records.set(id, record) },
+    destroy: async (id: string) => { calls++; records.delete(id) }
+  }
+  const errors: { msg: string, err: { code: string } }[] = []
+  const stream = { write: (line: string) => { errors.push(JSON.parse(line)) } }
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(promises as never) }, { logger: { level: 'error', stream } })
+  const login = () => app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal((await login()).statusCode, 503)
+  t.same(errors.map(line => [line.err.code, line.msg]), [['FST_REALTIME_INVALID_CONFIG', 'Invalid configuration: sessionStore: fromFastifySessionStore takes a store whose get, set and destroy call back, as @fastify/session\'s do; this one\'s set answered with a promise and never called back (a promise-style store, such as @mgcrea/fastify-session-redis-store)']])
+  const callsBefore = calls
+  t.equal((await login()).statusCode, 503, 'and every call after it')
+  t.equal(calls, callsBefore, 'without asking the store')
+  t.equal(errors.length, 1, 'told once')
+
+  // As connect-redis: async methods whose callback has a default, so that they declare fewer parameters.
+  const memory = new MemoryStore()
+  const both = {
+    get: async (id: string, callback = (_err: unknown, _record?: unknown) => {}) => { memory.get(id, callback) },
+    set: async (id: string, record: object, callback = (_err?: unknown) => {}) => { memory.set(id, record as never, callback) },
+    destroy: async (id: string, callback = (_err?: unknown) => {}) => { memory.destroy(id, callback) }
+  }
+  const other = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(both) })
+  const logged = await other.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(logged.statusCode, 200)
+  t.equal((await other.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: logged.json().data.refresh_token } })).statusCode, 200)
+})
+
 t.test('the plugin logs in, refreshes and logs out through an adapted store', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(new MemoryStore()) })
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })

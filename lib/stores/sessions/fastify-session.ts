@@ -8,9 +8,9 @@
 // `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
 // another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
 // No `unrotate` either: read-then-write, one landing after a logout read the session would bring it back.
-import { promisify } from 'node:util'
 import type { FastifyBaseLogger } from 'fastify'
 import { useStorePrefix } from '../prefixes-in-use.js'
+import { CallbackCalls } from './callback-calls.js'
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
 import { Turns } from './turns.js'
@@ -72,23 +72,24 @@ function lifetime (expiresAt: number) {
  * 100, as the plugin's own stores)
  */
 export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number } = {}): SessionStore {
-  const adapted = adapt(store, options)
+  const calls = new CallbackCalls(store)
+  const adapted = adapt(calls, options)
   // Not enumerable: the store's shape is the contract's.
-  Object.defineProperty(adapted, onRegistration, { value: (log: FastifyBaseLogger) => useStorePrefix(store, options.prefix ?? 'realtime:', log) })
+  Object.defineProperty(adapted, onRegistration, {
+    value: (log: FastifyBaseLogger) => {
+      calls.logTo(log)
+      return useStorePrefix(store, options.prefix ?? 'realtime:', log)
+    }
+  })
   return adapted
 }
 
-function adapt (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number }): SessionStore {
+function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPerUser?: number }): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
   const maxSessionsPerUser = sessionsPerUser(options.maxSessionsPerUser)
-  const getNow = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
-  // A missing record is no error, as express-session has it: session-file-store calls back ENOENT for one.
-  const get = (id: string) => getNow(id).catch((err: unknown) => {
-    if ((err as { code?: unknown } | null)?.code === 'ENOENT') return undefined
-    throw err
-  })
-  const setNow = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
-  const destroyNow = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>
+  const get = (id: string) => calls.get(id)
+  const setNow = (id: string, record: object) => calls.set(id, record)
+  const destroyNow = (id: string) => calls.destroy(id)
   // Not atomic: the deadline is checked before each write, so no write starts once the caller has given up.
   const set = (deadline: number, id: string, record: object) => { refuseLate(deadline); return setNow(id, record) }
   const destroy = (deadline: number, id: string) => { refuseLate(deadline); return destroyNow(id) }
