@@ -12,6 +12,7 @@ import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { GiveBacks } from './stores/give-backs.js'
 import { usePrefix } from './stores/prefixes-in-use.js'
+import { onRegistration, type RegisteredSessionStore } from './stores/sessions/fastify-session.js'
 import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
 import { captureLogLines, levelValuesOf } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
@@ -114,6 +115,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     verifyCredentials = directory.verifyCredentials
   }
   const sessionStore = options.sessionStore ?? backend.sessions(config.maxSessionsPerUser)
+  const releaseStore = (sessionStore as RegisteredSessionStore)[onRegistration]?.(fastify.log)
+  if (releaseStore) fastify.addHook('onClose', async () => releaseStore())
   // Without Redis, registrations in this process that take each other's tokens share their revocations.
   const revocationFeed = backend.revocationFeed(verifier)
   fastify.addHook('onClose', async () => revocationFeed.stop())

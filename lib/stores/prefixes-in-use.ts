@@ -1,6 +1,7 @@
-// The Redis prefixes the plugin's instances in this process use. Whatever is under a prefix is one app's (README, "One
-// app per prefix"): two instances of one process on one Redis and prefix (two tenants, say) share their sessions,
-// revocations and log lines, which boot warns of, once.
+// The Redis prefixes the plugin's instances in this process use, and the prefixes of the stores adapted by
+// fromFastifySessionStore. Whatever is under a prefix is one app's (README, "One app per prefix"): two instances of one
+// process on one Redis and prefix (two tenants, say) share their sessions, revocations and log lines, two on one
+// adapted store and prefix their sessions; boot warns of it, once.
 import type { Cluster, Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClient } from './redis-connection.js'
@@ -12,6 +13,8 @@ interface InUse {
 
 // Keyed by where the keys go: the Redis (or the Cluster client) and the whole prefix, the client's `keyPrefix` first.
 const inUse = new Map<string, InUse>()
+// An adapted store's own object stands for where its keys go: its client's options are its own business.
+const storesInUse = new WeakMap<object, Map<string, InUse>>()
 // A Cluster's nodes are not in its options for good: its client stands for it.
 const clusters = new WeakMap<Cluster, number>()
 let clustersSeen = 0
@@ -34,14 +37,28 @@ function placeOf (redis: RedisClient, prefix: string): string {
  * process uses it too. Returns what removes the record, once the instance closes.
  */
 export function usePrefix (redis: RedisClient, prefix: string, log: FastifyBaseLogger): () => void {
-  const place = placeOf(redis, prefix)
-  const use = inUse.get(place) ?? { instances: 0, warned: false }
-  inUse.set(place, use)
+  return use(inUse, placeOf(redis, prefix), () => {
+    log.warn(`another fastify-realtime in this process uses redisPrefix "${prefix}" on the same Redis: the two share their sessions, revocations and log lines (a refresh token of one refreshes on the other). Unless they are one app, give each its own redisPrefix`)
+  })
+}
+
+/** The same for a store adapted by fromFastifySessionStore: one store object, one `prefix`. */
+export function useStorePrefix (store: object, prefix: string, log: FastifyBaseLogger): () => void {
+  const prefixes = storesInUse.get(store) ?? new Map<string, InUse>()
+  storesInUse.set(store, prefixes)
+  return use(prefixes, prefix, () => {
+    log.warn(`another fastify-realtime in this process uses the same store with prefix "${prefix}" (fromFastifySessionStore): the two share their sessions (a refresh token of one refreshes on the other). Unless they are one app, give each its own prefix`)
+  })
+}
+
+function use (places: Map<string, InUse>, place: string, warn: () => void): () => void {
+  const use = places.get(place) ?? { instances: 0, warned: false }
+  places.set(place, use)
   if (++use.instances > 1 && !use.warned) {
     use.warned = true
-    log.warn(`another fastify-realtime in this process uses redisPrefix "${prefix}" on the same Redis: the two share their sessions, revocations and log lines (a refresh token of one refreshes on the other). Unless they are one app, give each its own redisPrefix`)
+    warn()
   }
   return () => {
-    if (--use.instances === 0) inUse.delete(place)
+    if (--use.instances === 0) places.delete(place)
   }
 }

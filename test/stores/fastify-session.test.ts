@@ -1,8 +1,9 @@
 // A @fastify/session store serving as the refresh-session store, beyond the contract (test/stores/sessions.test.ts).
-import t from 'tap'
+import t, { type Test } from 'tap'
+import Fastify from 'fastify'
 import { MemoryStore } from '@fastify/session'
-import { fromFastifySessionStore } from '../../lib/index.js'
-import { admin, build, fakeClock, until } from '../helpers.js'
+import realtime, { fromFastifySessionStore, type CallbackSessionStore, type RealtimeOptions } from '../../lib/index.js'
+import { admin, build, fakeClock, secret, until } from '../helpers.js'
 
 t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
   const records = new Map<string, { cookie: { expires: string } }>()
@@ -15,12 +16,129 @@ t.test('records carry their expiry as cookie.expires, for stores that expire by 
   for (const record of records.values()) t.equal(record.cookie.expires, new Date(expiresAt).toISOString())
 })
 
+const oneDay = 86_400_000
+
+/**
+ * A store that keeps a record as long as its `cookie.maxAge` says, a day without one, as memorystore's getTTL does
+ * (better-sqlite3-session-store and connect-memcached read it too, and express-session writes it).
+ */
+function maxAgeStore (): CallbackSessionStore {
+  const records = new Map<string, { record: unknown, until: number }>()
+  return {
+    get: (id, callback) => {
+      const kept = records.get(id)
+      setImmediate(() => callback(null, kept && kept.until > Date.now() ? structuredClone(kept.record) : undefined))
+    },
+    set: (id, record, callback) => {
+      const maxAge = (record as { cookie?: { maxAge?: unknown } }).cookie?.maxAge
+      records.set(id, { record: structuredClone(record), until: Date.now() + (typeof maxAge === 'number' ? Math.floor(maxAge) : oneDay) })
+      setImmediate(callback)
+    },
+    destroy: (id, callback) => { records.delete(id); setImmediate(callback) }
+  }
+}
+
+t.test('records carry their lifetime as cookie.maxAge too, for stores that keep them by it', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const store = fromFastifySessionStore(maxAgeStore())
+  const week = 7 * oneDay
+  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt: Date.now() + week }, Date.now() + 1_000)
+  clock.tick(25 * 3_600_000)
+  t.equal((await store.lookup({ sessionId: 's1', tokenHash: 'h1' })).status, 'current', 'a 7-day session is there after 25 h idle')
+  await store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', Date.now() + week, Date.now() + 1_000)
+  clock.tick(week - 3_600_000)
+  t.equal((await store.lookup({ sessionId: 's1', tokenHash: 'h2' })).status, 'current', 'and a refresh moves its lifetime on')
+  t.same(await store.endUser('u1', Date.now() + 1_000), ['s1'], 'its user\'s list lives as long')
+})
+
 t.test('store errors fail closed over HTTP', async t => {
   const broken = new MemoryStore()
   broken.get = (_id, callback) => callback(new Error('store down'))
   const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(broken) })
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(login.statusCode, 503)
+})
+
+/** An app with an instance for each of `tenants` in sibling scopes, and the messages of its warnings. */
+async function tenantsOn (t: Test, tenants: RealtimeOptions[]) {
+  const warnings: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
+  t.teardown(() => app.close())
+  for (const [i, options] of tenants.entries()) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { prefix: `/t${i}`, env: {}, secret, heartbeat: { enabled: false }, ...options })
+    })
+  }
+  await app.ready()
+  return { app, warnings }
+}
+
+t.test('tenants given one store object and one prefix: boot warns once; on prefixes or stores of their own, not at all', async t => {
+  const store = new MemoryStore()
+  const shared = await tenantsOn(t, [0, 1, 2].map(() => ({ sessionStore: fromFastifySessionStore(store) })))
+  t.equal(shared.warnings.length, 1, 'one warning for three tenants')
+  t.equal(shared.warnings[0], 'another fastify-realtime in this process uses the same store with prefix "realtime:" (fromFastifySessionStore): the two share their sessions (a refresh token of one refreshes on the other). Unless they are one app, give each its own prefix')
+  await shared.app.close()
+  const apart = await tenantsOn(t, [
+    { sessionStore: fromFastifySessionStore(store, { prefix: 'a:' }) },
+    { sessionStore: fromFastifySessionStore(store, { prefix: 'b:' }) },
+    { sessionStore: fromFastifySessionStore(new MemoryStore(), { prefix: 'a:' }) }
+  ])
+  t.same(apart.warnings, [], 'distinct prefixes or stores, and those of the app closed are free again')
+})
+
+t.test('a store that calls back ENOENT for a missing record (session-file-store) has no record there, not an error', async t => {
+  const memory = new MemoryStore()
+  const files: CallbackSessionStore = {
+    get: (id, callback) => memory.get(id, (err, record) => callback(err ?? (record ? null : Object.assign(new Error(`ENOENT: no such file or directory, open '${id}.json'`), { code: 'ENOENT' })), record)),
+    set: (id, record, callback) => memory.set(id, record as never, callback),
+    destroy: (id, callback) => memory.destroy(id, callback)
+  }
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(files) })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(login.statusCode, 200, 'a login, its user with no list yet')
+  const { refresh_token: first } = login.json().data
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: first } })).statusCode, 204)
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: first } })
+  t.same([refresh.statusCode, refresh.json().errors[0].extensions.code], [401, 'INVALID_CREDENTIALS'], 'a logged-out token, its record gone')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).statusCode, 200, 'a login after the last logout')
+  const broken = new MemoryStore()
+  broken.get = (_id, callback) => callback(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }))
+  const other = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(broken) })
+  t.equal((await other.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).statusCode, 503, 'any other error is one')
+})
+
+t.test('a promise-style store is refused at its first call, on the app\'s log; a store whose async methods call back works', async t => {
+  const records = new Map<string, unknown>()
+  let calls = 0
+  // As @mgcrea/fastify-session-redis-store: set(id, data, expiry), each method a promise, no callback.
+  const promises = {
+    get: async (id: string) => { calls++; return records.get(id) ?? null },
+    set: async (id: string, record: object, _expiry?: number) => { calls++; records.set(id, record) },
+    destroy: async (id: string) => { calls++; records.delete(id) }
+  }
+  const errors: { msg: string, err: { code: string } }[] = []
+  const stream = { write: (line: string) => { errors.push(JSON.parse(line)) } }
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(promises as never) }, { logger: { level: 'error', stream } })
+  const login = () => app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal((await login()).statusCode, 503)
+  t.same(errors.map(line => [line.err.code, line.msg]), [['FST_REALTIME_INVALID_CONFIG', 'Invalid configuration: sessionStore: fromFastifySessionStore takes a store whose get, set and destroy call back, as @fastify/session\'s do; this one\'s set answered with a promise and never called back (a promise-style store, such as @mgcrea/fastify-session-redis-store)']])
+  const callsBefore = calls
+  t.equal((await login()).statusCode, 503, 'and every call after it')
+  t.equal(calls, callsBefore, 'without asking the store')
+  t.equal(errors.length, 1, 'told once')
+
+  // As connect-redis: async methods whose callback has a default, so that they declare fewer parameters.
+  const memory = new MemoryStore()
+  const both = {
+    get: async (id: string, callback = (_err: unknown, _record?: unknown) => {}) => { memory.get(id, callback) },
+    set: async (id: string, record: object, callback = (_err?: unknown) => {}) => { memory.set(id, record as never, callback) },
+    destroy: async (id: string, callback = (_err?: unknown) => {}) => { memory.destroy(id, callback) }
+  }
+  const other = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(both) })
+  const logged = await other.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
+  t.equal(logged.statusCode, 200)
+  t.equal((await other.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: logged.json().data.refresh_token } })).statusCode, 200)
 })
 
 t.test('the plugin logs in, refreshes and logs out through an adapted store', async t => {
@@ -56,6 +174,67 @@ t.test('logins of one user at once are all on its list, so that endUser ends eve
   failing = false
   await create('s7')
   t.same((await store.endUser('u1', Date.now() + 1_000)).sort(), ['s1', 's2', 's3', 's4', 's5', 's7'], 'every session on the list is ended')
+})
+
+t.test('of two uses of one refresh token at once on one process, one refreshes and the other is reuse', async t => {
+  // A store across a network: both reads of a rotation land before either write, unless the second waits its turn.
+  const memory = new MemoryStore()
+  const later = (answer: () => void) => { setTimeout(answer, 2) }
+  const remote: CallbackSessionStore = {
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  }
+  const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(remote) })
+  const login = async () => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).json().data.refresh_token as string
+  const post = (url: string, token: string) => app.inject({ method: 'POST', url, payload: { refresh_token: token } })
+  for (let round = 0; round < 5; round++) {
+    const token = await login()
+    const both = await Promise.all([post('/auth/refresh', token), post('/auth/refresh', token)])
+    t.same(both.map(answer => answer.statusCode).sort(), [200, 401], `round ${round}: one refreshes, the other is reuse`)
+    const winner = both.find(answer => answer.statusCode === 200)!.json().data.refresh_token
+    t.equal((await post('/auth/refresh', winner)).statusCode, 401, 'and the reuse ended the session')
+  }
+})
+
+t.test('a store answering each call in 400 ms rotates within the write deadline: the list and the record are written at once', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const memory = new MemoryStore()
+  const later = (answer: () => void) => { setTimeout(answer, 400) }
+  const store = fromFastifySessionStore({
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  })
+  const expiresAt = Date.now() + 60_000
+  const created = store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
+  await clock.tickAsync(1_200)
+  await created
+  // The plugin gives a write a second from the call's start (a third of its 3 s store timeout).
+  const rotated = store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', expiresAt, Date.now() + 1_000)
+  await clock.tickAsync(1_200)
+  t.match(await rotated, { status: 'rotated' }, 'its last write starts 800 ms in')
+  const found = store.lookup({ sessionId: 's1', tokenHash: 'h2' })
+  await clock.tickAsync(400)
+  t.match(await found, { status: 'current' })
+})
+
+t.test('a session ended while it rotates stays ended', async t => {
+  const memory = new MemoryStore()
+  const later = (answer: () => void) => { setTimeout(answer, 2) }
+  const store = fromFastifySessionStore({
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  })
+  const expiresAt = Date.now() + 60_000
+  await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
+  const [rotated] = await Promise.all([
+    store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', expiresAt, Date.now() + 1_000),
+    store.end('s1', Date.now() + 1_000)
+  ])
+  t.equal(rotated.status, 'rotated', 'the rotation came first')
+  t.same(await store.lookup({ sessionId: 's1', tokenHash: 'h2' }), { status: 'unknown' }, 'and the end after it, which it did not undo')
 })
 
 t.test('a store that never answers one login holds the user\'s next one a minute, not for good', async t => {
@@ -109,6 +288,38 @@ t.test('a user\'s list holds the live sessions only: ended and expired ones go a
   t.same(listed(), ['rotated', 'live'], 'the lapsed one is gone; the rotated one lives on, and stays')
   t.same(await store.endUser('u1', Date.now() + 1_000), ['live', 'rotated'], 'endUser ends them, newest first')
   t.equal(listed(), undefined)
+})
+
+t.test('a lapsed session\'s record is destroyed once seen lapsed, for stores that keep records until told', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const records = new Map<string, unknown>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const create = (user: string, id: string, ttl: number) =>
+    store.create({ id, identity: { user, role: null, admin: false }, tokenHash: id, expiresAt: Date.now() + ttl }, Date.now() + 1_000)
+  for (let i = 0; i < 100; i++) await create(`u${i % 10}`, `lapses-${i}`, 1_000)
+  await create('u0', 'looked-up', 1_000)
+  clock.tick(2_000)
+  t.same(await store.lookup({ sessionId: 'looked-up', tokenHash: 'looked-up' }), { status: 'unknown' })
+  for (let i = 0; i < 10; i++) await create(`u${i}`, `live-${i}`, 60_000)
+  // Not waited for by the calls that found them lapsed.
+  for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
+  t.same([...records.keys()].filter(key => key.includes(':session:')).sort(), Array.from({ length: 10 }, (_, i) => `realtime:session:live-${i}`),
+    'the ten live sessions are left, and their ten lists')
+  t.equal(records.size, 20)
+})
+
+t.test('a listed session whose record lives on (refreshed on another process) is not destroyed with its list entry', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const records = new Map<string, unknown>()
+  const store = fromFastifySessionStore(new MemoryStore(records as Map<string, never>))
+  const identity = { user: 'u1', role: null, admin: false }
+  await store.create({ id: 's1', identity, tokenHash: 'h1', expiresAt: Date.now() + 1_000 }, Date.now() + 1_000)
+  // Another process's refresh, its list write lost: the record moved on, the list did not.
+  records.set('realtime:session:s1', { ...records.get('realtime:session:s1') as object, expiresAt: Date.now() + 60_000 })
+  clock.tick(2_000)
+  await store.create({ id: 's2', identity, tokenHash: 'h2', expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
+  t.match(await store.lookup({ sessionId: 's1', tokenHash: 'h1' }), { status: 'current' })
 })
 
 t.test('a list of plain ids (as 0.1.0 wrote it) is read, its ids expiring with it', async t => {

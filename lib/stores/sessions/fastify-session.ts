@@ -1,24 +1,31 @@
 // Lets a store written for @fastify/session (connect-redis, a database store, ...) keep refresh sessions.
-// Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Two concurrent
-// uses of one refresh token may both succeed; use the built-in Redis store where that matters. A user's list of
-// sessions is updated one change at a time within a process, not across processes. It lists each session with its
-// expiry (moved on by a refresh), so that it holds the live ones only: each change drops the ended and the past, and a
-// login past the user's limit ends the sessions that expire first (created or refreshed longest ago). No
+// Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Within a process a
+// session's rotations and its end take turns; across processes two concurrent uses of one refresh token may both
+// succeed: use the built-in Redis store where that matters. A user's list of sessions is updated one change at a time
+// within a process, not across processes. It lists each session with its expiry (moved on by a refresh), so that it
+// holds the live ones only: each change drops the ended and the past, and a login past the user's limit ends the
+// sessions that expire first (created or refreshed longest ago). No
 // `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
 // another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
 // No `unrotate` either: read-then-write, one landing after a logout read the session would bring it back.
-import { promisify } from 'node:util'
+import type { FastifyBaseLogger } from 'fastify'
+import { useStorePrefix } from '../prefixes-in-use.js'
 import { refuseLate } from '../write-deadline.js'
+import { CallbackCalls } from './callback-calls.js'
 import { sessionsPerUser } from './per-user-limit.js'
+import { Turns } from './turns.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
 type Callback = (err?: unknown) => void
 
 /**
- * After a write's deadline, how long a change that never answered holds the next: a write that has not landed in a
- * minute is taken for lost (one that lands later could still overwrite the next change's list).
+ * What the plugin calls on an adapted store as it registers, with its logger: resolves what to call as it closes.
+ * Global, so that the ES module and the CommonJS copy of the package know each other's stores.
  */
-const takenForLostAfterMs = 60_000
+export const onRegistration = Symbol.for('fastify-realtime.fromFastifySessionStore.onRegistration')
+
+/** A session store that may want to hear of its registrations. */
+export type RegisteredSessionStore = SessionStore & { [onRegistration]?: (log: FastifyBaseLogger) => () => void }
 
 /** The callback contract of @fastify/session stores. */
 export interface CallbackSessionStore {
@@ -52,8 +59,12 @@ interface SessionRecord {
   expiresAt: number
 }
 
-// Stores such as connect-redis take a record's lifetime from `cookie.expires`.
-const lifetime = (expiresAt: number) => ({ cookie: { expires: new Date(expiresAt).toISOString(), originalMaxAge: expiresAt - Date.now() } })
+// Stores such as connect-redis take a record's lifetime from `cookie.expires`; memorystore, better-sqlite3-session-store
+// and connect-memcached from `cookie.maxAge`, as express-session's Cookie has it, and a day without it.
+function lifetime (expiresAt: number) {
+  const maxAge = expiresAt - Date.now()
+  return { cookie: { expires: new Date(expiresAt).toISOString(), originalMaxAge: maxAge, maxAge } }
+}
 
 /**
  * @param options.prefix what the keys start with (default `realtime:`)
@@ -61,11 +72,24 @@ const lifetime = (expiresAt: number) => ({ cookie: { expires: new Date(expiresAt
  * 100, as the plugin's own stores)
  */
 export function fromFastifySessionStore (store: CallbackSessionStore, options: { prefix?: string, maxSessionsPerUser?: number } = {}): SessionStore {
+  const calls = new CallbackCalls(store)
+  const adapted = adapt(calls, options)
+  // Not enumerable: the store's shape is the contract's.
+  Object.defineProperty(adapted, onRegistration, {
+    value: (log: FastifyBaseLogger) => {
+      calls.logTo(log)
+      return useStorePrefix(store, options.prefix ?? 'realtime:', log)
+    }
+  })
+  return adapted
+}
+
+function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPerUser?: number }): SessionStore {
   const prefix = options.prefix ?? 'realtime:'
   const maxSessionsPerUser = sessionsPerUser(options.maxSessionsPerUser)
-  const get = promisify(store.get.bind(store)) as (id: string) => Promise<unknown>
-  const setNow = promisify(store.set.bind(store)) as (id: string, record: object) => Promise<void>
-  const destroyNow = promisify(store.destroy.bind(store)) as (id: string) => Promise<void>
+  const get = (id: string) => calls.get(id)
+  const setNow = (id: string, record: object) => calls.set(id, record)
+  const destroyNow = (id: string) => calls.destroy(id)
   // Not atomic: the deadline is checked before each write, so no write starts once the caller has given up.
   const set = (deadline: number, id: string, record: object) => { refuseLate(deadline); return setNow(id, record) }
   const destroy = (deadline: number, id: string) => { refuseLate(deadline); return destroyNow(id) }
@@ -74,25 +98,23 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
 
   async function find (sessionId: string): Promise<SessionRecord | null> {
     const record = await get(sessionKey(sessionId)) as SessionRecord | null | undefined
-    // Not every store honours `cookie.expires`: the expiry is checked here too.
-    return record && record.expiresAt > Date.now() ? record : null
+    if (!record) return null
+    // Not every store expires records (@fastify/session's MemoryStore keeps them until told): the expiry is checked
+    // here too, and a lapsed one destroyed, best effort, without keeping the caller waiting.
+    if (record.expiresAt > Date.now()) return record
+    destroyNow(sessionKey(sessionId)).catch(() => {})
+    return null
   }
 
   // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
   // before the other's, and one session would be missing from it, out of reach of `endUser` (revokeUser). A store that
   // never answers holds the user's next change a minute, not for good.
-  const listChanges = new Map<string, Promise<void>>()
-  function changeList<T> (user: string, deadline: number, change: () => Promise<T>): Promise<T> {
-    const changed = (listChanges.get(user) ?? Promise.resolve()).then(change)
-    let timer: NodeJS.Timeout | undefined
-    const settled = Promise.race([
-      changed.then(() => {}, () => {}),
-      new Promise<void>(resolve => { timer = setTimeout(resolve, deadline + takenForLostAfterMs - Date.now()).unref() })
-    ]).finally(() => clearTimeout(timer))
-    listChanges.set(user, settled)
-    settled.then(() => { if (listChanges.get(user) === settled) listChanges.delete(user) })
-    return changed
-  }
+  const listChanges = new Turns()
+  const changeList = <T>(user: string, deadline: number, change: () => Promise<T>) => listChanges.take(user, deadline, change)
+  // Each rotation or end of a session waits for the one before, so that of two uses of one token at once in this
+  // process one rotates and the other is reuse, and a rotation does not write back a session a logout has just ended.
+  // Across processes, read-then-write cannot promise it.
+  const sessionChanges = new Turns()
 
   const save = (deadline: number, id: string, record: SessionRecord) =>
     set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
@@ -106,8 +128,11 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
     if (!list) return []
     const lapsesAt = Date.parse(list.cookie.expires)
     const now = Date.now()
-    return list.sessions.map(listedSession => typeof listedSession === 'string' ? { id: listedSession, expiresAt: lapsesAt } : listedSession)
-      .filter(listedSession => listedSession.expiresAt > now)
+    const sessions = list.sessions.map(listedSession => typeof listedSession === 'string' ? { id: listedSession, expiresAt: lapsesAt } : listedSession)
+    // The lapsed ones' records are read, not destroyed blindly: one refreshed on another process, whose list write was
+    // lost, lives on. `find` destroys those past.
+    for (const lapsed of sessions.filter(listedSession => listedSession.expiresAt <= now)) find(lapsed.id).catch(() => {})
+    return sessions.filter(listedSession => listedSession.expiresAt > now)
   }
 
   /** Writes the list back; it lives as long as the longest of its sessions, and goes once it has none. */
@@ -153,24 +178,26 @@ export function fromFastifySessionStore (store: CallbackSessionStore, options: {
       return await listSession(session.identity.user, session.id, session.expiresAt, deadline, maxSessionsPerUser)
     },
 
-    async rotate (token, nextTokenHash, expiresAt, deadline): Promise<RotateResult> {
+    rotate: (token, nextTokenHash, expiresAt, deadline) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
       const found = await lookup(token)
       if (found.status !== 'current') return found
-      // The list first: a rotation that then fails leaves the session listed longer, never shorter than it lives.
-      await listSession(found.session.identity.user, token.sessionId, expiresAt, deadline)
+      // The list and the record at once, so that the last write starts two calls in, not three: a store answering in
+      // under half the write deadline (500 ms) a call can rotate. One that lands while the other fails leaves the
+      // session listed shorter than it lives only where the rotation answered 503: nobody holds its next token, and the
+      // retry with the one before is reuse, which ends it.
       const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
-      await save(deadline, token.sessionId, record)
+      await Promise.all([listSession(found.session.identity.user, token.sessionId, expiresAt, deadline), save(deadline, token.sessionId, record)])
       return { status: 'rotated', session: record }
-    },
+    }),
 
     lookup,
 
-    async end (sessionId, deadline) {
+    end: (sessionId, deadline) => sessionChanges.take(sessionId, deadline, async () => {
       const identity = await endAlone(sessionId, deadline)
       // Best effort: the session has ended whatever happens here, and an id left on the list is skipped by endUser.
       if (identity) await listSession(identity.user, sessionId, null, deadline).catch(() => {})
       return identity
-    },
+    }),
 
     endUser: (user, deadline) => changeList(user, deadline, async () => {
       // Each batch gets the time the whole call was given, counted from when it starts, as on Redis.
