@@ -330,6 +330,13 @@ t.test('a provider\'s tokens living longer than the plugin\'s: a user\'s revocat
   t.same(await refusedWith(url(`/websocket?access_token=${endless}`)), upgradeRefused, 'a millisecond before one refresh-token TTL')
   clock.tick(1)
   await seen(endless, 'bob')
+
+  // A token without `iat`: its life counts from when it is shown.
+  const undated = app.jwt.sign({ sub: 'carol', iss: 'https://id.example.com/' }, { expiresIn: '3h', noTimestamp: true })
+  await seen(undated, 'carol')
+  await app.realtime.revokeUser('carol')
+  clock.tick(7_200_000 - 1)
+  t.same(await refusedWith(url(`/websocket?access_token=${undated}`)), upgradeRefused, 'refused up to one refresh-token TTL')
 })
 
 /**
