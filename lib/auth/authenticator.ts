@@ -744,23 +744,26 @@ export class Authenticator {
     // every process. A login or refresh meanwhile writes its session before the store ends it, and its token is issued
     // as of before that write (`#issue`): one more revocation of the user, stamped once the store answers, refuses it
     // (one, not one per ended session). Stamped also when the store gave up part-way: the sessions it ended by then
-    // are covered.
+    // are covered. The second gets what is left of one store deadline, not one of its own: the call fails closed in
+    // the time any store call does (a hung Redis would otherwise hold it two deadlines); it applies here all the same.
+    const until = Date.now() + this.#options.storeTimeoutMs
     const done = await Promise.allSettled([
       this.#revoke(revocationId.user(user, Date.now())),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
-    await this.#revoke(revocationId.user(user, Date.now()))
+    done.push(...await Promise.allSettled([this.#revoke(revocationId.user(user, Date.now()), Math.max(0, until - Date.now()))]))
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
   }
 
-  #revoke (id: string): Promise<void> {
+  /** `withinMs`: how long Redis has to take it, a store call's time by default. */
+  #revoke (id: string, withinMs = this.#options.storeTimeoutMs): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; the ones out there live
     // at most one TTL. The app's or a provider's tokens may live longer: they are refused for one TTL only. A session
     // token lives longer too, but ends with its session: whoever checks it asks the store (`trusts`).
     // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
     // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
-    const { revocationFeed, accessTokenTtlMs, storeTimeoutMs } = this.#options
-    return deadline(revocationFeed.publish(id, Date.now() + accessTokenTtlMs), storeTimeoutMs)
+    const { revocationFeed, accessTokenTtlMs } = this.#options
+    return deadline(revocationFeed.publish(id, Date.now() + accessTokenTtlMs), withinMs)
   }
 
   /**
