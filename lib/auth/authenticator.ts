@@ -12,6 +12,7 @@ import { isThenable } from '../thenable.js'
 import { deadline } from '../deadline.js'
 import type { GiveBacks } from '../stores/give-backs.js'
 import { RepeatedFailures } from '../repeated-failures.js'
+import { Outages } from '../stores/outages.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
   PasswordCredential, PresentedToken, SessionStore, VerifyCredentials
@@ -194,7 +195,8 @@ export class Authenticator {
   readonly #verifying = new WeakMap<FastifyRequest, string>()
   readonly #mapClaimsFailures = new RepeatedFailures('mapClaims failed')
   readonly #credentialCheckFailures = new RepeatedFailures('a credential check failed')
-  readonly #checkBeginsFailures = new RepeatedFailures('the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
+  /** The session store's clock unread: retried at every login, so once a minute at most, as a failure any client sets off. */
+  readonly #checkBeginsOutages = new Outages(60_000)
   /**
    * Sessions ended here whose revocation did not go out (the feed applies it in this process first): only these are
    * sent again when their tokens come back. Every ended session's would be a publish to every process for each replay
@@ -465,10 +467,11 @@ export class Authenticator {
     let checkBegan: number | undefined
     try {
       checkBegan = await checkBegins
+      if (at && this.#checkBeginsOutages.ended()) at.request.log.info('the session store says where a login\'s check began again')
     } catch (err) {
       // The login goes on under this process's own guard, as with a store without `checkBegins`: in a cluster, the one
       // node of the clock being away would otherwise stop every login while the other nodes serve sessions.
-      if (at) this.#checkBeginsFailures.log(at.request.log, { err })
+      if (at) this.#checkBeginsOutages.failed(at.request.log, err, 'the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
     }
     // What the check proves holds as of its start: a user revoked while it ran (a password changed, then revokeUser)
     // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this

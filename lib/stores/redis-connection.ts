@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Redis, type Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+import { Outages } from './outages.js'
 import { channelScope, redisKeys } from './redis-keys.js'
 import { probeSubscription } from './subscription-probe.js'
 
@@ -91,21 +92,17 @@ export function refusedDatabase (err: Error & { command?: { name: string, args: 
   return err.command?.name === 'select' ? `database ${String(err.command.args[0])}, which the Redis server refuses (${err.message})` : null
 }
 
-/** Logs the first error of each outage and the recovery, not every failed reconnect. */
+/** Logs each outage as `Outages` does (a warning, an error past a failover's length, its end), not every failed reconnect. */
 export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBaseLogger): void {
-  let healthy = true
+  const outages = new Outages()
   redis.on('error', (err: Error) => {
     // No outage: the connection is up, on database 0. Boot fails on it; a Redis that was away at boot is told here.
     const refused = refusedDatabase(err)
     if (refused) return log.error(`the redis option names ${refused}: Redis (${role}) runs on database 0`)
-    if (!healthy) return
-    healthy = false
-    log.error({ err: { message: err.message } }, `Redis (${role}) unavailable; retrying`)
+    outages.failed(log, { message: err.message }, `Redis (${role}) unavailable; retrying`)
   })
   redis.on('ready', () => {
-    if (healthy) return
-    healthy = true
-    log.info(`Redis (${role}) connected again`)
+    if (outages.ended()) log.info(`Redis (${role}) connected again`)
   })
 }
 
