@@ -471,7 +471,7 @@ export class Authenticator {
     } catch (err) {
       // The login goes on under this process's own guard, as with a store without `checkBegins`: in a cluster, the one
       // node of the clock being away would otherwise stop every login while the other nodes serve sessions.
-      if (at) this.#checkBeginsOutages.failed(at.request.log, err, 'the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
+      if (at) this.#checkBeginsOutages.failed(at.request.log, err as Error, 'the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
     }
     // What the check proves holds as of its start: a user revoked while it ran (a password changed, then revokeUser)
     // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this

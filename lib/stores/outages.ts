@@ -26,8 +26,11 @@ export class Outages {
     this.#quietMs = quietMs
   }
 
-  /** One failure: the first of an outage is logged as a warning, the first 10 s or more after it as an error. */
-  failed (log: FastifyBaseLogger, err: unknown, message: string): void {
+  /**
+   * One failure: the first of an outage is logged as a warning (with the error's message: its stack says nothing of a
+   * failover), the first 10 s or more after it as an error, with the whole error.
+   */
+  failed (log: FastifyBaseLogger, err: { message: string }, message: string): void {
     const now = Date.now()
     if (this.#since === null) {
       this.#since = now
@@ -38,7 +41,8 @@ export class Outages {
         return
       }
       this.#quietUntil = now + this.#quietMs
-      log.warn(this.#unlogged > 0 ? { err, unlogged: this.#unlogged } : { err }, message)
+      const fields = { err: { message: err.message } }
+      log.warn(this.#unlogged > 0 ? { ...fields, unlogged: this.#unlogged } : fields, message)
       this.#unlogged = 0
       return
     }

@@ -90,7 +90,7 @@ export class RedisRevocationFeed implements RevocationFeed {
       }, (err: unknown) => {
         // Redis refusing the read (an ACL without the key) never passes: retried all the same, an error past 10 s.
         failures++
-        outages.failed(this.#log, err, `could not read the revocations in force from Redis (${this.#key}); retrying`)
+        outages.failed(this.#log, err as Error, `could not read the revocations in force from Redis (${this.#key}); retrying`)
       }).finally(() => {
         replaying = false
         if (this.#stopped || replayed >= subscriptions) return
