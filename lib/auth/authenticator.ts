@@ -12,6 +12,7 @@ import { isThenable } from '../thenable.js'
 import { deadline } from '../deadline.js'
 import type { GiveBacks } from '../stores/give-backs.js'
 import { RepeatedFailures } from '../repeated-failures.js'
+import { Outages } from '../stores/outages.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
   PasswordCredential, PresentedToken, SessionStore, VerifyCredentials
@@ -194,7 +195,8 @@ export class Authenticator {
   readonly #verifying = new WeakMap<FastifyRequest, string>()
   readonly #mapClaimsFailures = new RepeatedFailures('mapClaims failed')
   readonly #credentialCheckFailures = new RepeatedFailures('a credential check failed')
-  readonly #checkBeginsFailures = new RepeatedFailures('the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
+  /** The session store's clock unread: retried at every login, so once a minute at most, as a failure any client sets off. */
+  readonly #checkBeginsOutages = new Outages(60_000)
   /**
    * Sessions ended here whose revocation did not go out (the feed applies it in this process first): only these are
    * sent again when their tokens come back. Every ended session's would be a publish to every process for each replay
@@ -491,10 +493,11 @@ export class Authenticator {
     let checkBegan: number | undefined
     try {
       checkBegan = await checkBegins
+      if (at && this.#checkBeginsOutages.ended()) at.request.log.info('the session store says where a login\'s check began again')
     } catch (err) {
       // The login goes on under this process's own guard, as with a store without `checkBegins`: in a cluster, the one
       // node of the clock being away would otherwise stop every login while the other nodes serve sessions.
-      if (at) this.#checkBeginsFailures.log(at.request.log, { err })
+      if (at) this.#checkBeginsOutages.failed(at.request.log, err as Error, 'the session store could not say where a login\'s check began: logins are guarded against revocations on other processes only once those are heard')
     }
     // What the check proves holds as of its start: a user revoked while it ran (a password changed, then revokeUser)
     // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this
@@ -770,23 +773,27 @@ export class Authenticator {
     // every process. A login or refresh meanwhile writes its session before the store ends it, and its token is issued
     // as of before that write (`#issue`): one more revocation of the user, stamped once the store answers, refuses it
     // (one, not one per ended session). Stamped also when the store gave up part-way: the sessions it ended by then
-    // are covered.
+    // are covered. The second gets what is left of one store deadline, not one of its own: the call fails closed in
+    // the time any store call does (a hung Redis would otherwise hold it two deadlines); it applies here all the same.
+    const until = Date.now() + this.#options.storeTimeoutMs
     const done = await Promise.allSettled([
       this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
-    await this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs)
+    done.push(...await Promise.allSettled([
+      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs, Math.max(0, until - Date.now()))
+    ]))
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
   }
 
-  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs): Promise<void> {
+  /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
+  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; a session's out there
     // live at most one TTL, a user's as long as the longest-lived seen (`#userRevocationMs`). A session token lives
     // longer too, but ends with its session: whoever checks it asks the store (`trusts`).
     // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
     // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
-    const { revocationFeed, storeTimeoutMs } = this.#options
-    return deadline(revocationFeed.publish(id, Date.now() + lastsMs), storeTimeoutMs)
+    return deadline(this.#options.revocationFeed.publish(id, Date.now() + lastsMs), withinMs)
   }
 
   /**

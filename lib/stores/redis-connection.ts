@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Redis, type Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+import { Outages } from './outages.js'
 import { channelScope, redisKeys } from './redis-keys.js'
 import { probeSubscription } from './subscription-probe.js'
 
@@ -91,21 +92,21 @@ export function refusedDatabase (err: Error & { command?: { name: string, args: 
   return err.command?.name === 'select' ? `database ${String(err.command.args[0])}, which the Redis server refuses (${err.message})` : null
 }
 
-/** Logs the first error of each outage and the recovery, not every failed reconnect. */
+/** Logs each outage as `Outages` does (a warning, an error past a failover's length, its end), not every failed reconnect. */
 export function watch (redis: NodeJS.EventEmitter, role: string, log: FastifyBaseLogger): void {
-  let healthy = true
+  const outages = new Outages()
   redis.on('error', (err: Error) => {
     // No outage: the connection is up, on database 0. Boot fails on it; a Redis that was away at boot is told here.
     const refused = refusedDatabase(err)
     if (refused) return log.error(`the redis option names ${refused}: Redis (${role}) runs on database 0`)
-    if (!healthy) return
-    healthy = false
-    log.error({ err: { message: err.message } }, `Redis (${role}) unavailable; retrying`)
+    outages.failed(log, { message: err.message }, `Redis (${role}) unavailable; retrying`)
   })
-  redis.on('ready', () => {
-    if (healthy) return
-    healthy = true
-    log.info(`Redis (${role}) connected again`)
+  // A cluster's subscriber losing its node (`NodeSubscriber`): a node killed closes the socket without an error.
+  redis.on('lost', (node: string) => {
+    outages.failed(log, { message: `the connection to ${node} ended` }, `Redis (${role}) lost ${node}; listening on another node`)
+  })
+  redis.on('ready', (node?: string) => {
+    if (outages.ended()) log.info(`Redis (${role}) connected again${node ? `, to ${node}` : ''}`)
   })
 }
 
@@ -159,7 +160,7 @@ export function within (ready: Promise<void>, ms: number): Promise<void> {
  * node whenever its own is lost (a failed-over master may never answer again: a hung one's kernel still accepts
  * connections, which never get ready) or drops out of the cluster's nodes, and emits `ready` on every connection,
  * wherever: ioredis's own cluster subscriber moves silently, so what was published meanwhile (a revocation) would never
- * be read again.
+ * be read again. Each connection's end emits `lost`, and each `ready` names its node (`host:port`), for `watch`.
  */
 class NodeSubscriber extends EventEmitter implements Subscriber {
   readonly #cluster: Cluster
@@ -173,9 +174,6 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
   #turn = Math.floor(Math.random() * 1_000)
   /** Where the next probe goes, among the other masters. */
   #probes = 0
-  readonly #moveOn = () => {
-    setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
-  }
 
   readonly #connect = () => {
     if (this.#closed) return
@@ -198,13 +196,19 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
       // No second try at this node: lost, it ends, and another is tried.
       retryStrategy: () => null
     })
+    const node = `${host}:${port}`
     connection.on('error', (err: Error) => this.emit('error', err))
     connection.on('ready', () => {
       this.#losses = 0
-      this.emit('ready')
+      this.emit('ready', node)
     })
     connection.on('message', (channel: string, message: string) => this.emit('message', channel, message))
-    connection.once('end', this.#moveOn)
+    connection.once('end', () => {
+      // Closed: its connection ended with it.
+      if (this.#closed) return
+      this.emit('lost', node)
+      setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
+    })
     this.#connection = connection
   }
 

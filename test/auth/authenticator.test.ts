@@ -587,6 +587,34 @@ t.test('Authenticator: endUser rejects when the store does', async (t) => {
   await t.rejects(authenticator.endSession('sid'), { message: 'store down' })
 })
 
+t.test('Authenticator: endUser with a revocation feed that hangs rejects at one store deadline, both revocations applied here', async (t) => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const revocations = loadedRevocations()
+  const stamped: string[] = []
+  // A hung Redis: this process applies each revocation at once, and the write to Redis never answers.
+  const revocationFeed = {
+    revocations,
+    publish (id: string, until: number): Promise<void> {
+      const revoked = readRevocation(id) as { user: string, at: number }
+      stamped.push(revoked.user)
+      revocations.addUser(revoked.user, revoked.at, until)
+      return new Promise<void>(() => {})
+    },
+    start () {},
+    stop () {}
+  }
+  const { authenticator } = await harness(t, { revocations, revocationFeed, storeTimeoutMs: 3_000 })
+  const rejected = { at: 0 }
+  const started = Date.now()
+  const revoked = authenticator.endUser('alice').catch((err: Error) => { rejected.at = Date.now() - started; return err })
+  while (rejected.at === 0) await clock.tickAsync(100)
+  const rejectedAt = rejected.at
+  // The second revocation's wait, with no time left, is a timer's shortest: a millisecond.
+  t.ok(rejectedAt <= 3_001, `rejected 3 s in, as a store call that hangs (${rejectedAt} ms)`)
+  t.match(await revoked, { message: 'no answer within 3000 ms' })
+  t.same(stamped, ['alice', 'alice'], 'the second revocation, once the store has answered, still applied in this process')
+})
+
 t.test('Authenticator: a session store that hangs fails closed at the deadline', async (t) => {
   const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const hanging = new MemorySessionStore()

@@ -280,7 +280,7 @@ t.test('with Redis away, a subscriber still gets its own process\'s lines, the o
   const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, url('/websocket/logs'), token)
   await server.stop()
-  t.match(await within(line(client, 'Redis (subscriber) unavailable; retrying'), 'the outage\'s line'), { data: { level: 50 } })
+  t.match(await within(line(client, 'Redis (subscriber) unavailable; retrying'), 'the outage\'s line'), { data: { level: 40 } }, 'a warning')
   app.log.error('database down, here is why')
   await within(line(client, 'database down, here is why'), 'a line logged during the outage')
   await client.close()

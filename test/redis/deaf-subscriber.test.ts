@@ -288,4 +288,21 @@ t.test('on a Redis Cluster', async t => {
       'b listens on a node of the cluster: it hears the logout')
     await onB.close()
   })
+
+  t.test('a subscriber whose node is killed (its socket closed, no error) moves to another node and says so, once: the node lost, then the one it listens on', async t => {
+    fakeClock(t, [...probeTimers])
+    const cluster = await RedisCluster.start(t)
+    const lines: Array<{ level: number, msg: string }> = []
+    await build(t, { users: [admin], redis: cluster.client(t, clientOptions) },
+      { logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+    const killed = await within(listenedOn(cluster, cluster.nodes), 'listening')
+    await killed.stop()
+    const moved = await within(listenedOn(cluster, cluster.nodes.filter(node => node !== killed)), 'listening on another node')
+    const told = () => lines.filter(line => line.msg.startsWith('Redis (subscriber)')).map(({ level, msg }) => ({ level, msg }))
+    await within(until(() => told().length === 2), 'the move told')
+    t.same(told(), [
+      { level: 40, msg: `Redis (subscriber) lost 127.0.0.1:${killed.port}; listening on another node` },
+      { level: 30, msg: `Redis (subscriber) connected again, to 127.0.0.1:${moved.port}` }
+    ], 'a warning naming the node lost, and the node it listens on now')
+  })
 })

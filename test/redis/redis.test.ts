@@ -412,9 +412,14 @@ t.test('Sentinel failover from a master that hangs: the processes follow the pro
   await onB.close()
 })
 
-t.test('an outage is logged once when it starts and once when it ends', async t => {
+t.test('an outage is logged as a warning when it starts, as an error once past a failover\'s 10 s, and at info when it ends', async t => {
+  const clock = fakeClock(t, ['Date'])
   const lines: string[] = []
-  const log = { error: (_o: object, line: string) => lines.push(`error ${line}`), info: (line: string) => lines.push(`info ${line}`) }
+  const log = {
+    warn: (_o: object, line: string) => lines.push(`warn ${line}`),
+    error: (_o: object, line: string) => lines.push(`error ${line}`),
+    info: (line: string) => lines.push(`info ${line}`)
+  }
   const events = new EventEmitter()
   watch(events, 'commands', log as never)
   events.emit('ready')
@@ -422,5 +427,13 @@ t.test('an outage is logged once when it starts and once when it ends', async t 
   events.emit('error', new Error('ECONNREFUSED'))
   events.emit('ready')
   events.emit('ready')
-  t.same(lines, ['error Redis (commands) unavailable; retrying', 'info Redis (commands) connected again'])
+  t.same(lines, ['warn Redis (commands) unavailable; retrying', 'info Redis (commands) connected again'], 'a failover\'s outage')
+  events.emit('error', new Error('ECONNREFUSED'))
+  clock.tick(10_000)
+  events.emit('error', new Error('ECONNREFUSED'))
+  clock.tick(1_000)
+  events.emit('error', new Error('ECONNREFUSED'))
+  events.emit('ready')
+  t.same(lines.slice(2), ['warn Redis (commands) unavailable; retrying',
+    'error Redis (commands) unavailable; retrying (failing for 10 s, longer than a failover)', 'info Redis (commands) connected again'], 'a longer one')
 })

@@ -238,6 +238,7 @@ t.test('a login refused because the password queue is full does not count: flood
 })
 
 t.test('a login whose session store cannot say where its check begins (checkBegins) goes on under the process\'s own guard, logged', async t => {
+  const clock = fakeClock(t, ['Date'])
   let down = true
   const handedBack: Array<number | undefined> = []
   class OrderedStore extends MemorySessionStore {
@@ -251,18 +252,26 @@ t.test('a login whose session store cannot say where its check begins (checkBegi
       return super.create(session, deadline)
     }
   }
-  const logged: string[] = []
+  const logged: Array<{ level: number, msg: string }> = []
   const { app } = await build(t, {
     users: [admin, editor], authRoutes: true, attemptLimit: { points: 2, durationSeconds: 60 }, sessionStore: new OrderedStore()
-  }, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  }, { logger: { level: 'info', stream: { write: (line: string) => { logged.push(JSON.parse(line)) } } } })
+  /** The levels of the lines about the clock so far. */
+  const told = () => logged.filter(line => line.msg.includes('where a login\'s check')).map(line => line.level)
   t.equal((await login(app, admin, '10.0.23.1')).statusCode, 200, 'the clock away: the user logs in all the same')
   for (let i = 0; i < 2; i++) t.equal((await login(app, wrong(editor.email), '10.0.23.1')).statusCode, 401, 'a wrong password is one')
   t.equal((await login(app, wrong(editor.email), '10.0.23.1')).statusCode, 429, 'and counts')
-  t.equal(logged.filter(line => line.includes('could not say where a login')).length, 1, 'logged once')
+  t.same(told(), [40], 'logged once, as a warning: a failover\'s length')
+  clock.tick(10_000)
   t.ok((await app.realtime.login({ email: admin.email, password: admin.password })).refresh_token, 'the app\'s own login too')
+  t.same(told(), [40], 'the app\'s own login has no request to log on')
+  t.equal((await login(app, admin, '10.0.23.3')).statusCode, 200)
+  t.equal((await login(app, admin, '10.0.23.4')).statusCode, 200)
+  t.same(told(), [40, 50], 'still failing 10 s on: an error, once')
   down = false
   t.equal((await login(app, admin, '10.0.23.2')).statusCode, 200)
-  t.same(handedBack, [undefined, undefined, 7], 'the store gets back what it answered, and nothing when it could not')
+  t.same(told(), [40, 50, 30], 'and its end told')
+  t.same(handedBack, [undefined, undefined, undefined, undefined, 7], 'the store gets back what it answered, and nothing when it could not')
 })
 
 t.test('a password check that ran counts, even when it threw: failing closed', async t => {

@@ -148,6 +148,8 @@ function linesLog (lines: string[], onLine: (line: string) => void = () => {}) {
 }
 
 t.test('Redis: a read of the set that failed, the connections up, is tried again, later each time, until one passes', async t => {
+  // Only the Date is fake: the retries wait in real time, the test moves the Date past a failover's length.
+  const clock = fakeClock(t, ['Date'])
   const { admin, refused, url } = await refusingReads(t)
   const connections = connectRedis(url, 'test:', silentLog)
   t.teardown(() => connections.close())
@@ -159,7 +161,13 @@ t.test('Redis: a read of the set that failed, the connections up, is tried again
   await new Promise(resolve => setTimeout(resolve, 1_500))
   const tries = await refused()
   t.ok(tries >= 2 && tries <= 4, `tried again, backing off (${tries} tries in 1.5 s)`)
-  t.equal(lines.filter(line => line.includes('could not read the revocations in force from Redis (test:revoked)')).length, 1, 'the failure logged once')
+  /** The levels of the lines about the failing read so far. */
+  const failing = () => lines.filter(line => line.includes('could not read the revocations in force from Redis (test:revoked)')).map(line => JSON.parse(line).level)
+  t.same(failing(), [40], 'the failure logged once, as a warning: a failover\'s length')
+  clock.tick(10_000)
+  await within(until(() => failing().length > 1), 'the next failure')
+  t.same(failing(), [40, 50], 'still failing 10 s on: an error, once')
+  t.match(lines.at(-1), /\(failing for 1\d s, longer than a failover\)/)
 
   await admin.acl('SETUSER', 'app', '~test:*')
   await within(until(() => loaded), 'the set read once Redis lets it')

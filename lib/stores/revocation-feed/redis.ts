@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { Revocations } from '../../auth/revocations.js'
 import type { RedisConnections } from '../redis-connection.js'
+import { Outages } from '../outages.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
@@ -67,8 +68,9 @@ export class RedisRevocationFeed implements RevocationFeed {
     // One replay at a time; a reason to replay that comes meanwhile (a new subscription) replays once it is done.
     let replaying = false
     let again = false
-    /** Replays failed in a row: the next is tried later each time, and only the first is logged. */
+    /** Replays failed in a row: the next is tried later each time. */
     let failures = 0
+    const outages = new Outages()
     const replay = () => {
       if (replaying) {
         again = true
@@ -81,13 +83,14 @@ export class RedisRevocationFeed implements RevocationFeed {
       this.#replay(onRevoked, missedSince).then(() => {
         replayed = Math.max(replayed, after)
         if (replayed >= subscriptions) missedSince = Infinity
-        if (failures > 0) this.#log.info(`read the revocations in force from Redis (${this.#key}) after ${failures} failed tries`)
+        if (outages.ended()) this.#log.info(`read the revocations in force from Redis (${this.#key}) after ${failures} failed tries`)
         failures = 0
         // The set outlives every process: what it holds was revoked whenever, by whichever process.
         onLoaded(-Infinity)
       }, (err: unknown) => {
-        // Redis refusing the read (an ACL without the key) never passes: retried all the same, logged once.
-        if (failures++ === 0) this.#log.error({ err }, `could not read the revocations in force from Redis (${this.#key}); retrying`)
+        // Redis refusing the read (an ACL without the key) never passes: retried all the same, an error past 10 s.
+        failures++
+        outages.failed(this.#log, err as Error, `could not read the revocations in force from Redis (${this.#key}); retrying`)
       }).finally(() => {
         replaying = false
         if (this.#stopped || replayed >= subscriptions) return
