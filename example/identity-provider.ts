@@ -70,10 +70,18 @@ class KeySet {
   #fetchedAt = -Infinity
   #triedAt = -Infinity
   #fetching: Promise<void> | null = null
+  /** Whether the last fetch failed: a run of failures is told once. */
+  #failing = false
 
   constructor (url: string, log: FastifyBaseLogger) {
     this.#url = url
     this.#log = log
+  }
+
+  /** The URL as logged: without its query, which may carry a key of the provider's API. */
+  get #where (): string {
+    const { origin, pathname } = new URL(this.#url)
+    return `${origin}${pathname}`
   }
 
   async key (kid: string, alg: string, token: Signed): Promise<string> {
@@ -103,26 +111,58 @@ class KeySet {
   refetch (): Promise<void> {
     this.#triedAt = Date.now()
     this.#fetching ??= this.#fetch()
-      .catch((err: unknown) => { this.#log.warn({ err }, 'the identity provider\'s key set could not be fetched: the keys of the last one stay in use') })
+      .then(() => this.#fetched(), (err: unknown) => this.#failed(err))
       .finally(() => { this.#fetching = null })
     return this.#fetching
+  }
+
+  /** The first failure of a run is a warning; the next ones, until a fetch works, are debug lines. */
+  #failed (err: unknown): void {
+    const fields = { err, url: this.#where, ...(err instanceof NoKeySet && err.jwksUri !== undefined ? { jwks_uri: err.jwksUri } : {}) }
+    const message = 'the identity provider\'s key set could not be fetched: the keys of the last one stay in use'
+    if (this.#failing) this.#log.debug(fields, message)
+    else this.#log.warn(fields, message)
+    this.#failing = true
+  }
+
+  #fetched (): void {
+    if (this.#failing) this.#log.info({ url: this.#where }, 'the identity provider\'s key set is fetched again')
+    this.#failing = false
   }
 
   async #fetch (): Promise<void> {
     const response = await fetch(this.#url, { signal: AbortSignal.timeout(fetchTimeoutMs) })
     if (!response.ok) throw new Error(`the JWKS answered ${response.status}`)
-    const { keys } = JSON.parse(await bodyWithin(response, maxJwksBytes)) as { keys?: Array<Record<string, unknown>> }
-    const next = new Map<string, PublishedKey>()
-    for (const jwk of (keys ?? []).slice(0, maxKeys)) {
-      if (typeof jwk.kid !== 'string') continue
-      try {
-        // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).
-        const key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' })
-        next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key })
-      } catch {} // a key Node cannot import verifies nothing
-    }
-    this.#keys = next
+    this.#keys = importedKeys(JSON.parse(await bodyWithin(response, maxJwksBytes)) as unknown)
     this.#fetchedAt = Date.now()
+  }
+}
+
+/**
+ * The keys of a key set by `kid`, in PEM. An answer that is no key set (a proxy's or a maintenance page's JSON error,
+ * a discovery document) throws, as does a set of which no key imports: taken, it would drop every key in use.
+ */
+function importedKeys (body: unknown): Map<string, PublishedKey> {
+  const { keys, jwks_uri: jwksUri } = (body ?? {}) as { keys?: unknown, jwks_uri?: unknown }
+  if (typeof jwksUri === 'string') throw new NoKeySet('JWKS_URL answers a discovery document, no key set: set it to its jwks_uri', jwksUri)
+  if (!Array.isArray(keys)) throw new NoKeySet('the JWKS answered JSON that is no key set (no keys array)')
+  const next = new Map<string, PublishedKey>()
+  for (const jwk of (keys as Array<Record<string, unknown>>).slice(0, maxKeys)) {
+    if (typeof jwk.kid !== 'string') continue
+    try {
+      // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).
+      const key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' })
+      next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key })
+    } catch {} // a key Node cannot import verifies nothing
+  }
+  if (next.size === 0) throw new NoKeySet(`the key set holds no key Node can import (of ${keys.length})`)
+  return next
+}
+
+/** An answer that is no key set; `jwksUri`, the one a discovery document names. */
+class NoKeySet extends Error {
+  constructor (message: string, readonly jwksUri?: string) {
+    super(message)
   }
 }
 
