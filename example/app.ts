@@ -34,6 +34,7 @@ export async function buildReferenceServer (
     throw new InvalidConfigError(`LOG_LEVEL must be one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')}`)
   }
   if (env.JWKS_URL && !isHttpUrl(env.JWKS_URL)) throw new InvalidConfigError('JWKS_URL must be an http:// or https:// URL')
+  if (env.JWT_TOKEN_TYPE && env.JWT_TOKEN_TYPE !== 'at+jwt') throw new InvalidConfigError('JWT_TOKEN_TYPE must be at+jwt (RFC 9068), or unset')
   const app = Fastify({
     logger: {
       level,
@@ -79,6 +80,7 @@ export async function buildReferenceServer (
       jwksUrl: env.JWKS_URL,
       issuer: env.JWT_ISSUER || undefined,
       audience: env.JWT_AUDIENCE || undefined,
+      tokenType: env.JWT_TOKEN_TYPE || undefined,
       secret,
       // As the plugin reads it: empty is unset. Another issuer than the plugin's would fail every socket's login token.
       ownIssuer: env.ACCESS_TOKEN_ISSUER || 'fastify-realtime',

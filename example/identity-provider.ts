@@ -4,6 +4,7 @@
 import { createPublicKey, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
+import { refuseIdToken } from './token-kind.js'
 
 export interface ProviderOptions {
   /** `JWKS_URL`: where the provider publishes its keys. */
@@ -11,6 +12,8 @@ export interface ProviderOptions {
   /** `JWT_ISSUER`, `JWT_AUDIENCE`: what a provider token's `iss` and `aud` must be, when set. */
   issuer?: string
   audience?: string
+  /** `JWT_TOKEN_TYPE`: the `typ` every provider token must have (`at+jwt`), when set. */
+  tokenType?: string
   /** The server's own key and issuer, for the tokens `/auth/login` signs. */
   secret: string
   ownIssuer: string
@@ -45,7 +48,7 @@ async function bodyWithin (response: Response, limit: number): Promise<string> {
 }
 
 /** What @fastify/jwt's decoder (`complete: true`) gives the key lookup: the signed part and its signature too. */
-type Decoded = { header: { alg?: string, kid?: string }, payload: Record<string, unknown> } & Signed
+type Decoded = { header: { alg?: string, kid?: string, typ?: string }, payload: Record<string, unknown> } & Signed
 type Signed = { input: string, signature: string }
 type PublishedKey = { alg: string | undefined, pem: string, key: KeyObject }
 
@@ -178,6 +181,8 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
     const { alg, kid } = header as { alg: string, kid?: string }
     if (!providerAlgorithms.has(alg)) throw new Error(`algorithm ${alg} is not accepted from the provider`)
     if (typeof kid !== 'string') throw new Error('a provider token names its key (kid)')
+    // An ID token's aud is the client's id: with JWT_AUDIENCE set to it, or unset, it would pass for an access token.
+    refuseIdToken(header, payload, options.tokenType)
     // fast-jwt checks the values, but lets a claim that is missing pass: a provider token must carry them.
     if (options.issuer !== undefined && payload.iss === undefined) throw new Error('a provider token carries iss')
     if (options.audience !== undefined && payload.aud === undefined) throw new Error('a provider token carries aud')

@@ -15,6 +15,7 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 import realtime from '../../lib/index.js'
 import { buildReferenceServer } from '../../example/app.js'
 import { providerKeyLookup } from '../../example/provider-keys.js'
+import { refuseIdToken } from '../../example/token-kind.js'
 import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, until, within } from '../helpers.js'
 import { audience, authAndWhoami, issuer, newProviderKey, patOk, Provider, providerKey, start, type ProviderKey } from './provider.js'
 
@@ -301,8 +302,10 @@ async function withKeyLookup (t: Test, provider: Provider, options: GetJwksOptio
   t.teardown(() => app.close())
   await app.register(fastifyJwt, {
     decode: { complete: true },
-    secret: (_request: unknown, token: { header: { kid: string, alg: string }, payload: { iss: string } }) =>
-      getPublicKey({ domain: token.payload.iss, kid: token.header.kid, alg: token.header.alg }),
+    secret: async (_request: unknown, token: { header: { kid: string, alg: string }, payload: { iss: string } }) => {
+      refuseIdToken(token.header, token.payload)
+      return getPublicKey({ domain: token.payload.iss, kid: token.header.kid, alg: token.header.alg })
+    },
     verify: { allowedIss: iss, allowedAud: audience, requiredClaims: ['iss', 'aud', 'exp'] }
   } as never)
   await app.register(realtime, { env: {} })
@@ -352,6 +355,17 @@ t.test('the README\'s get-jwks lookup: made-up kids reach the provider once per 
   t.match(await auth(createSigner({ key: 'a-shared-secret-as-long-as-it-should-be', algorithm: 'HS256', kid: 'rsa-1' })({ iss, aud: audience })),
     authFailed, 'nor an algorithm no public key verifies')
   t.equal(provider.fetches, 6)
+})
+
+t.test('the README\'s get-jwks registration refuses the provider\'s ID tokens, before any lookup', async t => {
+  const { provider, first } = rotatingProvider(t)
+  const { sign, auth, url } = await withKeyLookup(t, provider)
+  t.same(await auth(sign(first)), authOk)
+  const fetches = provider.fetches
+  t.match(await auth(sign(first, { nonce: 'n-0S6_WzA2Mj' })), authFailed, 'an ID token with a nonce')
+  t.match(await refusedWith(url(`/websocket?access_token=${sign(providerKey('rsa-9', 'RS256'), { at_hash: 'x' })}`)), { status: 401 },
+    'one with at_hash, of a kid never seen, at the upgrade')
+  t.equal(provider.fetches, fetches, 'no lookup')
 })
 
 t.test('the README\'s get-jwks registration refuses a provider token without aud or exp, which fast-jwt alone lets pass', async t => {
