@@ -6,6 +6,7 @@ import realtime, { InvalidConfigError, realtimeSerializers, redactUrl, UserDirec
 import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
+import { RateLimitedLog } from './rate-limited-log.js'
 import { readUsersFile } from './users-file.js'
 import { isProduction } from '../lib/production.js'
 import fastifyJwt from '@fastify/jwt'
@@ -108,6 +109,10 @@ export async function buildReferenceServer (
     },
     graphql: { schema: referenceSchema(me) }
   })
+
+  // Why a credential was refused, at debug: the event says it, never the credential.
+  const refusals = new RateLimitedLog('authentication failed')
+  app.realtime.on('authFailed', ({ endpoint, code, reason, ip }) => { refusals.debug(app.log, { endpoint, code, reason, ip }) })
 
   // Fastify's default 404 logs and echoes the URL, query string and all.
   app.setNotFoundHandler((request, reply) => {

@@ -4,7 +4,8 @@
 import { createPublicKey, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
-import { refuseIdToken } from './token-kind.js'
+import { ProviderRefusals } from './provider-refusals.js'
+import { ProviderTokenRefused, refuseIdToken } from './token-kind.js'
 
 export interface ProviderOptions {
   /** `JWKS_URL`: where the provider publishes its keys. */
@@ -46,6 +47,9 @@ async function bodyWithin (response: Response, limit: number): Promise<string> {
   }
   return Buffer.concat(chunks).toString()
 }
+
+/** A value of a token's, as a log line shows it: quoted, and cut short, since any client writes it. */
+const shown = (value: unknown) => JSON.stringify(typeof value === 'string' ? value.slice(0, 100) : value ?? null).slice(0, 120)
 
 /** What @fastify/jwt's decoder (`complete: true`) gives the key lookup: the signed part and its signature too. */
 type Decoded = { header: { alg?: string, kid?: string, typ?: string }, payload: Record<string, unknown> } & Signed
@@ -91,7 +95,8 @@ class KeySet {
     const now = Date.now()
     const fetchable = now - this.#triedAt >= refetchEveryMs
     const known = this.#keys.get(kid)
-    if (known !== undefined && signedBy(known.key, alg, token)) {
+    const signed = known !== undefined && signedBy(known.key, alg, token)
+    if (signed) {
       // A known key answers at once while the set is fetched again behind it: a provider slower than the auth timeout
       // would otherwise fail every token arriving during each refetch, a reconnect storm's all at once.
       if (now - this.#fetchedAt >= keyTtlMs && fetchable) this.refetch() // never rejects: a failed fetch keeps the set
@@ -105,8 +110,10 @@ class KeySet {
       await this.#fetching
     }
     const key = this.#keys.get(kid)
-    if (key === undefined) throw new Error(`unknown key ${kid}`)
-    if (key.alg !== undefined && key.alg !== alg) throw new Error(`key ${kid} is for ${key.alg}`)
+    if (key === undefined) throw new ProviderTokenRefused('UNKNOWN_KEY', `no key ${shown(kid)} in the provider's key set`)
+    if (key.alg !== undefined && key.alg !== alg) throw new ProviderTokenRefused('KEY_ALGORITHM', `key ${shown(kid)} is for ${key.alg}`)
+    // fast-jwt would refuse it too, as "invalid": said here, which key it was.
+    if (!(signed && key === known) && !signedBy(key.key, alg, token)) throw new ProviderTokenRefused('SIGNATURE', `not signed by the key ${shown(kid)}`)
     return key.pem
   }
 
@@ -171,6 +178,7 @@ class NoKeySet extends Error {
 
 export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
   const keys = new KeySet(options.jwksUrl, options.log)
+  const refusals = new ProviderRefusals(options.log)
   // Fetched at boot, behind the start: the first clients find their keys at once, where one that waited for a fetch
   // could give up first (the Directus SDK waits 1 s for its auth reply). A failed fetch is logged, and is tried again
   // by a token that needs the set, once per 5 s at most.
@@ -179,18 +187,32 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
   async function providerKey (token: Decoded): Promise<string> {
     const { header, payload } = token
     const { alg, kid } = header as { alg: string, kid?: string }
-    if (!providerAlgorithms.has(alg)) throw new Error(`algorithm ${alg} is not accepted from the provider`)
-    if (typeof kid !== 'string') throw new Error('a provider token names its key (kid)')
+    if (!providerAlgorithms.has(alg)) throw new ProviderTokenRefused('ALGORITHM', `algorithm ${shown(alg)} is not accepted from the provider`)
+    if (typeof kid !== 'string') throw new ProviderTokenRefused('NO_KID', 'a provider token names its key (kid)')
     // An ID token's aud is the client's id: with JWT_AUDIENCE set to it, or unset, it would pass for an access token.
     refuseIdToken(header, payload, options.tokenType)
-    // fast-jwt checks the values, but lets a claim that is missing pass: a provider token must carry them.
-    if (options.issuer !== undefined && payload.iss === undefined) throw new Error('a provider token carries iss')
-    if (options.audience !== undefined && payload.aud === undefined) throw new Error('a provider token carries aud')
-    // A socket it opened would never expire.
-    if (typeof payload.exp !== 'number') throw new Error('a provider token carries exp')
     // The server's own issuer is its own tokens' (an admin's among them): no provider speaks for it.
-    if (payload.iss === options.ownIssuer) throw new Error('a provider token cannot carry the server\'s own issuer')
-    return keys.key(kid, alg, token)
+    if (payload.iss === options.ownIssuer) throw new ProviderTokenRefused('OWN_ISSUER', 'a provider token cannot carry the server\'s own issuer')
+    // fast-jwt checks iss and aud too, but lets a missing one pass, and says no more than "invalid": a JWT_ISSUER one
+    // slash off the provider's refuses every token, which the operator is told in these words.
+    const { issuer, audience } = options
+    if (issuer !== undefined && payload.iss !== issuer) {
+      const slash = String(payload.iss).replace(/\/$/, '') === issuer.replace(/\/$/, '') ? ' (a trailing slash apart)' : ''
+      throw new ProviderTokenRefused('ISSUER', `iss ${shown(payload.iss)} is not JWT_ISSUER ${shown(issuer)}${slash}`)
+    }
+    if (audience !== undefined && !(Array.isArray(payload.aud) ? payload.aud : [payload.aud]).includes(audience)) {
+      throw new ProviderTokenRefused('AUDIENCE', `aud ${shown(payload.aud)} is not JWT_AUDIENCE ${shown(audience)}`)
+    }
+    // A socket it opened would never expire.
+    if (typeof payload.exp !== 'number') throw new ProviderTokenRefused('NO_EXP', 'a provider token carries exp')
+    const key = await keys.key(kid, alg, token)
+    // fast-jwt refuses these (TOKEN_EXPIRED tells the client to refresh): told here for the operator, whose clock may
+    // be the one that is off.
+    const now = Date.now()
+    if (payload.exp * 1000 <= now) refusals.refused('EXPIRED', `expired ${Math.round(now / 1000 - payload.exp)} s ago by this server's clock`)
+    else if (typeof payload.nbf === 'number' && payload.nbf * 1000 > now) refusals.refused('NOT_YET_VALID', `valid in ${Math.round(payload.nbf - now / 1000)} s by this server's clock`)
+    else refusals.verified()
+    return key
   }
 
   return {
@@ -199,7 +221,10 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
       public: (_request: unknown, token: Decoded, callback: (err: Error | null, key?: string) => void) => {
         const own = token.header.alg === 'HS256' && token.payload.iss === options.ownIssuer
         if (own) return callback(null, options.secret)
-        providerKey(token).then(key => callback(null, key), callback)
+        providerKey(token).then(key => callback(null, key), (err: ProviderTokenRefused) => {
+          refusals.refused(err.code, err.message)
+          callback(err)
+        })
       }
     } as unknown as FastifyJWTOptions['secret'],
     // The key lookup needs the token's header.

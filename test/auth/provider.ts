@@ -133,3 +133,6 @@ export const patOk = {
   auth: { type: 'auth', status: 'ok' },
   whoami: { type: 'whoami', data: { id: 'provider-user', email: 'pat@example.com', role: 'editor', admin: false } }
 }
+
+/** An auth message's refusal, as `authAndWhoami` answers it. */
+export const refusal = { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } }
