@@ -25,9 +25,11 @@ export function idTokenMark (header: Record<string, unknown>, payload: Record<st
   // RFC 9068's access token, whatever else it carries.
   if (typ === 'at+jwt') return undefined
   // Keycloak types its tokens in the payload: its access tokens (`Bearer`) carried the login's nonce before version 24.
-  if (payload.typ === 'Bearer') return undefined
+  // Cognito says it in `token_use`.
+  if (payload.typ === 'Bearer' || payload.token_use === 'access') return undefined
   if (typ !== undefined && idTokenTypes.has(typ)) return `typ ${typ}`
   if (payload.typ === 'ID') return 'typ ID in its claims'
+  if (payload.token_use === 'id') return 'token_use id'
   const claim = idTokenClaims.find(name => payload[name] !== undefined)
   return claim === undefined ? undefined : `it carries ${claim}`
 }

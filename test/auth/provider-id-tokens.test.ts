@@ -36,7 +36,8 @@ for (const [name, env] of [['JWT_AUDIENCE is the client\'s id', { JWT_AUDIENCE: 
       ['at_hash', signed(key, { at_hash: 'HK6E_P6Dh8Y93mRNtsDB1Q' })],
       ['c_hash', signed(key, { c_hash: 'LDktKdoQak3Pk0cnXxCltA' })],
       ['typ id_token+jwt', signed(key, {}, { typ: 'application/id_token+jwt' })],
-      ['Keycloak\'s typ ID in the claims', signed(key, { typ: 'ID' })]
+      ['Keycloak\'s typ ID in the claims', signed(key, { typ: 'ID' })],
+      ['Cognito\'s token_use id', signed(key, { token_use: 'id', at_hash: 'x' })]
     ]
     for (const [mark, token] of idTokens) {
       t.match(await authAndWhoami(url('/websocket'), token), authFailed, `an ID token (${mark})`)
@@ -49,6 +50,7 @@ for (const [name, env] of [['JWT_AUDIENCE is the client\'s id', { JWT_AUDIENCE: 
     t.match(await authAndWhoami(url('/websocket'), signed(key, { nonce: 'n' }, { typ: 'at+jwt' })), patOk, 'typ at+jwt, nonce or not')
     t.match(await authAndWhoami(url('/websocket'), signed(key, { nonce: 'n', typ: 'Bearer' })), patOk,
       'Keycloak\'s access token (typ Bearer in the claims), with the nonce Keycloak before 24 put in it')
+    t.match(await authAndWhoami(url('/websocket'), signed(key, { token_use: 'access' })), patOk, 'Cognito\'s access token')
   })
 }
 
