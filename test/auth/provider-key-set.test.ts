@@ -13,7 +13,8 @@ function logLines () {
   const lines: Array<{ level: number, msg: string, url?: string, err?: { message: string } }> = []
   return {
     stream: { write: (line: string) => { lines.push(JSON.parse(line)) } },
-    warnings: () => lines.filter(line => line.level === 40 && /key set/.test(line.msg))
+    warnings: () => lines.filter(line => line.level === 40 && /key set/.test(line.msg)),
+    recoveries: () => lines.filter(line => line.level === 30 && /key set is fetched again/.test(line.msg))
   }
 }
 
@@ -24,7 +25,7 @@ async function withCachedKey (t: Test) {
   const cached = providerKey('rsa-1', 'RS256')
   provider.keys = [cached]
   const log = logLines()
-  const { url } = await start(t, provider, { LOG_LEVEL: 'warn' }, log.stream)
+  const { url } = await start(t, provider, { LOG_LEVEL: 'info' }, log.stream)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(cached)), patOk)
   const forger = providerKey('forger', 'RS256')
   let madeUp = 0
@@ -50,6 +51,7 @@ t.test('a key-set URL answering 200 with JSON that is no key set: the keys of th
 
   provider.body = null
   await refetch()
+  t.match(log.recoveries(), [{ url: /\/oauth\/jwks\.json$/ }], 'the set fetched again, at info')
   provider.body = '<html>down for maintenance</html>'
   await refetch()
   t.match(await authAndWhoami(url('/websocket'), provider.sign(cached)), patOk, 'not JSON at all: the same')
