@@ -6,6 +6,7 @@ import realtime, { InvalidConfigError, realtimeSerializers, redactUrl, UserDirec
 import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
+import { RateLimitedLog } from './rate-limited-log.js'
 import { readUsersFile } from './users-file.js'
 import { isProduction } from '../lib/production.js'
 import fastifyJwt from '@fastify/jwt'
@@ -34,6 +35,7 @@ export async function buildReferenceServer (
     throw new InvalidConfigError(`LOG_LEVEL must be one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')}`)
   }
   if (env.JWKS_URL && !isHttpUrl(env.JWKS_URL)) throw new InvalidConfigError('JWKS_URL must be an http:// or https:// URL')
+  if (env.JWT_TOKEN_TYPE && env.JWT_TOKEN_TYPE !== 'at+jwt') throw new InvalidConfigError('JWT_TOKEN_TYPE must be at+jwt (RFC 9068), or unset')
   const app = Fastify({
     logger: {
       level,
@@ -79,6 +81,7 @@ export async function buildReferenceServer (
       jwksUrl: env.JWKS_URL,
       issuer: env.JWT_ISSUER || undefined,
       audience: env.JWT_AUDIENCE || undefined,
+      tokenType: env.JWT_TOKEN_TYPE || undefined,
       secret,
       // As the plugin reads it: empty is unset. Another issuer than the plugin's would fail every socket's login token.
       ownIssuer: env.ACCESS_TOKEN_ISSUER || 'fastify-realtime',
@@ -106,6 +109,10 @@ export async function buildReferenceServer (
     },
     graphql: { schema: referenceSchema(me) }
   })
+
+  // Why a credential was refused, at debug: the event says it, never the credential.
+  const refusals = new RateLimitedLog('authentication failed')
+  app.realtime.on('authFailed', ({ endpoint, code, reason, ip }) => { refusals.debug(app.log, { endpoint, code, reason, ip }) })
 
   // Fastify's default 404 logs and echoes the URL, query string and all.
   app.setNotFoundHandler((request, reply) => {

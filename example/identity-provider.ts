@@ -4,6 +4,8 @@
 import { createPublicKey, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
+import { ProviderRefusals } from './provider-refusals.js'
+import { ProviderTokenRefused, refuseIdToken } from './token-kind.js'
 
 export interface ProviderOptions {
   /** `JWKS_URL`: where the provider publishes its keys. */
@@ -11,6 +13,8 @@ export interface ProviderOptions {
   /** `JWT_ISSUER`, `JWT_AUDIENCE`: what a provider token's `iss` and `aud` must be, when set. */
   issuer?: string
   audience?: string
+  /** `JWT_TOKEN_TYPE`: the `typ` every provider token must have (`at+jwt`), when set. */
+  tokenType?: string
   /** The server's own key and issuer, for the tokens `/auth/login` signs. */
   secret: string
   ownIssuer: string
@@ -44,8 +48,11 @@ async function bodyWithin (response: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString()
 }
 
+/** A value of a token's, as a log line shows it: quoted, and cut short, since any client writes it. */
+const shown = (value: unknown) => JSON.stringify(typeof value === 'string' ? value.slice(0, 100) : value ?? null).slice(0, 120)
+
 /** What @fastify/jwt's decoder (`complete: true`) gives the key lookup: the signed part and its signature too. */
-type Decoded = { header: { alg?: string, kid?: string }, payload: Record<string, unknown> } & Signed
+type Decoded = { header: { alg?: string, kid?: string, typ?: string }, payload: Record<string, unknown> } & Signed
 type Signed = { input: string, signature: string }
 type PublishedKey = { alg: string | undefined, pem: string, key: KeyObject }
 
@@ -70,17 +77,26 @@ class KeySet {
   #fetchedAt = -Infinity
   #triedAt = -Infinity
   #fetching: Promise<void> | null = null
+  /** Whether the last fetch failed: a run of failures is told once. */
+  #failing = false
 
   constructor (url: string, log: FastifyBaseLogger) {
     this.#url = url
     this.#log = log
   }
 
+  /** The URL as logged: without its query, which may carry a key of the provider's API. */
+  get #where (): string {
+    const { origin, pathname } = new URL(this.#url)
+    return `${origin}${pathname}`
+  }
+
   async key (kid: string, alg: string, token: Signed): Promise<string> {
     const now = Date.now()
     const fetchable = now - this.#triedAt >= refetchEveryMs
     const known = this.#keys.get(kid)
-    if (known !== undefined && signedBy(known.key, alg, token)) {
+    const signed = known !== undefined && signedBy(known.key, alg, token)
+    if (signed) {
       // A known key answers at once while the set is fetched again behind it: a provider slower than the auth timeout
       // would otherwise fail every token arriving during each refetch, a reconnect storm's all at once.
       if (now - this.#fetchedAt >= keyTtlMs && fetchable) this.refetch() // never rejects: a failed fetch keeps the set
@@ -94,8 +110,10 @@ class KeySet {
       await this.#fetching
     }
     const key = this.#keys.get(kid)
-    if (key === undefined) throw new Error(`unknown key ${kid}`)
-    if (key.alg !== undefined && key.alg !== alg) throw new Error(`key ${kid} is for ${key.alg}`)
+    if (key === undefined) throw new ProviderTokenRefused('UNKNOWN_KEY', `no key ${shown(kid)} in the provider's key set`)
+    if (key.alg !== undefined && key.alg !== alg) throw new ProviderTokenRefused('KEY_ALGORITHM', `key ${shown(kid)} is for ${key.alg}`)
+    // fast-jwt would refuse it too, as "invalid": said here, which key it was.
+    if (!(signed && key === known) && !signedBy(key.key, alg, token)) throw new ProviderTokenRefused('SIGNATURE', `not signed by the key ${shown(kid)}`)
     return key.pem
   }
 
@@ -103,31 +121,64 @@ class KeySet {
   refetch (): Promise<void> {
     this.#triedAt = Date.now()
     this.#fetching ??= this.#fetch()
-      .catch((err: unknown) => { this.#log.warn({ err }, 'the identity provider\'s key set could not be fetched: the keys of the last one stay in use') })
+      .then(() => this.#fetched(), (err: unknown) => this.#failed(err))
       .finally(() => { this.#fetching = null })
     return this.#fetching
+  }
+
+  /** The first failure of a run is a warning; the next ones, until a fetch works, are debug lines. */
+  #failed (err: unknown): void {
+    const fields = { err, url: this.#where, ...(err instanceof NoKeySet && err.jwksUri !== undefined ? { jwks_uri: err.jwksUri } : {}) }
+    const message = 'the identity provider\'s key set could not be fetched: the keys of the last one stay in use'
+    if (this.#failing) this.#log.debug(fields, message)
+    else this.#log.warn(fields, message)
+    this.#failing = true
+  }
+
+  #fetched (): void {
+    if (this.#failing) this.#log.info({ url: this.#where }, 'the identity provider\'s key set is fetched again')
+    this.#failing = false
   }
 
   async #fetch (): Promise<void> {
     const response = await fetch(this.#url, { signal: AbortSignal.timeout(fetchTimeoutMs) })
     if (!response.ok) throw new Error(`the JWKS answered ${response.status}`)
-    const { keys } = JSON.parse(await bodyWithin(response, maxJwksBytes)) as { keys?: Array<Record<string, unknown>> }
-    const next = new Map<string, PublishedKey>()
-    for (const jwk of (keys ?? []).slice(0, maxKeys)) {
-      if (typeof jwk.kid !== 'string') continue
-      try {
-        // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).
-        const key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' })
-        next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key })
-      } catch {} // a key Node cannot import verifies nothing
-    }
-    this.#keys = next
+    this.#keys = importedKeys(JSON.parse(await bodyWithin(response, maxJwksBytes)) as unknown)
     this.#fetchedAt = Date.now()
+  }
+}
+
+/**
+ * The keys of a key set by `kid`, in PEM. An answer that is no key set (a proxy's or a maintenance page's JSON error,
+ * a discovery document) throws, as does a set of which no key imports: taken, it would drop every key in use.
+ */
+function importedKeys (body: unknown): Map<string, PublishedKey> {
+  const { keys, jwks_uri: jwksUri } = (body ?? {}) as { keys?: unknown, jwks_uri?: unknown }
+  if (typeof jwksUri === 'string') throw new NoKeySet('JWKS_URL answers a discovery document, no key set: set it to its jwks_uri', jwksUri)
+  if (!Array.isArray(keys)) throw new NoKeySet('the JWKS answered JSON that is no key set (no keys array)')
+  const next = new Map<string, PublishedKey>()
+  for (const jwk of (keys as Array<Record<string, unknown>>).slice(0, maxKeys)) {
+    if (typeof jwk.kid !== 'string') continue
+    try {
+      // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).
+      const key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' })
+      next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key })
+    } catch {} // a key Node cannot import verifies nothing
+  }
+  if (next.size === 0) throw new NoKeySet(`the key set holds no key Node can import (of ${keys.length})`)
+  return next
+}
+
+/** An answer that is no key set; `jwksUri`, the one a discovery document names. */
+class NoKeySet extends Error {
+  constructor (message: string, readonly jwksUri?: string) {
+    super(message)
   }
 }
 
 export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
   const keys = new KeySet(options.jwksUrl, options.log)
+  const refusals = new ProviderRefusals(options.log)
   // Fetched at boot, behind the start: the first clients find their keys at once, where one that waited for a fetch
   // could give up first (the Directus SDK waits 1 s for its auth reply). A failed fetch is logged, and is tried again
   // by a token that needs the set, once per 5 s at most.
@@ -136,16 +187,32 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
   async function providerKey (token: Decoded): Promise<string> {
     const { header, payload } = token
     const { alg, kid } = header as { alg: string, kid?: string }
-    if (!providerAlgorithms.has(alg)) throw new Error(`algorithm ${alg} is not accepted from the provider`)
-    if (typeof kid !== 'string') throw new Error('a provider token names its key (kid)')
-    // fast-jwt checks the values, but lets a claim that is missing pass: a provider token must carry them.
-    if (options.issuer !== undefined && payload.iss === undefined) throw new Error('a provider token carries iss')
-    if (options.audience !== undefined && payload.aud === undefined) throw new Error('a provider token carries aud')
-    // A socket it opened would never expire.
-    if (typeof payload.exp !== 'number') throw new Error('a provider token carries exp')
+    if (!providerAlgorithms.has(alg)) throw new ProviderTokenRefused('ALGORITHM', `algorithm ${shown(alg)} is not accepted from the provider`)
+    if (typeof kid !== 'string') throw new ProviderTokenRefused('NO_KID', 'a provider token names its key (kid)')
+    // An ID token's aud is the client's id: with JWT_AUDIENCE set to it, or unset, it would pass for an access token.
+    refuseIdToken(header, payload, options.tokenType)
     // The server's own issuer is its own tokens' (an admin's among them): no provider speaks for it.
-    if (payload.iss === options.ownIssuer) throw new Error('a provider token cannot carry the server\'s own issuer')
-    return keys.key(kid, alg, token)
+    if (payload.iss === options.ownIssuer) throw new ProviderTokenRefused('OWN_ISSUER', 'a provider token cannot carry the server\'s own issuer')
+    // fast-jwt checks iss and aud too, but lets a missing one pass, and says no more than "invalid": a JWT_ISSUER one
+    // slash off the provider's refuses every token, which the operator is told in these words.
+    const { issuer, audience } = options
+    if (issuer !== undefined && payload.iss !== issuer) {
+      const slash = String(payload.iss).replace(/\/$/, '') === issuer.replace(/\/$/, '') ? ' (a trailing slash apart)' : ''
+      throw new ProviderTokenRefused('ISSUER', `iss ${shown(payload.iss)} is not JWT_ISSUER ${shown(issuer)}${slash}`)
+    }
+    if (audience !== undefined && !(Array.isArray(payload.aud) ? payload.aud : [payload.aud]).includes(audience)) {
+      throw new ProviderTokenRefused('AUDIENCE', `aud ${shown(payload.aud)} is not JWT_AUDIENCE ${shown(audience)}`)
+    }
+    // A socket it opened would never expire.
+    if (typeof payload.exp !== 'number') throw new ProviderTokenRefused('NO_EXP', 'a provider token carries exp')
+    const key = await keys.key(kid, alg, token)
+    // fast-jwt refuses these (TOKEN_EXPIRED tells the client to refresh): told here for the operator, whose clock may
+    // be the one that is off.
+    const now = Date.now()
+    if (payload.exp * 1000 <= now) refusals.refused('EXPIRED', `expired ${Math.round(now / 1000 - payload.exp)} s ago by this server's clock`)
+    else if (typeof payload.nbf === 'number' && payload.nbf * 1000 > now) refusals.refused('NOT_YET_VALID', `valid in ${Math.round(payload.nbf - now / 1000)} s by this server's clock`)
+    else refusals.verified()
+    return key
   }
 
   return {
@@ -154,7 +221,10 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
       public: (_request: unknown, token: Decoded, callback: (err: Error | null, key?: string) => void) => {
         const own = token.header.alg === 'HS256' && token.payload.iss === options.ownIssuer
         if (own) return callback(null, options.secret)
-        providerKey(token).then(key => callback(null, key), callback)
+        providerKey(token).then(key => callback(null, key), (err: ProviderTokenRefused) => {
+          refusals.refused(err.code, err.message)
+          callback(err)
+        })
       }
     } as unknown as FastifyJWTOptions['secret'],
     // The key lookup needs the token's header.

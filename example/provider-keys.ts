@@ -7,8 +7,9 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 const refetchEveryMs = 5_000
 // A public key verifies these alone: no other is looked up (nor kept).
 const publicKeyAlgorithms = /^((RS|PS|ES)(256|384|512)|EdDSA)$/
-// What get-jwks says when the provider answered without the key: the one failure that drops a key found before.
-const withdrawn = new Set(['JWK_NOT_FOUND', 'NO_JWKS'])
+// What get-jwks says when the provider's key set lacks the key: the one failure that drops a key found before. Its
+// NO_JWKS (an answer without keys: a proxy's JSON error, a maintenance page) is a failed fetch, as a provider down is.
+const withdrawn = 'JWK_NOT_FOUND'
 
 const withSlash = (url: string) => (url.endsWith('/') ? url : `${url}/`)
 
@@ -39,7 +40,7 @@ export function providerKeyLookup (options: GetJwksOptions & { issuersWhitelist:
       found.set(key, pem)
       return pem
     }, (err: { code?: string }) => {
-      if (withdrawn.has(err.code ?? '')) found.delete(key)
+      if (err.code === withdrawn) found.delete(key)
       throw err
     })
     if (last === undefined) return lookup

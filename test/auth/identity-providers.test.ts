@@ -3,8 +3,7 @@
 // beside them, rotation by `kid`, an outage, and every refusal; and the key lookup README.md gives an app's own
 // @fastify/jwt with get-jwks.
 import { readFileSync } from 'node:fs'
-import { createServer, type Server, type ServerResponse } from 'node:http'
-import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { createSigner } from 'fast-jwt'
@@ -16,131 +15,9 @@ import buildGetJwks, { type GetJwksOptions } from 'get-jwks'
 import realtime from '../../lib/index.js'
 import { buildReferenceServer } from '../../example/app.js'
 import { providerKeyLookup } from '../../example/provider-keys.js'
+import { refuseIdToken } from '../../example/token-kind.js'
 import { admin, connect, fakeClock, nextSecond, refusedWith, secret, stoppedDate, until, within } from '../helpers.js'
-
-const issuer = 'https://id.example.com/'
-const audience = 'realtime-api'
-
-interface ProviderKey {
-  kid: string
-  alg: 'RS256' | 'ES256' | 'EdDSA'
-  privateKey: KeyObject
-  publicJwk: Record<string, unknown>
-}
-
-// RSA key generation is the file's costliest step: each key is made once and shared by the tests that name it.
-const made = new Map<string, ProviderKey>()
-
-function providerKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
-  const known = made.get(`${alg}:${kid}`)
-  if (known) return known
-  const key = newProviderKey(kid, alg)
-  made.set(`${alg}:${kid}`, key)
-  return key
-}
-
-function newProviderKey (kid: string, alg: ProviderKey['alg']): ProviderKey {
-  const { privateKey, publicKey } = alg === 'RS256'
-    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-    : alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519')
-  return { kid, alg, privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
-}
-
-/**
- * The provider: publishes `keys` (and its discovery document), counts fetches, answers 503 while `down`, `delayMs` late,
- * and `padding` bytes more; while `hanging`, it answers nothing until `release()`.
- */
-class Provider {
-  keys: ProviderKey[] = []
-  fetches = 0
-  down = false
-  hanging = false
-  readonly #held: ServerResponse[] = []
-  delayMs = 0
-  padding = 0
-  readonly #server: Server
-
-  constructor () {
-    this.#server = createServer((request, response) => {
-      this.fetches++
-      if (this.hanging) {
-        this.#held.push(response)
-        return
-      }
-      if (this.down) {
-        response.writeHead(503).end()
-        return
-      }
-      if (request.url === '/.well-known/openid-configuration') {
-        const origin = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
-        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: `${origin}/`, jwks_uri: `${origin}/oauth/jwks.json` }))
-        return
-      }
-      const keys = JSON.stringify({ keys: this.keys.map(key => key.publicJwk), ...(this.padding ? { padding: 'x'.repeat(this.padding) } : {}) })
-      setTimeout(() => {
-        response.writeHead(200, { 'content-type': 'application/json' })
-        response.end(keys)
-      }, this.delayMs)
-    })
-  }
-
-  /** Answers the requests held while `hanging` (503), and holds no more. */
-  release (): void {
-    this.hanging = false
-    for (const response of this.#held.splice(0)) response.writeHead(503).end()
-  }
-
-  async start (t: Test): Promise<string> {
-    await new Promise<void>(resolve => this.#server.listen(0, '127.0.0.1', resolve))
-    t.teardown(() => { this.#server.close() })
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/oauth/jwks.json`
-  }
-
-  /** A token signed by `key`, with the provider's issuer and audience unless `claims` says otherwise; no `exp` for null. */
-  sign (key: ProviderKey, claims: Record<string, unknown> = {}, ttlSeconds: number | null = 300): string {
-    const pem = key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
-    const signer = createSigner({ key: pem, algorithm: key.alg, kid: key.kid, ...(ttlSeconds === null ? {} : { expiresIn: ttlSeconds * 1000 }) })
-    return signer({ sub: 'provider-user', email: 'pat@example.com', role: 'editor', iss: issuer, aud: audience, ...claims })
-  }
-}
-
-async function start (t: Test, provider: Provider, env: Record<string, string> = {}, logStream?: { write (line: string): void }) {
-  const jwksUrl = await provider.start(t)
-  const server = await buildReferenceServer({
-    ADMIN_EMAIL: admin.email,
-    ADMIN_PASSWORD: admin.password,
-    SECRET: secret,
-    LOG_LEVEL: 'silent',
-    JWKS_URL: jwksUrl,
-    JWT_ISSUER: issuer,
-    JWT_AUDIENCE: audience,
-    ...env
-  }, { logStream })
-  t.teardown(() => server.app.close())
-  await server.app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = server.app.server.address() as AddressInfo
-  return { server, url: (path: string) => `ws://127.0.0.1:${port}${path}` }
-}
-
-/** Authenticates a handshake-mode socket with `token` in an auth message; answers the auth reply and whoami's. */
-async function authAndWhoami (url: string, token: string): Promise<{ auth: unknown, whoami?: unknown }> {
-  const client = await connect(url)
-  client.send({ type: 'auth', access_token: token })
-  const auth = await client.next()
-  if ((auth as { status: string }).status !== 'ok') {
-    await client.close()
-    return { auth }
-  }
-  client.send({ type: 'whoami' })
-  const whoami = await client.next()
-  await client.close()
-  return { auth, whoami }
-}
-
-const patOk = {
-  auth: { type: 'auth', status: 'ok' },
-  whoami: { type: 'whoami', data: { id: 'provider-user', email: 'pat@example.com', role: 'editor', admin: false } }
-}
+import { audience, authAndWhoami, issuer, newProviderKey, patOk, Provider, providerKey, start, type ProviderKey } from './provider.js'
 
 t.test('RS256, ES256 and EdDSA provider tokens authenticate an auth message, with the identity of section 10', async t => {
   const provider = new Provider()
@@ -425,8 +302,10 @@ async function withKeyLookup (t: Test, provider: Provider, options: GetJwksOptio
   t.teardown(() => app.close())
   await app.register(fastifyJwt, {
     decode: { complete: true },
-    secret: (_request: unknown, token: { header: { kid: string, alg: string }, payload: { iss: string } }) =>
-      getPublicKey({ domain: token.payload.iss, kid: token.header.kid, alg: token.header.alg }),
+    secret: async (_request: unknown, token: { header: { kid: string, alg: string }, payload: { iss: string } }) => {
+      refuseIdToken(token.header, token.payload)
+      return getPublicKey({ domain: token.payload.iss, kid: token.header.kid, alg: token.header.alg })
+    },
     verify: { allowedIss: iss, allowedAud: audience, requiredClaims: ['iss', 'aud', 'exp'] }
   } as never)
   await app.register(realtime, { env: {} })
@@ -476,6 +355,17 @@ t.test('the README\'s get-jwks lookup: made-up kids reach the provider once per 
   t.match(await auth(createSigner({ key: 'a-shared-secret-as-long-as-it-should-be', algorithm: 'HS256', kid: 'rsa-1' })({ iss, aud: audience })),
     authFailed, 'nor an algorithm no public key verifies')
   t.equal(provider.fetches, 6)
+})
+
+t.test('the README\'s get-jwks registration refuses the provider\'s ID tokens, before any lookup', async t => {
+  const { provider, first } = rotatingProvider(t)
+  const { sign, auth, url } = await withKeyLookup(t, provider)
+  t.same(await auth(sign(first)), authOk)
+  const fetches = provider.fetches
+  t.match(await auth(sign(first, { nonce: 'n-0S6_WzA2Mj' })), authFailed, 'an ID token with a nonce')
+  t.match(await refusedWith(url(`/websocket?access_token=${sign(providerKey('rsa-9', 'RS256'), { at_hash: 'x' })}`)), { status: 401 },
+    'one with at_hash, of a kid never seen, at the upgrade')
+  t.equal(provider.fetches, fetches, 'no lookup')
 })
 
 t.test('the README\'s get-jwks registration refuses a provider token without aud or exp, which fast-jwt alone lets pass', async t => {
@@ -544,6 +434,24 @@ t.test('the README\'s get-jwks lookup: a known key answers at once, the provider
   t.same(await auth(sign(first)), authOk, 'the one lookup that finds it withdrawn still answers with it')
   t.match(await onceDropped(auth, sign(first)), authFailed, 'then it is refused (get-jwks\'s own copy of it is not taken)')
   t.equal(provider.fetches, 8, 'without asking again inside the window')
+})
+
+t.test('the README\'s get-jwks lookup: a key set answered without keys (a proxy\'s JSON error) is a failed lookup: the key stays', async t => {
+  const clock = lookupClock(t)
+  const provider = new Provider()
+  const first = providerKey('rsa-1', 'RS256')
+  provider.keys = [first]
+  const { sign, auth } = await withKeyLookup(t, provider)
+  t.same(await auth(sign(first)), authOk)
+  // get-jwks's NO_JWKS: no keys array, or an empty one. Taken for a withdrawal, it would drop every key in use.
+  for (const body of ['{"error":"temporarily_unavailable"}', '{"keys":[]}']) {
+    provider.body = body
+    const fetches = provider.fetches
+    await age(clock, 61_000)
+    t.same(await auth(sign(first)), authOk, `${body}: the key last found, looked up again behind it`)
+    await until(() => provider.fetches === fetches + 2)
+    t.same(await onceDropped(auth, sign(first)), authOk, `${body}: that lookup failed, and the key stays`)
+  }
 })
 
 t.test('the README\'s get-jwks lookup, get-jwks\'s cache shorter than the window: a known key out of it answers unasked', async t => {
@@ -626,7 +534,8 @@ t.test('a provider that never answers: the upgrade is refused 401 and the auth m
   ])
   t.match(upgrade, { status: 401, body: /AUTH_FAILED/ })
   t.match(message, { auth: { status: 'error', error: { code: 'AUTH_FAILED' } } })
-  t.same(reasons, ['key lookup failed or took too long', 'key lookup failed or took too long'], 'said so to the app')
+  // The fetch at boot gives up first (3 s from the start): no key of that kid, the set never fetched.
+  t.same(reasons, ['invalid token (UNKNOWN_KEY)', 'invalid token (UNKNOWN_KEY)'], 'said so to the app')
   t.match(await authAndWhoami(url('/websocket'), token), patOk, 'the other server, whose provider answers, is not held up')
 })
 
