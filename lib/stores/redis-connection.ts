@@ -174,9 +174,10 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
   #turn = Math.floor(Math.random() * 1_000)
   /** Where the next probe goes, among the other masters. */
   #probes = 0
+  /** The wait before the next node is tried, cleared as the subscriber closes. */
+  #moving: NodeJS.Timeout | undefined
 
   readonly #connect = () => {
-    if (this.#closed) return
     const nodes = this.#cluster.nodes()
     if (nodes.length === 0) {
       // The cluster's nodes are known once it is connected. One made with `lazyConnect` is connected here: nothing else
@@ -207,7 +208,7 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
       // Closed: its connection ended with it.
       if (this.#closed) return
       this.emit('lost', node)
-      setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
+      this.#moving = setTimeout(this.#connect, Math.min(++this.#losses * 100, 1_000)).unref()
     })
     this.#connection = connection
   }
@@ -239,6 +240,7 @@ class NodeSubscriber extends EventEmitter implements Subscriber {
 
   disconnect (): void {
     this.#closed = true
+    clearTimeout(this.#moving)
     this.#cluster.off('ready', this.#connect)
     this.#cluster.off('-node', this.#dropped)
     this.#connection?.disconnect()
