@@ -9,6 +9,7 @@ import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
 import { maxEmailLength, maxPasswordLength } from '../auth/credential-bounds.js'
 import { cookieAttributes, dropCopies } from './plugin-cookies.js'
+import { insecureCookieWarning } from './insecure-cookies.js'
 import { pluginCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
@@ -60,11 +61,14 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     throw error
   }
 
+  const warnIfInsecure = insecureCookieWarning(fastify.log, config.cookies)
+
   /** The body for a successful login or refresh in `mode`, with the cookie that mode sets. */
   function sendIssued (reply: FastifyReply, result: AuthResult, mode: Mode) {
     if (!result.ok) return sendFailure(reply, result)
     const issued = result.issued!
     if (mode === 'json') return reply.send({ data: issued })
+    warnIfInsecure(reply.request, cookieOf(mode))
     if (mode === 'cookie') {
       reply.setCookie(refreshCookie.name, issued.refresh_token, cookieAttributes(refreshCookie, config.refreshTokenTtlMs))
       return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
