@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import realtime, {
-  MemorySessionStore, RealtimeError,
+  MemorySessionStore, RealtimeError, normalizeEmail,
   type Accountability, type AuthMode, type IssuedTokens, type RealtimeConnection, type RealtimeOptions, type RealtimeUpgrade,
   type SessionStore
 } from '../lib/index.js'
@@ -65,3 +65,6 @@ expectTypeOf(app.realtime.jwt.sign({ id: 'u' })).toEqualTypeOf<string>()
 expectTypeOf(new RealtimeError('FORBIDDEN', 'no').code).toEqualTypeOf<RealtimeError['code']>()
 // The application's own codes are codes too: see types/handlers.test-d.ts.
 expectTypeOf<MemorySessionStore>().toMatchTypeOf<SessionStore>()
+
+// The spelling `verifyCredentials` is handed, for an app to store its users' emails by.
+expectTypeOf(normalizeEmail).toEqualTypeOf<(email: string) => string>()

@@ -99,7 +99,8 @@ export interface CredentialCheck {
 }
 
 /**
- * Checks an email and password (and one-time password, when the user has one).
+ * Checks an email and password (and one-time password, when the user has one). The email comes normalised
+ * (`normalizeEmail`: trimmed, NFKC, lowercased), as the attempt limits count it: look up exactly that string.
  * Resolves the identity, or null when the credentials are wrong. Throwing means the check itself failed
  * (the client gets SERVICE_UNAVAILABLE).
  */

@@ -13,6 +13,7 @@ import { deadline } from '../deadline.js'
 import type { GiveBacks } from '../stores/give-backs.js'
 import { RepeatedFailures } from '../repeated-failures.js'
 import { Outages } from '../stores/outages.js'
+import { normalizeEmail } from './emails.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
   PasswordCredential, PresentedToken, SessionStore, VerifyCredentials
@@ -477,8 +478,11 @@ export class Authenticator {
   }
 
   /** `at`: where the client presented it; null for the application API (no hook, attempts counted per email only). */
-  async login (credential: PasswordCredential, at: AuthContext | null): Promise<AuthResult> {
+  async login (given: PasswordCredential, at: AuthContext | null): Promise<AuthResult> {
     const { attemptLimiter, storeTimeoutMs, sessionStore } = this.#options
+    // One spelling, counted and looked up: the app's lookup finds what the counters count, not a fullwidth or
+    // decomposed twin with attempts of its own.
+    const credential = { ...given, email: normalizeEmail(given.email) }
     const ip = at && at.ip
     // Asked beside the attempt counters, so that it costs the login no time of its own.
     const checkBegins = sessionStore.checkBegins && handled(this.#store(store => store.checkBegins!()))

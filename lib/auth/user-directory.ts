@@ -4,6 +4,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import argon2 from 'argon2'
 import type { Secret } from 'otpauth'
 import { otpKey, totpStep } from './totp.js'
+import { normalizeEmail } from './emails.js'
 import type { OtpSteps } from '../stores/otp-steps/contract.js'
 import { MemoryOtpSteps } from '../stores/otp-steps/memory.js'
 import { InvalidConfigError } from '../errors.js'
@@ -62,7 +63,7 @@ export class UserDirectory {
 
   async add (user: DirectoryUser): Promise<Identity> {
     checkUser(user)
-    const email = user.email.trim().toLowerCase()
+    const email = normalizeEmail(user.email)
     const id = user.id ?? userIdOf(email)
     // Added again, a user would silently take the first one's place (password, role); two emails of one id would be
     // one identity (one's socket the other's, a revocation of one ending both).
@@ -90,7 +91,7 @@ export class UserDirectory {
   }
 
   readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential, check?: CredentialCheck): Promise<Identity | null> => {
-    const entry = this.#users.get(email.trim().toLowerCase())
+    const entry = this.#users.get(normalizeEmail(email))
     if (!entry) {
       this.#decoyHash ??= argon2.hash(randomUUID(), this.#hashOptions)
       const decoyHash = await this.#decoyHash
@@ -125,7 +126,7 @@ export function checkUsers (users: readonly DirectoryUser[], list: string): void
   const ids = new Map<string, number>()
   users.forEach((user, index) => {
     checkUser(user, `${list}[${index}]`)
-    const email = user.email.trim().toLowerCase()
+    const email = normalizeEmail(user.email)
     if (listed.has(email)) throw new InvalidConfigError(`${list}[${index}] has the email of ${list}[${listed.get(email)}]: list each user once`)
     listed.set(email, index)
     if (user.id == null) return

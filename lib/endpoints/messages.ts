@@ -2,6 +2,7 @@
 import type { RawData } from 'ws'
 import type { Credential } from '../../types/index.js'
 import type { Uid } from './frames.js'
+import { maxEmailLength, maxPasswordLength, tooLong } from '../auth/credential-bounds.js'
 
 export type Envelope =
   | { ok: true, message: Record<string, unknown> & { type: string }, uid: Uid }
@@ -66,6 +67,9 @@ export function readCredential (message: Record<string, unknown>): { credential:
   }
   if (form[0] === 'email') {
     const { email, password, otp } = message as { email: string, password: string, otp?: string }
+    // Refused before the attempt is counted or the password hashed, as the HTTP login refuses them.
+    if (email.length > maxEmailLength) return { problem: tooLong('email', maxEmailLength) }
+    if (password.length > maxPasswordLength) return { problem: tooLong('password', maxPasswordLength) }
     return { credential: otp === undefined ? { email, password } : { email, password, otp } }
   }
   if (form[0] === 'access_token') return { credential: { access_token: message.access_token as string } }

@@ -7,15 +7,17 @@ import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticat
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
+import { maxEmailLength, maxPasswordLength } from '../auth/credential-bounds.js'
 import { cookieAttributes, dropCopies } from './plugin-cookies.js'
+import { insecureCookieWarning } from './insecure-cookies.js'
 import { pluginCookies } from './request-cookies.js'
 
 type Mode = 'json' | 'cookie' | 'session'
 const modes: Mode[] = ['json', 'cookie', 'session']
 
 const loginBody: BodyField[] = [
-  { name: 'email', required: true, nonEmpty: true },
-  { name: 'password', required: true, nonEmpty: true },
+  { name: 'email', required: true, nonEmpty: true, maxLength: maxEmailLength },
+  { name: 'password', required: true, nonEmpty: true, maxLength: maxPasswordLength },
   { name: 'otp' },
   { name: 'mode', oneOf: modes }
 ]
@@ -26,6 +28,11 @@ const tokenBody: BodyField[] = [
   { name: 'refresh_token', nonEmpty: true },
   { name: 'mode', oneOf: modes }
 ]
+
+// The routes' own body limit, whatever the app's `bodyLimit`: the largest login (a full email and password, every
+// character escaped as `\uXXXX`) is under 8 KiB, a refresh or logout body under 200 B. A larger one is refused (413)
+// before it is read whole, parsed or hashed.
+const authBodyLimit = 16 * 1024
 
 interface TokenBody { refresh_token?: string, mode?: Mode }
 
@@ -54,11 +61,14 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     throw error
   }
 
+  const warnIfInsecure = insecureCookieWarning(fastify.log, config.cookies)
+
   /** The body for a successful login or refresh in `mode`, with the cookie that mode sets. */
   function sendIssued (reply: FastifyReply, result: AuthResult, mode: Mode) {
     if (!result.ok) return sendFailure(reply, result)
     const issued = result.issued!
     if (mode === 'json') return reply.send({ data: issued })
+    warnIfInsecure(reply.request, cookieOf(mode))
     if (mode === 'cookie') {
       reply.setCookie(refreshCookie.name, issued.refresh_token, cookieAttributes(refreshCookie, config.refreshTokenTtlMs))
       return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
@@ -118,7 +128,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     routes.addContentTypeParser('application/json', { parseAs: 'string' }, routes.getDefaultJsonParser('error', 'error'))
 
     const tokenFields = bodyFields(tokenBody)
-    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { preValidation: bodyFields(loginBody) },
+    routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { bodyLimit: authBodyLimit, preValidation: bodyFields(loginBody) },
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
@@ -136,7 +146,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
         return sendIssued(reply, result, mode)
       })
 
-    routes.post<{ Body: TokenBody | undefined }>('/refresh', { preValidation: tokenFields }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/refresh', { bodyLimit: authBodyLimit, preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
       const tokens = presented(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })
@@ -146,7 +156,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       return sendIssued(reply, await checked(request, authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) })), mode)
     })
 
-    routes.post<{ Body: TokenBody | undefined }>('/logout', { preValidation: tokenFields }, async (request, reply) => {
+    routes.post<{ Body: TokenBody | undefined }>('/logout', { bodyLimit: authBodyLimit, preValidation: tokenFields }, async (request, reply) => {
       const mode = modeOf(request.body)
       const tokens = presented(request, mode)
       if (tokens.length === 0) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: noRefreshToken })

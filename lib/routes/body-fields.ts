@@ -3,26 +3,29 @@
 // it; Fastify's default Ajv coerces `["pw"]` or `123` into a string, which would reach the authenticator.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { replyWithFailure } from '../errors.js'
+import { tooLong } from '../auth/credential-bounds.js'
 
-/** A string field of a body: whether it must be there, must not be empty, and the values it may take. */
+/** A string field of a body: whether it must be there, must not be empty, its longest, and the values it may take. */
 export interface BodyField {
   name: string
   required?: boolean
   nonEmpty?: boolean
+  maxLength?: number
   oneOf?: readonly string[]
 }
 
 /**
  * A preValidation hook answering 400 INVALID_PAYLOAD: naming the field for one that is not a string (or is empty where
- * it must not be), `Invalid payload.` for a body that is no JSON object, a field missing, or a value not among its own.
+ * it must not be, or longer than its longest), `Invalid payload.` for a body that is no JSON object, a field missing, or a value not among its own.
  */
 export function bodyFields (fields: readonly BodyField[]) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return invalid(reply)
     const values = body as Record<string, unknown>
-    for (const { name, nonEmpty } of fields) {
+    for (const { name, nonEmpty, maxLength = Infinity } of fields) {
       const value = values[name]
+      if (typeof value === 'string' && value.length > maxLength) return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: tooLong(name, maxLength) })
       if (value === undefined || (typeof value === 'string' && !(nonEmpty && value === ''))) continue
       return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: `"${name}" must be a ${nonEmpty ? 'non-empty ' : ''}string.` })
     }

@@ -6,7 +6,7 @@ import argon2 from 'argon2'
 import { TOTP } from 'otpauth'
 import { otpKey } from '../../lib/auth/totp.js'
 import { MemoryOtpSteps } from '../../lib/stores/otp-steps/memory.js'
-import { UserDirectory } from '../../lib/auth/user-directory.js'
+import { UserDirectory, checkUsers } from '../../lib/auth/user-directory.js'
 import { testHashing } from '../helpers.js'
 
 const otpSecret = 'JBSWY3DPEHPK3PXP'
@@ -153,6 +153,19 @@ t.test('UserDirectory: a blank or short otpSecret is refused when the user is ad
   // null, as the plugin reads its options, is unset: a user without OTP.
   await users.add({ email: 'e@example.com', password: 'p', otpSecret: null as never })
   t.ok(await users.verifyCredentials({ email: 'e@example.com', password: 'p' }))
+})
+
+t.test('UserDirectory: the spellings of one email (decomposed, fullwidth) are one user, added once and logged in by any', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  const jose = await users.add({ email: 'jos\u00e9@example.com', password: 'jose-pw' })
+  for (const spelling of ['jose\u0301@example.com', '\uff4aos\u00e9@example.com', ' JOSE\u0301@EXAMPLE.COM']) {
+    await t.rejects(users.add({ email: spelling, password: 'other' }),
+      { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: jos\u00e9@example.com is already in the directory: add each user once' }, JSON.stringify(spelling))
+    t.same(await users.verifyCredentials({ email: spelling, password: 'jose-pw' }), jose, `${JSON.stringify(spelling)} logs in`)
+  }
+  t.equal(users.size, 1)
+  t.throws(() => checkUsers([{ email: 'jos\u00e9@example.com', password: 'p' }, { email: '\uff4aose\u0301@example.com', password: 'q' }], 'users'),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: users[1] has the email of users[0]: list each user once' })
 })
 
 t.test('UserDirectory: an email or an id already there is refused, even added at the same time', async (t) => {

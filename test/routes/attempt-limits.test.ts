@@ -145,6 +145,28 @@ t.test('per email over HTTP: 10 failures from 10 IPs refuse the email from any I
   t.equal((await login(app, editor, '10.0.2.1')).statusCode, 200, 'another email from the same IP')
 })
 
+t.test('per email: the spellings a lookup folds together (fullwidth letters, case, spaces) are one counter, and verifyCredentials gets that one', async t => {
+  const handed: string[] = []
+  const identity = { user: 'u-admin', role: 'administrator', admin: true }
+  // As an app's lookup that folds NFKC and case would find its user: here, by the exact email it is handed.
+  const verifyCredentials = async ({ email, password }: { email: string, password: string }) => {
+    handed.push(email)
+    return email === admin.email && password === admin.password ? identity : null
+  }
+  const { app, url } = await limited(t, { users: undefined, verifyCredentials })
+  // Ten spellings of admin@example.com, one fullwidth letter each, from ten addresses.
+  const spellings = Array.from({ length: 10 }, (_, i) =>
+    admin.email.slice(0, i) + String.fromCharCode(admin.email.charCodeAt(i) + 0xfee0) + admin.email.slice(i + 1))
+  for (const [i, email] of spellings.entries()) t.equal((await login(app, wrong(email), `10.0.8.${i}`)).statusCode, 401, email)
+  tooMany(t, await login(app, admin, '10.0.9.1'))
+  tooMany(t, await login(app, { email: ` \uff21${admin.email.slice(1).toUpperCase()}`, password: admin.password }, '10.0.9.2'))
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: spellings[3], password: admin.password })
+  await exceededFrame(t, client)
+  await client.closed
+  t.same(handed, Array(10).fill(admin.email), 'handed the one spelling, and asked no more once it was refused')
+})
+
 t.test('per email on a socket: an email refused after failures from other IPs gets REQUESTS_EXCEEDED and 4429', async t => {
   const { app, url } = await limited(t)
   for (let i = 0; i < 10; i++) await login(app, wrong(editor.email), `10.0.3.${i}`)

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto'
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import { clientNetwork } from '../../client-network.js'
+import { normalizeEmail } from '../../auth/emails.js'
 
 /** The resolved `attemptLimit` option. */
 export interface AttemptLimit {
@@ -37,10 +38,10 @@ export const unlimited: AttemptLimiter = {
   unchecked: async () => {}
 }
 
-// As the embedded directory matches it, so case variants share one counter; hashed, so a key stays small and no
-// email address sits in Redis.
+// As `verifyCredentials` is handed it (normalizeEmail), so the spellings of one email share one counter; hashed, so a
+// key stays small and no email address sits in Redis.
 function emailKey (email: string): string {
-  return createHash('sha256').update(email.trim().toLowerCase()).digest('base64url')
+  return createHash('sha256').update(normalizeEmail(email)).digest('base64url')
 }
 
 /** Two counters, per IP and per email, each a rate-limiter-flexible limiter named `ip` or `email`. */
