@@ -126,6 +126,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   // Every route of the plugin, mounted at the end in a scope of its own: the app's routes keep their own limits.
   const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching()), storeTimeoutMs)
   const { revocations } = revocationFeed
+  const releaseIssuer = revocations.useIssuer(config.issuer)
+  fastify.addHook('onClose', async () => releaseIssuer())
   const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
     const revoked = readRevocation(id)
     if ('user' in revoked) {

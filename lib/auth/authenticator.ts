@@ -204,16 +204,9 @@ export class Authenticator {
    * of a token its holder kept.
    */
   readonly #unsent = new Set<string>()
-  /**
-   * How long a user's revocation lasts: the longest life (from `iat`) of another issuer's token verified here, at least
-   * the access-token TTL (the plugin's own tokens) and at most the refresh-token TTL. A provider's tokens often live an
-   * hour or a day: one TTL of 15 minutes let a revoked user's token in again for the rest of its life.
-   */
-  #userRevocationMs: number
 
   constructor (options: AuthenticatorOptions) {
     this.#options = options
-    this.#userRevocationMs = options.accessTokenTtlMs
   }
 
   /**
@@ -344,12 +337,17 @@ export class Authenticator {
   }
 
   /**
-   * The refresh session a token belongs to: its `sid`, in a token of this plugin's issuer only. A provider's `sid`
+   * The refresh session a token belongs to: its `sid`, in a token of this plugin's only (`#ours`). A provider's `sid`
    * (Keycloak signs one) names a session of the provider's, which no store here holds: read as one, the token was refused
    * after a restart and answered 503 while the revocations were away.
    */
   #sessionOf (claims: Claims): string | undefined {
-    return claims.iss === this.#options.issuer && typeof claims.sid === 'string' ? claims.sid : undefined
+    return this.#ours(claims) && typeof claims.sid === 'string' ? claims.sid : undefined
+  }
+
+  /** A token of this plugin's: its issuer, or a registration's sharing its revocations (one app @fastify/jwt). */
+  #ours (claims: Claims): boolean {
+    return claims.iss === this.#options.issuer || this.#options.revocations.namesSessions(claims.iss)
   }
 
   #verify (token: string, request: FastifyRequest): Pending<Verified> {
@@ -419,16 +417,24 @@ export class Authenticator {
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     const expiresAt = this.#expiryOf(claims)
-    if (claims.iss !== this.#options.issuer) this.#lived(expiresAt, iat)
+    if (!this.#ours(claims)) this.#lived(expiresAt, iat)
     return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat), requestUser }
   }
 
-  /** Another issuer's token, verified: a user's revocation lasts as long as it may live (`#userRevocationMs`). */
+  /**
+   * Another issuer's token, verified: a user's revocation lasts as long as it may live (from its `iat`), at most one
+   * refresh-token TTL (`Revocations.tokenLived`). A provider's tokens often live an hour or a day: one access-token TTL
+   * of 15 minutes let a revoked user's token in again for the rest of its life.
+   */
   #lived (expiresAt: number | null, iat: number | undefined): void {
+    const { revocations, refreshTokenTtlMs } = this.#options
     const life = expiresAt === null ? Infinity : expiresAt - (iat === undefined ? Date.now() : iat * 1000)
-    if (life <= this.#userRevocationMs) return
-    const { accessTokenTtlMs, refreshTokenTtlMs } = this.#options
-    this.#userRevocationMs = Math.max(accessTokenTtlMs, Math.min(life, refreshTokenTtlMs))
+    if (life > revocations.tokenLifeMs) revocations.tokenLived(Math.min(life, refreshTokenTtlMs))
+  }
+
+  /** How long a revocation of a user lasts: one access-token TTL, or the longest life of another issuer's token seen. */
+  get #userRevocationMs (): number {
+    return Math.max(this.#options.accessTokenTtlMs, this.#options.revocations.tokenLifeMs)
   }
 
   /**

@@ -17,6 +17,28 @@ export class Revocations {
    * too (a restart within it), and `iat`, in whole seconds, cannot tell the two apart. Filled in that second only.
    */
   readonly #signedInFirstSecond = new Set<string>()
+  /** The longest life of another issuer's token verified by a registration using this set (`tokenLived`). */
+  #tokenLifeMs = 0
+  /** The issuers of the registrations using this set (in memory, several share one), each as often as registered. */
+  readonly #issuers = new Map<string, number>()
+
+  /** A registration signing as `issuer` uses this set: its tokens' sessions are among those it names, until released. */
+  useIssuer (issuer: string): () => void {
+    this.#issuers.set(issuer, (this.#issuers.get(issuer) ?? 0) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const left = this.#issuers.get(issuer)! - 1
+      if (left === 0) this.#issuers.delete(issuer)
+      else this.#issuers.set(issuer, left)
+    }
+  }
+
+  /** Whether a token of `issuer` names, by its `sid`, a session of a registration using this set. */
+  namesSessions (issuer: unknown): boolean {
+    return typeof issuer === 'string' && this.#issuers.has(issuer)
+  }
 
   /** @param until epoch milliseconds when the session's last access token expires: no token is left to refuse then. */
   add (session: string, until: number): void {
@@ -35,7 +57,25 @@ export class Revocations {
     // One that has lapsed, not forgotten yet, counts for nothing: its time is not merged into the new one.
     const known = this.#users.get(user)
     const live = known !== undefined && known.until > Date.now() ? known : undefined
-    this.#users.set(user, { at: Math.max(at, live?.at ?? 0), until: Math.max(until, live?.until ?? 0) })
+    this.#users.set(user, { at: Math.max(at, live?.at ?? 0), until: Math.max(until, at + this.#tokenLifeMs, live?.until ?? 0) })
+  }
+
+  /** How long a revocation of a user lasts at least, from its `at`: the longest token life `tokenLived` was told. */
+  get tokenLifeMs (): number {
+    return this.#tokenLifeMs
+  }
+
+  /**
+   * A token of another issuer's, verified, that lives `lifeMs` from its issue: every revocation of a user, in force or to
+   * come, refuses the user's older tokens that long, whichever registration or process made it and whatever it said.
+   */
+  tokenLived (lifeMs: number): void {
+    if (lifeMs <= this.#tokenLifeMs) return
+    this.#tokenLifeMs = lifeMs
+    const now = Date.now()
+    for (const revoked of this.#users.values()) {
+      if (revoked.until > now) revoked.until = Math.max(revoked.until, revoked.at + lifeMs)
+    }
   }
 
   /**

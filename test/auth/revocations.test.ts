@@ -90,6 +90,38 @@ t.test('Revocations: a user\'s tokens issued up to the revocation\'s second, unt
   t.notOk(revocations.revokesUser('u1', 1), 'an ended revocation was forgotten, not merged')
 })
 
+t.test('Revocations: a token life told lengthens the user revocations in force and those to come, never shortens them', async (t) => {
+  const clock = fakeClock(t, ['Date'], 10 * hour)
+  const revocations = new Revocations()
+  revocations.addUser('lapsed', Date.now() - 2 * hour, Date.now() - 1)
+  revocations.addUser('alice', Date.now(), Date.now() + 60_000)
+  revocations.tokenLived(hour)
+  t.equal(revocations.tokenLifeMs, hour)
+  revocations.tokenLived(60_000)
+  t.equal(revocations.tokenLifeMs, hour, 'a shorter life changes nothing')
+  revocations.addUser('bob', Date.now(), Date.now() + 60_000)
+  clock.tick(hour - 1)
+  t.ok(revocations.revokesUser('alice', 0), 'one in force: lengthened to an hour from its time')
+  t.ok(revocations.revokesUser('bob', 0), 'one made after: an hour, whatever it said')
+  t.notOk(revocations.revokesUser('lapsed', 0), 'one lapsed before: not brought back')
+  clock.tick(1)
+  t.notOk(revocations.revokesUser('alice', 0), 'over an hour after')
+})
+
+t.test('Revocations: the issuers of the registrations using a set, as often as registered, each release once', async (t) => {
+  const revocations = new Revocations()
+  const first = revocations.useIssuer('tenant-a')
+  const second = revocations.useIssuer('tenant-a')
+  t.ok(revocations.namesSessions('tenant-a'))
+  t.notOk(revocations.namesSessions('tenant-b'))
+  t.notOk(revocations.namesSessions(undefined), 'a token without iss')
+  first()
+  first()
+  t.ok(revocations.namesSessions('tenant-a'), 'one release each: the second registration still uses it')
+  second()
+  t.notOk(revocations.namesSessions('tenant-a'))
+})
+
 t.test('heldIssuedAt: a socket holds a token as of its iat, up to a second ahead of the clock; further ahead, as of now', async (t) => {
   fakeClock(t, ['Date'], 1_000_500)
   t.equal(heldIssuedAt(999), 999, 'an earlier second')

@@ -116,25 +116,62 @@ t.test('one secret, one app, two prefixes: a logout under one ends the token\'s 
   await atB.client.close()
 })
 
-t.test('one app\'s @fastify/jwt for two registrations: what one revokes, the other refuses', async t => {
+/** One app's @fastify/jwt, and a registration under each prefix with `options` of its own; their APIs. */
+async function underPrefixes (t: Test, options: Record<string, RealtimeOptions>): Promise<{ apis: FastifyInstance['realtime'][], ws: string }> {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyJwt, { secret })
   const apis: FastifyInstance['realtime'][] = []
-  for (const prefix of ['/a', '/b']) {
+  for (const [prefix, own] of Object.entries(options)) {
     await app.register(async (scope) => {
-      await scope.register(realtime, { env: {}, rest: { handlers: { whoami } }, prefix })
+      await scope.register(realtime, { env: {}, rest: { handlers: { whoami } }, prefix, ...own })
       apis.push(scope.realtime)
     })
   }
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const ws = `ws${httpOf(app).slice(4)}`
+  return { apis, ws: `ws${httpOf(app).slice(4)}` }
+}
+
+t.test('one app\'s @fastify/jwt for two registrations: what one revokes, the other refuses', async t => {
+  const { apis, ws } = await underPrefixes(t, { '/a': {}, '/b': {} })
   const token = apis[0]!.signAccessToken(alice).access_token
   const atB = await opened(`${ws}/b/websocket`, token)
   t.equal(atB.user, 'alice')
   await apis[0]!.revokeUser('alice')
   await revoked(t, atB.client, 'the socket under the other prefix')
   await atB.client.close()
+})
+
+t.test('one app\'s @fastify/jwt, two registrations of two issuers: a session one ends is ended at the other', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const { apis, ws } = await underPrefixes(t, { '/a': { issuer: 'tenant-a' }, '/b': { issuer: 'tenant-b' } })
+  clock.tick(1_000)
+  const token = apis[0]!.signAccessToken(alice, 'a-session').access_token
+  const atB = await opened(`${ws}/b/websocket`, token)
+  t.equal(atB.user, 'alice', 'the other registration takes the token (one key)')
+  await apis[0]!.revokeSession('a-session')
+  await revoked(t, atB.client, 'the socket under the other prefix')
+  t.same(await refusedWith(`${ws}/b/websocket?access_token=${token}`), upgradeRefused, 'the other registration refuses the token afterwards')
+  await atB.client.close()
+})
+
+t.test('one app\'s @fastify/jwt, two registrations: a user revoked at one is refused at the other as long as a provider\'s token seen there lives', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const { apis, ws } = await underPrefixes(t, { '/a': { accessTokenTtl: '1m' }, '/b': { accessTokenTtl: '1m' } })
+  const provider = Fastify()
+  await provider.register(fastifyJwt, { secret })
+  await provider.ready()
+  const hourLong = provider.jwt.sign({ sub: 'alice', iss: 'https://id.example.com/' }, { expiresIn: '1h' })
+  await provider.close()
+  const atA = await opened(`${ws}/a/websocket`, hourLong)
+  t.equal(atA.user, 'alice', 'the provider\'s token, shown under the first prefix')
+  await apis[1]!.revokeUser('alice')
+  await revoked(t, atA.client, 'its socket, revoked from the other registration')
+  clock.tick(60_001)
+  t.same(await refusedWith(`${ws}/a/websocket?access_token=${hourLong}`), upgradeRefused, 'refused past the revoking registration\'s access-token TTL')
+  clock.tick(3_600_000 - 60_001 - 1_000)
+  t.same(await refusedWith(`${ws}/b/websocket?access_token=${hourLong}`), upgradeRefused, 'at either prefix, to the token\'s end')
+  await atA.client.close()
 })
 
 t.test('a secret each: a revocation at one is not seen at the other', async t => {
