@@ -2,13 +2,13 @@
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Within a process a
 // session's rotations and its logout take turns, and a rotation writes in its user's turn, where endUser and the user's
 // limit end sessions; across processes two concurrent uses of one refresh token may both succeed: use the built-in
-// Redis store where that matters. A user's list of sessions is updated one change at a time
-// within a process, not across processes. It lists each session with its expiry (moved on by a refresh), so that it
-// holds the live ones only: each change drops the ended and the past, and a login past the user's limit ends the
-// sessions that expire first (created or refreshed longest ago). No
-// `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
-// another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
-// No `unrotate` either: read-then-write, one landing after a logout read the session would bring it back.
+// Redis store where that matters. A user's list of sessions is updated one change at a time within a process, not
+// across processes. It lists each session with its expiry (moved on by a refresh), so that it holds the live ones only:
+// each change drops the ended and the past, and a login past the user's limit ends the sessions that expire first
+// (created or refreshed longest ago). No `checkBegins`: get/set/destroy order nothing across processes, so a login
+// whose check began before a revokeUser on another process, listed after that revokeUser read the list, is refused
+// only once its process hears the revocation. No `unrotate` either: read-then-write, one landing after a logout read
+// the session would bring it back.
 import type { FastifyBaseLogger } from 'fastify'
 import { useStorePrefix } from '../prefixes-in-use.js'
 import { refuseLate } from '../write-deadline.js'
