@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import { MemoryStore } from '@fastify/session'
-import realtime, { fromFastifySessionStore, type CallbackSessionStore, type RealtimeOptions } from '../../lib/index.js'
+import realtime, { fromFastifySessionStore, type CallbackSessionStore, type RealtimeOptions, type SessionStore } from '../../lib/index.js'
 import { admin, build, fakeClock, secret, until } from '../helpers.js'
 
 t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
@@ -363,4 +363,144 @@ t.test('endUser ends the newest first, a batch at a time: one that runs out of t
   t.equal((records.get('realtime:user-sessions:u1') as { sessions: unknown[] }).sessions.length, 70, 'and taken them off the list')
   t.equal((await store.endUser('u1', Date.now() + 1_000)).length, 70, 'the next one ends the rest')
   t.same((await live()).filter(Boolean), [])
+})
+
+/**
+ * A store `ms` away whose calls act at once and answer `ms` later (on the fake clock), so that a read and a write of
+ * two changes can cross: what `records` holds is what the store holds.
+ */
+function remoteStore (records: Map<string, unknown>, ms: () => number): CallbackSessionStore {
+  const later = (answer: () => void) => { setTimeout(answer, ms()) }
+  return {
+    get: (id, callback) => { const record = structuredClone(records.get(id)); later(() => callback(null, record)) },
+    set: (id, record, callback) => { records.set(id, structuredClone(record)); later(() => callback()) },
+    destroy: (id, callback) => { records.delete(id); later(() => callback()) }
+  }
+}
+
+t.test('a rotation in flight as endUser (revokeUser) ends its session does not bring it back', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const identity = { user: 'u1', role: null, admin: false }
+  // endUser reads the list then the record, and destroys it 100 ms in: a rotation that read the record before that
+  // wrote it back once its read answered (measured: at 50 and 75 ms).
+  for (const offset of [0, 25, 50, 75, 100, 125, 150]) {
+    const records = new Map<string, unknown>()
+    const store = fromFastifySessionStore(remoteStore(records, () => 50))
+    const created = store.create({ id: 's1', identity, tokenHash: 'h1', expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+    await clock.tickAsync(200)
+    await created
+    const ended = store.endUser('u1', Date.now() + 3_000)
+    await clock.tickAsync(offset)
+    const rotated = store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', Date.now() + 60_000, Date.now() + 1_000)
+    await clock.tickAsync(1_000)
+    const [endedIds, rotation] = await Promise.all([ended, rotated])
+    t.same(endedIds, ['s1'], `${offset} ms: endUser ended the session`)
+    t.same([...records.keys()], [], `${offset} ms: the rotation (${rotation.status}) left no record and no list behind`)
+    const next = store.lookup({ sessionId: 's1', tokenHash: 'h2' })
+    await clock.tickAsync(50)
+    t.same(await next, { status: 'unknown' }, `${offset} ms: its next token refreshes nothing`)
+  }
+})
+
+t.test('a rotation in flight as a login past the limit ends its session does not bring it back', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const identity = { user: 'u1', role: null, admin: false }
+  for (const offset of [0, 50, 100, 150, 200, 250]) {
+    const records = new Map<string, unknown>()
+    const store = fromFastifySessionStore(remoteStore(records, () => 50), { maxSessionsPerUser: 1 })
+    const create = (id: string) => store.create({ id, identity, tokenHash: id, expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+    const created = create('s1')
+    await clock.tickAsync(200)
+    await created
+    const login = create('s2')
+    await clock.tickAsync(offset)
+    const rotated = store.rotate({ sessionId: 's1', tokenHash: 's1' }, 'h2', Date.now() + 60_000, Date.now() + 1_000)
+    await clock.tickAsync(1_000)
+    const [ended, rotation] = await Promise.all([login, rotated])
+    t.same(ended, ['s1'], `${offset} ms: the login ended the other session`)
+    t.same([...records.keys()].sort(), ['realtime:session:s2', 'realtime:user-sessions:u1'], `${offset} ms: the rotation (${rotation.status}) did not bring it back`)
+    t.same((records.get('realtime:user-sessions:u1') as { sessions: { id: string }[] }).sessions.map(session => session.id), ['s2'], `${offset} ms: the list holds the login's`)
+  }
+})
+
+t.test('a read that saw a session lapse just before it was refreshed does not destroy the refreshed record', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const records = new Map<string, unknown>()
+  let answerIn = 50
+  let stale: ReturnType<SessionStore['lookup']> | undefined
+  const remote = remoteStore(records, () => answerIn)
+  const store = fromFastifySessionStore({
+    ...remote,
+    set: (id, record, callback) => {
+      // Just before the rotation's write lands, a lookup reads the record, and is answered once it has lapsed.
+      if (id === 'realtime:session:s1' && (record as { tokenHash?: string }).tokenHash === 'h2' && !stale) {
+        answerIn = 200
+        stale = store.lookup({ sessionId: 's1', tokenHash: 'h1' })
+        answerIn = 50
+      }
+      remote.set(id, record, callback)
+    }
+  })
+  const expiresAt = Date.now() + 1_000
+  const created = store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
+  await clock.tickAsync(200)
+  await created
+  await clock.tickAsync(expiresAt - 150 - Date.now())
+  const rotated = store.rotate({ sessionId: 's1', tokenHash: 'h1' }, 'h2', Date.now() + 60_000, Date.now() + 1_000)
+  await clock.tickAsync(1_000)
+  t.match(await rotated, { status: 'rotated' }, 'the rotation writes before the session lapses')
+  t.same(await stale, { status: 'unknown' }, 'the read before it finds it lapsed')
+  const next = store.lookup({ sessionId: 's1', tokenHash: 'h2' })
+  await clock.tickAsync(50)
+  t.match(await next, { status: 'current' }, 'and the refreshed record lives on')
+})
+
+t.test('rotations, logins (past the limit), logouts and endUsers of one user at once all settle, and leave no session unlisted', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  // A seeded generator, so that a failure replays.
+  let seed = 42
+  const random = () => { seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648; return seed / 2_147_483_648 }
+  const records = new Map<string, unknown>()
+  // A limit of 5, so that logins end sessions too.
+  const store = fromFastifySessionStore(remoteStore(records, () => Math.floor(random() * 20)), { maxSessionsPerUser: 5 })
+  const identity = { user: 'u1', role: null, admin: false }
+  const deadline = () => Date.now() + 5_000
+  const tokens = new Map<string, string>()
+  const login = async (id: string) => {
+    await store.create({ id, identity, tokenHash: `${id}-0`, expiresAt: Date.now() + 60_000 }, deadline())
+    tokens.set(id, `${id}-0`)
+  }
+  const refresh = async (id: string, round: number) => {
+    const token = tokens.get(id)
+    if (!token) return
+    const next = `${id}-${round}`
+    if ((await store.rotate({ sessionId: id, tokenHash: token }, next, Date.now() + 60_000, deadline())).status === 'rotated') tokens.set(id, next)
+  }
+  const early = Promise.all([0, 1, 2, 3, 4].map(i => login(`early-${i}`)))
+  await clock.tickAsync(200)
+  await early
+  const calls: Promise<unknown>[] = []
+  let settled = 0
+  const call = (change: () => Promise<unknown>) => { calls.push(change().finally(() => { settled++ })) }
+  for (let round = 1; round <= 20; round++) {
+    for (let i = 0; i < 5; i++) call(() => refresh(`early-${i}`, round))
+    call(() => login(`late-${round}`))
+    if (round % 3 === 0) call(() => store.end(`early-${round % 5}`, deadline()))
+    if (round % 4 === 0) call(() => store.endUser('u1', deadline()))
+    if (round % 2 === 0) call(() => refresh(`late-${round - 1}`, round))
+    await clock.tickAsync(Math.floor(random() * 15))
+  }
+  // Well before a deadline (5 s), let alone the minute past it after which a turn stops waiting for the one before.
+  await clock.tickAsync(4_000)
+  t.equal(settled, calls.length, `all ${calls.length} calls settled`)
+  const outcomes = await Promise.allSettled(calls)
+  t.same(outcomes.filter(outcome => outcome.status === 'rejected'), [], 'none failed')
+  const list = records.get('realtime:user-sessions:u1') as { sessions: { id: string }[] } | undefined
+  const listed = new Set(list?.sessions.map(session => session.id))
+  const kept = [...records.keys()].filter(key => key.includes(':session:')).map(key => key.slice('realtime:session:'.length))
+  t.same(kept.filter(id => !listed.has(id)), [], 'every session kept is on the list, within reach of endUser')
+  const last = store.endUser('u1', deadline())
+  await clock.tickAsync(1_000)
+  t.same((await last).sort(), kept.sort(), 'which ends them')
+  t.same([...records.keys()], [], 'and leaves nothing behind')
 })

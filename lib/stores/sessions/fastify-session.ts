@@ -1,13 +1,14 @@
 // Lets a store written for @fastify/session (connect-redis, a database store, ...) keep refresh sessions.
 // Its limit: such stores have only get/set/destroy, so `rotate` is read-then-write, not atomic. Within a process a
-// session's rotations and its end take turns; across processes two concurrent uses of one refresh token may both
-// succeed: use the built-in Redis store where that matters. A user's list of sessions is updated one change at a time
-// within a process, not across processes. It lists each session with its expiry (moved on by a refresh), so that it
-// holds the live ones only: each change drops the ended and the past, and a login past the user's limit ends the
-// sessions that expire first (created or refreshed longest ago). No
-// `checkBegins`: get/set/destroy order nothing across processes, so a login whose check began before a revokeUser on
-// another process, listed after that revokeUser read the list, is refused only once its process hears the revocation.
-// No `unrotate` either: read-then-write, one landing after a logout read the session would bring it back.
+// session's rotations and its logout take turns, and a rotation writes in its user's turn, where endUser and the user's
+// limit end sessions; across processes two concurrent uses of one refresh token may both succeed: use the built-in
+// Redis store where that matters. A user's list of sessions is updated one change at a time within a process, not
+// across processes. It lists each session with its expiry (moved on by a refresh), so that it holds the live ones only:
+// each change drops the ended and the past, and a login past the user's limit ends the sessions that expire first
+// (created or refreshed longest ago). No `checkBegins`: get/set/destroy order nothing across processes, so a login
+// whose check began before a revokeUser on another process, listed after that revokeUser read the list, is refused
+// only once its process hears the revocation. No `unrotate` either: read-then-write, one landing after a logout read
+// the session would bring it back.
 import type { FastifyBaseLogger } from 'fastify'
 import { useStorePrefix } from '../prefixes-in-use.js'
 import { refuseLate } from '../write-deadline.js'
@@ -102,8 +103,14 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     // Not every store expires records (@fastify/session's MemoryStore keeps them until told): the expiry is checked
     // here too, and a lapsed one destroyed, best effort, without keeping the caller waiting.
     if (record.expiresAt > Date.now()) return record
-    destroyNow(sessionKey(sessionId)).catch(() => {})
+    sessionChanges.take(sessionId, Date.now(), () => destroyIfLapsed(sessionId)).catch(() => {})
     return null
+  }
+
+  // Read again in the session's turn: a rotation may have written the record since the read that saw it lapsed.
+  async function destroyIfLapsed (sessionId: string): Promise<void> {
+    const record = await get(sessionKey(sessionId)) as SessionRecord | null | undefined
+    if (record && record.expiresAt <= Date.now()) await destroyNow(sessionKey(sessionId))
   }
 
   // Each change of a user's list waits for the one before: two logins at once would each write back the list as it was
@@ -113,11 +120,14 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
   const changeList = <T>(user: string, deadline: number, change: () => Promise<T>) => listChanges.take(user, deadline, change)
   // Each rotation or end of a session waits for the one before, so that of two uses of one token at once in this
   // process one rotates and the other is reuse, and a rotation does not write back a session a logout has just ended.
-  // Across processes, read-then-write cannot promise it.
+  // Ends by endUser and the user's limit are made in the user's turn instead: a rotation writes in that turn too, and
+  // reads the session again there. Across processes, read-then-write cannot promise it.
   const sessionChanges = new Turns()
 
-  const save = (deadline: number, id: string, record: SessionRecord) =>
-    set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
+  // Async, so that one past its deadline rejects rather than throws: the list written beside it is waited for too.
+  const save = async (deadline: number, id: string, record: SessionRecord) => {
+    await set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
+  }
 
   const toSession = (id: string, record: SessionRecord): RefreshSession =>
     ({ id, identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt })
@@ -141,15 +151,19 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     await set(deadline, userKey(user), { sessions, ...lifetime(Math.max(...sessions.map(listedSession => listedSession.expiresAt))) })
   }
 
+  /** The user's listed sessions but this one, the ones that expire first first. */
+  const othersListed = async (user: string, id: string) =>
+    (await listed(user)).filter(listedSession => listedSession.id !== id).sort((a, b) => a.expiresAt - b.expiresAt)
+
   /**
    * Sets (or drops, with expiresAt null) one session on its user's list, and forgets the ones past. Past `keep`, the
    * ones that expire first are ended, then left off: resolves their ids. Ended first, or one whose end failed would be
    * live and listed nowhere, out of reach of endUser.
    */
   const listSession = (user: string, id: string, expiresAt: number | null, deadline: number, keep = Infinity) => changeList(user, deadline, async () => {
-    // The others, the ones that expire first first: past `keep`, those go. Never this one, which would expire first
-    // once the refresh lifetime was lowered: its login would hand out the tokens of a session it had just ended.
-    const others = (await listed(user)).filter(listedSession => listedSession.id !== id).sort((a, b) => a.expiresAt - b.expiresAt)
+    // Past `keep`, the others that expire first go. Never this one, which would expire first once the refresh lifetime
+    // was lowered: its login would hand out the tokens of a session it had just ended.
+    const others = await othersListed(user, id)
     const over = others.splice(0, Math.max(0, others.length + (expiresAt === null ? 0 : 1) - keep))
     const sessions = expiresAt === null ? others : [...others, { id, expiresAt }]
     await Promise.all(over.map(listedSession => endAlone(listedSession.id, deadline)))
@@ -179,15 +193,22 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     },
 
     rotate: (token, nextTokenHash, expiresAt, deadline) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
-      const found = await lookup(token)
-      if (found.status !== 'current') return found
-      // The list and the record at once, so that the last write starts two calls in, not three: a store answering in
-      // under half the write deadline (500 ms) a call can rotate. One that lands while the other fails leaves the
-      // session listed shorter than it lives only where the rotation answered 503: nobody holds its next token, and the
-      // retry with the one before is reuse, which ends it.
-      const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
-      await Promise.all([listSession(found.session.identity.user, token.sessionId, expiresAt, deadline), save(deadline, token.sessionId, record)])
-      return { status: 'rotated', session: record }
+      // Read first to know whose turn to take; read again in it, with the list, as endUser and the user's limit end
+      // sessions in that turn: one that read the record before they destroyed it would write it back.
+      const first = await lookup(token)
+      if (first.status !== 'current') return first
+      const user = first.session.identity.user
+      return await changeList(user, deadline, async () => {
+        const [found, others] = await Promise.all([lookup(token), othersListed(user, token.sessionId)])
+        if (found.status !== 'current') return found
+        // The list and the record at once, so that the last write starts two calls in, not three: a store answering
+        // in under half the write deadline (500 ms) a call can rotate. One that lands while the other fails leaves the
+        // session listed shorter than it lives only where the rotation answered 503: nobody holds its next token, and
+        // the retry with the one before is reuse, which ends it.
+        const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
+        await Promise.all([relist(user, [...others, { id: token.sessionId, expiresAt }], deadline), save(deadline, token.sessionId, record)])
+        return { status: 'rotated', session: record }
+      })
     }),
 
     lookup,
