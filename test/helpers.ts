@@ -227,3 +227,17 @@ export function awaitingAnswers (redis: Redis): number {
   const { commandQueue } = redis as unknown as { commandQueue: { toArray (): { command: { name: string, args: unknown[] } }[] } }
   return commandQueue.toArray().filter(({ command }) => command.name !== 'publish' || !String(command.args[0]).includes('probe:')).length
 }
+
+/** An app with an instance of the plugin for each of `tenants`, in sibling scopes (`/t0`, `/t1`...), and the messages of its warnings. */
+export async function tenantsOn (t: Test, tenants: RealtimeOptions[]): Promise<{ app: FastifyInstance, warnings: string[] }> {
+  const warnings: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
+  t.teardown(() => app.close())
+  for (const [i, options] of tenants.entries()) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { prefix: `/t${i}`, env: {}, secret, heartbeat: { enabled: false }, ...options })
+    })
+  }
+  await app.ready()
+  return { app, warnings }
+}

@@ -1,28 +1,12 @@
 // Two instances of the plugin in one process (two tenants) on one Redis and prefix share their sessions, revocations
 // and log lines (README, "One app per prefix"): boot warns, once (lib/stores/prefixes-in-use.ts).
-import t, { type Test } from 'tap'
-import Fastify from 'fastify'
+import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
-import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import { usePrefix } from '../../lib/stores/prefixes-in-use.js'
-import { secret } from '../helpers.js'
+import { tenantsOn } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
 const sharedWarning = /^another fastify-realtime in this process uses redisPrefix "([^"]*)" on the same Redis: the two share their sessions, revocations and log lines \(a refresh token of one refreshes on the other\)\. Unless they are one app, give each its own redisPrefix$/
-
-/** An app with an instance of each of `tenants` in sibling scopes, and the messages of its warnings. */
-async function tenantsOn (t: Test, tenants: RealtimeOptions[]) {
-  const warnings: string[] = []
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
-  t.teardown(() => app.close())
-  for (const [i, options] of tenants.entries()) {
-    await app.register(async (scope) => {
-      await scope.register(realtime, { prefix: `/t${i}`, env: {}, secret, heartbeat: { enabled: false }, ...options })
-    })
-  }
-  await app.ready()
-  return { app, warnings }
-}
 
 t.test('tenants on one Redis and prefix: boot warns once; on prefixes of their own, not at all', async t => {
   const server = await RedisServer.start(t)

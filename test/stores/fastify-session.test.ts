@@ -1,9 +1,8 @@
 // A @fastify/session store serving as the refresh-session store, beyond the contract (test/stores/sessions.test.ts).
-import t, { type Test } from 'tap'
-import Fastify from 'fastify'
+import t from 'tap'
 import { MemoryStore } from '@fastify/session'
-import realtime, { fromFastifySessionStore, type CallbackSessionStore, type RealtimeOptions, type SessionStore } from '../../lib/index.js'
-import { admin, build, fakeClock, secret, until } from '../helpers.js'
+import { fromFastifySessionStore, type CallbackSessionStore, type SessionStore } from '../../lib/index.js'
+import { admin, build, fakeClock, tenantsOn, until } from '../helpers.js'
 
 t.test('records carry their expiry as cookie.expires, for stores that expire by it', async t => {
   const records = new Map<string, { cookie: { expires: string } }>()
@@ -58,20 +57,6 @@ t.test('store errors fail closed over HTTP', async t => {
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   t.equal(login.statusCode, 503)
 })
-
-/** An app with an instance for each of `tenants` in sibling scopes, and the messages of its warnings. */
-async function tenantsOn (t: Test, tenants: RealtimeOptions[]) {
-  const warnings: string[] = []
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
-  t.teardown(() => app.close())
-  for (const [i, options] of tenants.entries()) {
-    await app.register(async (scope) => {
-      await scope.register(realtime, { prefix: `/t${i}`, env: {}, secret, heartbeat: { enabled: false }, ...options })
-    })
-  }
-  await app.ready()
-  return { app, warnings }
-}
 
 t.test('tenants given one store object and one prefix: boot warns once; on prefixes or stores of their own, not at all', async t => {
   const store = new MemoryStore()
