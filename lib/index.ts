@@ -127,6 +127,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching()), storeTimeoutMs)
   const { revocations } = revocationFeed
   const releaseIssuer = revocations.useIssuer(config.issuer)
+  // The set's user revocations last as long as any registration using it signs its tokens for.
+  revocations.tokenLived(config.accessTokenTtlMs)
   fastify.addHook('onClose', async () => releaseIssuer())
   const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
     const revoked = readRevocation(id)

@@ -417,14 +417,14 @@ export class Authenticator {
     const revoked = revocations.revoking(identity.user, session, iat)
     if (revoked !== null) return fail('AUTH_FAILED', `${revoked} revoked`)
     const expiresAt = this.#expiryOf(claims)
-    if (!this.#ours(claims)) this.#lived(expiresAt, iat)
+    if (claims.iss !== this.#options.issuer) this.#lived(expiresAt, iat)
     return { ok: true, identity, session, expiresAt, issuedAt: heldIssuedAt(iat), requestUser }
   }
 
   /**
-   * Another issuer's token, verified: a user's revocation lasts as long as it may live (from its `iat`), at most one
-   * refresh-token TTL (`Revocations.tokenLived`). A provider's tokens often live an hour or a day: one access-token TTL
-   * of 15 minutes let a revoked user's token in again for the rest of its life.
+   * Another issuer's token, verified (a sibling registration's too): a user's revocation lasts as long as it may live
+   * (from its `iat`), at most one refresh-token TTL (`Revocations.tokenLived`). A provider's tokens often live an hour or
+   * a day: one access-token TTL of 15 minutes let a revoked user's token in again for the rest of its life.
    */
   #lived (expiresAt: number | null, iat: number | undefined): void {
     const { revocations, refreshTokenTtlMs } = this.#options

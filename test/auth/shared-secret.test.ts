@@ -174,6 +174,22 @@ t.test('one app\'s @fastify/jwt, two registrations: a user revoked at one is ref
   await atA.client.close()
 })
 
+for (const issuers of [{}, { a: 'tenant-a', b: 'tenant-b' }] as const) {
+  const of = (name: 'a' | 'b'): RealtimeOptions => 'a' in issuers ? { issuer: issuers[name] } : {}
+  t.test(`one app's @fastify/jwt, two registrations ${'a' in issuers ? 'of two issuers' : 'of one issuer'} with access tokens of 1 m and 1 h: a user revoked at the first is refused the other's tokens for their hour`, async t => {
+    const clock = fakeClock(t, ['Date'])
+    const { apis, ws } = await underPrefixes(t, { '/a': { accessTokenTtl: '1m', ...of('a') }, '/b': { accessTokenTtl: '1h', ...of('b') } })
+    const hourLong = apis[1]!.signAccessToken(alice).access_token
+    await apis[0]!.revokeUser('alice')
+    clock.tick(60_001)
+    for (const prefix of ['/a', '/b']) {
+      t.same(await refusedWith(`${ws}${prefix}/websocket?access_token=${hourLong}`), upgradeRefused, `${prefix}: refused past the revoking registration's TTL`)
+    }
+    clock.tick(3_600_000 - 60_001 - 1_000)
+    t.same(await refusedWith(`${ws}/a/websocket?access_token=${hourLong}`), upgradeRefused, 'to the token\'s end')
+  })
+}
+
 t.test('a secret each: a revocation at one is not seen at the other', async t => {
   const a = await build(t, { rest: { handlers: { whoami } } })
   const b = await build(t, { secret: `${secret}-of-the-other-tenant`, rest: { handlers: { whoami } } })
