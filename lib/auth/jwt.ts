@@ -1,6 +1,6 @@
 // Which @fastify/jwt signs and verifies the realtime tokens: the app's own (root or namespaced), or one the plugin
 // registers with SECRET, out of the app's sight. Either way every token goes through @fastify/jwt.
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { parse as parseSpan } from '@lukeed/ms'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -78,8 +78,8 @@ export class RequestUsers {
 
 const payloadOnly = { complete: false }
 
-/** Keys this process's digests of secrets. */
-const digestKey = randomBytes(32)
+/** Salts this process's digests of secrets, so that none can be looked up or guessed against elsewhere. */
+const digestSalt = randomBytes(32)
 
 function claimsReader (jwt: JwtInstance): (token: string) => Claims {
   const complete = (jwt.options.decode as { complete?: boolean } | undefined)?.complete === true
@@ -269,7 +269,9 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     })
     jwt = registered ? registered.realtime! : scope.jwt
   })
+  // Which registrations share revocations (one secret, one set): a salted digest names the secret; no token is checked
+  // with it.
+  const verifier = createHash('sha256').update(digestSalt).update(config.secret).digest('base64')
   // A static key: verified in the same turn, with fast-jwt's cached verifier.
-  const verifier = createHmac('sha256', digestKey).update(config.secret).digest('base64')
   return { jwt, verify: (token) => ({ claims: jwt.verify<Claims>(token) }), claimsOf: claimsReader(jwt), requestUsers: null, verifier }
 }
