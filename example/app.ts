@@ -2,13 +2,14 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import realtime, { InvalidConfigError, realtimeSerializers, redactUrl, UserDirectory, type Identity } from '../lib/index.js'
+import realtime, { InvalidConfigError, normalizeEmail, realtimeSerializers, redactUrl, UserDirectory, type Identity } from '../lib/index.js'
 import { referenceSchema } from './schema.js'
 import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
 import { RateLimitedLog } from './rate-limited-log.js'
 import { readUsersFile } from './users-file.js'
 import { isProduction } from '../lib/production.js'
+import { maxEmailLength, maxPasswordLength } from '../lib/auth/credential-bounds.js'
 import fastifyJwt from '@fastify/jwt'
 
 export interface ReferenceServer {
@@ -49,6 +50,9 @@ export async function buildReferenceServer (
   const directory = new UserDirectory()
   const generatedPassword = env.ADMIN_PASSWORD ? null : randomBytes(12).toString('base64url')
   const adminEmail = env.ADMIN_EMAIL || 'admin@example.com'
+  // As the directory would refuse them, but naming the variable: past the bounds no login could name the admin.
+  if (normalizeEmail(adminEmail).length > maxEmailLength) throw new InvalidConfigError(`ADMIN_EMAIL must be at most ${maxEmailLength} characters once normalised: no login could name it`)
+  if ((env.ADMIN_PASSWORD ?? '').length > maxPasswordLength) throw new InvalidConfigError(`ADMIN_PASSWORD must be at most ${maxPasswordLength} characters: no login could carry it`)
   await directory.add({ email: adminEmail, password: env.ADMIN_PASSWORD || generatedPassword!, admin: true, role: 'administrator' })
   // The directory refuses an email or an id it has (the admin's included): no user silently replaces another.
   if (env.USERS_FILE) {

@@ -14,6 +14,7 @@ import type { GiveBacks } from '../stores/give-backs.js'
 import { RepeatedFailures } from '../repeated-failures.js'
 import { Outages } from '../stores/outages.js'
 import { normalizeEmail } from './emails.js'
+import { maxEmailLength, withinBounds } from './credential-bounds.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
   PasswordCredential, PresentedToken, SessionStore, VerifyCredentials
@@ -487,8 +488,11 @@ export class Authenticator {
   async login (given: PasswordCredential, at: AuthContext | null): Promise<AuthResult> {
     const { attemptLimiter, storeTimeoutMs, sessionStore } = this.#options
     // One spelling, counted and looked up: the app's lookup finds what the counters count, not a fullwidth or
-    // decomposed twin with attempts of its own.
-    const credential = { ...given, email: normalizeEmail(given.email) }
+    // decomposed twin with attempts of its own. The bounds hold here for every path (the app's login() too), as sent
+    // and as looked up (NFKC makes an email of 254 up to 4,572 long): refused uncounted and unchecked, no user is past
+    // them. INVALID_CREDENTIALS: a login's refusal has no code for a bad field (AuthFailureCode).
+    const credential = withinBounds(given) ? { ...given, email: normalizeEmail(given.email) } : null
+    if (credential === null || credential.email.length > maxEmailLength) return fail('INVALID_CREDENTIALS', 'email or password over its bound')
     const ip = at && at.ip
     // Asked beside the attempt counters, so that it costs the login no time of its own.
     const checkBegins = sessionStore.checkBegins && handled(this.#store(store => store.checkBegins!()))

@@ -12,3 +12,7 @@ export const maxPasswordLength = 1024
 
 /** The problem with a field over its bound, as both endpoints name it. */
 export const tooLong = (name: string, max: number) => `"${name}" must be at most ${max} characters.`
+
+/** Whether a login's email and password, as sent, are within the bounds. */
+export const withinBounds = ({ email, password }: { email: string, password: string }): boolean =>
+  email.length <= maxEmailLength && password.length <= maxPasswordLength

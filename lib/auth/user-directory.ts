@@ -5,6 +5,7 @@ import argon2 from 'argon2'
 import type { Secret } from 'otpauth'
 import { otpKey, totpStep } from './totp.js'
 import { normalizeEmail } from './emails.js'
+import { maxEmailLength, maxPasswordLength } from './credential-bounds.js'
 import type { OtpSteps } from '../stores/otp-steps/contract.js'
 import { MemoryOtpSteps } from '../stores/otp-steps/memory.js'
 import { InvalidConfigError } from '../errors.js'
@@ -64,7 +65,9 @@ export class UserDirectory {
   async add (user: DirectoryUser): Promise<Identity> {
     checkUser(user)
     const email = normalizeEmail(user.email)
-    const id = user.id ?? userIdOf(email)
+    // Derived from the spelling ids were always derived from (trimmed, lowercased), not the normalised one: sessions
+    // and revocations from before normalisation, and processes not yet upgraded, go by the same id.
+    const id = user.id ?? userIdOf(user.email.trim().toLowerCase())
     // Added again, a user would silently take the first one's place (password, role); two emails of one id would be
     // one identity (one's socket the other's, a revocation of one ending both).
     if (this.#emails.has(email)) throw new InvalidConfigError(`${email} is already in the directory: add each user once`)
@@ -140,6 +143,9 @@ function checkUser (user: DirectoryUser, name = 'the user'): void {
   if (typeof user !== 'object' || user === null) throw new InvalidConfigError(`${name} must be a user: { email, password }`)
   if (typeof user.email !== 'string' || user.email.trim() === '') throw new InvalidConfigError(`${name}'s email must be an email address`)
   if (typeof user.password !== 'string' || user.password === '') throw new InvalidConfigError(`${name}'s password must be a non-empty string`)
+  // Past the bounds every login is refused (credential-bounds.ts): such a user could never log in.
+  if (normalizeEmail(user.email).length > maxEmailLength) throw new InvalidConfigError(`${name}'s email must be at most ${maxEmailLength} characters once normalised: no login could name it`)
+  if (user.password.length > maxPasswordLength) throw new InvalidConfigError(`${name}'s password must be at most ${maxPasswordLength} characters: no login could carry it`)
   // An id is the identity sockets and revocations go by: a number from a JSON file would be another key than its string.
   if (user.id != null && (typeof user.id !== 'string' || user.id === '')) throw new InvalidConfigError(`${name}'s id must be a non-empty string`)
   // Unset, as null is for the plugin's options; an empty string is a secret, refused below, not a user without one.

@@ -168,6 +168,40 @@ t.test('UserDirectory: the spellings of one email (decomposed, fullwidth) are on
     { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: users[1] has the email of users[0]: list each user once' })
 })
 
+t.test('UserDirectory: a user\'s default id is the one it had before emails were normalised (sessions, revocations agree)', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  // sha256 of `fastify-realtime:` and the email trimmed and lowercased only, as ids were derived before NFKC: a
+  // revokeUser by the id must reach the sessions made before the upgrade, and old and new processes must agree.
+  const jose = await users.add({ email: ' Jose\u0301@Example.com ', password: 'p' })
+  t.equal(jose.user, 'dcf32a7b-f899-d008-7766-334cf3ce9762', 'decomposed')
+  const fullwidth = await users.add({ email: '\uff2aohn@example.com', password: 'p' })
+  t.equal(fullwidth.user, 'ccf82477-4d41-42a8-3479-1e1735128b6b', 'fullwidth')
+  t.same(await users.verifyCredentials({ email: 'jos\u00e9@example.com', password: 'p' }), jose, 'looked up by its one spelling')
+  t.same(await users.verifyCredentials({ email: 'john@example.com', password: 'p' }), fullwidth)
+  t.equal(users.emailOf(jose.user!), 'jos\u00e9@example.com')
+})
+
+t.test('UserDirectory: a user no login could name (an email over 254 once normalised, a password over 1024) fails boot', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  const longPassword = { email: 'long@example.com', password: 'p'.repeat(1025) }
+  // 34 characters, 255 once normalised: NFKC makes 18 of each U+FDFA.
+  const longEmail = { email: `${'a'.repeat(9)}${'\ufdfa'.repeat(13)}@example.com`, password: 'p' }
+  t.equal(longEmail.email.normalize('NFKC').length, 255)
+  const list = [{ email: 'ok@example.com', password: 'p' }]
+  t.throws(() => checkUsers([...list, longPassword], 'users'),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: users[1]\'s password must be at most 1024 characters: no login could carry it' })
+  t.throws(() => checkUsers([...list, longEmail], 'USERS_FILE'),
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: 'Invalid configuration: USERS_FILE[1]\'s email must be at most 254 characters once normalised: no login could name it' })
+  await t.rejects(users.add(longPassword), { message: 'Invalid configuration: the user\'s password must be at most 1024 characters: no login could carry it' })
+  await t.rejects(users.add(longEmail), { message: 'Invalid configuration: the user\'s email must be at most 254 characters once normalised: no login could name it' })
+  t.equal(users.size, 0)
+  // At the bounds: added, and logged in.
+  const atBounds = { email: `${'a'.repeat(242)}@example.com`, password: 'p'.repeat(1024) }
+  checkUsers([atBounds], 'users')
+  const added = await users.add(atBounds)
+  t.same(await users.verifyCredentials(atBounds), added)
+})
+
 t.test('UserDirectory: an email or an id already there is refused, even added at the same time', async (t) => {
   const users = new UserDirectory({ passwordHashing: testHashing })
   const alice = await users.add({ id: 'user-1', email: 'alice@example.com', password: 'alice-pw', role: 'editor' })

@@ -65,3 +65,35 @@ t.test('a socket\'s auth message over the bounds: INVALID_PAYLOAD naming the fie
   t.same(await handshake.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication handshake failed.' } })
   t.equal((await handshake.closed).code, 4401)
 })
+
+t.test('the bounds hold on every path: the app\'s login(), and an email within them that NFKC makes longer, refused unchecked and uncounted', async t => {
+  const handed: string[] = []
+  const identity = { user: 'u-admin', role: 'administrator', admin: true }
+  const verifyCredentials = async ({ email, password }: { email: string, password: string }) => {
+    handed.push(email)
+    return email === admin.email && password === admin.password ? identity : null
+  }
+  const { app, url } = await build(t, { verifyCredentials, authRoutes: true }, silent)
+  // 253 U+FDFA and `@a`: 255 characters, 4,556 once normalised (18 each).
+  const expanding = `${'\ufdfa'.repeat(253)}@a`
+  t.ok(expanding.length > 254, 'over the bound as sent, for login()')
+  const withinAsSent = `${'\ufdfa'.repeat(13)}@example.com${'a'.repeat(9)}` // 34 characters, 255 once normalised
+  const invalid = { code: 'INVALID_CREDENTIALS', statusCode: 401 }
+  for (let i = 0; i < 12; i++) {
+    await t.rejects(app.realtime.login({ email: longEmail, password: 'wrong' }), invalid, 'an email over 254')
+    await t.rejects(app.realtime.login({ email: admin.email, password: longPassword }), invalid, 'a password over 1024')
+    await t.rejects(app.realtime.login({ email: expanding, password: 'wrong' }), invalid, 'an email NFKC makes 4,556 long')
+    await t.rejects(app.realtime.login({ email: withinAsSent, password: 'wrong' }), invalid, 'within the bound as sent, over it once normalised')
+    const response = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: withinAsSent, password: 'wrong' } })
+    t.same([response.statusCode, response.json()], [401, { errors: [{ message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } }] }])
+  }
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: withinAsSent, password: 'wrong' })
+  t.same(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication handshake failed.' } })
+  t.equal((await client.closed).code, 4401)
+  t.same(handed, [], 'verifyCredentials was handed none of them')
+  // 61 refusals counted nothing: the right password still logs in, through login() and the route.
+  t.type((await app.realtime.login(admin)).access_token, 'string')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).statusCode, 200)
+  t.same(handed, [admin.email, admin.email])
+})

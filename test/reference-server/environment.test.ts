@@ -155,6 +155,22 @@ t.test('USERS_FILE cannot list a user twice, nor replace the admin', async t => 
     { code: invalid, message: `Invalid configuration: ${admin.email} is already in the directory: add each user once` })
 })
 
+t.test('a user no login could name fails boot naming the variable or the USERS_FILE entry, and no password', async t => {
+  const longPassword = 'Long-Secret-Passw0rd'.repeat(52) // 1040 characters
+  const longEmail = `${'a'.repeat(243)}@example.com` // 255 characters
+  const dir = t.testdir({ 'users.json': JSON.stringify([alice, { email: 'carol@example.com', password: longPassword }]) })
+  const failures: [Record<string, string>, string][] = [
+    [{ ADMIN_PASSWORD: longPassword }, 'ADMIN_PASSWORD must be at most 1024 characters: no login could carry it'],
+    [{ ADMIN_EMAIL: longEmail }, 'ADMIN_EMAIL must be at most 254 characters once normalised: no login could name it'],
+    [{ USERS_FILE: join(dir, 'users.json') }, 'USERS_FILE[1]\'s password must be at most 1024 characters: no login could carry it']
+  ]
+  for (const [env, message] of failures) {
+    const failed = await buildReferenceServer({ ...baseEnv, ...env }).then(() => null, (error: Error & { code: string }) => error)
+    t.match(failed, { code: invalid, message: `Invalid configuration: ${message}` }, Object.keys(env)[0])
+    t.notMatch(failed?.message, /Passw0rd/, 'no password')
+  }
+})
+
 t.test('ADMIN_EMAIL and ADMIN_PASSWORD set but empty are unset: the default email, a generated password', async t => {
   const server = await start(t, { ...baseEnv, ADMIN_EMAIL: '', ADMIN_PASSWORD: '' })
   t.equal(server.adminEmail, 'admin@example.com')
