@@ -16,7 +16,8 @@ export interface BodyField {
 
 /**
  * A preValidation hook answering 400 INVALID_PAYLOAD: naming the field for one that is not a string (or is empty where
- * it must not be, or longer than its longest), `Invalid payload.` for a body that is no JSON object, a field missing, or a value not among its own.
+ * it must not be, or longer than its longest), `Invalid payload.` for a body that is no JSON object, a field missing,
+ * or a value not among its own.
  */
 export function bodyFields (fields: readonly BodyField[]) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
