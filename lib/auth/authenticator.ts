@@ -2,7 +2,7 @@
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Claims, VerifiedToken, VerifyAccessToken, VerifyWindow } from './jwt.js'
-import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from './refresh-tokens.js'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken, sessionBegan } from './refresh-tokens.js'
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
@@ -559,7 +559,7 @@ export class Authenticator {
     const ip = at && at.ip
     // The password was right: the attempt counts as a success, whether or not the login is then refused.
     const counted = handled(deadline(attemptLimiter.succeeded(ip, credential.email), storeTimeoutMs))
-    const session = newSessionId()
+    const session = newSessionId(checkedFrom)
     const refreshToken = newRefreshToken(session)
     const admitted = await this.#admitLogin(identity, session, refreshToken, checkedFrom, at)
     if (!admitted.ok) {
@@ -604,7 +604,7 @@ export class Authenticator {
     if (this.#revokedSince(identity.user, checkedFrom)) return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     // An identity no token can carry (verifyCredentials's) throws: the caller tells it as a check that failed
     // unforeseen, logged.
-    const issued = this.#issue(identity, session, refreshToken, checkedFrom)
+    const issued = this.#issue(identity, session, refreshToken, checkedFrom, checkedFrom)
     const admitted = at ? await this.#admit(issued, null, at) : issued
     // A login whose client left makes no session: nobody would hold it, and past the user's limit it would end one
     // somebody does.
@@ -680,11 +680,19 @@ export class Authenticator {
       const rotated = await this.#store((store, deadline) => store.rotate(
         presented, nextTokenHash, Date.now() + this.#options.refreshTokenTtlMs, deadline))
       if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
+      const { identity, id } = rotated.session
+      // A session whose login began before a revocation of its user is one the revocation ends (its store may not have
+      // reached it yet: a revokeUser ends a user's sessions a batch at a time). It ends here, and yields no token.
+      const began = sessionBegan(id)
+      if (began !== undefined && this.#revokedSince(identity.user, began)) {
+        await this.endSession(id)
+        return fail('INVALID_CREDENTIALS', 'session ended')
+      }
       if (at.waiting?.() === false) {
         this.#unrotate(presented, nextTokenHash)
         return fail('SERVICE_UNAVAILABLE', 'the client left while its refresh token rotated')
       }
-      return this.#issue(rotated.session.identity, rotated.session.id, next, issuedAt)
+      return this.#issue(identity, id, next, issuedAt, began)
     } catch (err) {
       this.#unrotate(presented, nextTokenHash)
       throw err
@@ -834,13 +842,14 @@ export class Authenticator {
   /**
    * `issuedAt`: epoch milliseconds the token reads as issued at (its `iat`), now by default; it lives `ttlMs` from now.
    * One issued after a revocation of its user, in the revocation's second, reads as issued the second after: a
-   * revocation refuses its whole second (revocations.ts), and the token would be refused as long as it lasts.
+   * revocation refuses its whole second (revocations.ts), and the token would be refused as long as it lasts. So only
+   * when what it stands for began after the revocation too (`since`: a session's login; null: not known).
    */
-  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now()) {
+  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now(), since: number | null = issuedAt) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
     let iat = Math.floor(issuedAt / 1000)
-    if (revokedAt !== undefined && issuedAt > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
+    if (revokedAt !== undefined && since !== null && since > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat
     // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
     // ahead of now), so the token lives as `expires` says.
@@ -863,10 +872,11 @@ export class Authenticator {
    * `issuedAt`, taken before the write (a login's, before its check): a revokeUser that ended the session after the
    * write stamps its last revocation once it has, so later than that, and refuses the token however long this process
    * stalled between the write and the signing. A socket that takes them holds them as of the token's `iat`, the second
-   * after a revocation in the same second: as of `issuedAt`'s, that revocation would end it at once.
+   * after a revocation in the same second: as of `issuedAt`'s, that revocation would end it at once. `began`: when the
+   * session's login began (unknown for a session of an earlier build's, whose tokens are then dated as they are).
    */
-  #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
-    const { token: accessToken, expires, expiresAt, iat } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
+  #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number, began: number | undefined): AuthSuccess {
+    const { token: accessToken, expires, expiresAt, iat } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt, began ?? null)
     return {
       ok: true,
       identity,

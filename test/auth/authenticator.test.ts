@@ -1,12 +1,13 @@
 // The authenticator (lib/auth/authenticator.ts) over a real @fastify/jwt: every credential form to one result or one
 // typed failure, refresh-token rotation and reuse, sessions ended and revoked, and a store that fails or hangs.
+import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { MemorySessionStore } from '../../lib/stores/sessions/memory.js'
 import { readRevocation, Revocations } from '../../lib/auth/revocations.js'
 import { Authenticator, defaultMapClaims, type AuthContext, type AuthenticatorOptions, type AuthResult, type AuthSuccess } from '../../lib/auth/authenticator.js'
-import { newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { unlimited } from '../../lib/stores/attempts/contract.js'
 import { PasswordChecks, PasswordLanes } from '../../lib/auth/password-checks.js'
 import { GiveBacks } from '../../lib/stores/give-backs.js'
@@ -558,27 +559,47 @@ t.test('Authenticator: endUser ends, revokes and reports every session of the us
   t.same(ended.slice(2), ['user:nobody', 'user:nobody'], 'a user without sessions is revoked all the same')
 })
 
-t.test('Authenticator: endUser refuses a token that a refresh issued in a later second while the store was ending the sessions', async (t) => {
+/** A store whose endUser answers once the test lets it (`ending`): meanwhile the test refreshes. */
+class EndingStore extends MemorySessionStore {
+  ending: (() => void) | undefined
+  override async endUser (user: string, deadline: number): Promise<string[]> {
+    await new Promise<void>(resolve => { this.ending = resolve })
+    return await super.endUser(user, deadline)
+  }
+}
+
+t.test('Authenticator: a refresh while endUser\'s store ends the sessions, of a session begun before it: refused, the session ended', async (t) => {
   const clock = fakeClock(t, ['Date'])
-  let ending: (() => void) | undefined
-  // The store answers once the test lets it: meanwhile a refresh issues a token two seconds after the first revocation.
-  const sessionStore = new class extends MemorySessionStore {
-    override async endUser (user: string, deadline: number): Promise<string[]> {
-      await new Promise<void>(resolve => { ending = resolve })
-      return await super.endUser(user, deadline)
-    }
-  }()
+  const sessionStore = new EndingStore()
   const { authenticator, revocations } = await harness(t, { sessionStore, storeTimeoutMs: 60_000 })
   const login = success(t, await authenticator.login(credentials, at))
   const revoked = authenticator.endUser('alice')
   await new Promise(resolve => setImmediate(resolve))
   clock.tick(2_000)
-  const meanwhile = success(t, await authenticator.refresh(login.issued!.refresh_token, at))
+  t.match(await authenticator.refresh(login.issued!.refresh_token, at), { ok: false, code: 'INVALID_CREDENTIALS', reason: 'session ended' })
+  t.ok(revocations.has(login.session!), 'its session revoked')
+  t.match(await sessionStore.lookup(readRefreshToken(login.issued!.refresh_token)!), { status: 'unknown' }, 'and ended')
+  sessionStore.ending!()
+  await revoked
+})
+
+t.test('Authenticator: endUser refuses a token that a refresh issued in a later second while the store was ending the sessions', async (t) => {
+  const clock = fakeClock(t, ['Date'])
+  const sessionStore = new EndingStore()
+  const { authenticator, revocations } = await harness(t, { sessionStore, storeTimeoutMs: 60_000 })
+  // A session an earlier build made: its id (a UUIDv4) says not when it began, and it refreshes.
+  const session = randomUUID()
+  const refreshToken = newRefreshToken(session)
+  await sessionStore.create({ id: session, identity: alice, tokenHash: hashRefreshToken(refreshToken), expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  const revoked = authenticator.endUser('alice')
+  await new Promise(resolve => setImmediate(resolve))
+  clock.tick(2_000)
+  const meanwhile = success(t, await authenticator.refresh(refreshToken, at))
   t.match(authenticator.verifyAccessToken(meanwhile.issued!.access_token, at), { ok: true }, 'issued after the first revocation, it works')
-  ending!()
+  sessionStore.ending!()
   await revoked
   t.match(authenticator.verifyAccessToken(meanwhile.issued!.access_token, at), { ok: false, code: 'AUTH_FAILED' }, 'refused once the store has answered')
-  t.notOk(revocations.has(login.session!), 'by the user\'s revocation, with no revocation of the session')
+  t.notOk(revocations.has(session), 'by the user\'s revocation, with no revocation of the session')
 })
 
 t.test('Authenticator: endUser rejects when the store does', async (t) => {

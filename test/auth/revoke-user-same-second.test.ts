@@ -2,10 +2,14 @@
 // `iat`), so the revocation does not refuse it: a socket that takes it keeps it, however it came (a token of the HTTP
 // refresh route, email and password, a refresh token on the socket), and a revocation in a later second still ends it.
 // Only the Date is fake, stopped 100 ms into a second: sockets and timers run in real time.
+import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
+import { MemorySessionStore } from '../../lib/index.js'
+import { hashRefreshToken, newRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { admin, build, connect, stoppedDate, whoami, within, type Client } from '../helpers.js'
 
 const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
+const handshakeFailed = { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED', message: 'Authentication handshake failed.' } }
 
 /** An app with one user, revoked 300 ms ago, in the current second; a later second once the test ticks the clock. */
 async function revokedThisSecond (t: Test) {
@@ -55,5 +59,84 @@ t.test('a refresh token on the socket, in the revocation\'s second: the socket k
   client.send({ type: 'auth', refresh_token: (await login()).refresh_token, uid: 'r' })
   t.match(await within(client.next(), 'the auth answer'), { type: 'auth', status: 'ok', uid: 'r', refresh_token: String })
   t.same(await whoIs(client, 'w'), { type: 'whoami', uid: 'w', user }, 'still the user\'s')
+  await client.close()
+})
+
+/**
+ * A store whose endUser waits until the test lets it go: a revokeUser on Redis ends a user's sessions a batch at a
+ * time, and a session of a later batch is still there, refreshable, after the revocation has gone out.
+ */
+class HeldStore extends MemorySessionStore {
+  reached!: Promise<void>
+  release!: () => void
+
+  hold (): void {
+    let reached!: () => void
+    this.reached = new Promise(resolve => { reached = resolve })
+    const over = new Promise<void>(resolve => { this.release = resolve })
+    const endUser = super.endUser.bind(this)
+    this.endUser = async (user, deadline) => {
+      reached()
+      await over
+      return endUser(user, deadline)
+    }
+  }
+}
+
+async function heldRevocation (t: Test) {
+  const clock = stoppedDate(t, 900)
+  const sessionStore = new HeldStore()
+  const built = await build(t, { users: [admin], authRoutes: true, sessionStore, rest: { handlers: { whoami } } })
+  const login = async () => (await built.app.inject({ method: 'POST', url: '/auth/login', payload: admin })).json().data as
+    { access_token: string, refresh_token: string }
+  const refresh = (refreshToken: string) => built.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } })
+  const user = built.app.realtime.jwt.decode<{ id: string }>((await login()).access_token)!.id
+  return { ...built, clock, sessionStore, login, refresh, user }
+}
+
+t.test('a refresh, in the revocation\'s second, of a session begun before it that the store has not ended yet: refused, the session ended', async t => {
+  const { app, url, clock, sessionStore, login, refresh, user } = await heldRevocation(t)
+  const before = await login()
+  sessionStore.hold()
+  const revoking = app.realtime.revokeUser(user)
+  await sessionStore.reached
+  clock.tick(300)
+  const refreshed = await refresh(before.refresh_token)
+  t.equal(refreshed.statusCode, 401, 'no tokens: the revocation ends the session')
+  t.equal(refreshed.json().errors[0].extensions.code, 'INVALID_CREDENTIALS')
+  sessionStore.release()
+  await revoking
+  clock.tick(100)
+  t.equal((await refresh(before.refresh_token)).statusCode, 401, 'and stays ended')
+  // A login after the revocation, in its second, is the user's: its session refreshes, and its token works.
+  const after = await login()
+  const again = await refresh(after.refresh_token)
+  t.equal(again.statusCode, 200, 'a session begun after the revocation refreshes')
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: again.json().data.access_token, uid: 'a' })
+  t.same(await within(client.next(), 'the auth answer'), { type: 'auth', status: 'ok', uid: 'a' })
+  t.same(await whoIs(client, 'w'), { type: 'whoami', uid: 'w', user }, 'still the user\'s')
+  await client.close()
+})
+
+t.test('a refresh, in the revocation\'s second, of a session of an earlier build (its id says not when it began): its token reads as issued then, and is refused', async t => {
+  const { app, url, clock, sessionStore, refresh, user } = await heldRevocation(t)
+  const id = randomUUID()
+  const refreshToken = newRefreshToken(id)
+  const identity = { user, role: 'administrator', admin: true }
+  await sessionStore.create({ id, identity, tokenHash: hashRefreshToken(refreshToken), expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  sessionStore.hold()
+  const revoking = app.realtime.revokeUser(user)
+  await sessionStore.reached
+  clock.tick(300)
+  const refreshed = await refresh(refreshToken)
+  t.equal(refreshed.statusCode, 200, 'the store has it still')
+  const { access_token: accessToken } = refreshed.json().data
+  t.equal(app.realtime.jwt.decode<{ iat: number }>(accessToken)!.iat, Math.floor(Date.now() / 1000), 'dated as it is')
+  sessionStore.release()
+  await revoking
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(client.next(), 'the auth answer'), handshakeFailed, 'refused as a token of before the revocation')
   await client.close()
 })
