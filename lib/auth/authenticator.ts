@@ -604,7 +604,7 @@ export class Authenticator {
     if (this.#revokedSince(identity.user, checkedFrom)) return fail('INVALID_CREDENTIALS', 'the user was revoked while the credential was checked')
     // An identity no token can carry (verifyCredentials's) throws: the caller tells it as a check that failed
     // unforeseen, logged.
-    const issued = this.#issue(identity, session, refreshToken, checkedFrom, checkedFrom)
+    const issued = this.#issue(identity, session, refreshToken, checkedFrom)
     const admitted = at ? await this.#admit(issued, null, at) : issued
     // A login whose client left makes no session: nobody would hold it, and past the user's limit it would end one
     // somebody does.
@@ -692,7 +692,7 @@ export class Authenticator {
         this.#unrotate(presented, nextTokenHash)
         return fail('SERVICE_UNAVAILABLE', 'the client left while its refresh token rotated')
       }
-      return this.#issue(identity, id, next, issuedAt, began)
+      return this.#issue(identity, id, next, issuedAt)
     } catch (err) {
       this.#unrotate(presented, nextTokenHash)
       throw err
@@ -843,13 +843,14 @@ export class Authenticator {
    * `issuedAt`: epoch milliseconds the token reads as issued at (its `iat`), now by default; it lives `ttlMs` from now.
    * One issued after a revocation of its user, in the revocation's second, reads as issued the second after: a
    * revocation refuses its whole second (revocations.ts), and the token would be refused as long as it lasts. So only
-   * when what it stands for began after the revocation too (`since`: a session's login; null: not known).
+   * when its session's login began after the revocation too (its id says when; one that does not, as if before).
    */
-  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now(), since: number | null = issuedAt) {
+  #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now()) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
+    const since = session === undefined ? issuedAt : sessionBegan(session) ?? -Infinity
     let iat = Math.floor(issuedAt / 1000)
-    if (revokedAt !== undefined && since !== null && since > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
+    if (revokedAt !== undefined && since > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat
     // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
     // ahead of now), so the token lives as `expires` says.
@@ -872,11 +873,10 @@ export class Authenticator {
    * `issuedAt`, taken before the write (a login's, before its check): a revokeUser that ended the session after the
    * write stamps its last revocation once it has, so later than that, and refuses the token however long this process
    * stalled between the write and the signing. A socket that takes them holds them as of the token's `iat`, the second
-   * after a revocation in the same second: as of `issuedAt`'s, that revocation would end it at once. `began`: when the
-   * session's login began (unknown for a session of an earlier build's, whose tokens are then dated as they are).
+   * after a revocation in the same second: as of `issuedAt`'s, that revocation would end it at once.
    */
-  #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number, began: number | undefined): AuthSuccess {
-    const { token: accessToken, expires, expiresAt, iat } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt, began ?? null)
+  #issue (identity: Identity, session: string, refreshToken: string, issuedAt: number): AuthSuccess {
+    const { token: accessToken, expires, expiresAt, iat } = this.#sign(identity, session, this.#options.accessTokenTtlMs, undefined, issuedAt)
     return {
       ok: true,
       identity,

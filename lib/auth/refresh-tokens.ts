@@ -5,6 +5,7 @@ import type { PresentedToken } from '../../types/index.js'
 
 // 48 bytes: 64 base64url characters, no padding, so every token has exactly one spelling.
 const shape = /^[A-Za-z0-9_-]{64}$/
+const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 /** A new token for `sessionId` (a UUID, as `newSessionId` makes). */
 export function newRefreshToken (sessionId: string): string {
@@ -34,9 +35,9 @@ export function newSessionId (began = Date.now()): string {
   return uuidOf(bytes)
 }
 
-/** When the session's login began, as `newSessionId` wrote it; undefined for an id of another kind (the UUIDv4s of earlier builds). */
+/** When the session's login began, as `newSessionId` wrote it; undefined for an id of another kind (the UUIDv4s of earlier builds, an app's own). */
 export function sessionBegan (sessionId: string): number | undefined {
-  return sessionId[14] === '7' ? parseInt(sessionId.slice(0, 8) + sessionId.slice(9, 13), 16) : undefined
+  return v7.test(sessionId) ? parseInt(sessionId.slice(0, 8) + sessionId.slice(9, 13), 16) : undefined
 }
 
 /** 16 bytes in a UUID's spelling. */

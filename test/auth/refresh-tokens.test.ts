@@ -33,4 +33,7 @@ t.test('session ids: UUIDv7s that say when their login began, read back from the
   const now = sessionBegan(newSessionId())!
   t.ok(now >= before && now <= Date.now(), 'now by default')
   t.equal(sessionBegan(randomUUID()), undefined, 'an earlier build\'s UUIDv4 says nothing')
+  for (const own of ['session-2', 'zzzzzzzz-zzzz-7zzz-8zzz-zzzzzzzzzzzz', `${session}0`, session.toUpperCase()]) {
+    t.equal(sessionBegan(own), undefined, `nor an app's own id: ${own}`)
+  }
 })

@@ -140,3 +140,20 @@ t.test('a refresh, in the revocation\'s second, of a session of an earlier build
   t.same(await within(client.next(), 'the auth answer'), handshakeFailed, 'refused as a token of before the revocation')
   await client.close()
 })
+
+t.test('signAccessToken in the revocation\'s second: the second after without a session; as it is for a session the id says nothing of', async t => {
+  const { app, url, clock } = await revokedThisSecond(t)
+  const identity = { user: 'someone', role: null, admin: false }
+  await app.realtime.revokeUser('someone')
+  clock.tick(100)
+  const iat = (token: string) => app.realtime.jwt.decode<{ iat: number }>(token)!.iat
+  const second = Math.floor(Date.now() / 1000)
+  const sessionless = app.realtime.signAccessToken(identity).access_token
+  t.equal(iat(sessionless), second + 1, 'without a session: the second after')
+  const own = app.realtime.signAccessToken(identity, 'a-session-of-the-app').access_token
+  t.equal(iat(own), second, 'a session id of the app\'s own: as it is')
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: own })
+  t.same(await within(client.next(), 'the auth answer'), handshakeFailed, 'refused while the revocation lasts')
+  await client.close()
+})
