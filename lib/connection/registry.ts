@@ -76,8 +76,16 @@ export class Registry {
     if (this.#events.has('authFailed')) this.#events.emit('authFailed', { endpoint, code, reason, ip: client.ip })
   }
 
+  /**
+   * Told by a timer, which the first socket of a deadline armed, or by a revocation, in the revoking request's context:
+   * the listeners run in the socket's own.
+   */
   expired (connection: Connection, code: ExpiryCode): void {
-    if (this.#events.has('expire')) this.#events.emit('expire', { connection: this.#handOut(connection), code })
+    if (this.#events.has('expire')) connection.inContext(this.#emitExpire, this, connection, code)
+  }
+
+  #emitExpire (connection: Connection, code: ExpiryCode): void {
+    this.#events.emit('expire', { connection: this.#handOut(connection), code })
   }
 
   /**

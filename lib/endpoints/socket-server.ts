@@ -22,6 +22,8 @@ type Claimed = IncomingMessage & { [ownUpgrade]?: WebSocketServer }
 export interface SocketOwner {
   /** The upgrade request: its log reports a refused frame. */
   readonly request: FastifyRequest
+  /** The socket's connection: its events run in its context (none for a socket that gets no connection). */
+  readonly connection: Pick<Connection, 'inContext'>
   receive (data: RawData, isBinary: boolean): void
   closed (code: number, reason: Buffer): void
   /** The server began closing the socket, by whatever path (only owners that have this method are told). */
@@ -39,12 +41,16 @@ const ownerOf = (socket: WebSocket): SocketOwner => (socket as Owned)[ownerKey]
 
 // The listeners every socket shares: each finds its socket's owner on the socket. A closure per socket and event
 // would be kept by every idle socket (docs/performance.md).
+// Each in the context the app's hooks left on the socket's upgrade request (Connection.inContext): a socket's data
+// arrives in the context its TCP connection was accepted in, the app's for none of its requests.
 function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
-  ownerOf(this).receive(data, isBinary)
+  const owner = ownerOf(this)
+  owner.connection.inContext(owner.receive, owner, data, isBinary)
 }
 
 function onClose (this: WebSocket, code: number, reason: Buffer): void {
-  ownerOf(this).closed(code, reason)
+  const owner = ownerOf(this)
+  owner.connection.inContext(owner.closed, owner, code, reason)
 }
 
 function onPong (this: WebSocket): void {

@@ -35,6 +35,8 @@ export function markGraphqlUpgrade (request: FastifyRequest): void {
 }
 
 const ignored = (): void => {}
+// It runs nothing of the app's: no context to keep.
+const noConnection = { inContext: <A extends unknown[]>(fn: (...args: A) => void, thisArg: unknown, ...args: A) => { fn.apply(thisArg, args) } }
 
 /**
  * A GraphQL socket whose client did not offer graphql-transport-ws: closed 4406 with graphql-ws's (and Directus's)
@@ -45,5 +47,5 @@ export function notAcceptable (socket: WebSocket, request: FastifyRequest): Sock
   takeUpgradeCredential(request)
   socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable')
   cutAfterGrace(socket)
-  return { request, receive: ignored, closed: ignored }
+  return { request, connection: noConnection, receive: ignored, closed: ignored }
 }

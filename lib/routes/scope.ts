@@ -8,11 +8,14 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, onRequestHookHandler, RegisterOptions } from 'fastify'
+import type { FastifyInstance, onRequestHookHandler, onSendHookHandler, RegisterOptions } from 'fastify'
 import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
 import { upgradePaths } from './upgrade-paths.js'
+
+// Node's flag on a request it handed to the 'upgrade' listeners (@types/node 20 leaves it out).
+type Upgrading = IncomingMessage & { upgrade?: boolean }
 
 type Forward = (request: IncomingMessage, socket: Duplex, head: Buffer) => void
 
@@ -28,6 +31,18 @@ const forwarders = new WeakSet<Forward>()
 function routesOthers (server: Server, forward: Forward): boolean {
   const listeners = server.listeners('upgrade')
   return listeners.at(-1) === forward && listeners.every(listener => forwarders.has(listener as Forward))
+}
+
+/**
+ * An onSend hook of the plugin's websocket routes: an upgrade answered over HTTP (refused by the gate, or by the app's
+ * own hooks: a rate limit, a load shedder) has its connection closed once the answer is sent (answered-upgrades.ts), and
+ * the answer says so, as ws's own refusals do. Said `keep-alive`, a client that pools connections (Node's keep-alive
+ * http.Agent, a proxy's upstream pool) sends its next request on the closed connection, and gets ECONNRESET. Node's
+ * `upgrade` flag, not `request.ws`: an app's hook that refused it ran before @fastify/websocket's, which sets that.
+ */
+const closesConnection: onSendHookHandler = (request, reply, payload, done) => {
+  if ((request.raw as Upgrading).upgrade) reply.header('connection', 'close')
+  done(null, payload)
 }
 
 export class RouteScope {
@@ -47,7 +62,7 @@ export class RouteScope {
   /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
   websocket (path: string, gate: onRequestHookHandler, open: SocketHandler): void {
     const { sockets } = this
-    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [sockets.claim, gate] }, sockets.handler(open)))
+    this.#routes.push(scope => scope.get(path, { websocket: true, onRequest: [sockets.claim, gate], onSend: closesConnection }, sockets.handler(open)))
   }
 
   /** Routes of another kind, added to the scope by `add`. */

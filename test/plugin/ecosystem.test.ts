@@ -1,7 +1,8 @@
 // The plugin in an app with the usual Fastify plugins around it (cors, helmet, rate-limit, cookie, session, swagger),
 // registered before it or after it. Either way the app boots, logs in, authenticates sockets, and keeps its own
-// answers. Plugins that act through `onRoute` hooks (rate-limit, swagger) see the routes registered after them only,
-// the plugin's as any other: registered after it, they leave its routes alone.
+// answers. App-wide hooks (helmet's, cors's) run on the plugin's routes either way; plugins that act through `onRoute`
+// hooks (rate-limit, swagger) see the routes registered after them only, the plugin's as any other: registered after
+// it, they leave its routes alone.
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -70,10 +71,11 @@ for (const order of ['before', 'after'] as const) {
     const logins = []
     for (let i = 0; i < loginsPerMinute + 1; i++) logins.push(await app.inject({ method: 'POST', url: '/auth/login', payload: admin }))
     const last = logins.at(-1)!
+    // App-wide hooks run on every route, whenever they were added: helmet's and cors's apply either way.
+    t.equal(login.headers['x-content-type-options'], 'nosniff', "helmet's headers")
+    t.equal(login.headers['access-control-allow-origin'], 'https://app.example.com', "cors's headers")
     if (order === 'before') {
       t.ok(documented.includes('/auth/login'), 'POST /auth/login documented')
-      t.equal(login.headers['x-content-type-options'], 'nosniff', "helmet's headers")
-      t.equal(login.headers['access-control-allow-origin'], 'https://app.example.com', "cors's headers")
       // Past its limit, the app's rate limit answers as it does on every route: its 429, not the plugin's 400.
       t.equal(last.statusCode, 429)
       t.match(last.json(), { statusCode: 429, error: 'Too Many Requests', message: /^Rate limit exceeded/ })
