@@ -54,28 +54,37 @@ t.test('WEBSOCKETS_HEARTBEAT_ENABLED=false sends no ping', async t => {
 })
 
 t.test('a beat pings its sockets a slice at a time, spread out, the event loop turning in between', async t => {
+  // The beat's timers are fake, setImmediate real: a busy machine cannot run two slices in one turn of the loop.
+  const clock = fakeClock(t, [...heartbeatTimers])
   const order: (number | string)[] = []
-  let pinged!: () => void
-  const allPinged = new Promise<void>(resolve => { pinged = resolve })
   const connections = [0, 1, 2].map(i => ({
     endpoint: 'rest',
     guard: { phase: 'open' },
-    pinged: false,
-    active: false,
+    unanswered: false,
     close () {},
     ping () {
       order.push(i)
-      if (i === 0) setImmediate(() => order.push('turn'))
-      if (order.length === 4) pinged()
+      setImmediate(() => order.push(`turn ${i}`))
     }
   }))
   const registry = { size: connections.length, * matching () { yield * connections } } as unknown as Registry
-  const stop = startHeartbeat(registry, 20, 1)
-  const hold = setTimeout(() => {}, 5000) // the heartbeat's own timer does not keep the process alive
-  await allPinged
-  stop()
-  clearTimeout(hold)
-  t.same(order, [0, 'turn', 1, 2], 'other work ran between two slices')
+  const stop = startHeartbeat(registry, 30, 1)
+  t.teardown(stop)
+  const turn = () => new Promise(resolve => setImmediate(resolve))
+  clock.tick(30)
+  t.same(order, [0], 'the first slice at the beat')
+  await turn()
+  t.same(order, [0, 'turn 0'], 'then the event loop turns')
+  clock.tick(4)
+  t.same(order, [0, 'turn 0'], 'the next slice waits its share of half the period')
+  clock.tick(1)
+  await turn()
+  t.same(order, [0, 'turn 0', 1, 'turn 1'], 'the second slice 5 ms later')
+  clock.tick(5)
+  await turn()
+  t.same(order, [0, 'turn 0', 1, 'turn 1', 2, 'turn 2'], 'the third, within half the period')
+  clock.tick(14)
+  t.same(order, [0, 'turn 0', 1, 'turn 1', 2, 'turn 2'], 'nothing more until the next beat')
 })
 
 t.test('sockets opening faster than a beat walks: each is pinged once a period, none closed before its pong can come', async t => {
