@@ -34,7 +34,12 @@ export function routeWatched (socket: Duplex, route: () => void): void {
   const response = responseOf(socket)
   // No listener took it: nothing would ever answer it or end its connection.
   if (!response || response.writableFinished) socket.destroy()
-  else response.on('finish', endAnswered)
+  else {
+    // Its answer says so: a client pooling connections would send its next request on it (a refusal on the plugin's
+    // routes, which the app's own @fastify/websocket may route too, says so from their onSend hook: scope.ts).
+    if (!response.headersSent) response.shouldKeepAlive = false
+    response.on('finish', endAnswered)
+  }
 }
 
 /** The upgrade went through: its response is never sent, and keeps no listener for the socket's life. */

@@ -22,7 +22,7 @@ for (const websocket of ['the plugin\'s', 'the app\'s'] as const) {
     if (websocket === 'the app\'s') await app.register(fastifyWebsocket)
     // The app's own refusal on the plugin's routes: a rate limit of three upgrades, the fourth refused. As an app-wide
     // hook, it runs before the plugin's gate and counts the upgrades the gate refuses too (README).
-    await app.register(fastifyRateLimit, { global: false, max: 3, timeWindow: '1 minute', allowList: (request) => request.url === '/ping' })
+    await app.register(fastifyRateLimit, { global: false, max: 3, timeWindow: '1 minute', allowList: (request) => request.url === '/ping' || request.url === '/nowhere' })
     app.addHook('onRequest', app.rateLimit())
     app.get('/ping', async () => 'pong')
     await app.register(realtime, { env: {}, secret, rest: { auth: 'strict' }, heartbeat: { enabled: false } })
@@ -54,5 +54,9 @@ for (const websocket of ['the plugin\'s', 'the app\'s'] as const) {
     const ping = [200, 'keep-alive']
     t.same(answers, [[403, 'close'], ping, [401, 'close'], ping, [401, 'close'], ping, [429, 'close'], ping],
       "each refusal says close; the agent's next request gets its answer, and the app's routes keep keep-alive")
+    if (websocket === 'the plugin\'s') {
+      // An upgrade to a path no route has, which the plugin forwards to the app's routing: the app's 404.
+      t.same([await send('/nowhere', upgrade), await send('/ping')], [[404, 'close'], ping], 'so does the 404 of a stray upgrade')
+    }
   })
 }
