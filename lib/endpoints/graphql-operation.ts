@@ -102,7 +102,7 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     const schema = typeof options.schema === 'function' ? await options.schema(accountability) : options.schema
     const refused = guarded(log, () => refusals(schema, document, payload.operationName))
     if (refused.length > 0) return refused
-    // Before the app's context function: what it may keep for the operation's life, the client's payload no longer holds.
+    // graphql-ws keeps the payload as long as the operation runs: only what it runs with stays (graphql-payload.ts).
     const variableValues = keepWhatRuns(payload, getOperationAST(document, payload.operationName)!)
     const extension = options.context ? await options.context(accountability, connection) : undefined
     const contextValue: GraphqlContext = { ...context, ...extension, accountability, signal }

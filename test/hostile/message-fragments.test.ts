@@ -90,3 +90,28 @@ t.test('a ws whose receiver lacks what the copies need is left as it is', async 
   keepFragmentCopies({} as WebSocket)
   t.pass('a socket without a receiver is left alone')
 })
+
+t.test('frames out of the protocol close 1002 on every endpoint: a control frame too long or in fragments, a stray continuation', async t => {
+  const { referenceSchema } = await import('../../example/schema.js')
+  const { url } = await build(t, {
+    heartbeat: { enabled: false },
+    rest: { auth: 'public' },
+    logs: { auth: 'public' },
+    graphql: { auth: 'public', schema: referenceSchema(() => null) }
+  })
+  const ping = 0x89
+  const refused: Record<string, Buffer> = {
+    'a ping of 126 bytes': Buffer.concat([Buffer.from([ping, 0x80 | 126, 0, 126, 0, 0, 0, 0]), Buffer.alloc(126, 0x70)]),
+    'a ping in fragments': frame(0x9, 'p'),
+    'a continuation with no message begun': frame(continuation, '{}', true),
+    'a new message inside a fragmented one': Buffer.concat([frame(text, '{'), frame(text, '{}', true)]),
+    'a frame marked compressed, none negotiated': Buffer.from([0xc1, 0x80, 0, 0, 0, 0])
+  }
+  for (const path of ['/websocket', '/websocket/logs', '/graphql']) {
+    for (const [what, bytes] of Object.entries(refused)) {
+      const client = await connect(url(path), path === '/graphql' ? { protocols: 'graphql-transport-ws' } : {})
+      tcpOf(client).write(bytes)
+      t.equal((await within(client.closed, 'the close')).code, 1002, `${path}: ${what}`)
+    }
+  }
+})
