@@ -6,6 +6,7 @@
 import { CloseCode, MessageType, parseMessage } from 'graphql-ws'
 import { CloseCode as RealtimeCloseCode } from '../errors.js'
 import { backlogFullReason } from '../connection/inbox.js'
+import { subscribeText } from './graphql-payload.js'
 
 /** The socket frames come from, and graphql-ws behind it. */
 export interface FrameSink {
@@ -26,7 +27,7 @@ interface IdInUse {
 }
 
 /** The operation a frame names, as graphql-ws reads it; null for any other frame, and one it closes the socket on. */
-function operationOf (text: string): { type: MessageType, id: string } | null {
+function operationOf (text: string): { type: MessageType.Subscribe | MessageType.Complete, id: string } | null {
   try {
     const message = parseMessage(text)
     return message.type === MessageType.Subscribe || message.type === MessageType.Complete ? message : null
@@ -52,6 +53,7 @@ export class OperationIds {
       return
     }
     const { type, id } = operation
+    if (type === MessageType.Subscribe) text = subscribeText(operation, text)
     const inUse = this.#inUse?.get(id)
     if (type === MessageType.Complete) this.complete(inUse, text)
     else if (inUse === undefined) this.start(id, text)

@@ -10,6 +10,7 @@ import type { SubscribePayload } from 'graphql-ws'
 import type { GraphqlContext, GraphqlEndpointOptions, RealtimeConnection } from '../../types/index.js'
 import type { Connection } from '../connection/connection.js'
 import { costCheck, type CostLimits } from './graphql-cost.js'
+import { keepWhatRuns } from './graphql-payload.js'
 import { documentTooDeep, nestingLimit, variablesTooDeep } from './graphql-nesting.js'
 import { NoSkipAtSubscriptionRoot } from './graphql-subscription-root.js'
 import { operationError } from './graphql-unexpected.js'
@@ -101,13 +102,15 @@ export function operationPreparer (options: OperationOptions): PrepareOperation 
     const schema = typeof options.schema === 'function' ? await options.schema(accountability) : options.schema
     const refused = guarded(log, () => refusals(schema, document, payload.operationName))
     if (refused.length > 0) return refused
+    // graphql-ws keeps the payload as long as the operation runs: only what it runs with stays (graphql-payload.ts).
+    const variableValues = keepWhatRuns(payload, getOperationAST(document, payload.operationName)!)
     const extension = options.context ? await options.context(accountability, connection) : undefined
     const contextValue: GraphqlContext = { ...context, ...extension, accountability, signal }
     return {
       schema,
       document,
       operationName: payload.operationName,
-      variableValues: payload.variables,
+      variableValues,
       contextValue
     }
   }

@@ -116,7 +116,12 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
     // every socket that must authenticate and dies with the guard; graphql-ws's own init timer would be a second
     // clock for the same wait, with its own default (3 s).
     connectionInitWaitTimeout: 0,
-    onConnect: (ctx) => admit(ctx.extra.connection, ctx.connectionParams, authenticator),
+    onConnect: (ctx) => {
+      const params = ctx.connectionParams
+      // graphql-ws would keep the payload, as parsed, for the socket's life: its access_token is read once, here.
+      ;(ctx as { connectionParams?: unknown }).connectionParams = undefined
+      return admit(ctx.extra.connection, params, authenticator)
+    },
     onSubscribe: (ctx, id, payload) => prepare(ctx.extra.connection, id, payload, ctx.extra.operations),
     // graphql-js's, with what it throws or puts among a result's errors that is no GraphQLError answering its operation.
     ...operationRunners(options.log),

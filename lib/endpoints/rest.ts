@@ -14,6 +14,7 @@ import { takeUpgradeCredential } from './upgrade.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
 import { handlerTable, validateMessage, type HandlerEntry } from './handlers.js'
+import { heldCost } from './held-messages.js'
 import type { AdapterOptions } from './adapter.js'
 import type { SocketOwner } from './socket-server.js'
 import type { MessageHandler, RealtimeMessage, ValidatedMessageHandler } from '../../types/index.js'
@@ -29,13 +30,15 @@ export interface JsonEndpointOptions extends AdapterOptions {
  * App handlers one socket may have running at once. At the limit its next frame waits, the socket paused (the inbox's
  * bound on what waits applies), until one ends: a client cannot start handlers, each holding its message, faster than
  * they finish. Frames keep their order, so a ping or an auth message behind the waiting ones waits too: a socket
- * whose handlers hold every slot for a whole heartbeat period is closed as silent.
+ * whose handlers hold every slot for a whole heartbeat period is closed as silent. The messages they hold count too
+ * (held-messages.ts): together, at most what `handlerLimit` frames of the max payload weigh, or the next frame waits.
  */
 export const handlerLimit = 100
 
-/** A socket's app handlers still running, and the frame waiting for one of them to end. */
+/** A socket's app handlers still running, what their messages count, and the frame waiting for one of them to end. */
 interface Running {
   count: number
+  cost: number
   freed: (() => void) | null
 }
 
@@ -147,7 +150,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
         connection.send(withUid({ type: 'pong' }, uid))
         return
       case 'pong': return // an answer to the heartbeat: being active was all it had to say
-      default: return this.application(message as RealtimeMessage, uid)
+      default: return this.application(message as RealtimeMessage, uid, data as Buffer)
     }
   }
 
@@ -226,7 +229,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     if (cut) cutAfterGrace(this.connection.socket)
   }
 
-  private application (message: RealtimeMessage, uid: Uid): void | Promise<void> {
+  private application (message: RealtimeMessage, uid: Uid, frame: Buffer): void | Promise<void> {
     const { handlers } = this.#options
     const { type } = message
     // A Map: a "__proto__" or "constructor" type cannot reach Object.prototype.
@@ -257,17 +260,22 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       const pending: unknown = entry.handler(message, this.connection)
       // Application handlers run concurrently: below the limit, a slow one holds back no ping or re-authentication.
       // Any thenable counts (a library's promise, another realm's): its rejection is answered, its time counted.
-      if (isThenable(pending)) return this.running(Promise.resolve(pending).then(undefined, answer))
+      if (isThenable(pending)) return this.running(Promise.resolve(pending).then(undefined, answer), heldCost(frame))
     } catch (err) {
       answer(err)
     }
   }
 
-  /** An app handler still running: at the limit, the socket's next frame waits until one of them ends. */
-  private running (handler: Promise<void>): void | Promise<void> {
-    const running = this.#running ??= { count: 0, freed: null }
+  /**
+   * An app handler still running, holding a message that counts `cost`: at the limit, in number or in what their messages
+   * count, the socket's next frame waits until one of them ends.
+   */
+  private running (handler: Promise<void>, cost: number): void | Promise<void> {
+    const running = this.#running ??= { count: 0, cost: 0, freed: null }
     running.count++
+    running.cost += cost
     const ended = () => {
+      running.cost -= cost
       // None left: an idle socket keeps no record of them.
       if (--running.count === 0) this.#running = null
       const { freed } = running
@@ -275,7 +283,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       freed?.()
     }
     handler.then(ended, ended)
-    if (running.count < handlerLimit) return
+    if (running.count < handlerLimit && running.cost < handlerLimit * this.#options.maxPayload) return
     return new Promise(resolve => { running.freed = resolve })
   }
 }

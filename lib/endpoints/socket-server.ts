@@ -13,6 +13,7 @@ import type { Connection } from '../connection/connection.js'
 import type { ConnectionGuard } from '../connection/guard.js'
 import { deadline } from '../deadline.js'
 import { paceAfterFrame, readAtOnce } from './paced-reads.js'
+import { keepFragmentCopies, maxFragments } from './message-fragments.js'
 
 // A mark on the request itself, naming the server it is for, as subprotocol.ts marks GraphQL upgrades.
 const ownUpgrade = Symbol('fastify-realtime.ownUpgrade')
@@ -107,7 +108,12 @@ export class SocketServer {
    */
   constructor (maxPayload: number, open: () => Iterable<Connection>, answerWithinMs: number) {
     this.server = new WebSocketServer({
-      noServer: true, maxPayload, clientTracking: false, WebSocket: PluginSocket, allowSynchronousEvents: false
+      noServer: true,
+      maxPayload,
+      maxFragments: maxFragments(maxPayload),
+      clientTracking: false,
+      WebSocket: PluginSocket,
+      allowSynchronousEvents: false
     })
     this.#open = open
     this.#answerWithinMs = answerWithinMs
@@ -142,6 +148,7 @@ export class SocketServer {
       socket.on('close', onClose)
       if (owner.answered) socket.on('pong', onPong)
       readAtOnce(socket)
+      keepFragmentCopies(socket)
     }
   }
 

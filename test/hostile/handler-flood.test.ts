@@ -4,6 +4,9 @@ import t, { type Test } from 'tap'
 import { handlerLimit } from '../../lib/endpoints/rest.js'
 import type { MessageHandler } from '../../types/index.js'
 import { admin, build, connect, fakeClock, readByServer, within } from '../helpers.js'
+import { heldCost } from '../../lib/endpoints/held-messages.js'
+import type { Connection } from '../../lib/connection/connection.js'
+import { retainedBytes } from './gc.js'
 
 t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait their turn, in order, and all are answered`, async t => {
   let open!: () => void
@@ -44,6 +47,44 @@ t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait th
   const at = (type: string) => answers.findIndex(a => (a as { type: string }).type === type)
   t.ok(at('pong') > at('probe'), 'and the ping after it, still answered at once, not behind the handlers')
   await client.close()
+})
+
+t.test('messages that cost far more parsed than their bytes: fewer handlers hold them at once, no more than 100 frames weigh', async t => {
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  t.teardown(() => open())
+  let started = 0
+  // Holds its message while it awaits, as a handler writing it to a database does.
+  const save: MessageHandler = async (message, connection) => {
+    started++
+    await gate
+    connection.send({ type: 'saved', uid: message.uid, items: (message.items as unknown[]).length })
+  }
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { save } }, heartbeat: { enabled: false } })
+  const client = await connect(url('/websocket'))
+  const [connection] = app.realtime.connections() as Connection[]
+  // 63 KB a frame, about 1.3 MiB of heap once parsed.
+  const items = `[${Array.from({ length: 21_000 }, () => '{}').join(',')}]`
+  const total = handlerLimit + 10
+  const before = retainedBytes()
+  for (let i = 0; i < total; i++) client.send(`{"type":"save","uid":${i},"items":${items}}`)
+  // Paused once the handlers hold what the socket may hold: nothing more starts until one ends.
+  await within((async () => { while (!connection.socket.isPaused) await new Promise(resolve => setImmediate(resolve)) })(), 'the pause')
+  const kept = retainedBytes() - before
+  t.ok(started < 10, `${started} started`)
+  // 100 of them held 130 MiB; the client's own unsent frames count here too (about 6 MB).
+  t.ok(kept < 32 * 1024 * 1024, `the server kept ${Math.round(kept / 1048576)} MiB`)
+  open()
+  const answers: unknown[] = []
+  while (answers.length < total) answers.push(await within(client.next(), 'an answer'))
+  t.same(answers.map(a => (a as { uid: number }).uid), Array.from({ length: total }, (_v, i) => i), 'every message answered, in order')
+  t.same(answers[0], { type: 'saved', uid: 0, items: 21_000 })
+  await client.close()
+})
+
+t.test('a held message counts its bytes and 64 for each brace, bracket and comma', async t => {
+  t.equal(heldCost(Buffer.from('{"type":"save","text":"abc"}')), 28 + 2 * 64)
+  t.equal(heldCost(Buffer.from('[[],{}]')), 7 + 4 * 64)
 })
 
 /** A `slow` handler that holds its slot until `open`, and a promise that resolves once `handlerLimit` of them run. */

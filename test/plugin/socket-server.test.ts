@@ -159,6 +159,19 @@ t.test('a frame the plugin refuses closes 1009 and 1007 under the app\'s default
   t.same(errors, [])
 })
 
+t.test("the plugin's routes never negotiate permessage-deflate, whatever the app's @fastify/websocket offers", async t => {
+  // Inflated frames would cost zlib's CPU and memory before the max payload could refuse them (a decompression bomb).
+  const { url } = await boot(t, 'before', {}, { options: { perMessageDeflate: true } })
+  const own = await connect(url('/echo'), { perMessageDeflate: true })
+  t.equal(own.ws.extensions, 'permessage-deflate', "the app's route negotiates it, as the app asked")
+  await own.close()
+  const plugin = await connect(url('/websocket'), { perMessageDeflate: true })
+  t.equal(plugin.ws.extensions, '', 'not the plugin\'s')
+  // A frame marked compressed (RSV1) anyway: a protocol error.
+  ;(plugin.ws as unknown as { _socket: net.Socket })._socket.write(Buffer.from([0xc1, 0x81, 0, 0, 0, 0, 0x7b]))
+  t.equal((await plugin.closed).code, 1002)
+})
+
 t.test("the plugin's sockets are its own server's, never the app's @fastify/websocket's", async t => {
   // What breaks if @fastify/websocket ever stops upgrading through `websocketServer.handleUpgrade`.
   const { app, url } = await boot(t, 'before')
