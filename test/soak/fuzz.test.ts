@@ -14,6 +14,7 @@ import type {
   AuthMode, GraphqlContext, Identity, PasswordCredential, RealtimeOptions
 } from '../../lib/index.js'
 import { build, recordCrashes, whoami } from '../helpers.js'
+import { maxEmailLength, maxPasswordLength } from '../../lib/auth/credential-bounds.js'
 
 const seed = process.env.FUZZ_SEED === undefined ? 20_250_605 : Number(process.env.FUZZ_SEED)
 if (!Number.isSafeInteger(seed)) throw new Error(`FUZZ_SEED must be an integer (got "${process.env.FUZZ_SEED}")`)
@@ -309,15 +310,18 @@ function validCredential (parsed: unknown, secrets: Record<string, string>): str
 }
 
 /**
- * Section 4's three forms: exactly one of them, its fields strings (`otp` only with email and password). Anything else
- * is malformed (INVALID_PAYLOAD); an empty string may count either way.
+ * Section 4's three forms: exactly one of them, its fields strings (`otp` only with email and password), an email and
+ * a password within their bounds (as sent). Anything else is malformed (INVALID_PAYLOAD); an empty string may count
+ * either way.
  */
 function authShape (parsed: Record<string, unknown>): 'well formed' | 'malformed' | 'either' {
   const forms = [['access_token'], ['email', 'password'], ['refresh_token']].filter(form => form.some(field => parsed[field] !== undefined))
   if (forms.length !== 1 || (parsed.otp !== undefined && forms[0][0] !== 'email')) return 'malformed'
   const fields = [...forms[0], ...(parsed.otp === undefined ? [] : ['otp'])]
   if (fields.some(field => typeof parsed[field] !== 'string')) return 'malformed'
-  return fields.some(field => parsed[field] === '') ? 'either' : 'well formed'
+  if (fields.some(field => parsed[field] === '')) return 'either'
+  const over = (field: string, bound: number) => typeof parsed[field] === 'string' && parsed[field].length > bound
+  return over('email', maxEmailLength) || over('password', maxPasswordLength) ? 'malformed' : 'well formed'
 }
 
 /** The password form, well formed: the one the credential-attempt limits of section 8 may refuse. */
