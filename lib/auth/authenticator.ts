@@ -809,10 +809,11 @@ export class Authenticator {
   }
 
   /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
-  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
+  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs + this.#options.verifyWindow.clockToleranceMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; a session's out there
-    // live at most one TTL, a user's as long as the longest-lived seen (`#userRevocationMs`). A session token lives
-    // longer too, but ends with its session: whoever checks it asks the store (`trusts`).
+    // are taken at most one TTL and the clock tolerance (`verify.clockTolerance`, past their `exp`), a user's as long as
+    // the longest-lived seen (`#userRevocationMs`). A session token lives longer too, but ends with its session:
+    // whoever checks it asks the store (`trusts`).
     // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
     // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
     return deadline(this.#options.revocationFeed.publish(id, Date.now() + lastsMs), withinMs)
