@@ -127,8 +127,10 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   const routes = new RouteScope(config.maxPayload, () => Array.from(registry.matching()), storeTimeoutMs)
   const { revocations } = revocationFeed
   const releaseIssuer = revocations.useIssuer(config.issuer)
-  // The set's user revocations last as long as any registration using it signs its tokens for.
-  revocations.tokenLived(config.accessTokenTtlMs)
+  // The set's user revocations last as long as any registration using it signs its tokens for, and takes them past
+  // their `exp` (`verify.clockTolerance`): a revocation lapsed before a token it refused would let it in again.
+  const window = verifyWindow(jwt)
+  revocations.tokenLived(config.accessTokenTtlMs + window.clockToleranceMs)
   fastify.addHook('onClose', async () => releaseIssuer())
   const loaded = new Promise<void>(resolve => revocationFeed.start((id, until) => {
     const revoked = readRevocation(id)
@@ -148,7 +150,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     jwt,
     claimsOf,
     verifyToken,
-    verifyWindow: verifyWindow(jwt),
+    verifyWindow: window,
     appVerifies: requestUsers !== null,
     onAuthenticate: options.onAuthenticate,
     issuer: config.issuer,

@@ -809,10 +809,11 @@ export class Authenticator {
   }
 
   /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
-  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
+  #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs + this.#options.verifyWindow.clockToleranceMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; a session's out there
-    // live at most one TTL, a user's as long as the longest-lived seen (`#userRevocationMs`). A session token lives
-    // longer too, but ends with its session: whoever checks it asks the store (`trusts`).
+    // are taken at most one TTL and the clock tolerance (`verify.clockTolerance`, past their `exp`), a user's as long as
+    // the longest-lived seen (`#userRevocationMs`). A session token lives longer too, but ends with its session:
+    // whoever checks it asks the store (`trusts`).
     // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
     // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
     return deadline(this.#options.revocationFeed.publish(id, Date.now() + lastsMs), withinMs)
@@ -843,12 +844,13 @@ export class Authenticator {
    * `issuedAt`: epoch milliseconds the token reads as issued at (its `iat`), now by default; it lives `ttlMs` from now.
    * One issued after a revocation of its user, in the revocation's second, reads as issued the second after: a
    * revocation refuses its whole second (revocations.ts), and the token would be refused as long as it lasts. So only
-   * when its session's login began after the revocation too (its id says when; one that does not, as if before).
+   * when its session's login began after the revocation too (its id says when; one that does not, or says a time to
+   * come, as if before: `sessionSince`).
    */
   #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now()) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
-    const since = session === undefined ? issuedAt : sessionBegan(session) ?? -Infinity
+    const since = session === undefined ? issuedAt : sessionSince(session, issuedAt)
     let iat = Math.floor(issuedAt / 1000)
     if (revokedAt !== undefined && since > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat
@@ -886,4 +888,15 @@ export class Authenticator {
       issued: { access_token: accessToken, expires, refresh_token: refreshToken }
     }
   }
+}
+
+/**
+ * When `session`'s login began, for a token of it issued at `issuedAt` (epoch milliseconds); -Infinity, as if before
+ * any revocation, for an id that does not say (an earlier build's, the app's own) or that says after `issuedAt`: its
+ * login's process has a clock ahead, so it may have begun before a revocation all the same, and a token of it dated the
+ * second after would outlive it.
+ */
+function sessionSince (session: string, issuedAt: number): number {
+  const began = sessionBegan(session)
+  return began === undefined || began > issuedAt ? -Infinity : began
 }

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { MemorySessionStore } from '../../lib/index.js'
-import { hashRefreshToken, newRefreshToken } from '../../lib/auth/refresh-tokens.js'
+import { hashRefreshToken, newRefreshToken, newSessionId } from '../../lib/auth/refresh-tokens.js'
 import { admin, build, connect, stoppedDate, whoami, within, type Client } from '../helpers.js'
 
 const sessionRevoked = { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }
@@ -133,6 +133,30 @@ t.test('a refresh, in the revocation\'s second, of a session of an earlier build
   t.equal(refreshed.statusCode, 200, 'the store has it still')
   const { access_token: accessToken } = refreshed.json().data
   t.equal(app.realtime.jwt.decode<{ iat: number }>(accessToken)!.iat, Math.floor(Date.now() / 1000), 'dated as it is')
+  sessionStore.release()
+  await revoking
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: accessToken })
+  t.same(await within(client.next(), 'the auth answer'), handshakeFailed, 'refused as a token of before the revocation')
+  await client.close()
+})
+
+t.test('a refresh, in the revocation\'s second, of a session whose id says its login began seconds from now (its login\'s process has a clock ahead): its token reads as issued then, and is refused', async t => {
+  const { app, url, clock, sessionStore, refresh, user } = await heldRevocation(t)
+  // What a login a moment before the revocation writes on a process whose clock runs 5 s ahead: an id that reads as
+  // begun after the revocation.
+  const id = newSessionId(Date.now() + 5_000)
+  const refreshToken = newRefreshToken(id)
+  const identity = { user, role: 'administrator', admin: true }
+  await sessionStore.create({ id, identity, tokenHash: hashRefreshToken(refreshToken), expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  sessionStore.hold()
+  const revoking = app.realtime.revokeUser(user)
+  await sessionStore.reached
+  clock.tick(300)
+  const refreshed = await refresh(refreshToken)
+  t.equal(refreshed.statusCode, 200, 'the store has it still, and its id does not say it began before')
+  const { access_token: accessToken } = refreshed.json().data
+  t.equal(app.realtime.jwt.decode<{ iat: number }>(accessToken)!.iat, Math.floor(Date.now() / 1000), 'dated as it is, not the second after')
   sessionStore.release()
   await revoking
   const client = await connect(url('/websocket'))
