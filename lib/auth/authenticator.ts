@@ -816,7 +816,16 @@ export class Authenticator {
     // whoever checks it asks the store (`trusts`).
     // Given up on like a store call: an app's own Redis client may have no command timeout, and a logout would wait
     // as long as Redis does. Given up on, it may still go out: a revocation twice is one.
-    return deadline(this.#options.revocationFeed.publish(id, Date.now() + lastsMs), withinMs)
+    return deadline(this.#options.revocationFeed.publish(id, Date.now() + lastsMs + this.#signedLateMs), withinMs)
+  }
+
+  /**
+   * How much later than a revocation went out a token it refuses may be signed, its life counted from then: a refresh
+   * on a process that had not heard of it yet, begun up to two store calls after it (its publish, then the session's
+   * end in the store), is answered within one more.
+   */
+  get #signedLateMs (): number {
+    return 3 * this.#options.storeTimeoutMs
   }
 
   /**

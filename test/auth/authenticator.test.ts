@@ -602,6 +602,40 @@ t.test('Authenticator: endUser refuses a token that a refresh issued in a later 
   t.notOk(revocations.has(session), 'by the user\'s revocation, with no revocation of the session')
 })
 
+t.test('Authenticator: a refresh signed late, on a process that had not heard of its session\'s end, is refused as long as its token lives', async (t) => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
+  const store = new MemorySessionStore()
+  // Process B's rotation acts at once; its answer comes back when the test lets it (a slow store, within its deadline).
+  let answer!: () => void
+  const slow: SessionStore = Object.assign(Object.create(store) as SessionStore, {
+    rotate: async (...args: Parameters<SessionStore['rotate']>) => {
+      const rotated = await store.rotate(...args)
+      await new Promise<void>(resolve => { answer = resolve })
+      return rotated
+    }
+  })
+  // Process A's revocations go out to B once the test hands them over.
+  const published: [string, number][] = []
+  const a = await harness(t, {
+    sessionStore: store,
+    revocationFeed: { revocations: loadedRevocations(), async publish (id, until) { published.push([id, until]) }, start () {}, stop () {} }
+  })
+  const b = await harness(t, { sessionStore: slow })
+  const login = success(t, await a.authenticator.login(credentials, at))
+  const refreshing = b.authenticator.refresh(login.issued!.refresh_token, at)
+  await new Promise(resolve => setImmediate(resolve))
+  await a.authenticator.endSession(login.session!)
+  clock.tick(900)
+  answer()
+  const refreshed = success(t, await refreshing)
+  t.equal(published.length, 1, 'the session\'s end went out')
+  const [[id, until]] = published
+  b.revocations.add((readRevocation(id!) as { session: string }).session, until!)
+  const { exp } = b.app.jwt.decode<{ exp: number }>(refreshed.issued!.access_token)!
+  clock.setSystemTime(exp * 1000 - 100)
+  t.match(b.authenticator.verifyAccessToken(refreshed.issued!.access_token, at), { ok: false, code: 'AUTH_FAILED' }, 'refused until its exp')
+})
+
 t.test('Authenticator: endUser rejects when the store does', async (t) => {
   const { authenticator } = await harness(t, { sessionStore: new BrokenStore() })
   await t.rejects(authenticator.endUser('alice'), { message: 'store down' })
