@@ -1,6 +1,5 @@
 // One open socket as the application sees it: its guard, its endpoint, and a way to reach it.
 import { randomUUID } from 'node:crypto'
-import { AsyncResource } from 'node:async_hooks'
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { ConnectionGuard, type GuardEvents, type GuardPolicy } from './guard.js'
@@ -29,11 +28,6 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   #state: Record<string, unknown> | null = null
   /** The heartbeat's: pinged at the last beat, and nothing (no frame, no pong) arrived since. */
   unanswered = false
-  /**
-   * The app's async context (its AsyncLocalStorage stores: @fastify/request-context's, an OpenTelemetry span) as its
-   * hooks left it on the upgrade request, for what the app runs for this socket (`inContext`).
-   */
-  readonly #context = new AsyncResource('fastify-realtime.socket')
 
   /** `upgrade`: the credential the upgrade request carried, verified by the gate. */
   constructor (endpoint: EndpointName, socket: WebSocket, request: FastifyRequest, outbound: Outbound,
@@ -48,10 +42,11 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   /**
    * Runs `fn` in the socket's context: its frames, its close and its expiry or revocation, whichever timer or request
    * set them off (a shared expiry timer carries the context of the socket that armed it, a revocation the revoking
-   * request's), so the app's handlers, `onAuthenticate` and listeners see this socket's own.
+   * request's), so the app's handlers, `onAuthenticate` and listeners see this socket's own: the one its guard was
+   * made in.
    */
   inContext<A extends unknown[]> (fn: (...args: A) => void, thisArg: unknown, ...args: A): void {
-    this.#context.runInAsyncScope(fn, thisArg, ...args)
+    this.guard.runInAsyncScope(fn, thisArg, ...args)
   }
 
   get id (): string {

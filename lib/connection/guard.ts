@@ -1,5 +1,6 @@
 // The connection guard: the one owner of a socket's accountability and its deadlines. It knows nothing of frames;
 // the endpoint adapter tells it what arrived and renders what it decides.
+import { AsyncResource } from 'node:async_hooks'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuthFailure, AuthSuccess } from '../auth/authenticator.js'
 import { authenticatedAccountability, publicAccountability } from './accountability.js'
@@ -60,8 +61,10 @@ export function guardPolicy (authMode: AuthMode, publicRole: string | null, auth
 const noContext: Readonly<Record<string, unknown>> = Object.freeze({})
 
 // Every socket keeps one. Its helper methods are `private`, not `#`: #methods give each instance a brand, a field of its
-// own (docs/performance.md).
-export class ConnectionGuard implements Expiring, Authenticating {
+// own (docs/performance.md). It is the socket's async resource too: made as the socket opens, it holds the app's async
+// context (its AsyncLocalStorage stores: @fastify/request-context's, an OpenTelemetry span) as the app's hooks left it
+// on the upgrade request (Connection.inContext); a resource of its own would be one more object every socket keeps.
+export class ConnectionGuard extends AsyncResource implements Expiring, Authenticating {
   readonly #policy: GuardPolicy
   /** What the guard's reports are about, and where its client came from. */
   readonly #connection: Connection
@@ -79,6 +82,7 @@ export class ConnectionGuard implements Expiring, Authenticating {
 
   /** Made by its connection: `upgrade` is reported once the registry has the connection (`registered`). */
   constructor (policy: GuardPolicy, connection: Connection, events: GuardEvents, upgrade: AuthSuccess | null) {
+    super('fastify-realtime.socket')
     this.#policy = policy
     this.#connection = connection
     this.#events = events
