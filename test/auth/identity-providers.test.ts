@@ -404,12 +404,20 @@ async function onceDropped (auth: (token: string) => Promise<unknown>, token: st
   return answer
 }
 
-t.test('the README\'s get-jwks lookup: a known key answers at once, the provider up, down or withdrawing it; then it is dropped', async t => {
+/**
+ * The README's get-jwks lookup on the lookup clock, against a provider publishing one RSA key, its first token accepted.
+ */
+async function oneKeyLookup (t: Test, options: GetJwksOptions = {}) {
   const clock = lookupClock(t)
   const provider = new Provider()
   const first = providerKey('rsa-1', 'RS256')
   provider.keys = [first]
-  const { sign, auth } = await withKeyLookup(t, provider) // get-jwks's own cache ttl: 60 s
+  const { sign, auth } = await withKeyLookup(t, provider, options)
+  return { clock, provider, first, sign, auth }
+}
+
+t.test('the README\'s get-jwks lookup: a known key answers at once, the provider up, down or withdrawing it; then it is dropped', async t => {
+  const { clock, provider, first, sign, auth } = await oneKeyLookup(t) // get-jwks's own cache ttl: 60 s
   t.same(await auth(sign(first)), authOk)
   t.equal(provider.fetches, 2, 'the discovery document and the key set')
   await age(clock, 30_000)
@@ -437,11 +445,7 @@ t.test('the README\'s get-jwks lookup: a known key answers at once, the provider
 })
 
 t.test('the README\'s get-jwks lookup: a key set answered without keys (a proxy\'s JSON error) is a failed lookup: the key stays', async t => {
-  const clock = lookupClock(t)
-  const provider = new Provider()
-  const first = providerKey('rsa-1', 'RS256')
-  provider.keys = [first]
-  const { sign, auth } = await withKeyLookup(t, provider)
+  const { clock, provider, first, sign, auth } = await oneKeyLookup(t)
   t.same(await auth(sign(first)), authOk)
   // get-jwks's NO_JWKS: no keys array, or an empty one. Taken for a withdrawal, it would drop every key in use.
   for (const body of ['{"error":"temporarily_unavailable"}', '{"keys":[]}']) {
@@ -455,11 +459,7 @@ t.test('the README\'s get-jwks lookup: a key set answered without keys (a proxy\
 })
 
 t.test('the README\'s get-jwks lookup, get-jwks\'s cache shorter than the window: a known key out of it answers unasked', async t => {
-  const clock = lookupClock(t)
-  const provider = new Provider()
-  const first = providerKey('rsa-1', 'RS256')
-  provider.keys = [first]
-  const { sign, auth } = await withKeyLookup(t, provider, { ttl: 2_000 })
+  const { clock, provider, first, sign, auth } = await oneKeyLookup(t, { ttl: 2_000 })
   t.same(await auth(sign(first)), authOk)
   await age(clock, 3_000)
   t.same(await auth(sign(first)), authOk, 'the key last found')
@@ -467,11 +467,7 @@ t.test('the README\'s get-jwks lookup, get-jwks\'s cache shorter than the window
 })
 
 t.test('the README\'s get-jwks lookup: a provider that hangs once get-jwks\'s cache is out of date holds no token of a known key', async t => {
-  const clock = lookupClock(t)
-  const provider = new Provider()
-  const first = providerKey('rsa-1', 'RS256')
-  provider.keys = [first]
-  const { sign, auth } = await withKeyLookup(t, provider)
+  const { clock, provider, first, sign, auth } = await oneKeyLookup(t)
   t.teardown(() => provider.release())
   t.same(await auth(sign(first)), authOk)
   provider.hanging = true
