@@ -31,7 +31,7 @@ export interface JsonEndpointOptions extends AdapterOptions {
  * bound on what waits applies), until one ends: a client cannot start handlers, each holding its message, faster than
  * they finish. Frames keep their order, so a ping or an auth message behind the waiting ones waits too: a socket
  * whose handlers hold every slot for a whole heartbeat period is closed as silent. The messages they hold count too
- * (held-messages.ts): together, at most what `handlerLimit` frames of the max payload weigh, or the next frame waits.
+ * (held-messages.ts): past what `handlerLimit` frames of the max payload weigh, the socket stops reading (`running`).
  */
 export const handlerLimit = 100
 
@@ -40,6 +40,8 @@ interface Running {
   count: number
   cost: number
   freed: (() => void) | null
+  /** The socket stopped reading for what their messages count (`running`). */
+  paused: boolean
 }
 
 const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
@@ -267,11 +269,15 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   }
 
   /**
-   * An app handler still running, holding a message that counts `cost`: at the limit, in number or in what their messages
-   * count, the socket's next frame waits until one of them ends.
+   * An app handler still running, holding a message that counts `cost`. At the limit in number, the socket's next frame
+   * waits until one of them ends. Past what their messages may count, the socket stops reading until they are back
+   * under it, but the frames ws has read already still run: held in the inbox instead, a burst of large messages (60 of
+   * 22 KB) filled it past the max payload and closed 1008 `Too many frames queued.`, a client the count alone let be.
    */
   private running (handler: Promise<void>, cost: number): void | Promise<void> {
-    const running = this.#running ??= { count: 0, cost: 0, freed: null }
+    const running = this.#running ??= { count: 0, cost: 0, freed: null, paused: false }
+    const bound = handlerLimit * this.#options.maxPayload
+    const { socket } = this.connection
     running.count++
     running.cost += cost
     const ended = () => {
@@ -281,9 +287,18 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       const { freed } = running
       running.freed = null
       freed?.()
+      if (running.paused && running.cost < bound) {
+        running.paused = false
+        socket.resume()
+      }
     }
     handler.then(ended, ended)
-    if (running.count < handlerLimit && running.cost < handlerLimit * this.#options.maxPayload) return
+    // Again at each frame past it: the inbox resumes the socket once its own wait is over.
+    if (running.cost >= bound) {
+      running.paused = true
+      socket.pause()
+    }
+    if (running.count < handlerLimit) return
     return new Promise(resolve => { running.freed = resolve })
   }
 }

@@ -2,7 +2,7 @@
 // session id, the app's own jwt.sign): its sockets get AUTH_REVOKED, its tokens issued up to the revocation's second
 // are refused for as long as they may live, on every process; and fastify.realtime.trusted, so that the app's HTTP routes
 // refuse what the sockets refuse.
-import { createHmac } from 'node:crypto'
+import { createHmac, randomUUID } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -135,7 +135,8 @@ t.test('a login or refresh whose process stalls between its store write and its 
       return rotated
     }
   }
-  const { app } = await build(t, { sessionStore: new StallingStore(), users: [admin], authRoutes: true, rest: { handlers: { whoami } } })
+  const sessionStore = new StallingStore()
+  const { app, url } = await build(t, { sessionStore, users: [admin], authRoutes: true, rest: { handlers: { whoami } } })
   const loggedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })
   const { access_token: first, refresh_token: refreshToken } = loggedIn.json().data
   const user = app.realtime.jwt.decode<{ id: string }>(first)!.id
@@ -156,6 +157,24 @@ t.test('a login or refresh whose process stalls between its store write and its 
     // A login: its user was revoked after its credential check began, it makes no session (see the test below). A
     // refresh: its session's login began before the revocation, which ended it.
     t.equal(response.statusCode, 401, `${what}: refused`)
+  }
+  // A session an earlier build made (a UUIDv4 says not when its login began) refreshes: its token, issued as of before
+  // the store's write, is refused by the revocation the process did not wait for, however long the stall.
+  clock.tick(1_000)
+  const earlier = newRefreshToken(randomUUID())
+  await sessionStore.create({ id: readRefreshToken(earlier)!.sessionId, identity: { user, role: admin.role, admin: true }, tokenHash: hashRefreshToken(earlier), expiresAt: Date.now() + 60_000 }, Date.now() + 1_000)
+  {
+    let release!: () => void
+    const reached = new Promise<void>(resolve => { stall = { reached: resolve, over: new Promise(resolve => { release = resolve }) } })
+    const answer = app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: earlier } })
+    await reached
+    stall = null
+    await app.realtime.revokeUser(user)
+    clock.tick(2_000)
+    release()
+    const response = await answer
+    t.equal(response.statusCode, 200, "an earlier build's session: answered with tokens")
+    await refusedOnAuth(t, url('/websocket'), response.json().data.access_token, "an earlier build's session: its access token")
   }
   // Without a revocation, a refresh that stalled so answers with tokens living as long as `expires` says, from its answer.
   clock.tick(1_000)
