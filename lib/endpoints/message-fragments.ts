@@ -3,6 +3,7 @@
 // sending a byte of fragment per read, padded with pongs, held about a gigabyte per socket within the max payload
 // (docs/hostile-clients.md). Each fragment is kept as a copy of its own bytes, and a message has a bounded number of them.
 import type { WebSocket } from 'ws'
+import { receiverOf, type Receiver } from './ws-receiver.js'
 
 /** What one kept fragment costs besides its bytes (its Buffer and ArrayBuffer, about 200 B), rounded up. */
 const fragmentOverhead = 256
@@ -13,14 +14,6 @@ const fragmentOverhead = 256
  * (gorilla/websocket's default buffer) needs 17; more closes the socket 1008. At least 16, for tiny max payloads.
  */
 export const maxFragments = (maxPayload: number): number => Math.max(16, Math.floor(maxPayload / fragmentOverhead))
-
-interface Receiver {
-  _fin?: unknown
-  _fragments?: unknown
-  dataMessage?: (this: Receiver, cb: unknown) => void
-}
-
-const receiverOf = (socket: WebSocket): Receiver | undefined => (socket as WebSocket & { _receiver?: Receiver })._receiver
 
 /** ws's receiver calls it after each data frame, once its payload is among the message's fragments. */
 function dataMessage (this: Receiver, cb: unknown): void {

@@ -4,9 +4,7 @@
 // off only for the sockets that had a frame in this turn, and on again for all of them in one `setImmediate`.
 // A ws that no longer reads the setting there leaves the server's own (`false`): every frame deferred, none at once.
 import type { WebSocket } from 'ws'
-
-interface Receiver { _allowSynchronousEvents?: unknown }
-const receiverOf = (socket: WebSocket): Receiver | undefined => (socket as WebSocket & { _receiver?: Receiver })._receiver
+import { receiverOf, type Receiver } from './ws-receiver.js'
 
 /** The receivers that had a frame in this turn: they read their next a turn later. */
 let paced: Receiver[] = []
