@@ -651,6 +651,8 @@ export class Authenticator {
         const found = await this.#store(store => store.lookup(presented))
         if (found.status !== 'current') return await this.#notCurrent(found)
         const { identity, id } = found.session
+        // Not asked of a session a revocation ends (as below, once rotated): the hook never sees a refresh that fails.
+        if (this.#endedByRevocation(identity, id)) return await this.#endRevoked(id)
         const admitted = await this.#admit({ ok: true, identity, session: id, expiresAt: null, issuedAt: 0 }, null, at)
         if (!admitted.ok) {
           // Refused by the app: the session ends with it, its sockets and access tokens too.
@@ -681,13 +683,7 @@ export class Authenticator {
         presented, nextTokenHash, Date.now() + this.#options.refreshTokenTtlMs, deadline))
       if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
       const { identity, id } = rotated.session
-      // A session whose login began before a revocation of its user is one the revocation ends (its store may not have
-      // reached it yet: a revokeUser ends a user's sessions a batch at a time). It ends here, and yields no token.
-      const began = sessionBegan(id)
-      if (began !== undefined && this.#revokedSince(identity.user, began)) {
-        await this.endSession(id)
-        return fail('INVALID_CREDENTIALS', 'session ended')
-      }
+      if (this.#endedByRevocation(identity, id)) return await this.#endRevoked(id)
       if (at.waiting?.() === false) {
         this.#unrotate(presented, nextTokenHash)
         return fail('SERVICE_UNAVAILABLE', 'the client left while its refresh token rotated')
@@ -697,6 +693,21 @@ export class Authenticator {
       this.#unrotate(presented, nextTokenHash)
       throw err
     }
+  }
+
+  /**
+   * Whether a revocation of its user in force ends the session: its login began before it (its id says when). Its store
+   * may not have ended it yet: a revokeUser ends a user's sessions a batch at a time.
+   */
+  #endedByRevocation (identity: Identity, session: string): boolean {
+    const began = sessionBegan(session)
+    return began !== undefined && this.#revokedSince(identity.user, began)
+  }
+
+  /** Such a session ends here, and yields no token. */
+  async #endRevoked (session: string): Promise<AuthFailure> {
+    await this.endSession(session)
+    return fail('INVALID_CREDENTIALS', 'session ended')
   }
 
   /** Given back until it lands, for a while: a client may retry at once or minutes later. */

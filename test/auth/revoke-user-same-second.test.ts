@@ -4,7 +4,7 @@
 // Only the Date is fake, stopped 100 ms into a second: sockets and timers run in real time.
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { MemorySessionStore } from '../../lib/index.js'
+import { MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
 import { hashRefreshToken, newRefreshToken, newSessionId } from '../../lib/auth/refresh-tokens.js'
 import { admin, build, connect, stoppedDate, whoami, within, type Client } from '../helpers.js'
 
@@ -88,10 +88,10 @@ class HeldStore extends MemorySessionStore {
   }
 }
 
-async function heldRevocation (t: Test) {
+async function heldRevocation (t: Test, options: RealtimeOptions = {}) {
   const clock = stoppedDate(t, 900)
   const sessionStore = new HeldStore()
-  const built = await build(t, { users: [admin], authRoutes: true, sessionStore, rest: { handlers: { whoami } } })
+  const built = await build(t, { users: [admin], authRoutes: true, sessionStore, rest: { handlers: { whoami } }, ...options })
   const login = async () => (await built.app.inject({ method: 'POST', url: '/auth/login', payload: admin })).json().data as
     { access_token: string, refresh_token: string }
   const refresh = (refreshToken: string) => built.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } })
@@ -100,8 +100,13 @@ async function heldRevocation (t: Test) {
 }
 
 t.test('a refresh, in the revocation\'s second, of a session begun before it that the store has not ended yet: refused, the session ended', async t => {
-  const { app, url, clock, sessionStore, login, refresh, user } = await heldRevocation(t)
+  // The app's hook is not asked about a refresh that the revocation refuses.
+  const asked: string[] = []
+  const { app, url, clock, sessionStore, login, refresh, user } = await heldRevocation(t, {
+    onAuthenticate: ({ source }) => { asked.push(source) }
+  })
   const before = await login()
+  asked.length = 0
   sessionStore.hold()
   const revoking = app.realtime.revokeUser(user)
   await sessionStore.reached
@@ -109,6 +114,7 @@ t.test('a refresh, in the revocation\'s second, of a session begun before it tha
   const refreshed = await refresh(before.refresh_token)
   t.equal(refreshed.statusCode, 401, 'no tokens: the revocation ends the session')
   t.equal(refreshed.json().errors[0].extensions.code, 'INVALID_CREDENTIALS')
+  t.same(asked, [], 'the hook not asked')
   sessionStore.release()
   await revoking
   clock.tick(100)
