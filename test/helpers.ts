@@ -6,7 +6,7 @@ import WebSocket from 'ws'
 import type { Test } from 'tap'
 import type { Redis } from 'ioredis'
 import realtime, {
-  UserDirectory, type DirectoryUser, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
+  UserDirectory, type DirectoryUser, type Identity, type PasswordHashing, type RealtimeConnection, type RealtimeMessage, type RealtimeOptions
 } from '../lib/index.js'
 import type { Connection } from '../lib/connection/connection.js'
 
@@ -15,6 +15,20 @@ export { fakeClock, nextSecond, stoppedDate, until } from './clock.js'
 export const secret = 'a-test-secret-that-is-long-enough'
 export const admin = { email: 'admin@example.com', password: 'd1r3ctu5', admin: true, role: 'administrator' }
 export const editor = { email: 'editor@example.com', password: 'edit0r!', role: 'editor' }
+
+/**
+ * An app's `verifyCredentials` that knows `admin` alone, by the exact email it is handed, and records every email it is
+ * handed (`handed`): what reaches an app's lookup.
+ */
+export function adminLookup (): { handed: string[], verifyCredentials: (given: { email: string, password: string }) => Promise<Identity | null> } {
+  const handed: string[] = []
+  const identity: Identity = { user: 'u-admin', role: 'administrator', admin: true }
+  const verifyCredentials = async ({ email, password }: { email: string, password: string }) => {
+    handed.push(email)
+    return email === admin.email && password === admin.password ? identity : null
+  }
+  return { handed, verifyCredentials }
+}
 
 export interface Built {
   app: FastifyInstance

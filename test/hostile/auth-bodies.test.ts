@@ -2,7 +2,7 @@
 // app's `bodyLimit`, and an email over 254 characters or a password over 1024 is refused (400 INVALID_PAYLOAD naming
 // it, over HTTP and in a socket's auth message) before its attempt is counted or its password hashed.
 import t from 'tap'
-import { admin, build, connect } from '../helpers.js'
+import { admin, adminLookup, build, connect } from '../helpers.js'
 
 const silent = { logger: false } as const
 // An app that raised its own limit for uploads: the auth routes keep theirs.
@@ -67,12 +67,7 @@ t.test('a socket\'s auth message over the bounds: INVALID_PAYLOAD naming the fie
 })
 
 t.test('the bounds hold on every path: the app\'s login(), and an email within them that NFKC makes longer, refused unchecked and uncounted', async t => {
-  const handed: string[] = []
-  const identity = { user: 'u-admin', role: 'administrator', admin: true }
-  const verifyCredentials = async ({ email, password }: { email: string, password: string }) => {
-    handed.push(email)
-    return email === admin.email && password === admin.password ? identity : null
-  }
+  const { handed, verifyCredentials } = adminLookup()
   const { app, url } = await build(t, { verifyCredentials, authRoutes: true }, silent)
   // 253 U+FDFA and `@a`: 255 characters, 4,556 once normalised (18 each).
   const expanding = `${'\ufdfa'.repeat(253)}@a`

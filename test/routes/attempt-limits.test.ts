@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { Redis } from 'ioredis'
 import { MemorySessionStore, RealtimeError, type RealtimeOptions, type RefreshSession } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
-import { admin, build, connect, directoryOf, editor, fakeClock, type Built, type Client } from '../helpers.js'
+import { admin, adminLookup, build, connect, directoryOf, editor, fakeClock, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
@@ -146,13 +146,8 @@ t.test('per email over HTTP: 10 failures from 10 IPs refuse the email from any I
 })
 
 t.test('per email: the spellings a lookup folds together (fullwidth letters, case, spaces) are one counter, and verifyCredentials gets that one', async t => {
-  const handed: string[] = []
-  const identity = { user: 'u-admin', role: 'administrator', admin: true }
-  // As an app's lookup that folds NFKC and case would find its user: here, by the exact email it is handed.
-  const verifyCredentials = async ({ email, password }: { email: string, password: string }) => {
-    handed.push(email)
-    return email === admin.email && password === admin.password ? identity : null
-  }
+  // As an app's lookup that folds NFKC and case would find its user.
+  const { handed, verifyCredentials } = adminLookup()
   const { app, url } = await limited(t, { users: undefined, verifyCredentials })
   // Ten spellings of admin@example.com, one fullwidth letter each, from ten addresses.
   const spellings = Array.from({ length: 10 }, (_, i) =>

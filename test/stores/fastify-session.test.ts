@@ -163,13 +163,7 @@ t.test('logins of one user at once are all on its list, so that endUser ends eve
 
 t.test('of two uses of one refresh token at once on one process, one refreshes and the other is reuse', async t => {
   // A store across a network: both reads of a rotation land before either write, unless the second waits its turn.
-  const memory = new MemoryStore()
-  const later = (answer: () => void) => { setTimeout(answer, 2) }
-  const remote: CallbackSessionStore = {
-    get: (id, callback) => later(() => memory.get(id, callback)),
-    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
-    destroy: (id, callback) => later(() => memory.destroy(id, callback))
-  }
+  const remote = behind(new MemoryStore(), 2)
   const { app } = await build(t, { users: [admin], authRoutes: true, sessionStore: fromFastifySessionStore(remote) })
   const login = async () => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password } })).json().data.refresh_token as string
   const post = (url: string, token: string) => app.inject({ method: 'POST', url, payload: { refresh_token: token } })
@@ -184,13 +178,7 @@ t.test('of two uses of one refresh token at once on one process, one refreshes a
 
 t.test('a store answering each call in 400 ms rotates within the write deadline: the list and the record are written at once', async t => {
   const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout'])
-  const memory = new MemoryStore()
-  const later = (answer: () => void) => { setTimeout(answer, 400) }
-  const store = fromFastifySessionStore({
-    get: (id, callback) => later(() => memory.get(id, callback)),
-    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
-    destroy: (id, callback) => later(() => memory.destroy(id, callback))
-  })
+  const store = fromFastifySessionStore(behind(new MemoryStore(), 400))
   const expiresAt = Date.now() + 60_000
   const created = store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
   await clock.tickAsync(1_200)
@@ -205,13 +193,7 @@ t.test('a store answering each call in 400 ms rotates within the write deadline:
 })
 
 t.test('a session ended while it rotates stays ended', async t => {
-  const memory = new MemoryStore()
-  const later = (answer: () => void) => { setTimeout(answer, 2) }
-  const store = fromFastifySessionStore({
-    get: (id, callback) => later(() => memory.get(id, callback)),
-    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
-    destroy: (id, callback) => later(() => memory.destroy(id, callback))
-  })
+  const store = fromFastifySessionStore(behind(new MemoryStore(), 2))
   const expiresAt = Date.now() + 60_000
   await store.create({ id: 's1', identity: { user: 'u1', role: null, admin: false }, tokenHash: 'h1', expiresAt }, Date.now() + 1_000)
   const [rotated] = await Promise.all([
@@ -349,6 +331,16 @@ t.test('endUser ends the newest first, a batch at a time: one that runs out of t
   t.equal((await store.endUser('u1', Date.now() + 1_000)).length, 70, 'the next one ends the rest')
   t.same((await live()).filter(Boolean), [])
 })
+
+/** @fastify/session's MemoryStore across a network: each call answered `ms` later, its act too. */
+function behind (memory: MemoryStore, ms: number): CallbackSessionStore {
+  const later = (answer: () => void) => { setTimeout(answer, ms) }
+  return {
+    get: (id, callback) => later(() => memory.get(id, callback)),
+    set: (id, record, callback) => later(() => memory.set(id, record as never, callback)),
+    destroy: (id, callback) => later(() => memory.destroy(id, callback))
+  }
+}
 
 /**
  * A store `ms` away whose calls act at once and answer `ms` later (on the fake clock), so that a read and a write of
