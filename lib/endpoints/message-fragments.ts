@@ -33,10 +33,11 @@ function dataMessage (this: Receiver, cb: unknown): void {
 
 /**
  * Called as a socket opens: its message fragments are kept as copies. A ws whose receiver no longer has what this
- * reads is left as it is (`hostile/message-fragments.test.ts` fails then).
+ * reads is left as it is, and false is returned (`hostile/message-fragments.test.ts` fails then).
  */
-export function keepFragmentCopies (socket: WebSocket): void {
+export function keepFragmentCopies (socket: WebSocket): boolean {
   const receiver = receiverOf(socket)
-  if (typeof receiver?.dataMessage !== 'function' || !Array.isArray(receiver._fragments) || typeof receiver._fin !== 'boolean') return
+  if (typeof receiver?.dataMessage !== 'function' || !Array.isArray(receiver._fragments) || typeof receiver._fin !== 'boolean') return false
   receiver.dataMessage = dataMessage
+  return true
 }

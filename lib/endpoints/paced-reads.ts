@@ -15,10 +15,12 @@ function readAtOnceAgain (): void {
   for (const receiver of receivers) receiver._allowSynchronousEvents = true
 }
 
-/** Called as a socket opens: its next frame comes at once. */
-export function readAtOnce (socket: WebSocket): void {
+/** Called as a socket opens: its next frame comes at once. False for a ws whose receiver has no such setting. */
+export function readAtOnce (socket: WebSocket): boolean {
   const receiver = receiverOf(socket)
-  if (typeof receiver?._allowSynchronousEvents === 'boolean') receiver._allowSynchronousEvents = true
+  if (typeof receiver?._allowSynchronousEvents !== 'boolean') return false
+  receiver._allowSynchronousEvents = true
+  return true
 }
 
 /** Called on each frame (a message, a ping, a pong): the socket's next frame waits for the next turn. */

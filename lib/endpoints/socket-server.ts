@@ -100,6 +100,7 @@ export class SocketServer {
   readonly server: WebSocketServer
   readonly #open: () => Iterable<Connection>
   readonly #answerWithinMs: number
+  #receiverChangeTold = false
 
   /**
    * `open`: the sockets open now, to close with the app. The plugin's registry has every one of them; ws's own
@@ -147,9 +148,21 @@ export class SocketServer {
       socket.on('message', onMessage)
       socket.on('close', onClose)
       if (owner.answered) socket.on('pong', onPong)
-      readAtOnce(socket)
-      keepFragmentCopies(socket)
+      const paced = readAtOnce(socket)
+      const copied = keepFragmentCopies(socket)
+      if (!(paced && copied)) this.receiverChanged(request, paced, copied)
     }
+  }
+
+  /**
+   * The installed ws lacks what the plugin reaches into on its sockets' receivers (a ws release that changed them):
+   * its sockets are read as ws reads them, without two of the bounds on hostile clients. Told once.
+   */
+  private receiverChanged (request: FastifyRequest, paced: boolean, copied: boolean): void {
+    if (this.#receiverChangeTold) return
+    this.#receiverChangeTold = true
+    request.log.warn({ pacedReads: paced, fragmentCopies: copied },
+      'the installed ws changed its receiver: frames are not paced or message fragments not copied (docs/hostile-clients.md); install the ws release the plugin was tested with')
   }
 
   /**

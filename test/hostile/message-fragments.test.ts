@@ -86,9 +86,9 @@ t.test('every endpoint reads fragmented messages: a GraphQL connection_init in f
 
 t.test('a ws whose receiver lacks what the copies need is left as it is', async t => {
   const receiver: Record<string, unknown> = { _fragments: [] }
-  keepFragmentCopies({ _receiver: receiver } as unknown as WebSocket)
+  t.equal(keepFragmentCopies({ _receiver: receiver } as unknown as WebSocket), false, 'no copies')
   t.same(receiver, { _fragments: [] })
-  keepFragmentCopies({} as WebSocket)
+  t.equal(keepFragmentCopies({} as WebSocket), false)
   t.pass('a socket without a receiver is left alone')
 })
 

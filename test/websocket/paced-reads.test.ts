@@ -3,6 +3,7 @@
 // hostile/json-flood.test.ts and hostile/graphql-flood.test.ts.
 import type { Socket } from 'node:net'
 import t from 'tap'
+import * as ws from 'ws'
 import type { WebSocket } from 'ws'
 import type { MessageHandler, RealtimeConnection } from '../../types/index.js'
 import { paceAfterFrame, readAtOnce } from '../../lib/endpoints/paced-reads.js'
@@ -34,9 +35,27 @@ t.test('the first frame of a read is handled as it is read, the next a turn late
 t.test('a ws whose receiver has no such setting is left as the server set it: nothing read at once', async t => {
   const receiver: Record<string, unknown> = {}
   const socket = { _receiver: receiver } as unknown as WebSocket
-  readAtOnce(socket)
+  t.equal(readAtOnce(socket), false, 'not paced')
   paceAfterFrame(socket)
   t.same(receiver, {})
-  readAtOnce({} as WebSocket)
+  t.equal(readAtOnce({} as WebSocket), false)
   t.pass('a socket without a receiver is left alone')
+})
+
+t.test('a ws whose receivers lack the setting is told of once, at warn, and its sockets serve all the same', async t => {
+  // A ws release without the setting, as its receivers would be: nothing of it on an instance, every frame deferred.
+  const prototype = (ws as unknown as { Receiver: { prototype: object } }).Receiver.prototype // exported, untyped
+  Object.defineProperty(prototype, '_allowSynchronousEvents', { configurable: true, get: () => undefined, set: () => {} })
+  t.teardown(() => { delete (prototype as { _allowSynchronousEvents?: unknown })._allowSynchronousEvents })
+  const logged: string[] = []
+  const { url } = await build(t, { heartbeat: { enabled: false }, rest: { auth: 'public' } },
+    { logger: { level: 'warn', stream: { write: (line: string) => { logged.push(line) } } } })
+  for (const uid of ['first', 'second']) {
+    const client = await connect(url('/websocket'))
+    client.send({ type: 'ping', uid })
+    t.same(await within(client.next(), 'the pong'), { type: 'pong', uid })
+    await client.close()
+  }
+  t.match(logged.map(line => JSON.parse(line)), [{ level: 40, pacedReads: false, fragmentCopies: true, msg: /the installed ws changed its receiver/ }])
+  t.equal(logged.length, 1, 'once')
 })
