@@ -2,15 +2,17 @@
 // consumer project of its own, then the plugin imported from ES modules and required from CommonJS and registered on
 // a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
 // bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without;
-// and a second consumer installed without hoisting, on graphql 17, serving /graphql. Not in `npm test` (it packs and
+// a second consumer installed without hoisting, on graphql 17, serving /graphql; and a third that type-checks the
+// README's TypeScript blocks, whose links' anchors are checked against its headings. Not in `npm test` (it packs and
 // installs: `npm run test:package`). The installs prefer npm's cache, which CI's `npm ci` has just filled.
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { anchorsOf, typeScriptFiles } from './readme-blocks.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const installed = (name: string): string =>
@@ -58,6 +60,14 @@ const nestedInstall = run('npm', [
   'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--install-strategy=nested', tarball,
   `fastify@${installed('fastify')}`, 'graphql@17'
 ], nested)
+// The third consumer type-checks the README's TypeScript blocks (its test is at the end), with the packages they import.
+const readme = join(work, 'readme')
+write(join(readme, 'package.json'), JSON.stringify({ name: 'readme', private: true, type: 'module' }))
+const readmeInstall = run('npm', [
+  'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
+  ...['fastify', 'graphql', 'graphql-ws', '@directus/sdk', '@fastify/jwt', '@fastify/websocket', 'get-jwks', 'mercurius',
+    '@types/node', '@types/ws'].map(name => `${name}@${installed(name)}`)
+], readme)
 // The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, and @fastify/jwt for the project
 // of an app that registers its own, at the versions the repository tests with, so that npm's cache has them. Install
 // scripts run, as for a user: argon2 may build itself.
@@ -81,8 +91,9 @@ t.test('the tarball: the built plugin and its documents, nothing else, and nothi
   t.same(shipped.filter(file => /^dist\/cjs\/.+\.json$/.test(file)), ['dist/cjs/package.json'])
 
   // Every relative import, require and declaration reference of the built files, and every relative link of the
-  // documents, lands on a shipped file.
+  // documents, lands on a shipped file, and a link's anchor on a heading of the document it names.
   const dangling: string[] = []
+  const unanchored: string[] = []
   for (const file of shipped) {
     const text = readFileSync(join(packageDir, file), 'utf8')
     if (file.endsWith('.js') && text.includes('sourceMappingURL')) dangling.push(`${file}: a source map comment`)
@@ -93,8 +104,15 @@ t.test('the tarball: the built plugin and its documents, nothing else, and nothi
       const target = join(dirname(file), specifier!).split(sep).join('/')
       if (!shipped.includes(target)) dangling.push(`${file}: ${specifier}`)
     }
+    if (!file.endsWith('.md')) continue
+    for (const [link, path, anchor] of text.matchAll(/\]\((?!https?:|mailto:)([^)\s#]*)#([^)\s]+)\)/g)) {
+      const target = path ? join(dirname(file), path).split(sep).join('/') : file
+      if (!shipped.includes(target)) continue
+      if (!anchorsOf(readFileSync(join(packageDir, target), 'utf8')).has(anchor!)) unanchored.push(`${file}: ${link}`)
+    }
   }
   t.same(dangling, [], 'no import, reference or link to a file the package does not ship')
+  t.same(unanchored, [], "every link's anchor is a heading of the document it names")
 })
 
 // The same checks from both module systems, printed as JSON: the entry it resolves to, the exports, a registration with
@@ -427,4 +445,35 @@ t.test('on graphql 17, a too deep or too aliased document gets an error for its 
   t.same(of('aliased'), [{ id: 'aliased', type: 'error', payload: [{ message: 'Syntax Error: Aliases limit of 15 exceeded, found 16.' }] }])
   t.same(of('after'), [{ id: 'after', type: 'next', payload: { data: { node: null } } }, { id: 'after', type: 'complete' }], 'then answers another')
   t.equal(closed, 1005, 'closed by the client')
+})
+
+// The README's TypeScript blocks, as a user pastes them into an app beside the installed package, checked as the README
+// says a project may be set (nodenext, strict, exactOptionalPropertyTypes, skipLibCheck false, and "DOM" for the
+// SDK's types). A block that no longer compiles against the package (an option renamed, a type changed, a name the
+// block forgot to declare) fails here. Blocks importing a package the consumer does not install are left out: the
+// list is checked, so that a new one is seen.
+const readmeChecked = readmeInstall.then(async ran => {
+  if (ran.code !== 0) return { ran, missing: [] as string[] }
+  const declarations = ['dist/lib/index.d.ts', 'dist/types/index.d.ts'].map(file => readFileSync(join(packageDir, file), 'utf8')).join('\n')
+  const exported = new Set([
+    ...[...declarations.matchAll(/^export (?:declare )?(?:interface|type|const|function|class|enum) (\w+)/gm)].map(match => match[1]!),
+    ...[...declarations.matchAll(/^export (?:type )?\{([^}]+)\}/gm)].flatMap(match => match[1]!.split(','))
+      .map(name => name.trim().replace(/^type /, '').split(/\s+as\s+/).at(-1)!)
+  ])
+  exported.delete('default')
+  const { files, missing } = typeScriptFiles(readFileSync(join(root, 'README.md'), 'utf8'), [...exported].sort(),
+    name => existsSync(join(readme, 'node_modules', name, 'package.json')))
+  for (const [file, code] of Object.entries(files)) write(join(readme, 'blocks', file), code)
+  write(join(readme, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { ...strict, module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'] },
+    include: ['blocks/*.ts']
+  }))
+  return { ran: await queued(process.execPath, [tsc, '-p', join(readme, 'tsconfig.json')], readme), missing }
+})
+
+t.test("the README's TypeScript blocks type-check against the installed package", async t => {
+  const { ran, missing } = await readmeChecked
+  t.equal(ran.stdout + ran.stderr, '', 'no error')
+  t.equal(ran.code, 0)
+  t.same(missing, ['connect-redis', 'redis'], 'the blocks left out import only these')
 })
