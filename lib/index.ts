@@ -12,6 +12,7 @@ import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { GiveBacks } from './stores/give-backs.js'
 import { usePrefix } from './stores/prefixes-in-use.js'
+import type { RedisClient } from './stores/redis-connection.js'
 import { onRegistration, type RegisteredSessionStore } from './stores/sessions/fastify-session.js'
 import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
 import { captureLogLines, levelValuesOf } from './logs/capture.js'
@@ -65,7 +66,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     // ioredis is loaded by the apps that use it only: it is a third of the plugin's load time.
     const { connectRedis, opened, refusedDatabase, warnIfEvicting, within } = await import('./stores/redis-connection.js')
     const redisPrefix = options.redisPrefix ?? 'realtime:'
-    const redis = connectRedis(options.redis, redisPrefix, fastify.log)
+    // The app's client may be of ioredis 6, typed by its own classes: the plugin uses the same of either major
+    // (test/redis/ioredis-6.test.ts).
+    const redis = connectRedis(options.redis as string | RedisClient, redisPrefix, fastify.log)
     fastify.addHook('onClose', () => redis.close())
     // The URL's database, refused by the server before the connection is ready: the sessions would go to database 0.
     let refused: string | null = null

@@ -15,10 +15,12 @@ function valueEnd (bytes: Buffer, from: number): number {
   const type = String.fromCharCode(bytes[from]!)
   const size = Number(bytes.toString('latin1', from + 1, line))
   let end = line + 2
-  if (type === '$' && size >= 0) return end + size + 2 <= bytes.length ? end + size + 2 : -1
-  if (type !== '*') return end
-  // An array (none when null), of any values: a command is one of bulk strings, an answer may nest.
-  for (let i = 0; i < size && end !== -1; i++) end = valueEnd(bytes, end)
+  // Bulk strings; RESP3's verbatim strings and blob errors (ioredis 6 speaks RESP3 where the server does) are alike.
+  if ('$=!'.includes(type) && size >= 0) return end + size + 2 <= bytes.length ? end + size + 2 : -1
+  // An array (none when null), a set or a push of `size` values, a map of `size` pairs: a command is an array of bulk
+  // strings, an answer may nest. Anything else is one line.
+  const values = '*~>'.includes(type) ? size : type === '%' ? 2 * size : 0
+  for (let i = 0; i < values && end !== -1; i++) end = valueEnd(bytes, end)
   return end
 }
 
@@ -84,10 +86,10 @@ export async function replyCuttingProxy (t: Test, port: number): Promise<ReplyCu
         upstream.destroy()
       })
     }
-    // Read value by value once deaf: a push is `*3 $7 message ...` (RESP2, as ioredis speaks).
+    // Read value by value once deaf: a message is `*3 $7 message ...` in RESP2, `>3 $7 message ...` in RESP3.
     let deaf: ((chunk: Buffer) => void) | null = null
     const deafen = () => {
-      deaf = valuesOf((value) => { if (!value.toString('latin1', 0, 16).startsWith('*3\r\n$7\r\nmessage')) client.write(value) })
+      deaf = valuesOf((value) => { if (!/^[*>]3\r\n\$7\r\nmessage/.test(value.toString('latin1', 0, 16))) client.write(value) })
     }
     deafeners.add(deafen)
     // Redis answers a connection's commands in the order they came: the nth answer is the nth command's.

@@ -1,9 +1,11 @@
 // Type tests of the public contract: checked by `tsc --noEmit` (npm test), never run.
 import Fastify from 'fastify'
 import { expectTypeOf } from 'expect-type'
+import { Cluster as Cluster5, Redis as Redis5 } from 'ioredis'
+import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis-6'
 import realtime, {
   MemorySessionStore, RealtimeError, normalizeEmail,
-  type Accountability, type AuthMode, type IssuedTokens, type RealtimeConnection, type RealtimeOptions, type RealtimeUpgrade,
+  type Accountability, type AuthMode, type IoredisClient, type IssuedTokens, type RealtimeConnection, type RealtimeOptions, type RealtimeUpgrade,
   type SessionStore
 } from '../lib/index.js'
 
@@ -68,3 +70,19 @@ expectTypeOf<MemorySessionStore>().toMatchTypeOf<SessionStore>()
 
 // The spelling `verifyCredentials` is handed, for an app to store its users' emails by.
 expectTypeOf(normalizeEmail).toEqualTypeOf<(email: string) => string>()
+
+// `redis`: a URL, or the app's ioredis client or Cluster, of ioredis 5 (the plugin's own) or 6 (what `npm i ioredis`
+// installs now: its classes are not 5's), with RESP3 replies too. What only looks like a client is none.
+await app.register(realtime, { redis: new Redis5(), redisPrefix: 'a:' })
+await app.register(realtime, { redis: new Cluster5([{ host: '127.0.0.1', port: 7000 }]) })
+await app.register(realtime, { redis: new Redis5({ sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'realtime' }) })
+await app.register(realtime, { redis: new Redis6() })
+await app.register(realtime, { redis: new Redis6({ replyMapping: 'resp3' }) })
+await app.register(realtime, { redis: new Cluster6([{ host: '127.0.0.1', port: 7000 }], { redisOptions: { replyMapping: 'resp3' } }) })
+expectTypeOf<IoredisClient>().toMatchTypeOf<NonNullable<RealtimeOptions['redis']>>()
+// @ts-expect-error: a publish is what the runtime check looks for, not a client
+await app.register(realtime, { redis: { publish: async () => 1 } })
+// @ts-expect-error: a pipeline is no client
+await app.register(realtime, { redis: new Redis5().pipeline() })
+// @ts-expect-error: nor is one of ioredis 6
+await app.register(realtime, { redis: new Redis6().multi() })

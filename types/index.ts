@@ -403,6 +403,20 @@ export interface AuthRoutesOptions {
   prefix?: string | undefined
 }
 
+/**
+ * The app's own ioredis client, `Redis` or `Cluster`, of ioredis 5 or 6, as the `redis` option takes it. ioredis's
+ * classes have private members, so each matches only its own declarations, never the app's of the other major (`npm i
+ * ioredis` installs 6): what the plugin uses of one is matched instead, with ioredis 5's signatures where both majors
+ * share them.
+ */
+export type IoredisClient = IoredisClientOf<Redis> | IoredisClientOf<Cluster>
+
+type IoredisClientOf<Client extends Redis | Cluster> = Pick<Client, 'status' | 'isCluster' | 'publish' | 'eval' | 'defineCommand' | 'disconnect'> & NodeJS.EventEmitter & {
+  /** Each major types it its own way (it returns its own class): only there. */
+  duplicate: (...args: never[]) => unknown
+  readonly options: { readonly keyPrefix?: string | undefined }
+}
+
 export interface RealtimeOptions {
   // Fastify's `register` options, typed as Fastify types them (no `| undefined`): `register` takes the options as
   // Fastify's and the plugin's at once, and under `exactOptionalPropertyTypes` the two must agree.
@@ -497,10 +511,10 @@ export interface RealtimeOptions {
   sessionStore?: SessionStore | undefined
   /**
    * Redis to share refresh sessions and revocations between processes: a URL, the app's ioredis client (one server,
-   * or one that Sentinel finds), or the app's ioredis `Cluster` (a Redis Cluster). Without it everything stays in
-   * this process.
+   * or one that Sentinel finds), or the app's ioredis `Cluster` (a Redis Cluster), of ioredis 5 or 6. Without it
+   * everything stays in this process.
    */
-  redis?: string | Redis | Cluster | undefined
+  redis?: string | IoredisClient | undefined
   /** Prefix of every Redis key and channel the plugin uses (default `realtime:`). */
   redisPrefix?: string | undefined
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */

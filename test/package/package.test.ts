@@ -1,10 +1,11 @@
 // The package as a user gets it: `npm pack` (which builds dist/ through `prepack`), the tarball installed into a
 // consumer project of its own, then the plugin imported from ES modules and required from CommonJS and registered on
 // a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
-// bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without;
-// a second consumer installed without hoisting, on graphql 17, serving /graphql; and a third that type-checks the
-// README's TypeScript blocks, whose links' anchors are checked against its headings. Not in `npm test` (it packs and
-// installs: `npm run test:package`). The installs prefer npm's cache, which CI's `npm ci` has just filled.
+// bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without,
+// the app's own ioredis 6 beside the plugin's 5; a second consumer installed without hoisting, on graphql 17, serving
+// /graphql; and a third that type-checks the README's TypeScript blocks, whose links' anchors are checked against its
+// headings. Not in `npm test` (it packs and installs: `npm run test:package`). The installs prefer npm's cache, which
+// CI's `npm ci` has just filled.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
@@ -68,18 +69,22 @@ const readmeInstall = run('npm', [
   ...['fastify', 'graphql', 'graphql-ws', '@directus/sdk', '@fastify/jwt', '@fastify/websocket', 'get-jwks', 'mercurius',
     '@types/node', '@types/ws'].map(name => `${name}@${installed(name)}`)
 ], readme)
-// The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, and @fastify/jwt for the project
-// of an app that registers its own, at the versions the repository tests with, so that npm's cache has them. Install
-// scripts run, as for a user: argon2 may build itself.
+// The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, @fastify/jwt for the project
+// of an app that registers its own, and the app's own ioredis, of 6 (what `npm i ioredis` installs: the plugin's 5
+// goes under it), at the versions the repository tests with, so that npm's cache has them. Install scripts run, as for
+// a user: argon2 may build itself.
 await ok('npm', [
   'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
-  ...['fastify', 'graphql', '@types/node', '@fastify/jwt'].map(name => `${name}@${installed(name)}`)
+  ...['fastify', 'graphql', '@types/node', '@fastify/jwt'].map(name => `${name}@${installed(name)}`),
+  `ioredis@${installed('ioredis-6')}`
 ], consumer)
 t.comment(`installed: ${seconds()}`)
 const packageDir = join(consumer, 'node_modules', 'fastify-realtime')
+// Not what npm nests under the package: its ioredis 5, beside the app's 6.
 const shipped = readdirSync(packageDir, { recursive: true, withFileTypes: true })
   .filter(entry => entry.isFile())
   .map(entry => relative(packageDir, join(entry.parentPath, entry.name)).split(sep).join('/'))
+  .filter(file => !file.startsWith('node_modules/'))
   .sort()
 
 t.test('the tarball: the built plugin and its documents, nothing else, and nothing that points out of it', async t => {
@@ -240,7 +245,8 @@ t.test('require from CommonJS: the CommonJS build, the plugin itself with its na
 // `request.user` on every app). With graphql
 // installed, a schema is graphql's GraphQLSchema (SDL must fail); without it, the same minus the schema must check as well.
 const usageOf = (graphql: boolean) => `import Fastify from 'fastify'
-${graphql ? "import { buildSchema } from 'graphql'\n" : ''}import realtime, { CloseCode, RealtimeError, UserDirectory, redactUrl, type RealtimeApi, type RealtimeOptions } from 'fastify-realtime'
+${graphql ? "import { buildSchema } from 'graphql'\n" : ''}import { Cluster, Redis } from 'ioredis'
+import realtime, { CloseCode, RealtimeError, UserDirectory, redactUrl, type RealtimeApi, type RealtimeOptions } from 'fastify-realtime'
 
 export async function start (): Promise<RealtimeApi> {
   const options: RealtimeOptions = { secret: 'a-packaging-test-secret-of-32-chars!', users: new UserDirectory() }
@@ -251,6 +257,9 @@ export async function start (): Promise<RealtimeApi> {
   await app.register(realtime, { ...fromEnv, rest: false })
   // @ts-expect-error the options are typed: a secret is a string
   await app.register(realtime, { secret: 42 })
+  // The app's own ioredis client and Cluster, of ioredis 6 (the plugin's own is 5).
+  await app.register(realtime, { ...options, redis: new Redis({ lazyConnect: true }) })
+  await app.register(realtime, { ...options, redis: new Cluster([{ host: '127.0.0.1', port: 7000 }], { lazyConnect: true }) })
   // Fastify's register options are options too.
   const built = { secret: process.env.SECRET, prefix: '/api', logLevel: 'warn', rest: { auth: 'public' } } satisfies RealtimeOptions
   await app.register(async (scope) => { await scope.register(realtime, built) })
@@ -342,6 +351,12 @@ export async function start (): Promise<string> {
   return [signed, verified.sub, viaApp, instance.lookupToken.name].join()
 }
 `)
+
+t.test('the app\'s ioredis is 6, the plugin\'s own 5, under it', async t => {
+  const version = (dir: string) => (JSON.parse(readFileSync(join(dir, 'node_modules', 'ioredis', 'package.json'), 'utf8')) as { version: string }).version
+  t.match(version(consumer), /^6\./)
+  t.match(version(packageDir), /^5\./)
+})
 
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 const withGraphql: Promise<Ran>[] = []
