@@ -1,7 +1,8 @@
 // The real clients on the WebSocket they take in Node 22 and later when the app gives them none: the global one,
-// undici's (README "Clients, per mode" and "Testing your app"). graphql-ws works on it as on `ws`; `@directus/sdk` 18
-// does not: it loses frames that arrive together, and a refused upgrade ends its retries (Node 24 and later) or
-// crashes the process (Node 22's undici 6), which is why the README gives it the `NodeWebSocket` in every Node.
+// undici's (README "Clients, per mode" and "Testing your app"). graphql-ws works on it as on `ws`. `@directus/sdk` 18
+// answers pings, expiries and revocations on it, but loses frames that arrive together, and a refused upgrade ends its
+// retries (Node 24 and later) or crashes the process (Node 22's undici 6): the README gives it the `NodeWebSocket` in
+// every Node.
 import { spawn } from 'node:child_process'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -15,10 +16,10 @@ import { referenceSchema } from '../../example/schema.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { GlobalWebSocket, globalWebSocketName } from '../global-websocket.js'
 import realtimePlugin from '../../lib/index.js'
-import { admin, build, fakeClock, secret, until, within } from '../helpers.js'
+import { admin, build, fakeClock, secret, stoppedDate, until, within } from '../helpers.js'
 import { NodeWebSocket } from '../node-websocket.js'
 
-interface Frame { type: string, uid?: string, i?: number }
+interface Frame { type: string, uid?: string, i?: number, status?: string, error?: { code: string } }
 
 /** An app with the auth routes and the reference schema on `/graphql`; `http` is its base URL for the SDK. */
 async function app (t: Test, options: Parameters<typeof build>[1] = {}) {
@@ -77,6 +78,31 @@ t.test(`the SDK on ${globalWebSocketName} answers the heartbeat's JSON pings its
     await within(until(() => !connection.unanswered), `the SDK's pong to ping ${beat}`)
   }
   t.equal(closed, false, 'open across five beats')
+})
+
+t.test(`the SDK on ${globalWebSocketName}: TOKEN_EXPIRED refreshed and answered, then a logout's AUTH_REVOKED`, async t => {
+  // Tokens live a second, on a Date stopped just before the one the first token ends at: it expires when the test
+  // ticks the Date, and the tokens after it never do.
+  const clock = stoppedDate(t)
+  const { http } = await app(t, { accessTokenTtl: '1s' })
+  const client = createDirectus(http, { globals: { WebSocket: GlobalWebSocket } }).with(authentication('json')).with(realtime({ reconnect: false }))
+  t.teardown(() => { client.stopRefreshing(); client.disconnect() })
+  await client.login(admin.email, admin.password)
+  const socket = await client.connect()
+  const arrived: Frame[] = []
+  socket.addEventListener('message', (event: { data: unknown }) => { arrived.push(JSON.parse(String(event.data)) as Frame) })
+  const closes: Array<[number, string]> = []
+  socket.addEventListener('close', (event: { code: number, reason: string }) => { closes.push([event.code, event.reason]) })
+  const auths = () => arrived.filter(frame => frame.type === 'auth').map(frame => frame.status === 'ok' ? 'ok' : frame.error!.code)
+
+  clock.tick(20)
+  await within(until(() => auths().length === 2), 'TOKEN_EXPIRED, then the answer to the SDK\'s re-auth')
+  t.same(auths(), ['TOKEN_EXPIRED', 'ok'], 'the SDK refreshed over HTTP and sent the new token')
+
+  await client.logout()
+  await within(until(() => auths().length === 3), 'AUTH_REVOKED')
+  t.same(auths(), ['TOKEN_EXPIRED', 'ok', 'AUTH_REVOKED'])
+  t.same(closes, [], 'open throughout: the re-auth windows')
 })
 
 t.test(`the SDK on ${globalWebSocketName}: a refused upgrade ends its retries, or its process`, async t => {
