@@ -1,6 +1,6 @@
 // The WebSocket the real clients take in Node when given none: the global one, undici's, from Node 22 on. Node 20
-// has none (without --experimental-websocket): there, undici's own package, which tap's dependencies install (6.x,
-// the undici of Node 22), so the tests of it run on every Node the suite runs on.
+// has none (without --experimental-websocket): there, undici's own package, a devDependency (6.x, the undici of Node
+// 22), so the tests of it run on every Node the suite runs on.
 export const GlobalWebSocket: typeof globalThis.WebSocket =
   globalThis.WebSocket ?? (await import('undici')).WebSocket as unknown as typeof globalThis.WebSocket
 
