@@ -1,7 +1,9 @@
-// The README's `NodeWebSocket` (The three modes, handshake), verbatim: the tests give it to `@directus/sdk` in Node.
+// The README's `NodeWebSocket` (The three modes, handshake), verbatim: the tests give it to `@directus/sdk` in Node
+// (18 and 26).
 import WebSocket from 'ws'
 
-// ws, delivering events as a browser's WebSocket does, which SDK 18 relies on. Node only: browsers need nothing.
+// ws, delivering events as a browser's WebSocket does, which the SDK relies on. In Node, 22 and later too (the SDK's
+// default there, Node's own WebSocket, loses frames and stops retrying, or crashes): browsers need nothing.
 export class NodeWebSocket extends WebSocket {
   #deferred = new Map()
 
@@ -10,7 +12,7 @@ export class NodeWebSocket extends WebSocket {
     super(url, protocols, { allowSynchronousEvents: false })
   }
 
-  // `close` a turn after `error`: ws reports a refused upgrade's (or a missing server's) both in one tick, and SDK 18
+  // `close` a turn after `error`: ws reports a refused upgrade's (or a missing server's) both in one tick, and the SDK
   // then never retries again. Removals find the wrapper, so the SDK's own still work.
   addEventListener (type: any, listener: any, options?: any) {
     if (type !== 'close') return super.addEventListener(type, listener, options)

@@ -66,8 +66,10 @@ const readme = join(work, 'readme')
 write(join(readme, 'package.json'), JSON.stringify({ name: 'readme', private: true, type: 'module' }))
 const readmeInstall = run('npm', [
   'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
-  ...['fastify', 'graphql', 'graphql-ws', '@directus/sdk', '@fastify/jwt', '@fastify/websocket', 'get-jwks', 'mercurius',
-    '@types/node', '@types/ws'].map(name => `${name}@${installed(name)}`)
+  ...['fastify', 'graphql', 'graphql-ws', '@fastify/jwt', '@fastify/websocket', 'get-jwks', 'mercurius',
+    '@types/node', '@types/ws'].map(name => `${name}@${installed(name)}`),
+  // The SDK as `npm i @directus/sdk` installs it now, whose `login` the README writes (npm only warns of its Node 22).
+  `@directus/sdk@${installed('@directus/sdk-26')}`
 ], readme)
 // The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, @fastify/jwt for the project
 // of an app that registers its own, and the app's own ioredis, of 6 (what `npm i ioredis` installs: the plugin's 5
