@@ -29,7 +29,7 @@ export function checkOptionKinds (options: RealtimeOptions): void {
   if (sessionStore != null && !sessionStoreMethods.every(method => isFunction((sessionStore as unknown as Record<string, unknown>)[method]))) {
     fail('sessionStore', `a session store (${sessionStoreMethods.join(', ')})`, sessionStore)
   }
-  if (redis != null && typeof redis !== 'string' && !isFunction((redis as { publish?: unknown }).publish)) {
+  if (redis != null && typeof redis !== 'string' && !isIoredisClient(redis)) {
     fail('redis', 'a URL or an ioredis client', redis)
   }
   // ioredis reads a string that is no redis URL as a socket path, and fails every command after boot: refused now,
@@ -48,6 +48,15 @@ export function checkOptionKinds (options: RealtimeOptions): void {
     // null is unset here too (and publicRole's documented "no role").
     if (value != null && !fits(value)) fail(option, takes, value)
   }
+}
+
+// What the plugin reads of a client: another Redis library's (node-redis has publish, eval and duplicate too, but no
+// status) booted, then answered every login 503.
+const ioredisMethods = ['publish', 'eval', 'duplicate', 'disconnect'] as const
+function isIoredisClient (value: object): boolean {
+  const client = value as Record<string, unknown>
+  return typeof client.status === 'string' && typeof client.isCluster === 'boolean' &&
+    ioredisMethods.every(method => isFunction(client[method]))
 }
 
 const isObject = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)

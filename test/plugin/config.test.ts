@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
+import { createClient } from '@redis/client'
 import realtime, { UserDirectory, type RealtimeOptions, type RealtimeUpgrade } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
 import { secretWeakness } from '../../lib/auth/jwt.js'
@@ -915,6 +916,13 @@ t.test('an option the plugin does not read inside one of its option objects is n
   t.same((await resolveConfig(every)).warnings, [], 'every option it reads')
   t.same((await resolveConfig({ env: {}, secret, rest: false, logs: false, graphql: false, authRoutes: true, attemptLimit: false })).warnings, [],
     'and the options that are no objects where they may be one')
+})
+
+t.test('another Redis library\'s client fails boot, naming the option: node-redis has publish, eval and duplicate too', async (t) => {
+  // It booted, then answered every login 503 (it has no status to wait on, and evals otherwise).
+  const client = createClient({ url: 'redis://127.0.0.1:1' })
+  await bootFails(t, { env: {}, secret, redis: client as never }, /^Invalid configuration: redis must be a URL or an ioredis client \(got object\)$/)
+  t.equal(client.isOpen, false, 'and it is never connected')
 })
 
 t.test('a redis URL whose path is no database number fails boot, naming the option and never echoing the URL', async (t) => {
