@@ -5,30 +5,56 @@
 // imports `./x.js` is checked beside the block that exports those names, written as `x.ts` (provider-keys.ts and
 // token-kind.ts are blocks of the README).
 
-/** A fenced block of the README: its language, the line its code starts on, and its code (de-indented). */
-export interface Block { lang: string, line: number, code: string }
+/**
+ * A fenced block of the README: its language, the line its code starts on, the line of its closing fence (or the
+ * text's last line), and its code (de-indented).
+ */
+export interface Block { lang: string, line: number, end: number, code: string }
 
+/**
+ * The fenced blocks of a Markdown text as CommonMark reads them: a fence is three or more backticks or tildes, its
+ * language the first word of what follows; it ends at a fence of the same character at least as long with nothing
+ * after it, or at the end of the text. (A longer fence can hold a shorter one, as a README showing Markdown does.)
+ */
 export function blocksOf (markdown: string): Block[] {
   const blocks: Block[] = []
-  let open: { lang: string, line: number, indent: string, lines: string[] } | null = null
-  for (const [index, text] of markdown.split('\n').entries()) {
-    const fence = /^(\s*)```(\w*)\s*$/.exec(text)
-    if (open === null && fence) open = { lang: fence[2] || 'text', line: index + 2, indent: fence[1]!, lines: [] }
-    else if (open !== null && /^\s*```\s*$/.test(text)) {
-      const { indent } = open
-      blocks.push({ lang: open.lang, line: open.line, code: open.lines.map(line => line.startsWith(indent) ? line.slice(indent.length) : line).join('\n') })
-      open = null
-    } else if (open !== null) open.lines.push(text)
+  let open: { fence: string, lang: string, line: number, indent: string, lines: string[] } | null = null
+  // Each line loses up to the opening fence's indentation.
+  const close = (block: NonNullable<typeof open>, end: number) => {
+    const code = block.lines.map(line => line.slice(Math.min(block.indent.length, /^\s*/.exec(line)![0].length)))
+    blocks.push({ lang: block.lang, line: block.line, end, code: code.join('\n') })
   }
+  for (const [index, text] of markdown.split('\n').entries()) {
+    if (open === null) {
+      // A backtick fence's info string has no backtick (`` ```a``` `` is inline code).
+      const fence = /^(\s*)(`{3,}(?=[^`]*$)|~{3,})\s*(\S*)/.exec(text)
+      if (fence) open = { fence: fence[2]!, lang: fence[3]!.toLowerCase() || 'text', line: index + 2, indent: fence[1]!, lines: [] }
+      continue
+    }
+    const closing = /^\s*(`{3,}|~{3,})\s*$/.exec(text)
+    if (closing && closing[1]![0] === open.fence[0] && closing[1]!.length >= open.fence.length) {
+      close(open, index + 1)
+      open = null
+    } else open.lines.push(text)
+  }
+  if (open !== null) close(open, markdown.split('\n').length)
   return blocks
+}
+
+/** The lines of a Markdown text outside its fenced blocks. */
+function prose (markdown: string): string {
+  const lines = markdown.split('\n')
+  // From the opening fence (the line before the code) to the closing one.
+  for (const block of blocksOf(markdown)) lines.fill('', block.line - 2, block.end)
+  return lines.join('\n')
 }
 
 /** GitHub's anchor for each heading of a Markdown text (code blocks left out), with its `-1`, `-2` for repeats. */
 export function anchorsOf (markdown: string): Set<string> {
   const anchors = new Set<string>()
   const seen = new Map<string, number>()
-  for (const [, heading] of markdown.replace(/^\s*```[\s\S]*?^\s*```/gm, '').matchAll(/^#{1,6}\s+(.*)$/gm)) {
-    const slug = heading!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+  for (const [, heading] of prose(markdown).matchAll(/^ {0,3}#{1,6}\s+(.*)$/gm)) {
+    const slug = heading!.replace(/\s+#+\s*$/, '').trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
     const repeats = seen.get(slug) ?? 0
     seen.set(slug, repeats + 1)
     anchors.add(repeats === 0 ? slug : `${slug}-${repeats}`)
