@@ -43,7 +43,12 @@ function binariesOf (major) {
     const [{ filename }] = JSON.parse(run('npm', ['pack', `${name}@${version}`, '--json', '--pack-destination', download]))
     run('tar', ['-xzf', join(download, filename), '-C', download, 'package/bin/node'])
     mkdirSync(join(cache, version), { recursive: true })
-    renameSync(join(download, 'package', 'bin'), bin)
+    try {
+      renameSync(join(download, 'package', 'bin'), bin)
+    } catch (error) {
+      // Another run in this checkout (`npm run test:node` twice at once) put the same release there first.
+      if (!existsSync(join(bin, 'node'))) throw error
+    }
   } finally {
     rmSync(download, { recursive: true, force: true })
   }
