@@ -91,6 +91,14 @@ const then = <T, U> (value: Pending<T>, next: (value: T) => Pending<U>): Pending
 // Both @fastify/jwt's request verify and fast-jwt say "expired" in their own words.
 const expiredCodes = new Set(['FAST_JWT_EXPIRED', 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'])
 
+// Module-level, as every handshake verifies a token: closures made per call cost each handshake their allocation.
+const tokenVerified = ({ claims, requestUser }: VerifiedToken): Verified => ({ ok: true, claims, requestUser })
+function tokenRefused (err: unknown): AuthFailure {
+  const code = (err as { code?: string }).code
+  if (code === undefined) return fail('AUTH_FAILED', 'key lookup failed or took too long')
+  return expiredCodes.has(code) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
+}
+
 /**
  * The default `mapClaims`: the user is `id` (else `sub`) in a token this plugin issued (`iss`), `sub` (else `id`) in any
  * other, as a provider's token names its user by `sub` and may carry an `id` of its own; `role`; admin only for a
@@ -375,20 +383,13 @@ export class Authenticator {
   }
 
   #verifyToken (token: string, request: FastifyRequest): Pending<Verified> {
-    const refused = (err: unknown): AuthFailure => {
-      const code = (err as { code?: string }).code
-      if (code === undefined) return fail('AUTH_FAILED', 'key lookup failed or took too long')
-      return expiredCodes.has(code) ? fail('TOKEN_EXPIRED', 'token expired') : fail('AUTH_FAILED', `invalid token (${code})`)
-    }
     try {
       const verified = this.#options.verifyToken(token, request)
       // A key lookup that hangs must not hang the client: past the deadline the token counts as unverified.
-      if (verified instanceof Promise) {
-        return deadline(verified, this.#options.keyLookupMs).then(({ claims, requestUser }) => ({ ok: true as const, claims, requestUser }), refused)
-      }
-      return { ok: true, claims: verified.claims, requestUser: verified.requestUser }
+      if (verified instanceof Promise) return deadline(verified, this.#options.keyLookupMs).then(tokenVerified, tokenRefused)
+      return tokenVerified(verified)
     } catch (err) {
-      return refused(err)
+      return tokenRefused(err)
     }
   }
 
