@@ -52,7 +52,8 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   const { refresh: refreshCookie, session: sessionCookie } = config.cookies
   // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
   const errorHandler = (error: { statusCode?: number, code?: string, message: string }, _request: FastifyRequest, reply: FastifyReply) => {
-    if (error.code?.startsWith('FST_ERR_CTP_')) {
+    // Fastify before 5.5 (the peer range has 5.0) throws a body that is not JSON as JSON.parse's SyntaxError, no code.
+    if (error.code?.startsWith('FST_ERR_CTP_') || (error.statusCode === 400 && error instanceof SyntaxError)) {
       // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status.
       return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
     }

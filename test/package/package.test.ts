@@ -52,7 +52,9 @@ await ok('npm', ['pack', '--silent', '--pack-destination', work], root)
 t.comment(`built and packed: ${seconds()}`)
 const tarball = join(work, readdirSync(work).find(file => file.endsWith('.tgz'))!)
 const consumer = join(work, 'consumer')
-write(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+// With argon2's install script approved, as the README says (npm 11's allowScripts): the install is strict, so a
+// dependency that brings another install script fails it here before it leaves users a notice to review.
+write(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { argon2: true } }))
 // The second consumer installs beside the first (its test is at the end).
 const nested = join(work, 'nested')
 write(join(nested, 'package.json'), JSON.stringify({ name: 'nested', private: true, type: 'module' }))
@@ -74,9 +76,9 @@ const readmeInstall = run('npm', [
 // The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, @fastify/jwt for the project
 // of an app that registers its own, and the app's own ioredis, of 6 (what `npm i ioredis` installs: the plugin's 5
 // goes under it), at the versions the repository tests with, so that npm's cache has them. Install scripts run, as for
-// a user: argon2 may build itself.
+// a user: argon2 builds itself.
 await ok('npm', [
-  'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
+  'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--strict-allow-scripts', tarball,
   ...['fastify', 'graphql', '@types/node', '@fastify/jwt'].map(name => `${name}@${installed(name)}`),
   `ioredis@${installed('ioredis-6')}`
 ], consumer)

@@ -288,6 +288,32 @@ t.test('a body that is not JSON is 400 INVALID_PAYLOAD', async (t) => {
   }
 })
 
+t.test('a body that is not JSON is 400 INVALID_PAYLOAD with the JSON parser of Fastify before 5.5', async (t) => {
+  // Fastify 5.0 to 5.4's default JSON parser, which the routes take (the peer range admits 5.0): JSON.parse's
+  // SyntaxError with statusCode 400, no FST_ERR_CTP_ code (FST_ERR_CTP_INVALID_JSON_BODY came in 5.5).
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.getDefaultJsonParser = () => (_request, body, done) => {
+    if (body.length === 0) return done(Object.assign(new Error('empty'), { code: 'FST_ERR_CTP_EMPTY_JSON_BODY', statusCode: 400 }), undefined)
+    try {
+      done(null, JSON.parse(body as string))
+    } catch (error) {
+      (error as { statusCode?: number }).statusCode = 400
+      done(error as Error, undefined)
+    }
+  }
+  await app.register(realtime, { env: {}, secret, authRoutes: true, users: await directoryOf([admin]) })
+  for (const route of ['login', 'refresh', 'logout']) {
+    const response = await app.inject({
+      method: 'POST', url: `/auth/${route}`, headers: { 'content-type': 'application/json' }, payload: '{"email":'
+    })
+    t.equal(response.statusCode, 400, route)
+    t.match(response.json(), { errors: [{ message: /JSON/, extensions: { code: 'INVALID_PAYLOAD' } }] }, route)
+    t.equal(response.json().errors.length, 1)
+  }
+  t.equal((await post(app, '/auth/login', admin)).statusCode, 200, 'a JSON body still logs in')
+})
+
 t.test('an unsupported content type is refused in the Directus error shape', async (t) => {
   const { app } = await withRoutes(t)
   const response = await app.inject({
