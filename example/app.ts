@@ -8,6 +8,7 @@ import { demoPage } from './demo/plugin.js'
 import { providerJwt } from './identity-provider.js'
 import { RateLimitedLog } from './rate-limited-log.js'
 import { readUsersFile } from './users-file.js'
+import { trustProxy } from './trust-proxy.js'
 import { isProduction } from '../lib/production.js'
 import { maxEmailLength, maxPasswordLength } from '../lib/auth/credential-bounds.js'
 import fastifyJwt from '@fastify/jwt'
@@ -38,6 +39,8 @@ export async function buildReferenceServer (
   if (env.JWKS_URL && !isHttpUrl(env.JWKS_URL)) throw new InvalidConfigError('JWKS_URL must be an http:// or https:// URL')
   if (env.JWT_TOKEN_TYPE && env.JWT_TOKEN_TYPE !== 'at+jwt') throw new InvalidConfigError('JWT_TOKEN_TYPE must be at+jwt (RFC 9068), or unset')
   const app = Fastify({
+    // Behind a proxy: the client's address and scheme, from the headers the proxy sets.
+    trustProxy: trustProxy(env),
     logger: {
       level,
       stream: options.logStream,
