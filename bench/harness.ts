@@ -14,6 +14,12 @@ const serverScript = fileURLToPath(new URL('./server-process.js', import.meta.ur
 const loadScript = fileURLToPath(new URL('./load.js', import.meta.url))
 const startupScript = fileURLToPath(new URL('./startup.js', import.meta.url))
 
+/**
+ * BENCH_NODE_FLAGS="--no-opt --no-maglev": Node and V8 flags for every server process (and the startup probes), to see
+ * what a V8 setting does to the servers alone; the load workers are threads of this process, which takes its own.
+ */
+const serverFlags = () => (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
+
 /** A server in its own process. */
 export class ServerHandle {
   readonly kind: ServerKind
@@ -38,7 +44,7 @@ export class ServerHandle {
   static start (kind: ServerKind): Promise<ServerHandle> {
     // BENCH_CPU_PROF=dir writes a V8 CPU profile of every server process there (node --cpu-prof).
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`] : []
-    const child = fork(serverScript, [kind], { execArgv: ['--expose-gc', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(serverScript, [kind], { execArgv: ['--expose-gc', ...serverFlags(), ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the ${kind} server did not start in 20 s`)), 20_000)
       child.once('exit', (code) => reject(new Error(`the ${kind} server exited with ${code}`)))
@@ -161,7 +167,7 @@ export async function startupMemory (runs = 3): Promise<StartupMemory> {
   const samples = new Map<StartupKind, number[]>(kinds.map(kind => [kind, []]))
   for (let run = 0; run < runs; run++) {
     for (const kind of run % 2 === 0 ? kinds : [...kinds].reverse()) {
-      const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', startupScript, kind])
+      const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', ...serverFlags(), startupScript, kind])
       samples.get(kind)!.push((JSON.parse(stdout) as { rss: number }).rss)
     }
   }

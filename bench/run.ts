@@ -5,6 +5,7 @@
 //   BENCH_QUICK=1            fewer rounds and sockets, to try things out
 //   BENCH_ROUNDS=<n>         alternating rounds per throughput goal (default 16): more for steadier medians
 //   BENCH_CPU_PROF=<dir>     a V8 CPU profile of every server process
+//   BENCH_NODE_FLAGS=<flags> Node/V8 flags for every server process, e.g. "--no-opt --no-maglev"
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
