@@ -13,6 +13,7 @@ import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
 import { upgradePaths } from './upgrade-paths.js'
+import { unaddressedClientsWarning } from './unaddressed-clients.js'
 
 // Node's flag on a request it handed to the 'upgrade' listeners (@types/node 20 leaves it out).
 type Upgrading = IncomingMessage & { upgrade?: boolean }
@@ -91,6 +92,7 @@ export class RouteScope {
         this.#paths.add(route.url)
         if (route.routePath === '') this.#paths.add(`${route.url}/`)
       })
+      scope.addHook('onRequest', unaddressedClientsWarning(fastify.log))
       for (const add of this.#routes) add(scope)
     }, registered)
 

@@ -1,0 +1,74 @@
+// An app listening on a unix socket behind a proxy (nginx's `proxy_pass http://unix:...`): its requests carry no client
+// address, so without a trustProxy that reads the proxy's X-Forwarded-For every client is one to the attempt limits.
+// The plugin says so once, on the app's logger.
+import t, { type Test } from 'tap'
+import { request } from 'node:http'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import realtime from '../../lib/index.js'
+import { admin, secret } from '../helpers.js'
+
+const warning = /^requests reach the app on a unix socket \(.*app\.sock\) with no client address: every client is one to the attempt limits and connLimitPerAddress\. Set Fastify's trustProxy to \(address, hop\) => hop === 0/
+
+async function listening (t: Test, serverOptions: FastifyServerOptions, on: 'unix' | 'tcp') {
+  const warnings: string[] = []
+  const app = Fastify({ ...serverOptions, logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
+  t.teardown(() => app.close())
+  await app.register(realtime, { env: {}, secret, users: [admin], authRoutes: true })
+  // Requests before any listen (inject's, injectWS's) say nothing of the server's connections.
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: {} })).statusCode, 400)
+  const dir = mkdtempSync(join(tmpdir(), 'unaddressed-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const socketPath = join(dir, 'app.sock')
+  if (on === 'unix') await app.listen({ path: socketPath })
+  else await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = on === 'tcp' ? (app.server.address() as { port: number }).port : undefined
+  /** A login from `client`, as a proxy that appends X-Forwarded-For forwards it. */
+  const login = (client: string, password: string, email = admin.email) => new Promise<number>((resolve, reject) => {
+    const body = JSON.stringify({ email, password })
+    const req = request({
+      ...(on === 'unix' ? { socketPath } : { host: '127.0.0.1', port }),
+      agent: false,
+      method: 'POST',
+      path: '/auth/login',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': client }
+    }, response => { response.resume(); response.on('end', () => resolve(response.statusCode!)) })
+    req.on('error', reject)
+    req.end(body)
+  })
+  return { warnings, login }
+}
+
+/** Ten wrong passwords from one client (for another email: the admin's has its own limit), then a login from another. */
+async function guessesThenLogin (login: (client: string, password: string, email?: string) => Promise<number>) {
+  for (let i = 0; i < 10; i++) await login('192.0.2.66', 'wrong password', 'someone@example.com')
+  return login('192.0.2.7', admin.password)
+}
+
+t.test('on a unix socket without trustProxy every client is one: the plugin warns once', async t => {
+  const { warnings, login } = await listening(t, {}, 'unix')
+  t.equal(await guessesThenLogin(login), 429, "one client's guesses lock the other out")
+  t.equal(warnings.length, 1, 'said once')
+  t.match(warnings[0], warning)
+})
+
+t.test('a trustProxy of addresses never applies on a unix socket (the proxy has none): the same warning', async t => {
+  const { warnings, login } = await listening(t, { trustProxy: '127.0.0.1' }, 'unix')
+  t.equal(await guessesThenLogin(login), 429)
+  t.match(warnings, [warning])
+})
+
+t.test('on a unix socket with trustProxy taking the hop the proxy appended: each client its own, nothing said', async t => {
+  const { warnings, login } = await listening(t, { trustProxy: (_address: string, hop: number) => hop === 0 }, 'unix')
+  t.equal(await guessesThenLogin(login), 200, 'the other client logs in')
+  t.equal(await login('192.0.2.66', admin.password), 429, 'the guessing one is locked out')
+  t.same(warnings, [])
+})
+
+t.test('on TCP, nothing said', async t => {
+  const { warnings, login } = await listening(t, {}, 'tcp')
+  t.equal(await login('192.0.2.7', admin.password), 200)
+  t.same(warnings, [])
+})
