@@ -1,6 +1,6 @@
-// An app listening on a unix socket behind a proxy (nginx's `proxy_pass http://unix:...`): its requests carry no client
-// address, so without a trustProxy that reads the proxy's X-Forwarded-For every client is one to the attempt limits.
-// The plugin says so once, on the app's logger.
+// Behind a proxy, an app without Fastify's trustProxy, or listening on a unix socket (nginx's `proxy_pass
+// http://unix:...`) without a trustProxy that reads the hop the proxy appended, takes every client for one to the
+// attempt limits. The plugin says so once, on the app's logger, at the first forwarded request.
 import t, { type Test } from 'tap'
 import { request } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -26,14 +26,15 @@ async function listening (t: Test, serverOptions: FastifyServerOptions, on: 'uni
   else await app.listen({ host: '127.0.0.1', port: 0 })
   const port = on === 'tcp' ? (app.server.address() as { port: number }).port : undefined
   /** A login from `client`, as a proxy that appends X-Forwarded-For forwards it. */
-  const login = (client: string, password: string, email = admin.email) => new Promise<number>((resolve, reject) => {
+  /** `client` undefined: a request from no proxy. */
+  const login = (client: string | undefined, password: string, email = admin.email) => new Promise<number>((resolve, reject) => {
     const body = JSON.stringify({ email, password })
     const req = request({
       ...(on === 'unix' ? { socketPath } : { host: '127.0.0.1', port }),
       agent: false,
       method: 'POST',
       path: '/auth/login',
-      headers: { 'content-type': 'application/json', 'x-forwarded-for': client }
+      headers: { 'content-type': 'application/json', ...(client === undefined ? {} : { 'x-forwarded-for': client }) }
     }, response => { response.resume(); response.on('end', () => resolve(response.statusCode!)) })
     req.on('error', reject)
     req.end(body)
@@ -42,13 +43,15 @@ async function listening (t: Test, serverOptions: FastifyServerOptions, on: 'uni
 }
 
 /** Ten wrong passwords from one client (for another email: the admin's has its own limit), then a login from another. */
-async function guessesThenLogin (login: (client: string, password: string, email?: string) => Promise<number>) {
+async function guessesThenLogin (login: (client: string | undefined, password: string, email?: string) => Promise<number>) {
   for (let i = 0; i < 10; i++) await login('192.0.2.66', 'wrong password', 'someone@example.com')
   return login('192.0.2.7', admin.password)
 }
 
 t.test('on a unix socket without trustProxy every client is one: the plugin warns once', async t => {
   const { warnings, login } = await listening(t, {}, 'unix')
+  t.equal(await login(undefined, admin.password), 200)
+  t.same(warnings, [], 'a request from no proxy decides nothing')
   t.equal(await guessesThenLogin(login), 429, "one client's guesses lock the other out")
   t.equal(warnings.length, 1, 'said once')
   t.match(warnings[0], warning)
@@ -67,8 +70,22 @@ t.test('on a unix socket with trustProxy taking the hop the proxy appended: each
   t.same(warnings, [])
 })
 
-t.test('on TCP, nothing said', async t => {
+const forwardedWarning = /^requests reach the app with X-Forwarded-For, and Fastify's trustProxy is off: behind a proxy every client is the proxy to the attempt limits and connLimitPerAddress, .* set trustProxy to the proxy's address$/
+
+t.test('on TCP behind a proxy without trustProxy every client is the proxy: the plugin warns once', async t => {
   const { warnings, login } = await listening(t, {}, 'tcp')
-  t.equal(await login('192.0.2.7', admin.password), 200)
-  t.same(warnings, [])
+  t.equal(await login(undefined, admin.password), 200)
+  t.same(warnings, [], 'a request from no proxy decides nothing')
+  t.equal(await guessesThenLogin(login), 429, "one client's guesses lock the other out")
+  t.equal(warnings.length, 1, 'said once')
+  t.match(warnings[0], forwardedWarning)
+})
+
+t.test('on TCP with trustProxy naming the proxy, or with no proxy: nothing said', async t => {
+  const proxied = await listening(t, { trustProxy: '127.0.0.1' }, 'tcp')
+  t.equal(await guessesThenLogin(proxied.login), 200)
+  t.same(proxied.warnings, [])
+  const direct = await listening(t, {}, 'tcp')
+  for (let i = 0; i < 3; i++) t.equal(await direct.login(undefined, admin.password), 200)
+  t.same(direct.warnings, [])
 })
