@@ -5,6 +5,13 @@
 // NAT64 (64:ff9b::192.0.2.1) and Teredo (the client's address inverted) stand for that IPv4 client.
 import { isIP } from 'node:net'
 import ipaddr from 'ipaddr.js'
+import type { FastifyRequest } from 'fastify'
+
+/**
+ * `request.ip`, or undefined for a request over no socket (injectWS's): Fastify's trustProxy reads the socket's
+ * address first, and throws without one (the upgrade failed).
+ */
+export const requestIp = (request: FastifyRequest): string | undefined => request.raw.socket == null ? undefined : request.ip
 
 /**
  * The address of a client whose socket has none to read: its connection reset before the address was first asked

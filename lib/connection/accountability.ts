@@ -1,5 +1,6 @@
 // Building accountabilities: the one place an identity meets the client it came from.
 import type { FastifyRequest } from 'fastify'
+import { requestIp } from '../client-network.js'
 import type { Accountability, Identity } from '../../types/index.js'
 
 /**
@@ -17,7 +18,7 @@ export class ClientInfo {
   constructor (request: FastifyRequest) {
     this.request = request
     // With X-Forwarded-For, `request.ip` applies the app's trustProxy setting: that answer is taken now.
-    this.#ip = request.headers['x-forwarded-for'] !== undefined ? request.ip : undefined
+    this.#ip = request.headers['x-forwarded-for'] !== undefined ? requestIp(request) ?? null : undefined
   }
 
   get userAgent (): string | null {

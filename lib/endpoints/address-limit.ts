@@ -2,7 +2,7 @@
 // place the connection limits leave, nor every file descriptor the process has.
 import type { Socket } from 'node:net'
 import type { FastifyRequest } from 'fastify'
-import { clientNetwork } from '../client-network.js'
+import { clientNetwork, requestIp, unknownAddress } from '../client-network.js'
 
 export class AddressLimit {
   readonly #limit: number
@@ -17,7 +17,7 @@ export class AddressLimit {
   /** Counts the upgrade's socket against its client's network until its TCP connection closes; false past the limit. */
   take (request: FastifyRequest, socket: Socket): boolean {
     if (this.#limit === Infinity) return true
-    const network = clientNetwork(request.ip)
+    const network = clientNetwork(requestIp(request) ?? unknownAddress)
     const open = this.#open.get(network) ?? 0
     if (open >= this.#limit) return false
     this.#open.set(network, open + 1)

@@ -29,8 +29,9 @@ export function startHeartbeat (registry: Registry, periodMs: number, slice = be
   const timer = setInterval(() => {
     // A beat visits as many sockets as were open when it started. Unbounded, a walk meeting sockets that open faster
     // than it goes would run into the next beat, whose walk would ping a socket a moment after this one did and close
-    // it before its pong could come. For the same reason a walk still going when the next beat starts ends there.
-    clearTimeout(next)
+    // it before its pong could come. For the same reason a beat that finds a walk still going (timers run 1 ms apart at
+    // the least, and sends take time) lets it end: cut there, every walk stopped at the same place, its tail never pinged.
+    if (next !== undefined) return
     let left = registry.size
     const pauseMs = periodMs * beatSpread / Math.ceil(left / slice)
     // A live walk over the registry, not a list made at the start: a socket that closes during the beat is skipped,

@@ -51,9 +51,12 @@ function sendFailure (reply: FastifyReply, failure: AuthFailure) {
 export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, config: Pick<Config, 'cookies' | 'refreshTokenTtlMs'> & { prefix: string }): void {
   const { refresh: refreshCookie, session: sessionCookie } = config.cookies
   // Directus's shape for bad bodies too: 400 with INVALID_PAYLOAD, not Fastify's default.
+  // The errors of the routes' JSON parser: the body's fault, whatever their kind.
+  const parseErrors = new WeakSet<object>()
   const errorHandler = (error: { statusCode?: number, code?: string, message: string }, _request: FastifyRequest, reply: FastifyReply) => {
-    // Fastify before 5.5 (the peer range has 5.0) throws a body that is not JSON as JSON.parse's SyntaxError, no code.
-    if (error.code?.startsWith('FST_ERR_CTP_') || (error.statusCode === 400 && error instanceof SyntaxError)) {
+    // Fastify before 5.5 (the peer range has 5.0) throws a body that is not JSON as JSON.parse's SyntaxError, no code:
+    // the routes' parser marks its errors, as an app's hook may throw a SyntaxError with statusCode 400 of its own.
+    if (error.code?.startsWith('FST_ERR_CTP_') || parseErrors.has(error)) {
       // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status.
       return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
     }
@@ -126,7 +129,13 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
     // CORS preflight, and would log a browser in as the form's author (login CSRF), or out.
     routes.removeAllContentTypeParsers()
-    routes.addContentTypeParser('application/json', { parseAs: 'string' }, routes.getDefaultJsonParser('error', 'error'))
+    const parseJson = routes.getDefaultJsonParser('error', 'error')
+    routes.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
+      parseJson(request, body, (error, value) => {
+        if (error) parseErrors.add(error)
+        done(error, value)
+      })
+    })
 
     const tokenFields = bodyFields(tokenBody)
     routes.post<{ Body: { email: string, password: string, otp?: string, mode?: Mode } }>('/login', { bodyLimit: authBodyLimit, preValidation: bodyFields(loginBody) },

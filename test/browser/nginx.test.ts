@@ -3,7 +3,7 @@
 // over HTTP/1.1), and the demo page logs in and opens its sockets through it. Needs nginx and openssl (.ci/run
 // installs them); without them the test fails and says so, as the other browser tests do without Chromium.
 import { execFileSync, spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect as tcpConnect, createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -31,14 +31,15 @@ async function freePort (): Promise<number> {
   return port
 }
 
-/** Resolves once something accepts connections on the port: nginx has started. */
-async function accepting (port: number): Promise<void> {
+/** Resolves once something accepts connections on the port (nginx has started), false once nginx has exited. */
+async function accepting (port: number, running: () => boolean): Promise<boolean> {
   for (;;) {
+    if (!running()) return false
     const open = await new Promise<boolean>(resolve => {
       const socket = tcpConnect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) })
       socket.on('error', () => resolve(false))
     })
-    if (open) return
+    if (open) return true
     await new Promise(resolve => setTimeout(resolve, 20))
   }
 }
@@ -51,7 +52,17 @@ async function startNginx (t: Test, appPort: number): Promise<{ http1: number, h
   const block = blocksOf(readFileSync('README.md', 'utf8')).find(block => block.lang === 'nginx')!.code
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
     '-subj', `/CN=${host}`, '-addext', `subjectAltName=DNS:${host}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
-  const [http1, http2] = [await freePort(), await freePort()]
+  // A port found free may be taken before nginx binds it (tap runs two files at once): then nginx starts again.
+  for (let attempt = 1; ; attempt++) {
+    const ports = { http1: await freePort(), http2: await freePort() }
+    const failure = await nginxOn(t, dir, block, appPort, ports)
+    if (failure === null) return ports
+    if (attempt === 3 || !failure.includes('Address already in use')) throw new Error(`nginx exited: ${failure}`)
+  }
+}
+
+/** nginx on `ports` until the test ends: null once it accepts connections, else why it exited. */
+async function nginxOn (t: Test, dir: string, block: string, appPort: number, { http1, http2 }: { http1: number, http2: number }): Promise<string | null> {
   const server = (listen: string) => block
     .replace('listen 443 ssl;', listen)
     .replace('# ssl_certificate ...; ssl_certificate_key ...;', `ssl_certificate ${join(dir, 'cert.pem')}; ssl_certificate_key ${join(dir, 'key.pem')};`)
@@ -74,17 +85,24 @@ ${rest.join('\n\n')}
 ${server(`listen 127.0.0.1:${http2} ssl http2;`).split('\n\n').slice(1).join('\n\n')}
 }
 `)
-  const nginx = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log')], { stdio: 'ignore' })
-  const exited = new Promise(resolve => nginx.once('exit', resolve))
+  // What nginx says before it opens its error log (a configuration it refuses) goes to stderr.
+  const nginx = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  nginx.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  let running = true
+  const exited = new Promise(resolve => nginx.once('close', () => { running = false; resolve(undefined) }))
   t.teardown(async () => {
     nginx.kill('SIGTERM')
     await exited
   })
-  await Promise.race([
-    Promise.all([accepting(http1), accepting(http2)]),
-    exited.then(() => { throw new Error(`nginx exited: ${readFileSync(join(dir, 'error.log'), 'utf8')}`) })
-  ])
-  return { http1, http2 }
+  // nginx writes its pid once it has bound every port (until then a port may be another process's).
+  const alive = () => running
+  while (alive() && !existsSync(join(dir, 'nginx.pid'))) await new Promise(resolve => setTimeout(resolve, 20))
+  const started = await Promise.all([accepting(http1, alive), accepting(http2, alive)])
+  if (started.every(Boolean) && running) return null
+  await exited
+  const log = join(dir, 'error.log')
+  return `${stderr}${existsSync(log) ? readFileSync(log, 'utf8') : ''}`
 }
 
 t.test('the README\'s nginx block: the demo page logs in and opens its sockets over https, HTTP/1.1 and HTTP/2', async t => {

@@ -60,3 +60,14 @@ t.test('a TRUST_PROXY that names no proxy, or every hop, fails boot naming TRUST
       { code: invalid, message: `Invalid configuration: TRUST_PROXY must be the proxy's addresses or CIDR ranges, comma-separated: ${problem}` }, value)
   }
 })
+
+// Express's and Fastify's docs take a number of hops (`trust proxy 1`); as a string, Fastify reads `1` as the address
+// 0.0.0.1: the reference server booted trusting no proxy, every client the proxy again, and said nothing.
+t.test('a TRUST_PROXY hop count fails boot: read as an address it trusted none', async t => {
+  for (const value of ['1', '127.0.0.1, 2']) {
+    await t.rejects(start(t, { ...baseEnv, TRUST_PROXY: value }), {
+      code: invalid,
+      message: /^Invalid configuration: TRUST_PROXY must be the proxy's addresses or CIDR ranges, comma-separated: \d is a hop count, not an address/
+    }, value)
+  }
+})

@@ -314,6 +314,25 @@ t.test('a body that is not JSON is 400 INVALID_PAYLOAD with the JSON parser of F
   t.equal((await post(app, '/auth/login', admin)).statusCode, 200, 'a JSON body still logs in')
 })
 
+t.test('a SyntaxError with statusCode 400 from the app\'s own hook is the app\'s to answer, not INVALID_PAYLOAD', async (t) => {
+  // Only the routes' JSON parser's errors are the body's fault: one from an app's hook (a JSON header it parses) goes
+  // to the app's error handler, as every other error of its hooks does.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.setErrorHandler((error, _request, reply) => reply.code(400).send({ app: (error as Error).message }))
+  app.addHook('onRequest', async (request) => {
+    try {
+      JSON.parse(request.headers['x-client-context'] as string)
+    } catch (error) {
+      throw Object.assign(error as Error, { statusCode: 400 })
+    }
+  })
+  await app.register(realtime, { env: {}, secret, authRoutes: true, users: await directoryOf([admin]) })
+  const response = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'x-client-context': '{"tenant":' }, payload: admin })
+  t.equal(response.statusCode, 400)
+  t.match(response.json(), { app: /JSON/ }, 'the app\'s error handler answered')
+})
+
 t.test('an unsupported content type is refused in the Directus error shape', async (t) => {
   const { app } = await withRoutes(t)
   const response = await app.inject({

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
 import realtime from '../../lib/index.js'
 import { admin, secret } from '../helpers.js'
 
@@ -88,4 +89,36 @@ t.test('on TCP with trustProxy naming the proxy, or with no proxy: nothing said'
   const direct = await listening(t, {}, 'tcp')
   for (let i = 0; i < 3; i++) t.equal(await direct.login(undefined, admin.password), 200)
   t.same(direct.warnings, [])
+})
+
+// Injected requests are no connection of the server's: after listen too, they neither warn nor stand for one. An
+// injectWS request has no socket at all, and with a trustProxy reading its address threw (500) as the hook read it.
+t.test('on a unix socket, inject and injectWS after listen: the warning waits for a connection of the server', async t => {
+  for (const [trustProxy, injectFirst] of [[undefined, true], [undefined, false], [(_address: string, hop: number) => hop === 0, false]] as const) {
+    const warnings: string[] = []
+    const app = Fastify({ trustProxy, logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg) } } } })
+    t.teardown(() => app.close())
+    await app.register(realtime, { env: {}, secret, users: [admin], authRoutes: true })
+    await app.register(fastifyWebsocket)
+    const dir = mkdtempSync(join(tmpdir(), 'unaddressed-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const socketPath = join(dir, 'app.sock')
+    await app.listen({ path: socketPath })
+    // Forwarded, as a test of an app behind a proxy would send them.
+    const headers = { 'x-forwarded-for': '192.0.2.9' }
+    const injected = async () => t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: {}, headers })).statusCode, 400)
+    if (injectFirst) await injected()
+    const ws = await app.injectWS('/websocket', { headers })
+    ws.terminate()
+    await injected()
+    t.same(warnings, [], `${typeof trustProxy}: nothing said of injected requests`)
+    const status = await new Promise<number>((resolve, reject) => {
+      request({ socketPath, agent: false, method: 'POST', path: '/auth/login', headers: { 'x-forwarded-for': '192.0.2.7' } }, response => {
+        response.resume()
+        resolve(response.statusCode!)
+      }).on('error', reject).end()
+    })
+    t.equal(status, 400)
+    t.equal(warnings.length, trustProxy === undefined ? 1 : 0, `${typeof trustProxy}: the first connection's request decides`)
+  }
 })

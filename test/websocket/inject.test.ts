@@ -31,3 +31,21 @@ t.test('injectWS: handshake, ping and expiry-free close without a listening serv
   t.equal(app.realtime.connections()[0].accountability.ip, null, 'no socket address under injection')
   ws.terminate()
 })
+
+t.test('injectWS with X-Forwarded-For under trustProxy: the socket opens, with no address (it has no socket to trust)', async t => {
+  // Fastify's trustProxy reads the socket's address before the header, and threw: the upgrade failed.
+  const app = Fastify({ trustProxy: '127.0.0.1' })
+  await app.register(fastifyWebsocket)
+  await app.register(realtime, { env: {}, secret, heartbeat: { enabled: false }, rest: { auth: 'public' }, connLimitPerAddress: 2 })
+  t.teardown(() => app.close())
+  await app.ready()
+  let answered!: (frame: unknown) => void
+  const pong = new Promise(resolve => { answered = resolve })
+  const ws: WebSocket = await app.injectWS('/websocket', { headers: { 'x-forwarded-for': '192.0.2.9' } }, {
+    onInit (socket) { socket.on('message', (data) => { answered(JSON.parse(data.toString())) }) }
+  })
+  ws.send(JSON.stringify({ type: 'ping', uid: 1 }))
+  t.same(await pong, { type: 'pong', uid: 1 })
+  t.equal(app.realtime.connections()[0].accountability.ip, null)
+  ws.terminate()
+})
