@@ -518,6 +518,7 @@ export class Authenticator {
     // gets no session from it, and its tokens read as issued then. The store's `checkBegan` says the same where this
     // process has not heard of the revocation yet.
     const checkedFrom = Date.now()
+    const heardBefore = this.#options.revocations.heard
     // Aborted once the login has failed for want of something other than the credential, after its check: a one-time
     // code the check used up is given back, for the client's retry (`CredentialCheck`).
     const abandoned = new AbortController()
@@ -544,7 +545,7 @@ export class Authenticator {
     }
     if (!identity) return fail('INVALID_CREDENTIALS', 'wrong email, password or otp')
     try {
-      const result = await this.#checkedLogin(credential, at, identity, checkedFrom, checkBegan)
+      const result = await this.#checkedLogin(credential, at, identity, this.#checkStart(identity.user, checkedFrom, heardBefore), checkBegan)
       if (!result.ok && result.code === 'SERVICE_UNAVAILABLE') abandoned.abort()
       return result
     } catch (err) {
@@ -627,6 +628,16 @@ export class Authenticator {
    * Whether `user` was revoked since a credential check began at `checkedFrom`, by this process or another (the
    * revocation feed): what the check proved no longer holds (a password changed, then revokeUser).
    */
+  /**
+   * When a login's check began, for its user's revocations: a revocation this process had taken in before then, stamped
+   * in the same millisecond, came before it (a login right after `revokeUser` returned, as an app's password change
+   * logs the user in again): the check counts from the millisecond after, or it would be refused as revoked meanwhile.
+   */
+  #checkStart (user: string, checkedFrom: number, heardBefore: number): number {
+    const { revocations } = this.#options
+    return revocations.userRevokedAt(user) === checkedFrom && revocations.knewOfUser(user, heardBefore) ? checkedFrom + 1 : checkedFrom
+  }
+
   #revokedSince (user: string, checkedFrom: number): boolean {
     return (this.#options.revocations.userRevokedAt(user) ?? -Infinity) >= checkedFrom
   }

@@ -4,7 +4,9 @@
 // its process (memory) knows the revocations made since it started only (`predates`).
 export class Revocations {
   readonly #until = new Map<string, number>()
-  readonly #users = new Map<string, { at: number, until: number }>()
+  readonly #users = new Map<string, { at: number, until: number, heard: number }>()
+  /** How many user revocations this process has taken in: what a login's check knew of as it began. */
+  #heard = 0
   /** How many entries the last clean-up kept: the next one waits until there are twice as many. */
   #kept = 0
   /** When the last of those has lapsed (epoch milliseconds): the next clean-up waits no longer. */
@@ -57,7 +59,17 @@ export class Revocations {
     // One that has lapsed, not forgotten yet, counts for nothing: its time is not merged into the new one.
     const known = this.#users.get(user)
     const live = known !== undefined && known.until > Date.now() ? known : undefined
-    this.#users.set(user, { at: Math.max(at, live?.at ?? 0), until: Math.max(until, at + this.#tokenLifeMs, live?.until ?? 0) })
+    this.#users.set(user, { at: Math.max(at, live?.at ?? 0), until: Math.max(until, at + this.#tokenLifeMs, live?.until ?? 0), heard: ++this.#heard })
+  }
+
+  /** A mark of the user revocations taken in so far, for `knewOfUser`. */
+  get heard (): number {
+    return this.#heard
+  }
+
+  /** Whether the revocation in force of `user` (`userRevokedAt`) was taken in, as it stands, by the time `heard` was read. */
+  knewOfUser (user: string, heard: number): boolean {
+    return this.#users.get(user)!.heard <= heard
   }
 
   /** How long a revocation of a user lasts at least, from its `at`: the longest token life `tokenLived` was told. */

@@ -680,3 +680,36 @@ t.test('a session id of the app\'s that reads like a user\'s revocation is revok
   t.same(await whoIs(bobSocket, 'bob'), { type: 'whoami', uid: 'bob', user: 'bob' }, 'bob is not revoked')
   await Promise.all([ofSession.close(), bobSocket.close()])
 })
+
+t.test('a login right after revokeUser returned (an app\'s password change logging the user in again) gets a session whose tokens work', async t => {
+  // Stamped in the same millisecond as the login's check began, the revocation read as made during the check: 126 of
+  // 200 such logins were refused (INVALID_CREDENTIALS), in memory, where nothing else takes a millisecond.
+  const { app } = await build(t, { users: [admin], authRoutes: true, attemptLimit: { points: 1_000 } })
+  const user = (app.realtime.jwt.decode((await app.realtime.login(admin)).access_token) as { id: string }).id
+  let refused = 0
+  let untrusted = 0
+  for (let i = 0; i < 100; i++) {
+    await app.realtime.revokeUser(user)
+    const issued = await app.realtime.login(admin).catch(() => null)
+    if (issued === null) refused++
+    else if (app.realtime.trusted({ log: app.log } as never, app.realtime.jwt.verify(issued.access_token)) !== true) untrusted++
+    const refreshed = issued && await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: issued.refresh_token } })
+    if (refreshed && refreshed.statusCode !== 200) untrusted++
+  }
+  t.equal(refused, 0, 'none refused')
+  t.equal(untrusted, 0, 'and every access token is trusted, every refresh token refreshes')
+})
+
+t.test('a revokeUser stamped in the millisecond a login\'s check began, made while it ran: the login is refused', async t => {
+  // The Date stopped: every stamp is the same millisecond. Known before the check began counts it after; made during
+  // it, the check proves nothing past it.
+  stoppedDate(t, 500)
+  const { app } = await build(t, {
+    authRoutes: true,
+    verifyCredentials: async () => {
+      await app.realtime.revokeUser(alice.user)
+      return alice
+    }
+  })
+  await t.rejects(app.realtime.login({ email: 'alice@example.com', password: 'p' }), { code: 'INVALID_CREDENTIALS' })
+})
