@@ -6,6 +6,7 @@
 // said once, on the app's logger.
 import { Socket } from 'node:net'
 import type { FastifyBaseLogger, onRequestHookHandler } from 'fastify'
+import { requestIp } from '../client-network.js'
 
 export function unaddressedClientsWarning (log: FastifyBaseLogger): onRequestHookHandler {
   let checking = true
@@ -20,7 +21,7 @@ export function unaddressedClientsWarning (log: FastifyBaseLogger): onRequestHoo
         if (!('ips' in request)) {
           log.warn('requests reach the app with X-Forwarded-For, and Fastify\'s trustProxy is off: behind a proxy every client is the proxy to the attempt limits and connLimitPerAddress, and its https:// pages\' sockets are refused as another origin without PUBLIC_URL. If a proxy sets it, set trustProxy to the proxy\'s address')
         }
-      } else if (request.ip == null) {
+      } else if (requestIp(request) == null) {
         log.warn(`requests reach the app on a unix socket (${listening}) with no client address: every client is one to the attempt limits and connLimitPerAddress. Set Fastify's trustProxy to (address, hop) => hop === 0 (the proxy appends X-Forwarded-For), or listen on TCP`)
       }
     }
