@@ -38,6 +38,11 @@ export async function buildReferenceServer (
   }
   if (env.JWKS_URL && !isHttpUrl(env.JWKS_URL)) throw new InvalidConfigError('JWKS_URL must be an http:// or https:// URL')
   if (env.JWT_TOKEN_TYPE && env.JWT_TOKEN_TYPE !== 'at+jwt') throw new InvalidConfigError('JWT_TOKEN_TYPE must be at+jwt (RFC 9068), or unset')
+  // Processes on one Redis act as one server only with one key and one admin password: one generated per start is
+  // this process's alone, and a token or password another process gave out fails here.
+  for (const name of ['SECRET', 'ADMIN_PASSWORD'] as const) {
+    if (env.REDIS_URL && !env[name]) throw new InvalidConfigError(`REDIS_URL is set without ${name}: every process on one Redis needs the same ${name} (one generated per start is this process's alone)`)
+  }
   const app = Fastify({
     // Behind a proxy: the client's address and scheme, from the headers the proxy sets.
     trustProxy: trustProxy(env),

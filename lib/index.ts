@@ -12,6 +12,7 @@ import { memoryBackend, redisBackend, type Backend } from './stores/backend.js'
 import { unlimited } from './stores/attempts/contract.js'
 import { GiveBacks } from './stores/give-backs.js'
 import { usePrefix } from './stores/prefixes-in-use.js'
+import { workerWithoutRedis } from './stores/cluster-workers.js'
 import type { RedisClient } from './stores/redis-connection.js'
 import { onRegistration, type RegisteredSessionStore } from './stores/sessions/fastify-session.js'
 import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
@@ -48,6 +49,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
   }
   const config = await resolveConfig(options)
   for (const warning of config.warnings) fastify.log.warn(warning)
+  const unshared = workerWithoutRedis(options.redis, options.sessionStore)
+  if (unshared) fastify.log.warn(unshared)
   // Before anything opens: two instances on one server sharing a cookie name fail boot.
   const releaseCookieNames = claimCookieNames(fastify.server, fastify.prefix + (options.prefix ?? ''), config)
   fastify.addHook('onClose', async () => releaseCookieNames())

@@ -178,6 +178,18 @@ t.test('ADMIN_EMAIL and ADMIN_PASSWORD set but empty are unset: the default emai
   t.equal((await login(server, 'admin@example.com', server.generatedPassword!)).statusCode, 200)
 })
 
+t.test('REDIS_URL without SECRET or ADMIN_PASSWORD fails boot: each process would generate its own', async t => {
+  // Nothing is connected: the check comes first.
+  for (const name of ['SECRET', 'ADMIN_PASSWORD']) {
+    for (const unset of [undefined, '']) {
+      await t.rejects(start(t, { ...baseEnv, REDIS_URL: 'redis://127.0.0.1:9', [name]: unset }), {
+        code: invalid,
+        message: `Invalid configuration: REDIS_URL is set without ${name}: every process on one Redis needs the same ${name} (one generated per start is this process's alone)`
+      }, `${name}=${unset}`)
+    }
+  }
+})
+
 t.test('ACCESS_TOKEN_ISSUER set but empty, with JWKS_URL: the server\'s own tokens open sockets', async t => {
   // Nothing listens there: the server's own tokens need no provider key.
   const server = await start(t, { ...baseEnv, JWKS_URL: 'http://127.0.0.1:9/jwks.json', JWT_AUDIENCE: 'realtime-api', JWT_ISSUER: 'https://id.example.com/', ACCESS_TOKEN_ISSUER: '' })
