@@ -6,7 +6,7 @@ import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken, sess
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
-import { PasswordUnchecked, type PasswordChecks } from './password-checks.js'
+import { PasswordUnchecked, queueFullReason, type PasswordChecks } from './password-checks.js'
 import type { RevocationFeed } from '../stores/revocation-feed/contract.js'
 import { isThenable } from '../thenable.js'
 import { deadline } from '../deadline.js'
@@ -495,14 +495,23 @@ export class Authenticator {
     const credential = withinBounds(given) ? { ...given, email: normalizeEmail(given.email) } : null
     if (credential === null || credential.email.length > maxEmailLength) return fail('INVALID_CREDENTIALS', 'email or password over its bound')
     const ip = at && at.ip
-    // Asked beside the attempt counters, so that it costs the login no time of its own.
-    const checkBegins = sessionStore.checkBegins && handled(this.#store(store => store.checkBegins!()))
+    const { passwordChecks } = this.#options
+    // Refused before anything is counted or asked of a store, as the queue would refuse it after.
+    if (!passwordChecks.admit(ip)) return fail('SERVICE_UNAVAILABLE', queueFullReason)
+    let checkBegins: Promise<number> | undefined
     let retryAfterMs: number
+    // Whatever happens, even an app store's checkBegins throwing as it is called, the room it held is given back.
     try {
-      retryAfterMs = await deadline(attemptLimiter.begin(ip, credential.email), storeTimeoutMs)
-    } catch {
-      // Never a bypass: without the counters the password is not checked.
-      return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
+      // Asked beside the attempt counters, so that it costs the login no time of its own.
+      checkBegins = sessionStore.checkBegins && handled(this.#store(store => store.checkBegins!()))
+      try {
+        retryAfterMs = await deadline(attemptLimiter.begin(ip, credential.email), storeTimeoutMs)
+      } catch {
+        // Never a bypass: without the counters the password is not checked.
+        return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
+      }
+    } finally {
+      passwordChecks.counted()
     }
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
     let checkBegan: number | undefined
@@ -531,7 +540,7 @@ export class Authenticator {
       return deadline(verifying, storeTimeoutMs)
     }
     try {
-      identity = await this.#options.passwordChecks.run(ip, verify, at?.waiting)
+      identity = await passwordChecks.run(ip, verify, at?.waiting)
     } catch (err) {
       if (!(err instanceof PasswordUnchecked)) {
         // The operator's only clue to a directory that is down; any client can set it off again and again.

@@ -23,10 +23,12 @@ export class PasswordUnchecked extends Error {
   }
 }
 
+export const queueFullReason = 'too many password checks waiting'
+
 /** The queue is full. */
 export class PasswordQueueFull extends PasswordUnchecked {
   constructor () {
-    super('PasswordQueueFull', 'too many password checks waiting')
+    super('PasswordQueueFull', queueFullReason)
   }
 }
 
@@ -92,6 +94,8 @@ export class PasswordChecks {
   readonly #limits: PasswordQueueLimits
   readonly #lanes: PasswordLanes
   #waiting = 0
+  /** Logins admitted whose attempts are being counted. */
+  #counting = 0
   /** Waiting checks by address, in the order the addresses take their turns (a Map keeps insertion order). */
   readonly #queues = new Map<string | null, Waiting[]>()
 
@@ -108,10 +112,8 @@ export class PasswordChecks {
   run<T> (ip: string | null, check: () => Promise<T>, waiting?: () => boolean): Promise<T> {
     if (this.#lanes.free) return this.#turn(check, waiting)
     const address = ip === null ? null : clientNetwork(ip)
+    if (!this.#hasRoom(address, this.#waiting)) return Promise.reject(new PasswordQueueFull())
     const queue = this.#queues.get(address)
-    if (this.#waiting >= this.#limits.limit || (address !== null && (queue?.length ?? 0) >= this.#limits.perAddress)) {
-      return Promise.reject(new PasswordQueueFull())
-    }
     return new Promise<T>((resolve, reject) => {
       const turn = () => { this.#turn(check, waiting).then(resolve, reject) }
       if (queue) queue.push(turn)
@@ -119,6 +121,26 @@ export class PasswordChecks {
       this.#waiting++
       this.#lanes.wait(this)
     })
+  }
+
+  /**
+   * Whether a check from `ip` may go on to count its attempt, before it waits: a login asks first, so that a flood the
+   * queue would refuse leaves no counter behind (one an address, and an IPv6 network has a /64 by the thousand), in
+   * memory or on Redis. An admitted login holds room in the queue while its attempt is counted, until `counted`.
+   */
+  admit (ip: string | null): boolean {
+    if (!this.#lanes.free && !this.#hasRoom(ip === null ? null : clientNetwork(ip), this.#waiting + this.#counting)) return false
+    this.#counting++
+    return true
+  }
+
+  /** An admitted login's attempt was counted (or could not be): it runs or waits now, or goes. */
+  counted (): void {
+    this.#counting--
+  }
+
+  #hasRoom (address: string | null, taken: number): boolean {
+    return taken < this.#limits.limit && (address === null || (this.#queues.get(address)?.length ?? 0) < this.#limits.perAddress)
   }
 
   /**

@@ -291,6 +291,59 @@ t.test('Authenticator: verifyCredentials throwing is SERVICE_UNAVAILABLE, and lo
   t.match(await authenticator.login(credentials, null), { ok: false, code: 'SERVICE_UNAVAILABLE' }, 'the app\'s own login: told to the app')
 })
 
+t.test('Authenticator: a login the full queue refuses is SERVICE_UNAVAILABLE before its attempt is counted or the store asked', async (t) => {
+  const counted: string[] = []
+  let checkBegins = 0
+  let release!: () => void
+  const held = new Promise<null>(resolve => { release = () => resolve(null) })
+  const { authenticator } = await harness(t, {
+    passwordChecks: new PasswordChecks({ limit: 1, perAddress: 1 }, new PasswordLanes(1)),
+    verifyCredentials: () => held,
+    sessionStore: Object.assign(new MemorySessionStore(), { checkBegins: async () => { checkBegins++; return 0 } }),
+    attemptLimiter: {
+      begin: async (ip, email) => { counted.push(`${ip} ${email}`); return 0 },
+      succeeded: async () => {},
+      unchecked: async (ip, email) => { counted.push(`given back ${ip} ${email}`) }
+    }
+  })
+  const from = (n: number) => ({ ...at, ip: `192.0.2.${n}` })
+  const checked = [authenticator.login({ email: 'one@example.com', password: 'x' }, from(1)), authenticator.login({ email: 'two@example.com', password: 'x' }, from(2))]
+  await new Promise(resolve => setImmediate(resolve))
+  for (let n = 3; n < 23; n++) {
+    t.match(await authenticator.login({ email: `flood-${n}@example.com`, password: 'x' }, from(n)),
+      { ok: false, code: 'SERVICE_UNAVAILABLE', reason: 'too many password checks waiting' })
+  }
+  t.same(counted, ['192.0.2.1 one@example.com', '192.0.2.2 two@example.com'], 'the one checked and the one waiting were counted; no other')
+  t.equal(checkBegins, 2)
+  release()
+  t.match(await Promise.all(checked), [{ ok: false, code: 'INVALID_CREDENTIALS' }, { ok: false, code: 'INVALID_CREDENTIALS' }])
+})
+
+t.test('Authenticator: a store whose checkBegins throws as it is called fails the login, and the room it held in the queue is free again', async (t) => {
+  let throws = true
+  let release!: () => void
+  const held = new Promise<null>(resolve => { release = () => resolve(null) })
+  const { authenticator } = await harness(t, {
+    passwordChecks: new PasswordChecks({ limit: 1, perAddress: 1 }, new PasswordLanes(1)),
+    verifyCredentials: () => held,
+    sessionStore: Object.assign(new MemorySessionStore(), {
+      checkBegins: () => {
+        if (throws) throw new Error('not a promise')
+        return Promise.resolve(0)
+      }
+    })
+  })
+  await t.rejects(async () => { await authenticator.login(credentials, at) }, { message: 'not a promise' })
+  throws = false
+  const running = authenticator.login(credentials, { ...at, ip: '192.0.2.1' })
+  await new Promise(resolve => setImmediate(resolve))
+  const waiting = authenticator.login(credentials, { ...at, ip: '192.0.2.2' })
+  await new Promise(resolve => setImmediate(resolve))
+  release()
+  t.match(await Promise.all([running, waiting]), [{ ok: false, code: 'INVALID_CREDENTIALS' }, { ok: false, code: 'INVALID_CREDENTIALS' }],
+    'the login after it waited its turn: the queue had room')
+})
+
 t.test('Authenticator: a verifyCredentials that never answers is SERVICE_UNAVAILABLE at the deadline, and frees its lane', async (t) => {
   const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const { authenticator } = await harness(t, {

@@ -5,8 +5,10 @@ import t from 'tap'
 import { request } from 'node:http'
 import { availableParallelism } from 'node:os'
 import { setTimeout } from 'node:timers/promises'
+import { Redis } from 'ioredis'
 import { UserDirectory } from '../../lib/index.js'
 import { admin, build, connect, editor } from '../helpers.js'
+import { RedisServer } from '../redis-server.js'
 
 interface Answer { status: number, retryAfter: string | undefined, body: string }
 
@@ -114,4 +116,33 @@ t.test('the queue\'s per-address share is per network: an IPv6 client\'s /64, an
   t.same(await statuses(sameSixtyFour), [401, 503], 'two addresses of one /64: one share')
   t.same(await statuses(sameIPv4), [401, 503], 'an IPv4 and its mapped form: one share')
   t.same(await statuses(others), [401, 401], 'another /64, another IPv4: shares of their own')
+})
+
+t.test('logins the full queue refuses leave no attempt counter behind: one IPv6 network\'s flood from its /64s, on Redis', async t => {
+  const redis = await RedisServer.start(t)
+  const keys = new Redis(redis.url)
+  t.teardown(() => keys.disconnect())
+  const counters = async () => (await keys.keys('realtime:attempts:*')).length
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  const lanes = Math.max(1, availableParallelism() - 1)
+  let calls = 0
+  const { app } = await build(t, {
+    redis: redis.url,
+    authRoutes: true,
+    passwordQueue: { limit: 2, perAddress: 1 },
+    verifyCredentials: async () => { calls++; await held; return null }
+  })
+  const login = (remoteAddress: string, email: string) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: 'x' }, remoteAddress })
+  // Every lane checking, two waiting: the queue is full, each of them counted once per address and per email.
+  const checked = Array.from({ length: lanes + 2 }, (_, i) => login(`10.0.50.${i}`, `user-${i}@example.com`))
+  const queued = async () => calls === lanes && await counters() === 2 * (lanes + 2)
+  while (!await queued()) await setTimeout(20)
+  const flood: number[] = []
+  for (let i = 0; i < 50; i++) flood.push((await login(`2001:db8:7:${i.toString(16)}::1`, `flood-${i}@example.com`)).statusCode)
+  t.same(flood, Array(50).fill(503), 'each refused at once')
+  t.equal(await counters(), 2 * (lanes + 2), 'no counter for any of them: only the logins checked or waiting have one')
+  release()
+  t.same((await Promise.all(checked)).map(answer => answer.statusCode), Array(lanes + 2).fill(401))
 })
