@@ -26,6 +26,8 @@ async function attemptsContract (t: Test, make: () => AttemptLimiter, shared: bo
 
   t.equal(await limiter.begin('10.0.0.3', 'a@example.com'), 0)
   t.ok(refusal(await limiter.begin('10.0.0.4', ' A@Example.COM ')), 'per email, whatever its case and spaces')
+  t.equal(await limiter.begin('10.0.0.4', 'a1@example.com'), 0)
+  t.equal(await limiter.begin('10.0.0.4', 'a2@example.com'), 0, 'and the attempt refused for its email did not count against its IP')
   await limiter.succeeded('10.0.0.3', 'a@example.com')
   t.equal(await limiter.begin('10.0.0.5', 'a@example.com'), 0, 'a success forgets the email\'s failures')
   t.equal(await limiter.begin('10.0.0.3', 'e1@example.com'), 0)

@@ -55,10 +55,18 @@ export class CountedAttempts implements AttemptLimiter {
   }
 
   async begin (ip: string | null, email: string): Promise<number> {
+    // Without a client address (the application API) only the email is counted.
+    const network = ip === null ? null : clientNetwork(ip)
+    const key = emailKey(email)
     try {
-      // Without a client address (the application API) only the email is counted.
-      if (ip !== null) await this.#byIp.consume(clientNetwork(ip))
-      await this.#byEmail.consume(emailKey(email))
+      // A counter at its limit refuses before either counts: the other opens no window for an attempt that goes no
+      // further (a flood for one email from an IPv6 network's /64s would leave a counter per /64).
+      const [byIp, byEmail] = await Promise.all([network === null ? null : this.#byIp.get(network), this.#byEmail.get(key)])
+      const spent = [byIp, byEmail].filter(counter => counter !== null && counter.consumedPoints >= this.#byEmail.points && counter.msBeforeNext > 0)
+      if (spent.length > 0) return Math.max(1, ...spent.map(counter => Math.ceil(counter!.msBeforeNext)))
+      // Counted all the same: attempts begun together pass the reads, and the counters refuse past the limit.
+      if (network !== null) await this.#byIp.consume(network)
+      await this.#byEmail.consume(key)
       return 0
     } catch (err) {
       // The library refuses with its result; anything else is the store failing.

@@ -11,7 +11,8 @@ export function redisAttempts ({ points, durationSeconds: duration }: AttemptLim
     keyPrefix: redisKeys(prefix).attempts(name),
     points,
     duration,
-    // A refused key stays refused in this process until its window ends: hammering it costs Redis nothing.
+    // A counter taken past its limit (attempts begun together) stays refused in this process until its window ends;
+    // one at its limit is refused by the read before it (contract.ts), which costs Redis a read.
     inMemoryBlockOnConsumed: points + 1
     // No insuranceLimiter: counting in memory while Redis is away would give every process its own allowance.
     // A store error fails the attempt closed (SERVICE_UNAVAILABLE) instead.
