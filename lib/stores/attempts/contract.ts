@@ -55,15 +55,24 @@ export class CountedAttempts implements AttemptLimiter {
   }
 
   async begin (ip: string | null, email: string): Promise<number> {
+    // The counters this attempt has counted on, the one that refused it included (a refusal counts too).
+    const counted: [RateLimiterAbstract, string][] = []
     try {
       // Without a client address (the application API) only the email is counted.
-      if (ip !== null) await this.#byIp.consume(clientNetwork(ip))
+      if (ip !== null) {
+        counted.push([this.#byIp, clientNetwork(ip)])
+        await this.#byIp.consume(clientNetwork(ip))
+      }
+      counted.push([this.#byEmail, emailKey(email)])
       await this.#byEmail.consume(emailKey(email))
       return 0
     } catch (err) {
       // The library refuses with its result; anything else is the store failing.
-      if (err instanceof RateLimiterRes) return Math.max(1, Math.ceil(err.msBeforeNext))
-      throw err
+      if (!(err instanceof RateLimiterRes)) throw err
+      // Refused, the password is never checked: its points go back, or a burst of correct logins at once (one
+      // address's users, more than `points` in flight) kept the address refused for the rest of the window.
+      await Promise.all(counted.map(([limiter, key]) => giveBack(limiter, key)))
+      return Math.max(1, Math.ceil(err.msBeforeNext))
     }
   }
 
