@@ -51,6 +51,7 @@ export class RouteScope {
   readonly #routes: ((scope: FastifyInstance) => void)[] = []
   /** The websocket routes' URLs, once mounted. */
   readonly #paths = new Set<string>()
+  #closing = false
 
   /**
    * `open`: the plugin's sockets open now (its registry's), which close with the app, once the answers to the
@@ -93,6 +94,13 @@ export class RouteScope {
         if (route.routePath === '') this.#paths.add(`${route.url}/`)
       })
       scope.addHook('onRequest', unaddressedClientsWarning(fastify.log))
+      // An answer sent once the app closes says the connection closes, as Fastify's to a request that came after (an
+      // HTTP/2 stream has no such header). Node closes only the connections idle when the server stops listening: a
+      // pooled one (a proxy's) busy with a login then stays open after its answer, holding the close 72 s.
+      scope.addHook('onSend', (request, reply, payload, done) => {
+        if (this.#closing && request.raw.httpVersionMajor === 1) reply.header('connection', 'close')
+        done(null, payload)
+      })
       for (const add of this.#routes) add(scope)
     }, registered)
 
@@ -129,6 +137,7 @@ export class RouteScope {
     }
     // Before onClose, where the stores close: the checks in flight still reach them.
     fastify.addHook('preClose', async () => {
+      this.#closing = true
       if (forward) fastify.server.off('upgrade', forward)
       fastify.server.off('upgrade', closeIfLeft)
       await sockets.close()

@@ -3,6 +3,7 @@
 // off, a check may have acted (a refresh token rotated, a session made) for a client that never hears of it. An auth
 // message that only waits its turn has started no check: its socket closes at once.
 import t from 'tap'
+import { Agent, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { referenceSchema } from '../../example/schema.js'
@@ -264,4 +265,36 @@ t.test("a shutdown notice from the app's preClose hook added before the plugin r
     t.same(client.frames, [{ type: 'shutdown' }], 'the notice, then the close')
   }
   t.same(late, [0], 'a hook added after the plugin reaches none')
+})
+
+t.test('an HTTP login in flight when the server stops listening is answered with Connection: close, so a pooled connection holds no close', async t => {
+  // A proxy's pooled connection (HAProxy, nginx's upstream keepalive) or a keep-alive agent: Node closes the idle ones
+  // when the server closes, and one busy then stayed open after its answer, holding app.close() for the server's
+  // keepAliveTimeout (72 s in Fastify); the reference server's SIGTERM took 75 s in a rolling deploy.
+  const held = new Held()
+  const identity: Identity = { user: 'u1', role: null, admin: false }
+  const { app, url } = await build(t, { authRoutes: true, heartbeat: { enabled: false }, verifyCredentials: async () => { await held.hold(); return identity } })
+  const agent = new Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  const answer = new Promise<{ status: number, connection: string | undefined, ended: Promise<void>, body: string }>((resolve, reject) => {
+    const request = httpRequest(url('/auth/login').replace('ws:', 'http:'), { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, response => {
+      const ended = new Promise<void>(resolve => response.socket.once('close', () => resolve()))
+      let body = ''
+      response.on('data', (chunk: Buffer) => { body += String(chunk) })
+      response.on('end', () => resolve({ status: response.statusCode!, connection: response.headers.connection, ended, body }))
+    })
+    request.on('error', reject)
+    request.end(JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
+  })
+  await held.entered
+  const closing = app.close()
+  // Node closes the idle connections as the server stops listening, after the preClose hooks: the login's is busy.
+  while (app.server.listening) await new Promise(resolve => setImmediate(resolve))
+  held.release()
+  const { status, connection, ended, body } = await within(answer, 'the login\'s answer')
+  t.equal(status, 200, 'logged in')
+  t.ok(JSON.parse(body).data.refresh_token, 'with its tokens')
+  t.equal(connection, 'close', 'told the connection closes')
+  await within(ended, 'the connection\'s close')
+  await within(closing, 'app.close()')
 })

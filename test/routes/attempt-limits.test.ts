@@ -189,6 +189,32 @@ t.test('successful logins do not count, and forget the email\'s failures', async
   tooMany(t, await login(app, admin, '10.0.5.1'))
 })
 
+t.test('a burst of correct logins from one address on Redis, more than the limit at once: those past it are refused, and count nothing', async t => {
+  // One address's users logging in at once (an office, a proxy whose addresses Fastify does not trust; a deploy whose
+  // clients log in again): each counts until answered. The refused ones counted too and were never given back, and
+  // the address stayed refused for the minute without one wrong password. (In memory, the password queue's share per
+  // address answers the burst 503 before it passes the limit: on Redis the counting waits on the round trip.)
+  const redis = await RedisServer.start(t)
+  // The checks let through are held until the others are answered: the 30 are in flight together.
+  let answered = 0
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const verifyCredentials = async ({ email }: { email: string }) => {
+    await released
+    return { user: email, role: null, admin: false }
+  }
+  const { app } = await limited(t, { verifyCredentials }, redis)
+  const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => login(app, { email: `u${i}@example.com`, password: 'pw' }, '10.0.7.1')
+    .then(response => {
+      if (++answered === 20) release()
+      return response
+    })))
+  const codes = burst.map(response => response.statusCode)
+  t.equal(codes.filter(code => code === 429).length, 20, 'past the limit, refused')
+  t.ok(codes.every(code => code === 200 || code === 429 || code === 503), 'the others let in (or the password queue full)')
+  t.equal((await login(app, { email: 'late@example.com', password: 'pw' }, '10.0.7.1')).statusCode, 200, 'then the address logs in')
+})
+
 t.test('the window passes: attempts are checked again', async t => {
   // The counters' window ends by the Date (their own timers only forget them later).
   const clock = fakeClock(t, ['Date'])

@@ -56,6 +56,24 @@ async function attemptsContract (t: Test, make: () => AttemptLimiter, shared: bo
   t.equal(await limiter.begin(null, 'u6@example.com'), 0, 'unchecked without an IP: the email has its attempt back')
   t.ok(refusal(await limiter.begin(null, 'u6@example.com')))
 
+  // An attempt the limit refused was never checked: it gives back what it counted, on each counter, so a burst of
+  // logins at once (more than the limit in flight, all correct) leaves nothing counted once those let through succeed.
+  t.equal(await limiter.begin('10.0.4.1', 'w1@example.com'), 0)
+  t.equal(await limiter.begin('10.0.4.1', 'w2@example.com'), 0)
+  t.ok(refusal(await limiter.begin('10.0.4.1', 'w3@example.com')), 'a third at once waits')
+  t.ok(refusal(await limiter.begin('10.0.4.1', 'w4@example.com')))
+  await limiter.succeeded('10.0.4.1', 'w1@example.com')
+  await limiter.succeeded('10.0.4.1', 'w2@example.com')
+  t.equal(await limiter.begin('10.0.4.1', 'w3@example.com'), 0, 'once the two succeed, the refused ones have counted nothing')
+  t.equal(await limiter.begin('10.0.4.1', 'w4@example.com'), 0)
+  t.equal(await limiter.begin('10.0.4.2', 'w5@example.com'), 0)
+  t.equal(await limiter.begin('10.0.4.3', 'w5@example.com'), 0)
+  t.ok(refusal(await limiter.begin('10.0.4.4', 'w5@example.com')), 'refused by its email')
+  t.equal(await limiter.begin('10.0.4.4', 'w6@example.com'), 0)
+  t.equal(await limiter.begin('10.0.4.4', 'w7@example.com'), 0, 'its IP has the attempt back')
+  t.ok(refusal(await limiter.begin('10.0.4.4', 'w8@example.com')), 'failures stay counted: a refusal gives back only its own')
+  t.ok(refusal(await limiter.begin('10.0.4.4', 'w8@example.com')))
+
   // An IPv6 client counts for its /64, however it spells its address; an IPv4-mapped address counts as its IPv4.
   t.equal(await limiter.begin('2001:db8:1:2::1', 'v1@example.com'), 0)
   await limiter.unchecked('2001:db8:1:2::99', 'v1@example.com')

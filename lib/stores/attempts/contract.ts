@@ -58,6 +58,8 @@ export class CountedAttempts implements AttemptLimiter {
     // Without a client address (the application API) only the email is counted.
     const network = ip === null ? null : clientNetwork(ip)
     const key = emailKey(email)
+    // The counters this attempt has counted on, the one that refused it included (a refusal counts too).
+    const counted: [RateLimiterAbstract, string][] = []
     try {
       // A counter at its limit refuses before either counts: the other opens no window for an attempt that goes no
       // further (a flood for one email from an IPv6 network's /64s would leave a counter per /64).
@@ -65,13 +67,20 @@ export class CountedAttempts implements AttemptLimiter {
       const spent = [byIp, byEmail].filter(counter => counter !== null && counter.consumedPoints >= this.#byEmail.points && counter.msBeforeNext > 0)
       if (spent.length > 0) return Math.max(1, ...spent.map(counter => Math.ceil(counter!.msBeforeNext)))
       // Counted all the same: attempts begun together pass the reads, and the counters refuse past the limit.
-      if (network !== null) await this.#byIp.consume(network)
+      if (network !== null) {
+        counted.push([this.#byIp, network])
+        await this.#byIp.consume(network)
+      }
+      counted.push([this.#byEmail, key])
       await this.#byEmail.consume(key)
       return 0
     } catch (err) {
       // The library refuses with its result; anything else is the store failing.
-      if (err instanceof RateLimiterRes) return Math.max(1, Math.ceil(err.msBeforeNext))
-      throw err
+      if (!(err instanceof RateLimiterRes)) throw err
+      // Refused, the password is never checked: its points go back, or a burst of correct logins at once (one
+      // address's users, more than `points` in flight) kept the address refused for the rest of the window.
+      await Promise.all(counted.map(([limiter, key]) => giveBack(limiter, key)))
+      return Math.max(1, Math.ceil(err.msBeforeNext))
     }
   }
 

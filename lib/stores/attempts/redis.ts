@@ -10,10 +10,10 @@ export function redisAttempts ({ points, durationSeconds: duration }: AttemptLim
     // One key per counter, each read and written alone: any slot of a cluster will do.
     keyPrefix: redisKeys(prefix).attempts(name),
     points,
-    duration,
-    // A counter taken past its limit (attempts begun together) stays refused in this process until its window ends;
-    // one at its limit is refused by the read before it (contract.ts), which costs Redis a read.
-    inMemoryBlockOnConsumed: points + 1
+    duration
+    // No inMemoryBlockOnConsumed: a refused attempt gives its point back (contract.ts), and a key blocked in this
+    // process would stay refused for the window after the attempts in flight that filled it succeed; nor could the
+    // give-back tell a refusal Redis counted from one it never saw.
     // No insuranceLimiter: counting in memory while Redis is away would give every process its own allowance.
     // A store error fails the attempt closed (SERVICE_UNAVAILABLE) instead.
   }))
