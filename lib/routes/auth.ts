@@ -126,6 +126,12 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
 
   fastify.register(async (routes) => {
     routes.setErrorHandler(errorHandler)
+    // Every answer may carry a token or set or clear a credential cookie, errors included (the app's own hooks' too):
+    // no cache, the browser's, a proxy's or a CDN's, may keep one to hand out again (RFC 6749 5.1, Pragma for HTTP/1.0
+    // ones). Last of the onSend hooks, over whatever the app's own set for every route.
+    routes.addHook('onSend', async (_request, reply) => {
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    })
     // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
     // CORS preflight, and would log a browser in as the form's author (login CSRF), or out.
     routes.removeAllContentTypeParsers()
