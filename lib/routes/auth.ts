@@ -36,6 +36,8 @@ const authBodyLimit = 16 * 1024
 
 interface TokenBody { refresh_token?: string, mode?: Mode }
 
+// FST_ERR_CTP_INVALID_JSON_BODY's message (Fastify 5.5 and later).
+const notJson = "Body is not valid JSON but content-type is set to 'application/json'"
 const noRefreshToken = 'The refresh token is required in either the payload or cookie.'
 const invalidSessionToken: AuthFailure = { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' }
 const tossed: AuthFailure = { ok: false, code: 'INVALID_CREDENTIALS', reason: 'a cookie of the plugin sent more than once' }
@@ -57,8 +59,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     // Fastify before 5.5 (the peer range has 5.0) throws a body that is not JSON as JSON.parse's SyntaxError, no code:
     // the routes' parser marks its errors, as an app's hook may throw a SyntaxError with statusCode 400 of its own.
     if (error.code?.startsWith('FST_ERR_CTP_') || parseErrors.has(error)) {
-      // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status.
-      return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
+      // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status. JSON.parse's own
+      // message quotes the body around the fault (`..."password":hunter2-se"...`): Fastify 5.5's fixed words instead.
+      const problem = error.code === undefined ? notJson : error.message
+      return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem, status: error.statusCode })
     }
     // Any other error is the app's, from its own hooks (a rate limit's 429, its auth's 401, a failure): its error
     // handler answers it, as on every other route.
