@@ -8,7 +8,7 @@ import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
 import { maxEmailLength, maxPasswordLength } from '../auth/credential-bounds.js'
-import { cookieAttributes, dropCopies } from './plugin-cookies.js'
+import { clearOnlyCopy, cookieAttributes, dropCopies } from './plugin-cookies.js'
 import { insecureCookieWarning } from './insecure-cookies.js'
 import { pluginCookies } from './request-cookies.js'
 
@@ -76,7 +76,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     if (!result.ok) return sendFailure(reply, result)
     const issued = result.issued!
     if (mode === 'json') return reply.send({ data: issued })
-    warnIfInsecure(reply.request, cookieOf(mode))
+    const cookie = cookieOf(mode)
+    warnIfInsecure(reply.request, cookie)
+    // The copy replaced (a refresh's, or the one a login ended) goes wherever it was set, before the new one is.
+    if (pluginCookies(reply.request, cookie.name).length === 1) clearOnlyCopy(reply.request, reply, cookie)
     if (mode === 'cookie') {
       reply.setCookie(refreshCookie.name, issued.refresh_token, cookieAttributes(refreshCookie, config.refreshTokenTtlMs))
       return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
@@ -200,7 +203,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.
-      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') reply.clearCookie(own.name, cookieAttributes(own))
+      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') clearOnlyCopy(request, reply, own)
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
   }, { prefix: config.prefix })
