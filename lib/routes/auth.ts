@@ -8,7 +8,7 @@ import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
 import { maxEmailLength, maxPasswordLength } from '../auth/credential-bounds.js'
-import { cookieAttributes, dropCopies } from './plugin-cookies.js'
+import { clearOnlyCopy, cookieAttributes, dropCopies } from './plugin-cookies.js'
 import { insecureCookieWarning } from './insecure-cookies.js'
 import { pluginCookies } from './request-cookies.js'
 
@@ -36,6 +36,8 @@ const authBodyLimit = 16 * 1024
 
 interface TokenBody { refresh_token?: string, mode?: Mode }
 
+// FST_ERR_CTP_INVALID_JSON_BODY's message (Fastify 5.5 and later).
+const notJson = "Body is not valid JSON but content-type is set to 'application/json'"
 const noRefreshToken = 'The refresh token is required in either the payload or cookie.'
 const invalidSessionToken: AuthFailure = { ok: false, code: 'INVALID_CREDENTIALS', reason: 'invalid session token' }
 const tossed: AuthFailure = { ok: false, code: 'INVALID_CREDENTIALS', reason: 'a cookie of the plugin sent more than once' }
@@ -57,8 +59,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     // Fastify before 5.5 (the peer range has 5.0) throws a body that is not JSON as JSON.parse's SyntaxError, no code:
     // the routes' parser marks its errors, as an app's hook may throw a SyntaxError with statusCode 400 of its own.
     if (error.code?.startsWith('FST_ERR_CTP_') || parseErrors.has(error)) {
-      // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status.
-      return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem: error.message, status: error.statusCode })
+      // The body's fault (wrong content type, too large, not JSON): say what, with Fastify's status. JSON.parse's own
+      // message quotes the body around the fault (`..."password":hunter2-se"...`): Fastify 5.5's fixed words instead.
+      const problem = error.code === undefined ? notJson : error.message
+      return replyWithFailure(reply, { code: 'INVALID_PAYLOAD', problem, status: error.statusCode })
     }
     // Any other error is the app's, from its own hooks (a rate limit's 429, its auth's 401, a failure): its error
     // handler answers it, as on every other route.
@@ -72,7 +76,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     if (!result.ok) return sendFailure(reply, result)
     const issued = result.issued!
     if (mode === 'json') return reply.send({ data: issued })
-    warnIfInsecure(reply.request, cookieOf(mode))
+    const cookie = cookieOf(mode)
+    warnIfInsecure(reply.request, cookie)
+    // The copy replaced (a refresh's, or the one a login ended) goes wherever it was set, before the new one is.
+    if (pluginCookies(reply.request, cookie.name).length === 1) clearOnlyCopy(reply.request, reply, cookie)
     if (mode === 'cookie') {
       reply.setCookie(refreshCookie.name, issued.refresh_token, cookieAttributes(refreshCookie, config.refreshTokenTtlMs))
       return reply.send({ data: { access_token: issued.access_token, expires: issued.expires } })
@@ -126,6 +133,12 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
 
   fastify.register(async (routes) => {
     routes.setErrorHandler(errorHandler)
+    // Every answer may carry a token or set or clear a credential cookie, errors included (the app's own hooks' too):
+    // no cache, the browser's, a proxy's or a CDN's, may keep one to hand out again (RFC 6749 5.1, Pragma for HTTP/1.0
+    // ones). Last of the onSend hooks, over whatever the app's own set for every route.
+    routes.addHook('onSend', async (_request, reply) => {
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    })
     // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
     // CORS preflight, and would log a browser in as the form's author (login CSRF), or out.
     routes.removeAllContentTypeParsers()
@@ -190,7 +203,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       const result = token === null ? invalidSessionToken : await authenticator.logout(token)
       // The browser forgets the cookie, logged out or never valid, but for a logout that could not run: it keeps the
       // cookie to try again, or the session would outlive the only credential that can end it.
-      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') reply.clearCookie(own.name, cookieAttributes(own))
+      if (result.ok || result.code !== 'SERVICE_UNAVAILABLE') clearOnlyCopy(request, reply, own)
       return result.ok ? reply.code(204).send() : sendFailure(reply, result)
     })
   }, { prefix: config.prefix })

@@ -45,8 +45,22 @@ export async function dropCopies (request: FastifyRequest, reply: FastifyReply, 
     return false
   }
   if (copies.length > 1) clearEveryCopy(request, reply, cookie)
-  else if (ours[0]! || !oursOnly) reply.clearCookie(cookie.name, cookieAttributes(cookie))
+  else if (ours[0]! || !oursOnly) clearOnlyCopy(request, reply, cookie)
   return true
+}
+
+/**
+ * Has the browser drop the one copy of `cookie` a request carried, or replace it with the one set after this: on `/`,
+ * host-only and on each domain of the host, as the copy may have been set before the app's domain setting changed (one
+ * added, removed). A cookie of another Domain is another cookie: the browser would keep the old copy beside the new,
+ * and the next request, carrying both, is refused as tossed, the user logged out. The request carried no other copy a
+ * clearing on `/` could reach (a browser sends every one matching it), so no other cookie goes.
+ */
+export function clearOnlyCopy (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig): void {
+  // A __Host- cookie has neither Domain nor another path. The configured domain's last: a cookie set after this
+  // replaces its clearing in place (@fastify/cookie keeps one per name, domain and path), and comes after the others.
+  const others = /^__host-/i.test(cookie.name) ? [] : [...domainsOf(request.hostname, undefined)].filter(domain => domain !== cookie.domain)
+  for (const domain of [...others, cookie.domain]) reply.clearCookie(cookie.name, cookieAttributes({ ...cookie, domain }))
 }
 
 // A browser drops a cookie only for a clearing that names its domain and path. Parents deeper than this are no real

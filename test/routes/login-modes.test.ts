@@ -634,7 +634,7 @@ t.test('a login or logout drops every copy of the other mode\'s cookie sent twic
   const loggedOut = await inject('logout', { mode: 'cookie' }, `${copies.join('; ')}; ${refresh}`)
   t.equal(loggedOut.statusCode, 204, 'a cookie-mode logout')
   t.same(cleared(loggedOut.headers, 'directus_session_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy of the session cookie dropped')
-  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), ['- /'], 'and its own cookie cleared')
+  t.same(cleared(loggedOut.headers, 'directus_refresh_token'), ['- /', 'app.realtime.test /', 'realtime.test /'], 'and its own cookie cleared, wherever it was set')
   await ended(copies, 'a cookie-mode logout')
 
   copies = await twice()
@@ -773,4 +773,33 @@ t.test('a cookie sent 150 times costs eight store lookups, the browser\'s own co
   t.equal(lookups() - before, 8, 'eight lookups')
   t.same(cleared(loggedOut.headers, 'directus_refresh_token'), everyCopy(['/', '/auth', '/auth/', '/auth/logout']), 'every copy dropped')
   t.equal((await post(app, 'refresh', { mode: 'cookie' }, own)).statusCode, 401, 'the browser\'s own copy\'s session has ended')
+})
+
+t.test('the app\'s cookie domain changed under the browser (added, removed): the one copy a refresh, login or logout replaces or drops goes on every domain of the host, and the new one is set last', async t => {
+  // Two apps on one session store and secret: the same deployment before and after its setting changed.
+  const sessionStore = new MemorySessionStore()
+  const before = await modes(t, { sessionStore })
+  const after = await modes(t, { sessionStore, cookies: { refresh: { domain: 'realtime.test' }, session: { domain: 'realtime.test' } } })
+  const inject = (app: FastifyInstance, route: string, payload: object, cookie: string) => app.inject({ method: 'POST', url: `/auth/${route}`, payload, headers: { cookie, host } })
+  const onEveryDomain = ['- /', 'app.realtime.test /', 'realtime.test /']
+  for (const [from, to, setAt] of [[before, after, 'Domain=realtime.test; '], [after, before, '']] as const) {
+    for (const [mode, name] of [['cookie', 'directus_refresh_token'], ['session', 'directus_session_token']] as const) {
+      const copy = async () => sent(setCookies((await inject(from.app, 'login', { email: admin.email, password: admin.password, mode }, '')).headers)[0]!)
+      const refreshed = await inject(to.app, 'refresh', { mode }, await copy())
+      t.equal(refreshed.statusCode, 200, `${mode}: refreshed`)
+      const headers = setCookies(refreshed.headers)
+      t.same(cleared(refreshed.headers, name), onEveryDomain.filter(copy => copy !== (setAt ? 'realtime.test /' : '- /')), `${mode} refresh: the copy goes wherever it was set`)
+      t.match(headers.filter(header => header.startsWith(`${name}=`)).at(-1), new RegExp(`^${name}=[^;]+; Max-Age=\\d+; ${setAt}Path=/; HttpOnly; SameSite=Lax$`), `${mode} refresh: the new one set last`)
+      const again = await inject(to.app, 'login', { email: admin.email, password: admin.password, mode }, await copy())
+      t.match(setCookies(again.headers).filter(header => header.startsWith(`${name}=`)).at(-1), new RegExp(`^${name}=[^;]+; Max-Age=\\d+; ${setAt}Path=/;`), `${mode} login: the new one set last`)
+      t.same(cleared(again.headers, name).length, 2, `${mode} login: the copy goes wherever it was set`)
+      const logout = await inject(to.app, 'logout', { mode }, await copy())
+      t.same([logout.statusCode, cleared(logout.headers, name)], [204, onEveryDomain], `${mode} logout: the copy goes wherever it was set`)
+    }
+  }
+  // A __Host- cookie has no other domain to be on.
+  const prefixed = await modes(t, { cookies: { refresh: { name: '__Host-refresh', secure: true } } })
+  const copy = sent(setCookie(await login(prefixed.app, 'cookie')))
+  const logout = await inject(prefixed.app, 'logout', { mode: 'cookie' }, copy)
+  t.same([logout.statusCode, cleared(logout.headers, '__Host-refresh')], [204, ['- /']], 'a __Host- cookie is cleared host-only alone')
 })
