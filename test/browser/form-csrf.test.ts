@@ -5,7 +5,8 @@
 import { parse } from 'node:querystring'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { Page } from 'playwright-core'
 import realtime from '../../lib/index.js'
 import { admin, directoryOf, secret, whoami } from '../helpers.js'
 import { launchChromium, openPage } from './chromium.js'
@@ -14,7 +15,7 @@ const browser = await launchChromium(t, ['--host-resolver-rules=MAP *.test 127.0
 const attacker = { email: 'attacker@evil.test', password: 'attacker-pw', role: 'editor' }
 
 /** The user, as the socket a page of the app opens with the browser's cookies says. */
-const socketUser = (page: import('playwright-core').Page) => page.evaluate(() => new Promise(resolve => {
+const socketUser = (page: Page) => page.evaluate(() => new Promise(resolve => {
   const socket = new WebSocket(`${location.origin.replace('http', 'ws')}/websocket`)
   socket.onopen = () => socket.send(JSON.stringify({ type: 'whoami', uid: 'w' }))
   socket.onmessage = (event) => {
@@ -22,6 +23,18 @@ const socketUser = (page: import('playwright-core').Page) => page.evaluate(() =>
     socket.close()
   }
 }))
+
+/** A page of the app at `origin`, logged in as the admin in session mode: the user its sockets run as. */
+async function logIn (t: Test, page: Page, origin: string): Promise<unknown> {
+  await page.goto(`${origin}/`)
+  const status = await page.evaluate(async (user) => (await fetch('/auth/login', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...user, mode: 'session' })
+  })).status, { email: admin.email, password: admin.password })
+  t.equal(status, 200, 'the user logs in')
+  const user = await socketUser(page)
+  t.type(user, 'string')
+  return user
+}
 
 t.test('a form of another site cannot log the browser in as its author, though the app parses forms', async t => {
   const app = Fastify()
@@ -40,13 +53,7 @@ t.test('a form of another site cannot log the browser in as its author, though t
   await evil.listen({ host: '127.0.0.1', port: 0 })
 
   const page = await openPage(t, browser)
-  await page.goto(`${origin}/`)
-  const status = await page.evaluate(async (user) => (await fetch('/auth/login', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...user, mode: 'session' })
-  })).status, { email: admin.email, password: admin.password })
-  t.equal(status, 200, 'the user logs in')
-  const user = await socketUser(page)
-  t.type(user, 'string')
+  const user = await logIn(t, page, origin)
 
   const hostile = await page.context().newPage()
   const answered = hostile.waitForResponse(`${origin}/auth/login`)
@@ -90,13 +97,7 @@ t.test('a page of a sibling subdomain (the same site: the browser sends the sess
   await sibling.listen({ host: '127.0.0.1', port: 0 })
 
   const page = await openPage(t, browser)
-  await page.goto(`${origin}/`)
-  const status = await page.evaluate(async (user) => (await fetch('/auth/login', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...user, mode: 'session' })
-  })).status, { email: admin.email, password: admin.password })
-  t.equal(status, 200, 'the user logs in')
-  const user = await socketUser(page)
-  t.type(user, 'string')
+  const user = await logIn(t, page, origin)
   const cookie = (await page.context().cookies()).find(({ name }) => name === 'directus_session_token')!.value
 
   const hostile = await page.context().newPage()
