@@ -511,7 +511,7 @@ export class Authenticator {
         return fail('SERVICE_UNAVAILABLE', 'attempt counters unavailable')
       }
     } finally {
-      passwordChecks.counted()
+      passwordChecks.counted(ip)
     }
     if (retryAfterMs > 0) return { ok: false, code: 'REQUESTS_EXCEEDED', reason: 'too many failed attempts', retryAfterMs }
     let checkBegan: number | undefined

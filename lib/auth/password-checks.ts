@@ -94,8 +94,9 @@ export class PasswordChecks {
   readonly #limits: PasswordQueueLimits
   readonly #lanes: PasswordLanes
   #waiting = 0
-  /** Logins admitted whose attempts are being counted. */
+  /** Logins admitted whose attempts are being counted, in all and by address. */
   #counting = 0
+  readonly #countingBy = new Map<string | null, number>()
   /** Waiting checks by address, in the order the addresses take their turns (a Map keeps insertion order). */
   readonly #queues = new Map<string | null, Waiting[]>()
 
@@ -129,18 +130,28 @@ export class PasswordChecks {
    * memory or on Redis. An admitted login holds room in the queue while its attempt is counted, until `counted`.
    */
   admit (ip: string | null): boolean {
-    if (!this.#lanes.free && !this.#hasRoom(ip === null ? null : clientNetwork(ip), this.#waiting + this.#counting)) return false
+    const address = ip === null ? null : clientNetwork(ip)
+    const counting = this.#countingBy.get(address) ?? 0
+    // Those being counted take the address's share too: one address's flood would otherwise hold the whole queue's
+    // room for a store's round trip after another, every other address's login refused meanwhile.
+    if (!this.#lanes.free && !this.#hasRoom(address, this.#waiting + this.#counting, counting)) return false
     this.#counting++
+    this.#countingBy.set(address, counting + 1)
     return true
   }
 
-  /** An admitted login's attempt was counted (or could not be): it runs or waits now, or goes. */
-  counted (): void {
+  /** An admitted login's attempt from `ip` was counted (or could not be): it runs or waits now, or goes. */
+  counted (ip: string | null): void {
+    const address = ip === null ? null : clientNetwork(ip)
+    const counting = this.#countingBy.get(address)! - 1
+    if (counting === 0) this.#countingBy.delete(address)
+    else this.#countingBy.set(address, counting)
     this.#counting--
   }
 
-  #hasRoom (address: string | null, taken: number): boolean {
-    return taken < this.#limits.limit && (address === null || (this.#queues.get(address)?.length ?? 0) < this.#limits.perAddress)
+  #hasRoom (address: string | null, taken: number, takenByAddress = 0): boolean {
+    return taken < this.#limits.limit &&
+      (address === null || (this.#queues.get(address)?.length ?? 0) + takenByAddress < this.#limits.perAddress)
   }
 
   /**

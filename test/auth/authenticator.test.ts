@@ -13,6 +13,10 @@ import { PasswordChecks, PasswordLanes } from '../../lib/auth/password-checks.js
 import { GiveBacks } from '../../lib/stores/give-backs.js'
 import type { Identity, RefreshSession, SessionStore } from '../../lib/index.js'
 import { fakeClock } from '../clock.js'
+import { RedisServer } from '../redis-server.js'
+import { connectRedis, opened } from '../../lib/stores/redis-connection.js'
+import { redisAttempts } from '../../lib/stores/attempts/redis.js'
+import { silentLog } from '../stores/silent-log.js'
 import { secret } from '../helpers.js'
 
 const alice: Identity = { user: 'alice', role: 'editor', admin: false }
@@ -317,6 +321,36 @@ t.test('Authenticator: a login the full queue refuses is SERVICE_UNAVAILABLE bef
   t.equal(checkBegins, 2)
   release()
   t.match(await Promise.all(checked), [{ ok: false, code: 'INVALID_CREDENTIALS' }, { ok: false, code: 'INVALID_CREDENTIALS' }])
+})
+
+t.test('Authenticator: one address\'s flood of logins, counted on Redis, takes its share of the queue and no more: another address\'s login waits its turn', async (t) => {
+  const server = await RedisServer.start(t)
+  const redis = connectRedis(server.url, 'flood:', silentLog)
+  t.teardown(() => redis.close())
+  await opened(redis.commands)
+  let release!: () => void
+  const held = new Promise<null>(resolve => { release = () => resolve(null) })
+  let busy!: () => void
+  const laneBusy = new Promise<void>(resolve => { busy = resolve })
+  const { authenticator } = await harness(t, {
+    passwordChecks: new PasswordChecks({ limit: 256, perAddress: 4 }, new PasswordLanes(1)),
+    verifyCredentials: async ({ email, password }) => {
+      if (email === 'alice@example.com' && password === 'secret') return alice
+      busy()
+      return await held
+    },
+    attemptLimiter: redisAttempts({ points: 10, durationSeconds: 60 }, redis.commands, 'flood:')
+  })
+  const running = authenticator.login({ email: 'busy@example.com', password: 'x' }, { ...at, ip: '192.0.2.1' })
+  await laneBusy
+  // Sent at once, as a pipelined flood is read: every one is admitted or refused before Redis answers the first.
+  const flood = Array.from({ length: 300 }, (_, n) => authenticator.login({ email: `flood-${n}@example.com`, password: 'x' }, { ...at, ip: '203.0.113.9' }))
+  const legitimate = authenticator.login(credentials, { ...at, ip: '198.51.100.7' })
+  release()
+  t.match(await legitimate, { ok: true, identity: alice }, 'the other address\'s login waited its turn (main: SERVICE_UNAVAILABLE, too many password checks waiting)')
+  const refused = (await Promise.all(flood)).filter(result => !result.ok && result.code === 'SERVICE_UNAVAILABLE').length
+  t.equal(refused, 296, 'the flooding address had its share, 4 (main: 256 admitted to be counted)')
+  t.match(await running, { ok: false, code: 'INVALID_CREDENTIALS' })
 })
 
 t.test('Authenticator: a store whose checkBegins throws as it is called fails the login, and the room it held in the queue is free again', async (t) => {
