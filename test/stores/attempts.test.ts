@@ -3,7 +3,8 @@
 // and on a shared backend one count for every process.
 import t, { type Test } from 'tap'
 import { setTimeout } from 'node:timers/promises'
-import { unlimited, type AttemptLimit, type AttemptLimiter } from '../../lib/stores/attempts/contract.js'
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible'
+import { CountedAttempts, unlimited, type AttemptLimit, type AttemptLimiter } from '../../lib/stores/attempts/contract.js'
 import { memoryAttempts } from '../../lib/stores/attempts/memory.js'
 import { redisAttempts } from '../../lib/stores/attempts/redis.js'
 import { connectRedis, opened } from '../../lib/stores/redis-connection.js'
@@ -116,6 +117,36 @@ async function givenBackLate (t: Test, limiter: AttemptLimiter): Promise<void> {
   t.ok(refusal(await limiter.begin(null, 'late2@example.com')), 'nor does one given back to a counter that never was')
 }
 
+/**
+ * An attempt refused in one window whose point goes back once the next has begun (a round trip to Redis across its end)
+ * takes nothing from the next: `make` gives a counter of 2 points in 1 s windows.
+ */
+async function givenBackAcrossWindows (t: Test, make: (name: string) => RateLimiterAbstract): Promise<void> {
+  let gate: Promise<void> | null = null
+  let open!: () => void
+  const limiter = new CountedAttempts(name => {
+    const counter = make(name)
+    const reward = counter.reward.bind(counter)
+    counter.reward = async (key, points, options) => {
+      await gate
+      return reward(key, points, options)
+    }
+    return counter
+  })
+  t.equal(await limiter.begin('10.0.3.1', 'x1@example.com'), 0)
+  gate = new Promise(resolve => { open = resolve })
+  // Both pass the read (one attempt counted); the second's count is refused, and its point held on its way back.
+  const [second, third] = [limiter.begin('10.0.3.1', 'x2@example.com'), limiter.begin('10.0.3.1', 'x3@example.com')]
+  t.equal(await second, 0)
+  await setTimeout(1_100)
+  t.equal(await limiter.begin('10.0.3.1', 'x4@example.com'), 0, 'the next window')
+  t.equal(await limiter.begin('10.0.3.1', 'x5@example.com'), 0)
+  open()
+  t.ok(refusal(await third), 'refused in its window')
+  gate = null
+  t.ok(refusal(await limiter.begin('10.0.3.1', 'x6@example.com')), 'the next window allows its points, no more (before: a third password checked in it)')
+}
+
 t.test('unlimited (attemptLimit: false)', async t => {
   for (let i = 0; i < 5; i++) t.equal(await unlimited.begin('10.0.0.1', 'a@example.com'), 0)
   await unlimited.succeeded('10.0.0.1', 'a@example.com')
@@ -125,6 +156,7 @@ t.test('unlimited (attemptLimit: false)', async t => {
 t.test('memory', async t => {
   await attemptsContract(t, () => memoryAttempts(limit), false)
   await givenBackLate(t, memoryAttempts({ points: 2, durationSeconds: 1 }))
+  await givenBackAcrossWindows(t, name => new RateLimiterMemory({ keyPrefix: `across:${name}`, points: 2, duration: 1 }))
 })
 
 t.test('Redis', async t => {
@@ -135,6 +167,7 @@ t.test('Redis', async t => {
   await opened(redis.commands)
   await attemptsContract(t, () => redisAttempts(limit, redis.commands, 'test:'), true)
   await givenBackLate(t, redisAttempts({ points: 2, durationSeconds: 1 }, redis.commands, 'late:'))
+  await givenBackAcrossWindows(t, name => new RateLimiterRedis({ storeClient: redis.commands, keyPrefix: `across:${name}`, points: 2, duration: 1 }))
 
   const keys = await redis.commands.keys('test:*')
   t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')

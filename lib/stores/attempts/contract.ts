@@ -58,8 +58,9 @@ export class CountedAttempts implements AttemptLimiter {
     // Without a client address (the application API) only the email is counted.
     const network = ip === null ? null : clientNetwork(ip)
     const key = emailKey(email)
-    // The counters this attempt has counted on, the one that refused it included (a refusal counts too).
-    const counted: [RateLimiterAbstract, string][] = []
+    // The counters this attempt has counted on, the one that refused it included (a refusal counts too), each with the
+    // time its window ends.
+    const counted: Counted[] = []
     try {
       // A counter at its limit refuses before either counts: the other opens no window for an attempt that goes no
       // further (a flood for one email from an IPv6 network's /64s would leave a counter per /64).
@@ -67,19 +68,15 @@ export class CountedAttempts implements AttemptLimiter {
       const spent = [byIp, byEmail].filter(counter => counter !== null && counter.consumedPoints >= this.#byEmail.points && counter.msBeforeNext > 0)
       if (spent.length > 0) return Math.max(1, ...spent.map(counter => Math.ceil(counter!.msBeforeNext)))
       // Counted all the same: attempts begun together pass the reads, and the counters refuse past the limit.
-      if (network !== null) {
-        counted.push([this.#byIp, network])
-        await this.#byIp.consume(network)
-      }
-      counted.push([this.#byEmail, key])
-      await this.#byEmail.consume(key)
+      if (network !== null) await count(counted, this.#byIp, network)
+      await count(counted, this.#byEmail, key)
       return 0
     } catch (err) {
       // The library refuses with its result; anything else is the store failing.
       if (!(err instanceof RateLimiterRes)) throw err
       // Refused, the password is never checked: its points go back, or a burst of correct logins at once (one
       // address's users, more than `points` in flight) kept the address refused for the rest of the window.
-      await Promise.all(counted.map(([limiter, key]) => giveBack(limiter, key)))
+      await Promise.all(counted.map(([limiter, key, windowEnds]) => giveBack(limiter, key, windowEnds)))
       return Math.max(1, Math.ceil(err.msBeforeNext))
     }
   }
@@ -99,11 +96,27 @@ export class CountedAttempts implements AttemptLimiter {
   }
 }
 
+/** A point counted: its counter, key, and when its window ends (this process's clock). */
+type Counted = [RateLimiterAbstract, string, number]
+
+/** Counts one point on `limiter`, noted in `counted` whether or not the counter refuses it. */
+async function count (counted: Counted[], limiter: RateLimiterAbstract, key: string): Promise<void> {
+  try {
+    counted.push([limiter, key, Date.now() + (await limiter.consume(key)).msBeforeNext])
+  } catch (err) {
+    if (err instanceof RateLimiterRes) counted.push([limiter, key, Date.now() + err.msBeforeNext])
+    throw err
+  }
+}
+
 /**
  * One point back on a counter. rate-limiter-flexible's `reward` on a counter whose window has ended meanwhile opens a
- * new window at -1 (one attempt more than `points`): that point is taken back, leaving a window at 0.
+ * new window at -1 (one attempt more than `points`): that point is taken back, leaving a window at 0. So is one that
+ * landed in a later window than the point's (its end `windowEnds`: a later one ends a whole window after it, the same one
+ * then give or take a round trip), which would take a point another attempt counted there, one more password checked.
  */
-async function giveBack (limiter: RateLimiterAbstract, key: string): Promise<void> {
-  const { consumedPoints } = await limiter.reward(key)
-  if (consumedPoints < 0) await limiter.penalty(key)
+async function giveBack (limiter: RateLimiterAbstract, key: string, windowEnds?: number): Promise<void> {
+  const { consumedPoints, msBeforeNext } = await limiter.reward(key)
+  const later = windowEnds !== undefined && Date.now() + msBeforeNext - windowEnds > limiter.duration * 500
+  if (consumedPoints < 0 || later) await limiter.penalty(key)
 }
