@@ -36,6 +36,10 @@ const authBodyLimit = 16 * 1024
 
 interface TokenBody { refresh_token?: string, mode?: Mode }
 
+async function noStore (_request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+}
+
 // FST_ERR_CTP_INVALID_JSON_BODY's message (Fastify 5.5 and later).
 const notJson = "Body is not valid JSON but content-type is set to 'application/json'"
 const noRefreshToken = 'The refresh token is required in either the payload or cookie.'
@@ -135,9 +139,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     routes.setErrorHandler(errorHandler)
     // Every answer may carry a token or set or clear a credential cookie, errors included (the app's own hooks' too):
     // no cache, the browser's, a proxy's or a CDN's, may keep one to hand out again (RFC 6749 5.1, Pragma for HTTP/1.0
-    // ones). Last of the onSend hooks, over whatever the app's own set for every route.
-    routes.addHook('onSend', async (_request, reply) => {
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    // ones). Last of the onSend hooks, over whatever the app's own set for every route: a route's own hooks run after
+    // the app's, and this scope's onRoute after the app's, so it comes after any an app's onRoute hook gives each route.
+    routes.addHook('onRoute', (route) => {
+      route.onSend = [...[route.onSend ?? []].flat(), noStore]
     })
     // JSON alone, whatever the app parses (@fastify/formbody, @fastify/multipart): a form from another site needs no
     // CORS preflight, and would log a browser in as the form's author (login CSRF), or out.

@@ -1,7 +1,7 @@
 // No cache keeps what the auth routes answer (RFC 6749 5.1): each answer may carry a token, or set or clear a login
 // cookie, errors included. Real requests over TCP, in each login mode, through the app's own hooks too.
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyReply } from 'fastify'
 import realtime, { type RealtimeOptions, type SessionStore } from '../../lib/index.js'
 import { admin, directoryOf, secret } from '../helpers.js'
 
@@ -10,15 +10,20 @@ interface Answer { status: number, cacheControl: string | null, pragma: string |
 const storeDown = () => Promise.reject(new Error('store down'))
 const brokenStore: SessionStore = { create: storeDown, rotate: storeDown, lookup: storeDown, end: storeDown, endUser: storeDown }
 
-/** An app with the auth routes, whose own hooks refuse `x-limited` requests and mark every answer cacheable. */
-async function app (t: Test, options: RealtimeOptions = {}) {
+/**
+ * An app with the auth routes, whose own hooks refuse `x-limited` requests and mark every answer cacheable; `perRoute`:
+ * marked by a hook each route is given as it is added (an `onRoute` hook), not by one of the app's.
+ */
+async function app (t: Test, options: RealtimeOptions = {}, perRoute = false) {
   const app = Fastify()
   t.teardown(() => app.close())
   app.addHook('onRequest', async (request) => {
     if (request.headers['x-limited'] !== undefined) throw Object.assign(new Error('Rate limit exceeded'), { statusCode: 429 })
   })
   // An app that has every answer cached for ten minutes (its pages, its API) unless told otherwise.
-  app.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'public, max-age=600') })
+  const cacheable = async (_request: unknown, reply: FastifyReply) => { reply.header('cache-control', 'public, max-age=600') }
+  if (perRoute) app.addHook('onRoute', route => { route.onSend = [...[route.onSend ?? []].flat(), cacheable] })
+  else app.addHook('onSend', cacheable)
   app.get('/page', async () => 'cacheable')
   await app.register(realtime, { env: {}, secret, authRoutes: true, users: await directoryOf([admin]), ...options })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -79,6 +84,15 @@ t.test('every answer of the auth routes says no-store, in each mode, errors and 
   noStore(t, await request('POST', '/auth/login', { ...credentials, otp: 'x'.repeat(20_000) }), 'too large', 413)
   noStore(t, await request('POST', '/auth/login', credentials, { 'x-limited': '1' }), 'the app\'s rate limit', 429)
 
+  t.equal((await request('GET', '/page')).cacheControl, 'public, max-age=600', 'the app\'s own routes keep its caching')
+})
+
+t.test('an app whose onRoute hook gives every route its caching hook: the auth routes still say no-store', async t => {
+  const request = await app(t, {}, true)
+  const login = await request('POST', '/auth/login', { email: admin.email, password: admin.password, mode: 'session' })
+  noStore(t, login, 'login', 200)
+  noStore(t, await request('POST', '/auth/refresh', { mode: 'session' }, { cookie: sent(login) }), 'refresh', 200)
+  noStore(t, await request('POST', '/auth/login', { email: admin.email, password: admin.password }, { 'x-limited': '1' }), 'the app\'s rate limit', 429)
   t.equal((await request('GET', '/page')).cacheControl, 'public, max-age=600', 'the app\'s own routes keep its caching')
 })
 
