@@ -28,7 +28,7 @@ import { jsonEndpoint } from './endpoints/rest.js'
 import { upgradeGate } from './endpoints/upgrade.js'
 import { AddressLimit } from './endpoints/address-limit.js'
 import { startHeartbeat } from './endpoints/heartbeat.js'
-import { authRoutes } from './routes/auth.js'
+import { authRoutes, routeContext } from './routes/auth.js'
 import { RouteScope } from './routes/scope.js'
 import { claimCookieNames } from './routes/cookie-names.js'
 import type { RealtimeApi, RealtimeOptions } from '../types/index.js'
@@ -277,8 +277,8 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
       return open.length
     },
     connections: (filter) => registry.list(filter),
-    async login (credential) {
-      const result = await authenticator.login(credential, null)
+    async login (credential, request) {
+      const result = await authenticator.login(credential, request ? routeContext(request, 'login') : null)
       if (!result.ok) throw RealtimeError.of(refusal(result, 'INVALID_CREDENTIALS'))
       return result.issued!
     },

@@ -62,6 +62,10 @@ app.get('/x', async (request) => {
 expectTypeOf(app.realtime.send({ user: 'u' }, { type: 'x' })).toEqualTypeOf<number>()
 expectTypeOf(app.realtime.connections()).toEqualTypeOf<RealtimeConnection[]>()
 expectTypeOf(app.realtime.login({ email: 'a', password: 'b' })).toEqualTypeOf<Promise<IssuedTokens>>()
+app.post<{ Body: { email: string, password: string } }>('/my-login', (request) => {
+  // Counted as /auth/login: the client's address too.
+  expectTypeOf(app.realtime.login(request.body, request)).toEqualTypeOf<Promise<IssuedTokens>>()
+})
 expectTypeOf(app.realtime.revokeSession('s')).toEqualTypeOf<Promise<void>>()
 expectTypeOf(app.realtime.jwt.sign({ id: 'u' })).toEqualTypeOf<string>()
 expectTypeOf(new RealtimeError('FORBIDDEN', 'no').code).toEqualTypeOf<RealtimeError['code']>()

@@ -600,8 +600,13 @@ export interface RealtimeApi {
   close (filter: ConnectionFilter, code?: number, reason?: string): number
   /** The open sockets that match: not those closing (closed, their client yet to answer), which take no frame. */
   connections (filter?: ConnectionFilter): RealtimeConnection[]
-  /** Logs in with email and password: a new refresh session and its tokens. */
-  login (credential: PasswordCredential): Promise<IssuedTokens>
+  /**
+   * Logs in with email and password: a new refresh session and its tokens. Given the HTTP request it answers (your own
+   * login route), it is counted as the plugin's `/auth/login`: the attempt against the client's address as well as the
+   * email, the password queue's share of that address, `onAuthenticate` (source `login`), and no session for a client
+   * gone before it was made. Without it, the attempt counts against the email alone.
+   */
+  login (credential: PasswordCredential, request?: FastifyRequest): Promise<IssuedTokens>
   /** Ends a refresh session and revokes every socket it authenticated (AUTH_REVOKED). */
   revokeSession (sessionId: string): Promise<void>
   /**

@@ -3,7 +3,7 @@
 // in an HttpOnly cookie, which also authenticates sockets at the upgrade). A refresh token is one session whether it
 // is used over HTTP or on a socket.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
+import type { AuthContext, Authenticator, AuthFailure, AuthResult } from '../auth/authenticator.js'
 import type { Config, CookieConfig } from '../config.js'
 import { refusal, replyWithFailure } from '../errors.js'
 import { bodyFields, type BodyField } from './body-fields.js'
@@ -52,6 +52,15 @@ const modeOf = (body: TokenBody | undefined): Mode => body?.mode ?? (body?.refre
 
 function sendFailure (reply: FastifyReply, failure: AuthFailure) {
   return replyWithFailure(reply, refusal(failure, 'INVALID_CREDENTIALS'))
+}
+
+/**
+ * Where an HTTP request presents a password or a refresh token: the client's address for the attempt limits and its
+ * share of the password queue, and whether it still waits for the answer. The app's own routes calling
+ * `fastify.realtime.login(credential, request)` are counted as the plugin's `/auth/login` is.
+ */
+export function routeContext (request: FastifyRequest, source: 'login' | 'refresh'): AuthContext {
+  return { request, source, endpoint: null, ip: request.ip, waiting: () => !request.raw.socket.destroyed }
 }
 
 export function authRoutes (fastify: FastifyInstance, authenticator: Authenticator, config: Pick<Config, 'cookies' | 'refreshTokenTtlMs'> & { prefix: string }): void {
@@ -132,9 +141,6 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
     return unavailable
   })
 
-  /** Whether the client of `request` still waits for the answer (`AuthContext.waiting`). */
-  const waitingOf = (request: FastifyRequest) => () => !request.raw.socket.destroyed
-
   fastify.register(async (routes) => {
     routes.setErrorHandler(errorHandler)
     // Every answer may carry a token or set or clear a credential cookie, errors included (the app's own hooks' too):
@@ -160,7 +166,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       async (request, reply) => {
         const { email, password, otp, mode = 'json' } = request.body
         const credential = otp === undefined ? { email, password } : { email, password, otp }
-        const result = await checked(request, authenticator.login(credential, { request, source: 'login', endpoint: null, ip: request.ip, waiting: waitingOf(request) }))
+        const result = await checked(request, authenticator.login(credential, routeContext(request, 'login')))
         if (result.ok && mode !== 'json') {
           // The cookie this login replaces, and the other mode's, were the browser's only hold on their sessions: those
           // end, and their sockets with them, or no logout could reach them, and the browser keeps the new login alone
@@ -181,7 +187,7 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       if (tokens.length > 1) return sendFailure(reply, await dropCookie(request, reply, cookieOf(mode), false) ? tossed : unavailable)
       const token = await refreshTokenOf(request, mode, tokens[0]!)
       if (token === null) return sendFailure(reply, invalidSessionToken)
-      return sendIssued(reply, await checked(request, authenticator.refresh(token, { request, source: 'refresh', endpoint: null, ip: request.ip, waiting: waitingOf(request) })), mode)
+      return sendIssued(reply, await checked(request, authenticator.refresh(token, routeContext(request, 'refresh'))), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { bodyLimit: authBodyLimit, preValidation: tokenFields }, async (request, reply) => {

@@ -5,9 +5,10 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { once } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { Redis } from 'ioredis'
-import { MemorySessionStore, RealtimeError, type RealtimeOptions, type RefreshSession } from '../../lib/index.js'
+import Fastify from 'fastify'
+import realtime, { MemorySessionStore, RealtimeError, type RealtimeOptions, type RefreshSession } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
-import { admin, adminLookup, build, connect, directoryOf, editor, fakeClock, type Built, type Client } from '../helpers.js'
+import { admin, adminLookup, build, connect, directoryOf, editor, fakeClock, secret, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
@@ -245,6 +246,28 @@ t.test('the application API counts against the email: it rejects with REQUESTS_E
   t.equal(error!.code, 'REQUESTS_EXCEEDED')
   retryAfterOf(t, error!.message)
   t.equal((await login(app, editor, '10.0.7.1')).statusCode, 200, 'other emails go on')
+})
+
+t.test('the application API given the request of the app\'s own login route counts its address as /auth/login does', async t => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  const seen: string[] = []
+  await app.register(realtime, {
+    env: {},
+    secret,
+    users: await directoryOf([admin, editor]),
+    onAuthenticate: ({ source, request }) => { seen.push(`${source} ${request.ip}`) }
+  })
+  // As the README's RealtimeError example writes it: a refusal answers with its status.
+  app.post<{ Body: { email: string, password: string } }>('/my-login', (request) => app.realtime.login(request.body, request))
+  const myLogin = (credentials: { email: string, password: string }, remoteAddress: string) =>
+    app.inject({ method: 'POST', url: '/my-login', payload: credentials, remoteAddress })
+  for (let i = 0; i < 10; i++) t.equal((await myLogin(wrong(`user-${i}@example.com`), '10.0.9.1')).statusCode, 401)
+  const refused = await myLogin(admin, '10.0.9.1')
+  t.equal(refused.statusCode, 429, 'its address refused, as at /auth/login')
+  t.match(refused.json(), { code: 'REQUESTS_EXCEEDED' })
+  t.equal((await myLogin(admin, '10.0.9.2')).statusCode, 200, 'another address logs in')
+  t.same(seen, ['login 10.0.9.2'], 'onAuthenticate told of it, with its request')
 })
 
 t.test('a login refused because the password queue is full does not count: flooding the queue locks no user out', async t => {
