@@ -98,6 +98,11 @@ const shortestTimerS = 0.01
 // valid far past it; 1e19 ms is valid for none of them (every login would fail).
 const longestDurationMs = ms('100y')
 
+/** The variables the plugin reads, each with its schema (`default`, bounds): what the README's tables must list. */
+export function environmentVariables (): Readonly<Record<string, { readonly default?: unknown }>> {
+  return (envSchema() as { properties: Record<string, { default?: unknown }> }).properties
+}
+
 /** Whether the variable is one the schema reads as a number. */
 function isNumber (variable: string): boolean {
   const property = (envSchema() as { properties: Record<string, { type?: string }> }).properties[variable]

@@ -78,3 +78,16 @@ export function unknownOptions (options: RealtimeOptions): string[] {
   look(options, known, '')
   return unknown
 }
+
+/** Every option's path (`rest.auth`, `cookies.session.ttl`), parents included: what the README's tables must list. */
+export function optionPaths (): string[] {
+  const paths: string[] = []
+  const walk = (names: Table, path: string) => {
+    for (const [name, read] of Object.entries(names)) {
+      paths.push(path + name)
+      if (read !== true) walk(read, `${path}${name}.`)
+    }
+  }
+  walk(known, '')
+  return paths
+}
