@@ -63,6 +63,17 @@ t.test('every variable the plugin reads is in the README\'s tables, and every on
   t.same(listed.filter(name => !Object.hasOwn(variables, name)), [], 'documented, not read')
 })
 
+t.test('the variables Migration from Directus lists as read are those the plugin reads', async t => {
+  // `WEBSOCKETS_REST_*`, `WEBSOCKETS_GRAPHQL_*`, `WEBSOCKETS_LOGS_*`: `_ENABLED`, `_PATH`, ...: each prefix takes the
+  // suffixes listed after it.
+  const migration = between('- The environment variables, with Directus\'s names', 'Nothing else is read')
+  const prefixes = ticked(migration).filter(name => name.endsWith('_*')).map(name => name.slice(0, -2))
+  const suffixes = ticked(migration.slice(0, migration.indexOf(';', migration.indexOf('*`:')))).filter(name => /^_[A-Z_]+$/.test(name))
+  const named = new Set([...variablesIn(migration), ...prefixes.flatMap(prefix => suffixes.map(suffix => prefix + suffix))])
+  t.same(Object.keys(variables).filter(name => !named.has(name)), [], 'read, not listed')
+  t.same([...named].filter(name => !Object.hasOwn(variables, name)), [], 'listed, not read')
+})
+
 t.test('every option the plugin reads is in the README\'s tables, and every one there is read', async t => {
   const documented = new Set<string>()
   for (const [option, , , meaning] of rows(options)) {
