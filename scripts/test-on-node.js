@@ -1,4 +1,4 @@
-// `npm run test:node [-- <major>...]`: the tap suite (`npm run test:unit`) again under other Node releases, the newest
+// `npm run test:node [-- <major or version>...]`: the tap suite (`npm run test:unit`) again under other Node releases, the newest
 // LTS by default. The package says Node 20.12 or newer and apps deploy on the newer lines, where what the plugin leans
 // on (ws's receiver, async context, streams, the collector the memory tests read) may change. Each release comes from
 // npm's registry as the `node-<platform>-<arch>` package (the official binary, the one the `node` package installs),
@@ -20,7 +20,7 @@ for (const major of process.argv.length > 2 ? process.argv.slice(2) : [newestLts
   console.log(`# the suite on Node ${run(join(bin, 'node'), ['--version']).trim()}`)
   const suite = spawnSync('npm', ['run', 'test:unit'], { cwd: root, env, stdio: 'inherit' })
   failed ||= suite.status !== 0
-  if (Number(major) < newerNode) continue
+  if (Number(major.split('.')[0]) < newerNode) continue
   console.log(`# test/newer-node on Node ${major}`)
   const newer = spawnSync('npm', ['run', 'tap', '--', '--disable-coverage', 'test/newer-node/*.test.ts'], { cwd: root, env, stdio: 'inherit' })
   failed ||= newer.status !== 0
