@@ -1,8 +1,10 @@
-// `npm run test:lowest [-- <node version>...]`: the tap suite on the oldest of everything package.json says the package
+// `npm run test:lowest [-- <node version>... <package>@<version>...]`: the tap suite on the oldest of everything package.json says the package
 // takes, as an app on an old lockfile or on the oldest Node has it: every dependency and peer at the floor of its range
 // (`^5.0.0` is 5.0.0, `^16.9.0 || ^17.0.0` is 16.9.0; their own dependencies as npm resolves them), on the release
 // `engines.node` names (20.12.0), fetched from npm's registry as `npm run test:node` does. The development
-// dependencies stay as they are, but for the peers (fastify, graphql), which go to their floors too.
+// dependencies stay as they are, but for the peers (fastify, graphql), which go to their floors too. A
+// `<package>@<version>` argument takes that version instead of the floor: `graphql@17.0.0`, the floor of graphql's other
+// major.
 // The checkout is copied into `.lowest/tree/` (git-ignored), installed there once per package.json and lockfile, and
 // its suite run without coverage (that is `npm test`'s, on the lockfile).
 import { createHash } from 'node:crypto'
@@ -21,8 +23,15 @@ function floorOf (range) {
   return found[1]
 }
 
+const chosen = process.argv.slice(2).filter(argument => /^@?[^@]+@\d/.test(argument))
+const nodes = process.argv.slice(2).filter(argument => !chosen.includes(argument))
 const floors = Object.fromEntries([...Object.entries(pkg.dependencies), ...Object.entries(pkg.peerDependencies)]
   .map(([name, range]) => [name, floorOf(range)]))
+for (const argument of chosen) {
+  const at = argument.lastIndexOf('@')
+  if (!(argument.slice(0, at) in floors)) throw new Error(`${argument.slice(0, at)} is no dependency or peer of the package`)
+  floors[argument.slice(0, at)] = argument.slice(at + 1)
+}
 const lowest = {
   ...pkg,
   dependencies: Object.fromEntries(Object.keys(pkg.dependencies).map(name => [name, floors[name]])),
@@ -56,7 +65,7 @@ console.log(`# floors: ${Object.entries(floors).map(([name, version]) => `${name
 
 run('npm', ['run', 'build:test'], { cwd: tree, stdio: ['ignore', 'inherit', 'inherit'] })
 let failed = false
-for (const version of process.argv.length > 2 ? process.argv.slice(2) : [floorOf(pkg.engines.node)]) {
+for (const version of nodes.length > 0 ? nodes : [floorOf(pkg.engines.node)]) {
   const bin = binariesOf(version)
   // argon2's addon is built by the Node that installs: one of another major cannot load it.
   const major = run(join(bin, 'node'), ['-p', 'process.versions.modules']).trim()
