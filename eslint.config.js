@@ -2,5 +2,5 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['dist/**', '.build/**', 'coverage/**', '.tap/**', 'node_modules/**']
+  ignores: ['dist/**', '.build/**', '.lowest/**', 'coverage/**', '.tap/**', 'node_modules/**']
 })

@@ -6,7 +6,7 @@ import WebSocket, { WebSocketServer } from 'ws'
 import { buildSchema } from 'graphql'
 import realtime from '../../lib/index.js'
 import { upgradePaths } from '../../lib/routes/upgrade-paths.js'
-import { connect, secret, upgradeAnswered } from '../helpers.js'
+import { connect, routerOptions, secret, upgradeAnswered } from '../helpers.js'
 
 /** An app with the plugin (JSON endpoint public) and ws's own server for `/chat`, listening before or after `listen`. */
 async function boot (t: Test, when: 'before' | 'after', serverOptions: FastifyServerOptions = {}) {
@@ -49,7 +49,7 @@ for (const when of ['before', 'after'] as const) {
 }
 
 t.test('with another listener on the server, the plugin still takes its paths as the router matches them', async t => {
-  const { url } = await boot(t, 'before', { routerOptions: { caseSensitive: false, ignoreTrailingSlash: true } })
+  const { url } = await boot(t, 'before', routerOptions({ caseSensitive: false, ignoreTrailingSlash: true }))
   const client = await connect(url('/WebSocket/?x=1'))
   client.send({ type: 'ping', uid: 1 })
   t.same(await client.next(), { type: 'pong', uid: 1 })

@@ -264,7 +264,8 @@ t.test("a shutdown notice from the app's preClose hook added before the plugin r
     t.equal((await closed(client, 'the close')).code, 1005)
     t.same(client.frames, [{ type: 'shutdown' }], 'the notice, then the close')
   }
-  t.same(late, [0], 'a hook added after the plugin reaches none')
+  // Fastify 5.0.0 runs a hook added after a register once more in each scope made by then (`npm run test:lowest`).
+  t.same([...new Set(late)], [0], 'a hook added after the plugin reaches none')
 })
 
 t.test('an HTTP login in flight when the server stops listening is answered with Connection: close, so a pooled connection holds no close', async t => {

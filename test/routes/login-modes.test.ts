@@ -9,7 +9,7 @@ import { MemoryStore } from '@fastify/session'
 import realtime, { fromFastifySessionStore, MemorySessionStore, type RealtimeOptions } from '../../lib/index.js'
 import { resolveConfig } from '../../lib/config.js'
 import { redactLogObject } from '../../lib/redaction.js'
-import { admin, build, connect, directoryOf, editor, refusedWith, secret, stoppedDate, upgradeRefusal, whoami, type Built } from '../helpers.js'
+import { admin, build, connect, directoryOf, editor, refusedWith, routerOptions, secret, stoppedDate, upgradeRefusal, whoami, type Built } from '../helpers.js'
 import { GraphqlSocket } from '../hostile/graphql-socket.js'
 import { referenceSchema } from '../../example/schema.js'
 
@@ -480,7 +480,7 @@ t.test('copies dropped on a host the client made up: host-only alone for what ca
 })
 
 t.test('a path of thousands of slashes (a router that ignores duplicate ones) clears on / alone; a pair without a value is no copy', async t => {
-  const { app } = await build(t, { users: [admin], authRoutes: true }, { logger: false, routerOptions: { ignoreDuplicateSlashes: true } })
+  const { app } = await build(t, { users: [admin], authRoutes: true }, { logger: false, ...routerOptions({ ignoreDuplicateSlashes: true }) })
   const twice = [sent(setCookie(await login(app, 'cookie'))), sent(setCookie(await login(app, 'cookie')))].join('; ')
   const answer = await app.inject({ method: 'POST', url: `/auth${'/'.repeat(7000)}logout`, payload: { mode: 'cookie' }, headers: { cookie: twice, host: 'a.b.c.d.e.f.g.h.i.example.com' } })
   t.equal(answer.statusCode, 204)
@@ -493,7 +493,7 @@ t.test('a path of thousands of slashes (a router that ignores duplicate ones) cl
 
 t.test('copies dropped: the configured domain too; a path no browser sends is only /; a session cookie that is no session token among them', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, env: { SESSION_COOKIE_DOMAIN: 'realtime.test', REFRESH_TOKEN_COOKIE_DOMAIN: 'realtime.test' } },
-    { logger: false, routerOptions: { useSemicolonDelimiter: true } as FastifyServerOptions['routerOptions'] })
+    { logger: false, ...routerOptions({ useSemicolonDelimiter: true } as NonNullable<FastifyServerOptions['routerOptions']>) })
   const session = sent(setCookie(await login(app, 'session')))
   const answer = await app.inject({ method: 'POST', url: '/auth/refresh;x=<>', payload: { mode: 'session' }, headers: { cookie: `directus_session_token=garbage; ${session}`, host: 'localhost' } })
   t.equal(answer.statusCode, 401)
