@@ -3,12 +3,12 @@
 // a Fastify app, and the consumer type-checked by tsc under moduleResolution node16 (an ESM and a CommonJS project),
 // bundler and node10, strict, exactOptionalPropertyTypes and skipLibCheck false, with graphql (an optional peer) installed and without,
 // the app's own ioredis 6 beside the plugin's 5; a second consumer installed without hoisting, on graphql 17, serving
-// /graphql; and a third that type-checks the README's TypeScript blocks, whose links' anchors are checked against its
-// headings. Not in `npm test` (it packs and installs: `npm run test:package`). The installs prefer npm's cache, which
-// CI's `npm ci` has just filled.
+// /graphql; a bundle of an app made by esbuild, run with argon2 alone beside it; and a third that type-checks the
+// README's TypeScript blocks, whose links' anchors are checked against its headings. Not in `npm test` (it packs and
+// installs: `npm run test:package`). The installs prefer npm's cache, which CI's `npm ci` has just filled.
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, sep } from 'node:path'
@@ -464,6 +464,118 @@ t.test('on graphql 17, a too deep or too aliased document gets an error for its 
   t.same(of('aliased'), [{ id: 'aliased', type: 'error', payload: [{ message: 'Syntax Error: Aliases limit of 15 exceeded, found 16.' }] }])
   t.same(of('after'), [{ id: 'after', type: 'next', payload: { data: { node: null } } }, { id: 'after', type: 'complete' }], 'then answers another')
   t.equal(closed, 1005, 'closed by the client')
+})
+
+// An app bundled with esbuild into one minified file, as the README's "Bundling" says (argon2, a native module, left
+// out and installed beside it), run where nothing else is installed: the real SDK logs in and opens a socket, graphql-ws
+// and the logs stream authenticate, a forged token is refused. A plugin file read from its own folder, or a ws receiver
+// the plugin no longer reaches into once minified (its warning), fails it.
+write(join(consumer, 'bundled-app.mjs'), `import Fastify from 'fastify'
+import realtime from 'fastify-realtime'
+import { buildSchema } from 'graphql'
+
+const app = Fastify({ logger: { level: 'warn', stream: process.stderr } })
+await app.register(realtime, {
+  secret: 'a-packaging-test-secret-of-32-chars!',
+  users: [{ email: 'ada@example.com', password: 'correct horse battery', admin: true }],
+  authRoutes: true,
+  logs: {},
+  graphql: { schema: buildSchema('type Query { hello: String }') },
+  rest: { handlers: { whoami (message, connection) { connection.send({ type: 'whoami', uid: message.uid, user: connection.accountability.user }) } } }
+})
+await app.listen({ host: '127.0.0.1', port: 0 })
+console.log(JSON.stringify({ port: app.server.address().port }))
+process.once('SIGTERM', () => { app.close().then(() => process.exit(0)) })
+`)
+const bundledDir = join(work, 'bundled')
+const bundled = (async () => {
+  const { build } = await import('esbuild')
+  await build({
+    entryPoints: [join(consumer, 'bundled-app.mjs')],
+    outfile: join(bundledDir, 'app.mjs'),
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['argon2'],
+    banner: { js: readmeBanner() },
+    logLevel: 'silent'
+  })
+  // argon2 alone beside the bundle, as the README says: its own dependencies resolve from where it really is.
+  mkdirSync(join(bundledDir, 'node_modules'), { recursive: true })
+  symlinkSync(join(consumer, 'node_modules', 'argon2'), join(bundledDir, 'node_modules', 'argon2'), 'dir')
+})()
+
+/** The banner the README's esbuild command gives an ES module bundle: `require` for the CommonJS dependencies in it. */
+function readmeBanner (): string {
+  const command = readFileSync(join(root, 'README.md'), 'utf8').match(/^npx esbuild .*--banner:js="([^"]+)"/m)
+  if (!command) throw new Error("the README's esbuild command is gone")
+  return command[1]!
+}
+
+t.test('bundled with esbuild into one minified file, argon2 beside it: logins, sockets, GraphQL and logs work', async t => {
+  await bundled
+  const [{ authentication, createDirectus, realtime: realtimeClient }, { createClient }, { default: WebSocket }, { NodeWebSocket }] =
+    await Promise.all([import('@directus/sdk'), import('graphql-ws'), import('ws'), import('../node-websocket.js')])
+  const child = spawn(process.execPath, ['app.mjs'], { cwd: bundledDir, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  t.teardown(() => { child.kill('SIGKILL') })
+  const started = await Promise.race([
+    new Promise<string>(resolve => child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))),
+    // The end of what it wrote: Node quotes the minified line before the error.
+    exited.then(code => { throw new Error(`the bundle exited (${code}): ${stderr.slice(-1000)}`) })
+  ])
+  const { port } = JSON.parse(started) as { port: number }
+  const http = `http://127.0.0.1:${port}`
+  const ws = `ws://127.0.0.1:${port}`
+
+  // The SDK: its login over POST /auth/login, then a socket authenticated with the access token.
+  const client = createDirectus(http, { globals: { WebSocket: NodeWebSocket } })
+    .with(authentication('json'))
+    .with(realtimeClient({ authMode: 'handshake', reconnect: false }))
+  await client.login('ada@example.com', 'correct horse battery')
+  const accessToken = (await client.getToken())!
+  await client.connect()
+  const whoami = new Promise<{ type: string, uid: string, user: unknown }>(resolve => {
+    client.onWebSocket('message', (frame: { type: string, uid: string, user: unknown }) => { if (frame.type === 'whoami') resolve(frame) })
+  })
+  client.sendMessage({ type: 'whoami', uid: 'me' })
+  t.match(await whoami, { type: 'whoami', uid: 'me', user: /^[0-9a-f-]{36}$/ }, 'the SDK logs in and its socket is the user')
+  client.stopRefreshing()
+  client.disconnect()
+
+  // graphql-ws, the token in connection_init.
+  const graphql = createClient({ url: `${ws}/graphql`, webSocketImpl: WebSocket, connectionParams: { access_token: accessToken }, retryAttempts: 0 })
+  const result = await new Promise((resolve, reject) => {
+    let last: unknown
+    graphql.subscribe({ query: '{ hello }' }, { next: value => { last = value }, error: reject, complete: () => resolve(last) })
+  })
+  t.same(result, { data: { hello: null } }, 'graphql-ws authenticates and queries')
+  await graphql.dispose()
+
+  // The logs stream (an admin), and a forged token refused with its close code.
+  const frames = async (path: string, sent: object[]) => {
+    const socket = new WebSocket(`${ws}${path}`)
+    const seen: unknown[] = []
+    socket.on('message', data => seen.push(JSON.parse(data.toString())))
+    await new Promise(resolve => socket.once('open', resolve))
+    for (const frame of sent) socket.send(JSON.stringify(frame))
+    const code = await Promise.race([
+      new Promise<number>(resolve => socket.once('close', resolve)),
+      new Promise<number>(resolve => setTimeout(() => { socket.close(); resolve(0) }, 1000))
+    ])
+    return { seen, code }
+  }
+  t.same(await frames('/websocket/logs', [{ type: 'auth', access_token: accessToken }]), { seen: [{ type: 'auth', status: 'ok' }], code: 0 }, 'the logs stream takes the admin')
+  const forged = `${accessToken.slice(0, accessToken.lastIndexOf('.'))}.${'A'.repeat(43)}`
+  t.match(await frames('/websocket', [{ type: 'auth', access_token: forged }]), { seen: [{ type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } }], code: 4401 }, 'a forged token refused, 4401')
+
+  child.kill('SIGTERM')
+  t.equal(await exited, 0, 'closes on SIGTERM')
+  t.equal(stderr, '', 'no warning or error logged (ws reached into as when not bundled)')
 })
 
 // The README's TypeScript blocks, as a user pastes them into an app beside the installed package, checked as the README
