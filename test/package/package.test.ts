@@ -70,7 +70,8 @@ const readmeInstall = run('npm', [
   'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball,
   ...['fastify', 'graphql', 'graphql-ws', '@fastify/jwt', '@fastify/websocket', 'get-jwks', 'mercurius',
     '@types/node', '@types/ws'].map(name => `${name}@${installed(name)}`),
-  // The SDK as `npm i @directus/sdk` installs it now, whose `login` the README writes (npm only warns of its Node 22).
+  // The SDK as `npm i @directus/sdk` installs it on Node 22 and later (on Node 20, npm picks 18), whose `login` the
+  // README writes (npm only warns of its Node 22).
   `@directus/sdk@${installed('@directus/sdk-26')}`
 ], readme)
 // The peer dependencies (fastify, and graphql for the GraphQL endpoint), @types/node, @fastify/jwt for the project
@@ -589,7 +590,7 @@ t.test('bundled with esbuild into one minified file, argon2 beside it: logins, s
 // block forgot to declare) fails here. Blocks importing a package the consumer does not install are left out: the
 // list is checked, so that a new one is seen.
 const readmeChecked = readmeInstall.then(async ran => {
-  if (ran.code !== 0) return { ran, missing: [] as string[] }
+  if (ran.code !== 0) return { ran, missing: [] as string[], files: {} }
   const declarations = ['dist/lib/index.d.ts', 'dist/types/index.d.ts'].map(file => readFileSync(join(packageDir, file), 'utf8')).join('\n')
   const exported = new Set([
     ...[...declarations.matchAll(/^export (?:declare )?(?:interface|type|const|function|class|enum) (\w+)/gm)].map(match => match[1]!),
@@ -604,7 +605,7 @@ const readmeChecked = readmeInstall.then(async ran => {
     compilerOptions: { ...strict, module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'] },
     include: ['blocks/*.ts']
   }))
-  return { ran: await queued(process.execPath, [tsc, '-p', join(readme, 'tsconfig.json')], readme), missing }
+  return { ran: await queued(process.execPath, [tsc, '-p', join(readme, 'tsconfig.json')], readme), missing, files }
 })
 
 t.test("the README's TypeScript blocks type-check against the installed package", async t => {
@@ -612,4 +613,21 @@ t.test("the README's TypeScript blocks type-check against the installed package"
   t.equal(ran.stdout + ran.stderr, '', 'no error')
   t.equal(ran.code, 0)
   t.same(missing, ['connect-redis', 'redis'], 'the blocks left out import only these')
+})
+
+// The README's test (Testing your app) run as a user runs it, its types stripped: it checks the socket's answer and
+// ends by itself. Without the heartbeat, which drops a forgotten socket a minute later, a block that leaves its app
+// open never ends, and this test times out.
+t.test("the README's test of an app runs, passes and ends", async t => {
+  const { files } = await readmeChecked
+  const block = Object.values(files).find(code => code.includes('injectWS('))
+  if (block === undefined) return t.fail('the block of Testing your app is gone')
+  const { transform } = await import('esbuild')
+  write(join(readme, 'app.test.mjs'), (await transform(block, { loader: 'ts', format: 'esm' })).code)
+  const ran = await new Promise<Ran>(resolve => {
+    const child = execFile(process.execPath, ['app.test.mjs'], { cwd: readme, env: { ...process.env, WEBSOCKETS_HEARTBEAT_ENABLED: 'false' } },
+      (error, stdout, stderr) => { resolve({ code: error ? 1 : 0, stdout, stderr }) })
+    t.teardown(() => { child.kill('SIGKILL') })   // a block that never ends outlives the timeout otherwise
+  })
+  t.same(ran, { code: 0, stdout: '', stderr: '' })
 })
