@@ -10,10 +10,11 @@ import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { anchorsOf, typeScriptFiles } from './readme-blocks.js'
+import { anchorsOf, blocksOf, typeScriptFiles } from './readme-blocks.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const installed = (name: string): string =>
@@ -465,6 +466,51 @@ t.test('on graphql 17, a too deep or too aliased document gets an error for its 
   t.same(of('aliased'), [{ id: 'aliased', type: 'error', payload: [{ message: 'Syntax Error: Aliases limit of 15 exceeded, found 16.' }] }])
   t.same(of('after'), [{ id: 'after', type: 'next', payload: { data: { node: null } } }, { id: 'after', type: 'complete' }], 'then answers another')
   t.equal(closed, 1005, 'closed by the client')
+})
+
+// The README's first app (Install and register) as a newcomer pastes it into the consumer, run with a secret, then its
+// login and its hello client, checked against the output the README prints under them. Only the port is changed.
+t.test("the README's app.mjs and its hello client print what the README says", async t => {
+  const blocks = blocksOf(readFileSync(join(root, 'README.md'), 'utf8'))
+  const appBlock = blocks.find(block => block.lang === 'js' && block.code.includes('await app.listen({ port: 3000 })'))
+  const clientBlock = blocks.find(block => block.lang === 'sh' && block.code.includes('ws://127.0.0.1:3000/websocket'))
+  if (!appBlock || !clientBlock) return t.fail("the README's app.mjs, or its hello client, is gone")
+  const port = await new Promise<number>(resolve => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+  const atPort = (code: string) => code.replaceAll('3000', String(port))
+  write(join(consumer, 'app.mjs'), atPort(appBlock.code))
+  const child = spawn(process.execPath, ['app.mjs'], { cwd: consumer, env: { ...process.env, SECRET: 'a-packaging-test-secret-of-32-chars!' } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let logged = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      logged += chunk.toString()
+      if (logged.includes('Server listening')) resolve()
+    })
+    child.on('exit', code => reject(new Error(`app.mjs exited (${code}): ${logged}`)))
+  })
+
+  // The login, as its curl sends it; what it answers, as the README writes it ("..." for what differs).
+  const [curl, client] = clientBlock.code.split('\n\n')
+  const body = /-d '([^']+)'/.exec(curl!)![1]!
+  const printed = (block: string) => block.split('\n').filter(line => line.startsWith('# ')).map(line => line.slice(2))
+  const shaped = (line: string) => new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll('\\.\\.\\.', '.+')}$`)
+  const login = await (await fetch(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).text()
+  t.match(login, shaped(printed(curl!)[0]!), 'the login answers as printed')
+
+  // The hello client, run in the consumer, where ws came with the plugin.
+  const script = /node -e '([\s\S]+?)' '<access_token>'/.exec(client!)![1]!
+  const token = (JSON.parse(login) as { data: { access_token: string } }).data.access_token
+  const ran = await run(process.execPath, ['-e', atPort(script), token], consumer)
+  t.equal(ran.code, 0, `the client exits 0 ${ran.stderr}`)
+  const lines = ran.stdout.trim().split('\n')
+  const expected = printed(client!)
+  t.equal(lines.length, expected.length, 'as many lines as printed')
+  expected.forEach((line, i) => t.match(lines[i], shaped(line), `prints ${line}`))
 })
 
 // An app bundled with esbuild into one minified file, as the README's "Bundling" says (argon2, a native module, left
