@@ -6,6 +6,8 @@
 // Redis is reached through a proxy that holds the app's connection as a paused Redis would: the holds are on the wire.
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { admin, build } from '../helpers.js'
 import { Link } from '../redis-link.js'
 import { RedisServer } from '../redis-server.js'
@@ -15,6 +17,8 @@ import { RedisServer } from '../redis-server.js'
 const lookup = 'return {status, identity, expiresat}'
 const sessionWrite = "'identity', argv[2], 'tokenhash'"
 const listing = "'zadd', keys[1], 'gt'"
+// The read of Redis's clock that a revokeUser marks its user with, before it ends a thing.
+const clockRead = 'return clock()'
 
 async function paused (t: Test) {
   const redis = await RedisServer.start(t)
@@ -23,7 +27,7 @@ async function paused (t: Test) {
   t.teardown(() => link.down())
   const built = await build(t, { users: [admin], authRoutes: true, redis: `redis://127.0.0.1:${link.port}` }, { logger: false })
   const post = (url: string, payload: object) => built.app.inject({ method: 'POST', url, payload })
-  return { link, post }
+  return { link, post, app: built.app, redis }
 }
 
 t.test('a refresh whose read of the session Redis holds 1.2 s: its rotation still acts, and it works', async t => {
@@ -58,4 +62,20 @@ t.test('a login whose session write Redis holds 0.6 s, then its listing 0.6 s: i
   const answered = await login
   t.equal(answered.statusCode, 200, 'the login works: its listing was sent 0.6 s into the call, and acted 0.6 s after')
   t.equal((await post('/auth/refresh', { refresh_token: answered.json().data?.refresh_token })).statusCode, 200, 'its session is there')
+})
+
+t.test('a revokeUser whose read of Redis\'s clock Redis holds 1.2 s: it still ends the user\'s sessions', async t => {
+  const { link, post, app, redis } = await paused(t)
+  const token = (await post('/auth/login', admin)).json().data.refresh_token as string
+  const user = app.realtime.jwt.decode<{ id: string }>((await post('/auth/login', admin)).json().data.access_token)!.id
+
+  const held = link.hold(clockRead)
+  const revoking = app.realtime.revokeUser(user)
+  await held.held
+  await sleep(1_200)
+  held.release()
+  await t.resolves(revoking, 'it resolves: every command was answered within the store timeout')
+  const direct = new Redis(redis.url)
+  t.teardown(() => direct.disconnect())
+  t.equal(await direct.exists(`realtime:{s:${readRefreshToken(token)!.sessionId}}:session`), 0, 'the user\'s session has ended in the store')
 })

@@ -238,18 +238,19 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
-    // Each batch gets the time the whole call was given, counted from when it starts: a batch started before the
-    // deadline acts while its caller still waits, whatever the number of batches before it.
-    const window = deadline - Date.now()
+    // Each write, and each batch, gets the time the whole call was given, counted from when it starts (`nextWrites`):
+    // a batch started by then acts while its caller still waits, whatever the number of batches before it, or a read
+    // of the clock held by a pause.
+    const next = nextWrites(deadline)
     // Unread (the clock's node away), the user is not marked: the sessions end all the same, and logins racing this
     // are left to their processes' own guard.
     const began = await this.checkBegins().catch(() => null)
     // Before the set is read: a login listed after that reads the mark.
-    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), deadline, began, endedMarkMs)
+    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
     const ended: string[] = []
     for (;;) {
-      refuseLate(deadline)
-      const batchDeadline = Date.now() + window
+      const batchDeadline = next()
+      refuseLate(batchDeadline)
       let before = false
       let ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), batchDeadline, endUserBatch) as string[]
       if (ids.length === 0) {
