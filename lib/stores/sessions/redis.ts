@@ -156,6 +156,19 @@ const endUserBatch = 500
  */
 const endedMarkMs = 60 * 60 * 1000
 
+/**
+ * The deadlines of a call's writes after its first command: each as long from when it is sent as the call was given
+ * (`deadline`, from the call's start), and never later than that much past the call's own, two thirds of the store
+ * timeout, as endUser's batches. Counted from the call's start, a Redis pause of a second (a fork, `DEBUG SLEEP 1`) or
+ * a stall of this process during its first command left the next none, and a refresh or login whose store answered
+ * every command in time was answered 503. A write so sent still acts within a third of the store timeout of being
+ * sent, before ioredis's own command timeout (2 s) can answer for it, and a second before the store timeout ends.
+ */
+function nextWrites (deadline: number): () => number {
+  const window = deadline - Date.now()
+  return () => Math.min(Date.now() + window, deadline + window)
+}
+
 /** status, then for a current (or rotated) token its identity JSON and expiresAt. */
 type Reply = [string, string?, string?]
 
@@ -178,26 +191,29 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<string[]> {
+    const next = nextWrites(deadline)
     await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
     const { user } = session.identity
-    const over = await this.#index(user, session.id, session.expiresAt, deadline, this.#maxSessionsPerUser)
+    const over = await this.#index(user, session.id, session.expiresAt, next(), this.#maxSessionsPerUser)
     // Its user's sessions ended after its check began, maybe read before it was listed: it would outlive them. It ends
     // alone, none of the others past the limit.
     const ended = checkBegan !== undefined && await this.#endedSince(user, checkBegan) ? [session.id] : over
     // Each in its own slot: a script of its own each. Ended first, forgotten second: a session whose end failed stays
     // on the set, within reach of endUser. Forgetting is best effort, as in `end`.
-    await Promise.all(ended.map(id => this.#end(id, deadline)))
+    const endsBy = next()
+    await Promise.all(ended.map(id => this.#end(id, endsBy)))
     if (ended.length > 0) await this.#forget(user, ended).catch(() => {})
     return ended
   }
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
+    const next = nextWrites(deadline)
     const found = await this.#lookup(token)
     if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
-    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, deadline, 0)
-    const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), deadline,
+    await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, next(), 0)
+    const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), next(),
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
     return this.#notCurrent(reply, token.sessionId)
@@ -222,18 +238,19 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async endUser (user: string, deadline: number): Promise<string[]> {
-    // Each batch gets the time the whole call was given, counted from when it starts: a batch started before the
-    // deadline acts while its caller still waits, whatever the number of batches before it.
-    const window = deadline - Date.now()
+    // Each write, and each batch, gets the time the whole call was given, counted from when it starts (`nextWrites`):
+    // a batch started by then acts while its caller still waits, whatever the number of batches before it, or a read
+    // of the clock held by a pause.
+    const next = nextWrites(deadline)
     // Unread (the clock's node away), the user is not marked: the sessions end all the same, and logins racing this
     // are left to their processes' own guard.
     const began = await this.checkBegins().catch(() => null)
     // Before the set is read: a login listed after that reads the mark.
-    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), deadline, began, endedMarkMs)
+    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
     const ended: string[] = []
     for (;;) {
-      refuseLate(deadline)
-      const batchDeadline = Date.now() + window
+      const batchDeadline = next()
+      refuseLate(batchDeadline)
       let before = false
       let ids = await this.#redis.eval(userSessionsScript, 1, this.#keys.userSessions(user), batchDeadline, endUserBatch) as string[]
       if (ids.length === 0) {
