@@ -517,6 +517,13 @@ export interface RealtimeOptions {
   redis?: string | IoredisClient | undefined
   /** Prefix of every Redis key and channel the plugin uses (default `realtime:`). */
   redisPrefix?: string | undefined
+  /**
+   * Replicas (of the master each write lands on) that must confirm the writes a failover must not lose before they
+   * count (Redis `WAIT`, 500 ms): sessions made, rotated and ended, `revokeUser`'s, revocations, one-time-code claims.
+   * One they do not confirm answers 503 (`SERVICE_UNAVAILABLE`), for the client to retry. Default 0: answered as soon as
+   * the master has it, and lost if it dies before its replicas do (Redis replicates asynchronously).
+   */
+  redisReplicaAcks?: number | undefined
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
   authRoutes?: boolean | AuthRoutesOptions | undefined
   /**

@@ -27,6 +27,7 @@
 // sessions, so endUser finds every live one. Keys expire with their sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
 // the write's deadline.
 import { refuseLate, refuseLateLua } from '../write-deadline.js'
+import { ackedEval } from '../replica-acks.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
@@ -178,9 +179,16 @@ export class RedisSessionStore implements SessionStore {
   /** 0: no limit. */
   readonly #maxSessionsPerUser: number
 
-  /** `maxSessionsPerUser`: sessions one user keeps; a new one past it ends those that expire first. */
-  constructor (redis: RedisClient, prefix: string, maxSessionsPerUser = Infinity) {
+  /** How many replicas confirm each write that a token presented later meets (`redisReplicaAcks`). */
+  readonly #replicaAcks: number
+
+  /**
+   * `maxSessionsPerUser`: sessions one user keeps; a new one past it ends those that expire first. `replicaAcks`: how
+   * many replicas must confirm each write before it counts.
+   */
+  constructor (redis: RedisClient, prefix: string, maxSessionsPerUser = Infinity, replicaAcks = 0) {
     this.#redis = redis
+    this.#replicaAcks = replicaAcks
     this.#keys = redisKeys(prefix)
     this.#maxSessionsPerUser = maxSessionsPerUser === Infinity ? 0 : maxSessionsPerUser
   }
@@ -192,7 +200,7 @@ export class RedisSessionStore implements SessionStore {
 
   async create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<string[]> {
     const next = nextWrites(deadline)
-    await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
+    await this.#write(createScript, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
     const { user } = session.identity
     const over = await this.#index(user, session.id, session.expiresAt, next(), this.#maxSessionsPerUser)
@@ -213,7 +221,7 @@ export class RedisSessionStore implements SessionStore {
     if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
     await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, next(), 0)
-    const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), next(),
+    const reply = await this.#write(rotateScript, this.#keys.session(token.sessionId), next(),
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
     return this.#notCurrent(reply, token.sessionId)
@@ -246,7 +254,7 @@ export class RedisSessionStore implements SessionStore {
     // are left to their processes' own guard.
     const began = await this.checkBegins().catch(() => null)
     // Before the set is read: a login listed after that reads the mark.
-    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
+    if (began !== null) await this.#write(markEndedScript, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
     const ended: string[] = []
     for (;;) {
       const batchDeadline = next()
@@ -271,7 +279,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set. */
   #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
-    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
+    return this.#write(indexScript, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
   }
 
   /** Whether an endUser of `user` began after `checkBegan`, or in its microsecond. */
@@ -280,8 +288,16 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
-    const identity = await this.#redis.eval(endScript, 1, this.#keys.session(sessionId), deadline) as string | null
+    const identity = await this.#write(endScript, this.#keys.session(sessionId), deadline) as string | null
     return identity ? JSON.parse(identity) as Identity : null
+  }
+
+  /**
+   * A script that writes `key`, confirmed by the replicas asked for: a session, its listing, its end or its user's mark
+   * lost in a failover would meet a later token (a logged-out one working again, the newest taken for reuse).
+   */
+  #write (script: string, key: string, ...args: Array<string | number>): Promise<unknown> {
+    return ackedEval(this.#redis, this.#replicaAcks, script, [key], ...args)
   }
 
   /** Takes ended sessions out of their user's set. */
