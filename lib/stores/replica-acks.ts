@@ -1,5 +1,5 @@
 // Writes that must outlive a failover. Redis replicates asynchronously: a write its master acknowledged and then died
-// before sending on is gone once a replica is promoted (a logout's session back, a rotated token taken for reuse).
+// before sending on is gone once a replica is promoted (a logout's session back, its refresh token working again).
 // With `redisReplicaAcks` (n), such a write is followed, on the same connection (so the same node), by `WAIT` for n of
 // the master's replicas online (ROLE, sent with the write): it counts once they have it, and one they do not confirm
 // in time fails, as a Redis away does (503, the client tries again). A master with fewer replicas online waits for

@@ -179,12 +179,12 @@ export class RedisSessionStore implements SessionStore {
   /** 0: no limit. */
   readonly #maxSessionsPerUser: number
 
-  /** How many replicas confirm each write that a token presented later meets (`redisReplicaAcks`). */
+  /** How many replicas confirm each listing and end of a session, and each mark of `endUser` (`redisReplicaAcks`). */
   readonly #replicaAcks: number
 
   /**
    * `maxSessionsPerUser`: sessions one user keeps; a new one past it ends those that expire first. `replicaAcks`: how
-   * many replicas must confirm each write before it counts.
+   * many replicas must confirm each listing and end before it counts.
    */
   constructor (redis: RedisClient, prefix: string, maxSessionsPerUser = Infinity, replicaAcks = 0) {
     this.#redis = redis
@@ -200,7 +200,7 @@ export class RedisSessionStore implements SessionStore {
 
   async create (session: RefreshSession, deadline: number, checkBegan?: number): Promise<string[]> {
     const next = nextWrites(deadline)
-    await this.#write(createScript, this.#keys.session(session.id), deadline,
+    await this.#redis.eval(createScript, 1, this.#keys.session(session.id), deadline,
       JSON.stringify(session.identity), session.tokenHash, session.expiresAt)
     const { user } = session.identity
     const over = await this.#index(user, session.id, session.expiresAt, next(), this.#maxSessionsPerUser)
@@ -221,7 +221,7 @@ export class RedisSessionStore implements SessionStore {
     if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
     await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, next(), 0)
-    const reply = await this.#write(rotateScript, this.#keys.session(token.sessionId), next(),
+    const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), next(),
       token.tokenHash, nextTokenHash, expiresAt) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
     return this.#notCurrent(reply, token.sessionId)
@@ -254,7 +254,7 @@ export class RedisSessionStore implements SessionStore {
     // are left to their processes' own guard.
     const began = await this.checkBegins().catch(() => null)
     // Before the set is read: a login listed after that reads the mark.
-    if (began !== null) await this.#write(markEndedScript, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
+    if (began !== null) await this.#confirmed(markEndedScript, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
     const ended: string[] = []
     for (;;) {
       const batchDeadline = next()
@@ -279,7 +279,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set. */
   #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
-    return this.#write(indexScript, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
+    return this.#confirmed(indexScript, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
   }
 
   /** Whether an endUser of `user` began after `checkBegan`, or in its microsecond. */
@@ -288,15 +288,19 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
-    const identity = await this.#write(endScript, this.#keys.session(sessionId), deadline) as string | null
+    const identity = await this.#confirmed(endScript, this.#keys.session(sessionId), deadline) as string | null
     return identity ? JSON.parse(identity) as Identity : null
   }
 
   /**
-   * A script that writes `key`, confirmed by the replicas asked for: a session, its listing, its end or its user's mark
-   * lost in a failover would meet a later token (a logged-out one working again, the newest taken for reuse).
+   * A script whose write a later token or endUser must find, confirmed by the replicas asked for: a session's end or
+   * its user's mark lost in a failover, a logged-out or revoked refresh token would work again; a session's listing on
+   * its user's set lost (the session kept on another node), endUser would miss it. Not the session nor its rotation:
+   * lost, their tokens are refused (the user logs in again), never taken; and a rotation unconfirmed would have to be
+   * taken back by another write, which a failover can lose as well (the newest token then counts as reuse). A
+   * rotation's listing comes before its compare-and-set: unconfirmed, nothing has rotated.
    */
-  #write (script: string, key: string, ...args: Array<string | number>): Promise<unknown> {
+  #confirmed (script: string, key: string, ...args: Array<string | number>): Promise<unknown> {
     return ackedEval(this.#redis, this.#replicaAcks, script, [key], ...args)
   }
 
