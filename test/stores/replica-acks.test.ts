@@ -8,6 +8,7 @@ import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { admin, build, editor, type Built } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
+import { freePorts, RedisServer } from '../redis-server.js'
 import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { redisKeys } from '../../lib/stores/redis-keys.js'
 
@@ -162,4 +163,22 @@ t.test('a login whose session\'s listing on its user\'s set (another master) was
   }
   const left = (await cluster.keys('realtime:{s:*}:session')).filter(key => elsewhere.includes(key))
   t.same(left, [], 'no session handed out is left in Redis after revokeUser')
+})
+
+t.test('on one Redis with a replica (as Sentinel runs them): a logout waits for the replica, and answers 503 while it lags', async t => {
+  const master = await RedisServer.start(t)
+  const [port] = await freePorts(1)
+  const replica = new RedisServer(port!, ['--replicaof', '127.0.0.1', String(master.port)])
+  await replica.start()
+  t.teardown(() => replica.stop())
+  const onMaster = new Redis(master.port, '127.0.0.1')
+  t.teardown(() => onMaster.disconnect())
+  while (((await onMaster.role()) as [string, number, unknown[]])[2].length === 0) await new Promise(resolve => setTimeout(resolve, 20))
+  const a = await build(t, { users: [admin], authRoutes: true, redis: master.url, redisReplicaAcks: 1 })
+  const [kept, unconfirmed] = [await loginAs(a), await loginAs(a)]
+  t.equal((await post(a, 'logout', kept.refresh_token)).statusCode, 204, 'confirmed by the replica')
+  replica.pause()
+  t.teardown(() => { if (replica.running) replica.resume() })
+  await onMaster.set('test:ballast', Buffer.alloc(40 * 1024 * 1024))
+  t.equal((await post(a, 'logout', unconfirmed.refresh_token)).statusCode, 503, 'not confirmed: 503')
 })
