@@ -1,12 +1,13 @@
 // A soak of a Redis Cluster with replicas failing over under live traffic (not run by CI):
-//   node --import tsx scripts/failover-soak.ts [seconds=120] [lag|kill] [replicaAcks=0]
+//   node --import tsx scripts/failover-soak.ts [seconds=120] [lag|cut|kill|none] [replicaAcks=0]
 // Six redis-server (3 masters + 3 replicas, cluster-node-timeout 1500 ms) on loopback, two app processes (the plugin on
 // an ioredis Cluster as the README shows), clients logging in, refreshing (each keeps only its newest refresh token),
 // keeping a socket authenticated (re-authenticating it after each refresh), logging out, and revokeUser. Every ~15 s a
-// master dies (kill -9); with `lag`, its replica first stops hearing it for 600 ms (SIGSTOP, its link killed): what the
-// master acknowledged meanwhile is what asynchronous replication loses when the replica is promoted. The killed node
-// is started again (it rejoins as a replica). At the end, a third app process (one started after every failover) is
-// shown every logged-out and revoked refresh token. Every non-success is classified; the summary is printed as JSON.
+// master dies (kill -9); with `lag`, its replica first stops reading it for 600 ms (SIGSTOP, and sent 40 MB: still
+// online), with `cut` its link is cut too (a partition): what the master acknowledged meanwhile is what asynchronous
+// replication loses when the replica is promoted. The killed node is started again once failed over (it rejoins as a
+// replica). After the revocations have lapsed (10 s access tokens), a third app process (started after every failover)
+// is shown every logged-out and revoked refresh token. Every non-success is classified; the summary is printed as JSON.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -94,6 +95,12 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
   const dir = await mkdtemp(join(tmpdir(), 'failover-soak-'))
   const base = 21000 + Math.floor(Math.random() * 5000)
   const nodes = Array.from({ length: 6 }, (_, i) => new Node(base + i, dir))
+  const apps: ChildProcess[] = []
+  // Whatever happens, the nodes and apps started here go with the driver.
+  process.on('exit', () => {
+    for (const child of apps) child.kill('SIGKILL')
+    for (const n of nodes) n.kill()
+  })
   await Promise.all(nodes.map(n => n.start()))
   await run('redis-cli', ['--cluster', 'create', ...nodes.map(n => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'])
   const clusterOk = async () => {
@@ -107,7 +114,7 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
   while (!(await clusterOk())) await sleep(50)
   const seeds = nodes.map(n => n.port)
   const appPorts = [base + 100, base + 101, base + 102]
-  const apps = [await startApp(appPorts[0]!, seeds, replicaAcks), await startApp(appPorts[1]!, seeds, replicaAcks)]
+  apps.push(await startApp(appPorts[0]!, seeds, replicaAcks), await startApp(appPorts[1]!, seeds, replicaAcks))
   const ops: Op[] = []
   const failovers: { at: number, killed: number, mode: string, lagMs: number, okAfterMs?: number }[] = []
   const t0 = Date.now()
@@ -285,11 +292,6 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
     }
   }
 
-  // Whatever happens, the nodes and apps started here go with the driver.
-  process.on('exit', () => {
-    for (const child of apps) child.kill('SIGKILL')
-    for (const n of nodes) n.kill()
-  })
   const running = users.map(user => client(user))
   const chaosDone = chaos().catch((err: unknown) => { console.error('chaos failed', err); traffic.stop = true })
   await sleep(seconds * 1000)
@@ -299,6 +301,7 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
   // what Redis holds now is all it knows, and all the running processes know too.
   await sleep(25_000)
   const late = await startApp(appPorts[2]!, seeds, replicaAcks)
+  apps.push(late)
   const replays: Record<string, number> = {}
   const replayed = async (list: { token: string, at: number, user: string }[], appIndex: number) => {
     const working: string[] = []
@@ -354,7 +357,7 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
   summary.loggedOutWorkingOnRunningProcess = runningLogout
   summary.socketMissedRevocation = socketMisses
   console.log(JSON.stringify(summary, null, 1))
-  for (const child of [...apps, late]) { child.removeAllListeners('exit'); child.kill('SIGKILL') }
+  for (const child of apps) { child.removeAllListeners('exit'); child.kill('SIGKILL') }
   for (const n of nodes) n.kill()
   await rm(dir, { recursive: true, force: true })
   process.exit(0)
