@@ -91,7 +91,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     }
     // Only while Redis answers, and not for long: an app's client queues commands while it is away, for good maybe.
     if (redis.commands.status === 'ready') await within(warnIfEvicting(redis.commands, fastify.log), 2_000)
-    backend = redisBackend(redis, redisPrefix, fastify.log)
+    backend = redisBackend(redis, redisPrefix, fastify.log, options.redisReplicaAcks ?? 0)
     const releasePrefix = usePrefix(redis.commands, redisPrefix, fastify.log)
     fastify.addHook('onClose', async () => releasePrefix())
     // While Redis answers, start-up waits for the revocations (a few milliseconds), so the process does not start cold.

@@ -81,6 +81,7 @@ const settingKinds: ReadonlyArray<[option: string, takes: string, fits: (value: 
   ['passwordQueue', 'an object', isObject],
   ['publicRole', 'a string or null', isString],
   ['redisPrefix', 'a string', isString],
+  ['redisReplicaAcks', 'a whole number of replicas, 0 or more', value => Number.isSafeInteger(value) && (value as number) >= 0],
   ['authRoutes', 'true, false or { prefix }', value => typeof value === 'boolean' || isObject(value)],
   ['authRoutes.prefix', 'a string', isString],
   ['cookies', 'an object', isObject],

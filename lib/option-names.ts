@@ -57,6 +57,7 @@ const top = {
   sessionStore: true,
   redis: true,
   redisPrefix: true,
+  redisReplicaAcks: true,
   authRoutes: { prefix: true },
   cookies: { refresh: cookie, session: { ...cookie, ttl: true } },
   attemptLimit: { points: true, durationSeconds: true }

@@ -517,6 +517,14 @@ export interface RealtimeOptions {
   redis?: string | IoredisClient | undefined
   /** Prefix of every Redis key and channel the plugin uses (default `realtime:`). */
   redisPrefix?: string | undefined
+  /**
+   * Replicas online (of the master each write lands on) that must confirm the writes a failover must not lose before
+   * they count (Redis `WAIT`, 500 ms): sessions ended (a logout's, `revokeUser`'s and its mark), sessions listed on
+   * their user's set (a login's, a refresh's: `revokeUser` reads it), revocations, one-time code claims. One they do not confirm answers 503 (`SERVICE_UNAVAILABLE`), for the client to retry. Default 0:
+   * answered as soon as the master has it, and lost if it dies before its replica has it (Redis replicates
+   * asynchronously): the session back, its refresh token working again.
+   */
+  redisReplicaAcks?: number | undefined
   /** Mount `POST /auth/login`, `/auth/refresh`, `/auth/logout` (default false). */
   authRoutes?: boolean | AuthRoutesOptions | undefined
   /**

@@ -2,6 +2,8 @@
 // the session), and revoked users (every token of the user issued up to the revocation). Until the revocation feed
 // has loaded the set once, nothing is known: a cold process cannot tell a revoked session. A feed that does not outlive
 // its process (memory) knows the revocations made since it started only (`predates`).
+import { sessionBegan } from './refresh-tokens.js'
+
 export class Revocations {
   readonly #until = new Map<string, number>()
   readonly #users = new Map<string, { at: number, until: number, heard: number }>()
@@ -93,13 +95,15 @@ export class Revocations {
   /**
    * Whether a token of `user` issued at `issuedAt` (epoch seconds, a token's `iat`; none: as old as can be) is refused.
    * A whole second counts: a token of the revocation's own second is refused too. So is one ahead of the clock
-   * (`aheadOfClock`): it may have been issued before the revocation all the same.
+   * (`aheadOfClock`): it may have been issued before the revocation all the same. So is one of a `session` begun by the
+   * revocation (`begunBy`), whatever its `iat`.
    */
-  revokesUser (user: string, issuedAt: number | undefined): boolean {
+  revokesUser (user: string, issuedAt: number | undefined, session?: string): boolean {
     const revoked = this.#users.get(user)
     const now = Date.now()
     if (revoked === undefined || revoked.until <= now) return false
-    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || aheadOfClock(issuedAt, now)
+    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || aheadOfClock(issuedAt, now) ||
+      begunBy(session, revoked.at)
   }
 
   /** When `user` was last revoked (epoch milliseconds), while that revocation lasts; undefined otherwise. */
@@ -114,7 +118,7 @@ export class Revocations {
    */
   revoking (user: string, session: string | undefined, issuedAt: number | undefined): 'session' | 'user' | null {
     if (session !== undefined && this.has(session)) return 'session'
-    return this.revokesUser(user, issuedAt) ? 'user' : null
+    return this.revokesUser(user, issuedAt, session) ? 'user' : null
   }
 
   /**
@@ -166,6 +170,17 @@ export class Revocations {
     const at = issuedAt ?? -Infinity
     return at < this.#firstSecond || (at === this.#firstSecond && !this.#signedInFirstSecond.has(session))
   }
+}
+
+/**
+ * Whether `session` (a credential's) began by `at` (epoch milliseconds), as its id says: a revocation of its user then
+ * ends it, whatever its token's `iat`. A token signed after an earlier revocation, in its second, reads as issued the
+ * second after (authenticator.ts): a second revocation within that second would not refuse it by `iat`. An id that
+ * says nothing (an earlier build's, the app's own) leaves it to `iat`.
+ */
+export function begunBy (session: string | undefined, at: number): boolean {
+  const began = session === undefined ? undefined : sessionBegan(session)
+  return began !== undefined && began <= at
 }
 
 /**

@@ -42,13 +42,16 @@ export const memoryBackend: Backend = {
   attempts: (limit) => memoryAttempts(limit)
 }
 
-/** Every key and channel starts with `prefix` (the `redisPrefix` option). */
-export function redisBackend (redis: RedisConnections, prefix: string, log: FastifyBaseLogger): Backend {
+/**
+ * Every key and channel starts with `prefix` (the `redisPrefix` option); the writes a failover must not lose count once
+ * `replicaAcks` replicas have them (`redisReplicaAcks`).
+ */
+export function redisBackend (redis: RedisConnections, prefix: string, log: FastifyBaseLogger, replicaAcks = 0): Backend {
   return {
-    sessions: (maxSessionsPerUser) => new RedisSessionStore(redis.commands, prefix, maxSessionsPerUser),
-    revocationFeed: () => new RedisRevocationFeed(redis, prefix, log),
+    sessions: (maxSessionsPerUser) => new RedisSessionStore(redis.commands, prefix, maxSessionsPerUser, replicaAcks),
+    revocationFeed: () => new RedisRevocationFeed(redis, prefix, log, replicaAcks),
     logFeed: (node, maxUnansweredBytes) => new RedisLogFeed(redis, prefix, node, maxUnansweredBytes),
     attempts: (limit) => redisAttempts(limit, redis.commands, prefix),
-    otpSteps: () => new RedisOtpSteps(redis.commands, prefix)
+    otpSteps: () => new RedisOtpSteps(redis.commands, prefix, replicaAcks)
   }
 }

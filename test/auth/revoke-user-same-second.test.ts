@@ -58,6 +58,27 @@ t.test('email and password on the socket, in the revocation\'s second: the socke
   await client.close()
 })
 
+t.test('a second revokeUser in the same second ends the sessions begun between the two: their tokens, dated the second after, and their sockets', async t => {
+  const { app, url, clock, login, user } = await revokedThisSecond(t)
+  const between = await login()
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: between.access_token, uid: 'a' })
+  t.same(await within(client.next(), 'the auth answer'), { type: 'auth', status: 'ok', uid: 'a' })
+  // 100 ms later, in the same second: a password changed twice, an admin's revocation.
+  clock.tick(100)
+  await app.realtime.revokeUser(user)
+  t.same(await within(client.next(), 'AUTH_REVOKED'), sessionRevoked, 'the socket is told')
+  const another = await connect(url('/websocket'))
+  another.send({ type: 'auth', access_token: between.access_token })
+  t.same(await within(another.next(), 'the auth answer'), handshakeFailed, 'the access token is refused')
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: between.refresh_token } })
+  t.equal(refreshed.statusCode, 401, 'and so is its refresh token')
+  // A login after the second, in the same second, is the user's.
+  clock.tick(100)
+  await keptBy(t, url('/websocket'), (await login()).access_token, user)
+  await Promise.all([client.close(), another.close()])
+})
+
 t.test('a refresh token on the socket, in the revocation\'s second: the socket keeps the tokens it rotated to', async t => {
   const { url, login, user } = await revokedThisSecond(t)
   const client = await connect(url('/websocket'))

@@ -906,6 +906,7 @@ t.test('an option the plugin does not read inside one of its option objects is n
     sessionStore: store as unknown as RealtimeOptions['sessionStore'] & object,
     redis: 'redis://127.0.0.1:6379',
     redisPrefix: 'rt:',
+    redisReplicaAcks: 0,
     authRoutes: { prefix: '/auth' },
     cookies: {
       refresh: { name: 'refresh', secure: true, sameSite: 'none', domain: 'example.com' },
@@ -982,6 +983,8 @@ t.test('the plugin\'s own options of the wrong kind fail boot, naming the option
     [{ jwt: 'x' }, /^Invalid configuration: jwt must be an object of @fastify\/jwt's options \(got a string of 1 character\)$/],
     [{ secret: 1234567890 }, /^Invalid configuration: secret must be a string \(got number\)$/],
     [{ redisPrefix: 5 }, /^Invalid configuration: redisPrefix must be a string \(got number\)$/],
+    [{ redisReplicaAcks: -1 }, /^Invalid configuration: redisReplicaAcks must be a whole number of replicas, 0 or more \(got number\)$/],
+    [{ redisReplicaAcks: '1' }, /^Invalid configuration: redisReplicaAcks must be a whole number of replicas, 0 or more \(got a string of 1 character\)$/],
     [{ rest: { handlers: 'whoami' } }, /^Invalid configuration: rest\.handlers must be an object of handlers by type \(got a string of 6 characters\)$/],
     [{ graphql: { context: {} } }, /^Invalid configuration: graphql\.context must be a function \(got object\)$/]
   ]

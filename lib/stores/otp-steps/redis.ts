@@ -4,6 +4,7 @@
 // connection drops before the answer, and the claim made again must not find its own step taken. The step's key keeps
 // the format the release before read (GET, tonumber), so processes of both can run side by side.
 import { refuseLateLua } from '../write-deadline.js'
+import { ackedEval } from '../replica-acks.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { OtpSteps } from './contract.js'
@@ -40,13 +41,17 @@ export class RedisOtpSteps implements OtpSteps {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
 
-  constructor (redis: RedisClient, prefix: string) {
+  /** How many replicas confirm a claim before it counts (`redisReplicaAcks`): lost, its code could be used again. */
+  readonly #replicaAcks: number
+
+  constructor (redis: RedisClient, prefix: string, replicaAcks = 0) {
     this.#redis = redis
     this.#keys = redisKeys(prefix)
+    this.#replicaAcks = replicaAcks
   }
 
   async claim (user: string, step: number, nonce: string): Promise<boolean> {
-    const claimed = await this.#redis.eval(claimScript, 2, this.#keys.otpStep(user), this.#keys.otpClaim(user),
+    const claimed = await ackedEval(this.#redis, this.#replicaAcks, claimScript, [this.#keys.otpStep(user), this.#keys.otpClaim(user)],
       Date.now() + actWithinMs, step, keepMs, nonce)
     return claimed === 1
   }

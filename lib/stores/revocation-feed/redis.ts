@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Revocations } from '../../auth/revocations.js'
 import type { RedisConnections } from '../redis-connection.js'
 import { Outages } from '../outages.js'
+import { acked } from '../replica-acks.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
@@ -34,8 +35,12 @@ export class RedisRevocationFeed implements RevocationFeed {
   #retry: NodeJS.Timeout | undefined
   #stopped = false
 
-  constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger) {
+  /** How many replicas confirm a revocation before it counts (`redisReplicaAcks`). */
+  readonly #replicaAcks: number
+
+  constructor (redis: RedisConnections, prefix: string, log: FastifyBaseLogger, replicaAcks = 0) {
     const keys = redisKeys(prefix, channelScope(redis.commands))
+    this.#replicaAcks = replicaAcks
     this.#redis = redis
     this.#key = keys.revoked
     this.#channel = keys.revocationsChannel
@@ -48,13 +53,14 @@ export class RedisRevocationFeed implements RevocationFeed {
     this.#onRevoked?.(session, until)
     // The set lives as long as its latest revocation is kept (NX sets a first expiry, GT lengthens it), and sheds the
     // ones lapsed for longer than they are kept.
-    await this.#redis.commands.multi()
+    // One transaction, in a pipeline of its own (MULTI and EXEC as commands): the replicas' WAIT, if any, follows it.
+    await acked(this.#redis.commands, this.#replicaAcks, this.#key, pipeline => pipeline.call('MULTI')
       .zadd(this.#key, 'GT', until, session)
       .zremrangebyscore(this.#key, '-inf', Date.now() - keptLapsedMs)
       .pexpireat(this.#key, until + keptLapsedMs, 'NX')
       .pexpireat(this.#key, until + keptLapsedMs, 'GT')
       .publish(this.#channel, JSON.stringify({ session, until, from: this.#id }))
-      .exec()
+      .call('EXEC'))
   }
 
   start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void {

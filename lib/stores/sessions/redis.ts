@@ -27,6 +27,7 @@
 // sessions, so endUser finds every live one. Keys expire with their sessions (PXAT), so nothing needs sweeping. Every script that changes what a token presented later meets carries
 // the write's deadline.
 import { refuseLate, refuseLateLua } from '../write-deadline.js'
+import { ackedEval } from '../replica-acks.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
@@ -178,9 +179,16 @@ export class RedisSessionStore implements SessionStore {
   /** 0: no limit. */
   readonly #maxSessionsPerUser: number
 
-  /** `maxSessionsPerUser`: sessions one user keeps; a new one past it ends those that expire first. */
-  constructor (redis: RedisClient, prefix: string, maxSessionsPerUser = Infinity) {
+  /** How many replicas confirm each listing and end of a session, and each mark of `endUser` (`redisReplicaAcks`). */
+  readonly #replicaAcks: number
+
+  /**
+   * `maxSessionsPerUser`: sessions one user keeps; a new one past it ends those that expire first. `replicaAcks`: how
+   * many replicas must confirm each listing and end before it counts.
+   */
+  constructor (redis: RedisClient, prefix: string, maxSessionsPerUser = Infinity, replicaAcks = 0) {
     this.#redis = redis
+    this.#replicaAcks = replicaAcks
     this.#keys = redisKeys(prefix)
     this.#maxSessionsPerUser = maxSessionsPerUser === Infinity ? 0 : maxSessionsPerUser
   }
@@ -246,7 +254,7 @@ export class RedisSessionStore implements SessionStore {
     // are left to their processes' own guard.
     const began = await this.checkBegins().catch(() => null)
     // Before the set is read: a login listed after that reads the mark.
-    if (began !== null) await this.#redis.eval(markEndedScript, 1, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
+    if (began !== null) await this.#confirmed(markEndedScript, this.#keys.userSessionsEnded(user), next(), began, endedMarkMs)
     const ended: string[] = []
     for (;;) {
       const batchDeadline = next()
@@ -271,7 +279,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Lists the session on its user's set; resolves the ids `keep` (0: no limit) leaves out, still on the set. */
   #index (user: string, sessionId: string, expiresAt: number, deadline: number, keep: number): Promise<string[]> {
-    return this.#redis.eval(indexScript, 1, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
+    return this.#confirmed(indexScript, this.#keys.userSessions(user), deadline, sessionId, expiresAt, keep) as Promise<string[]>
   }
 
   /** Whether an endUser of `user` began after `checkBegan`, or in its microsecond. */
@@ -280,8 +288,20 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async #end (sessionId: string, deadline: number): Promise<Identity | null> {
-    const identity = await this.#redis.eval(endScript, 1, this.#keys.session(sessionId), deadline) as string | null
+    const identity = await this.#confirmed(endScript, this.#keys.session(sessionId), deadline) as string | null
     return identity ? JSON.parse(identity) as Identity : null
+  }
+
+  /**
+   * A script whose write a later token or endUser must find, confirmed by the replicas asked for: a session's end or
+   * its user's mark lost in a failover, a logged-out or revoked refresh token would work again; a session's listing on
+   * its user's set lost (the session kept on another node), endUser would miss it. Not the session nor its rotation:
+   * lost, their tokens are refused (the user logs in again), never taken; and a rotation unconfirmed would have to be
+   * taken back by another write, which a failover can lose as well (the newest token then counts as reuse). A
+   * rotation's listing comes before its compare-and-set: unconfirmed, nothing has rotated.
+   */
+  #confirmed (script: string, key: string, ...args: Array<string | number>): Promise<unknown> {
+    return ackedEval(this.#redis, this.#replicaAcks, script, [key], ...args)
   }
 
   /** Takes ended sessions out of their user's set. */
