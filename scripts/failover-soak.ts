@@ -8,6 +8,8 @@
 // replication loses when the replica is promoted. The killed node is started again once failed over (it rejoins as a
 // replica). After the revocations have lapsed (10 s access tokens), a third app process (started after every failover)
 // is shown every logged-out and revoked refresh token. Every non-success is classified; the summary is printed as JSON.
+// A refresh refused after the client's own logout or revokeUser answered 503 is counted apart: the revocation goes first
+// and counts, so that refusal is the client's doing, not a failover's loss.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -143,13 +145,26 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
     let ws: WebSocket | null = null
     const frames: any[] = []
     let lastAuth = 0
+    /**
+     * A logout or revokeUser of this client's that failed (503), the client keeping its refresh token: it may have
+     * ended the session all the same (revoked first), and a refresh then refused is its doing, not a failover's loss.
+     */
+    let unconfirmedEnd = ''
+    /** The close code of the socket's close, once closed: a socket closed under a re-auth answers nothing. */
+    let closedWith: number | undefined
     const openSocket = async (accessToken: string) => {
       ws?.terminate()
       const appIndex = Math.floor(Math.random() * 2)
       const socket = new WebSocket(`ws://127.0.0.1:${appPorts[appIndex]}/websocket`)
       ws = socket
-      socket.on('message', data => frames.push(JSON.parse(data.toString())))
+      // The heartbeat's pings are no answer (taken for one, a re-auth's answer read as missing).
+      socket.on('message', data => {
+        const frame = JSON.parse(data.toString())
+        if (frame.type !== 'ping') frames.push(frame)
+      })
       socket.on('error', () => {})
+      closedWith = undefined
+      socket.on('close', code => { if (ws === socket) closedWith = code })
       await new Promise<void>(resolve => { socket.once('open', () => resolve()); socket.once('error', () => resolve()); socket.once('close', () => resolve()) })
       if (socket.readyState !== WebSocket.OPEN) return
       frames.length = 0
@@ -168,7 +183,8 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
       while (frames.length === 0 && Date.now() - started < 5000) await sleep(10)
       const frame = frames.shift()
       lastAuth = Date.now()
-      record('socket-reauth', -1, started, { status: frame?.status === 'ok' ? 200 : 0, json: { errors: [{ extensions: { code: frame?.error?.code ?? 'NO_ANSWER' } }] } })
+      record('socket-reauth', -1, started, { status: frame?.status === 'ok' ? 200 : 0, json: { errors: [{ extensions: { code: frame?.error?.code ?? 'NO_ANSWER' } }] } },
+        frame === undefined ? `closed ${closedWith ?? 'no'}` : undefined)
     }
     const revokedReached = async (what: string) => {
       if (!ws || ws.readyState !== WebSocket.OPEN) return
@@ -187,7 +203,8 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
         record('login', appIndex, started, answer)
         if (answer.status === 200) {
           refreshToken = answer.json.data.refresh_token
-          origin = 'login'
+          origin = `login on app${appIndex} at ${started - t0}`
+          unconfirmedEnd = ''
           await openSocket(answer.json.data.access_token)
         } else await sleep(200)
       } else {
@@ -197,10 +214,12 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
           const op = record('refresh', appIndex, started, answer, `newest from ${origin}`)
           if (answer.status === 200) {
             refreshToken = answer.json.data.refresh_token
-            origin = 'refresh'
+            origin = `refresh on app${appIndex} at ${started - t0} answered in ${op.ms} ms`
+            unconfirmedEnd = ''
             await reauth(answer.json.data.access_token)
           } else if (answer.status === 401) {
-            op.kind = 'refresh-newest-refused'
+            op.kind = unconfirmedEnd === '' ? 'refresh-newest-refused' : 'refresh-refused-after-own-503-end'
+            op.note += unconfirmedEnd
             refreshToken = null
             ws?.terminate()
           } else await sleep(200)
@@ -214,7 +233,10 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
             ws?.terminate()
           } else if (answer.status === 401) {
             refreshToken = null
-          } else await sleep(200)
+          } else {
+            unconfirmedEnd = ` after a logout answered ${answer.status} at ${started - t0}`
+            await sleep(200)
+          }
         } else {
           const answer = await http(appIndex, '/revoke-user', { user })
           record('revokeUser', appIndex, started, answer)
@@ -223,7 +245,10 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
             await revokedReached('revokeUser')
             refreshToken = null
             ws?.terminate()
-          } else await sleep(200)
+          } else {
+            unconfirmedEnd = ` after a revokeUser answered ${answer.status} at ${started - t0}`
+            await sleep(200)
+          }
         }
       }
       await sleep(20 + Math.random() * 60)
@@ -329,8 +354,8 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
     return { n: list.length, p50: list[Math.floor(list.length / 2)], p99: list[Math.floor(list.length * 0.99)], max: list.at(-1) }
   }
   summary.latency = { login: ms('login'), refresh: ms('refresh'), logout: ms('logout'), revokeUser: ms('revokeUser') }
-  summary.newestRefused = ops.filter(op => op.kind === 'refresh-newest-refused').map(op => ({ at: op.at, note: op.note, sinceFailover: Math.min(...failovers.map(f => op.at - f.at).filter(d => d >= 0)) }))
-  summary.non200NearFailover = ops.filter(op => op.status !== 200 && op.status !== 204 && op.kind !== 'refresh-newest-refused')
+  summary.newestRefused = ops.filter(op => op.kind.startsWith('refresh-') && op.kind.includes('refused')).map(op => ({ at: op.at, note: op.note, sinceFailover: Math.min(...failovers.map(f => op.at - f.at).filter(d => d >= 0)) }))
+  summary.non200NearFailover = ops.filter(op => op.status !== 200 && op.status !== 204 && !op.kind.includes('refused'))
     .map(op => ({ kind: op.kind, status: op.status, code: op.code, sinceFailover: Math.min(...failovers.map(f => op.at - f.at).filter(d => d >= 0)), ms: op.ms }))
     .reduce<Record<string, { n: number, maxSinceFailover: number, maxMs: number }>>((acc, op) => {
       const key = `${op.kind} ${op.status} ${op.code ?? ''}`
@@ -340,6 +365,7 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
       entry.maxMs = Math.max(entry.maxMs, op.ms)
       return acc
     }, {})
+  summary.unanswered = ops.filter(op => op.status === 0 && op.code === 'NO_ANSWER').map(op => ({ kind: op.kind, at: op.at, note: op.note, sinceFailover: Math.min(...failovers.map(f => op.at - f.at).filter(d => d >= 0)) }))
   summary.replays = replays
   // What the master took while its replica lagged (the 600 ms before each kill): lost unless confirmed by a replica.
   const inLag = (at: number) => failovers.some(f => at >= f.at && at <= f.at + f.lagMs)
