@@ -36,8 +36,8 @@ export function newSessionId (began = Date.now()): string {
 }
 
 /** When the session's login began, as `newSessionId` wrote it; undefined for an id of another kind (the UUIDv4s of earlier builds, an app's own). */
-export function sessionBegan (sessionId: string): number | undefined {
-  return v7.test(sessionId) ? parseInt(sessionId.slice(0, 8) + sessionId.slice(9, 13), 16) : undefined
+export function sessionBegan (sessionId: string | undefined): number | undefined {
+  return sessionId !== undefined && v7.test(sessionId) ? parseInt(sessionId.slice(0, 8) + sessionId.slice(9, 13), 16) : undefined
 }
 
 /** 16 bytes in a UUID's spelling. */

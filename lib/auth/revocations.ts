@@ -95,15 +95,14 @@ export class Revocations {
   /**
    * Whether a token of `user` issued at `issuedAt` (epoch seconds, a token's `iat`; none: as old as can be) is refused.
    * A whole second counts: a token of the revocation's own second is refused too. So is one ahead of the clock
-   * (`aheadOfClock`): it may have been issued before the revocation all the same. So is one of a `session` begun by the
-   * revocation (`begunBy`), whatever its `iat`.
+   * (`aheadOfClock`): it may have been issued before the revocation all the same. A token of a `session` whose id says
+   * when its login began is refused by that instead of its second (`revokedAt`), to the millisecond.
    */
   revokesUser (user: string, issuedAt: number | undefined, session?: string): boolean {
     const revoked = this.#users.get(user)
     const now = Date.now()
     if (revoked === undefined || revoked.until <= now) return false
-    return issuedAt === undefined || issuedAt <= Math.floor(revoked.at / 1000) || aheadOfClock(issuedAt, now) ||
-      begunBy(session, revoked.at)
+    return revokedAt(revoked.at, issuedAt, session) || (issuedAt !== undefined && aheadOfClock(issuedAt, now))
   }
 
   /** When `user` was last revoked (epoch milliseconds), while that revocation lasts; undefined otherwise. */
@@ -173,14 +172,19 @@ export class Revocations {
 }
 
 /**
- * Whether `session` (a credential's) began by `at` (epoch milliseconds), as its id says: a revocation of its user then
- * ends it, whatever its token's `iat`. A token signed after an earlier revocation, in its second, reads as issued the
- * second after (authenticator.ts): a second revocation within that second would not refuse it by `iat`. An id that
- * says nothing (an earlier build's, the app's own) leaves it to `iat`.
+ * Whether a user's revocation at `at` (epoch milliseconds) refuses a credential of `session` issued at `issuedAt` (a
+ * token's `iat`, epoch seconds; none: as old as can be). A session whose id says when its login began is refused if it
+ * began by then, whatever its tokens' `iat`: every token of one begun after was issued after (a login on a process that
+ * had not heard of the revocation yet, in its second, is not refused), and a token signed after an earlier revocation,
+ * in its second, reads as issued the second after, which a second revocation in that second must refuse all the same.
+ * Any other credential (a provider's, a session id of another kind or dated after the token) is refused if issued up to
+ * the revocation's second.
  */
-export function begunBy (session: string | undefined, at: number): boolean {
-  const began = session === undefined ? undefined : sessionBegan(session)
-  return began !== undefined && began <= at
+export function revokedAt (at: number, issuedAt: number | undefined, session: string | undefined): boolean {
+  const began = sessionBegan(session)
+  // An id dated after its token's second tells nothing (its login's process has a clock ahead): the second decides.
+  if (began !== undefined && (issuedAt === undefined || began < (issuedAt + 1) * 1000)) return began <= at
+  return issuedAt === undefined || issuedAt <= Math.floor(at / 1000)
 }
 
 /**

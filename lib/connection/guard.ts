@@ -8,7 +8,7 @@ import { AuthWindows, ExpiryClock, type Authenticating, type Expiring, type Expi
 import { ChecksInFlight } from './checks-in-flight.js'
 import type { Connection } from './connection.js'
 import { Registry } from './registry.js'
-import { begunBy, Revocations } from '../auth/revocations.js'
+import { revokedAt, Revocations } from '../auth/revocations.js'
 import type { RequestUsers } from '../auth/jwt.js'
 import { RealtimeEvents } from '../events.js'
 import type { Accountability, AuthMode, Identity } from '../../types/index.js'
@@ -210,12 +210,9 @@ export class ConnectionGuard extends AsyncResource implements Expiring, Authenti
     if (this.#session !== undefined) this.expire('AUTH_REVOKED')
   }
 
-  /**
-   * The user was revoked at `at` (epoch milliseconds): a credential issued up to that second, or of a session begun by
-   * `at`, ends as a revoked one.
-   */
+  /** The user was revoked at `at` (epoch milliseconds): a credential it refuses (`revokedAt`) ends as a revoked one. */
   revokeUser (at: number): void {
-    if (this.#identity !== null && (this.#issuedAt <= Math.floor(at / 1000) || begunBy(this.#session, at))) this.expire('AUTH_REVOKED')
+    if (this.#identity !== null && revokedAt(at, this.#issuedAt, this.#session)) this.expire('AUTH_REVOKED')
   }
 
   /** The client answered, and its answer waits its turn: its auth window, open now or opened meanwhile, waits for it. */

@@ -1,6 +1,7 @@
 // Revoked sessions (lib/auth/revocations.ts): refused until their last access token has expired, on a fake `Date`.
 import t, { type Test } from 'tap'
 import { heldIssuedAt, readRevocation, revocationId, Revocations } from '../../lib/auth/revocations.js'
+import { newSessionId } from '../../lib/auth/refresh-tokens.js'
 import { fakeClock } from '../clock.js'
 
 const hour = 3_600_000
@@ -88,6 +89,21 @@ t.test('Revocations: a user\'s tokens issued up to the revocation\'s second, unt
   revocations.addUser('u3', Date.now(), Date.now() + hour)
   revocations.addUser('u1', 0, Date.now() + 5)
   t.notOk(revocations.revokesUser('u1', 1), 'an ended revocation was forgotten, not merged')
+})
+
+t.test('Revocations: a token of a session whose id says when its login began is refused by that, to the millisecond, whatever its second of issue', async (t) => {
+  fakeClock(t, ['Date'], 1_000_500)
+  const revocations = new Revocations()
+  const at = Date.now()
+  revocations.addUser('u1', at, at + hour)
+  t.notOk(revocations.revokesUser('u1', 1000, newSessionId(at + 1)),
+    'begun a millisecond after, in the revocation\'s second (a login on a process that had not heard of it yet)')
+  t.ok(revocations.revokesUser('u1', 1000, newSessionId(at)), 'begun in its millisecond')
+  t.ok(revocations.revokesUser('u1', 1001, newSessionId(at - 400)), 'begun before, its token dated the second after')
+  t.ok(revocations.revokesUser('u1', 1002, newSessionId(at + 1)), 'a token from a clock that runs ahead is refused all the same')
+  t.ok(revocations.revokesUser('u1', 1000, newSessionId(at + 5_000)), 'an id dated after its token (a login\'s process with a clock ahead): the second of issue decides')
+  t.ok(revocations.revokesUser('u1', 1000, 'not-a-v7-session-id'), 'an id that says nothing: the second of issue decides')
+  t.notOk(revocations.revokesUser('u1', 1001, 'not-a-v7-session-id'))
 })
 
 t.test('Revocations: a token life told lengthens the user revocations in force and those to come, never shortens them', async (t) => {

@@ -198,6 +198,47 @@ t.test('a login on one process whose check began before a revokeUser on another,
   t.equal((await refresh(b, after.json().data.refresh_token)).statusCode, 200, 'its refresh token works on the other process')
 })
 
+t.test('a login on a process that has not heard of a revokeUser made on another in the same second: its token works on both, before and after it hears', async t => {
+  const server = await RedisServer.start(t)
+  const proxy = await subscriberHolder(t, server.port)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const a = await node(t, server, { redis: proxy.url })
+  const b = await node(t, server)
+  while (Number((await redis.pubsub('NUMSUB', 'realtime:revocations'))[1]) < 2) await new Promise(resolve => setTimeout(resolve, 10))
+  const user = a.app.realtime.jwt.decode<{ id: string }>((await login(a)).access_token)!.id
+  const before = (await login(a)).access_token
+  proxy.hold()
+  // The revocation and the login in one second (what the token's iat says): tried again at the next second otherwise.
+  let token = ''
+  for (let tries = 0; token === ''; tries++) {
+    await new Promise(resolve => setTimeout(resolve, 1_000 - Date.now() % 1_000))
+    const second = Math.floor(Date.now() / 1000)
+    await b.app.realtime.revokeUser(user)
+    const { access_token: accessToken } = await login(a)
+    if (a.app.realtime.jwt.decode<{ iat: number }>(accessToken)!.iat === second) token = accessToken
+    else t.ok(tries < 20, 'a revocation and a login in one second, within 20 tries')
+  }
+  const onB = await connect(b.url('/websocket'))
+  onB.send({ type: 'auth', access_token: token, uid: 'b' })
+  t.same(await within(onB.next(), 'the auth answer on b'), { type: 'auth', status: 'ok', uid: 'b' }, 'the process that revoked takes it')
+  const onA = await connect(a.url('/websocket'))
+  onA.send({ type: 'auth', access_token: token, uid: 'a' })
+  t.same(await within(onA.next(), 'the auth answer on a'), { type: 'auth', status: 'ok', uid: 'a' })
+  proxy.release()
+  // Once a has heard: a token of before the revocation is refused there, and the login's socket is still the user's.
+  for (;;) {
+    const old = await connect(a.url(`/websocket?access_token=${before}`)).then(async client => { await client.close(); return true }, () => false)
+    if (!old) break
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  for (const client of [onA, onB]) {
+    client.send({ type: 'whoami' })
+    t.same(await within(client.next(), 'the whoami answer'), { type: 'whoami', user }, 'still the user\'s')
+  }
+  await Promise.all([onA.close(), onB.close()])
+})
+
 t.test('Redis away: refresh and password auth fail closed, access tokens go on, and all recovers when it is back', async t => {
   const server = await RedisServer.start(t)
   const a = await node(t, server)
