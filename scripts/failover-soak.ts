@@ -167,23 +167,21 @@ async function driver (seconds: number, mode: string, replicaAcks: number) {
       socket.on('close', code => { if (ws === socket) closedWith = code })
       await new Promise<void>(resolve => { socket.once('open', () => resolve()); socket.once('error', () => resolve()); socket.once('close', () => resolve()) })
       if (socket.readyState !== WebSocket.OPEN) return
+      await authenticate(socket, accessToken, 'socket-auth', appIndex)
+    }
+    const reauth = async (accessToken: string) => {
+      if (!ws || ws.readyState !== WebSocket.OPEN) return openSocket(accessToken)
+      await authenticate(ws, accessToken, 'socket-reauth', -1)
+    }
+    /** Sends the auth message and records its answer (or none within 5 s: the socket's close, if it closed). */
+    const authenticate = async (socket: WebSocket, accessToken: string, kind: string, appIndex: number) => {
       frames.length = 0
       socket.send(JSON.stringify({ type: 'auth', access_token: accessToken }))
       const started = Date.now()
       while (frames.length === 0 && Date.now() - started < 5000) await sleep(10)
       const frame = frames.shift()
       lastAuth = Date.now()
-      record('socket-auth', appIndex, started, { status: frame?.status === 'ok' ? 200 : 0, json: { errors: [{ extensions: { code: frame?.error?.code ?? 'NO_ANSWER' } }] } })
-    }
-    const reauth = async (accessToken: string) => {
-      if (!ws || ws.readyState !== WebSocket.OPEN) return openSocket(accessToken)
-      frames.length = 0
-      ws.send(JSON.stringify({ type: 'auth', access_token: accessToken }))
-      const started = Date.now()
-      while (frames.length === 0 && Date.now() - started < 5000) await sleep(10)
-      const frame = frames.shift()
-      lastAuth = Date.now()
-      record('socket-reauth', -1, started, { status: frame?.status === 'ok' ? 200 : 0, json: { errors: [{ extensions: { code: frame?.error?.code ?? 'NO_ANSWER' } }] } },
+      record(kind, appIndex, started, { status: frame?.status === 'ok' ? 200 : 0, json: { errors: [{ extensions: { code: frame?.error?.code ?? 'NO_ANSWER' } }] } },
         frame === undefined ? `closed ${closedWith ?? 'no'}` : undefined)
     }
     const revokedReached = async (what: string) => {
