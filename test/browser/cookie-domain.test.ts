@@ -18,7 +18,8 @@ for (const [before, after] of [[undefined, 'realtime.test'], ['realtime.test', u
       const sessionStore = new MemorySessionStore()
       let port = 0
       const start = async (domain: string | undefined) => {
-        const app = Fastify()
+        // A deployment's process exits with its connections: the next one's requests find no keep-alive left over.
+        const app = Fastify({ forceCloseConnections: true })
         const cookie = domain === undefined ? {} : { domain }
         await app.register(realtime, { env: {}, secret, authRoutes: true, users, sessionStore, cookies: { session: cookie, refresh: cookie } })
         app.get('/', (_request, reply) => reply.type('text/html').send('<!doctype html><title>app</title>'))
