@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 
 // Below Linux's ephemeral range (32768 and up, /proc/sys/net/ipv4/ip_local_port_range): a port picked there and
@@ -53,6 +54,27 @@ export class RedisServer {
     await server.start()
     t.teardown(() => server.stop())
     return server
+  }
+
+  /**
+   * A replica of `master`, started for this test and stopped at its end, once each side has the other: its link to the
+   * master up, and the master listing it online (what `ROLE` tells `redisReplicaAcks`).
+   */
+  static async replicaOf (t: Test, master: RedisServer): Promise<RedisServer> {
+    const [port] = await freePorts(1)
+    const replica = new RedisServer(port!, ['--replicaof', '127.0.0.1', String(master.port)])
+    await replica.start()
+    t.teardown(() => replica.stop())
+    const [onReplica, onMaster] = [new Redis(port!, '127.0.0.1'), new Redis(master.port, '127.0.0.1')]
+    const linked = async () => (await onReplica.info('replication')).includes('master_link_status:up') &&
+      ((await onMaster.role()) as [string, number, unknown[]])[2].length > 0
+    try {
+      while (!(await linked())) await new Promise(resolve => setTimeout(resolve, 20))
+    } finally {
+      onReplica.disconnect()
+      onMaster.disconnect()
+    }
+    return replica
   }
 
   /** Started, and not stopped since. */

@@ -404,18 +404,13 @@ t.test('a client that finds its Redis through Sentinel is a plain ioredis client
 
 t.test('Sentinel failover from a master that hangs: the processes follow the promoted replica, and a logout still reaches every socket', async t => {
   const master = await RedisServer.start(t)
-  const [replicaPort] = await freePorts(1)
-  const replica = new RedisServer(replicaPort!, ['--replicaof', '127.0.0.1', String(master.port)])
-  await replica.start()
-  t.teardown(() => replica.stop())
+  const replica = await RedisServer.replicaOf(t, master)
   const sentinel = await RedisServer.sentinel(t, master, 'realtime', ['down-after-milliseconds 1000', 'failover-timeout 3000'])
   const raw = (port: number) => {
     const redis = new Redis(port, '127.0.0.1')
     t.teardown(() => redis.disconnect())
     return redis
   }
-  const replicaClient = raw(replica.port)
-  while (!(await replicaClient.info('replication')).includes('master_link_status:up')) await new Promise(resolve => setTimeout(resolve, 50))
   // What the README recommends for a Sentinel client of the app's own.
   const client = () => {
     const redis = new Redis({

@@ -8,7 +8,7 @@ import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { admin, build, editor, type Built } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
-import { freePorts, RedisServer } from '../redis-server.js'
+import { RedisServer } from '../redis-server.js'
 import { readRefreshToken } from '../../lib/auth/refresh-tokens.js'
 import { redisKeys } from '../../lib/stores/redis-keys.js'
 
@@ -167,13 +167,9 @@ t.test('a login whose session\'s listing on its user\'s set (another master) was
 
 t.test('on one Redis with a replica (as Sentinel runs them): a logout waits for the replica, and answers 503 while it lags', async t => {
   const master = await RedisServer.start(t)
-  const [port] = await freePorts(1)
-  const replica = new RedisServer(port!, ['--replicaof', '127.0.0.1', String(master.port)])
-  await replica.start()
-  t.teardown(() => replica.stop())
+  const replica = await RedisServer.replicaOf(t, master)
   const onMaster = new Redis(master.port, '127.0.0.1')
   t.teardown(() => onMaster.disconnect())
-  while (((await onMaster.role()) as [string, number, unknown[]])[2].length === 0) await new Promise(resolve => setTimeout(resolve, 20))
   const a = await build(t, { users: [admin], authRoutes: true, redis: master.url, redisReplicaAcks: 1 })
   const [kept, unconfirmed] = [await loginAs(a), await loginAs(a)]
   t.equal((await post(a, 'logout', kept.refresh_token)).statusCode, 204, 'confirmed by the replica')
