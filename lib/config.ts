@@ -68,7 +68,7 @@ export interface Config {
   /** What was set but not used, for the plugin to log once it has a logger. */
   warnings: readonly string[]
   /** The login modes' cookies (PROTOCOL.md section 7). */
-  cookies: { refresh: CookieConfig, session: CookieConfig & { ttlMs: number } }
+  cookies: { refresh: CookieConfig, session: CookieConfig & { ttlMs: number, refreshGraceMs: number } }
 }
 
 export interface CookieConfig {
@@ -140,6 +140,7 @@ function buildEnvSchema () {
     properties[`${prefix}DOMAIN`] = { type: 'string', pattern: '^\\.?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$' }
   }
   properties.SESSION_COOKIE_TTL = { type: 'string', default: '1d' }
+  properties.SESSION_REFRESH_GRACE_PERIOD = { type: 'string', default: '10s' }
   for (const { prefix, path } of Object.values(endpoints)) {
     properties[`${prefix}ENABLED`] = { type: 'boolean', default: true }
     // A query or a fragment is never part of a request's path: the endpoint would never be reached.
@@ -193,6 +194,8 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
   }
   const sessionTtl = options.cookies?.session?.ttl
   set('SESSION_COOKIE_TTL', 'cookies.session.ttl', sessionTtl === undefined ? undefined : String(sessionTtl))
+  const refreshGrace = options.cookies?.session?.refreshGrace
+  set('SESSION_REFRESH_GRACE_PERIOD', 'cookies.session.refreshGrace', refreshGrace === undefined ? undefined : String(refreshGrace))
   const graphql = options.graphql || undefined
   set('GRAPHQL_QUERY_TOKEN_LIMIT', 'graphql.queryTokenLimit', graphql?.queryTokenLimit)
   set('GRAPHQL_QUERY_DEPTH_LIMIT', 'graphql.queryDepthLimit', graphql?.queryDepthLimit)
@@ -392,7 +395,12 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     warnings: Object.freeze(warnings),
     cookies: Object.freeze({
       refresh,
-      session: Object.freeze({ ...session, ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string) })
+      session: Object.freeze({
+        ...session,
+        ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string),
+        // 0 turns it off, as in Directus.
+        refreshGraceMs: raw.SESSION_REFRESH_GRACE_PERIOD === '0' ? 0 : duration(label('SESSION_REFRESH_GRACE_PERIOD', fromOptions), raw.SESSION_REFRESH_GRACE_PERIOD as string)
+      })
     })
   })
 }

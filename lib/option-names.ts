@@ -59,7 +59,7 @@ const top = {
   redisPrefix: true,
   redisReplicaAcks: true,
   authRoutes: { prefix: true },
-  cookies: { refresh: cookie, session: { ...cookie, ttl: true } },
+  cookies: { refresh: cookie, session: { ...cookie, ttl: true, refreshGrace: true } },
   attemptLimit: { points: true, durationSeconds: true }
 } satisfies Names<RealtimeOptions>
 

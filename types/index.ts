@@ -158,23 +158,38 @@ export interface PresentedToken {
   tokenHash: string
 }
 
+/**
+ * A session cookie's refresh grace (`cookies.session.refreshGrace`), which `rotate` keeps with the token it replaces:
+ * for `ms` after the rotation, by the store's clock, that token is `previous`, not `reused`, while the session is still
+ * at the token it was rotated to. `salt` (random, base64url) is what that next token was made from with the previous
+ * one: the plugin makes it again from the two, so the store never holds a token, only their hashes and the salt.
+ */
+export interface RotationGrace {
+  ms: number
+  salt: string
+}
+
 /** What `rotate` found for a presented refresh token. */
 export type RotateResult =
   | { status: 'rotated', session: RefreshSession }
+  /** The token the last rotation replaced, within its grace: nothing changed; `salt` is the grace's. */
+  | { status: 'previous', session: RefreshSession, salt: string }
   | { status: 'reused', sessionId: string }
   | { status: 'unknown' }
 
 /** What `lookup` found for a presented refresh token. */
 export type TokenLookup =
   | { status: 'current', session: RefreshSession }
+  /** The token the last rotation replaced, within its grace (see `RotationGrace`). */
+  | { status: 'previous', session: RefreshSession }
   | { status: 'reused', sessionId: string }
   | { status: 'unknown' }
 
 /**
  * Where refresh sessions live: one record per session, its current token's hash, whatever the number of rotations.
- * A presented token is `current` when its hash is its session's, `reused` when its session is live but the hash is
- * another (a rotated token, or a forged one: the caller ends the session), `unknown` when its session is gone or
- * expired.
+ * A presented token is `current` when its hash is its session's, `previous` when it is the token a rotation with a
+ * grace replaced and the grace lasts, `reused` when its session is live but the hash is another (a rotated token, or a
+ * forged one: the caller ends the session), `unknown` when its session is gone or expired.
  *
  * Every method is atomic on its own: two concurrent `rotate` calls with the same token see exactly one `rotated`; the
  * other sees `reused`. Every write takes a `deadline` (epoch milliseconds, the caller's clock): by then the caller has
@@ -202,12 +217,17 @@ export interface SessionStore {
   /**
    * Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. A store whose client
    * may send a call again (its answer lost with its connection) answers the repeat, the session already at
-   * `nextTokenHash`, `rotated` as the first time.
+   * `nextTokenHash`, `rotated` as the first time. With `grace` (a session cookie's refresh), the replaced token is
+   * `previous` for `grace.ms` while the session stays at `nextTokenHash`, and `rotate` answers it `previous` with the
+   * salt, changing nothing; without, the replaced token is `reused` at once. A store may ignore `grace` (and never
+   * answer `previous`): two tabs refreshing one session cookie at once then end the session as reuse.
    */
-  rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult>
+  rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult>
   /**
    * Optional: takes back a rotation the plugin answered SERVICE_UNAVAILABLE for (its answer came late or not at all,
-   * or its client left): a session still at `nextTokenHash` goes back to `token`'s hash; any other stays as it is. Safe
+   * or its client left): a session still at `nextTokenHash` goes back to `token`'s hash, with no previous token; any
+   * other stays as it is, and so does one whose previous token `rotate` has answered (another tab holds the next
+   * token, and the browser's cookie jar with it). Safe
    * whenever it lands, with no deadline: nobody ever held the token of `nextTokenHash`. Without it, such a rotation
    * stands, and the client's retry with the token it holds counts as reuse.
    */
@@ -536,6 +556,11 @@ export interface RealtimeOptions {
     session?: CookieOptions & {
       /** Lifetime of a session token and its cookie (`SESSION_COOKIE_TTL`, default `1d`). */
       ttl?: Duration | undefined
+      /**
+       * How long the session cookie a refresh replaced still works (`SESSION_REFRESH_GRACE_PERIOD`, default `10s`; `0`
+       * turns it off): a refresh with it gets the same new cookie, so that tabs refreshing at once keep their session.
+       */
+      refreshGrace?: Duration | undefined
     } | undefined
   } | undefined
   /**

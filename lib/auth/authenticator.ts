@@ -2,7 +2,7 @@
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Claims, VerifiedToken, VerifyAccessToken, VerifyWindow } from './jwt.js'
-import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken, sessionBegan } from './refresh-tokens.js'
+import { hashRefreshToken, newGraceSalt, newRefreshToken, newSessionId, readRefreshToken, sessionBegan, successorToken } from './refresh-tokens.js'
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
@@ -17,7 +17,7 @@ import { normalizeEmail } from './emails.js'
 import { maxEmailLength, withinBounds } from './credential-bounds.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
-  PasswordCredential, PresentedToken, SessionStore, VerifyCredentials
+  PasswordCredential, PresentedToken, RefreshSession, SessionStore, TokenLookup, VerifyCredentials
 } from '../../types/index.js'
 
 export interface AuthSuccess {
@@ -178,6 +178,13 @@ const issuedAtOf = (claims: Claims): number | undefined => typeof claims.iat ===
 const rotationOf = (sessionId: string) => `rotation ${sessionId}`
 
 /**
+ * Whether a store's answer is a token its session's holder presents: the current one, or the one a rotation with a
+ * grace replaced while the grace lasts (a session cookie another tab refreshed a moment before).
+ */
+const held = (found: TokenLookup): found is Extract<TokenLookup, { session: RefreshSession }> =>
+  found.status === 'current' || found.status === 'previous'
+
+/**
  * How long a rotation's give-back is tried: past it, a store away that long has turned the client's retries away
  * (SERVICE_UNAVAILABLE) and the client has most likely logged in again.
  */
@@ -331,7 +338,7 @@ export class Authenticator {
   /** Whether a session token's refresh token is still its session's current one; rejects when the store cannot say. */
   async #isCurrent (refreshToken: string): Promise<boolean> {
     const presented = readRefreshToken(refreshToken)
-    return presented !== null && (await this.#store(store => store.lookup(presented))).status === 'current'
+    return presented !== null && held(await this.#store(store => store.lookup(presented)))
   }
 
   /**
@@ -651,7 +658,11 @@ export class Authenticator {
     return (this.#options.revocations.userRevokedAt(user) ?? -Infinity) >= checkedFrom
   }
 
-  async refresh (refreshToken: string, at: AuthContext): Promise<AuthResult> {
+  /**
+   * `graceMs` (a session cookie's refresh, `cookies.session.refreshGrace`): for so long the token this refresh
+   * replaces refreshes again to the same next token, for the tabs that present it at the same time.
+   */
+  async refresh (refreshToken: string, at: AuthContext, graceMs = 0): Promise<AuthResult> {
     const presented = readRefreshToken(refreshToken)
     if (!presented) return fail('INVALID_CREDENTIALS', 'unknown or expired refresh token')
     if (this.#options.revocations.has(presented.sessionId)) {
@@ -670,7 +681,7 @@ export class Authenticator {
       let context: Record<string, unknown> | undefined
       if (this.#options.onAuthenticate) {
         const found = await this.#store(store => store.lookup(presented))
-        if (found.status !== 'current') return await this.#notCurrent(found)
+        if (!held(found)) return await this.#notCurrent(found)
         const { identity, id } = found.session
         // Not asked of a session a revocation ends (as below, once rotated): the hook never sees a refresh that fails.
         if (this.#endedByRevocation(identity, id)) return await this.#endRevoked(id)
@@ -683,7 +694,7 @@ export class Authenticator {
         context = admitted.context
       }
       if (at.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its refresh token rotated')
-      const issued = await this.#rotate(presented, at)
+      const issued = await this.#rotate(refreshToken, presented, at, graceMs)
       return context && issued.ok ? { ...issued, context } : issued
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
@@ -695,13 +706,19 @@ export class Authenticator {
    * token: the store answered late or not at all (it may have rotated all the same), the client left meanwhile, the
    * tokens could not be signed. The client then retries with the token it holds, which must still be current.
    */
-  async #rotate (presented: PresentedToken, at: AuthContext): Promise<AuthResult> {
-    const next = newRefreshToken(presented.sessionId)
+  async #rotate (refreshToken: string, presented: PresentedToken, at: AuthContext, graceMs: number): Promise<AuthResult> {
+    // With a grace, the next token is made from this one and a salt the store keeps, to be handed out again.
+    const grace = graceMs > 0 ? { ms: graceMs, salt: newGraceSalt() } : undefined
+    const next = grace ? successorToken(refreshToken, grace.salt) : newRefreshToken(presented.sessionId)
     const nextTokenHash = hashRefreshToken(next)
     const issuedAt = Date.now()
     try {
       const rotated = await this.#store((store, deadline) => store.rotate(
-        presented, nextTokenHash, Date.now() + this.#options.refreshTokenTtlMs, deadline))
+        presented, nextTokenHash, Date.now() + this.#options.refreshTokenTtlMs, deadline, grace))
+      // Another tab's refresh rotated this token a moment ago: the same next token again, nothing rotated. Outside a
+      // session cookie's refresh, a rotated token is reuse as ever.
+      if (rotated.status === 'previous' && grace) return this.#issueAgain(rotated.session, successorToken(refreshToken, rotated.salt), issuedAt)
+      if (rotated.status === 'previous') return await this.#notCurrent({ status: 'reused', sessionId: presented.sessionId })
       if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
       const { identity, id } = rotated.session
       if (this.#endedByRevocation(identity, id)) return await this.#endRevoked(id)
@@ -714,6 +731,12 @@ export class Authenticator {
       this.#unrotate(presented, nextTokenHash)
       throw err
     }
+  }
+
+  /** The tokens of a session whose previous token was presented within its grace, for the token it was rotated to. */
+  async #issueAgain ({ identity, id }: RefreshSession, next: string, issuedAt: number): Promise<AuthResult> {
+    if (this.#endedByRevocation(identity, id)) return await this.#endRevoked(id)
+    return this.#issue(identity, id, next, issuedAt)
   }
 
   /**
@@ -778,7 +801,7 @@ export class Authenticator {
       // not send that): sent again, or a 503 to try again.
       if (found.status === 'unknown' && this.#unsent.has(presented.sessionId)) await this.#revokeSession(presented.sessionId)
       // A rotated token is reuse here too: it ends the session, and the caller is told it was not valid.
-      if (found.status !== 'current') return await this.#notCurrent(found)
+      if (!held(found)) return await this.#notCurrent(found)
       await this.endSession(found.session.id)
       return { ok: true }
     } catch {
@@ -797,7 +820,7 @@ export class Authenticator {
     const settling = this.#options.giveBacks.settle(rotationOf(presented.sessionId))
     if (settling) await settling
     const found = await this.#store(store => store.lookup(presented))
-    if (found.status === 'current') await this.endSession(found.session.id)
+    if (held(found)) await this.endSession(found.session.id)
     return found.status !== 'unknown'
   }
 

@@ -187,7 +187,8 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
       if (tokens.length > 1) return sendFailure(reply, await dropCookie(request, reply, cookieOf(mode), false) ? tossed : unavailable)
       const token = await refreshTokenOf(request, mode, tokens[0]!)
       if (token === null) return sendFailure(reply, invalidSessionToken)
-      return sendIssued(reply, await checked(request, authenticator.refresh(token, routeContext(request, 'refresh'))), mode)
+      const graceMs = mode === 'session' ? sessionCookie.refreshGraceMs : 0
+      return sendIssued(reply, await checked(request, authenticator.refresh(token, routeContext(request, 'refresh'), graceMs)), mode)
     })
 
     routes.post<{ Body: TokenBody | undefined }>('/logout', { bodyLimit: authBodyLimit, preValidation: tokenFields }, async (request, reply) => {

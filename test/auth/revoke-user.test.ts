@@ -453,6 +453,30 @@ const sessionRoute = (app: FastifyInstance, route: 'refresh' | 'logout', token: 
 const cookieOf = (response: { cookies: Array<{ name: string, value: string }> }) =>
   response.cookies.find(cookie => cookie.name === 'directus_session_token')!.value
 
+t.test('a replaced session cookie, within its grace, after a revokeUser whose store has not ended the session yet: no new cookie, and the session ends', async t => {
+  let release!: () => void
+  const answered = new Promise<void>(resolve => { release = resolve })
+  class SlowStore extends MemorySessionStore {
+    override async endUser (user: string, deadline: number): Promise<string[]> {
+      await answered
+      return super.endUser(user, deadline)
+    }
+  }
+  const sessionStore = new SlowStore()
+  const { app } = await build(t, { sessionStore, users: [admin], authRoutes: true })
+  const first = await sessionLogin(t, app)
+  const second = cookieOf(await sessionRoute(app, 'refresh', first))
+  const user = app.realtime.jwt.decode<{ id: string }>(second)!.id
+  const revoked = app.realtime.revokeUser(user)
+  const again = await sessionRoute(app, 'refresh', first)
+  t.same([again.statusCode, again.json().errors[0].extensions.code], [401, 'INVALID_CREDENTIALS'], 'the replaced cookie gets no new one')
+  t.equal(again.cookies.find(cookie => cookie.name === 'directus_session_token' && cookie.value !== ''), undefined)
+  const { sessionId } = readRefreshToken(app.realtime.jwt.decode<{ session: string }>(second)!.session)!
+  t.same(await sessionStore.lookup({ sessionId, tokenHash: '' }), { status: 'unknown' }, 'the session has ended')
+  release()
+  await revoked
+})
+
 t.test('a session token lives as long as its session on the app\'s routes: refused once logged out, past any access-token TTL, and once replaced', async t => {
   // Only the Date is fake: a day-long session token outlives the logout's revocation (one access-token TTL).
   const clock = fakeClock(t, ['Date'])
@@ -466,13 +490,15 @@ t.test('a session token lives as long as its session on the app\'s routes: refus
   t.match((await me(app, token)).json(), untrusted, 'still, past the access-token TTL that the logout\'s revocation lasts')
   t.equal(await trusted(app, token), false)
 
-  // Replaced by a refresh: the old cookie is refused on the app's routes, the new one trusted, and the plugin's own
-  // routes still see the old one as reuse, which ends the session.
+  // Replaced by a refresh: the old cookie is trusted on the app's routes for the refresh grace (10 s) and refused
+  // after, the new one trusted, and the plugin's own routes then see the old one as reuse, which ends the session.
   const first = await sessionLogin(t, app)
   const refreshed = await sessionRoute(app, 'refresh', first)
   t.equal(refreshed.statusCode, 200, 'refreshed by the session cookie, with the app\'s `trusted` wired')
   const second = cookieOf(refreshed)
-  t.match((await me(app, first)).json(), untrusted, 'the replaced session token')
+  t.equal((await me(app, first)).statusCode, 200, 'the replaced session token, within the grace')
+  clock.tick(10_001)
+  t.match((await me(app, first)).json(), untrusted, 'the replaced session token, past the grace')
   t.equal((await me(app, second)).statusCode, 200, 'its replacement')
   const socket = await connect(url('/websocket'), { headers: sessionCookie(second) })
   t.match(await whoIs(socket, 'w'), { type: 'whoami', uid: 'w', user: String }, 'the upgrade takes the current cookie')

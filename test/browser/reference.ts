@@ -23,7 +23,8 @@ export interface Reference {
   refreshes: () => number
 }
 
-export async function startReference (t: Test, env: Record<string, string> = {}): Promise<Reference> {
+/** `prepare`: hooks of the test's own, added before the server listens. */
+export async function startReference (t: Test, env: Record<string, string> = {}, prepare?: (app: FastifyInstance) => void): Promise<Reference> {
   const { app } = await buildReferenceServer({
     ADMIN_EMAIL: admin.email,
     ADMIN_PASSWORD: admin.password,
@@ -46,6 +47,7 @@ export async function startReference (t: Test, env: Record<string, string> = {})
     if (upgrade) upgrade.status = reply.statusCode
     if (request.url === '/auth/refresh' && reply.statusCode === 200) refreshes++
   })
+  prepare?.(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const { port } = app.server.address() as AddressInfo

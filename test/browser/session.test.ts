@@ -54,6 +54,35 @@ t.test('expiry: TOKEN_EXPIRED at the session token\'s end; a refresh sets a new 
   t.match(await page.whoami('after-refresh'), adminMe, 'the new socket is authenticated')
 })
 
+t.test('two tabs refreshing the session cookie at once (restored together, or waking from sleep) both succeed, and the session lives on', async t => {
+  let arrived = 0
+  let release!: () => void
+  const together = new Promise<void>(resolve => { release = resolve })
+  const { origin } = await startReference(t, {}, app => {
+    // The first two refreshes are held until both are in: each carries the cookie as it was before either was answered.
+    app.addHook('onRequest', async (request) => {
+      if (request.url !== '/auth/refresh') return
+      if (++arrived === 2) release()
+      await together
+    })
+  })
+  const page = await SdkPage.open(t, browser, origin)
+  await page.login('session', admin.email, admin.password)
+  const before = (await page.cookie('directus_session_token'))!.value
+  const tab = await page.context.newPage()
+  await tab.goto(`${origin}/`)
+  const [sdk, other] = await Promise.all([
+    page.refresh(),
+    tab.evaluate(async () => (await fetch('/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mode":"session"}', credentials: 'include' })).status)
+  ])
+  t.match(sdk, { expires: 24 * hourMs }, 'the SDK\'s refresh in the first tab succeeds')
+  t.equal(other, 200, 'and the second tab\'s')
+  t.not((await page.cookie('directus_session_token'))!.value, before, 'the browser keeps a new cookie')
+  await page.connect('public')
+  t.match(await page.whoami('after'), adminMe, 'a socket it opens is authenticated')
+  t.match(await page.refresh(), { expires: 24 * hourMs }, 'and the next refresh works')
+})
+
 t.test('logout with the cookie: AUTH_REVOKED on the socket, the cookie cleared, and refused if put back', async t => {
   const { origin, upgrades } = await startReference(t)
   const page = await SdkPage.open(t, browser, origin)

@@ -14,7 +14,7 @@ import { RedisServer } from '../redis-server.js'
 
 // A piece of each script's text, and of no other's (lower case, as the link reads it): the rotation's read of the
 // session, a login's write of its session, and the listing on the user's set that follows either.
-const lookup = 'return {status, identity, expiresat}'
+const lookup = 'return {find(argv[1])}'
 const sessionWrite = "'identity', argv[2], 'tokenhash'"
 const listing = "'zadd', keys[1], 'gt'"
 // The read of Redis's clock that a revokeUser marks its user with, before it ends a thing.

@@ -143,7 +143,7 @@ t.test('apps on two databases of one Redis hear nothing of each other: channels 
 
 t.test('the README\'s ACL for the plugin\'s user lets every flow through, and Redis refuses it nothing', async t => {
   const rules = '~realtime:* &realtime:* -@all +eval +evalsha +multi +exec +publish +subscribe +zscan +ping +info +time +set ' +
-    '+get +incrby +pttl +zadd +zremrangebyscore +pexpireat +hset +hmget +hget +del +zrange +type +srandmember +zrem +srem ' +
+    '+get +incrby +pttl +zadd +zremrangebyscore +pexpireat +hset +hdel +hmget +hget +del +zrange +type +srandmember +zrem +srem ' +
     '+zcard +zpopmin +pexpiretime'
   const readme = (await readFile('README.md', 'utf8')).replace(/\s+/g, ' ')
   t.ok(readme.includes(rules), 'the README gives these rules')

@@ -209,7 +209,11 @@ t.test('a session token is no access token: an auth message carrying one fails',
   t.match(await client.next(), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' } })
 })
 
-t.test('session mode: refresh replaces the cookie; the old one is refused at the upgrade, and refreshing with it ends the session', async t => {
+/** The refresh token a session cookie (`name=token`) carries. */
+const carried = (cookie: string) => (JSON.parse(Buffer.from(cookie.split('=')[1]!.split('.')[1]!, 'base64url').toString()) as { session: string }).session
+
+t.test('session mode: refresh replaces the cookie; the old one works for the grace (10 s), then is refused at the upgrade, and refreshing with it ends the session', async t => {
+  const clock = stoppedDate(t)
   const built = await modes(t)
   const { app } = built
   const old = sent(setCookie(await login(app, 'session')))
@@ -217,8 +221,16 @@ t.test('session mode: refresh replaces the cookie; the old one is refused at the
   const refreshed = await post(app, 'refresh', { mode: 'session' }, old)
   t.same([refreshed.statusCode, refreshed.json()], [200, { data: { expires: 86_400_000 } }])
   const current = sent(setCookie(refreshed))
-  t.not(current, old)
-  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: old } })).status, 401, 'the replaced cookie opens no socket')
+  t.not(carried(current), carried(old))
+  const during = await connect(wsUrl(built), { headers: { cookie: old } })
+  during.send({ type: 'whoami' })
+  t.match(await during.next(), { user: String }, 'within the grace, the replaced cookie still opens a socket')
+  const again = await post(app, 'refresh', { mode: 'session' }, old)
+  t.equal(again.statusCode, 200, 'and refreshes')
+  t.equal(carried(sent(setCookie(again))), carried(current), 'to the same refresh token: the browser keeps one cookie whichever answer comes last')
+
+  clock.tick(10_001)
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: old } })).status, 401, 'past the grace, the replaced cookie opens no socket')
   const client = await connect(wsUrl(built), { headers: { cookie: current } })
   client.send({ type: 'whoami' })
   t.match(await client.next(), { user: String }, 'the new one does')
@@ -226,7 +238,54 @@ t.test('session mode: refresh replaces the cookie; the old one is refused at the
   const reused = await post(app, 'refresh', { mode: 'session' }, old)
   t.same([reused.statusCode, reused.json()], [401, invalidCredentials])
   t.match(await client.next(), { error: { code: 'AUTH_REVOKED' } }, 'reuse of the old cookie revoked the session')
+  t.match(await during.next(), { error: { code: 'AUTH_REVOKED' } }, 'the socket the old cookie opened too')
   t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401)
+})
+
+t.test('session mode: tabs refreshing one cookie at once all get the same new one, and the session lives on', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const old = sent(setCookie(await login(app, 'session')))
+  const tabs = await Promise.all([1, 2, 3].map(() => post(app, 'refresh', { mode: 'session' }, old)))
+  t.same(tabs.map(tab => tab.statusCode), [200, 200, 200])
+  const cookies = tabs.map(tab => sent(setCookie(tab)))
+  t.same(new Set(cookies.map(carried)).size, 1, 'one refresh token in all three cookies')
+  const client = await connect(wsUrl(built), { headers: { cookie: cookies[2]! } })
+  client.send({ type: 'whoami' })
+  t.match(await client.next(), { user: String }, 'it opens a socket')
+  const next = await post(app, 'refresh', { mode: 'session' }, cookies[0]!)
+  t.equal(next.statusCode, 200, 'and refreshes on')
+})
+
+t.test('session mode with SESSION_REFRESH_GRACE_PERIOD=0: the replaced cookie is refused at once, and two refreshes at once are reuse', async t => {
+  const built = await modes(t, { env: { SESSION_REFRESH_GRACE_PERIOD: '0' } })
+  const { app } = built
+  const old = sent(setCookie(await login(app, 'session')))
+  const current = sent(setCookie(await post(app, 'refresh', { mode: 'session' }, old)))
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: old } })).status, 401, 'the replaced cookie opens no socket')
+  const both = await Promise.all([post(app, 'refresh', { mode: 'session' }, current), post(app, 'refresh', { mode: 'session' }, current)])
+  t.same(both.map(tab => tab.statusCode).sort(), [200, 401], 'of two refreshes at once, one is reuse')
+  const after = sent(setCookie(both.find(tab => tab.statusCode === 200)!))
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: after } })).status, 401, 'which ended the session')
+})
+
+t.test('the refresh token of a cookie within its grace, sent in a JSON refresh, is reuse: the grace is the session cookie\'s alone', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const old = sent(setCookie(await login(app, 'session')))
+  const current = sent(setCookie(await post(app, 'refresh', { mode: 'session' }, old)))
+  const json = await post(app, 'refresh', { refresh_token: carried(old) })
+  t.same([json.statusCode, json.json()], [401, invalidCredentials])
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401, 'the session ended')
+})
+
+t.test('a logout with the cookie a refresh replaced, within its grace, ends the session', async t => {
+  const built = await modes(t)
+  const { app } = built
+  const old = sent(setCookie(await login(app, 'session')))
+  const current = sent(setCookie(await post(app, 'refresh', { mode: 'session' }, old)))
+  t.equal((await post(app, 'logout', { mode: 'session' }, old)).statusCode, 204)
+  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401, 'the current cookie opens nothing')
 })
 
 t.test('session mode: logout clears the cookie, and every socket it opened gets AUTH_REVOKED (4403 on GraphQL)', async t => {

@@ -10,6 +10,7 @@ import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
 import { fakeClock } from '../clock.js'
 import { refuseLateLua } from '../../lib/stores/write-deadline.js'
+import { redisKeys } from '../../lib/stores/redis-keys.js'
 
 /** A deadline well ahead: the write acts. */
 const soon = () => Date.now() + 10_000
@@ -92,6 +93,58 @@ async function unrotateContract (t: Test, store: SessionStore): Promise<void> {
   await store.unrotate!(u1('a'), 'c')
   t.same(await store.lookup(u1('a')), { status: 'unknown' }, 'an ended session stays ended')
   t.same(await store.lookup(u1('c')), { status: 'unknown' })
+}
+
+/**
+ * A rotation with a grace (a session cookie's refresh): the token it replaced is `previous` for the grace's
+ * milliseconds, while the session is still at the token it was rotated to, and `rotate` answers it with the grace's
+ * salt, changing nothing. A rotation without a grace, or an unrotate, drops it; past the grace it is reuse.
+ */
+async function graceContract (t: Test, store: SessionStore, { atomic }: { atomic: boolean }): Promise<void> {
+  const expiresAt = Date.now() + 60_000
+  const g1 = (tokenHash: string) => ({ sessionId: 'g1', tokenHash })
+  const at = (tokenHash: string, expires = expiresAt) => ({ id: 'g1', identity: alice, tokenHash, expiresAt: expires })
+  const grace = (salt: string, ms = 60_000) => ({ ms, salt })
+  await store.create(at('a'), soon())
+  t.same(await store.rotate(g1('a'), 'b', expiresAt + 1, soon(), grace('salt-b')), { status: 'rotated', session: at('b', expiresAt + 1) })
+  t.same(await store.lookup(g1('a')), { status: 'previous', session: at('b', expiresAt + 1) }, 'lookup: the token replaced is previous')
+  t.same(await store.rotate(g1('a'), 'b2', expiresAt + 2, soon(), grace('other')), { status: 'previous', session: at('b', expiresAt + 1), salt: 'salt-b' },
+    'rotate: previous, with the grace\'s salt')
+  t.same(await store.lookup(g1('b')), { status: 'current', session: at('b', expiresAt + 1) }, 'and nothing rotated')
+
+  t.match(await store.rotate(g1('b'), 'c', expiresAt, soon()), { status: 'rotated' }, 'a rotation without a grace')
+  t.same(await store.lookup(g1('b')), { status: 'reused', sessionId: 'g1' }, 'makes the token it replaced reuse at once')
+  t.same(await store.lookup(g1('a')), { status: 'reused', sessionId: 'g1' }, 'and drops the grace before it')
+
+  await store.rotate(g1('c'), 'd', expiresAt, soon(), grace('salt-d', 50))
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.same(await store.lookup(g1('c')), { status: 'reused', sessionId: 'g1' }, 'past the grace, the previous token is reuse')
+  t.same(await store.rotate(g1('c'), 'e', expiresAt, soon(), grace('salt-e')), { status: 'reused', sessionId: 'g1' })
+
+  if (store.unrotate) {
+    await store.rotate(g1('d'), 'e', expiresAt, soon(), grace('salt-e'))
+    await store.unrotate(g1('d'), 'e')
+    t.match(await store.lookup(g1('d')), { status: 'current' }, 'an unrotate takes the session back to the token before')
+    t.same(await store.lookup(g1('e')), { status: 'reused', sessionId: 'g1' }, 'with no previous token')
+    await store.rotate(g1('d'), 'e', expiresAt, soon(), grace('salt-e'))
+    t.match(await store.rotate(g1('d'), 'e2', expiresAt, soon(), grace('other')), { status: 'previous' }, 'another tab is answered the previous token')
+    await store.unrotate(g1('d'), 'e')
+    t.match(await store.lookup(g1('e')), { status: 'current' }, 'so an unrotate leaves the session at the next token, which that tab now holds')
+    t.match(await store.lookup(g1('d')), { status: 'previous' })
+    await store.rotate(g1('e'), 'd2', expiresAt, soon(), grace('salt-d2'))
+    await store.unrotate(g1('e'), 'd2')
+    t.match(await store.lookup(g1('e')), { status: 'current' }, 'the next rotation\'s previous token starts unanswered')
+  }
+
+  if (atomic) {
+    await store.rotate(g1('e'), 'd', expiresAt, soon())
+    const both = await Promise.all([store.rotate(g1('d'), 'f', expiresAt, soon(), grace('salt-f')), store.rotate(g1('d'), 'g', expiresAt, soon(), grace('salt-g'))])
+    t.same(both.map(r => r.status).sort(), ['previous', 'rotated'], 'of two rotations with a grace of one token at once, one rotates, the other is previous')
+    const [first, second] = both
+    t.match(first.status === 'rotated' ? second : first, { salt: first.status === 'rotated' ? 'salt-f' : 'salt-g' }, 'with the salt of the one that rotated')
+  }
+  await store.end('g1', soon())
+  t.same(await store.lookup(g1('d')), { status: 'unknown' }, 'an ended session has no previous token')
 }
 
 /**
@@ -181,6 +234,7 @@ function failingScripts<Client extends RedisClient> (redis: Client, command: str
 t.test('memory', async t => {
   await sessionContract(t, new MemorySessionStore(), { atomic: true })
   await unrotateContract(t, new MemorySessionStore())
+  await graceContract(t, new MemorySessionStore(), { atomic: true })
   await limitContract(t, new MemorySessionStore({ maxSessionsPerUser: 2 }))
 })
 
@@ -190,7 +244,17 @@ t.test('Redis', async t => {
   t.teardown(() => redis.disconnect())
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   await unrotateContract(t, new RedisSessionStore(redis, 'test:'))
+  await graceContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   t.same(await redis.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
+
+  // A process of the build before rotates with the session's token hash alone, leaving the previous token's fields.
+  const graced = new RedisSessionStore(redis, 'grace:')
+  await graced.create({ id: 'g2', identity: alice, tokenHash: 'a', expiresAt: Date.now() + 60_000 }, soon())
+  await graced.rotate({ sessionId: 'g2', tokenHash: 'a' }, 'b', Date.now() + 60_000, soon(), { ms: 60_000, salt: 'salt' })
+  await redis.hset(redisKeys('grace:').session('g2'), 'tokenHash', 'c')
+  t.same(await graced.lookup({ sessionId: 'g2', tokenHash: 'a' }), { status: 'reused', sessionId: 'g2' },
+    'a token whose session has moved on past the one it was rotated to, by a process of the build before, is reuse')
+  await graced.end('g2', soon())
   for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires (with the user's last session, or an hour after the user's last endUser)`)
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   t.same(await redis.keys('limit:{s:*'), [], 'the sessions the limit ended leave no key behind')
@@ -349,6 +413,7 @@ t.test('Redis Cluster', async t => {
   const redis = cluster.client(t)
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   await unrotateContract(t, new RedisSessionStore(redis, 'test:'))
+  await graceContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   const endsFail = { on: false }
   await limitFailureContract(t, new RedisSessionStore(failingScripts(cluster.client(t), 'DEL', endsFail), 'test:', 1), endsFail)
@@ -362,6 +427,7 @@ t.test('Redis Cluster', async t => {
 
 t.test('a @fastify/session store, adapted', async t => {
   await sessionContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }), { atomic: true })
+  await graceContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }), { atomic: true })
   // Read-then-write, it could bring back a session a logout ended meanwhile: a rotation stands.
   t.equal(fromFastifySessionStore(new MemoryStore()).unrotate, undefined, 'no unrotate')
   const records = new Map<string, unknown>()

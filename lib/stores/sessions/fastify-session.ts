@@ -17,6 +17,9 @@ import { sessionsPerUser } from './per-user-limit.js'
 import { Turns } from './turns.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
+/** What a presented token is: `lookup`'s answer, the previous token's with its grace's salt, as `rotate` answers it. */
+type Found = Exclude<TokenLookup, { status: 'previous' }> | Extract<RotateResult, { status: 'previous' }>
+
 type Callback = (err?: unknown) => void
 
 /**
@@ -58,6 +61,8 @@ interface SessionRecord {
   identity: Identity
   tokenHash: string
   expiresAt: number
+  /** The token a rotation with a grace replaced: its hash, until when, the grace's salt. Every write sets or drops it. */
+  previous?: { tokenHash: string, until: number, salt: string } | undefined
 }
 
 // Stores such as connect-redis take a record's lifetime from `cookie.expires`; memorystore, better-sqlite3-session-store
@@ -126,7 +131,8 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
 
   // Async, so that one past its deadline rejects rather than throws: the list written beside it is waited for too.
   const save = async (deadline: number, id: string, record: SessionRecord) => {
-    await set(deadline, sessionKey(id), { identity: record.identity, tokenHash: record.tokenHash, expiresAt: record.expiresAt, ...lifetime(record.expiresAt) })
+    const { identity, tokenHash, expiresAt, previous } = record
+    await set(deadline, sessionKey(id), { identity, tokenHash, expiresAt, ...previous && { previous }, ...lifetime(expiresAt) })
   }
 
   const toSession = (id: string, record: SessionRecord): RefreshSession =>
@@ -171,11 +177,20 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     return over.map(listedSession => listedSession.id)
   })
 
-  async function lookup ({ sessionId, tokenHash }: PresentedToken): Promise<TokenLookup> {
+  async function found ({ sessionId, tokenHash }: PresentedToken): Promise<Found> {
     const record = await find(sessionId)
     if (!record) return { status: 'unknown' }
-    if (record.tokenHash !== tokenHash) return { status: 'reused', sessionId }
-    return { status: 'current', session: toSession(sessionId, record) }
+    if (record.tokenHash === tokenHash) return { status: 'current', session: toSession(sessionId, record) }
+    const { previous } = record
+    if (previous?.tokenHash === tokenHash && previous.until > Date.now()) {
+      return { status: 'previous', session: toSession(sessionId, record), salt: previous.salt }
+    }
+    return { status: 'reused', sessionId }
+  }
+
+  async function lookup (token: PresentedToken): Promise<TokenLookup> {
+    const answer = await found(token)
+    return answer.status === 'previous' ? { status: 'previous', session: answer.session } : answer
   }
 
   /** Ends the session alone; its user's list is the caller's to change. */
@@ -192,22 +207,23 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
       return await listSession(session.identity.user, session.id, session.expiresAt, deadline, maxSessionsPerUser)
     },
 
-    rotate: (token, nextTokenHash, expiresAt, deadline) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
+    rotate: (token, nextTokenHash, expiresAt, deadline, grace) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
       // Read first to know whose turn to take; read again in it, with the list, as endUser and the user's limit end
       // sessions in that turn: one that read the record before they destroyed it would write it back.
-      const first = await lookup(token)
+      const first = await found(token)
       if (first.status !== 'current') return first
       const user = first.session.identity.user
       return await changeList(user, deadline, async () => {
-        const [found, others] = await Promise.all([lookup(token), othersListed(user, token.sessionId)])
-        if (found.status !== 'current') return found
+        const [again, others] = await Promise.all([found(token), othersListed(user, token.sessionId)])
+        if (again.status !== 'current') return again
         // The list and the record at once, so that the last write starts two calls in, not three: a store answering
         // in under half the write deadline (500 ms) a call can rotate. One that lands while the other fails leaves the
         // session listed shorter than it lives only where the rotation answered 503: nobody holds its next token, and
         // the retry with the one before is reuse, which ends it.
-        const record = { ...found.session, tokenHash: nextTokenHash, expiresAt }
-        await Promise.all([relist(user, [...others, { id: token.sessionId, expiresAt }], deadline), save(deadline, token.sessionId, record)])
-        return { status: 'rotated', session: record }
+        const session = { ...again.session, tokenHash: nextTokenHash, expiresAt }
+        const previous = grace && { tokenHash: token.tokenHash, until: Date.now() + grace.ms, salt: grace.salt }
+        await Promise.all([relist(user, [...others, { id: token.sessionId, expiresAt }], deadline), save(deadline, token.sessionId, { ...session, previous })])
+        return { status: 'rotated', session }
       })
     }),
 

@@ -3,10 +3,22 @@
 // every revocation is this process's own, applied before its endUser, and a login checks for it after its create.
 import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
-import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, RotationGrace, SessionStore, TokenLookup } from '../../../types/index.js'
+
+/** The token a rotation with a grace replaced: its hash, until when, the grace's salt, and whether `rotate` answered it. */
+interface Previous {
+  tokenHash: string
+  until: number
+  salt: string
+  answered?: boolean
+}
+
+/** What a presented token is: `lookup`'s answer, the previous token's with its grace's salt, as `rotate` answers it. */
+type Found = Exclude<TokenLookup, { status: 'previous' }> | Extract<RotateResult, { status: 'previous' }>
 
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, RefreshSession>()
+  readonly #previous = new Map<string, Previous>()
   /** Each user's session ids, the least recently created or refreshed first: what the limit ends, and endUser reads. */
   readonly #byUser = new Map<string, Set<string>>()
   readonly #sweepEveryMs: number
@@ -38,13 +50,16 @@ export class MemorySessionStore implements SessionStore {
     return ended
   }
 
-  async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
+  async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult> {
     refuseLate(deadline)
     const found = this.#find(token)
+    if (found.status === 'previous') this.#previous.get(token.sessionId)!.answered = true
     if (found.status !== 'current') return found
     const session = this.#sessions.get(token.sessionId)!
     session.tokenHash = nextTokenHash
     session.expiresAt = expiresAt
+    if (grace) this.#previous.set(session.id, { tokenHash: token.tokenHash, until: Date.now() + grace.ms, salt: grace.salt })
+    else this.#previous.delete(session.id)
     // Used now: the last its user's limit ends, as on Redis, where the session that expires first goes first.
     const ids = this.#byUser.get(session.identity.user)!
     ids.delete(session.id)
@@ -54,11 +69,14 @@ export class MemorySessionStore implements SessionStore {
 
   async unrotate (token: PresentedToken, nextTokenHash: string): Promise<void> {
     const session = this.#sessions.get(token.sessionId)
-    if (session?.tokenHash === nextTokenHash) session.tokenHash = token.tokenHash
+    if (session?.tokenHash !== nextTokenHash || this.#previous.get(session.id)?.answered) return
+    session.tokenHash = token.tokenHash
+    this.#previous.delete(session.id)
   }
 
   async lookup (token: PresentedToken): Promise<TokenLookup> {
-    return this.#find(token)
+    const found = this.#find(token)
+    return found.status === 'previous' ? { status: 'previous', session: found.session } : found
   }
 
   async end (sessionId: string, deadline: number): Promise<Identity | null> {
@@ -80,21 +98,28 @@ export class MemorySessionStore implements SessionStore {
   #delete (sessionId: string): void {
     const session = this.#sessions.get(sessionId)!
     this.#sessions.delete(sessionId)
+    this.#previous.delete(sessionId)
     const ids = this.#byUser.get(session.identity.user)!
     ids.delete(sessionId)
     if (ids.size === 0) this.#byUser.delete(session.identity.user)
   }
 
   /** `lookup` without a turn, so that `rotate` reads and writes in one. */
-  #find ({ sessionId, tokenHash }: PresentedToken): TokenLookup {
+  #find ({ sessionId, tokenHash }: PresentedToken): Found {
     const session = this.#sessions.get(sessionId)
     if (!session) return { status: 'unknown' }
-    if (session.expiresAt <= Date.now()) {
+    const now = Date.now()
+    if (session.expiresAt <= now) {
       this.#delete(sessionId)
       return { status: 'unknown' }
     }
-    if (session.tokenHash !== tokenHash) return { status: 'reused', sessionId }
-    return { status: 'current', session: { ...session } }
+    if (session.tokenHash === tokenHash) return { status: 'current', session: { ...session } }
+    const previous = this.#previous.get(sessionId)
+    // Every rotation and unrotate sets or drops it: while kept, the session is at the token it was rotated to.
+    if (previous?.tokenHash === tokenHash && previous.until > now) {
+      return { status: 'previous', session: { ...session }, salt: previous.salt }
+    }
+    return { status: 'reused', sessionId }
   }
 
   // Expired sessions nobody presents again would otherwise stay forever.

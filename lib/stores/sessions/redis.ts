@@ -30,18 +30,25 @@ import { refuseLate, refuseLateLua } from '../write-deadline.js'
 import { ackedEval } from '../replica-acks.js'
 import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
-import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
+import type { Identity, PresentedToken, RefreshSession, RotateResult, RotationGrace, SessionStore, TokenLookup } from '../../../types/index.js'
 
-// status, identity JSON, expiresAt of the token whose hash is `hash`, against the session at KEYS[1]: 'current',
-// 'reused' or 'unknown'.
+// status, identity JSON, expiresAt (and a previous token's grace's salt) of the token whose hash is `hash`, against the
+// session at KEYS[1]: 'current', 'previous', 'reused' or 'unknown'. Previous: the token a rotation with a grace
+// replaced, while the grace lasts by Redis's clock and the session is still at the token it was rotated to (a process
+// of an earlier build rotates without dropping the fields). Needs `redisNow` (refuseLateLua).
 const findLua = `
 local function find (hash)
-  local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'identity', 'expiresAt')
+  local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'identity', 'expiresAt', 'previousHash', 'previousNext', 'previousUntil', 'previousSalt')
   if not session[1] then return 'unknown' end
-  if session[1] ~= hash then return 'reused' end
-  return 'current', session[2], session[3]
+  if session[1] == hash then return 'current', session[2], session[3] end
+  if session[4] == hash and session[5] == session[1] and tonumber(session[6]) > redisNow() then
+    return 'previous', session[2], session[3], session[7], session[1]
+  end
+  return 'reused'
 end
 `
+// The fields of a previous token, as a script's arguments.
+const previousFields = ['previousHash', 'previousNext', 'previousUntil', 'previousSalt', 'previousAnswered'].map(field => `'${field}'`).join(', ')
 
 // KEYS: the session. ARGV: deadline, identity JSON, hash, expiresAt.
 const createScript = `${refuseLateLua}
@@ -84,11 +91,10 @@ end
 return ended`
 
 // KEYS: the session. ARGV: hash.
-const lookupScript = `${findLua}
-local status, identity, expiresAt = find(ARGV[1])
-return {status, identity, expiresAt}`
+const lookupScript = `${refuseLateLua}${findLua}
+return {find(ARGV[1])}`
 
-// KEYS: the session. ARGV: deadline, hash, next hash, expiresAt.
+// KEYS: the session. ARGV: deadline, hash, next hash, expiresAt, the grace's milliseconds (0: none) and salt.
 // A session already at the next hash was rotated by this very call, its answer lost: ioredis sends a script again
 // when its connection drops before the answer. It gets the first run's answer (reuse would end the session): the next
 // hash is of a token made for this call, which no client holds before the answer. It changes nothing: no deadline.
@@ -96,15 +102,29 @@ const rotateScript = `${refuseLateLua}${findLua}
 local status, identity, expiresAt = find(ARGV[3])
 if status == 'current' then return {'rotated', identity, expiresAt} end
 refuseLate(ARGV[1])
-status, identity = find(ARGV[2])
-if status ~= 'current' then return {status} end
+local found = {find(ARGV[2])}
+if found[1] == 'previous' then
+  redis.call('HSET', KEYS[1], 'previousAnswered', 1)
+  return found
+end
+if found[1] ~= 'current' then return {found[1]} end
+identity = found[2]
 redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
+redis.call('HDEL', KEYS[1], ${previousFields})
+if tonumber(ARGV[5]) > 0 then
+  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]), 'previousSalt', ARGV[6])
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return {'rotated', identity, ARGV[4]}`
 
-// KEYS: the session. ARGV: hash, next hash. Whenever it lands: the next hash is of a token nobody was handed.
+// KEYS: the session. ARGV: hash, next hash. Whenever it lands: the next hash is of a token nobody was handed, unless a
+// refresh with the previous token was answered it meanwhile.
 const unrotateScript = `
-if redis.call('HGET', KEYS[1], 'tokenHash') == ARGV[2] then redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1]) end
+local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'previousAnswered')
+if session[1] == ARGV[2] and not session[2] then
+  redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
+  redis.call('HDEL', KEYS[1], ${previousFields})
+end
 return 1`
 
 // KEYS: the session. ARGV: deadline. The ended session's identity JSON, or nil.
@@ -170,8 +190,11 @@ function nextWrites (deadline: number): () => number {
   return () => Math.min(Date.now() + window, deadline + window)
 }
 
-/** status, then for a current (or rotated) token its identity JSON and expiresAt. */
-type Reply = [string, string?, string?]
+/**
+ * status, then for a current (or rotated, or previous) token its identity JSON and expiresAt, and for a previous one
+ * its grace's salt and the session's current hash.
+ */
+type Reply = [string, string?, string?, string?, string?]
 
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisClient
@@ -215,15 +238,17 @@ export class RedisSessionStore implements SessionStore {
     return ended
   }
 
-  async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number): Promise<RotateResult> {
+  async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult> {
     const next = nextWrites(deadline)
     const found = await this.#lookup(token)
-    if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
-    // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
+    if (found[0] !== 'current' && found[0] !== 'previous') return this.#notCurrent(found, token.sessionId)
+    // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session. A
+    // previous token goes on to the script too, which marks it answered (no unrotate then) or finds it current again.
     await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, next(), 0)
     const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), next(),
-      token.tokenHash, nextTokenHash, expiresAt) as Reply
+      token.tokenHash, nextTokenHash, expiresAt, grace?.ms ?? 0, grace?.salt ?? '') as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
+    if (reply[0] === 'previous') return this.#previous(reply, token.sessionId)
     return this.#notCurrent(reply, token.sessionId)
   }
 
@@ -234,6 +259,7 @@ export class RedisSessionStore implements SessionStore {
   async lookup (token: PresentedToken): Promise<TokenLookup> {
     const reply = await this.#lookup(token)
     if (reply[0] === 'current') return { status: 'current', session: this.#session(reply, token.sessionId, token.tokenHash) }
+    if (reply[0] === 'previous') return { status: 'previous', session: this.#previous(reply, token.sessionId).session }
     return this.#notCurrent(reply, token.sessionId)
   }
 
@@ -311,6 +337,10 @@ export class RedisSessionStore implements SessionStore {
 
   #session ([, identity, expiresAt]: Reply, id: string, tokenHash: string): RefreshSession {
     return { id, identity: JSON.parse(identity!) as Identity, tokenHash, expiresAt: Number(expiresAt) }
+  }
+
+  #previous (reply: Reply, id: string): { status: 'previous', session: RefreshSession, salt: string } {
+    return { status: 'previous', session: this.#session(reply, id, reply[4]!), salt: reply[3]! }
   }
 
   #notCurrent ([status]: Reply, sessionId: string): { status: 'reused', sessionId: string } | { status: 'unknown' } {
