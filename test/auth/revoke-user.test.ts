@@ -94,8 +94,8 @@ t.test('revokeUser revokes the sockets of tokens without a session, and refuses 
   await Promise.all([byOwn, byUrl, bobSocket, bobAgain].map(client => client.close()))
 })
 
-t.test('revokeUser reaches the user\'s sockets before the session store has ended their sessions', async t => {
-  // A store that answers endUser only when told: the revocation must not wait for it (a round trip per session, once).
+/** A memory store that answers endUser only once released: a revokeUser's revocation is in force, its sessions not ended. */
+function slowToEndUsers (): { sessionStore: MemorySessionStore, release: () => void } {
   let release!: () => void
   const answered = new Promise<void>(resolve => { release = resolve })
   class SlowStore extends MemorySessionStore {
@@ -104,7 +104,13 @@ t.test('revokeUser reaches the user\'s sockets before the session store has ende
       return super.endUser(user, deadline)
     }
   }
-  const { app, url } = await build(t, { sessionStore: new SlowStore(), rest: { handlers: { whoami } } })
+  return { sessionStore: new SlowStore(), release }
+}
+
+t.test('revokeUser reaches the user\'s sockets before the session store has ended their sessions', async t => {
+  // The revocation must not wait for the store (a round trip per session, once).
+  const { sessionStore, release } = slowToEndUsers()
+  const { app, url } = await build(t, { sessionStore, rest: { handlers: { whoami } } })
   const client = await authenticated(url('/websocket'), app.realtime.signAccessToken(alice).access_token)
   const revoked = app.realtime.revokeUser('alice')
   t.same(await next(client, 'AUTH_REVOKED'), sessionRevoked, 'revoked while the store has not answered')
@@ -454,15 +460,7 @@ const cookieOf = (response: { cookies: Array<{ name: string, value: string }> })
   response.cookies.find(cookie => cookie.name === 'directus_session_token')!.value
 
 t.test('a replaced session cookie, within its grace, after a revokeUser whose store has not ended the session yet: no new cookie, and the session ends', async t => {
-  let release!: () => void
-  const answered = new Promise<void>(resolve => { release = resolve })
-  class SlowStore extends MemorySessionStore {
-    override async endUser (user: string, deadline: number): Promise<string[]> {
-      await answered
-      return super.endUser(user, deadline)
-    }
-  }
-  const sessionStore = new SlowStore()
+  const { sessionStore, release } = slowToEndUsers()
   const { app } = await build(t, { sessionStore, users: [admin], authRoutes: true })
   const first = await sessionLogin(t, app)
   const second = cookieOf(await sessionRoute(app, 'refresh', first))

@@ -2,6 +2,7 @@
 // access token in the body, the refresh token in an HttpOnly cookie the page cannot read, the socket authenticated
 // with the access token in handshake mode.
 import t from 'tap'
+import type { Page } from 'playwright-core'
 import { admin, stoppedDate } from '../helpers.js'
 import { launchChromium } from './chromium.js'
 import { startReference } from './reference.js'
@@ -63,4 +64,36 @@ t.test('logout with the cookie revokes the session: AUTH_REVOKED on the socket, 
 
   await logoutRevokes(t, page)
   t.equal(await page.cookie('directus_refresh_token'), undefined)
+})
+
+t.test('two tabs refreshing the refresh cookie at once: one is reuse, which ends the session (the protocol\'s rule); refreshing within a Web Lock, both work', async t => {
+  /** A refresh from the page, as the SDK's in `cookie` mode, inside a lock every tab of the origin shares when `locked`. */
+  const refreshIn = (page: Page, locked: boolean) => page.evaluate(async (locked) => {
+    const refresh = async () => (await fetch('/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mode":"cookie"}', credentials: 'include' })).status
+    return locked ? await navigator.locks.request('directus-refresh', refresh) : await refresh()
+  }, locked)
+  for (const locked of [false, true]) {
+    await t.test(locked ? 'each in navigator.locks' : 'at once', async t => {
+      let arrived = 0
+      let release!: () => void
+      const together = new Promise<void>(resolve => { release = resolve })
+      const { origin } = await startReference(t, {}, app => {
+        // Unlocked, the first two refreshes are held until both are in: each carries the cookie as it was before either was answered.
+        if (!locked) {
+          app.addHook('onRequest', async (request) => {
+            if (request.url !== '/auth/refresh' || ++arrived > 2) return
+            if (arrived === 2) release()
+            await together
+          })
+        }
+      })
+      const page = await SdkPage.open(t, browser, origin)
+      await page.login('cookie', admin.email, admin.password)
+      const tab = await page.context.newPage()
+      await tab.goto(`${origin}/`)
+      const statuses = await Promise.all([refreshIn(page.page, locked), refreshIn(tab, locked)])
+      t.same(statuses.sort(), locked ? [200, 200] : [200, 401], locked ? 'one after the other, each with the cookie the one before set' : 'one wins, the other is reuse')
+      t.equal(await refreshIn(page.page, locked), locked ? 200 : 401, locked ? 'the session lives on' : 'which ended the session')
+    })
+  }
 })

@@ -269,23 +269,21 @@ t.test('session mode with SESSION_REFRESH_GRACE_PERIOD=0: the replaced cookie is
   t.equal((await refusedWith(wsUrl(built), { headers: { cookie: after } })).status, 401, 'which ended the session')
 })
 
-t.test('the refresh token of a cookie within its grace, sent in a JSON refresh, is reuse: the grace is the session cookie\'s alone', async t => {
-  const built = await modes(t)
-  const { app } = built
-  const old = sent(setCookie(await login(app, 'session')))
-  const current = sent(setCookie(await post(app, 'refresh', { mode: 'session' }, old)))
-  const json = await post(app, 'refresh', { refresh_token: carried(old) })
-  t.same([json.statusCode, json.json()], [401, invalidCredentials])
-  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401, 'the session ended')
-})
-
-t.test('a logout with the cookie a refresh replaced, within its grace, ends the session', async t => {
-  const built = await modes(t)
-  const { app } = built
-  const old = sent(setCookie(await login(app, 'session')))
-  const current = sent(setCookie(await post(app, 'refresh', { mode: 'session' }, old)))
-  t.equal((await post(app, 'logout', { mode: 'session' }, old)).statusCode, 204)
-  t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401, 'the current cookie opens nothing')
+t.test('the cookie a refresh replaced, within its grace: its refresh token in a JSON refresh is reuse (the grace is the session cookie\'s alone), and a logout with it ends the session', async t => {
+  const uses: Record<string, (app: FastifyInstance, old: string) => Promise<void>> = {
+    'a JSON refresh with its refresh token': async (app, old) => {
+      const json = await post(app, 'refresh', { refresh_token: carried(old) })
+      t.same([json.statusCode, json.json()], [401, invalidCredentials])
+    },
+    'a logout with it': async (app, old) => { t.equal((await post(app, 'logout', { mode: 'session' }, old)).statusCode, 204) }
+  }
+  for (const [what, use] of Object.entries(uses)) {
+    const built = await modes(t)
+    const old = sent(setCookie(await login(built.app, 'session')))
+    const current = sent(setCookie(await post(built.app, 'refresh', { mode: 'session' }, old)))
+    await use(built.app, old)
+    t.equal((await refusedWith(wsUrl(built), { headers: { cookie: current } })).status, 401, `${what} ended the session`)
+  }
 })
 
 t.test('session mode: logout clears the cookie, and every socket it opened gets AUTH_REVOKED (4403 on GraphQL)', async t => {
