@@ -681,6 +681,8 @@ export class Authenticator {
       let context: Record<string, unknown> | undefined
       if (this.#options.onAuthenticate) {
         const found = await this.#store(store => store.lookup(presented))
+        // A replaced token is the holder's only within a session cookie's grace: anywhere else it is reuse, as `#rotate` finds.
+        if (found.status === 'previous' && graceMs === 0) return await this.#notCurrent({ status: 'reused', sessionId: presented.sessionId })
         if (!held(found)) return await this.#notCurrent(found)
         const { identity, id } = found.session
         // Not asked of a session a revocation ends (as below, once rotated): the hook never sees a refresh that fails.

@@ -549,3 +549,35 @@ t.test('connection.request: the upgrade request, its headers and its logger, in 
   t.match(lines[0], { custom: 'from the client', reqId: String }, 'request.log is the request\'s logger')
   await Promise.all([custom.close(), plain.close()])
 })
+
+t.test('the refresh token of a session cookie within its grace, in a JSON refresh or an auth message, is reuse before onAuthenticate is asked', async t => {
+  const store = new WatchedStore()
+  const asked: CredentialSource[] = []
+  const { app, url } = await build(t, {
+    users: [admin],
+    authRoutes: true,
+    sessionStore: store,
+    onAuthenticate: ({ source }) => {
+      asked.push(source)
+      return true
+    }
+  }, { logger: false })
+  const cookieOf = (response: { headers: Record<string, unknown> }) => String(response.headers['set-cookie']).split(';')[0]!
+  const carried = (cookie: string) => (JSON.parse(Buffer.from(cookie.split('.')[1]!, 'base64url').toString()) as { session: string }).session
+  for (const by of ['json', 'auth message'] as const) {
+    const old = cookieOf(await post(app, '/auth/login', { email: admin.email, password: admin.password, mode: 'session' }))
+    t.equal((await post(app, '/auth/refresh', { mode: 'session' }, { cookie: old })).statusCode, 200)
+    asked.length = 0
+    if (by === 'json') {
+      const json = await post(app, '/auth/refresh', { refresh_token: carried(old) })
+      t.same([json.statusCode, json.json()], [401, invalidCredentials], 'json: reuse')
+    } else {
+      const client = await connect(url('/websocket'))
+      client.send({ type: 'auth', refresh_token: carried(old) })
+      t.match(await next(client, 'the auth answer'), { type: 'auth', status: 'error' }, 'auth message: refused')
+      await client.close()
+    }
+    t.same(asked, [], `${by}: the hook never saw a refresh that fails`)
+    t.equal((await store.newest()).status, 'unknown', `${by}: the session ended`)
+  }
+})

@@ -134,6 +134,12 @@ async function graceContract (t: Test, store: SessionStore, { atomic }: { atomic
     await store.rotate(g1('e'), 'd2', expiresAt, soon(), grace('salt-d2'))
     await store.unrotate(g1('e'), 'd2')
     t.match(await store.lookup(g1('e')), { status: 'current' }, 'the next rotation\'s previous token starts unanswered')
+    await store.rotate(g1('e'), 'f1', expiresAt, soon(), grace('salt-f1'))
+    t.match(await store.rotate(g1('e'), 'f2', expiresAt, soon(), grace('other')), { status: 'previous' })
+    await store.rotate(g1('f1'), 'e', expiresAt, soon())
+    await store.unrotate(g1('f1'), 'e')
+    t.match(await store.lookup(g1('f1')), { status: 'current' }, 'a rotation without a grace after an answered one is taken back')
+    await store.rotate(g1('f1'), 'e', expiresAt, soon())
   }
 
   if (atomic) {

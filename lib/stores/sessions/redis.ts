@@ -47,8 +47,6 @@ local function find (hash)
   return 'reused'
 end
 `
-// The fields of a previous token, as a script's arguments.
-const previousFields = ['previousHash', 'previousNext', 'previousUntil', 'previousSalt', 'previousAnswered'].map(field => `'${field}'`).join(', ')
 
 // KEYS: the session. ARGV: deadline, identity JSON, hash, expiresAt.
 const createScript = `${refuseLateLua}
@@ -110,20 +108,21 @@ end
 if found[1] ~= 'current' then return {found[1]} end
 identity = found[2]
 redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
-redis.call('HDEL', KEYS[1], ${previousFields})
+-- No HDEL (an ACL of a release before lacks it): without a grace, an earlier one's fields stay, inert, their
+-- previousNext no longer the session's hash.
 if tonumber(ARGV[5]) > 0 then
-  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]), 'previousSalt', ARGV[6])
+  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]), 'previousSalt', ARGV[6], 'previousAnswered', 0)
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return {'rotated', identity, ARGV[4]}`
 
 // KEYS: the session. ARGV: hash, next hash. Whenever it lands: the next hash is of a token nobody was handed, unless a
-// refresh with the previous token was answered it meanwhile.
+// refresh with the previous token was answered it meanwhile (answered by this rotation: its previousNext). Back at its
+// hash, the session leaves the previous token's fields inert (previousNext is not its hash).
 const unrotateScript = `
-local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'previousAnswered')
-if session[1] == ARGV[2] and not session[2] then
+local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'previousNext', 'previousAnswered')
+if session[1] == ARGV[2] and not (session[2] == ARGV[2] and session[3] == '1') then
   redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
-  redis.call('HDEL', KEYS[1], ${previousFields})
 end
 return 1`
 
