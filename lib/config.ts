@@ -232,12 +232,15 @@ async function readEnvironment (data: Record<string, unknown>, from: Sources) {
   return (scratch as unknown as { realtimeEnv: Record<string, unknown> }).realtimeEnv
 }
 
-function duration (variable: string, value: string): number {
+/** `orZero`: 0 (`0`, `0s`) turns off what the duration is of. */
+function duration (variable: string, value: string, orZero = false): number {
   // `variable` is a label: the variable, and the option when it came from one.
   // A bare number is milliseconds, as in Directus.
   const parsed = /^\d+$/.test(value) ? Number(value) : ms(value as ms.StringValue)
+  if (orZero && parsed === 0) return 0
   if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
-    throw new InvalidConfigError(`${variable} must be a positive duration such as 15m, 7d or 900000 (got "${value}")`)
+    const kind = orZero ? 'duration such as 10s, 900000, or 0' : 'positive duration such as 15m, 7d or 900000'
+    throw new InvalidConfigError(`${variable} must be a ${kind} (got "${value}")`)
   }
   if (parsed > longestDurationMs) throw new InvalidConfigError(`${variable} must be at most 100 years (got "${value}")`)
   return parsed
@@ -399,7 +402,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
         ...session,
         ttlMs: duration(label('SESSION_COOKIE_TTL', fromOptions), raw.SESSION_COOKIE_TTL as string),
         // 0 turns it off, as in Directus.
-        refreshGraceMs: raw.SESSION_REFRESH_GRACE_PERIOD === '0' ? 0 : duration(label('SESSION_REFRESH_GRACE_PERIOD', fromOptions), raw.SESSION_REFRESH_GRACE_PERIOD as string)
+        refreshGraceMs: duration(label('SESSION_REFRESH_GRACE_PERIOD', fromOptions), raw.SESSION_REFRESH_GRACE_PERIOD as string, true)
       })
     })
   })

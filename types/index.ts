@@ -162,7 +162,8 @@ export interface PresentedToken {
  * A session cookie's refresh grace (`cookies.session.refreshGrace`), which `rotate` keeps with the token it replaces:
  * for `ms` after the rotation, by the store's clock, that token is `previous`, not `reused`, while the session is still
  * at the token it was rotated to. `salt` (random, base64url) is what that next token was made from with the previous
- * one: the plugin makes it again from the two, so the store never holds a token, only their hashes and the salt.
+ * one: the plugin makes it again from the two, so the store never holds a token, only their hashes and the salt, which
+ * it keeps no longer than the grace (the salt and the previous token make the next one).
  */
 export interface RotationGrace {
   ms: number

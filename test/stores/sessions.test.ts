@@ -153,6 +153,13 @@ async function graceContract (t: Test, store: SessionStore, { atomic }: { atomic
   t.same(await store.lookup(g1('d')), { status: 'unknown' }, 'an ended session has no previous token')
 }
 
+/** The grace contract's salts (`{s:g1}`, its only session with a grace) expire a second after their grace. */
+async function graceSaltsExpire (t: Test, redis: RedisClient, keys: string[]): Promise<void> {
+  const salts = keys.filter(key => key.includes(':grace:'))
+  t.ok(salts.length > 0 && salts.every(key => key.startsWith('test:{s:g1}:grace:')), 'the salts of the rotations with a grace')
+  for (const key of salts) t.ok(await redis.pttl(key) <= 61_000 && await redis.pttl(key) !== -1, `${key} expires a second after its grace`)
+}
+
 /**
  * `store` keeps 2 sessions a user: a new one past it ends the one created or refreshed longest ago (on Redis, the one
  * that expires first: a refresh moves a session's expiry on), and resolves its id.
@@ -251,7 +258,8 @@ t.test('Redis', async t => {
   await sessionContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
   await unrotateContract(t, new RedisSessionStore(redis, 'test:'))
   await graceContract(t, new RedisSessionStore(redis, 'test:'), { atomic: true })
-  t.same(await redis.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
+  await graceSaltsExpire(t, redis, await redis.keys('test:{s:*'))
+  t.same((await redis.keys('test:{s:*')).filter(key => !key.includes(':grace:')), [], 'an ended or expired session leaves no key behind')
 
   // A process of the build before rotates with the session's token hash alone, leaving the previous token's fields.
   const graced = new RedisSessionStore(redis, 'grace:')
@@ -261,6 +269,15 @@ t.test('Redis', async t => {
   t.same(await graced.lookup({ sessionId: 'g2', tokenHash: 'a' }), { status: 'reused', sessionId: 'g2' },
     'a token whose session has moved on past the one it was rotated to, by a process of the build before, is reuse')
   await graced.end('g2', soon())
+
+  // Its salt gone within the grace (a failover that lost it, a key evicted): the previous token is reuse.
+  await graced.create({ id: 'g3', identity: alice, tokenHash: 'a', expiresAt: Date.now() + 60_000 }, soon())
+  await graced.rotate({ sessionId: 'g3', tokenHash: 'a' }, 'b', Date.now() + 60_000, soon(), { ms: 60_000, salt: 'salt' })
+  t.equal(await redis.get(redisKeys('grace:').graceSalt('g3', 'b')), 'salt', 'the salt, in a key of its own')
+  await redis.del(redisKeys('grace:').graceSalt('g3', 'b'))
+  t.same(await graced.rotate({ sessionId: 'g3', tokenHash: 'a' }, 'c', Date.now() + 60_000, soon(), { ms: 60_000, salt: 'other' }),
+    { status: 'reused', sessionId: 'g3' }, 'a previous token whose salt is gone is reuse')
+  await graced.end('g3', soon())
   for (const key of await redis.keys('test:*')) t.ok(await redis.pttl(key) > 0, `${key} expires (with the user's last session, or an hour after the user's last endUser)`)
   await limitContract(t, new RedisSessionStore(redis, 'limit:', 2))
   t.same(await redis.keys('limit:{s:*'), [], 'the sessions the limit ended leave no key behind')
@@ -424,8 +441,9 @@ t.test('Redis Cluster', async t => {
   const endsFail = { on: false }
   await limitFailureContract(t, new RedisSessionStore(failingScripts(cluster.client(t), 'DEL', endsFail), 'test:', 1), endsFail)
   await checkBeganContract(t, new RedisSessionStore(redis, 'began:', 1))
-  t.same(await cluster.keys('test:{s:*'), [], 'an ended or expired session leaves no key behind')
-  for (const key of await cluster.keys('test:*')) {
+  await graceSaltsExpire(t, redis, await cluster.keys('test:{s:*'))
+  t.same((await cluster.keys('test:{s:*')).filter(key => !key.includes(':grace:')), [], 'an ended or expired session leaves no key behind')
+  for (const key of (await cluster.keys('test:*')).filter(key => !key.includes(':grace:'))) {
     t.match(key, /^test:\{u:\w+\}:(session-expiries|sessions-ended-at)$/, 'only users\' sets and marks of endUser are left')
     t.ok(await redis.pttl(key) > 0, `${key} expires`)
   }
@@ -433,7 +451,17 @@ t.test('Redis Cluster', async t => {
 
 t.test('a @fastify/session store, adapted', async t => {
   await sessionContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }), { atomic: true })
-  await graceContract(t, fromFastifySessionStore(new MemoryStore(), { prefix: 'rt:' }), { atomic: true })
+  const graceRecords = new Map<string, unknown>()
+  await graceContract(t, fromFastifySessionStore(new MemoryStore(graceRecords as Map<string, never>), { prefix: 'rt:' }), { atomic: true })
+  const adapted = fromFastifySessionStore(new MemoryStore(graceRecords as Map<string, never>), { prefix: 'rt:' })
+  await adapted.create({ id: 'g3', identity: alice, tokenHash: 'a', expiresAt: Date.now() + 60_000 }, soon())
+  await adapted.rotate({ sessionId: 'g3', tokenHash: 'a' }, 'b', Date.now() + 60_000, soon(), { ms: 60_000, salt: 'salt' })
+  const salt = graceRecords.get('rt:grace:g3:b') as { salt: string, cookie: { expires: string } }
+  t.equal(salt.salt, 'salt', 'the salt, in a record of its own')
+  t.ok(Date.parse(salt.cookie.expires) <= Date.now() + 61_000, 'which lives a second longer than the grace')
+  graceRecords.delete('rt:grace:g3:b')
+  t.same(await adapted.rotate({ sessionId: 'g3', tokenHash: 'a' }, 'c', Date.now() + 60_000, soon(), { ms: 60_000, salt: 'other' }),
+    { status: 'reused', sessionId: 'g3' }, 'a previous token whose salt is gone is reuse')
   // Read-then-write, it could bring back a session a logout ended meanwhile: a rotation stands.
   t.equal(fromFastifySessionStore(new MemoryStore()).unrotate, undefined, 'no unrotate')
   const records = new Map<string, unknown>()

@@ -44,6 +44,9 @@ export interface CallbackSessionStore {
  */
 const endUserBatch = 50
 
+/** How much longer a grace's salt lives than the grace: its record is written before the session's. */
+const graceSaltMarginMs = 1_000
+
 /** A session on its user's list, with when it expires, so that the list forgets it then. */
 interface ListedSession {
   id: string
@@ -61,8 +64,8 @@ interface SessionRecord {
   identity: Identity
   tokenHash: string
   expiresAt: number
-  /** The token a rotation with a grace replaced: its hash, until when, the grace's salt. Every write sets or drops it. */
-  previous?: { tokenHash: string, until: number, salt: string } | undefined
+  /** The token a rotation with a grace replaced: its hash, and until when. Every write sets or drops it. */
+  previous?: { tokenHash: string, until: number } | undefined
 }
 
 // Stores such as connect-redis take a record's lifetime from `cookie.expires`; memorystore, better-sqlite3-session-store
@@ -100,6 +103,9 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
   const set = (deadline: number, id: string, record: object) => { refuseLate(deadline); return setNow(id, record) }
   const destroy = (deadline: number, id: string) => { refuseLate(deadline); return destroyNow(id) }
   const sessionKey = (id: string) => `${prefix}session:${id}`
+  // A grace's salt, a record of its own that lives a second longer than the grace, for stores that expire records:
+  // with it gone, no copy of the store makes the next token from the replaced one.
+  const graceKey = (id: string, nextTokenHash: string) => `${prefix}grace:${id}:${nextTokenHash}`
   const userKey = (user: string) => `${prefix}user-sessions:${user}`
 
   async function find (sessionId: string): Promise<SessionRecord | null> {
@@ -177,20 +183,21 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     return over.map(listedSession => listedSession.id)
   })
 
-  async function found ({ sessionId, tokenHash }: PresentedToken): Promise<Found> {
+  async function lookup ({ sessionId, tokenHash }: PresentedToken): Promise<TokenLookup> {
     const record = await find(sessionId)
     if (!record) return { status: 'unknown' }
     if (record.tokenHash === tokenHash) return { status: 'current', session: toSession(sessionId, record) }
     const { previous } = record
-    if (previous?.tokenHash === tokenHash && previous.until > Date.now()) {
-      return { status: 'previous', session: toSession(sessionId, record), salt: previous.salt }
-    }
+    if (previous?.tokenHash === tokenHash && previous.until > Date.now()) return { status: 'previous', session: toSession(sessionId, record) }
     return { status: 'reused', sessionId }
   }
 
-  async function lookup (token: PresentedToken): Promise<TokenLookup> {
-    const answer = await found(token)
-    return answer.status === 'previous' ? { status: 'previous', session: answer.session } : answer
+  /** `lookup`, and for a previous token its grace's salt: without it (its record gone), the token is reuse. */
+  async function found (token: PresentedToken): Promise<Found> {
+    const answer = await lookup(token)
+    if (answer.status !== 'previous') return answer
+    const grace = await get(graceKey(token.sessionId, answer.session.tokenHash)) as { salt: string } | null | undefined
+    return grace ? { ...answer, salt: grace.salt } : { status: 'reused', sessionId: token.sessionId }
   }
 
   /** Ends the session alone; its user's list is the caller's to change. */
@@ -210,7 +217,9 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     rotate: (token, nextTokenHash, expiresAt, deadline, grace) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
       // Read first to know whose turn to take; read again in it, with the list, as endUser and the user's limit end
       // sessions in that turn: one that read the record before they destroyed it would write it back.
-      const first = await found(token)
+      // The grace's salt first: a rotation that fails leaves it unused, one without it would leave tabs none.
+      const [first] = await Promise.all([found(token), grace && set(deadline, graceKey(token.sessionId, nextTokenHash),
+        { salt: grace.salt, ...lifetime(Date.now() + grace.ms + graceSaltMarginMs) })])
       if (first.status !== 'current') return first
       const user = first.session.identity.user
       return await changeList(user, deadline, async () => {
@@ -221,7 +230,7 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
         // session listed shorter than it lives only where the rotation answered 503: nobody holds its next token, and
         // the retry with the one before is reuse, which ends it.
         const session = { ...again.session, tokenHash: nextTokenHash, expiresAt }
-        const previous = grace && { tokenHash: token.tokenHash, until: Date.now() + grace.ms, salt: grace.salt }
+        const previous = grace && { tokenHash: token.tokenHash, until: Date.now() + grace.ms }
         await Promise.all([relist(user, [...others, { id: token.sessionId, expiresAt }], deadline), save(deadline, token.sessionId, { ...session, previous })])
         return { status: 'rotated', session }
       })

@@ -32,17 +32,17 @@ import { redisKeys, type RedisKeys } from '../redis-keys.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, RotationGrace, SessionStore, TokenLookup } from '../../../types/index.js'
 
-// status, identity JSON, expiresAt (and a previous token's grace's salt) of the token whose hash is `hash`, against the
-// session at KEYS[1]: 'current', 'previous', 'reused' or 'unknown'. Previous: the token a rotation with a grace
+// status, identity JSON, expiresAt (and a previous token's session's current hash) of the token whose hash is `hash`,
+// against the session at KEYS[1]: 'current', 'previous', 'reused' or 'unknown'. Previous: the token a rotation with a grace
 // replaced, while the grace lasts by Redis's clock and the session is still at the token it was rotated to (a process
 // of an earlier build rotates without dropping the fields). Needs `redisNow` (refuseLateLua).
 const findLua = `
 local function find (hash)
-  local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'identity', 'expiresAt', 'previousHash', 'previousNext', 'previousUntil', 'previousSalt')
+  local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'identity', 'expiresAt', 'previousHash', 'previousNext', 'previousUntil')
   if not session[1] then return 'unknown' end
   if session[1] == hash then return 'current', session[2], session[3] end
   if session[4] == hash and session[5] == session[1] and tonumber(session[6]) > redisNow() then
-    return 'previous', session[2], session[3], session[7], session[1]
+    return 'previous', session[2], session[3], session[1]
   end
   return 'reused'
 end
@@ -92,7 +92,7 @@ return ended`
 const lookupScript = `${refuseLateLua}${findLua}
 return {find(ARGV[1])}`
 
-// KEYS: the session. ARGV: deadline, hash, next hash, expiresAt, the grace's milliseconds (0: none) and salt.
+// KEYS: the session. ARGV: deadline, hash, next hash, expiresAt, the grace's milliseconds (0: none).
 // A session already at the next hash was rotated by this very call, its answer lost: ioredis sends a script again
 // when its connection drops before the answer. It gets the first run's answer (reuse would end the session): the next
 // hash is of a token made for this call, which no client holds before the answer. It changes nothing: no deadline.
@@ -111,7 +111,7 @@ redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
 -- No HDEL (an ACL of a release before lacks it): without a grace, an earlier one's fields stay, inert, their
 -- previousNext no longer the session's hash.
 if tonumber(ARGV[5]) > 0 then
-  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]), 'previousSalt', ARGV[6], 'previousAnswered', 0)
+  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]), 'previousAnswered', 0)
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return {'rotated', identity, ARGV[4]}`
@@ -191,9 +191,12 @@ function nextWrites (deadline: number): () => number {
 
 /**
  * status, then for a current (or rotated, or previous) token its identity JSON and expiresAt, and for a previous one
- * its grace's salt and the session's current hash.
+ * the session's current hash.
  */
-type Reply = [string, string?, string?, string?, string?]
+type Reply = [string, string?, string?, string?]
+
+/** How much longer a grace's salt lives than the grace: its key is set before the rotation script reads the clock. */
+const graceSaltMarginMs = 1_000
 
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisClient
@@ -239,16 +242,22 @@ export class RedisSessionStore implements SessionStore {
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult> {
     const next = nextWrites(deadline)
-    const found = await this.#lookup(token)
+    // The grace's salt before the rotation, in a key of its own that expires: a tab answered `previous` finds it.
+    // Unused if the rotation fails, it expires all the same.
+    const [found] = await Promise.all([this.#lookup(token), grace && this.#redis.set(
+      this.#keys.graceSalt(token.sessionId, nextTokenHash), grace.salt, 'PX', grace.ms + graceSaltMarginMs)])
     if (found[0] !== 'current' && found[0] !== 'previous') return this.#notCurrent(found, token.sessionId)
     // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session. A
     // previous token goes on to the script too, which marks it answered (no unrotate then) or finds it current again.
     await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, next(), 0)
     const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), next(),
-      token.tokenHash, nextTokenHash, expiresAt, grace?.ms ?? 0, grace?.salt ?? '') as Reply
+      token.tokenHash, nextTokenHash, expiresAt, grace?.ms ?? 0) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
-    if (reply[0] === 'previous') return this.#previous(reply, token.sessionId)
-    return this.#notCurrent(reply, token.sessionId)
+    if (reply[0] !== 'previous') return this.#notCurrent(reply, token.sessionId)
+    const session = this.#session(reply, token.sessionId, reply[3]!)
+    const salt = await this.#redis.get(this.#keys.graceSalt(token.sessionId, session.tokenHash))
+    // Gone: past the grace by Redis's clock, as the session's own field says a moment later.
+    return salt === null ? { status: 'reused', sessionId: token.sessionId } : { status: 'previous', session, salt }
   }
 
   async unrotate (token: PresentedToken, nextTokenHash: string): Promise<void> {
@@ -258,7 +267,7 @@ export class RedisSessionStore implements SessionStore {
   async lookup (token: PresentedToken): Promise<TokenLookup> {
     const reply = await this.#lookup(token)
     if (reply[0] === 'current') return { status: 'current', session: this.#session(reply, token.sessionId, token.tokenHash) }
-    if (reply[0] === 'previous') return { status: 'previous', session: this.#previous(reply, token.sessionId).session }
+    if (reply[0] === 'previous') return { status: 'previous', session: this.#session(reply, token.sessionId, reply[3]!) }
     return this.#notCurrent(reply, token.sessionId)
   }
 
@@ -336,10 +345,6 @@ export class RedisSessionStore implements SessionStore {
 
   #session ([, identity, expiresAt]: Reply, id: string, tokenHash: string): RefreshSession {
     return { id, identity: JSON.parse(identity!) as Identity, tokenHash, expiresAt: Number(expiresAt) }
-  }
-
-  #previous (reply: Reply, id: string): { status: 'previous', session: RefreshSession, salt: string } {
-    return { status: 'previous', session: this.#session(reply, id, reply[4]!), salt: reply[3]! }
   }
 
   #notCurrent ([status]: Reply, sessionId: string): { status: 'reused', sessionId: string } | { status: 'unknown' } {
