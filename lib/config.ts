@@ -76,6 +76,7 @@ export interface CookieConfig {
   secure: boolean
   sameSite: 'lax' | 'strict' | 'none'
   domain: string | undefined
+  partitioned: boolean
 }
 
 // Directus's variables for its two cookies, and their defaults.
@@ -136,6 +137,7 @@ function buildEnvSchema () {
     properties[`${prefix}NAME`] = { type: 'string', pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', default: name }
     properties[`${prefix}SECURE`] = { type: 'boolean', default: false }
     properties[`${prefix}SAME_SITE`] = { type: 'string', enum: ['lax', 'strict', 'none'], default: 'lax' }
+    properties[`${prefix}PARTITIONED`] = { type: 'boolean', default: false }
     // A host name, as @fastify/cookie takes one: any other would fail every login that sets the cookie.
     properties[`${prefix}DOMAIN`] = { type: 'string', pattern: '^\\.?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$' }
   }
@@ -190,6 +192,7 @@ function optionValues (options: RealtimeOptions): Record<string, { value: unknow
     set(`${prefix}NAME`, `cookies.${cookie}.name`, chosen?.name)
     set(`${prefix}SECURE`, `cookies.${cookie}.secure`, chosen?.secure)
     set(`${prefix}SAME_SITE`, `cookies.${cookie}.sameSite`, chosen?.sameSite)
+    set(`${prefix}PARTITIONED`, `cookies.${cookie}.partitioned`, chosen?.partitioned)
     set(`${prefix}DOMAIN`, `cookies.${cookie}.domain`, chosen?.domain)
   }
   const sessionTtl = options.cookies?.session?.ttl
@@ -297,7 +300,7 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       // Ajv would read the string as Infinity and let it past `maximum`; the number itself it refuses, by name.
       data[variable] = Infinity
     } else if (typeof value === 'string' && (variable.endsWith('_AUTH') || variable.endsWith('_ENABLED') || variable.endsWith('_SAME_SITE') ||
-      variable.endsWith('_COOKIE_SECURE') || variable === 'GRAPHQL_INTROSPECTION')) {
+      variable.endsWith('_COOKIE_SECURE') || variable.endsWith('_COOKIE_PARTITIONED') || variable === 'GRAPHQL_INTROSPECTION')) {
       data[variable] = value.toLowerCase()
     }
   }
@@ -333,14 +336,19 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
       name: raw[`${prefix}NAME`] as string,
       secure: raw[`${prefix}SECURE`] as boolean,
       sameSite: raw[`${prefix}SAME_SITE`] as CookieConfig['sameSite'],
-      domain: raw[`${prefix}DOMAIN`] as string | undefined
+      domain: raw[`${prefix}DOMAIN`] as string | undefined,
+      partitioned: raw[`${prefix}PARTITIONED`] as boolean
     }
-    // Browsers drop a SameSite=None cookie that is not Secure, a __Secure- or __Host- one that is not Secure, and a
-    // __Host- one with a domain: the login would seem to work and nothing would stick.
+    // Browsers drop a SameSite=None cookie that is not Secure, a __Secure- or __Host- one that is not Secure, a
+    // __Host- one with a domain, and a Partitioned one that is not Secure: the login would seem to work and nothing
+    // would stick.
     const name = label(`${prefix}NAME`, fromOptions)
     const secure = label(`${prefix}SECURE`, fromOptions)
     if (resolved.sameSite === 'none' && !resolved.secure) {
       throw new InvalidConfigError(`${label(`${prefix}SAME_SITE`, fromOptions)} none needs ${secure} true: browsers refuse a SameSite=None cookie that is not Secure`)
+    }
+    if (resolved.partitioned && !resolved.secure) {
+      throw new InvalidConfigError(`${label(`${prefix}PARTITIONED`, fromOptions)} needs ${secure} true: browsers refuse a Partitioned cookie that is not Secure`)
     }
     if (/^__(?:secure|host)-/i.test(resolved.name) && !resolved.secure) {
       throw new InvalidConfigError(`${name} ${resolved.name} needs ${secure} true: browsers refuse a cookie of that prefix that is not Secure`)

@@ -15,7 +15,7 @@ type Names<T> = { [K in keyof Required<T>]: true | Names<Extract<NonNullable<T[K
 interface Table { readonly [name: string]: true | Table }
 
 const endpoint = { enabled: true, path: true, auth: true, authTimeout: true, connLimit: true } satisfies Names<EndpointOptions>
-const cookie = { name: true, secure: true, sameSite: true, domain: true } satisfies Names<CookieOptions>
+const cookie = { name: true, secure: true, sameSite: true, domain: true, partitioned: true } satisfies Names<CookieOptions>
 
 const top = {
   // Fastify's `register` options, which the plugin applies to its routes' scope.

@@ -583,6 +583,12 @@ export interface CookieOptions {
   sameSite?: 'lax' | 'strict' | 'none' | undefined
   /** `Domain` (`*_COOKIE_DOMAIN`, default none: the host that set it). */
   domain?: string | undefined
+  /**
+   * `Partitioned` (`*_COOKIE_PARTITIONED`, default false; needs `secure`): an app embedded in a frame of another site
+   * (with `sameSite: 'none'`) keeps its cookie in a jar of that site's, where browsers blocking third-party cookies
+   * keep no other.
+   */
+  partitioned?: boolean | undefined
 }
 
 /** What the upgrade gate resolved, on every websocket request (`request.realtime`); frozen. */

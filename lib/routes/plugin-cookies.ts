@@ -18,6 +18,8 @@ export function cookieAttributes (cookie: CookieConfig, maxAgeMs?: number): Cook
     sameSite: cookie.sameSite,
     secure: cookie.secure,
     ...(cookie.domain === undefined ? {} : { domain: cookie.domain }),
+    // In a frame of another site, where browsers keep no other cookie: one jar per embedding site (CHIPS).
+    ...(cookie.partitioned ? { partitioned: true } : {}),
     ...(maxAgeMs === undefined ? {} : { maxAge: Math.floor(maxAgeMs / 1000) })
   }
 }

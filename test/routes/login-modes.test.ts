@@ -350,6 +350,14 @@ t.test('the cookies\' names and attributes come from Directus\'s variables or th
   const session = await login(app, 'session')
   t.match(setCookie(session), /^st=[\w.-]+; Max-Age=7200; Path=\/; HttpOnly; Secure; SameSite=None$/)
   t.same(session.json(), { data: { expires: 7_200_000 } })
+
+  // Partitioned, for an app in a frame of another site: set so, and cleared so (a clearing without it misses the cookie).
+  const framed = await modes(t, { env: { SESSION_COOKIE_PARTITIONED: 'TRUE', SESSION_COOKIE_SECURE: 'true', SESSION_COOKIE_SAME_SITE: 'none' }, cookies: { refresh: { secure: true, partitioned: true } } })
+  const partitioned = setCookie(await login(framed.app, 'session'))
+  t.match(partitioned, /^directus_session_token=[\w.-]+; Max-Age=86400; Path=\/; HttpOnly; Secure; Partitioned; SameSite=None$/)
+  t.match(setCookie(await login(framed.app, 'cookie')), /^directus_refresh_token=[\w-]{64}; Max-Age=604800; Path=\/; HttpOnly; Secure; Partitioned; SameSite=Lax$/)
+  const logout = await post(framed.app, 'logout', { mode: 'session' }, sent(partitioned))
+  t.match(setCookie(logout), /^directus_session_token=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; Partitioned; SameSite=None$/)
 })
 
 t.test('bad cookie settings fail boot, naming the variable and the option', async t => {
@@ -365,6 +373,13 @@ t.test('bad cookie settings fail boot, naming the variable and the option', asyn
   })
   await t.rejects(resolveConfig({ env: {}, cookies: { session: { name: 'a b' } } }), { message: /SESSION_COOKIE_NAME \(option cookies.session.name\) must match pattern/ })
   await t.rejects(resolveConfig({ env: { SESSION_COOKIE_TTL: 'soon' } }), { message: /SESSION_COOKIE_TTL must be a positive duration/ })
+  await t.rejects(resolveConfig({ env: { SESSION_COOKIE_PARTITIONED: 'true' } }), {
+    message: 'Invalid configuration: SESSION_COOKIE_PARTITIONED needs SESSION_COOKIE_SECURE true: browsers refuse a Partitioned cookie that is not Secure'
+  })
+  await t.rejects(resolveConfig({ env: {}, cookies: { refresh: { partitioned: true } } }), {
+    message: /REFRESH_TOKEN_COOKIE_PARTITIONED \(option cookies.refresh.partitioned\) needs REFRESH_TOKEN_COOKIE_SECURE true/
+  })
+  await t.rejects(resolveConfig({ env: { REFRESH_TOKEN_COOKIE_PARTITIONED: 'maybe' } }), { message: /REFRESH_TOKEN_COOKIE_PARTITIONED must be boolean/ })
 })
 
 t.test('the app\'s own @fastify/cookie is used, registered before the plugin', async t => {
