@@ -132,3 +132,25 @@ t.test('in `cookie` mode, the frame refreshes with its partitioned cookie and a 
     t.same(await frame.page().context().cookies(), [], 'no cookie left')
   }
 })
+
+// The app opened directly and in the shop's frame at once, in one browser: two jars, neither copy beside the other in
+// a request (no tossing), and the frame's logout leaves the top level's login alone.
+t.test('the app at the top level and in a frame at once: a jar each, and a logout in one leaves the other logged in', async t => {
+  const { shopPage } = await start(t, true)
+  const top = await openPage(t, browser)
+  await top.goto(shopPage.replace(shop, app).replace('/embed', '/frame'))
+  t.match(await loginThenWhoami(top.mainFrame(), admin), { login: 200, user: String }, 'the top level logs in')
+  const page = await top.context().newPage()
+  const framed = new Promise<Frame>(resolve => page.on('framenavigated', frame => { if (frame.url().endsWith('/frame')) resolve(frame) }))
+  await page.goto(shopPage)
+  const frame = await framed
+  await frame.waitForLoadState()
+  t.match(await loginThenWhoami(frame, admin), { login: 200, user: String }, 'the frame logs in')
+  const keys = (await top.context().cookies()).map(cookie => cookie.partitionKey).sort()
+  t.same(keys, ['https://example.test', 'https://realtime.test'], 'a copy in each jar')
+  const logout = await frame.evaluate(async () => (await fetch('/auth/logout', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mode":"session"}' })).status)
+  t.equal(logout, 204)
+  t.same((await top.context().cookies()).map(cookie => cookie.partitionKey), ['https://realtime.test'], 'the top level\'s copy stays')
+  const refreshed = await top.evaluate(async () => (await fetch('/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mode":"session"}' })).status)
+  t.equal(refreshed, 200, 'and its session too')
+})
