@@ -62,7 +62,21 @@ export function clearOnlyCopy (request: FastifyRequest, reply: FastifyReply, coo
   // A __Host- cookie has neither Domain nor another path. The configured domain's last: a cookie set after this
   // replaces its clearing in place (@fastify/cookie keeps one per name, domain and path), and comes after the others.
   const others = /^__host-/i.test(cookie.name) ? [] : [...domainsOf(request.hostname, undefined)].filter(domain => domain !== cookie.domain)
-  for (const domain of [...others, cookie.domain]) reply.clearCookie(cookie.name, cookieAttributes({ ...cookie, domain }))
+  for (const domain of [...others, cookie.domain]) clear(request, reply, cookie, cookieAttributes({ ...cookie, domain }))
+}
+
+/**
+ * Clears `cookie` with `attributes`, and its copy of the other kind, `Partitioned` or not: a browser keeps one of each
+ * side by side and a clearing reaches only the kind it names, so the copy set before the app turned the option on (or
+ * off) would stay beside the new one, every request refused as tossed until it expires. Secure alone: a Partitioned
+ * cookie is. Through the header, as @fastify/cookie keeps one cookie per name, domain and path.
+ */
+function clear (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig, attributes: CookieSerializeOptions): void {
+  reply.clearCookie(cookie.name, attributes)
+  if (!cookie.secure) return
+  const { partitioned: _, ...other } = attributes
+  const serialize = (request.server as unknown as { serializeCookie: (name: string, value: string, options: CookieSerializeOptions) => string }).serializeCookie
+  reply.header('set-cookie', serialize(cookie.name, '', { ...other, ...(cookie.partitioned ? {} : { partitioned: true }), expires: new Date(0), maxAge: 0 }))
 }
 
 // A browser drops a cookie only for a clearing that names its domain and path. Parents deeper than this are no real
@@ -78,7 +92,7 @@ const maxSegments = 16
 function clearEveryCopy (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig): void {
   const paths = pathsOf(request.url)
   for (const domain of domainsOf(request.hostname, cookie.domain)) {
-    for (const path of paths) reply.clearCookie(cookie.name, { ...cookieAttributes({ ...cookie, domain }), path })
+    for (const path of paths) clear(request, reply, cookie, { ...cookieAttributes({ ...cookie, domain }), path })
   }
 }
 

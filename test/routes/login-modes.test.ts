@@ -357,7 +357,12 @@ t.test('the cookies\' names and attributes come from Directus\'s variables or th
   t.match(partitioned, /^directus_session_token=[\w.-]+; Max-Age=86400; Path=\/; HttpOnly; Secure; Partitioned; SameSite=None$/)
   t.match(setCookie(await login(framed.app, 'cookie')), /^directus_refresh_token=[\w-]{64}; Max-Age=604800; Path=\/; HttpOnly; Secure; Partitioned; SameSite=Lax$/)
   const logout = await post(framed.app, 'logout', { mode: 'session' }, sent(partitioned))
-  t.match(setCookie(logout), /^directus_session_token=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; Partitioned; SameSite=None$/)
+  // And the unpartitioned copy too, one set before the app turned the option on: a browser keeps both kinds side by side.
+  t.match(setCookies(logout.headers), [
+    /^directus_session_token=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None$/,
+    /^directus_session_token=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; Partitioned; SameSite=None$/
+  ])
+  t.equal(setCookies(logout.headers).length, 2)
 })
 
 t.test('bad cookie settings fail boot, naming the variable and the option', async t => {
@@ -873,5 +878,7 @@ t.test('the app\'s cookie domain changed under the browser (added, removed): the
   const prefixed = await modes(t, { cookies: { refresh: { name: '__Host-refresh', secure: true } } })
   const copy = sent(setCookie(await login(prefixed.app, 'cookie')))
   const logout = await inject(prefixed.app, 'logout', { mode: 'cookie' }, copy)
-  t.same([logout.statusCode, cleared(logout.headers, '__Host-refresh')], [204, ['- /']], 'a __Host- cookie is cleared host-only alone')
+  // Secure, so of either kind, Partitioned or not: the app may have turned the option on or off since.
+  t.same([logout.statusCode, cleared(logout.headers, '__Host-refresh')], [204, ['- /', '- /']], 'a __Host- cookie is cleared host-only alone')
+  t.same(setCookies(logout.headers).map(header => header.includes('; Partitioned')), [true, false], 'of either kind')
 })
