@@ -65,7 +65,7 @@ export interface Config {
   attemptLimit: Readonly<AttemptLimit> | null
   /** `NODE_ENV` (of the `env` option, else of the process) is `production`, in any case: what is only warned about elsewhere fails boot. */
   production: boolean
-  /** What was set but not used, for the plugin to log once it has a logger. */
+  /** What was set but not used, or to no effect, for the plugin to log once it has a logger. */
   warnings: readonly string[]
   /** The login modes' cookies (PROTOCOL.md section 7). */
   cookies: { refresh: CookieConfig, session: CookieConfig & { ttlMs: number, refreshGraceMs: number } }
@@ -355,6 +355,10 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
     }
     if (/^__host-/i.test(resolved.name) && resolved.domain !== undefined) {
       throw new InvalidConfigError(`${name} ${resolved.name} takes no ${label(`${prefix}DOMAIN`, fromOptions)}: browsers refuse a __Host- cookie with a domain`)
+    }
+    // Not refused: harmless at the top level. But in a frame of another site, what the option is for, it is dropped.
+    if (resolved.partitioned && resolved.sameSite !== 'none') {
+      warnings.push(`${label(`${prefix}PARTITIONED`, fromOptions)} is set with ${label(`${prefix}SAME_SITE`, fromOptions)} ${resolved.sameSite}: a frame of another site drops such a cookie (the login answers 200 and keeps nothing); set it to none`)
     }
     return Object.freeze(resolved)
   }

@@ -385,6 +385,14 @@ t.test('bad cookie settings fail boot, naming the variable and the option', asyn
     message: /REFRESH_TOKEN_COOKIE_PARTITIONED \(option cookies.refresh.partitioned\) needs REFRESH_TOKEN_COOKIE_SECURE true/
   })
   await t.rejects(resolveConfig({ env: { REFRESH_TOKEN_COOKIE_PARTITIONED: 'maybe' } }), { message: /REFRESH_TOKEN_COOKIE_PARTITIONED must be boolean/ })
+  // Partitioned without SameSite=None boots (harmless at the top level), and says what it does not do.
+  t.same((await resolveConfig({ env: { SESSION_COOKIE_PARTITIONED: 'true', SESSION_COOKIE_SECURE: 'true' } })).warnings, [
+    'SESSION_COOKIE_PARTITIONED is set with SESSION_COOKIE_SAME_SITE lax: a frame of another site drops such a cookie (the login answers 200 and keeps nothing); set it to none'
+  ])
+  t.same((await resolveConfig({ env: {}, cookies: { refresh: { partitioned: true, secure: true, sameSite: 'strict' } } })).warnings, [
+    'REFRESH_TOKEN_COOKIE_PARTITIONED (option cookies.refresh.partitioned) is set with REFRESH_TOKEN_COOKIE_SAME_SITE (option cookies.refresh.sameSite) strict: a frame of another site drops such a cookie (the login answers 200 and keeps nothing); set it to none'
+  ])
+  t.same((await resolveConfig({ env: { SESSION_COOKIE_PARTITIONED: 'true', SESSION_COOKIE_SECURE: 'true', SESSION_COOKIE_SAME_SITE: 'none' } })).warnings, [], 'with none, nothing to say')
 })
 
 t.test('the app\'s own @fastify/cookie is used, registered before the plugin', async t => {
