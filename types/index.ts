@@ -161,20 +161,17 @@ export interface PresentedToken {
 /**
  * A session cookie's refresh grace (`cookies.session.refreshGrace`), which `rotate` keeps with the token it replaces:
  * for `ms` after the rotation, by the store's clock, that token is `previous`, not `reused`, while the session is still
- * at the token it was rotated to. `salt` (random, base64url) is what that next token was made from with the previous
- * one: the plugin makes it again from the two, so the store never holds a token, only their hashes and the salt, which
- * it keeps no longer than the grace (the salt and the previous token make the next one).
+ * at the token it was rotated to.
  */
 export interface RotationGrace {
   ms: number
-  salt: string
 }
 
 /** What `rotate` found for a presented refresh token. */
 export type RotateResult =
   | { status: 'rotated', session: RefreshSession }
-  /** The token the last rotation replaced, within its grace: nothing changed; `salt` is the grace's. */
-  | { status: 'previous', session: RefreshSession, salt: string }
+  /** The token the last rotation replaced, within its grace: nothing changed. */
+  | { status: 'previous', session: RefreshSession }
   | { status: 'reused', sessionId: string }
   | { status: 'unknown' }
 
@@ -219,16 +216,15 @@ export interface SessionStore {
    * Replaces the current token's hash with `nextTokenHash` and extends the session to `expiresAt`. A store whose client
    * may send a call again (its answer lost with its connection) answers the repeat, the session already at
    * `nextTokenHash`, `rotated` as the first time. With `grace` (a session cookie's refresh), the replaced token is
-   * `previous` for `grace.ms` while the session stays at `nextTokenHash`, and `rotate` answers it `previous` with the
-   * salt, changing nothing; without, the replaced token is `reused` at once. A store may ignore `grace` (and never
+   * `previous` for `grace.ms` while the session stays at `nextTokenHash`, and `rotate` answers it `previous`, changing
+   * nothing; without, the replaced token is `reused` at once. A store may ignore `grace` (and never
    * answer `previous`): two tabs refreshing one session cookie at once then end the session as reuse.
    */
   rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult>
   /**
    * Optional: takes back a rotation the plugin answered SERVICE_UNAVAILABLE for (its answer came late or not at all,
    * or its client left): a session still at `nextTokenHash` goes back to `token`'s hash, with no previous token; any
-   * other stays as it is, and so does one whose previous token `rotate` has answered (another tab holds the next
-   * token, and the browser's cookie jar with it). Safe
+   * other stays as it is. Safe
    * whenever it lands, with no deadline: nobody ever held the token of `nextTokenHash`. Without it, such a rotation
    * stands, and the client's retry with the token it holds counts as reuse.
    */

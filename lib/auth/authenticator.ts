@@ -2,7 +2,7 @@
 // Every endpoint and the HTTP routes go through it; nothing else verifies a token.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Claims, VerifiedToken, VerifyAccessToken, VerifyWindow } from './jwt.js'
-import { hashRefreshToken, newGraceSalt, newRefreshToken, newSessionId, readRefreshToken, sessionBegan, successorToken } from './refresh-tokens.js'
+import { hashRefreshToken, newRefreshToken, newSessionId, readRefreshToken, sessionBegan } from './refresh-tokens.js'
 import { heldIssuedAt, revocationId, type Revocations } from './revocations.js'
 import { RealtimeError } from '../errors.js'
 import type { AttemptLimiter } from '../stores/attempts/contract.js'
@@ -660,7 +660,8 @@ export class Authenticator {
 
   /**
    * `graceMs` (a session cookie's refresh, `cookies.session.refreshGrace`): for so long the token this refresh
-   * replaces refreshes again to the same next token, for the tabs that present it at the same time.
+   * replaces still refreshes, for the tabs that present it at the same time. Such a refresh rotates nothing and
+   * issues no token (`issued` unset): the browser keeps the cookie the first one set.
    */
   async refresh (refreshToken: string, at: AuthContext, graceMs = 0): Promise<AuthResult> {
     const presented = readRefreshToken(refreshToken)
@@ -696,7 +697,7 @@ export class Authenticator {
         context = admitted.context
       }
       if (at.waiting?.() === false) return fail('SERVICE_UNAVAILABLE', 'the client left before its refresh token rotated')
-      const issued = await this.#rotate(refreshToken, presented, at, graceMs)
+      const issued = await this.#rotate(presented, at, graceMs)
       return context && issued.ok ? { ...issued, context } : issued
     } catch {
       return fail('SERVICE_UNAVAILABLE', 'session store unavailable')
@@ -708,18 +709,17 @@ export class Authenticator {
    * token: the store answered late or not at all (it may have rotated all the same), the client left meanwhile, the
    * tokens could not be signed. The client then retries with the token it holds, which must still be current.
    */
-  async #rotate (refreshToken: string, presented: PresentedToken, at: AuthContext, graceMs: number): Promise<AuthResult> {
-    // With a grace, the next token is made from this one and a salt the store keeps, to be handed out again.
-    const grace = graceMs > 0 ? { ms: graceMs, salt: newGraceSalt() } : undefined
-    const next = grace ? successorToken(refreshToken, grace.salt) : newRefreshToken(presented.sessionId)
+  async #rotate (presented: PresentedToken, at: AuthContext, graceMs: number): Promise<AuthResult> {
+    const grace = graceMs > 0 ? { ms: graceMs } : undefined
+    const next = newRefreshToken(presented.sessionId)
     const nextTokenHash = hashRefreshToken(next)
     const issuedAt = Date.now()
     try {
       const rotated = await this.#store((store, deadline) => store.rotate(
         presented, nextTokenHash, Date.now() + this.#options.refreshTokenTtlMs, deadline, grace))
-      // Another tab's refresh rotated this token a moment ago: the same next token again, nothing rotated. Outside a
-      // session cookie's refresh, a rotated token is reuse as ever.
-      if (rotated.status === 'previous' && grace) return this.#issueAgain(rotated.session, successorToken(refreshToken, rotated.salt), issuedAt)
+      // Another tab's refresh rotated this token a moment ago: nothing rotates, nothing is issued. Outside a session
+      // cookie's refresh, a rotated token is reuse as ever.
+      if (rotated.status === 'previous' && grace) return await this.#withinGrace(rotated.session)
       if (rotated.status === 'previous') return await this.#notCurrent({ status: 'reused', sessionId: presented.sessionId })
       if (rotated.status !== 'rotated') return await this.#notCurrent(rotated)
       const { identity, id } = rotated.session
@@ -735,10 +735,10 @@ export class Authenticator {
     }
   }
 
-  /** The tokens of a session whose previous token was presented within its grace, for the token it was rotated to. */
-  async #issueAgain ({ identity, id }: RefreshSession, next: string, issuedAt: number): Promise<AuthResult> {
+  /** A session whose previous token was presented within its grace: it lives on, with the cookie the rotation set. */
+  async #withinGrace ({ identity, id }: RefreshSession): Promise<AuthResult> {
     if (this.#endedByRevocation(identity, id)) return await this.#endRevoked(id)
-    return this.#issue(identity, id, next, issuedAt)
+    return { ok: true, identity, session: id, expiresAt: null, issuedAt: Math.floor(Date.now() / 1000) }
   }
 
   /**

@@ -1,6 +1,6 @@
 // Refresh tokens are opaque strings: the session's id (16 bytes) then 256 random bits, base64url. Naming its session,
 // a token lets a store keep one hash per session: whatever else names a live session is reuse. Only hashes are stored.
-import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { PresentedToken } from '../../types/index.js'
 
 // 48 bytes: 64 base64url characters, no padding, so every token has exactly one spelling.
@@ -10,21 +10,6 @@ const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}
 /** A new token for `sessionId` (a UUID, as `newSessionId` makes). */
 export function newRefreshToken (sessionId: string): string {
   return Buffer.concat([Buffer.from(sessionId.replaceAll('-', ''), 'hex'), randomBytes(32)]).toString('base64url')
-}
-
-/**
- * The token a rotation with a grace (a session cookie's) replaces `previous` with: its session's id, then HMAC-SHA256
- * of `previous` keyed with a random salt (`newGraceSalt`). Within the grace, a refresh presenting `previous` is handed
- * the same token again, made anew from the two: the store keeps the salt and hashes, never a token, and the salt alone
- * makes nothing without the previous token.
- */
-export function successorToken (previous: string, salt: string): string {
-  const sessionId = Buffer.from(previous, 'base64url').subarray(0, 16)
-  return Buffer.concat([sessionId, createHmac('sha256', Buffer.from(salt, 'base64url')).update(previous).digest()]).toString('base64url')
-}
-
-export function newGraceSalt (): string {
-  return randomBytes(32).toString('base64url')
 }
 
 export function hashRefreshToken (token: string): string {

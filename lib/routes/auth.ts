@@ -87,7 +87,10 @@ export function authRoutes (fastify: FastifyInstance, authenticator: Authenticat
   /** The body for a successful login or refresh in `mode`, with the cookie that mode sets. */
   function sendIssued (reply: FastifyReply, result: AuthResult, mode: Mode) {
     if (!result.ok) return sendFailure(reply, result)
-    const issued = result.issued!
+    const { issued } = result
+    // A session cookie a refresh replaced, presented within its grace (another tab's refresh at once): no new cookie,
+    // and none cleared, so the browser keeps the one that refresh set, whichever answer comes last.
+    if (!issued) return reply.send({ data: { expires: sessionCookie.ttlMs } })
     if (mode === 'json') return reply.send({ data: issued })
     const cookie = cookieOf(mode)
     warnIfInsecure(reply.request, cookie)

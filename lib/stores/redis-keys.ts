@@ -7,11 +7,6 @@
 export interface RedisKeys {
   /** A refresh session: a hash of its identity, current token hash and expiry. */
   session (id: string): string
-  /**
-   * The salt of a session's rotation with a grace (a session cookie's refresh) to `nextTokenHash`, living a second
-   * longer than the grace: with it gone, no copy of Redis makes the next token from the replaced one.
-   */
-  graceSalt (id: string, nextTokenHash: string): string
   /** The ids of a user's sessions, scored by when each expires, for `endUser`. */
   userSessions (user: string): string
   /** The plain set of them that 0.1.0 kept, read by `endUser` until it expires: sessions a process of 0.1.0 made. */
@@ -51,7 +46,6 @@ export function channelScope (client: { options: { keyPrefix?: string, db?: numb
 export function redisKeys (prefix: string, channelScope = ''): RedisKeys {
   return {
     session: (id) => `${prefix}{s:${id}}:session`,
-    graceSalt: (id, nextTokenHash) => `${prefix}{s:${id}}:grace:${nextTokenHash}`,
     // Named anew when it became a sorted set: no old key meets a command of the wrong type.
     userSessions: (user) => `${prefix}{u:${user}}:session-expiries`,
     userSessionsBefore: (user) => `${prefix}{u:${user}}:sessions`,

@@ -103,21 +103,21 @@ t.test('of two concurrent refreshes of one token on two processes, exactly one w
   }
 })
 
-t.test('tabs refreshing one session cookie at once on two processes all get the same new cookie; the replaced one works on both for the grace', async t => {
+t.test('tabs refreshing one session cookie at once on two processes all succeed, one setting the new cookie; the replaced one works on both for the grace', async t => {
   const server = await RedisServer.start(t)
   const [a, b] = [await node(t, server), await node(t, server)]
   const session = (built: Built, cookie: string) =>
     built.app.inject({ method: 'POST', url: '/auth/refresh', payload: { mode: 'session' }, headers: { cookie } })
   const cookieOf = (response: { headers: Record<string, unknown> }) => String(response.headers['set-cookie']).split(';')[0]!
-  const carried = (cookie: string) => (JSON.parse(Buffer.from(cookie.split('.')[1]!, 'base64url').toString()) as { session: string }).session
   for (let round = 0; round < 10; round++) {
     const login = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: admin.email, password: admin.password, mode: 'session' } })
     const old = cookieOf(login)
     const tabs = await Promise.all([session(a, old), session(b, old), session(b, old)])
     t.same(tabs.map(tab => tab.statusCode), [200, 200, 200], `round ${round}: every tab refreshed`)
-    t.equal(new Set(tabs.map(tab => carried(cookieOf(tab)))).size, 1, `round ${round}: to one refresh token`)
+    const setting = tabs.filter(tab => tab.headers['set-cookie'] !== undefined)
+    t.equal(setting.length, 1, `round ${round}: one sets the new cookie`)
     if (round > 0) continue
-    for (const [built, cookie] of [[a, old], [b, old], [b, cookieOf(tabs[0]!)]] as const) {
+    for (const [built, cookie] of [[a, old], [b, old], [b, cookieOf(setting[0]!)]] as const) {
       const client = await connect(built.url('/websocket'), { headers: { cookie } })
       client.send({ type: 'whoami' })
       t.match(await client.next(), { type: 'whoami', user: String }, 'the replaced cookie and the new one open sockets on both')

@@ -17,9 +17,6 @@ import { sessionsPerUser } from './per-user-limit.js'
 import { Turns } from './turns.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, SessionStore, TokenLookup } from '../../../types/index.js'
 
-/** What a presented token is: `lookup`'s answer, the previous token's with its grace's salt, as `rotate` answers it. */
-type Found = Exclude<TokenLookup, { status: 'previous' }> | Extract<RotateResult, { status: 'previous' }>
-
 type Callback = (err?: unknown) => void
 
 /**
@@ -43,9 +40,6 @@ export interface CallbackSessionStore {
  * runs out of time has ended some, and the next goes on from there.
  */
 const endUserBatch = 50
-
-/** How much longer a grace's salt lives than the grace: its record is written before the session's. */
-const graceSaltMarginMs = 1_000
 
 /** A session on its user's list, with when it expires, so that the list forgets it then. */
 interface ListedSession {
@@ -103,9 +97,6 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
   const set = (deadline: number, id: string, record: object) => { refuseLate(deadline); return setNow(id, record) }
   const destroy = (deadline: number, id: string) => { refuseLate(deadline); return destroyNow(id) }
   const sessionKey = (id: string) => `${prefix}session:${id}`
-  // A grace's salt, a record of its own that lives a second longer than the grace, for stores that expire records:
-  // with it gone, no copy of the store makes the next token from the replaced one.
-  const graceKey = (id: string, nextTokenHash: string) => `${prefix}grace:${id}:${nextTokenHash}`
   const userKey = (user: string) => `${prefix}user-sessions:${user}`
 
   async function find (sessionId: string): Promise<SessionRecord | null> {
@@ -192,14 +183,6 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     return { status: 'reused', sessionId }
   }
 
-  /** `lookup`, and for a previous token its grace's salt: without it (its record gone), the token is reuse. */
-  async function found (token: PresentedToken): Promise<Found> {
-    const answer = await lookup(token)
-    if (answer.status !== 'previous') return answer
-    const grace = await get(graceKey(token.sessionId, answer.session.tokenHash)) as { salt: string } | null | undefined
-    return grace ? { ...answer, salt: grace.salt } : { status: 'reused', sessionId: token.sessionId }
-  }
-
   /** Ends the session alone; its user's list is the caller's to change. */
   async function endAlone (sessionId: string, deadline: number): Promise<Identity | null> {
     const record = await find(sessionId)
@@ -217,13 +200,11 @@ function adapt (calls: CallbackCalls, options: { prefix?: string, maxSessionsPer
     rotate: (token, nextTokenHash, expiresAt, deadline, grace) => sessionChanges.take(token.sessionId, deadline, async (): Promise<RotateResult> => {
       // Read first to know whose turn to take; read again in it, with the list, as endUser and the user's limit end
       // sessions in that turn: one that read the record before they destroyed it would write it back.
-      // The grace's salt first: a rotation that fails leaves it unused, one without it would leave tabs none.
-      const [first] = await Promise.all([found(token), grace && set(deadline, graceKey(token.sessionId, nextTokenHash),
-        { salt: grace.salt, ...lifetime(Date.now() + grace.ms + graceSaltMarginMs) })])
+      const first = await lookup(token)
       if (first.status !== 'current') return first
       const user = first.session.identity.user
       return await changeList(user, deadline, async () => {
-        const [again, others] = await Promise.all([found(token), othersListed(user, token.sessionId)])
+        const [again, others] = await Promise.all([lookup(token), othersListed(user, token.sessionId)])
         if (again.status !== 'current') return again
         // The list and the record at once, so that the last write starts two calls in, not three: a store answering
         // in under half the write deadline (500 ms) a call can rotate. One that lands while the other fails leaves the

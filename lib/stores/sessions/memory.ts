@@ -5,16 +5,11 @@ import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, RotationGrace, SessionStore, TokenLookup } from '../../../types/index.js'
 
-/** The token a rotation with a grace replaced: its hash, until when, the grace's salt, and whether `rotate` answered it. */
+/** The token a rotation with a grace replaced: its hash, and until when. */
 interface Previous {
   tokenHash: string
   until: number
-  salt: string
-  answered?: boolean
 }
-
-/** What a presented token is: `lookup`'s answer, the previous token's with its grace's salt, as `rotate` answers it. */
-type Found = Exclude<TokenLookup, { status: 'previous' }> | Extract<RotateResult, { status: 'previous' }>
 
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, RefreshSession>()
@@ -53,12 +48,11 @@ export class MemorySessionStore implements SessionStore {
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult> {
     refuseLate(deadline)
     const found = this.#find(token)
-    if (found.status === 'previous') this.#previous.get(token.sessionId)!.answered = true
     if (found.status !== 'current') return found
     const session = this.#sessions.get(token.sessionId)!
     session.tokenHash = nextTokenHash
     session.expiresAt = expiresAt
-    if (grace) this.#previous.set(session.id, { tokenHash: token.tokenHash, until: Date.now() + grace.ms, salt: grace.salt })
+    if (grace) this.#previous.set(session.id, { tokenHash: token.tokenHash, until: Date.now() + grace.ms })
     else this.#previous.delete(session.id)
     // Used now: the last its user's limit ends, as on Redis, where the session that expires first goes first.
     const ids = this.#byUser.get(session.identity.user)!
@@ -69,14 +63,13 @@ export class MemorySessionStore implements SessionStore {
 
   async unrotate (token: PresentedToken, nextTokenHash: string): Promise<void> {
     const session = this.#sessions.get(token.sessionId)
-    if (session?.tokenHash !== nextTokenHash || this.#previous.get(session.id)?.answered) return
+    if (session?.tokenHash !== nextTokenHash) return
     session.tokenHash = token.tokenHash
     this.#previous.delete(session.id)
   }
 
   async lookup (token: PresentedToken): Promise<TokenLookup> {
-    const found = this.#find(token)
-    return found.status === 'previous' ? { status: 'previous', session: found.session } : found
+    return this.#find(token)
   }
 
   async end (sessionId: string, deadline: number): Promise<Identity | null> {
@@ -105,7 +98,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** `lookup` without a turn, so that `rotate` reads and writes in one. */
-  #find ({ sessionId, tokenHash }: PresentedToken): Found {
+  #find ({ sessionId, tokenHash }: PresentedToken): TokenLookup {
     const session = this.#sessions.get(sessionId)
     if (!session) return { status: 'unknown' }
     const now = Date.now()
@@ -117,7 +110,7 @@ export class MemorySessionStore implements SessionStore {
     const previous = this.#previous.get(sessionId)
     // Every rotation and unrotate sets or drops it: while kept, the session is at the token it was rotated to.
     if (previous?.tokenHash === tokenHash && previous.until > now) {
-      return { status: 'previous', session: { ...session }, salt: previous.salt }
+      return { status: 'previous', session: { ...session } }
     }
     return { status: 'reused', sessionId }
   }

@@ -101,29 +101,22 @@ local status, identity, expiresAt = find(ARGV[3])
 if status == 'current' then return {'rotated', identity, expiresAt} end
 refuseLate(ARGV[1])
 local found = {find(ARGV[2])}
-if found[1] == 'previous' then
-  redis.call('HSET', KEYS[1], 'previousAnswered', 1)
-  return found
-end
+if found[1] == 'previous' then return found end
 if found[1] ~= 'current' then return {found[1]} end
 identity = found[2]
 redis.call('HSET', KEYS[1], 'tokenHash', ARGV[3], 'expiresAt', ARGV[4])
 -- No HDEL (an ACL of a release before lacks it): without a grace, an earlier one's fields stay, inert, their
 -- previousNext no longer the session's hash.
 if tonumber(ARGV[5]) > 0 then
-  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]), 'previousAnswered', 0)
+  redis.call('HSET', KEYS[1], 'previousHash', ARGV[2], 'previousNext', ARGV[3], 'previousUntil', redisNow() + tonumber(ARGV[5]))
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return {'rotated', identity, ARGV[4]}`
 
-// KEYS: the session. ARGV: hash, next hash. Whenever it lands: the next hash is of a token nobody was handed, unless a
-// refresh with the previous token was answered it meanwhile (answered by this rotation: its previousNext). Back at its
-// hash, the session leaves the previous token's fields inert (previousNext is not its hash).
+// KEYS: the session. ARGV: hash, next hash. Whenever it lands: the next hash is of a token nobody was handed. Back at
+// its hash, the session leaves the previous token's fields inert (previousNext is not its hash).
 const unrotateScript = `
-local session = redis.call('HMGET', KEYS[1], 'tokenHash', 'previousNext', 'previousAnswered')
-if session[1] == ARGV[2] and not (session[2] == ARGV[2] and session[3] == '1') then
-  redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
-end
+if redis.call('HGET', KEYS[1], 'tokenHash') == ARGV[2] then redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1]) end
 return 1`
 
 // KEYS: the session. ARGV: deadline. The ended session's identity JSON, or nil.
@@ -195,9 +188,6 @@ function nextWrites (deadline: number): () => number {
  */
 type Reply = [string, string?, string?, string?]
 
-/** How much longer a grace's salt lives than the grace: its key is set before the rotation script reads the clock. */
-const graceSaltMarginMs = 1_000
-
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
@@ -242,22 +232,17 @@ export class RedisSessionStore implements SessionStore {
 
   async rotate (token: PresentedToken, nextTokenHash: string, expiresAt: number, deadline: number, grace?: RotationGrace): Promise<RotateResult> {
     const next = nextWrites(deadline)
-    // The grace's salt before the rotation, in a key of its own that expires: a tab answered `previous` finds it.
-    // Unused if the rotation fails, it expires all the same.
-    const [found] = await Promise.all([this.#lookup(token), grace && this.#redis.set(
-      this.#keys.graceSalt(token.sessionId, nextTokenHash), grace.salt, 'PX', grace.ms + graceSaltMarginMs)])
-    if (found[0] !== 'current' && found[0] !== 'previous') return this.#notCurrent(found, token.sessionId)
-    // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session. A
-    // previous token goes on to the script too, which marks it answered (no unrotate then) or finds it current again.
+    const found = await this.#lookup(token)
+    if (found[0] === 'previous') return { status: 'previous', session: this.#session(found, token.sessionId, found[3]!) }
+    if (found[0] !== 'current') return this.#notCurrent(found, token.sessionId)
+    // The user's set first: a rotation that then fails leaves it living longer, never shorter than the session.
     await this.#index((JSON.parse(found[1]!) as Identity).user, token.sessionId, expiresAt, next(), 0)
     const reply = await this.#redis.eval(rotateScript, 1, this.#keys.session(token.sessionId), next(),
       token.tokenHash, nextTokenHash, expiresAt, grace?.ms ?? 0) as Reply
     if (reply[0] === 'rotated') return { status: 'rotated', session: this.#session(reply, token.sessionId, nextTokenHash) }
-    if (reply[0] !== 'previous') return this.#notCurrent(reply, token.sessionId)
-    const session = this.#session(reply, token.sessionId, reply[3]!)
-    const salt = await this.#redis.get(this.#keys.graceSalt(token.sessionId, session.tokenHash))
-    // Gone: past the grace by Redis's clock, as the session's own field says a moment later.
-    return salt === null ? { status: 'reused', sessionId: token.sessionId } : { status: 'previous', session, salt }
+    // Another rotation with a grace landed between the two reads: two tabs refreshing one session cookie at once.
+    if (reply[0] === 'previous') return { status: 'previous', session: this.#session(reply, token.sessionId, reply[3]!) }
+    return this.#notCurrent(reply, token.sessionId)
   }
 
   async unrotate (token: PresentedToken, nextTokenHash: string): Promise<void> {
