@@ -127,6 +127,10 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     this.connection.guard.waited()
   }
 
+  answerLast (): void {
+    this.takeNoMore()
+  }
+
   /** Called by the inbox, one frame after the other. */
   receiveFrame (data: RawData, isBinary: boolean): void | Promise<void> {
     const { connection } = this
