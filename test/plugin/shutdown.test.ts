@@ -178,7 +178,7 @@ t.test('an auth message waiting behind the app\'s handlers when the app closes h
   t.same(client.frames, [], 'nor answered')
 })
 
-t.test('what waits behind the check in flight when the app closes goes unread: the close waits for that one answer', async t => {
+t.test('what a client sends while the app closes waiting for its check goes unread: the close waits for that one answer', async t => {
   const held = new Held()
   const checked: string[] = []
   const handled: unknown[] = []
@@ -199,13 +199,13 @@ t.test('what waits behind the check in flight when the app closes goes unread: t
   const client = await connect(url('/websocket'))
   client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token, uid: 'first' })
   await held.entered
-  // Behind it: a refresh that would rotate the client's token once the close has begun, and a message for the app.
-  client.send({ type: 'auth', refresh_token: token, uid: 'behind' })
-  client.send({ type: 'note', uid: 'behind' })
-  await readByServer(app, client)
   // The cap on the wait is the test's: a close that waited for a check started behind the first would outlast it.
   fakeClock(t, ['setTimeout', 'clearTimeout'])
   const { closing } = await beginClose(app, url)
+  // Behind it, read while the close waits: a refresh that would rotate the client's token, and a message for the app.
+  client.send({ type: 'auth', refresh_token: token, uid: 'behind' })
+  client.send({ type: 'note', uid: 'behind' })
+  await readByServer(app, client)
   held.release()
   t.same(await next(client, 'the first answer'), { type: 'auth', status: 'ok', uid: 'first' })
   t.equal((await closed(client, 'the close')).code, 1005, 'then closed with the app')
