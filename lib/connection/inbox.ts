@@ -33,6 +33,11 @@ export abstract class Inbox {
   protected abstract get inboxSocket (): WebSocket
   /** What the frames waiting behind a pending one may cost: the max payload. */
   protected abstract get maxBacklogBytes (): number
+  /**
+   * Whether the owner keeps the socket paused for a bound of its own (what its running handlers hold): the inbox, its
+   * own wait over, then leaves it paused, and the owner resumes it.
+   */
+  protected abstract get readingHeld (): boolean
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
@@ -106,6 +111,6 @@ export abstract class Inbox {
       this.#backlog!.bytes -= (data as Buffer).byteLength + queuedFrameOverhead
       this.run(data, isBinary, held)
     }
-    if (!this.#busy) this.inboxSocket.resume()
+    if (!this.#busy && !this.readingHeld) this.inboxSocket.resume()
   }
 }
