@@ -23,6 +23,11 @@ export class ChecksInFlight {
     this.forget(target)
   }
 
+  /** Whether a check started for the target has not answered yet. */
+  has (target: object): boolean {
+    return this.#started.has(target)
+  }
+
   /** Resolves once every check started for the target has answered, or the target is gone; null when none has started. */
   settled (target: object): Promise<void> | null {
     if (!this.#started.has(target)) return null

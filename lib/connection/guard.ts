@@ -238,6 +238,11 @@ export class ConnectionGuard extends AsyncResource implements Expiring, Authenti
     this.#policy.checks.end(this)
   }
 
+  /** Whether a credential its client sent is being checked: the client answered, the server has not yet. */
+  get beingChecked (): boolean {
+    return this.#policy.checks.has(this)
+  }
+
   /** Once every check of its client's answers has answered (null: none is in flight): the app's close waits for it. */
   settled (): Promise<void> | null {
     return this.#policy.checks.settled(this)

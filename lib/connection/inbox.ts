@@ -17,6 +17,9 @@ interface Backlog {
   bytes: number
 }
 
+/** The backlog of an inbox that takes nothing more (`takeNoMore`): nothing is ever added to it. */
+const closedBacklog: Backlog = Object.freeze({ frames: Object.freeze([]) as unknown as Backlog['frames'], bytes: 0 })
+
 /**
  * An endpoint's socket extends it and takes the frames, one at a time, in `receiveFrame`. It names the socket and the
  * bound, which it holds already: fields here would be kept twice by every idle socket. Its helper methods are
@@ -30,6 +33,11 @@ export abstract class Inbox {
   protected abstract get inboxSocket (): WebSocket
   /** What the frames waiting behind a pending one may cost: the max payload. */
   protected abstract get maxBacklogBytes (): number
+  /**
+   * Whether the owner keeps the socket paused for a bound of its own (what its running handlers hold): the inbox, its
+   * own wait over, then leaves it paused, and the owner resumes it.
+   */
+  protected abstract get readingHeld (): boolean
 
   abstract receiveFrame (data: RawData, isBinary: boolean): void | Promise<void>
 
@@ -42,11 +50,21 @@ export abstract class Inbox {
 
   /** A frame arrived: handled now, or queued behind the one still pending. */
   receive (data: RawData, isBinary: boolean): void {
+    if (this.#backlog === closedBacklog) return
     if (this.#busy) {
       this.queue(data, isBinary)
       return
     }
     this.run(data, isBinary)
+  }
+
+  /**
+   * The socket closes once the frame pending has been answered (the app closes, and waits for its credential check):
+   * what waits behind it, and what comes later, is dropped unread. An auth message among them would start a check (a
+   * refresh token rotated, a session made) after the close began, one after the other, each holding the close.
+   */
+  protected takeNoMore (): void {
+    this.#backlog = closedBacklog
   }
 
   private queue (data: RawData, isBinary: boolean): void {
@@ -93,6 +111,6 @@ export abstract class Inbox {
       this.#backlog!.bytes -= (data as Buffer).byteLength + queuedFrameOverhead
       this.run(data, isBinary, held)
     }
-    if (!this.#busy) this.inboxSocket.resume()
+    if (!this.#busy && !this.readingHeld) this.inboxSocket.resume()
   }
 }

@@ -95,6 +95,12 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     return this.#options.maxPayload
   }
 
+  // Resumed by its handlers as they end (`running`): an auth message's check ending between them must not, or a client
+  // interleaving auth messages would have every frame it sends read, however much its held messages weigh.
+  protected get readingHeld (): boolean {
+    return this.#running !== null && this.#running.paused
+  }
+
   closed (code: number): void {
     const { connection } = this
     connection.guard.close()
@@ -125,6 +131,10 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   protected ran (): void {
     this.connection.guard.waited()
+  }
+
+  answerLast (): void {
+    this.takeNoMore()
   }
 
   /** Called by the inbox, one frame after the other. */
@@ -293,7 +303,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       }
     }
     handler.then(ended, ended)
-    // Again at each frame past it: the inbox resumes the socket once its own wait is over.
+    // At each frame past the bound: the frames ws had read already run all the same, and it stays paused.
     if (running.cost >= bound) {
       running.paused = true
       socket.pause()

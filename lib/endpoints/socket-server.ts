@@ -10,7 +10,6 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
 import type { Connection } from '../connection/connection.js'
-import type { ConnectionGuard } from '../connection/guard.js'
 import { deadline } from '../deadline.js'
 import { paceAfterFrame, readAtOnce } from './paced-reads.js'
 import { keepFragmentCopies, maxFragments } from './message-fragments.js'
@@ -31,6 +30,11 @@ export interface SocketOwner {
   closing? (): void
   /** A pong frame came (only owners that have this method are told). */
   answered? (): void
+  /**
+   * The app closes, and the socket with it once its credential check in flight is answered: what its client sent
+   * after that check is not run (only owners that queue frames behind a check have this method).
+   */
+  answerLast? (): void
 }
 
 /** What takes a plugin route's socket once it is open, and serves it. */
@@ -171,7 +175,7 @@ export class SocketServer {
    * is closed once its client has the answer, within `answerWithinMs`: cut off, a check may have acted (a refresh
    * token rotated, a session made) for a client that never hears of it, and the stores a take-back needs close next.
    * One whose auth message only waits its turn (behind the app's handlers) closes at once, the message unread: no check
-   * has started for it, nothing has acted.
+   * has started for it, nothing has acted. Nor does one waiting behind the check in flight start one after it.
    */
   async close (): Promise<void> {
     // No socket opens from now on: an upgrade still in the gate is answered 503, ws's answer once its server closed.
@@ -181,12 +185,14 @@ export class SocketServer {
     const answering: Promise<void>[] = []
     const closeOnce = (socket: WebSocket) => { if (unanswered.delete(socket)) closeWithApp(socket) }
     for (const { socket, guard } of this.#open()) {
-      if (guard.settled() === null) {
+      const settled = guard.settled()
+      if (settled === null) {
         closeWithApp(socket)
         continue
       }
+      ownerOf(socket).answerLast?.()
       unanswered.add(socket)
-      answering.push(answered(guard).then(() => closeOnce(socket)))
+      answering.push(answered(settled).then(() => closeOnce(socket)))
     }
     if (answering.length === 0) return
     await deadline(Promise.all(answering), this.#answerWithinMs).catch(() => {})
@@ -197,13 +203,12 @@ export class SocketServer {
 
 /**
  * Once the guard holds no answer: the socket is closed a turn later, so that an answer sent a few steps after its check
- * settled (graphql-ws's `connection_ack`) goes first. A frame the client sent meanwhile may have started another check.
+ * settled (graphql-ws's `connection_ack`) goes first. No other check starts meanwhile: a JSON socket runs nothing its
+ * client sent after the check (`answerLast`), and a GraphQL socket has one `connection_init`.
  */
-async function answered (guard: ConnectionGuard): Promise<void> {
-  for (let settled = guard.settled(); settled !== null; settled = guard.settled()) {
-    await settled
-    await new Promise(resolve => setImmediate(resolve))
-  }
+async function answered (settled: Promise<void>): Promise<void> {
+  await settled
+  await new Promise(resolve => setImmediate(resolve))
 }
 
 /** A socket closed with the app; one whose client left meanwhile needs nothing more. */

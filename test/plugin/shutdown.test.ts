@@ -178,6 +178,44 @@ t.test('an auth message waiting behind the app\'s handlers when the app closes h
   t.same(client.frames, [], 'nor answered')
 })
 
+t.test('what a client sends while the app closes waiting for its check goes unread: the close waits for that one answer', async t => {
+  const held = new Held()
+  const checked: string[] = []
+  const handled: unknown[] = []
+  const store = new MemorySessionStore()
+  const { app, url } = await build(t, {
+    users: [admin],
+    sessionStore: store,
+    heartbeat: { enabled: false },
+    rest: { handlers: { note: (message) => { handled.push(message.uid) } } },
+    onAuthenticate: async (event) => {
+      checked.push(event.identity.user)
+      if (event.identity.user === 'u1') await held.hold()
+      return true
+    }
+  })
+  const { refresh_token: token } = await app.realtime.login({ email: admin.email, password: admin.password })
+  checked.length = 0
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token, uid: 'first' })
+  await held.entered
+  // The cap on the wait is the test's: a close that waited for a check started behind the first would outlast it.
+  fakeClock(t, ['setTimeout', 'clearTimeout'])
+  const { closing } = await beginClose(app, url)
+  // Behind it, read while the close waits: a refresh that would rotate the client's token, and a message for the app.
+  client.send({ type: 'auth', refresh_token: token, uid: 'behind' })
+  client.send({ type: 'note', uid: 'behind' })
+  await readByServer(app, client)
+  held.release()
+  t.same(await next(client, 'the first answer'), { type: 'auth', status: 'ok', uid: 'first' })
+  t.equal((await closed(client, 'the close')).code, 1005, 'then closed with the app')
+  await within(closing, 'app.close(), without the cap\'s timer')
+  t.same(checked, ['u1'], 'the refresh behind it was never checked')
+  t.same(handled, [], 'nor the message run')
+  t.same(client.frames, [], 'nor anything answered')
+  t.equal((await store.lookup(readRefreshToken(token)!)).status, 'current', 'the client\'s refresh token still works')
+})
+
 t.test('a check still running past the store timeout is cut off by the close, unanswered', async t => {
   const verifying = new Held()
   const admitting = new Held()

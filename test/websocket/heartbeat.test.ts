@@ -35,6 +35,37 @@ t.test('a client that sends nothing during the period after a ping is closed', a
   t.equal((await client.closed).code, 1005, 'closed without a status, as Directus does')
 })
 
+t.test('a client whose auth message is being checked is not silent: its pongs wait behind the check, however many beats it takes', async t => {
+  const clock = fakeClock(t, [...heartbeatTimers])
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  let asked!: () => void
+  const checking = new Promise<void>(resolve => { asked = resolve })
+  const { app, url } = await build(t, {
+    rest: { auth: 'public' },
+    heartbeat: { period: 0.1 },
+    onAuthenticate: async () => { asked(); await held; return true }
+  })
+  const client = await connect(url('/websocket'))
+  const server = app.realtime.connections()[0] as Connection
+  client.send({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'u1', role: null, admin: false }).access_token, uid: 'a' })
+  await checking
+  for (let beat = 0; beat < 4; beat++) {
+    clock.tick(100)
+    t.equal(server.socket.readyState, server.socket.OPEN, `beat ${beat}: open`)
+    t.same(await Promise.race([client.next(), client.closed]), { type: 'ping' }, `beat ${beat}: pinged`)
+    client.send({ type: 'pong' })
+  }
+  release()
+  t.same(await Promise.race([client.next(), client.closed]), { type: 'auth', status: 'ok', uid: 'a' }, 'answered')
+  await until(() => !server.unanswered)
+  // Checked, it is silent as any other client: it goes at the next beat but one.
+  clock.tick(100)
+  t.same(await client.next(), { type: 'ping' })
+  clock.tick(100)
+  t.equal((await client.closed).code, 1005, 'then closed when it answers nothing')
+})
+
 t.test('sockets still in their handshake are not pinged: the auth timeout covers them', async t => {
   const clock = fakeClock(t, [...heartbeatTimers, 'performance'])
   const { url } = await build(t, { rest: { authTimeout: 0.5 }, heartbeat: { period: 0.1 } })
