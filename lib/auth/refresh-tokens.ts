@@ -4,7 +4,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { PresentedToken } from '../../types/index.js'
 
 // 48 bytes: 64 base64url characters, no padding, so every token has exactly one spelling.
-const shape = /^[A-Za-z0-9_-]{64}$/
+export const refreshTokenLength = 64
+const shape = new RegExp(`^[A-Za-z0-9_-]{${refreshTokenLength}}$`)
 const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 /** A new token for `sessionId` (a UUID, as `newSessionId` makes). */

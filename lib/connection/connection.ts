@@ -76,6 +76,11 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     return this.socket.readyState === this.socket.OPEN
   }
 
+  /** Whether `frame` would be sent now: the socket open, and its unsent bytes leaving room for it under the cap. */
+  takes (frame: string): boolean {
+    return this.open && this.#outbound.fits(this.socket, frame)
+  }
+
   /** A frame serialized already; within the cap on unsent bytes, like everything sent here. */
   sendFrame (frame: string): void {
     this.#outbound.send(this.socket, frame)

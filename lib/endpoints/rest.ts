@@ -11,6 +11,7 @@ import type { ExpiryCode, GuardEvents, GuardPolicy } from '../connection/guard.j
 import { Inbox } from '../connection/inbox.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
 import { takeUpgradeCredential } from './upgrade.js'
+import { refreshTokenLength } from '../auth/refresh-tokens.js'
 import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
 import { handlerTable, validateMessage, type HandlerEntry } from './handlers.js'
@@ -44,6 +45,8 @@ interface Running {
   paused: boolean
 }
 
+/** What stands for the refresh token an ok carries, when the check asks whether the client can still take it. */
+const longestRefreshToken = 'x'.repeat(refreshTokenLength)
 const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
 
 /** A failure as a socket hears it: its frame, and the close that follows it, if any. */
@@ -185,10 +188,14 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     }
     // The client's address counts email/password attempts; the other forms never need it.
     const { connection } = this
-    const { socket, guard } = connection
+    const { guard } = connection
     const ip = 'email' in read.credential ? connection.ip ?? unknownAddress : null
+    // A client its ok cannot reach (its unsent frames at the cap) is gone for the check: a refresh token rotated, or a
+    // session made, for it would be lost with the frame, and its retry with the token it holds would be reuse.
+    let answer: string | undefined
+    const waiting = () => connection.takes(answer ??= JSON.stringify(authOkFrame(uid, longestRefreshToken)))
     const result = this.#options.authenticator.authenticate(read.credential,
-      { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip, waiting: () => socket.readyState === socket.OPEN })
+      { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip, waiting })
     if (result instanceof Promise) {
       // The client may be gone by the time the check answers, and its address with the socket: read it now.
       connection.pin()

@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { WebSocket } from 'ws'
 import type { Connection } from '../../lib/connection/connection.js'
-import { build, connect, type Client } from '../helpers.js'
+import { admin, build, connect, type Client } from '../helpers.js'
 
 const uid = 'u'.repeat(60 * 1024)
 const cap = 1024 * 1024
@@ -81,4 +81,32 @@ t.test('a frame sent after the close began is dropped, not sent behind the close
   connection.sendFrame(JSON.stringify({ type: 'later' })) // the path the heartbeat and GraphQL results take
   t.same(await client.closed, { code: 1000, reason: 'bye' })
   t.same(client.frames, [], 'nothing reached the client')
+})
+
+t.test('a refresh by a client whose ok would not fit under the cap rotates nothing: its refresh token stays current', async t => {
+  const cap = 64 * 1024
+  const { app, url } = await build(t, { rest: { auth: 'public' }, heartbeat: { enabled: false }, maxBufferedBytes: cap, users: [admin] })
+  const { refresh_token: held } = await app.realtime.login({ email: admin.email, password: admin.password })
+  const client = await connect(url('/websocket'))
+  const socket = serverSocket(app)
+  const closed = new Promise<void>(resolve => app.realtime.on('close', () => resolve()))
+  client.ws.pause() // the app's news piles up: first in the kernel's buffers, then in the server's
+  const chunk = { type: 'news', body: 'n'.repeat(8 * 1024) }
+  while (cap - socket.bufferedAmount > 8 * 1024 + 512) {
+    app.realtime.send({}, chunk)
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  // Room left for a short frame, not for an ok with a refresh token in it.
+  const room = cap - socket.bufferedAmount
+  app.realtime.send({}, { type: 'news', body: 'n'.repeat(room - 60) })
+  t.equal(socket.readyState, socket.OPEN, 'the socket is open still')
+  client.send({ type: 'auth', refresh_token: held, uid: 'r' })
+  await closed // too slow for its answer: closed 1008
+  client.ws.terminate()
+  const again = await connect(url('/websocket'))
+  again.send({ type: 'auth', refresh_token: held, uid: 'again' })
+  const answer = await again.next() as { status: string, refresh_token?: string }
+  t.match(answer, { type: 'auth', status: 'ok', uid: 'again' }, 'the token it held refreshes: no reuse, the session lives')
+  t.equal(answer.refresh_token?.length, 64, 'with a new refresh token')
+  again.ws.terminate()
 })
