@@ -13,6 +13,7 @@ import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
 import { upgradePaths } from './upgrade-paths.js'
+import { urlRewrite } from './url-rewrite.js'
 import { unaddressedClientsWarning } from './unaddressed-clients.js'
 
 // Node's flag on a request it handed to the 'upgrade' listeners (@types/node 20 leaves it out).
@@ -114,7 +115,7 @@ export class RouteScope {
         // A @fastify/websocket the app registered after the plugin listens to the app's upgrades and routes them, the
         // plugin's with the rest: a second listener would route each upgrade twice.
         if (fastify.hasDecorator('websocketServer')) return closingLeftOnes()
-        const ours = upgradePaths(this.#paths, fastify.initialConfig)
+        const ours = upgradePaths(this.#paths, fastify.initialConfig, urlRewrite(fastify))
         forward = (request, socket, head) => {
           // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
@@ -122,7 +123,8 @@ export class RouteScope {
           // would fail (a warning, `websocket upgrade failed`, for every socket): it is only watched.
           const response = responseOf(socket)
           const routed = response?.req === request
-          if (!routed && !ours(request.url!) && !routesOthers(fastify.server, forward!)) return
+          // Only beside a listener of the app's is the URL matched (the app's `rewriteUrl` run once more for it).
+          if (!routed && !routesOthers(fastify.server, forward!) && !ours(request)) return
           // A request pipelined before it holds the connection (its response is the socket's): routed now, the upgrade
           // would fail to take it. Once that one is answered, the upgrade is.
           if (response && !routed) {
