@@ -12,7 +12,7 @@ import type { FastifyInstance, onRequestHookHandler, onSendHookHandler, Register
 import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
-import { upgradePaths } from './upgrade-paths.js'
+import { slashTwin, upgradePaths } from './upgrade-paths.js'
 import { urlRewrite } from './url-rewrite.js'
 import { unaddressedClientsWarning } from './unaddressed-clients.js'
 
@@ -87,12 +87,12 @@ export class RouteScope {
       if (cookies && !appsCookie) await scope.register(fastifyCookie)
       if (!appsWebsocket) await scope.register(fastifyWebsocket, { options: { server: upgrades as unknown as Server } })
       sockets.takeUpgradesFrom(scope.websocketServer)
-      // The URLs the router has for them, as Fastify joins prefix and path; a route at the prefix itself also has its
-      // twin with a trailing slash, which Fastify adds without telling onRoute.
+      // The URLs the router has for them, as Fastify joins prefix and path; a route at the prefix itself may also have
+      // its twin with a trailing slash, which Fastify adds without telling onRoute.
       scope.addHook('onRoute', (route) => {
         if (!route.websocket || route.method !== 'GET') return
         this.#paths.add(route.url)
-        if (route.routePath === '') this.#paths.add(`${route.url}/`)
+        if (route.routePath === '' && slashTwin(route.prefix, fastify.initialConfig)) this.#paths.add(`${route.url}/`)
       })
       scope.addHook('onRequest', unaddressedClientsWarning(fastify.log))
       // An answer sent once the app closes says the connection closes, as Fastify's to a request that came after (an

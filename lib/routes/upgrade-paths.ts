@@ -12,13 +12,24 @@ interface RouterOptions {
   useSemicolonDelimiter?: boolean
 }
 
+type AppConfig = RouterOptions & { routerOptions?: RouterOptions }
+const routerOptions = (config: AppConfig): RouterOptions => ({ ...config, ...config.routerOptions })
+
+/**
+ * Whether Fastify gives a route at `prefix` itself a twin with a trailing slash (a second route, of which onRoute is
+ * not told): not when its router takes both URLs at the one route, as it does with these options.
+ */
+export function slashTwin (prefix: string, config: AppConfig): boolean {
+  const { ignoreTrailingSlash, ignoreDuplicateSlashes } = routerOptions(config)
+  return ignoreTrailingSlash !== true && (ignoreDuplicateSlashes !== true || !prefix.endsWith('/'))
+}
+
 /**
  * `config`: the app's `initialConfig` (Fastify 5 has the router's options at the top and in `routerOptions`);
  * `rewrite`: the app's `rewriteUrl` (url-rewrite.ts).
  */
-export function upgradePaths (paths: ReadonlySet<string>, config: RouterOptions & { routerOptions?: RouterOptions },
-  rewrite?: UrlRewrite): (request: IncomingMessage) => boolean {
-  const options = { ...config, ...config.routerOptions }
+export function upgradePaths (paths: ReadonlySet<string>, config: AppConfig, rewrite?: UrlRewrite): (request: IncomingMessage) => boolean {
+  const options = routerOptions(config)
   const normalize = (path: string): string => {
     if (options.ignoreDuplicateSlashes) path = path.replace(/\/{2,}/g, '/')
     if (options.ignoreTrailingSlash && path.length > 1 && path.endsWith('/')) path = path.slice(0, -1)

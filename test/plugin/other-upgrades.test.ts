@@ -164,6 +164,17 @@ t.test('with another listener and the app\'s rewriteUrl, the plugin takes the UR
   t.equal(await statusLine(port, '/api/nothing'), 'HTTP/1.1 404 Not Found', 'another path is the app\'s')
 })
 
+t.test('with another listener and ignoreTrailingSlash, a route at a prefix ending in a slash has no twin: a second slash is the app\'s', async t => {
+  const app = Fastify(routerOptions({ ignoreTrailingSlash: true }))
+  t.teardown(() => app.close())
+  await app.register(realtime, { prefix: '/rt/', env: {}, secret, rest: { auth: 'public', path: '/' }, heartbeat: { enabled: false } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  answerLeftOnes(app)
+  const { port } = app.server.address() as { port: number }
+  for (const target of ['/rt', '/rt/']) t.equal(await statusLine(port, target), 'HTTP/1.1 101 Switching Protocols', target)
+  t.equal(await upgradeAnswered(port, '/rt//'), 'HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n', '/rt//: no route of the router\'s, so the app\'s listener answers it, not Fastify')
+})
+
 t.test('upgradePaths: the router\'s options, percent-encoding, parameters, fragments, absolute-form targets', async t => {
   const paths = new Set(['/api/websocket'])
   const at = (matches: (request: IncomingMessage) => boolean) => (url: string) => matches({ url } as IncomingMessage)
