@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import WebSocket, { WebSocketServer } from 'ws'
 import { buildSchema } from 'graphql'
 import realtime from '../../lib/index.js'
-import { upgradePaths } from '../../lib/routes/upgrade-paths.js'
+import { slashTwin, upgradePaths } from '../../lib/routes/upgrade-paths.js'
 import { urlRewrite } from '../../lib/routes/url-rewrite.js'
 import { connect, routerOptions, secret, upgradeAnswered } from '../helpers.js'
 
@@ -207,6 +207,13 @@ t.test('upgradePaths: the router\'s options, percent-encoding, parameters, fragm
   t.notOk(rewritten('/api/websocket'), 'not the one the client sent')
   t.notOk(rewritten('/throws'), 'none when it throws')
   t.notOk(rewritten('/no-string'), 'nor when it gives no string')
+})
+
+t.test('slashTwin: Fastify adds a route at a prefix its twin with a trailing slash unless its router takes both at one', async t => {
+  t.equal(slashTwin('/rt', {}), true, 'no router options')
+  t.equal(slashTwin('/rt', { routerOptions: { ignoreTrailingSlash: true } }), false, 'ignoreTrailingSlash')
+  t.equal(slashTwin('/rt/', { ignoreDuplicateSlashes: true }), false, 'ignoreDuplicateSlashes, the prefix ending in a slash')
+  t.equal(slashTwin('/rt', { ignoreDuplicateSlashes: true }), true, 'ignoreDuplicateSlashes, the prefix without one')
 })
 
 t.test('urlRewrite: the app\'s rewriteUrl, called on the root instance as Fastify calls it, from any scope', async t => {
