@@ -90,7 +90,8 @@ const maxSegments = 16
 
 /** Clears `cookie` for every domain and path on which the browser could have sent a copy with this request. */
 function clearEveryCopy (request: FastifyRequest, reply: FastifyReply, cookie: CookieConfig): void {
-  const paths = pathsOf(request.url)
+  // The URL the browser sent, before the app's `rewriteUrl`: a cookie's path matches that one.
+  const paths = pathsOf(request.originalUrl)
   for (const domain of domainsOf(request.hostname, cookie.domain)) {
     for (const path of paths) clear(request, reply, cookie, { ...cookieAttributes({ ...cookie, domain }), path })
   }

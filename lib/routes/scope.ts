@@ -12,7 +12,8 @@ import type { FastifyInstance, onRequestHookHandler, onSendHookHandler, Register
 import type { Connection } from '../connection/connection.js'
 import { SocketServer, type SocketHandler } from '../endpoints/socket-server.js'
 import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
-import { upgradePaths } from './upgrade-paths.js'
+import { slashTwin, upgradePaths } from './upgrade-paths.js'
+import { urlRewrite } from './url-rewrite.js'
 import { unaddressedClientsWarning } from './unaddressed-clients.js'
 
 // Node's flag on a request it handed to the 'upgrade' listeners (@types/node 20 leaves it out).
@@ -86,12 +87,12 @@ export class RouteScope {
       if (cookies && !appsCookie) await scope.register(fastifyCookie)
       if (!appsWebsocket) await scope.register(fastifyWebsocket, { options: { server: upgrades as unknown as Server } })
       sockets.takeUpgradesFrom(scope.websocketServer)
-      // The URLs the router has for them, as Fastify joins prefix and path; a route at the prefix itself also has its
-      // twin with a trailing slash, which Fastify adds without telling onRoute.
+      // The URLs the router has for them, as Fastify joins prefix and path; a route at the prefix itself may also have
+      // its twin with a trailing slash, which Fastify adds without telling onRoute.
       scope.addHook('onRoute', (route) => {
         if (!route.websocket || route.method !== 'GET') return
         this.#paths.add(route.url)
-        if (route.routePath === '') this.#paths.add(`${route.url}/`)
+        if (route.routePath === '' && slashTwin(route.prefix, fastify.initialConfig)) this.#paths.add(`${route.url}/`)
       })
       scope.addHook('onRequest', unaddressedClientsWarning(fastify.log))
       // An answer sent once the app closes says the connection closes, as Fastify's to a request that came after (an
@@ -114,7 +115,7 @@ export class RouteScope {
         // A @fastify/websocket the app registered after the plugin listens to the app's upgrades and routes them, the
         // plugin's with the rest: a second listener would route each upgrade twice.
         if (fastify.hasDecorator('websocketServer')) return closingLeftOnes()
-        const ours = upgradePaths(this.#paths, fastify.initialConfig)
+        const ours = upgradePaths(this.#paths, fastify.initialConfig, urlRewrite(fastify))
         forward = (request, socket, head) => {
           // Every @fastify/websocket listening to the server routes each upgrade through the whole app, whichever scope
           // registered it: one the app registered in a scope of its own, or another instance of the plugin (under
@@ -122,7 +123,8 @@ export class RouteScope {
           // would fail (a warning, `websocket upgrade failed`, for every socket): it is only watched.
           const response = responseOf(socket)
           const routed = response?.req === request
-          if (!routed && !ours(request.url!) && !routesOthers(fastify.server, forward!)) return
+          // Only beside a listener of the app's is the URL matched (the app's `rewriteUrl` run once more for it).
+          if (!routed && !routesOthers(fastify.server, forward!) && !ours(request)) return
           // A request pipelined before it holds the connection (its response is the socket's): routed now, the upgrade
           // would fail to take it. Once that one is answered, the upgrade is.
           if (response && !routed) {

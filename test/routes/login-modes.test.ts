@@ -587,6 +587,21 @@ t.test('copies dropped: the configured domain too; a path no browser sends is on
   t.equal((await post(app, 'refresh', { mode: 'session' }, session)).statusCode, 401, 'the session the valid copy named has ended')
 })
 
+t.test('under the app\'s rewriteUrl (the app served under /api): copies are dropped on the paths of the URL the browser sent', async t => {
+  const built = await build(t, { users: [admin], authRoutes: true, rest: { auth: 'strict' } },
+    { logger: false, rewriteUrl: (request) => request.url!.replace(/^\/api(?=\/)/, '') })
+  const { app } = built
+  const twice = async (mode: 'cookie' | 'session') => [sent(setCookie(await login(app, mode))), sent(setCookie(await login(app, mode)))].join('; ')
+  const refreshed = await app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { mode: 'cookie' }, headers: { cookie: await twice('cookie'), host } })
+  t.equal(refreshed.statusCode, 401, 'a refresh carrying two copies')
+  t.same(cleared(refreshed.headers, 'directus_refresh_token'), everyCopy(['/', '/api', '/api/', '/api/auth', '/api/auth/', '/api/auth/refresh']),
+    'every copy the browser could have sent to /api/auth/refresh')
+  const upgrade = await upgradeRefusal(wsUrl(built, '/api/websocket'), { headers: { cookie: await twice('session'), host } })
+  t.equal(upgrade.status, 401, 'an upgrade carrying two copies')
+  t.same(cleared(upgrade.headers, 'directus_session_token'), everyCopy(['/', '/api', '/api/', '/api/websocket']),
+    'every copy the browser could have sent to /api/websocket')
+})
+
 t.test('a session cookie carrying its refresh token as `refresh_token` (the name a later release signs, which every log hides) works as one carrying it as `session`', async t => {
   const built = await modes(t, { rest: { auth: 'strict', handlers: { whoami } } })
   const { app } = built
