@@ -210,6 +210,20 @@ t.test('strict: the URL token authenticates; without one the upgrade gets HTTP 4
   t.match(await failure(withParamsOnly, meQuery), /401/, 'connectionParams do not get past the upgrade')
 })
 
+t.test('strict: a connection_init access_token is checked as in the other modes (Directus ignores it): it replaces the URL one, or closes 4403', async t => {
+  const { app, url } = await build(t, { graphql: { auth: 'strict', schema } })
+  const token = app.realtime.jwt.sign({ id: 'u1' })
+  const other = app.realtime.jwt.sign({ id: 'u2' })
+  const both = gqlClient(t, url(`/graphql?access_token=${token}`), { connectionParams: { access_token: other } })
+  t.match(await execute(both, meQuery), { data: { me: { id: 'u2' } } })
+  for (const payload of [{ access_token: 'bad' }, { access_token: 42 }]) {
+    const socket = await raw(url(`/graphql?access_token=${token}`))
+    socket.client.send({ type: 'connection_init', payload })
+    t.same(await closedWith(socket), { code: 4403, reason: 'Forbidden' }, JSON.stringify(payload))
+    t.same(socket.foreign, [])
+  }
+})
+
 t.test('an invalid URL token gets HTTP 401 in every mode', async t => {
   for (const auth of ['public', 'handshake'] as const) {
     const { url } = await build(t, { graphql: { auth, schema } })
