@@ -6,7 +6,8 @@ import type { FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { isSchema } from 'graphql'
 import {
-  CloseCode as GraphqlCloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Server, type WebSocket as GraphqlWsSocket
+  CloseCode as GraphqlCloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Server, type ServerOptions,
+  type WebSocket as GraphqlWsSocket
 } from 'graphql-ws'
 import type { Authenticator, AuthResult } from '../auth/authenticator.js'
 import { graphqlClose, InvalidConfigError, refusal } from '../errors.js'
@@ -111,11 +112,7 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
   }
   const prepare = operationPreparer(options.operations)
 
-  const server = makeServer<ConnectionParams, Extra>({
-    // One deadline for the handshake: the guard's auth timer (WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT, closing 4408) runs for
-    // every socket that must authenticate and dies with the guard; graphql-ws's own init timer would be a second
-    // clock for the same wait, with its own default (3 s).
-    connectionInitWaitTimeout: 0,
+  const serverOptions: ServerOptions<ConnectionParams, Extra> = {
     onConnect: (ctx) => {
       const params = ctx.connectionParams
       // graphql-ws would keep the payload, as parsed, for the socket's life: its access_token is read once, here.
@@ -148,10 +145,15 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
       ctx.extra.operations.get(id)?.abort()
       ctx.extra.operations.delete(id)
     }
-  })
+  }
 
   const handling: GraphqlHandling = {
-    server,
+    // One deadline for the handshake: the guard's auth window (closing 4408) runs for every socket that must
+    // authenticate and dies with the guard; graphql-ws's own init timer would be a second clock for the same wait.
+    handshaking: makeServer({ ...serverOptions, connectionInitWaitTimeout: 0 }),
+    // A socket past its handshake as it opens (public mode, a credential on the upgrade) has no auth window, but the
+    // protocol still wants its connection_init in time (Directus: graphql-ws's 3 s): the endpoint's auth timeout here.
+    initWaiting: makeServer({ ...serverOptions, connectionInitWaitTimeout: options.policy.authWindows.lengthMs }),
     registry,
     outbound: options.outbound,
     // graphql-transport-ws cannot re-authenticate in band: a socket whose credential ends is closed (onExpire).
@@ -168,7 +170,9 @@ export function graphqlEndpoint (options: GraphqlAdapterOptions) {
 
 /** What every socket of the endpoint shares. */
 interface GraphqlHandling {
-  server: Server<Extra>
+  /** graphql-ws for the sockets that open in their handshake, and for those past it, which it gives the init timeout. */
+  handshaking: Server<Extra>
+  initWaiting: Server<Extra>
   registry: Registry
   outbound: Outbound
   policy: GuardPolicy
@@ -198,7 +202,8 @@ class GraphqlSocket implements GuardEvents, GraphqlWsSocket, Extra, SocketOwner,
       takeUpgradeCredential(request))
     // Opened first: registered, a socket whose credential was revoked meanwhile is closed at once, and graphql-ws's end
     // runs as it closes (`closed`: it has no operation yet, and its owner is told of closes only once it is open).
-    this.#closed = handling.server.opened(this, this)
+    const server = this.connection.guard.phase === 'handshake' ? handling.handshaking : handling.initWaiting
+    this.#closed = server.opened(this, this)
     handling.registry.add(this.connection)
   }
 

@@ -174,6 +174,32 @@ t.test('handshake: a silent client is closed 4408 when the auth timeout runs out
   t.same(socket.foreign, [])
 })
 
+t.test('public, strict, or authenticated at the upgrade: a client that sends no connection_init is closed 4408 when the auth timeout runs out', async t => {
+  // Directus closes such a socket 4408 after graphql-ws's 3 s in every mode; left open, it held its place unused for good.
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout', 'performance'])
+  for (const auth of ['public', 'strict', 'handshake'] as const) {
+    const { app, url } = await build(t, { graphql: { auth, schema, authTimeout: 0.2 } })
+    const token = app.realtime.jwt.sign({ id: 'u1' })
+    const socket = await raw(url(auth === 'public' ? '/graphql' : `/graphql?access_token=${token}`))
+    clock.tick(199)
+    socket.client.send({ type: 'ping' })
+    t.same(await socket.client.next(), { type: 'pong' }, `${auth}: open a millisecond before the timeout`)
+    clock.tick(1)
+    // A ping after the timeout: answered, the socket would still be open (a pong comes before any close).
+    socket.client.send({ type: 'ping' })
+    t.same(await Promise.race([closedWith(socket), socket.client.next()]), { code: 4408, reason: 'Connection initialisation timeout' }, auth)
+    t.same(socket.foreign, [])
+
+    const initialised = await raw(url(auth === 'public' ? '/graphql' : `/graphql?access_token=${token}`))
+    initialised.client.send({ type: 'connection_init' })
+    t.same(await initialised.client.next(), { type: 'connection_ack' }, auth)
+    clock.tick(1000)
+    initialised.client.send({ id: '1', type: 'subscribe', payload: { query: meQuery } })
+    t.match(await initialised.client.next(), { id: '1', type: 'next' }, `${auth}: a connection_init in time keeps it open`)
+    await initialised.client.close()
+  }
+})
+
 t.test('strict: the URL token authenticates; without one the upgrade gets HTTP 401', async t => {
   const { app, url } = await build(t, { graphql: { auth: 'strict', schema } })
   const token = app.realtime.jwt.sign({ id: 'u1' })
@@ -182,6 +208,20 @@ t.test('strict: the URL token authenticates; without one the upgrade gets HTTP 4
   t.equal((await refusedWith(url('/graphql?access_token=bad'))).status, 401)
   const withParamsOnly = gqlClient(t, url('/graphql'), { connectionParams: { access_token: token } })
   t.match(await failure(withParamsOnly, meQuery), /401/, 'connectionParams do not get past the upgrade')
+})
+
+t.test('strict: a connection_init access_token is checked as in the other modes (Directus ignores it): it replaces the URL one, or closes 4403', async t => {
+  const { app, url } = await build(t, { graphql: { auth: 'strict', schema } })
+  const token = app.realtime.jwt.sign({ id: 'u1' })
+  const other = app.realtime.jwt.sign({ id: 'u2' })
+  const both = gqlClient(t, url(`/graphql?access_token=${token}`), { connectionParams: { access_token: other } })
+  t.match(await execute(both, meQuery), { data: { me: { id: 'u2' } } })
+  for (const payload of [{ access_token: 'bad' }, { access_token: 42 }]) {
+    const socket = await raw(url(`/graphql?access_token=${token}`))
+    socket.client.send({ type: 'connection_init', payload })
+    t.same(await closedWith(socket), { code: 4403, reason: 'Forbidden' }, JSON.stringify(payload))
+    t.same(socket.foreign, [])
+  }
 })
 
 t.test('an invalid URL token gets HTTP 401 in every mode', async t => {
