@@ -28,6 +28,8 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   #state: Record<string, unknown> | null = null
   /** The heartbeat's: pinged at the last beat, and nothing (no frame, no pong) arrived since. */
   unanswered = false
+  /** The heartbeat's: the bytes its TCP connection had read by the last beat (`sentUnread`). */
+  #readByBeat: number | undefined
 
   /** `upgrade`: the credential the upgrade request carried, verified by the gate. */
   constructor (endpoint: EndpointName, socket: WebSocket, request: FastifyRequest, outbound: Outbound,
@@ -74,6 +76,18 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   /** Whether the socket takes frames still: a closing one is sent nothing, and nothing is serialized for it. */
   get open (): boolean {
     return this.socket.readyState === this.socket.OPEN
+  }
+
+  /**
+   * The heartbeat's, at each beat: whether the client sent bytes since the last one that wait unread, its socket paused
+   * by the server (behind the app's handlers). Its pongs are among them: it is not silent, though no frame came.
+   */
+  sentUnread (): boolean {
+    // ws's TCP socket, a private field: a ws without it reads as nothing sent (undefined, at every beat).
+    const read = (this.socket as WebSocket & { _socket?: { bytesRead?: number } })._socket?.bytesRead
+    const sent = read !== this.#readByBeat
+    this.#readByBeat = read
+    return sent && this.socket.isPaused
   }
 
   /** Whether `frame` would be sent now: the socket open, and its unsent bytes leaving room for it under the cap. */

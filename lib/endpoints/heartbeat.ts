@@ -1,7 +1,8 @@
 // The heartbeat (PROTOCOL.md sections 4 and 5): every period, a ping to every socket past its handshake, on every
 // endpoint (`{"type":"ping"}` on the JSON ones, a WebSocket ping frame on /graphql); a socket that answered nothing (no
 // frame; no pong either on /graphql) during the period after its ping is closed, within two periods of its last sign
-// of life. A credential its client sent that is still being checked is one.
+// of life. A credential its client sent that is still being checked is one, and so are bytes it sent that wait unread
+// while the server holds its socket paused (behind the app's handlers): its pongs are among them.
 import type { Connection } from '../connection/connection.js'
 import type { Registry } from '../connection/registry.js'
 
@@ -18,7 +19,9 @@ function visit (connection: Connection): void {
   if (connection.guard.phase === 'handshake') return
   // A client whose auth message is being checked has answered: its later frames, its pongs among them, wait for the
   // check to end (the inbox), however many beats a password queue or a slow store makes it take.
-  if (connection.unanswered && !connection.guard.beingChecked) {
+  // Read at every beat, so that what it compares with is the last beat's.
+  const sentUnread = connection.sentUnread()
+  if (connection.unanswered && !connection.guard.beingChecked && !sentUnread) {
     connection.closeAndCut() // no status (1005), as Directus; graphql-ws clients retry on it
     return
   }

@@ -2,6 +2,8 @@
 // of real time would have to hold a client's answer, which a busy machine can delay past it.
 import t from 'tap'
 import { build, connect, fakeClock, until } from '../helpers.js'
+import { handlerLimit } from '../../lib/endpoints/rest.js'
+import type { MessageHandler } from '../../types/index.js'
 import { startHeartbeat } from '../../lib/endpoints/heartbeat.js'
 import type { Registry } from '../../lib/connection/registry.js'
 import type { Connection } from '../../lib/connection/connection.js'
@@ -66,6 +68,41 @@ t.test('a client whose auth message is being checked is not silent: its pongs wa
   t.equal((await client.closed).code, 1005, 'then closed when it answers nothing')
 })
 
+t.test('a client whose messages wait behind the app\'s handlers answers the pings unread: it stays; silent, it goes', async t => {
+  const clock = fakeClock(t, [...heartbeatTimers])
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  t.teardown(() => open())
+  const slow: MessageHandler = async (message, connection) => {
+    await gate
+    connection.send({ type: 'done', uid: message.uid })
+  }
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { slow } }, heartbeat: { period: 0.1 } })
+  const client = await connect(url('/websocket'))
+  const server = app.realtime.connections()[0] as Connection
+  // One more than the handlers that may run at once: the socket is paused until one ends, its later frames unread.
+  for (let i = 0; i <= handlerLimit; i++) client.send({ type: 'slow', uid: i })
+  client.send({ type: 'slow', uid: handlerLimit + 1 })
+  await until(() => server.socket.isPaused)
+  // What reached the server, unread: the socket is paused.
+  const bytesRead = () => (server.socket as unknown as { _socket: { bytesRead: number } })._socket.bytesRead
+  const beat = async (label: string): Promise<boolean> => {
+    clock.tick(100)
+    return t.same(await Promise.race([client.next(), client.closed]), { type: 'ping' }, label)
+  }
+  // Before the fix: closed 1005 at the second beat, its pong unread, though it answered every ping.
+  for (let i = 0; i < 4; i++) {
+    if (!await beat(`beat ${i}: pinged`)) return
+    const before = bytesRead()
+    client.send({ type: 'pong' })
+    await until(() => bytesRead() > before)
+  }
+  // Its handlers still held, a client that answers nothing goes as any silent one: at the next beat but one.
+  await beat('pinged once more')
+  clock.tick(100)
+  t.equal((await client.closed).code, 1005, 'then closed when it answers nothing')
+})
+
 t.test('sockets still in their handshake are not pinged: the auth timeout covers them', async t => {
   const clock = fakeClock(t, [...heartbeatTimers, 'performance'])
   const { url } = await build(t, { rest: { authTimeout: 0.5 }, heartbeat: { period: 0.1 } })
@@ -92,6 +129,7 @@ t.test('a beat pings its sockets a slice at a time, spread out, the event loop t
     endpoint: 'rest',
     guard: { phase: 'open' },
     unanswered: false,
+    sentUnread: () => false,
     close () {},
     ping () {
       order.push(i)
@@ -128,6 +166,7 @@ t.test('sockets opening faster than a beat walks: each is pinged once a period, 
       endpoint: 'rest',
       guard: { phase: 'open' },
       unanswered: false,
+      sentUnread: () => false,
       close () {
         closes++
         live.delete(connection)
@@ -164,6 +203,7 @@ t.test('a socket opened just after a beat gets its first ping up to 1.5 periods 
       endpoint: 'rest',
       guard: { phase: 'open' },
       unanswered: false,
+      sentUnread: () => false,
       close () { live.delete(connection) },
       ping () {
         pingedAt.set(connection, [...pingedAt.get(connection) ?? [], Date.now()])
@@ -195,7 +235,7 @@ t.test('a socket opened just after a beat gets its first ping up to 1.5 periods 
 t.test('a walk that outlasts the period goes on to its end: every socket is pinged', async t => {
   const live = new Set<{ pings: number }>()
   for (let i = 0; i < 3000; i++) {
-    const connection = { endpoint: 'rest', guard: { phase: 'open' }, unanswered: false, pings: 0, close () { live.delete(connection) }, ping () { connection.pings++; connection.unanswered = false } }
+    const connection = { endpoint: 'rest', guard: { phase: 'open' }, unanswered: false, sentUnread: () => false, pings: 0, close () { live.delete(connection) }, ping () { connection.pings++; connection.unanswered = false } }
     live.add(connection)
   }
   let walks = 0
