@@ -28,8 +28,6 @@ export class Connection extends ClientInfo implements RealtimeConnection {
   #state: Record<string, unknown> | null = null
   /** The heartbeat's: pinged at the last beat, and nothing (no frame, no pong) arrived since. */
   unanswered = false
-  /** The heartbeat's: the bytes its TCP connection had read by the last beat (`sentUnread`). */
-  #readByBeat: number | undefined
 
   /** `upgrade`: the credential the upgrade request carried, verified by the gate. */
   constructor (endpoint: EndpointName, socket: WebSocket, request: FastifyRequest, outbound: Outbound,
@@ -78,16 +76,10 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     return this.socket.readyState === this.socket.OPEN
   }
 
-  /**
-   * The heartbeat's, at each beat: whether the client sent bytes since the last one that wait unread, its socket paused
-   * by the server (behind the app's handlers). Its pongs are among them: it is not silent, though no frame came.
-   */
-  sentUnread (): boolean {
-    // ws's TCP socket, a private field: a ws without it reads as nothing sent (undefined, at every beat).
-    const read = (this.socket as WebSocket & { _socket?: { bytesRead?: number } })._socket?.bytesRead
-    const sent = read !== this.#readByBeat
-    this.#readByBeat = read
-    return sent && this.socket.isPaused
+  /** The bytes its TCP connection has read, frames not yet read from them included; undefined if ws hides them. */
+  get bytesRead (): number | undefined {
+    // ws's TCP socket, a private field: a ws without it reads as nothing known, and the heartbeat judges as before.
+    return (this.socket as WebSocket & { _socket?: { bytesRead?: number } })._socket?.bytesRead
   }
 
   /** Whether `frame` would be sent now: the socket open, and its unsent bytes leaving room for it under the cap. */

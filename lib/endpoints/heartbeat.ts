@@ -15,13 +15,32 @@ import type { Registry } from '../connection/registry.js'
 const beatSlice = 100
 const beatSpread = 0.5
 
+/**
+ * What the TCP connection of a socket the server holds paused (behind the app's handlers) had read when a beat found
+ * it unanswered: only such sockets are in it, so a beat reads nothing more for the others.
+ */
+const heldReads = new WeakMap<Connection, number>()
+
+/**
+ * Whether an unanswered socket the server holds paused is alive still: its frames, its pongs among them, wait unread,
+ * so bytes its connection read since the last beat stand for them. The first beat to find it so gives it one period.
+ */
+function answeredUnread (connection: Connection): boolean {
+  const read = connection.socket.isPaused ? connection.bytesRead : undefined
+  const before = heldReads.get(connection)
+  if (read === undefined) {
+    heldReads.delete(connection)
+    return false
+  }
+  heldReads.set(connection, read)
+  return read !== before
+}
+
 function visit (connection: Connection): void {
   if (connection.guard.phase === 'handshake') return
   // A client whose auth message is being checked has answered: its later frames, its pongs among them, wait for the
   // check to end (the inbox), however many beats a password queue or a slow store makes it take.
-  // Read at every beat, so that what it compares with is the last beat's.
-  const sentUnread = connection.sentUnread()
-  if (connection.unanswered && !connection.guard.beingChecked && !sentUnread) {
+  if (connection.unanswered && !connection.guard.beingChecked && !answeredUnread(connection)) {
     connection.closeAndCut() // no status (1005), as Directus; graphql-ws clients retry on it
     return
   }

@@ -129,7 +129,7 @@ t.test('a beat pings its sockets a slice at a time, spread out, the event loop t
     endpoint: 'rest',
     guard: { phase: 'open' },
     unanswered: false,
-    sentUnread: () => false,
+    socket: { isPaused: false },
     close () {},
     ping () {
       order.push(i)
@@ -166,7 +166,7 @@ t.test('sockets opening faster than a beat walks: each is pinged once a period, 
       endpoint: 'rest',
       guard: { phase: 'open' },
       unanswered: false,
-      sentUnread: () => false,
+      socket: { isPaused: false },
       close () {
         closes++
         live.delete(connection)
@@ -203,7 +203,7 @@ t.test('a socket opened just after a beat gets its first ping up to 1.5 periods 
       endpoint: 'rest',
       guard: { phase: 'open' },
       unanswered: false,
-      sentUnread: () => false,
+      socket: { isPaused: false },
       close () { live.delete(connection) },
       ping () {
         pingedAt.set(connection, [...pingedAt.get(connection) ?? [], Date.now()])
@@ -235,7 +235,7 @@ t.test('a socket opened just after a beat gets its first ping up to 1.5 periods 
 t.test('a walk that outlasts the period goes on to its end: every socket is pinged', async t => {
   const live = new Set<{ pings: number }>()
   for (let i = 0; i < 3000; i++) {
-    const connection = { endpoint: 'rest', guard: { phase: 'open' }, unanswered: false, sentUnread: () => false, pings: 0, close () { live.delete(connection) }, ping () { connection.pings++; connection.unanswered = false } }
+    const connection = { endpoint: 'rest', guard: { phase: 'open' }, unanswered: false, socket: { isPaused: false }, pings: 0, close () { live.delete(connection) }, ping () { connection.pings++; connection.unanswered = false } }
     live.add(connection)
   }
   let walks = 0
