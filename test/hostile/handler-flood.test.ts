@@ -50,28 +50,15 @@ t.test(`a socket runs at most ${handlerLimit} handlers at once; the rest wait th
 })
 
 t.test('messages that cost far more parsed than their bytes: fewer handlers hold them at once, no more than 100 frames weigh', async t => {
-  let open!: () => void
-  const gate = new Promise<void>(resolve => { open = resolve })
-  t.teardown(() => open())
-  let started = 0
-  // Holds its message while it awaits, as a handler writing it to a database does.
-  const save: MessageHandler = async (message, connection) => {
-    started++
-    await gate
-    connection.send({ type: 'saved', uid: message.uid, items: (message.items as unknown[]).length })
-  }
-  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { save } }, heartbeat: { enabled: false } })
-  const client = await connect(url('/websocket'))
-  const [connection] = app.realtime.connections() as Connection[]
-  // 63 KB a frame, about 1.3 MiB of heap once parsed.
-  const items = `[${Array.from({ length: 21_000 }, () => '{}').join(',')}]`
+  const saves = await heldSaves(t)
+  const { client, connection, items, open } = saves
   const total = handlerLimit + 10
   const before = retainedBytes()
   for (let i = 0; i < total; i++) client.send(`{"type":"save","uid":${i},"items":${items}}`)
   // Paused once the handlers hold what the socket may hold: nothing more starts until one ends.
   await within((async () => { while (!connection.socket.isPaused) await new Promise(resolve => setImmediate(resolve)) })(), 'the pause')
   const kept = retainedBytes() - before
-  t.ok(started < 10, `${started} started`)
+  t.ok(saves.started < 10, `${saves.started} started`)
   // 100 of them held 130 MiB; the client's own unsent frames count here too (about 6 MB).
   t.ok(kept < 32 * 1024 * 1024, `the server kept ${Math.round(kept / 1048576)} MiB`)
   open()
@@ -83,19 +70,8 @@ t.test('messages that cost far more parsed than their bytes: fewer handlers hold
 })
 
 t.test('auth messages between such messages resume no reading: their checks end, and the socket stays paused for what is held', async t => {
-  let open!: () => void
-  const gate = new Promise<void>(resolve => { open = resolve })
-  t.teardown(() => open())
-  let started = 0
-  const save: MessageHandler = async (message, connection) => {
-    started++
-    await gate
-    connection.send({ type: 'saved', uid: message.uid, items: (message.items as unknown[]).length })
-  }
-  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { save } }, heartbeat: { enabled: false } })
-  const client = await connect(url('/websocket'))
-  const [connection] = app.realtime.connections() as Connection[]
-  const items = `[${Array.from({ length: 21_000 }, () => '{}').join(',')}]`
+  const saves = await heldSaves(t)
+  const { client, connection, items, open } = saves
   const total = handlerLimit + 10
   const before = retainedBytes()
   // Each auth message's check is async (a refresh token asks the store): the inbox waits for it, then reads on.
@@ -106,12 +82,12 @@ t.test('auth messages between such messages resume no reading: their checks end,
   await within((async () => { while (!connection.socket.isPaused) await new Promise(resolve => setImmediate(resolve)) })(), 'the pause')
   // Until no handler has started for 300 ms: the frames ws had read already have run, their checks ended, and what
   // each end resumed, if any, was read and started (before the fix, one more message every 20 to 30 ms, up to 100).
-  for (let seen = -1; seen !== started;) {
-    seen = started
+  for (let seen = -1; seen !== saves.started;) {
+    seen = saves.started
     await new Promise(resolve => setTimeout(resolve, 300))
   }
   const kept = retainedBytes() - before
-  t.ok(started < 10, `${started} started`)
+  t.ok(saves.started < 10, `${saves.started} started`)
   // Resumed by each check's end, it read on: 100 started, holding 128 MiB.
   t.ok(kept < 32 * 1024 * 1024, `the server kept ${Math.round(kept / 1048576)} MiB`)
   open()
@@ -212,3 +188,24 @@ t.test('an auth message that waited, then failed before its check (a bad uid), h
   t.match(await within(client.next(), 'AUTH_TIMEOUT'), { error: { code: 'AUTH_TIMEOUT' } }, 'the window ran and ended')
   t.equal((await within(client.closed, 'the close')).code, 4408)
 })
+
+/**
+ * A public socket whose `save` handler holds its message until `open`, as one writing it to a database does, and the
+ * `items` of a 63 KB frame (about 1.3 MiB of heap once parsed); `started` counts the handlers begun.
+ */
+async function heldSaves (t: Test) {
+  let open!: () => void
+  const gate = new Promise<void>(resolve => { open = resolve })
+  t.teardown(() => open())
+  const saves = { started: 0, open: () => open() }
+  const save: MessageHandler = async (message, connection) => {
+    saves.started++
+    await gate
+    connection.send({ type: 'saved', uid: message.uid, items: (message.items as unknown[]).length })
+  }
+  const { app, url } = await build(t, { rest: { auth: 'public', handlers: { save } }, heartbeat: { enabled: false } })
+  const client = await connect(url('/websocket'))
+  const [connection] = app.realtime.connections() as Connection[]
+  const items = `[${Array.from({ length: 21_000 }, () => '{}').join(',')}]`
+  return Object.assign(saves, { client, connection: connection!, items })
+}
