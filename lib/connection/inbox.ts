@@ -17,7 +17,7 @@ interface Backlog {
   bytes: number
 }
 
-/** The backlog of an inbox that takes nothing more (`takeNoMore`): nothing is ever added to it. */
+/** The backlog of an inbox that takes nothing more (`answerLast`): nothing is ever added to it. */
 const closedBacklog: Backlog = Object.freeze({ frames: Object.freeze([]) as unknown as Backlog['frames'], bytes: 0 })
 
 /**
@@ -59,11 +59,11 @@ export abstract class Inbox {
   }
 
   /**
-   * The socket closes once the frame pending has been answered (the app closes, and waits for its credential check):
-   * what waits behind it, and what comes later, is dropped unread. An auth message among them would start a check (a
-   * refresh token rotated, a session made) after the close began, one after the other, each holding the close.
+   * The app closes, and the socket with it once the frame pending has been answered (its credential check): what waits
+   * behind it, and what comes later, is dropped unread (`SocketOwner.answerLast`). An auth message among them would
+   * start a check (a refresh token rotated, a session made) after the close began, one after the other, each holding it.
    */
-  protected takeNoMore (): void {
+  answerLast (): void {
     this.#backlog = closedBacklog
   }
 

@@ -46,7 +46,7 @@ interface Running {
 }
 
 /** What stands for the refresh token an ok carries, when the check asks whether the client can still take it. */
-const longestRefreshToken = 'x'.repeat(refreshTokenLength)
+const refreshTokenStandIn = 'x'.repeat(refreshTokenLength)
 const cannotParse: Failure = { code: 'INVALID_PAYLOAD', problem: 'Unable to parse the incoming message.' }
 
 /** A failure as a socket hears it: its frame, and the close that follows it, if any. */
@@ -136,10 +136,6 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     this.connection.guard.waited()
   }
 
-  answerLast (): void {
-    this.takeNoMore()
-  }
-
   /** Called by the inbox, one frame after the other. */
   receiveFrame (data: RawData, isBinary: boolean): void | Promise<void> {
     const { connection } = this
@@ -193,7 +189,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
     // A client its ok cannot reach (its unsent frames at the cap) is gone for the check: a refresh token rotated, or a
     // session made, for it would be lost with the frame, and its retry with the token it holds would be reuse.
     let answer: string | undefined
-    const waiting = () => connection.takes(answer ??= JSON.stringify(authOkFrame(uid, longestRefreshToken)))
+    const waiting = () => connection.takes(answer ??= JSON.stringify(authOkFrame(uid, refreshTokenStandIn)))
     const result = this.#options.authenticator.authenticate(read.credential,
       { request: connection.request, source: 'auth', endpoint: connection.endpoint, ip, waiting })
     if (result instanceof Promise) {
