@@ -357,6 +357,14 @@ t.test('the README\'s get-jwks lookup: made-up kids reach the provider once per 
   t.equal(provider.fetches, 6)
 })
 
+t.test('the README\'s get-jwks lookup: an EdDSA key (OKP, which get-jwks\'s getPublicKey cannot convert) verifies, as its algorithms say', async t => {
+  const provider = new Provider()
+  const [ed] = provider.keys = [providerKey('ed-1', 'EdDSA')]
+  const { sign, auth } = await withKeyLookup(t, provider)
+  t.same(await auth(sign(ed)), authOk, 'found by its lookup')
+  t.same(await auth(sign(ed, { sub: 'another' })), authOk, 'and as last found')
+})
+
 t.test('the README\'s get-jwks registration refuses the provider\'s ID tokens, before any lookup', async t => {
   const { provider, first } = rotatingProvider(t)
   const { sign, auth, url } = await withKeyLookup(t, provider)
