@@ -4,6 +4,7 @@
 import { createPublicKey, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
+import { TokenError } from 'fast-jwt'
 import { ProviderRefusals } from './provider-refusals.js'
 import { ProviderTokenRefused, refuseIdToken } from './token-kind.js'
 
@@ -34,6 +35,12 @@ const fetchTimeoutMs = 3_000
 // no more keys are imported than a provider rotates through.
 const maxJwksBytes = 256 * 1024
 const maxKeys = 100
+// A provider's clock may run ahead of this one: a token fresh from a login carries an `nbf` (Azure AD's is its `iat`)
+// in this server's future, which fast-jwt, to the millisecond, refuses for as long as the skew. Checked here instead.
+const notBeforeLeewayMs = 60_000
+
+/** How long until a token's `nbf` (milliseconds, 0 or less once it is valid). */
+const notBeforeIn = (payload: Record<string, unknown>) => typeof payload.nbf === 'number' ? payload.nbf * 1000 - Date.now() : 0
 
 /** The body as text; refused, without reading the rest, past `limit` bytes. */
 async function bodyWithin (response: Response, limit: number): Promise<string> {
@@ -69,11 +76,17 @@ function signedBy (key: KeyObject, alg: string, { input, signature }: Signed): b
   }
 }
 
-/** The provider's published keys by `kid`, in PEM, as of the last fetch that worked. */
+/** Whether `key` may verify a token of `alg`: the one its set names, or any. */
+const fitFor = (alg: string) => (key: PublishedKey) => key.alg === undefined || key.alg === alg
+
+/**
+ * The provider's published signing keys by `kid`, in PEM, as of the last fetch that worked. Several keys may share a
+ * kid (RFC 7517 4.5): Keycloak names a key by itself, so one it signs with by two algorithms appears twice under one.
+ */
 class KeySet {
   readonly #url: string
   readonly #log: FastifyBaseLogger
-  #keys = new Map<string, PublishedKey>()
+  #keys = new Map<string, PublishedKey[]>()
   #fetchedAt = -Infinity
   #triedAt = -Infinity
   #fetching: Promise<void> | null = null
@@ -91,16 +104,22 @@ class KeySet {
     return `${origin}${pathname}`
   }
 
+  /** The key of `kid` for `alg` that signed the token, if the set holds one. */
+  #signer (kid: string, alg: string, token: Signed): PublishedKey | undefined {
+    return this.#keys.get(kid)?.find(key => fitFor(alg)(key) && signedBy(key.key, alg, token))
+  }
+
   async key (kid: string, alg: string, token: Signed): Promise<string> {
     const now = Date.now()
     const fetchable = now - this.#triedAt >= refetchEveryMs
-    const known = this.#keys.get(kid)
-    const signed = known !== undefined && signedBy(known.key, alg, token)
-    if (signed) {
+    const known = this.#signer(kid, alg, token)
+    if (known) {
       // A known key answers at once while the set is fetched again behind it: a provider slower than the auth timeout
       // would otherwise fail every token arriving during each refetch, a reconnect storm's all at once.
       if (now - this.#fetchedAt >= keyTtlMs && fetchable) this.refetch() // never rejects: a failed fetch keeps the set
-    } else if (fetchable) {
+      return known.pem
+    }
+    if (fetchable) {
       // An unknown kid, or a known one whose key did not sign the token: the provider may have replaced the key behind
       // its kid, which would otherwise go unseen until the set ages out, the retired key verifying meanwhile.
       await this.refetch()
@@ -109,12 +128,13 @@ class KeySet {
       // one that started it, or the clients reconnecting after a restart or a key rotation would be refused but one.
       await this.#fetching
     }
-    const key = this.#keys.get(kid)
-    if (key === undefined) throw new ProviderTokenRefused('UNKNOWN_KEY', `no key ${shown(kid)} in the provider's key set`)
-    if (key.alg !== undefined && key.alg !== alg) throw new ProviderTokenRefused('KEY_ALGORITHM', `key ${shown(kid)} is for ${key.alg}`)
+    const keys = this.#keys.get(kid)
+    if (keys === undefined) throw new ProviderTokenRefused('UNKNOWN_KEY', `no key ${shown(kid)} in the provider's key set`)
+    if (!keys.some(fitFor(alg))) throw new ProviderTokenRefused('KEY_ALGORITHM', `key ${shown(kid)} is for ${keys.map(key => key.alg).join(', ')}`)
     // fast-jwt would refuse it too, as "invalid": said here, which key it was.
-    if (!(signed && key === known) && !signedBy(key.key, alg, token)) throw new ProviderTokenRefused('SIGNATURE', `not signed by the key ${shown(kid)}`)
-    return key.pem
+    const signer = this.#signer(kid, alg, token)
+    if (signer === undefined) throw new ProviderTokenRefused('SIGNATURE', `not signed by the key ${shown(kid)}`)
+    return signer.pem
   }
 
   /** One fetch at a time, whoever asks; never rejects: a failed one is logged and leaves the keys as they were. */
@@ -152,20 +172,22 @@ class KeySet {
  * The keys of a key set by `kid`, in PEM. An answer that is no key set (a proxy's or a maintenance page's JSON error,
  * a discovery document) throws, as does a set of which no key imports: taken, it would drop every key in use.
  */
-function importedKeys (body: unknown): Map<string, PublishedKey> {
+function importedKeys (body: unknown): Map<string, PublishedKey[]> {
   const { keys, jwks_uri: jwksUri } = (body ?? {}) as { keys?: unknown, jwks_uri?: unknown }
   if (typeof jwksUri === 'string') throw new NoKeySet('JWKS_URL answers a discovery document, no key set: set it to its jwks_uri', jwksUri)
   if (!Array.isArray(keys)) throw new NoKeySet('the JWKS answered JSON that is no key set (no keys array)')
-  const next = new Map<string, PublishedKey>()
+  const next = new Map<string, PublishedKey[]>()
   for (const jwk of (keys as Array<Record<string, unknown>>).slice(0, maxKeys)) {
-    if (typeof jwk.kid !== 'string') continue
+    // A key published for encryption (`use: enc`, Keycloak's RSA-OAEP one) verifies no signature (RFC 7517 4.2).
+    if (typeof jwk.kid !== 'string' || (jwk.use !== undefined && jwk.use !== 'sig')) continue
     try {
       // Node imports every key type a JWKS holds (RSA, EC, and OKP for EdDSA).
       const key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' })
-      next.set(jwk.kid, { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key })
+      const published = { alg: typeof jwk.alg === 'string' ? jwk.alg : undefined, pem: key.export({ format: 'pem', type: 'spki' }).toString(), key }
+      next.set(jwk.kid, [...next.get(jwk.kid) ?? [], published])
     } catch {} // a key Node cannot import verifies nothing
   }
-  if (next.size === 0) throw new NoKeySet(`the key set holds no key Node can import (of ${keys.length})`)
+  if (next.size === 0) throw new NoKeySet(`the key set holds no key Node can import to verify signatures (of ${keys.length})`)
   return next
 }
 
@@ -205,12 +227,14 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
     }
     // A socket it opened would never expire.
     if (typeof payload.exp !== 'number') throw new ProviderTokenRefused('NO_EXP', 'a provider token carries exp')
+    // Told in this server's clock, which may be the one off.
+    const notBefore = notBeforeIn(payload)
+    if (notBefore > notBeforeLeewayMs) throw new ProviderTokenRefused('NOT_YET_VALID', `valid in ${Math.round(notBefore / 1000)} s by this server's clock`)
     const key = await keys.key(kid, alg, token)
     // fast-jwt refuses these (TOKEN_EXPIRED tells the client to refresh): told here for the operator, whose clock may
     // be the one that is off.
     const now = Date.now()
     if (payload.exp * 1000 <= now) refusals.refused('EXPIRED', `expired ${Math.round(now / 1000 - payload.exp)} s ago by this server's clock`)
-    else if (typeof payload.nbf === 'number' && payload.nbf * 1000 > now) refusals.refused('NOT_YET_VALID', `valid in ${Math.round(payload.nbf - now / 1000)} s by this server's clock`)
     else refusals.verified()
     return key
   }
@@ -220,6 +244,8 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
       private: options.secret,
       public: (_request: unknown, token: Decoded, callback: (err: Error | null, key?: string) => void) => {
         const own = token.header.alg === 'HS256' && token.payload.iss === options.ownIssuer
+        // The server's own tokens share its clock: no leeway (fast-jwt leaves `nbf` to this lookup).
+        if (own && notBeforeIn(token.payload) > 0) return callback(new TokenError(TokenError.codes.inactive, 'The token will be active later.'))
         if (own) return callback(null, options.secret)
         providerKey(token).then(key => callback(null, key), (err: ProviderTokenRefused) => {
           refusals.refused(err.code, err.message)
@@ -232,6 +258,7 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
     sign: { algorithm: 'HS256', iss: options.ownIssuer },
     // The server's own tokens are told by their issuer in the key lookup; these bind the provider's.
     verify: {
+      ignoreNotBefore: true,
       ...(options.issuer === undefined ? {} : { allowedIss: [options.ownIssuer, options.issuer] }),
       ...(options.audience === undefined ? {} : { allowedAud: options.audience })
     }

@@ -34,8 +34,8 @@ t.test('a token that verifies among the first 20: no warning, however many are r
   const { provider, key, url, warnings, refused } = await logged(t)
   const now = Math.floor(Date.now() / 1000)
   t.match(await authAndWhoami(url('/websocket'), provider.sign(key, { exp: now - 30 }, null)), refusal, 'an expired token')
-  t.match(await authAndWhoami(url('/websocket'), provider.sign(key, { nbf: now + 30 })), refusal, 'one not valid yet')
-  t.match(refused(), [{ reason: 'EXPIRED', detail: /^expired 3\d s ago by this server's clock$/ }, { reason: 'NOT_YET_VALID', detail: /^valid in (29|30) s by this server's clock$/ }],
+  t.match(await authAndWhoami(url('/websocket'), provider.sign(key, { nbf: now + 300 })), refusal, 'one not valid for minutes yet')
+  t.match(refused(), [{ reason: 'EXPIRED', detail: /^expired 3\d s ago by this server's clock$/ }, { reason: 'NOT_YET_VALID', detail: /^valid in (299|300) s by this server's clock$/ }],
     'told in the server\'s clock, which may be the one off')
   t.match(await authAndWhoami(url('/websocket'), provider.sign(key)), patOk)
   for (let i = 0; i < 25; i++) t.match(await authAndWhoami(url('/websocket'), provider.sign(key, { aud: 'other-api' })), refusal)
