@@ -7,7 +7,8 @@
 // refresh to reach the server is held until the other tab has either sent its own or waits for the lock.
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyRequest } from 'fastify'
 import { admin, stoppedDate, within } from '../helpers.js'
 import { launchChromium } from './chromium.js'
 import { startReference } from './reference.js'
@@ -36,7 +37,8 @@ async function recipe (page: SdkPage, sdk26: boolean, login: boolean): Promise<v
     const inLock = <T>(work: () => Promise<T>) => navigator.locks.request('directus-refresh', work)
     const auth = refreshing.with(() => ({
       getToken: () => inLock(() => refreshing.getToken()),
-      refresh: () => inLock(() => refreshing.refresh())
+      refresh: () => inLock(() => refreshing.refresh()),
+      logout: () => inLock(() => refreshing.logout())
     }))
     test.auth = auth
     if (!login) await auth.refresh()
@@ -60,57 +62,112 @@ async function watchLocks (page: SdkPage, asked: () => void): Promise<void> {
   })
 }
 
+/** What crosses the server once armed: refreshes and logouts as they arrive, each answer's status. */
+interface Watch {
+  arrived: string[]
+  statuses: string[]
+  /** Asks for the lock, in either tab. */
+  locks: number
+}
+
+/**
+ * The reference server, with access tokens of a second on a stopped Date (every token of the test's start ends at its
+ * tick, none refreshed after it: see cookie.test.ts), and two tabs of one browser set up by the README's recipe, their
+ * sockets authenticated. Once `arm`ed, the first refresh is held until `release` (its request before it acts, or its
+ * answer once it has), and `until` waits for a condition on what crossed.
+ */
+async function twoTabs (t: Test, version: number, hold: 'request' | 'answer') {
+  const clock = stoppedDate(t)
+  let armed = false
+  const watch: Watch = { arrived: [], statuses: [], locks: 0 }
+  const waiting: { done: (watch: Watch) => boolean, wake: () => void }[] = []
+  const changed = () => {
+    for (const waiter of waiting.filter(waiter => waiter.done(watch))) {
+      waiting.splice(waiting.indexOf(waiter), 1)
+      waiter.wake()
+    }
+  }
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  let firstRefresh: FastifyRequest | undefined
+  const { origin } = await startReference(t, { ACCESS_TOKEN_TTL: '1s' }, app => {
+    app.get('/sdk-26.js', (_request, reply) => reply.type('text/javascript; charset=utf-8').send(sdk26))
+    app.addHook('onRequest', async (request) => {
+      if (!armed || !request.url.startsWith('/auth/')) return
+      if (request.url === '/auth/refresh') firstRefresh ??= request
+      watch.arrived.push(request.url.slice('/auth/'.length))
+      changed()
+      if (hold === 'request' && request === firstRefresh) await released
+    })
+    app.addHook('onSend', async (request, reply) => {
+      if (!armed || !request.url.startsWith('/auth/')) return
+      if (hold === 'answer' && request === firstRefresh) await released
+      watch.statuses.push(`${request.url.slice('/auth/'.length)} ${reply.statusCode}`)
+      changed()
+    })
+  })
+  const sdk = version === 26 ? '/sdk-26.js' : '/demo/sdk.js'
+  const first = await SdkPage.open(t, browser, origin, sdk)
+  const second = await first.tab(t, origin, sdk)
+  for (const page of [first, second]) await watchLocks(page, () => { if (armed) { watch.locks++; changed() } })
+  await recipe(first, version === 26, true)
+  await recipe(second, version === 26, false)
+  for (const page of [first, second]) {
+    await page.next(isFrame('websocket', authOk))
+    page.seen()
+  }
+  return {
+    first,
+    second,
+    clock,
+    watch,
+    arm: () => { armed = true },
+    release,
+    until: (done: (watch: Watch) => boolean) => done(watch) ? Promise.resolve() : new Promise<void>(resolve => { waiting.push({ done, wake: resolve }) })
+  }
+}
+
 for (const version of [18, 26]) {
   t.test(`SDK ${version}: two tabs told of their tokens' ends at once refresh one after the other, and the session lives on`, async t => {
-    // Access tokens live a second on a Date stopped just before the second they end at: every token of the test's
-    // start ends at the tick, and none of those refreshed after it (see cookie.test.ts).
-    const clock = stoppedDate(t)
-    let armed = false
-    let refreshes = 0
-    let locks = 0
-    const statuses: number[] = []
-    let release!: () => void
-    const released = new Promise<void>(resolve => { release = resolve })
-    // Both tabs have asked: the other's refresh has reached the server, or it waits for the lock.
-    let bothAsked!: () => void
-    const asked = new Promise<void>(resolve => { bothAsked = resolve })
-    const changed = () => { if (refreshes === 2 || locks === 2) bothAsked() }
-    const { origin } = await startReference(t, { ACCESS_TOKEN_TTL: '1s' }, app => {
-      app.get('/sdk-26.js', (_request, reply) => reply.type('text/javascript; charset=utf-8').send(sdk26))
-      app.addHook('onRequest', async (request) => {
-        if (request.url !== '/auth/refresh' || !armed) return
-        const arrived = ++refreshes
-        changed()
-        if (arrived === 1) await released
-      })
-      app.addHook('onSend', async (request, reply) => {
-        if (request.url === '/auth/refresh' && armed) statuses.push(reply.statusCode)
-      })
-    })
-    const sdk = version === 26 ? '/sdk-26.js' : '/demo/sdk.js'
-    const first = await SdkPage.open(t, browser, origin, sdk)
-    const second = await first.tab(t, origin, sdk)
-    for (const page of [first, second]) await watchLocks(page, () => { if (armed) { locks++; changed() } })
-    await recipe(first, version === 26, true)
-    await recipe(second, version === 26, false)
-    for (const page of [first, second]) {
-      await page.next(isFrame('websocket', authOk))
-      page.seen()
-    }
-
-    armed = true
+    const { first, second, clock, watch, arm, release, until } = await twoTabs(t, version, 'request')
+    arm()
     clock.tick(20)
     // Both tabs are told; the first refresh is held until the other tab has sent its own, or waits for the lock.
-    await asked
-    t.equal(refreshes, 1, 'the other tab waits for the lock: its refresh is not sent beside the first')
+    await until(({ arrived, locks }) => arrived.length === 2 || (arrived.length === 1 && locks === 2))
+    t.same(watch.arrived, ['refresh'], 'the other tab waits for the lock: its refresh is not sent beside the first')
     release()
     for (const page of [first, second]) {
       await within(page.next(isFrame('websocket', authError('TOKEN_EXPIRED'))), 'TOKEN_EXPIRED')
       await within(page.next(isFrame('websocket', authOk)), 'the tab\'s socket authenticated again')
     }
-    t.same(statuses, [200, 200], 'each refresh carried the cookie the one before set')
+    t.same(watch.statuses, ['refresh 200', 'refresh 200'], 'each refresh carried the cookie the one before set')
     t.notOk([first, second].some(page => page.events.some(event => event.event === 'close')), 'no socket closed')
     await first.page.evaluate(() => window.sdkTest.auth!.refresh())
-    t.same(statuses, [200, 200, 200], 'the session lives on')
+    t.same(watch.statuses, ['refresh 200', 'refresh 200', 'refresh 200'], 'the session lives on')
+  })
+
+  t.test(`SDK ${version}: a logout in one tab while the other refreshes carries the cookie that refresh set, and logs out`, async t => {
+    const { first, second, watch, arm, release, until } = await twoTabs(t, version, 'answer')
+    arm()
+    // The second tab refreshes; its answer (the new cookie) is held once the token has rotated. The first logs out.
+    const refreshed = second.page.evaluate(() => window.sdkTest.auth!.refresh())
+    await until(({ arrived }) => arrived.length === 1)
+    const loggedOut = first.page.evaluate(async () => {
+      try {
+        await window.sdkTest.auth!.logout()
+        return 'logged out'
+      } catch (error) {
+        return JSON.stringify(error)
+      }
+    })
+    await until(({ arrived, locks }) => arrived.length === 2 || locks === 2)
+    t.same(watch.arrived, ['refresh'], 'the logout waits for the lock: it is not sent with the cookie the refresh replaces')
+    release()
+    await refreshed
+    t.equal(await loggedOut, 'logged out', 'the SDK\'s logout succeeds')
+    t.same(watch.statuses, ['refresh 200', 'logout 204'])
+    for (const page of [first, second]) {
+      await within(page.next(isFrame('websocket', authError('AUTH_REVOKED'))), 'the tab\'s socket AUTH_REVOKED')
+    }
   })
 }
