@@ -4,7 +4,9 @@
 // though: `getToken` does, for a token about to expire, and its socket asks for one at every TOKEN_EXPIRED and every
 // reconnect. Tabs waking together (from sleep, a frozen background, the network coming back) are told of their tokens'
 // ends together and ask at once. Here both tabs' tokens end in one tick of the server's stopped Date, and the first
-// refresh to reach the server is held until the other tab has either sent its own or waits for the lock.
+// refresh to reach the server is held until the other tab has either sent its own or waits for the lock. And a logout
+// sent while the other tab's refresh is under way carries the cookie that refresh replaces (reuse: 401, though the
+// session ends), unless it waits in the lock too.
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import t, { type Test } from 'tap'
