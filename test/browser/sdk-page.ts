@@ -69,9 +69,24 @@ export class SdkPage {
     this.context = page.context()
   }
 
-  /** A page of the reference server at `origin`, with the SDK and graphql-ws loaded. */
-  static async open (t: Test, browser: Browser, origin: string): Promise<SdkPage> {
-    const sdkPage = new SdkPage(await openPage(t, browser))
+  /**
+   * A page of the reference server at `origin`, with the SDK and graphql-ws loaded. `sdk`: the path the SDK's module is
+   * served at (the demo page's, SDK 18, by default).
+   */
+  static async open (t: Test, browser: Browser, origin: string, sdk = '/demo/sdk.js'): Promise<SdkPage> {
+    return await SdkPage.#load(await openPage(t, browser), origin, sdk)
+  }
+
+  /** Another tab of this page's browser context (its cookies), loaded as `open` loads one; closed with the context. */
+  async tab (t: Test, origin: string, sdk = '/demo/sdk.js'): Promise<SdkPage> {
+    const page = await this.context.newPage()
+    page.setDefaultTimeout(0)
+    page.on('pageerror', (error) => t.fail(`uncaught in the page: ${error.message}`))
+    return await SdkPage.#load(page, origin, sdk)
+  }
+
+  static async #load (page: Page, origin: string, sdk: string): Promise<SdkPage> {
+    const sdkPage = new SdkPage(page)
     await sdkPage.page.exposeFunction('recordWire', (event: WireEvent) => {
       sdkPage.events.push(event)
       for (const wake of sdkPage.#wake.splice(0)) wake()
@@ -104,7 +119,7 @@ export class SdkPage {
         globals: { fetch: recordingFetch, WebSocket: recordingWebSocket('websocket') },
         recordingWebSocket
       }
-    }, { sdk: '/demo/sdk.js', graphqlWs: '/demo/graphql-ws/client.js' })
+    }, { sdk, graphqlWs: '/demo/graphql-ws/client.js' })
     return sdkPage
   }
 
