@@ -1,7 +1,7 @@
 // Which @fastify/jwt verifies socket tokens: the app's (renamed verify decorator, namespace) or the plugin's own, which
 // never decorates the app.
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { createSigner } from 'fast-jwt'
 import realtime from '../../lib/index.js'
@@ -143,6 +143,31 @@ t.test('connection.request.user on a socket that opens without a credential: nob
   client.send({ type: 'who', uid: '1' })
   t.same(await client.next(), { type: 'who', uid: '1', requestUser: null }, 'the header is no socket credential: the socket is public, and request.user says so')
   await client.close()
+})
+
+t.test('two registrations from their SECRETs beside the app\'s namespaced instances: both boot, each signing with its own', async t => {
+  // Each gives its own instance a namespace of the app's shared `fastify.jwt`: the second took the first's name, and
+  // boot failed with @fastify/jwt's `JWT namespace already used "realtime"`.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { namespace: 'access', secret })
+  const tenants: FastifyInstance[] = []
+  for (const [i, own] of [`${secret}-tenant-zero`, `${secret}-tenant-one`].entries()) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { env: {}, secret: own, prefix: `/t${i}`, users: await directoryOf([admin]), authRoutes: true, cookies: { session: { name: `session${i}` }, refresh: { name: `refresh${i}` } } })
+      tenants.push(scope)
+    })
+  }
+  await app.ready()
+  const [zero, one] = tenants.map(scope => scope.realtime.jwt)
+  t.not(zero, one, 'an instance each')
+  const token = (i: number) => app.inject({ method: 'POST', url: `/t${i}/auth/login`, payload: admin }).then(reply => reply.json().data.access_token as string)
+  const [zeros, ones] = [await token(0), await token(1)]
+  t.ok(zero!.verify(zeros) && one!.verify(ones), 'each verifies its own login\'s token')
+  t.throws(() => one!.verify(zeros), 'and not the other\'s')
+  const namespaces = app.jwt as unknown as Record<string, unknown>
+  t.equal(namespaces.realtime, zero, 'the first at fastify.jwt.realtime, as before')
+  t.ok(namespaces.access, 'the app\'s own kept')
 })
 
 t.test('SECRET beside the app\'s @fastify/jwt registered first: boot warns that it is not used', async t => {
