@@ -237,6 +237,11 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     if (logins && !signsAtOnce(apps)) {
       throw new InvalidConfigError('the app\'s @fastify/jwt cannot sign a token at once (its key is a function, or public only), and the plugin signs the access tokens of its logins: give it a signing key (secret: { private, public }, where public may be a key function), or leave users and verifyCredentials out')
     }
+    // No option of a sign call takes the app's `notBefore` off (fast-jwt counts `nbf` from it whenever it is set): a login's
+    // token would be refused for that long.
+    if (logins && apps.options.sign?.notBefore != null) {
+      throw new InvalidConfigError('the app\'s @fastify/jwt signs with sign.notBefore, and the plugin signs its logins\' access tokens with it: each would be refused (AUTH_FAILED) for that long after its login. Give notBefore to your own sign calls (app.jwt.sign(payload, { notBefore })) rather than to the instance, or leave users and verifyCredentials out')
+    }
     const refused = logins ? refusedClaims(apps, config.issuer) : null
     if (refused !== null) {
       throw new InvalidConfigError(`the app's @fastify/jwt refuses the access tokens the plugin signs with it (${refused}): every login would answer a token no socket takes. Set the option issuer (ACCESS_TOKEN_ISSUER) to an issuer it allows, or allow ${config.issuer} (verify.allowedIss), and require no claim the plugin does not sign (verify.requiredClaims)`)
