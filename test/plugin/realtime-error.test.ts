@@ -49,6 +49,23 @@ t.test("a RealtimeError thrown from the app's HTTP route answers with its status
   t.same(response.json(), { statusCode: 401, code: 'INVALID_CREDENTIALS', error: 'Unauthorized', message: 'Invalid user credentials.' })
 })
 
+t.test("login() from the app's own route, given a body without an email or a password: 401 as for a wrong one, nothing logged", async t => {
+  // `return app.realtime.login(request.body, request)`, as the README writes it: a field left out threw a TypeError
+  // (reading its `length`), answered 500 with an error line and its stack for every such request.
+  const logged: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]) })
+  app.post('/my-login', async (request) => app.realtime.login(request.body as { email: string, password: string }, request))
+  t.teardown(() => app.close())
+  for (const body of ['{}', JSON.stringify({ email: admin.email }), JSON.stringify({ password: admin.password }), 'null', '"x"', '[]']) {
+    const response = await app.inject({ method: 'POST', url: '/my-login', payload: body, headers: { 'content-type': 'application/json' } })
+    t.equal(response.statusCode, 401, body)
+    t.match(response.json(), { code: 'INVALID_CREDENTIALS' }, body)
+  }
+  t.same(logged, [], 'no error logged')
+  t.equal((await app.inject({ method: 'POST', url: '/my-login', payload: admin })).statusCode, 200, 'the right one still logs in')
+})
+
 t.test("login()'s 429 and 503 from the app's own route carry their Retry-After, as /auth/login's do", async t => {
   // Fastify's error handler sends an error's `headers`: the app's route needs no handler of its own to tell the client
   // when to come back.
