@@ -181,6 +181,11 @@ export class RealtimeError extends Error {
 
   readonly code: RealtimeErrorCode
   readonly statusCode: number | undefined
+  /**
+   * Headers Fastify's error handler sends with the error's answer, as it does `http-errors`' and `@fastify/rate-limit`'s:
+   * a failure of the table with a Retry-After (429, 503) has it, so an app's own route answers as the auth routes do.
+   */
+  readonly headers?: { 'retry-after': string }
   constructor (code: RealtimeErrorCode, message: string, options: { statusCode?: number, cause?: unknown } = {}) {
     super(message, 'cause' in options ? { cause: options.cause } : undefined)
     this.name = 'RealtimeError'
@@ -188,9 +193,12 @@ export class RealtimeError extends Error {
     this.statusCode = options.statusCode ?? tableStatus(code)
   }
 
-  /** The error of a failure of the table, with its message. */
+  /** The error of a failure of the table, with its message and its Retry-After. */
   static of (failure: Failure): RealtimeError {
-    return new RealtimeError(failure.code, messageOf(failure))
+    const error = new RealtimeError(failure.code, messageOf(failure))
+    const { retryAfter } = ruleOf(failure)
+    if (retryAfter) (error as { headers?: RealtimeError['headers'] }).headers = { 'retry-after': String(retryAfter(failure)) }
+    return error
   }
 }
 

@@ -29,23 +29,25 @@ export class RealtimeEvents {
     return this.#emitter.listenerCount(event) > 0
   }
 
-  #failed (listener: object, event: RealtimeEventName, err: unknown): void {
+  #failed (listener: object, event: RealtimeEventName, err: unknown, log: FastifyBaseLogger): void {
     let failures = this.#failures.get(listener)
     if (failures === undefined) {
       failures = new RepeatedFailures('a realtime event listener failed')
       this.#failures.set(listener, failures)
     }
-    failures.log(this.#log, { err, event })
+    failures.log(log, { err, event })
   }
 
   emit<E extends RealtimeEventName> (event: E, payload: RealtimeEventMap[E]): void {
+    // A socket's event is logged on its upgrade request's log: the app's request id says which socket it was.
+    const log = 'connection' in payload ? payload.connection.request.log : this.#log
     for (const listener of this.#emitter.listeners(event)) {
       try {
         // An async listener (an audit store's write) rejects instead: unheard, that would end the process.
         const pending: unknown = listener(payload)
-        if (isThenable(pending)) Promise.resolve(pending).catch((err: unknown) => this.#failed(listener, event, err))
+        if (isThenable(pending)) Promise.resolve(pending).catch((err: unknown) => this.#failed(listener, event, err, log))
       } catch (err) {
-        this.#failed(listener, event, err)
+        this.#failed(listener, event, err, log)
       }
     }
   }

@@ -931,8 +931,9 @@ export class Authenticator {
     // without it for an access token. A later release signs `refresh_token`, a name every log hides.
     if (refreshToken !== undefined) claims.session = refreshToken
     // @fastify/jwt reads a number as seconds and a numeric string as milliseconds. The issuer is an option of the call:
-    // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access.
-    const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer })
+    // one in the claims would lose to the app's instance's own `sign.iss`, and the token its admin access. So is the
+    // `iat`'s keeping: the app's `sign.noTimestamp` would drop it, and the revocations read every such token as old.
+    const token = this.#options.jwt.sign(claims, { expiresIn: String(lifeMs), iss: this.#options.issuer, noTimestamp: false })
     return { token, expires: ttlMs, expiresAt: this.#expiryOf(this.#options.claimsOf(token))!, iat }
   }
 

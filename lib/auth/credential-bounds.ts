@@ -13,6 +13,11 @@ export const maxPasswordLength = 1024
 /** The problem with a field over its bound, as both endpoints name it. */
 export const tooLong = (name: string, max: number) => `"${name}" must be at most ${max} characters.`
 
-/** Whether a login's email and password, as sent, are within the bounds. */
-export const withinBounds = ({ email, password }: { email: string, password: string }): boolean =>
-  email.length <= maxEmailLength && password.length <= maxPasswordLength
+/**
+ * Whether a login's email and password, as sent, are strings within the bounds. The app's own route may hand
+ * `login()` a body as the client wrote it (`login(request.body, request)`): one without them is refused as a wrong one.
+ */
+export const withinBounds = (given: { email: string, password: string }): boolean => {
+  const { email, password } = (typeof given === 'object' && given !== null ? given : {}) as Partial<Record<'email' | 'password', unknown>>
+  return typeof email === 'string' && typeof password === 'string' && email.length <= maxEmailLength && password.length <= maxPasswordLength
+}

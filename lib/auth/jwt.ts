@@ -210,6 +210,13 @@ function refusedClaims (jwt: JwtInstance, issuer: string): string | null {
   }
 }
 
+/** The plugin's own namespace among the app's: `realtime`, or the first of `realtime2`, `realtime3`... not taken. */
+function freeNamespace (namespaces: Record<string, unknown>): string {
+  let name = 'realtime'
+  for (let n = 2; Object.hasOwn(namespaces, name); n++) name = `realtime${n}`
+  return name
+}
+
 /**
  * `config.secret`: SECRET or the `secret` option; `config.issuer`: the `iss` of the tokens it signs. The instance the
  * plugin registers lives in a scope of its own: the app's instance, registered before the plugin or after it, keeps
@@ -229,6 +236,11 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     }
     if (logins && !signsAtOnce(apps)) {
       throw new InvalidConfigError('the app\'s @fastify/jwt cannot sign a token at once (its key is a function, or public only), and the plugin signs the access tokens of its logins: give it a signing key (secret: { private, public }, where public may be a key function), or leave users and verifyCredentials out')
+    }
+    // No option of a sign call takes the app's `notBefore` off (fast-jwt counts `nbf` from it whenever it is set): a login's
+    // token would be refused for that long.
+    if (logins && apps.options.sign?.notBefore != null) {
+      throw new InvalidConfigError('the app\'s @fastify/jwt signs with sign.notBefore, and the plugin signs its logins\' access tokens with it: each would be refused (AUTH_FAILED) for that long after its login. Give notBefore to your own sign calls (app.jwt.sign(payload, { notBefore })) rather than to the instance, or leave users and verifyCredentials out')
     }
     const refused = logins ? refusedClaims(apps, config.issuer) : null
     if (refused !== null) {
@@ -255,19 +267,21 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
   }
   // Its own key, its own issuer: a token signed with SECRET by anything else is no realtime credential. Its request
   // decorators stay in its scope; beside the app's namespaced instances, whose `fastify.jwt` every scope shares, it
-  // joins them as `realtime`.
+  // joins them as `realtime`, or, that name taken (another registration's, in a sibling scope), the first of
+  // `realtime2`, `realtime3`... free: @fastify/jwt refuses a namespace used twice, and boot would fail.
   // The contract types them structurally (types/jwt.ts); they are @fastify/jwt's options all the same.
   const { namespace: _namespace, jwtVerify: _jwtVerify, ...own } = (options.jwt ?? {}) as Omit<FastifyJWTOptions, 'secret'>
+  const ownNamespace = registered ? freeNamespace(registered) : undefined
   let jwt!: JwtInstance
   await fastify.register(async function realtimeJwt (scope) {
     await scope.register(fastifyJwt, {
       ...own,
-      ...(registered ? { namespace: 'realtime' } : {}),
+      ...(ownNamespace ? { namespace: ownNamespace } : {}),
       secret: config.secret!,
       sign: { iss: config.issuer, ...own.sign },
       verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...own.verify }
     })
-    jwt = registered ? registered.realtime! : scope.jwt
+    jwt = ownNamespace ? registered![ownNamespace]! : scope.jwt
   })
   // Which registrations share revocations (one secret, one set): a salted digest names the secret; no token is checked
   // with it.

@@ -8,7 +8,12 @@ import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CookieConfig } from '../config.js'
 
-/** The attributes of the plugin's cookie; `maxAgeMs` for a cookie set (none for one cleared). */
+/**
+ * The attributes of the plugin's cookie; `maxAgeMs` for a cookie set (none for one cleared). Each one named, those it
+ * goes without as undefined: the app's @fastify/cookie lays its `parseOptions` (its own cookies' defaults) under every
+ * cookie's options, and an app's Domain would give the whole site the credential, its Partitioned or Expires another
+ * cookie than the plugin's.
+ */
 export function cookieAttributes (cookie: CookieConfig, maxAgeMs?: number): CookieSerializeOptions {
   return {
     // Never signed, whatever the app's @fastify/cookie signs by default: the plugin reads its cookies as it set them.
@@ -17,9 +22,11 @@ export function cookieAttributes (cookie: CookieConfig, maxAgeMs?: number): Cook
     httpOnly: true,
     sameSite: cookie.sameSite,
     secure: cookie.secure,
-    ...(cookie.domain === undefined ? {} : { domain: cookie.domain }),
+    domain: cookie.domain,
     // In a frame of another site, where browsers keep no other cookie: one jar per embedding site (CHIPS).
-    ...(cookie.partitioned ? { partitioned: true } : {}),
+    partitioned: cookie.partitioned,
+    expires: undefined,
+    priority: undefined,
     ...(maxAgeMs === undefined ? {} : { maxAge: Math.floor(maxAgeMs / 1000) })
   }
 }

@@ -1,7 +1,7 @@
 // Which @fastify/jwt verifies socket tokens: the app's (renamed verify decorator, namespace) or the plugin's own, which
 // never decorates the app.
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { createSigner } from 'fast-jwt'
 import realtime from '../../lib/index.js'
@@ -80,6 +80,43 @@ t.test('with logins, the app\'s instance must sign at once, or boot says what to
   await client.close()
 })
 
+t.test('the app\'s instance signing its own tokens without iat: the plugin\'s keep theirs, and one signed just after a revokeUser is taken', async t => {
+  // @fastify/jwt lays its sign options under every call's: with the app's `noTimestamp` the plugin's tokens carried no
+  // `iat`, so one signed just after a revokeUser of its user read as issued before it and was refused.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret, sign: { noTimestamp: true } })
+  await app.register(realtime, { env: {}, authRoutes: true, users: await directoryOf([{ ...admin, id: 'admin-1' }]), heartbeat: { enabled: false } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/websocket`
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: admin })
+  t.equal(typeof app.jwt.decode<{ iat?: number }>(login.json().data.access_token)!.iat, 'number', 'a login\'s token has its iat')
+  t.equal(app.jwt.decode<{ iat?: number }>(app.jwt.sign({ id: 'x' }))!.iat, undefined, 'the app\'s own tokens keep its options')
+  const clock = fakeClock(t, ['Date'])
+  await app.realtime.revokeUser('admin-1')
+  clock.tick(1) // a millisecond after it, in its second: such a token reads as issued the second after (revoke-user.test.ts)
+  const after = app.realtime.signAccessToken({ user: 'admin-1', role: 'administrator', admin: true }).access_token
+  const client = await connect(url)
+  client.send({ type: 'auth', access_token: after })
+  t.match(await client.next(), { type: 'auth', status: 'ok' }, 'one signed just after a revokeUser is taken')
+  await client.close()
+})
+
+t.test('the app\'s instance signing with sign.notBefore, and logins: boot says the logins\' tokens would wait that long', async t => {
+  // fast-jwt counts an `nbf` from the instance's notBefore whatever a sign call says: every login answered a token
+  // refused (AUTH_FAILED) for that long.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret, sign: { notBefore: '30s' } })
+  await t.rejects(async () => { await app.register(realtime, { env: {}, users: await directoryOf([admin]) }) },
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: /signs with sign\.notBefore, and the plugin signs its logins' access tokens with it/ })
+  const sockets = Fastify()
+  t.teardown(() => sockets.close())
+  await sockets.register(fastifyJwt, { secret, sign: { notBefore: '30s' } })
+  await sockets.register(realtime, { env: {} })
+  t.ok(sockets.hasRoute({ method: 'GET', url: '/websocket' }), 'without logins the plugin signs nothing with it: it boots')
+})
+
 t.test('connection.request.user follows the socket\'s credential: refused, kept, expired', async t => {
   const clock = stoppedDate(t)
   const app = Fastify()
@@ -143,6 +180,31 @@ t.test('connection.request.user on a socket that opens without a credential: nob
   client.send({ type: 'who', uid: '1' })
   t.same(await client.next(), { type: 'who', uid: '1', requestUser: null }, 'the header is no socket credential: the socket is public, and request.user says so')
   await client.close()
+})
+
+t.test('two registrations from their SECRETs beside the app\'s namespaced instances: both boot, each signing with its own', async t => {
+  // Each gives its own instance a namespace of the app's shared `fastify.jwt`: the second took the first's name, and
+  // boot failed with @fastify/jwt's `JWT namespace already used "realtime"`.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { namespace: 'access', secret })
+  const tenants: FastifyInstance[] = []
+  for (const [i, own] of [`${secret}-tenant-zero`, `${secret}-tenant-one`].entries()) {
+    await app.register(async (scope) => {
+      await scope.register(realtime, { env: {}, secret: own, prefix: `/t${i}`, users: await directoryOf([admin]), authRoutes: true, cookies: { session: { name: `session${i}` }, refresh: { name: `refresh${i}` } } })
+      tenants.push(scope)
+    })
+  }
+  await app.ready()
+  const [zero, one] = tenants.map(scope => scope.realtime.jwt)
+  t.not(zero, one, 'an instance each')
+  const token = (i: number) => app.inject({ method: 'POST', url: `/t${i}/auth/login`, payload: admin }).then(reply => reply.json().data.access_token as string)
+  const [zeros, ones] = [await token(0), await token(1)]
+  t.ok(zero!.verify(zeros) && one!.verify(ones), 'each verifies its own login\'s token')
+  t.throws(() => one!.verify(zeros), 'and not the other\'s')
+  const namespaces = app.jwt as unknown as Record<string, unknown>
+  t.equal(namespaces.realtime, zero, 'the first at fastify.jwt.realtime, as before')
+  t.ok(namespaces.access, 'the app\'s own kept')
 })
 
 t.test('SECRET beside the app\'s @fastify/jwt registered first: boot warns that it is not used', async t => {

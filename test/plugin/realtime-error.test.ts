@@ -49,6 +49,53 @@ t.test("a RealtimeError thrown from the app's HTTP route answers with its status
   t.same(response.json(), { statusCode: 401, code: 'INVALID_CREDENTIALS', error: 'Unauthorized', message: 'Invalid user credentials.' })
 })
 
+t.test("login() from the app's own route, given a body without an email or a password: 401 as for a wrong one, nothing logged", async t => {
+  // `return app.realtime.login(request.body, request)`, as the README writes it: a field left out threw a TypeError
+  // (reading its `length`), answered 500 with an error line and its stack for every such request.
+  const logged: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]) })
+  app.post('/my-login', async (request) => app.realtime.login(request.body as { email: string, password: string }, request))
+  t.teardown(() => app.close())
+  for (const body of ['{}', JSON.stringify({ email: admin.email }), JSON.stringify({ password: admin.password }), 'null', '"x"', '[]']) {
+    const response = await app.inject({ method: 'POST', url: '/my-login', payload: body, headers: { 'content-type': 'application/json' } })
+    t.equal(response.statusCode, 401, body)
+    t.match(response.json(), { code: 'INVALID_CREDENTIALS' }, body)
+  }
+  t.same(logged, [], 'no error logged')
+  t.equal((await app.inject({ method: 'POST', url: '/my-login', payload: admin })).statusCode, 200, 'the right one still logs in')
+})
+
+t.test("login()'s 429 and 503 from the app's own route carry their Retry-After, as /auth/login's do", async t => {
+  // Fastify's error handler sends an error's `headers`: the app's route needs no handler of its own to tell the client
+  // when to come back.
+  let storeDown = false
+  const directory = await directoryOf([admin])
+  const app = Fastify()
+  await app.register(realtime, {
+    env: {},
+    secret,
+    attemptLimit: { points: 1, durationSeconds: 60 },
+    verifyCredentials: async (credential) => {
+      if (storeDown) throw new Error('the directory is down')
+      return directory.verifyCredentials(credential)
+    }
+  })
+  app.post('/my-login', async (request) => app.realtime.login(request.body as { email: string, password: string }, request))
+  t.teardown(() => app.close())
+  const login = (password: string) => app.inject({ method: 'POST', url: '/my-login', payload: { email: admin.email, password } })
+  t.equal((await login('wrong')).statusCode, 401)
+  const limited = await login('wrong')
+  t.equal(limited.statusCode, 429)
+  t.match(limited.json(), { code: 'REQUESTS_EXCEEDED', message: /^Too many requests, retry after \d+ms\.$/ })
+  const retryAfter = Number(limited.headers['retry-after'])
+  t.ok(retryAfter > 0 && retryAfter <= 60, `Retry-After in seconds, within the window (${limited.headers['retry-after']})`)
+  storeDown = true
+  const unavailable = await app.inject({ method: 'POST', url: '/my-login', payload: { email: 'someone@example.com', password: 'x' }, remoteAddress: '192.0.2.7' })
+  t.equal(unavailable.statusCode, 503)
+  t.equal(unavailable.headers['retry-after'], '1')
+})
+
 t.test('boot errors are @fastify/error classes with a stable code, exported', async t => {
   const app = Fastify()
   const err = await app.register(realtime, { env: {} }).ready().then(() => null, (err: unknown) => err)

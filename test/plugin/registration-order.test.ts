@@ -95,6 +95,34 @@ t.test("the app's @fastify/cookie before or after the plugin: both boot, and bot
   }
 })
 
+t.test("the app's @fastify/cookie defaults (parseOptions) for its own cookies stay off the plugin's", async t => {
+  // @fastify/cookie puts its parseOptions under every setCookie's options: an attribute the plugin left out was the
+  // app's. Its Domain made the refresh and session cookies the whole site's (every subdomain sent them), its Partitioned
+  // made them partitioned, and a clearing meant for the host-only copy named the Domain and left that copy.
+  const parseOptions = { domain: 'example.com', partitioned: true, expires: new Date('2099-01-01T00:00:00Z'), path: '/app' }
+  const { app } = await boot(t, 'before', (app) => app.register(fastifyCookie, { parseOptions }), {
+    secret, authRoutes: true, users: await directoryOf([admin]), rest: { auth: 'strict' }
+  }, (app) => {
+    app.get('/app/flavour', async (_request, reply) => reply.setCookie('flavour', 'plain').send())
+  })
+  const own = await app.inject({ url: '/app/flavour' })
+  t.match(own.headers['set-cookie'], /Domain=example\.com/, "the app's own cookie keeps them")
+  const headers = { host: 'app.example.com' }
+  for (const mode of ['cookie', 'session'] as const) {
+    const login = await app.inject({ method: 'POST', url: '/auth/login', headers, payload: { ...admin, mode } })
+    t.equal(login.statusCode, 200, `${mode} login`)
+    const name = mode === 'cookie' ? 'directus_refresh_token' : 'directus_session_token'
+    const set = ([login.headers['set-cookie'] ?? []].flat()).filter(line => line.startsWith(`${name}=`) && !line.startsWith(`${name}=;`))
+    t.equal(set.length, 1, `${mode}: one cookie set`)
+    t.notMatch(set[0], /Domain=|Partitioned|Expires=|Path=\/app/i, `${mode}: host-only, unpartitioned, on /, for its Max-Age alone: ${set[0]}`)
+    const value = login.cookies.find(cookie => cookie.name === name)!.value
+    const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { ...headers, cookie: `${name}=${value}` }, payload: { mode } })
+    t.equal(logout.statusCode, 204, `${mode} logout`)
+    const cleared = [logout.headers['set-cookie'] ?? []].flat().filter(line => line.startsWith(`${name}=;`))
+    t.ok(cleared.some(line => !/Domain=/i.test(line)), `${mode}: the host-only copy cleared`)
+  }
+})
+
 t.test("the app's @fastify/jwt before the plugin verifies socket tokens; after it, beside the plugin's own from SECRET", async t => {
   const appJwt = { secret: 'the-app-secret-the-app-secret-32' }
   const { app, url } = await boot(t, 'before', (app) => app.register(fastifyJwt, appJwt), { rest: { auth: 'strict' } })

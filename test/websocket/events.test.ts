@@ -115,6 +115,26 @@ t.test('a listener that throws is logged and breaks nothing; off() stops a liste
   await client.close()
 })
 
+t.test("a listener's failure for a socket is logged on that socket's request log: its request id, as the app's genReqId made it", async t => {
+  // The app tells which socket (and which upgrade) a failure was for by its request id; on the app's logger the line had
+  // none.
+  const logged: Array<{ msg: string, reqId?: string, event?: string }> = []
+  let requests = 0
+  const { app, url } = await build(t, { rest: { auth: 'public' } }, {
+    genReqId: () => `upgrade-${++requests}`,
+    logger: { level: 'error', stream: { write: (line: string) => { logged.push(JSON.parse(line)) } } }
+  })
+  app.realtime.on('close', () => { throw new Error('listener bug') })
+  app.realtime.on('auth', async () => { throw new Error('audit store down') })
+  const client = await connect(url(`/websocket?access_token=${app.realtime.jwt.sign({ id: 'u1' })}`))
+  await client.close()
+  while (logged.length < 2) await new Promise(resolve => setImmediate(resolve))
+  t.match(logged.filter(line => line.msg === 'a realtime event listener failed').sort((a, b) => a.event!.localeCompare(b.event!)), [
+    { event: 'auth', reqId: 'upgrade-1' },
+    { event: 'close', reqId: 'upgrade-1' }
+  ])
+})
+
 t.test('an async listener whose promise rejects (an audit store away) is logged and breaks nothing', async t => {
   const logged: string[] = []
   const crashes = recordCrashes(t)
