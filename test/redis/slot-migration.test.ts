@@ -148,3 +148,48 @@ t.test('logouts and revokeUser while the slot of the set of revocations moves: e
   const entries = (await on(target, redis => redis.zrange('v:revoked', 0, -1))).map(entry => entry.split(':')[0])
   t.same(entries.sort(), ['session', 'session', 'session', 'user', 'user'], 'every revocation in the set, on its new node: the logouts\' and revokeUser\'s (marked as it begins and as it ends)')
 })
+
+t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose slot is being migrated, then just moved', async t => {
+  const cluster = await RedisCluster.start(t)
+  // The writes wait for the replica of the node they land on (added before a migration: redis-cli refuses one then).
+  for (const node of cluster.nodes) await cluster.addReplica(t, node)
+  // The client's own keyPrefix (a Cluster's, which its nodes' connections lack), and none.
+  for (const keyPrefix of [undefined, 'p:']) {
+    await t.test(`keyPrefix ${String(keyPrefix)}`, async t => {
+      const redis = cluster.client(t, { ...clientOptions, slotsRefreshInterval: 600_000, keyPrefix })
+      const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: 'a:', redisReplicaAcks: 1 })
+      const login = async () => {
+        const reply = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
+        t.equal(reply.statusCode, 200, 'login')
+        return reply.json().data as { access_token: string, refresh_token: string }
+      }
+      const post = async (route: string, token: string) =>
+        (await a.app.inject({ method: 'POST', url: `/auth/${route}`, payload: { refresh_token: token } })).statusCode
+      const first = await login()
+      const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
+      const setKey = `${keyPrefix ?? ''}a:{u:${user}}:session-expiries`
+      const source = await cluster.nodeOf(setKey)
+      const target = cluster.nodes.find(node => node !== source)!
+      const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
+      const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+      await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+      await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+      await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+
+      // The user's keys on the target, the slot still the source's: Redis answers ASK.
+      const second = await login()
+      await a.app.realtime.revokeUser(user)
+      for (const tokens of [first, second]) t.equal(await post('refresh', tokens.refresh_token), 401, 'revokeUser ended every session of the user')
+      const third = await login()
+      t.equal(await post('logout', third.refresh_token), 204, 'logout')
+
+      // The move done: the client still sends the user's keys to the source, which answers MOVED.
+      for (const node of [target, source, ...cluster.nodes.filter(node => node !== source && node !== target)]) {
+        await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId))
+      }
+      const fourth = await login()
+      t.equal(await post('refresh', fourth.refresh_token), 200, 'refresh')
+      t.same(await on(target, redis => redis.zcard(setKey)), 1, 'the user\'s set on the target lists the live session')
+    })
+  }
+})
