@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { Redis, type ClusterOptions } from 'ioredis'
 import { admin, build, connect, editor, within, type Built, type Client } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
+import { ackedEval } from '../../lib/stores/replica-acks.js'
 import type { RedisServer } from '../redis-server.js'
 
 // What the README recommends: commands fail at once while the cluster is away, and give up after 2 s.
@@ -192,4 +193,12 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
       t.same(await on(target, redis => redis.zcard(setKey)), 1, 'the user\'s set on the target lists the live session')
     })
   }
+
+  t.test('a write refused for another reason than a redirection is not sent again: it fails as it was refused', async t => {
+    const script = "redis.call('INCR', KEYS[1]); return redis.error_reply('refused')"
+    const redis = cluster.client(t, clientOptions)
+    await new Promise(resolve => redis.once('ready', resolve))
+    await t.rejects(ackedEval(redis, 1, script, ['a:refused']), { message: 'refused' })
+    t.equal(await on(await cluster.nodeOf('a:refused'), redis => redis.get('a:refused')), '1', 'run once')
+  })
 })
