@@ -5,7 +5,7 @@
 // in time fails, as a Redis away does (503, the client tries again). A master with fewer replicas online waits for
 // those it has, and one with none (its replica promoted, the old master not back yet) for none: no replica of its can
 // be promoted without what it was sent (a replica cut off from it still can: README, Replicas and failover).
-import type { ChainableCommander } from 'ioredis'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import type { RedisClient } from './redis-connection.js'
 
 /**
@@ -30,25 +30,50 @@ async function run (pipeline: ChainableCommander): Promise<unknown[]> {
 }
 
 /**
- * Runs `write`'s commands, all on `key`'s node (a pipeline goes to one), then, with `replicas` asked for, WAITs for as
- * many of that master's replicas online. Resolves with each command's reply.
+ * A script that writes `keys` (of one slot), as `redis.eval`, then, with `replicas` asked for, WAITs for as many of
+ * that master's replicas online, on the connection that wrote it. Resolves with the script's reply.
  */
-export async function acked (redis: RedisClient, replicas: number, key: string, write: (pipeline: ChainableCommander) => ChainableCommander): Promise<unknown[]> {
-  if (replicas === 0) return run(write(redis.pipeline()))
-  const results = await run(write(redis.pipeline()).role())
+export async function ackedEval (redis: RedisClient, replicas: number, script: string, keys: string[], ...args: Array<string | number>): Promise<unknown> {
+  if (replicas === 0) return redis.eval(script, keys.length, ...keys, ...args)
+  const write = (pipeline: ChainableCommander, keyPrefix = '') => pipeline.eval(script, keys.length, ...keys.map(key => keyPrefix + key), ...args).role()
+  let results: unknown[]
+  let wait: (wanted: number) => Promise<number>
+  try {
+    results = await run(write(redis.pipeline()))
+    // On the write's connection: WAIT counts what that connection wrote. A read of the key takes it there on a cluster.
+    wait = async wanted => (await run(redis.pipeline().exists(keys[0]!).wait(wanted, replicaWaitMs)))[1] as number
+  } catch (err) {
+    const to = redirectedTo(redis, err)
+    if (to === null) throw err
+    // The script did not run: sent again to the node named, with ASKING for ASK (whose reply comes first).
+    const pipeline = to.node.pipeline()
+    if (to.ask) pipeline.asking()
+    results = (await run(write(pipeline, to.keyPrefix))).slice(to.ask ? 1 : 0)
+    wait = wanted => to.node.wait(wanted, replicaWaitMs)
+  }
   // A master's (the write went through): its replicas online, each with the offset it has confirmed.
   const [, , online] = results.pop() as [string, number, unknown[]]
   const wanted = Math.min(replicas, online.length)
-  if (wanted === 0) return results
-  // On the write's connection: WAIT counts what that connection wrote. A read of the key takes it there on a cluster.
-  const [, confirmed] = await run(redis.pipeline().exists(key).wait(wanted, replicaWaitMs)) as [number, number]
-  if (confirmed < wanted) throw new ReplicasShortError(confirmed, wanted)
-  return results
+  if (wanted > 0) {
+    const confirmed = await wait(wanted)
+    if (confirmed < wanted) throw new ReplicasShortError(confirmed, wanted)
+  }
+  return results[0]
 }
 
-/** A script that writes `keys` (of one slot), as `redis.eval`, confirmed by `replicas`. */
-export async function ackedEval (redis: RedisClient, replicas: number, script: string, keys: string[], ...args: Array<string | number>): Promise<unknown> {
-  if (replicas === 0) return redis.eval(script, keys.length, ...keys, ...args)
-  const [reply] = await acked(redis, replicas, keys[0]!, pipeline => pipeline.eval(script, keys.length, ...keys, ...args))
-  return reply
+/**
+ * The node of a cluster's client that a redirection names: ASK (the key's slot migrating, the key gone to that node)
+ * or MOVED (the slot moved, the client's map not yet aware). A client sends a pipeline again on either only when its
+ * other commands only read, which ROLE does not: the write answered 503 for as long as the migration lasted.
+ */
+function redirectedTo (redis: RedisClient, err: unknown): { node: Redis, ask: boolean, keyPrefix: string } | null {
+  const redirection = /^(ASK|MOVED) \d+ (.+):(\d+)$/.exec((err as Error).message)
+  const node = redirection && redis.isCluster
+    ? (redis as Cluster).nodes('master').find(({ options }) => `${options.host}:${options.port}` === `${redirection[2]}:${redirection[3]}`)
+    : undefined
+  if (node === undefined) return null
+  // The cluster's own keyPrefix, less what its nodes' connections put themselves (it, given in `redisOptions`; else
+  // ioredis's default, '').
+  const keyPrefix = ((redis as Cluster).options.keyPrefix ?? '').slice((node.options.keyPrefix as string).length)
+  return { node, ask: redirection![1] === 'ASK', keyPrefix }
 }

@@ -1,10 +1,12 @@
 // A user's slot being migrated on a Redis Cluster (MIGRATING on its source, IMPORTING on its target), as
 // `redis-cli --cluster reshard` leaves it while it moves the slot's keys, or for good when it is interrupted, until
 // `--cluster fix`: some of the user's keys on one node, some on the other, or none yet on the node that will hold them.
+// And the slot of the set of revocations, which every logout and revokeUser writes and publishes beside.
 import t, { type Test } from 'tap'
 import { Redis, type ClusterOptions } from 'ioredis'
-import { admin, build, editor, type Built } from '../helpers.js'
+import { admin, build, connect, editor, within, type Built, type Client } from '../helpers.js'
 import { RedisCluster } from '../redis-cluster.js'
+import { ackedEval } from '../../lib/stores/replica-acks.js'
 import type { RedisServer } from '../redis-server.js'
 
 // What the README recommends: commands fail at once while the cluster is away, and give up after 2 s.
@@ -92,5 +94,111 @@ t.test('logins, refreshes and revokeUser of a user whose slot is being migrated'
     t.equal(await refresh(again[0]!.refresh_token), 200, 'refresh')
     await a.app.realtime.revokeUser(user)
     t.equal(await refresh(again[1]!.refresh_token), 401, 'revokeUser ended every session of the user')
+  })
+})
+
+t.test('logouts and revokeUser while the slot of the set of revocations moves: each answered, reaching the other process', async t => {
+  const cluster = await RedisCluster.start(t)
+  // The slot map read once, at connection: the client learns the move from the MOVED it gets, not from a periodic read
+  // that could come between the move and the logout.
+  const options: ClusterOptions = { ...clientOptions, slotsRefreshInterval: 600_000 }
+  const node = () => build(t, { users: [admin, editor], authRoutes: true, redis: cluster.client(t, options), redisPrefix: 'v:' })
+  const [a, b] = [await node(), await node()]
+  const login = async () => (await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })).json().data as { access_token: string, refresh_token: string }
+  const logout = async (token: string) =>
+    (await a.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: token } })).statusCode
+  /** A socket on the other process, authenticated with the session's access token. */
+  const onB = async (accessToken: string): Promise<Client> => {
+    const client = await connect(b.url('/websocket'))
+    client.send({ type: 'auth', access_token: accessToken })
+    t.same(await client.next(), { type: 'auth', status: 'ok' })
+    return client
+  }
+  const revoked = async (client: Client, what: string) => {
+    t.same(await within(client.next(), what, 10_000), { type: 'auth', status: 'error', error: { code: 'AUTH_REVOKED', message: 'Session revoked.' } }, what)
+    await client.close()
+  }
+  t.equal(await logout((await login()).refresh_token), 204, 'a first logout writes the set')
+
+  const source = await cluster.nodeOf('v:revoked')
+  const target = cluster.nodes.find(node => node !== source)!
+  const slot = await on(source, redis => redis.cluster('KEYSLOT', 'v:revoked')) as number
+  const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+  await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+  await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+  await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', 'v:revoked'))
+
+  // The set on the target, the slot still the source's: Redis answers its commands ASK.
+  let session = await login()
+  let socket = await onB(session.access_token)
+  t.equal(await logout(session.refresh_token), 204, 'a logout while the slot migrates')
+  await revoked(socket, 'the logout on the other process')
+  session = await login()
+  socket = await onB(session.access_token)
+  await t.resolves(a.app.realtime.revokeUser((a.app.realtime.jwt.decode(session.access_token) as { id: string }).id), 'revokeUser while the slot migrates')
+  await revoked(socket, 'the revokeUser on the other process')
+
+  // The move done: the clients still send the set's commands to the source, which answers MOVED.
+  for (const node of [target, source, ...cluster.nodes.filter(node => node !== source && node !== target)]) {
+    await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId))
+  }
+  session = await login()
+  socket = await onB(session.access_token)
+  t.equal(await logout(session.refresh_token), 204, 'a logout once the slot has moved')
+  await revoked(socket, 'that logout on the other process')
+  const entries = (await on(target, redis => redis.zrange('v:revoked', 0, -1))).map(entry => entry.split(':')[0])
+  t.same(entries.sort(), ['session', 'session', 'session', 'user', 'user'], 'every revocation in the set, on its new node: the logouts\' and revokeUser\'s (marked as it begins and as it ends)')
+})
+
+t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose slot is being migrated, then just moved', async t => {
+  const cluster = await RedisCluster.start(t)
+  // The writes wait for the replica of the node they land on (added before a migration: redis-cli refuses one then).
+  for (const node of cluster.nodes) await cluster.addReplica(t, node)
+  // The client's own keyPrefix (a Cluster's, which its nodes' connections lack), and none.
+  for (const keyPrefix of [undefined, 'p:']) {
+    await t.test(`keyPrefix ${String(keyPrefix)}`, async t => {
+      const redis = cluster.client(t, { ...clientOptions, slotsRefreshInterval: 600_000, keyPrefix })
+      const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: 'a:', redisReplicaAcks: 1 })
+      const login = async () => {
+        const reply = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
+        t.equal(reply.statusCode, 200, 'login')
+        return reply.json().data as { access_token: string, refresh_token: string }
+      }
+      const post = async (route: string, token: string) =>
+        (await a.app.inject({ method: 'POST', url: `/auth/${route}`, payload: { refresh_token: token } })).statusCode
+      const first = await login()
+      const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
+      const setKey = `${keyPrefix ?? ''}a:{u:${user}}:session-expiries`
+      const source = await cluster.nodeOf(setKey)
+      const target = cluster.nodes.find(node => node !== source)!
+      const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
+      const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+      await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+      await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+      await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+
+      // The user's keys on the target, the slot still the source's: Redis answers ASK.
+      const second = await login()
+      await a.app.realtime.revokeUser(user)
+      for (const tokens of [first, second]) t.equal(await post('refresh', tokens.refresh_token), 401, 'revokeUser ended every session of the user')
+      const third = await login()
+      t.equal(await post('logout', third.refresh_token), 204, 'logout')
+
+      // The move done: the client still sends the user's keys to the source, which answers MOVED.
+      for (const node of [target, source, ...cluster.nodes.filter(node => node !== source && node !== target)]) {
+        await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId))
+      }
+      const fourth = await login()
+      t.equal(await post('refresh', fourth.refresh_token), 200, 'refresh')
+      t.same(await on(target, redis => redis.zcard(setKey)), 1, 'the user\'s set on the target lists the live session')
+    })
+  }
+
+  t.test('a write refused for another reason than a redirection is not sent again: it fails as it was refused', async t => {
+    const script = "redis.call('INCR', KEYS[1]); return redis.error_reply('refused')"
+    const redis = cluster.client(t, clientOptions)
+    await new Promise(resolve => redis.once('ready', resolve))
+    await t.rejects(ackedEval(redis, 1, script, ['a:refused']), { message: 'refused' })
+    t.equal(await on(await cluster.nodeOf('a:refused'), redis => redis.get('a:refused')), '1', 'run once')
   })
 })

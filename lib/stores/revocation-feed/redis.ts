@@ -6,7 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Revocations } from '../../auth/revocations.js'
 import type { RedisConnections } from '../redis-connection.js'
 import { Outages } from '../outages.js'
-import { acked } from '../replica-acks.js'
+import { ackedEval } from '../replica-acks.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
@@ -18,6 +18,17 @@ const keptLapsedMs = 60_000
 /** How long after a failed replay the next is tried, doubling with each failure up to the longest. */
 const firstRetryMs = 250
 const longestRetryMs = 5_000
+
+// KEYS: the set. ARGV: the revocation, when it lapses, when the oldest kept lapsed, when the set may expire, the
+// channel, the message. One script, not a MULTI: a cluster client follows a script's ASK and MOVED (a reshard moving
+// the set's slot), where a transaction in a pipeline fails whole (EXECABORT) and every logout answered 503.
+const publishScript = `
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'NX')
+redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'GT')
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1`
 
 export class RedisRevocationFeed implements RevocationFeed {
   // This registration's own: what another shares with it comes through Redis.
@@ -53,14 +64,8 @@ export class RedisRevocationFeed implements RevocationFeed {
     this.#onRevoked?.(session, until)
     // The set lives as long as its latest revocation is kept (NX sets a first expiry, GT lengthens it), and sheds the
     // ones lapsed for longer than they are kept.
-    // One transaction, in a pipeline of its own (MULTI and EXEC as commands): the replicas' WAIT, if any, follows it.
-    await acked(this.#redis.commands, this.#replicaAcks, this.#key, pipeline => pipeline.call('MULTI')
-      .zadd(this.#key, 'GT', until, session)
-      .zremrangebyscore(this.#key, '-inf', Date.now() - keptLapsedMs)
-      .pexpireat(this.#key, until + keptLapsedMs, 'NX')
-      .pexpireat(this.#key, until + keptLapsedMs, 'GT')
-      .publish(this.#channel, JSON.stringify({ session, until, from: this.#id }))
-      .call('EXEC'))
+    await ackedEval(this.#redis.commands, this.#replicaAcks, publishScript, [this.#key], session, until,
+      Date.now() - keptLapsedMs, until + keptLapsedMs, this.#channel, JSON.stringify({ session, until, from: this.#id }))
   }
 
   start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void {
