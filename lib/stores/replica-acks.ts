@@ -81,7 +81,8 @@ function redirectedTo (redis: RedisClient, err: unknown): { node: Redis, ask: bo
   const cluster = redis as unknown as ClusterRedirections
   const node = cluster.connectionPool.findOrCreate(cluster.natMapper(redirection[2]!))
   // The cluster's own keyPrefix, less what its nodes' connections put themselves (it, given in `redisOptions`; else
-  // ioredis's default, '').
-  const keyPrefix = ((redis as Cluster).options.keyPrefix ?? '').slice((node.options.keyPrefix as string).length)
-  return { node, ask: redirection[1] === 'ASK', keyPrefix }
+  // ioredis's default, ''). Another one in `redisOptions` than the cluster's would write other keys: refused instead.
+  const [own, nodes] = [(redis as Cluster).options.keyPrefix ?? '', node.options.keyPrefix as string]
+  if (!own.startsWith(nodes)) return null
+  return { node, ask: redirection[1] === 'ASK', keyPrefix: own.slice(nodes.length) }
 }

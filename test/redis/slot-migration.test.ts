@@ -194,6 +194,28 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
     })
   }
 
+  t.test('a Cluster whose keyPrefix its nodes\' connections do not begin with (another in redisOptions): a redirected write is refused, never written under the wrong keys', async t => {
+    const redis = cluster.client(t, { ...clientOptions, slotsRefreshInterval: 600_000, keyPrefix: 'p:', redisOptions: { ...clientOptions.redisOptions, keyPrefix: 'q:' } })
+    const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: 'w:', redisReplicaAcks: 1 })
+    const login = () => a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
+    const first = await login()
+    t.equal(first.statusCode, 200, 'login')
+    const user = (a.app.realtime.jwt.decode(first.json().data.access_token) as { id: string }).id
+    const setKey = `p:w:{u:${user}}:session-expiries`
+    const source = await cluster.nodeOf(setKey)
+    const target = cluster.nodes.find(node => node !== source)!
+    const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
+    const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+    await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+    await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+    t.teardown(async () => {
+      for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', sourceId))
+    })
+    await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+    t.equal((await login()).statusCode, 503, 'the login refused, as before redirected writes were sent again')
+    t.same(await cluster.keys('q:*'), [], 'nothing written under the nodes\' own prefix')
+  })
+
   t.test('a write refused for another reason than a redirection is not sent again: it fails as it was refused', async t => {
     const script = "redis.call('INCR', KEYS[1]); return redis.error_reply('refused')"
     const redis = cluster.client(t, clientOptions)
