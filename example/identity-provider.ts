@@ -39,8 +39,12 @@ const maxKeys = 100
 // in this server's future, which fast-jwt, to the millisecond, refuses for as long as the skew. Checked here instead.
 const notBeforeLeewayMs = 60_000
 
-/** How long until a token's `nbf` (milliseconds, 0 or less once it is valid). */
-const notBeforeIn = (payload: Record<string, unknown>) => typeof payload.nbf === 'number' ? payload.nbf * 1000 - Date.now() : 0
+/**
+ * How long until a token's `nbf` (milliseconds, 0 or less once it is valid). NaN for one that is no number: fast-jwt,
+ * told to leave `nbf` to the key lookup, no longer refuses it (RFC 7519 4.1.5: a NumericDate).
+ */
+const notBeforeIn = (payload: Record<string, unknown>) =>
+  payload.nbf === undefined ? 0 : typeof payload.nbf === 'number' ? payload.nbf * 1000 - Date.now() : NaN
 
 /** The body as text; refused, without reading the rest, past `limit` bytes. */
 async function bodyWithin (response: Response, limit: number): Promise<string> {
@@ -229,6 +233,7 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
     if (typeof payload.exp !== 'number') throw new ProviderTokenRefused('NO_EXP', 'a provider token carries exp')
     // Told in this server's clock, which may be the one off.
     const notBefore = notBeforeIn(payload)
+    if (Number.isNaN(notBefore)) throw new ProviderTokenRefused('NBF_TYPE', `nbf ${shown(payload.nbf)} is no number`)
     if (notBefore > notBeforeLeewayMs) throw new ProviderTokenRefused('NOT_YET_VALID', `valid in ${Math.round(notBefore / 1000)} s by this server's clock`)
     const key = await keys.key(kid, alg, token)
     // fast-jwt refuses these (TOKEN_EXPIRED tells the client to refresh): told here for the operator, whose clock may
@@ -245,7 +250,7 @@ export function providerJwt (options: ProviderOptions): FastifyJWTOptions {
       public: (_request: unknown, token: Decoded, callback: (err: Error | null, key?: string) => void) => {
         const own = token.header.alg === 'HS256' && token.payload.iss === options.ownIssuer
         // The server's own tokens share its clock: no leeway (fast-jwt leaves `nbf` to this lookup).
-        if (own && notBeforeIn(token.payload) > 0) return callback(new TokenError(TokenError.codes.inactive, 'The token will be active later.'))
+        if (own && !(notBeforeIn(token.payload) <= 0)) return callback(new TokenError(TokenError.codes.inactive, 'The token will be active later.'))
         if (own) return callback(null, options.secret)
         providerKey(token).then(key => callback(null, key), (err: ProviderTokenRefused) => {
           refusals.refused(err.code, err.message)

@@ -139,6 +139,23 @@ export class RedisCluster {
     return replica
   }
 
+  /**
+   * Starts a master holding no slot and joins it as an operator does before a reshard moves slots to it
+   * (`redis-cli --cluster add-node`); it is stopped at the test's end. Resolves once every node knows it.
+   */
+  async addMaster (t: Test): Promise<RedisServer> {
+    const [port, bus] = await freePorts(2)
+    const master = new RedisServer(port!, ['--cluster-enabled', 'yes', '--cluster-port', String(bus),
+      '--cluster-config-file', `nodes-${port}.conf`, '--dir', this.#dir])
+    t.teardown(() => master.stop())
+    await master.start()
+    await promisify(execFile)('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${port}`, `127.0.0.1:${this.nodes[0]!.port}`])
+    const id = await this.idOf(master)
+    const known = async () => (await this.onEachNode(node => node.cluster('NODES') as Promise<string>)).every(nodes => nodes.includes(id))
+    while (!(await known())) await new Promise(resolve => setTimeout(resolve, 20))
+    return master
+  }
+
   /** Runs `command` on `node`, with a connection of its own. */
   async on<T> (node: RedisServer, command: (redis: Redis) => Promise<T>): Promise<T> {
     const redis = new Redis(node.port, '127.0.0.1')

@@ -61,19 +61,28 @@ export async function ackedEval (redis: RedisClient, replicas: number, script: s
   return results[0]
 }
 
+/** The parts of ioredis's Cluster (5 and 6) that follow its own redirections: the address as the client reaches it, and its connection. */
+interface ClusterRedirections {
+  natMapper (nodeKey: string): { host: string, port: number }
+  connectionPool: { findOrCreate (node: { host: string, port: number }): Redis }
+}
+
 /**
  * The node of a cluster's client that a redirection names: ASK (the key's slot migrating, the key gone to that node)
  * or MOVED (the slot moved, the client's map not yet aware). A client sends a pipeline again on either only when its
  * other commands only read, which ROLE does not: the write answered 503 for as long as the migration lasted.
  */
 function redirectedTo (redis: RedisClient, err: unknown): { node: Redis, ask: boolean, keyPrefix: string } | null {
-  const redirection = /^(ASK|MOVED) \d+ (.+):(\d+)$/.exec((err as Error).message)
-  const node = redirection && redis.isCluster
-    ? (redis as Cluster).nodes('master').find(({ options }) => `${options.host}:${options.port}` === `${redirection[2]}:${redirection[3]}`)
-    : undefined
-  if (node === undefined) return null
+  const redirection = /^(ASK|MOVED) \d+ (.+:\d+)$/.exec((err as Error).message)
+  if (redirection === null || !redis.isCluster) return null
+  // Found as ioredis finds it for its own commands: through the app's natMap (the address Redis names may be one the
+  // client reaches otherwise), and connected to if the client has not met it yet (a master just added, holding no slot
+  // until the reshard moves one to it).
+  const cluster = redis as unknown as ClusterRedirections
+  const node = cluster.connectionPool.findOrCreate(cluster.natMapper(redirection[2]!))
   // The cluster's own keyPrefix, less what its nodes' connections put themselves (it, given in `redisOptions`; else
-  // ioredis's default, '').
-  const keyPrefix = ((redis as Cluster).options.keyPrefix ?? '').slice((node.options.keyPrefix as string).length)
-  return { node, ask: redirection![1] === 'ASK', keyPrefix }
+  // ioredis's default, ''). Another one in `redisOptions` than the cluster's would write other keys: refused instead.
+  const [own, nodes] = [(redis as Cluster).options.keyPrefix ?? '', node.options.keyPrefix as string]
+  if (!own.startsWith(nodes)) return null
+  return { node, ask: redirection[1] === 'ASK', keyPrefix: own.slice(nodes.length) }
 }

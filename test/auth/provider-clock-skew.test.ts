@@ -5,7 +5,8 @@ import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
 import { connect, fakeClock, secret } from '../helpers.js'
 import { createSigner } from 'fast-jwt'
-import { authAndWhoami, patOk, Provider, providerKey, refusal, start } from './provider.js'
+import { createHmac, sign, type KeyObject } from 'node:crypto'
+import { audience, authAndWhoami, issuer, patOk, Provider, providerKey, refusal, start } from './provider.js'
 
 /** The reference server and its provider's key, on a Date that moves only when told: the skew is the one signed. */
 async function skewed (t: Test) {
@@ -21,7 +22,7 @@ async function skewed (t: Test) {
     const at = Math.floor(Date.now() / 1000) + aheadS
     return provider.sign(key, { iat: at, nbf: at, exp: at + 300 }, null)
   }
-  return { url, issued, reasons }
+  return { url, issued, reasons, key }
 }
 
 t.test('a token of a provider whose clock runs 30 s ahead authenticates: auth message, upgrade, connection_init', async t => {
@@ -47,4 +48,26 @@ t.test('a token not valid for minutes yet is refused, said as such; the server\'
   const own = createSigner({ key: secret, algorithm: 'HS256' })({ id: 'someone', iss: 'fastify-realtime', iat: now, nbf: now + 1, exp: now + 300 })
   t.match(await authAndWhoami(url('/websocket'), own), refusal, 'the server\'s own, a second ahead')
   t.same(reasons, ['invalid token (NOT_YET_VALID)', 'invalid token (FAST_JWT_INACTIVE)'])
+})
+
+/**
+ * A JWT of `claims` as they are, put together here: fast-jwt's signer drops a falsy `nbf` and refuses any other that is
+ * no integer. Signed by Node, with the server's secret (HS256) or the provider's key (RS256).
+ */
+function rawToken (header: Record<string, unknown>, claims: Record<string, unknown>, key: string | KeyObject): string {
+  const input = [header, claims].map(part => Buffer.from(JSON.stringify(part)).toString('base64url')).join('.')
+  const signature = typeof key === 'string' ? createHmac('sha256', key).update(input).digest() : sign('sha256', Buffer.from(input), key)
+  return `${input}.${signature.toString('base64url')}`
+}
+
+t.test('an nbf that is no number is refused, the provider\'s and the server\'s own, as fast-jwt refused it before it left nbf to the key lookup', async t => {
+  const { url, reasons, key } = await skewed(t)
+  const now = Math.floor(Date.now() / 1000)
+  for (const nbf of [String(now + 3600), null]) {
+    const own = rawToken({ alg: 'HS256', typ: 'JWT' }, { id: 'someone', iss: 'fastify-realtime', iat: now, nbf, exp: now + 300 }, secret)
+    t.match(await authAndWhoami(url('/websocket'), own), refusal, `the server's own, nbf ${JSON.stringify(nbf)}`)
+    const provider = rawToken({ alg: 'RS256', typ: 'JWT', kid: key.kid }, { sub: 'provider-user', iss: issuer, aud: audience, iat: now, nbf, exp: now + 300 }, key.privateKey)
+    t.match(await authAndWhoami(url('/websocket'), provider), refusal, `a provider's, nbf ${JSON.stringify(nbf)}`)
+  }
+  t.same(reasons, ['invalid token (FAST_JWT_INACTIVE)', 'invalid token (NBF_TYPE)', 'invalid token (FAST_JWT_INACTIVE)', 'invalid token (NBF_TYPE)'])
 })

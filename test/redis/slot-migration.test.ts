@@ -194,6 +194,28 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
     })
   }
 
+  t.test('a Cluster whose keyPrefix its nodes\' connections do not begin with (another in redisOptions): a redirected write is refused, never written under the wrong keys', async t => {
+    const redis = cluster.client(t, { ...clientOptions, slotsRefreshInterval: 600_000, keyPrefix: 'p:', redisOptions: { ...clientOptions.redisOptions, keyPrefix: 'q:' } })
+    const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: 'w:', redisReplicaAcks: 1 })
+    const login = () => a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
+    const first = await login()
+    t.equal(first.statusCode, 200, 'login')
+    const user = (a.app.realtime.jwt.decode(first.json().data.access_token) as { id: string }).id
+    const setKey = `p:w:{u:${user}}:session-expiries`
+    const source = await cluster.nodeOf(setKey)
+    const target = cluster.nodes.find(node => node !== source)!
+    const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
+    const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+    await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+    await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+    t.teardown(async () => {
+      for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', sourceId))
+    })
+    await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+    t.equal((await login()).statusCode, 503, 'the login refused, as before redirected writes were sent again')
+    t.same(await cluster.keys('q:*'), [], 'nothing written under the nodes\' own prefix')
+  })
+
   t.test('a write refused for another reason than a redirection is not sent again: it fails as it was refused', async t => {
     const script = "redis.call('INCR', KEYS[1]); return redis.error_reply('refused')"
     const redis = cluster.client(t, clientOptions)
@@ -201,4 +223,50 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
     await t.rejects(ackedEval(redis, 1, script, ['a:refused']), { message: 'refused' })
     t.equal(await on(await cluster.nodeOf('a:refused'), redis => redis.get('a:refused')), '1', 'run once')
   })
+})
+
+t.test('with redisReplicaAcks, a write redirected to a node the client names otherwise (natMap) or has not met (a master just added)', async t => {
+  const cluster = await RedisCluster.start(t)
+  for (const node of cluster.nodes) await cluster.addReplica(t, node)
+  const added = await cluster.addMaster(t)
+  // The cluster's addresses reach this client under other names, as behind a NAT (here `localhost`, the same loopback).
+  const natMap = Object.fromEntries([...cluster.nodes, added].map(({ port }) => [`127.0.0.1:${port}`, { host: 'localhost', port }]))
+  const cases: Array<[string, ClusterOptions, (source: RedisServer) => RedisServer]> = [
+    ['natMap, to another master', { natMap }, source => cluster.nodes.find(node => node !== source)!],
+    ['to a master just added, holding no slot yet', {}, () => added]
+  ]
+  for (const [i, [name, options, targetOf]] of cases.entries()) {
+    await t.test(name, async t => {
+      const redis = cluster.client(t, { ...clientOptions, ...options, slotsRefreshInterval: 600_000 })
+      const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: `n${i}:`, redisReplicaAcks: 1 })
+      const login = async () => {
+        const reply = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
+        t.equal(reply.statusCode, 200, 'login')
+        return reply.json().data as { access_token: string, refresh_token: string }
+      }
+      const post = async (route: string, token: string) =>
+        (await a.app.inject({ method: 'POST', url: `/auth/${route}`, payload: { refresh_token: token } })).statusCode
+      const first = await login()
+      const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
+      const setKey = `n${i}:{u:${user}}:session-expiries`
+      const source = await cluster.nodeOf(setKey)
+      const target = targetOf(source)
+      const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
+      const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+      await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+      await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+      t.teardown(async () => {
+        for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', sourceId))
+      })
+      await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+
+      // The user's keys on the target, the slot still the source's: Redis answers ASK, naming the target.
+      const second = await login()
+      await a.app.realtime.revokeUser(user)
+      for (const tokens of [first, second]) t.equal(await post('refresh', tokens.refresh_token), 401, 'revokeUser ended every session of the user')
+      t.equal(await post('logout', (await login()).refresh_token), 204, 'logout')
+      await login()
+      t.ok((await on(target, redis => redis.cluster('GETKEYSINSLOT', slot, 100)) as string[]).includes(setKey), 'the user\'s set on the target, listing the live session')
+    })
+  }
 })
