@@ -24,6 +24,32 @@ async function on<T> (node: RedisServer, command: (redis: Redis) => Promise<T>):
   }
 }
 
+/**
+ * Puts the slot of `key` in migration from its node to `targetOf(source)` (another master by default), as a reshard
+ * does: IMPORTING on the target, then MIGRATING on the source.
+ */
+async function migration (cluster: RedisCluster, key: string, targetOf = (source: RedisServer) => cluster.nodes.find(node => node !== source)!) {
+  const source = await cluster.nodeOf(key)
+  const target = targetOf(source)
+  const slot = await on(source, redis => redis.cluster('KEYSLOT', key)) as number
+  const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
+  await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
+  await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
+  return {
+    source,
+    target,
+    slot,
+    /** Moves `keys` to the target, as the reshard does a batch at a time. */
+    move: (keys: string[]) => on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', ...keys)),
+    /** Ends the migration, the slot the target's (`moved`) or back on the source's, told to the nodes concerned first. */
+    end: async (moved: boolean) => {
+      for (const node of [target, source, ...cluster.nodes.filter(node => node !== source && node !== target)]) {
+        await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', moved ? targetId : sourceId))
+      }
+    }
+  }
+}
+
 t.test('logins, refreshes and revokeUser of a user whose slot is being migrated', async t => {
   const cluster = await RedisCluster.start(t)
   const a: Built = await build(t, { users: [admin, editor], authRoutes: true, redis: cluster.client(t, clientOptions), redisPrefix: 'm:' })
@@ -39,15 +65,8 @@ t.test('logins, refreshes and revokeUser of a user whose slot is being migrated'
   /** Puts the slot of `user`'s keys in migration from its node to another; ends it at the test's end. */
   async function migrating (t: Test, user: string) {
     const key = (name: string) => `m:{u:${user}}:${name}`
-    const source = await cluster.nodeOf(key('session-expiries'))
-    const target = cluster.nodes.find(node => node !== source)!
-    const slot = await on(source, redis => redis.cluster('KEYSLOT', key('session-expiries'))) as number
-    const [sourceId, targetId] = await Promise.all([source, target].map(node => on(node, redis => redis.cluster('MYID')) as Promise<string>))
-    await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId!))
-    await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId!))
-    t.teardown(async () => {
-      for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId!))
-    })
+    const { source, target, slot, move, end } = await migration(cluster, key('session-expiries'))
+    t.teardown(() => end(true))
     return {
       key,
       /**
@@ -56,8 +75,7 @@ t.test('logins, refreshes and revokeUser of a user whose slot is being migrated'
        */
       keysOn: async (node: RedisServer) => (await on(node, redis => redis.cluster('GETKEYSINSLOT', slot, 100)) as string[])
         .filter(name => name.startsWith(key(''))),
-      /** Moves `keys` to the target, as the reshard does a batch at a time. */
-      move: (keys: string[]) => on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', ...keys)),
+      move,
       source,
       target
     }
@@ -120,13 +138,8 @@ t.test('logouts and revokeUser while the slot of the set of revocations moves: e
   }
   t.equal(await logout((await login()).refresh_token), 204, 'a first logout writes the set')
 
-  const source = await cluster.nodeOf('v:revoked')
-  const target = cluster.nodes.find(node => node !== source)!
-  const slot = await on(source, redis => redis.cluster('KEYSLOT', 'v:revoked')) as number
-  const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
-  await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
-  await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
-  await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', 'v:revoked'))
+  const slot = await migration(cluster, 'v:revoked')
+  await slot.move(['v:revoked'])
 
   // The set on the target, the slot still the source's: Redis answers its commands ASK.
   let session = await login()
@@ -139,14 +152,12 @@ t.test('logouts and revokeUser while the slot of the set of revocations moves: e
   await revoked(socket, 'the revokeUser on the other process')
 
   // The move done: the clients still send the set's commands to the source, which answers MOVED.
-  for (const node of [target, source, ...cluster.nodes.filter(node => node !== source && node !== target)]) {
-    await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId))
-  }
+  await slot.end(true)
   session = await login()
   socket = await onB(session.access_token)
   t.equal(await logout(session.refresh_token), 204, 'a logout once the slot has moved')
   await revoked(socket, 'that logout on the other process')
-  const entries = (await on(target, redis => redis.zrange('v:revoked', 0, -1))).map(entry => entry.split(':')[0])
+  const entries = (await on(slot.target, redis => redis.zrange('v:revoked', 0, -1))).map(entry => entry.split(':')[0])
   t.same(entries.sort(), ['session', 'session', 'session', 'user', 'user'], 'every revocation in the set, on its new node: the logouts\' and revokeUser\'s (marked as it begins and as it ends)')
 })
 
@@ -169,13 +180,8 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
       const first = await login()
       const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
       const setKey = `${keyPrefix ?? ''}a:{u:${user}}:session-expiries`
-      const source = await cluster.nodeOf(setKey)
-      const target = cluster.nodes.find(node => node !== source)!
-      const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
-      const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
-      await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
-      await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
-      await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+      const slot = await migration(cluster, setKey)
+      await slot.move([setKey])
 
       // The user's keys on the target, the slot still the source's: Redis answers ASK.
       const second = await login()
@@ -185,12 +191,10 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
       t.equal(await post('logout', third.refresh_token), 204, 'logout')
 
       // The move done: the client still sends the user's keys to the source, which answers MOVED.
-      for (const node of [target, source, ...cluster.nodes.filter(node => node !== source && node !== target)]) {
-        await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', targetId))
-      }
+      await slot.end(true)
       const fourth = await login()
       t.equal(await post('refresh', fourth.refresh_token), 200, 'refresh')
-      t.same(await on(target, redis => redis.zcard(setKey)), 1, 'the user\'s set on the target lists the live session')
+      t.same(await on(slot.target, redis => redis.zcard(setKey)), 1, 'the user\'s set on the target lists the live session')
     })
   }
 
@@ -202,16 +206,9 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
     t.equal(first.statusCode, 200, 'login')
     const user = (a.app.realtime.jwt.decode(first.json().data.access_token) as { id: string }).id
     const setKey = `p:w:{u:${user}}:session-expiries`
-    const source = await cluster.nodeOf(setKey)
-    const target = cluster.nodes.find(node => node !== source)!
-    const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
-    const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
-    await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
-    await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
-    t.teardown(async () => {
-      for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', sourceId))
-    })
-    await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+    const slot = await migration(cluster, setKey)
+    t.teardown(() => slot.end(false))
+    await slot.move([setKey])
     t.equal((await login()).statusCode, 503, 'the login refused, as before redirected writes were sent again')
     t.same(await cluster.keys('q:*'), [], 'nothing written under the nodes\' own prefix')
   })
@@ -249,16 +246,9 @@ t.test('with redisReplicaAcks, a write redirected to a node the client names oth
       const first = await login()
       const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
       const setKey = `n${i}:{u:${user}}:session-expiries`
-      const source = await cluster.nodeOf(setKey)
-      const target = targetOf(source)
-      const slot = await on(source, redis => redis.cluster('KEYSLOT', setKey)) as number
-      const [sourceId, targetId] = await Promise.all([source, target].map(node => cluster.idOf(node)))
-      await on(target, redis => redis.cluster('SETSLOT', slot, 'IMPORTING', sourceId))
-      await on(source, redis => redis.cluster('SETSLOT', slot, 'MIGRATING', targetId))
-      t.teardown(async () => {
-        for (const node of [target, source]) await on(node, redis => redis.cluster('SETSLOT', slot, 'NODE', sourceId))
-      })
-      await on(source, redis => redis.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', setKey))
+      const slot = await migration(cluster, setKey, targetOf)
+      t.teardown(() => slot.end(false))
+      await slot.move([setKey])
 
       // The user's keys on the target, the slot still the source's: Redis answers ASK, naming the target.
       const second = await login()
@@ -266,7 +256,7 @@ t.test('with redisReplicaAcks, a write redirected to a node the client names oth
       for (const tokens of [first, second]) t.equal(await post('refresh', tokens.refresh_token), 401, 'revokeUser ended every session of the user')
       t.equal(await post('logout', (await login()).refresh_token), 204, 'logout')
       await login()
-      t.ok((await on(target, redis => redis.cluster('GETKEYSINSLOT', slot, 100)) as string[]).includes(setKey), 'the user\'s set on the target, listing the live session')
+      t.ok((await on(slot.target, redis => redis.cluster('GETKEYSINSLOT', slot.slot, 100)) as string[]).includes(setKey), 'the user\'s set on the target, listing the live session')
     })
   }
 })
