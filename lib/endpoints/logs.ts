@@ -11,6 +11,14 @@ export const logLevels: Record<string, number> = { trace: 10, debug: 20, info: 3
 
 /** What a `logs` frame adds to its line. */
 const frameOverhead = JSON.stringify({ type: 'logs', data: null, node: '' }).length - 'null'.length
+/**
+ * How many lines, and how long, a batch is at most. Each frame is two buffers of one write, and the kernel takes at
+ * most 1,024 (IOV_MAX) in one call: the rest would wait for the next turn, the whole write counted as unsent until
+ * then, and the turn's later lines dropped for a subscriber that reads. A write past 64 KiB is likewise counted whole
+ * while the kernel takes it in parts.
+ */
+const batchLines = 500
+const batchBytes = 64 * 1024
 
 export class LogStream {
   /** Subscribers and the lowest level each wants. */
@@ -42,13 +50,12 @@ export class LogStream {
   /**
    * A line of any process, redacted where it was captured. The lines of a turn of the event loop are sent together at
    * its end: each subscriber's socket then takes them in one write, where a write per line and subscriber made the
-   * logging app pay a system call per admin for every line it logs. A turn's lines are held to what one subscriber may
-   * have unsent (`maxBufferedBytes`): past it, those before are sent at once.
+   * logging app pay a system call per admin for every line it logs. Past a batch's worth, those before are sent at once.
    */
   deliver (line: string, node: string): void {
     if (this.#subscribers.size === 0) return
     const length = frameOverhead + line.length + node.length
-    if (this.#pendingLength + length > this.#outbound.maxBufferedBytes) this.#flush()
+    if (this.#pending.length === 2 * batchLines || this.#pendingLength + length > batchBytes) this.#flush()
     this.#pending.push(line, node)
     this.#pendingLength += length
     if (this.#flushing) return
@@ -65,7 +72,7 @@ export class LogStream {
   readonly #flush = (): void => {
     this.#flushing = false
     const pending = this.#pending
-    if (pending.length === 0) return // sent already, the turn's lines having filled a frame's worth
+    if (pending.length === 0) return // sent already, the turn's lines having filled a batch
     this.#pending = []
     this.#pendingLength = 0
     let wanted = Infinity

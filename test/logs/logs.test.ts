@@ -264,6 +264,20 @@ t.test('the lines logged in one turn reach each subscriber in one write, each se
   await Promise.all(clients.map(client => client.close()))
 })
 
+t.test('a burst logged in one turn, past maxBufferedBytes, reaches a subscriber that reads whole', async t => {
+  // Sent in batches the kernel takes at once: one write of them all would be counted unsent until the next turn, and
+  // every line past the first maxBufferedBytes dropped.
+  const { app, url } = await logsApp(t, { maxBufferedBytes: 256 * 1024 })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  for (let i = 0; i < 5000; i++) app.log.info(`burst ${i}`)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  app.log.info('after the burst')
+  const burst = (await messagesUntil(client, 'after the burst')).filter(message => message.startsWith('burst '))
+  t.equal(burst.length, 5000, 'about 750 KB in one turn, every line')
+  await client.close()
+})
+
 t.test('the endpoint can be left out, and a logger that is not pino streams nothing', async t => {
   const off = await logsApp(t, { logs: false })
   t.notOk(off.app.hasRoute({ method: 'GET', url: '/websocket/logs' }))
