@@ -9,6 +9,17 @@ import type { MessageHandler, RealtimeConnection } from '../../types/index.js'
 /** pino's levels: a subscriber gets the lines of its level and above. */
 export const logLevels: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
 
+/** What a `logs` frame adds to its line. */
+const frameOverhead = JSON.stringify({ type: 'logs', data: null, node: '' }).length - 'null'.length
+/**
+ * How many lines, and how long, a batch is at most. Each frame is two buffers of one write, and the kernel takes at
+ * most 1,024 (IOV_MAX) in one call: the rest would wait for the next turn, the whole write counted as unsent until
+ * then, and the turn's later lines dropped for a subscriber that reads. A write past 64 KiB is likewise counted whole
+ * while the kernel takes it in parts.
+ */
+const batchLines = 500
+const batchBytes = 64 * 1024
+
 export class LogStream {
   /** Subscribers and the lowest level each wants. */
   readonly #subscribers = new Map<RealtimeConnection, number>()
@@ -36,24 +47,64 @@ export class LogStream {
     return line.length <= this.#outbound.maxBufferedBytes
   }
 
-  /** A line of any process, redacted where it was captured: parsed and serialized once, whoever gets it. */
+  /**
+   * A line of any process, redacted where it was captured. The lines of a turn of the event loop are sent together at
+   * its end: each subscriber's socket then takes them in one write, where a write per line and subscriber made the
+   * logging app pay a system call per admin for every line it logs. Past a batch's worth, those before are sent at once.
+   */
   deliver (line: string, node: string): void {
     if (this.#subscribers.size === 0) return
-    let entry: unknown
-    try {
-      entry = JSON.parse(line)
-    } catch {
-      return // not a pino line
+    const length = frameOverhead + line.length + node.length
+    if (this.#pending.length === 2 * batchLines || this.#pendingLength + length > batchBytes) this.#flush()
+    this.#pending.push(line, node)
+    this.#pendingLength += length
+    if (this.#flushing) return
+    this.#flushing = true
+    setImmediate(this.#flush)
+  }
+
+  /** Lines awaiting the end of the turn, each followed by its node, and about how long their frames are together. */
+  #pending: string[] = []
+  #pendingLength = 0
+  #flushing = false
+
+  /** Each line parsed, filtered and serialized once, whoever gets it; each subscriber's frames written together. */
+  readonly #flush = (): void => {
+    this.#flushing = false
+    const pending = this.#pending
+    if (pending.length === 0) return // sent already, the turn's lines having filled a batch
+    this.#pending = []
+    this.#pendingLength = 0
+    let wanted = Infinity
+    for (const lowest of this.#subscribers.values()) wanted = Math.min(wanted, lowest)
+    const levels: number[] = []
+    const frames: string[] = []
+    for (let i = 0; i < pending.length; i += 2) {
+      let entry: unknown
+      try {
+        entry = JSON.parse(pending[i])
+      } catch {
+        continue // not a pino line
+      }
+      const level = this.#levelOf((entry as { level?: unknown })?.level)
+      if (level < wanted) continue // serialized for nobody
+      levels.push(level)
+      frames.push(JSON.stringify({ type: 'logs', data: entry, node: pending[i + 1] }))
     }
-    const level = this.#levelOf((entry as { level?: unknown })?.level)
-    let frame: string | undefined
+    if (frames.length === 0) return
+    // Encoded once, when first sent: a string would be measured and encoded again for every subscriber.
+    const bytes: Buffer[] = []
     for (const [connection, lowest] of this.#subscribers) {
       // Admins only, at delivery time: a subscriber whose credential expired or was revoked gets nothing more.
-      if (level < lowest || !connection.accountability.admin) continue
-      frame ??= JSON.stringify({ type: 'logs', data: entry, node })
-      // A slow subscriber misses lines rather than being closed: the lines are the server's, not its answers.
+      if (!connection.accountability.admin) continue
       const { socket } = connection as Connection
-      if (this.#outbound.fits(socket, frame)) socket.send(frame)
+      const tcp = connection.request.raw.socket
+      tcp.cork()
+      for (let i = 0; i < frames.length; i++) {
+        // A slow subscriber misses lines rather than being closed: the lines are the server's, not its answers.
+        if (levels[i] >= lowest && this.#outbound.fits(socket, frames[i])) socket.send(bytes[i] ??= Buffer.from(frames[i]), { binary: false })
+      }
+      tcp.uncork()
     }
   }
 

@@ -231,6 +231,53 @@ t.test('a slow subscriber never makes the server buffer without bound: its lines
   await client.close()
 })
 
+t.test('the lines logged in one turn reach each subscriber in one write, each serialized once, in order', async t => {
+  const { app, url } = await logsApp(t)
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const clients: Client[] = []
+  for (let i = 0; i < 20; i++) clients.push(await subscriber(t, url('/websocket/logs'), token, i % 2 === 0 ? 'info' : 'warn'))
+  // The writes each subscriber's TCP socket makes: what the logging app pays a system call for.
+  const writes: number[] = []
+  for (const [index, connection] of app.realtime.connections({ endpoint: 'logs' }).entries()) {
+    const tcp = connection.request.raw.socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => void>
+    writes[index] = 0
+    for (const method of ['_write', '_writev'] as const) {
+      const own = tcp[method]
+      tcp[method] = function (...args) { writes[index]++; own.apply(this, args) }
+    }
+  }
+  const stringify = JSON.stringify
+  let serialized = 0
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => { serialized++; return stringify(...args) }) as typeof stringify
+  for (let i = 0; i < 200; i++) app.log[i % 4 === 0 ? 'warn' : 'info'](`line ${i}`)
+  app.log.debug('for nobody')
+  await new Promise(resolve => setImmediate(resolve))
+  JSON.stringify = stringify
+  t.same(writes, Array(20).fill(1), '200 lines, one write per subscriber')
+  t.equal(serialized, 200, 'each line serialized once for 20 subscribers, the debug one not at all')
+  const infos = Array.from({ length: 200 }, (_, i) => `line ${i}`)
+  const warns = infos.filter((_, i) => i % 4 === 0)
+  // The later subscribers' upgrades were logged too.
+  const ours = (messages: string[]) => messages.filter(message => message.startsWith('line '))
+  t.same(ours(await messagesUntil(clients[0], 'line 199')), infos, 'an info subscriber got them all, in order')
+  t.same(ours(await messagesUntil(clients[1], 'line 196')), warns, 'a warn subscriber its level\'s')
+  await Promise.all(clients.map(client => client.close()))
+})
+
+t.test('a burst logged in one turn, past maxBufferedBytes, reaches a subscriber that reads whole', async t => {
+  // Sent in batches the kernel takes at once: one write of them all would be counted unsent until the next turn, and
+  // every line past the first maxBufferedBytes dropped.
+  const { app, url } = await logsApp(t, { maxBufferedBytes: 256 * 1024 })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token)
+  for (let i = 0; i < 5000; i++) app.log.info(`burst ${i}`)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  app.log.info('after the burst')
+  const burst = (await messagesUntil(client, 'after the burst')).filter(message => message.startsWith('burst '))
+  t.equal(burst.length, 5000, 'about 750 KB in one turn, every line')
+  await client.close()
+})
+
 t.test('the endpoint can be left out, and a logger that is not pino streams nothing', async t => {
   const off = await logsApp(t, { logs: false })
   t.notOk(off.app.hasRoute({ method: 'GET', url: '/websocket/logs' }))
