@@ -1,5 +1,6 @@
 // One open socket as the application sees it: its guard, its endpoint, and a way to reach it.
 import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { ConnectionGuard, type GuardEvents, type GuardPolicy } from './guard.js'
@@ -76,10 +77,29 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     return this.socket.readyState === this.socket.OPEN
   }
 
+  /**
+   * ws's own stream under the socket: its TCP connection, or `injectWS`'s in-memory one (the request's `raw.socket` is
+   * then a stand-in without one). A private field of ws: a ws without it shows none.
+   */
+  get #transport (): (Duplex & { bytesRead?: number }) | undefined {
+    return (this.socket as WebSocket & { _socket?: Duplex & { bytesRead?: number } })._socket
+  }
+
   /** The bytes its TCP connection has read, frames not yet read from them included; undefined if ws hides them. */
   get bytesRead (): number | undefined {
-    // ws's TCP socket, a private field: a ws without it reads as nothing known, and the heartbeat judges as before.
-    return (this.socket as WebSocket & { _socket?: { bytesRead?: number } })._socket?.bytesRead
+    // Unknown, the heartbeat judges as before.
+    return this.#transport?.bytesRead
+  }
+
+  /** Runs `send`, whose frames leave in one write of the connection (corked) rather than a write each. */
+  together (send: () => void): void {
+    const transport = this.#transport
+    transport?.cork()
+    try {
+      send()
+    } finally {
+      transport?.uncork()
+    }
   }
 
   /** Whether `frame` would be sent now: the socket open, and its unsent bytes leaving room for it under the cap. */

@@ -97,14 +97,14 @@ export class LogStream {
     for (const [connection, lowest] of this.#subscribers) {
       // Admins only, at delivery time: a subscriber whose credential expired or was revoked gets nothing more.
       if (!connection.accountability.admin) continue
-      const { socket } = connection as Connection
-      const tcp = connection.request.raw.socket
-      tcp.cork()
-      for (let i = 0; i < frames.length; i++) {
-        // A slow subscriber misses lines rather than being closed: the lines are the server's, not its answers.
-        if (levels[i] >= lowest && this.#outbound.fits(socket, frames[i])) socket.send(bytes[i] ??= Buffer.from(frames[i]), { binary: false })
-      }
-      tcp.uncork()
+      const subscriber = connection as Connection
+      const { socket } = subscriber
+      subscriber.together(() => {
+        for (let i = 0; i < frames.length; i++) {
+          // A slow subscriber misses lines rather than being closed: the lines are the server's, not its answers.
+          if (levels[i] >= lowest && this.#outbound.fits(socket, frames[i])) socket.send(bytes[i] ??= Buffer.from(frames[i]), { binary: false })
+        }
+      })
     }
   }
 

@@ -49,3 +49,35 @@ t.test('injectWS with X-Forwarded-For under trustProxy: the socket opens, with n
   t.equal(app.realtime.connections()[0].accountability.ip, null)
   ws.terminate()
 })
+
+t.test('injectWS on the logs endpoint: an admin subscriber gets the app\'s lines', async t => {
+  // The lines of a turn go out corked on the socket's stream: the request's `raw.socket`, a stand-in under injection,
+  // has no cork, and the write threw outside any request, ending the app's test process.
+  const app = Fastify({ logger: { level: 'info', stream: { write () {} } } })
+  await app.register(fastifyWebsocket)
+  await app.register(realtime, { env: {}, secret, heartbeat: { enabled: false } })
+  t.teardown(() => app.close())
+  await app.ready()
+  const frames: Array<{ type: string, event?: string, data?: { msg?: string } }> = []
+  let arrived: () => void = () => {}
+  const ws: WebSocket = await app.injectWS('/websocket/logs', {}, {
+    onInit (socket) {
+      socket.on('message', (data) => { frames.push(JSON.parse(data.toString())); arrived() })
+    }
+  })
+  const until = (done: () => boolean) => new Promise<void>(resolve => {
+    arrived = () => { if (done()) resolve() }
+  })
+  let frame = until(() => true)
+  ws.send(JSON.stringify({ type: 'auth', access_token: app.realtime.signAccessToken({ user: 'u1', role: 'admin', admin: true }).access_token }))
+  await frame
+  frame = until(() => true)
+  ws.send(JSON.stringify({ type: 'subscribe', log_level: 'info' }))
+  await frame
+  frame = until(() => frames.some(frame => frame.data?.msg === 'second'))
+  app.log.info('first')
+  app.log.info('second')
+  await frame
+  t.same(frames.filter(frame => frame.data !== undefined).map(frame => frame.data!.msg), ['first', 'second'], 'both lines, in order')
+  ws.terminate()
+})
