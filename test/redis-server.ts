@@ -124,7 +124,11 @@ export class RedisServer {
     })
   }
 
-  /** Freezes the server (SIGSTOP): connections stay open, commands wait unanswered until `resume`. */
+  /**
+   * Freezes the server (SIGSTOP): connections stay open, commands wait unanswered until `resume`. The kernel continues
+   * it (SIGHUP, SIGCONT) if its process group is orphaned meanwhile: run the suite in the background of a shell that
+   * exits before it ends (`npm test &`, then `exit`) only under `setsid`, or a frozen server answers.
+   */
   pause (): void {
     this.#process!.kill('SIGSTOP')
   }
