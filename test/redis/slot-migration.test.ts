@@ -50,6 +50,20 @@ async function migration (cluster: RedisCluster, key: string, targetOf = (source
   }
 }
 
+/** The editor's login on `app` (answered 200), a refresh or logout's status, and the user of an access token. */
+function editorFlows (t: Test, { app }: Built) {
+  return {
+    login: async () => {
+      const reply = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
+      t.equal(reply.statusCode, 200, 'login')
+      return reply.json().data as { access_token: string, refresh_token: string }
+    },
+    post: async (route: 'refresh' | 'logout', token: string) =>
+      (await app.inject({ method: 'POST', url: `/auth/${route}`, payload: { refresh_token: token } })).statusCode,
+    userOf: (accessToken: string) => (app.realtime.jwt.decode(accessToken) as { id: string }).id
+  }
+}
+
 t.test('logins, refreshes and revokeUser of a user whose slot is being migrated', async t => {
   const cluster = await RedisCluster.start(t)
   const a: Built = await build(t, { users: [admin, editor], authRoutes: true, redis: cluster.client(t, clientOptions), redisPrefix: 'm:' })
@@ -170,15 +184,9 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
     await t.test(`keyPrefix ${String(keyPrefix)}`, async t => {
       const redis = cluster.client(t, { ...clientOptions, slotsRefreshInterval: 600_000, keyPrefix })
       const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: 'a:', redisReplicaAcks: 1 })
-      const login = async () => {
-        const reply = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
-        t.equal(reply.statusCode, 200, 'login')
-        return reply.json().data as { access_token: string, refresh_token: string }
-      }
-      const post = async (route: string, token: string) =>
-        (await a.app.inject({ method: 'POST', url: `/auth/${route}`, payload: { refresh_token: token } })).statusCode
+      const { login, post, userOf } = editorFlows(t, a)
       const first = await login()
-      const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
+      const user = userOf(first.access_token)
       const setKey = `${keyPrefix ?? ''}a:{u:${user}}:session-expiries`
       const slot = await migration(cluster, setKey)
       await slot.move([setKey])
@@ -236,15 +244,9 @@ t.test('with redisReplicaAcks, a write redirected to a node the client names oth
     await t.test(name, async t => {
       const redis = cluster.client(t, { ...clientOptions, ...options, slotsRefreshInterval: 600_000 })
       const a = await build(t, { users: [admin, editor], authRoutes: true, redis, redisPrefix: `n${i}:`, redisReplicaAcks: 1 })
-      const login = async () => {
-        const reply = await a.app.inject({ method: 'POST', url: '/auth/login', payload: { email: editor.email, password: editor.password } })
-        t.equal(reply.statusCode, 200, 'login')
-        return reply.json().data as { access_token: string, refresh_token: string }
-      }
-      const post = async (route: string, token: string) =>
-        (await a.app.inject({ method: 'POST', url: `/auth/${route}`, payload: { refresh_token: token } })).statusCode
+      const { login, post, userOf } = editorFlows(t, a)
       const first = await login()
-      const user = (a.app.realtime.jwt.decode(first.access_token) as { id: string }).id
+      const user = userOf(first.access_token)
       const setKey = `n${i}:{u:${user}}:session-expiries`
       const slot = await migration(cluster, setKey, targetOf)
       t.teardown(() => slot.end(false))
