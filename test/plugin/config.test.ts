@@ -1037,3 +1037,10 @@ t.test('a WEBSOCKETS_X_PATH with a query or a fragment fails boot: no request pa
   }
   await bootFails(t, { env: {}, secret, graphql: { path: '/gql?' } }, /WEBSOCKETS_GRAPHQL_PATH \(option graphql\.path\) must match pattern/)
 })
+
+t.test('an authRoutes.prefix with a query or a fragment fails boot, as a path does: no login would ever reach it', async (t) => {
+  for (const prefix of ['/auth?x', '/auth#x']) {
+    await bootFails(t, { env: {}, secret, authRoutes: { prefix } }, /^Invalid configuration: authRoutes\.prefix must not contain \? or #/)
+  }
+  t.same((await resolveConfig({ env: {}, authRoutes: { prefix: 'api/auth' } })).authRoutes, { prefix: 'api/auth' }, 'Fastify adds the slash')
+})
