@@ -1,10 +1,13 @@
 // The reference server (`npm start`, PROTOCOL.md section 9): ping, seeded users, the user file, whoami, a request
 // log that never carries the `?access_token=` value, and what the demo page serves (its files and the client
 // libraries, nothing else; test/browser/demo.test.ts drives it).
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
+import { printSchema } from 'graphql'
 import { buildReferenceServer, type ReferenceServer } from '../../example/app.js'
+import { referenceSchema } from '../../example/schema.js'
 import { redactUrl } from '../../lib/index.js'
 import { admin, connect, editor, refusedWith, secret } from '../helpers.js'
 
@@ -221,5 +224,16 @@ t.test('GET / serves the page; /demo/ serves its script and the client libraries
   }
   for (const url of ['/demo/graphql-ws/index.js', '/demo/sdk.js.map', '/demo/index.html', '/demo/plugin.ts', '/demo/../package.json', '/demo/graphql-ws/../../package.json']) {
     t.equal((await app.inject({ url })).statusCode, 404, url)
+  }
+})
+
+t.test('the GraphQL schema README.md and docs/protocol.md write is the one it serves', async t => {
+  // printSchema's types, each on one line as the documents write them: `type Me { id: ID!, email: String, ... }`.
+  const types = printSchema(referenceSchema(() => null)).split('\n\n')
+    .map(type => type.replace(/ {\n {2}/, ' { ').replace(/\n {2}/g, ', ').replace(/\n}/, ' }'))
+  t.equal(types.length, 3)
+  for (const file of ['README.md', 'docs/protocol.md']) {
+    const text = (await readFile(file, 'utf8')).replace(/\s+/g, ' ')
+    for (const type of types) t.ok(text.includes(type), `${file}: ${type}`)
   }
 })

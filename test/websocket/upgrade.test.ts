@@ -142,6 +142,21 @@ t.test('request.realtime is null on the other routes of the scope the plugin is 
   t.same((await app.inject('/beside')).json(), { realtime: 'null' })
 })
 
+// README, `request.realtime`: the gate is the route's own onRequest hook, so the app's onRequest hooks run before it.
+t.test('request.realtime: the app\'s hooks read it from preParsing on; its onRequest hooks, before the gate, read null', async t => {
+  const app = Fastify()
+  const seen: Record<string, string> = {}
+  for (const hook of ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const) {
+    app.addHook(hook, async (request: { realtime: RealtimeUpgrade | null | undefined }) => { seen[hook] = request.realtime === null ? 'null' : String(request.realtime?.authMode) })
+  }
+  await app.register(realtime, { env: {}, secret, rest: { auth: 'public' } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  await (await connect(`ws://127.0.0.1:${port}/websocket`)).close()
+  t.same(seen, { onRequest: 'null', preParsing: 'public', preValidation: 'public', preHandler: 'public' })
+})
+
 t.test('the @fastify/jwt cookie authenticates at the upgrade; the query parameter wins over it', async t => {
   const app = Fastify()
   await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
