@@ -2,12 +2,14 @@
 // reaching stderr, each user is listed once (email and id, the admin's included), and a variable set but empty (as
 // compose files write them) is unset; a wrong one fails boot naming it.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { buildReferenceServer, type ReferenceServer } from '../../example/app.js'
 import { listenAddress } from '../../example/listen-address.js'
+import { environmentVariables } from '../../lib/config.js'
 import { admin, connect, secret } from '../helpers.js'
 
 const baseEnv = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password, SECRET: secret, LOG_LEVEL: 'silent' }
@@ -223,4 +225,18 @@ t.test('HOST and PORT: empty is unset, and a PORT that is no port fails naming P
   for (const port of ['abc', '65536', '-1', '80.5', ' 80', '1e3', '123456']) {
     t.throws(() => listenAddress({ PORT: port }), { code: invalid, message: 'Invalid configuration: PORT must be an integer from 0 to 65535' }, port)
   }
+})
+
+t.test('the variables of README\'s reference-server table are those example/ reads beside the plugin\'s, and docs/protocol.md names each', async t => {
+  const read = new Set(readdirSync('example').filter(file => file.endsWith('.ts'))
+    .flatMap(file => [...readFileSync(join('example', file), 'utf8').matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)].map(match => match[1]!)))
+  const own = [...read].filter(name => !Object.hasOwn(environmentVariables(), name)).sort()
+  const readme = readFileSync('README.md', 'utf8')
+  const start = readme.indexOf('## The reference server')
+  const table = readme.slice(start, readme.indexOf('\n\n', readme.indexOf('| variable |', start)))
+  const listed = table.split('\n').slice(2).flatMap(row => [...row.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map(match => match[1]!))
+  t.same(listed.filter(name => !read.has(name)), [], 'listed, not read')
+  t.same(own.filter(name => !listed.includes(name)), [], 'read, not listed')
+  const protocol = readFileSync('docs/protocol.md', 'utf8')
+  t.same(own.filter(name => !protocol.includes(`\`${name}\``)), [], 'read, not in docs/protocol.md')
 })
