@@ -23,6 +23,18 @@ t.test('an HS256 token signed with SECRET without the plugin\'s issuer is refuse
   }
 })
 
+t.test('with claims of the app\'s required of the plugin\'s own instance (jwt.verify.requiredClaims), a token without its issuer is still refused', async t => {
+  const { app, url } = await build(t, { users: [admin], jwt: { verify: { requiredClaims: ['exp'] } } })
+  const token = signedElsewhere({ id: 'u1' })
+  t.equal((await refusedWith(url(`/websocket?access_token=${token}`))).status, 401, 'no iss: refused at the upgrade')
+  t.equal((await refusedWith(url(`/websocket?access_token=${createSigner({ key: secret, iss: 'fastify-realtime' })({ id: 'u1' })}`))).status, 401,
+    'the app\'s required claim holds too (no exp)')
+  const issued = await app.realtime.login({ email: admin.email, password: admin.password })
+  const client = await connect(url(`/websocket?access_token=${issued.access_token}`))
+  t.ok(client, 'the plugin\'s own tokens are taken')
+  await client.close()
+})
+
 t.test('the plugin\'s own tokens carry its issuer, and its admins stay admins', async t => {
   const { app, url } = await build(t, { users: [admin], issuer: 'realtime.example.com' })
   const issued = await app.realtime.login({ email: admin.email, password: admin.password })
