@@ -8,7 +8,7 @@ import { audience, authAndWhoami, issuer, newProviderKey, patOk, Provider, provi
 /** A token of `key` whose header carries `header` besides its alg and kid. */
 function signedWith (key: ProviderKey, header: Record<string, unknown>, kid = key.kid): string {
   const pem = key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
-  return createSigner({ key: pem, algorithm: key.alg, kid, header, expiresIn: 300_000 })({
+  return createSigner({ key: pem, algorithm: key.alg, kid, header: { alg: key.alg, ...header }, expiresIn: 300_000 })({
     sub: 'provider-user', email: 'pat@example.com', role: 'editor', iss: issuer, aud: audience
   })
 }
