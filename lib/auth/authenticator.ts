@@ -344,10 +344,12 @@ export class Authenticator {
   /**
    * The refresh token a session token (the session cookie) carries, one this plugin signed: under `session`, or under
    * `refresh_token`, the name a later release signs (a name every log hides), so that a rolling deploy to it keeps
-   * every cookie. undefined for any other token (another issuer's claims are its own business).
+   * every cookie. undefined for any other token (another issuer's claims are its own business). A registration's
+   * sharing this one's key and revocations (`#ours`) is one too: taken for an access token there, the session cookie
+   * of a day's life opened sockets long after its logout, once the revocation had lapsed.
    */
   #refreshTokenOf (claims: Claims): string | undefined {
-    if (claims.iss !== this.#options.issuer) return undefined
+    if (!this.#ours(claims)) return undefined
     const carried = claims.refresh_token ?? claims.session
     return typeof carried === 'string' ? carried : undefined
   }

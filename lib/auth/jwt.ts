@@ -279,7 +279,9 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
       ...(ownNamespace ? { namespace: ownNamespace } : {}),
       secret: config.secret!,
       sign: { iss: config.issuer, ...own.sign },
-      verify: { allowedIss: config.issuer, requiredClaims: ['iss'], ...own.verify }
+      // `iss` stays required beside the claims the app's options require: fast-jwt lets a token without one past
+      // `allowedIss`, and a `requiredClaims: ['exp']` of the app's would have let in one signed with SECRET elsewhere.
+      verify: { allowedIss: config.issuer, ...own.verify, requiredClaims: [...new Set(['iss', ...own.verify?.requiredClaims ?? []])] }
     })
     jwt = ownNamespace ? registered![ownNamespace]! : scope.jwt
   })

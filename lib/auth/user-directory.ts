@@ -75,6 +75,9 @@ export class UserDirectory {
     if (holder !== undefined) throw new InvalidConfigError(`${email} has the id of ${holder}: give each user an id of their own`)
     this.#emails.add(email)
     this.#emailsById.set(id, email)
+    // Beside the first user's hash, not in the first check of an unknown email: that one would cost two hashes, and
+    // tell the email unknown.
+    this.#decoy()
     const identity: Identity = { user: id, role: user.role ?? null, admin: user.admin === true }
     this.#users.set(email, {
       identity,
@@ -82,6 +85,16 @@ export class UserDirectory {
       otpKey: user.otpSecret == null ? null : otpKey(String(user.otpSecret))
     })
     return identity
+  }
+
+  /** The decoy's hash, made once, at this directory's cost. */
+  #decoy (): Promise<string> {
+    if (this.#decoyHash === null) {
+      this.#decoyHash = argon2.hash(randomUUID(), this.#hashOptions)
+      // Made before any check awaits it: its failure (none is expected, the cost is checked) is that check's.
+      Promise.allSettled([this.#decoyHash])
+    }
+    return this.#decoyHash
   }
 
   get size (): number {
@@ -96,8 +109,7 @@ export class UserDirectory {
   readonly verifyCredentials = async ({ email, password, otp }: PasswordCredential, check?: CredentialCheck): Promise<Identity | null> => {
     const entry = this.#users.get(normalizeEmail(email))
     if (!entry) {
-      this.#decoyHash ??= argon2.hash(randomUUID(), this.#hashOptions)
-      const decoyHash = await this.#decoyHash
+      const decoyHash = await this.#decoy()
       await argon2.verify(decoyHash, password)
       return null
     }

@@ -10,6 +10,7 @@ import { MemoryLogFeed } from './log-feed/memory.js'
 import { RedisLogFeed } from './log-feed/redis.js'
 import type { OtpSteps } from './otp-steps/contract.js'
 import { RedisOtpSteps } from './otp-steps/redis.js'
+import { RememberedOtpSteps } from './otp-steps/remembered.js'
 import type { RevocationFeed } from './revocation-feed/contract.js'
 import { MemoryRevocationFeed } from './revocation-feed/memory.js'
 import { RedisRevocationFeed } from './revocation-feed/redis.js'
@@ -52,6 +53,7 @@ export function redisBackend (redis: RedisConnections, prefix: string, log: Fast
     revocationFeed: () => new RedisRevocationFeed(redis, prefix, log, replicaAcks),
     logFeed: (node, maxUnansweredBytes) => new RedisLogFeed(redis, prefix, node, maxUnansweredBytes),
     attempts: (limit) => redisAttempts(limit, redis.commands, prefix),
-    otpSteps: () => new RedisOtpSteps(redis.commands, prefix, replicaAcks)
+    // Remembered here too: a Redis restarted empty takes no code again on the process that accepted it.
+    otpSteps: () => new RememberedOtpSteps(new RedisOtpSteps(redis.commands, prefix, replicaAcks))
   }
 }

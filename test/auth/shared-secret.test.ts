@@ -205,3 +205,28 @@ t.test('a secret each: a revocation at one is not seen at the other', async t =>
   t.equal(again.user, 'alice', 'and its token still opens sockets there')
   await Promise.all([atA.client.close(), atB.client.close(), again.client.close()])
 })
+
+t.test('one app\'s @fastify/jwt, two registrations of two issuers: the session cookie of one is no access token at the other, before its logout or after', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const { ws } = await underPrefixes(t, {
+    '/a': { issuer: 'tenant-a', users: await directoryOf([admin]), authRoutes: true },
+    '/b': { issuer: 'tenant-b', cookies: { session: { name: 'b_session' }, refresh: { name: 'b_refresh' } } }
+  })
+  const http = `http${ws.slice(2)}`
+  clock.tick(1_000)
+  const login = await post(`${http}/a/auth/login`, { email: admin.email, password: admin.password, mode: 'session' })
+  const cookie = login.headers.getSetCookie().find(line => line.startsWith('directus_session_token='))!.split(';')[0]!
+  const sessionToken = cookie.slice(cookie.indexOf('=') + 1)
+  t.same(await refusedWith(`${ws}/a/websocket?access_token=${sessionToken}`), upgradeRefused, 'its own registration takes it for no access token')
+  t.same(await refusedWith(`${ws}/b/websocket?access_token=${sessionToken}`), upgradeRefused, 'nor does the other')
+  const atB = await connect(`${ws}/b/websocket`)
+  atB.send({ type: 'auth', access_token: sessionToken, uid: 'in-band' })
+  t.match(await next(atB, 'the auth answer'), { type: 'auth', status: 'error', error: { code: 'AUTH_FAILED' }, uid: 'in-band' }, 'in an auth message either')
+  await atB.close()
+
+  const logout = await fetch(`${http}/a/auth/logout`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ mode: 'session' }) })
+  t.equal(logout.status, 204, 'logged out')
+  // Past what the logout's revocation covers (an access token's life), well within the session token's day.
+  clock.tick(60 * 60_000)
+  t.same(await refusedWith(`${ws}/b/websocket?access_token=${sessionToken}`), upgradeRefused, 'the other refuses it once its session is over too')
+})

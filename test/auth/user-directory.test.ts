@@ -45,6 +45,24 @@ t.test('UserDirectory: an unknown email resolves null', async (t) => {
   t.equal(await users.verifyCredentials({ email: 'nobody-else@example.com', password: 'x' }), null, 'twice: the decoy hash is reused')
 })
 
+t.test('UserDirectory: the first unknown email costs what a wrong password does: the decoy is hashed as users are added', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  await users.add({ email: 'carol@example.com', password: 'c4r0l!' })
+  const hashes = t.capture(argon2, 'hash', argon2.hash)
+  const verifies = t.capture(argon2, 'verify', argon2.verify)
+  t.equal(await users.verifyCredentials({ email: 'nobody@example.com', password: 'c4r0l!' }), null)
+  t.equal(await users.verifyCredentials({ email: 'carol@example.com', password: 'wrong' }), null)
+  t.equal(hashes.calls.length, 0, 'no hash in either check')
+  t.equal(verifies.calls.length, 2, 'one verify each')
+})
+
+t.test('UserDirectory: a directory without users makes its decoy at the first check', async (t) => {
+  const users = new UserDirectory({ passwordHashing: testHashing })
+  const hashes = t.capture(argon2, 'hash', argon2.hash)
+  t.equal(await users.verifyCredentials({ email: 'nobody@example.com', password: 'p' }), null)
+  t.equal(hashes.calls.length, 1)
+})
+
 t.test('UserDirectory: emails are case-insensitive and trimmed', async (t) => {
   const { users, carol } = await directory()
   t.same(await users.verifyCredentials({ email: '  CAROL@EXAMPLE.COM', password: 'c4r0l!' }), carol)
@@ -243,10 +261,11 @@ t.test('UserDirectory: passwords are hashed with argon2id at OWASP\'s cost unles
   const cheap = new UserDirectory({ passwordHashing: { memoryCost: 8, timeCost: 1 } })
   await cheap.add({ email: 'b@example.com', password: 'p' })
   const encoded = await Promise.all(hashes.calls.map(call => (call as { returned: Promise<string> }).returned))
-  t.equal(encoded.length, 3, 'a user, the decoy, a user')
+  t.equal(encoded.length, 4, 'each directory\'s decoy, as its first user is added, and that user')
   const owaspCost = /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/
-  t.match(encoded, [owaspCost, owaspCost, /^\$argon2id\$v=19\$m=8,p=1,t=1\$/],
-    '19 MiB, 1 lane, 2 passes by default, the decoy too; the cost given otherwise')
+  const cheapCost = /^\$argon2id\$v=19\$m=8,p=1,t=1\$/
+  t.match(encoded, [owaspCost, owaspCost, cheapCost, cheapCost],
+    '19 MiB, 1 lane, 2 passes by default, the decoy too; the cost given otherwise, the decoy\'s too')
   t.match(await cheap.verifyCredentials({ email: 'b@example.com', password: 'p' }), { role: null, admin: false }, 'and checks with it')
 })
 

@@ -1,6 +1,7 @@
 // Foreign tokens (PROTOCOL.md section 11): a token signed with SECRET for another purpose is no realtime credential
 // (the plugin's own tokens carry and require its issuer), and `admin` comes only from tokens the plugin issued or
 // from the app's mapClaims.
+import { createHmac, generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
@@ -23,6 +24,18 @@ t.test('an HS256 token signed with SECRET without the plugin\'s issuer is refuse
   }
 })
 
+t.test('with claims of the app\'s required of the plugin\'s own instance (jwt.verify.requiredClaims), a token without its issuer is still refused', async t => {
+  const { app, url } = await build(t, { users: [admin], jwt: { verify: { requiredClaims: ['exp'] } } })
+  const token = signedElsewhere({ id: 'u1' })
+  t.equal((await refusedWith(url(`/websocket?access_token=${token}`))).status, 401, 'no iss: refused at the upgrade')
+  t.equal((await refusedWith(url(`/websocket?access_token=${createSigner({ key: secret, iss: 'fastify-realtime' })({ id: 'u1' })}`))).status, 401,
+    'the app\'s required claim holds too (no exp)')
+  const issued = await app.realtime.login({ email: admin.email, password: admin.password })
+  const client = await connect(url(`/websocket?access_token=${issued.access_token}`))
+  t.ok(client, 'the plugin\'s own tokens are taken')
+  await client.close()
+})
+
 t.test('the plugin\'s own tokens carry its issuer, and its admins stay admins', async t => {
   const { app, url } = await build(t, { users: [admin], issuer: 'realtime.example.com' })
   const issued = await app.realtime.login({ email: admin.email, password: admin.password })
@@ -30,6 +43,29 @@ t.test('the plugin\'s own tokens carry its issuer, and its admins stay admins', 
   const client = await connect(url(`/websocket/logs?access_token=${issued.access_token}`))
   client.send({ type: 'subscribe', log_level: 'error' })
   t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: 'error' }, 'an admin may read the logs')
+  await client.close()
+})
+
+t.test('the app\'s @fastify/jwt with an RSA key pair: a token unsigned (alg none), or HS256 with its public key as the secret, is refused; its own is taken', async t => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const publicPem = publicKey.export({ format: 'pem', type: 'spki' }).toString()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyJwt, { secret: { private: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), public: publicPem }, sign: { algorithm: 'RS256' } })
+  await app.register(realtime, { env: {} })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/websocket`
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const claims = part({ sub: 'mallory', exp: Math.floor(Date.now() / 1000) + 600 })
+  const hs256 = `${part({ alg: 'HS256', typ: 'JWT' })}.${claims}`
+  for (const [what, token] of [
+    ['alg none', `${part({ alg: 'none', typ: 'JWT' })}.${claims}.`],
+    ['HS256 with the public key', `${hs256}.${createHmac('sha256', publicPem).update(hs256).digest('base64url')}`]
+  ] as const) {
+    t.equal((await refusedWith(`${url}?access_token=${token}`)).status, 401, what)
+  }
+  const client = await connect(`${url}?access_token=${app.jwt.sign({ sub: 'alice' })}`)
+  t.ok(client, 'a token the app signed')
   await client.close()
 })
 

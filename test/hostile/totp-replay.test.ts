@@ -135,3 +135,17 @@ t.test('on Redis, a code whose give-back met Redis away is given back once it is
   t.equal(retried.statusCode, 200, 'once Redis is back, the retry with the same code works')
   t.equal((await login(app, now)).statusCode, 401, 'once')
 })
+
+t.test('on Redis, a Redis restarted empty: the process that accepted a code still refuses its replay', async t => {
+  fakeDate(t)
+  const redis = await RedisServer.start(t)
+  const app = await build(t, { users: [user], authRoutes: true, redis: redis.url }, { logger: false })
+  const now = code(Date.now())
+  t.equal((await login(app, now)).statusCode, 200)
+  await redis.stop()
+  await redis.start()
+  let replay
+  do replay = await login(app, now)
+  while (replay.statusCode === 503)
+  t.equal(replay.statusCode, 401, 'its replay once Redis is back, empty, fails like a wrong code')
+})

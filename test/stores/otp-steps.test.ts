@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import type { OtpSteps } from '../../lib/stores/otp-steps/contract.js'
 import { MemoryOtpSteps } from '../../lib/stores/otp-steps/memory.js'
 import { RedisOtpSteps } from '../../lib/stores/otp-steps/redis.js'
+import { RememberedOtpSteps } from '../../lib/stores/otp-steps/remembered.js'
 import { refuseLateLua } from '../../lib/stores/write-deadline.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
@@ -64,6 +65,35 @@ t.test('Redis', async t => {
     return new RedisOtpSteps(client, 'test:')
   }, true)
   for (const key of await clients[0]!.keys('test:*')) t.ok(await clients[0]!.pttl(key) > 0, `${key} expires`)
+})
+
+t.test('Redis, remembered by each process: the same contract', async t => {
+  const server = await RedisServer.start(t)
+  const clients: Redis[] = []
+  t.teardown(() => clients.forEach(client => client.disconnect()))
+  await otpStepsContract(t, () => {
+    const client = new Redis(server.url)
+    clients.push(client)
+    return new RememberedOtpSteps(new RedisOtpSteps(client, 'test:'))
+  }, true)
+})
+
+t.test('Redis, remembered: a Redis restarted empty takes no step this process claimed, and a give-back still gives it back', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const steps = new RememberedOtpSteps(new RedisOtpSteps(redis, 'test:'))
+  t.equal(await steps.claim('alice', 100, 'first'), true)
+  t.equal(await steps.claim('bob', 100, 'bob'), true)
+  t.equal(await steps.claim('carol', 8, 'older'), true)
+  t.equal(await steps.claim('carol', 9, 'newest'), true)
+  await redis.flushall()
+  t.equal(await steps.claim('alice', 100, 'replay'), false, 'the code this process accepted is still used here')
+  t.equal(await steps.claim('carol', 9, 'replay'), false, 'the newest too')
+  t.equal(await steps.claim('alice', 100, 'first'), true, 'the claim made again (its answer lost) answers as the first')
+  await steps.giveBack('bob', 100, 'bob')
+  t.equal(await steps.claim('bob', 100, 'retry'), true, 'a step given back is claimed again')
+  t.equal(await steps.claim('alice', 101, 'next'), true, 'a newer step is claimed')
 })
 
 t.test('Redis: a process of the release before and one of this release share each user\'s step', async t => {

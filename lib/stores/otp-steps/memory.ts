@@ -4,9 +4,14 @@ import type { OtpSteps } from './contract.js'
 export class MemoryOtpSteps implements OtpSteps {
   readonly #last = new Map<string, { step: number, nonce: string | null }>()
 
-  async claim (user: string, step: number, nonce: string): Promise<boolean> {
+  /** Whether `claim` would take it: a step newer than the user's last, or the claim that made that one, made again. */
+  claimable (user: string, step: number, nonce: string): boolean {
     const last = this.#last.get(user)
-    if (last !== undefined && step <= last.step) return step === last.step && nonce === last.nonce
+    return last === undefined || step > last.step || (step === last.step && nonce === last.nonce)
+  }
+
+  async claim (user: string, step: number, nonce: string): Promise<boolean> {
+    if (!this.claimable(user, step, nonce)) return false
     this.#last.set(user, { step, nonce })
     return true
   }
