@@ -285,6 +285,15 @@ export async function tokenJwt (fastify: FastifyInstance, options: RealtimeOptio
     })
     jwt = ownNamespace ? registered![ownNamespace]! : scope.jwt
   })
+  // The plugin's own instance verifies only what the plugin signs (logins, signAccessToken): options of the app's that
+  // refuse those tokens would have every one of them refused at its first socket.
+  if (own.sign?.notBefore != null) {
+    throw new InvalidConfigError('the option jwt.sign.notBefore would make every access token the plugin signs refused (AUTH_FAILED) for that long after it is signed: leave it out')
+  }
+  const refused = refusedClaims(jwt, config.issuer)
+  if (refused !== null) {
+    throw new InvalidConfigError(`the option jwt.verify refuses the access tokens the plugin signs (${refused}): every login would answer a token no socket takes. Allow ${config.issuer} (the option issuer, ACCESS_TOKEN_ISSUER) in verify.allowedIss, or leave it out, and require no claim the plugin does not sign (verify.requiredClaims)`)
+  }
   // Which registrations share revocations (one secret, one set): a salted digest names the secret; no token is checked
   // with it.
   const verifier = createHash('sha256').update(digestSalt).update(config.secret).digest('base64')

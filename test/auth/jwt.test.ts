@@ -117,6 +117,24 @@ t.test('the app\'s instance signing with sign.notBefore, and logins: boot says t
   t.ok(sockets.hasRoute({ method: 'GET', url: '/websocket' }), 'without logins the plugin signs nothing with it: it boots')
 })
 
+t.test('the plugin\'s own instance with jwt options that refuse its tokens: boot says so', async t => {
+  // Its own instance verifies only what the plugin signs: an allowedIss without its issuer, a claim it does not sign
+  // required, or a notBefore had every login's and signAccessToken's token refused at its first socket.
+  const boot = async (jwt: object) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(realtime, { env: {}, secret, jwt })
+    return app
+  }
+  await t.rejects(async () => { await boot({ verify: { allowedIss: 'the-app' } }) },
+    { code: 'FST_REALTIME_INVALID_CONFIG', message: /the option jwt\.verify refuses the access tokens the plugin signs \(.+\): every login would answer a token no socket takes/ })
+  await t.rejects(async () => { await boot({ verify: { requiredClaims: ['aud'] } }) }, { message: /the option jwt\.verify refuses the access tokens the plugin signs/ })
+  await t.rejects(async () => { await boot({ sign: { notBefore: '30s' } }) }, { message: /the option jwt\.sign\.notBefore would make every access token the plugin signs refused/ })
+  const allowing = await boot({ verify: { allowedIss: ['fastify-realtime', 'the-app'], requiredClaims: ['exp'] } })
+  const { access_token: token } = allowing.realtime.signAccessToken({ user: 'root', role: null, admin: true })
+  t.match(allowing.realtime.jwt.verify(token), { id: 'root' }, 'options that take its tokens boot, and its tokens verify')
+})
+
 t.test('connection.request.user follows the socket\'s credential: refused, kept, expired', async t => {
   const clock = stoppedDate(t)
   const app = Fastify()
