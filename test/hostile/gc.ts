@@ -25,3 +25,30 @@ export function retainedBytes (): number {
 
 /** Buffers (their ArrayBuffers) held after a full collection, in bytes: what kept reads cost, without the heap's noise. */
 export const retainedBuffers = (): number => held().arrayBuffers
+
+/**
+ * How many objects of a class named `name` the heap holds after a full collection, counted in a heap snapshot: what a
+ * library keeps out of reach (its records in private fields) counted exactly, where the heap's size is noise.
+ */
+export async function instancesOf (name: string): Promise<number> {
+  collect()
+  collect()
+  const chunks: Buffer[] = []
+  for await (const chunk of v8.getHeapSnapshot()) chunks.push(chunk as Buffer)
+  const { snapshot: { meta }, nodes, strings } = JSON.parse(Buffer.concat(chunks).toString()) as HeapSnapshot
+  const fields = meta.node_fields.length
+  const typeAt = meta.node_fields.indexOf('type')
+  const nameAt = meta.node_fields.indexOf('name')
+  const object = meta.node_types[0].indexOf('object')
+  let count = 0
+  for (let i = 0; i < nodes.length; i += fields) {
+    if (nodes[i + typeAt] === object && strings[nodes[i + nameAt]] === name) count++
+  }
+  return count
+}
+
+interface HeapSnapshot {
+  snapshot: { meta: { node_fields: string[], node_types: [string[]] } }
+  nodes: number[]
+  strings: string[]
+}

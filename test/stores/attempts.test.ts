@@ -4,9 +4,9 @@
 import t, { type Test } from 'tap'
 import { setTimeout } from 'node:timers/promises'
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible'
-import { CountedAttempts, unlimited, type AttemptLimit, type AttemptLimiter } from '../../lib/stores/attempts/contract.js'
-import { memoryAttempts } from '../../lib/stores/attempts/memory.js'
-import { redisAttempts } from '../../lib/stores/attempts/redis.js'
+import { CountedAttempts, unlimited, type AttemptLimit, type AttemptLimiter, type ForgetUncounted } from '../../lib/stores/attempts/contract.js'
+import { forgetInMemory, memoryAttempts } from '../../lib/stores/attempts/memory.js'
+import { forgetOnRedis, redisAttempts } from '../../lib/stores/attempts/redis.js'
 import { connectRedis, opened } from '../../lib/stores/redis-connection.js'
 import { RedisCluster } from '../redis-cluster.js'
 import { RedisServer } from '../redis-server.js'
@@ -121,7 +121,7 @@ async function givenBackLate (t: Test, limiter: AttemptLimiter): Promise<void> {
  * An attempt refused in one window whose point goes back once the next has begun (a round trip to Redis across its end)
  * takes nothing from the next: `make` gives a counter of 2 points in 1 s windows.
  */
-async function givenBackAcrossWindows (t: Test, make: (name: string) => RateLimiterAbstract): Promise<void> {
+async function givenBackAcrossWindows (t: Test, make: (name: string) => RateLimiterAbstract, forget: ForgetUncounted): Promise<void> {
   let gate: Promise<void> | null = null
   let open!: () => void
   const limiter = new CountedAttempts(name => {
@@ -132,7 +132,7 @@ async function givenBackAcrossWindows (t: Test, make: (name: string) => RateLimi
       return reward(key, points, options)
     }
     return counter
-  })
+  }, forget)
   t.equal(await limiter.begin('10.0.3.1', 'x1@example.com'), 0)
   gate = new Promise(resolve => { open = resolve })
   // Both pass the read (one attempt counted); the second's count is refused, and its point held on its way back.
@@ -147,6 +147,37 @@ async function givenBackAcrossWindows (t: Test, make: (name: string) => RateLimi
   t.ok(refusal(await limiter.begin('10.0.3.1', 'x6@example.com')), 'the next window allows its points, no more (before: a third password checked in it)')
 }
 
+/**
+ * An attempt given back to a counter that then counts nothing takes the counter with it: a client sending passwords for
+ * new emails and leaving before their checks left a counter per email for the rest of the window. `counters`: how many
+ * the backend holds. A counter that still counts another attempt stays, and so does one counted between the give-back's
+ * point and its forgetting.
+ */
+async function forgottenWhenGivenBack (t: Test, limiter: AttemptLimiter, counters: () => Promise<number>,
+  forget: ForgetUncounted, counter: RateLimiterAbstract): Promise<void> {
+  const before = await counters()
+  for (let i = 0; i < 50; i++) {
+    t.equal(await limiter.begin('10.0.4.1', `gone-${i}@example.com`), 0)
+    await limiter.unchecked('10.0.4.1', `gone-${i}@example.com`)
+  }
+  t.equal(await counters(), before, 'no counter left by 50 attempts given back (before: 51, one per email and the IP\'s)')
+  t.equal(await limiter.begin('10.0.4.2', 'kept@example.com'), 0)
+  t.equal(await limiter.begin('10.0.4.3', 'kept@example.com'), 0)
+  await limiter.unchecked('10.0.4.3', 'kept@example.com')
+  t.equal(await counters(), before + 2, 'the email\'s counter counts the other attempt still, and its IP\'s: both stay')
+  t.equal(await limiter.begin(null, 'kept@example.com'), 0, 'one attempt counted, one more allowed')
+  // Forgetting reads the count and deletes in one step: a count landing just before it keeps the counter.
+  await counter.consume('raced')
+  await forget(counter, 'raced')
+  t.equal((await counter.get('raced'))?.consumedPoints, 1, 'a counter counting an attempt is never forgotten')
+  await counter.reward('raced')
+  await forget(counter, 'raced')
+  t.equal(await counter.get('raced'), null, 'one at nothing is')
+  // Its window may end between the give-back and the forgetting.
+  await forget(counter, 'raced')
+  t.equal(await counter.get('raced'), null, 'one gone already stays gone')
+}
+
 t.test('unlimited (attemptLimit: false)', async t => {
   for (let i = 0; i < 5; i++) t.equal(await unlimited.begin('10.0.0.1', 'a@example.com'), 0)
   await unlimited.succeeded('10.0.0.1', 'a@example.com')
@@ -156,7 +187,15 @@ t.test('unlimited (attemptLimit: false)', async t => {
 t.test('memory', async t => {
   await attemptsContract(t, () => memoryAttempts(limit), false)
   await givenBackLate(t, memoryAttempts({ points: 2, durationSeconds: 1 }))
-  await givenBackAcrossWindows(t, name => new RateLimiterMemory({ keyPrefix: `across:${name}`, points: 2, duration: 1 }))
+  await givenBackAcrossWindows(t, name => new RateLimiterMemory({ keyPrefix: `across:${name}`, points: 2, duration: 1 }), forgetInMemory)
+  const held: RateLimiterMemory[] = []
+  const counted = new CountedAttempts(name => {
+    const counter = new RateLimiterMemory({ keyPrefix: `forgotten:${name}`, points: 2, duration: 60 })
+    held.push(counter)
+    return counter
+  }, forgetInMemory)
+  const counters = async () => held.reduce((sum, counter) => sum + counter.dump().storage.length, 0)
+  await forgottenWhenGivenBack(t, counted, counters, forgetInMemory, new RateLimiterMemory({ keyPrefix: 'raced', points: 2, duration: 60 }))
 })
 
 t.test('Redis', async t => {
@@ -167,7 +206,9 @@ t.test('Redis', async t => {
   await opened(redis.commands)
   await attemptsContract(t, () => redisAttempts(limit, redis.commands, 'test:'), true)
   await givenBackLate(t, redisAttempts({ points: 2, durationSeconds: 1 }, redis.commands, 'late:'))
-  await givenBackAcrossWindows(t, name => new RateLimiterRedis({ storeClient: redis.commands, keyPrefix: `across:${name}`, points: 2, duration: 1 }))
+  await givenBackAcrossWindows(t, name => new RateLimiterRedis({ storeClient: redis.commands, keyPrefix: `across:${name}`, points: 2, duration: 1 }), forgetOnRedis(redis.commands))
+  await forgottenWhenGivenBack(t, redisAttempts(limit, redis.commands, 'forgotten:'), async () => (await redis.commands.keys('forgotten:*')).length,
+    forgetOnRedis(redis.commands), new RateLimiterRedis({ storeClient: redis.commands, keyPrefix: 'raced', points: 2, duration: 60 }))
 
   const keys = await redis.commands.keys('test:*')
   t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')
@@ -183,6 +224,8 @@ t.test('Redis Cluster', async t => {
   const redis = cluster.client(t)
   await attemptsContract(t, () => redisAttempts(limit, redis, 'test:'), true)
   await givenBackLate(t, redisAttempts({ points: 2, durationSeconds: 1 }, redis, 'late:'))
+  await forgottenWhenGivenBack(t, redisAttempts(limit, redis, 'forgotten:'), async () => (await cluster.keys('forgotten:*')).length,
+    forgetOnRedis(redis), new RateLimiterRedis({ storeClient: redis, keyPrefix: 'raced', points: 2, duration: 60 }))
   const keys = await cluster.keys('test:*')
   t.ok(keys.includes('test:attempts:ip:10.0.0.1'), 'counters live under the prefix')
   t.ok((await cluster.onEachNode(node => node.dbsize())).filter(size => size > 0).length > 1, 'spread over the nodes')

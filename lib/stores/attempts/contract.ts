@@ -44,14 +44,22 @@ function emailKey (email: string): string {
   return createHash('sha256').update(normalizeEmail(email)).digest('base64url')
 }
 
+/**
+ * Drops `key`'s counter on `limiter` if it counts no attempt (0 or below), in one step no other attempt's count can come
+ * between (another attempt's point would go with it).
+ */
+export type ForgetUncounted = (limiter: RateLimiterAbstract, key: string) => Promise<void>
+
 /** Two counters, per IP and per email, each a rate-limiter-flexible limiter named `ip` or `email`. */
 export class CountedAttempts implements AttemptLimiter {
   readonly #byIp: RateLimiterAbstract
   readonly #byEmail: RateLimiterAbstract
+  readonly #forget: ForgetUncounted
 
-  constructor (limiter: (name: 'ip' | 'email') => RateLimiterAbstract) {
+  constructor (limiter: (name: 'ip' | 'email') => RateLimiterAbstract, forget: ForgetUncounted) {
     this.#byIp = limiter('ip')
     this.#byEmail = limiter('email')
+    this.#forget = forget
   }
 
   async begin (ip: string | null, email: string): Promise<number> {
@@ -76,7 +84,7 @@ export class CountedAttempts implements AttemptLimiter {
       if (!(err instanceof RateLimiterRes)) throw err
       // Refused, the password is never checked: its points go back, or a burst of correct logins at once (one
       // address's users, more than `points` in flight) kept the address refused for the rest of the window.
-      await Promise.all(counted.map(([limiter, key, windowEnds]) => giveBack(limiter, key, windowEnds)))
+      await Promise.all(counted.map(([limiter, key, windowEnds]) => giveBack(limiter, key, this.#forget, windowEnds)))
       return Math.max(1, Math.ceil(err.msBeforeNext))
     }
   }
@@ -90,8 +98,8 @@ export class CountedAttempts implements AttemptLimiter {
 
   async unchecked (ip: string | null, email: string): Promise<void> {
     await Promise.all([
-      ip === null ? null : giveBack(this.#byIp, clientNetwork(ip)),
-      giveBack(this.#byEmail, emailKey(email))
+      ip === null ? null : giveBack(this.#byIp, clientNetwork(ip), this.#forget),
+      giveBack(this.#byEmail, emailKey(email), this.#forget)
     ])
   }
 }
@@ -111,12 +119,15 @@ async function count (counted: Counted[], limiter: RateLimiterAbstract, key: str
 
 /**
  * One point back on a counter. rate-limiter-flexible's `reward` on a counter whose window has ended meanwhile opens a
- * new window at -1 (one attempt more than `points`): that point is taken back, leaving a window at 0. So is one that
- * landed in a later window than the point's (its end `windowEnds`: a later one ends a whole window after it, the same one
- * then give or take a round trip), which would take a point another attempt counted there, one more password checked.
+ * new window at -1 (one attempt more than `points`): that point is taken back. So is one that landed in a later window
+ * than the point's (its end `windowEnds`: a later one ends a whole window after it, the same one then give or take a
+ * round trip), which would take a point another attempt counted there, one more password checked. A counter left
+ * counting nothing goes: kept for the rest of its window, a client sending passwords for new emails and leaving before
+ * their checks (each given back) left one per email, in memory or on Redis, without bound.
  */
-async function giveBack (limiter: RateLimiterAbstract, key: string, windowEnds?: number): Promise<void> {
+async function giveBack (limiter: RateLimiterAbstract, key: string, forget: ForgetUncounted, windowEnds?: number): Promise<void> {
   const { consumedPoints, msBeforeNext } = await limiter.reward(key)
   const later = windowEnds !== undefined && Date.now() + msBeforeNext - windowEnds > limiter.duration * 500
   if (consumedPoints < 0 || later) await limiter.penalty(key)
+  if (consumedPoints <= 0 && !later) await forget(limiter, key)
 }

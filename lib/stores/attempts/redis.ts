@@ -1,8 +1,21 @@
 // Attempt counters on Redis, shared by every process: a client gets no fresh allowance from each process.
-import { RateLimiterRedis } from 'rate-limiter-flexible'
+import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import type { RedisClient } from '../redis-connection.js'
 import { redisKeys } from '../redis-keys.js'
-import { CountedAttempts, type AttemptLimit, type AttemptLimiter } from './contract.js'
+import { CountedAttempts, type AttemptLimit, type AttemptLimiter, type ForgetUncounted } from './contract.js'
+
+// KEYS: the counter (rate-limiter-flexible's: the count as an integer). A script: no count between the read and the delete.
+const forgetScript = `
+local counted = redis.call('GET', KEYS[1])
+if counted and tonumber(counted) <= 0 then redis.call('DEL', KEYS[1]) end
+return 1`
+
+/** `ForgetUncounted` on Redis. */
+export function forgetOnRedis (client: RedisClient): ForgetUncounted {
+  return async (limiter: RateLimiterAbstract, key: string) => {
+    await client.eval(forgetScript, 1, limiter.getKey(key))
+  }
+}
 
 export function redisAttempts ({ points, durationSeconds: duration }: AttemptLimit, client: RedisClient, prefix: string): AttemptLimiter {
   return new CountedAttempts(name => new RateLimiterRedis({
@@ -16,5 +29,5 @@ export function redisAttempts ({ points, durationSeconds: duration }: AttemptLim
     // give-back tell a refusal Redis counted from one it never saw.
     // No insuranceLimiter: counting in memory while Redis is away would give every process its own allowance.
     // A store error fails the attempt closed (SERVICE_UNAVAILABLE) instead.
-  }))
+  }), forgetOnRedis(client))
 }
