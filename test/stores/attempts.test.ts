@@ -101,13 +101,18 @@ async function attemptsContract (t: Test, make: () => AttemptLimiter, shared: bo
 }
 
 /**
- * An attempt given back after its window has ended (begun at the window's last moment) gives nothing: the next window
- * allows `points` attempts, not one more (rate-limiter-flexible's reward of a gone counter starts it at -1).
+ * An attempt given back after its window has ended (begun at the window's last moment), or a success forgiving its
+ * address's point then, gives nothing: the next window allows `points` attempts, not one more (rate-limiter-flexible's reward of a gone counter starts it at -1).
  */
 async function givenBackLate (t: Test, limiter: AttemptLimiter): Promise<void> {
   t.equal(await limiter.begin('10.0.2.1', 'late@example.com'), 0)
+  t.equal(await limiter.begin('10.0.2.2', 'won@example.com'), 0)
   await setTimeout(1_100)
   await limiter.unchecked('10.0.2.1', 'late@example.com')
+  await limiter.succeeded('10.0.2.2', 'won@example.com')
+  t.equal(await limiter.begin('10.0.2.2', 'won1@example.com'), 0)
+  t.equal(await limiter.begin('10.0.2.2', 'won2@example.com'), 0)
+  t.ok(refusal(await limiter.begin('10.0.2.2', 'won3@example.com')), 'nor does a success whose window ended during its check')
   t.equal(await limiter.begin('10.0.2.1', 'late@example.com'), 0)
   t.equal(await limiter.begin('10.0.2.1', 'late@example.com'), 0)
   t.ok(refusal(await limiter.begin('10.0.2.1', 'late@example.com')), 'the window after it allows its points, no more')

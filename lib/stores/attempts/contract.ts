@@ -90,8 +90,9 @@ export class CountedAttempts implements AttemptLimiter {
   }
 
   async succeeded (ip: string | null, email: string): Promise<void> {
+    // The address's point goes back as an unchecked attempt's does: its window may have ended during the check.
     await Promise.all([
-      ip === null ? null : this.#byIp.reward(clientNetwork(ip)),
+      ip === null ? null : giveBack(this.#byIp, clientNetwork(ip), this.#forget),
       this.#byEmail.delete(emailKey(email))
     ])
   }
