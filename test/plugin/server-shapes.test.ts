@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyListenOptions, type FastifyServerOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import realtime from '../../lib/index.js'
-import { admin, connect, directoryOf, secret, upgradeRefusal, within, type Client } from '../helpers.js'
+import { admin, connect, directoryOf, fakeClock, secret, upgradeRefusal, within, type Client } from '../helpers.js'
 
 function certificate (t: Test): { key: Buffer, cert: Buffer } {
   const dir = t.testdir({})
@@ -37,7 +37,7 @@ async function answers (client: Client): Promise<unknown> {
 }
 
 const shapes: [string, (t: Test) => FastifyServerOptions, FastifyListenOptions | null, (app: FastifyInstance) => string][] = [
-  ['https', t => ({ https: certificate(t) }), null, app => `wss://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
+  ['https', t => ({ https: certificate(t) }) as FastifyServerOptions, null, app => `wss://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
   ['http2 with allowHTTP1', t => ({ http2: true, https: { ...certificate(t), allowHTTP1: true } }) as FastifyServerOptions, null,
     app => `wss://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
   ['serverFactory', () => ({ serverFactory: (handler) => createServer(handler) }), null, app => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
@@ -203,4 +203,69 @@ t.test('http2 with forceCloseConnections: true: app.close() with an HTTP/2 sessi
   t.equal((await within(h2Request(session, { ':method': 'GET', ':path': '/ping' }), 'the app\'s route')).body, 'pong')
   await within(app.close(), 'app.close()')
   t.equal(await within(goaway, 'the session\'s GOAWAY'), http2Constants.NGHTTP2_NO_ERROR)
+})
+
+/** A login posted on a connection of its own: its status and body, or the error that ended it. */
+function postLogin (port: number, body: string | null): Promise<{ status: number, body: string } | { error: string }> {
+  return new Promise(resolve => {
+    const login = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/auth/login', agent: false, headers: { 'content-type': 'application/json', 'content-length': 200 } }, (response) => {
+      let text = ''
+      response.on('data', (chunk: Buffer) => { text += String(chunk) })
+      response.on('end', () => resolve({ status: response.statusCode!, body: text }))
+    })
+    login.on('error', (err: Error) => resolve({ error: err.message }))
+    // `null`: the headers alone, the body never sent.
+    if (body === null) login.flushHeaders()
+    else login.end(body.padEnd(200))
+  })
+}
+
+t.test('forceCloseConnections: true: an HTTP login in flight when the app closes gets its answer before Fastify cuts every connection', async t => {
+  // Fastify cuts the busy connections too once the preClose hooks are done: the login's session was made for a client
+  // that never heard of it.
+  let entered!: () => void
+  const checking = new Promise<void>(resolve => { entered = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const app = Fastify({ forceCloseConnections: true })
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {},
+    secret,
+    authRoutes: true,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => { entered(); await released; return { user: 'u1', role: null, admin: false } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const login = postLogin(port, JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
+  await within(checking, 'the check to start')
+  // The close has run the plugin's preClose hook once an idle socket is closed: Fastify's cut would come right after.
+  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+  const closing = app.close()
+  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
+  release()
+  const answer = await within(login, 'the login\'s answer')
+  t.match(answer, { status: 200 })
+  t.ok(JSON.parse((answer as { body: string }).body).data.refresh_token, 'with its tokens')
+  await within(closing, 'app.close()')
+})
+
+t.test('forceCloseConnections: true: a request that is never answered holds the close for the store timeout, then is cut', async t => {
+  const app = await boot(t, { forceCloseConnections: true })
+  const { port } = app.server.address() as AddressInfo
+  // Its body never comes: the route never answers.
+  const arrived = new Promise(resolve => app.server.once('request', resolve))
+  const login = postLogin(port, null)
+  await within(arrived, 'the request')
+  // Its hooks run as Node hands it over: it is in flight a turn later.
+  await new Promise(resolve => setImmediate(resolve))
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  let closed = false
+  const closing = app.close().then(() => { closed = true })
+  await clock.tickAsync(2_999)
+  t.notOk(closed, 'held')
+  await clock.tickAsync(1)
+  await within(closing, 'app.close()')
+  t.match(await within(login, 'the cut'), { error: /socket hang up|ECONNRESET/ })
 })
