@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { upgraded } from '../routes/answered-upgrades.js'
+import { refuseUpgrade } from '../errors.js'
 import { cutAfterGrace } from '../connection/close-grace.js'
 import type { Connection } from '../connection/connection.js'
 import { deadline } from '../deadline.js'
@@ -105,6 +106,7 @@ export class SocketServer {
   readonly #open: () => Iterable<Connection>
   readonly #answerWithinMs: number
   #receiverChangeTold = false
+  #closed = false
 
   /**
    * `open`: the sockets open now, to close with the app. The plugin's registry has every one of them; ws's own
@@ -135,8 +137,11 @@ export class SocketServer {
   }
 
   /** An onRequest hook of the plugin's websocket routes: their upgrades are this server's. */
-  readonly claim = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    (request.raw as Claimed)[ownUpgrade] = this.server
+  readonly claim = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    // Once the app closes, every @fastify/websocket has stopped listening for upgrades, and Node routes one as a plain
+    // request (Fastify's `return503OnClosing: false` lets it through): 503 as ws answers in the gate, not a 404.
+    if (this.#closed && !request.ws && asksForWebsocket(request.raw.headers)) return refuseUpgrade(reply, { code: 'SERVICE_UNAVAILABLE' })
+    ;(request.raw as Claimed)[ownUpgrade] = this.server
     versionAsSent(request.raw.headers)
     done()
   }
@@ -179,6 +184,7 @@ export class SocketServer {
    */
   async close (): Promise<void> {
     // No socket opens from now on: an upgrade still in the gate is answered 503, ws's answer once its server closed.
+    this.#closed = true
     this.server.close()
     // Only the sockets with a check in flight cost a promise: thousands of idle ones are closed in one pass.
     const unanswered = new Set<WebSocket>()
@@ -218,6 +224,9 @@ function closeWithApp (socket: WebSocket): void {
   socket.resume() // one paused with frames waiting reads its client's answer
   cutAfterGrace(socket)
 }
+
+/** An `Upgrade: websocket` request (the header names the protocols asked for, comma-separated, in any case). */
+const asksForWebsocket = (headers: IncomingHttpHeaders): boolean => /(?:^|,)\s*websocket\s*(?:,|$)/i.test(headers.upgrade ?? '')
 
 /**
  * @fastify/websocket's `injectWS` writes `sec-websocket-version` as the number 13; ws from 8.23.1 compares it with

@@ -15,6 +15,7 @@ import { closeIfLeft, responseOf, routeWatched } from './answered-upgrades.js'
 import { slashTwin, upgradePaths } from './upgrade-paths.js'
 import { urlRewrite } from './url-rewrite.js'
 import { unaddressedClientsWarning } from './unaddressed-clients.js'
+import { AnswersInFlight } from './answers-in-flight.js'
 
 // Node's flag on a request it handed to the 'upgrade' listeners (@types/node 20 leaves it out).
 type Upgrading = IncomingMessage & { upgrade?: boolean }
@@ -53,6 +54,7 @@ export class RouteScope {
   /** The websocket routes' URLs, once mounted. */
   readonly #paths = new Set<string>()
   #closing = false
+  readonly #answerWithinMs: number
 
   /**
    * `open`: the plugin's sockets open now (its registry's), which close with the app, once the answers to the
@@ -60,6 +62,7 @@ export class RouteScope {
    */
   constructor (maxPayload: number, open: () => Iterable<Connection>, answerWithinMs: number) {
     this.sockets = new SocketServer(maxPayload, open, answerWithinMs)
+    this.#answerWithinMs = answerWithinMs
   }
 
   /** A websocket route: `gate` decides on the upgrade, `open` takes the socket. */
@@ -83,6 +86,7 @@ export class RouteScope {
     const appsCookie = fastify.hasPlugin('@fastify/cookie')
     // The plugin's @fastify/websocket listens to this, not to the app's server: see the onReady hook below.
     const upgrades = new EventEmitter()
+    const answers = new AnswersInFlight()
     await fastify.register(async (scope) => {
       if (cookies && !appsCookie) await scope.register(fastifyCookie)
       if (!appsWebsocket) await scope.register(fastifyWebsocket, { options: { server: upgrades as unknown as Server } })
@@ -95,6 +99,8 @@ export class RouteScope {
         if (route.routePath === '' && slashTwin(route.prefix, fastify.initialConfig)) this.#paths.add(`${route.url}/`)
       })
       scope.addHook('onRequest', unaddressedClientsWarning(fastify.log))
+      // Only where Fastify cuts busy connections: the others close once their answer is sent (Connection: close).
+      if (fastify.initialConfig.forceCloseConnections === true) scope.addHook('onRequest', answers.track)
       // An answer sent once the app closes says the connection closes, as Fastify's to a request that came after (an
       // HTTP/2 stream has no such header). Node closes only the connections idle when the server stops listening: a
       // pooled one (a proxy's) busy with a login then stays open after its answer, holding the close 72 s.
@@ -142,7 +148,7 @@ export class RouteScope {
       this.#closing = true
       if (forward) fastify.server.off('upgrade', forward)
       fastify.server.off('upgrade', closeIfLeft)
-      await sockets.close()
+      await Promise.all([sockets.close(), answers.sent(this.#answerWithinMs)])
     })
   }
 }

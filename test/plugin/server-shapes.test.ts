@@ -1,0 +1,271 @@
+// The shapes of Fastify server an app deploys the plugin on: TLS (`https`), HTTP/2 with HTTP/1.1 beside it, a server
+// of the app's own (`serverFactory`), a unix socket, IPv6, `forceCloseConnections`, `return503OnClosing: false`, and
+// Node's connection timeouts. Sockets open and close with the app in each, and what an HTTP/2 client sends is answered.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, request as httpRequest } from 'node:http'
+import { connect as http2Connect, constants as http2Constants, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
+import { createConnection, type AddressInfo, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance, type FastifyListenOptions, type FastifyServerOptions } from 'fastify'
+import t, { type Test } from 'tap'
+import realtime from '../../lib/index.js'
+import { admin, connect, directoryOf, fakeClock, secret, upgradeRefusal, within, type Client } from '../helpers.js'
+
+function certificate (t: Test): { key: Buffer, cert: Buffer } {
+  const dir = t.testdir({})
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }
+}
+
+/** The app in `server`'s shape, listening as `listen` says, the plugin on it with its auth routes. */
+async function boot (t: Test, server: FastifyServerOptions, listen: FastifyListenOptions = { host: '127.0.0.1', port: 0 }): Promise<FastifyInstance> {
+  const app = Fastify(server) as unknown as FastifyInstance
+  t.teardown(() => app.close())
+  app.get('/ping', async () => 'pong')
+  await app.register(realtime, { env: {}, secret, users: await directoryOf([admin]), authRoutes: true, rest: { auth: 'public' }, heartbeat: { enabled: false } })
+  await app.listen(listen)
+  return app
+}
+
+/** A socket that answers a ping: open, and read. */
+async function answers (client: Client): Promise<unknown> {
+  client.send({ type: 'ping', uid: 1 })
+  return within(client.next(), 'the pong')
+}
+
+const shapes: [string, (t: Test) => FastifyServerOptions, FastifyListenOptions | null, (app: FastifyInstance) => string][] = [
+  ['https', t => ({ https: certificate(t) }) as FastifyServerOptions, null, app => `wss://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
+  ['http2 with allowHTTP1', t => ({ http2: true, https: { ...certificate(t), allowHTTP1: true } }) as FastifyServerOptions, null,
+    app => `wss://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
+  ['serverFactory', () => ({ serverFactory: (handler) => createServer(handler) }), null, app => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
+  ['a unix socket', () => ({}), { path: 'unix' }, app => `ws+unix://${app.server.address() as string}:/websocket`],
+  ['IPv6 ::1', () => ({}), { host: '::1', port: 0 }, app => `ws://[::1]:${(app.server.address() as AddressInfo).port}/websocket`],
+  ['forceCloseConnections: true', () => ({ forceCloseConnections: true }), null, app => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`],
+  ["forceCloseConnections: 'idle'", () => ({ forceCloseConnections: 'idle' }), null, app => `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/websocket`]
+]
+
+for (const [name, server, listen, url] of shapes) {
+  t.test(`${name}: a socket opens, and app.close() closes it (1005) and resolves`, async t => {
+    let at = listen ?? undefined
+    if (listen?.path) {
+      const dir = mkdtempSync(join(tmpdir(), 'server-shapes-'))
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+      at = { path: join(dir, 'app.sock') }
+    }
+    const app = await boot(t, server(t), at)
+    const client = await within(connect(url(app), { rejectUnauthorized: false }), 'the socket to open')
+    t.same(await answers(client), { type: 'pong', uid: 1 })
+    await within(app.close(), 'app.close()')
+    t.equal((await within(client.closed, 'the close')).code, 1005)
+  })
+}
+
+/** A request on an HTTP/2 session: its status, its headers and its body. */
+function h2Request (session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: string): Promise<{ status: number, headers: Record<string, unknown>, body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers)
+    let text = ''
+    let answer: Record<string, unknown> = {}
+    stream.on('response', (got) => { answer = got })
+    stream.on('data', (chunk: Buffer) => { text += String(chunk) })
+    stream.on('end', () => resolve({ status: answer[':status'] as number, headers: answer, body: text }))
+    stream.on('error', reject)
+    stream.end(body)
+  })
+}
+
+t.test('http2 with allowHTTP1: an HTTP/2 client logs in; a WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is refused, the session unharmed', async t => {
+  // The app let extended CONNECT be asked for (Node's HTTP/2 server does not offer it by default): still no socket there.
+  const app = await boot(t, { http2: true, https: { ...certificate(t), allowHTTP1: true, settings: { enableConnectProtocol: true } } } as FastifyServerOptions)
+  const session = http2Connect(`https://127.0.0.1:${(app.server.address() as AddressInfo).port}`, { rejectUnauthorized: false })
+  t.teardown(() => session.destroy())
+  const login = await within(h2Request(session, { ':method': 'POST', ':path': '/auth/login', 'content-type': 'application/json' },
+    JSON.stringify({ email: admin.email, password: admin.password, mode: 'session' })), 'the login')
+  t.equal(login.status, 200)
+  t.match(login.headers['set-cookie'], [/^directus_session_token=/], 'its session cookie')
+  t.equal(login.headers.connection, undefined, 'no connection header: HTTP/2 has none')
+  t.equal(session.remoteSettings.enableConnectProtocol, true)
+  const tunnel = await within(h2Request(session, { ':method': 'CONNECT', ':protocol': 'websocket', ':path': '/websocket', ':scheme': 'https', 'sec-websocket-version': '13' }), 'the extended CONNECT')
+  t.equal(tunnel.status, 405, 'refused')
+  const plain = await within(h2Request(session, { ':method': 'GET', ':path': '/websocket' }), 'an HTTP/2 GET of the endpoint')
+  t.equal(plain.status, 404, 'no socket over HTTP/2')
+  t.equal((await within(h2Request(session, { ':method': 'GET', ':path': '/ping' }), 'the app\'s route')).body, 'pong', 'the session still serves')
+  session.destroy()
+  await within(app.close(), 'app.close()')
+})
+
+/** A text frame as a client sends it (masked, under 126 bytes). */
+function clientFrame (text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((byte, i) => byte ^ mask[i % 4]!)])
+}
+
+/** A raw TCP connection to `port`: what the server sent on it, read as text. */
+function rawConnection (t: Test, port: number): { socket: Socket, until: (pattern: RegExp) => Promise<string> } {
+  const socket = createConnection({ host: '127.0.0.1', port })
+  t.teardown(() => socket.destroy())
+  let received = ''
+  const waiters: (() => void)[] = []
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.toString('latin1')
+    for (const waiter of waiters.splice(0)) waiter()
+  })
+  socket.on('error', () => {})
+  socket.on('close', () => { for (const waiter of waiters.splice(0)) waiter() })
+  const until = async (pattern: RegExp): Promise<string> => {
+    while (!pattern.test(received)) {
+      if (socket.destroyed) throw new Error(`closed, having sent ${JSON.stringify(received)}`)
+      await new Promise<void>(resolve => waiters.push(resolve))
+    }
+    return received
+  }
+  return { socket, until }
+}
+
+const upgrade = 'GET /websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+  'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'
+const ping = 'GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+
+t.test("Node's timeouts, shorter than a socket's life, cut no socket, fresh or upgraded on a keep-alive connection", async t => {
+  // Each timeout checked every 50 ms: the sockets outlive every one of them several times over before they are read.
+  const app = await boot(t, {
+    connectionTimeout: 200,
+    keepAliveTimeout: 200,
+    requestTimeout: 200,
+    maxRequestsPerSocket: 2,
+    http: { connectionsCheckingInterval: 50, headersTimeout: 150 }
+  } as FastifyServerOptions)
+  const { port } = app.server.address() as AddressInfo
+  const fresh = rawConnection(t, port)
+  fresh.socket.write(upgrade)
+  // The GET answered first, the upgrade written once the connection idled past half its keep-alive timeout.
+  const reused = rawConnection(t, port)
+  reused.socket.write(ping)
+  await within(reused.until(/\r\n\r\npong$/), 'the answer to the GET')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  reused.socket.write(upgrade)
+  for (const connection of [fresh, reused]) await within(connection.until(/ 101 Switching Protocols\r\n[^]*\r\n\r\n$/), 'the upgrade')
+  await new Promise(resolve => setTimeout(resolve, 1_000))
+  for (const connection of [fresh, reused]) {
+    connection.socket.write(clientFrame(JSON.stringify({ type: 'ping', uid: 1 })))
+    t.match(await within(connection.until(/\{"type":"pong","uid":1\}$/), 'the pong'), /101 Switching Protocols/)
+  }
+})
+
+t.test('return503OnClosing: false: an upgrade reaching the app while it closes is answered 503, a plain request as before', async t => {
+  // Fastify routes what comes once the app closes, and @fastify/websocket no longer listens for upgrades then: Node
+  // routes the upgrade as a plain request, which the endpoint would answer 404.
+  let entered!: () => void
+  const checking = new Promise<void>(resolve => { entered = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const app = Fastify({ return503OnClosing: false })
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {},
+    secret,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => { entered(); await released; return null }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  // A check in flight holds the close open.
+  const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
+  checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
+  await within(checking, 'the check to start')
+  const closing = app.close()
+  while (app.server.listeners('upgrade').length > 0) await new Promise(resolve => setImmediate(resolve))
+  const refusal = await within(upgradeRefusal(`ws://127.0.0.1:${port}/websocket`), 'the upgrade\'s answer')
+  t.equal(refusal.status, 503)
+  t.same(JSON.parse(refusal.body), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
+  t.equal(refusal.headers.connection, 'close')
+  const plain = await within(new Promise<number>((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port, path: '/websocket', agent: false }, (response) => { response.resume(); resolve(response.statusCode!) })
+      .on('error', reject).end()
+  }), 'the plain request\'s answer')
+  t.equal(plain, 404, 'a plain GET of the endpoint, as while the app runs')
+  release()
+  t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
+  await within(closing, 'app.close()')
+})
+
+// The session closed by the server ends an HTTP/2 client's wait: Node before 24 leaves open sessions to
+// `http2SessionTimeout` (72 s) on close unless Fastify's `forceCloseConnections` is true (README, Deploying).
+t.test('http2 with forceCloseConnections: true: app.close() with an HTTP/2 session open resolves', async t => {
+  const app = await boot(t, { http2: true, forceCloseConnections: true, https: { ...certificate(t), allowHTTP1: true } } as FastifyServerOptions)
+  const session = http2Connect(`https://127.0.0.1:${(app.server.address() as AddressInfo).port}`, { rejectUnauthorized: false })
+  t.teardown(() => session.destroy())
+  const goaway = new Promise<number>(resolve => session.once('goaway', resolve))
+  t.equal((await within(h2Request(session, { ':method': 'GET', ':path': '/ping' }), 'the app\'s route')).body, 'pong')
+  await within(app.close(), 'app.close()')
+  t.equal(await within(goaway, 'the session\'s GOAWAY'), http2Constants.NGHTTP2_NO_ERROR)
+})
+
+/** A login posted on a connection of its own: its status and body, or the error that ended it. */
+function postLogin (port: number, body: string | null): Promise<{ status: number, body: string } | { error: string }> {
+  return new Promise(resolve => {
+    const login = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/auth/login', agent: false, headers: { 'content-type': 'application/json', 'content-length': 200 } }, (response) => {
+      let text = ''
+      response.on('data', (chunk: Buffer) => { text += String(chunk) })
+      response.on('end', () => resolve({ status: response.statusCode!, body: text }))
+    })
+    login.on('error', (err: Error) => resolve({ error: err.message }))
+    // `null`: the headers alone, the body never sent.
+    if (body === null) login.flushHeaders()
+    else login.end(body.padEnd(200))
+  })
+}
+
+t.test('forceCloseConnections: true: an HTTP login in flight when the app closes gets its answer before Fastify cuts every connection', async t => {
+  // Fastify cuts the busy connections too once the preClose hooks are done: the login's session was made for a client
+  // that never heard of it.
+  let entered!: () => void
+  const checking = new Promise<void>(resolve => { entered = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const app = Fastify({ forceCloseConnections: true })
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {},
+    secret,
+    authRoutes: true,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => { entered(); await released; return { user: 'u1', role: null, admin: false } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const login = postLogin(port, JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
+  await within(checking, 'the check to start')
+  // The close has run the plugin's preClose hook once an idle socket is closed: Fastify's cut would come right after.
+  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+  const closing = app.close()
+  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
+  release()
+  const answer = await within(login, 'the login\'s answer')
+  t.match(answer, { status: 200 })
+  t.ok(JSON.parse((answer as { body: string }).body).data.refresh_token, 'with its tokens')
+  await within(closing, 'app.close()')
+})
+
+t.test('forceCloseConnections: true: a request that is never answered holds the close for the store timeout, then is cut', async t => {
+  const app = await boot(t, { forceCloseConnections: true })
+  const { port } = app.server.address() as AddressInfo
+  // Its body never comes: the route never answers.
+  const arrived = new Promise(resolve => app.server.once('request', resolve))
+  const login = postLogin(port, null)
+  await within(arrived, 'the request')
+  // Its hooks run as Node hands it over: it is in flight a turn later.
+  await new Promise(resolve => setImmediate(resolve))
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
+  let closed = false
+  const closing = app.close().then(() => { closed = true })
+  await clock.tickAsync(2_999)
+  t.notOk(closed, 'held')
+  await clock.tickAsync(1)
+  await within(closing, 'app.close()')
+  t.match(await within(login, 'the cut'), { error: /socket hang up|ECONNRESET/ })
+})
