@@ -5,6 +5,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
+import { createServer, type Server } from 'node:net'
 import { admin, build, connect, editor, within, type Built, type Client } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
 import type { RealtimeOptions } from '../../lib/index.js'
@@ -12,6 +13,17 @@ import type { RealtimeOptions } from '../../lib/index.js'
 const whoami = { whoami: (_m: unknown, c: { send: (m: object) => void, accountability: { user: string | null } }) => c.send({ type: 'whoami', user: c.accountability.user }) }
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 type Tokens = { access_token: string, refresh_token: string }
+
+/**
+ * Holds a killed server's port until it is started again: the Sentinels still watch that address, and would make
+ * whatever server another test started there a replica of this set (its data replaced with this one's). A connection
+ * to it ends at once, as to a port nobody listens on.
+ */
+async function holdPort (port: number): Promise<Server> {
+  const held = createServer(socket => socket.destroy())
+  await new Promise<void>((resolve, reject) => held.once('error', reject).listen(port, '127.0.0.1', resolve))
+  return held
+}
 
 /** A master with its replica, three Sentinels watching it, and apps on it through the README's Sentinel client. */
 async function deployment (t: Test, redis: { minReplicas?: boolean } = {}) {
@@ -56,10 +68,10 @@ async function deployment (t: Test, redis: { minReplicas?: boolean } = {}) {
     // Its link up: it holds what the new master holds.
     while (!(await old.info('replication')).includes('master_link_status:up')) await sleep(50)
   }
-  return { master, replica, raw, node, sentinel, promoted, settled }
+  return { master, replica, sentinels, raw, node, sentinel, promoted, settled }
 }
 
-async function login (built: Built, who = admin): Promise<Tokens> {
+async function login (built: Built, who: { email: string, password: string } = admin): Promise<Tokens> {
   return (await built.app.inject({ method: 'POST', url: '/auth/login', payload: { email: who.email, password: who.password } })).json().data
 }
 
@@ -104,6 +116,12 @@ t.test('Sentinel, the master killed (SIGKILL) and brought back: a logout reaches
   const [onA, onB] = [await authenticated(a, ended), await authenticated(b, ended)]
 
   await d.master.stop()
+  const held = await holdPort(d.master.port)
+  // Given up only once the Sentinels are gone, should the test end before the master is back.
+  t.teardown(async () => {
+    for (const sentinel of d.sentinels) await sentinel.stop()
+    held.close()
+  })
   t.equal((await within(retried(a, 'logout', ended.refresh_token), 'the replica promoted', 120_000)).statusCode, 204, 'a logout, once the replica is promoted')
   await within((async () => { while (!revoked(onA) || !revoked(onB)) await sleep(20) })(), 'AUTH_REVOKED on both processes')
   t.same([await whoIs(onA), await whoIs(onB)], [null, null], 'neither socket stays authenticated')
@@ -123,6 +141,7 @@ t.test('Sentinel, the master killed (SIGKILL) and brought back: a logout reaches
   // Empty (no persistence), restarted as a master once every Sentinel has moved on (one still naming it would take it
   // for the master back, and make the promoted replica its replica, emptied): Sentinel makes it a replica of the new.
   await within(d.promoted(), 'every Sentinel naming the promoted replica', 120_000)
+  await new Promise(resolve => held.close(resolve))
   await d.master.start()
   await within(d.settled(), 'the old master a replica of the new', 120_000)
   const late = await d.node()
