@@ -1,5 +1,6 @@
 // A real redis-server (the Debian package) on a free loopback port, for the tests that need one.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -108,9 +109,13 @@ export class RedisServer {
 
   /** (Re)starts the server on its port, empty (but for what `args` keep elsewhere: a cluster node's config file). */
   start (): Promise<void> {
-    const defaults = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+    // A directory of its own, each start: a replica's full sync writes the master's data to dump.rdb there, which every
+    // server started later in that directory (the suite's) would load, a test's sessions in another's fresh Redis.
+    const dir = mkdtempSync(join(tmpdir(), 'realtime-redis-'))
+    const defaults = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
     const child = spawn('redis-server', [...this.#config, ...defaults, ...this.#args],
       { stdio: ['ignore', 'pipe', 'inherit'] })
+    child.once('close', () => rmSync(dir, { recursive: true, force: true }))
     this.#process = child
     return new Promise((resolve, reject) => {
       let output = ''
