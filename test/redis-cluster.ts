@@ -81,9 +81,11 @@ export class RedisCluster {
     const ports = await freePorts(3 * masters)
     const [clients, buses, proxies] = [0, 1, 2].map(i => ports.slice(i * masters, (i + 1) * masters)) as [number[], number[], number[]]
     const busProxies: BusProxy[] = []
+    // Each node's own dump file in the shared folder: a replica's full sync writes one, which another node restarted
+    // there would otherwise load as its own (RedisServer gives a lone server a folder of its own for the same reason).
     const nodes = clients.map((port, i) => new RedisServer(port, [
       '--cluster-enabled', 'yes', '--cluster-port', String(buses[i]),
-      '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir,
+      '--cluster-config-file', `nodes-${port}.conf`, '--dbfilename', `dump-${port}.rdb`, '--dir', dir,
       ...cuttableBus ? ['--cluster-announce-bus-port', String(proxies[i]), '--cluster-node-timeout', '60000'] : [],
       // A node learns its address from the others: alone, it would name itself with none (CLUSTER SLOTS).
       ...masters === 1 ? ['--cluster-announce-ip', '127.0.0.1'] : []
@@ -125,7 +127,7 @@ export class RedisCluster {
   async addReplica (t: Test, master: RedisServer): Promise<RedisServer> {
     const [port, bus] = await freePorts(2)
     const replica = new RedisServer(port!, ['--cluster-enabled', 'yes', '--cluster-port', String(bus),
-      '--cluster-config-file', `nodes-${port}.conf`, '--dir', this.#dir])
+      '--cluster-config-file', `nodes-${port}.conf`, '--dbfilename', `dump-${port}.rdb`, '--dir', this.#dir])
     t.teardown(() => replica.stop())
     await replica.start()
     // Clients find a replica once its master's replication stream has reached it (its offset is past 0): at once, and
@@ -146,7 +148,7 @@ export class RedisCluster {
   async addMaster (t: Test): Promise<RedisServer> {
     const [port, bus] = await freePorts(2)
     const master = new RedisServer(port!, ['--cluster-enabled', 'yes', '--cluster-port', String(bus),
-      '--cluster-config-file', `nodes-${port}.conf`, '--dir', this.#dir])
+      '--cluster-config-file', `nodes-${port}.conf`, '--dbfilename', `dump-${port}.rdb`, '--dir', this.#dir])
     t.teardown(() => master.stop())
     await master.start()
     await promisify(execFile)('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${port}`, `127.0.0.1:${this.nodes[0]!.port}`])
