@@ -129,7 +129,7 @@ export class AuthWindows {
     const window = this.#open.get(target)
     if (window === undefined || window.timer === null) return
     clearTimeout(window.timer)
-    this.#open.set(target, { timer: null, leftMs: window.endsAt - Date.now() })
+    this.#open.set(target, { timer: null, leftMs: window.endsAt - performance.now() })
   }
 
   /** An answer held for settled: once none is left, a window they did not close runs on where it stopped. */
@@ -152,7 +152,7 @@ export class AuthWindows {
   }
 
   #run (target: Authenticating, ms: number): AuthWindow {
-    return { timer: setTimeout(this.#fire, ms, target).unref(), endsAt: Date.now() + ms }
+    return { timer: setTimeout(this.#fire, ms, target).unref(), endsAt: performance.now() + ms }
   }
 
   readonly #fire = (target: Authenticating): void => {
@@ -161,5 +161,8 @@ export class AuthWindows {
   }
 }
 
-/** A window running (its timer, and when it ends), or held while the client's answer is checked (the time it had left). */
+/**
+ * A window running (its timer, and when it ends), or held while the client's answer is checked (the time it had left).
+ * Its end is on the monotonic clock, as its timer: a wall clock stepped back meanwhile would have left it that much more.
+ */
 type AuthWindow = { timer: NodeJS.Timeout, endsAt: number } | { timer: null, leftMs: number }

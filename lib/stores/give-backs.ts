@@ -18,7 +18,10 @@ const maxPending = 10_000
 
 interface Pending {
   giveBack: () => Promise<void>
-  /** Epoch milliseconds after which it is no longer tried: what it gives back is of no use any more. */
+  /**
+   * When it is no longer tried (the monotonic clock, as its retries: a wall clock stepped forward, a resume from suspend,
+   * would have dropped it before its store came back): what it gives back is of no use any more.
+   */
   until: number
   /** The try under way, until the store answers it, whenever that is. */
   trying: Promise<boolean> | null
@@ -43,7 +46,7 @@ export class GiveBacks {
     if (this.#stopped || this.#count === maxPending) return
     const owned = this.#pending.get(owner) ?? new Set()
     if (owned.size === maxPerOwner) return
-    const entry: Pending = { giveBack, until: Date.now() + forMs, trying: null }
+    const entry: Pending = { giveBack, until: performance.now() + forMs, trying: null }
     this.#pending.set(owner, owned.add(entry))
     this.#count++
     this.#try(owner, entry)
@@ -74,7 +77,7 @@ export class GiveBacks {
 
   /** Each give-back whose try has failed is tried again; one past its time is dropped, its try answered or not. */
   #retry (): void {
-    const now = Date.now()
+    const now = performance.now()
     for (const [owner, owned] of this.#pending) {
       for (const entry of owned) {
         if (now >= entry.until) this.#forget(owner, entry)

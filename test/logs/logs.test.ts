@@ -463,8 +463,9 @@ t.test('with Redis hung, the lines awaiting its answer are at most maxBufferedBy
 })
 
 t.test('with Redis, no process publishes its lines while no process has a subscriber, and each stops once the last has gone', async t => {
-  // The reminders of a process with subscribers, and how long the others count on them, run on the fake clock.
-  const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval'])
+  // The reminders of a process with subscribers, and how long the others count on them (the monotonic clock), run on
+  // the fake clock.
+  const clock = fakeClock(t, ['Date', 'setInterval', 'clearInterval', 'performance'])
   const server = await RedisServer.start(t)
   // What goes over Redis, as another process would hear it: log lines, and revocations to mark where a process is.
   const heard: string[] = []

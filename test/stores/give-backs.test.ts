@@ -40,7 +40,7 @@ t.test('tried again every second until it lands, then no more', async t => {
 })
 
 t.test('given up on once its time has passed', async t => {
-  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'])
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'])
   const giveBacks = new GiveBacks(1_000)
   t.teardown(() => giveBacks.stop())
   const { store, giveBack } = flaky()
@@ -51,6 +51,22 @@ t.test('given up on once its time has passed', async t => {
   t.equal(store.tries, 3, 'not after its time')
   t.equal(clock.countTimers(), 0)
   await giveBacks.settle('codes bob')
+})
+
+t.test('a wall clock stepped forward (NTP, a resume from suspend) leaves a give-back its time: tried on until it lands', async t => {
+  const clock = fakeClock(t, ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'])
+  const giveBacks = new GiveBacks(1_000)
+  t.teardown(() => giveBacks.stop())
+  const { store, giveBack } = flaky()
+  giveBacks.add('session a', giveBack, 10 * 60_000)
+  await clock.tickAsync(1_000)
+  t.equal(store.tries, 2, 'at once, then at 1 s')
+  clock.setSystemTime(Date.now() + 60 * 60_000) // an hour on by the wall clock; a second by the timers
+  await clock.tickAsync(1_000)
+  t.equal(store.tries, 3, 'tried again at 2 s')
+  store.up = true
+  await clock.tickAsync(1_000)
+  t.equal(store.landed, 1, 'and landed once its store was back')
 })
 
 t.test('each failed call gives its own back; settling waits for all of one owner\'s, none of another\'s', async t => {

@@ -9,6 +9,7 @@ import { RedisCluster } from '../redis-cluster.js'
 import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
 import { silentLog } from './silent-log.js'
+import { fakeClock } from '../clock.js'
 
 /** A started feed and the lines it delivers, as `node line`; `listened`: whether its process has subscribers. */
 function started (feed: LogFeed, listened = () => false) {
@@ -102,6 +103,23 @@ t.test('Redis: a process with subscribers says so again as soon as its subscript
   for (const [, id] of subscribed.matchAll(/^id=(\d+) /gm)) if (id !== listenerId) await redis.commands.client('KILL', 'ID', id)
   while (heard.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
   t.same(heard, ['listening'], 'back: it says so again at once (not at its next reminder), and the others publish again')
+})
+
+t.test('Redis: a wall clock stepped either way leaves the others\' subscribers their 30 s of lines, no more, no less', async t => {
+  const clock = fakeClock(t, ['Date', 'performance'])
+  const server = await RedisServer.start(t)
+  const redis = connectRedis(server.url, 'test:', silentLog)
+  t.teardown(() => redis.close())
+  const feed = new RedisLogFeed(redis, 'test:', 'a', 1024 * 1024)
+  t.teardown(() => feed.stop())
+  started(feed) // no subscriber here; just started, it publishes until it has had the time to hear the others'
+  clock.setSystemTime(Date.now() + 3_600_000) // a resume from suspend
+  t.equal(feed.wanted, true, 'stepped an hour forward: still published')
+  clock.setSystemTime(Date.now() - 2 * 3_600_000) // NTP, an hour back from where it was
+  clock.tick(29_999)
+  t.equal(feed.wanted, true, 'stepped back: published for the rest of the 30 s')
+  clock.tick(1)
+  t.equal(feed.wanted, false, 'and not an hour more')
 })
 
 t.test('Redis: a process\'s own lines reach its subscribers while Redis is away', async t => {

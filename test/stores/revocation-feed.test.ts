@@ -102,6 +102,26 @@ t.test('Redis', async t => {
   t.ok(expiry > Date.now() + 110_000 && expiry <= Date.now() + 120_000, 'and it expires a minute after the latest lapses')
 })
 
+t.test('Redis: a process whose clock runs an hour ahead sheds none of the revocations still in force for the others', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const server = await RedisServer.start(t)
+  const processes: RedisConnections[] = []
+  t.teardown(() => Promise.all(processes.map(p => p.close())))
+  const feed = () => {
+    const connections = connectRedis(server.url, 'test:', silentLog)
+    processes.push(connections)
+    return new RedisRevocationFeed(connections, 'test:', silentLog)
+  }
+  const until = Date.now() + 15 * 60_000
+  await (await started(feed())).feed.publish('logged out', until)
+  const ahead = (await started(feed())).feed
+  clock.setSystemTime(Date.now() + 60 * 60_000) // its host's clock (a container moved to a host off NTP)
+  await ahead.publish('logged out ahead', Date.now() + 15 * 60_000)
+  clock.setSystemTime(Date.now() - 60 * 60_000)
+  const later = await started(feed())
+  t.ok(later.heard.some(([session]) => session === 'logged out'), 'a process started later still learns of the one in force by its clock and Redis\'s')
+})
+
 t.test('Redis: the set is read again once subscribed again, not when only the command connection comes back', async t => {
   const server = await RedisServer.start(t)
   const redis = new Redis(server.url)

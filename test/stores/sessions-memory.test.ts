@@ -37,3 +37,15 @@ t.test('MemorySessionStore: create sweeps once sweepEveryMs has passed, not befo
   await store.create(session('newer', 'h-newer', bob), soon())
   t.equal(await store.end('older', soon()), null, 'swept a minute on')
 })
+
+t.test('MemorySessionStore: a wall clock stepped back (NTP) during a rotation\'s grace lengthens it not a bit', async (t) => {
+  const clock = fakeClock(t)
+  const store = new MemorySessionStore()
+  await store.create(session('s', 'h-a'), soon())
+  await store.rotate({ sessionId: 's', tokenHash: 'h-a' }, 'h-b', Date.now() + hour, soon(), { ms: 10_000 })
+  t.match(await store.lookup({ sessionId: 's', tokenHash: 'h-a' }), { status: 'previous' }, 'within the grace')
+  clock.setSystemTime(Date.now() - hour)
+  clock.tick(10_000)
+  t.same(await store.lookup({ sessionId: 's', tokenHash: 'h-a' }), { status: 'reused', sessionId: 's' }, 'past it by the timers: reuse, not an hour more')
+  t.match(await store.lookup({ sessionId: 's', tokenHash: 'h-b' }), { status: 'current' })
+})

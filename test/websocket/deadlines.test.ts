@@ -292,3 +292,25 @@ t.test('a window held for two answers runs on once both have settled, with the t
   clock.tick(1)
   t.equal(ended, 1)
 })
+
+t.test('a wall clock stepped while a window runs leaves it, held then released, the time it had left, no more, no less', async t => {
+  const clock = fakeClock(t)
+  const windows = new AuthWindows(1_000)
+  let ended = 0
+  const target = { onAuthWindowEnd: () => { ended++ } }
+  for (const stepMs of [-3_600_000, 3_600_000]) {
+    ended = 0
+    windows.open(target)
+    clock.tick(200)
+    // NTP stepping the clock back an hour (or a resume stepping it forward) before the client answers: timers keep time.
+    clock.setSystemTime(Date.now() + stepMs)
+    clock.tick(200)
+    windows.hold(target)
+    clock.tick(100)
+    windows.release(target) // the check answered SERVICE_UNAVAILABLE: the window runs on
+    clock.tick(599)
+    t.equal(ended, 0, `stepped ${stepMs / 60_000} minutes: still open 599 ms on`)
+    clock.tick(1)
+    t.equal(ended, 1, `stepped ${stepMs / 60_000} minutes: ended with the 600 ms it had left`)
+  }
+})

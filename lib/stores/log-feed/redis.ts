@@ -25,7 +25,10 @@ export class RedisLogFeed implements LogFeed {
   readonly #node: string
   #onLine!: LineHandler
   #listened!: () => boolean
-  /** Until when another process is known to have subscribers (epoch milliseconds). */
+  /**
+   * Until when another process is known to have subscribers, by the monotonic clock (as the reminders): a wall clock
+   * stepped forward would stop the lines at once, one stepped back an hour would publish them that long to nobody.
+   */
   #listenedElsewhereUntil = 0
   #reminders: NodeJS.Timeout | undefined
   readonly #maxUnansweredBytes: number
@@ -42,7 +45,7 @@ export class RedisLogFeed implements LogFeed {
   }
 
   get wanted (): boolean {
-    return this.#listened() || Date.now() < this.#listenedElsewhereUntil
+    return this.#listened() || performance.now() < this.#listenedElsewhereUntil
   }
 
   publish (line: string): void {
@@ -70,7 +73,7 @@ export class RedisLogFeed implements LogFeed {
     this.#assumeListened()
     this.#redis.listen(this.#channel, (message) => {
       if (message === listeningMessage) {
-        this.#listenedElsewhereUntil = Date.now() + listenersLapseAfterMs
+        this.#listenedElsewhereUntil = performance.now() + listenersLapseAfterMs
         return
       }
       const split = message.indexOf('\n')
@@ -90,7 +93,7 @@ export class RedisLogFeed implements LogFeed {
    * it publishes until it has had the time to.
    */
   #assumeListened (): void {
-    this.#listenedElsewhereUntil = Date.now() + listenersLapseAfterMs
+    this.#listenedElsewhereUntil = performance.now() + listenersLapseAfterMs
   }
 
   listening (): void {

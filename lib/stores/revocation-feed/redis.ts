@@ -7,6 +7,7 @@ import { Revocations } from '../../auth/revocations.js'
 import type { RedisConnections } from '../redis-connection.js'
 import { Outages } from '../outages.js'
 import { ackedEval } from '../replica-acks.js'
+import { refuseLateLua } from '../write-deadline.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { RevocationFeed, RevokedHandler } from './contract.js'
 
@@ -20,11 +21,14 @@ const firstRetryMs = 250
 const longestRetryMs = 5_000
 
 // KEYS: the set. ARGV: the revocation, when it lapses, when the oldest kept lapsed, when the set may expire, the
-// channel, the message. One script, not a MULTI: a cluster client follows a script's ASK and MOVED (a reshard moving
-// the set's slot), where a transaction in a pipeline fails whole (EXECABORT) and every logout answered 503.
-const publishScript = `
+// channel, the message, how long a lapsed one is kept. One script, not a MULTI: a cluster client follows a script's
+// ASK and MOVED (a reshard moving the set's slot), where a transaction in a pipeline fails whole (EXECABORT) and every
+// logout answered 503. What lapsed is shed by Redis's clock as well as the publisher's, whichever is behind: a
+// publisher whose clock runs ahead (stepped forward, a host off NTP) would shed what the others still refuse, and a
+// process started later would never learn of it.
+const publishScript = `${refuseLateLua}
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', math.min(tonumber(ARGV[3]), redisNow() - tonumber(ARGV[7]))))
 redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'NX')
 redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'GT')
 redis.call('PUBLISH', ARGV[5], ARGV[6])
@@ -65,7 +69,7 @@ export class RedisRevocationFeed implements RevocationFeed {
     // The set lives as long as its latest revocation is kept (NX sets a first expiry, GT lengthens it), and sheds the
     // ones lapsed for longer than they are kept.
     await ackedEval(this.#redis.commands, this.#replicaAcks, publishScript, [this.#key], session, until,
-      Date.now() - keptLapsedMs, until + keptLapsedMs, this.#channel, JSON.stringify({ session, until, from: this.#id }))
+      Date.now() - keptLapsedMs, until + keptLapsedMs, this.#channel, JSON.stringify({ session, until, from: this.#id }), keptLapsedMs)
   }
 
   start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void {

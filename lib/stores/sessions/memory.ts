@@ -5,10 +5,14 @@ import { refuseLate } from '../write-deadline.js'
 import { sessionsPerUser } from './per-user-limit.js'
 import type { Identity, PresentedToken, RefreshSession, RotateResult, RotationGrace, SessionStore, TokenLookup } from '../../../types/index.js'
 
-/** The token a rotation with a grace replaced: its hash, and until when. */
+/**
+ * The token a rotation with a grace replaced: its hash, and until when, by the wall clock and by the monotonic one: it
+ * lapses by whichever gets there first, so a wall clock stepped back (NTP) does not lengthen the grace by the step.
+ */
 interface Previous {
   tokenHash: string
   until: number
+  lapsesAt: number
 }
 
 export class MemorySessionStore implements SessionStore {
@@ -52,7 +56,7 @@ export class MemorySessionStore implements SessionStore {
     const session = this.#sessions.get(token.sessionId)!
     session.tokenHash = nextTokenHash
     session.expiresAt = expiresAt
-    if (grace) this.#previous.set(session.id, { tokenHash: token.tokenHash, until: Date.now() + grace.ms })
+    if (grace) this.#previous.set(session.id, { tokenHash: token.tokenHash, until: Date.now() + grace.ms, lapsesAt: performance.now() + grace.ms })
     else this.#previous.delete(session.id)
     // Used now: the last its user's limit ends, as on Redis, where the session that expires first goes first.
     const ids = this.#byUser.get(session.identity.user)!
@@ -109,7 +113,7 @@ export class MemorySessionStore implements SessionStore {
     if (session.tokenHash === tokenHash) return { status: 'current', session: { ...session } }
     const previous = this.#previous.get(sessionId)
     // Every rotation and unrotate sets or drops it: while kept, the session is at the token it was rotated to.
-    if (previous?.tokenHash === tokenHash && previous.until > now) {
+    if (previous?.tokenHash === tokenHash && previous.until > now && previous.lapsesAt > performance.now()) {
       return { status: 'previous', session: { ...session } }
     }
     return { status: 'reused', sessionId }
