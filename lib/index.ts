@@ -168,6 +168,7 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     accessTokenTtlMs: config.accessTokenTtlMs,
     refreshTokenTtlMs: config.refreshTokenTtlMs,
     sessionTokenTtlMs: config.cookies.session.ttlMs,
+    sessionCookieName: config.cookies.session.name,
     storeTimeoutMs,
     keyLookupMs,
     passwordChecks: new PasswordChecks(config.passwordQueue),

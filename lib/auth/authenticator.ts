@@ -15,6 +15,7 @@ import { RepeatedFailures } from '../repeated-failures.js'
 import { Outages } from '../stores/outages.js'
 import { normalizeEmail } from './emails.js'
 import { maxEmailLength, withinBounds } from './credential-bounds.js'
+import { pluginCookies } from '../routes/request-cookies.js'
 import type {
   AuthFailureCode, Credential, CredentialSource, EndpointName, Identity, JwtInstance, MapClaims, OnAuthenticate,
   PasswordCredential, PresentedToken, RefreshSession, SessionStore, TokenLookup, VerifyCredentials
@@ -142,6 +143,8 @@ export interface AuthenticatorOptions {
   refreshTokenTtlMs: number
   /** Lifetime of a session token (`SESSION_COOKIE_TTL`). */
   sessionTokenTtlMs: number
+  /** The session cookie's name: sent more than once, none of its copies is trusted (`trusts`). */
+  sessionCookieName: string
   /**
    * How long a session-store (or attempt-counter) call, a key lookup or the app's `onAuthenticate` may take before the
    * auth fails closed (SERVICE_UNAVAILABLE). A session-store write must start acting within the first third of it, or
@@ -329,7 +332,12 @@ export class Authenticator {
     if (!identified.ok) return false
     const refreshToken = this.#refreshTokenOf(claims)
     const unavailable = () => { throw RealtimeError.of({ code: 'SERVICE_UNAVAILABLE' }) }
-    if (refreshToken !== undefined) return handled(this.#isCurrent(refreshToken).catch(unavailable))
+    if (refreshToken !== undefined) {
+      // The session cookie sent more than once (cookie tossing): the app's cookie parser gave its @fastify/jwt the
+      // first copy, maybe a planted one; as at the upgrade and the auth routes, no copy is a credential.
+      if (pluginCookies(request, this.#options.sessionCookieName).length > 1) return false
+      return handled(this.#isCurrent(refreshToken).catch(unavailable))
+    }
     // An access token older than what this process knows of revocations: its session's being in the store says.
     if (this.#predatesRevocations(identified.session, claims)) return handled(this.#sessionInStore(identified.session!).catch(unavailable))
     return true

@@ -26,11 +26,13 @@ export function requestCookies (request: FastifyRequest): Cookies | undefined {
 export function pluginCookies (request: FastifyRequest, name: string): string[] {
   const value = requestCookies(request)?.[name]
   if (value === undefined) return []
-  // A pair without `=` is no copy: the parser gives it no value, and a browser holds it as a cookie without a name
-  // (one a sibling page can plant as `document.cookie = 'directus_session_token'`, and no clearing by name reaches).
-  const named = String(request.headers.cookie).split(';').filter(pair => pair.includes('=') && pair.split('=', 1)[0]!.trim() === name)
-  if (named.length <= 1) return [value]
-  // A parser is there: it read `value`.
+  // A parser is there: it read `value`. Each pair is one copy if the parser reads it under this name: a pair without
+  // `=` is none (a browser holds it as a cookie without a name, one a sibling page can plant as
+  // `document.cookie = 'directus_session_token'`), nor one whose name starts with a no-break space (0xA0, which
+  // Chromium keeps in a sibling's Set-Cookie): cookies of other names to the parser and the browser, no clearing
+  // reaches them, and counted as copies they would end every session of the browser's own cookie for good.
   const parse = (request.server as unknown as { parseCookie: (header: string) => Cookies }).parseCookie
-  return named.map(pair => parse(pair)[name]!)
+  const copies = String(request.headers.cookie).split(';').filter(pair => pair.includes(name)).map(pair => parse(pair)[name])
+  const named = copies.filter(copy => copy !== undefined)
+  return named.length <= 1 ? [value] : named
 }

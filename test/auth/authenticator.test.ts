@@ -81,6 +81,7 @@ async function harness (t: Test, options: Partial<AuthenticatorOptions> = {}): P
     accessTokenTtlMs: 15 * 60_000,
     refreshTokenTtlMs: hour,
     sessionTokenTtlMs: 24 * hour,
+    sessionCookieName: 'directus_session_token',
     revocationFeed: {
       revocations,
       async publish (id, until) {

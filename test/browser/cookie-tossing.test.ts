@@ -2,6 +2,8 @@
 // session cookie for the whole domain, holding the attacker's session. The browser then sends both copies. Neither is
 // a credential; the plugin has the browser drop every copy, and ends each session they name
 // (lib/routes/plugin-cookies.ts).
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { admin } from '../helpers.js'
@@ -65,4 +67,35 @@ t.test('a copy planted for the whole site: the logout leaves the browser with ne
   await page.connect('public')
   t.match(upgrades.at(-1), { path: '/websocket' })
   t.equal(upgrades.at(-1)!.cookie, undefined, 'a socket opened afterwards carries no session, the planted one least of all')
+})
+
+/**
+ * A sibling subdomain's own server (cookies know no port), answering every request with `setCookie` as it is written,
+ * byte for byte (latin1): a name may carry bytes no page's `document.cookie` can write.
+ */
+async function siblingServer (t: Test, setCookie: string): Promise<string> {
+  const server = createServer((request, response) => {
+    response.socket!.end(`HTTP/1.1 200 OK\r\nSet-Cookie: ${setCookie}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok`, 'latin1')
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  return `http://evil.realtime.test:${(server.address() as AddressInfo).port}/`
+}
+
+t.test('a sibling\'s cookie named after a no-break space is another cookie: the session cookie beside it stays the user\'s', async t => {
+  const { page, app, upgrades, refreshed } = await victim(t)
+  const own = (await page.cookie('directus_session_token'))!.value
+  // Chromium keeps the 0xA0 byte in the name, and sends it back as it is: `directus_session_token=<own>; \xa0directus_session_token=x`.
+  const attacker = await attackerSession(app)
+  const evil = await page.context.newPage()
+  await evil.goto(await siblingServer(t, `\xa0directus_session_token=${attacker}; Domain=realtime.test; Path=/`))
+  await evil.close()
+  t.equal((await page.context.cookies()).length, 2, 'the browser holds the planted cookie beside its own')
+
+  await page.connect('public')
+  t.match(upgrades.at(-1), { path: '/websocket', status: undefined }, 'the upgrade is accepted')
+  t.match(await page.whoami('planted'), { email: admin.email }, 'the socket opens as the user')
+  await page.connect('public')
+  t.match(await page.whoami('again'), { email: admin.email }, 'and again: the session was not ended')
+  t.equal(await refreshed(own), 200, 'the user\'s session lives on')
 })

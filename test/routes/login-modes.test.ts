@@ -577,6 +577,24 @@ t.test('a path of thousands of slashes (a router that ignores duplicate ones) cl
   t.equal(refreshed.statusCode, 200, 'the cookie without a name beside the own one: the own one refreshes')
 })
 
+t.test('a cookie whose name starts with a no-break space is another cookie (the parser\'s, the browser\'s): no copy of the own one', async t => {
+  // Chromium keeps a 0xA0 byte a sibling subdomain's Set-Cookie puts before the name (test/browser/cookie-tossing.test.ts);
+  // the cookie parser trims spaces and tabs alone. Counted as a copy, it ended the own session at every request, for good.
+  const built = await modes(t)
+  const { app } = built
+  const planted = (name: string) => `\xa0${name}=planted`
+  const refresh = sent(setCookie(await login(app, 'cookie')))
+  const refreshed = await post(app, 'refresh', { mode: 'cookie' }, `${refresh}; ${planted('directus_refresh_token')}`)
+  t.equal(refreshed.statusCode, 200, 'cookie mode: the own refresh cookie refreshes')
+  const session = sent(setCookie(await login(app, 'session')))
+  const beside = `${session}; ${planted('directus_session_token')}`
+  const client = await connect(wsUrl(built), { headers: { cookie: beside } })
+  client.send({ type: 'whoami', uid: 'w' })
+  t.match(await client.next(), { type: 'whoami', uid: 'w', user: String }, 'the upgrade opens as the user')
+  await client.close()
+  t.equal((await post(app, 'refresh', { mode: 'session' }, beside)).statusCode, 200, 'session mode: the own session cookie refreshes, its session alive')
+})
+
 t.test('copies dropped: the configured domain too; a path no browser sends is only /; a session cookie that is no session token among them', async t => {
   const { app } = await build(t, { users: [admin], authRoutes: true, env: { SESSION_COOKIE_DOMAIN: 'realtime.test', REFRESH_TOKEN_COOKIE_DOMAIN: 'realtime.test' } },
     { logger: false, ...routerOptions({ useSemicolonDelimiter: true } as NonNullable<FastifyServerOptions['routerOptions']>) })
