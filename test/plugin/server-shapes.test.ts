@@ -251,6 +251,50 @@ t.test('forceCloseConnections: true: an HTTP login in flight when the app closes
   await within(closing, 'app.close()')
 })
 
+t.test('forceCloseConnections: true, return503OnClosing: false: a login that reaches the app while it closes gets its answer too', async t => {
+  // Fastify routes it (no 503), and the plugin checks it: cut once the preClose hooks are done, its session was made
+  // for a client that never heard of it, as one in flight when the close began.
+  const entered: (() => void)[] = []
+  const checking = [0, 1].map(i => new Promise<void>(resolve => { entered[i] = resolve }))
+  const release: (() => void)[] = []
+  const released = [0, 1].map(i => new Promise<void>(resolve => { release[i] = resolve }))
+  let checks = 0
+  const app = Fastify({ forceCloseConnections: true, return503OnClosing: false })
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {},
+    secret,
+    authRoutes: true,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => {
+      const check = checks++
+      entered[check]!()
+      await released[check]
+      return { user: `u${check}`, role: null, admin: false }
+    }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const first = postLogin(port, JSON.stringify({ email: 'u0@example.com', password: 'pw', mode: 'json' }))
+  await within(checking[0]!, 'the first check to start')
+  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+  const closing = app.close()
+  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
+  // The close under way (the plugin's preClose hook waits for the first login): a second one comes, and waits for the
+  // first's turn to end (one check at a time).
+  const arrived = new Promise(resolve => app.server.once('request', resolve))
+  const second = postLogin(port, JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
+  await within(arrived, 'the second request')
+  await new Promise(resolve => setImmediate(resolve))
+  release[0]!()
+  t.match(await within(first, 'the first login\'s answer'), { status: 200 })
+  await within(checking[1]!, 'the second check to start')
+  release[1]!()
+  const answer = await within(second, 'the second login\'s answer')
+  t.match(answer, { status: 200 })
+  await within(closing, 'app.close()')
+})
+
 t.test('forceCloseConnections: true: a request that is never answered holds the close for the store timeout, then is cut', async t => {
   const app = await boot(t, { forceCloseConnections: true })
   const { port } = app.server.address() as AddressInfo
