@@ -376,8 +376,9 @@ export async function resolveConfig (options: RealtimeOptions): Promise<Readonly
   }
 
   const authRoutes = options.authRoutes
-  // As a WEBSOCKETS_X_PATH: a route under `/auth?x` is one no request path matches, so every login would be a 404.
-  if (typeof authRoutes === 'object' && /[?#]/.test(authRoutes.prefix ?? '')) {
+  // As a WEBSOCKETS_X_PATH: a route under `/auth?x` is one no request path matches, so every login would be a 404. null
+  // is unset, as for every option.
+  if (typeof authRoutes === 'object' && authRoutes !== null && /[?#]/.test(authRoutes.prefix ?? '')) {
     throw new InvalidConfigError(`authRoutes.prefix must not contain ? or # (got "${authRoutes.prefix}"): no request path would reach its routes`)
   }
   return Object.freeze({

@@ -1,5 +1,7 @@
 // One table for every failure the plugin tells a client (PROTOCOL.md section 8): per wire code its message, HTTP
 // status and close codes. An adapter says which failure and where; the table says how. Boot errors are below it.
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
 import type { FastifyReply } from 'fastify'
 import type { AuthFailure } from './auth/authenticator.js'
@@ -158,6 +160,16 @@ export function replyWithFailure (reply: FastifyReply, failure: Failure<HttpCode
  */
 export function refuseUpgrade (reply: FastifyReply, failure: Failure<HttpCode>): void {
   reply.code(statusOf(failure)).send(httpBody(failure))
+}
+
+/** The same refusal written on an upgrade's connection no route answers (the app closing), which it then ends. */
+export function refuseUpgradeOn (socket: Duplex, failure: Failure<HttpCode>): void {
+  // Node took its error listener off as it handed the socket over: a client's reset would be an uncaught error.
+  socket.on('error', () => socket.destroy())
+  const status = statusOf(failure)
+  const body = JSON.stringify(httpBody(failure))
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }
 
 const realtimeErrorBrand = Symbol.for('fastify-realtime.RealtimeError')

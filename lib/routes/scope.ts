@@ -16,6 +16,7 @@ import { slashTwin, upgradePaths } from './upgrade-paths.js'
 import { urlRewrite } from './url-rewrite.js'
 import { unaddressedClientsWarning } from './unaddressed-clients.js'
 import { AnswersInFlight } from './answers-in-flight.js'
+import { refuseUpgradeOn } from '../errors.js'
 
 // Node's flag on a request it handed to the 'upgrade' listeners (@types/node 20 leaves it out).
 type Upgrading = IncomingMessage & { upgrade?: boolean }
@@ -137,6 +138,12 @@ export class RouteScope {
             response.once('finish', () => forward!(request, socket, head))
             return
           }
+          // Once the app closes, every @fastify/websocket has stopped listening: nothing else would answer it, and beside
+          // a listener of the app's its connection would hold app.close() until its client left.
+          if (this.#closing) {
+            if (!routed) refuseUpgradeOn(socket, { code: 'SERVICE_UNAVAILABLE' })
+            return
+          }
           routeWatched(socket, () => { if (!routed) upgrades.emit('upgrade', request, socket, head) })
         }
         forwarders.add(forward)
@@ -145,10 +152,12 @@ export class RouteScope {
     }
     // Before onClose, where the stores close: the checks in flight still reach them.
     fastify.addHook('preClose', async () => {
+      // The forwarder stays, to answer the plugin's upgrades 503 until the server stops listening.
       this.#closing = true
-      if (forward) fastify.server.off('upgrade', forward)
       fastify.server.off('upgrade', closeIfLeft)
       await Promise.all([sockets.close(), answers.sent(this.#answerWithinMs)])
     })
+    // Fastify's server closed (its own onClose comes first): the server is the app's to keep (serverFactory).
+    fastify.addHook('onClose', async () => { if (forward) fastify.server.off('upgrade', forward) })
   }
 }

@@ -385,6 +385,8 @@ t.test('options only: authRoutes true or {} mounts them under /auth', async (t) 
     t.same((await resolveConfig({ env: {}, authRoutes })).authRoutes, { prefix: '/auth' })
   }
   t.equal((await resolveConfig({ env: {}, authRoutes: false })).authRoutes, null)
+  // null is unset, as for the other options (`authRoutes: process.env.LOGINS ? {} : null`).
+  t.equal((await resolveConfig({ env: {}, authRoutes: null as never })).authRoutes, null, 'null: none')
   const started = await start(t, { env: {}, secret, authRoutes: true })
   for (const route of ['login', 'refresh', 'logout']) {
     t.ok(started.app.hasRoute({ method: 'POST', url: `/auth/${route}` }), route)

@@ -97,6 +97,41 @@ t.test('the plugin registered twice, with no listener of the app\'s: an upgrade 
   await within(app.close(), 'the app\'s close')
 })
 
+t.test('the plugin registered twice, the first closing: an upgrade of its own gets one 503, the second\'s still opens, a stray one is answered', async t => {
+  // The first instance closes first (its preClose hook, held by a check in flight) and answers its upgrades itself; the
+  // second still serves, and routes what no instance has.
+  const warnings: string[] = []
+  let entered!: () => void
+  const checking = new Promise<void>(resolve => { entered = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const app = Fastify({ return503OnClosing: false, logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(line) } } } })
+  t.teardown(() => app.close())
+  for (const prefix of ['/v1', '/v2']) {
+    await app.register(async (scope) => {
+      const verifyCredentials = async () => { entered(); await released; return null }
+      await scope.register(realtime, { prefix, env: {}, secret, heartbeat: { enabled: false }, verifyCredentials })
+    })
+  }
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const checked = await connect(`ws://127.0.0.1:${port}/v1/websocket`)
+  checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
+  await within(checking, 'the check to start')
+  const idle = await connect(`ws://127.0.0.1:${port}/v1/websocket`)
+  const closing = app.close()
+  await within(idle.closed, 'the first instance\'s idle socket\'s close')
+  const refused = await within(upgradeAnswered(port, '/v1/websocket'), 'the close of an upgrade to the first instance')
+  t.match(refused, /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*\r\n\r\n\{"errors":\[\{"message":"Service unavailable\.","extensions":\{"code":"SERVICE_UNAVAILABLE"\}\}\]\}$/, 'one 503, nothing after it')
+  const second = await within(connect(`ws://127.0.0.1:${port}/v2/websocket`), 'a socket on the second instance')
+  t.match(await within(upgradeAnswered(port, '/nothing'), 'the close of an upgrade to no route'), /^HTTP\/1\.1 404 /, 'a stray one: the second routes it')
+  release()
+  t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
+  await within(second.closed, 'the second instance\'s socket closed with the app')
+  await within(closing, 'the app\'s close')
+  t.same(warnings, [], 'no warning')
+})
+
 t.test('the plugin registered twice in one scope: boot says to register instances in sibling scopes', async t => {
   const app = Fastify()
   t.teardown(() => app.close())

@@ -7,10 +7,13 @@ import { createServer, request as httpRequest } from 'node:http'
 import { connect as http2Connect, constants as http2Constants, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
 import { createConnection, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
+import { Duplex } from 'node:stream'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyListenOptions, type FastifyServerOptions } from 'fastify'
 import t, { type Test } from 'tap'
+import fastifyWebsocket from '@fastify/websocket'
 import realtime from '../../lib/index.js'
+import { refuseUpgradeOn } from '../../lib/errors.js'
 import { admin, connect, directoryOf, fakeClock, secret, upgradeRefusal, within, type Client } from '../helpers.js'
 
 function certificate (t: Test): { key: Buffer, cert: Buffer } {
@@ -156,42 +159,46 @@ t.test("Node's timeouts, shorter than a socket's life, cut no socket, fresh or u
   }
 })
 
-t.test('return503OnClosing: false: an upgrade reaching the app while it closes is answered 503, a plain request as before', async t => {
-  // Fastify routes what comes once the app closes, and @fastify/websocket no longer listens for upgrades then: Node
-  // routes the upgrade as a plain request, which the endpoint would answer 404.
-  let entered!: () => void
-  const checking = new Promise<void>(resolve => { entered = resolve })
-  let release!: () => void
-  const released = new Promise<void>(resolve => { release = resolve })
-  const app = Fastify({ return503OnClosing: false })
-  t.teardown(() => app.close())
-  await app.register(realtime, {
-    env: {},
-    secret,
-    heartbeat: { enabled: false },
-    verifyCredentials: async () => { entered(); await released; return null }
+for (const websocket of ['the plugin\'s', 'the app\'s']) {
+  t.test(`return503OnClosing: false, ${websocket} @fastify/websocket: an upgrade reaching the app while it closes is answered 503, a plain request as before`, async t => {
+    // Fastify routes what comes once the app closes, and @fastify/websocket no longer listens for upgrades then: Node
+    // routes the upgrade as a plain request, which the endpoint would answer 404.
+    let entered!: () => void
+    const checking = new Promise<void>(resolve => { entered = resolve })
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    const app = Fastify({ return503OnClosing: false })
+    t.teardown(() => app.close())
+    if (websocket === 'the app\'s') await app.register(fastifyWebsocket)
+    await app.register(realtime, {
+      env: {},
+      secret,
+      heartbeat: { enabled: false },
+      verifyCredentials: async () => { entered(); await released; return null }
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = app.server.address() as AddressInfo
+    // A check in flight holds the close open; an idle socket closes as it begins.
+    const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
+    checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
+    await within(checking, 'the check to start')
+    const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+    const closing = app.close()
+    await within(idle.closed, 'the idle socket\'s close')
+    const refusal = await within(upgradeRefusal(`ws://127.0.0.1:${port}/websocket`), 'the upgrade\'s answer')
+    t.equal(refusal.status, 503)
+    t.same(JSON.parse(refusal.body), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
+    t.equal(refusal.headers.connection, 'close')
+    const plain = await within(new Promise<number>((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port, path: '/websocket', agent: false }, (response) => { response.resume(); resolve(response.statusCode!) })
+        .on('error', reject).end()
+    }), 'the plain request\'s answer')
+    t.equal(plain, 404, 'a plain GET of the endpoint, as while the app runs')
+    release()
+    t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
+    await within(closing, 'app.close()')
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
-  // A check in flight holds the close open.
-  const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
-  checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
-  await within(checking, 'the check to start')
-  const closing = app.close()
-  while (app.server.listeners('upgrade').length > 0) await new Promise(resolve => setImmediate(resolve))
-  const refusal = await within(upgradeRefusal(`ws://127.0.0.1:${port}/websocket`), 'the upgrade\'s answer')
-  t.equal(refusal.status, 503)
-  t.same(JSON.parse(refusal.body), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
-  t.equal(refusal.headers.connection, 'close')
-  const plain = await within(new Promise<number>((resolve, reject) => {
-    httpRequest({ host: '127.0.0.1', port, path: '/websocket', agent: false }, (response) => { response.resume(); resolve(response.statusCode!) })
-      .on('error', reject).end()
-  }), 'the plain request\'s answer')
-  t.equal(plain, 404, 'a plain GET of the endpoint, as while the app runs')
-  release()
-  t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
-  await within(closing, 'app.close()')
-})
+}
 
 // The session closed by the server ends an HTTP/2 client's wait: Node before 24 leaves open sessions to
 // `http2SessionTimeout` (72 s) on close unless Fastify's `forceCloseConnections` is true (README, Deploying).
@@ -249,6 +256,94 @@ t.test('forceCloseConnections: true: an HTTP login in flight when the app closes
   t.match(answer, { status: 200 })
   t.ok(JSON.parse((answer as { body: string }).body).data.refresh_token, 'with its tokens')
   await within(closing, 'app.close()')
+})
+
+t.test('forceCloseConnections: true, return503OnClosing: false: a login that reaches the app while it closes gets its answer too', async t => {
+  // Fastify routes it (no 503), and the plugin checks it: cut once the preClose hooks are done, its session was made
+  // for a client that never heard of it, as one in flight when the close began.
+  const entered: (() => void)[] = []
+  const checking = [0, 1].map(i => new Promise<void>(resolve => { entered[i] = resolve }))
+  const release: (() => void)[] = []
+  const released = [0, 1].map(i => new Promise<void>(resolve => { release[i] = resolve }))
+  let checks = 0
+  const app = Fastify({ forceCloseConnections: true, return503OnClosing: false })
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {},
+    secret,
+    authRoutes: true,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => {
+      const check = checks++
+      entered[check]!()
+      await released[check]
+      return { user: `u${check}`, role: null, admin: false }
+    }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const first = postLogin(port, JSON.stringify({ email: 'u0@example.com', password: 'pw', mode: 'json' }))
+  await within(checking[0]!, 'the first check to start')
+  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+  const closing = app.close()
+  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
+  // The close under way (the plugin's preClose hook waits for the first login): a second one comes, and waits for the
+  // first's turn to end (one check at a time).
+  const arrived = new Promise(resolve => app.server.once('request', resolve))
+  const second = postLogin(port, JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
+  await within(arrived, 'the second request')
+  await new Promise(resolve => setImmediate(resolve))
+  release[0]!()
+  t.match(await within(first, 'the first login\'s answer'), { status: 200 })
+  await within(checking[1]!, 'the second check to start')
+  release[1]!()
+  const answer = await within(second, 'the second login\'s answer')
+  t.match(answer, { status: 200 })
+  await within(closing, 'app.close()')
+})
+
+t.test('an app\'s own upgrade listener beside the plugin: an upgrade of the plugin\'s reaching the app while it closes is answered 503, and app.close() resolves', async t => {
+  let entered!: () => void
+  const checking = new Promise<void>(resolve => { entered = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, {
+    env: {},
+    secret,
+    heartbeat: { enabled: false },
+    verifyCredentials: async () => { entered(); await released; return null }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  // The app's own upgrades (a ws server of its own, `noServer`), which leaves the other paths to other listeners.
+  const own = (request: { url?: string }, socket: Socket) => { if (request.url === '/own') socket.end('HTTP/1.1 501 Not Implemented\r\n\r\n') }
+  app.server.on('upgrade', own)
+  const { port } = app.server.address() as AddressInfo
+  const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
+  checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
+  await within(checking, 'the check to start')
+  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+  const closing = app.close()
+  await within(idle.closed, 'the idle socket\'s close')
+  const late = rawConnection(t, port)
+  late.socket.write(upgrade)
+  const answer = await within(late.until(/\r\n\r\n\{.*\}$/), 'the late upgrade\'s answer')
+  t.match(answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/)
+  t.match(answer, /\r\nConnection: close\r\n/)
+  t.same(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
+  release()
+  t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
+  await within(closing, 'app.close()')
+  t.same(app.server.listeners('upgrade'), [own], 'the app\'s own listener alone stays on its server')
+})
+
+t.test('an upgrade refused on its connection while the app closes: a client that reset it is no uncaught error', async t => {
+  // Node takes its error listener off a socket it hands to the 'upgrade' listeners.
+  const reset = new Duplex({ read () {}, write (_chunk, _encoding, done) { done(new Error('read ECONNRESET')) } })
+  refuseUpgradeOn(reset, { code: 'SERVICE_UNAVAILABLE' })
+  await new Promise(resolve => reset.once('close', resolve))
+  t.ok(reset.destroyed, 'its connection ended')
 })
 
 t.test('forceCloseConnections: true: a request that is never answered holds the close for the store timeout, then is cut', async t => {
