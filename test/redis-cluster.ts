@@ -143,7 +143,7 @@ export class RedisCluster {
 
   /**
    * Starts a master holding no slot and joins it as an operator does before a reshard moves slots to it
-   * (`redis-cli --cluster add-node`); it is stopped at the test's end. Resolves once every node knows it.
+   * (`redis-cli --cluster add-node`); it is stopped at the test's end. Resolves once every node knows it, and it knows the slots.
    */
   async addMaster (t: Test): Promise<RedisServer> {
     const [port, bus] = await freePorts(2)
@@ -155,6 +155,11 @@ export class RedisCluster {
     const id = await this.idOf(master)
     const known = async () => (await this.onEachNode(node => node.cluster('NODES') as Promise<string>)).every(nodes => nodes.includes(id))
     while (!(await known())) await new Promise(resolve => setTimeout(resolve, 20))
+    // And once it has heard the slots from them: until then it says the cluster is down, and a MIGRATE to it fails
+    // (CLUSTERDOWN), as seen on a loaded machine.
+    await this.on(master, async redis => {
+      while (!(await redis.cluster('INFO')).includes('cluster_state:ok')) await new Promise(resolve => setTimeout(resolve, 20))
+    })
     return master
   }
 
