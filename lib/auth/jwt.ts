@@ -199,7 +199,7 @@ const claimRefusals = new Set(['FAST_JWT_INVALID_CLAIM_VALUE', 'FAST_JWT_INVALID
  * have it; null when it takes it, or when it cannot say at once (a key function: its verdict comes with the first login).
  */
 function refusedClaims (jwt: JwtInstance, issuer: string): string | null {
-  const token = jwt.sign({ id: 'probe', role: null, admin_access: false, sid: 'probe' }, { expiresIn: '60000', iss: issuer })
+  const token = jwt.sign({ id: 'probe', role: null, admin_access: false, sid: 'probe' }, { expiresIn: '60000', iss: issuer, noTimestamp: false })
   try {
     const verified: unknown = jwt.verify(token)
     if (isThenable(verified)) verified.then(undefined, () => {})
