@@ -159,32 +159,71 @@ t.test("Node's timeouts, shorter than a socket's life, cut no socket, fresh or u
   }
 })
 
+/**
+ * Credential checks that start and wait to be released, each answering `answer(i)`: while one is held, the app's close
+ * waits for it. `started(i)` resolves once the i-th has started.
+ */
+function heldChecks<T> (answer: (i: number) => T) {
+  const entered: (() => void)[] = []
+  const release: (() => void)[] = []
+  const starts: Promise<void>[] = []
+  const releases: Promise<void>[] = []
+  const of = (i: number) => {
+    starts[i] ??= new Promise<void>(resolve => { entered[i] = resolve })
+    releases[i] ??= new Promise<void>(resolve => { release[i] = resolve })
+  }
+  let checks = 0
+  return {
+    started: (i = 0) => { of(i); return starts[i]! },
+    release: (i = 0) => { of(i); release[i]!() },
+    verifyCredentials: async () => {
+      const check = checks++
+      of(check)
+      entered[check]!()
+      await releases[check]
+      return answer(check)
+    }
+  }
+}
+
+/** The plugin on `app`, its password checks `checks`'s, listening on loopback: the port. */
+async function listening (app: FastifyInstance, checks: { verifyCredentials: () => Promise<unknown> }, authRoutes = false): Promise<number> {
+  await app.register(realtime, { env: {}, secret, authRoutes, heartbeat: { enabled: false }, verifyCredentials: checks.verifyCredentials as never })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return (app.server.address() as AddressInfo).port
+}
+
+/**
+ * Begins the app's close once the plugin's preClose hook runs (an idle socket closed 1005: Fastify's cut, with
+ * forceCloseConnections, would come right after): the close under way, in an object (a promise returned would be awaited).
+ */
+async function closeBegun (t: Test, app: FastifyInstance, port: number): Promise<{ closing: Promise<undefined> }> {
+  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
+  const closing = app.close()
+  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
+  return { closing }
+}
+
+/** A socket whose password check is held (it holds the close open): the socket. */
+async function checkedSocket (port: number, checks: { started: () => Promise<void> }): Promise<Client> {
+  const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
+  checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
+  await within(checks.started(), 'the check to start')
+  return checked
+}
+
 for (const websocket of ['the plugin\'s', 'the app\'s']) {
   t.test(`return503OnClosing: false, ${websocket} @fastify/websocket: an upgrade reaching the app while it closes is answered 503, a plain request as before`, async t => {
     // Fastify routes what comes once the app closes, and @fastify/websocket no longer listens for upgrades then: Node
     // routes the upgrade as a plain request, which the endpoint would answer 404.
-    let entered!: () => void
-    const checking = new Promise<void>(resolve => { entered = resolve })
-    let release!: () => void
-    const released = new Promise<void>(resolve => { release = resolve })
+    const checks = heldChecks(() => null)
     const app = Fastify({ return503OnClosing: false })
     t.teardown(() => app.close())
     if (websocket === 'the app\'s') await app.register(fastifyWebsocket)
-    await app.register(realtime, {
-      env: {},
-      secret,
-      heartbeat: { enabled: false },
-      verifyCredentials: async () => { entered(); await released; return null }
-    })
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const { port } = app.server.address() as AddressInfo
+    const port = await listening(app, checks)
     // A check in flight holds the close open; an idle socket closes as it begins.
-    const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
-    checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
-    await within(checking, 'the check to start')
-    const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
-    const closing = app.close()
-    await within(idle.closed, 'the idle socket\'s close')
+    const checked = await checkedSocket(port, checks)
+    const { closing } = await closeBegun(t, app, port)
     const refusal = await within(upgradeRefusal(`ws://127.0.0.1:${port}/websocket`), 'the upgrade\'s answer')
     t.equal(refusal.status, 503)
     t.same(JSON.parse(refusal.body), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
@@ -194,7 +233,7 @@ for (const websocket of ['the plugin\'s', 'the app\'s']) {
         .on('error', reject).end()
     }), 'the plain request\'s answer')
     t.equal(plain, 404, 'a plain GET of the endpoint, as while the app runs')
-    release()
+    checks.release()
     t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
     await within(closing, 'app.close()')
   })
@@ -230,28 +269,14 @@ function postLogin (port: number, body: string | null): Promise<{ status: number
 t.test('forceCloseConnections: true: an HTTP login in flight when the app closes gets its answer before Fastify cuts every connection', async t => {
   // Fastify cuts the busy connections too once the preClose hooks are done: the login's session was made for a client
   // that never heard of it.
-  let entered!: () => void
-  const checking = new Promise<void>(resolve => { entered = resolve })
-  let release!: () => void
-  const released = new Promise<void>(resolve => { release = resolve })
+  const checks = heldChecks(() => ({ user: 'u1', role: null, admin: false }))
   const app = Fastify({ forceCloseConnections: true })
   t.teardown(() => app.close())
-  await app.register(realtime, {
-    env: {},
-    secret,
-    authRoutes: true,
-    heartbeat: { enabled: false },
-    verifyCredentials: async () => { entered(); await released; return { user: 'u1', role: null, admin: false } }
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listening(app, checks, true)
   const login = postLogin(port, JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
-  await within(checking, 'the check to start')
-  // The close has run the plugin's preClose hook once an idle socket is closed: Fastify's cut would come right after.
-  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
-  const closing = app.close()
-  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
-  release()
+  await within(checks.started(), 'the check to start')
+  const { closing } = await closeBegun(t, app, port)
+  checks.release()
   const answer = await within(login, 'the login\'s answer')
   t.match(answer, { status: 200 })
   t.ok(JSON.parse((answer as { body: string }).body).data.refresh_token, 'with its tokens')
@@ -261,78 +286,45 @@ t.test('forceCloseConnections: true: an HTTP login in flight when the app closes
 t.test('forceCloseConnections: true, return503OnClosing: false: a login that reaches the app while it closes gets its answer too', async t => {
   // Fastify routes it (no 503), and the plugin checks it: cut once the preClose hooks are done, its session was made
   // for a client that never heard of it, as one in flight when the close began.
-  const entered: (() => void)[] = []
-  const checking = [0, 1].map(i => new Promise<void>(resolve => { entered[i] = resolve }))
-  const release: (() => void)[] = []
-  const released = [0, 1].map(i => new Promise<void>(resolve => { release[i] = resolve }))
-  let checks = 0
+  const checks = heldChecks(i => ({ user: `u${i}`, role: null, admin: false }))
   const app = Fastify({ forceCloseConnections: true, return503OnClosing: false })
   t.teardown(() => app.close())
-  await app.register(realtime, {
-    env: {},
-    secret,
-    authRoutes: true,
-    heartbeat: { enabled: false },
-    verifyCredentials: async () => {
-      const check = checks++
-      entered[check]!()
-      await released[check]
-      return { user: `u${check}`, role: null, admin: false }
-    }
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listening(app, checks, true)
   const first = postLogin(port, JSON.stringify({ email: 'u0@example.com', password: 'pw', mode: 'json' }))
-  await within(checking[0]!, 'the first check to start')
-  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
-  const closing = app.close()
-  t.equal((await within(idle.closed, 'the idle socket\'s close')).code, 1005)
+  await within(checks.started(0), 'the first check to start')
+  const { closing } = await closeBegun(t, app, port)
   // The close under way (the plugin's preClose hook waits for the first login): a second one comes, and waits for the
   // first's turn to end (one check at a time).
   const arrived = new Promise(resolve => app.server.once('request', resolve))
   const second = postLogin(port, JSON.stringify({ email: 'u1@example.com', password: 'pw', mode: 'json' }))
   await within(arrived, 'the second request')
   await new Promise(resolve => setImmediate(resolve))
-  release[0]!()
+  checks.release(0)
   t.match(await within(first, 'the first login\'s answer'), { status: 200 })
-  await within(checking[1]!, 'the second check to start')
-  release[1]!()
+  await within(checks.started(1), 'the second check to start')
+  checks.release(1)
   const answer = await within(second, 'the second login\'s answer')
   t.match(answer, { status: 200 })
   await within(closing, 'app.close()')
 })
 
 t.test('an app\'s own upgrade listener beside the plugin: an upgrade of the plugin\'s reaching the app while it closes is answered 503, and app.close() resolves', async t => {
-  let entered!: () => void
-  const checking = new Promise<void>(resolve => { entered = resolve })
-  let release!: () => void
-  const released = new Promise<void>(resolve => { release = resolve })
+  const checks = heldChecks(() => null)
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(realtime, {
-    env: {},
-    secret,
-    heartbeat: { enabled: false },
-    verifyCredentials: async () => { entered(); await released; return null }
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = await listening(app, checks)
   // The app's own upgrades (a ws server of its own, `noServer`), which leaves the other paths to other listeners.
   const own = (request: { url?: string }, socket: Socket) => { if (request.url === '/own') socket.end('HTTP/1.1 501 Not Implemented\r\n\r\n') }
   app.server.on('upgrade', own)
-  const { port } = app.server.address() as AddressInfo
-  const checked = await connect(`ws://127.0.0.1:${port}/websocket`)
-  checked.send({ type: 'auth', email: admin.email, password: 'wrong' })
-  await within(checking, 'the check to start')
-  const idle = await connect(`ws://127.0.0.1:${port}/websocket`)
-  const closing = app.close()
-  await within(idle.closed, 'the idle socket\'s close')
+  const checked = await checkedSocket(port, checks)
+  const { closing } = await closeBegun(t, app, port)
   const late = rawConnection(t, port)
   late.socket.write(upgrade)
   const answer = await within(late.until(/\r\n\r\n\{.*\}$/), 'the late upgrade\'s answer')
   t.match(answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/)
   t.match(answer, /\r\nConnection: close\r\n/)
   t.same(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] })
-  release()
+  checks.release()
   t.match(await within(checked.next(), 'the check\'s answer'), { type: 'auth', status: 'error' })
   await within(closing, 'app.close()')
   t.same(app.server.listeners('upgrade'), [own], 'the app\'s own listener alone stays on its server')

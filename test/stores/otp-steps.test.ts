@@ -55,27 +55,26 @@ t.test('memory', async t => {
   await otpStepsContract(t, () => new MemoryOtpSteps(), false)
 })
 
-t.test('Redis', async t => {
+/** The contract on a Redis of its own, each process with a client of its own, on which `steps` makes its store: the clients. */
+async function onRedis (t: Test, steps: (client: Redis) => OtpSteps): Promise<Redis[]> {
   const server = await RedisServer.start(t)
   const clients: Redis[] = []
   t.teardown(() => clients.forEach(client => client.disconnect()))
   await otpStepsContract(t, () => {
     const client = new Redis(server.url)
     clients.push(client)
-    return new RedisOtpSteps(client, 'test:')
+    return steps(client)
   }, true)
-  for (const key of await clients[0]!.keys('test:*')) t.ok(await clients[0]!.pttl(key) > 0, `${key} expires`)
+  return clients
+}
+
+t.test('Redis', async t => {
+  const [client] = await onRedis(t, client => new RedisOtpSteps(client, 'test:'))
+  for (const key of await client!.keys('test:*')) t.ok(await client!.pttl(key) > 0, `${key} expires`)
 })
 
 t.test('Redis, remembered by each process: the same contract', async t => {
-  const server = await RedisServer.start(t)
-  const clients: Redis[] = []
-  t.teardown(() => clients.forEach(client => client.disconnect()))
-  await otpStepsContract(t, () => {
-    const client = new Redis(server.url)
-    clients.push(client)
-    return new RememberedOtpSteps(new RedisOtpSteps(client, 'test:'))
-  }, true)
+  await onRedis(t, client => new RememberedOtpSteps(new RedisOtpSteps(client, 'test:')))
 })
 
 t.test('Redis, remembered: a Redis restarted empty takes no step this process claimed, and a give-back still gives it back', async t => {
