@@ -1,0 +1,3 @@
+import { runFolder } from './suite.js'
+
+await runFolder(import.meta.url)
