@@ -31,8 +31,11 @@ export function pluginCookies (request: FastifyRequest, name: string): string[] 
   // `document.cookie = 'directus_session_token'`), nor one whose name starts with a no-break space (0xA0, which
   // Chromium keeps in a sibling's Set-Cookie): cookies of other names to the parser and the browser, no clearing
   // reaches them, and counted as copies they would end every session of the browser's own cookie for good.
+  const header = String(request.headers.cookie)
+  // The name once in the header is one copy at most: no pair to parse again (every upgrade and refresh asks).
+  if (header.indexOf(name) === header.lastIndexOf(name)) return [value]
   const parse = (request.server as unknown as { parseCookie: (header: string) => Cookies }).parseCookie
-  const copies = String(request.headers.cookie).split(';').filter(pair => pair.includes(name)).map(pair => parse(pair)[name])
+  const copies = header.split(';').filter(pair => pair.includes(name)).map(pair => parse(pair)[name])
   const named = copies.filter(copy => copy !== undefined)
   return named.length <= 1 ? [value] : named
 }
