@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import pino from 'pino'
+import { readRevocation, revocationId } from '../../lib/auth/revocations.js'
 import type { RevocationFeed } from '../../lib/stores/revocation-feed/contract.js'
 import { MemoryRevocationFeed, memoryFeedsInUse } from '../../lib/stores/revocation-feed/memory.js'
 import { RedisRevocationFeed } from '../../lib/stores/revocation-feed/redis.js'
@@ -194,16 +195,19 @@ t.test('Redis: in a rolling deploy, the message is what an earlier build reads a
   listener.on('message', (_channel, message) => messages.push(message))
   const later = await started(new RedisRevocationFeed(connections, 'test:', silentLog))
   // A user id as an app may name one: the message and the set carry it as given.
-  const id = 'user:1764849600000:Zoë/ünïcode "quoted"'
-  const lapsesAt = Date.now() + 60_000
-  await new RedisRevocationFeed({ commands: redis } as RedisConnections, 'test:', silentLog).publish(id, lapsesAt)
+  const user = 'Zoë/ünïcode "quoted"'
+  const at = Date.now()
+  const lapsesAt = at + 60_000
+  await new RedisRevocationFeed({ commands: redis } as RedisConnections, 'test:', silentLog).publish(revocationId.user(user, at), lapsesAt)
   await within(until(() => messages.length === 1 && later.heard.length === 1), 'the message')
   const sent = JSON.parse(messages[0]!) as Record<string, unknown>
   t.same(Object.keys(sent).sort(), ['from', 'session', 'until'], 'the fields an earlier build reads')
-  t.equal(sent.session, id)
+  const revoked = readRevocation(sent.session as string) as { user: string, at: number }
+  t.equal(revoked.user, user, 'the user as given')
+  t.ok(revoked.at >= at, 'revoked at its publisher\'s time or Redis\'s, if later')
   t.ok(typeof sent.until === 'number' && sent.until >= lapsesAt, 'lapsing no earlier than its publisher said')
-  t.same(later.heard, [[id, sent.until]], 'and this build reads it so')
-  t.same(await redis.zrange('test:revoked', 0, -1), [id], 'the set holds it by the same id')
+  t.same(later.heard, [[sent.session, sent.until]], 'and this build reads it so')
+  t.same(await redis.zrange('test:revoked', 0, -1), [sent.session], 'the set holds it by the same id')
 
   // What an earlier build sends: its publisher's lapse, as it said.
   await redis.publish('test:revocations', JSON.stringify({ session: 'from an earlier build', until: lapsesAt, from: 'an earlier process' }))
