@@ -656,12 +656,14 @@ export class Authenticator {
    */
   /**
    * When a login's check began, for its user's revocations: a revocation this process had taken in before then, stamped
-   * in the same millisecond, came before it (a login right after `revokeUser` returned, as an app's password change
-   * logs the user in again): the check counts from the millisecond after, or it would be refused as revoked meanwhile.
+   * in the same millisecond or later (Redis's clock, ahead of this one: the feed stamps by the later), came before it (a
+   * login right after `revokeUser` returned, as an app's password change logs the user in again): the check counts from
+   * the millisecond after, or it would be refused as revoked meanwhile.
    */
   #checkStart (user: string, checkedFrom: number, heardBefore: number): number {
     const { revocations } = this.#options
-    return revocations.userRevokedAt(user) === checkedFrom && revocations.knewOfUser(user, heardBefore) ? checkedFrom + 1 : checkedFrom
+    const revokedAt = revocations.userRevokedAt(user)
+    return revokedAt !== undefined && revokedAt >= checkedFrom && revocations.knewOfUser(user, heardBefore) ? revokedAt + 1 : checkedFrom
   }
 
   #revokedSince (user: string, checkedFrom: number): boolean {

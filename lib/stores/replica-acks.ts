@@ -45,6 +45,9 @@ export async function ackedEval (redis: RedisClient, replicas: number, script: s
   } catch (err) {
     const to = redirectedTo(redis, err)
     if (to === null) throw err
+    // The client's slot map is stale: a pipeline's MOVED never tells it (its own commands' do), so every later write
+    // to the slot would be redirected too, until its periodic read of the map (`slotsRefreshInterval`).
+    if (!to.ask) (redis as Cluster).refreshSlotsCache()
     // The script did not run: sent again to the node named, with ASKING for ASK (whose reply comes first).
     const pipeline = to.node.pipeline()
     if (to.ask) pipeline.asking()

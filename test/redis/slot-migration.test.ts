@@ -2,6 +2,7 @@
 // `redis-cli --cluster reshard` leaves it while it moves the slot's keys, or for good when it is interrupted, until
 // `--cluster fix`: some of the user's keys on one node, some on the other, or none yet on the node that will hold them.
 // And the slot of the set of revocations, which every logout and revokeUser writes and publishes beside.
+import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { Redis, type ClusterOptions } from 'ioredis'
 import { admin, build, connect, editor, within, type Built, type Client } from '../helpers.js'
@@ -219,6 +220,27 @@ t.test('with redisReplicaAcks, logins, a logout and revokeUser of a user whose s
     await slot.move([setKey])
     t.equal((await login()).statusCode, 503, 'the login refused, as before redirected writes were sent again')
     t.same(await cluster.keys('q:*'), [], 'nothing written under the nodes\' own prefix')
+  })
+
+  t.test('a write redirected by MOVED has the client read the slot map again: the writes after it go to the slot\'s node', async t => {
+    // The slot map read once, at connection, as above: the client learns the move from the MOVED it gets.
+    const redis = cluster.client(t, { ...clientOptions, slotsRefreshInterval: 600_000 })
+    await new Promise(resolve => redis.once('ready', resolve))
+    const key = 'a:moved-writes'
+    const script = "return redis.call('INCR', KEYS[1])"
+    await ackedEval(redis, 1, script, [key])
+    const slot = await migration(cluster, key)
+    await slot.move([key])
+    await slot.end(true)
+    const redirections = () => on(slot.source, async redis => Number(/errorstat_MOVED:count=(\d+)/.exec(await redis.info('errorstats'))?.[1] ?? 0))
+    const before = await redirections()
+    const refreshed = once(redis, 'refresh')
+    t.equal(await ackedEval(redis, 1, script, [key]), 2, 'the first write after the move, redirected')
+    await within(refreshed, 'the slot map read again')
+    const counts: unknown[] = []
+    for (let i = 0; i < 10; i++) counts.push(await ackedEval(redis, 1, script, [key]))
+    t.same(counts, [3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'ten more writes')
+    t.equal(await redirections() - before, 1, 'one redirection, not one per write until the map is read again on its own')
   })
 
   t.test('a write refused for another reason than a redirection is not sent again: it fails as it was refused', async t => {

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import pino from 'pino'
+import { readRevocation, revocationId } from '../../lib/auth/revocations.js'
 import type { RevocationFeed } from '../../lib/stores/revocation-feed/contract.js'
 import { MemoryRevocationFeed, memoryFeedsInUse } from '../../lib/stores/revocation-feed/memory.js'
 import { RedisRevocationFeed } from '../../lib/stores/revocation-feed/redis.js'
@@ -26,6 +27,21 @@ async function started (feed: RevocationFeed) {
   return { feed, heard, next, knownSince }
 }
 
+/**
+ * The lapse `heard` last has for `session`. One published on Redis lapses by Redis's clock or its publisher's, whichever
+ * is later: on one host that is when its publisher said, or up to the publish's own time later.
+ */
+function lapseOf (heard: Array<[string, number]>, session: string): number | undefined {
+  return heard.filter(([revoked]) => revoked === session).at(-1)?.[1]
+}
+
+/** Publishes `session` lapsing at `until` on `feed`, and answers how long that took (the most Redis's clock adds). */
+async function timedPublish (feed: RevocationFeed, session: string, until: number): Promise<number> {
+  const sent = Date.now()
+  await feed.publish(session, until)
+  return Date.now() - sent
+}
+
 /** `make` gives a feed of another process each time; `shared`: they share one backend (memory has one process). */
 async function revocationFeedContract (t: Test, make: () => RevocationFeed, shared: boolean): Promise<void> {
   const startedAt = Date.now()
@@ -35,22 +51,28 @@ async function revocationFeedContract (t: Test, make: () => RevocationFeed, shar
   else t.ok(a.knownSince >= startedAt && a.knownSince <= Date.now(), 'its own, from its start: an earlier process\'s died with it')
   const until = Date.now() + 60_000
   let heard = a.next()
-  await a.feed.publish('s1', until)
+  const took = await timedPublish(a.feed, 's1', until)
   await heard
-  t.same(a.heard, [['s1', until]], 'publish: this process hears it')
-  if (!shared) return
+  t.same(a.heard[0], ['s1', until], 'publish: this process hears it at once, as its publisher said')
+  const lapse = lapseOf(a.heard, 's1')!
+  if (!shared) {
+    t.same(a.heard, [['s1', until]], 'and only so')
+    return
+  }
+  t.ok(lapse >= until && lapse <= until + took, 'then as Redis\'s clock says, if later')
 
   await a.feed.publish('gone', Date.now() + 20)
   await new Promise(resolve => setTimeout(resolve, 50))
   const b = await started(make())
   // Maybe more than once (a replay after each reconnection): a revocation heard again changes nothing.
-  t.same(new Set(b.heard.map(entry => entry.join())), new Set([`s1,${until}`]), 'a process that starts later learns the revocations still in force, and only those')
+  t.same(new Set(b.heard.map(entry => entry.join())), new Set([`s1,${lapse}`]), 'a process that starts later learns the revocations still in force, and only those')
   heard = a.next()
   const heardByB = b.next()
-  await b.feed.publish('s2', until)
+  const tookB = await timedPublish(b.feed, 's2', until)
   await Promise.all([heard, heardByB])
-  t.same(a.heard.at(-1), ['s2', until], 'a revocation published on one process reaches the others')
-  t.same(b.heard.at(-1), ['s2', until], 'and its own')
+  const lapseB = lapseOf(b.heard, 's2')!
+  t.ok(lapseB >= until && lapseB <= until + tookB, 'a revocation published on one process reaches its own...')
+  t.same(a.heard.at(-1), ['s2', lapseB], '...and the others, lapsing as Redis took it')
 }
 
 t.test('memory', async t => {
@@ -95,9 +117,12 @@ t.test('Redis', async t => {
   const redis = new Redis(server.url)
   t.teardown(() => redis.disconnect())
   t.same(await redis.keys('test:*'), ['test:revoked'], 'one key')
-  t.same(await redis.zrange('test:revoked', 0, -1), ['gone', 's1', 's2'], 'holding the revocations in force, and one lapsed less than a minute ago')
-  await new RedisRevocationFeed({ commands: redis } as RedisConnections, 'test:', silentLog).publish('long-gone', Date.now() - 60_001)
-  t.same(await redis.zrange('test:revoked', 0, -1), ['gone', 's1', 's2'], 'one lapsed longer ago goes at the next publish')
+  // By name: s1 and s2 lapse as Redis's clock took them, which may put either first.
+  const held = async () => (await redis.zrange('test:revoked', 0, -1)).sort()
+  t.same(await held(), ['gone', 's1', 's2'], 'holding the revocations in force, and one lapsed less than a minute ago')
+  // A second past the minute: its lapse by Redis's clock is the milliseconds Redis's reading came later.
+  await new RedisRevocationFeed({ commands: redis } as RedisConnections, 'test:', silentLog).publish('long-gone', Date.now() - 61_000)
+  t.same(await held(), ['gone', 's1', 's2'], 'one lapsed longer ago goes at the next publish')
   const expiry = Number(await redis.pexpiretime('test:revoked'))
   t.ok(expiry > Date.now() + 110_000 && expiry <= Date.now() + 120_000, 'and it expires a minute after the latest lapses')
 })
@@ -120,6 +145,74 @@ t.test('Redis: a process whose clock runs an hour ahead sheds none of the revoca
   clock.setSystemTime(Date.now() - 60 * 60_000)
   const later = await started(feed())
   t.ok(later.heard.some(([session]) => session === 'logged out'), 'a process started later still learns of the one in force by its clock and Redis\'s')
+})
+
+t.test('Redis: a process whose clock runs behind Redis\'s has its revocation lapse, and the set expire, by Redis\'s clock', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  const processes: RedisConnections[] = []
+  t.teardown(async () => {
+    redis.disconnect()
+    await Promise.all(processes.map(p => p.close()))
+  })
+  const feed = () => {
+    const connections = connectRedis(server.url, 'test:', silentLog)
+    processes.push(connections)
+    return new RedisRevocationFeed(connections, 'test:', silentLog)
+  }
+  const lastsMs = 15 * 60_000
+  const other = await started(feed())
+  const behind = await started(feed())
+  // The fake Date stays at or behind Redis's real clock, which has run on since the fake one was installed.
+  const redisAtLeast = Date.now()
+  clock.setSystemTime(redisAtLeast - 5 * 60_000) // its host's clock (off NTP)
+  const heard = other.next()
+  const published = behind.feed.publish('logged out behind', Date.now() + lastsMs)
+  clock.setSystemTime(redisAtLeast)
+  await published
+  await heard
+  const lapse = lapseOf(other.heard, 'logged out behind')!
+  t.ok(lapse >= redisAtLeast + lastsMs, 'the others hear it lapse one life after Redis\'s clock read it, not five minutes early')
+  t.equal(lapseOf(behind.heard, 'logged out behind'), lapse, 'and so does its publisher')
+  t.ok(Number(await redis.pexpiretime('test:revoked')) >= lapse + 60_000, 'the set lasts a minute past it')
+  const later = await started(feed())
+  t.equal(lapseOf(later.heard, 'logged out behind'), lapse, 'a process started later reads the same')
+})
+
+t.test('Redis: in a rolling deploy, the message is what an earlier build reads and sends, JSON with session, until and from', async t => {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url)
+  const listener = new Redis(server.url)
+  const connections = connectRedis(server.url, 'test:', silentLog)
+  t.teardown(async () => {
+    redis.disconnect()
+    listener.disconnect()
+    await connections.close()
+  })
+  const messages: string[] = []
+  await listener.subscribe('test:revocations')
+  listener.on('message', (_channel, message) => messages.push(message))
+  const later = await started(new RedisRevocationFeed(connections, 'test:', silentLog))
+  // A user id as an app may name one: the message and the set carry it as given.
+  const user = 'Zoë/ünïcode "quoted"'
+  const at = Date.now()
+  const lapsesAt = at + 60_000
+  await new RedisRevocationFeed({ commands: redis } as RedisConnections, 'test:', silentLog).publish(revocationId.user(user, at), lapsesAt)
+  await within(until(() => messages.length === 1 && later.heard.length === 1), 'the message')
+  const sent = JSON.parse(messages[0]!) as Record<string, unknown>
+  t.same(Object.keys(sent).sort(), ['from', 'session', 'until'], 'the fields an earlier build reads')
+  const revoked = readRevocation(sent.session as string) as { user: string, at: number }
+  t.equal(revoked.user, user, 'the user as given')
+  t.ok(revoked.at >= at, 'revoked at its publisher\'s time or Redis\'s, if later')
+  t.ok(typeof sent.until === 'number' && sent.until >= lapsesAt, 'lapsing no earlier than its publisher said')
+  t.same(later.heard, [[sent.session, sent.until]], 'and this build reads it so')
+  t.same(await redis.zrange('test:revoked', 0, -1), [sent.session], 'the set holds it by the same id')
+
+  // What an earlier build sends: its publisher's lapse, as it said.
+  await redis.publish('test:revocations', JSON.stringify({ session: 'from an earlier build', until: lapsesAt, from: 'an earlier process' }))
+  await within(until(() => later.heard.length === 2), 'the earlier build\'s message')
+  t.same(later.heard[1], ['from an earlier build', lapsesAt], 'heard as it was sent')
 })
 
 t.test('Redis: the set is read again once subscribed again, not when only the command connection comes back', async t => {

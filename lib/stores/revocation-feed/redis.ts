@@ -3,7 +3,7 @@
 // once). One key, so it lives in one slot of a cluster; a PUBLISH reaches every node of one.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { Revocations } from '../../auth/revocations.js'
+import { readRevocation, Revocations } from '../../auth/revocations.js'
 import type { RedisConnections } from '../redis-connection.js'
 import { Outages } from '../outages.js'
 import { ackedEval } from '../replica-acks.js'
@@ -20,19 +20,27 @@ const keptLapsedMs = 60_000
 const firstRetryMs = 250
 const longestRetryMs = 5_000
 
-// KEYS: the set. ARGV: the revocation, when it lapses, when the oldest kept lapsed, when the set may expire, the
-// channel, the message, how long a lapsed one is kept. One script, not a MULTI: a cluster client follows a script's
-// ASK and MOVED (a reshard moving the set's slot), where a transaction in a pipeline fails whole (EXECABORT) and every
-// logout answered 503. What lapsed is shed by Redis's clock as well as the publisher's, whichever is behind: a
-// publisher whose clock runs ahead (stepped forward, a host off NTP) would shed what the others still refuse, and a
-// process started later would never learn of it.
+// KEYS: the set. ARGV: the revocation, when it lapses and how long it lasts from now (by the publisher's clock), when
+// the oldest kept lapsed, the channel, this feed's id, how long a lapsed one is kept, and for a user's, the user and
+// its time. One script, not a MULTI: a cluster client follows a script's ASK and MOVED (a reshard moving the set's
+// slot), where a transaction in a pipeline fails whole (EXECABORT) and every logout answered 503. Redis's clock is the
+// one every process shares: a revocation lapses by it or by the publisher's, whichever is later, a user's refuses the
+// tokens issued up to the later of the two (its id made again, as `revocationId.user` makes it), and what lapsed is
+// shed by whichever is behind. A publisher whose clock runs behind (a host off NTP) would otherwise send a lapse before
+// the tokens' `exp` by the others' clocks, and a user's time before their latest tokens' `iat`; one ahead would shed
+// what the others still refuse. Answers the revocation and the lapse it sent.
 const publishScript = `${refuseLateLua}
-redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', math.min(tonumber(ARGV[3]), redisNow() - tonumber(ARGV[7]))))
-redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'NX')
-redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'GT')
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1`
+local now = redisNow()
+local lapse = math.max(tonumber(ARGV[2]), now + tonumber(ARGV[3]))
+local revoked = ARGV[1]
+if ARGV[9] ~= '' then revoked = 'user:' .. string.format('%d', math.max(tonumber(ARGV[9]), now)) .. ':' .. ARGV[8] end
+redis.call('ZADD', KEYS[1], 'GT', string.format('%d', lapse), revoked)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', math.min(tonumber(ARGV[4]), now - tonumber(ARGV[7]))))
+local expireAt = string.format('%d', lapse + tonumber(ARGV[7]))
+redis.call('PEXPIREAT', KEYS[1], expireAt, 'NX')
+redis.call('PEXPIREAT', KEYS[1], expireAt, 'GT')
+redis.call('PUBLISH', ARGV[5], cjson.encode({ session = revoked, ['until'] = lapse, from = ARGV[6] }))
+return { revoked, lapse }`
 
 export class RedisRevocationFeed implements RevocationFeed {
   // This registration's own: what another shares with it comes through Redis.
@@ -68,8 +76,13 @@ export class RedisRevocationFeed implements RevocationFeed {
     this.#onRevoked?.(session, until)
     // The set lives as long as its latest revocation is kept (NX sets a first expiry, GT lengthens it), and sheds the
     // ones lapsed for longer than they are kept.
-    await ackedEval(this.#redis.commands, this.#replicaAcks, publishScript, [this.#key], session, until,
-      Date.now() - keptLapsedMs, until + keptLapsedMs, this.#channel, JSON.stringify({ session, until, from: this.#id }), keptLapsedMs)
+    const now = Date.now()
+    const revoked = readRevocation(session)
+    const [sent, lapse] = await ackedEval(this.#redis.commands, this.#replicaAcks, publishScript, [this.#key], session, until,
+      until - now, now - keptLapsedMs, this.#channel, this.#id, keptLapsedMs,
+      'user' in revoked ? revoked.user : '', 'user' in revoked ? revoked.at : '') as [string, number]
+    // Later by Redis's clock: the tokens it refuses are refused here too, where another process signed them.
+    if (sent !== session || lapse > until) this.#onRevoked?.(sent, lapse)
   }
 
   start (onRevoked: RevokedHandler, onLoaded: (knownSince: number) => void): void {
