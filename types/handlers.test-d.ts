@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import realtime, {
   InvalidConfigError, RealtimeError,
-  type MessageHandlers, type RealtimeConnection, type RealtimeErrorCode, type RealtimeMessage, type ValidatedMessageHandler,
+  type Accountability, type MessageContext, type MessageHandler, type MessageHandlers, type RealtimeConnection, type RealtimeErrorCode, type RealtimeMessage, type ValidatedMessageHandler,
   type WireErrorCode
 } from '../lib/index.js'
 
@@ -21,12 +21,19 @@ await app.register(realtime, {
     handlers: {
       chat: {
         schema: chatSchema,
-        handler (message, connection) {
+        handler (message, connection, context) {
           expectTypeOf(message).toEqualTypeOf<RealtimeMessage>()
           expectTypeOf(connection).toEqualTypeOf<RealtimeConnection>()
+          expectTypeOf(context).toEqualTypeOf<MessageContext>()
         }
       },
-      plain: (message) => { expectTypeOf(message).toEqualTypeOf<RealtimeMessage>() }
+      plain: (message) => { expectTypeOf(message).toEqualTypeOf<RealtimeMessage>() },
+      // The accountability it was called as, the signal that aborts when that ends, and a send that stops with it.
+      slow: async (_message, _connection, { accountability, signal, send }) => {
+        expectTypeOf(accountability).toEqualTypeOf<Accountability>()
+        expectTypeOf(signal).toEqualTypeOf<AbortSignal>()
+        expectTypeOf(send).toEqualTypeOf<(message: object) => void>()
+      }
     }
   }
 })
@@ -34,7 +41,8 @@ await app.register(realtime, {
 // With a type argument, the message is the one the schema guarantees, with the envelope every message has.
 const chat: ValidatedMessageHandler<{ type: 'chat', text: string, to?: string[] }> = {
   schema: chatSchema,
-  async handler (message, connection) {
+  async handler (message, connection, context) {
+    expectTypeOf(context).toEqualTypeOf<MessageContext>()
     expectTypeOf(message.type).toEqualTypeOf<'chat'>()
     expectTypeOf(message.text).toEqualTypeOf<string>()
     expectTypeOf(message.to).toEqualTypeOf<string[] | undefined>()
@@ -86,3 +94,10 @@ await app.register(realtime, { accessTokenTtl: '15 mins please' })
 await app.register(realtime, { refreshTokenTtl: 'a week' })
 // @ts-expect-error: not a duration
 await app.register(realtime, { cookies: { session: { ttl: 'tomorrow' } } })
+
+// The context is read-only: a handler cannot swap the accountability it was called as.
+const readOnly: MessageHandler = (_message, _connection, context) => {
+  // @ts-expect-error: accountability is read-only
+  context.accountability = { ...context.accountability }
+}
+expectTypeOf(readOnly).toEqualTypeOf<MessageHandler>()

@@ -283,8 +283,28 @@ export interface RealtimeConnection {
   close (code?: number, reason?: string): void
 }
 
+/**
+ * What a message handler runs as, its third argument: the same object for every handler its socket calls under one
+ * accountability.
+ */
+export interface MessageContext {
+  /** The socket's accountability when the handler was called: `connection.accountability` follows the socket's. */
+  readonly accountability: Accountability
+  /**
+   * Aborts when `accountability` ends on the socket: the socket closes (as its close is sent), its token expires
+   * (TOKEN_EXPIRED), its session or user is revoked (AUTH_REVOKED), or an auth message leaves it another user, role,
+   * admin flag or session (a refreshed token of the same session keeps it). Shared by every handler called under that
+   * accountability, and by what they leave running: remove what you add to it. A handler that rejects with what the
+   * aborted signal threw (its `reason`, an `AbortError`) is neither logged nor answered.
+   */
+  readonly signal: AbortSignal
+  /** `connection.send`, until `signal` aborts: then nothing is sent. */
+  send (message: object): void
+}
+
 /** Handles a JSON message the plugin does not own; throw a `RealtimeError` to answer with an error frame. */
-export type MessageHandler = (message: RealtimeMessage, connection: RealtimeConnection) => void | Promise<void>
+export type MessageHandler =
+  (message: RealtimeMessage, connection: RealtimeConnection, context: MessageContext) => void | Promise<void>
 
 /**
  * A schema of a whole message (`type` and `uid` included), compiled by the app's validator compiler: a JSON schema for
@@ -299,7 +319,7 @@ export type MessageSchema = object
  */
 export interface ValidatedMessageHandler<M extends object = RealtimeMessage> {
   schema: MessageSchema
-  handler (message: M & RealtimeMessage, connection: RealtimeConnection): void | Promise<void>
+  handler (message: M & RealtimeMessage, connection: RealtimeConnection, context: MessageContext): void | Promise<void>
 }
 
 /** Message types the plugin answers itself: no handler can take them. */
@@ -311,7 +331,7 @@ export type MessageHandlers =
   // alone, and refuse every `M` without a `type`. Structurally (a method's parameters both ways) any `M` fits.
   & Record<string, MessageHandler | {
     schema: MessageSchema
-    handler (message: RealtimeMessage, connection: RealtimeConnection): void | Promise<void>
+    handler (message: RealtimeMessage, connection: RealtimeConnection, context: MessageContext): void | Promise<void>
   }>
   & { [T in ReservedMessageType]?: never }
 

@@ -16,6 +16,7 @@ import { authOkFrame, errorFrame, withUid, type Uid } from './frames.js'
 import { parseFrame, readCredential, readEnvelope, unparsable } from './messages.js'
 import { handlerTable, validateMessage, type HandlerEntry } from './handlers.js'
 import { heldCost } from './held-messages.js'
+import { HandlerScope } from './handler-scope.js'
 import type { AdapterOptions } from './adapter.js'
 import type { SocketOwner } from './socket-server.js'
 import type { MessageHandler, RealtimeMessage, ValidatedMessageHandler } from '../../types/index.js'
@@ -78,6 +79,8 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
   readonly #options: SocketOptions
   /** Made when its first async handler starts: most sockets never run one, and every idle socket would keep it. */
   #running: Running | null = null
+  /** What its handlers run as, made as the first is called under the socket's accountability, ended with it. */
+  #scope: HandlerScope | null = null
 
   constructor (socket: WebSocket, request: FastifyRequest, options: SocketOptions) {
     super()
@@ -106,12 +109,20 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
 
   closed (code: number): void {
     const { connection } = this
+    this.endScope()
     connection.guard.close()
     this.#options.registry.delete(connection, code)
     this.#options.onClose?.(connection)
   }
 
+  /** The server began closing the socket: its handlers' accountability ends now, not when the client answers. */
+  closing (): void {
+    this.endScope()
+  }
+
   onExpire (code: ExpiryCode): void {
+    // Before the client hears: a handler stopping at the abort sends nothing after the notice.
+    this.endScope()
     this.deliver(this.#options.expiryNotices[code])
   }
 
@@ -213,6 +224,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       // The client hears first: what an 'auth' listener sends it comes after the ok.
       this.connection.send(authOkFrame(uid, result.issued?.refresh_token))
       this.connection.guard.authenticate(result)
+      this.accountabilityChanged()
       return
     }
     if (handshake) {
@@ -220,7 +232,21 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       return
     }
     this.connection.guard.refuse(result)
+    this.accountabilityChanged()
     this.tell(refusal(result, 'AUTH_FAILED'), 'auth', uid)
+  }
+
+  /**
+   * An auth message was answered: a refresh of the same session keeps the handlers' accountability; another user,
+   * role or session (a failure dropping the socket to public too) ends it.
+   */
+  private accountabilityChanged (): void {
+    if (this.#scope !== null && !this.#scope.holds(this.connection.accountability)) this.endScope()
+  }
+
+  private endScope (): void {
+    this.#scope?.end()
+    this.#scope = null
   }
 
   /** The handshake's one message failed: the table says how for each cause, and the socket ends. */
@@ -253,7 +279,12 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
       this.tell({ code: 'INVALID_PAYLOAD', problem: `Unknown message type "${type}".` }, type, uid)
       return
     }
+    // The handler's accountability: the socket's now (the handler may read it after the socket is gone, its address
+    // with it).
+    this.connection.pin()
+    const scope = this.#scope ??= new HandlerScope(this.connection)
     const answer = (err: unknown) => {
+      if (scope.stopped(err)) return
       if (err instanceof RealtimeError) {
         this.connection.send(errorFrame(type, err.code, err.message, uid))
         return
@@ -270,9 +301,7 @@ class JsonSocket extends Inbox implements GuardEvents, SocketOwner {
         }
         message = validated.message
       }
-      // The handler may read the accountability after the socket is gone, its address with it.
-      this.connection.pin()
-      const pending: unknown = entry.handler(message, this.connection)
+      const pending: unknown = entry.handler(message, this.connection, scope)
       // Application handlers run concurrently: below the limit, a slow one holds back no ping or re-authentication.
       // Any thenable counts (a library's promise, another realm's): its rejection is answered, its time counted.
       if (isThenable(pending)) return this.running(Promise.resolve(pending).then(undefined, answer), heldCost(frame))

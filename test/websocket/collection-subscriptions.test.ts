@@ -4,7 +4,7 @@
 import t from 'tap'
 import { authentication, createDirectus, realtime as realtimeClient } from '@directus/sdk'
 import { RealtimeError, type RealtimeConnection } from '../../lib/index.js'
-import { admin, build, editor, within } from '../helpers.js'
+import { admin, build, editor, until, within } from '../helpers.js'
 import { NodeWebSocket } from '../node-websocket.js'
 
 interface Message { id: number, text: string }
@@ -18,18 +18,20 @@ const subscriptions = (connection: RealtimeConnection) =>
 
 t.test('the SDK subscribes to a collection, hears its rows, and a re-auth as another user hears none of them', async t => {
   const rows: Message[] = [{ id: 1, text: 'first' }]
+  // The database read of the init: at once, unless a test holds it.
+  let latestMessages = async () => rows.slice()
   const { app, url } = await build(t, {
     users: [admin, editor],
     authRoutes: true,
     rest: {
       auth: 'handshake',
       handlers: {
-        async subscribe (message, connection) {
+        async subscribe (message, connection, context) {
           if (message.collection !== 'messages') throw new RealtimeError('INVALID_PAYLOAD', 'Unknown collection.')
-          const { user } = connection.accountability
+          const { user } = context.accountability
           if (user === null) throw new RealtimeError('FORBIDDEN', "You don't have permission to access this.")
           subscriptions(connection).set(message.uid, user)
-          connection.send({ type: 'subscription', event: 'init', uid: message.uid, data: rows })
+          context.send({ type: 'subscription', event: 'init', uid: message.uid, data: await latestMessages() })
         },
         unsubscribe (message, connection) {
           subscriptions(connection).delete(message.uid)
@@ -92,4 +94,26 @@ t.test('the SDK subscribes to a collection, hears its rows, and a re-auth as ano
   t.match((await mine.subscription.next()).value, { event: 'init', data: [{ id: 1 }, { id: 2 }, { id: 3 }] }, 'the editor subscribes')
   created({ id: 4, text: 'for both' })
   t.match((await mine.subscription.next()).value, { event: 'create', data: [{ id: 4 }] }, 'and hears the rows from then on')
+
+  // The init's database read spans a re-auth as the editor: what it read for the admin is not sent to the editor.
+  let read: (() => void) | undefined
+  latestMessages = async () => {
+    await new Promise<void>(resolve => { read = resolve })
+    return rows.slice()
+  }
+  const adminTokens = await app.realtime.login({ email: admin.email, password: admin.password })
+  const reauthed = next('auth')
+  client.sendMessage({ type: 'auth', access_token: adminTokens.access_token })
+  t.match(await reauthed, { type: 'auth', status: 'ok' }, 'the admin\'s again')
+  client.sendMessage({ type: 'subscribe', collection: 'messages', uid: 'slow' })
+  await until(() => read !== undefined)
+  const editorAgain = next('auth')
+  client.sendMessage({ type: 'auth', access_token: editorTokens.access_token })
+  t.match(await editorAgain, { type: 'auth', status: 'ok' }, 'the editor\'s while the read runs')
+  const since = frames.length
+  read!()
+  const lastPong = next('pong')
+  client.sendMessage({ type: 'ping' })
+  await lastPong
+  t.same(frames.slice(since).map(frame => frame.type), ['pong'], 'the rows read for the admin never reach the editor')
 })
