@@ -205,11 +205,17 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     const node = randomUUID()
     // Redis is held to what a subscriber is: the lines it has not taken yet cost at most `maxBufferedBytes`.
     const logFeed = backend.logFeed(node, config.maxBufferedBytes)
-    const stream = new LogStream(outbound, levelValuesOf(fastify.log), () => logFeed.listening())
-    logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened)
+    const stream = new LogStream(outbound, levelValuesOf(fastify.log), node, () => logFeed.listening())
+    logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened, stream.levelOf)
     // A line goes nowhere while nobody subscribes, here or (with Redis) in another process, nor one too long for any
-    // subscriber: every process would parse it for nothing.
-    const stopCapture = captureLogLines(fastify.log, (line) => { if (stream.sendable(line)) logFeed.publish(line) }, () => logFeed.wanted)
+    // subscriber (every process would parse it for nothing): those who would have had it are told they missed it.
+    const stopCapture = captureLogLines(fastify.log, (line) => {
+      if (stream.sendable(line)) logFeed.publish(line)
+      else {
+        stream.missedByAll(line)
+        logFeed.dropped(line)
+      }
+    }, () => logFeed.wanted)
     fastify.addHook('onClose', async () => {
       logFeed.stop()
       if (stopCapture) stopCapture()

@@ -102,6 +102,11 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     }
   }
 
+  /** Calls `fn` once the connection has written all it was given and had held back (its transport's `drain`). */
+  whenDrained (fn: () => void): void {
+    this.#transport?.once('drain', fn)
+  }
+
   /** Whether `frame` would be sent now: the socket open, and its unsent bytes leaving room for it under the cap. */
   takes (frame: string): boolean {
     return this.open && this.#outbound.fits(this.socket, frame)

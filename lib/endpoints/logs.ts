@@ -2,6 +2,8 @@
 // `subscribe` and `unsubscribe`, streaming the app's log lines to admin subscribers.
 import { RealtimeError } from '../errors.js'
 import { withUid } from './frames.js'
+import { MissedLines } from '../logs/missed-lines.js'
+import { leadingLevel } from '../logs/line-level.js'
 import type { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import type { MessageHandler, RealtimeConnection } from '../../types/index.js'
@@ -20,20 +22,34 @@ const frameOverhead = JSON.stringify({ type: 'logs', data: null, node: '' }).len
 const batchLines = 500
 const batchBytes = 64 * 1024
 
+/** A subscriber: the lowest level it wants, and the lines of those it missed since it was last sent one. */
+class Subscriber extends MissedLines {
+  lowest: number
+  /** Whether its socket's drain is awaited, to tell it of its gap then. */
+  awaitingDrain = false
+
+  constructor (lowest: number) {
+    super()
+    this.lowest = lowest
+  }
+}
+
 export class LogStream {
-  /** Subscribers and the lowest level each wants. */
-  readonly #subscribers = new Map<RealtimeConnection, number>()
+  readonly #subscribers = new Map<RealtimeConnection, Subscriber>()
   readonly #outbound: Outbound
   readonly #levelValues: Record<string, number>
+  readonly #node: string
   readonly #onFirstSubscriber: () => void
 
   /**
    * `levelValues`: the logger's own level names and numbers (pino's `logger.levels.values`), for lines that carry their
-   * level's name; `onFirstSubscriber`: called when a subscriber comes while there was none.
+   * level's name; `node`: this process's, naming the notices of lines missed here; `onFirstSubscriber`: called when a
+   * subscriber comes while there was none.
    */
-  constructor (outbound: Outbound, levelValues: Record<string, number>, onFirstSubscriber: () => void) {
+  constructor (outbound: Outbound, levelValues: Record<string, number>, node: string, onFirstSubscriber: () => void) {
     this.#outbound = outbound
     this.#levelValues = levelValues
+    this.#node = node
     this.#onFirstSubscriber = onFirstSubscriber
   }
 
@@ -47,6 +63,17 @@ export class LogStream {
     return line.length <= this.#outbound.maxBufferedBytes
   }
 
+  /** A line of this process dropped before reaching anyone (too long): each subscriber of its level misses it. */
+  missedByAll (line: string): void {
+    const level = leadingLevel(line, this.#levelValues)
+    for (const subscriber of this.#subscribers.values()) if (level >= subscriber.lowest) subscriber.add(level)
+    // Told at the end of the turn, to a subscriber that reads, with no other line to follow.
+    this.#flushSoon()
+  }
+
+  /** The level of a line as it was written, for the lines the feed drops. */
+  readonly levelOf = (line: string): number => leadingLevel(line, this.#levelValues)
+
   /**
    * A line of any process, redacted where it was captured. The lines of a turn of the event loop are sent together at
    * its end: each subscriber's socket then takes them in one write, where a write per line and subscriber made the
@@ -58,6 +85,10 @@ export class LogStream {
     if (this.#pending.length === 2 * batchLines || this.#pendingLength + length > batchBytes) this.#flush()
     this.#pending.push(line, node)
     this.#pendingLength += length
+    this.#flushSoon()
+  }
+
+  #flushSoon (): void {
     if (this.#flushing) return
     this.#flushing = true
     setImmediate(this.#flush)
@@ -72,11 +103,10 @@ export class LogStream {
   readonly #flush = (): void => {
     this.#flushing = false
     const pending = this.#pending
-    if (pending.length === 0) return // sent already, the turn's lines having filled a batch
     this.#pending = []
     this.#pendingLength = 0
     let wanted = Infinity
-    for (const lowest of this.#subscribers.values()) wanted = Math.min(wanted, lowest)
+    for (const { lowest } of this.#subscribers.values()) wanted = Math.min(wanted, lowest)
     const levels: number[] = []
     const frames: string[] = []
     for (let i = 0; i < pending.length; i += 2) {
@@ -91,21 +121,52 @@ export class LogStream {
       levels.push(level)
       frames.push(JSON.stringify({ type: 'logs', data: entry, node: pending[i + 1] }))
     }
-    if (frames.length === 0) return
     // Encoded once, when first sent: a string would be measured and encoded again for every subscriber.
     const bytes: Buffer[] = []
-    for (const [connection, lowest] of this.#subscribers) {
+    for (const [connection, subscriber] of this.#subscribers) {
+      // Nothing for it, nor a gap to tell of (a turn's lines all below every level, or a drain with nothing missed).
+      if (frames.length === 0 && subscriber.count === 0) continue
       // Admins only, at delivery time: a subscriber whose credential expired or was revoked gets nothing more.
       if (!connection.accountability.admin) continue
-      const subscriber = connection as Connection
-      const { socket } = subscriber
-      subscriber.together(() => {
+      const { lowest } = subscriber
+      const client = connection as Connection
+      const { socket } = client
+      client.together(() => {
+        // A gap is told before any line after it, or the lines after it are missed too: they would hide it.
+        if (subscriber.count > 0) this.#tellGap(client, subscriber)
         for (let i = 0; i < frames.length; i++) {
+          if (levels[i] < lowest) continue
           // A slow subscriber misses lines rather than being closed: the lines are the server's, not its answers.
-          if (levels[i] >= lowest && this.#outbound.fits(socket, frames[i])) socket.send(bytes[i] ??= Buffer.from(frames[i]), { binary: false })
+          if (subscriber.count === 0 && this.#outbound.fits(socket, frames[i])) socket.send(bytes[i] ??= Buffer.from(frames[i]), { binary: false })
+          else subscriber.add(levels[i])
         }
       })
+      if (subscriber.count > 0) this.#awaitDrain(client, subscriber)
     }
+  }
+
+  /**
+   * Sends the line telling `subscriber` of the lines it missed, once half of what waited for it has gone: one hovering
+   * at the cap hears of one long gap, not of a gap a line.
+   */
+  #tellGap (connection: Connection, subscriber: Subscriber): void {
+    const { socket } = connection
+    if (socket.bufferedAmount > this.#outbound.maxBufferedBytes / 2) return
+    const entry = subscriber.entry('missed', 'missed', 'dropped, not queued, to bound the server\'s memory (this socket was not reading fast enough, or a line was longer than maxBufferedBytes)')
+    const frame = JSON.stringify({ type: 'logs', data: entry, node: this.#node })
+    // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
+    if (this.#outbound.fits(socket, frame)) socket.send(frame)
+    subscriber.reset()
+  }
+
+  /** A subscriber still in a gap hears of it once its socket has sent what waited: when it reads again, lines or none. */
+  #awaitDrain (connection: Connection, subscriber: Subscriber): void {
+    if (subscriber.awaitingDrain) return
+    subscriber.awaitingDrain = true
+    connection.whenDrained(() => {
+      subscriber.awaitingDrain = false
+      this.#flushSoon()
+    })
   }
 
   /**
@@ -131,7 +192,10 @@ export class LogStream {
         throw new RealtimeError('INVALID_PAYLOAD', `"log_level" must be one of ${Object.keys(logLevels).join(', ')}.`)
       }
       const first = this.#subscribers.size === 0
-      this.#subscribers.set(connection, logLevels[level])
+      // Subscribing again changes the level: a gap already counted is still told.
+      const subscriber = this.#subscribers.get(connection)
+      if (subscriber === undefined) this.#subscribers.set(connection, new Subscriber(logLevels[level]))
+      else subscriber.lowest = logLevels[level]
       if (first) this.#onFirstSubscriber()
       connection.send(withUid({ type: 'logs', event: 'subscribe', log_level: level }, message.uid))
     },

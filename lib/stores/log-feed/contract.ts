@@ -11,10 +11,16 @@ export interface LogFeed {
   /** Delivers the line to this process's subscribers at once, and with Redis publishes it for the others. */
   publish (line: string): void
   /**
+   * A line of this process that reaches none of the others' subscribers (too long): with Redis, counted for them to be
+   * told, as the lines Redis did not take are.
+   */
+  dropped (line: string): void
+  /**
    * Delivers every line of the feed to `onLine`, each once: this process's own when published. `listened` says
    * whether this process has subscribers: with Redis, the other processes are told so, again and again while it has.
+   * `levelOf` reads the level of a line the feed drops.
    */
-  start (onLine: LineHandler, listened: () => boolean): void
+  start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number): void
   /** This process's first subscriber came: the other processes are told at once. */
   listening (): void
   stop (): void

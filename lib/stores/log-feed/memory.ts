@@ -25,6 +25,7 @@ export class MemoryLogFeed implements LogFeed {
   }
 
   // Nobody else to tell.
+  dropped (): void {}
   listening (): void {}
   stop (): void {}
 }

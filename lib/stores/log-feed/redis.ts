@@ -6,6 +6,7 @@
 import type { RedisConnections } from '../redis-connection.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
+import { MissedLines } from '../../logs/missed-lines.js'
 
 /** How often a process with subscribers says so. */
 const remindEveryMs = 10_000
@@ -35,6 +36,9 @@ export class RedisLogFeed implements LogFeed {
   /** The lines published that Redis has not answered yet, and their length together. */
   #unansweredLines = 0
   #unansweredBytes = 0
+  /** The lines not published: told to the other processes with the next one that is, or once Redis has caught up. */
+  readonly #unpublished = new MissedLines()
+  #levelOf!: (line: string) => number
 
   /** `maxUnansweredBytes`: how long the lines awaiting Redis's answer may be together. */
   constructor (redis: RedisConnections, prefix: string, node: string, maxUnansweredBytes: number) {
@@ -52,24 +56,54 @@ export class RedisLogFeed implements LogFeed {
     this.#onLine(line, this.#node)
     // Only on a connection that is up: an app's client may queue commands while Redis is away (BullMQ's
     // `maxRetriesPerRequest: null`), and every line logged meanwhile would wait in memory. A line is droppable.
-    const { commands } = this.#redis
-    if (commands.status !== 'ready') return
+    if (this.#redis.commands.status !== 'ready') return this.dropped(line)
+    // A gap is told before any line after it, or the lines after it are dropped too: they would hide it.
+    if (this.#unpublished.count > 0 && !this.#tellUnpublished()) return this.dropped(line)
+    if (!this.#send(line)) this.dropped(line)
+  }
+
+  // Only handed lines while a process may have subscribers: a line dropped may have been missed.
+  dropped (line: string): void {
+    this.#unpublished.add(this.#levelOf(line))
+  }
+
+  /** Publishes one line as this process's unless too many await Redis's answer already; whether it did. */
+  #send (line: string): boolean {
     // A client may hold a PUBLISH until Redis answers, for good when Redis hangs with its connection up (BullMQ's client
     // has no timeout, and only the plugin's own connections are health-checked): past the cap, lines are dropped.
-    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > this.#maxUnansweredBytes) return
+    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > this.#maxUnansweredBytes) return false
     this.#unansweredLines++
     this.#unansweredBytes += line.length
     const answered = () => {
       this.#unansweredLines--
       this.#unansweredBytes -= line.length
+      // Redis has caught up: the gap is told now, whether or not another line is logged.
+      if (this.#unansweredLines === 0 && this.#unpublished.count > 0 && this.#redis.commands.status === 'ready') this.#tellUnpublished()
     }
     // Never logged when it fails: that line would come back here, and Redis being away is logged already.
-    commands.publish(this.#channel, `${this.#node}\n${line}`).then(answered, answered)
+    this.#redis.commands.publish(this.#channel, `${this.#node}\n${line}`).then(answered, answered)
+    return true
   }
 
-  start (onLine: LineHandler, listened: () => boolean): void {
+  /**
+   * Publishes the line telling the other processes' subscribers how many of this process's lines they missed, once Redis
+   * has answered half of what awaited it: a backlog at the cap is told of once, not after every line it drops. Whether
+   * the gap is over.
+   */
+  #tellUnpublished (): boolean {
+    if (2 * this.#unansweredLines > maxUnansweredLines || 2 * this.#unansweredBytes > this.#maxUnansweredBytes) return false
+    const entry = this.#unpublished.entry('dropped', 'of this process not published',
+      'dropped, not queued, to bound its memory (Redis was away or slow to answer, or a line was longer than maxBufferedBytes)')
+    // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
+    this.#send(JSON.stringify(entry))
+    this.#unpublished.reset()
+    return true
+  }
+
+  start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number): void {
     this.#onLine = onLine
     this.#listened = listened
+    this.#levelOf = levelOf
     this.#assumeListened()
     this.#redis.listen(this.#channel, (message) => {
       if (message === listeningMessage) {
