@@ -84,14 +84,14 @@ export class RedisServer {
   }
 
   /**
-   * A Sentinel monitoring `master` as `name`, with a quorum of one and `settings` of its own (`down-after-milliseconds
-   * 1000`); stopped, and its config file removed, at the test's end.
+   * A Sentinel monitoring `master` as `name`, with `quorum` (of one by default: a Sentinel alone) and `settings` of its
+   * own (`down-after-milliseconds 1000`); stopped, and its config file removed, at the test's end.
    */
-  static async sentinel (t: Test, master: RedisServer, name: string, settings: string[] = []): Promise<RedisServer> {
+  static async sentinel (t: Test, master: RedisServer, name: string, settings: string[] = [], quorum = 1): Promise<RedisServer> {
     const dir = await mkdtemp(join(tmpdir(), 'realtime-sentinel-'))
     const config = join(dir, 'sentinel.conf')
     // Sentinel rewrites its config file as it learns: it must be a file of its own.
-    const lines = [`sentinel monitor ${name} 127.0.0.1 ${master.port} 1`, ...settings.map(setting => `sentinel ${setting.replace(' ', ` ${name} `)}`)]
+    const lines = [`sentinel monitor ${name} 127.0.0.1 ${master.port} ${quorum}`, ...settings.map(setting => `sentinel ${setting.replace(' ', ` ${name} `)}`)]
     await writeFile(config, `${lines.join('\n')}\n`)
     const [port] = await freePorts(1)
     const sentinel = new RedisServer(port!, ['--sentinel'], config)

@@ -26,6 +26,14 @@ export interface RedisConnections {
   close (): Promise<void>
 }
 
+/**
+ * How long after ioredis ended the subscriber it is connected again. ioredis ends a client for good, its retryStrategy
+ * unasked, when its Sentinel failover detector hears `+switch-master` while it asks a Sentinel where the master is (its
+ * connect rejected: "Connection is closed."); an app's retryStrategy may give up too. Ended, the subscriber would never
+ * listen again: every revocation published after it, missed.
+ */
+const endedRetryMs = 1_000
+
 /** What `listen` needs of its connection: a plain ioredis client has it, a cluster's is a `NodeSubscriber`. */
 interface Subscriber extends NodeJS.EventEmitter {
   readonly status: string
@@ -272,6 +280,18 @@ export function connectRedis (redis: string | RedisClient, prefix: string, log: 
   const subscriber: Subscriber = commands.isCluster ? new NodeSubscriber(commands as Cluster) : (commands as Redis).duplicate(subscriberOptions)
   if (owned) watch(commands, 'commands', log)
   watch(subscriber, 'subscriber', log)
+  // A cluster's subscriber moves to another node by itself; a plain client's is connected again (a failed try ends it
+  // again, and is tried again), until the plugin closes it.
+  let closed = false
+  let reconnect: NodeJS.Timeout | undefined
+  if (!(subscriber instanceof NodeSubscriber)) {
+    subscriber.on('end', () => {
+      if (closed) return
+      log.warn(`Redis (subscriber) ended by its client; connecting again in ${endedRetryMs / 1_000} s`)
+      // The callback takes a failure too (it ends the subscriber again, to be tried again): no rejection goes unhandled.
+      reconnect = setTimeout(() => { (subscriber as Redis).connect(() => {}) }, endedRetryMs).unref()
+    })
+  }
   const listened = subscriber instanceof NodeSubscriber ? () => subscriber.connection : () => subscriber as Redis
   // The subscriber, and the command connection the plugin owns (an app's client is the app's to watch).
   const checks = [checkHealth(listened)]
@@ -310,6 +330,8 @@ export function connectRedis (redis: string | RedisClient, prefix: string, log: 
       commands.on('ready', listener)
     },
     async close () {
+      closed = true
+      clearTimeout(reconnect)
       for (const stop of checks) stop()
       // An app's client outlives the plugin: it keeps no listener of a closed instance.
       for (const listener of commandsReady) commands.off('ready', listener)
