@@ -2,27 +2,12 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import Fastify from 'fastify'
-import realtime, { type RealtimeOptions } from '../../lib/index.js'
+import realtime from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { admin, awaitingAnswers, build, connect, fakeClock, refusedWith, secret, within, type Client } from '../helpers.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
-
-// The app logs at info to a sink: the stream taps the logger, not the destination.
-const quiet = { logger: { level: 'trace', stream: { write () {} } } }
-
-async function logsApp (t: Test, options: RealtimeOptions = {}) {
-  return build(t, { users: [admin], ...options }, quiet)
-}
-
-async function subscriber (t: Test, url: string, token: string, level = 'info'): Promise<Client> {
-  const client = await connect(url)
-  client.send({ type: 'auth', access_token: token })
-  await client.next()
-  client.send({ type: 'subscribe', log_level: level })
-  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: level }, `subscribed at ${level}`)
-  return client
-}
+import { logsApp, subscriber } from './subscribers.js'
 
 /** The next `logs` data frame whose message is `msg`, skipping other lines (request logs and the like). */
 async function line (client: Client, msg: string): Promise<{ data: Record<string, unknown>, node: string }> {

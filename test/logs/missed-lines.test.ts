@@ -1,28 +1,12 @@
 // Lines dropped on `/websocket/logs` to bound memory (a slow subscriber, a line too long, lines Redis did not take):
 // whoever would have had them is told how many it missed, once per gap, rather than reading the gap as a quiet time.
 import t from 'tap'
-import type { Test } from 'tap'
-import type { RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { leadingLevel } from '../../lib/logs/line-level.js'
-import { admin, awaitingAnswers, build, connect, within, type Client } from '../helpers.js'
+import { awaitingAnswers, within, type Client } from '../helpers.js'
 import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
-
-const quiet = { logger: { level: 'trace', stream: { write () {} } } }
-
-async function logsApp (t: Test, options: RealtimeOptions = {}) {
-  return build(t, { users: [admin], ...options }, quiet)
-}
-
-async function subscriber (t: Test, url: string, token: string, level = 'info'): Promise<Client> {
-  const client = await connect(url)
-  client.send({ type: 'auth', access_token: token })
-  await client.next()
-  client.send({ type: 'subscribe', log_level: level })
-  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: level }, `subscribed at ${level}`)
-  return client
-}
+import { logsApp, subscriber } from './subscribers.js'
 
 type Entry = { level: number | string, msg: string, missed?: number, dropped?: number, since?: number, time?: number }
 type Frame = { type: string, data?: Entry, node: string }

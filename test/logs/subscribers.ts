@@ -1,0 +1,21 @@
+// An app whose log lines go to a sink (the stream taps the logger, not the destination), and an admin subscribed to
+// its logs: what the logs tests start from.
+import type { Test } from 'tap'
+import type { RealtimeOptions } from '../../lib/index.js'
+import { admin, build, connect, type Client } from '../helpers.js'
+
+export const quiet = { logger: { level: 'trace', stream: { write () {} } } }
+
+export async function logsApp (t: Test, options: RealtimeOptions = {}) {
+  return build(t, { users: [admin], ...options }, quiet)
+}
+
+/** A client authenticated with `token` and subscribed at `level`. */
+export async function subscriber (t: Test, url: string, token: string, level = 'info'): Promise<Client> {
+  const client = await connect(url)
+  client.send({ type: 'auth', access_token: token })
+  await client.next()
+  client.send({ type: 'subscribe', log_level: level })
+  t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: level }, `subscribed at ${level}`)
+  return client
+}
