@@ -65,7 +65,7 @@ export class LogStream {
 
   /** A line of this process dropped before reaching anyone (too long): each subscriber of its level misses it. */
   missedByAll (line: string): void {
-    const level = leadingLevel(line, this.#levelValues)
+    const level = this.levelOf(line)
     for (const subscriber of this.#subscribers.values()) if (level >= subscriber.lowest) subscriber.add(level)
     // Told at the end of the turn, to a subscriber that reads, with no other line to follow.
     this.#flushSoon()
