@@ -1,7 +1,7 @@
 // A production deployment on Sentinel (README: Scaling out, Sentinel, Replicas and failover; a folder of its own: its
 // failovers take a minute, run beside the other folders): a master, its replica and three Sentinels, real processes
 // all, and two app instances standing for two processes, each with the ioredis client the README recommends. The
-// master killed and brought back empty, and a planned failover (SENTINEL FAILOVER) with logouts, a revokeUser and
+// master killed and brought back empty, a master hung and woken, and a planned failover (SENTINEL FAILOVER) with logouts, a revokeUser and
 // refreshes in flight: nothing ended comes back, and every socket of an ended session is told.
 import t from 'tap'
 import type { Test } from 'tap'
@@ -177,6 +177,30 @@ t.test('Sentinel, the master killed (SIGKILL) and brought back empty: a logout r
   t.equal((await retried(late, 'refresh', kept.refresh_token)).statusCode, 200, 'the other refreshes')
   t.same(d.failoversOfTheNew(), [], 'no Sentinel tried a failover of the new master')
   await Promise.all([onA.close(), onB.close(), logs.close()])
+})
+
+t.test('Sentinel, the master hung (SIGSTOP): the processes follow the promoted replica, a logout reaches both, a session from before refreshes on the other, and the master woken rejoins as a replica', async t => {
+  const d = await deployment(t)
+  const [a, b] = [await d.node(), await d.node()]
+  const [ended, kept] = [await login(a), await login(a)]
+  await d.raw(d.master.port).wait(1, 5_000)
+  const [onA, onB] = [await authenticated(a, ended), await authenticated(b, ended)]
+
+  // Its connections stay open and its commands go unanswered: the clients' timeouts, not a refused connection, move them.
+  d.master.pause()
+  t.teardown(() => d.master.resume())
+  await d.announcements.announced('+switch-master', `127.0.0.1 ${d.master.port} 127.0.0.1 ${d.replica.port}`, 'every', failoverStepMs)
+  t.equal((await within(retried(a, 'logout', ended.refresh_token), 'a logout on the promoted replica', failoverStepMs)).statusCode, 204, 'a logout, once the replica is promoted')
+  await within((async () => { while (!revoked(onA) || !revoked(onB)) await sleep(20) })(), 'AUTH_REVOKED on both processes', failoverStepMs)
+  t.same([await whoIs(onA), await whoIs(onB)], [null, null], 'neither socket stays authenticated')
+  t.equal((await retried(b, 'refresh', kept.refresh_token)).statusCode, 200, 'a session from before the hang refreshes on the other process')
+
+  // Woken, it still holds the ended session: once Sentinel has made it a replica, it holds the new master's data.
+  d.master.resume()
+  await within(d.settled(), 'the old master a replica of the new', failoverStepMs)
+  t.equal((await retried(a, 'refresh', ended.refresh_token)).statusCode, 401, 'the logged-out session stays ended')
+  t.same(d.failoversOfTheNew(), [], 'no Sentinel tried a failover of the new master')
+  await Promise.all([onA.close(), onB.close()])
 })
 
 t.test('a planned Sentinel failover (SENTINEL FAILOVER) with min-replicas-to-write and redisReplicaAcks: logouts, a revokeUser and refreshes in flight; nothing ended comes back', async t => {
