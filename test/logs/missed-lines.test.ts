@@ -6,7 +6,7 @@ import { leadingLevel } from '../../lib/logs/line-level.js'
 import { awaitingAnswers, within, type Client } from '../helpers.js'
 import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
-import { logsApp, subscriber } from './subscribers.js'
+import { logsApp, subscribedToLogs, subscriber } from './subscribers.js'
 
 type Entry = { level: number | string, msg: string, missed?: number, dropped?: number, since?: number, time?: number }
 type Frame = { type: string, data?: Entry, node: string }
@@ -173,13 +173,9 @@ t.test('with Redis, the other processes\' subscribers are told how many lines a 
   const b = await logsApp(t, { redis: server.url, maxBufferedBytes })
   const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, b.url('/websocket/logs'), token)
-  // The subscription to Redis may still be on its way: log until a line comes through.
-  const arrived = framesUntil(client, message('from a'))
-  let got: Frame[] | undefined
-  while (got === undefined) {
-    a.app.log.info('from a')
-    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
-  }
+  await subscribedToLogs(redis, 2)
+  a.app.log.info('from a')
+  const got = await within(framesUntil(client, message('from a')), 'a line from a')
   t.notOk(got.some(frame => notice(frame.data!) || frame.data!.dropped !== undefined), 'nothing dropped, nothing told')
   const aNode = got.at(-1)!.node
 

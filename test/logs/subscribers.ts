@@ -1,6 +1,7 @@
 // An app whose log lines go to a sink (the stream taps the logger, not the destination), and an admin subscribed to
 // its logs: what the logs tests start from.
 import type { Test } from 'tap'
+import type { Redis } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { admin, build, connect, type Client } from '../helpers.js'
 
@@ -8,6 +9,14 @@ export const quiet = { logger: { level: 'trace', stream: { write () {} } } }
 
 export async function logsApp (t: Test, options: RealtimeOptions = {}) {
   return build(t, { users: [admin], ...options }, quiet)
+}
+
+/**
+ * Resolves once `processes` subscribe to the logs channel: Redis's answer to a PUBLISH counts who heard it (a
+ * `listening`, which every process takes as a reminder).
+ */
+export async function subscribedToLogs (redis: Redis, processes: number): Promise<void> {
+  while (await redis.publish('realtime:logs', 'listening') < processes);
 }
 
 /** A client authenticated with `token` and subscribed at `level`. */
