@@ -7,6 +7,7 @@ import type { RedisConnections } from '../redis-connection.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
 import { MissedLines } from '../../logs/missed-lines.js'
+import type { NoticeWriter } from '../../logs/notice-writer.js'
 
 /** How often a process with subscribers says so. */
 const remindEveryMs = 10_000
@@ -39,6 +40,7 @@ export class RedisLogFeed implements LogFeed {
   /** The lines not published: told to the other processes with the next one that is, or once Redis has caught up. */
   readonly #unpublished = new MissedLines()
   #levelOf!: (line: string) => number
+  #writeNotice!: NoticeWriter
 
   /** `maxUnansweredBytes`: how long the lines awaiting Redis's answer may be together. */
   constructor (redis: RedisConnections, prefix: string, node: string, maxUnansweredBytes: number) {
@@ -92,18 +94,19 @@ export class RedisLogFeed implements LogFeed {
    */
   #tellUnpublished (): boolean {
     if (2 * this.#unansweredLines > maxUnansweredLines || 2 * this.#unansweredBytes > this.#maxUnansweredBytes) return false
-    const entry = this.#unpublished.entry('dropped', 'of this process not published',
+    const line = this.#unpublished.notice(this.#writeNotice, 'dropped', 'of this process not published',
       'dropped, not queued, to bound its memory (Redis was away or slow to answer, or a line was longer than maxBufferedBytes)')
     // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
-    this.#send(JSON.stringify(entry))
+    this.#send(line)
     this.#unpublished.reset()
     return true
   }
 
-  start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number): void {
+  start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number, writeNotice: NoticeWriter): void {
     this.#onLine = onLine
     this.#listened = listened
     this.#levelOf = levelOf
+    this.#writeNotice = writeNotice
     this.#assumeListened()
     this.#redis.listen(this.#channel, (message) => {
       if (message === listeningMessage) {
