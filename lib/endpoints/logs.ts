@@ -154,12 +154,16 @@ export class LogStream {
    */
   #tellGap (connection: Connection, subscriber: Subscriber): void {
     const { socket } = connection
-    if (socket.bufferedAmount > this.#outbound.maxBufferedBytes / 2) return
+    const cap = this.#outbound.maxBufferedBytes
+    if (socket.bufferedAmount > cap / 2) return
     const line = subscriber.notice(this.#writeNotice, 'missed', 'missed', 'dropped, not queued, to bound the server\'s memory (this socket was not reading fast enough, or a line was longer than maxBufferedBytes)')
     const frame = JSON.stringify({ type: 'logs', data: JSON.parse(line), node: this.#node })
-    // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
-    if (this.#outbound.fits(socket, frame)) socket.send(frame)
-    subscriber.reset()
+    // Within the cap; a notice longer than the cap goes once nothing waits for the socket, rather than never. Until
+    // then the gap goes on, told at the drain.
+    if (socket.bufferedAmount <= Math.max(0, cap - frame.length)) {
+      socket.send(frame)
+      subscriber.reset()
+    }
   }
 
   /** A subscriber still in a gap hears of it once its socket has sent what waited: when it reads again, lines or none. */

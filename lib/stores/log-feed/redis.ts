@@ -61,7 +61,7 @@ export class RedisLogFeed implements LogFeed {
     if (this.#redis.commands.status !== 'ready') return this.dropped(line)
     // A gap is told before any line after it, or the lines after it are dropped too: they would hide it.
     if (this.#unpublished.count > 0 && !this.#tellUnpublished()) return this.dropped(line)
-    if (!this.#send(line)) this.dropped(line)
+    if (!this.#send(line, this.#maxUnansweredBytes)) this.dropped(line)
   }
 
   // Only handed lines while a process may have subscribers: a line dropped may have been missed.
@@ -69,11 +69,14 @@ export class RedisLogFeed implements LogFeed {
     this.#unpublished.add(this.#levelOf(line))
   }
 
-  /** Publishes one line as this process's unless too many await Redis's answer already; whether it did. */
-  #send (line: string): boolean {
+  /**
+   * Publishes one line as this process's unless too many await Redis's answer already, or the lines awaiting it would
+   * be longer together than `room`; whether it did.
+   */
+  #send (line: string, room: number): boolean {
     // A client may hold a PUBLISH until Redis answers, for good when Redis hangs with its connection up (BullMQ's client
     // has no timeout, and only the plugin's own connections are health-checked): past the cap, lines are dropped.
-    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > this.#maxUnansweredBytes) return false
+    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > room) return false
     this.#unansweredLines++
     this.#unansweredBytes += line.length
     const answered = () => {
@@ -96,10 +99,11 @@ export class RedisLogFeed implements LogFeed {
     if (2 * this.#unansweredLines > maxUnansweredLines || 2 * this.#unansweredBytes > this.#maxUnansweredBytes) return false
     const line = this.#unpublished.notice(this.#writeNotice, 'dropped', 'of this process not published',
       'dropped, not queued, to bound its memory (Redis was away or slow to answer, or a line was longer than maxBufferedBytes)')
-    // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
-    this.#send(line)
-    this.#unpublished.reset()
-    return true
+    // Within the cap; a notice longer than the cap goes once Redis has answered everything, rather than never (until
+    // then the gap goes on, told at the last answer).
+    const sent = this.#send(line, Math.max(this.#maxUnansweredBytes, line.length))
+    if (sent) this.#unpublished.reset()
+    return sent
   }
 
   start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number, writeNotice: NoticeWriter): void {
