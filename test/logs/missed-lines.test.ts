@@ -1,5 +1,6 @@
 // Lines dropped on `/websocket/logs` to bound memory (a slow subscriber, a line too long, lines Redis did not take):
 // whoever would have had them is told how many it missed, once per gap, rather than reading the gap as a quiet time.
+import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import type { RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
@@ -235,6 +236,16 @@ async function twoProcesses (t: Test, aOptions: RealtimeOptions = {}) {
   return { redis, a, client }
 }
 
+t.test('with Redis, a quiet process publishes the notice of the lines too long of a turn at its end', async t => {
+  const { a, client } = await twoProcesses(t)
+  a.app.log.error({ padding: 'x'.repeat(1024 * 1024) }, 'too long')
+  a.app.log.warn({ padding: 'x'.repeat(1024 * 1024) }, 'too long')
+  // Nothing more is logged.
+  const [told] = await within(framesUntil(client, () => true), 'the notice')
+  t.match(told.data, { level: 50, dropped: 2, msg: /^2 log lines of this process not published since / }, 'one notice for both')
+  await client.close()
+})
+
 t.test('with Redis, a process under a maxBufferedBytes shorter than the notice still publishes it, once Redis has answered all', async t => {
   const maxBufferedBytes = 250
   const { a, client } = await twoProcesses(t, { maxBufferedBytes })
@@ -244,5 +255,21 @@ t.test('with Redis, a process under a maxBufferedBytes shorter than the notice s
   const frames = await within(accounted(client, 'after', 2), 'the lines accounted for')
   t.match(frames[0].data, { level: 40, dropped: 1 }, 'the long line told')
   t.ok(JSON.stringify(frames[0].data).length > maxBufferedBytes, 'in a notice longer than the cap')
+  await client.close()
+})
+
+t.test('with Redis, a quiet process publishes the notice of the lines it dropped while Redis was away once it is back', async t => {
+  const { redis, a, client } = await twoProcesses(t)
+  const ended = once(redis, 'end')
+  redis.disconnect()
+  await ended
+  a.app.log.error('while away')
+  a.app.log.info('while away')
+  await redis.connect()
+  // Nothing more is logged: the notice comes all the same, first of all.
+  const [told] = await within(framesUntil(client, () => true), 'the notice')
+  t.match(told.data, { level: 50, dropped: 2, msg: /^2 log lines of this process not published since / })
+  a.app.log.info('after')
+  t.same((await within(framesUntil(client, message('after')), 'the line after')).map(frame => frame.data!.msg), ['after'], 'once')
   await client.close()
 })

@@ -14,7 +14,7 @@ export interface LogFeed {
   publish (line: string): void
   /**
    * A line of this process that reaches none of the others' subscribers (too long): with Redis, counted for them to be
-   * told, as the lines Redis did not take are.
+   * told, as the lines Redis did not take are, at the end of the turn.
    */
   dropped (line: string): void
   /**

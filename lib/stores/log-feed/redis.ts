@@ -37,10 +37,15 @@ export class RedisLogFeed implements LogFeed {
   /** The lines published that Redis has not answered yet, and their length together. */
   #unansweredLines = 0
   #unansweredBytes = 0
-  /** The lines not published: told to the other processes with the next one that is, or once Redis has caught up. */
+  /**
+   * The lines not published: told to the other processes before the next one that is, or at the end of the turn of a
+   * line too long, or once Redis has caught up or is back.
+   */
   readonly #unpublished = new MissedLines()
   #levelOf!: (line: string) => number
   #writeNotice!: NoticeWriter
+  /** Whether the gap's telling awaits the end of the turn. */
+  #tellingSoon = false
 
   /** `maxUnansweredBytes`: how long the lines awaiting Redis's answer may be together. */
   constructor (redis: RedisConnections, prefix: string, node: string, maxUnansweredBytes: number) {
@@ -58,15 +63,31 @@ export class RedisLogFeed implements LogFeed {
     this.#onLine(line, this.#node)
     // Only on a connection that is up: an app's client may queue commands while Redis is away (BullMQ's
     // `maxRetriesPerRequest: null`), and every line logged meanwhile would wait in memory. A line is droppable.
-    if (this.#redis.commands.status !== 'ready') return this.dropped(line)
+    if (this.#redis.commands.status !== 'ready') return this.#drop(line)
     // A gap is told before any line after it, or the lines after it are dropped too: they would hide it.
-    if (this.#unpublished.count > 0 && !this.#tellUnpublished()) return this.dropped(line)
-    if (!this.#send(line, this.#maxUnansweredBytes)) this.dropped(line)
+    if (this.#unpublished.count > 0 && !this.#tellUnpublished()) return this.#drop(line)
+    if (!this.#send(line, this.#maxUnansweredBytes)) this.#drop(line)
   }
 
   // Only handed lines while a process may have subscribers: a line dropped may have been missed.
-  dropped (line: string): void {
+  #drop (line: string): void {
     this.#unpublished.add(this.#levelOf(line))
+  }
+
+  // A quiet process logs nothing after it: told at the end of the turn (the turn's lines dropped counted with it).
+  dropped (line: string): void {
+    this.#drop(line)
+    this.#tellSoon()
+  }
+
+  /** Tells the gap at the end of the turn, if Redis is up by then. */
+  #tellSoon (): void {
+    if (this.#tellingSoon) return
+    this.#tellingSoon = true
+    setImmediate(() => {
+      this.#tellingSoon = false
+      if (this.#unpublished.count > 0 && this.#redis.commands.status === 'ready') this.#tellUnpublished()
+    })
   }
 
   /**
@@ -112,6 +133,8 @@ export class RedisLogFeed implements LogFeed {
     this.#levelOf = levelOf
     this.#writeNotice = writeNotice
     this.#assumeListened()
+    // Back after an outage: what was dropped meanwhile is told at once, not with the next line logged, if any ever is.
+    this.#redis.onCommandsReady(() => this.#tellSoon())
     this.#redis.listen(this.#channel, (message) => {
       if (message === listeningMessage) {
         this.#listenedElsewhereUntil = performance.now() + listenersLapseAfterMs
