@@ -19,24 +19,33 @@ function levelAtLeast (level: number, levels: number[]): number {
   return levels.filter(value => value >= Math.min(level, highest)).reduce((lowest, value) => Math.min(lowest, value))
 }
 
+function isJson (line: string): boolean {
+  try {
+    JSON.parse(line)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** How the notices of the app's logger (`log`: Fastify's own) are written. */
 export function noticeWriter (log: FastifyBaseLogger): NoticeWriter {
   const logger = givenLogger(log)
   const write = pinoSymbolOf(logger, 'pino.write')
   const stream = pinoSymbolOf(logger, 'pino.stream')
-  if (write === undefined || stream === undefined) {
-    const levels = Object.values(logLevels)
-    return (level, fields, msg) => JSON.stringify({ level: levelAtLeast(level, levels), time: Date.now(), ...base, ...fields, msg })
-  }
+  const levels = Object.values(logLevels)
+  const asPino: NoticeWriter = (level, fields, msg) => JSON.stringify({ level: levelAtLeast(level, levels), time: Date.now(), ...base, ...fields, msg })
+  if (write === undefined || stream === undefined) return asPino
   // The logger itself, but for its destination: neither the app's output nor the stream's tap (which would publish the
   // notice to every process again) gets the line. pino's write, under the level methods: the logger's own level is not
   // asked, as the lines a notice reports passed their own logger's (a child's, set lower than its parent's).
   let line = ''
   const sink = { write (written: string) { line = written } }
   const view = Object.create(logger, { [stream]: { value: sink } }) as Record<symbol, PinoWrite>
-  const levels = Object.values((logger as { levels: { values: Record<string, number> } }).levels.values)
+  const own = Object.values((logger as { levels: { values: Record<string, number> } }).levels.values)
   return (level, fields, msg) => {
-    view[write](fields, msg, levelAtLeast(level, levels))
-    return line
+    view[write](fields, msg, levelAtLeast(level, own))
+    // A line that is not JSON (a `streamWrite` hook of the app's) reaches no subscriber: the notice is pino's then.
+    return isJson(line) ? line : asPino(level, fields, msg)
   }
 }

@@ -94,3 +94,8 @@ t.test('a notice takes the logger\'s own level at or above its own, custom level
   t.equal(JSON.parse(write(Infinity, {}, 'a line whose level was not read')).level, 70, 'the most severe')
   t.same(written, [], 'written to nobody')
 })
+
+t.test('a logger whose lines are not JSON (a streamWrite hook) has its notices written as pino writes by default', async t => {
+  const logger = pino({ hooks: { streamWrite: (line: string) => `[app] ${line}` } }, { write () {} })
+  t.match(JSON.parse(noticeWriter(logger)(40, { missed: 1 }, 'one missed')), { level: 40, pid: process.pid, missed: 1, msg: 'one missed' })
+})
