@@ -18,6 +18,7 @@ import { onRegistration, type RegisteredSessionStore } from './stores/sessions/f
 import { givenBackUntilLanded } from './stores/otp-steps/given-back.js'
 import { captureLogLines, levelValuesOf } from './logs/capture.js'
 import { LogStream } from './endpoints/logs.js'
+import { noticeWriter } from './logs/notice-writer.js'
 import { RealtimeEvents } from './events.js'
 import { UserDirectory } from './auth/user-directory.js'
 import { Registry } from './connection/registry.js'
@@ -205,8 +206,9 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions) {
     const node = randomUUID()
     // Redis is held to what a subscriber is: the lines it has not taken yet cost at most `maxBufferedBytes`.
     const logFeed = backend.logFeed(node, config.maxBufferedBytes)
-    const stream = new LogStream(outbound, levelValuesOf(fastify.log), node, () => logFeed.listening())
-    logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened, stream.levelOf)
+    const writeNotice = noticeWriter(fastify.log)
+    const stream = new LogStream(outbound, levelValuesOf(fastify.log), node, writeNotice, () => logFeed.listening())
+    logFeed.start((line, from) => stream.deliver(line, from), () => stream.listened, stream.levelOf, writeNotice)
     // A line goes nowhere while nobody subscribes, here or (with Redis) in another process, nor one too long for any
     // subscriber (every process would parse it for nothing): those who would have had it are told they missed it.
     const stopCapture = captureLogLines(fastify.log, (line) => {

@@ -17,6 +17,8 @@ const processPrefix = randomUUID()
 let given = 0
 
 const jsonPing = JSON.stringify({ type: 'ping' })
+/** An empty write: its callback runs once everything written before it is. */
+const nothing = Buffer.alloc(0)
 
 /** A connection is its client's info (its upgrade request, its address) and owns its guard, which reports about it. */
 export class Connection extends ClientInfo implements RealtimeConnection {
@@ -102,9 +104,14 @@ export class Connection extends ClientInfo implements RealtimeConnection {
     }
   }
 
-  /** Calls `fn` once the connection has written all it was given and had held back (its transport's `drain`). */
+  /**
+   * Calls `fn` once the connection has written all it was given and had held back. Its transport emits `drain` only
+   * after a write it refused (past its 16 KiB): below that, an empty write's callback, behind all the rest, tells it.
+   */
   whenDrained (fn: () => void): void {
-    this.#transport?.once('drain', fn)
+    const transport = this.#transport
+    if (transport?.writable === true && !transport.writableNeedDrain) transport.write(nothing, () => fn())
+    else transport?.once('drain', fn)
   }
 
   /** Whether `frame` would be sent now: the socket open, and its unsent bytes leaving room for it under the cap. */

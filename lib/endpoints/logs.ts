@@ -4,6 +4,7 @@ import { RealtimeError } from '../errors.js'
 import { withUid } from './frames.js'
 import { MissedLines } from '../logs/missed-lines.js'
 import { leadingLevel } from '../logs/line-level.js'
+import type { NoticeWriter } from '../logs/notice-writer.js'
 import type { Connection } from '../connection/connection.js'
 import type { Outbound } from '../connection/outbound.js'
 import type { MessageHandler, RealtimeConnection } from '../../types/index.js'
@@ -39,17 +40,19 @@ export class LogStream {
   readonly #outbound: Outbound
   readonly #levelValues: Record<string, number>
   readonly #node: string
+  readonly #writeNotice: NoticeWriter
   readonly #onFirstSubscriber: () => void
 
   /**
    * `levelValues`: the logger's own level names and numbers (pino's `logger.levels.values`), for lines that carry their
-   * level's name; `node`: this process's, naming the notices of lines missed here; `onFirstSubscriber`: called when a
-   * subscriber comes while there was none.
+   * level's name; `node`: this process's, naming the notices of lines missed here, which `writeNotice` writes as the
+   * app's logger writes; `onFirstSubscriber`: called when a subscriber comes while there was none.
    */
-  constructor (outbound: Outbound, levelValues: Record<string, number>, node: string, onFirstSubscriber: () => void) {
+  constructor (outbound: Outbound, levelValues: Record<string, number>, node: string, writeNotice: NoticeWriter, onFirstSubscriber: () => void) {
     this.#outbound = outbound
     this.#levelValues = levelValues
     this.#node = node
+    this.#writeNotice = writeNotice
     this.#onFirstSubscriber = onFirstSubscriber
   }
 
@@ -151,12 +154,16 @@ export class LogStream {
    */
   #tellGap (connection: Connection, subscriber: Subscriber): void {
     const { socket } = connection
-    if (socket.bufferedAmount > this.#outbound.maxBufferedBytes / 2) return
-    const entry = subscriber.entry('missed', 'missed', 'dropped, not queued, to bound the server\'s memory (this socket was not reading fast enough, or a line was longer than maxBufferedBytes)')
-    const frame = JSON.stringify({ type: 'logs', data: entry, node: this.#node })
-    // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
-    if (this.#outbound.fits(socket, frame)) socket.send(frame)
-    subscriber.reset()
+    const cap = this.#outbound.maxBufferedBytes
+    if (socket.bufferedAmount > cap / 2) return
+    const line = subscriber.notice(this.#writeNotice, 'missed', 'missed', 'dropped, not queued, to bound the server\'s memory (this socket was not reading fast enough, or a line was longer than maxBufferedBytes)')
+    const frame = JSON.stringify({ type: 'logs', data: JSON.parse(line), node: this.#node })
+    // Within the cap; a notice longer than the cap goes once nothing waits for the socket, rather than never. Until
+    // then the gap goes on, told at the drain.
+    if (socket.bufferedAmount <= Math.max(0, cap - frame.length)) {
+      socket.send(frame)
+      subscriber.reset()
+    }
   }
 
   /** A subscriber still in a gap hears of it once its socket has sent what waited: when it reads again, lines or none. */

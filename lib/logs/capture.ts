@@ -18,10 +18,10 @@ function ownStreamSymbol (level: object): symbol | undefined {
   return Object.getOwnPropertySymbols(level).find(own => own.description === 'pino.stream')
 }
 
-/** pino's destination symbol, held by the logger or by a parent up its prototype chain. */
-function streamSymbolOf (logger: object | null): symbol | undefined {
+/** pino's symbol named `name`, held by the logger or up its prototype chain (by a parent, or pino's prototype). */
+export function pinoSymbolOf (logger: object | null, name: string): symbol | undefined {
   for (let level = logger; level !== null; level = Object.getPrototypeOf(level) as object | null) {
-    const symbol = ownStreamSymbol(level)
+    const symbol = Object.getOwnPropertySymbols(level).find(own => own.description === name)
     if (symbol !== undefined) return symbol
   }
   return undefined
@@ -31,7 +31,7 @@ function streamSymbolOf (logger: object | null): symbol | undefined {
  * The logger the app gave Fastify: Fastify's own when Fastify made it from the `logger` options (it then holds the
  * destination), else the `loggerInstance`, of which Fastify's own is a child.
  */
-function givenLogger (log: object): object | null {
+export function givenLogger (log: object): object | null {
   return ownStreamSymbol(log) !== undefined ? log : Object.getPrototypeOf(log) as object | null
 }
 
@@ -81,7 +81,7 @@ function tap (logger: Holder, symbol: symbol, listeners: Set<Listener>): () => v
  */
 export function captureLogLines (log: FastifyBaseLogger, onLine: (line: string) => void, wanted: () => boolean = () => true): (() => void) | null {
   const logger = givenLogger(log)
-  const symbol = streamSymbolOf(logger)
+  const symbol = pinoSymbolOf(logger, 'pino.stream')
   const holder = logger as Holder
   if (symbol === undefined || typeof holder[symbol]?.write !== 'function') return null // logger: false, or not pino
   let shared = taps.get(holder)

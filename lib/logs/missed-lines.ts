@@ -1,13 +1,9 @@
 // Lines dropped to bound memory, counted so that whoever lost them hears of it: a gap in the stream would otherwise
 // read as "nothing happened". Numbers only: dropping a line allocates nothing.
-import { hostname } from 'node:os'
+import type { NoticeWriter } from './notice-writer.js'
 
-/** pino's default `base`, as each line of the app's logger carries it (the notice is written as pino writes by default). */
-const base = { pid: process.pid, hostname: hostname() }
-
-/** pino's warn and fatal: a notice is a warning, raised to the most severe line it reports, and at most fatal. */
+/** pino's warn: a notice is a warning, raised to the most severe line it reports. */
 const warn = 40
-const fatal = 60
 
 export class MissedLines {
   /** How many lines since the gap began (0: no gap). */
@@ -24,21 +20,15 @@ export class MissedLines {
   }
 
   /**
-   * The pino line telling of the gap: at warn, or at the level of the most severe line missed when that is higher, so
-   * that it passes the level filter of a subscriber that lost lines of its level (one subscribed at `error` hears of the
-   * errors it missed). `field` names the count, `reason` says why after the count and the date.
+   * The line telling of the gap, as the app's logger writes (`write`): at warn, or at the level of the most severe line
+   * missed when that is higher, so that it passes the level filter of a subscriber that lost lines of its level (one
+   * subscribed at `error` hears of the errors it missed). `field` names the count, `reason` says why after the count
+   * and the date.
    */
-  entry (field: string, what: string, reason: string): Record<string, unknown> {
-    const level = Math.min(Math.max(warn, this.#mostSevere), fatal)
+  notice (write: NoticeWriter, field: string, what: string, reason: string): string {
     const since = new Date(this.#since).toISOString()
-    return {
-      level,
-      time: Date.now(),
-      ...base,
-      [field]: this.count,
-      since: this.#since,
-      msg: `${this.count} log ${this.count === 1 ? 'line' : 'lines'} ${what} since ${since}: ${reason}`
-    }
+    return write(Math.max(warn, this.#mostSevere), { [field]: this.count, since: this.#since },
+      `${this.count} log ${this.count === 1 ? 'line' : 'lines'} ${what} since ${since}: ${reason}`)
   }
 
   /** The gap told: the next line dropped begins another. */

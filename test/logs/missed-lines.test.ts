@@ -1,12 +1,14 @@
 // Lines dropped on `/websocket/logs` to bound memory (a slow subscriber, a line too long, lines Redis did not take):
 // whoever would have had them is told how many it missed, once per gap, rather than reading the gap as a quiet time.
-import t from 'tap'
+import { once } from 'node:events'
+import t, { type Test } from 'tap'
+import type { RealtimeOptions } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { leadingLevel } from '../../lib/logs/line-level.js'
 import { awaitingAnswers, within, type Client } from '../helpers.js'
 import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
-import { logsApp, subscriber } from './subscribers.js'
+import { logsApp, subscribedToLogs, subscriber } from './subscribers.js'
 
 type Entry = { level: number | string, msg: string, missed?: number, dropped?: number, since?: number, time?: number }
 type Frame = { type: string, data?: Entry, node: string }
@@ -32,6 +34,7 @@ async function accounted (client: Client, prefix: string, logged: number): Promi
     const [frame] = await framesUntil(client, () => true)
     frames.push(frame)
     if (notice(frame.data!)) count += frame.data!.missed!
+    else if (frame.data!.dropped !== undefined) count += frame.data!.dropped
     else if (frame.data!.msg.startsWith(prefix)) count++
   }
   return frames
@@ -173,13 +176,9 @@ t.test('with Redis, the other processes\' subscribers are told how many lines a 
   const b = await logsApp(t, { redis: server.url, maxBufferedBytes })
   const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
   const client = await subscriber(t, b.url('/websocket/logs'), token)
-  // The subscription to Redis may still be on its way: log until a line comes through.
-  const arrived = framesUntil(client, message('from a'))
-  let got: Frame[] | undefined
-  while (got === undefined) {
-    a.app.log.info('from a')
-    got = await Promise.race([arrived, new Promise<undefined>(resolve => setTimeout(resolve, 50))])
-  }
+  await subscribedToLogs(redis, 2)
+  a.app.log.info('from a')
+  const got = await within(framesUntil(client, message('from a')), 'a line from a')
   t.notOk(got.some(frame => notice(frame.data!) || frame.data!.dropped !== undefined), 'nothing dropped, nothing told')
   const aNode = got.at(-1)!.node
 
@@ -202,5 +201,75 @@ t.test('with Redis, the other processes\' subscribers are told how many lines a 
   t.equal(requests, 10_000, 'the ten thousand arrived')
   t.match(frames.at(-1), { node: aNode, data: { level: 40, dropped: 2000, msg: /^2000 log lines of this process not published since .*Redis was away or slow to answer/ } },
     'then the line saying how many the process did not publish')
+  await client.close()
+})
+
+t.test('under a maxBufferedBytes shorter than the notice, the notice still goes, once nothing waits for the socket', async t => {
+  const maxBufferedBytes = 300
+  const { app, url } = await logsApp(t, { maxBufferedBytes })
+  const token = app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, url('/websocket/logs'), token, 'info')
+  app.log.info({ padding: 'x'.repeat(maxBufferedBytes) }, 'too long')
+  // In the same turn: the notice, past the cap, leaves no room for it. Nothing more is logged.
+  app.log.info('too long, the line after')
+  const frames = await within(accounted(client, 'too long', 2), 'the lines accounted for')
+  const notices = frames.filter(frame => notice(frame.data!))
+  t.match(notices[0].data, { level: 40, missed: 1 }, 'the long line told')
+  t.ok(JSON.stringify(notices[0]).length > maxBufferedBytes, 'in a notice longer than the cap')
+  app.log.info('later')
+  t.same((await within(framesUntil(client, message('later')), 'the line later')).map(frame => frame.data!.msg), ['later'], 'then lines again')
+  await client.close()
+})
+
+/** Two apps on one Redis, `a` through the app's own client `redis`, and an admin subscribed to `b`'s logs. */
+async function twoProcesses (t: Test, aOptions: RealtimeOptions = {}) {
+  const server = await RedisServer.start(t)
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  await redis.ping()
+  const a = await logsApp(t, { redis, ...aOptions })
+  const b = await logsApp(t, { redis: server.url })
+  const token = b.app.realtime.signAccessToken({ user: 'a', role: null, admin: true }).access_token
+  const client = await subscriber(t, b.url('/websocket/logs'), token)
+  await subscribedToLogs(redis, 2)
+  return { redis, a, client }
+}
+
+t.test('with Redis, a quiet process publishes the notice of the lines too long of a turn at its end', async t => {
+  const { a, client } = await twoProcesses(t)
+  a.app.log.error({ padding: 'x'.repeat(1024 * 1024) }, 'too long')
+  a.app.log.warn({ padding: 'x'.repeat(1024 * 1024) }, 'too long')
+  // Nothing more is logged.
+  const [told] = await within(framesUntil(client, () => true), 'the notice')
+  t.match(told.data, { level: 50, dropped: 2, msg: /^2 log lines of this process not published since / }, 'one notice for both')
+  await client.close()
+})
+
+t.test('with Redis, a process under a maxBufferedBytes shorter than the notice still publishes it, once Redis has answered all', async t => {
+  const maxBufferedBytes = 250
+  const { a, client } = await twoProcesses(t, { maxBufferedBytes })
+  a.app.log.warn({ padding: 'x'.repeat(maxBufferedBytes) }, 'too long')
+  a.app.log.info('after')
+  // The notice, past the cap, leaves no room for the line after it: that one is told of too.
+  const frames = await within(accounted(client, 'after', 2), 'the lines accounted for')
+  t.match(frames[0].data, { level: 40, dropped: 1 }, 'the long line told')
+  t.ok(JSON.stringify(frames[0].data).length > maxBufferedBytes, 'in a notice longer than the cap')
+  await client.close()
+})
+
+t.test('with Redis, a quiet process publishes the notice of the lines it dropped while Redis was away once it is back', async t => {
+  const { redis, a, client } = await twoProcesses(t)
+  const ended = once(redis, 'end')
+  redis.disconnect()
+  await ended
+  a.app.log.error('while away')
+  a.app.log.info('while away')
+  await redis.connect()
+  // Nothing more is logged: the notice comes all the same, first of all.
+  const [told] = await within(framesUntil(client, () => true), 'the notice')
+  t.match(told.data, { level: 50, dropped: 2, msg: /^2 log lines of this process not published since / })
+  a.app.log.info('after')
+  t.same((await within(framesUntil(client, message('after')), 'the line after')).map(frame => frame.data!.msg), ['after'], 'once')
   await client.close()
 })

@@ -1,13 +1,24 @@
 // An app whose log lines go to a sink (the stream taps the logger, not the destination), and an admin subscribed to
 // its logs: what the logs tests start from.
 import type { Test } from 'tap'
+import type { FastifyServerOptions } from 'fastify'
+import type { Redis } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { admin, build, connect, type Client } from '../helpers.js'
 
 export const quiet = { logger: { level: 'trace', stream: { write () {} } } }
 
-export async function logsApp (t: Test, options: RealtimeOptions = {}) {
-  return build(t, { users: [admin], ...options }, quiet)
+/** `serverOptions`: the app's own logger, in place of the quiet one. */
+export async function logsApp (t: Test, options: RealtimeOptions = {}, serverOptions: FastifyServerOptions = quiet) {
+  return build(t, { users: [admin], ...options }, serverOptions)
+}
+
+/**
+ * Resolves once `processes` subscribe to the logs channel: Redis's answer to a PUBLISH counts who heard it (a
+ * `listening`, which every process takes as a reminder).
+ */
+export async function subscribedToLogs (redis: Redis, processes: number): Promise<void> {
+  while (await redis.publish('realtime:logs', 'listening') < processes);
 }
 
 /** A client authenticated with `token` and subscribed at `level`. */

@@ -18,7 +18,7 @@ function started (feed: LogFeed, listened = () => false) {
   feed.start((line, node) => {
     lines.push(`${node} ${line}`)
     waiting?.()
-  }, listened, () => 30)
+  }, listened, () => 30, () => '')
   const next = () => new Promise<void>(resolve => { waiting = resolve })
   return { feed, lines, next }
 }

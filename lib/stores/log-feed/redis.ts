@@ -7,6 +7,7 @@ import type { RedisConnections } from '../redis-connection.js'
 import { channelScope, redisKeys } from '../redis-keys.js'
 import type { LineHandler, LogFeed } from './contract.js'
 import { MissedLines } from '../../logs/missed-lines.js'
+import type { NoticeWriter } from '../../logs/notice-writer.js'
 
 /** How often a process with subscribers says so. */
 const remindEveryMs = 10_000
@@ -36,9 +37,15 @@ export class RedisLogFeed implements LogFeed {
   /** The lines published that Redis has not answered yet, and their length together. */
   #unansweredLines = 0
   #unansweredBytes = 0
-  /** The lines not published: told to the other processes with the next one that is, or once Redis has caught up. */
+  /**
+   * The lines not published: told to the other processes before the next one that is, or at the end of the turn of a
+   * line too long, or once Redis has caught up or is back.
+   */
   readonly #unpublished = new MissedLines()
   #levelOf!: (line: string) => number
+  #writeNotice!: NoticeWriter
+  /** Whether the gap's telling awaits the end of the turn. */
+  #tellingSoon = false
 
   /** `maxUnansweredBytes`: how long the lines awaiting Redis's answer may be together. */
   constructor (redis: RedisConnections, prefix: string, node: string, maxUnansweredBytes: number) {
@@ -56,22 +63,41 @@ export class RedisLogFeed implements LogFeed {
     this.#onLine(line, this.#node)
     // Only on a connection that is up: an app's client may queue commands while Redis is away (BullMQ's
     // `maxRetriesPerRequest: null`), and every line logged meanwhile would wait in memory. A line is droppable.
-    if (this.#redis.commands.status !== 'ready') return this.dropped(line)
+    if (this.#redis.commands.status !== 'ready') return this.#drop(line)
     // A gap is told before any line after it, or the lines after it are dropped too: they would hide it.
-    if (this.#unpublished.count > 0 && !this.#tellUnpublished()) return this.dropped(line)
-    if (!this.#send(line)) this.dropped(line)
+    if (this.#unpublished.count > 0 && !this.#tellUnpublished()) return this.#drop(line)
+    if (!this.#send(line, this.#maxUnansweredBytes)) this.#drop(line)
   }
 
   // Only handed lines while a process may have subscribers: a line dropped may have been missed.
-  dropped (line: string): void {
+  #drop (line: string): void {
     this.#unpublished.add(this.#levelOf(line))
   }
 
-  /** Publishes one line as this process's unless too many await Redis's answer already; whether it did. */
-  #send (line: string): boolean {
+  // A quiet process logs nothing after it: told at the end of the turn (the turn's lines dropped counted with it).
+  dropped (line: string): void {
+    this.#drop(line)
+    this.#tellSoon()
+  }
+
+  /** Tells the gap at the end of the turn, if Redis is up by then. */
+  #tellSoon (): void {
+    if (this.#tellingSoon) return
+    this.#tellingSoon = true
+    setImmediate(() => {
+      this.#tellingSoon = false
+      if (this.#unpublished.count > 0 && this.#redis.commands.status === 'ready') this.#tellUnpublished()
+    })
+  }
+
+  /**
+   * Publishes one line as this process's unless too many await Redis's answer already, or the lines awaiting it would
+   * be longer together than `room`; whether it did.
+   */
+  #send (line: string, room: number): boolean {
     // A client may hold a PUBLISH until Redis answers, for good when Redis hangs with its connection up (BullMQ's client
     // has no timeout, and only the plugin's own connections are health-checked): past the cap, lines are dropped.
-    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > this.#maxUnansweredBytes) return false
+    if (this.#unansweredLines === maxUnansweredLines || this.#unansweredBytes + line.length > room) return false
     this.#unansweredLines++
     this.#unansweredBytes += line.length
     const answered = () => {
@@ -92,19 +118,23 @@ export class RedisLogFeed implements LogFeed {
    */
   #tellUnpublished (): boolean {
     if (2 * this.#unansweredLines > maxUnansweredLines || 2 * this.#unansweredBytes > this.#maxUnansweredBytes) return false
-    const entry = this.#unpublished.entry('dropped', 'of this process not published',
+    const line = this.#unpublished.notice(this.#writeNotice, 'dropped', 'of this process not published',
       'dropped, not queued, to bound its memory (Redis was away or slow to answer, or a line was longer than maxBufferedBytes)')
-    // Not sent only under a cap shorter than twice the notice: the lines then go on untold, rather than never again.
-    this.#send(JSON.stringify(entry))
-    this.#unpublished.reset()
-    return true
+    // Within the cap; a notice longer than the cap goes once Redis has answered everything, rather than never (until
+    // then the gap goes on, told at the last answer).
+    const sent = this.#send(line, Math.max(this.#maxUnansweredBytes, line.length))
+    if (sent) this.#unpublished.reset()
+    return sent
   }
 
-  start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number): void {
+  start (onLine: LineHandler, listened: () => boolean, levelOf: (line: string) => number, writeNotice: NoticeWriter): void {
     this.#onLine = onLine
     this.#listened = listened
     this.#levelOf = levelOf
+    this.#writeNotice = writeNotice
     this.#assumeListened()
+    // Back after an outage: what was dropped meanwhile is told at once, not with the next line logged, if any ever is.
+    this.#redis.onCommandsReady(() => this.#tellSoon())
     this.#redis.listen(this.#channel, (message) => {
       if (message === listeningMessage) {
         this.#listenedElsewhereUntil = performance.now() + listenersLapseAfterMs
