@@ -59,11 +59,23 @@ export interface StartOptions {
    * one that does not answer as failed: a node cut off stays in the cluster, hearing nothing of the others.
    */
   cuttableBus?: boolean
+  /**
+   * One replica for each of the three masters, as managed cluster-mode Redis runs them, and `cluster-node-timeout`
+   * 1000 ms on every node: a master that dies or hangs is failed over within a few seconds (`failedOver`).
+   */
+  replicated?: boolean
 }
+
+/** A node's line in CLUSTER NODES: its id, address, flags, master, ... link state and slots. */
+const lineOf = (nodes: string, id: string) => nodes.split('\n').find(line => line.startsWith(`${id} `))?.split(' ') ?? []
 
 export class RedisCluster {
   /** Its masters, in the order of their slot ranges. */
   readonly nodes: RedisServer[]
+  /** Each master's replica (`replicated`), in the order of `nodes`. */
+  readonly replicas: RedisServer[] = []
+  /** Each node's id, kept: a node killed or frozen answers no CLUSTER MYID. */
+  readonly #ids = new Map<RedisServer, string>()
   readonly #busProxies: BusProxy[]
   /** Where the nodes keep their config files. */
   readonly #dir: string
@@ -75,11 +87,12 @@ export class RedisCluster {
   }
 
   /** Starts one for this test; it is stopped, and its nodes' config files removed, at the test's end. */
-  static async start (t: Test, { masters = 3, cuttableBus = false }: StartOptions = {}): Promise<RedisCluster> {
+  static async start (t: Test, { masters = 3, cuttableBus = false, replicated = false }: StartOptions = {}): Promise<RedisCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'realtime-cluster-'))
     // Each node's cluster bus gets a port of its own: the default, the client port + 10000, may not exist.
-    const ports = await freePorts(3 * masters)
-    const [clients, buses, proxies] = [0, 1, 2].map(i => ports.slice(i * masters, (i + 1) * masters)) as [number[], number[], number[]]
+    const count = replicated ? 2 * masters : masters
+    const ports = await freePorts(3 * count)
+    const [clients, buses, proxies] = [0, 1, 2].map(i => ports.slice(i * count, (i + 1) * count)) as [number[], number[], number[]]
     const busProxies: BusProxy[] = []
     // Each node's own dump file in the shared folder: a replica's full sync writes one, which another node restarted
     // there would otherwise load as its own (RedisServer gives a lone server a folder of its own for the same reason).
@@ -88,10 +101,12 @@ export class RedisCluster {
       '--cluster-config-file', `nodes-${port}.conf`, '--dbfilename', `dump-${port}.rdb`, '--dir', dir,
       ...cuttableBus ? ['--cluster-announce-bus-port', String(proxies[i]), '--cluster-node-timeout', '60000'] : [],
       // A node learns its address from the others: alone, it would name itself with none (CLUSTER SLOTS).
-      ...masters === 1 ? ['--cluster-announce-ip', '127.0.0.1'] : []
+      ...masters === 1 ? ['--cluster-announce-ip', '127.0.0.1'] : [],
+      // A replica is sent the master's writes at once, and pinged (its offset known to clients) every second.
+      ...replicated ? ['--cluster-node-timeout', '1000', '--repl-diskless-sync-delay', '0', '--repl-ping-replica-period', '1'] : []
     ]))
     if (cuttableBus) for (const [i, port] of proxies.entries()) busProxies.push(await busProxy(t, port, buses[i]!))
-    const cluster = new RedisCluster(nodes, busProxies, dir)
+    const cluster = new RedisCluster(nodes.slice(0, masters), busProxies, dir)
     t.teardown(async () => {
       await Promise.all(nodes.map(node => node.stop()))
       await rm(dir, { recursive: true, force: true })
@@ -101,7 +116,7 @@ export class RedisCluster {
       await cluster.on(nodes[0]!, redis => redis.cluster('ADDSLOTSRANGE', 0, 16383))
     } else {
       await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
-        '--cluster-replicas', '0', '--cluster-yes'])
+        '--cluster-replicas', replicated ? '1' : '0', '--cluster-yes'])
     }
     // redis-cli returns once the nodes agree on the slots; each says `ok` once it has heard that they all do.
     for (const node of nodes) {
@@ -109,7 +124,52 @@ export class RedisCluster {
       while (!(await redis.cluster('INFO')).includes('cluster_state:ok')) await new Promise(resolve => setTimeout(resolve, 20))
       redis.disconnect()
     }
+    // redis-cli makes the first nodes masters and pairs the others with them as it likes (all on one host): each
+    // master's replica, found by its role, once it has synced.
+    if (replicated) for (const master of cluster.nodes) cluster.replicas.push(await cluster.replicaOf(master, nodes.slice(masters)))
+    for (const node of nodes) cluster.#ids.set(node, await cluster.idOf(node))
     return cluster
+  }
+
+  /** The node of `candidates` that replicates `master`, once its link is up and `master` lists it online (ROLE). */
+  async replicaOf (master: RedisServer, candidates: RedisServer[]): Promise<RedisServer> {
+    for (;;) {
+      const [, , online] = await this.on(master, redis => redis.role()) as [string, number, Array<[string, string, string]>]
+      const replica = candidates.find(node => online.some(([, port]) => Number(port) === node.port))
+      if (replica && (await this.on(replica, redis => redis.info('replication'))).includes('master_link_status:up')) return replica
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+  }
+
+  /**
+   * Resolves once the cluster has failed `master` (killed or frozen) over, as its own nodes tell: every other node has
+   * it flagged `fail`, lists its replica as a master, and says the cluster is `ok`.
+   */
+  async failedOver (master: RedisServer): Promise<RedisServer> {
+    const replica = this.replicas[this.nodes.indexOf(master)]!
+    const [masterId, replicaId] = [this.#ids.get(master)!, this.#ids.get(replica)!]
+    const others = [...this.nodes, ...this.replicas].filter(node => node !== master)
+    const done = async () => (await Promise.all(others.map(node => this.on(node, async redis => {
+      const [nodes, info] = [await redis.cluster('NODES') as string, await redis.cluster('INFO')]
+      return lineOf(nodes, masterId)[2]!.includes('fail') && !lineOf(nodes, masterId)[2]!.includes('fail?') &&
+        lineOf(nodes, replicaId)[2]!.includes('master') && info.includes('cluster_state:ok')
+    })))).every(Boolean)
+    while (!(await done())) await new Promise(resolve => setTimeout(resolve, 50))
+    return replica
+  }
+
+  /**
+   * Resolves once `node` (a failed-over master, restarted or thawed) has rejoined as a replica of `master`: it says
+   * so, its link up, and every other node lists it as `master`'s replica.
+   */
+  async rejoinedAsReplica (node: RedisServer, master: RedisServer): Promise<void> {
+    const [nodeId, masterId] = [this.#ids.get(node)!, this.#ids.get(master)!]
+    const done = async () => (await this.on(node, redis => redis.info('replication'))).includes('master_link_status:up') &&
+      (await Promise.all([...this.nodes, ...this.replicas].filter(other => other.running).map(other => this.on(other, async redis => {
+        const line = lineOf(await redis.cluster('NODES') as string, nodeId)
+        return line[2]!.includes('slave') && line[3] === masterId
+      })))).every(Boolean)
+    while (!(await done())) await new Promise(resolve => setTimeout(resolve, 50))
   }
 
   /**
@@ -187,7 +247,7 @@ export class RedisCluster {
 
   /** Runs `command` on every running node, each with a connection of its own. */
   async onEachNode<T> (command: (node: Redis) => Promise<T>): Promise<T[]> {
-    return Promise.all(this.nodes.filter(node => node.running).map(async ({ port }) => {
+    return Promise.all([...this.nodes, ...this.replicas].filter(node => node.running).map(async ({ port }) => {
       const node = new Redis(port, '127.0.0.1')
       try {
         return await command(node)
@@ -201,12 +261,13 @@ export class RedisCluster {
   async nodeOf (key: string): Promise<RedisServer> {
     const [[slot, ranges]] = await this.onEachNode(node => Promise.all([node.cluster('KEYSLOT', key), node.cluster('SLOTS')]))
     const [, , [, port]] = ranges.find(([from, to]) => slot >= from && slot <= to)!
-    return this.nodes.find(node => node.port === port)!
+    return [...this.nodes, ...this.replicas].find(node => node.port === port)!
   }
 
   /** Every key matching `pattern`, whichever node holds it. */
   async keys (pattern: string): Promise<string[]> {
-    return (await this.onEachNode(node => node.keys(pattern))).flat().sort()
+    // A replica holds its master's keys too.
+    return [...new Set((await this.onEachNode(node => node.keys(pattern))).flat())].sort()
   }
 
   /** How many connections listen on `channel`, over every node (a subscriber connects to one). */
