@@ -928,9 +928,11 @@ export class Authenticator {
   #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now()) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
-    const since = session === undefined ? issuedAt : sessionSince(session, issuedAt)
+    // One without a session is signed now, after the revocation this process knows of, if in its very millisecond too
+    // (`await revokeUser(...)` then `signAccessToken`, on a fast store): a login's session says when it began.
+    const after = (at: number) => session === undefined ? issuedAt >= at : sessionSince(session, issuedAt) > at
     let iat = Math.floor(issuedAt / 1000)
-    if (revokedAt !== undefined && since > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
+    if (revokedAt !== undefined && after(revokedAt) && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat
     // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
     // ahead of now), so the token lives as `expires` says.

@@ -194,3 +194,14 @@ t.test('signAccessToken in the revocation\'s second: the second after without a 
   t.same(await within(client.next(), 'the auth answer'), handshakeFailed, 'refused while the revocation lasts')
   await client.close()
 })
+
+t.test('signAccessToken in the revocation\'s own millisecond, once revokeUser has resolved: the second after, and it works', async t => {
+  // The Date does not move: the token is signed in the millisecond revokeUser stamped, as a fast store allows.
+  const { app, url } = await build(t, { users: [admin], rest: { handlers: { whoami } } })
+  const clock = stoppedDate(t, 900)
+  const identity = { user: 'someone', role: null, admin: false }
+  await app.realtime.revokeUser('someone')
+  const token = app.realtime.signAccessToken(identity).access_token
+  t.equal(app.realtime.jwt.decode<{ iat: number }>(token)!.iat, Math.floor(clock.now / 1000) + 1, 'the second after')
+  await keptBy(t, url('/websocket'), token, 'someone')
+})
