@@ -868,16 +868,24 @@ export class Authenticator {
     // the time any store call does (a hung Redis would otherwise hold it two deadlines); it applies here all the same.
     const until = Date.now() + this.#options.storeTimeoutMs
     const done = await Promise.allSettled([
-      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs),
+      this.#revoke(revocationId.user(user, this.#userStamp(user)), this.#userRevocationMs),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
     done.push(...await Promise.allSettled([
-      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs, Math.max(0, until - Date.now()))
+      this.#revoke(revocationId.user(user, this.#userStamp(user)), this.#userRevocationMs, Math.max(0, until - Date.now()))
     ]))
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
   }
 
   /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
+  /**
+   * When a revocation of `user` made now is stamped: after the one in force here, if in its millisecond. A login right
+   * after that one counts from the millisecond after it (`#checkStart`), and this one, later, must end it.
+   */
+  #userStamp (user: string): number {
+    return Math.max(Date.now(), (this.#options.revocations.userRevokedAt(user) ?? -Infinity) + 1)
+  }
+
   #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs + this.#options.verifyWindow.clockToleranceMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; a session's out there
     // are taken at most one TTL and the clock tolerance (`verify.clockTolerance`, past their `exp`), a user's as long as
@@ -930,7 +938,7 @@ export class Authenticator {
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
     // One without a session is signed now, after the revocation this process knows of, if in its very millisecond too
     // (`await revokeUser(...)` then `signAccessToken`, on a fast store): a login's session says when it began.
-    const after = (at: number) => session === undefined ? issuedAt >= at : sessionSince(session, issuedAt) > at
+    const after = (at: number) => session === undefined || sessionSince(session, issuedAt) > at
     let iat = Math.floor(issuedAt / 1000)
     if (revokedAt !== undefined && after(revokedAt) && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat

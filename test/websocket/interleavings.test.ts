@@ -11,7 +11,7 @@ import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import type { Socket } from 'node:net'
-import realtime, { type Identity, type MessageHandler, type PasswordCredential } from '../../lib/index.js'
+import realtime, { MemorySessionStore, type Identity, type MessageHandler, type PasswordCredential, type SessionStore } from '../../lib/index.js'
 import { Registry } from '../../lib/connection/registry.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { recordCrashes, secret } from '../helpers.js'
@@ -22,6 +22,9 @@ const numRuns = process.env.INTERLEAVINGS_RUNS === undefined ? 25 : Number(proce
 t.comment(`INTERLEAVINGS_SEED=${seed} (run with INTERLEAVINGS_SEED=${seed} to replay)`)
 
 const crashes = recordCrashes(t)
+/** What the schedules reached: answers by code, slow parts answered by kind. */
+const stats = new Map<string, number>()
+const count = (kind: string) => { stats.set(kind, (stats.get(kind) ?? 0) + 1) }
 
 const ttlMs = 3000
 /** What `verifyCredentials` and `onAuthenticate` are given before their answer counts as none (SERVICE_UNAVAILABLE). */
@@ -63,7 +66,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     })
   },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('handler' as const), socket: socketIndex }) },
-  { weight: 10, arbitrary: fc.record({ kind: fc.constant('resolve' as const), pick: fc.nat(20) }) },
+  { weight: 16, arbitrary: fc.record({ kind: fc.constant('resolve' as const), pick: fc.nat(20) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.constantFrom(400, 1000, 2500) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('revokeUser' as const), user: fc.constantFrom<'A' | 'B'>('A', 'B') }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('revokeSession' as const), socket: socketIndex }) },
@@ -73,7 +76,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), socket: socketIndex }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('ping' as const), socket: socketIndex }) }
 )
-const schedule = fc.tuple(fc.constantFrom('public' as const, 'handshake' as const), fc.array(step, { minLength: 10, maxLength: 40 }))
+const schedule = fc.tuple(fc.constantFrom('public' as const, 'handshake' as const), fc.array(step, { minLength: 20, maxLength: 60 }))
 
 // --- the slow parts -------------------------------------------------------------------------------------------------
 
@@ -170,12 +173,25 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
         }
       })
     })
+    // A slow store: a login's session and a refresh's rotation wait for the schedule too.
+    const store = new MemorySessionStore()
+    const slowly = <A extends unknown[], R>(what: string, call: (...args: A) => Promise<R>) => (...args: A) =>
+      new Promise<R>((resolve, reject) => { slow.push({ what, answer: () => { call(...args).then(resolve, reject) } }) })
+    const sessionStore: SessionStore = {
+      create: slowly('create', store.create.bind(store)),
+      rotate: slowly('rotate', store.rotate.bind(store)),
+      unrotate: store.unrotate.bind(store),
+      lookup: store.lookup.bind(store),
+      end: store.end.bind(store),
+      endUser: store.endUser.bind(store)
+    }
     app = Fastify()
     await app.register(realtime, {
       env: {},
       secret,
       verifyCredentials,
       onAuthenticate,
+      sessionStore,
       attemptLimit: false,
       accessTokenTtl: `${ttlMs}ms`,
       heartbeat: { enabled: false },
@@ -189,6 +205,7 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
     const onFrame = (sock: Sock, frame: unknown) => {
       const problem = (what: string) => sock.errors.push(`socket ${sock.index}: ${what} (${JSON.stringify(frame)})`)
       if (!isObject(frame)) return problem('a frame that is no object')
+      count(`${String(frame.type)} ${isObject(frame.error) ? String(frame.error.code) : String(frame.status ?? '')}`.trim())
       if (frame.type === 'secret' || frame.type === 'now' || frame.type === 'push') {
         if (frame.for !== sock.view) problem(`a frame for ${String(frame.for)} on a socket its client was told is ${sock.view}'s`)
         return
@@ -360,6 +377,8 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
       if (crashes.length > 0) fail(`crashed: ${String(crashes[0])}`)
     }
 
+    // Three sockets to begin with; an `open` step opens another as one goes.
+    for (let i = 0; i < 3; i++) await open()
     for (const s of steps) {
       stepNo++
       const sock = 'socket' in s ? pick(s.socket) : undefined
@@ -368,7 +387,12 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
         case 'auth': if (sock) auth(sock, s.cred, s.verdict); break
         case 'handler': if (sock) sock.ws.send(JSON.stringify({ type: 'slow', uid: `h${++uid}` })); break
         case 'ping': if (sock) sock.ws.send(JSON.stringify({ type: 'ping', uid: `p${++uid}` })); break
-        case 'resolve': if (slow.length > 0) slow.splice(s.pick % slow.length, 1)[0]!.answer(); break
+        case 'resolve': {
+          const part = slow.splice(s.pick % Math.max(1, slow.length), 1)[0]
+          if (part) count(`answered ${part.what.split(' ')[0]!}`)
+          part?.answer()
+          break
+        }
         case 'tick':
           for (const other of socks) for (const p of other.pending) { p.excused = true; p.timedOut = true }
           clock.tick(s.ms)
@@ -441,4 +465,5 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
 t.test('random schedules on a few authenticated sockets keep every invariant', async t => {
   await fc.assert(fc.asyncProperty(schedule, async ([mode, steps]) => { await run(mode, steps) }), { seed, numRuns })
   t.pass(`${numRuns} schedules`)
+  t.comment([...stats].sort(([a], [b]) => a < b ? -1 : 1).map(([kind, n]) => `${kind}: ${n}`).join(', '))
 })
