@@ -27,8 +27,6 @@ const stats = new Map<string, number>()
 const count = (kind: string) => { stats.set(kind, (stats.get(kind) ?? 0) + 1) }
 
 const ttlMs = 3000
-/** What `verifyCredentials` and `onAuthenticate` are given before their answer counts as none (SERVICE_UNAVAILABLE). */
-const checkTimeoutMs = 3000
 const users: Record<string, Identity> = {
   A: { user: 'A', role: 'editor', admin: false },
   B: { user: 'B', role: 'viewer', admin: false }
@@ -424,12 +422,8 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
     // The app closes with checks still in flight: it waits for them, which the test answers one after the other.
     if (problems.length === 0) {
       const closing = app.close()
-      let closed = false
-      void closing.then(() => { closed = true })
-      while (!closed) {
-        slow.shift()?.answer()
-        await turns()
-      }
+      const closed = async () => await Promise.race([closing.then(() => true), turns().then(() => false)])
+      while (!(await closed())) slow.shift()?.answer()
       await quiet()
       app = null
       check()
@@ -455,7 +449,8 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
     while (slow.length > 0) slow.shift()!.answer()
     if (app !== null) {
       const closing = app.close()
-      while (slow.length > 0 || !(await Promise.race([closing.then(() => true), turns().then(() => false)]))) slow.shift()?.answer()
+      const closed = async () => await Promise.race([closing.then(() => true), turns().then(() => false)])
+      while (slow.length > 0 || !(await closed())) slow.shift()?.answer()
     }
     clock.uninstall()
   }
