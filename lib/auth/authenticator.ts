@@ -877,7 +877,6 @@ export class Authenticator {
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
   }
 
-  /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
   /**
    * When a revocation of `user` made now is stamped: after the one in force here, if in its millisecond. A login right
    * after that one counts from the millisecond after it (`#checkStart`), and this one, later, must end it.
@@ -886,6 +885,7 @@ export class Authenticator {
     return Math.max(Date.now(), (this.#options.revocations.userRevokedAt(user) ?? -Infinity) + 1)
   }
 
+  /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
   #revoke (id: string, lastsMs = this.#options.accessTokenTtlMs + this.#options.verifyWindow.clockToleranceMs, withinMs = this.#options.storeTimeoutMs): Promise<void> {
     // Tokens signed from now on for this session (or before now for this user) cannot exist; a session's out there
     // are taken at most one TTL and the clock tolerance (`verify.clockTolerance`, past their `exp`), a user's as long as
