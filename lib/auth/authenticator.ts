@@ -868,13 +868,21 @@ export class Authenticator {
     // the time any store call does (a hung Redis would otherwise hold it two deadlines); it applies here all the same.
     const until = Date.now() + this.#options.storeTimeoutMs
     const done = await Promise.allSettled([
-      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs),
+      this.#revoke(revocationId.user(user, this.#userStamp(user)), this.#userRevocationMs),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
     done.push(...await Promise.allSettled([
-      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs, Math.max(0, until - Date.now()))
+      this.#revoke(revocationId.user(user, this.#userStamp(user)), this.#userRevocationMs, Math.max(0, until - Date.now()))
     ]))
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
+  }
+
+  /**
+   * When a revocation of `user` made now is stamped: after the one in force here, if in its millisecond. A login right
+   * after that one counts from the millisecond after it (`#checkStart`), and this one, later, must end it.
+   */
+  #userStamp (user: string): number {
+    return Math.max(Date.now(), (this.#options.revocations.userRevokedAt(user) ?? -Infinity) + 1)
   }
 
   /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */
@@ -928,9 +936,11 @@ export class Authenticator {
   #sign (identity: Identity, session: string | undefined, ttlMs: number, refreshToken?: string, issuedAt = Date.now()) {
     const claims: Record<string, unknown> = { id: identity.user, role: identity.role, admin_access: identity.admin }
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
-    const since = session === undefined ? issuedAt : sessionSince(session, issuedAt)
+    // One without a session is signed now, after the revocation this process knows of, if in its very millisecond too
+    // (`await revokeUser(...)` then `signAccessToken`, on a fast store): a login's session says when it began.
+    const after = (at: number) => session === undefined || sessionSince(session, issuedAt) > at
     let iat = Math.floor(issuedAt / 1000)
-    if (revokedAt !== undefined && since > revokedAt && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
+    if (revokedAt !== undefined && after(revokedAt) && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat
     // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
     // ahead of now), so the token lives as `expires` says.

@@ -194,3 +194,32 @@ t.test('signAccessToken in the revocation\'s second: the second after without a 
   t.same(await within(client.next(), 'the auth answer'), handshakeFailed, 'refused while the revocation lasts')
   await client.close()
 })
+
+t.test('signAccessToken in the revocation\'s own millisecond, once revokeUser has resolved: the second after, and it works', async t => {
+  // The Date does not move: the token is signed in the millisecond revokeUser stamped, as a fast store allows.
+  const { app, url } = await build(t, { users: [admin], rest: { handlers: { whoami } } })
+  const clock = stoppedDate(t, 900)
+  const identity = { user: 'someone', role: null, admin: false }
+  await app.realtime.revokeUser('someone')
+  const token = app.realtime.signAccessToken(identity).access_token
+  t.equal(app.realtime.jwt.decode<{ iat: number }>(token)!.iat, Math.floor(clock.now / 1000) + 1, 'the second after')
+  await keptBy(t, url('/websocket'), token, 'someone')
+})
+
+t.test('a login on the socket in the revocation\'s own millisecond, then another revokeUser in that millisecond: it ends the socket', async t => {
+  // The Date does not move: the login counts from the millisecond after the first revocation, and the second must
+  // come after it all the same.
+  const { app, url } = await build(t, { users: [admin], rest: { handlers: { whoami } } })
+  stoppedDate(t, 900)
+  const client = await connect(url('/websocket'))
+  client.send({ type: 'auth', email: admin.email, password: admin.password, uid: 'first' })
+  await within(client.next(), 'the first login')
+  const user = app.realtime.connections()[0]!.accountability.user!
+  await app.realtime.revokeUser(user)
+  t.same(await within(client.next(), 'the first AUTH_REVOKED'), sessionRevoked)
+  client.send({ type: 'auth', email: admin.email, password: admin.password, uid: 'a' })
+  t.match(await within(client.next(), 'the login'), { type: 'auth', status: 'ok', uid: 'a' }, 'a login after the revocation works')
+  await app.realtime.revokeUser(user)
+  t.same(await within(client.next(), 'the second AUTH_REVOKED'), sessionRevoked, 'the second revocation ends it')
+  await client.close()
+})
