@@ -7,25 +7,20 @@
 // INTERLEAVINGS_RUNS=<n> runs more schedules.
 import t from 'tap'
 import fc from 'fast-check'
-import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import type { Socket } from 'node:net'
 import { EventEmitter, on } from 'node:events'
 import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
 import realtime, { type GraphqlContext, type Identity } from '../../lib/index.js'
-import { Registry } from '../../lib/connection/registry.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { recordCrashes, secret } from '../helpers.js'
+import { isObject, Reached, Run, scheduleSettings, turns, type Opened } from '../interleavings.js'
 
-const seed = process.env.INTERLEAVINGS_SEED === undefined ? 20_261_204 : Number(process.env.INTERLEAVINGS_SEED)
-if (!Number.isSafeInteger(seed)) throw new Error(`INTERLEAVINGS_SEED must be an integer (got "${process.env.INTERLEAVINGS_SEED}")`)
-const numRuns = process.env.INTERLEAVINGS_RUNS === undefined ? 20 : Number(process.env.INTERLEAVINGS_RUNS)
-t.comment(`INTERLEAVINGS_SEED=${seed} (run with INTERLEAVINGS_SEED=${seed} to replay)`)
+const { seed, numRuns } = scheduleSettings(t, 20)
 
 const crashes = recordCrashes(t)
-const stats = new Map<string, number>()
-const count = (kind: string) => { stats.set(kind, (stats.get(kind) ?? 0) + 1) }
+const reached = new Reached()
 
 const ttlMs = 3000
 const users: Record<string, Identity> = {
@@ -69,10 +64,8 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 )
 const schedule = fc.array(step, { minLength: 20, maxLength: 50 })
 
-interface Sock {
+interface Sock extends Opened {
   index: number
-  ws: WebSocket
-  conn: Connection
   /** The init sent and not answered: whose credential, and what the app's hook answers. */
   init: { user: string | null, verdict: boolean, excused: boolean } | null
   initSent: boolean
@@ -83,21 +76,16 @@ interface Sock {
   errors: string[]
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
-
-async function turns (n = 1): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve))
-}
-
 async function run (steps: Step[]): Promise<void> {
-  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'performance'], shouldClearNativeTimers: true })
-  const registries: Registry[] = []
-  const { add } = Registry.prototype
-  Registry.prototype.add = function (connection: Connection) {
-    if (!registries.includes(this)) registries.push(this)
-    add.call(this, connection)
-  }
+  const world = new Run()
+  const { clock } = world
   const slow: (() => void)[] = []
+  /** Answers the slow part that waited longest: false when none waits. */
+  const answerOne = () => {
+    const answer = slow.shift()
+    answer?.()
+    return answer !== undefined
+  }
   const socks: Sock[] = []
   const problems: string[] = []
   const fail = (problem: string) => { problems.push(problem) }
@@ -142,12 +130,12 @@ async function run (steps: Step[]): Promise<void> {
     await app.listen({ host: '127.0.0.1', port: 0 })
     const { port } = app.server.address() as { port: number }
     const api = app.realtime
-    const registry = () => registries[0]
+    const registry = () => world.registry()
 
     const onFrame = (sock: Sock, frame: unknown) => {
       const problem = (what: string) => sock.errors.push(`socket ${sock.index}: ${what} (${JSON.stringify(frame)})`)
       if (!isObject(frame)) return problem('a frame that is no object')
-      count(String(frame.type))
+      reached.count(String(frame.type))
       if (frame.type === 'connection_ack') {
         const init = sock.init
         if (init === null) return problem('an ack of no connection_init')
@@ -167,15 +155,7 @@ async function run (steps: Step[]): Promise<void> {
 
     const open = async () => {
       if (socks.filter(s => s.closed === null).length >= 3) return
-      const before = new Set(registry()?.matching() ?? [])
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
-      ws.on('error', () => {})
-      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('unexpected-response', reject) })
-      let conn: Connection | undefined
-      while (conn === undefined) {
-        conn = [...(registry()?.matching() ?? [])].find(c => !before.has(c))
-        if (conn === undefined) await turns()
-      }
+      const { ws, conn } = await world.open(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
       const sock: Sock = { index: socks.length, ws, conn, init: null, initSent: false, acked: null, closed: null, errors: [] }
       ws.on('message', data => {
         let frame: unknown
@@ -184,7 +164,7 @@ async function run (steps: Step[]): Promise<void> {
       })
       ws.on('close', (code) => {
         sock.closed = code
-        count(`close ${code}`)
+        reached.count(`close ${code}`)
         const { init } = sock
         if (init !== null && code === 4403 && init.user !== null && init.verdict && !init.excused) {
           sock.errors.push(`socket ${sock.index}: a connection_init of ${init.user} refused with nothing to refuse it`)
@@ -199,23 +179,7 @@ async function run (steps: Step[]): Promise<void> {
     }
 
     let ids = 0
-    const quiet = async () => {
-      let stable = 0
-      let last = ''
-      for (let turn = 0; stable < 5; turn++) {
-        if (turn > 20_000) throw new Error('the sockets never went quiet')
-        await turns()
-        let matched = true
-        const snapshot = socks.map(s => {
-          const client = (s.ws as unknown as { _socket?: Socket })._socket
-          const server = s.conn.request.raw.socket
-          if (client && !client.destroyed && !server.destroyed && (client.bytesWritten !== server.bytesRead || server.bytesWritten !== client.bytesRead)) matched = false
-          return `${client?.bytesRead}/${client?.bytesWritten}/${server.bytesRead}/${server.bytesWritten}/${s.closed}/${s.ws.readyState}`
-        }).join('|') + `#${slow.length}`
-        stable = matched && snapshot === last ? stable + 1 : 0
-        last = snapshot
-      }
-    }
+    const quiet = () => world.quiet(socks, () => slow.length, sock => (sock as Sock).closed)
 
     api.on('auth', ({ connection }) => {
       const conn = connection as Connection
@@ -291,35 +255,21 @@ async function run (steps: Step[]): Promise<void> {
     }
 
     if (problems.length === 0) {
-      const closing = app.close()
-      const closed = async () => await Promise.race([closing.then(() => true), turns().then(() => false)])
-      while (!(await closed())) slow.shift()?.()
+      await world.close(app, answerOne)
       await quiet()
       app = null
       check()
-      const reg = registry()
-      if (reg !== undefined) {
-        if (reg.size !== 0) fail(`${reg.size} connections left after the close`)
-        if (reg.indexed.users !== 0 || reg.indexed.sessions !== 0) fail(`indexes left after the close: ${JSON.stringify(reg.indexed)}`)
-      }
       if (socks.some(s => s.closed === null)) fail('clients not closed after the app\'s close')
       if (bus.listenerCount('event') !== 0) fail(`${bus.listenerCount('event')} subscriptions left listening`)
       await turns(5)
-      // The clock's own table: its count includes timers cleared and not yet dropped from its heap.
-      const left = Object.values((clock as unknown as { timers?: Record<string, { func: () => void, callAt: number }> }).timers ?? {})
-      if (left.length !== 0) fail(`${left.length} timers left: ${left.map(timer => `${timer.func.name || String(timer.func).slice(0, 120)} at ${timer.callAt - clock.now} ms`).join(', ')}`)
+      for (const left of world.leftovers()) fail(left)
       if (crashes.length > 0) fail(`crashed: ${String(crashes[0])}`)
     }
   } finally {
-    Registry.prototype.add = add
     for (const s of socks) s.ws.terminate()
-    while (slow.length > 0) slow.shift()!()
-    if (app !== null) {
-      const closing = app.close()
-      const closed = async () => await Promise.race([closing.then(() => true), turns().then(() => false)])
-      while (slow.length > 0 || !(await closed())) slow.shift()?.()
-    }
-    clock.uninstall()
+    while (answerOne());
+    if (app !== null) await world.close(app, answerOne)
+    world.end()
   }
   if (problems.length > 0) throw new Error(`step ${stepNo} (${JSON.stringify(steps[stepNo - 1])}): ${problems.join('; ')}`)
 }
@@ -327,5 +277,5 @@ async function run (steps: Step[]): Promise<void> {
 t.test('random schedules on a few GraphQL sockets keep every invariant', async t => {
   await fc.assert(fc.asyncProperty(schedule, async steps => { await run(steps) }), { seed, numRuns })
   t.pass(`${numRuns} schedules`)
-  t.comment([...stats].sort(([a], [b]) => a < b ? -1 : 1).map(([kind, n]) => `${kind}: ${n}`).join(', '))
+  t.comment(String(reached))
 })

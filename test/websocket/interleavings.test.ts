@@ -7,25 +7,20 @@
 // Seeded: INTERLEAVINGS_SEED=<integer> replays a run; INTERLEAVINGS_RUNS=<n> runs more schedules.
 import t from 'tap'
 import fc from 'fast-check'
-import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import WebSocket from 'ws'
 import type { Socket } from 'node:net'
 import realtime, { MemorySessionStore, type Identity, type MessageHandler, type PasswordCredential, type SessionStore } from '../../lib/index.js'
-import { Registry } from '../../lib/connection/registry.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { recordCrashes, secret } from '../helpers.js'
+import { isObject, Reached, Run, scheduleSettings, turns, type Opened } from '../interleavings.js'
 
-const seed = process.env.INTERLEAVINGS_SEED === undefined ? 20_261_204 : Number(process.env.INTERLEAVINGS_SEED)
-if (!Number.isSafeInteger(seed)) throw new Error(`INTERLEAVINGS_SEED must be an integer (got "${process.env.INTERLEAVINGS_SEED}")`)
-const numRuns = process.env.INTERLEAVINGS_RUNS === undefined ? 25 : Number(process.env.INTERLEAVINGS_RUNS)
-t.comment(`INTERLEAVINGS_SEED=${seed} (run with INTERLEAVINGS_SEED=${seed} to replay)`)
+const { seed, numRuns } = scheduleSettings(t, 25)
 
 const crashes = recordCrashes(t)
 /** What the schedules reached: answers by code, slow parts answered by kind. */
-const stats = new Map<string, number>()
-const count = (kind: string) => { stats.set(kind, (stats.get(kind) ?? 0) + 1) }
+const reached = new Reached()
 
 const ttlMs = 3000
 const users: Record<string, Identity> = {
@@ -102,10 +97,8 @@ interface PendingAuth {
   handshake: boolean
 }
 
-interface Sock {
+interface Sock extends Opened {
   index: number
-  ws: WebSocket
-  conn: Connection
   /** The auth messages sent and not yet answered, in order. */
   pending: PendingAuth[]
   /** Whose the socket is, as its client was told, frame by frame. */
@@ -122,23 +115,18 @@ interface Sock {
   errors: string[]
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
-
-async function turns (n = 1): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve))
-}
-
 // --- one run --------------------------------------------------------------------------------------------------------
 
 async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> {
-  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'performance'], shouldClearNativeTimers: true })
-  const registries: Registry[] = []
-  const { add } = Registry.prototype
-  Registry.prototype.add = function (connection: Connection) {
-    if (!registries.includes(this)) registries.push(this)
-    add.call(this, connection)
-  }
+  const world = new Run()
+  const { clock } = world
   const slow: Slow[] = []
+  /** Answers the slow part that waited longest: false when none waits. */
+  const answerOne = () => {
+    const part = slow.shift()
+    part?.answer()
+    return part !== undefined
+  }
   const socks: Sock[] = []
   const problems: string[] = []
   const fail = (problem: string) => { problems.push(problem) }
@@ -205,12 +193,12 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
     await app.listen({ host: '127.0.0.1', port: 0 })
     const { port } = app.server.address() as { port: number }
     const api = app.realtime
-    const registry = () => registries[0]!
+    const registry = () => world.registry()!
 
     const onFrame = (sock: Sock, frame: unknown) => {
       const problem = (what: string) => sock.errors.push(`socket ${sock.index}: ${what} (${JSON.stringify(frame)})`)
       if (!isObject(frame)) return problem('a frame that is no object')
-      count(`${String(frame.type)} ${isObject(frame.error) ? String(frame.error.code) : String(frame.status ?? '')}`.trim())
+      reached.count(`${String(frame.type)} ${isObject(frame.error) ? String(frame.error.code) : String(frame.status ?? '')}`.trim())
       if (frame.type === 'secret' || frame.type === 'now' || frame.type === 'push') {
         if (frame.for !== sock.view) problem(`a frame for ${String(frame.for)} on a socket its client was told is ${sock.view}'s`)
         return
@@ -255,15 +243,7 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
 
     const open = async () => {
       if (socks.filter(s => !s.closed).length >= 3) return
-      const before = new Set(registry()?.matching() ?? [])
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/websocket`)
-      ws.on('error', () => {})
-      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('unexpected-response', reject) })
-      let conn: Connection | undefined
-      while (conn === undefined) {
-        conn = [...(registry()?.matching() ?? [])].find(c => !before.has(c))
-        if (conn === undefined) await turns()
-      }
+      const { ws, conn } = await world.open(`ws://127.0.0.1:${port}/websocket`)
       const sock: Sock = { index: socks.length, ws, conn, pending: [], view: null, handshakeDone: mode === 'public', refreshToken: null, heldCred: null, sent: [], answered: 0, closed: false, errors: [] }
       ws.on('message', data => {
         let frame: unknown
@@ -316,24 +296,7 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
       sock.ws.send(JSON.stringify({ type: 'auth', uid: id, ...message }))
     }
 
-    /** Until nothing moves: every byte either side wrote has been read, and a few turns passed with no change. */
-    const quiet = async () => {
-      let stable = 0
-      let last = ''
-      for (let turn = 0; stable < 5; turn++) {
-        if (turn > 20_000) throw new Error('the sockets never went quiet')
-        await turns()
-        let matched = true
-        const snapshot = socks.map(s => {
-          const client = (s.ws as unknown as { _socket?: Socket })._socket
-          const server = s.conn.request.raw.socket
-          if (client && !client.destroyed && !server.destroyed && (client.bytesWritten !== server.bytesRead || server.bytesWritten !== client.bytesRead)) matched = false
-          return `${client?.bytesRead}/${client?.bytesWritten}/${server.bytesRead}/${server.bytesWritten}/${s.closed}/${s.ws.readyState}`
-        }).join('|') + `#${slow.length}`
-        stable = matched && snapshot === last ? stable + 1 : 0
-        last = snapshot
-      }
-    }
+    const quiet = () => world.quiet(socks, () => slow.length, sock => (sock as Sock).closed)
 
     api.on('auth', ({ connection }) => {
       const conn = connection as Connection
@@ -399,7 +362,7 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
         case 'ping': if (sock) sock.ws.send(JSON.stringify({ type: 'ping', uid: `p${++uid}` })); break
         case 'resolve': {
           const part = slow.splice(s.pick % Math.max(1, slow.length), 1)[0]
-          if (part) count(`answered ${part.what.split(' ')[0]!}`)
+          if (part) reached.count(`answered ${part.what.split(' ')[0]!}`)
           part?.answer()
           break
         }
@@ -443,40 +406,24 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
 
     // The app closes with checks still in flight: it waits for them, which the test answers one after the other.
     if (problems.length === 0) {
-      const closing = app.close()
-      const closed = async () => await Promise.race([closing.then(() => true), turns().then(() => false)])
-      while (!(await closed())) slow.shift()?.answer()
-      while (slow.length > 0) slow.shift()!.answer()
+      await world.close(app, answerOne)
+      while (answerOne());
       await Promise.all(revoking)
       await quiet()
       app = null
       check()
-      const reg = registry()
-      if (reg !== undefined) {
-        if (reg.size !== 0) fail(`${reg.size} connections left after the close`)
-        if (reg.indexed.users !== 0 || reg.indexed.sessions !== 0) fail(`indexes left after the close: ${JSON.stringify(reg.indexed)}`)
-      }
       const openSocks = socks.filter(s => !s.closed)
       if (openSocks.length > 0) fail(`${openSocks.length} clients not closed after the app's close`)
-      while (slow.length > 0) slow.shift()!.answer()
+      while (answerOne());
       await turns(5)
-      // The clock's own table: its count includes timers cleared and not yet dropped from its heap.
-      const left = Object.values((clock as unknown as { timers?: Record<string, { func: () => void, callAt: number }> }).timers ?? {})
-      if (left.length !== 0) {
-        fail(`${left.length} timers left: ${left.map(timer => `${timer.func.name || String(timer.func).slice(0, 120)} at ${timer.callAt - clock.now} ms`).join(', ')}`)
-      }
+      for (const left of world.leftovers()) fail(left)
       if (crashes.length > 0) fail(`crashed: ${String(crashes[0])}`)
     }
   } finally {
-    Registry.prototype.add = add
     for (const s of socks) s.ws.terminate()
-    while (slow.length > 0) slow.shift()!.answer()
-    if (app !== null) {
-      const closing = app.close()
-      const closed = async () => await Promise.race([closing.then(() => true), turns().then(() => false)])
-      while (slow.length > 0 || !(await closed())) slow.shift()?.answer()
-    }
-    clock.uninstall()
+    while (answerOne());
+    if (app !== null) await world.close(app, answerOne)
+    world.end()
   }
   if (problems.length > 0) throw new Error(`${mode}, step ${stepNo} (${JSON.stringify(steps[stepNo - 1])}): ${problems.join('; ')}`)
 }
@@ -484,5 +431,5 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
 t.test('random schedules on a few authenticated sockets keep every invariant', async t => {
   await fc.assert(fc.asyncProperty(schedule, async ([mode, steps]) => { await run(mode, steps) }), { seed, numRuns })
   t.pass(`${numRuns} schedules`)
-  t.comment([...stats].sort(([a], [b]) => a < b ? -1 : 1).map(([kind, n]) => `${kind}: ${n}`).join(', '))
+  t.comment(String(reached))
 })
