@@ -8,21 +8,10 @@ import { leadingLevel } from '../../lib/logs/line-level.js'
 import { awaitingAnswers, within, type Client } from '../helpers.js'
 import { Redis } from 'ioredis'
 import { RedisServer } from '../redis-server.js'
-import { logsApp, subscribedToLogs, subscriber } from './subscribers.js'
+import { framesUntil, logsApp, subscribedToLogs, subscriber, type LogsFrame } from './subscribers.js'
 
 type Entry = { level: number | string, msg: string, missed?: number, dropped?: number, since?: number, time?: number }
-type Frame = { type: string, data?: Entry, node: string }
-
-/** The `logs` data frames a subscriber gets up to the one `last` matches, that one included. */
-async function framesUntil (client: Client, last: (entry: Entry) => boolean): Promise<Frame[]> {
-  const frames: Frame[] = []
-  for (;;) {
-    const frame = await client.next() as Frame
-    if (frame.type !== 'logs' || frame.data === undefined) continue
-    frames.push(frame)
-    if (last(frame.data)) return frames
-  }
-}
+type Frame = LogsFrame<Entry>
 
 const notice = (entry: Entry) => entry.missed !== undefined
 
@@ -31,7 +20,7 @@ async function accounted (client: Client, prefix: string, logged: number): Promi
   const frames: Frame[] = []
   let count = 0
   while (count < logged) {
-    const [frame] = await framesUntil(client, () => true)
+    const [frame] = await framesUntil<Entry>(client, () => true)
     frames.push(frame)
     if (notice(frame.data!)) count += frame.data!.missed!
     else if (frame.data!.dropped !== undefined) count += frame.data!.dropped
@@ -196,7 +185,7 @@ t.test('with Redis, the other processes\' subscribers are told how many lines a 
   t.equal(awaitingAnswers(redis), 10_000, 'ten thousand await Redis')
   server.resume()
   // Nothing more is logged: the notice goes once Redis has answered them.
-  const frames = await within(framesUntil(client, entry => entry.dropped !== undefined), 'the notice of the lines not published')
+  const frames = await within(framesUntil<Entry>(client, entry => entry.dropped !== undefined), 'the notice of the lines not published')
   const requests = frames.filter(frame => /^request \d+ completed$/.test(frame.data!.msg)).length
   t.equal(requests, 10_000, 'the ten thousand arrived')
   t.match(frames.at(-1), { node: aNode, data: { level: 40, dropped: 2000, msg: /^2000 log lines of this process not published since .*Redis was away or slow to answer/ } },

@@ -7,20 +7,7 @@ import { noticeWriter } from '../../lib/logs/notice-writer.js'
 import { Redis } from 'ioredis'
 import { within } from '../helpers.js'
 import { RedisServer } from '../redis-server.js'
-import { logsApp, subscribedToLogs, subscriber } from './subscribers.js'
-
-type Frame = { type: string, data?: Record<string, unknown>, node: string }
-
-/** The `logs` data frames a subscriber gets up to the one `last` matches, that one included. */
-async function framesUntil (client: { next: () => Promise<unknown> }, last: (data: Record<string, unknown>) => boolean): Promise<Frame[]> {
-  const frames: Frame[] = []
-  for (;;) {
-    const frame = await client.next() as Frame
-    if (frame.type !== 'logs' || frame.data === undefined) continue
-    frames.push(frame)
-    if (last(frame.data)) return frames
-  }
-}
+import { framesUntil, logsApp, subscribedToLogs, subscriber } from './subscribers.js'
 
 /** A logger writing unlike pino's default, at `error` but for its child at `info`; the lines it writes, in `written`. */
 function appLogger () {

@@ -30,3 +30,17 @@ export async function subscriber (t: Test, url: string, token: string, level = '
   t.same(await client.next(), { type: 'logs', event: 'subscribe', log_level: level }, `subscribed at ${level}`)
   return client
 }
+
+/** A `logs` frame with a line (`data`), from this process or another (`node`). */
+export type LogsFrame<Entry = Record<string, unknown>> = { type: string, data?: Entry, node: string }
+
+/** The `logs` data frames a subscriber gets up to the one `last` matches, that one included. */
+export async function framesUntil<Entry = Record<string, unknown>> (client: { next: () => Promise<unknown> }, last: (entry: Entry) => boolean): Promise<Array<LogsFrame<Entry>>> {
+  const frames: Array<LogsFrame<Entry>> = []
+  for (;;) {
+    const frame = await client.next() as LogsFrame<Entry>
+    if (frame.type !== 'logs' || frame.data === undefined) continue
+    frames.push(frame)
+    if (last(frame.data)) return frames
+  }
+}
