@@ -2,12 +2,14 @@
 // test/graphql/interleavings.test.ts): the seed, a fake clock, the plugin's registry seen from outside, real sockets
 // waited on until nothing moves, and the checks that nothing is left after the app's close.
 import type { Test } from 'tap'
+import fc from 'fast-check'
 import FakeTimers from '@sinonjs/fake-timers'
 import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import type { Socket } from 'node:net'
 import { Registry } from '../lib/connection/registry.js'
 import type { Connection } from '../lib/connection/connection.js'
+import type { Identity } from '../lib/index.js'
 
 /** INTERLEAVINGS_SEED=<integer> replays a run, INTERLEAVINGS_RUNS=<n> runs more schedules than `defaultRuns`. */
 export function scheduleSettings (t: Test, defaultRuns: number): { seed: number, numRuns: number } {
@@ -31,11 +33,62 @@ export class Reached {
   }
 }
 
+/** How long the access tokens of a run live, and the two users whose credentials its sockets take. */
+export const ttlMs = 3000
+export const users: Record<string, Identity> = {
+  A: { user: 'A', role: 'editor', admin: false },
+  B: { user: 'B', role: 'viewer', admin: false }
+}
+
+/** The steps of both endpoints' schedules: sockets opened, closed and cut, slow parts answered, time, revocations. */
+export type SharedStep =
+  | { kind: 'open' }
+  | { kind: 'resolve', pick: number }
+  | { kind: 'tick', ms: number }
+  | { kind: 'revokeUser', user: 'A' | 'B' }
+  | { kind: 'serverClose', socket: number }
+  | { kind: 'clientClose', socket: number }
+  | { kind: 'drop', socket: number }
+
+/** Which of the open sockets a step acts on (the index modulo how many are open). */
+export const socketIndex = fc.nat(2)
+
+/** The shared steps, weighted for `fc.oneof`: `resolveWeight` says how often a slow part is answered. */
+export function sharedSteps (resolveWeight: number): Array<fc.WeightedArbitrary<SharedStep>> {
+  return [
+    { weight: 2, arbitrary: fc.constant({ kind: 'open' as const }) },
+    { weight: resolveWeight, arbitrary: fc.record({ kind: fc.constant('resolve' as const), pick: fc.nat(20) }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.constantFrom(400, 1000, 2500) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('revokeUser' as const), user: fc.constantFrom<'A' | 'B'>('A', 'B') }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('serverClose' as const), socket: socketIndex }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('clientClose' as const), socket: socketIndex }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), socket: socketIndex }) }
+  ]
+}
+
+/** The open socket a step's `index` names, if any is open. */
+export function pickOpen<S extends Opened> (socks: S[], index: number): S | undefined {
+  const live = socks.filter(s => s.ws.readyState === WebSocket.OPEN)
+  return live.length === 0 ? undefined : live[index % live.length]
+}
+
+/** Hands every frame the client gets to `onFrame`, parsed (a frame that is no JSON as its text). */
+export function onFrames (ws: WebSocket, onFrame: (frame: unknown) => void): void {
+  ws.on('message', data => {
+    let frame: unknown
+    try { frame = JSON.parse(data.toString()) } catch { frame = data.toString() }
+    onFrame(frame)
+  })
+}
+
 export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
 
 export async function turns (n = 1): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve))
 }
+
+/** ws's receiver state while it holds a frame's event for a later turn (lib/receiver.js, `DEFER_EVENT`). */
+const deferredEvent = 6
 
 /** A client's socket and the plugin's connection for it. */
 export interface Opened {
@@ -91,7 +144,10 @@ export class Run {
         const client = (s.ws as unknown as { _socket?: Socket })._socket
         const server = s.conn.request.raw.socket
         if (client && !client.destroyed && !server.destroyed && (client.bytesWritten !== server.bytesRead || server.bytesWritten !== client.bytesRead)) matched = false
-        return `${client?.bytesRead}/${client?.bytesWritten}/${server.bytesRead}/${server.bytesWritten}/${String(closedOf(s))}/${s.ws.readyState}`
+        // A frame the server read and has yet to hand over: ws defers each to a turn of its own (paced reads).
+        const receiver = (s.conn.socket as unknown as { _receiver?: { _state?: number, _writableState?: { length: number } } })._receiver
+        if (receiver?._state === deferredEvent) matched = false
+        return `${client?.bytesRead}/${client?.bytesWritten}/${server.bytesRead}/${server.bytesWritten}/${receiver?._writableState?.length}/${String(closedOf(s))}/${s.ws.readyState}`
       }).join('|') + `#${waiting()}`
       stable = matched && snapshot === last ? stable + 1 : 0
       last = snapshot

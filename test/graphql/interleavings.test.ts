@@ -8,42 +8,30 @@
 import t from 'tap'
 import fc from 'fast-check'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
-import WebSocket from 'ws'
 import type { Socket } from 'node:net'
 import { EventEmitter, on } from 'node:events'
 import { GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql'
-import realtime, { type GraphqlContext, type Identity } from '../../lib/index.js'
+import realtime, { type GraphqlContext } from '../../lib/index.js'
 import type { Connection } from '../../lib/connection/connection.js'
 import { recordCrashes, secret } from '../helpers.js'
-import { isObject, Reached, Run, scheduleSettings, turns, type Opened } from '../interleavings.js'
+import {
+  isObject, onFrames, pickOpen, Reached, Run, scheduleSettings, sharedSteps, socketIndex, ttlMs, turns, users, type Opened, type SharedStep
+} from '../interleavings.js'
 
 const { seed, numRuns } = scheduleSettings(t, 20)
 
 const crashes = recordCrashes(t)
 const reached = new Reached()
 
-const ttlMs = 3000
-const users: Record<string, Identity> = {
-  A: { user: 'A', role: 'editor', admin: false },
-  B: { user: 'B', role: 'viewer', admin: false }
-}
-
 type Cred = 'tokA' | 'tokB' | 'garbage'
 type Step =
-  | { kind: 'open' }
+  | SharedStep
   | { kind: 'init', socket: number, cred: Cred, verdict: boolean }
   | { kind: 'subscribe', socket: number }
   | { kind: 'emit' }
-  | { kind: 'resolve', pick: number }
-  | { kind: 'tick', ms: number }
-  | { kind: 'revokeUser', user: 'A' | 'B' }
-  | { kind: 'serverClose', socket: number }
-  | { kind: 'clientClose', socket: number }
-  | { kind: 'drop', socket: number }
 
-const socketIndex = fc.nat(2)
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 2, arbitrary: fc.constant({ kind: 'open' as const }) },
+  ...sharedSteps(8),
   {
     weight: 6,
     arbitrary: fc.record({
@@ -54,13 +42,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     })
   },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('subscribe' as const), socket: socketIndex }) },
-  { weight: 5, arbitrary: fc.constant({ kind: 'emit' as const }) },
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('resolve' as const), pick: fc.nat(20) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.constantFrom(400, 1000, 2500) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('revokeUser' as const), user: fc.constantFrom<'A' | 'B'>('A', 'B') }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('serverClose' as const), socket: socketIndex }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('clientClose' as const), socket: socketIndex }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), socket: socketIndex }) }
+  { weight: 5, arbitrary: fc.constant({ kind: 'emit' as const }) }
 )
 const schedule = fc.array(step, { minLength: 20, maxLength: 50 })
 
@@ -157,11 +139,7 @@ async function run (steps: Step[]): Promise<void> {
       if (socks.filter(s => s.closed === null).length >= 3) return
       const { ws, conn } = await world.open(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
       const sock: Sock = { index: socks.length, ws, conn, init: null, initSent: false, acked: null, closed: null, errors: [] }
-      ws.on('message', data => {
-        let frame: unknown
-        try { frame = JSON.parse(data.toString()) } catch { frame = data.toString() }
-        onFrame(sock, frame)
-      })
+      onFrames(ws, frame => { onFrame(sock, frame) })
       ws.on('close', (code) => {
         sock.closed = code
         reached.count(`close ${code}`)
@@ -173,10 +151,7 @@ async function run (steps: Step[]): Promise<void> {
       socks.push(sock)
     }
 
-    const pick = (index: number): Sock | undefined => {
-      const live = socks.filter(s => s.closed === null && s.ws.readyState === WebSocket.OPEN)
-      return live.length === 0 ? undefined : live[index % live.length]
-    }
+    const pick = (index: number) => pickOpen(socks, index)
 
     let ids = 0
     const quiet = () => world.quiet(socks, () => slow.length, sock => (sock as Sock).closed)
