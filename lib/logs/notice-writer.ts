@@ -43,8 +43,11 @@ export function noticeWriter (log: FastifyBaseLogger): NoticeWriter {
   const sink = { write (written: string) { line = written } }
   const view = Object.create(logger, { [stream]: { value: sink } }) as Record<symbol, PinoWrite>
   const own = Object.values((logger as { levels: { values: Record<string, number> } }).levels.values)
+  // pino puts a `msgPrefix` in its level methods, which the notice passes by: put here as they would.
+  const { msgPrefix } = logger as { msgPrefix?: unknown }
+  const prefix = typeof msgPrefix === 'string' ? msgPrefix : ''
   return (level, fields, msg) => {
-    view[write](fields, msg, levelAtLeast(level, own))
+    view[write](fields, prefix + msg, levelAtLeast(level, own))
     // A line that is not JSON (a `streamWrite` hook of the app's) reaches no subscriber: the notice is pino's then.
     return isJson(line) ? line : asPino(level, fields, msg)
   }

@@ -86,3 +86,11 @@ t.test('a logger whose lines are not JSON (a streamWrite hook) has its notices w
   const logger = pino({ hooks: { streamWrite: (line: string) => `[app] ${line}` } }, { write () {} })
   t.match(JSON.parse(noticeWriter(logger)(40, { missed: 1 }, 'one missed')), { level: 40, pid: process.pid, missed: 1, msg: 'one missed' })
 })
+
+t.test('a notice carries the logger\'s msgPrefix, as its other lines do', async t => {
+  const written: string[] = []
+  const logger = pino({ msgPrefix: '[api] ' }, { write (line: string) { written.push(line) } })
+  logger.warn('a line')
+  t.match(JSON.parse(written[0]!), { msg: '[api] a line' }, 'the app\'s line')
+  t.match(JSON.parse(noticeWriter(logger)(40, { missed: 1 }, 'one missed')), { level: 40, missed: 1, msg: '[api] one missed' }, 'the notice')
+})
