@@ -868,21 +868,13 @@ export class Authenticator {
     // the time any store call does (a hung Redis would otherwise hold it two deadlines); it applies here all the same.
     const until = Date.now() + this.#options.storeTimeoutMs
     const done = await Promise.allSettled([
-      this.#revoke(revocationId.user(user, this.#userStamp(user)), this.#userRevocationMs),
+      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs),
       this.#store((store, deadline) => store.endUser(user, deadline))
     ])
     done.push(...await Promise.allSettled([
-      this.#revoke(revocationId.user(user, this.#userStamp(user)), this.#userRevocationMs, Math.max(0, until - Date.now()))
+      this.#revoke(revocationId.user(user, Date.now()), this.#userRevocationMs, Math.max(0, until - Date.now()))
     ]))
     for (const outcome of done) if (outcome.status === 'rejected') throw outcome.reason
-  }
-
-  /**
-   * When a revocation of `user` made now is stamped: after the one in force here, if in its millisecond. A login right
-   * after that one counts from the millisecond after it (`#checkStart`), and this one, later, must end it.
-   */
-  #userStamp (user: string): number {
-    return Math.max(Date.now(), (this.#options.revocations.userRevokedAt(user) ?? -Infinity) + 1)
   }
 
   /** `lastsMs`: how long it refuses tokens; `withinMs`: how long Redis has to take it, a store call's time by default. */

@@ -116,9 +116,9 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
   const fail = (problem: string) => { problems.push(problem) }
   /** When each user was last revoked (the step), and when each socket took its credential. */
   /** Each user's revocations: the step it began and the second it was in, the step it resolved and the second then. */
-  const revocations = new Map<string, { step: number, second: number, endStep: number, endSecond: number }[]>()
+  const revocations = new Map<string, { step: number, second: number, ms: number, endStep: number, endSecond: number, endMs: number }[]>()
   /** Each user's revocations as they begin: a process signs by the one it knows of from then, resolved or not. */
-  const begun = new Map<string, { step: number, second: number }[]>()
+  const begun = new Map<string, { step: number, second: number, ms: number }[]>()
   const revoking: Promise<void>[] = []
   const taken = new Map<Connection, { step: number, user: string, expiresAt: number }>()
   const usedRefresh = new Set<string>()
@@ -319,7 +319,13 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
             const revs = revocations.get(user) ?? []
             const sessionless = conn.accountability.session === undefined
             // A login or refresh that raced a revocation is ended by it, however slow the store was.
-            const ending = revs.find(r => r.endStep > held.step && !(sessionless && (begun.get(user) ?? []).some(r0 => r0.step <= held.step && r0.second === r.endSecond)))
+            // Nor does a revocation stamped in the very millisecond of one the login knew of, which it counts from the
+            // millisecond after (README, `trusted` and `revokeUser`).
+            const known = (begun.get(user) ?? []).filter(r0 => r0.step <= held.step)
+            const knownMs = (r: { step: number }) => [...known.filter(r0 => r0.step < r.step).map(r0 => r0.ms),
+              ...revs.filter(r0 => r0.step < r.step && r0.endStep <= held.step).map(r0 => r0.endMs)]
+            const ending = revs.find(r => r.endStep > held.step &&
+              !(sessionless && known.some(r0 => r0.second === r.endSecond)) && !knownMs(r).includes(r.endMs))
             if (ending !== undefined) fail(`a socket holds ${user}, revoked at step ${ending.step} after it took it at ${held.step}`)
             if (Date.now() >= held.expiresAt + 1000) fail(`a socket holds ${user}'s credential past its expiry`)
           }
@@ -360,12 +366,12 @@ async function run (mode: 'public' | 'handshake', steps: Step[]): Promise<void> 
         {
           // Its store call (`endUser`) is slow too: the schedule goes on, and answers it when it says.
           const { user } = s
-          const began = { step: stepNo, second: Math.floor(Date.now() / 1000) }
+          const began = { step: stepNo, second: Math.floor(Date.now() / 1000), ms: Date.now() }
           begun.set(user, [...begun.get(user) ?? [], began])
           for (const other of socks) for (const p of other.pending) if (p.user === user) p.excused = true
           for (const [token, owner] of refreshUser) if (owner === user) usedRefresh.add(token)
           const ended = () => {
-            revocations.set(user, [...revocations.get(user) ?? [], { ...began, endStep: stepNo, endSecond: Math.floor(Date.now() / 1000) }])
+            revocations.set(user, [...revocations.get(user) ?? [], { ...began, endStep: stepNo, endSecond: Math.floor(Date.now() / 1000), endMs: Date.now() }])
             // Pending ones may have been checked against what is now revoked.
             for (const other of socks) for (const p of other.pending) if (p.user === user) p.excused = true
           }
