@@ -930,9 +930,9 @@ export class Authenticator {
     const revokedAt = this.#options.revocations.userRevokedAt(identity.user)
     // One without a session is signed now, after the revocation this process knows of, if in its very millisecond too
     // (`await revokeUser(...)` then `signAccessToken`, on a fast store): a login's session says when it began.
-    const after = (at: number) => session === undefined || sessionSince(session, issuedAt) > at
+    const after = revokedAt !== undefined && (session === undefined || sessionSince(session, issuedAt) > revokedAt)
     let iat = Math.floor(issuedAt / 1000)
-    if (revokedAt !== undefined && after(revokedAt) && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
+    if (after && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1
     claims.iat = iat
     // fast-jwt counts `exp` from the `iat` it is given: the time between them and now is added (taken off, for an iat
     // ahead of now), so the token lives as `expires` says.
